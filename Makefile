@@ -1,0 +1,49 @@
+# Two entry points a new user needs: `make demo` and `make test`. Both work on a fresh machine:
+# they create .venv, install what they need (pip downloads cached under ~/.cache/agent-otel/pip)
+# and, for the tests, the binaries the end-to-end tests start (scripts/prereqs.sh, idempotent).
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/agent-otel
+VENV ?= .venv
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	  && { echo $$p; break; }; done)
+PY := $(VENV)/bin/python
+PIP := PIP_CACHE_DIR=$(CACHE)/pip PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip
+EXTRAS ?= dev,postgres
+
+.PHONY: install install-dev demo test test-unit test-e2e lint prereqs bench clean
+
+$(VENV)/.ok-%: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[$*]'
+	@touch $@
+
+install: $(VENV)/.ok-postgres
+
+install-dev: $(VENV)/.ok-$(EXTRAS)
+
+demo: install
+	$(VENV)/bin/agent-otel demo
+
+prereqs:
+	./scripts/prereqs.sh
+
+test: install-dev prereqs
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+test-unit: install-dev
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: install-dev
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+bench: install-dev
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,472 @@
+"""The configuration: one schema, four sources, and a record of which source won for every value.
+
+Precedence, highest first: keyword arguments to ``setup()`` (or a ``config=`` mapping), environment
+variables (the standard ``OTEL_*`` ones and ``AGENT_OTEL_*``), the YAML file named by
+``AGENT_OTEL_CONFIG`` (or ``config=`` path), then the defaults. The defaults *are* the seed's "safe
+default config", so that file loads unchanged and changes nothing.
+
+Unknown keys and wrong types raise :class:`ConfigError` naming the dotted key and the source, because a
+typo in a privacy setting (``store_arg: false``) must not silently fall back to a default.
+
+``agent_otel.config.effective()`` returns the configuration in force; ``Config.source(key)`` says where a
+value came from, which ``agent-otel doctor`` prints.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CONFIG_ENV = "AGENT_OTEL_CONFIG"
+
+SOURCE_DEFAULT = "default"
+SOURCE_ARGUMENT = "argument"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or has the wrong type; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    env: tuple[str, ...] = ()
+    env_parse: Callable[[str], Any] | None = None
+    nullable: bool = False
+    choices: tuple[Any, ...] | None = None
+    item_choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MapOf:
+    """A section whose keys are free (model names in ``prices``); each value follows ``schema``."""
+
+    schema: dict[str, Field]
+    doc: str
+
+
+EVENT_FIELDS = (
+    "run_id",
+    "kind",
+    "ts_ms",
+    "step_id",
+    "tool",
+    "args_sha",
+    "result_sha",
+    "duration_ms",
+    "status",
+    "error",
+    "stop_reason",
+    "usage",
+    "trace_id",
+    "span_id",
+    "agent",
+)
+TRACKED_METRICS = ("tokens_per_request", "tool_calls_per_run", "latency_p95", "spend_per_run", "stop_reason")
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _env_store(value: str) -> Any:
+    return False if value.strip().lower() in ("false", "off", "none", "0", "") else value
+
+
+def _env_ms_to_s(value: str) -> float:
+    return float(value) / 1000.0
+
+
+SCHEMA: dict[str, Any] = {
+    "service": {
+        "name": Field(
+            str,
+            None,
+            "service.name of the resource (OTel default: unknown_service).",
+            env=("OTEL_SERVICE_NAME",),
+            nullable=True,
+        ),
+        "version": Field(
+            str, None, "service.version of the resource.", env=("AGENT_OTEL_SERVICE_VERSION",), nullable=True
+        ),
+        "environment": Field(
+            str,
+            None,
+            "deployment.environment.name of the resource.",
+            env=("AGENT_OTEL_ENVIRONMENT",),
+            nullable=True,
+        ),
+    },
+    "exporter": {
+        "endpoint": Field(
+            str,
+            None,
+            "OTLP endpoint; unset means probe localhost:4317/4318 once.",
+            env=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            nullable=True,
+        ),
+        "protocol": Field(
+            str,
+            None,
+            "grpc or http/protobuf (default: grpc, or http/protobuf for :4318).",
+            env=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            nullable=True,
+            choices=("grpc", "http/protobuf"),
+        ),
+        "probe_local": Field(
+            bool,
+            True,
+            "Without an endpoint, check once whether a local collector answers.",
+            env=("AGENT_OTEL_PROBE_LOCAL",),
+            env_parse=_env_bool,
+        ),
+        "timeout_s": Field(float, 5.0, "Timeout of one OTLP export request.", minimum=0.1),
+        "shutdown_timeout_s": Field(float, 1.0, "Upper bound on shutdown()/flush at exit.", minimum=0.0),
+        "schedule_delay_s": Field(float, 1.0, "How often queued spans are exported.", minimum=0.01),
+        "max_queue": Field(
+            int, 8192, "Spans held for export; beyond this the oldest are dropped (counted).", minimum=1
+        ),
+        "batch_size": Field(int, 512, "Spans per export request.", minimum=1),
+        "retry_buffer_mb": Field(
+            float,
+            32.0,
+            "Failed batches kept for resending while the collector is "
+            "down, in MiB; beyond this the oldest are dropped (counted).",
+            minimum=0.0,
+        ),
+        "metric_interval_s": Field(
+            float,
+            10.0,
+            "Metric export interval.",
+            env=("OTEL_METRIC_EXPORT_INTERVAL",),
+            env_parse=_env_ms_to_s,
+            minimum=0.1,
+        ),
+    },
+    "logging": {
+        "events": {
+            "enabled": Field(bool, True, "Emit unified events (to the store and the sink)."),
+            "schema": Field(str, "unified", "Event schema; only 'unified' exists.", choices=("unified",)),
+            "store_args": Field(
+                bool, False, "Attach raw args/results, redacted and truncated. Off by default."
+            ),
+            "store_args_hash": Field(bool, True, "Write args_sha/result_sha into events."),
+            "include": Field(
+                list,
+                ["run_id", "step_id", "tool", "duration_ms", "status", "error", "stop_reason"],
+                "Event fields written to the sink (kind, ts_ms, trace_id, span_id, agent are "
+                "always written).",
+                item_choices=EVENT_FIELDS,
+            ),
+            "sink": Field(
+                str,
+                None,
+                "JSON-lines sink: a file path, 'stdout' or 'stderr'; unset means none.",
+                env=("AGENT_OTEL_EVENTS",),
+                nullable=True,
+            ),
+        },
+    },
+    "metrics": {
+        "track": Field(
+            list, list(TRACKED_METRICS), "Run-level metrics to record.", item_choices=TRACKED_METRICS
+        ),
+        "tools": Field(bool, True, "Record per-tool metrics (duration, invocations, retries)."),
+    },
+    "retention": {
+        "tool_snapshot_days": Field(int, 14, "Days tool-result snapshots are kept.", minimum=0),
+        "logs_days": Field(int, 30, "Days runs and events are kept in the local store.", minimum=0),
+    },
+    "redaction": {
+        "keys": Field(
+            list,
+            None,
+            "Key names (substring, case-insensitive) whose values are masked; unset means the built-in list.",
+            nullable=True,
+        ),
+        "patterns": Field(list, [], "Extra regular expressions to mask in string values."),
+        "max_chars": Field(
+            int, 4096, "Truncate each redacted args/result attribute to this size.", minimum=16
+        ),
+    },
+    "prices": MapOf(
+        {
+            "input": Field(float, 0.0, "USD per million input tokens.", minimum=0.0),
+            "output": Field(float, 0.0, "USD per million output tokens.", minimum=0.0),
+        },
+        "Per-model prices, merged over the built-in table.",
+    ),
+    "store": Field(
+        (str, bool),
+        None,
+        "Local run store: a SQLite path, a postgresql:// URL, or false. "
+        "Unset means $AGENT_OTEL_HOME/agent-otel.db.",
+        env=("AGENT_OTEL_STORE",),
+        env_parse=_env_store,
+        nullable=True,
+    ),
+}
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_type_name(x) for x in t)
+    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list"}.get(t, t.__name__)
+
+
+def _check(key: str, field: Field, value: Any, source: str) -> Any:
+    where = f"agent-otel config key '{key}' (from {source})"
+    if value is None:
+        if field.nullable:
+            return None
+        raise ConfigError(f"{where} must not be null")
+    allowed = field.type if isinstance(field.type, tuple) else (field.type,)
+    ok = False
+    for t in allowed:
+        if t is bool:
+            ok = isinstance(value, bool)
+        elif t in (int, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok and t is int and isinstance(value, float):
+                ok = value.is_integer()
+                value = int(value)
+            if ok and t is float:
+                value = float(value)
+        else:
+            ok = isinstance(value, t)
+        if ok:
+            break
+    if not ok:
+        raise ConfigError(f"{where} must be a {_type_name(field.type)}, got {type(value).__name__} {value!r}")
+    if field.choices is not None and value not in field.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, field.choices))}; got {value!r}")
+    if field.minimum is not None and isinstance(value, int | float) and value < field.minimum:
+        raise ConfigError(f"{where} must be at least {field.minimum}; got {value!r}")
+    if isinstance(value, list):
+        for item in value:
+            if not isinstance(item, str):
+                raise ConfigError(f"{where} must be a list of strings; got item {item!r}")
+            if field.item_choices is not None and item not in field.item_choices:
+                raise ConfigError(
+                    f"{where} has unknown item {item!r}; valid items: {', '.join(field.item_choices)}"
+                )
+        value = list(value)
+    if key == "store" and value is True:
+        raise ConfigError(f"{where} must be a path, a postgresql:// URL or false; got true")
+    return value
+
+
+def _unknown(key: str, known: Mapping[str, Any], source: str) -> ConfigError:
+    import difflib
+
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, list(known), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys here: {', '.join(known)}"
+    return ConfigError(f"agent-otel config: unknown key '{key}' (from {source}){hint}")
+
+
+def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, spec in schema.items():
+        if isinstance(spec, Field):
+            out[name] = list(spec.default) if isinstance(spec.default, list) else spec.default
+        elif isinstance(spec, MapOf):
+            out[name] = {}
+        else:
+            out[name] = _defaults(spec)
+    return out
+
+
+def _merge(
+    schema: Mapping[str, Any],
+    target: dict[str, Any],
+    data: Any,
+    source: str,
+    prefix: str,
+    sources: dict[str, str],
+) -> None:
+    if not isinstance(data, Mapping):
+        where = f"key '{prefix}'" if prefix else "the top level"
+        raise ConfigError(
+            f"agent-otel config: {where} (from {source}) must be a mapping, got {type(data).__name__}"
+        )
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        spec = schema.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise _unknown(key, schema, source)
+        if isinstance(spec, Field):
+            target[name] = _check(key, spec, value, source)
+            sources[key] = source
+        elif isinstance(spec, MapOf):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"agent-otel config key '{key}' (from {source}) must be a mapping")
+            section = target.setdefault(name, {})
+            for entry, entry_value in value.items():
+                entry_key = f"{key}.{entry}"
+                merged = dict(section.get(entry) or _defaults(spec.schema))
+                _merge(spec.schema, merged, entry_value, source, entry_key, sources)
+                section[str(entry)] = merged
+                sources[entry_key] = source
+        else:
+            _merge(spec, target.setdefault(name, {}), value, source, key, sources)
+
+
+def _from_env(
+    schema: Mapping[str, Any], env: Mapping[str, str], prefix: str = ""
+) -> list[tuple[str, Any, str]]:
+    found: list[tuple[str, Any, str]] = []
+    for name, spec in schema.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(spec, Field):
+            for var in spec.env:
+                raw = env.get(var)
+                if raw is None or (raw.strip() == "" and spec.env_parse is None):
+                    continue
+                try:
+                    value = spec.env_parse(raw) if spec.env_parse else raw.strip()
+                except ValueError as exc:
+                    raise ConfigError(f"agent-otel config key '{key}' (from env:{var}): {exc}") from None
+                found.append((key, value, f"env:{var}"))
+                break
+        elif isinstance(spec, dict):
+            found.extend(_from_env(spec, env, key))
+    return found
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+class Config:
+    """An immutable, validated configuration plus the source of every explicitly set value."""
+
+    __slots__ = ("_data", "_sources", "path")
+
+    def __init__(self, data: dict[str, Any], sources: dict[str, str], path: str | None) -> None:
+        self._data = data
+        self._sources = sources
+        self.path = path
+
+    def get(self, key: str) -> Any:
+        node: Any = self._data
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise KeyError(key)
+            node = node[part]
+        return node
+
+    def source(self, key: str) -> str:
+        """Where ``key`` came from: ``argument``, ``env:VAR``, ``file:PATH`` or ``default``."""
+        parts = key.split(".")
+        for i in range(len(parts), 0, -1):
+            found = self._sources.get(".".join(parts[:i]))
+            if found:
+                return found
+        return SOURCE_DEFAULT
+
+    def as_dict(self) -> dict[str, Any]:
+        import copy
+
+        return copy.deepcopy(self._data)
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """Every leaf as (dotted key, value, source), in schema order; what ``doctor`` prints."""
+        rows: list[tuple[str, Any, str]] = []
+
+        def walk(node: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+            for name, spec in schema.items():
+                key = f"{prefix}.{name}" if prefix else name
+                value = node.get(name)
+                if isinstance(spec, Field):
+                    rows.append((key, value, self.source(key)))
+                elif isinstance(spec, MapOf):
+                    if not value:
+                        rows.append((key, {}, self.source(key)))
+                    for entry, entry_value in (value or {}).items():
+                        walk(entry_value, spec.schema, f"{key}.{entry}")
+                else:
+                    walk(value or {}, spec, key)
+
+        walk(self._data, SCHEMA, "")
+        return rows
+
+    def __repr__(self) -> str:
+        return f"Config(path={self.path!r}, data={self._data!r})"
+
+
+def load(
+    overrides: Mapping[str, Any] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the effective configuration; raises ConfigError with the offending key on bad input.
+
+    ``overrides`` may use nested mappings or dotted keys (``{"exporter.endpoint": ...}``).
+    """
+    env = os.environ if env is None else env
+    data = _defaults(SCHEMA)
+    sources: dict[str, str] = {}
+    file_path = path if path is not None else env.get(CONFIG_ENV) or None
+    if file_path is not None:
+        file_path = os.fspath(file_path)
+        data_file = _read_yaml(file_path)
+        if data_file is not None:
+            _merge(SCHEMA, data, data_file, f"file:{file_path}", "", sources)
+    for key, value, source in _from_env(SCHEMA, env):
+        _merge(SCHEMA, data, _nest(key, value), source, "", sources)
+    if overrides:
+        for name, value in overrides.items():
+            nested = _nest(name, value) if isinstance(name, str) and "." in name else {name: value}
+            _merge(SCHEMA, data, nested, SOURCE_ARGUMENT, "", sources)
+    return Config(data, sources, file_path)
+
+
+def _read_yaml(path: str) -> Any:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"agent-otel config file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"agent-otel config file {path} is not valid YAML: {exc}") from None
+
+
+_lock = threading.Lock()
+_effective: Config | None = None
+
+
+def effective() -> Config:
+    """The configuration in force: the one ``setup()`` built, else one loaded from env and file now."""
+    global _effective
+    with _lock:
+        if _effective is None:
+            _effective = load()
+        return _effective
+
+
+def _set_effective(config: Config | None) -> None:
+    global _effective
+    with _lock:
+        _effective = config

@@ -1,0 +1,258 @@
+"""Unified events and the pipeline that carries them (and run records) off the agent's thread.
+
+Every tool result, LLM result and stop becomes one event in the schema of DESIGN.md. The agent's thread
+only builds a dict and appends it to a bounded deque; a daemon thread hands batches to the sinks (the
+JSON-lines sink here, the local run store, snapshot recording). A sink that raises or blocks cannot reach
+the agent: errors are counted and reported once per sink, and a full queue drops the oldest record and
+counts it instead of growing without bound.
+
+Records are ``(type, payload)`` tuples so sinks can ignore types they do not handle:
+``("event", {...unified event...})`` and ``("run", {...run row...})``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import IO, Any, Protocol
+
+import orjson
+
+from agent_otel.config import EVENT_FIELDS
+
+logger = logging.getLogger("agent_otel")
+
+Record = tuple[str, dict[str, Any]]
+
+# Written for every event whatever ``include`` says: they identify the event and join it to traces.
+ENVELOPE_FIELDS = ("kind", "ts_ms", "run_id", "agent", "trace_id", "span_id")
+
+
+class Sink(Protocol):
+    """Receives batches on the pipeline's thread. Must not assume it runs on the agent's thread."""
+
+    def write(self, batch: list[Record]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def new_event(
+    kind: str,
+    run_id: str,
+    agent: str,
+    trace_id: str,
+    span_id: str,
+    step_id: int | None = None,
+    tool: str | None = None,
+    args_sha: str | None = None,
+    result_sha: str | None = None,
+    duration_ms: float | None = None,
+    status: str | None = None,
+    error: str | None = None,
+    stop_reason: str | None = None,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One unified event; every schema field is present (None when it does not apply)."""
+    return {
+        "run_id": run_id,
+        "kind": kind,
+        "ts_ms": int(time.time() * 1000),
+        "step_id": step_id,
+        "tool": tool,
+        "args_sha": args_sha,
+        "result_sha": result_sha,
+        "duration_ms": duration_ms,
+        "status": status,
+        "error": error,
+        "stop_reason": stop_reason,
+        "usage": usage,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "agent": agent,
+    }
+
+
+class JsonLinesSink:
+    """Writes unified events as JSON lines to a file (appending, mode 0600) or stdout/stderr.
+
+    ``include`` selects schema fields beyond the envelope; ``store_args_hash`` adds the two hashes;
+    redacted raw args/results are present only when the event carries them (``store_args: true``).
+    """
+
+    def __init__(self, target: str, include: Iterable[str], store_args_hash: bool = True) -> None:
+        fields = [f for f in ENVELOPE_FIELDS]
+        for name in include:
+            if name not in fields:
+                fields.append(name)
+        if store_args_hash:
+            fields += [f for f in ("args_sha", "result_sha") if f not in fields]
+        self._fields = tuple(f for f in fields if f in EVENT_FIELDS)
+        self._target = target
+        self._owned = False
+        self._stream: IO[bytes]
+        if target in ("stdout", "-"):
+            self._stream = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else io.BytesIO()
+        elif target == "stderr":
+            self._stream = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else io.BytesIO()
+        else:
+            path = os.path.expanduser(target)
+            parent = os.path.dirname(path)
+            if parent:
+                os.makedirs(parent, mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._stream = os.fdopen(fd, "ab")
+            self._owned = True
+
+    def write(self, batch: list[Record]) -> None:
+        fields = self._fields
+        lines = []
+        for rtype, payload in batch:
+            if rtype != "event":
+                continue
+            line = {f: payload[f] for f in fields if payload.get(f) is not None}
+            for extra in ("args", "result"):
+                if extra in payload:
+                    line[extra] = payload[extra]
+            lines.append(orjson.dumps(line, default=str))
+        if lines:
+            self._stream.write(b"\n".join(lines) + b"\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._stream.close()
+
+
+class Pipeline:
+    """Bounded queue plus one daemon thread delivering batches to sinks."""
+
+    def __init__(
+        self,
+        sinks: Iterable[Sink] = (),
+        max_queue: int = 65536,
+        batch_size: int = 2048,
+        interval_s: float = 0.2,
+    ) -> None:
+        self._sinks: list[Sink] = list(sinks)
+        self._queue: deque[Record] = deque()
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._failed_sinks: set[int] = set()
+        self.dropped = 0
+        self.sink_errors = 0
+        self._pid = os.getpid()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._sinks) and not self._closed
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def sinks(self) -> list[Sink]:
+        return list(self._sinks)
+
+    def emit(self, rtype: str, payload: dict[str, Any]) -> None:
+        """Queue one record; O(1), never blocks, never raises."""
+        if not self._sinks or self._closed:
+            return
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            try:
+                queue.popleft()
+                self.dropped += 1
+            except IndexError:
+                pass
+        queue.append((rtype, payload))
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        elif len(queue) == self._batch_size:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._idle:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="agent-otel-events", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            self._drain()
+            if self._closed and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        with self._idle:
+            self._busy = True
+        try:
+            while queue:
+                batch: list[Record] = []
+                try:
+                    for _ in range(self._batch_size):
+                        batch.append(queue.popleft())
+                except IndexError:
+                    pass
+                for sink in self._sinks:
+                    try:
+                        sink.write(batch)
+                    except Exception as exc:  # a sink must never take the pipeline down
+                        self.sink_errors += 1
+                        if id(sink) not in self._failed_sinks:
+                            self._failed_sinks.add(id(sink))
+                            logger.warning(
+                                "agent-otel: event sink %s failed (%s: %s); further failures of "
+                                "this sink are counted, not logged",
+                                type(sink).__name__,
+                                type(exc).__name__,
+                                exc,
+                            )
+        finally:
+            with self._idle:
+                self._busy = False
+                self._idle.notify_all()
+
+    def flush(self, timeout_s: float = 1.0) -> bool:
+        """Deliver everything queued so far; returns False if that did not finish within the timeout."""
+        if self._thread is None or not self._thread.is_alive():
+            if self._queue and not self._closed:
+                self._start()
+            elif not self._queue:
+                return True
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        with self._idle:
+            while self._queue or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+                self._wake.set()
+        return True
+
+    def close(self, timeout_s: float = 1.0) -> bool:
+        done = self.flush(timeout_s)
+        self._closed = True
+        self._wake.set()
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                logger.warning("agent-otel: closing event sink %s failed: %s", type(sink).__name__, exc)
+        return done

@@ -1,0 +1,136 @@
+"""Canonical JSON and the 24-hex sha that identifies tool args, results and run inputs.
+
+The seed defines ``sha(obj)`` as the first 24 hex digits of sha256 over
+``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``. Hashes are compared across
+processes, stores and versions (loop detection, replay, drift), so for JSON-native values we must produce
+exactly those bytes, and for anything else we must still produce *some* deterministic bytes instead of
+raising inside an agent.
+
+orjson is ~10x faster than json on realistic payloads, and the two agree byte for byte except for floats
+below 1e-4 (orjson writes ``0.00001`` and ``1e-5`` where Python writes ``1e-05``), integers beyond 64 bits,
+lone surrogates and non-string keys. We take the orjson bytes only when none of those can be present and
+otherwise fall back to json; tests/test_hashing.py checks the equivalence on generated data.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import enum
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+SHA_HEX_CHARS = 24
+
+_ORJSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# Where orjson's float formatting can differ from repr(): a single-digit negative exponent or a plain
+# decimal with four leading zeros. A match inside a string only costs a fallback, never a wrong hash.
+_ORJSON_SUSPECT = re.compile(rb"[0-9]e-[1-9](?![0-9])|0\.0000")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_MAX_DEPTH = 64
+
+
+def _default(obj: Any) -> Any:
+    """Map values JSON cannot encode to JSON-native ones, deterministically.
+
+    Shared by the orjson and json paths so that both agree on these values too.
+    """
+    if isinstance(obj, _dt.datetime | _dt.date | _dt.time):
+        return obj.isoformat()
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(obj)).decode("ascii")}
+    if isinstance(obj, set | frozenset):
+        return sorted(_encode(item) for item in obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, uuid.UUID | Decimal | _dt.timedelta):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    dump = getattr(obj, "model_dump", None)  # pydantic v2
+    if callable(dump):
+        return dump(mode="json")
+    dump = getattr(obj, "dict", None)  # pydantic v1 and look-alikes
+    if callable(dump) and hasattr(obj, "__fields__"):
+        return dump()
+    tolist = getattr(obj, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return tolist()
+    if isinstance(obj, Mapping):
+        return {str(k): v for k, v in obj.items()}
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return {"$type": type(obj).__qualname__, **{str(k): v for k, v in vars(obj).items()}}
+    # Last resort: repr without memory addresses, which differ between processes.
+    return {"$repr": _ADDRESS.sub("", repr(obj))}
+
+
+def _encode(obj: Any) -> str:
+    """Canonical JSON of a single set element, used only to sort sets deterministically."""
+    return canonical_json(obj).decode("utf-8", "surrogatepass")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Return the canonical JSON bytes of ``obj``; never raises."""
+    try:
+        out = orjson.dumps(obj, default=_default, option=_ORJSON_OPTS)
+    except (TypeError, ValueError, RecursionError, OverflowError):
+        pass
+    else:
+        if _ORJSON_SUSPECT.search(out) is None:
+            return out
+    try:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    except (TypeError, ValueError, RecursionError, OverflowError):
+        # Cycles, mixed-type keys, pathological __repr__: encode a sanitised copy instead.
+        text = json.dumps(_sanitise(obj, 0, set()), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
+    """Convert to JSON-native values, replacing cycles and runaway depth with markers."""
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else repr(obj)
+    if depth >= _MAX_DEPTH:
+        return "$max_depth"
+    oid = id(obj)
+    if oid in seen:
+        return "$cycle"
+    seen.add(oid)
+    try:
+        if isinstance(obj, Mapping):
+            return {str(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [_sanitise(v, depth + 1, seen) for v in obj]
+        try:
+            converted = _default(obj)
+        except Exception:  # a user object whose model_dump/__repr__ raises
+            converted = {"$type": type(obj).__qualname__}
+        return _sanitise(converted, depth + 1, seen)
+    finally:
+        seen.discard(oid)
+
+
+def jsonable(obj: Any) -> Any:
+    """A JSON-native copy of ``obj`` (the same mapping the hashes use), for redaction and snapshots."""
+    return _sanitise(obj, 0, set())
+
+
+def sha(obj: Any) -> str:
+    """First 24 hex digits of sha256 over the canonical JSON of ``obj``; never raises."""
+    return hashlib.sha256(canonical_json(obj)).hexdigest()[:SHA_HEX_CHARS]
+
+
+def sha_bytes(data: bytes) -> str:
+    """The same digest over bytes that are already canonical JSON (avoids encoding twice)."""
+    return hashlib.sha256(data).hexdigest()[:SHA_HEX_CHARS]

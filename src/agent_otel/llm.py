@@ -1,0 +1,200 @@
+"""LLM calls: a ``chat {model}`` child span per request, with usage and spend added to the run.
+
+Two ways in: :func:`record` for usage known after the fact (``run.record_llm``), and
+:func:`begin`/:class:`LLMCall` for integrations that wrap the request itself (OpenAI and Anthropic clients,
+framework chat models) so that the span covers the request and a failure can end the run as
+``model_error``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from agent_otel import conventions as c
+from agent_otel.events import new_event
+from agent_otel.run import Run, _current, _internal_error
+from agent_otel.stop import AgentStopped, StopReason
+
+
+class LLMCall:
+    """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`."""
+
+    __slots__ = ("_done", "_start_ns", "_token", "call_id", "model", "run", "span", "step_id")
+
+    def __init__(self, run: Run, model: str, step_id: int, call_id: str | None) -> None:
+        self.run = run
+        self.model = model
+        self.step_id = step_id
+        self.call_id = call_id
+        self.span: Span = trace.INVALID_SPAN
+        self._token: Any = None
+        self._start_ns = time.perf_counter_ns()
+        self._done = False
+
+    def finish(
+        self,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        *,
+        cost_usd: float | None = None,
+        response_model: str | None = None,
+    ) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            _complete(self, int(input_tokens or 0), int(output_tokens or 0), cost_usd, response_model, None)
+        except Exception as exc:
+            _internal_error("recording an LLM result", exc)
+        _after_usage(self.run)
+
+    def fail(self, exc: BaseException | str, input_tokens: int = 0, output_tokens: int = 0) -> None:
+        if self._done:
+            return
+        self._done = True
+        if isinstance(exc, BaseException) and not isinstance(exc, AgentStopped):
+            self.run._note_failure(exc, StopReason.MODEL_ERROR)
+        try:
+            _complete(self, int(input_tokens or 0), int(output_tokens or 0), None, None, exc)
+        except Exception as err:
+            _internal_error("recording an LLM error", err)
+
+
+def begin(
+    run: Run, model: str, call_id: str | None = None, *, attach: bool = True, start_time_ns: int | None = None
+) -> LLMCall | None:
+    """Start an LLM step of ``run``; guards run first and may raise AgentStopped."""
+    run._check_pending()
+    guards = run._guards
+    if guards is not None:
+        guards.before_llm(run, model)
+    rt = run._rt
+    if rt is None:
+        return None
+    try:
+        step_id = run._next_step(tool=False)
+        call = LLMCall(run, model, step_id, call_id)
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_REQUEST_MODEL: model,
+            c.RUN_ID: run.run_id,
+            c.STEP_ID: step_id,
+        }
+        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
+        call.span = rt.tracer.start_span(
+            c.llm_span_name(model), context=parent, attributes=attributes, start_time=start_time_ns
+        )
+        if attach:
+            call._token = otel_context.attach(trace.set_span_in_context(call.span, parent))
+        return call
+    except Exception as exc:
+        _internal_error("starting an LLM span", exc)
+        return None
+
+
+def _complete(
+    call: LLMCall,
+    input_tokens: int,
+    output_tokens: int,
+    cost_usd: float | None,
+    response_model: str | None,
+    error: BaseException | str | None,
+) -> None:
+    run = call.run
+    rt = run._rt
+    if cost_usd is None:
+        cost_usd = rt.prices.cost(response_model or call.model, input_tokens, output_tokens) if rt else None
+    with run._lock:
+        run.input_tokens += input_tokens
+        run.output_tokens += output_tokens
+        if cost_usd:
+            run.cost_usd += cost_usd
+    duration_ms = (time.perf_counter_ns() - call._start_ns) / 1e6
+    span = call.span
+    attributes: dict[str, Any] = {
+        c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+        c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+    }
+    if cost_usd is not None:
+        attributes[c.COST_USD] = cost_usd
+    if response_model:
+        attributes["gen_ai.response.model"] = response_model
+    error_type = None
+    if error is not None:
+        error_type = type(error).__name__ if isinstance(error, BaseException) else str(error)
+        attributes[c.ERROR_TYPE] = error_type
+    span.set_attributes(attributes)
+    if error is not None:
+        if isinstance(error, BaseException):
+            span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, error_type))
+    span.end()
+    if rt is not None and (input_tokens or output_tokens):
+        rt.metrics.record_tokens(run.agent, response_model or call.model, input_tokens + output_tokens, None)
+    token, call._token = call._token, None
+    if token is not None:
+        otel_context.detach(token)
+    if rt is not None and rt.events_enabled:
+        span_ctx = span.get_span_context()
+        usage: dict[str, Any] = {
+            "model": response_model or call.model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+        if cost_usd is not None:
+            usage["cost_usd"] = cost_usd
+        rt.pipeline.emit(
+            "event",
+            new_event(
+                c.KIND_LLM_RESULT,
+                run.run_id,
+                run.agent,
+                run.trace_id,
+                format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+                step_id=call.step_id,
+                duration_ms=round(duration_ms, 3),
+                status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
+                error=error_type,
+                usage=usage,
+            ),
+        )
+
+
+def _after_usage(run: Run) -> None:
+    guards = run._guards
+    if guards is not None:
+        try:
+            guards.after_usage(run)
+        except Exception as exc:
+            _internal_error("checking budgets after LLM usage", exc)
+
+
+def record(
+    run: Run,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cost_usd: float | None = None,
+    duration_ms: float | None = None,
+    error: BaseException | str | None = None,
+    call_id: str | None = None,
+) -> None:
+    """Record a finished LLM request (``run.record_llm``); ``duration_ms`` back-dates the span's start."""
+    start_ns = None
+    if duration_ms is not None and duration_ms >= 0:
+        start_ns = time.time_ns() - int(duration_ms * 1e6)
+    call = begin(run, model, call_id, attach=False, start_time_ns=start_ns)
+    if call is None:
+        return
+    if duration_ms is not None:
+        call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
+    if error is not None:
+        call.fail(error, input_tokens, output_tokens)
+    else:
+        call.finish(input_tokens, output_tokens, cost_usd=cost_usd)

@@ -1,0 +1,144 @@
+"""The metric instruments of DESIGN.md, created once per meter and recorded from the run and tool paths.
+
+Histograms are synchronous OpenTelemetry instruments so that they carry trace exemplars (the link from a
+latency spike in Grafana to the run that caused it). Counters are observable instruments over a small
+locked dict: a counter increment then costs a dict update instead of the SDK's ~5 us measurement path,
+and since the SDK reports counters cumulatively anyway nothing is lost. This is the largest single saving
+on the per-tool-call path measured in benchmarks/overhead.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from agent_otel import conventions as c
+
+
+class CounterSet:
+    """Cumulative counts keyed by label tuples, observed by an ObservableCounter at collection time."""
+
+    __slots__ = ("_counts", "_labels", "_lock")
+
+    def __init__(self, labels: tuple[str, ...]) -> None:
+        self._labels = labels
+        self._counts: dict[tuple[Any, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: tuple[Any, ...], amount: float = 1) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+
+    def value(self, key: tuple[Any, ...]) -> float:
+        return self._counts.get(key, 0)
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._counts.items())
+        labels = self._labels
+        return [Observation(v, dict(zip(labels, k, strict=True))) for k, v in items]
+
+
+class Metrics:
+    """Instruments bound to one meter; ``enabled`` flags come from ``metrics.track`` / ``metrics.tools``."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        track: Iterable[str] = (),
+        tools: bool = True,
+        dropped: Callable[[], dict[tuple[str, str], int]] | None = None,
+    ) -> None:
+        track = set(track)
+        self.tools_enabled = tools
+        self.track_tool_calls = "tool_calls_per_run" in track
+        self.track_latency = "latency_p95" in track
+        self.track_tokens = "tokens_per_request" in track
+        self.track_spend = "spend_per_run" in track
+        self.track_stop = "stop_reason" in track
+
+        def hist(spec: c.MetricSpec) -> Any:
+            return meter.create_histogram(
+                spec.name,
+                unit=spec.unit,
+                description=spec.description,
+                explicit_bucket_boundaries_advisory=list(spec.buckets),
+            )
+
+        self.tool_calls = hist(c.M_TOOL_CALLS)
+        self.run_latency = hist(c.M_RUN_LATENCY)
+        self.tokens_per_request = hist(c.M_TOKENS_PER_REQUEST)
+        self.spend_per_run = hist(c.M_SPEND_PER_RUN)
+        self.tool_duration = hist(c.M_TOOL_DURATION)
+
+        self.stops = CounterSet(c.M_STOP.labels)
+        self.tool_invocations = CounterSet(c.M_TOOL_INVOCATIONS.labels)
+        self.tool_retries = CounterSet(c.M_TOOL_RETRIES.labels)
+        self.guard_triggers = CounterSet(c.M_GUARD_TRIGGERS.labels)
+        for spec, counts in (
+            (c.M_STOP, self.stops),
+            (c.M_TOOL_INVOCATIONS, self.tool_invocations),
+            (c.M_TOOL_RETRIES, self.tool_retries),
+            (c.M_GUARD_TRIGGERS, self.guard_triggers),
+        ):
+            meter.create_observable_counter(
+                spec.name, callbacks=[counts.observe], unit=spec.unit, description=spec.description
+            )
+        if dropped is not None:
+
+            def observe_dropped(_options: CallbackOptions) -> Iterable[Observation]:
+                return [Observation(n, {"signal": s, "reason": r}) for (s, r), n in dropped().items()]
+
+            meter.create_observable_counter(
+                c.M_DROPPED.name,
+                callbacks=[observe_dropped],
+                unit=c.M_DROPPED.unit,
+                description=c.M_DROPPED.description,
+            )
+
+    # --- per tool call ------------------------------------------------------------------------------
+
+    def record_tool(
+        self, agent: str, tool: str, status: str, error_type: str, duration_ms: float, ctx: Context | None
+    ) -> None:
+        if not self.tools_enabled:
+            return
+        self.tool_invocations.add((agent, tool, status, error_type))
+        self.tool_duration.record(duration_ms, {"agent": agent, "tool": tool, "status": status}, context=ctx)
+
+    def record_retries(self, agent: str, tool: str, retries: int) -> None:
+        if retries and self.tools_enabled:
+            self.tool_retries.add((agent, tool), retries)
+
+    # --- per LLM request ------------------------------------------------------------------------------
+
+    def record_tokens(self, agent: str, model: str, tokens: int, ctx: Context | None) -> None:
+        if self.track_tokens:
+            self.tokens_per_request.record(tokens, {"agent": agent, "model": model}, context=ctx)
+
+    # --- per run --------------------------------------------------------------------------------------
+
+    def record_run(
+        self,
+        agent: str,
+        stop_reason: str,
+        duration_ms: float,
+        tool_calls: int,
+        cost_usd: float,
+        ctx: Context | None,
+    ) -> None:
+        if self.track_stop:
+            self.stops.add((agent, stop_reason))
+        if self.track_latency:
+            self.run_latency.record(duration_ms, {"agent": agent, "stop_reason": stop_reason}, context=ctx)
+        if self.track_tool_calls:
+            self.tool_calls.record(tool_calls, {"agent": agent}, context=ctx)
+        if self.track_spend:
+            self.spend_per_run.record(cost_usd, {"agent": agent}, context=ctx)
+
+    def record_guard(self, agent: str, guard: str) -> None:
+        self.guard_triggers.add((agent, guard))

@@ -1,0 +1,576 @@
+"""A run: one agent invocation, its root span, its counters, and its single stop.
+
+The run is found through a ContextVar, so sync code, asyncio tasks, threads started with a copied
+context and nested sub-agents each see their own run; a thread started without the context sees none.
+Everything the run records about itself happens at start and at stop; the per-step work lives in
+``tools.py`` and ``llm.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any, ParamSpec, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, Status, StatusCode
+
+from agent_otel import conventions as c
+from agent_otel import runtime as _runtime
+from agent_otel.events import new_event
+from agent_otel.hashing import sha
+from agent_otel.stop import AgentStopped, StopReason, StopResult
+
+logger = logging.getLogger("agent_otel")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
+_MISSING: Any = object()
+_MAX_TRACKED_FAILURES = 16
+
+
+def current_run() -> Run | None:
+    """The run of the calling context, or None outside any run."""
+    return _current.get()
+
+
+def _hex_ids(span: Span) -> tuple[str | None, str | None]:
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+class Run:
+    """One agent run; use as ``with agent_otel.run(...) as run`` or ``async with``.
+
+    Leaving the block stops the run exactly once: ``completed`` on normal exit, the reason carried by an
+    :class:`AgentStopped`, ``cancelled`` on cancellation or KeyboardInterrupt, ``tool_error`` /
+    ``tool_timeout`` / ``model_error`` when the exception came out of a tool or LLM call of this run, and
+    ``error`` otherwise. Exceptions always continue to the caller unchanged.
+    """
+
+    def __init__(
+        self,
+        agent: str,
+        *,
+        model: str | None = None,
+        prompt_version: str | None = None,
+        tools_version: str | None = None,
+        input: Any = _MISSING,
+        budget: Any = None,
+        run_id: str | None = None,
+        replay_of: str | None = None,
+    ) -> None:
+        if not isinstance(agent, str) or not agent:
+            raise ValueError("agent_otel.run() needs a non-empty agent name")
+        self.agent = agent
+        self.run_id = run_id or uuid.uuid4().hex
+        self.model = model
+        self.prompt_version = None if prompt_version is None else str(prompt_version)
+        self.tools_version = None if tools_version is None else str(tools_version)
+        self.input = None if input is _MISSING else input
+        self.input_sha: str | None = None if input is _MISSING else sha(input)
+        self.budget = budget
+        self.replay_of = replay_of
+        self.parent: Run | None = None
+        self.parent_run_id: str | None = None
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
+        self.span: Span = trace.INVALID_SPAN
+        self.result: StopResult | None = None
+        self.steps = 0
+        self.tool_calls = 0
+        self.llm_calls = 0
+        self.retries = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.created_at_ms = 0
+        self._start_ns = 0
+        self._duration_ms = 0.0
+        self._ended = False
+        self._lock = threading.Lock()
+        self._rt: _runtime.Runtime | None = None
+        self._tokens: tuple[Token[Context], Token[Run | None]] | None = None
+        self._failures: list[tuple[BaseException, StopReason]] = []
+        self._pending: StopResult | None = None
+        self._guards: Any = None
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        self._start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self._exit(exc)
+
+    async def __aenter__(self) -> Run:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        self._exit(exc)
+
+    def _start(self) -> None:
+        if self._rt is not None:
+            raise RuntimeError(f"run {self.run_id} was already started; create a new run() per invocation")
+        rt = self._rt = _runtime.current()
+        self.parent = _current.get()
+        self.created_at_ms = int(time.time() * 1000)
+        self._start_ns = time.perf_counter_ns()
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_INVOKE_AGENT,
+            c.GEN_AI_AGENT_NAME: self.agent,
+            c.RUN_ID: self.run_id,
+        }
+        for key, value in (
+            (c.GEN_AI_REQUEST_MODEL, self.model),
+            (c.PROMPT_VERSION, self.prompt_version),
+            (c.TOOLS_VERSION, self.tools_version),
+            (c.INPUT_SHA, self.input_sha),
+            (c.REPLAY_OF, self.replay_of),
+        ):
+            if value is not None:
+                attributes[key] = value
+        try:
+            if self.parent is not None:
+                # A sub-agent: a child of whatever is current (often the parent's tool span).
+                self.parent_run_id = self.parent.run_id
+                attributes[c.PARENT_RUN_ID] = self.parent_run_id
+                parent_ctx: Context | None = None
+                links = None
+            else:
+                # A run is a new trace; an ambient span (an HTTP request, a job) becomes a link.
+                ambient = trace.get_current_span().get_span_context()
+                parent_ctx = Context()
+                links = [Link(ambient)] if ambient.is_valid else None
+            self.span = rt.tracer.start_span(
+                c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
+            )
+            self.trace_id, self.span_id = _hex_ids(self.span)
+            ctx_token = otel_context.attach(trace.set_span_in_context(self.span))
+        except Exception as exc:  # telemetry must not stop the agent from running
+            _internal_error("starting the run span", exc)
+            self.span = trace.INVALID_SPAN
+            ctx_token = otel_context.attach(otel_context.get_current())
+        self._tokens = (ctx_token, _current.set(self))
+        guards = rt.extensions.get("guards")
+        if guards is not None:
+            self._guards = guards.for_run(self)
+        self._emit_run_record(ended=False)
+
+    def _exit(self, exc: BaseException | None) -> None:
+        try:
+            if self.result is None:
+                self._finish(self._reason_for(exc), exc)
+        finally:
+            tokens, self._tokens = self._tokens, None
+            if tokens is not None:
+                _reset(_current, tokens[1])
+                otel_context.detach(tokens[0])
+
+    def _reason_for(self, exc: BaseException | None) -> StopReason:
+        if exc is None:
+            return StopReason.COMPLETED
+        if isinstance(exc, AgentStopped):
+            return exc.result.stop_reason
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or _is_cancelled(exc):
+            return StopReason.CANCELLED
+        seen: set[int] = set()
+        cur: BaseException | None = exc
+        while cur is not None and id(cur) not in seen:
+            seen.add(id(cur))
+            for failed, reason in self._failures:
+                if failed is cur:
+                    return reason
+            cur = cur.__cause__ or cur.__context__
+        return StopReason.ERROR
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    def stop(self, reason: str | StopReason = StopReason.COMPLETED, detail: str | None = None) -> StopResult:
+        """Stop the run now with ``reason`` (from the taxonomy) and return the :class:`StopResult`.
+
+        Idempotent: the first stop wins and later calls return the same result.
+        """
+        parsed = StopReason.parse(reason)
+        if self.result is not None:
+            return self.result
+        if self._rt is None:
+            raise RuntimeError("run.stop() called on a run that was never started")
+        return self._finish(parsed, None, detail)
+
+    def call_tool(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        args: Any = None,
+        *,
+        call_id: str | None = None,
+        side_effects: bool = False,
+        timeout_s: float | None = None,
+        retry: Any = None,
+    ) -> Any:
+        """Call ``fn`` as tool ``name`` of this run: ``fn(**args)`` for a mapping, ``fn(*args)`` for a
+        list or tuple, ``fn(args)`` otherwise, ``fn()`` for None. Coroutine functions return an awaitable.
+        """
+        from agent_otel.tools import ToolOptions, call_async, call_sync
+
+        if args is None:
+            call_args: tuple[Any, ...] = ()
+            call_kwargs: dict[str, Any] = {}
+            hashed: Any = {}
+        elif isinstance(args, dict):
+            call_args, call_kwargs, hashed = (), args, args
+        elif isinstance(args, list | tuple):
+            call_args, call_kwargs, hashed = tuple(args), {}, list(args)
+        else:
+            call_args, call_kwargs, hashed = (args,), {}, args
+        options = ToolOptions(name=name, side_effects=side_effects, timeout_s=timeout_s, retry=retry)
+        if inspect.iscoroutinefunction(fn):
+            return call_async(self, options, fn, call_args, call_kwargs, hashed, call_id)
+        return call_sync(self, options, fn, call_args, call_kwargs, hashed, call_id)
+
+    def record_llm(
+        self,
+        model: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        *,
+        cost_usd: float | None = None,
+        duration_ms: float | None = None,
+        error: BaseException | str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        """Record one LLM request of this run (a ``chat {model}`` span, usage and spend).
+
+        ``cost_usd`` overrides the price table; ``duration_ms`` back-dates the span's start; ``error``
+        marks the request failed (an exception object also lets the run's stop say ``model_error``).
+        """
+        from agent_otel.llm import record
+
+        record(
+            self,
+            model or self.model or "unknown",
+            input_tokens,
+            output_tokens,
+            cost_usd=cost_usd,
+            duration_ms=duration_ms,
+            error=error,
+            call_id=call_id,
+        )
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        if self._ended or not self._start_ns:
+            duration_ms = self._duration_ms
+        else:
+            duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+            "tool_calls": self.tool_calls,
+            "llm_calls": self.llm_calls,
+            "steps": self.steps,
+            "retries": self.retries,
+            "duration_ms": round(duration_ms, 3),
+        }
+
+    @property
+    def active(self) -> bool:
+        return self._rt is not None and self.result is None
+
+    def __repr__(self) -> str:
+        state = self.result.stop_reason.value if self.result else ("running" if self._rt else "new")
+        return f"<Run {self.agent} {self.run_id} {state}>"
+
+    # --- internals used by tools.py, llm.py and guards -----------------------------------------------
+
+    def _next_step(self, tool: bool) -> int:
+        with self._lock:
+            self.steps += 1
+            if tool:
+                self.tool_calls += 1
+            else:
+                self.llm_calls += 1
+            return self.steps
+
+    def _note_failure(self, exc: BaseException, reason: StopReason) -> None:
+        """Remember that ``exc`` came out of a tool/LLM call, so leaving the run with it names the cause."""
+        failures = self._failures
+        failures.append((exc, reason))
+        if len(failures) > _MAX_TRACKED_FAILURES:
+            del failures[0]
+
+    def _check_pending(self) -> None:
+        """Raise the stop a guard decided on, or the stop already recorded, before another step runs."""
+        if self._pending is not None:
+            pending = self._pending
+            if self.result is None:
+                self._finish(pending.stop_reason, None, pending.detail)
+            raise AgentStopped(self.result or pending)
+        if self.result is not None:
+            raise AgentStopped(self.result)
+
+    def _finish(self, reason: StopReason, exc: BaseException | None, detail: str | None = None) -> StopResult:
+        with self._lock:
+            if self.result is not None:
+                return self.result
+            self._duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+            self._ended = True
+            self.result = result = StopResult(reason, self.run_id, self.usage, detail)
+        rt = self._rt or _runtime.current()
+        span = self.span
+        try:
+            attributes: dict[str, Any] = {
+                c.STOP_REASON: reason.value,
+                c.TOOL_CALLS: self.tool_calls,
+                c.STEPS: self.steps,
+                c.GEN_AI_USAGE_INPUT_TOKENS: self.input_tokens,
+                c.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
+                c.COST_USD: self.cost_usd,
+            }
+            error_type = (
+                type(exc).__name__ if exc is not None and reason is not StopReason.COMPLETED else None
+            )
+            if error_type and not isinstance(exc, AgentStopped):
+                attributes[c.ERROR_TYPE] = error_type
+            span.set_attributes(attributes)
+            event_attrs: dict[str, Any] = {c.STOP_REASON: reason.value, "stop_class": reason.stop_class}
+            if detail:
+                event_attrs["detail"] = detail
+            span.add_event(c.EVENT_STOP, event_attrs)
+            if reason.stop_class == "failure":
+                if exc is not None and not isinstance(exc, AgentStopped):
+                    span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, reason.value))
+            elif reason.stop_class == "success":
+                span.set_status(Status(StatusCode.OK))
+            ctx = trace.set_span_in_context(span)
+            span.end()
+            rt.metrics.record_run(
+                self.agent, reason.value, self._duration_ms, self.tool_calls, self.cost_usd, ctx
+            )
+        except Exception as err:
+            _internal_error("recording the stop", err)
+        if rt.events_enabled:
+            rt.pipeline.emit(
+                "event",
+                new_event(
+                    c.KIND_STOP,
+                    self.run_id,
+                    self.agent,
+                    self.trace_id,
+                    self.span_id,
+                    error=type(exc).__name__
+                    if exc is not None and not isinstance(exc, AgentStopped)
+                    else None,
+                    stop_reason=reason.value,
+                    usage=result.usage,
+                    duration_ms=round(self._duration_ms, 3),
+                    status=reason.stop_class,
+                ),
+            )
+        self._emit_run_record(ended=True)
+        if self._guards is not None:
+            try:
+                self._guards.on_stop(self, result)
+            except Exception as err:
+                _internal_error("closing the run's guards", err)
+        return result
+
+    def _emit_run_record(self, ended: bool) -> None:
+        rt = self._rt
+        if rt is None or not rt.pipeline.active:
+            return
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "agent": self.agent,
+            "parent_run_id": self.parent_run_id,
+            "created_at_ms": self.created_at_ms,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "tools_version": self.tools_version,
+            "input_sha": self.input_sha,
+            "service": rt.service,
+            "replay_of": self.replay_of,
+            "status": "running",
+            "stop_reason": None,
+            "ended_at_ms": None,
+            "duration_ms": None,
+        }
+        if ended and self.result is not None:
+            record.update(
+                status=self.result.stop_reason.stop_class,
+                stop_reason=self.result.stop_reason.value,
+                ended_at_ms=self.created_at_ms + int(self._duration_ms),
+                duration_ms=round(self._duration_ms, 3),
+                tool_calls=self.tool_calls,
+                steps=self.steps,
+                llm_calls=self.llm_calls,
+                retries=self.retries,
+                input_tokens=self.input_tokens,
+                output_tokens=self.output_tokens,
+                cost_usd=self.cost_usd,
+                detail=self.result.detail,
+            )
+        rt.pipeline.emit("run", record)
+
+
+def _is_cancelled(exc: BaseException) -> bool:
+    # asyncio is not imported just to ask: if it was never imported, this cannot be its CancelledError.
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(exc, aio.CancelledError)
+
+
+def _reset(var: ContextVar[Any], token: Token[Any]) -> None:
+    try:
+        var.reset(token)
+    except ValueError:
+        # Exited in another context than it was entered (a generator or a callback); fall back to None.
+        var.set(None)
+
+
+_reported: set[str] = set()
+
+
+def _internal_error(what: str, exc: BaseException) -> None:
+    """Report an agent-otel failure once per kind and carry on; it must never reach agent code."""
+    key = f"{what}:{type(exc).__name__}"
+    if key not in _reported:
+        _reported.add(key)
+        logger.warning(
+            "agent-otel: error while %s (%s: %s); telemetry continues without it",
+            what,
+            type(exc).__name__,
+            exc,
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
+
+
+def run(
+    agent: str,
+    *,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tools_version: str | None = None,
+    input: Any = _MISSING,
+    budget: Any = None,
+    run_id: str | None = None,
+) -> Run:
+    """Start describing one agent run; enter it with ``with`` or ``async with``."""
+    return Run(
+        agent,
+        model=model,
+        prompt_version=prompt_version,
+        tools_version=tools_version,
+        input=input,
+        budget=budget,
+        run_id=run_id,
+    )
+
+
+def _bound_input(sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if sig is None:
+        return {"args": list(args), "kwargs": kwargs}
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": kwargs}
+    arguments = dict(bound.arguments)
+    arguments.pop("self", None)
+    arguments.pop("cls", None)
+    if len(arguments) == 1:
+        return next(iter(arguments.values()))
+    return arguments
+
+
+@overload
+def agent(fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def agent(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tools_version: str | None = None,
+    budget: Any = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def agent(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    prompt_version: str | None = None,
+    tools_version: str | None = None,
+    budget: Any = None,
+) -> Any:
+    """Decorator form of :func:`run`: each call of the function is one run.
+
+    The run's input is the call's arguments (a single argument as itself, several as a mapping by
+    parameter name), so ``input_sha`` and replay see what the agent was asked.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        agent_name = name or func.__name__
+        try:
+            sig: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):
+            sig = None
+
+        def make_run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
+            return Run(
+                agent_name,
+                model=model,
+                prompt_version=prompt_version,
+                tools_version=tools_version,
+                input=_bound_input(sig, args, kwargs),
+                budget=budget,
+            )
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with make_run(args, kwargs):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with make_run(args, kwargs):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+__all__ = ["Run", "agent", "current_run", "run"]

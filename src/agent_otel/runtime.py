@@ -1,0 +1,104 @@
+"""The process-wide runtime: tracer, instruments, event pipeline and the settings the hot path reads.
+
+``setup()`` builds a new :class:`Runtime` and swaps it in with one assignment, so a run never sees half a
+configuration. Before ``setup()`` the runtime uses the global OpenTelemetry API (a no-op unless the
+application configured OpenTelemetry itself), which keeps instrumented library code correct and nearly
+free in processes that never call ``setup()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
+from agent_otel._version import __version__
+from agent_otel.config import Config, load
+from agent_otel.events import Pipeline
+from agent_otel.metrics import Metrics
+from agent_otel.pricing import PriceTable
+from agent_otel.redaction import DEFAULT_SECRET_KEYS, Redactor
+
+logger = logging.getLogger("agent_otel")
+
+SCOPE = "agent_otel"
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    tracer: Tracer
+    metrics: Metrics
+    pipeline: Pipeline
+    prices: PriceTable
+    redactor: Redactor | None
+    service: str | None = None
+    events_enabled: bool = True
+    store_args_hash: bool = True
+    # Hooks that later layers install without run.py knowing about them (guards, replay, snapshots).
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        tracer: Tracer,
+        meter: otel_metrics.Meter,
+        pipeline: Pipeline,
+        dropped: Any = None,
+    ) -> Runtime:
+        events = config.get("logging.events")
+        redactor = None
+        if events["store_args"]:
+            keys = config.get("redaction.keys")
+            redactor = Redactor(
+                DEFAULT_SECRET_KEYS if keys is None else keys,
+                max_chars=config.get("redaction.max_chars"),
+                patterns=config.get("redaction.patterns"),
+            )
+        return cls(
+            config=config,
+            tracer=tracer,
+            metrics=Metrics(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped),
+            pipeline=pipeline,
+            prices=PriceTable(config.get("prices")),
+            redactor=redactor,
+            service=config.get("service.name"),
+            events_enabled=events["enabled"],
+            store_args_hash=events["store_args_hash"],
+        )
+
+
+def _default_runtime() -> Runtime:
+    try:
+        config = load()
+    except Exception as exc:  # a broken AGENT_OTEL_CONFIG must not break an import-time default
+        logger.warning("agent-otel: ignoring configuration (%s); using defaults until setup()", exc)
+        config = load(env={})
+    return Runtime.build(
+        config,
+        trace.get_tracer(SCOPE, __version__),
+        otel_metrics.get_meter(SCOPE, __version__),
+        Pipeline(),
+    )
+
+
+_runtime: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The runtime in force (created lazily, so importing agent_otel stays cheap)."""
+    global _runtime
+    rt = _runtime
+    if rt is None:
+        rt = _runtime = _default_runtime()
+    return rt
+
+
+def install(rt: Runtime | None) -> None:
+    global _runtime
+    _runtime = rt

@@ -1,0 +1,485 @@
+"""``setup()`` and ``shutdown()``: wiring OpenTelemetry, the event pipeline and integrations in one call.
+
+The rules this module keeps:
+
+* Never replace what the application installed. If a TracerProvider/MeterProvider from the SDK is already
+  the global one (or is passed in), agent-otel adds its processor and reader to it; otherwise it installs
+  its own. The peer SDKs that replace providers break applications' existing exporters.
+* Idempotent: a second ``setup()`` returns the configuration in force and adds nothing.
+* Bounded: ``shutdown()`` (also run at interpreter exit) takes at most ``exporter.shutdown_timeout_s``
+  (default 1 s) however dead the collector is. The OTel SDK's own atexit hook is disabled for the
+  providers agent-otel creates, because it can block for tens of seconds.
+* Import cost is paid here, not at ``import agent_otel``: the SDK and the OTLP exporters (the gRPC one
+  alone costs ~100 ms) are imported inside ``setup()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from agent_otel import config as config_mod
+from agent_otel import conventions as c
+from agent_otel import runtime as runtime_mod
+from agent_otel._version import __version__
+from agent_otel.config import Config
+from agent_otel.events import JsonLinesSink, Pipeline, Sink
+
+logger = logging.getLogger("agent_otel")
+
+LOCAL_GRPC_PORT = 4317
+LOCAL_HTTP_PORT = 4318
+_PROBE_TIMEOUT_S = 0.2
+
+
+@dataclass
+class Installation:
+    """What one ``setup()`` created, so that ``shutdown()`` undoes exactly that and nothing else."""
+
+    config: Config
+    runtime: runtime_mod.Runtime
+    pipeline: Pipeline
+    drops: Any
+    otlp: str | None
+    otlp_note: str
+    span_processors: list[Any] = field(default_factory=list)
+    metric_readers: list[Any] = field(default_factory=list)
+    tracer_provider: Any = None
+    meter_provider: Any = None
+    owns_tracer_provider: bool = False
+    owns_meter_provider: bool = False
+    integrations: list[str] = field(default_factory=list)
+    args: tuple[Any, ...] = ()
+
+
+_lock = threading.RLock()
+_installed: Installation | None = None
+_atexit_registered = False
+
+
+def installation() -> Installation | None:
+    """The current installation (for doctor and tests); None before setup() or after shutdown()."""
+    return _installed
+
+
+def setup(
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    store: Any = ...,
+    instrument: bool | Sequence[str] = True,
+    *,
+    protocol: str | None = None,
+    service_version: str | None = None,
+    environment: str | None = None,
+    events: str | None = None,
+    span_exporters: Iterable[Any] = (),
+    metric_readers: Iterable[Any] = (),
+    event_sinks: Iterable[Sink] = (),
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+) -> Config:
+    """Configure agent-otel for this process and return the effective :class:`Config`.
+
+    ``config`` is a YAML path or a mapping of overrides (nested or dotted keys). ``store`` is a SQLite path,
+    a ``postgresql://`` URL or False (default: the config's ``store``). ``events`` is a JSON-lines sink
+    (path, ``stdout`` or ``stderr``). ``span_exporters``/``metric_readers`` are added next to OTLP;
+    ``tracer_provider``/``meter_provider`` name providers to attach to instead of the global ones.
+    """
+    global _installed, _atexit_registered
+    overrides: dict[str, Any] = {}
+    path: str | os.PathLike[str] | None = None
+    if isinstance(config, Mapping):
+        overrides.update(config)
+    elif config is not None:
+        path = config
+    for key, value in (
+        ("service.name", service_name),
+        ("service.version", service_version),
+        ("service.environment", environment),
+        ("exporter.endpoint", endpoint),
+        ("exporter.protocol", protocol),
+        ("logging.events.sink", events),
+    ):
+        if value is not None:
+            overrides[key] = value
+    if store is not ...:
+        overrides["store"] = store
+    span_exporters = list(span_exporters)
+    metric_readers = list(metric_readers)
+    event_sinks = list(event_sinks)
+    cfg = config_mod.load(overrides, path)
+    args = (
+        tuple(sorted((k, repr(v)) for k, v in overrides.items())),
+        os.fspath(path) if path else None,
+        tuple(id(x) for x in (*span_exporters, *metric_readers, *event_sinks)),
+        id(tracer_provider),
+        id(meter_provider),
+        repr(instrument),
+    )
+    with _lock:
+        if _installed is not None:
+            if _installed.args != args:
+                logger.warning(
+                    "agent-otel: setup() was already called with other arguments; keeping the "
+                    "first configuration (call agent_otel.shutdown() first to reconfigure)"
+                )
+            return _installed.config
+        _installed = _install(
+            cfg, args, span_exporters, metric_readers, event_sinks, tracer_provider, meter_provider
+        )
+        if not _atexit_registered:
+            atexit.register(_shutdown_at_exit)
+            _atexit_registered = True
+    if instrument:
+        from agent_otel import integrations
+
+        names = None if instrument is True else list(instrument)
+        _installed.integrations = integrations.instrument(names)
+    return cfg
+
+
+def _install(
+    cfg: Config,
+    args: tuple[Any, ...],
+    span_exporters: list[Any],
+    metric_readers: list[Any],
+    event_sinks: list[Sink],
+    tracer_provider: Any,
+    meter_provider: Any,
+) -> Installation:
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry import trace
+
+    from agent_otel.export import DropCounter, quiet_exporter_logs
+
+    quiet_exporter_logs()
+    drops = DropCounter()
+    pipeline = _build_pipeline(cfg, event_sinks)
+    disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    if disabled:
+        otlp, note = None, "OTEL_SDK_DISABLED=true: no spans or metrics are produced"
+        rt = runtime_mod.Runtime.build(
+            cfg, trace.NoOpTracer(), otel_metrics.NoOpMeter(c.M_STOP.name), pipeline, None
+        )
+        inst = Installation(cfg, rt, pipeline, drops, otlp, note, args=args)
+    else:
+        otlp_protocol, otlp_endpoint, note = _resolve_otlp(cfg)
+        otlp = f"{otlp_protocol} {otlp_endpoint}" if otlp_endpoint else None
+        if otlp is None:
+            logger.info("agent-otel: OTLP export is off: %s", note)
+        inst = Installation(cfg, None, pipeline, drops, otlp, note, args=args)  # type: ignore[arg-type]
+        _install_tracing(inst, cfg, otlp_protocol, otlp_endpoint, span_exporters, tracer_provider)
+        _install_metrics(inst, cfg, otlp_protocol, otlp_endpoint, metric_readers, meter_provider)
+        rt = runtime_mod.Runtime.build(
+            cfg,
+            inst.tracer_provider.get_tracer(runtime_mod.SCOPE, __version__),
+            inst.meter_provider.get_meter(runtime_mod.SCOPE, __version__),
+            pipeline,
+            lambda: _all_drops(inst),
+        )
+        inst.runtime = rt
+    runtime_mod.install(rt)
+    config_mod._set_effective(cfg)
+    return inst
+
+
+def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
+    counts = inst.drops.snapshot()
+    if inst.pipeline.dropped:
+        counts[("events", "queue_full")] = inst.pipeline.dropped
+    return counts
+
+
+def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
+    sinks: list[Sink] = list(event_sinks)
+    events = cfg.get("logging.events")
+    if events["enabled"] and events["sink"]:
+        try:
+            sinks.append(JsonLinesSink(events["sink"], events["include"], events["store_args_hash"]))
+        except OSError as exc:
+            logger.warning(
+                "agent-otel: cannot open the event sink %s (%s); events go only to the store",
+                events["sink"],
+                exc,
+            )
+    return Pipeline(sinks)
+
+
+def _resource(cfg: Config) -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    attributes: dict[str, Any] = {c.AGENT_OTEL_VERSION: __version__}
+    for key, attr in (
+        ("service.name", c.SERVICE_NAME),
+        ("service.version", c.SERVICE_VERSION),
+        ("service.environment", c.DEPLOYMENT_ENVIRONMENT),
+    ):
+        value = cfg.get(key)
+        if value is not None:
+            attributes[attr] = value
+    return Resource.create(attributes)
+
+
+def _probe(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
+    """Decide protocol and endpoint; returns (protocol, endpoint or None, a note saying why)."""
+    endpoint = cfg.get("exporter.endpoint")
+    protocol = cfg.get("exporter.protocol")
+    if endpoint:
+        if protocol is None:
+            protocol = "http/protobuf" if urlparse(_with_scheme(endpoint)).port == LOCAL_HTTP_PORT else "grpc"
+        return protocol, endpoint, f"configured ({cfg.source('exporter.endpoint')})"
+    if not cfg.get("exporter.probe_local"):
+        return protocol or "grpc", None, "no endpoint configured and exporter.probe_local is false"
+    if protocol != "http/protobuf" and _probe(LOCAL_GRPC_PORT):
+        return "grpc", f"http://127.0.0.1:{LOCAL_GRPC_PORT}", "found a collector on localhost:4317"
+    if protocol != "grpc" and _probe(LOCAL_HTTP_PORT):
+        return "http/protobuf", f"http://127.0.0.1:{LOCAL_HTTP_PORT}", "found a collector on localhost:4318"
+    return (
+        protocol or "grpc",
+        None,
+        (
+            "no endpoint configured and no collector answers on localhost:4317 or :4318 "
+            "(set OTEL_EXPORTER_OTLP_ENDPOINT, or run `docker compose up`)"
+        ),
+    )
+
+
+def _with_scheme(endpoint: str) -> str:
+    return endpoint if "://" in endpoint else f"http://{endpoint}"
+
+
+def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> str:
+    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    if specific:
+        return specific
+    if cfg.source("exporter.endpoint") == "env:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":
+        # A traces-only URL; metrics go to the generic endpoint if there is one, else the same host.
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint.removesuffix("/v1/traces")
+    if protocol == "grpc":
+        return endpoint
+    return _with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
+
+
+def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> Any:
+    url = _signal_endpoint(cfg, endpoint, protocol, signal)
+    timeout = cfg.get("exporter.timeout_s")
+    if protocol == "grpc":
+        insecure = True if urlparse(_with_scheme(url)).scheme == "http" else None
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(endpoint=url, insecure=insecure, timeout=timeout)
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=url, insecure=insecure, timeout=timeout)
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
+
+        return HTTPSpanExporter(endpoint=url, timeout=timeout)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HTTPMetricExporter,
+    )
+
+    return HTTPMetricExporter(endpoint=url, timeout=timeout)
+
+
+def _signal_off(signal: str) -> bool:
+    return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower() == "none"
+
+
+def _install_tracing(
+    inst: Installation,
+    cfg: Config,
+    protocol: str,
+    endpoint: str | None,
+    span_exporters: list[Any],
+    tracer_provider: Any,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from agent_otel.export import BufferedSpanProcessor
+
+    provider = tracer_provider
+    if provider is None:
+        existing = trace.get_tracer_provider()
+        if isinstance(existing, TracerProvider):
+            provider = existing
+        else:
+            provider = TracerProvider(resource=_resource(cfg), shutdown_on_exit=False)
+            trace.set_tracer_provider(provider)
+            inst.owns_tracer_provider = True
+    inst.tracer_provider = provider
+    exporters: list[tuple[str, Any]] = []
+    if endpoint and not _signal_off("traces"):
+        exporters.append(("spans", _otlp_exporter(cfg, protocol, endpoint, "traces")))
+    exporters += [(f"spans-{i}", e) for i, e in enumerate(span_exporters, 1)]
+    for name, exporter in exporters:
+        processor = BufferedSpanProcessor(
+            exporter,
+            inst.drops,
+            max_queue=cfg.get("exporter.max_queue"),
+            batch_size=cfg.get("exporter.batch_size"),
+            schedule_delay_s=cfg.get("exporter.schedule_delay_s"),
+            retry_buffer_bytes=int(cfg.get("exporter.retry_buffer_mb") * (1 << 20)),
+            shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
+            name=name,
+        )
+        provider.add_span_processor(processor)
+        inst.span_processors.append(processor)
+
+
+def _install_metrics(
+    inst: Installation,
+    cfg: Config,
+    protocol: str,
+    endpoint: str | None,
+    metric_readers: list[Any],
+    meter_provider: Any,
+) -> None:
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from agent_otel.export import NonBlockingMetricExporter
+
+    readers = list(metric_readers)
+    if endpoint and not _signal_off("metrics"):
+        exporter = NonBlockingMetricExporter(
+            _otlp_exporter(cfg, protocol, endpoint, "metrics"),
+            inst.drops,
+            shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
+        )
+        readers.insert(
+            0,
+            PeriodicExportingMetricReader(
+                exporter,
+                export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000,
+                export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
+            ),
+        )
+    provider = meter_provider
+    if provider is None:
+        existing = otel_metrics.get_meter_provider()
+        if isinstance(existing, MeterProvider):
+            provider = existing
+    if provider is None:
+        provider = MeterProvider(metric_readers=readers, resource=_resource(cfg), shutdown_on_exit=False)
+        otel_metrics.set_meter_provider(provider)
+        inst.owns_meter_provider = True
+    else:
+        for reader in readers:
+            try:
+                provider.add_metric_reader(reader)
+            except AttributeError:
+                logger.warning(
+                    "agent-otel: this opentelemetry-sdk cannot add metric readers to an existing "
+                    "MeterProvider (needs >= 1.39); agent-otel metrics go to its readers only"
+                )
+                readers = []
+                break
+    inst.meter_provider = provider
+    inst.metric_readers = readers
+
+
+def flush(timeout_s: float | None = None) -> bool:
+    """Deliver queued events, spans and metrics now; bounded like shutdown(). True if all finished."""
+    inst = _installed
+    if inst is None:
+        return True
+    timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout
+    ok = inst.pipeline.flush(timeout)
+    for processor in inst.span_processors:
+        ok = processor.force_flush(int(max(deadline - time.monotonic(), 0.001) * 1000)) and ok
+    for reader in inst.metric_readers:
+        try:
+            ok = (
+                bool(reader.force_flush(timeout_millis=max(deadline - time.monotonic(), 0.001) * 1000)) and ok
+            )
+        except Exception as exc:
+            logger.debug("agent-otel: metric reader flush failed: %s", exc)
+            ok = False
+    return ok
+
+
+def shutdown(timeout_s: float | None = None) -> None:
+    """Flush and close what setup() created, in at most ``exporter.shutdown_timeout_s`` (default 1 s).
+
+    Safe to call twice and before setup(). Afterwards agent-otel falls back to the global OpenTelemetry
+    API, and setup() may be called again.
+    """
+    global _installed
+    with _lock:
+        inst, _installed = _installed, None
+    if inst is None:
+        return
+    timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout
+    if inst.integrations:
+        from agent_otel import integrations
+
+        integrations.uninstrument(inst.integrations)
+    runtime_mod.install(None)
+    config_mod._set_effective(None)
+    # Events first: the run store should hold every run before the process goes away.
+    inst.pipeline.close(max(deadline - time.monotonic(), 0.05))
+    workers: list[threading.Thread] = []
+
+    def spawn(fn: Any, *args: Any) -> None:
+        def target() -> None:
+            try:
+                fn(*args)
+            except Exception as exc:
+                logger.debug("agent-otel: shutdown step failed: %s", exc)
+
+        thread = threading.Thread(target=target, name="agent-otel-shutdown", daemon=True)
+        thread.start()
+        workers.append(thread)
+
+    remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
+    for processor in inst.span_processors:
+        spawn(processor.shutdown)
+    for reader in inst.metric_readers:
+        spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+    for thread in workers:
+        thread.join(max(deadline - time.monotonic(), 0))
+    summary = inst.drops.summary()
+    if inst.pipeline.dropped:
+        summary = (summary or "agent-otel: dropped") + f", {inst.pipeline.dropped} events (queue full)"
+    if summary:
+        logger.warning(summary)
+
+
+def _shutdown_reader(provider: Any, reader: Any, timeout_ms: float) -> None:
+    reader.shutdown(timeout_millis=timeout_ms)
+    remove = getattr(provider, "remove_metric_reader", None)
+    if remove is not None:
+        try:
+            remove(reader)
+        except Exception as exc:
+            logger.debug("agent-otel: removing metric reader failed: %s", exc)
+
+
+def _shutdown_at_exit() -> None:
+    try:
+        shutdown()
+    except Exception as exc:  # never turn interpreter exit into a traceback
+        logger.debug("agent-otel: shutdown at exit failed: %s", exc)

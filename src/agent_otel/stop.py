@@ -1,0 +1,112 @@
+"""Why a run ended: the closed taxonomy, the result a caller receives, and the exception guards raise.
+
+``stop_reason`` is a metric label, so the set is closed: an unknown reason is a ``ValueError`` listing the
+valid ones rather than a new time series. The class of a reason decides the run span's status (OK for
+success, ERROR for failure, UNSET for a limit that did its job).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StopReason(enum.StrEnum):
+    COMPLETED = "completed"
+    MAX_STEPS = "max_steps"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    POLICY_DENIED = "policy_denied"
+    KILL_SWITCH = "kill_switch"
+    LOOP_DETECTED = "loop_detected"
+    TOOL_TIMEOUT = "tool_timeout"
+    TOOL_ERROR = "tool_error"
+    MODEL_ERROR = "model_error"
+    ERROR = "error"
+
+    @property
+    def stop_class(self) -> str:
+        """``success``, ``limit`` or ``failure``."""
+        return _CLASS[self]
+
+    @classmethod
+    def parse(cls, value: str | StopReason) -> StopReason:
+        """Accept a member or its string value; anything else is a ValueError naming the valid reasons."""
+        if isinstance(value, StopReason):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(r.value for r in cls)
+            raise ValueError(f"unknown stop_reason {value!r}; valid reasons: {valid}") from None
+
+
+_CLASS = {
+    StopReason.COMPLETED: "success",
+    StopReason.MAX_STEPS: "limit",
+    StopReason.BUDGET_EXCEEDED: "limit",
+    StopReason.TIMEOUT: "limit",
+    StopReason.CANCELLED: "limit",
+    StopReason.POLICY_DENIED: "limit",
+    StopReason.KILL_SWITCH: "limit",
+    StopReason.LOOP_DETECTED: "failure",
+    StopReason.TOOL_TIMEOUT: "failure",
+    StopReason.TOOL_ERROR: "failure",
+    StopReason.MODEL_ERROR: "failure",
+    StopReason.ERROR: "failure",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult(Mapping[str, Any]):
+    """What the caller (and its UI) receives when a run stops.
+
+    A read-only mapping, so ``dict(result)`` or ``json.dumps(dict(result))`` gives
+    ``{"status": "stopped", "stop_reason": ..., "run_id": ..., "usage": {...}}``.
+    """
+
+    stop_reason: StopReason
+    run_id: str
+    usage: dict[str, Any] = field(default_factory=dict)
+    detail: str | None = None
+    status: str = "stopped"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": self.status,
+            "stop_reason": self.stop_reason.value,
+            "run_id": self.run_id,
+            "usage": dict(self.usage),
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+class AgentStopped(Exception):
+    """Raised into agent code when a guard ends the run; carries the :class:`StopResult`.
+
+    Leaving a ``run()`` block with this exception records its stop reason (not ``error``); the exception
+    then continues to the caller, so code after the block never runs as if the agent had finished.
+    """
+
+    def __init__(self, result: StopResult) -> None:
+        self.result = result
+        detail = f": {result.detail}" if result.detail else ""
+        super().__init__(f"run {result.run_id} stopped ({result.stop_reason.value}){detail}")
+
+    @property
+    def stop_reason(self) -> StopReason:
+        return self.result.stop_reason

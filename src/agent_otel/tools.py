@@ -1,0 +1,384 @@
+"""Tool calls: the ``@tool`` decorator and the one engine every tool call goes through.
+
+``@tool``, ``run.call_tool`` and the framework integrations all use :func:`begin` and
+:meth:`ToolCall.ok`/:meth:`ToolCall.fail`, so a tool call has the same span, attributes, metrics, event and
+guards whichever way it was made. This is the hottest path in the SDK (benchmarks/overhead.py): attributes
+are set in two batched calls, the metric is recorded while the tool span is still current (so the
+exemplar needs no extra context object), and nothing here touches the network or the disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from agent_otel import conventions as c
+from agent_otel.events import new_event
+from agent_otel.hashing import sha
+from agent_otel.run import Run, _current, _internal_error
+from agent_otel.stop import AgentStopped, StopReason
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_TOOL_KEY = otel_context.create_key("agent_otel.tool_call")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOptions:
+    name: str
+    side_effects: bool = False
+    timeout_s: float | None = None
+    retry: Any = None
+
+
+class ToolCall:
+    """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
+
+    __slots__ = (
+        "_done",
+        "_start_ns",
+        "_token",
+        "args",
+        "args_sha",
+        "attempts",
+        "call_id",
+        "claimable",
+        "fn",
+        "options",
+        "run",
+        "span",
+        "step_id",
+    )
+
+    def __init__(
+        self,
+        run: Run,
+        options: ToolOptions,
+        args: Any,
+        args_sha: str,
+        step_id: int,
+        call_id: str | None,
+        fn: Callable[..., Any] | None,
+    ) -> None:
+        self.run = run
+        self.options = options
+        self.args = args
+        self.args_sha = args_sha
+        self.step_id = step_id
+        self.call_id = call_id
+        self.fn = fn
+        self.attempts = 1
+        self.claimable = False
+        self.span: Span = trace.INVALID_SPAN
+        self._token: Any = None
+        self._start_ns = time.perf_counter_ns()
+        self._done = False
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+    def ok(self, result: Any) -> None:
+        """Finish successfully with ``result`` (hashed, never stored raw unless configured)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            result_sha = sha(result)
+            self._finish(c.STATUS_OK, "", result_sha, result, None)
+        except Exception as exc:
+            _internal_error("recording a tool result", exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """Finish with the exception the tool raised; the caller re-raises it unchanged."""
+        if self._done:
+            return
+        self._done = True
+        run = self.run
+        if not isinstance(exc, AgentStopped):
+            reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
+            run._note_failure(exc, reason)
+        try:
+            self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc)
+        except Exception as err:
+            _internal_error("recording a tool error", err)
+
+    def _finish(
+        self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None
+    ) -> None:
+        run = self.run
+        rt = run._rt
+        span = self.span
+        duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        attributes: dict[str, Any] = {c.TOOL_STATUS: status, c.TOOL_ATTEMPTS: self.attempts}
+        if result_sha is not None:
+            attributes[c.TOOL_RESULT_SHA] = result_sha
+        if exc is not None:
+            attributes[c.ERROR_TYPE] = error_type
+        redactor = rt.redactor if rt is not None else None
+        if redactor is not None and exc is None:
+            attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
+        span.set_attributes(attributes)
+        if exc is not None:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"[:512]))
+        span.end()
+        if rt is None:
+            self._detach()
+            return
+        # Recorded while the tool span is still the current span: the exemplar picks it up for free.
+        rt.metrics.record_tool(run.agent, self.options.name, status, error_type, duration_ms, None)
+        if self.attempts > 1:
+            rt.metrics.record_retries(run.agent, self.options.name, self.attempts - 1)
+        self._detach()
+        if rt.events_enabled:
+            span_ctx = span.get_span_context()
+            event = new_event(
+                c.KIND_TOOL_RESULT,
+                run.run_id,
+                run.agent,
+                run.trace_id,
+                format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+                step_id=self.step_id,
+                tool=self.options.name,
+                args_sha=self.args_sha,
+                result_sha=result_sha,
+                duration_ms=round(duration_ms, 3),
+                status=status,
+                error=error_type or None,
+            )
+            if self.attempts > 1:
+                event["attempts"] = self.attempts
+            if redactor is not None:
+                event["args"] = redactor.redact(self.args)
+                if exc is None:
+                    event["result"] = redactor.redact(result)
+            rt.pipeline.emit("event", event)
+        recorder = rt.extensions.get("recorder")
+        if recorder is not None:
+            recorder.tool_finished(self, result, exc)
+
+    def _detach(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            otel_context.detach(token)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError)
+
+
+def begin(
+    run: Run,
+    options: ToolOptions,
+    args: Any,
+    call_id: str | None = None,
+    *,
+    fn: Callable[..., Any] | None = None,
+    attach: bool = True,
+    claimable: bool = False,
+) -> ToolCall | None:
+    """Start a tool call of ``run``: guards first (which may raise AgentStopped), then the span.
+
+    Returns None if telemetry itself failed, in which case the caller just runs the tool. ``attach``
+    makes the tool span current (callers that finish the call on another thread pass False);
+    ``claimable`` lets a nested ``@tool`` function of the same name use this call instead of a second span.
+    """
+    run._check_pending()
+    args_sha = sha(args)
+    guards = run._guards
+    if guards is not None:
+        guards.before_tool(run, options, args_sha)
+    rt = run._rt
+    if rt is None:
+        return None
+    try:
+        step_id = run._next_step(tool=True)
+        call = ToolCall(run, options, args, args_sha, step_id, call_id, fn)
+        call.claimable = claimable
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
+            c.GEN_AI_TOOL_NAME: options.name,
+            c.RUN_ID: run.run_id,
+            c.STEP_ID: step_id,
+            c.TOOL_ARGS_SHA: args_sha,
+        }
+        if call_id is not None:
+            attributes[c.GEN_AI_TOOL_CALL_ID] = call_id
+        if options.side_effects:
+            attributes[c.TOOL_SIDE_EFFECTS] = True
+        if rt.redactor is not None:
+            attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.to_attribute(args)
+        # The parent is whatever is current when this run is the current run (a tool span when tools
+        # nest); a run driven from a thread that did not copy the context still parents to its run span.
+        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
+        span = call.span = rt.tracer.start_span(
+            c.tool_span_name(options.name), context=parent, attributes=attributes
+        )
+        if attach:
+            ctx = trace.set_span_in_context(span, parent)
+            call._token = otel_context.attach(otel_context.set_value(_TOOL_KEY, call, ctx))
+        call._start_ns = time.perf_counter_ns()
+        return call
+    except Exception as exc:
+        _internal_error("starting a tool span", exc)
+        return None
+
+
+def active_tool_call() -> ToolCall | None:
+    """The tool call whose span is current, if any (integrations use it to avoid double spans)."""
+    value = otel_context.get_value(_TOOL_KEY)
+    return value if isinstance(value, ToolCall) else None
+
+
+def call_sync(
+    run: Run,
+    options: ToolOptions,
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    hashed: Any,
+    call_id: str | None = None,
+) -> R:
+    call = begin(run, options, hashed, call_id, fn=fn)
+    if call is None:
+        return fn(*args, **kwargs)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    call.ok(result)
+    return result
+
+
+async def call_async(
+    run: Run,
+    options: ToolOptions,
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    hashed: Any,
+    call_id: str | None = None,
+) -> R:
+    call = begin(run, options, hashed, call_id, fn=fn)
+    if call is None:
+        return await fn(*args, **kwargs)
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    call.ok(result)
+    return result
+
+
+class _ArgBinder:
+    """Maps a call's positional and keyword args to ``{parameter: value}`` without inspect.bind's cost."""
+
+    __slots__ = ("names", "skip_first", "var_positional")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        try:
+            params = list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        names = [p.name for p in params if p.kind in positional]
+        self.skip_first = bool(names) and names[0] in ("self", "cls")
+        self.names = tuple(names[1:] if self.skip_first else names)
+        self.var_positional = next(
+            (p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), "args"
+        )
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.skip_first and args:
+            args = args[1:]
+        names = self.names
+        bound = dict(zip(names, args, strict=False))
+        if len(args) > len(names):
+            bound[self.var_positional] = list(args[len(names) :])
+        if kwargs:
+            bound.update(kwargs)
+        return bound
+
+
+def _claim(options: ToolOptions, func: Callable[..., Any]) -> bool:
+    """True if a framework integration already opened this very tool call (one span, not two)."""
+    active = otel_context.get_value(_TOOL_KEY)
+    if (
+        isinstance(active, ToolCall)
+        and active.claimable
+        and (active.fn is func or active.name == options.name)
+    ):
+        active.claimable = False
+        return True
+    return False
+
+
+@overload
+def tool(fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def tool(
+    *, name: str | None = None, timeout_s: float | None = None, retry: Any = None, side_effects: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout_s: float | None = None,
+    retry: Any = None,
+    side_effects: bool = False,
+) -> Any:
+    """Make a function a tool: inside a run each call is a child span with hashes, status and metrics.
+
+    Works on sync and async functions, methods and keyword-only signatures. Outside any run the function
+    is called as it is. ``side_effects=True`` marks tools that change the world (the kill switch's
+    ``writes`` scope blocks exactly these).
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        options = ToolOptions(
+            name=name or func.__name__, side_effects=side_effects, timeout_s=timeout_s, retry=retry
+        )
+        binder = _ArgBinder(func)
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = _current.get()
+                if run is None or run._rt is None or _claim(options, func):
+                    return await func(*args, **kwargs)
+                return await call_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
+
+            async_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            run = _current.get()
+            if run is None or run._rt is None or _claim(options, func):
+                return func(*args, **kwargs)
+            return call_sync(run, options, func, args, kwargs, binder.bind(args, kwargs))
+
+        wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
+        return wrapper
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
