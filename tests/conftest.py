@@ -1,0 +1,81 @@
+"""Fixtures shared by all tests. Feature-specific fixtures live in the conftest.py of their folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import agent_otel
+from agent_otel import sdk
+from tests.helpers import metric_points
+
+
+class ListSink:
+    """Event sink that keeps records in memory."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        self.records.extend(batch)
+
+    def close(self) -> None:
+        pass
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [p for t, p in self.records if t == "event" and (kind is None or p["kind"] == kind)]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [p for t, p in self.records if t == "run"]
+
+
+@dataclass
+class Telemetry:
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    sink: ListSink
+    config: Any = None
+    _flushed: bool = field(default=False)
+
+    def flush(self) -> None:
+        assert sdk.flush(5.0), "flush did not finish"
+
+    def spans(self) -> list[ReadableSpan]:
+        self.flush()
+        return list(self.exporter.get_finished_spans())
+
+    def spans_named(self, prefix: str) -> list[ReadableSpan]:
+        return [s for s in self.spans() if s.name.startswith(prefix)]
+
+    def metrics(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+        self.flush()
+        return metric_points(self.reader)
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        self.flush()
+        return self.sink.events(kind)
+
+
+@pytest.fixture
+def telemetry(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Telemetry]:
+    """agent_otel set up with in-memory span exporter, metric reader and event sink; no OTLP, no store."""
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AGENT_OTEL_CONFIG",
+                "OTEL_SDK_DISABLED", "AGENT_OTEL_EVENTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    agent_otel.shutdown()
+    exporter = InMemorySpanExporter()
+    reader = InMemoryMetricReader()
+    sink = ListSink()
+    cfg = agent_otel.setup(
+        "test-service", span_exporters=[exporter], metric_readers=[reader], event_sinks=[sink],
+        store=False, instrument=False, config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}},
+    )
+    yield Telemetry(exporter, reader, sink, cfg)
+    agent_otel.shutdown()

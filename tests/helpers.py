@@ -1,0 +1,46 @@
+"""Shared test helpers: prerequisites that fail under CI and skip locally, and an in-memory telemetry rig."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing_prerequisite(what: str, install: str) -> None:
+    """Fail under CI=true (a missing prerequisite is a broken CI), skip locally naming the fix."""
+    message = f"{what} is missing; install it with: {install}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def require_binary(name: str, install: str, candidates: Iterable[str] = ()) -> str:
+    """Path of an executable from PATH or ``candidates``; otherwise fail (CI) or skip (local)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    missing_prerequisite(f"the `{name}` binary", install)
+    raise AssertionError("unreachable")
+
+
+def metric_points(reader: Any) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+    """{metric name: [(attributes, point)]} from an InMemoryMetricReader."""
+    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    data = reader.get_metrics_data()
+    if data is None:
+        return out
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for point in metric.data.data_points:
+                    out.setdefault(metric.name, []).append((dict(point.attributes), point))
+    return out
