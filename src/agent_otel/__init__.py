@@ -14,6 +14,8 @@ from __future__ import annotations
 from agent_otel import config
 from agent_otel._version import __version__
 from agent_otel.config import ConfigError
+from agent_otel.guards import Budget
+from agent_otel.retry import Retry
 from agent_otel.run import Run, agent, current_run, run
 from agent_otel.sdk import setup, shutdown
 from agent_otel.stop import AgentStopped, StopReason, StopResult
@@ -21,7 +23,9 @@ from agent_otel.tools import tool
 
 __all__ = [
     "AgentStopped",
+    "Budget",
     "ConfigError",
+    "Retry",
     "Run",
     "StopReason",
     "StopResult",

@@ -207,6 +207,80 @@ SCHEMA: dict[str, Any] = {
         },
         "Per-model prices, merged over the built-in table.",
     ),
+    "guards": {
+        "budget": {
+            "max_steps": Field(
+                int,
+                None,
+                "Steps (tool + LLM calls) per run; stop reason max_steps.",
+                nullable=True,
+                minimum=1,
+            ),
+            "max_tool_calls": Field(
+                int, None, "Tool calls per run; budget_exceeded.", nullable=True, minimum=1
+            ),
+            "max_tokens": Field(
+                int, None, "Input + output tokens per run; budget_exceeded.", nullable=True, minimum=1
+            ),
+            "max_cost_usd": Field(
+                float, None, "Spend per run in USD; budget_exceeded.", nullable=True, minimum=0.0
+            ),
+            "max_duration_s": Field(
+                float, None, "Run deadline in seconds; timeout.", nullable=True, minimum=0.0
+            ),
+            "max_retries": Field(
+                int,
+                None,
+                "Tool retries per run (stops retry storms); budget_exceeded.",
+                nullable=True,
+                minimum=0,
+            ),
+        },
+        "loop": {
+            "enabled": Field(bool, True, "Stop runs that repeat a tool call (loop_detected)."),
+            "max_repeats": Field(
+                int,
+                3,
+                "Identical calls (tool + args hash) allowed within the window; the next one stops the run.",
+                minimum=1,
+            ),
+            "window": Field(int, 10, "Tool calls looked back over.", minimum=2),
+            "ping_pong_cycles": Field(
+                int, 2, "A-B-A-B cycles allowed before the next A stops the run; 0 disables.", minimum=0
+            ),
+        },
+        "tool_timeout_s": Field(
+            float,
+            None,
+            "Default timeout for every tool call (per-tool timeout_s wins).",
+            nullable=True,
+            minimum=0.0,
+        ),
+        "policy": {
+            "on_deny": Field(
+                str,
+                "stop",
+                "stop: a denied call ends the run (policy_denied); raise: it raises "
+                "agent_otel.guards.ToolDenied, which the agent may catch.",
+                choices=("stop", "raise"),
+            ),
+            "allow": Field(dict, {}, "Agent name (or '*') -> tool name patterns allowed; others are denied."),
+            "deny": Field(dict, {}, "Agent name (or '*') -> tool name patterns denied."),
+        },
+        "kill_switch": {
+            "env": Field(
+                str, "AGENT_OTEL_KILL_SWITCH", "Environment variable holding the kill switch.", nullable=True
+            ),
+            "file": Field(
+                str,
+                None,
+                "Flag file: present means engaged; its lines give the scope.",
+                env=("AGENT_OTEL_KILL_SWITCH_FILE",),
+                nullable=True,
+            ),
+            "check_interval_s": Field(float, 0.25, "How often the flag file is re-read.", minimum=0.0),
+        },
+    },
     "store": Field(
         (str, bool),
         None,
@@ -222,7 +296,8 @@ SCHEMA: dict[str, Any] = {
 def _type_name(t: type | tuple[type, ...]) -> str:
     if isinstance(t, tuple):
         return " or ".join(_type_name(x) for x in t)
-    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list"}.get(t, t.__name__)
+    names = {str: "string", bool: "boolean", int: "integer", float: "number", list: "list", dict: "mapping"}
+    return names.get(t, t.__name__)
 
 
 def _check(key: str, field: Field, value: Any, source: str) -> Any:
@@ -262,6 +337,22 @@ def _check(key: str, field: Field, value: Any, source: str) -> Any:
                     f"{where} has unknown item {item!r}; valid items: {', '.join(field.item_choices)}"
                 )
         value = list(value)
+    if isinstance(value, dict):
+        for name, item in value.items():
+            items = [item] if isinstance(item, str) else item
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise ConfigError(
+                    f"agent-otel config key '{key}.{name}' (from {source}) must be a list of strings"
+                )
+        value = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in value.items()}
+    if isinstance(value, dict):
+        for name, item in value.items():
+            items = [item] if isinstance(item, str) else item
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise ConfigError(
+                    f"agent-otel config key '{key}.{name}' (from {source}) must be a list of strings"
+                )
+        value = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in value.items()}
     if key == "store" and value is True:
         raise ConfigError(f"{where} must be a path, a postgresql:// URL or false; got true")
     return value
@@ -280,7 +371,7 @@ def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, spec in schema.items():
         if isinstance(spec, Field):
-            out[name] = list(spec.default) if isinstance(spec.default, list) else spec.default
+            out[name] = spec.default.copy() if isinstance(spec.default, list | dict) else spec.default
         elif isinstance(spec, MapOf):
             out[name] = {}
         else:

@@ -60,7 +60,10 @@ class Runtime:
                 max_chars=config.get("redaction.max_chars"),
                 patterns=config.get("redaction.patterns"),
             )
+        from agent_otel.guards import Guards
+
         return cls(
+            extensions={"guards": Guards(config)},
             config=config,
             tracer=tracer,
             metrics=Metrics(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped),

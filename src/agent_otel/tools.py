@@ -9,8 +9,10 @@ exemplar needs no extra context object), and nothing here touches the network or
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -112,6 +114,26 @@ class ToolCall:
         except Exception as err:
             _internal_error("recording a tool error", err)
 
+    def retrying(self, exc: BaseException, delay_s: float) -> None:
+        """Record a failed attempt that will be retried; the run's retry budget may stop the run here."""
+        run = self.run
+        with run._lock:
+            run.retries += 1
+        try:
+            self.span.add_event(
+                c.EVENT_RETRY,
+                {"attempt": self.attempts, c.ERROR_TYPE: type(exc).__name__, "delay_s": round(delay_s, 4)},
+            )
+        except Exception as err:
+            _internal_error("recording a retry", err)
+        guards = run._guards
+        if guards is not None:
+            try:
+                guards.on_retry(run, self.options.name)
+            except AgentStopped as stopped:
+                self.fail(exc)
+                raise stopped from exc
+
     def _finish(
         self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None
     ) -> None:
@@ -174,6 +196,7 @@ class ToolCall:
 
 
 def _is_timeout(exc: BaseException) -> bool:
+    # Ours (ToolTimeout) or the tool's own (socket timeouts, asyncio deadlines): both are "tool_timeout".
     return isinstance(exc, TimeoutError)
 
 
@@ -253,7 +276,7 @@ def call_sync(
     if call is None:
         return fn(*args, **kwargs)
     try:
-        result = fn(*args, **kwargs)
+        result = _attempt_sync(call, fn, args, kwargs)
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -274,12 +297,99 @@ async def call_async(
     if call is None:
         return await fn(*args, **kwargs)
     try:
-        result = await fn(*args, **kwargs)
+        result = await _attempt_async(call, fn, args, kwargs)
     except BaseException as exc:
         call.fail(exc)
         raise
     call.ok(result)
     return result
+
+
+class ToolTimeout(TimeoutError):
+    """A tool call exceeded its ``timeout_s``; ``error.type`` on the span is this class's name."""
+
+    def __init__(self, tool: str, timeout_s: float) -> None:
+        self.tool = tool
+        self.timeout_s = timeout_s
+        super().__init__(f"tool {tool!r} timed out after {timeout_s:g}s")
+
+
+def _timeout_for(call: ToolCall) -> float | None:
+    guards = call.run._guards
+    return guards.tool_timeout(call.options) if guards is not None else call.options.timeout_s
+
+
+def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    retry = call.options.retry
+    timeout_s = _timeout_for(call)
+    while True:
+        try:
+            if timeout_s is None:
+                return fn(*args, **kwargs)
+            return _with_deadline(fn, args, kwargs, timeout_s, call.options.name)
+        except BaseException as exc:
+            if retry is None or not retry.should_retry(exc, call.attempts):
+                raise
+            delay = retry.delay(call.attempts)
+            call.retrying(exc, delay)
+            time.sleep(delay)
+            call.attempts += 1
+
+
+async def _attempt_async(
+    call: ToolCall, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    import asyncio
+
+    retry = call.options.retry
+    timeout_s = _timeout_for(call)
+    while True:
+        try:
+            if timeout_s is None:
+                return await fn(*args, **kwargs)
+            try:
+                async with asyncio.timeout(timeout_s) as deadline:
+                    return await fn(*args, **kwargs)
+            except TimeoutError as exc:
+                if deadline.expired():  # ours, not a TimeoutError the tool raised itself
+                    raise ToolTimeout(call.options.name, timeout_s) from exc
+                raise
+        except BaseException as exc:
+            if retry is None or not retry.should_retry(exc, call.attempts):
+                raise
+            delay = retry.delay(call.attempts)
+            call.retrying(exc, delay)
+            await asyncio.sleep(delay)
+            call.attempts += 1
+
+
+def _with_deadline(
+    fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float, tool: str
+) -> R:
+    """Run a sync tool on a daemon thread and give up waiting after ``timeout_s``.
+
+    Python cannot kill a thread: on timeout the tool keeps running in the background until it returns,
+    and its result is discarded. The thread is a daemon so a hung tool cannot block interpreter exit.
+    The thread runs in a copy of the caller's context, so spans it makes are children of the tool span.
+    """
+    ctx = contextvars.copy_context()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["result"] = ctx.run(fn, *args, **kwargs)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"agent-otel-tool-{tool}", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise ToolTimeout(tool, timeout_s)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 class _ArgBinder:

@@ -1,0 +1,446 @@
+"""Guards that end a run with a visible stop reason: budgets, loops, policy, kill switch, retry budget.
+
+The seed: "budgets, allowlists and kill switches are worthless if you cannot see when they trigger".
+Every trigger here does the same four things: a span event ``agent.guard`` on the run span (guard, limit,
+observed value, and the tool/args hash where one is involved), the counter
+``agent_guard_triggers_total{agent,guard}``, the run's single stop (so the unified ``stop`` event and
+``agent_stop_total`` follow), and an :class:`AgentStopped` raised into the agent's code *before* the step
+that would have crossed the line. The run is stopped at the trigger, not when the exception leaves the
+block, so an agent that swallows AgentStopped still ends up with the right stop reason.
+
+The checks run before every step, so they are written for the hot path: plain attribute reads and a
+bounded deque, the kill-switch file is stat'ed at most every ``check_interval_s``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from agent_otel import conventions as c
+from agent_otel.config import Config, ConfigError
+from agent_otel.stop import AgentStopped, StopReason, StopResult
+
+if TYPE_CHECKING:
+    from agent_otel.run import Run
+    from agent_otel.tools import ToolOptions
+
+KILL_SWITCH_ENV = "AGENT_OTEL_KILL_SWITCH"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Limits of one run; None means unlimited. Passed to ``run(budget=...)`` or set in ``guards.budget``.
+
+    ``max_steps`` counts tool and LLM steps (stop reason ``max_steps``); ``max_tool_calls``, ``max_tokens``,
+    ``max_cost_usd`` and ``max_retries`` give ``budget_exceeded``; ``max_duration_s`` gives ``timeout``.
+    """
+
+    max_steps: int | None = None
+    max_tool_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_duration_s: float | None = None
+    max_retries: int | None = None
+
+    def merged_over(self, base: Budget) -> Budget:
+        """This budget's set fields over ``base`` (a run's budget over the configured one)."""
+        changes = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return replace(base, **changes)
+
+
+class ToolDenied(PermissionError):
+    """A tool call was blocked by policy or by the kill switch's ``writes`` scope.
+
+    Raised only with ``guards.on_deny: raise``; by default a denied call ends the run (AgentStopped).
+    """
+
+    def __init__(self, tool: str, guard: str, reason: str) -> None:
+        self.tool = tool
+        self.guard = guard
+        super().__init__(f"tool {tool!r} blocked by {guard}: {reason}")
+
+
+# --- the kill switch -------------------------------------------------------------------------------
+
+
+KillSwitchFn = Callable[[str], str | None]
+_kill_switch_fn: KillSwitchFn | None = None
+
+
+def set_kill_switch(fn: KillSwitchFn | None) -> None:
+    """Install a callable ``fn(agent) -> "all" | "writes" | None`` consulted before every step."""
+    global _kill_switch_fn
+    _kill_switch_fn = fn
+
+
+def parse_kill_switch(text: str, agent: str) -> str | None:
+    """Scope that applies to ``agent`` from lines like ``all``, ``writes`` or ``writes:agent-a,agent-b``.
+
+    A flag file with no scope line means ``all``; ``off`` (or ``none``/``false``/``0``) means disengaged;
+    ``all`` wins over ``writes``; an unknown scope counts as ``all`` (fail closed: someone meant to stop).
+    """
+    lines = [raw.split("#", 1)[0].strip() for raw in text.splitlines()]
+    found: str | None = None
+    for line in [ln for ln in lines if ln] or ["all"]:
+        scope, _, agents = line.partition(":")
+        scope = scope.strip().lower()
+        if agents and agent not in {a.strip() for a in agents.split(",")}:
+            continue
+        if scope in ("off", "none", "false", "0"):
+            continue
+        if scope == "writes":
+            found = "writes"
+        else:
+            return "all"
+    return found
+
+
+class KillSwitch:
+    """Reads the env var, flag file and callable; caches the file at most every ``interval_s``."""
+
+    def __init__(self, env_var: str | None, path: str | None, interval_s: float) -> None:
+        self.env_var = env_var
+        self.path = os.path.expanduser(path) if path else None
+        self.interval_s = interval_s
+        self._checked = 0.0
+        self._text: str | None = None
+
+    def _file_text(self) -> str | None:
+        if self.path is None:
+            return None
+        now = time.monotonic()
+        if now - self._checked >= self.interval_s:
+            self._checked = now
+            try:
+                with open(self.path, encoding="utf-8") as fh:
+                    self._text = fh.read(4096)
+            except FileNotFoundError:
+                self._text = None
+            except OSError:
+                self._text = "all"  # present but unreadable: fail closed
+        return self._text
+
+    def scope(self, agent: str) -> tuple[str | None, str]:
+        """(scope, source) for ``agent``: scope is "all", "writes" or None."""
+        if self.env_var:
+            value = os.environ.get(self.env_var)
+            if value:
+                scope = parse_kill_switch(value, agent)
+                if scope:
+                    return scope, f"env:{self.env_var}"
+        text = self._file_text()
+        if text is not None:
+            scope = parse_kill_switch(text, agent)
+            if scope:
+                return scope, f"file:{self.path}"
+        fn = _kill_switch_fn
+        if fn is not None:
+            try:
+                scope = fn(agent)
+            except Exception:
+                scope = "all"  # a broken switch callable fails closed
+            if scope in ("all", "writes"):
+                return scope, "callable"
+        return None, ""
+
+
+# --- configuration -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoopPolicy:
+    enabled: bool = True
+    max_repeats: int = 3
+    window: int = 10
+    ping_pong_cycles: int = 2
+
+
+class Guards:
+    """Built once per setup() from the ``guards:`` config; hands out per-run state."""
+
+    def __init__(self, config: Config) -> None:
+        g = config.get("guards")
+        self.budget = Budget(**g["budget"])
+        self.loop = LoopPolicy(**g["loop"])
+        self.tool_timeout_s: float | None = g["tool_timeout_s"]
+        self.on_deny: str = g["policy"]["on_deny"]
+        self._allow = _patterns(g["policy"]["allow"], "guards.policy.allow")
+        self._deny = _patterns(g["policy"]["deny"], "guards.policy.deny")
+        ks = g["kill_switch"]
+        self.kill_switch = KillSwitch(ks["env"], ks["file"], ks["check_interval_s"])
+        self._decisions: dict[tuple[str, str], str | None] = {}
+
+    def for_run(self, run: Run) -> RunGuards:
+        budget = self.budget if run.budget is None else run.budget.merged_over(self.budget)
+        return RunGuards(self, run, budget)
+
+    def policy_denial(self, agent: str, tool: str) -> str | None:
+        """Why ``tool`` is denied for ``agent`` (None if allowed); cached per (agent, tool)."""
+        key = (agent, tool)
+        try:
+            return self._decisions[key]
+        except KeyError:
+            pass
+        reason = None
+        for scope in (agent, "*"):
+            for pattern in self._deny.get(scope, ()):
+                if fnmatch.fnmatchcase(tool, pattern):
+                    reason = f"matches deny pattern {pattern!r} for {scope}"
+                    break
+            if reason:
+                break
+        if reason is None:
+            allow = self._allow.get(agent, self._allow.get("*"))
+            if allow is not None and not any(fnmatch.fnmatchcase(tool, p) for p in allow):
+                reason = "not in the allow list of " + (agent if agent in self._allow else "*")
+        if len(self._decisions) < 10000:
+            self._decisions[key] = reason
+        return reason
+
+
+def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for agent, patterns in value.items():
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(f"agent-otel config key '{key}.{agent}' must be a list of tool name patterns")
+        out[str(agent)] = tuple(patterns)
+    return out
+
+
+class RunGuards:
+    """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
+
+    __slots__ = ("_counts", "_deadline", "_recent", "budget", "guards", "loop", "run")
+
+    def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
+        self.guards = guards
+        self.run = run
+        self.budget = budget
+        self.loop = guards.loop
+        self._recent: deque[tuple[str, str]] = deque()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._deadline = (
+            time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
+        )
+
+    # --- hooks called by tools.begin / llm.begin / llm finish / run stop ----------------------------
+
+    def before_tool(self, run: Run, options: ToolOptions, args_sha: str) -> None:
+        name = options.name
+        self._kill_switch(run, name, options.side_effects)
+        self._budget_before_step(run, tool=True)
+        denial = self.guards.policy_denial(run.agent, name)
+        if denial is not None:
+            self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
+        if self.loop.enabled:
+            self._loop_check(run, name, args_sha)
+
+    def before_llm(self, run: Run, model: str) -> None:
+        self._kill_switch(run, None, False)
+        self._budget_before_step(run, tool=False)
+
+    def after_usage(self, run: Run) -> None:
+        b = self.budget
+        if run._pending is not None or run.result is not None:
+            return
+        tokens = run.input_tokens + run.output_tokens
+        if b.max_tokens is not None and tokens > b.max_tokens:
+            self._mark_pending(run, "max_tokens", b.max_tokens, tokens, StopReason.BUDGET_EXCEEDED)
+        elif b.max_cost_usd is not None and run.cost_usd > b.max_cost_usd:
+            self._mark_pending(
+                run, "max_cost_usd", b.max_cost_usd, round(run.cost_usd, 8), StopReason.BUDGET_EXCEEDED
+            )
+
+    def on_retry(self, run: Run, tool: str) -> None:
+        """Called before each retry; a per-run retry budget stops a retry storm."""
+        limit = self.budget.max_retries
+        if limit is not None and run.retries > limit:
+            self.trigger(
+                run,
+                "max_retries",
+                limit,
+                run.retries,
+                StopReason.BUDGET_EXCEEDED,
+                f"retry budget of {limit} exhausted at tool {tool!r}",
+                tool=tool,
+            )
+
+    def on_stop(self, run: Run, result: StopResult) -> None:
+        self._recent.clear()
+        self._counts.clear()
+
+    def tool_timeout(self, options: ToolOptions) -> float | None:
+        return options.timeout_s if options.timeout_s is not None else self.guards.tool_timeout_s
+
+    # --- checks --------------------------------------------------------------------------------------
+
+    def _kill_switch(self, run: Run, tool: str | None, side_effects: bool) -> None:
+        scope, source = self.guards.kill_switch.scope(run.agent)
+        if scope is None:
+            return
+        if scope == "all":
+            self.trigger(
+                run,
+                "kill_switch",
+                "all",
+                source,
+                StopReason.KILL_SWITCH,
+                f"kill switch (all) engaged via {source}",
+                tool=tool,
+            )
+        elif side_effects and tool is not None:
+            self._deny(
+                run,
+                "kill_switch",
+                tool,
+                f"kill switch (writes) engaged via {source}",
+                StopReason.KILL_SWITCH,
+                limit="writes",
+            )
+
+    def _budget_before_step(self, run: Run, tool: bool) -> None:
+        b = self.budget
+        if b.max_steps is not None and run.steps >= b.max_steps:
+            self.trigger(
+                run,
+                "max_steps",
+                b.max_steps,
+                run.steps,
+                StopReason.MAX_STEPS,
+                f"step budget of {b.max_steps} reached",
+            )
+        if tool and b.max_tool_calls is not None and run.tool_calls >= b.max_tool_calls:
+            self.trigger(
+                run,
+                "max_tool_calls",
+                b.max_tool_calls,
+                run.tool_calls,
+                StopReason.BUDGET_EXCEEDED,
+                f"tool-call budget of {b.max_tool_calls} reached",
+            )
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            elapsed = round(run.usage["duration_ms"] / 1000, 3)
+            self.trigger(
+                run,
+                "max_duration_s",
+                b.max_duration_s,
+                elapsed,
+                StopReason.TIMEOUT,
+                f"run deadline of {b.max_duration_s}s reached",
+            )
+        if b.max_tokens is not None and run.input_tokens + run.output_tokens >= b.max_tokens:
+            self.trigger(
+                run,
+                "max_tokens",
+                b.max_tokens,
+                run.input_tokens + run.output_tokens,
+                StopReason.BUDGET_EXCEEDED,
+                f"token budget of {b.max_tokens} reached",
+            )
+        if b.max_cost_usd is not None and run.cost_usd >= b.max_cost_usd:
+            self.trigger(
+                run,
+                "max_cost_usd",
+                b.max_cost_usd,
+                round(run.cost_usd, 8),
+                StopReason.BUDGET_EXCEEDED,
+                f"spend budget of ${b.max_cost_usd} reached",
+            )
+
+    def _loop_check(self, run: Run, tool: str, args_sha: str) -> None:
+        sig = (tool, args_sha)
+        loop = self.loop
+        recent = self._recent
+        counts = self._counts
+        if counts[sig] >= loop.max_repeats:
+            self.trigger(
+                run,
+                "loop",
+                loop.max_repeats,
+                counts[sig] + 1,
+                StopReason.LOOP_DETECTED,
+                f"{tool} called with the same args {counts[sig] + 1} times within {loop.window} tool calls",
+                tool=tool,
+                args_sha=args_sha,
+            )
+        cycles = loop.ping_pong_cycles
+        n = 2 * cycles
+        if cycles and len(recent) >= n:
+            tail = list(recent)[-n:]
+            a, b = tail[-2], tail[-1]
+            if a != b and sig == a and all(tail[i] == (a if i % 2 == 0 else b) for i in range(n)):
+                self.trigger(
+                    run,
+                    "ping_pong",
+                    cycles,
+                    cycles + 0.5,
+                    StopReason.LOOP_DETECTED,
+                    f"{a[0]} and {b[0]} alternate with the same args ({cycles} cycles)",
+                    tool=tool,
+                    args_sha=args_sha,
+                    other_tool=b[0],
+                    other_args_sha=b[1],
+                )
+        recent.append(sig)
+        counts[sig] += 1
+        if len(recent) > loop.window:
+            old = recent.popleft()
+            counts[old] -= 1
+            if counts[old] <= 0:
+                del counts[old]
+
+    # --- effects -------------------------------------------------------------------------------------
+
+    def _deny(
+        self, run: Run, guard: str, tool: str, why: str, reason: StopReason, limit: Any = "deny"
+    ) -> None:
+        if self.guards.on_deny == "raise":
+            record(run, guard, limit, tool, tool=tool)
+            raise ToolDenied(tool, guard, why)
+        self.trigger(run, guard, limit, tool, reason, f"{tool}: {why}", tool=tool)
+
+    def _mark_pending(self, run: Run, guard: str, limit: Any, observed: Any, reason: StopReason) -> None:
+        record(run, guard, limit, observed)
+        run._pending = StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}")
+
+    def trigger(
+        self,
+        run: Run,
+        guard: str,
+        limit: Any,
+        observed: Any,
+        reason: StopReason,
+        detail: str,
+        **attributes: Any,
+    ) -> None:
+        """Record the trigger, stop the run with ``reason`` and raise AgentStopped into the agent."""
+        record(run, guard, limit, observed, **attributes)
+        result = run._finish(reason, None, detail)
+        raise AgentStopped(result)
+
+
+def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -> None:
+    """The span event and counter every guard trigger leaves behind."""
+    event: dict[str, Any] = {"guard": guard, "limit": _attr(limit), "observed": _attr(observed)}
+    for key, value in attributes.items():
+        if value is not None:
+            event[key] = _attr(value)
+    try:
+        run.span.add_event(c.EVENT_GUARD, event)
+        rt = run._rt
+        if rt is not None:
+            rt.metrics.record_guard(run.agent, guard)
+    except Exception:  # telemetry of a guard must not replace the guard's own effect
+        pass
+
+
+def _attr(value: Any) -> Any:
+    return value if isinstance(value, str | bool | int | float) else str(value)
