@@ -128,17 +128,27 @@ def _complete(
     if error is not None:
         error_type = type(error).__name__ if isinstance(error, BaseException) else str(error)
         attributes[c.ERROR_TYPE] = error_type
-    span.set_attributes(attributes)
-    if error is not None:
-        if isinstance(error, BaseException):
-            span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, error_type))
-    span.end()
-    if rt is not None and (input_tokens or output_tokens):
-        rt.metrics.record_tokens(run.agent, response_model or call.model, input_tokens + output_tokens, None)
-    token, call._token = call._token, None
-    if token is not None:
-        otel_context.detach(token)
+    try:
+        span.set_attributes(attributes)
+        if error is not None:
+            if isinstance(error, BaseException):
+                span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        span.end()
+    except Exception as err:  # e.g. a raising span processor of the application
+        _internal_error("ending an LLM span", err)
+    try:
+        if rt is not None and (input_tokens or output_tokens):
+            rt.metrics.record_tokens(
+                run.agent,
+                response_model or call.model,
+                input_tokens + output_tokens,
+                trace.set_span_in_context(span),
+            )
+    finally:
+        token, call._token = call._token, None
+        if token is not None:
+            otel_context.detach(token)
     if rt is not None and rt.events_enabled:
         span_ctx = span.get_span_context()
         usage: dict[str, Any] = {

@@ -363,13 +363,20 @@ class Run:
                 span.set_status(Status(StatusCode.ERROR, reason.value))
             elif reason.stop_class == "success":
                 span.set_status(Status(StatusCode.OK))
-            ctx = trace.set_span_in_context(span)
             span.end()
-            rt.metrics.record_run(
-                self.agent, reason.value, self._duration_ms, self.tool_calls, self.cost_usd, ctx
-            )
         except Exception as err:
             _internal_error("recording the stop", err)
+        try:
+            rt.metrics.record_run(
+                self.agent,
+                reason.value,
+                self._duration_ms,
+                self.tool_calls,
+                self.cost_usd,
+                trace.set_span_in_context(span),
+            )
+        except Exception as err:
+            _internal_error("recording run metrics", err)
         if rt.events_enabled:
             rt.pipeline.emit(
                 "event",

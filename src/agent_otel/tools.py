@@ -149,19 +149,24 @@ class ToolCall:
         redactor = rt.redactor if rt is not None else None
         if redactor is not None and exc is None:
             attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
-        span.set_attributes(attributes)
-        if exc is not None:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"[:512]))
-        span.end()
-        if rt is None:
+        try:
+            span.set_attributes(attributes)
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"[:512]))
+            span.end()
+        except Exception as err:  # e.g. a raising span processor of the application
+            _internal_error("ending a tool span", err)
+        try:
+            if rt is not None:
+                # Recorded while the tool span is still current: the exemplar picks it up for free.
+                rt.metrics.record_tool(run.agent, self.options.name, status, error_type, duration_ms, None)
+                if self.attempts > 1:
+                    rt.metrics.record_retries(run.agent, self.options.name, self.attempts - 1)
+        finally:
             self._detach()
+        if rt is None:
             return
-        # Recorded while the tool span is still the current span: the exemplar picks it up for free.
-        rt.metrics.record_tool(run.agent, self.options.name, status, error_type, duration_ms, None)
-        if self.attempts > 1:
-            rt.metrics.record_retries(run.agent, self.options.name, self.attempts - 1)
-        self._detach()
         if rt.events_enabled:
             span_ctx = span.get_span_context()
             event = new_event(
