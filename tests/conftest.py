@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -65,17 +66,30 @@ class Telemetry:
 @pytest.fixture
 def telemetry(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Telemetry]:
     """agent_otel set up with in-memory span exporter, metric reader and event sink; no OTLP, no store."""
-    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AGENT_OTEL_CONFIG",
-                "OTEL_SDK_DISABLED", "AGENT_OTEL_EVENTS"):
+    for var in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "AGENT_OTEL_CONFIG",
+        "OTEL_SDK_DISABLED",
+        "AGENT_OTEL_EVENTS",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
     agent_otel.shutdown()
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
+    # A fresh MeterProvider per test: counters start at zero, so tests can assert exact counts.
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     sink = ListSink()
     cfg = agent_otel.setup(
-        "test-service", span_exporters=[exporter], metric_readers=[reader], event_sinks=[sink],
-        store=False, instrument=False, config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}},
+        "test-service",
+        span_exporters=[exporter],
+        meter_provider=meter_provider,
+        event_sinks=[sink],
+        store=False,
+        instrument=False,
+        config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}},
     )
     yield Telemetry(exporter, reader, sink, cfg)
     agent_otel.shutdown()
+    meter_provider.shutdown(timeout_millis=1000)

@@ -69,6 +69,12 @@ def _default(obj: Any) -> Any:
         return {str(k): v for k, v in obj.items()}
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
         return {"$type": type(obj).__qualname__, **{str(k): v for k, v in vars(obj).items()}}
+    slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
+    if slots:
+        return {
+            "$type": type(obj).__qualname__,
+            **{s: getattr(obj, s, None) for s in slots if s != "__weakref__"},
+        }
     # Last resort: repr without memory addresses, which differ between processes.
     return {"$repr": _ADDRESS.sub("", repr(obj))}
 

@@ -9,7 +9,9 @@ on the per-tool-call path measured in benchmarks/overhead.py.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,7 +46,36 @@ class CounterSet:
 
 
 class Metrics:
-    """Instruments bound to one meter; ``enabled`` flags come from ``metrics.track`` / ``metrics.tools``."""
+    """Instruments bound to one meter; ``enabled`` flags come from ``metrics.track`` / ``metrics.tools``.
+
+    Use :meth:`for_meter`: the SDK keeps the first instrument registered under a name on a meter, so a
+    second ``setup()`` against the same provider must reuse these instruments and counters rather than
+    create new ones whose callbacks the SDK would silently ignore.
+    """
+
+    _by_meter: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
+    _by_meter_lock = threading.Lock()
+
+    @classmethod
+    def for_meter(
+        cls,
+        meter: Meter,
+        track: Iterable[str] = (),
+        tools: bool = True,
+        dropped: Callable[[], dict[tuple[str, str], int]] | None = None,
+    ) -> Metrics:
+        with cls._by_meter_lock:
+            try:
+                existing = cls._by_meter.get(meter)
+            except TypeError:  # not weak-referenceable: never cached
+                existing = None
+            if existing is not None:
+                existing.configure(track, tools, dropped)
+                return existing
+            metrics = cls(meter, track, tools, dropped)
+            with contextlib.suppress(TypeError):
+                cls._by_meter[meter] = metrics
+            return metrics
 
     def __init__(
         self,
@@ -53,13 +84,7 @@ class Metrics:
         tools: bool = True,
         dropped: Callable[[], dict[tuple[str, str], int]] | None = None,
     ) -> None:
-        track = set(track)
-        self.tools_enabled = tools
-        self.track_tool_calls = "tool_calls_per_run" in track
-        self.track_latency = "latency_p95" in track
-        self.track_tokens = "tokens_per_request" in track
-        self.track_spend = "spend_per_run" in track
-        self.track_stop = "stop_reason" in track
+        self.configure(track, tools, dropped)
 
         def hist(spec: c.MetricSpec) -> Any:
             return meter.create_histogram(
@@ -88,17 +113,33 @@ class Metrics:
             meter.create_observable_counter(
                 spec.name, callbacks=[counts.observe], unit=spec.unit, description=spec.description
             )
-        if dropped is not None:
+        meter.create_observable_counter(
+            c.M_DROPPED.name,
+            callbacks=[self._observe_dropped],
+            unit=c.M_DROPPED.unit,
+            description=c.M_DROPPED.description,
+        )
 
-            def observe_dropped(_options: CallbackOptions) -> Iterable[Observation]:
-                return [Observation(n, {"signal": s, "reason": r}) for (s, r), n in dropped().items()]
+    def configure(
+        self,
+        track: Iterable[str],
+        tools: bool,
+        dropped: Callable[[], dict[tuple[str, str], int]] | None,
+    ) -> None:
+        track = set(track)
+        self.tools_enabled = tools
+        self.track_tool_calls = "tool_calls_per_run" in track
+        self.track_latency = "latency_p95" in track
+        self.track_tokens = "tokens_per_request" in track
+        self.track_spend = "spend_per_run" in track
+        self.track_stop = "stop_reason" in track
+        self._dropped = dropped
 
-            meter.create_observable_counter(
-                c.M_DROPPED.name,
-                callbacks=[observe_dropped],
-                unit=c.M_DROPPED.unit,
-                description=c.M_DROPPED.description,
-            )
+    def _observe_dropped(self, _options: CallbackOptions) -> Iterable[Observation]:
+        dropped = self._dropped
+        if dropped is None:
+            return []
+        return [Observation(n, {"signal": s, "reason": r}) for (s, r), n in dropped().items()]
 
     # --- per tool call ------------------------------------------------------------------------------
 

@@ -66,7 +66,9 @@ class Runtime:
             extensions={"guards": Guards(config)},
             config=config,
             tracer=tracer,
-            metrics=Metrics(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped),
+            metrics=Metrics.for_meter(
+                meter, config.get("metrics.track"), config.get("metrics.tools"), dropped
+            ),
             pipeline=pipeline,
             prices=PriceTable(config.get("prices")),
             redactor=redactor,

@@ -1,0 +1,121 @@
+"""Configuration: the seed's safe default, precedence, sources, and errors that name the key."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import agent_otel
+from agent_otel.config import ConfigError, load
+
+SEED_DEFAULT = textwrap.dedent("""
+    logging:
+      events: {enabled: true, schema: "unified", store_args: false, store_args_hash: true,
+               include: ["run_id", "step_id", "tool", "duration_ms", "status", "error", "stop_reason"]}
+    metrics:
+      track: ["tokens_per_request", "tool_calls_per_run", "latency_p95", "spend_per_run", "stop_reason"]
+    retention: {tool_snapshot_days: 14, logs_days: 30}
+""")
+
+
+def test_the_seed_default_loads_unchanged_and_is_the_default(tmp_path):
+    path = tmp_path / "agent-otel.yaml"
+    path.write_text(SEED_DEFAULT)
+    from_file = load(path=path, env={})
+    default = load(env={})
+    assert from_file.as_dict() == default.as_dict()
+    assert from_file.get("logging.events.store_args") is False
+    assert from_file.get("retention.tool_snapshot_days") == 14
+    assert from_file.source("retention.logs_days") == f"file:{path}"
+    assert default.source("retention.logs_days") == "default"
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"logging": {"events": {"store_arg": False}}}, "logging.events.store_arg"),
+        ({"loging": {}}, "loging"),
+        ({"retention": {"tool_snapshot_day": 3}}, "retention.tool_snapshot_day"),
+        ({"guards": {"budget": {"max_step": 3}}}, "guards.budget.max_step"),
+    ],
+)
+def test_unknown_keys_are_errors_naming_the_key(data, key):
+    with pytest.raises(ConfigError, match=f"unknown key '{key}'"):
+        load(data, env={})
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(ConfigError, match="did you mean 'store_args'"):
+        load({"logging": {"events": {"store_arg": True}}}, env={})
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"logging": {"events": {"store_args": "yes"}}}, "logging.events.store_args"),
+        ({"retention": {"logs_days": "30"}}, "retention.logs_days"),
+        ({"retention": {"logs_days": True}}, "retention.logs_days"),
+        ({"retention": {"logs_days": -1}}, "retention.logs_days"),
+        ({"metrics": {"track": ["tokens_per_request", "bogus"]}}, "metrics.track"),
+        ({"logging": {"events": {"include": ["run_id", "nope"]}}}, "logging.events.include"),
+        ({"exporter": {"protocol": "thrift"}}, "exporter.protocol"),
+        ({"logging": "verbose"}, "logging"),
+        ({"store": True}, "store"),
+        ({"guards": {"policy": {"deny": {"*": [1]}}}}, "guards.policy.deny"),
+    ],
+)
+def test_wrong_types_are_errors_naming_the_key(data, key):
+    with pytest.raises(ConfigError, match=f"'{key}"):
+        load(data, env={})
+
+
+def test_precedence_arguments_over_env_over_file_over_default(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("exporter: {endpoint: 'http://file:4317', timeout_s: 3}\nretention: {logs_days: 5}\n")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4317", "AGENT_OTEL_CONFIG": str(path)}
+    cfg = load({"retention.logs_days": 9}, env=env)
+    assert cfg.get("exporter.endpoint") == "http://env:4317"
+    assert cfg.source("exporter.endpoint") == "env:OTEL_EXPORTER_OTLP_ENDPOINT"
+    assert cfg.get("exporter.timeout_s") == 3.0 and cfg.source("exporter.timeout_s") == f"file:{path}"
+    assert cfg.get("retention.logs_days") == 9 and cfg.source("retention.logs_days") == "argument"
+    assert cfg.get("retention.tool_snapshot_days") == 14 and cfg.source("retention.tool_snapshot_days") == "default"
+
+
+def test_signal_specific_env_wins_and_ms_interval_is_converted():
+    cfg = load(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317",
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4318/v1/traces",
+                    "OTEL_METRIC_EXPORT_INTERVAL": "2500", "OTEL_SERVICE_NAME": "svc"})
+    assert cfg.get("exporter.endpoint") == "http://b:4318/v1/traces"
+    assert cfg.get("exporter.metric_interval_s") == 2.5
+    assert cfg.get("service.name") == "svc" and cfg.source("service.name") == "env:OTEL_SERVICE_NAME"
+
+
+def test_bad_env_value_names_the_variable():
+    with pytest.raises(ConfigError, match="AGENT_OTEL_PROBE_LOCAL"):
+        load(env={"AGENT_OTEL_PROBE_LOCAL": "maybe"})
+
+
+def test_file_errors_are_clear(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load(path=tmp_path / "missing.yaml", env={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("logging: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(path=bad, env={})
+
+
+def test_prices_merge_per_model_and_items_lists_every_leaf():
+    cfg = load({"prices": {"my-model": {"input": 1.0, "output": 2.0}}}, env={})
+    assert cfg.get("prices") == {"my-model": {"input": 1.0, "output": 2.0}}
+    rows = {key: (value, source) for key, value, source in cfg.items()}
+    assert rows["prices.my-model.input"] == (1.0, "argument")
+    assert rows["logging.events.store_args"] == (False, "default")
+    assert "guards.kill_switch.file" in rows
+
+
+def test_setup_exposes_the_effective_config(telemetry):
+    effective = agent_otel.config.effective()
+    assert effective is telemetry.config
+    assert effective.get("store") is False and effective.source("store") == "argument"
+    assert effective.get("exporter.probe_local") is False

@@ -1,0 +1,158 @@
+"""args_sha / result_sha / input_sha: byte-identical to the seed's sha() for JSON, deterministic otherwise."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import uuid
+
+import pydantic
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent_otel.hashing import canonical_json, sha
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def seed_sha(obj):
+    """The seed's definition, verbatim."""
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()[:24]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(json_values)
+def test_json_values_hash_exactly_like_the_seed(obj):
+    assert sha(obj) == seed_sha(obj)
+
+
+def test_float_and_text_edge_cases_match_the_seed():
+    cases = [
+        1e16, 1e-5, 1.23e-7, 2.5e-9, 4.874613105863965e-05, 0.0001, -0.0, 5e-324, 1.7976931348623157e308,
+        2**63, 2**64 + 1, -(2**80), "\x7f", "\u2028", "\x00\x1f", "é😀", "0.00001 in a string", "e-mail",
+        {"z": 1, "Z": 2, "é": 3, "e": 4}, [1, [2, [3, {"a": None}]]], (1, 2), "", {},
+    ]
+    for obj in cases:
+        assert sha(obj) == seed_sha(obj), obj
+
+
+def test_known_value():
+    assert sha({"url": "https://example.com"}) == seed_sha({"url": "https://example.com"})
+    assert len(sha({})) == 24 and all(ch in "0123456789abcdef" for ch in sha({}))
+
+
+@dataclasses.dataclass
+class Ticket:
+    id: int
+    email: str
+
+
+class Customer(pydantic.BaseModel):
+    id: int
+    tags: list[str]
+
+
+class Plain:
+    def __init__(self):
+        self.a = 1
+        self.b = [1, 2]
+
+
+class Slotted:
+    __slots__ = ("x",)
+
+    def __init__(self):
+        self.x = 1
+
+
+def _cyclic_list():
+    items: list = [1]
+    items.append(items)
+    return items
+
+
+def _cyclic_dict():
+    d: dict = {"a": 1}
+    d["self"] = d
+    return d
+
+
+NON_JSON = {
+    "bytes": lambda: b"\x00\xffdata",
+    "bytearray": lambda: bytearray(b"abc"),
+    "datetime": lambda: dt.datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=dt.UTC),
+    "date": lambda: dt.date(2026, 1, 2),
+    "set": lambda: {3, 1, 2},
+    "frozenset": lambda: frozenset({"b", "a"}),
+    "dataclass": lambda: Ticket(7, "a@example.com"),
+    "pydantic": lambda: Customer(id=1, tags=["vip"]),
+    "plain object": Plain,
+    "slotted object": Slotted,
+    "cyclic list": _cyclic_list,
+    "cyclic dict": _cyclic_dict,
+    "nan": lambda: float("nan"),
+    "inf in dict": lambda: {"x": math.inf},
+    "decimal": lambda: decimal.Decimal("1.10"),
+    "uuid": lambda: uuid.UUID(int=5),
+    "mixed keys": lambda: {1: "a", "b": 2, None: 3},
+    "deep": lambda: _deep(500),
+    "lone surrogate": lambda: "\ud800",
+}
+
+
+def _deep(n):
+    value: list = []
+    for _ in range(n):
+        value = [value]
+    return value
+
+
+def test_non_json_values_hash_deterministically_without_raising():
+    for name, make in NON_JSON.items():
+        first, second = sha(make()), sha(make())
+        assert first == second, name
+        assert len(first) == 24, name
+
+
+def test_non_json_values_are_stable_across_processes():
+    script = (
+        "from tests.test_hashing import NON_JSON; "
+        "from agent_otel.hashing import sha; print(' '.join(sha(m()) for m in NON_JSON.values()))"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=ROOT).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1
+    assert outputs.pop().split() == [sha(m()) for m in NON_JSON.values()]
+
+
+def test_sets_hash_independently_of_order_and_distinct_values_differ():
+    assert sha({1, 2, 3}) == sha({3, 2, 1})
+    assert sha(Ticket(1, "a")) != sha(Ticket(2, "a"))
+    assert sha(b"a") != sha(b"b")
+    assert sha(Customer(id=1, tags=[])) == sha({"id": 1, "tags": []})
+
+
+def test_canonical_json_is_compact_and_sorted():
+    assert canonical_json({"b": 1, "a": [1, 2]}) == b'{"a":[1,2],"b":1}'

@@ -1,0 +1,260 @@
+"""Runs: root spans, sub-agents, the single stop and its reason, and what the caller receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+import agent_otel
+from agent_otel import conventions as c
+from agent_otel.hashing import sha
+
+
+def by_name(spans, prefix):
+    return [s for s in spans if s.name.startswith(prefix)]
+
+
+def test_a_run_answers_the_five_questions_in_its_spans(telemetry):
+    def fetch(url):
+        return {"status": 200, "body": "ok"}
+
+    ticket = {"id": 42, "text": "refund please"}
+    with agent_otel.run("support-agent", model="gpt-4o", prompt_version="v12", tools_version="3",
+                        input=ticket) as run:
+        run.call_tool("http.get", fetch, {"url": "https://example.com"}, call_id="call_1")
+        run.record_llm(model="gpt-4o", input_tokens=812, output_tokens=96)
+        run.call_tool("crm.lookup", lambda customer_id: {"email": "x"}, {"customer_id": 7})
+
+    spans = telemetry.spans()
+    (root,) = by_name(spans, "invoke_agent")
+    tools = by_name(spans, "execute_tool")
+    (llm,) = by_name(spans, "chat")
+    assert root.name == "invoke_agent support-agent" and root.parent is None
+    a = root.attributes
+    assert a[c.GEN_AI_OPERATION_NAME] == "invoke_agent"
+    assert a[c.GEN_AI_AGENT_NAME] == "support-agent"
+    assert a[c.RUN_ID] == run.run_id
+    assert a[c.GEN_AI_REQUEST_MODEL] == "gpt-4o" and a[c.PROMPT_VERSION] == "v12" and a[c.TOOLS_VERSION] == "3"
+    assert a[c.INPUT_SHA] == sha(ticket)
+    assert a[c.STOP_REASON] == "completed" and a[c.TOOL_CALLS] == 2 and a[c.STEPS] == 3
+    assert a[c.GEN_AI_USAGE_INPUT_TOKENS] == 812 and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == 96
+    assert a[c.COST_USD] == pytest.approx((812 * 2.5 + 96 * 10) / 1e6)
+    assert root.status.status_code is StatusCode.OK
+    stop_events = [e for e in root.events if e.name == "agent.stop"]
+    assert len(stop_events) == 1 and stop_events[0].attributes["agent.stop_reason"] == "completed"
+
+    # Which tools, in which order, with which args and results.
+    assert [t.name for t in sorted(tools, key=lambda s: s.attributes[c.STEP_ID])] == [
+        "execute_tool http.get", "execute_tool crm.lookup"]
+    first = tools[0] if tools[0].attributes[c.STEP_ID] == 1 else tools[1]
+    t = first.attributes
+    assert t[c.GEN_AI_OPERATION_NAME] == "execute_tool" and t[c.GEN_AI_TOOL_NAME] == "http.get"
+    assert t[c.GEN_AI_TOOL_CALL_ID] == "call_1"
+    assert t[c.RUN_ID] == run.run_id and t[c.STEP_ID] == 1
+    assert t[c.TOOL_ARGS_SHA] == sha({"url": "https://example.com"})
+    assert t[c.TOOL_RESULT_SHA] == sha({"status": 200, "body": "ok"})
+    assert t[c.TOOL_STATUS] == "ok" and t[c.TOOL_ATTEMPTS] == 1
+    assert c.GEN_AI_TOOL_CALL_ARGUMENTS not in t  # raw args never leave without opt-in
+    assert llm.attributes[c.STEP_ID] == 2 and llm.attributes[c.RUN_ID] == run.run_id
+    for child in (*tools, llm):
+        assert child.parent.span_id == root.context.span_id
+        assert child.context.trace_id == root.context.trace_id
+
+
+def test_every_run_is_a_new_trace_and_an_ambient_span_becomes_a_link(telemetry):
+    tracer = trace.get_tracer("app")
+    with tracer.start_as_current_span("http request") as ambient:
+        with agent_otel.run("a") as first:
+            pass
+    with agent_otel.run("a") as second:
+        pass
+    assert first.trace_id != second.trace_id
+    assert first.trace_id != format(ambient.get_span_context().trace_id, "032x")
+    (root,) = [s for s in telemetry.spans() if s.attributes.get(c.RUN_ID) == first.run_id]
+    assert root.parent is None
+    assert [link.context.span_id for link in root.links] == [ambient.get_span_context().span_id]
+
+
+def test_a_run_inside_a_run_is_a_sub_agent(telemetry):
+    with agent_otel.run("planner") as parent:
+        def delegate(task):
+            with agent_otel.run("researcher") as child:
+                child.call_tool("search", lambda q: [q], {"q": task})
+            return child.run_id
+
+        child_id = parent.call_tool("delegate", delegate, {"task": "x"})
+    spans = telemetry.spans()
+    (child_root,) = [s for s in spans if s.name == "invoke_agent researcher"]
+    (delegate_span,) = [s for s in spans if s.name == "execute_tool delegate"]
+    assert child_root.attributes[c.RUN_ID] == child_id != parent.run_id
+    assert child_root.attributes[c.PARENT_RUN_ID] == parent.run_id
+    assert child_root.parent.span_id == delegate_span.context.span_id
+    (search,) = [s for s in spans if s.name == "execute_tool search"]
+    assert search.attributes[c.RUN_ID] == child_id and search.attributes[c.STEP_ID] == 1
+    assert parent.steps == 1  # the sub-agent's steps are its own
+
+
+def test_tool_errors_pass_through_unchanged_and_name_the_stop(telemetry):
+    original = KeyError("customer 7")
+
+    def lookup(customer_id):
+        raise original
+
+    with pytest.raises(KeyError) as caught, agent_otel.run("a") as run:
+        run.call_tool("crm.lookup", lookup, {"customer_id": 7})
+    assert caught.value is original
+    assert run.result.stop_reason == "tool_error"
+    spans = telemetry.spans()
+    (tool,) = by_name(spans, "execute_tool")
+    (root,) = by_name(spans, "invoke_agent")
+    assert tool.attributes[c.TOOL_STATUS] == "error" and tool.attributes[c.ERROR_TYPE] == "KeyError"
+    assert tool.status.status_code is StatusCode.ERROR
+    assert root.attributes[c.STOP_REASON] == "tool_error" and root.attributes[c.ERROR_TYPE] == "KeyError"
+    assert root.status.status_code is StatusCode.ERROR and root.status.description == "tool_error"
+
+
+def test_an_error_wrapping_a_tool_error_is_still_a_tool_error(telemetry):
+    class AgentFailed(Exception):
+        pass
+
+    def boom():
+        raise ConnectionError("503")
+
+    with pytest.raises(AgentFailed), agent_otel.run("a") as run:
+        try:
+            run.call_tool("http.get", boom)
+        except ConnectionError as exc:
+            raise AgentFailed("gave up") from exc
+    assert run.result.stop_reason == "tool_error"
+
+
+def test_a_caught_tool_error_does_not_decide_the_stop(telemetry):
+    with agent_otel.run("a") as run:
+        with pytest.raises(ZeroDivisionError):
+            run.call_tool("div", lambda: 1 / 0)
+    assert run.result.stop_reason == "completed"
+
+
+def test_other_exceptions_stop_with_error(telemetry):
+    with pytest.raises(RuntimeError), agent_otel.run("a") as run:
+        raise RuntimeError("agent bug")
+    assert run.result.stop_reason == "error"
+    (root,) = telemetry.spans()
+    assert root.attributes[c.ERROR_TYPE] == "RuntimeError"
+    assert any(e.name == "exception" for e in root.events)
+
+
+def test_model_errors_stop_with_model_error(telemetry):
+    failure = TimeoutError("upstream model timed out")
+    with pytest.raises(TimeoutError), agent_otel.run("a") as run:
+        run.record_llm(model="gpt-4o", error=failure)
+        raise failure
+    assert run.result.stop_reason == "model_error"
+    (llm,) = telemetry.spans_named("chat")
+    assert llm.attributes[c.ERROR_TYPE] == "TimeoutError" and llm.status.status_code is StatusCode.ERROR
+
+
+def test_keyboard_interrupt_and_asyncio_cancellation_stop_with_cancelled(telemetry):
+    with pytest.raises(KeyboardInterrupt), agent_otel.run("a") as run:
+        raise KeyboardInterrupt
+    assert run.result.stop_reason == "cancelled"
+
+    holder = {}
+
+    async def agent_task():
+        async with agent_otel.run("b") as r:
+            holder["run"] = r
+            await asyncio.sleep(10)
+
+    async def main():
+        task = asyncio.create_task(agent_task())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert holder["run"].result.stop_reason == "cancelled"
+    (root_b,) = [s for s in telemetry.spans() if s.name == "invoke_agent b"]
+    assert root_b.status.status_code is StatusCode.UNSET  # a limit, not a failure
+
+
+def test_agent_stopped_gives_its_reason_and_propagates(telemetry):
+    with pytest.raises(agent_otel.AgentStopped) as caught, agent_otel.run("a") as run:
+        raise agent_otel.AgentStopped(agent_otel.StopResult(agent_otel.StopReason.KILL_SWITCH, run.run_id))
+    assert caught.value.stop_reason == "kill_switch"
+    assert run.result.stop_reason == "kill_switch"
+
+
+def test_stop_is_recorded_exactly_once_and_returns_the_result(telemetry):
+    with agent_otel.run("a") as run:
+        result = run.stop("max_steps", detail="planner gave up")
+        assert run.stop("completed") is result
+        with pytest.raises(agent_otel.AgentStopped):
+            run.call_tool("late", lambda: 1)  # no steps after the stop
+    assert result.stop_reason is agent_otel.StopReason.MAX_STEPS
+    assert dict(result) == {
+        "status": "stopped", "stop_reason": "max_steps", "run_id": run.run_id, "usage": result.usage,
+        "detail": "planner gave up",
+    }
+    json.dumps(dict(result))
+    assert result.usage["steps"] == 0 and result.usage["tool_calls"] == 0
+    assert len(telemetry.events("stop")) == 1
+    (root,) = telemetry.spans_named("invoke_agent")
+    assert [e.name for e in root.events].count("agent.stop") == 1
+    assert root.status.status_code is StatusCode.UNSET
+    stops = telemetry.metrics()["agent.stop"]
+    assert [(attrs, p.value) for attrs, p in stops] == [({"agent": "a", "stop_reason": "max_steps"}, 1)]
+
+
+def test_unknown_stop_reason_is_a_value_error_listing_the_valid_ones(telemetry):
+    with agent_otel.run("a") as run:
+        with pytest.raises(ValueError, match="valid reasons: completed, max_steps, budget_exceeded"):
+            run.stop("finished")
+    assert run.result.stop_reason == "completed"
+
+
+def test_current_run_follows_the_context(telemetry):
+    assert agent_otel.current_run() is None
+    with agent_otel.run("a") as outer:
+        assert agent_otel.current_run() is outer
+        with agent_otel.run("b") as inner:
+            assert agent_otel.current_run() is inner
+        assert agent_otel.current_run() is outer
+    assert agent_otel.current_run() is None
+
+
+def test_agent_decorator_sync_and_async(telemetry):
+    @agent_otel.agent(name="triage", model="gpt-4o-mini")
+    def triage(ticket, priority="low"):
+        return agent_otel.current_run()
+
+    @agent_otel.agent
+    async def summarize(text):
+        return agent_otel.current_run()
+
+    run_a = triage({"id": 1}, priority="high")
+    run_b = asyncio.run(summarize("hello"))
+    assert run_a.agent == "triage" and run_a.result.stop_reason == "completed"
+    assert run_a.input_sha == sha({"ticket": {"id": 1}, "priority": "high"})
+    assert run_b.agent == "summarize" and run_b.input_sha == sha("hello")
+    assert {s.name for s in telemetry.spans()} == {"invoke_agent triage", "invoke_agent summarize"}
+
+
+def test_a_run_object_cannot_be_entered_twice(telemetry):
+    r = agent_otel.run("a")
+    with r:
+        pass
+    with pytest.raises(RuntimeError, match="already started"), r:
+        pass
+
+
+def test_runs_without_setup_are_cheap_no_ops():
+    agent_otel.shutdown()
+    with agent_otel.run("a") as run:
+        assert run.call_tool("t", lambda: 5) == 5
+    assert run.result.stop_reason == "completed"
