@@ -1,0 +1,127 @@
+"""Metrics (names, labels, buckets, exemplars) and unified events (schema, sink, joins with traces)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import agent_otel
+from agent_otel import conventions as c
+from agent_otel.events import JsonLinesSink, new_event
+
+
+def run_mix():
+    with agent_otel.run("support", model="gpt-4o") as run:
+        run.call_tool("search", lambda q: [q], {"q": "refund"})
+        try:
+            run.call_tool("http.get", lambda url: (_ for _ in ()).throw(ConnectionError("503")), {"url": "u"})
+        except ConnectionError:
+            pass
+        run.record_llm(input_tokens=500, output_tokens=50)
+    return run
+
+
+def test_every_metric_with_its_labels_and_buckets(telemetry):
+    run = run_mix()
+    metrics = telemetry.metrics()
+    assert {spec.name for spec in c.METRICS} - {c.M_DROPPED.name, c.M_GUARD_TRIGGERS.name, c.M_TOOL_RETRIES.name} \
+        <= set(metrics)
+    [(labels, stop)] = metrics["agent.stop"]
+    assert labels == {"agent": "support", "stop_reason": "completed"} and stop.value == 1
+    invocations = {tuple(sorted(a.items())): p.value for a, p in metrics["agent.tool.invocations"]}
+    assert invocations == {
+        (("agent", "support"), ("error_type", ""), ("status", "ok"), ("tool", "search")): 1,
+        (("agent", "support"), ("error_type", "ConnectionError"), ("status", "error"), ("tool", "http.get")): 1,
+    }
+    durations = {(a["tool"], a["status"]): p for a, p in metrics["agent.tool.duration_ms"]}
+    assert set(durations) == {("search", "ok"), ("http.get", "error")}
+    assert tuple(durations[("search", "ok")].explicit_bounds) == c.M_TOOL_DURATION.buckets
+    [(labels, calls)] = metrics["agent.tool_calls"]
+    assert labels == {"agent": "support"} and calls.sum == 2 and tuple(calls.explicit_bounds) == c.M_TOOL_CALLS.buckets
+    [(labels, latency)] = metrics["agent.run.latency_ms"]
+    assert labels == {"agent": "support", "stop_reason": "completed"}
+    assert abs(latency.sum - run.result.usage["duration_ms"]) < 1
+    [(labels, spend)] = metrics["agent.spend_per_run_usd"]
+    assert spend.sum == run.cost_usd > 0
+
+
+def test_histograms_carry_exemplars_linking_to_the_trace(telemetry):
+    run = run_mix()
+    metrics = telemetry.metrics()
+    spans = {format(s.context.span_id, "016x"): s for s in telemetry.spans()}
+    [(_, latency)] = metrics["agent.run.latency_ms"]
+    (exemplar,) = latency.exemplars
+    assert format(exemplar.trace_id, "032x") == run.trace_id
+    assert spans[format(exemplar.span_id, "016x")].name == "invoke_agent support"
+    for attrs, point in metrics["agent.tool.duration_ms"]:
+        (ex,) = point.exemplars
+        assert spans[format(ex.span_id, "016x")].attributes[c.GEN_AI_TOOL_NAME] == attrs["tool"]
+
+
+def test_tracked_metrics_follow_the_config(monkeypatch, tmp_path):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from tests.helpers import metric_points
+
+    agent_otel.shutdown()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    agent_otel.setup("svc", meter_provider=provider, store=False, instrument=False,
+                     config={"metrics": {"track": ["stop_reason"], "tools": False},
+                             "exporter": {"probe_local": False}})
+    try:
+        run_mix()
+        names = set(metric_points(reader))
+    finally:
+        agent_otel.shutdown()
+    assert names == {"agent.stop"}
+
+
+def test_unified_events_have_the_schema_and_join_with_spans(telemetry):
+    run = run_mix()
+    events = telemetry.events()
+    assert [e["kind"] for e in events] == ["tool_result", "tool_result", "llm_result", "stop"]
+    schema = {"run_id", "kind", "ts_ms", "step_id", "tool", "args_sha", "result_sha", "duration_ms", "status",
+              "error", "stop_reason", "usage", "trace_id", "span_id", "agent"}
+    for event in events:
+        assert schema <= set(event)
+        assert event["run_id"] == run.run_id and event["trace_id"] == run.trace_id
+    spans = {format(s.context.span_id, "016x"): s for s in telemetry.spans()}
+    search, http, llm, stop = events
+    assert spans[search["span_id"]].name == "execute_tool search" and search["step_id"] == 1
+    assert http["status"] == "error" and http["error"] == "ConnectionError" and http["result_sha"] is None
+    assert spans[llm["span_id"]].name == "chat gpt-4o" and llm["usage"]["output_tokens"] == 50
+    assert stop["stop_reason"] == "completed" and spans[stop["span_id"]].name == "invoke_agent support"
+    assert stop["usage"]["tool_calls"] == 2
+
+
+def test_json_lines_sink_file_is_private_and_filtered(tmp_path):
+    path = tmp_path / "events" / "agent.jsonl"
+    sink = JsonLinesSink(str(path), include=["run_id", "step_id", "tool", "status"], store_args_hash=True)
+    event = new_event("tool_result", "r1", "a", "t" * 32, "s" * 16, step_id=1, tool="x", args_sha="h1",
+                      result_sha="h2", duration_ms=1.5, status="ok")
+    sink.write([("event", event), ("run", {"run_id": "r1"})])
+    sink.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    (line,) = path.read_text().splitlines()
+    assert json.loads(line) == {"kind": "tool_result", "ts_ms": event["ts_ms"], "run_id": "r1", "agent": "a",
+                                "trace_id": "t" * 32, "span_id": "s" * 16, "step_id": 1, "tool": "x",
+                                "status": "ok", "args_sha": "h1", "result_sha": "h2"}
+
+
+def test_setup_writes_events_to_the_configured_file(tmp_path, monkeypatch):
+    path = tmp_path / "events.jsonl"
+    agent_otel.shutdown()
+    agent_otel.setup("svc", events=str(path), store=False, instrument=False,
+                     config={"exporter": {"probe_local": False}})
+    try:
+        run = run_mix()
+    finally:
+        agent_otel.shutdown()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x["kind"] for x in lines] == ["tool_result", "tool_result", "llm_result", "stop"]
+    assert {x["run_id"] for x in lines} == {run.run_id}
+    assert lines[-1]["stop_reason"] == "completed"
+    assert "usage" not in lines[0]  # not in the seed's include list

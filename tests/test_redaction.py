@@ -1,0 +1,90 @@
+"""Privacy by default: raw args never leave; with store_args they leave redacted and truncated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import agent_otel
+from agent_otel import conventions as c
+from agent_otel.redaction import Redactor
+
+SECRETS = {
+    "to": "alice.smith@example.com",
+    "phone": "+1 (415) 555-0134",
+    "card": "4111 1111 1111 1111",
+    "headers": {"Authorization": "Bearer abcdefghijklmnop123456"},
+    "note": "use key sk-proj-AbCdEfGhIjKlMnOpQrStUv and AKIAABCDEFGHIJKLMNOP",
+    "password": "hunter2",
+    "db": {"api_key": "plain-looking-value"},
+}
+RAW_VALUES = ["alice.smith@example.com", "555-0134", "4111 1111 1111 1111", "abcdefghijklmnop123456",
+              "sk-proj-AbCdEfGhIjKlMnOpQrStUv", "AKIAABCDEFGHIJKLMNOP", "hunter2", "plain-looking-value"]
+
+
+def test_redactor_masks_every_kind_of_secret():
+    out = json.dumps(Redactor().redact(SECRETS))
+    for raw in RAW_VALUES:
+        assert raw not in out, raw
+    red = Redactor().redact(SECRETS)
+    assert red["to"] == "[EMAIL]" and red["card"] == "[CARD]" and red["password"] == "[REDACTED]"
+    assert red["headers"]["Authorization"] == "[REDACTED]"
+
+
+def test_redactor_keeps_what_is_not_secret():
+    red = Redactor().redact({"order_id": "1234567890123456", "count": 3, "city": "Berlin", "year": 2026,
+                             "url": "https://example.com/orders/12345"})
+    # 1234567890123456 fails the Luhn check: an order id, not a card number
+    assert red == {"order_id": "1234567890123456", "count": 3, "city": "Berlin", "year": 2026,
+                   "url": "https://example.com/orders/12345"}
+
+
+def test_configurable_keys_patterns_and_truncation():
+    r = Redactor(secret_keys=["ssn_like"], patterns=[r"TICKET-\d+"], max_chars=40)
+    assert r.redact({"ssn_like_field": "x", "password": "kept"}) == {"ssn_like_field": "[REDACTED]",
+                                                                     "password": "kept"}
+    assert r.redact("see TICKET-991") == "see [REDACTED]"
+    text = r.to_attribute({"blob": "y" * 500})
+    assert text.startswith('{"blob":"yyy') and text.endswith("...[truncated 471 chars]")
+
+
+@pytest.fixture
+def store_args_telemetry(telemetry):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    agent_otel.shutdown()  # shuts the fixture's exporter down too: use a new one
+    telemetry.exporter = InMemorySpanExporter()
+    agent_otel.setup("svc", span_exporters=[telemetry.exporter], event_sinks=[telemetry.sink], store=False,
+                     instrument=False, meter_provider=MeterProvider(shutdown_on_exit=False),
+                     config={"logging": {"events": {"store_args": True}}, "redaction": {"max_chars": 200},
+                             "exporter": {"probe_local": False}})
+    return telemetry
+
+
+def test_by_default_raw_args_never_leave_the_process(telemetry):
+    with agent_otel.run("a") as run:
+        run.call_tool("send_email", lambda **kw: "sent to alice.smith@example.com", SECRETS)
+    (span,) = telemetry.spans_named("execute_tool")
+    dumped = json.dumps(dict(span.attributes)) + json.dumps(telemetry.events())
+    for raw in RAW_VALUES + ["hunter2"]:
+        assert raw not in dumped
+    assert c.GEN_AI_TOOL_CALL_ARGUMENTS not in span.attributes
+
+
+def test_store_args_attaches_redacted_truncated_args_and_results(store_args_telemetry):
+    t = store_args_telemetry
+    with agent_otel.run("a") as run:
+        run.call_tool("send_email", lambda **kw: {"sent_to": "alice.smith@example.com", "id": 1}, SECRETS)
+    (span,) = t.spans_named("execute_tool")
+    args = span.attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS]
+    result = span.attributes[c.GEN_AI_TOOL_CALL_RESULT]
+    assert len(args) <= 200 + len("...[truncated 99999 chars]")
+    assert '"password":"[REDACTED]"' in args or "truncated" in args
+    assert json.loads(result) == {"sent_to": "[EMAIL]", "id": 1}
+    (event,) = t.events("tool_result")
+    assert event["args"]["to"] == "[EMAIL]" and event["result"]["sent_to"] == "[EMAIL]"
+    dumped = args + result + json.dumps(event)
+    for raw in RAW_VALUES:
+        assert raw not in dumped, raw

@@ -1,0 +1,156 @@
+"""@tool and run.call_tool: one span per call, hashes of what went in and came out, errors unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import agent_otel
+from agent_otel import conventions as c
+from agent_otel import tools
+from agent_otel.hashing import sha
+
+
+@agent_otel.tool(name="send_email", side_effects=True)
+def send_email(to: str, body: str, *, cc: str | None = None) -> str:
+    return f"queued for {to}"
+
+
+@agent_otel.tool
+async def search(query: str, *, limit: int = 3) -> list[str]:
+    await asyncio.sleep(0)
+    return [query] * limit
+
+
+class CRM:
+    def __init__(self):
+        self.calls = 0
+
+    @agent_otel.tool(name="crm.lookup")
+    def lookup(self, customer_id: int) -> dict:
+        self.calls += 1
+        return {"id": customer_id, "email": "c@example.com"}
+
+    @agent_otel.tool(name="crm.alookup")
+    async def alookup(self, customer_id: int) -> dict:
+        return {"id": customer_id}
+
+
+def tool_spans(telemetry):
+    return sorted(telemetry.spans_named("execute_tool"), key=lambda s: s.attributes[c.STEP_ID])
+
+
+def test_decorated_functions_methods_and_keyword_only_args(telemetry):
+    crm = CRM()
+    with agent_otel.run("support") as run:
+        assert send_email("a@example.com", "hi", cc="b@example.com") == "queued for a@example.com"
+        assert crm.lookup(7) == {"id": 7, "email": "c@example.com"}
+        assert asyncio.run(search("refund", limit=2)) == ["refund", "refund"]
+        assert asyncio.run(crm.alookup(customer_id=9)) == {"id": 9}
+    assert crm.calls == 1
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in spans] == ["send_email", "crm.lookup", "search", "crm.alookup"]
+    assert [s.attributes[c.STEP_ID] for s in spans] == [1, 2, 3, 4]
+    assert {s.attributes[c.RUN_ID] for s in spans} == {run.run_id}
+    # args are bound to parameter names ("self" left out), so positional and keyword calls hash alike
+    assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha({"to": "a@example.com", "body": "hi", "cc": "b@example.com"})
+    assert spans[1].attributes[c.TOOL_ARGS_SHA] == sha({"customer_id": 7})
+    assert spans[2].attributes[c.TOOL_ARGS_SHA] == sha({"query": "refund", "limit": 2})
+    assert spans[3].attributes[c.TOOL_ARGS_SHA] == sha({"customer_id": 9})
+    assert spans[1].attributes[c.TOOL_RESULT_SHA] == sha({"id": 7, "email": "c@example.com"})
+    assert spans[0].attributes[c.TOOL_SIDE_EFFECTS] is True
+    assert run.tool_calls == 4 and run.steps == 4
+
+
+def test_positional_and_keyword_calls_hash_the_same(telemetry):
+    with agent_otel.run("a"):
+        send_email("x@example.com", "b")
+        send_email(to="x@example.com", body="b")
+    first, second = tool_spans(telemetry)
+    assert first.attributes[c.TOOL_ARGS_SHA] == second.attributes[c.TOOL_ARGS_SHA]
+
+
+def test_outside_a_run_a_tool_is_just_a_function(telemetry):
+    assert send_email("a@example.com", "hi") == "queued for a@example.com"
+    assert asyncio.run(search("q", limit=1)) == ["q"]
+    assert telemetry.spans() == []
+
+
+def test_decorator_keeps_the_function_metadata():
+    assert send_email.__name__ == "send_email" and send_email.__agent_otel_tool__.side_effects
+    assert asyncio.iscoroutinefunction(search)
+
+
+def test_call_tool_forms(telemetry):
+    async def afetch(url):
+        return url.upper()
+
+    with agent_otel.run("a") as run:
+        assert run.call_tool("kw", lambda a, b: a + b, {"a": 1, "b": 2}) == 3
+        assert run.call_tool("pos", lambda a, b: a - b, [5, 3]) == 2
+        assert run.call_tool("single", lambda s: s * 2, "ab") == "abab"
+        assert run.call_tool("none", lambda: "x") == "x"
+        assert asyncio.run(run.call_tool("async", afetch, {"url": "u"})) == "U"
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.TOOL_ARGS_SHA] for s in spans] == [
+        sha({"a": 1, "b": 2}), sha([5, 3]), sha("ab"), sha({}), sha({"url": "u"})]
+
+
+def test_async_tool_errors_pass_through_unchanged(telemetry):
+    original = ValueError("bad query")
+
+    @agent_otel.tool
+    async def failing(q):
+        raise original
+
+    async def main():
+        async with agent_otel.run("a") as run:
+            with pytest.raises(ValueError) as caught:
+                await failing("x")
+            assert caught.value is original
+        return run
+
+    run = asyncio.run(main())
+    (span,) = tool_spans(telemetry)
+    assert span.attributes[c.TOOL_STATUS] == "error" and span.attributes[c.ERROR_TYPE] == "ValueError"
+    assert run.result.stop_reason == "completed"
+
+
+def test_unserialisable_and_huge_args_do_not_break_the_call(telemetry):
+    class Opaque:
+        __slots__ = ()
+
+    cyclic: list = []
+    cyclic.append(cyclic)
+    big = {"blob": "x" * 2_000_000}
+    with agent_otel.run("a") as run:
+        assert run.call_tool("weird", lambda o, c: "ok", {"o": Opaque(), "c": cyclic}) == "ok"
+        assert run.call_tool("big", lambda blob: len(blob), big) == 2_000_000
+    spans = tool_spans(telemetry)
+    assert len(spans[0].attributes[c.TOOL_ARGS_SHA]) == 24
+    assert spans[1].attributes[c.TOOL_ARGS_SHA] == sha(big)
+
+
+def test_a_framework_call_claimed_by_a_nested_tool_is_one_span(telemetry):
+    """An integration that opens the call and then invokes a user's @tool must not produce two spans."""
+    with agent_otel.run("a") as run:
+        call = tools.begin(run, tools.ToolOptions(name="send_email"), {"to": "x"}, "call_9",
+                           fn=send_email, claimable=True)
+        result = send_email("x", "body")
+        call.ok(result)
+    (span,) = tool_spans(telemetry)
+    assert span.attributes[c.GEN_AI_TOOL_CALL_ID] == "call_9"
+    assert run.tool_calls == 1
+
+
+def test_tool_called_from_a_thread_without_context_still_belongs_to_its_run(telemetry):
+    import threading
+
+    with agent_otel.run("a") as run:
+        t = threading.Thread(target=lambda: run.call_tool("bg", lambda: 1))
+        t.start()
+        t.join()
+    (span,) = tool_spans(telemetry)
+    (root,) = telemetry.spans_named("invoke_agent")
+    assert span.parent.span_id == root.context.span_id
