@@ -79,13 +79,21 @@ def test_precedence_arguments_over_env_over_file_over_default(tmp_path):
     assert cfg.source("exporter.endpoint") == "env:OTEL_EXPORTER_OTLP_ENDPOINT"
     assert cfg.get("exporter.timeout_s") == 3.0 and cfg.source("exporter.timeout_s") == f"file:{path}"
     assert cfg.get("retention.logs_days") == 9 and cfg.source("retention.logs_days") == "argument"
-    assert cfg.get("retention.tool_snapshot_days") == 14 and cfg.source("retention.tool_snapshot_days") == "default"
+    assert (
+        cfg.get("retention.tool_snapshot_days") == 14
+        and cfg.source("retention.tool_snapshot_days") == "default"
+    )
 
 
 def test_signal_specific_env_wins_and_ms_interval_is_converted():
-    cfg = load(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317",
-                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4318/v1/traces",
-                    "OTEL_METRIC_EXPORT_INTERVAL": "2500", "OTEL_SERVICE_NAME": "svc"})
+    cfg = load(
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4317",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4318/v1/traces",
+            "OTEL_METRIC_EXPORT_INTERVAL": "2500",
+            "OTEL_SERVICE_NAME": "svc",
+        }
+    )
     assert cfg.get("exporter.endpoint") == "http://b:4318/v1/traces"
     assert cfg.get("exporter.metric_interval_s") == 2.5
     assert cfg.get("service.name") == "svc" and cfg.source("service.name") == "env:OTEL_SERVICE_NAME"

@@ -15,9 +15,19 @@ from agent_otel import conventions as c
 
 # Units from the specification's conversion table (a selection) and the rule for "/" (per).
 UNIT_WORDS = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes", "%": "percent",
-    "Hz": "hertz", "Cel": "celsius", "1": "",
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "%": "percent",
+    "Hz": "hertz",
+    "Cel": "celsius",
+    "1": "",
 }
 
 

@@ -34,7 +34,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6)
+    ),
     max_leaves=40,
 )
 
@@ -47,9 +49,29 @@ def test_json_values_hash_exactly_like_the_seed(obj):
 
 def test_float_and_text_edge_cases_match_the_seed():
     cases = [
-        1e16, 1e-5, 1.23e-7, 2.5e-9, 4.874613105863965e-05, 0.0001, -0.0, 5e-324, 1.7976931348623157e308,
-        2**63, 2**64 + 1, -(2**80), "\x7f", "\u2028", "\x00\x1f", "é😀", "0.00001 in a string", "e-mail",
-        {"z": 1, "Z": 2, "é": 3, "e": 4}, [1, [2, [3, {"a": None}]]], (1, 2), "", {},
+        1e16,
+        1e-5,
+        1.23e-7,
+        2.5e-9,
+        4.874613105863965e-05,
+        0.0001,
+        -0.0,
+        5e-324,
+        1.7976931348623157e308,
+        2**63,
+        2**64 + 1,
+        -(2**80),
+        "\x7f",
+        "\u2028",
+        "\x00\x1f",
+        "é😀",
+        "0.00001 in a string",
+        "e-mail",
+        {"z": 1, "Z": 2, "é": 3, "e": 4},
+        [1, [2, [3, {"a": None}]]],
+        (1, 2),
+        "",
+        {},
     ]
     for obj in cases:
         assert sha(obj) == seed_sha(obj), obj
@@ -139,8 +161,14 @@ def test_non_json_values_are_stable_across_processes():
         "from agent_otel.hashing import sha; print(' '.join(sha(m()) for m in NON_JSON.values()))"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=ROOT).stdout
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=ROOT,
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(outputs) == 1

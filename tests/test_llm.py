@@ -20,8 +20,12 @@ def test_usage_and_spend_add_up_on_the_run(telemetry):
     assert run.input_tokens == 3011 and run.output_tokens == 606 and run.llm_calls == 4
     assert run.result.usage["total_tokens"] == 3617
     spans = sorted(telemetry.spans_named("chat"), key=lambda s: s.attributes[c.STEP_ID])
-    assert [s.name for s in spans] == ["chat gpt-4o", "chat gpt-4o-mini-2024-07-18", "chat in-house-llm",
-                                       "chat in-house-llm"]
+    assert [s.name for s in spans] == [
+        "chat gpt-4o",
+        "chat gpt-4o-mini-2024-07-18",
+        "chat in-house-llm",
+        "chat in-house-llm",
+    ]
     assert c.COST_USD not in spans[2].attributes
     assert spans[3].attributes[c.COST_USD] == 0.25
     tokens = telemetry.metrics()["agent.tokens_per_request"]

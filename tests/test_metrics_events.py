@@ -25,20 +25,32 @@ def run_mix():
 def test_every_metric_with_its_labels_and_buckets(telemetry):
     run = run_mix()
     metrics = telemetry.metrics()
-    assert {spec.name for spec in c.METRICS} - {c.M_DROPPED.name, c.M_GUARD_TRIGGERS.name, c.M_TOOL_RETRIES.name} \
-        <= set(metrics)
+    assert {spec.name for spec in c.METRICS} - {
+        c.M_DROPPED.name,
+        c.M_GUARD_TRIGGERS.name,
+        c.M_TOOL_RETRIES.name,
+    } <= set(metrics)
     [(labels, stop)] = metrics["agent.stop"]
     assert labels == {"agent": "support", "stop_reason": "completed"} and stop.value == 1
     invocations = {tuple(sorted(a.items())): p.value for a, p in metrics["agent.tool.invocations"]}
     assert invocations == {
         (("agent", "support"), ("error_type", ""), ("status", "ok"), ("tool", "search")): 1,
-        (("agent", "support"), ("error_type", "ConnectionError"), ("status", "error"), ("tool", "http.get")): 1,
+        (
+            ("agent", "support"),
+            ("error_type", "ConnectionError"),
+            ("status", "error"),
+            ("tool", "http.get"),
+        ): 1,
     }
     durations = {(a["tool"], a["status"]): p for a, p in metrics["agent.tool.duration_ms"]}
     assert set(durations) == {("search", "ok"), ("http.get", "error")}
     assert tuple(durations[("search", "ok")].explicit_bounds) == c.M_TOOL_DURATION.buckets
     [(labels, calls)] = metrics["agent.tool_calls"]
-    assert labels == {"agent": "support"} and calls.sum == 2 and tuple(calls.explicit_bounds) == c.M_TOOL_CALLS.buckets
+    assert (
+        labels == {"agent": "support"}
+        and calls.sum == 2
+        and tuple(calls.explicit_bounds) == c.M_TOOL_CALLS.buckets
+    )
     [(labels, latency)] = metrics["agent.run.latency_ms"]
     assert labels == {"agent": "support", "stop_reason": "completed"}
     assert abs(latency.sum - run.result.usage["duration_ms"]) < 1
@@ -68,9 +80,13 @@ def test_tracked_metrics_follow_the_config(monkeypatch, tmp_path):
     agent_otel.shutdown()
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    agent_otel.setup("svc", meter_provider=provider, store=False, instrument=False,
-                     config={"metrics": {"track": ["stop_reason"], "tools": False},
-                             "exporter": {"probe_local": False}})
+    agent_otel.setup(
+        "svc",
+        meter_provider=provider,
+        store=False,
+        instrument=False,
+        config={"metrics": {"track": ["stop_reason"], "tools": False}, "exporter": {"probe_local": False}},
+    )
     try:
         run_mix()
         names = set(metric_points(reader))
@@ -83,8 +99,23 @@ def test_unified_events_have_the_schema_and_join_with_spans(telemetry):
     run = run_mix()
     events = telemetry.events()
     assert [e["kind"] for e in events] == ["tool_result", "tool_result", "llm_result", "stop"]
-    schema = {"run_id", "kind", "ts_ms", "step_id", "tool", "args_sha", "result_sha", "duration_ms", "status",
-              "error", "stop_reason", "usage", "trace_id", "span_id", "agent"}
+    schema = {
+        "run_id",
+        "kind",
+        "ts_ms",
+        "step_id",
+        "tool",
+        "args_sha",
+        "result_sha",
+        "duration_ms",
+        "status",
+        "error",
+        "stop_reason",
+        "usage",
+        "trace_id",
+        "span_id",
+        "agent",
+    }
     for event in events:
         assert schema <= set(event)
         assert event["run_id"] == run.run_id and event["trace_id"] == run.trace_id
@@ -100,22 +131,44 @@ def test_unified_events_have_the_schema_and_join_with_spans(telemetry):
 def test_json_lines_sink_file_is_private_and_filtered(tmp_path):
     path = tmp_path / "events" / "agent.jsonl"
     sink = JsonLinesSink(str(path), include=["run_id", "step_id", "tool", "status"], store_args_hash=True)
-    event = new_event("tool_result", "r1", "a", "t" * 32, "s" * 16, step_id=1, tool="x", args_sha="h1",
-                      result_sha="h2", duration_ms=1.5, status="ok")
+    event = new_event(
+        "tool_result",
+        "r1",
+        "a",
+        "t" * 32,
+        "s" * 16,
+        step_id=1,
+        tool="x",
+        args_sha="h1",
+        result_sha="h2",
+        duration_ms=1.5,
+        status="ok",
+    )
     sink.write([("event", event), ("run", {"run_id": "r1"})])
     sink.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     (line,) = path.read_text().splitlines()
-    assert json.loads(line) == {"kind": "tool_result", "ts_ms": event["ts_ms"], "run_id": "r1", "agent": "a",
-                                "trace_id": "t" * 32, "span_id": "s" * 16, "step_id": 1, "tool": "x",
-                                "status": "ok", "args_sha": "h1", "result_sha": "h2"}
+    assert json.loads(line) == {
+        "kind": "tool_result",
+        "ts_ms": event["ts_ms"],
+        "run_id": "r1",
+        "agent": "a",
+        "trace_id": "t" * 32,
+        "span_id": "s" * 16,
+        "step_id": 1,
+        "tool": "x",
+        "status": "ok",
+        "args_sha": "h1",
+        "result_sha": "h2",
+    }
 
 
 def test_setup_writes_events_to_the_configured_file(tmp_path, monkeypatch):
     path = tmp_path / "events.jsonl"
     agent_otel.shutdown()
-    agent_otel.setup("svc", events=str(path), store=False, instrument=False,
-                     config={"exporter": {"probe_local": False}})
+    agent_otel.setup(
+        "svc", events=str(path), store=False, instrument=False, config={"exporter": {"probe_local": False}}
+    )
     try:
         run = run_mix()
     finally:

@@ -19,8 +19,16 @@ SECRETS = {
     "password": "hunter2",
     "db": {"api_key": "plain-looking-value"},
 }
-RAW_VALUES = ["alice.smith@example.com", "555-0134", "4111 1111 1111 1111", "abcdefghijklmnop123456",
-              "sk-proj-AbCdEfGhIjKlMnOpQrStUv", "AKIAABCDEFGHIJKLMNOP", "hunter2", "plain-looking-value"]
+RAW_VALUES = [
+    "alice.smith@example.com",
+    "555-0134",
+    "4111 1111 1111 1111",
+    "abcdefghijklmnop123456",
+    "sk-proj-AbCdEfGhIjKlMnOpQrStUv",
+    "AKIAABCDEFGHIJKLMNOP",
+    "hunter2",
+    "plain-looking-value",
+]
 
 
 def test_redactor_masks_every_kind_of_secret():
@@ -33,17 +41,31 @@ def test_redactor_masks_every_kind_of_secret():
 
 
 def test_redactor_keeps_what_is_not_secret():
-    red = Redactor().redact({"order_id": "1234567890123456", "count": 3, "city": "Berlin", "year": 2026,
-                             "url": "https://example.com/orders/12345"})
+    red = Redactor().redact(
+        {
+            "order_id": "1234567890123456",
+            "count": 3,
+            "city": "Berlin",
+            "year": 2026,
+            "url": "https://example.com/orders/12345",
+        }
+    )
     # 1234567890123456 fails the Luhn check: an order id, not a card number
-    assert red == {"order_id": "1234567890123456", "count": 3, "city": "Berlin", "year": 2026,
-                   "url": "https://example.com/orders/12345"}
+    assert red == {
+        "order_id": "1234567890123456",
+        "count": 3,
+        "city": "Berlin",
+        "year": 2026,
+        "url": "https://example.com/orders/12345",
+    }
 
 
 def test_configurable_keys_patterns_and_truncation():
     r = Redactor(secret_keys=["ssn_like"], patterns=[r"TICKET-\d+"], max_chars=40)
-    assert r.redact({"ssn_like_field": "x", "password": "kept"}) == {"ssn_like_field": "[REDACTED]",
-                                                                     "password": "kept"}
+    assert r.redact({"ssn_like_field": "x", "password": "kept"}) == {
+        "ssn_like_field": "[REDACTED]",
+        "password": "kept",
+    }
     assert r.redact("see TICKET-991") == "see [REDACTED]"
     text = r.to_attribute({"blob": "y" * 500})
     assert text.startswith('{"blob":"yyy') and text.endswith("...[truncated 471 chars]")
@@ -56,10 +78,19 @@ def store_args_telemetry(telemetry):
 
     agent_otel.shutdown()  # shuts the fixture's exporter down too: use a new one
     telemetry.exporter = InMemorySpanExporter()
-    agent_otel.setup("svc", span_exporters=[telemetry.exporter], event_sinks=[telemetry.sink], store=False,
-                     instrument=False, meter_provider=MeterProvider(shutdown_on_exit=False),
-                     config={"logging": {"events": {"store_args": True}}, "redaction": {"max_chars": 200},
-                             "exporter": {"probe_local": False}})
+    agent_otel.setup(
+        "svc",
+        span_exporters=[telemetry.exporter],
+        event_sinks=[telemetry.sink],
+        store=False,
+        instrument=False,
+        meter_provider=MeterProvider(shutdown_on_exit=False),
+        config={
+            "logging": {"events": {"store_args": True}},
+            "redaction": {"max_chars": 200},
+            "exporter": {"probe_local": False},
+        },
+    )
     return telemetry
 
 

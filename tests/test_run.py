@@ -23,8 +23,9 @@ def test_a_run_answers_the_five_questions_in_its_spans(telemetry):
         return {"status": 200, "body": "ok"}
 
     ticket = {"id": 42, "text": "refund please"}
-    with agent_otel.run("support-agent", model="gpt-4o", prompt_version="v12", tools_version="3",
-                        input=ticket) as run:
+    with agent_otel.run(
+        "support-agent", model="gpt-4o", prompt_version="v12", tools_version="3", input=ticket
+    ) as run:
         run.call_tool("http.get", fetch, {"url": "https://example.com"}, call_id="call_1")
         run.record_llm(model="gpt-4o", input_tokens=812, output_tokens=96)
         run.call_tool("crm.lookup", lambda customer_id: {"email": "x"}, {"customer_id": 7})
@@ -38,7 +39,9 @@ def test_a_run_answers_the_five_questions_in_its_spans(telemetry):
     assert a[c.GEN_AI_OPERATION_NAME] == "invoke_agent"
     assert a[c.GEN_AI_AGENT_NAME] == "support-agent"
     assert a[c.RUN_ID] == run.run_id
-    assert a[c.GEN_AI_REQUEST_MODEL] == "gpt-4o" and a[c.PROMPT_VERSION] == "v12" and a[c.TOOLS_VERSION] == "3"
+    assert (
+        a[c.GEN_AI_REQUEST_MODEL] == "gpt-4o" and a[c.PROMPT_VERSION] == "v12" and a[c.TOOLS_VERSION] == "3"
+    )
     assert a[c.INPUT_SHA] == sha(ticket)
     assert a[c.STOP_REASON] == "completed" and a[c.TOOL_CALLS] == 2 and a[c.STEPS] == 3
     assert a[c.GEN_AI_USAGE_INPUT_TOKENS] == 812 and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == 96
@@ -49,7 +52,9 @@ def test_a_run_answers_the_five_questions_in_its_spans(telemetry):
 
     # Which tools, in which order, with which args and results.
     assert [t.name for t in sorted(tools, key=lambda s: s.attributes[c.STEP_ID])] == [
-        "execute_tool http.get", "execute_tool crm.lookup"]
+        "execute_tool http.get",
+        "execute_tool crm.lookup",
+    ]
     first = tools[0] if tools[0].attributes[c.STEP_ID] == 1 else tools[1]
     t = first.attributes
     assert t[c.GEN_AI_OPERATION_NAME] == "execute_tool" and t[c.GEN_AI_TOOL_NAME] == "http.get"
@@ -81,6 +86,7 @@ def test_every_run_is_a_new_trace_and_an_ambient_span_becomes_a_link(telemetry):
 
 def test_a_run_inside_a_run_is_a_sub_agent(telemetry):
     with agent_otel.run("planner") as parent:
+
         def delegate(task):
             with agent_otel.run("researcher") as child:
                 child.call_tool("search", lambda q: [q], {"q": task})
@@ -198,7 +204,10 @@ def test_stop_is_recorded_exactly_once_and_returns_the_result(telemetry):
             run.call_tool("late", lambda: 1)  # no steps after the stop
     assert result.stop_reason is agent_otel.StopReason.MAX_STEPS
     assert dict(result) == {
-        "status": "stopped", "stop_reason": "max_steps", "run_id": run.run_id, "usage": result.usage,
+        "status": "stopped",
+        "stop_reason": "max_steps",
+        "run_id": run.run_id,
+        "usage": result.usage,
         "detail": "planner gave up",
     }
     json.dumps(dict(result))

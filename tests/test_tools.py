@@ -50,11 +50,18 @@ def test_decorated_functions_methods_and_keyword_only_args(telemetry):
         assert asyncio.run(crm.alookup(customer_id=9)) == {"id": 9}
     assert crm.calls == 1
     spans = tool_spans(telemetry)
-    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in spans] == ["send_email", "crm.lookup", "search", "crm.alookup"]
+    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in spans] == [
+        "send_email",
+        "crm.lookup",
+        "search",
+        "crm.alookup",
+    ]
     assert [s.attributes[c.STEP_ID] for s in spans] == [1, 2, 3, 4]
     assert {s.attributes[c.RUN_ID] for s in spans} == {run.run_id}
     # args are bound to parameter names ("self" left out), so positional and keyword calls hash alike
-    assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha({"to": "a@example.com", "body": "hi", "cc": "b@example.com"})
+    assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha(
+        {"to": "a@example.com", "body": "hi", "cc": "b@example.com"}
+    )
     assert spans[1].attributes[c.TOOL_ARGS_SHA] == sha({"customer_id": 7})
     assert spans[2].attributes[c.TOOL_ARGS_SHA] == sha({"query": "refund", "limit": 2})
     assert spans[3].attributes[c.TOOL_ARGS_SHA] == sha({"customer_id": 9})
@@ -94,7 +101,12 @@ def test_call_tool_forms(telemetry):
         assert asyncio.run(run.call_tool("async", afetch, {"url": "u"})) == "U"
     spans = tool_spans(telemetry)
     assert [s.attributes[c.TOOL_ARGS_SHA] for s in spans] == [
-        sha({"a": 1, "b": 2}), sha([5, 3]), sha("ab"), sha({}), sha({"url": "u"})]
+        sha({"a": 1, "b": 2}),
+        sha([5, 3]),
+        sha("ab"),
+        sha({}),
+        sha({"url": "u"}),
+    ]
 
 
 def test_async_tool_errors_pass_through_unchanged(telemetry):
@@ -135,8 +147,9 @@ def test_unserialisable_and_huge_args_do_not_break_the_call(telemetry):
 def test_a_framework_call_claimed_by_a_nested_tool_is_one_span(telemetry):
     """An integration that opens the call and then invokes a user's @tool must not produce two spans."""
     with agent_otel.run("a") as run:
-        call = tools.begin(run, tools.ToolOptions(name="send_email"), {"to": "x"}, "call_9",
-                           fn=send_email, claimable=True)
+        call = tools.begin(
+            run, tools.ToolOptions(name="send_email"), {"to": "x"}, "call_9", fn=send_email, claimable=True
+        )
         result = send_email("x", "body")
         call.ok(result)
     (span,) = tool_spans(telemetry)

@@ -254,5 +254,6 @@ class Pipeline:
             try:
                 sink.close()
             except Exception as exc:
-                logger.warning("agent-otel: closing event sink %s failed: %s", type(sink).__name__, exc)
+                log = logger.debug if id(sink) in self._failed_sinks else logger.warning
+                log("agent-otel: closing event sink %s failed: %s", type(sink).__name__, exc)
         return done

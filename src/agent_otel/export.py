@@ -41,13 +41,15 @@ class DropCounter:
         self._lock = threading.Lock()
         self._announced: set[tuple[str, str]] = set()
 
-    def add(self, signal: str, reason: str, n: int = 1) -> None:
+    def add(self, signal: str, reason: str, n: int = 1, announce: bool = True) -> None:
+        """Count ``n`` dropped items; the first drop of a kind is logged once (unless at shutdown, where
+        the summary line says it)."""
         key = (signal, reason)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + n
             first = key not in self._announced
             self._announced.add(key)
-        if first:
+        if first and announce:
             logger.warning(
                 "agent-otel: dropping %s (%s); counted in agent_otel_telemetry_dropped_total, "
                 "summary at shutdown",
@@ -191,7 +193,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self._wake.set()
         pending = len(self._queue) + sum(len(b) for b, _ in self._retry)
         if pending:
-            self._drops.add("spans", "unsent_at_shutdown", pending)
+            self._drops.add("spans", "unsent_at_shutdown", pending, announce=False)
         _run_bounded(self._exporter.shutdown, deadline - time.monotonic(), f"{self._name}-exporter-shutdown")
 
     # --- worker -----------------------------------------------------------------------------------------
@@ -404,7 +406,7 @@ class NonBlockingMetricExporter(MetricExporter):
         with self._cond:
             self._closed = True
             if self._pending:
-                self._drops.add("metric_batches", "unsent_at_shutdown", len(self._pending))
+                self._drops.add("metric_batches", "unsent_at_shutdown", len(self._pending), announce=False)
                 self._pending.clear()
             self._cond.notify_all()
         _run_bounded(self._exporter.shutdown, deadline - time.monotonic(), "metrics-exporter-shutdown")

@@ -468,14 +468,27 @@ def shutdown(timeout_s: float | None = None) -> None:
         logger.warning(summary)
 
 
+class _DropRepeatShutdown(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "shutdown multiple times" not in record.getMessage()
+
+
 def _shutdown_reader(provider: Any, reader: Any, timeout_ms: float) -> None:
+    # Shut down first (the final collection needs the provider's callback), then detach the reader so a
+    # later setup() can attach a new one; detaching shuts down again, which the SDK warns about.
     reader.shutdown(timeout_millis=timeout_ms)
     remove = getattr(provider, "remove_metric_reader", None)
-    if remove is not None:
-        try:
-            remove(reader)
-        except Exception as exc:
-            logger.debug("agent-otel: removing metric reader failed: %s", exc)
+    if remove is None:
+        return
+    sdk_export_logger = logging.getLogger("opentelemetry.sdk.metrics._internal.export")
+    quiet = _DropRepeatShutdown()
+    sdk_export_logger.addFilter(quiet)
+    try:
+        remove(reader)
+    except Exception as exc:
+        logger.debug("agent-otel: removing metric reader failed: %s", exc)
+    finally:
+        sdk_export_logger.removeFilter(quiet)
 
 
 def _shutdown_at_exit() -> None:

@@ -1,0 +1,157 @@
+"""A real OTLP/gRPC receiver on 127.0.0.1 for tests that need a collector that can go down and come back.
+
+It speaks the actual OTLP protocol (the opentelemetry-proto service definitions over grpcio), so the
+SDK's real OTLP exporter talks to it exactly as it would to a collector.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent import futures
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OTLPReceiver:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.spans: list[Any] = []
+        self.metric_requests = 0
+        self._lock = threading.Lock()
+        self._server: grpc.Server | None = None
+        receiver = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):
+                with receiver._lock:
+                    for rs in request.resource_spans:
+                        for ss in rs.scope_spans:
+                            receiver.spans.extend(ss.spans)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request, context):
+                with receiver._lock:
+                    receiver.metric_requests += 1
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
+        self._traces = Traces()
+        self._metrics = Metrics()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OTLPReceiver:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._traces, server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self._metrics, server)
+        server.add_insecure_port(f"127.0.0.1:{self.port}")
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=0).wait(5)
+            self._server = None
+
+    def span_names(self) -> list[str]:
+        with self._lock:
+            return [s.name for s in self.spans]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.spans)
+
+
+class Blackhole:
+    """A TCP port that accepts connections and never answers: the collector that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)
+            except OSError:
+                continue
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._stop = True
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+class HTTPReceiver:
+    """OTLP/HTTP (protobuf) receiver: POST /v1/traces and /v1/metrics on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.spans: list[Any] = []
+        self.metric_requests = 0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/v1/traces":
+                    request = trace_service_pb2.ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    for rs in request.resource_spans:
+                        for ss in rs.scope_spans:
+                            receiver.spans.extend(ss.spans)
+                    reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                elif self.path == "/v1/metrics":
+                    receiver.metric_requests += 1
+                    reply = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
