@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import SpanProcessor
@@ -207,12 +206,16 @@ class RaisingSink:
         raise OSError("still full")
 
 
-def _setup_with_bad_plugins():
+def _setup_with_bad_plugins(bad_processor):
+    from opentelemetry.sdk.trace import TracerProvider
+
     from tests.conftest import ListSink
 
     good_spans, good_sink, reader = InMemorySpanExporter(), ListSink(), InMemoryMetricReader()
+    provider = TracerProvider(shutdown_on_exit=False)  # the application's
     agent_otel.setup(
         "svc",
+        tracer_provider=provider,
         span_exporters=[RaisingExporter(), good_spans],
         store=False,
         instrument=False,
@@ -220,6 +223,9 @@ def _setup_with_bad_plugins():
         meter_provider=MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
         config={"exporter": {"probe_local": False}},
     )
+    # A broken processor the application adds later. (One registered *before* agent-otel's stops the
+    # SDK from calling later processors at all: the agent still runs, spans are then lost to everyone.)
+    provider.add_span_processor(bad_processor)
     return good_spans, good_sink, reader
 
 
@@ -232,8 +238,7 @@ def _three_runs():
 
 
 def test_raising_exporters_processors_and_sinks_never_reach_the_agent(fresh, caplog):
-    good_spans, good_sink, reader = _setup_with_bad_plugins()
-    trace.get_tracer_provider().add_span_processor(RaisingOnEnd())  # an application's broken processor
+    good_spans, good_sink, reader = _setup_with_bad_plugins(RaisingOnEnd())
     with caplog.at_level(logging.WARNING, logger="agent_otel"):
         _three_runs()
         sdk.flush(2)
@@ -246,8 +251,7 @@ def test_raising_exporters_processors_and_sinks_never_reach_the_agent(fresh, cap
 
 
 def test_a_processor_that_breaks_span_start_degrades_to_events_and_metrics(fresh, caplog):
-    _, good_sink, reader = _setup_with_bad_plugins()
-    trace.get_tracer_provider().add_span_processor(RaisingOnStart())
+    _, good_sink, reader = _setup_with_bad_plugins(RaisingOnStart())
     with caplog.at_level(logging.WARNING, logger="agent_otel"):
         _three_runs()
         sdk.flush(2)
