@@ -1,0 +1,513 @@
+"""Guards in realistic agent loops: each trigger is a stop reason, a span event and a metric, and the
+guarded tool did (or did not) execute."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import agent_otel
+from agent_otel import conventions as c
+from agent_otel.guards import ToolDenied, parse_kill_switch, set_kill_switch
+from agent_otel.hashing import sha
+from agent_otel.tools import ToolTimeout
+from tests.conftest import ListSink, Telemetry
+
+
+@pytest.fixture
+def guarded(monkeypatch, tmp_path):
+    """Factory: agent_otel set up in memory with a ``guards:`` config section."""
+    monkeypatch.delenv("AGENT_OTEL_KILL_SWITCH", raising=False)
+    made = []
+
+    def make(guards=None):
+        agent_otel.shutdown()
+        exporter, reader, sink = InMemorySpanExporter(), InMemoryMetricReader(), ListSink()
+        cfg = agent_otel.setup(
+            "svc",
+            span_exporters=[exporter],
+            event_sinks=[sink],
+            store=False,
+            instrument=False,
+            meter_provider=MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
+            config={"guards": guards or {}, "exporter": {"probe_local": False, "schedule_delay_s": 0.05}},
+        )
+        t = Telemetry(exporter, reader, sink, cfg)
+        made.append(t)
+        return t
+
+    yield make
+    set_kill_switch(None)
+    agent_otel.shutdown()
+
+
+class Tools:
+    """A support agent's tools that remember what actually ran."""
+
+    def __init__(self):
+        self.executed: list[tuple[str, object]] = []
+
+    def search(self, q):
+        self.executed.append(("search", q))
+        return [f"doc about {q}"]
+
+    def send_email(self, to, body):
+        self.executed.append(("send_email", to))
+        return "sent"
+
+    async def asearch(self, q):
+        await asyncio.sleep(0)
+        return self.search(q)
+
+
+def guard_events(t, run):
+    (root,) = [
+        s for s in t.spans() if s.name.startswith("invoke_agent") and s.attributes[c.RUN_ID] == run.run_id
+    ]
+    return root, [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+
+
+def guard_counts(t):
+    return {(a["agent"], a["guard"]): p.value for a, p in t.metrics().get("agent.guard.triggers", [])}
+
+
+def assert_stopped(t, run, reason, guard):
+    assert run.result.stop_reason == reason
+    root, events = guard_events(t, run)
+    assert root.attributes[c.STOP_REASON] == reason
+    assert [e["guard"] for e in events] == [guard]
+    assert guard_counts(t) == {(run.agent, guard): 1}
+    assert [e["stop_reason"] for e in t.events("stop") if e["run_id"] == run.run_id] == [reason]
+    return events[0]
+
+
+# --- budgets -------------------------------------------------------------------------------------------
+
+
+def test_max_steps_stops_before_the_step_that_would_exceed_it(guarded):
+    t, tools = guarded(), Tools()
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("support", budget=agent_otel.Budget(max_steps=3)) as run:
+            for i in range(10):
+                run.call_tool("search", tools.search, {"q": f"q{i}"})
+    assert stopped.value.result.stop_reason == "max_steps"
+    assert tools.executed == [("search", "q0"), ("search", "q1"), ("search", "q2")]
+    event = assert_stopped(t, run, "max_steps", "max_steps")
+    assert event["limit"] == 3 and event["observed"] == 3
+
+
+def test_max_tool_calls_from_config_async(guarded):
+    t, tools = guarded({"budget": {"max_tool_calls": 2}}), Tools()
+
+    async def agent():
+        async with agent_otel.run("support") as run:
+            for i in range(5):
+                await run.call_tool("search", tools.asearch, {"q": i})
+                run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=1)  # LLM steps are fine
+        return run
+
+    holder = {}
+
+    async def main():
+        try:
+            await agent()
+        except agent_otel.AgentStopped as exc:
+            holder["result"] = exc.result
+
+    asyncio.run(main())
+    assert holder["result"].stop_reason == "budget_exceeded" and len(tools.executed) == 2
+    assert holder["result"].usage["tool_calls"] == 2
+    assert guard_counts(t) == {("support", "max_tool_calls"): 1}
+
+
+def test_token_budget_stops_at_the_next_step_after_the_llm_call(guarded):
+    t, tools = guarded(), Tools()
+    with pytest.raises(agent_otel.AgentStopped):
+        with agent_otel.run("support", budget=agent_otel.Budget(max_tokens=1000)) as run:
+            run.call_tool("search", tools.search, {"q": "a"})
+            run.record_llm(model="gpt-4o", input_tokens=900, output_tokens=200)  # crosses the budget
+            run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})  # never runs
+    assert tools.executed == [("search", "a")]
+    event = assert_stopped(t, run, "budget_exceeded", "max_tokens")
+    assert event["limit"] == 1000 and event["observed"] == 1100
+
+
+def test_cost_budget(guarded):
+    t, tools = guarded(), Tools()
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("support", budget=agent_otel.Budget(max_cost_usd=0.01)) as run:
+            for i in range(10):
+                run.record_llm(model="gpt-4o", input_tokens=2000, output_tokens=200)  # $0.007 each
+                run.call_tool("search", tools.search, {"q": i})
+    assert stopped.value.result.usage["cost_usd"] == pytest.approx(0.014)
+    assert len(tools.executed) == 1
+    assert_stopped(t, run, "budget_exceeded", "max_cost_usd")
+
+
+def test_run_deadline_gives_timeout(guarded):
+    t, tools = guarded(), Tools()
+    with pytest.raises(agent_otel.AgentStopped):
+        with agent_otel.run("support", budget=agent_otel.Budget(max_duration_s=0.2)) as run:
+            for i in range(100):
+                run.call_tool("search", tools.search, {"q": i})
+                time.sleep(0.05)
+    assert 3 <= len(tools.executed) <= 6
+    assert_stopped(t, run, "timeout", "max_duration_s")
+
+
+def test_a_run_budget_overrides_only_its_own_fields(guarded):
+    guarded({"budget": {"max_steps": 2, "max_tool_calls": 50}})
+    budget = agent_otel.Budget(max_steps=4)
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("a", budget=budget) as run:
+        for i in range(10):
+            run.call_tool("search", Tools().search, {"q": i})
+    assert run.result.stop_reason == "max_steps" and run.steps == 4
+    assert run._guards.budget.max_tool_calls == 50
+
+
+def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):
+    t, tools = guarded(), Tools()
+    with agent_otel.run("support", budget=agent_otel.Budget(max_steps=1)) as run:
+        for i in range(3):
+            try:
+                run.call_tool("search", tools.search, {"q": i})
+            except agent_otel.AgentStopped:
+                pass
+    assert run.result.stop_reason == "max_steps" and len(tools.executed) == 1
+    assert len(t.events("stop")) == 1
+
+
+# --- loops ----------------------------------------------------------------------------------------------
+
+
+def test_the_same_call_repeated_is_a_loop(guarded):
+    t, tools = guarded(), Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": "other"})
+        for _ in range(10):
+            run.call_tool("search", tools.search, {"q": "status of order 7"})
+    assert tools.executed.count(("search", "status of order 7")) == 3  # the 4th never ran
+    event = assert_stopped(t, run, "loop_detected", "loop")
+    assert event["tool"] == "search" and event["args_sha"] == sha({"q": "status of order 7"})
+    assert event["limit"] == 3 and event["observed"] == 4
+
+
+def test_ping_pong_between_two_tools_is_a_loop_async(guarded):
+    t, tools = guarded(), Tools()
+
+    async def agent():
+        async with agent_otel.run("support") as run:
+            for _ in range(10):
+                await run.call_tool("search", tools.asearch, {"q": "refund policy"})
+                await run.call_tool("lookup", tools.asearch, {"q": "order 7"})
+        return run
+
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        asyncio.run(agent())
+    assert len(tools.executed) == 4  # A B A B, then the next A is stopped
+    (root,) = t.spans_named("invoke_agent")
+    (event,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert stopped.value.stop_reason == "loop_detected" and event["guard"] == "ping_pong"
+    assert event["tool"] == "search" and event["other_tool"] == "lookup"
+    assert event["args_sha"] == sha({"q": "refund policy"})
+
+
+def test_varied_calls_and_disabled_detection_are_not_loops(guarded):
+    guarded({"loop": {"enabled": False}})
+    tools = Tools()
+    with agent_otel.run("a") as run:
+        for _ in range(6):
+            run.call_tool("search", tools.search, {"q": "same"})
+    assert run.result.stop_reason == "completed"
+    guarded()
+    with agent_otel.run("a") as run:
+        for i in range(30):
+            run.call_tool("search", tools.search, {"q": i % 7})  # repeats, but never 4 in 10
+    assert run.result.stop_reason == "completed"
+
+
+# --- tool timeouts --------------------------------------------------------------------------------------
+
+
+def test_sync_tool_timeout_ends_the_run_with_tool_timeout(guarded):
+    t = guarded()
+    finished = threading.Event()
+
+    @agent_otel.tool(timeout_s=0.1)
+    def slow_lookup(order_id):
+        time.sleep(0.5)
+        finished.set()
+        return "late"
+
+    start = time.monotonic()
+    with pytest.raises(ToolTimeout) as caught, agent_otel.run("support") as run:
+        slow_lookup(7)
+    assert time.monotonic() - start < 0.4  # the agent did not wait for the tool
+    assert isinstance(caught.value, TimeoutError)
+    assert run.result.stop_reason == "tool_timeout"
+    (span,) = t.spans_named("execute_tool")
+    assert span.attributes[c.ERROR_TYPE] == "ToolTimeout" and span.attributes[c.TOOL_STATUS] == "error"
+    assert finished.wait(2)  # the abandoned thread ran to its end in the background, as documented
+
+
+def test_async_tool_timeout_cancels_the_tool(guarded):
+    t = guarded({"tool_timeout_s": 0.05})  # the config default applies to tools without their own
+    cleanup = []
+
+    @agent_otel.tool
+    async def slow_fetch(url):
+        try:
+            await asyncio.sleep(5)
+        finally:
+            cleanup.append("cancelled")
+
+    async def agent():
+        async with agent_otel.run("support") as run:
+            await slow_fetch("https://example.com")
+        return run
+
+    with pytest.raises(ToolTimeout):
+        asyncio.run(agent())
+    assert cleanup == ["cancelled"]
+    (root,) = t.spans_named("invoke_agent")
+    assert root.attributes[c.STOP_REASON] == "tool_timeout"
+
+
+def test_a_timeout_error_raised_by_the_tool_itself_passes_unchanged(guarded):
+    guarded()
+    own = TimeoutError("socket timed out")
+
+    @agent_otel.tool(timeout_s=5)
+    async def fetch():
+        raise own
+
+    async def agent():
+        async with agent_otel.run("a"):
+            await fetch()
+
+    with pytest.raises(TimeoutError) as caught:
+        asyncio.run(agent())
+    assert caught.value is own
+
+
+# --- policy ---------------------------------------------------------------------------------------------
+
+
+def test_deny_list_stops_the_run_and_the_tool_never_runs(guarded):
+    t, tools = guarded({"policy": {"deny": {"support": ["send_*"]}}}), Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": "a"})
+        run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})
+    assert tools.executed == [("search", "a")]
+    event = assert_stopped(t, run, "policy_denied", "policy")
+    assert event["tool"] == "send_email"
+
+
+def test_allow_list_per_agent_and_wildcard(guarded):
+    guarded({"policy": {"allow": {"*": ["search"], "mailer": ["search", "send_email"]}}})
+    tools = Tools()
+    with agent_otel.run("mailer") as run:
+        run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})
+    assert run.result.stop_reason == "completed"
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run2:
+        run2.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})
+    assert run2.result.stop_reason == "policy_denied"
+    assert tools.executed == [("send_email", "x")]
+
+
+def test_on_deny_raise_gives_a_catchable_error_and_the_run_continues(guarded):
+    t, tools = guarded({"policy": {"deny": {"*": ["send_email"]}, "on_deny": "raise"}}), Tools()
+    with agent_otel.run("support") as run:
+        with pytest.raises(ToolDenied) as denied:
+            run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})
+        run.call_tool("search", tools.search, {"q": "fallback"})
+    assert isinstance(denied.value, PermissionError) and denied.value.tool == "send_email"
+    assert run.result.stop_reason == "completed" and tools.executed == [("search", "fallback")]
+    assert guard_counts(t) == {("support", "policy"): 1}
+
+
+# --- kill switch ----------------------------------------------------------------------------------------
+
+
+def test_kill_switch_env_var_stops_every_step(guarded, monkeypatch):
+    t, tools = guarded(), Tools()
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all")
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": "a"})
+    assert tools.executed == []
+    assert_stopped(t, run, "kill_switch", "kill_switch")
+
+
+def test_flipping_the_flag_file_stops_a_run_in_progress(guarded, tmp_path):
+    flag = tmp_path / "KILL"
+    t = guarded({"kill_switch": {"file": str(flag), "check_interval_s": 0.01}})
+    tools = Tools()
+    flipped = threading.Event()
+
+    def operator():
+        time.sleep(0.15)
+        flag.write_text("all\n")
+        flipped.set()
+
+    threading.Thread(target=operator).start()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        for i in range(1000):
+            run.call_tool("search", tools.search, {"q": i})
+            time.sleep(0.01)
+    assert flipped.is_set() and 5 < len(tools.executed) < 100
+    event = assert_stopped(t, run, "kill_switch", "kill_switch")
+    assert event["observed"] == f"file:{flag}"
+
+
+def test_writes_scope_blocks_only_side_effecting_tools(guarded, monkeypatch):
+    t = guarded()
+    tools = Tools()
+    send = agent_otel.tool(name="send_email", side_effects=True)(tools.send_email)
+    search = agent_otel.tool(name="search")(tools.search)
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes:support")
+    with agent_otel.run("billing") as other:  # another agent is not in scope
+        send("a", "b")
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        search("refund")
+        search("policy")
+        send("customer@example.com", "refund issued")
+    assert other.result.stop_reason == "completed"
+    assert tools.executed == [("send_email", "a"), ("search", "refund"), ("search", "policy")]
+    event = assert_stopped(t, run, "kill_switch", "kill_switch")
+    assert event["tool"] == "send_email" and event["limit"] == "writes"
+
+
+def test_kill_switch_callable(guarded):
+    t, tools = guarded(), Tools()
+    engaged = {"on": False}
+    set_kill_switch(lambda agent: "all" if engaged["on"] else None)
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": 1})
+        engaged["on"] = True
+        run.call_tool("search", tools.search, {"q": 2})
+    assert tools.executed == [("search", 1)]
+    assert assert_stopped(t, run, "kill_switch", "kill_switch")["observed"] == "callable"
+
+
+def test_kill_switch_syntax():
+    assert parse_kill_switch("all", "a") == "all"
+    assert parse_kill_switch("", "a") == "all"  # an empty flag file means stop everything
+    assert parse_kill_switch("writes", "a") == "writes"
+    assert parse_kill_switch("writes:b,c", "a") is None
+    assert parse_kill_switch("writes:b,c\nall:a", "a") == "all"
+    assert parse_kill_switch("off", "a") is None
+    assert parse_kill_switch("stop it now", "a") == "all"  # unknown: fail closed
+
+
+# --- retries --------------------------------------------------------------------------------------------
+
+
+def test_retries_are_recorded_attempt_by_attempt(guarded):
+    t = guarded()
+    failures = [ConnectionError("503"), TimeoutError("429 retry later")]
+
+    @agent_otel.tool(name="http.get", retry=agent_otel.Retry(max_attempts=5, base_delay_s=0.01))
+    def get(url):
+        if failures:
+            raise failures.pop(0)
+        return {"status": 200}
+
+    with agent_otel.run("support") as run:
+        assert get("https://example.com") == {"status": 200}
+    (span,) = t.spans_named("execute_tool")
+    assert span.attributes[c.TOOL_ATTEMPTS] == 3 and span.attributes[c.TOOL_STATUS] == "ok"
+    retries = [dict(e.attributes) for e in span.events if e.name == "agent.tool.retry"]
+    assert [(r["attempt"], r["error.type"]) for r in retries] == [(1, "ConnectionError"), (2, "TimeoutError")]
+    assert all(0 <= r["delay_s"] <= 0.02 for r in retries)
+    assert {(a["tool"]): p.value for a, p in t.metrics()["agent.tool.retries"]} == {"http.get": 2}
+    assert run.result.usage["retries"] == 2
+    (event,) = t.events("tool_result")
+    assert event["attempts"] == 3
+
+
+def test_retry_on_limits_what_is_retried(guarded):
+    guarded()
+    calls = []
+
+    @agent_otel.tool(retry=agent_otel.Retry(max_attempts=5, base_delay_s=0, retry_on=(ConnectionError,)))
+    def lookup():
+        calls.append(1)
+        raise KeyError("no such customer")
+
+    with pytest.raises(KeyError), agent_otel.run("a") as run:
+        lookup()
+    assert len(calls) == 1 and run.result.stop_reason == "tool_error"
+
+
+def test_retry_budget_stops_a_retry_storm(guarded):
+    t = guarded({"budget": {"max_retries": 5}})
+    attempts = []
+
+    @agent_otel.tool(name="http.get", retry=agent_otel.Retry(max_attempts=8, base_delay_s=0, jitter="none"))
+    def get(i):
+        attempts.append(i)
+        raise ConnectionError("503")
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        for i in range(5):
+            try:
+                get(i)
+            except ConnectionError:
+                continue
+    assert run.result.stop_reason == "budget_exceeded"
+    event = assert_stopped(t, run, "budget_exceeded", "max_retries")
+    assert event["limit"] == 5 and event["observed"] == 6
+    assert len(attempts) == 6  # 8 + 8 + ... without the budget
+
+
+@pytest.mark.parametrize("jitter", ["none", "full"])
+def test_jitter_spreads_the_retries_of_concurrent_failing_calls(guarded, jitter):
+    """The incident's thundering herd: 100 agents failing at once retry at the same instant without
+    jitter, spread out with it."""
+    guarded({"loop": {"enabled": False}})
+    retry_times: list[float] = []
+    start_gate = asyncio.Event
+
+    async def main():
+        gate = start_gate()
+        first = {}
+
+        @agent_otel.tool(
+            name="http.get", retry=agent_otel.Retry(max_attempts=2, base_delay_s=0.2, jitter=jitter)
+        )
+        async def get(i):
+            if i in first:
+                retry_times.append(time.monotonic())
+                return "ok"
+            first[i] = time.monotonic()
+            raise ConnectionError("503")
+
+        async def one(i):
+            await gate.wait()
+            async with agent_otel.run("support"):
+                await get(i)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(100)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(*tasks)
+        return min(first.values())
+
+    t0 = asyncio.run(main())
+    offsets = [t - t0 for t in retry_times]
+    spread = statistics.pstdev(offsets)
+    print(
+        f"jitter={jitter}: retry offsets stdev {spread * 1000:.1f} ms, range "
+        f"{(max(offsets) - min(offsets)) * 1000:.1f} ms"
+    )
+    if jitter == "none":
+        assert spread < 0.02  # bunched: everyone retries ~200 ms later
+    else:
+        assert spread > 0.04  # full jitter: uniform over [0, 200 ms] has a stdev of ~58 ms
