@@ -137,19 +137,10 @@ def _complete(
         span.end()
     except Exception as err:  # e.g. a raising span processor of the application
         _internal_error("ending an LLM span", err)
-    try:
-        if rt is not None and (input_tokens or output_tokens):
-            rt.metrics.record_tokens(
-                run.agent,
-                response_model or call.model,
-                input_tokens + output_tokens,
-                trace.set_span_in_context(span),
-            )
-    finally:
-        token, call._token = call._token, None
-        if token is not None:
-            otel_context.detach(token)
-    if rt is not None and rt.events_enabled:
+    token, call._token = call._token, None
+    if token is not None:
+        otel_context.detach(token)
+    if rt is not None:  # always emitted: tokens_per_request is recorded from this event
         span_ctx = span.get_span_context()
         usage: dict[str, Any] = {
             "model": response_model or call.model,
@@ -158,21 +149,20 @@ def _complete(
         }
         if cost_usd is not None:
             usage["cost_usd"] = cost_usd
-        rt.pipeline.emit(
-            "event",
-            new_event(
-                c.KIND_LLM_RESULT,
-                run.run_id,
-                run.agent,
-                run.trace_id,
-                format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-                step_id=call.step_id,
-                duration_ms=round(duration_ms, 3),
-                status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
-                error=error_type,
-                usage=usage,
-            ),
+        event = new_event(
+            c.KIND_LLM_RESULT,
+            run.run_id,
+            run.agent,
+            run.trace_id,
+            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+            step_id=call.step_id,
+            duration_ms=round(duration_ms, 3),
+            status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
+            error=error_type,
+            usage=usage,
         )
+        event["_sampled"] = span_ctx.trace_flags.sampled
+        rt.pipeline.emit("event", event)
 
 
 def _after_usage(run: Run) -> None:

@@ -15,10 +15,53 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
+
+
+def _exemplar(event: dict[str, Any]) -> Context:
+    """A context holding the event's span, so the histogram's exemplar links to the right trace.
+
+    Without a span (telemetry disabled, or an unsampled span) the context is empty and no exemplar
+    is taken: an exemplar must never point at a trace that was not kept.
+    """
+    if not event.get("_sampled"):
+        return _EMPTY
+    span_context = SpanContext(
+        int(event["trace_id"], 16),
+        int(event["span_id"], 16),
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(span_context), _EMPTY)
+
+
+_EMPTY = Context()
+
+
+class MetricsSink:
+    """Turns unified events into the per-call metrics on the event pipeline's thread.
+
+    The SDK's histogram path costs ~7 us per measurement (attribute hashing, locks, the exemplar
+    reservoir); recording tool durations and token counts here keeps that off the agent's thread.
+    Run-level metrics, once per run, are recorded inline at the stop.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        record = self.metrics.record_event
+        for rtype, payload in batch:
+            if rtype == "event":
+                record(payload)
+
+    def close(self) -> None:
+        pass
 
 
 class CounterSet:
@@ -141,25 +184,32 @@ class Metrics:
             return []
         return [Observation(n, {"signal": s, "reason": r}) for (s, r), n in dropped().items()]
 
-    # --- per tool call ------------------------------------------------------------------------------
+    # --- per tool call and LLM request: fed from unified events by MetricsSink ---------------------
 
-    def record_tool(
-        self, agent: str, tool: str, status: str, error_type: str, duration_ms: float, ctx: Context | None
-    ) -> None:
-        if not self.tools_enabled:
-            return
-        self.tool_invocations.add((agent, tool, status, error_type))
-        self.tool_duration.record(duration_ms, {"agent": agent, "tool": tool, "status": status}, context=ctx)
-
-    def record_retries(self, agent: str, tool: str, retries: int) -> None:
-        if retries and self.tools_enabled:
-            self.tool_retries.add((agent, tool), retries)
-
-    # --- per LLM request ------------------------------------------------------------------------------
-
-    def record_tokens(self, agent: str, model: str, tokens: int, ctx: Context | None) -> None:
-        if self.track_tokens:
-            self.tokens_per_request.record(tokens, {"agent": agent, "model": model}, context=ctx)
+    def record_event(self, event: dict[str, Any]) -> None:
+        kind = event["kind"]
+        if kind == "tool_result":
+            if not self.tools_enabled:
+                return
+            agent, tool, status = event["agent"], event["tool"], event["status"]
+            self.tool_invocations.add((agent, tool, status, event["error"] or ""))
+            attempts = event.get("attempts")
+            if attempts:
+                self.tool_retries.add((agent, tool), attempts - 1)
+            self.tool_duration.record(
+                event["duration_ms"],
+                {"agent": agent, "tool": tool, "status": status},
+                context=_exemplar(event),
+            )
+        elif kind == "llm_result" and self.track_tokens:
+            usage = event["usage"] or {}
+            tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+            if tokens:
+                self.tokens_per_request.record(
+                    tokens,
+                    {"agent": event["agent"], "model": usage.get("model", "unknown")},
+                    context=_exemplar(event),
+                )
 
     # --- per run --------------------------------------------------------------------------------------
 

@@ -377,24 +377,21 @@ class Run:
             )
         except Exception as err:
             _internal_error("recording run metrics", err)
-        if rt.events_enabled:
-            rt.pipeline.emit(
-                "event",
-                new_event(
-                    c.KIND_STOP,
-                    self.run_id,
-                    self.agent,
-                    self.trace_id,
-                    self.span_id,
-                    error=type(exc).__name__
-                    if exc is not None and not isinstance(exc, AgentStopped)
-                    else None,
-                    stop_reason=reason.value,
-                    usage=result.usage,
-                    duration_ms=round(self._duration_ms, 3),
-                    status=reason.stop_class,
-                ),
-            )
+        rt.pipeline.emit(
+            "event",
+            new_event(
+                c.KIND_STOP,
+                self.run_id,
+                self.agent,
+                self.trace_id,
+                self.span_id,
+                error=type(exc).__name__ if exc is not None and not isinstance(exc, AgentStopped) else None,
+                stop_reason=reason.value,
+                usage=result.usage,
+                duration_ms=round(self._duration_ms, 3),
+                status=reason.stop_class,
+            ),
+        )
         self._emit_run_record(ended=True)
         if self._guards is not None:
             try:

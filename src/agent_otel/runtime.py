@@ -37,7 +37,6 @@ class Runtime:
     prices: PriceTable
     redactor: Redactor | None
     service: str | None = None
-    events_enabled: bool = True
     store_args_hash: bool = True
     # Hooks that later layers install without run.py knowing about them (guards, replay, snapshots).
     extensions: dict[str, Any] = field(default_factory=dict)
@@ -61,19 +60,19 @@ class Runtime:
                 patterns=config.get("redaction.patterns"),
             )
         from agent_otel.guards import Guards
+        from agent_otel.metrics import MetricsSink
 
+        metrics = Metrics.for_meter(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped)
+        pipeline.add_sink(MetricsSink(metrics))
         return cls(
             extensions={"guards": Guards(config)},
             config=config,
             tracer=tracer,
-            metrics=Metrics.for_meter(
-                meter, config.get("metrics.track"), config.get("metrics.tools"), dropped
-            ),
+            metrics=metrics,
             pipeline=pipeline,
             prices=PriceTable(config.get("prices")),
             redactor=redactor,
             service=config.get("service.name"),
-            events_enabled=events["enabled"],
             store_args_hash=events["store_args_hash"],
         )
 

@@ -200,6 +200,8 @@ def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
 
 
 def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
+    """The event pipeline and its sinks; ``logging.events.enabled: false`` turns off the event outputs,
+    not the pipeline, which also feeds the per-call metrics."""
     sinks: list[Sink] = list(event_sinks)
     events = cfg.get("logging.events")
     if events["enabled"] and events["sink"]:

@@ -157,39 +157,33 @@ class ToolCall:
             span.end()
         except Exception as err:  # e.g. a raising span processor of the application
             _internal_error("ending a tool span", err)
-        try:
-            if rt is not None:
-                # Recorded while the tool span is still current: the exemplar picks it up for free.
-                rt.metrics.record_tool(run.agent, self.options.name, status, error_type, duration_ms, None)
-                if self.attempts > 1:
-                    rt.metrics.record_retries(run.agent, self.options.name, self.attempts - 1)
-        finally:
-            self._detach()
+        self._detach()
         if rt is None:
             return
-        if rt.events_enabled:
-            span_ctx = span.get_span_context()
-            event = new_event(
-                c.KIND_TOOL_RESULT,
-                run.run_id,
-                run.agent,
-                run.trace_id,
-                format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-                step_id=self.step_id,
-                tool=self.options.name,
-                args_sha=self.args_sha,
-                result_sha=result_sha,
-                duration_ms=round(duration_ms, 3),
-                status=status,
-                error=error_type or None,
-            )
-            if self.attempts > 1:
-                event["attempts"] = self.attempts
-            if redactor is not None:
-                event["args"] = redactor.redact(self.args)
-                if exc is None:
-                    event["result"] = redactor.redact(result)
-            rt.pipeline.emit("event", event)
+        # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
+        span_ctx = span.get_span_context()
+        event = new_event(
+            c.KIND_TOOL_RESULT,
+            run.run_id,
+            run.agent,
+            run.trace_id,
+            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+            step_id=self.step_id,
+            tool=self.options.name,
+            args_sha=self.args_sha,
+            result_sha=result_sha,
+            duration_ms=round(duration_ms, 3),
+            status=status,
+            error=error_type or None,
+        )
+        event["_sampled"] = span_ctx.trace_flags.sampled
+        if self.attempts > 1:
+            event["attempts"] = self.attempts
+        if redactor is not None:
+            event["args"] = redactor.redact(self.args)
+            if exc is None:
+                event["result"] = redactor.redact(result)
+        rt.pipeline.emit("event", event)
         recorder = rt.extensions.get("recorder")
         if recorder is not None:
             recorder.tool_finished(self, result, exc)
