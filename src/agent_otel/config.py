@@ -156,7 +156,9 @@ SCHEMA: dict[str, Any] = {
     },
     "logging": {
         "events": {
-            "enabled": Field(bool, True, "Emit unified events (to the store and the sink)."),
+            "enabled": Field(
+                bool, True, "Write unified events to the sink and the run store (metrics are unaffected)."
+            ),
             "schema": Field(str, "unified", "Event schema; only 'unified' exists.", choices=("unified",)),
             "store_args": Field(
                 bool, False, "Attach raw args/results, redacted and truncated. Off by default."
