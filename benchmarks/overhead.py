@@ -171,9 +171,7 @@ def main() -> int:
     print()
     print(f"{'case':<58}{'hot path':>12}{'total':>12}")
     print(f"{'bare OpenTelemetry SDK span, same 8 attributes':<58}{bare_hot:>10.1f}us{bare_total:>10.1f}us")
-    print(
-        f"{'agent-otel tool call (hash+span+metrics+event)':<58}{ours_hot:>10.1f}us{ours_total:>10.1f}us"
-    )
+    print(f"{'agent-otel tool call (hash+span+metrics+event)':<58}{ours_hot:>10.1f}us{ours_total:>10.1f}us")
     print(f"{'ratio (target <= 2.0)':<58}{ours_hot / bare_hot:>11.2f}x{ours_total / bare_total:>11.2f}x")
     print()
     print(f"{'canonical JSON + sha256':<20}{'agent-otel':>14}{'json.dumps (seed)':>20}{'speed-up':>10}")
