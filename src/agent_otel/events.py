@@ -135,7 +135,7 @@ class Pipeline:
     def __init__(
         self,
         sinks: Iterable[Sink] = (),
-        max_queue: int = 65536,
+        max_queue: int = 16384,
         batch_size: int = 2048,
         interval_s: float = 0.2,
     ) -> None:
