@@ -213,6 +213,13 @@ def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
                 events["sink"],
                 exc,
             )
+    # The local run store (store: false disables it). It opens lazily on the pipeline's thread, so a
+    # slow, locked or broken store costs setup() nothing and reaches the agent only as one warning.
+    from agent_otel.store import sink_from_config
+
+    store_sink = sink_from_config(cfg)
+    if store_sink is not None:
+        sinks.append(store_sink)
     return Pipeline(sinks)
 
 

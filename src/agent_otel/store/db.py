@@ -1,0 +1,609 @@
+"""The run store itself: one class over SQLite (the default) and PostgreSQL (a team database).
+
+Both dialects share the SQL; a dialect supplies the connection, the placeholder style, and how a
+timestamp and a JSON value are stored. Writes are one transaction per batch; reads return plain dicts
+with ``created_at_ms``/``ended_at_ms`` (epoch milliseconds, UTC) whatever the dialect stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent_otel.store.location import Target
+from agent_otel.store.schema import (
+    EVENT_COLUMNS,
+    JSON_EVENT_COLUMNS,
+    LATEST_VERSION,
+    META_TABLE,
+    MIGRATIONS,
+    RUN_COLUMNS,
+)
+
+DEFAULT_BUSY_TIMEOUT_S = 5.0
+DAY_MS = 86_400_000
+_PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used. ``transient`` errors (locked, unreachable) may pass."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    """``gc`` deletes rows of ``table`` whose ``column`` is older than config ``retention.<days_key>``.
+
+    ``column`` holds epoch milliseconds when ``epoch_ms`` is true, else a store timestamp. Rules whose
+    table does not exist are skipped, so a later migration can add its table and its rule together.
+    """
+
+    table: str
+    column: str
+    days_key: str
+    epoch_ms: bool = False
+
+
+RETENTION_RULES: list[RetentionRule] = [
+    RetentionRule("agent_events", "ts_ms", "logs_days", epoch_ms=True),
+    RetentionRule("agent_runs", "created_at", "logs_days"),
+]
+
+
+def classify(exc: BaseException) -> StoreError:
+    """A database exception as a one-line :class:`StoreError`, marked transient when retrying may help."""
+    if isinstance(exc, StoreError):
+        return exc
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = text.lower()
+    transient = False
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in lowered or "busy" in lowered):
+        transient = True
+        text = f"{text} (another process holds the write lock)"
+    elif type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+        "ConnectionTimeout",
+    ):
+        transient = True
+    return StoreError(text, transient)
+
+
+class Store:
+    """An open run store. Not thread-safe: one thread at a time (the sink holds a lock)."""
+
+    kind = ""
+    placeholder = "?"
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.conn: Any = None
+
+    # --- dialect hooks -------------------------------------------------------------------------------
+
+    def _ts(self, ms: int | None) -> Any:
+        raise NotImplementedError
+
+    def _ms(self, value: Any) -> int | None:
+        raise NotImplementedError
+
+    def _json(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _unjson(self, value: Any) -> Any:
+        return value
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def size_bytes(self) -> int | None:
+        raise NotImplementedError
+
+    def has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.sql(text), tuple(params))
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.execute(text, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # --- schema --------------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        try:
+            rows = self.query(f"SELECT value FROM {META_TABLE} WHERE key = ?", (key,))
+        except Exception:
+            return None
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._upsert_meta(key, value)
+
+    def _upsert_meta(self, key: str, value: str) -> None:
+        self.execute(
+            f"INSERT INTO {META_TABLE} (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def schema_version(self) -> int:
+        value = self.meta("schema_version")
+        return int(value) if value else 0
+
+    def _lock_for_migration(self) -> None:
+        """Called first inside the migration transaction (PostgreSQL takes an advisory lock)."""
+
+    def migrate(self, writer: bool = True) -> int:
+        """Apply missing migrations; returns the version. A newer store is refused for writing."""
+        version = self.schema_version()
+        if version < LATEST_VERSION:
+            with self.transaction():
+                self._lock_for_migration()
+                self.execute(
+                    f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
+                version = self.schema_version()  # another process may have migrated meanwhile
+                for step, statements in MIGRATIONS[self.kind]:
+                    if step <= version:
+                        continue
+                    for statement in statements:
+                        self.execute(statement)
+                    version = step
+                    self._upsert_meta("schema_version", str(step))
+        if version > LATEST_VERSION and writer:
+            raise StoreError(
+                f"its schema version {version} is newer than this agent-otel supports ({LATEST_VERSION}); "
+                "upgrade agent-otel"
+            )
+        return version
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def write(self, runs: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> None:
+        """Upsert run rows and insert events in one transaction.
+
+        A run's start record inserts the row with status ``running``; its end record fills it in. A row
+        that has ended is never overwritten, so a duplicate or late record cannot undo a stop.
+        """
+        if not runs and not events:
+            return
+        with self.transaction():
+            if runs:
+                cols = ", ".join(RUN_COLUMNS)
+                marks = ", ".join("?" for _ in RUN_COLUMNS)
+                updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
+                self.conn.cursor().executemany(
+                    self.sql(
+                        f"INSERT INTO agent_runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO UPDATE "
+                        f"SET {updates} WHERE agent_runs.status = 'running'"
+                    ),
+                    [self._run_row(r) for r in runs],
+                )
+            if events:
+                cols = ", ".join(EVENT_COLUMNS)
+                marks = ", ".join("?" for _ in EVENT_COLUMNS)
+                self.conn.cursor().executemany(
+                    self.sql(f"INSERT INTO agent_events ({cols}) VALUES ({marks})"),
+                    [self._event_row(e) for e in events],
+                )
+
+    def _run_row(self, r: dict[str, Any]) -> tuple[Any, ...]:
+        row = []
+        for col in RUN_COLUMNS:
+            if col == "created_at":
+                row.append(self._ts(r.get("created_at_ms") or int(time.time() * 1000)))
+            elif col == "ended_at":
+                row.append(self._ts(r.get("ended_at_ms")))
+            elif col == "status":
+                row.append(r.get("status") or "running")
+            else:
+                row.append(r.get(col))
+        return tuple(row)
+
+    def _event_row(self, e: dict[str, Any]) -> tuple[Any, ...]:
+        row = []
+        for col in EVENT_COLUMNS:
+            value = e.get(col)
+            if col in JSON_EVENT_COLUMNS and value is not None:
+                value = self._json(value)
+            elif col == "ts_ms":
+                value = int(value if value is not None else time.time() * 1000)
+            row.append(value)
+        return tuple(row)
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def _run_out(self, row: dict[str, Any]) -> dict[str, Any]:
+        row["created_at_ms"] = self._ms(row.pop("created_at", None))
+        row["ended_at_ms"] = self._ms(row.pop("ended_at", None))
+        return row
+
+    def _event_out(self, row: dict[str, Any]) -> dict[str, Any]:
+        row.pop("id", None)
+        for col in JSON_EVENT_COLUMNS:
+            value = row.get(col)
+            if value is not None:
+                row[col] = self._unjson(value)
+            elif col != "usage":  # usage is a schema field; args/result exist only when stored
+                row.pop(col, None)
+        if row.get("attempts") is None:
+            row.pop("attempts", None)
+        return row
+
+    def runs(
+        self,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        agent: str | None = None,
+        stop_reason: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since_ms is not None:
+            where.append("created_at >= ?")
+            params.append(self._ts(since_ms))
+        if until_ms is not None:
+            where.append("created_at < ?")
+            params.append(self._ts(until_ms))
+        if agent is not None:
+            where.append("agent = ?")
+            params.append(agent)
+        if stop_reason is not None:
+            if stop_reason == "running":
+                where.append("status = 'running'")
+            else:
+                where.append("stop_reason = ?")
+                params.append(stop_reason)
+        if ids is not None:
+            if not ids:
+                return []
+            where.append(f"run_id IN ({', '.join('?' for _ in ids)})")
+            params.extend(ids)
+        text = "SELECT * FROM agent_runs"
+        if where:
+            text += " WHERE " + " AND ".join(where)
+        text += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, run_id"
+        if limit is not None:
+            text += f" LIMIT {int(limit)}"
+        return [self._run_out(r) for r in self.query(text, params)]
+
+    def find_run(self, prefix: str) -> dict[str, Any]:
+        """The run whose id is ``prefix`` or starts with it; StoreError if none or several match."""
+        prefix = prefix.strip()
+        if not prefix:
+            raise StoreError("give a run id (or a unique prefix of one)")
+        exact = self.query("SELECT * FROM agent_runs WHERE run_id = ?", (prefix,))
+        if exact:
+            return self._run_out(exact[0])
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.query(
+            "SELECT * FROM agent_runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 6",
+            (escaped + "%",),
+        )
+        if not rows:
+            raise StoreError(f"no run matches {prefix!r} in {self.target.display}")
+        if len(rows) > 1:
+            shown = ", ".join(r["run_id"][:16] for r in rows[:5])
+            raise StoreError(
+                f"run id prefix {prefix!r} is ambiguous ({shown}{', ...' if len(rows) > 5 else ''})"
+            )
+        return self._run_out(rows[0])
+
+    def children(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM agent_runs WHERE parent_run_id = ? ORDER BY created_at", (run_id,))
+        return [self._run_out(r) for r in rows]
+
+    def events_for(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.query(
+            "SELECT * FROM agent_events WHERE run_id = ? "
+            "ORDER BY CASE WHEN step_id IS NULL THEN 1 ELSE 0 END, step_id, ts_ms, id",
+            (run_id,),
+        )
+        return [self._event_out(r) for r in rows]
+
+    def iter_events(
+        self,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        agent: str | None = None,
+        kind: str | None = None,
+        run_ids: Sequence[str] | None = None,
+        chunk: int = 2000,
+    ) -> Iterator[dict[str, Any]]:
+        """Events in time order, fetched in chunks (keyset pagination on ``(ts_ms, id)``)."""
+        last: tuple[int, int] | None = None
+        while True:
+            where: list[str] = []
+            params: list[Any] = []
+            if since_ms is not None:
+                where.append("ts_ms >= ?")
+                params.append(int(since_ms))
+            if until_ms is not None:
+                where.append("ts_ms < ?")
+                params.append(int(until_ms))
+            if agent is not None:
+                where.append("agent = ?")
+                params.append(agent)
+            if kind is not None:
+                where.append("kind = ?")
+                params.append(kind)
+            if run_ids is not None:
+                if not run_ids:
+                    return
+                where.append(f"run_id IN ({', '.join('?' for _ in run_ids)})")
+                params.extend(run_ids)
+            if last is not None:
+                where.append("(ts_ms > ? OR (ts_ms = ? AND id > ?))")
+                params.extend((last[0], last[0], last[1]))
+            text = "SELECT * FROM agent_events"
+            if where:
+                text += " WHERE " + " AND ".join(where)
+            rows = self.query(text + f" ORDER BY ts_ms, id LIMIT {int(chunk)}", params)
+            for row in rows:
+                last = (row["ts_ms"], row["id"])
+                yield self._event_out(row)
+            if len(rows) < chunk:
+                return
+
+    def counts(self) -> dict[str, Any]:
+        runs = self.query(
+            "SELECT count(*) AS n, min(created_at) AS oldest, max(created_at) AS newest FROM agent_runs"
+        )
+        events = self.query("SELECT count(*) AS n FROM agent_events")
+        return {
+            "runs": int(runs[0]["n"]),
+            "events": int(events[0]["n"]),
+            "oldest_run_ms": self._ms(runs[0]["oldest"]),
+            "newest_run_ms": self._ms(runs[0]["newest"]),
+        }
+
+    # --- retention -----------------------------------------------------------------------------------
+
+    def gc(
+        self, retention: dict[str, int], now_ms: int | None = None, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete what is older than the retention; ``{table: rows deleted (or to delete)}``.
+
+        ``retention`` maps ``logs_days``/``tool_snapshot_days`` to days; 0 or a missing key keeps forever.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        out: dict[str, int] = {}
+        with self.transaction():
+            for rule in RETENTION_RULES:
+                days = retention.get(rule.days_key) or 0
+                if days <= 0 or not self.has_table(rule.table):
+                    continue
+                cutoff_ms = now_ms - int(days) * DAY_MS
+                cutoff = cutoff_ms if rule.epoch_ms else self._ts(cutoff_ms)
+                if rule.table == "agent_runs":
+                    # Events of runs that started before the cutoff go with their run.
+                    cond = "run_id IN (SELECT run_id FROM agent_runs WHERE created_at < ?)"
+                    n = self._count_or_delete("agent_events", cond, (cutoff,), dry_run)
+                    out["agent_events"] = out.get("agent_events", 0) + n
+                n = self._count_or_delete(rule.table, f"{rule.column} < ?", (cutoff,), dry_run)
+                out[rule.table] = out.get(rule.table, 0) + n
+            if not dry_run:
+                self._upsert_meta("last_gc_ms", str(now_ms))
+        return out
+
+    def _count_or_delete(self, table: str, cond: str, params: Sequence[Any], dry_run: bool) -> int:
+        if dry_run:
+            return int(self.query(f"SELECT count(*) AS n FROM {table} WHERE {cond}", params)[0]["n"])
+        cur = self.execute(f"DELETE FROM {table} WHERE {cond}", params)
+        return max(int(cur.rowcount or 0), 0)
+
+
+class SQLiteStore(Store):
+    kind = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, target: Target, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        super().__init__(target)
+        self.busy_timeout_s = busy_timeout_s
+
+    def open(self, create: bool) -> None:
+        path = self.target.location
+        if not os.path.exists(path):
+            if not create:
+                raise StoreError(
+                    f"no run store at {path} yet; run an agent with agent_otel.setup() or `agent-otel demo`"
+                )
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent, mode=0o700, exist_ok=True)
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+        try:
+            conn = sqlite3.connect(
+                path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise classify(exc) from None
+        self.conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            self.close()
+            raise classify(exc) from None
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        if self.conn is not None:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _ts(self, ms: int | None) -> Any:
+        if ms is None:
+            return None
+        secs, rem = divmod(int(ms), 1000)
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)) + f".{rem:03d}"
+
+    def _ms(self, value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            return int(value)
+        try:
+            parsed = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return round(parsed.timestamp() * 1000)
+
+    def _json(self, value: Any) -> Any:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    def _unjson(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def size_bytes(self) -> int | None:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.target.location + suffix)
+        return total
+
+    def has_table(self, name: str) -> bool:
+        rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return bool(rows)
+
+
+class PostgresStore(Store):
+    kind = "postgresql"
+    placeholder = "%s"
+
+    def open(self, create: bool) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError(
+                "a postgresql:// store needs psycopg 3: pip install 'agent-otel[postgres]'"
+            ) from None
+        try:
+            self.conn = psycopg.connect(
+                self.target.location, autocommit=True, connect_timeout=5, application_name="agent-otel"
+            )
+        except Exception as exc:
+            raise classify(exc) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def _lock_for_migration(self) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK_ID,))
+
+    def _ts(self, ms: int | None) -> Any:
+        if ms is None:
+            return None
+        return dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.UTC)
+
+    def _ms(self, value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            return round(value.timestamp() * 1000)
+        return int(value)
+
+    def _json(self, value: Any) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value, dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str))
+
+    def size_bytes(self) -> int | None:
+        try:
+            rows = self.query(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS n FROM pg_class c "
+                "WHERE c.relname IN ('agent_runs', 'agent_events', ?) AND c.relkind = 'r'",
+                (META_TABLE,),
+            )
+        except Exception:
+            return None
+        return int(rows[0]["n"])
+
+    def has_table(self, name: str) -> bool:
+        rows = self.query("SELECT to_regclass(?) IS NOT NULL AS ok", (name,))
+        return bool(rows[0]["ok"])
+
+
+def open_store(
+    target: Target,
+    *,
+    create: bool = True,
+    writer: bool = True,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+) -> Store:
+    """Open (and, if ``create``, create) the store at ``target`` and migrate it to the latest schema.
+
+    Raises :class:`StoreError` with a one-line reason; the caller decides whether that is a warning
+    (the SDK) or an error message (the CLI).
+    """
+    store: Store
+    if target.kind == "postgresql":
+        store = PostgresStore(target)
+        store.open(create)
+    else:
+        store = SQLiteStore(target, busy_timeout_s)
+        store.open(create)
+    try:
+        store.migrate(writer=writer)
+    except BaseException as exc:
+        store.close()
+        raise classify(exc) from None
+    return store

@@ -1,0 +1,62 @@
+"""Where the run store lives: ``$AGENT_OTEL_HOME/agent-otel.db`` by default, a path, a URL, or nowhere.
+
+The ``store`` config key (env ``AGENT_OTEL_STORE``) takes a SQLite path, a ``postgresql://`` URL or
+``false``; unset means SQLite in the agent-otel home directory (``AGENT_OTEL_HOME``, default
+``~/.agent-otel``), which is created with mode 0700.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+HOME_ENV = "AGENT_OTEL_HOME"
+DEFAULT_HOME = "~/.agent-otel"
+DB_NAME = "agent-otel.db"
+_PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved store location. ``kind`` is ``sqlite`` or ``postgresql``."""
+
+    kind: str
+    location: str  # file path or URL (with any password)
+
+    @property
+    def display(self) -> str:
+        """The location safe to print: a URL's password is masked."""
+        return redact_url(self.location) if self.kind == "postgresql" else self.location
+
+
+def home() -> str:
+    """The agent-otel home directory (not created here)."""
+    return os.path.abspath(os.path.expanduser(os.environ.get(HOME_ENV) or DEFAULT_HOME))
+
+
+def resolve(value: Any) -> Target | None:
+    """Turn the ``store`` config value into a :class:`Target`; None when the store is disabled."""
+    if value is False:
+        return None
+    if value is None or value is True or (isinstance(value, str) and not value.strip()):
+        return Target("sqlite", os.path.join(home(), DB_NAME))
+    text = str(value).strip()
+    if text.lower().startswith(_PG_SCHEMES):
+        return Target("postgresql", text)
+    return Target("sqlite", os.path.abspath(os.path.expanduser(text)))
+
+
+def redact_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://***"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))

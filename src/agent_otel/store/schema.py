@@ -1,0 +1,200 @@
+"""The store's tables and their forward migrations, one list per database dialect.
+
+The schema version is the ``schema_version`` row of ``agent_otel_meta``. Opening a store applies every
+migration above that version, in order, inside one transaction that holds the database's write lock
+(SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so several processes opening a fresh store at
+once migrate it exactly once. Migrations are only ever appended: to add a table (replay snapshots, for
+example) append ``(2, [...])`` to both lists; never edit a released step.
+
+Timestamps: in PostgreSQL ``created_at``/``ended_at`` are ``timestamptz``, so the seed's SQL alert runs
+unchanged. SQLite has no timestamp type; there they are UTC text in SQLite's own format
+(``YYYY-MM-DD HH:MM:SS.SSS``), which sorts correctly and works with SQLite's date functions
+(``created_at > datetime('now', '-7 days')``). Event times are ``ts_ms`` (epoch milliseconds) in both,
+as in the unified event schema.
+"""
+
+from __future__ import annotations
+
+META_TABLE = "agent_otel_meta"
+
+_RUN_COLUMNS_SQLITE = """
+    run_id TEXT PRIMARY KEY,
+    trace_id TEXT,
+    span_id TEXT,
+    agent TEXT NOT NULL,
+    parent_run_id TEXT,
+    created_at TEXT NOT NULL,
+    ended_at TEXT,
+    duration_ms REAL,
+    tool_calls INTEGER,
+    steps INTEGER,
+    llm_calls INTEGER,
+    retries INTEGER,
+    stop_reason TEXT,
+    status TEXT NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    model TEXT,
+    prompt_version TEXT,
+    tools_version TEXT,
+    input_sha TEXT,
+    service TEXT,
+    replay_of TEXT,
+    detail TEXT
+"""
+
+_EVENT_COLUMNS_SQLITE = """
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    step_id INTEGER,
+    tool TEXT,
+    args_sha TEXT,
+    result_sha TEXT,
+    duration_ms REAL,
+    status TEXT,
+    error TEXT,
+    stop_reason TEXT,
+    usage TEXT,
+    trace_id TEXT,
+    span_id TEXT,
+    agent TEXT,
+    attempts INTEGER,
+    args TEXT,
+    result TEXT
+"""
+
+_RUN_COLUMNS_PG = """
+    run_id TEXT PRIMARY KEY,
+    trace_id TEXT,
+    span_id TEXT,
+    agent TEXT NOT NULL,
+    parent_run_id TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    ended_at TIMESTAMPTZ,
+    duration_ms DOUBLE PRECISION,
+    tool_calls INTEGER,
+    steps INTEGER,
+    llm_calls INTEGER,
+    retries INTEGER,
+    stop_reason TEXT,
+    status TEXT NOT NULL,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    cost_usd DOUBLE PRECISION,
+    model TEXT,
+    prompt_version TEXT,
+    tools_version TEXT,
+    input_sha TEXT,
+    service TEXT,
+    replay_of TEXT,
+    detail TEXT
+"""
+
+_EVENT_COLUMNS_PG = """
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    step_id INTEGER,
+    tool TEXT,
+    args_sha TEXT,
+    result_sha TEXT,
+    duration_ms DOUBLE PRECISION,
+    status TEXT,
+    error TEXT,
+    stop_reason TEXT,
+    usage JSONB,
+    trace_id TEXT,
+    span_id TEXT,
+    agent TEXT,
+    attempts INTEGER,
+    args JSONB,
+    result JSONB
+"""
+
+_INDEXES = [
+    "CREATE INDEX agent_runs_created_at ON agent_runs (created_at)",
+    "CREATE INDEX agent_runs_agent_created_at ON agent_runs (agent, created_at)",
+    "CREATE INDEX agent_runs_parent ON agent_runs (parent_run_id) WHERE parent_run_id IS NOT NULL",
+    "CREATE INDEX agent_events_run ON agent_events (run_id, step_id)",
+    "CREATE INDEX agent_events_ts ON agent_events (ts_ms)",
+]
+
+MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
+    "sqlite": [
+        (
+            1,
+            [
+                f"CREATE TABLE agent_runs ({_RUN_COLUMNS_SQLITE})",
+                f"CREATE TABLE agent_events ({_EVENT_COLUMNS_SQLITE})",
+                *_INDEXES,
+            ],
+        ),
+    ],
+    "postgresql": [
+        (
+            1,
+            [
+                f"CREATE TABLE agent_runs ({_RUN_COLUMNS_PG})",
+                f"CREATE TABLE agent_events ({_EVENT_COLUMNS_PG})",
+                *_INDEXES,
+            ],
+        ),
+    ],
+}
+
+LATEST_VERSION = max(v for steps in MIGRATIONS.values() for v, _ in steps)
+
+# Columns written from ("run", {...}) records, in order. Timestamps arrive as *_ms and are converted.
+RUN_COLUMNS = (
+    "run_id",
+    "trace_id",
+    "span_id",
+    "agent",
+    "parent_run_id",
+    "created_at",
+    "ended_at",
+    "duration_ms",
+    "tool_calls",
+    "steps",
+    "llm_calls",
+    "retries",
+    "stop_reason",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "model",
+    "prompt_version",
+    "tools_version",
+    "input_sha",
+    "service",
+    "replay_of",
+    "detail",
+)
+
+# Columns written from ("event", {...}) records: the unified event schema plus what tools may add.
+EVENT_COLUMNS = (
+    "run_id",
+    "kind",
+    "ts_ms",
+    "step_id",
+    "tool",
+    "args_sha",
+    "result_sha",
+    "duration_ms",
+    "status",
+    "error",
+    "stop_reason",
+    "usage",
+    "trace_id",
+    "span_id",
+    "agent",
+    "attempts",
+    "args",
+    "result",
+)
+JSON_EVENT_COLUMNS = ("usage", "args", "result")

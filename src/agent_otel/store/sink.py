@@ -1,0 +1,215 @@
+"""The store as an event-pipeline sink: batches of run and event records, one transaction each.
+
+It runs on the pipeline's daemon thread, never on the agent's. Nothing here raises into the pipeline:
+
+* a store that is corrupt, read-only, unreadable or of a newer schema is reported in **one** warning and
+  then left alone for the rest of the process (the agent and OTLP export carry on);
+* a store that is only busy (another process holds SQLite's write lock past the busy timeout, or the
+  PostgreSQL server is unreachable) is reported once too, and the records wait in a bounded buffer for
+  the next batch; beyond ``max_pending`` the oldest are dropped and counted.
+
+Retention (``agent-otel gc``) also runs from here, at most once per ``gc_interval_s`` per store, after a
+successful write: off the hot path, and without a cron job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from agent_otel.store.db import DEFAULT_BUSY_TIMEOUT_S, Store, StoreError, classify, open_store
+from agent_otel.store.location import Target
+
+logger = logging.getLogger("agent_otel")
+
+GC_INTERVAL_S = 86_400.0
+_WRITTEN = ("run", "event")
+
+
+class StoreSink:
+    """Pipeline sink writing ``("run", ...)`` and ``("event", ...)`` records to the run store."""
+
+    def __init__(
+        self,
+        target: Target,
+        retention: dict[str, int] | None = None,
+        *,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        gc_interval_s: float = GC_INTERVAL_S,
+        max_pending: int = 50_000,
+    ) -> None:
+        self.target = target
+        self.retention = dict(retention or {})
+        self.busy_timeout_s = busy_timeout_s
+        self.gc_interval_s = gc_interval_s
+        self.max_pending = max_pending
+        self.dropped = 0
+        self.written = 0
+        self.error: StoreError | None = None  # the last error, for doctor and tests
+        self._store: Store | None = None
+        self._pid = os.getpid()
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._disabled = False
+        self._closed = False
+        self._warned_transient = False
+        self._next_gc_ms = 0
+        self._shifts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # --- the internal back-dating hook (used by `agent-otel demo --backdate` only) -------------------
+
+    def shift_run(self, run_id: str, offset_ms: int) -> None:
+        """Store run ``run_id`` and its events ``offset_ms`` earlier than they happened.
+
+        Internal, not public API: the demo uses it to spread simulated runs over past days so that
+        ``drift`` and the seed's SQL have a baseline. Spans and metrics exported over OTLP keep their
+        real time. Register before the run starts; the entry is dropped once the run's end is stored.
+        """
+        with self._lock:
+            self._shifts[run_id] = int(offset_ms)
+
+    def _shifted(self, rtype: str, payload: dict[str, Any]) -> dict[str, Any]:
+        offset = self._shifts.get(payload.get("run_id") or "")
+        if not offset:
+            return payload
+        payload = dict(payload)  # other sinks see the same dict: never modify it
+        keys = ("created_at_ms", "ended_at_ms") if rtype == "run" else ("ts_ms",)
+        for key in keys:
+            if payload.get(key) is not None:
+                payload[key] = int(payload[key]) - offset
+        if rtype == "run" and payload.get("status") not in (None, "running"):
+            self._shifts.pop(payload["run_id"], None)
+        return payload
+
+    # --- Sink protocol -------------------------------------------------------------------------------
+
+    def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        with self._lock:
+            if self._disabled or self._closed:
+                self.dropped += sum(1 for t, _ in batch if t in _WRITTEN)
+                return
+            self._pending.extend((t, self._shifted(t, p)) for t, p in batch if t in _WRITTEN)
+            self._flush_pending()
+
+    def close(self) -> None:
+        if not self._lock.acquire(timeout=1.0):
+            self._closed = True  # a write is stuck (locked store); it closes nothing, exit goes on
+            return
+        try:
+            if self._pending and not self._disabled and self._store is not None:
+                # One last, short try: shutdown is bounded, a locked store must not hold the exit.
+                with contextlib.suppress(Exception):
+                    self._store.set_busy_timeout(0.5)  # type: ignore[attr-defined]
+                self._flush_pending()
+            if self._pending:
+                self.dropped += len(self._pending)
+                self._pending = []
+            self._closed = True
+            if self._store is not None and self._pid == os.getpid():
+                self._store.close()
+            self._store = None
+        finally:
+            self._lock.release()
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _open(self) -> Store:
+        if self._store is not None and self._pid != os.getpid():
+            self._store = None  # forked: the parent's connection is not ours to use or close
+        if self._store is None:
+            self._pid = os.getpid()
+            self._store = open_store(
+                self.target, create=True, writer=True, busy_timeout_s=self.busy_timeout_s
+            )
+            last = self._store.meta("last_gc_ms")
+            self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
+        return self._store
+
+    def _flush_pending(self) -> None:
+        records = self._pending
+        if not records:
+            return
+        runs = [p for t, p in records if t == "run"]
+        events = [p for t, p in records if t == "event"]
+        try:
+            store = self._open()
+            store.write(runs, events)
+        except Exception as exc:
+            self._failed(classify(exc))
+            return
+        self.written += len(records)
+        self._pending = []
+        if self._warned_transient:
+            self._warned_transient = False
+            logger.info("agent-otel: the run store at %s accepts writes again", self.target.display)
+        self._maybe_gc()
+
+    def _failed(self, err: StoreError) -> None:
+        self.error = err
+        if err.transient:
+            overflow = len(self._pending) - self.max_pending
+            if overflow > 0:
+                del self._pending[:overflow]
+                self.dropped += overflow
+            if not self._warned_transient:
+                self._warned_transient = True
+                logger.warning(
+                    "agent-otel: the run store at %s is busy (%s); keeping %d records to retry with the "
+                    "next batch. The agent and OTLP export are not affected.",
+                    self.target.display,
+                    err,
+                    len(self._pending),
+                )
+            if self._store is not None and self.target.kind == "postgresql":
+                self._store.close()  # reconnect next time
+                self._store = None
+            return
+        self._disabled = True
+        self.dropped += len(self._pending)
+        self._pending = []
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        logger.warning(
+            "agent-otel: the run store at %s cannot be used (%s); runs of this process are not stored "
+            "locally. The agent and OTLP export are not affected. Check it with `agent-otel doctor`.",
+            self.target.display,
+            err,
+        )
+
+    def _maybe_gc(self) -> None:
+        now_ms = int(time.time() * 1000)
+        if now_ms < self._next_gc_ms or self._store is None:
+            return
+        self._next_gc_ms = now_ms + int(self.gc_interval_s * 1000)
+        try:
+            last = self._store.meta("last_gc_ms")  # another process may have done it meanwhile
+            if last and now_ms - int(last) < self.gc_interval_s * 1000:
+                self._next_gc_ms = int(last) + int(self.gc_interval_s * 1000)
+                return
+            deleted = self._store.gc(self.retention, now_ms)
+            if any(deleted.values()):
+                logger.info("agent-otel: retention removed %s from the run store", deleted)
+        except Exception as exc:  # retention can wait for the next day or `agent-otel gc`
+            logger.debug("agent-otel: automatic gc of the run store failed: %s", exc)
+
+
+def sink_from_config(config: Any) -> StoreSink | None:
+    """The store sink ``setup()`` adds, or None when ``store: false``."""
+    from agent_otel.store.location import resolve
+
+    target = resolve(config.get("store"))
+    if target is None:
+        return None
+    return StoreSink(target, retention_from_config(config))
+
+
+def retention_from_config(config: Any) -> dict[str, int]:
+    return {
+        "logs_days": int(config.get("retention.logs_days")),
+        "tool_snapshot_days": int(config.get("retention.tool_snapshot_days")),
+    }
