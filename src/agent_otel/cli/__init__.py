@@ -1,0 +1,92 @@
+"""The ``agent-otel`` command: read the local run store from the terminal.
+
+One module per subcommand, listed in :data:`COMMANDS`; each has ``HELP``, ``add_arguments(parser)`` and
+``run(args, ctx) -> exit status``. Adding a command (``replay``) is one module plus one name here.
+Exit status: 0 ok, 1 drift found (``drift`` only), 2 an error (printed as one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from agent_otel._version import __version__
+
+COMMANDS: tuple[str, ...] = ("demo", "runs", "show", "stats", "drift", "export", "doctor", "gc")
+
+PROG = "agent-otel"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Answer, from the local run store: which tools ran in which order, with which args, "
+        "what came back, which versions ran, why each run stopped, and whether behaviour drifts.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--store",
+        metavar="PATH_OR_URL",
+        help="run store to use: a SQLite path or postgresql:// URL (default: the `store` config, "
+        "else $AGENT_OTEL_HOME/agent-otel.db)",
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (default: $AGENT_OTEL_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        module = _command(name)
+        cmd = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def _command(name: str) -> Any:
+    return importlib.import_module(f"agent_otel.cli.{name.replace('-', '_')}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from agent_otel.cli.common import EXIT_ERROR, CLIError, Context
+    from agent_otel.config import ConfigError
+    from agent_otel.store import StoreError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = Context(store_arg=args.store, config_path=args.config)
+    try:
+        return int(args._module.run(args, ctx) or 0)
+    except (CLIError, ConfigError, StoreError) as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # `agent-otel export | head`: the reader went away; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if os.environ.get("AGENT_OTEL_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"{PROG}: error: {type(exc).__name__}: {exc} (set AGENT_OTEL_DEBUG=1 for a traceback)\n"
+        )
+        return EXIT_ERROR
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

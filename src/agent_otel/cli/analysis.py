@@ -1,0 +1,196 @@
+"""Figures over stored runs: the numbers behind ``stats`` and ``drift``.
+
+Everything is computed from the rows a user can see with ``runs`` and ``show``, with no sampling: a
+percentile is the linearly interpolated one (as numpy's default and PostgreSQL's
+``percentile_cont``), means are plain means over ended runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from agent_otel.stop import StopReason
+
+# Drift thresholds (README "drift"): a signal drifts when window >= ratio * baseline.
+TOOL_CALLS_RATIO = 2.0  # the seed's alert: average tool calls per run above twice the baseline
+LATENCY_P95_RATIO = 1.5
+TOKENS_PER_REQUEST_RATIO = 1.5
+SPEND_PER_RUN_RATIO = 1.5
+# A stop reason other than `completed` drifts when its share of runs rises by at least this many
+# percentage points *and* at least doubles, and at least STOP_MIN_RUNS runs in the window ended with it.
+STOP_SHARE_POINTS = 0.05
+STOP_SHARE_RATIO = 2.0
+STOP_MIN_RUNS = 2
+DEFAULT_MIN_RUNS = 5
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    if lo == hi:
+        return float(ordered[lo])
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def ended(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in runs if r.get("status") not in (None, "running")]
+
+
+def summarize(runs: Sequence[dict[str, Any]], events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The ``stats`` figures for ``runs`` (all of them, running included) and their events."""
+    done = ended(runs)
+    durations = [float(r["duration_ms"]) for r in done if r.get("duration_ms") is not None]
+    tool_calls = [float(r.get("tool_calls") or 0) for r in done]
+    spend = [float(r.get("cost_usd") or 0.0) for r in done]
+    retries = [float(r.get("retries") or 0) for r in done]
+    tokens: list[float] = []
+    tool_total: Counter[str] = Counter()
+    tool_failed: Counter[tuple[str, str]] = Counter()
+    for e in events:
+        kind = e.get("kind")
+        if kind == "llm_result":
+            usage = e.get("usage") or {}
+            tokens.append(float((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)))
+        elif kind == "tool_result":
+            tool = e.get("tool") or "?"
+            tool_total[tool] += 1
+            if e.get("status") == "error":
+                tool_failed[(tool, e.get("error") or "error")] += 1
+    reasons = Counter(r.get("stop_reason") or "unknown" for r in done)
+    n = len(done)
+    stop_mix = [
+        {
+            "stop_reason": reason,
+            "class": _stop_class(reason),
+            "runs": count,
+            "share": count / n if n else 0.0,
+        }
+        for reason, count in reasons.most_common()
+    ]
+    failing = [
+        {
+            "tool": tool,
+            "error": error,
+            "failures": count,
+            "calls": tool_total[tool],
+            "error_rate": count / tool_total[tool] if tool_total[tool] else 0.0,
+        }
+        for (tool, error), count in tool_failed.most_common(10)
+    ]
+    return {
+        "runs": n,
+        "running": len(runs) - n,
+        "latency_ms": {"p50": percentile(durations, 0.5), "p95": percentile(durations, 0.95)},
+        "tool_calls_per_run": {
+            "mean": mean(tool_calls),
+            "p50": percentile(tool_calls, 0.5),
+            "p95": percentile(tool_calls, 0.95),
+        },
+        "tokens_per_request": {
+            "requests": len(tokens),
+            "mean": mean(tokens),
+            "p50": percentile(tokens, 0.5),
+            "p95": percentile(tokens, 0.95),
+        },
+        "spend_per_run_usd": {"mean": mean(spend), "p95": percentile(spend, 0.95), "total": sum(spend)},
+        "retries_per_run": {"mean": mean(retries), "total": int(sum(retries))},
+        "stop_reasons": stop_mix,
+        "failing_tools": failing,
+    }
+
+
+def _stop_class(reason: str) -> str:
+    try:
+        return StopReason(reason).stop_class
+    except ValueError:
+        return "?"
+
+
+@dataclass(slots=True)
+class Signal:
+    signal: str
+    baseline: float | None
+    window: float | None
+    threshold: str
+    drift: bool
+    ratio: float | None = None
+    unit: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio_signal(name: str, base: float | None, win: float | None, ratio: float, unit: str) -> Signal:
+    threshold = f">= {ratio:g}x baseline"
+    if base is None or win is None:
+        return Signal(name, base, win, threshold, False, None, unit)
+    if base == 0:
+        r = None if win == 0 else math.inf
+        return Signal(name, base, win, threshold, win > 0, r, unit)
+    r = win / base
+    return Signal(name, base, win, threshold, r >= ratio, r, unit)
+
+
+def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
+    """The drift signals of ``window`` against ``baseline`` (both from :func:`summarize`)."""
+    signals = [
+        _ratio_signal(
+            "tool_calls_per_run",
+            baseline["tool_calls_per_run"]["mean"],
+            window["tool_calls_per_run"]["mean"],
+            TOOL_CALLS_RATIO,
+            "calls",
+        ),
+        _ratio_signal(
+            "latency_p95_ms",
+            baseline["latency_ms"]["p95"],
+            window["latency_ms"]["p95"],
+            LATENCY_P95_RATIO,
+            "ms",
+        ),
+        _ratio_signal(
+            "tokens_per_request",
+            baseline["tokens_per_request"]["mean"],
+            window["tokens_per_request"]["mean"],
+            TOKENS_PER_REQUEST_RATIO,
+            "tokens",
+        ),
+        _ratio_signal(
+            "spend_per_run_usd",
+            baseline["spend_per_run_usd"]["mean"],
+            window["spend_per_run_usd"]["mean"],
+            SPEND_PER_RUN_RATIO,
+            "USD",
+        ),
+    ]
+    base_mix = {m["stop_reason"]: m for m in baseline["stop_reasons"]}
+    win_mix = {m["stop_reason"]: m for m in window["stop_reasons"]}
+    threshold = f"+{STOP_SHARE_POINTS * 100:g} pts and >= {STOP_SHARE_RATIO:g}x, >= {STOP_MIN_RUNS} runs"
+    for reason in sorted(set(base_mix) | set(win_mix)):
+        if reason == StopReason.COMPLETED.value:
+            continue
+        b = base_mix.get(reason, {"share": 0.0, "runs": 0})
+        w = win_mix.get(reason, {"share": 0.0, "runs": 0})
+        drifted = (
+            w["share"] - b["share"] >= STOP_SHARE_POINTS - 1e-12
+            and w["share"] >= STOP_SHARE_RATIO * b["share"]
+            and w["runs"] >= STOP_MIN_RUNS
+        )
+        ratio = None if b["share"] == 0 else w["share"] / b["share"]
+        if b["share"] == 0 and w["share"] > 0:
+            ratio = math.inf
+        signals.append(
+            Signal(f"stop_reason:{reason}", b["share"], w["share"], threshold, drifted, ratio, "share")
+        )
+    return signals

@@ -1,0 +1,210 @@
+"""What every command shares: the store, durations and times, output in text or JSON, and errors."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_otel.config import Config, load
+from agent_otel.store import Store, StoreError, Target, open_store, resolve
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_ERROR = 2
+
+_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``30m``, ``2h``, ``7d``, ``1w`` -> milliseconds (argparse type)."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}; use a number and a unit: 30m, 2h, 7d, 1w"
+        )
+    value = float(match.group(1)) * _UNITS_MS[match.group(2).lower()]
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; it must be positive")
+    return int(value)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def local_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1:
+        return f"{ms:.2f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, secs = divmod(ms / 1000, 60)
+    return f"{int(minutes)}m {secs:04.1f}s"
+
+
+def fmt_span(ms: int) -> str:
+    """A window length: 86400000 -> 24h, 604800000 -> 7d."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms >= size and ms % size == 0 and not (unit == "d" and ms < 2 * size):
+            return f"{ms // size}{unit}"
+    return f"{ms / 1000:g}s"
+
+
+def fmt_usd(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "$0"
+    if abs(value) < 0.01:
+        return f"${value:.4f}"
+    return f"${value:.2f}"
+
+
+def fmt_num(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def jsonable_run(run: dict[str, Any]) -> dict[str, Any]:
+    out = dict(run)
+    out["created_at"] = iso(run.get("created_at_ms"))
+    out["ended_at"] = iso(run.get("ended_at_ms"))
+    return out
+
+
+def print_json(obj: Any) -> None:
+    def default(o: Any) -> Any:
+        return str(o)
+
+    def clean(o: Any) -> Any:  # JSON has no Infinity
+        if isinstance(o, float) and (math.isinf(o) or math.isnan(o)):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    sys.stdout.write(json.dumps(clean(obj), indent=2, ensure_ascii=False, default=default) + "\n")
+
+
+@dataclass
+class Context:
+    """Per-invocation state: the configuration, the store target, a console."""
+
+    store_arg: str | None = None
+    config_path: str | None = None
+    _config: Config | None = None
+    _store: Store | None = None
+    _console: Any = None
+    opened: list[Store] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            overrides = {"store": _parse_store_arg(self.store_arg)} if self.store_arg is not None else None
+            self._config = load(overrides, self.config_path)
+        return self._config
+
+    @property
+    def target(self) -> Target | None:
+        return resolve(self.config.get("store"))
+
+    def require_target(self) -> Target:
+        target = self.target
+        if target is None:
+            source = self.config.source("store")
+            raise CLIError(
+                f"the run store is disabled (store: false, from {source}); pass --store PATH_OR_URL"
+            )
+        return target
+
+    def store(self, create: bool = False) -> Store:
+        if self._store is None:
+            target = self.require_target()
+            try:
+                self._store = open_store(target, create=create, writer=False)
+            except StoreError as exc:
+                if "no run store at" in str(exc):
+                    raise CLIError(str(exc)) from None
+                raise CLIError(f"cannot open the run store at {target.display}: {exc}") from None
+            self.opened.append(self._store)
+        return self._store
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            width = None if sys.stdout.isatty() else 160
+            self._console = Console(width=width, highlight=False, soft_wrap=False)
+        return self._console
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+        self.opened.clear()
+        self._store = None
+
+
+def _parse_store_arg(value: str) -> Any:
+    return False if value.strip().lower() in ("false", "off", "none", "0") else value
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_agent(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", metavar="A", help="only runs of this agent")
+
+
+def store_error(exc: StoreError) -> CLIError:
+    return CLIError(str(exc))

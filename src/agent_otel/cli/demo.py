@@ -1,0 +1,245 @@
+"""``agent-otel demo``: run the simulated support agent into the store (and OTLP, when configured).
+
+``--backdate [DAYS]`` spreads the runs over the last DAYS days (default 14) so that ``drift`` and the
+seed's SQL alert have a baseline: with ``--scenario all`` the normal runs fill the days before yesterday
+and the incident's runs the last six hours. It uses the store sink's internal ``shift_run`` hook; spans
+and metrics sent over OTLP keep their real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from agent_otel.cli.analysis import mean, percentile
+from agent_otel.cli.common import (
+    CLIError,
+    Context,
+    _parse_store_arg,
+    fmt_duration,
+    fmt_num,
+    fmt_usd,
+    positive_int,
+)
+
+HELP = "run a simulated customer-support agent (no network, no API key) into the store"
+_HOUR_MS = 3_600_000
+_DAY_MS = 86_400_000
+_CLASS_RANK = {"failure": 2, "limit": 1, "success": 0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from agent_otel.cli.demo_agent import SCENARIOS
+
+    parser.add_argument(
+        "--runs", type=positive_int, default=40, metavar="N", help="number of runs (default 40)"
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=(*SCENARIOS, "all"),
+        default="all",
+        help="normal, incident (429/503 and retries without jitter), wrong-email, or all (default): "
+        "mostly normal runs, one wrong-email run, and the incident's runs last",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=7, help="fixes tools, args, errors and tokens (default 7)"
+    )
+    parser.add_argument(
+        "--backdate",
+        nargs="?",
+        const=14,
+        type=positive_int,
+        metavar="DAYS",
+        help="spread the runs over the last DAYS days (default 14) so drift has a baseline",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=8, metavar="N", help="runs in parallel (default 8)"
+    )
+
+
+def plan(runs: int, scenario: str) -> list[str]:
+    if scenario != "all":
+        return [scenario] * runs
+    incident = max(1, round(runs * 0.3))
+    wrong = 1 if runs - incident >= 2 else 0
+    normal = runs - incident - wrong
+    half = normal // 2
+    return (
+        ["normal"] * half + ["wrong-email"] * wrong + ["normal"] * (normal - half) + ["incident"] * incident
+    )
+
+
+def offsets(scenarios: list[str], days: int, seed: int, mixed: bool) -> list[int]:
+    """How far into the past each run is stored (ms), in run order (oldest first)."""
+    rng = random.Random(f"{seed}:backdate")
+    span = days * _DAY_MS
+    older = [i for i, s in enumerate(scenarios) if not (mixed and s == "incident")]
+    recent = [i for i, s in enumerate(scenarios) if mixed and s == "incident"]
+    out = [0] * len(scenarios)
+    # Older runs: evenly over [now - days, now - 1 day) (all of [now - days, now) without a mix).
+    end = _DAY_MS if mixed and days > 1 else 0
+    for k, i in enumerate(older):
+        slot = (span - end) / max(len(older), 1)
+        out[i] = int(span - slot * (k + rng.uniform(0.1, 0.9)))
+    for k, i in enumerate(recent):  # the incident: the last six hours
+        slot = 6 * _HOUR_MS / max(len(recent), 1)
+        out[i] = int(6 * _HOUR_MS - slot * (k + rng.uniform(0.1, 0.9)))
+    return out
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    import agent_otel
+    from agent_otel import sdk
+    from agent_otel.cli.demo_agent import run_one
+    from agent_otel.store import StoreSink
+
+    if ctx.config_path:
+        os.environ["AGENT_OTEL_CONFIG"] = ctx.config_path
+    setup_kwargs: dict[str, Any] = {}
+    if ctx.store_arg is not None:
+        setup_kwargs["store"] = _parse_store_arg(ctx.store_arg)
+    agent_otel.shutdown()
+    # The demo opts in to storing redacted arguments and results, so `show` can display them.
+    agent_otel.setup(
+        service_name="support-demo",
+        config={"logging.events.store_args": True},
+        instrument=False,
+        **setup_kwargs,
+    )
+    inst = sdk.installation()
+    otlp = inst.otlp if inst else None
+    sinks = [s for s in (inst.pipeline.sinks() if inst else []) if isinstance(s, StoreSink)]
+    sink = sinks[0] if sinks else None
+
+    scenarios = plan(args.runs, args.scenario)
+    run_ids = [uuid.uuid4().hex for _ in scenarios]
+    if args.backdate:
+        if sink is None:
+            raise CLIError("--backdate needs the run store, which is disabled (store: false)")
+        for run_id, offset in zip(
+            run_ids, offsets(scenarios, args.backdate, args.seed, args.scenario == "all"), strict=True
+        ):
+            sink.shift_run(run_id, offset)
+
+    console = ctx.console
+    outcomes = _execute(console, scenarios, run_ids, args, run_one)
+    agent_otel.shutdown()
+
+    where = f"the run store at {sink.target.display}" if sink else "no run store (store: false)"
+    console.print(
+        f"{len(outcomes)} runs of support-agent written to {where}" + (f" and to OTLP {otlp}" if otlp else "")
+    )
+    if sink is None:
+        return 0
+    if sink.error is not None and not sink.written:
+        raise CLIError(f"the run store at {sink.target.display} cannot be used: {sink.error}")
+    if args.backdate:
+        console.print(
+            f"back-dated over the last {args.backdate} days (the incident's runs in the last 6 hours)"
+        )
+    _summary(ctx, outcomes)
+    return 0
+
+
+def _execute(
+    console: Any, scenarios: list[str], run_ids: list[str], args: argparse.Namespace, run_one: Any
+) -> list[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    outcomes: list[Any] = []
+    with Progress(
+        TextColumn("[bold]support-agent[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"{args.scenario} (seed {args.seed})", total=len(scenarios))
+        with ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="demo-run") as pool:
+            futures = [
+                pool.submit(run_one, i, scenario, args.seed, run_ids[i])
+                for i, scenario in enumerate(scenarios)
+            ]
+            for future in as_completed(futures):
+                outcomes.append(future.result())
+                progress.advance(task)
+    outcomes.sort(key=lambda o: o.index)
+    return outcomes
+
+
+def _summary(ctx: Context, outcomes: list[Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from agent_otel.cli import show
+
+    store = ctx.store()
+    ids = [o.run_id for o in outcomes]
+    rows: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 500):
+        for r in store.runs(ids=ids[i : i + 500]):
+            rows[r["run_id"]] = r
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    for o in outcomes:
+        if o.run_id in rows:
+            by_scenario.setdefault(o.scenario, []).append(rows[o.run_id])
+    console = ctx.console
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="by scenario", title_justify="left")
+    for name, justify in (
+        ("SCENARIO", "left"),
+        ("RUNS", "right"),
+        ("TOOL CALLS/RUN", "right"),
+        ("RETRIES/RUN", "right"),
+        ("P95 LATENCY", "right"),
+        ("TOKENS/REQUEST", "right"),
+        ("SPEND/RUN", "right"),
+        ("STOP REASONS", "left"),
+    ):
+        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for scenario, runs in by_scenario.items():
+        tokens = sum((r.get("input_tokens") or 0) + (r.get("output_tokens") or 0) for r in runs)
+        requests = sum(r.get("llm_calls") or 0 for r in runs)
+        reasons = Counter(r.get("stop_reason") or "running" for r in runs)
+        t.add_row(
+            scenario,
+            str(len(runs)),
+            fmt_num(mean([float(r.get("tool_calls") or 0) for r in runs])),
+            fmt_num(mean([float(r.get("retries") or 0) for r in runs])),
+            fmt_duration(percentile([float(r.get("duration_ms") or 0) for r in runs], 0.95)),
+            fmt_num(tokens / requests if requests else None, 0),
+            fmt_usd(mean([float(r.get("cost_usd") or 0) for r in runs])),
+            ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
+        )
+    console.print(t)
+    if not rows:
+        return
+    worst = max(
+        rows.values(),
+        key=lambda r: (
+            _CLASS_RANK.get(r.get("status") or "", 0),
+            r.get("tool_calls") or 0,
+            r.get("duration_ms") or 0,
+        ),
+    )
+    console.print(
+        f"\n[bold]worst run[/] ({worst.get('stop_reason')}, {fmt_num(worst.get('tool_calls'))} tool calls):"
+    )
+    console.print(show.render(worst, store.events_for(worst["run_id"]), store.children(worst["run_id"])))
+    for o in outcomes:
+        if o.scenario == "wrong-email" and o.run_id in rows:
+            console.print(
+                f"\n[bold]wrong-email run[/] {o.run_id[:12]}: the ticket came from customer "
+                f"{o.ticket['customer_id']}, but the agent looked the customer up by name, the CRM "
+                "returned two, and the reply went to the first. The run says `completed`; "
+                f"`agent-otel show {o.run_id[:12]}` shows the crm.lookup result and the send_email args."
+            )
+    console.print(
+        "\nnext: [bold]agent-otel runs[/] | [bold]agent-otel show "
+        f"{worst['run_id'][:8]}[/] | [bold]agent-otel stats[/] | [bold]agent-otel drift[/] "
+        "| [bold]agent-otel export --since 1h[/]"
+    )

@@ -1,0 +1,181 @@
+"""``agent-otel doctor``: the configuration in force and where each value came from, whether the OTLP
+endpoint answers, and the state of the run store. Exits 1 when a check fails."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import stat
+from typing import Any
+from urllib.parse import urlparse
+
+from agent_otel._version import __version__
+from agent_otel.cli.common import Context, add_json, local_time, print_json
+from agent_otel.store import LATEST_VERSION, StoreError, open_store, retention_from_config
+
+HELP = "show the effective config with sources, whether OTLP answers, and the store's state"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_json(parser)
+
+
+def check_otlp(cfg: Any) -> dict[str, Any]:
+    from agent_otel.sdk import _resolve_otlp, _with_scheme
+
+    protocol, endpoint, note = _resolve_otlp(cfg)
+    out: dict[str, Any] = {"endpoint": endpoint, "protocol": protocol, "note": note, "answers": None}
+    if not endpoint:
+        return out
+    parsed = urlparse(_with_scheme(endpoint))
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    host = parsed.hostname or "localhost"
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            out["answers"] = True
+    except OSError as exc:
+        out["answers"] = False
+        out["error"] = exc.strerror or str(exc)
+    return out
+
+
+def check_store(ctx: Context) -> dict[str, Any]:
+    target = ctx.target
+    out: dict[str, Any] = {"enabled": target is not None, "source": ctx.config.source("store")}
+    if target is None:
+        return out
+    out.update(kind=target.kind, location=target.display, retention_days=retention_from_config(ctx.config))
+    if target.kind == "sqlite":
+        path = target.location
+        out["exists"] = os.path.exists(path)
+        if out["exists"]:
+            out["file_mode"] = oct(stat.S_IMODE(os.stat(path).st_mode))
+            out["dir_mode"] = oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
+        else:
+            out["ok"] = True
+            out["note"] = "created by the first run with agent_otel.setup() (or `agent-otel demo`)"
+            return out
+    try:
+        store = open_store(target, create=False, writer=False)
+    except StoreError as exc:
+        out["ok"] = False
+        out["error"] = str(exc)
+        return out
+    try:
+        out["schema_version"] = store.schema_version()
+        out["latest_schema_version"] = LATEST_VERSION
+        out["size_bytes"] = store.size_bytes()
+        out.update(store.counts())
+        last = store.meta("last_gc_ms")
+        out["last_gc_ms"] = int(last) if last else None
+        out["ok"] = True
+    except Exception as exc:
+        out["ok"] = False
+        out["error"] = str(exc).splitlines()[0]
+    finally:
+        store.close()
+    return out
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    cfg = ctx.config
+    config_rows = [{"key": k, "value": v, "source": s} for k, v, s in cfg.items()]
+    otlp = check_otlp(cfg)
+    store = check_store(ctx)
+    failed = (otlp["answers"] is False) or (store.get("enabled") and store.get("ok") is False)
+    if args.json:
+        print_json(
+            {
+                "version": __version__,
+                "config_file": cfg.path,
+                "config": config_rows,
+                "otlp": otlp,
+                "store": store,
+                "ok": not failed,
+            }
+        )
+        return 1 if failed else 0
+    render(ctx, cfg, config_rows, otlp, store)
+    return 1 if failed else 0
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def render(
+    ctx: Context, cfg: Any, rows: list[dict[str, Any]], otlp: dict[str, Any], store: dict[str, Any]
+) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = ctx.console
+    console.print(
+        f"[bold]agent-otel {__version__}[/]   config file: {cfg.path or 'none (set AGENT_OTEL_CONFIG)'}"
+    )
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="effective configuration", title_justify="left")
+    t.add_column("KEY", no_wrap=True)
+    t.add_column("VALUE")
+    t.add_column("SOURCE", no_wrap=True)
+    for r in rows:
+        value = r["value"]
+        if r["key"] == "store" and isinstance(value, str):
+            from agent_otel.store.location import redact_url
+
+            value = redact_url(value)
+        source = r["source"]
+        t.add_row(
+            r["key"],
+            escape(repr(value) if isinstance(value, str) else str(value)),
+            source if source != "default" else f"[dim]{source}[/]",
+        )
+    console.print(t)
+
+    console.print("[bold]OTLP[/]")
+    if otlp["endpoint"]:
+        state = (
+            "[green]answers[/]"
+            if otlp["answers"]
+            else f"[red]does not answer[/] ({escape(otlp.get('error') or '')})"
+        )
+        console.print(
+            f"  {otlp['protocol']} {escape(otlp['endpoint'])}: {state}   [dim]{escape(otlp['note'])}[/]"
+        )
+    else:
+        console.print(f"  export is off: {escape(otlp['note'])}")
+
+    console.print("[bold]run store[/]")
+    if not store["enabled"]:
+        console.print(f"  disabled (store: false, from {store['source']})")
+        return
+    console.print(f"  {store['kind']} {escape(store['location'])}   [dim](from {store['source']})[/]")
+    if store.get("exists") is False:
+        console.print(f"  not created yet: {store['note']}")
+    elif store.get("ok") is False:
+        console.print(f"  [red]not usable[/]: {escape(store['error'])}")
+    else:
+        modes = f"   file {store['file_mode']}, dir {store['dir_mode']}" if "file_mode" in store else ""
+        console.print(f"  size {_size(store.get('size_bytes'))}{modes}")
+        console.print(
+            f"  schema version {store['schema_version']} (this agent-otel: {store['latest_schema_version']})"
+        )
+        console.print(
+            f"  {store['runs']:,} runs, {store['events']:,} events; "
+            f"oldest run {local_time(store.get('oldest_run_ms'))}, "
+            f"newest {local_time(store.get('newest_run_ms'))}"
+        )
+    keep = store["retention_days"]
+    console.print(
+        f"  retention: runs and events {keep['logs_days'] or 'forever'} days, tool snapshots "
+        f"{keep['tool_snapshot_days'] or 'forever'} days; last gc "
+        f"{local_time(store.get('last_gc_ms')) if store.get('last_gc_ms') else 'never'} (runs at most daily)"
+    )

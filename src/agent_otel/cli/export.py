@@ -1,0 +1,69 @@
+"""``agent-otel export``: unified events as JSON lines (one object per line, every schema field)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import IO, Any
+
+import orjson
+
+from agent_otel.cli.common import CLIError, Context, add_agent, now_ms, parse_duration
+from agent_otel.config import EVENT_FIELDS
+
+HELP = "write unified events as JSON lines (stdout or --output FILE)"
+_EXTRA = ("attempts", "args", "result")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--since",
+        type=parse_duration,
+        metavar="DURATION",
+        help="only events of the last DURATION (default: all)",
+    )
+    add_agent(parser)
+    parser.add_argument("--run", metavar="RUN_ID", help="only the events of this run (id or unique prefix)")
+    parser.add_argument(
+        "--kind", choices=("tool_result", "llm_result", "stop"), help="only events of this kind"
+    )
+    parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+    parser.add_argument(
+        "--json", action="store_true", help="accepted for symmetry: the output is always JSON lines"
+    )
+
+
+def line(event: dict[str, Any]) -> bytes:
+    out = {f: event.get(f) for f in EVENT_FIELDS}
+    for extra in _EXTRA:
+        if event.get(extra) is not None:
+            out[extra] = event[extra]
+    return orjson.dumps(out, default=str)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    store = ctx.store()
+    run_ids = [store.find_run(args.run)["run_id"]] if args.run else None
+    since = now_ms() - args.since if args.since else None
+    stream: IO[bytes]
+    if args.output:
+        try:
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        stream = os.fdopen(fd, "wb")
+    else:
+        stream = sys.stdout.buffer
+    count = 0
+    try:
+        for event in store.iter_events(since_ms=since, agent=args.agent, kind=args.kind, run_ids=run_ids):
+            stream.write(line(event) + b"\n")
+            count += 1
+        stream.flush()
+    finally:
+        if args.output:
+            stream.close()
+    if args.output:
+        sys.stderr.write(f"wrote {count} events to {args.output}\n")
+    return 0

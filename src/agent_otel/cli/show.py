@@ -1,0 +1,169 @@
+"""``agent-otel show RUN_ID``: one run answering the five questions.
+
+Which tools ran in which order (the step tree), with which arguments (``args_sha``, and the redacted
+arguments when ``store_args`` is on), what came back (``result_sha``), which versions ran (model,
+prompt_version, tools_version), and why it stopped (stop reason, class, usage), plus the trace_id to
+open the same run in Grafana.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from agent_otel.cli.common import (
+    Context,
+    add_json,
+    fmt_duration,
+    fmt_num,
+    fmt_usd,
+    jsonable_run,
+    local_time,
+    print_json,
+)
+from agent_otel.cli.runs import stop_style
+
+HELP = "show one run: steps in order with hashes, versions, stop reason, usage, trace_id"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    add_json(parser)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    store = ctx.store()
+    row = store.find_run(args.run_id)
+    events = store.events_for(row["run_id"])
+    children = store.children(row["run_id"])
+    if args.json:
+        print_json(
+            {
+                "run": jsonable_run(row),
+                "events": events,
+                "children": [jsonable_run(c) for c in children],
+            }
+        )
+        return 0
+    ctx.console.print(render(row, events, children))
+    return 0
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dict[str, Any]]) -> Any:
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.tree import Tree
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column()
+    service = f"  (service {row['service']})" if row.get("service") else ""
+    head.add_row("run", f"{row['run_id']}")
+    head.add_row("agent", f"{escape(row.get('agent') or '')}{escape(service)}")
+    head.add_row(
+        "started",
+        f"{local_time(row.get('created_at_ms'))}   duration {fmt_duration(row.get('duration_ms'))}",
+    )
+    reason = row.get("stop_reason")
+    if reason:
+        stop = f"[{stop_style(row)}]{reason}[/] ({row.get('status')})"
+        if row.get("detail"):
+            stop += f" - {escape(str(row['detail']))}"
+    else:
+        stop = "[cyan]running[/] (no stop recorded yet)"
+    head.add_row("stop", stop)
+    head.add_row(
+        "versions",
+        "   ".join(
+            f"{label} {escape(str(row.get(key) or '-'))}"
+            for label, key in (("model", "model"), ("prompt", "prompt_version"), ("tools", "tools_version"))
+        ),
+    )
+    if row.get("input_sha"):
+        head.add_row("input_sha", row["input_sha"])
+    if reason:
+        tokens_in, tokens_out = row.get("input_tokens") or 0, row.get("output_tokens") or 0
+        head.add_row(
+            "usage",
+            f"{fmt_num(row.get('steps'))} steps: {fmt_num(row.get('tool_calls'))} tool calls, "
+            f"{fmt_num(row.get('llm_calls'))} LLM calls, {fmt_num(row.get('retries'))} retries   "
+            f"{tokens_in + tokens_out:,} tokens ({tokens_in:,} in / {tokens_out:,} out)   "
+            f"{fmt_usd(row.get('cost_usd'))}",
+        )
+    for label, key in (("parent run", "parent_run_id"), ("replay of", "replay_of")):
+        if row.get(key):
+            head.add_row(label, row[key])
+    if row.get("trace_id"):
+        head.add_row(
+            "trace_id", f"{row['trace_id']}   [dim](Grafana: Explore > Tempo > TraceQL, paste the id)[/]"
+        )
+
+    tree = Tree("[bold]steps[/]")
+    steps = [e for e in events if e.get("kind") != "stop"]
+    stops = [e for e in events if e.get("kind") == "stop"]
+    if not events:
+        tree.add("[dim]no events stored for this run[/]")
+    for e in steps:
+        node = tree.add(step_line(e))
+        for extra in ("args", "result"):
+            if extra in e:
+                node.add(f"[dim]{extra}[/] {escape(_short(e[extra]))}")
+    for e in stops:
+        line = f"[bold]stop[/] [{_class_style(e.get('status'))}]{e.get('stop_reason')}[/] ({e.get('status')})"
+        if e.get("error"):
+            line += f"  error [red]{escape(e['error'])}[/]"
+        line += f"  after {fmt_duration(e.get('duration_ms'))}"
+        tree.add(line)
+    parts: list[Any] = [head, tree]
+    if children:
+        sub = Tree("[bold]sub-agent runs[/]")
+        for c in children:
+            sub.add(
+                f"{c['run_id'][:12]}  {escape(c.get('agent') or '')}  "
+                f"[{stop_style(c)}]{c.get('stop_reason') or 'running'}[/]  "
+                f"{fmt_num(c.get('tool_calls'))} tool calls  {fmt_duration(c.get('duration_ms'))}"
+            )
+        parts.append(sub)
+    return Group(*parts)
+
+
+def _class_style(status: str | None) -> str:
+    return {"success": "green", "limit": "yellow", "failure": "red", "ok": "green", "error": "red"}.get(
+        status or "", "cyan"
+    )
+
+
+def step_line(e: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    step = e.get("step_id")
+    prefix = f"{step:>2}" if step is not None else " -"
+    status = e.get("status") or "?"
+    status_txt = f"[{_class_style(status)}]{status}[/]"
+    if e.get("error"):
+        status_txt += f" [red]{escape(e['error'])}[/]"
+    duration = fmt_duration(e.get("duration_ms"))
+    if e.get("kind") == "tool_result":
+        line = (
+            f"{prefix}  [bold]tool[/] {escape(e.get('tool') or '?')}  {status_txt}  {duration}"
+            f"  args {e.get('args_sha') or '-'}  result {e.get('result_sha') or '-'}"
+        )
+        attempts = e.get("attempts")
+        if attempts and attempts > 1:
+            line += f"  [yellow]attempts {attempts} ({attempts - 1} retries)[/]"
+        return line
+    usage = e.get("usage") or {}
+    line = (
+        f"{prefix}  [bold]llm[/]  {escape(str(usage.get('model') or '?'))}  {status_txt}  {duration}"
+        f"  {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens"
+    )
+    if usage.get("cost_usd") is not None:
+        line += f"  {fmt_usd(usage['cost_usd'])}"
+    return line
