@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from agent_otel._version import __version__
 from agent_otel.cli.common import Context, add_json, local_time, print_json
-from agent_otel.store import LATEST_VERSION, StoreError, open_store, retention_from_config
+from agent_otel.store import StoreError, open_store, retention_from_config
 
 HELP = "show the effective config with sources, whether OTLP answers, and the store's state"
 
@@ -64,7 +64,7 @@ def check_store(ctx: Context) -> dict[str, Any]:
         return out
     try:
         out["schema_version"] = store.schema_version()
-        out["latest_schema_version"] = LATEST_VERSION
+        out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
         out.update(store.counts())
         last = store.meta("last_gc_ms")

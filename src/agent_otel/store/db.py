@@ -21,7 +21,6 @@ from agent_otel.store.location import Target
 from agent_otel.store.schema import (
     EVENT_COLUMNS,
     JSON_EVENT_COLUMNS,
-    LATEST_VERSION,
     META_TABLE,
     MIGRATIONS,
     RUN_COLUMNS,
@@ -153,6 +152,11 @@ class Store:
             (key, value),
         )
 
+    @property
+    def latest_version(self) -> int:
+        """The schema version this agent-otel migrates to."""
+        return max(step for step, _ in MIGRATIONS[self.kind])
+
     def schema_version(self) -> int:
         value = self.meta("schema_version")
         return int(value) if value else 0
@@ -162,8 +166,9 @@ class Store:
 
     def migrate(self, writer: bool = True) -> int:
         """Apply missing migrations; returns the version. A newer store is refused for writing."""
+        latest = self.latest_version
         version = self.schema_version()
-        if version < LATEST_VERSION:
+        if version < latest:
             with self.transaction():
                 self._lock_for_migration()
                 self.execute(
@@ -177,9 +182,9 @@ class Store:
                         self.execute(statement)
                     version = step
                     self._upsert_meta("schema_version", str(step))
-        if version > LATEST_VERSION and writer:
+        if version > latest and writer:
             raise StoreError(
-                f"its schema version {version} is newer than this agent-otel supports ({LATEST_VERSION}); "
+                f"its schema version {version} is newer than this agent-otel supports ({latest}); "
                 "upgrade agent-otel"
             )
         return version

@@ -21,7 +21,8 @@ import threading
 import time
 from typing import Any
 
-from agent_otel.store.db import DEFAULT_BUSY_TIMEOUT_S, Store, StoreError, classify, open_store
+from agent_otel.store import db
+from agent_otel.store.db import Store, StoreError, classify, open_store
 from agent_otel.store.location import Target
 
 logger = logging.getLogger("agent_otel")
@@ -38,13 +39,13 @@ class StoreSink:
         target: Target,
         retention: dict[str, int] | None = None,
         *,
-        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        busy_timeout_s: float | None = None,
         gc_interval_s: float = GC_INTERVAL_S,
         max_pending: int = 50_000,
     ) -> None:
         self.target = target
         self.retention = dict(retention or {})
-        self.busy_timeout_s = busy_timeout_s
+        self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.gc_interval_s = gc_interval_s
         self.max_pending = max_pending
         self.dropped = 0
@@ -158,8 +159,8 @@ class StoreSink:
             if not self._warned_transient:
                 self._warned_transient = True
                 logger.warning(
-                    "agent-otel: the run store at %s is busy (%s); keeping %d records to retry with the "
-                    "next batch. The agent and OTLP export are not affected.",
+                    "agent-otel: the run store at %s cannot take writes right now (%s); keeping %d records "
+                    "to retry with the next batch. The agent and OTLP export are not affected.",
                     self.target.display,
                     err,
                     len(self._pending),

@@ -1,0 +1,114 @@
+"""A throwaway PostgreSQL server for tests: initdb + pg_ctl on a free loopback port in a temp directory.
+
+initdb refuses to run as root. As root the server runs as the unprivileged ``postgres`` account (which
+Debian's package and scripts/prereqs.d/10-postgres.sh create) through ``runuser``; as any other user it
+runs as that user. No Unix socket outside the data directory, no TCP beyond 127.0.0.1, trust auth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+
+from tests.helpers import missing_prerequisite, require_binary
+
+INSTALL = "scripts/prereqs.d/10-postgres.sh (apt-get install postgresql)"
+SUPERUSER = "agent_otel"
+
+
+def _binary(name: str) -> str:
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return require_binary(name, INSTALL, candidates)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.initdb = _binary("initdb")
+        self.pg_ctl = _binary("pg_ctl")
+        self.prefix: list[str] = []
+        self.user: pwd.struct_passwd | None = None
+        if os.geteuid() == 0:
+            try:
+                self.user = pwd.getpwnam("postgres")
+            except KeyError:
+                missing_prerequisite(
+                    "an unprivileged 'postgres' account (initdb refuses to run as root)", INSTALL
+                )
+            runuser = shutil.which("runuser")
+            if runuser:
+                self.prefix = [runuser, "-u", "postgres", "--"]
+            else:
+                self.prefix = ["su", "postgres", "-s", "/bin/sh", "-c", '"$0" "$@"']
+        self.dir = tempfile.mkdtemp(prefix="agent-otel-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = 0
+        if self.user is not None:
+            os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
+
+    def _run(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix, *cmd], capture_output=True, text=True, timeout=timeout, check=False, cwd=self.dir
+        )
+
+    def start(self) -> str:
+        init = self._run(
+            self.initdb, "-D", self.data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale", "-N"
+        )
+        if init.returncode != 0:
+            raise RuntimeError(f"initdb failed: {init.stderr or init.stdout}")
+        last = ""
+        for _ in range(3):
+            self.port = _free_port()
+            options = (
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data} "
+                "-c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            started = self._run(
+                self.pg_ctl,
+                "-D",
+                self.data,
+                "-l",
+                os.path.join(self.dir, "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
+                timeout=90,
+            )
+            if started.returncode == 0:
+                return self.url("postgres")
+            last = started.stderr or started.stdout
+            with contextlib.suppress(OSError), open(os.path.join(self.dir, "log")) as fh:
+                last += fh.read()[-2000:]
+        raise RuntimeError(f"PostgreSQL did not start: {last}")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        if os.path.isdir(self.data):
+            self._run(self.pg_ctl, "-D", self.data, "-m", "immediate", "-w", "stop", timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)

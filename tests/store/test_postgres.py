@@ -1,0 +1,104 @@
+"""The PostgreSQL store against a real server: the seed's SQL alert runs unchanged and finds the drift."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import agent_otel
+from agent_otel import sdk
+from tests.store import seed
+from tests.store.conftest import one_run
+from tests.store.pg import PostgresServer
+
+pytestmark = pytest.mark.e2e
+psycopg = pytest.importorskip("psycopg")
+
+SEED_ALERT = """
+SELECT date_trunc('hour', created_at) AS hour, avg(tool_calls) AS avg_tool_calls
+FROM agent_runs WHERE created_at > now() - interval '7 days' GROUP BY 1
+HAVING avg(tool_calls) > 2 * (SELECT avg(tool_calls) FROM agent_runs
+  WHERE created_at BETWEEN now() - interval '14 days' AND now() - interval '7 days');
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    return postgres.new_database()
+
+
+def hour_start(ms: int) -> int:
+    return ms - ms % seed.HOUR_MS
+
+
+def test_seed_sql_alert_returns_the_hours_whose_tool_calls_doubled(pg_url):
+    now = seed.now_ms()
+    records = []
+    # Baseline week (8 to 13 days ago): 4 tool calls per run.
+    for day in range(8, 14):
+        for h in (3, 9, 15):
+            records += seed.run_records(now - day * seed.DAY_MS - h * seed.HOUR_MS, tool_calls=4)
+    # The last week: mostly normal hours, two drifted ones, and one at exactly twice (not above).
+    for day, tool_calls in ((2, 4), (3, 5), (4, 3), (5, 4)):
+        records += seed.run_records(now - day * seed.DAY_MS, tool_calls=tool_calls)
+    drifted_a = hour_start(now - 5 * seed.HOUR_MS) + 600_000
+    drifted_b = hour_start(now - 30 * seed.HOUR_MS) + 600_000
+    exactly_twice = hour_start(now - 50 * seed.HOUR_MS) + 600_000
+    for offset, tool_calls in ((0, 12), (60_000, 13), (120_000, 11)):
+        records += seed.run_records(drifted_a + offset, tool_calls=tool_calls)
+    for offset, tool_calls in ((0, 10), (300_000, 12)):
+        records += seed.run_records(drifted_b + offset, tool_calls=tool_calls)
+    records += seed.run_records(exactly_twice, tool_calls=8)
+    seed.write(pg_url, records)
+
+    with psycopg.connect(pg_url) as conn:
+        kind = conn.execute("SELECT pg_typeof(created_at)::text FROM agent_runs LIMIT 1").fetchone()[0]
+        got = conn.execute(SEED_ALERT).fetchall()
+    assert kind == "timestamp with time zone"
+    hours = {int(h.timestamp() * 1000): float(avg) for h, avg in got}
+    assert hours == {hour_start(drifted_a): 12.0, hour_start(drifted_b): 11.0}
+
+
+def test_setup_with_a_postgresql_url_stores_runs_the_cli_can_read(pg_url, setup_agent, tmp_path):
+    setup_agent(store=pg_url)
+    ids = [one_run(0), one_run(1, fail=True)]
+    assert sdk.flush(10)
+    agent_otel.shutdown()
+    with psycopg.connect(pg_url) as conn:
+        runs = conn.execute("SELECT run_id, stop_reason, tool_calls, created_at FROM agent_runs").fetchall()
+        usage = conn.execute(
+            "SELECT usage->>'input_tokens' FROM agent_events WHERE kind = 'llm_result'"
+        ).fetchall()
+    assert {r[0] for r in runs} == set(ids)
+    assert {(r[1], r[2]) for r in runs} == {("completed", 2)}
+    assert all(isinstance(r[3], dt.datetime) and r[3].tzinfo is not None for r in runs)
+    assert [u[0] for u in usage] == ["800", "800"]
+
+    env = {**os.environ, "AGENT_OTEL_HOME": str(tmp_path / "cli-home")}
+    cli = [os.path.join(os.path.dirname(sys.executable), "agent-otel"), "--store", pg_url]
+    shown = subprocess.run(
+        [*cli, "show", ids[1][:10], "--json"], capture_output=True, text=True, env=env, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert [e["tool"] for e in data["events"] if e["kind"] == "tool_result"] == ["search", "http.get"]
+    assert data["events"][-1]["kind"] == "stop" and data["run"]["stop_reason"] == "completed"
+    listed = subprocess.run([*cli, "runs", "--json"], capture_output=True, text=True, env=env, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert {r["run_id"] for r in json.loads(listed.stdout)} == set(ids)

@@ -1,0 +1,412 @@
+"""The run store as a user meets it: setup() writes every run there; a broken store never hurts the agent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+import agent_otel
+from agent_otel import sdk
+from agent_otel.store import StoreSink, Target, open_store
+from agent_otel.store import schema as store_schema
+from tests.store import seed
+from tests.store.conftest import one_run, run_python
+
+
+def rows(path: str, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def store_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "agent_otel" and r.levelno >= logging.WARNING and "run store" in r.getMessage()
+    ]
+
+
+def test_setup_writes_every_run_to_the_default_sqlite_store(setup_agent, tmp_path):
+    exporter = setup_agent()
+    ids = [one_run(0), one_run(1, fail=True)]
+    assert sdk.flush(5)
+    home = tmp_path / "home"
+    db = str(home / "agent-otel.db")
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+    runs = {r["run_id"]: r for r in rows(db, "SELECT * FROM agent_runs")}
+    assert set(runs) == set(ids)
+    first = runs[ids[0]]
+    assert (first["agent"], first["status"], first["stop_reason"]) == (
+        "support-agent",
+        "success",
+        "completed",
+    )
+    assert (first["model"], first["prompt_version"], first["tools_version"]) == ("gpt-4o", "v12", "3")
+    assert (first["tool_calls"], first["steps"], first["input_tokens"], first["output_tokens"]) == (
+        2,
+        3,
+        800,
+        90,
+    )
+    assert first["cost_usd"] > 0
+    assert first["duration_ms"] >= 0 and first["ended_at"] >= first["created_at"]
+
+    # The events are the unified schema, in step order, with the same hashes the spans carry.
+    events = rows(db, "SELECT * FROM agent_events WHERE run_id = ? ORDER BY id", (ids[1],))
+    assert [(e["kind"], e["step_id"], e["tool"]) for e in events] == [
+        ("tool_result", 1, "search"),
+        ("llm_result", 2, None),
+        ("tool_result", 3, "http.get"),
+        ("stop", None, None),
+    ]
+    failed = events[2]
+    assert (failed["status"], failed["error"], failed["result_sha"]) == ("error", "ConnectionError", None)
+    spans = {
+        s.attributes.get("agent.step_id"): s
+        for s in exporter.get_finished_spans()
+        if s.attributes.get("agent.run_id") == ids[1] and s.name.startswith("execute_tool")
+    }
+    assert events[0]["args_sha"] == spans[1].attributes["agent.tool.args_sha"]
+    assert events[0]["result_sha"] == spans[1].attributes["agent.tool.result_sha"]
+    assert events[3]["stop_reason"] == "completed"
+    assert events[3]["trace_id"] == runs[ids[1]]["trace_id"] != runs[ids[0]]["trace_id"]
+
+
+def test_store_false_and_store_paths(setup_agent, tmp_path, monkeypatch):
+    setup_agent(store=False)
+    one_run()
+    assert sdk.flush(5)
+    agent_otel.shutdown()
+    assert not (tmp_path / "home").exists()
+
+    env_path = tmp_path / "elsewhere" / "runs.db"
+    monkeypatch.setenv("AGENT_OTEL_STORE", str(env_path))
+    setup_agent()
+    run_id = one_run()
+    assert sdk.flush(5)
+    assert [r["run_id"] for r in rows(str(env_path), "SELECT run_id FROM agent_runs")] == [run_id]
+    agent_otel.shutdown()
+
+    monkeypatch.setenv("AGENT_OTEL_STORE", "false")
+    setup_agent()
+    one_run()
+    assert sdk.flush(5)
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_run_is_stored_while_it_runs_and_its_end_is_never_undone(tmp_path):
+    path = str(tmp_path / "s.db")
+    records = seed.run_records(seed.now_ms())
+    start, end = records[0], records[-1]
+    seed.write(path, [start])
+    assert [tuple(r) for r in rows(path, "SELECT status, stop_reason FROM agent_runs")] == [("running", None)]
+    seed.write(path, records[1:])
+    seed.write(path, [start])  # a duplicate start must not turn an ended run back into a running one
+    got = rows(path, "SELECT status, stop_reason, tool_calls FROM agent_runs")
+    assert [tuple(r) for r in got] == [("success", "completed", end[1]["tool_calls"])]
+
+
+def test_seed_records_match_the_sdk(telemetry):
+    """The synthetic runs other tests seed have the same shape as what a real run emits."""
+    one_run()
+    telemetry.flush()
+    real = telemetry.sink.records
+    fake = seed.run_records(seed.now_ms(), tool_calls=2, llm_calls=1)
+
+    def shape(records):
+        return sorted(
+            {(t, p.get("kind"), p.get("status") == "running", tuple(sorted(p))) for t, p in records}
+        )
+
+    assert shape(fake) == shape(real)
+
+
+def test_corrupt_store_warns_once_and_the_agent_and_otlp_carry_on(setup_agent, tmp_path, caplog):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "agent-otel.db").write_bytes(b"this is not a database" * 100)
+    exporter = setup_agent()
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        for i in range(5):
+            one_run(i)
+            assert sdk.flush(5)
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert "cannot be used" in warnings[0] and str(home / "agent-otel.db") in warnings[0]
+    runs = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_agent")]
+    assert len(runs) == 5  # spans still flow to the exporter
+
+
+def test_newer_schema_is_not_written_but_is_reported_once(setup_agent, tmp_path, caplog):
+    path = str(tmp_path / "home" / "agent-otel.db")
+    seed.write(path, seed.run_records(seed.now_ms()))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE agent_otel_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    setup_agent()
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        one_run(1)
+        one_run(2)
+        assert sdk.flush(5)
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1 and "newer than this agent-otel supports" in warnings[0]
+    assert len(rows(path, "SELECT * FROM agent_runs")) == 1
+
+
+def test_locked_store_warns_once_keeps_the_records_and_writes_them_later(
+    setup_agent, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr("agent_otel.store.db.DEFAULT_BUSY_TIMEOUT_S", 0.2)
+    path = str(tmp_path / "home" / "agent-otel.db")
+    open_store(Target("sqlite", path)).close()  # create it
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sqlite3, sys
+                conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+                conn.execute("BEGIN EXCLUSIVE")
+                print("locked", flush=True)
+                sys.stdin.read()
+                """
+            ),
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        setup_agent()
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            ids = [one_run(i) for i in range(3)]
+            assert time.monotonic() - started < 1.0  # the agent never waits for the store
+            assert sdk.flush(5)
+            ids.append(one_run(3))
+            assert sdk.flush(5)
+        warnings = store_warnings(caplog)
+        assert len(warnings) == 1 and "cannot take writes right now" in warnings[0], warnings
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    ids.append(one_run(4))  # the next batch carries the kept records in with it
+    assert sdk.flush(5)
+    assert {r["run_id"] for r in rows(path, "SELECT run_id FROM agent_runs WHERE status = 'success'")} == set(
+        ids
+    )
+
+
+READ_ONLY_AGENT = textwrap.dedent(
+    """
+    import os, pwd, sys
+    import agent_otel
+    from agent_otel import sdk
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    # Import everything first: once this process is not root it cannot read root's Python install.
+    agent_otel.setup("warm", store=False, instrument=False, config={"exporter.probe_local": False})
+    agent_otel.shutdown()
+    import sqlite3, agent_otel.store.sink  # noqa
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("nobody")
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    exporter = InMemorySpanExporter()
+    agent_otel.setup("ro", store=sys.argv[1], instrument=False, span_exporters=[exporter],
+                     config={"exporter.probe_local": False})
+
+    @agent_otel.tool(name="search")
+    def search(q):
+        return q
+
+    for i in range(3):
+        with agent_otel.run("ro-agent") as run:
+            search(str(i))
+        sdk.flush(5)
+    spans = len([s for s in exporter.get_finished_spans() if s.name.startswith("invoke_agent")])
+    agent_otel.shutdown()
+    print(f"runs done, {spans} run spans exported")
+    """
+)
+
+
+def test_read_only_store_warns_once_and_the_agent_carries_on():
+    directory = tempfile.mkdtemp(prefix="agent-otel-ro-")
+    path = os.path.join(directory, "agent-otel.db")
+    try:
+        seed.write(path, seed.run_records(seed.now_ms()))
+        if os.geteuid() == 0:
+            os.chmod(directory, 0o755)  # readable by everyone, writable by root only
+            os.chmod(path, 0o644)
+        else:
+            os.chmod(path, 0o444)
+            os.chmod(directory, 0o555)
+        proc = run_python(READ_ONLY_AGENT, path)
+        assert proc.returncode == 0, proc.stderr
+        assert "runs done, 3 run spans exported" in proc.stdout
+        warnings = [line for line in proc.stderr.splitlines() if "run store" in line]
+        assert len(warnings) == 1, proc.stderr
+        assert "cannot be used" in warnings[0]
+        assert "Traceback" not in proc.stderr
+        assert len(rows(path, "SELECT * FROM agent_runs")) == 1
+    finally:
+        os.chmod(directory, 0o755)
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+        os.rmdir(directory)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import agent_otel
+    from agent_otel import sdk
+
+    path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    agent_otel.setup("writer", store=path, instrument=False, config={"exporter.probe_local": False})
+
+    @agent_otel.tool(name="search")
+    def search(q):
+        return q
+
+    for i in range(count):
+        with agent_otel.run("writer-agent", input={"worker": worker, "i": i}) as run:
+            search(f"{worker}-{i}")
+            search("again")
+            run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5)
+        if i % 3 == 0:
+            sdk.flush(10)  # many small transactions: more contention for the write lock
+    agent_otel.shutdown(10)
+    """
+)
+
+
+def test_several_processes_writing_one_sqlite_file_lose_nothing(tmp_path):
+    path = str(tmp_path / "shared" / "agent-otel.db")  # fresh: they also race to create and migrate it
+    workers, count = 4, 40
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, path, str(w), str(count)], stderr=subprocess.PIPE, text=True
+        )
+        for w in range(workers)
+    ]
+    errors = []
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        if p.returncode != 0 or "run store" in err:
+            errors.append(err)
+    assert not errors, errors
+    runs = rows(path, "SELECT status, count(*) AS n FROM agent_runs GROUP BY status")
+    assert [tuple(r) for r in runs] == [("success", workers * count)]
+    per_kind = dict(tuple(r) for r in rows(path, "SELECT kind, count(*) FROM agent_events GROUP BY kind"))
+    assert per_kind == {
+        "tool_result": 2 * workers * count,
+        "llm_result": workers * count,
+        "stop": workers * count,
+    }
+    assert rows(path, "SELECT value FROM agent_otel_meta WHERE key = 'schema_version'")[0][0] == "1"
+
+
+def test_schema_migrates_forward_and_keeps_the_data(tmp_path, monkeypatch):
+    path = str(tmp_path / "m.db")
+    records = seed.run_records(seed.now_ms())
+    seed.write(path, records)
+    step = (
+        2,
+        [
+            "CREATE TABLE agent_snapshots "
+            "(run_id TEXT NOT NULL, step_id INTEGER, created_at_ms INTEGER NOT NULL)"
+        ],
+    )
+    monkeypatch.setitem(store_schema.MIGRATIONS, "sqlite", [*store_schema.MIGRATIONS["sqlite"], step])
+    store = open_store(Target("sqlite", path))
+    try:
+        assert store.schema_version() == 2
+        assert store.has_table("agent_snapshots")
+        assert [r["run_id"] for r in store.runs()] == [records[0][1]["run_id"]]
+    finally:
+        store.close()
+
+
+def test_gc_applies_retention_and_runs_at_most_daily_from_the_sink(tmp_path):
+    path = str(tmp_path / "gc.db")
+    now = seed.now_ms()
+    old = seed.run_records(now - 40 * seed.DAY_MS)
+    recent = seed.run_records(now - 2 * seed.DAY_MS)
+    seed.write(path, old + recent)
+    target = Target("sqlite", path)
+    store = open_store(target)
+    try:
+        store.set_meta("last_gc_ms", str(now - 2 * 3_600_000))  # gc ran two hours ago
+    finally:
+        store.close()
+
+    sink = StoreSink(target, {"logs_days": 30, "tool_snapshot_days": 14})
+    sink.write(seed.run_records(now))
+    sink.close()
+    assert len(rows(path, "SELECT * FROM agent_runs")) == 3  # not yet a day since the last gc
+
+    store = open_store(target)
+    store.set_meta("last_gc_ms", str(now - 25 * 3_600_000))
+    store.close()
+    sink = StoreSink(target, {"logs_days": 30, "tool_snapshot_days": 14})
+    sink.write(seed.run_records(now))
+    sink.close()
+    remaining = {r[0] for r in rows(path, "SELECT run_id FROM agent_runs")}
+    assert old[0][1]["run_id"] not in remaining and recent[0][1]["run_id"] in remaining
+    assert len(remaining) == 3
+    assert not rows(path, "SELECT * FROM agent_events WHERE run_id = ?", (old[0][1]["run_id"],))
+    last = int(rows(path, "SELECT value FROM agent_otel_meta WHERE key = 'last_gc_ms'")[0][0])
+    assert last >= now
+
+
+def test_unreachable_postgres_warns_once_and_the_agent_carries_on(setup_agent, caplog):
+    pytest.importorskip("psycopg")
+    exporter = setup_agent(store="postgresql://agent@127.0.0.1:1/agent_otel")
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        one_run(1)
+        assert sdk.flush(10)
+        one_run(2)
+        assert sdk.flush(10)
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1 and "127.0.0.1:1" in warnings[0], warnings
+    assert len([s for s in exporter.get_finished_spans() if s.name.startswith("invoke_agent")]) == 2
+
+
+def test_backdating_hook_shifts_only_the_stored_copy(tmp_path):
+    path = str(tmp_path / "b.db")
+    now = seed.now_ms()
+    records = seed.run_records(now)
+    run_id = records[0][1]["run_id"]
+    sink = StoreSink(Target("sqlite", path), {})
+    sink.shift_run(run_id, 3 * seed.DAY_MS)
+    sink.write(records)
+    sink.close()
+    assert records[0][1]["created_at_ms"] == now  # other sinks see the original record
+    store = open_store(Target("sqlite", path))
+    try:
+        (run,) = store.runs()
+        assert run["created_at_ms"] == now - 3 * seed.DAY_MS
+        assert all(e["ts_ms"] < now - 3 * seed.DAY_MS + 10_000 for e in store.events_for(run_id))
+    finally:
+        store.close()
