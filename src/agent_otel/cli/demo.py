@@ -1,5 +1,8 @@
 """``agent-otel demo``: run the simulated support agent into the store (and OTLP, when configured).
 
+Shows a progress bar, then a summary by scenario and the worst run's trace (worst: a failure before a
+limit before a success, then the most tool calls, then the longest).
+
 ``--backdate [DAYS]`` spreads the runs over the last DAYS days (default 14) so that ``drift`` and the
 seed's SQL alert have a baseline: with ``--scenario all`` the normal runs fill the days before yesterday
 and the incident's runs the last six hours. It uses the store sink's internal ``shift_run`` hook; spans

@@ -158,7 +158,7 @@ def crm_lookup(customer: str) -> dict[str, Any]:
 @agent_otel.tool(
     name="http.get",
     retry=agent_otel.Retry(
-        max_attempts=8, base_delay_s=0.01, max_delay_s=0.08, jitter="none", retry_on=(HTTPError,)
+        max_attempts=8, base_delay_s=0.005, max_delay_s=0.04, jitter="none", retry_on=(HTTPError,)
     ),
 )
 def http_get(url: str) -> dict[str, Any]:

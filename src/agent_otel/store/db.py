@@ -399,35 +399,44 @@ class Store:
     def gc(
         self, retention: dict[str, int], now_ms: int | None = None, dry_run: bool = False
     ) -> dict[str, int]:
-        """Delete what is older than the retention; ``{table: rows deleted (or to delete)}``.
+        """Delete what is older than the retention; ``{table: rows deleted (or that would be)}``.
 
         ``retention`` maps ``logs_days``/``tool_snapshot_days`` to days; 0 or a missing key keeps forever.
+        A dry run deletes inside the transaction and rolls it back, so its counts are exact.
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         out: dict[str, int] = {}
-        with self.transaction():
-            for rule in RETENTION_RULES:
-                days = retention.get(rule.days_key) or 0
-                if days <= 0 or not self.has_table(rule.table):
-                    continue
-                cutoff_ms = now_ms - int(days) * DAY_MS
-                cutoff = cutoff_ms if rule.epoch_ms else self._ts(cutoff_ms)
-                if rule.table == "agent_runs":
-                    # Events of runs that started before the cutoff go with their run.
-                    cond = "run_id IN (SELECT run_id FROM agent_runs WHERE created_at < ?)"
-                    n = self._count_or_delete("agent_events", cond, (cutoff,), dry_run)
-                    out["agent_events"] = out.get("agent_events", 0) + n
-                n = self._count_or_delete(rule.table, f"{rule.column} < ?", (cutoff,), dry_run)
-                out[rule.table] = out.get(rule.table, 0) + n
-            if not dry_run:
+
+        def delete(table: str, cond: str, param: Any) -> None:
+            cur = self.execute(f"DELETE FROM {table} WHERE {cond}", (param,))
+            out[table] = out.get(table, 0) + max(int(cur.rowcount or 0), 0)
+
+        try:
+            with self.transaction():
+                for rule in RETENTION_RULES:
+                    days = retention.get(rule.days_key) or 0
+                    if days <= 0 or not self.has_table(rule.table):
+                        continue
+                    cutoff_ms = now_ms - int(days) * DAY_MS
+                    cutoff = cutoff_ms if rule.epoch_ms else self._ts(cutoff_ms)
+                    if rule.table == "agent_runs":
+                        # Events of runs that started before the cutoff go with their run.
+                        delete(
+                            "agent_events",
+                            "run_id IN (SELECT run_id FROM agent_runs WHERE created_at < ?)",
+                            cutoff,
+                        )
+                    delete(rule.table, f"{rule.column} < ?", cutoff)
+                if dry_run:
+                    raise _Rollback
                 self._upsert_meta("last_gc_ms", str(now_ms))
+        except _Rollback:
+            pass
         return out
 
-    def _count_or_delete(self, table: str, cond: str, params: Sequence[Any], dry_run: bool) -> int:
-        if dry_run:
-            return int(self.query(f"SELECT count(*) AS n FROM {table} WHERE {cond}", params)[0]["n"])
-        cur = self.execute(f"DELETE FROM {table} WHERE {cond}", params)
-        return max(int(cur.rowcount or 0), 0)
+
+class _Rollback(Exception):
+    """Raised inside a transaction to roll it back (a dry run)."""
 
 
 class SQLiteStore(Store):

@@ -1,0 +1,288 @@
+"""The read commands over a store seeded with known runs: what a user sees, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import statistics
+
+import pytest
+
+from agent_otel.config import EVENT_FIELDS
+from tests.cli.conftest import CLI, one_line_error
+from tests.store import seed
+
+HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
+
+
+def q(values: list[float], p: int) -> float:
+    """Linearly interpolated percentile, computed independently of the CLI."""
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+@pytest.fixture
+def seeded(cli: CLI) -> dict:
+    """Five recent runs of support-agent, two loop_detected runs of triage-agent, one run three days old."""
+    now = seed.now_ms()
+    records, ids = [], {}
+    durations = [800.0, 1200.0, 950.0, 4000.0, 1500.0]
+    for i, duration in enumerate(durations):
+        recs = seed.run_records(
+            now - (i + 1) * 60_000,
+            tool_calls=3 + i,
+            duration_ms=duration,
+            tokens_per_request=1000 + 100 * i,
+            cost_usd=0.01 * (i + 1),
+            failing=("http.get", "TooManyRequests") if i in (1, 3) else None,
+        )
+        ids[f"support-{i}"] = recs[0][1]["run_id"]
+        records += recs
+    for i in range(2):
+        recs = seed.run_records(
+            now - (10 + i) * 60_000,
+            agent="triage-agent",
+            stop_reason="loop_detected",
+            run_id=f"feed{i:04d}" + "0" * 24,  # two ids with a common prefix
+        )
+        ids[f"triage-{i}"] = recs[0][1]["run_id"]
+        records += recs
+    old = seed.run_records(now - 3 * DAY, tool_calls=9)
+    ids["old"] = old[0][1]["run_id"]
+    seed.write(cli.db, records + old)
+    return {"ids": ids, "durations": durations}
+
+
+def test_runs_lists_newest_first_and_filters(cli, seeded):
+    ids = seeded["ids"]
+    listed = json.loads(cli("runs", "--json").stdout)
+    assert [r["run_id"] for r in listed][:2] == [ids["support-0"], ids["support-1"]]
+    assert len(listed) == 8 and listed[-1]["run_id"] == ids["old"]
+    assert listed[0]["created_at"].endswith("Z") and listed[0]["tool_calls"] == 3
+
+    def ids_of(*args):
+        proc = cli("runs", "--json", *args)
+        assert proc.returncode == 0, proc.stderr
+        return [r["run_id"] for r in json.loads(proc.stdout)]
+
+    assert ids_of("--agent", "triage-agent") == [ids["triage-0"], ids["triage-1"]]
+    assert ids_of("--stop-reason", "loop_detected") == [ids["triage-0"], ids["triage-1"]]
+    assert ids["old"] not in ids_of("--since", "2h") and len(ids_of("--since", "2h")) == 7
+    assert ids_of("--last", "3") == [ids["support-0"], ids["support-1"], ids["support-2"]]
+
+    text = cli("runs", "--last", "3").stdout
+    lines = [line for line in text.splitlines() if any(ids[k][:12] in line for k in ids)]
+    assert len(lines) == 3 and "completed" in lines[0] and "support-agent" in lines[0]
+
+
+def test_show_answers_the_five_questions(cli, seeded):
+    run_id = seeded["ids"]["support-1"]
+    proc = cli("show", run_id[:10])
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    data = json.loads(cli("show", run_id[:10], "--json").stdout)
+    run, events = data["run"], data["events"]
+    assert run["run_id"] == run_id
+    # 1-3: tools in order with args and result hashes, status and error class.
+    tool_events = [e for e in events if e["kind"] == "tool_result"]
+    assert [e["step_id"] for e in events if e["step_id"] is not None] == sorted(
+        e["step_id"] for e in events if e["step_id"] is not None
+    )
+    positions = [out.index(e["args_sha"]) for e in tool_events]
+    assert positions == sorted(positions)
+    assert tool_events[-1]["error"] == "TooManyRequests" and "TooManyRequests" in out
+    for e in tool_events[:-1]:
+        assert e["result_sha"] in out
+    # 4: versions; 5: stop reason and usage; and the trace to open in Grafana.
+    for text in ("model gpt-4o", "prompt v12", "tools 3", "completed (success)", run["trace_id"]):
+        assert text in out, text
+    assert f"{run['input_tokens'] + run['output_tokens']:,} tokens" in out
+    assert events[-1]["kind"] == "stop" and events[-1]["usage"]["tool_calls"] == run["tool_calls"] == 4
+
+
+def test_errors_are_one_line_and_exit_2(cli, seeded, make_cli):
+    assert "no run matches 'ffffffff'" in one_line_error(cli("show", "ffffffff"))
+    assert "ambiguous" in one_line_error(cli("show", "feed000"))
+    assert json.loads(cli("show", "feed0001", "--json").stdout)["run"]["run_id"] == seeded["ids"]["triage-1"]
+    assert "invalid duration" in one_line_error(cli("runs", "--since", "yesterday"))
+    assert "unknown stop_reason" in one_line_error(cli("runs", "--stop-reason", "exploded"))
+    assert "--bogus" in one_line_error(cli("runs", "--bogus"))
+    assert "no run store at" in one_line_error(make_cli("empty")("runs"))
+    assert "disabled" in one_line_error(cli("runs", env={"AGENT_OTEL_STORE": "false"}))
+    assert "unknown key" in one_line_error(
+        cli("runs", env={"AGENT_OTEL_CONFIG": _write_config(cli, "stor: x\n")})
+    )
+
+
+def _write_config(cli: CLI, text: str) -> str:
+    cli.home.mkdir(parents=True, exist_ok=True)
+    path = cli.home / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_stats_reports_the_figures_of_the_period(cli, seeded):
+    proc = cli("stats", "--since", "2h", "--agent", "support-agent", "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    durations = seeded["durations"]
+    assert s["runs"] == 5 and s["running"] == 0
+    assert s["latency_ms"]["p50"] == pytest.approx(q(durations, 50))
+    assert s["latency_ms"]["p95"] == pytest.approx(q(durations, 95))
+    assert s["tool_calls_per_run"]["p95"] == pytest.approx(q([3, 4, 5, 6, 7], 95))
+    tokens = [1000 + 100 * i for i in range(5) for _ in range(2)]
+    assert s["tokens_per_request"]["mean"] == pytest.approx(statistics.mean(tokens))
+    assert s["tokens_per_request"]["p95"] == pytest.approx(q(tokens, 95))
+    assert s["spend_per_run_usd"]["mean"] == pytest.approx(0.03)
+    assert s["stop_reasons"] == [{"stop_reason": "completed", "class": "success", "runs": 5, "share": 1.0}]
+    (failing,) = s["failing_tools"]
+    assert (failing["tool"], failing["error"], failing["failures"]) == ("http.get", "TooManyRequests", 2)
+
+    everyone = json.loads(cli("stats", "--since", "2h", "--json").stdout)
+    assert everyone["runs"] == 7
+    mix = {m["stop_reason"]: m["share"] for m in everyone["stop_reasons"]}
+    assert mix == pytest.approx({"completed": 5 / 7, "loop_detected": 2 / 7})
+
+    text = cli("stats", "--since", "2h").stdout
+    assert "7 runs in the last 2h" in text and "loop_detected" in text and "TooManyRequests" in text
+
+
+def _drift_store(cli: CLI, window_tool_calls: int, window_loops: int = 0) -> None:
+    now = seed.now_ms()
+    records = []
+    for i in range(20):  # baseline: the 7 days before the last 24 hours
+        records += seed.run_records(now - DAY - (i + 1) * 7 * HOUR, tool_calls=4, duration_ms=1000.0)
+    for i in range(10):  # window: the last 24 hours
+        reason = "loop_detected" if i < window_loops else "completed"
+        records += seed.run_records(
+            now - (i + 1) * HOUR, tool_calls=window_tool_calls, duration_ms=1000.0, stop_reason=reason
+        )
+    seed.write(cli.db, records)
+
+
+def test_drift_flags_tool_calls_at_twice_the_baseline_and_exits_1(cli):
+    _drift_store(cli, window_tool_calls=12, window_loops=3)
+    proc = cli("drift", "--json")
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["drift"] is True and result["window"]["runs"] == 10 and result["baseline"]["runs"] == 20
+    signals = {s["signal"]: s for s in result["signals"]}
+    tool_calls = signals["tool_calls_per_run"]
+    assert (tool_calls["baseline"], tool_calls["window"], tool_calls["drift"]) == (4.0, 12.0, True)
+    assert tool_calls["ratio"] == pytest.approx(3.0)
+    latency = signals["latency_p95_ms"]
+    assert (latency["baseline"], latency["window"], latency["drift"]) == (1000.0, 1000.0, False)
+    loops = signals["stop_reason:loop_detected"]
+    assert (loops["baseline"], loops["window"], loops["drift"]) == (0.0, 0.3, True)
+
+    text = cli("drift")
+    assert text.returncode == 1
+    line = next(line for line in text.stdout.splitlines() if line.strip().startswith("tool_calls_per_run"))
+    assert "4" in line and "12" in line and "3.00x" in line and "DRIFT" in line
+    assert "drift: tool_calls_per_run" in text.stdout
+
+
+def test_drift_below_the_threshold_or_without_data_exits_0(cli, make_cli):
+    _drift_store(cli, window_tool_calls=7)  # 1.75x: under the 2x flag
+    proc = cli("drift", "--json")
+    assert proc.returncode == 0, proc.stdout
+    result = json.loads(proc.stdout)
+    signal = next(s for s in result["signals"] if s["signal"] == "tool_calls_per_run")
+    assert (signal["window"], signal["drift"]) == (7.0, False)
+    assert "no drift" in cli("drift").stdout
+
+    empty = make_cli("little")
+    seed.write(empty.db, seed.run_records(seed.now_ms() - HOUR))
+    proc = empty("drift", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["enough_data"] is False
+
+
+def test_export_writes_every_event_as_a_json_line(cli, seeded):
+    proc = cli("export")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    # 8 runs: 2 LLM calls each, 3..7 + 4 + 4 + 9 tool calls, one stop each.
+    assert len(lines) == 8 * 2 + (3 + 4 + 5 + 6 + 7) + 4 + 4 + 9 + 8
+    assert all(list(e)[: len(EVENT_FIELDS)] == list(EVENT_FIELDS) for e in lines)
+    assert [e["ts_ms"] for e in lines] == sorted(e["ts_ms"] for e in lines)
+    recent = [json.loads(line) for line in cli("export", "--since", "2h").stdout.splitlines()]
+    assert seeded["ids"]["old"] not in {e["run_id"] for e in recent} and len(recent) == len(lines) - 12
+    one = cli("export", "--run", seeded["ids"]["support-0"][:12], "--kind", "tool_result").stdout.splitlines()
+    assert len(one) == 3
+    out = cli.home / "events.jsonl"
+    proc = cli("export", "--output", str(out))
+    assert proc.returncode == 0 and f"wrote {len(lines)} events" in proc.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
+def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
+    config = _write_config(cli, "retention: {logs_days: 9}\n")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        env = {
+            "AGENT_OTEL_CONFIG": config,
+            "AGENT_OTEL_STORE": cli.db,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        }
+        proc = cli("doctor", "--json", env=env)
+    finally:
+        listener.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    d = json.loads(proc.stdout)
+    sources = {row["key"]: (row["value"], row["source"]) for row in d["config"]}
+    assert sources["retention.logs_days"] == (9, f"file:{config}")
+    assert sources["store"] == (cli.db, "env:AGENT_OTEL_STORE")
+    assert sources["retention.tool_snapshot_days"] == (14, "default")
+    assert sources["exporter.endpoint"][1] == "env:OTEL_EXPORTER_OTLP_ENDPOINT"
+    assert d["otlp"]["answers"] is True
+    store = d["store"]
+    assert (store["kind"], store["location"], store["schema_version"], store["runs"]) == (
+        "sqlite",
+        cli.db,
+        1,
+        8,
+    )
+    assert store["size_bytes"] > 0 and store["retention_days"] == {"logs_days": 9, "tool_snapshot_days": 14}
+    assert (store["file_mode"], store["dir_mode"]) == ("0o600", "0o700")
+
+    text = cli("doctor", env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
+    assert text.returncode == 1  # the listener is gone: the configured endpoint does not answer
+    assert "does not answer" in text.stdout and "schema version 1" in text.stdout
+    assert f"file:{config}" in text.stdout
+
+
+def test_doctor_on_a_corrupt_store_says_so_and_exits_1(cli):
+    cli.home.mkdir(parents=True)
+    with open(cli.db, "wb") as fh:
+        fh.write(b"garbage" * 200)
+    proc = cli("doctor", "--json")
+    assert proc.returncode == 1
+    store = json.loads(proc.stdout)["store"]
+    assert store["ok"] is False and "not a database" in store["error"]
+    assert "cannot open the run store" in one_line_error(cli("runs"))
+
+
+def test_gc_deletes_what_is_older_than_the_retention(cli):
+    now = seed.now_ms()
+    old, recent = seed.run_records(now - 40 * DAY), seed.run_records(now - DAY)
+    seed.write(cli.db, old + recent)
+    dry = json.loads(cli("gc", "--dry-run", "--json").stdout)
+    assert dry["deleted"] == {"agent_events": len(old) - 2, "agent_runs": 1} and dry["dry_run"]
+    assert len(json.loads(cli("runs", "--json").stdout)) == 2
+
+    proc = cli("gc", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["deleted"] == {"agent_events": len(old) - 2, "agent_runs": 1}
+    assert [r["run_id"] for r in json.loads(cli("runs", "--json").stdout)] == [recent[0][1]["run_id"]]
+    events = cli("export").stdout.splitlines()
+    assert len(events) == len(recent) - 2
+
+    keep = _write_config(cli, "retention: {logs_days: 0}\n")
+    seed.write(cli.db, seed.run_records(now - 400 * DAY))
+    kept = cli("gc", env={"AGENT_OTEL_CONFIG": keep})
+    assert kept.returncode == 0 and "nothing to delete" in kept.stdout
+    assert len(json.loads(cli("runs", "--json").stdout)) == 2

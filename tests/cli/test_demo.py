@@ -1,0 +1,170 @@
+"""`agent-otel demo`: the simulated support agent, read back through the CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import statistics
+from pathlib import Path
+
+import pytest
+
+from agent_otel.cli import demo_agent
+from tests.cli.conftest import CLI
+
+DEMOS = {
+    "normal": ("--scenario", "normal", "--runs", "8"),
+    "incident": ("--scenario", "incident", "--runs", "8"),
+    "wrong": ("--scenario", "wrong-email", "--runs", "1"),
+    "all-a": ("--runs", "5", "--seed", "11"),
+    "all-b": ("--runs", "5", "--seed", "11"),
+    "all-c": ("--runs", "5", "--seed", "12"),
+}
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[CLI, str]]:
+    """The demos above, run in parallel, each into its own fresh home."""
+    base = tmp_path_factory.mktemp("demos")
+    procs = {}
+    for name, args in DEMOS.items():
+        cli = CLI(base / name)
+        procs[name] = (cli, cli.popen("demo", *args))
+    out = {}
+    for name, (cli, proc) in procs.items():
+        stdout, stderr = proc.communicate(timeout=180)
+        assert proc.returncode == 0, (name, stdout, stderr)
+        assert "Traceback" not in stderr and "run store" not in stderr, stderr
+        out[name] = (cli, stdout)
+    return out
+
+
+def runs(cli: CLI) -> list[dict]:
+    proc = cli("runs", "--last", "1000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def show(cli: CLI, run_id: str) -> dict:
+    proc = cli("show", run_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_demo_summary_names_the_worst_run_and_shows_its_trace(demos):
+    cli, out = demos["all-a"]
+    assert "5 runs of support-agent written to the run store at" in out
+    assert "by scenario" in out and "worst run" in out
+    match = re.search(r"next: .*agent-otel show ([0-9a-f]{8})", out)
+    assert match, out
+    worst = show(cli, match.group(1))
+    stored = runs(cli)
+    assert len(stored) == 5 and all(r["status"] != "running" for r in stored)
+    # Worst: a failure before a limit before a success, then the most tool calls, then the longest.
+    rank = {"failure": 2, "limit": 1, "success": 0}
+    expected = max(stored, key=lambda r: (rank[r["status"]], r["tool_calls"], r["duration_ms"]))
+    assert worst["run"]["run_id"] == expected["run_id"]
+    assert worst["run"]["trace_id"] in out and "stop" in out
+
+
+def test_incident_climbs_from_about_four_to_about_twelve_tool_calls_with_retries(demos):
+    normal = runs(demos["normal"][0])
+    incident = runs(demos["incident"][0])
+    assert len(normal) == len(incident) == 8
+    normal_calls = statistics.mean(r["tool_calls"] for r in normal)
+    incident_calls = statistics.mean(r["tool_calls"] for r in incident)
+    assert 3.5 <= normal_calls <= 5.5
+    assert 9 <= incident_calls <= 15 and incident_calls >= 2 * normal_calls
+    assert sum(r["retries"] for r in incident) > 8 * sum(r["retries"] for r in normal)
+
+    cli = demos["incident"][0]
+    proc = cli("export", "--kind", "tool_result")
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    http = [e for e in events if e["tool"] == "http.get"]
+    attempts = [e.get("attempts", 1) for e in http]
+    assert max(attempts) <= 8 and sum(a > 1 for a in attempts) >= len(http) // 3
+    errors = {e["error"] for e in http if e["status"] == "error"}
+    assert errors and errors <= {"TooManyRequests", "ServiceUnavailable"}
+    # Exhausted calls made all 8 attempts; the run's retry count is the sum over its calls.
+    assert all(e["attempts"] == 8 for e in http if e["status"] == "error")
+    for r in incident:
+        per_run = [e.get("attempts", 1) - 1 for e in http if e["run_id"] == r["run_id"]]
+        assert sum(per_run) == r["retries"]
+
+
+def test_incident_retries_without_jitter(telemetry, monkeypatch):
+    """The demo's http.get backs off exactly exponentially, like every other client: the seed's storm."""
+    monkeypatch.setattr(demo_agent, "TIME_SCALE", 0.0)
+    demo_agent.run_one(0, "incident", 5, "a" * 32)
+    delays = []
+    for span in telemetry.spans_named("execute_tool http.get"):
+        delays += [e.attributes["delay_s"] for e in span.events if e.name == "agent.tool.retry"]
+    assert delays, "the incident produced no retries"
+    retry = demo_agent.http_get.__agent_otel_tool__.retry
+    assert (retry.jitter, retry.max_attempts) == ("none", 8)
+    expected = {min(retry.max_delay_s, retry.base_delay_s * 2**n) for n in range(7)}
+    assert set(delays) <= expected and retry.base_delay_s in delays
+
+
+def test_wrong_email_run_shows_who_was_emailed(demos):
+    cli, out = demos["wrong"]
+    (run,) = runs(cli)
+    assert run["stop_reason"] == "completed"
+    assert f"wrong-email run {run['run_id'][:12]}" in out
+    events = show(cli, run["run_id"][:12])["events"]
+    tools = [e for e in events if e["kind"] == "tool_result"]
+    assert [e["tool"] for e in tools] == ["search", "crm.lookup", "http.get", "send_email"]
+    lookup, email = tools[1], tools[3]
+    assert lookup["args"] == {"customer": "Dana Whitfield"} and lookup["result"]["count"] == 2
+    assert email["args"]["customer_id"] == "C-2291" != "C-2219"
+    assert email["args"]["to"] == "[EMAIL]"  # stored arguments are redacted
+
+
+def test_seed_fixes_tool_calls_hashes_and_errors(demos):
+    def behaviour(cli: CLI) -> list:
+        stored = runs(cli)
+        proc = cli("export")
+        events = [json.loads(line) for line in proc.stdout.splitlines()]
+        out = []
+        for r in stored:
+            steps = [
+                (e["step_id"], e["kind"], e["tool"], e["args_sha"], e["result_sha"], e["status"], e["error"])
+                for e in events
+                if e["run_id"] == r["run_id"]
+            ]
+            out.append((r["input_sha"], r["stop_reason"], r["input_tokens"], tuple(steps)))
+        return sorted(out)
+
+    a, b, c = (behaviour(demos[n][0]) for n in ("all-a", "all-b", "all-c"))
+    assert a == b
+    assert a != c
+    ids_a = {r["run_id"] for r in runs(demos["all-a"][0])}
+    assert not ids_a & {r["run_id"] for r in runs(demos["all-b"][0])}  # two demos never collide
+
+
+def test_demo_on_a_fresh_machine_creates_the_default_home(tmp_path):
+    cli = CLI(tmp_path / "unused")
+    proc = cli(
+        "demo", "--runs", "2", "--scenario", "normal", env={"HOME": str(tmp_path), "AGENT_OTEL_HOME": ""}
+    )
+    assert proc.returncode == 0, proc.stderr
+    home = Path(tmp_path) / ".agent-otel"
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(home / "agent-otel.db").st_mode) == 0o600
+    assert str(home / "agent-otel.db") in proc.stdout
+
+
+def test_backdated_demo_gives_drift_a_baseline(make_cli):
+    cli = make_cli("backdated")
+    proc = cli("demo", "--runs", "16", "--backdate", "--workers", "16")
+    assert proc.returncode == 0, proc.stderr
+    stored = runs(cli)
+    ages_days = sorted((stored[0]["created_at_ms"] - r["created_at_ms"]) / 86_400_000 for r in stored)
+    assert ages_days[-1] > 7  # some runs are in the baseline week of the seed's SQL
+    drift = cli("drift", "--json")
+    assert drift.returncode == 1, drift.stdout + drift.stderr
+    result = json.loads(drift.stdout)
+    tool_calls = next(s for s in result["signals"] if s["signal"] == "tool_calls_per_run")
+    assert tool_calls["drift"] and tool_calls["window"] >= 2 * tool_calls["baseline"]
