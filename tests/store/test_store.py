@@ -278,12 +278,13 @@ def test_read_only_store_warns_once_and_the_agent_carries_on():
 
 WRITER = textwrap.dedent(
     """
-    import sys
+    import sys, time
     import agent_otel
     from agent_otel import sdk
 
-    path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, worker, count, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     agent_otel.setup("writer", store=path, instrument=False, config={"exporter.probe_local": False})
+    time.sleep(max(start - time.time(), 0))  # all start together: they race to create the store
 
     @agent_otel.tool(name="search")
     def search(q):
@@ -304,9 +305,12 @@ WRITER = textwrap.dedent(
 def test_several_processes_writing_one_sqlite_file_lose_nothing(tmp_path):
     path = str(tmp_path / "shared" / "agent-otel.db")  # fresh: they also race to create and migrate it
     workers, count = 4, 40
+    start = time.time() + 1.5  # after every interpreter has started, even on a loaded machine
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, path, str(w), str(count)], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", WRITER, path, str(w), str(count), str(start)],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(workers)
     ]
@@ -325,6 +329,38 @@ def test_several_processes_writing_one_sqlite_file_lose_nothing(tmp_path):
         "stop": workers * count,
     }
     assert rows(path, "SELECT value FROM agent_otel_meta WHERE key = 'schema_version'")[0][0] == "1"
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from agent_otel.store import Target, open_store
+
+    directory, worker, start, rounds = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    for r in range(rounds):
+        time.sleep(max(start + 0.3 * r - time.time(), 0))  # every process opens the same fresh file at once
+        store = open_store(Target("sqlite", f"{directory}/round{r}.db"))
+        store.write([{"run_id": f"{worker}-{r}", "agent": "a", "created_at_ms": 1, "status": "running"}], [])
+        store.close()
+    """
+)
+
+
+def test_processes_creating_one_store_at_the_same_instant_all_get_in(tmp_path):
+    workers, rounds = 6, 5
+    start = time.time() + 1.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(tmp_path), str(w), str(start), str(rounds)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(workers)
+    ]
+    errors = [err for p in procs for err in [p.communicate(timeout=60)[1]] if p.returncode != 0]
+    assert not errors, errors[0]
+    for r in range(rounds):
+        assert len(rows(str(tmp_path / f"round{r}.db"), "SELECT * FROM agent_runs")) == workers
 
 
 def test_schema_migrates_forward_and_keeps_the_data(tmp_path, monkeypatch):

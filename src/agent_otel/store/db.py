@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -470,13 +471,25 @@ class SQLiteStore(Store):
         self.conn = conn
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             self.close()
             raise classify(exc) from None
+
+    def _use_wal(self) -> None:
+        """Switch to WAL. SQLite answers "locked" at once, without its busy handler, while another
+        connection holds the file during the switch (several processes creating one store), so wait here."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                if str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005 + random.random() * 0.02)
 
     def set_busy_timeout(self, seconds: float) -> None:
         if self.conn is not None:
