@@ -59,6 +59,8 @@ class StoreSink:
         self._warned_transient = False
         self._next_gc_ms = 0
         self._shifts: dict[str, int] = {}
+        self._retry_at = 0.0  # PostgreSQL down: do not block every batch on a connect timeout
+        self._backoff_s = 0.0
         self._lock = threading.Lock()
 
     # --- the internal back-dating hook (used by `agent-otel demo --backdate` only) -------------------
@@ -94,6 +96,9 @@ class StoreSink:
                 self.dropped += sum(1 for t, _ in batch if t in _WRITTEN)
                 return
             self._pending.extend((t, self._shifted(t, p)) for t, p in batch if t in _WRITTEN)
+            if time.monotonic() < self._retry_at:
+                self._trim_pending()
+                return
             self._flush_pending()
 
     def close(self) -> None:
@@ -144,6 +149,7 @@ class StoreSink:
             return
         self.written += len(records)
         self._pending = []
+        self._backoff_s = 0.0
         if self._warned_transient:
             self._warned_transient = False
             logger.info("agent-otel: the run store at %s accepts writes again", self.target.display)
@@ -152,10 +158,7 @@ class StoreSink:
     def _failed(self, err: StoreError) -> None:
         self.error = err
         if err.transient:
-            overflow = len(self._pending) - self.max_pending
-            if overflow > 0:
-                del self._pending[:overflow]
-                self.dropped += overflow
+            self._trim_pending()
             if not self._warned_transient:
                 self._warned_transient = True
                 logger.warning(
@@ -165,9 +168,12 @@ class StoreSink:
                     err,
                     len(self._pending),
                 )
-            if self._store is not None and self.target.kind == "postgresql":
-                self._store.close()  # reconnect next time
-                self._store = None
+            if self.target.kind == "postgresql":
+                if self._store is not None:
+                    self._store.close()  # reconnect next time
+                    self._store = None
+                self._backoff_s = min(max(self._backoff_s * 2, 1.0), 30.0)
+                self._retry_at = time.monotonic() + self._backoff_s
             return
         self._disabled = True
         self.dropped += len(self._pending)
@@ -181,6 +187,12 @@ class StoreSink:
             self.target.display,
             err,
         )
+
+    def _trim_pending(self) -> None:
+        overflow = len(self._pending) - self.max_pending
+        if overflow > 0:
+            del self._pending[:overflow]
+            self.dropped += overflow
 
     def _maybe_gc(self) -> None:
         now_ms = int(time.time() * 1000)
