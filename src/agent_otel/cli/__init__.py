@@ -36,21 +36,33 @@ def build_parser() -> argparse.ArgumentParser:
         "what came back, which versions ran, why each run stopped, and whether behaviour drifts.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument(
-        "--store",
-        metavar="PATH_OR_URL",
-        help="run store to use: a SQLite path or postgresql:// URL (default: the `store` config, "
-        "else $AGENT_OTEL_HOME/agent-otel.db)",
-    )
-    parser.add_argument("--config", metavar="FILE", help="YAML config file (default: $AGENT_OTEL_CONFIG)")
+    _global_options(parser, None)
+    # The same options after the command (`agent-otel runs --store x.db`) win over those before it.
+    common = _Parser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
         module = _command(name)
-        cmd = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        cmd = sub.add_parser(
+            name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP), parents=[common]
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_module=module)
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="PATH_OR_URL",
+        default=default,
+        help="run store to use: a SQLite path or postgresql:// URL (default: the `store` config, "
+        "else $AGENT_OTEL_HOME/agent-otel.db)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", default=default, help="YAML config file (default: $AGENT_OTEL_CONFIG)"
+    )
 
 
 def _command(name: str) -> Any:

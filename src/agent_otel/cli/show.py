@@ -157,7 +157,8 @@ def step_line(e: dict[str, Any]) -> str:
         )
         attempts = e.get("attempts")
         if attempts and attempts > 1:
-            line += f"  [yellow]attempts {attempts} ({attempts - 1} retries)[/]"
+            retries = "1 retry" if attempts == 2 else f"{attempts - 1} retries"
+            line += f"  [yellow]attempts {attempts} ({retries})[/]"
         return line
     usage = e.get("usage") or {}
     line = (
