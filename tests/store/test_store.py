@@ -446,3 +446,27 @@ def test_backdating_hook_shifts_only_the_stored_copy(tmp_path):
         assert all(e["ts_ms"] < now - 3 * seed.DAY_MS + 10_000 for e in store.events_for(run_id))
     finally:
         store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_forked_worker_writes_its_runs_with_its_own_connection(setup_agent, tmp_path):
+    setup_agent()
+    parent_run = one_run(0)
+    assert sdk.flush(5)  # the parent's connection is open now
+    pid = os.fork()
+    if pid == 0:  # the worker, as gunicorn or multiprocessing would fork it
+        code = 1
+        try:
+            one_run(1)
+            code = 0 if sdk.flush(5) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    one_run(2)
+    assert sdk.flush(5)
+    db = str(tmp_path / "home" / "agent-otel.db")
+    stored = rows(db, "SELECT run_id, status FROM agent_runs")
+    assert len(stored) == 3 and all(r["status"] == "success" for r in stored)
+    assert parent_run in {r["run_id"] for r in stored}

@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 from agent_otel.store import db
@@ -29,6 +30,21 @@ logger = logging.getLogger("agent_otel")
 
 GC_INTERVAL_S = 86_400.0
 _WRITTEN = ("run", "event")
+_CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
+
+_live: weakref.WeakSet[StoreSink] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn, multiprocessing) starts with fresh locks and its own connection."""
+    for sink in list(_live):
+        sink._lock = threading.Lock()
+        sink._store = None  # the parent's connection is not the child's to use or close
+        sink._pending = []  # the parent writes its own records
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StoreSink:
@@ -62,6 +78,7 @@ class StoreSink:
         self._retry_at = 0.0  # PostgreSQL down: do not block every batch on a connect timeout
         self._backoff_s = 0.0
         self._lock = threading.Lock()
+        _live.add(self)
 
     # --- the internal back-dating hook (used by `agent-otel demo --backdate` only) -------------------
 
@@ -102,14 +119,14 @@ class StoreSink:
             self._flush_pending()
 
     def close(self) -> None:
-        if not self._lock.acquire(timeout=1.0):
+        if not self._lock.acquire(timeout=_CLOSE_WAIT_S):
             self._closed = True  # a write is stuck (locked store); it closes nothing, exit goes on
             return
         try:
             if self._pending and not self._disabled and self._store is not None:
                 # One last, short try: shutdown is bounded, a locked store must not hold the exit.
                 with contextlib.suppress(Exception):
-                    self._store.set_busy_timeout(0.5)  # type: ignore[attr-defined]
+                    self._store.set_busy_timeout(_CLOSE_WAIT_S)  # type: ignore[attr-defined]
                 self._flush_pending()
             if self._pending:
                 self.dropped += len(self._pending)
