@@ -58,8 +58,11 @@ class StoreSink:
         busy_timeout_s: float | None = None,
         gc_interval_s: float = GC_INTERVAL_S,
         max_pending: int = 50_000,
+        events: bool = True,
     ) -> None:
         self.target = target
+        # logging.events.enabled: false keeps unified events out of the store; run rows are still written.
+        self._types = _WRITTEN if events else ("run",)
         self.retention = dict(retention or {})
         self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.gc_interval_s = gc_interval_s
@@ -110,9 +113,9 @@ class StoreSink:
     def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         with self._lock:
             if self._disabled or self._closed:
-                self.dropped += sum(1 for t, _ in batch if t in _WRITTEN)
+                self.dropped += sum(1 for t, _ in batch if t in self._types)
                 return
-            self._pending.extend((t, self._shifted(t, p)) for t, p in batch if t in _WRITTEN)
+            self._pending.extend((t, self._shifted(t, p)) for t, p in batch if t in self._types)
             if time.monotonic() < self._retry_at:
                 self._trim_pending()
                 return
@@ -235,7 +238,7 @@ def sink_from_config(config: Any) -> StoreSink | None:
     target = resolve(config.get("store"))
     if target is None:
         return None
-    return StoreSink(target, retention_from_config(config))
+    return StoreSink(target, retention_from_config(config), events=bool(config.get("logging.events.enabled")))
 
 
 def retention_from_config(config: Any) -> dict[str, int]:
