@@ -5,8 +5,9 @@ It runs on the pipeline's daemon thread, never on the agent's. Nothing here rais
 * a store that is corrupt, read-only, unreadable or of a newer schema is reported in **one** warning and
   then left alone for the rest of the process (the agent and OTLP export carry on);
 * a store that is only busy (another process holds SQLite's write lock past the busy timeout, or the
-  PostgreSQL server is unreachable) is reported once too, and the records wait in a bounded buffer for
-  the next batch; beyond ``max_pending`` the oldest are dropped and counted.
+  PostgreSQL server is unreachable) is reported once too, and the records wait in a bounded buffer;
+  beyond ``max_pending`` the oldest are dropped and counted. Tries back off (0.5 s doubling to 30 s) and
+  SQLite waits only 0.1 s per try until it recovers, because the pipeline thread also carries the metrics.
 
 Retention (``agent-otel gc``) also runs from here, at most once per ``gc_interval_s`` per store, after a
 successful write: off the hot path, and without a cron job.
@@ -31,6 +32,7 @@ logger = logging.getLogger("agent_otel")
 GC_INTERVAL_S = 86_400.0
 _WRITTEN = ("run", "event")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
+_DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
 
 _live: weakref.WeakSet[StoreSink] = weakref.WeakSet()
 
@@ -78,7 +80,7 @@ class StoreSink:
         self._warned_transient = False
         self._next_gc_ms = 0
         self._shifts: dict[str, int] = {}
-        self._retry_at = 0.0  # PostgreSQL down: do not block every batch on a connect timeout
+        self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
         self._backoff_s = 0.0
         self._lock = threading.Lock()
         _live.add(self)
@@ -172,6 +174,8 @@ class StoreSink:
         self._backoff_s = 0.0
         if self._warned_transient:
             self._warned_transient = False
+            with contextlib.suppress(Exception):
+                store.set_busy_timeout(self.busy_timeout_s)  # type: ignore[attr-defined]
             logger.info("agent-otel: the run store at %s accepts writes again", self.target.display)
         self._maybe_gc()
 
@@ -188,12 +192,17 @@ class StoreSink:
                     err,
                     len(self._pending),
                 )
+            # The pipeline thread also carries metrics and other sinks: while the store stays busy, do
+            # not block it on every batch. Wait between tries, and try SQLite with a short busy timeout.
             if self.target.kind == "postgresql":
                 if self._store is not None:
                     self._store.close()  # reconnect next time
                     self._store = None
-                self._backoff_s = min(max(self._backoff_s * 2, 1.0), 30.0)
-                self._retry_at = time.monotonic() + self._backoff_s
+            elif self._store is not None:
+                with contextlib.suppress(Exception):
+                    self._store.set_busy_timeout(_DEGRADED_BUSY_S)  # type: ignore[attr-defined]
+            self._backoff_s = min(max(self._backoff_s * 2, 0.5), 30.0)
+            self._retry_at = time.monotonic() + self._backoff_s
             return
         self._disabled = True
         self.dropped += len(self._pending)
