@@ -178,3 +178,22 @@ def test_setup_writes_events_to_the_configured_file(tmp_path, monkeypatch):
     assert {x["run_id"] for x in lines} == {run.run_id}
     assert lines[-1]["stop_reason"] == "completed"
     assert "usage" not in lines[0]  # not in the seed's include list
+
+
+def test_a_forked_child_does_not_resend_the_parents_queued_events(tmp_path):
+    from agent_otel.events import Pipeline
+
+    path = tmp_path / "events.jsonl"
+    sink = JsonLinesSink(str(path), include=["run_id"])
+    pipeline = Pipeline([sink], interval_s=60)
+    for i in range(3):
+        pipeline.emit("event", new_event("stop", f"parent-{i}", "a", None, None))
+    pid = os.fork()
+    if pid == 0:  # the child: its own event only
+        pipeline.emit("event", new_event("stop", "child", "a", None, None))
+        os._exit(0 if pipeline.flush(5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pipeline.flush(5)
+    run_ids = sorted(json.loads(line)["run_id"] for line in path.read_text().splitlines())
+    assert run_ids == ["child", "parent-0", "parent-1", "parent-2"]

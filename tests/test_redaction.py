@@ -119,3 +119,8 @@ def test_store_args_attaches_redacted_truncated_args_and_results(store_args_tele
     dumped = args + result + json.dumps(event)
     for raw in RAW_VALUES:
         assert raw not in dumped, raw
+
+
+def test_ids_with_dashes_are_not_phone_numbers():
+    assert Redactor().redact_text("order O-65143798, ticket T-897186") == "order O-65143798, ticket T-897186"
+    assert Redactor().redact_text("call 030 1234567") == "call [PHONE]"

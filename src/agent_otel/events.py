@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import IO, Any, Protocol
@@ -129,6 +130,20 @@ class JsonLinesSink:
             self._stream.close()
 
 
+def after_fork_in_child(obj: object, method: str) -> None:
+    """Call ``obj.<method>()`` in a forked child, without keeping ``obj`` alive."""
+    if not hasattr(os, "register_at_fork"):
+        return
+    ref = weakref.ref(obj)
+
+    def hook() -> None:
+        target = ref()
+        if target is not None:
+            getattr(target, method)()
+
+    os.register_at_fork(after_in_child=hook)
+
+
 class Pipeline:
     """Bounded queue plus one daemon thread delivering batches to sinks."""
 
@@ -152,6 +167,16 @@ class Pipeline:
         self._failed_sinks: set[int] = set()
         self.dropped = 0
         self.sink_errors = 0
+        self._pid = os.getpid()
+        after_fork_in_child(self, "_after_fork")
+
+    def _after_fork(self) -> None:
+        """A forked child starts empty: the queued records are the parent's, which will write them."""
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._busy = False
+        self._thread = None
         self._pid = os.getpid()
 
     @property

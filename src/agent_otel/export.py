@@ -28,6 +28,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agent_otel.events import after_fork_in_child
+
 logger = logging.getLogger("agent_otel")
 
 THREAD_PREFIX = "agent-otel-"
@@ -155,6 +157,18 @@ class BufferedSpanProcessor(SpanProcessor):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.exported = 0
+        after_fork_in_child(self, "_after_fork")
+
+    def _after_fork(self) -> None:
+        """A forked child exports only its own spans; the queued ones are the parent's."""
+        self._queue = deque()
+        self._retry = deque()
+        self._retry_bytes = 0
+        self._wake = threading.Event()
+        self._state = threading.Condition()
+        self._busy = False
+        self._thread = None
+        self._pid = os.getpid()
 
     # --- SpanProcessor ----------------------------------------------------------------------------------
 

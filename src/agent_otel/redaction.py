@@ -41,7 +41,7 @@ _API_KEY = re.compile(
     r"[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,})"
 )
 _CARD = re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
-_PHONE = re.compile(r"(?<![\w/])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,4}\)?){2,5}(?![\w/])")
+_PHONE = re.compile(r"(?<![\w/\-])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,4}\)?){2,5}(?![\w/])")
 
 
 def _luhn_ok(digits: str) -> bool:
