@@ -39,7 +39,15 @@ class Integration:
 
 
 # name -> "module:Class"; modules are imported only when instrumenting.
-_REGISTRY: dict[str, str] = {}
+_REGISTRY: dict[str, str] = {
+    "langchain": "agent_otel.integrations.langchain:LangChainIntegration",
+    "langgraph": "agent_otel.integrations.langgraph:LangGraphIntegration",
+    "openai_agents": "agent_otel.integrations.openai_agents:OpenAIAgentsIntegration",
+    "pydantic_ai": "agent_otel.integrations.pydantic_ai:PydanticAIIntegration",
+    "openai": "agent_otel.integrations.openai_client:OpenAIIntegration",
+    "anthropic": "agent_otel.integrations.anthropic_client:AnthropicIntegration",
+    "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
+}
 _active: dict[str, Integration] = {}
 
 

@@ -1,0 +1,208 @@
+"""What every integration shares, so that a framework's calls become exactly the manual API's calls.
+
+* :class:`Patcher` applies wrappers that can be undone exactly, and refuses to wrap twice, so
+  ``instrument()`` twice never double counts and ``uninstrument()`` restores the original objects.
+* :func:`enter_run` / :func:`exit_run` decide which agent-otel run a framework invocation belongs to.
+  The rule is the same for every framework: inside a user's own ``agent_otel.run`` the framework's
+  calls become steps of that run (the user's budget and stop reason apply); inside a *tool call* of a
+  run (an agent used as a tool) the framework run becomes a sub-agent; otherwise it is a new run.
+* :func:`start_tool` goes through :func:`agent_otel.tools.begin`, so guards run first and may raise
+  :class:`~agent_otel.AgentStopped`; every other failure of telemetry is swallowed and reported once.
+* :data:`framework_llm` marks an LLM call a framework integration has open, so the OpenAI/Anthropic
+  client integrations do not record the same request a second time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from agent_otel.llm import LLMCall
+from agent_otel.run import _MISSING, Run, _internal_error, current_run
+from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.tools import ToolCall, ToolOptions, active_tool_call, begin
+
+#: Marker attribute on every wrapper we install; its value is the wrapped original.
+ORIGINAL_ATTR = "__agent_otel_original__"
+_ABSENT: Any = object()
+
+
+class Patcher:
+    """Replaces attributes with wrappers and puts the originals back, in reverse order, exactly.
+
+    ``wrap`` is a no-op when the attribute already is an agent-otel wrapper (another integration
+    instance, or a second ``instrument()``), which is what makes instrumenting twice count once.
+    """
+
+    def __init__(self) -> None:
+        # (owner, attribute, original or _ABSENT if it was inherited, wrapper)
+        self._applied: list[tuple[Any, str, Any, Any]] = []
+
+    def wrap(self, owner: Any, attr: str, make: Callable[[Any], Any]) -> None:
+        own = vars(owner)
+        original = own[attr] if attr in own else getattr(owner, attr)
+        if getattr(original, ORIGINAL_ATTR, None) is not None:
+            return
+        wrapper = make(original)
+        setattr(wrapper, ORIGINAL_ATTR, original)
+        setattr(owner, attr, wrapper)
+        self._applied.append((owner, attr, original if attr in own else _ABSENT, wrapper))
+
+    @property
+    def applied(self) -> bool:
+        return bool(self._applied)
+
+    def restore(self) -> None:
+        applied, self._applied = self._applied, []
+        for owner, attr, original, wrapper in reversed(applied):
+            # Only undo what is still ours: if someone patched over us, leave their patch alone.
+            if vars(owner).get(attr) is not wrapper:
+                continue
+            if original is _ABSENT:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+
+class FrameworkRun:
+    """The agent-otel run one framework invocation belongs to; ``owned`` if we started it."""
+
+    __slots__ = ("owned", "run")
+
+    def __init__(self, run: Run, owned: bool) -> None:
+        self.run = run
+        self.owned = owned
+
+
+def enter_run(agent: str, *, model: str | None = None, input: Any = _MISSING) -> FrameworkRun | None:
+    """Find or start the run for a framework invocation (see the module docstring for the rule)."""
+    try:
+        current = current_run()
+        if current is not None and current._rt is not None:
+            call = active_tool_call()
+            if call is None or call.run is not current:
+                return FrameworkRun(current, owned=False)
+        run = Run(agent or "agent", model=model, input=input)
+        run._start()
+        return FrameworkRun(run, owned=True)
+    except Exception as exc:
+        _internal_error("starting a framework run", exc)
+        return None
+
+
+def note(run: Run | None, exc: BaseException, reason: StopReason | None) -> None:
+    """Record why ``exc`` ends the run, if the framework's exception says so (e.g. max_steps).
+
+    The first note for an exception wins, so integrations call this *before* a tool or LLM call's
+    ``fail()`` would record the generic tool_error / model_error for the same exception.
+    """
+    if run is None or reason is None or isinstance(exc, AgentStopped):
+        return
+    try:
+        run._note_failure(exc, reason)
+    except Exception as err:
+        _internal_error("classifying a framework error", err)
+
+
+def exit_run(frun: FrameworkRun | None, exc: BaseException | None, reason: StopReason | None = None) -> None:
+    """Leave a framework run: classify ``exc`` for the run, and stop the run if we started it."""
+    if frun is None:
+        return
+    if exc is not None:
+        note(frun.run, exc, reason)
+    if not frun.owned:
+        return
+    try:
+        frun.run._exit(exc)
+    except Exception as err:
+        _internal_error("stopping a framework run", err)
+
+
+# --- tools ------------------------------------------------------------------------------------------
+
+
+def start_tool(
+    run: Run,
+    name: str,
+    args: Any,
+    *,
+    call_id: str | None = None,
+    fn: Callable[..., Any] | None = None,
+    side_effects: bool = False,
+    attach: bool = True,
+) -> ToolCall | None:
+    """Begin a framework tool call through the manual API's engine; guards may raise AgentStopped.
+
+    The call is claimable: a function that is also decorated with ``@agent_otel.tool`` and runs inside
+    this call uses it instead of opening a second span.
+    """
+    try:
+        return begin(
+            run,
+            ToolOptions(name=name or "tool", side_effects=side_effects),
+            args,
+            call_id=call_id,
+            fn=fn,
+            attach=attach,
+            claimable=True,
+        )
+    except AgentStopped:
+        raise
+    except Exception as exc:
+        _internal_error("starting a framework tool call", exc)
+        return None
+
+
+def parse_json_args(raw: Any) -> Any:
+    """Tool arguments as the model sent them: JSON text becomes the object, anything else stays."""
+    if isinstance(raw, str | bytes):
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            return raw
+    return raw
+
+
+# --- LLM calls --------------------------------------------------------------------------------------
+
+#: The framework-level LLM call in flight in this context (LangChain chat model, Agents SDK model...).
+framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm", default=None)
+
+
+def framework_llm_active() -> bool:
+    """True while a framework integration records the LLM request the client is about to send."""
+    call = framework_llm.get()
+    return call is not None and not call._done
+
+
+def usage_value(obj: Any, *path: str) -> Any:
+    """``obj.a.b`` or ``obj["a"]["b"]``, None where missing: SDK objects and raw JSON alike."""
+    cur = obj
+    for key in path:
+        if cur is None:
+            return None
+        cur = cur.get(key) if isinstance(cur, dict) else getattr(cur, key, None)
+    return cur
+
+
+def as_int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def model_name(model: Any) -> str | None:
+    """A model's name from a string or an SDK model object (``.model``, ``.model_name``)."""
+    if isinstance(model, str):
+        return model or None
+    for attr in ("model_name", "model", "name"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None

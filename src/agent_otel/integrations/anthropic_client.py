@@ -1,0 +1,85 @@
+"""Anthropic Python client: each Messages request is an LLM step (``chat {model}``) of the current run.
+
+Covered: ``messages.create`` (plain and ``stream=True``), ``messages.stream()``, ``messages.parse``
+and the beta Messages API, sync and async. Input tokens follow the OpenTelemetry GenAI convention and
+include cache reads and cache writes (``input_tokens + cache_creation_input_tokens +
+cache_read_input_tokens``); in a stream they come from ``message_start`` and the output tokens from the
+last ``message_delta``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Integration
+from ._common import Patcher, as_int, usage_value
+from ._stainless import Api, Usage, instrument_base_client
+
+
+def _input_tokens(usage: Any) -> int:
+    return (
+        as_int(usage_value(usage, "input_tokens"))
+        + as_int(usage_value(usage, "cache_creation_input_tokens"))
+        + as_int(usage_value(usage, "cache_read_input_tokens"))
+    )
+
+
+class AnthropicApi(Api):
+    paths = ("/v1/messages",)
+
+    def usage(self, body: Any) -> Usage:
+        usage = usage_value(body, "usage")
+        model = usage_value(body, "model")
+        return Usage(
+            _input_tokens(usage),
+            as_int(usage_value(usage, "output_tokens")),
+            model if isinstance(model, str) else None,
+        )
+
+    def stream_usage(self) -> _StreamUsage:
+        return _StreamUsage()
+
+
+class _StreamUsage:
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.model: str | None = None
+
+    def feed(self, event: Any) -> None:
+        kind = usage_value(event, "type")
+        if kind == "message_start":
+            message = usage_value(event, "message")
+            model = usage_value(message, "model")
+            if isinstance(model, str) and model:
+                self.model = model
+            usage = usage_value(message, "usage")
+            self.input_tokens = _input_tokens(usage)
+            self.output_tokens = as_int(usage_value(usage, "output_tokens"))
+        elif kind == "message_delta":
+            usage = usage_value(event, "usage")
+            # message_delta counts are cumulative; newer API versions repeat the input counts too.
+            if usage_value(usage, "output_tokens") is not None:
+                self.output_tokens = as_int(usage_value(usage, "output_tokens"))
+            if usage_value(usage, "input_tokens") is not None:
+                self.input_tokens = max(self.input_tokens, _input_tokens(usage))
+
+
+class AnthropicIntegration(Integration):
+    """Wraps ``anthropic._base_client`` ``SyncAPIClient.request`` / ``AsyncAPIClient.request``."""
+
+    name = "anthropic"
+    packages = ("anthropic",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from anthropic import _base_client
+
+        instrument_base_client(self._patcher, _base_client, AnthropicApi())
+
+    def uninstrument(self) -> None:
+        self._patcher.restore()

@@ -1,0 +1,155 @@
+"""Fixtures for the framework integration tests: instrumenting, span-tree helpers, a fake model API.
+
+Frameworks are driven by their own fake/function/scripted models; the OpenAI and Anthropic clients talk
+to :class:`FakeAPI`, a small HTTP server on 127.0.0.1 that answers like the real APIs (JSON and SSE).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+
+from agent_otel import integrations
+
+SCOPE = "agent_otel"
+
+
+@pytest.fixture
+def instrument(telemetry: Any) -> Iterator[Callable[..., list[str]]]:
+    """``instrument("langchain", ...)`` on top of the in-memory telemetry; undone after the test."""
+    names: list[str] = []
+
+    def do(*wanted: str) -> list[str]:
+        names.extend(wanted)
+        return integrations.instrument(list(wanted))
+
+    yield do
+    integrations.uninstrument(names)
+
+
+def ours(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    """Spans agent-otel produced (frameworks such as MCP also emit their own OpenTelemetry spans)."""
+    return [s for s in spans if s.instrumentation_scope is not None and s.instrumentation_scope.name == SCOPE]
+
+
+def by_name(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
+    found = by_name(spans, name)
+    assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in spans]}"
+    return found[0]
+
+
+def parent_of(span: ReadableSpan, spans: list[ReadableSpan]) -> ReadableSpan | None:
+    if span.parent is None:
+        return None
+    for candidate in spans:
+        if candidate.context.span_id == span.parent.span_id:
+            return candidate
+    return None
+
+
+def children(span: ReadableSpan, spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    """Direct children of ``span`` in start order."""
+    found = [s for s in spans if s.parent is not None and s.parent.span_id == span.context.span_id]
+    return sorted(found, key=lambda s: s.start_time or 0)
+
+
+def steps(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, str]]:
+    """(agent.step_id, span name) of every tool/LLM span of the run, in step order."""
+    run_id = run_span.attributes["agent.run_id"]
+    found = [
+        (s.attributes["agent.step_id"], s.name)
+        for s in spans
+        if s.attributes.get("agent.run_id") == run_id and "agent.step_id" in s.attributes
+    ]
+    return sorted(found)
+
+
+def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
+    events = [e for e in run_span.events if e.name == "agent.stop"]
+    assert len(events) == 1, f"expected one agent.stop event, got {len(events)}"
+    return dict(events[0].attributes)
+
+
+# --- a fake OpenAI / Anthropic API on 127.0.0.1 ------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One canned answer: a JSON body, or SSE events (``stream``) as (event name or None, data)."""
+
+    body: Any = None
+    stream: list[tuple[str | None, Any]] | None = None
+    status: int = 200
+
+
+@dataclass
+class FakeAPI:
+    base_url: str
+    replies: queue.Queue[Reply] = field(default_factory=queue.Queue)
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def reply(self, *replies: Reply) -> None:
+        for r in replies:
+            self.replies.put(r)
+
+
+def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            api.requests.append((self.path, body))
+            try:
+                reply = api.replies.get_nowait()
+            except queue.Empty:
+                reply = Reply({"error": {"message": "no reply queued", "type": "test"}}, status=500)
+            if reply.stream is None:
+                data = json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self.send_response(reply.status)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for event, data in reply.stream:
+                chunk = "" if event is None else f"event: {event}\n"
+                chunk += f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+                self.wfile.write(chunk.encode())
+                self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeAPI]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), None)  # type: ignore[arg-type]
+    api = FakeAPI(f"http://127.0.0.1:{server.server_address[1]}")
+    server.RequestHandlerClass = _handler(api)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-llm-api", daemon=True)
+    thread.start()
+    yield api
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

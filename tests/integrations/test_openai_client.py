@@ -1,0 +1,277 @@
+"""The OpenAI Python client against a fake API on 127.0.0.1: each request is an LLM step of the run."""
+
+from __future__ import annotations
+
+import pytest
+from tests.integrations.conftest import Reply, children, one, ours, steps, stop_event
+
+import agent_otel
+from agent_otel import integrations
+
+openai = pytest.importorskip("openai")
+
+PRICE_GPT4O = (2.50, 10.00)  # USD per 1M tokens (agent_otel.pricing)
+
+
+def cost(input_tokens: int, output_tokens: int) -> float:
+    return (input_tokens * PRICE_GPT4O[0] + output_tokens * PRICE_GPT4O[1]) / 1_000_000
+
+
+def completion(prompt_tokens: int = 100, completion_tokens: int = 20, content: str = "hi") -> dict:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> dict:
+    return {
+        "id": "chatcmpl-2",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+        "usage": usage,
+    }
+
+
+def client(api) -> openai.OpenAI:
+    return openai.OpenAI(base_url=api.base_url + "/v1", api_key="test-key", max_retries=0)
+
+
+def test_chat_completion_is_an_llm_step_with_usage_and_cost(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(Reply(completion(100, 20)))
+    with agent_otel.run("support-agent", model="gpt-4o") as run:
+        resp = client(fake_api).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hello"}]
+        )
+    assert resp.choices[0].message.content == "hi"  # the caller gets the SDK's own object
+    assert fake_api.requests[0][0] == "/v1/chat/completions"
+
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent support-agent")
+    chat = one(spans, "chat gpt-4o")
+    assert children(root, spans) == [chat]
+    assert chat.attributes["gen_ai.operation.name"] == "chat"
+    assert chat.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert chat.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert chat.attributes["agent.run_id"] == run.run_id
+    assert chat.attributes["agent.step_id"] == 1
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 100
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 20
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(cost(100, 20))
+    assert root.attributes["gen_ai.usage.input_tokens"] == 100
+    assert root.attributes["gen_ai.usage.output_tokens"] == 20
+    assert root.attributes["agent.cost_usd"] == pytest.approx(cost(100, 20))
+    assert root.attributes["agent.steps"] == 1
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert run.result.usage["llm_calls"] == 1
+
+    (event,) = telemetry.events("llm_result")
+    assert event["run_id"] == run.run_id and event["step_id"] == 1
+    assert event["usage"]["input_tokens"] == 100 and event["usage"]["output_tokens"] == 20
+    points = telemetry.metrics()["agent.tokens_per_request"]
+    assert [(attrs["model"], p.sum) for attrs, p in points] == [("gpt-4o-2024-08-06", 120)]
+
+
+def test_streamed_chat_completion_counts_usage_from_the_last_chunk(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(
+        Reply(
+            stream=[
+                (None, chunk({"role": "assistant", "content": "Hel"})),
+                (None, chunk({"content": "lo"}, finish="stop")),
+                (
+                    None,
+                    chunk(
+                        {},
+                        usage={"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+                        choices=False,
+                    ),
+                ),
+                (None, "[DONE]"),
+            ]
+        )
+    )
+    with agent_otel.run("streamer") as run:
+        stream = client(fake_api).chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hello"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        assert isinstance(stream, openai.Stream)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "Hello"
+    spans = ours(telemetry.spans())
+    chat = one(spans, "chat gpt-4o")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 12
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 5
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(cost(12, 5))
+    assert run.result.usage["input_tokens"] == 12 and run.result.usage["output_tokens"] == 5
+
+
+def test_responses_api_stream_helper_counts_usage_from_response_completed(telemetry, instrument, fake_api):
+    instrument("openai")
+    response = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "status": "completed",
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "ok", "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 30,
+            "output_tokens": 7,
+            "total_tokens": 37,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+    created = dict(response, status="in_progress", output=[], usage=None)
+    fake_api.reply(
+        Reply(
+            stream=[
+                ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
+                (
+                    "response.output_item.added",
+                    {
+                        "type": "response.output_item.added",
+                        "sequence_number": 1,
+                        "output_index": 0,
+                        "item": dict(response["output"][0], status="in_progress", content=[]),
+                    },
+                ),
+                (
+                    "response.output_item.done",
+                    {
+                        "type": "response.output_item.done",
+                        "sequence_number": 2,
+                        "output_index": 0,
+                        "item": response["output"][0],
+                    },
+                ),
+                (
+                    "response.completed",
+                    {"type": "response.completed", "sequence_number": 3, "response": response},
+                ),
+            ]
+        )
+    )
+    with (
+        agent_otel.run("responder") as run,
+        client(fake_api).responses.stream(model="gpt-4o", input="hello") as stream,
+    ):
+        final = stream.get_final_response()
+    assert final.output_text == "ok"
+    chat = one(ours(telemetry.spans()), "chat gpt-4o")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 30
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 7
+    assert run.result.usage["llm_calls"] == 1
+
+
+async def test_async_client_and_step_order_with_a_tool(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(Reply(completion(10, 2)), Reply(completion(20, 4)))
+    aclient = openai.AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="k", max_retries=0)
+
+    @agent_otel.tool
+    def lookup(q: str) -> str:
+        return q.upper()
+
+    async with agent_otel.run("async-agent") as run:
+        await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}]
+        )
+        lookup("x")
+        await aclient.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "b"}]
+        )
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent async-agent")
+    assert steps(root, spans) == [
+        (1, "chat gpt-4o-mini"),
+        (2, "execute_tool lookup"),
+        (3, "chat gpt-4o-mini"),
+    ]
+    assert run.result.usage["input_tokens"] == 30 and run.result.usage["output_tokens"] == 6
+
+
+def test_api_error_fails_the_step_and_ends_the_run_with_model_error(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    with pytest.raises(openai.InternalServerError), agent_otel.run("fragile"):
+        client(fake_api).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    spans = ours(telemetry.spans())
+    chat = one(spans, "chat gpt-4o")
+    assert chat.attributes["error.type"] == "InternalServerError"
+    assert chat.status.status_code.name == "ERROR"
+    root = one(spans, "invoke_agent fragile")
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert stop_event(root)["agent.stop_reason"] == "model_error"
+
+
+def test_only_model_requests_inside_a_run_are_recorded(telemetry, instrument, fake_api):
+    instrument("openai")
+    embedding = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+    }
+    fake_api.reply(Reply(completion()), Reply(embedding))
+    # Outside any run: the request passes through untouched.
+    client(fake_api).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    with agent_otel.run("embedder") as run:
+        client(fake_api).embeddings.create(model="text-embedding-3-small", input="x")
+    spans = ours(telemetry.spans())
+    assert [s.name for s in spans] == ["invoke_agent embedder"]
+    assert run.result.usage["llm_calls"] == 0
+
+
+def test_instrumenting_twice_counts_once_and_uninstrument_restores(telemetry, instrument, fake_api):
+    from openai import _base_client
+
+    original = _base_client.SyncAPIClient.request
+    instrument("openai")
+    patched = _base_client.SyncAPIClient.request
+    assert patched is not original
+    instrument("openai")
+    integrations.instrument(["openai"])
+    assert _base_client.SyncAPIClient.request is patched
+    fake_api.reply(Reply(completion()), Reply(completion()))
+    with agent_otel.run("twice") as run:
+        client(fake_api).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert run.result.usage["llm_calls"] == 1
+    integrations.uninstrument(["openai"])
+    assert _base_client.SyncAPIClient.request is original
+    assert _base_client.AsyncAPIClient.request is _base_client.AsyncAPIClient.__dict__["request"]
+    with agent_otel.run("after") as run:
+        client(fake_api).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert run.result.usage["llm_calls"] == 0
