@@ -23,8 +23,8 @@ SCOPE = "agent_otel"
 
 
 @pytest.fixture
-def instrument(telemetry: Any) -> Iterator[Callable[..., list[str]]]:
-    """``instrument("langchain", ...)`` on top of the in-memory telemetry; undone after the test."""
+def instrument() -> Iterator[Callable[..., list[str]]]:
+    """``instrument("langchain", ...)``; undone after the test. Combine with ``telemetry`` or ``guarded``."""
     names: list[str] = []
 
     def do(*wanted: str) -> list[str]:
@@ -153,3 +153,43 @@ def fake_api() -> Iterator[FakeAPI]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+# --- telemetry with guards configured --------------------------------------------------------------
+
+
+@pytest.fixture
+def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
+    """Like the ``telemetry`` fixture, but ``guarded({"policy": {...}})`` sets the ``guards:`` config."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from tests.conftest import ListSink, Telemetry
+
+    import agent_otel
+
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "OTEL_SDK_DISABLED", "AGENT_OTEL_EVENTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    providers: list[MeterProvider] = []
+
+    def setup(guards: dict[str, Any]) -> Telemetry:
+        agent_otel.shutdown()
+        exporter, reader, sink = InMemorySpanExporter(), InMemoryMetricReader(), ListSink()
+        provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+        providers.append(provider)
+        cfg = agent_otel.setup(
+            "test-service",
+            span_exporters=[exporter],
+            meter_provider=provider,
+            event_sinks=[sink],
+            store=False,
+            instrument=False,
+            config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}, "guards": guards},
+        )
+        return Telemetry(exporter, reader, sink, cfg)
+
+    yield setup
+    agent_otel.shutdown()
+    for provider in providers:
+        provider.shutdown(timeout_millis=1000)

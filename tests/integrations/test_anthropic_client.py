@@ -104,9 +104,12 @@ async def test_async_stream_helper(telemetry, instrument, fake_api):
     instrument("anthropic")
     fake_api.reply(Reply(stream=stream_events(8, 3)))
     aclient = anthropic.AsyncAnthropic(base_url=fake_api.base_url, api_key="k", max_retries=0)
-    async with agent_otel.run("claude-async") as run, aclient.messages.stream(
-        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
+    async with (
+        agent_otel.run("claude-async") as run,
+        aclient.messages.stream(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
         text = await stream.get_final_text()
     assert text == "Hi there"
     chat = one(ours(telemetry.spans()), f"chat {MODEL}")

@@ -1,0 +1,295 @@
+"""LangChain (``langchain-core``): tool calls and chat model calls become steps of the current run.
+
+* Tools: ``BaseTool.run`` / ``BaseTool.arun`` are wrapped, which is where every tool invocation ends up
+  (``invoke``, ``ainvoke``, LangGraph's ``ToolNode``, agents). The wrapper goes through
+  :func:`agent_otel.tools.begin`, so guards run before the tool and their :class:`AgentStopped` leaves
+  the tool as it would leave a ``@agent_otel.tool`` function. The tool span is current while the tool
+  runs, so a function that is also decorated with ``@agent_otel.tool`` records one span, not two. Errors
+  that LangChain turns into an error message for the model (``handle_tool_error``,
+  ``handle_validation_error``) still mark the span ``error`` with the original exception class. The
+  args hash is over the tool input without injected arguments (``InjectedState``...); the result hash is
+  over what the model receives (the ``ToolMessage`` content).
+* Chat models and LLMs: a callback handler added to every callback manager (the same mechanism
+  LangChain's own tracers use, so ``invoke``, ``stream``, ``batch`` and their async forms are all seen)
+  opens a ``chat {model}`` step on ``on_chat_model_start``/``on_llm_start`` and closes it with the token
+  usage of ``usage_metadata`` (or ``llm_output["token_usage"]``) on ``on_llm_end``. It runs inline and
+  re-raises only :class:`AgentStopped`, so a budget guard stops the run before the model is called.
+
+Runs come from the LangGraph integration (``langgraph``) or from the user's own ``agent_otel.run``;
+without a current run, LangChain calls are not recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+from uuid import UUID
+
+from agent_otel import llm
+from agent_otel.llm import LLMCall
+from agent_otel.run import _internal_error, current_run
+from agent_otel.stop import AgentStopped
+from agent_otel.tools import ToolCall, active_tool_call
+
+from . import Integration
+from ._common import Patcher, as_int, framework_llm, start_tool, usage_value
+
+# The tool object whose call is being recorded in this context: ``arun`` falling back to ``run`` (or a
+# tool that re-enters itself through ``invoke``) must not open a second span for the same call.
+_recording: ContextVar[object | None] = ContextVar("agent_otel_langchain_tool", default=None)
+
+
+def _tool_args(tool: Any, tool_input: Any) -> Any:
+    if isinstance(tool_input, dict):
+        try:
+            return tool._filter_injected_args(tool_input)
+        except Exception:
+            return tool_input
+    return tool_input
+
+
+def _tool_fn(tool: Any, prefer_async: bool) -> Callable[..., Any] | None:
+    names = ("coroutine", "func") if prefer_async else ("func", "coroutine")
+    for name in names:
+        fn = getattr(tool, name, None)
+        if callable(fn):
+            try:
+                return inspect.unwrap(fn)
+            except ValueError:
+                return fn
+    return None
+
+
+def _tool_result(output: Any) -> Any:
+    content = getattr(output, "content", None)
+    if content is not None and getattr(output, "tool_call_id", None) is not None:
+        return content
+    return output
+
+
+def _finish_tool(call: ToolCall, output: Any) -> None:
+    # A handled error already failed the call (see _record_handled_error); ok() is then a no-op.
+    call.ok(_tool_result(output))
+
+
+def _begin_tool(tool: Any, tool_input: Any, kwargs: dict[str, Any], prefer_async: bool) -> ToolCall | None:
+    run = current_run()
+    if run is None or run._rt is None or _recording.get() is tool:
+        return None
+    return start_tool(
+        run,
+        str(getattr(tool, "name", "") or type(tool).__name__),
+        _tool_args(tool, tool_input),
+        call_id=kwargs.get("tool_call_id"),
+        fn=_tool_fn(tool, prefer_async),
+    )
+
+
+def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def run(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin_tool(self, tool_input, kwargs, prefer_async=False)
+        if call is None:
+            return original(self, tool_input, *args, **kwargs)
+        token = _recording.set(self)
+        try:
+            output = original(self, tool_input, *args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            _recording.reset(token)
+        _finish_tool(call, output)
+        return output
+
+    return run
+
+
+def _make_arun(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def arun(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin_tool(self, tool_input, kwargs, prefer_async=True)
+        if call is None:
+            return await original(self, tool_input, *args, **kwargs)
+        token = _recording.set(self)
+        try:
+            output = await original(self, tool_input, *args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            _recording.reset(token)
+        _finish_tool(call, output)
+        return output
+
+    return arun
+
+
+def _record_handled_error(original: Callable[..., Any]) -> Callable[..., Any]:
+    """LangChain turns some tool errors into a message for the model; the span still says error."""
+
+    @functools.wraps(original)
+    def handle(e: Any, *args: Any, **kwargs: Any) -> Any:
+        call = active_tool_call()
+        if call is not None and isinstance(e, BaseException):
+            call.fail(e)
+        return original(e, *args, **kwargs)
+
+    return handle
+
+
+# --- chat models ------------------------------------------------------------------------------------
+
+
+def _model_of(serialized: Any, metadata: Any, kwargs: dict[str, Any]) -> str:
+    params = kwargs.get("invocation_params") or {}
+    for value in (
+        (metadata or {}).get("ls_model_name"),
+        params.get("model"),
+        params.get("model_name"),
+        params.get("_type"),
+        (serialized or {}).get("name") if isinstance(serialized, dict) else None,
+    ):
+        if isinstance(value, str) and value:
+            return value
+    return "unknown"
+
+
+def _usage(response: Any) -> tuple[int, int, str | None]:
+    """Sum ``usage_metadata`` over the generations; fall back to ``llm_output["token_usage"]``."""
+    input_tokens = output_tokens = 0
+    model: str | None = None
+    found = False
+    for candidates in getattr(response, "generations", None) or []:
+        for gen in candidates:
+            message = getattr(gen, "message", None)
+            usage = getattr(message, "usage_metadata", None)
+            if usage:
+                found = True
+                input_tokens += as_int(usage_value(usage, "input_tokens"))
+                output_tokens += as_int(usage_value(usage, "output_tokens"))
+            meta = getattr(message, "response_metadata", None) or {}
+            name = meta.get("model_name") or meta.get("model")
+            if isinstance(name, str) and name:
+                model = name
+    llm_output = getattr(response, "llm_output", None) or {}
+    if not found:
+        usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
+        input_tokens = as_int(usage.get("prompt_tokens", usage.get("input_tokens")))
+        output_tokens = as_int(usage.get("completion_tokens", usage.get("output_tokens")))
+    if model is None:
+        name = llm_output.get("model_name") or llm_output.get("model")
+        model = name if isinstance(name, str) and name else None
+    return input_tokens, output_tokens, model
+
+
+def _make_handler_class() -> type:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class AgentOtelCallbackHandler(BaseCallbackHandler):
+        """Records chat model / LLM calls as LLM steps; inline, so guards can stop the call."""
+
+        raise_error = True  # only AgentStopped is ever raised; everything else is swallowed here
+        run_inline = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.enabled = True
+            self._calls: dict[UUID, LLMCall] = {}
+
+        def _start(self, serialized: Any, run_id: UUID, metadata: Any, kwargs: dict[str, Any]) -> None:
+            if not self.enabled:
+                return
+            run = current_run()
+            if run is None or run._rt is None:
+                return
+            try:
+                call = llm.begin(run, _model_of(serialized, metadata, kwargs), str(run_id), attach=False)
+            except AgentStopped:
+                raise
+            except Exception as exc:
+                _internal_error("starting a LangChain model step", exc)
+                return
+            if call is not None:
+                self._calls[run_id] = call
+                framework_llm.set(call)
+
+        def on_chat_model_start(
+            self, serialized: Any, messages: Any, *, run_id: UUID, metadata: Any = None, **kwargs: Any
+        ) -> None:
+            self._start(serialized, run_id, metadata, kwargs)
+
+        def on_llm_start(
+            self, serialized: Any, prompts: Any, *, run_id: UUID, metadata: Any = None, **kwargs: Any
+        ) -> None:
+            self._start(serialized, run_id, metadata, kwargs)
+
+        def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+            call = self._calls.pop(run_id, None)
+            if call is None:
+                return
+            try:
+                input_tokens, output_tokens, model = _usage(response)
+            except Exception as exc:
+                _internal_error("reading LangChain token usage", exc)
+                input_tokens = output_tokens = 0
+                model = None
+            call.finish(input_tokens, output_tokens, response_model=model)
+
+        def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+            call = self._calls.pop(run_id, None)
+            if call is not None:
+                call.fail(error)
+
+    return AgentOtelCallbackHandler
+
+
+def _make_manager_init(handler: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            try:
+                if handler.enabled and handler not in self.handlers:
+                    self.add_handler(handler, inherit=True)
+            except Exception as exc:
+                _internal_error("adding the LangChain callback handler", exc)
+
+        return __init__
+
+    return make
+
+
+class LangChainIntegration(Integration):
+    """Wraps ``BaseTool.run``/``arun`` and adds a callback handler to every callback manager."""
+
+    name = "langchain"
+    packages = ("langchain_core",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+        self._handler: Any = None
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from langchain_core.callbacks import base as callbacks_base
+        from langchain_core.tools import base as tools_base
+
+        self._handler = _make_handler_class()()
+        p = self._patcher
+        p.wrap(tools_base.BaseTool, "run", _make_run)
+        p.wrap(tools_base.BaseTool, "arun", _make_arun)
+        p.wrap(tools_base, "_handle_tool_error", _record_handled_error)
+        p.wrap(tools_base, "_handle_validation_error", _record_handled_error)
+        p.wrap(callbacks_base.BaseCallbackManager, "__init__", _make_manager_init(self._handler))
+
+    def uninstrument(self) -> None:
+        if self._handler is not None:
+            # Callback managers that already hold the handler (long-lived runnables) keep it, inert.
+            self._handler.enabled = False
+            self._handler = None
+        self._patcher.restore()

@@ -1,0 +1,121 @@
+"""LangGraph: a graph invocation is an agent run; its recursion limit maps to ``max_steps``.
+
+``Pregel.stream`` and ``Pregel.astream`` are wrapped; ``invoke``/``ainvoke`` (and the prebuilt ReAct
+agent, and LangChain 1.x ``create_agent``, which are compiled graphs) go through them. The run is named
+after the graph (``graph.name``) and hashes the graph input as ``agent.input_sha``. Which run it is
+follows the shared rule: inside a user's ``agent_otel.run`` the graph's steps join that run, inside a
+tool call (a graph used as a tool, or a subgraph called from a tool) it is a sub-agent, otherwise a new
+run; a subgraph running as a node of its parent graph joins the parent's run.
+
+Stop reasons: ``GraphRecursionError`` -> ``max_steps``; a guard's ``AgentStopped`` -> the guard's
+reason; a consumer that stops iterating ``stream()`` early -> ``cancelled``; other exceptions follow
+the run's usual rules (``tool_error`` when a tool raised, ``model_error`` when a model call failed).
+
+Tool and chat model steps come from the ``langchain`` integration. ``ToolNode(handle_tool_errors=True)``
+turns every tool exception into a message for the model; this integration keeps it from doing that to
+:class:`AgentStopped`, so a denied or looping tool call ends the graph the same way as anywhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from agent_otel.stop import AgentStopped, StopReason
+
+from . import Integration
+from ._common import Patcher, enter_run, exit_run
+
+
+def _reason(exc: BaseException) -> StopReason | None:
+    from langgraph.errors import GraphRecursionError
+
+    if isinstance(exc, GraphRecursionError):
+        return StopReason.MAX_STEPS
+    return None
+
+
+def _agent_name(graph: Any) -> str:
+    name = getattr(graph, "name", None)
+    return name if isinstance(name, str) and name else "LangGraph"
+
+
+def _make_stream(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    @functools.wraps(original)
+    def stream(self: Any, input: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        frun = enter_run(_agent_name(self), input=input)
+        try:
+            yield from original(self, input, *args, **kwargs)
+        except BaseException as exc:
+            exit_run(frun, exc, _reason(exc))
+            raise
+        exit_run(frun, None)
+
+    return stream
+
+
+def _make_astream(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    @functools.wraps(original)
+    async def astream(self: Any, input: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        frun = enter_run(_agent_name(self), input=input)
+        try:
+            async for chunk in original(self, input, *args, **kwargs):
+                yield chunk
+        except BaseException as exc:
+            exit_run(frun, exc, _reason(exc))
+            raise
+        exit_run(frun, None)
+
+    return astream
+
+
+def _keep_agent_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``ToolNode`` error handling must not turn a guard's stop into a message for the model."""
+
+    @functools.wraps(original)
+    def handle(e: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(e, AgentStopped):
+            raise e
+        return original(e, *args, **kwargs)
+
+    return handle
+
+
+class LangGraphIntegration(Integration):
+    """Wraps ``Pregel.stream``/``astream`` and ToolNode's error handler."""
+
+    name = "langgraph"
+    packages = ("langgraph",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def available(self) -> bool:
+        return super().available() and _has("langgraph.pregel")
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from langgraph.pregel import main
+
+        p = self._patcher
+        p.wrap(main.Pregel, "stream", _make_stream)
+        p.wrap(main.Pregel, "astream", _make_astream)
+        if _has("langgraph.prebuilt"):
+            from langgraph.prebuilt import tool_node
+
+            if hasattr(tool_node, "_handle_tool_error"):
+                p.wrap(tool_node, "_handle_tool_error", _keep_agent_stopped)
+
+    def uninstrument(self) -> None:
+        self._patcher.restore()
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
