@@ -1,0 +1,369 @@
+"""OpenAI Agents SDK (``openai-agents``): runs, function tool calls and model calls.
+
+* Runs: ``AgentRunner.run`` (behind ``Runner.run`` and ``Runner.run_sync``) and the streaming loop of
+  ``Runner.run_streamed`` become a run named after the starting agent. Handoffs stay in the same run.
+  The shared rule applies: inside a user's ``agent_otel.run`` the SDK's steps join that run; an agent
+  used as a tool (``agent.as_tool()``) is a sub-agent of the calling run.
+* Function tools: every invocation goes through :func:`agent_otel.tools.begin` (guards first), with the
+  tool call id of the model and the JSON arguments hashed as an object. Errors the SDK turns into a
+  message for the model (its default ``failure_error_function``, and the default tool-timeout message)
+  still mark the span ``error`` with the original exception class (``ToolTimeoutError`` for timeouts).
+  The SDK's error handling never swallows :class:`AgentStopped`: a denied or looping tool call ends the
+  run. The tool span is current while the tool runs, so a function also decorated with
+  ``@agent_otel.tool`` records one span.
+* Model calls: each call of the agent's ``Model`` (``get_response`` or ``stream_response``, retries
+  included) is an LLM step with the usage the SDK reports; requests the OpenAI client makes for it are
+  not counted a second time by the ``openai`` integration.
+
+Stop reasons: ``MaxTurnsExceeded`` -> ``max_steps``; input, output and tool guardrail tripwires ->
+``policy_denied``; ``ToolTimeoutError`` -> ``tool_timeout``; ``ModelRefusalError``,
+``ModelTimeoutError`` and ``ModelBehaviorError`` -> ``model_error``.
+
+The SDK's own tracing is not touched: its trace processors keep exporting unless the user disables them
+(``set_tracing_disabled``, ``RunConfig(tracing_disabled=True)``).
+
+The hooks are internal functions of the SDK (``agents.tool._invoke_function_tool_with_metadata``,
+``agents.run_internal.run_loop.get_response_with_retry`` / ``stream_response_with_retry``,
+``agents.run.start_streaming``): they are the only places where one tool invocation or one model call
+is a single awaited call in the run's own task. If a future SDK renames them, ``instrument()`` fails as a
+whole and ``setup()`` logs a warning instead of instrumenting half of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from agent_otel import llm
+from agent_otel.llm import LLMCall
+from agent_otel.run import _MISSING, _internal_error, current_run
+from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.tools import active_tool_call
+
+from . import Integration
+from ._common import (
+    FrameworkRun,
+    Patcher,
+    as_int,
+    enter_run,
+    exit_run,
+    framework_llm,
+    model_name,
+    note,
+    parse_json_args,
+    start_tool,
+    usage_value,
+)
+
+
+def _classify(exc: BaseException) -> StopReason | None:
+    from agents import exceptions as e
+
+    if isinstance(exc, e.MaxTurnsExceeded):
+        return StopReason.MAX_STEPS
+    if isinstance(
+        exc,
+        e.InputGuardrailTripwireTriggered
+        | e.OutputGuardrailTripwireTriggered
+        | e.ToolInputGuardrailTripwireTriggered
+        | e.ToolOutputGuardrailTripwireTriggered,
+    ):
+        return StopReason.POLICY_DENIED
+    if isinstance(exc, e.ToolTimeoutError):
+        return StopReason.TOOL_TIMEOUT
+    if isinstance(exc, e.ModelRefusalError | e.ModelTimeoutError | e.ModelBehaviorError):
+        return StopReason.MODEL_ERROR
+    return None
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+
+def _enter(agent: Any, input: Any) -> FrameworkRun | None:
+    name = getattr(agent, "name", None) or "agent"
+    model = getattr(agent, "model", None)
+    run_input = input if isinstance(input, str | list) else _MISSING
+    return enter_run(str(name), model=model_name(model) if model is not None else None, input=run_input)
+
+
+def _stopped_cause(exc: BaseException) -> AgentStopped | None:
+    """The AgentStopped the SDK wrapped (it re-raises tool errors as ``UserError(...) from e``)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, AgentStopped):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__
+    return None
+
+
+def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def run(self: Any, starting_agent: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
+        frun = _enter(starting_agent, input)
+        try:
+            result = await original(self, starting_agent, input, *args, **kwargs)
+        except BaseException as exc:
+            exit_run(frun, exc, _classify(exc))
+            stopped = _stopped_cause(exc)
+            if stopped is not None and stopped is not exc:
+                # A guard stopped the run: the caller gets AgentStopped, as from any other agent code.
+                raise stopped from None
+            raise
+        exit_run(frun, None)
+        return result
+
+    return run
+
+
+def _stored_error(streamed_result: Any) -> BaseException | None:
+    """The terminal error a streamed run leaves for ``stream_events()`` to raise, if any.
+
+    The streaming loop stops at ``max_turns`` (and on a queued input-guardrail tripwire) without
+    raising; the SDK builds those exceptions in ``_check_errors()`` when the consumer drains the
+    stream. Running that check here, at the end of the loop, stores the very exception instance the
+    consumer will receive, so the run's stop reason and the caller's exception agree.
+    """
+    if streamed_result is None:
+        return None
+    try:
+        check = getattr(streamed_result, "_check_errors", None)
+        if callable(check) and getattr(streamed_result, "_stored_exception", None) is None:
+            check()
+        stored = getattr(streamed_result, "_stored_exception", None)
+    except Exception as exc:
+        _internal_error("reading a streamed run's outcome", exc)
+        return None
+    return stored if isinstance(stored, BaseException) else None
+
+
+def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def start_streaming(*args: Any, **kwargs: Any) -> Any:
+        frun = _enter(kwargs.get("starting_agent"), kwargs.get("starting_input"))
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as exc:
+            exit_run(frun, exc, _classify(exc))
+            stopped = _stopped_cause(exc)
+            if stopped is not None and stopped is not exc:
+                raise stopped from None
+            raise
+        stored = _stored_error(kwargs.get("streamed_result"))
+        exit_run(frun, stored, _classify(stored) if stored is not None else None)
+        return result
+
+    return start_streaming
+
+
+# --- tools ------------------------------------------------------------------------------------------
+
+
+def _tool_fn(function_tool: Any) -> Callable[..., Any] | None:
+    try:
+        fn = getattr(function_tool, "__wrapped__", None)
+    except Exception:
+        return None
+    if not callable(fn):
+        return None
+    try:
+        return inspect.unwrap(fn)
+    except ValueError:
+        return fn
+
+
+def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def invoke(*args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        function_tool = kwargs.get("function_tool")
+        context = kwargs.get("context")
+        if run is None or run._rt is None or function_tool is None:
+            return await original(*args, **kwargs)
+        call = start_tool(
+            run,
+            str(getattr(function_tool, "name", "") or "tool"),
+            parse_json_args(kwargs.get("arguments")),
+            call_id=getattr(context, "tool_call_id", None),
+            fn=_tool_fn(function_tool),
+        )
+        if call is None:
+            return await original(*args, **kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as exc:
+            note(run, exc, _classify(exc))
+            call.fail(exc)
+            raise
+        if getattr(result, "is_sdk_generated_error", False) and not call._done:
+            # Not a handled tool error (those were failed by _record_failure): the SDK's default
+            # message for a tool that ran past its timeout_seconds.
+            call.fail(_timeout_error(function_tool))
+        else:
+            call.ok(getattr(result, "output", result))
+        return result
+
+    return invoke
+
+
+def _timeout_error(function_tool: Any) -> BaseException:
+    from agents.exceptions import ToolTimeoutError
+
+    try:
+        return ToolTimeoutError(
+            tool_name=str(function_tool.name), timeout_seconds=float(function_tool.timeout_seconds or 0)
+        )
+    except Exception:
+        return TimeoutError(f"tool {getattr(function_tool, 'name', '?')} timed out")
+
+
+def _make_failure_function(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The SDK's tool-error handler: record the error on the tool span, never swallow AgentStopped."""
+
+    @functools.wraps(original)
+    async def handle(*args: Any, **kwargs: Any) -> Any:
+        error = kwargs.get("error")
+        if isinstance(error, AgentStopped):
+            raise error
+        call = active_tool_call()
+        if call is not None and isinstance(error, BaseException):
+            call.fail(error)
+        return await original(*args, **kwargs)
+
+    return handle
+
+
+# --- model calls ------------------------------------------------------------------------------------
+
+
+def _model_of(kwargs: dict[str, Any]) -> str:
+    model = getattr(kwargs.get("get_retry_advice"), "__self__", None)
+    return model_name(model) or (type(model).__name__ if model is not None else "unknown")
+
+
+def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
+    run = current_run()
+    if run is None or run._rt is None:
+        return None
+    try:
+        return llm.begin(run, _model_of(kwargs), attach=False)
+    except AgentStopped:
+        raise
+    except Exception as exc:
+        _internal_error("starting an Agents SDK model step", exc)
+        return None
+
+
+def _finish_llm(call: LLMCall, usage: Any) -> None:
+    call.finish(as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens")))
+
+
+def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def get_response_with_retry(*args: Any, **kwargs: Any) -> Any:
+        call = _begin_llm(kwargs)
+        if call is None:
+            return await original(*args, **kwargs)
+        token = framework_llm.set(call)
+        try:
+            response = await original(*args, **kwargs)
+        except BaseException as exc:
+            note(call.run, exc, _classify(exc))
+            call.fail(exc)
+            raise
+        finally:
+            _reset_marker(token)
+        _finish_llm(call, getattr(response, "usage", None))
+        return response
+
+    return get_response_with_retry
+
+
+def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def stream_response_with_retry(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        call = _begin_llm(kwargs)
+        if call is None:
+            async for event in original(*args, **kwargs):
+                yield event
+            return
+        usage: Any = None
+        token = framework_llm.set(call)
+        try:
+            async for event in original(*args, **kwargs):
+                if usage_value(event, "type") in ("response.completed", "response.incomplete"):
+                    usage = usage_value(event, "response", "usage") or usage
+                yield event
+        except GeneratorExit:
+            _finish_llm(call, usage)
+            raise
+        except BaseException as exc:
+            note(call.run, exc, _classify(exc))
+            call.fail(
+                exc, as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens"))
+            )
+            raise
+        finally:
+            _reset_marker(token)
+        _finish_llm(call, usage)
+
+    return stream_response_with_retry
+
+
+def _reset_marker(token: Any) -> None:
+    try:
+        framework_llm.reset(token)
+    except ValueError:  # closed from another context (an abandoned stream)
+        framework_llm.set(None)
+
+
+class OpenAIAgentsIntegration(Integration):
+    """Wraps the Agents SDK's runner, function-tool invocation and model-call helpers."""
+
+    name = "openai_agents"
+    packages = ("agents",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def available(self) -> bool:
+        # "agents" is a generic import name: make sure it is the OpenAI Agents SDK.
+        if not super().available():
+            return False
+        from importlib import metadata
+
+        try:
+            metadata.version("openai-agents")
+        except metadata.PackageNotFoundError:
+            return False
+        return True
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from agents import run as run_module
+        from agents import tool as tool_module
+        from agents.run_internal import run_loop, tool_execution
+
+        # Resolve everything before patching anything, so a renamed hook fails the whole integration.
+        targets = [
+            (run_module.AgentRunner, "run", _make_run),
+            (run_module, "start_streaming", _make_start_streaming),
+            (tool_module, "_invoke_function_tool_with_metadata", _make_invoke),
+            (tool_execution, "_invoke_function_tool_with_metadata", _make_invoke),
+            (tool_module, "maybe_invoke_function_tool_failure_error_function", _make_failure_function),
+            (tool_execution, "maybe_invoke_function_tool_failure_error_function", _make_failure_function),
+            (run_loop, "get_response_with_retry", _make_get_response),
+            (run_loop, "stream_response_with_retry", _make_stream_response),
+        ]
+        for owner, attr, _ in targets:
+            if not hasattr(owner, attr):
+                raise AttributeError(f"{owner.__name__}.{attr} not found (unsupported openai-agents version)")
+        for owner, attr, make in targets:
+            self._patcher.wrap(owner, attr, make)
+
+    def uninstrument(self) -> None:
+        self._patcher.restore()

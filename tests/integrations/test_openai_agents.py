@@ -1,0 +1,470 @@
+"""OpenAI Agents SDK driven by its own ScriptedModel (agents.testing): runs, tools, model steps, stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
+
+import agent_otel
+from agent_otel.hashing import sha
+
+pytest.importorskip("agents")
+
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    InputGuardrailTripwireTriggered,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    ModelRefusalError,
+    Runner,
+    ToolTimeoutError,
+    function_tool,
+    input_guardrail,
+    set_trace_processors,
+)
+from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from agents.tracing import TracingProcessor
+from agents.usage import Usage
+from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
+
+
+class Collector(TracingProcessor):
+    """Keeps the SDK's own trace spans in memory (and keeps its default exporter off the network)."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+
+    def on_trace_start(self, trace: Any) -> None:
+        pass
+
+    def on_trace_end(self, trace: Any) -> None:
+        pass
+
+    def on_span_start(self, span: Any) -> None:
+        pass
+
+    def on_span_end(self, span: Any) -> None:
+        self.spans.append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def sdk_traces() -> Iterator[Collector]:
+    collector = Collector()
+    set_trace_processors([collector])
+    yield collector
+    set_trace_processors([])
+
+
+class Scripted(ScriptedModel):
+    """The SDK's ScriptedModel with a model name, as its OpenAI models have (``.model``)."""
+
+    model = "gpt-4o"
+
+
+def step(*output: Any, usage: tuple[int, int] = (10, 5)) -> ModelStep:
+    return ModelStep(
+        output=list(output),
+        usage=Usage(requests=1, input_tokens=usage[0], output_tokens=usage[1], total_tokens=sum(usage)),
+    )
+
+
+@function_tool
+def lookup(q: str) -> str:
+    """Look something up."""
+    return q.upper()
+
+
+@function_tool
+def delete_account(user: str) -> str:
+    """Delete an account."""
+    return "deleted " + user
+
+
+def test_run_with_a_tool_call(telemetry, instrument, sdk_traces):
+    instrument("openai_agents")
+    model = Scripted(
+        [
+            step(function_call("lookup", {"q": "otel"}, call_id="call_1"), usage=(10, 5)),
+            step(assistant_message("done"), usage=(20, 3)),
+        ]
+    )
+    agent = Agent(name="assistant", model=model, tools=[lookup])
+    result = Runner.run_sync(agent, "find otel")
+    assert result.final_output == "done"
+
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent assistant")
+    assert root.parent is None
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    tool_span = one(spans, "execute_tool lookup")
+    assert tool_span.attributes["gen_ai.tool.name"] == "lookup"
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
+    assert tool_span.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool_span.attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert tool_span.attributes["agent.tool.status"] == "ok"
+    assert tool_span.attributes["agent.run_id"] == root.attributes["agent.run_id"]
+    first = children(root, spans)[0]
+    assert first.attributes["gen_ai.usage.input_tokens"] == 10
+    assert first.attributes["gen_ai.usage.output_tokens"] == 5
+    assert first.attributes["agent.cost_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
+    assert root.attributes["gen_ai.usage.input_tokens"] == 30
+    assert root.attributes["gen_ai.usage.output_tokens"] == 8
+    assert root.attributes["agent.input_sha"] == sha("find otel")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    (stop,) = telemetry.events("stop")
+    assert stop["stop_reason"] == "completed" and stop["usage"]["tool_calls"] == 1
+    # The SDK's own tracing still works: its processor saw the agent, generation and function spans.
+    kinds = {type(s.span_data).__name__ for s in sdk_traces.spans}
+    assert {"AgentSpanData", "FunctionSpanData"} <= kinds
+
+
+async def test_async_run_inside_a_user_run_joins_it(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted([step(function_call("lookup", {"q": "a"}, call_id="c1")), step(assistant_message("ok"))])
+    agent = Agent(name="inner", model=model, tools=[lookup])
+    async with agent_otel.run("outer") as run:
+        await Runner.run(agent, "go")
+    spans = ours(telemetry.spans())
+    assert not [s for s in spans if s.name == "invoke_agent inner"]
+    root = one(spans, "invoke_agent outer")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert run.result.usage["tool_calls"] == 1
+
+
+def test_max_turns_stops_with_max_steps(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted([step(function_call("lookup", {"q": f"v{i}"}, call_id=f"c{i}")) for i in range(5)])
+    agent = Agent(name="turns", model=model, tools=[lookup])
+    with pytest.raises(MaxTurnsExceeded):
+        Runner.run_sync(agent, "go", max_turns=2)
+    root = one(ours(telemetry.spans()), "invoke_agent turns")
+    assert root.attributes["agent.stop_reason"] == "max_steps"
+    assert root.attributes["error.type"] == "MaxTurnsExceeded"
+    assert root.status.status_code.name == "UNSET"
+
+
+def test_input_guardrail_tripwire_stops_with_policy_denied(telemetry, instrument):
+    instrument("openai_agents")
+
+    @input_guardrail
+    def no_secrets(ctx: Any, agent: Any, input: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info="secret", tripwire_triggered="secret" in str(input))
+
+    agent = Agent(
+        name="guarded",
+        model=Scripted([step(assistant_message("x"))]),
+        input_guardrails=[no_secrets],
+    )
+    with pytest.raises(InputGuardrailTripwireTriggered):
+        Runner.run_sync(agent, "tell me the secret")
+    root = one(ours(telemetry.spans()), "invoke_agent guarded")
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+
+
+def test_tool_timeout_raised_stops_with_tool_timeout(telemetry, instrument):
+    instrument("openai_agents")
+
+    @function_tool(timeout=0.05, timeout_behavior="raise_exception")
+    async def slow(x: int) -> str:
+        """Slow."""
+        await asyncio.sleep(2)
+        return "late"
+
+    agent = Agent(
+        name="slowpoke", model=Scripted([step(function_call("slow", {"x": 1}, call_id="s1"))]), tools=[slow]
+    )
+    with pytest.raises(ToolTimeoutError):
+        Runner.run_sync(agent, "go")
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent slowpoke")
+    assert root.attributes["agent.stop_reason"] == "tool_timeout"
+    assert root.status.status_code.name == "ERROR"
+    assert one(spans, "execute_tool slow").attributes["error.type"] == "ToolTimeoutError"
+
+
+def test_tool_timeout_as_message_marks_the_tool_span_and_the_run_goes_on(telemetry, instrument):
+    instrument("openai_agents")
+
+    @function_tool(timeout=0.05)
+    async def slow(x: int) -> str:
+        """Slow."""
+        await asyncio.sleep(2)
+        return "late"
+
+    model = Scripted(
+        [step(function_call("slow", {"x": 1}, call_id="s1")), step(assistant_message("gave up"))]
+    )
+    result = Runner.run_sync(Agent(name="patient", model=model, tools=[slow]), "go")
+    assert result.final_output == "gave up"
+    spans = ours(telemetry.spans())
+    tool_span = one(spans, "execute_tool slow")
+    assert tool_span.attributes["agent.tool.status"] == "error"
+    assert tool_span.attributes["error.type"] == "ToolTimeoutError"
+    assert one(spans, "invoke_agent patient").attributes["agent.stop_reason"] == "completed"
+
+
+def test_tool_error_handled_by_the_sdk_marks_the_span(telemetry, instrument):
+    instrument("openai_agents")
+
+    @function_tool
+    def broken(x: int) -> str:
+        """Raises."""
+        raise ValueError("bad input")
+
+    model = Scripted(
+        [step(function_call("broken", {"x": 1}, call_id="b1")), step(assistant_message("sorry"))]
+    )
+    Runner.run_sync(Agent(name="handled", model=model, tools=[broken]), "go")
+    spans = ours(telemetry.spans())
+    tool_span = one(spans, "execute_tool broken")
+    assert tool_span.attributes["agent.tool.status"] == "error"
+    assert tool_span.attributes["error.type"] == "ValueError"
+    assert one(spans, "invoke_agent handled").attributes["agent.stop_reason"] == "completed"
+
+
+def test_model_refusal_stops_with_model_error(telemetry, instrument):
+    instrument("openai_agents")
+    refusal = ResponseOutputMessage(
+        id="m1",
+        type="message",
+        role="assistant",
+        status="completed",
+        content=[ResponseOutputRefusal(refusal="I can't help with that", type="refusal")],
+    )
+    with pytest.raises(ModelRefusalError):
+        Runner.run_sync(Agent(name="refused", model=Scripted([step(refusal)])), "go")
+    root = one(ours(telemetry.spans()), "invoke_agent refused")
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.status.status_code.name == "ERROR"
+
+
+def test_model_calling_an_unknown_tool_stops_with_model_error(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted([step(function_call("no_such_tool", {}, call_id="x1"))])
+    with pytest.raises(ModelBehaviorError):
+        Runner.run_sync(Agent(name="confused", model=model, tools=[lookup]), "go")
+    assert (
+        one(ours(telemetry.spans()), "invoke_agent confused").attributes["agent.stop_reason"] == "model_error"
+    )
+
+
+def test_failing_model_call_stops_with_model_error(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted([ModelStep.raise_error(ConnectionError("model endpoint down"))])
+    with pytest.raises(ConnectionError):
+        Runner.run_sync(Agent(name="offline", model=model), "go")
+    spans = ours(telemetry.spans())
+    assert one(spans, "chat gpt-4o").attributes["error.type"] == "ConnectionError"
+    assert one(spans, "invoke_agent offline").attributes["agent.stop_reason"] == "model_error"
+
+
+def test_manual_tool_decorator_on_the_same_function_gives_one_span(telemetry, instrument):
+    instrument("openai_agents")
+
+    @function_tool
+    @agent_otel.tool
+    def weather(city: str) -> str:
+        """Weather."""
+        return "sunny in " + city
+
+    model = Scripted(
+        [step(function_call("weather", {"city": "Oslo"}, call_id="w1")), step(assistant_message("ok"))]
+    )
+    Runner.run_sync(Agent(name="one-span", model=model, tools=[weather]), "go")
+    spans = ours(telemetry.spans())
+    assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool weather"]
+
+
+def test_agent_as_tool_is_a_sub_agent(telemetry, instrument):
+    instrument("openai_agents")
+    researcher = Agent(
+        name="researcher",
+        model=Scripted(
+            [step(function_call("lookup", {"q": "b"}, call_id="c9")), step(assistant_message("found"))]
+        ),
+        tools=[lookup],
+    )
+    boss = Agent(
+        name="boss",
+        model=Scripted(
+            [
+                step(function_call("research", {"input": "t"}, call_id="r1")),
+                step(assistant_message("all done")),
+            ]
+        ),
+        tools=[researcher.as_tool(tool_name="research", tool_description="Research a topic.")],
+    )
+    assert Runner.run_sync(boss, "go").final_output == "all done"
+    spans = ours(telemetry.spans())
+    boss_span = one(spans, "invoke_agent boss")
+    sub = one(spans, "invoke_agent researcher")
+    assert parent_of(sub, spans) is one(spans, "execute_tool research")
+    assert sub.attributes["agent.parent_run_id"] == boss_span.attributes["agent.run_id"]
+    assert steps(sub, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert steps(boss_span, spans) == [(1, "chat gpt-4o"), (2, "execute_tool research"), (3, "chat gpt-4o")]
+
+
+def test_streamed_run(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted(
+        [
+            step(function_call("lookup", {"q": "s"}, call_id="c1"), usage=(4, 2)),
+            step(assistant_message("fin"), usage=(6, 1)),
+        ]
+    )
+
+    async def main() -> Any:
+        result = Runner.run_streamed(Agent(name="streamer", model=model, tools=[lookup]), "go")
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    result = asyncio.run(main())
+    assert result.final_output == "fin"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent streamer")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert root.attributes["gen_ai.usage.input_tokens"] == 10
+    assert root.attributes["gen_ai.usage.output_tokens"] == 3
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+def test_streamed_run_past_max_turns(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted([step(function_call("lookup", {"q": f"v{i}"}, call_id=f"c{i}")) for i in range(5)])
+
+    async def main() -> None:
+        result = Runner.run_streamed(
+            Agent(name="stream-turns", model=model, tools=[lookup]), "go", max_turns=1
+        )
+        async for _ in result.stream_events():
+            pass
+
+    with pytest.raises(MaxTurnsExceeded):
+        asyncio.run(main())
+    assert (
+        one(ours(telemetry.spans()), "invoke_agent stream-turns").attributes["agent.stop_reason"]
+        == "max_steps"
+    )
+
+
+def test_denied_tool_stops_the_run_with_policy_denied(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("openai_agents")
+    model = Scripted(
+        [
+            step(function_call("delete_account", {"user": "bob"}, call_id="d1")),
+            step(assistant_message("never")),
+        ]
+    )
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        Runner.run_sync(Agent(name="deleter", model=model, tools=[delete_account]), "delete bob")
+    assert stopped.value.stop_reason == "policy_denied"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent deleter")
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+    assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
+
+
+def test_looping_tool_calls_stop_the_run_with_loop_detected(guarded, instrument):
+    telemetry = guarded({"loop": {"max_repeats": 2}})
+    instrument("openai_agents")
+    model = Scripted([step(function_call("lookup", {"q": "same"}, call_id=f"c{i}")) for i in range(6)])
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        Runner.run_sync(Agent(name="stuck", model=model, tools=[lookup]), "go", max_turns=10)
+    assert stopped.value.stop_reason == "loop_detected"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent stuck")
+    assert root.attributes["agent.stop_reason"] == "loop_detected"
+    assert len([s for s in spans if s.name == "execute_tool lookup"]) == 2
+
+
+def test_uninstrument_restores_the_sdk(telemetry, instrument):
+    from agents import tool as tool_module
+    from agents.run import AgentRunner
+    from agents.run_internal import run_loop, tool_execution
+
+    before = (
+        AgentRunner.run,
+        tool_module._invoke_function_tool_with_metadata,
+        tool_execution._invoke_function_tool_with_metadata,
+        run_loop.get_response_with_retry,
+    )
+    instrument("openai_agents")
+    assert AgentRunner.run is not before[0]
+    agent_otel.integrations.uninstrument(["openai_agents"])
+    after = (
+        AgentRunner.run,
+        tool_module._invoke_function_tool_with_metadata,
+        tool_execution._invoke_function_tool_with_metadata,
+        run_loop.get_response_with_retry,
+    )
+    assert after == before
+    model = Scripted([step(assistant_message("plain"))])
+    assert Runner.run_sync(Agent(name="plain", model=model), "go").final_output == "plain"
+    assert ours(telemetry.spans()) == []
+
+
+def test_real_openai_model_with_the_client_integration_counts_each_request_once(
+    telemetry, instrument, fake_api
+):
+    from agents import OpenAIResponsesModel
+    from openai import AsyncOpenAI
+    from tests.integrations.conftest import Reply
+
+    instrument("openai_agents", "openai")
+    fake_api.reply(
+        Reply(
+            {
+                "id": "resp_1",
+                "object": "response",
+                "created_at": 1700000000,
+                "model": "gpt-4o-2024-08-06",
+                "status": "completed",
+                "output": [
+                    {
+                        "type": "message",
+                        "id": "msg_1",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "hi there", "annotations": []}],
+                    }
+                ],
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": {
+                    "input_tokens": 11,
+                    "output_tokens": 4,
+                    "total_tokens": 15,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            }
+        )
+    )
+    client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    agent = Agent(name="real-model", model=OpenAIResponsesModel(model="gpt-4o", openai_client=client))
+    assert Runner.run_sync(agent, "hello").final_output == "hi there"
+    assert fake_api.requests[0][0] == "/v1/responses"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent real-model")
+    chat = one(spans, "chat gpt-4o")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 11
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 4
+    assert root.attributes["agent.steps"] == 1
+    assert root.attributes["gen_ai.request.model"] == "gpt-4o"
