@@ -1,0 +1,272 @@
+"""PydanticAI driven by its own FunctionModel / TestModel: runs, tool and model steps, usage limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
+
+import agent_otel
+from agent_otel.hashing import sha
+
+pytest.importorskip("pydantic_ai")
+
+from pydantic_ai import Agent, ModelRetry, UsageLimitExceeded, UsageLimits
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.usage import RequestUsage
+
+
+def script(*responses: ModelResponse, name: str = "gpt-4o") -> FunctionModel:
+    """A FunctionModel answering with ``responses`` in order (the last one repeats)."""
+    queue = list(responses)
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return FunctionModel(respond, model_name=name)
+
+
+def tool_call(name: str, args: dict, call_id: str, usage: tuple[int, int] = (10, 5)) -> ModelResponse:
+    return ModelResponse(
+        parts=[ToolCallPart(tool_name=name, args=args, tool_call_id=call_id)],
+        usage=RequestUsage(input_tokens=usage[0], output_tokens=usage[1]),
+        model_name="gpt-4o-2024-08-06",
+    )
+
+
+def text(content: str, usage: tuple[int, int] = (20, 3)) -> ModelResponse:
+    return ModelResponse(
+        parts=[TextPart(content)],
+        usage=RequestUsage(input_tokens=usage[0], output_tokens=usage[1]),
+        model_name="gpt-4o-2024-08-06",
+    )
+
+
+def agent_with_lookup(model: Any, name: str) -> Agent:
+    agent = Agent(model, name=name)
+
+    @agent.tool_plain
+    def lookup(q: str) -> str:
+        """Look something up."""
+        return q.upper()
+
+    return agent
+
+
+def test_run_with_a_tool_call(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = agent_with_lookup(script(tool_call("lookup", {"q": "otel"}, "call_1"), text("done")), "pyd-agent")
+    result = agent.run_sync("find otel")
+    assert result.output == "done"
+
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent pyd-agent")
+    assert root.parent is None
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    tool_span = one(spans, "execute_tool lookup")
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
+    assert tool_span.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool_span.attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert tool_span.attributes["agent.tool.status"] == "ok"
+    chat = children(root, spans)[0]
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 10
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 5
+    assert chat.attributes["gen_ai.response.model"] == "gpt-4o"  # FunctionModel reports its own name
+    assert chat.attributes["agent.cost_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
+    assert root.attributes["gen_ai.usage.input_tokens"] == 30
+    assert root.attributes["gen_ai.usage.output_tokens"] == 8
+    assert root.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert root.attributes["agent.input_sha"] == sha("find otel")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    (stop,) = telemetry.events("stop")
+    assert stop["usage"]["tool_calls"] == 1 and stop["usage"]["llm_calls"] == 2
+
+
+async def test_async_run_with_test_model(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = agent_with_lookup(TestModel(), "test-model-agent")
+    result = await agent.run("go")
+    assert "lookup" in result.output
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent test-model-agent")
+    assert steps(root, spans) == [(1, "chat test"), (2, "execute_tool lookup"), (3, "chat test")]
+    usage = result.usage
+    assert root.attributes["gen_ai.usage.input_tokens"] == usage.input_tokens
+    assert root.attributes["gen_ai.usage.output_tokens"] == usage.output_tokens
+
+
+async def test_streamed_run(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = Agent(TestModel(custom_output_text="streamed answer"), name="streamer")
+    async with agent.run_stream("go") as result:
+        output = await result.get_output()
+    assert output == "streamed answer"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent streamer")
+    assert steps(root, spans) == [(1, "chat test")]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["gen_ai.usage.output_tokens"] > 0
+
+
+def test_usage_limit_stops_with_budget_exceeded(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = agent_with_lookup(script(tool_call("lookup", {"q": "again"}, "c")), "limited")
+    with pytest.raises(UsageLimitExceeded):
+        agent.run_sync("go", usage_limits=UsageLimits(request_limit=2))
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent limited")
+    assert root.attributes["agent.stop_reason"] == "budget_exceeded"
+    assert root.attributes["error.type"] == "UsageLimitExceeded"
+    assert root.status.status_code.name == "UNSET"
+    assert stop_event(root)["agent.stop_reason"] == "budget_exceeded"
+
+
+def test_tool_retry_marks_the_span_and_the_run_goes_on(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = Agent(
+        script(tool_call("picky", {"n": 1}, "p1"), tool_call("picky", {"n": 2}, "p2"), text("ok")),
+        name="retrier",
+    )
+
+    @agent.tool_plain
+    def picky(n: int) -> str:
+        """Wants 2."""
+        if n != 2:
+            raise ModelRetry("use 2")
+        return "fine"
+
+    assert agent.run_sync("go").output == "ok"
+    spans = ours(telemetry.spans())
+    picky_spans = sorted([s for s in spans if s.name == "execute_tool picky"], key=lambda s: s.start_time)
+    assert [s.attributes["agent.tool.status"] for s in picky_spans] == ["error", "ok"]
+    assert picky_spans[0].attributes["error.type"] == "ToolRetryError"  # PydanticAI wraps ModelRetry
+    assert one(spans, "invoke_agent retrier").attributes["agent.stop_reason"] == "completed"
+
+
+def test_failing_model_stops_with_model_error(telemetry, instrument):
+    instrument("pydantic_ai")
+
+    def broken(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        raise ConnectionError("model down")
+
+    with pytest.raises(ConnectionError):
+        Agent(FunctionModel(broken, model_name="gpt-4o"), name="offline").run_sync("go")
+    spans = ours(telemetry.spans())
+    assert one(spans, "chat gpt-4o").attributes["error.type"] == "ConnectionError"
+    assert one(spans, "invoke_agent offline").attributes["agent.stop_reason"] == "model_error"
+
+
+def test_run_inside_a_user_run_joins_it(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = agent_with_lookup(script(tool_call("lookup", {"q": "a"}, "c1"), text("ok")), "inner")
+    with agent_otel.run("outer") as run:
+        agent.run_sync("go")
+    spans = ours(telemetry.spans())
+    assert not [s for s in spans if s.name == "invoke_agent inner"]
+    root = one(spans, "invoke_agent outer")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert run.result.usage["tool_calls"] == 1
+
+
+async def test_agent_delegating_from_a_tool_is_a_sub_agent(telemetry, instrument):
+    instrument("pydantic_ai")
+    researcher = agent_with_lookup(script(tool_call("lookup", {"q": "b"}, "c9"), text("found")), "researcher")
+    boss = Agent(script(tool_call("research", {"topic": "t"}, "r1"), text("all done")), name="boss")
+
+    @boss.tool_plain
+    async def research(topic: str) -> str:
+        """Delegate."""
+        return (await researcher.run(topic)).output
+
+    assert (await boss.run("go")).output == "all done"
+    spans = ours(telemetry.spans())
+    boss_span = one(spans, "invoke_agent boss")
+    sub = one(spans, "invoke_agent researcher")
+    assert parent_of(sub, spans) is one(spans, "execute_tool research")
+    assert sub.attributes["agent.parent_run_id"] == boss_span.attributes["agent.run_id"]
+    assert steps(sub, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+
+
+def test_manual_tool_decorator_on_the_same_function_gives_one_span(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("weather", {"city": "Oslo"}, "w1"), text("ok")), name="one-span")
+
+    @agent.tool_plain
+    @agent_otel.tool
+    def weather(city: str) -> str:
+        """Weather."""
+        return "sunny in " + city
+
+    agent.run_sync("go")
+    spans = ours(telemetry.spans())
+    assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool weather"]
+
+
+def test_denied_tool_stops_the_run_with_policy_denied(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("delete_account", {"user": "bob"}, "d1"), text("never")), name="deleter")
+    deleted: list[str] = []
+
+    @agent.tool_plain
+    def delete_account(user: str) -> str:
+        """Delete."""
+        deleted.append(user)
+        return "deleted"
+
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        agent.run_sync("delete bob")
+    assert stopped.value.stop_reason == "policy_denied"
+    assert deleted == []
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent deleter")
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+
+
+def test_looping_tool_calls_stop_the_run_with_loop_detected(guarded, instrument):
+    telemetry = guarded({"loop": {"max_repeats": 2}})
+    instrument("pydantic_ai")
+    agent = agent_with_lookup(script(tool_call("lookup", {"q": "same"}, "c")), "stuck")
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        agent.run_sync("go")
+    assert stopped.value.stop_reason == "loop_detected"
+    spans = ours(telemetry.spans())
+    assert one(spans, "invoke_agent stuck").attributes["agent.stop_reason"] == "loop_detected"
+    assert len([s for s in spans if s.name == "execute_tool lookup"]) == 2
+
+
+def test_uninstrument_restores_pydantic_ai(telemetry, instrument):
+    from pydantic_ai import agent as agent_module
+
+    before = agent_module.Agent._resolve_run_capabilities
+    instrument("pydantic_ai")
+    assert agent_module.Agent._resolve_run_capabilities is not before
+    agent_otel.integrations.uninstrument(["pydantic_ai"])
+    assert agent_module.Agent._resolve_run_capabilities is before
+    Agent(TestModel(), name="plain").run_sync("go")
+    assert ours(telemetry.spans()) == []
+
+
+def test_tool_return_is_what_pydantic_ai_sends_back(telemetry, instrument):
+    """The result hash is over the tool's return value, the content of PydanticAI's ToolReturnPart."""
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("data", {}, "x1"), text("ok")), name="returns")
+
+    @agent.tool_plain
+    def data() -> dict:
+        """Structured."""
+        return {"b": 2, "a": [1, 2]}
+
+    result = agent.run_sync("go")
+    returns = [
+        p for m in result.all_messages() for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)
+    ]
+    assert returns[0].content == {"b": 2, "a": [1, 2]}
+    tool_span = one(ours(telemetry.spans()), "execute_tool data")
+    assert tool_span.attributes["agent.tool.result_sha"] == sha({"a": [1, 2], "b": 2})
