@@ -1,0 +1,127 @@
+"""MCP client (the ``mcp`` package): each ``call_tool`` is a tool call of the current run.
+
+``ClientSession.call_tool`` is wrapped (and ``Client.call_tool``, whose input-required rounds and
+header-mismatch resends are one logical call, so they make one span). The span is
+``execute_tool {MCP tool name}`` with the arguments hashed as an object and the result hashed over the
+tool's ``structured_content`` if it has one, else over its content blocks. A result with
+``is_error: true`` (the tool failed and the server told the model so) marks the span ``error`` with
+``error.type = MCPToolError``; the exception is not raised, the result goes back to the caller as the
+SDK returned it. Protocol errors raised by the SDK fail the span and continue unchanged.
+
+Guards run before the request is sent, so a denied or looping MCP tool call raises
+:class:`AgentStopped` instead of reaching the server. When a framework integration already records the
+same tool (an agent framework whose tool *is* this MCP tool, under the same name), the MCP call joins
+that span rather than opening a nested one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from agent_otel.run import _internal_error, current_run
+from agent_otel.tools import active_tool_call
+
+from . import Integration
+from ._common import Patcher, start_tool
+
+_in_call: ContextVar[bool] = ContextVar("agent_otel_mcp_call", default=False)
+
+
+class MCPToolError(Exception):
+    """The MCP server answered the tool call with ``is_error: true``; recorded, never raised."""
+
+
+def _result_value(result: Any) -> Any:
+    structured = getattr(result, "structured_content", None)
+    if structured is None:
+        structured = getattr(result, "structuredContent", None)
+    if structured is not None:
+        return structured
+    content = getattr(result, "content", None)
+    if isinstance(content, list):
+        out = []
+        for block in content:
+            dump = getattr(block, "model_dump", None)
+            out.append(dump(mode="json", exclude_none=True) if callable(dump) else block)
+        return out
+    return result
+
+
+def _is_error(result: Any) -> bool:
+    return bool(getattr(result, "is_error", False) or getattr(result, "isError", False))
+
+
+def _error_text(result: Any) -> str:
+    for block in getattr(result, "content", None) or []:
+        text = getattr(block, "text", None)
+        if isinstance(text, str):
+            return text[:200]
+    return "tool reported an error"
+
+
+def _joins_framework_call(name: str) -> bool:
+    """A framework tool call of the same name is in flight and claimable: use it, no second span."""
+    call = active_tool_call()
+    if call is not None and call.claimable and call.name == name and call.run is current_run():
+        call.claimable = False
+        return True
+    return False
+
+
+def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def call_tool(self: Any, name: str, arguments: Any = None, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if run is None or run._rt is None or _in_call.get() or _joins_framework_call(str(name)):
+            return await original(self, name, arguments, *args, **kwargs)
+        call = start_tool(run, str(name), arguments if arguments is not None else {})
+        if call is None:
+            return await original(self, name, arguments, *args, **kwargs)
+        token = _in_call.set(True)
+        try:
+            result = await original(self, name, arguments, *args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            _in_call.reset(token)
+        try:
+            if _is_error(result):
+                call.fail(MCPToolError(_error_text(result)))
+            else:
+                call.ok(_result_value(result))
+        except Exception as exc:
+            _internal_error("recording an MCP tool result", exc)
+            call.ok(None)
+        return result
+
+    return call_tool
+
+
+class MCPIntegration(Integration):
+    """Wraps ``ClientSession.call_tool`` and ``Client.call_tool``."""
+
+    name = "mcp"
+    packages = ("mcp",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from mcp.client import session
+
+        self._patcher.wrap(session.ClientSession, "call_tool", _make_call_tool)
+        try:
+            from mcp.client import client
+        except ImportError:  # mcp 1.x has no high-level Client
+            return
+        if hasattr(client, "Client"):
+            self._patcher.wrap(client.Client, "call_tool", _make_call_tool)
+
+    def uninstrument(self) -> None:
+        self._patcher.restore()

@@ -1,0 +1,147 @@
+"""MCP client against real MCP servers: in-process (memory transport) and a stdio subprocess."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TypedDict
+
+import pytest
+from tests.integrations.conftest import children, one, ours, steps
+
+import agent_otel
+from agent_otel.hashing import sha
+
+pytest.importorskip("mcp")
+
+from mcp import Client, ClientSession, StdioServerParameters, stdio_client
+from mcp.server.mcpserver import MCPServer
+
+
+class Hits(TypedDict):
+    query: str
+    hits: int
+
+
+STDIO_SERVER = Path(__file__).with_name("mcp_stdio_server.py")
+
+
+def make_server() -> MCPServer:
+    server = MCPServer("tools")
+
+    @server.tool()
+    def search(query: str, limit: int = 3) -> Hits:
+        """Search."""
+        return {"query": query, "hits": limit}
+
+    @server.tool(structured_output=False)
+    def shout(text: str) -> str:
+        """Unstructured content blocks only."""
+        return text.upper()
+
+    @server.tool()
+    def explode(reason: str) -> str:
+        """Always fails."""
+        raise ValueError(reason)
+
+    @server.tool()
+    def delete_repo(name: str) -> str:
+        """Dangerous."""
+        return "deleted " + name
+
+    return server
+
+
+async def test_call_tool_is_a_tool_call_of_the_run(telemetry, instrument):
+    instrument("mcp")
+    async with Client(make_server()) as client, agent_otel.run("mcp-agent") as run:
+        result = await client.call_tool("search", {"query": "otel", "limit": 2})
+    assert result.structured_content == {"query": "otel", "hits": 2}
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent mcp-agent")
+    tool_span = one(spans, "execute_tool search")
+    assert children(root, spans) == [tool_span]
+    assert tool_span.attributes["gen_ai.tool.name"] == "search"
+    assert tool_span.attributes["agent.run_id"] == run.run_id
+    assert tool_span.attributes["agent.step_id"] == 1
+    assert tool_span.attributes["agent.tool.args_sha"] == sha({"query": "otel", "limit": 2})
+    assert tool_span.attributes["agent.tool.result_sha"] == sha({"query": "otel", "hits": 2})
+    assert tool_span.attributes["agent.tool.status"] == "ok"
+    assert root.attributes["agent.tool_calls"] == 1
+    (event,) = telemetry.events("tool_result")
+    assert (event["tool"], event["status"], event["args_sha"]) == (
+        "search",
+        "ok",
+        sha({"query": "otel", "limit": 2}),
+    )
+    points = telemetry.metrics()["agent.tool.invocations"]
+    assert [(a["tool"], a["status"], p.value) for a, p in points] == [("search", "ok", 1)]
+
+
+async def test_result_hash_over_content_blocks_without_structured_content(telemetry, instrument):
+    instrument("mcp")
+    async with Client(make_server()) as client, agent_otel.run("mcp-text"):
+        result = await client.call_tool("shout", {"text": "hi"})
+    assert result.structured_content is None
+    tool_span = one(ours(telemetry.spans()), "execute_tool shout")
+    assert tool_span.attributes["agent.tool.result_sha"] == sha([{"type": "text", "text": "HI"}])
+
+
+async def test_tool_error_result_marks_the_span_and_returns_the_result(telemetry, instrument):
+    instrument("mcp")
+    async with Client(make_server()) as client, agent_otel.run("mcp-errors") as run:
+        result = await client.call_tool("explode", {"reason": "boom"})
+    assert result.is_error
+    tool_span = one(ours(telemetry.spans()), "execute_tool explode")
+    assert tool_span.attributes["agent.tool.status"] == "error"
+    assert tool_span.attributes["error.type"] == "MCPToolError"
+    assert run.result.stop_reason == "completed"
+
+
+async def test_stdio_server_with_client_session(telemetry, instrument):
+    instrument("mcp")
+    params = StdioServerParameters(command=sys.executable, args=[str(STDIO_SERVER)])
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        async with agent_otel.run("stdio-agent"):
+            first = await session.call_tool("add", {"a": 2, "b": 3})
+            second = await session.call_tool("divide", {"a": 1, "b": 4})
+    assert first.structured_content == {"result": 5}
+    assert second.structured_content == {"result": 0.25}
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent stdio-agent")
+    assert steps(root, spans) == [(1, "execute_tool add"), (2, "execute_tool divide")]
+    assert one(spans, "execute_tool add").attributes["agent.tool.result_sha"] == sha({"result": 5})
+
+
+async def test_outside_a_run_nothing_is_recorded(telemetry, instrument):
+    instrument("mcp")
+    async with Client(make_server()) as client:
+        await client.call_tool("search", {"query": "x"})
+    assert ours(telemetry.spans()) == []
+
+
+async def test_denied_mcp_tool_never_reaches_the_server(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("mcp")
+    async with Client(make_server()) as client:
+        with pytest.raises(agent_otel.AgentStopped) as stopped:
+            async with agent_otel.run("mcp-denied"):
+                await client.call_tool("delete_repo", {"name": "prod"})
+    assert stopped.value.stop_reason == "policy_denied"
+    spans = ours(telemetry.spans())
+    assert one(spans, "invoke_agent mcp-denied").attributes["agent.stop_reason"] == "policy_denied"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+
+
+async def test_looping_mcp_calls_stop_with_loop_detected(guarded, instrument):
+    telemetry = guarded({"loop": {"max_repeats": 2}})
+    instrument("mcp")
+    async with Client(make_server()) as client:
+        with pytest.raises(agent_otel.AgentStopped) as stopped:
+            async with agent_otel.run("mcp-loop"):
+                for _ in range(5):
+                    await client.call_tool("search", {"query": "same"})
+    assert stopped.value.stop_reason == "loop_detected"
+    spans = ours(telemetry.spans())
+    assert len([s for s in spans if s.name == "execute_tool search"]) == 2
