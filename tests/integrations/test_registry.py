@@ -123,7 +123,21 @@ def _patched(name: str) -> list[tuple[Any, str, Any, Any]]:
     return list(patcher._applied)
 
 
+def import_all_frameworks() -> None:
+    for module in (
+        "openai",
+        "anthropic",
+        "mcp",
+        "langchain_core",
+        "langgraph.prebuilt",
+        "agents",
+        "pydantic_ai",
+    ):
+        importlib.import_module(module)
+
+
 def test_instrumenting_twice_patches_once_and_uninstrument_restores_exactly():
+    import_all_frameworks()
     before: dict[tuple[int, str], Any] = {}
     try:
         integrations.instrument(ALL)
@@ -151,6 +165,54 @@ def test_instrumenting_twice_patches_once_and_uninstrument_restores_exactly():
             else:
                 assert vars(owner)[attr] is original
                 assert not hasattr(original, "__agent_otel_original__")
+
+
+def test_frameworks_imported_after_setup_are_instrumented_on_import():
+    out = run_python(
+        """
+        import os, sys, time, tempfile
+        os.environ["AGENT_OTEL_HOME"] = tempfile.mkdtemp()
+        import agent_otel
+        from agent_otel import integrations
+        t = time.perf_counter()
+        agent_otel.setup("t", store=False, config={"exporter": {"probe_local": False}})
+        took = time.perf_counter() - t
+        frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai")
+        print("imported by setup:", sorted(m for m in frameworks if m in sys.modules))
+        print("pending:", integrations.pending())
+        print("fast:", took < 1.0)
+
+        from langgraph.graph import StateGraph  # the namespace package, imported through a submodule
+        from langgraph.pregel import Pregel
+        print("pregel:", hasattr(Pregel.stream, "__agent_otel_original__"))
+        from langgraph.prebuilt import ToolNode
+        from langgraph.prebuilt import tool_node
+        print("tool_node:", hasattr(tool_node._handle_tool_error, "__agent_otel_original__"))
+        from openai import OpenAI
+        from openai._base_client import SyncAPIClient
+        print("openai:", hasattr(SyncAPIClient.request, "__agent_otel_original__"))
+        import agents, pydantic_ai, mcp, anthropic
+        from agents.run import AgentRunner
+        print("agents:", hasattr(AgentRunner.run, "__agent_otel_original__"))
+        print("pending:", integrations.pending())
+        print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
+        agent_otel.shutdown()
+        patched = hasattr(SyncAPIClient.request, "__agent_otel_original__")
+        print("after shutdown:", patched, integrations.active())
+        """
+    )
+    assert out.splitlines() == [
+        "imported by setup: []",
+        "pending: ['anthropic', 'langchain', 'langgraph', 'mcp', 'openai', 'openai_agents', 'pydantic_ai']",
+        "fast: True",
+        "pregel: True",
+        "tool_node: True",
+        "openai: True",
+        "agents: True",
+        "pending: []",
+        "watcher: False",
+        "after shutdown: False []",
+    ]
 
 
 def test_uninstrument_leaves_someone_elses_later_patch_alone():

@@ -19,6 +19,7 @@ turns every tool exception into a message for the model; this integration keeps 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -83,7 +84,12 @@ def _keep_agent_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class LangGraphIntegration(Integration):
-    """Wraps ``Pregel.stream``/``astream`` and ToolNode's error handler."""
+    """Wraps ``Pregel.stream``/``astream`` and ToolNode's error handler.
+
+    ``langgraph`` is a namespace package, so the triggers are the two modules patched here; each is
+    patched when it has been imported, without importing the other (importing ``langgraph.prebuilt``
+    while ``langgraph.graph`` is still being imported would be a circular import).
+    """
 
     name = "langgraph"
     packages = ("langgraph",)
@@ -91,31 +97,33 @@ class LangGraphIntegration(Integration):
     def __init__(self) -> None:
         self._patcher = Patcher()
 
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        return ("langgraph.pregel.main", "langgraph.prebuilt.tool_node")
+
     def available(self) -> bool:
-        return super().available() and _has("langgraph.pregel")
+        # langgraph-checkpoint alone also provides the ``langgraph`` namespace; Pregel is langgraph's.
+        return super().available() and _has_subpackage("langgraph", "pregel")
 
     def instrument(self) -> None:
-        if self._patcher.applied:
-            return
-        from langgraph.pregel import main
-
         p = self._patcher
-        p.wrap(main.Pregel, "stream", _make_stream)
-        p.wrap(main.Pregel, "astream", _make_astream)
-        if _has("langgraph.prebuilt"):
-            from langgraph.prebuilt import tool_node
-
-            if hasattr(tool_node, "_handle_tool_error"):
-                p.wrap(tool_node, "_handle_tool_error", _keep_agent_stopped)
+        main = sys.modules.get("langgraph.pregel.main")
+        if main is not None:
+            p.wrap(main.Pregel, "stream", _make_stream)
+            p.wrap(main.Pregel, "astream", _make_astream)
+        tool_node = sys.modules.get("langgraph.prebuilt.tool_node")
+        if tool_node is not None and hasattr(tool_node, "_handle_tool_error"):
+            p.wrap(tool_node, "_handle_tool_error", _keep_agent_stopped)
 
     def uninstrument(self) -> None:
         self._patcher.restore()
 
 
-def _has(module: str) -> bool:
+def _has_subpackage(package: str, child: str) -> bool:
+    """Whether ``package.child`` is installed, without importing ``package`` (find_spec would)."""
     import importlib.util
+    import os
 
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    spec = importlib.util.find_spec(package)
+    locations = getattr(spec, "submodule_search_locations", None) or []
+    return any(os.path.isdir(os.path.join(location, child)) for location in locations)
