@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -11,6 +12,7 @@ from tests.integrations.conftest import children, one, ours, parent_of, steps, s
 
 import agent_otel
 from agent_otel.hashing import sha
+from agent_otel.tools import ToolTimeout
 
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain_core")
@@ -359,3 +361,23 @@ def test_langchain_create_agent(telemetry, instrument):
     ]
     assert root.attributes["gen_ai.usage.input_tokens"] == 16
     assert root.attributes["agent.stop_reason"] == "completed"
+
+
+def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
+    telemetry = guarded({"tool_timeout_s": 0.05})
+    instrument("langchain", "langgraph")
+
+    @lc_tool
+    def hang(x: int) -> str:
+        """Hangs."""
+        time.sleep(0.5)
+        return "late"
+
+    graph = small_graph(fake(ai(calls=[("hang", {"x": 1}, "h1")]), ai("never")), [hang], "hanging")
+    with pytest.raises(ToolTimeout):
+        graph.invoke({"messages": [("user", "x")]})
+    spans = ours(telemetry.spans())
+    assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
+    root = one(spans, "invoke_agent hanging")
+    assert root.attributes["agent.stop_reason"] == "tool_timeout"
+    assert root.status.status_code.name == "ERROR"

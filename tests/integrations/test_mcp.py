@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 from typing import TypedDict
 
+import anyio
 import pytest
 from tests.integrations.conftest import children, one, ours, steps
 
 import agent_otel
 from agent_otel.hashing import sha
+from agent_otel.tools import ToolTimeout
 
 pytest.importorskip("mcp")
 
@@ -145,3 +147,23 @@ async def test_looping_mcp_calls_stop_with_loop_detected(guarded, instrument):
     assert stopped.value.stop_reason == "loop_detected"
     spans = ours(telemetry.spans())
     assert len([s for s in spans if s.name == "execute_tool search"]) == 2
+
+
+async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
+    telemetry = guarded({"tool_timeout_s": 0.05})
+    instrument("mcp")
+    server = MCPServer("slow")
+
+    @server.tool()
+    async def hang() -> str:
+        """Hangs."""
+        await anyio.sleep(2)
+        return "late"
+
+    async with Client(server) as client:
+        with pytest.raises(ToolTimeout):
+            async with agent_otel.run("mcp-timeout"):
+                await client.call_tool("hang", {})
+    spans = ours(telemetry.spans())
+    assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
+    assert one(spans, "invoke_agent mcp-timeout").attributes["agent.stop_reason"] == "tool_timeout"

@@ -11,6 +11,7 @@ from tests.integrations.conftest import children, one, ours, parent_of, steps, s
 
 import agent_otel
 from agent_otel.hashing import sha
+from agent_otel.tools import ToolTimeout
 
 pytest.importorskip("agents")
 
@@ -23,6 +24,7 @@ from agents import (
     ModelRefusalError,
     Runner,
     ToolTimeoutError,
+    UserError,
     function_tool,
     input_guardrail,
     set_trace_processors,
@@ -468,3 +470,23 @@ def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     assert chat.attributes["gen_ai.usage.output_tokens"] == 4
     assert root.attributes["agent.steps"] == 1
     assert root.attributes["gen_ai.request.model"] == "gpt-4o"
+
+
+def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
+    telemetry = guarded({"tool_timeout_s": 0.05})
+    instrument("openai_agents")
+
+    @function_tool
+    async def hang(x: int) -> str:
+        """Hangs."""
+        await asyncio.sleep(2)
+        return "late"
+
+    model = Scripted([step(function_call("hang", {"x": 1}, call_id="h1")), step(assistant_message("never"))])
+    # The SDK re-raises tool exceptions as UserError("Error running tool ...") from the original.
+    with pytest.raises(UserError) as raised:
+        Runner.run_sync(Agent(name="hanging", model=model, tools=[hang]), "go")
+    assert isinstance(raised.value.__cause__, ToolTimeout)
+    spans = ours(telemetry.spans())
+    assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
+    assert one(spans, "invoke_agent hanging").attributes["agent.stop_reason"] == "tool_timeout"

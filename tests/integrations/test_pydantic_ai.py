@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from tests.integrations.conftest import children, one, ours, parent_of, steps, s
 
 import agent_otel
 from agent_otel.hashing import sha
+from agent_otel.tools import ToolTimeout
 
 pytest.importorskip("pydantic_ai")
 
@@ -270,3 +272,21 @@ def test_tool_return_is_what_pydantic_ai_sends_back(telemetry, instrument):
     assert returns[0].content == {"b": 2, "a": [1, 2]}
     tool_span = one(ours(telemetry.spans()), "execute_tool data")
     assert tool_span.attributes["agent.tool.result_sha"] == sha({"a": [1, 2], "b": 2})
+
+
+def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
+    telemetry = guarded({"tool_timeout_s": 0.05})
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("hang", {}, "h1"), text("never")), name="hanging")
+
+    @agent.tool_plain
+    async def hang() -> str:
+        """Hangs."""
+        await asyncio.sleep(2)
+        return "late"
+
+    with pytest.raises(ToolTimeout):
+        agent.run_sync("go")
+    spans = ours(telemetry.spans())
+    assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
+    assert one(spans, "invoke_agent hanging").attributes["agent.stop_reason"] == "tool_timeout"

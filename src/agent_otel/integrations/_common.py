@@ -22,7 +22,15 @@ from typing import Any
 from agent_otel.llm import LLMCall
 from agent_otel.run import _MISSING, Run, _internal_error, current_run
 from agent_otel.stop import AgentStopped, StopReason
-from agent_otel.tools import ToolCall, ToolOptions, active_tool_call, begin
+from agent_otel.tools import (
+    ToolCall,
+    ToolOptions,
+    ToolTimeout,
+    _timeout_for,
+    _with_deadline,
+    active_tool_call,
+    begin,
+)
 
 #: Marker attribute on every wrapper we install; its value is the wrapped original.
 ORIGINAL_ATTR = "__agent_otel_original__"
@@ -156,6 +164,30 @@ def start_tool(
     except Exception as exc:
         _internal_error("starting a framework tool call", exc)
         return None
+
+
+def call_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a sync framework tool under ``guards.tool_timeout_s``, exactly as ``@tool`` runs its function."""
+    timeout_s = _timeout_for(call)
+    if timeout_s is None:
+        return fn(*args, **kwargs)
+    return _with_deadline(fn, args, kwargs, timeout_s, call.name)
+
+
+async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Await an async framework tool under ``guards.tool_timeout_s``; expiry raises ``ToolTimeout``."""
+    timeout_s = _timeout_for(call)
+    if timeout_s is None:
+        return await fn(*args, **kwargs)
+    import asyncio
+
+    try:
+        async with asyncio.timeout(timeout_s) as deadline:
+            return await fn(*args, **kwargs)
+    except TimeoutError as exc:
+        if deadline.expired():  # ours, not a TimeoutError the tool raised itself
+            raise ToolTimeout(call.name, timeout_s) from exc
+        raise
 
 
 def parse_json_args(raw: Any) -> Any:

@@ -35,7 +35,15 @@ from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, active_tool_call
 
 from . import Integration
-from ._common import Patcher, as_int, framework_llm, start_tool, usage_value
+from ._common import (
+    Patcher,
+    as_int,
+    await_with_timeout,
+    call_with_timeout,
+    framework_llm,
+    start_tool,
+    usage_value,
+)
 
 # The tool object whose call is being recorded in this context: ``arun`` falling back to ``run`` (or a
 # tool that re-enters itself through ``invoke``) must not open a second span for the same call.
@@ -96,7 +104,7 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, tool_input, *args, **kwargs)
         token = _recording.set(self)
         try:
-            output = original(self, tool_input, *args, **kwargs)
+            output = call_with_timeout(call, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
@@ -116,7 +124,7 @@ def _make_arun(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, tool_input, *args, **kwargs)
         token = _recording.set(self)
         try:
-            output = await original(self, tool_input, *args, **kwargs)
+            output = await await_with_timeout(call, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise

@@ -25,7 +25,7 @@ from agent_otel.run import _internal_error, current_run
 from agent_otel.tools import active_tool_call
 
 from . import Integration
-from ._common import Patcher, start_tool
+from ._common import Patcher, await_with_timeout, start_tool
 
 _in_call: ContextVar[bool] = ContextVar("agent_otel_mcp_call", default=False)
 
@@ -82,7 +82,7 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, name, arguments, *args, **kwargs)
         token = _in_call.set(True)
         try:
-            result = await original(self, name, arguments, *args, **kwargs)
+            result = await await_with_timeout(call, original, self, name, arguments, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise

@@ -47,6 +47,7 @@ from ._common import (
     FrameworkRun,
     Patcher,
     as_int,
+    await_with_timeout,
     enter_run,
     exit_run,
     framework_llm,
@@ -193,7 +194,7 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         if call is None:
             return await original(*args, **kwargs)
         try:
-            result = await original(*args, **kwargs)
+            result = await await_with_timeout(call, original, *args, **kwargs)
         except BaseException as exc:
             note(run, exc, _classify(exc))
             call.fail(exc)

@@ -33,6 +33,7 @@ from . import Integration
 from ._common import (
     Patcher,
     as_int,
+    await_with_timeout,
     enter_run,
     exit_run,
     framework_llm,
@@ -133,7 +134,7 @@ def _capability_class() -> type:
             if tool_call is None:
                 return await handler(args)
             try:
-                result = await handler(args)
+                result = await await_with_timeout(tool_call, handler, args)
             except BaseException as exc:
                 note(run, exc, _classify(exc))
                 tool_call.fail(exc)
