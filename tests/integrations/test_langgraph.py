@@ -18,7 +18,8 @@ pytest.importorskip("langgraph")
 pytest.importorskip("langchain_core")
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.tools import ToolException
 from langchain_core.tools import tool as lc_tool
 from langgraph.errors import GraphRecursionError
@@ -381,3 +382,40 @@ def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
     root = one(spans, "invoke_agent hanging")
     assert root.attributes["agent.stop_reason"] == "tool_timeout"
     assert root.status.status_code.name == "ERROR"
+
+
+def test_stopping_a_stream_early_ends_the_run_cancelled(telemetry, instrument):
+    instrument("langchain", "langgraph")
+    graph = small_graph(varying("lookup"), [lookup], "streamed")
+    stream = graph.stream({"messages": [("user", "x")]}, {"recursion_limit": 50}, stream_mode="updates")
+    first = next(stream)
+    assert "model" in first
+    assert agent_otel.current_run() is not None  # the graph's run, while the caller iterates
+    stream.close()
+    assert agent_otel.current_run() is None
+    root = one(ours(telemetry.spans()), "invoke_agent streamed")
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+
+
+class StreamingWithUsage(ToolCallingFake):
+    """The fake's token stream plus a final usage-only chunk, as OpenAI sends with include_usage."""
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Any:
+        yield from super()._stream(*args, **kwargs)
+        usage = {"input_tokens": 12, "output_tokens": 4, "total_tokens": 16}
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+
+
+async def test_chat_model_streaming_inside_a_user_run(telemetry, instrument):
+    instrument("langchain")
+    model = StreamingWithUsage(messages=iter([AIMessage(content="streamed reply")]))
+    async with agent_otel.run("streaming-user") as run:
+        chunks = [chunk async for chunk in model.astream("hi")]
+    assert "".join(c.content for c in chunks) == "streamed reply"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent streaming-user")
+    chat = one(spans, "chat gpt-4o-mini")
+    assert children(root, spans) == [chat]
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 12
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 4
+    assert run.result.usage["llm_calls"] == 1
