@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from tests.integrations.conftest import Reply, children, one, ours
 
@@ -146,3 +148,18 @@ def test_error_ends_the_run_with_model_error(telemetry, instrument, fake_api):
     spans = ours(telemetry.spans())
     assert one(spans, "invoke_agent claude-fail").attributes["agent.stop_reason"] == "model_error"
     assert one(spans, f"chat {MODEL}").status.status_code.name == "ERROR"
+
+
+def test_stream_dropped_unread_still_ends_the_step(telemetry, instrument, fake_api):
+    instrument("anthropic")
+    fake_api.reply(Reply(stream=stream_events(5, 9)))
+    with agent_otel.run("claude-dropped") as run:
+        stream = client(fake_api).messages.create(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        del stream
+        gc.collect()
+    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    assert chat.end_time is not None
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 0
+    assert run.result.usage["llm_calls"] == 1

@@ -164,7 +164,8 @@ def small_graph(model: Any, tools: list, name: str) -> Any:
 
     builder = StateGraph(MessagesState)
     builder.add_node("model", call_model)
-    builder.add_node("tools", ToolNode(tools))
+    # Errors propagate (the default of langgraph 1.x; 0.x turned every error into a message).
+    builder.add_node("tools", ToolNode(tools, handle_tool_errors=False))
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", tools_condition)
     builder.add_edge("tools", "model")
@@ -291,7 +292,11 @@ def test_unhandled_tool_error_ends_the_run_with_tool_error(telemetry, instrument
         """Raises."""
         raise RuntimeError("bug")
 
-    agent = react(fake(ai(calls=[("broken", {"x": 1}, "b1")])), [broken], name="broken-agent")
+    agent = react(
+        fake(ai(calls=[("broken", {"x": 1}, "b1")])),
+        ToolNode([broken], handle_tool_errors=False),
+        name="broken-agent",
+    )
     with pytest.raises(RuntimeError, match="bug"):
         agent.invoke({"messages": [("user", "go")]})
     spans = ours(telemetry.spans())

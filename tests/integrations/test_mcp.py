@@ -108,8 +108,11 @@ async def test_stdio_server_with_client_session(telemetry, instrument):
         async with agent_otel.run("stdio-agent"):
             first = await session.call_tool("add", {"a": 2, "b": 3})
             second = await session.call_tool("divide", {"a": 1, "b": 4})
-    assert first.structured_content == {"result": 5}
-    assert second.structured_content == {"result": 0.25}
+    structured = (
+        "structured_content" if hasattr(first, "structured_content") else "structuredContent"
+    )  # mcp 1.x
+    assert getattr(first, structured) == {"result": 5}
+    assert getattr(second, structured) == {"result": 0.25}
     spans = ours(telemetry.spans())
     root = one(spans, "invoke_agent stdio-agent")
     assert steps(root, spans) == [(1, "execute_tool add"), (2, "execute_tool divide")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
@@ -124,6 +125,8 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
             else:
                 result._iterator = _observe_sync(inner, call, observer)
             _hook_close(result, is_async)
+            # A stream dropped without being read or closed still ends its step (with no usage).
+            weakref.finalize(result, call.finish)
             return result
         body = _raw_body(result) if hasattr(result, "http_response") else result
         _finish(call, api.usage(body) if body is not None else Usage())
