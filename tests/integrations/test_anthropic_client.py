@@ -163,3 +163,16 @@ def test_stream_dropped_unread_still_ends_the_step(telemetry, instrument, fake_a
     assert chat.end_time is not None
     assert chat.attributes["gen_ai.usage.input_tokens"] == 0
     assert run.result.usage["llm_calls"] == 1
+
+
+def test_beta_messages_api(telemetry, instrument, fake_api):
+    instrument("anthropic")
+    fake_api.reply(Reply(message(7, 2)))
+    with agent_otel.run("claude-beta") as run:
+        client(fake_api).beta.messages.create(
+            model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
+    assert fake_api.requests[0][0] == "/v1/messages"  # the beta API uses the same path (and a header)
+    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 7
+    assert run.result.usage["llm_calls"] == 1

@@ -275,3 +275,32 @@ def test_instrumenting_twice_counts_once_and_uninstrument_restores(telemetry, in
     with agent_otel.run("after") as run:
         client(fake_api).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert run.result.usage["llm_calls"] == 0
+
+
+def test_parse_helper_and_raw_response_are_steps_with_usage(telemetry, instrument, fake_api):
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        answer: str
+
+    instrument("openai")
+    fake_api.reply(Reply(completion(15, 6, content='{"answer": "42"}')), Reply(completion(9, 3)))
+    with agent_otel.run("parser") as run:
+        parsed = client(fake_api).chat.completions.parse(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}], response_format=Answer
+        )
+        raw = client(fake_api).chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "y"}]
+        )
+    assert parsed.choices[0].message.parsed == Answer(answer="42")
+    assert raw.parse().choices[0].message.content == "hi"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent parser")
+    chats = sorted(children(root, spans), key=lambda s: s.attributes["agent.step_id"])
+    assert [
+        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"]) for s in chats
+    ] == [
+        (15, 6),
+        (9, 3),
+    ]
+    assert run.result.usage["input_tokens"] == 24

@@ -15,6 +15,7 @@ from agent_otel.tools import ToolTimeout
 pytest.importorskip("pydantic_ai")
 
 from pydantic_ai import Agent, ModelRetry, UsageLimitExceeded, UsageLimits
+from pydantic_ai.exceptions import RunTimedOut
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
@@ -290,3 +291,37 @@ def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
     spans = ours(telemetry.spans())
     assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
     assert one(spans, "invoke_agent hanging").attributes["agent.stop_reason"] == "tool_timeout"
+
+
+def test_run_timeout_stops_with_timeout(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("slow", {}, "s1"), text("never")), name="deadline")
+
+    @agent.tool_plain
+    async def slow() -> str:
+        """Slow."""
+        await asyncio.sleep(2)
+        return "late"
+
+    with pytest.raises(RunTimedOut):
+        agent.run_sync("go", timeout=0.1)
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent deadline")
+    assert root.attributes["agent.stop_reason"] == "timeout"
+    assert root.status.status_code.name == "UNSET"
+    assert one(spans, "execute_tool slow").attributes["agent.tool.status"] == "error"
+
+
+def test_run_timeout_inside_a_user_run_stops_it_with_timeout(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("slow", {}, "s1"), text("never")), name="deadline-inner")
+
+    @agent.tool_plain
+    async def slow() -> str:
+        """Slow."""
+        await asyncio.sleep(2)
+        return "late"
+
+    with pytest.raises(RunTimedOut), agent_otel.run("outer") as run:
+        agent.run_sync("go", timeout=0.1)
+    assert run.result.stop_reason == "timeout"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from agent_otel import llm
@@ -55,6 +56,23 @@ def _classify(exc: BaseException) -> StopReason | None:
     return None
 
 
+def _deadline_passed(ctx: Any) -> bool:
+    deadline = getattr(ctx, "deadline", None)
+    if not isinstance(deadline, datetime):
+        return False
+    try:
+        return datetime.now(deadline.tzinfo) >= deadline
+    except (TypeError, ValueError):
+        return False
+
+
+def _stop(run: Any, reason: StopReason) -> None:
+    try:
+        run.stop(reason, "the PydanticAI run deadline (timeout=) passed")
+    except Exception as exc:
+        _internal_error("stopping a timed-out PydanticAI run", exc)
+
+
 def _capability_class() -> type:
     from pydantic_ai.capabilities import AbstractCapability
 
@@ -76,7 +94,14 @@ def _capability_class() -> type:
             try:
                 result = await handler()
             except BaseException as exc:
-                exit_run(frun, exc, _classify(exc))
+                reason = _classify(exc)
+                if reason is None and _deadline_passed(ctx):
+                    # PydanticAI enforces ``timeout=`` by cancelling the run body; the RunTimedOut the
+                    # caller gets is raised outside this hook. Cancellation would read "cancelled".
+                    reason = StopReason.TIMEOUT
+                    if frun is not None and frun.owned:
+                        _stop(frun.run, reason)
+                exit_run(frun, exc, reason)
                 raise
             exit_run(frun, None)
             return result
