@@ -325,3 +325,43 @@ def test_run_timeout_inside_a_user_run_stops_it_with_timeout(telemetry, instrume
     with pytest.raises(RunTimedOut), agent_otel.run("outer") as run:
         agent.run_sync("go", timeout=0.1)
     assert run.result.stop_reason == "timeout"
+
+
+def test_real_openai_model_with_the_client_integration_counts_each_request_once(
+    telemetry, instrument, fake_api
+):
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+    from tests.integrations.conftest import Reply
+
+    instrument("pydantic_ai", "openai")
+    fake_api.reply(
+        Reply(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1700000000,
+                "model": "gpt-4o-2024-08-06",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "hello"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25},
+            }
+        )
+    )
+    client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
+    assert Agent(model, name="real-model").run_sync("hi").output == "hello"
+    assert fake_api.requests[0][0] == "/v1/chat/completions"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent real-model")
+    chat = one(spans, "chat gpt-4o")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 21
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 4
+    assert chat.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert root.attributes["agent.steps"] == 1

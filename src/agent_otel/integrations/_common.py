@@ -212,6 +212,14 @@ def framework_llm_active() -> bool:
     return call is not None and not call._done
 
 
+def reset_framework_llm(token: Any) -> None:
+    """Undo ``framework_llm.set``; from another context (an abandoned stream) just clear it."""
+    try:
+        framework_llm.reset(token)
+    except ValueError:
+        framework_llm.set(None)
+
+
 def usage_value(obj: Any, *path: str) -> Any:
     """``obj.a.b`` or ``obj["a"]["b"]``, None where missing: SDK objects and raw JSON alike."""
     cur = obj

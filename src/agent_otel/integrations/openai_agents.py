@@ -54,6 +54,7 @@ from ._common import (
     model_name,
     note,
     parse_json_args,
+    reset_framework_llm,
     start_tool,
     usage_value,
 )
@@ -276,7 +277,7 @@ def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
             call.fail(exc)
             raise
         finally:
-            _reset_marker(token)
+            reset_framework_llm(token)
         _finish_llm(call, getattr(response, "usage", None))
         return response
 
@@ -308,17 +309,10 @@ def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
             )
             raise
         finally:
-            _reset_marker(token)
+            reset_framework_llm(token)
         _finish_llm(call, usage)
 
     return stream_response_with_retry
-
-
-def _reset_marker(token: Any) -> None:
-    try:
-        framework_llm.reset(token)
-    except ValueError:  # closed from another context (an abandoned stream)
-        framework_llm.set(None)
 
 
 class OpenAIAgentsIntegration(Integration):

@@ -40,6 +40,7 @@ from ._common import (
     framework_llm,
     model_name,
     note,
+    reset_framework_llm,
     start_tool,
     usage_value,
 )
@@ -130,7 +131,7 @@ def _capability_class() -> type:
                 call.fail(exc)
                 raise
             finally:
-                framework_llm.reset(token)
+                reset_framework_llm(token)
             usage = getattr(response, "usage", None)
             responder = getattr(response, "model_name", None)
             call.finish(
