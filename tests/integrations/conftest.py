@@ -164,9 +164,9 @@ def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from tests.conftest import ListSink, Telemetry
 
     import agent_otel
+    from tests.conftest import ListSink, Telemetry
 
     for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "OTEL_SDK_DISABLED", "AGENT_OTEL_EVENTS"):
         monkeypatch.delenv(var, raising=False)

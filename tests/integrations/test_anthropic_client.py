@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 
 import pytest
-from tests.integrations.conftest import Reply, children, one, ours
 
 import agent_otel
+from tests.integrations.conftest import Reply, children, one, ours
 
 anthropic = pytest.importorskip("anthropic")
 

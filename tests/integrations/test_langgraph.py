@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
 
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
+from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
 
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain_core")

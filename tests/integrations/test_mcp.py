@@ -8,11 +8,11 @@ from typing import TypedDict
 
 import anyio
 import pytest
-from tests.integrations.conftest import children, one, ours, steps
 
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
+from tests.integrations.conftest import children, one, ours, steps
 
 pytest.importorskip("mcp")
 

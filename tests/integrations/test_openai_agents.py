@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
 
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
+from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
 
 pytest.importorskip("agents")
 
@@ -426,6 +426,7 @@ def test_real_openai_model_with_the_client_integration_counts_each_request_once(
 ):
     from agents import OpenAIResponsesModel
     from openai import AsyncOpenAI
+
     from tests.integrations.conftest import Reply
 
     instrument("openai_agents", "openai")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.integrations.conftest import Reply, children, one, ours, steps, stop_event
 
 import agent_otel
 from agent_otel import integrations
+from tests.integrations.conftest import Reply, children, one, ours, steps, stop_event
 
 openai = pytest.importorskip("openai")
 

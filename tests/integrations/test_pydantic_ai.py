@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
 
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
+from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
 
 pytest.importorskip("pydantic_ai")
 
@@ -333,6 +333,7 @@ def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     from openai import AsyncOpenAI
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
+
     from tests.integrations.conftest import Reply
 
     instrument("pydantic_ai", "openai")

@@ -8,6 +8,8 @@
   run (an agent used as a tool) the framework run becomes a sub-agent; otherwise it is a new run.
 * :func:`start_tool` goes through :func:`agent_otel.tools.begin`, so guards run first and may raise
   :class:`~agent_otel.AgentStopped`; every other failure of telemetry is swallowed and reported once.
+  :func:`call_with_timeout` / :func:`await_with_timeout` apply ``guards.tool_timeout_s`` to the
+  framework's tool exactly as ``@tool`` applies it to a function.
 * :data:`framework_llm` marks an LLM call a framework integration has open, so the OpenAI/Anthropic
   client integrations do not record the same request a second time.
 """

@@ -203,6 +203,13 @@ def _make_handler_class() -> type:
         raise_error = True  # only AgentStopped is ever raised; everything else is swallowed here
         run_inline = True
 
+        # Only model events matter here; LangChain skips this handler for the rest (graphs emit many).
+        ignore_chain = True
+        ignore_agent = True
+        ignore_retriever = True
+        ignore_retry = True
+        ignore_custom_event = True
+
         def __init__(self) -> None:
             super().__init__()
             self.enabled = True
