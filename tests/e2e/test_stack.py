@@ -309,6 +309,7 @@ class Traffic:
     driver: Proc
     manifest: dict[str, Any]
     stop_file: Path
+    scripted_until_ns: int  # when the scripted runs were all over (the manifest's mtime)
 
     @property
     def runs(self) -> list[dict[str, Any]]:
@@ -348,7 +349,7 @@ def traffic(stack: Stack) -> Iterator[Traffic]:
     stack.procs.append(driver)
     try:
         wait_for("the driver's scripted runs", manifest.exists, 120, (driver,))
-        yield Traffic(driver, json.loads(manifest.read_text()), stop_file)
+        yield Traffic(driver, json.loads(manifest.read_text()), stop_file, manifest.stat().st_mtime_ns)
     finally:
         stop_file.touch()
         driver.stop(30)
@@ -397,6 +398,7 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
                             "events": [(e["name"], _attrs(e.get("attributes"))) for e in s.get("events", [])],
                             "status": s.get("status", {}).get("code", 0),
                             "status_message": s.get("status", {}).get("message", ""),
+                            "start_ns": int(s["startTimeUnixNano"]),
                             "resource": resource,
                         }
                     )
@@ -430,11 +432,26 @@ def wait_for_runs(
 
 @pytest.fixture(scope="module")
 def kept(stack: Stack, traffic: Traffic) -> dict[str, list[dict[str, Any]]]:
-    """The traces in the sink once every run that did not complete has arrived (and a little after)."""
+    """The traces in the sink once every scripted run has been decided on.
+
+    Every run that did not complete must arrive. The sampler decides in the order root spans arrive, so
+    once a run of the steady traffic that started after the scripted ones is in the sink, the decisions
+    on all scripted runs, completed ones included, have been made and exported.
+    """
     not_completed = [r for r in traffic.runs if r["stop_reason"] != "completed"]
     wait_for_runs(stack, stack.sink_file, not_completed, (stack.collector, stack.sink), timeout=120)
-    # The completed runs ended before those runs; give their decisions (2 s after the root) time to land.
-    time.sleep(4)
+
+    def later_run_arrived() -> bool:
+        return any(
+            s["name"].startswith("invoke_agent ")
+            and s["start_ns"] > traffic.scripted_until_ns
+            and s["attrs"].get("agent.stop_reason") != "completed"
+            for s in read_spans(stack.sink_file)
+        )
+
+    wait_for(
+        "a run started after the scripted ones", later_run_arrived, 60, (stack.collector, traffic.driver)
+    )
     return traces_by_id(read_spans(stack.sink_file))
 
 
