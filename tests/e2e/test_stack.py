@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -770,6 +771,68 @@ def test_prometheus_scrapes_the_collectors_own_metrics(stack: Stack, traffic: Tr
         60,
         (stack.prometheus,),
     )
+
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def test_agent_otel_demo_against_the_stack(stack: Stack, traffic: Traffic) -> None:
+    """`agent-otel demo` pointed at the stack: every run counted in Prometheus, its traces in Tempo."""
+    cli = Path(sys.executable).with_name("agent-otel")
+    if not cli.exists():
+        missing_prerequisite("the agent-otel command", "make install-dev")
+    store = stack.tmp / "demo" / "runs.db"
+    store.parent.mkdir()
+    env = {
+        **base_env(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_endpoint,
+        "AGENT_OTEL_HOME": str(store.parent / "home"),
+    }
+    demo = subprocess.run(
+        [str(cli), "demo", "--runs", "40", "--store", str(store)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    said = " ".join(demo.stdout.split())
+    assert "to OTLP" in said and stack.otlp_endpoint in said, demo.stdout
+    listed = subprocess.run(
+        [str(cli), "runs", "--json", "--last", "1000", "--store", str(store)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 40
+    service = runs[0]["service"]
+
+    # the metrics count every run, sampled or not: Prometheus agrees with the run store
+    def counted() -> bool:
+        result = stack.query(f'sum(agent_stop_total{{job="{service}"}})')
+        return bool(result) and float(result[0]["value"][1]) == len(runs)
+
+    wait_for(
+        f"all {len(runs)} demo runs in agent_stop_total", counted, 120, (stack.collector, stack.prometheus)
+    )
+    retries = sum(r["retries"] for r in runs)
+    result = stack.query(f'sum(agent_tool_retries_total{{job="{service}"}})')
+    assert retries and result and float(result[0]["value"][1]) == retries
+    # its runs that did not complete are all in Tempo, with the run id on the root span
+    not_completed = [r for r in runs if r["stop_reason"] != "completed"]
+    traces = wait_for_runs(stack, stack.sink_file, not_completed, (stack.collector, stack.sink))
+    for r in not_completed:
+        root = root_of(traces[r["trace_id"].lower()])
+        assert root is not None and root["attrs"]["agent.run_id"] == r["run_id"]
+    demo_traces = [t for t in traces.values() if any(s["resource"].get("service.name") == service for s in t)]
+    assert demo_traces
+    # and no e-mail address of any kind made it into a trace (the demo's tools take addresses as arguments)
+    leaked = EMAIL.findall(stack.sink_file.read_text(encoding="utf-8"))
+    assert not leaked, leaked[:5]
 
 
 def test_persistent_queue_keeps_traces_through_tempo_and_collector_restarts(
