@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,6 +42,8 @@ def _exemplar(event: dict[str, Any]) -> Context:
 
 
 _EMPTY = Context()
+_MS_BOUNDS = c.M_TOOL_DURATION.buckets
+_TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
 
 
 class MetricsSink:
@@ -55,10 +58,16 @@ class MetricsSink:
         self.metrics = metrics
 
     def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        # The SDK's histogram reservoir keeps the last exemplar offered per bucket, so only the last
+        # event per (series, bucket) in a batch needs the span context built for it (~1 us each).
+        events = [payload for rtype, payload in batch if rtype == "event"]
+        last: dict[tuple[Any, ...], int] = {}
+        for i, event in enumerate(events):
+            last[self.metrics.exemplar_key(event)] = i
+        keep = set(last.values())
         record = self.metrics.record_event
-        for rtype, payload in batch:
-            if rtype == "event":
-                record(payload)
+        for i, event in enumerate(events):
+            record(event, i in keep)
 
     def close(self) -> None:
         pass
@@ -128,6 +137,7 @@ class Metrics:
         dropped: Callable[[], dict[tuple[str, str], int]] | None = None,
     ) -> None:
         self.configure(track, tools, dropped)
+        self._attr_cache: dict[tuple[str, ...], dict[str, str]] = {}
 
         def hist(spec: c.MetricSpec) -> Any:
             return meter.create_histogram(
@@ -186,7 +196,27 @@ class Metrics:
 
     # --- per tool call and LLM request: fed from unified events by MetricsSink ---------------------
 
-    def record_event(self, event: dict[str, Any]) -> None:
+    def exemplar_key(self, event: dict[str, Any]) -> tuple[Any, ...]:
+        kind = event["kind"]
+        if kind == "tool_result":
+            value = event["duration_ms"] or 0
+            return (kind, event["agent"], event["tool"], event["status"], bisect_left(_MS_BOUNDS, value))
+        if kind == "llm_result":
+            usage = event["usage"] or {}
+            value = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+            return (kind, event["agent"], usage.get("model"), bisect_left(_TOKEN_BOUNDS, value))
+        return (kind,)
+
+    def _attrs(self, key: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
+        """One attributes dict per series, reused (the SDK only reads it)."""
+        attrs = self._attr_cache.get(key)
+        if attrs is None:
+            attrs = dict(zip(names, key, strict=True))
+            if len(self._attr_cache) < 10_000:
+                self._attr_cache[key] = attrs
+        return attrs
+
+    def record_event(self, event: dict[str, Any], exemplar: bool = True) -> None:
         kind = event["kind"]
         if kind == "tool_result":
             if not self.tools_enabled:
@@ -198,8 +228,8 @@ class Metrics:
                 self.tool_retries.add((agent, tool), attempts - 1)
             self.tool_duration.record(
                 event["duration_ms"],
-                {"agent": agent, "tool": tool, "status": status},
-                context=_exemplar(event),
+                self._attrs((agent, tool, status), ("agent", "tool", "status")),
+                context=_exemplar(event) if exemplar else _EMPTY,
             )
         elif kind == "llm_result" and self.track_tokens:
             usage = event["usage"] or {}
@@ -207,8 +237,8 @@ class Metrics:
             if tokens:
                 self.tokens_per_request.record(
                     tokens,
-                    {"agent": event["agent"], "model": usage.get("model", "unknown")},
-                    context=_exemplar(event),
+                    self._attrs((event["agent"], usage.get("model", "unknown")), ("agent", "model")),
+                    context=_exemplar(event) if exemplar else _EMPTY,
                 )
 
     # --- per run --------------------------------------------------------------------------------------

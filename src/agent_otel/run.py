@@ -229,7 +229,7 @@ class Run:
         """Call ``fn`` as tool ``name`` of this run: ``fn(**args)`` for a mapping, ``fn(*args)`` for a
         list or tuple, ``fn(args)`` otherwise, ``fn()`` for None. Coroutine functions return an awaitable.
         """
-        from agent_otel.tools import ToolOptions, call_async, call_sync
+        from agent_otel.tools import call_async, call_sync, tool_options
 
         if args is None:
             call_args: tuple[Any, ...] = ()
@@ -241,7 +241,7 @@ class Run:
             call_args, call_kwargs, hashed = tuple(args), {}, list(args)
         else:
             call_args, call_kwargs, hashed = (args,), {}, args
-        options = ToolOptions(name=name, side_effects=side_effects, timeout_s=timeout_s, retry=retry)
+        options = tool_options(name, side_effects, timeout_s, retry)
         if inspect.iscoroutinefunction(fn):
             return call_async(self, options, fn, call_args, call_kwargs, hashed, call_id)
         return call_sync(self, options, fn, call_args, call_kwargs, hashed, call_id)

@@ -9,6 +9,7 @@ exemplar needs no extra context object), and nothing here touches the network or
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -32,6 +33,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TOOL_KEY = otel_context.create_key("agent_otel.tool_call")
+# The context key OpenTelemetry stores the current span under, found through the public API.
+(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,24 @@ class ToolOptions:
     side_effects: bool = False
     timeout_s: float | None = None
     retry: Any = None
+
+
+_options_cache: dict[tuple[Any, ...], ToolOptions] = {}
+
+
+def tool_options(
+    name: str, side_effects: bool = False, timeout_s: float | None = None, retry: Any = None
+) -> ToolOptions:
+    """Options for ``run.call_tool``, shared between calls of the same tool (they are immutable)."""
+    key = (name, side_effects, timeout_s, retry)
+    try:
+        return _options_cache[key]
+    except (KeyError, TypeError):
+        options = ToolOptions(name=name, side_effects=side_effects, timeout_s=timeout_s, retry=retry)
+    if len(_options_cache) < 4096:
+        with contextlib.suppress(TypeError):  # an unhashable retry_on predicate: just not cached
+            _options_cache[key] = options
+    return options
 
 
 class ToolCall:
@@ -247,8 +268,12 @@ def begin(
             c.tool_span_name(options.name), context=parent, attributes=attributes
         )
         if attach:
-            ctx = trace.set_span_in_context(span, parent)
-            call._token = otel_context.attach(otel_context.set_value(_TOOL_KEY, call, ctx))
+            # One new Context holding both the span and the call (set_span_in_context + set_value
+            # would copy the context twice).
+            base = otel_context.get_current() if parent is None else parent
+            call._token = otel_context.attach(
+                otel_context.Context({**base, _SPAN_KEY: span, _TOOL_KEY: call})
+            )
         call._start_ns = time.perf_counter_ns()
         return call
     except Exception as exc:
