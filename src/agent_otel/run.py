@@ -107,6 +107,7 @@ class Run:
         self._failures: list[tuple[BaseException, StopReason]] = []
         self._pending: StopResult | None = None
         self._guards: Any = None
+        self._replay: Any = None  # set by a replay session: serves this run's tool calls from snapshots
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -172,6 +173,9 @@ class Run:
         guards = rt.extensions.get("guards")
         if guards is not None:
             self._guards = guards.for_run(self)
+        recorder = rt.extensions.get("recorder")
+        if recorder is not None:
+            recorder.run_started(self)
         self._emit_run_record(ended=False)
 
     def _exit(self, exc: BaseException | None) -> None:

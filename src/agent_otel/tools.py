@@ -24,7 +24,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from agent_otel import conventions as c
 from agent_otel.events import new_event
-from agent_otel.hashing import sha
+from agent_otel.hashing import canonical_json, sha, sha_bytes
 from agent_otel.run import Run, _current, _internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
@@ -56,6 +56,7 @@ class ToolCall:
         "claimable",
         "fn",
         "options",
+        "result_json",
         "run",
         "span",
         "step_id",
@@ -80,6 +81,7 @@ class ToolCall:
         self.fn = fn
         self.attempts = 1
         self.claimable = False
+        self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
         self.span: Span = trace.INVALID_SPAN
         self._token: Any = None
         self._start_ns = time.perf_counter_ns()
@@ -95,8 +97,8 @@ class ToolCall:
             return
         self._done = True
         try:
-            result_sha = sha(result)
-            self._finish(c.STATUS_OK, "", result_sha, result, None)
+            self.result_json = raw = canonical_json(result)
+            self._finish(c.STATUS_OK, "", sha_bytes(raw), result, None)
         except Exception as exc:
             _internal_error("recording a tool result", exc)
 
