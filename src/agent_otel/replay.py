@@ -207,6 +207,7 @@ def load(
     from agent_otel.store import Store, StoreError, open_store, resolve
 
     cfg = config or config_mod.effective()
+    _flush_recording()
     if isinstance(store, Store):
         return _load(store, run_id, cfg, now_ms)
     target = resolve(cfg.get("store") if store is None else store)
@@ -220,6 +221,15 @@ def load(
         return _load(opened, run_id, cfg, now_ms)
     finally:
         opened.close()
+
+
+def _flush_recording() -> None:
+    """Snapshots recorded by this process may still be queued for the store: deliver them first."""
+    from agent_otel import sdk
+
+    inst = sdk.installation()
+    if inst is not None:
+        inst.pipeline.flush(inst.config.get("exporter.shutdown_timeout_s") or 1.0)
 
 
 def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recording:

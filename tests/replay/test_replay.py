@@ -268,8 +268,9 @@ def test_json_results_come_back_equal_other_types_as_their_json_form(rig):
     def agent(city):
         return weather(city)
 
-    assert agent("Oslo") == Forecast("Oslo", (3.5, 4.0))
-    with agent_otel.replay(rig.last_run_id()) as rp:
+    with agent_otel.run("weather-agent", input="Oslo") as run:
+        assert weather("Oslo") == Forecast("Oslo", (3.5, 4.0))
+    with agent_otel.replay(run.run_id) as rp:  # right away: what is still queued is stored first
         served = agent(rp.input)
     assert served == {"city": "Oslo", "temps": [3.5, 4.0]}
     assert rp.report.matched
