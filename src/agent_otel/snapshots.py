@@ -188,8 +188,8 @@ class Blob:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> Any:  # pickling a record (multiprocessing sinks) must not copy raw data
-        raise TypeError("snapshot blobs are not picklable")
+    def __reduce__(self) -> Any:  # a sink that pickles records (multiprocessing) gets the size only
+        return (str, (repr(self),))
 
 
 # --- results and errors as JSON ---------------------------------------------------------------------

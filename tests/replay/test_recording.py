@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import stat
 
 import agent_otel
@@ -82,6 +83,7 @@ def test_raw_results_stay_in_the_store_never_in_spans_events_or_other_sinks(rig,
     text = json.dumps(keep_all.records, default=str) + repr(keep_all.records)
     assert WRONG not in text and "Kim Tanaka" not in text
     assert "bytes>" in repr(snaps[-1]["blob"])
+    assert pickle.loads(pickle.dumps(snaps[-1])) == {**snaps[-1], "blob": repr(snaps[-1]["blob"])}
 
     assert stat.S_IMODE(os.stat(rig.db).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(rig.home).st_mode) == 0o700
