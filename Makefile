@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	  && { echo $$p; break; }; done)
 PY := $(VENV)/bin/python
 PIP := PIP_CACHE_DIR=$(CACHE)/pip PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip
-EXTRAS ?= dev,postgres,frameworks
+EXTRAS ?= dev,postgres,crypto,frameworks
 
 .PHONY: install install-dev demo test test-unit test-e2e lint prereqs bench clean
 

@@ -15,6 +15,7 @@ from agent_otel import config
 from agent_otel._version import __version__
 from agent_otel.config import ConfigError
 from agent_otel.guards import Budget
+from agent_otel.replay import replay
 from agent_otel.retry import Retry
 from agent_otel.run import Run, agent, current_run, run
 from agent_otel.sdk import setup, shutdown
@@ -33,6 +34,7 @@ __all__ = [
     "agent",
     "config",
     "current_run",
+    "replay",
     "run",
     "setup",
     "shutdown",

@@ -283,6 +283,36 @@ SCHEMA: dict[str, Any] = {
             "check_interval_s": Field(float, 0.25, "How often the flag file is re-read.", minimum=0.0),
         },
     },
+    "replay": {
+        "record": Field(
+            bool,
+            True,
+            "Record tool-result snapshots (and each run's input) in the local run store, for replay. "
+            "Only with a local store; snapshots never leave the process over OTLP.",
+            env=("AGENT_OTEL_REPLAY_RECORD",),
+            env_parse=_env_bool,
+        ),
+        "exclude": Field(
+            list,
+            [],
+            "Tool name patterns (fnmatch) whose results are not recorded; a replay cannot serve their calls.",
+        ),
+        "max_result_mb": Field(
+            float,
+            16.0,
+            "Results (and inputs) larger than this as JSON, in MiB, are not recorded (counted, warned once).",
+            minimum=0.0,
+        ),
+        "key_env": Field(
+            str,
+            "AGENT_OTEL_SNAPSHOT_KEY",
+            "Environment variable holding the Fernet key(s) that encrypt snapshots at rest (comma-"
+            "separated: the first encrypts, all decrypt). Unset variable: snapshots are stored unencrypted.",
+        ),
+        "require_encryption": Field(
+            bool, False, "Record no snapshots unless they can be encrypted (key set, crypto extra installed)."
+        ),
+    },
     "store": Field(
         (str, bool),
         None,

@@ -36,6 +36,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
+# The replay session (agent_otel.replay) of the calling context; runs started under it are replays.
+_replaying: ContextVar[Any] = ContextVar("agent_otel_replay", default=None)
 _MISSING: Any = object()
 _MAX_TRACKED_FAILURES = 16
 
@@ -107,6 +109,7 @@ class Run:
         self._failures: list[tuple[BaseException, StopReason]] = []
         self._pending: StopResult | None = None
         self._guards: Any = None
+        self._replay: Any = None  # set by a replay session: serves this run's tool calls from snapshots
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -131,6 +134,9 @@ class Run:
             raise RuntimeError(f"run {self.run_id} was already started; create a new run() per invocation")
         rt = self._rt = _runtime.current()
         self.parent = _current.get()
+        session = _replaying.get()
+        if session is not None:
+            session.run_started(self)  # sets replay_of and _replay; never raises
         self.created_at_ms = int(time.time() * 1000)
         self._start_ns = time.perf_counter_ns()
         attributes: dict[str, Any] = {
@@ -172,6 +178,9 @@ class Run:
         guards = rt.extensions.get("guards")
         if guards is not None:
             self._guards = guards.for_run(self)
+        recorder = rt.extensions.get("recorder")
+        if recorder is not None:
+            recorder.run_started(self)
         self._emit_run_record(ended=False)
 
     def _exit(self, exc: BaseException | None) -> None:

@@ -187,9 +187,22 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
+    _install_recorder(cfg, rt, pipeline)
     runtime_mod.install(rt)
     config_mod._set_effective(cfg)
     return inst
+
+
+def _install_recorder(cfg: Config, rt: runtime_mod.Runtime, pipeline: Pipeline) -> None:
+    """Replay snapshots are recorded only into a local run store (``replay.record``, on by default)."""
+    from agent_otel.store import StoreSink
+
+    if any(isinstance(sink, StoreSink) for sink in pipeline.sinks()):
+        from agent_otel.snapshots import Recorder
+
+        recorder = Recorder.from_config(cfg, pipeline)
+        if recorder is not None:
+            rt.extensions["recorder"] = recorder
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:

@@ -25,8 +25,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from agent_otel import conventions as c
 from agent_otel.events import new_event
-from agent_otel.hashing import sha
-from agent_otel.run import Run, _current, _internal_error
+from agent_otel.hashing import canonical_json, sha, sha_bytes
+from agent_otel.run import Run, _current, _internal_error, _replaying
 from agent_otel.stop import AgentStopped, StopReason
 
 P = ParamSpec("P")
@@ -77,6 +77,8 @@ class ToolCall:
         "claimable",
         "fn",
         "options",
+        "replay",
+        "result_json",
         "run",
         "span",
         "step_id",
@@ -101,6 +103,8 @@ class ToolCall:
         self.fn = fn
         self.attempts = 1
         self.claimable = False
+        self.replay: Any = None  # under replay: the recorded step that serves this call
+        self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
         self.span: Span = trace.INVALID_SPAN
         self._token: Any = None
         self._start_ns = time.perf_counter_ns()
@@ -116,8 +120,8 @@ class ToolCall:
             return
         self._done = True
         try:
-            result_sha = sha(result)
-            self._finish(c.STATUS_OK, "", result_sha, result, None)
+            self.result_json = raw = canonical_json(result)
+            self._finish(c.STATUS_OK, "", sha_bytes(raw), result, None)
         except Exception as exc:
             _internal_error("recording a tool result", exc)
 
@@ -241,6 +245,9 @@ def begin(
     guards = run._guards
     if guards is not None:
         guards.before_tool(run, options, args_sha)
+    # Under replay: match the call against the recording. A strict divergence stops the run and an
+    # unrecorded call raises, both here, before any step or span exists (agent_otel.replay).
+    replayed = run._replay.before_tool(run, options.name, args_sha) if run._replay is not None else None
     rt = run._rt
     if rt is None:
         return None
@@ -248,6 +255,7 @@ def begin(
         step_id = run._next_step(tool=True)
         call = ToolCall(run, options, args, args_sha, step_id, call_id, fn)
         call.claimable = claimable
+        call.replay = replayed
         attributes: dict[str, Any] = {
             c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
             c.GEN_AI_TOOL_NAME: options.name,
@@ -298,7 +306,10 @@ def call_sync(
 ) -> R:
     call = begin(run, options, hashed, call_id, fn=fn)
     if call is None:
+        _not_under_replay(run, options)
         return fn(*args, **kwargs)
+    if call.replay is not None:
+        return call.replay.serve(call)  # the recorded result (or error); fn is not called
     try:
         result = _attempt_sync(call, fn, args, kwargs)
     except BaseException as exc:
@@ -319,7 +330,10 @@ async def call_async(
 ) -> R:
     call = begin(run, options, hashed, call_id, fn=fn)
     if call is None:
+        _not_under_replay(run, options)
         return await fn(*args, **kwargs)
+    if call.replay is not None:
+        return call.replay.serve(call)
     try:
         result = await _attempt_async(call, fn, args, kwargs)
     except BaseException as exc:
@@ -327,6 +341,14 @@ async def call_async(
         raise
     call.ok(result)
     return result
+
+
+def _not_under_replay(run: Run, options: ToolOptions) -> None:
+    """A replayed tool is never executed, even when telemetry failed to open its call."""
+    if run._replay is not None:
+        from agent_otel.replay import ReplayError
+
+        raise ReplayError(f"tool {options.name!r} could not be matched with the recording; not executing it")
 
 
 class ToolTimeout(TimeoutError):
@@ -446,8 +468,8 @@ class _ArgBinder:
         return bound
 
 
-def _claim(options: ToolOptions, func: Callable[..., Any]) -> bool:
-    """True if a framework integration already opened this very tool call (one span, not two)."""
+def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
+    """The call if a framework integration already opened this very tool call (one span, not two)."""
     active = otel_context.get_value(_TOOL_KEY)
     if (
         isinstance(active, ToolCall)
@@ -455,8 +477,15 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> bool:
         and (active.fn is func or active.name == options.name)
     ):
         active.claimable = False
-        return True
-    return False
+        return active
+    return None
+
+
+def _outside_run(options: ToolOptions) -> None:
+    """A tool called outside any run is executed as is, except during a replay, where it never runs."""
+    session = _replaying.get()
+    if session is not None:
+        session.outside_run(options.name)
 
 
 @overload
@@ -496,7 +525,13 @@ def tool(
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 run = _current.get()
-                if run is None or run._rt is None or _claim(options, func):
+                if run is None or run._rt is None:
+                    _outside_run(options)
+                    return await func(*args, **kwargs)
+                claimed = _claim(options, func)
+                if claimed is not None:
+                    if claimed.replay is not None:
+                        return claimed.replay.serve(claimed)
                     return await func(*args, **kwargs)
                 return await call_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
@@ -506,7 +541,13 @@ def tool(
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             run = _current.get()
-            if run is None or run._rt is None or _claim(options, func):
+            if run is None or run._rt is None:
+                _outside_run(options)
+                return func(*args, **kwargs)
+            claimed = _claim(options, func)
+            if claimed is not None:
+                if claimed.replay is not None:  # an integration opened it; serve it instead of running it
+                    return claimed.replay.serve(claimed)
                 return func(*args, **kwargs)
             return call_sync(run, options, func, args, kwargs, binder.bind(args, kwargs))
 

@@ -11,10 +11,13 @@ import statistics
 import pytest
 
 from agent_otel.config import EVENT_FIELDS
+from agent_otel.store import LATEST_VERSION
 from tests.cli.conftest import CLI, one_line_error
 from tests.store import seed
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
+# The seeded runs carry no replay snapshots (schema migration 2); gc reports those tables too.
+NO_SNAPSHOTS = {"agent_tool_snapshots": 0, "agent_snapshot_runs": 0, "agent_snapshot_blobs": 0}
 
 
 def q(values: list[float], p: int) -> float:
@@ -243,7 +246,7 @@ def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
     assert (store["kind"], store["location"], store["schema_version"], store["runs"]) == (
         "sqlite",
         cli.db,
-        1,
+        LATEST_VERSION,
         8,
     )
     assert store["size_bytes"] > 0 and store["retention_days"] == {"logs_days": 9, "tool_snapshot_days": 14}
@@ -251,7 +254,7 @@ def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
 
     text = cli("doctor", env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
     assert text.returncode == 1  # the listener is gone: the configured endpoint does not answer
-    assert "does not answer" in text.stdout and "schema version 1" in text.stdout
+    assert "does not answer" in text.stdout and f"schema version {LATEST_VERSION}" in text.stdout
     assert f"file:{config}" in text.stdout
 
 
@@ -271,17 +274,18 @@ def test_gc_deletes_what_is_older_than_the_retention(cli):
     old, recent = seed.run_records(now - 40 * DAY), seed.run_records(now - DAY)
     seed.write(cli.db, old + recent)
     dry = json.loads(cli("gc", "--dry-run", "--json").stdout)
-    assert dry["deleted"] == {"agent_events": len(old) - 2, "agent_runs": 1} and dry["dry_run"]
+    expected = {"agent_events": len(old) - 2, "agent_runs": 1, **NO_SNAPSHOTS}
+    assert dry["deleted"] == expected and dry["dry_run"]
     assert len(json.loads(cli("runs", "--json").stdout)) == 2
 
     proc = cli("gc", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["deleted"] == {"agent_events": len(old) - 2, "agent_runs": 1}
+    assert json.loads(proc.stdout)["deleted"] == expected
     assert [r["run_id"] for r in json.loads(cli("runs", "--json").stdout)] == [recent[0][1]["run_id"]]
     events = cli("export").stdout.splitlines()
     assert len(events) == len(recent) - 2
 
-    keep = _write_config(cli, "retention: {logs_days: 0}\n")
+    keep = _write_config(cli, "retention: {logs_days: 0, tool_snapshot_days: 0}\n")
     seed.write(cli.db, seed.run_records(now - 400 * DAY))
     kept = cli("gc", env={"AGENT_OTEL_CONFIG": keep})
     assert kept.returncode == 0 and "nothing to delete" in kept.stdout

@@ -352,7 +352,9 @@ def test_several_processes_writing_one_sqlite_file_lose_nothing(tmp_path):
         "llm_result": workers * count,
         "stop": workers * count,
     }
-    assert rows(path, "SELECT value FROM agent_otel_meta WHERE key = 'schema_version'")[0][0] == "1"
+    assert rows(path, "SELECT value FROM agent_otel_meta WHERE key = 'schema_version'")[0][0] == str(
+        store_schema.LATEST_VERSION
+    )
 
 
 OPENER = textwrap.dedent(
@@ -392,7 +394,7 @@ def test_schema_migrates_forward_and_keeps_the_data(tmp_path, monkeypatch):
     records = seed.run_records(seed.now_ms())
     seed.write(path, records)
     step = (
-        2,
+        store_schema.LATEST_VERSION + 1,
         [
             "CREATE TABLE agent_snapshots "
             "(run_id TEXT NOT NULL, step_id INTEGER, created_at_ms INTEGER NOT NULL)"
@@ -401,7 +403,7 @@ def test_schema_migrates_forward_and_keeps_the_data(tmp_path, monkeypatch):
     monkeypatch.setitem(store_schema.MIGRATIONS, "sqlite", [*store_schema.MIGRATIONS["sqlite"], step])
     store = open_store(Target("sqlite", path))
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == store_schema.LATEST_VERSION + 1
         assert store.has_table("agent_snapshots")
         assert [r["run_id"] for r in store.runs()] == [records[0][1]["run_id"]]
     finally:

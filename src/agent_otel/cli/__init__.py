@@ -2,7 +2,8 @@
 
 One module per subcommand, listed in :data:`COMMANDS`; each has ``HELP``, ``add_arguments(parser)`` and
 ``run(args, ctx) -> exit status``. Adding a command (``replay``) is one module plus one name here.
-Exit status: 0 ok, 1 drift found (``drift`` only), 2 an error (printed as one line, no traceback).
+Exit status: 0 ok, 1 drift found (``drift``) or a diverging replay (``replay``), 2 an error (printed as one
+line, no traceback).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 
 from agent_otel._version import __version__
 
-COMMANDS: tuple[str, ...] = ("demo", "runs", "show", "stats", "drift", "export", "doctor", "gc")
+COMMANDS: tuple[str, ...] = ("demo", "runs", "show", "stats", "drift", "replay", "export", "doctor", "gc")
 
 PROG = "agent-otel"
 

@@ -57,6 +57,10 @@ class RetentionRule:
 RETENTION_RULES: list[RetentionRule] = [
     RetentionRule("agent_events", "ts_ms", "logs_days", epoch_ms=True),
     RetentionRule("agent_runs", "created_at", "logs_days"),
+    # Replay snapshots (migration 2). A blob's last_used_ms is the time of the newest snapshot using it.
+    RetentionRule("agent_tool_snapshots", "created_at_ms", "tool_snapshot_days", epoch_ms=True),
+    RetentionRule("agent_snapshot_runs", "created_at_ms", "tool_snapshot_days", epoch_ms=True),
+    RetentionRule("agent_snapshot_blobs", "last_used_ms", "tool_snapshot_days", epoch_ms=True),
 ]
 
 
@@ -192,15 +196,25 @@ class Store:
 
     # --- writing -------------------------------------------------------------------------------------
 
-    def write(self, runs: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> None:
-        """Upsert run rows and insert events in one transaction.
+    def write(
+        self,
+        runs: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+        snapshots: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Upsert run rows, insert events and replay snapshots in one transaction.
 
         A run's start record inserts the row with status ``running``; its end record fills it in. A row
         that has ended is never overwritten, so a duplicate or late record cannot undo a stop.
         """
-        if not runs and not events:
+        from agent_otel.store import snapshots as snapshot_tables
+
+        prepared = snapshot_tables.prepare(snapshots) if snapshots else None
+        if not runs and not events and not prepared:
             return
         with self.transaction():
+            if prepared:
+                snapshot_tables.write_isolated(self, prepared)
             if runs:
                 cols = ", ".join(RUN_COLUMNS)
                 marks = ", ".join("?" for _ in RUN_COLUMNS)

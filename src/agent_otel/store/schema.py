@@ -123,6 +123,74 @@ _INDEXES = [
     "CREATE INDEX agent_events_ts ON agent_events (ts_ms)",
 ]
 
+# Migration 2: replay snapshots (agent_otel.snapshots, agent_otel.replay). Raw tool results live only here.
+# agent_snapshot_runs: one row per recorded run (its input is a blob, keyed by input_sha);
+# agent_tool_snapshots: one row per tool call (run_id, step_id); agent_snapshot_blobs: results, errors
+# and inputs stored once per content hash (a 1 MB result returned by 100 calls is stored once).
+SNAPSHOT_TABLES = ("agent_snapshot_runs", "agent_tool_snapshots", "agent_snapshot_blobs")
+
+
+def _snapshot_tables(blob: str, ms: str) -> list[str]:
+    return [
+        f"""CREATE TABLE agent_snapshot_runs (
+    run_id TEXT PRIMARY KEY,
+    parent_run_id TEXT,
+    parent_step INTEGER,
+    agent TEXT NOT NULL,
+    model TEXT,
+    prompt_version TEXT,
+    tools_version TEXT,
+    input_sha TEXT,
+    created_at_ms {ms} NOT NULL
+)""",
+        f"""CREATE TABLE agent_tool_snapshots (
+    run_id TEXT NOT NULL,
+    step_id INTEGER NOT NULL,
+    parent_step INTEGER,
+    tool TEXT NOT NULL,
+    args_sha TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    result_sha TEXT,
+    blob_sha TEXT,
+    error_type TEXT,
+    result_type TEXT,
+    created_at_ms {ms} NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+)""",
+        f"""CREATE TABLE agent_snapshot_blobs (
+    sha TEXT PRIMARY KEY,
+    encoding TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    size {ms} NOT NULL,
+    data {blob} NOT NULL,
+    last_used_ms {ms} NOT NULL
+)""",
+        "CREATE INDEX agent_snapshot_runs_created ON agent_snapshot_runs (created_at_ms)",
+        "CREATE INDEX agent_snapshot_runs_parent ON agent_snapshot_runs (parent_run_id) "
+        "WHERE parent_run_id IS NOT NULL",
+        "CREATE INDEX agent_tool_snapshots_created ON agent_tool_snapshots (created_at_ms)",
+        "CREATE INDEX agent_snapshot_blobs_used ON agent_snapshot_blobs (last_used_ms)",
+    ]
+
+
+# In PostgreSQL the tables belong to the role that migrates; nobody else may read raw results, even
+# where default privileges (ALTER DEFAULT PRIVILEGES ... GRANT SELECT) hand every new table to a
+# dashboard role. (No '?' or '%' here: the store's SQL layer rewrites placeholders.)
+_PG_OWNER_ONLY = """DO $$
+DECLARE g record;
+BEGIN
+  FOR g IN SELECT DISTINCT grantee, table_name FROM information_schema.role_table_grants
+           WHERE table_schema = current_schema()
+             AND table_name IN ('agent_snapshot_runs', 'agent_tool_snapshots', 'agent_snapshot_blobs')
+             AND grantee <> current_user LOOP
+    IF g.grantee = 'PUBLIC' THEN
+      EXECUTE 'REVOKE ALL ON TABLE ' || quote_ident(g.table_name) || ' FROM PUBLIC';
+    ELSE
+      EXECUTE 'REVOKE ALL ON TABLE ' || quote_ident(g.table_name) || ' FROM ' || quote_ident(g.grantee);
+    END IF;
+  END LOOP;
+END $$"""
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -133,6 +201,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
                 *_INDEXES,
             ],
         ),
+        (2, _snapshot_tables("BLOB", "INTEGER")),
     ],
     "postgresql": [
         (
@@ -143,6 +212,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
                 *_INDEXES,
             ],
         ),
+        (2, [*_snapshot_tables("BYTEA", "BIGINT"), _PG_OWNER_ONLY]),
     ],
 }
 

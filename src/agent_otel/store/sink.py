@@ -30,7 +30,7 @@ from agent_otel.store.location import Target
 logger = logging.getLogger("agent_otel")
 
 GC_INTERVAL_S = 86_400.0
-_WRITTEN = ("run", "event")
+_WRITTEN = ("run", "event", "snapshot")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
 
@@ -64,7 +64,7 @@ class StoreSink:
     ) -> None:
         self.target = target
         # logging.events.enabled: false keeps unified events out of the store; run rows are still written.
-        self._types = _WRITTEN if events else ("run",)
+        self._types = _WRITTEN if events else ("run", "snapshot")
         self.retention = dict(retention or {})
         self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.gc_interval_s = gc_interval_s
@@ -163,9 +163,10 @@ class StoreSink:
             return
         runs = [p for t, p in records if t == "run"]
         events = [p for t, p in records if t == "event"]
+        snapshots = [p for t, p in records if t == "snapshot"]
         try:
             store = self._open()
-            store.write(runs, events)
+            store.write(runs, events, snapshots)
         except Exception as exc:
             self._failed(classify(exc))
             return

@@ -1,0 +1,416 @@
+"""Recording tool-result snapshots for replay: what is kept, how it is encoded, and how it is sealed.
+
+With a local run store and ``replay.record: true`` (the default), ``setup()`` installs a :class:`Recorder`
+as the runtime's ``recorder`` extension. At the start of every run it records the run's input and
+versions; when a tool call finishes (``ToolCall._finish``) it records the result or the raised error,
+keyed by ``(run_id, step_id)`` with the tool name, ``args_sha`` and ``result_sha``. Raw arguments are
+not recorded: a replay matches calls by ``args_sha``.
+
+Records travel as ``("snapshot", {...})`` through the event pipeline to the store sink only (the
+JSON-lines sink writes ``event`` records only, and nothing here touches a span). The raw bytes ride in a
+:class:`Blob`, whose repr shows only its size, so a generic sink that dumps records cannot print them.
+Encryption (Fernet, from the ``crypto`` extra) happens on the pipeline's thread, just before the write.
+
+Encoding: a result is stored as its canonical JSON, the very bytes ``result_sha`` is computed over, so the
+content address of a blob is its ``result_sha``. A replay hands the agent the JSON form back: JSON values
+come back equal; tuples come back as lists and other objects as the mapping they are hashed as (the
+snapshot row keeps the original type name so a replay can say so). An error is stored as its class,
+module, args and attributes, and rebuilt on replay if its class is importable without importing anything.
+
+Nothing here raises into the agent: a failure is counted in :data:`counters` and warned about once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agent_otel.hashing import canonical_json, jsonable, sha_bytes
+from agent_otel.tools import active_tool_call
+
+if TYPE_CHECKING:
+    from agent_otel.config import Config
+    from agent_otel.events import Pipeline
+    from agent_otel.run import Run
+    from agent_otel.tools import ToolCall
+
+logger = logging.getLogger("agent_otel")
+
+DEFAULT_KEY_ENV = "AGENT_OTEL_SNAPSHOT_KEY"
+PLAIN = "json"
+SEALED = "fernet+json"
+
+# Outcomes of a recorded tool call. Only ok and error can be served by a replay.
+OK = "ok"
+ERROR = "error"
+EXCLUDED = "excluded"  # replay.exclude matched the tool: no result kept
+TOO_LARGE = "too_large"  # larger than replay.max_result_mb
+INTERRUPTED = "interrupted"  # the call ended by AgentStopped, cancellation or interpreter exit
+WRITE_FAILED = "write_failed"  # the result could not be sealed for the store
+
+_NATIVE = (dict, list, str, int, float, bool, type(None))
+_NOT_OUTCOMES = ("AgentStopped", "KeyboardInterrupt", "SystemExit", "GeneratorExit", "CancelledError")
+
+#: What went wrong while recording, by kind (``serialize``, ``too_large``, ``seal``); for doctor and tests.
+counters: Counter[str] = Counter()
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Count ``key`` and log ``message`` the first time it happens in this process."""
+    with _warn_lock:
+        counters[key] += 1
+        first = key not in _warned
+        _warned.add(key)
+    if first:
+        logger.warning("agent-otel: " + message + " (further cases are counted, not logged)", *args)
+
+
+class SnapshotKeyError(Exception):
+    """The snapshot key in the environment is unusable, or sealed data cannot be opened with it."""
+
+
+def key_id(key: bytes) -> str:
+    """A short, non-secret tag of a key, stored next to what it sealed (which key do I need?)."""
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+class Sealer:
+    """Encrypts with the first key and decrypts with any of them (Fernet: AES-128-CBC + HMAC-SHA256).
+
+    Keys come from an environment variable, comma-separated, so a key can be rotated: put the new key
+    first and keep the old one after it until the old snapshots have expired.
+    """
+
+    def __init__(self, keys: list[bytes], env_var: str) -> None:
+        try:
+            from cryptography.fernet import Fernet
+        except ImportError:
+            raise SnapshotKeyError(
+                f"{env_var} is set but the cryptography package is missing: pip install 'agent-otel[crypto]'"
+            ) from None
+        self.env_var = env_var
+        self._fernets: dict[str, Any] = {}
+        for key in keys:
+            try:
+                fernet = Fernet(key)
+            except (ValueError, TypeError):
+                raise SnapshotKeyError(
+                    f"{env_var} does not hold Fernet keys (32 url-safe base64 bytes each, comma-separated); "
+                    "make one with: python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'"
+                ) from None
+            self._fernets.setdefault(key_id(key), fernet)
+        self.key_id = key_id(keys[0])
+
+    @classmethod
+    def from_env(cls, env_var: str | None, env: Mapping[str, str] | None = None) -> Sealer | None:
+        """The sealer for the keys in ``env_var``; None when the variable is unset or empty."""
+        if not env_var:
+            return None
+        raw = (os.environ if env is None else env).get(env_var, "")
+        keys = [k.strip().encode("ascii", "replace") for k in raw.split(",") if k.strip()]
+        return cls(keys, env_var) if keys else None
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._fernets)
+
+    def seal(self, plain: bytes) -> bytes:
+        return self._fernets[self.key_id].encrypt(plain)
+
+    def open(self, data: bytes, kid: str) -> bytes:
+        fernet = self._fernets.get(kid)
+        if fernet is None:
+            raise SnapshotKeyError(
+                f"the snapshots were encrypted with key {kid}, which is not among the keys in "
+                f"{self.env_var} ({', '.join(self._fernets)})"
+            )
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return fernet.decrypt(bytes(data))
+        except InvalidToken:
+            raise SnapshotKeyError(f"a snapshot sealed with key {kid} fails its integrity check") from None
+
+
+def open_blob(encoding: str, kid: str, data: bytes, sealer: Sealer | None, env_var: str) -> bytes:
+    """The plaintext of a stored blob; SnapshotKeyError when it is sealed and cannot be opened."""
+    if encoding == PLAIN:
+        return bytes(data)
+    if encoding != SEALED:
+        raise SnapshotKeyError(f"unknown snapshot encoding {encoding!r} (written by a newer agent-otel?)")
+    if sealer is None:
+        raise SnapshotKeyError(
+            f"the snapshots are encrypted (key {kid}); set {env_var} to the key they were recorded with"
+        )
+    return sealer.open(data, kid)
+
+
+class Blob:
+    """Bytes to store once under their content hash; hashed and sealed on the store's thread, not the
+    agent's. The repr shows the size only, so a sink that prints records never prints a raw result.
+    """
+
+    __slots__ = ("_sha", "plain", "sealer")
+
+    def __init__(self, sha: str | None, plain: bytes, sealer: Sealer | None) -> None:
+        self._sha = sha
+        self.plain = plain
+        self.sealer = sealer
+
+    @property
+    def sha(self) -> str:
+        """The content address: the 24-hex sha of the bytes (a result's result_sha)."""
+        if self._sha is None:
+            self._sha = sha_bytes(self.plain)
+        return self._sha
+
+    def sealed(self) -> tuple[str, str, int, bytes]:
+        """``(encoding, key_id, plaintext size, data)`` as stored."""
+        if self.sealer is None:
+            return PLAIN, "", len(self.plain), self.plain
+        return SEALED, self.sealer.key_id, len(self.plain), self.sealer.seal(self.plain)
+
+    def __repr__(self) -> str:
+        return f"<snapshot blob of {len(self.plain)} bytes>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # a sink that pickles records (multiprocessing) gets the size only
+        return (str, (repr(self),))
+
+
+# --- results and errors as JSON ---------------------------------------------------------------------
+
+
+def load_json(plain: bytes) -> Any:
+    """A stored result or input back as a Python value (NaN and large ints included)."""
+    return json.loads(plain.decode("utf-8", "surrogatepass"))
+
+
+def type_name(value: Any) -> str | None:
+    """The type of ``value`` when a replay cannot hand it back as it was (None for JSON values)."""
+    cls = type(value)
+    if cls in _NATIVE:
+        return None
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def error_document(exc: BaseException) -> bytes:
+    """An exception as canonical JSON: class, module, message, args and public attributes."""
+    cls = type(exc)
+    attrs = {}
+    for name, value in getattr(exc, "__dict__", {}).items():
+        if not name.startswith("_"):
+            attrs[name] = value
+    doc = {
+        "type": cls.__qualname__,
+        "module": cls.__module__,
+        "message": str(exc),
+        "args": jsonable(list(exc.args)),
+        "attrs": jsonable(attrs),
+    }
+    return canonical_json(doc)
+
+
+class RecordedToolError(Exception):
+    """A recorded tool error whose class cannot be rebuilt here (not importable without an import)."""
+
+    def __init__(self, error_type: str, module: str, message: str) -> None:
+        self.error_type = error_type
+        self.module = module
+        self.message = message
+        super().__init__(f"{module}.{error_type}: {message} (recorded error; its class is not loaded here)")
+
+
+def rebuild_error(plain: bytes) -> BaseException:
+    """The recorded exception, rebuilt without calling its ``__init__``; a RecordedToolError otherwise.
+
+    Only classes of modules already imported are used: a store's content never makes this process
+    import a module.
+    """
+    doc = load_json(plain)
+    module = sys.modules.get(doc.get("module") or "")
+    cls: Any = module
+    for part in str(doc.get("type") or "").split("."):
+        cls = getattr(cls, part, None) if cls is not None and part != "<locals>" else None
+    args = tuple(doc.get("args") or ())
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            exc = cls.__new__(cls, *args)
+            exc.args = args
+            for name, value in (doc.get("attrs") or {}).items():
+                with contextlib.suppress(Exception):
+                    setattr(exc, name, value)
+            return exc
+        except Exception:
+            pass
+    return RecordedToolError(str(doc.get("type")), str(doc.get("module")), str(doc.get("message")))
+
+
+# --- the recorder ------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """The ``recorder`` runtime extension: turns run starts and finished tool calls into snapshot records."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sealer: Sealer | None = None,
+        exclude: list[str] | tuple[str, ...] = (),
+        max_bytes: int = 16 << 20,
+    ) -> None:
+        self.pipeline = pipeline
+        self.sealer = sealer
+        self.exclude = tuple(exclude)
+        self.max_bytes = max_bytes
+        self._excluded: dict[str, bool] = {}
+
+    @classmethod
+    def from_config(cls, config: Config, pipeline: Pipeline) -> Recorder | None:
+        """The recorder ``setup()`` installs, or None (recording off, or it cannot be done as asked)."""
+        section = config.get("replay")
+        if not section["record"]:
+            return None
+        try:
+            sealer = Sealer.from_env(section["key_env"])
+        except SnapshotKeyError as exc:
+            logger.warning("agent-otel: tool-result snapshots are not recorded: %s", exc)
+            return None
+        if sealer is None and section["require_encryption"]:
+            logger.warning(
+                "agent-otel: tool-result snapshots are not recorded: replay.require_encryption is true "
+                "and %s is not set",
+                section["key_env"],
+            )
+            return None
+        return cls(pipeline, sealer, section["exclude"], int(section["max_result_mb"] * (1 << 20)))
+
+    def _is_excluded(self, tool: str) -> bool:
+        try:
+            return self._excluded[tool]
+        except KeyError:
+            hit = any(fnmatch.fnmatchcase(tool, p) for p in self.exclude)
+            if len(self._excluded) < 10000:
+                self._excluded[tool] = hit
+            return hit
+
+    def run_started(self, run: Run) -> None:
+        """Record the run's input (a blob keyed by input_sha) and versions; never raises."""
+        try:
+            if run.replay_of is not None or run._replay is not None:
+                return  # a replay's results are the recording's own
+            blob = None
+            if run.input_sha is not None:
+                plain = canonical_json(run.input)
+                if len(plain) > self.max_bytes:
+                    warn_once(
+                        "too_large",
+                        "a run input of %d bytes exceeds replay.max_result_mb; it is not recorded",
+                        len(plain),
+                    )
+                else:
+                    blob = Blob(run.input_sha, plain, self.sealer)  # input_sha is the sha of these bytes
+            self.pipeline.emit(
+                "snapshot",
+                {
+                    "kind": "run",
+                    "run_id": run.run_id,
+                    "parent_run_id": run.parent_run_id,
+                    "parent_step": _enclosing_step(run.parent),
+                    "agent": run.agent,
+                    "model": run.model,
+                    "prompt_version": run.prompt_version,
+                    "tools_version": run.tools_version,
+                    "input_sha": run.input_sha,
+                    "created_at_ms": run.created_at_ms or int(time.time() * 1000),
+                    "blob": blob,
+                },
+            )
+        except Exception as exc:
+            warn_once(
+                "serialize", "recording a run input for replay failed (%s: %s)", type(exc).__name__, exc
+            )
+
+    def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> None:
+        """Record the result or error of a finished tool call; never raises."""
+        try:
+            run = call.run
+            if run.replay_of is not None or run._replay is not None:
+                return
+            tool = call.options.name
+            record: dict[str, Any] = {
+                "kind": "tool",
+                "run_id": run.run_id,
+                "step_id": call.step_id,
+                "parent_step": _enclosing_step(run, call),
+                "tool": tool,
+                "args_sha": call.args_sha,
+                "outcome": OK,
+                "result_sha": None,
+                "error_type": None,
+                "result_type": None,
+                "created_at_ms": int(time.time() * 1000),
+                "blob": None,
+            }
+            plain: bytes | None = None
+            if exc is not None:
+                record["outcome"] = ERROR
+                record["error_type"] = type(exc).__name__
+                if type(exc).__name__ in _NOT_OUTCOMES:
+                    record["outcome"] = INTERRUPTED
+                elif not self._is_excluded(tool):
+                    plain = error_document(exc)
+            else:
+                plain = call.result_json if call.result_json is not None else canonical_json(result)
+                if type(result) not in _NATIVE:
+                    record["result_type"] = type_name(result)
+                if self._is_excluded(tool):
+                    record["result_sha"] = sha_bytes(plain)
+                    plain = None
+            # result_sha of a stored result is its blob's sha, computed on the store's thread.
+            if record["outcome"] in (OK, ERROR):
+                if plain is None:
+                    record["outcome"] = EXCLUDED
+                elif len(plain) > self.max_bytes:
+                    if exc is None:
+                        record["result_sha"] = sha_bytes(plain)
+                    record["outcome"] = TOO_LARGE
+                    warn_once(
+                        "too_large",
+                        "a result of tool %r (%d bytes) exceeds replay.max_result_mb; it is not recorded",
+                        tool,
+                        len(plain),
+                    )
+                else:
+                    record["blob"] = Blob(None, plain, self.sealer)
+            self.pipeline.emit("snapshot", record)
+        except Exception as err:
+            warn_once(
+                "serialize", "recording a tool result for replay failed (%s: %s)", type(err).__name__, err
+            )
+
+
+def _enclosing_step(run: Run | None, call: ToolCall | None = None) -> int | None:
+    """Step id of the tool call of ``run`` that is current (the one a nested call or sub-agent runs in)."""
+    if run is None:
+        return None
+    outer = active_tool_call()
+    if outer is None or outer is call or outer.run is not run or outer._done:
+        return None
+    if call is not None and outer.step_id >= call.step_id:
+        return None
+    return outer.step_id

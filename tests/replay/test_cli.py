@@ -1,0 +1,136 @@
+"""``agent-otel replay RUN_ID --call package.module:function`` in a subprocess: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import agent_otel
+from agent_otel.hashing import sha
+from tests.replay import support_agent
+from tests.replay.conftest import KEY_ENV
+from tests.replay.test_retention_encryption import age_everything, fernet_key
+
+AGENT = "tests.replay.support_agent"
+WRONG, RIGHT = support_agent.CUSTOMERS[0]["email"], support_agent.CUSTOMERS[1]["email"]
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("agent-otel: error: ")
+    return lines[0]
+
+
+def test_replay_exit_codes_and_report(rig, recorded, tmp_path):
+    original = recorded()
+    agent_otel.shutdown()
+    outbox = tmp_path / "outbox.jsonl"
+    env = {"AGENT_OTEL_TEST_OUTBOX": str(outbox)}
+    send_args = {"subject": "Re: T-77", "body": "Your order O-1001 is shipped (DHL)."}
+
+    same = rig.cli("replay", original, "--call", f"{AGENT}:handle", env=env)
+    assert same.returncode == 0, same.stderr
+    assert "MATCH: the replay made the recorded tool calls in the recorded order" in same.stdout
+    assert "matched in order 3" in same.stdout and "then completed   now completed" in same.stdout
+
+    fixed = rig.cli("replay", original[:10], "--call", f"{AGENT}:handle_fixed", env=env)
+    assert fixed.returncode == 1, fixed.stderr
+    out = fixed.stdout
+    assert "DIVERGED at tool call 3:" in out
+    assert f"recorded  step 4  send_email  args {sha({'to': WRONG, **send_args})}" in out
+    assert f"now       step 4  send_email  args {sha({'to': RIGHT, **send_args})}" in out
+    assert "then completed   now policy_denied" in out
+    assert "then model gpt-4o prompt v12 tools 3   now model gpt-4o prompt v13 tools 3" in out
+
+    lenient = rig.cli(
+        "replay", original, "--call", f"{AGENT}:handle_fixed", "--mode", "lenient", "--json", env=env
+    )
+    assert lenient.returncode == 1, lenient.stderr
+    report = json.loads(lenient.stdout)
+    assert (report["run_id"], report["mode"], report["matched"], report["steps_matched"]) == (
+        original,
+        "lenient",
+        False,
+        2,
+    )
+    assert report["divergence"]["recorded"]["args_sha"] == sha({"to": WRONG, **send_args})
+    assert report["divergence"]["now"]["args_sha"] == sha({"to": RIGHT, **send_args})
+    assert report["stop_reason"] == {"then": "completed", "now": "error"}
+    assert report["error"].startswith("UnrecordedToolCall: tool 'send_email'")
+
+    assert not outbox.exists()  # three replays, not one e-mail
+    shown = json.loads(rig.cli("show", report["replay_run_id"], "--json").stdout)
+    assert shown["run"]["replay_of"] == original and shown["run"]["stop_reason"] == "error"
+
+
+def test_an_agent_with_several_parameters_gets_them_back_by_name(rig, tmp_path):
+    rig.start()
+    support_agent.handle_with_priority(dict(support_agent.TICKET), priority="high")
+    original = rig.last_run_id()
+    agent_otel.shutdown()
+    outbox = tmp_path / "outbox.jsonl"
+    proc = rig.cli(
+        "replay",
+        original,
+        "--call",
+        f"{AGENT}:handle_with_priority",
+        env={"AGENT_OTEL_TEST_OUTBOX": str(outbox)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "matched in order 3" in proc.stdout and not outbox.exists()
+
+
+def test_replay_errors_exit_2(rig, recorded, monkeypatch):
+    original = recorded()
+    unrecorded = recorded(replay={"record": False})
+    agent_otel.shutdown()
+    call = ("--call", f"{AGENT}:handle")
+
+    assert "no run matches 'feedbeef'" in one_line_error(rig.cli("replay", "feedbeef", *call))
+    assert f"run {unrecorded} has no tool-result snapshots" in one_line_error(
+        rig.cli("replay", unrecorded, *call)
+    )
+    assert "cannot import tests.replay.nope" in one_line_error(
+        rig.cli("replay", original, "--call", "tests.replay.nope:handle")
+    )
+    assert "has no 'missing'" in one_line_error(rig.cli("replay", original, "--call", f"{AGENT}:missing"))
+    proc = rig.cli("replay", original)
+    assert proc.returncode == 2 and "--call" in proc.stderr
+
+    age_everything(rig, 20)
+    assert "have expired: retention.tool_snapshot_days is 14" in one_line_error(
+        rig.cli("replay", original, *call)
+    )
+    keep = rig.home / "keep.yaml"
+    keep.write_text("retention: {tool_snapshot_days: 30}\n")
+    assert rig.cli("replay", original, *call, "--config", str(keep)).returncode == 0
+
+
+def test_encrypted_and_async_recordings_from_the_command_line(rig, recorded, monkeypatch, tmp_path):
+    key = fernet_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    sync_run = recorded()
+    rig.start()
+    import asyncio
+
+    asyncio.run(support_agent.handle_async(dict(support_agent.TICKET)))
+    async_run = rig.last_run_id("support-agent-async")
+    agent_otel.shutdown()
+    outbox = tmp_path / "outbox.jsonl"
+
+    error = one_line_error(rig.cli("replay", sync_run, "--call", f"{AGENT}:handle"))
+    assert f"are encrypted (key {key_id_of(key)}); set {KEY_ENV}" in error
+    env = {KEY_ENV: key, "AGENT_OTEL_TEST_OUTBOX": str(outbox)}
+    assert rig.cli("replay", sync_run, "--call", f"{AGENT}:handle", env=env).returncode == 0
+    proc = rig.cli("replay", async_run, "--call", f"{AGENT}:handle_async", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = rig.cli("replay", async_run, "--call", f"{AGENT}:handle_async_fixed", env=env)
+    assert proc.returncode == 1 and "DIVERGED at tool call 3" in proc.stdout
+    assert not outbox.exists()
+
+
+def key_id_of(key: str) -> str:
+    from agent_otel.snapshots import key_id
+
+    return key_id(key.encode())

@@ -1,0 +1,163 @@
+"""Recording: what a run leaves in the local store for replay, and where it never goes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import stat
+
+import agent_otel
+from agent_otel import runtime, snapshots
+from agent_otel.hashing import canonical_json, sha
+from tests.replay import support_agent
+from tests.replay.conftest import load_json_lines
+
+WRONG, RIGHT = support_agent.CUSTOMERS[0]["email"], support_agent.CUSTOMERS[1]["email"]
+
+
+class KeepAll:
+    """A custom event sink of the application's: it sees every record of the pipeline."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict]] = []
+
+    def write(self, batch):
+        self.records.extend(batch)
+
+    def close(self):
+        pass
+
+
+def test_a_run_records_input_versions_and_every_tool_outcome(rig, recorded):
+    run_id = recorded()
+    assert support_agent.OUTBOX[0]["to"] == WRONG  # the bug this suite is about
+
+    [run] = rig.rows("SELECT * FROM agent_snapshot_runs WHERE run_id = ?", (run_id,))
+    assert (run["agent"], run["model"], run["prompt_version"], run["tools_version"]) == (
+        "support-agent",
+        "gpt-4o",
+        "v12",
+        "3",
+    )
+    assert run["input_sha"] == sha(support_agent.TICKET) == rig.run_row(run_id)["input_sha"]
+
+    snaps = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run_id,))
+    events = rig.tool_events(run_id)
+    assert [(s["step_id"], s["tool"], s["args_sha"], s["result_sha"]) for s in snaps] == [
+        (e["step_id"], e["tool"], e["args_sha"], e["result_sha"]) for e in events
+    ]
+    assert [s["tool"] for s in snaps] == ["crm.search", "orders.get", "send_email"]
+    assert {s["outcome"] for s in snaps} == {"ok"}
+
+    # The stored blob is the canonical JSON the result_sha was computed over.
+    send = snaps[2]
+    [blob] = rig.rows("SELECT * FROM agent_snapshot_blobs WHERE sha = ?", (send["blob_sha"],))
+    assert send["blob_sha"] == send["result_sha"]
+    assert blob["encoding"] == "json" and blob["key_id"] == ""
+    assert json.loads(blob["data"]) == {"message_id": "M-1", "accepted": [WRONG]}
+    [inp] = rig.rows("SELECT data FROM agent_snapshot_blobs WHERE sha = ?", (run["input_sha"],))
+    assert json.loads(inp["data"]) == support_agent.TICKET
+
+
+def test_raw_results_stay_in_the_store_never_in_spans_events_or_other_sinks(rig, recorded):
+    keep_all = KeepAll()
+    exporter = rig.start(sinks=(keep_all,))
+    run_id = recorded()
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 5  # run, three tools, one LLM call
+    for span in spans:
+        dumped = json.dumps(
+            {"attributes": dict(span.attributes), "events": [dict(e.attributes) for e in span.events]},
+            default=str,
+        )
+        assert WRONG not in dumped and "Kim Tanaka" not in dumped, span.name
+    lines = load_json_lines(rig.events)
+    assert {line["run_id"] for line in lines} == {run_id} and len(lines) == 5
+    assert WRONG not in rig.events.read_text() and "Kim Tanaka" not in rig.events.read_text()
+
+    # An application's own sink receives snapshot records too, but a blob prints as its size only.
+    snaps = [p for t, p in keep_all.records if t == "snapshot"]
+    assert len(snaps) == 4  # the run (its input) and three tool calls
+    text = json.dumps(keep_all.records, default=str) + repr(keep_all.records)
+    assert WRONG not in text and "Kim Tanaka" not in text
+    assert "bytes>" in repr(snaps[-1]["blob"])
+    assert pickle.loads(pickle.dumps(snaps[-1])) == {**snaps[-1], "blob": repr(snaps[-1]["blob"])}
+
+    assert stat.S_IMODE(os.stat(rig.db).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(rig.home).st_mode) == 0o700
+
+
+def test_large_results_are_stored_once(rig):
+    rig.start()
+    big = {"rows": ["x" * 100 for _ in range(20_000)]}  # about 2 MB as JSON
+
+    @agent_otel.tool(name="warehouse.dump")
+    def dump(part: int) -> dict:
+        return big
+
+    for i in range(2):
+        with agent_otel.run("exporter", input={"i": i}):
+            for part in range(3):
+                dump(part)
+    snaps = rig.rows("SELECT blob_sha, args_sha FROM agent_tool_snapshots WHERE tool = 'warehouse.dump'")
+    assert len(snaps) == 6 and len({s["args_sha"] for s in snaps}) == 3
+    assert {s["blob_sha"] for s in snaps} == {sha(big)}
+    [blob] = rig.rows("SELECT size, length(data) AS n FROM agent_snapshot_blobs WHERE sha = ?", (sha(big),))
+    assert blob["size"] == blob["n"] == len(canonical_json(big)) > 2_000_000
+
+
+def test_recording_can_be_switched_off_globally_and_per_tool(rig, recorded):
+    off = recorded(replay={"record": False})
+    assert rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ?", (off,)) == []
+    assert rig.rows("SELECT * FROM agent_snapshot_runs WHERE run_id = ?", (off,)) == []
+    assert rig.run_row(off)["stop_reason"] == "completed"  # the run itself is stored as always
+
+    partial = recorded(replay={"exclude": ["send_*"]})
+    snaps = rig.rows("SELECT tool, outcome, blob_sha FROM agent_tool_snapshots WHERE run_id = ?", (partial,))
+    assert [(s["tool"], s["outcome"], s["blob_sha"] is None) for s in snaps] == [
+        ("crm.search", "ok", False),
+        ("orders.get", "ok", False),
+        ("send_email", "excluded", True),
+    ]
+
+    agent_otel.shutdown()
+    agent_otel.setup("no-store", store=False, instrument=False, config={"exporter.probe_local": False})
+    assert "recorder" not in runtime.current().extensions
+
+
+def test_results_over_the_size_limit_are_not_recorded_and_say_so(rig, recorded, caplog):
+    caplog.set_level(logging.WARNING, "agent_otel")
+    run_id = recorded(replay={"max_result_mb": 0.0001})  # ~100 bytes: the CRM answer is larger
+    outcomes = rig.rows(
+        "SELECT tool, outcome FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run_id,)
+    )
+    assert [o["outcome"] for o in outcomes] == ["too_large", "ok", "ok"]
+    warnings = [r.getMessage() for r in caplog.records if "replay.max_result_mb" in r.getMessage()]
+    assert len(warnings) == 1 and "'crm.search'" in warnings[0]
+
+
+def test_a_failing_snapshot_write_is_warned_once_and_never_reaches_the_agent(
+    rig, recorded, monkeypatch, caplog
+):
+    caplog.set_level(logging.WARNING, "agent_otel")
+
+    def broken(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(snapshots.Blob, "sealed", broken)
+    before = snapshots.counters["seal"]
+    first = recorded()
+    second = recorded(support_agent.handle_fixed)
+    assert [m["to"] for m in support_agent.OUTBOX] == [WRONG, RIGHT]  # both runs did their work
+    for run_id in (first, second):
+        assert rig.run_row(run_id)["stop_reason"] == "completed"
+        assert len(rig.tool_events(run_id)) == 3  # runs and events are stored as usual
+        outcomes = rig.rows("SELECT outcome FROM agent_tool_snapshots WHERE run_id = ?", (run_id,))
+        assert [o["outcome"] for o in outcomes] == ["write_failed"] * 3
+    assert snapshots.counters["seal"] - before == 8  # 2 inputs + 6 results
+    messages = [
+        r.getMessage() for r in caplog.records if "sealing a replay snapshot failed" in r.getMessage()
+    ]
+    assert len(messages) == 1 and "disk full" in messages[0]

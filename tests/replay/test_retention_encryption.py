@@ -1,0 +1,158 @@
+"""Snapshots expire after retention.tool_snapshot_days and can be encrypted at rest with a key from the
+environment; both behave as the README's Replay section says."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+import agent_otel
+from agent_otel.config import load
+from agent_otel.replay import Replay, ReplayError
+from agent_otel.snapshots import key_id
+from tests.helpers import missing_prerequisite
+from tests.replay import support_agent
+from tests.replay.conftest import KEY_ENV
+
+WRONG = support_agent.CUSTOMERS[0]["email"]
+DAY_MS = 86_400_000
+
+
+def fernet_key() -> str:
+    try:
+        from cryptography.fernet import Fernet
+    except ImportError:
+        missing_prerequisite("the cryptography package", "pip install -e '.[crypto]' (make install-dev)")
+    return Fernet.generate_key().decode()
+
+
+def age_everything(rig, days: int) -> None:
+    """Make everything in the store ``days`` older, as if it had been recorded that long ago."""
+    ms = days * DAY_MS
+    for sql in (
+        f"UPDATE agent_runs SET created_at = strftime('%Y-%m-%d %H:%M:%f', created_at, '-{days} days'), "
+        f"ended_at = strftime('%Y-%m-%d %H:%M:%f', ended_at, '-{days} days')",
+        f"UPDATE agent_events SET ts_ms = ts_ms - {ms}",
+        f"UPDATE agent_snapshot_runs SET created_at_ms = created_at_ms - {ms}",
+        f"UPDATE agent_tool_snapshots SET created_at_ms = created_at_ms - {ms}",
+        f"UPDATE agent_snapshot_blobs SET last_used_ms = last_used_ms - {ms}",
+    ):
+        rig.execute(sql)
+
+
+def replay_matches(run_id: str, **kwargs) -> bool:
+    with Replay(run_id, **kwargs) as rp:
+        support_agent.handle(rp.input)
+    return rp.report.matched
+
+
+def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded):
+    old = recorded()
+    age_everything(rig, 15)  # recorded 15 days ago; retention.tool_snapshot_days is 14 by default
+    fresh = recorded()  # same CRM and order answers as the old run: those blobs are shared
+
+    with pytest.raises(ReplayError, match=rf"snapshots of run {old} \(recorded .*\) have expired: "):
+        with agent_otel.replay(old):
+            pass
+    assert support_agent.CALLS["send_email"] == 2  # only the two recordings
+    # Retention 0 keeps snapshots forever, even these.
+    assert replay_matches(old, config=load({"retention.tool_snapshot_days": 0}))
+    assert replay_matches(fresh)
+
+    proc = rig.cli("gc", "--json")
+    assert proc.returncode == 0, proc.stderr
+    deleted = json.loads(proc.stdout)["deleted"]
+    assert deleted["agent_snapshot_runs"] == 1 and deleted["agent_tool_snapshots"] == 3
+    # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
+    assert deleted["agent_snapshot_blobs"] == 1
+    assert deleted["agent_runs"] == 0  # runs are kept 30 days (retention.logs_days)
+
+    with pytest.raises(ReplayError, match=f"snapshots of run {old} .* have expired"):
+        agent_otel.replay(old).load()
+    assert replay_matches(fresh)  # its shared blobs survived the gc
+    assert support_agent.CALLS["send_email"] == 2
+
+
+def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch):
+    key, other = fernet_key(), fernet_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    original = recorded()
+
+    blobs = rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs")
+    assert len(blobs) == 4  # the input and three results
+    assert {(b["encoding"], b["key_id"]) for b in blobs} == {("fernet+json", key_id(key.encode()))}
+    agent_otel.shutdown()  # checkpoint: the whole store is in the main file now
+    on_disk = b"".join(p.read_bytes() for p in Path(rig.db).parent.glob("agent-otel.db*"))
+    assert WRONG.encode() not in on_disk and b"Kim Tanaka" not in on_disk
+    assert original.encode() in on_disk  # (the same bytes, unencrypted metadata, are there)
+
+    assert replay_matches(original)
+
+    monkeypatch.setenv(KEY_ENV, other)
+    with pytest.raises(ReplayError, match=rf"encrypted with key {key_id(key.encode())}, which is not among"):
+        agent_otel.replay(original).load()
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(
+        ReplayError, match=f"are encrypted .*; set {KEY_ENV} to the key they were recorded with"
+    ):
+        agent_otel.replay(original).load()
+    monkeypatch.setenv(KEY_ENV, "not-a-key")
+    with pytest.raises(ReplayError, match=f"{KEY_ENV} does not hold Fernet keys"):
+        agent_otel.replay(original).load()
+
+    # Rotation: the new key first, the old one after it, until the old snapshots have expired.
+    monkeypatch.setenv(KEY_ENV, f"{other},{key}")
+    assert replay_matches(original)
+    assert support_agent.CALLS["send_email"] == 1
+
+
+def test_a_known_blob_is_resealed_with_the_current_key_and_never_stored_in_the_clear_again(
+    rig, recorded, monkeypatch
+):
+    plain_run = recorded()
+    assert {b["encoding"] for b in rig.rows("SELECT encoding FROM agent_snapshot_blobs")} == {"json"}
+    key = fernet_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    rig.start()
+    support_agent.reset()  # the e-mail gets the same message id: every result is the same as before
+    sealed_run = recorded()
+    # The same input and results: the blobs were sealed in place, the clear copies are gone.
+    blobs = rig.rows("SELECT encoding, key_id FROM agent_snapshot_blobs")
+    assert len(blobs) == 4 and {(b["encoding"], b["key_id"]) for b in blobs} == {
+        ("fernet+json", key_id(key.encode()))
+    }
+    assert replay_matches(plain_run) and replay_matches(sealed_run)
+    monkeypatch.delenv(KEY_ENV)
+    rig.start()
+    support_agent.reset()
+    recorded()  # recorded without a key: the sealed blobs it shares stay sealed
+    assert {b["encoding"] for b in rig.rows("SELECT encoding FROM agent_snapshot_blobs")} == {"fernet+json"}
+
+
+def test_encryption_can_be_required(rig, recorded, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, "agent_otel")
+    run_id = recorded(replay={"require_encryption": True})
+    assert rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    assert any(
+        "not recorded: replay.require_encryption is true and AGENT_OTEL_SNAPSHOT_KEY is not set"
+        in r.getMessage()
+        for r in caplog.records
+    )
+    assert rig.run_row(run_id)["stop_reason"] == "completed"
+
+    monkeypatch.setenv(KEY_ENV, "not-a-key")
+    caplog.clear()
+    recorded(replay={"require_encryption": False})
+    assert rig.rows("SELECT * FROM agent_tool_snapshots") == []  # not stored in the clear instead
+    assert any(f"{KEY_ENV} does not hold Fernet keys" in r.getMessage() for r in caplog.records)
+
+    monkeypatch.setenv(KEY_ENV, fernet_key())
+    monkeypatch.setitem(sys.modules, "cryptography.fernet", None)  # as if the crypto extra were missing
+    caplog.clear()
+    recorded(replay={"require_encryption": False})
+    assert rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    assert any("pip install 'agent-otel[crypto]'" in r.getMessage() for r in caplog.records)
