@@ -15,6 +15,8 @@ as in the unified event schema.
 
 from __future__ import annotations
 
+from agent_otel.config import EVENT_FIELDS
+
 META_TABLE = "agent_otel_meta"
 
 _RUN_COLUMNS_SQLITE = """
@@ -247,24 +249,5 @@ RUN_COLUMNS = (
 )
 
 # Columns written from ("event", {...}) records: the unified event schema plus what tools may add.
-EVENT_COLUMNS = (
-    "run_id",
-    "kind",
-    "ts_ms",
-    "step_id",
-    "tool",
-    "args_sha",
-    "result_sha",
-    "duration_ms",
-    "status",
-    "error",
-    "stop_reason",
-    "usage",
-    "trace_id",
-    "span_id",
-    "agent",
-    "attempts",
-    "args",
-    "result",
-)
+EVENT_COLUMNS = (*EVENT_FIELDS, "attempts", "args", "result")
 JSON_EVENT_COLUMNS = ("usage", "args", "result")
