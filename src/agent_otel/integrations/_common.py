@@ -168,8 +168,23 @@ def start_tool(
         return None
 
 
+def _refuse_under_replay(call: ToolCall) -> None:
+    """A replay never executes a real tool: a framework call this integration cannot serve from its
+    snapshot is refused, so nothing is sent twice."""
+    if call.replay is not None:
+        from agent_otel.replay import ReplayError
+
+        error = ReplayError(
+            f"tool {call.name!r} is executed by the framework and cannot be served from the recording; "
+            "not executing it during a replay"
+        )
+        call.fail(error)
+        raise error
+
+
 def call_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a sync framework tool under ``guards.tool_timeout_s``, exactly as ``@tool`` runs its function."""
+    _refuse_under_replay(call)
     timeout_s = _timeout_for(call)
     if timeout_s is None:
         return fn(*args, **kwargs)
@@ -178,6 +193,7 @@ def call_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwar
 
 async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Await an async framework tool under ``guards.tool_timeout_s``; expiry raises ``ToolTimeout``."""
+    _refuse_under_replay(call)
     timeout_s = _timeout_for(call)
     if timeout_s is None:
         return await fn(*args, **kwargs)
