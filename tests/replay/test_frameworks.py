@@ -1,0 +1,235 @@
+"""Replaying framework agents: tools the frameworks execute themselves are served from the recording.
+
+Each framework is driven by its own fake model with the same script when recording and when replaying.
+The tools are side-effecting Python functions that count their real executions (``SENT``), which is how
+the tests prove a replay never ran them; what the framework received (its final answer, the tool
+message) must be the same as when the run was recorded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel import integrations
+from agent_otel.replay import ReplayError
+
+SENT: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts() -> Iterator[None]:
+    SENT.clear()
+    yield
+    SENT.clear()
+
+
+@pytest.fixture
+def instrument(rig) -> Iterator[Callable[..., None]]:
+    """Set up agent_otel with the real SQLite store and instrument the named frameworks."""
+    names: list[str] = []
+
+    def do(*wanted: str) -> None:
+        rig.start()
+        names.extend(wanted)
+        integrations.instrument(list(wanted))
+
+    yield do
+    integrations.uninstrument(names)
+
+
+def tool_events(rig, run_id: str) -> list[tuple[Any, ...]]:
+    events = rig.tool_events(run_id)
+    return [(e["tool"], e["args_sha"], e["result_sha"], e["status"], e["error"]) for e in events]
+
+
+def assert_same_path(rig, rp, original: str, tool_calls: int) -> None:
+    report = rp.report
+    assert report.matched and not report.diverged, str(report)
+    assert (report.recorded_tool_calls, report.steps_matched, report.served) == (
+        tool_calls,
+        tool_calls,
+        tool_calls,
+    )
+    assert report.stop_reason_then == report.stop_reason_now == "completed"
+    # The replay's tool calls have the recording's hashes and outcomes: the framework got the same result.
+    assert tool_events(rig, report.replay_run_id) == tool_events(rig, original)
+
+
+# --- LangChain / LangGraph --------------------------------------------------------------------------
+
+
+def _langgraph() -> Any:
+    pytest.importorskip("langgraph")
+    pytest.importorskip("langchain_core")
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import ToolException
+    from langchain_core.tools import tool as lc_tool
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+    class ToolCallingFake(GenericFakeChatModel):
+        model: str = "gpt-4o-mini"
+
+        def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingFake:
+            return self
+
+    def ai(text: str = "", calls: tuple = ()) -> AIMessage:
+        return AIMessage(
+            content=text,
+            tool_calls=[{"name": n, "args": a, "id": i, "type": "tool_call"} for n, a, i in calls],
+            usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+        )
+
+    @lc_tool
+    def send_email(to: str, body: str) -> str:
+        """Send an e-mail."""
+        SENT["send_email"] += 1
+        return f"queued message {SENT['send_email']} to {to}"
+
+    @lc_tool
+    def charge(amount: int) -> str:
+        """Charge the card."""
+        SENT["charge"] += 1
+        raise ToolException(f"card declined for {amount}")
+
+    charge.handle_tool_error = True
+
+    def agent(*script: AIMessage) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return create_react_agent(
+                ToolCallingFake(messages=iter(script)), [send_email, charge], name="lc-support"
+            )
+
+    return agent, ai
+
+
+def _lc_script(ai: Callable[..., Any], to: str = "kim@example.com") -> list[Any]:
+    return [
+        ai(calls=[("send_email", {"to": to, "body": "shipped"}, "call_1")]),
+        ai(calls=[("charge", {"amount": 30}, "call_2")]),
+        ai("done"),
+    ]
+
+
+def _tool_messages(result: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
+    return [(m.name, m.content, m.tool_call_id, m.status) for m in result["messages"] if m.type == "tool"]
+
+
+def test_langgraph_replay_serves_tools_and_never_runs_them(rig, instrument):
+    agent, ai = _langgraph()
+    instrument("langchain", "langgraph")
+    recorded_result = agent(*_lc_script(ai)).invoke({"messages": [("user", "ship it")]})
+    assert SENT == {"send_email": 1, "charge": 1}
+    original = rig.last_run_id("lc-support")
+
+    with agent_otel.replay(original) as rp:
+        result = agent(*_lc_script(ai)).invoke(rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 1}  # no tool body ran during the replay
+    assert result["messages"][-1].content == "done"
+    messages = _tool_messages(result)
+    assert messages == _tool_messages(recorded_result)
+    assert messages == [
+        ("send_email", "queued message 1 to kim@example.com", "call_1", "success"),
+        ("charge", "card declined for 30", "call_2", "error"),  # LangChain's handle_tool_error
+    ]
+    assert_same_path(rig, rp, original, 2)
+    assert [e[3:] for e in tool_events(rig, original)] == [("ok", None), ("error", "ToolException")]
+
+
+async def test_langgraph_async_replay_serves_tools(rig, instrument):
+    agent, ai = _langgraph()
+    instrument("langchain", "langgraph")
+    recorded_result = await agent(*_lc_script(ai)).ainvoke({"messages": [("user", "ship it")]})
+    original = rig.last_run_id("lc-support")
+
+    async with agent_otel.replay(original) as rp:
+        result = await agent(*_lc_script(ai)).ainvoke(rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 1}
+    assert _tool_messages(result) == _tool_messages(recorded_result)
+    assert result["messages"][-1].content == "done"
+    assert_same_path(rig, rp, original, 2)
+
+
+def test_langgraph_replay_diverging_args_stops_before_the_tool(rig, instrument):
+    from agent_otel.hashing import sha
+
+    agent, ai = _langgraph()
+    instrument("langchain", "langgraph")
+    agent(*_lc_script(ai)).invoke({"messages": [("user", "ship it")]})
+    original = rig.last_run_id("lc-support")
+
+    with agent_otel.replay(original) as rp:  # the model now e-mails someone else: ReplayDivergence, absorbed
+        agent(*_lc_script(ai, to="sam@example.com")).invoke(rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 1}
+    report = rp.report
+    d = report.divergence
+    assert report.diverged and (d.index, d.kind, report.steps_matched) == (1, "args", 0)
+    assert (d.recorded.tool, d.recorded.step_id, d.recorded.args_sha) == (
+        "send_email",
+        2,
+        sha({"to": "kim@example.com", "body": "shipped"}),
+    )
+    assert (d.now.tool, d.now.step_id, d.now.args_sha) == (
+        "send_email",
+        2,
+        sha({"to": "sam@example.com", "body": "shipped"}),
+    )
+    assert (report.stop_reason_then, report.stop_reason_now) == ("completed", "policy_denied")
+
+
+def test_langgraph_lenient_replay_refuses_an_unrecorded_call(rig, instrument):
+    from agent_otel.replay import UnrecordedToolCall
+
+    agent, ai = _langgraph()
+    instrument("langchain", "langgraph")
+    agent(*_lc_script(ai)).invoke({"messages": [("user", "ship it")]})
+    original = rig.last_run_id("lc-support")
+
+    with agent_otel.replay(original, mode="lenient") as rp:
+        with pytest.raises(UnrecordedToolCall, match="was not called in the recorded run"):
+            agent(*_lc_script(ai, to="sam@example.com")).invoke(rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 1}  # the unknown call never reached the tool
+    assert [(c.step_id, c.tool) for c in rp.report.unrecorded_calls] == [(2, "send_email")]
+
+
+def test_langchain_refuses_what_it_cannot_rebuild_and_tools_outside_a_run(rig, instrument):
+    pytest.importorskip("langchain_core")
+    from langchain_core.messages import ToolMessage
+    from langchain_core.tools import tool as lc_tool
+
+    from agent_otel.replay import UnrecordedToolCall
+
+    @lc_tool(response_format="content_and_artifact")
+    def export(rows: int) -> tuple[str, list[int]]:
+        """Export rows."""
+        SENT["export"] += 1
+        return f"{rows} rows", list(range(rows))
+
+    instrument("langchain")
+    with agent_otel.run("lc-export"):
+        message = export.invoke({"name": "export", "args": {"rows": 2}, "id": "e1", "type": "tool_call"})
+    assert isinstance(message, ToolMessage) and message.artifact == [0, 1]
+    original = rig.last_run_id("lc-export")
+
+    with agent_otel.replay(original) as rp:
+        with pytest.raises(UnrecordedToolCall, match="outside any agent_otel run"):
+            export.invoke({"rows": 2})
+        with pytest.raises(ReplayError, match="response_format='content_and_artifact'"):
+            with agent_otel.run("lc-export"):
+                export.invoke({"name": "export", "args": {"rows": 2}, "id": "e1", "type": "tool_call"})
+    assert SENT == {"export": 1}
+    assert rp.report.served == 0 and "artifact is not recorded" in str(rp.report)
