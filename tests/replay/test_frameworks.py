@@ -8,6 +8,8 @@ message) must be the same as when the run was recorded.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,6 +43,16 @@ def instrument(rig) -> Iterator[Callable[..., None]]:
 
     yield do
     integrations.uninstrument(names)
+
+
+@dataclasses.dataclass
+class Receipt:  # a tool result that is an object, not a JSON value
+    charged: int
+
+
+RECEIPT_REFUSED = re.escape(
+    f"returned a {__name__}.Receipt when recorded; the recording keeps only its JSON form"
+)
 
 
 def tool_events(rig, run_id: str) -> list[tuple[Any, ...]]:
@@ -233,3 +245,152 @@ def test_langchain_refuses_what_it_cannot_rebuild_and_tools_outside_a_run(rig, i
                 export.invoke({"name": "export", "args": {"rows": 2}, "id": "e1", "type": "tool_call"})
     assert SENT == {"export": 1}
     assert rp.report.served == 0 and "artifact is not recorded" in str(rp.report)
+
+
+# --- OpenAI Agents SDK ------------------------------------------------------------------------------
+
+
+def _agents_sdk() -> Any:
+    pytest.importorskip("agents")
+    import asyncio
+
+    from agents import Agent, function_tool, set_trace_processors
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+    from agents.usage import Usage
+
+    set_trace_processors([])  # the SDK's own exporter stays off the network
+
+    class Scripted(ScriptedModel):
+        model = "gpt-4o"
+
+    def step(*output: Any) -> ModelStep:
+        usage = Usage(requests=1, input_tokens=10, output_tokens=5, total_tokens=15)
+        return ModelStep(output=list(output), usage=usage)
+
+    @function_tool
+    def send_email(to: str, body: str) -> str:
+        """Send an e-mail."""
+        SENT["send_email"] += 1
+        return f"queued message {SENT['send_email']} to {to}"
+
+    def failed(ctx: Any, error: Exception) -> str:  # the SDK turns the tool's error into this message
+        return f"{type(error).__name__}: {error}"
+
+    @function_tool(failure_error_function=failed)
+    def charge(amount: int) -> str:
+        """Charge the card."""
+        SENT["charge"] += 1
+        raise ValueError(f"card declined for {amount}")
+
+    @function_tool(timeout=0.05)
+    async def refund(amount: int) -> str:
+        """Refund, slowly."""
+        SENT["refund"] += 1
+        await asyncio.sleep(2)
+        return "refunded"
+
+    def agent(to: str = "kim@example.com") -> Any:
+        model = Scripted(
+            [
+                step(function_call("send_email", {"to": to, "body": "shipped"}, call_id="c1")),
+                step(function_call("charge", {"amount": 30}, call_id="c2")),
+                step(function_call("refund", {"amount": 30}, call_id="c3")),
+                step(assistant_message("done")),
+            ]
+        )
+        return Agent(name="sdk-support", model=model, tools=[send_email, charge, refund])
+
+    return agent
+
+
+def _tool_outputs(result: Any) -> list[tuple[str, Any]]:
+    return [
+        (item["call_id"], item["output"])
+        for item in result.to_input_list()
+        if isinstance(item, dict) and item.get("type") == "function_call_output"
+    ]
+
+
+def test_openai_agents_replay_serves_tools_and_never_runs_them(rig, instrument):
+    from agents import Runner
+
+    agent = _agents_sdk()
+    instrument("openai_agents")
+    recorded_result = Runner.run_sync(agent(), "ship it")
+    assert SENT == {"send_email": 1, "charge": 1, "refund": 1}
+    original = rig.last_run_id("sdk-support")
+
+    with agent_otel.replay(original) as rp:
+        result = Runner.run_sync(agent(), rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 1, "refund": 1}
+    assert result.final_output == recorded_result.final_output == "done"
+    outputs = _tool_outputs(result)
+    assert outputs == _tool_outputs(recorded_result)
+    assert outputs[0] == ("c1", "queued message 1 to kim@example.com")
+    assert outputs[1] == ("c2", "ValueError: card declined for 30")
+    assert outputs[2] == ("c3", "Tool 'refund' timed out after 0.05 seconds.")
+    assert_same_path(rig, rp, original, 3)
+    assert [e[3:] for e in tool_events(rig, original)] == [
+        ("ok", None),
+        ("error", "ValueError"),
+        ("error", "ToolTimeoutError"),
+    ]
+
+
+def test_openai_agents_replay_asking_for_another_tool_stops_there(rig, instrument):
+    from agents import Agent, Runner
+    from agents.testing import ModelStep, assistant_message, function_call
+
+    agent = _agents_sdk()
+    instrument("openai_agents")
+    Runner.run_sync(agent(), "ship it")
+    original = rig.last_run_id("sdk-support")
+    tools = agent().tools
+    model = type(agent().model)(
+        [
+            ModelStep(output=[function_call("charge", {"amount": 30}, call_id="c1")]),
+            ModelStep(output=[assistant_message("done")]),
+        ]
+    )
+
+    with agent_otel.replay(original) as rp:
+        with pytest.raises(agent_otel.AgentStopped):
+            Runner.run_sync(Agent(name="sdk-support", model=model, tools=tools), rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 1, "refund": 1}
+    d = rp.report.divergence
+    assert (d.index, d.kind, d.recorded.tool, d.now.tool) == (1, "tool", "send_email", "charge")
+    assert rp.report.stop_reason_now == "policy_denied"
+
+
+def test_openai_agents_refuses_an_output_that_was_an_object(rig, instrument):
+    from agents import Agent, Runner, function_tool
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+    _agents_sdk()  # skips without the SDK; keeps its trace exporter off the network
+
+    @function_tool
+    def charge(amount: int) -> Receipt:
+        """Charge the card."""
+        SENT["charge"] += 1
+        return Receipt(charged=amount)
+
+    def agent() -> Any:
+        script = [
+            ModelStep(output=[function_call("charge", {"amount": 30}, call_id="c1")]),
+            ModelStep(output=[assistant_message("done")]),
+        ]
+        return Agent(name="sdk-receipt", model=ScriptedModel(script), tools=[charge])
+
+    instrument("openai_agents")
+    Runner.run_sync(agent(), "charge")
+    original = rig.last_run_id("sdk-receipt")
+
+    with agent_otel.replay(original) as rp:
+        with pytest.raises(ReplayError, match=RECEIPT_REFUSED):
+            Runner.run_sync(agent(), rp.input)
+    assert SENT == {"charge": 1}
+    notes = rp.report.notes
+    assert rp.report.served == 0 and not any("serves its JSON form" in n for n in notes)
+    assert any("(charge) matched the recording but was not served" in n for n in notes)
