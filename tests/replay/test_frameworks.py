@@ -394,3 +394,120 @@ def test_openai_agents_refuses_an_output_that_was_an_object(rig, instrument):
     notes = rp.report.notes
     assert rp.report.served == 0 and not any("serves its JSON form" in n for n in notes)
     assert any("(charge) matched the recording but was not served" in n for n in notes)
+
+
+# --- PydanticAI -------------------------------------------------------------------------------------
+
+
+def _pydantic_ai() -> Any:
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai import Agent, ModelRetry
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+    from pydantic_ai.usage import RequestUsage
+
+    def respond_with(*responses: ModelResponse) -> FunctionModel:
+        queue = list(responses)
+
+        def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            return queue.pop(0)
+
+        return FunctionModel(respond, model_name="gpt-4o")
+
+    def call(name: str, args: dict, call_id: str) -> ModelResponse:
+        return ModelResponse(
+            parts=[ToolCallPart(tool_name=name, args=args, tool_call_id=call_id)],
+            usage=RequestUsage(input_tokens=10, output_tokens=5),
+        )
+
+    def agent(to: str = "kim@example.com") -> Any:
+        model = respond_with(
+            call("send_email", {"to": to, "body": "shipped"}, "c1"),
+            call("charge", {"amount": 30}, "c2"),
+            call("charge", {"amount": 20}, "c3"),
+            ModelResponse(parts=[TextPart("done")], usage=RequestUsage(input_tokens=20, output_tokens=3)),
+        )
+        pyd = Agent(model, name="pyd-support")
+
+        @pyd.tool_plain
+        def send_email(to: str, body: str) -> str:
+            """Send an e-mail."""
+            SENT["send_email"] += 1
+            return f"queued message {SENT['send_email']} to {to}"
+
+        @pyd.tool_plain
+        def charge(amount: int) -> dict:
+            """Charge the card."""
+            SENT["charge"] += 1
+            if amount > 25:
+                raise ModelRetry(f"{amount} is over the limit, try 20")
+            return {"charged": amount, "receipt": f"R-{SENT['charge']}"}
+
+        return pyd
+
+    return agent
+
+
+def _tool_returns(result: Any) -> list[tuple[Any, ...]]:
+    return [
+        (part.tool_name, part.content, part.tool_call_id, part.outcome, part.retry and part.retry.attempt)
+        for message in result.all_messages()
+        for part in getattr(message, "parts", ())
+        if part.part_kind == "tool-return"
+    ]
+
+
+def test_pydantic_ai_replay_serves_tools_and_never_runs_them(rig, instrument):
+    agent = _pydantic_ai()
+    instrument("pydantic_ai")
+    recorded_result = agent().run_sync("ship it")
+    assert SENT == {"send_email": 1, "charge": 2}
+    original = rig.last_run_id("pyd-support")
+
+    with agent_otel.replay(original) as rp:
+        result = agent().run_sync(rp.input)
+
+    assert SENT == {"send_email": 1, "charge": 2}
+    assert result.output == recorded_result.output == "done"
+    returns = _tool_returns(result)
+    assert returns == _tool_returns(recorded_result)
+    assert returns == [
+        ("send_email", "queued message 1 to kim@example.com", "c1", "success", None),
+        ("charge", "30 is over the limit, try 20", "c2", "retried", 1),  # a retry charged to the tool
+        ("charge", {"charged": 20, "receipt": "R-2"}, "c3", "success", None),
+    ]
+    assert result.usage.tool_calls == recorded_result.usage.tool_calls == 2
+    assert_same_path(rig, rp, original, 3)
+    assert [e[3:] for e in tool_events(rig, original)] == [
+        ("ok", None),
+        ("error", "ToolRetryError"),
+        ("ok", None),
+    ]
+
+
+def test_pydantic_ai_refuses_a_result_that_was_an_object(rig, instrument):
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai.models.test import TestModel
+
+    def agent() -> Any:
+        from pydantic_ai import Agent
+
+        pyd = Agent(TestModel(), name="pyd-receipt")
+
+        @pyd.tool_plain
+        def charge(amount: int) -> Receipt:
+            """Charge the card."""
+            SENT["charge"] += 1
+            return Receipt(charged=amount)
+
+        return pyd
+
+    instrument("pydantic_ai")
+    agent().run_sync("charge")
+    original = rig.last_run_id("pyd-receipt")
+
+    with agent_otel.replay(original) as rp:
+        with pytest.raises(ReplayError, match=RECEIPT_REFUSED):
+            agent().run_sync(rp.input)
+    assert SENT == {"charge": 1}
+    assert rp.report.served == 0 and rp.report.stop_reason_now == "tool_error"
