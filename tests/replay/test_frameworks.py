@@ -13,7 +13,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -511,3 +511,92 @@ def test_pydantic_ai_refuses_a_result_that_was_an_object(rig, instrument):
             agent().run_sync(rp.input)
     assert SENT == {"charge": 1}
     assert rp.report.served == 0 and rp.report.stop_reason_now == "tool_error"
+
+
+# --- MCP client -------------------------------------------------------------------------------------
+
+
+class Balance(TypedDict):
+    account: str
+    balance: int
+
+
+def _mcp_server() -> Any:
+    pytest.importorskip("mcp")
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("shop")
+
+    @server.tool(structured_output=False)
+    def send_email(to: str, body: str) -> str:
+        """Send an e-mail."""
+        SENT["send_email"] += 1
+        return f"queued message {SENT['send_email']} to {to}"
+
+    @server.tool(structured_output=False)
+    def charge(amount: int) -> str:
+        """Charge the card."""
+        SENT["charge"] += 1
+        raise ValueError(f"card declined for {amount}")
+
+    @server.tool()
+    def balance(account: str) -> Balance:
+        """Structured content."""
+        SENT["balance"] += 1
+        return {"account": account, "balance": 12}
+
+    return server
+
+
+async def _mcp_session(server: Any, input: Any, *calls: tuple[str, dict]) -> list[Any]:
+    from mcp import Client
+
+    async with Client(server) as client, agent_otel.run("mcp-support", input=input):
+        return [await client.call_tool(name, args) for name, args in calls]
+
+
+async def test_mcp_replay_serves_tool_results_and_never_calls_the_server(rig, instrument):
+    server = _mcp_server()
+    instrument("mcp")
+    calls = [("send_email", {"to": "kim@example.com", "body": "shipped"}), ("charge", {"amount": 30})]
+    recorded_results = await _mcp_session(server, {"ticket": "T-1"}, *calls)
+    assert SENT == {"send_email": 1, "charge": 1}
+    assert recorded_results[1].is_error and not recorded_results[0].is_error
+    original = rig.last_run_id("mcp-support")
+
+    async with agent_otel.replay(original) as rp:
+        results = await _mcp_session(server, rp.input, *calls)
+
+    assert SENT == {"send_email": 1, "charge": 1}  # nothing reached the server
+    # What the tool answered comes back as it was; a result's _meta (server info) is not recorded.
+    assert [r.model_dump(exclude={"meta"}) for r in results] == [
+        r.model_dump(exclude={"meta"}) for r in recorded_results
+    ]
+    assert results[0].meta is None and recorded_results[0].meta is not None
+    assert results[1] == recorded_results[1]  # an is_error answer is recorded whole
+    assert results[0].content[0].text == "queued message 1 to kim@example.com"
+    assert results[1].is_error and results[1].content[0].text == "Error executing tool charge"
+    assert_same_path(rig, rp, original, 2)
+    assert [e[3:] for e in tool_events(rig, original)] == [("ok", None), ("error", "MCPToolError")]
+
+
+async def test_mcp_structured_results_are_refused_not_executed(rig, instrument):
+    server = _mcp_server()
+    instrument("mcp")
+    await _mcp_session(server, None, ("balance", {"account": "A-1"}))
+    original = rig.last_run_id("mcp-support")
+
+    from mcp import Client
+
+    async with agent_otel.replay(original) as rp, Client(server) as client:
+        with pytest.raises(ReplayError, match="returned structured_content when recorded"):
+            async with agent_otel.run("mcp-support", input=rp.input):
+                await client.call_tool("balance", {"account": "A-1"})
+    assert SENT == {"balance": 1}
+    report = rp.report
+    assert (report.divergence, report.steps_matched, report.served) == (None, 1, 0)
+    assert report.diverged and report.stop_reason_then == "completed"
+    assert report.stop_reason_now == "tool_error"
+    assert "step 1 (balance) matched the recording but was not served" in str(report)
+    (event,) = rig.tool_events(report.replay_run_id)
+    assert (event["tool"], event["status"], event["error"]) == ("balance", "error", "ReplayError")
