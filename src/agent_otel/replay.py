@@ -8,10 +8,10 @@
 
 The first run started in the block (``agent_otel.run`` / ``@agent``) replays the recording: it is a new
 run with ``agent.replay_of`` set to the recorded run_id. Each of its tool calls (``@tool``,
-``run.call_tool``, and integrations that ask :func:`serve`) is matched against the recorded calls in
-order, by tool name and ``args_sha``, and served from the snapshot: the recorded result is returned, or
-the recorded error raised, and the tool itself never runs. LLM calls run live, since a prompt or model
-change is usually what a replay is testing.
+``run.call_tool``, and integrations that ask :func:`serve` or :func:`recorded`) is matched against the
+recorded calls in order, by tool name and ``args_sha``, and served from the snapshot: the recorded result
+is returned, or the recorded error raised, and the tool itself never runs. LLM calls run live, since a
+prompt or model change is usually what a replay is testing.
 
 ``mode="strict"`` (default): the first call that differs from the recording (another tool, other args,
 a call past the end) stops the run with stop reason ``policy_denied`` (the replay allows exactly the
@@ -147,16 +147,36 @@ class Step:
     def ref(self) -> CallRef:
         return CallRef(self.step_id, self.tool, self.args_sha)
 
-    def serve(self, call: ToolCall) -> Any:
-        """Finish ``call`` with the recorded outcome: return the result or raise the error."""
+    def recorded(self) -> RecordedOutcome:
+        """The recorded result (its JSON form) or error (rebuilt), without finishing any call."""
         assert self.plain is not None
         if self.outcome == snap.ERROR:
-            exc = snap.rebuild_error(self.plain)
-            call.fail(exc)
-            raise exc
-        value = snap.load_json(self.plain)
-        call.ok(value)
-        return value
+            return RecordedOutcome(None, snap.rebuild_error(self.plain), None)
+        return RecordedOutcome(snap.load_json(self.plain), None, self.result_type)
+
+    def serve(self, call: ToolCall) -> Any:
+        """Finish ``call`` with the recorded outcome: return the result or raise the error."""
+        recorded = self.recorded()
+        if recorded.error is not None:
+            call.fail(recorded.error)
+            raise recorded.error
+        call.ok(recorded.value)
+        return recorded.value
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedOutcome:
+    """What a recorded tool call returned or raised, as :func:`recorded` hands it to an integration."""
+
+    value: Any  # the result's JSON form (None when the call raised)
+    error: BaseException | None  # the recorded error, rebuilt (RecordedToolError if its class is not loaded)
+    result_type: str | None  # ``module.Class`` of a result that was not a JSON value when recorded
+
+    def result(self) -> Any:
+        """The recorded result, or raise the recorded error."""
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 @dataclass
@@ -533,11 +553,15 @@ class Replay:
             )
         return step
 
-    def _note_type(self, step: Step) -> None:
-        note = (
+    @staticmethod
+    def _type_note(step: Step) -> str:
+        return (
             f"{step.tool} returned a {step.result_type} when recorded; the replay serves its JSON form "
             f"({type(snap.load_json(step.plain or b'null')).__name__})"
         )
+
+    def _note_type(self, step: Step) -> None:
+        note = self._type_note(step)
         if note not in self.notes:
             self.notes.append(note)
             logger.info("agent-otel replay: %s", note)
@@ -718,9 +742,42 @@ def serve(call: ToolCall) -> Any:
     return call.replay.serve(call)
 
 
+def recorded(call: ToolCall) -> RecordedOutcome:
+    """The recorded outcome of a replayed ``call``, leaving the call open.
+
+    For integrations that hand the recorded result (or error) to the framework's own machinery instead
+    of executing the tool, and then finish the call as they finish a live one (``call.ok`` /
+    ``call.fail``): a faithful rebuild then records the same result_sha as the recording.
+    """
+    if call.replay is None:
+        raise ReplayError(f"tool call {call.name!r} is not part of a replay")
+    return call.replay.recorded()
+
+
+def unserved(call: ToolCall, why: str) -> None:
+    """A replayed ``call`` matched the recording, but its integration could not serve it (nor ran it).
+
+    The report then does not count it as served and says why in its notes.
+    """
+    state = call.run._replay
+    session = getattr(state, "session", None)
+    if call.replay is None or not isinstance(session, Replay):
+        return
+    with session._lock:
+        session.served -= 1
+        if call.replay.result_type is not None:  # it was not served as its JSON form after all
+            stale = session._type_note(call.replay)
+            if stale in session.notes:
+                session.notes.remove(stale)
+        session.notes.append(
+            f"step {call.step_id} ({call.name}) matched the recording but was not served: {why}"
+        )
+
+
 __all__ = [
     "CallRef",
     "Divergence",
+    "RecordedOutcome",
     "RecordedToolError",
     "Recording",
     "Replay",
@@ -731,6 +788,8 @@ __all__ = [
     "UnrecordedToolCall",
     "is_replayed",
     "load",
+    "recorded",
     "replay",
     "serve",
+    "unserved",
 ]

@@ -10,19 +10,28 @@
   :class:`~agent_otel.AgentStopped`; every other failure of telemetry is swallowed and reported once.
   :func:`call_with_timeout` / :func:`await_with_timeout` apply ``guards.tool_timeout_s`` to the
   framework's tool exactly as ``@tool`` applies it to a function.
+* Replay: :func:`call_or_serve` / :func:`await_or_serve` run the framework's tool, or, when the call is
+  replayed, never run it and hand the recorded outcome to the integration's *serve* function, which
+  rebuilds what the wrapped framework function returned (or raises what it raised) when the call was
+  recorded. The integration then finishes the call as it finishes a live one, so a faithful rebuild
+  records the same ``result_sha``. What cannot be rebuilt faithfully is refused with ``ReplayError``
+  (the call fails, the tool is not executed): a result recorded as an object (only its JSON form is
+  kept), an error whose class is not loaded, or what a serve function declares :class:`Unservable`.
 * :data:`framework_llm` marks an LLM call a framework integration has open, so the OpenAI/Anthropic
   client integrations do not record the same request a second time.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn
 
 from agent_otel.llm import LLMCall
-from agent_otel.run import _MISSING, Run, _internal_error, current_run
+from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
+from agent_otel.run import _MISSING, Run, _internal_error, _replaying, current_run
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import (
     ToolCall,
@@ -149,10 +158,12 @@ def start_tool(
     """Begin a framework tool call through the manual API's engine; guards may raise AgentStopped.
 
     The call is claimable: a function that is also decorated with ``@agent_otel.tool`` and runs inside
-    this call uses it instead of opening a second span.
+    this call uses it instead of opening a second span. None means telemetry failed and the caller runs
+    the tool as it is, except under replay: a call that could not be matched with the recording (or
+    that the replay refuses: UnrecordedToolCall, SnapshotUnavailable) raises, and nothing runs.
     """
     try:
-        return begin(
+        call = begin(
             run,
             ToolOptions(name=name or "tool", side_effects=side_effects),
             args,
@@ -161,25 +172,98 @@ def start_tool(
             attach=attach,
             claimable=True,
         )
-    except AgentStopped:
+    except (AgentStopped, ReplayError):
         raise
     except Exception as exc:
         _internal_error("starting a framework tool call", exc)
-        return None
+        call = None
+    if call is None and run._replay is not None:
+        raise ReplayError(f"tool {name!r} could not be matched with the recording; not executing it")
+    return call
+
+
+def refuse_outside_run(name: str) -> None:
+    """A framework tool called outside any run is not recorded, so during a replay it never runs."""
+    session = _replaying.get()
+    if session is not None:
+        session.outside_run(name or "tool")
+
+
+# --- replay -----------------------------------------------------------------------------------------
+
+
+class Unservable(Exception):
+    """Raised by an integration's serve function: this recording cannot be rebuilt as the framework got it."""
+
+
+#: An integration's serve function: from the recorded outcome of a call (result or error, see
+#: :class:`agent_otel.replay.RecordedOutcome`), return (or, async, resolve to) what the wrapped framework
+#: function returned when the call was recorded, or raise what it raised, as the framework expects it.
+Serve = Callable[[RecordedOutcome], Any]
+
+
+def _refuse(call: ToolCall, why: str, cause: BaseException | None = None) -> NoReturn:
+    """A replay never executes a real tool: what cannot be served is refused, so nothing is sent twice."""
+    error = ReplayError(f"tool {call.name!r} {why}; not executing it during a replay")
+    unserved(call, why)
+    call.fail(error)
+    raise error from cause
 
 
 def _refuse_under_replay(call: ToolCall) -> None:
-    """A replay never executes a real tool: a framework call this integration cannot serve from its
-    snapshot is refused, so nothing is sent twice."""
     if call.replay is not None:
-        from agent_otel.replay import ReplayError
+        _refuse(call, "is executed by the framework and cannot be served from the recording")
 
-        error = ReplayError(
-            f"tool {call.name!r} is executed by the framework and cannot be served from the recording; "
-            "not executing it during a replay"
+
+def _recorded(call: ToolCall, serve: Serve | None) -> RecordedOutcome:
+    """The recorded outcome ``serve`` will rebuild from, or a refusal if it cannot be rebuilt faithfully."""
+    if serve is None:
+        _refuse_under_replay(call)
+    outcome = recorded(call)
+    if outcome.result_type is not None:
+        _refuse(
+            call,
+            f"returned a {outcome.result_type} when recorded; the recording keeps only its JSON form, "
+            "not the object the framework received",
         )
-        call.fail(error)
-        raise error
+    error = outcome.error
+    if isinstance(error, RecordedToolError):
+        _refuse(
+            call,
+            f"raised {error.module}.{error.error_type} when recorded, a class this process has not "
+            "loaded, so the framework cannot be given that error",
+            error,
+        )
+    return outcome
+
+
+def call_or_serve(
+    call: ToolCall, serve: Serve | None, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """Run a sync framework tool (:func:`call_with_timeout`), or, replayed, rebuild what it returned."""
+    if call.replay is None:
+        return call_with_timeout(call, fn, *args, **kwargs)
+    outcome = _recorded(call, serve)
+    assert serve is not None
+    try:
+        return serve(outcome)
+    except Unservable as why:
+        _refuse(call, str(why))
+
+
+async def await_or_serve(
+    call: ToolCall, serve: Serve | None, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """Await an async framework tool (:func:`await_with_timeout`), or, replayed, rebuild its outcome."""
+    if call.replay is None:
+        return await await_with_timeout(call, fn, *args, **kwargs)
+    outcome = _recorded(call, serve)
+    assert serve is not None
+    try:
+        result = serve(outcome)
+        return await result if inspect.isawaitable(result) else result
+    except Unservable as why:
+        _refuse(call, str(why))
 
 
 def call_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

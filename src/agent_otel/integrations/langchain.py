@@ -9,6 +9,12 @@
   ``handle_validation_error``) still mark the span ``error`` with the original exception class. The
   args hash is over the tool input without injected arguments (``InjectedState``...); the result hash is
   over what the model receives (the ``ToolMessage`` content).
+* Replay: the tool's body (``_run``/``_arun``) is not executed; LangChain runs on a copy of the tool
+  whose body returns the recorded content (or raises the recorded error), so input parsing, callbacks,
+  ``handle_tool_error`` and the ``ToolMessage`` are LangChain's own, as when the call was recorded.
+  Refused: ``response_format="content_and_artifact"`` (the artifact is not recorded) and results that
+  were objects rather than message content (a LangGraph ``Command``, a tool called without a call id
+  returning an object).
 * Chat models and LLMs: a callback handler added to every callback manager (the same mechanism
   LangChain's own tracers use, so ``invoke``, ``stream``, ``batch`` and their async forms are all seen)
   opens a ``chat {model}`` step on ``on_chat_model_start``/``on_llm_start`` and closes it with the token
@@ -21,6 +27,7 @@ without a current run, LangChain calls are not recorded.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -30,6 +37,7 @@ from uuid import UUID
 
 from agent_otel import llm
 from agent_otel.llm import LLMCall
+from agent_otel.replay import RecordedOutcome
 from agent_otel.run import _internal_error, current_run
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, active_tool_call
@@ -37,10 +45,12 @@ from agent_otel.tools import ToolCall, active_tool_call
 from . import Integration
 from ._common import (
     Patcher,
+    Unservable,
     as_int,
-    await_with_timeout,
-    call_with_timeout,
+    await_or_serve,
+    call_or_serve,
     framework_llm,
+    refuse_outside_run,
     start_tool,
     usage_value,
 )
@@ -83,17 +93,47 @@ def _finish_tool(call: ToolCall, output: Any) -> None:
     call.ok(_tool_result(output))
 
 
+def _tool_name(tool: Any) -> str:
+    return str(getattr(tool, "name", "") or type(tool).__name__)
+
+
 def _begin_tool(tool: Any, tool_input: Any, kwargs: dict[str, Any], prefer_async: bool) -> ToolCall | None:
+    if _recording.get() is tool:
+        return None
     run = current_run()
-    if run is None or run._rt is None or _recording.get() is tool:
+    if run is None or run._rt is None:
+        refuse_outside_run(_tool_name(tool))
         return None
     return start_tool(
         run,
-        str(getattr(tool, "name", "") or type(tool).__name__),
+        _tool_name(tool),
         _tool_args(tool, tool_input),
         call_id=kwargs.get("tool_call_id"),
         fn=_tool_fn(tool, prefer_async),
     )
+
+
+def _serving_copy(tool: Any, recorded: RecordedOutcome) -> Any:
+    """A copy of ``tool`` whose body returns the recorded content or raises the recorded error.
+
+    LangChain's own ``run``/``arun`` on it then parses the input, calls the callbacks, handles the error
+    (``handle_tool_error``...) and builds the ``ToolMessage`` as it did when the call was recorded; the
+    content recorded is what the body's return becomes in that message, so it comes back unchanged.
+    """
+    if getattr(tool, "response_format", "content") != "content":
+        raise Unservable(f"has response_format={tool.response_format!r}; its artifact is not recorded")
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        return recorded.result()
+
+    async def abody(*args: Any, **kwargs: Any) -> Any:
+        return recorded.result()
+
+    served = copy.copy(tool)
+    # Instance attributes win over the class's methods; object.__setattr__ skips pydantic's checks.
+    object.__setattr__(served, "_run", body)
+    object.__setattr__(served, "_arun", abody)
+    return served
 
 
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,9 +142,13 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
         call = _begin_tool(self, tool_input, kwargs, prefer_async=False)
         if call is None:
             return original(self, tool_input, *args, **kwargs)
+
+        def serve(recorded: RecordedOutcome) -> Any:
+            return original(_serving_copy(self, recorded), tool_input, *args, **kwargs)
+
         token = _recording.set(self)
         try:
-            output = call_with_timeout(call, original, self, tool_input, *args, **kwargs)
+            output = call_or_serve(call, serve, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
@@ -122,9 +166,13 @@ def _make_arun(original: Callable[..., Any]) -> Callable[..., Any]:
         call = _begin_tool(self, tool_input, kwargs, prefer_async=True)
         if call is None:
             return await original(self, tool_input, *args, **kwargs)
+
+        async def serve(recorded: RecordedOutcome) -> Any:
+            return await original(_serving_copy(self, recorded), tool_input, *args, **kwargs)
+
         token = _recording.set(self)
         try:
-            output = await await_with_timeout(call, original, self, tool_input, *args, **kwargs)
+            output = await await_or_serve(call, serve, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise

@@ -13,7 +13,8 @@ the run's usual rules (``tool_error`` when a tool raised, ``model_error`` when a
 
 Tool and chat model steps come from the ``langchain`` integration. ``ToolNode(handle_tool_errors=True)``
 turns every tool exception into a message for the model; this integration keeps it from doing that to
-:class:`AgentStopped`, so a denied or looping tool call ends the graph the same way as anywhere else.
+:class:`AgentStopped`, so a denied or looping tool call ends the graph the same way as anywhere else,
+and to a replay's ``ReplayError`` (a tool call the replay refuses to execute).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from agent_otel.replay import ReplayError
 from agent_otel.stop import AgentStopped, StopReason
 
 from . import Integration
@@ -72,11 +74,12 @@ def _make_astream(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., 
 
 
 def _keep_agent_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``ToolNode`` error handling must not turn a guard's stop into a message for the model."""
+    """``ToolNode`` error handling must not turn a guard's stop, or a replay's refusal to execute a
+    tool, into a message for the model."""
 
     @functools.wraps(original)
     def handle(e: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(e, AgentStopped):
+        if isinstance(e, AgentStopped | ReplayError):
             raise e
         return original(e, *args, **kwargs)
 

@@ -8,6 +8,11 @@ tool's ``structured_content`` if it has one, else over its content blocks. A res
 ``error.type = MCPToolError``; the exception is not raised, the result goes back to the caller as the
 SDK returned it. Protocol errors raised by the SDK fail the span and continue unchanged.
 
+Under replay nothing is sent: the caller gets a ``CallToolResult`` rebuilt from the recording (the
+content blocks of the result, or the whole ``is_error`` result, which the recorded ``MCPToolError``
+keeps). A result with ``structured_content`` is refused: only the structured content is recorded, not
+the content blocks that came with it.
+
 Guards run before the request is sent, so a denied or looping MCP tool call raises
 :class:`AgentStopped` instead of reaching the server. When a framework integration already records the
 same tool (an agent framework whose tool *is* this MCP tool, under the same name), the MCP call joins
@@ -21,17 +26,26 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from agent_otel.replay import RecordedOutcome
 from agent_otel.run import _internal_error, current_run
 from agent_otel.tools import active_tool_call
 
 from . import Integration
-from ._common import Patcher, await_with_timeout, start_tool
+from ._common import Patcher, Unservable, await_or_serve, refuse_outside_run, start_tool
 
 _in_call: ContextVar[bool] = ContextVar("agent_otel_mcp_call", default=False)
 
 
 class MCPToolError(Exception):
-    """The MCP server answered the tool call with ``is_error: true``; recorded, never raised."""
+    """The MCP server answered the tool call with ``is_error: true``; recorded, never raised.
+
+    ``result`` is that answer as JSON (the ``CallToolResult`` by alias), kept with the recorded error so
+    that a replay hands the caller the same result.
+    """
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _result_value(result: Any) -> Any:
@@ -62,6 +76,33 @@ def _error_text(result: Any) -> str:
     return "tool reported an error"
 
 
+def _as_json(result: Any) -> dict[str, Any] | None:
+    dump = getattr(result, "model_dump", None)
+    if not callable(dump):
+        return None
+    value = dump(mode="json", by_alias=True, exclude_none=True)
+    return value if isinstance(value, dict) else None
+
+
+def _serve(recorded: RecordedOutcome) -> Any:
+    """The ``CallToolResult`` the server answered when the call was recorded, rebuilt from the recording."""
+    from mcp import types
+
+    error = recorded.error
+    if isinstance(error, MCPToolError):
+        if not isinstance(getattr(error, "result", None), dict):
+            raise Unservable("answered is_error when recorded, by an agent-otel that did not keep the result")
+        return types.CallToolResult.model_validate(error.result)
+    if error is not None:
+        raise error
+    if not isinstance(recorded.value, list):
+        raise Unservable(
+            "returned structured_content when recorded; the recording keeps it, but not the content blocks "
+            "the result had with it"
+        )
+    return types.CallToolResult.model_validate({"content": recorded.value})
+
+
 def _joins_framework_call(name: str) -> bool:
     """A framework tool call of the same name is in flight and claimable: use it, no second span."""
     call = active_tool_call()
@@ -75,14 +116,17 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def call_tool(self: Any, name: str, arguments: Any = None, *args: Any, **kwargs: Any) -> Any:
         run = current_run()
-        if run is None or run._rt is None or _in_call.get() or _joins_framework_call(str(name)):
+        if run is None or run._rt is None:
+            refuse_outside_run(str(name))
+            return await original(self, name, arguments, *args, **kwargs)
+        if _in_call.get() or _joins_framework_call(str(name)):
             return await original(self, name, arguments, *args, **kwargs)
         call = start_tool(run, str(name), arguments if arguments is not None else {})
         if call is None:
             return await original(self, name, arguments, *args, **kwargs)
         token = _in_call.set(True)
         try:
-            result = await await_with_timeout(call, original, self, name, arguments, *args, **kwargs)
+            result = await await_or_serve(call, _serve, original, self, name, arguments, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
@@ -90,7 +134,7 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             _in_call.reset(token)
         try:
             if _is_error(result):
-                call.fail(MCPToolError(_error_text(result)))
+                call.fail(MCPToolError(_error_text(result), _as_json(result)))
             else:
                 call.ok(_result_value(result))
         except Exception as exc:

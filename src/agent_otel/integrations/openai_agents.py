@@ -11,6 +11,11 @@
   The SDK's error handling never swallows :class:`AgentStopped`: a denied or looping tool call ends the
   run. The tool span is current while the tool runs, so a function also decorated with
   ``@agent_otel.tool`` records one span.
+* Replay: the tool's invocation (argument parsing and the function) is not executed; the SDK invokes a
+  copy of the tool whose invocation returns the recorded output (or raises the recorded error), so its
+  ``failure_error_function`` turns a recorded error into the same message for the model, and a recorded
+  tool timeout is answered as the SDK answers a timeout (``timeout_behavior``). Outputs that were objects
+  (not JSON values) are refused; the caller gets that ``ReplayError`` unwrapped, as an AgentStopped.
 * Model calls: each call of the agent's ``Model`` (``get_response`` or ``stream_response``, retries
   included) is an LLM step with the usage the SDK reports; requests the OpenAI client makes for it are
   not counted a second time by the ``openai`` integration.
@@ -31,6 +36,7 @@ whole and ``setup()`` logs a warning instead of instrumenting half of it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
@@ -38,22 +44,26 @@ from typing import Any
 
 from agent_otel import llm
 from agent_otel.llm import LLMCall
+from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.run import _MISSING, _internal_error, current_run
 from agent_otel.stop import AgentStopped, StopReason
-from agent_otel.tools import active_tool_call
+from agent_otel.tools import ToolTimeout, active_tool_call
 
 from . import Integration
 from ._common import (
     FrameworkRun,
     Patcher,
+    Serve,
+    Unservable,
     as_int,
-    await_with_timeout,
+    await_or_serve,
     enter_run,
     exit_run,
     framework_llm,
     model_name,
     note,
     parse_json_args,
+    refuse_outside_run,
     reset_framework_llm,
     start_tool,
     usage_value,
@@ -90,12 +100,13 @@ def _enter(agent: Any, input: Any) -> FrameworkRun | None:
     return enter_run(str(name), model=model_name(model) if model is not None else None, input=run_input)
 
 
-def _stopped_cause(exc: BaseException) -> AgentStopped | None:
-    """The AgentStopped the SDK wrapped (it re-raises tool errors as ``UserError(...) from e``)."""
+def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
+    """The AgentStopped (or a replay's ReplayError: a tool call it refuses) the SDK wrapped (it re-raises
+    tool errors as ``UserError(...) from e``)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
-        if isinstance(cur, AgentStopped):
+        if isinstance(cur, AgentStopped | ReplayError):
             return cur
         seen.add(id(cur))
         cur = cur.__cause__
@@ -112,7 +123,8 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
             exit_run(frun, exc, _classify(exc))
             stopped = _stopped_cause(exc)
             if stopped is not None and stopped is not exc:
-                # A guard stopped the run: the caller gets AgentStopped, as from any other agent code.
+                # A guard stopped the run (or a replay refused a tool call): the caller gets AgentStopped
+                # (ReplayError), as from any other agent code.
                 raise stopped from None
             raise
         exit_run(frun, None)
@@ -183,7 +195,10 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         run = current_run()
         function_tool = kwargs.get("function_tool")
         context = kwargs.get("context")
-        if run is None or run._rt is None or function_tool is None:
+        if function_tool is None:
+            return await original(*args, **kwargs)
+        if run is None or run._rt is None:
+            refuse_outside_run(str(getattr(function_tool, "name", "") or "tool"))
             return await original(*args, **kwargs)
         call = start_tool(
             run,
@@ -195,7 +210,7 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         if call is None:
             return await original(*args, **kwargs)
         try:
-            result = await await_with_timeout(call, original, *args, **kwargs)
+            result = await await_or_serve(call, _server(original, args, kwargs), original, *args, **kwargs)
         except BaseException as exc:
             note(run, exc, _classify(exc))
             call.fail(exc)
@@ -209,6 +224,72 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return invoke
+
+
+def _server(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Serve:
+    """Serve a replayed function tool call: what ``_invoke_function_tool_with_metadata`` returned."""
+
+    async def serve(recorded: RecordedOutcome) -> Any:
+        from agents.exceptions import ToolTimeoutError
+
+        function_tool = kwargs["function_tool"]
+        error = recorded.error
+        if isinstance(error, ToolTimeoutError):
+            return await _timed_out(function_tool, kwargs.get("context"), error)
+        if isinstance(error, ToolTimeout):  # agent-otel's own deadline ends the call outside the SDK
+            raise error
+        served = _serving_copy(function_tool, recorded)
+        return await original(*args, **{**kwargs, "function_tool": served})
+
+    return serve
+
+
+def _serving_copy(function_tool: Any, recorded: RecordedOutcome) -> Any:
+    """A copy of the tool whose invocation returns the recorded output or raises the recorded error.
+
+    The SDK's error handling around the invocation stays (a ``function_tool`` wraps its invocation in a
+    failure handler that turns an exception into a message for the model), so a recorded error reaches the
+    model as the same message, through the same ``failure_error_function``.
+    """
+
+    async def body(ctx: Any, input: str) -> Any:
+        return recorded.result()
+
+    served = copy.copy(function_tool)  # FunctionTool.__copy__ rebinds the failure handler to the copy
+    served.timeout_seconds = None  # nothing runs, so nothing times out (a recorded timeout is served above)
+    invoker = served.on_invoke_tool
+    if hasattr(invoker, "_invoke_tool_impl"):
+        try:
+            served.on_invoke_tool = type(invoker)(body, invoker._on_handled_error, function_tool=served)
+        except Exception as exc:
+            raise Unservable(f"has a failure handler this agent-otel cannot rebuild ({exc})") from None
+    else:  # a FunctionTool with its own on_invoke_tool: the SDK adds no error handling around it
+        served.on_invoke_tool = body
+    return served
+
+
+async def _timed_out(function_tool: Any, context: Any, error: BaseException) -> Any:
+    """What the SDK makes of a tool that ran past ``timeout_seconds``, as configured for the tool."""
+    from agents import tool as tool_module
+
+    if function_tool.timeout_behavior == "raise_exception":
+        raise error
+    invocation_result = getattr(tool_module, "_FunctionToolInvocationResult", None)
+    if invocation_result is None:
+        raise Unservable(
+            "timed out when recorded, and this openai-agents has no invocation result to rebuild"
+        )
+    handler = function_tool.timeout_error_function
+    if handler is None:
+        message = tool_module.default_tool_timeout_error_message(
+            tool_name=getattr(error, "tool_name", function_tool.name),
+            timeout_seconds=getattr(error, "timeout_seconds", function_tool.timeout_seconds),
+        )
+        return invocation_result(message, is_sdk_generated_error=True)
+    result = handler(context, error)
+    if inspect.isawaitable(result):
+        result = await result
+    return invocation_result(result)
 
 
 def _timeout_error(function_tool: Any) -> BaseException:

@@ -14,6 +14,11 @@ capability to every run (by wrapping ``Agent._resolve_run_capabilities``, the on
 * each tool execution goes through :func:`agent_otel.tools.begin` (guards first), with the model's
   tool call id and arguments; ``ModelRetry`` raised by a tool marks the span ``error`` and the run goes
   on, as PydanticAI sends the retry prompt back to the model.
+* under replay, a tool execution is not run: the hook returns the recorded result (PydanticAI counts the
+  tool call in its usage as for a tool that returned), raises the recorded error, and turns a recorded
+  retry (``ToolRetryError``) or failure (``ToolFailedError``) back into the ``ModelRetry`` /
+  ``ToolFailed`` the tool raised, so PydanticAI charges the retry budget and answers the model exactly
+  as it did. Results that were objects (not JSON values) are refused.
 
 Stop reasons: ``UsageLimitExceeded`` (``UsageLimits`` request, token and tool-call limits) ->
 ``budget_exceeded``; ``RunTimedOut`` -> ``timeout``; model API errors -> ``model_error``.
@@ -27,19 +32,24 @@ from datetime import datetime
 from typing import Any
 
 from agent_otel import llm
+from agent_otel.replay import RecordedOutcome
 from agent_otel.run import _MISSING, _internal_error, current_run
 from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.tools import ToolCall
 
 from . import Integration
 from ._common import (
     Patcher,
+    Serve,
+    Unservable,
     as_int,
-    await_with_timeout,
+    await_or_serve,
     enter_run,
     exit_run,
     framework_llm,
     model_name,
     note,
+    refuse_outside_run,
     reset_framework_llm,
     start_tool,
     usage_value,
@@ -145,22 +155,19 @@ def _capability_class() -> type:
             self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any
         ) -> Any:
             run = current_run()
+            name = str(getattr(call, "tool_name", None) or getattr(tool_def, "name", "tool"))
             if run is None or run._rt is None:
+                refuse_outside_run(name)
                 return await handler(args)
             try:
                 raw_args = call.args_as_dict()
             except Exception:
                 raw_args = args
-            tool_call = start_tool(
-                run,
-                str(getattr(call, "tool_name", None) or getattr(tool_def, "name", "tool")),
-                raw_args,
-                call_id=getattr(call, "tool_call_id", None),
-            )
+            tool_call = start_tool(run, name, raw_args, call_id=getattr(call, "tool_call_id", None))
             if tool_call is None:
                 return await handler(args)
             try:
-                result = await await_with_timeout(tool_call, handler, args)
+                result = await await_or_serve(tool_call, _server(ctx, tool_call), handler, args)
             except BaseException as exc:
                 note(run, exc, _classify(exc))
                 tool_call.fail(exc)
@@ -169,6 +176,61 @@ def _capability_class() -> type:
             return result
 
     return AgentOtel
+
+
+def _server(ctx: Any, tool_call: ToolCall) -> Serve:
+    """Serve a replayed tool execution: what the hook's ``handler`` returned or raised when recorded."""
+
+    def serve(recorded: RecordedOutcome) -> Any:
+        error = recorded.error
+        if error is None:
+            _count_tool_call(ctx)
+            return recorded.value
+        raised = _raised_by_tool(error)
+        if raised is not None:
+            tool_call.fail(error)  # the span says what the recording says (ToolRetryError...)
+            raise raised
+        raise error
+
+    return serve
+
+
+def _raised_by_tool(error: BaseException) -> BaseException | None:
+    """The ``ModelRetry`` / ``ToolFailed`` a recorded ``ToolRetryError`` / ``ToolFailedError`` wraps.
+
+    PydanticAI wraps them when the tool raises them, after charging the tool's retry budget; raised from
+    this hook they are wrapped the same way, with the same accounting. None for any other error.
+    """
+    from pydantic_ai import exceptions as e
+
+    if isinstance(error, e.ToolRetryError):
+        part = getattr(error, "tool_retry", None)
+        retry = part.get("retry") if isinstance(part, dict) else None
+        if isinstance(retry, dict) and retry.get("cause") == "model_retry" and isinstance(part, dict):
+            content = part.get("content")
+            if isinstance(content, str):
+                return e.ModelRetry(content)
+        raise Unservable("raised a ToolRetryError that was not a ModelRetry of the tool when recorded")
+    if isinstance(error, e.ToolFailedError):
+        part = getattr(error, "tool_failed", None)
+        content = part.get("content") if isinstance(part, dict) else None
+        if isinstance(content, str):
+            return e.ToolFailed(content)
+        raise Unservable("raised a ToolFailedError without a message when recorded")
+    return None
+
+
+def _count_tool_call(ctx: Any) -> None:
+    """PydanticAI counts a tool call in the run's usage when the tool returns; a served call returns too."""
+    usage = getattr(ctx, "usage", None)
+    if usage is None:
+        return
+    try:
+        from pydantic_ai import _usage_attribution
+
+        _usage_attribution.record_tool_call(usage)
+    except (ImportError, AttributeError):
+        usage.tool_calls += 1
 
 
 def _make_resolve(capability: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
