@@ -142,37 +142,20 @@ def _ratio_signal(name: str, base: float | None, win: float | None, ratio: float
     return Signal(name, base, win, threshold, r >= ratio, r, unit)
 
 
+#: The ratio signals of :func:`compare`: (signal, summary key, statistic, drift ratio, unit).
+_RATIO_SIGNALS = (
+    ("tool_calls_per_run", "tool_calls_per_run", "mean", TOOL_CALLS_RATIO, "calls"),
+    ("latency_p95_ms", "latency_ms", "p95", LATENCY_P95_RATIO, "ms"),
+    ("tokens_per_request", "tokens_per_request", "mean", TOKENS_PER_REQUEST_RATIO, "tokens"),
+    ("spend_per_run_usd", "spend_per_run_usd", "mean", SPEND_PER_RUN_RATIO, "USD"),
+)
+
+
 def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
     """The drift signals of ``window`` against ``baseline`` (both from :func:`summarize`)."""
     signals = [
-        _ratio_signal(
-            "tool_calls_per_run",
-            baseline["tool_calls_per_run"]["mean"],
-            window["tool_calls_per_run"]["mean"],
-            TOOL_CALLS_RATIO,
-            "calls",
-        ),
-        _ratio_signal(
-            "latency_p95_ms",
-            baseline["latency_ms"]["p95"],
-            window["latency_ms"]["p95"],
-            LATENCY_P95_RATIO,
-            "ms",
-        ),
-        _ratio_signal(
-            "tokens_per_request",
-            baseline["tokens_per_request"]["mean"],
-            window["tokens_per_request"]["mean"],
-            TOKENS_PER_REQUEST_RATIO,
-            "tokens",
-        ),
-        _ratio_signal(
-            "spend_per_run_usd",
-            baseline["spend_per_run_usd"]["mean"],
-            window["spend_per_run_usd"]["mean"],
-            SPEND_PER_RUN_RATIO,
-            "USD",
-        ),
+        _ratio_signal(name, baseline[key][stat], window[key][stat], ratio, unit)
+        for name, key, stat, ratio, unit in _RATIO_SIGNALS
     ]
     base_mix = {m["stop_reason"]: m for m in baseline["stop_reasons"]}
     win_mix = {m["stop_reason"]: m for m in window["stop_reasons"]}
