@@ -168,3 +168,18 @@ def test_backdated_demo_gives_drift_a_baseline(make_cli):
     result = json.loads(drift.stdout)
     tool_calls = next(s for s in result["signals"] if s["signal"] == "tool_calls_per_run")
     assert tool_calls["drift"] and tool_calls["window"] >= 2 * tool_calls["baseline"]
+
+
+def test_doctor_counts_the_snapshots_the_demo_recorded_for_replay(demos):
+    cli, _ = demos["normal"]
+    stored = runs(cli)
+    proc = cli("doctor", "--json")
+    store = json.loads(proc.stdout)["store"]
+    # every tool call of every run is recorded for replay; results repeat, so blobs are at most one per call
+    assert store["snapshot_runs"] == len(stored) == 8
+    assert store["tool_snapshots"] == sum(r["tool_calls"] for r in stored)
+    assert 0 < store["snapshot_blobs"] <= store["tool_snapshots"] + len(stored)
+    assert store["snapshot_bytes"] > 0 and store["encrypted_blobs"] == 0
+    text = cli("doctor").stdout
+    assert f"{store['tool_snapshots']:,} calls of 8 runs" in " ".join(text.split())
+    assert "not encrypted" in text

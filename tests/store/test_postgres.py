@@ -102,3 +102,9 @@ def test_setup_with_a_postgresql_url_stores_runs_the_cli_can_read(pg_url, setup_
     listed = subprocess.run([*cli, "runs", "--json"], capture_output=True, text=True, env=env, check=False)
     assert listed.returncode == 0, listed.stderr
     assert {r["run_id"] for r in json.loads(listed.stdout)} == set(ids)
+    doctor = subprocess.run([*cli, "doctor", "--json"], capture_output=True, text=True, env=env, check=False)
+    store = json.loads(doctor.stdout)["store"]
+    assert store["ok"] is True and store["kind"] == "postgresql", store
+    assert (store["runs"], store["schema_version"]) == (2, store["latest_schema_version"])
+    # a team database records tool-result snapshots for replay too, owner-only
+    assert (store["snapshot_runs"], store["tool_snapshots"]) == (2, 4) and store["encrypted_blobs"] == 0

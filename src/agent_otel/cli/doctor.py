@@ -173,6 +173,14 @@ def render(
             f"oldest run {local_time(store.get('oldest_run_ms'))}, "
             f"newest {local_time(store.get('newest_run_ms'))}"
         )
+        sealed = store["encrypted_blobs"]
+        console.print(
+            f"  tool snapshots (for replay): {store['tool_snapshots']:,} calls of "
+            f"{store['snapshot_runs']:,} runs, {store['snapshot_blobs']:,} distinct results and inputs "
+            f"({_size(store['snapshot_bytes'])}"
+            + (f", {sealed:,} encrypted" if sealed else ", not encrypted" if store["snapshot_blobs"] else "")
+            + ")"
+        )
     keep = store["retention_days"]
     console.print(
         f"  retention: runs and events {keep['logs_days'] or 'forever'} days, tool snapshots "

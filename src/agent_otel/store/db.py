@@ -402,9 +402,19 @@ class Store:
             "SELECT count(*) AS n, min(created_at) AS oldest, max(created_at) AS newest FROM agent_runs"
         )
         events = self.query("SELECT count(*) AS n FROM agent_events")
+        snaps = self.query("SELECT count(*) AS n, count(DISTINCT run_id) AS r FROM agent_tool_snapshots")
+        blobs = self.query(
+            "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
+            "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed FROM agent_snapshot_blobs"
+        )
         return {
             "runs": int(runs[0]["n"]),
             "events": int(events[0]["n"]),
+            "snapshot_runs": int(snaps[0]["r"]),
+            "tool_snapshots": int(snaps[0]["n"]),
+            "snapshot_blobs": int(blobs[0]["n"]),
+            "snapshot_bytes": int(blobs[0]["bytes"]),
+            "encrypted_blobs": int(blobs[0]["sealed"] or 0),
             "oldest_run_ms": self._ms(runs[0]["oldest"]),
             "newest_run_ms": self._ms(runs[0]["newest"]),
         }
