@@ -47,6 +47,43 @@ def test_json_values_hash_exactly_like_the_seed(obj):
     assert sha(obj) == seed_sha(obj)
 
 
+# What json.dumps accepts beyond JSON: NaN and infinities (written NaN / Infinity), next to nulls.
+json_with_nonfinite = st.recursive(
+    st.none() | st.floats() | st.integers() | st.text(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=4), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(json_with_nonfinite)
+def test_nan_and_infinity_hash_like_the_seed_and_unlike_null(obj):
+    assert sha(obj) == seed_sha(obj)
+
+
+def test_nan_is_not_null():
+    assert len({sha({"x": float("nan")}), sha({"x": None}), sha({"x": math.inf}), sha({"x": -math.inf})}) == 4
+
+
+class _Raising:
+    """A user object whose every conversion raises something hashing does not expect."""
+
+    def model_dump(self, mode: str = "python") -> dict:
+        raise RuntimeError("model_dump failed")
+
+    def __repr__(self) -> str:
+        raise LookupError("repr failed")
+
+
+def test_objects_whose_conversions_raise_hash_without_raising():
+    values = [_Raising(), {"a": _Raising()}, [_Raising(), {1: _Raising()}], {"s": {_Raising()}}]
+    digests = [sha(v) for v in values]
+    assert digests == [sha(v) for v in values]  # deterministic
+    assert len(set(digests)) == len(values)
+
+
 def test_float_and_text_edge_cases_match_the_seed():
     cases = [
         1e16,

@@ -167,3 +167,33 @@ def test_tool_called_from_a_thread_without_context_still_belongs_to_its_run(tele
     (span,) = tool_spans(telemetry)
     (root,) = telemetry.spans_named("invoke_agent")
     assert span.parent.span_id == root.context.span_id
+
+
+class _Hostile:
+    """An argument or result whose every conversion raises: the agent must not notice agent-otel."""
+
+    def model_dump(self, mode: str = "python") -> dict:
+        raise RuntimeError("model_dump failed")
+
+    def __repr__(self) -> str:
+        raise LookupError("repr failed")
+
+
+def test_hostile_args_input_and_results_neither_raise_nor_leave_a_span_open(telemetry):
+    hostile = _Hostile()
+
+    @agent_otel.tool
+    def echo(value: object) -> object:
+        return value
+
+    with agent_otel.run("support", input=hostile) as run:
+        assert echo(hostile) is hostile
+        assert echo("plain") == "plain"
+    assert run.result.stop_reason.value == "completed"
+    (root,) = telemetry.spans_named("invoke_agent")
+    spans = tool_spans(telemetry)
+    assert len(spans) == 2  # both ended and exported
+    assert {s.parent.span_id for s in spans} == {root.context.span_id}  # the first did not stay current
+    assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha({"value": hostile})
+    assert spans[0].attributes[c.TOOL_RESULT_SHA] == sha(hostile)
+    assert root.attributes[c.INPUT_SHA] == sha(hostile)

@@ -91,21 +91,63 @@ def _encode(obj: Any) -> str:
     return canonical_json(obj).decode("utf-8", "surrogatepass")
 
 
+def _may_hold_nonfinite(obj: Any) -> bool:
+    """Whether orjson's ``null`` may stand for a NaN or infinity in ``obj`` (json writes ``NaN``).
+
+    Only asked when the output contains ``null``. Walks JSON-native containers; any other object
+    (converted through :func:`_default`) may hide a float, so it answers True and json decides.
+    """
+    stack = [obj]
+    seen = 0
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return True
+        elif kind is dict:
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+        elif value is not None and kind is not str and kind is not int and kind is not bool:
+            return True
+        seen += 1
+        if seen > 100_000:  # a huge payload: json is the cheaper answer than walking on
+            return True
+    return False
+
+
 def canonical_json(obj: Any) -> bytes:
-    """Return the canonical JSON bytes of ``obj``; never raises."""
+    """Return the canonical JSON bytes of ``obj``; never raises.
+
+    A user object's ``model_dump``/``__repr__`` may raise anything; that must not reach the agent,
+    so every path falls through to a sanitised copy and, at worst, to the object's type name.
+    """
     try:
         out = orjson.dumps(obj, default=_default, option=_ORJSON_OPTS)
-    except (TypeError, ValueError, RecursionError, OverflowError):
+    except Exception:
         pass
     else:
-        if not _orjson_may_differ(out):
+        if not _orjson_may_differ(out) and (b"null" not in out or not _may_hold_nonfinite(obj)):
             return out
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
-    except (TypeError, ValueError, RecursionError, OverflowError):
-        # Cycles, mixed-type keys, pathological __repr__: encode a sanitised copy instead.
-        text = json.dumps(_sanitise(obj, 0, set()), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except Exception:
+        # Cycles, mixed-type keys, a raising model_dump or __repr__: encode a sanitised copy instead.
+        try:
+            text = json.dumps(
+                _sanitise(obj, 0, set()), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+        except Exception:
+            text = json.dumps({"$type": _type_name(obj)})
     return text.encode("utf-8", "surrogatepass")
+
+
+def _type_name(obj: Any) -> str:
+    try:
+        return type(obj).__qualname__
+    except Exception:
+        return "object"
 
 
 def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
@@ -121,17 +163,21 @@ def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
         return "$cycle"
     seen.add(oid)
     try:
-        if isinstance(obj, Mapping):
-            return {str(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [_sanitise(v, depth + 1, seen) for v in obj]
         try:
+            if isinstance(obj, Mapping):
+                return {_key(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
+            if isinstance(obj, list | tuple):
+                return [_sanitise(v, depth + 1, seen) for v in obj]
             converted = _default(obj)
-        except Exception:  # a user object whose model_dump/__repr__ raises
-            converted = {"$type": type(obj).__qualname__}
+        except Exception:  # a user object whose model_dump, __repr__, items() or __iter__ raises
+            return {"$type": _type_name(obj)}
         return _sanitise(converted, depth + 1, seen)
     finally:
         seen.discard(oid)
+
+
+def _key(k: Any) -> str:
+    return k if isinstance(k, str) else str(k)
 
 
 def jsonable(obj: Any) -> Any:

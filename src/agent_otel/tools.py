@@ -172,13 +172,16 @@ class ToolCall:
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type
         redactor = rt.redactor if rt is not None else None
-        if redactor is not None and exc is None:
-            attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
         try:
+            if redactor is not None and exc is None:
+                attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
             span.set_attributes(attributes)
             if exc is not None:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"[:512]))
+        except Exception as err:  # e.g. an exception whose __str__ raises
+            _internal_error("recording a tool span's outcome", err)
+        try:
             span.end()
         except Exception as err:  # e.g. a raising span processor of the application
             _internal_error("ending a tool span", err)
