@@ -257,6 +257,23 @@ def test_sync_tool_timeout_ends_the_run_with_tool_timeout(guarded):
     assert finished.wait(2)  # the abandoned thread ran to its end in the background, as documented
 
 
+def test_a_config_timeout_moves_sync_tools_to_a_thread_unless_they_opt_out(guarded):
+    guarded({"tool_timeout_s": 5})
+    caller = threading.get_ident()
+
+    @agent_otel.tool
+    def deadlined():
+        return threading.get_ident()
+
+    @agent_otel.tool(timeout_s=0)  # no deadline: runs where it is called, with thread-bound resources
+    def local():
+        return threading.get_ident()
+
+    with agent_otel.run("support") as run:
+        assert deadlined() != caller and local() == caller
+    assert run.result.stop_reason == "completed"
+
+
 def test_async_tool_timeout_cancels_the_tool(guarded):
     t = guarded({"tool_timeout_s": 0.05})  # the config default applies to tools without their own
     cleanup = []
@@ -331,6 +348,60 @@ def test_on_deny_raise_gives_a_catchable_error_and_the_run_continues(guarded):
     assert isinstance(denied.value, PermissionError) and denied.value.tool == "send_email"
     assert run.result.stop_reason == "completed" and tools.executed == [("search", "fallback")]
     assert guard_counts(t) == {("support", "policy"): 1}
+
+
+def test_an_uncaught_tool_denied_ends_the_run_with_policy_denied(guarded):
+    t, tools = guarded({"policy": {"deny": {"*": ["send_email"]}, "on_deny": "raise"}}), Tools()
+    with pytest.raises(ToolDenied), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": "refund"})
+        run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})
+    assert tools.executed == [("search", "refund")]
+    (stop,) = t.events("stop")
+    assert run.result.stop_reason == "policy_denied" and stop["stop_reason"] == "policy_denied"
+
+
+# --- LLM usage recorded after the request ---------------------------------------------------------------
+
+
+def test_record_llm_past_the_step_limit_keeps_the_usage_and_then_stops(guarded):
+    t, tools = guarded(), Tools()
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("support", budget=agent_otel.Budget(max_steps=2)) as run:
+            run.call_tool("search", tools.search, {"q": "a"})
+            run.call_tool("search", tools.search, {"q": "b"})
+            run.record_llm(model="gpt-4o", input_tokens=1000, output_tokens=500)  # already made and paid for
+            run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})  # never reached
+    usage = stopped.value.result.usage
+    assert stopped.value.result.stop_reason == "max_steps" and len(tools.executed) == 2
+    assert (usage["input_tokens"], usage["output_tokens"]) == (1000, 500) and usage["cost_usd"] > 0
+    (llm,) = t.spans_named("chat")
+    assert llm.attributes[c.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    event = assert_stopped(t, run, "max_steps", "max_steps")
+    assert event["observed"] == 2  # the steps before the recorded request
+
+
+def test_a_stop_decided_before_record_llm_ends_the_run_with_its_usage(guarded):
+    t = guarded()
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("support", budget=agent_otel.Budget(max_tokens=1000)) as run:
+            run.record_llm(model="gpt-4o", input_tokens=900, output_tokens=200)  # crosses: stop is pending
+            run.record_llm(model="gpt-4o", input_tokens=100, output_tokens=10)  # made anyway: recorded
+    assert stopped.value.result.stop_reason == "budget_exceeded"
+    assert stopped.value.result.usage["total_tokens"] == 1210 and run.usage["total_tokens"] == 1210
+    assert len(t.spans_named("chat")) == 2
+
+
+def test_the_kill_switch_stops_after_recording_a_request_already_made(guarded):
+    guarded()
+    engaged = {"on": False}
+    set_kill_switch(lambda agent: "all" if engaged["on"] else None)
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("support") as run:
+            run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=1)
+            engaged["on"] = True
+            run.record_llm(model="gpt-4o", input_tokens=20, output_tokens=2)
+    assert stopped.value.result.stop_reason == "kill_switch"
+    assert stopped.value.result.usage["input_tokens"] == 30
 
 
 # --- kill switch ----------------------------------------------------------------------------------------

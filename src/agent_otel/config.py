@@ -254,7 +254,7 @@ SCHEMA: dict[str, Any] = {
         "tool_timeout_s": Field(
             float,
             None,
-            "Default timeout for every tool call (per-tool timeout_s wins).",
+            "Default timeout for every tool call (per-tool timeout_s wins; 0 = no deadline).",
             nullable=True,
             minimum=0.0,
         ),
@@ -263,7 +263,7 @@ SCHEMA: dict[str, Any] = {
                 str,
                 "stop",
                 "stop: a denied call ends the run (policy_denied); raise: it raises "
-                "agent_otel.guards.ToolDenied, which the agent may catch.",
+                "agent_otel.ToolDenied, which the agent may catch.",
                 choices=("stop", "raise"),
             ),
             "allow": Field(dict, {}, "Agent name (or '*') -> tool name patterns allowed; others are denied."),

@@ -247,6 +247,16 @@ class RunGuards:
         self._kill_switch(run, None, False)
         self._budget_before_step(run, tool=False)
 
+    def after_recorded_llm(self, run: Run) -> None:
+        """The checks of an LLM step that ``record_llm`` reports after the request was made.
+
+        Its usage is already counted, so the step and time limits are judged as they stood before it
+        (the step is one of ``run.steps``); a token or spend budget this usage crossed stops the run at
+        the next step, as after any LLM usage.
+        """
+        self._kill_switch(run, None, False)
+        self._budget_before_step(run, tool=False, recorded=True)
+
     def after_usage(self, run: Run) -> None:
         b = self.budget
         if run._pending is not None or run.result is not None:
@@ -306,14 +316,15 @@ class RunGuards:
                 limit="writes",
             )
 
-    def _budget_before_step(self, run: Run, tool: bool) -> None:
+    def _budget_before_step(self, run: Run, tool: bool, recorded: bool = False) -> None:
         b = self.budget
-        if b.max_steps is not None and run.steps >= b.max_steps:
+        steps = run.steps - 1 if recorded else run.steps
+        if b.max_steps is not None and steps >= b.max_steps:
             self.trigger(
                 run,
                 "max_steps",
                 b.max_steps,
-                run.steps,
+                steps,
                 StopReason.MAX_STEPS,
                 f"step budget of {b.max_steps} reached",
             )
@@ -336,6 +347,8 @@ class RunGuards:
                 StopReason.TIMEOUT,
                 f"run deadline of {b.max_duration_s}s reached",
             )
+        if recorded:
+            return
         if b.max_tokens is not None and run.input_tokens + run.output_tokens >= b.max_tokens:
             self.trigger(
                 run,
@@ -404,7 +417,10 @@ class RunGuards:
     ) -> None:
         if self.guards.on_deny == "raise":
             record(run, guard, limit, tool, tool=tool)
-            raise ToolDenied(tool, guard, why)
+            denied = ToolDenied(tool, guard, why)
+            # Caught, the run goes on; left uncaught, the run ends with the guard's stop reason.
+            run._note_failure(denied, reason)
+            raise denied
         self.trigger(run, guard, limit, tool, reason, f"{tool}: {why}", tool=tool)
 
     def _mark_pending(self, run: Run, guard: str, limit: Any, observed: Any, reason: StopReason) -> None:

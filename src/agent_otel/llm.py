@@ -66,13 +66,20 @@ class LLMCall:
 
 
 def begin(
-    run: Run, model: str, call_id: str | None = None, *, attach: bool = True, start_time_ns: int | None = None
+    run: Run,
+    model: str,
+    call_id: str | None = None,
+    *,
+    attach: bool = True,
+    start_time_ns: int | None = None,
+    checks: bool = True,
 ) -> LLMCall | None:
-    """Start an LLM step of ``run``; guards run first and may raise AgentStopped."""
-    run._check_pending()
-    guards = run._guards
-    if guards is not None:
-        guards.before_llm(run, model)
+    """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped."""
+    if checks:
+        run._check_pending()
+        guards = run._guards
+        if guards is not None:
+            guards.before_llm(run, model)
     rt = run._rt
     if rt is None:
         return None
@@ -185,16 +192,31 @@ def record(
     error: BaseException | str | None = None,
     call_id: str | None = None,
 ) -> None:
-    """Record a finished LLM request (``run.record_llm``); ``duration_ms`` back-dates the span's start."""
+    """Record a finished LLM request (``run.record_llm``); ``duration_ms`` back-dates the span's start.
+
+    The request has already been made (and paid for), so it is recorded first and the checks its step
+    gets come after: a guard that stops the run here must not lose that usage. A run that has already
+    ended records nothing more.
+    """
+    if run.result is not None:
+        raise AgentStopped(run.result)
+    pending = run._pending
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
-    call = begin(run, model, call_id, attach=False, start_time_ns=start_ns)
-    if call is None:
-        return
-    if duration_ms is not None:
-        call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
-    if error is not None:
-        call.fail(error, input_tokens, output_tokens)
-    else:
-        call.finish(input_tokens, output_tokens, cost_usd=cost_usd)
+    call = begin(run, model, call_id, attach=False, start_time_ns=start_ns, checks=False)
+    if call is not None:
+        if duration_ms is not None:
+            call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
+        if error is not None:
+            call.fail(error, input_tokens, output_tokens)
+        else:
+            call.finish(input_tokens, output_tokens, cost_usd=cost_usd)
+    if pending is not None:  # a stop decided before this request: it ends the run now, usage included
+        run._check_pending()
+    guards = run._guards
+    if guards is not None:
+        if call is not None:
+            guards.after_recorded_llm(run)
+        else:  # telemetry is off or failed: no step was counted for the request
+            guards.before_llm(run, model)

@@ -365,7 +365,8 @@ class ToolTimeout(TimeoutError):
 
 def _timeout_for(call: ToolCall) -> float | None:
     guards = call.run._guards
-    return guards.tool_timeout(call.options) if guards is not None else call.options.timeout_s
+    timeout_s = guards.tool_timeout(call.options) if guards is not None else call.options.timeout_s
+    return timeout_s or None  # 0: no deadline (a tool's way out of guards.tool_timeout_s)
 
 
 def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
