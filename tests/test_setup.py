@@ -172,8 +172,20 @@ def test_without_a_collector_otlp_is_off_and_says_so_once(clean, monkeypatch, ca
             with agent_otel.run("a") as run:
                 run.call_tool("t", lambda: 1)
         agent_otel.shutdown()
-    messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 1 and "OTLP export is off" in messages[0] and "4317" in messages[0]
+    (record,) = caplog.records
+    assert "OTLP export is off" in record.getMessage() and "4317" in record.getMessage()
+    # nothing else records these runs (store: false), so it is a warning Python's default logging shows
+    assert record.levelno == logging.WARNING and "nothing records these runs" in record.getMessage()
+
+
+def test_with_the_local_store_the_otlp_off_notice_is_quiet(clean, monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", free_port())
+    monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", free_port())
+    with caplog.at_level(logging.DEBUG, logger="agent_otel"):
+        agent_otel.setup("svc", store=str(tmp_path / "runs.db"), instrument=False)
+        agent_otel.shutdown()
+    notices = [r for r in caplog.records if "OTLP export is off" in r.getMessage()]
+    assert [r.levelno for r in notices] == [logging.INFO]
 
 
 def test_http_protobuf_export(clean):

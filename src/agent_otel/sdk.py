@@ -175,7 +175,15 @@ def _install(
         otlp_protocol, otlp_endpoint, note = _resolve_otlp(cfg)
         otlp = f"{otlp_protocol} {otlp_endpoint}" if otlp_endpoint else None
         if otlp is None:
-            logger.info("agent-otel: OTLP export is off: %s", note)
+            # With the local store (or an event sink or exporter of the application's) the runs are
+            # still recorded, and that is the embedded default: say it quietly. With nothing at all
+            # recording them, the user has to hear it.
+            recorded = bool(pipeline.sinks()) or bool(span_exporters)
+            logger.log(
+                logging.INFO if recorded else logging.WARNING,
+                "agent-otel: OTLP export is off: %s",
+                note + ("" if recorded else "; nothing records these runs (store: false, no event sink)"),
+            )
         inst = Installation(cfg, None, pipeline, drops, otlp, note, args=args)  # type: ignore[arg-type]
         _install_tracing(inst, cfg, otlp_protocol, otlp_endpoint, span_exporters, tracer_provider)
         _install_metrics(inst, cfg, otlp_protocol, otlp_endpoint, metric_readers, meter_provider)
