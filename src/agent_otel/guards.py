@@ -452,7 +452,7 @@ def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -
     try:
         run.span.add_event(c.EVENT_GUARD, event)
         rt = run._rt
-        if rt is not None:
+        if rt is not None and run._replay is None:  # a replay is not traffic (see Run._finish)
             rt.metrics.record_guard(run.agent, guard)
     except Exception:  # telemetry of a guard must not replace the guard's own effect
         pass

@@ -13,6 +13,7 @@ import contextlib
 import threading
 import weakref
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -60,7 +61,12 @@ class MetricsSink:
     def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         # The SDK's histogram reservoir keeps the last exemplar offered per bucket, so only the last
         # event per (series, bucket) in a batch needs the span context built for it (~1 us each).
-        events = [payload for rtype, payload in batch if rtype == "event"]
+        metrics = self.metrics
+        events = [
+            payload
+            for rtype, payload in batch
+            if rtype == "event" and not (metrics._replays and metrics.excluded(payload["run_id"]))
+        ]
         last: dict[tuple[Any, ...], int] = {}
         for i, event in enumerate(events):
             last[self.metrics.exemplar_key(event)] = i
@@ -138,6 +144,10 @@ class Metrics:
     ) -> None:
         self.configure(track, tools, dropped)
         self._attr_cache: dict[tuple[str, ...], dict[str, str]] = {}
+        # Replay runs whose tool and LLM events must not feed the traffic metrics (bounded: a replay's
+        # events arrive within seconds of its start, long before 4096 later replays push it out).
+        self._replays: OrderedDict[str, None] = OrderedDict()
+        self._replays_lock = threading.Lock()
 
         def hist(spec: c.MetricSpec) -> Any:
             return meter.create_histogram(
@@ -215,6 +225,16 @@ class Metrics:
             if len(self._attr_cache) < 10_000:
                 self._attr_cache[key] = attrs
         return attrs
+
+    def exclude_run(self, run_id: str) -> None:
+        """A replay: its events are the recording's traffic again, not new traffic."""
+        with self._replays_lock:
+            self._replays[run_id] = None
+            if len(self._replays) > 4096:
+                self._replays.popitem(last=False)
+
+    def excluded(self, run_id: str) -> bool:
+        return run_id in self._replays
 
     def record_event(self, event: dict[str, Any], exemplar: bool = True) -> None:
         kind = event["kind"]

@@ -137,6 +137,8 @@ class Run:
         session = _replaying.get()
         if session is not None:
             session.run_started(self)  # sets replay_of and _replay; never raises
+            if rt is not None:
+                rt.metrics.exclude_run(self.run_id)
         self.created_at_ms = int(time.time() * 1000)
         self._start_ns = time.perf_counter_ns()
         attributes: dict[str, Any] = {
@@ -376,14 +378,15 @@ class Run:
         except Exception as err:
             _internal_error("recording the stop", err)
         try:
-            rt.metrics.record_run(
-                self.agent,
-                reason.value,
-                self._duration_ms,
-                self.tool_calls,
-                self.cost_usd,
-                trace.set_span_in_context(span),
-            )
+            if self._replay is None:  # a replay re-runs recorded traffic; the agent_* series are traffic
+                rt.metrics.record_run(
+                    self.agent,
+                    reason.value,
+                    self._duration_ms,
+                    self.tool_calls,
+                    self.cost_usd,
+                    trace.set_span_in_context(span),
+                )
         except Exception as err:
             _internal_error("recording run metrics", err)
         rt.pipeline.emit(

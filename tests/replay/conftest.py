@@ -33,7 +33,9 @@ class Rig:
     events: Path
     exporter: InMemorySpanExporter | None = None
 
-    def start(self, sinks: tuple[Any, ...] = (), **config: Any) -> InMemorySpanExporter:
+    def start(
+        self, sinks: tuple[Any, ...] = (), readers: tuple[Any, ...] = (), **config: Any
+    ) -> InMemorySpanExporter:
         """agent_otel.setup() with the store, a JSON-lines event file and an in-memory span exporter."""
         agent_otel.shutdown()
         self.exporter = InMemorySpanExporter()
@@ -44,6 +46,7 @@ class Rig:
             span_exporters=[self.exporter],
             events=str(self.events),
             event_sinks=list(sinks),
+            metric_readers=list(readers),
             instrument=False,
             config=merged,
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import agent_otel
 from agent_otel import conventions as c
@@ -20,6 +22,7 @@ from agent_otel.replay import (
     UnrecordedToolCall,
     is_replayed,
 )
+from tests.helpers import metric_points
 from tests.replay import support_agent
 from tests.replay.support_agent import CUSTOMERS, TICKET
 
@@ -107,6 +110,32 @@ def test_the_fixed_agent_diverges_at_send_email_strict_stops_there(rig, recorded
     )
     assert event.attributes["recorded.args_sha"] == sha(email_args(WRONG))
     assert event.attributes["now.args_sha"] == sha(email_args(RIGHT))
+
+
+def test_replays_are_not_traffic_for_metrics_stats_or_drift(rig):
+    """Replaying a fix again and again must not look like drift on the dashboards or in the CLI."""
+    reader = InMemoryMetricReader()
+    rig.start(readers=(reader,))
+    support_agent.handle(dict(TICKET))
+    rig.flush()
+    original = rig.last_run_id()
+    for _ in range(3):
+        with agent_otel.replay(original):
+            support_agent.handle_fixed(dict(TICKET))  # diverges: policy_denied, a guard-like stop
+    rig.flush()
+    assert len(rig.rows("SELECT run_id FROM agent_runs WHERE replay_of = ?", (original,))) == 3
+
+    points = metric_points(reader)
+    stops = {(a["agent"], a["stop_reason"]): p.value for a, p in points[c.M_STOP.name]}
+    assert stops == {("support-agent", "completed"): 1}
+    calls = sum(p.value for _, p in points[c.M_TOOL_INVOCATIONS.name])
+    assert calls == 3  # the original's three tool calls; the replays' served calls are not counted
+    assert [p.count for _, p in points[c.M_TOOL_CALLS.name]] == [1]
+
+    stats = json.loads(rig.cli("stats", "--json").stdout)
+    assert stats["runs"] == 1 and [m["stop_reason"] for m in stats["stop_reasons"]] == ["completed"]
+    listed = json.loads(rig.cli("runs", "--json").stdout)
+    assert len(listed) == 4 and sum(1 for r in listed if r["replay_of"] == original) == 3
 
 
 def test_strict_divergence_reaches_the_agent_as_agent_stopped(rig, recorded):

@@ -37,8 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def period(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict[str, Any]:
-    """Summary of runs *started* in [since_ms, until_ms), with the events of exactly those runs."""
-    runs = store.runs(since_ms=since_ms, until_ms=until_ms, agent=agent, newest_first=False)
+    """Summary of runs *started* in [since_ms, until_ms), with the events of exactly those runs.
+
+    Replays are left out: they re-run recorded traffic to test a fix, and counting them would make
+    the replay of a fix look like drift.
+    """
+    runs = store.runs(since_ms=since_ms, until_ms=until_ms, agent=agent, newest_first=False, replays=False)
     ids = [r["run_id"] for r in runs]
     events: list[dict[str, Any]] = []
     for i in range(0, len(ids), 500):

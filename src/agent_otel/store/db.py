@@ -287,9 +287,13 @@ class Store:
         ids: Sequence[str] | None = None,
         limit: int | None = None,
         newest_first: bool = True,
+        replays: bool = True,
     ) -> list[dict[str, Any]]:
+        """Runs matching the filters; ``replays=False`` leaves out replays of recorded runs."""
         where: list[str] = []
         params: list[Any] = []
+        if not replays:
+            where.append("replay_of IS NULL")
         if since_ms is not None:
             where.append("created_at >= ?")
             params.append(self._ts(since_ms))
