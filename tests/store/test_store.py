@@ -496,3 +496,48 @@ def test_a_forked_worker_writes_its_runs_with_its_own_connection(setup_agent, tm
     stored = rows(db, "SELECT run_id, status FROM agent_runs")
     assert len(stored) == 3 and all(r["status"] == "success" for r in stored)
     assert parent_run in {r["run_id"] for r in stored}
+
+
+def test_runs_a_locked_store_cannot_take_at_exit_are_reported_not_lost_silently(tmp_path):
+    path = str(tmp_path / "home" / "agent-otel.db")
+    open_store(Target("sqlite", path)).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "conn.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    agent = textwrap.dedent(
+        """
+        import sys, agent_otel
+        config = {"exporter": {"probe_local": False}}
+        agent_otel.setup("svc", store=sys.argv[1], instrument=False, config=config)
+        for i in range(5):
+            with agent_otel.run("support") as run:
+                run.call_tool("search", lambda q: [q], {"q": i})
+        agent_otel.shutdown()
+        """
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-c", agent, path], capture_output=True, text=True, timeout=60, check=False
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    assert proc.returncode == 0, proc.stderr
+    assert "was busy at exit" in proc.stderr and "not stored" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert elapsed < 15  # the exit is bounded even with the store locked

@@ -126,6 +126,7 @@ class StoreSink:
     def close(self) -> None:
         if not self._lock.acquire(timeout=_CLOSE_WAIT_S):
             self._closed = True  # a write is stuck (locked store); it closes nothing, exit goes on
+            self._lost_at_exit(len(self._pending), in_flight=True)
             return
         try:
             if self._pending and not self._disabled and self._store is not None:
@@ -135,6 +136,7 @@ class StoreSink:
                 self._flush_pending()
             if self._pending:
                 self.dropped += len(self._pending)
+                self._lost_at_exit(len(self._pending), in_flight=False)
                 self._pending = []
             self._closed = True
             if self._store is not None and self._pid == os.getpid():
@@ -142,6 +144,20 @@ class StoreSink:
             self._store = None
         finally:
             self._lock.release()
+
+    def _lost_at_exit(self, pending: int, in_flight: bool) -> None:
+        """Records that will never reach the store: say so, once, rather than lose runs silently."""
+        if self._disabled:
+            return  # already reported when the store became unusable
+        what = f"{pending} records (runs, events, snapshots)"
+        if in_flight:
+            what = f"{what} and the batch being written" if pending else "the batch being written"
+        logger.warning(
+            "agent-otel: the run store at %s was busy at exit; %s of this process were not stored. "
+            "OTLP export is not affected.",
+            self.target.display,
+            what,
+        )
 
     # --- internals -----------------------------------------------------------------------------------
 
