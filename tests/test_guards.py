@@ -585,3 +585,66 @@ def test_jitter_spreads_the_retries_of_concurrent_failing_calls(guarded, jitter)
         assert retry_spread < failure_spread + 0.01
     else:
         assert retry_spread > failure_spread + 0.03  # uniform over 200 ms alone has a stdev of ~58 ms
+
+
+# --- every guard in an async agent loop ------------------------------------------------------------------
+
+ASYNC_GUARDS = {
+    # guard label: (guards config, run budget, stop reason, tool calls that executed)
+    "max_steps": ({}, agent_otel.Budget(max_steps=3), "max_steps", 2),
+    "max_tool_calls": ({"budget": {"max_tool_calls": 2}}, None, "budget_exceeded", 2),
+    "max_tokens": ({}, agent_otel.Budget(max_tokens=250), "budget_exceeded", 3),
+    "max_cost_usd": ({}, agent_otel.Budget(max_cost_usd=0.0004), "budget_exceeded", 1),
+    "max_duration_s": ({}, agent_otel.Budget(max_duration_s=0.15), "timeout", None),
+    "policy": ({"policy": {"deny": {"support": ["send_email"]}}}, None, "policy_denied", 1),
+    "loop": ({}, None, "loop_detected", 3),
+    "max_retries": ({"budget": {"max_retries": 1}}, None, "budget_exceeded", 1),
+    "kill_switch": ({}, None, "kill_switch", 1),
+}
+
+
+@pytest.mark.parametrize("guard", sorted(ASYNC_GUARDS))
+def test_each_guard_stops_an_async_agent_loop(guarded, guard):
+    config, budget, reason, executed = ASYNC_GUARDS[guard]
+    t, tools = guarded(config), Tools()
+    engaged = {"on": False}
+    set_kill_switch(lambda agent: "all" if engaged["on"] else None)
+
+    @agent_otel.tool(name="http.get", retry=agent_otel.Retry(max_attempts=4, base_delay_s=0))
+    async def flaky(url):
+        raise ConnectionError("503")
+
+    async def agent() -> agent_otel.Run:
+        async with agent_otel.run("support", budget=budget) as run:
+            for i in range(6):
+                if guard == "max_retries" and i == 1:
+                    await flaky("https://orders.example")
+                await run.call_tool("search", tools.asearch, {"q": "same" if guard == "loop" else i})
+                run.record_llm(model="gpt-4o", input_tokens=100, output_tokens=20)
+                if guard == "kill_switch":
+                    engaged["on"] = True
+                if guard == "policy":
+                    await run.call_tool("send_email", tools.send_email, {"to": "x", "body": "y"})
+                await asyncio.sleep(0.06 if guard == "max_duration_s" else 0)
+        return run
+
+    async def main() -> agent_otel.Run | None:
+        try:
+            await agent()
+        except agent_otel.AgentStopped as stopped:
+            return stopped
+        return None
+
+    stopped = asyncio.run(main())
+    assert stopped is not None, f"{guard} did not stop the async run"
+    run_id = stopped.result.run_id
+    (root,) = [s for s in t.spans_named("invoke_agent") if s.attributes[c.RUN_ID] == run_id]
+    assert root.attributes[c.STOP_REASON] == reason
+    events = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert [e["guard"] for e in events] == [guard]
+    assert guard_counts(t) == {("support", guard): 1}
+    assert [e["stop_reason"] for e in t.events("stop")] == [reason]
+    searches = [name for name, _ in tools.executed if name == "search"]
+    if executed is not None:
+        assert len(searches) == executed
+    assert ("send_email", "x") not in tools.executed
