@@ -42,6 +42,7 @@ from agents.testing import ModelStep, ScriptedModel, assistant_message, function
 from agents.tracing import TracingProcessor
 from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
+from openai.types.responses.response_usage import InputTokensDetails
 
 
 class Collector(TracingProcessor):
@@ -620,3 +621,22 @@ def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
     spans = ours(telemetry.spans())
     assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
     assert one(spans, "invoke_agent hanging").attributes["agent.stop_reason"] == "tool_timeout"
+
+
+def test_cached_input_tokens_are_priced_at_the_cached_price(telemetry, instrument):
+    instrument("openai_agents")
+    usage = Usage(
+        requests=1,
+        input_tokens=1000,
+        output_tokens=50,
+        total_tokens=1050,
+        input_tokens_details=InputTokensDetails.model_construct(cached_tokens=800),
+    )
+    Runner.run_sync(
+        Agent(name="cached", model=Scripted([ModelStep(output=[assistant_message("ok")], usage=usage)])), "go"
+    )
+    chat = one(ours(telemetry.spans()), "chat gpt-4o")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 1000  # the SDK's input_tokens include cached
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
+    # gpt-4o: 200 * 2.50 + 800 * 1.25 (cached) + 50 * 10.00 = 2000 USD per 1M tokens
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(2000 / 1e6)

@@ -195,7 +195,7 @@ def test_responses_api_stream_helper_counts_usage_from_response_completed(teleme
             "input_tokens": 30,
             "output_tokens": 7,
             "total_tokens": 37,
-            "input_tokens_details": {"cached_tokens": 20},
+            "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 5},
             "output_tokens_details": {"reasoning_tokens": 0},
         },
     }
@@ -239,7 +239,9 @@ def test_responses_api_stream_helper_counts_usage_from_response_completed(teleme
     assert chat.attributes["gen_ai.usage.input_tokens"] == 30
     assert chat.attributes["gen_ai.usage.output_tokens"] == 7
     assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 20
-    # Responses API: input_tokens_details.cached_tokens. 10 * 2.50 + 20 * 1.25 + 7 * 10.00 = 120.
+    assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 5
+    # Responses API: input_tokens_details. 5 * 2.50 + 20 * 1.25 + 5 * 2.50 (write: no fee for gpt-4o)
+    # + 7 * 10.00 = 120.
     assert chat.attributes["agent.cost_usd"] == pytest.approx(120 / 1e6)
     assert run.result.usage["llm_calls"] == 1
 

@@ -6,9 +6,11 @@ from the response's ``usage`` (``prompt_tokens``/``completion_tokens`` or ``inpu
 ``output_tokens``); cost from agent-otel's price table for the responding model. The input count
 includes cached prompt tokens; the cached part (``prompt_tokens_details.cached_tokens`` or
 ``input_tokens_details.cached_tokens``) is passed on separately so that it is charged at the model's
-discounted cached-input price rather than the full one. A streamed Chat
-Completion reports usage only if the request asks for it (``stream_options={"include_usage": True}``);
-agent-otel does not change requests, so without it the step records zero tokens.
+discounted cached-input price rather than the full one; so is ``cache_write_tokens`` where newer API
+versions report it (priced at the model's ``cache_write`` price, the input price unless configured).
+A streamed Chat Completion reports usage only if the request asks for it
+(``stream_options={"include_usage": True}``); agent-otel does not change requests, so without it the
+step records zero tokens.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def _usage(usage: Any, model: Any) -> Usage:
         as_int(output_tokens),
         model if isinstance(model, str) else None,
         as_int(usage_value(details, "cached_tokens")),
+        as_int(usage_value(details, "cache_write_tokens")),
     )
 
 
@@ -60,7 +63,7 @@ class _StreamUsage:
         self.output_tokens = 0
         self.model: str | None = None
         self.cached_input_tokens = 0
-        self.cache_write_tokens = 0  # OpenAI reports no cache writes (and charges none)
+        self.cache_write_tokens = 0
 
     def feed(self, event: Any) -> None:
         response = usage_value(event, "response")
@@ -73,6 +76,7 @@ class _StreamUsage:
             found = _usage(usage, model)
             self.input_tokens, self.output_tokens = found.input_tokens, found.output_tokens
             self.cached_input_tokens = found.cached_input_tokens
+            self.cache_write_tokens = found.cache_write_tokens
 
 
 class OpenAIIntegration(Integration):
