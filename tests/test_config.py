@@ -115,7 +115,9 @@ def test_file_errors_are_clear(tmp_path):
 
 def test_prices_merge_per_model_and_items_lists_every_leaf():
     cfg = load({"prices": {"my-model": {"input": 1.0, "output": 2.0}}}, env={})
-    assert cfg.get("prices") == {"my-model": {"input": 1.0, "output": 2.0}}
+    assert cfg.get("prices") == {
+        "my-model": {"input": 1.0, "output": 2.0, "cached_input": None, "cache_write": None}
+    }
     rows = {key: (value, source) for key, value, source in cfg.items()}
     assert rows["prices.my-model.input"] == (1.0, "argument")
     assert rows["logging.events.store_args"] == (False, "default")

@@ -50,3 +50,38 @@ def test_config_prices_override_the_builtin_table():
     assert table.cost("my-model-v2", 1_000_000, 0) == 3.0
     assert table.cost("openai/gpt-4.1-mini", 1_000_000, 0) == 0.4
     assert table.cost("unknown", 5, 5) is None
+
+
+def test_cache_prices_builtin_and_configured():
+    table = PriceTable(
+        {
+            "my-model": {"input": 2.0, "output": 0.0},  # no cache prices: both are the input price
+            "my-cached": {"input": 2.0, "output": 0.0, "cached_input": 0.5, "cache_write": 3.0},
+            "gpt-4o": {"input": 2.5, "output": 10.0},  # an override without them loses the discount
+        }
+    )
+    # all input tokens (1M), of which 600k read from and 200k written to the cache
+    assert table.cost("my-model", 1_000_000, 0, 600_000, 200_000) == pytest.approx(2.0)
+    assert table.cost("my-cached", 1_000_000, 0, 600_000, 200_000) == pytest.approx(0.4 + 0.3 + 0.6)
+    assert table.cost("gpt-4o", 1_000_000, 0, 1_000_000) == pytest.approx(2.5)
+    builtin = PriceTable()
+    assert builtin.cost("gpt-4o-2024-08-06", 1_000_000, 0, 1_000_000) == pytest.approx(1.25)
+    assert builtin.cost("gpt-4o", 1_000_000, 0, 0, 1_000_000) == pytest.approx(2.5)  # OpenAI: no write fee
+    assert builtin.cost("claude-sonnet-4-5", 1_000_000, 0, 1_000_000) == pytest.approx(0.3)
+    assert builtin.cost("claude-sonnet-4", 1_000_000, 0, 0, 1_000_000) == pytest.approx(3.75)
+    # inconsistent counts are clamped to the input total instead of going negative
+    assert builtin.cost("gpt-4o", 100, 0, 500) == pytest.approx(100 * 1.25 / 1e6)
+
+
+def test_record_llm_prices_cached_tokens_and_keeps_input_as_the_total(telemetry):
+    with agent_otel.run("a", model="claude-sonnet-4") as run:
+        run.record_llm(input_tokens=1000, output_tokens=10, cached_input_tokens=900, cache_write_tokens=50)
+    # 50 * 3.00 + 900 * 0.30 + 50 * 3.75 + 10 * 15.00 = 757.5 USD per 1M tokens
+    assert run.cost_usd == pytest.approx(757.5 / 1e6)
+    assert run.input_tokens == 1000
+    (span,) = telemetry.spans_named("chat")
+    assert span.attributes[c.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert span.attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 900
+    assert span.attributes[c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == 50
+    (event,) = telemetry.events("llm_result")
+    assert event["usage"]["cached_input_tokens"] == 900 and event["usage"]["cache_write_tokens"] == 50

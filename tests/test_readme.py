@@ -30,3 +30,15 @@ def test_every_public_name_is_documented():
     for name in agent_otel.__all__:
         if not name.startswith("_"):
             assert f"`{name}" in README, name
+
+
+def test_the_documented_price_table_is_the_builtin_one():
+    """The README's price table is what users check their bills against, so it must not drift."""
+    from agent_otel.pricing import BUILTIN_PRICES
+
+    rows = {}
+    for line in README.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].strip("`") in BUILTIN_PRICES and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = tuple(float(cell) for cell in cells[1:])
+    assert rows == {model: tuple(price) for model, price in BUILTIN_PRICES.items()}

@@ -206,6 +206,22 @@ SCHEMA: dict[str, Any] = {
         {
             "input": Field(float, 0.0, "USD per million input tokens.", minimum=0.0),
             "output": Field(float, 0.0, "USD per million output tokens.", minimum=0.0),
+            # Optional because most users only know the list price; the fallback over-reports spend
+            # for cached prompts rather than under-reporting it.
+            "cached_input": Field(
+                float,
+                None,
+                "USD per million input tokens read from the prompt cache; unset means the input price.",
+                nullable=True,
+                minimum=0.0,
+            ),
+            "cache_write": Field(
+                float,
+                None,
+                "USD per million input tokens written to the prompt cache; unset means the input price.",
+                nullable=True,
+                minimum=0.0,
+            ),
         },
         "Per-model prices, merged over the built-in table.",
     ),

@@ -4,6 +4,12 @@ Two ways in: :func:`record` for usage known after the fact (``run.record_llm``),
 :func:`begin`/:class:`LLMCall` for integrations that wrap the request itself (OpenAI and Anthropic clients,
 framework chat models) so that the span covers the request and a failure can end the run as
 ``model_error``.
+
+Input tokens are always *all* input tokens, cached ones included (the OpenTelemetry GenAI meaning of
+``gen_ai.usage.input_tokens``), so budgets and ``agent_tokens_per_request`` do not change with caching.
+The cache counts are extra detail, part of that total: they only lower (or, for cache writes, raise)
+the price of the tokens they cover, and appear as ``gen_ai.usage.cache_read.input_tokens`` /
+``gen_ai.usage.cache_creation.input_tokens`` on the ``chat`` span when non-zero.
 """
 
 from __future__ import annotations
@@ -43,26 +49,51 @@ class LLMCall:
         *,
         cost_usd: float | None = None,
         response_model: str | None = None,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
+        """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it."""
         if self._done:
             return
         self._done = True
         try:
-            _complete(self, int(input_tokens or 0), int(output_tokens or 0), cost_usd, response_model, None)
+            usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+            _complete(self, usage, cost_usd, response_model, None)
         except Exception as exc:
             _internal_error("recording an LLM result", exc)
         _after_usage(self.run)
 
-    def fail(self, exc: BaseException | str, input_tokens: int = 0, output_tokens: int = 0) -> None:
+    def fail(
+        self,
+        exc: BaseException | str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        *,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
         if self._done:
             return
         self._done = True
         if isinstance(exc, BaseException) and not isinstance(exc, AgentStopped):
             self.run._note_failure(exc, StopReason.MODEL_ERROR)
         try:
-            _complete(self, int(input_tokens or 0), int(output_tokens or 0), None, None, exc)
+            usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+            _complete(self, usage, None, None, exc)
         except Exception as err:
             _internal_error("recording an LLM error", err)
+
+
+class _Usage:
+    """One request's token counts, made non-negative ints once so that every consumer agrees."""
+
+    __slots__ = ("cache_write", "cached_input", "input", "output")
+
+    def __init__(self, input_tokens: Any, output_tokens: Any, cached_input: Any, cache_write: Any) -> None:
+        self.input = max(int(input_tokens or 0), 0)
+        self.output = max(int(output_tokens or 0), 0)
+        self.cached_input = max(int(cached_input or 0), 0)
+        self.cache_write = max(int(cache_write or 0), 0)
 
 
 def begin(
@@ -106,16 +137,18 @@ def begin(
 
 def _complete(
     call: LLMCall,
-    input_tokens: int,
-    output_tokens: int,
+    usage: _Usage,
     cost_usd: float | None,
     response_model: str | None,
     error: BaseException | str | None,
 ) -> None:
     run = call.run
     rt = run._rt
-    if cost_usd is None:
-        cost_usd = rt.prices.cost(response_model or call.model, input_tokens, output_tokens) if rt else None
+    input_tokens, output_tokens = usage.input, usage.output
+    if cost_usd is None and rt is not None:
+        cost_usd = rt.prices.cost(
+            response_model or call.model, input_tokens, output_tokens, usage.cached_input, usage.cache_write
+        )
     with run._lock:
         run.input_tokens += input_tokens
         run.output_tokens += output_tokens
@@ -127,6 +160,10 @@ def _complete(
         c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
         c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
     }
+    if usage.cached_input:
+        attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
+    if usage.cache_write:
+        attributes[c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
     if cost_usd is not None:
         attributes[c.COST_USD] = cost_usd
     if response_model:
@@ -149,13 +186,17 @@ def _complete(
         otel_context.detach(token)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
         span_ctx = span.get_span_context()
-        usage: dict[str, Any] = {
+        event_usage: dict[str, Any] = {
             "model": response_model or call.model,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
         }
+        if usage.cached_input:
+            event_usage["cached_input_tokens"] = usage.cached_input
+        if usage.cache_write:
+            event_usage["cache_write_tokens"] = usage.cache_write
         if cost_usd is not None:
-            usage["cost_usd"] = cost_usd
+            event_usage["cost_usd"] = cost_usd
         event = new_event(
             c.KIND_LLM_RESULT,
             run.run_id,
@@ -166,7 +207,7 @@ def _complete(
             duration_ms=round(duration_ms, 3),
             status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
             error=error_type,
-            usage=usage,
+            usage=event_usage,
         )
         event["_sampled"] = span_ctx.trace_flags.sampled
         rt.pipeline.emit("event", event)
@@ -191,6 +232,8 @@ def record(
     duration_ms: float | None = None,
     error: BaseException | str | None = None,
     call_id: str | None = None,
+    cached_input_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> None:
     """Record a finished LLM request (``run.record_llm``); ``duration_ms`` back-dates the span's start.
 
@@ -208,10 +251,11 @@ def record(
     if call is not None:
         if duration_ms is not None:
             call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
+        cache = {"cached_input_tokens": cached_input_tokens, "cache_write_tokens": cache_write_tokens}
         if error is not None:
-            call.fail(error, input_tokens, output_tokens)
+            call.fail(error, input_tokens, output_tokens, **cache)
         else:
-            call.finish(input_tokens, output_tokens, cost_usd=cost_usd)
+            call.finish(input_tokens, output_tokens, cost_usd=cost_usd, **cache)
     if pending is not None:  # a stop decided before this request: it ends the run now, usage included
         run._check_pending()
     guards = run._guards

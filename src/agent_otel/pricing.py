@@ -3,45 +3,98 @@
 Prices are USD per million tokens. The built-in table is small and dated on purpose: it covers the
 models people start with, and the ``prices:`` config section overrides or extends it per model. A model
 with no price contributes tokens but no spend (and ``doctor`` can say so); it never raises.
+
+Prompt caching changes the bill but not the token count: input tokens (``gen_ai.usage.input_tokens``)
+always mean *all* input tokens, cached ones included, as the OpenTelemetry GenAI conventions define
+them. Only the cost splits them: tokens read from a cache are charged at the model's ``cached_input``
+price and tokens written to a cache at its ``cache_write`` price, the rest at ``input``. Charging every
+input token at the base price overstated spend several-fold for agents that re-send a long cached
+prompt on every step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-# USD per 1M tokens (input, output), list prices as published by the vendors in 2025-2026.
-BUILTIN_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-5": (1.25, 10.00),
-    "gpt-5-mini": (0.25, 2.00),
-    "o3": (2.00, 8.00),
-    "o4-mini": (1.10, 4.40),
-    "claude-opus-4": (15.00, 75.00),
-    "claude-sonnet-4": (3.00, 15.00),
-    "claude-3-5-haiku": (0.80, 4.00),
-    "claude-haiku-4-5": (1.00, 5.00),
-    "gemini-2.5-pro": (1.25, 10.00),
-    "gemini-2.5-flash": (0.30, 2.50),
+
+class Price(NamedTuple):
+    """USD per million tokens of one model.
+
+    ``cached_input`` is the price of a token read from the provider's prompt cache, ``cache_write``
+    of a token written to it. A price the vendor does not publish is the ``input`` price: OpenAI and
+    Gemini charge nothing extra to write a cache, and a user's ``prices:`` entry that names no cache
+    prices gets the input price for both (the conservative choice: never under-report spend).
+    """
+
+    input: float
+    output: float
+    cached_input: float
+    cache_write: float
+
+
+def _openai(input_price: float, output: float, cached_input: float) -> Price:
+    """OpenAI caches automatically and bills no surcharge for the write."""
+    return Price(input_price, output, cached_input, input_price)
+
+
+def _anthropic(input_price: float, output: float) -> Price:
+    """Anthropic bills cache reads at 0.1x and 5-minute cache writes at 1.25x the input price."""
+    return Price(input_price, output, round(input_price * 0.1, 6), round(input_price * 1.25, 6))
+
+
+def _gemini(input_price: float, output: float, cached_input: float) -> Price:
+    """Gemini bills cache storage per hour (not per token), so a write costs the input price here."""
+    return Price(input_price, output, cached_input, input_price)
+
+
+# List prices as published by the vendors in 2025-2026, USD per 1M tokens:
+# (input, output, cached_input, cache_write). 1-hour Anthropic cache writes (2x input) are charged at
+# the 5-minute price; the responses do not say which kind of write happened in all SDK versions.
+BUILTIN_PRICES: dict[str, Price] = {
+    "gpt-4o": _openai(2.50, 10.00, 1.25),
+    "gpt-4o-mini": _openai(0.15, 0.60, 0.075),
+    "gpt-4.1": _openai(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": _openai(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": _openai(0.10, 0.40, 0.025),
+    "gpt-5": _openai(1.25, 10.00, 0.125),
+    "gpt-5-mini": _openai(0.25, 2.00, 0.025),
+    "o3": _openai(2.00, 8.00, 0.50),
+    "o4-mini": _openai(1.10, 4.40, 0.275),
+    "claude-opus-4": _anthropic(15.00, 75.00),
+    "claude-sonnet-4": _anthropic(3.00, 15.00),
+    "claude-3-5-haiku": _anthropic(0.80, 4.00),
+    "claude-haiku-4-5": _anthropic(1.00, 5.00),
+    "gemini-2.5-pro": _gemini(1.25, 10.00, 0.125),
+    "gemini-2.5-flash": _gemini(0.30, 2.50, 0.03),
 }
+
+
+def _configured(price: Mapping[str, Any]) -> Price:
+    """A ``prices:`` entry; absent (or null) cache prices fall back to the entry's input price."""
+    input_price = float(price.get("input") or 0.0)
+    cached = price.get("cached_input")
+    write = price.get("cache_write")
+    return Price(
+        input_price,
+        float(price.get("output") or 0.0),
+        input_price if cached is None else float(cached),
+        input_price if write is None else float(write),
+    )
 
 
 class PriceTable:
     """Looks up a model's price; dated model ids (``gpt-4o-2024-08-06``) fall back to their family."""
 
     def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        self._prices = dict(BUILTIN_PRICES)
+        self._prices: dict[str, Price] = dict(BUILTIN_PRICES)
         for model, price in (overrides or {}).items():
-            self._prices[model] = (float(price.get("input", 0.0)), float(price.get("output", 0.0)))
+            self._prices[model] = _configured(price)
         # Longest prefix first, so gpt-4o-mini-2024 matches gpt-4o-mini rather than gpt-4o.
         self._prefixes = sorted(self._prices, key=len, reverse=True)
-        self._cache: dict[str, tuple[float, float] | None] = {}
+        self._cache: dict[str, Price | None] = {}
 
-    def price(self, model: str) -> tuple[float, float] | None:
+    def price(self, model: str) -> Price | None:
         try:
             return self._cache[model]
         except KeyError:
@@ -57,8 +110,29 @@ class PriceTable:
             self._cache[model] = found
         return found
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+    def cost(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float | None:
+        """Spend of one request; ``input_tokens`` counts all input, the cache counts are part of it.
+
+        The cache counts are clamped to the input total, so a provider's inconsistent report never
+        produces a negative uncached remainder (or spend beyond what the tokens can cost).
+        """
         price = self.price(model)
         if price is None:
             return None
-        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+        total = max(int(input_tokens), 0)
+        cached = min(max(int(cached_input_tokens), 0), total)
+        written = min(max(int(cache_write_tokens), 0), total - cached)
+        uncached = total - cached - written
+        return (
+            uncached * price.input
+            + cached * price.cached_input
+            + written * price.cache_write
+            + output_tokens * price.output
+        ) / 1_000_000

@@ -267,11 +267,16 @@ class Run:
         duration_ms: float | None = None,
         error: BaseException | str | None = None,
         call_id: str | None = None,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         """Record one LLM request of this run (a ``chat {model}`` span, usage and spend).
 
         ``cost_usd`` overrides the price table; ``duration_ms`` back-dates the span's start; ``error``
         marks the request failed (an exception object also lets the run's stop say ``model_error``).
+        ``cached_input_tokens`` / ``cache_write_tokens`` are the part of ``input_tokens`` read from /
+        written to the provider's prompt cache; they are priced at the model's cache prices, because
+        charging them at the full input price overstates spend. ``input_tokens`` stays the total.
         """
         from agent_otel.llm import record
 
@@ -284,6 +289,8 @@ class Run:
             duration_ms=duration_ms,
             error=error,
             call_id=call_id,
+            cached_input_tokens=cached_input_tokens,
+            cache_write_tokens=cache_write_tokens,
         )
 
     @property

@@ -424,3 +424,17 @@ async def test_chat_model_streaming_inside_a_user_run(telemetry, instrument):
     assert chat.attributes["gen_ai.usage.input_tokens"] == 12
     assert chat.attributes["gen_ai.usage.output_tokens"] == 4
     assert run.result.usage["llm_calls"] == 1
+
+
+def test_chat_model_cache_reads_are_priced_at_the_cached_price(telemetry, instrument):
+    instrument("langchain")
+    message = ai("ok", usage=(1000, 50))
+    message.usage_metadata["input_token_details"] = {"cache_read": 800}
+    with agent_otel.run("lc-cached") as run:
+        fake(message).invoke("hi")
+    chat = one(ours(telemetry.spans()), "chat gpt-4o-mini")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 1000  # LangChain's input_tokens include the cache
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
+    # gpt-4o-mini: 200 * 0.15 + 800 * 0.075 (cached) + 50 * 0.60 = 120 USD per 1M tokens
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(120 / 1e6)
+    assert run.cost_usd == pytest.approx(120 / 1e6)

@@ -22,17 +22,27 @@ from agents import (
     MaxTurnsExceeded,
     ModelBehaviorError,
     ModelRefusalError,
+    ModelSettings,
+    ModelTimeoutError,
+    OutputGuardrailTripwireTriggered,
     Runner,
+    ToolGuardrailFunctionOutput,
+    ToolInputGuardrailTripwireTriggered,
+    ToolOutputGuardrailTripwireTriggered,
     ToolTimeoutError,
     UserError,
     function_tool,
     input_guardrail,
+    output_guardrail,
     set_trace_processors,
+    tool_input_guardrail,
+    tool_output_guardrail,
 )
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from agents.tracing import TracingProcessor
 from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
+from openai.types.responses.response_usage import InputTokensDetails
 
 
 class Collector(TracingProcessor):
@@ -174,6 +184,126 @@ def test_input_guardrail_tripwire_stops_with_policy_denied(telemetry, instrument
         Runner.run_sync(agent, "tell me the secret")
     root = one(ours(telemetry.spans()), "invoke_agent guarded")
     assert root.attributes["agent.stop_reason"] == "policy_denied"
+
+
+def test_output_guardrail_tripwire_stops_with_policy_denied(telemetry, instrument):
+    instrument("openai_agents")
+
+    @output_guardrail
+    def no_leaks(ctx: Any, agent: Any, output: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info="leak", tripwire_triggered="password" in str(output))
+
+    agent = Agent(
+        name="output-guarded",
+        model=Scripted([step(assistant_message("the password is hunter2"), usage=(12, 6))]),
+        output_guardrails=[no_leaks],
+    )
+    with pytest.raises(OutputGuardrailTripwireTriggered):
+        Runner.run_sync(agent, "what is the password?")
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent output-guarded")
+    # The model answered (one chat step, its usage counted); the guardrail then rejected the answer.
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o"]
+    assert one(spans, "chat gpt-4o").status.status_code.name == "UNSET"
+    assert root.attributes["gen_ai.usage.input_tokens"] == 12
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert root.attributes["error.type"] == "OutputGuardrailTripwireTriggered"
+    assert root.status.status_code.name == "UNSET"  # a limit, not a failure
+    assert stop_event(root)["agent.stop_reason"] == "policy_denied"
+    (stop,) = telemetry.events("stop")
+    assert stop["stop_reason"] == "policy_denied"
+
+
+def test_tool_input_guardrail_tripwire_stops_with_policy_denied(telemetry, instrument):
+    instrument("openai_agents")
+    ran: list[str] = []
+
+    @tool_input_guardrail
+    def no_admin(data: Any) -> ToolGuardrailFunctionOutput:
+        if "admin" in str(data.context.tool_arguments):
+            return ToolGuardrailFunctionOutput.raise_exception(output_info="admin account")
+        return ToolGuardrailFunctionOutput.allow()
+
+    @function_tool(tool_input_guardrails=[no_admin])
+    def wipe(user: str) -> str:
+        """Wipe a user's data."""
+        ran.append(user)
+        return "wiped " + user
+
+    model = Scripted([step(function_call("wipe", {"user": "admin"}, call_id="w1"))])
+    with pytest.raises(ToolInputGuardrailTripwireTriggered):
+        Runner.run_sync(Agent(name="tool-in-guarded", model=model, tools=[wipe]), "go")
+    assert ran == []  # the guardrail ran before the tool, which never executed
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent tool-in-guarded")
+    # Like a call agent-otel's own policy denies: the tool never started, so there is no tool span.
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o"]
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert root.attributes["error.type"] == "ToolInputGuardrailTripwireTriggered"
+    assert root.status.status_code.name == "UNSET"
+    assert stop_event(root)["agent.stop_reason"] == "policy_denied"
+
+
+def test_tool_output_guardrail_tripwire_stops_with_policy_denied(telemetry, instrument):
+    instrument("openai_agents")
+
+    @tool_output_guardrail
+    def no_ssn(data: Any) -> ToolGuardrailFunctionOutput:
+        if "ssn" in str(data.output):
+            return ToolGuardrailFunctionOutput.raise_exception(output_info="ssn in output")
+        return ToolGuardrailFunctionOutput.allow()
+
+    @function_tool(tool_output_guardrails=[no_ssn])
+    def profile(user: str) -> str:
+        """A user's profile."""
+        return f"{user}: ssn 000-00-0000"
+
+    model = Scripted([step(function_call("profile", {"user": "bob"}, call_id="p1"))])
+    with pytest.raises(ToolOutputGuardrailTripwireTriggered):
+        Runner.run_sync(Agent(name="tool-out-guarded", model=model, tools=[profile]), "go")
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent tool-out-guarded")
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool profile"]
+    tool_span = one(spans, "execute_tool profile")
+    assert tool_span.attributes["agent.tool.args_sha"] == sha({"user": "bob"})
+    # The tool itself succeeded (its span says so, with the hash of what it returned); the guardrail
+    # then rejected that output, which is what ended the run.
+    assert tool_span.attributes["agent.tool.status"] == "ok"
+    assert tool_span.attributes["agent.tool.result_sha"] == sha("bob: ssn 000-00-0000")
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert root.attributes["error.type"] == "ToolOutputGuardrailTripwireTriggered"
+    assert root.status.status_code.name == "UNSET"
+    assert stop_event(root)["agent.stop_reason"] == "policy_denied"
+
+
+def test_model_timeout_stops_with_model_error(telemetry, instrument):
+    """ModelSettings(timeout=) makes the SDK raise ModelTimeoutError from the model call we wrap, so the
+    failed chat step already marks the run model_error; _classify's mapping is the fallback for a
+    timeout raised outside a recorded model call, which these tests found no public way to provoke."""
+    instrument("openai_agents")
+
+    async def too_slow(call: Any) -> ModelStep:
+        await asyncio.sleep(5)
+        return step(assistant_message("late"))
+
+    agent = Agent(
+        name="impatient",
+        model=Scripted([ModelStep.respond(too_slow)]),
+        model_settings=ModelSettings(timeout=0.05),
+    )
+    with pytest.raises(ModelTimeoutError):
+        Runner.run_sync(agent, "go")
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent impatient")
+    chat = one(spans, "chat gpt-4o")
+    assert children(root, spans) == [chat]
+    assert chat.attributes["error.type"] == "ModelTimeoutError"
+    assert chat.status.status_code.name == "ERROR"
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.attributes["error.type"] == "ModelTimeoutError"
+    assert root.status.status_code.name == "ERROR"
+    assert root.status.description == "model_error"
+    assert stop_event(root)["agent.stop_reason"] == "model_error"
 
 
 def test_tool_timeout_raised_stops_with_tool_timeout(telemetry, instrument):
@@ -491,3 +621,22 @@ def test_guard_tool_timeout_applies_to_framework_tools(guarded, instrument):
     spans = ours(telemetry.spans())
     assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
     assert one(spans, "invoke_agent hanging").attributes["agent.stop_reason"] == "tool_timeout"
+
+
+def test_cached_input_tokens_are_priced_at_the_cached_price(telemetry, instrument):
+    instrument("openai_agents")
+    usage = Usage(
+        requests=1,
+        input_tokens=1000,
+        output_tokens=50,
+        total_tokens=1050,
+        input_tokens_details=InputTokensDetails.model_construct(cached_tokens=800),
+    )
+    Runner.run_sync(
+        Agent(name="cached", model=Scripted([ModelStep(output=[assistant_message("ok")], usage=usage)])), "go"
+    )
+    chat = one(ours(telemetry.spans()), "chat gpt-4o")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 1000  # the SDK's input_tokens include cached
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
+    # gpt-4o: 200 * 2.50 + 800 * 1.25 (cached) + 50 * 10.00 = 2000 USD per 1M tokens
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(2000 / 1e6)

@@ -10,15 +10,22 @@ from tests.integrations.conftest import Reply, children, one, ours, steps, stop_
 
 openai = pytest.importorskip("openai")
 
-PRICE_GPT4O = (2.50, 10.00)  # USD per 1M tokens (agent_otel.pricing)
+# gpt-4o list prices, USD per 1M tokens: input, output, cached input. Written out rather than read from
+# agent_otel.pricing so that the tests check the table.
+PRICE_GPT4O = (2.50, 10.00)
+CACHED_GPT4O = 1.25
 
 
-def cost(input_tokens: int, output_tokens: int) -> float:
-    return (input_tokens * PRICE_GPT4O[0] + output_tokens * PRICE_GPT4O[1]) / 1_000_000
+def cost(input_tokens: int, output_tokens: int, cached: int = 0) -> float:
+    """``input_tokens`` includes ``cached``, as OpenAI's ``prompt_tokens`` does."""
+    uncached = input_tokens - cached
+    return (uncached * PRICE_GPT4O[0] + cached * CACHED_GPT4O + output_tokens * PRICE_GPT4O[1]) / 1_000_000
 
 
-def completion(prompt_tokens: int = 100, completion_tokens: int = 20, content: str = "hi") -> dict:
-    return {
+def completion(
+    prompt_tokens: int = 100, completion_tokens: int = 20, content: str = "hi", cached: int | None = None
+) -> dict:
+    body = {
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 1700000000,
@@ -36,6 +43,9 @@ def completion(prompt_tokens: int = 100, completion_tokens: int = 20, content: s
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+    if cached is not None:
+        body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
+    return body
 
 
 def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> dict:
@@ -89,6 +99,34 @@ def test_chat_completion_is_an_llm_step_with_usage_and_cost(telemetry, instrumen
     assert [(attrs["model"], p.sum) for attrs, p in points] == [("gpt-4o-2024-08-06", 120)]
 
 
+def test_cached_prompt_tokens_count_as_input_and_cost_the_cached_price(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(Reply(completion(1000, 50, cached=800)))
+    with agent_otel.run("cached-agent") as run:
+        resp = client(fake_api).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hello again"}]
+        )
+    assert resp.usage.prompt_tokens_details.cached_tokens == 800
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent cached-agent")
+    chat = one(spans, "chat gpt-4o")
+    # prompt_tokens already include the cached ones: input stays 1000, not 1800.
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 1000
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
+    assert "gen_ai.usage.cache_creation.input_tokens" not in chat.attributes
+    # 200 * 2.50 + 800 * 1.25 + 50 * 10.00 = 2000 USD per 1M tokens (all at 2.50 it would be 3000).
+    expected = 2000 / 1e6
+    assert expected == pytest.approx(cost(1000, 50, cached=800))
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(expected)
+    assert root.attributes["agent.cost_usd"] == pytest.approx(expected)
+    assert root.attributes["gen_ai.usage.input_tokens"] == 1000
+    assert run.result.usage["input_tokens"] == 1000
+    (event,) = telemetry.events("llm_result")
+    assert event["usage"]["input_tokens"] == 1000 and event["usage"]["cached_input_tokens"] == 800
+    points = telemetry.metrics()["agent.tokens_per_request"]
+    assert [p.sum for _, p in points] == [1050]
+
+
 def test_streamed_chat_completion_counts_usage_from_the_last_chunk(telemetry, instrument, fake_api):
     instrument("openai")
     fake_api.reply(
@@ -100,7 +138,12 @@ def test_streamed_chat_completion_counts_usage_from_the_last_chunk(telemetry, in
                     None,
                     chunk(
                         {},
-                        usage={"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+                        usage={
+                            "prompt_tokens": 12,
+                            "completion_tokens": 5,
+                            "total_tokens": 17,
+                            "prompt_tokens_details": {"cached_tokens": 8},
+                        },
                         choices=False,
                     ),
                 ),
@@ -122,7 +165,9 @@ def test_streamed_chat_completion_counts_usage_from_the_last_chunk(telemetry, in
     chat = one(spans, "chat gpt-4o")
     assert chat.attributes["gen_ai.usage.input_tokens"] == 12
     assert chat.attributes["gen_ai.usage.output_tokens"] == 5
-    assert chat.attributes["agent.cost_usd"] == pytest.approx(cost(12, 5))
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 8
+    # 4 * 2.50 + 8 * 1.25 + 5 * 10.00 = 70 USD per 1M tokens.
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(70 / 1e6)
     assert run.result.usage["input_tokens"] == 12 and run.result.usage["output_tokens"] == 5
 
 
@@ -150,7 +195,7 @@ def test_responses_api_stream_helper_counts_usage_from_response_completed(teleme
             "input_tokens": 30,
             "output_tokens": 7,
             "total_tokens": 37,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 5},
             "output_tokens_details": {"reasoning_tokens": 0},
         },
     }
@@ -193,6 +238,11 @@ def test_responses_api_stream_helper_counts_usage_from_response_completed(teleme
     chat = one(ours(telemetry.spans()), "chat gpt-4o")
     assert chat.attributes["gen_ai.usage.input_tokens"] == 30
     assert chat.attributes["gen_ai.usage.output_tokens"] == 7
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 20
+    assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 5
+    # Responses API: input_tokens_details. 5 * 2.50 + 20 * 1.25 + 5 * 2.50 (write: no fee for gpt-4o)
+    # + 7 * 10.00 = 120.
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(120 / 1e6)
     assert run.result.usage["llm_calls"] == 1
 
 

@@ -366,3 +366,21 @@ def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     assert chat.attributes["gen_ai.usage.output_tokens"] == 4
     assert chat.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
     assert root.attributes["agent.steps"] == 1
+
+
+def test_cache_reads_and_writes_are_priced_at_the_cache_prices(telemetry, instrument):
+    instrument("pydantic_ai")
+    response = ModelResponse(
+        parts=[TextPart("ok")],
+        usage=RequestUsage(
+            input_tokens=1000, output_tokens=50, cache_read_tokens=800, cache_write_tokens=100
+        ),
+        model_name="claude-sonnet-4-20250514",
+    )
+    Agent(script(response, name="claude-sonnet-4"), name="pyd-cached").run_sync("go")
+    chat = one(ours(telemetry.spans()), "chat claude-sonnet-4")
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 1000  # PydanticAI's input_tokens include the cache
+    assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
+    assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 100
+    # claude-sonnet-4: 100 * 3.00 + 800 * 0.30 + 100 * 3.75 + 50 * 15.00 = 1665 USD per 1M tokens
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(1665 / 1e6)

@@ -37,19 +37,34 @@ class StreamUsage(Protocol):
     input_tokens: int
     output_tokens: int
     model: str | None
+    cached_input_tokens: int
+    cache_write_tokens: int
 
     def feed(self, event: Any) -> None: ...
 
 
 class Usage:
-    """Input/output tokens and the responding model of one request."""
+    """Input/output tokens and the responding model of one request.
 
-    __slots__ = ("input_tokens", "model", "output_tokens")
+    ``input_tokens`` is all input; ``cached_input_tokens`` and ``cache_write_tokens`` are the parts of
+    it read from and written to the prompt cache, kept apart only because they are priced differently.
+    """
 
-    def __init__(self, input_tokens: int = 0, output_tokens: int = 0, model: str | None = None) -> None:
+    __slots__ = ("cache_write_tokens", "cached_input_tokens", "input_tokens", "model", "output_tokens")
+
+    def __init__(
+        self,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        model: str | None = None,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.model = model
+        self.cached_input_tokens = cached_input_tokens
+        self.cache_write_tokens = cache_write_tokens
 
 
 class Api:
@@ -111,7 +126,13 @@ def _raw_body(result: Any) -> Any:
 
 
 def _finish(call: LLMCall, usage: Usage) -> None:
-    call.finish(usage.input_tokens, usage.output_tokens, response_model=usage.model)
+    call.finish(
+        usage.input_tokens,
+        usage.output_tokens,
+        response_model=usage.model,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
 
 
 def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
@@ -145,7 +166,13 @@ def _observe_sync(inner: Iterator[Any], call: LLMCall, observer: StreamUsage) ->
         _finish(call, _as_usage(observer))
         raise
     except BaseException as exc:
-        call.fail(exc, observer.input_tokens, observer.output_tokens)
+        call.fail(
+            exc,
+            observer.input_tokens,
+            observer.output_tokens,
+            cached_input_tokens=observer.cached_input_tokens,
+            cache_write_tokens=observer.cache_write_tokens,
+        )
         raise
     _finish(call, _as_usage(observer))
 
@@ -161,7 +188,13 @@ async def _observe_async(
         _finish(call, _as_usage(observer))
         raise
     except BaseException as exc:
-        call.fail(exc, observer.input_tokens, observer.output_tokens)
+        call.fail(
+            exc,
+            observer.input_tokens,
+            observer.output_tokens,
+            cached_input_tokens=observer.cached_input_tokens,
+            cache_write_tokens=observer.cache_write_tokens,
+        )
         raise
     _finish(call, _as_usage(observer))
 
@@ -174,7 +207,13 @@ def _feed(observer: StreamUsage, event: Any) -> None:
 
 
 def _as_usage(observer: StreamUsage) -> Usage:
-    return Usage(observer.input_tokens, observer.output_tokens, observer.model)
+    return Usage(
+        observer.input_tokens,
+        observer.output_tokens,
+        observer.model,
+        observer.cached_input_tokens,
+        observer.cache_write_tokens,
+    )
 
 
 def _hook_close(stream: Any, is_async: bool) -> None:

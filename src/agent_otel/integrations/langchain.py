@@ -214,9 +214,13 @@ def _model_of(serialized: Any, metadata: Any, kwargs: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _usage(response: Any) -> tuple[int, int, str | None]:
-    """Sum ``usage_metadata`` over the generations; fall back to ``llm_output["token_usage"]``."""
-    input_tokens = output_tokens = 0
+def _usage(response: Any) -> tuple[int, int, str | None, int, int]:
+    """Sum ``usage_metadata`` over the generations; fall back to ``llm_output["token_usage"]``.
+
+    Returns (input, output, model, cache reads, cache writes). LangChain's ``input_tokens`` include
+    the cache counts of ``input_token_details``; those are returned apart only to price them.
+    """
+    input_tokens = output_tokens = cache_read = cache_write = 0
     model: str | None = None
     found = False
     for candidates in getattr(response, "generations", None) or []:
@@ -227,6 +231,8 @@ def _usage(response: Any) -> tuple[int, int, str | None]:
                 found = True
                 input_tokens += as_int(usage_value(usage, "input_tokens"))
                 output_tokens += as_int(usage_value(usage, "output_tokens"))
+                cache_read += as_int(usage_value(usage, "input_token_details", "cache_read"))
+                cache_write += as_int(usage_value(usage, "input_token_details", "cache_creation"))
             meta = getattr(message, "response_metadata", None) or {}
             name = meta.get("model_name") or meta.get("model")
             if isinstance(name, str) and name:
@@ -236,10 +242,11 @@ def _usage(response: Any) -> tuple[int, int, str | None]:
         usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
         input_tokens = as_int(usage.get("prompt_tokens", usage.get("input_tokens")))
         output_tokens = as_int(usage.get("completion_tokens", usage.get("output_tokens")))
+        cache_read = as_int(usage_value(usage, "prompt_tokens_details", "cached_tokens"))
     if model is None:
         name = llm_output.get("model_name") or llm_output.get("model")
         model = name if isinstance(name, str) and name else None
-    return input_tokens, output_tokens, model
+    return input_tokens, output_tokens, model, cache_read, cache_write
 
 
 def _make_handler_class() -> type:
@@ -295,12 +302,18 @@ def _make_handler_class() -> type:
             if call is None:
                 return
             try:
-                input_tokens, output_tokens, model = _usage(response)
+                input_tokens, output_tokens, model, cache_read, cache_write = _usage(response)
             except Exception as exc:
                 _internal_error("reading LangChain token usage", exc)
-                input_tokens = output_tokens = 0
+                input_tokens = output_tokens = cache_read = cache_write = 0
                 model = None
-            call.finish(input_tokens, output_tokens, response_model=model)
+            call.finish(
+                input_tokens,
+                output_tokens,
+                response_model=model,
+                cached_input_tokens=cache_read,
+                cache_write_tokens=cache_write,
+            )
 
         def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
             call = self._calls.pop(run_id, None)

@@ -341,7 +341,13 @@ def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
 
 
 def _finish_llm(call: LLMCall, usage: Any) -> None:
-    call.finish(as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens")))
+    """The Agents SDK's input tokens include cached ones; the cached part is priced at its discount."""
+    call.finish(
+        as_int(usage_value(usage, "input_tokens")),
+        as_int(usage_value(usage, "output_tokens")),
+        cached_input_tokens=as_int(usage_value(usage, "input_tokens_details", "cached_tokens")),
+        cache_write_tokens=as_int(usage_value(usage, "input_tokens_details", "cache_write_tokens")),
+    )
 
 
 def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -144,10 +144,13 @@ def _capability_class() -> type:
                 reset_framework_llm(token)
             usage = getattr(response, "usage", None)
             responder = getattr(response, "model_name", None)
+            # PydanticAI's input_tokens include the cache counts, which are passed on for pricing.
             call.finish(
                 as_int(usage_value(usage, "input_tokens")),
                 as_int(usage_value(usage, "output_tokens")),
                 response_model=responder if isinstance(responder, str) and responder else None,
+                cached_input_tokens=as_int(usage_value(usage, "cache_read_tokens")),
+                cache_write_tokens=as_int(usage_value(usage, "cache_write_tokens")),
             )
             return response
 
