@@ -116,6 +116,23 @@ def test_replays_are_not_traffic_for_metrics_stats_or_drift(rig):
     """Replaying a fix again and again must not look like drift on the dashboards or in the CLI."""
     reader = InMemoryMetricReader()
     rig.start(readers=(reader,))
+
+    def counts() -> tuple[dict, float, int]:
+        # The process's meter provider outlives each test's setup(): compare before and after.
+        points = metric_points(reader)
+        stops = {
+            a["stop_reason"]: p.value
+            for a, p in points.get(c.M_STOP.name, [])
+            if a["agent"] == "support-agent"
+        }
+        calls = sum(
+            p.value for a, p in points.get(c.M_TOOL_INVOCATIONS.name, []) if a["agent"] == "support-agent"
+        )
+        runs = sum(p.count for a, p in points.get(c.M_TOOL_CALLS.name, []) if a["agent"] == "support-agent")
+        return stops, calls, runs
+
+    rig.flush()
+    stops0, calls0, runs0 = counts()
     support_agent.handle(dict(TICKET))
     rig.flush()
     original = rig.last_run_id()
@@ -125,12 +142,10 @@ def test_replays_are_not_traffic_for_metrics_stats_or_drift(rig):
     rig.flush()
     assert len(rig.rows("SELECT run_id FROM agent_runs WHERE replay_of = ?", (original,))) == 3
 
-    points = metric_points(reader)
-    stops = {(a["agent"], a["stop_reason"]): p.value for a, p in points[c.M_STOP.name]}
-    assert stops == {("support-agent", "completed"): 1}
-    calls = sum(p.value for _, p in points[c.M_TOOL_INVOCATIONS.name])
-    assert calls == 3  # the original's three tool calls; the replays' served calls are not counted
-    assert [p.count for _, p in points[c.M_TOOL_CALLS.name]] == [1]
+    stops, calls, runs = counts()
+    assert {k: v - stops0.get(k, 0) for k, v in stops.items() if v != stops0.get(k, 0)} == {"completed": 1}
+    assert calls - calls0 == 3  # the original's three tool calls; the replays' served calls are not counted
+    assert runs - runs0 == 1
 
     stats = json.loads(rig.cli("stats", "--json").stdout)
     assert stats["runs"] == 1 and [m["stop_reason"] for m in stats["stop_reasons"]] == ["completed"]
