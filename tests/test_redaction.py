@@ -124,3 +124,80 @@ def test_store_args_attaches_redacted_truncated_args_and_results(store_args_tele
 def test_ids_with_dashes_are_not_phone_numbers():
     assert Redactor().redact_text("order O-65143798, ticket T-897186") == "order O-65143798, ticket T-897186"
     assert Redactor().redact_text("call 030 1234567") == "call [PHONE]"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "token",
+        "access_token",
+        "api_token",
+        "refreshToken",
+        "x-api-key",
+        "X-API-KEY",
+        "apiKey",
+        "APIKey",
+        "client_secret",
+        "password",
+        "db_password",
+        "DB_PASSWORD",
+        "authorization",
+        "Proxy-Authorization",
+        "cookie",
+        "set-cookie",
+        "session",
+        "session_token",
+        "session_id",  # a session identifier is a credential: whoever holds it is logged in
+        "sessionId",
+        "accesstoken",  # compounds written without separators end with a configured name
+        "jsessionid",
+        "aws_secret_access_key",
+        "credentials",
+    ],
+)
+def test_secret_keys_are_matched_by_name_segment(key):
+    assert Redactor().is_secret_key(key)
+    assert Redactor().redact({key: "s3cr3t-value"}) == {key: "[REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "max_tokens",
+        "input_tokens",
+        "output_tokens",
+        "tokens_used",
+        "token_count",
+        "maxTokens",
+        "tokens",
+        "session_count",
+        "password_min_length",
+        "keyboard",
+        "city",
+    ],
+)
+def test_counts_and_plurals_are_not_secret_keys(key):
+    # `tokens` is not the segment `token`; a count/limit/max/... segment names an amount, not a secret
+    assert not Redactor().is_secret_key(key)
+    assert Redactor().redact({key: 4096}) == {key: 4096}
+
+
+def test_llm_usage_survives_next_to_masked_credentials():
+    red = Redactor().redact(
+        {"usage": {"input_tokens": 812, "output_tokens": 96, "max_tokens": 1024}, "access_token": "abc"}
+    )
+    assert red == {
+        "usage": {"input_tokens": 812, "output_tokens": 96, "max_tokens": 1024},
+        "access_token": "[REDACTED]",
+    }
+
+
+def test_user_entries_match_a_segment_run_or_the_whole_key():
+    r = Redactor(secret_keys=["ssn_like", "token_count", "pin"])
+    assert r.is_secret_key("ssn_like_field") and r.is_secret_key("ssnLike")  # a run of segments
+    assert r.is_secret_key("token_count") and r.is_secret_key("tokenCount")  # the whole key wins
+    assert r.is_secret_key("card_pin") and r.is_secret_key("PIN")
+    # short names only match whole segments: `spin` is not a `pin`; and only configured names count
+    assert not r.is_secret_key("spin") and not r.is_secret_key("pin_count")
+    assert not r.is_secret_key("password") and not r.is_secret_key("access_token")
+    assert not Redactor(secret_keys=[]).is_secret_key("password")

@@ -5,6 +5,26 @@ pass through here first. Two layers: keys whose *name* looks secret have their w
 string values are scanned for e-mail addresses, phone numbers, card numbers (Luhn-checked, so order ids
 survive), bearer tokens and well-known API key shapes. The collector's redaction processor is a second,
 independent layer; this one exists so that nothing sensitive is exported in the first place.
+
+Which keys are secret (``Redactor.is_secret_key``), exactly:
+
+1. The key is cut into lower-case *segments* at every character that is not a letter or digit and at
+   camelCase boundaries (``x-api-key`` -> ``x api key``, ``refreshToken`` -> ``refresh token``,
+   ``APIKey`` -> ``api key``). Each configured name (``redaction.keys``, or ``DEFAULT_SECRET_KEYS``) is
+   cut the same way and its segments joined, so ``api_key``, ``apiKey`` and ``api-key`` are one name,
+   ``apikey``.
+2. If all the key's segments joined equal a configured name, the key is secret. This always wins.
+3. Otherwise, if any segment is one of ``QUANTITY_SEGMENTS`` (``count``, ``limit``, ``max``, ``min``,
+   ``used``, ``total``, ``num``, ``length``, ``len``, ``size``), the key names an amount and is not
+   secret: ``token_count``, ``max_tokens``, ``session_limit``.
+4. Otherwise the key is secret if some run of consecutive segments, joined, equals a configured name
+   (``db_password``, ``session_id``, ``x-api-key``, ``client_secret``, ``set-cookie``), or if a single
+   segment *ends with* a configured name of at least ``MIN_TAIL_CHARS`` (5) characters, which catches
+   compounds written without separators (``accesstoken``, ``dbpassword``, ``jsessionid``).
+
+Segments are compared whole, so a plural is another word: ``tokens`` (LLM usage fields such as
+``input_tokens`` and ``tokens_used``) does not match ``token``; the defaults list the plurals that do
+name secrets (``passwords``, ``secrets``, ``credentials``, ``cookies``).
 """
 
 from __future__ import annotations
@@ -19,19 +39,46 @@ MASK = "[REDACTED]"
 
 DEFAULT_SECRET_KEYS: tuple[str, ...] = (
     "password",
+    "passwords",
     "passwd",
     "secret",
+    "secrets",
     "token",
     "authorization",
     "api_key",
-    "apikey",
     "access_key",
     "private_key",
     "credential",
+    "credentials",
     "cookie",
+    "cookies",
     "session",
+    "sessionid",
+    "sessid",
     "ssn",
 )
+
+# A key with one of these segments names an amount (``token_count``, ``max_tokens``, ``session_limit``),
+# not the secret itself; without this, every LLM usage field would be masked and the data made useless.
+QUANTITY_SEGMENTS: frozenset[str] = frozenset(
+    {"count", "limit", "max", "min", "used", "total", "num", "length", "len", "size"}
+)
+
+# Shortest configured name that also matches as the end of a segment (see ``Redactor.is_secret_key``).
+MIN_TAIL_CHARS = 5
+
+_SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def key_segments(name: str) -> list[str]:
+    """Lower-case name segments of ``name``: split on anything not a letter or digit and on camelCase.
+
+    ``x-api-key`` -> ``[x, api, key]``; ``refreshToken`` -> ``[refresh, token]``; ``APIKey`` ->
+    ``[api, key]``; ``db.password`` -> ``[db, password]``. Segments, not substrings, so that ``tokens``
+    (a count, in LLM usage fields) is not ``token`` (a credential).
+    """
+    return [m.group(0).lower() for m in _SEGMENT.finditer(name)]
+
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*")
@@ -75,14 +122,32 @@ class Redactor:
         max_chars: int = 4096,
         patterns: Iterable[str] = (),
     ) -> None:
-        keys = [k.lower() for k in secret_keys]
-        self._key_re = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
+        # Each configured name in its compact form (segments joined, separators gone): `api_key`,
+        # `apiKey` and `api-key` in the config all mean the same thing.
+        self._names = frozenset(c for c in ("".join(key_segments(k)) for k in secret_keys) if c)
+        # Only names this long may end a segment: `accesstoken` is a token, but `spin` is not a `pin`.
+        self._tails = tuple(n for n in self._names if len(n) >= MIN_TAIL_CHARS)
         self._extra = [re.compile(p) for p in patterns]
         self.max_chars = max_chars
 
     def is_secret_key(self, key: str) -> bool:
-        normalised = key.lower().replace("-", "_")
-        return bool(self._key_re and self._key_re.search(normalised))
+        """Whether a value stored under ``key`` is masked whole; the rule is in the module docstring."""
+        segments = key_segments(key)
+        if not segments or not self._names:
+            return False
+        if "".join(segments) in self._names:
+            return True  # the whole key is a configured name, even `token_count` if a user lists it
+        if QUANTITY_SEGMENTS.intersection(segments):
+            return False
+        for i, first in enumerate(segments):
+            if first in self._names or first.endswith(self._tails):
+                return True  # the tail: `accesstoken`, `dbpassword`, compounds written without separators
+            run = first
+            for nxt in segments[i + 1 :]:
+                run += nxt
+                if run in self._names:
+                    return True
+        return False
 
     def redact_text(self, text: str) -> str:
         text = _API_KEY.sub("[API_KEY]", text)
