@@ -201,3 +201,45 @@ def test_user_entries_match_a_segment_run_or_the_whole_key():
     assert not r.is_secret_key("spin") and not r.is_secret_key("pin_count")
     assert not r.is_secret_key("password") and not r.is_secret_key("access_token")
     assert not Redactor(secret_keys=[]).is_secret_key("password")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("login with password=hunter2 now", "login with password=[REDACTED] now"),
+        ('cfg {"api_key": "abc123def456", "region": "eu"}', 'cfg {"api_key": "[REDACTED]", "region": "eu"}'),
+        ("x-api-key: 0123456789abcdef0123", "x-api-key: [REDACTED]"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [REDACTED]"),
+        ("Authorization: Basic abc", "Authorization: Basic [REDACTED]"),  # too short for the bearer pattern
+        ("secret: foo", "secret: [REDACTED]"),
+        ("export API_KEY='sk-live-123'", "export API_KEY='[REDACTED]'"),
+        ('{\\"client_secret\\": \\"abc\\"}', '{\\"client_secret\\": \\"[REDACTED]\\"}'),  # JSON encoded twice
+        ("GET /orders?access_token=abc&page=2", "GET /orders?access_token=[REDACTED]&page=2"),
+        ("db.password = s3cr3t; host=db", "db.password = [REDACTED]; host=db"),
+        ('password: "a \\" b" rest', 'password: "[REDACTED]" rest'),
+        ("session_id: 42, order: 7", "session_id: [REDACTED], order: 7"),
+        # a pair whose key is not secret does not hide the pair in its value
+        ("note: password=hunter2 ok", "note: password=[REDACTED] ok"),
+    ],
+)
+def test_secret_key_value_pairs_in_free_text_are_masked(text, expected):
+    assert Redactor().redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens: 1024, token_count=5, tokens_used: 9",
+        '{"input_tokens": 812, "order_id": "ord_1a2b3c4d"}',
+        "if password == expected",
+        "url: https://example.com/token",
+        "status: ok",
+    ],
+)
+def test_key_value_pairs_that_are_not_secret_are_kept(text):
+    assert Redactor().redact_text(text) == text
+
+
+def test_free_text_pairs_follow_the_configured_key_names():
+    r = Redactor(secret_keys=["pin"])
+    assert r.redact_text("pin: 1234, password=hunter2") == "pin: [REDACTED], password=hunter2"

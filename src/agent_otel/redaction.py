@@ -2,9 +2,12 @@
 
 Raw values are only ever attached when a user sets ``logging.events.store_args: true``; even then they
 pass through here first. Two layers: keys whose *name* looks secret have their whole value replaced, and
-string values are scanned for e-mail addresses, phone numbers, card numbers (Luhn-checked, so order ids
-survive), bearer tokens and well-known API key shapes. The collector's redaction processor is a second,
-independent layer; this one exists so that nothing sensitive is exported in the first place.
+string values are scanned for ``<secret key> = value`` / ``<secret key>: value`` pairs (the same rule
+decides which keys are secret, so ``password=hunter2``, ``"api_key": "..."`` and ``x-api-key: ...``
+inside a string are masked but ``max_tokens: 1024`` is not), e-mail addresses, phone numbers, card
+numbers (Luhn-checked, so order ids survive), bearer tokens and well-known API key shapes. The
+collector's redaction processor is a second, independent layer; this one exists so that nothing
+sensitive is exported in the first place.
 
 Which keys are secret (``Redactor.is_secret_key``), exactly:
 
@@ -80,6 +83,17 @@ def key_segments(name: str) -> list[str]:
     return [m.group(0).lower() for m in _SEGMENT.finditer(name)]
 
 
+# `<key> = value` / `<key>: value` inside free text (log lines, headers, env files, JSON or YAML held in a
+# string). The key may be quoted, also with backslash-escaped quotes (JSON encoded twice); the value is a
+# quoted string, or an optional auth scheme (`Basic`, `Bearer`, ...) and everything up to the next
+# whitespace, `,`, `;`, `&`, quote or closing bracket. Whether the key is secret is decided by
+# ``Redactor.is_secret_key``, so the configured names govern free text exactly as they govern mapping
+# keys. `(?![=:/])` leaves `==`, `::`, `:=` and `scheme://` alone.
+_KEY_VALUE = re.compile(
+    r"""(?<![\w.\-])(?P<q>\\?["']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=q)[ \t]*(?P<sep>[=:])(?![=:/])[ \t]*"""
+    r"""(?:(?P<eq>\\")(?P<ev>(?:(?!\\").)*)\\"|(?P<dq>")(?P<dv>(?:[^"\\\n]|\\.)*)"|(?P<sq>')(?P<sv>[^'\n]*)'"""
+    r"""|(?P<scheme>(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?(?P<bare>[^\s,;&"'<>)\]}]+))"""
+)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*")
 _API_KEY = re.compile(
@@ -150,6 +164,7 @@ class Redactor:
         return False
 
     def redact_text(self, text: str) -> str:
+        text = self._mask_key_values(text)
         text = _API_KEY.sub("[API_KEY]", text)
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
         text = _EMAIL.sub("[EMAIL]", text)
@@ -158,6 +173,29 @@ class Redactor:
         for pattern in self._extra:
             text = pattern.sub(MASK, text)
         return text
+
+    def _mask_key_values(self, text: str) -> str:
+        """Mask the value of every `secret-key=value` / `secret-key: value` pair in ``text``.
+
+        A loop rather than ``re.sub`` because a pair whose key is *not* secret must not swallow its value:
+        in ``note: password=hunter2`` the value of ``note`` holds the pair that matters, so the search
+        resumes right after the separator.
+        """
+        out: list[str] = []
+        pos = 0
+        while (m := _KEY_VALUE.search(text, pos)) is not None:
+            if not self.is_secret_key(m.group("key")):
+                out.append(text[pos : m.end("sep")])
+                pos = m.end("sep")
+                continue
+            quoted = (("eq", "ev"), ("dq", "dv"), ("sq", "sv"))
+            inner = next((v for q, v in quoted if m.group(q) is not None), "bare")
+            out.append(text[pos : m.start(inner)])
+            out.append(MASK)
+            out.append(text[m.end(inner) : m.end()])
+            pos = m.end()
+        out.append(text[pos:])
+        return "".join(out)
 
     def redact(self, value: Any) -> Any:
         """Return a JSON-native copy of ``value`` with secrets masked (the input is not modified)."""
