@@ -243,3 +243,52 @@ def test_key_value_pairs_that_are_not_secret_are_kept(text):
 def test_free_text_pairs_follow_the_configured_key_names():
     r = Redactor(secret_keys=["pin"])
     assert r.redact_text("pin: 1234, password=hunter2") == "pin: [REDACTED], password=hunter2"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-24",
+        "2026-11-24T10:15:00Z",
+        "2026-11-24T10:15:00+01:00",
+        "2026-11-24 10:15:00",
+        "10:15:00",
+        "10:15:00.123456",
+        "24.11.2026",
+        "01/02/2026",
+        "ord_1a2b3c4d",
+        "1.2.3",
+        "v10.20.300",
+        "12345678",
+        "1732443300",  # an epoch timestamp
+        "order 1234567 shipped",
+        "192.168.100.200",
+        "range 1000-2000",
+        "ids 12345 67890 11111",
+        "build 20261124.1015",
+        "/orders/12345/items/678",
+    ],
+)
+def test_dates_times_versions_ids_and_numbers_are_not_phones(text):
+    assert Redactor().redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+1 415 555 0100",
+        "+1 (415) 555-0134",
+        "+14155550100",
+        "(415) 555-0100",
+        "415-555-0100",
+        "415.555.0100",
+        "1-800-555-0100",
+        "+44 20 7946 0958",
+        "020 7946 0958",
+        "+49 30 12345678",
+        "030 1234567",
+        "+33 1 23 45 67 89",
+    ],
+)
+def test_phone_numbers_are_masked(phone):
+    assert Redactor().redact_text(f"call {phone}, thanks") == "call [PHONE], thanks"

@@ -102,7 +102,21 @@ _API_KEY = re.compile(
     r"[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,})"
 )
 _CARD = re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
-_PHONE = re.compile(r"(?<![\w/\-])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,4}\)?){2,5}(?![\w/])")
+# A phone number needs a shape that dates, times, versions, ids and plain numbers do not have: a leading
+# `+` (international), an area code in parentheses, the North American 3-3-4 grouping with one separator,
+# or a national trunk `0` followed by a separator. Groups after the first have 3+ digits, so the 2-digit
+# groups of `2026-11-24` and `24.11.2026` never qualify; `:` is never a separator, so times survive; a
+# run of digits with no separator (`1732443300`, an epoch) is a number, not a phone. Not preceded by a
+# word character, `.`, `:`, `/`, `+` or `-`, and not followed by a word character, `/` or `[.:-]digit`,
+# so the middle of an id, a path, a version or a timestamp is never taken for one.
+_PHONE = re.compile(
+    r"(?<![\w.:/+\-])(?:"
+    r"\+\d{1,3}(?:[ .\-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}"  # +1 415 555 0100, +44 20 7946 0958
+    r"|\(\d{2,5}\)[ .\-]?\d{3,4}[ .\-]?\d{3,5}"  # (415) 555-0100, (030) 1234567
+    r"|(?:1[ .\-])?\d{3}(?P<sep>[ .\-])\d{3}(?P=sep)\d{4}"  # 415-555-0100, 1-800-555-0100
+    r"|0\d{1,4}[ /\-]\d{3,8}(?:[ \-]\d{3,4})?"  # 030 1234567, 020 7946 0958
+    r")(?![\w/]|[.:\-]\d)"
+)
 
 
 def _luhn_ok(digits: str) -> bool:
