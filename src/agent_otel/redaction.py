@@ -94,7 +94,7 @@ _KEY_VALUE = re.compile(
     r"""(?:(?P<eq>\\")(?P<ev>(?:(?!\\").)*)\\"|(?P<dq>")(?P<dv>(?:[^"\\\n]|\\.)*)"|(?P<sq>')(?P<sv>[^'\n]*)'"""
     r"""|(?P<scheme>(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?(?P<bare>[^\s,;&"'<>)\]}]+))"""
 )
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*")
 _API_KEY = re.compile(
     r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
