@@ -218,6 +218,8 @@ def test_user_entries_match_a_segment_run_or_the_whole_key():
         ("db.password = s3cr3t; host=db", "db.password = [REDACTED]; host=db"),
         ('password: "a \\" b" rest', 'password: "[REDACTED]" rest'),
         ("session_id: 42, order: 7", "session_id: [REDACTED], order: 7"),
+        ('{"password": "hunter2', '{"password": [REDACTED]'),  # a quote that is never closed
+        ('{\\"password\\": \\"hunter2', '{\\"password\\": [REDACTED]'),
         # a pair whose key is not secret does not hide the pair in its value
         ("note: password=hunter2 ok", "note: password=[REDACTED] ok"),
     ],

@@ -86,13 +86,16 @@ def key_segments(name: str) -> list[str]:
 # `<key> = value` / `<key>: value` inside free text (log lines, headers, env files, JSON or YAML held in a
 # string). The key may be quoted, also with backslash-escaped quotes (JSON encoded twice); the value is a
 # quoted string, or an optional auth scheme (`Basic`, `Bearer`, ...) and everything up to the next
-# whitespace, `,`, `;`, `&`, quote or closing bracket. Whether the key is secret is decided by
-# ``Redactor.is_secret_key``, so the configured names govern free text exactly as they govern mapping
-# keys. `(?![=:/])` leaves `==`, `::`, `:=` and `scheme://` alone.
+# whitespace, `,`, `;`, `&`, quote or closing bracket (a quote that is never closed is taken with it).
+# Whether the key is secret is decided by ``Redactor.is_secret_key``, so the configured names govern free
+# text exactly as they govern mapping keys. `(?![=:/])` leaves `==`, `::`, `:=` and `scheme://` alone.
 _KEY_VALUE = re.compile(
     r"""(?<![\w.\-])(?P<q>\\?["']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=q)[ \t]*(?P<sep>[=:])(?![=:/])[ \t]*"""
-    r"""(?:(?P<eq>\\")(?P<ev>(?:(?!\\").)*)\\"|(?P<dq>")(?P<dv>(?:[^"\\\n]|\\.)*)"|(?P<sq>')(?P<sv>[^'\n]*)'"""
-    r"""|(?P<scheme>(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?(?P<bare>[^\s,;&"'<>)\]}]+))"""
+    r'(?:(?P<eq>\\")(?P<ev>(?:(?!\\").)*)\\"'  # \"...\"
+    r'|(?P<dq>")(?P<dv>(?:[^"\\\n]|\\.)*)"'  # "..."
+    r"|(?P<sq>')(?P<sv>[^'\n]*)'"  # '...'
+    r"|(?P<scheme>(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?"  # Basic dXNl...
+    r"""(?P<bare>(?:\\?["'])?[^\s,;&"'<>)\]}]+))"""
 )
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*")
