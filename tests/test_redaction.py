@@ -124,3 +124,184 @@ def test_store_args_attaches_redacted_truncated_args_and_results(store_args_tele
 def test_ids_with_dashes_are_not_phone_numbers():
     assert Redactor().redact_text("order O-65143798, ticket T-897186") == "order O-65143798, ticket T-897186"
     assert Redactor().redact_text("call 030 1234567") == "call [PHONE]"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "token",
+        "access_token",
+        "api_token",
+        "refreshToken",
+        "x-api-key",
+        "X-API-KEY",
+        "apiKey",
+        "APIKey",
+        "client_secret",
+        "password",
+        "db_password",
+        "DB_PASSWORD",
+        "authorization",
+        "Proxy-Authorization",
+        "cookie",
+        "set-cookie",
+        "session",
+        "session_token",
+        "session_id",  # a session identifier is a credential: whoever holds it is logged in
+        "sessionId",
+        "accesstoken",  # compounds written without separators end with a configured name
+        "jsessionid",
+        "aws_secret_access_key",
+        "credentials",
+    ],
+)
+def test_secret_keys_are_matched_by_name_segment(key):
+    assert Redactor().is_secret_key(key)
+    assert Redactor().redact({key: "s3cr3t-value"}) == {key: "[REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "max_tokens",
+        "input_tokens",
+        "output_tokens",
+        "tokens_used",
+        "token_count",
+        "maxTokens",
+        "tokens",
+        "session_count",
+        "password_min_length",
+        "keyboard",
+        "city",
+    ],
+)
+def test_counts_and_plurals_are_not_secret_keys(key):
+    # `tokens` is not the segment `token`; a count/limit/max/... segment names an amount, not a secret
+    assert not Redactor().is_secret_key(key)
+    assert Redactor().redact({key: 4096}) == {key: 4096}
+
+
+def test_llm_usage_survives_next_to_masked_credentials():
+    red = Redactor().redact(
+        {"usage": {"input_tokens": 812, "output_tokens": 96, "max_tokens": 1024}, "access_token": "abc"}
+    )
+    assert red == {
+        "usage": {"input_tokens": 812, "output_tokens": 96, "max_tokens": 1024},
+        "access_token": "[REDACTED]",
+    }
+
+
+def test_user_entries_match_a_segment_run_or_the_whole_key():
+    r = Redactor(secret_keys=["ssn_like", "token_count", "pin"])
+    assert r.is_secret_key("ssn_like_field") and r.is_secret_key("ssnLike")  # a run of segments
+    assert r.is_secret_key("token_count") and r.is_secret_key("tokenCount")  # the whole key wins
+    assert r.is_secret_key("card_pin") and r.is_secret_key("PIN")
+    # short names only match whole segments: `spin` is not a `pin`; and only configured names count
+    assert not r.is_secret_key("spin") and not r.is_secret_key("pin_count")
+    assert not r.is_secret_key("password") and not r.is_secret_key("access_token")
+    assert not Redactor(secret_keys=[]).is_secret_key("password")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("login with password=hunter2 now", "login with password=[REDACTED] now"),
+        ('cfg {"api_key": "abc123def456", "region": "eu"}', 'cfg {"api_key": "[REDACTED]", "region": "eu"}'),
+        ("x-api-key: 0123456789abcdef0123", "x-api-key: [REDACTED]"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [REDACTED]"),
+        ("Authorization: Basic abc", "Authorization: Basic [REDACTED]"),  # too short for the bearer pattern
+        ("secret: foo", "secret: [REDACTED]"),
+        ("export API_KEY='sk-live-123'", "export API_KEY='[REDACTED]'"),
+        ('{\\"client_secret\\": \\"abc\\"}', '{\\"client_secret\\": \\"[REDACTED]\\"}'),  # JSON encoded twice
+        ("GET /orders?access_token=abc&page=2", "GET /orders?access_token=[REDACTED]&page=2"),
+        ("db.password = s3cr3t; host=db", "db.password = [REDACTED]; host=db"),
+        ('password: "a \\" b" rest', 'password: "[REDACTED]" rest'),
+        ("session_id: 42, order: 7", "session_id: [REDACTED], order: 7"),
+        ('{"password": "hunter2', '{"password": [REDACTED]'),  # a quote that is never closed
+        ('{\\"password\\": \\"hunter2', '{\\"password\\": [REDACTED]'),
+        # a pair whose key is not secret does not hide the pair in its value
+        ("note: password=hunter2 ok", "note: password=[REDACTED] ok"),
+    ],
+)
+def test_secret_key_value_pairs_in_free_text_are_masked(text, expected):
+    assert Redactor().redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens: 1024, token_count=5, tokens_used: 9",
+        '{"input_tokens": 812, "order_id": "ord_1a2b3c4d"}',
+        "if password == expected",
+        "url: https://example.com/token",
+        "status: ok",
+    ],
+)
+def test_key_value_pairs_that_are_not_secret_are_kept(text):
+    assert Redactor().redact_text(text) == text
+
+
+def test_free_text_pairs_follow_the_configured_key_names():
+    r = Redactor(secret_keys=["pin"])
+    assert r.redact_text("pin: 1234, password=hunter2") == "pin: [REDACTED], password=hunter2"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-24",
+        "2026-11-24T10:15:00Z",
+        "2026-11-24T10:15:00+01:00",
+        "2026-11-24 10:15:00",
+        "10:15:00",
+        "10:15:00.123456",
+        "24.11.2026",
+        "01/02/2026",
+        "ord_1a2b3c4d",
+        "1.2.3",
+        "v10.20.300",
+        "12345678",
+        "1732443300",  # an epoch timestamp
+        "order 1234567 shipped",
+        "192.168.100.200",
+        "range 1000-2000",
+        "ids 12345 67890 11111",
+        "build 20261124.1015",
+        "/orders/12345/items/678",
+    ],
+)
+def test_dates_times_versions_ids_and_numbers_are_not_phones(text):
+    assert Redactor().redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+1 415 555 0100",
+        "+1 (415) 555-0134",
+        "+14155550100",
+        "(415) 555-0100",
+        "415-555-0100",
+        "415.555.0100",
+        "1-800-555-0100",
+        "+44 20 7946 0958",
+        "020 7946 0958",
+        "+49 30 12345678",
+        "030 1234567",
+        "+33 1 23 45 67 89",
+    ],
+)
+def test_phone_numbers_are_masked(phone):
+    assert Redactor().redact_text(f"call {phone}, thanks") == "call [PHONE], thanks"
+
+
+def test_a_long_unbroken_string_is_redacted_in_linear_time():
+    # The e-mail pattern used to restart inside every run of word characters: 200k of them took ~20 s.
+    import time
+
+    blob = "x" * 200_000
+    start = time.perf_counter()
+    assert Redactor().redact_text(blob) == blob
+    assert Redactor().redact_text(f"{blob}@example.com") == "[EMAIL]"
+    assert time.perf_counter() - start < 2.0

@@ -194,7 +194,7 @@ SCHEMA: dict[str, Any] = {
         "keys": Field(
             list,
             None,
-            "Key names (substring, case-insensitive) whose values are masked; unset means the built-in list.",
+            "Key names whose values are masked (matched by name segment); unset means the built-in list.",
             nullable=True,
         ),
         "patterns": Field(list, [], "Extra regular expressions to mask in string values."),
