@@ -219,6 +219,16 @@ def test_export_writes_every_event_as_a_json_line(cli, seeded):
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
 
 
+def test_export_over_an_existing_file_leaves_it_owner_only(cli, seeded):
+    out = cli.home / "shared.jsonl"
+    out.write_text("old contents\n")
+    os.chmod(out, 0o644)
+    proc = cli("export", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert "old contents" not in out.read_text()
+
+
 def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
     config = _write_config(cli, "retention: {logs_days: 9}\n")
     listener = socket.socket()
