@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import stat
 import statistics
 
@@ -277,6 +278,30 @@ def test_doctor_on_a_corrupt_store_says_so_and_exits_1(cli):
     store = json.loads(proc.stdout)["store"]
     assert store["ok"] is False and "not a database" in store["error"]
     assert "cannot open the run store" in one_line_error(cli("runs"))
+
+
+def test_a_store_of_a_newer_schema_fails_doctor_and_gc_leaves_it_alone(cli):
+    old = seed.run_records(seed.now_ms() - 40 * DAY)
+    seed.write(cli.db, old)
+    conn = sqlite3.connect(cli.db)
+    conn.execute("UPDATE agent_otel_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    proc = cli("doctor", "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    store = json.loads(proc.stdout)["store"]
+    assert store["ok"] is False and store["schema_version"] == 99
+    assert store["error"] == (
+        f"its schema version 99 is newer than this agent-otel supports ({LATEST_VERSION}); upgrade agent-otel"
+    )
+    text = cli("doctor")
+    assert text.returncode == 1 and "upgrade agent-otel" in text.stdout
+
+    error = one_line_error(cli("gc"))
+    assert "newer than this agent-otel supports" in error and "upgrade agent-otel" in error
+    assert one_line_error(cli("gc", "--dry-run"))
+    assert len(json.loads(cli("runs", "--json").stdout)) == 1  # nothing deleted; still readable
 
 
 def test_gc_deletes_what_is_older_than_the_retention(cli):

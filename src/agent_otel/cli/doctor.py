@@ -66,13 +66,23 @@ def check_store(ctx: Context) -> dict[str, Any]:
         out["schema_version"] = store.schema_version()
         out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
+        newer = out["schema_version"] > out["latest_schema_version"]
+        if newer:
+            # The SDK refuses to write such a store (its runs are then lost), gc refuses to delete from
+            # it: that is a failure to report, even though this process can still read some of it.
+            out["ok"] = False
+            out["error"] = (
+                f"its schema version {out['schema_version']} is newer than this agent-otel supports "
+                f"({out['latest_schema_version']}); upgrade agent-otel"
+            )
         out.update(store.counts())
         last = store.meta("last_gc_ms")
         out["last_gc_ms"] = int(last) if last else None
-        out["ok"] = True
+        if not newer:
+            out["ok"] = True
     except Exception as exc:
         out["ok"] = False
-        out["error"] = str(exc).splitlines()[0]
+        out.setdefault("error", str(exc).splitlines()[0])
     finally:
         store.close()
     return out
@@ -160,9 +170,11 @@ def render(
     console.print(f"  {store['kind']} {escape(store['location'])}   [dim](from {store['source']})[/]")
     if store.get("exists") is False:
         console.print(f"  not created yet: {store['note']}")
-    elif store.get("ok") is False:
+    elif store.get("ok") is False and "runs" not in store:
         console.print(f"  [red]not usable[/]: {escape(store['error'])}")
     else:
+        if store.get("ok") is False:  # readable, but not by this agent-otel's writers (a newer schema)
+            console.print(f"  [red]cannot be written[/]: {escape(store['error'])}")
         modes = f"   file {store['file_mode']}, dir {store['dir_mode']}" if "file_mode" in store else ""
         console.print(f"  size {_size(store.get('size_bytes'))}{modes}")
         console.print(
