@@ -269,6 +269,32 @@ def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
     assert f"file:{config}" in text.stdout
 
 
+def test_doctor_flags_a_store_other_users_can_read_without_failing(cli, tmp_path):
+    shared = tmp_path / "project"
+    shared.mkdir()
+    os.chmod(shared, 0o755)  # a directory the user chose: agent-otel leaves its mode alone
+    db = str(shared / "runs.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    os.chmod(db, 0o644)
+    proc = cli("doctor", "--json", "--store", db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    store = json.loads(proc.stdout)["store"]
+    assert store["ok"] is True
+    assert (store["file_mode"], store["dir_mode"]) == ("0o600", "0o755")  # the file was ours: tightened
+    assert store["warnings"] == [
+        f"the store directory {shared} is open to other users (mode 0o755); chmod 700 {shared}"
+    ]
+    text = cli("doctor", "--store", db)
+    assert text.returncode == 0 and f"warning: the store directory {shared} is open" in text.stdout
+
+    if os.geteuid() == 0:  # a store file of another user is not ours to change: flagged instead
+        os.chown(db, 65534, 65534)
+        os.chmod(db, 0o644)
+        store = json.loads(cli("doctor", "--json", "--store", db).stdout)["store"]
+        assert store["ok"] is True and store["file_mode"] == "0o644"
+        assert f"the store file {db} is open to other users (mode 0o644); chmod 600 {db}" in store["warnings"]
+
+
 def test_doctor_on_a_corrupt_store_says_so_and_exits_1(cli):
     cli.home.mkdir(parents=True)
     with open(cli.db, "wb") as fh:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import random
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_otel.store.location import Target
+from agent_otel.store.location import Target, home
 from agent_otel.store.schema import (
     EVENT_COLUMNS,
     JSON_EVENT_COLUMNS,
@@ -30,6 +32,8 @@ from agent_otel.store.schema import (
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
+
+logger = logging.getLogger("agent_otel")
 
 
 class StoreError(Exception):
@@ -486,6 +490,7 @@ class SQLiteStore(Store):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+        owner_only(path)
         try:
             conn = sqlite3.connect(
                 path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -631,6 +636,43 @@ class PostgresStore(Store):
     def has_table(self, name: str) -> bool:
         rows = self.query("SELECT to_regclass(?) IS NOT NULL AS ok", (name,))
         return bool(rows[0]["ok"])
+
+
+def owner_only(path: str) -> list[str]:
+    """Take group and other permissions off a SQLite store that this user owns; returns what changed.
+
+    The store holds arguments, results and tool snapshots, and only a store agent-otel creates itself gets
+    0600/0700 from the start: one created by an older agent-otel, copied in, or in a home directory made
+    by hand may be readable by every user. The file and its ``-wal``/``-shm`` are tightened, and the
+    directory too when it is the agent-otel home (never another directory the user chose to put the
+    store in, nor the user's own home, ``/`` or a sticky directory such as ``/tmp``). Files of another
+    user and failures are left alone: ``doctor`` reports what is still open.
+    """
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:  # no POSIX modes to tighten
+        return []
+    uid = geteuid()
+    candidates = [path, path + "-wal", path + "-shm"]
+    parent = os.path.dirname(path)
+    if parent == home() and parent not in (os.path.expanduser("~"), os.path.sep):
+        candidates.append(parent)
+    changed: list[str] = []
+    for item in candidates:
+        try:
+            st = os.stat(item)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid != uid or not mode & 0o077 or mode & stat.S_ISVTX:
+            continue
+        try:
+            os.chmod(item, mode & 0o700)
+        except OSError:
+            continue
+        changed.append(f"{item} {oct(mode)} -> {oct(mode & 0o700)}")
+    if changed:
+        logger.info("agent-otel: made the run store owner-only (%s)", ", ".join(changed))
+    return changed
 
 
 def open_store(
