@@ -66,6 +66,7 @@ def check_store(ctx: Context) -> dict[str, Any]:
         out["schema_version"] = store.schema_version()
         out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
+        out["read_only"] = store.read_only
         newer = out["schema_version"] > out["latest_schema_version"]
         if newer:
             # The SDK refuses to write such a store (its runs are then lost), gc refuses to delete from
@@ -202,6 +203,8 @@ def render(
         if "file_mode" in store:
             modes = f"   file {store['file_mode']}, dir {store.get('dir_mode', '?')}"
         console.print(f"  size {_size(store.get('size_bytes'))}{modes}")
+        if store.get("read_only"):
+            console.print("  opened read-only: this process cannot write it (gc and new runs need that)")
         for warning in store.get("warnings") or ():
             console.print(f"  [yellow]warning[/]: {escape(warning)}")
         console.print(

@@ -16,6 +16,7 @@ import random
 import sqlite3
 import stat
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,7 @@ class Store:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.conn: Any = None
+        self.read_only = False  # opened read-only (a SQLite file this process may not write)
 
     # --- dialect hooks -------------------------------------------------------------------------------
 
@@ -177,6 +179,11 @@ class Store:
         """Apply missing migrations; returns the version. A newer store is refused for writing."""
         latest = self.latest_version
         version = self.schema_version()
+        if version < latest and self.read_only:
+            raise StoreError(
+                f"its schema version {version} is older than this agent-otel's ({latest}) and it can only "
+                "be opened read-only here, so it cannot be migrated; open it once where it is writable"
+            )
         if version < latest:
             with self.transaction():
                 self._lock_for_migration()
@@ -464,6 +471,15 @@ class Store:
         return out
 
 
+def _cannot_write(exc: BaseException) -> bool:
+    """True for the errors SQLite gives when the file or its directory is not writable by this process."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        marker in text
+        for marker in ("readonly database", "read-only", "unable to open database file", "permission denied")
+    )
+
+
 class _Rollback(Exception):
     """Raised inside a transaction to roll it back (a dry run)."""
 
@@ -476,7 +492,10 @@ class SQLiteStore(Store):
         super().__init__(target)
         self.busy_timeout_s = busy_timeout_s
 
-    def open(self, create: bool) -> None:
+    def open(self, create: bool, read_only_ok: bool = False) -> None:
+        """Connect (creating the file if ``create``) in WAL mode. With ``read_only_ok`` (the reading
+        commands), a store this process cannot write (a read-only mount, a copy without write permission)
+        is opened read-only instead of refused; see :meth:`_open_read_only`."""
         path = self.target.location
         if not os.path.exists(path):
             if not create:
@@ -492,19 +511,54 @@ class SQLiteStore(Store):
                 raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
         owner_only(path)
         try:
-            conn = sqlite3.connect(
-                path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise classify(exc) from None
-        self.conn = conn
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            self._use_wal()
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self._open_read_write()
         except sqlite3.Error as exc:
             self.close()
-            raise classify(exc) from None
+            if not (read_only_ok and _cannot_write(exc)):
+                raise classify(exc) from None
+            self._open_read_only(exc)
+
+    def _connect(self, uri: str | None = None) -> sqlite3.Connection:
+        return sqlite3.connect(
+            uri or self.target.location,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri is not None,
+        )
+
+    def _open_read_write(self) -> None:
+        self.conn = self._connect()
+        self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        self._use_wal()
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _open_read_only(self, cause: sqlite3.Error) -> None:
+        """Read a store that cannot be written: ``mode=ro`` first (it still sees a live writer's WAL),
+        then ``immutable=1`` when even that fails because the WAL index (``-shm``) cannot be created
+        next to the file. Immutable means SQLite takes no locks and assumes nobody writes meanwhile:
+        right for a copy or a read-only mount, the only places this fallback is for."""
+        quoted = urllib.parse.quote(os.path.abspath(self.target.location))
+        error: sqlite3.Error = cause
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = self._connect(f"file:{quoted}?{query}")
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file for real
+            except sqlite3.Error as exc:
+                error = exc
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                continue
+            self.conn = conn
+            self.read_only = True
+            logger.debug("agent-otel: opened %s read-only (%s) after: %s", self.target.location, query, cause)
+            return
+        raise classify(error) from None
 
     def _use_wal(self) -> None:
         """Switch to WAL. SQLite answers "locked" at once, without its busy handler, while another
@@ -693,7 +747,7 @@ def open_store(
         store.open(create)
     else:
         store = SQLiteStore(target, busy_timeout_s)
-        store.open(create)
+        store.open(create, read_only_ok=not writer)  # a reader may read a store it cannot write
     try:
         store.migrate(writer=writer)
     except BaseException as exc:
