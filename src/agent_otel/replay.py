@@ -195,6 +195,7 @@ class Recording:
     nested: int = 0
     children: list[Recording] = field(default_factory=list)
     parent_run_id: str | None = None
+    input_type: str | None = None  # ``module.Class`` of an input that was not a JSON value when recorded
     _input: bytes | None = None
 
     @property
@@ -301,6 +302,7 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
             steps=[Step(s, plain.get(s.get("blob_sha") or "")) for s in own],
             nested=len(steps[row["run_id"]]) - len(own),
             parent_run_id=row.get("parent_run_id"),
+            input_type=row.get("input_type"),
             _input=plain.get(row.get("input_sha") or ""),
         )
         recordings[rec.run_id] = rec
@@ -401,7 +403,17 @@ class Replay:
     def __enter__(self) -> Replay:
         if self._token is not None or self._done:
             raise RuntimeError("a replay block can be entered once; call agent_otel.replay() again")
-        self.load()
+        rec = self.load()
+        if rec.input_type and rec._input is not None:
+            # Like a tool result that was an object: the agent gets a dict or list where it had a
+            # dataclass or a datetime, which can change its path; the report says so.
+            note = (
+                f"the run input was a {rec.input_type} when recorded; rp.input is its JSON form "
+                f"({type(snap.load_json(rec._input)).__name__})"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
+                logger.info("agent-otel replay: %s", note)
         self._token = _replaying.set(self)
         return self
 
