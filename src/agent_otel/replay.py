@@ -267,8 +267,18 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
         root = tables.find_run(store, prefix)
         if root is None:
             run = store.find_run(prefix)  # StoreError "no run matches" when the run is unknown too
-            if cutoff is not None and (run.get("created_at_ms") or now_ms) < cutoff:
-                raise ReplayError(_expired(run["run_id"], run.get("created_at_ms"), days))
+            created = run.get("created_at_ms")
+            purge = store.snapshot_purge()
+            purged = purge is not None and created is not None and created < purge[0]
+            if cutoff is not None and (created or now_ms) < cutoff:
+                raise ReplayError(
+                    _expired(run["run_id"], created, days) + ("; gc has deleted them" if purged else "")
+                )
+            if purged and purge is not None:  # deleted under a shorter retention than the one now
+                raise ReplayError(
+                    f"the snapshots of run {run['run_id']} (recorded {_when(created)}) have expired and "
+                    f"were deleted by gc (retention.tool_snapshot_days was {purge[1]} then)"
+                )
             raise ReplayError(
                 f"run {run['run_id']} has no tool-result snapshots in {store.target.display} (it was "
                 "recorded with replay.record: false, or by an agent-otel without replay)"
@@ -312,10 +322,13 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
     return recordings[root["run_id"]]
 
 
+def _when(created_at_ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((created_at_ms or 0) / 1000))
+
+
 def _expired(run_id: str, created_at_ms: int | None, days: int) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((created_at_ms or 0) / 1000))
     return (
-        f"the snapshots of run {run_id} (recorded {when}) have expired: "
+        f"the snapshots of run {run_id} (recorded {_when(created_at_ms)}) have expired: "
         f"retention.tool_snapshot_days is {days}"
     )
 

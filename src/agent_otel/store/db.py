@@ -31,6 +31,7 @@ from agent_otel.store.schema import (
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
 
@@ -432,6 +433,26 @@ class Store:
 
     # --- retention -----------------------------------------------------------------------------------
 
+    def _note_snapshot_purge(self, cutoff_ms: int, days: int) -> None:
+        """Remember how far back gc has deleted replay snapshots (the latest cutoff and its retention).
+
+        Without it, ``replay`` of a run whose snapshots gc deleted under a shorter retention than the one
+        in force now could only say the run has none, as if it had been recorded without replay.
+        """
+        known = self.meta(SNAPSHOT_PURGE_KEY)
+        if known and int(known.split(":")[0]) >= cutoff_ms:
+            return
+        self._upsert_meta(SNAPSHOT_PURGE_KEY, f"{cutoff_ms}:{days}")
+
+    def snapshot_purge(self) -> tuple[int, int] | None:
+        """``(cutoff_ms, days)``: gc has deleted the snapshots recorded before ``cutoff_ms``; else None."""
+        value = self.meta(SNAPSHOT_PURGE_KEY)
+        try:
+            cutoff, days = (value or "").split(":")
+            return int(cutoff), int(days)
+        except ValueError:
+            return None
+
     def gc(
         self, retention: dict[str, int], now_ms: int | None = None, dry_run: bool = False
     ) -> dict[str, int]:
@@ -442,6 +463,7 @@ class Store:
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         out: dict[str, int] = {}
+        snapshot_cutoff: tuple[int, int] | None = None
 
         def delete(table: str, cond: str, param: Any) -> None:
             cur = self.execute(f"DELETE FROM {table} WHERE {cond}", (param,))
@@ -463,9 +485,13 @@ class Store:
                             cutoff,
                         )
                     delete(rule.table, f"{rule.column} < ?", cutoff)
+                    if rule.table == "agent_snapshot_runs":
+                        snapshot_cutoff = (cutoff_ms, int(days))
                 if dry_run:
                     raise _Rollback
                 self._upsert_meta("last_gc_ms", str(now_ms))
+                if snapshot_cutoff is not None:
+                    self._note_snapshot_purge(*snapshot_cutoff)
         except _Rollback:
             pass
         return out
