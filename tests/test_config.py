@@ -70,6 +70,17 @@ def test_wrong_types_are_errors_naming_the_key(data, key):
         load(data, env={})
 
 
+def test_a_float_for_an_integer_key_is_reported_as_written(tmp_path):
+    config = tmp_path / "agent-otel.yaml"
+    config.write_text("retention:\n  logs_days: 0.5\n")
+    with pytest.raises(ConfigError) as info:
+        load(path=str(config), env={})
+    assert "'retention.logs_days'" in str(info.value)
+    assert str(info.value).endswith("must be an integer, got float 0.5")
+    # A whole number written as a float is still accepted as the integer it is.
+    assert load({"retention": {"logs_days": 7.0}}, env={}).get("retention.logs_days") == 7
+
+
 def test_precedence_arguments_over_env_over_file_over_default(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("exporter: {endpoint: 'http://file:4317', timeout_s: 3}\nretention: {logs_days: 5}\n")

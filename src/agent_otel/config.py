@@ -355,6 +355,7 @@ def _check(key: str, field: Field, value: Any, source: str) -> Any:
             return None
         raise ConfigError(f"{where} must not be null")
     allowed = field.type if isinstance(field.type, tuple) else (field.type,)
+    original = value  # the error names what the user wrote, not a half-converted value
     ok = False
     for t in allowed:
         if t is bool:
@@ -363,7 +364,8 @@ def _check(key: str, field: Field, value: Any, source: str) -> Any:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if ok and t is int and isinstance(value, float):
                 ok = value.is_integer()
-                value = int(value)
+                if ok:
+                    value = int(value)
             if ok and t is float:
                 value = float(value)
         else:
@@ -371,7 +373,9 @@ def _check(key: str, field: Field, value: Any, source: str) -> Any:
         if ok:
             break
     if not ok:
-        raise ConfigError(f"{where} must be a {_type_name(field.type)}, got {type(value).__name__} {value!r}")
+        expected = _type_name(field.type)
+        article = "an" if expected[0] in "aeiou" else "a"
+        raise ConfigError(f"{where} must be {article} {expected}, got {type(original).__name__} {original!r}")
     if field.choices is not None and value not in field.choices:
         raise ConfigError(f"{where} must be one of {', '.join(map(str, field.choices))}; got {value!r}")
     if field.minimum is not None and isinstance(value, int | float) and value < field.minimum:

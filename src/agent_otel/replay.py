@@ -195,6 +195,7 @@ class Recording:
     nested: int = 0
     children: list[Recording] = field(default_factory=list)
     parent_run_id: str | None = None
+    input_type: str | None = None  # ``module.Class`` of an input that was not a JSON value when recorded
     _input: bytes | None = None
 
     @property
@@ -266,8 +267,18 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
         root = tables.find_run(store, prefix)
         if root is None:
             run = store.find_run(prefix)  # StoreError "no run matches" when the run is unknown too
-            if cutoff is not None and (run.get("created_at_ms") or now_ms) < cutoff:
-                raise ReplayError(_expired(run["run_id"], run.get("created_at_ms"), days))
+            created = run.get("created_at_ms")
+            purge = store.snapshot_purge()
+            purged = purge is not None and created is not None and created < purge[0]
+            if cutoff is not None and (created or now_ms) < cutoff:
+                raise ReplayError(
+                    _expired(run["run_id"], created, days) + ("; gc has deleted them" if purged else "")
+                )
+            if purged and purge is not None:  # deleted under a shorter retention than the one now
+                raise ReplayError(
+                    f"the snapshots of run {run['run_id']} (recorded {_when(created)}) have expired and "
+                    f"were deleted by gc (retention.tool_snapshot_days was {purge[1]} then)"
+                )
             raise ReplayError(
                 f"run {run['run_id']} has no tool-result snapshots in {store.target.display} (it was "
                 "recorded with replay.record: false, or by an agent-otel without replay)"
@@ -301,6 +312,7 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
             steps=[Step(s, plain.get(s.get("blob_sha") or "")) for s in own],
             nested=len(steps[row["run_id"]]) - len(own),
             parent_run_id=row.get("parent_run_id"),
+            input_type=row.get("input_type"),
             _input=plain.get(row.get("input_sha") or ""),
         )
         recordings[rec.run_id] = rec
@@ -310,10 +322,13 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
     return recordings[root["run_id"]]
 
 
+def _when(created_at_ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((created_at_ms or 0) / 1000))
+
+
 def _expired(run_id: str, created_at_ms: int | None, days: int) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((created_at_ms or 0) / 1000))
     return (
-        f"the snapshots of run {run_id} (recorded {when}) have expired: "
+        f"the snapshots of run {run_id} (recorded {_when(created_at_ms)}) have expired: "
         f"retention.tool_snapshot_days is {days}"
     )
 
@@ -401,7 +416,17 @@ class Replay:
     def __enter__(self) -> Replay:
         if self._token is not None or self._done:
             raise RuntimeError("a replay block can be entered once; call agent_otel.replay() again")
-        self.load()
+        rec = self.load()
+        if rec.input_type and rec._input is not None:
+            # Like a tool result that was an object: the agent gets a dict or list where it had a
+            # dataclass or a datetime, which can change its path; the report says so.
+            note = (
+                f"the run input was a {rec.input_type} when recorded; rp.input is its JSON form "
+                f"({type(snap.load_json(rec._input)).__name__})"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
+                logger.info("agent-otel replay: %s", note)
         self._token = _replaying.set(self)
         return self
 

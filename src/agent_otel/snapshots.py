@@ -336,6 +336,7 @@ class Recorder:
                     "prompt_version": run.prompt_version,
                     "tools_version": run.tools_version,
                     "input_sha": run.input_sha,
+                    "input_type": type_name(run.input) if run.input_sha is not None else None,
                     "created_at_ms": run.created_at_ms or int(time.time() * 1000),
                     "blob": blob,
                 },

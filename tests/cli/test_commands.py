@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import stat
 import statistics
 
@@ -219,6 +220,16 @@ def test_export_writes_every_event_as_a_json_line(cli, seeded):
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
 
 
+def test_export_over_an_existing_file_leaves_it_owner_only(cli, seeded):
+    out = cli.home / "shared.jsonl"
+    out.write_text("old contents\n")
+    os.chmod(out, 0o644)
+    proc = cli("export", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert "old contents" not in out.read_text()
+
+
 def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
     config = _write_config(cli, "retention: {logs_days: 9}\n")
     listener = socket.socket()
@@ -258,6 +269,32 @@ def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
     assert f"file:{config}" in text.stdout
 
 
+def test_doctor_flags_a_store_other_users_can_read_without_failing(cli, tmp_path):
+    shared = tmp_path / "project"
+    shared.mkdir()
+    os.chmod(shared, 0o755)  # a directory the user chose: agent-otel leaves its mode alone
+    db = str(shared / "runs.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    os.chmod(db, 0o644)
+    proc = cli("doctor", "--json", "--store", db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    store = json.loads(proc.stdout)["store"]
+    assert store["ok"] is True
+    assert (store["file_mode"], store["dir_mode"]) == ("0o600", "0o755")  # the file was ours: tightened
+    assert store["warnings"] == [
+        f"the store directory {shared} is open to other users (mode 0o755); chmod 700 {shared}"
+    ]
+    text = cli("doctor", "--store", db)
+    assert text.returncode == 0 and f"warning: the store directory {shared} is open" in text.stdout
+
+    if os.geteuid() == 0:  # a store file of another user is not ours to change: flagged instead
+        os.chown(db, 65534, 65534)
+        os.chmod(db, 0o644)
+        store = json.loads(cli("doctor", "--json", "--store", db).stdout)["store"]
+        assert store["ok"] is True and store["file_mode"] == "0o644"
+        assert f"the store file {db} is open to other users (mode 0o644); chmod 600 {db}" in store["warnings"]
+
+
 def test_doctor_on_a_corrupt_store_says_so_and_exits_1(cli):
     cli.home.mkdir(parents=True)
     with open(cli.db, "wb") as fh:
@@ -267,6 +304,30 @@ def test_doctor_on_a_corrupt_store_says_so_and_exits_1(cli):
     store = json.loads(proc.stdout)["store"]
     assert store["ok"] is False and "not a database" in store["error"]
     assert "cannot open the run store" in one_line_error(cli("runs"))
+
+
+def test_a_store_of_a_newer_schema_fails_doctor_and_gc_leaves_it_alone(cli):
+    old = seed.run_records(seed.now_ms() - 40 * DAY)
+    seed.write(cli.db, old)
+    conn = sqlite3.connect(cli.db)
+    conn.execute("UPDATE agent_otel_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    proc = cli("doctor", "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    store = json.loads(proc.stdout)["store"]
+    assert store["ok"] is False and store["schema_version"] == 99
+    assert store["error"] == (
+        f"its schema version 99 is newer than this agent-otel supports ({LATEST_VERSION}); upgrade agent-otel"
+    )
+    text = cli("doctor")
+    assert text.returncode == 1 and "upgrade agent-otel" in text.stdout
+
+    error = one_line_error(cli("gc"))
+    assert "newer than this agent-otel supports" in error and "upgrade agent-otel" in error
+    assert one_line_error(cli("gc", "--dry-run"))
+    assert len(json.loads(cli("runs", "--json").stdout)) == 1  # nothing deleted; still readable
 
 
 def test_gc_deletes_what_is_older_than_the_retention(cli):

@@ -183,3 +183,16 @@ def test_doctor_counts_the_snapshots_the_demo_recorded_for_replay(demos):
     text = cli("doctor").stdout
     assert f"{store['tool_snapshots']:,} calls of 8 runs" in " ".join(text.split())
     assert "not encrypted" in text
+
+
+def test_demo_on_a_corrupt_store_is_one_error_line_and_writes_nothing(cli):
+    cli.home.mkdir(parents=True)
+    Path(cli.db).write_bytes(b"garbage" * 200)
+    proc = cli("demo", "--runs", "3")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "written to" not in proc.stdout and "support-agent" not in proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"agent-otel: error: the run store at {cli.db} cannot be used: ")
+    assert "not a database" in lines[0]
+    assert Path(cli.db).read_bytes() == b"garbage" * 200

@@ -134,3 +134,22 @@ def key_id_of(key: str) -> str:
     from agent_otel.snapshots import key_id
 
     return key_id(key.encode())
+
+
+def test_replay_after_gc_deleted_the_snapshots_says_they_expired(rig, recorded):
+    original = recorded()
+    agent_otel.shutdown()
+    call = ("--call", f"{AGENT}:handle")
+    age_everything(rig, 5)
+    short = rig.home / "short.yaml"
+    short.write_text("retention: {tool_snapshot_days: 3}\n")
+    gc = rig.cli("gc", "--json", "--config", str(short))
+    assert gc.returncode == 0 and json.loads(gc.stdout)["deleted"]["agent_snapshot_runs"] == 1, gc.stderr
+
+    # Under the retention gc ran with, and under today's default (14 days) that would still keep them.
+    for config in (("--config", str(short)), ()):
+        error = one_line_error(rig.cli("replay", original, *call, *config))
+        assert f"the snapshots of run {original} (recorded " in error and "have expired" in error
+        assert "gc has deleted them" in error or "were deleted by gc" in error
+        assert "replay.record: false" not in error
+    assert "retention.tool_snapshot_days was 3 then" in one_line_error(rig.cli("replay", original, *call))

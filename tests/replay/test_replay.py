@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import json
 
 import pytest
@@ -319,6 +320,41 @@ def test_json_results_come_back_equal_other_types_as_their_json_form(rig):
     assert served == {"city": "Oslo", "temps": [3.5, 4.0]}
     assert rp.report.matched
     assert any("Forecast" in note and "JSON form (dict)" in note for note in rp.report.notes)
+
+
+def test_an_input_that_was_not_a_json_value_comes_back_as_its_json_form_with_a_note(rig):
+    rig.start()
+
+    @dataclasses.dataclass
+    class Ticket:
+        ticket_id: str
+        opened: datetime.datetime
+
+    @agent_otel.tool(name="lookup")
+    def lookup(ticket_id: str) -> str:
+        return f"status of {ticket_id}"
+
+    @agent_otel.agent(name="ticket-agent")
+    def agent(ticket):
+        ticket_id = ticket["ticket_id"] if isinstance(ticket, dict) else ticket.ticket_id
+        return lookup(ticket_id)
+
+    agent(Ticket("T-1", datetime.datetime(2026, 1, 2, 3, 4, 5)))
+    original = rig.last_run_id("ticket-agent")
+    with agent_otel.replay(original) as rp:
+        assert isinstance(rp.input, dict) and rp.input["ticket_id"] == "T-1"
+        agent(rp.input)
+    assert rp.report.matched
+    ticket_class = f"{__name__}.{Ticket.__qualname__}"
+    note = f"the run input was a {ticket_class} when recorded; rp.input is its JSON form (dict)"
+    assert note in rp.report.notes and f"note: {note}" in rp.report.render()
+
+    # A JSON input (the support agent's dict) comes back equal, without a note.
+    plain = support_agent.handle(dict(TICKET))
+    assert plain
+    with agent_otel.replay(rig.last_run_id("support-agent")) as rp:
+        support_agent.handle(rp.input)
+    assert rp.report.matched and not rp.report.notes
 
 
 async def test_async_agents_record_and_replay(rig):

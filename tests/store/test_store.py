@@ -167,6 +167,41 @@ def test_corrupt_store_warns_once_and_the_agent_and_otlp_carry_on(setup_agent, t
     assert len(runs) == 5  # spans still flow to the exporter
 
 
+def test_an_existing_home_and_store_open_to_others_are_made_owner_only(tmp_path, monkeypatch, caplog):
+    home = tmp_path / "home"
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(home))
+    db = str(home / "agent-otel.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    os.chmod(home, 0o755)  # made by hand, or by a tool with a default umask
+    os.chmod(db, 0o644)
+    with caplog.at_level(logging.INFO, logger="agent_otel"):
+        open_store(Target("sqlite", db), create=False, writer=False).close()
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "owner-only" in r.getMessage()]
+    assert len(said) == 1 and said[0][0] == logging.INFO
+    said = [said[0][1]]
+    assert f"{db} 0o644 -> 0o600" in said[0] and f"{home} 0o755 -> 0o700" in said[0]
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="agent_otel"):
+        open_store(Target("sqlite", db), create=False).close()
+    assert not [r for r in caplog.records if "owner-only" in r.getMessage()]  # once tightened, silent
+
+
+def test_a_directory_the_user_chose_is_not_changed(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    shared = tmp_path / "project"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    db = str(shared / "runs.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    os.chmod(db, 0o640)
+    open_store(Target("sqlite", db)).close()
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755  # not agent-otel's directory
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600  # but the store file is
+
+
 def test_newer_schema_is_not_written_but_is_reported_once(setup_agent, tmp_path, caplog):
     path = str(tmp_path / "home" / "agent-otel.db")
     seed.write(path, seed.run_records(seed.now_ms()))

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if ctx.config_path:
         os.environ["AGENT_OTEL_CONFIG"] = ctx.config_path
+    _check_store(ctx)
     setup_kwargs: dict[str, Any] = {}
     if ctx.store_arg is not None:
         setup_kwargs["store"] = _parse_store_arg(ctx.store_arg)
@@ -133,20 +134,35 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     outcomes = _execute(console, scenarios, run_ids, args, run_one)
     agent_otel.shutdown()
 
+    if sink is not None and sink.error is not None and not sink.written:
+        # It broke during the demo (the check before it passed): the runs were not written.
+        raise CLIError(f"the run store at {sink.target.display} cannot be used: {sink.error}")
     where = f"the run store at {sink.target.display}" if sink else "no run store (store: false)"
     console.print(
         f"{len(outcomes)} runs of support-agent written to {where}" + (f" and to OTLP {otlp}" if otlp else "")
     )
     if sink is None:
         return 0
-    if sink.error is not None and not sink.written:
-        raise CLIError(f"the run store at {sink.target.display} cannot be used: {sink.error}")
     if args.backdate:
         console.print(
             f"back-dated over the last {args.backdate} days (the incident's runs in the last 6 hours)"
         )
     _summary(ctx, outcomes)
     return 0
+
+
+def _check_store(ctx: Context) -> None:
+    """Open the store for writing (creating and migrating it) before any run: a corrupt, unwritable or
+    newer-schema store is then one error line, not forty simulated runs, a progress bar and a warning."""
+    from agent_otel.store import StoreError, open_store
+
+    target = ctx.target
+    if target is None:
+        return
+    try:
+        open_store(target, create=True, writer=True).close()
+    except StoreError as exc:
+        raise CLIError(f"the run store at {target.display} cannot be used: {exc}") from None
 
 
 def _execute(

@@ -49,32 +49,66 @@ def check_store(ctx: Context) -> dict[str, Any]:
     if target.kind == "sqlite":
         path = target.location
         out["exists"] = os.path.exists(path)
-        if out["exists"]:
-            out["file_mode"] = oct(stat.S_IMODE(os.stat(path).st_mode))
-            out["dir_mode"] = oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode))
-        else:
+        if not out["exists"]:
             out["ok"] = True
             out["note"] = "created by the first run with agent_otel.setup() (or `agent-otel demo`)"
             return out
     try:
-        store = open_store(target, create=False, writer=False)
+        store = open_store(target, create=False, writer=False)  # tightens the modes it may (owner_only)
     except StoreError as exc:
         out["ok"] = False
         out["error"] = str(exc)
         return out
+    finally:
+        if target.kind == "sqlite":
+            out.update(_modes(target.location))
     try:
         out["schema_version"] = store.schema_version()
         out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
+        out["read_only"] = store.read_only
+        newer = out["schema_version"] > out["latest_schema_version"]
+        if newer:
+            # The SDK refuses to write such a store (its runs are then lost), gc refuses to delete from
+            # it: that is a failure to report, even though this process can still read some of it.
+            out["ok"] = False
+            out["error"] = (
+                f"its schema version {out['schema_version']} is newer than this agent-otel supports "
+                f"({out['latest_schema_version']}); upgrade agent-otel"
+            )
         out.update(store.counts())
         last = store.meta("last_gc_ms")
         out["last_gc_ms"] = int(last) if last else None
-        out["ok"] = True
+        if not newer:
+            out["ok"] = True
     except Exception as exc:
         out["ok"] = False
-        out["error"] = str(exc).splitlines()[0]
+        out.setdefault("error", str(exc).splitlines()[0])
     finally:
         store.close()
+    return out
+
+
+def _modes(path: str) -> dict[str, Any]:
+    """The store file's and directory's modes, and a warning for each that other users can get into.
+
+    A warning, not a failure: the store works, but others may read the arguments, results and
+    snapshots it keeps. (Opening the store already tightened what this user owns; what is left is
+    another user's, or a directory agent-otel does not manage.)"""
+    out: dict[str, Any] = {"warnings": []}
+    for key, what, item, want in (
+        ("file_mode", "store file", path, "600"),
+        ("dir_mode", "store directory", os.path.dirname(path), "700"),
+    ):
+        try:
+            mode = stat.S_IMODE(os.stat(item).st_mode)
+        except OSError:
+            continue
+        out[key] = oct(mode)
+        if mode & 0o077:
+            out["warnings"].append(
+                f"the {what} {item} is open to other users (mode {oct(mode)}); chmod {want} {item}"
+            )
     return out
 
 
@@ -160,11 +194,19 @@ def render(
     console.print(f"  {store['kind']} {escape(store['location'])}   [dim](from {store['source']})[/]")
     if store.get("exists") is False:
         console.print(f"  not created yet: {store['note']}")
-    elif store.get("ok") is False:
+    elif store.get("ok") is False and "runs" not in store:
         console.print(f"  [red]not usable[/]: {escape(store['error'])}")
     else:
-        modes = f"   file {store['file_mode']}, dir {store['dir_mode']}" if "file_mode" in store else ""
+        if store.get("ok") is False:  # readable, but not by this agent-otel's writers (a newer schema)
+            console.print(f"  [red]cannot be written[/]: {escape(store['error'])}")
+        modes = ""
+        if "file_mode" in store:
+            modes = f"   file {store['file_mode']}, dir {store.get('dir_mode', '?')}"
         console.print(f"  size {_size(store.get('size_bytes'))}{modes}")
+        if store.get("read_only"):
+            console.print("  opened read-only: this process cannot write it (gc and new runs need that)")
+        for warning in store.get("warnings") or ():
+            console.print(f"  [yellow]warning[/]: {escape(warning)}")
         console.print(
             f"  schema version {store['schema_version']} (this agent-otel: {store['latest_schema_version']})"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from typing import IO, Any
 
@@ -52,6 +53,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as exc:
             raise CLIError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        # O_CREAT's mode applies only to a new file; an existing one keeps its mode unless we set it,
+        # and the events may hold arguments and results that others must not read. (Not /dev/null.)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and stat.S_IMODE(mode) != 0o600:
+                os.fchmod(fd, 0o600)
+        except OSError as exc:
+            os.close(fd)
+            raise CLIError(f"cannot make {args.output} owner-only (0600): {exc.strerror or exc}") from None
         stream = os.fdopen(fd, "wb")
     else:
         stream = sys.stdout.buffer

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    store = ctx.store()
+    store = ctx.store(writer=True)  # never delete from a store whose newer schema we do not know
     retention = retention_from_config(ctx.config)
     last = store.meta("last_gc_ms")
     deleted = store.gc(retention, dry_run=args.dry_run)

@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import random
 import sqlite3
+import stat
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_otel.store.location import Target
+from agent_otel.store.location import Target, home
 from agent_otel.store.schema import (
     EVENT_COLUMNS,
     JSON_EVENT_COLUMNS,
@@ -28,8 +31,11 @@ from agent_otel.store.schema import (
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
+
+logger = logging.getLogger("agent_otel")
 
 
 class StoreError(Exception):
@@ -92,6 +98,7 @@ class Store:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.conn: Any = None
+        self.read_only = False  # opened read-only (a SQLite file this process may not write)
 
     # --- dialect hooks -------------------------------------------------------------------------------
 
@@ -173,6 +180,11 @@ class Store:
         """Apply missing migrations; returns the version. A newer store is refused for writing."""
         latest = self.latest_version
         version = self.schema_version()
+        if version < latest and self.read_only:
+            raise StoreError(
+                f"its schema version {version} is older than this agent-otel's ({latest}) and it can only "
+                "be opened read-only here, so it cannot be migrated; open it once where it is writable"
+            )
         if version < latest:
             with self.transaction():
                 self._lock_for_migration()
@@ -425,6 +437,26 @@ class Store:
 
     # --- retention -----------------------------------------------------------------------------------
 
+    def _note_snapshot_purge(self, cutoff_ms: int, days: int) -> None:
+        """Remember how far back gc has deleted replay snapshots (the latest cutoff and its retention).
+
+        Without it, ``replay`` of a run whose snapshots gc deleted under a shorter retention than the one
+        in force now could only say the run has none, as if it had been recorded without replay.
+        """
+        known = self.meta(SNAPSHOT_PURGE_KEY)
+        if known and int(known.split(":")[0]) >= cutoff_ms:
+            return
+        self._upsert_meta(SNAPSHOT_PURGE_KEY, f"{cutoff_ms}:{days}")
+
+    def snapshot_purge(self) -> tuple[int, int] | None:
+        """``(cutoff_ms, days)``: gc has deleted the snapshots recorded before ``cutoff_ms``; else None."""
+        value = self.meta(SNAPSHOT_PURGE_KEY)
+        try:
+            cutoff, days = (value or "").split(":")
+            return int(cutoff), int(days)
+        except ValueError:
+            return None
+
     def gc(
         self, retention: dict[str, int], now_ms: int | None = None, dry_run: bool = False
     ) -> dict[str, int]:
@@ -435,6 +467,7 @@ class Store:
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         out: dict[str, int] = {}
+        snapshot_cutoff: tuple[int, int] | None = None
 
         def delete(table: str, cond: str, param: Any) -> None:
             cur = self.execute(f"DELETE FROM {table} WHERE {cond}", (param,))
@@ -456,12 +489,25 @@ class Store:
                             cutoff,
                         )
                     delete(rule.table, f"{rule.column} < ?", cutoff)
+                    if rule.table == "agent_snapshot_runs":
+                        snapshot_cutoff = (cutoff_ms, int(days))
                 if dry_run:
                     raise _Rollback
                 self._upsert_meta("last_gc_ms", str(now_ms))
+                if snapshot_cutoff is not None:
+                    self._note_snapshot_purge(*snapshot_cutoff)
         except _Rollback:
             pass
         return out
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    """True for the errors SQLite gives when the file or its directory is not writable by this process."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        marker in text
+        for marker in ("readonly database", "read-only", "unable to open database file", "permission denied")
+    )
 
 
 class _Rollback(Exception):
@@ -476,7 +522,10 @@ class SQLiteStore(Store):
         super().__init__(target)
         self.busy_timeout_s = busy_timeout_s
 
-    def open(self, create: bool) -> None:
+    def open(self, create: bool, read_only_ok: bool = False) -> None:
+        """Connect (creating the file if ``create``) in WAL mode. With ``read_only_ok`` (the reading
+        commands), a store this process cannot write (a read-only mount, a copy without write permission)
+        is opened read-only instead of refused; see :meth:`_open_read_only`."""
         path = self.target.location
         if not os.path.exists(path):
             if not create:
@@ -490,20 +539,56 @@ class SQLiteStore(Store):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+        owner_only(path)
         try:
-            conn = sqlite3.connect(
-                path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise classify(exc) from None
-        self.conn = conn
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            self._use_wal()
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self._open_read_write()
         except sqlite3.Error as exc:
             self.close()
-            raise classify(exc) from None
+            if not (read_only_ok and _cannot_write(exc)):
+                raise classify(exc) from None
+            self._open_read_only(exc)
+
+    def _connect(self, uri: str | None = None) -> sqlite3.Connection:
+        return sqlite3.connect(
+            uri or self.target.location,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri is not None,
+        )
+
+    def _open_read_write(self) -> None:
+        self.conn = self._connect()
+        self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        self._use_wal()
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _open_read_only(self, cause: sqlite3.Error) -> None:
+        """Read a store that cannot be written: ``mode=ro`` first (it still sees a live writer's WAL),
+        then ``immutable=1`` when even that fails because the WAL index (``-shm``) cannot be created
+        next to the file. Immutable means SQLite takes no locks and assumes nobody writes meanwhile:
+        right for a copy or a read-only mount, the only places this fallback is for."""
+        quoted = urllib.parse.quote(os.path.abspath(self.target.location))
+        error: sqlite3.Error = cause
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = self._connect(f"file:{quoted}?{query}")
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file for real
+            except sqlite3.Error as exc:
+                error = exc
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                continue
+            self.conn = conn
+            self.read_only = True
+            logger.debug("agent-otel: opened %s read-only (%s) after: %s", self.target.location, query, cause)
+            return
+        raise classify(error) from None
 
     def _use_wal(self) -> None:
         """Switch to WAL. SQLite answers "locked" at once, without its busy handler, while another
@@ -637,6 +722,43 @@ class PostgresStore(Store):
         return bool(rows[0]["ok"])
 
 
+def owner_only(path: str) -> list[str]:
+    """Take group and other permissions off a SQLite store that this user owns; returns what changed.
+
+    The store holds arguments, results and tool snapshots, and only a store agent-otel creates itself gets
+    0600/0700 from the start: one created by an older agent-otel, copied in, or in a home directory made
+    by hand may be readable by every user. The file and its ``-wal``/``-shm`` are tightened, and the
+    directory too when it is the agent-otel home (never another directory the user chose to put the
+    store in, nor the user's own home, ``/`` or a sticky directory such as ``/tmp``). Files of another
+    user and failures are left alone: ``doctor`` reports what is still open.
+    """
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:  # no POSIX modes to tighten
+        return []
+    uid = geteuid()
+    candidates = [path, path + "-wal", path + "-shm"]
+    parent = os.path.dirname(path)
+    if parent == home() and parent not in (os.path.expanduser("~"), os.path.sep):
+        candidates.append(parent)
+    changed: list[str] = []
+    for item in candidates:
+        try:
+            st = os.stat(item)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid != uid or not mode & 0o077 or mode & stat.S_ISVTX:
+            continue
+        try:
+            os.chmod(item, mode & 0o700)
+        except OSError:
+            continue
+        changed.append(f"{item} {oct(mode)} -> {oct(mode & 0o700)}")
+    if changed:
+        logger.info("agent-otel: made the run store owner-only (%s)", ", ".join(changed))
+    return changed
+
+
 def open_store(
     target: Target,
     *,
@@ -655,7 +777,7 @@ def open_store(
         store.open(create)
     else:
         store = SQLiteStore(target, busy_timeout_s)
-        store.open(create)
+        store.open(create, read_only_ok=not writer)  # a reader may read a store it cannot write
     try:
         store.migrate(writer=writer)
     except BaseException as exc:

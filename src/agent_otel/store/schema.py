@@ -193,6 +193,10 @@ BEGIN
   END LOOP;
 END $$"""
 
+# Migration 3: the class of a run input that was not a JSON value (a dataclass, a datetime), so a replay
+# can say that ``rp.input`` is its JSON form rather than hand back a dict without a word.
+_INPUT_TYPE = "ALTER TABLE agent_snapshot_runs ADD COLUMN input_type TEXT"
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -204,6 +208,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
             ],
         ),
         (2, _snapshot_tables("BLOB", "INTEGER")),
+        (3, [_INPUT_TYPE]),
     ],
     "postgresql": [
         (
@@ -215,6 +220,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
             ],
         ),
         (2, [*_snapshot_tables("BYTEA", "BIGINT"), _PG_OWNER_ONLY]),
+        (3, [_INPUT_TYPE]),
     ],
 }
 

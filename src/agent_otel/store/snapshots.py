@@ -30,6 +30,7 @@ RUN_COLUMNS = (
     "tools_version",
     "input_sha",
     "created_at_ms",
+    "input_type",
 )
 TOOL_COLUMNS = (
     "run_id",
