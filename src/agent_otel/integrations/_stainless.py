@@ -157,6 +157,17 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
     return result
 
 
+def _fail(call: LLMCall, exc: BaseException, observer: StreamUsage) -> None:
+    """A stream that broke off still used the tokens it reported before it did."""
+    call.fail(
+        exc,
+        observer.input_tokens,
+        observer.output_tokens,
+        cached_input_tokens=observer.cached_input_tokens,
+        cache_write_tokens=observer.cache_write_tokens,
+    )
+
+
 def _observe_sync(inner: Iterator[Any], call: LLMCall, observer: StreamUsage) -> Iterator[Any]:
     try:
         for event in inner:
@@ -166,13 +177,7 @@ def _observe_sync(inner: Iterator[Any], call: LLMCall, observer: StreamUsage) ->
         _finish(call, _as_usage(observer))
         raise
     except BaseException as exc:
-        call.fail(
-            exc,
-            observer.input_tokens,
-            observer.output_tokens,
-            cached_input_tokens=observer.cached_input_tokens,
-            cache_write_tokens=observer.cache_write_tokens,
-        )
+        _fail(call, exc, observer)
         raise
     _finish(call, _as_usage(observer))
 
@@ -188,13 +193,7 @@ async def _observe_async(
         _finish(call, _as_usage(observer))
         raise
     except BaseException as exc:
-        call.fail(
-            exc,
-            observer.input_tokens,
-            observer.output_tokens,
-            cached_input_tokens=observer.cached_input_tokens,
-            cache_write_tokens=observer.cache_write_tokens,
-        )
+        _fail(call, exc, observer)
         raise
     _finish(call, _as_usage(observer))
 
