@@ -15,6 +15,7 @@ untouched.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +29,7 @@ from agent_otel.llm import LLMCall
 from agent_otel.run import _internal_error, current_run
 from agent_otel.stop import AgentStopped
 
+from . import Integration
 from ._common import Patcher, framework_llm_active
 
 
@@ -297,7 +299,23 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
     return make
 
 
-def instrument_base_client(patcher: Patcher, base_client: Any, api: Api) -> None:
-    """Wrap ``request`` of the SDK's sync and async API clients."""
-    patcher.wrap(base_client.SyncAPIClient, "request", make_sync_request(api))
-    patcher.wrap(base_client.AsyncAPIClient, "request", make_async_request(api))
+class StainlessIntegration(Integration):
+    """A Stainless-generated client: every request goes through ``<package>._base_client``'s
+    ``SyncAPIClient.request`` / ``AsyncAPIClient.request``, so wrapping those two sees them all."""
+
+    #: What the client's API answers look like (paths, usage).
+    api: type[Api] = Api
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        base_client = importlib.import_module(f"{self.packages[0]}._base_client")
+        api = self.api()
+        self._patcher.wrap(base_client.SyncAPIClient, "request", make_sync_request(api))
+        self._patcher.wrap(base_client.AsyncAPIClient, "request", make_async_request(api))
+
+    def uninstrument(self) -> None:
+        self._patcher.restore()

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Integration
-from ._common import Patcher, as_int, usage_value
-from ._stainless import Api, Usage, instrument_base_client
+from ._common import as_int, usage_value
+from ._stainless import Api, StainlessIntegration, Usage
 
 
 def _input_tokens(usage: Any) -> tuple[int, int, int]:
@@ -74,21 +73,9 @@ class _StreamUsage:
                     self.cache_write_tokens = cache_write
 
 
-class AnthropicIntegration(Integration):
+class AnthropicIntegration(StainlessIntegration):
     """Wraps ``anthropic._base_client`` ``SyncAPIClient.request`` / ``AsyncAPIClient.request``."""
 
     name = "anthropic"
     packages = ("anthropic",)
-
-    def __init__(self) -> None:
-        self._patcher = Patcher()
-
-    def instrument(self) -> None:
-        if self._patcher.applied:
-            return
-        from anthropic import _base_client
-
-        instrument_base_client(self._patcher, _base_client, AnthropicApi())
-
-    def uninstrument(self) -> None:
-        self._patcher.restore()
+    api = AnthropicApi

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Integration
-from ._common import Patcher, as_int, usage_value
-from ._stainless import Api, Usage, instrument_base_client
+from ._common import as_int, usage_value
+from ._stainless import Api, StainlessIntegration, Usage
 
 
 class OpenAIApi(Api):
@@ -79,21 +78,9 @@ class _StreamUsage:
             self.cache_write_tokens = found.cache_write_tokens
 
 
-class OpenAIIntegration(Integration):
+class OpenAIIntegration(StainlessIntegration):
     """Wraps ``openai._base_client`` ``SyncAPIClient.request`` / ``AsyncAPIClient.request``."""
 
     name = "openai"
     packages = ("openai",)
-
-    def __init__(self) -> None:
-        self._patcher = Patcher()
-
-    def instrument(self) -> None:
-        if self._patcher.applied:
-            return
-        from openai import _base_client
-
-        instrument_base_client(self._patcher, _base_client, OpenAIApi())
-
-    def uninstrument(self) -> None:
-        self._patcher.restore()
+    api = OpenAIApi
