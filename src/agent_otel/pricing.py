@@ -33,8 +33,9 @@ class Price(NamedTuple):
     cache_write: float
 
 
-def _openai(input_price: float, output: float, cached_input: float) -> Price:
-    """OpenAI caches automatically and bills no surcharge for the write."""
+def _no_write_fee(input_price: float, output: float, cached_input: float) -> Price:
+    """OpenAI caches automatically and bills no surcharge for the write; Gemini bills cache storage
+    per hour, not per token. Either way a written token costs the input price here."""
     return Price(input_price, output, cached_input, input_price)
 
 
@@ -43,30 +44,25 @@ def _anthropic(input_price: float, output: float) -> Price:
     return Price(input_price, output, round(input_price * 0.1, 6), round(input_price * 1.25, 6))
 
 
-def _gemini(input_price: float, output: float, cached_input: float) -> Price:
-    """Gemini bills cache storage per hour (not per token), so a write costs the input price here."""
-    return Price(input_price, output, cached_input, input_price)
-
-
 # List prices as published by the vendors in 2025-2026, USD per 1M tokens:
 # (input, output, cached_input, cache_write). 1-hour Anthropic cache writes (2x input) are charged at
 # the 5-minute price; the responses do not say which kind of write happened in all SDK versions.
 BUILTIN_PRICES: dict[str, Price] = {
-    "gpt-4o": _openai(2.50, 10.00, 1.25),
-    "gpt-4o-mini": _openai(0.15, 0.60, 0.075),
-    "gpt-4.1": _openai(2.00, 8.00, 0.50),
-    "gpt-4.1-mini": _openai(0.40, 1.60, 0.10),
-    "gpt-4.1-nano": _openai(0.10, 0.40, 0.025),
-    "gpt-5": _openai(1.25, 10.00, 0.125),
-    "gpt-5-mini": _openai(0.25, 2.00, 0.025),
-    "o3": _openai(2.00, 8.00, 0.50),
-    "o4-mini": _openai(1.10, 4.40, 0.275),
+    "gpt-4o": _no_write_fee(2.50, 10.00, 1.25),
+    "gpt-4o-mini": _no_write_fee(0.15, 0.60, 0.075),
+    "gpt-4.1": _no_write_fee(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": _no_write_fee(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": _no_write_fee(0.10, 0.40, 0.025),
+    "gpt-5": _no_write_fee(1.25, 10.00, 0.125),
+    "gpt-5-mini": _no_write_fee(0.25, 2.00, 0.025),
+    "o3": _no_write_fee(2.00, 8.00, 0.50),
+    "o4-mini": _no_write_fee(1.10, 4.40, 0.275),
     "claude-opus-4": _anthropic(15.00, 75.00),
     "claude-sonnet-4": _anthropic(3.00, 15.00),
     "claude-3-5-haiku": _anthropic(0.80, 4.00),
     "claude-haiku-4-5": _anthropic(1.00, 5.00),
-    "gemini-2.5-pro": _gemini(1.25, 10.00, 0.125),
-    "gemini-2.5-flash": _gemini(0.30, 2.50, 0.03),
+    "gemini-2.5-pro": _no_write_fee(1.25, 10.00, 0.125),
+    "gemini-2.5-flash": _no_write_fee(0.30, 2.50, 0.03),
 }
 
 
