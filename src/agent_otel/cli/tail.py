@@ -1,0 +1,86 @@
+"""``agent-otel tail``: follow runs as they end, one line each, with the filters of ``runs``.
+
+The store is polled (``--interval``, default 1 s) for runs whose end time is at or after the last one
+printed, minus a few seconds of slack: processes write in batches (about every 200 ms) and their clocks
+may differ a little, so a run can become visible slightly after a later one. Runs already printed are
+remembered over that slack, so none is printed twice. Runs started more than a day before they end are
+not followed (the query uses the index on the start time). Ctrl-C ends it with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from agent_otel.cli.common import CLIError, Context, now_ms
+from agent_otel.cli.layout import fit
+from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
+
+HELP = "follow runs as they end (same filters as runs); Ctrl-C to stop"
+
+SLACK_MS = 5_000
+LOOKBACK_MS = 86_400_000
+#: ``tail`` shows when a run ended, where ``runs`` shows when it started.
+TAIL_COLUMNS = tuple(dataclasses.replace(c, header="ENDED") if c.header == "STARTED" else c for c in COLUMNS)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--last",
+        type=int,
+        default=10,
+        metavar="N",
+        help="first print the N runs that ended last (default 10; 0: only new ones)",
+    )
+    add_filters(parser)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to look for new runs (default 1)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    where = filters(args)
+    if where["stop_reason"] == "running" or where["status"] == "running":
+        raise CLIError("tail follows runs as they end; use `agent-otel runs --stop-reason running`")
+    if args.last < 0 or args.interval <= 0:
+        raise CLIError("--last must be at least 0 and --interval above 0")
+    store = ctx.store()
+    console = ctx.console
+    layout = fit(TAIL_COLUMNS, [], console.width, reserve=True)
+    console.print(layout.header(), soft_wrap=True)
+    seen: dict[str, int] = {}
+    cursor = now_ms()
+    if args.last:
+        recent = store.runs(limit=args.last, since_ms=cursor - LOOKBACK_MS, **where)
+        ended = sorted((r for r in recent if r.get("ended_at_ms")), key=_end)
+        for r in ended:
+            console.print(layout.line(cells(r, "ended_at_ms")), soft_wrap=True)
+            seen[r["run_id"]] = _end(r)
+        if ended:
+            cursor = max(cursor, _end(ended[-1]))
+    try:
+        while True:
+            time.sleep(args.interval)
+            start = cursor - SLACK_MS
+            rows = store.runs(
+                since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where
+            )
+            for r in sorted(rows, key=_end):
+                if r["run_id"] in seen:
+                    continue
+                console.print(layout.line(cells(r, "ended_at_ms")), soft_wrap=True)
+                seen[r["run_id"]] = _end(r)
+                cursor = max(cursor, _end(r))
+            seen = {k: v for k, v in seen.items() if v >= cursor - SLACK_MS}
+    except KeyboardInterrupt:
+        return 0
+
+
+def _end(r: dict[str, Any]) -> int:
+    return int(r.get("ended_at_ms") or 0)
