@@ -300,15 +300,15 @@ def _resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
     protocol = cfg.get("exporter.protocol")
     grpc = grpc_available()
     if endpoint:
-        why = f"from {cfg.source('exporter.protocol')}"
+        why = f"exporter.protocol from {cfg.source('exporter.protocol')}"
         if protocol is None:
             port = urlparse(_with_scheme(endpoint)).port
             if port == LOCAL_HTTP_PORT or (port != LOCAL_GRPC_PORT and not grpc):
                 protocol = "http/protobuf"
             else:
-                protocol, why = "grpc", f"port {port} is OTLP/gRPC's"
+                protocol, why = "grpc", f"port {port}"
         if protocol == "grpc" and not grpc:
-            return protocol, None, f"endpoint {endpoint} is OTLP/gRPC ({why}), but {_NO_GRPC}"
+            return protocol, None, f"endpoint {endpoint} means OTLP/gRPC ({why}), but {_NO_GRPC}"
         return protocol, endpoint, f"configured ({cfg.source('exporter.endpoint')})"
     default = protocol or ("grpc" if grpc else "http/protobuf")
     if protocol == "grpc" and not grpc:

@@ -160,12 +160,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         # It broke during the demo (the check before it passed): the runs were not written.
         raise CLIError(f"the run store at {sink.target.display} cannot be used: {sink.error}")
     where = f"the run store at {sink.target.display}" if sink else "no run store (store: false)"
-    console.print(f"{plural(len(outcomes), 'run')} of support-agent written to {where}")
+    # soft_wrap: a long path or endpoint stays on its line (no break in the middle of it)
+    console.print(f"{plural(len(outcomes), 'run')} of support-agent written to {where}", soft_wrap=True)
     if days:
         console.print(
             f"back-dated over {plural(days, 'day')}, the incident's runs in the last 6 h (--live: real time)"
         )
-    console.print(otlp_report(inst, spans))
+    console.print(otlp_report(inst, spans), soft_wrap=True)
     if not_started is not None:
         cancelled = sum(o.stop_reason == "cancelled" for o in outcomes)
         sys.stderr.write(

@@ -134,7 +134,10 @@ def render(
         head.add_row(
             "usage",
             f"{plural(row.get('steps') or 0, 'step')}: {plural(row.get('tool_calls') or 0, 'tool call')}, "
-            f"{plural(row.get('llm_calls') or 0, 'LLM call')}, {plural(row.get('retries') or 0, 'retry')}   "
+            f"{plural(row.get('llm_calls') or 0, 'LLM call')}, {plural(row.get('retries') or 0, 'retry')}",
+        )
+        head.add_row(
+            "spend",
             f"{tokens_in + tokens_out:,} tokens ({tokens_in:,} in / {tokens_out:,} out)   "
             f"{fmt_usd(row.get('cost_usd'))}",
         )
@@ -152,9 +155,12 @@ def render(
         tree.add("[dim]no events stored for this run[/]")
     for e in steps:
         node = tree.add(step_line(e))
-        for extra in ("args", "result"):
-            if extra in e:
-                node.add(f"[dim]{extra}[/] {escape(_short(e[extra]))}")
+        if e.get("kind") == "tool_result":
+            # The hashes under the step, each with its redacted value when stored: the step line stays
+            # short enough for an 80-column terminal.
+            for label, sha, extra in (("args", "args_sha", "args"), ("result", "result_sha", "result")):
+                value = f"  [dim]{escape(_short(e[extra]))}[/]" if extra in e else ""
+                node.add(f"{label} {e.get(sha) or '-'}{value}")
     for e in stops:
         line = f"[bold]stop[/] [{_class_style(e.get('status'))}]{e.get('stop_reason')}[/] ({e.get('status')})"
         if e.get("error"):
@@ -191,10 +197,7 @@ def step_line(e: dict[str, Any]) -> str:
         status_txt += f" [red]{escape(e['error'])}[/]"
     duration = fmt_duration(e.get("duration_ms"))
     if e.get("kind") == "tool_result":
-        line = (
-            f"{prefix}  [bold]tool[/] {escape(e.get('tool') or '?')}  {status_txt}  {duration}"
-            f"  args {e.get('args_sha') or '-'}  result {e.get('result_sha') or '-'}"
-        )
+        line = f"{prefix}  [bold]tool[/] {escape(e.get('tool') or '?')}  {status_txt}  {duration}"
         attempts = e.get("attempts")
         if attempts and attempts > 1:
             retries = "1 retry" if attempts == 2 else f"{attempts - 1} retries"
