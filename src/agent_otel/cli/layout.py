@@ -27,8 +27,8 @@ class Column:
     right: bool = False
     #: the header when the column uses its shorter form
     short: str | None = None
-    #: width to reserve when the rows are not known in advance (``tail``); longer cells are cut
-    nominal: int = 0
+    #: width to reserve when the rows are not known in advance (``tail``), per form; longer cells are cut
+    nominal: int | tuple[int, ...] = 0
     #: cells longer than this are cut with an ellipsis
     max_width: int | None = None
     #: with two or more rows all alike, the column goes first (a note under the table gives its value)
@@ -97,16 +97,20 @@ def fit(
     ``reserve``: the rows to come are not known yet (``tail``), so every column keeps at least its
     ``nominal`` width."""
     n_forms = [
-        max([2 if col.short else 1] + [len(_forms(r[i])) for r in rows]) for i, col in enumerate(columns)
+        max(
+            [2 if col.short else 1, len(col.nominal) if isinstance(col.nominal, tuple) else 1]
+            + [len(_forms(r[i])) for r in rows]
+        )
+        for i, col in enumerate(columns)
     ]
 
     def col_width(i: int, form: int) -> int:
         col = columns[i]
         header = col.short if form and col.short else col.header
         cells = [_forms(r[i]) for r in rows]
-        w = max(
-            [len(header), col.nominal if reserve else 0] + [f[min(form, len(f) - 1)].cell_len for f in cells]
-        )
+        nominal = col.nominal if isinstance(col.nominal, tuple) else (col.nominal,)
+        reserved = nominal[min(form, len(nominal) - 1)] if reserve else 0
+        w = max([len(header), reserved] + [f[min(form, len(f) - 1)].cell_len for f in cells])
         return min(w, max(col.max_width, len(header))) if col.max_width else w
 
     state = {i: 0 for i in range(len(columns))}  # column index -> form

@@ -106,18 +106,19 @@ def stop_style(run: dict[str, Any]) -> str:
 
 
 #: The columns of ``runs`` and ``tail``, in order; priorities say which go first at 80 columns.
+#: ``nominal`` widths are what ``tail`` reserves before it has seen a run.
 COLUMNS = (
-    Column("RUN", 0),
-    Column("STARTED", 2, nominal=12),
+    Column("RUN", 0, nominal=12),
+    Column("STARTED", 2, nominal=(20, 12)),
     Column("AGENT", 6, nominal=14, max_width=24, drop_if_constant=True),
     Column("STOP", 1, nominal=13),
     Column("TOOLS", 4, right=True),
     Column("STEPS", 8, right=True),
     Column("RETRIES", 9, right=True),
     Column("DURATION", 3, right=True, nominal=8),
-    Column("TOKENS", 7, right=True, nominal=6),
+    Column("TOKENS", 7, right=True, nominal=7),
     Column("COST", 5, right=True, nominal=7),
-    Column("MODEL", 10, nominal=8, max_width=24, drop_if_constant=True),
+    Column("MODEL", 10, nominal=10, max_width=24, drop_if_constant=True),
 )
 
 
