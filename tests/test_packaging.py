@@ -231,3 +231,41 @@ def test_a_fresh_venv_with_the_wheel_alone_runs_the_first_run_commands(dist, tmp
             and "pip install 'agent-otel[grpc]'" in lines[0]
         )
         assert "http/protobuf" in lines[0] and "4318" in lines[0]
+
+
+def test_make_demo_installs_the_base_only_and_runs_the_demo(tmp_path):
+    """`make demo` as the README says, on a fresh venv: no psycopg, no gRPC, and the demo runs."""
+    if not any(WHEELHOUSE.glob("hatchling-*.whl")):
+        missing_prerequisite(f"the wheelhouse with the build backend ({WHEELHOUSE})", "make prereqs")
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "VIRTUAL_ENV"))}
+    # Offline: every distribution from the wheelhouse (pip honours these for the build backend too).
+    env.update(
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(WHEELHOUSE),
+        HOME=str(tmp_path / "home"),
+        AGENT_OTEL_PROBE_LOCAL="false",
+    )
+    proc = subprocess.run(
+        ["make", "-s", "demo", f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (
+        "40 runs of support-agent written to" in proc.stdout
+        and "completed 11, loop_detected 1" in proc.stdout
+    )
+    listed = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed = {d["name"].lower() for d in json.loads(listed.stdout)}
+    assert "agent-otel" in installed and "opentelemetry-exporter-otlp-proto-http" in installed
+    assert not {"grpcio", "psycopg", "psycopg-binary", "pytest", "cryptography"} & installed, installed

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A wheelhouse of the base install's dependencies (pyproject.toml [project] dependencies, no extras), for
-# tests/test_packaging.py: it installs the freshly built agent-otel wheel into a new venv with
-# `pip install --no-index --find-links`, so the test needs no network, and proves the wheel alone (no
-# extra) installs and runs. Cached under $AGENT_OTEL_CACHE/wheelhouse; pip's own cache makes reruns cheap,
+# A wheelhouse of the base install's dependencies (pyproject.toml [project] dependencies, no extras) and
+# of its build backend, for tests/test_packaging.py: it installs the freshly built agent-otel wheel into a
+# new venv, and runs `make demo` on a new venv, with `pip install --no-index --find-links`, so the tests
+# need no network, and prove the wheel alone (no extra) installs and runs. Cached under $AGENT_OTEL_CACHE/wheelhouse; pip's own cache makes reruns cheap,
 # and a dependency list that did not change is not even looked up again.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +14,9 @@ python="$root/.venv/bin/python"
 requirements="$("$python" - "$root/pyproject.toml" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as fh:
-    print("\n".join(tomllib.load(fh)["project"]["dependencies"]))
+    project = tomllib.load(fh)
+# hatchling asks for `editables` when pip builds an editable install (`make install`)
+print("\n".join(project["project"]["dependencies"] + project["build-system"]["requires"] + ["editables"]))
 PY
 )"
 stamp="$(printf '%s\n%s\n' "$("$python" -c 'import sys; print(sys.version)')" "$requirements" | sha256sum | cut -c1-16)"
