@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import socket
 
 import pytest
@@ -17,17 +16,10 @@ import pytest
 import agent_otel
 from agent_otel import sdk
 from tests.otlp_receiver import HTTPReceiver, OTLPReceiver, free_port
+from tests.test_setup import clean  # noqa: F401 (the fixture)
 
-
-@pytest.fixture
-def clean(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith(("OTEL_", "AGENT_OTEL_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
-    agent_otel.shutdown()
-    yield
-    agent_otel.shutdown()
+# No OTEL_*/AGENT_OTEL_* variables from outside, and setup() undone before and after each test.
+pytestmark = pytest.mark.usefixtures("clean")
 
 
 @pytest.fixture
@@ -65,7 +57,7 @@ def test_grpc_available_asks_for_the_extra_without_importing_it(monkeypatch):
     ],
 )
 def test_grpc_without_the_extra_is_one_warning_and_no_otlp(
-    clean, no_grpc, monkeypatch, caplog, tmp_path, setup_kwargs, env, says
+    no_grpc, monkeypatch, caplog, tmp_path, setup_kwargs, env, says
 ):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -84,7 +76,7 @@ def test_grpc_without_the_extra_is_one_warning_and_no_otlp(
     assert "pip install 'agent-otel[grpc]'" in message and "http/protobuf" in message
 
 
-def test_without_the_extra_another_port_means_http_protobuf(clean, no_grpc, caplog):
+def test_without_the_extra_another_port_means_http_protobuf(no_grpc, caplog):
     receiver = HTTPReceiver()
     try:
         with caplog.at_level(logging.INFO, logger="agent_otel"):
@@ -99,7 +91,7 @@ def test_without_the_extra_another_port_means_http_protobuf(clean, no_grpc, capl
         receiver.stop()
 
 
-def test_with_the_extra_another_port_still_means_grpc(clean):
+def test_with_the_extra_another_port_still_means_grpc():
     """Nothing changes for an installation that has gRPC: an endpoint without a protocol is OTLP/gRPC."""
     receiver = OTLPReceiver().start()
     try:
@@ -113,7 +105,7 @@ def test_with_the_extra_another_port_still_means_grpc(clean):
         receiver.stop()
 
 
-def test_the_local_probe_without_the_extra_uses_4318_and_explains_4317(clean, no_grpc, monkeypatch, caplog):
+def test_the_local_probe_without_the_extra_uses_4318_and_explains_4317(no_grpc, monkeypatch, caplog):
     grpc_port, http_port = free_port(), free_port()
     monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", grpc_port)
     monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", http_port)

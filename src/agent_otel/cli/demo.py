@@ -183,13 +183,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def span_counter() -> Any:
     """A span processor that counts the spans the demo ended: what OTLP export should have delivered.
     (Built on demand: the SDK is not imported for the CLI's other commands.)"""
+    import threading
+
     from opentelemetry.sdk.trace import SpanProcessor
 
     class SpanCount(SpanProcessor):
-        ended = 0
+        def __init__(self) -> None:
+            self.ended = 0
+            self._lock = threading.Lock()  # the demo's runs end spans on several threads
 
         def on_end(self, span: Any) -> None:
-            self.ended += 1
+            with self._lock:
+                self.ended += 1
 
     return SpanCount()
 
