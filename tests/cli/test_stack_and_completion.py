@@ -48,6 +48,24 @@ def test_stack_init_writes_the_repository_files(cli: CLI, tmp_path: Path):
     assert compose.read_bytes() == (ROOT / "docker-compose.yml").read_bytes()
 
 
+def test_the_stack_entries_cover_every_file_the_compose_file_mounts():
+    """When the stack gains a directory, `stack init` (and the wheel's force-include) must carry it."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounted = set()
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume if isinstance(volume, str) else volume.get("source", "")
+            source = source.split(":", 1)[0]
+            if source.startswith("./"):
+                mounted.add(source[2:])
+    assert mounted, "the compose file mounts no local files?"
+    for path in mounted:
+        assert path.split("/", 1)[0] in stack.ENTRIES, path
+        assert (ROOT / path).exists(), path
+
+
 def test_stack_init_into_a_file_is_one_error_line(cli: CLI, tmp_path: Path):
     target = tmp_path / "file"
     target.write_text("x")

@@ -44,7 +44,10 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     )
     reason.completions = [*(r.value for r in StopReason), "running"]  # type: ignore[attr-defined]
     parser.add_argument(
-        "--stop-class", choices=STOP_CLASSES, help="only runs whose stop reason is of this class"
+        "--stop-class",
+        choices=STOP_CLASSES,
+        metavar="C",
+        help=f"only runs whose stop reason is of this class: {', '.join(STOP_CLASSES)}",
     )
     parser.add_argument("--model", metavar="M", help="only runs of this model (gen_ai.request.model)")
     parser.add_argument("--prompt-version", metavar="V", help="only runs of this prompt version")
