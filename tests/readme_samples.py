@@ -1,7 +1,7 @@
 """The README's CLI samples, produced by running the documented walkthrough for real.
 
 The README quotes what `agent-otel demo`, `runs`, `show`, `stats` and `drift` print. Each quote sits
-between ``<!-- sample: NAME -->`` and ``<!-- /sample -->``; ``tests/cli/test_readme_samples.py`` runs the
+between ``<!-- sample: NAME -->`` and ``<!-- /sample -->``; ``tests/cli/test_first_run.py`` runs the
 walkthrough in a fresh home and compares, and this module rewrites the quotes from a fresh run:
 
     .venv/bin/python -m tests.readme_samples        # rewrite the README's samples from real output

@@ -205,7 +205,7 @@ def otlp_report(inst: Any, spans: Any) -> str:
     if inst is None or not inst.otlp:
         return f"OTLP export is off: {inst.otlp_note if inst else 'agent-otel is not set up'}"
     if not inst.span_processors:  # OTEL_TRACES_EXPORTER=none: metrics only
-        return f"metrics sent to OTLP {inst.otlp} (traces off: OTEL_TRACES_EXPORTER=none)"
+        return f"OTLP {inst.otlp}: metrics only (OTEL_TRACES_EXPORTER=none; their delivery is not counted)"
     sent = inst.span_processors[0].exported
     total = max(spans.ended, sent)
     if sent == total:

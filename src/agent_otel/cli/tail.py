@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=10,
         metavar="N",
-        help="first print the N runs that ended last (default 10; 0: only new ones)",
+        help="first print the N latest runs of the past day that have ended (default 10; 0: none)",
     )
     add_filters(parser)
     parser.add_argument(
@@ -53,33 +53,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store()
     console = ctx.console
     layout = fit(TAIL_COLUMNS, [], console.width, reserve=True)
-    console.print(layout.header(), soft_wrap=True)
-    seen: dict[str, int] = {}
-    cursor = now_ms()
-    if args.last:
-        recent = store.runs(limit=args.last, since_ms=cursor - LOOKBACK_MS, **where)
-        ended = sorted((r for r in recent if r.get("ended_at_ms")), key=_end)
-        for r in ended:
-            console.print(layout.line(cells(r, "ended_at_ms")), soft_wrap=True)
-            seen[r["run_id"]] = _end(r)
-        if ended:
-            cursor = max(cursor, _end(ended[-1]))
     try:
-        while True:
-            time.sleep(args.interval)
-            start = cursor - SLACK_MS
-            rows = store.runs(
-                since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where
-            )
-            for r in sorted(rows, key=_end):
-                if r["run_id"] in seen:
-                    continue
+        console.print(layout.header(), soft_wrap=True)
+        _follow(store, console, layout, args, where)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how tail ends: not an error
+    return 0
+
+
+def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, where: dict[str, Any]) -> None:
+    seen: dict[str, int] = {}  # run id -> end, for the runs printed within the slack
+    cursor = now_ms()
+
+    def emit(rows: list[dict[str, Any]]) -> None:
+        nonlocal cursor
+        for r in sorted(rows, key=_end):
+            if r["run_id"] not in seen:
                 console.print(layout.line(cells(r, "ended_at_ms")), soft_wrap=True)
                 seen[r["run_id"]] = _end(r)
                 cursor = max(cursor, _end(r))
-            seen = {k: v for k, v in seen.items() if v >= cursor - SLACK_MS}
-    except KeyboardInterrupt:
-        return 0
+
+    if args.last:
+        since = cursor - LOOKBACK_MS
+        emit(store.runs(limit=args.last, since_ms=since, ended_since_ms=since, **where))
+    while True:
+        time.sleep(args.interval)
+        start = cursor - SLACK_MS
+        emit(store.runs(since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where))
+        seen = {k: v for k, v in seen.items() if v >= cursor - SLACK_MS}
 
 
 def _end(r: dict[str, Any]) -> int:
