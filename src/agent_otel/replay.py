@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent_otel import runtime
 from agent_otel import snapshots as snap
 from agent_otel.run import _replaying
 from agent_otel.stop import AgentStopped, StopReason, StopResult
@@ -246,11 +247,8 @@ def load(
 
 def _flush_recording() -> None:
     """Snapshots recorded by this process may still be queued for the store: deliver them first."""
-    from agent_otel import sdk
-
-    inst = sdk.installation()
-    if inst is not None:
-        inst.pipeline.flush(inst.config.get("exporter.shutdown_timeout_s") or 1.0)
+    rt = runtime.current()
+    rt.pipeline.flush(rt.config.get("exporter.shutdown_timeout_s") or 1.0)
 
 
 def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recording:

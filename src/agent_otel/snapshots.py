@@ -29,13 +29,14 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agent_otel.hashing import canonical_json, jsonable, sha_bytes
+from agent_otel.store.snapshots import ERROR, EXCLUDED, INTERRUPTED, OK, TOO_LARGE, warn_once
+from agent_otel.store.snapshots import WRITE_FAILED as WRITE_FAILED  # re-exported: replay's vocabulary
+from agent_otel.store.snapshots import counters as counters  # re-exported: failure counts, for doctor
 from agent_otel.tools import active_tool_call
 
 if TYPE_CHECKING:
@@ -50,31 +51,8 @@ DEFAULT_KEY_ENV = "AGENT_OTEL_SNAPSHOT_KEY"
 PLAIN = "json"
 SEALED = "fernet+json"
 
-# Outcomes of a recorded tool call. Only ok and error can be served by a replay.
-OK = "ok"
-ERROR = "error"
-EXCLUDED = "excluded"  # replay.exclude matched the tool: no result kept
-TOO_LARGE = "too_large"  # larger than replay.max_result_mb
-INTERRUPTED = "interrupted"  # the call ended by AgentStopped, cancellation or interpreter exit
-WRITE_FAILED = "write_failed"  # the result could not be sealed for the store
-
 _NATIVE = (dict, list, str, int, float, bool, type(None))
 _NOT_OUTCOMES = ("AgentStopped", "KeyboardInterrupt", "SystemExit", "GeneratorExit", "CancelledError")
-
-#: What went wrong while recording, by kind (``serialize``, ``too_large``, ``seal``); for doctor and tests.
-counters: Counter[str] = Counter()
-_warned: set[str] = set()
-_warn_lock = threading.Lock()
-
-
-def warn_once(key: str, message: str, *args: Any) -> None:
-    """Count ``key`` and log ``message`` the first time it happens in this process."""
-    with _warn_lock:
-        counters[key] += 1
-        first = key not in _warned
-        _warned.add(key)
-    if first:
-        logger.warning("agent-otel: " + message + " (further cases are counted, not logged)", *args)
 
 
 class SnapshotKeyError(Exception):
