@@ -33,6 +33,7 @@ prereqs:
 
 test: install-dev prereqs
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-unit: install-dev
@@ -41,6 +42,7 @@ test-unit: install-dev
 lint: install-dev
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: install-dev
 	$(PY) benchmarks/overhead.py

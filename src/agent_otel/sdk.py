@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 from agent_otel import config as config_mod
 from agent_otel import conventions as c
+from agent_otel import guards, replay, snapshots  # noqa: F401  (their policies register with the runtime)
 from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
@@ -195,22 +196,9 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
-    _install_recorder(cfg, rt, pipeline)
     runtime_mod.install(rt)
     config_mod.set_effective(cfg)
     return inst
-
-
-def _install_recorder(cfg: Config, rt: runtime_mod.Runtime, pipeline: Pipeline) -> None:
-    """Replay snapshots are recorded only into a local run store (``replay.record``, on by default)."""
-    from agent_otel.store import StoreSink
-
-    if any(isinstance(sink, StoreSink) for sink in pipeline.sinks()):
-        from agent_otel.snapshots import Recorder
-
-        recorder = Recorder.from_config(cfg, pipeline)
-        if recorder is not None:
-            rt.extensions["recorder"] = recorder
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:

@@ -10,43 +10,15 @@ with an older key is re-sealed with the current one; a sealed blob is never repl
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent_otel.snapshot_outcomes import OK, WRITE_FAILED, warn_once
+
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
-
-logger = logging.getLogger("agent_otel")
-
-# Outcomes of a recorded tool call. Only ok and error can be served by a replay.
-OK = "ok"
-ERROR = "error"
-EXCLUDED = "excluded"  # replay.exclude matched the tool: no result kept
-TOO_LARGE = "too_large"  # larger than replay.max_result_mb
-INTERRUPTED = "interrupted"  # the call ended by AgentStopped, cancellation or interpreter exit
-WRITE_FAILED = "write_failed"  # the result could not be sealed for the store
-
-#: What went wrong while recording snapshots, by kind (``serialize``, ``too_large``, ``seal``, ``write``);
-#: for doctor and tests (also as ``agent_otel.snapshots.counters``).
-counters: Counter[str] = Counter()
-_warned: set[str] = set()
-_warn_lock = threading.Lock()
-
-
-def warn_once(key: str, message: str, *args: Any) -> None:
-    """Count ``key`` and log ``message`` the first time it happens in this process."""
-    with _warn_lock:
-        counters[key] += 1
-        first = key not in _warned
-        _warned.add(key)
-    if first:
-        logger.warning("agent-otel: " + message + " (further cases are counted, not logged)", *args)
-
 
 RUN_COLUMNS = (
     "run_id",
