@@ -10,9 +10,11 @@ private to its package and the packages below it.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.helpers import missing_prerequisite
@@ -142,3 +144,14 @@ def test_import_linter_contracts_hold():
     root = SRC.parent
     out = subprocess.run([exe, "--no-cache"], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_readme_draws_the_layers_that_are_checked():
+    """README, Development > Layers: the drawing lists the contract's layers, in its order."""
+    root = SRC.parent
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    readme = (root / "README.md").read_text()
+    block = readme.split("### Layers", 1)[1].split("```", 2)[1]
+    drawn = [re.split(r"\s{2,}", line.strip())[0] for line in block.strip().splitlines()]
+    assert drawn == [layer for layer in layers if layer != "_version"]

@@ -25,6 +25,7 @@ from agent_otel.stop import AgentStopped, StopReason
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
+    from agent_otel.runtime import Runtime
 
 
 class LLMCall(Step):
@@ -41,7 +42,7 @@ class LLMCall(Step):
     def span_name(self) -> str:
         return c.llm_span_name(self.model)
 
-    def start_attributes(self) -> dict[str, Any]:
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         return {
             c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
             c.GEN_AI_REQUEST_MODEL: self.model,
@@ -167,9 +168,9 @@ def _complete(
         event = call.event(
             c.KIND_LLM_RESULT,
             span_ctx,
-            duration_ms=round(duration_ms, 3),
-            status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
-            error=error_type,
+            round(duration_ms, 3),
+            c.STATUS_ERROR if error is not None else c.STATUS_OK,
+            error_type,
             usage=event_usage,
         )
         rt.pipeline.emit("event", event)
@@ -215,4 +216,4 @@ def record(
     # telemetry is off or failed no step was counted, and the checks are those of a step about to run.
     step = call if call is not None else LLMCall(run, model, call_id)
     step.recorded = call is not None
-    steps.check(step, pending=False)
+    steps.policy_checks(step)

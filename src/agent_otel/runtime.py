@@ -1,9 +1,12 @@
-"""The process-wide runtime: tracer, instruments, event pipeline and the settings the hot path reads.
+"""The process-wide runtime: tracer, instruments, event pipeline, policies and the settings the hot path
+reads.
 
 ``setup()`` builds a new :class:`Runtime` and swaps it in with one assignment, so a run never sees half a
-configuration. Before ``setup()`` the runtime uses the global OpenTelemetry API (a no-op unless the
-application configured OpenTelemetry itself), which keeps instrumented library code correct and nearly
-free in processes that never call ``setup()``.
+configuration. Its policies (guards, replay, snapshot recording) come from the factories registered with
+:func:`register_policy`, so this module, the runs and the step engine import none of them. Before
+``setup()`` the runtime uses the global OpenTelemetry API (a no-op unless the application configured
+OpenTelemetry itself), which keeps instrumented library code correct and nearly free in processes that
+never call ``setup()``.
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ def register_policy(name: str, factory: PolicyFactory) -> None:
     (``import agent_otel`` imports them all), so the step engine never imports a policy.
     """
     _policy_factories[name] = factory
+
+
+def unregister_policy(name: str) -> None:
+    """Runtimes built from now on no longer have the policy ``name`` (if it was registered)."""
+    _policy_factories.pop(name, None)
 
 
 def _default_runtime() -> Runtime:

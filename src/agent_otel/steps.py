@@ -36,6 +36,8 @@ only these public functions (``integrations/_common.py`` wraps a few of them for
 it propagate) and return None when telemetry itself failed (run the call untraced). A tool step that a
 replay serves has ``call.replay`` set: :mod:`agent_otel.replay` (``serve``, ``recorded``) hands out the
 recorded outcome, and the framework's tool must not run. ``step.done`` tells whether a step has ended.
+A step reported after the fact (a span bridge, ``run.record_llm``) passes ``start_time_ns=`` to ``begin``
+and calls ``step.back_date(duration_ms)`` before ending it, so span and duration cover the real call.
 
 Policies
 --------
@@ -329,7 +331,7 @@ class Step:
     def span_name(self) -> str:
         raise NotImplementedError
 
-    def start_attributes(self) -> dict[str, Any]:
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         raise NotImplementedError
 
     def back_date(self, duration_ms: float) -> None:
@@ -371,8 +373,18 @@ class Step:
             otel_context.detach(token)
         return duration_ms, span.get_span_context()
 
-    def event(self, event_kind: str, span_ctx: Any, **fields: Any) -> dict[str, Any]:
-        """The step's unified event (``step_id`` and the run's ids filled in)."""
+    def event(
+        self,
+        event_kind: str,
+        span_ctx: Any,
+        duration_ms: float,
+        status: str,
+        error: str | None,
+        tool: str | None = None,
+        result_sha: str | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in)."""
         run = self.run
         event = new_event(
             event_kind,
@@ -380,8 +392,15 @@ class Step:
             run.agent,
             run.trace_id,
             format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-            step_id=self.step_id,
-            **fields,
+            self.step_id,
+            tool,
+            self.args_sha,
+            result_sha,
+            duration_ms,
+            status,
+            error,
+            None,
+            usage,
         )
         event["_sampled"] = span_ctx.trace_flags.sampled
         return event
@@ -406,13 +425,9 @@ class Step:
         return timeout_s or None
 
 
-def check(step: Step, pending: bool = True) -> None:
-    """The checks before a step: the run's pending stop (unless ``pending`` is off), then the policies'.
-
-    May raise AgentStopped. ``record_llm`` runs them after the fact, with ``step.recorded`` set.
-    """
-    if pending:
-        check_pending(step.run)
+def policy_checks(step: Step) -> None:
+    """The policies' checks of a step (may raise AgentStopped); :func:`begin` runs them after the run's
+    pending stop. ``record_llm`` runs them after the fact, with ``step.recorded`` set."""
     for hook in step.run.ledger.hooks.before:
         hook(step)
 
@@ -432,9 +447,13 @@ def begin(
     """
     run = step.run
     ledger = run.ledger
+    hooks = ledger.hooks
     if checks:
-        check(step)
-    for serve in ledger.hooks.serve:
+        if ledger.pending is not None or run.result is not None:
+            check_pending(run)
+        for hook in hooks.before:
+            hook(step)
+    for serve in hooks.serve:
         served = serve(step)
         if served is not None:
             step.replay = served
@@ -457,7 +476,7 @@ def begin(
             step.span_name(),
             context=parent,
             kind=step.span_kind,
-            attributes=step.start_attributes(),
+            attributes=step.start_attributes(rt),
             start_time=start_time_ns,
         )
         if attach:
@@ -486,12 +505,12 @@ __all__ = [
     "active_run",
     "begin",
     "bind_run",
-    "check",
     "check_pending",
     "current_run",
     "defer_stop",
     "internal_error",
     "note_failure",
     "outside_run",
+    "policy_checks",
     "unbind_run",
 ]

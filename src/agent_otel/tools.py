@@ -31,6 +31,7 @@ from agent_otel.stop import AgentStopped, StopReason
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
+    from agent_otel.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,7 +96,7 @@ class ToolCall(Step):
     def span_name(self) -> str:
         return c.tool_span_name(self.options.name)
 
-    def start_attributes(self) -> dict[str, Any]:
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         options = self.options
         attributes: dict[str, Any] = {
             c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
@@ -108,8 +109,7 @@ class ToolCall(Step):
             attributes[c.GEN_AI_TOOL_CALL_ID] = self.call_id
         if options.side_effects:
             attributes[c.TOOL_SIDE_EFFECTS] = True
-        rt = self.runtime
-        if rt is not None and rt.redactor is not None:
+        if rt.redactor is not None:
             attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.to_attribute(self.args)
         return attributes
 
@@ -155,7 +155,7 @@ class ToolCall(Step):
     def _finish(
         self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None
     ) -> None:
-        rt = self.runtime
+        rt = self.run.ledger.runtime
         attributes: dict[str, Any] = {c.TOOL_STATUS: status, c.TOOL_ATTEMPTS: self.attempts}
         if result_sha is not None:
             attributes[c.TOOL_RESULT_SHA] = result_sha
@@ -175,12 +175,11 @@ class ToolCall(Step):
         event = self.event(
             c.KIND_TOOL_RESULT,
             span_ctx,
+            round(duration_ms, 3),
+            status,
+            error_type or None,
             tool=self.options.name,
-            args_sha=self.args_sha,
             result_sha=result_sha,
-            duration_ms=round(duration_ms, 3),
-            status=status,
-            error=error_type or None,
         )
         if self.attempts > 1:
             event["attempts"] = self.attempts
@@ -206,19 +205,21 @@ def begin(
     fn: Callable[..., Any] | None = None,
     attach: bool = True,
     claimable: bool = False,
+    start_time_ns: int | None = None,
 ) -> ToolCall | None:
     """Start a tool call of ``run``: guards first (which may raise AgentStopped), then the span.
 
     Returns None if telemetry itself failed, in which case the caller just runs the tool. ``attach``
     makes the tool span current (callers that finish the call on another thread pass False);
-    ``claimable`` lets a nested ``@tool`` function of the same name use this call instead of a second span.
+    ``claimable`` lets a nested ``@tool`` function of the same name use this call instead of a second span;
+    ``start_time_ns`` back-dates the span of a call reported after it started (with ``call.back_date``).
     Under replay the call is matched against the recording here: a strict divergence stops the run and an
     unrecorded call raises, before any step or span exists (``agent_otel.replay``); a matched call has
     ``call.replay`` set and must be served, not run.
     """
     call = ToolCall(run, options, args, sha(args), call_id, fn)
     call.claimable = claimable
-    return steps.begin(call, attach=attach)  # type: ignore[return-value]
+    return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
 
 
 def active_tool_call() -> ToolCall | None:
