@@ -139,7 +139,7 @@ def canonical_json(obj: Any) -> bytes:
                 _sanitise(obj, 0, set()), sort_keys=True, separators=(",", ":"), ensure_ascii=False
             )
         except Exception:
-            text = json.dumps({"$type": _type_name(obj)})
+            text = json.dumps({"$type": _type_name(obj)}, separators=(",", ":"))
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -151,9 +151,16 @@ def _type_name(obj: Any) -> str:
 
 
 def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
-    """Convert to JSON-native values, replacing cycles and runaway depth with markers."""
-    if obj is None or isinstance(obj, bool | int | str):
+    """Convert to JSON-native values, replacing cycles and runaway depth with markers.
+
+    Whatever cannot be converted is replaced where it is, never together with its neighbours: one giant
+    integer or one object whose conversions raise must not make distinct values look alike (equal hashes
+    would make a loop guard stop the run and a replay serve another call's result).
+    """
+    if obj is None or isinstance(obj, bool | str):
         return obj
+    if isinstance(obj, int):
+        return obj if obj.bit_length() < _BIG_INT_BITS or _int_text(obj) is not None else _huge_int(obj)
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else repr(obj)
     if depth >= _MAX_DEPTH:
@@ -170,14 +177,67 @@ def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
                 return [_sanitise(v, depth + 1, seen) for v in obj]
             converted = _default(obj)
         except Exception:  # a user object whose model_dump, __repr__, items() or __iter__ raises
-            return {"$type": _type_name(obj)}
+            converted = _fallback(obj)
         return _sanitise(converted, depth + 1, seen)
     finally:
         seen.discard(oid)
 
 
+# json refuses to write an int of more than sys.get_int_max_str_digits() (4300) decimal digits; below
+# this many bits (about 4,200 digits) no int can reach that limit, so the common case costs one compare.
+_BIG_INT_BITS = 13_900
+
+
+def _int_text(n: int) -> str | None:
+    """``str(n)``, or None when the interpreter refuses to write that many digits."""
+    try:
+        return str(n)
+    except ValueError:
+        return None
+
+
+def _huge_int(n: int) -> dict[str, str]:
+    """An int too long for decimal text, as its exact hex digits (hex has no digit limit)."""
+    return {"$int": hex(n)}
+
+
+def _fallback(obj: Any) -> Any:
+    """What ``_default`` would have said, from the first of its strategies that does not raise.
+
+    A model whose ``model_dump`` raises still has attributes; an object whose ``repr`` raises may still
+    have ``__dict__`` or slots. Only an object that yields nothing at all is reduced to its type name.
+    """
+    name = _type_name(obj)
+    for attempt in (_vars_of, _slots_of, _str_of):
+        try:
+            found = attempt(obj)
+        except Exception:
+            continue
+        if found is not None:
+            return {"$type": name, **found}
+    return {"$type": name}
+
+
+def _vars_of(obj: Any) -> dict[str, Any] | None:
+    return {str(k): v for k, v in vars(obj).items()} if hasattr(obj, "__dict__") else None
+
+
+def _slots_of(obj: Any) -> dict[str, Any] | None:
+    slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
+    return {s: getattr(obj, s, None) for s in slots if s != "__weakref__"} or None
+
+
+def _str_of(obj: Any) -> dict[str, Any] | None:
+    return {"$str": _ADDRESS.sub("", str(obj))}
+
+
 def _key(k: Any) -> str:
-    return k if isinstance(k, str) else str(k)
+    if isinstance(k, str):
+        return k
+    try:
+        return str(k)
+    except Exception:
+        return f"$key:{_type_name(k)}"
 
 
 def jsonable(obj: Any) -> Any:
