@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from agent_otel.config import EVENT_FIELDS
+from agent_otel.hashing import json_safe
 
 logger = logging.getLogger("agent_otel")
 
@@ -120,7 +121,10 @@ class JsonLinesSink:
             for extra in ("args", "result"):
                 if extra in payload:
                     line[extra] = payload[extra]
-            lines.append(orjson.dumps(line, default=str))
+            try:
+                lines.append(orjson.dumps(line, default=str))
+            except TypeError:  # an int beyond 64 bits, a non-string key, a lone surrogate: this line only
+                lines.append(orjson.dumps(json_safe(line)))
         if lines:
             self._stream.write(b"\n".join(lines) + b"\n")
             self._stream.flush()

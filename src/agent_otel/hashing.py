@@ -245,6 +245,54 @@ def jsonable(obj: Any) -> Any:
     return _sanitise(obj, 0, set())
 
 
+_INT64_MIN, _UINT64_END = -(2**63), 2**64  # orjson writes ints in [-2**63, 2**64) only
+
+
+def safe_text(text: str, nul: bool = True) -> str:
+    """``text`` as every UTF-8 encoder accepts it: lone surrogates (``os.fsdecode`` of bytes that are not
+    UTF-8) become their backslash escape; with ``nul=False`` NUL characters do too (PostgreSQL text and
+    jsonb cannot hold them). Text that needs nothing is returned as it is, at the cost of one check."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not nul and "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text
+
+
+def safe_int(n: int) -> int | str:
+    """``n``, or its decimal (beyond 4,300 digits: hex) text when it is outside 64 bits, where JSON
+    encoders, SQLite and PostgreSQL's bigint stop."""
+    if _INT64_MIN <= n < _UINT64_END:
+        return n
+    return _int_text(n) or hex(n)
+
+
+def json_safe(obj: Any, nul: bool = True) -> Any:
+    """A JSON-native copy of ``obj`` that any JSON encoder and database takes: texts through
+    :func:`safe_text` (keys too), ints through :func:`safe_int`, NaN and infinities as text. For a value
+    one record must not lose a whole batch to: only the record that needs it pays for the copy."""
+    return _json_safe(jsonable(obj), nul)
+
+
+def _json_safe(value: Any, nul: bool) -> Any:
+    if isinstance(value, str):
+        return safe_text(value, nul)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return safe_int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {safe_text(k, nul): _json_safe(v, nul) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v, nul) for v in value]
+    return value
+
+
 def sha(obj: Any) -> str:
     """First 24 hex digits of sha256 over the canonical JSON of ``obj``; never raises."""
     return hashlib.sha256(canonical_json(obj)).hexdigest()[:SHA_HEX_CHARS]

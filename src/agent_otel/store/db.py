@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent_otel.hashing import json_safe, safe_int, safe_text
 from agent_otel.store.location import Target, home
 from agent_otel.store.schema import (
     EVENT_COLUMNS,
@@ -39,11 +40,13 @@ logger = logging.getLogger("agent_otel")
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used. ``transient`` errors (locked, unreachable) may pass."""
+    """The store cannot be opened or used. ``transient`` errors (locked, unreachable, restarting) may
+    pass; ``bad_data`` ones are about a record the database refuses, not about the store."""
 
-    def __init__(self, message: str, transient: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, bad_data: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.bad_data = bad_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +74,59 @@ RETENTION_RULES: list[RetentionRule] = [
 
 
 def classify(exc: BaseException) -> StoreError:
-    """A database exception as a one-line :class:`StoreError`, marked transient when retrying may help."""
+    """A database exception as a one-line :class:`StoreError`, marked transient when retrying may help
+    and bad_data when the records written, not the store, are what the database refused."""
     if isinstance(exc, StoreError):
         return exc
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = text.lower()
-    transient = False
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in lowered or "busy" in lowered):
-        transient = True
-        text = f"{text} (another process holds the write lock)"
-    elif type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
-        "OperationalError",
-        "InterfaceError",
-        "ConnectionTimeout",
-    ):
-        transient = True
-    return StoreError(text, transient)
+        return StoreError(f"{text} (another process holds the write lock)", transient=True)
+    if type(exc).__module__.startswith("psycopg"):
+        return StoreError(text, transient=_pg_transient(exc), bad_data=_pg_bad_data(exc))
+    return StoreError(text, bad_data=_sqlite_bad_data(exc, lowered))
+
+
+# SQLSTATE classes (the first two characters): 08 connection exception, 57 operator intervention (a server
+# shutting down or restarting: 57P01 admin_shutdown, 57P03 cannot_connect_now), 53 insufficient resources,
+# 40 transaction rollback (serialization failure, deadlock); 22 data exception, 23 integrity constraint,
+# 54 program limit exceeded (a value too large for an index or a jsonb).
+_PG_TRANSIENT_CLASSES = ("08", "57", "53", "40")
+_PG_BAD_DATA_CLASSES = ("22", "23", "54")
+# A server that says who may not connect is not going to change its mind on a retry.
+_PG_PERMANENT_STATES = ("28000", "28P01", "3D000")
+
+
+def _pg_transient(exc: BaseException) -> bool:
+    """A restart, failover or network blip: psycopg raises OperationalError (AdminShutdown,
+    CannotConnectNow, ConnectionTimeout, "server closed the connection unexpectedly", ...) or, for a
+    connection that is already closed, InterfaceError. All of them pass."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _PG_PERMANENT_STATES:
+        return False
+    if state[:2] in _PG_TRANSIENT_CLASSES:
+        return True
+    return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
+
+
+def _pg_bad_data(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) or ""
+    if state[:2] in _PG_BAD_DATA_CLASSES:
+        return True
+    # Raised by psycopg itself, before the server sees the row (NUL in text, a value it cannot adapt).
+    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(exc).__mro__)
+
+
+def _sqlite_bad_data(exc: BaseException, lowered: str) -> bool:
+    """Errors of one record's values: Python refusing to encode them (a lone surrogate, an int of more
+    than 64 bits), SQLite refusing to bind or to hold them ("string or blob too big")."""
+    if isinstance(exc, UnicodeError | OverflowError | RecursionError | ValueError | TypeError):
+        return True
+    if isinstance(exc, sqlite3.InterfaceError | sqlite3.DataError | sqlite3.IntegrityError):
+        return True
+    if isinstance(exc, sqlite3.ProgrammingError) and "binding" in lowered:
+        return True
+    return isinstance(exc, sqlite3.Error) and "too big" in lowered
 
 
 class Store:
@@ -94,6 +134,7 @@ class Store:
 
     kind = ""
     placeholder = "?"
+    nul_ok = True  # whether text and JSON may hold NUL characters (PostgreSQL's may not)
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -113,6 +154,35 @@ class Store:
 
     def _unjson(self, value: Any) -> Any:
         return value
+
+    # --- values the database takes -------------------------------------------------------------------
+
+    def param(self, value: Any) -> Any:
+        """``value`` made safe to bind: text through :func:`safe_text` (a lone surrogate from
+        ``os.fsdecode``, NUL for PostgreSQL), ints beyond 64 bits as text. One odd value must not make a
+        batch fail, and with it the store."""
+        kind = type(value)
+        if kind is str:
+            return safe_text(value, self.nul_ok)
+        if kind is int:
+            return safe_int(value)
+        return value
+
+    def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(self.param(v) for v in values)
+
+    def json_text(self, value: Any) -> str:
+        """JSON text of ``value`` that both dialects accept (jsonb refuses NaN, lone surrogates and NUL);
+        the common case costs one ``json.dumps``, an odd value a :func:`json_safe` copy."""
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+        except (ValueError, TypeError, RecursionError):  # NaN, an int beyond 4,300 digits, a cycle
+            pass
+        else:
+            encodable = text.isascii() or safe_text(text) is text
+            if encodable and (self.nul_ok or "\\u0000" not in text):  # jsonb refuses an escaped NUL too
+                return text
+        return json.dumps(json_safe(value, self.nul_ok), ensure_ascii=False)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -256,7 +326,7 @@ class Store:
             elif col == "status":
                 row.append(r.get("status") or "running")
             else:
-                row.append(r.get(col))
+                row.append(self.param(r.get(col)))
         return tuple(row)
 
     def _event_row(self, e: dict[str, Any]) -> tuple[Any, ...]:
@@ -267,6 +337,8 @@ class Store:
                 value = self._json(value)
             elif col == "ts_ms":
                 value = int(value if value is not None else time.time() * 1000)
+            else:
+                value = self.param(value)
             row.append(value)
         return tuple(row)
 
@@ -639,7 +711,7 @@ class SQLiteStore(Store):
         return round(parsed.timestamp() * 1000)
 
     def _json(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return self.json_text(value)
 
     def _unjson(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -661,9 +733,14 @@ class SQLiteStore(Store):
         return bool(rows)
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 class PostgresStore(Store):
     kind = "postgresql"
     placeholder = "%s"
+    nul_ok = False
 
     def open(self, create: bool) -> None:
         try:
@@ -704,7 +781,7 @@ class PostgresStore(Store):
     def _json(self, value: Any) -> Any:
         from psycopg.types.json import Jsonb
 
-        return Jsonb(value, dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str))
+        return Jsonb(self.json_text(value), dumps=_as_is)
 
     def size_bytes(self) -> int | None:
         try:

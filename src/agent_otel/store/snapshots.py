@@ -101,7 +101,7 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
             store.sql(
                 f"INSERT INTO agent_snapshot_runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO NOTHING"
             ),
-            prepared.runs,
+            [store.row(r) for r in prepared.runs],
         )
     if prepared.tools:
         cols = ", ".join(TOOL_COLUMNS)
@@ -111,7 +111,7 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
                 f"INSERT INTO agent_tool_snapshots ({cols}) VALUES ({marks}) "
                 "ON CONFLICT (run_id, step_id) DO NOTHING"
             ),
-            prepared.tools,
+            [store.row(r) for r in prepared.tools],
         )
 
 
