@@ -441,6 +441,9 @@ class Run:
             "ended_at_ms": None,
             "duration_ms": None,
         }
+        budget = getattr(self._guards, "budget", None)  # a deadline lets a reader tell a lost run later
+        if budget is not None and budget.max_duration_s is not None:
+            record["deadline_ms"] = self.created_at_ms + int(budget.max_duration_s * 1000)
         if ended and self.result is not None:
             record.update(
                 status=self.result.stop_reason.stop_class,

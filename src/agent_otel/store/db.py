@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_otel.hashing import json_safe, safe_int, safe_text
+from agent_otel.store import liveness
 from agent_otel.store.location import Target, home
 from agent_otel.store.schema import (
     EVENT_COLUMNS,
@@ -344,10 +345,22 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------------------
 
-    def _run_out(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _run_out(self, row: dict[str, Any], now_ms: int | None = None, cache: Any = None) -> dict[str, Any]:
+        """A run row as the commands show it: times in epoch ms, and ``status`` ``abandoned`` (with the
+        reason in ``abandoned``) for a ``running`` row whose process is gone or whose deadline passed."""
         row["created_at_ms"] = self._ms(row.pop("created_at", None))
         row["ended_at_ms"] = self._ms(row.pop("ended_at", None))
+        if row.get("status") == liveness.RUNNING:
+            now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+            why = liveness.judge(row, now_ms, cache)
+            if why is not None:
+                row["status"] = liveness.ABANDONED
+                row["abandoned"] = why
         return row
+
+    def _runs_out(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now_ms, cache = int(time.time() * 1000), {}  # one judgement per writing process
+        return [self._run_out(r, now_ms, cache) for r in rows]
 
     def _event_out(self, row: dict[str, Any]) -> dict[str, Any]:
         row.pop("id", None)
@@ -387,8 +400,9 @@ class Store:
         if agent is not None:
             where.append("agent = ?")
             params.append(agent)
+        judged = stop_reason in (liveness.RUNNING, liveness.ABANDONED)  # both are `running` rows
         if stop_reason is not None:
-            if stop_reason == "running":
+            if judged:
                 where.append("status = 'running'")
             else:
                 where.append("stop_reason = ?")
@@ -402,9 +416,12 @@ class Store:
         if where:
             text += " WHERE " + " AND ".join(where)
         text += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, run_id"
-        if limit is not None:
+        if limit is not None and not judged:
             text += f" LIMIT {int(limit)}"
-        return [self._run_out(r) for r in self.query(text, params)]
+        out = self._runs_out(self.query(text, params))
+        if judged:
+            out = [r for r in out if r["status"] == stop_reason][:limit]
+        return out
 
     def find_run(self, prefix: str) -> dict[str, Any]:
         """The run whose id is ``prefix`` or starts with it; StoreError if none or several match."""
@@ -430,7 +447,7 @@ class Store:
 
     def children(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM agent_runs WHERE parent_run_id = ? ORDER BY created_at", (run_id,))
-        return [self._run_out(r) for r in rows]
+        return self._runs_out(rows)
 
     def events_for(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query(

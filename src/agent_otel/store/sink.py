@@ -28,7 +28,7 @@ import time
 import weakref
 from typing import Any
 
-from agent_otel.store import db
+from agent_otel.store import db, liveness
 from agent_otel.store.db import Store, StoreError, classify, open_store
 from agent_otel.store.location import Target
 
@@ -99,6 +99,7 @@ class StoreSink:
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
         self._backoff_s = 0.0
         self._lock = threading.Lock()
+        liveness.identity()  # computed now, while the process can still read what it needs
         _live.add(self)
 
     # --- the internal back-dating hook (used by `agent-otel demo --backdate` only) -------------------
@@ -136,6 +137,8 @@ class StoreSink:
             for rtype, payload in batch:
                 if rtype in self._types:
                     payload = self._shifted(rtype, payload)
+                    if rtype == "run":  # who writes it: a reader can tell a dead process's runs
+                        payload = {**payload, **liveness.identity()}
                     size = _record_bytes(rtype, payload)
                     self._pending.append((rtype, payload, size))
                     self._pending_bytes += size
