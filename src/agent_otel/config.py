@@ -201,6 +201,13 @@ SCHEMA: dict[str, Any] = {
         "max_chars": Field(
             int, 4096, "Truncate each redacted args/result attribute to this size.", minimum=16
         ),
+        "stacktrace": Field(
+            str,
+            "redacted",
+            "Stack traces of recorded exceptions: redacted, off, or raw (unredacted, opt-in). Exception "
+            "messages are always redacted.",
+            choices=("redacted", "off", "raw"),
+        ),
     },
     "prices": MapOf(
         {

@@ -240,9 +240,110 @@ def _key(k: Any) -> str:
         return f"$key:{_type_name(k)}"
 
 
-def jsonable(obj: Any) -> Any:
-    """A JSON-native copy of ``obj`` (the same mapping the hashes use), for redaction and snapshots."""
-    return _sanitise(obj, 0, set())
+def jsonable(obj: Any, max_chars: int | None = None, slack: int = 0) -> Any:
+    """A JSON-native copy of ``obj`` (the same mapping the hashes use), for redaction and snapshots.
+
+    With ``max_chars`` the copy stops at about that much JSON text, in time proportional to it, not to
+    ``obj``: containers end with a marker saying how much was left out, and a string that does not fit
+    is a :class:`Cut` (its first ``keep`` characters plus ``slack`` more, so that a redactor sees a
+    secret that straddles the cut whole before the cut is made).
+    """
+    if max_chars is None:
+        return _sanitise(obj, 0, set())
+    return _bounded(obj, 0, set(), _Budget(max_chars, slack))
+
+
+class Cut(str):
+    """A string cut to fit a budget: ``keep`` characters count, of ``full`` in the original."""
+
+    keep: int
+    full: int
+
+    def finish(self, text: str | None = None) -> str:
+        """``text`` (the string itself, or a redacted copy of it) cut to ``keep``, with the marker."""
+        text = str(self) if text is None else text
+        return f"{text[: self.keep]}...[truncated {self.full - self.keep} chars]"
+
+
+def _cut(text: str, keep: int, slack: int) -> Cut:
+    out = Cut(text[: keep + slack])
+    out.keep, out.full = keep, len(text)
+    return out
+
+
+_MARKER = len("...[truncated 1000000 chars]")
+
+
+class _Budget:
+    __slots__ = ("left", "slack")
+
+    def __init__(self, left: int, slack: int) -> None:
+        self.left = left
+        self.slack = slack
+
+
+def _bounded(obj: Any, depth: int, seen: set[int], budget: _Budget) -> Any:
+    """:func:`_sanitise` that spends ``budget`` (characters of JSON) and stops when it is spent."""
+    if isinstance(obj, str):
+        size = len(obj) + 2
+        if size <= budget.left:
+            budget.left -= size
+            return obj
+        keep, budget.left = max(budget.left - 2 - _MARKER, 0), 0  # room for the marker too
+        return _cut(obj, keep, budget.slack)
+    if obj is None or isinstance(obj, bool | float):
+        budget.left -= 5
+        return _sanitise(obj, depth, seen)
+    if isinstance(obj, int):
+        value = _sanitise(obj, depth, seen)
+        if isinstance(value, int):
+            budget.left -= obj.bit_length() // 3 + 2
+            return value
+        return _bounded(value, depth, seen, budget)  # {"$int": hex}: its text counts
+    if depth >= _MAX_DEPTH:
+        return "$max_depth"
+    oid = id(obj)
+    if oid in seen:
+        return "$cycle"
+    seen.add(oid)
+    try:
+        try:
+            if isinstance(obj, Mapping):
+                return _bounded_mapping(obj, depth, seen, budget)
+            if isinstance(obj, list | tuple):
+                budget.left -= 2
+                items: list[Any] = []
+                for i, item in enumerate(obj):
+                    if budget.left <= 0:
+                        items.append(f"...[truncated {len(obj) - i} items]")
+                        break
+                    items.append(_bounded(item, depth + 1, seen, budget))
+                return items
+            converted = _default(obj)
+        except Exception:
+            converted = _fallback(obj)
+        return _bounded(converted, depth + 1, seen, budget)
+    finally:
+        seen.discard(oid)
+
+
+def _bounded_mapping(obj: Mapping[Any, Any], depth: int, seen: set[int], budget: _Budget) -> dict[str, Any]:
+    budget.left -= 2
+    out: dict[str, Any] = {}
+    for i, (k, v) in enumerate(obj.items()):
+        if budget.left <= 0:
+            try:
+                left = len(obj) - i
+            except Exception:
+                left = "more"
+            out["..."] = f"[truncated {left} keys]"
+            break
+        key = _key(k)
+        if len(key) + 3 > budget.left:
+            key = _cut(key, max(budget.left - 3 - _MARKER, 0), budget.slack)
+        budget.left -= len(key) + 3
+        out[key] = _bounded(v, depth + 1, seen, budget)
+    return out
 
 
 _INT64_MIN, _UINT64_END = -(2**63), 2**64  # orjson writes ints in [-2**63, 2**64) only

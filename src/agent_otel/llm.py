@@ -23,6 +23,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from agent_otel import conventions as c
 from agent_otel.events import new_event
+from agent_otel.redaction import record_exception
 from agent_otel.run import Run, _current, _internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
@@ -175,8 +176,8 @@ def _complete(
     try:
         span.set_attributes(attributes)
         if error is not None:
-            if isinstance(error, BaseException):
-                span.record_exception(error)
+            if isinstance(error, BaseException):  # redacted: the message may hold secrets
+                record_exception(span, error, rt.config if rt is not None else None)
             span.set_status(Status(StatusCode.ERROR, error_type))
         span.end()
     except Exception as err:  # e.g. a raising span processor of the application

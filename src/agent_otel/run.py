@@ -28,6 +28,7 @@ from agent_otel import conventions as c
 from agent_otel import runtime as _runtime
 from agent_otel.events import new_event
 from agent_otel.hashing import sha
+from agent_otel.redaction import record_exception
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 
 logger = logging.getLogger("agent_otel")
@@ -377,7 +378,7 @@ class Run:
             span.add_event(c.EVENT_STOP, event_attrs)
             if reason.stop_class == "failure":
                 if exc is not None and not isinstance(exc, AgentStopped):
-                    span.record_exception(exc)
+                    record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
                 span.set_status(Status(StatusCode.ERROR, reason.value))
             elif reason.stop_class == "success":
                 span.set_status(Status(StatusCode.OK))

@@ -26,6 +26,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from agent_otel import conventions as c
 from agent_otel.events import new_event
 from agent_otel.hashing import canonical_json, sha, sha_bytes
+from agent_otel.redaction import record_exception
 from agent_otel.run import Run, _current, _internal_error, _replaying
 from agent_otel.stop import AgentStopped, StopReason
 
@@ -71,6 +72,7 @@ class ToolCall:
         "_start_ns",
         "_token",
         "args",
+        "args_redacted",
         "args_sha",
         "attempts",
         "call_id",
@@ -97,6 +99,7 @@ class ToolCall:
         self.run = run
         self.options = options
         self.args = args
+        self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
         self.args_sha = args_sha
         self.step_id = step_id
         self.call_id = call_id
@@ -172,13 +175,14 @@ class ToolCall:
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type
         redactor = rt.redactor if rt is not None else None
+        result_redacted = None
         try:
             if redactor is not None and exc is None:
-                attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
+                result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             span.set_attributes(attributes)
-            if exc is not None:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"[:512]))
+            if exc is not None:  # the message and stack trace leave the process only redacted
+                message = record_exception(span, exc, rt.config if rt is not None else None)
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"[:512]))
         except Exception as err:  # e.g. an exception whose __str__ raises
             _internal_error("recording a tool span's outcome", err)
         try:
@@ -208,9 +212,9 @@ class ToolCall:
         if self.attempts > 1:
             event["attempts"] = self.attempts
         if redactor is not None:
-            event["args"] = redactor.redact(self.args)
+            event["args"] = self.args_redacted
             if exc is None:
-                event["result"] = redactor.redact(result)
+                event["result"] = result_redacted
         rt.pipeline.emit("event", event)
         recorder = rt.extensions.get("recorder")
         if recorder is not None:
@@ -271,7 +275,7 @@ def begin(
         if options.side_effects:
             attributes[c.TOOL_SIDE_EFFECTS] = True
         if rt.redactor is not None:
-            attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.to_attribute(args)
+            call.args_redacted, attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.bounded(args)
         # The parent is whatever is current when this run is the current run (a tool span when tools
         # nest); a run driven from a thread that did not copy the context still parents to its run span.
         parent = None if _current.get() is run else trace.set_span_in_context(run.span)
