@@ -33,6 +33,7 @@ from agent_otel.store.schema import (
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+INTEGRITY_CHECK_S = 10.0  # doctor's bound on SQLite's quick_check (a few GB of store on a laptop)
 SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
@@ -195,6 +196,11 @@ class Store:
 
     def has_table(self, name: str) -> bool:
         raise NotImplementedError
+
+    def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
+        """Whether the database's pages are sound: ``{"checked": bool, "problems": [...], "note": str}``.
+        ``checked`` is False when no check ran to its end (then ``problems`` proves nothing)."""
+        return {"checked": False, "problems": [], "note": "checked by the database server, not here"}
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -599,6 +605,24 @@ def _cannot_write(exc: BaseException) -> bool:
     )
 
 
+def _make_parent(path: str) -> None:
+    """Create the store's directory only inside the agent-otel home: elsewhere a missing directory is
+    more likely a typo (``/srv/agnet/runs.db``) than a wish, and a store silently made there is lost."""
+    parent = os.path.dirname(path)
+    if not parent or os.path.isdir(parent):
+        return
+    agent_home = home()
+    if os.path.commonpath([agent_home, os.path.abspath(parent)]) != agent_home:
+        raise StoreError(
+            f"the directory {parent} does not exist; create it first (agent-otel creates only its home "
+            f"directory, {agent_home}), or check the path"
+        )
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {parent}: {exc.strerror or exc}") from None
+
+
 class _Rollback(Exception):
     """Raised inside a transaction to roll it back (a dry run)."""
 
@@ -616,14 +640,20 @@ class SQLiteStore(Store):
         commands), a store this process cannot write (a read-only mount, a copy without write permission)
         is opened read-only instead of refused; see :meth:`_open_read_only`."""
         path = self.target.location
+        if os.path.isdir(path):
+            raise StoreError(
+                f"{path} is a directory; the store is a file: give a file path such as "
+                f"{os.path.join(path, 'agent-otel.db')}"
+            )
         if not os.path.exists(path):
             if not create:
+                parent = os.path.dirname(path)
+                if parent and not os.path.isdir(parent):
+                    raise StoreError(f"no run store at {path}: the directory {parent} does not exist")
                 raise StoreError(
                     f"no run store at {path} yet; run an agent with agent_otel.setup() or `agent-otel demo`"
                 )
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, mode=0o700, exist_ok=True)
+            _make_parent(path)
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
@@ -748,6 +778,34 @@ class SQLiteStore(Store):
     def has_table(self, name: str) -> bool:
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return bool(rows)
+
+    def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
+        """SQLite's ``PRAGMA quick_check`` (every page and record, without comparing indexes with their
+        tables: O(size), not the O(size log size) of integrity_check), stopped after ``budget_s``.
+
+        A store with damaged pages opens and counts its rows fine while listing them fails; this is what
+        tells the two apart. A check cut short says so rather than call the store sound.
+        """
+        deadline = time.monotonic() + budget_s
+        self.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        try:
+            rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupt" not in str(exc).lower():
+                return {"checked": True, "problems": [str(exc)], "note": ""}
+            return {
+                "checked": False,
+                "problems": [],
+                "note": f"quick_check did not finish within {budget_s:g} s, so the store is not checked; "
+                f"run: sqlite3 {self.target.location} 'PRAGMA quick_check'",
+            }
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
+            return {"checked": True, "problems": [str(exc)], "note": ""}
+        finally:
+            self.conn.set_progress_handler(None, 0)
+        lines = [line for r in rows for line in str(r[0]).splitlines()]
+        problems = [line for line in lines if line != "ok" and not line.startswith("***")]
+        return {"checked": True, "problems": problems, "note": ""}
 
 
 def _as_is(text: str) -> str:
