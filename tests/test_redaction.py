@@ -429,6 +429,7 @@ def test_stack_traces_can_be_left_out_or_kept_raw_by_opt_in(monkeypatch, tmp_pat
         ("SSN on file 078-05-1120, verified", "078-05-1120", "SSN on file [SSN], verified"),
         ("login failed with password hunter2!", "hunter2", "login failed with password [REDACTED]!"),
         ("the api key is Abc123xyz.", "Abc123xyz", "the api key is [REDACTED]."),
+        ("the token was ab12cd34", "ab12cd34", "the token was [REDACTED]"),
     ],
 )
 def test_secrets_in_keys_urls_stripe_keys_dotted_cards_ssns_and_prose_are_masked(

@@ -253,7 +253,11 @@ SCHEMA: dict[str, Any] = {
         ),
         "patterns": Field(list, [], "Extra regular expressions to mask in string values."),
         "max_chars": Field(
-            int, 4096, "Truncate each redacted args/result attribute to this size.", minimum=16
+            int,
+            4096,
+            "Cut each args/result to this size before it is redacted; spans, events and the store "
+            "get no more.",
+            minimum=16,
         ),
         "stacktrace": Field(
             str,

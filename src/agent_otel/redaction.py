@@ -108,9 +108,9 @@ _URL_PASSWORD = re.compile(r"(?i)\b(?P<head>[a-z][a-z0-9+.\-]*://[^/\s:@]*):(?P<
 # (see _looks_secret): `login failed with password hunter2!`, `the token was ab12cd34`. Whether the word
 # is a secret key's name is decided by ``Redactor.is_secret_key``, as for `key=value` pairs.
 _PROSE = re.compile(
-    r"(?P<key>\b[A-Za-z][A-Za-z_\-]*(?:[ \t]+[A-Za-z][A-Za-z_\-]*)?)"  # `password`, `api key`
-    r"(?P<gap>[ \t]+(?:(?i:is|was)[ \t]+)?)(?P<value>[^\s,;\"'<>()\[\]{}]{4,})"
+    r"(?P<key>\b[A-Za-z][A-Za-z_\-]*)(?P<gap>[ \t]+(?:(?i:is|was)[ \t]+)?)(?P<value>[^\s,;\"'<>()\[\]{}]{4,})"
 )
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z_\-]*)[ \t]+$")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*")
 _API_KEY = re.compile(
@@ -260,19 +260,25 @@ class Redactor:
         out: list[str] = []
         done = search = 0  # text[:done] is in out; the next match is looked for from search
         while (m := _PROSE.search(text, search)) is not None:
-            key, value = m.group("key"), m.group("value")
-            first = key.split()[0]
-            # Two words are a key only together (`api key`, `access key`), never by one of them: else
-            # `reset password for user1` would mask `user1`.
-            secret = "".join(key_segments(key)) in self._names if first != key else self.is_secret_key(key)
-            if secret and _looks_secret(value):
+            value = m.group("value")
+            if _looks_secret(value) and self._names_secret(text, m):
                 kept = value[len(value.rstrip(".!?:")) :]  # the sentence's full stop is not the secret
                 out.append(text[done : m.start("value")] + MASK + kept)
                 done = search = m.end()
             else:
-                search = m.start("key") + len(first)  # the next word may be the key: `my password x1`
+                search = m.end("key")  # the value may be the next key: `my password x1`
         out.append(text[done:])
         return "".join(out)
+
+    def _names_secret(self, text: str, m: re.Match[str]) -> bool:
+        """Whether the word before the value names a secret, alone (`password`) or with the word before
+        it as one configured name (`api key`, `access key`). Only as a whole: `reset password for user1`
+        keeps `user1`, since `password for` is no name."""
+        key = m.group("key")
+        if self.is_secret_key(key):
+            return True
+        before = _WORD_BEFORE.search(text, max(m.start("key") - 64, 0), m.start("key"))
+        return before is not None and "".join(key_segments(before.group(1) + " " + key)) in self._names
 
     def redact(self, value: Any) -> Any:
         """Return a JSON-native copy of ``value`` with secrets masked (the input is not modified)."""
