@@ -150,18 +150,26 @@ def _type_name(obj: Any) -> str:
         return "object"
 
 
-def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
+def _sanitise(obj: Any, depth: int, seen: set[int], budget: _Budget | None = None) -> Any:
     """Convert to JSON-native values, replacing cycles and runaway depth with markers.
 
     Whatever cannot be converted is replaced where it is, never together with its neighbours: one giant
     integer or one object whose conversions raise must not make distinct values look alike (equal hashes
-    would make a loop guard stop the run and a replay serve another call's result).
+    would make a loop guard stop the run and a replay serve another call's result). With a ``budget``
+    (characters of JSON), the copy stops where it is spent (see :func:`jsonable`).
     """
-    if obj is None or isinstance(obj, bool | str):
+    if isinstance(obj, str):
+        return obj if budget is None else budget.string(obj)
+    if obj is None or isinstance(obj, bool):
+        _spend(budget, 5)
         return obj
     if isinstance(obj, int):
-        return obj if obj.bit_length() < _BIG_INT_BITS or _int_text(obj) is not None else _huge_int(obj)
+        if obj.bit_length() < _BIG_INT_BITS or _int_text(obj) is not None:
+            _spend(budget, obj.bit_length() // 3 + 2)
+            return obj
+        return _sanitise(_huge_int(obj), depth, seen, budget)
     if isinstance(obj, float):
+        _spend(budget, 8)
         return obj if math.isfinite(obj) else repr(obj)
     if depth >= _MAX_DEPTH:
         return "$max_depth"
@@ -172,15 +180,24 @@ def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
     try:
         try:
             if isinstance(obj, Mapping):
-                return {_key(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
+                if budget is None:
+                    return {_key(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
+                return _bounded_mapping(obj, depth, seen, budget)
             if isinstance(obj, list | tuple):
-                return [_sanitise(v, depth + 1, seen) for v in obj]
+                if budget is None:
+                    return [_sanitise(v, depth + 1, seen) for v in obj]
+                return _bounded_list(obj, depth, seen, budget)
             converted = _default(obj)
         except Exception:  # a user object whose model_dump, __repr__, items() or __iter__ raises
             converted = _fallback(obj)
-        return _sanitise(converted, depth + 1, seen)
+        return _sanitise(converted, depth + 1, seen, budget)
     finally:
         seen.discard(oid)
+
+
+def _spend(budget: _Budget | None, chars: int) -> None:
+    if budget is not None:
+        budget.left -= chars
 
 
 # json refuses to write an int of more than sys.get_int_max_str_digits() (4300) decimal digits; below
@@ -248,9 +265,7 @@ def jsonable(obj: Any, max_chars: int | None = None, slack: int = 0) -> Any:
     is a :class:`Cut` (its first ``keep`` characters plus ``slack`` more, so that a redactor sees a
     secret that straddles the cut whole before the cut is made).
     """
-    if max_chars is None:
-        return _sanitise(obj, 0, set())
-    return _bounded(obj, 0, set(), _Budget(max_chars, slack))
+    return _sanitise(obj, 0, set(), None if max_chars is None else _Budget(max_chars, slack))
 
 
 class Cut(str):
@@ -275,56 +290,32 @@ _MARKER = len("...[truncated 1000000 chars]")
 
 
 class _Budget:
+    """What is left of ``jsonable``'s ``max_chars``; ``slack`` as there."""
+
     __slots__ = ("left", "slack")
 
     def __init__(self, left: int, slack: int) -> None:
         self.left = left
         self.slack = slack
 
+    def string(self, text: str) -> str:
+        size = len(text) + 2
+        if size <= self.left:
+            self.left -= size
+            return text
+        keep, self.left = max(self.left - 2 - _MARKER, 0), 0  # room for the marker too
+        return _cut(text, keep, self.slack)
 
-def _bounded(obj: Any, depth: int, seen: set[int], budget: _Budget) -> Any:
-    """:func:`_sanitise` that spends ``budget`` (characters of JSON) and stops when it is spent."""
-    if isinstance(obj, str):
-        size = len(obj) + 2
-        if size <= budget.left:
-            budget.left -= size
-            return obj
-        keep, budget.left = max(budget.left - 2 - _MARKER, 0), 0  # room for the marker too
-        return _cut(obj, keep, budget.slack)
-    if obj is None or isinstance(obj, bool | float):
-        budget.left -= 5
-        return _sanitise(obj, depth, seen)
-    if isinstance(obj, int):
-        value = _sanitise(obj, depth, seen)
-        if isinstance(value, int):
-            budget.left -= obj.bit_length() // 3 + 2
-            return value
-        return _bounded(value, depth, seen, budget)  # {"$int": hex}: its text counts
-    if depth >= _MAX_DEPTH:
-        return "$max_depth"
-    oid = id(obj)
-    if oid in seen:
-        return "$cycle"
-    seen.add(oid)
-    try:
-        try:
-            if isinstance(obj, Mapping):
-                return _bounded_mapping(obj, depth, seen, budget)
-            if isinstance(obj, list | tuple):
-                budget.left -= 2
-                items: list[Any] = []
-                for i, item in enumerate(obj):
-                    if budget.left <= 0:
-                        items.append(f"...[truncated {len(obj) - i} items]")
-                        break
-                    items.append(_bounded(item, depth + 1, seen, budget))
-                return items
-            converted = _default(obj)
-        except Exception:
-            converted = _fallback(obj)
-        return _bounded(converted, depth + 1, seen, budget)
-    finally:
-        seen.discard(oid)
+
+def _bounded_list(obj: list[Any] | tuple[Any, ...], depth: int, seen: set[int], budget: _Budget) -> list[Any]:
+    budget.left -= 2
+    items: list[Any] = []
+    for i, item in enumerate(obj):
+        if budget.left <= 0:
+            items.append(f"...[truncated {len(obj) - i} items]")
+            break
+        items.append(_sanitise(item, depth + 1, seen, budget))
+    return items
 
 
 def _bounded_mapping(obj: Mapping[Any, Any], depth: int, seen: set[int], budget: _Budget) -> dict[str, Any]:
@@ -342,11 +333,11 @@ def _bounded_mapping(obj: Mapping[Any, Any], depth: int, seen: set[int], budget:
         if len(key) + 3 > budget.left:
             key = _cut(key, max(budget.left - 3 - _MARKER, 0), budget.slack)
         budget.left -= len(key) + 3
-        out[key] = _bounded(v, depth + 1, seen, budget)
+        out[key] = _sanitise(v, depth + 1, seen, budget)
     return out
 
 
-_INT64_MIN, _UINT64_END = -(2**63), 2**64  # orjson writes ints in [-2**63, 2**64) only
+_INT64_MIN, _INT64_END = -(2**63), 2**63  # SQLite's and PostgreSQL's bigint; orjson stops at 2**64
 
 
 def safe_text(text: str, nul: bool = True) -> str:
@@ -366,7 +357,7 @@ def safe_text(text: str, nul: bool = True) -> str:
 def safe_int(n: int) -> int | str:
     """``n``, or its decimal (beyond 4,300 digits: hex) text when it is outside 64 bits, where JSON
     encoders, SQLite and PostgreSQL's bigint stop."""
-    if _INT64_MIN <= n < _UINT64_END:
+    if _INT64_MIN <= n < _INT64_END:
         return n
     return _int_text(n) or hex(n)
 
