@@ -32,17 +32,20 @@ from agent_otel.stop import StopReason
 
 HELP = "list runs, one line each, newest first (filters: agent, stop reason/class, model, tool, ...)"
 
-#: Stop classes a run can have (``--stop-class``), plus ``running`` for runs not ended yet.
-STOP_CLASSES = (*sorted({r.stop_class for r in StopReason}), "running")
+#: Stop classes a run can have (``--stop-class``), plus ``running`` for runs not ended yet and ``abandoned``
+#: for runs that never will (no stop recorded, their process gone).
+STOP_CLASSES = (*sorted({r.stop_class for r in StopReason}), "running", "abandoned")
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
     """The run filters ``runs`` and ``tail`` share."""
     add_agent(parser)
     reason = parser.add_argument(
-        "--stop-reason", metavar="R", help="only runs that stopped with R (or 'running')"
+        "--stop-reason",
+        metavar="R",
+        help="only runs that stopped with R (or 'running', or 'abandoned': no stop, process gone)",
     )
-    reason.completions = [*(r.value for r in StopReason), "running"]  # type: ignore[attr-defined]
+    reason.completions = [*(r.value for r in StopReason), "running", "abandoned"]  # type: ignore[attr-defined]
     parser.add_argument(
         "--stop-class",
         choices=STOP_CLASSES,
@@ -63,15 +66,21 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
 def filters(args: argparse.Namespace) -> dict[str, Any]:
     """The store filters of :func:`add_filters`' options (names of :meth:`Store.runs`)."""
     reason = args.stop_reason
-    if reason is not None and reason != "running":
+    if reason is not None and reason not in ("running", "abandoned"):
         try:
             reason = StopReason.parse(reason).value
         except ValueError as exc:
             raise CLIError(str(exc)) from None
+    status = args.stop_class
+    if status in ("running", "abandoned"):
+        # Both are `running` rows in the store; the store tells them apart (is the process alive?).
+        if reason is not None and reason != status:
+            raise CLIError(f"--stop-reason {reason} and --stop-class {status} match no run together")
+        reason, status = status, None
     return {
         "agent": args.agent,
         "stop_reason": reason,
-        "status": args.stop_class,
+        "status": status,
         "model": args.model,
         "prompt_version": args.prompt_version,
         "tool": args.tool,
@@ -105,7 +114,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def stop_style(run: dict[str, Any]) -> str:
-    return {"success": "green", "limit": "yellow", "failure": "red"}.get(run.get("status") or "", "cyan")
+    styles = {"success": "green", "limit": "yellow", "failure": "red", "abandoned": "magenta"}
+    return styles.get(run.get("status") or "", "cyan")
 
 
 #: The columns of ``runs`` and ``tail``, in order; priorities say which go first at 80 columns.
@@ -132,10 +142,9 @@ def cells(r: dict[str, Any], when: str = "created_at_ms") -> list[Any]:
     tokens = None
     if r.get("input_tokens") is not None or r.get("output_tokens") is not None:
         tokens = (r.get("input_tokens") or 0) + (r.get("output_tokens") or 0)
-    stop = Text(r.get("stop_reason") or "running", style=stop_style(r))
+    stop = Text(r.get("stop_reason") or r.get("status") or "running", style=stop_style(r))
     if r.get("replay_of"):
         stop.append(" (replay)", style="dim")
-    ended = r.get("status") != "running"
     return [
         r["run_id"][:12],
         (utc_time(r.get(when)), utc_time(r.get(when), short=True)),
@@ -146,6 +155,6 @@ def cells(r: dict[str, Any], when: str = "created_at_ms") -> list[Any]:
         fmt_num(r.get("retries")),
         fmt_duration(r.get("duration_ms")),
         fmt_num(tokens),
-        fmt_usd(r.get("cost_usd")) if ended else "-",
+        fmt_usd(r.get("cost_usd")) if r.get("stop_reason") else "-",
         r.get("model") or "",
     ]

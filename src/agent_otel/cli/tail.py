@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     where = filters(args)
-    if where["stop_reason"] == "running" or where["status"] == "running":
-        raise CLIError("tail follows runs as they end; use `agent-otel runs --stop-reason running`")
+    if where["stop_reason"] in ("running", "abandoned"):
+        raise CLIError(
+            f"tail follows runs as they end; use `agent-otel runs --stop-reason {where['stop_reason']}`"
+        )
     if args.last < 0 or args.interval <= 0:
         raise CLIError("--last must be at least 0 and --interval above 0")
     store = ctx.store()
