@@ -296,3 +296,19 @@ def _ended(cli: CLI) -> int:
             return db.execute("SELECT count(*) FROM agent_runs WHERE status != 'running'").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_stop_class_running_and_abandoned_follow_the_store_judgement(cli):
+    """Both are `running` rows in the store; which one a run is depends on whether its process lives
+    (here: this test's process wrote it, so it is running, not abandoned)."""
+    now = seed.now_ms()
+    started = seed.run_records(now - MIN)[:1]  # a start record only
+    ended = seed.run_records(now - 2 * MIN)
+    seed.write(cli.db, started + ended)
+    assert _listed(cli, "--stop-class", "running") == {started[0][1]["run_id"]}
+    assert _listed(cli, "--stop-class", "abandoned") == set()
+    assert _listed(cli, "--stop-class", "success") == {ended[0][1]["run_id"]}
+    assert "match no run together" in one_line_error(
+        cli("runs", "--stop-class", "running", "--stop-reason", "completed")
+    )
+    assert "tail follows runs as they end" in one_line_error(cli("tail", "--stop-class", "abandoned"))
