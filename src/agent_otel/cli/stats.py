@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agent_otel.cli.analysis import summarize
 from agent_otel.cli.common import (
     Context,
     add_agent,
@@ -36,17 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def period(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict[str, Any]:
-    """Summary of runs *started* in [since_ms, until_ms), with the events of exactly those runs.
+    """Summary of runs *started* in [since_ms, until_ms), with the events of exactly those runs,
+    aggregated in the database (:mod:`agent_otel.store.periods`).
 
     Replays are left out: they re-run recorded traffic to test a fix, and counting them would make
     the replay of a fix look like drift.
     """
-    runs = store.runs(since_ms=since_ms, until_ms=until_ms, agent=agent, newest_first=False, replays=False)
-    ids = [r["run_id"] for r in runs]
-    events: list[dict[str, Any]] = []
-    for i in range(0, len(ids), 500):
-        events.extend(store.iter_events(run_ids=ids[i : i + 500]))
-    summary = summarize(runs, events)
+    from agent_otel.store.periods import period as figures
+
+    summary = figures(store, since_ms, until_ms, agent)
     summary["from"] = iso(since_ms)
     summary["to"] = iso(until_ms)
     summary["agent"] = agent

@@ -7,8 +7,9 @@ CLI reads the same store through :func:`open_store`. Tables: ``agent_runs`` (one
 
 from __future__ import annotations
 
-from agent_otel.store.db import RETENTION_RULES, RetentionRule, Store, StoreError, open_store
+from agent_otel.store.db import Store, StoreError, open_store
 from agent_otel.store.location import Target, home, resolve
+from agent_otel.store.retention import RETENTION_RULES, RetentionRule
 from agent_otel.store.schema import LATEST_VERSION
 from agent_otel.store.sink import StoreSink, retention_from_config, sink_from_config
 

@@ -18,25 +18,25 @@ import stat
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from agent_otel.hashing import json_safe, safe_int, safe_text
-from agent_otel.store import liveness
+from agent_otel.store import liveness, retention, summaries
 from agent_otel.store.location import Target, home
+from agent_otel.store.retention import SNAPSHOT_PURGE_KEY
 from agent_otel.store.schema import (
-    EVENT_COLUMNS,
     JSON_EVENT_COLUMNS,
     META_TABLE,
     MIGRATIONS,
-    RUN_COLUMNS,
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 INTEGRITY_CHECK_S = 10.0  # doctor's bound on SQLite's quick_check (a few GB of store on a laptop)
-SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
+SUMMARIES_VERSION = 6  # the schema version that added agent_run_summaries
+COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond
+_SAMPLE_ROWS = 2_000
 
 logger = logging.getLogger("agent_otel")
 
@@ -51,30 +51,6 @@ class StoreError(Exception):
         self.bad_data = bad_data
 
 
-@dataclass(frozen=True, slots=True)
-class RetentionRule:
-    """``gc`` deletes rows of ``table`` whose ``column`` is older than config ``retention.<days_key>``.
-
-    ``column`` holds epoch milliseconds when ``epoch_ms`` is true, else a store timestamp. Rules whose
-    table does not exist are skipped, so a later migration can add its table and its rule together.
-    """
-
-    table: str
-    column: str
-    days_key: str
-    epoch_ms: bool = False
-
-
-RETENTION_RULES: list[RetentionRule] = [
-    RetentionRule("agent_events", "ts_ms", "logs_days", epoch_ms=True),
-    RetentionRule("agent_runs", "created_at", "logs_days"),
-    # Replay snapshots (migration 2). A blob's last_used_ms is the time of the newest snapshot using it.
-    RetentionRule("agent_tool_snapshots", "created_at_ms", "tool_snapshot_days", epoch_ms=True),
-    RetentionRule("agent_snapshot_runs", "created_at_ms", "tool_snapshot_days", epoch_ms=True),
-    RetentionRule("agent_snapshot_blobs", "last_used_ms", "tool_snapshot_days", epoch_ms=True),
-]
-
-
 #: Filters of :meth:`Store.runs` beyond its named ones, as SQL with one parameter each.
 RUN_FILTERS = {
     "model": "model = ?",
@@ -87,6 +63,32 @@ RUN_FILTERS = {
         "AND e.kind = 'tool_result' AND e.tool = ?)"
     ),
 }
+
+
+def prefix_query(select: str, column: str, prefix: str, limit: int) -> tuple[str, list[Any]]:
+    """``select`` limited to the rows whose ``column`` starts with ``prefix``, as a range of the column's
+    index (a LIKE would scan the table: SQLite uses an index for LIKE only with case_sensitive_like, and
+    PostgreSQL only under the C collation). The LIKE kept beside it only checks the range's rows."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    where = f"{column} >= ? AND {column} LIKE ? ESCAPE '\\'"
+    params: list[Any] = [prefix, escaped + "%"]
+    end = _after_prefix(prefix)
+    if end is not None:
+        where += f" AND {column} < ?"
+        params.append(end)
+    return f"{select} WHERE {where} ORDER BY {column} LIMIT {int(limit)}", params
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: there is none)."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are not text
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
 
 
 def classify(exc: BaseException) -> StoreError:
@@ -151,11 +153,14 @@ class Store:
     kind = ""
     placeholder = "?"
     nul_ok = True  # whether text and JSON may hold NUL characters (PostgreSQL's may not)
+    max_params = 999  # values one statement may bind (SQLite's own limit is read when it opens)
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.conn: Any = None
         self.read_only = False  # opened read-only (a SQLite file this process may not write)
+        self.summarized = False  # the schema has run summaries (6+): writes keep them up to date
+        self._summary_runs: dict[str, tuple[int, str, bool]] = {}  # see summaries.deltas
 
     # --- dialect hooks -------------------------------------------------------------------------------
 
@@ -229,6 +234,27 @@ class Store:
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
+    def stream(self, text: str, params: Sequence[Any] = (), size: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query as tuples, fetched ``size`` at a time: a large result never sits in memory."""
+        cur = self.execute(text, params)
+        while True:
+            rows = cur.fetchmany(size)
+            if not rows:
+                return
+            yield from rows
+
+    def in_chunks(self, template: str, values: Sequence[Any], size: int = 500) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``template`` (with ``{}`` for the placeholders of an ``IN (...)`` list) over ``values``,
+        a chunk of ``size`` values per query."""
+        for i in range(0, len(values), size):
+            chunk = values[i : i + size]
+            yield from self.execute(template.format(", ".join("?" for _ in chunk)), chunk).fetchall()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One consistent snapshot for several reads (the figures of a period add up several queries)."""
+        yield
+
     def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
@@ -295,6 +321,7 @@ class Store:
                 f"its schema version {version} is newer than this agent-otel supports ({latest}); "
                 "upgrade agent-otel"
             )
+        self.summarized = version >= SUMMARIES_VERSION
         return version
 
     # --- writing -------------------------------------------------------------------------------------
@@ -305,63 +332,19 @@ class Store:
         events: Sequence[dict[str, Any]],
         snapshots: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Upsert run rows, insert events and replay snapshots in one transaction.
+        """Upsert run rows, insert events and replay snapshots in one transaction
+        (:mod:`agent_otel.store.writes`).
 
         A run's start record inserts the row with status ``running``; its end record fills it in. A row
         that has ended is never overwritten, so a duplicate or late record cannot undo a stop.
         """
-        from agent_otel.store import snapshots as snapshot_tables
+        from agent_otel.store import writes
 
-        prepared = snapshot_tables.prepare(snapshots) if snapshots else None
-        if not runs and not events and not prepared:
-            return
-        with self.transaction():
-            if prepared:
-                snapshot_tables.write_isolated(self, prepared)
-            if runs:
-                cols = ", ".join(RUN_COLUMNS)
-                marks = ", ".join("?" for _ in RUN_COLUMNS)
-                updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-                self.conn.cursor().executemany(
-                    self.sql(
-                        f"INSERT INTO agent_runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO UPDATE "
-                        f"SET {updates} WHERE agent_runs.status = 'running'"
-                    ),
-                    [self._run_row(r) for r in runs],
-                )
-            if events:
-                cols = ", ".join(EVENT_COLUMNS)
-                marks = ", ".join("?" for _ in EVENT_COLUMNS)
-                self.conn.cursor().executemany(
-                    self.sql(f"INSERT INTO agent_events ({cols}) VALUES ({marks})"),
-                    [self._event_row(e) for e in events],
-                )
+        writes.write(self, runs, events, snapshots)
 
-    def _run_row(self, r: dict[str, Any]) -> tuple[Any, ...]:
-        row = []
-        for col in RUN_COLUMNS:
-            if col == "created_at":
-                row.append(self._ts(r.get("created_at_ms") or int(time.time() * 1000)))
-            elif col == "ended_at":
-                row.append(self._ts(r.get("ended_at_ms")))
-            elif col == "status":
-                row.append(r.get("status") or "running")
-            else:
-                row.append(self.param(r.get(col)))
-        return tuple(row)
-
-    def _event_row(self, e: dict[str, Any]) -> tuple[Any, ...]:
-        row = []
-        for col in EVENT_COLUMNS:
-            value = e.get(col)
-            if col in JSON_EVENT_COLUMNS and value is not None:
-                value = self._json(value)
-            elif col == "ts_ms":
-                value = int(value if value is not None else time.time() * 1000)
-            else:
-                value = self.param(value)
-            row.append(value)
-        return tuple(row)
+    def rebuild_summaries(self) -> None:
+        """Summarize every stored run again (after rows were changed by hand, or a bulk load)."""
+        summaries.rebuild_all(self)
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -453,18 +436,19 @@ class Store:
         return out
 
     def find_run(self, prefix: str) -> dict[str, Any]:
-        """The run whose id is ``prefix`` or starts with it; StoreError if none or several match."""
+        """The run whose id is ``prefix`` or starts with it; StoreError if none or several match.
+
+        A prefix is a range of the primary key (``run_id >= prefix AND run_id < prefix'``, the prefix with
+        its last character incremented), which the key's index serves however large the store."""
         prefix = prefix.strip()
         if not prefix:
             raise StoreError("give a run id (or a unique prefix of one)")
         exact = self.query("SELECT * FROM agent_runs WHERE run_id = ?", (prefix,))
         if exact:
             return self._run_out(exact[0])
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self.query(
-            "SELECT * FROM agent_runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 6",
-            (escaped + "%",),
-        )
+        rows = self.query(*prefix_query("SELECT * FROM agent_runs", "run_id", prefix, limit=6))
+        if not rows and prefix.lower() != prefix:  # ids are lower-case hex; a prefix typed in capitals too
+            rows = self.query(*prefix_query("SELECT * FROM agent_runs", "run_id", prefix.lower(), limit=6))
         if not rows:
             raise StoreError(f"no run matches {prefix!r} in {self.target.display}")
         if len(rows) > 1:
@@ -531,40 +515,56 @@ class Store:
             if len(rows) < chunk:
                 return
 
-    def counts(self) -> dict[str, Any]:
-        runs = self.query(
-            "SELECT count(*) AS n, min(created_at) AS oldest, max(created_at) AS newest FROM agent_runs"
-        )
-        events = self.query("SELECT count(*) AS n FROM agent_events")
-        snaps = self.query("SELECT count(*) AS n, count(DISTINCT run_id) AS r FROM agent_tool_snapshots")
-        blobs = self.query(
-            "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
-            "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed FROM agent_snapshot_blobs"
-        )
-        return {
-            "runs": int(runs[0]["n"]),
-            "events": int(events[0]["n"]),
-            "snapshot_runs": int(snaps[0]["r"]),
-            "tool_snapshots": int(snaps[0]["n"]),
-            "snapshot_blobs": int(blobs[0]["n"]),
-            "snapshot_bytes": int(blobs[0]["bytes"]),
-            "encrypted_blobs": int(blobs[0]["sealed"] or 0),
-            "oldest_run_ms": self._ms(runs[0]["oldest"]),
-            "newest_run_ms": self._ms(runs[0]["newest"]),
+    def estimate(self, table: str) -> int | None:
+        """A cheap row count of ``table``, None if the database has none to give (see the dialects)."""
+        return None
+
+    def counts(self, exact_up_to: int = COUNT_EXACT_UP_TO) -> dict[str, Any]:
+        """Row counts for ``doctor``: exact for tables of up to ``exact_up_to`` rows, estimated beyond
+        (:meth:`estimate`; the figures estimated are listed under ``estimated``), so that it stays quick
+        at any size. Oldest and newest run come from the ``created_at`` index."""
+        estimated: list[str] = []
+
+        def count(table: str, figure: str, exact: str) -> int:
+            guess = self.estimate(table)
+            if guess is not None and guess > exact_up_to:
+                estimated.append(figure)
+                return guess
+            return int(self.query(exact)[0]["n"] or 0)
+
+        out: dict[str, Any] = {
+            "runs": count("agent_runs", "runs", "SELECT count(*) AS n FROM agent_runs"),
+            "events": count("agent_events", "events", "SELECT count(*) AS n FROM agent_events"),
+            "tool_snapshots": count(
+                "agent_tool_snapshots", "tool_snapshots", "SELECT count(*) AS n FROM agent_tool_snapshots"
+            ),
         }
+        out["snapshot_runs"] = (
+            count("agent_snapshot_runs", "snapshot_runs", "SELECT count(*) AS n FROM agent_snapshot_runs")
+            if "tool_snapshots" in estimated
+            else int(self.query("SELECT count(DISTINCT run_id) AS n FROM agent_tool_snapshots")[0]["n"] or 0)
+        )
+        out["snapshot_blobs"] = blobs = count(
+            "agent_snapshot_blobs", "snapshot_blobs", "SELECT count(*) AS n FROM agent_snapshot_blobs"
+        )
+        # Sizes and sealing of a large table from a sample of its rows.
+        sample = f" LIMIT {_SAMPLE_ROWS}" if "snapshot_blobs" in estimated else ""
+        row = self.query(
+            "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
+            "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed "
+            f"FROM (SELECT size, key_id FROM agent_snapshot_blobs{sample}) t"
+        )[0]
+        scale = blobs / int(row["n"]) if sample and row["n"] else 1
+        out["snapshot_bytes"] = round(int(row["bytes"]) * scale)
+        out["encrypted_blobs"] = round(int(row["sealed"] or 0) * scale)
+        if sample:
+            estimated += ["snapshot_bytes", "encrypted_blobs"]
+        oldest = self.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"]
+        newest = self.query("SELECT max(created_at) AS t FROM agent_runs")[0]["t"]
+        out.update(oldest_run_ms=self._ms(oldest), newest_run_ms=self._ms(newest), estimated=estimated)
+        return out
 
     # --- retention -----------------------------------------------------------------------------------
-
-    def _note_snapshot_purge(self, cutoff_ms: int, days: int) -> None:
-        """Remember how far back gc has deleted replay snapshots (the latest cutoff and its retention).
-
-        Without it, ``replay`` of a run whose snapshots gc deleted under a shorter retention than the one
-        in force now could only say the run has none, as if it had been recorded without replay.
-        """
-        known = self.meta(SNAPSHOT_PURGE_KEY)
-        if known and int(known.split(":")[0]) >= cutoff_ms:
-            return
-        self._upsert_meta(SNAPSHOT_PURGE_KEY, f"{cutoff_ms}:{days}")
 
     def snapshot_purge(self) -> tuple[int, int] | None:
         """``(cutoff_ms, days)``: gc has deleted the snapshots recorded before ``cutoff_ms``; else None."""
@@ -576,47 +576,17 @@ class Store:
             return None
 
     def gc(
-        self, retention: dict[str, int], now_ms: int | None = None, dry_run: bool = False
+        self, retention_days: dict[str, int], now_ms: int | None = None, dry_run: bool = False
     ) -> dict[str, int]:
         """Delete what is older than the retention; ``{table: rows deleted (or that would be)}``.
 
-        ``retention`` maps ``logs_days``/``tool_snapshot_days`` to days; 0 or a missing key keeps forever.
-        A dry run deletes inside the transaction and rolls it back, so its counts are exact.
+        ``retention_days`` maps ``logs_days``/``tool_snapshot_days`` to days; 0 or a missing key keeps
+        forever. Deletes in small transactions (:mod:`agent_otel.store.retention`); a dry run counts.
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        out: dict[str, int] = {}
-        snapshot_cutoff: tuple[int, int] | None = None
-
-        def delete(table: str, cond: str, param: Any) -> None:
-            cur = self.execute(f"DELETE FROM {table} WHERE {cond}", (param,))
-            out[table] = out.get(table, 0) + max(int(cur.rowcount or 0), 0)
-
-        try:
-            with self.transaction():
-                for rule in RETENTION_RULES:
-                    days = retention.get(rule.days_key) or 0
-                    if days <= 0 or not self.has_table(rule.table):
-                        continue
-                    cutoff_ms = now_ms - int(days) * DAY_MS
-                    cutoff = cutoff_ms if rule.epoch_ms else self._ts(cutoff_ms)
-                    if rule.table == "agent_runs":
-                        # Events of runs that started before the cutoff go with their run.
-                        delete(
-                            "agent_events",
-                            "run_id IN (SELECT run_id FROM agent_runs WHERE created_at < ?)",
-                            cutoff,
-                        )
-                    delete(rule.table, f"{rule.column} < ?", cutoff)
-                    if rule.table == "agent_snapshot_runs":
-                        snapshot_cutoff = (cutoff_ms, int(days))
-                if dry_run:
-                    raise _Rollback
-                self._upsert_meta("last_gc_ms", str(now_ms))
-                if snapshot_cutoff is not None:
-                    self._note_snapshot_purge(*snapshot_cutoff)
-        except _Rollback:
-            pass
-        return out
+        if dry_run:
+            return retention.count(self, retention_days, now_ms)
+        return retention.run(self, retention_days, now_ms)
 
 
 def _cannot_write(exc: BaseException) -> bool:
@@ -644,10 +614,6 @@ def _make_parent(path: str) -> None:
         os.makedirs(parent, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create {parent}: {exc.strerror or exc}") from None
-
-
-class _Rollback(Exception):
-    """Raised inside a transaction to roll it back (a dry run)."""
 
 
 class SQLiteStore(Store):
@@ -701,6 +667,7 @@ class SQLiteStore(Store):
 
     def _open_read_write(self) -> None:
         self.conn = self._connect()
+        self.max_params = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         self._use_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -749,6 +716,18 @@ class SQLiteStore(Store):
     def set_busy_timeout(self, seconds: float) -> None:
         if self.conn is not None:
             self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")  # deferred: a read snapshot from the first read on (WAL)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -802,6 +781,12 @@ class SQLiteStore(Store):
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return bool(rows)
 
+    def estimate(self, table: str) -> int | None:
+        """The span of the table's rowids (two lookups at the ends of its b-tree): the count when rows
+        were only ever deleted from the old end (gc), an upper bound otherwise."""
+        row = self.execute(f"SELECT max(rowid) - min(rowid) + 1 FROM {table}").fetchone()
+        return int(row[0] or 0)
+
     def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
         """SQLite's ``PRAGMA quick_check`` (every page and record, without comparing indexes with their
         tables: O(size), not the O(size log size) of integrity_check), stopped after ``budget_s``.
@@ -819,8 +804,9 @@ class SQLiteStore(Store):
             return {
                 "checked": False,
                 "problems": [],
-                "note": f"quick_check did not finish within {budget_s:g} s, so the store is not checked; "
-                f"run: sqlite3 {self.target.location} 'PRAGMA quick_check'",
+                "note": f"quick_check did not finish within {budget_s:g} s, so the store is not checked in "
+                f"full; run: agent-otel doctor --integrity (or sqlite3 {self.target.location} "
+                "'PRAGMA quick_check')",
             }
         except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
             return {"checked": True, "problems": [str(exc)], "note": ""}
@@ -839,6 +825,7 @@ class PostgresStore(Store):
     kind = "postgresql"
     placeholder = "%s"
     nul_ok = False
+    max_params = 65_535  # the protocol's limit
 
     def open(self, create: bool) -> None:
         try:
@@ -858,6 +845,35 @@ class PostgresStore(Store):
     def transaction(self) -> Iterator[None]:
         with self.conn.transaction():
             yield
+
+    def _idle(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.conn.info.transaction_status == TransactionStatus.IDLE)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        if not self._idle():
+            yield
+            return
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    def stream(self, text: str, params: Sequence[Any] = (), size: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """A server-side cursor (psycopg fetches a whole result otherwise), inside a transaction."""
+        if self._idle():
+            with self.conn.transaction():
+                yield from self._server_side(text, params, size)
+        else:
+            yield from self._server_side(text, params, size)
+
+    def _server_side(self, text: str, params: Sequence[Any], size: int) -> Iterator[tuple[Any, ...]]:
+        self._cursors = getattr(self, "_cursors", 0) + 1
+        with self.conn.cursor(name=f"agent_otel_{self._cursors}") as cur:
+            cur.itersize = size
+            cur.execute(self.sql(text), tuple(params))
+            yield from cur
 
     def _lock_for_migration(self) -> None:
         self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK_ID,))
@@ -895,6 +911,13 @@ class PostgresStore(Store):
     def has_table(self, name: str) -> bool:
         rows = self.query("SELECT to_regclass(?) IS NOT NULL AS ok", (name,))
         return bool(rows[0]["ok"])
+
+    def estimate(self, table: str) -> int | None:
+        """The planner's row count (``pg_class.reltuples``, kept by autovacuum and ANALYZE), None
+        before the table was ever analyzed."""
+        rows = self.query("SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass(?)", (table,))
+        n = rows[0]["n"] if rows else None
+        return int(n) if n is not None and n >= 0 else None
 
 
 def owner_only(path: str) -> list[str]:
