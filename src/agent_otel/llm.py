@@ -10,37 +10,174 @@ Input tokens are always *all* input tokens, cached ones included (the OpenTeleme
 The cache counts are extra detail, part of that total: they only lower (or, for cache writes, raise)
 the price of the tokens they cover, and appear as ``gen_ai.usage.cache_read.input_tokens`` /
 ``gen_ai.usage.cache_creation.input_tokens`` on the ``chat`` span when non-zero.
+
+The ``chat`` span is a CLIENT span with the GenAI attributes the integration knows (provider, request
+parameters, response id, model and finish reasons, the tool calls the model asked for, and, only with
+``logging.events.capture_content``, the messages, redacted and truncated like ``store_args``). When the
+client library emits its own GenAI span for the request (anthropic 2.x, PydanticAI's instrumentation),
+that span *is* the request's span (:mod:`agent_otel.native`): agent-otel adds its ids to it and opens no
+second span, so the request's usage is on one span only.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent_otel import conventions as c
+from agent_otel import native
 from agent_otel.events import new_event
 from agent_otel.run import Run, _current, _internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
 
 class LLMCall:
-    """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`."""
+    """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`.
 
-    __slots__ = ("_done", "_start_ns", "_token", "call_id", "model", "run", "span", "step_id")
+    Its span is agent-otel's own ``chat`` span, or the library's own span of the request once adopted
+    (``native``). A call begun with ``defer=True`` has no span until a native span is adopted or the
+    call ends (then its own span opens, back-dated to the call's start).
+    """
+
+    __slots__ = (
+        "_done",
+        "_parent",
+        "_start_ns",
+        "_start_time_ns",
+        "_token",
+        "agent_name",
+        "attributes",
+        "call_id",
+        "model",
+        "native",
+        "provider",
+        "run",
+        "span",
+        "step_id",
+    )
 
     def __init__(self, run: Run, model: str, step_id: int, call_id: str | None) -> None:
         self.run = run
         self.model = model
         self.step_id = step_id
         self.call_id = call_id
+        self.provider: str | None = None
+        self.agent_name: str | None = None  # the active agent, when it is not the run's (handoffs)
+        self.attributes: dict[str, Any] = {}  # request and response attributes for the span
+        self.native: Any = None  # the library's own span of this request, once adopted
         self.span: Span = trace.INVALID_SPAN
+        self._parent: Context | None = None
         self._token: Any = None
         self._start_ns = time.perf_counter_ns()
+        self._start_time_ns = time.time_ns()
         self._done = False
+
+    # --- what the integration knows about the request and its response ----------------------------
+
+    def request(self, params: Mapping[str, Any] | None = None, *, stream: bool | None = None) -> None:
+        """Request parameters (``temperature``, ``max_tokens``, ``top_p``... as the request body names
+        them); unknown keys and values of the wrong type are ignored."""
+        try:
+            self.attributes.update(request_attributes(params or {}))
+            if stream:
+                self.attributes[c.GEN_AI_REQUEST_STREAM] = True
+        except Exception as exc:
+            _internal_error("reading LLM request parameters", exc)
+
+    def response(
+        self,
+        *,
+        response_id: Any = None,
+        finish_reasons: Any = None,
+        tool_call_ids: Any = None,
+        response_model: Any = None,
+    ) -> None:
+        """What the response said: its id, why it finished, the tool calls it asked for."""
+        attributes = self.attributes
+        if isinstance(response_id, str) and response_id:
+            attributes[c.GEN_AI_RESPONSE_ID] = response_id
+        if isinstance(response_model, str) and response_model:
+            attributes[c.GEN_AI_RESPONSE_MODEL] = response_model
+        reasons = _strings(finish_reasons)
+        if reasons:
+            attributes[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        ids = _strings(tool_call_ids)
+        if ids:
+            attributes[c.LLM_TOOL_CALL_IDS] = ids
+
+    def messages(self, input: Any = None, output: Any = None) -> None:
+        """The request's and the response's messages, in the GenAI conventions' JSON form (a list of
+        ``{"role": ..., "parts": [...]}``). Kept only with ``logging.events.capture_content``, redacted
+        and truncated by the same rules as ``store_args``."""
+        rt = self.run._rt
+        redactor = getattr(rt, "content", None) if rt is not None else None
+        if redactor is None:
+            return
+        try:
+            if input:
+                self.attributes[c.GEN_AI_INPUT_MESSAGES] = redactor.to_attribute(input)
+            if output:
+                self.attributes[c.GEN_AI_OUTPUT_MESSAGES] = redactor.to_attribute(output)
+        except Exception as exc:
+            _internal_error("capturing LLM messages", exc)
+
+    @property
+    def capture_content(self) -> bool:
+        """Whether :meth:`messages` keeps anything (integrations skip building messages otherwise)."""
+        rt = self.run._rt
+        return rt is not None and getattr(rt, "content", None) is not None
+
+    # --- the span ------------------------------------------------------------------------------------
+
+    def adoptable(self) -> bool:
+        """No span yet (deferred) and not ended: a native span of the request may become its span."""
+        return not self._done and self.native is None and self.span is trace.INVALID_SPAN
+
+    def adopt(self, span: Any) -> dict[str, Any]:
+        """Make ``span``, the library's own span of this request, this step's span.
+
+        Returns the attributes to add to it (the caller sets them, at span start when it can).
+        """
+        self.native = span
+        self.span = span
+        extra: dict[str, Any] = {c.STEP_ID: self.step_id}
+        if self.agent_name and c.GEN_AI_AGENT_NAME not in (span.attributes or {}):
+            extra[c.GEN_AI_AGENT_NAME] = self.agent_name
+        return extra
+
+    def _open(self, start_time_ns: int | None = None) -> None:
+        """Open agent-otel's own ``chat`` span (CLIENT)."""
+        run = self.run
+        rt = run._rt
+        if rt is None:
+            return
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_REQUEST_MODEL: self.model,
+            c.RUN_ID: run.run_id,
+            c.STEP_ID: self.step_id,
+            c.GEN_AI_AGENT_NAME: self.agent_name or run.agent,
+        }
+        if self.provider:
+            attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
+        if run.conversation_id is not None:
+            attributes[c.GEN_AI_CONVERSATION_ID] = run.conversation_id
+        attributes.update(self.attributes)
+        if c.gen_ai_dup():
+            attributes = c.with_previous_names(attributes)
+        self.span = rt.tracer.start_span(
+            c.llm_span_name(self.model),
+            context=self._parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=start_time_ns,
+        )
 
     def finish(
         self,
@@ -96,6 +233,52 @@ class _Usage:
         self.cache_write = max(int(cache_write or 0), 0)
 
 
+def request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``gen_ai.request.*`` attributes from request parameters named as in OpenAI/Anthropic bodies."""
+    out: dict[str, Any] = {}
+    for key, attribute, kind in c.REQUEST_PARAMETERS:
+        value = params.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            continue
+        out[attribute] = kind(value)
+    stop = params.get("stop", params.get("stop_sequences"))
+    sequences = [stop] if isinstance(stop, str) else _strings(stop)
+    if sequences:
+        out[c.GEN_AI_REQUEST_STOP_SEQUENCES] = sequences
+    return out
+
+
+# Model name prefixes of well-known providers, for a request whose provider nobody said (run.record_llm).
+_PROVIDER_PREFIXES = (
+    (("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage"), "openai"),
+    (("claude",), "anthropic"),
+    (("gemini",), "gcp.gemini"),
+    (("mistral", "mixtral", "codestral", "ministral", "magistral"), "mistral_ai"),
+    (("deepseek",), "deepseek"),
+    (("grok",), "x_ai"),
+    (("command",), "cohere"),
+)
+
+
+def guess_provider(model: str | None) -> str | None:
+    """``gen_ai.provider.name`` for a well-known model name, else None (then the attribute is left out)."""
+    name = (model or "").lower().rsplit("/", 1)[-1]
+    for prefixes, provider in _PROVIDER_PREFIXES:
+        if name.startswith(prefixes):
+            return provider
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list | tuple):
+        return [v for v in value if isinstance(v, str) and v]
+    return []
+
+
 def begin(
     run: Run,
     model: str,
@@ -104,8 +287,16 @@ def begin(
     attach: bool = True,
     start_time_ns: int | None = None,
     checks: bool = True,
+    provider: str | None = None,
+    defer: bool = False,
+    agent_name: str | None = None,
 ) -> LLMCall | None:
-    """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped."""
+    """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped.
+
+    ``defer`` leaves the span unopened: a native GenAI span the library starts for the request is adopted
+    instead (:mod:`agent_otel.native`), and without one the span opens when the call ends. A native
+    request span that is current already (started around this call) is adopted at once.
+    """
     if checks:
         run._check_pending()
         guards = run._guards
@@ -117,18 +308,24 @@ def begin(
     try:
         step_id = run._next_step(tool=False)
         call = LLMCall(run, model, step_id, call_id)
-        attributes: dict[str, Any] = {
-            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
-            c.GEN_AI_REQUEST_MODEL: model,
-            c.RUN_ID: run.run_id,
-            c.STEP_ID: step_id,
-        }
-        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
-        call.span = rt.tracer.start_span(
-            c.llm_span_name(model), context=parent, attributes=attributes, start_time=start_time_ns
+        call.provider = provider
+        call.agent_name = agent_name
+        if provider and run.provider is None:
+            run.provider = provider
+        if start_time_ns is not None:
+            call._start_time_ns = start_time_ns
+        call._parent = (
+            otel_context.get_current() if _current.get() is run else trace.set_span_in_context(run.span)
         )
-        if attach:
-            call._token = otel_context.attach(trace.set_span_in_context(call.span, parent))
+        enclosing = native.enclosing_chat_span(run)
+        if enclosing is not None:
+            enclosing.set_attributes(call.adopt(enclosing))
+        elif defer:
+            native.pending.set(call)
+        else:
+            call._open(start_time_ns)
+            if attach:
+                call._token = otel_context.attach(trace.set_span_in_context(call.span, call._parent))
         return call
     except Exception as exc:
         _internal_error("starting an LLM span", exc)
@@ -145,6 +342,11 @@ def _complete(
     run = call.run
     rt = run._rt
     input_tokens, output_tokens = usage.input, usage.output
+    if call.native is None and call.span is trace.INVALID_SPAN:
+        try:
+            call._open(call._start_time_ns)  # deferred, and no library span to adopt came
+        except Exception as exc:
+            _internal_error("starting an LLM span", exc)
     if cost_usd is None and rt is not None:
         cost_usd = rt.prices.cost(
             response_model or call.model, input_tokens, output_tokens, usage.cached_input, usage.cache_write
@@ -156,31 +358,45 @@ def _complete(
             run.cost_usd += cost_usd
     duration_ms = (time.perf_counter_ns() - call._start_ns) / 1e6
     span = call.span
-    attributes: dict[str, Any] = {
-        c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-        c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-    }
-    if usage.cached_input:
-        attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
-    if usage.cache_write:
-        attributes[c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
-    if cost_usd is not None:
-        attributes[c.COST_USD] = cost_usd
-    if response_model:
-        attributes["gen_ai.response.model"] = response_model
+    if call.provider and run.provider is None:
+        run.provider = call.provider
     error_type = None
     if error is not None:
         error_type = type(error).__name__ if isinstance(error, BaseException) else str(error)
-        attributes[c.ERROR_TYPE] = error_type
-    try:
-        span.set_attributes(attributes)
-        if error is not None:
-            if isinstance(error, BaseException):
-                span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, error_type))
-        span.end()
-    except Exception as err:  # e.g. a raising span processor of the application
-        _internal_error("ending an LLM span", err)
+    if call.native is None:
+        attributes: dict[str, Any] = {
+            c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            **call.attributes,
+        }
+        if usage.cached_input:
+            attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
+        if usage.cache_write:
+            attributes[c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
+        if cost_usd is not None:
+            attributes[c.COST_USD] = cost_usd
+        if response_model:
+            attributes[c.GEN_AI_RESPONSE_MODEL] = response_model
+        if error_type is not None:
+            attributes[c.ERROR_TYPE] = error_type
+        if c.gen_ai_dup():
+            attributes = c.with_previous_names(attributes)
+        try:
+            span.set_attributes(attributes)
+            if error is not None:
+                if isinstance(error, BaseException):
+                    span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, error_type))
+            span.end()
+        except Exception as err:  # e.g. a raising span processor of the application
+            _internal_error("ending an LLM span", err)
+    elif cost_usd is not None and span.is_recording():
+        # The library's span: its usage and status are the library's; only the spend is added, if the
+        # span is still open (a library that ends its span when the response is read has closed it).
+        try:
+            span.set_attribute(c.COST_USD, cost_usd)
+        except Exception as err:
+            _internal_error("adding spend to a native LLM span", err)
     token, call._token = call._token, None
     if token is not None:
         otel_context.detach(token)
@@ -210,6 +426,16 @@ def _complete(
             usage=event_usage,
         )
         event["_sampled"] = span_ctx.trace_flags.sampled
+        # For the GenAI client metrics (agent_otel.metrics); not part of the stored event. A library that
+        # records those metrics for the requests it traces itself is not counted twice.
+        event["_genai"] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_PROVIDER_NAME: call.provider,
+            c.GEN_AI_REQUEST_MODEL: call.model,
+            c.GEN_AI_RESPONSE_MODEL: response_model or call.attributes.get(c.GEN_AI_RESPONSE_MODEL),
+            c.ERROR_TYPE: error_type,
+            "skip": call.native is not None and native.records_metrics(call.native),
+        }
         rt.pipeline.emit("event", event)
 
 
@@ -234,6 +460,7 @@ def record(
     call_id: str | None = None,
     cached_input_tokens: int = 0,
     cache_write_tokens: int = 0,
+    provider: str | None = None,
 ) -> None:
     """Record a finished LLM request (``run.record_llm``); ``duration_ms`` back-dates the span's start.
 
@@ -247,7 +474,15 @@ def record(
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
-    call = begin(run, model, call_id, attach=False, start_time_ns=start_ns, checks=False)
+    call = begin(
+        run,
+        model,
+        call_id,
+        attach=False,
+        start_time_ns=start_ns,
+        checks=False,
+        provider=provider or guess_provider(model),
+    )
     if call is not None:
         if duration_ms is not None:
             call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)

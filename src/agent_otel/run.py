@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, ParamSpec, TypeVar, overload
@@ -22,7 +23,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
 
 from agent_otel import conventions as c
 from agent_otel import runtime as _runtime
@@ -41,6 +42,12 @@ _replaying: ContextVar[Any] = ContextVar("agent_otel_replay", default=None)
 _MISSING: Any = object()
 _MAX_TRACKED_FAILURES = 16
 
+# The last paused (interrupted) run of each conversation in this process: the next run of the conversation
+# is its resume and links to it. Bounded: a conversation paused and never resumed is forgotten eventually.
+_paused: OrderedDict[str, tuple[SpanContext, str]] = OrderedDict()
+_paused_lock = threading.Lock()
+_MAX_PAUSED = 4096
+
 
 def current_run() -> Run | None:
     """The run of the calling context, or None outside any run."""
@@ -57,7 +64,8 @@ def _hex_ids(span: Span) -> tuple[str | None, str | None]:
 class Run:
     """One agent run; use as ``with agent_otel.run(...) as run`` or ``async with``.
 
-    Leaving the block stops the run exactly once: ``completed`` on normal exit, the reason carried by an
+    Leaving the block stops the run exactly once: ``completed`` on normal exit (``interrupted`` if the
+    agent paused for human input and did not resume in the block), the reason carried by an
     :class:`AgentStopped`, ``cancelled`` on cancellation or KeyboardInterrupt, ``tool_error`` /
     ``tool_timeout`` / ``model_error`` when the exception came out of a tool or LLM call of this run, and
     ``error`` otherwise. Exceptions always continue to the caller unchanged.
@@ -74,6 +82,7 @@ class Run:
         budget: Any = None,
         run_id: str | None = None,
         replay_of: str | None = None,
+        conversation_id: str | None = None,
     ) -> None:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
@@ -86,6 +95,14 @@ class Run:
         self.input_sha: str | None = None if input is _MISSING else sha(input)
         self.budget = budget
         self.replay_of = replay_of
+        self.conversation_id = None if conversation_id is None else str(conversation_id)
+        self.provider: str | None = None  # gen_ai.provider.name, once an LLM request says it
+        # Set by an integration when the agent paused for a human (LangGraph interrupt()): leaving the
+        # run then means "interrupted", not "completed". A resume in the same run clears it.
+        self.paused: dict[str, Any] | None = None
+        # True for runs an integration started around a framework (not the user's agent_otel.run):
+        # guards the user did not configure only observe in them (agent_otel.guards).
+        self.framework = False
         self.parent: Run | None = None
         self.parent_run_id: str | None = None
         self.trace_id: str | None = None
@@ -134,6 +151,9 @@ class Run:
             raise RuntimeError(f"run {self.run_id} was already started; create a new run() per invocation")
         rt = self._rt = _runtime.current()
         self.parent = _current.get()
+        if self.conversation_id is None and self.parent is not None:
+            self.conversation_id = self.parent.conversation_id  # a sub-agent works on the same conversation
+        resumes = _take_pause(self.conversation_id)
         session = _replaying.get()
         if session is not None:
             session.run_started(self)  # sets replay_of and _replay; never raises
@@ -152,6 +172,8 @@ class Run:
             (c.TOOLS_VERSION, self.tools_version),
             (c.INPUT_SHA, self.input_sha),
             (c.REPLAY_OF, self.replay_of),
+            (c.GEN_AI_CONVERSATION_ID, self.conversation_id),
+            (c.RESUME_OF, resumes[1] if resumes else None),
         ):
             if value is not None:
                 attributes[key] = value
@@ -161,12 +183,15 @@ class Run:
                 self.parent_run_id = self.parent.run_id
                 attributes[c.PARENT_RUN_ID] = self.parent_run_id
                 parent_ctx: Context | None = None
-                links = None
+                links: list[Link] | None = None
             else:
                 # A run is a new trace; an ambient span (an HTTP request, a job) becomes a link.
                 ambient = trace.get_current_span().get_span_context()
                 parent_ctx = Context()
                 links = [Link(ambient)] if ambient.is_valid else None
+            if resumes is not None:
+                # The resume of a paused run of this conversation links to it (it is another trace).
+                links = [*(links or ()), Link(resumes[0], {c.RUN_ID: resumes[1]})]
             self.span = rt.tracer.start_span(
                 c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
             )
@@ -197,7 +222,7 @@ class Run:
 
     def _reason_for(self, exc: BaseException | None) -> StopReason:
         if exc is None:
-            return StopReason.COMPLETED
+            return StopReason.INTERRUPTED if self.paused is not None else StopReason.COMPLETED
         if isinstance(exc, AgentStopped):
             return exc.result.stop_reason
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or _is_cancelled(exc):
@@ -269,6 +294,7 @@ class Run:
         call_id: str | None = None,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
+        provider: str | None = None,
     ) -> None:
         """Record one LLM request of this run (a ``chat {model}`` span, usage and spend).
 
@@ -277,6 +303,8 @@ class Run:
         ``cached_input_tokens`` / ``cache_write_tokens`` are the part of ``input_tokens`` read from /
         written to the provider's prompt cache; they are priced at the model's cache prices, because
         charging them at the full input price overstates spend. ``input_tokens`` stays the total.
+        ``provider`` is ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``gcp.gemini``...); without it
+        the provider is inferred from well-known model name prefixes (``gpt-``, ``claude-``...).
         """
         from agent_otel.llm import record
 
@@ -291,6 +319,7 @@ class Run:
             call_id=call_id,
             cached_input_tokens=cached_input_tokens,
             cache_write_tokens=cache_write_tokens,
+            provider=provider,
         )
 
     @property
@@ -361,10 +390,14 @@ class Run:
                 c.STOP_REASON: reason.value,
                 c.TOOL_CALLS: self.tool_calls,
                 c.STEPS: self.steps,
-                c.GEN_AI_USAGE_INPUT_TOKENS: self.input_tokens,
-                c.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
+                c.USAGE_INPUT_TOKENS: self.input_tokens,
+                c.USAGE_OUTPUT_TOKENS: self.output_tokens,
                 c.COST_USD: self.cost_usd,
             }
+            if self.provider is not None:
+                attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
+                if c.gen_ai_dup():
+                    attributes = c.with_previous_names(attributes)
             error_type = (
                 type(exc).__name__ if exc is not None and reason is not StopReason.COMPLETED else None
             )
@@ -374,6 +407,8 @@ class Run:
             event_attrs: dict[str, Any] = {c.STOP_REASON: reason.value, "stop_class": reason.stop_class}
             if detail:
                 event_attrs["detail"] = detail
+            elif reason is StopReason.INTERRUPTED and self.paused:
+                event_attrs.update(self.paused)
             span.add_event(c.EVENT_STOP, event_attrs)
             if reason.stop_class == "failure":
                 if exc is not None and not isinstance(exc, AgentStopped):
@@ -411,6 +446,10 @@ class Run:
                 status=reason.stop_class,
             ),
         )
+        if reason is StopReason.INTERRUPTED and self.conversation_id is not None:
+            span_context = span.get_span_context()
+            if span_context.is_valid:
+                _remember_pause(self.conversation_id, span_context, self.run_id)
         self._emit_run_record(ended=True)
         if self._guards is not None:
             try:
@@ -436,6 +475,7 @@ class Run:
             "input_sha": self.input_sha,
             "service": rt.service,
             "replay_of": self.replay_of,
+            "conversation_id": self.conversation_id,
             "status": "running",
             "stop_reason": None,
             "ended_at_ms": None,
@@ -457,6 +497,22 @@ class Run:
                 detail=self.result.detail,
             )
         rt.pipeline.emit("run", record)
+
+
+def _remember_pause(conversation_id: str, span_context: SpanContext, run_id: str) -> None:
+    with _paused_lock:
+        _paused[conversation_id] = (span_context, run_id)
+        _paused.move_to_end(conversation_id)
+        while len(_paused) > _MAX_PAUSED:
+            _paused.popitem(last=False)
+
+
+def _take_pause(conversation_id: str | None) -> tuple[SpanContext, str] | None:
+    """The paused run this conversation's new run resumes (forgotten once taken)."""
+    if conversation_id is None:
+        return None
+    with _paused_lock:
+        return _paused.pop(conversation_id, None)
 
 
 def _is_cancelled(exc: BaseException) -> bool:
@@ -499,8 +555,13 @@ def run(
     input: Any = _MISSING,
     budget: Any = None,
     run_id: str | None = None,
+    conversation_id: str | None = None,
 ) -> Run:
-    """Start describing one agent run; enter it with ``with`` or ``async with``."""
+    """Start describing one agent run; enter it with ``with`` or ``async with``.
+
+    ``conversation_id`` is the application's id of the conversation (thread, session) the run belongs to,
+    recorded as ``gen_ai.conversation.id``; runs of one conversation share it.
+    """
     return Run(
         agent,
         model=model,
@@ -509,6 +570,7 @@ def run(
         input=input,
         budget=budget,
         run_id=run_id,
+        conversation_id=conversation_id,
     )
 
 

@@ -38,6 +38,8 @@ class Runtime:
     redactor: Redactor | None
     service: str | None = None
     store_args_hash: bool = True
+    # Redacts prompts and completions for chat spans; None unless logging.events.capture_content.
+    content: Redactor | None = None
     # Hooks that later layers install without run.py knowing about them (guards, replay, snapshots).
     extensions: dict[str, Any] = field(default_factory=dict)
 
@@ -51,14 +53,16 @@ class Runtime:
         dropped: Any = None,
     ) -> Runtime:
         events = config.get("logging.events")
-        redactor = None
-        if events["store_args"]:
+        redactor = content = None
+        if events["store_args"] or events["capture_content"]:
             keys = config.get("redaction.keys")
-            redactor = Redactor(
+            built = Redactor(
                 DEFAULT_SECRET_KEYS if keys is None else keys,
                 max_chars=config.get("redaction.max_chars"),
                 patterns=config.get("redaction.patterns"),
             )
+            redactor = built if events["store_args"] else None
+            content = built if events["capture_content"] else None
         from agent_otel.guards import Guards
         from agent_otel.metrics import MetricsSink
 
@@ -74,6 +78,7 @@ class Runtime:
             redactor=redactor,
             service=config.get("service.name"),
             store_args_hash=events["store_args_hash"],
+            content=content,
         )
 
 

@@ -76,6 +76,25 @@ def steps(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, 
     return sorted(found)
 
 
+def request_span(spans: list[ReadableSpan], run_id: str) -> ReadableSpan:
+    """The one span of a run's (one) model request: agent-otel's ``chat`` span, or the client library's
+    own GenAI span that agent-otel adopted (agent_otel.native)."""
+    found = [
+        s
+        for s in spans
+        if s.attributes.get("agent.run_id") == run_id
+        and "agent.step_id" in s.attributes
+        and s.attributes.get("gen_ai.operation.name") == "chat"
+    ]
+    assert len(found) == 1, f"expected one request span, got {[s.name for s in found]}"
+    return found[0]
+
+
+def usage_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    """Spans that carry a request's usage (the rule: each request's usage is on exactly one span)."""
+    return [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
+
+
 def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
     events = [e for e in run_span.events if e.name == "agent.stop"]
     assert len(events) == 1, f"expected one agent.stop event, got {len(events)}"

@@ -131,8 +131,8 @@ def test_run_with_a_tool_call(telemetry, instrument, sdk_traces):
     assert first.attributes["gen_ai.usage.input_tokens"] == 10
     assert first.attributes["gen_ai.usage.output_tokens"] == 5
     assert first.attributes["agent.cost_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
-    assert root.attributes["gen_ai.usage.input_tokens"] == 30
-    assert root.attributes["gen_ai.usage.output_tokens"] == 8
+    assert root.attributes["agent.usage.input_tokens"] == 30
+    assert root.attributes["agent.usage.output_tokens"] == 8
     assert root.attributes["agent.input_sha"] == sha("find otel")
     assert root.attributes["agent.stop_reason"] == "completed"
     assert stop_event(root)["agent.stop_reason"] == "completed"
@@ -205,7 +205,7 @@ def test_output_guardrail_tripwire_stops_with_policy_denied(telemetry, instrumen
     # The model answered (one chat step, its usage counted); the guardrail then rejected the answer.
     assert [s.name for s in children(root, spans)] == ["chat gpt-4o"]
     assert one(spans, "chat gpt-4o").status.status_code.name == "UNSET"
-    assert root.attributes["gen_ai.usage.input_tokens"] == 12
+    assert root.attributes["agent.usage.input_tokens"] == 12
     assert root.attributes["agent.stop_reason"] == "policy_denied"
     assert root.attributes["error.type"] == "OutputGuardrailTripwireTriggered"
     assert root.status.status_code.name == "UNSET"  # a limit, not a failure
@@ -469,8 +469,8 @@ def test_streamed_run(telemetry, instrument):
     spans = ours(telemetry.spans())
     root = one(spans, "invoke_agent streamer")
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
-    assert root.attributes["gen_ai.usage.input_tokens"] == 10
-    assert root.attributes["gen_ai.usage.output_tokens"] == 3
+    assert root.attributes["agent.usage.input_tokens"] == 10
+    assert root.attributes["agent.usage.output_tokens"] == 3
     assert root.attributes["agent.stop_reason"] == "completed"
 
 

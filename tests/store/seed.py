@@ -53,6 +53,7 @@ def run_records(
         "input_sha": "0" * 24,
         "service": "test",
         "replay_of": None,
+        "conversation_id": None,
         "status": "running",
         "stop_reason": None,
         "ended_at_ms": None,

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_agent(parser)
     parser.add_argument("--stop-reason", metavar="R", help="only runs that stopped with R (or 'running')")
     parser.add_argument(
+        "--conversation",
+        metavar="ID",
+        help="only runs of conversation ID (gen_ai.conversation.id: a LangGraph thread_id, a session id)",
+    )
+    parser.add_argument(
         "--since",
         type=parse_duration,
         metavar="DURATION",
@@ -48,20 +53,29 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         except ValueError as exc:
             raise CLIError(str(exc)) from None
     since = now_ms() - args.since if args.since else None
-    rows = ctx.store().runs(since_ms=since, agent=args.agent, stop_reason=reason, limit=args.last)
+    rows = ctx.store().runs(
+        since_ms=since,
+        agent=args.agent,
+        stop_reason=reason,
+        limit=args.last,
+        conversation=args.conversation,
+    )
     if args.json:
         print_json([jsonable_run(r) for r in rows])
         return 0
     console = ctx.console
     if not rows:
-        console.print("no runs match" if (args.agent or reason or since) else "no runs in the store yet")
+        filtered = args.agent or reason or since or args.conversation
+        console.print("no runs match" if filtered else "no runs in the store yet")
         return 0
     console.print(table(rows))
     return 0
 
 
 def stop_style(run: dict[str, Any]) -> str:
-    return {"success": "green", "limit": "yellow", "failure": "red"}.get(run.get("status") or "", "cyan")
+    return {"success": "green", "limit": "yellow", "failure": "red", "pause": "blue"}.get(
+        run.get("status") or "", "cyan"
+    )
 
 
 def table(rows: list[dict[str, Any]]) -> Any:

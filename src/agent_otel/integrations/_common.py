@@ -29,6 +29,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
+from agent_otel.conventions import GEN_AI_CONVERSATION_ID
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
 from agent_otel.run import _MISSING, Run, _internal_error, _replaying, current_run
@@ -98,15 +99,30 @@ class FrameworkRun:
         self.owned = owned
 
 
-def enter_run(agent: str, *, model: str | None = None, input: Any = _MISSING) -> FrameworkRun | None:
-    """Find or start the run for a framework invocation (see the module docstring for the rule)."""
+def enter_run(
+    agent: str,
+    *,
+    model: str | None = None,
+    input: Any = _MISSING,
+    conversation_id: str | None = None,
+) -> FrameworkRun | None:
+    """Find or start the run for a framework invocation (see the module docstring for the rule).
+
+    ``conversation_id`` is the framework's thread / session / conversation id (``gen_ai.conversation.id``);
+    a run the user started without one takes it. A run started here is a framework run: guards the user
+    did not configure only observe in it (agent_otel.guards).
+    """
     try:
         current = current_run()
         if current is not None and current._rt is not None:
             call = active_tool_call()
             if call is None or call.run is not current:
+                if conversation_id and current.conversation_id is None:
+                    current.conversation_id = str(conversation_id)
+                    current.span.set_attribute(GEN_AI_CONVERSATION_ID, current.conversation_id)
                 return FrameworkRun(current, owned=False)
-        run = Run(agent or "agent", model=model, input=input)
+        run = Run(agent or "agent", model=model, input=input, conversation_id=conversation_id or None)
+        run.framework = True
         run._start()
         return FrameworkRun(run, owned=True)
     except Exception as exc:

@@ -300,6 +300,7 @@ class Store:
         limit: int | None = None,
         newest_first: bool = True,
         replays: bool = True,
+        conversation: str | None = None,
     ) -> list[dict[str, Any]]:
         """Runs matching the filters; ``replays=False`` leaves out replays of recorded runs."""
         where: list[str] = []
@@ -315,6 +316,9 @@ class Store:
         if agent is not None:
             where.append("agent = ?")
             params.append(agent)
+        if conversation is not None:
+            where.append("conversation_id = ?")
+            params.append(conversation)
         if stop_reason is not None:
             if stop_reason == "running":
                 where.append("status = 'running'")

@@ -197,6 +197,15 @@ END $$"""
 # can say that ``rp.input`` is its JSON form rather than hand back a dict without a word.
 _INPUT_TYPE = "ALTER TABLE agent_snapshot_runs ADD COLUMN input_type TEXT"
 
+# Migration 5: the conversation (gen_ai.conversation.id: a LangGraph thread, an Agents SDK session, the
+# application's own id) a run belongs to, so that a paused run and its resume are found together
+# (``agent-otel runs --conversation ID``).
+_CONVERSATION = [
+    "ALTER TABLE agent_runs ADD COLUMN conversation_id TEXT",
+    "CREATE INDEX agent_runs_conversation ON agent_runs (conversation_id, created_at) "
+    "WHERE conversation_id IS NOT NULL",
+]
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -209,6 +218,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         ),
         (2, _snapshot_tables("BLOB", "INTEGER")),
         (3, [_INPUT_TYPE]),
+        (5, _CONVERSATION),
     ],
     "postgresql": [
         (
@@ -221,6 +231,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         ),
         (2, [*_snapshot_tables("BYTEA", "BIGINT"), _PG_OWNER_ONLY]),
         (3, [_INPUT_TYPE]),
+        (5, _CONVERSATION),
     ],
 }
 
@@ -252,6 +263,7 @@ RUN_COLUMNS = (
     "service",
     "replay_of",
     "detail",
+    "conversation_id",
 )
 
 # Columns written from ("event", {...}) records: the unified event schema plus what tools may add.
