@@ -43,6 +43,19 @@ class ToolOptions:
     side_effects: bool = False
     timeout_s: float | None = None
     retry: Any = None
+    #: gen_ai.tool.description / gen_ai.tool.type (function: runs in the agent's process; extension: an
+    #: external service the agent calls, such as an MCP server; datastore).
+    description: str | None = None
+    type: str = "function"
+
+
+def describe(fn: Callable[..., Any] | None) -> str | None:
+    """A function's description for ``gen_ai.tool.description``: the first paragraph of its docstring."""
+    doc = inspect.getdoc(fn) if fn is not None else None
+    if not doc:
+        return None
+    first = doc.strip().split("\n\n", 1)[0]
+    return " ".join(first.split())[:1024] or None
 
 
 _options_cache: dict[tuple[Any, ...], ToolOptions] = {}
@@ -262,10 +275,13 @@ def begin(
         attributes: dict[str, Any] = {
             c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
             c.GEN_AI_TOOL_NAME: options.name,
+            c.GEN_AI_TOOL_TYPE: options.type,
             c.RUN_ID: run.run_id,
             c.STEP_ID: step_id,
             c.TOOL_ARGS_SHA: args_sha,
         }
+        if options.description:
+            attributes[c.GEN_AI_TOOL_DESCRIPTION] = options.description
         if call_id is not None:
             attributes[c.GEN_AI_TOOL_CALL_ID] = call_id
         if options.side_effects:
@@ -520,7 +536,11 @@ def tool(
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         options = ToolOptions(
-            name=name or func.__name__, side_effects=side_effects, timeout_s=timeout_s, retry=retry
+            name=name or func.__name__,
+            side_effects=side_effects,
+            timeout_s=timeout_s,
+            retry=retry,
+            description=describe(func),
         )
         binder = _ArgBinder(func)
 

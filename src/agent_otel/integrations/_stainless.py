@@ -7,9 +7,10 @@ included) instead of one per HTTP attempt. Streams are observed by wrapping the 
 ``_iterator``: the caller still gets the SDK's ``Stream`` object (``isinstance`` checks and the SDK's
 stream helpers keep working), and usage is taken from the events as they pass.
 
-Requests outside any agent-otel run, requests that are not model calls (files, embeddings, models...)
-and requests made while a framework integration already records the same LLM call pass through
-untouched.
+Requests outside any agent-otel run and requests that are not model calls (files, embeddings,
+models...) pass through untouched. A request made while a framework integration records the LLM call
+(LangChain, the Agents SDK, PydanticAI) is not recorded again: it only tells that call what the API
+answered (provider, responding model, response id, finish reasons), which frameworks often drop.
 
 The step's span is the client's own GenAI span when the client emits one (anthropic 2.x traces every
 API call; :mod:`agent_otel.native`): the step is then begun with its span deferred and adopts the client's
@@ -38,7 +39,7 @@ from agent_otel.run import _internal_error, current_run
 from agent_otel.stop import AgentStopped
 
 from . import Integration
-from ._common import Patcher, framework_llm_active
+from ._common import Patcher, framework_llm
 
 
 class StreamUsage(Protocol):
@@ -146,6 +147,66 @@ def _llm_model(api: Api, options: Any) -> str | None:
     return str(model) if model else "unknown"
 
 
+def _framework_call() -> LLMCall | None:
+    """The framework's LLM call this request is made for, if one is in flight."""
+    call = framework_llm.get()
+    return call if call is not None and not call._done else None
+
+
+def _tell(call: LLMCall, usage: Usage) -> None:
+    response = usage.response
+    call.response(
+        response_id=response.response_id,
+        finish_reasons=response.finish_reasons,
+        tool_call_ids=response.tool_call_ids,
+        response_model=usage.model,
+    )
+
+
+def _enrich(api: Api, call: LLMCall, result: Any, is_async: bool) -> None:
+    """Tell a framework's LLM call what the API answered; its usage stays the framework's to report."""
+    try:
+        if call.provider is None:
+            call.provider = api.provider or None
+        if _is_stream(result):
+            observer = api.stream_usage()
+            watch = _watch_async if is_async else _watch_sync
+            result._iterator = watch(result._iterator, observer, lambda: _tell(call, _as_usage(observer)))
+            return
+        body = _raw_body(result) if hasattr(result, "http_response") else result
+        if body is not None:
+            _tell(call, api.usage(body))
+    except Exception as exc:
+        _internal_error("reading an LLM response for a framework call", exc)
+
+
+def _watch_sync(inner: Iterator[Any], observer: StreamUsage, done: Callable[[], None]) -> Iterator[Any]:
+    try:
+        for event in inner:
+            _feed(observer, event)
+            yield event
+    finally:
+        _safely(done)
+
+
+async def _watch_async(
+    inner: AsyncIterator[Any], observer: StreamUsage, done: Callable[[], None]
+) -> AsyncIterator[Any]:
+    try:
+        async for event in inner:
+            _feed(observer, event)
+            yield event
+    finally:
+        _safely(done)
+
+
+def _safely(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        _internal_error("reading a streamed LLM response", exc)
+
+
 def _native_expected(client: Any, options: Any) -> bool:
     """Whether the client emits its own span for this request (anthropic 2.x: a tracer, a span name)."""
     try:
@@ -157,7 +218,7 @@ def _native_expected(client: Any, options: Any) -> bool:
 def _begin(api: Api, client: Any, model: str, options: Any, stream: bool) -> LLMCall | None:
     """An LLM step of the current run, or None (no run, or a framework integration records it)."""
     run = current_run()
-    if run is None or run._rt is None or framework_llm_active():
+    if run is None or run._rt is None:
         return None
     try:
         call = llm.begin(
@@ -345,6 +406,11 @@ def make_sync_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
+            framework = _framework_call() if model is not None else None
+            if framework is not None:
+                result = original(self, cast_to, options, *args, **kwargs)
+                _enrich(api, framework, result, is_async=False)
+                return result
             stream = bool(kwargs.get("stream"))
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
@@ -369,6 +435,11 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
+            framework = _framework_call() if model is not None else None
+            if framework is not None:
+                result = await original(self, cast_to, options, *args, **kwargs)
+                _enrich(api, framework, result, is_async=True)
+                return result
             stream = bool(kwargs.get("stream"))
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:

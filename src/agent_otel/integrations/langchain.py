@@ -117,6 +117,7 @@ def _begin_tool(tool: Any, tool_input: Any, kwargs: dict[str, Any], prefer_async
         _tool_args(tool, tool_input),
         call_id=kwargs.get("tool_call_id"),
         fn=_tool_fn(tool, prefer_async),
+        description=getattr(tool, "description", None),
     )
 
 
