@@ -159,6 +159,7 @@ EVENT_HANDOFF: Final = "agent.handoff"
 
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
+STATUS_INTERRUPTED: Final = "interrupted"  # a tool call that paused the agent for human input
 
 # --- unified event kinds (DESIGN.md "Unified event schema") ----------------------------------------
 

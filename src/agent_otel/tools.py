@@ -152,6 +152,20 @@ class ToolCall:
         except Exception as err:
             _internal_error("recording a tool error", err)
 
+    def interrupted(self) -> None:
+        """Finish a call that paused the agent for human input (LangGraph ``interrupt()``).
+
+        Neither a result nor an error: ``agent.tool.status`` is ``interrupted``, the span status stays
+        UNSET, and the run is not failed by it (the framework resumes the call in a later run).
+        """
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._finish(c.STATUS_INTERRUPTED, "", None, None, None)
+        except Exception as exc:
+            _internal_error("recording an interrupted tool call", exc)
+
     def retrying(self, exc: BaseException, delay_s: float) -> None:
         """Record a failed attempt that will be retried; the run's retry budget may stop the run here."""
         run = self.run
@@ -185,8 +199,9 @@ class ToolCall:
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type
         redactor = rt.redactor if rt is not None else None
+        interrupted = status == c.STATUS_INTERRUPTED
         try:
-            if redactor is not None and exc is None:
+            if redactor is not None and exc is None and not interrupted:
                 attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
             span.set_attributes(attributes)
             if exc is not None:
@@ -222,11 +237,11 @@ class ToolCall:
             event["attempts"] = self.attempts
         if redactor is not None:
             event["args"] = redactor.redact(self.args)
-            if exc is None:
+            if exc is None and not interrupted:
                 event["result"] = redactor.redact(result)
         rt.pipeline.emit("event", event)
         recorder = rt.extensions.get("recorder")
-        if recorder is not None:
+        if recorder is not None and not interrupted:
             recorder.tool_finished(self, result, exc)
 
     def _detach(self) -> None:

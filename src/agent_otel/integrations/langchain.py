@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -144,6 +145,19 @@ def _serving_copy(tool: Any, recorded: RecordedOutcome) -> Any:
     return served
 
 
+def _fail(call: ToolCall, exc: BaseException) -> None:
+    """LangGraph's control flow raised through a tool is not a tool error: ``interrupt()`` pauses the
+    graph (the call is ``interrupted``), a ``Command(graph=PARENT)`` hands over to the parent graph (the
+    call returned that command)."""
+    errors = sys.modules.get("langgraph.errors")
+    if errors is not None and isinstance(exc, errors.GraphInterrupt):
+        call.interrupted()
+    elif errors is not None and isinstance(exc, errors.GraphBubbleUp):
+        call.ok(exc.args[0] if exc.args else None)
+    else:
+        call.fail(exc)
+
+
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def run(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
@@ -158,7 +172,7 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             output = call_or_serve(call, serve, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            _fail(call, exc)
             raise
         finally:
             _recording.reset(token)
@@ -182,7 +196,7 @@ def _make_arun(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             output = await await_or_serve(call, serve, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            _fail(call, exc)
             raise
         finally:
             _recording.reset(token)

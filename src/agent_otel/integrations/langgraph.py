@@ -64,19 +64,20 @@ def _conversation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     return str(thread) if thread is not None and thread != "" else None
 
 
-def _has_interrupt(chunk: Any) -> bool:
-    """Whether a streamed chunk reports an interrupt (``updates``/``values`` modes, v1 and v2 parts)."""
+def _interrupts(chunk: Any) -> tuple[Any, ...]:
+    """The interrupts a streamed chunk reports (``updates``/``values`` modes, v1 and v2 parts), if any."""
     try:
         if isinstance(chunk, tuple) and chunk:
             chunk = chunk[-1]  # (mode, data) or (namespace, mode, data)
         if not isinstance(chunk, Mapping):
-            return False
-        if chunk.get(_INTERRUPT) or (chunk.get("type") and chunk.get("interrupts")):
-            return True
+            return ()
+        found = chunk.get(_INTERRUPT) or (chunk.get("interrupts") if chunk.get("type") else None)
         data = chunk.get("data") if chunk.get("type") else None
-        return isinstance(data, Mapping) and bool(data.get(_INTERRUPT))
+        if not found and isinstance(data, Mapping):
+            found = data.get(_INTERRUPT)
+        return tuple(found) if isinstance(found, list | tuple) else ()
     except Exception:
-        return False
+        return ()
 
 
 def _pause(run: Run, interrupts: Any = (), checkpoint_id: Any = None, status: Any = None) -> None:
@@ -100,10 +101,10 @@ def _pause(run: Run, interrupts: Any = (), checkpoint_id: Any = None, status: An
         _internal_error("recording a LangGraph interrupt", exc)
 
 
-def _ended_by_consumer(frun: FrameworkRun | None, interrupted: bool) -> BaseException | None:
+def _ended_by_consumer(frun: FrameworkRun | None, interrupts: tuple[Any, ...]) -> BaseException | None:
     """A consumer that stops iterating after the graph paused has not cancelled anything."""
-    if frun is not None and interrupted and frun.run.paused is None:
-        _pause(frun.run)
+    if frun is not None and interrupts and frun.run.paused is None:
+        _pause(frun.run, interrupts)
     if frun is not None and frun.run.paused is not None:
         return None
     return GeneratorExit()
@@ -118,13 +119,13 @@ def _make_stream(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterat
     @functools.wraps(original)
     def stream(self: Any, input: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         frun = enter_run(_agent_name(self), input=input, conversation_id=_conversation(args, kwargs))
-        interrupted = False
+        interrupts: tuple[Any, ...] = ()
         try:
             for chunk in original(self, input, *args, **kwargs):
-                interrupted = interrupted or _has_interrupt(chunk)
+                interrupts = interrupts or _interrupts(chunk)
                 yield chunk
         except GeneratorExit:
-            exit_run(frun, _ended_by_consumer(frun, interrupted))
+            exit_run(frun, _ended_by_consumer(frun, interrupts))
             raise
         except BaseException as exc:
             exit_run(frun, exc, _reason(exc))
@@ -138,13 +139,13 @@ def _make_astream(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., 
     @functools.wraps(original)
     async def astream(self: Any, input: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         frun = enter_run(_agent_name(self), input=input, conversation_id=_conversation(args, kwargs))
-        interrupted = False
+        interrupts: tuple[Any, ...] = ()
         try:
             async for chunk in original(self, input, *args, **kwargs):
-                interrupted = interrupted or _has_interrupt(chunk)
+                interrupts = interrupts or _interrupts(chunk)
                 yield chunk
         except GeneratorExit:
-            exit_run(frun, _ended_by_consumer(frun, interrupted))
+            exit_run(frun, _ended_by_consumer(frun, interrupts))
             raise
         except BaseException as exc:
             exit_run(frun, exc, _reason(exc))
