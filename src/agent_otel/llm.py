@@ -247,6 +247,19 @@ def request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
     sequences = [stop] if isinstance(stop, str) else _strings(stop)
     if sequences:
         out[c.GEN_AI_REQUEST_STOP_SEQUENCES] = sequences
+    choices = params.get("n")
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
+        out[c.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    # The output format asked for: Chat Completions' response_format, the Responses API's text.format.
+    fmt = params.get("response_format")
+    text = params.get("text")
+    if fmt is None and isinstance(text, Mapping):
+        fmt = text.get("format")
+    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+    if kind in ("json_schema", "json_object"):
+        out[c.GEN_AI_OUTPUT_TYPE] = "json"
+    elif kind == "text":
+        out[c.GEN_AI_OUTPUT_TYPE] = "text"
     return out
 
 
@@ -312,6 +325,8 @@ def begin(
         call.agent_name = agent_name
         if provider and run.provider is None:
             run.provider = provider
+        if run.model is None and model != "unknown":
+            run.model = model  # the run's gen_ai.request.model: the model its first request asked for
         if start_time_ns is not None:
             call._start_time_ns = start_time_ns
         call._parent = (

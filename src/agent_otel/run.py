@@ -394,6 +394,8 @@ class Run:
                 c.USAGE_OUTPUT_TOKENS: self.output_tokens,
                 c.COST_USD: self.cost_usd,
             }
+            if self.model is not None:
+                attributes[c.GEN_AI_REQUEST_MODEL] = self.model  # set at start, or by the first request
             if self.provider is not None:
                 attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
                 if c.gen_ai_dup():

@@ -161,7 +161,9 @@ async def test_agents_sdk_polling_agent_is_stopped_by_a_configured_loop_guard(
     )
 
 
-def test_a_loop_guard_configured_in_the_config_file_enforces(tmp_path, monkeypatch, instrument, no_sdk_traces):
+def test_a_loop_guard_configured_in_the_config_file_enforces(
+    tmp_path, monkeypatch, instrument, no_sdk_traces
+):
     """``guards.loop`` set in the YAML file (AGENT_OTEL_CONFIG) counts as configured, not only setup()."""
     from agents import Runner
 

@@ -84,7 +84,11 @@ def assert_paused_then_resumed(telemetry, name: str, thread: str) -> None:
     assert link.attributes["agent.run_id"] == paused.attributes["agent.run_id"]
     records = {r["run_id"]: r for r in telemetry.sink.runs() if r["status"] != "running"}
     first = records[paused.attributes["agent.run_id"]]
-    assert (first["status"], first["stop_reason"], first["conversation_id"]) == ("pause", "interrupted", thread)
+    assert (first["status"], first["stop_reason"], first["conversation_id"]) == (
+        "pause",
+        "interrupted",
+        thread,
+    )
     assert records[resumed.attributes["agent.run_id"]]["conversation_id"] == thread
     stops = {(p["agent"], p["stop_reason"]) for p, _ in telemetry.metrics()["agent.stop"]}
     assert (name, "interrupted") in stops and (name, "completed") in stops

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
 from agent_otel.run import _internal_error, current_run
@@ -207,6 +208,16 @@ def _safely(fn: Callable[[], None]) -> None:
         _internal_error("reading a streamed LLM response", exc)
 
 
+def _server(client: Any) -> dict[str, Any]:
+    """server.address / server.port of the client's base URL."""
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not isinstance(host, str) or not host:
+        return {}
+    port = getattr(url, "port", None) or (443 if getattr(url, "scheme", "") == "https" else 80)
+    return {c.SERVER_ADDRESS: host, c.SERVER_PORT: int(port)}
+
+
 def _native_expected(client: Any, options: Any) -> bool:
     """Whether the client emits its own span for this request (anthropic 2.x: a tracer, a span name)."""
     try:
@@ -235,6 +246,7 @@ def _begin(api: Api, client: Any, model: str, options: Any, stream: bool) -> LLM
         return None
     if call is not None:
         try:
+            call.attributes.update(_server(client))
             body = getattr(options, "json_data", None)
             if isinstance(body, dict):
                 call.request(body, stream=stream or bool(body.get("stream")))
