@@ -178,8 +178,14 @@ def fake_api() -> Iterator[FakeAPI]:
 
 
 @pytest.fixture
-def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
+def guarded(configured: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
     """Like the ``telemetry`` fixture, but ``guarded({"policy": {...}})`` sets the ``guards:`` config."""
+    return lambda guards: configured({"guards": guards})
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
+    """Like the ``telemetry`` fixture, with ``configured({...})`` config overrides (nested sections)."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -192,7 +198,7 @@ def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable
     monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
     providers: list[MeterProvider] = []
 
-    def setup(guards: dict[str, Any]) -> Telemetry:
+    def setup(overrides: dict[str, Any]) -> Telemetry:
         agent_otel.shutdown()
         exporter, reader, sink = InMemorySpanExporter(), InMemoryMetricReader(), ListSink()
         provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
@@ -204,7 +210,7 @@ def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable
             event_sinks=[sink],
             store=False,
             instrument=False,
-            config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}, "guards": guards},
+            config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}, **overrides},
         )
         return Telemetry(exporter, reader, sink, cfg)
 

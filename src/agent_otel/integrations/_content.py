@@ -43,7 +43,7 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     if content is None:
         return []
     if isinstance(content, str):
-        return [text(content)]
+        return [text(content)] if content else []  # an assistant turn with only tool calls has ""
     if not isinstance(content, list):
         return [text(content)]
     parts: list[dict[str, Any]] = []
