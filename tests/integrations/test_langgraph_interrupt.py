@@ -265,3 +265,65 @@ def test_without_a_checkpointer_the_graph_answers_as_it_does_without_agent_otel(
     run = one(ours(telemetry.spans()), "invoke_agent no-checkpointer")
     assert run.attributes["agent.stop_reason"] == "interrupted"
     assert "gen_ai.conversation.id" not in run.attributes  # no thread, no conversation
+
+
+# --- no exception of agent-otel's own reaches the graph --------------------------------------------------
+
+
+def test_an_event_the_handler_does_not_know_is_ignored(telemetry, instrument):
+    from langchain_core.callbacks.manager import handle_event
+
+    from agent_otel.integrations import _active
+
+    instrument("langchain")
+    handler = _active["langchain"]._handler
+    handle_event([handler], "on_something_a_newer_langchain_sends", None, object())  # must not raise
+
+
+def test_failures_inside_the_callback_handler_never_reach_the_graph(telemetry, instrument, monkeypatch, caplog):
+    from agent_otel import llm
+
+    from tests.integrations.test_langgraph import ai, fake, lookup, react
+
+    instrument("langchain", "langgraph")
+
+    def broken_begin(*args, **kwargs):
+        raise RuntimeError("agent-otel bug")
+
+    monkeypatch.setattr(llm, "begin", broken_begin)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent = react(fake(ai(calls=[("lookup", {"q": "x"}, "call_1")]), ai("done")), [lookup], name="robust")
+    assert agent.invoke({"messages": [("user", "x")]})["messages"][-1].content == "done"
+    assert "agent-otel: error while starting a LangChain model step" in caplog.text
+
+
+def test_a_raising_span_processor_does_not_break_interrupt_and_resume(telemetry, instrument):
+    from opentelemetry import trace
+
+    class Raising:
+        def on_start(self, span, parent_context=None):
+            raise ValueError("application processor bug")
+
+        def _on_ending(self, span):
+            raise ValueError("application processor bug")
+
+        def on_end(self, span):
+            raise ValueError("application processor bug")
+
+        def shutdown(self):
+            pass
+
+        def force_flush(self, timeout_millis=0):
+            return True
+
+    provider = trace.get_tracer_provider()
+    processors = provider._active_span_processor._span_processors
+    provider._active_span_processor._span_processors = (Raising(), *processors)
+    try:
+        instrument("langchain", "langgraph")
+        graph = approval_graph("sturdy")
+        assert graph.invoke({"request": "x"}, config("r-x"))["__interrupt__"]
+        assert graph.invoke(Command(resume="ok"), config("r-x"))["answer"] == "ok"
+    finally:
+        provider._active_span_processor._span_processors = processors
