@@ -45,6 +45,7 @@ def _exemplar(event: dict[str, Any]) -> Context:
 _EMPTY = Context()
 _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
+_TOOL_GEN_AI_KEYS = (c.GEN_AI_OPERATION_NAME, c.GEN_AI_AGENT_NAME, c.ERROR_TYPE)
 
 
 class MetricsSink:
@@ -253,7 +254,13 @@ class Metrics:
                 self._attrs((agent, tool, status), ("agent", "tool", "status")),
                 context=_exemplar(event) if exemplar else _EMPTY,
             )
-            self._gen_ai(event, {c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL, c.ERROR_TYPE: event["error"]})
+            error = event["error"]
+            attrs = (
+                self._attrs((c.OP_EXECUTE_TOOL, agent, error), _TOOL_GEN_AI_KEYS)
+                if error
+                else self._attrs((c.OP_EXECUTE_TOOL, agent), _TOOL_GEN_AI_KEYS[:2])
+            )
+            self.gen_ai_duration.record(event["duration_ms"] / 1000.0, attrs, context=_EMPTY)
             return
         if kind == "llm_result":
             self._gen_ai(event, event.get("_genai"))
@@ -269,7 +276,7 @@ class Metrics:
 
     def _gen_ai(self, event: dict[str, Any], genai: dict[str, Any] | None) -> None:
         """The GenAI client metrics (gen_ai.client.operation.duration, gen_ai.client.token.usage) of one
-        chat request or tool execution, with gen_ai.agent.name = the run's agent."""
+        chat request, with gen_ai.agent.name = the run's agent (tool executions: record_event)."""
         if not genai or genai.get("skip"):
             return
         attrs = {k: v for k, v in genai.items() if k != "skip" and v is not None and v != ""}
