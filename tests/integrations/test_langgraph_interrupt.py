@@ -280,7 +280,9 @@ def test_an_event_the_handler_does_not_know_is_ignored(telemetry, instrument):
     handle_event([handler], "on_something_a_newer_langchain_sends", None, object())  # must not raise
 
 
-def test_failures_inside_the_callback_handler_never_reach_the_graph(telemetry, instrument, monkeypatch, caplog):
+def test_failures_inside_the_callback_handler_never_reach_the_graph(
+    telemetry, instrument, monkeypatch, caplog
+):
     from agent_otel import llm
     from tests.integrations.test_langgraph import ai, fake, lookup, react
 
