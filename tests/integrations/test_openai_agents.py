@@ -640,3 +640,33 @@ def test_cached_input_tokens_are_priced_at_the_cached_price(telemetry, instrumen
     assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
     # gpt-4o: 200 * 2.50 + 800 * 1.25 (cached) + 50 * 10.00 = 2000 USD per 1M tokens
     assert chat.attributes["agent.cost_usd"] == pytest.approx(2000 / 1e6)
+
+
+def test_with_the_sdks_own_tracing_on_each_request_has_its_usage_on_one_span(
+    telemetry, instrument, sdk_traces
+):
+    """The SDK's tracing (its trace processors; here a collector in place of its exporter) is not
+    OpenTelemetry: its spans never reach an OpenTelemetry backend, so agent-otel's chat span is the only
+    span with each request's usage there, and the SDK's own tracing still sees the run as before."""
+    instrument("openai_agents")
+    model = Scripted(
+        [
+            step(function_call("lookup", {"q": "otel"}, call_id="call_1"), usage=(10, 5)),
+            step(assistant_message("done")),
+        ]
+    )
+    Runner.run_sync(Agent(name="traced", model=model, tools=[lookup]), "go")
+    spans = telemetry.spans()
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    with_usage = [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
+    assert len(chats) == 2 and sorted(s.context.span_id for s in with_usage) == sorted(
+        s.context.span_id for s in chats
+    )
+    kinds = [type(span.span_data).__name__ for span in sdk_traces.spans]
+    assert sorted(kinds) == [
+        "AgentSpanData",
+        "FunctionSpanData",
+        "TaskSpanData",
+        "TurnSpanData",
+        "TurnSpanData",
+    ]
