@@ -179,25 +179,12 @@ def agents_sdk():
 
 
 def test_agents_sdk_handoff_event_and_the_active_agent_on_its_chat_spans(telemetry, instrument, agents_sdk):
-    from agents import Agent, ModelSettings, Runner, handoff
-    from agents.testing import assistant_message, function_call
+    from agents import ModelSettings, Runner
 
-    from tests.integrations.test_openai_agents import Scripted, lookup, step
+    from tests.integrations.test_openai_agents import triage_and_specialist
 
     instrument("openai_agents")
-    specialist = Agent(
-        name="specialist",
-        model=Scripted(
-            [step(function_call("lookup", {"q": "x"}, call_id="c2")), step(assistant_message("ok"))]
-        ),
-        tools=[lookup],
-        model_settings=ModelSettings(temperature=0.0, max_tokens=128, top_p=0.5),
-    )
-    triage = Agent(
-        name="triage",
-        model=Scripted([step(function_call("transfer_to_specialist", {}, call_id="h1"))]),
-        handoffs=[handoff(specialist)],
-    )
+    triage = triage_and_specialist(model_settings=ModelSettings(temperature=0.0, max_tokens=128, top_p=0.5))
     assert Runner.run_sync(triage, "help", conversation_id="conv_abc").final_output == "ok"
     spans = ours(telemetry.spans())
     root = one(spans, "invoke_agent triage")
@@ -254,41 +241,19 @@ def test_agents_sdk_real_openai_model_gets_the_responding_model_and_response_id(
     from agents import Agent, OpenAIResponsesModel, Runner
     from openai import AsyncOpenAI
 
-    instrument("openai_agents", "openai")
-    fake_api.reply(
-        Reply(
-            {
-                "id": "resp_9",
-                "object": "response",
-                "created_at": 1700000000,
-                "model": "gpt-4o-2024-08-06",
-                "status": "completed",
-                "output": [
-                    {
-                        "type": "function_call",
-                        "id": "fc_1",
-                        "call_id": "call_9",
-                        "name": "lookup",
-                        "arguments": '{"q": "x"}',
-                        "status": "completed",
-                    }
-                ],
-                "parallel_tool_calls": True,
-                "tool_choice": "auto",
-                "tools": [],
-                "usage": {
-                    "input_tokens": 11,
-                    "output_tokens": 4,
-                    "total_tokens": 15,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                },
-            }
-        )
-    )
-    fake_api.reply(Reply({"error": {"message": "stop here", "type": "server_error"}}, status=500))
-    from tests.integrations.test_openai_agents import lookup
+    from tests.integrations.test_openai_agents import lookup, responses_body
 
+    instrument("openai_agents", "openai")
+    call = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_9",
+        "name": "lookup",
+        "arguments": '{"q": "x"}',
+        "status": "completed",
+    }
+    fake_api.reply(Reply(responses_body("resp_9", call)))
+    fake_api.reply(Reply({"error": {"message": "stop here", "type": "server_error"}}, status=500))
     client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="k", max_retries=0)
     agent = Agent(
         name="real", model=OpenAIResponsesModel(model="gpt-4o", openai_client=client), tools=[lookup]

@@ -32,6 +32,7 @@ from agents import (
     ToolTimeoutError,
     UserError,
     function_tool,
+    handoff,
     input_guardrail,
     output_guardrail,
     set_trace_processors,
@@ -551,6 +552,45 @@ def test_uninstrument_restores_the_sdk(telemetry, instrument):
     assert ours(telemetry.spans()) == []
 
 
+def responses_body(response_id: str, *output: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API answer (gpt-4o, 11 input and 4 output tokens) with ``output`` items."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "status": "completed",
+        "output": list(output),
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 11,
+            "output_tokens": 4,
+            "total_tokens": 15,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def triage_and_specialist(**specialist: Any) -> Agent:
+    """A triage agent that hands off to a specialist, which calls ``lookup`` once and answers "ok"."""
+    expert = Agent(
+        name="specialist",
+        model=Scripted(
+            [step(function_call("lookup", {"q": "x"}, call_id="c2")), step(assistant_message("ok"))]
+        ),
+        tools=[lookup],
+        **specialist,
+    )
+    return Agent(
+        name="triage",
+        model=Scripted([step(function_call("transfer_to_specialist", {}, call_id="h1"))]),
+        handoffs=[handoff(expert)],
+    )
+
+
 def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     telemetry, instrument, fake_api
 ):
@@ -562,32 +602,16 @@ def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     instrument("openai_agents", "openai")
     fake_api.reply(
         Reply(
-            {
-                "id": "resp_1",
-                "object": "response",
-                "created_at": 1700000000,
-                "model": "gpt-4o-2024-08-06",
-                "status": "completed",
-                "output": [
-                    {
-                        "type": "message",
-                        "id": "msg_1",
-                        "status": "completed",
-                        "role": "assistant",
-                        "content": [{"type": "output_text", "text": "hi there", "annotations": []}],
-                    }
-                ],
-                "parallel_tool_calls": True,
-                "tool_choice": "auto",
-                "tools": [],
-                "usage": {
-                    "input_tokens": 11,
-                    "output_tokens": 4,
-                    "total_tokens": 15,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
+            responses_body(
+                "resp_1",
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "hi there", "annotations": []}],
                 },
-            }
+            )
         )
     )
     client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)

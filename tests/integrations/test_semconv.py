@@ -201,26 +201,13 @@ def langgraph(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> 
 
 
 def agents_sdk(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
-    from agents import Agent, Runner, SQLiteSession, handoff, set_trace_processors
-    from agents.testing import assistant_message, function_call
+    from agents import Runner, SQLiteSession, set_trace_processors
 
-    from tests.integrations.test_openai_agents import Scripted, lookup, step
+    from tests.integrations.test_openai_agents import triage_and_specialist
 
     set_trace_processors([])
     instrument("openai_agents")
-    specialist = Agent(
-        name="specialist",
-        model=Scripted(
-            [step(function_call("lookup", {"q": "x"}, call_id="c2")), step(assistant_message("ok"))]
-        ),
-        tools=[lookup],
-    )
-    triage = Agent(
-        name="triage",
-        model=Scripted([step(function_call("transfer_to_specialist", {}, call_id="h1"))]),
-        handoffs=[handoff(specialist)],
-    )
-    Runner.run_sync(triage, "help", session=SQLiteSession("conv-s"))
+    Runner.run_sync(triage_and_specialist(), "help", session=SQLiteSession("conv-s"))
     return {"conversation": "conv-s"}
 
 

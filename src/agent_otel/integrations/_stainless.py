@@ -155,6 +155,7 @@ def _framework_call() -> LLMCall | None:
 
 
 def _tell(call: LLMCall, usage: Usage) -> None:
+    """What the API answered, for the step's span (its usage is reported by whoever ends the step)."""
     response = usage.response
     call.response(
         response_id=response.response_id,
@@ -273,12 +274,7 @@ def _raw_body(result: Any) -> Any:
 
 
 def _finish(call: LLMCall, usage: Usage) -> None:
-    response = usage.response
-    call.response(
-        response_id=response.response_id,
-        finish_reasons=response.finish_reasons,
-        tool_call_ids=response.tool_call_ids,
-    )
+    _tell(call, usage)
     call.finish(
         usage.input_tokens,
         usage.output_tokens,

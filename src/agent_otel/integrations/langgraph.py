@@ -167,24 +167,24 @@ def _lifecycle_handler() -> Any:
             self.enabled = True
 
         def on_interrupt(self, event: Any) -> None:
-            if not self.enabled:
-                return
-            try:
-                run = current_run()
-                if run is not None and run.active:
-                    _pause(run, event.interrupts, event.checkpoint_id, event.status)
-            except Exception as exc:
-                _internal_error("recording a LangGraph interrupt", exc)
+            self._on_run(
+                "recording a LangGraph interrupt",
+                lambda run: _pause(run, event.interrupts, event.checkpoint_id, event.status),
+            )
 
         def on_resume(self, event: Any) -> None:
+            # Resumed within the same run (a user's agent_otel.run): it is not paused any more.
+            self._on_run("recording a LangGraph resume", lambda run: setattr(run, "paused", None))
+
+        def _on_run(self, what: str, action: Callable[[Run], None]) -> None:
             if not self.enabled:
                 return
             try:
                 run = current_run()
                 if run is not None and run.active:
-                    run.paused = None  # resumed within the same run (a user's agent_otel.run)
+                    action(run)
             except Exception as exc:
-                _internal_error("recording a LangGraph resume", exc)
+                _internal_error(what, exc)
 
     return AgentOtelGraphLifecycle()
 
