@@ -33,6 +33,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from agent_otel import conventions as c
 from agent_otel import native
 from agent_otel.events import new_event
+from agent_otel.genai import guess_provider, request_attributes, strings
 from agent_otel.run import Run, _current, _internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
@@ -104,10 +105,10 @@ class LLMCall:
             attributes[c.GEN_AI_RESPONSE_ID] = response_id
         if isinstance(response_model, str) and response_model:
             attributes[c.GEN_AI_RESPONSE_MODEL] = response_model
-        reasons = _strings(finish_reasons)
+        reasons = strings(finish_reasons)
         if reasons:
             attributes[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-        ids = _strings(tool_call_ids)
+        ids = strings(tool_call_ids)
         if ids:
             attributes[c.LLM_TOOL_CALL_IDS] = ids
 
@@ -231,65 +232,6 @@ class _Usage:
         self.output = max(int(output_tokens or 0), 0)
         self.cached_input = max(int(cached_input or 0), 0)
         self.cache_write = max(int(cache_write or 0), 0)
-
-
-def request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``gen_ai.request.*`` attributes from request parameters named as in OpenAI/Anthropic bodies."""
-    out: dict[str, Any] = {}
-    for key, attribute, kind in c.REQUEST_PARAMETERS:
-        value = params.get(key)
-        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            continue
-        out[attribute] = kind(value)
-    stop = params.get("stop", params.get("stop_sequences"))
-    sequences = [stop] if isinstance(stop, str) else _strings(stop)
-    if sequences:
-        out[c.GEN_AI_REQUEST_STOP_SEQUENCES] = sequences
-    choices = params.get("n")
-    if isinstance(choices, int) and not isinstance(choices, bool) and choices != 1:
-        out[c.GEN_AI_REQUEST_CHOICE_COUNT] = choices
-    # The output format asked for: Chat Completions' response_format, the Responses API's text.format.
-    fmt = params.get("response_format")
-    text = params.get("text")
-    if fmt is None and isinstance(text, Mapping):
-        fmt = text.get("format")
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
-    if kind in ("json_schema", "json_object"):
-        out[c.GEN_AI_OUTPUT_TYPE] = "json"
-    elif kind == "text":
-        out[c.GEN_AI_OUTPUT_TYPE] = "text"
-    return out
-
-
-# Model name prefixes of well-known providers, for a request whose provider nobody said (run.record_llm).
-_PROVIDER_PREFIXES = (
-    (("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage"), "openai"),
-    (("claude",), "anthropic"),
-    (("gemini",), "gcp.gemini"),
-    (("mistral", "mixtral", "codestral", "ministral", "magistral"), "mistral_ai"),
-    (("deepseek",), "deepseek"),
-    (("grok",), "x_ai"),
-    (("command",), "cohere"),
-)
-
-
-def guess_provider(model: str | None) -> str | None:
-    """``gen_ai.provider.name`` for a well-known model name, else None (then the attribute is left out)."""
-    name = (model or "").lower().rsplit("/", 1)[-1]
-    for prefixes, provider in _PROVIDER_PREFIXES:
-        if name.startswith(prefixes):
-            return provider
-    return None
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, list | tuple):
-        return [v for v in value if isinstance(v, str) and v]
-    return []
 
 
 def begin(

@@ -52,6 +52,7 @@ from typing import Any
 
 from agent_otel import conventions as c
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.run import _MISSING, _internal_error, current_run
@@ -390,7 +391,7 @@ def _provider(kwargs: dict[str, Any], model: str) -> str | None:
     instance = getattr(kwargs.get("get_retry_advice"), "__self__", None)
     if type(instance).__module__.startswith("agents.models.openai"):
         return "openai"
-    return llm.guess_provider(model)
+    return guess_provider(model)
 
 
 def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:

@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
 from agent_otel.run import _MISSING, _internal_error, current_run
 from agent_otel.stop import AgentStopped, StopReason
@@ -221,7 +222,7 @@ def _provider(model: Any, name: str | None) -> str | None:
         system = None
     if isinstance(system, str) and system:
         return _SYSTEMS.get(system, system)
-    return llm.guess_provider(name)
+    return guess_provider(name)
 
 
 # PydanticAI's Model.system -> gen_ai.provider.name, where they differ.
