@@ -617,7 +617,7 @@ def effective() -> Config:
         return _effective
 
 
-def _set_effective(config: Config | None) -> None:
+def set_effective(config: Config | None) -> None:
     global _effective
     with _lock:
         _effective = config

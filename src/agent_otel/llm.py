@@ -1,4 +1,5 @@
-"""LLM calls: a ``chat {model}`` child span per request, with usage and spend added to the run.
+"""LLM calls: the LLM kind of step, a ``chat {model}`` child span per request, with usage and spend
+added to the run (the life it shares with tool calls is the step engine's, :mod:`agent_otel.steps`).
 
 Two ways in: :func:`record` for usage known after the fact (``run.record_llm``), and
 :func:`begin`/:class:`LLMCall` for integrations that wrap the request itself (OpenAI and Anthropic clients,
@@ -23,22 +24,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from agent_otel import conventions as c
-from agent_otel import native
-from agent_otel.events import new_event
+from agent_otel import native, steps
 from agent_otel.genai import guess_provider, request_attributes, strings
-from agent_otel.run import Run, _current, _internal_error
+from agent_otel.steps import Step, check_pending, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 
+if TYPE_CHECKING:
+    from agent_otel.run import Run
+    from agent_otel.runtime import Runtime
 
-class LLMCall:
+
+class LLMCall(Step):
     """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`.
 
     Its span is agent-otel's own ``chat`` span, or the library's own span of the request once adopted
@@ -47,37 +50,62 @@ class LLMCall:
     """
 
     __slots__ = (
-        "_done",
         "_parent",
-        "_start_ns",
         "_start_time_ns",
-        "_token",
         "agent_name",
         "attributes",
-        "call_id",
+        "deferred",
         "model",
         "native",
         "provider",
-        "run",
-        "span",
-        "step_id",
     )
 
-    def __init__(self, run: Run, model: str, step_id: int, call_id: str | None) -> None:
-        self.run = run
+    kind = "llm"
+    span_kind = SpanKind.CLIENT
+
+    def __init__(self, run: Run, model: str, call_id: str | None) -> None:
+        super().__init__(run, call_id)
         self.model = model
-        self.step_id = step_id
-        self.call_id = call_id
         self.provider: str | None = None
         self.agent_name: str | None = None  # the active agent, when it is not the run's (handoffs)
         self.attributes: dict[str, Any] = {}  # request and response attributes for the span
         self.native: Any = None  # the library's own span of this request, once adopted
-        self.span: Span = trace.INVALID_SPAN
-        self._parent: Context | None = None
-        self._token: Any = None
-        self._start_ns = time.perf_counter_ns()
+        self.deferred = False
+        self._parent: Any = None
         self._start_time_ns = time.time_ns()
-        self._done = False
+
+    def span_name(self) -> str:
+        return c.llm_span_name(self.model)
+
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
+        run = self.run
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_REQUEST_MODEL: self.model,
+            c.RUN_ID: run.run_id,
+            c.STEP_ID: self.step_id,
+            c.GEN_AI_AGENT_NAME: self.agent_name or run.agent,
+        }
+        if self.provider:
+            attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
+        if run.conversation_id is not None:
+            attributes[c.GEN_AI_CONVERSATION_ID] = run.conversation_id
+        attributes.update(self.attributes)
+        return c.with_previous_names(attributes) if c.gen_ai_dup() else attributes
+
+    def start_span(self, rt: Runtime, parent: Any, start_time_ns: int | None) -> Span:
+        """A library's request span that is current already is adopted; a deferred call opens none yet."""
+        if start_time_ns is not None:
+            self._start_time_ns = start_time_ns
+        enclosing = native.enclosing_chat_span(self.run)
+        if enclosing is not None:
+            enclosing.set_attributes(self.adopt(enclosing))
+            return enclosing
+        if self.deferred:
+            self._parent = otel_context.get_current() if parent is None else parent
+            native.pending.set(self)
+            return trace.INVALID_SPAN
+        return super().start_span(rt, parent, start_time_ns)
 
     # --- what the integration knows about the request and its response ----------------------------
 
@@ -89,7 +117,7 @@ class LLMCall:
             if stream:
                 self.attributes[c.GEN_AI_REQUEST_STREAM] = True
         except Exception as exc:
-            _internal_error("reading LLM request parameters", exc)
+            internal_error("reading LLM request parameters", exc)
 
     def response(
         self,
@@ -116,8 +144,8 @@ class LLMCall:
         """The request's and the response's messages, in the GenAI conventions' JSON form (a list of
         ``{"role": ..., "parts": [...]}``). Kept only with ``logging.events.capture_content``, redacted
         and truncated by the same rules as ``store_args``."""
-        rt = self.run._rt
-        redactor = getattr(rt, "content", None) if rt is not None else None
+        rt = self.runtime
+        redactor = rt.content if rt is not None else None
         if redactor is None:
             return
         try:
@@ -126,15 +154,13 @@ class LLMCall:
             if output:
                 self.attributes[c.GEN_AI_OUTPUT_MESSAGES] = redactor.to_attribute(output)
         except Exception as exc:
-            _internal_error("capturing LLM messages", exc)
+            internal_error("capturing LLM messages", exc)
 
     @property
     def capture_content(self) -> bool:
         """Whether :meth:`messages` keeps anything (integrations skip building messages otherwise)."""
-        rt = self.run._rt
-        return rt is not None and getattr(rt, "content", None) is not None
-
-    # --- the span ------------------------------------------------------------------------------------
+        rt = self.runtime
+        return rt is not None and rt.content is not None
 
     def adoptable(self) -> bool:
         """No span yet (deferred) and not ended: a native span of the request may become its span."""
@@ -152,34 +178,6 @@ class LLMCall:
             extra[c.GEN_AI_AGENT_NAME] = self.agent_name
         return extra
 
-    def _open(self, start_time_ns: int | None = None) -> None:
-        """Open agent-otel's own ``chat`` span (CLIENT)."""
-        run = self.run
-        rt = run._rt
-        if rt is None:
-            return
-        attributes: dict[str, Any] = {
-            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
-            c.GEN_AI_REQUEST_MODEL: self.model,
-            c.RUN_ID: run.run_id,
-            c.STEP_ID: self.step_id,
-            c.GEN_AI_AGENT_NAME: self.agent_name or run.agent,
-        }
-        if self.provider:
-            attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
-        if run.conversation_id is not None:
-            attributes[c.GEN_AI_CONVERSATION_ID] = run.conversation_id
-        attributes.update(self.attributes)
-        if c.gen_ai_dup():
-            attributes = c.with_previous_names(attributes)
-        self.span = rt.tracer.start_span(
-            c.llm_span_name(self.model),
-            context=self._parent,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            start_time=start_time_ns,
-        )
-
     def finish(
         self,
         input_tokens: int = 0,
@@ -191,15 +189,14 @@ class LLMCall:
         cache_write_tokens: int = 0,
     ) -> None:
         """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it."""
-        if self._done:
+        if not self.claim_end():
             return
-        self._done = True
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
             _complete(self, usage, cost_usd, response_model, None)
         except Exception as exc:
-            _internal_error("recording an LLM result", exc)
-        _after_usage(self.run)
+            internal_error("recording an LLM result", exc)
+        self.after(None, None)  # a budget this usage crossed stops the run at its next step
 
     def fail(
         self,
@@ -210,16 +207,16 @@ class LLMCall:
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> None:
-        if self._done:
+        if not self.claim_end():
             return
-        self._done = True
-        if isinstance(exc, BaseException) and not isinstance(exc, AgentStopped):
-            self.run._note_failure(exc, StopReason.MODEL_ERROR)
+        if isinstance(exc, BaseException):
+            note_failure(self.run, exc, StopReason.MODEL_ERROR)
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
             _complete(self, usage, None, None, exc)
         except Exception as err:
-            _internal_error("recording an LLM error", err)
+            internal_error("recording an LLM error", err)
+        self.after(None, exc)
 
 
 class _Usage:
@@ -248,45 +245,21 @@ def begin(
 ) -> LLMCall | None:
     """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped.
 
-    ``defer`` leaves the span unopened: a native GenAI span the library starts for the request is adopted
-    instead (:mod:`agent_otel.native`), and without one the span opens when the call ends. A native
-    request span that is current already (started around this call) is adopted at once.
+    ``defer`` leaves the span unopened (and the call unattached): a native GenAI span the library starts
+    for the request is adopted instead (:mod:`agent_otel.native`), and without one the span opens when
+    the call ends. A native request span that is current already (started around this call) is adopted
+    at once. ``provider`` is ``gen_ai.provider.name``; ``agent_name`` the agent making the request when it
+    is not the run's own (after a handoff).
     """
-    if checks:
-        run._check_pending()
-        guards = run._guards
-        if guards is not None:
-            guards.before_llm(run, model)
-    rt = run._rt
-    if rt is None:
-        return None
-    try:
-        step_id = run._next_step(tool=False)
-        call = LLMCall(run, model, step_id, call_id)
-        call.provider = provider
-        call.agent_name = agent_name
-        if provider and run.provider is None:
-            run.provider = provider
-        if run.model is None and model != "unknown":
-            run.model = model  # the run's gen_ai.request.model: the model its first request asked for
-        if start_time_ns is not None:
-            call._start_time_ns = start_time_ns
-        call._parent = (
-            otel_context.get_current() if _current.get() is run else trace.set_span_in_context(run.span)
-        )
-        enclosing = native.enclosing_chat_span(run)
-        if enclosing is not None:
-            enclosing.set_attributes(call.adopt(enclosing))
-        elif defer:
-            native.pending.set(call)
-        else:
-            call._open(start_time_ns)
-            if attach:
-                call._token = otel_context.attach(trace.set_span_in_context(call.span, call._parent))
-        return call
-    except Exception as exc:
-        _internal_error("starting an LLM span", exc)
-        return None
+    call = LLMCall(run, model, call_id)
+    call.provider = provider
+    call.agent_name = agent_name
+    call.deferred = defer
+    if provider and run.provider is None:
+        run.provider = provider
+    if run.model is None and model != "unknown":
+        run.model = model  # the run's gen_ai.request.model: the model its first request asked for
+    return steps.begin(call, checks=checks, attach=attach and not defer, start_time_ns=start_time_ns)  # type: ignore[return-value]
 
 
 def _complete(
@@ -297,24 +270,22 @@ def _complete(
     error: BaseException | str | None,
 ) -> None:
     run = call.run
-    rt = run._rt
+    rt = call.runtime
     input_tokens, output_tokens = usage.input, usage.output
-    if call.native is None and call.span is trace.INVALID_SPAN:
-        try:
-            call._open(call._start_time_ns)  # deferred, and no library span to adopt came
+    if call.native is None and call.span is trace.INVALID_SPAN and rt is not None:
+        try:  # deferred, and no library span to adopt came: agent-otel's own span, back-dated
+            call.span = super(LLMCall, call).start_span(rt, call._parent, call._start_time_ns)
         except Exception as exc:
-            _internal_error("starting an LLM span", exc)
+            internal_error("starting an LLM span", exc)
     if cost_usd is None and rt is not None:
         cost_usd = rt.prices.cost(
             response_model or call.model, input_tokens, output_tokens, usage.cached_input, usage.cache_write
         )
-    with run._lock:
+    with run.ledger.lock:
         run.input_tokens += input_tokens
         run.output_tokens += output_tokens
         if cost_usd:
             run.cost_usd += cost_usd
-    duration_ms = (time.perf_counter_ns() - call._start_ns) / 1e6
-    span = call.span
     if call.provider and run.provider is None:
         run.provider = call.provider
     error_type = None
@@ -338,27 +309,10 @@ def _complete(
             attributes[c.ERROR_TYPE] = error_type
         if c.gen_ai_dup():
             attributes = c.with_previous_names(attributes)
-        try:
-            span.set_attributes(attributes)
-            if error is not None:
-                if isinstance(error, BaseException):
-                    span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, error_type))
-            span.end()
-        except Exception as err:  # e.g. a raising span processor of the application
-            _internal_error("ending an LLM span", err)
-    elif cost_usd is not None and span.is_recording():
-        # The library's span: its usage and status are the library's; only the spend is added, if the
-        # span is still open (a library that ends its span when the response is read has closed it).
-        try:
-            span.set_attribute(c.COST_USD, cost_usd)
-        except Exception as err:
-            _internal_error("adding spend to a native LLM span", err)
-    token, call._token = call._token, None
-    if token is not None:
-        otel_context.detach(token)
+        duration_ms, span_ctx = call.end(attributes, error, error_type)
+    else:
+        duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
-        span_ctx = span.get_span_context()
         event_usage: dict[str, Any] = {
             "model": response_model or call.model,
             "input_tokens": input_tokens,
@@ -370,19 +324,14 @@ def _complete(
             event_usage["cache_write_tokens"] = usage.cache_write
         if cost_usd is not None:
             event_usage["cost_usd"] = cost_usd
-        event = new_event(
+        event = call.event(
             c.KIND_LLM_RESULT,
-            run.run_id,
-            run.agent,
-            run.trace_id,
-            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-            step_id=call.step_id,
-            duration_ms=round(duration_ms, 3),
-            status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
-            error=error_type,
+            span_ctx,
+            round(duration_ms, 3),
+            c.STATUS_ERROR if error is not None else c.STATUS_OK,
+            error_type,
             usage=event_usage,
         )
-        event["_sampled"] = span_ctx.trace_flags.sampled
         # For the GenAI client metrics (agent_otel.metrics); not part of the stored event. A library that
         # records those metrics for the requests it traces itself is not counted twice.
         event["_genai"] = {
@@ -396,13 +345,21 @@ def _complete(
         rt.pipeline.emit("event", event)
 
 
-def _after_usage(run: Run) -> None:
-    guards = run._guards
-    if guards is not None:
+def _end_adopted(call: LLMCall, cost_usd: float | None) -> tuple[float, Any]:
+    """End a step whose span is a library's: its usage and status are the library's own (and so is its
+    end); only the spend is added, if the span is still open (a library that ends its span when the
+    response is read has closed it)."""
+    span = call.span
+    duration_ms = (time.perf_counter_ns() - call._start_ns) / 1e6
+    token, call._token = call._token, None
+    if token is not None:
+        otel_context.detach(token)
+    if cost_usd is not None and span.is_recording():
         try:
-            guards.after_usage(run)
-        except Exception as exc:
-            _internal_error("checking budgets after LLM usage", exc)
+            span.set_attribute(c.COST_USD, cost_usd)
+        except Exception as err:
+            internal_error("adding spend to a native LLM span", err)
+    return duration_ms, span.get_span_context()
 
 
 def record(
@@ -427,7 +384,7 @@ def record(
     """
     if run.result is not None:
         raise AgentStopped(run.result)
-    pending = run._pending
+    pending = run.ledger.pending
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
@@ -442,17 +399,16 @@ def record(
     )
     if call is not None:
         if duration_ms is not None:
-            call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
+            call.back_date(duration_ms)
         cache = {"cached_input_tokens": cached_input_tokens, "cache_write_tokens": cache_write_tokens}
         if error is not None:
             call.fail(error, input_tokens, output_tokens, **cache)
         else:
             call.finish(input_tokens, output_tokens, cost_usd=cost_usd, **cache)
     if pending is not None:  # a stop decided before this request: it ends the run now, usage included
-        run._check_pending()
-    guards = run._guards
-    if guards is not None:
-        if call is not None:
-            guards.after_recorded_llm(run)
-        else:  # telemetry is off or failed: no step was counted for the request
-            guards.before_llm(run, model)
+        check_pending(run)
+    # The checks of the step, judged as it stood before the request when its step was counted; when
+    # telemetry is off or failed no step was counted, and the checks are those of a step about to run.
+    step = call if call is not None else LLMCall(run, model, call_id)
+    step.recorded = call is not None
+    steps.policy_checks(step)

@@ -31,13 +31,14 @@ lives here.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from agent_otel import conventions as c
-from agent_otel.run import _internal_error, current_run
+from agent_otel.steps import active_run, internal_error
 
 if TYPE_CHECKING:
     from agent_otel.llm import LLMCall
@@ -106,7 +107,14 @@ def run_attributes(run: Any, attributes: Any) -> dict[str, Any]:
 
 
 class NativeSpans:
-    """A span processor that adopts native GenAI spans into agent-otel's runs and steps (``on_start``)."""
+    """A span processor that adopts native GenAI spans into agent-otel's runs and steps (``on_start``).
+
+    ``active_tool_call`` finds the tool step whose span is current (``agent_otel.tools``, a layer above
+    this module, hands it in).
+    """
+
+    def __init__(self, active_tool_call: Callable[[], Any]) -> None:
+        self._active_tool_call = active_tool_call
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         if not _enabled:
@@ -114,8 +122,8 @@ class NativeSpans:
         try:
             if not is_native_genai(span):
                 return
-            run = current_run()
-            if run is None or run._rt is None:
+            run = active_run()
+            if run is None:
                 return
             attributes = span.attributes or {}
             extra = run_attributes(run, attributes)
@@ -125,14 +133,12 @@ class NativeSpans:
                 if call is not None and call.run is run and call.adoptable():
                     extra.update(call.adopt(span))
             elif op == c.OP_EXECUTE_TOOL:
-                from agent_otel.tools import active_tool_call
-
-                tool = active_tool_call()
+                tool = self._active_tool_call()
                 if tool is not None and tool.run is run:
                     extra[c.STEP_ID] = tool.step_id
             span.set_attributes(extra)
         except Exception as exc:  # a span processor must never raise into the code starting a span
-            _internal_error("recognising a native GenAI span", exc)
+            internal_error("recognising a native GenAI span", exc)
 
     def _on_ending(self, span: Any) -> None:
         pass

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 from agent_otel import config as config_mod
 from agent_otel import conventions as c
+from agent_otel import guards, replay, snapshots  # noqa: F401  (their policies register with the runtime)
 from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
@@ -173,7 +174,7 @@ def _install(
         )
         inst = Installation(cfg, rt, pipeline, drops, otlp, note, args=args)
     else:
-        otlp_protocol, otlp_endpoint, note = _resolve_otlp(cfg)
+        otlp_protocol, otlp_endpoint, note = resolve_otlp(cfg)
         otlp = f"{otlp_protocol} {otlp_endpoint}" if otlp_endpoint else None
         if otlp is None:
             # With the local store (or an event sink or exporter of the application's) the runs are
@@ -196,22 +197,9 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
-    _install_recorder(cfg, rt, pipeline)
     runtime_mod.install(rt)
-    config_mod._set_effective(cfg)
+    config_mod.set_effective(cfg)
     return inst
-
-
-def _install_recorder(cfg: Config, rt: runtime_mod.Runtime, pipeline: Pipeline) -> None:
-    """Replay snapshots are recorded only into a local run store (``replay.record``, on by default)."""
-    from agent_otel.store import StoreSink
-
-    if any(isinstance(sink, StoreSink) for sink in pipeline.sinks()):
-        from agent_otel.snapshots import Recorder
-
-        recorder = Recorder.from_config(cfg, pipeline)
-        if recorder is not None:
-            rt.extensions["recorder"] = recorder
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
@@ -268,13 +256,13 @@ def _probe(port: int) -> bool:
         return False
 
 
-def _resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
+def resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
     """Decide protocol and endpoint; returns (protocol, endpoint or None, a note saying why)."""
     endpoint = cfg.get("exporter.endpoint")
     protocol = cfg.get("exporter.protocol")
     if endpoint:
         if protocol is None:
-            protocol = "http/protobuf" if urlparse(_with_scheme(endpoint)).port == LOCAL_HTTP_PORT else "grpc"
+            protocol = "http/protobuf" if urlparse(with_scheme(endpoint)).port == LOCAL_HTTP_PORT else "grpc"
         return protocol, endpoint, f"configured ({cfg.source('exporter.endpoint')})"
     if not cfg.get("exporter.probe_local"):
         return protocol or "grpc", None, "no endpoint configured and exporter.probe_local is false"
@@ -292,7 +280,7 @@ def _resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
     )
 
 
-def _with_scheme(endpoint: str) -> str:
+def with_scheme(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
@@ -305,14 +293,14 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
         endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint.removesuffix("/v1/traces")
     if protocol == "grpc":
         return endpoint
-    return _with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
+    return with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
 
 
 def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> Any:
     url = _signal_endpoint(cfg, endpoint, protocol, signal)
     timeout = cfg.get("exporter.timeout_s")
     if protocol == "grpc":
-        insecure = True if urlparse(_with_scheme(url)).scheme == "http" else None
+        insecure = True if urlparse(with_scheme(url)).scheme == "http" else None
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -381,9 +369,10 @@ def _install_tracing(
 def _add_native_spans(provider: Any) -> None:
     """The processor that adopts other libraries' GenAI spans (agent_otel.native), once per provider."""
     from agent_otel import native
+    from agent_otel.tools import active_tool_call
 
     if not getattr(provider, "_agent_otel_native_spans", False):
-        provider.add_span_processor(native.NativeSpans())
+        provider.add_span_processor(native.NativeSpans(active_tool_call))
         # A provider class with slots cannot be marked: it may get a second (harmless) processor.
         with contextlib.suppress(AttributeError):
             provider._agent_otel_native_spans = True
@@ -482,7 +471,7 @@ def shutdown(timeout_s: float | None = None) -> None:
 
         integrations.uninstrument(inst.integrations)
     runtime_mod.install(None)
-    config_mod._set_effective(None)
+    config_mod.set_effective(None)
     from agent_otel import native
 
     native.enable(False)

@@ -22,13 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_otlp(cfg: Any) -> dict[str, Any]:
-    from agent_otel.sdk import _resolve_otlp, _with_scheme
+    from agent_otel.sdk import resolve_otlp, with_scheme
 
-    protocol, endpoint, note = _resolve_otlp(cfg)
+    protocol, endpoint, note = resolve_otlp(cfg)
     out: dict[str, Any] = {"endpoint": endpoint, "protocol": protocol, "note": note, "answers": None}
     if not endpoint:
         return out
-    parsed = urlparse(_with_scheme(endpoint))
+    parsed = urlparse(with_scheme(endpoint))
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     host = parsed.hostname or "localhost"
     try:

@@ -36,7 +36,7 @@ from opentelemetry import trace
 from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
-from agent_otel.run import _internal_error, current_run
+from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
@@ -151,7 +151,7 @@ def _llm_model(api: Api, options: Any) -> str | None:
 def _framework_call() -> LLMCall | None:
     """The framework's LLM call this request is made for, if one is in flight."""
     call = framework_llm.get()
-    return call if call is not None and not call._done else None
+    return call if call is not None and not call.done else None
 
 
 def _tell(call: LLMCall, usage: Usage) -> None:
@@ -179,7 +179,7 @@ def _enrich(api: Api, call: LLMCall, result: Any, is_async: bool) -> None:
         if body is not None:
             _tell(call, api.usage(body))
     except Exception as exc:
-        _internal_error("reading an LLM response for a framework call", exc)
+        internal_error("reading an LLM response for a framework call", exc)
 
 
 def _watch_sync(inner: Iterator[Any], observer: StreamUsage, done: Callable[[], None]) -> Iterator[Any]:
@@ -206,7 +206,7 @@ def _safely(fn: Callable[[], None]) -> None:
     try:
         fn()
     except Exception as exc:
-        _internal_error("reading a streamed LLM response", exc)
+        internal_error("reading a streamed LLM response", exc)
 
 
 def _server(client: Any) -> dict[str, Any]:
@@ -229,8 +229,8 @@ def _native_expected(client: Any, options: Any) -> bool:
 
 def _begin(api: Api, client: Any, model: str, options: Any, stream: bool) -> LLMCall | None:
     """An LLM step of the current run, or None (no run, or a framework integration records it)."""
-    run = current_run()
-    if run is None or run._rt is None:
+    run = active_run()
+    if run is None:
         return None
     try:
         call = llm.begin(
@@ -243,7 +243,7 @@ def _begin(api: Api, client: Any, model: str, options: Any, stream: bool) -> LLM
     except AgentStopped:
         raise
     except Exception as exc:
-        _internal_error("starting an LLM request span", exc)
+        internal_error("starting an LLM request span", exc)
         return None
     if call is not None:
         try:
@@ -254,7 +254,7 @@ def _begin(api: Api, client: Any, model: str, options: Any, stream: bool) -> LLM
                 if call.capture_content:
                     call.messages(input=api.input_messages(_path(options), body))
         except Exception as exc:
-            _internal_error("reading an LLM request", exc)
+            internal_error("reading an LLM request", exc)
     return call
 
 
@@ -303,7 +303,7 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool, path: str = 
             call.messages(output=api.output_messages(path, body))
         _finish(call, api.usage(body) if body is not None else Usage())
     except Exception as exc:
-        _internal_error("reading LLM usage", exc)
+        internal_error("reading LLM usage", exc)
         call.finish()
     return result
 
@@ -354,7 +354,7 @@ def _feed(observer: StreamUsage, event: Any) -> None:
     try:
         observer.feed(event)
     except Exception as exc:
-        _internal_error("reading usage from a stream event", exc)
+        internal_error("reading usage from a stream event", exc)
 
 
 def _as_usage(observer: StreamUsage) -> Usage:
@@ -406,7 +406,7 @@ def _detach(token: Any) -> None:
         try:
             otel_context.detach(token)
         except Exception as exc:
-            _internal_error("detaching the LLM request context", exc)
+            internal_error("detaching the LLM request context", exc)
 
 
 def make_sync_request(api: Api) -> Callable[[Any], Any]:

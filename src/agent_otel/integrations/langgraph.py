@@ -35,11 +35,12 @@ from typing import Any
 
 from agent_otel import conventions as c
 from agent_otel.replay import ReplayError
-from agent_otel.run import Run, _internal_error, current_run
+from agent_otel.run import FrameworkRun, Run, enter_run, exit_run
+from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
 from . import Integration
-from ._common import FrameworkRun, Patcher, enter_run, exit_run
+from ._common import Patcher
 
 _INTERRUPT = "__interrupt__"
 
@@ -98,7 +99,7 @@ def _pause(run: Run, interrupts: Any = (), checkpoint_id: Any = None, status: An
             event["status"] = status
         run.span.add_event(c.EVENT_INTERRUPT, event)
     except Exception as exc:
-        _internal_error("recording a LangGraph interrupt", exc)
+        internal_error("recording a LangGraph interrupt", exc)
 
 
 def _ended_by_consumer(frun: FrameworkRun | None, interrupts: tuple[Any, ...]) -> BaseException | None:
@@ -180,11 +181,11 @@ def _lifecycle_handler() -> Any:
             if not self.enabled:
                 return
             try:
-                run = current_run()
+                run = active_run()
                 if run is not None and run.active:
                     action(run)
             except Exception as exc:
-                _internal_error(what, exc)
+                internal_error(what, exc)
 
     return AgentOtelGraphLifecycle()
 
@@ -198,11 +199,11 @@ def _make_graph_manager(holder: Any) -> Callable[[Callable[..., Any]], Callable[
             manager = original(*args, **kwargs)
             try:
                 handler = holder.handler
-                run = current_run()
+                run = active_run()
                 if handler is not None and run is not None and run.active and handler not in manager.handlers:
                     manager.add_handler(handler, inherit=False)
             except Exception as exc:
-                _internal_error("adding the LangGraph lifecycle handler", exc)
+                internal_error("adding the LangGraph lifecycle handler", exc)
             return manager
 
         return get_manager

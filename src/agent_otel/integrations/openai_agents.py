@@ -55,23 +55,20 @@ from agent_otel import llm
 from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
-from agent_otel.run import _MISSING, _internal_error, current_run
+from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
+from agent_otel.steps import active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolTimeout, active_tool_call
 
 from . import Integration, _content
 from ._common import (
-    FrameworkRun,
     Patcher,
     Serve,
     Unservable,
     as_int,
     await_or_serve,
-    enter_run,
-    exit_run,
     framework_llm,
     model_name,
-    note,
     parse_json_args,
     refuse_outside_run,
     reset_framework_llm,
@@ -114,7 +111,7 @@ def _conversation(conversation_id: Any, session: Any) -> str | None:
 def _enter(agent: Any, input: Any, conversation_id: str | None = None) -> FrameworkRun | None:
     name = getattr(agent, "name", None) or "agent"
     model = getattr(agent, "model", None)
-    run_input = input if isinstance(input, str | list) else _MISSING
+    run_input = input if isinstance(input, str | list) else MISSING
     return enter_run(
         str(name),
         model=model_name(model) if model is not None else None,
@@ -174,7 +171,7 @@ def _stored_error(streamed_result: Any) -> BaseException | None:
             check()
         stored = getattr(streamed_result, "_stored_exception", None)
     except Exception as exc:
-        _internal_error("reading a streamed run's outcome", exc)
+        internal_error("reading a streamed run's outcome", exc)
         return None
     return stored if isinstance(stored, BaseException) else None
 
@@ -221,12 +218,12 @@ def _tool_fn(function_tool: Any) -> Callable[..., Any] | None:
 def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def invoke(*args: Any, **kwargs: Any) -> Any:
-        run = current_run()
+        run = active_run()
         function_tool = kwargs.get("function_tool")
         context = kwargs.get("context")
         if function_tool is None:
             return await original(*args, **kwargs)
-        if run is None or run._rt is None:
+        if run is None:
             refuse_outside_run(str(getattr(function_tool, "name", "") or "tool"))
             return await original(*args, **kwargs)
         call = start_tool(
@@ -242,10 +239,10 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = await await_or_serve(call, _server(original, args, kwargs), original, *args, **kwargs)
         except BaseException as exc:
-            note(run, exc, _classify(exc))
+            note_failure(run, exc, _classify(exc))
             call.fail(exc)
             raise
-        if getattr(result, "is_sdk_generated_error", False) and not call._done:
+        if getattr(result, "is_sdk_generated_error", False) and not call.done:
             # Not a handled tool error (those were failed by _record_failure): the SDK's default
             # message for a tool that ran past its timeout_seconds.
             call.fail(_timeout_error(function_tool))
@@ -395,8 +392,8 @@ def _provider(kwargs: dict[str, Any], model: str) -> str | None:
 
 
 def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
-    run = current_run()
-    if run is None or run._rt is None:
+    run = active_run()
+    if run is None:
         return None
     turn = _turn.get() or {}
     settings, filtered = turn.get("settings"), turn.get("filtered")
@@ -414,7 +411,7 @@ def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
     except AgentStopped:
         raise
     except Exception as exc:
-        _internal_error("starting an Agents SDK model step", exc)
+        internal_error("starting an Agents SDK model step", exc)
         return None
     if call is not None:
         try:
@@ -427,7 +424,7 @@ def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
                     )
                 )
         except Exception as exc:
-            _internal_error("reading an Agents SDK model request", exc)
+            internal_error("reading an Agents SDK model request", exc)
     return call
 
 
@@ -451,7 +448,7 @@ def _response(call: LLMCall, response_id: Any, output: Any, response_model: Any 
         if call.capture_content:
             call.messages(output=_content.responses_output(output, reason))
     except Exception as exc:
-        _internal_error("reading an Agents SDK model response", exc)
+        internal_error("reading an Agents SDK model response", exc)
 
 
 def _finish_llm(call: LLMCall, usage: Any) -> None:
@@ -474,7 +471,7 @@ def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             response = await original(*args, **kwargs)
         except BaseException as exc:
-            note(call.run, exc, _classify(exc))
+            note_failure(call.run, exc, _classify(exc))
             call.fail(exc)
             raise
         finally:
@@ -512,7 +509,7 @@ def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
             _finish_llm(call, usage)
             raise
         except BaseException as exc:
-            note(call.run, exc, _classify(exc))
+            note_failure(call.run, exc, _classify(exc))
             call.fail(
                 exc, as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens"))
             )
@@ -531,7 +528,7 @@ def _make_execute_handoffs(original: Callable[..., Any]) -> Callable[..., Any]:
     async def execute_handoffs(*args: Any, **kwargs: Any) -> Any:
         result = await original(*args, **kwargs)
         try:
-            run = current_run()
+            run = active_run()
             if run is not None and run.active:
                 event: dict[str, Any] = {"from_agent": str(getattr(kwargs.get("public_agent"), "name", "?"))}
                 to_agent = getattr(
@@ -547,7 +544,7 @@ def _make_execute_handoffs(original: Callable[..., Any]) -> Callable[..., Any]:
                     event[c.GEN_AI_TOOL_CALL_ID] = call_id
                 run.span.add_event(c.EVENT_HANDOFF, event)
         except Exception as exc:
-            _internal_error("recording an Agents SDK handoff", exc)
+            internal_error("recording an Agents SDK handoff", exc)
         return result
 
     return execute_handoffs

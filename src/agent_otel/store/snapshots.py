@@ -1,6 +1,6 @@
 """The snapshot tables (schema migration 2): writing what the recorder sends, reading a recording back.
 
-``("snapshot", {...})`` records come from :class:`agent_otel.snapshots.Recorder` with ``kind`` ``run``
+``("snapshot", {...})`` records come from the replay recorder (``agent_otel.snapshots``) with ``kind`` ``run``
 (a run's input and versions) or ``tool`` (one tool call's outcome). Blobs (results, errors, inputs) are
 stored once per content hash in ``agent_snapshot_blobs``; each write of a known blob only refreshes its
 ``last_used_ms``, which is what retention looks at, so a blob lives as long as the newest snapshot using
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent_otel.snapshots import OK, WRITE_FAILED, warn_once
+from agent_otel.snapshot_outcomes import OK, WRITE_FAILED, warn_once
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
