@@ -91,7 +91,7 @@ def test_conversation_id_is_stored_and_filterable(tmp_path, monkeypatch):
 
 def test_migration_5_adds_the_conversation_to_an_existing_store(tmp_path, monkeypatch):
     path = str(tmp_path / "old.db")
-    older = [m for m in store_schema.MIGRATIONS["sqlite"] if m[0] <= 3]
+    older = [m for m in store_schema.MIGRATIONS["sqlite"] if m[0] < 5]  # a store of schema 4
     with monkeypatch.context() as m:
         m.setitem(store_schema.MIGRATIONS, "sqlite", older)
         m.setattr(

@@ -197,6 +197,21 @@ END $$"""
 # can say that ``rp.input`` is its JSON form rather than hand back a dict without a word.
 _INPUT_TYPE = "ALTER TABLE agent_snapshot_runs ADD COLUMN input_type TEXT"
 
+
+# Migration 4: who wrote a run row, so that a ``running`` row whose process is gone reads as ``abandoned``
+# (agent_otel.store.liveness): host name, pid and the process's start marker, and the run's deadline
+# (epoch ms, from its max_duration_s budget) for rows of other hosts. The partial index serves the
+# listing of running and abandoned runs without a scan of every ended one.
+def _process_columns(bigint: str) -> list[str]:
+    return [
+        "ALTER TABLE agent_runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE agent_runs ADD COLUMN host TEXT",
+        "ALTER TABLE agent_runs ADD COLUMN process_start TEXT",
+        f"ALTER TABLE agent_runs ADD COLUMN deadline_ms {bigint}",
+        "CREATE INDEX agent_runs_running ON agent_runs (created_at) WHERE status = 'running'",
+    ]
+
+
 # Migration 5: the conversation (gen_ai.conversation.id: a LangGraph thread, an Agents SDK session, the
 # application's own id) a run belongs to, so that a paused run and its resume are found together
 # (``agent-otel runs --conversation ID``).
@@ -205,6 +220,7 @@ _CONVERSATION = [
     "CREATE INDEX agent_runs_conversation ON agent_runs (conversation_id, created_at) "
     "WHERE conversation_id IS NOT NULL",
 ]
+
 
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
@@ -218,6 +234,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         ),
         (2, _snapshot_tables("BLOB", "INTEGER")),
         (3, [_INPUT_TYPE]),
+        (4, _process_columns("INTEGER")),
         (5, _CONVERSATION),
     ],
     "postgresql": [
@@ -231,6 +248,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         ),
         (2, [*_snapshot_tables("BYTEA", "BIGINT"), _PG_OWNER_ONLY]),
         (3, [_INPUT_TYPE]),
+        (4, _process_columns("BIGINT")),
         (5, _CONVERSATION),
     ],
 }
@@ -263,6 +281,10 @@ RUN_COLUMNS = (
     "service",
     "replay_of",
     "detail",
+    "pid",
+    "host",
+    "process_start",
+    "deadline_ms",
     "conversation_id",
 )
 
