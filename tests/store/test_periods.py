@@ -21,7 +21,14 @@ from tests.store import seed
 from tests.store.pg import PostgresServer
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
-STOPS = ["completed"] * 12 + ["tool_error", "loop_detected", "max_steps", "timeout", "policy_denied"]
+STOPS = ["completed"] * 12 + [
+    "tool_error",
+    "loop_detected",
+    "max_steps",
+    "timeout",
+    "policy_denied",
+    "interrupted",
+]
 FAILURES = [
     ("http.get", "TooManyRequests"),
     ("http.get", "ServiceUnavailable"),

@@ -25,24 +25,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent_otel.config import EVENT_FIELDS
-from agent_otel.store import summaries
-from agent_otel.store.schema import EVENT_COLUMNS, JSON_EVENT_COLUMNS, RUN_COLUMNS
+from agent_otel.store import schema, summaries
+from agent_otel.store.schema import EVENT_COLUMNS, JSON_EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
 
-# The record keys of each run column (records carry times as epoch ms).
-_RUN_KEYS = tuple({"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in RUN_COLUMNS)
-_CREATED, _ENDED, _STATUS = (RUN_COLUMNS.index(c) for c in ("created_at", "ended_at", "status"))
 _event_fields = operator.itemgetter(*EVENT_FIELDS)  # what new_event always sets, in column order
 _EVENT_JSON = tuple(EVENT_COLUMNS.index(c) for c in JSON_EVENT_COLUMNS)
 _EVENT_TS = EVENT_COLUMNS.index("ts_ms")
 _EVENT_PLAIN = tuple(i for i in range(len(EVENT_COLUMNS)) if i not in _EVENT_JSON and i != _EVENT_TS)
-_RUNS_ON_CONFLICT = (
-    "ON CONFLICT (run_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-    + " WHERE agent_runs.status = 'running'"
-)
 #: How rows go in (``benchmarks/store_throughput.py --methods`` compares them): ``values`` (multi-row
 #: ``INSERT ... VALUES``), ``executemany`` (a statement per row; psycopg pipelines them into a few round
 #: trips), and for PostgreSQL's events ``copy``. The defaults are the fastest measured.
@@ -117,8 +109,15 @@ def _write(
             snapshot_tables.write_isolated(store, prepared, safe=safe)
         delta = summaries.deltas(store, runs, events) if store.summarized and (runs or events) else None
         if runs:
-            head = f"INSERT INTO agent_runs ({', '.join(RUN_COLUMNS)})"
-            insert(store, head, run_rows(store, runs, safe), _RUNS_ON_CONFLICT)
+            columns = schema.RUN_COLUMNS
+            conflict = (
+                "ON CONFLICT (run_id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in columns if c != "run_id")
+                + " WHERE agent_runs.status = 'running'"
+            )
+            insert(
+                store, f"INSERT INTO agent_runs ({', '.join(columns)})", run_rows(store, runs, safe), conflict
+            )
         if events:
             rows = event_rows(store, events, safe)
             if store.kind == "postgresql" and PG_EVENTS == "copy":
@@ -132,14 +131,18 @@ def _write(
 
 
 def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
+    """Rows of ``schema.RUN_COLUMNS`` (records carry times as epoch ms)."""
+    columns = schema.RUN_COLUMNS
+    keys = [{"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in columns]
+    created, ended, status = (columns.index(c) for c in ("created_at", "ended_at", "status"))
     ts, param, now = store._ts, store.param, int(time.time() * 1000)
     out = []
     for r in runs:
         get = r.get
-        row = [get(k) for k in _RUN_KEYS]
-        row[_CREATED] = ts(row[_CREATED] or now)
-        row[_ENDED] = ts(row[_ENDED])
-        row[_STATUS] = row[_STATUS] or "running"
+        row = [get(k) for k in keys]
+        row[created] = ts(row[created] or now)
+        row[ended] = ts(row[ended])
+        row[status] = row[status] or "running"
         out.append(tuple(param(v) for v in row) if safe else tuple(row))
     return out
 
