@@ -36,7 +36,6 @@ import resource
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -515,29 +514,31 @@ def measure(argv: list[str], args: argparse.Namespace) -> dict[str, Any]:
     env.update(AGENT_OTEL_PROBE_LOCAL="false", AGENT_OTEL_HOME=str(CACHE / "home"), COLUMNS="100")
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     limit = int(args.mem_limit_gb * (1 << 30))
+    err_path = CACHE / "stderr.txt"
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, str(err_path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+    ]
     started = time.monotonic()
-    # No preexec_fn: the child is spawned (vfork), so its peak RSS is its own, not this process's at the
-    # fork. The address-space cap is set right after, long before the interpreter has started.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent_otel.cli", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
+    # posix_spawn (vfork): the child's peak RSS is its own, not this process's at a fork. The address-space
+    # cap is set right after, long before the interpreter has started.
+    pid = os.posix_spawn(
+        sys.executable, [sys.executable, "-m", "agent_otel.cli", *argv], env, file_actions=actions
     )
     with contextlib.suppress(OSError):
-        resource.prlimit(proc.pid, resource.RLIMIT_AS, (limit, limit))
+        resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
     timed_out = False
     deadline = started + args.timeout
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
             break
-        if time.monotonic() > deadline:
-            proc.send_signal(signal.SIGKILL)
+        if time.monotonic() > deadline and not timed_out:
+            os.kill(pid, signal.SIGKILL)
             timed_out = True
         time.sleep(0.005)
     seconds = time.monotonic() - started
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    err = err_path.read_text(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
     out: dict[str, Any] = {"seconds": seconds, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024, "exit": code}

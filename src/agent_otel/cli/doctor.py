@@ -19,7 +19,7 @@ HELP = "show the effective config with sources, whether OTLP answers, and the st
 
 #: How long ``doctor`` lets SQLite's quick_check run: a whole check takes about 1 s per 300 MB of store, so
 #: a large store is checked in full only with ``--integrity``.
-QUICK_CHECK_S = 0.5
+QUICK_CHECK_S = 0.3
 FULL_CHECK_S = 3600.0
 
 

@@ -20,14 +20,13 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agent_otel.hashing import json_safe, safe_int, safe_text
-from agent_otel.store import liveness, retention, summaries
+from agent_otel.store import liveness
 from agent_otel.store.location import Target, home
-from agent_otel.store.retention import SNAPSHOT_PURGE_KEY
 from agent_otel.store.schema import (
     JSON_EVENT_COLUMNS,
     META_TABLE,
     MIGRATIONS,
+    SNAPSHOT_PURGE_KEY,
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
@@ -183,6 +182,8 @@ class Store:
         """``value`` made safe to bind: text through :func:`safe_text` (a lone surrogate from
         ``os.fsdecode``, NUL for PostgreSQL), ints beyond 64 bits as text. One odd value must not make a
         batch fail, and with it the store."""
+        from agent_otel.hashing import safe_int, safe_text  # the write path's: readers need none of it
+
         kind = type(value)
         if kind is str:
             return safe_text(value, self.nul_ok)
@@ -196,6 +197,8 @@ class Store:
     def json_text(self, value: Any) -> str:
         """JSON text of ``value`` that both dialects accept (jsonb refuses NaN, lone surrogates and NUL);
         the common case costs one ``json.dumps``, an odd value a :func:`json_safe` copy."""
+        from agent_otel.hashing import json_safe, safe_text
+
         try:
             text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
         except (ValueError, TypeError, RecursionError):  # NaN, an int beyond 4,300 digits, a cycle
@@ -345,6 +348,8 @@ class Store:
 
     def rebuild_summaries(self) -> None:
         """Summarize every stored run again (after rows were changed by hand, or a bulk load)."""
+        from agent_otel.store import summaries
+
         summaries.rebuild_all(self)
 
     # --- reading -------------------------------------------------------------------------------------
@@ -584,6 +589,8 @@ class Store:
         ``retention_days`` maps ``logs_days``/``tool_snapshot_days`` to days; 0 or a missing key keeps
         forever. Deletes in small transactions (:mod:`agent_otel.store.retention`); a dry run counts.
         """
+        from agent_otel.store import retention
+
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         if dry_run:
             return retention.count(self, retention_days, now_ms)

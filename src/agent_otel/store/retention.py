@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent_otel.store import summaries
+from agent_otel.store.schema import SNAPSHOT_PURGE_KEY
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 DAY_MS = 86_400_000
 BATCH_RUNS = 1_000  # runs (and their events) deleted per transaction
 BATCH_ROWS = 10_000  # rows of the other tables deleted per transaction
-SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 
 
 @dataclass(frozen=True, slots=True)

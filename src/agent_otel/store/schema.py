@@ -18,6 +18,7 @@ from __future__ import annotations
 from agent_otel.config import EVENT_FIELDS
 
 META_TABLE = "agent_otel_meta"
+SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 
 _RUN_COLUMNS_SQLITE = """
     run_id TEXT PRIMARY KEY,
