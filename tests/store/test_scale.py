@@ -91,7 +91,8 @@ def busy_store(tmp_path: Any) -> Iterator[Any]:
     store = open_store(Target("sqlite", path))
     store.execute(
         "INSERT INTO agent_tool_snapshots (run_id, step_id, tool, args_sha, outcome, created_at_ms) "
-        "SELECT run_id, step_id, tool, coalesce(args_sha, ''), 'ok', ts_ms FROM agent_events WHERE kind = 'tool_result'"
+        "SELECT run_id, step_id, tool, coalesce(args_sha, ''), 'ok', ts_ms FROM agent_events "
+        "WHERE kind = 'tool_result'"
     )
     store.execute(
         "INSERT INTO agent_snapshot_blobs (sha, encoding, key_id, size, data, last_used_ms) "
@@ -124,7 +125,8 @@ def test_the_reading_commands_queries_are_served_by_indexes(busy_store):
     for expected in (
         "SEARCH agent_runs USING INDEX sqlite_autoindex_agent_runs_1 (run_id>? AND run_id<?)",  # prefix
         "SEARCH agent_run_summaries USING PRIMARY KEY (span_ms=? AND bucket_ms>? AND bucket_ms<?)",
-        "SEARCH agent_runs USING INDEX agent_runs_agent_created_at (agent=? AND created_at>? AND created_at<?)",
+        "SEARCH agent_runs USING INDEX agent_runs_agent_created_at "
+        "(agent=? AND created_at>? AND created_at<?)",
         "SEARCH agent_events USING INDEX agent_events_run (run_id=?)",  # a period's events, run by run
         "SEARCH agent_events USING INDEX agent_events_ts (ts_ms>?)",  # export --since
         "SEARCH agent_events USING COVERING INDEX agent_events_ts (ts_ms<?)",  # gc --dry-run
@@ -308,7 +310,7 @@ def test_the_sink_fills_in_the_summaries_of_a_migrated_store(tmp_path, monkeypat
 def test_a_run_that_starts_and_ends_in_one_batch_is_one_row_as_its_end_says(tmp_path):
     path = str(tmp_path / "agent-otel.db")
     records = seed.run_records(seed.now_ms(), tool_calls=3)
-    late_start = [r for r in records if r[0] == "run"][0]
+    late_start = next(r for r in records if r[0] == "run")
     write_through_sink(path, [*records, late_start])  # a start record after the end changes nothing
     store = open_store(Target("sqlite", path), create=False)
     try:
@@ -359,7 +361,8 @@ def test_a_run_id_prefix_finds_the_run_case_aside_and_says_when_it_is_ambiguous(
 def test_reading_commands_import_neither_the_sdk_nor_the_write_path(busy_store):
     code = (
         "import sys, json; from agent_otel.cli import main; main(sys.argv[2:]); "
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('agent_otel', 'opentelemetry')))), file=sys.stderr)"
+        "mods = [m for m in sys.modules if m.startswith(('agent_otel', 'opentelemetry'))]; "
+        "print(json.dumps(mods), file=sys.stderr)"
     )
     for argv in (["--version"], ["runs", "--store", busy_store.target.location]):
         proc = subprocess.run(
