@@ -24,6 +24,7 @@ from agent_otel.cli.common import (
 )
 from agent_otel.cli.layout import Column, print_table
 from agent_otel.store import Store
+from agent_otel.store.summaries import ACCURACY
 
 HELP = "runs, latency, tool calls, tokens, spend, stop reasons and failing tools over a period"
 
@@ -120,6 +121,11 @@ def render(console: Any, s: dict[str, Any], label: str) -> None:
         ],
     ]
     print_table(console, (Column("FIGURE", 0), Column("VALUE", 0)), figures)
+    if s.get("method") == "summarized":
+        console.print(
+            f"[dim]p50/p95 of latency, tokens and spend from the hourly summaries: within "
+            f"{ACCURACY:.0%} of the exact value[/]"
+        )
     mix = [
         [m["stop_reason"], m["class"], f"{m['runs']:,}", f"{m['share'] * 100:.1f}%"]
         for m in s["stop_reasons"]

@@ -113,19 +113,6 @@ def running_counts(store: Store, since_ms: int, until_ms: int, agent: str | None
 # --- exact: SQL over the raw tables ----------------------------------------------------------------------
 
 
-def _tokens_sql(store: Store) -> str:
-    """Input plus output tokens of an event's usage (numbers only; anything else counts 0)."""
-    if store.kind == "postgresql":
-        part = "CASE WHEN jsonb_typeof(usage->'{0}') = 'number' THEN (usage->>'{0}')::float8 ELSE 0 END"
-        return f"({part.format('input_tokens')} + {part.format('output_tokens')})"
-    part = (
-        "CASE WHEN json_type(usage, '$.{0}') IN ('integer', 'real') "
-        "THEN json_extract(usage, '$.{0}') ELSE 0 END"
-    )
-    both = f"{part.format('input_tokens')} + {part.format('output_tokens')}"
-    return f"(CASE WHEN json_valid(usage) THEN {both} ELSE 0 END)"
-
-
 def exact(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict[str, Any]:
     where, params = _where(store, since_ms, until_ms, agent)
     ended = f"{where} AND status <> 'running'"
@@ -164,7 +151,7 @@ def exact(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict
             failures[key] = (
                 [count, int(r["first"])] if old is None else [old[0] + count, min(old[1], int(r["first"]))]
             )
-    tokens = _tokens_sql(store)
+    tokens = summaries.tokens_sql(store)
     llm = f"FROM agent_events WHERE kind = 'llm_result' AND {in_period}"
     totals = store.query(f"SELECT count(*) AS n, sum({tokens}) AS t {llm}", params)[0]
     requests, token_sum = int(totals["n"]), float(totals["t"] or 0)

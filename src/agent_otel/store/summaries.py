@@ -173,6 +173,15 @@ class Summary:
     def add_event(self, kind: str | None, tool: Any, status: Any, error: Any, usage: Any, ts_ms: int) -> None:
         self.events += 1
         if kind == "llm_result":
+            self.add_request(usage)
+        elif kind == "tool_result":
+            self.add_tool_calls(tool, status, error, 1, int(ts_ms))
+
+    def add_request(self, usage: Any) -> None:
+        """One LLM request (``usage``: its dict, or the JSON text of it, or its tokens)."""
+        if isinstance(usage, int | float):
+            tokens = float(usage)
+        else:
             if isinstance(usage, str):
                 try:
                     usage = json.loads(usage)
@@ -181,20 +190,22 @@ class Summary:
             if not isinstance(usage, dict):
                 usage = {}
             tokens = _number(usage.get("input_tokens")) + _number(usage.get("output_tokens"))
-            self.requests += 1
-            self.tokens += tokens
-            _add(self.tokens_hist, log_key(tokens))
-        elif kind == "tool_result":
-            name = tool or "?"
-            _add(self.tools, name)
-            if status == "error":
-                key = f"{name}\0{error or 'error'}"
-                failure = self.failures.get(key)
-                if failure is None:
-                    self.failures[key] = [1, int(ts_ms)]
-                else:
-                    failure[0] += 1
-                    failure[1] = min(failure[1], int(ts_ms))
+        self.requests += 1
+        self.tokens += tokens
+        _add(self.tokens_hist, log_key(tokens))
+
+    def add_tool_calls(self, tool: Any, status: Any, error: Any, n: int, first_ts: int) -> None:
+        """``n`` calls of ``tool`` that ended with ``status`` (and ``error``), the first at ``first_ts``."""
+        name = tool or "?"
+        self.tools[name] = self.tools.get(name, 0) + n
+        if status == "error":
+            key = f"{name}\0{error or 'error'}"
+            failure = self.failures.get(key)
+            if failure is None:
+                self.failures[key] = [n, first_ts]
+            else:
+                failure[0] += n
+                failure[1] = min(failure[1], first_ts)
 
     def merge(self, other: Summary) -> None:
         self.runs += other.runs
@@ -278,6 +289,22 @@ class Summary:
         }
 
 
+def tokens_sql(store: Store, usage: str = "usage") -> str:
+    """Input plus output tokens of an event's ``usage`` in SQL, as :meth:`Summary.add_request` counts
+    them: numbers only, anything else (a string, a missing key, text that is not JSON) 0."""
+    if store.kind == "postgresql":
+        part = (
+            f"CASE WHEN jsonb_typeof({usage}->'{{0}}') = 'number' THEN ({usage}->>'{{0}}')::float8 ELSE 0 END"
+        )
+        return f"({part.format('input_tokens')} + {part.format('output_tokens')})"
+    part = (
+        f"CASE WHEN json_type({usage}, '$.{{0}}') IN ('integer', 'real') "
+        f"THEN json_extract({usage}, '$.{{0}}') ELSE 0 END"
+    )
+    both = f"{part.format('input_tokens')} + {part.format('output_tokens')}"
+    return f"(CASE WHEN json_valid({usage}) THEN {both} ELSE 0 END)"
+
+
 # --- reading raw rows into summaries -------------------------------------------------------------------
 
 
@@ -294,38 +321,60 @@ def _range_where(
 
 
 def from_raw(
-    store: Store, since_ms: int, until_ms: int, agent: str | None = None, by: int | None = None
+    store: Store, since_ms: int, until_ms: int, agent: str | None = None, hourly: bool = False
 ) -> dict[tuple[int, str], Summary]:
-    """Summaries of the runs started in ``[since_ms, until_ms)`` computed from the raw tables, streamed.
+    """Summaries of the runs started in ``[since_ms, until_ms)`` computed from the raw tables.
 
-    ``by``: one summary per agent and ``by``-long bucket (the rows :func:`rebuild` writes); None: one
-    summary, keyed ``(since_ms, "")``."""
+    ``hourly``: one summary per agent and start hour (the rows :func:`rebuild` writes), else one, keyed
+    ``(since_ms, "")``. Ended runs and LLM requests are streamed (the histograms need each value); tool
+    calls and failures are counted in SQL."""
     out: dict[tuple[int, str], Summary] = {}
+    bucket_ms: dict[Any, int] = {}
+    hour_sql = (
+        "date_trunc('hour', r.created_at)" if store.kind == "postgresql" else "substr(r.created_at, 1, 13)"
+    )
 
-    def slot(created_ms: int, run_agent: str) -> Summary:
-        key = (floor_to(created_ms, by), run_agent) if by else (since_ms, "")
+    def slot(hour: Any, run_agent: str) -> Summary:
+        if hourly:
+            start = bucket_ms.get(hour)
+            if start is None:  # "2026-11-24 17" in SQLite, a datetime in PostgreSQL: converted once each
+                text = f"{hour}:00:00" if isinstance(hour, str) else hour
+                start = bucket_ms[hour] = store._ms(text) or 0
+            key = (start, run_agent)
+        else:
+            key = (since_ms, "")
         found = out.get(key)
         if found is None:
             found = out[key] = Summary()
         return found
 
-    where, params = _range_where(store, since_ms, until_ms, agent)
-    for row in store.stream(
-        "SELECT agent, created_at, duration_ms, tool_calls, cost_usd, retries, stop_reason FROM agent_runs "
-        f"WHERE {where} AND status <> 'running'",
-        params,
-    ):
-        created = store._ms(row[1]) or 0
-        r = {"duration_ms": row[2], "tool_calls": row[3], "cost_usd": row[4], "retries": row[5]}
-        r["stop_reason"] = row[6]
-        slot(created, row[0]).add_run(r, created)
     where, params = _range_where(store, since_ms, until_ms, agent, "r")
+    runs = f"FROM agent_runs r WHERE {where}"
+    joined = f"FROM agent_runs r JOIN agent_events e ON e.run_id = r.run_id WHERE {where}"
+    created: dict[Any, int] = {}
     for row in store.stream(
-        "SELECT r.agent, r.created_at, e.kind, e.tool, e.status, e.error, e.usage, e.ts_ms "
-        f"FROM agent_runs r JOIN agent_events e ON e.run_id = r.run_id WHERE {where}",
+        f"SELECT r.agent, {hour_sql}, r.created_at, r.duration_ms, r.tool_calls, r.cost_usd, r.retries, "
+        f"r.stop_reason {runs} AND r.status <> 'running'",
         params,
     ):
-        slot(store._ms(row[1]) or 0, row[0]).add_event(row[2], row[3], row[4], row[5], row[6], row[7])
+        at = created.get(row[2])
+        if at is None:
+            at = created[row[2]] = store._ms(row[2]) or 0
+        r = {"duration_ms": row[3], "tool_calls": row[4], "cost_usd": row[5], "retries": row[6]}
+        r["stop_reason"] = row[7]
+        slot(row[1], row[0]).add_run(r, at)
+    for row in store.stream(
+        f"SELECT r.agent, {hour_sql}, e.usage {joined} AND e.kind = 'llm_result'", params
+    ):
+        slot(row[1], row[0]).add_request(row[2])
+    for row in store.stream(
+        f"SELECT r.agent, {hour_sql}, e.tool, e.status, e.error, count(*), min(e.ts_ms) {joined} "
+        "AND e.kind = 'tool_result' GROUP BY 1, 2, 3, 4, 5",
+        params,
+    ):
+        slot(row[1], row[0]).add_tool_calls(row[2], row[3], row[4], int(row[5]), int(row[6]))
+    for row in store.stream(f"SELECT r.agent, {hour_sql}, count(*) {joined} GROUP BY 1, 2", params):
+        slot(row[1], row[0]).events += int(row[2])
     return out
 
 
@@ -505,7 +554,7 @@ def rebuild(store: Store, since_ms: int, until_ms: int) -> None:
     """Replace the summaries of the hours in ``[since_ms, until_ms)`` (hour-aligned) by what the raw tables
     hold, and the days they touch by the sum of their hours. Call inside a write transaction."""
     _lock(store, exclusive=True)
-    hours = from_raw(store, since_ms, until_ms, by=HOUR_MS)
+    hours = from_raw(store, since_ms, until_ms, hourly=True)
     store.execute(
         f"DELETE FROM {TABLE} WHERE span_ms = ? AND bucket_ms >= ? AND bucket_ms < ?",
         (HOUR_MS, since_ms, until_ms),
@@ -549,11 +598,12 @@ def backfill_step(store: Store, hours: int = 1) -> bool:
         covered = covered_from(store)
         if covered is None or covered <= 0:
             return False
-        rows = store.query("SELECT min(created_at) AS lo FROM agent_runs")
-        oldest = store._ms(rows[0]["lo"])
-        if oldest is None or oldest >= covered:
+        oldest = store._ms(store.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"])
+        newest = store._ms(store.query("SELECT max(created_at) AS t FROM agent_runs")[0]["t"])
+        if oldest is None or newest is None or oldest >= covered:
             store._upsert_meta(COVERED_KEY, "0")
             return False
+        covered = min(covered, floor_to(newest, HOUR_MS) + HOUR_MS)  # a mark set far ahead, by hand
         start = max(covered - hours * HOUR_MS, floor_to(oldest, HOUR_MS))
         rebuild(store, start, covered)
         done = start <= oldest
