@@ -281,15 +281,8 @@ def generate(target: Any, n: int, now_ms: int, log: Any) -> str:
         run_cols = [c for c in cols["agent_runs"]]
         event_cols = [c for c in cols["agent_events"] if c != "id"]
         tool_cols = [c for c in cols["agent_tool_snapshots"]]
-        snap_cols = [
-            "run_id",
-            "agent",
-            "model",
-            "prompt_version",
-            "tools_version",
-            "input_sha",
-            "created_at_ms",
-        ]
+        from agent_otel.store.snapshots import RUN_COLUMNS as snap_cols
+
         writer = _SQLiteWriter(store) if store.kind == "sqlite" else _PostgresWriter(store)
         writer.blobs(gen.blobs, now_ms)
         started = time.monotonic()

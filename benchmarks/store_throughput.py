@@ -7,6 +7,9 @@ call; replay snapshots on (the default), so each tool call is an event and a sna
   ``@tool`` once, then cloned with fresh run ids and distinct results), handed to a ``StoreSink`` in the
   batches the event pipeline delivers (2,048 records). The figure is runs per CPU-second of the writing
   thread: what one core can take. Beyond it records queue up and the pipeline drops the oldest.
+* ``methods``: the same, for each way the write path can put rows in (``agent_otel.store.writes``):
+  multi-row ``INSERT ... VALUES``, ``executemany`` (psycopg pipelines it), and ``COPY`` for PostgreSQL's
+  events; the defaults are the fastest of these.
 * ``drill``: the real thing: agent threads run the loop at ``--rate`` runs/s through ``setup()`` (pipeline,
   metrics, store sink) for ``--seconds``; prints what the pipeline and the store sink dropped.
 
@@ -53,25 +56,14 @@ def realistic_run(search: Any, i: int) -> None:
         run.record_llm(model="gpt-4o", input_tokens=1200, output_tokens=90)
 
 
-class Capture:
-    """A sink keeping every record it is given (the pipeline hands every sink the same batches)."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, dict[str, Any]]] = []
-
-    def write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        self.records.extend(batch)
-
-    def close(self) -> None:
-        pass
-
-
 def capture_one_run() -> list[tuple[str, dict[str, Any]]]:
     """The records of one realistic run, as the SDK with its default configuration emits them."""
     home = tempfile.mkdtemp(prefix="agent-otel-bench-")
     os.environ["AGENT_OTEL_HOME"] = home
     agent_otel.setup("bench", store=os.path.join(home, "capture.db"), instrument=False, config=QUIET)
-    capture = Capture()
+    from tests.conftest import ListSink  # keeps every record (the pipeline hands all sinks the same)
+
+    capture = ListSink()
     sdk.installation().pipeline.add_sink(capture)
 
     @agent_otel.tool(name="search")
@@ -142,6 +134,35 @@ def _timed(write: Any, name: str, acc: dict[str, float]) -> Any:
     return timed
 
 
+#: (label, SQLite rows, PostgreSQL rows, PostgreSQL events) as agent_otel.store.writes names them.
+METHODS = (
+    ("multi-row VALUES", "values", "values", "values"),
+    ("executemany", "executemany", "executemany", "executemany"),
+    ("executemany, COPY for events", None, "executemany", "copy"),
+)
+
+
+def methods(dialect: str, location: Any, runs: int, repeat: int, template: Any) -> dict[str, Any]:
+    from agent_otel.store import writes
+
+    saved = (writes.SQLITE_ROWS, writes.PG_ROWS, writes.PG_EVENTS)
+    out: dict[str, Any] = {}
+    try:
+        for label, sqlite_rows, pg_rows, pg_events in METHODS:
+            if dialect == "sqlite" and sqlite_rows is None:
+                continue
+            writes.SQLITE_ROWS = sqlite_rows or saved[0]
+            writes.PG_ROWS, writes.PG_EVENTS = pg_rows, pg_events
+            rounds = [capacity(location(), runs, template) for _ in range(repeat)]
+            out[label] = {
+                "runs_per_cpu_s": round(statistics.median(r["runs_per_cpu_s"] for r in rounds)),
+                "wall_s": statistics.median(r["wall_s"] for r in rounds),
+            }
+    finally:
+        writes.SQLITE_ROWS, writes.PG_ROWS, writes.PG_EVENTS = saved
+    return out
+
+
 def drill(location: str, rate: float, seconds: float, threads: int) -> dict[str, Any]:
     agent_otel.setup("drill", store=location, instrument=False, config=QUIET)
     inst = sdk.installation()
@@ -194,7 +215,7 @@ def drill(location: str, rate: float, seconds: float, threads: int) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("capacity", "drill"))
+    parser.add_argument("what", choices=("capacity", "methods", "drill"))
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--runs", type=int, default=3000, help="capacity: runs written")
     parser.add_argument("--repeat", type=int, default=3, help="capacity: rounds (median)")
@@ -205,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = {}
     server = None
-    template = capture_one_run() if args.what == "capacity" else []
+    template = capture_one_run() if args.what in ("capacity", "methods") else []
     try:
         for dialect in args.dialects.split(","):
 
@@ -224,6 +245,12 @@ def main() -> None:
                 rounds = [capacity(location(), args.runs, template) for _ in range(args.repeat)]
                 best = statistics.median(r["runs_per_cpu_s"] for r in rounds)
                 results[dialect] = {**rounds[0], "runs_per_cpu_s": round(best), "rounds": rounds}
+                results[dialect]["wall_s"] = statistics.median(r["wall_s"] for r in rounds)
+                results[dialect]["records_per_cpu_s"] = round(
+                    statistics.median(r["records_per_cpu_s"] for r in rounds)
+                )
+            elif args.what == "methods":
+                results[dialect] = methods(dialect, location, args.runs, args.repeat, template)
             else:
                 results[dialect] = drill(location(), args.rate, args.seconds, args.threads)
     finally:

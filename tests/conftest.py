@@ -93,3 +93,16 @@ def telemetry(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Teleme
     yield Telemetry(exporter, reader, sink, cfg)
     agent_otel.shutdown()
     meter_provider.shutdown(timeout_millis=1000)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the module's tests (tests/store/pg.py)."""
+    from tests.store.pg import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agent_otel.store import StoreSink, Target, open_store, periods, summaries
 from tests.store import seed
-from tests.store.pg import PostgresServer
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
 STOPS = ["completed"] * 12 + [
@@ -142,16 +140,6 @@ def assert_agrees(got: dict[str, Any], want: dict[str, Any], rel: float) -> None
 
 
 # --- stores --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])

@@ -19,13 +19,7 @@ import pytest
 
 from agent_otel.store import StoreSink, Target, open_store, periods, retention, schema, sink, summaries
 from tests.store import seed
-from tests.store.test_periods import (  # noqa: F401 (postgres: the module's server fixture)
-    assert_agrees,
-    generated,
-    postgres,
-    reference,
-    write_through_sink,
-)
+from tests.store.test_periods import assert_agrees, generated, reference, write_through_sink
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
 BIG_TABLES = (

@@ -249,8 +249,17 @@ class Summary:
 
     @classmethod
     def loads(cls, text: str | None) -> Summary:
+        """The summary stored as ``text``; an empty one for text that is not one (a row changed by hand
+        must not fail the writes that add to it)."""
         if not text:
             return cls()
+        try:
+            return cls._loads(text)
+        except (ValueError, KeyError, TypeError):
+            return cls()
+
+    @classmethod
+    def _loads(cls, text: str) -> Summary:
         d = json.loads(text)
         return cls(
             runs=d["n"],
