@@ -30,7 +30,7 @@ from agent_otel.store import liveness, summaries
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
 
-RAW_RUNS = 20_000  # above this many runs in a period, figures come from the summaries
+RAW_RUNS = 2_000  # above this many runs in a period, figures come from the summaries
 FAILING_TOOLS = 10
 EXACT, SUMMARIZED = "exact", "summarized"
 
