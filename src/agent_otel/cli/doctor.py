@@ -247,7 +247,7 @@ def render(
             f"  {n('runs')} runs, {n('events')} events; "
             f"oldest run {local_time(store.get('oldest_run_ms'))}, "
             f"newest {local_time(store.get('newest_run_ms'))}"
-            + ("   [dim](~: estimated from the index; exact counts: SQL count(*))[/]" if about else "")
+            + ("   [dim](~: estimated)[/]" if about else "")
         )
         sealed = store["encrypted_blobs"]
         size = ("~" if "snapshot_bytes" in about else "") + _size(store["snapshot_bytes"])

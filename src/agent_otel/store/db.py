@@ -792,18 +792,25 @@ class SQLiteStore(Store):
     def estimate(self, table: str) -> int | None:
         """The span of the table's rowids (two lookups at the ends of its b-tree): the count when rows
         were only ever deleted from the old end (gc), an upper bound otherwise."""
-        row = self.execute(f"SELECT max(rowid) - min(rowid) + 1 FROM {table}").fetchone()
-        return int(row[0] or 0)
+        # Two queries: SQLite reads one end of the b-tree only for a lone min() or max().
+        high = self.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+        low = self.execute(f"SELECT min(rowid) FROM {table}").fetchone()[0]
+        return 0 if high is None or low is None else int(high) - int(low) + 1
 
     def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
         """SQLite's ``PRAGMA quick_check`` (every page and record, without comparing indexes with their
         tables: O(size), not the O(size log size) of integrity_check), stopped after ``budget_s``.
 
         A store with damaged pages opens and counts its rows fine while listing them fails; this is what
-        tells the two apart. A check cut short says so rather than call the store sound.
+        tells the two apart. A check cut short says so rather than call the store sound. (The bound is
+        ``sqlite3_interrupt`` from a timer: a progress handler is not called while quick_check walks a
+        table, which is one step of the statement however large the table.)
         """
-        deadline = time.monotonic() + budget_s
-        self.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        import threading
+
+        timer = threading.Timer(budget_s, self.conn.interrupt)
+        timer.daemon = True
+        timer.start()
         try:
             rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
         except sqlite3.OperationalError as exc:
@@ -819,7 +826,7 @@ class SQLiteStore(Store):
         except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
             return {"checked": True, "problems": [str(exc)], "note": ""}
         finally:
-            self.conn.set_progress_handler(None, 0)
+            timer.cancel()
         lines = [line for r in rows for line in str(r[0]).splitlines()]
         problems = [line for line in lines if line != "ok" and not line.startswith("***")]
         return {"checked": True, "problems": problems, "note": ""}
