@@ -62,7 +62,7 @@ def period(
 
 
 def _where(store: Store, since_ms: int, until_ms: int, agent: str | None) -> tuple[str, list[Any]]:
-    return summaries._range_where(store, since_ms, until_ms, agent)
+    return summaries.range_where(store, since_ms, until_ms, agent)
 
 
 def size(store: Store, since_ms: int, until_ms: int, agent: str | None, covered: int) -> int:

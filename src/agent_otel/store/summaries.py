@@ -317,7 +317,7 @@ def tokens_sql(store: Store, usage: str = "usage") -> str:
 # --- reading raw rows into summaries -------------------------------------------------------------------
 
 
-def _range_where(
+def range_where(
     store: Store, since_ms: int, until_ms: int, agent: str | None, alias: str = ""
 ) -> tuple[str, list[Any]]:
     p = f"{alias}." if alias else ""
@@ -357,7 +357,7 @@ def from_raw(
             found = out[key] = Summary()
         return found
 
-    where, params = _range_where(store, since_ms, until_ms, agent, "r")
+    where, params = range_where(store, since_ms, until_ms, agent, "r")
     runs = f"FROM agent_runs r WHERE {where}"
     joined = f"FROM agent_runs r JOIN agent_events e ON e.run_id = r.run_id WHERE {where}"
     created: dict[Any, int] = {}
