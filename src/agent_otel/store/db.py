@@ -31,7 +31,6 @@ from agent_otel.store.schema import (
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 INTEGRITY_CHECK_S = 10.0  # doctor's bound on SQLite's quick_check (a few GB of store on a laptop)
-DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
 SUMMARIES_VERSION = 6  # the schema version that added agent_run_summaries
 COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond

@@ -458,7 +458,7 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
     if covered is None:
         return None
     out = Deltas()
-    cache = _run_cache(store)
+    cache = store._summary_runs
     ended: dict[str, dict[str, Any]] = {}
     for r in runs:
         run_id = r.get("run_id")
@@ -496,13 +496,6 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
             e.get("kind"), e.get("tool"), e.get("status"), e.get("error"), e.get("usage"), e.get("ts_ms") or 0
         )
     return out if out.hours else None
-
-
-def _run_cache(store: Store) -> dict[str, tuple[int, str, bool]]:
-    cache = getattr(store, "_summary_runs", None)
-    if cache is None:
-        cache = store._summary_runs = {}
-    return cache
 
 
 def _lock(store: Store, exclusive: bool) -> None:
