@@ -139,6 +139,7 @@ METHODS = (
     ("multi-row VALUES", "values", "values", "values"),
     ("executemany", "executemany", "executemany", "executemany"),
     ("executemany, COPY for events", None, "executemany", "copy"),
+    ("unnest(arrays), COPY for events", None, "unnest", "copy"),
 )
 
 
@@ -260,13 +261,18 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     if args.what == "capacity":
-        print(
-            f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs per round"
-        )
-        print("| store | runs per CPU-second | records per CPU-second | wall s for the runs |")
+        print(f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs a round")
+        print("| store | runs per CPU-second | records per CPU-second | wall s for the runs (median) |")
         print("|---|---|---|---|")
         for dialect, r in results.items():
             print(f"| {dialect} | {r['runs_per_cpu_s']:,} | {r['records_per_cpu_s']:,} | {r['wall_s']} |")
+    elif args.what == "methods":
+        print(f"rows in by each method: {args.runs:,} realistic runs a round, median of {args.repeat}")
+        print("| store | method | runs per CPU-second | wall s |")
+        print("|---|---|---|---|")
+        for dialect, by in results.items():
+            for label, r in by.items():
+                print(f"| {dialect} | {label} | {r['runs_per_cpu_s']:,} | {r['wall_s']} |")
     else:
         for dialect, r in results.items():
             print(dialect, r)

@@ -103,13 +103,15 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None, safe: boo
     row = store.row if safe else tuple
     insert(
         store,
-        f"INSERT INTO agent_snapshot_runs ({', '.join(RUN_COLUMNS)})",
+        "agent_snapshot_runs",
+        RUN_COLUMNS,
         [row(r) for r in prepared.runs],
         "ON CONFLICT (run_id) DO NOTHING",
     )
     insert(
         store,
-        f"INSERT INTO agent_tool_snapshots ({', '.join(TOOL_COLUMNS)})",
+        "agent_tool_snapshots",
+        TOOL_COLUMNS,
         [row(r) for r in prepared.tools],
         "ON CONFLICT (run_id, step_id) DO NOTHING",
     )
@@ -165,7 +167,8 @@ def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], no
             upsert += [(sha, *blobs[sha], now_ms) for sha in chunk if sha not in kept]
     insert(
         store,
-        "INSERT INTO agent_snapshot_blobs (sha, encoding, key_id, size, data, last_used_ms)",
+        "agent_snapshot_blobs",
+        ("sha", "encoding", "key_id", "size", "data", "last_used_ms"),
         upsert,
         "ON CONFLICT (sha) DO UPDATE SET encoding = excluded.encoding, key_id = excluded.key_id, "
         "size = excluded.size, data = excluded.data, last_used_ms = excluded.last_used_ms",

@@ -59,22 +59,45 @@ def collapse(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
-def insert(store: Store, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
-    """``head VALUES (...), (...) tail`` for ``rows``, in as few statements as the database's limit on
-    bound values allows."""
+def insert(
+    store: Store, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """Insert ``rows`` of ``columns`` into ``table`` (``tail``: an ``ON CONFLICT`` clause) in as few
+    statements as the database allows (see :data:`SQLITE_ROWS`, :data:`PG_ROWS`)."""
     if not rows:
         return
+    head = f"INSERT INTO {table} ({', '.join(columns)})"
     method = PG_ROWS if store.kind == "postgresql" else SQLITE_ROWS
+    if method == "unnest":  # one statement: a column per array parameter
+        types = _column_types(store, table)
+        arrays = ", ".join(f"?::{types[c]}[]" for c in columns)
+        store.execute(
+            f"{head} SELECT * FROM unnest({arrays}) {tail}", [list(c) for c in zip(*rows, strict=True)]
+        )
+        return
     if method == "executemany":
-        one = "(" + ", ".join("?" for _ in rows[0]) + ")"
+        one = "(" + ", ".join("?" for _ in columns) + ")"
         store.conn.cursor().executemany(store.sql(f"{head} VALUES {one} {tail}"), rows)
         return
-    width = len(rows[0])
+    width = len(columns)
     per = max(1, min(_MAX_ROWS, store.max_params // width))
     one = "(" + ", ".join("?" for _ in range(width)) + ")"
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         store.execute(f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", [v for r in chunk for v in r])
+
+
+def _column_types(store: Store, table: str) -> dict[str, str]:
+    """PostgreSQL's type of each column of ``table`` (read once per connection)."""
+    cache: dict[str, dict[str, str]] = store.__dict__.setdefault("_column_types", {})
+    if table not in cache:
+        rows = store.query(
+            "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+            "WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        cache[table] = {r["name"]: r["type"] for r in rows}
+    return cache[table]
 
 
 def write(
@@ -115,9 +138,7 @@ def _write(
                 + ", ".join(f"{c} = excluded.{c}" for c in columns if c != "run_id")
                 + " WHERE agent_runs.status = 'running'"
             )
-            insert(
-                store, f"INSERT INTO agent_runs ({', '.join(columns)})", run_rows(store, runs, safe), conflict
-            )
+            insert(store, "agent_runs", columns, run_rows(store, runs, safe), conflict)
         if events:
             rows = event_rows(store, events, safe)
             if store.kind == "postgresql" and PG_EVENTS == "copy":
@@ -125,7 +146,7 @@ def _write(
                     for row in rows:
                         copy.write_row(row)
             else:
-                insert(store, f"INSERT INTO agent_events ({', '.join(EVENT_COLUMNS)})", rows)
+                insert(store, "agent_events", EVENT_COLUMNS, rows)
         if delta is not None:
             summaries.apply(store, delta)
 
