@@ -69,6 +69,7 @@ _REGISTRY: dict[str, str] = {
     "anthropic": "agent_otel.integrations.anthropic_client:AnthropicIntegration",
     "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
     "smolagents": "agent_otel.integrations.smolagents:SmolagentsIntegration",
+    "llamaindex": "agent_otel.integrations.llamaindex:LlamaIndexIntegration",
 }
 _active: dict[str, Integration] = {}
 
