@@ -70,6 +70,7 @@ _REGISTRY: dict[str, str] = {
     "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
     "smolagents": "agent_otel.integrations.smolagents:SmolagentsIntegration",
     "llamaindex": "agent_otel.integrations.llamaindex:LlamaIndexIntegration",
+    "claude_agent_sdk": "agent_otel.integrations.claude_agent_sdk:ClaudeAgentSDKIntegration",
 }
 _active: dict[str, Integration] = {}
 
