@@ -71,6 +71,7 @@ _REGISTRY: dict[str, str] = {
     "smolagents": "agent_otel.integrations.smolagents:SmolagentsIntegration",
     "llamaindex": "agent_otel.integrations.llamaindex:LlamaIndexIntegration",
     "claude_agent_sdk": "agent_otel.integrations.claude_agent_sdk:ClaudeAgentSDKIntegration",
+    "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
 }
 _active: dict[str, Integration] = {}
 
