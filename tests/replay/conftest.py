@@ -113,6 +113,22 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Rig]:
 
 
 @pytest.fixture
+def instrument(rig: Rig) -> Iterator[Callable[..., None]]:
+    """Set up agent_otel with the real SQLite store and instrument the named frameworks."""
+    from agent_otel import integrations
+
+    names: list[str] = []
+
+    def do(*wanted: str) -> None:
+        rig.start()
+        names.extend(wanted)
+        integrations.instrument(list(wanted))
+
+    yield do
+    integrations.uninstrument(names)
+
+
+@pytest.fixture
 def recorded(rig: Rig) -> Callable[..., str]:
     """Record one run of ``agent`` (default: the buggy support agent) and return its run_id."""
 

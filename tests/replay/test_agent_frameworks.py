@@ -9,39 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import agent_otel
-from agent_otel import integrations
 from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
-
-SENT: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counts() -> Iterator[None]:
-    SENT.clear()
-    yield
-    SENT.clear()
-
-
-@pytest.fixture
-def instrument(rig) -> Iterator[Callable[..., None]]:
-    names: list[str] = []
-
-    def do(*wanted: str) -> None:
-        rig.start()
-        names.extend(wanted)
-        integrations.instrument(list(wanted))
-
-    yield do
-    integrations.uninstrument(names)
+from tests.replay.test_frameworks import SENT, _fresh_counts  # noqa: F401 (an autouse fixture)
 
 
 def tool_rows(rig, run_id: str) -> list[tuple[Any, ...]]:

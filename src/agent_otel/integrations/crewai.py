@@ -35,7 +35,7 @@ import functools
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn
 
 from agent_otel import llm
 from agent_otel.llm import LLMCall
@@ -55,6 +55,7 @@ from ._common import (
     reset_framework_llm,
     start_tool,
     usage_value,
+    wrapped_cause,
 )
 
 ROLE = "crewai.agent.role"
@@ -138,17 +139,6 @@ def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return inputs if inputs is not None else MISSING
 
 
-def _cause(exc: BaseException, kinds: type | tuple[type, ...]) -> BaseException | None:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, kinds):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 def _classify(run: Any, exc: BaseException) -> StopReason | None:
     if isinstance(exc, TimeoutError):
         return StopReason.TIMEOUT
@@ -168,11 +158,11 @@ def _outcome(frun: Any, exc: BaseException) -> BaseException:
         refused = state.refused.pop(run.run_id, None)
         if refused is not None:
             return refused
-        stopped = _cause(exc, state.stopped_class)
+        stopped = wrapped_cause(exc, state.stopped_class)
         if stopped is not None:
             cause = stopped.cause
             return AgentStopped(run.result) if isinstance(cause, AgentStopped) and run.result else cause
-    found = _cause(exc, (AgentStopped, ReplayError))
+    found = wrapped_cause(exc)
     return found if found is not None else exc
 
 
@@ -188,6 +178,14 @@ def _leave(frun: Any, exc: BaseException | None) -> BaseException | None:
     return outcome
 
 
+def _reraise(frun: Any, exc: BaseException) -> NoReturn:
+    """Leave the run on ``exc``; raise what the caller gets (the AgentStopped behind CrewAI's wrapping)."""
+    outcome = _leave(frun, exc)
+    if outcome is not None and outcome is not exc:
+        raise outcome from None
+    raise exc
+
+
 def _make_kickoff(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -195,10 +193,7 @@ def _make_kickoff(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            outcome = _leave(frun, exc)
-            if outcome is not exc and outcome is not None:
-                raise outcome from None
-            raise
+            _reraise(frun, exc)
         _leave(frun, None)
         return result
 
@@ -212,10 +207,7 @@ def _make_akickoff(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            outcome = _leave(frun, exc)
-            if outcome is not exc and outcome is not None:
-                raise outcome from None
-            raise
+            _reraise(frun, exc)
         _leave(frun, None)
         return result
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from agent_otel import llm
 from agent_otel.llm import LLMCall
-from agent_otel.replay import RecordedOutcome, ReplayError
+from agent_otel.replay import RecordedOutcome
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
 from agent_otel.steps import active_run, check_pending, internal_error
 from agent_otel.stop import AgentStopped, StopReason
@@ -55,22 +55,11 @@ from ._common import (
     reset_framework_llm,
     start_tool,
     usage_value,
+    wrapped_cause,
 )
 
 #: The tool smolagents answers with; calling it ends the run, it is not a step of the run.
 FINAL_ANSWER = "final_answer"
-
-
-def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
-    """The AgentStopped (or a replay's refusal) that smolagents wrapped in one of its AgentErrors."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, AgentStopped | ReplayError):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
 
 
 def _model_id(model: Any) -> str | None:
@@ -120,7 +109,7 @@ def _make_run_stream(models: _Models) -> Callable[[Callable[..., Any]], Callable
             except BaseException as exc:
                 _end(inner, exc)
                 exit_run(frun, exc, _classify(self, exc))
-                stopped = _stopped_cause(exc)
+                stopped = wrapped_cause(exc)
                 if stopped is not None and stopped is not exc:
                     raise stopped from None
                 raise
