@@ -207,8 +207,9 @@ class _Turn:
             return StopReason.MODEL_ERROR, detail
         return _RESULT_REASONS.get(subtype, StopReason.ERROR), detail
 
-    def end(self, exc: BaseException | None) -> None:
-        """Leave the run (once): close what is open, stop it as the result says."""
+    def end(self, exc: BaseException | None, cancelled: str | None = None) -> None:
+        """Leave the run (once): close what is open, stop it as the result says (``cancelled``: why the
+        turn was left before its result)."""
         if self.ended:
             return
         self.ended = True
@@ -220,6 +221,8 @@ class _Turn:
             if frun is None:
                 return
             reason, detail = self.reason()
+            if reason is None and exc is None and cancelled:
+                reason, detail = StopReason.CANCELLED, cancelled
             if reason is not None and frun.owned and reason is not StopReason.COMPLETED and exc is None:
                 frun.run.stop(reason, detail)
             self.context.run(exit_run, frun, exc, reason if exc is not None else None)
@@ -437,7 +440,7 @@ def _make_disconnect(original: Callable[..., Any]) -> Callable[..., Any]:
         holder = getattr(self, _HOLDER_ATTR, None)
         turn = holder.turn if holder is not None else None
         if turn is not None and not turn.ended:
-            turn.end(turn.stopped)
+            turn.end(turn.stopped, cancelled="the client disconnected before the turn's result")
         return await original(self, *args, **kwargs)
 
     return disconnect
