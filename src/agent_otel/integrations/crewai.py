@@ -51,7 +51,6 @@ from ._common import (
     as_int,
     call_or_serve,
     framework_llm,
-    framework_llm_active,
     reset_framework_llm,
     start_tool,
     usage_value,
@@ -68,6 +67,12 @@ class LLMCallFailed(Exception):
 
 class ToolUsageError(Exception):
     """A tool usage CrewAI reported as failed (``ToolUsageErrorEvent`` with the error's text)."""
+
+
+def _llm_in_flight() -> bool:
+    """Whether a framework LLM step is open in this context (a nested call of the same request)."""
+    call = framework_llm.get()
+    return call is not None and not call.done
 
 
 def _stopped_class() -> type:
@@ -324,7 +329,7 @@ def _llm_started(event: Any) -> None:
     state = _state
     run = active_run()
     call_id = getattr(event, "call_id", None)
-    if state is None or run is None or not call_id or framework_llm_active():
+    if state is None or run is None or not call_id or _llm_in_flight():
         return
     try:
         call = llm.begin(run, str(getattr(event, "model", None) or "unknown"), attach=False, checks=False)

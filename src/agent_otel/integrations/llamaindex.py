@@ -59,7 +59,6 @@ from ._common import (
     as_int,
     await_or_serve,
     framework_llm,
-    framework_llm_active,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -70,6 +69,12 @@ from ._common import (
 _tool_event: ContextVar[Any] = ContextVar("agent_otel_llamaindex_tool_event", default=None)
 #: Open LLM spans kept to recognise a nested request (``chat`` implemented by ``complete``); bounded.
 MAX_OPEN_LLM_SPANS = 4096
+
+
+def _llm_in_flight() -> bool:
+    """Whether a framework LLM step is open in this context (a nested call of the same request)."""
+    call = framework_llm.get()
+    return call is not None and not call.done
 
 
 def _classify(exc: BaseException) -> StopReason | None:
@@ -309,7 +314,7 @@ class _State:
     def _start(self, event: Any) -> None:
         run = active_run()
         span_id = event.span_id
-        if run is None or span_id is None or framework_llm_active() or self._nested(span_id):
+        if run is None or span_id is None or _llm_in_flight() or self._nested(span_id):
             return
         try:
             call = llm.begin(run, _model(getattr(event, "model_dict", None), event), attach=False)

@@ -50,7 +50,6 @@ from ._common import (
     as_int,
     call_or_serve,
     framework_llm,
-    framework_llm_active,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -60,6 +59,12 @@ from ._common import (
 
 #: The tool smolagents answers with; calling it ends the run, it is not a step of the run.
 FINAL_ANSWER = "final_answer"
+
+
+def _llm_in_flight() -> bool:
+    """Whether a framework LLM step is open in this context (a nested call of the same request)."""
+    call = framework_llm.get()
+    return call is not None and not call.done
 
 
 def _model_id(model: Any) -> str | None:
@@ -245,7 +250,7 @@ def _make_timeout(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _begin_llm(model: Any) -> LLMCall | None:
     run = active_run()
-    if run is None or framework_llm_active():  # not in a run, or a nested generate of the same request
+    if run is None or _llm_in_flight():  # not in a run, or a nested generate of the same request
         return None
     try:
         return llm.begin(run, _model_id(model) or type(model).__name__, attach=False)
