@@ -1,6 +1,7 @@
 """CrewAI: crew kickoffs, its agents' tasks, tool usage and LLM calls, through its event bus and hooks.
 
-* Runs: ``Crew.kickoff`` (and ``kickoff_async``, which runs it in a thread) and ``Crew.akickoff`` are a run
+* Runs: ``Crew.kickoff`` (and ``kickoff_async``, which runs it in a thread; with ``stream=True`` the
+  kickoff CrewAI runs in a thread behind the stream) and ``Crew.akickoff`` are a run
   named after the crew (``Crew(name=...)``, CrewAI's default ``crew``) with the kickoff ``inputs`` as
   ``agent.input_sha``. The shared rule applies: inside a user's ``agent_otel.run`` the crew's steps join it;
   a crew kicked off from a tool is a sub-agent.
@@ -194,6 +195,10 @@ def _reraise(frun: Any, exc: BaseException) -> NoReturn:
 def _make_kickoff(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "stream", False) is True:
+            # Streaming: kickoff returns at once and runs the crew (kickoff again, not streaming) in a
+            # thread while the caller reads the chunks; that inner kickoff is the run.
+            return original(self, *args, **kwargs)
         frun = enter_run(_crew_name(self), input=_inputs(args, kwargs))
         try:
             result = original(self, *args, **kwargs)
@@ -208,6 +213,8 @@ def _make_kickoff(original: Callable[..., Any]) -> Callable[..., Any]:
 def _make_akickoff(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def akickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "stream", False) is True:
+            return await original(self, *args, **kwargs)
         frun = enter_run(_crew_name(self), input=_inputs(args, kwargs))
         try:
             result = await original(self, *args, **kwargs)

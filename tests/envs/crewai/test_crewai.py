@@ -155,6 +155,58 @@ async def test_async_kickoffs(telemetry, instrument, fake_api):
         assert root.attributes["agent.stop_reason"] == "completed"
 
 
+def stream(*chunks: dict[str, Any], usage: tuple[int, int] = (30, 7)) -> Reply:
+    """A streamed Chat Completion: the deltas, then a last chunk with the usage."""
+    base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o"}
+    events: list[tuple[str | None, Any]] = [(None, {**base, "choices": [chunk]}) for chunk in chunks]
+    usage_body = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    events.append((None, {**base, "choices": [], "usage": usage_body}))
+    events.append((None, "[DONE]"))
+    return Reply(stream=events)
+
+
+def test_streamed_kickoff(telemetry, instrument, fake_api):
+    instrument("crewai")
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": json.dumps({"q": "s"})},
+    }
+    fake_api.reply(
+        stream(
+            {
+                "index": 0,
+                "delta": {"role": "assistant", "tool_calls": [{"index": 0, **call}]},
+                "finish_reason": None,
+            },
+            {"index": 0, "delta": {}, "finish_reason": "tool_calls"},
+        ),
+        stream(
+            {"index": 0, "delta": {"role": "assistant", "content": "STRE"}, "finish_reason": None},
+            {"index": 0, "delta": {"content": "AMED"}, "finish_reason": "stop"},
+            usage=(40, 2),
+        ),
+    )
+    streamed = crew(fake_api)
+    streamed.stream = True
+    output = streamed.kickoff(inputs={"topic": "s"})
+    chunks = [chunk.content for chunk in output]
+    assert "STRE" in chunks
+    assert output.result.raw == "STREAMED"
+    assert CALLS == ["s"]
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent research-crew")  # one run: the crew CrewAI runs behind the stream
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    chats = [s for s in children(root, spans) if s.name == "chat gpt-4o"]
+    assert [
+        (c.attributes["gen_ai.usage.input_tokens"], c.attributes["gen_ai.usage.output_tokens"]) for c in chats
+    ] == [
+        (30, 7),
+        (40, 2),
+    ]
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
 def test_tool_error_marks_the_step_and_the_crew_goes_on(telemetry, instrument, fake_api):
     instrument("crewai")
     fake_api.reply(tool_call("flaky", {"n": 1}), tool_call("flaky", {"n": 2}, "call_2"), answer("ok"))
