@@ -298,6 +298,14 @@ async def test_uninstrument_removes_the_handlers(telemetry, instrument):
     before = (list(dispatcher.span_handlers), list(dispatcher.event_handlers), BaseWorkflowAgent._call_tool)
     instrument("llamaindex")
     assert len(dispatcher.span_handlers) == len(before[0]) + 1
+    second = agent_otel.integrations._load("llamaindex")
+    second.instrument()  # another instance (a second setup()) adds no second pair of handlers
+    assert len(dispatcher.span_handlers) == len(before[0]) + 1
+    second.uninstrument()
+    await agent(script(call("lookup", {"q": "a"}, "c1"), text("ok"))).run(user_msg="go")
+    runs = [s for s in ours(telemetry.spans()) if s.name == "invoke_agent li-agent"]
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["completed"]
+    telemetry.exporter.clear()
     agent_otel.integrations.uninstrument(["llamaindex"])
     assert (dispatcher.span_handlers, dispatcher.event_handlers, BaseWorkflowAgent._call_tool) == before
     await agent(script(text("x"))).run(user_msg="go")

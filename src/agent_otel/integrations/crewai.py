@@ -420,8 +420,8 @@ class CrewAIIntegration(Integration):
 
     def instrument(self) -> None:
         global _state
-        if self._patcher.applied:
-            return
+        if self._patcher.applied or _state is not None:
+            return  # instrumented (by this or another instance): the hooks are registered once
         from crewai import crew as crew_module
         from crewai import hooks
         from crewai.events import event_bus
@@ -454,5 +454,6 @@ class CrewAIIntegration(Integration):
                 unregister(hook)
             except Exception as exc:
                 internal_error("removing a CrewAI hook", exc)
+        if self._patcher.applied:
+            _state = None
         self._patcher.restore()
-        _state = None

@@ -448,8 +448,8 @@ class LlamaIndexIntegration(Integration):
 
     def instrument(self) -> None:
         global _state
-        if self._handlers is not None:
-            return
+        if self._handlers is not None or _state is not None:
+            return  # instrumented (by this or another instance): the handlers are there once
         from llama_index.core.agent.workflow import base_agent, codeact_agent, function_agent, react_agent
         from llama_index.core.instrumentation import get_dispatcher
 
@@ -477,8 +477,8 @@ class LlamaIndexIntegration(Integration):
     def uninstrument(self) -> None:
         global _state
         handlers, self._handlers = self._handlers, None
-        _state = None
         if handlers is not None:
+            _state = None
             from llama_index.core.instrumentation import get_dispatcher
 
             dispatcher = get_dispatcher()

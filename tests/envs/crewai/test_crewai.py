@@ -303,6 +303,10 @@ def test_uninstrument_removes_hooks_and_patches(telemetry, instrument, fake_api)
     before = (CrewClass.kickoff, len(hooks.get_before_tool_call_hooks()))
     instrument("crewai")
     assert len(hooks.get_before_tool_call_hooks()) == before[1] + 1
+    second = integrations._load("crewai")
+    second.instrument()  # another instance (a second setup()) registers no second hook
+    assert len(hooks.get_before_tool_call_hooks()) == before[1] + 1
+    second.uninstrument()
     integrations.uninstrument(["crewai"])
     assert (CrewClass.kickoff, len(hooks.get_before_tool_call_hooks())) == before
     fake_api.reply(answer("x"))
