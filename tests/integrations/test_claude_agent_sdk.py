@@ -100,10 +100,18 @@ async def test_query_with_a_tool_use(telemetry, instrument, cli):
     assert first_chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 10
     assert second_chat.attributes["gen_ai.usage.input_tokens"] == 200
     assert first_chat.end_time <= tool_span.start_time
+    assert first_chat.kind.name == "CLIENT"
+    assert first_chat.attributes["gen_ai.provider.name"] == "anthropic"
+    assert first_chat.attributes["gen_ai.response.id"] == "msg_1"
+    assert first_chat.attributes["gen_ai.response.finish_reasons"] == ("tool_use",)
+    assert tool_span.attributes["gen_ai.tool.type"] == "function"
+    # the CLI's session id is the conversation, on the run and its requests
+    assert root.attributes["gen_ai.conversation.id"] == "session-1"
+    assert first_chat.attributes["gen_ai.conversation.id"] == "session-1"
     assert root.attributes["gen_ai.request.model"] == MODEL
     assert root.attributes["agent.input_sha"] == sha("list the files")
     assert root.attributes["agent.stop_reason"] == "completed"
-    assert root.attributes["gen_ai.usage.input_tokens"] == 360
+    assert root.attributes["agent.usage.input_tokens"] == 360
     assert stop_event(root)["agent.stop_reason"] == "completed"
 
     assert [
@@ -234,6 +242,7 @@ async def test_client_turns_are_runs(telemetry, instrument, cli):
     assert steps(runs[0], spans) == [(1, f"chat {MODEL}"), (2, "execute_tool Bash"), (3, f"chat {MODEL}")]
     assert steps(runs[1], spans) == [(1, f"chat {MODEL}")]
     assert [r.attributes["agent.stop_reason"] for r in runs] == ["completed", "completed"]
+    assert [r.attributes["gen_ai.conversation.id"] for r in runs] == ["session-1", "session-1"]
 
 
 async def test_query_inside_a_user_run_joins_it(telemetry, instrument, cli):

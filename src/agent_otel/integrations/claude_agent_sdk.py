@@ -37,11 +37,13 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from agent_otel import llm
+from agent_otel.conventions import GEN_AI_CONVERSATION_ID
 from agent_otel.llm import LLMCall
 from agent_otel.replay import ReplayError
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -74,16 +76,27 @@ class ModelResponseError(Exception):
 class _Turn:
     """One run: its own context, the tool steps in flight by ``tool_use_id``, the model step in flight."""
 
-    def __init__(self, prompt: Any, options: Any) -> None:
+    def __init__(self, prompt: Any, options: Any, session_id: str | None = None) -> None:
         self.context = contextvars.copy_context()
         model = getattr(options, "model", None)
+        resume = getattr(options, "resume", None)
+        conversation = session_id or (resume if isinstance(resume, str) and resume else None)
         self.frun: FrameworkRun | None = self.context.run(
-            enter_run, AGENT, model=model if isinstance(model, str) else None, input=_prompt_input(prompt)
+            functools.partial(
+                enter_run,
+                AGENT,
+                model=model if isinstance(model, str) else None,
+                input=_prompt_input(prompt),
+                conversation_id=conversation,
+            )
         )
+        self.provider = _provider(options)
+        self.session_id = conversation
         self.tools: dict[str, ToolCall] = {}
         self.llm: LLMCall | None = None
         self.message_id: str | None = None
         self.usage: Any = None
+        self.tool_use_ids: list[str] = []
         self.due_ns = time.time_ns()  # when the next model request became due
         self.due_perf = time.perf_counter_ns()
         self.model_error = False
@@ -103,8 +116,13 @@ class _Turn:
             return {}
         name = str(data.get("tool_name") or "tool")
         self._end_llm()  # the response that asked for this tool use is complete
+        kind = (
+            "extension" if name.startswith("mcp__") else "function"
+        )  # an MCP server's tool, or Claude Code's
         try:
-            call = start_tool(run, name, data.get("tool_input"), call_id=tool_use_id, attach=False)
+            call = start_tool(
+                run, name, data.get("tool_input"), call_id=tool_use_id, attach=False, tool_type=kind
+            )
             if call is not None and call.replay is not None:
                 call_or_serve(call, None, _nothing)  # refuses: the CLI runs the tool, it cannot be served
         except (AgentStopped, ReplayError) as exc:
@@ -131,6 +149,7 @@ class _Turn:
         kind = data.get("type")
         if kind in ("control_request", "control_response", "control_cancel_request", "stream_event"):
             return
+        self._conversation(data.get("session_id"))
         if kind == "assistant":
             self._assistant(data)
             return
@@ -157,16 +176,44 @@ class _Turn:
                 return
             model = message.get("model")
             call = llm.begin(
-                run, str(model or "unknown"), attach=False, start_time_ns=self.due_ns, checks=False
+                run,
+                str(model or "unknown"),
+                attach=False,
+                start_time_ns=self.due_ns,
+                checks=False,
+                provider=self.provider,
             )
             if call is None:
                 return
             call.back_date((time.perf_counter_ns() - self.due_perf) / 1e6)
             self.llm, self.message_id, self.usage = call, message_id, message.get("usage")
+            self.tool_use_ids = []
+        for block in message.get("content") or ():
+            if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("id"):
+                self.tool_use_ids.append(str(block["id"]))
+        self.llm.response(
+            response_id=message_id,
+            response_model=message.get("model"),
+            finish_reasons=message.get("stop_reason"),
+            tool_call_ids=self.tool_use_ids,
+        )
         error = data.get("error")
         if error:
             self.model_error = True
             self._end_llm(ModelResponseError(str(error)))
+
+    def _conversation(self, session_id: Any) -> None:
+        """The CLI's session id is the run's ``gen_ai.conversation.id`` (a user's run keeps its own)."""
+        run = self.run
+        if (
+            not isinstance(session_id, str)
+            or not session_id
+            or run is None
+            or run.conversation_id is not None
+        ):
+            return
+        self.session_id = run.conversation_id = session_id
+        run.span.set_attribute(GEN_AI_CONVERSATION_ID, session_id)
 
     def _end_llm(self, error: BaseException | None = None) -> None:
         call, self.llm = self.llm, None
@@ -234,6 +281,16 @@ def _nothing() -> None:
     return None
 
 
+def _provider(options: Any) -> str:
+    """Claude Code calls Anthropic's API, or Bedrock / Vertex AI when its environment says so."""
+    env = {**os.environ, **(getattr(options, "env", None) or {})}
+    if str(env.get("CLAUDE_CODE_USE_BEDROCK", "")).lower() in ("1", "true"):
+        return "aws.bedrock"
+    if str(env.get("CLAUDE_CODE_USE_VERTEX", "")).lower() in ("1", "true"):
+        return "gcp.vertex_ai"
+    return "anthropic"
+
+
 def _deny(reason: str) -> dict[str, Any]:
     return {
         "continue_": False,
@@ -271,6 +328,11 @@ class _Holder:
 
     def __init__(self) -> None:
         self.turn: _Turn | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        """The conversation of a client's turns so far (its next turn continues it)."""
+        return self.turn.session_id if self.turn is not None else None
 
 
 def _safely(what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -388,7 +450,8 @@ def _new_turn(client: Any, holder: _Holder, prompt: Any) -> None:
     previous = holder.turn
     if previous is not None:
         previous.end(None)
-    holder.turn = _safely("starting a Claude Agent SDK run", _Turn, prompt, client.options)
+    session = holder.session_id
+    holder.turn = _safely("starting a Claude Agent SDK run", _Turn, prompt, client.options, session)
 
 
 def _make_client_query(original: Callable[..., Any]) -> Callable[..., Any]:

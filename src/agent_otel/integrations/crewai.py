@@ -9,7 +9,7 @@
   emitting thread, before the bus hands it to its listeners' thread pool) and leaves span events on the
   run span: ``crewai.task.started`` / ``crewai.task.completed`` / ``crewai.task.failed`` with the task's
   name and the role of the agent working on it, so an operator sees which agent did what, in which order,
-  and which task failed. Tool and LLM steps carry the agent's role as ``crewai.agent.role``.
+  and which task failed. Tool steps carry the agent's role as ``crewai.agent.role``.
 * Tools: a global ``before_tool_call`` hook begins the tool step (guards first) *before* the tool runs; a
   guard's stop blocks the tool (CrewAI hands the agent "blocked by hook") and the agent's next LLM call is
   denied by a ``before_llm_call`` hook, which ends the kickoff: the caller gets the AgentStopped. The
@@ -39,6 +39,7 @@ from contextvars import ContextVar
 from typing import Any, NoReturn
 
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.run import MISSING, enter_run, exit_run
@@ -236,7 +237,9 @@ def _before_tool(context: Any) -> bool | None:
         return None
     tool_input = getattr(context, "tool_input", None)
     try:
-        call = start_tool(run, str(getattr(context, "tool_name", "") or "tool"), tool_input, attach=False)
+        description = getattr(getattr(context, "tool", None), "description", None)
+        name = str(getattr(context, "tool_name", "") or "tool")
+        call = start_tool(run, name, tool_input, attach=False, description=description)
     except (AgentStopped, ReplayError):
         return False  # blocked: the tool does not run; the next LLM call ends the kickoff
     if call is None:
@@ -315,10 +318,10 @@ def _before_llm(context: Any) -> None:
 # --- the event bus ----------------------------------------------------------------------------------
 
 
-def _observe(event: Any) -> None:
+def _observe(source: Any, event: Any) -> None:
     kind = getattr(event, "type", None)
     if kind == "llm_call_started":
-        _llm_started(event)
+        _llm_started(source, event)
     elif kind == "llm_call_completed":
         _llm_ended(event, None)
     elif kind == "llm_call_failed":
@@ -332,19 +335,40 @@ def _observe(event: Any) -> None:
         _task_event(event, kind)
 
 
-def _llm_started(event: Any) -> None:
+#: CrewAI's provider names (``LLM.provider``) as ``gen_ai.provider.name``.
+_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini", "bedrock": "aws.bedrock"}
+_PROVIDERS.update({"azure": "azure.ai.openai", "mistral": "mistral_ai", "groq": "groq"})
+
+
+def _llm_started(source: Any, event: Any) -> None:
     state = _state
     run = active_run()
     call_id = getattr(event, "call_id", None)
     if state is None or run is None or not call_id or _llm_in_flight():
         return
+    model = str(getattr(event, "model", None) or "unknown")
+    provider = _PROVIDERS.get(str(getattr(source, "provider", "") or "")) or guess_provider(model)
     try:
-        call = llm.begin(run, str(getattr(event, "model", None) or "unknown"), attach=False, checks=False)
+        # The guards of this step ran in the before_llm_call hook. Deferred: a GenAI span the provider's
+        # client emits itself (anthropic 2.x) becomes the step's span.
+        call = llm.begin(
+            run,
+            model,
+            attach=False,
+            checks=False,
+            provider=provider,
+            defer=True,
+            agent_name=_role(getattr(event, "from_agent", None)),
+        )
     except AgentStopped:
         return
     if call is None:
         return
-    _label(call.span, getattr(event, "from_agent", None), getattr(event, "from_task", None))
+    stop = getattr(event, "stop_sequences", None)
+    params = {k: getattr(event, k, None) for k in ("temperature", "top_p", "max_tokens", "seed", "n")}
+    params.update(stop=stop, frequency_penalty=getattr(event, "frequency_penalty", None))
+    params.update(presence_penalty=getattr(event, "presence_penalty", None))
+    call.request(params, stream=bool(getattr(event, "stream", False)))
     with state.lock:
         state.llm[call_id] = (call, framework_llm.set(call))
 
@@ -366,6 +390,9 @@ def _llm_ended(event: Any, error: str | None) -> None:
         note_failure(call.run, failure, StopReason.MODEL_ERROR)
         call.fail(failure)
         return
+    call.response(
+        response_id=getattr(event, "response_id", None), finish_reasons=getattr(event, "finish_reason", None)
+    )
     usage = getattr(event, "usage", None) or {}
     prompt = usage_value(usage, "prompt_tokens")
     input_tokens = as_int(prompt if prompt is not None else usage_value(usage, "input_tokens"))
@@ -400,7 +427,7 @@ def _make_emit(original: Callable[..., Any]) -> Callable[..., Any]:
     def emit(self: Any, source: Any, event: Any) -> Any:
         if _state is not None:
             try:
-                _observe(event)
+                _observe(source, event)
             except Exception as exc:
                 internal_error("reading a CrewAI event", exc)
         return original(self, source, event)

@@ -45,6 +45,7 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -136,6 +137,35 @@ def _usage(response: Any) -> tuple[int, int]:
 def _response_model(response: Any) -> str | None:
     model = usage_value(getattr(response, "raw", None), "model")
     return model if isinstance(model, str) and model else None
+
+
+#: ``gen_ai.provider.name`` of LlamaIndex LLM classes (``class_name()``) the model name does not tell.
+_PROVIDERS = {
+    "OpenAI": "openai",
+    "AzureOpenAI": "azure.ai.openai",
+    "Anthropic": "anthropic",
+    "GoogleGenAI": "gcp.gemini",
+    "Gemini": "gcp.gemini",
+    "Vertex": "gcp.vertex_ai",
+    "Bedrock": "aws.bedrock",
+    "BedrockConverse": "aws.bedrock",
+    "MistralAI": "mistral_ai",
+    "Groq": "groq",
+}
+
+
+def _provider(model_dict: Any, model: str) -> str | None:
+    name = model_dict.get("class_name") if isinstance(model_dict, dict) else None
+    return _PROVIDERS.get(str(name)) or guess_provider(model)
+
+
+def _finish_reasons(raw: Any) -> list[str]:
+    """Why the response ended, as OpenAI (``choices[].finish_reason``) or Anthropic (``stop_reason``) say."""
+    choices = usage_value(raw, "choices")
+    if isinstance(choices, list):
+        return [r for r in (usage_value(c, "finish_reason") for c in choices) if isinstance(r, str)]
+    reason = usage_value(raw, "stop_reason")
+    return [reason] if isinstance(reason, str) else []
 
 
 def _model(model_dict: Any, event: Any) -> str:
@@ -316,12 +346,18 @@ class _State:
         span_id = event.span_id
         if run is None or span_id is None or _llm_in_flight() or self._nested(span_id):
             return
+        model_dict = getattr(event, "model_dict", None)
+        model = _model(model_dict, event)
         try:
-            call = llm.begin(run, _model(getattr(event, "model_dict", None), event), attach=False)
+            # Deferred: a GenAI span the LLM's client emits itself (anthropic 2.x) becomes the step's span.
+            call = llm.begin(run, model, attach=False, provider=_provider(model_dict, model), defer=True)
         except AgentStopped:
             return  # the run is stopped; the agent is stopped at its next step (see the module docstring)
         if call is None:
             return
+        params = getattr(event, "additional_kwargs", None)
+        if isinstance(params, dict):
+            call.request(params)
         step = _LLMStep(call, framework_llm.set(call))
         with self._lock:
             self._steps[span_id] = step
@@ -334,6 +370,8 @@ class _State:
         reset_framework_llm(step.token)
         response = getattr(event, "response", None)
         input_tokens, output_tokens = _usage(response)
+        raw = getattr(response, "raw", None)
+        step.call.response(response_id=usage_value(raw, "id"), finish_reasons=_finish_reasons(raw))
         step.call.finish(input_tokens, output_tokens, response_model=_response_model(response))
 
     @staticmethod
@@ -396,7 +434,15 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, ctx, tool, tool_input, *args, **kwargs)
         ev = _tool_event.get()
         call_id = getattr(ev, "tool_id", None) if getattr(ev, "tool_name", None) == name else None
-        call = start_tool(run, name, tool_input, call_id=call_id or None, fn=getattr(tool, "fn", None))
+        description = getattr(metadata, "description", None)
+        call = start_tool(
+            run,
+            name,
+            tool_input,
+            call_id=call_id or None,
+            fn=getattr(tool, "fn", None),
+            description=description,
+        )
         if call is None:
             return await original(self, ctx, tool, tool_input, *args, **kwargs)
         try:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -191,7 +192,8 @@ def _run_tool(
         return original(*args, **kwargs)
     call_args = dict(kwargs)
     call_args.pop("sanitize_inputs_outputs", None)
-    call = start_tool(run, name, _hashed_args(args[1:], call_args), fn=fn)
+    description = getattr(args[0], "description", None)
+    call = start_tool(run, name, _hashed_args(args[1:], call_args), fn=fn, description=description)
     if call is None:
         return original(*args, **kwargs)
     try:
@@ -248,27 +250,46 @@ def _make_timeout(original: Callable[..., Any]) -> Callable[..., Any]:
 # --- model calls ------------------------------------------------------------------------------------
 
 
-def _begin_llm(model: Any) -> LLMCall | None:
+def _begin_llm(
+    model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool = False
+) -> LLMCall | None:
     run = active_run()
     if run is None or _llm_in_flight():  # not in a run, or a nested generate of the same request
         return None
+    name = _model_id(model) or type(model).__name__
     try:
-        return llm.begin(run, _model_id(model) or type(model).__name__, attach=False)
+        # Deferred: a GenAI span the model's client emits itself (anthropic 2.x) becomes the step's span.
+        call = llm.begin(run, name, attach=False, provider=guess_provider(name), defer=True)
     except AgentStopped:
         raise
     except Exception as exc:
         internal_error("starting a smolagents model step", exc)
         return None
+    if call is not None:
+        # What the request asks for: the model's own settings (Model(temperature=...)), then this call's.
+        stop = kwargs.get("stop_sequences", args[1] if len(args) > 1 else None)
+        settings = getattr(model, "kwargs", None)
+        params = {**(settings if isinstance(settings, dict) else {}), **kwargs, "stop": stop}
+        call.request(params, stream=stream)
+    return call
 
 
-def _finish(call: LLMCall, input_tokens: int, output_tokens: int) -> None:
+def _finish(call: LLMCall, input_tokens: int, output_tokens: int, message: Any = None) -> None:
+    if message is not None:
+        raw = getattr(message, "raw", None)
+        tool_calls = getattr(message, "tool_calls", None) or ()
+        call.response(
+            response_id=usage_value(raw, "id"),
+            response_model=usage_value(raw, "model"),
+            tool_call_ids=[getattr(t, "id", None) for t in tool_calls],
+        )
     call.finish(input_tokens, output_tokens)
 
 
 def _make_generate(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def generate(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _begin_llm(self)
+        call = _begin_llm(self, args, kwargs)
         if call is None:
             return original(self, *args, **kwargs)
         token = framework_llm.set(call)
@@ -280,7 +301,11 @@ def _make_generate(original: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             reset_framework_llm(token)
         usage = getattr(message, "token_usage", None)
-        _finish(call, as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens")))
+        input_tokens, output_tokens = (
+            as_int(usage_value(usage, "input_tokens")),
+            as_int(usage_value(usage, "output_tokens")),
+        )
+        _finish(call, input_tokens, output_tokens, message)
         return message
 
     return generate
@@ -289,7 +314,7 @@ def _make_generate(original: Callable[..., Any]) -> Callable[..., Any]:
 def _make_generate_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def generate_stream(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        call = _begin_llm(self)
+        call = _begin_llm(self, args, kwargs, stream=True)
         if call is None:
             yield from original(self, *args, **kwargs)
             return

@@ -8,5 +8,5 @@ import os
 os.environ["CREWAI_DISABLE_TELEMETRY"] = "true"
 os.environ["CREWAI_TRACING_ENABLED"] = "false"
 
-from tests.integrations.conftest import fake_api, guarded, instrument  # noqa: F401
+from tests.integrations.conftest import configured, fake_api, guarded, instrument  # noqa: F401
 from tests.replay.conftest import rig  # noqa: F401

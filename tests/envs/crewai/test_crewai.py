@@ -11,6 +11,7 @@ import agent_otel
 from agent_otel import integrations
 from agent_otel.hashing import sha
 from tests.integrations.conftest import Reply, children, one, ours, steps, stop_event
+from tests.integrations.test_semconv import check, collect
 
 pytest.importorskip("crewai")
 
@@ -94,7 +95,8 @@ def crew(api, *tools: Any, name: str = "research-crew", **agent_kwargs: Any) -> 
 
 
 def test_kickoff_with_a_tool_call(telemetry, instrument, fake_api):
-    instrument("crewai")
+    # The openai client CrewAI's provider uses is instrumented too: each request is still counted once.
+    assert instrument("crewai", "openai") == ["crewai", "openai"]
     fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("OTEL"))
     result = crew(fake_api).kickoff(inputs={"topic": "otel"})
     assert result.raw == "OTEL"
@@ -116,7 +118,7 @@ def test_kickoff_with_a_tool_call(telemetry, instrument, fake_api):
     # each request once: CrewAI's own usage for it, on one span
     assert first_chat.attributes["gen_ai.usage.input_tokens"] == 30
     assert first_chat.attributes["gen_ai.usage.output_tokens"] == 7
-    assert root.attributes["gen_ai.usage.input_tokens"] == 51
+    assert root.attributes["agent.usage.input_tokens"] == 51
     assert root.attributes["agent.input_sha"] == sha({"topic": "otel"})
     assert root.attributes["agent.stop_reason"] == "completed"
     assert stop_event(root)["agent.stop_reason"] == "completed"
@@ -140,6 +142,9 @@ def test_kickoff_with_a_tool_call(telemetry, instrument, fake_api):
     assert [(p[0]["tool"], p[0]["status"], p[1].value) for p in metrics["agent.tool.invocations"]] == [
         ("lookup", "ok", 1)
     ]
+    assert first_chat.attributes["gen_ai.provider.name"] == "openai"
+    assert first_chat.attributes["gen_ai.response.id"] == "chatcmpl-1"  # told by the openai integration
+    check(collect(telemetry))  # every gen_ai key in the GenAI registry, the Required ones present
 
 
 async def test_async_kickoffs(telemetry, instrument, fake_api):
