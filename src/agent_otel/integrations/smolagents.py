@@ -14,8 +14,10 @@
   Step callbacks are not used: they run after a step, too late for a guard.
 * Model calls: each ``generate`` / ``generate_stream`` of the agent's model (planning, action and the
   final answer after ``max_steps``) is an LLM step with the ``token_usage`` smolagents reports (summed over
-  a stream's deltas); requests the model's client makes for it are not counted again by the client
-  integrations. The model's class is wrapped when a run first uses it.
+  a stream's deltas), the provider its model id names, the model's and the call's request settings, the
+  response id and the tool calls it asked for; requests the model's client makes for it are not counted
+  again (a GenAI span the client emits itself becomes the step's span). The model's class is wrapped when
+  a run first uses it.
 * Replay: a recorded tool call is not executed; its recorded result (a JSON value) is returned, converted
   as smolagents converts a tool's output (``AgentText`` for a string tool), or its recorded error raised.
   A managed agent's recorded answer is served the same way, so the managed agent does not run.
