@@ -7,8 +7,9 @@ to the options of every query and client (the user's own hooks stay and run too)
 
 * Runs: a ``query()`` is a run; with ``ClaudeSDKClient`` each ``client.query()`` up to its ``ResultMessage``
   is one (a turn). The run is named ``claude-agent`` (wrap it in ``agent_otel.run("name")`` to name it: the
-  turn's steps then join that run), with the prompt as ``agent.input_sha`` and ``options.model`` as
-  ``gen_ai.request.model``. It is entered in a context of its own, so leaving a stream early never leaves a
+  turn's steps then join that run), with the prompt as ``agent.input_sha``, ``options.model`` as
+  ``gen_ai.request.model`` and the CLI's session id (``options.resume``, or the one the CLI reports) as
+  ``gen_ai.conversation.id``: a client's turns share it. It is entered in a context of its own, so leaving a stream early never leaves a
   run behind in the caller's context.
 * Tools: the ``PreToolUse`` hook begins the tool step through :func:`agent_otel.tools.begin` *before* the CLI
   runs the tool, with the ``tool_use_id`` and the tool's input; a guard that stops the run answers the hook
@@ -17,7 +18,9 @@ to the options of every query and client (the user's own hooks stay and run too)
   ``ToolUseError``), or, from a CLI that sends neither, at the ``tool_result`` block the model gets back.
 * Model turns: each assistant message (one API response: the CLI sends one message per content block, all
   with the same message id and usage) is an LLM step with its model and usage (``input_tokens`` plus cache
-  reads and writes, as the Anthropic client integration counts them), from the moment the request became
+  reads and writes, as the Anthropic client integration counts them), the response id, stop reason and the
+  tool uses it asked for (provider ``anthropic``, or ``aws.bedrock`` / ``gcp.vertex_ai`` when Claude Code is
+  told to use them), from the moment the request became
   due (the prompt was sent, or the last tool result came back) to its last block. The SDK reports
   responses after they happened, so guards on model steps (budgets) act at the next tool use.
 * Stop: the ``ResultMessage``: ``success`` -> ``completed``; ``error_max_turns`` -> ``max_steps``;

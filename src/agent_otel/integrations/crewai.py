@@ -17,8 +17,9 @@
   a ``ToolUsageErrorEvent`` marks it ``error``.
 * LLM calls: each ``LLMCallStartedEvent`` / ``LLMCallCompletedEvent`` (or ``LLMCallFailedEvent``) pair is one
   LLM step with the usage CrewAI reports for that request, whichever way CrewAI calls the model (its native
-  OpenAI / Anthropic / Gemini / Bedrock providers or LiteLLM); the client integrations do not count the
-  request again.
+  OpenAI / Anthropic / Gemini / Bedrock providers or LiteLLM), with the provider, the request parameters,
+  response id and finish reason; the client integrations do not count the request again (a GenAI span
+  the provider's client emits itself becomes the step's span).
 * Replay: a recorded tool call is blocked (the tool does not run) and the ``after_tool_call`` hook hands the
   agent the recorded text. A recorded tool error is refused: CrewAI builds its error text itself, so the
   agent could not be given the same text; the tool is blocked, the crew's next LLM call denied, and the

@@ -12,9 +12,11 @@ agent-otel adds one span handler and one event handler to LlamaIndex's root inst
 * LLM requests: each ``chat`` / ``complete`` (sync, async, streaming) of any LlamaIndex LLM is an LLM step,
   from its ``LLMChatStartEvent`` to its ``LLMChatEndEvent`` (or the LLM span's drop, for an error), with the
   usage the response carries (``raw.usage`` as OpenAI or Anthropic name it, or the ``prompt_tokens`` /
-  ``completion_tokens`` LlamaIndex's OpenAI LLM copies into ``additional_kwargs``). A chat that an LLM
-  implements by calling its own ``complete`` (or ``achat`` calling ``chat``) is one step; requests the
-  client library sends for it are not counted again by the client integrations. An LLM used outside any
+  ``completion_tokens`` LlamaIndex's OpenAI LLM copies into ``additional_kwargs``), the provider (from the
+  LLM class or the model name), the request's keyword arguments, response id and finish reasons. A chat
+  that an LLM implements by calling its own ``complete`` (or ``achat`` calling ``chat``) is one step;
+  requests the client library sends for it are not counted again (a GenAI span the client emits itself
+  becomes the step's span). An LLM used outside any
   workflow inside a user's ``agent_otel.run`` is recorded too.
 * Tool calls of agents: ``BaseWorkflowAgent._call_tool`` (the one place an agent calls a tool) goes through
   :func:`agent_otel.tools.begin` *before* the tool runs, with the model's tool call id (from the
