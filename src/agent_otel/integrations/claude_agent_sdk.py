@@ -9,8 +9,8 @@ to the options of every query and client (the user's own hooks stay and run too)
   is one (a turn). The run is named ``claude-agent`` (wrap it in ``agent_otel.run("name")`` to name it: the
   turn's steps then join that run), with the prompt as ``agent.input_sha``, ``options.model`` as
   ``gen_ai.request.model`` and the CLI's session id (``options.resume``, or the one the CLI reports) as
-  ``gen_ai.conversation.id``: a client's turns share it. It is entered in a context of its own, so leaving a stream early never leaves a
-  run behind in the caller's context.
+  ``gen_ai.conversation.id``: a client's turns share it. It is entered in a context of its own, so
+  leaving a stream early never leaves a run behind in the caller's context.
 * Tools: the ``PreToolUse`` hook begins the tool step through :func:`agent_otel.tools.begin` *before* the CLI
   runs the tool, with the ``tool_use_id`` and the tool's input; a guard that stops the run answers the hook
   with ``permissionDecision: deny`` and ``continue: false``, so the tool never runs and Claude stops. The
