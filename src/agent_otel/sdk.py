@@ -52,12 +52,14 @@ class Installation:
     otlp_note: str
     span_processors: list[Any] = field(default_factory=list)
     metric_readers: list[Any] = field(default_factory=list)
+    metric_exporters: list[Any] = field(default_factory=list)
     tracer_provider: Any = None
     meter_provider: Any = None
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
     integrations: list[str] = field(default_factory=list)
     args: tuple[Any, ...] = ()
+    sigterm_handler: Any = None  # the handler setup() installed for SIGTERM, if it did
 
 
 _lock = threading.RLock()
@@ -139,6 +141,7 @@ def setup(
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
+        _install_sigterm(_installed)
     if instrument:
         from agent_otel import integrations
 
@@ -159,11 +162,12 @@ def _install(
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace
 
-    from agent_otel.export import DropCounter, quiet_exporter_logs
+    from agent_otel.drops import DropCounter
+    from agent_otel.export import quiet_exporter_logs
 
     quiet_exporter_logs()
     drops = DropCounter()
-    pipeline = _build_pipeline(cfg, event_sinks)
+    pipeline = _build_pipeline(cfg, event_sinks, drops)
     disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     if disabled:
         otlp, note = None, "OTEL_SDK_DISABLED=true: no spans or metrics are produced"
@@ -214,13 +218,18 @@ def _install_recorder(cfg: Config, rt: runtime_mod.Runtime, pipeline: Pipeline) 
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
+    """Every drop of this installation: spans, metric batches and event records (counted as they
+    happen), and the records the run store could not write (its sink keeps its own count)."""
+    from agent_otel.store import StoreSink
+
     counts = inst.drops.snapshot()
-    if inst.pipeline.dropped:
-        counts[("events", "queue_full")] = inst.pipeline.dropped
+    lost = sum(s.dropped for s in inst.pipeline.sinks() if isinstance(s, StoreSink))
+    if lost:
+        counts[("store_records", "store_unavailable")] = lost
     return counts
 
 
-def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
+def _build_pipeline(cfg: Config, event_sinks: list[Sink], drops: Any = None) -> Pipeline:
     """The event pipeline and its sinks; ``logging.events.enabled: false`` turns off the event outputs,
     not the pipeline, which also feeds the per-call metrics."""
     sinks: list[Sink] = list(event_sinks)
@@ -241,7 +250,7 @@ def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
     store_sink = sink_from_config(cfg)
     if store_sink is not None:
         sinks.append(store_sink)
-    return Pipeline(sinks)
+    return Pipeline(sinks, max_bytes=int(events["queue_mb"] * (1 << 20)), drops=drops)
 
 
 def _resource(cfg: Config) -> Any:
@@ -307,22 +316,15 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
     return _with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
 
 
-def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> Any:
-    url = _signal_endpoint(cfg, endpoint, protocol, signal)
+def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
+    """The SDK's OTLP metric exporter (spans go through agent_otel.otlp instead, see there why)."""
+    url = _signal_endpoint(cfg, endpoint, protocol, "metrics")
     timeout = cfg.get("exporter.timeout_s")
     if protocol == "grpc":
         insecure = True if urlparse(_with_scheme(url)).scheme == "http" else None
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            return OTLPSpanExporter(endpoint=url, insecure=insecure, timeout=timeout)
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         return OTLPMetricExporter(endpoint=url, insecure=insecure, timeout=timeout)
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
-
-        return HTTPSpanExporter(endpoint=url, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HTTPMetricExporter,
     )
@@ -346,6 +348,7 @@ def _install_tracing(
     from opentelemetry.sdk.trace import TracerProvider
 
     from agent_otel.export import BufferedSpanProcessor
+    from agent_otel.otlp import OTLPTransport, sender
 
     provider = tracer_provider
     if provider is None:
@@ -359,7 +362,12 @@ def _install_tracing(
     inst.tracer_provider = provider
     exporters: list[tuple[str, Any]] = []
     if endpoint and not _signal_off("traces"):
-        exporters.append(("spans", _otlp_exporter(cfg, protocol, endpoint, "traces")))
+        url = _signal_endpoint(cfg, endpoint, protocol, "traces")
+        transport = OTLPTransport(
+            sender(protocol, url, cfg.get("exporter.timeout_s")),
+            int(cfg.get("exporter.max_request_mb") * (1 << 20)),
+        )
+        exporters.append(("spans", transport))
     exporters += [(f"spans-{i}", e) for i, e in enumerate(span_exporters, 1)]
     for name, exporter in exporters:
         processor = BufferedSpanProcessor(
@@ -393,10 +401,11 @@ def _install_metrics(
     readers = list(metric_readers)
     if endpoint and not _signal_off("metrics"):
         exporter = NonBlockingMetricExporter(
-            _otlp_exporter(cfg, protocol, endpoint, "metrics"),
+            _otlp_metric_exporter(cfg, protocol, endpoint),
             inst.drops,
             shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
         )
+        inst.metric_exporters.append(exporter)
         readers.insert(
             0,
             PeriodicExportingMetricReader(
@@ -454,13 +463,15 @@ def shutdown(timeout_s: float | None = None) -> None:
     """Flush and close what setup() created, in at most ``exporter.shutdown_timeout_s`` (default 1 s).
 
     Safe to call twice and before setup(). Afterwards agent-otel falls back to the global OpenTelemetry
-    API, and setup() may be called again.
+    API, and setup() may be called again. What could not be delivered within the bound is counted, and
+    everything dropped during the process is summed up in one WARNING line.
     """
     global _installed
     with _lock:
         inst, _installed = _installed, None
     if inst is None:
         return
+    _restore_sigterm(inst)
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout
     if inst.integrations:
@@ -491,9 +502,15 @@ def shutdown(timeout_s: float | None = None) -> None:
         spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
     for thread in workers:
         thread.join(max(deadline - time.monotonic(), 0))
-    summary = inst.drops.summary()
-    if inst.pipeline.dropped:
-        summary = (summary or "agent-otel: dropped") + f", {inst.pipeline.dropped} events (queue full)"
+    # The bound is reached: whatever a worker still holds (a request to a collector that does not answer,
+    # the batches waiting behind it) is counted now rather than lost without a word.
+    for processor in inst.span_processors:
+        processor.abandon()
+    for exporter in inst.metric_exporters:
+        exporter.abandon()
+    from agent_otel.drops import drop_summary
+
+    summary = drop_summary(_all_drops(inst))
     if summary:
         logger.warning(summary)
 
@@ -526,3 +543,56 @@ def _shutdown_at_exit() -> None:
         shutdown()
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
+
+
+# --- SIGTERM: what `docker stop`, Kubernetes and systemd send -------------------------------------------
+#
+# Python's default disposition for SIGTERM kills the process on the spot: no atexit, so the runs, events
+# and spans still queued are lost. When the application has no SIGTERM handler of its own, setup() installs
+# one that flushes (bounded by exporter.shutdown_timeout_s) and then terminates the process *by SIGTERM*,
+# as the default would have, so the parent sees the same exit status (-15, or 143 from a shell).
+
+
+def _install_sigterm(inst: Installation) -> None:
+    import signal
+
+    if not inst.config.get("exporter.handle_sigterm") or not hasattr(signal, "SIGTERM"):
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; setup() from a worker leaves signals alone
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # the application (or its server: uvicorn, gunicorn, ...) handles SIGTERM itself
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError) as exc:
+        logger.debug("agent-otel: not handling SIGTERM: %s", exc)
+        return
+    inst.sigterm_handler = _on_sigterm
+
+
+def _restore_sigterm(inst: Installation) -> None:
+    """shutdown() undoes setup(): the default disposition comes back if our handler is still the one."""
+    import signal
+
+    if inst.sigterm_handler is None:
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is inst.sigterm_handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:
+        pass  # not the main thread (a shutdown from the SIGTERM handler's helper): the handler resets it
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import signal
+
+    inst = _installed
+    if inst is not None:
+        # Flush on a helper thread: the main thread was interrupted somewhere, possibly inside agent-otel
+        # holding a lock the flush needs; waiting on the helper with a bound can never deadlock.
+        bound = inst.config.get("exporter.shutdown_timeout_s") + 0.5
+        helper = threading.Thread(target=_shutdown_at_exit, name="agent-otel-sigterm", daemon=True)
+        helper.start()
+        helper.join(bound)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
