@@ -9,8 +9,10 @@ take it or to answer with a gRPC status (INVALID_ARGUMENT, UNAVAILABLE, ...).
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
+import zlib
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -43,6 +45,7 @@ class OTLPReceiver:
         self.spans: list[Any] = []
         self.metric_requests = 0
         self.requests: list[tuple[int, int, str]] = []  # (size in bytes, spans, status) of each trace request
+        self.headers: dict[str, str] = {}  # the gRPC metadata of the last trace request
         self._max_message_bytes = max_message_bytes
         self._answer = answer
         self._lock = threading.Lock()
@@ -54,6 +57,7 @@ class OTLPReceiver:
                 spans = request_spans(request)
                 code = receiver._answer(spans) if receiver._answer is not None else None
                 with receiver._lock:
+                    receiver.headers = {k: str(v) for k, v in context.invocation_metadata()}
                     receiver.requests.append((request.ByteSize(), len(spans), code.name if code else "OK"))
                     if code is None:
                         receiver.spans.extend(spans)
@@ -155,12 +159,19 @@ class HTTPReceiver:
         self.spans: list[Any] = []
         self.metric_requests = 0
         self.requests: list[tuple[int, int, int]] = []
+        self.headers: dict[str, str] = {}  # of the last trace request
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                encoding = self.headers.get("Content-Encoding")
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
                 if self.path == "/v1/traces":
+                    receiver.headers = {k.lower(): v for k, v in self.headers.items()}
                     request = trace_service_pb2.ExportTraceServiceRequest()
                     request.ParseFromString(body)
                     spans = request_spans(request)

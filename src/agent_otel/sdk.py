@@ -59,7 +59,7 @@ class Installation:
     owns_meter_provider: bool = False
     integrations: list[str] = field(default_factory=list)
     args: tuple[Any, ...] = ()
-    sigterm_handler: Any = None  # the handler setup() installed for SIGTERM, if it did
+    sigterm: bool = False  # setup() installed agent-otel's SIGTERM handler (see agent_otel.sigterm)
 
 
 _lock = threading.RLock()
@@ -141,7 +141,10 @@ def setup(
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
-        _install_sigterm(_installed)
+        if cfg.get("exporter.handle_sigterm"):
+            from agent_otel import sigterm
+
+            _installed.sigterm = sigterm.install(_shutdown_at_exit, cfg.get("exporter.shutdown_timeout_s"))
     if instrument:
         from agent_otel import integrations
 
@@ -471,7 +474,10 @@ def shutdown(timeout_s: float | None = None) -> None:
         inst, _installed = _installed, None
     if inst is None:
         return
-    _restore_sigterm(inst)
+    if inst.sigterm:
+        from agent_otel import sigterm
+
+        sigterm.uninstall()  # from the main thread; the SIGTERM path itself ends the process anyway
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout
     if inst.integrations:
@@ -543,56 +549,3 @@ def _shutdown_at_exit() -> None:
         shutdown()
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
-
-
-# --- SIGTERM: what `docker stop`, Kubernetes and systemd send -------------------------------------------
-#
-# Python's default disposition for SIGTERM kills the process on the spot: no atexit, so the runs, events
-# and spans still queued are lost. When the application has no SIGTERM handler of its own, setup() installs
-# one that flushes (bounded by exporter.shutdown_timeout_s) and then terminates the process *by SIGTERM*,
-# as the default would have, so the parent sees the same exit status (-15, or 143 from a shell).
-
-
-def _install_sigterm(inst: Installation) -> None:
-    import signal
-
-    if not inst.config.get("exporter.handle_sigterm") or not hasattr(signal, "SIGTERM"):
-        return
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers; setup() from a worker leaves signals alone
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # the application (or its server: uvicorn, gunicorn, ...) handles SIGTERM itself
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError) as exc:
-        logger.debug("agent-otel: not handling SIGTERM: %s", exc)
-        return
-    inst.sigterm_handler = _on_sigterm
-
-
-def _restore_sigterm(inst: Installation) -> None:
-    """shutdown() undoes setup(): the default disposition comes back if our handler is still the one."""
-    import signal
-
-    if inst.sigterm_handler is None:
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is inst.sigterm_handler:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    except ValueError:
-        pass  # not the main thread (a shutdown from the SIGTERM handler's helper): the handler resets it
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    import signal
-
-    inst = _installed
-    if inst is not None:
-        # Flush on a helper thread: the main thread was interrupted somewhere, possibly inside agent-otel
-        # holding a lock the flush needs; waiting on the helper with a bound can never deadlock.
-        bound = inst.config.get("exporter.shutdown_timeout_s") + 0.5
-        helper = threading.Thread(target=_shutdown_at_exit, name="agent-otel-sigterm", daemon=True)
-        helper.start()
-        helper.join(bound)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)

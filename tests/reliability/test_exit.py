@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import agent_otel
-from agent_otel import sdk
+from agent_otel import sdk, sigterm
 from tests.otlp_receiver import OTLPReceiver
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
@@ -48,6 +48,21 @@ CHILD = textwrap.dedent(
     if mode == "busy":
         with agent_otel.run("slow") as run:
             run.call_tool("sleep", lambda secs: time.sleep(secs), {"secs": 60})
+    elif mode == "other-thread":
+        # The kernel may hand a process's SIGTERM to any thread that does not block it; then nothing
+        # interrupts the main thread's sleep, where Python would run the handler.
+        import threading
+
+        def receive():
+            sys.stdin.readline()
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+        threading.Thread(target=receive).start()
+    elif mode == "busy-in-c":
+        import hashlib
+
+        print("computing", flush=True)
+        hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 500_000_000)  # minutes in C, GIL released
     time.sleep(60)
     """
 )
@@ -66,6 +81,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, str(script), mode],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -123,6 +139,30 @@ def test_sigterm_during_a_tool_call_still_flushes_the_finished_runs(tmp_path):
     assert child.completed_runs() == 20, stderr
 
 
+def test_sigterm_received_by_another_thread_still_ends_the_process_promptly(tmp_path):
+    """Python runs handlers on the main thread only: asleep in a system call, it would not notice."""
+    child = Child(tmp_path, "other-thread")
+    child.wait_ready()
+    start = time.monotonic()
+    child.proc.stdin.write("go\n")
+    child.proc.stdin.flush()
+    rc = child.proc.wait(30)
+    assert rc == -signal.SIGTERM, child.proc.stderr.read()
+    assert time.monotonic() - start < 10  # not the 60 s the main thread sleeps
+    assert child.completed_runs() == 20
+
+
+def test_sigterm_while_the_main_thread_is_busy_in_c_still_flushes_and_ends_the_process(tmp_path):
+    child = Child(tmp_path, "busy-in-c")
+    child.wait_ready()
+    assert child.proc.stdout.readline() == "computing\n"
+    start = time.monotonic()
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == -signal.SIGTERM, stderr
+    assert time.monotonic() - start < 10  # not the minutes the computation takes
+    assert child.completed_runs() == 20, stderr
+
+
 def test_an_applications_own_sigterm_handler_is_left_alone(tmp_path):
     child = Child(tmp_path, "own-handler")
     child.wait_ready()
@@ -167,7 +207,7 @@ def _setup(**config):
 
 def test_setup_installs_the_handler_and_shutdown_removes_it(sigterm_default):
     _setup()
-    assert signal.getsignal(signal.SIGTERM) is sdk._on_sigterm
+    assert sigterm.installed()
     agent_otel.shutdown()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 

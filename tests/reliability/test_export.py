@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from agent_otel import sdk
+from agent_otel.config import ConfigError
 from agent_otel.export import MAX_STRIKES
 from tests.otlp_receiver import HTTPReceiver, OTLPReceiver
 from tests.reliability.conftest import tool_calls
@@ -204,3 +205,29 @@ def test_spans_are_retried_as_encoded_requests_within_the_byte_budget(rig):
     counted = sdk._all_drops(inst)
     assert set(counted) <= {("spans", "retry_buffer_full"), ("spans", "unsent_at_shutdown")}
     assert sum(counted.values()) == produced
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_otlp_headers_and_compression_variables_apply_to_spans(rig, monkeypatch, protocol):
+    """Spans no longer go through the SDK's exporter: its variables must still be honoured."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret,x-tenant=blue")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+    receiver = OTLPReceiver().start() if protocol == "grpc" else HTTPReceiver()
+    try:
+        rig.setup(
+            receiver.endpoint, {"exporter.schedule_delay_s": 0.05, "exporter.protocol": _protocol(protocol)}
+        )
+        produced = tool_calls("a", "ok", 3)
+        delivered = receiver.wait_for(produced) if protocol == "grpc" else _wait_http(receiver, produced)
+        assert delivered == produced
+        assert receiver.headers["x-api-key"] == "s3cret" and receiver.headers["x-tenant"] == "blue"
+        if protocol == "http":  # (grpcio handles gRPC's compression below what a servicer can see)
+            assert receiver.headers["content-encoding"] == "gzip"
+    finally:
+        receiver.stop()
+
+
+def test_an_unknown_compression_is_a_config_error_naming_the_variable(rig, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "brotli")
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"):
+        rig.setup("http://127.0.0.1:4317", {})
