@@ -15,7 +15,7 @@ Why agent-otel sends spans itself instead of through the SDK's ``OTLPSpanExporte
 
 The requests go out over grpcio or requests (both already required by the OTLP exporters), honouring the
 same variables the exporters read: ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``, ``..._COMPRESSION``,
-``..._CERTIFICATE``, ``..._CLIENT_KEY``, ``..._CLIENT_CERTIFICATE``. Metrics still use the SDK's exporters.
+``..._CERTIFICATE``, ``..._CLIENT_KEY``, ``..._CLIENT_CERTIFICATE``. Metrics still use the SDK's exporter.
 
 :class:`OTLPTransport` is what :class:`agent_otel.export.BufferedSpanProcessor` sends through: it turns
 spans into :class:`Batch` es of encoded requests and sends them with a :class:`GrpcSender` or
@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 from urllib.parse import urlparse
-
-from agent_otel.config import ConfigError
 
 logger = logging.getLogger("agent_otel")
 
@@ -152,14 +150,11 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in parse_env_headers(_env("HEADERS") or "", liberal=True).items()}
 
 
-def _compression(allowed: tuple[str, ...]) -> str:
-    value = (_env("COMPRESSION") or "none").strip().lower()
-    if value not in allowed:
-        var = "OTEL_EXPORTER_OTLP_COMPRESSION"
-        if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"):
-            var = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
-        raise ConfigError(f"agent-otel config: {var}={value!r} is not one of {', '.join(allowed)}")
-    return value
+def _compression() -> str:
+    """gzip, deflate or none: config.load has already refused anything else, naming the variable."""
+    from agent_otel.config import compression
+
+    return compression(os.environ, "traces") or "none"
 
 
 def _read(path: str | None) -> bytes | None:
@@ -188,8 +183,9 @@ class GrpcSender:
         self._secure = parsed.scheme == "https"
         self._timeout = timeout_s
         self._metadata = tuple(_headers().items())
-        compression = _compression(("none", "gzip"))
-        self._compression = grpc.Compression.Gzip if compression == "gzip" else grpc.Compression.NoCompression
+        self._compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            _compression(), grpc.Compression.NoCompression
+        )
         self._credentials = None
         if self._secure:
             self._credentials = grpc.ssl_channel_credentials(
@@ -272,7 +268,7 @@ class HttpSender:
         self._timeout = timeout_s
         self._session = requests.Session()
         self._headers = {"content-type": "application/x-protobuf", **_headers()}
-        self._compression = _compression(("none", "gzip", "deflate"))
+        self._compression = _compression()
         if self._compression != "none":
             self._headers["content-encoding"] = self._compression
         cert, key = _env("CLIENT_CERTIFICATE"), _env("CLIENT_KEY")
