@@ -43,7 +43,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/otlp_receiver.py: a real OTLP receiver on 127.0.0.1
 
-MB = 1 << 20
+MB = 1 << 20  # sizes are reported in MiB, as the budgets (retry_buffer_mb, queue_mb) are configured
+ALLOWANCE_MIB = 20e6 / MB  # the "+ 20 MB" on top of the budgets
 
 
 # --- inside a child process ---------------------------------------------------------------------------------
@@ -394,8 +395,8 @@ def report(results: dict[str, Any]) -> str:
             "",
             f"[outage] collector refusing, {o['calls']:,} tool calls in {o['elapsed_s']:.1f} s, "
             "default store",
-            f"  RSS growth            {o['rss_growth_mb']:.1f} MB (budgets {budget:.0f} MB + 20 MB "
-            f"allowed = {budget + 20:.0f} MB; base {o['rss_base_mb']:.0f} MB)",
+            f"  RSS growth            {o['rss_growth_mb']:.1f} MiB (budgets {budget:.0f} MiB + 20 MB "
+            f"allowed = {budget + ALLOWANCE_MIB:.1f} MiB; base {o['rss_base_mb']:.0f} MiB)",
             f"  tool call, wall clock p99 {o['p99_call_ms']:.2f} ms, p99.9 {o['p999_call_ms']:.2f} ms, "
             f"worst {o['worst_call_ms']:.1f} ms",
             f"  longest GC pause      {o['gc_max_wall_ms']:.1f} ms wall, {o['gc_max_cpu_ms']:.1f} ms CPU "

@@ -1,8 +1,9 @@
 """benchmarks/reliability.py at a small scale, asserting the bounds its README figures rest on.
 
 The full drill (200,000 calls) is what the README quotes; here 20,000 calls with budgets scaled down to
-4 MiB each, so the +20 MB allowance stays an honest margin rather than swallowing the budgets. Stalls are
-wall-clock figures and only printed (they measure the machine's load as much as agent-otel).
+4 MiB each, and the issue's +20 MB allowance as it is: generous at this scale (growth is ~12-18 MiB), so
+it catches a buffer that grows with the calls rather than measuring the margin. Stalls are wall-clock
+figures and only printed (they measure the machine's load as much as agent-otel).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def test_the_drill_runs_and_its_numbers_hold():
     print(json.dumps(results, indent=1))
 
     outage = results["outage"]
-    assert outage["rss_growth_mb"] <= outage["budget_mb"] + 20, outage
+    assert outage["rss_growth_mb"] <= outage["budget_mb"] + 20e6 / 2**20, outage  # MiB, + 20 MB
     span_drops = sum(n for key, n in outage["drops"].items() if key.startswith("spans/"))
     assert outage["spans_exported"] + span_drops == outage["spans_produced"]
     record_drops = sum(n for key, n in outage["drops"].items() if key.startswith("events/"))
