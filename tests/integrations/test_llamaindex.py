@@ -9,7 +9,7 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import chat_usage, children, one, ours, parent_of, steps, stop_event
 
 pytest.importorskip("llama_index.core")
 
@@ -170,13 +170,7 @@ async def test_streamed_agent_run(telemetry, instrument):
     spans = ours(telemetry.spans())
     root = one(spans, "invoke_agent li-agent")
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
-    chats = [s for s in children(root, spans) if s.name == "chat gpt-4o"]
-    assert [
-        (c.attributes["gen_ai.usage.input_tokens"], c.attributes["gen_ai.usage.output_tokens"]) for c in chats
-    ] == [
-        (7, 4),
-        (7, 4),
-    ]
+    assert chat_usage(root, spans) == [(7, 4), (7, 4)]
     assert root.attributes["agent.stop_reason"] == "completed"
 
 

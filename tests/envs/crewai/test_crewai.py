@@ -11,7 +11,7 @@ import agent_otel
 from agent_otel import integrations
 from agent_otel.hashing import sha
 from tests.helpers import IN_CI
-from tests.integrations.conftest import Reply, children, one, ours, steps, stop_event
+from tests.integrations.conftest import Reply, chat_usage, children, one, ours, steps, stop_event
 from tests.integrations.test_semconv import check, collect
 
 try:
@@ -211,13 +211,7 @@ def test_streamed_kickoff(telemetry, instrument, fake_api):
     spans = ours(telemetry.spans())
     root = one(spans, "invoke_agent research-crew")  # one run: the crew CrewAI runs behind the stream
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
-    chats = [s for s in children(root, spans) if s.name == "chat gpt-4o"]
-    assert [
-        (c.attributes["gen_ai.usage.input_tokens"], c.attributes["gen_ai.usage.output_tokens"]) for c in chats
-    ] == [
-        (30, 7),
-        (40, 2),
-    ]
+    assert chat_usage(root, spans) == [(30, 7), (40, 2)]
     assert root.attributes["agent.stop_reason"] == "completed"
 
 
