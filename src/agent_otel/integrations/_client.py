@@ -1,0 +1,276 @@
+"""A model client's request as an LLM step: what the google-genai, LiteLLM and Bedrock (boto3) integrations
+share, so that each of them only says where its client sends a request and what the answer looks like.
+
+One logical request (its retries included) is one ``chat {model}`` step of the current run, begun through
+the step engine (:func:`agent_otel.llm.begin`) so that guards run before anything is sent and may raise
+:class:`~agent_otel.AgentStopped`. Its span is current while the request is sent, so spans of the HTTP
+client nest under it. The integration reads the answer into a :class:`Reply` (usage, response id, model,
+finish reasons, the tool calls the model asked for) and the step ends with it; a failed request ends it
+failed (``model_error`` if the exception ends the run). A streamed answer ends its step when the stream is
+exhausted, closed, breaks off (with the usage seen until then) or is dropped unread.
+
+Requests outside any run pass through untouched, and so do requests made while a framework integration
+records the same LLM call (:data:`agent_otel.integrations._common.framework_llm`): a LiteLLM request that
+reaches the OpenAI client underneath is one step, not two.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from agent_otel import llm
+from agent_otel.llm import LLMCall
+from agent_otel.steps import active_run, internal_error
+from agent_otel.stop import AgentStopped
+
+from ._common import framework_llm_active
+
+
+class Reply:
+    """What one response said: usage, the responding model, id, finish reasons, requested tool calls.
+
+    ``input_tokens`` is all input, cached included (``cached_input_tokens`` / ``cache_write_tokens`` are
+    parts of it, priced differently); ``output_tokens`` is all output, reasoning included
+    (``reasoning_tokens`` is the part of it the model spent thinking).
+    """
+
+    __slots__ = (
+        "cache_write_tokens",
+        "cached_input_tokens",
+        "finish_reasons",
+        "input_tokens",
+        "model",
+        "output_tokens",
+        "reasoning_tokens",
+        "response_id",
+        "tool_call_ids",
+    )
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cached_input_tokens = 0
+        self.cache_write_tokens = 0
+        self.reasoning_tokens = 0
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reasons: list[str] = []
+        self.tool_call_ids: list[str] = []
+
+    def add_reason(self, reason: Any) -> None:
+        if isinstance(reason, str) and reason:
+            self.finish_reasons.append(reason)
+
+    def add_tool_call(self, call_id: Any) -> None:
+        if isinstance(call_id, str) and call_id and call_id not in self.tool_call_ids:
+            self.tool_call_ids.append(call_id)
+
+    def set_model(self, model: Any) -> None:
+        if isinstance(model, str) and model:
+            self.model = model
+
+    def set_id(self, response_id: Any) -> None:
+        if isinstance(response_id, str) and response_id:
+            self.response_id = response_id
+
+
+def begin(
+    provider: str | None,
+    model: str | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    stream: bool = False,
+) -> LLMCall | None:
+    """An LLM step of the current run for a request about to be sent, or None (pass it through).
+
+    ``params`` are the request parameters named as OpenAI names them (``temperature``, ``max_tokens``,
+    ``top_p``, ``top_k``, ``stop_sequences``...). AgentStopped from a guard propagates: the request is not sent.
+    """
+    run = active_run()
+    if run is None or framework_llm_active():
+        return None
+    try:
+        call = llm.begin(run, model or "unknown", attach=False)
+    except AgentStopped:
+        raise
+    except Exception as exc:
+        internal_error("starting an LLM request span", exc)
+        return None
+    if call is not None:
+        try:
+            _describe_request(call, provider, params or {}, stream)
+        except Exception as exc:
+            internal_error("reading an LLM request", exc)
+    return call
+
+
+def _describe_request(call: LLMCall, provider: str | None, params: Mapping[str, Any], stream: bool) -> None:
+    attributes: dict[str, Any] = {}
+    if provider:
+        attributes["gen_ai.provider.name"] = provider
+    for key, attribute, kind in _REQUEST_PARAMETERS:
+        value = params.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            attributes[attribute] = kind(value)
+    stop = params.get("stop_sequences", params.get("stop"))
+    stops = [stop] if isinstance(stop, str) else [s for s in stop or () if isinstance(s, str)]
+    if stops:
+        attributes["gen_ai.request.stop_sequences"] = stops
+    if stream:
+        attributes["gen_ai.request.stream"] = True
+    call.span.set_attributes(attributes)
+
+
+_REQUEST_PARAMETERS = (
+    ("temperature", "gen_ai.request.temperature", float),
+    ("max_tokens", "gen_ai.request.max_tokens", int),
+    ("top_p", "gen_ai.request.top_p", float),
+    ("top_k", "gen_ai.request.top_k", int),
+    ("seed", "gen_ai.request.seed", int),
+    ("frequency_penalty", "gen_ai.request.frequency_penalty", float),
+    ("presence_penalty", "gen_ai.request.presence_penalty", float),
+)
+
+
+def attach(call: LLMCall) -> Any:
+    """Make the step's span current while its request is sent (HTTP client spans nest under it)."""
+    try:
+        return otel_context.attach(trace.set_span_in_context(call.span))
+    except Exception:
+        return None
+
+
+def detach(token: Any) -> None:
+    if token is not None:
+        try:
+            otel_context.detach(token)
+        except Exception as exc:
+            internal_error("detaching the LLM request context", exc)
+
+
+def _describe_response(call: LLMCall, reply: Reply) -> None:
+    attributes: dict[str, Any] = {}
+    if reply.response_id:
+        attributes["gen_ai.response.id"] = reply.response_id
+    if reply.finish_reasons:
+        attributes["gen_ai.response.finish_reasons"] = list(reply.finish_reasons)
+    if reply.reasoning_tokens:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = reply.reasoning_tokens
+    if attributes:
+        call.span.set_attributes(attributes)
+
+
+def finish(call: LLMCall, reply: Reply) -> None:
+    """End the step with what the response said."""
+    try:
+        _describe_response(call, reply)
+    except Exception as exc:
+        internal_error("reading an LLM response", exc)
+    call.finish(
+        reply.input_tokens,
+        reply.output_tokens,
+        response_model=reply.model,
+        cached_input_tokens=reply.cached_input_tokens,
+        cache_write_tokens=reply.cache_write_tokens,
+    )
+
+
+def fail(call: LLMCall, exc: BaseException, reply: Reply | None = None) -> None:
+    """End the step failed; a stream that broke off still used the tokens it reported before."""
+    reply = reply or Reply()
+    try:
+        _describe_response(call, reply)
+    except Exception as err:
+        internal_error("reading an LLM response", err)
+    call.fail(
+        exc,
+        reply.input_tokens,
+        reply.output_tokens,
+        cached_input_tokens=reply.cached_input_tokens,
+        cache_write_tokens=reply.cache_write_tokens,
+    )
+
+
+def read(what: str, parse: Callable[[Reply], None]) -> Reply:
+    """A Reply filled by ``parse``; a response agent-otel cannot read yields what was read before it failed."""
+    reply = Reply()
+    try:
+        parse(reply)
+    except Exception as exc:
+        internal_error(f"reading {what}", exc)
+    return reply
+
+
+# --- streams ----------------------------------------------------------------------------------------
+
+#: Reads one stream event into the Reply of its stream.
+Feed = Callable[[Reply, Any], None]
+
+
+class Watch:
+    """One streamed response in flight: feeds its events into a Reply and ends the step exactly once
+    (exhausted, closed early, broken off, or dropped unread)."""
+
+    __slots__ = ("__weakref__", "call", "feed", "reply")
+
+    def __init__(self, call: LLMCall, feed: Feed) -> None:
+        self.call = call
+        self.feed = feed
+        self.reply = Reply()
+
+    def event(self, event: Any) -> None:
+        try:
+            self.feed(self.reply, event)
+        except Exception as exc:
+            internal_error("reading usage from a stream event", exc)
+
+    def end(self) -> None:
+        if not self.call.done:
+            finish(self.call, self.reply)
+
+    def error(self, exc: BaseException) -> None:
+        if not self.call.done:
+            fail(self.call, exc, self.reply)
+
+    def on_drop(self, owner: Any) -> None:
+        """Dropped without being read to its end or closed: the step still ends (usage seen so far)."""
+        try:
+            weakref.finalize(owner, Watch.end, self)
+        except TypeError:  # not weak-referenceable: it ends when consumed or closed
+            pass
+
+
+def observe(inner: Iterator[Any], watch: Watch) -> Iterator[Any]:
+    """Yield ``inner``'s events unchanged, feeding them to ``watch``; end its step with the stream."""
+    try:
+        for event in inner:
+            watch.event(event)
+            yield event
+    except GeneratorExit:
+        watch.end()
+        raise
+    except BaseException as exc:
+        watch.error(exc)
+        raise
+    watch.end()
+
+
+async def aobserve(inner: AsyncIterator[Any], watch: Watch) -> AsyncIterator[Any]:
+    """The async twin of :func:`observe`."""
+    try:
+        async for event in inner:
+            watch.event(event)
+            yield event
+    except GeneratorExit:
+        watch.end()
+        raise
+    except BaseException as exc:
+        watch.error(exc)
+        raise
+    watch.end()
+
