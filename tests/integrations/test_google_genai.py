@@ -136,7 +136,8 @@ def test_stream_counts_the_last_cumulative_usage(telemetry, instrument, fake_api
     instrument("google_genai")
     fake_api.reply(sse(*STREAM))
     with agent_otel.run("gemini-stream") as run:
-        text = "".join(c.text for c in client(fake_api).models.generate_content_stream(model=MODEL, contents="x"))
+        stream = client(fake_api).models.generate_content_stream(model=MODEL, contents="x")
+        text = "".join(chunk.text for chunk in stream)
     assert text == "Hello there"
     assert fake_api.requests[0][0].endswith(f"/models/{MODEL}:streamGenerateContent?alt=sse")
     chat = one(ours(telemetry.spans()), f"chat {MODEL}")
@@ -157,8 +158,10 @@ def test_stream_abandoned_early_still_ends_its_step(telemetry, instrument, fake_
         del stream
         gc.collect()
     assert first.text == "Hel"
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
-    assert chat.end_time is not None and chat.end_time <= one(ours(telemetry.spans()), "invoke_agent gemini-early").end_time
+    spans = ours(telemetry.spans())
+    chat = one(spans, f"chat {MODEL}")
+    assert chat.end_time is not None
+    assert chat.end_time <= one(spans, "invoke_agent gemini-early").end_time
     assert chat.attributes["gen_ai.usage.input_tokens"] == 12
     assert run.result.usage["llm_calls"] == 1
 
@@ -267,7 +270,9 @@ def test_a_failing_function_is_a_failed_tool_step_and_the_model_gets_the_error(
     assert run.result.stop_reason == "completed"
 
 
-async def test_async_automatic_function_calling_with_sync_and_async_functions(telemetry, instrument, fake_api):
+async def test_async_automatic_function_calling_with_sync_and_async_functions(
+    telemetry, instrument, fake_api
+):
     instrument("google_genai")
 
     async def get_time(city: str) -> str:
@@ -276,7 +281,8 @@ async def test_async_automatic_function_calling_with_sync_and_async_functions(te
         return "12:00"
 
     two_calls = function_call("get_weather", {"city": "Rome"})
-    two_calls["candidates"][0]["content"]["parts"].append({"functionCall": {"name": "get_time", "args": {"city": "Rome"}}})
+    time_call = {"functionCall": {"name": "get_time", "args": {"city": "Rome"}}}
+    two_calls["candidates"][0]["content"]["parts"].append(time_call)
     fake_api.reply(Reply(two_calls), Reply(answer("Clear, noon")))
     async with agent_otel.run("gemini-afc-async") as run:
         response = await client(fake_api).aio.models.generate_content(

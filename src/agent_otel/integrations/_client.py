@@ -16,6 +16,7 @@ reaches the OpenAI client underneath is one step, not two.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
@@ -89,7 +90,7 @@ def begin(
     """An LLM step of the current run for a request about to be sent, or None (pass it through).
 
     ``params`` are the request parameters named as OpenAI names them (``temperature``, ``max_tokens``,
-    ``top_p``, ``top_k``, ``stop_sequences``...). AgentStopped from a guard propagates: the request is not sent.
+    ``top_p``, ``top_k``, ``stop_sequences``...). AgentStopped from a guard propagates: nothing is sent.
     """
     run = active_run()
     if run is None or framework_llm_active():
@@ -197,7 +198,7 @@ def fail(call: LLMCall, exc: BaseException, reply: Reply | None = None) -> None:
 
 
 def read(what: str, parse: Callable[[Reply], None]) -> Reply:
-    """A Reply filled by ``parse``; a response agent-otel cannot read yields what was read before it failed."""
+    """A Reply filled by ``parse``; of a response agent-otel cannot read, what was read before it failed."""
     reply = Reply()
     try:
         parse(reply)
@@ -239,10 +240,8 @@ class Watch:
 
     def on_drop(self, owner: Any) -> None:
         """Dropped without being read to its end or closed: the step still ends (usage seen so far)."""
-        try:
+        with contextlib.suppress(TypeError):  # not weak-referenceable: it ends when consumed or closed
             weakref.finalize(owner, Watch.end, self)
-        except TypeError:  # not weak-referenceable: it ends when consumed or closed
-            pass
 
 
 def observe(inner: Iterator[Any], watch: Watch) -> Iterator[Any]:
@@ -273,4 +272,3 @@ async def aobserve(inner: AsyncIterator[Any], watch: Watch) -> AsyncIterator[Any
         watch.error(exc)
         raise
     watch.end()
-

@@ -20,9 +20,9 @@ Automatic function calling: the SDK runs the Python functions passed as ``tools`
 ``_extra_utils.invoke_function_from_dict_args(_async)``. Each such call is a tool step (name: the function's
 ``__name__``, arguments: the ones the model sent), begun before the function runs, so guards can stop it;
 a replay serves the recorded result instead of running the function. The SDK turns a function's exception
-into an ``{"error": ...}`` answer to the model, and still does: the tool step fails, the run goes on. A guard's
-stop (or a replay's refusal) is not handed to the model: it leaves ``generate_content`` as it would any
-other tool integration's.
+into an ``{"error": ...}`` answer to the model, and still does: the tool step fails, the run goes on. A
+guard's stop (or a replay's refusal) is not handed to the model: it leaves ``generate_content`` as it does
+in every other integration.
 """
 
 from __future__ import annotations
