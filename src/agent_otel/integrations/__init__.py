@@ -69,6 +69,7 @@ _REGISTRY: dict[str, str] = {
     "anthropic": "agent_otel.integrations.anthropic_client:AnthropicIntegration",
     "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
     "google_genai": "agent_otel.integrations.google_genai:GoogleGenAIIntegration",
+    "bedrock": "agent_otel.integrations.bedrock:BedrockIntegration",
 }
 _active: dict[str, Integration] = {}
 
