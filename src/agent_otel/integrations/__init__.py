@@ -70,6 +70,7 @@ _REGISTRY: dict[str, str] = {
     "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
     "google_genai": "agent_otel.integrations.google_genai:GoogleGenAIIntegration",
     "bedrock": "agent_otel.integrations.bedrock:BedrockIntegration",
+    "litellm": "agent_otel.integrations.litellm:LiteLLMIntegration",
 }
 _active: dict[str, Integration] = {}
 

@@ -37,12 +37,14 @@ class Reply:
 
     ``input_tokens`` is all input, cached included (``cached_input_tokens`` / ``cache_write_tokens`` are
     parts of it, priced differently); ``output_tokens`` is all output, reasoning included
-    (``reasoning_tokens`` is the part of it the model spent thinking).
+    (``reasoning_tokens`` is the part of it the model spent thinking). ``cost_usd`` is the spend the client
+    library computed itself, used only for a model agent-otel's price table does not know.
     """
 
     __slots__ = (
         "cache_write_tokens",
         "cached_input_tokens",
+        "cost_usd",
         "finish_reasons",
         "input_tokens",
         "model",
@@ -58,6 +60,7 @@ class Reply:
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
         self.reasoning_tokens = 0
+        self.cost_usd: float | None = None
         self.model: str | None = None
         self.response_id: str | None = None
         self.finish_reasons: list[str] = []
@@ -175,10 +178,21 @@ def finish(call: LLMCall, reply: Reply) -> None:
     call.finish(
         reply.input_tokens,
         reply.output_tokens,
+        cost_usd=_library_cost(call, reply),
         response_model=reply.model,
         cached_input_tokens=reply.cached_input_tokens,
         cache_write_tokens=reply.cache_write_tokens,
     )
+
+
+def _library_cost(call: LLMCall, reply: Reply) -> float | None:
+    """The library's own spend figure, if agent-otel's price table has no price for the model."""
+    if reply.cost_usd is None:
+        return None
+    rt = call.runtime
+    if rt is None or rt.prices.price(reply.model or call.model) is not None:
+        return None
+    return reply.cost_usd
 
 
 def fail(call: LLMCall, exc: BaseException, reply: Reply | None = None) -> None:
