@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agent_otel
 from agent_otel import sdk, snapshot_outcomes
+from tests.integrations.conftest import fake_api  # noqa: F401  (a fake model provider, for test_providers)
 from tests.replay import support_agent
 
 REPO = Path(__file__).resolve().parents[2]
