@@ -15,7 +15,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import agent_otel
 from agent_otel import integrations
-from tests.integrations.conftest import Reply, fake_api  # noqa: F401  (the fake provider fixture)
+from tests.integrations.conftest import Reply
 
 RAN: Counter[str] = Counter()
 
