@@ -185,6 +185,20 @@ def test_litellm_and_bedrock_replay_run_the_models_live_and_serve_the_tool(rig, 
     assert agent("refund my order") == "done"
     recorded_requests = [json.dumps(body, sort_keys=True) for _, body in fake_api.requests]
     original = rig.last_run_id("refund-agent")
+    row = rig.run_row(original)
+    assert (row["llm_calls"], row["tool_calls"], row["stop_reason"]) == (2, 1, "completed")
+    assert (row["input_tokens"], row["output_tokens"]) == (21, 3)
+    # gpt-4o-mini 9 in / 2 out at 0.15 / 0.60, Nova Lite 12 in / 1 out at 0.06 / 0.24, USD per 1M tokens.
+    assert row["cost_usd"] == pytest.approx((9 * 0.15 + 2 * 0.60 + 12 * 0.06 + 1 * 0.24) / 1e6)
+    llm_rows = rig.rows(
+        "SELECT step_id, status, usage FROM agent_events"
+        " WHERE run_id = ? AND kind = 'llm_result' ORDER BY step_id",
+        (original,),
+    )
+    assert [(r["step_id"], r["status"], json.loads(r["usage"])["model"]) for r in llm_rows] == [
+        (1, "ok", "gpt-4o-mini"),
+        (3, "ok", "amazon.nova-lite-v1:0"),
+    ]
 
     fake_api.requests.clear()
     script()
