@@ -31,6 +31,7 @@ from agent_otel import runtime
 from agent_otel.events import new_event
 from agent_otel.hashing import sha
 from agent_otel.llm import record
+from agent_otel.redaction import record_exception
 from agent_otel.steps import (
     Ledger,
     active_run,
@@ -336,7 +337,7 @@ class Run:
             span.add_event(c.EVENT_STOP, event_attrs)
             if reason.stop_class == "failure":
                 if exc is not None and not isinstance(exc, AgentStopped):
-                    span.record_exception(exc)
+                    record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
                 span.set_status(Status(StatusCode.ERROR, reason.value))
             elif reason.stop_class == "success":
                 span.set_status(Status(StatusCode.OK))
@@ -400,6 +401,13 @@ class Run:
             "ended_at_ms": None,
             "duration_ms": None,
         }
+        # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
+        # store tell a run whose process it cannot check from one that is still going.
+        limit = getattr(self.budget, "max_duration_s", None)
+        if limit is None:
+            limit = rt.config.get("guards.budget.max_duration_s")
+        if limit is not None:
+            record["deadline_ms"] = self.created_at_ms + int(limit * 1000)
         if ended and self.result is not None:
             record.update(
                 status=self.result.stop_reason.stop_class,

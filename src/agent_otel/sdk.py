@@ -298,24 +298,39 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
 def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> Any:
     url = _signal_endpoint(cfg, endpoint, protocol, signal)
     timeout = cfg.get("exporter.timeout_s")
+    # Given explicitly (config.load has checked the variables): the gRPC exporter would raise on the
+    # spec's own "none", the HTTP one only log a bad value.
+    compression = config_mod.compression(os.environ, signal)
     if protocol == "grpc":
+        import grpc
+
         insecure = True if urlparse(with_scheme(url)).scheme == "http" else None
+        grpc_compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            compression or "", grpc.Compression.NoCompression if compression else None
+        )
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            return OTLPSpanExporter(endpoint=url, insecure=insecure, timeout=timeout)
+            return OTLPSpanExporter(
+                endpoint=url, insecure=insecure, timeout=timeout, compression=grpc_compression
+            )
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-        return OTLPMetricExporter(endpoint=url, insecure=insecure, timeout=timeout)
+        return OTLPMetricExporter(
+            endpoint=url, insecure=insecure, timeout=timeout, compression=grpc_compression
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    http_compression = Compression(compression) if compression else None
     if signal == "traces":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
 
-        return HTTPSpanExporter(endpoint=url, timeout=timeout)
+        return HTTPSpanExporter(endpoint=url, timeout=timeout, compression=http_compression)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HTTPMetricExporter,
     )
 
-    return HTTPMetricExporter(endpoint=url, timeout=timeout)
+    return HTTPMetricExporter(endpoint=url, timeout=timeout, compression=http_compression)
 
 
 def _signal_off(signal: str) -> bool:

@@ -66,6 +66,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent_otel import runtime
 from agent_otel.events import new_event
+from agent_otel.redaction import record_exception
 from agent_otel.runtime import Runtime
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 
@@ -351,8 +352,9 @@ class Step:
         exc: BaseException | str | None = None,
         description: str | None = None,
     ) -> tuple[float, Any]:
-        """End the span with ``attributes`` (ERROR status with ``description`` when failed with ``exc``)
-        and leave its context. Returns ``(duration_ms, span context)`` for the step's event.
+        """End the span with ``attributes`` (ERROR status with ``description`` when failed with ``exc``;
+        without one, ``Class: <redacted message>``) and leave its context. Returns ``(duration_ms, span
+        context)`` for the step's event. The exception's message and stack trace leave only redacted.
         """
         span = self.span
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
@@ -360,7 +362,10 @@ class Step:
             span.set_attributes(attributes)
             if exc is not None:
                 if isinstance(exc, BaseException):
-                    span.record_exception(exc)
+                    rt = self.runtime
+                    message = record_exception(span, exc, rt.config if rt is not None else None)
+                    if description is None:
+                        description = f"{type(exc).__name__}: {message}"[:512]
                 span.set_status(Status(StatusCode.ERROR, description))
         except Exception as err:  # e.g. an exception whose __str__ raises
             internal_error(f"recording a {self.kind} span's outcome", err)

@@ -68,7 +68,7 @@ def tool_options(
 class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = ("attempts", "claimable", "fn", "options", "result_json")
+    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json")
 
     kind = "tool"
     context_key = _TOOL_KEY
@@ -88,6 +88,7 @@ class ToolCall(Step):
         self.attempts = 1
         self.claimable = False
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
+        self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
 
     @property
     def name(self) -> str:
@@ -110,7 +111,7 @@ class ToolCall(Step):
         if options.side_effects:
             attributes[c.TOOL_SIDE_EFFECTS] = True
         if rt.redactor is not None:
-            attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.to_attribute(self.args)
+            self.args_redacted, attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.bounded(self.args)
         return attributes
 
     def ok(self, result: Any) -> None:
@@ -162,13 +163,13 @@ class ToolCall(Step):
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type
         redactor = rt.redactor if rt is not None else None
+        result_redacted = None
         if redactor is not None and exc is None:
             try:
-                attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
+                result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             except Exception as err:
                 internal_error("recording a tool span's outcome", err)
-        description = f"{error_type}: {exc}"[:512] if exc is not None else None
-        duration_ms, span_ctx = self.end(attributes, exc, description)
+        duration_ms, span_ctx = self.end(attributes, exc)  # status: the class and the redacted message
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
@@ -183,10 +184,10 @@ class ToolCall(Step):
         )
         if self.attempts > 1:
             event["attempts"] = self.attempts
-        if redactor is not None:
-            event["args"] = redactor.redact(self.args)
+        if redactor is not None:  # the copies the span got: cut to the limit, redacted once
+            event["args"] = self.args_redacted
             if exc is None:
-                event["result"] = redactor.redact(result)
+                event["result"] = result_redacted
         rt.pipeline.emit("event", event)
         self.after(result, exc)
 

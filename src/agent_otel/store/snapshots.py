@@ -101,7 +101,7 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
             store.sql(
                 f"INSERT INTO agent_snapshot_runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO NOTHING"
             ),
-            prepared.runs,
+            [store.row(r) for r in prepared.runs],
         )
     if prepared.tools:
         cols = ", ".join(TOOL_COLUMNS)
@@ -111,14 +111,15 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
                 f"INSERT INTO agent_tool_snapshots ({cols}) VALUES ({marks}) "
                 "ON CONFLICT (run_id, step_id) DO NOTHING"
             ),
-            prepared.tools,
+            [store.row(r) for r in prepared.tools],
         )
 
 
 def write_isolated(store: Store, prepared: Prepared) -> None:
     """:func:`write` inside a savepoint of the store's transaction: a snapshot that cannot be written is
-    dropped (counted, warned once) without losing the runs and events of the same batch. Only a store
-    that is busy (transient) fails the whole batch, which the sink then retries."""
+    dropped (counted, warned once) without losing the runs and events of the same batch. A store that is
+    busy (transient) fails the whole batch, which the sink then retries; values the database refuses
+    (bad_data) fail it too, so that the sink's split finds and drops only the records holding them."""
     from agent_otel.store.db import classify
 
     store.execute("SAVEPOINT agent_otel_snapshots")
@@ -128,7 +129,7 @@ def write_isolated(store: Store, prepared: Prepared) -> None:
         err = classify(exc)
         store.execute("ROLLBACK TO SAVEPOINT agent_otel_snapshots")
         store.execute("RELEASE SAVEPOINT agent_otel_snapshots")
-        if err.transient:
+        if err.transient or err.bad_data:
             raise
         warn_once("write", "writing replay snapshots to the run store failed (%s); they are dropped", err)
         return
