@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import time
 import weakref
 
 import pytest
-
-# LiteLLM fetches its model cost map from the network at import unless told to use its bundled copy.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import agent_otel
 from tests.integrations import aws_eventstream as es

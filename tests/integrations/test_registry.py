@@ -38,6 +38,7 @@ ALL = [
     "mcp",
     "google_genai",
     "bedrock",
+    "litellm",
 ]
 
 
@@ -147,6 +148,7 @@ def import_all_frameworks() -> None:
         "pydantic_ai",
         "google.genai",
         "botocore.client",
+        "litellm",
     ):
         importlib.import_module(module)
 
@@ -193,7 +195,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         agent_otel.setup("t", store=False, config={"exporter": {"probe_local": False}})
         took = time.perf_counter() - t
         frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai",
-                      "google.genai", "botocore")
+                      "google.genai", "botocore", "litellm")
         print("imported by setup:", sorted(m for m in frameworks if m in sys.modules))
         print("pending:", integrations.pending())
         print("fast:", took < 1.0)
@@ -216,6 +218,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         import boto3
         from botocore.client import BaseClient
         print("bedrock:", hasattr(BaseClient._make_api_call, "__agent_otel_original__"))
+        import litellm
+        print("litellm:", hasattr(litellm.completion, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -225,8 +229,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['anthropic', 'bedrock', 'google_genai', 'langchain', 'langgraph', 'mcp', 'openai', "
-        "'openai_agents', 'pydantic_ai']",
+        "pending: ['anthropic', 'bedrock', 'google_genai', 'langchain', 'langgraph', 'litellm', 'mcp', "
+        "'openai', 'openai_agents', 'pydantic_ai']",
         "fast: True",
         "pregel: True",
         "tool_node: True",
@@ -234,6 +238,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         "agents: True",
         "google_genai: True",
         "bedrock: True",
+        "litellm: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",

@@ -5,13 +5,10 @@ never run, and the provider receives exactly the requests it received when the r
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import agent_otel
 from agent_otel import integrations
