@@ -88,11 +88,9 @@ def _bedrock(price: Price, *model_ids: str, profiles: tuple[str, ...] = ("", "us
 BUILTIN_PRICES.update(
     {
         **_bedrock(
-            _anthropic(3.00, 15.00),
-            "anthropic.claude-sonnet-4-20250514",
-            "anthropic.claude-3-7-sonnet-20250219",
-            profiles=("", "us.", "global."),
+            _anthropic(3.00, 15.00), "anthropic.claude-sonnet-4-20250514", profiles=("", "us.", "global.")
         ),
+        **_bedrock(_anthropic(3.00, 15.00), "anthropic.claude-3-7-sonnet-20250219"),
         **_bedrock(_anthropic(0.80, 4.00), "anthropic.claude-3-5-haiku-20241022"),
         **_bedrock(
             _anthropic(15.00, 75.00),
@@ -109,7 +107,7 @@ BUILTIN_PRICES.update(
         **_bedrock(_no_write_fee(0.035, 0.14, 0.00875), "amazon.nova-micro"),
         **_bedrock(_no_write_fee(0.06, 0.24, 0.015), "amazon.nova-lite"),
         **_bedrock(_no_write_fee(0.80, 3.20, 0.20), "amazon.nova-pro"),
-        **_bedrock(_no_write_fee(2.00, 6.00, 2.00), "mistral.mistral-large-2407"),
+        **_bedrock(_no_write_fee(2.00, 6.00, 2.00), "mistral.mistral-large-2407", profiles=("",)),
     }
 )
 
