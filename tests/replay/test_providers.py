@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 import agent_otel
-from agent_otel import integrations
 from tests.integrations.conftest import Reply
 
 RAN: Counter[str] = Counter()
@@ -22,19 +21,6 @@ def _fresh() -> Iterator[None]:
     RAN.clear()
     yield
     RAN.clear()
-
-
-@pytest.fixture
-def instrument(rig) -> Iterator[Callable[..., None]]:
-    names: list[str] = []
-
-    def do(*wanted: str) -> None:
-        rig.start()
-        names.extend(wanted)
-        integrations.instrument(list(wanted))
-
-    yield do
-    integrations.uninstrument(names)
 
 
 def tool_rows(rig, run_id: str) -> list[tuple]:

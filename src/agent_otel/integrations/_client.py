@@ -17,6 +17,7 @@ reaches the OpenAI client underneath is one step, not two.
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
@@ -29,7 +30,7 @@ from agent_otel.llm import LLMCall
 from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
-from ._common import framework_llm_active
+from ._common import framework_llm, framework_llm_active, reset_framework_llm
 
 
 class Reply:
@@ -157,6 +158,26 @@ def detach(token: Any) -> None:
             internal_error("detaching the LLM request context", exc)
 
 
+@contextlib.contextmanager
+def sending(call: LLMCall, *, framework: bool = False) -> Iterator[None]:
+    """The request of ``call`` is being sent: its span is current, and a failure fails the step.
+
+    ``framework`` also makes ``call`` the framework's call in flight, so a client library used underneath
+    (the OpenAI client under LiteLLM) does not record the same request again.
+    """
+    inflight = framework_llm.set(call) if framework else None
+    token = attach(call)
+    try:
+        yield
+    except BaseException as exc:
+        fail(call, exc)
+        raise
+    finally:
+        detach(token)
+        if inflight is not None:
+            reset_framework_llm(inflight)
+
+
 def _describe_response(call: LLMCall, reply: Reply) -> None:
     attributes: dict[str, Any] = {}
     if reply.response_id:
@@ -259,12 +280,26 @@ class Watch:
 
 
 def observe(inner: Iterator[Any], watch: Watch) -> Iterator[Any]:
-    """Yield ``inner``'s events unchanged, feeding them to ``watch``; end its step with the stream."""
+    """Yield ``inner``'s events unchanged, feeding them to ``watch``; end its step with the stream.
+
+    The step's span is current while each event is read (a stream that sends its request lazily, or reads
+    the network per event, nests its HTTP spans under the step).
+    """
     try:
-        for event in inner:
+        while True:
+            token = attach(watch.call)
+            try:
+                event = next(inner)
+            except StopIteration:
+                break
+            finally:
+                detach(token)
             watch.event(event)
             yield event
     except GeneratorExit:
+        close = getattr(inner, "close", None)
+        if close is not None:
+            close()
         watch.end()
         raise
     except BaseException as exc:
@@ -276,7 +311,14 @@ def observe(inner: Iterator[Any], watch: Watch) -> Iterator[Any]:
 async def aobserve(inner: AsyncIterator[Any], watch: Watch) -> AsyncIterator[Any]:
     """The async twin of :func:`observe`."""
     try:
-        async for event in inner:
+        while True:
+            token = attach(watch.call)
+            try:
+                event = await inner.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                detach(token)
             watch.event(event)
             yield event
     except GeneratorExit:
@@ -286,3 +328,51 @@ async def aobserve(inner: AsyncIterator[Any], watch: Watch) -> AsyncIterator[Any
         watch.error(exc)
         raise
     watch.end()
+
+
+# --- stream objects a library returns (patched at class level, read only when they carry a Watch) -------
+
+#: Attribute on a library's stream object whose events agent-otel reads into an LLM step.
+WATCH_ATTR = "_agent_otel_watch"
+
+
+def watch_stream(stream: Any, watch: Watch) -> None:
+    """Let ``stream`` (an object whose class agent-otel patched) feed ``watch`` and end its step."""
+    setattr(stream, WATCH_ATTR, watch)
+    watch.on_drop(stream)
+
+
+def watch_of(stream: Any) -> Watch | None:
+    return getattr(stream, WATCH_ATTR, None)
+
+
+def _end_watch(stream: Any) -> None:
+    watch = watch_of(stream)
+    if watch is not None:
+        watch.end()
+
+
+def wrap_close(original: Any) -> Any:
+    """A stream's ``close()`` that also ends its step (with the usage seen so far)."""
+
+    @functools.wraps(original)
+    def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _end_watch(self)
+
+    return close
+
+
+def wrap_aclose(original: Any) -> Any:
+    """The async twin of :func:`wrap_close`."""
+
+    @functools.wraps(original)
+    async def aclose(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            _end_watch(self)
+
+    return aclose

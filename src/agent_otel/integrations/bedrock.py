@@ -39,8 +39,6 @@ from ._common import Patcher, as_int, usage_value
 PROVIDER = "aws.bedrock"
 SERVICE = "bedrock-runtime"
 OPERATIONS = ("Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream")
-#: Attribute on an EventStream whose events agent-otel reads into an LLM step.
-_WATCH = "_agent_otel_watch"
 
 
 # --- requests ---------------------------------------------------------------------------------------
@@ -245,8 +243,7 @@ def _watch_stream(response: Any, key: str, watch: Watch) -> bool:
     stream = response.get(key) if isinstance(response, dict) else None
     if stream is None:
         return False
-    setattr(stream, _WATCH, watch)
-    watch.on_drop(stream)
+    _client.watch_stream(stream, watch)
     return True
 
 
@@ -287,14 +284,8 @@ def _wrap_make_api_call(original: Any) -> Any:
             call = _begin(operation_name, api_params)
         if call is None:
             return original(self, operation_name, api_params)
-        token = _client.attach(call)
-        try:
+        with _client.sending(call):
             response = original(self, operation_name, api_params)
-        except BaseException as exc:
-            _client.fail(call, exc)
-            raise
-        finally:
-            _client.detach(token)
         _complete(call, operation_name, response)
         return response
 
@@ -311,24 +302,11 @@ def _service(client: Any) -> str | None:
 def _wrap_iter(original: Any) -> Any:
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
-        watch = getattr(self, _WATCH, None)
+        watch = _client.watch_of(self)
         events = original(self)
         return events if watch is None else _client.observe(events, watch)
 
     return __iter__
-
-
-def _wrap_close(original: Any) -> Any:
-    @functools.wraps(original)
-    def close(self: Any) -> Any:
-        try:
-            return original(self)
-        finally:
-            watch = getattr(self, _WATCH, None)
-            if watch is not None:
-                watch.end()
-
-    return close
 
 
 class BedrockIntegration(Integration):
@@ -348,7 +326,7 @@ class BedrockIntegration(Integration):
         event_stream = importlib.import_module("botocore.eventstream").EventStream
         self._patcher.wrap(base, "_make_api_call", _wrap_make_api_call)
         self._patcher.wrap(event_stream, "__iter__", _wrap_iter)
-        self._patcher.wrap(event_stream, "close", _wrap_close)
+        self._patcher.wrap(event_stream, "close", _client.wrap_close)
 
     def uninstrument(self) -> None:
         self._patcher.restore()

@@ -27,10 +27,11 @@ in every other integration.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -138,14 +139,8 @@ def _wrap_request(original: Any) -> Any:
         call = _begin(self, http_method, path, request_dict, stream=False)
         if call is None:
             return original(self, http_method, path, request_dict, *args, **kwargs)
-        token = _client.attach(call)
-        try:
+        with _client.sending(call):
             response = original(self, http_method, path, request_dict, *args, **kwargs)
-        except BaseException as exc:
-            _client.fail(call, exc)
-            raise
-        finally:
-            _client.detach(token)
         _finish_response(call, response)
         return response
 
@@ -160,14 +155,8 @@ def _wrap_async_request(original: Any) -> Any:
         call = _begin(self, http_method, path, request_dict, stream=False)
         if call is None:
             return await original(self, http_method, path, request_dict, *args, **kwargs)
-        token = _client.attach(call)
-        try:
+        with _client.sending(call):
             response = await original(self, http_method, path, request_dict, *args, **kwargs)
-        except BaseException as exc:
-            _client.fail(call, exc)
-            raise
-        finally:
-            _client.detach(token)
         _finish_response(call, response)
         return response
 
@@ -176,37 +165,15 @@ def _wrap_async_request(original: Any) -> Any:
 
 def _wrap_request_streamed(original: Any) -> Any:
     """``request_streamed`` is a generator: the request is sent when it is first iterated, so the step
-    begins then, and its span is current while each chunk is read."""
+    begins then (a guard's stop is raised there), and its span is current while each chunk is read."""
 
     @functools.wraps(original)
     def request_streamed(
         self: Any, http_method: Any, path: Any, request_dict: Any, *args: Any, **kwargs: Any
     ) -> Any:
         call = _begin(self, http_method, path, request_dict, stream=True)
-        if call is None:
-            yield from original(self, http_method, path, request_dict, *args, **kwargs)
-            return
-        watch = Watch(call, _feed)
-        inner = original(self, http_method, path, request_dict, *args, **kwargs)
-        try:
-            while True:
-                token = _client.attach(call)
-                try:
-                    chunk = next(inner)
-                except StopIteration:
-                    break
-                finally:
-                    _client.detach(token)
-                watch.event(chunk)
-                yield chunk
-        except GeneratorExit:
-            inner.close()
-            watch.end()
-            raise
-        except BaseException as exc:
-            watch.error(exc)
-            raise
-        watch.end()
+        chunks = original(self, http_method, path, request_dict, *args, **kwargs)
+        yield from chunks if call is None else _client.observe(chunks, Watch(call, _feed))
 
     return request_streamed
 
@@ -219,14 +186,8 @@ def _wrap_async_request_streamed(original: Any) -> Any:
         call = _begin(self, http_method, path, request_dict, stream=True)
         if call is None:
             return await original(self, http_method, path, request_dict, *args, **kwargs)
-        token = _client.attach(call)
-        try:
+        with _client.sending(call):
             chunks = await original(self, http_method, path, request_dict, *args, **kwargs)
-        except BaseException as exc:
-            _client.fail(call, exc)
-            raise
-        finally:
-            _client.detach(token)
         watch = Watch(call, _feed)
         observed = _client.aobserve(chunks, watch)
         watch.on_drop(observed)
@@ -267,6 +228,20 @@ def _tool_call(function: Any, args: Any) -> Any:
         raise
 
 
+@contextlib.contextmanager
+def _noting(errors: list[BaseException]) -> Iterator[None]:
+    """Around the function itself: keep its own exception (the SDK wraps it); a replay's refusal is
+    stashed to be raised once the SDK returns."""
+    try:
+        yield
+    except ReplayError as exc:
+        _stash(exc)
+        raise
+    except BaseException as exc:
+        errors.append(exc)
+        raise
+
+
 def _end_tool(call: Any, errors: list[BaseException], exc: BaseException | None, result: Any = None) -> None:
     if call.done:
         return
@@ -286,14 +261,8 @@ def _wrap_invoke(original: Any) -> Any:
 
         @functools.wraps(function_to_invoke)  # the SDK reads its signature and type hints to convert args
         def run_function(**kwargs: Any) -> Any:
-            try:
+            with _noting(errors):
                 return call_or_serve(call, _served, function_to_invoke, **kwargs)
-            except ReplayError as exc:
-                _stash(exc)
-                raise
-            except BaseException as exc:
-                errors.append(exc)
-                raise
 
         try:
             result = original(args, run_function)
@@ -316,14 +285,8 @@ def _wrap_invoke_async(original: Any) -> Any:
 
         @functools.wraps(function_to_invoke)
         async def run_function(**kwargs: Any) -> Any:
-            try:
+            with _noting(errors):
                 return await await_or_serve(call, _served, function_to_invoke, **kwargs)
-            except ReplayError as exc:
-                _stash(exc)
-                raise
-            except BaseException as exc:
-                errors.append(exc)
-                raise
 
         try:
             result = await original(args, run_function)

@@ -34,7 +34,7 @@ from agent_otel.steps import internal_error
 
 from . import Integration, _client
 from ._client import Reply, Watch
-from ._common import Patcher, as_int, framework_llm, framework_llm_active, reset_framework_llm, usage_value
+from ._common import Patcher, as_int, framework_llm_active, usage_value
 
 #: LiteLLM's provider names -> gen_ai.provider.name (the GenAI registry's well-known values).
 PROVIDERS = {
@@ -62,8 +62,6 @@ PROVIDERS = {
     "ollama": "ollama",
     "ollama_chat": "ollama",
 }
-#: Attribute on a CustomStreamWrapper whose chunks agent-otel reads into an LLM step.
-_WATCH = "_agent_otel_watch"
 
 
 def _route(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -172,9 +170,7 @@ def _feed_chunk(reply: Reply, chunk: Any) -> None:
 def _complete(call: Any, response: Any) -> Any:
     try:
         if hasattr(type(response), "__next__") and hasattr(type(response), "__anext__"):
-            watch = _StreamWatch(call)
-            setattr(response, _WATCH, watch)
-            watch.on_drop(response)
+            _client.watch_stream(response, _StreamWatch(call))
             return response
         _client.finish(call, _client.read("a LiteLLM response", lambda r: read_response(r, response)))
     except Exception as exc:
@@ -193,16 +189,8 @@ def _wrap_completion(original: Any) -> Any:
         call = _begin(args, kwargs)
         if call is None:
             return original(*args, **kwargs)
-        inflight = framework_llm.set(call)
-        token = _client.attach(call)
-        try:
+        with _client.sending(call, framework=True):
             response = original(*args, **kwargs)
-        except BaseException as exc:
-            _client.fail(call, exc)
-            raise
-        finally:
-            _client.detach(token)
-            reset_framework_llm(inflight)
         return _complete(call, response)
 
     return completion
@@ -214,16 +202,8 @@ def _wrap_acompletion(original: Any) -> Any:
         call = _begin(args, kwargs)
         if call is None:
             return await original(*args, **kwargs)
-        inflight = framework_llm.set(call)
-        token = _client.attach(call)
-        try:
+        with _client.sending(call, framework=True):
             response = await original(*args, **kwargs)
-        except BaseException as exc:
-            _client.fail(call, exc)
-            raise
-        finally:
-            _client.detach(token)
-            reset_framework_llm(inflight)
         return _complete(call, response)
 
     return acompletion
@@ -232,7 +212,7 @@ def _wrap_acompletion(original: Any) -> Any:
 def _wrap_next(original: Any) -> Any:
     @functools.wraps(original)
     def __next__(self: Any) -> Any:
-        watch = getattr(self, _WATCH, None)
+        watch = _client.watch_of(self)
         if watch is None:
             return original(self)
         try:
@@ -252,7 +232,7 @@ def _wrap_next(original: Any) -> Any:
 def _wrap_anext(original: Any) -> Any:
     @functools.wraps(original)
     async def __anext__(self: Any) -> Any:
-        watch = getattr(self, _WATCH, None)
+        watch = _client.watch_of(self)
         if watch is None:
             return await original(self)
         try:
@@ -267,32 +247,6 @@ def _wrap_anext(original: Any) -> Any:
         return chunk
 
     return __anext__
-
-
-def _wrap_close(original: Any) -> Any:
-    @functools.wraps(original)
-    def close(self: Any) -> Any:
-        try:
-            return original(self)
-        finally:
-            watch = getattr(self, _WATCH, None)
-            if watch is not None:
-                watch.end()
-
-    return close
-
-
-def _wrap_aclose(original: Any) -> Any:
-    @functools.wraps(original)
-    async def aclose(self: Any) -> Any:
-        try:
-            return await original(self)
-        finally:
-            watch = getattr(self, _WATCH, None)
-            if watch is not None:
-                watch.end()
-
-    return aclose
 
 
 class LiteLLMIntegration(Integration):
@@ -314,8 +268,8 @@ class LiteLLMIntegration(Integration):
         self._patcher.wrap(litellm, "acompletion", _wrap_acompletion)
         self._patcher.wrap(streams, "__next__", _wrap_next)
         self._patcher.wrap(streams, "__anext__", _wrap_anext)
-        self._patcher.wrap(streams, "close", _wrap_close)
-        self._patcher.wrap(streams, "aclose", _wrap_aclose)
+        self._patcher.wrap(streams, "close", _client.wrap_close)
+        self._patcher.wrap(streams, "aclose", _client.wrap_aclose)
 
     def uninstrument(self) -> None:
         self._patcher.restore()
