@@ -252,6 +252,21 @@ def test_automatic_function_calling_records_the_function_as_a_tool_step(telemetr
     assert (event["tool"], event["step_id"], event["status"]) == ("get_weather", 2, "ok")
 
 
+def test_streamed_automatic_function_calling(telemetry, instrument, fake_api):
+    instrument("google_genai")
+    fake_api.reply(sse(function_call("get_weather", {"city": "Lyon"})), sse(*STREAM))
+    with agent_otel.run("gemini-afc-stream") as run:
+        stream = client(fake_api).models.generate_content_stream(
+            model=MODEL, contents="x", config=types.GenerateContentConfig(tools=[get_weather])
+        )
+        text = "".join(chunk.text or "" for chunk in stream)
+    assert text == "Hello there" and CALLS == ["Lyon"]
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent gemini-afc-stream")
+    assert steps(root, spans) == [(1, f"chat {MODEL}"), (2, "execute_tool get_weather"), (3, f"chat {MODEL}")]
+    assert run.result.usage["input_tokens"] == 20 + 12
+
+
 def test_a_failing_function_is_a_failed_tool_step_and_the_model_gets_the_error(
     telemetry, instrument, fake_api
 ):
