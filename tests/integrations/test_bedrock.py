@@ -84,6 +84,7 @@ def test_converse_is_a_chat_step_with_cache_priced_usage(telemetry, instrument):
     assert children(root, spans) == [chat]
     a = chat.attributes
     assert a["gen_ai.provider.name"] == "aws.bedrock"
+    assert (a["server.address"], a["server.port"]) == ("bedrock-runtime.us-east-1.amazonaws.com", 443)
     assert a["gen_ai.request.model"] == CLAUDE
     assert (a["gen_ai.request.max_tokens"], a["gen_ai.request.temperature"], a["gen_ai.request.top_p"]) == (
         512,
@@ -277,6 +278,7 @@ def test_converse_stream_counts_usage_from_the_metadata_event(telemetry, instrum
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.cache_read.input_tokens"]) == (250, 200)
     assert a["gen_ai.usage.output_tokens"] == 9
     assert a["gen_ai.request.stream"] is True
+    assert (a["server.address"], a["server.port"]) == ("127.0.0.1", int(fake_api.base_url.rsplit(":", 1)[1]))
     assert a["gen_ai.response.id"] == "req-stream-1"
     assert tuple(a["gen_ai.response.finish_reasons"]) == ("end_turn",)
     assert run.result.usage["output_tokens"] == 9

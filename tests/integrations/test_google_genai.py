@@ -62,6 +62,10 @@ def function_call(name: str, args: dict, call_id: str | None = None) -> dict:
 _CLIENTS: list[genai.Client] = []
 
 
+def port(api) -> int:
+    return int(api.base_url.rsplit(":", 1)[1])
+
+
 def client(api, **kw) -> genai.Client:
     """A client for the fake API, kept alive for the test (a dropped Client closes its HTTP client)."""
     options = types.HttpOptions(base_url=api.base_url, retry_options=types.HttpRetryOptions(attempts=1))
@@ -93,6 +97,7 @@ def test_generate_content_is_one_chat_step_with_usage_cost_and_response(telemetr
     assert tuple(a["gen_ai.response.finish_reasons"]) == ("STOP",)
     assert (a["gen_ai.request.temperature"], a["gen_ai.request.max_tokens"]) == (0.2, 256)
     assert (a["gen_ai.request.top_p"], a["gen_ai.request.top_k"]) == (0.9, 40)
+    assert (a["server.address"], a["server.port"]) == ("127.0.0.1", port(fake_api))
     # Input: the prompt, its cached part included; output: the answer plus the thinking (billed as output).
     assert a["gen_ai.usage.input_tokens"] == 1000
     assert a["gen_ai.usage.cache_read.input_tokens"] == 400

@@ -113,6 +113,7 @@ def test_mistral_route(telemetry, instrument, fake_api):
     chat = one(ours(telemetry.spans()), "chat mistral-large-latest")
     a = chat.attributes
     assert a["gen_ai.provider.name"] == "mistral_ai"
+    assert (a["server.address"], a["server.port"]) == ("127.0.0.1", int(fake_api.base_url.rsplit(":", 1)[1]))
     assert tuple(a["gen_ai.response.finish_reasons"]) == ("tool_calls",)
     assert a["agent.cost_usd"] == pytest.approx((200 * MISTRAL_LARGE[0] + 40 * MISTRAL_LARGE[1]) / 1e6)
 

@@ -21,6 +21,7 @@ import functools
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -90,11 +91,13 @@ def begin(
     params: Mapping[str, Any] | None = None,
     *,
     stream: bool = False,
+    server: Any = None,
 ) -> LLMCall | None:
     """An LLM step of the current run for a request about to be sent, or None (pass it through).
 
     ``params`` are the request parameters named as OpenAI names them (``temperature``, ``max_tokens``,
-    ``top_p``, ``top_k``, ``stop_sequences``...). AgentStopped from a guard propagates: nothing is sent.
+    ``top_p``, ``top_k``, ``stop_sequences``...); ``server`` is the base URL the request goes to
+    (``server.address`` / ``server.port``). AgentStopped from a guard propagates: nothing is sent.
     """
     run = active_run()
     if run is None or framework_llm_active():
@@ -109,6 +112,7 @@ def begin(
     if call is not None:
         try:
             _describe_request(call, provider, params or {}, stream)
+            call.span.set_attributes(server_attributes(server))
         except Exception as exc:
             internal_error("reading an LLM request", exc)
     return call
@@ -129,6 +133,18 @@ def _describe_request(call: LLMCall, provider: str | None, params: Mapping[str, 
     if stream:
         attributes["gen_ai.request.stream"] = True
     call.span.set_attributes(attributes)
+
+
+def server_attributes(url: Any) -> dict[str, Any]:
+    """``server.address`` / ``server.port`` of a base URL (none for what is not one)."""
+    if not isinstance(url, str) or "://" not in url:
+        return {}
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return {}
+    return {"server.address": parts.hostname, "server.port": port} if parts.hostname else {}
 
 
 _REQUEST_PARAMETERS = (

@@ -87,13 +87,13 @@ def _first(data: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _begin(operation: str, params: dict[str, Any]) -> Any:
+def _begin(client: Any, operation: str, params: dict[str, Any]) -> Any:
     model = params.get("modelId")
     converse = operation.startswith("Converse")
     request = _converse_params(params) if converse else _invoke_params(params)
-    return _client.begin(
-        PROVIDER, str(model) if model else None, request, stream=operation.endswith("Stream")
-    )
+    stream = operation.endswith("Stream")
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    return _client.begin(PROVIDER, str(model) if model else None, request, stream=stream, server=endpoint)
 
 
 # --- responses ----------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def _wrap_make_api_call(original: Any) -> Any:
     def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
         call = None
         if operation_name in OPERATIONS and _service(self) == SERVICE and isinstance(api_params, dict):
-            call = _begin(operation_name, api_params)
+            call = _begin(self, operation_name, api_params)
         if call is None:
             return original(self, operation_name, api_params)
         with _client.sending(call):

@@ -101,7 +101,14 @@ def _begin(client: Any, method: Any, path: Any, request: Any, stream: bool) -> A
     if target is None:
         return None
     provider, model = target
-    return _client.begin(provider, model, _params(request), stream=stream)
+    return _client.begin(provider, model, _params(request), stream=stream, server=_base_url(client))
+
+
+def _base_url(client: Any) -> Any:
+    try:
+        return client.get_read_only_http_options().get("base_url")
+    except Exception:
+        return None
 
 
 def read_body(reply: Reply, body: Any) -> None:

@@ -64,28 +64,27 @@ PROVIDERS = {
 }
 
 
-def _route(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(gen_ai.provider.name, model) of a completion call, as LiteLLM will route it."""
+def _route(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str | None, str | None, Any]:
+    """(gen_ai.provider.name, model, base URL) of a completion call, as LiteLLM will route it."""
     model = kwargs.get("model", args[0] if args else None)
+    api_base = kwargs.get("api_base") or kwargs.get("base_url")
     if not isinstance(model, str):
-        return None, None
+        return None, None, api_base
     try:
         get_llm_provider = importlib.import_module("litellm").get_llm_provider
-        resolved, provider, _, _ = get_llm_provider(
-            model=model,
-            custom_llm_provider=kwargs.get("custom_llm_provider"),
-            api_base=kwargs.get("api_base") or kwargs.get("base_url"),
+        resolved, provider, _, resolved_base = get_llm_provider(
+            model=model, custom_llm_provider=kwargs.get("custom_llm_provider"), api_base=api_base
         )
     except Exception:  # LiteLLM will raise its own error for this call; the step records it
-        return None, model
-    return PROVIDERS.get(provider, provider or None), resolved or model
+        return None, model, api_base
+    return PROVIDERS.get(provider, provider or None), resolved or model, resolved_base or api_base
 
 
 def _begin(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     if framework_llm_active():  # a framework (or an outer LiteLLM call) records this request
         return None
-    provider, model = _route(args, kwargs)
-    return _client.begin(provider, model, kwargs, stream=bool(kwargs.get("stream")))
+    provider, model, server = _route(args, kwargs)
+    return _client.begin(provider, model, kwargs, stream=bool(kwargs.get("stream")), server=server)
 
 
 # --- responses ----------------------------------------------------------------------------------------
