@@ -198,6 +198,26 @@ def test_invoke_model_of_a_family_without_usage_in_the_body_uses_bedrocks_header
     assert llama.attributes["agent.cost_usd"] == pytest.approx((8 * LLAMA_70B[0] + 3 * LLAMA_70B[1]) / 1e6)
 
 
+def test_a_body_that_breaks_off_fails_the_step_and_the_caller_reads_the_same_error(telemetry, instrument):
+    from botocore.exceptions import ReadTimeoutError
+
+    class Broken:  # a urllib3 response that times out while the body is read
+        def read(self, amt=None) -> bytes:
+            raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
+
+    instrument("bedrock")
+    client = bedrock()
+    response = invoke_response({})
+    response["body"] = StreamingBody(Broken(), None)
+    with Stubber(client) as stub:
+        stub.add_response("invoke_model", response)
+        with pytest.raises(ReadTimeoutError), agent_otel.run("bedrock-cut"):
+            client.invoke_model(modelId=LLAMA, body=b"{}")["body"].read()
+    spans = ours(telemetry.spans())
+    assert one(spans, f"chat {LLAMA}").attributes["error.type"] == "ReadTimeoutError"
+    assert one(spans, "invoke_agent bedrock-cut").attributes["agent.stop_reason"] == "model_error"
+
+
 def test_a_service_error_ends_the_run_with_model_error(telemetry, instrument):
     instrument("bedrock")
     client = bedrock()

@@ -206,14 +206,33 @@ def _header_usage(reply: Reply, response: Any) -> None:
     reply.input_tokens += reply.cached_input_tokens + reply.cache_write_tokens
 
 
+class _Unreadable(io.RawIOBase):
+    """The body of a response whose reading failed: the caller's read raises what agent-otel's did."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        raise self.error
+
+
 def _reread_body(response: dict[str, Any]) -> bytes | None:
-    """Read an InvokeModel response body and give the caller a StreamingBody over the same bytes."""
+    """Read an InvokeModel response body and give the caller a StreamingBody over the same bytes (or,
+    if reading it failed, one whose read raises that error, as the caller's own read would have)."""
     body = response.get("body")
     read = getattr(body, "read", None)
     if read is None:
         return None
-    data = read()
     streaming = importlib.import_module("botocore.response").StreamingBody
+    try:
+        data = read()
+    except Exception as exc:
+        response["body"] = streaming(_Unreadable(exc), None)
+        raise
     response["body"] = streaming(io.BytesIO(data), len(data))
     return data if isinstance(data, bytes) else None
 
@@ -266,7 +285,11 @@ def _complete(call: Any, operation: str, response: Any) -> None:
             )
             return
         else:
-            data = _reread_body(response) if isinstance(response, dict) else None
+            try:
+                data = _reread_body(response) if isinstance(response, dict) else None
+            except Exception as exc:  # the response broke off: the request failed after all
+                _client.fail(call, exc)
+                return
             reply = _client.read("a Bedrock InvokeModel response", lambda r: read_invoke(r, response, data))
             _client.finish(call, reply)
             return
