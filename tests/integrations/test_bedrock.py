@@ -82,6 +82,7 @@ def test_converse_is_a_chat_step_with_cache_priced_usage(telemetry, instrument):
     root = one(spans, "invoke_agent bedrock-agent")
     chat = one(spans, f"chat {CLAUDE}")
     assert children(root, spans) == [chat]
+    assert chat.kind.name == "CLIENT"
     a = chat.attributes
     assert a["gen_ai.provider.name"] == "aws.bedrock"
     assert (a["server.address"], a["server.port"]) == ("bedrock-runtime.us-east-1.amazonaws.com", 443)
@@ -104,6 +105,10 @@ def test_converse_is_a_chat_step_with_cache_priced_usage(telemetry, instrument):
     assert run.result.usage["input_tokens"] == 1000 and run.cost_usd == pytest.approx(expected)
     (event,) = telemetry.events("llm_result")
     assert event["usage"]["cached_input_tokens"] == 800 and event["usage"]["cache_write_tokens"] == 100
+    durations = telemetry.metrics()["gen_ai.client.operation.duration"]
+    assert [
+        (p["gen_ai.provider.name"], p["gen_ai.request.model"], point.count) for p, point in durations
+    ] == [("aws.bedrock", CLAUDE, 1)]
 
 
 def test_converse_tool_use_and_the_tool_step_that_follows(telemetry, instrument):

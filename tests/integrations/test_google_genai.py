@@ -78,7 +78,7 @@ def test_generate_content_is_one_chat_step_with_usage_cost_and_response(telemetr
     instrument("google_genai")
     fake_api.reply(Reply(answer(meta=usage(1000, 100, cached=400, thoughts=50))))
     config = types.GenerateContentConfig(temperature=0.2, max_output_tokens=256, top_p=0.9, top_k=40)
-    with agent_otel.run("gemini-agent") as run:
+    with agent_otel.run("gemini-agent", conversation_id="conv-g") as run:
         response = client(fake_api).models.generate_content(model=MODEL, contents="hi", config=config)
     assert response.text == "hello"
     path, body = fake_api.requests[0]
@@ -88,9 +88,11 @@ def test_generate_content_is_one_chat_step_with_usage_cost_and_response(telemetr
     root = one(spans, "invoke_agent gemini-agent")
     chat = one(spans, f"chat {MODEL}")
     assert children(root, spans) == [chat]
+    assert chat.kind.name == "CLIENT"
     a = chat.attributes
     assert a["gen_ai.operation.name"] == "chat"
     assert a["gen_ai.provider.name"] == "gcp.gemini"
+    assert (a["gen_ai.agent.name"], a["gen_ai.conversation.id"]) == ("gemini-agent", "conv-g")
     assert a["gen_ai.request.model"] == MODEL
     assert a["gen_ai.response.model"] == f"{MODEL}-001"
     assert a["gen_ai.response.id"] == "resp-1"
@@ -112,8 +114,17 @@ def test_generate_content_is_one_chat_step_with_usage_cost_and_response(telemetr
     assert event["usage"]["input_tokens"] == 1000 and event["usage"]["output_tokens"] == 150
     assert event["usage"]["cached_input_tokens"] == 400
     assert event["step_id"] == 1 and event["status"] == "ok"
-    points = telemetry.metrics()["agent.tokens_per_request"]
+    metrics = telemetry.metrics()
+    points = metrics["agent.tokens_per_request"]
     assert [(p[0]["model"], p[1].sum) for p in points] == [(f"{MODEL}-001", 1150)]
+    tokens = {
+        (p["gen_ai.provider.name"], p["gen_ai.response.model"], p["gen_ai.token.type"]): point.sum
+        for p, point in metrics["gen_ai.client.token.usage"]
+    }
+    assert tokens == {
+        ("gcp.gemini", f"{MODEL}-001", "input"): 1000,
+        ("gcp.gemini", f"{MODEL}-001", "output"): 150,
+    }
 
 
 def test_tool_use_prompt_tokens_count_as_input(telemetry, instrument, fake_api):

@@ -87,6 +87,7 @@ def test_openai_route_is_one_step_even_with_the_openai_client_instrumented(telem
     root = one(spans, "invoke_agent litellm-agent")
     chat = one(spans, "chat gpt-4o-mini")  # one step: the OpenAI client underneath adds none
     assert children(root, spans) == [chat]
+    assert chat.kind.name == "CLIENT"
     a = chat.attributes
     assert a["gen_ai.provider.name"] == "openai"
     assert a["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"

@@ -26,12 +26,13 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
 from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
-from ._common import framework_llm, framework_llm_active, reset_framework_llm
+from ._common import framework_call, framework_llm, reset_framework_llm
 
 
 class Reply:
@@ -100,39 +101,22 @@ def begin(
     (``server.address`` / ``server.port``). AgentStopped from a guard propagates: nothing is sent.
     """
     run = active_run()
-    if run is None or framework_llm_active():
+    if run is None or framework_call() is not None:
         return None
     try:
-        call = llm.begin(run, model or "unknown", attach=False)
+        call = llm.begin(run, model or "unknown", attach=False, provider=provider)
     except AgentStopped:
         raise
     except Exception as exc:
         internal_error("starting an LLM request span", exc)
         return None
     if call is not None:
+        call.request(params, stream=stream)
         try:
-            _describe_request(call, provider, params or {}, stream)
-            call.span.set_attributes(server_attributes(server))
+            call.attributes.update(server_attributes(server))
         except Exception as exc:
             internal_error("reading an LLM request", exc)
     return call
-
-
-def _describe_request(call: LLMCall, provider: str | None, params: Mapping[str, Any], stream: bool) -> None:
-    attributes: dict[str, Any] = {}
-    if provider:
-        attributes["gen_ai.provider.name"] = provider
-    for key, attribute, kind in _REQUEST_PARAMETERS:
-        value = params.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attributes[attribute] = kind(value)
-    stop = params.get("stop_sequences", params.get("stop"))
-    stops = [stop] if isinstance(stop, str) else [s for s in stop or () if isinstance(s, str)]
-    if stops:
-        attributes["gen_ai.request.stop_sequences"] = stops
-    if stream:
-        attributes["gen_ai.request.stream"] = True
-    call.span.set_attributes(attributes)
 
 
 def server_attributes(url: Any) -> dict[str, Any]:
@@ -145,17 +129,6 @@ def server_attributes(url: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return {"server.address": parts.hostname, "server.port": port} if parts.hostname else {}
-
-
-_REQUEST_PARAMETERS = (
-    ("temperature", "gen_ai.request.temperature", float),
-    ("max_tokens", "gen_ai.request.max_tokens", int),
-    ("top_p", "gen_ai.request.top_p", float),
-    ("top_k", "gen_ai.request.top_k", int),
-    ("seed", "gen_ai.request.seed", int),
-    ("frequency_penalty", "gen_ai.request.frequency_penalty", float),
-    ("presence_penalty", "gen_ai.request.presence_penalty", float),
-)
 
 
 def attach(call: LLMCall) -> Any:
@@ -195,15 +168,14 @@ def sending(call: LLMCall, *, framework: bool = False) -> Iterator[None]:
 
 
 def _describe_response(call: LLMCall, reply: Reply) -> None:
-    attributes: dict[str, Any] = {}
-    if reply.response_id:
-        attributes["gen_ai.response.id"] = reply.response_id
-    if reply.finish_reasons:
-        attributes["gen_ai.response.finish_reasons"] = list(reply.finish_reasons)
+    call.response(
+        response_id=reply.response_id,
+        finish_reasons=reply.finish_reasons,
+        tool_call_ids=reply.tool_call_ids,
+        response_model=reply.model,
+    )
     if reply.reasoning_tokens:
-        attributes["gen_ai.usage.reasoning.output_tokens"] = reply.reasoning_tokens
-    if attributes:
-        call.span.set_attributes(attributes)
+        call.attributes[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reply.reasoning_tokens
 
 
 def finish(call: LLMCall, reply: Reply) -> None:

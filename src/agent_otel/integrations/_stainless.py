@@ -40,7 +40,7 @@ from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
-from ._common import Patcher, framework_llm
+from ._common import Patcher, framework_call
 
 
 class StreamUsage(Protocol):
@@ -146,12 +146,6 @@ def _llm_model(api: Api, options: Any) -> str | None:
     body = getattr(options, "json_data", None)
     model = body.get("model") if isinstance(body, dict) else None
     return str(model) if model else "unknown"
-
-
-def _framework_call() -> LLMCall | None:
-    """The framework's LLM call this request is made for, if one is in flight."""
-    call = framework_llm.get()
-    return call if call is not None and not call.done else None
 
 
 def _tell(call: LLMCall, usage: Usage) -> None:
@@ -414,7 +408,7 @@ def make_sync_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
-            framework = _framework_call() if model is not None else None
+            framework = framework_call() if model is not None else None
             if framework is not None:
                 result = original(self, cast_to, options, *args, **kwargs)
                 _enrich(api, framework, result, is_async=False)
@@ -443,7 +437,7 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
-            framework = _framework_call() if model is not None else None
+            framework = framework_call() if model is not None else None
             if framework is not None:
                 result = await original(self, cast_to, options, *args, **kwargs)
                 _enrich(api, framework, result, is_async=True)

@@ -34,7 +34,7 @@ from agent_otel.steps import internal_error
 
 from . import Integration, _client
 from ._client import Reply, Watch
-from ._common import Patcher, as_int, framework_llm_active, usage_value
+from ._common import Patcher, as_int, framework_call, usage_value
 
 #: LiteLLM's provider names -> gen_ai.provider.name (the GenAI registry's well-known values).
 PROVIDERS = {
@@ -81,7 +81,7 @@ def _route(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str | None
 
 
 def _begin(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    if framework_llm_active():  # a framework (or an outer LiteLLM call) records this request
+    if framework_call() is not None:  # a framework (or an outer LiteLLM call) records this request
         return None
     provider, model, server = _route(args, kwargs)
     return _client.begin(provider, model, kwargs, stream=bool(kwargs.get("stream")), server=server)
