@@ -396,3 +396,32 @@ def test_uninstrument_restores_botocore(instrument):
 
     integrations.uninstrument(["bedrock"])
     assert (BaseClient._make_api_call, EventStream.__iter__, EventStream.close) == before
+
+
+def test_content_capture_records_converse_messages(configured, instrument):
+    telemetry = configured({"logging": {"events": {"capture_content": True}}})
+    instrument("bedrock")
+    client = bedrock()
+    tool_use = [
+        {"text": "checking"},
+        {"toolUse": {"toolUseId": "tu-7", "name": "lookup", "input": {"q": "x"}}},
+    ]
+    with Stubber(client) as stub:
+        stub.add_response("converse", converse_response(5, 2, stop="tool_use", content=tool_use))
+        with agent_otel.run("bedrock-content"):
+            client.converse(modelId=NOVA, system=[{"text": "be brief"}], messages=MESSAGES)
+    chat = one(ours(telemetry.spans()), f"chat {NOVA}")
+    assert json.loads(chat.attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+    ]
+    assert json.loads(chat.attributes["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "checking"},
+                {"type": "tool_call", "id": "tu-7", "name": "lookup", "arguments": {"q": "x"}},
+            ],
+            "finish_reason": "tool_use",
+        }
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 
 import pytest
 
@@ -425,3 +426,42 @@ def test_uninstrument_restores_the_sdk(instrument):
 
     integrations.uninstrument(["google_genai"])
     assert (_api_client.BaseApiClient.request, _extra_utils.invoke_function_from_dict_args) == before
+
+
+def test_content_capture_records_gemini_messages_redacted(configured, instrument, fake_api):
+    telemetry = configured({"logging": {"events": {"capture_content": True}}})
+    instrument("google_genai")
+    fake_api.reply(
+        Reply(function_call("get_weather", {"city": "Paris"}, "fc-9")), Reply(answer("mail bob@example.com"))
+    )
+    config = types.GenerateContentConfig(tools=[get_weather], system_instruction="be brief")
+    with agent_otel.run("gemini-content"):
+        client(fake_api).models.generate_content(
+            model=MODEL, contents="write to alice@example.com", config=config
+        )
+    first, second = sorted(
+        by_name(ours(telemetry.spans()), f"chat {MODEL}"), key=lambda s: s.attributes["agent.step_id"]
+    )
+    sent = json.loads(first.attributes["gen_ai.input.messages"])
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert sent[0]["parts"] == [{"type": "text", "content": "be brief"}]
+    assert "alice@example.com" not in sent[1]["parts"][0]["content"]  # redacted like store_args
+    (answered,) = json.loads(first.attributes["gen_ai.output.messages"])
+    assert answered["parts"] == [
+        {"type": "tool_call", "id": "fc-9", "name": "get_weather", "arguments": {"city": "Paris"}}
+    ]
+    assert answered["finish_reason"] == "STOP"
+    resent = json.loads(second.attributes["gen_ai.input.messages"])
+    assert [m["role"] for m in resent] == ["system", "user", "assistant", "user"]
+    assert resent[-1]["parts"][0]["type"] == "tool_call_response"
+    (final,) = json.loads(second.attributes["gen_ai.output.messages"])
+    assert "bob@example.com" not in final["parts"][0]["content"]
+
+
+def test_content_is_not_captured_by_default(telemetry, instrument, fake_api):
+    instrument("google_genai")
+    fake_api.reply(Reply(answer()))
+    with agent_otel.run("gemini-quiet"):
+        client(fake_api).models.generate_content(model=MODEL, contents="hello")
+    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    assert "gen_ai.input.messages" not in chat.attributes and "gen_ai.output.messages" not in chat.attributes

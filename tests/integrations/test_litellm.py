@@ -358,3 +358,24 @@ def test_uninstrument_restores_litellm(instrument):
 
     integrations.uninstrument(["litellm"])
     assert (litellm.completion, litellm.acompletion, CustomStreamWrapper.__next__) == before
+
+
+def test_content_capture_records_the_messages_once(configured, instrument, fake_api):
+    telemetry = configured({"logging": {"events": {"capture_content": True}}})
+    instrument("litellm", "openai")
+    fake_api.reply(Reply(chat_completion("gpt-4o-mini", 10, 3)))
+    with agent_otel.run("litellm-content"):
+        litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+            api_base=fake_api.base_url,
+            api_key="k",
+        )
+    chat = one(ours(telemetry.spans()), "chat gpt-4o-mini")
+    assert [m["role"] for m in json.loads(chat.attributes["gen_ai.input.messages"])] == ["system", "user"]
+    (answer,) = json.loads(chat.attributes["gen_ai.output.messages"])
+    assert answer == {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": "hello"}],
+        "finish_reason": "stop",
+    }

@@ -93,12 +93,14 @@ def begin(
     *,
     stream: bool = False,
     server: Any = None,
+    messages: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> LLMCall | None:
     """An LLM step of the current run for a request about to be sent, or None (pass it through).
 
     ``params`` are the request parameters named as OpenAI names them (``temperature``, ``max_tokens``,
     ``top_p``, ``top_k``, ``stop_sequences``...); ``server`` is the base URL the request goes to
-    (``server.address`` / ``server.port``). AgentStopped from a guard propagates: nothing is sent.
+    (``server.address`` / ``server.port``); ``messages`` builds the request's messages in the GenAI form,
+    called only with content capture on. AgentStopped from a guard propagates: nothing is sent.
     """
     run = active_run()
     if run is None or framework_call() is not None:
@@ -116,7 +118,23 @@ def begin(
             call.attributes.update(server_attributes(server))
         except Exception as exc:
             internal_error("reading an LLM request", exc)
+        capture(call, input=messages)
     return call
+
+
+def capture(
+    call: LLMCall,
+    *,
+    input: Callable[[], list[dict[str, Any]]] | None = None,
+    output: Callable[[], list[dict[str, Any]]] | None = None,
+) -> None:
+    """Content capture: the request's or the response's messages, built only when capture is on."""
+    if (input is None and output is None) or not call.capture_content:
+        return
+    try:
+        call.messages(input=input() if input else None, output=output() if output else None)
+    except Exception as exc:
+        internal_error("capturing LLM messages", exc)
 
 
 def server_attributes(url: Any) -> dict[str, Any]:
@@ -178,8 +196,9 @@ def _describe_response(call: LLMCall, reply: Reply) -> None:
         call.attributes[c.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reply.reasoning_tokens
 
 
-def finish(call: LLMCall, reply: Reply) -> None:
-    """End the step with what the response said."""
+def finish(call: LLMCall, reply: Reply, output: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    """End the step with what the response said (``output``: its messages, for content capture)."""
+    capture(call, output=output)
     try:
         _describe_response(call, reply)
     except Exception as exc:

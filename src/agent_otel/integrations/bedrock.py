@@ -32,7 +32,7 @@ from typing import Any
 
 from agent_otel.steps import internal_error
 
-from . import Integration, _client
+from . import Integration, _client, _content
 from ._client import Reply, Watch
 from ._common import Patcher, as_int, usage_value
 
@@ -93,7 +93,10 @@ def _begin(client: Any, operation: str, params: dict[str, Any]) -> Any:
     request = _converse_params(params) if converse else _invoke_params(params)
     stream = operation.endswith("Stream")
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
-    return _client.begin(PROVIDER, str(model) if model else None, request, stream=stream, server=endpoint)
+    messages = (lambda: _content.converse_input(params)) if converse else None
+    return _client.begin(
+        PROVIDER, str(model) if model else None, request, stream=stream, server=endpoint, messages=messages
+    )
 
 
 # --- responses ----------------------------------------------------------------------------------------
@@ -280,9 +283,8 @@ def _complete(call: Any, operation: str, response: Any) -> None:
             if _watch_stream(response, "body", watch):
                 return
         elif operation == "Converse":
-            _client.finish(
-                call, _client.read("a Bedrock Converse response", lambda r: read_converse(r, response))
-            )
+            reply = _client.read("a Bedrock Converse response", lambda r: read_converse(r, response))
+            _client.finish(call, reply, output=lambda: _content.converse_output(response))
             return
         else:
             try:

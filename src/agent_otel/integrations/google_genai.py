@@ -39,7 +39,7 @@ from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.steps import active_run
 from agent_otel.stop import AgentStopped
 
-from . import Integration, _client
+from . import Integration, _client, _content
 from ._client import Reply, Watch
 from ._common import (
     Patcher,
@@ -101,7 +101,14 @@ def _begin(client: Any, method: Any, path: Any, request: Any, stream: bool) -> A
     if target is None:
         return None
     provider, model = target
-    return _client.begin(provider, model, _params(request), stream=stream, server=_base_url(client))
+    return _client.begin(
+        provider,
+        model,
+        _params(request),
+        stream=stream,
+        server=_base_url(client),
+        messages=lambda: _content.gemini_input(request),
+    )
 
 
 def _base_url(client: Any) -> Any:
@@ -137,7 +144,8 @@ def _feed(reply: Reply, chunk: Any) -> None:
 
 
 def _finish_response(call: Any, response: Any) -> None:
-    _client.finish(call, _client.read("a Gemini response", lambda r: read_body(r, response.body)))
+    reply = _client.read("a Gemini response", lambda r: read_body(r, response.body))
+    _client.finish(call, reply, output=lambda: _content.gemini_output(json.loads(response.body)))
 
 
 def _wrap_request(original: Any) -> Any:

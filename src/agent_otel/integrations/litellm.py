@@ -32,7 +32,7 @@ from typing import Any
 
 from agent_otel.steps import internal_error
 
-from . import Integration, _client
+from . import Integration, _client, _content
 from ._client import Reply, Watch
 from ._common import Patcher, as_int, framework_call, usage_value
 
@@ -84,7 +84,16 @@ def _begin(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     if framework_call() is not None:  # a framework (or an outer LiteLLM call) records this request
         return None
     provider, model, server = _route(args, kwargs)
-    return _client.begin(provider, model, kwargs, stream=bool(kwargs.get("stream")), server=server)
+    stream = bool(kwargs.get("stream"))
+    messages = kwargs.get("messages", args[1] if len(args) > 1 else None)
+    return _client.begin(
+        provider,
+        model,
+        kwargs,
+        stream=stream,
+        server=server,
+        messages=lambda: _content.openai_chat_input(messages),
+    )
 
 
 # --- responses ----------------------------------------------------------------------------------------
@@ -171,7 +180,8 @@ def _complete(call: Any, response: Any) -> Any:
         if hasattr(type(response), "__next__") and hasattr(type(response), "__anext__"):
             _client.watch_stream(response, _StreamWatch(call))
             return response
-        _client.finish(call, _client.read("a LiteLLM response", lambda r: read_response(r, response)))
+        reply = _client.read("a LiteLLM response", lambda r: read_response(r, response))
+        _client.finish(call, reply, output=lambda: _content.openai_chat_output(response))
     except Exception as exc:
         internal_error("reading a LiteLLM response", exc)
         if not call.done:
