@@ -150,7 +150,12 @@ def server_attributes(url: Any) -> dict[str, Any]:
 
 
 def attach(call: LLMCall) -> Any:
-    """Make the step's span current while its request is sent (HTTP client spans nest under it)."""
+    """Make the step's span current while its request is sent (HTTP client spans nest under it).
+
+    Not for a deferred step: the client's own span will be current then (and become the step's span).
+    """
+    if call.native is None and call.span is trace.INVALID_SPAN:
+        return None
     try:
         return otel_context.attach(trace.set_span_in_context(call.span))
     except Exception:

@@ -30,9 +30,6 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
@@ -40,6 +37,7 @@ from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
+from ._client import attach, detach
 from ._common import Patcher, framework_call
 
 
@@ -382,27 +380,6 @@ def _hook_close(stream: Any, is_async: bool) -> None:
         stream.close = close
 
 
-def _attached(call: LLMCall) -> Any:
-    """Make the LLM span current while the HTTP request is sent, so HTTP client spans nest under it.
-
-    Not for a deferred step: the client's own span will be current then (and become the step's span).
-    """
-    if call.native is None and call.span is trace.INVALID_SPAN:
-        return None
-    try:
-        return otel_context.attach(trace.set_span_in_context(call.span))
-    except Exception:
-        return None
-
-
-def _detach(token: Any) -> None:
-    if token is not None:
-        try:
-            otel_context.detach(token)
-        except Exception as exc:
-            internal_error("detaching the LLM request context", exc)
-
-
 def make_sync_request(api: Api) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         @functools.wraps(original)
@@ -417,14 +394,14 @@ def make_sync_request(api: Api) -> Callable[[Any], Any]:
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
                 return original(self, cast_to, options, *args, **kwargs)
-            token = _attached(call)
+            token = attach(call)
             try:
                 result = original(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
             finally:
-                _detach(token)
+                detach(token)
             return _complete(api, call, result, is_async=False, path=_path(options))
 
         return request
@@ -446,14 +423,14 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
                 return await original(self, cast_to, options, *args, **kwargs)
-            token = _attached(call)
+            token = attach(call)
             try:
                 result = await original(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
             finally:
-                _detach(token)
+                detach(token)
             return _complete(api, call, result, is_async=True, path=_path(options))
 
         return request
