@@ -7,7 +7,9 @@ the step engine (:func:`agent_otel.llm.begin`) so that guards run before anythin
 client nest under it. The integration reads the answer into a :class:`Reply` (usage, response id, model,
 finish reasons, the tool calls the model asked for) and the step ends with it; a failed request ends it
 failed (``model_error`` if the exception ends the run). A streamed answer ends its step when the stream is
-exhausted, closed, breaks off (with the usage seen until then) or is dropped unread.
+exhausted, closed, breaks off (with the usage seen until then) or is dropped unread. The step carries the
+GenAI attributes the integration can read (provider, request parameters, ``server.address``, response id,
+model and finish reasons) and, with content capture on, the messages it builds only then.
 
 Requests outside any run pass through untouched, and so do requests made while a framework integration
 records the same LLM call (:data:`agent_otel.integrations._common.framework_llm`): a LiteLLM request that
@@ -146,7 +148,7 @@ def server_attributes(url: Any) -> dict[str, Any]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return {}
-    return {"server.address": parts.hostname, "server.port": port} if parts.hostname else {}
+    return {c.SERVER_ADDRESS: parts.hostname, c.SERVER_PORT: port} if parts.hostname else {}
 
 
 def attach(call: LLMCall) -> Any:
