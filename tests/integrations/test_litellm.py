@@ -309,6 +309,20 @@ def test_sync_stream_abandoned_early_still_ends_its_step(telemetry, instrument, 
     assert run.result.usage["llm_calls"] == 1
 
 
+async def test_router_calls_are_steps_of_the_deployment_they_route_to(telemetry, instrument, fake_api):
+    instrument("litellm")
+    fake_api.reply(Reply(chat_completion("gpt-4o-mini", 10, 3)), Reply(chat_completion("gpt-4o-mini", 20, 4)))
+    deployment = {"model": "openai/gpt-4o-mini", "api_base": fake_api.base_url, "api_key": "k"}
+    router = litellm.Router(model_list=[{"model_name": "fast", "litellm_params": deployment}])
+    async with agent_otel.run("litellm-router") as run:
+        router.completion(model="fast", messages=MESSAGES)
+        await router.acompletion(model="fast", messages=MESSAGES)
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent litellm-router")
+    assert steps(root, spans) == [(1, "chat gpt-4o-mini"), (2, "chat gpt-4o-mini")]
+    assert run.result.usage["input_tokens"] == 30
+
+
 def test_provider_error_ends_the_run_with_model_error(telemetry, instrument, fake_api):
     instrument("litellm")
     fake_api.reply(Reply({"error": {"message": "bad model", "type": "invalid_request_error"}}, status=400))
