@@ -103,6 +103,35 @@ def test_openai_route_is_one_step_even_with_the_openai_client_instrumented(telem
     assert event["usage"]["input_tokens"] == 1000 and event["step_id"] == 1
 
 
+def test_a_model_the_price_table_lacks_gets_litellms_own_cost(telemetry, instrument, fake_api):
+    from agent_otel.pricing import PriceTable
+
+    assert PriceTable().price("gpt-3.5-turbo") is None  # not in agent-otel's table; LiteLLM prices it
+    instrument("litellm")
+    fake_api.reply(Reply(chat_completion("gpt-3.5-turbo", 1000, 100)))
+    with agent_otel.run("litellm-cost") as run:
+        response = litellm.completion(
+            model="openai/gpt-3.5-turbo", messages=MESSAGES, api_base=fake_api.base_url, api_key="k"
+        )
+    litellms = response._hidden_params["response_cost"]
+    assert litellms > 0
+    chat = one(ours(telemetry.spans()), "chat gpt-3.5-turbo")
+    assert chat.attributes["agent.cost_usd"] == pytest.approx(litellms)
+    assert run.cost_usd == pytest.approx(litellms)
+
+
+def test_a_configured_price_wins_over_litellms_cost(configured, instrument, fake_api):
+    telemetry = configured({"prices": {"gpt-3.5-turbo": {"input": 10.0, "output": 20.0}}})
+    instrument("litellm")
+    fake_api.reply(Reply(chat_completion("gpt-3.5-turbo", 1000, 100)))
+    with agent_otel.run("litellm-priced"):
+        litellm.completion(
+            model="openai/gpt-3.5-turbo", messages=MESSAGES, api_base=fake_api.base_url, api_key="k"
+        )
+    chat = one(ours(telemetry.spans()), "chat gpt-3.5-turbo")
+    assert chat.attributes["agent.cost_usd"] == pytest.approx((1000 * 10.0 + 100 * 20.0) / 1e6)
+
+
 def test_mistral_route(telemetry, instrument, fake_api):
     instrument("litellm")
     fake_api.reply(Reply(chat_completion("mistral-large-2512", 200, 40, tool_call="call_m1")))
