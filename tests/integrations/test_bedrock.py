@@ -253,6 +253,18 @@ def test_a_guard_stops_the_request_before_botocore_sees_it(telemetry, instrument
     assert len(by_name(ours(telemetry.spans()), f"chat {NOVA}")) == 1
 
 
+def test_malformed_parameters_get_botocores_own_error(telemetry, instrument, fake_api):
+    from botocore.exceptions import ParamValidationError
+
+    instrument("bedrock")
+    client = bedrock(fake_api.base_url)
+    with pytest.raises(ParamValidationError), agent_otel.run("bedrock-malformed"):
+        client.converse(modelId=NOVA, messages=MESSAGES, inferenceConfig="fast please")
+    assert fake_api.requests == []
+    chat = one(ours(telemetry.spans()), f"chat {NOVA}")
+    assert chat.attributes["error.type"] == "ParamValidationError"
+
+
 def test_other_services_and_operations_pass_through(telemetry, instrument):
     instrument("bedrock")
     client = bedrock()

@@ -416,6 +416,27 @@ def test_outside_a_run_and_non_model_requests_pass_through(telemetry, instrument
     assert run.result.usage["llm_calls"] == 0
 
 
+def test_a_response_agent_otel_cannot_read_still_reaches_the_caller(
+    telemetry, instrument, fake_api, monkeypatch
+):
+    from agent_otel.integrations import google_genai as integration
+
+    def broken(reply, body):
+        raise RuntimeError("agent-otel bug")
+
+    monkeypatch.setattr(integration, "read_body", broken)
+    instrument("google_genai")
+    fake_api.reply(Reply(answer(meta=usage(5, 5))), sse(*STREAM))
+    gemini = client(fake_api)
+    with agent_otel.run("gemini-robust") as run:
+        assert gemini.models.generate_content(model=MODEL, contents="x").text == "hello"
+        assert (
+            "".join(c.text for c in gemini.models.generate_content_stream(model=MODEL, contents="y"))
+            == "Hello there"
+        )
+    assert run.result.stop_reason == "completed" and run.result.usage["llm_calls"] == 2
+
+
 def test_uninstrument_restores_the_sdk(instrument):
     from google.genai import _api_client, _extra_utils
 

@@ -90,7 +90,11 @@ def _first(data: dict[str, Any], *keys: str) -> Any:
 def _begin(client: Any, operation: str, params: dict[str, Any]) -> Any:
     model = params.get("modelId")
     converse = operation.startswith("Converse")
-    request = _converse_params(params) if converse else _invoke_params(params)
+    try:
+        request = _converse_params(params) if converse else _invoke_params(params)
+    except Exception as exc:  # malformed parameters are botocore's to reject, not agent-otel's
+        internal_error("reading a Bedrock request", exc)
+        request = {}
     stream = operation.endswith("Stream")
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
     messages = (lambda: _content.converse_input(params)) if converse else None
