@@ -237,7 +237,7 @@ def _tool_call(function: Any, args: Any) -> Any:
         refuse_outside_run(name)
         return None
     try:
-        return start_tool(run, name, dict(args or {}), fn=function)
+        return start_tool(run, name, args if args is not None else {}, fn=function)
     except (AgentStopped, ReplayError) as exc:
         _stash(exc)
         raise
