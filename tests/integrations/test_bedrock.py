@@ -362,7 +362,7 @@ def test_invoke_model_with_response_stream_uses_bedrocks_invocation_metrics(tele
                 "message": {
                     "id": "msg_s1",
                     "model": "claude-sonnet-4-20250514",
-                    "usage": {"input_tokens": 11, "output_tokens": 1},
+                    "usage": {"input_tokens": 11, "cache_read_input_tokens": 100, "output_tokens": 1},
                 },
             }
         ),
@@ -375,6 +375,7 @@ def test_invoke_model_with_response_stream_uses_bedrocks_invocation_metrics(tele
                 "type": "message_stop",
                 "amazon-bedrock-invocationMetrics": {
                     "inputTokenCount": 11,
+                    "cacheReadInputTokenCount": 100,
                     "outputTokenCount": 4,
                     "invocationLatency": 90,
                     "firstByteLatency": 30,
@@ -391,10 +392,12 @@ def test_invoke_model_with_response_stream_uses_bedrocks_invocation_metrics(tele
         kinds = [json.loads(e["chunk"]["bytes"])["type"] for e in response["body"]]
     assert kinds == ["message_start", "content_block_delta", "message_delta", "message_stop"]
     a = one(ours(telemetry.spans()), f"chat {CLAUDE}").attributes
-    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (11, 4)
+    # Bedrock's metrics leave the cache out of inputTokenCount, as Converse does: all input is 111.
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (111, 4)
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 100
     assert a["gen_ai.response.id"] == "msg_s1"
     assert tuple(a["gen_ai.response.finish_reasons"]) == ("end_turn",)
-    assert a["agent.cost_usd"] == pytest.approx((11 * SONNET[0] + 4 * SONNET[1]) / 1e6)
+    assert a["agent.cost_usd"] == pytest.approx((11 * SONNET[0] + 100 * SONNET[2] + 4 * SONNET[1]) / 1e6)
 
 
 def test_uninstrument_restores_botocore(instrument):

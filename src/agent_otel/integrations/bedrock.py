@@ -148,14 +148,14 @@ def read_invoke_body(reply: Reply, data: Any) -> bool:
     found = False
     metrics = data.get("amazon-bedrock-invocationMetrics")
     if isinstance(metrics, dict):  # the last chunk of every response stream
-        reply.input_tokens = max(reply.input_tokens, as_int(metrics.get("inputTokenCount")))
+        # Like Converse's usage and the token count headers, the input count leaves the cache out.
+        cache_read = as_int(metrics.get("cacheReadInputTokenCount"))
+        cache_write = as_int(metrics.get("cacheWriteInputTokenCount"))
+        total = as_int(metrics.get("inputTokenCount")) + cache_read + cache_write
+        if total >= reply.input_tokens:
+            reply.input_tokens = total
+            reply.cached_input_tokens, reply.cache_write_tokens = cache_read, cache_write
         reply.output_tokens = as_int(metrics.get("outputTokenCount"))
-        cache_read = metrics.get("cacheReadInputTokenCount")
-        if cache_read is not None:
-            reply.cached_input_tokens = as_int(cache_read)
-        cache_write = metrics.get("cacheWriteInputTokenCount")
-        if cache_write is not None:
-            reply.cache_write_tokens = as_int(cache_write)
         found = True
     message = data.get("message") if data.get("type") == "message_start" else data
     usage = usage_value(message, "usage")
