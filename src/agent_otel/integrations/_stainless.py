@@ -37,7 +37,7 @@ from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
-from ._client import attach, detach
+from ._client import Reply, attach, detach
 from ._common import Patcher, framework_call
 
 
@@ -55,23 +55,9 @@ class StreamUsage(Protocol):
     def feed(self, event: Any) -> None: ...
 
 
-class Response:
-    """The response's id, finish reasons and the ids of the tool calls the model asked for."""
-
-    __slots__ = ("finish_reasons", "response_id", "tool_call_ids")
-
-    def __init__(self) -> None:
-        self.response_id: str | None = None
-        self.finish_reasons: list[str] = []
-        self.tool_call_ids: list[str] = []
-
-    def add_reason(self, reason: Any) -> None:
-        if isinstance(reason, str) and reason:
-            self.finish_reasons.append(reason)
-
-    def add_tool_call(self, call_id: Any) -> None:
-        if isinstance(call_id, str) and call_id and call_id not in self.tool_call_ids:
-            self.tool_call_ids.append(call_id)
+#: The response's id, finish reasons and the ids of the tool calls the model asked for (the Stainless
+#: clients keep their usage in :class:`Usage`, so only these parts of a Reply are used here).
+Response = Reply
 
 
 class Usage:
