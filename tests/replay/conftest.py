@@ -17,7 +17,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agent_otel
-from agent_otel import sdk, snapshot_outcomes
+from agent_otel import integrations, sdk, snapshot_outcomes
+from tests.integrations.conftest import fake_api  # noqa: F401  (a fake model provider, for test_providers)
 from tests.replay import support_agent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,22 +114,6 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Rig]:
 
 
 @pytest.fixture
-def instrument(rig: Rig) -> Iterator[Callable[..., None]]:
-    """Set up agent_otel with the real SQLite store and instrument the named frameworks."""
-    from agent_otel import integrations
-
-    names: list[str] = []
-
-    def do(*wanted: str) -> None:
-        rig.start()
-        names.extend(wanted)
-        integrations.instrument(list(wanted))
-
-    yield do
-    integrations.uninstrument(names)
-
-
-@pytest.fixture
 def recorded(rig: Rig) -> Callable[..., str]:
     """Record one run of ``agent`` (default: the buggy support agent) and return its run_id."""
 
@@ -150,3 +135,17 @@ def load_json_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def instrument(rig: Rig) -> Iterator[Callable[..., None]]:
+    """Set up agent_otel with the real SQLite store and instrument the named frameworks."""
+    names: list[str] = []
+
+    def do(*wanted: str) -> None:
+        rig.start()
+        names.extend(wanted)
+        integrations.instrument(list(wanted))
+
+    yield do
+    integrations.uninstrument(names)

@@ -53,6 +53,7 @@ from ._common import (
     Patcher,
     as_int,
     call_or_serve,
+    framework_call,
     framework_llm,
     reset_framework_llm,
     start_tool,
@@ -70,12 +71,6 @@ class LLMCallFailed(Exception):
 
 class ToolUsageError(Exception):
     """A tool usage CrewAI reported as failed (``ToolUsageErrorEvent`` with the error's text)."""
-
-
-def _llm_in_flight() -> bool:
-    """Whether a framework LLM step is open in this context (a nested call of the same request)."""
-    call = framework_llm.get()
-    return call is not None and not call.done
 
 
 def _stopped_class() -> type:
@@ -345,7 +340,7 @@ def _llm_started(source: Any, event: Any) -> None:
     state = _state
     run = active_run()
     call_id = getattr(event, "call_id", None)
-    if state is None or run is None or not call_id or _llm_in_flight():
+    if state is None or run is None or not call_id or framework_call() is not None:
         return
     model = str(getattr(event, "model", None) or "unknown")
     provider = _PROVIDERS.get(str(getattr(source, "provider", "") or "")) or guess_provider(model)

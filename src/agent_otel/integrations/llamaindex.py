@@ -61,6 +61,7 @@ from ._common import (
     Unservable,
     as_int,
     await_or_serve,
+    framework_call,
     framework_llm,
     refuse_outside_run,
     reset_framework_llm,
@@ -72,12 +73,6 @@ from ._common import (
 _tool_event: ContextVar[Any] = ContextVar("agent_otel_llamaindex_tool_event", default=None)
 #: Open LLM spans kept to recognise a nested request (``chat`` implemented by ``complete``); bounded.
 MAX_OPEN_LLM_SPANS = 4096
-
-
-def _llm_in_flight() -> bool:
-    """Whether a framework LLM step is open in this context (a nested call of the same request)."""
-    call = framework_llm.get()
-    return call is not None and not call.done
 
 
 def _classify(exc: BaseException) -> StopReason | None:
@@ -346,7 +341,7 @@ class _State:
     def _start(self, event: Any) -> None:
         run = active_run()
         span_id = event.span_id
-        if run is None or span_id is None or _llm_in_flight() or self._nested(span_id):
+        if run is None or span_id is None or framework_call() is not None or self._nested(span_id):
             return
         model_dict = getattr(event, "model_dict", None)
         model = _model(model_dict, event)

@@ -52,6 +52,7 @@ from ._common import (
     Serve,
     as_int,
     call_or_serve,
+    framework_call,
     framework_llm,
     refuse_outside_run,
     reset_framework_llm,
@@ -62,12 +63,6 @@ from ._common import (
 
 #: The tool smolagents answers with; calling it ends the run, it is not a step of the run.
 FINAL_ANSWER = "final_answer"
-
-
-def _llm_in_flight() -> bool:
-    """Whether a framework LLM step is open in this context (a nested call of the same request)."""
-    call = framework_llm.get()
-    return call is not None and not call.done
 
 
 def _model_id(model: Any) -> str | None:
@@ -256,7 +251,7 @@ def _begin_llm(
     model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool = False
 ) -> LLMCall | None:
     run = active_run()
-    if run is None or _llm_in_flight():  # not in a run, or a nested generate of the same request
+    if run is None or framework_call() is not None:  # not in a run, or a nested generate of the same request
         return None
     name = _model_id(model) or type(model).__name__
     try:
