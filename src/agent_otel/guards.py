@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.config import SOURCE_DEFAULT, Config, ConfigError
-from agent_otel.steps import Policy, RunPolicy, Step, defer_stop, note_failure
+from agent_otel.steps import Policy, Refusal, RunPolicy, Step, defer_stop, note_failure
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 from agent_otel.tools import ToolCall, ToolOptions
 
@@ -66,7 +66,7 @@ class Budget:
         return replace(base, **changes)
 
 
-class ToolDenied(PermissionError):
+class ToolDenied(Refusal, PermissionError):
     """A tool call was blocked by policy or by the kill switch's ``writes`` scope.
 
     Raised only with ``guards.on_deny: raise``; by default a denied call ends the run (AgentStopped).

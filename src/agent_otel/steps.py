@@ -135,6 +135,15 @@ def internal_error(what: str, exc: BaseException) -> None:
 # --- policies ----------------------------------------------------------------------------------------
 
 
+class Refusal(Exception):
+    """Base of the exceptions a policy raises into agent code *on purpose* instead of stopping the run:
+    a guard's ``ToolDenied`` (``guards.policy.on_deny: raise``), a replay's ``ReplayError``.
+
+    Integrations let these (and :class:`~agent_otel.AgentStopped`) through to the framework and treat
+    every other exception from a step's start as a telemetry failure; a refused step never runs.
+    """
+
+
 class RunPolicy:
     """A policy's part in one run. Override the hooks you need; the engine calls only overridden ones.
 

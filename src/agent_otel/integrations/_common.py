@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
 from agent_otel.run import Run
-from agent_otel.steps import internal_error, outside_run
+from agent_otel.steps import Refusal, internal_error, outside_run
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, ToolOptions, ToolTimeout, begin, call_with_deadline, timeout_for
 
@@ -113,7 +113,7 @@ def start_tool(
             attach=attach,
             claimable=True,
         )
-    except (AgentStopped, ReplayError):
+    except (AgentStopped, Refusal):  # a guard's stop or ToolDenied, a replay's refusal: never run the tool
         raise
     except Exception as exc:
         internal_error("starting a framework tool call", exc)
