@@ -190,7 +190,6 @@ class BridgedToolCall(ToolCall):
         exc: BaseException | str | None = None,
         description: str | None = None,
     ) -> tuple[float, Any]:
-        self.run.last_step = (self.step_id, _failure_reason(self, exc))  # type: ignore[attr-defined]
         span = self.native
         if span is None:
             if self.span is trace.INVALID_SPAN and self.runtime is not None:
@@ -225,14 +224,11 @@ class BridgedLLMCall(LLMCall):
 
     __slots__ = ()
 
-    def end(
-        self,
-        attributes: dict[str, Any],
-        exc: BaseException | str | None = None,
-        description: str | None = None,
-    ) -> tuple[float, Any]:
-        self.run.last_step = (self.step_id, _failure_reason(self, exc))  # type: ignore[attr-defined]
-        return super().end(attributes, exc, description)
+    def start_span(self, rt: runtime.Runtime, parent: Any, start_time_ns: int | None) -> Span:
+        span = self.native
+        span.set_attributes(self.adopt(span))
+        return span  # type: ignore[no-any-return]
+
 
 
 def _failure_reason(step: Step, exc: Any) -> StopReason | None:
@@ -253,8 +249,7 @@ class _Last(RunPolicy):
         self.run = run
 
     def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
-        if not isinstance(step, BridgedToolCall | BridgedLLMCall):  # those note it themselves
-            self.run.last_step = (step.step_id, _failure_reason(step, exc))
+        self.run.last_step = (step.step_id, _failure_reason(step, exc))
 
 
 class _LastStep(Policy):
@@ -383,7 +378,13 @@ def _merge(span: Any, attributes: dict[str, Any]) -> None:
     """Add agent-otel's attributes to a framework's span: ``agent.*`` always, ``gen_ai.*`` only where the
     framework has not set its own value."""
     existing = span.attributes or {}
-    span.set_attributes({k: v for k, v in attributes.items() if k.startswith("agent.") or k not in existing})
+    span.set_attributes(
+        {
+            k: v
+            for k, v in attributes.items()
+            if v is not None and (k.startswith("agent.") or k not in existing)
+        }
+    )
 
 
 def _status(span: Any) -> StatusCode:
@@ -429,8 +430,6 @@ def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLM
         if not _is_stop(exc):
             internal_error("checking a framework model call", exc)
         return None
-    if begun is not None:
-        span.set_attribute(c.STEP_ID, call.step_id)
     return begun  # type: ignore[no-any-return]
 
 
@@ -440,6 +439,8 @@ def _begin_tool(run: Run, span: Any, attributes: Any, checks: bool | None = None
     call_id = attributes.get(c.GEN_AI_TOOL_CALL_ID)
     call = BridgedToolCall(run, _options(str(name), attributes), args, str(call_id) if call_id else None)
     call.native = call.span = span
+    if not known:
+        call.args_sha = None  # not on the span (yet): no hash rather than the hash of nothing
     # The checks (which only observe here) need the arguments: without them at the start, at the end.
     call.checked = known or checks is not None
     try:
@@ -558,7 +559,7 @@ def _end_llm(span: Any, call: BridgedLLMCall) -> None:
     del reasons  # on the framework's span already
     error = _error_type(span)
     if error is not None:
-        call.fail(BridgedError(error), **usage)
+        call.fail(error, **usage)
     else:
         call.finish(response_model=response_model if isinstance(response_model, str) else None, **usage)
 
@@ -569,7 +570,7 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
     if known and call.args is None:
         call.args, call.args_sha = args, sha(args)
         span.set_attribute(c.TOOL_ARGS_SHA, call.args_sha)
-    if not call.checked:  # the checks wait for the arguments (they only observe here)
+    if not call.checked and known:  # the checks waited for the arguments (they only observe here)
         call.checked = True
         try:
             policy_checks(call)
