@@ -192,6 +192,8 @@ class BridgedToolCall(ToolCall):
     ) -> tuple[float, Any]:
         span = self.native
         if span is None:
+            if _pending_tool.get() is self:
+                _pending_tool.set(None)
             if self.span is trace.INVALID_SPAN and self.runtime is not None:
                 # No framework span came (the hook served or cancelled the call): one of our own.
                 try:
@@ -228,7 +230,6 @@ class BridgedLLMCall(LLMCall):
         span = self.native
         span.set_attributes(self.adopt(span))
         return span  # type: ignore[no-any-return]
-
 
 
 def _failure_reason(step: Step, exc: Any) -> StopReason | None:
@@ -326,7 +327,13 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
             binding.step = _begin_llm(run, span, attributes, checks=not hooked)
     elif op == c.OP_EXECUTE_TOOL:
         pending_tool = _pending_tool.get()
-        if pending_tool is not None and pending_tool.run is run and pending_tool.native is None:
+        if (
+            pending_tool is not None
+            and pending_tool.run is run
+            and pending_tool.native is None
+            and not pending_tool.done
+            and (attributes.get(c.GEN_AI_TOOL_NAME) or native.named(span, op)) == pending_tool.name
+        ):
             _pending_tool.set(None)  # a hook began this call just before the framework started its span
             pending_tool.adopt(span)
             binding.step = pending_tool
@@ -710,7 +717,7 @@ def begin_tool(
     from agent_otel.steps import begin
 
     try:
-        return begin(call)  # type: ignore[return-value]
+        return begin(call, attach=False)  # type: ignore[return-value]
     finally:
         if call.deferred and call.step_id == 0:
             _pending_tool.set(None)

@@ -68,6 +68,8 @@ _REGISTRY: dict[str, str] = {
     "openai": "agent_otel.integrations.openai_client:OpenAIIntegration",
     "anthropic": "agent_otel.integrations.anthropic_client:AnthropicIntegration",
     "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
+    "strands": "agent_otel.integrations.strands:StrandsIntegration",
+    "google_adk": "agent_otel.integrations.google_adk:GoogleADKIntegration",
 }
 _active: dict[str, Integration] = {}
 
