@@ -123,7 +123,7 @@ def _check_servable(call: ToolCall) -> None:
     why = None
     if outcome.error is not None:
         why = "raised an error when recorded; Strands turned it into a message this replay cannot rebuild"
-    elif outcome.result_type is not None or not isinstance(outcome.result, list):
+    elif outcome.result_type is not None or not isinstance(outcome.value, list):
         why = "recorded a result that is not a list of Strands content blocks"
     if why is not None:
         error = ReplayError(f"tool {call.name!r} {why}; not executing it during a replay")
@@ -178,7 +178,7 @@ async def _execute_tool(context: Any, next_fn: Callable[[Any], AsyncIterator[Any
     call = _calls.get(context.agent, _tool_use_id(context.tool_use))
     if call is not None and call.replay is not None:
         outcome = recorded(call)
-        served = {"toolUseId": _tool_use_id(context.tool_use), "status": "success", "content": outcome.result}
+        served = {"toolUseId": _tool_use_id(context.tool_use), "status": "success", "content": outcome.value}
         _finish(call, served, None)
         yield ToolResultEvent(served)
         return
