@@ -31,7 +31,7 @@ class ProviderDown(Exception):
 
 
 class LoopFailed(Exception):
-    """The fake library's own wrapper of an error that ended its agent loop (like Strands' EventLoopException)."""
+    """The fake library's wrapper of an error that ended its agent loop (Strands' EventLoopException)."""
 
 
 class FakeLib:
@@ -400,7 +400,7 @@ def test_guards_observe_only_where_nothing_can_stop_a_step(configured):
     assert len(telemetry.events("tool_result")) == 4
 
 
-def test_the_run_store_and_cli_see_a_bridged_run(rig):
+def test_the_run_store_and_cli_see_a_bridged_run(rig):  # noqa: F811
     from tests.replay.conftest import load_json_lines
 
     rig.start()
