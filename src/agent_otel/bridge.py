@@ -711,16 +711,20 @@ def begin_tool(
     binding = span_binding(current)
     if binding is not None and binding.run is run and binding.slot and binding.step is None:
         call.native = call.span = current
-        binding.fill(run, call)
+        binding.fill(run, call)  # the hook came: whatever the guards say, no step after the fact
     else:
         call.deferred = True
     from agent_otel.steps import begin
 
+    begun = None
     try:
-        return begin(call, attach=False)  # type: ignore[return-value]
+        begun = begin(call, attach=False)
+        return begun  # type: ignore[return-value]
     finally:
-        if call.deferred and call.step_id == 0:
-            _pending_tool.set(None)
+        if begun is None:  # stopped by a guard, refused, or telemetry failed: no step to record
+            call.claim_end()
+            if call.deferred:
+                _pending_tool.set(None)
 
 
 def check_llm(run: Run, model: str | None = None) -> None:
