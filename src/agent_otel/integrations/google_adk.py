@@ -17,7 +17,8 @@ integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (t
 * ``before_model_callback``: the guards' checks before each model call.
 
 Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; a model error
-that ends the invocation -> ``model_error``; a tool exception ADK does not turn into a response -> ``tool_error``.
+that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
+``tool_error``.
 """
 
 from __future__ import annotations
