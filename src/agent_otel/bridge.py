@@ -577,7 +577,7 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
     if known and call.args is None:
         call.args, call.args_sha = args, sha(args)
         span.set_attribute(c.TOOL_ARGS_SHA, call.args_sha)
-    if not call.checked and known:  # the checks waited for the arguments (they only observe here)
+    if not call.checked:  # the checks waited for the arguments, if the span has any (they observe here)
         call.checked = True
         try:
             policy_checks(call)

@@ -299,7 +299,7 @@ class RunGuards(RunPolicy):
         denial = self.guards.policy_denial(run.agent, name)
         if denial is not None:
             self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
-        if self.loop.enabled:
+        if self.loop.enabled and args_sha:  # a framework span without arguments has no hash to compare
             self._loop_check(run, name, args_sha)
 
     def before_llm(self, run: Run, model: str) -> None:

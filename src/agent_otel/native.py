@@ -61,7 +61,7 @@ OPERATIONS = frozenset(
 )
 #: Instrumentation scopes that also record the GenAI client metrics for the requests they trace, so
 #: agent-otel does not record them a second time for an adopted request.
-SCOPES_WITH_METRICS = frozenset({"pydantic-ai", "gcp.vertex.agent"})
+SCOPES_WITH_METRICS = frozenset({"pydantic-ai", "gcp.vertex.agent", "agent_framework"})
 
 #: The LLM step whose span is deferred in this context, waiting for a native span to adopt.
 pending: ContextVar[LLMCall | None] = ContextVar("agent_otel_pending_llm", default=None)
