@@ -31,10 +31,10 @@ threads (with the OpenTelemetry context) and nested libraries.
 
 Guards: a span starts after the framework decided to make the call, and a span processor must not raise,
 so from spans alone agent-otel cannot stop a step: there every guard observes (``Run.stoppable``). An
-integration whose framework has a hook before its tools and model calls (Strands, Google ADK) registers
-the framework's tracer (:func:`register_hooks`): its runs are stoppable, and the integration records the
-steps in those hooks (:func:`begin_tool`, :func:`check_llm`), where a guard can stop them and a replay
-can serve them.
+integration whose framework has a hook before its tools and model calls (Strands, Google ADK) says so at
+the start of each invocation it hooks into (:func:`hook_in`): that run is stoppable, and the integration
+records the steps in those hooks (:func:`begin_tool`, :func:`check_llm`), where a guard can stop them and
+a replay can serve them.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ class Bridge:
             if native.is_native_genai(span):
                 _genai(span, native.operation(span) or "", parent, parent_span, parent_context)
             elif parent is not None:
-                bind_span(span, SpanBinding(parent.run, parent.step))
+                bind_span(span, SpanBinding(parent.run, parent.step, hooked=parent.hooked))
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -312,8 +312,8 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
         return
     attributes = span.attributes or {}
     extra = native.run_attributes(run, attributes)
-    binding = SpanBinding(run, parent.step if parent is not None else None)
-    hooked = _hooked(span)
+    hooked = (parent is not None and parent.hooked) or _hooked(span)
+    binding = SpanBinding(run, parent.step if parent is not None else None, hooked=hooked)
     if op in native.REQUEST_OPERATIONS:
         pending = native.pending.get()
         enclosing = _request_step_id(parent, parent_span)
@@ -362,14 +362,15 @@ def _request_step_id(parent: SpanBinding | None, parent_span: Any) -> int | None
     return None
 
 
-#: Instrumentation scopes of frameworks whose integration hooks in before their tools and model calls.
+#: Instrumentation scopes of frameworks whose integration hooks into every invocation.
 _hooked_scopes: set[str] = set()
 
 
 def register_hooks(scope: str, on: bool = True) -> None:
-    """An integration hooks into the framework whose tracer is ``scope``: its runs are stoppable, its tool
-    steps are begun by the integration's hook (:func:`begin_tool`) and its model calls checked there
-    (:func:`check_llm`), not when their spans start."""
+    """An integration hooks into every invocation of the framework whose tracer is ``scope`` (PydanticAI's
+    capability): its runs are stoppable, its tool steps are begun by the integration's hook and its model
+    calls checked there, not when their spans start. An integration that hooks into some invocations only
+    (objects created before ``setup()`` have no hooks) calls :func:`hook_in` from each instead."""
     if on:
         _hooked_scopes.add(scope)
     else:
@@ -414,7 +415,7 @@ def _start_run(span: Any, parent: Run | None) -> None:
         model if isinstance(model, str) and model else None,
     )
     run.stoppable = _hooked(span)
-    binding = SpanBinding(run, None)
+    binding = SpanBinding(run, None, hooked=run.stoppable)
     bind_span(span, binding)  # before the run starts: spans its policies start belong to it
     run._open(parent)
     track_bound_run(run, True)
@@ -689,6 +690,21 @@ def _int(value: Any) -> int:
 # --- what an integration with hooks into a framework uses -----------------------------------------------
 
 
+def hook_in() -> Run | None:
+    """A framework invocation the caller's hooks follow: call it from a hook the framework runs inside its
+    agent span, before the invocation's first model call (Strands' ``BeforeInvocationEvent``, ADK's
+    ``before_agent_callback``). From then on that invocation's tool steps are begun by the hooks
+    (:func:`begin_tool`), its model calls checked there (:func:`check_llm`), and a run the bridge made of it
+    is stoppable. Returns the run (None outside any)."""
+    binding = span_binding(trace.get_current_span())
+    if binding is None:
+        return active_run()
+    binding.hooked = True
+    if isinstance(binding.run, BridgedRun):
+        binding.run.stoppable = True
+    return binding.run  # type: ignore[no-any-return]
+
+
 def begin_tool(
     run: Run,
     name: str,
@@ -743,6 +759,7 @@ __all__ = [
     "BridgedToolCall",
     "begin_tool",
     "check_llm",
+    "hook_in",
     "register_hooks",
     "register_stops",
 ]

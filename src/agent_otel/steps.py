@@ -125,16 +125,18 @@ class SpanBinding:
     The bridge binds every span that starts under a bound span (any library's, agent-otel's own too), so
     the run of the current span is known however deep a library nests its spans and whichever thread
     ends them. ``owner`` is what made the binding (the bridge's state for a span it adopted); ``slot``
-    marks a framework's tool span waiting for the tool step an integration's hook begins under it.
+    marks a framework's tool span waiting for the tool step an integration's hook begins under it;
+    ``hooked`` that an integration hooks into the framework invocation this span is part of.
     """
 
-    __slots__ = ("owner", "run", "slot", "step")
+    __slots__ = ("hooked", "owner", "run", "slot", "step")
 
-    def __init__(self, run: Run, step: Step | None = None, owner: Any = None) -> None:
+    def __init__(self, run: Run, step: Step | None = None, owner: Any = None, hooked: bool = False) -> None:
         self.run = run
         self.step = step
         self.owner = owner
         self.slot = False
+        self.hooked = hooked
 
     def fill(self, run: Run, step: Step) -> bool:
         """``step`` of ``run`` began under this span: if it is a slot waiting for one, the step is its."""

@@ -14,7 +14,9 @@ integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (t
   with the recorded result, so ADK does not run the tool;
 * ``after_tool_callback`` / ``on_tool_error_callback``: the step ends with the tool's result
   (``agent.tool.result_sha``) or exception, while ADK's span is still open;
-* ``before_model_callback``: the guards' checks before each model call.
+* ``before_model_callback``: the guards' checks before each model call; ``before_agent_callback`` tells
+  the bridge these callbacks follow the invocation (:func:`agent_otel.bridge.hook_in`). A runner created
+  before ``setup()`` has no plugin, and its agents are seen through their spans only.
 
 Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; a model error
 that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
@@ -36,8 +38,6 @@ from agent_otel.tools import ToolCall, active_tool_call
 from . import Integration
 from ._common import Patcher, refuse_outside_run
 
-#: The instrumentation scope of ADK's tracer.
-SCOPE = "gcp.vertex.agent"
 PLUGIN_NAME = "agent_otel"
 
 
@@ -49,6 +49,13 @@ def _plugin_class() -> type:
 
         def __init__(self) -> None:
             super().__init__(name=PLUGIN_NAME)
+
+        async def before_agent_callback(self, *, agent: Any, callback_context: Any) -> Any:
+            try:  # inside ADK's agent span: this invocation's steps go through the callbacks below
+                bridge.hook_in()
+            except Exception as exc:
+                internal_error("hooking into an ADK invocation", exc)
+            return None
 
         async def before_tool_callback(self, *, tool: Any, tool_args: Any, tool_context: Any) -> Any:
             name = str(getattr(tool, "name", None) or "tool")
@@ -191,8 +198,6 @@ class GoogleADKIntegration(Integration):
 
         self._patcher.wrap(PluginManager, "__init__", _make_init(_plugin_class()()))
         self._patcher.wrap(Runner, "run_async", _make_run_async)
-        bridge.register_hooks(SCOPE)
 
     def uninstrument(self) -> None:
-        bridge.register_hooks(SCOPE, on=False)
         self._patcher.restore()

@@ -15,7 +15,10 @@ points:
 * an ``ExecuteToolStage`` middleware that finishes the step with the tool's result (its ``content``
   blocks: ``agent.tool.result_sha``) or exception while Strands' tool span is still open, and under a
   replay serves the recorded result without running the tool;
-* a ``BeforeModelCallEvent`` hook that runs the guards' checks before each model call.
+* a ``BeforeModelCallEvent`` hook that runs the guards' checks before each model call, and a
+  ``BeforeInvocationEvent`` hook that tells the bridge these hooks follow the invocation
+  (:func:`agent_otel.bridge.hook_in`); an agent created before ``setup()`` has none, and is seen through
+  its spans only.
 
 Stop reasons: besides the span's status (a model error that ends the loop: ``model_error``), the agent
 span's ``finish_reason`` says ``limit_turns`` (``max_steps``), ``limit_output_tokens`` /
@@ -140,6 +143,14 @@ def _after_tool(event: Any) -> None:
     _finish(call, event.result, event.exception)
 
 
+def _before_invocation(event: Any) -> None:
+    """This invocation's tools and model calls go through the hooks below (guards can stop them)."""
+    try:
+        bridge.hook_in()
+    except Exception as exc:
+        internal_error("hooking into a Strands invocation", exc)
+
+
 def _before_model(event: Any) -> None:
     run = active_run()
     if run is None:
@@ -219,9 +230,15 @@ def _make_init(original: Callable[..., None]) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         try:
-            from strands.hooks import AfterToolCallEvent, BeforeModelCallEvent, BeforeToolCallEvent
+            from strands.hooks import (
+                AfterToolCallEvent,
+                BeforeInvocationEvent,
+                BeforeModelCallEvent,
+                BeforeToolCallEvent,
+            )
             from strands.middleware import ExecuteToolStage
 
+            self.hooks.add_callback(BeforeInvocationEvent, _before_invocation)
             self.hooks.add_callback(BeforeToolCallEvent, _before_tool)
             self.hooks.add_callback(AfterToolCallEvent, _after_tool)
             self.hooks.add_callback(BeforeModelCallEvent, _before_model)
@@ -261,10 +278,8 @@ class StrandsIntegration(Integration):
 
         self._patcher.wrap(Agent, "__init__", _make_init)
         self._patcher.wrap(Agent, "stream_async", _make_stream_async)
-        bridge.register_hooks(SCOPE)
         bridge.register_stops(SCOPE, _classify)
 
     def uninstrument(self) -> None:
-        bridge.register_hooks(SCOPE, on=False)
         bridge.register_stops(SCOPE, None)
         self._patcher.restore()

@@ -284,3 +284,18 @@ def test_replay_refuses_a_recorded_tool_error(rig, instrument):
     ):
         make_agent(tool_use("broken", {"q": "x"}, "t1"), text("sorry"))("hi")
     assert SENT == {"broken": 1}
+
+
+def test_an_agent_created_before_instrumenting_is_seen_through_its_spans(guarded, instrument):
+    """No hooks on it: one step per span, no hashes, and a configured guard only observes."""
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    agent = make_agent(tool_use("delete_all", {}, "t1"), text("done"))
+    instrument("strands")
+    assert str(agent("clean up")).strip() == "done"
+    assert SENT == {"delete_all": 1}
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert steps(root, spans) == [(1, "chat"), (2, "execute_tool delete_all"), (3, "chat")]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
