@@ -344,7 +344,7 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
         else:
             _watch(span, binding)
             if hooked:  # the integration's hook begins the step (begin_tool), else the span's end
-                binding.slot = True
+                binding.wait()
             else:
                 binding.step = _begin_tool(run, span, attributes)
     span.set_attributes(extra)

@@ -117,6 +117,13 @@ def active_run() -> Run | None:
 SPAN_BINDING = "_agent_otel_binding"
 # Live runs whose spans the bridge binds; while there are none, current_run() reads only the ContextVar.
 _bound_runs: weakref.WeakSet[Any] = weakref.WeakSet()
+# Whether a slot was ever made: until then a tool step's start does not look for one (the hot path).
+_slots_seen = False
+
+
+def slots_seen() -> bool:
+    """Whether any span was ever a slot (:meth:`SpanBinding.wait`) in this process."""
+    return _slots_seen
 
 
 class SpanBinding:
@@ -137,6 +144,12 @@ class SpanBinding:
         self.owner = owner
         self.slot = False
         self.hooked = hooked
+
+    def wait(self) -> None:
+        """Make this span a slot: a framework's tool span whose step an integration's hook begins."""
+        global _slots_seen
+        self.slot = True
+        _slots_seen = True
 
     def fill(self, run: Run, step: Step) -> bool:
         """``step`` of ``run`` began under this span: if it is a slot waiting for one, the step is its."""
@@ -594,6 +607,7 @@ __all__ = [
     "note_failure",
     "outside_run",
     "policy_checks",
+    "slots_seen",
     "span_binding",
     "track_bound_run",
     "unbind_run",

@@ -252,6 +252,8 @@ def begin(
     """
     call = ToolCall(run, options, args, sha(args), call_id, fn)
     call.claimable = claimable
+    if not steps.slots_seen():
+        return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
     current = trace.get_current_span()
     binding = steps.span_binding(current)  # a framework's tool span waiting for this step (bridge)?
     begun = steps.begin(call, attach=attach, start_time_ns=start_time_ns)
