@@ -23,6 +23,7 @@ top of it, this module adds what framework integrations share:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Callable
@@ -229,6 +230,37 @@ async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any,
         if deadline.expired():  # ours, not a TimeoutError the tool raised itself
             raise ToolTimeout(call.name, timeout_s) from exc
         raise
+
+
+def unwrapped_stop(exc: BaseException) -> BaseException | None:
+    """The AgentStopped or ReplayError a framework wrapped in its own exception (Strands'
+    ``EventLoopException``, ADK's ``RuntimeError`` around a plugin's error), if ``exc`` is not it itself."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, AgentStopped | ReplayError):
+            return None if cur is exc else cur
+        cur = cur.__cause__ or getattr(cur, "original_exception", None)
+    return None
+
+
+def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a framework's async-generator method so that a guard's AgentStopped (or a replay's refusal)
+    the framework wrapped reaches the caller as itself."""
+
+    @functools.wraps(original)
+    async def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async for event in original(self, *args, **kwargs):
+                yield event
+        except Exception as exc:
+            stop = unwrapped_stop(exc)
+            if stop is None:
+                raise
+            raise stop from exc
+
+    return stream
 
 
 def parse_json_args(raw: Any) -> Any:

@@ -26,7 +26,7 @@ that ends the invocation -> ``model_error``; a tool exception that ADK raises to
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from agent_otel import bridge
@@ -36,7 +36,7 @@ from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, active_tool_call
 
 from . import Integration
-from ._common import Patcher, refuse_outside_run
+from ._common import Patcher, refuse_outside_run, unwrapping_stream
 
 PLUGIN_NAME = "agent_otel"
 
@@ -140,18 +140,6 @@ def _serve(call: ToolCall) -> Any:
     return outcome.value
 
 
-def _unwrapped(exc: BaseException) -> BaseException | None:
-    """The AgentStopped or ReplayError ADK wrapped (a plugin's error becomes a RuntimeError), if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, AgentStopped | ReplayError):
-            return cur
-        cur = cur.__cause__
-    return None
-
-
 def _make_init(plugin: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
     def make(original: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(original)
@@ -168,21 +156,6 @@ def _make_init(plugin: Any) -> Callable[[Callable[..., None]], Callable[..., Non
     return make
 
 
-def _make_run_async(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    @functools.wraps(original)
-    async def run_async(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        try:
-            async for event in original(self, *args, **kwargs):
-                yield event
-        except Exception as exc:
-            stop = _unwrapped(exc)
-            if stop is None or stop is exc:
-                raise
-            raise stop from exc
-
-    return run_async
-
-
 class GoogleADKIntegration(Integration):
     name = "google_adk"
     packages = ("google.adk",)
@@ -197,7 +170,7 @@ class GoogleADKIntegration(Integration):
         from google.adk.runners import Runner
 
         self._patcher.wrap(PluginManager, "__init__", _make_init(_plugin_class()()))
-        self._patcher.wrap(Runner, "run_async", _make_run_async)
+        self._patcher.wrap(Runner, "run_async", unwrapping_stream)
 
     def uninstrument(self) -> None:
         self._patcher.restore()

@@ -40,7 +40,7 @@ from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, refuse_outside_run
+from ._common import Patcher, refuse_outside_run, unwrapping_stream
 
 #: The instrumentation scope of Strands' tracer (``strands.telemetry.tracer``).
 SCOPE = "strands.telemetry.tracer"
@@ -213,18 +213,6 @@ def _classify(span: Any) -> StopReason | None:
     return None
 
 
-def _unwrapped(exc: BaseException) -> BaseException | None:
-    """The AgentStopped or ReplayError that Strands wrapped in its EventLoopException, if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, AgentStopped | ReplayError):
-            return cur
-        cur = cur.__cause__ or getattr(cur, "original_exception", None)
-    return None
-
-
 def _make_init(original: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -249,21 +237,6 @@ def _make_init(original: Callable[..., None]) -> Callable[..., None]:
     return __init__
 
 
-def _make_stream_async(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    @functools.wraps(original)
-    async def stream_async(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        try:
-            async for event in original(self, *args, **kwargs):
-                yield event
-        except Exception as exc:
-            stop = _unwrapped(exc)
-            if stop is None or stop is exc:
-                raise
-            raise stop from exc
-
-    return stream_async
-
-
 class StrandsIntegration(Integration):
     name = "strands"
     packages = ("strands",)
@@ -277,7 +250,7 @@ class StrandsIntegration(Integration):
         from strands.agent.agent import Agent
 
         self._patcher.wrap(Agent, "__init__", _make_init)
-        self._patcher.wrap(Agent, "stream_async", _make_stream_async)
+        self._patcher.wrap(Agent, "stream_async", unwrapping_stream)
         bridge.register_stops(SCOPE, _classify)
 
     def uninstrument(self) -> None:
