@@ -426,6 +426,14 @@ def test_the_run_store_and_cli_see_a_bridged_run(rig):  # noqa: F811
     assert "lookup" in shown.stdout and "completed" in shown.stdout
     listed = rig.cli("runs", "--agent", "stored")
     assert listed.returncode == 0 and run_id[:8] in listed.stdout
+    stats = rig.cli("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    summary = json.loads(stats.stdout)
+    assert (summary["runs"], summary["tool_calls_per_run"]["mean"]) == (1, 1.0)
+    assert summary["tokens_per_request"]["mean"] == 10.0
+    assert [(r["stop_reason"], r["runs"]) for r in summary["stop_reasons"]] == [("completed", 1)]
+    drift = rig.cli("drift", "--json")
+    assert drift.returncode == 0 and json.loads(drift.stdout)["window"]["runs"] == 1
 
 
 def test_shutdown_leaves_library_spans_alone(telemetry):
