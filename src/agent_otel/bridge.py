@@ -153,6 +153,15 @@ class BridgedRun(Run):
             return super()._error_type(exc, reason)
         return None if reason is StopReason.COMPLETED else self.error_type
 
+    def begin(self, parent: Run | None) -> None:
+        """Start the run now that its span started (a sub-agent of ``parent``); nothing becomes current."""
+        self._open(parent)
+
+    def end(self, reason: StopReason, error_type: str | None) -> None:
+        """Stop the run as its span ends (the span's own exception, if any, is ``error_type``)."""
+        self.error_type = error_type
+        self._finish(reason, None)
+
 
 class BridgedToolCall(ToolCall):
     """A tool step whose span is a framework's ``execute_tool`` span, or will be (``deferred``: an
@@ -211,6 +220,19 @@ class BridgedToolCall(ToolCall):
         except Exception as err:
             internal_error("recording a framework tool span's outcome", err)
         return duration_ms, span.get_span_context()
+
+    def outcome(self, error_type: str | None) -> None:
+        """Finish from the span alone: failed with ``error_type``, or ok with a result the span does not
+        hold (a framework's content capture is off)."""
+        if not self.claim_end():
+            return
+        try:
+            if error_type is not None:
+                self._finish(c.STATUS_ERROR, error_type, None, None, BridgedError(error_type))
+            else:
+                self._finish(c.STATUS_OK, "", None, None, None)
+        except Exception as err:
+            internal_error("recording a framework tool call", err)
 
 
 class BridgedError(Exception):
@@ -417,7 +439,7 @@ def _start_run(span: Any, parent: Run | None) -> None:
     run.stoppable = _hooked(span)
     binding = SpanBinding(run, None, hooked=run.stoppable)
     bind_span(span, binding)  # before the run starts: spans its policies start belong to it
-    run._open(parent)
+    run.begin(parent)
     track_bound_run(run, True)
     _watch(span, binding)
     bind_span(span, binding)
@@ -586,26 +608,11 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
             if not _is_stop(exc):
                 internal_error("checking a framework tool call", exc)
     error = _error_type(span)
-    if error is not None:
-        exc = BridgedError(error)
-        if not call.claim_end():
-            return
-        try:
-            call._finish(c.STATUS_ERROR, error, None, None, exc)
-        except Exception as err:
-            internal_error("recording a framework tool error", err)
-        return
     result, has_result = _span_json(attributes, c.GEN_AI_TOOL_CALL_RESULT)
-    if has_result:
+    if error is None and has_result:
         call.ok(result)
-        return
-    # No result on the span (the library's content capture is off): the call is ok, its result unknown.
-    if not call.claim_end():
-        return
-    try:
-        call._finish(c.STATUS_OK, "", None, None, None)
-    except Exception as err:
-        internal_error("recording a framework tool result", err)
+    else:
+        call.outcome(error)
 
 
 def _error_type(span: Any) -> str | None:
@@ -636,8 +643,7 @@ def _end_run(span: Any, run: BridgedRun) -> None:
     # sums usage over spans; the run's totals are agent.usage.* (set by the stop).
     _drop_attributes(span, _USAGE_KEYS)
     reason = _classify(span, run)
-    run.error_type = _error_type(span) if reason.stop_class == "failure" else None
-    run._finish(reason, None)
+    run.end(reason, _error_type(span) if reason.stop_class == "failure" else None)
 
 
 def _classify(span: Any, run: BridgedRun) -> StopReason:
