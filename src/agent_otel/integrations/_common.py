@@ -232,19 +232,6 @@ async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any,
         raise
 
 
-def unwrapped_stop(exc: BaseException) -> BaseException | None:
-    """The AgentStopped or ReplayError a framework wrapped in its own exception (Strands'
-    ``EventLoopException``, ADK's ``RuntimeError`` around a plugin's error), if ``exc`` is not it itself."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, AgentStopped | ReplayError):
-            return None if cur is exc else cur
-        cur = cur.__cause__ or getattr(cur, "original_exception", None)
-    return None
-
-
 def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a framework's async-generator method so that a guard's AgentStopped (or a replay's refusal)
     the framework wrapped reaches the caller as itself."""
@@ -255,8 +242,8 @@ def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
             async for event in original(self, *args, **kwargs):
                 yield event
         except Exception as exc:
-            stop = unwrapped_stop(exc)
-            if stop is None:
+            stop = wrapped_cause(exc)
+            if stop is None or stop is exc:
                 raise
             raise stop from exc
 
@@ -318,4 +305,17 @@ def model_name(model: Any) -> str | None:
         value = getattr(model, attr, None)
         if isinstance(value, str) and value:
             return value
+    return None
+
+
+def wrapped_cause(exc: BaseException, kinds: Any = (AgentStopped, ReplayError)) -> Any:
+    """The first exception of ``kinds`` in ``exc``'s chain (``__cause__``, else ``__context__``), or None:
+    the AgentStopped or replay refusal a framework wrapped in an exception of its own."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
     return None
