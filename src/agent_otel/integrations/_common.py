@@ -23,6 +23,7 @@ top of it, this module adds what framework integrations share:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Callable
@@ -229,6 +230,24 @@ async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any,
         if deadline.expired():  # ours, not a TimeoutError the tool raised itself
             raise ToolTimeout(call.name, timeout_s) from exc
         raise
+
+
+def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a framework's async-generator method so that a guard's AgentStopped (or a replay's refusal)
+    the framework wrapped reaches the caller as itself."""
+
+    @functools.wraps(original)
+    async def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async for event in original(self, *args, **kwargs):
+                yield event
+        except Exception as exc:
+            stop = wrapped_cause(exc)
+            if stop is None or stop is exc:
+                raise
+            raise stop from exc
+
+    return stream
 
 
 def parse_json_args(raw: Any) -> Any:
