@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# LiteLLM downloads its model cost map when imported unless told to use the copy it ships: tests stay on
+# 127.0.0.1 (this is set before any test module imports litellm, and inherited by subprocesses).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,3 +112,14 @@ def postgres() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
+    """No agent-otel installation before or after the test, no OTLP endpoint or config from outside."""
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    agent_otel.shutdown()
+    yield
+    agent_otel.shutdown()

@@ -72,6 +72,7 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
@@ -313,7 +314,7 @@ M_DROPPED: Final = MetricSpec(
     "agent_otel.telemetry.dropped",
     "observable_counter",
     "{item}",
-    "Spans, events and metric batches agent-otel dropped because a buffer was full or export failed.",
+    "Spans, metric batches, event records and store records that did not reach their destination.",
     "agent_otel_telemetry_dropped_total",
     ("signal", "reason"),
 )

@@ -23,6 +23,7 @@ top of it, this module adds what framework integrations share:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import Any, NoReturn
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
 from agent_otel.run import Run
-from agent_otel.steps import internal_error, outside_run
+from agent_otel.steps import Refusal, internal_error, outside_run
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, ToolOptions, ToolTimeout, begin, call_with_deadline, timeout_for
 
@@ -113,7 +114,7 @@ def start_tool(
             attach=attach,
             claimable=True,
         )
-    except (AgentStopped, ReplayError):
+    except (AgentStopped, Refusal):  # a guard's stop or ToolDenied, a replay's refusal: never run the tool
         raise
     except Exception as exc:
         internal_error("starting a framework tool call", exc)
@@ -231,6 +232,24 @@ async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any,
         raise
 
 
+def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a framework's async-generator method so that a guard's AgentStopped (or a replay's refusal)
+    the framework wrapped reaches the caller as itself."""
+
+    @functools.wraps(original)
+    async def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async for event in original(self, *args, **kwargs):
+                yield event
+        except Exception as exc:
+            stop = wrapped_cause(exc)
+            if stop is None or stop is exc:
+                raise
+            raise stop from exc
+
+    return stream
+
+
 def parse_json_args(raw: Any) -> Any:
     """Tool arguments as the model sent them: JSON text becomes the object, anything else stays."""
     if isinstance(raw, str | bytes):
@@ -245,6 +264,12 @@ def parse_json_args(raw: Any) -> Any:
 
 #: The framework-level LLM call in flight in this context (LangChain chat model, Agents SDK model...).
 framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm", default=None)
+
+
+def framework_call() -> LLMCall | None:
+    """The framework's LLM call in flight in this context, if any: a client request made now is its."""
+    call = framework_llm.get()
+    return call if call is not None and not call.done else None
 
 
 def reset_framework_llm(token: Any) -> None:
@@ -280,4 +305,17 @@ def model_name(model: Any) -> str | None:
         value = getattr(model, attr, None)
         if isinstance(value, str) and value:
             return value
+    return None
+
+
+def wrapped_cause(exc: BaseException, kinds: Any = (AgentStopped, ReplayError)) -> Any:
+    """The first exception of ``kinds`` in ``exc``'s chain (``__cause__``, else ``__context__``), or None:
+    the AgentStopped or replay refusal a framework wrapped in an exception of its own."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
     return None
