@@ -6,7 +6,9 @@ call; replay snapshots on (the default), so each tool call is an event and a sna
 * ``capacity``: the records of such runs, as the real SDK emits them (captured from ``agent_otel.run`` and
   ``@tool`` once, then cloned with fresh run ids and distinct results), handed to a ``StoreSink`` in the
   batches the event pipeline delivers (2,048 records). The figure is runs per CPU-second of the writing
-  thread: what one core can take. Beyond it records queue up and the pipeline drops the oldest.
+  thread: what one core can take. Beyond it records queue up and the pipeline drops the oldest. Into an
+  empty store by default; ``--base STORE`` starts each round from a copy of a large SQLite store (say
+  benchmarks/cli_scaling.py's), where each batch touches more pages of the indexes.
 * ``methods``: the same, for each way the write path can put rows in (``agent_otel.store.writes``):
   multi-row ``INSERT ... VALUES``, ``executemany`` (psycopg pipelines it), and ``COPY`` for PostgreSQL's
   events; the defaults are the fastest of these.
@@ -21,8 +23,11 @@ another version of agent-otel, put its ``src`` first on ``PYTHONPATH``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -76,6 +81,10 @@ def capture_one_run() -> list[tuple[str, dict[str, Any]]]:
     return capture.records
 
 
+_LAST_NUMBER = re.compile(rb":\d+}$")
+_distinct = itertools.count(1)  # every cloned blob is new to the store, as real results mostly are
+
+
 def clone(template: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[str, dict[str, Any]]]:
     """``n`` runs like ``template``, each with its own run id and distinct results (new blobs)."""
     from agent_otel.snapshots import Blob
@@ -92,18 +101,25 @@ def clone(template: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[str,
                 if p.get(key) is not None:
                     p[key] = now + i
             blob = p.get("blob")
-            if blob is not None:
-                plain = blob.plain.replace(b'"id":0', b'"id":%d' % (i + 1), 1)
-                p["blob"] = Blob(None, plain if plain != blob.plain else plain + b" ", blob.sealer)
+            if blob is not None:  # {"q":0} and {"hits":[...],"id":k}: a number of the process's own
+                plain, n = _LAST_NUMBER.subn(b":%d}" % next(_distinct), blob.plain, count=1)
+                assert n == 1, blob.plain[-40:]
+                p["blob"] = Blob(None, plain, blob.sealer)
             out.append((rtype, p))
     return out
 
 
-def capacity(location: str, runs: int, template: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def capacity(
+    location: str, runs: int, template: list[tuple[str, dict[str, Any]]], base: str | None = None
+) -> dict[str, Any]:
+    """``base``: a SQLite store to start from (copied), e.g. one of benchmarks/cli_scaling.py's; its
+    daily gc is held off, so that what is measured is the writes alone."""
     from agent_otel.store import StoreSink, Target
 
     kind = "postgresql" if location.startswith("postgresql://") else "sqlite"
-    sink = StoreSink(Target(kind, location), {"logs_days": 30, "tool_snapshot_days": 14})
+    if base is not None and kind == "sqlite":
+        shutil.copyfile(base, location)
+    sink = StoreSink(Target(kind, location), {"logs_days": 30, "tool_snapshot_days": 14}, gc_interval_s=1e9)
     warm = clone(template, 200)
     sink.write(warm[:BATCH])  # opens, migrates
     records = clone(template, runs)
@@ -220,6 +236,9 @@ def main() -> None:
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--runs", type=int, default=3000, help="capacity: runs written")
     parser.add_argument("--repeat", type=int, default=3, help="capacity: rounds (median)")
+    parser.add_argument(
+        "--base", help="capacity: start each SQLite round from a copy of this store (default: empty)"
+    )
     parser.add_argument("--rate", type=float, default=2000.0, help="drill: runs per second offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="drill: how long")
     parser.add_argument("--threads", type=int, default=4, help="drill: agent threads")
@@ -243,7 +262,7 @@ def main() -> None:
                 return server.new_database()
 
             if args.what == "capacity":
-                rounds = [capacity(location(), args.runs, template) for _ in range(args.repeat)]
+                rounds = [capacity(location(), args.runs, template, args.base) for _ in range(args.repeat)]
                 best = statistics.median(r["runs_per_cpu_s"] for r in rounds)
                 results[dialect] = {**rounds[0], "runs_per_cpu_s": round(best), "rounds": rounds}
                 results[dialect]["wall_s"] = statistics.median(r["wall_s"] for r in rounds)
@@ -261,7 +280,8 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     if args.what == "capacity":
-        print(f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs a round")
+        start = f", into a copy of {args.base}" if args.base else ", into an empty store"
+        print(f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}")
         print("| store | runs per CPU-second | records per CPU-second | wall s for the runs (median) |")
         print("|---|---|---|---|")
         for dialect, r in results.items():
