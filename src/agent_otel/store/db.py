@@ -31,6 +31,9 @@ from agent_otel.store.schema import (
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 INTEGRITY_CHECK_S = 10.0  # doctor's bound on SQLite's quick_check (a few GB of store on a laptop)
+WRITER_CACHE_MB = 16  # the store sink's SQLite page cache (SQLite's default: 2 MB); see for_streaming_writes
+WAL_CHECKPOINT_PAGES = 8000  # ... its automatic checkpoint, in pages of 4 KB (SQLite's default: 1,000)
+WAL_LIMIT_MB = 64  # ... and the size the WAL file is truncated back to after a checkpoint
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
 SUMMARIES_VERSION = 6  # the schema version that added agent_run_summaries
 COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond
@@ -218,6 +221,9 @@ class Store:
 
     def has_table(self, name: str) -> bool:
         raise NotImplementedError
+
+    def for_streaming_writes(self) -> None:
+        """Settings for a connection that writes batch after batch (the store sink's); none by default."""
 
     def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
         """Whether the database's pages are sound: ``{"checked": bool, "problems": [...], "note": str}``.
@@ -723,6 +729,20 @@ class SQLiteStore(Store):
     def set_busy_timeout(self, seconds: float) -> None:
         if self.conn is not None:
             self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def for_streaming_writes(self) -> None:
+        """The store sink's connection: a larger page cache and fewer, larger checkpoints.
+
+        Run ids and blob hashes are random keys, so each batch touches index pages all over a large
+        store: a 2 MB cache reads them again batch after batch, and the default checkpoint every 1,000
+        pages copies them to the database file after nearly every batch. Measured into a copy of a
+        100,000-run store (benchmarks/store_throughput.py capacity --base): 1,360 -> 1,711 runs per
+        CPU-second. Bounded: the cache at WRITER_CACHE_MB, the WAL file truncated back to
+        WAL_LIMIT_MB after a checkpoint."""
+        if self.conn is not None and not self.read_only:
+            self.conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MB * 1024}")
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            self.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_MB << 20}")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:

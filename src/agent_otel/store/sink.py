@@ -208,6 +208,7 @@ class StoreSink:
             self._store = open_store(
                 self.target, create=True, writer=True, busy_timeout_s=self.busy_timeout_s
             )
+            self._store.for_streaming_writes()
             last = self._store.meta("last_gc_ms")
             self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
         return self._store
