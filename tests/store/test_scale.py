@@ -155,6 +155,42 @@ def test_postgresql_can_serve_the_period_queries_from_indexes(request):
         store.close()
 
 
+@pytest.mark.e2e
+def test_postgresql_reads_are_not_fanned_out_to_parallel_workers(request):
+    """On a 1M-run store the planner, misjudging how many events a run has, sent drift's partial-hour
+    query to a parallel scan of agent_runs (JIT-compiled): 0.31 s where the index takes 0.01 s. Here a
+    database whose settings make parallel plans look free (and indexes costly): the store's sessions still
+    plan without parallel workers."""
+    import psycopg
+
+    server = request.getfixturevalue("postgres")
+    url = server.new_database()
+    now = seed.now_ms()
+    write_through_sink(url, generated(now, n=200))
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(server.url("postgres"), autocommit=True) as admin:
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+            admin.execute(f"ALTER DATABASE {name} SET {setting} = 0")
+        for setting in ("enable_indexscan", "enable_bitmapscan"):  # a small table's index is cheap
+            admin.execute(f"ALTER DATABASE {name} SET {setting} = off")
+        admin.execute(f"ALTER DATABASE {name} SET max_parallel_workers_per_gather = 4")
+    store = open_store(Target("postgresql", url))
+    try:
+        where, params = summaries.range_where(store, now - DAY, now, None, "r")
+        text = (
+            f"SELECT r.agent, e.usage FROM agent_runs r JOIN agent_events e ON e.run_id = r.run_id "
+            f"WHERE {where} AND e.kind = 'llm_result'"
+        )
+        with psycopg.connect(url) as plain:  # what the database's settings plan on their own
+            plan = "\n".join(r[0] for r in plain.execute("EXPLAIN " + store.sql(text), params))
+        assert "Parallel" in plan, plan
+        plan = "\n".join(r[0] for r in store.conn.execute("EXPLAIN " + store.sql(text), params).fetchall())
+        assert "Parallel" not in plan and "Gather" not in plan, plan
+        assert store.conn.execute("SHOW jit").fetchone()[0] == "off"
+    finally:
+        store.close()
+
+
 # --- gc: small transactions, a dry run that counts ------------------------------------------------------
 
 
