@@ -68,7 +68,8 @@ COMMANDS: dict[str, list[str]] = {
     "show": ["show", "{run}"],
     "stats --since 30d": ["stats", "--since", "30d"],
     "drift": ["drift"],
-    "export --since 1h": ["export", "--since", "1h"],
+    # The last hour of the store's runs: a cached store is hours old, and "--since 1h" from now finds none.
+    "export --since 1h": ["export", "--since", "{hour_before}", "--until", "{generated}"],
     "doctor": ["doctor"],
     "gc --dry-run": ["gc", "--dry-run"],
     "--version": ["--version"],
@@ -458,7 +459,7 @@ def _fresh(meta: dict[str, Any] | None, max_age_h: float) -> bool:
     return bool(meta) and time.time() - meta["generated_at"] < max_age_h * 3600
 
 
-def prepare_sqlite(n: int, args: argparse.Namespace, log: Any) -> tuple[str, str]:
+def prepare_sqlite(n: int, args: argparse.Namespace, log: Any) -> tuple[str, dict[str, Any]]:
     from agent_otel.store import Target
 
     folder = CACHE / _schema_tag()
@@ -477,10 +478,12 @@ def prepare_sqlite(n: int, args: argparse.Namespace, log: Any) -> tuple[str, str
         meta = {"generated_at": now / 1000, "sample_run": sample, "seconds": time.monotonic() - t0}
         meta_path.write_text(json.dumps(meta))
     assert meta is not None
-    return str(path), meta["sample_run"]
+    return str(path), meta
 
 
-def prepare_postgres(pg: CachedPostgres, n: int, args: argparse.Namespace, log: Any) -> tuple[str, str]:
+def prepare_postgres(
+    pg: CachedPostgres, n: int, args: argparse.Namespace, log: Any
+) -> tuple[str, dict[str, Any]]:
     from agent_otel.store import Target
 
     tag = _schema_tag().replace("-", "_")
@@ -498,7 +501,7 @@ def prepare_postgres(pg: CachedPostgres, n: int, args: argparse.Namespace, log: 
         meta = {"generated_at": now / 1000, "sample_run": sample, "seconds": time.monotonic() - t0}
         meta_path.write_text(json.dumps(meta))
     assert meta is not None
-    return url, meta["sample_run"]
+    return url, meta
 
 
 def _peak_rss_kb(pid: int) -> int:
@@ -564,10 +567,21 @@ def measure(argv: list[str], args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def bench_store(store: str, sample: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def _iso(seconds: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
+
+
+def bench_store(store: str, meta: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    values = {
+        "{run}": meta["sample_run"][:8],
+        "{hour_before}": _iso(meta["generated_at"] - 3600),
+        "{generated}": _iso(meta["generated_at"] + 1),
+    }
     results: dict[str, dict[str, Any]] = {}
     for name in args.commands:
-        argv = [a.replace("{run}", sample[:8]) for a in COMMANDS[name]]
+        argv = [values.get(a, a) for a in COMMANDS[name]]
         if name != "--version":
             argv += ["--store", store]
         first = measure(argv, args)  # warm-up (page cache, .pyc), not counted
@@ -639,13 +653,13 @@ def main() -> None:
                 pg.start()
             for n in sizes:
                 if dialect == "sqlite":
-                    store, sample = prepare_sqlite(n, args, log)
+                    store, meta = prepare_sqlite(n, args, log)
                 else:
                     assert pg is not None
-                    store, sample = prepare_postgres(pg, n, args, log)
+                    store, meta = prepare_postgres(pg, n, args, log)
                 column = f"{n:,} ({'SQLite' if dialect == 'sqlite' else 'PostgreSQL'})"
                 log(f"measuring {column}")
-                table[column] = bench_store(store, sample, args)
+                table[column] = bench_store(store, meta, args)
     finally:
         if pg is not None:
             pg.stop()
