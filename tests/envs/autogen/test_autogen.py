@@ -5,7 +5,6 @@ observe the tools (AutoGen offers no hook before a tool that could refuse it).""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 import agent_otel
 from tests.integrations.conftest import Reply, children, ours, steps, stop_event
+from tests.integrations.openai_replies import answer, tool_call
 
 pytest.importorskip("autogen_agentchat")
 
@@ -43,28 +43,6 @@ def broken(q: str) -> str:
     raise RuntimeError("backend down")
 
 
-def completion(message: dict[str, Any], usage: tuple[int, int], finish: str) -> Reply:
-    return Reply(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": "gpt-4o-2024-08-06",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-        }
-    )
-
-
-def tool_call(name: str, args: dict[str, Any], call_id: str = "c1") -> Reply:
-    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-    return completion({"role": "assistant", "content": None, "tool_calls": [call]}, (30, 7), "tool_calls")
-
-
-def answer(text: str) -> Reply:
-    return completion({"role": "assistant", "content": text}, (21, 4), "stop")
-
-
 def make_agent(fake_api: Any, name: str = "helper") -> AssistantAgent:
     client = OpenAIChatCompletionClient(
         model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
@@ -88,7 +66,7 @@ async def test_a_run_with_a_tool_call(telemetry, instrument, fake_api):
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
     tool = children(root, spans)[1]
     assert tool.attributes["agent.tool.status"] == "ok"
-    assert tool.attributes["gen_ai.tool.call.id"] == "c1"
+    assert tool.attributes["gen_ai.tool.call.id"] == "call_1"
     # AutoGen does not put a tool's arguments or result on its span: no hashes (README says so).
     assert "agent.tool.args_sha" not in tool.attributes
     assert root.attributes["agent.stop_reason"] == "completed"
