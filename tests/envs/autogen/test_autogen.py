@@ -158,3 +158,27 @@ async def test_an_agent_inside_a_user_run_is_part_of_it(telemetry, instrument, f
     assert {s.attributes.get("agent.run_id") for s in autogen_spans(spans, "execute_tool lookup")} == {
         outer.attributes["agent.run_id"]
     }
+
+
+async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, instrument, fake_api):
+    """AutoGen traces each agent's turn in a team, not the team: each turn is a run of its own, unless the
+    team runs inside a run of the user's, which every turn then joins."""
+    from autogen_agentchat.teams import RoundRobinGroupChat
+
+    instrument("openai")
+    fake_api.reply(answer("first"), answer("second"))
+    team = RoundRobinGroupChat([make_agent(fake_api, "writer"), make_agent(fake_api, "critic")], max_turns=2)
+    await team.run(task="draft")
+    runs = [
+        s
+        for s in telemetry.spans()
+        if s.name.startswith("invoke_agent") and "agent.stop_reason" in s.attributes
+    ]
+    assert sorted(s.name for s in runs) == ["invoke_agent critic", "invoke_agent writer"]
+    assert len({s.attributes["agent.run_id"] for s in runs}) == 2
+
+    fake_api.reply(answer("first"), answer("second"))
+    team = RoundRobinGroupChat([make_agent(fake_api, "writer"), make_agent(fake_api, "critic")], max_turns=2)
+    with agent_otel.run("review-team") as run:
+        await team.run(task="draft")
+    assert run.result.usage["llm_calls"] == 2 and run.result.stop_reason == "completed"
