@@ -736,7 +736,7 @@ class SQLiteStore(Store):
         Run ids and blob hashes are random keys, so each batch touches index pages all over a large
         store: a 2 MB cache reads them again batch after batch, and the default checkpoint every 1,000
         pages copies them to the database file after nearly every batch. Measured into a copy of a
-        100,000-run store (benchmarks/store_throughput.py capacity --base): 1,360 -> 1,711 runs per
+        100,000-run store (benchmarks/store_throughput.py capacity --base): 1,489 -> 1,670 runs per
         CPU-second. Bounded: the cache at WRITER_CACHE_MB, the WAL file truncated back to
         WAL_LIMIT_MB after a checkpoint."""
         if self.conn is not None and not self.read_only:
