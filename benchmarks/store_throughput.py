@@ -155,7 +155,6 @@ METHODS = (
     ("multi-row VALUES", "values", "values", "values"),
     ("executemany", "executemany", "executemany", "executemany"),
     ("executemany, COPY for events", None, "executemany", "copy"),
-    ("unnest(arrays), COPY for events", None, "unnest", "copy"),
 )
 
 

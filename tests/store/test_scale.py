@@ -17,9 +17,19 @@ from typing import Any
 
 import pytest
 
-from agent_otel.store import StoreSink, Target, open_store, periods, retention, schema, sink, summaries
+from agent_otel.store import (
+    StoreSink,
+    Target,
+    open_store,
+    periods,
+    retention,
+    schema,
+    sink,
+    summaries,
+    writes,
+)
 from tests.store import seed
-from tests.store.test_periods import assert_agrees, generated, reference, write_through_sink
+from tests.store.test_periods import assert_agrees, generated, reference, target, write_through_sink
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
 BIG_TABLES = (
@@ -359,6 +369,47 @@ def test_a_value_the_database_refuses_costs_the_batch_a_second_try_and_is_stored
     write_through_sink(path, records)
     rows = sqlite3.connect(path).execute("SELECT prompt_version FROM agent_runs").fetchall()
     assert rows == [("v\\udcff",)]
+
+
+def _rows(location: str) -> dict[str, list[str]]:
+    store = open_store(target(location), create=False)
+    try:
+        return {
+            table: sorted(repr(tuple(r)) for r in store.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("agent_runs", "agent_events", "agent_run_summaries")
+        }
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "events"),
+    [
+        ("executemany", None),
+        pytest.param("values", "values", marks=pytest.mark.e2e),
+        pytest.param("executemany", "executemany", marks=pytest.mark.e2e),
+    ],
+)
+def test_every_write_method_the_benchmark_compares_leaves_the_rows_of_the_default(
+    request, tmp_path, monkeypatch, rows, events
+):
+    """benchmarks/store_throughput.py methods switches how rows go in; each leaves what the default does."""
+    server = request.getfixturevalue("postgres") if events else None
+
+    def new(name: str) -> str:
+        return server.new_database() if server else str(tmp_path / f"{name}.db")
+
+    records = generated(seed.now_ms(), n=120)
+    default, other = new("default"), new("other")
+    write_through_sink(default, records, batch=90)
+    with monkeypatch.context() as m:
+        m.setattr(writes, "PG_ROWS" if events else "SQLITE_ROWS", rows)
+        if events:
+            m.setattr(writes, "PG_EVENTS", events)
+        write_through_sink(other, records, batch=90)
+    want, got = _rows(default), _rows(other)
+    assert len(want["agent_runs"]) == 120 and len(want["agent_events"]) > 120
+    assert got == want
 
 
 # --- doctor, show ---------------------------------------------------------------------------------------

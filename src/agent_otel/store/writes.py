@@ -68,13 +68,6 @@ def insert(
         return
     head = f"INSERT INTO {table} ({', '.join(columns)})"
     method = PG_ROWS if store.kind == "postgresql" else SQLITE_ROWS
-    if method == "unnest":  # one statement: a column per array parameter
-        types = _column_types(store, table)
-        arrays = ", ".join(f"?::{types[c]}[]" for c in columns)
-        store.execute(
-            f"{head} SELECT * FROM unnest({arrays}) {tail}", [list(c) for c in zip(*rows, strict=True)]
-        )
-        return
     if method == "executemany":
         one = "(" + ", ".join("?" for _ in columns) + ")"
         store.conn.cursor().executemany(store.sql(f"{head} VALUES {one} {tail}"), rows)
@@ -85,19 +78,6 @@ def insert(
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         store.execute(f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", [v for r in chunk for v in r])
-
-
-def _column_types(store: Store, table: str) -> dict[str, str]:
-    """PostgreSQL's type of each column of ``table`` (read once per connection)."""
-    cache: dict[str, dict[str, str]] = store.__dict__.setdefault("_column_types", {})
-    if table not in cache:
-        rows = store.query(
-            "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
-            "WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped",
-            (table,),
-        )
-        cache[table] = {r["name"]: r["type"] for r in rows}
-    return cache[table]
 
 
 def write(
