@@ -41,7 +41,10 @@ _EVENT_PLAIN = tuple(i for i in range(len(EVENT_COLUMNS)) if i not in _EVENT_JSO
 SQLITE_ROWS = "values"
 PG_ROWS = "executemany"
 PG_EVENTS = "copy"
-_MAX_ROWS = 1000  # rows per statement at most (its text, and the values bound at once, stay small)
+#: Rows per statement at most. SQLite compiles each row of a multi-row INSERT into its program, and the
+#: sqlite3 module keeps up to 128 compiled statements: at 1,000 rows, a few MB each, the reliability drill's
+#: process grew by 52 MiB instead of 13. At 64 the statements stay small and still save most calls.
+_MAX_ROWS = 64
 _COPY_EVENTS = f"COPY agent_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 
@@ -75,9 +78,15 @@ def insert(
     width = len(columns)
     per = max(1, min(_MAX_ROWS, store.max_params // width))
     one = "(" + ", ".join("?" for _ in range(width)) + ")"
-    for i in range(0, len(rows), per):
-        chunk = rows[i : i + per]
-        store.execute(f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", [v for r in chunk for v in r])
+    i = 0
+    while i < len(rows):
+        # Full statements, then the rest in powers of two: a handful of distinct statements per table,
+        # which the driver's statement cache keeps compiled (one per row count would fill it).
+        left = len(rows) - i
+        n = per if left >= per else 1 << (left.bit_length() - 1)
+        chunk = rows[i : i + n]
+        store.execute(f"{head} VALUES {', '.join([one] * n)} {tail}", [v for r in chunk for v in r])
+        i += n
 
 
 def write(
