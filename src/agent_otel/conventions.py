@@ -69,6 +69,8 @@ TOOLS_VERSION: Final = "agent.tools_version"
 COST_USD: Final = "agent.cost_usd"
 INPUT_SHA: Final = "agent.input_sha"
 REPLAY_OF: Final = "agent.replay_of"
+# true on the run span of a run its metrics' exemplars link to: the bundled collector keeps that trace
+RUN_EXEMPLAR: Final = "agent.exemplar"
 
 # Resource attribute naming the SDK that produced the telemetry (next to the OTel SDK's own).
 AGENT_OTEL_VERSION: Final = "agent_otel.version"
@@ -219,6 +221,14 @@ M_TOOL_RETRIES: Final = MetricSpec(
     "agent_tool_retries_total",
     ("agent", "tool"),
 )
+M_TOOL_FAILED_ATTEMPTS: Final = MetricSpec(
+    "agent.tool.failed_attempts",
+    "counter",
+    "{attempt}",
+    "Tool attempts that raised, retried ones included, by error class.",
+    "agent_tool_failed_attempts_total",
+    ("agent", "tool", "error_type"),
+)
 M_GUARD_TRIGGERS: Final = MetricSpec(
     "agent.guard.triggers",
     "counter",
@@ -245,6 +255,7 @@ METRICS: Final = (
     M_TOOL_DURATION,
     M_TOOL_INVOCATIONS,
     M_TOOL_RETRIES,
+    M_TOOL_FAILED_ATTEMPTS,
     M_GUARD_TRIGGERS,
     M_DROPPED,
 )

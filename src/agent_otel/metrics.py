@@ -5,12 +5,22 @@ latency spike in Grafana to the run that caused it). Counters are observable ins
 locked dict: a counter increment then costs a dict update instead of the SDK's ~5 us measurement path,
 and since the SDK reports counters cumulatively anyway nothing is lost. This is the largest single saving
 on the per-tool-call path measured in benchmarks/overhead.py.
+
+Two things keep short-lived processes (a CLI, a batch job, a serverless function) visible in Prometheus,
+whose rate() and increase() ignore a series' first sample: an agent's first run creates its stop series
+at zero for every stop reason (a closed set) and asks for an export right away, so a zero, not a stop, is
+each series' first sample (:meth:`Metrics.run_started`).
+
+Exemplars point only at traces the bundled collector keeps (collector/config.yaml, tail sampling):
+runs that did not complete, failed tool calls, and "exemplar runs", at most one per agent per
+``EXEMPLAR_INTERVAL_S``, marked ``agent.exemplar=true`` on their run span so the collector keeps them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import weakref
 from bisect import bisect_left
 from collections import OrderedDict
@@ -23,6 +33,13 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
+from agent_otel.stop import StopReason
+
+# At most one exemplar run per agent this often: bounds the traces kept only because an exemplar links
+# to them (one per agent per second at most) while leaving a dot every export interval.
+EXEMPLAR_INTERVAL_S = 1.0
+_MAX_EXEMPLAR_RUNS = 4096  # exemplar runs remembered (trace ids) until their last measurement
+_MAX_AGENTS = 1024  # agents whose zero series and exemplar clock are kept
 
 
 def _exemplar(event: dict[str, Any]) -> Context:
@@ -39,10 +56,12 @@ def _exemplar(event: dict[str, Any]) -> Context:
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
-    return trace.set_span_in_context(NonRecordingSpan(span_context), _EMPTY)
+    return trace.set_span_in_context(NonRecordingSpan(span_context), Context())
 
 
-_EMPTY = Context()
+# "No exemplar": a context whose span is invalid. An empty Context() would not do: it is falsy, and the
+# SDK then takes the current context instead, whose span (the run's own) may be one the collector drops.
+_EMPTY = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
 
@@ -69,7 +88,8 @@ class MetricsSink:
         ]
         last: dict[tuple[Any, ...], int] = {}
         for i, event in enumerate(events):
-            last[self.metrics.exemplar_key(event)] = i
+            if metrics.exemplar_eligible(event):
+                last[metrics.exemplar_key(event)] = i
         keep = set(last.values())
         record = self.metrics.record_event
         for i, event in enumerate(events):
@@ -148,6 +168,13 @@ class Metrics:
         # events arrive within seconds of its start, long before 4096 later replays push it out).
         self._replays: OrderedDict[str, None] = OrderedDict()
         self._replays_lock = threading.Lock()
+        # Agents seen in this process -> when their next exemplar run may start (monotonic seconds);
+        # trace ids of exemplar runs. See run_started().
+        self._agents: dict[str, float] = {}
+        self._exemplar_runs: OrderedDict[int, None] = OrderedDict()
+        self._runs_lock = threading.Lock()
+        # Set by setup(): export now, off the agent's thread (a new agent's zero series).
+        self.export_soon: Callable[[], None] | None = None
 
         def hist(spec: c.MetricSpec) -> Any:
             return meter.create_histogram(
@@ -166,11 +193,13 @@ class Metrics:
         self.stops = CounterSet(c.M_STOP.labels)
         self.tool_invocations = CounterSet(c.M_TOOL_INVOCATIONS.labels)
         self.tool_retries = CounterSet(c.M_TOOL_RETRIES.labels)
+        self.failed_attempts = CounterSet(c.M_TOOL_FAILED_ATTEMPTS.labels)
         self.guard_triggers = CounterSet(c.M_GUARD_TRIGGERS.labels)
         for spec, counts in (
             (c.M_STOP, self.stops),
             (c.M_TOOL_INVOCATIONS, self.tool_invocations),
             (c.M_TOOL_RETRIES, self.tool_retries),
+            (c.M_TOOL_FAILED_ATTEMPTS, self.failed_attempts),
             (c.M_GUARD_TRIGGERS, self.guard_triggers),
         ):
             meter.create_observable_counter(
@@ -243,9 +272,11 @@ class Metrics:
                 return
             agent, tool, status = event["agent"], event["tool"], event["status"]
             self.tool_invocations.add((agent, tool, status, event["error"] or ""))
-            attempts = event.get("attempts")
-            if attempts:
-                self.tool_retries.add((agent, tool), attempts - 1)
+            if status == c.STATUS_ERROR:  # the last attempt; retried ones come from failed_attempt()
+                self.failed_attempts.add((agent, tool, event["error"] or ""))
+            # every call adds, 0 for a call without retries: the series then starts at 0, and the first
+            # retry is a change rate() sees
+            self.tool_retries.add((agent, tool), (event.get("attempts") or 1) - 1)
             self.tool_duration.record(
                 event["duration_ms"],
                 self._attrs((agent, tool, status), ("agent", "tool", "status")),
@@ -274,6 +305,8 @@ class Metrics:
     ) -> None:
         if self.track_stop:
             self.stops.add((agent, stop_reason))
+        if ctx is not None and not self._run_exemplar_kept(ctx, stop_reason):
+            ctx = _EMPTY
         if self.track_latency:
             self.run_latency.record(duration_ms, {"agent": agent, "stop_reason": stop_reason}, context=ctx)
         if self.track_tool_calls:
@@ -283,3 +316,61 @@ class Metrics:
 
     def record_guard(self, agent: str, guard: str) -> None:
         self.guard_triggers.add((agent, guard))
+
+    def failed_attempt(self, agent: str, tool: str, error_type: str, run_id: str) -> None:
+        """A tool attempt that failed and is being retried (the final failure counts from its event)."""
+        if self.tools_enabled and not (self._replays and self.excluded(run_id)):
+            self.failed_attempts.add((agent, tool, error_type))
+
+    # --- a run starts: zero series for short-lived processes, exemplar runs ----------------------------
+
+    def run_started(self, agent: str, span: Any) -> bool:
+        """Called as each run starts; True if the run is an exemplar run (mark its span for the collector).
+
+        The agent's first run creates its agent_stop_total series at 0 for every stop reason and asks for
+        an export now: a process whose first export would already hold its stops (most runs of a CLI or a
+        serverless function end before the first 10 s interval) would otherwise have them ignored by
+        rate() and increase(), which count changes between samples, not a series' first value.
+        """
+        try:
+            span_context = span.get_span_context()
+            now = time.monotonic()
+            with self._runs_lock:
+                due = self._agents.get(agent)
+                new = due is None and len(self._agents) < _MAX_AGENTS
+                if new:
+                    self._agents[agent] = due = 0.0
+                exemplar = due is not None and now >= due and span_context.trace_flags.sampled
+                if exemplar:
+                    self._agents[agent] = now + EXEMPLAR_INTERVAL_S
+                    self._exemplar_runs[span_context.trace_id] = None
+                    if len(self._exemplar_runs) > _MAX_EXEMPLAR_RUNS:
+                        self._exemplar_runs.popitem(last=False)
+            if new and self.track_stop:
+                for reason in StopReason:
+                    self.stops.add((agent, reason.value), 0)
+                export = self.export_soon
+                if export is not None:
+                    export()
+            return exemplar
+        except Exception:  # telemetry never stops a run from starting
+            return False
+
+    def _run_exemplar_kept(self, ctx: Context, stop_reason: str) -> bool:
+        """A run's histograms link to its trace only if the collector keeps that trace."""
+        if stop_reason != StopReason.COMPLETED:
+            return True
+        trace_id = trace.get_current_span(ctx).get_span_context().trace_id
+        return trace_id in self._exemplar_runs
+
+    def exemplar_eligible(self, event: dict[str, Any]) -> bool:
+        """A tool or LLM measurement links to its trace only if the collector keeps that trace: a failed
+        tool call (its span's status is ERROR) or a call made by an exemplar run."""
+        if not event.get("_sampled"):
+            return False
+        if event.get("status") == c.STATUS_ERROR:
+            return True
+        try:
+            return int(event["trace_id"], 16) in self._exemplar_runs
+        except (KeyError, TypeError, ValueError):
+            return False

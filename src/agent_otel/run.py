@@ -171,6 +171,8 @@ class Run:
                 c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
             )
             self.trace_id, self.span_id = _hex_ids(self.span)
+            if self._replay is None and rt.metrics.run_started(self.agent, self.span):
+                self.span.set_attribute(c.RUN_EXEMPLAR, True)
             ctx_token = otel_context.attach(trace.set_span_in_context(self.span))
         except Exception as exc:  # telemetry must not stop the agent from running
             _internal_error("starting the run span", exc)

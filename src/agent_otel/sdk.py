@@ -52,6 +52,7 @@ class Installation:
     otlp_note: str
     span_processors: list[Any] = field(default_factory=list)
     metric_readers: list[Any] = field(default_factory=list)
+    otlp_metric_reader: Any = None
     tracer_provider: Any = None
     meter_provider: Any = None
     owns_tracer_provider: bool = False
@@ -195,6 +196,8 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
+        if inst.otlp_metric_reader is not None:
+            rt.metrics.export_soon = lambda: _export_soon(inst)
     _install_recorder(cfg, rt, pipeline)
     runtime_mod.install(rt)
     config_mod._set_effective(cfg)
@@ -397,14 +400,12 @@ def _install_metrics(
             inst.drops,
             shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
         )
-        readers.insert(
-            0,
-            PeriodicExportingMetricReader(
-                exporter,
-                export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000,
-                export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
-            ),
+        inst.otlp_metric_reader = PeriodicExportingMetricReader(
+            exporter,
+            export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000,
+            export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
         )
+        readers.insert(0, inst.otlp_metric_reader)
     provider = meter_provider
     if provider is None:
         existing = otel_metrics.get_meter_provider()
@@ -427,6 +428,21 @@ def _install_metrics(
                 break
     inst.meter_provider = provider
     inst.metric_readers = readers
+
+
+def _export_soon(inst: Installation) -> None:
+    """Collect and export the OTLP metrics now, on a thread of its own (see Metrics.run_started)."""
+
+    def export() -> None:
+        if _installed is inst:
+            try:
+                inst.otlp_metric_reader.force_flush(
+                    timeout_millis=inst.config.get("exporter.timeout_s") * 1000
+                )
+            except Exception as exc:
+                logger.debug("agent-otel: early metric export failed: %s", exc)
+
+    threading.Thread(target=export, name="agent-otel-export-soon", daemon=True).start()
 
 
 def flush(timeout_s: float | None = None) -> bool:

@@ -158,6 +158,8 @@ class ToolCall:
             except AgentStopped as stopped:
                 self.fail(exc)
                 raise stopped from exc
+        if run._rt is not None:
+            run._rt.metrics.failed_attempt(run.agent, self.options.name, type(exc).__name__, run.run_id)
 
     def _finish(
         self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None

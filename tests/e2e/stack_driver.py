@@ -12,11 +12,15 @@ It uses only the public API, pointed at the collector by the standard OTEL_* var
    (run_id, trace_id, agent, stop_reason, whether secrets were planted) and the planted strings.
 2. Steady traffic of the same mix until STOP_FILE exists or ``--max-seconds`` pass, so that the test's
    PromQL sees fresh samples (rate() needs two inside its window) while it checks the dashboards.
+
+With ``--in-flight BEFORE AFTER`` it makes one run instead, paused half-way until STOP_FILE appears (see
+in_flight()): the test restarts the collector in between.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import agent_otel
+from agent_otel import sdk
 
 AGENTS = ("support-agent", "research-agent")
 
@@ -38,6 +43,13 @@ SPAN_NOTE_EMAIL = "dave.person@example.net"
 SPAN_NOTE_TOKEN = "Bearer zyxwvutsrqponmlk9876543210"
 SPAN_BASIC = "Basic dXNlcjpodW50ZXIyaHVudGVyMg=="
 RESOURCE_EMAIL = "erin.owner@example.org"
+# Only their camelCase key says they are secret (no pattern matches the value itself).
+CAMEL_API_KEY = "plain-openai-key-9f8e7d6c5b4a"
+CAMEL_AUTH_TOKEN = "plain-auth-token-0a1b2c3d4e5f"
+# Inside a string array.
+CC_EMAILS = ("frank.cc@example.net", "grace.cc@example.net")
+# In the message of an exception a tool raised: the tool span's status message and exception event.
+STATUS_EMAIL = "heidi.status@example.net"
 
 SECRETS = (
     ARG_EMAIL,
@@ -48,6 +60,10 @@ SECRETS = (
     SPAN_NOTE_TOKEN,
     SPAN_BASIC,
     RESOURCE_EMAIL,
+    CAMEL_API_KEY,
+    CAMEL_AUTH_TOKEN,
+    *CC_EMAILS,
+    STATUS_EMAIL,
 )
 
 
@@ -89,6 +105,13 @@ def _plant_secrets() -> None:
     span.set_attribute("api_key", SPAN_API_KEY)
     span.set_attribute("http.request.header.authorization", SPAN_BASIC)
     span.set_attribute("note", f"escalate to {SPAN_NOTE_EMAIL}, use {SPAN_NOTE_TOKEN}")
+    span.set_attribute("openaiApiKey", CAMEL_API_KEY)
+    span.set_attribute("authToken", CAMEL_AUTH_TOKEN)
+    span.set_attribute("cc_list", list(CC_EMAILS))
+
+
+def _no_account(customer: str) -> Any:
+    raise LookupError(f"no account for {STATUS_EMAIL} ({customer})")
 
 
 class Driver:
@@ -124,6 +147,8 @@ class Driver:
             run.record_llm(model="gpt-4o-mini", input_tokens=300, output_tokens=40)
             if planted:
                 _plant_secrets()
+                with contextlib.suppress(LookupError):  # the agent handles it and completes
+                    run.call_tool("crm.lookup", _no_account, {"customer": f"c-{n}"})
         self._record(run, planted)
 
     def tool_error(self, agent: str, n: int) -> None:
@@ -196,6 +221,26 @@ class Driver:
             self.step_budget(agent, base + 26)
 
 
+def in_flight(manifest: str, resume_file: str, before: int, after: int) -> None:
+    """One run whose first ``before`` tool calls end (and are exported) before MANIFEST is written, and
+    whose other ``after`` tool calls and the run span only after RESUME_FILE appears; it ends tool_error."""
+    resume = Path(resume_file)
+    try:
+        with agent_otel.run("inflight-agent", model="gpt-4o", input={"ticket": "inflight"}) as run:
+            for i in range(before):
+                run.call_tool("search", _search, {"query": f"before {i}"})
+            sdk.flush(5.0)  # the first spans are at the collector before the test restarts it
+            Path(manifest).write_text(json.dumps({"run_id": run.run_id, "trace_id": run.trace_id}))
+            deadline = time.monotonic() + 120
+            while not resume.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for i in range(after - 1):
+                run.call_tool("search", _search, {"query": f"after {i}"})
+            run.call_tool("http.get", _broken, {"url": "https://api.example.test/after"})
+    except ConnectionError:
+        pass
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("manifest")
@@ -203,7 +248,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--completed-per-round", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=240.0)
+    parser.add_argument("--in-flight", nargs=2, type=int, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args(argv)
+
+    if args.in_flight:
+        agent_otel.setup(service_name="stack-e2e-inflight", store=False, instrument=False)
+        in_flight(args.manifest, args.stop_file, *args.in_flight)
+        agent_otel.shutdown(10.0)
+        return 0
 
     # Personal data on the resource too: the collector redacts resource attributes of spans and metrics.
     os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"deployment.owner_email={RESOURCE_EMAIL}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -34,6 +35,8 @@ HELP = "run a simulated customer-support agent (no network, no API key) into the
 _HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
 _CLASS_RANK = {"failure": 2, "limit": 1, "success": 0}
+_METRIC_INTERVAL = "exporter.metric_interval_s"
+_DEMO_METRIC_INTERVAL_S = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # The demo opts in to storing redacted arguments and results, so `show` can display them.
     agent_otel.setup(
         service_name="support-demo",
-        config={"logging.events.store_args": True},
+        config={"logging.events.store_args": True, **_metric_cadence()},
         instrument=False,
         **setup_kwargs,
     )
@@ -132,6 +135,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     console = ctx.console
     outcomes = _execute(console, scenarios, run_ids, args, run_one)
+    if otlp and inst is not None:
+        # One more interval, so the last runs reach the collector with a regular export, not only in
+        # the (time-bounded) export at shutdown.
+        time.sleep(inst.config.get(_METRIC_INTERVAL))
     agent_otel.shutdown()
 
     if sink is not None and sink.error is not None and not sink.written:
@@ -149,6 +156,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     _summary(ctx, outcomes)
     return 0
+
+
+def _metric_cadence() -> dict[str, float]:
+    """Export metrics every second unless the user chose an interval (environment or config file).
+
+    The demo's runs take a few seconds, less than the default 10 s interval: it would export once, at
+    exit, and the dashboards' rate() panels need two samples of a series to draw anything.
+    """
+    from agent_otel.config import SOURCE_DEFAULT, load
+
+    try:
+        chosen = load().source(_METRIC_INTERVAL) != SOURCE_DEFAULT
+    except Exception:  # a broken config file: setup() reports it
+        chosen = True
+    return {} if chosen else {_METRIC_INTERVAL: _DEMO_METRIC_INTERVAL_S}
 
 
 def _check_store(ctx: Context) -> None:
