@@ -27,6 +27,7 @@ class OTLPReceiver:
         self.port = port or free_port()
         self.spans: list[Any] = []
         self.metric_requests = 0
+        self.metric_batches: list[Any] = []  # the ExportMetricsServiceRequests, in arrival order
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         receiver = self
@@ -43,6 +44,7 @@ class OTLPReceiver:
             def Export(self, request, context):
                 with receiver._lock:
                     receiver.metric_requests += 1
+                    receiver.metric_batches.append(request)
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         self._traces = Traces()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 
 import agent_otel
 from agent_otel import conventions as c
@@ -273,3 +274,47 @@ def test_a_forked_child_does_not_resend_the_parents_queued_events(tmp_path):
     assert pipeline.flush(5)
     run_ids = sorted(json.loads(line)["run_id"] for line in path.read_text().splitlines())
     assert run_ids == ["child", "parent-0", "parent-1", "parent-2"]
+
+
+def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_stop(monkeypatch, tmp_path):
+    """rate() counts a series' changes, not its first value: with a 60 s interval a process that runs
+    once and exits would export once, its stop already counted. The agent's first run exports its stop
+    series at 0 (every stop reason) at once, the run's histograms as soon as they exist; the totals go at
+    exit."""
+    from tests.otlp_receiver import OTLPReceiver
+
+    receiver = OTLPReceiver().start()
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
+    agent_otel.shutdown()
+    try:
+        agent_otel.setup(
+            "batch-job",
+            endpoint=receiver.endpoint,
+            store=False,
+            instrument=False,
+            config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
+        )
+        with agent_otel.run("nightly") as run:
+            time.sleep(0.3)  # the first export (a thread of its own) happens while the run is going on
+            run.call_tool("search", lambda q: [q], {"q": "x"})
+        time.sleep(0.3)
+        agent_otel.shutdown()
+    finally:
+        receiver.stop()
+
+    def stops(batch):
+        return {
+            attrs["stop_reason"]: p.as_int
+            for rm in batch.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == c.M_STOP.name
+            for p in m.sum.data_points
+            for attrs in [{a.key: a.value.string_value for a in p.attributes}]
+        }
+
+    batches = [stops(b) for b in receiver.metric_batches if stops(b)]
+    reasons = {r.value for r in agent_otel.StopReason}
+    assert batches[0] == dict.fromkeys(reasons, 0)  # before the stop: every reason at 0
+    assert batches[-1] == {r: int(r == "completed") for r in reasons}

@@ -173,8 +173,13 @@ class Metrics:
         self._agents: dict[str, float] = {}
         self._exemplar_runs: OrderedDict[int, None] = OrderedDict()
         self._runs_lock = threading.Lock()
-        # Set by setup(): export now, off the agent's thread (a new agent's zero series).
+        # Set by setup(): collect and export now. Called on a thread of our own when series appear (see
+        # run_started and _new_series), coalesced so that a burst of new series costs one or two exports.
         self.export_soon: Callable[[], None] | None = None
+        self._export_lock = threading.Lock()
+        self._exporting = False
+        self._export_again = False
+        self._run_series: set[tuple[str, str]] = set()
 
         def hist(spec: c.MetricSpec) -> Any:
             return meter.create_histogram(
@@ -253,7 +258,32 @@ class Metrics:
             attrs = dict(zip(names, key, strict=True))
             if len(self._attr_cache) < 10_000:
                 self._attr_cache[key] = attrs
+                self._new_series()
         return attrs
+
+    def _new_series(self) -> None:
+        """A series just got its first value: export it now, so that it is the series' first sample in
+        Prometheus instead of an interval's worth of values (rate() ignores a series' first sample).
+        A histogram cannot start at 0, but this way rate() misses one measurement, not an interval."""
+        if self.export_soon is None:
+            return
+        with self._export_lock:
+            self._export_again = True
+            if self._exporting:
+                return
+            self._exporting = True
+        threading.Thread(target=self._export_loop, name="agent-otel-export-soon", daemon=True).start()
+
+    def _export_loop(self) -> None:
+        while True:
+            with self._export_lock:
+                export = self.export_soon
+                if not self._export_again or export is None:
+                    self._exporting = False
+                    return
+                self._export_again = False
+            with contextlib.suppress(Exception):  # best effort: the periodic export follows anyway
+                export()
 
     def exclude_run(self, run_id: str) -> None:
         """A replay: its events are the recording's traffic again, not new traffic."""
@@ -313,6 +343,10 @@ class Metrics:
             self.tool_calls.record(tool_calls, {"agent": agent}, context=ctx)
         if self.track_spend:
             self.spend_per_run.record(cost_usd, {"agent": agent}, context=ctx)
+        series = (agent, stop_reason)
+        if series not in self._run_series and len(self._run_series) < 10_000:
+            self._run_series.add(series)
+            self._new_series()
 
     def record_guard(self, agent: str, guard: str) -> None:
         self.guard_triggers.add((agent, guard))
@@ -333,8 +367,11 @@ class Metrics:
         rate() and increase(), which count changes between samples, not a series' first value.
         """
         try:
-            span_context = span.get_span_context()
             now = time.monotonic()
+            due = self._agents.get(agent)
+            if due is not None and now < due:  # the common case, without the lock
+                return False
+            span_context = span.get_span_context()
             with self._runs_lock:
                 due = self._agents.get(agent)
                 new = due is None and len(self._agents) < _MAX_AGENTS
@@ -349,9 +386,7 @@ class Metrics:
             if new and self.track_stop:
                 for reason in StopReason:
                     self.stops.add((agent, reason.value), 0)
-                export = self.export_soon
-                if export is not None:
-                    export()
+                self._new_series()
             return exemplar
         except Exception:  # telemetry never stops a run from starting
             return False

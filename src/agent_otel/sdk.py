@@ -431,18 +431,9 @@ def _install_metrics(
 
 
 def _export_soon(inst: Installation) -> None:
-    """Collect and export the OTLP metrics now, on a thread of its own (see Metrics.run_started)."""
-
-    def export() -> None:
-        if _installed is inst:
-            try:
-                inst.otlp_metric_reader.force_flush(
-                    timeout_millis=inst.config.get("exporter.timeout_s") * 1000
-                )
-            except Exception as exc:
-                logger.debug("agent-otel: early metric export failed: %s", exc)
-
-    threading.Thread(target=export, name="agent-otel-export-soon", daemon=True).start()
+    """Collect and export the OTLP metrics now (Metrics calls it on a thread of its own, for new series)."""
+    if _installed is inst:
+        inst.otlp_metric_reader.force_flush(timeout_millis=inst.config.get("exporter.timeout_s") * 1000)
 
 
 def flush(timeout_s: float | None = None) -> bool:
