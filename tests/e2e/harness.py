@@ -153,6 +153,16 @@ class Stack:
         assert status == 200 and data["status"] == "success", f"{path}: {status} {body[:300]!r}"
         return data["data"]
 
+    def start_collector(self) -> None:
+        """Start the (stopped) collector again and wait until it is healthy."""
+        self.collector.start()
+        wait_for(
+            "the restarted collector",
+            healthy(f"http://127.0.0.1:{self.ports['collector_health']}/"),
+            60,
+            (self.collector,),
+        )
+
     def collector_metric(self, name: str, **labels: str) -> float | None:
         """A sample of the collector's own telemetry, read from its /metrics endpoint."""
         status, body = http_get(f"http://127.0.0.1:{self.ports['collector_telemetry']}/metrics")
@@ -216,21 +226,23 @@ def collector_binary() -> Path:
     return binary
 
 
+PORTS = (
+    "otlp_grpc",
+    "otlp_http",
+    "collector_health",
+    "collector_telemetry",
+    "prometheus",
+    "sink_grpc",
+    "sink_health",
+    "tempo_unused",
+)
+
+
 @contextlib.contextmanager
 def launch_stack(tmp: Path, collector_bin: Path) -> Iterator[Stack]:
     """The collector, Prometheus and the trace sink, started with the bundled configs; stopped on exit."""
     prometheus = require_binary("prometheus", "make prereqs  (Debian package prometheus)")
-    names = [
-        "otlp_grpc",
-        "otlp_http",
-        "collector_health",
-        "collector_telemetry",
-        "prometheus",
-        "sink_grpc",
-        "sink_health",
-        "tempo_unused",
-    ]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     (tmp / "collector").mkdir()
 
     sink_file = tmp / "sink" / "traces.jsonl"

@@ -26,12 +26,12 @@ import pytest
 import yaml
 
 from tests.e2e.harness import (
+    PORTS,
     Proc,
     Stack,
     base_env,
     collector_binary,
     collector_env,
-    healthy,
     launch_stack,
     read_spans,
     root_of,
@@ -142,17 +142,7 @@ def test_bundled_collector_config_validates(collector_bin: Path, tmp_path: Path)
         {},
         collector_env(
             tmp_path,
-            dict.fromkeys(
-                [
-                    "otlp_grpc",
-                    "otlp_http",
-                    "collector_health",
-                    "collector_telemetry",
-                    "prometheus",
-                    "sink_grpc",
-                ],
-                12345,
-            ),
+            dict.fromkeys(PORTS, 12345),
         ),
     ):
         proc = subprocess.run(
@@ -521,13 +511,7 @@ def test_persistent_queue_keeps_traces_through_tempo_and_collector_restarts(
     )
     stack.collector.stop()
     assert list((stack.tmp / "collector" / "file_storage").iterdir()), "the queue left nothing on disk"
-    stack.collector.start()
-    wait_for(
-        "the restarted collector",
-        healthy(f"http://127.0.0.1:{stack.ports['collector_health']}/"),
-        60,
-        (stack.collector,),
-    )
+    stack.start_collector()
     # Tempo comes back (a fresh file, so only what the queue delivers now counts)
     new_file = stack.sink_file.with_name("after-restart.jsonl")
     stack.sink.env = {**stack.sink.env, "SINK_FILE": str(new_file)}
@@ -556,13 +540,7 @@ def test_a_run_in_flight_across_a_collector_restart_reaches_tempo_whole(stack: S
         (stack.collector,),
     )
     stack.collector.stop()  # SIGTERM: a graceful restart
-    stack.collector.start()
-    wait_for(
-        "the restarted collector",
-        healthy(f"http://127.0.0.1:{stack.ports['collector_health']}/"),
-        60,
-        (stack.collector,),
-    )
+    stack.start_collector()
     resume.touch()
     wait_for("the in-flight run to end", lambda: driver.popen is not None and driver.popen.poll() == 0, 60)
     sink_file = Path(stack.sink.env["SINK_FILE"])

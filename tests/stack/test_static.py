@@ -545,6 +545,17 @@ def test_dashboards_answer_the_questions_of_the_issue() -> None:
     assert set(reasons["query"].split(",")) == {r.value for r in StopReason} - {"completed"} | {"interrupted"}
 
 
+def test_the_overview_says_when_a_baseline_is_not_ready() -> None:
+    overview = next(d for d in sf.dashboards().values() if d["uid"] == "agent-otel-overview")
+    (panel,) = [p for p in sf.panels(overview) if p["title"] == "Baseline"]
+    ready = next(t for t in panel["targets"] if t["expr"].startswith("agent:baseline:ready"))
+    (override,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == ready["refId"]]
+    (mappings,) = [p["value"] for p in override["properties"] if p["id"] == "mappings"]
+    texts = {k: v["text"] for m in mappings for k, v in m["options"].items()}
+    assert texts == {"0": "not ready", "1": "ready"}
+    assert "agent:baseline:ready" in _recorded()
+
+
 def test_no_dashboard_query_counts_interrupted_runs_as_failed() -> None:
     """interrupted (an agent waiting for a human) is not a failure: a query that singles out failures,
     or everything but completed runs as "failed", must leave it out."""
