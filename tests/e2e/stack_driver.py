@@ -196,6 +196,15 @@ class Driver:
             pass
         self._record(run)
 
+    def interrupted(self, agent: str, n: int) -> None:
+        """A run that pauses for a human (stop reason interrupted, class pause), where the SDK has it."""
+        if "interrupted" not in {r.value for r in agent_otel.StopReason}:
+            return
+        with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
+            run.call_tool("search", _search, {"query": f"refund over the limit {n}"})
+            run.stop("interrupted")
+        self._record(run)
+
     def retried(self, agent: str, n: int) -> None:
         with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
             run.call_tool(
@@ -219,6 +228,7 @@ class Driver:
             self.loop(agent, base + 24)
             self.kill_switch(agent, base + 25, planted=(k == 0))
             self.step_budget(agent, base + 26)
+            self.interrupted(agent, base + 27)
 
 
 def in_flight(manifest: str, resume_file: str, before: int, after: int) -> None:
