@@ -140,3 +140,61 @@ def test_setup_exposes_the_effective_config(telemetry):
     assert effective is telemetry.config
     assert effective.get("store") is False and effective.source("store") == "argument"
     assert effective.get("exporter.probe_local") is False
+
+
+BINARY = bytes(range(256)) * 4  # not UTF-8, as a config path pointing at a binary file reads
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "says"),
+    [
+        ({"endpoint": "http://[::1"}, {}, "'exporter.endpoint' .* not a valid URL"),
+        ({"endpoint": "localhost:99999"}, {}, "'exporter.endpoint' .*Port out of range"),
+        ({"endpoint": "http://u:secret@[::1"}, {}, r"//\*\*\*@"),  # no password in the message
+        ({"endpoint": "http://127.0.0.1:4317"}, {"OTEL_EXPORTER_OTLP_COMPRESSION": "bogus"}, "gzip, deflate"),
+        (
+            {"endpoint": "http://127.0.0.1:4318", "protocol": "http/protobuf"},
+            {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "zstd"},
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ),
+        ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "nan"}, "metric_interval_s.*finite"),
+        ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "inf"}, "metric_interval_s.*finite"),
+        ({}, {"OTEL_METRIC_EXPORT_INTERVAL": "1e308"}, "metric_interval_s.*at most 86400"),
+        ({"config": {"guards": {"tool_timeout_s": 1e308}}}, {}, "tool_timeout_s.*at most"),
+        ({"config": {"exporter": {"timeout_s": float("nan")}}}, {}, "timeout_s.*finite"),
+        ({"config": "BINARY"}, {}, "not UTF-8"),
+        ({"config": 123}, {}, "YAML file path or a mapping"),
+        ({"store": "mysql://app:pw@db/agents"}, {}, "unknown scheme 'mysql://'"),
+        ({"store": "sqlite:///runs.db"}, {}, "sqlite:// URL; give the SQLite file's path"),
+    ],
+)
+def test_setup_raises_only_config_error_for_bad_configuration(monkeypatch, tmp_path, kwargs, env, says):
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "AGENT_OTEL_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    if kwargs.get("config") == "BINARY":
+        path = tmp_path / "agent.yaml"
+        path.write_bytes(BINARY)
+        kwargs = {"config": str(path)}
+    kwargs = {"store": False, **kwargs}
+    agent_otel.shutdown()
+    try:
+        with pytest.raises(ConfigError, match=says) as raised:
+            agent_otel.setup("bad-config", instrument=False, **kwargs)
+        assert "pw" not in str(raised.value) and "secret" not in str(raised.value)
+    finally:
+        agent_otel.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+@pytest.mark.parametrize("value", ["none", "gzip", "GZIP "])
+def test_every_compression_the_spec_names_is_accepted(monkeypatch, protocol, value):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", value)
+    agent_otel.shutdown()
+    try:
+        agent_otel.setup(
+            "ok", endpoint="http://127.0.0.1:4317", protocol=protocol, store=False, instrument=False
+        )
+    finally:
+        agent_otel.shutdown()

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agent_otel
 from agent_otel import conventions as c
-from agent_otel.guards import ToolDenied, parse_kill_switch, set_kill_switch
+from agent_otel.guards import RunGuards, ToolDenied, parse_kill_switch, set_kill_switch
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
 from tests.conftest import ListSink, Telemetry
@@ -169,7 +169,8 @@ def test_a_run_budget_overrides_only_its_own_fields(guarded):
         for i in range(10):
             run.call_tool("search", Tools().search, {"q": i})
     assert run.result.stop_reason == "max_steps" and run.steps == 4
-    assert run._guards.budget.max_tool_calls == 50
+    (guards,) = [p for p in run.ledger.hooks.policies if isinstance(p, RunGuards)]
+    assert guards.budget.max_tool_calls == 50
 
 
 def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):

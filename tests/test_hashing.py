@@ -221,3 +221,50 @@ def test_sets_hash_independently_of_order_and_distinct_values_differ():
 
 def test_canonical_json_is_compact_and_sorted():
     assert canonical_json({"b": 1, "a": [1, 2]}) == b'{"a":[1,2],"b":1}'
+
+
+class _DumpRaises:
+    """A model whose model_dump raises but whose attributes still tell instances apart."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def model_dump(self, mode: str = "python") -> dict:
+        raise RuntimeError("model_dump failed")
+
+    def __repr__(self) -> str:
+        raise LookupError("repr failed")
+
+
+# Five distinct arguments json cannot encode (ints beyond its 4,300-digit limit, a model whose conversions
+# raise); they used to share one args_sha, so a run calling a tool with each stopped as loop_detected.
+UNENCODABLE_ARGS = [
+    {"n": 10**5000},
+    {"n": 10**5000 + 1},
+    {"n": -(10**5000)},
+    {"item": _DumpRaises(1)},
+    {"item": _DumpRaises(2)},
+]
+
+
+def test_distinct_unencodable_values_hash_apart_and_deterministically():
+    digests = [sha(v) for v in UNENCODABLE_ARGS]
+    assert len(set(digests)) == len(UNENCODABLE_ARGS)
+    assert digests == [sha(v) for v in UNENCODABLE_ARGS]
+    # a giant int stands alone: its neighbours still count
+    assert sha([10**5000, 1]) != sha([10**5000, 2])
+
+
+def test_a_run_calling_a_tool_with_distinct_unencodable_args_is_not_a_loop(telemetry):
+    import agent_otel
+
+    @agent_otel.tool(name="compute")
+    def compute(**kwargs):
+        return "ok"
+
+    with agent_otel.run("hash-agent") as run:
+        for args in UNENCODABLE_ARGS:
+            compute(**args)
+    assert run.result.stop_reason.value == "completed"
+    shas = {e["args_sha"] for e in telemetry.events("tool_result")}
+    assert len(shas) == len(UNENCODABLE_ARGS)

@@ -67,8 +67,11 @@ def test_configurable_keys_patterns_and_truncation():
         "password": "kept",
     }
     assert r.redact("see TICKET-991") == "see [REDACTED]"
-    text = r.to_attribute({"blob": "y" * 500})
-    assert text.startswith('{"blob":"yyy') and text.endswith("...[truncated 471 chars]")
+    copy, text = r.bounded({"blob": "y" * 500})
+    # cut before it is redacted, inside the string, with the count of what was cut from it
+    kept = len(copy["blob"]) - len("...[truncated 000 chars]")
+    assert copy == {"blob": "y" * kept + f"...[truncated {500 - kept} chars]"} and 0 < kept < 40
+    assert text == f'{{"blob":"{copy["blob"]}"}}' and r.to_attribute({"blob": "y" * 500}) == text
 
 
 @pytest.fixture
@@ -305,3 +308,155 @@ def test_a_long_unbroken_string_is_redacted_in_linear_time():
     assert Redactor().redact_text(blob) == blob
     assert Redactor().redact_text(f"{blob}@example.com") == "[EMAIL]"
     assert time.perf_counter() - start < 2.0
+
+
+def test_a_huge_argument_is_cut_then_redacted_once_and_nothing_downstream_exceeds_the_limit(
+    store_args_telemetry, monkeypatch
+):
+    from agent_otel.redaction import CUT_SLACK
+
+    t = store_args_telemetry  # redaction.max_chars: 200
+    scanned: list[int] = []
+    original = Redactor.redact_text
+
+    def counting(self, text):
+        scanned.append(len(text))
+        return original(self, text)
+
+    monkeypatch.setattr(Redactor, "redact_text", counting)
+    # The e-mail address straddles the cut: it is redacted whole, never half kept.
+    body = "x" * 140 + " mail alice.smith@example.com " + "y" * 5_000_000
+    with agent_otel.run("a") as run:
+        run.call_tool("upload", lambda **kw: {"echo": kw["body"]}, {"body": body, "password": "hunter2"})
+    (span,) = t.spans_named("execute_tool")
+    (event,) = t.events("tool_result")
+    marker = len("...[truncated 99999999 chars]")
+    for attr in (c.GEN_AI_TOOL_CALL_ARGUMENTS, c.GEN_AI_TOOL_CALL_RESULT):
+        assert len(span.attributes[attr]) <= 200 + marker, attr
+    for value in (event["args"], event["result"]):  # the copy for events: the same limit, plus markers
+        assert len(json.dumps(value, separators=(",", ":"))) <= 200 + 2 * marker
+    dumped = json.dumps(dict(span.attributes)) + json.dumps(event)
+    assert "alice" not in dumped and "hunter2" not in dumped
+    # Args and result were each redacted once, and only their first max_chars + CUT_SLACK characters.
+    assert sum(scanned) <= 2 * (200 + CUT_SLACK + 100), scanned
+
+
+EMAIL, PASSWORD, API_KEY = "alice.smith@example.com", "Tr0ub4dor&3", "sk-proj-AbCdEfGhIjKlMnOpQrStUv"
+
+
+def _login(user: str) -> None:
+    raise PermissionError(f"login failed for {user} with password {PASSWORD} (key {API_KEY})")
+
+
+def _export_failing_run(monkeypatch, tmp_path, config: dict) -> list:
+    """One run whose tool and LLM call fail with secrets in the message, exported to a real OTLP
+    receiver with default settings (store_args off); returns the spans the receiver got."""
+    import time
+
+    from agent_otel import sdk
+    from tests.otlp_receiver import OTLPReceiver
+
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    agent_otel.shutdown()
+    receiver = OTLPReceiver().start()
+    try:
+        agent_otel.setup(
+            "svc",
+            endpoint=receiver.endpoint,
+            store=False,
+            instrument=False,
+            config={"exporter": {"schedule_delay_s": 0.05}, **config},
+        )
+        login = agent_otel.tool(name="login")(_login)
+        with pytest.raises(PermissionError), agent_otel.run("secret-agent") as run:
+            run.record_llm(model="gpt-4o", error=PermissionError(f"quota for {EMAIL} exceeded"))
+            login(EMAIL)
+        assert sdk.flush(5)
+        deadline = time.monotonic() + 10
+        while receiver.count() < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(receiver.spans)
+    finally:
+        agent_otel.shutdown()
+        receiver.stop()
+
+
+def _event_attrs(span) -> dict:
+    (event,) = [e for e in span.events if e.name == "exception"]
+    return {kv.key: kv.value.string_value for kv in event.attributes}
+
+
+def test_exception_messages_and_stack_traces_reach_the_collector_redacted(monkeypatch, tmp_path):
+    spans = _export_failing_run(monkeypatch, tmp_path, {})
+    by_name = {s.name: s for s in spans}
+    assert set(by_name) == {"invoke_agent secret-agent", "execute_tool login", "chat gpt-4o"}
+    wire = "".join(str(s) for s in spans)  # every attribute, event and status, as the collector got it
+    for raw in (EMAIL, PASSWORD, API_KEY, "alice.smith"):
+        assert raw not in wire, raw
+    tool = _event_attrs(by_name["execute_tool login"])
+    assert tool["exception.type"] == "PermissionError"
+    assert tool["exception.message"] == "login failed for [EMAIL] with password [REDACTED] (key [API_KEY])"
+    assert "in _login" in tool["exception.stacktrace"]  # the stack trace is kept, redacted
+    assert tool["exception.stacktrace"].endswith(tool["exception.message"] + "\n")
+    assert by_name["execute_tool login"].status.message == f"PermissionError: {tool['exception.message']}"
+    assert (
+        _event_attrs(by_name["invoke_agent secret-agent"])["exception.message"] == tool["exception.message"]
+    )
+    assert _event_attrs(by_name["chat gpt-4o"])["exception.message"] == "quota for [EMAIL] exceeded"
+
+
+def test_stack_traces_can_be_left_out_or_kept_raw_by_opt_in(monkeypatch, tmp_path):
+    spans = _export_failing_run(monkeypatch, tmp_path, {"redaction": {"stacktrace": "off"}})
+    assert all("exception.stacktrace" not in _event_attrs(s) for s in spans)
+    spans = _export_failing_run(monkeypatch, tmp_path, {"redaction": {"stacktrace": "raw"}})
+    (tool,) = [_event_attrs(s) for s in spans if s.name == "execute_tool login"]
+    assert PASSWORD in tool["exception.stacktrace"] and PASSWORD not in tool["exception.message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "raw", "expected"),
+    [
+        ({"alice@example.com": 1, "bob@example.com": 2}, "example.com", {"[EMAIL]": 1, "[EMAIL]#2": 2}),
+        ("https://admin:pw123@host/x", "pw123", "https://admin:[REDACTED]@host/x"),
+        ("postgresql://app:pw@db/x", ":pw@", "postgresql://app:[REDACTED]@db/x"),
+        ("charge with sk_live_51HabcdEFGHijklMNOP", "sk_live_51H", "charge with [API_KEY]"),
+        ("restricted rk_test_abcdefghij12", "rk_test_", "restricted [API_KEY]"),
+        ("card 4111.1111.1111.1111 ok", "4111.1111", "card [CARD] ok"),
+        ("amex 3782.822463.10005", "3782.822463", "amex [CARD]"),
+        ("my ssn: 123-45-6789", "123-45-6789", "my ssn: [REDACTED]"),
+        ("SSN on file 078-05-1120, verified", "078-05-1120", "SSN on file [SSN], verified"),
+        ("login failed with password hunter2!", "hunter2", "login failed with password [REDACTED]!"),
+        ("the api key is Abc123xyz.", "Abc123xyz", "the api key is [REDACTED]."),
+        ("the token was ab12cd34", "ab12cd34", "the token was [REDACTED]"),
+    ],
+)
+def test_secrets_in_keys_urls_stripe_keys_dotted_cards_ssns_and_prose_are_masked(
+    store_args_telemetry, value, raw, expected
+):
+    assert Redactor().redact(value) == expected
+    with agent_otel.run("a") as run:
+        run.call_tool("echo", lambda v: v, [value])
+    (span,) = store_args_telemetry.spans_named("execute_tool")
+    (event,) = store_args_telemetry.events("tool_result")
+    wire = json.dumps(dict(span.attributes)) + json.dumps(event)
+    assert raw not in wire
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version 1.2.3.4 from 10.0.0.1",
+        "order 1234.5678.9012.3456",  # not a Luhn number
+        "on 2026-11-24 call 415-555-0100",
+        "id 000-12-3456 and 987-65-4321",  # never-issued SSNs
+        "password reset failed",
+        "token expired, session ended",
+        "the secret sauce",
+        "reset password for user1",
+    ],
+)
+def test_lookalikes_of_the_new_secrets_are_kept(text):
+    red = Redactor().redact_text(text)
+    assert red == text.replace("415-555-0100", "[PHONE]")

@@ -14,11 +14,14 @@ value came from, which ``agent-otel doctor`` prints.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 CONFIG_ENV = "AGENT_OTEL_CONFIG"
 
@@ -41,6 +44,8 @@ class Field:
     choices: tuple[Any, ...] | None = None
     item_choices: tuple[str, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None  # for waits: beyond it, timers overflow (1e308 s stops metric export)
+    check: Callable[[Any], str | None] | None = None  # what is wrong with a value (ends the error), or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,47 @@ def _env_ms_to_s(value: str) -> float:
     return float(value) / 1000.0
 
 
+# Waits longer than this are not a configuration anyone means, and the timers behind them overflow.
+_MAX_WAIT_S = 86_400.0
+STORE_SCHEMES = ("postgresql://", "postgres://")
+COMPRESSIONS = ("gzip", "deflate", "none")
+COMPRESSION_ENV = (
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+)
+
+
+def _check_endpoint(value: str) -> str | None:
+    """A URL the exporters can use: ``host:port`` or ``scheme://host:port[/path]``, port in range."""
+    try:
+        parts = urlsplit(value if "://" in value else f"http://{value}")
+        port = parts.port
+    except ValueError as exc:  # an unclosed [IPv6 bracket, a port of 99999 or "abc"
+        return f"is not a valid URL ({exc}): {_masked(value)!r}"
+    if not parts.hostname or port == 0:
+        return f"needs a host and a port from 1 to 65535: {_masked(value)!r}"
+    return None
+
+
+def _masked(url: str) -> str:
+    """``url`` without its user info (which may hold a password), for an error message."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _check_store(value: Any) -> str | None:
+    """A SQLite path or a postgresql:// URL: any other URL scheme would become a relative directory."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    scheme, sep, _ = text.partition("://")
+    if not sep or text.lower().startswith(STORE_SCHEMES):
+        return None
+    if scheme.lower() == "sqlite":
+        return "is a sqlite:// URL; give the SQLite file's path itself (such as ~/.agent-otel/agent-otel.db)"
+    return f"has the unknown scheme {scheme + '://'!r}; use a SQLite file path or a postgresql:// URL"
+
+
 SCHEMA: dict[str, Any] = {
     "service": {
         "name": Field(
@@ -115,6 +161,7 @@ SCHEMA: dict[str, Any] = {
             "OTLP endpoint; unset means probe localhost:4317/4318 once.",
             env=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
             nullable=True,
+            check=_check_endpoint,
         ),
         "protocol": Field(
             str,
@@ -131,9 +178,15 @@ SCHEMA: dict[str, Any] = {
             env=("AGENT_OTEL_PROBE_LOCAL",),
             env_parse=_env_bool,
         ),
-        "timeout_s": Field(float, 5.0, "Timeout of one OTLP export request.", minimum=0.1),
-        "shutdown_timeout_s": Field(float, 1.0, "Upper bound on shutdown()/flush at exit.", minimum=0.0),
-        "schedule_delay_s": Field(float, 1.0, "How often queued spans are exported.", minimum=0.01),
+        "timeout_s": Field(
+            float, 5.0, "Timeout of one OTLP export request.", minimum=0.1, maximum=_MAX_WAIT_S
+        ),
+        "shutdown_timeout_s": Field(
+            float, 1.0, "Upper bound on shutdown()/flush at exit.", minimum=0.0, maximum=_MAX_WAIT_S
+        ),
+        "schedule_delay_s": Field(
+            float, 1.0, "How often queued spans are exported.", minimum=0.01, maximum=_MAX_WAIT_S
+        ),
         "max_queue": Field(
             int, 8192, "Spans held for export; beyond this the oldest are dropped (counted).", minimum=1
         ),
@@ -152,6 +205,7 @@ SCHEMA: dict[str, Any] = {
             env=("OTEL_METRIC_EXPORT_INTERVAL",),
             env_parse=_env_ms_to_s,
             minimum=0.1,
+            maximum=_MAX_WAIT_S,
         ),
     },
     "logging": {
@@ -199,7 +253,18 @@ SCHEMA: dict[str, Any] = {
         ),
         "patterns": Field(list, [], "Extra regular expressions to mask in string values."),
         "max_chars": Field(
-            int, 4096, "Truncate each redacted args/result attribute to this size.", minimum=16
+            int,
+            4096,
+            "Cut each args/result to this size before it is redacted; spans, events and the store "
+            "get no more.",
+            minimum=16,
+        ),
+        "stacktrace": Field(
+            str,
+            "redacted",
+            "Stack traces of recorded exceptions: redacted, off, or raw (unredacted, opt-in). Exception "
+            "messages are always redacted.",
+            choices=("redacted", "off", "raw"),
         ),
     },
     "prices": MapOf(
@@ -273,6 +338,7 @@ SCHEMA: dict[str, Any] = {
             "Default timeout for every tool call (per-tool timeout_s wins; 0 = no deadline).",
             nullable=True,
             minimum=0.0,
+            maximum=_MAX_WAIT_S,
         ),
         "policy": {
             "on_deny": Field(
@@ -296,7 +362,9 @@ SCHEMA: dict[str, Any] = {
                 env=("AGENT_OTEL_KILL_SWITCH_FILE",),
                 nullable=True,
             ),
-            "check_interval_s": Field(float, 0.25, "How often the flag file is re-read.", minimum=0.0),
+            "check_interval_s": Field(
+                float, 0.25, "How often the flag file is re-read.", minimum=0.0, maximum=_MAX_WAIT_S
+            ),
         },
     },
     "replay": {
@@ -337,6 +405,7 @@ SCHEMA: dict[str, Any] = {
         env=("AGENT_OTEL_STORE",),
         env_parse=_env_store,
         nullable=True,
+        check=_check_store,
     ),
 }
 
@@ -378,8 +447,14 @@ def _check(key: str, field: Field, value: Any, source: str) -> Any:
         raise ConfigError(f"{where} must be {article} {expected}, got {type(original).__name__} {original!r}")
     if field.choices is not None and value not in field.choices:
         raise ConfigError(f"{where} must be one of {', '.join(map(str, field.choices))}; got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number; got {original!r}")
     if field.minimum is not None and isinstance(value, int | float) and value < field.minimum:
         raise ConfigError(f"{where} must be at least {field.minimum}; got {value!r}")
+    if field.maximum is not None and isinstance(value, int | float) and value > field.maximum:
+        raise ConfigError(f"{where} must be at most {field.maximum:g}; got {value!r}")
+    if field.check is not None and (problem := field.check(value)) is not None:
+        raise ConfigError(f"{where} {problem}")
     if isinstance(value, list):
         for item in value:
             if not isinstance(item, str):
@@ -569,17 +644,43 @@ def load(
     sources: dict[str, str] = {}
     file_path = path if path is not None else env.get(CONFIG_ENV) or None
     if file_path is not None:
-        file_path = os.fspath(file_path)
+        try:
+            file_path = os.fspath(file_path)
+        except TypeError:
+            raise ConfigError(
+                f"agent-otel config must be a YAML file path or a mapping, got {type(file_path).__name__}"
+            ) from None
         data_file = _read_yaml(file_path)
         if data_file is not None:
             _merge(SCHEMA, data, data_file, f"file:{file_path}", "", sources)
     for key, value, source in _from_env(SCHEMA, env):
         _merge(SCHEMA, data, _nest(key, value), source, "", sources)
+    _check_compression(env)
     if overrides:
         for name, value in overrides.items():
             nested = _nest(name, value) if isinstance(name, str) and "." in name else {name: value}
             _merge(SCHEMA, data, nested, SOURCE_ARGUMENT, "", sources)
     return Config(data, sources, file_path)
+
+
+def _check_compression(env: Mapping[str, str]) -> None:
+    """The OTLP exporters read these themselves, and raise their own exception (or only log) on a bad
+    value; say it here, where every other configuration error is said."""
+    for var in COMPRESSION_ENV:
+        value = env.get(var)
+        if value is not None and value.strip().lower() not in (*COMPRESSIONS, ""):
+            raise ConfigError(
+                f"agent-otel config: env:{var} must be one of {', '.join(COMPRESSIONS)}; got {value!r}"
+            )
+
+
+def compression(env: Mapping[str, str], signal: str) -> str | None:
+    """The OTLP compression for ``signal`` (``traces``/``metrics``) from the environment, or None."""
+    for var in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
+        value = (env.get(var) or "").strip().lower()
+        if value:
+            return value
+    return None
 
 
 def _read_yaml(path: str) -> Any:
@@ -590,6 +691,10 @@ def _read_yaml(path: str) -> Any:
             text = fh.read()
     except OSError as exc:
         raise ConfigError(f"agent-otel config file {path} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"agent-otel config file {path} is not UTF-8 text (byte {exc.start}); is it the YAML file?"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -609,7 +714,7 @@ def effective() -> Config:
         return _effective
 
 
-def _set_effective(config: Config | None) -> None:
+def set_effective(config: Config | None) -> None:
     global _effective
     with _lock:
         _effective = config

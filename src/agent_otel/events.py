@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from agent_otel.config import EVENT_FIELDS
+from agent_otel.hashing import json_safe
 
 logger = logging.getLogger("agent_otel")
 
@@ -107,6 +109,13 @@ class JsonLinesSink:
             if parent:
                 os.makedirs(parent, mode=0o700, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:  # O_CREAT's mode is for a new file; one that exists keeps its own, as `export` knows
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISREG(mode) and stat.S_IMODE(mode) != 0o600:
+                    os.fchmod(fd, 0o600)
+            except OSError:
+                os.close(fd)
+                raise
             self._stream = os.fdopen(fd, "ab")
             self._owned = True
 
@@ -120,7 +129,10 @@ class JsonLinesSink:
             for extra in ("args", "result"):
                 if extra in payload:
                     line[extra] = payload[extra]
-            lines.append(orjson.dumps(line, default=str))
+            try:
+                lines.append(orjson.dumps(line, default=str))
+            except TypeError:  # an int beyond 64 bits, a non-string key, a lone surrogate: this line only
+                lines.append(orjson.dumps(json_safe(line)))
         if lines:
             self._stream.write(b"\n".join(lines) + b"\n")
             self._stream.flush()

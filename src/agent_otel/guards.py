@@ -9,7 +9,8 @@ that would have crossed the line. The run is stopped at the trigger, not when th
 block, so an agent that swallows AgentStopped still ends up with the right stop reason.
 
 The checks run before every step, so they are written for the hot path: plain attribute reads and a
-bounded deque, the kill-switch file is stat'ed at most every ``check_interval_s``.
+bounded deque, the kill-switch file is stat'ed at most every ``check_interval_s``. They plug into the
+step engine as a policy (:class:`Guards`, registered with the runtime below; :class:`RunGuards` per run).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from agent_otel import conventions as c
+from agent_otel import runtime
 from agent_otel.config import Config, ConfigError
+from agent_otel.steps import Policy, RunPolicy, Step, defer_stop, note_failure
 from agent_otel.stop import AgentStopped, StopReason, StopResult
+from agent_otel.tools import ToolCall, ToolOptions
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
-    from agent_otel.tools import ToolOptions
 
 KILL_SWITCH_ENV = "AGENT_OTEL_KILL_SWITCH"
 
@@ -161,8 +164,10 @@ class LoopPolicy:
     ping_pong_cycles: int = 2
 
 
-class Guards:
+class Guards(Policy):
     """Built once per setup() from the ``guards:`` config; hands out per-run state."""
+
+    order = 100  # before a replay matches the step: a stopped run asks the recording for nothing
 
     def __init__(self, config: Config) -> None:
         g = config.get("guards")
@@ -176,7 +181,7 @@ class Guards:
         self.kill_switch = KillSwitch(ks["env"], ks["file"], ks["check_interval_s"])
         self._decisions: dict[tuple[str, str], str | None] = {}
 
-    def for_run(self, run: Run) -> RunGuards:
+    def start_run(self, run: Run) -> RunGuards:
         budget = self.budget if run.budget is None else run.budget.merged_over(self.budget)
         return RunGuards(self, run, budget)
 
@@ -215,7 +220,7 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-class RunGuards:
+class RunGuards(RunPolicy):
     """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
 
     __slots__ = ("_counts", "_deadline", "_recent", "budget", "guards", "loop", "run")
@@ -231,7 +236,32 @@ class RunGuards:
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
         )
 
-    # --- hooks called by tools.begin / llm.begin / llm finish / run stop ----------------------------
+    # --- the step engine's hooks --------------------------------------------------------------------
+
+    def before_step(self, step: Step) -> None:
+        run = self.run
+        if isinstance(step, ToolCall):
+            self.before_tool(run, step.options, step.args_sha or "")
+        elif step.recorded:
+            self.after_recorded_llm(run)
+        else:
+            self.before_llm(run, getattr(step, "model", ""))
+
+    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
+        if step.kind == "llm" and exc is None:
+            self.after_usage(self.run)
+
+    def before_retry(self, step: Step) -> None:
+        if isinstance(step, ToolCall):
+            self.on_retry(self.run, step.name)
+
+    def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
+        return self.tool_timeout(step.options) if isinstance(step, ToolCall) else timeout_s
+
+    def run_stopped(self, result: StopResult) -> None:
+        self.on_stop(self.run, result)
+
+    # --- hooks called by the engine's hooks above and by run stop ------------------------------------
 
     def before_tool(self, run: Run, options: ToolOptions, args_sha: str) -> None:
         name = options.name
@@ -259,7 +289,7 @@ class RunGuards:
 
     def after_usage(self, run: Run) -> None:
         b = self.budget
-        if run._pending is not None or run.result is not None:
+        if run.ledger.pending is not None or run.result is not None:
             return
         tokens = run.input_tokens + run.output_tokens
         if b.max_tokens is not None and tokens > b.max_tokens:
@@ -419,13 +449,13 @@ class RunGuards:
             record(run, guard, limit, tool, tool=tool)
             denied = ToolDenied(tool, guard, why)
             # Caught, the run goes on; left uncaught, the run ends with the guard's stop reason.
-            run._note_failure(denied, reason)
+            note_failure(run, denied, reason)
             raise denied
         self.trigger(run, guard, limit, tool, reason, f"{tool}: {why}", tool=tool)
 
     def _mark_pending(self, run: Run, guard: str, limit: Any, observed: Any, reason: StopReason) -> None:
         record(run, guard, limit, observed)
-        run._pending = StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}")
+        defer_stop(run, StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}"))
 
     def trigger(
         self,
@@ -439,8 +469,7 @@ class RunGuards:
     ) -> None:
         """Record the trigger, stop the run with ``reason`` and raise AgentStopped into the agent."""
         record(run, guard, limit, observed, **attributes)
-        result = run._finish(reason, None, detail)
-        raise AgentStopped(result)
+        raise AgentStopped(run.stop(reason, detail))
 
 
 def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -> None:
@@ -451,8 +480,8 @@ def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -
             event[key] = _attr(value)
     try:
         run.span.add_event(c.EVENT_GUARD, event)
-        rt = run._rt
-        if rt is not None and run._replay is None:  # a replay is not traffic (see Run._finish)
+        rt = run.ledger.runtime
+        if rt is not None and not run.is_replay:  # a replay is not traffic (see Run._finish)
             rt.metrics.record_guard(run.agent, guard)
     except Exception:  # telemetry of a guard must not replace the guard's own effect
         pass
@@ -460,3 +489,6 @@ def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -
 
 def _attr(value: Any) -> Any:
     return value if isinstance(value, str | bool | int | float) else str(value)
+
+
+runtime.register_policy("guards", lambda config, pipeline: Guards(config))

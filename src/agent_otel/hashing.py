@@ -139,7 +139,7 @@ def canonical_json(obj: Any) -> bytes:
                 _sanitise(obj, 0, set()), sort_keys=True, separators=(",", ":"), ensure_ascii=False
             )
         except Exception:
-            text = json.dumps({"$type": _type_name(obj)})
+            text = json.dumps({"$type": _type_name(obj)}, separators=(",", ":"))
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -150,11 +150,26 @@ def _type_name(obj: Any) -> str:
         return "object"
 
 
-def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
-    """Convert to JSON-native values, replacing cycles and runaway depth with markers."""
-    if obj is None or isinstance(obj, bool | int | str):
+def _sanitise(obj: Any, depth: int, seen: set[int], budget: _Budget | None = None) -> Any:
+    """Convert to JSON-native values, replacing cycles and runaway depth with markers.
+
+    Whatever cannot be converted is replaced where it is, never together with its neighbours: one giant
+    integer or one object whose conversions raise must not make distinct values look alike (equal hashes
+    would make a loop guard stop the run and a replay serve another call's result). With a ``budget``
+    (characters of JSON), the copy stops where it is spent (see :func:`jsonable`).
+    """
+    if isinstance(obj, str):
+        return obj if budget is None else budget.string(obj)
+    if obj is None or isinstance(obj, bool):
+        _spend(budget, 5)
         return obj
+    if isinstance(obj, int):
+        if obj.bit_length() < _BIG_INT_BITS or _int_text(obj) is not None:
+            _spend(budget, obj.bit_length() // 3 + 2)
+            return obj
+        return _sanitise(_huge_int(obj), depth, seen, budget)
     if isinstance(obj, float):
+        _spend(budget, 8)
         return obj if math.isfinite(obj) else repr(obj)
     if depth >= _MAX_DEPTH:
         return "$max_depth"
@@ -165,24 +180,209 @@ def _sanitise(obj: Any, depth: int, seen: set[int]) -> Any:
     try:
         try:
             if isinstance(obj, Mapping):
-                return {_key(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
+                if budget is None:
+                    return {_key(k): _sanitise(v, depth + 1, seen) for k, v in obj.items()}
+                return _bounded_mapping(obj, depth, seen, budget)
             if isinstance(obj, list | tuple):
-                return [_sanitise(v, depth + 1, seen) for v in obj]
+                if budget is None:
+                    return [_sanitise(v, depth + 1, seen) for v in obj]
+                return _bounded_list(obj, depth, seen, budget)
             converted = _default(obj)
         except Exception:  # a user object whose model_dump, __repr__, items() or __iter__ raises
-            return {"$type": _type_name(obj)}
-        return _sanitise(converted, depth + 1, seen)
+            converted = _fallback(obj)
+        return _sanitise(converted, depth + 1, seen, budget)
     finally:
         seen.discard(oid)
 
 
+def _spend(budget: _Budget | None, chars: int) -> None:
+    if budget is not None:
+        budget.left -= chars
+
+
+# json refuses to write an int of more than sys.get_int_max_str_digits() (4300) decimal digits; below
+# this many bits (about 4,200 digits) no int can reach that limit, so the common case costs one compare.
+_BIG_INT_BITS = 13_900
+
+
+def _int_text(n: int) -> str | None:
+    """``str(n)``, or None when the interpreter refuses to write that many digits."""
+    try:
+        return str(n)
+    except ValueError:
+        return None
+
+
+def _huge_int(n: int) -> dict[str, str]:
+    """An int too long for decimal text, as its exact hex digits (hex has no digit limit)."""
+    return {"$int": hex(n)}
+
+
+def _fallback(obj: Any) -> Any:
+    """What ``_default`` would have said, from the first of its strategies that does not raise.
+
+    A model whose ``model_dump`` raises still has attributes; an object whose ``repr`` raises may still
+    have ``__dict__`` or slots. Only an object that yields nothing at all is reduced to its type name.
+    """
+    name = _type_name(obj)
+    for attempt in (_vars_of, _slots_of, _str_of):
+        try:
+            found = attempt(obj)
+        except Exception:
+            continue
+        if found is not None:
+            return {"$type": name, **found}
+    return {"$type": name}
+
+
+def _vars_of(obj: Any) -> dict[str, Any] | None:
+    return {str(k): v for k, v in vars(obj).items()} if hasattr(obj, "__dict__") else None
+
+
+def _slots_of(obj: Any) -> dict[str, Any] | None:
+    slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
+    return {s: getattr(obj, s, None) for s in slots if s != "__weakref__"} or None
+
+
+def _str_of(obj: Any) -> dict[str, Any] | None:
+    return {"$str": _ADDRESS.sub("", str(obj))}
+
+
 def _key(k: Any) -> str:
-    return k if isinstance(k, str) else str(k)
+    if isinstance(k, str):
+        return k
+    try:
+        return str(k)
+    except Exception:
+        return f"$key:{_type_name(k)}"
 
 
-def jsonable(obj: Any) -> Any:
-    """A JSON-native copy of ``obj`` (the same mapping the hashes use), for redaction and snapshots."""
-    return _sanitise(obj, 0, set())
+def jsonable(obj: Any, max_chars: int | None = None, slack: int = 0) -> Any:
+    """A JSON-native copy of ``obj`` (the same mapping the hashes use), for redaction and snapshots.
+
+    With ``max_chars`` the copy stops at about that much JSON text, in time proportional to it, not to
+    ``obj``: containers end with a marker saying how much was left out, and a string that does not fit
+    is a :class:`Cut` (its first ``keep`` characters plus ``slack`` more, so that a redactor sees a
+    secret that straddles the cut whole before the cut is made).
+    """
+    return _sanitise(obj, 0, set(), None if max_chars is None else _Budget(max_chars, slack))
+
+
+class Cut(str):
+    """A string cut to fit a budget: ``keep`` characters count, of ``full`` in the original."""
+
+    keep: int
+    full: int
+
+    def finish(self, text: str | None = None) -> str:
+        """``text`` (the string itself, or a redacted copy of it) cut to ``keep``, with the marker."""
+        text = str(self) if text is None else text
+        return f"{text[: self.keep]}...[truncated {self.full - self.keep} chars]"
+
+
+def _cut(text: str, keep: int, slack: int) -> Cut:
+    out = Cut(text[: keep + slack])
+    out.keep, out.full = keep, len(text)
+    return out
+
+
+_MARKER = len("...[truncated 1000000 chars]")
+
+
+class _Budget:
+    """What is left of ``jsonable``'s ``max_chars``; ``slack`` as there."""
+
+    __slots__ = ("left", "slack")
+
+    def __init__(self, left: int, slack: int) -> None:
+        self.left = left
+        self.slack = slack
+
+    def string(self, text: str) -> str:
+        size = len(text) + 2
+        if size <= self.left:
+            self.left -= size
+            return text
+        keep, self.left = max(self.left - 2 - _MARKER, 0), 0  # room for the marker too
+        return _cut(text, keep, self.slack)
+
+
+def _bounded_list(obj: list[Any] | tuple[Any, ...], depth: int, seen: set[int], budget: _Budget) -> list[Any]:
+    budget.left -= 2
+    items: list[Any] = []
+    for i, item in enumerate(obj):
+        if budget.left <= 0:
+            items.append(f"...[truncated {len(obj) - i} items]")
+            break
+        items.append(_sanitise(item, depth + 1, seen, budget))
+    return items
+
+
+def _bounded_mapping(obj: Mapping[Any, Any], depth: int, seen: set[int], budget: _Budget) -> dict[str, Any]:
+    budget.left -= 2
+    out: dict[str, Any] = {}
+    for i, (k, v) in enumerate(obj.items()):
+        if budget.left <= 0:
+            try:
+                left = len(obj) - i
+            except Exception:
+                left = "more"
+            out["..."] = f"[truncated {left} keys]"
+            break
+        key = _key(k)
+        if len(key) + 3 > budget.left:
+            key = _cut(key, max(budget.left - 3 - _MARKER, 0), budget.slack)
+        budget.left -= len(key) + 3
+        out[key] = _sanitise(v, depth + 1, seen, budget)
+    return out
+
+
+_INT64_MIN, _INT64_END = -(2**63), 2**63  # SQLite's and PostgreSQL's bigint; orjson stops at 2**64
+
+
+def safe_text(text: str, nul: bool = True) -> str:
+    """``text`` as every UTF-8 encoder accepts it: lone surrogates (``os.fsdecode`` of bytes that are not
+    UTF-8) become their backslash escape; with ``nul=False`` NUL characters do too (PostgreSQL text and
+    jsonb cannot hold them). Text that needs nothing is returned as it is, at the cost of one check."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not nul and "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text
+
+
+def safe_int(n: int) -> int | str:
+    """``n``, or its decimal (beyond 4,300 digits: hex) text when it is outside 64 bits, where JSON
+    encoders, SQLite and PostgreSQL's bigint stop."""
+    if _INT64_MIN <= n < _INT64_END:
+        return n
+    return _int_text(n) or hex(n)
+
+
+def json_safe(obj: Any, nul: bool = True) -> Any:
+    """A JSON-native copy of ``obj`` that any JSON encoder and database takes: texts through
+    :func:`safe_text` (keys too), ints through :func:`safe_int`, NaN and infinities as text. For a value
+    one record must not lose a whole batch to: only the record that needs it pays for the copy."""
+    return _json_safe(jsonable(obj), nul)
+
+
+def _json_safe(value: Any, nul: bool) -> Any:
+    if isinstance(value, str):
+        return safe_text(value, nul)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return safe_int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {safe_text(k, nul): _json_safe(v, nul) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v, nul) for v in value]
+    return value
 
 
 def sha(obj: Any) -> str:

@@ -1,4 +1,5 @@
-"""LLM calls: a ``chat {model}`` child span per request, with usage and spend added to the run.
+"""LLM calls: the LLM kind of step, a ``chat {model}`` child span per request, with usage and spend
+added to the run (the life it shares with tool calls is the step engine's, :mod:`agent_otel.steps`).
 
 Two ways in: :func:`record` for usage known after the fact (``run.record_llm``), and
 :func:`begin`/:class:`LLMCall` for integrations that wrap the request itself (OpenAI and Anthropic clients,
@@ -15,32 +16,39 @@ the price of the tokens they cover, and appear as ``gen_ai.usage.cache_read.inpu
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from typing import TYPE_CHECKING, Any
 
 from agent_otel import conventions as c
-from agent_otel.events import new_event
-from agent_otel.run import Run, _current, _internal_error
+from agent_otel import steps
+from agent_otel.steps import Step, check_pending, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 
+if TYPE_CHECKING:
+    from agent_otel.run import Run
+    from agent_otel.runtime import Runtime
 
-class LLMCall:
+
+class LLMCall(Step):
     """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`."""
 
-    __slots__ = ("_done", "_start_ns", "_token", "call_id", "model", "run", "span", "step_id")
+    __slots__ = ("model",)
 
-    def __init__(self, run: Run, model: str, step_id: int, call_id: str | None) -> None:
-        self.run = run
+    kind = "llm"
+
+    def __init__(self, run: Run, model: str, call_id: str | None) -> None:
+        super().__init__(run, call_id)
         self.model = model
-        self.step_id = step_id
-        self.call_id = call_id
-        self.span: Span = trace.INVALID_SPAN
-        self._token: Any = None
-        self._start_ns = time.perf_counter_ns()
-        self._done = False
+
+    def span_name(self) -> str:
+        return c.llm_span_name(self.model)
+
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
+        return {
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_REQUEST_MODEL: self.model,
+            c.RUN_ID: self.run.run_id,
+            c.STEP_ID: self.step_id,
+        }
 
     def finish(
         self,
@@ -53,15 +61,14 @@ class LLMCall:
         cache_write_tokens: int = 0,
     ) -> None:
         """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it."""
-        if self._done:
+        if not self.claim_end():
             return
-        self._done = True
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
             _complete(self, usage, cost_usd, response_model, None)
         except Exception as exc:
-            _internal_error("recording an LLM result", exc)
-        _after_usage(self.run)
+            internal_error("recording an LLM result", exc)
+        self.after(None, None)  # a budget this usage crossed stops the run at its next step
 
     def fail(
         self,
@@ -72,16 +79,16 @@ class LLMCall:
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> None:
-        if self._done:
+        if not self.claim_end():
             return
-        self._done = True
-        if isinstance(exc, BaseException) and not isinstance(exc, AgentStopped):
-            self.run._note_failure(exc, StopReason.MODEL_ERROR)
+        if isinstance(exc, BaseException):
+            note_failure(self.run, exc, StopReason.MODEL_ERROR)
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
             _complete(self, usage, None, None, exc)
         except Exception as err:
-            _internal_error("recording an LLM error", err)
+            internal_error("recording an LLM error", err)
+        self.after(None, exc)
 
 
 class _Usage:
@@ -106,33 +113,8 @@ def begin(
     checks: bool = True,
 ) -> LLMCall | None:
     """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped."""
-    if checks:
-        run._check_pending()
-        guards = run._guards
-        if guards is not None:
-            guards.before_llm(run, model)
-    rt = run._rt
-    if rt is None:
-        return None
-    try:
-        step_id = run._next_step(tool=False)
-        call = LLMCall(run, model, step_id, call_id)
-        attributes: dict[str, Any] = {
-            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
-            c.GEN_AI_REQUEST_MODEL: model,
-            c.RUN_ID: run.run_id,
-            c.STEP_ID: step_id,
-        }
-        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
-        call.span = rt.tracer.start_span(
-            c.llm_span_name(model), context=parent, attributes=attributes, start_time=start_time_ns
-        )
-        if attach:
-            call._token = otel_context.attach(trace.set_span_in_context(call.span, parent))
-        return call
-    except Exception as exc:
-        _internal_error("starting an LLM span", exc)
-        return None
+    call = LLMCall(run, model, call_id)
+    return steps.begin(call, checks=checks, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
 
 
 def _complete(
@@ -143,19 +125,17 @@ def _complete(
     error: BaseException | str | None,
 ) -> None:
     run = call.run
-    rt = run._rt
+    rt = call.runtime
     input_tokens, output_tokens = usage.input, usage.output
     if cost_usd is None and rt is not None:
         cost_usd = rt.prices.cost(
             response_model or call.model, input_tokens, output_tokens, usage.cached_input, usage.cache_write
         )
-    with run._lock:
+    with run.ledger.lock:
         run.input_tokens += input_tokens
         run.output_tokens += output_tokens
         if cost_usd:
             run.cost_usd += cost_usd
-    duration_ms = (time.perf_counter_ns() - call._start_ns) / 1e6
-    span = call.span
     attributes: dict[str, Any] = {
         c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
         c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
@@ -172,20 +152,8 @@ def _complete(
     if error is not None:
         error_type = type(error).__name__ if isinstance(error, BaseException) else str(error)
         attributes[c.ERROR_TYPE] = error_type
-    try:
-        span.set_attributes(attributes)
-        if error is not None:
-            if isinstance(error, BaseException):
-                span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, error_type))
-        span.end()
-    except Exception as err:  # e.g. a raising span processor of the application
-        _internal_error("ending an LLM span", err)
-    token, call._token = call._token, None
-    if token is not None:
-        otel_context.detach(token)
+    duration_ms, span_ctx = call.end(attributes, error, error_type)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
-        span_ctx = span.get_span_context()
         event_usage: dict[str, Any] = {
             "model": response_model or call.model,
             "input_tokens": input_tokens,
@@ -197,29 +165,15 @@ def _complete(
             event_usage["cache_write_tokens"] = usage.cache_write
         if cost_usd is not None:
             event_usage["cost_usd"] = cost_usd
-        event = new_event(
+        event = call.event(
             c.KIND_LLM_RESULT,
-            run.run_id,
-            run.agent,
-            run.trace_id,
-            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-            step_id=call.step_id,
-            duration_ms=round(duration_ms, 3),
-            status=c.STATUS_ERROR if error is not None else c.STATUS_OK,
-            error=error_type,
+            span_ctx,
+            round(duration_ms, 3),
+            c.STATUS_ERROR if error is not None else c.STATUS_OK,
+            error_type,
             usage=event_usage,
         )
-        event["_sampled"] = span_ctx.trace_flags.sampled
         rt.pipeline.emit("event", event)
-
-
-def _after_usage(run: Run) -> None:
-    guards = run._guards
-    if guards is not None:
-        try:
-            guards.after_usage(run)
-        except Exception as exc:
-            _internal_error("checking budgets after LLM usage", exc)
 
 
 def record(
@@ -243,24 +197,23 @@ def record(
     """
     if run.result is not None:
         raise AgentStopped(run.result)
-    pending = run._pending
+    pending = run.ledger.pending
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
     call = begin(run, model, call_id, attach=False, start_time_ns=start_ns, checks=False)
     if call is not None:
         if duration_ms is not None:
-            call._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
+            call.back_date(duration_ms)
         cache = {"cached_input_tokens": cached_input_tokens, "cache_write_tokens": cache_write_tokens}
         if error is not None:
             call.fail(error, input_tokens, output_tokens, **cache)
         else:
             call.finish(input_tokens, output_tokens, cost_usd=cost_usd, **cache)
     if pending is not None:  # a stop decided before this request: it ends the run now, usage included
-        run._check_pending()
-    guards = run._guards
-    if guards is not None:
-        if call is not None:
-            guards.after_recorded_llm(run)
-        else:  # telemetry is off or failed: no step was counted for the request
-            guards.before_llm(run, model)
+        check_pending(run)
+    # The checks of the step, judged as it stood before the request when its step was counted; when
+    # telemetry is off or failed no step was counted, and the checks are those of a step about to run.
+    step = call if call is not None else LLMCall(run, model, call_id)
+    step.recorded = call is not None
+    steps.policy_checks(step)

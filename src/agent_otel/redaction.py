@@ -33,12 +33,16 @@ name secrets (``passwords``, ``secrets``, ``credentials``, ``cookies``).
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agent_otel.hashing import canonical_json, jsonable
+from agent_otel.hashing import Cut, canonical_json, jsonable
 
 MASK = "[REDACTED]"
+# How far past the cut a string is redacted before it is cut: a secret straddling the cut (an e-mail, a
+# card number, a token up to this long) is recognised whole and masked, never half kept.
+CUT_SLACK = 512
 
 DEFAULT_SECRET_KEYS: tuple[str, ...] = (
     "password",
@@ -97,14 +101,31 @@ _KEY_VALUE = re.compile(
     r"|(?P<scheme>(?i:bearer|basic|token|digest|negotiate|ntlm)[ \t]+)?"  # Basic dXNl...
     r"""(?P<bare>(?:\\?["'])?[^\s,;&"'<>)\]}]+))"""
 )
+# The password of a URL's user info: `https://admin:pw@host/x`, `postgresql://app:pw@db/x`. The scheme and
+# the user stay (they say where the URL points); the password goes.
+_URL_PASSWORD = re.compile(r"(?i)\b(?P<head>[a-z][a-z0-9+.\-]*://[^/\s:@]*):(?P<pw>[^@\s/]+)@")
+# A secret in prose: a secret key's name, an optional `is`/`was`, then a word that looks like a credential
+# (see _looks_secret): `login failed with password hunter2!`, `the token was ab12cd34`. Whether the word
+# is a secret key's name is decided by ``Redactor.is_secret_key``, as for `key=value` pairs.
+_PROSE = re.compile(
+    r"(?P<key>\b[A-Za-z][A-Za-z_\-]*)(?P<gap>[ \t]+(?:(?i:is|was)[ \t]+)?)(?P<value>[^\s,;\"'<>()\[\]{}]{4,})"
+)
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z_\-]*)[ \t]+$")
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*")
 _API_KEY = re.compile(
     r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
     r"|xox[abprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{30,}|eyJ[A-Za-z0-9_\-]{10,}\."
     r"[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,})"
 )
 _CARD = re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
+# Dots are also a card separator (`4111.1111.1111.1111`), but only in card groupings (4-4-4-4, 4-6-5,
+# 4-4-4-4-3), never as in a version or an IP address; the Luhn check still decides.
+_CARD_DOTTED = re.compile(r"(?<![\w.])(?:\d{4}(?:\.\d{4}){3}(?:\.\d{3})?|\d{4}\.\d{6}\.\d{4,5})(?![\w]|\.\d)")
+# US Social Security numbers, 3-2-4 with dashes, without the numbers never issued (000, 666 or 9xx first,
+# 00 in the middle, 0000 last). Dates (4-2-2) and phone numbers (3-3-4) have other shapes.
+_SSN = re.compile(r"(?<![\w.\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w\-]|\.\d)")
 # A phone number needs a shape that dates, times, versions, ids and plain numbers do not have: a leading
 # `+` (international), an area code in parentheses, the North American 3-3-4 grouping with one separator,
 # or a national trunk `0` followed by a separator. Groups after the first have 3+ digits, so the 2-digit
@@ -137,6 +158,22 @@ def _luhn_ok(digits: str) -> bool:
 def _mask_card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     return "[CARD]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+
+
+def _looks_secret(word: str) -> bool:
+    """Whether a word after a secret key's name in prose is the secret: it has a digit or a symbol
+    (`hunter2`, `s3cr3t!`, `ab12-cd34`). Plain words (`reset`, `expired`, `incorrect`) are kept, so
+    `password reset failed` stays readable; the price is that an all-letters password in prose is kept."""
+    word = word.rstrip(".!?:")
+    return len(word) >= 4 and not word.isalpha()
+
+
+def _unique(key: str, taken: Mapping[str, Any]) -> str:
+    """``[EMAIL]`` is taken by another masked key: ``[EMAIL]#2``, so neither value is lost."""
+    n = 2
+    while f"{key}#{n}" in taken:
+        n += 1
+    return f"{key}#{n}"
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -182,10 +219,14 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         text = self._mask_key_values(text)
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
         text = _API_KEY.sub("[API_KEY]", text)
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        text = self._mask_prose(text)
         text = _EMAIL.sub("[EMAIL]", text)
+        text = _SSN.sub("[SSN]", text)
         text = _CARD.sub(_mask_card, text)
+        text = _CARD_DOTTED.sub(_mask_card, text)
         text = _PHONE.sub(_mask_phone, text)
         for pattern in self._extra:
             text = pattern.sub(MASK, text)
@@ -214,23 +255,130 @@ class Redactor:
         out.append(text[pos:])
         return "".join(out)
 
+    def _mask_prose(self, text: str) -> str:
+        """Mask the credential-looking word that follows a secret key's name in prose."""
+        out: list[str] = []
+        done = search = 0  # text[:done] is in out; the next match is looked for from search
+        while (m := _PROSE.search(text, search)) is not None:
+            value = m.group("value")
+            if _looks_secret(value) and self._names_secret(text, m):
+                kept = value[len(value.rstrip(".!?:")) :]  # the sentence's full stop is not the secret
+                out.append(text[done : m.start("value")] + MASK + kept)
+                done = search = m.end()
+            else:
+                search = m.end("key")  # the value may be the next key: `my password x1`
+        out.append(text[done:])
+        return "".join(out)
+
+    def _names_secret(self, text: str, m: re.Match[str]) -> bool:
+        """Whether the word before the value names a secret, alone (`password`) or with the word before
+        it as one configured name (`api key`, `access key`). Only as a whole: `reset password for user1`
+        keeps `user1`, since `password for` is no name."""
+        key = m.group("key")
+        if self.is_secret_key(key):
+            return True
+        before = _WORD_BEFORE.search(text, max(m.start("key") - 64, 0), m.start("key"))
+        return before is not None and "".join(key_segments(before.group(1) + " " + key)) in self._names
+
     def redact(self, value: Any) -> Any:
         """Return a JSON-native copy of ``value`` with secrets masked (the input is not modified)."""
         return self._walk(jsonable(value))
 
     def _walk(self, value: Any) -> Any:
+        if isinstance(value, Cut):  # redacted with what follows the cut, then cut
+            return value.finish(self.redact_text(value))
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, Mapping):
-            return {k: (MASK if self.is_secret_key(k) else self._walk(v)) for k, v in value.items()}
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                masked = self._walk(k)  # a key may be the secret itself: {"alice@example.com": 1}
+                if masked in out:
+                    masked = _unique(masked, out)
+                out[masked] = MASK if self.is_secret_key(k) else self._walk(v)
+            return out
         if isinstance(value, list):
             return [self._walk(v) for v in value]
         return value
 
+    def bounded(self, value: Any) -> tuple[Any, str]:
+        """``value`` cut to ``max_chars`` first, then redacted once: ``(copy, text)``, the JSON-native copy
+        for events and the store, and its canonical JSON for a span attribute, both within the limit.
+
+        The cost follows ``max_chars``, not the value: a 50 MB argument is cut before anything reads it
+        all, and nothing downstream ever holds more than the limit of it.
+        """
+        copy = self._walk(jsonable(value, self.max_chars, CUT_SLACK))
+        text = canonical_json(copy).decode("utf-8", "replace")
+        if len(text) > self.max_chars:  # the markers and JSON punctuation may still overrun a little
+            text = f"{text[: self.max_chars]}...[truncated {len(text) - self.max_chars} chars]"
+        return copy, text
+
     def to_attribute(self, value: Any) -> str:
         """Redacted canonical JSON, truncated to ``max_chars`` with a marker saying how much was cut."""
-        text = canonical_json(self.redact(value)).decode("utf-8", "replace")
-        if len(text) > self.max_chars:
-            cut = len(text) - self.max_chars
-            text = f"{text[: self.max_chars]}...[truncated {cut} chars]"
-        return text
+        return self.bounded(value)[1]
+
+
+# --- exceptions ---------------------------------------------------------------------------------------
+
+STACKTRACE_MODES = ("redacted", "off", "raw")
+_STACKTRACE_CHARS = 16_384  # the end of a long stack trace, where the failing frame and message are
+
+_for_config: tuple[Any, Redactor] | None = None
+
+
+def for_config(config: Any = None) -> Redactor:
+    """The redactor the ``redaction.*`` keys describe (built once per configuration), also when
+    ``store_args`` is off: exception messages are redacted whatever that setting says."""
+    global _for_config
+    cached = _for_config
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    if config is None:
+        redactor = Redactor()
+    else:
+        keys = config.get("redaction.keys")
+        redactor = Redactor(
+            DEFAULT_SECRET_KEYS if keys is None else keys,
+            max_chars=config.get("redaction.max_chars"),
+            patterns=config.get("redaction.patterns"),
+        )
+    _for_config = (config, redactor)
+    return redactor
+
+
+def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, str]:
+    """The attributes of OpenTelemetry's ``exception`` span event, with nothing raw in them by default:
+    the class, the message through the redactor, and the stack trace per ``redaction.stacktrace``
+    (``redacted``: through the redactor; ``off``: none; ``raw``: as Python formats it, opt-in)."""
+    redactor = for_config(config)
+    kind = type(exc)
+    module = getattr(kind, "__module__", "")
+    name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+    attributes = {
+        "exception.type": name,
+        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars]),
+    }
+    mode = config.get("redaction.stacktrace") if config is not None else "redacted"
+    if mode != "off":
+        try:
+            stack = "".join(traceback.format_exception(exc))[-_STACKTRACE_CHARS:]
+        except Exception:
+            stack = ""
+        attributes["exception.stacktrace"] = stack if mode == "raw" else redactor.redact_text(stack)
+    return attributes
+
+
+def record_exception(span: Any, exc: BaseException, config: Any = None) -> str:
+    """``span.record_exception(exc)`` without the raw message; returns the redacted message, for the
+    span's status description."""
+    attributes = exception_attributes(exc, config)
+    span.add_event("exception", attributes)
+    return attributes["exception.message"]
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ raises
+        return ""

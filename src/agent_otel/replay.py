@@ -31,18 +31,21 @@ import contextlib
 import logging
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent_otel import runtime
 from agent_otel import snapshots as snap
-from agent_otel.run import _replaying
+from agent_otel.steps import Policy, RunPolicy
 from agent_otel.stop import AgentStopped, StopReason, StopResult
+from agent_otel.tools import ToolCall
 
 if TYPE_CHECKING:
     from agent_otel.config import Config
     from agent_otel.run import Run
+    from agent_otel.steps import Step as EngineStep
     from agent_otel.store.db import Store
-    from agent_otel.tools import ToolCall
 
 logger = logging.getLogger("agent_otel")
 
@@ -52,6 +55,9 @@ MODES = (STRICT, LENIENT)
 DAY_MS = 86_400_000
 EVENT_DIVERGENCE = "agent.replay.divergence"
 RecordedToolError = snap.RecordedToolError
+
+# The replay session of the calling context; runs started under it are replays (see ReplayPolicy).
+_session: ContextVar[Replay | None] = ContextVar("agent_otel_replay", default=None)
 
 
 class ReplayError(Exception):
@@ -246,11 +252,8 @@ def load(
 
 def _flush_recording() -> None:
     """Snapshots recorded by this process may still be queued for the store: deliver them first."""
-    from agent_otel import sdk
-
-    inst = sdk.installation()
-    if inst is not None:
-        inst.pipeline.flush(inst.config.get("exporter.shutdown_timeout_s") or 1.0)
+    rt = runtime.current()
+    rt.pipeline.flush(rt.config.get("exporter.shutdown_timeout_s") or 1.0)
 
 
 def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recording:
@@ -356,8 +359,11 @@ def _open_blobs(blobs: dict[str, tuple[str, str, bytes]], cfg: Config) -> dict[s
 # --- the replay session ------------------------------------------------------------------------------
 
 
-class _RunState:
-    """A run under replay and the recording it follows (None: a run the recording does not have)."""
+class _RunState(RunPolicy):
+    """A run under replay and the recording it follows (None: a run the recording does not have).
+
+    As the run's policy it serves each tool step from the recording instead of running it.
+    """
 
     __slots__ = ("bound", "position", "recording", "run", "session", "used")
 
@@ -373,9 +379,39 @@ class _RunState:
     def steps(self) -> list[Step]:
         return self.recording.steps if self.recording is not None else []
 
-    def before_tool(self, run: Run, tool: str, args_sha: str) -> Step:
-        """Called by ``tools.begin`` before a step of this run exists (see :meth:`Replay.before_tool`)."""
-        return self.session.before_tool(self, run, tool, args_sha)
+    def serve(self, step: EngineStep) -> Step | None:
+        """The recorded call that serves a tool step, asked before the step exists (see
+        :meth:`Replay.before_tool`); LLM steps run live."""
+        if isinstance(step, ToolCall):
+            return self.session.before_tool(self, step.run, step.name, step.args_sha or "")
+        return None
+
+
+def _state_of(run: Run | None) -> _RunState | None:
+    """The replay state of ``run``, if it is a run under replay."""
+    if run is None:
+        return None
+    return next((p for p in run.ledger.hooks.policies if isinstance(p, _RunState)), None)
+
+
+class ReplayPolicy(Policy):
+    """Binds the runs started in a ``replay`` block to the recording, and refuses tools outside a run."""
+
+    # After the guards (a stopped run asks nothing), before the recorder (replays are not recorded).
+    order = 200
+
+    def start_run(self, run: Run) -> _RunState | None:
+        session = _session.get()
+        return session.run_started(run) if session is not None else None
+
+    def outside_run(self, tool: str) -> None:
+        session = _session.get()
+        if session is not None:
+            session.outside_run(tool)
+
+
+_POLICY = ReplayPolicy()
+runtime.register_policy("replay", lambda config, pipeline: _POLICY)
 
 
 class Replay:
@@ -427,16 +463,16 @@ class Replay:
             if note not in self.notes:
                 self.notes.append(note)
                 logger.info("agent-otel replay: %s", note)
-        self._token = _replaying.set(self)
+        self._token = _session.set(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
         token, self._token = self._token, None
         if token is not None:
             try:
-                _replaying.reset(token)
+                _session.reset(token)
             except ValueError:  # left in another context than it was entered
-                _replaying.set(None)
+                _session.set(None)
         self._done = True
         ours = isinstance(exc, ReplayDivergence) and exc.session is self
         if exc is not None and not ours:
@@ -483,13 +519,13 @@ class Replay:
             versions_now=_versions(run) if run is not None else None,
         )
 
-    # --- hooks called by run.py and tools.py ---------------------------------------------------------
+    # --- called by the replay policy ------------------------------------------------------------------
 
-    def run_started(self, run: Run) -> None:
+    def run_started(self, run: Run) -> _RunState:
         """Bind a run started in this replay block to the recording it replays; never raises."""
         with self._lock:
-            parent = run.parent._replay if run.parent is not None else None
-            if not isinstance(parent, _RunState):
+            parent = _state_of(run.parent)
+            if parent is None:
                 if self.run is None:
                     self.run = run
                     state = _RunState(self, self.recording, run)
@@ -506,9 +542,10 @@ class Replay:
                     parent.bound.add(rec.run_id)
                 state = _RunState(self, rec, run)
             self._states.append(state)
-        run._replay = state
+        run.is_replay = True
         if state.recording is not None:
             run.replay_of = state.recording.run_id
+        return state
 
     def outside_run(self, tool: str) -> None:
         """An ``@tool`` called outside any run during the replay: it was never recorded, so never run."""
@@ -559,7 +596,7 @@ class Replay:
         if stop is not None:
             rec = self.recording.run_id if self.recording is not None else self.run_id
             detail = f"replay of {rec} diverged: {stop.describe()}"
-            result = run._finish(StopReason.POLICY_DENIED, None, detail)
+            result = run.stop(StopReason.POLICY_DENIED, detail)
             raise ReplayDivergence(result, self, stop)
         if step is None:
             raise UnrecordedToolCall(
@@ -784,8 +821,8 @@ def unserved(call: ToolCall, why: str) -> None:
 
     The report then does not count it as served and says why in its notes.
     """
-    state = call.run._replay
-    session = getattr(state, "session", None)
+    state = _state_of(call.run)
+    session = state.session if state is not None else None
     if call.replay is None or not isinstance(session, Replay):
         return
     with session._lock:

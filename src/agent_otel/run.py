@@ -1,9 +1,11 @@
 """A run: one agent invocation, its root span, its counters, and its single stop.
 
-The run is found through a ContextVar, so sync code, asyncio tasks, threads started with a copied
-context and nested sub-agents each see their own run; a thread started without the context sees none.
-Everything the run records about itself happens at start and at stop; the per-step work lives in
-``tools.py`` and ``llm.py``.
+The run is found through a ContextVar (:func:`current_run`), so sync code, asyncio tasks, threads
+started with a copied context and nested sub-agents each see their own run; a thread started without the
+context sees none. Everything the run records about itself happens at start and at stop; its steps live
+in the step engine (:mod:`agent_otel.steps`, with the two kinds :mod:`agent_otel.tools` and
+:mod:`agent_otel.llm`), which keeps its per-run state in ``run.ledger``. :func:`enter_run` and
+:func:`exit_run` are how integrations find or start the run of a framework invocation.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import Token
 from typing import Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -25,26 +27,30 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from agent_otel import conventions as c
-from agent_otel import runtime as _runtime
+from agent_otel import runtime
 from agent_otel.events import new_event
 from agent_otel.hashing import sha
+from agent_otel.llm import record
+from agent_otel.redaction import record_exception
+from agent_otel.steps import (
+    Ledger,
+    active_run,
+    bind_run,
+    current_run,
+    internal_error,
+    note_failure,
+    unbind_run,
+)
 from agent_otel.stop import AgentStopped, StopReason, StopResult
+from agent_otel.tools import active_tool_call, call_async, call_sync, tool_options
 
 logger = logging.getLogger("agent_otel")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
-# The replay session (agent_otel.replay) of the calling context; runs started under it are replays.
-_replaying: ContextVar[Any] = ContextVar("agent_otel_replay", default=None)
-_MISSING: Any = object()
-_MAX_TRACKED_FAILURES = 16
-
-
-def current_run() -> Run | None:
-    """The run of the calling context, or None outside any run."""
-    return _current.get()
+#: The default of ``input=``: no input given (None is an input).
+MISSING: Any = object()
 
 
 def _hex_ids(span: Span) -> tuple[str | None, str | None]:
@@ -70,7 +76,7 @@ class Run:
         model: str | None = None,
         prompt_version: str | None = None,
         tools_version: str | None = None,
-        input: Any = _MISSING,
+        input: Any = MISSING,
         budget: Any = None,
         run_id: str | None = None,
         replay_of: str | None = None,
@@ -82,10 +88,11 @@ class Run:
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)
         self.tools_version = None if tools_version is None else str(tools_version)
-        self.input = None if input is _MISSING else input
-        self.input_sha: str | None = None if input is _MISSING else sha(input)
+        self.input = None if input is MISSING else input
+        self.input_sha: str | None = None if input is MISSING else sha(input)
         self.budget = budget
         self.replay_of = replay_of
+        self.is_replay = False  # set by a replay policy: not traffic, so no agent_* series
         self.parent: Run | None = None
         self.parent_run_id: str | None = None
         self.trace_id: str | None = None
@@ -104,12 +111,10 @@ class Run:
         self._duration_ms = 0.0
         self._ended = False
         self._lock = threading.Lock()
-        self._rt: _runtime.Runtime | None = None
+        self._rt: runtime.Runtime | None = None
         self._tokens: tuple[Token[Context], Token[Run | None]] | None = None
-        self._failures: list[tuple[BaseException, StopReason]] = []
-        self._pending: StopResult | None = None
-        self._guards: Any = None
-        self._replay: Any = None  # set by a replay session: serves this run's tool calls from snapshots
+        #: The step engine's state of this run: its policies, failures and a pending stop (steps.Ledger).
+        self.ledger = Ledger()
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -132,15 +137,15 @@ class Run:
     def _start(self) -> None:
         if self._rt is not None:
             raise RuntimeError(f"run {self.run_id} was already started; create a new run() per invocation")
-        rt = self._rt = _runtime.current()
-        self.parent = _current.get()
-        session = _replaying.get()
-        if session is not None:
-            session.run_started(self)  # sets replay_of and _replay; never raises
-            if rt is not None:
-                rt.metrics.exclude_run(self.run_id)
+        rt = self._rt = runtime.current()
+        self.parent = current_run()
+        if self.parent is not None:
+            self.parent_run_id = self.parent.run_id
         self.created_at_ms = int(time.time() * 1000)
         self._start_ns = time.perf_counter_ns()
+        self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
+        if self.is_replay:
+            rt.metrics.exclude_run(self.run_id)
         attributes: dict[str, Any] = {
             c.GEN_AI_OPERATION_NAME: c.OP_INVOKE_AGENT,
             c.GEN_AI_AGENT_NAME: self.agent,
@@ -158,7 +163,6 @@ class Run:
         try:
             if self.parent is not None:
                 # A sub-agent: a child of whatever is current (often the parent's tool span).
-                self.parent_run_id = self.parent.run_id
                 attributes[c.PARENT_RUN_ID] = self.parent_run_id
                 parent_ctx: Context | None = None
                 links = None
@@ -171,20 +175,14 @@ class Run:
                 c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
             )
             self.trace_id, self.span_id = _hex_ids(self.span)
-            if self._replay is None and rt.metrics.run_started(self.agent, self.span):
+            if not self.is_replay and rt.metrics.run_started(self.agent, self.span):
                 self.span.set_attribute(c.RUN_EXEMPLAR, True)
             ctx_token = otel_context.attach(trace.set_span_in_context(self.span))
         except Exception as exc:  # telemetry must not stop the agent from running
-            _internal_error("starting the run span", exc)
+            internal_error("starting the run span", exc)
             self.span = trace.INVALID_SPAN
             ctx_token = otel_context.attach(otel_context.get_current())
-        self._tokens = (ctx_token, _current.set(self))
-        guards = rt.extensions.get("guards")
-        if guards is not None:
-            self._guards = guards.for_run(self)
-        recorder = rt.extensions.get("recorder")
-        if recorder is not None:
-            recorder.run_started(self)
+        self._tokens = (ctx_token, bind_run(self))
         self._emit_run_record(ended=False)
 
     def _exit(self, exc: BaseException | None) -> None:
@@ -194,7 +192,7 @@ class Run:
         finally:
             tokens, self._tokens = self._tokens, None
             if tokens is not None:
-                _reset(_current, tokens[1])
+                unbind_run(tokens[1])
                 otel_context.detach(tokens[0])
 
     def _reason_for(self, exc: BaseException | None) -> StopReason:
@@ -204,15 +202,7 @@ class Run:
             return exc.result.stop_reason
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or _is_cancelled(exc):
             return StopReason.CANCELLED
-        seen: set[int] = set()
-        cur: BaseException | None = exc
-        while cur is not None and id(cur) not in seen:
-            seen.add(id(cur))
-            for failed, reason in self._failures:
-                if failed is cur:
-                    return reason
-            cur = cur.__cause__ or cur.__context__
-        return StopReason.ERROR
+        return self.ledger.failure_reason(exc) or StopReason.ERROR
 
     # --- public API -----------------------------------------------------------------------------------
 
@@ -242,8 +232,6 @@ class Run:
         """Call ``fn`` as tool ``name`` of this run: ``fn(**args)`` for a mapping, ``fn(*args)`` for a
         list or tuple, ``fn(args)`` otherwise, ``fn()`` for None. Coroutine functions return an awaitable.
         """
-        from agent_otel.tools import call_async, call_sync, tool_options
-
         if args is None:
             call_args: tuple[Any, ...] = ()
             call_kwargs: dict[str, Any] = {}
@@ -280,8 +268,6 @@ class Run:
         written to the provider's prompt cache; they are priced at the model's cache prices, because
         charging them at the full input price overstates spend. ``input_tokens`` stays the total.
         """
-        from agent_otel.llm import record
-
         record(
             self,
             model or self.model or "unknown",
@@ -321,33 +307,7 @@ class Run:
         state = self.result.stop_reason.value if self.result else ("running" if self._rt else "new")
         return f"<Run {self.agent} {self.run_id} {state}>"
 
-    # --- internals used by tools.py, llm.py and guards -----------------------------------------------
-
-    def _next_step(self, tool: bool) -> int:
-        with self._lock:
-            self.steps += 1
-            if tool:
-                self.tool_calls += 1
-            else:
-                self.llm_calls += 1
-            return self.steps
-
-    def _note_failure(self, exc: BaseException, reason: StopReason) -> None:
-        """Remember that ``exc`` came out of a tool/LLM call, so leaving the run with it names the cause."""
-        failures = self._failures
-        failures.append((exc, reason))
-        if len(failures) > _MAX_TRACKED_FAILURES:
-            del failures[0]
-
-    def _check_pending(self) -> None:
-        """Raise the stop a guard decided on, or the stop already recorded, before another step runs."""
-        if self._pending is not None:
-            pending = self._pending
-            if self.result is None:
-                self._finish(pending.stop_reason, None, pending.detail)
-            raise AgentStopped(self.result or pending)
-        if self.result is not None:
-            raise AgentStopped(self.result)
+    # --- the single stop -----------------------------------------------------------------------------
 
     def _finish(self, reason: StopReason, exc: BaseException | None, detail: str | None = None) -> StopResult:
         with self._lock:
@@ -356,7 +316,7 @@ class Run:
             self._duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
             self._ended = True
             self.result = result = StopResult(reason, self.run_id, self.usage, detail)
-        rt = self._rt or _runtime.current()
+        rt = self._rt or runtime.current()
         span = self.span
         try:
             attributes: dict[str, Any] = {
@@ -379,15 +339,15 @@ class Run:
             span.add_event(c.EVENT_STOP, event_attrs)
             if reason.stop_class == "failure":
                 if exc is not None and not isinstance(exc, AgentStopped):
-                    span.record_exception(exc)
+                    record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
                 span.set_status(Status(StatusCode.ERROR, reason.value))
             elif reason.stop_class == "success":
                 span.set_status(Status(StatusCode.OK))
             span.end()
         except Exception as err:
-            _internal_error("recording the stop", err)
+            internal_error("recording the stop", err)
         try:
-            if self._replay is None:  # a replay re-runs recorded traffic; the agent_* series are traffic
+            if not self.is_replay:  # a replay re-runs recorded traffic; the agent_* series are traffic
                 rt.metrics.record_run(
                     self.agent,
                     reason.value,
@@ -397,7 +357,7 @@ class Run:
                     trace.set_span_in_context(span),
                 )
         except Exception as err:
-            _internal_error("recording run metrics", err)
+            internal_error("recording run metrics", err)
         rt.pipeline.emit(
             "event",
             new_event(
@@ -414,11 +374,11 @@ class Run:
             ),
         )
         self._emit_run_record(ended=True)
-        if self._guards is not None:
+        for on_stop in self.ledger.hooks.stop:
             try:
-                self._guards.on_stop(self, result)
+                on_stop(result)
             except Exception as err:
-                _internal_error("closing the run's guards", err)
+                internal_error("closing the run's policies", err)
         return result
 
     def _emit_run_record(self, ended: bool) -> None:
@@ -443,6 +403,13 @@ class Run:
             "ended_at_ms": None,
             "duration_ms": None,
         }
+        # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
+        # store tell a run whose process it cannot check from one that is still going.
+        limit = getattr(self.budget, "max_duration_s", None)
+        if limit is None:
+            limit = rt.config.get("guards.budget.max_duration_s")
+        if limit is not None:
+            record["deadline_ms"] = self.created_at_ms + int(limit * 1000)
         if ended and self.result is not None:
             record.update(
                 status=self.result.stop_reason.stop_class,
@@ -467,38 +434,13 @@ def _is_cancelled(exc: BaseException) -> bool:
     return aio is not None and isinstance(exc, aio.CancelledError)
 
 
-def _reset(var: ContextVar[Any], token: Token[Any]) -> None:
-    try:
-        var.reset(token)
-    except ValueError:
-        # Exited in another context than it was entered (a generator or a callback); fall back to None.
-        var.set(None)
-
-
-_reported: set[str] = set()
-
-
-def _internal_error(what: str, exc: BaseException) -> None:
-    """Report an agent-otel failure once per kind and carry on; it must never reach agent code."""
-    key = f"{what}:{type(exc).__name__}"
-    if key not in _reported:
-        _reported.add(key)
-        logger.warning(
-            "agent-otel: error while %s (%s: %s); telemetry continues without it",
-            what,
-            type(exc).__name__,
-            exc,
-            exc_info=logger.isEnabledFor(logging.DEBUG),
-        )
-
-
 def run(
     agent: str,
     *,
     model: str | None = None,
     prompt_version: str | None = None,
     tools_version: str | None = None,
-    input: Any = _MISSING,
+    input: Any = MISSING,
     budget: Any = None,
     run_id: str | None = None,
 ) -> Run:
@@ -598,4 +540,52 @@ def agent(
     return decorate
 
 
-__all__ = ["Run", "agent", "current_run", "run"]
+# --- framework invocations (integrations) -----------------------------------------------------------
+
+
+class FrameworkRun:
+    """The agent-otel run one framework invocation belongs to; ``owned`` if :func:`enter_run` started it."""
+
+    __slots__ = ("owned", "run")
+
+    def __init__(self, run: Run, owned: bool) -> None:
+        self.run = run
+        self.owned = owned
+
+
+def enter_run(agent: str, *, model: str | None = None, input: Any = MISSING) -> FrameworkRun | None:
+    """Find or start the run a framework invocation belongs to; None if telemetry failed.
+
+    The rule is the same for every framework: inside a user's own ``agent_otel.run`` the framework's
+    calls become steps of that run (the user's budget and stop reason apply); inside a *tool call* of a
+    run (an agent used as a tool) the framework run becomes a sub-agent; otherwise it is a new run.
+    """
+    try:
+        current = active_run()
+        if current is not None:
+            call = active_tool_call()
+            if call is None or call.run is not current:
+                return FrameworkRun(current, owned=False)
+        run = Run(agent or "agent", model=model, input=input)
+        run._start()
+        return FrameworkRun(run, owned=True)
+    except Exception as exc:
+        internal_error("starting a framework run", exc)
+        return None
+
+
+def exit_run(frun: FrameworkRun | None, exc: BaseException | None, reason: StopReason | None = None) -> None:
+    """Leave a framework run: note ``reason`` for ``exc`` (if given), and stop the run if we started it."""
+    if frun is None:
+        return
+    if exc is not None:
+        note_failure(frun.run, exc, reason)
+    if not frun.owned:
+        return
+    try:
+        frun.run._exit(exc)
+    except Exception as err:
+        internal_error("stopping a framework run", err)
+
+
+__all__ = ["MISSING", "FrameworkRun", "Run", "agent", "current_run", "enter_run", "exit_run", "run"]

@@ -1,15 +1,19 @@
-"""The process-wide runtime: tracer, instruments, event pipeline and the settings the hot path reads.
+"""The process-wide runtime: tracer, instruments, event pipeline, policies and the settings the hot path
+reads.
 
 ``setup()`` builds a new :class:`Runtime` and swaps it in with one assignment, so a run never sees half a
-configuration. Before ``setup()`` the runtime uses the global OpenTelemetry API (a no-op unless the
-application configured OpenTelemetry itself), which keeps instrumented library code correct and nearly
-free in processes that never call ``setup()``.
+configuration. Its policies (guards, replay, snapshot recording) come from the factories registered with
+:func:`register_policy`, so this module, the runs and the step engine import none of them. Before
+``setup()`` the runtime uses the global OpenTelemetry API (a no-op unless the application configured
+OpenTelemetry itself), which keeps instrumented library code correct and nearly free in processes that
+never call ``setup()``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics as otel_metrics
@@ -38,8 +42,8 @@ class Runtime:
     redactor: Redactor | None
     service: str | None = None
     store_args_hash: bool = True
-    # Hooks that later layers install without run.py knowing about them (guards, replay, snapshots).
-    extensions: dict[str, Any] = field(default_factory=dict)
+    # The policies the step engine consults (guards, replay, snapshot recording), in their ``order``.
+    policies: tuple[Any, ...] = ()
 
     @classmethod
     def build(
@@ -59,13 +63,13 @@ class Runtime:
                 max_chars=config.get("redaction.max_chars"),
                 patterns=config.get("redaction.patterns"),
             )
-        from agent_otel.guards import Guards
         from agent_otel.metrics import MetricsSink
 
         metrics = Metrics.for_meter(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped)
         pipeline.add_sink(MetricsSink(metrics))
+        built = (factory(config, pipeline) for factory in _policy_factories.values())
         return cls(
-            extensions={"guards": Guards(config)},
+            policies=tuple(sorted((p for p in built if p is not None), key=lambda p: p.order)),
             config=config,
             tracer=tracer,
             metrics=metrics,
@@ -75,6 +79,26 @@ class Runtime:
             service=config.get("service.name"),
             store_args_hash=events["store_args_hash"],
         )
+
+
+#: A policy factory: from the configuration (and the event pipeline it may write to), the policy of a
+#: new runtime, or None when the configuration turns it off. See ``agent_otel.steps.Policy``.
+PolicyFactory = Callable[[Config, Pipeline], Any]
+_policy_factories: dict[str, PolicyFactory] = {}
+
+
+def register_policy(name: str, factory: PolicyFactory) -> None:
+    """Make every runtime built from now on consult the policy ``factory`` builds (replacing ``name``).
+
+    Guards, replay and the snapshot recorder register themselves when their modules are imported
+    (``import agent_otel`` imports them all), so the step engine never imports a policy.
+    """
+    _policy_factories[name] = factory
+
+
+def unregister_policy(name: str) -> None:
+    """Runtimes built from now on no longer have the policy ``name`` (if it was registered)."""
+    _policy_factories.pop(name, None)
 
 
 def _default_runtime() -> Runtime:

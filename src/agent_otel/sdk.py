@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 from agent_otel import config as config_mod
 from agent_otel import conventions as c
+from agent_otel import guards, replay, snapshots  # noqa: F401  (their policies register with the runtime)
 from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
@@ -173,7 +174,7 @@ def _install(
         )
         inst = Installation(cfg, rt, pipeline, drops, otlp, note, args=args)
     else:
-        otlp_protocol, otlp_endpoint, note = _resolve_otlp(cfg)
+        otlp_protocol, otlp_endpoint, note = resolve_otlp(cfg)
         otlp = f"{otlp_protocol} {otlp_endpoint}" if otlp_endpoint else None
         if otlp is None:
             # With the local store (or an event sink or exporter of the application's) the runs are
@@ -198,22 +199,9 @@ def _install(
         inst.runtime = rt
         if inst.otlp_metric_reader is not None:
             rt.metrics.export_soon = lambda: _export_soon(inst)
-    _install_recorder(cfg, rt, pipeline)
     runtime_mod.install(rt)
-    config_mod._set_effective(cfg)
+    config_mod.set_effective(cfg)
     return inst
-
-
-def _install_recorder(cfg: Config, rt: runtime_mod.Runtime, pipeline: Pipeline) -> None:
-    """Replay snapshots are recorded only into a local run store (``replay.record``, on by default)."""
-    from agent_otel.store import StoreSink
-
-    if any(isinstance(sink, StoreSink) for sink in pipeline.sinks()):
-        from agent_otel.snapshots import Recorder
-
-        recorder = Recorder.from_config(cfg, pipeline)
-        if recorder is not None:
-            rt.extensions["recorder"] = recorder
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
@@ -270,13 +258,13 @@ def _probe(port: int) -> bool:
         return False
 
 
-def _resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
+def resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
     """Decide protocol and endpoint; returns (protocol, endpoint or None, a note saying why)."""
     endpoint = cfg.get("exporter.endpoint")
     protocol = cfg.get("exporter.protocol")
     if endpoint:
         if protocol is None:
-            protocol = "http/protobuf" if urlparse(_with_scheme(endpoint)).port == LOCAL_HTTP_PORT else "grpc"
+            protocol = "http/protobuf" if urlparse(with_scheme(endpoint)).port == LOCAL_HTTP_PORT else "grpc"
         return protocol, endpoint, f"configured ({cfg.source('exporter.endpoint')})"
     if not cfg.get("exporter.probe_local"):
         return protocol or "grpc", None, "no endpoint configured and exporter.probe_local is false"
@@ -294,7 +282,7 @@ def _resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
     )
 
 
-def _with_scheme(endpoint: str) -> str:
+def with_scheme(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
@@ -307,30 +295,45 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
         endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint.removesuffix("/v1/traces")
     if protocol == "grpc":
         return endpoint
-    return _with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
+    return with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
 
 
 def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> Any:
     url = _signal_endpoint(cfg, endpoint, protocol, signal)
     timeout = cfg.get("exporter.timeout_s")
+    # Given explicitly (config.load has checked the variables): the gRPC exporter would raise on the
+    # spec's own "none", the HTTP one only log a bad value.
+    compression = config_mod.compression(os.environ, signal)
     if protocol == "grpc":
-        insecure = True if urlparse(_with_scheme(url)).scheme == "http" else None
+        import grpc
+
+        insecure = True if urlparse(with_scheme(url)).scheme == "http" else None
+        grpc_compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            compression or "", grpc.Compression.NoCompression if compression else None
+        )
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            return OTLPSpanExporter(endpoint=url, insecure=insecure, timeout=timeout)
+            return OTLPSpanExporter(
+                endpoint=url, insecure=insecure, timeout=timeout, compression=grpc_compression
+            )
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-        return OTLPMetricExporter(endpoint=url, insecure=insecure, timeout=timeout)
+        return OTLPMetricExporter(
+            endpoint=url, insecure=insecure, timeout=timeout, compression=grpc_compression
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    http_compression = Compression(compression) if compression else None
     if signal == "traces":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
 
-        return HTTPSpanExporter(endpoint=url, timeout=timeout)
+        return HTTPSpanExporter(endpoint=url, timeout=timeout, compression=http_compression)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HTTPMetricExporter,
     )
 
-    return HTTPMetricExporter(endpoint=url, timeout=timeout)
+    return HTTPMetricExporter(endpoint=url, timeout=timeout, compression=http_compression)
 
 
 def _signal_off(signal: str) -> bool:
@@ -475,7 +478,7 @@ def shutdown(timeout_s: float | None = None) -> None:
 
         integrations.uninstrument(inst.integrations)
     runtime_mod.install(None)
-    config_mod._set_effective(None)
+    config_mod.set_effective(None)
     # Events first: the run store should hold every run before the process goes away.
     inst.pipeline.close(max(deadline - time.monotonic(), 0.05))
     workers: list[threading.Thread] = []

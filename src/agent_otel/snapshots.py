@@ -1,8 +1,9 @@
 """Recording tool-result snapshots for replay: what is kept, how it is encoded, and how it is sealed.
 
-With a local run store and ``replay.record: true`` (the default), ``setup()`` installs a :class:`Recorder`
-as the runtime's ``recorder`` extension. At the start of every run it records the run's input and
-versions; when a tool call finishes (``ToolCall._finish``) it records the result or the raised error,
+With a local run store and ``replay.record: true`` (the default), each runtime ``setup()`` builds has a
+:class:`Recorder` among its policies (registered at the end of this module). At the start of every run it
+records the run's input and versions; after each tool step (the step engine's ``after_step`` hook) it
+records the result or the raised error,
 keyed by ``(run_id, step_id)`` with the tool name, ``args_sha`` and ``result_sha``. Raw arguments are
 not recorded: a replay matches calls by ``args_sha``.
 
@@ -29,20 +30,22 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from agent_otel import runtime
 from agent_otel.hashing import canonical_json, jsonable, sha_bytes
-from agent_otel.tools import active_tool_call
+from agent_otel.snapshot_outcomes import ERROR, EXCLUDED, INTERRUPTED, OK, TOO_LARGE, warn_once
+from agent_otel.snapshot_outcomes import WRITE_FAILED as WRITE_FAILED  # re-exported: replay's vocabulary
+from agent_otel.snapshot_outcomes import counters as counters  # re-exported: failure counts, for doctor
+from agent_otel.steps import Policy, RunPolicy, Step
+from agent_otel.tools import ToolCall, active_tool_call
 
 if TYPE_CHECKING:
     from agent_otel.config import Config
     from agent_otel.events import Pipeline
     from agent_otel.run import Run
-    from agent_otel.tools import ToolCall
 
 logger = logging.getLogger("agent_otel")
 
@@ -50,31 +53,8 @@ DEFAULT_KEY_ENV = "AGENT_OTEL_SNAPSHOT_KEY"
 PLAIN = "json"
 SEALED = "fernet+json"
 
-# Outcomes of a recorded tool call. Only ok and error can be served by a replay.
-OK = "ok"
-ERROR = "error"
-EXCLUDED = "excluded"  # replay.exclude matched the tool: no result kept
-TOO_LARGE = "too_large"  # larger than replay.max_result_mb
-INTERRUPTED = "interrupted"  # the call ended by AgentStopped, cancellation or interpreter exit
-WRITE_FAILED = "write_failed"  # the result could not be sealed for the store
-
 _NATIVE = (dict, list, str, int, float, bool, type(None))
 _NOT_OUTCOMES = ("AgentStopped", "KeyboardInterrupt", "SystemExit", "GeneratorExit", "CancelledError")
-
-#: What went wrong while recording, by kind (``serialize``, ``too_large``, ``seal``); for doctor and tests.
-counters: Counter[str] = Counter()
-_warned: set[str] = set()
-_warn_lock = threading.Lock()
-
-
-def warn_once(key: str, message: str, *args: Any) -> None:
-    """Count ``key`` and log ``message`` the first time it happens in this process."""
-    with _warn_lock:
-        counters[key] += 1
-        first = key not in _warned
-        _warned.add(key)
-    if first:
-        logger.warning("agent-otel: " + message + " (further cases are counted, not logged)", *args)
 
 
 class SnapshotKeyError(Exception):
@@ -263,8 +243,13 @@ def rebuild_error(plain: bytes) -> BaseException:
 # --- the recorder ------------------------------------------------------------------------------------
 
 
-class Recorder:
-    """The ``recorder`` runtime extension: turns run starts and finished tool calls into snapshot records."""
+class Recorder(Policy, RunPolicy):
+    """The recording policy: turns run starts and finished tool steps into snapshot records.
+
+    One object serves every run (it keeps no per-run state), so it is its own run policy.
+    """
+
+    order = 300  # after the replay policy, which marks the runs that must not be recorded
 
     def __init__(
         self,
@@ -308,11 +293,19 @@ class Recorder:
                 self._excluded[tool] = hit
             return hit
 
+    def start_run(self, run: Run) -> Recorder | None:
+        if run.replay_of is not None or run.is_replay:
+            return None  # a replay's results are the recording's own
+        self.run_started(run)
+        return self
+
+    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
+        if isinstance(step, ToolCall) and not isinstance(exc, str):
+            self.tool_finished(step, result, exc)
+
     def run_started(self, run: Run) -> None:
         """Record the run's input (a blob keyed by input_sha) and versions; never raises."""
         try:
-            if run.replay_of is not None or run._replay is not None:
-                return  # a replay's results are the recording's own
             blob = None
             if run.input_sha is not None:
                 plain = canonical_json(run.input)
@@ -350,8 +343,6 @@ class Recorder:
         """Record the result or error of a finished tool call; never raises."""
         try:
             run = call.run
-            if run.replay_of is not None or run._replay is not None:
-                return
             tool = call.options.name
             record: dict[str, Any] = {
                 "kind": "tool",
@@ -410,8 +401,19 @@ def _enclosing_step(run: Run | None, call: ToolCall | None = None) -> int | None
     if run is None:
         return None
     outer = active_tool_call()
-    if outer is None or outer is call or outer.run is not run or outer._done:
+    if outer is None or outer is call or outer.run is not run or outer.done:
         return None
     if call is not None and outer.step_id >= call.step_id:
         return None
     return outer.step_id
+
+
+def _recorder(config: Config, pipeline: Pipeline) -> Recorder | None:
+    """Snapshots are recorded only into a local run store (``replay.record``, on by default)."""
+    store = sys.modules.get("agent_otel.store")  # a StoreSink exists only if its module was imported
+    if store is None or not any(isinstance(sink, store.StoreSink) for sink in pipeline.sinks()):
+        return None
+    return Recorder.from_config(config, pipeline)
+
+
+runtime.register_policy("recorder", _recorder)

@@ -1,10 +1,12 @@
-"""Tool calls: the ``@tool`` decorator and the one engine every tool call goes through.
+"""Tool calls: the ``@tool`` decorator and the tool kind of step (:class:`ToolCall`).
 
 ``@tool``, ``run.call_tool`` and the framework integrations all use :func:`begin` and
 :meth:`ToolCall.ok`/:meth:`ToolCall.fail`, so a tool call has the same span, attributes, metrics, event and
-guards whichever way it was made. This is the hottest path in the SDK (benchmarks/overhead.py): attributes
-are set in two batched calls, the metric is recorded while the tool span is still current (so the
-exemplar needs no extra context object), and nothing here touches the network or the disk.
+guards whichever way it was made; the life they share with LLM calls is the step engine's
+(:mod:`agent_otel.steps`). What is a tool's own: the arguments and result hashes, retries, deadlines,
+and a nested ``@tool`` claiming the call an integration opened. This is the hottest path in the SDK
+(benchmarks/overhead.py): attributes are set in two batched calls, the metric is recorded from the event
+on the pipeline's thread, and nothing here touches the network or the disk.
 """
 
 from __future__ import annotations
@@ -17,24 +19,24 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
 
 from agent_otel import conventions as c
-from agent_otel.events import new_event
+from agent_otel import steps
 from agent_otel.hashing import canonical_json, sha, sha_bytes
-from agent_otel.run import Run, _current, _internal_error, _replaying
+from agent_otel.steps import Step, active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
+
+if TYPE_CHECKING:
+    from agent_otel.run import Run
+    from agent_otel.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _TOOL_KEY = otel_context.create_key("agent_otel.tool_call")
-# The context key OpenTelemetry stores the current span under, found through the public API.
-(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +65,13 @@ def tool_options(
     return options
 
 
-class ToolCall:
+class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = (
-        "_done",
-        "_start_ns",
-        "_token",
-        "args",
-        "args_sha",
-        "attempts",
-        "call_id",
-        "claimable",
-        "fn",
-        "options",
-        "replay",
-        "result_json",
-        "run",
-        "span",
-        "step_id",
-    )
+    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json")
+
+    kind = "tool"
+    context_key = _TOOL_KEY
 
     def __init__(
         self,
@@ -90,59 +79,66 @@ class ToolCall:
         options: ToolOptions,
         args: Any,
         args_sha: str,
-        step_id: int,
         call_id: str | None,
         fn: Callable[..., Any] | None,
     ) -> None:
-        self.run = run
+        super().__init__(run, call_id, args, args_sha)
         self.options = options
-        self.args = args
-        self.args_sha = args_sha
-        self.step_id = step_id
-        self.call_id = call_id
         self.fn = fn
         self.attempts = 1
         self.claimable = False
-        self.replay: Any = None  # under replay: the recorded step that serves this call
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
-        self.span: Span = trace.INVALID_SPAN
-        self._token: Any = None
-        self._start_ns = time.perf_counter_ns()
-        self._done = False
+        self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
 
     @property
     def name(self) -> str:
         return self.options.name
 
+    def span_name(self) -> str:
+        return c.tool_span_name(self.options.name)
+
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
+        options = self.options
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
+            c.GEN_AI_TOOL_NAME: options.name,
+            c.RUN_ID: self.run.run_id,
+            c.STEP_ID: self.step_id,
+            c.TOOL_ARGS_SHA: self.args_sha,
+        }
+        if self.call_id is not None:
+            attributes[c.GEN_AI_TOOL_CALL_ID] = self.call_id
+        if options.side_effects:
+            attributes[c.TOOL_SIDE_EFFECTS] = True
+        if rt.redactor is not None:
+            self.args_redacted, attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.bounded(self.args)
+        return attributes
+
     def ok(self, result: Any) -> None:
         """Finish successfully with ``result`` (hashed, never stored raw unless configured)."""
-        if self._done:
+        if not self.claim_end():
             return
-        self._done = True
         try:
             self.result_json = raw = canonical_json(result)
             self._finish(c.STATUS_OK, "", sha_bytes(raw), result, None)
         except Exception as exc:
-            _internal_error("recording a tool result", exc)
+            internal_error("recording a tool result", exc)
 
     def fail(self, exc: BaseException) -> None:
         """Finish with the exception the tool raised; the caller re-raises it unchanged."""
-        if self._done:
+        if not self.claim_end():
             return
-        self._done = True
-        run = self.run
-        if not isinstance(exc, AgentStopped):
-            reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
-            run._note_failure(exc, reason)
+        reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
+        note_failure(self.run, exc, reason)
         try:
             self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc)
         except Exception as err:
-            _internal_error("recording a tool error", err)
+            internal_error("recording a tool error", err)
 
     def retrying(self, exc: BaseException, delay_s: float) -> None:
         """Record a failed attempt that will be retried; the run's retry budget may stop the run here."""
         run = self.run
-        with run._lock:
+        with run.ledger.lock:
             run.retries += 1
         try:
             self.span.add_event(
@@ -150,78 +146,53 @@ class ToolCall:
                 {"attempt": self.attempts, c.ERROR_TYPE: type(exc).__name__, "delay_s": round(delay_s, 4)},
             )
         except Exception as err:
-            _internal_error("recording a retry", err)
-        guards = run._guards
-        if guards is not None:
-            try:
-                guards.on_retry(run, self.options.name)
-            except AgentStopped as stopped:
-                self.fail(exc)
-                raise stopped from exc
-        if run._rt is not None:
-            run._rt.metrics.failed_attempt(run.agent, self.options.name, type(exc).__name__, run.run_id)
+            internal_error("recording a retry", err)
+        try:
+            self.before_retry()
+        except AgentStopped as stopped:
+            self.fail(exc)
+            raise stopped from exc
+        rt = run.ledger.runtime
+        if rt is not None:
+            rt.metrics.failed_attempt(run.agent, self.options.name, type(exc).__name__, run.run_id)
 
     def _finish(
         self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None
     ) -> None:
-        run = self.run
-        rt = run._rt
-        span = self.span
-        duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        rt = self.run.ledger.runtime
         attributes: dict[str, Any] = {c.TOOL_STATUS: status, c.TOOL_ATTEMPTS: self.attempts}
         if result_sha is not None:
             attributes[c.TOOL_RESULT_SHA] = result_sha
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type
         redactor = rt.redactor if rt is not None else None
-        try:
-            if redactor is not None and exc is None:
-                attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.to_attribute(result)
-            span.set_attributes(attributes)
-            if exc is not None:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"[:512]))
-        except Exception as err:  # e.g. an exception whose __str__ raises
-            _internal_error("recording a tool span's outcome", err)
-        try:
-            span.end()
-        except Exception as err:  # e.g. a raising span processor of the application
-            _internal_error("ending a tool span", err)
-        self._detach()
+        result_redacted = None
+        if redactor is not None and exc is None:
+            try:
+                result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
+            except Exception as err:
+                internal_error("recording a tool span's outcome", err)
+        duration_ms, span_ctx = self.end(attributes, exc)  # status: the class and the redacted message
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
-        span_ctx = span.get_span_context()
-        event = new_event(
+        event = self.event(
             c.KIND_TOOL_RESULT,
-            run.run_id,
-            run.agent,
-            run.trace_id,
-            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-            step_id=self.step_id,
+            span_ctx,
+            round(duration_ms, 3),
+            status,
+            error_type or None,
             tool=self.options.name,
-            args_sha=self.args_sha,
             result_sha=result_sha,
-            duration_ms=round(duration_ms, 3),
-            status=status,
-            error=error_type or None,
         )
-        event["_sampled"] = span_ctx.trace_flags.sampled
         if self.attempts > 1:
             event["attempts"] = self.attempts
-        if redactor is not None:
-            event["args"] = redactor.redact(self.args)
+        if redactor is not None:  # the copies the span got: cut to the limit, redacted once
+            event["args"] = self.args_redacted
             if exc is None:
-                event["result"] = redactor.redact(result)
+                event["result"] = result_redacted
         rt.pipeline.emit("event", event)
-        recorder = rt.extensions.get("recorder")
-        if recorder is not None:
-            recorder.tool_finished(self, result, exc)
-
-    def _detach(self) -> None:
-        token, self._token = self._token, None
-        if token is not None:
-            otel_context.detach(token)
+        self.after(result, exc)
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -238,60 +209,21 @@ def begin(
     fn: Callable[..., Any] | None = None,
     attach: bool = True,
     claimable: bool = False,
+    start_time_ns: int | None = None,
 ) -> ToolCall | None:
     """Start a tool call of ``run``: guards first (which may raise AgentStopped), then the span.
 
     Returns None if telemetry itself failed, in which case the caller just runs the tool. ``attach``
     makes the tool span current (callers that finish the call on another thread pass False);
-    ``claimable`` lets a nested ``@tool`` function of the same name use this call instead of a second span.
+    ``claimable`` lets a nested ``@tool`` function of the same name use this call instead of a second span;
+    ``start_time_ns`` back-dates the span of a call reported after it started (with ``call.back_date``).
+    Under replay the call is matched against the recording here: a strict divergence stops the run and an
+    unrecorded call raises, before any step or span exists (``agent_otel.replay``); a matched call has
+    ``call.replay`` set and must be served, not run.
     """
-    run._check_pending()
-    args_sha = sha(args)
-    guards = run._guards
-    if guards is not None:
-        guards.before_tool(run, options, args_sha)
-    # Under replay: match the call against the recording. A strict divergence stops the run and an
-    # unrecorded call raises, both here, before any step or span exists (agent_otel.replay).
-    replayed = run._replay.before_tool(run, options.name, args_sha) if run._replay is not None else None
-    rt = run._rt
-    if rt is None:
-        return None
-    try:
-        step_id = run._next_step(tool=True)
-        call = ToolCall(run, options, args, args_sha, step_id, call_id, fn)
-        call.claimable = claimable
-        call.replay = replayed
-        attributes: dict[str, Any] = {
-            c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
-            c.GEN_AI_TOOL_NAME: options.name,
-            c.RUN_ID: run.run_id,
-            c.STEP_ID: step_id,
-            c.TOOL_ARGS_SHA: args_sha,
-        }
-        if call_id is not None:
-            attributes[c.GEN_AI_TOOL_CALL_ID] = call_id
-        if options.side_effects:
-            attributes[c.TOOL_SIDE_EFFECTS] = True
-        if rt.redactor is not None:
-            attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] = rt.redactor.to_attribute(args)
-        # The parent is whatever is current when this run is the current run (a tool span when tools
-        # nest); a run driven from a thread that did not copy the context still parents to its run span.
-        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
-        span = call.span = rt.tracer.start_span(
-            c.tool_span_name(options.name), context=parent, attributes=attributes
-        )
-        if attach:
-            # One new Context holding both the span and the call (set_span_in_context + set_value
-            # would copy the context twice).
-            base = otel_context.get_current() if parent is None else parent
-            call._token = otel_context.attach(
-                otel_context.Context({**base, _SPAN_KEY: span, _TOOL_KEY: call})
-            )
-        call._start_ns = time.perf_counter_ns()
-        return call
-    except Exception as exc:
-        _internal_error("starting a tool span", exc)
-        return None
+    call = ToolCall(run, options, args, sha(args), call_id, fn)
+    call.claimable = claimable
+    return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
 
 
 def active_tool_call() -> ToolCall | None:
@@ -311,7 +243,6 @@ def call_sync(
 ) -> R:
     call = begin(run, options, hashed, call_id, fn=fn)
     if call is None:
-        _not_under_replay(run, options)
         return fn(*args, **kwargs)
     if call.replay is not None:
         return call.replay.serve(call)  # the recorded result (or error); fn is not called
@@ -335,7 +266,6 @@ async def call_async(
 ) -> R:
     call = begin(run, options, hashed, call_id, fn=fn)
     if call is None:
-        _not_under_replay(run, options)
         return await fn(*args, **kwargs)
     if call.replay is not None:
         return call.replay.serve(call)
@@ -348,14 +278,6 @@ async def call_async(
     return result
 
 
-def _not_under_replay(run: Run, options: ToolOptions) -> None:
-    """A replayed tool is never executed, even when telemetry failed to open its call."""
-    if run._replay is not None:
-        from agent_otel.replay import ReplayError
-
-        raise ReplayError(f"tool {options.name!r} could not be matched with the recording; not executing it")
-
-
 class ToolTimeout(TimeoutError):
     """A tool call exceeded its ``timeout_s``; ``error.type`` on the span is this class's name."""
 
@@ -365,20 +287,20 @@ class ToolTimeout(TimeoutError):
         super().__init__(f"tool {tool!r} timed out after {timeout_s:g}s")
 
 
-def _timeout_for(call: ToolCall) -> float | None:
-    guards = call.run._guards
-    timeout_s = guards.tool_timeout(call.options) if guards is not None else call.options.timeout_s
-    return timeout_s or None  # 0: no deadline (a tool's way out of guards.tool_timeout_s)
+def timeout_for(call: ToolCall) -> float | None:
+    """The call's deadline: the tool's ``timeout_s`` or the policies' default; 0 means none (a tool's way
+    out of ``guards.tool_timeout_s``)."""
+    return call.timeout(call.options.timeout_s)
 
 
 def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
     retry = call.options.retry
-    timeout_s = _timeout_for(call)
+    timeout_s = timeout_for(call)
     while True:
         try:
             if timeout_s is None:
                 return fn(*args, **kwargs)
-            return _with_deadline(fn, args, kwargs, timeout_s, call.options.name)
+            return call_with_deadline(fn, args, kwargs, timeout_s, call.options.name)
         except BaseException as exc:
             if retry is None or not retry.should_retry(exc, call.attempts):
                 raise
@@ -394,7 +316,7 @@ async def _attempt_async(
     import asyncio
 
     retry = call.options.retry
-    timeout_s = _timeout_for(call)
+    timeout_s = timeout_for(call)
     while True:
         try:
             if timeout_s is None:
@@ -415,7 +337,7 @@ async def _attempt_async(
             call.attempts += 1
 
 
-def _with_deadline(
+def call_with_deadline(
     fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float, tool: str
 ) -> R:
     """Run a sync tool on a daemon thread and give up waiting after ``timeout_s``.
@@ -487,13 +409,6 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     return None
 
 
-def _outside_run(options: ToolOptions) -> None:
-    """A tool called outside any run is executed as is, except during a replay, where it never runs."""
-    session = _replaying.get()
-    if session is not None:
-        session.outside_run(options.name)
-
-
 @overload
 def tool(fn: Callable[P, R], /) -> Callable[P, R]: ...
 
@@ -530,9 +445,9 @@ def tool(
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                run = _current.get()
-                if run is None or run._rt is None:
-                    _outside_run(options)
+                run = active_run()
+                if run is None:
+                    steps.outside_run(options.name)  # executed as is, except during a replay
                     return await func(*args, **kwargs)
                 claimed = _claim(options, func)
                 if claimed is not None:
@@ -546,9 +461,9 @@ def tool(
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            run = _current.get()
-            if run is None or run._rt is None:
-                _outside_run(options)
+            run = active_run()
+            if run is None:
+                steps.outside_run(options.name)  # executed as is, except during a replay
                 return func(*args, **kwargs)
             claimed = _claim(options, func)
             if claimed is not None:

@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agent_otel
-from agent_otel import sdk, snapshots
+from agent_otel import sdk, snapshot_outcomes
 from tests.replay import support_agent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Rig]:
     monkeypatch.setenv("AGENT_OTEL_PROBE_LOCAL", "false")
     agent_otel.shutdown()
     support_agent.reset()
-    monkeypatch.setattr(snapshots, "_warned", set())  # "warned once" is per process; each test starts afresh
+    monkeypatch.setattr(snapshot_outcomes, "_warned", set())  # "warned once" is per process
     yield Rig(home, str(home / "agent-otel.db"), tmp_path / "events.jsonl")
     agent_otel.shutdown()
 

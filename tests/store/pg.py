@@ -72,30 +72,55 @@ class PostgresServer:
         last = ""
         for _ in range(3):
             self.port = _free_port()
-            options = (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data} "
-                "-c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            started = self._run(
-                self.pg_ctl,
-                "-D",
-                self.data,
-                "-l",
-                os.path.join(self.dir, "log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-                "start",
-                timeout=90,
-            )
+            started = self._start()
             if started.returncode == 0:
                 return self.url("postgres")
             last = started.stderr or started.stdout
             with contextlib.suppress(OSError), open(os.path.join(self.dir, "log")) as fh:
                 last += fh.read()[-2000:]
         raise RuntimeError(f"PostgreSQL did not start: {last}")
+
+    def _start(self) -> subprocess.CompletedProcess[str]:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data} "
+            "-c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        log = os.path.join(self.dir, "log")
+        return self._run(
+            self.pg_ctl, "-D", self.data, "-l", log, "-w", "-t", "60", "-o", options, "start", timeout=90
+        )
+
+    def halt(self) -> None:
+        """``pg_ctl stop -m fast``: the server is down (connections refused) until :meth:`resume`."""
+        done = self._run(self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop", timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {done.stderr or done.stdout}")
+
+    def resume(self) -> None:
+        """Start the halted server again on the same port."""
+        done = self._start()
+        if done.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start again: {done.stderr or done.stdout}")
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``, as an operator does: sessions are terminated (57P01), the server
+        refuses connections while it starts (57P03), then comes back on the same port."""
+        done = self._run(
+            self.pg_ctl,
+            "-D",
+            self.data,
+            "-l",
+            os.path.join(self.dir, "log"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+            timeout=90,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart failed: {done.stderr or done.stdout}")
 
     def url(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"

@@ -6,6 +6,7 @@ here; ``test_seed_records_match_the_sdk`` keeps the format honest against record
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -135,6 +136,8 @@ def run_records(
 def write(location: str, records: list[tuple[str, dict[str, Any]]]) -> None:
     """Write records through the real sink into the store at ``location`` (path or URL)."""
     kind = "postgresql" if location.startswith("postgresql://") else "sqlite"
+    if kind == "sqlite":
+        os.makedirs(os.path.dirname(location), exist_ok=True)  # as a user's deployment would have it
     sink = StoreSink(Target(kind, location), {"logs_days": 0, "tool_snapshot_days": 0})
     try:
         sink.write(records)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import agent_otel
 from agent_otel import sdk
+from agent_otel.store import StoreSink
 from tests.store import seed
 from tests.store.conftest import one_run
 from tests.store.pg import PostgresServer
@@ -108,3 +113,99 @@ def test_setup_with_a_postgresql_url_stores_runs_the_cli_can_read(pg_url, setup_
     assert (store["runs"], store["schema_version"]) == (2, store["latest_schema_version"])
     # a team database records tool-result snapshots for replay too, owner-only
     assert (store["snapshot_runs"], store["tool_snapshots"]) == (2, 4) and store["encrypted_blobs"] == 0
+
+
+def _store_sink() -> StoreSink:
+    inst = sdk.installation()
+    assert inst is not None
+    return next(s for s in inst.pipeline.sinks() if isinstance(s, StoreSink))
+
+
+def test_a_server_restart_mid_run_loses_no_run_and_no_event(caplog):
+    """The drill of the README's Reliability section: `pg_ctl restart -m fast` while an agent runs."""
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        agent_otel.setup(
+            "pg-restart",
+            store=url,
+            instrument=False,
+            config={"exporter": {"probe_local": False}},
+        )
+        sink = _store_sink()
+        ids: list[str] = []
+        stop = threading.Event()
+
+        def agent() -> None:
+            while not stop.is_set():
+                ids.append(one_run(len(ids), fail=len(ids) % 7 == 0))
+                time.sleep(0.01)
+
+        worker = threading.Thread(target=agent)
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            worker.start()
+            wait_until(lambda: sink.written > 0, 30)
+            server.restart()
+            restarted_at = len(ids)
+            time.sleep(1.5)  # the agent keeps running while the store comes back
+            stop.set()
+            worker.join(30)
+            # Nothing arrives after this point: the sink's own retry must bring in what is waiting.
+            with psycopg.connect(url) as conn:
+                wait_until(lambda: _count(conn, "agent_runs WHERE status <> 'running'") == len(ids), 60)
+                runs = _count(conn, "agent_runs")
+                ended = _count(conn, "agent_runs WHERE status <> 'running'")
+                events = _count(conn, "agent_events")
+        messages = [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
+        assert restarted_at > 0 and len(ids) > restarted_at
+        assert (runs, ended, events) == (len(ids), len(ids), 4 * len(ids)), messages
+        assert sink.dropped == 0 and sink.rejected == 0
+        assert any("cannot take writes right now" in m for m in messages), messages
+        assert any("accepts writes again" in m for m in messages), messages
+        assert not any("cannot be used" in m for m in messages), messages
+    finally:
+        agent_otel.shutdown()
+        server.stop()
+
+
+def _count(conn: Any, what: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {what}").fetchone()[0])
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_values_postgresql_cannot_hold_cost_at_most_their_own_record(pg_url, setup_agent, caplog):
+    setup_agent(store=pg_url, config={"logging": {"events": {"store_args": True}}})
+    not_utf8 = os.fsdecode(b"v\xff")
+
+    @agent_otel.tool(name="ls")
+    def ls(path: str) -> list:
+        return [path, 10**5000]
+
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        with agent_otel.run("fs-agent", prompt_version=not_utf8, tools_version="a\x00b") as odd:
+            ls(path=not_utf8 + "\x00")
+        with agent_otel.run("token-agent") as huge:
+            huge.record_llm(model="gpt-4o", input_tokens=2**70, output_tokens=1)  # beyond bigint
+        later = one_run(2)
+        assert sdk.flush(10)
+    sink = _store_sink()
+    with psycopg.connect(pg_url) as conn:
+        runs = {
+            r[0]: r[1:]
+            for r in conn.execute("SELECT run_id, status, prompt_version, tools_version FROM agent_runs")
+        }
+        (args,) = conn.execute("SELECT args->>'path' FROM agent_events WHERE tool = 'ls'").fetchone()
+    assert runs[odd.run_id] == ("success", "v\\udcff", "a\\x00b")
+    assert args == "v\\udcff\\x00"
+    assert runs[huge.run_id][0] == "running"  # only its end record, whose token count bigint refuses, is lost
+    assert runs[later][0] == "success"  # and the store is still on
+    assert (sink.rejected, sink.dropped) == (1, 1)
+    warnings = [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
+    assert len(warnings) == 1 and "refused a run record" in warnings[0], warnings

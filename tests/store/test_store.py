@@ -95,6 +95,7 @@ def test_store_false_and_store_paths(setup_agent, tmp_path, monkeypatch):
     assert not (tmp_path / "home").exists()
 
     env_path = tmp_path / "elsewhere" / "runs.db"
+    env_path.parent.mkdir()  # agent-otel creates only its own home directory
     monkeypatch.setenv("AGENT_OTEL_STORE", str(env_path))
     setup_agent()
     run_id = one_run()
@@ -362,6 +363,7 @@ WRITER = textwrap.dedent(
 
 
 def test_several_processes_writing_one_sqlite_file_lose_nothing(tmp_path):
+    (tmp_path / "shared").mkdir()
     path = str(tmp_path / "shared" / "agent-otel.db")  # fresh: they also race to create and migrate it
     workers, count = 4, 40
     start = time.time() + 1.5  # after every interpreter has started, even on a loaded machine

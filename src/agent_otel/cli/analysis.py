@@ -44,7 +44,9 @@ def mean(values: Sequence[float]) -> float | None:
 
 
 def ended(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in runs if r.get("status") not in (None, "running")]
+    """Runs with a recorded stop: not those still running, nor abandoned ones (no stop, process gone),
+    whose counts and duration are unknown rather than zero."""
+    return [r for r in runs if r.get("status") not in (None, "running", "abandoned")]
 
 
 def summarize(runs: Sequence[dict[str, Any]], events: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -90,7 +92,8 @@ def summarize(runs: Sequence[dict[str, Any]], events: Iterable[dict[str, Any]]) 
     ]
     return {
         "runs": n,
-        "running": len(runs) - n,
+        "running": sum(r.get("status") == "running" for r in runs),
+        "abandoned": sum(r.get("status") == "abandoned" for r in runs),
         "latency_ms": {"p50": percentile(durations, 0.5), "p95": percentile(durations, 0.95)},
         "tool_calls_per_run": {
             "mean": mean(tool_calls),

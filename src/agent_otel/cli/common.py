@@ -149,7 +149,7 @@ class Context:
     @property
     def config(self) -> Config:
         if self._config is None:
-            overrides = {"store": _parse_store_arg(self.store_arg)} if self.store_arg is not None else None
+            overrides = {"store": parse_store_arg(self.store_arg)} if self.store_arg is not None else None
             self._config = load(overrides, self.config_path)
         return self._config
 
@@ -196,7 +196,7 @@ class Context:
         self._store = None
 
 
-def _parse_store_arg(value: str) -> Any:
+def parse_store_arg(value: str) -> Any:
     return False if value.strip().lower() in ("false", "off", "none", "0") else value
 
 

@@ -24,10 +24,10 @@ from agent_otel.cli.analysis import mean, percentile
 from agent_otel.cli.common import (
     CLIError,
     Context,
-    _parse_store_arg,
     fmt_duration,
     fmt_num,
     fmt_usd,
+    parse_store_arg,
     positive_int,
 )
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     _check_store(ctx)
     setup_kwargs: dict[str, Any] = {}
     if ctx.store_arg is not None:
-        setup_kwargs["store"] = _parse_store_arg(ctx.store_arg)
+        setup_kwargs["store"] = parse_store_arg(ctx.store_arg)
     agent_otel.shutdown()
     # The demo opts in to storing redacted arguments and results, so `show` can display them.
     agent_otel.setup(

@@ -22,13 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_otlp(cfg: Any) -> dict[str, Any]:
-    from agent_otel.sdk import _resolve_otlp, _with_scheme
+    from agent_otel.sdk import resolve_otlp, with_scheme
 
-    protocol, endpoint, note = _resolve_otlp(cfg)
+    protocol, endpoint, note = resolve_otlp(cfg)
     out: dict[str, Any] = {"endpoint": endpoint, "protocol": protocol, "note": note, "answers": None}
     if not endpoint:
         return out
-    parsed = urlparse(_with_scheme(endpoint))
+    parsed = urlparse(with_scheme(endpoint))
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     host = parsed.hostname or "localhost"
     try:
@@ -63,12 +63,20 @@ def check_store(ctx: Context) -> dict[str, Any]:
         if target.kind == "sqlite":
             out.update(_modes(target.location))
     try:
+        out["integrity"] = check = store.integrity()
+        if check["problems"]:
+            out["ok"] = False
+            out["error"] = (
+                f"the store is damaged (SQLite quick_check: {'; '.join(check['problems'][:2])}); "
+                f"commands reading the damaged part fail. Salvage what is left with: sqlite3 "
+                f"{target.location} .recover | sqlite3 recovered.db"
+            )
         out["schema_version"] = store.schema_version()
         out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
         out["read_only"] = store.read_only
         newer = out["schema_version"] > out["latest_schema_version"]
-        if newer:
+        if newer and out.get("ok") is not False:
             # The SDK refuses to write such a store (its runs are then lost), gc refuses to delete from
             # it: that is a failure to report, even though this process can still read some of it.
             out["ok"] = False
@@ -79,7 +87,7 @@ def check_store(ctx: Context) -> dict[str, Any]:
         out.update(store.counts())
         last = store.meta("last_gc_ms")
         out["last_gc_ms"] = int(last) if last else None
-        if not newer:
+        if not newer and not check["problems"]:
             out["ok"] = True
     except Exception as exc:
         out["ok"] = False
@@ -105,6 +113,8 @@ def _modes(path: str) -> dict[str, Any]:
         except OSError:
             continue
         out[key] = oct(mode)
+        if key == "dir_mode" and mode & stat.S_ISVTX:
+            continue  # a shared directory such as /tmp: sticky on purpose; the file's mode is what counts
         if mode & 0o077:
             out["warnings"].append(
                 f"the {what} {item} is open to other users (mode {oct(mode)}); chmod {want} {item}"
@@ -197,7 +207,9 @@ def render(
     elif store.get("ok") is False and "runs" not in store:
         console.print(f"  [red]not usable[/]: {escape(store['error'])}")
     else:
-        if store.get("ok") is False:  # readable, but not by this agent-otel's writers (a newer schema)
+        if store.get("ok") is False and (store.get("integrity") or {}).get("problems"):
+            console.print(f"  [red]damaged[/]: {escape(store['error'])}")
+        elif store.get("ok") is False:  # readable, but not by this agent-otel's writers (a newer schema)
             console.print(f"  [red]cannot be written[/]: {escape(store['error'])}")
         modes = ""
         if "file_mode" in store:
@@ -210,6 +222,11 @@ def render(
         console.print(
             f"  schema version {store['schema_version']} (this agent-otel: {store['latest_schema_version']})"
         )
+        check = store.get("integrity") or {}
+        if check.get("checked") and not check.get("problems"):
+            console.print("  integrity: SQLite quick_check found no damaged page")
+        elif check.get("note"):
+            console.print(f"  integrity: {escape(check['note'])}")
         console.print(
             f"  {store['runs']:,} runs, {store['events']:,} events; "
             f"oldest run {local_time(store.get('oldest_run_ms'))}, "

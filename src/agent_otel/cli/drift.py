@@ -68,8 +68,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     signals = compare(window, baseline) if enough else []
     drifted = [s for s in signals if s.drift]
     result = {
-        "window": {"from": window["from"], "to": window["to"], "runs": window["runs"]},
-        "baseline": {"from": baseline["from"], "to": baseline["to"], "runs": baseline["runs"]},
+        "window": {k: window[k] for k in ("from", "to", "runs", "abandoned")},
+        "baseline": {k: baseline[k] for k in ("from", "to", "runs", "abandoned")},
         "enough_data": enough,
         "drift": bool(drifted),
         "signals": [s.as_dict() for s in signals],

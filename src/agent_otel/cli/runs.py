@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--last", type=positive_int, default=20, metavar="N", help="at most N runs (default 20)"
     )
     add_agent(parser)
-    parser.add_argument("--stop-reason", metavar="R", help="only runs that stopped with R (or 'running')")
+    parser.add_argument(
+        "--stop-reason",
+        metavar="R",
+        help="only runs that stopped with R (or 'running', or 'abandoned': no stop, process gone)",
+    )
     parser.add_argument(
         "--since",
         type=parse_duration,
@@ -42,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     reason = args.stop_reason
-    if reason is not None and reason != "running":
+    if reason is not None and reason not in ("running", "abandoned"):
         try:
             reason = StopReason.parse(reason).value
         except ValueError as exc:
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def stop_style(run: dict[str, Any]) -> str:
-    return {"success": "green", "limit": "yellow", "failure": "red"}.get(run.get("status") or "", "cyan")
+    styles = {"success": "green", "limit": "yellow", "failure": "red", "abandoned": "magenta"}
+    return styles.get(run.get("status") or "", "cyan")
 
 
 def table(rows: list[dict[str, Any]]) -> Any:
@@ -91,13 +96,13 @@ def table(rows: list[dict[str, Any]]) -> Any:
             r["run_id"][:12],
             local_time(r.get("created_at_ms")),
             r.get("agent") or "",
-            f"[{stop_style(r)}]{r.get('stop_reason') or 'running'}[/]",
+            f"[{stop_style(r)}]{r.get('stop_reason') or r.get('status') or 'running'}[/]",
             fmt_num(r.get("tool_calls")),
             fmt_num(r.get("steps")),
             fmt_num(r.get("retries")),
             fmt_duration(r.get("duration_ms")),
             fmt_num(tokens),
-            fmt_usd(r.get("cost_usd")) if r.get("status") != "running" else "-",
+            fmt_usd(r.get("cost_usd")) if r.get("stop_reason") else "-",
             r.get("model") or "",
         )
     return t

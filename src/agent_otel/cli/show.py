@@ -76,6 +76,8 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
         stop = f"[{stop_style(row)}]{reason}[/] ({row.get('status')})"
         if row.get("detail"):
             stop += f" - {escape(str(row['detail']))}"
+    elif row.get("status") == "abandoned":
+        stop = f"[magenta]abandoned[/] ({escape(str(row.get('abandoned') or 'no stop was recorded'))})"
     else:
         stop = "[cyan]running[/] (no stop recorded yet)"
     head.add_row("stop", stop)
@@ -127,7 +129,7 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
         for c in children:
             sub.add(
                 f"{c['run_id'][:12]}  {escape(c.get('agent') or '')}  "
-                f"[{stop_style(c)}]{c.get('stop_reason') or 'running'}[/]  "
+                f"[{stop_style(c)}]{c.get('stop_reason') or c.get('status') or 'running'}[/]  "
                 f"{fmt_num(c.get('tool_calls'))} tool calls  {fmt_duration(c.get('duration_ms'))}"
             )
         parts.append(sub)

@@ -69,7 +69,10 @@ def render(console: Any, s: dict[str, Any], label: str) -> None:
     from rich.table import Table
 
     who = f" of {s['agent']}" if s.get("agent") else ""
-    running = f" ({s['running']} still running)" if s["running"] else ""
+    others = [f"{s['running']} still running"] if s["running"] else []
+    if s.get("abandoned"):
+        others.append(f"{s['abandoned']} abandoned: no stop recorded, process gone")
+    running = f" ({', '.join(others)})" if others else ""
     console.print(f"[bold]{s['runs']} runs{who} in the last {label}[/]{running}")
     if not s["runs"]:
         return

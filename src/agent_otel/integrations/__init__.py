@@ -4,8 +4,8 @@ An integration is a subclass of :class:`Integration` registered in ``_REGISTRY``
 ``import agent_otel`` imports no framework and a missing framework is simply "not available".
 ``setup(instrument=True)`` instruments every available integration; ``instrument=["openai"]`` picks some.
 Each integration turns the framework's runs, tool calls and model calls into the same runs, tool calls
-and LLM calls as the manual API (``agent_otel.tools.begin`` / ``agent_otel.llm.begin``), so guards,
-metrics, events and stop reasons apply identically.
+and LLM calls as the manual API, through the step engine's public interface only (the docstring of
+:mod:`agent_otel.steps` lists it), so guards, metrics, events and stop reasons apply identically.
 
 Instrumenting does not import frameworks. A framework that is already imported is instrumented at once;
 one that is installed but not imported yet is instrumented when the application first imports it (an

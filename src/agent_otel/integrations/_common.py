@@ -1,11 +1,11 @@
 """What every integration shares, so that a framework's calls become exactly the manual API's calls.
 
+Integrations use the step engine's public interface only (``agent_otel.steps`` documents it: runs
+through ``agent_otel.run.enter_run`` / ``exit_run``, steps through ``tools.begin`` / ``llm.begin``). On
+top of it, this module adds what framework integrations share:
+
 * :class:`Patcher` applies wrappers that can be undone exactly, and refuses to wrap twice, so
   ``instrument()`` twice never double counts and ``uninstrument()`` restores the original objects.
-* :func:`enter_run` / :func:`exit_run` decide which agent-otel run a framework invocation belongs to.
-  The rule is the same for every framework: inside a user's own ``agent_otel.run`` the framework's
-  calls become steps of that run (the user's budget and stop reason apply); inside a *tool call* of a
-  run (an agent used as a tool) the framework run becomes a sub-agent; otherwise it is a new run.
 * :func:`start_tool` goes through :func:`agent_otel.tools.begin`, so guards run first and may raise
   :class:`~agent_otel.AgentStopped`; every other failure of telemetry is swallowed and reported once.
   :func:`call_with_timeout` / :func:`await_with_timeout` apply ``guards.tool_timeout_s`` to the
@@ -31,17 +31,10 @@ from typing import Any, NoReturn
 
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
-from agent_otel.run import _MISSING, Run, _internal_error, _replaying, current_run
-from agent_otel.stop import AgentStopped, StopReason
-from agent_otel.tools import (
-    ToolCall,
-    ToolOptions,
-    ToolTimeout,
-    _timeout_for,
-    _with_deadline,
-    active_tool_call,
-    begin,
-)
+from agent_otel.run import Run
+from agent_otel.steps import internal_error, outside_run
+from agent_otel.stop import AgentStopped
+from agent_otel.tools import ToolCall, ToolOptions, ToolTimeout, begin, call_with_deadline, timeout_for
 
 #: Marker attribute on every wrapper we install; its value is the wrapped original.
 ORIGINAL_ATTR = "__agent_otel_original__"
@@ -85,63 +78,6 @@ class Patcher:
                 setattr(owner, attr, original)
 
 
-# --- runs -------------------------------------------------------------------------------------------
-
-
-class FrameworkRun:
-    """The agent-otel run one framework invocation belongs to; ``owned`` if we started it."""
-
-    __slots__ = ("owned", "run")
-
-    def __init__(self, run: Run, owned: bool) -> None:
-        self.run = run
-        self.owned = owned
-
-
-def enter_run(agent: str, *, model: str | None = None, input: Any = _MISSING) -> FrameworkRun | None:
-    """Find or start the run for a framework invocation (see the module docstring for the rule)."""
-    try:
-        current = current_run()
-        if current is not None and current._rt is not None:
-            call = active_tool_call()
-            if call is None or call.run is not current:
-                return FrameworkRun(current, owned=False)
-        run = Run(agent or "agent", model=model, input=input)
-        run._start()
-        return FrameworkRun(run, owned=True)
-    except Exception as exc:
-        _internal_error("starting a framework run", exc)
-        return None
-
-
-def note(run: Run | None, exc: BaseException, reason: StopReason | None) -> None:
-    """Record why ``exc`` ends the run, if the framework's exception says so (e.g. max_steps).
-
-    The first note for an exception wins, so integrations call this *before* a tool or LLM call's
-    ``fail()`` would record the generic tool_error / model_error for the same exception.
-    """
-    if run is None or reason is None or isinstance(exc, AgentStopped):
-        return
-    try:
-        run._note_failure(exc, reason)
-    except Exception as err:
-        _internal_error("classifying a framework error", err)
-
-
-def exit_run(frun: FrameworkRun | None, exc: BaseException | None, reason: StopReason | None = None) -> None:
-    """Leave a framework run: classify ``exc`` for the run, and stop the run if we started it."""
-    if frun is None:
-        return
-    if exc is not None:
-        note(frun.run, exc, reason)
-    if not frun.owned:
-        return
-    try:
-        frun.run._exit(exc)
-    except Exception as err:
-        _internal_error("stopping a framework run", err)
-
-
 # --- tools ------------------------------------------------------------------------------------------
 
 
@@ -175,18 +111,16 @@ def start_tool(
     except (AgentStopped, ReplayError):
         raise
     except Exception as exc:
-        _internal_error("starting a framework tool call", exc)
+        internal_error("starting a framework tool call", exc)
         call = None
-    if call is None and run._replay is not None:
+    if call is None and run.is_replay:
         raise ReplayError(f"tool {name!r} could not be matched with the recording; not executing it")
     return call
 
 
 def refuse_outside_run(name: str) -> None:
     """A framework tool called outside any run is not recorded, so during a replay it never runs."""
-    session = _replaying.get()
-    if session is not None:
-        session.outside_run(name or "tool")
+    outside_run(name or "tool")
 
 
 # --- replay -----------------------------------------------------------------------------------------
@@ -269,16 +203,16 @@ async def await_or_serve(
 def call_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a sync framework tool under ``guards.tool_timeout_s``, exactly as ``@tool`` runs its function."""
     _refuse_under_replay(call)
-    timeout_s = _timeout_for(call)
+    timeout_s = timeout_for(call)
     if timeout_s is None:
         return fn(*args, **kwargs)
-    return _with_deadline(fn, args, kwargs, timeout_s, call.name)
+    return call_with_deadline(fn, args, kwargs, timeout_s, call.name)
 
 
 async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Await an async framework tool under ``guards.tool_timeout_s``; expiry raises ``ToolTimeout``."""
     _refuse_under_replay(call)
-    timeout_s = _timeout_for(call)
+    timeout_s = timeout_for(call)
     if timeout_s is None:
         return await fn(*args, **kwargs)
     import asyncio
@@ -311,7 +245,7 @@ framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm
 def framework_llm_active() -> bool:
     """True while a framework integration records the LLM request the client is about to send."""
     call = framework_llm.get()
-    return call is not None and not call._done
+    return call is not None and not call.done
 
 
 def reset_framework_llm(token: Any) -> None:

@@ -26,7 +26,7 @@ from opentelemetry import trace
 
 from agent_otel import llm
 from agent_otel.llm import LLMCall
-from agent_otel.run import _internal_error, current_run
+from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
@@ -100,15 +100,15 @@ def _llm_model(api: Api, options: Any) -> str | None:
 
 def _begin(model: str) -> LLMCall | None:
     """An LLM step of the current run, or None (no run, or a framework integration records it)."""
-    run = current_run()
-    if run is None or run._rt is None or framework_llm_active():
+    run = active_run()
+    if run is None or framework_llm_active():
         return None
     try:
         return llm.begin(run, model, attach=False)
     except AgentStopped:
         raise
     except Exception as exc:
-        _internal_error("starting an LLM request span", exc)
+        internal_error("starting an LLM request span", exc)
         return None
 
 
@@ -154,7 +154,7 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
         body = _raw_body(result) if hasattr(result, "http_response") else result
         _finish(call, api.usage(body) if body is not None else Usage())
     except Exception as exc:
-        _internal_error("reading LLM usage", exc)
+        internal_error("reading LLM usage", exc)
         call.finish()
     return result
 
@@ -204,7 +204,7 @@ def _feed(observer: StreamUsage, event: Any) -> None:
     try:
         observer.feed(event)
     except Exception as exc:
-        _internal_error("reading usage from a stream event", exc)
+        internal_error("reading usage from a stream event", exc)
 
 
 def _as_usage(observer: StreamUsage) -> Usage:
@@ -250,7 +250,7 @@ def _detach(token: Any) -> None:
         try:
             otel_context.detach(token)
         except Exception as exc:
-            _internal_error("detaching the LLM request context", exc)
+            internal_error("detaching the LLM request context", exc)
 
 
 def make_sync_request(api: Api) -> Callable[[Any], Any]:

@@ -38,7 +38,7 @@ from uuid import UUID
 from agent_otel import llm
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome
-from agent_otel.run import _internal_error, current_run
+from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, active_tool_call
 
@@ -100,8 +100,8 @@ def _tool_name(tool: Any) -> str:
 def _begin_tool(tool: Any, tool_input: Any, kwargs: dict[str, Any], prefer_async: bool) -> ToolCall | None:
     if _recording.get() is tool:
         return None
-    run = current_run()
-    if run is None or run._rt is None:
+    run = active_run()
+    if run is None:
         refuse_outside_run(_tool_name(tool))
         return None
     return start_tool(
@@ -273,15 +273,15 @@ def _make_handler_class() -> type:
         def _start(self, serialized: Any, run_id: UUID, metadata: Any, kwargs: dict[str, Any]) -> None:
             if not self.enabled:
                 return
-            run = current_run()
-            if run is None or run._rt is None:
+            run = active_run()
+            if run is None:
                 return
             try:
                 call = llm.begin(run, _model_of(serialized, metadata, kwargs), str(run_id), attach=False)
             except AgentStopped:
                 raise
             except Exception as exc:
-                _internal_error("starting a LangChain model step", exc)
+                internal_error("starting a LangChain model step", exc)
                 return
             if call is not None:
                 self._calls[run_id] = call
@@ -304,7 +304,7 @@ def _make_handler_class() -> type:
             try:
                 input_tokens, output_tokens, model, cache_read, cache_write = _usage(response)
             except Exception as exc:
-                _internal_error("reading LangChain token usage", exc)
+                internal_error("reading LangChain token usage", exc)
                 input_tokens = output_tokens = cache_read = cache_write = 0
                 model = None
             call.finish(
@@ -332,7 +332,7 @@ def _make_manager_init(handler: Any) -> Callable[[Callable[..., Any]], Callable[
                 if handler.enabled and handler not in self.handlers:
                     self.add_handler(handler, inherit=True)
             except Exception as exc:
-                _internal_error("adding the LangChain callback handler", exc)
+                internal_error("adding the LangChain callback handler", exc)
 
         return __init__
 

@@ -25,10 +25,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from agent_otel.replay import ReplayError
+from agent_otel.run import enter_run, exit_run
 from agent_otel.stop import AgentStopped, StopReason
 
 from . import Integration
-from ._common import Patcher, enter_run, exit_run
+from ._common import Patcher
 
 
 def _reason(exc: BaseException) -> StopReason | None:

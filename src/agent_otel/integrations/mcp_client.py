@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from agent_otel.replay import RecordedOutcome
-from agent_otel.run import _internal_error, current_run
+from agent_otel.steps import active_run, current_run, internal_error
 from agent_otel.tools import active_tool_call
 
 from . import Integration
@@ -115,8 +115,8 @@ def _joins_framework_call(name: str) -> bool:
 def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def call_tool(self: Any, name: str, arguments: Any = None, *args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is None or run._rt is None:
+        run = active_run()
+        if run is None:
             refuse_outside_run(str(name))
             return await original(self, name, arguments, *args, **kwargs)
         if _in_call.get() or _joins_framework_call(str(name)):
@@ -138,7 +138,7 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             else:
                 call.ok(_result_value(result))
         except Exception as exc:
-            _internal_error("recording an MCP tool result", exc)
+            internal_error("recording an MCP tool result", exc)
             call.ok(None)
         return result
 

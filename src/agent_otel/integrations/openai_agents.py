@@ -45,23 +45,20 @@ from typing import Any
 from agent_otel import llm
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
-from agent_otel.run import _MISSING, _internal_error, current_run
+from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
+from agent_otel.steps import active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolTimeout, active_tool_call
 
 from . import Integration
 from ._common import (
-    FrameworkRun,
     Patcher,
     Serve,
     Unservable,
     as_int,
     await_or_serve,
-    enter_run,
-    exit_run,
     framework_llm,
     model_name,
-    note,
     parse_json_args,
     refuse_outside_run,
     reset_framework_llm,
@@ -96,7 +93,7 @@ def _classify(exc: BaseException) -> StopReason | None:
 def _enter(agent: Any, input: Any) -> FrameworkRun | None:
     name = getattr(agent, "name", None) or "agent"
     model = getattr(agent, "model", None)
-    run_input = input if isinstance(input, str | list) else _MISSING
+    run_input = input if isinstance(input, str | list) else MISSING
     return enter_run(str(name), model=model_name(model) if model is not None else None, input=run_input)
 
 
@@ -149,7 +146,7 @@ def _stored_error(streamed_result: Any) -> BaseException | None:
             check()
         stored = getattr(streamed_result, "_stored_exception", None)
     except Exception as exc:
-        _internal_error("reading a streamed run's outcome", exc)
+        internal_error("reading a streamed run's outcome", exc)
         return None
     return stored if isinstance(stored, BaseException) else None
 
@@ -192,12 +189,12 @@ def _tool_fn(function_tool: Any) -> Callable[..., Any] | None:
 def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def invoke(*args: Any, **kwargs: Any) -> Any:
-        run = current_run()
+        run = active_run()
         function_tool = kwargs.get("function_tool")
         context = kwargs.get("context")
         if function_tool is None:
             return await original(*args, **kwargs)
-        if run is None or run._rt is None:
+        if run is None:
             refuse_outside_run(str(getattr(function_tool, "name", "") or "tool"))
             return await original(*args, **kwargs)
         call = start_tool(
@@ -212,10 +209,10 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = await await_or_serve(call, _server(original, args, kwargs), original, *args, **kwargs)
         except BaseException as exc:
-            note(run, exc, _classify(exc))
+            note_failure(run, exc, _classify(exc))
             call.fail(exc)
             raise
-        if getattr(result, "is_sdk_generated_error", False) and not call._done:
+        if getattr(result, "is_sdk_generated_error", False) and not call.done:
             # Not a handled tool error (those were failed by _record_failure): the SDK's default
             # message for a tool that ran past its timeout_seconds.
             call.fail(_timeout_error(function_tool))
@@ -328,15 +325,15 @@ def _model_of(kwargs: dict[str, Any]) -> str:
 
 
 def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
-    run = current_run()
-    if run is None or run._rt is None:
+    run = active_run()
+    if run is None:
         return None
     try:
         return llm.begin(run, _model_of(kwargs), attach=False)
     except AgentStopped:
         raise
     except Exception as exc:
-        _internal_error("starting an Agents SDK model step", exc)
+        internal_error("starting an Agents SDK model step", exc)
         return None
 
 
@@ -360,7 +357,7 @@ def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             response = await original(*args, **kwargs)
         except BaseException as exc:
-            note(call.run, exc, _classify(exc))
+            note_failure(call.run, exc, _classify(exc))
             call.fail(exc)
             raise
         finally:
@@ -390,7 +387,7 @@ def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
             _finish_llm(call, usage)
             raise
         except BaseException as exc:
-            note(call.run, exc, _classify(exc))
+            note_failure(call.run, exc, _classify(exc))
             call.fail(
                 exc, as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens"))
             )

@@ -33,7 +33,8 @@ from typing import Any
 
 from agent_otel import llm
 from agent_otel.replay import RecordedOutcome
-from agent_otel.run import _MISSING, _internal_error, current_run
+from agent_otel.run import MISSING, enter_run, exit_run
+from agent_otel.steps import active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
@@ -44,11 +45,8 @@ from ._common import (
     Unservable,
     as_int,
     await_or_serve,
-    enter_run,
-    exit_run,
     framework_llm,
     model_name,
-    note,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -81,7 +79,7 @@ def _stop(run: Any, reason: StopReason) -> None:
     try:
         run.stop(reason, "the PydanticAI run deadline (timeout=) passed")
     except Exception as exc:
-        _internal_error("stopping a timed-out PydanticAI run", exc)
+        internal_error("stopping a timed-out PydanticAI run", exc)
 
 
 def _capability_class() -> type:
@@ -100,7 +98,7 @@ def _capability_class() -> type:
             frun = enter_run(
                 str(name),
                 model=model_name(getattr(ctx, "model", None)),
-                input=prompt if prompt is not None else _MISSING,
+                input=prompt if prompt is not None else MISSING,
             )
             try:
                 result = await handler()
@@ -118,8 +116,8 @@ def _capability_class() -> type:
             return result
 
         async def wrap_model_request(self, ctx: Any, *, request_context: Any, handler: Any) -> Any:
-            run = current_run()
-            if run is None or run._rt is None:
+            run = active_run()
+            if run is None:
                 return await handler(request_context)
             model = model_name(getattr(request_context, "model", None)) or model_name(
                 getattr(ctx, "model", None)
@@ -129,7 +127,7 @@ def _capability_class() -> type:
             except AgentStopped:
                 raise
             except Exception as exc:
-                _internal_error("starting a PydanticAI model step", exc)
+                internal_error("starting a PydanticAI model step", exc)
                 call = None
             if call is None:
                 return await handler(request_context)
@@ -137,7 +135,7 @@ def _capability_class() -> type:
             try:
                 response = await handler(request_context)
             except BaseException as exc:
-                note(run, exc, _classify(exc))
+                note_failure(run, exc, _classify(exc))
                 call.fail(exc)
                 raise
             finally:
@@ -157,9 +155,9 @@ def _capability_class() -> type:
         async def wrap_tool_execute(
             self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any
         ) -> Any:
-            run = current_run()
+            run = active_run()
             name = str(getattr(call, "tool_name", None) or getattr(tool_def, "name", "tool"))
-            if run is None or run._rt is None:
+            if run is None:
                 refuse_outside_run(name)
                 return await handler(args)
             try:
@@ -172,7 +170,7 @@ def _capability_class() -> type:
             try:
                 result = await await_or_serve(tool_call, _server(ctx, tool_call), handler, args)
             except BaseException as exc:
-                note(run, exc, _classify(exc))
+                note_failure(run, exc, _classify(exc))
                 tool_call.fail(exc)
                 raise
             tool_call.ok(result)
@@ -245,7 +243,7 @@ def _make_resolve(capability: Any) -> Callable[[Callable[..., Any]], Callable[..
                 try:
                     kwargs["extra_capabilities"] = [capability.instance.for_agent(self), *extra]
                 except Exception as exc:
-                    _internal_error("adding the PydanticAI capability", exc)
+                    internal_error("adding the PydanticAI capability", exc)
             return await original(self, ctx, *args, **kwargs)
 
         return _resolve_run_capabilities

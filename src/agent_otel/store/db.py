@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent_otel.hashing import json_safe, safe_int, safe_text
+from agent_otel.store import liveness
 from agent_otel.store.location import Target, home
 from agent_otel.store.schema import (
     EVENT_COLUMNS,
@@ -31,6 +33,7 @@ from agent_otel.store.schema import (
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+INTEGRITY_CHECK_S = 10.0  # doctor's bound on SQLite's quick_check (a few GB of store on a laptop)
 SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 DAY_MS = 86_400_000
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
@@ -39,11 +42,13 @@ logger = logging.getLogger("agent_otel")
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used. ``transient`` errors (locked, unreachable) may pass."""
+    """The store cannot be opened or used. ``transient`` errors (locked, unreachable, restarting) may
+    pass; ``bad_data`` ones are about a record the database refuses, not about the store."""
 
-    def __init__(self, message: str, transient: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, bad_data: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.bad_data = bad_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +76,59 @@ RETENTION_RULES: list[RetentionRule] = [
 
 
 def classify(exc: BaseException) -> StoreError:
-    """A database exception as a one-line :class:`StoreError`, marked transient when retrying may help."""
+    """A database exception as a one-line :class:`StoreError`, marked transient when retrying may help
+    and bad_data when the records written, not the store, are what the database refused."""
     if isinstance(exc, StoreError):
         return exc
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = text.lower()
-    transient = False
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in lowered or "busy" in lowered):
-        transient = True
-        text = f"{text} (another process holds the write lock)"
-    elif type(exc).__module__.startswith("psycopg") and type(exc).__name__ in (
-        "OperationalError",
-        "InterfaceError",
-        "ConnectionTimeout",
-    ):
-        transient = True
-    return StoreError(text, transient)
+        return StoreError(f"{text} (another process holds the write lock)", transient=True)
+    if type(exc).__module__.startswith("psycopg"):
+        return StoreError(text, transient=_pg_transient(exc), bad_data=_pg_bad_data(exc))
+    return StoreError(text, bad_data=_sqlite_bad_data(exc, lowered))
+
+
+# SQLSTATE classes (the first two characters): 08 connection exception, 57 operator intervention (a server
+# shutting down or restarting: 57P01 admin_shutdown, 57P03 cannot_connect_now), 53 insufficient resources,
+# 40 transaction rollback (serialization failure, deadlock); 22 data exception, 23 integrity constraint,
+# 54 program limit exceeded (a value too large for an index or a jsonb).
+_PG_TRANSIENT_CLASSES = ("08", "57", "53", "40")
+_PG_BAD_DATA_CLASSES = ("22", "23", "54")
+# A server that says who may not connect is not going to change its mind on a retry.
+_PG_PERMANENT_STATES = ("28000", "28P01", "3D000")
+
+
+def _pg_transient(exc: BaseException) -> bool:
+    """A restart, failover or network blip: psycopg raises OperationalError (AdminShutdown,
+    CannotConnectNow, ConnectionTimeout, "server closed the connection unexpectedly", ...) or, for a
+    connection that is already closed, InterfaceError. All of them pass."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _PG_PERMANENT_STATES:
+        return False
+    if state[:2] in _PG_TRANSIENT_CLASSES:
+        return True
+    return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
+
+
+def _pg_bad_data(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) or ""
+    if state[:2] in _PG_BAD_DATA_CLASSES:
+        return True
+    # Raised by psycopg itself, before the server sees the row (NUL in text, a value it cannot adapt).
+    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(exc).__mro__)
+
+
+def _sqlite_bad_data(exc: BaseException, lowered: str) -> bool:
+    """Errors of one record's values: Python refusing to encode them (a lone surrogate, an int of more
+    than 64 bits), SQLite refusing to bind or to hold them ("string or blob too big")."""
+    if isinstance(exc, UnicodeError | OverflowError | RecursionError | ValueError | TypeError):
+        return True
+    if isinstance(exc, sqlite3.InterfaceError | sqlite3.DataError | sqlite3.IntegrityError):
+        return True
+    if isinstance(exc, sqlite3.ProgrammingError) and "binding" in lowered:
+        return True
+    return isinstance(exc, sqlite3.Error) and "too big" in lowered
 
 
 class Store:
@@ -94,6 +136,7 @@ class Store:
 
     kind = ""
     placeholder = "?"
+    nul_ok = True  # whether text and JSON may hold NUL characters (PostgreSQL's may not)
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -114,6 +157,35 @@ class Store:
     def _unjson(self, value: Any) -> Any:
         return value
 
+    # --- values the database takes -------------------------------------------------------------------
+
+    def param(self, value: Any) -> Any:
+        """``value`` made safe to bind: text through :func:`safe_text` (a lone surrogate from
+        ``os.fsdecode``, NUL for PostgreSQL), ints beyond 64 bits as text. One odd value must not make a
+        batch fail, and with it the store."""
+        kind = type(value)
+        if kind is str:
+            return safe_text(value, self.nul_ok)
+        if kind is int:
+            return safe_int(value)
+        return value
+
+    def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(self.param(v) for v in values)
+
+    def json_text(self, value: Any) -> str:
+        """JSON text of ``value`` that both dialects accept (jsonb refuses NaN, lone surrogates and NUL);
+        the common case costs one ``json.dumps``, an odd value a :func:`json_safe` copy."""
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+        except (ValueError, TypeError, RecursionError):  # NaN, an int beyond 4,300 digits, a cycle
+            pass
+        else:
+            encodable = text.isascii() or safe_text(text) is text
+            if encodable and (self.nul_ok or "\\u0000" not in text):  # jsonb refuses an escaped NUL too
+                return text
+        return json.dumps(json_safe(value, self.nul_ok), ensure_ascii=False)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         raise NotImplementedError
@@ -124,6 +196,11 @@ class Store:
 
     def has_table(self, name: str) -> bool:
         raise NotImplementedError
+
+    def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
+        """Whether the database's pages are sound: ``{"checked": bool, "problems": [...], "note": str}``.
+        ``checked`` is False when no check ran to its end (then ``problems`` proves nothing)."""
+        return {"checked": False, "problems": [], "note": "checked by the database server, not here"}
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -256,7 +333,7 @@ class Store:
             elif col == "status":
                 row.append(r.get("status") or "running")
             else:
-                row.append(r.get(col))
+                row.append(self.param(r.get(col)))
         return tuple(row)
 
     def _event_row(self, e: dict[str, Any]) -> tuple[Any, ...]:
@@ -267,15 +344,29 @@ class Store:
                 value = self._json(value)
             elif col == "ts_ms":
                 value = int(value if value is not None else time.time() * 1000)
+            else:
+                value = self.param(value)
             row.append(value)
         return tuple(row)
 
     # --- reading -------------------------------------------------------------------------------------
 
-    def _run_out(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _run_out(self, row: dict[str, Any], now_ms: int | None = None, cache: Any = None) -> dict[str, Any]:
+        """A run row as the commands show it: times in epoch ms, and ``status`` ``abandoned`` (with the
+        reason in ``abandoned``) for a ``running`` row whose process is gone or whose deadline passed."""
         row["created_at_ms"] = self._ms(row.pop("created_at", None))
         row["ended_at_ms"] = self._ms(row.pop("ended_at", None))
+        if row.get("status") == liveness.RUNNING:
+            now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+            why = liveness.judge(row, now_ms, cache)
+            if why is not None:
+                row["status"] = liveness.ABANDONED
+                row["abandoned"] = why
         return row
+
+    def _runs_out(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now_ms, cache = int(time.time() * 1000), {}  # one judgement per writing process
+        return [self._run_out(r, now_ms, cache) for r in rows]
 
     def _event_out(self, row: dict[str, Any]) -> dict[str, Any]:
         row.pop("id", None)
@@ -315,8 +406,9 @@ class Store:
         if agent is not None:
             where.append("agent = ?")
             params.append(agent)
+        judged = stop_reason in (liveness.RUNNING, liveness.ABANDONED)  # both are `running` rows
         if stop_reason is not None:
-            if stop_reason == "running":
+            if judged:
                 where.append("status = 'running'")
             else:
                 where.append("stop_reason = ?")
@@ -330,9 +422,12 @@ class Store:
         if where:
             text += " WHERE " + " AND ".join(where)
         text += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, run_id"
-        if limit is not None:
+        if limit is not None and not judged:
             text += f" LIMIT {int(limit)}"
-        return [self._run_out(r) for r in self.query(text, params)]
+        out = self._runs_out(self.query(text, params))
+        if judged:
+            out = [r for r in out if r["status"] == stop_reason][:limit]
+        return out
 
     def find_run(self, prefix: str) -> dict[str, Any]:
         """The run whose id is ``prefix`` or starts with it; StoreError if none or several match."""
@@ -358,7 +453,7 @@ class Store:
 
     def children(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM agent_runs WHERE parent_run_id = ? ORDER BY created_at", (run_id,))
-        return [self._run_out(r) for r in rows]
+        return self._runs_out(rows)
 
     def events_for(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query(
@@ -510,6 +605,24 @@ def _cannot_write(exc: BaseException) -> bool:
     )
 
 
+def _make_parent(path: str) -> None:
+    """Create the store's directory only inside the agent-otel home: elsewhere a missing directory is
+    more likely a typo (``/srv/agnet/runs.db``) than a wish, and a store silently made there is lost."""
+    parent = os.path.dirname(path)
+    if not parent or os.path.isdir(parent):
+        return
+    agent_home = home()
+    if os.path.commonpath([agent_home, os.path.abspath(parent)]) != agent_home:
+        raise StoreError(
+            f"the directory {parent} does not exist; create it first (agent-otel creates only its home "
+            f"directory, {agent_home}), or check the path"
+        )
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {parent}: {exc.strerror or exc}") from None
+
+
 class _Rollback(Exception):
     """Raised inside a transaction to roll it back (a dry run)."""
 
@@ -527,14 +640,20 @@ class SQLiteStore(Store):
         commands), a store this process cannot write (a read-only mount, a copy without write permission)
         is opened read-only instead of refused; see :meth:`_open_read_only`."""
         path = self.target.location
+        if os.path.isdir(path):
+            raise StoreError(
+                f"{path} is a directory; the store is a file: give a file path such as "
+                f"{os.path.join(path, 'agent-otel.db')}"
+            )
         if not os.path.exists(path):
             if not create:
+                parent = os.path.dirname(path)
+                if parent and not os.path.isdir(parent):
+                    raise StoreError(f"no run store at {path}: the directory {parent} does not exist")
                 raise StoreError(
                     f"no run store at {path} yet; run an agent with agent_otel.setup() or `agent-otel demo`"
                 )
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, mode=0o700, exist_ok=True)
+            _make_parent(path)
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
@@ -639,7 +758,7 @@ class SQLiteStore(Store):
         return round(parsed.timestamp() * 1000)
 
     def _json(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return self.json_text(value)
 
     def _unjson(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -660,10 +779,43 @@ class SQLiteStore(Store):
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return bool(rows)
 
+    def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
+        """SQLite's ``PRAGMA quick_check`` (every page and record, without comparing indexes with their
+        tables: O(size), not the O(size log size) of integrity_check), stopped after ``budget_s``.
+
+        A store with damaged pages opens and counts its rows fine while listing them fails; this is what
+        tells the two apart. A check cut short says so rather than call the store sound.
+        """
+        deadline = time.monotonic() + budget_s
+        self.conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        try:
+            rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupt" not in str(exc).lower():
+                return {"checked": True, "problems": [str(exc)], "note": ""}
+            return {
+                "checked": False,
+                "problems": [],
+                "note": f"quick_check did not finish within {budget_s:g} s, so the store is not checked; "
+                f"run: sqlite3 {self.target.location} 'PRAGMA quick_check'",
+            }
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed"
+            return {"checked": True, "problems": [str(exc)], "note": ""}
+        finally:
+            self.conn.set_progress_handler(None, 0)
+        lines = [line for r in rows for line in str(r[0]).splitlines()]
+        problems = [line for line in lines if line != "ok" and not line.startswith("***")]
+        return {"checked": True, "problems": problems, "note": ""}
+
+
+def _as_is(text: str) -> str:
+    return text
+
 
 class PostgresStore(Store):
     kind = "postgresql"
     placeholder = "%s"
+    nul_ok = False
 
     def open(self, create: bool) -> None:
         try:
@@ -704,7 +856,7 @@ class PostgresStore(Store):
     def _json(self, value: Any) -> Any:
         from psycopg.types.json import Jsonb
 
-        return Jsonb(value, dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str))
+        return Jsonb(self.json_text(value), dumps=_as_is)
 
     def size_bytes(self) -> int | None:
         try:

@@ -197,6 +197,21 @@ END $$"""
 # can say that ``rp.input`` is its JSON form rather than hand back a dict without a word.
 _INPUT_TYPE = "ALTER TABLE agent_snapshot_runs ADD COLUMN input_type TEXT"
 
+
+# Migration 4: who wrote a run row, so that a ``running`` row whose process is gone reads as ``abandoned``
+# (agent_otel.store.liveness): host name, pid and the process's start marker, and the run's deadline
+# (epoch ms, from its max_duration_s budget) for rows of other hosts. The partial index serves the
+# listing of running and abandoned runs without a scan of every ended one.
+def _process_columns(bigint: str) -> list[str]:
+    return [
+        "ALTER TABLE agent_runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE agent_runs ADD COLUMN host TEXT",
+        "ALTER TABLE agent_runs ADD COLUMN process_start TEXT",
+        f"ALTER TABLE agent_runs ADD COLUMN deadline_ms {bigint}",
+        "CREATE INDEX agent_runs_running ON agent_runs (created_at) WHERE status = 'running'",
+    ]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -209,6 +224,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         ),
         (2, _snapshot_tables("BLOB", "INTEGER")),
         (3, [_INPUT_TYPE]),
+        (4, _process_columns("INTEGER")),
     ],
     "postgresql": [
         (
@@ -221,6 +237,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         ),
         (2, [*_snapshot_tables("BYTEA", "BIGINT"), _PG_OWNER_ONLY]),
         (3, [_INPUT_TYPE]),
+        (4, _process_columns("BIGINT")),
     ],
 }
 
@@ -252,6 +269,10 @@ RUN_COLUMNS = (
     "service",
     "replay_of",
     "detail",
+    "pid",
+    "host",
+    "process_start",
+    "deadline_ms",
 )
 
 # Columns written from ("event", {...}) records: the unified event schema plus what tools may add.

@@ -5,9 +5,14 @@ It runs on the pipeline's daemon thread, never on the agent's. Nothing here rais
 * a store that is corrupt, read-only, unreadable or of a newer schema is reported in **one** warning and
   then left alone for the rest of the process (the agent and OTLP export carry on);
 * a store that is only busy (another process holds SQLite's write lock past the busy timeout, or the
-  PostgreSQL server is unreachable) is reported once too, and the records wait in a bounded buffer;
-  beyond ``max_pending`` the oldest are dropped and counted. Tries back off (0.5 s doubling to 30 s) and
-  SQLite waits only 0.1 s per try until it recovers, because the pipeline thread also carries the metrics.
+  PostgreSQL server is unreachable or restarting) is reported once too, and the records wait in a buffer
+  bounded in records (``max_pending``) and in bytes (``max_pending_bytes``: snapshot blobs can be 16 MB
+  each); beyond either the oldest are dropped and counted in ``dropped``. Tries back off (0.5 s doubling
+  to 30 s), also when no new records arrive, and SQLite waits only 0.1 s per try until it recovers,
+  because the pipeline thread also carries the metrics;
+* a record the database refuses (a value it cannot encode, a row too large) costs only that record: the
+  batch is split until the refused records are found, they are dropped and counted (``rejected``, also
+  in ``dropped``), one warning names the first reason, and the store stays on.
 
 Retention (``agent-otel gc``) also runs from here, at most once per ``gc_interval_s`` per store, after a
 successful write: off the hot path, and without a cron job.
@@ -23,13 +28,16 @@ import time
 import weakref
 from typing import Any
 
-from agent_otel.store import db
+from agent_otel.store import db, liveness
 from agent_otel.store.db import Store, StoreError, classify, open_store
 from agent_otel.store.location import Target
 
 logger = logging.getLogger("agent_otel")
 
 GC_INTERVAL_S = 86_400.0
+MAX_PENDING = 50_000
+MAX_PENDING_BYTES = 32 << 20  # records kept while the store is busy, in bytes (estimated)
+_RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, its keys, short strings
 _WRITTEN = ("run", "event", "snapshot")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
@@ -43,6 +51,8 @@ def _after_fork_in_child() -> None:
         sink._lock = threading.Lock()
         sink._store = None  # the parent's connection is not the child's to use or close
         sink._pending = []  # the parent writes its own records
+        sink._pending_bytes = 0
+        sink._timer = None  # the parent's retry timer did not fork with it
 
 
 if hasattr(os, "register_at_fork"):
@@ -59,7 +69,8 @@ class StoreSink:
         *,
         busy_timeout_s: float | None = None,
         gc_interval_s: float = GC_INTERVAL_S,
-        max_pending: int = 50_000,
+        max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         events: bool = True,
     ) -> None:
         self.target = target
@@ -69,12 +80,17 @@ class StoreSink:
         self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.gc_interval_s = gc_interval_s
         self.max_pending = max_pending
-        self.dropped = 0
+        self.max_pending_bytes = max_pending_bytes
+        self.dropped = 0  # records that never reach the store, whatever the reason
+        self.rejected = 0  # of those, records the database refused (also counted in dropped)
         self.written = 0
         self.error: StoreError | None = None  # the last error, for doctor and tests
         self._store: Store | None = None
         self._pid = os.getpid()
-        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._pending: list[tuple[str, dict[str, Any], int]] = []  # (type, payload, estimated bytes)
+        self._pending_bytes = 0
+        self._timer: threading.Timer | None = None
+        self._warned_rejected = False
         self._disabled = False
         self._closed = False
         self._warned_transient = False
@@ -83,6 +99,7 @@ class StoreSink:
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
         self._backoff_s = 0.0
         self._lock = threading.Lock()
+        liveness.identity()  # computed now, while the process can still read what it needs
         _live.add(self)
 
     # --- the internal back-dating hook (used by `agent-otel demo --backdate` only) -------------------
@@ -117,7 +134,14 @@ class StoreSink:
             if self._disabled or self._closed:
                 self.dropped += sum(1 for t, _ in batch if t in self._types)
                 return
-            self._pending.extend((t, self._shifted(t, p)) for t, p in batch if t in self._types)
+            for rtype, payload in batch:
+                if rtype in self._types:
+                    payload = self._shifted(rtype, payload)
+                    if rtype == "run":  # who writes it: a reader can tell a dead process's runs
+                        payload = {**payload, **liveness.identity()}
+                    size = _record_bytes(rtype, payload)
+                    self._pending.append((rtype, payload, size))
+                    self._pending_bytes += size
             if time.monotonic() < self._retry_at:
                 self._trim_pending()
                 return
@@ -129,16 +153,19 @@ class StoreSink:
             self._lost_at_exit(len(self._pending), in_flight=True)
             return
         try:
-            if self._pending and not self._disabled and self._store is not None:
-                # One last, short try: shutdown is bounded, a locked store must not hold the exit.
-                with contextlib.suppress(Exception):
-                    self._store.set_busy_timeout(_CLOSE_WAIT_S)  # type: ignore[attr-defined]
-                self._flush_pending()
+            timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+            if self._pending and not self._disabled and self._pid == os.getpid():
+                self._last_try()
             if self._pending:
                 self.dropped += len(self._pending)
                 self._lost_at_exit(len(self._pending), in_flight=False)
                 self._pending = []
+                self._pending_bytes = 0
             self._closed = True
+            if self._timer is not None:  # scheduled by a failed last try
+                self._timer.cancel()
             if self._store is not None and self._pid == os.getpid():
                 self._store.close()
             self._store = None
@@ -173,21 +200,25 @@ class StoreSink:
             self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
         return self._store
 
-    def _flush_pending(self) -> None:
-        records = self._pending
-        if not records:
+    def _last_try(self) -> None:
+        """One last, short try at exit: shutdown is bounded, a locked store must not hold the exit, nor
+        a PostgreSQL server that does not answer (it is reconnected only if its port answers at once)."""
+        if self._store is None and (self.target.kind != "postgresql" or not _answers(self.target)):
             return
-        runs = [p for t, p in records if t == "run"]
-        events = [p for t, p in records if t == "event"]
-        snapshots = [p for t, p in records if t == "snapshot"]
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.set_busy_timeout(_CLOSE_WAIT_S)  # type: ignore[attr-defined]
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
         try:
             store = self._open()
-            store.write(runs, events, snapshots)
+            self._write_front(store, len(self._pending))
         except Exception as exc:
             self._failed(classify(exc))
             return
-        self.written += len(records)
-        self._pending = []
         self._backoff_s = 0.0
         if self._warned_transient:
             self._warned_transient = False
@@ -195,6 +226,50 @@ class StoreSink:
                 store.set_busy_timeout(self.busy_timeout_s)  # type: ignore[attr-defined]
             logger.info("agent-otel: the run store at %s accepts writes again", self.target.display)
         self._maybe_gc()
+
+    def _write_front(self, store: Store, n: int) -> None:
+        """Write the first ``n`` pending records in one transaction and take them off the buffer.
+
+        If the database refuses a record's values, halve and retry each half on its own, down to the
+        single records it refuses, which are dropped and counted: one bad value costs one record, not a
+        batch, and never the store. Any other error propagates with what was written already removed.
+        """
+        records = self._pending[:n]
+        try:
+            store.write(
+                [p for t, p, _ in records if t == "run"],
+                [p for t, p, _ in records if t == "event"],
+                [p for t, p, _ in records if t == "snapshot"],
+            )
+        except Exception as exc:
+            err = classify(exc)
+            if not err.bad_data:
+                raise err from None
+            if n > 1:
+                half = n // 2
+                self._write_front(store, half)
+                self._write_front(store, n - half)
+                return
+            self._reject(records[0][0], err)
+            n = 1
+        else:
+            self.written += n
+        self._pending_bytes -= sum(size for _, _, size in self._pending[:n])
+        del self._pending[:n]
+
+    def _reject(self, rtype: str, err: StoreError) -> None:
+        self.rejected += 1
+        self.dropped += 1
+        self.error = err
+        if not self._warned_rejected:
+            self._warned_rejected = True
+            logger.warning(
+                "agent-otel: the run store at %s refused a %s record (%s); it is dropped and counted, the "
+                "store stays in use (further refused records are counted, not logged)",
+                self.target.display,
+                rtype,
+                err,
+            )
 
     def _failed(self, err: StoreError) -> None:
         self.error = err
@@ -220,10 +295,12 @@ class StoreSink:
                     self._store.set_busy_timeout(_DEGRADED_BUSY_S)  # type: ignore[attr-defined]
             self._backoff_s = min(max(self._backoff_s * 2, 0.5), 30.0)
             self._retry_at = time.monotonic() + self._backoff_s
+            self._retry_later(self._backoff_s)
             return
         self._disabled = True
         self.dropped += len(self._pending)
         self._pending = []
+        self._pending_bytes = 0
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -234,10 +311,38 @@ class StoreSink:
             err,
         )
 
+    def _retry_later(self, delay_s: float) -> None:
+        """Try again after the back-off even if no new record arrives: a store back within a minute
+        then gets the records while the process lives, not only at its exit."""
+        if self._timer is not None or self._closed:
+            return
+        timer = threading.Timer(delay_s, self._retry)
+        timer.daemon = True
+        timer.name = "agent-otel-store-retry"
+        self._timer = timer
+        timer.start()
+
+    def _retry(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._closed or self._disabled or self._pid != os.getpid():
+                return
+            if time.monotonic() < self._retry_at:  # a write tried (and failed) meanwhile
+                self._retry_later(self._retry_at - time.monotonic())
+                return
+            self._flush_pending()
+
     def _trim_pending(self) -> None:
-        overflow = len(self._pending) - self.max_pending
-        if overflow > 0:
-            del self._pending[:overflow]
+        """Drop the oldest records beyond ``max_pending`` records or ``max_pending_bytes`` bytes."""
+        pending = self._pending
+        overflow = max(len(pending) - self.max_pending, 0)
+        excess = self._pending_bytes - sum(size for _, _, size in pending[:overflow]) - self.max_pending_bytes
+        while excess > 0 and overflow < len(pending):
+            excess -= pending[overflow][2]
+            overflow += 1
+        if overflow:
+            self._pending_bytes -= sum(size for _, _, size in pending[:overflow])
+            del pending[:overflow]
             self.dropped += overflow
 
     def _maybe_gc(self) -> None:
@@ -255,6 +360,60 @@ class StoreSink:
                 logger.info("agent-otel: retention removed %s from the run store", deleted)
         except Exception as exc:  # retention can wait for the next day or `agent-otel gc`
             logger.debug("agent-otel: automatic gc of the run store failed: %s", exc)
+
+
+def _answers(target: Target) -> bool:
+    """Whether the PostgreSQL server of ``target`` accepts a TCP connection within the close bound."""
+    import socket
+
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(target.location)
+    except Exception:
+        return False
+    host = str(info.get("hostaddr") or info.get("host") or "localhost").split(",")[0]
+    if host.startswith("/"):
+        return True  # a Unix socket on this machine: connecting fails or succeeds at once
+    try:
+        port = int(str(info.get("port") or 5432).split(",")[0])
+        with socket.create_connection((host, port), timeout=_CLOSE_WAIT_S):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _record_bytes(rtype: str, payload: dict[str, Any]) -> int:
+    """About what a record holds in memory: a snapshot's blob, an event's stored args and result."""
+    if rtype == "snapshot":
+        blob = payload.get("blob")
+        return _RECORD_BYTES + (len(blob.plain) if blob is not None else 0)
+    size = _RECORD_BYTES
+    for key in ("args", "result", "detail"):
+        value = payload.get(key)
+        if value is not None:
+            size += _approx_bytes(value)
+    return size
+
+
+def _approx_bytes(value: Any, cap: int = 1 << 24) -> int:
+    """Rough JSON size of a JSON-native value; stops counting at ``cap`` (it only bounds a buffer)."""
+    total = 0
+    stack = [value]
+    while stack and total < cap:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            stack.extend(item)
+        else:
+            total += 8
+    return total
 
 
 def sink_from_config(config: Any) -> StoreSink | None:

@@ -1,6 +1,6 @@
 """The snapshot tables (schema migration 2): writing what the recorder sends, reading a recording back.
 
-``("snapshot", {...})`` records come from :class:`agent_otel.snapshots.Recorder` with ``kind`` ``run``
+``("snapshot", {...})`` records come from the replay recorder (``agent_otel.snapshots``) with ``kind`` ``run``
 (a run's input and versions) or ``tool`` (one tool call's outcome). Blobs (results, errors, inputs) are
 stored once per content hash in ``agent_snapshot_blobs``; each write of a known blob only refreshes its
 ``last_used_ms``, which is what retention looks at, so a blob lives as long as the newest snapshot using
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent_otel.snapshots import OK, WRITE_FAILED, warn_once
+from agent_otel.snapshot_outcomes import OK, WRITE_FAILED, warn_once
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
@@ -101,7 +101,7 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
             store.sql(
                 f"INSERT INTO agent_snapshot_runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO NOTHING"
             ),
-            prepared.runs,
+            [store.row(r) for r in prepared.runs],
         )
     if prepared.tools:
         cols = ", ".join(TOOL_COLUMNS)
@@ -111,14 +111,15 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
                 f"INSERT INTO agent_tool_snapshots ({cols}) VALUES ({marks}) "
                 "ON CONFLICT (run_id, step_id) DO NOTHING"
             ),
-            prepared.tools,
+            [store.row(r) for r in prepared.tools],
         )
 
 
 def write_isolated(store: Store, prepared: Prepared) -> None:
     """:func:`write` inside a savepoint of the store's transaction: a snapshot that cannot be written is
-    dropped (counted, warned once) without losing the runs and events of the same batch. Only a store
-    that is busy (transient) fails the whole batch, which the sink then retries."""
+    dropped (counted, warned once) without losing the runs and events of the same batch. A store that is
+    busy (transient) fails the whole batch, which the sink then retries; values the database refuses
+    (bad_data) fail it too, so that the sink's split finds and drops only the records holding them."""
     from agent_otel.store.db import classify
 
     store.execute("SAVEPOINT agent_otel_snapshots")
@@ -128,7 +129,7 @@ def write_isolated(store: Store, prepared: Prepared) -> None:
         err = classify(exc)
         store.execute("ROLLBACK TO SAVEPOINT agent_otel_snapshots")
         store.execute("RELEASE SAVEPOINT agent_otel_snapshots")
-        if err.transient:
+        if err.transient or err.bad_data:
             raise
         warn_once("write", "writing replay snapshots to the run store failed (%s); they are dropped", err)
         return

@@ -1,0 +1,521 @@
+"""The step engine: a step's life, once, for tool calls and LLM calls alike.
+
+A *step* is one tool call or one LLM request of a run. Whichever way it is made (``@tool``,
+``run.call_tool``, ``run.record_llm``, a framework integration), :func:`begin` and :meth:`Step.end` give
+it the same life: the run's pending stop is raised first, then the policies' checks run (a guard may stop
+the run here, before anything is recorded), a policy may claim to *serve* the step instead of running it
+(a replay), the step gets the next ``agent.step_id`` of its run and a child span of the run, and when it
+ends: span status, duration, the unified event, the policies' after-step hooks, and, if it failed, the
+note that lets the run's stop name it (``tool_error``, ``model_error``...). :mod:`agent_otel.tools` and
+:mod:`agent_otel.llm` are the two kinds of step: they add what differs (the ``@tool`` decorator, retries
+and deadlines; usage and spend), not a second copy of the life.
+
+The interface for integrations
+------------------------------
+An integration turns a framework's invocation into a run and its tool and LLM calls into steps, using
+only these public functions (``integrations/_common.py`` wraps a few of them for framework tools)::
+
+    from agent_otel import llm, tools
+    from agent_otel.run import enter_run, exit_run
+    from agent_otel.steps import active_run, check_pending, internal_error, note_failure
+
+    frun = enter_run(agent, model=model, input=prompt)    # find or start the run of this invocation
+    ...                                                   # (None: telemetry failed, just run the framework)
+    exit_run(frun, exc, reason)                           # leave it; stops it if enter_run started it
+
+    run = active_run()                                    # the started run of this context, or None
+    call = tools.begin(run, tools.ToolOptions(name), args, call_id=..., attach=..., claimable=...)
+    call.ok(result) | call.fail(exc)                      # finish a tool step (exactly once)
+    step = llm.begin(run, model, call_id, attach=False)
+    step.finish(input_tokens, output_tokens, ...) | step.fail(exc, ...)   # finish an LLM step
+    note_failure(run, exc, StopReason.MAX_STEPS)          # why exc ends the run, if the framework knows
+    check_pending(run)                                    # raise a stop decided since the last step
+    internal_error("what failed", exc)                    # a telemetry failure: logged once, never raised
+
+``tools.begin`` / ``llm.begin`` may raise :class:`~agent_otel.AgentStopped` (a guard stopped the run; let
+it propagate) and return None when telemetry itself failed (run the call untraced). A tool step that a
+replay serves has ``call.replay`` set: :mod:`agent_otel.replay` (``serve``, ``recorded``) hands out the
+recorded outcome, and the framework's tool must not run. ``step.done`` tells whether a step has ended.
+A step reported after the fact (a span bridge, ``run.record_llm``) passes ``start_time_ns=`` to ``begin``
+and calls ``step.back_date(duration_ms)`` before ending it, so span and duration cover the real call.
+
+Policies
+--------
+Guards (before a step), replay (instead of a step) and snapshot recording (after a step) plug in as
+:class:`Policy` objects: their modules register a factory with :func:`agent_otel.runtime.register_policy`,
+each runtime builds its policies from the configuration, and each run asks them for a :class:`RunPolicy`
+when it starts. The engine calls only the hooks a run policy overrides, so a policy costs nothing where it
+has nothing to do; the engine never imports a policy.
+
+Nothing here touches the network or the disk, and a failure of telemetry is reported once
+(:func:`internal_error`) and never reaches the agent: the only exceptions the engine raises into agent
+code are the policies' (AgentStopped, a guard's ToolDenied, a replay's refusal).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from agent_otel import runtime
+from agent_otel.events import new_event
+from agent_otel.redaction import record_exception
+from agent_otel.runtime import Runtime
+from agent_otel.stop import AgentStopped, StopReason, StopResult
+
+if TYPE_CHECKING:
+    from agent_otel.run import Run
+
+logger = logging.getLogger("agent_otel")
+
+#: How many failed steps a run remembers to name its stop (the most recent ones).
+MAX_TRACKED_FAILURES = 16
+
+_current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
+# The context key OpenTelemetry stores the current span under, found through the public API.
+(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
+
+
+# --- the run of the calling context ------------------------------------------------------------------
+
+
+def current_run() -> Run | None:
+    """The run of the calling context, or None outside any run."""
+    return _current.get()
+
+
+def active_run() -> Run | None:
+    """The run of the calling context if it has started (steps can be recorded on it), else None."""
+    run = _current.get()
+    return run if run is not None and run.ledger.runtime is not None else None
+
+
+def bind_run(run: Run | None) -> Token[Run | None]:
+    """Make ``run`` the run of the calling context (``Run`` does this on entering its block)."""
+    return _current.set(run)
+
+
+def unbind_run(token: Token[Run | None]) -> None:
+    """Undo :func:`bind_run`; left in another context than it was entered, just clear the run."""
+    try:
+        _current.reset(token)
+    except ValueError:  # exited in another context (a generator or a callback)
+        _current.set(None)
+
+
+# --- telemetry failures ------------------------------------------------------------------------------
+
+_reported: set[str] = set()
+
+
+def internal_error(what: str, exc: BaseException) -> None:
+    """Report an agent-otel failure once per kind and carry on; it must never reach agent code."""
+    key = f"{what}:{type(exc).__name__}"
+    if key not in _reported:
+        _reported.add(key)
+        logger.warning(
+            "agent-otel: error while %s (%s: %s); telemetry continues without it",
+            what,
+            type(exc).__name__,
+            exc,
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
+
+
+# --- policies ----------------------------------------------------------------------------------------
+
+
+class RunPolicy:
+    """A policy's part in one run. Override the hooks you need; the engine calls only overridden ones.
+
+    ``before_step`` and ``before_retry`` may raise AgentStopped (or another exception meant for the
+    agent); ``serve`` returns what serves the step instead of running it (stored as ``step.replay``), or
+    None; ``after_step`` and ``run_stopped`` must not raise (a failure is reported once and ignored).
+    """
+
+    __slots__ = ()
+
+    def before_step(self, step: Step) -> None:
+        """Before a step gets its step_id and span (also after the fact, ``step.recorded``)."""
+
+    def serve(self, step: Step) -> Any:
+        """What serves ``step`` instead of running it, or None to run it."""
+        return None
+
+    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
+        """After a step ended with ``result`` or ``exc`` (its span ended, its event emitted)."""
+
+    def before_retry(self, step: Step) -> None:
+        """Before a failed attempt of a tool step is retried."""
+
+    def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
+        """The deadline of a tool step, given the tool's own ``timeout_s`` (None: none set)."""
+        return timeout_s
+
+    def run_stopped(self, result: StopResult) -> None:
+        """After the run's single stop was recorded."""
+
+
+class Policy:
+    """A policy of a runtime (built by a factory registered with ``runtime.register_policy``).
+
+    ``order`` sorts a runtime's policies: guards (100) check before a replay (200) serves, and the
+    snapshot recorder (300) sees whether a run is a replay.
+    """
+
+    order: ClassVar[int] = 0
+
+    def start_run(self, run: Run) -> RunPolicy | None:
+        """The policy's state for a run that starts now (before its span exists), or None."""
+        return None
+
+    def outside_run(self, tool: str) -> None:
+        """A tool was called outside any run (it runs untraced unless this raises)."""
+
+
+def _overriding(policies: tuple[RunPolicy, ...], name: str) -> tuple[Any, ...]:
+    default = getattr(RunPolicy, name)
+    return tuple(getattr(p, name) for p in policies if getattr(type(p), name) is not default)
+
+
+class Hooks:
+    """A run's policies, and for each hook the bound methods that override it (hot-path dispatch)."""
+
+    __slots__ = ("after", "before", "policies", "retry", "serve", "stop", "timeout")
+
+    def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
+        self.policies = policies
+        self.before = _overriding(policies, "before_step")
+        self.serve = _overriding(policies, "serve")
+        self.after = _overriding(policies, "after_step")
+        self.retry = _overriding(policies, "before_retry")
+        self.timeout = _overriding(policies, "step_timeout")
+        self.stop = _overriding(policies, "run_stopped")
+
+
+NO_HOOKS = Hooks()
+
+
+# --- the engine's state of one run -------------------------------------------------------------------
+
+
+class Ledger:
+    """What the engine keeps for one run: its runtime and policies, the failures that may name its stop,
+    and a stop decided for its next step. The run owns one (``run.ledger``); the counters it advances
+    (``run.steps``, ``run.tool_calls``, tokens, spend) are the run's public attributes.
+    """
+
+    __slots__ = ("failures", "hooks", "lock", "pending", "runtime")
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None  # set when the run starts
+        self.hooks = NO_HOOKS
+        self.lock = threading.Lock()
+        self.failures: list[tuple[BaseException, StopReason]] = []
+        self.pending: StopResult | None = None
+
+    def start(self, run: Run, rt: Runtime) -> None:
+        """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
+        parts = (p.start_run(run) for p in rt.policies)
+        self.hooks = Hooks(tuple(p for p in parts if p is not None))
+        self.runtime = rt
+
+    def failure_reason(self, exc: BaseException) -> StopReason | None:
+        """The stop reason noted for ``exc`` or an exception it was raised from, if any."""
+        seen: set[int] = set()
+        cur: BaseException | None = exc
+        while cur is not None and id(cur) not in seen:
+            seen.add(id(cur))
+            for failed, reason in self.failures:
+                if failed is cur:
+                    return reason
+            cur = cur.__cause__ or cur.__context__
+        return None
+
+
+def note_failure(run: Run | None, exc: BaseException, reason: StopReason | None) -> None:
+    """Remember that ``exc`` ends ``run`` with ``reason``, should it leave the run's block.
+
+    Steps note ``tool_error`` / ``tool_timeout`` / ``model_error`` when they fail; an integration that
+    knows better (a framework's max-steps error) notes first, since the first note for an exception wins.
+    A None run or reason, or an AgentStopped (it carries its own reason), is ignored; never raises.
+    """
+    if run is None or reason is None or isinstance(exc, AgentStopped):
+        return
+    try:
+        failures = run.ledger.failures
+        failures.append((exc, reason))
+        if len(failures) > MAX_TRACKED_FAILURES:
+            del failures[0]
+    except Exception as err:
+        internal_error("classifying an error", err)
+
+
+def defer_stop(run: Run, result: StopResult) -> None:
+    """Stop ``run`` with ``result`` before its next step (a budget that usage crossed mid-step)."""
+    run.ledger.pending = result
+
+
+def check_pending(run: Run) -> None:
+    """Raise AgentStopped if ``run`` has stopped, or has a stop pending (which is recorded now)."""
+    pending = run.ledger.pending
+    if pending is not None:
+        raise AgentStopped(run.stop(pending.stop_reason, pending.detail))
+    if run.result is not None:
+        raise AgentStopped(run.result)
+
+
+def outside_run(tool: str) -> None:
+    """A tool called outside any run: the policies may refuse it (a replay never runs a tool)."""
+    for policy in runtime.current().policies:
+        policy.outside_run(tool)
+
+
+# --- a step ------------------------------------------------------------------------------------------
+
+
+class Step:
+    """One step of a run in flight: begun by :func:`begin`, ended exactly once by :meth:`end`.
+
+    Subclasses (``tools.ToolCall``, ``llm.LLMCall``) give the kind: ``kind``, ``span_kind``,
+    :meth:`span_name`, :meth:`start_attributes`, and the public ways to finish that call :meth:`end`.
+    """
+
+    __slots__ = (
+        "_done",
+        "_start_ns",
+        "_token",
+        "args",
+        "args_sha",
+        "call_id",
+        "recorded",
+        "replay",
+        "run",
+        "span",
+        "step_id",
+    )
+
+    kind: ClassVar[str] = "step"
+    span_kind: ClassVar[SpanKind] = SpanKind.INTERNAL
+    #: A context key under which an attached step of this kind is also current (``tools.active_tool_call``).
+    context_key: ClassVar[Any] = None
+
+    def __init__(self, run: Run, call_id: str | None, args: Any = None, args_sha: str | None = None) -> None:
+        self.run = run
+        self.call_id = call_id
+        self.args = args
+        self.args_sha = args_sha
+        self.step_id = 0
+        self.recorded = False  # reported after it happened (record_llm): checks judge it as counted
+        self.replay: Any = None  # what serves this step instead of running it (a replay), see Policy
+        self.span: Span = trace.INVALID_SPAN
+        self._token: Any = None
+        self._start_ns = time.perf_counter_ns()
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        """True once the step has ended (ok or failed)."""
+        return self._done
+
+    @property
+    def runtime(self) -> Runtime | None:
+        return self.run.ledger.runtime
+
+    def span_name(self) -> str:
+        raise NotImplementedError
+
+    def start_attributes(self, rt: Runtime) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def back_date(self, duration_ms: float) -> None:
+        """Measure the step's duration from ``duration_ms`` before now (a request reported afterwards)."""
+        self._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
+
+    def claim_end(self) -> bool:
+        """Mark the step ended; False if it already was (so each outcome is recorded once)."""
+        if self._done:
+            return False
+        self._done = True
+        return True
+
+    def end(
+        self,
+        attributes: dict[str, Any],
+        exc: BaseException | str | None = None,
+        description: str | None = None,
+    ) -> tuple[float, Any]:
+        """End the span with ``attributes`` (ERROR status with ``description`` when failed with ``exc``;
+        without one, ``Class: <redacted message>``) and leave its context. Returns ``(duration_ms, span
+        context)`` for the step's event. The exception's message and stack trace leave only redacted.
+        """
+        span = self.span
+        duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        try:
+            span.set_attributes(attributes)
+            if exc is not None:
+                if isinstance(exc, BaseException):
+                    rt = self.runtime
+                    message = record_exception(span, exc, rt.config if rt is not None else None)
+                    if description is None:
+                        description = f"{type(exc).__name__}: {message}"[:512]
+                span.set_status(Status(StatusCode.ERROR, description))
+        except Exception as err:  # e.g. an exception whose __str__ raises
+            internal_error(f"recording a {self.kind} span's outcome", err)
+        try:
+            span.end()
+        except Exception as err:  # e.g. a raising span processor of the application
+            internal_error(f"ending a {self.kind} span", err)
+        token, self._token = self._token, None
+        if token is not None:
+            otel_context.detach(token)
+        return duration_ms, span.get_span_context()
+
+    def event(
+        self,
+        event_kind: str,
+        span_ctx: Any,
+        duration_ms: float,
+        status: str,
+        error: str | None,
+        tool: str | None = None,
+        result_sha: str | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in)."""
+        run = self.run
+        event = new_event(
+            event_kind,
+            run.run_id,
+            run.agent,
+            run.trace_id,
+            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+            self.step_id,
+            tool,
+            self.args_sha,
+            result_sha,
+            duration_ms,
+            status,
+            error,
+            None,
+            usage,
+        )
+        event["_sampled"] = span_ctx.trace_flags.sampled
+        return event
+
+    def after(self, result: Any, exc: BaseException | str | None) -> None:
+        """Run the policies' after-step hooks; a failing hook is reported, never raised."""
+        for hook in self.run.ledger.hooks.after:
+            try:
+                hook(self, result, exc)
+            except Exception as err:
+                internal_error(f"a policy after a {self.kind} step", err)
+
+    def before_retry(self) -> None:
+        """A failed attempt will be retried: the policies may stop the run here (AgentStopped)."""
+        for hook in self.run.ledger.hooks.retry:
+            hook(self)
+
+    def timeout(self, timeout_s: float | None) -> float | None:
+        """The step's deadline after the policies' say (``guards.tool_timeout_s``); 0 or None: none."""
+        for hook in self.run.ledger.hooks.timeout:
+            timeout_s = hook(self, timeout_s)
+        return timeout_s or None
+
+
+def policy_checks(step: Step) -> None:
+    """The policies' checks of a step (may raise AgentStopped); :func:`begin` runs them after the run's
+    pending stop. ``record_llm`` runs them after the fact, with ``step.recorded`` set."""
+    for hook in step.run.ledger.hooks.before:
+        hook(step)
+
+
+def begin(
+    step: Step,
+    *,
+    checks: bool = True,
+    attach: bool = True,
+    start_time_ns: int | None = None,
+) -> Step | None:
+    """Start ``step``: checks (unless ``checks`` is off), serving policies, the step_id and the span.
+
+    Returns None when the run has not started or telemetry failed (the caller runs the call untraced);
+    a step a policy serves is returned even then, since it must not run. ``attach`` makes the span
+    current (callers that end the step on another thread pass False).
+    """
+    run = step.run
+    ledger = run.ledger
+    hooks = ledger.hooks
+    if checks:
+        if ledger.pending is not None or run.result is not None:
+            check_pending(run)
+        for hook in hooks.before:
+            hook(step)
+    for serve in hooks.serve:
+        served = serve(step)
+        if served is not None:
+            step.replay = served
+            break
+    rt = ledger.runtime
+    if rt is None:
+        return None
+    try:
+        with ledger.lock:
+            run.steps += 1
+            if step.kind == "tool":
+                run.tool_calls += 1
+            else:
+                run.llm_calls += 1
+            step.step_id = run.steps
+        # The parent is whatever is current when this run is the current run (a tool span when tools
+        # nest); a run driven from a thread that did not copy the context still parents to its run span.
+        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
+        span = step.span = rt.tracer.start_span(
+            step.span_name(),
+            context=parent,
+            kind=step.span_kind,
+            attributes=step.start_attributes(rt),
+            start_time=start_time_ns,
+        )
+        if attach:
+            # One new Context holding the span (and the step, for its kind's key): set_span_in_context
+            # followed by set_value would copy the context twice.
+            values = {**(otel_context.get_current() if parent is None else parent), _SPAN_KEY: span}
+            if step.context_key is not None:
+                values[step.context_key] = step
+            step._token = otel_context.attach(otel_context.Context(values))
+        if start_time_ns is None:
+            step._start_ns = time.perf_counter_ns()
+        return step
+    except Exception as exc:
+        internal_error(f"starting a {step.kind} span", exc)
+        return step if step.replay is not None else None
+
+
+__all__ = [
+    "MAX_TRACKED_FAILURES",
+    "NO_HOOKS",
+    "Hooks",
+    "Ledger",
+    "Policy",
+    "RunPolicy",
+    "Step",
+    "active_run",
+    "begin",
+    "bind_run",
+    "check_pending",
+    "current_run",
+    "defer_stop",
+    "internal_error",
+    "note_failure",
+    "outside_run",
+    "policy_checks",
+    "unbind_run",
+]

@@ -1,0 +1,144 @@
+"""Values real tools return that a database driver cannot encode: each costs at most its own record.
+
+A lone surrogate (``os.fsdecode`` of a file name that is not UTF-8), an int beyond 64 bits or beyond
+Python's 4,300-digit limit, an enum as a dict key: before, one of them switched the store off for the
+rest of the process, or lost a whole batch of the JSON-lines sink.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import sqlite3
+
+import pytest
+
+import agent_otel
+from agent_otel import sdk
+from agent_otel.events import JsonLinesSink
+from agent_otel.store import StoreSink, Target, open_store
+from tests.store import seed
+from tests.store.conftest import one_run
+from tests.store.test_store import rows, store_warnings
+
+NOT_UTF8 = os.fsdecode(b"v\xff")  # 'v\udcff': what Python makes of a file name that is not UTF-8
+
+
+def test_undecodable_text_and_huge_ints_are_stored_escaped_and_the_store_stays_on(
+    setup_agent, tmp_path, caplog
+):
+    setup_agent(config={"logging": {"events": {"store_args": True}}})
+
+    @agent_otel.tool(name="ls")
+    def ls(path: str) -> list:
+        return [os.fsdecode(b"report-\xe9.txt"), 2**70, 10**5000]
+
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        with agent_otel.run("fs-agent", prompt_version=NOT_UTF8, input={"n": 2**70}) as run:
+            ls(path=NOT_UTF8)
+            run.record_llm(model="gpt-4o", input_tokens=2**63, output_tokens=1)
+        later = one_run(1)
+        assert sdk.flush(5)
+    assert store_warnings(caplog) == []
+    db = str(tmp_path / "home" / "agent-otel.db")
+    stored = {r["run_id"]: r for r in rows(db, "SELECT * FROM agent_runs")}
+    assert set(stored) == {run.run_id, later}  # the store is still on for the next run
+    weird = stored[run.run_id]
+    assert (weird["status"], weird["prompt_version"]) == ("success", "v\\udcff")
+    # beyond 64 bits: bound as its digits; SQLite's INTEGER affinity keeps that as the nearest REAL
+    assert float(weird["input_tokens"]) == float(2**63)
+    (event,) = rows(db, "SELECT args, result FROM agent_events WHERE tool = 'ls'")
+    assert json.loads(event["args"]) == {"path": "v\\udcff"}
+    name, big, giant = json.loads(event["result"])
+    # the surrogate made this value take the safe copy, which writes ints beyond 64 bits as text
+    assert name == "report-\\udce9.txt" and big == str(2**70)
+    # as its hex digits, cut to the store_args limit (redaction.max_chars) like any long value
+    assert giant["$int"].startswith(hex(10**5000)[:1000]) and giant["$int"].endswith(" chars]")
+
+
+def test_a_record_the_database_refuses_is_dropped_alone_and_counted(tmp_path, caplog):
+    path = str(tmp_path / "refuses.db")
+    sink = StoreSink(Target("sqlite", path))
+    sink.write(seed.run_records(seed.now_ms()))  # opens the store
+    # SQLite refuses a value longer than its length limit ("string or blob too big"): lower the limit so
+    # that a 200 kB stop detail is such a value, as a multi-GB one would be with the default limit.
+    sink._store.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 100_000)
+    good = [seed.run_records(seed.now_ms()) for _ in range(5)]
+    bad = seed.run_records(seed.now_ms())
+    bad[-1][1]["detail"] = "x" * 200_000  # the end record of this run is too big
+    batch = [rec for records in (*good[:3], bad, *good[3:]) for rec in records]
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        sink.write(batch)
+        sink.write(seed.run_records(seed.now_ms()))
+    sink.close()
+    assert (sink.rejected, sink.dropped) == (1, 1)
+    assert sink.written == (len(batch) - 1) + 2 * len(good[0])
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1 and "refused a run record" in warnings[0] and "too big" in warnings[0]
+    store = open_store(Target("sqlite", path), create=False)
+    try:
+        runs = store.runs()
+        events = list(store.iter_events())
+    finally:
+        store.close()
+    assert len(runs) == 8
+    assert sum(r["status"] == "success" for r in runs) == 7  # the bad run's start record is in
+    assert len(events) == 8 * (len(good[0]) - 2)  # every event of every run
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+def test_the_json_lines_sink_loses_no_line_to_a_value_orjson_refuses(tmp_path):
+    path = tmp_path / "events.jsonl"
+    sink = JsonLinesSink(str(path), ["run_id", "tool", "usage", "error"])
+    event = {"run_id": "r", "kind": "tool_result", "ts_ms": 1, "agent": "a", "trace_id": "t", "span_id": "s"}
+    batch = [
+        ("event", dict(event, tool="ok-before")),
+        ("event", dict(event, tool="big", usage={"n": 2**64 + 1})),
+        ("event", dict(event, tool="enum-key", usage={Color.RED: 1})),
+        ("event", dict(event, tool=NOT_UTF8)),
+        ("event", dict(event, tool="giant", usage={"n": 10**5000})),
+        ("event", dict(event, tool="ok-after")),
+    ]
+    sink.write(batch)
+    sink.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["tool"] for line in lines] == [
+        "ok-before",
+        "big",
+        "enum-key",
+        "v\\udcff",
+        "giant",
+        "ok-after",
+    ]
+    assert lines[1]["usage"] == {"n": str(2**64 + 1)}
+    assert lines[2]["usage"] == {"Color.RED": 1}
+    assert lines[4]["usage"] == {"n": {"$int": hex(10**5000)}}
+
+
+def test_records_waiting_for_a_down_store_are_bounded_in_bytes_and_drops_counted(setup_agent, tmp_path):
+    pytest.importorskip("psycopg")
+    # PostgreSQL down: every record waits for it. Each tool result is a distinct 768 kB snapshot blob.
+    setup_agent(store="postgresql://agent@127.0.0.1:1/agent_otel")
+    sink = next(s for s in sdk.installation().pipeline.sinks() if isinstance(s, StoreSink))
+    sink.max_pending_bytes = 8 << 20  # the default is 32 MiB; a smaller bound keeps the test quick
+
+    @agent_otel.tool(name="fetch")
+    def fetch(i: int) -> str:
+        return f"{i:06d}" + "x" * 768_000
+
+    with agent_otel.run("big-results") as run:
+        for i in range(40):
+            fetch(i)
+            assert sdk.flush(10)
+    assert sdk.flush(10)
+    kept = [rec[1] for rec in sink._pending if rec[0] == "snapshot" and rec[1].get("blob") is not None]
+    held = sum(len(p["blob"].plain) for p in kept)
+    assert held <= sink.max_pending_bytes
+    assert len(kept) >= 8  # the newest ones are kept, the oldest dropped
+    assert sink.dropped >= 40 - len(kept)
+    assert run.result.stop_reason.value == "completed"

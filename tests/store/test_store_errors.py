@@ -1,0 +1,122 @@
+"""A store that cannot be what the user meant says so in one line, and doctor tells a damaged one apart.
+
+Every case runs the real ``agent-otel`` command (and ``setup()`` where the SDK meets the same input).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import stat
+
+import pytest
+
+import agent_otel
+from agent_otel import sdk
+from tests.cli.conftest import CLI, one_line_error
+from tests.store import seed
+from tests.store.conftest import one_run
+from tests.store.test_store import store_warnings
+
+
+@pytest.fixture
+def cli(tmp_path) -> CLI:
+    return CLI(tmp_path / "home")
+
+
+def _damage(path: str, table: str = "agent_runs") -> None:
+    """Overwrite three leaf pages of ``table`` in the middle of the file, as a failing disk would."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [
+            r[0]
+            for r in conn.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (table,))
+        ]
+    finally:
+        conn.close()
+    assert len(pages) >= 6, pages
+    with open(path, "r+b") as fh:
+        for page in pages[len(pages) // 2 : len(pages) // 2 + 3]:
+            fh.seek((page - 1) * page_size + 100)
+            fh.write(b"\xde\xad\xbe\xef" * 200)
+
+
+def test_doctor_finds_damaged_pages_that_make_runs_fail(cli):
+    records = []
+    for i in range(600):
+        records += seed.run_records(seed.now_ms() - i * 60_000)
+    seed.write(cli.db, records)
+    healthy = json.loads(cli("doctor", "--json").stdout)["store"]
+    assert healthy["ok"] is True and healthy["integrity"] == {"checked": True, "problems": [], "note": ""}
+    _damage(cli.db)
+
+    listing = cli("runs", "--last", "1000")
+    assert listing.returncode == 2 and "malformed" in listing.stderr  # what the user ran into
+    doctor = cli("doctor", "--json")
+    store = json.loads(doctor.stdout)["store"]
+    assert doctor.returncode == 1 and store["ok"] is False
+    assert store["integrity"]["checked"] is True and store["integrity"]["problems"]
+    assert "damaged" in store["error"] and ".recover" in store["error"]
+    text = cli("doctor")
+    assert text.returncode == 1 and "damaged" in text.stdout
+
+
+def test_a_store_that_cannot_be_what_the_user_meant_is_one_clear_line(cli, tmp_path):
+    directory = tmp_path / "runs"
+    directory.mkdir()
+    cases = {
+        str(directory): "is a directory; the store is a file",
+        str(tmp_path / "typo-dir" / "agent-otel.db"): f"the directory {tmp_path / 'typo-dir'} does not exist",
+        "mysql://app:pw@db/agents": "unknown scheme 'mysql://'",
+        "sqlite:///x.db": "give the SQLite file's path itself",
+    }
+    for store, says in cases.items():
+        line = one_line_error(cli("--store", store, "runs"))
+        assert says in line, line
+        assert ":pw@" not in line
+    # The demo, which creates a store, does not create a mistyped directory either.
+    line = one_line_error(cli("--store", str(tmp_path / "typo-dir" / "agent-otel.db"), "demo", "--runs", "1"))
+    assert f"the directory {tmp_path / 'typo-dir'} does not exist" in line
+    assert not (tmp_path / "typo-dir").exists() and not os.path.exists("mysql:")
+
+
+def test_the_sdk_warns_once_for_a_store_path_it_must_not_create(setup_agent, tmp_path, caplog):
+    target = tmp_path / "typo-dir" / "agent-otel.db"
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        setup_agent(store=str(target))
+        one_run(1)
+        one_run(2)
+        assert sdk.flush(5)
+    agent_otel.shutdown()
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1 and f"the directory {target.parent} does not exist" in warnings[0], warnings
+    assert not target.parent.exists()
+
+
+def test_doctor_does_not_advise_chmod_on_a_sticky_shared_directory(cli, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp
+    db = str(shared / "agent-otel.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    store = json.loads(cli("doctor", "--json", "--store", db).stdout)["store"]
+    assert store["dir_mode"] == "0o1777" and store["file_mode"] == "0o600"
+    assert store["warnings"] == []
+    assert "chmod" not in cli("doctor", "--store", db).stdout
+    shutil.rmtree(shared)
+
+
+def test_an_existing_world_readable_event_sink_file_is_made_owner_only(setup_agent, tmp_path):
+    sink = tmp_path / "events.jsonl"
+    sink.write_text("")
+    os.chmod(sink, 0o644)
+    setup_agent(store=False, events=str(sink))
+    one_run(1)
+    assert sdk.flush(5)
+    assert stat.S_IMODE(os.stat(sink).st_mode) == 0o600
+    assert '"kind":"stop"' in sink.read_text()
