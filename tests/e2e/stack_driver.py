@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
 import agent_otel
 from agent_otel import sdk
 
@@ -48,8 +51,10 @@ CAMEL_API_KEY = "plain-openai-key-9f8e7d6c5b4a"
 CAMEL_AUTH_TOKEN = "plain-auth-token-0a1b2c3d4e5f"
 # Inside a string array.
 CC_EMAILS = ("frank.cc@example.net", "grace.cc@example.net")
-# In the message of an exception a tool raised: the tool span's status message and exception event.
+# In the message of an exception a tool raised (the tool span's status message and exception event; the
+# SDK redacts those itself), and in the status message application code sets on a span of its own.
 STATUS_EMAIL = "heidi.status@example.net"
+APP_STATUS_KEY = "sk-proj-statusmessage0123456789"
 
 SECRETS = (
     ARG_EMAIL,
@@ -64,6 +69,7 @@ SECRETS = (
     CAMEL_AUTH_TOKEN,
     *CC_EMAILS,
     STATUS_EMAIL,
+    APP_STATUS_KEY,
 )
 
 
@@ -114,6 +120,12 @@ def _no_account(customer: str) -> Any:
     raise LookupError(f"no account for {STATUS_EMAIL} ({customer})")
 
 
+def _app_span_with_a_status_message() -> None:
+    """Application code's own span, inside the run, failing with a message agent-otel never sees."""
+    with trace.get_tracer("billing-app").start_as_current_span("billing.charge") as span:
+        span.set_status(Status(StatusCode.ERROR, f"card declined for {STATUS_EMAIL} using {APP_STATUS_KEY}"))
+
+
 class Driver:
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
@@ -149,6 +161,7 @@ class Driver:
                 _plant_secrets()
                 with contextlib.suppress(LookupError):  # the agent handles it and completes
                     run.call_tool("crm.lookup", _no_account, {"customer": f"c-{n}"})
+                _app_span_with_a_status_message()
         self._record(run, planted)
 
     def tool_error(self, agent: str, n: int) -> None:
