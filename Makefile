@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	  && { echo $$p; break; }; done)
 PY := $(VENV)/bin/python
 PIP := PIP_CACHE_DIR=$(CACHE)/pip PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip
-EXTRAS ?= dev,postgres,crypto,frameworks
+EXTRAS ?= dev,grpc,postgres,crypto,frameworks
 # Frameworks whose current releases cannot share one environment with the rest (their pins conflict, e.g.
 # crewai needs openai<3) get their own: tests/envs/<name>/ runs in .venvs/<name>, which has the extras
 # `dev,frameworks-<name>` (pyproject.toml). Every directory in tests/envs is such an environment.
@@ -22,10 +22,11 @@ $(VENV)/.ok-%: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[$*]'
+	$(PIP) install -q -e '.$(if $(filter base,$*),,[$*])'
 	@touch $@
 
-install: $(VENV)/.ok-postgres
+# The base install, what `pip install agent-otel` gives: enough for the demo and the CLI.
+install: $(VENV)/.ok-base
 
 install-dev: $(VENV)/.ok-$(EXTRAS)
 

@@ -166,7 +166,8 @@ SCHEMA: dict[str, Any] = {
         "protocol": Field(
             str,
             None,
-            "grpc or http/protobuf (default: grpc, or http/protobuf for :4318).",
+            "grpc (needs the grpc extra) or http/protobuf. Unset: http/protobuf for port 4318, grpc "
+            "for 4317, else grpc if the grpc extra is installed, http/protobuf if not.",
             env=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
             nullable=True,
             choices=("grpc", "http/protobuf"),
@@ -395,6 +396,19 @@ SCHEMA: dict[str, Any] = {
         ),
         "require_encryption": Field(
             bool, False, "Record no snapshots unless they can be encrypted (key set, crypto extra installed)."
+        ),
+    },
+    "links": {
+        "grafana_url": Field(
+            str,
+            None,
+            "Base URL of the Grafana that shows these traces (http://localhost:3000 for the bundled stack); "
+            "`agent-otel show` then prints a link to the run's trace. Unset: no link.",
+            env=("AGENT_OTEL_GRAFANA_URL",),
+            nullable=True,
+        ),
+        "tempo_datasource": Field(
+            str, "tempo", "uid of the Tempo datasource in that Grafana (the bundled stack's is tempo)."
         ),
     },
     "store": Field(
@@ -698,7 +712,20 @@ def _read_yaml(path: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"agent-otel config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"agent-otel config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's multi-line message as one line: where, what, and what it was parsing."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        text += f" ({context}" + (f" at line {context_mark.line + 1}" if context_mark else "") + ")"
+    return text
 
 
 _lock = threading.Lock()

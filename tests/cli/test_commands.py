@@ -109,7 +109,7 @@ def test_errors_are_one_line_and_exit_2(cli, seeded, make_cli):
     assert "no run matches 'ffffffff'" in one_line_error(cli("show", "ffffffff"))
     assert "ambiguous" in one_line_error(cli("show", "feed000"))
     assert json.loads(cli("show", "feed0001", "--json").stdout)["run"]["run_id"] == seeded["ids"]["triage-1"]
-    assert "invalid duration" in one_line_error(cli("runs", "--since", "yesterday"))
+    assert "invalid time 'yesterday'" in one_line_error(cli("runs", "--since", "yesterday"))
     assert "unknown stop_reason" in one_line_error(cli("runs", "--stop-reason", "exploded"))
     assert "--bogus" in one_line_error(cli("runs", "--bogus"))
     assert "no run store at" in one_line_error(make_cli("empty")("runs"))

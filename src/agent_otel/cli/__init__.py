@@ -17,7 +17,20 @@ from typing import Any, NoReturn
 
 from agent_otel._version import __version__
 
-COMMANDS: tuple[str, ...] = ("demo", "runs", "show", "stats", "drift", "replay", "export", "doctor", "gc")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "runs",
+    "tail",
+    "show",
+    "stats",
+    "drift",
+    "replay",
+    "export",
+    "doctor",
+    "gc",
+    "stack",
+    "completion",
+)
 
 PROG = "agent-otel"
 

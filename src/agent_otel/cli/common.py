@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -55,6 +56,65 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass(frozen=True)
+class When:
+    """A point in time given on the command line: ``2h`` (that long ago) or an absolute UTC time."""
+
+    ms: int
+    text: str
+    ago_ms: int | None = None  # set for a duration
+
+
+_ABSOLUTE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$", re.I)
+
+
+def parse_when(text: str) -> When:
+    """``30m``, ``2h``, ``7d`` ago, or ``2026-11-24``, ``2026-11-24T17:00``, ``2026-11-24 17:00:05Z``,
+    ``...+01:00``: a time without a zone is UTC, as every time the CLI prints (argparse type)."""
+    value = (text or "").strip()
+    if _DURATION.match(value):
+        ago = parse_duration(value)
+        return When(now_ms() - ago, value, ago)
+    if not _ABSOLUTE.match(value):
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}; use a duration (30m, 2h, 7d) or a UTC date/time "
+            "(2026-11-24, 2026-11-24T17:00, 2026-11-24 17:00:00+01:00)"
+        )
+    try:
+        parsed = dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: {exc}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return When(int(parsed.timestamp() * 1000), value)
+
+
+def time_range(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """``(since_ms, until_ms)`` from ``--since``/``--until``; an empty range is a one-line error."""
+    since = args.since.ms if getattr(args, "since", None) else None
+    until = args.until.ms if getattr(args, "until", None) else None
+    if since is not None and until is not None and since >= until:
+        raise CLIError(f"--since {args.since.text} is not before --until {args.until.text}")
+    return since, until
+
+
+def add_time_range(
+    parser: argparse.ArgumentParser, what: str = "runs started", since: str | None = None
+) -> None:
+    default = f" (default {since})" if since else ""
+    parser.add_argument(
+        "--since",
+        type=parse_when,
+        default=parse_when(since) if since else None,
+        metavar="WHEN",
+        help=f"only {what} at or after WHEN: a duration ago (30m, 2h, 7d) or a UTC time "
+        f"(2026-11-24, 2026-11-24T17:00){default}",
+    )
+    parser.add_argument(
+        "--until", type=parse_when, metavar="WHEN", help=f"only {what} before WHEN (same forms; default now)"
+    )
+
+
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
@@ -65,10 +125,31 @@ def iso(ms: int | None) -> str | None:
     )
 
 
-def local_time(ms: int | None) -> str:
+def utc_time(ms: int | None, short: bool = False) -> str:
+    """A time as the CLI prints it: UTC with an explicit ``Z``, the same instant ``--json`` gives
+    (``2026-11-24 17:37:15Z``; ``short``: ``11-24 17:37Z``)."""
     if ms is None:
         return "-"
-    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.strftime("%m-%d %H:%MZ" if short else "%Y-%m-%d %H:%M:%SZ")
+
+
+local_time = utc_time  # the older name (doctor, gc); every time shown is UTC
+
+
+def plural(n: int | float | None, word: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1 retry``, ``3 retries``, ``1,024 LLM calls``."""
+    count = fmt_num(n)
+    if n == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{count} {many}"
+
+
+def fmt_mean(value: float | None, digits: int = 1) -> str:
+    """A mean with a fixed number of decimals, so a column of them reads alike (``0.0``, ``21.3``)."""
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def fmt_duration(ms: float | None) -> str:
@@ -185,7 +266,9 @@ class Context:
         if self._console is None:
             from rich.console import Console
 
-            width = None if sys.stdout.isatty() else 160
+            # A terminal is measured (COLUMNS wins, as everywhere); a pipe or file gets wide lines unless
+            # COLUMNS says otherwise.
+            width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
             self._console = Console(width=width, highlight=False, soft_wrap=False)
         return self._console
 

@@ -1,12 +1,16 @@
 """``agent-otel demo``: run the simulated support agent into the store (and OTLP, when configured).
 
-Shows a progress bar, then a summary by scenario and the worst run's trace (worst: a failure before a
-limit before a success, then the most tool calls, then the longest).
+Shows a progress bar, then what happened to OTLP export, a summary by scenario and the worst run's trace
+(worst: a failure before a limit before a success, then the most tool calls, then the longest).
 
-``--backdate [DAYS]`` spreads the runs over the last DAYS days (default 14) so that ``drift`` and the
-seed's SQL alert have a baseline: with ``--scenario all`` the normal runs fill the days before yesterday
-and the incident's runs the last six hours. It uses the store sink's internal ``shift_run`` hook; spans
-and metrics sent over OTLP keep their real time.
+The stored runs are back-dated by default (``--backdate DAYS``, 14): spread over the last DAYS days so that
+``drift`` and the seed's SQL alert have a baseline right away; with ``--scenario all`` the normal runs fill
+the days before yesterday and the incident's runs the last six hours. It uses the store sink's internal
+``shift_run`` hook; spans and metrics sent over OTLP keep their real time. ``--live`` stores real times
+(for ``agent-otel tail``).
+
+Ctrl-C stops it within about a second: runs not started yet are dropped, runs in flight end
+``cancelled`` (their simulated waits end at once), and what finished is stored.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -25,16 +30,21 @@ from agent_otel.cli.common import (
     CLIError,
     Context,
     fmt_duration,
+    fmt_mean,
     fmt_num,
     fmt_usd,
     parse_store_arg,
+    plural,
     positive_int,
 )
+from agent_otel.cli.layout import Column, print_table
 
 HELP = "run a simulated customer-support agent (no network, no API key) into the store"
 _HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
 _CLASS_RANK = {"failure": 2, "limit": 1, "success": 0}
+BACKDATE_DAYS = 14
+EXIT_INTERRUPTED = 130
 _METRIC_INTERVAL = "exporter.metric_interval_s"
 _DEMO_METRIC_INTERVAL_S = 1.0
 
@@ -55,13 +65,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=7, help="fixes tools, args, errors and tokens (default 7)"
     )
-    parser.add_argument(
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
         "--backdate",
         nargs="?",
-        const=14,
+        const=BACKDATE_DAYS,
         type=positive_int,
         metavar="DAYS",
-        help="spread the runs over the last DAYS days (default 14) so drift has a baseline",
+        help=f"store the runs spread over the last DAYS days, the incident in the last 6 hours, so drift "
+        f"has a baseline (the default, over {BACKDATE_DAYS} days)",
+    )
+    when.add_argument(
+        "--live",
+        action="store_true",
+        help="store the runs at their real time instead (to watch them with `agent-otel tail`)",
     )
     parser.add_argument(
         "--workers", type=positive_int, default=8, metavar="N", help="runs in parallel (default 8)"
@@ -119,25 +136,30 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         **setup_kwargs,
     )
     inst = sdk.installation()
-    otlp = inst.otlp if inst else None
+    spans = span_counter()
+    if inst is not None and inst.otlp:
+        inst.tracer_provider.add_span_processor(spans)
     sinks = [s for s in (inst.pipeline.sinks() if inst else []) if isinstance(s, StoreSink)]
     sink = sinks[0] if sinks else None
 
     scenarios = plan(args.runs, args.scenario)
     run_ids = [uuid.uuid4().hex for _ in scenarios]
-    if args.backdate:
-        if sink is None:
-            raise CLIError("--backdate needs the run store, which is disabled (store: false)")
+    days = args.backdate
+    if days is not None and sink is None:
+        raise CLIError("--backdate needs the run store, which is disabled (store: false)")
+    if days is None and not args.live and sink is not None:
+        days = BACKDATE_DAYS
+    if days:
         for run_id, offset in zip(
-            run_ids, offsets(scenarios, args.backdate, args.seed, args.scenario == "all"), strict=True
+            run_ids, offsets(scenarios, days, args.seed, args.scenario == "all"), strict=True
         ):
-            sink.shift_run(run_id, offset)
+            sink.shift_run(run_id, offset)  # type: ignore[union-attr]
 
     console = ctx.console
-    outcomes = _execute(console, scenarios, run_ids, args, run_one)
-    if otlp and inst is not None:
-        # One more interval, so the last runs reach the collector with a regular export, not only in
-        # the (time-bounded) export at shutdown.
+    outcomes, not_started = _execute(console, scenarios, run_ids, args, run_one)
+    if inst is not None and inst.otlp and not_started is None:
+        # One more metric interval, so the last runs reach the collector with a regular export, not only
+        # in the (time-bounded) export at shutdown.
         time.sleep(inst.config.get(_METRIC_INTERVAL))
     agent_otel.shutdown()
 
@@ -145,15 +167,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         # It broke during the demo (the check before it passed): the runs were not written.
         raise CLIError(f"the run store at {sink.target.display} cannot be used: {sink.error}")
     where = f"the run store at {sink.target.display}" if sink else "no run store (store: false)"
-    console.print(
-        f"{len(outcomes)} runs of support-agent written to {where}" + (f" and to OTLP {otlp}" if otlp else "")
-    )
+    # soft_wrap: a long path or endpoint stays on its line (no break in the middle of it)
+    console.print(f"{plural(len(outcomes), 'run')} of support-agent written to {where}", soft_wrap=True)
+    if days:
+        console.print(
+            f"back-dated over {plural(days, 'day')}, the incident's runs in the last 6 h (--live: real time)"
+        )
+    console.print(otlp_report(inst, spans), soft_wrap=True)
+    if not_started is not None:
+        cancelled = sum(o.stop_reason == "cancelled" for o in outcomes)
+        sys.stderr.write(
+            f"agent-otel: interrupted: {plural(len(outcomes) - cancelled, 'run')} finished, "
+            f"{cancelled} cancelled in flight, {not_started} not started\n"
+        )
+        return EXIT_INTERRUPTED
     if sink is None:
         return 0
-    if args.backdate:
-        console.print(
-            f"back-dated over the last {args.backdate} days (the incident's runs in the last 6 hours)"
-        )
     _summary(ctx, outcomes)
     return 0
 
@@ -173,6 +202,45 @@ def _metric_cadence() -> dict[str, float]:
     return {} if chosen else {_METRIC_INTERVAL: _DEMO_METRIC_INTERVAL_S}
 
 
+def span_counter() -> Any:
+    """A span processor that counts the spans the demo ended: what OTLP export should have delivered.
+    (Built on demand: the SDK is not imported for the CLI's other commands.)"""
+    import threading
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class SpanCount(SpanProcessor):
+        def __init__(self) -> None:
+            self.ended = 0
+            self._lock = threading.Lock()  # the demo's runs end spans on several threads
+
+        def on_end(self, span: Any) -> None:
+            with self._lock:
+                self.ended += 1
+
+    return SpanCount()
+
+
+def otlp_report(inst: Any, spans: Any) -> str:
+    """What happened to OTLP export, from the exporter's own count of spans delivered: never "sent"
+    when nothing got through."""
+    if inst is None or not inst.otlp:
+        return f"OTLP export is off: {inst.otlp_note if inst else 'agent-otel is not set up'}"
+    if not inst.span_processors:  # OTEL_TRACES_EXPORTER=none: metrics only
+        return f"OTLP {inst.otlp}: metrics only (OTEL_TRACES_EXPORTER=none; their delivery is not counted)"
+    sent = inst.span_processors[0].exported
+    total = max(spans.ended, sent)
+    if sent == total:
+        return f"sent {plural(sent, 'span')} to OTLP {inst.otlp}"
+    if sent:
+        lost = total - sent
+        return f"sent {sent:,} of {plural(total, 'span')} to OTLP {inst.otlp}; {lost:,} were not delivered"
+    return (
+        f"nothing reached OTLP {inst.otlp}: none of {plural(total, 'span')} was delivered (every export "
+        "failed; is the collector running? `agent-otel doctor` checks)"
+    )
+
+
 def _check_store(ctx: Context) -> None:
     """Open the store for writing (creating and migrating it) before any run: a corrupt, unwritable or
     newer-schema store is then one error line, not forty simulated runs, a progress bar and a warning."""
@@ -189,10 +257,15 @@ def _check_store(ctx: Context) -> None:
 
 def _execute(
     console: Any, scenarios: list[str], run_ids: list[str], args: argparse.Namespace, run_one: Any
-) -> list[Any]:
+) -> tuple[list[Any], int | None]:
+    """Run the scenarios; returns the outcomes in run order and, after Ctrl-C, how many never started."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from agent_otel.cli import demo_agent
+
+    demo_agent.CANCEL.clear()
     outcomes: list[Any] = []
+    not_started: int | None = None
     with Progress(
         TextColumn("[bold]support-agent[/] {task.description}"),
         BarColumn(),
@@ -201,22 +274,42 @@ def _execute(
         console=console,
     ) as progress:
         task = progress.add_task(f"{args.scenario} (seed {args.seed})", total=len(scenarios))
-        with ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="demo-run") as pool:
-            futures = [
-                pool.submit(run_one, i, scenario, args.seed, run_ids[i])
-                for i, scenario in enumerate(scenarios)
-            ]
+        pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="demo-run")
+        futures = [
+            pool.submit(run_one, i, scenario, args.seed, run_ids[i]) for i, scenario in enumerate(scenarios)
+        ]
+        try:
             for future in as_completed(futures):
                 outcomes.append(future.result())
                 progress.advance(task)
+        except KeyboardInterrupt:
+            # Ctrl-C: drop the queued runs, and let the ones in flight end `cancelled` (their simulated
+            # waits return at once), rather than finish every queued run first.
+            demo_agent.CANCEL.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            outcomes = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
+            not_started = sum(f.cancelled() for f in futures)
+        finally:
+            pool.shutdown(wait=True)
+            demo_agent.CANCEL.clear()
     outcomes.sort(key=lambda o: o.index)
-    return outcomes
+    return outcomes, not_started
+
+
+#: The demo's summary table; at 80 columns the retries and tokens go first.
+SUMMARY_COLUMNS = (
+    Column("SCENARIO", 0),
+    Column("RUNS", 1, right=True),
+    Column("TOOL CALLS/RUN", 3, right=True, short="TOOLS/RUN"),
+    Column("RETRIES/RUN", 7, right=True, short="RETRIES"),
+    Column("P95 LATENCY", 4, right=True, short="P95"),
+    Column("TOKENS/REQUEST", 6, right=True, short="TOKENS/REQ"),
+    Column("SPEND/RUN", 5, right=True, short="SPEND"),
+    Column("STOP REASONS", 2),
+)
 
 
 def _summary(ctx: Context, outcomes: list[Any]) -> None:
-    from rich import box
-    from rich.table import Table
-
     from agent_otel.cli import show
 
     store = ctx.store()
@@ -230,33 +323,24 @@ def _summary(ctx: Context, outcomes: list[Any]) -> None:
         if o.run_id in rows:
             by_scenario.setdefault(o.scenario, []).append(rows[o.run_id])
     console = ctx.console
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="by scenario", title_justify="left")
-    for name, justify in (
-        ("SCENARIO", "left"),
-        ("RUNS", "right"),
-        ("TOOL CALLS/RUN", "right"),
-        ("RETRIES/RUN", "right"),
-        ("P95 LATENCY", "right"),
-        ("TOKENS/REQUEST", "right"),
-        ("SPEND/RUN", "right"),
-        ("STOP REASONS", "left"),
-    ):
-        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table = []
     for scenario, runs in by_scenario.items():
         tokens = sum((r.get("input_tokens") or 0) + (r.get("output_tokens") or 0) for r in runs)
         requests = sum(r.get("llm_calls") or 0 for r in runs)
         reasons = Counter(r.get("stop_reason") or "running" for r in runs)
-        t.add_row(
-            scenario,
-            str(len(runs)),
-            fmt_num(mean([float(r.get("tool_calls") or 0) for r in runs])),
-            fmt_num(mean([float(r.get("retries") or 0) for r in runs])),
-            fmt_duration(percentile([float(r.get("duration_ms") or 0) for r in runs], 0.95)),
-            fmt_num(tokens / requests if requests else None, 0),
-            fmt_usd(mean([float(r.get("cost_usd") or 0) for r in runs])),
-            ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
+        table.append(
+            [
+                scenario,
+                str(len(runs)),
+                fmt_mean(mean([float(r.get("tool_calls") or 0) for r in runs])),
+                fmt_mean(mean([float(r.get("retries") or 0) for r in runs])),
+                fmt_duration(percentile([float(r.get("duration_ms") or 0) for r in runs], 0.95)),
+                fmt_num(tokens / requests if requests else None, 0),
+                fmt_usd(mean([float(r.get("cost_usd") or 0) for r in runs])),
+                ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
+            ]
         )
-    console.print(t)
+    print_table(console, SUMMARY_COLUMNS, table, title="by scenario")
     if not rows:
         return
     worst = max(
@@ -267,9 +351,8 @@ def _summary(ctx: Context, outcomes: list[Any]) -> None:
             r.get("duration_ms") or 0,
         ),
     )
-    console.print(
-        f"\n[bold]worst run[/] ({worst.get('stop_reason')}, {fmt_num(worst.get('tool_calls'))} tool calls):"
-    )
+    calls = plural(worst.get("tool_calls") or 0, "tool call")
+    console.print(f"\n[bold]worst run[/] ({worst.get('stop_reason')}, {calls}):")
     console.print(show.render(worst, store.events_for(worst["run_id"]), store.children(worst["run_id"])))
     for o in outcomes:
         if o.scenario == "wrong-email" and o.run_id in rows:
@@ -280,7 +363,6 @@ def _summary(ctx: Context, outcomes: list[Any]) -> None:
                 f"`agent-otel show {o.run_id[:12]}` shows the crm.lookup result and the send_email args."
             )
     console.print(
-        "\nnext: [bold]agent-otel runs[/] | [bold]agent-otel show "
-        f"{worst['run_id'][:8]}[/] | [bold]agent-otel stats[/] | [bold]agent-otel drift[/] "
-        "| [bold]agent-otel export --since 1h[/]"
+        f"\nnext: [bold]agent-otel runs[/] | [bold]agent-otel show {worst['run_id'][:8]}[/] | "
+        "[bold]agent-otel drift[/]\n      [bold]agent-otel stats[/] | [bold]agent-otel export --since 1d[/]"
     )

@@ -11,18 +11,23 @@ Scenarios:
 * ``incident`` (the seed's slowdown): the orders API answers 429/503 most of the time; ``http.get`` retries
   up to 8 times *without jitter* (``agent_otel.Retry(jitter="none")``); when it still fails, or the answer
   is a partial one served from a cache, the agent re-plans, searches and fetches again, so tool calls per
-  run climb to about twelve, tokens per request and latency climb with them, and some runs end with
-  ``loop_detected`` or ``tool_error``.
+  run climb to about twelve, and tokens per request and latency climb with them. One incident run in
+  twelve (by position, so every demo shows it whatever the seed) meets the payments endpoint hard down:
+  the agent asks for it again and again until the loop guard ends the run ``loop_detected``. Other runs
+  may end ``tool_error`` when the retries never get through.
 * ``wrong-email``: the agent looks the customer up by *name*, the CRM returns two customers, and the reply
   goes to the wrong one. The run completes; only its trace shows what happened.
 
 Simulated time runs at ``TIME_SCALE`` of real time (a 900 ms LLM call sleeps 90 ms), so the demo takes
-seconds while durations keep realistic proportions; the recorded durations are the real ones.
+seconds while durations keep realistic proportions; the recorded durations are the real ones. Every
+simulated wait ends at once when :data:`CANCEL` is set (Ctrl-C): the run then ends ``cancelled``, as any
+run interrupted by KeyboardInterrupt does.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -37,6 +42,10 @@ TOOLS_VERSION = "3"
 TIME_SCALE = 0.1
 ORDERS_API = "https://orders.internal/api/v2"
 SCENARIOS = ("normal", "incident", "wrong-email")
+#: One incident run in this many meets the payments endpoint hard down (and ends loop_detected).
+HARD_DOWN_EVERY = 12
+#: Set by ``agent-otel demo`` on Ctrl-C: runs in flight stop at their next simulated wait.
+CANCEL = threading.Event()
 
 _TOPICS = (
     ("refund", "Refund for a damaged item"),
@@ -80,16 +89,19 @@ class World:
     ticket: dict[str, Any]
     customers: list[dict[str, Any]] = field(default_factory=list)
     context_tokens: int = 0
+    down: str = ""  # an endpoint that fails on every attempt (see HARD_DOWN_EVERY)
 
     def sleep(self, low_ms: float, high_ms: float) -> float:
         simulated = self.rng.uniform(low_ms, high_ms)
-        time.sleep(simulated * TIME_SCALE / 1000)
+        if CANCEL.wait(simulated * TIME_SCALE / 1000) if TIME_SCALE else CANCEL.is_set():
+            raise KeyboardInterrupt("agent-otel demo interrupted")
         return simulated
 
     def attempt_fails(self, url: str) -> bool:
         if self.scenario != "incident":
             return self.rng.random() < 0.02
-        return self.rng.random() < 0.8
+        failed = self.rng.random() < 0.8
+        return failed or bool(self.down and url.startswith(self.down))
 
 
 _world: ContextVar[World] = ContextVar("agent_otel_demo_world")
@@ -165,7 +177,8 @@ def http_get(url: str) -> dict[str, Any]:
     w = _world.get()
     w.sleep(60, 250)
     if w.attempt_fails(url):
-        raise (TooManyRequests if w.rng.random() < 0.6 else ServiceUnavailable)(url)
+        error = TooManyRequests if w.rng.random() < 0.6 else ServiceUnavailable
+        raise (ServiceUnavailable if w.down and url.startswith(w.down) else error)(url)
     partial = w.scenario == "incident" and w.rng.random() < 0.6
     body = {"order_id": w.ticket["order_id"], "state": w.rng.choice(["paid", "shipped", "delivered"])}
     return {"status": 200, "partial": partial, "body": body}
@@ -238,7 +251,12 @@ def _incident(run: agent_otel.Run, w: World) -> None:
             last_error = exc
             _think(run, w)
             search(query=f"{t['topic']}: {url.rsplit('/', 1)[-1]} returned {exc.status}")
-            pending.append(url)  # the same call again: enough of these and the loop guard stops the run
+            # The same call again (at once after a 503, "temporarily unavailable"; after the others for a
+            # 429): enough of these and the loop guard stops the run.
+            if exc.status == ServiceUnavailable.status:
+                pending.insert(0, url)
+            else:
+                pending.append(url)
             continue
         w.context_tokens += 260
         if answer["partial"] and "?" not in url:
@@ -275,6 +293,8 @@ def run_one(index: int, scenario: str, seed: int, run_id: str) -> Outcome:
     """One run of ``scenario``; deterministic in (seed, index, scenario) apart from timing and ids."""
     rng = random.Random(f"{seed}:{index}:{scenario}")
     w = make_ticket(rng, index, scenario)
+    if scenario == "incident" and index % HARD_DOWN_EVERY == HARD_DOWN_EVERY // 2 - 1:
+        w.down = f"{ORDERS_API}/orders/{w.ticket['order_id']}/payments"
     run = agent_otel.run(
         AGENT,
         model=MODEL,
@@ -288,7 +308,7 @@ def run_one(index: int, scenario: str, seed: int, run_id: str) -> Outcome:
     try:
         with run:
             FLOWS[scenario](run, w)
-    except (agent_otel.AgentStopped, HTTPError, TimeoutError):
+    except (agent_otel.AgentStopped, HTTPError, TimeoutError, KeyboardInterrupt):
         pass  # the run recorded why it stopped; a real agent would answer the ticket by hand now
     finally:
         _world.reset(token)

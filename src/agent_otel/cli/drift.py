@@ -11,6 +11,8 @@ import argparse
 import math
 from typing import Any
 
+from rich.text import Text
+
 from agent_otel.cli.analysis import DEFAULT_MIN_RUNS, Signal, compare
 from agent_otel.cli.common import (
     EXIT_DRIFT,
@@ -19,14 +21,18 @@ from agent_otel.cli.common import (
     add_agent,
     add_json,
     fmt_duration,
-    fmt_num,
+    fmt_mean,
     fmt_span,
     fmt_usd,
     now_ms,
     parse_duration,
+    parse_when,
+    plural,
     positive_int,
     print_json,
+    utc_time,
 )
+from agent_otel.cli.layout import Column, print_table
 from agent_otel.cli.stats import period
 
 HELP = "compare the last window with the baseline before it; exit 1 when behaviour drifts"
@@ -54,13 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"runs needed in each period to judge (default {DEFAULT_MIN_RUNS})",
     )
+    parser.add_argument(
+        "--until",
+        type=parse_when,
+        metavar="WHEN",
+        help="end the window at WHEN instead of now: a duration ago (2d) or a UTC time (2026-11-24T12:00)",
+    )
     add_agent(parser)
     add_json(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store()
-    end = now_ms()
+    end = args.until.ms if args.until else now_ms()
     start = end - args.window
     window = period(store, start, end, args.agent)
     baseline = period(store, start - args.baseline, start, args.agent)
@@ -90,7 +102,7 @@ def _value(s: Signal, v: float | None) -> str:
         return fmt_usd(v)
     if s.unit == "share":
         return f"{v * 100:.1f}%"
-    return fmt_num(v, 1)
+    return fmt_mean(v)
 
 
 def render(
@@ -101,31 +113,24 @@ def render(
     signals: list[Signal],
     enough: bool,
 ) -> None:
-    from rich import box
-    from rich.table import Table
-
     console = ctx.console
     who = f" for {args.agent}" if args.agent else ""
+    last = (
+        f"last {fmt_span(args.window)}"
+        if args.until is None
+        else f"{fmt_span(args.window)} to {utc_time(args.until.ms)}"
+    )
     console.print(
-        f"[bold]window[/] last {fmt_span(args.window)}: {window['runs']} runs   "
-        f"[bold]baseline[/] the {fmt_span(args.baseline)} before: {baseline['runs']} runs{who}"
+        f"[bold]window[/] {last}: {plural(window['runs'], 'run')}   "
+        f"[bold]baseline[/] the {fmt_span(args.baseline)} before: {plural(baseline['runs'], 'run')}{who}"
     )
     if not enough:
         console.print(
             f"not enough data to judge drift: need at least {args.min_runs} ended runs in both periods "
-            "(for history, try `agent-otel demo --backdate`)"
+            "(for history, try `agent-otel demo`: it back-dates its runs over 14 days)"
         )
         return
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name, justify in (
-        ("SIGNAL", "left"),
-        ("BASELINE", "right"),
-        ("WINDOW", "right"),
-        ("CHANGE", "right"),
-        ("THRESHOLD", "left"),
-        ("", "left"),
-    ):
-        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows = []
     for s in signals:
         if s.ratio is None:
             change = "-"
@@ -133,17 +138,30 @@ def render(
             change = "new"
         else:
             change = f"{s.ratio:.2f}x"
-        t.add_row(
-            s.signal,
-            _value(s, s.baseline),
-            _value(s, s.window),
-            change,
-            s.threshold,
-            "[red bold]DRIFT[/]" if s.drift else "[green]ok[/]",
+        rows.append(
+            [
+                s.signal,
+                _value(s, s.baseline),
+                _value(s, s.window),
+                change,
+                s.threshold,
+                Text("DRIFT", style="red bold") if s.drift else Text("ok", style="green"),
+            ]
         )
-    console.print(t)
+    print_table(console, COLUMNS, rows)
     drifted = [s.signal for s in signals if s.drift]
     if drifted:
         console.print(f"[red bold]drift[/]: {', '.join(drifted)}")
     else:
         console.print("[green]no drift[/]")
+
+
+#: At 80 columns the thresholds go (the README lists them).
+COLUMNS = (
+    Column("SIGNAL", 0, max_width=32),
+    Column("BASELINE", 1, right=True),
+    Column("WINDOW", 1, right=True),
+    Column("CHANGE", 2, right=True),
+    Column("THRESHOLD", 3),
+    Column("", 0),
+)

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import orjson
 
-from agent_otel.cli.common import CLIError, Context, add_agent, now_ms, parse_duration
+from agent_otel.cli.common import CLIError, Context, add_agent, add_time_range, time_range
 from agent_otel.config import EVENT_FIELDS
 
 HELP = "write unified events as JSON lines (stdout or --output FILE)"
@@ -18,12 +18,7 @@ _EXTRA = ("attempts", "args", "result")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--since",
-        type=parse_duration,
-        metavar="DURATION",
-        help="only events of the last DURATION (default: all)",
-    )
+    add_time_range(parser, what="events recorded")
     add_agent(parser)
     parser.add_argument("--run", metavar="RUN_ID", help="only the events of this run (id or unique prefix)")
     parser.add_argument(
@@ -46,7 +41,7 @@ def line(event: dict[str, Any]) -> bytes:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store()
     run_ids = [store.find_run(args.run)["run_id"]] if args.run else None
-    since = now_ms() - args.since if args.since else None
+    since, until = time_range(args)
     stream: IO[bytes]
     if args.output:
         try:
@@ -67,7 +62,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         stream = sys.stdout.buffer
     count = 0
     try:
-        for event in store.iter_events(since_ms=since, agent=args.agent, kind=args.kind, run_ids=run_ids):
+        for event in store.iter_events(
+            since_ms=since, until_ms=until, agent=args.agent, kind=args.kind, run_ids=run_ids
+        ):
             stream.write(line(event) + b"\n")
             count += 1
         stream.flush()

@@ -11,16 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from urllib.parse import quote
+
+from rich.text import Text
 
 from agent_otel.cli.common import (
     Context,
     add_json,
     fmt_duration,
-    fmt_num,
     fmt_usd,
     jsonable_run,
-    local_time,
+    plural,
     print_json,
+    utc_time,
 )
 from agent_otel.cli.runs import stop_style
 
@@ -37,17 +40,49 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     row = store.find_run(args.run_id)
     events = store.events_for(row["run_id"])
     children = store.children(row["run_id"])
+    link = trace_link(ctx.config, row)
     if args.json:
         print_json(
             {
                 "run": jsonable_run(row),
                 "events": events,
                 "children": [jsonable_run(c) for c in children],
+                "trace_url": link,
             }
         )
         return 0
-    ctx.console.print(render(row, events, children))
+    ctx.console.print(render(row, events, children, link))
+    if link:
+        # Whole, on one line, so that terminals make it clickable (and as an OSC 8 link where supported).
+        ctx.console.print(Text.assemble(("trace  ", "bold"), (link, f"link {link}")), soft_wrap=True)
     return 0
+
+
+def trace_link(cfg: Any, row: dict[str, Any]) -> str | None:
+    """The run's trace in Grafana Explore (Tempo), when ``links.grafana_url`` is set; else None."""
+    base = cfg.get("links.grafana_url")
+    trace_id = row.get("trace_id")
+    if not base or not trace_id:
+        return None
+    uid = cfg.get("links.tempo_datasource")
+    start = int(row.get("created_at_ms") or 0)
+    end = int(row.get("ended_at_ms") or start)
+    pane = {
+        "trace": {
+            "datasource": uid,
+            "queries": [
+                {
+                    "refId": "A",
+                    "datasource": {"type": "tempo", "uid": uid},
+                    "queryType": "traceql",
+                    "query": trace_id,
+                }
+            ],
+            "range": {"from": str(start - 3_600_000), "to": str(end + 3_600_000)},
+        }
+    }
+    panes = quote(json.dumps(pane, separators=(",", ":")), safe="")
+    return f"{base.rstrip('/')}/explore?schemaVersion=1&orgId=1&panes={panes}"
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -55,7 +90,13 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dict[str, Any]]) -> Any:
+def render(
+    row: dict[str, Any],
+    events: list[dict[str, Any]],
+    children: list[dict[str, Any]],
+    link: str | None = None,
+) -> Any:
+    """The run's head and step tree; ``link``: the trace link ``run`` prints after it (not repeated)."""
     from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
@@ -69,7 +110,7 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
     head.add_row("agent", f"{escape(row.get('agent') or '')}{escape(service)}")
     head.add_row(
         "started",
-        f"{local_time(row.get('created_at_ms'))}   duration {fmt_duration(row.get('duration_ms'))}",
+        f"{utc_time(row.get('created_at_ms'))}   duration {fmt_duration(row.get('duration_ms'))}",
     )
     reason = row.get("stop_reason")
     if reason:
@@ -94,8 +135,11 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
         tokens_in, tokens_out = row.get("input_tokens") or 0, row.get("output_tokens") or 0
         head.add_row(
             "usage",
-            f"{fmt_num(row.get('steps'))} steps: {fmt_num(row.get('tool_calls'))} tool calls, "
-            f"{fmt_num(row.get('llm_calls'))} LLM calls, {fmt_num(row.get('retries'))} retries   "
+            f"{plural(row.get('steps') or 0, 'step')}: {plural(row.get('tool_calls') or 0, 'tool call')}, "
+            f"{plural(row.get('llm_calls') or 0, 'LLM call')}, {plural(row.get('retries') or 0, 'retry')}",
+        )
+        head.add_row(
+            "spend",
             f"{tokens_in + tokens_out:,} tokens ({tokens_in:,} in / {tokens_out:,} out)   "
             f"{fmt_usd(row.get('cost_usd'))}",
         )
@@ -103,9 +147,8 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
         if row.get(key):
             head.add_row(label, row[key])
     if row.get("trace_id"):
-        head.add_row(
-            "trace_id", f"{row['trace_id']}   [dim](Grafana: Explore > Tempo > TraceQL, paste the id)[/]"
-        )
+        hint = "(AGENT_OTEL_GRAFANA_URL=... for a link)"
+        head.add_row("trace_id", f"{row['trace_id']}" + ("" if link else f"   [dim]{hint}[/]"))
 
     tree = Tree("[bold]steps[/]")
     steps = [e for e in events if e.get("kind") != "stop"]
@@ -114,9 +157,12 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
         tree.add("[dim]no events stored for this run[/]")
     for e in steps:
         node = tree.add(step_line(e))
-        for extra in ("args", "result"):
-            if extra in e:
-                node.add(f"[dim]{extra}[/] {escape(_short(e[extra]))}")
+        if e.get("kind") == "tool_result":
+            # The hashes under the step, each with its redacted value when stored: the step line stays
+            # short enough for an 80-column terminal.
+            for label, sha, extra in (("args", "args_sha", "args"), ("result", "result_sha", "result")):
+                value = f"  [dim]{escape(_short(e[extra]))}[/]" if extra in e else ""
+                node.add(f"{label} {e.get(sha) or '-'}{value}")
     for e in stops:
         line = f"[bold]stop[/] [{_class_style(e.get('status'))}]{e.get('stop_reason')}[/] ({e.get('status')})"
         if e.get("error"):
@@ -130,7 +176,7 @@ def render(row: dict[str, Any], events: list[dict[str, Any]], children: list[dic
             sub.add(
                 f"{c['run_id'][:12]}  {escape(c.get('agent') or '')}  "
                 f"[{stop_style(c)}]{c.get('stop_reason') or c.get('status') or 'running'}[/]  "
-                f"{fmt_num(c.get('tool_calls'))} tool calls  {fmt_duration(c.get('duration_ms'))}"
+                f"{plural(c.get('tool_calls') or 0, 'tool call')}  {fmt_duration(c.get('duration_ms'))}"
             )
         parts.append(sub)
     return Group(*parts)
@@ -153,10 +199,7 @@ def step_line(e: dict[str, Any]) -> str:
         status_txt += f" [red]{escape(e['error'])}[/]"
     duration = fmt_duration(e.get("duration_ms"))
     if e.get("kind") == "tool_result":
-        line = (
-            f"{prefix}  [bold]tool[/] {escape(e.get('tool') or '?')}  {status_txt}  {duration}"
-            f"  args {e.get('args_sha') or '-'}  result {e.get('result_sha') or '-'}"
-        )
+        line = f"{prefix}  [bold]tool[/] {escape(e.get('tool') or '?')}  {status_txt}  {duration}"
         attempts = e.get("attempts")
         if attempts and attempts > 1:
             retries = "1 retry" if attempts == 2 else f"{attempts - 1} retries"

@@ -10,28 +10,27 @@ from agent_otel.cli.common import (
     Context,
     add_agent,
     add_json,
+    add_time_range,
     fmt_duration,
+    fmt_mean,
     fmt_num,
     fmt_span,
     fmt_usd,
     iso,
     now_ms,
-    parse_duration,
+    plural,
     print_json,
+    time_range,
+    utc_time,
 )
+from agent_otel.cli.layout import Column, print_table
 from agent_otel.store import Store
 
 HELP = "runs, latency, tool calls, tokens, spend, stop reasons and failing tools over a period"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--since",
-        type=parse_duration,
-        default=parse_duration("24h"),
-        metavar="DURATION",
-        help="period (default 24h)",
-    )
+    add_time_range(parser, since="24h")
     add_agent(parser)
     add_json(parser)
 
@@ -55,77 +54,85 @@ def period(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dic
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    end = now_ms()
-    s = period(ctx.store(), end - args.since, end, args.agent)
+    since, until = time_range(args)
+    end = now_ms() if until is None else until
+    s = period(ctx.store(), since or 0, end, args.agent)
     if args.json:
         print_json(s)
         return 0
-    render(ctx.console, s, fmt_span(args.since))
+    render(ctx.console, s, period_label(args.since, until))
     return 0
 
 
-def render(console: Any, s: dict[str, Any], label: str) -> None:
-    from rich import box
-    from rich.table import Table
+def period_label(since: Any, until: int | None) -> str:
+    """``in the last 24h`` for a duration up to now, else ``from ... to ...`` in UTC."""
+    if since.ago_ms is not None and until is None:
+        return f"in the last {fmt_span(since.ago_ms)}"
+    return f"from {utc_time(since.ms)} to {utc_time(until) if until is not None else 'now'}"
 
+
+#: The columns of the stop-reason and failing-tool tables.
+MIX_COLUMNS = (
+    Column("STOP REASON", 0),
+    Column("CLASS", 2),
+    Column("RUNS", 1, right=True),
+    Column("SHARE", 1, right=True),
+)
+FAILING_COLUMNS = (
+    Column("TOOL", 0, max_width=30),
+    Column("ERROR", 0, max_width=30),
+    Column("FAILURES", 1, right=True),
+    Column("CALLS", 2, right=True),
+    Column("ERROR RATE", 1, right=True, short="RATE"),
+)
+
+
+def render(console: Any, s: dict[str, Any], label: str) -> None:
     who = f" of {s['agent']}" if s.get("agent") else ""
     others = [f"{s['running']} still running"] if s["running"] else []
     if s.get("abandoned"):
         others.append(f"{s['abandoned']} abandoned: no stop recorded, process gone")
     running = f" ({', '.join(others)})" if others else ""
-    console.print(f"[bold]{s['runs']} runs{who} in the last {label}[/]{running}")
+    console.print(f"[bold]{plural(s['runs'], 'run')}{who} {label}[/]{running}")
     if not s["runs"]:
         return
-    t = Table(box=box.SIMPLE_HEAD, show_header=True, pad_edge=False)
-    t.add_column("FIGURE", no_wrap=True)
-    t.add_column("VALUE", no_wrap=True)
     lat, tc, tok, spend = (
         s["latency_ms"],
         s["tool_calls_per_run"],
         s["tokens_per_request"],
         s["spend_per_run_usd"],
     )
-    t.add_row("latency p50 / p95", f"{fmt_duration(lat['p50'])} / {fmt_duration(lat['p95'])}")
-    t.add_row(
-        "tool calls per run p50 / p95",
-        f"{fmt_num(tc['p50'])} / {fmt_num(tc['p95'])}   (mean {fmt_num(tc['mean'])})",
-    )
-    t.add_row(
-        "tokens per request p50 / p95",
-        f"{fmt_num(tok['p50'], 0)} / {fmt_num(tok['p95'], 0)}   "
-        f"(mean {fmt_num(tok['mean'], 0)}, {tok['requests']:,} requests)",
-    )
-    t.add_row(
-        "spend per run mean / p95",
-        f"{fmt_usd(spend['mean'])} / {fmt_usd(spend['p95'])}   (total {fmt_usd(spend['total'])})",
-    )
-    t.add_row(
-        "retries per run (mean)",
-        f"{fmt_num(s['retries_per_run']['mean'], 2)}   ({s['retries_per_run']['total']:,} in total)",
-    )
-    console.print(t)
-    mix = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="stop reasons", title_justify="left")
-    for name, justify in (("STOP REASON", "left"), ("CLASS", "left"), ("RUNS", "right"), ("SHARE", "right")):
-        mix.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for m in s["stop_reasons"]:
-        mix.add_row(m["stop_reason"], m["class"], f"{m['runs']:,}", f"{m['share'] * 100:.1f}%")
-    console.print(mix)
+    figures = [
+        ["latency p50 / p95", f"{fmt_duration(lat['p50'])} / {fmt_duration(lat['p95'])}"],
+        [
+            "tool calls per run p50 / p95",
+            f"{fmt_num(tc['p50'])} / {fmt_num(tc['p95'])}   (mean {fmt_mean(tc['mean'])})",
+        ],
+        [
+            "tokens per request p50 / p95",
+            f"{fmt_num(tok['p50'], 0)} / {fmt_num(tok['p95'], 0)}   "
+            f"(mean {fmt_num(tok['mean'], 0)}, {plural(tok['requests'], 'request')})",
+        ],
+        [
+            "spend per run mean / p95",
+            f"{fmt_usd(spend['mean'])} / {fmt_usd(spend['p95'])}   (total {fmt_usd(spend['total'])})",
+        ],
+        [
+            "retries per run (mean)",
+            f"{fmt_mean(s['retries_per_run']['mean'], 2)}   ({s['retries_per_run']['total']:,} in total)",
+        ],
+    ]
+    print_table(console, (Column("FIGURE", 0), Column("VALUE", 0)), figures)
+    mix = [
+        [m["stop_reason"], m["class"], f"{m['runs']:,}", f"{m['share'] * 100:.1f}%"]
+        for m in s["stop_reasons"]
+    ]
+    console.print()
+    print_table(console, MIX_COLUMNS, mix, title="stop reasons")
     if s["failing_tools"]:
-        ft = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="top failing tools", title_justify="left")
-        for name, justify in (
-            ("TOOL", "left"),
-            ("ERROR", "left"),
-            ("FAILURES", "right"),
-            ("CALLS", "right"),
-            ("ERROR RATE", "right"),
-        ):
-            ft.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for f in s["failing_tools"]:
-            ft.add_row(
-                f["tool"],
-                f["error"],
-                f"{f['failures']:,}",
-                f"{f['calls']:,}",
-                f"{f['error_rate'] * 100:.1f}%",
-            )
-        console.print(ft)
+        failing = [
+            [f["tool"], f["error"], f"{f['failures']:,}", f"{f['calls']:,}", f"{f['error_rate'] * 100:.1f}%"]
+            for f in s["failing_tools"]
+        ]
+        console.print()
+        print_table(console, FAILING_COLUMNS, failing, title="top failing tools")

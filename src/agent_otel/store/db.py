@@ -75,6 +75,20 @@ RETENTION_RULES: list[RetentionRule] = [
 ]
 
 
+#: Filters of :meth:`Store.runs` beyond its named ones, as SQL with one parameter each.
+RUN_FILTERS = {
+    "model": "model = ?",
+    "prompt_version": "prompt_version = ?",
+    "status": "status = ?",
+    "min_duration_ms": "duration_ms >= ?",
+    "ended_since_ms": "ended_at >= ?",
+    "tool": (
+        "EXISTS (SELECT 1 FROM agent_events e WHERE e.run_id = agent_runs.run_id "
+        "AND e.kind = 'tool_result' AND e.tool = ?)"
+    ),
+}
+
+
 def classify(exc: BaseException) -> StoreError:
     """A database exception as a one-line :class:`StoreError`, marked transient when retrying may help
     and bad_data when the records written, not the store, are what the database refused."""
@@ -391,10 +405,19 @@ class Store:
         limit: int | None = None,
         newest_first: bool = True,
         replays: bool = True,
+        **more: Any,
     ) -> list[dict[str, Any]]:
-        """Runs matching the filters; ``replays=False`` leaves out replays of recorded runs."""
+        """Runs matching the filters; ``replays=False`` leaves out replays of recorded runs. ``more``:
+        the CLI's filters (:data:`RUN_FILTERS`: model, prompt_version, status, tool, min_duration_ms,
+        ended_since_ms)."""
         where: list[str] = []
         params: list[Any] = []
+        for name, value in more.items():
+            if name not in RUN_FILTERS:
+                raise TypeError(f"runs() got an unexpected filter {name!r}")
+            if value is not None:
+                where.append(RUN_FILTERS[name])
+                params.append(self._ts(value) if name == "ended_since_ms" else value)
         if not replays:
             where.append("replay_of IS NULL")
         if since_ms is not None:

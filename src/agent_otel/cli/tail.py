@@ -1,0 +1,89 @@
+"""``agent-otel tail``: follow runs as they end, one line each, with the filters of ``runs``.
+
+The store is polled (``--interval``, default 1 s) for runs whose end time is at or after the last one
+printed, minus a few seconds of slack: processes write in batches (about every 200 ms) and their clocks
+may differ a little, so a run can become visible slightly after a later one. Runs already printed are
+remembered over that slack, so none is printed twice. Runs started more than a day before they end are
+not followed (the query uses the index on the start time). Ctrl-C ends it with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from agent_otel.cli.common import CLIError, Context, now_ms
+from agent_otel.cli.layout import fit
+from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
+
+HELP = "follow runs as they end (same filters as runs); Ctrl-C to stop"
+
+SLACK_MS = 5_000
+LOOKBACK_MS = 86_400_000
+#: ``tail`` shows when a run ended, where ``runs`` shows when it started.
+TAIL_COLUMNS = tuple(dataclasses.replace(c, header="ENDED") if c.header == "STARTED" else c for c in COLUMNS)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--last",
+        type=int,
+        default=10,
+        metavar="N",
+        help="first print the N latest runs of the past day that have ended (default 10; 0: none)",
+    )
+    add_filters(parser)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to look for new runs (default 1)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    where = filters(args)
+    if where["stop_reason"] in ("running", "abandoned"):
+        raise CLIError(
+            f"tail follows runs as they end; use `agent-otel runs --stop-reason {where['stop_reason']}`"
+        )
+    if args.last < 0 or args.interval <= 0:
+        raise CLIError("--last must be at least 0 and --interval above 0")
+    store = ctx.store()
+    console = ctx.console
+    layout = fit(TAIL_COLUMNS, [], console.width, reserve=True)
+    try:
+        console.print(layout.header(), soft_wrap=True)
+        _follow(store, console, layout, args, where)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how tail ends: not an error
+    return 0
+
+
+def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, where: dict[str, Any]) -> None:
+    seen: dict[str, int] = {}  # run id -> end, for the runs printed within the slack
+    cursor = now_ms()
+
+    def emit(rows: list[dict[str, Any]]) -> None:
+        nonlocal cursor
+        for r in sorted(rows, key=_end):
+            if r["run_id"] not in seen:
+                console.print(layout.line(cells(r, "ended_at_ms")), soft_wrap=True)
+                seen[r["run_id"]] = _end(r)
+                cursor = max(cursor, _end(r))
+
+    if args.last:
+        since = cursor - LOOKBACK_MS
+        emit(store.runs(limit=args.last, since_ms=since, ended_since_ms=since, **where))
+    while True:
+        time.sleep(args.interval)
+        start = cursor - SLACK_MS
+        emit(store.runs(since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where))
+        seen = {k: v for k, v in seen.items() if v >= cursor - SLACK_MS}
+
+
+def _end(r: dict[str, Any]) -> int:
+    return int(r.get("ended_at_ms") or 0)

@@ -1,0 +1,186 @@
+"""The first ten minutes: the README's walkthrough gives the README's output, in a terminal of any width.
+
+One fresh $HOME runs the documented walkthrough (``tests/readme_samples.py``); the README's samples are
+compared with it, and the other tests here read the same store at other widths.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests import readme_samples
+from tests.readme_samples import run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    home = tmp_path_factory.mktemp("first-run")
+    return home, readme_samples.walkthrough(home)
+
+
+def test_readme_samples_are_the_walkthrough_output(walk):
+    _, fresh = walk
+    documented = readme_samples.samples()
+    assert set(documented) == {"demo", "runs", "show", "stats", "drift"}
+    for name, text in documented.items():
+        assert readme_samples.normalise(text) == readme_samples.normalise(fresh[name]), (
+            f"README sample {name!r} differs from the real output; "
+            "`.venv/bin/python -m tests.readme_samples` rewrites it\n" + fresh[name]
+        )
+
+
+def test_the_default_demo_shows_the_incident_the_readme_describes(walk):
+    _, fresh = walk
+    rows = {line.split()[0]: line for line in fresh["demo"].splitlines() if line.split()[:1]}
+    assert rows["incident"].endswith("completed 11, loop_detected 1")
+    assert rows["normal"].split()[1] == "27" and rows["incident"].split()[1] == "12"
+    assert "worst run (loop_detected," in fresh["demo"]
+
+
+def test_the_walkthrough_comment_states_the_drift_the_commands_find(walk):
+    home, _ = walk
+    block = README_TEXT.split("<!-- walkthrough -->", 1)[1].split("```", 2)[1]
+    claim = re.search(r"agent-otel drift +# exit 1: tool calls per run went from ([\d.]+) to ([\d.]+)", block)
+    assert claim, block
+    proc = run_cli(home, "drift", "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    calls = next(s for s in json.loads(proc.stdout)["signals"] if s["signal"] == "tool_calls_per_run")
+    assert calls["drift"]
+    assert (f"{calls['baseline']:.1f}", f"{calls['window']:.1f}") == claim.groups()
+
+
+README_TEXT = (ROOT / "README.md").read_text()
+
+
+def _make_demo_args() -> list[str]:
+    """The agent-otel arguments of `make demo`'s recipe, as the Makefile has them."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*\n\t(.+)$", makefile, re.M)
+    assert recipe, "no demo target in the Makefile"
+    words = shlex.split(recipe.group(1))
+    assert words[0].endswith("/bin/agent-otel"), words
+    return words[1:]
+
+
+def test_make_demo_then_demo_backdate_then_drift_finds_the_documented_drift(tmp_path):
+    """The sequence the README used to document (and users still type): the second demo must not dilute
+    the first one's incident."""
+    home = tmp_path / "home"
+    first = run_cli(home, *_make_demo_args())
+    assert first.returncode == 0, first.stderr
+    second = run_cli(home, "demo", "--backdate")
+    assert second.returncode == 0, second.stderr
+    proc = run_cli(home, "drift", "--json")
+    assert proc.returncode == 1, proc.stdout
+    result = json.loads(proc.stdout)
+    calls = next(s for s in result["signals"] if s["signal"] == "tool_calls_per_run")
+    assert calls["drift"] and calls["window"] >= 2 * calls["baseline"]
+    assert result["window"]["runs"] == 24  # the two demos' incidents, no normal run among them
+
+
+def test_a_live_demo_is_stored_at_real_time(tmp_path):
+    home = tmp_path / "home"
+    proc = run_cli(home, "demo", "--live", "--runs", "4", "--scenario", "normal")
+    assert proc.returncode == 0, proc.stderr
+    assert "back-dated" not in proc.stdout
+    runs = json.loads(run_cli(home, "runs", "--json").stdout)
+    assert len(runs) == 4 and all(r["created_at_ms"] > runs[0]["created_at_ms"] - 120_000 for r in runs)
+    both = run_cli(home, "demo", "--live", "--backdate", "3")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_tables_fit_the_terminal_and_keep_the_run_id(walk, columns):
+    home, _ = walk
+    outputs = {
+        "runs": run_cli(home, "runs", columns=columns).stdout,
+        "drift": run_cli(home, "drift", columns=columns).stdout,
+        "stats": run_cli(home, "stats", columns=columns).stdout,
+        "failures": run_cli(home, "runs", "--stop-class", "failure", columns=columns).stdout,
+    }
+    for name, out in outputs.items():
+        too_wide = [line for line in out.splitlines() if len(line) > columns]
+        assert not too_wide, (name, too_wide)
+    runs = json.loads(run_cli(home, "runs", "--json").stdout)
+    lines = outputs["runs"].splitlines()
+    assert lines[0].split()[:2] == ["RUN", "STARTED"] and "STOP" in lines[0]
+    # every run-id prefix whole (12 hex), in the order --json gives
+    assert [line.split()[0] for line in lines[1 : len(runs[:20]) + 1]] == [
+        r["run_id"][:12] for r in runs[:20]
+    ]
+    header = lines[0].split()
+    if columns >= 200:
+        everything = ["RUN", "STARTED", "AGENT", "STOP", "TOOLS", "STEPS", "RETRIES", "DURATION", "TOKENS"]
+        assert header == [*everything, "COST", "MODEL"]
+    if columns == 80:
+        assert {"DURATION", "TOOLS", "COST"} <= set(header)
+        assert lines[-1] == "(all rows: agent support-agent, model gpt-4o)"
+
+
+def test_the_demo_summary_fits_80_columns_with_its_runs_column(tmp_path):
+    home = tmp_path / "home"
+    proc = run_cli(home, "demo", "--runs", "12", columns=80)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("by scenario\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table[0].split()[:2] == ["SCENARIO", "RUNS"] and "STOP" in table[0]
+    assert all(len(line) <= 80 for line in table), table
+    counts = {line.split()[0]: int(line.split()[1]) for line in table[1:]}
+    assert counts == {"normal": 7, "wrong-email": 1, "incident": 4}
+
+
+def test_per_run_means_read_alike(walk):
+    _, fresh = walk
+    table = fresh["demo"].split("by scenario\n", 1)[1].splitlines()
+    header = table[0].split()
+    for line in table[1:4]:
+        cells = line.split()
+        calls, retries = cells[header.index("TOOLS/RUN")], cells[header.index("RETRIES")]
+        assert re.fullmatch(r"\d+\.\d", calls) and re.fullmatch(r"\d+\.\d", retries), line
+
+
+def test_started_is_utc_with_its_zone_and_matches_json(walk):
+    home, _ = walk
+    text = run_cli(home, "runs", "--last", "3", columns=200).stdout.splitlines()
+    data = json.loads(run_cli(home, "runs", "--last", "3", "--json").stdout)
+    for line, run in zip(text[1:], data, strict=True):
+        started = re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z", line)
+        assert started, line
+        # --json: 2026-11-24T17:37:15.123Z; the table: 2026-11-24 17:37:15Z, the same instant
+        assert started.group(0) == run["created_at"][:19].replace("T", " ") + "Z"
+    shown = run_cli(home, "show", data[0]["run_id"]).stdout
+    assert f"started    {data[0]['created_at'][:19].replace('T', ' ')}Z" in shown
+
+
+def test_demo_reports_when_nothing_reached_otlp(tmp_path):
+    from tests.otlp_receiver import free_port
+
+    home = tmp_path / "home"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_cli(home, "demo", "--runs", "3", env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint})
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert f"nothing reached OTLP grpc {endpoint}: none of" in said and "was delivered" in said
+    assert "sent " not in said
+
+
+def test_demo_reports_the_spans_the_collector_received(tmp_path):
+    from tests.otlp_receiver import OTLPReceiver
+
+    receiver = OTLPReceiver().start()
+    try:
+        proc = run_cli(
+            tmp_path / "home", "demo", "--runs", "3", env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        )
+    finally:
+        receiver.stop()
+    assert proc.returncode == 0, proc.stderr
+    said = re.search(r"sent ([\d,]+) spans to OTLP grpc " + re.escape(receiver.endpoint), proc.stdout)
+    assert said, proc.stdout
+    assert int(said.group(1).replace(",", "")) == len(receiver.spans) > 3
