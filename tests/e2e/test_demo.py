@@ -77,6 +77,7 @@ class Demos:
     runs: list[dict[str, Any]]
     events: list[dict[str, Any]]
     outputs: list[str] = field(default_factory=list)
+    endpoint: str = ""
 
     def tools(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == c.KIND_TOOL_RESULT]
@@ -97,13 +98,23 @@ def demos(stack: Stack) -> Demos:
     if not cli.exists():
         missing_prerequisite("the agent-otel command", "make install-dev")
     readme_env, command = readme_demo_commands()
-    assert readme_env == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"}, readme_env
+    # the README's collector address, on this test's ports (4317 OTLP gRPC, 4318 OTLP HTTP)
+    local = {
+        "localhost:4317": f"127.0.0.1:{stack.ports['otlp_grpc']}",
+        "localhost:4318": f"127.0.0.1:{stack.ports['otlp_http']}",
+    }
+    endpoint = readme_env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    for readme_address, address in local.items():
+        endpoint = endpoint.replace(readme_address, address)
+    assert endpoint != readme_env["OTEL_EXPORTER_OTLP_ENDPOINT"], endpoint
+    # the protocol the SDK infers from the README's port (4318: http/protobuf, 4317: grpc), which it
+    # cannot infer from this test's port
+    protocol = "http/protobuf" if "localhost:4318" in readme_env["OTEL_EXPORTER_OTLP_ENDPOINT"] else "grpc"
     env = {
         **base_env(),
-        # the README's endpoint, on this test's port
-        "OTEL_EXPORTER_OTLP_ENDPOINT": readme_env["OTEL_EXPORTER_OTLP_ENDPOINT"].replace(
-            "localhost:4317", stack.otlp_endpoint.removeprefix("http://")
-        ),
+        **readme_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "AGENT_OTEL_HOME": str(stack.tmp / "demo-home"),  # the default store, in a place of its own
         "COLUMNS": "200",
     }
@@ -123,7 +134,7 @@ def demos(stack: Stack) -> Demos:
     runs = json.loads(cli_out("runs", "--json", "--last", "100000"))
     # (the store may hold the runs back-dated: every event of the last year)
     events = [json.loads(line) for line in cli_out("export", "--since", "52w").splitlines() if line.strip()]
-    return Demos(runs, events, outputs)
+    return Demos(runs, events, outputs, endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +339,10 @@ def close(a: dict[Any, float], b: dict[Any, float]) -> bool:
 def test_the_demo_exports_to_the_collector_the_readme_points_at(demos: Demos, stack: Stack) -> None:
     for out in demos.outputs:
         said = " ".join(out.split())
-        assert "to OTLP" in said and stack.otlp_endpoint in said, out
+        assert (
+            f"to OTLP http/protobuf {demos.endpoint}" in said or f"to OTLP grpc {demos.endpoint}" in said
+        ), out
+        assert "not delivered" not in said and "nothing reached" not in said, out
 
 
 def test_every_dashboard_query_shows_the_true_counts(stack: Stack, settled: Demos) -> None:
