@@ -542,23 +542,32 @@ def test_retry_budget_stops_a_retry_storm(guarded):
 @pytest.mark.parametrize("jitter", ["none", "full"])
 def test_jitter_spreads_the_retries_of_concurrent_failing_calls(guarded, jitter):
     """The incident's thundering herd: 100 agents failing at once retry at the same instant without
-    jitter, spread out with it."""
+    jitter, spread out with it.
+
+    What the retry layer decides is *when* each retry is due: the instant its delay was chosen plus the
+    delay. Those instants are compared with the instants of the failures, so the test does not depend
+    on how promptly a loaded machine wakes 100 sleeping tasks."""
     guarded({"loop": {"enabled": False}})
-    retry_times: list[float] = []
-    start_gate = asyncio.Event
+    failed_at: list[float] = []  # when each call's delay was chosen, right after its failure
+    due_at: list[float] = []  # when its retry was scheduled to run
+
+    class Observed(agent_otel.Retry):
+        def delay(self, attempt: int) -> float:
+            seconds = super().delay(attempt)
+            now = time.monotonic()
+            failed_at.append(now)
+            due_at.append(now + seconds)
+            return seconds
 
     async def main():
-        gate = start_gate()
-        first = {}
+        gate = asyncio.Event()
+        first: set[int] = set()
 
-        @agent_otel.tool(
-            name="http.get", retry=agent_otel.Retry(max_attempts=2, base_delay_s=0.2, jitter=jitter)
-        )
+        @agent_otel.tool(name="http.get", retry=Observed(max_attempts=2, base_delay_s=0.2, jitter=jitter))
         async def get(i):
             if i in first:
-                retry_times.append(time.monotonic())
                 return "ok"
-            first[i] = time.monotonic()
+            first.add(i)
             raise ConnectionError("503")
 
         async def one(i):
@@ -570,22 +579,23 @@ def test_jitter_spreads_the_retries_of_concurrent_failing_calls(guarded, jitter)
         await asyncio.sleep(0.01)
         gate.set()
         await asyncio.gather(*tasks)
-        return list(first.values())
 
-    firsts = asyncio.run(main())
-    # Without jitter every retry comes exactly base_delay after its failure, so the retries are as bunched
-    # as the failures were (on a loaded machine the failures themselves spread over some ms); full jitter
-    # spreads them over the whole [0, 200 ms] window.
-    failure_spread = statistics.pstdev(firsts)
-    retry_spread = statistics.pstdev(retry_times)
+    asyncio.run(main())
+    assert len(due_at) == 100
+    failure_spread = statistics.pstdev(failed_at)
+    retry_spread = statistics.pstdev(due_at)
     print(
         f"jitter={jitter}: failures stdev {failure_spread * 1000:.1f} ms, "
-        f"retries stdev {retry_spread * 1000:.1f} ms"
+        f"retries due stdev {retry_spread * 1000:.1f} ms"
     )
     if jitter == "none":
-        assert retry_spread < failure_spread + 0.01
+        # Every retry is due exactly base_delay after its failure: as bunched as the failures were.
+        assert retry_spread == pytest.approx(failure_spread, abs=1e-6)
     else:
-        assert retry_spread > failure_spread + 0.03  # uniform over 200 ms alone has a stdev of ~58 ms
+        # Full jitter spreads them over the whole [0, 200 ms] window (uniform alone: a stdev of ~58 ms).
+        delays = [d - f for d, f in zip(due_at, failed_at, strict=True)]
+        assert statistics.pstdev(delays) > 0.04
+        assert retry_spread > failure_spread + 0.02
 
 
 # --- every guard in an async agent loop ------------------------------------------------------------------

@@ -44,7 +44,10 @@ def test_a_run_answers_the_five_questions_in_its_spans(telemetry):
     )
     assert a[c.INPUT_SHA] == sha(ticket)
     assert a[c.STOP_REASON] == "completed" and a[c.TOOL_CALLS] == 2 and a[c.STEPS] == 3
-    assert a[c.GEN_AI_USAGE_INPUT_TOKENS] == 812 and a[c.GEN_AI_USAGE_OUTPUT_TOKENS] == 96
+    # The run's totals are agent.usage.*; gen_ai.usage.* is only on the request's own span.
+    assert a[c.USAGE_INPUT_TOKENS] == 812 and a[c.USAGE_OUTPUT_TOKENS] == 96
+    assert c.GEN_AI_USAGE_INPUT_TOKENS not in a
+    assert a[c.GEN_AI_PROVIDER_NAME] == "openai"  # inferred from the model name
     assert a[c.COST_USD] == pytest.approx((812 * 2.5 + 96 * 10) / 1e6)
     assert root.status.status_code is StatusCode.OK
     stop_events = [e for e in root.events if e.name == "agent.stop"]

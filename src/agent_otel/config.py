@@ -219,6 +219,14 @@ SCHEMA: dict[str, Any] = {
                 bool, False, "Attach raw args/results, redacted and truncated. Off by default."
             ),
             "store_args_hash": Field(bool, True, "Write args_sha/result_sha into events."),
+            "capture_content": Field(
+                bool,
+                False,
+                "Record prompts and completions on chat spans (gen_ai.input.messages / "
+                "gen_ai.output.messages), redacted and truncated like store_args. Off by default.",
+                env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
+                env_parse=_env_bool,
+            ),
             "include": Field(
                 list,
                 ["run_id", "step_id", "tool", "duration_ms", "status", "error", "stop_reason"],

@@ -1,18 +1,20 @@
 """Every name that leaves the process: span names, attribute keys, metric names, event kinds.
 
 Dashboards, alert rules, the run store and users' queries all depend on these strings, so they live in
-one module and nowhere else. Where the OpenTelemetry semantic conventions define a key and have not
-deprecated it we use their constant, so a change upstream shows up here as one diff.
+one module and nowhere else. Where the OpenTelemetry semantic conventions define a key we use its name
+(the stable ones through opentelemetry-semantic-conventions' constants, the GenAI ones as the current
+GenAI registry spells them), so a change upstream shows up here as one diff.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Final
 
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
 from opentelemetry.semconv.attributes import deployment_attributes as _deployment
 from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import server_attributes as _server
 from opentelemetry.semconv.attributes import service_attributes as _service
 
 # --- operations and span names -------------------------------------------------------------------
@@ -35,23 +37,92 @@ def llm_span_name(model: str) -> str:
 
 
 # --- span attributes (DESIGN.md "Spans") -----------------------------------------------------------
+#
+# The gen_ai.* keys are spelled out from the GenAI registry of semantic-conventions-genai (a copy is in
+# shared/semconv/gen-ai/registry.yaml; tests/integrations/test_semconv.py checks every key agent-otel
+# emits against it). The gen_ai_attributes module of opentelemetry-semantic-conventions is not used: its
+# GenAI names are all marked "Moved" to that repository.
 
-GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
-GEN_AI_AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
-GEN_AI_TOOL_NAME: Final = _gen_ai.GEN_AI_TOOL_NAME
-GEN_AI_TOOL_CALL_ID: Final = _gen_ai.GEN_AI_TOOL_CALL_ID
-GEN_AI_TOOL_CALL_ARGUMENTS: Final = _gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS
-GEN_AI_TOOL_CALL_RESULT: Final = _gen_ai.GEN_AI_TOOL_CALL_RESULT
-GEN_AI_REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
-GEN_AI_USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
-GEN_AI_USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
-# Spelled out: the semantic-conventions package this project supports (>=0.51b0) predates them.
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 ERROR_TYPE: Final = _error.ERROR_TYPE
+SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
+SERVER_PORT: Final = _server.SERVER_PORT
 SERVICE_NAME: Final = _service.SERVICE_NAME
 SERVICE_VERSION: Final = _service.SERVICE_VERSION
 DEPLOYMENT_ENVIRONMENT: Final = _deployment.DEPLOYMENT_ENVIRONMENT_NAME
+
+# Request parameters read from a request body (OpenAI / Anthropic / framework settings), by field name.
+REQUEST_PARAMETERS: Final = (
+    ("temperature", GEN_AI_REQUEST_TEMPERATURE, float),
+    ("max_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+    ("max_completion_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+    ("max_output_tokens", GEN_AI_REQUEST_MAX_TOKENS, int),
+    ("top_p", GEN_AI_REQUEST_TOP_P, float),
+    ("top_k", GEN_AI_REQUEST_TOP_K, int),
+    ("seed", GEN_AI_REQUEST_SEED, int),
+    ("frequency_penalty", GEN_AI_REQUEST_FREQUENCY_PENALTY, float),
+    ("presence_penalty", GEN_AI_REQUEST_PRESENCE_PENALTY, float),
+)
+
+# --- OTEL_SEMCONV_STABILITY_OPT_IN ------------------------------------------------------------------
+#
+# agent-otel emits the current GenAI names (gen_ai.provider.name, gen_ai.usage.input_tokens ...); it never
+# emitted their predecessors, so ``gen_ai_latest_experimental`` (the opt-in value the GenAI conventions
+# define) is what it does anyway. ``gen_ai/dup`` additionally emits the names these replaced, for a backend
+# that still reads them, as the ``http/dup`` and ``database/dup`` opt-ins do for those conventions.
+
+SEMCONV_OPT_IN_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+SEMCONV_GEN_AI_DUP: Final = "gen_ai/dup"
+#: current name -> the deprecated name it replaced (emitted as well only with ``gen_ai/dup``).
+GEN_AI_PREVIOUS_NAMES: Final = {
+    GEN_AI_PROVIDER_NAME: "gen_ai.system",
+    GEN_AI_USAGE_INPUT_TOKENS: "gen_ai.usage.prompt_tokens",
+    GEN_AI_USAGE_OUTPUT_TOKENS: "gen_ai.usage.completion_tokens",
+}
+
+
+def gen_ai_dup(env: dict[str, str] | None = None) -> bool:
+    """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` asks for the previous GenAI names next to the current."""
+    value = (os.environ if env is None else env).get(SEMCONV_OPT_IN_ENV, "")
+    return SEMCONV_GEN_AI_DUP in {token.strip().lower() for token in value.split(",")}
+
+
+def with_previous_names(attributes: dict[str, object]) -> dict[str, object]:
+    """``attributes`` plus the deprecated name of every key that has one (for ``gen_ai/dup``)."""
+    extra = {GEN_AI_PREVIOUS_NAMES[k]: v for k, v in attributes.items() if k in GEN_AI_PREVIOUS_NAMES}
+    return {**attributes, **extra} if extra else attributes
+
 
 RUN_ID: Final = "agent.run_id"
 PARENT_RUN_ID: Final = "agent.parent_run_id"
@@ -69,6 +140,14 @@ TOOLS_VERSION: Final = "agent.tools_version"
 COST_USD: Final = "agent.cost_usd"
 INPUT_SHA: Final = "agent.input_sha"
 REPLAY_OF: Final = "agent.replay_of"
+# The run's token totals: not gen_ai.usage.*, which belongs on the span of each request only, so that a
+# backend summing gen_ai.usage.* over a trace counts every request once.
+USAGE_INPUT_TOKENS: Final = "agent.usage.input_tokens"
+USAGE_OUTPUT_TOKENS: Final = "agent.usage.output_tokens"
+# The run this one resumes (a paused run of the same conversation); the span also links to it.
+RESUME_OF: Final = "agent.resume_of"
+# Tool call ids the model asked for in its response (on the chat span).
+LLM_TOOL_CALL_IDS: Final = "agent.llm.tool_call_ids"
 # true on the run span of a run its metrics' exemplars link to: the bundled collector keeps that trace
 RUN_EXEMPLAR: Final = "agent.exemplar"
 
@@ -80,11 +159,14 @@ AGENT_OTEL_VERSION: Final = "agent_otel.version"
 EVENT_STOP: Final = "agent.stop"
 EVENT_GUARD: Final = "agent.guard"
 EVENT_RETRY: Final = "agent.tool.retry"
+EVENT_INTERRUPT: Final = "agent.interrupt"
+EVENT_HANDOFF: Final = "agent.handoff"
 
 # --- values ----------------------------------------------------------------------------------------
 
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
+STATUS_INTERRUPTED: Final = "interrupted"  # a tool call that paused the agent for human input
 
 # --- unified event kinds (DESIGN.md "Unified event schema") ----------------------------------------
 
@@ -246,6 +328,73 @@ M_DROPPED: Final = MetricSpec(
     ("signal", "reason"),
 )
 
+# The GenAI client metrics of the semantic conventions (shared/semconv/gen-ai/metrics.yaml), recorded next
+# to agent-otel's own with the GenAI attributes plus gen_ai.agent.name, so that a panel can split LLM time
+# from tool time per agent. Their buckets are the conventions' advisory ones.
+_GENAI_TOKEN_BUCKETS: Final = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+)
+_GENAI_SECONDS_BUCKETS: Final = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+M_GEN_AI_TOKEN_USAGE: Final = MetricSpec(
+    "gen_ai.client.token.usage",
+    "histogram",
+    "{token}",
+    "Number of input and output tokens used.",
+    "gen_ai_client_token_usage",
+    (
+        GEN_AI_OPERATION_NAME,
+        GEN_AI_PROVIDER_NAME,
+        GEN_AI_REQUEST_MODEL,
+        GEN_AI_RESPONSE_MODEL,
+        GEN_AI_TOKEN_TYPE,
+        GEN_AI_AGENT_NAME,
+    ),
+    _GENAI_TOKEN_BUCKETS,
+)
+M_GEN_AI_OPERATION_DURATION: Final = MetricSpec(
+    "gen_ai.client.operation.duration",
+    "histogram",
+    "s",
+    "GenAI operation duration (chat requests and tool executions).",
+    "gen_ai_client_operation_duration_seconds",
+    (
+        GEN_AI_OPERATION_NAME,
+        GEN_AI_PROVIDER_NAME,
+        GEN_AI_REQUEST_MODEL,
+        GEN_AI_RESPONSE_MODEL,
+        GEN_AI_AGENT_NAME,
+        ERROR_TYPE,
+    ),
+    _GENAI_SECONDS_BUCKETS,
+)
+
 METRICS: Final = (
     M_STOP,
     M_TOOL_CALLS,
@@ -258,6 +407,8 @@ METRICS: Final = (
     M_TOOL_FAILED_ATTEMPTS,
     M_GUARD_TRIGGERS,
     M_DROPPED,
+    M_GEN_AI_TOKEN_USAGE,
+    M_GEN_AI_OPERATION_DURATION,
 )
 
 # Label keys on metrics. They are bounded: agent and tool names come from code, stop_reason from a

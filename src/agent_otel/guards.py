@@ -11,6 +11,15 @@ block, so an agent that swallows AgentStopped still ends up with the right stop 
 The checks run before every step, so they are written for the hot path: plain attribute reads and a
 bounded deque, the kill-switch file is stat'ed at most every ``check_interval_s``. They plug into the
 step engine as a policy (:class:`Guards`, registered with the runtime below; :class:`RunGuards` per run).
+
+Observe or enforce: adding ``setup()`` to an agent that works must not change what it does. So in a run
+agent-otel starts around a framework (``Run.framework``: a LangGraph graph, an Agents SDK or PydanticAI
+run outside any ``agent_otel.run``), a guard the user did not configure only *observes*: it leaves the same
+span event (with ``enforced=false`` and ``would_stop``) and counter, once per cause, and the run goes on.
+The only guard that can trigger without configuration is the loop guard (``guards.loop``, on by default);
+budgets, the policy, ``tool_timeout_s`` and the kill switch act only once configured (or engaged), so they
+always enforce. In the user's own ``agent_otel.run`` (and ``@agent``) every guard enforces: the user wrote
+the run, the defaults are part of what they asked for.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_otel import conventions as c
 from agent_otel import runtime
-from agent_otel.config import Config, ConfigError
+from agent_otel.config import SOURCE_DEFAULT, Config, ConfigError
 from agent_otel.steps import Policy, RunPolicy, Step, defer_stop, note_failure
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 from agent_otel.tools import ToolCall, ToolOptions
@@ -164,6 +173,10 @@ class LoopPolicy:
     ping_pong_cycles: int = 2
 
 
+#: Guards that trigger with the default configuration (the loop guard and its ping-pong check).
+_DEFAULT_ON = frozenset({"loop", "ping_pong"})
+
+
 class Guards(Policy):
     """Built once per setup() from the ``guards:`` config; hands out per-run state."""
 
@@ -180,6 +193,17 @@ class Guards(Policy):
         ks = g["kill_switch"]
         self.kill_switch = KillSwitch(ks["env"], ks["file"], ks["check_interval_s"])
         self._decisions: dict[tuple[str, str], str | None] = {}
+        # The loop guard is on by default; it enforces in framework runs only if the user configured it.
+        loop_keys = [f"guards.loop.{f.name}" for f in fields(LoopPolicy)]
+        self.loop_configured = any(config.source(k) != SOURCE_DEFAULT for k in loop_keys)
+
+    def enforces(self, run: Run, guard: str) -> bool:
+        """Whether ``guard`` stops ``run`` when it triggers, or only observes (see the module docstring)."""
+        if not run.framework:
+            return True
+        if guard in _DEFAULT_ON:
+            return self.loop_configured
+        return True
 
     def start_run(self, run: Run) -> RunGuards:
         budget = self.budget if run.budget is None else run.budget.merged_over(self.budget)
@@ -223,7 +247,7 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
 class RunGuards(RunPolicy):
     """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
 
-    __slots__ = ("_counts", "_deadline", "_recent", "budget", "guards", "loop", "run")
+    __slots__ = ("_counts", "_deadline", "_observed", "_recent", "budget", "guards", "loop", "run")
 
     def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
         self.guards = guards
@@ -232,6 +256,7 @@ class RunGuards(RunPolicy):
         self.loop = guards.loop
         self._recent: deque[tuple[str, str]] = deque()
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._observed: set[tuple[Any, ...]] = set()  # causes already recorded by an observing guard
         self._deadline = (
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
         )
@@ -316,6 +341,7 @@ class RunGuards(RunPolicy):
     def on_stop(self, run: Run, result: StopResult) -> None:
         self._recent.clear()
         self._counts.clear()
+        self._observed.clear()
 
     def tool_timeout(self, options: ToolOptions) -> float | None:
         return options.timeout_s if options.timeout_s is not None else self.guards.tool_timeout_s
@@ -467,7 +493,17 @@ class RunGuards(RunPolicy):
         detail: str,
         **attributes: Any,
     ) -> None:
-        """Record the trigger, stop the run with ``reason`` and raise AgentStopped into the agent."""
+        """Record the trigger, stop the run with ``reason`` and raise AgentStopped into the agent.
+
+        A guard that only observes in this run records the trigger (once per guard, tool and args hash)
+        with ``enforced=false`` and what it would have stopped with, and returns.
+        """
+        if not self.guards.enforces(run, guard):
+            cause = (guard, attributes.get("tool"), attributes.get("args_sha"))
+            if cause not in self._observed and len(self._observed) < 1024:
+                self._observed.add(cause)
+                record(run, guard, limit, observed, enforced=False, would_stop=reason.value, **attributes)
+            return
         record(run, guard, limit, observed, **attributes)
         raise AgentStopped(run.stop(reason, detail))
 
@@ -475,6 +511,7 @@ class RunGuards(RunPolicy):
 def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -> None:
     """The span event and counter every guard trigger leaves behind."""
     event: dict[str, Any] = {"guard": guard, "limit": _attr(limit), "observed": _attr(observed)}
+    event["enforced"] = bool(attributes.pop("enforced", True))
     for key, value in attributes.items():
         if value is not None:
             event[key] = _attr(value)

@@ -11,15 +11,28 @@ Input tokens are always *all* input tokens, cached ones included (the OpenTeleme
 The cache counts are extra detail, part of that total: they only lower (or, for cache writes, raise)
 the price of the tokens they cover, and appear as ``gen_ai.usage.cache_read.input_tokens`` /
 ``gen_ai.usage.cache_creation.input_tokens`` on the ``chat`` span when non-zero.
+
+The ``chat`` span is a CLIENT span with the GenAI attributes the integration knows (provider, request
+parameters, response id, model and finish reasons, the tool calls the model asked for, and, only with
+``logging.events.capture_content``, the messages, redacted and truncated like ``store_args``). When the
+client library emits its own GenAI span for the request (anthropic 2.x, PydanticAI's instrumentation),
+that span *is* the request's span (:mod:`agent_otel.native`): agent-otel adds its ids to it and opens no
+second span, so the request's usage is on one span only.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
+
 from agent_otel import conventions as c
-from agent_otel import steps
+from agent_otel import native, steps
+from agent_otel.genai import guess_provider, request_attributes, strings
 from agent_otel.steps import Step, check_pending, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 
@@ -29,26 +42,141 @@ if TYPE_CHECKING:
 
 
 class LLMCall(Step):
-    """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`."""
+    """One LLM request in flight; finished exactly once by :meth:`finish` or :meth:`fail`.
 
-    __slots__ = ("model",)
+    Its span is agent-otel's own ``chat`` span, or the library's own span of the request once adopted
+    (``native``). A call begun with ``defer=True`` has no span until a native span is adopted or the
+    call ends (then its own span opens, back-dated to the call's start).
+    """
+
+    __slots__ = (
+        "_parent",
+        "_start_time_ns",
+        "agent_name",
+        "attributes",
+        "deferred",
+        "model",
+        "native",
+        "provider",
+    )
 
     kind = "llm"
+    span_kind = SpanKind.CLIENT
 
     def __init__(self, run: Run, model: str, call_id: str | None) -> None:
         super().__init__(run, call_id)
         self.model = model
+        self.provider: str | None = None
+        self.agent_name: str | None = None  # the active agent, when it is not the run's (handoffs)
+        self.attributes: dict[str, Any] = {}  # request and response attributes for the span
+        self.native: Any = None  # the library's own span of this request, once adopted
+        self.deferred = False
+        self._parent: Any = None
+        self._start_time_ns = time.time_ns()
 
     def span_name(self) -> str:
         return c.llm_span_name(self.model)
 
     def start_attributes(self, rt: Runtime) -> dict[str, Any]:
-        return {
+        run = self.run
+        attributes: dict[str, Any] = {
             c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
             c.GEN_AI_REQUEST_MODEL: self.model,
-            c.RUN_ID: self.run.run_id,
+            c.RUN_ID: run.run_id,
             c.STEP_ID: self.step_id,
+            c.GEN_AI_AGENT_NAME: self.agent_name or run.agent,
         }
+        if self.provider:
+            attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
+        if run.conversation_id is not None:
+            attributes[c.GEN_AI_CONVERSATION_ID] = run.conversation_id
+        attributes.update(self.attributes)
+        return c.with_previous_names(attributes) if c.gen_ai_dup() else attributes
+
+    def start_span(self, rt: Runtime, parent: Any, start_time_ns: int | None) -> Span:
+        """A library's request span that is current already is adopted; a deferred call opens none yet."""
+        if start_time_ns is not None:
+            self._start_time_ns = start_time_ns
+        enclosing = native.enclosing_chat_span(self.run)
+        if enclosing is not None:
+            enclosing.set_attributes(self.adopt(enclosing))
+            return enclosing
+        if self.deferred:
+            self._parent = otel_context.get_current() if parent is None else parent
+            native.pending.set(self)
+            return trace.INVALID_SPAN
+        return super().start_span(rt, parent, start_time_ns)
+
+    # --- what the integration knows about the request and its response ----------------------------
+
+    def request(self, params: Mapping[str, Any] | None = None, *, stream: bool | None = None) -> None:
+        """Request parameters (``temperature``, ``max_tokens``, ``top_p``... as the request body names
+        them); unknown keys and values of the wrong type are ignored."""
+        try:
+            self.attributes.update(request_attributes(params or {}))
+            if stream:
+                self.attributes[c.GEN_AI_REQUEST_STREAM] = True
+        except Exception as exc:
+            internal_error("reading LLM request parameters", exc)
+
+    def response(
+        self,
+        *,
+        response_id: Any = None,
+        finish_reasons: Any = None,
+        tool_call_ids: Any = None,
+        response_model: Any = None,
+    ) -> None:
+        """What the response said: its id, why it finished, the tool calls it asked for."""
+        attributes = self.attributes
+        if isinstance(response_id, str) and response_id:
+            attributes[c.GEN_AI_RESPONSE_ID] = response_id
+        if isinstance(response_model, str) and response_model:
+            attributes[c.GEN_AI_RESPONSE_MODEL] = response_model
+        reasons = strings(finish_reasons)
+        if reasons:
+            attributes[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        ids = strings(tool_call_ids)
+        if ids:
+            attributes[c.LLM_TOOL_CALL_IDS] = ids
+
+    def messages(self, input: Any = None, output: Any = None) -> None:
+        """The request's and the response's messages, in the GenAI conventions' JSON form (a list of
+        ``{"role": ..., "parts": [...]}``). Kept only with ``logging.events.capture_content``, redacted
+        and truncated by the same rules as ``store_args``."""
+        rt = self.runtime
+        redactor = rt.content if rt is not None else None
+        if redactor is None:
+            return
+        try:
+            if input:
+                self.attributes[c.GEN_AI_INPUT_MESSAGES] = redactor.to_attribute(input)
+            if output:
+                self.attributes[c.GEN_AI_OUTPUT_MESSAGES] = redactor.to_attribute(output)
+        except Exception as exc:
+            internal_error("capturing LLM messages", exc)
+
+    @property
+    def capture_content(self) -> bool:
+        """Whether :meth:`messages` keeps anything (integrations skip building messages otherwise)."""
+        rt = self.runtime
+        return rt is not None and rt.content is not None
+
+    def adoptable(self) -> bool:
+        """No span yet (deferred) and not ended: a native span of the request may become its span."""
+        return not self._done and self.native is None and self.span is trace.INVALID_SPAN
+
+    def adopt(self, span: Any) -> dict[str, Any]:
+        """Make ``span``, the library's own span of this request, this step's span.
+
+        Returns the attributes to add to it (the caller sets them, at span start when it can).
+        """
+        self.native = span
+        self.span = span
+        extra: dict[str, Any] = {c.STEP_ID: self.step_id}
+        if self.agent_name and c.GEN_AI_AGENT_NAME not in (span.attributes or {}):
+            extra[c.GEN_AI_AGENT_NAME] = self.agent_name
+        return extra
 
     def finish(
         self,
@@ -111,10 +239,27 @@ def begin(
     attach: bool = True,
     start_time_ns: int | None = None,
     checks: bool = True,
+    provider: str | None = None,
+    defer: bool = False,
+    agent_name: str | None = None,
 ) -> LLMCall | None:
-    """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped."""
+    """Start an LLM step of ``run``; guards run first (unless ``checks`` is off), may raise AgentStopped.
+
+    ``defer`` leaves the span unopened (and the call unattached): a native GenAI span the library starts
+    for the request is adopted instead (:mod:`agent_otel.native`), and without one the span opens when
+    the call ends. A native request span that is current already (started around this call) is adopted
+    at once. ``provider`` is ``gen_ai.provider.name``; ``agent_name`` the agent making the request when it
+    is not the run's own (after a handoff).
+    """
     call = LLMCall(run, model, call_id)
-    return steps.begin(call, checks=checks, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
+    call.provider = provider
+    call.agent_name = agent_name
+    call.deferred = defer
+    if provider and run.provider is None:
+        run.provider = provider
+    if run.model is None and model != "unknown":
+        run.model = model  # the run's gen_ai.request.model: the model its first request asked for
+    return steps.begin(call, checks=checks, attach=attach and not defer, start_time_ns=start_time_ns)  # type: ignore[return-value]
 
 
 def _complete(
@@ -127,6 +272,11 @@ def _complete(
     run = call.run
     rt = call.runtime
     input_tokens, output_tokens = usage.input, usage.output
+    if call.native is None and call.span is trace.INVALID_SPAN and rt is not None:
+        try:  # deferred, and no library span to adopt came: agent-otel's own span, back-dated
+            call.span = super(LLMCall, call).start_span(rt, call._parent, call._start_time_ns)
+        except Exception as exc:
+            internal_error("starting an LLM span", exc)
     if cost_usd is None and rt is not None:
         cost_usd = rt.prices.cost(
             response_model or call.model, input_tokens, output_tokens, usage.cached_input, usage.cache_write
@@ -136,23 +286,32 @@ def _complete(
         run.output_tokens += output_tokens
         if cost_usd:
             run.cost_usd += cost_usd
-    attributes: dict[str, Any] = {
-        c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-        c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-    }
-    if usage.cached_input:
-        attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
-    if usage.cache_write:
-        attributes[c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
-    if cost_usd is not None:
-        attributes[c.COST_USD] = cost_usd
-    if response_model:
-        attributes["gen_ai.response.model"] = response_model
+    if call.provider and run.provider is None:
+        run.provider = call.provider
     error_type = None
     if error is not None:
         error_type = type(error).__name__ if isinstance(error, BaseException) else str(error)
-        attributes[c.ERROR_TYPE] = error_type
-    duration_ms, span_ctx = call.end(attributes, error, error_type)
+    if call.native is None:
+        attributes: dict[str, Any] = {
+            c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            **call.attributes,
+        }
+        if usage.cached_input:
+            attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
+        if usage.cache_write:
+            attributes[c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write
+        if cost_usd is not None:
+            attributes[c.COST_USD] = cost_usd
+        if response_model:
+            attributes[c.GEN_AI_RESPONSE_MODEL] = response_model
+        if error_type is not None:
+            attributes[c.ERROR_TYPE] = error_type
+        if c.gen_ai_dup():
+            attributes = c.with_previous_names(attributes)
+        duration_ms, span_ctx = call.end(attributes, error, error_type)
+    else:
+        duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
         event_usage: dict[str, Any] = {
             "model": response_model or call.model,
@@ -173,7 +332,34 @@ def _complete(
             error_type,
             usage=event_usage,
         )
+        # For the GenAI client metrics (agent_otel.metrics); not part of the stored event. A library that
+        # records those metrics for the requests it traces itself is not counted twice.
+        event["_genai"] = {
+            c.GEN_AI_OPERATION_NAME: c.OP_CHAT,
+            c.GEN_AI_PROVIDER_NAME: call.provider,
+            c.GEN_AI_REQUEST_MODEL: call.model,
+            c.GEN_AI_RESPONSE_MODEL: response_model or call.attributes.get(c.GEN_AI_RESPONSE_MODEL),
+            c.ERROR_TYPE: error_type,
+            "skip": call.native is not None and native.records_metrics(call.native),
+        }
         rt.pipeline.emit("event", event)
+
+
+def _end_adopted(call: LLMCall, cost_usd: float | None) -> tuple[float, Any]:
+    """End a step whose span is a library's: its usage and status are the library's own (and so is its
+    end); only the spend is added, if the span is still open (a library that ends its span when the
+    response is read has closed it)."""
+    span = call.span
+    duration_ms = (time.perf_counter_ns() - call._start_ns) / 1e6
+    token, call._token = call._token, None
+    if token is not None:
+        otel_context.detach(token)
+    if cost_usd is not None and span.is_recording():
+        try:
+            span.set_attribute(c.COST_USD, cost_usd)
+        except Exception as err:
+            internal_error("adding spend to a native LLM span", err)
+    return duration_ms, span.get_span_context()
 
 
 def record(
@@ -188,6 +374,7 @@ def record(
     call_id: str | None = None,
     cached_input_tokens: int = 0,
     cache_write_tokens: int = 0,
+    provider: str | None = None,
 ) -> None:
     """Record a finished LLM request (``run.record_llm``); ``duration_ms`` back-dates the span's start.
 
@@ -201,7 +388,15 @@ def record(
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
-    call = begin(run, model, call_id, attach=False, start_time_ns=start_ns, checks=False)
+    call = begin(
+        run,
+        model,
+        call_id,
+        attach=False,
+        start_time_ns=start_ns,
+        checks=False,
+        provider=provider or guess_provider(model),
+    )
     if call is not None:
         if duration_ms is not None:
             call.back_date(duration_ms)

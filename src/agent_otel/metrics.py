@@ -64,6 +64,7 @@ def _exemplar(event: dict[str, Any]) -> Context:
 _EMPTY = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
+_TOOL_GEN_AI_KEYS = (c.GEN_AI_OPERATION_NAME, c.GEN_AI_AGENT_NAME, c.ERROR_TYPE)
 
 
 class MetricsSink:
@@ -194,6 +195,8 @@ class Metrics:
         self.tokens_per_request = hist(c.M_TOKENS_PER_REQUEST)
         self.spend_per_run = hist(c.M_SPEND_PER_RUN)
         self.tool_duration = hist(c.M_TOOL_DURATION)
+        self.gen_ai_token_usage = hist(c.M_GEN_AI_TOKEN_USAGE)
+        self.gen_ai_duration = hist(c.M_GEN_AI_OPERATION_DURATION)
 
         self.stops = CounterSet(c.M_STOP.labels)
         self.tool_invocations = CounterSet(c.M_TOOL_INVOCATIONS.labels)
@@ -312,7 +315,17 @@ class Metrics:
                 self._attrs((agent, tool, status), ("agent", "tool", "status")),
                 context=_exemplar(event) if exemplar else _EMPTY,
             )
-        elif kind == "llm_result" and self.track_tokens:
+            error = event["error"]
+            attrs = (
+                self._attrs((c.OP_EXECUTE_TOOL, agent, error), _TOOL_GEN_AI_KEYS)
+                if error
+                else self._attrs((c.OP_EXECUTE_TOOL, agent), _TOOL_GEN_AI_KEYS[:2])
+            )
+            self.gen_ai_duration.record(event["duration_ms"] / 1000.0, attrs, context=_EMPTY)
+            return
+        if kind == "llm_result":
+            self._gen_ai(event, event.get("_genai"))
+        if kind == "llm_result" and self.track_tokens:
             usage = event["usage"] or {}
             tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
             if tokens:
@@ -321,6 +334,23 @@ class Metrics:
                     self._attrs((event["agent"], usage.get("model", "unknown")), ("agent", "model")),
                     context=_exemplar(event) if exemplar else _EMPTY,
                 )
+
+    def _gen_ai(self, event: dict[str, Any], genai: dict[str, Any] | None) -> None:
+        """The GenAI client metrics (gen_ai.client.operation.duration, gen_ai.client.token.usage) of one
+        chat request, with gen_ai.agent.name = the run's agent (tool executions: record_event)."""
+        if not genai or genai.get("skip"):
+            return
+        attrs = {k: v for k, v in genai.items() if k != "skip" and v is not None and v != ""}
+        attrs[c.GEN_AI_AGENT_NAME] = event["agent"]
+        duration_ms = event.get("duration_ms")
+        if duration_ms is not None:
+            self.gen_ai_duration.record(duration_ms / 1000.0, attrs, context=_EMPTY)
+        if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or event.get("status") == c.STATUS_ERROR:
+            return
+        usage = event.get("usage") or {}
+        attrs.pop(c.ERROR_TYPE, None)
+        for token_type, key in (("input", "input_tokens"), ("output", "output_tokens")):
+            self.gen_ai_token_usage.record(usage.get(key) or 0, {**attrs, c.GEN_AI_TOKEN_TYPE: token_type})
 
     # --- per run --------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import Token
 from typing import Any, ParamSpec, TypeVar, overload
@@ -24,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
 
 from agent_otel import conventions as c
 from agent_otel import runtime
@@ -52,6 +53,12 @@ R = TypeVar("R")
 #: The default of ``input=``: no input given (None is an input).
 MISSING: Any = object()
 
+# The last paused (interrupted) run of each conversation in this process: the next run of the conversation
+# is its resume and links to it. Bounded: a conversation paused and never resumed is forgotten eventually.
+_paused: OrderedDict[str, tuple[SpanContext, str]] = OrderedDict()
+_paused_lock = threading.Lock()
+_MAX_PAUSED = 4096
+
 
 def _hex_ids(span: Span) -> tuple[str | None, str | None]:
     ctx = span.get_span_context()
@@ -63,7 +70,8 @@ def _hex_ids(span: Span) -> tuple[str | None, str | None]:
 class Run:
     """One agent run; use as ``with agent_otel.run(...) as run`` or ``async with``.
 
-    Leaving the block stops the run exactly once: ``completed`` on normal exit, the reason carried by an
+    Leaving the block stops the run exactly once: ``completed`` on normal exit (``interrupted`` if the
+    agent paused for human input and did not resume in the block), the reason carried by an
     :class:`AgentStopped`, ``cancelled`` on cancellation or KeyboardInterrupt, ``tool_error`` /
     ``tool_timeout`` / ``model_error`` when the exception came out of a tool or LLM call of this run, and
     ``error`` otherwise. Exceptions always continue to the caller unchanged.
@@ -80,6 +88,7 @@ class Run:
         budget: Any = None,
         run_id: str | None = None,
         replay_of: str | None = None,
+        conversation_id: str | None = None,
     ) -> None:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
@@ -92,6 +101,14 @@ class Run:
         self.input_sha: str | None = None if input is MISSING else sha(input)
         self.budget = budget
         self.replay_of = replay_of
+        self.conversation_id = None if conversation_id is None else str(conversation_id)
+        self.provider: str | None = None  # gen_ai.provider.name, once an LLM request says it
+        # Set by an integration when the agent paused for a human (LangGraph interrupt()): leaving the
+        # run then means "interrupted", not "completed". A resume in the same run clears it.
+        self.paused: dict[str, Any] | None = None
+        # True for runs an integration started around a framework (not the user's agent_otel.run):
+        # guards the user did not configure only observe in them (agent_otel.guards).
+        self.framework = False
         self.is_replay = False  # set by a replay policy: not traffic, so no agent_* series
         self.parent: Run | None = None
         self.parent_run_id: str | None = None
@@ -141,6 +158,9 @@ class Run:
         self.parent = current_run()
         if self.parent is not None:
             self.parent_run_id = self.parent.run_id
+            if self.conversation_id is None:
+                self.conversation_id = self.parent.conversation_id  # a sub-agent: the same conversation
+        resumes = _take_pause(self.conversation_id)
         self.created_at_ms = int(time.time() * 1000)
         self._start_ns = time.perf_counter_ns()
         self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
@@ -157,6 +177,8 @@ class Run:
             (c.TOOLS_VERSION, self.tools_version),
             (c.INPUT_SHA, self.input_sha),
             (c.REPLAY_OF, self.replay_of),
+            (c.GEN_AI_CONVERSATION_ID, self.conversation_id),
+            (c.RESUME_OF, resumes[1] if resumes else None),
         ):
             if value is not None:
                 attributes[key] = value
@@ -165,12 +187,15 @@ class Run:
                 # A sub-agent: a child of whatever is current (often the parent's tool span).
                 attributes[c.PARENT_RUN_ID] = self.parent_run_id
                 parent_ctx: Context | None = None
-                links = None
+                links: list[Link] | None = None
             else:
                 # A run is a new trace; an ambient span (an HTTP request, a job) becomes a link.
                 ambient = trace.get_current_span().get_span_context()
                 parent_ctx = Context()
                 links = [Link(ambient)] if ambient.is_valid else None
+            if resumes is not None:
+                # The resume of a paused run of this conversation links to it (it is another trace).
+                links = [*(links or ()), Link(resumes[0], {c.RUN_ID: resumes[1]})]
             self.span = rt.tracer.start_span(
                 c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
             )
@@ -197,7 +222,7 @@ class Run:
 
     def _reason_for(self, exc: BaseException | None) -> StopReason:
         if exc is None:
-            return StopReason.COMPLETED
+            return StopReason.INTERRUPTED if self.paused is not None else StopReason.COMPLETED
         if isinstance(exc, AgentStopped):
             return exc.result.stop_reason
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or _is_cancelled(exc):
@@ -259,6 +284,7 @@ class Run:
         call_id: str | None = None,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
+        provider: str | None = None,
     ) -> None:
         """Record one LLM request of this run (a ``chat {model}`` span, usage and spend).
 
@@ -267,6 +293,8 @@ class Run:
         ``cached_input_tokens`` / ``cache_write_tokens`` are the part of ``input_tokens`` read from /
         written to the provider's prompt cache; they are priced at the model's cache prices, because
         charging them at the full input price overstates spend. ``input_tokens`` stays the total.
+        ``provider`` is ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``gcp.gemini``...); without it
+        the provider is inferred from well-known model name prefixes (``gpt-``, ``claude-``...).
         """
         record(
             self,
@@ -279,6 +307,7 @@ class Run:
             call_id=call_id,
             cached_input_tokens=cached_input_tokens,
             cache_write_tokens=cache_write_tokens,
+            provider=provider,
         )
 
     @property
@@ -323,10 +352,16 @@ class Run:
                 c.STOP_REASON: reason.value,
                 c.TOOL_CALLS: self.tool_calls,
                 c.STEPS: self.steps,
-                c.GEN_AI_USAGE_INPUT_TOKENS: self.input_tokens,
-                c.GEN_AI_USAGE_OUTPUT_TOKENS: self.output_tokens,
+                c.USAGE_INPUT_TOKENS: self.input_tokens,
+                c.USAGE_OUTPUT_TOKENS: self.output_tokens,
                 c.COST_USD: self.cost_usd,
             }
+            if self.model is not None:
+                attributes[c.GEN_AI_REQUEST_MODEL] = self.model  # set at start, or by the first request
+            if self.provider is not None:
+                attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
+                if c.gen_ai_dup():
+                    attributes = c.with_previous_names(attributes)
             error_type = (
                 type(exc).__name__ if exc is not None and reason is not StopReason.COMPLETED else None
             )
@@ -336,6 +371,8 @@ class Run:
             event_attrs: dict[str, Any] = {c.STOP_REASON: reason.value, "stop_class": reason.stop_class}
             if detail:
                 event_attrs["detail"] = detail
+            elif reason is StopReason.INTERRUPTED and self.paused:
+                event_attrs.update(self.paused)
             span.add_event(c.EVENT_STOP, event_attrs)
             if reason.stop_class == "failure":
                 if exc is not None and not isinstance(exc, AgentStopped):
@@ -373,6 +410,10 @@ class Run:
                 status=reason.stop_class,
             ),
         )
+        if reason is StopReason.INTERRUPTED and self.conversation_id is not None:
+            span_context = span.get_span_context()
+            if span_context.is_valid:
+                _remember_pause(self.conversation_id, span_context, self.run_id)
         self._emit_run_record(ended=True)
         for on_stop in self.ledger.hooks.stop:
             try:
@@ -398,6 +439,7 @@ class Run:
             "input_sha": self.input_sha,
             "service": rt.service,
             "replay_of": self.replay_of,
+            "conversation_id": self.conversation_id,
             "status": "running",
             "stop_reason": None,
             "ended_at_ms": None,
@@ -428,6 +470,22 @@ class Run:
         rt.pipeline.emit("run", record)
 
 
+def _remember_pause(conversation_id: str, span_context: SpanContext, run_id: str) -> None:
+    with _paused_lock:
+        _paused[conversation_id] = (span_context, run_id)
+        _paused.move_to_end(conversation_id)
+        while len(_paused) > _MAX_PAUSED:
+            _paused.popitem(last=False)
+
+
+def _take_pause(conversation_id: str | None) -> tuple[SpanContext, str] | None:
+    """The paused run this conversation's new run resumes (forgotten once taken)."""
+    if conversation_id is None:
+        return None
+    with _paused_lock:
+        return _paused.pop(conversation_id, None)
+
+
 def _is_cancelled(exc: BaseException) -> bool:
     # asyncio is not imported just to ask: if it was never imported, this cannot be its CancelledError.
     aio = sys.modules.get("asyncio")
@@ -443,8 +501,13 @@ def run(
     input: Any = MISSING,
     budget: Any = None,
     run_id: str | None = None,
+    conversation_id: str | None = None,
 ) -> Run:
-    """Start describing one agent run; enter it with ``with`` or ``async with``."""
+    """Start describing one agent run; enter it with ``with`` or ``async with``.
+
+    ``conversation_id`` is the application's id of the conversation (thread, session) the run belongs to,
+    recorded as ``gen_ai.conversation.id``; runs of one conversation share it.
+    """
     return Run(
         agent,
         model=model,
@@ -453,6 +516,7 @@ def run(
         input=input,
         budget=budget,
         run_id=run_id,
+        conversation_id=conversation_id,
     )
 
 
@@ -553,20 +617,33 @@ class FrameworkRun:
         self.owned = owned
 
 
-def enter_run(agent: str, *, model: str | None = None, input: Any = MISSING) -> FrameworkRun | None:
+def enter_run(
+    agent: str,
+    *,
+    model: str | None = None,
+    input: Any = MISSING,
+    conversation_id: str | None = None,
+) -> FrameworkRun | None:
     """Find or start the run a framework invocation belongs to; None if telemetry failed.
 
     The rule is the same for every framework: inside a user's own ``agent_otel.run`` the framework's
     calls become steps of that run (the user's budget and stop reason apply); inside a *tool call* of a
     run (an agent used as a tool) the framework run becomes a sub-agent; otherwise it is a new run.
+    ``conversation_id`` is the framework's thread / session / conversation id (``gen_ai.conversation.id``);
+    a user's run without one takes it. A run started here is a framework run (``Run.framework``): guards
+    the user did not configure only observe in it (agent_otel.guards).
     """
     try:
         current = active_run()
         if current is not None:
             call = active_tool_call()
             if call is None or call.run is not current:
+                if conversation_id and current.conversation_id is None:
+                    current.conversation_id = str(conversation_id)
+                    current.span.set_attribute(c.GEN_AI_CONVERSATION_ID, current.conversation_id)
                 return FrameworkRun(current, owned=False)
-        run = Run(agent or "agent", model=model, input=input)
+        run = Run(agent or "agent", model=model, input=input, conversation_id=conversation_id or None)
+        run.framework = True
         run._start()
         return FrameworkRun(run, owned=True)
     except Exception as exc:

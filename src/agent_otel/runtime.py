@@ -44,6 +44,8 @@ class Runtime:
     store_args_hash: bool = True
     # The policies the step engine consults (guards, replay, snapshot recording), in their ``order``.
     policies: tuple[Any, ...] = ()
+    # Redacts prompts and completions for chat spans; None unless logging.events.capture_content.
+    content: Redactor | None = None
 
     @classmethod
     def build(
@@ -55,14 +57,16 @@ class Runtime:
         dropped: Any = None,
     ) -> Runtime:
         events = config.get("logging.events")
-        redactor = None
-        if events["store_args"]:
+        redactor = content = None
+        if events["store_args"] or events["capture_content"]:
             keys = config.get("redaction.keys")
-            redactor = Redactor(
+            redacting = Redactor(
                 DEFAULT_SECRET_KEYS if keys is None else keys,
                 max_chars=config.get("redaction.max_chars"),
                 patterns=config.get("redaction.patterns"),
             )
+            redactor = redacting if events["store_args"] else None
+            content = redacting if events["capture_content"] else None
         from agent_otel.metrics import MetricsSink
 
         metrics = Metrics.for_meter(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped)
@@ -78,6 +82,7 @@ class Runtime:
             redactor=redactor,
             service=config.get("service.name"),
             store_args_hash=events["store_args_hash"],
+            content=content,
         )
 
 

@@ -16,6 +16,7 @@ The rules this module keeps:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import socket
@@ -407,6 +408,7 @@ def _install_tracing(
             trace.set_tracer_provider(provider)
             inst.owns_tracer_provider = True
     inst.tracer_provider = provider
+    _add_native_spans(provider)
     exporters: list[tuple[str, Any]] = []
     if endpoint and not _signal_off("traces"):
         exporters.append(("spans", _otlp_exporter(cfg, protocol, endpoint, "traces")))
@@ -424,6 +426,19 @@ def _install_tracing(
         )
         provider.add_span_processor(processor)
         inst.span_processors.append(processor)
+
+
+def _add_native_spans(provider: Any) -> None:
+    """The processor that adopts other libraries' GenAI spans (agent_otel.native), once per provider."""
+    from agent_otel import native
+    from agent_otel.tools import active_tool_call
+
+    if not getattr(provider, "_agent_otel_native_spans", False):
+        provider.add_span_processor(native.NativeSpans(active_tool_call))
+        # A provider class with slots cannot be marked: it may get a second (harmless) processor.
+        with contextlib.suppress(AttributeError):
+            provider._agent_otel_native_spans = True
+    native.enable(True)
 
 
 def _install_metrics(
@@ -523,6 +538,9 @@ def shutdown(timeout_s: float | None = None) -> None:
         integrations.uninstrument(inst.integrations)
     runtime_mod.install(None)
     config_mod.set_effective(None)
+    from agent_otel import native
+
+    native.enable(False)
     # Events first: the run store should hold every run before the process goes away.
     inst.pipeline.close(max(deadline - time.monotonic(), 0.05))
     workers: list[threading.Thread] = []

@@ -19,19 +19,22 @@ only these public functions (``integrations/_common.py`` wraps a few of them for
     from agent_otel.run import enter_run, exit_run
     from agent_otel.steps import active_run, check_pending, internal_error, note_failure
 
-    frun = enter_run(agent, model=model, input=prompt)    # find or start the run of this invocation
+    frun = enter_run(agent, model=model, input=prompt, conversation_id=thread)  # find or start the run
     ...                                                   # (None: telemetry failed, just run the framework)
     exit_run(frun, exc, reason)                           # leave it; stops it if enter_run started it
 
     run = active_run()                                    # the started run of this context, or None
     call = tools.begin(run, tools.ToolOptions(name), args, call_id=..., attach=..., claimable=...)
     call.ok(result) | call.fail(exc)                      # finish a tool step (exactly once)
-    step = llm.begin(run, model, call_id, attach=False)
+    step = llm.begin(run, model, call_id, attach=False, provider="openai", defer=True)
+    step.request(params); step.response(response_id=..., finish_reasons=..., tool_call_ids=...)
     step.finish(input_tokens, output_tokens, ...) | step.fail(exc, ...)   # finish an LLM step
     note_failure(run, exc, StopReason.MAX_STEPS)          # why exc ends the run, if the framework knows
     check_pending(run)                                    # raise a stop decided since the last step
     internal_error("what failed", exc)                    # a telemetry failure: logged once, never raised
 
+``defer=True`` lets a library's own GenAI span of the request become the step's span
+(:mod:`agent_otel.native`); ``step.messages(input=, output=)`` keeps content only when capture is on.
 ``tools.begin`` / ``llm.begin`` may raise :class:`~agent_otel.AgentStopped` (a guard stopped the run; let
 it propagate) and return None when telemetry itself failed (run the call untraced). A tool step that a
 replay serves has ``call.replay`` set: :mod:`agent_otel.replay` (``serve``, ``recorded``) hands out the
@@ -335,6 +338,17 @@ class Step:
     def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         raise NotImplementedError
 
+    def start_span(self, rt: Runtime, parent: Any, start_time_ns: int | None) -> Span:
+        """The step's span, started now as a child of ``parent`` (None: the current context). A kind may
+        defer it or use another library's span of the same call instead (``agent_otel.llm``)."""
+        return rt.tracer.start_span(
+            self.span_name(),
+            context=parent,
+            kind=self.span_kind,
+            attributes=self.start_attributes(rt),
+            start_time=start_time_ns,
+        )
+
     def back_date(self, duration_ms: float) -> None:
         """Measure the step's duration from ``duration_ms`` before now (a request reported afterwards)."""
         self._start_ns = time.perf_counter_ns() - int(duration_ms * 1e6)
@@ -477,13 +491,7 @@ def begin(
         # The parent is whatever is current when this run is the current run (a tool span when tools
         # nest); a run driven from a thread that did not copy the context still parents to its run span.
         parent = None if _current.get() is run else trace.set_span_in_context(run.span)
-        span = step.span = rt.tracer.start_span(
-            step.span_name(),
-            context=parent,
-            kind=step.span_kind,
-            attributes=step.start_attributes(rt),
-            start_time=start_time_ns,
-        )
+        span = step.span = step.start_span(rt, parent, start_time_ns)
         if attach:
             # One new Context holding the span (and the step, for its kind's key): set_span_in_context
             # followed by set_value would copy the context twice.

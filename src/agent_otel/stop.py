@@ -2,7 +2,8 @@
 
 ``stop_reason`` is a metric label, so the set is closed: an unknown reason is a ``ValueError`` listing the
 valid ones rather than a new time series. The class of a reason decides the run span's status (OK for
-success, ERROR for failure, UNSET for a limit that did its job).
+success, ERROR for failure, UNSET for a limit that did its job and for a pause: a run that waits for a
+human, whose resume is a new run of the same conversation).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ class StopReason(enum.StrEnum):
     TOOL_ERROR = "tool_error"
     MODEL_ERROR = "model_error"
     ERROR = "error"
+    INTERRUPTED = "interrupted"
 
     @property
     def stop_class(self) -> str:
-        """``success``, ``limit`` or ``failure``."""
+        """``success``, ``limit``, ``failure`` or ``pause``."""
         return _CLASS[self]
 
     @classmethod
@@ -57,6 +59,7 @@ _CLASS = {
     StopReason.TOOL_ERROR: "failure",
     StopReason.MODEL_ERROR: "failure",
     StopReason.ERROR: "failure",
+    StopReason.INTERRUPTED: "pause",
 }
 
 

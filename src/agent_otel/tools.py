@@ -45,6 +45,19 @@ class ToolOptions:
     side_effects: bool = False
     timeout_s: float | None = None
     retry: Any = None
+    #: gen_ai.tool.description / gen_ai.tool.type (function: runs in the agent's process; extension: an
+    #: external service the agent calls, such as an MCP server; datastore).
+    description: str | None = None
+    type: str = "function"
+
+
+def describe(fn: Callable[..., Any] | None) -> str | None:
+    """A function's description for ``gen_ai.tool.description``: the first paragraph of its docstring."""
+    doc = inspect.getdoc(fn) if fn is not None else None
+    if not doc:
+        return None
+    first = doc.strip().split("\n\n", 1)[0]
+    return " ".join(first.split())[:1024] or None
 
 
 _options_cache: dict[tuple[Any, ...], ToolOptions] = {}
@@ -102,10 +115,13 @@ class ToolCall(Step):
         attributes: dict[str, Any] = {
             c.GEN_AI_OPERATION_NAME: c.OP_EXECUTE_TOOL,
             c.GEN_AI_TOOL_NAME: options.name,
+            c.GEN_AI_TOOL_TYPE: options.type,
             c.RUN_ID: self.run.run_id,
             c.STEP_ID: self.step_id,
             c.TOOL_ARGS_SHA: self.args_sha,
         }
+        if options.description:
+            attributes[c.GEN_AI_TOOL_DESCRIPTION] = options.description
         if self.call_id is not None:
             attributes[c.GEN_AI_TOOL_CALL_ID] = self.call_id
         if options.side_effects:
@@ -134,6 +150,19 @@ class ToolCall(Step):
             self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc)
         except Exception as err:
             internal_error("recording a tool error", err)
+
+    def interrupted(self) -> None:
+        """Finish a call that paused the agent for human input (LangGraph ``interrupt()``).
+
+        Neither a result nor an error: ``agent.tool.status`` is ``interrupted``, the span status stays
+        UNSET, and the run is not failed by it (the framework resumes the call in a later run).
+        """
+        if not self.claim_end():
+            return
+        try:
+            self._finish(c.STATUS_INTERRUPTED, "", None, None, None)
+        except Exception as exc:
+            internal_error("recording an interrupted tool call", exc)
 
     def retrying(self, exc: BaseException, delay_s: float) -> None:
         """Record a failed attempt that will be retried; the run's retry budget may stop the run here."""
@@ -166,8 +195,9 @@ class ToolCall(Step):
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type
         redactor = rt.redactor if rt is not None else None
+        interrupted = status == c.STATUS_INTERRUPTED
         result_redacted = None
-        if redactor is not None and exc is None:
+        if redactor is not None and exc is None and not interrupted:
             try:
                 result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             except Exception as err:
@@ -189,10 +219,11 @@ class ToolCall(Step):
             event["attempts"] = self.attempts
         if redactor is not None:  # the copies the span got: cut to the limit, redacted once
             event["args"] = self.args_redacted
-            if exc is None:
+            if exc is None and not interrupted:
                 event["result"] = result_redacted
         rt.pipeline.emit("event", event)
-        self.after(result, exc)
+        if not interrupted:  # neither a result nor an error: nothing for the policies (a recording) to keep
+            self.after(result, exc)
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -437,7 +468,11 @@ def tool(
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         options = ToolOptions(
-            name=name or func.__name__, side_effects=side_effects, timeout_s=timeout_s, retry=retry
+            name=name or func.__name__,
+            side_effects=side_effects,
+            timeout_s=timeout_s,
+            retry=retry,
+            description=describe(func),
         )
         binder = _ArgBinder(func)
 

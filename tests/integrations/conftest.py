@@ -76,6 +76,25 @@ def steps(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, 
     return sorted(found)
 
 
+def request_span(spans: list[ReadableSpan], run_id: str) -> ReadableSpan:
+    """The one span of a run's (one) model request: agent-otel's ``chat`` span, or the client library's
+    own GenAI span that agent-otel adopted (agent_otel.native)."""
+    found = [
+        s
+        for s in spans
+        if s.attributes.get("agent.run_id") == run_id
+        and "agent.step_id" in s.attributes
+        and s.attributes.get("gen_ai.operation.name") == "chat"
+    ]
+    assert len(found) == 1, f"expected one request span, got {[s.name for s in found]}"
+    return found[0]
+
+
+def usage_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    """Spans that carry a request's usage (the rule: each request's usage is on exactly one span)."""
+    return [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
+
+
 def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
     events = [e for e in run_span.events if e.name == "agent.stop"]
     assert len(events) == 1, f"expected one agent.stop event, got {len(events)}"
@@ -159,8 +178,14 @@ def fake_api() -> Iterator[FakeAPI]:
 
 
 @pytest.fixture
-def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
+def guarded(configured: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
     """Like the ``telemetry`` fixture, but ``guarded({"policy": {...}})`` sets the ``guards:`` config."""
+    return lambda guards: configured({"guards": guards})
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
+    """Like the ``telemetry`` fixture, with ``configured({...})`` config overrides (nested sections)."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -173,7 +198,7 @@ def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable
     monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
     providers: list[MeterProvider] = []
 
-    def setup(guards: dict[str, Any]) -> Telemetry:
+    def setup(overrides: dict[str, Any]) -> Telemetry:
         agent_otel.shutdown()
         exporter, reader, sink = InMemorySpanExporter(), InMemoryMetricReader(), ListSink()
         provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
@@ -185,7 +210,7 @@ def guarded(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Callable
             event_sinks=[sink],
             store=False,
             instrument=False,
-            config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}, "guards": guards},
+            config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}, **overrides},
         )
         return Telemetry(exporter, reader, sink, cfg)
 

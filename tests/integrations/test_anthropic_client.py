@@ -1,4 +1,10 @@
-"""The Anthropic Python client against a fake Messages API on 127.0.0.1."""
+"""The Anthropic Python client against a fake Messages API on 127.0.0.1.
+
+anthropic 2.x traces every API call itself (an ``anthropic.messages.create`` CLIENT span with
+``gen_ai.usage.*``). Each test runs twice: with the client's own tracing on (its default), where that span
+is the step's span and agent-otel adds none, and with it off (``open_telemetry=False``), where the step's
+span is agent-otel's ``chat`` span. Either way a request's usage is on exactly one span.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import gc
 import pytest
 
 import agent_otel
-from tests.integrations.conftest import Reply, children, one, ours
+from tests.integrations.conftest import Reply, children, one, ours, request_span, usage_spans
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -66,12 +72,35 @@ def stream_events(
     ]
 
 
-def client(api) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=api.base_url, api_key="test-key", max_retries=0)
+NATIVE_SPAN = "anthropic.messages.create"
+
+
+@pytest.fixture(params=["native", "off"])
+def tracing(request) -> str:
+    """The client's own tracing: on (anthropic's default) or off."""
+    return request.param
+
+
+@pytest.fixture
+def client(tracing):
+    def make(api, cls=anthropic.Anthropic):
+        options = {} if tracing == "native" else {"open_telemetry": False}
+        return cls(base_url=api.base_url, api_key="test-key", max_retries=0, **options)
+
+    return make
+
+
+def chat_span(telemetry, tracing, run_id: str):
+    """The request's one span (the client's own, or agent-otel's), and that no other span has its usage."""
+    spans = telemetry.spans()
+    span = request_span(spans, run_id)
+    assert span.name == (NATIVE_SPAN if tracing == "native" else f"chat {MODEL}")
+    assert usage_spans(spans) == [span]
+    return span
 
 
 def test_message_is_an_llm_step_and_cached_input_counts_as_input_at_cache_prices(
-    telemetry, instrument, fake_api
+    telemetry, instrument, fake_api, client, tracing
 ):
     instrument("anthropic")
     fake_api.reply(Reply(message(50, 25, cache_read=40, cache_write=10)))
@@ -81,45 +110,64 @@ def test_message_is_an_llm_step_and_cached_input_counts_as_input_at_cache_prices
         )
     assert msg.content[0].text == "hello"
     assert fake_api.requests[0][0] == "/v1/messages"
-    spans = ours(telemetry.spans())
-    root = one(spans, "invoke_agent claude-agent")
-    chat = one(spans, f"chat {MODEL}")
+    spans = telemetry.spans()
+    root = one(ours(spans), "invoke_agent claude-agent")
+    chat = chat_span(telemetry, tracing, run.run_id)
     assert children(root, spans) == [chat]
+    assert chat.kind.name == "CLIENT"
+    assert chat.attributes["gen_ai.provider.name"] == "anthropic"
+    assert chat.attributes["gen_ai.operation.name"] == "chat"
+    assert chat.attributes["gen_ai.request.max_tokens"] == 100
+    assert chat.attributes["gen_ai.response.id"] == "msg_1"
+    assert chat.attributes["gen_ai.response.model"] == MODEL
+    assert chat.attributes["gen_ai.agent.name"] == "claude-agent"
     assert chat.attributes["agent.step_id"] == 1
     assert chat.attributes["agent.run_id"] == run.run_id
     # Input tokens mean all input (OTel GenAI): 50 uncached + 40 read from and 10 written to the cache.
     assert chat.attributes["gen_ai.usage.input_tokens"] == 100
     assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 40
-    assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 10
+    if tracing == "off":  # anthropic names cache writes gen_ai.usage.cache_write.input_tokens
+        assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 10
+        assert chat.attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
     assert chat.attributes["gen_ai.usage.output_tokens"] == 25
     # 50 * 3.00 + 40 * 0.30 + 10 * 3.75 + 25 * 15.00 = 574.5 USD per 1M tokens; not 100 * 3.00 + ...
     expected = 574.5 / 1e6
     assert expected == pytest.approx(
         (50 * PRICE[0] + 40 * CACHE_READ + 10 * CACHE_WRITE + 25 * PRICE[1]) / 1e6
     )
-    assert chat.attributes["agent.cost_usd"] == pytest.approx(expected)
+    if tracing == "off":  # the client's span ended before the response reached agent-otel
+        assert chat.attributes["agent.cost_usd"] == pytest.approx(expected)
     assert root.attributes["agent.cost_usd"] == pytest.approx(expected)
-    assert root.attributes["gen_ai.usage.input_tokens"] == 100
+    # The run's totals are agent.usage.*: gen_ai.usage.* is on the request's span only.
+    assert root.attributes["agent.usage.input_tokens"] == 100
+    assert root.attributes["agent.usage.output_tokens"] == 25
+    assert "gen_ai.usage.input_tokens" not in root.attributes
+    assert root.attributes["gen_ai.provider.name"] == "anthropic"
     assert run.result.usage["llm_calls"] == 1
     (event,) = telemetry.events("llm_result")
+    assert event["span_id"] == format(chat.context.span_id, "016x")
+    assert event["usage"]["cost_usd"] == pytest.approx(expected)
     assert event["usage"]["input_tokens"] == 100
     assert event["usage"]["cached_input_tokens"] == 40 and event["usage"]["cache_write_tokens"] == 10
 
 
-def test_uncached_message_has_no_cache_attributes(telemetry, instrument, fake_api):
+def test_uncached_message_has_no_cache_attributes(telemetry, instrument, fake_api, client, tracing):
     instrument("anthropic")
     fake_api.reply(Reply(message(50, 25)))
-    with agent_otel.run("claude-plain"):
+    with agent_otel.run("claude-plain") as run:
         client(fake_api).messages.create(
             model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}]
         )
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
-    assert "gen_ai.usage.cache_read.input_tokens" not in chat.attributes
-    assert "gen_ai.usage.cache_creation.input_tokens" not in chat.attributes
-    assert chat.attributes["agent.cost_usd"] == pytest.approx((50 * 3.00 + 25 * 15.00) / 1e6)
+    chat = chat_span(telemetry, tracing, run.run_id)
+    if tracing == "off":  # anthropic sets its cache counts even when they are zero
+        assert "gen_ai.usage.cache_read.input_tokens" not in chat.attributes
+        assert "gen_ai.usage.cache_creation.input_tokens" not in chat.attributes
+    assert run.cost_usd == pytest.approx((50 * 3.00 + 25 * 15.00) / 1e6)
 
 
-def test_streamed_message_counts_usage_from_start_and_delta_events(telemetry, instrument, fake_api):
+def test_streamed_message_counts_usage_from_start_and_delta_events(
+    telemetry, instrument, fake_api, client, tracing
+):
     instrument("anthropic")
     fake_api.reply(Reply(stream=stream_events(42, 17)))
     with agent_otel.run("claude-stream") as run:
@@ -128,13 +176,16 @@ def test_streamed_message_counts_usage_from_start_and_delta_events(telemetry, in
         )
         kinds = [event.type for event in stream]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    chat = chat_span(telemetry, tracing, run.run_id)
+    assert chat.attributes["gen_ai.request.stream"] is True
     assert chat.attributes["gen_ai.usage.input_tokens"] == 42
     assert chat.attributes["gen_ai.usage.output_tokens"] == 17
     assert run.result.usage["output_tokens"] == 17
 
 
-def test_streamed_message_prices_cache_reads_from_message_start(telemetry, instrument, fake_api):
+def test_streamed_message_prices_cache_reads_from_message_start(
+    telemetry, instrument, fake_api, client, tracing
+):
     instrument("anthropic")
     fake_api.reply(Reply(stream=stream_events(10, 20, cache_read=1000)))
     with agent_otel.run("claude-stream-cached") as run:
@@ -143,18 +194,21 @@ def test_streamed_message_prices_cache_reads_from_message_start(telemetry, instr
         )
         for _ in stream:
             pass
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    chat = chat_span(telemetry, tracing, run.run_id)
     assert chat.attributes["gen_ai.usage.input_tokens"] == 1010
     assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 1000
+    assert chat.attributes["gen_ai.response.id"] == "msg_1"
     # 10 * 3.00 + 1000 * 0.30 + 20 * 15.00 = 630 USD per 1M tokens (1010 * 3.00 + ... would be 3330).
-    assert chat.attributes["agent.cost_usd"] == pytest.approx(630 / 1e6)
+    if tracing == "off":
+        assert chat.attributes["agent.cost_usd"] == pytest.approx(630 / 1e6)
+        assert chat.attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
     assert run.cost_usd == pytest.approx(630 / 1e6)
 
 
-async def test_async_stream_helper(telemetry, instrument, fake_api):
+async def test_async_stream_helper(telemetry, instrument, fake_api, client, tracing):
     instrument("anthropic")
     fake_api.reply(Reply(stream=stream_events(8, 3)))
-    aclient = anthropic.AsyncAnthropic(base_url=fake_api.base_url, api_key="k", max_retries=0)
+    aclient = client(fake_api, anthropic.AsyncAnthropic)
     async with (
         agent_otel.run("claude-async") as run,
         aclient.messages.stream(
@@ -163,13 +217,13 @@ async def test_async_stream_helper(telemetry, instrument, fake_api):
     ):
         text = await stream.get_final_text()
     assert text == "Hi there"
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    chat = chat_span(telemetry, tracing, run.run_id)
     assert chat.attributes["gen_ai.usage.input_tokens"] == 8
     assert chat.attributes["gen_ai.usage.output_tokens"] == 3
     assert run.result.stop_reason == "completed"
 
 
-def test_stream_closed_early_still_ends_the_step(telemetry, instrument, fake_api):
+def test_stream_closed_early_still_ends_the_step(telemetry, instrument, fake_api, client, tracing):
     instrument("anthropic")
     fake_api.reply(Reply(stream=stream_events(5, 9)))
     with agent_otel.run("claude-early") as run:
@@ -179,27 +233,29 @@ def test_stream_closed_early_still_ends_the_step(telemetry, instrument, fake_api
         first = next(iter(stream))
         stream.close()
     assert first.type == "message_start"
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    chat = chat_span(telemetry, tracing, run.run_id)
     assert chat.end_time is not None
     assert chat.attributes["gen_ai.usage.input_tokens"] == 5
     assert run.result.usage["llm_calls"] == 1
 
 
-def test_error_ends_the_run_with_model_error(telemetry, instrument, fake_api):
+def test_error_ends_the_run_with_model_error(telemetry, instrument, fake_api, client, tracing):
     instrument("anthropic")
     fake_api.reply(
         Reply({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}, status=529)
     )
-    with pytest.raises(anthropic.APIStatusError), agent_otel.run("claude-fail"):
+    with pytest.raises(anthropic.APIStatusError), agent_otel.run("claude-fail") as run:
         client(fake_api).messages.create(
             model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}]
         )
-    spans = ours(telemetry.spans())
-    assert one(spans, "invoke_agent claude-fail").attributes["agent.stop_reason"] == "model_error"
-    assert one(spans, f"chat {MODEL}").status.status_code.name == "ERROR"
+    spans = telemetry.spans()
+    assert one(ours(spans), "invoke_agent claude-fail").attributes["agent.stop_reason"] == "model_error"
+    chat = request_span(spans, run.run_id)
+    assert chat.status.status_code.name == "ERROR"
+    assert chat.attributes["error.type"]
 
 
-def test_stream_dropped_unread_still_ends_the_step(telemetry, instrument, fake_api):
+def test_stream_dropped_unread_still_ends_the_step(telemetry, instrument, fake_api, client, tracing):
     instrument("anthropic")
     fake_api.reply(Reply(stream=stream_events(5, 9)))
     with agent_otel.run("claude-dropped") as run:
@@ -208,13 +264,13 @@ def test_stream_dropped_unread_still_ends_the_step(telemetry, instrument, fake_a
         )
         del stream
         gc.collect()
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    spans = telemetry.spans()
+    chat = request_span(spans, run.run_id)
     assert chat.end_time is not None
-    assert chat.attributes["gen_ai.usage.input_tokens"] == 0
-    assert run.result.usage["llm_calls"] == 1
+    assert run.result.usage["llm_calls"] == 1 and run.result.usage["input_tokens"] == 0
 
 
-def test_beta_messages_api(telemetry, instrument, fake_api):
+def test_beta_messages_api(telemetry, instrument, fake_api, client, tracing):
     instrument("anthropic")
     fake_api.reply(Reply(message(7, 2)))
     with agent_otel.run("claude-beta") as run:
@@ -222,6 +278,6 @@ def test_beta_messages_api(telemetry, instrument, fake_api):
             model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}]
         )
     assert fake_api.requests[0][0] == "/v1/messages"  # the beta API uses the same path (and a header)
-    chat = one(ours(telemetry.spans()), f"chat {MODEL}")
+    chat = request_span(telemetry.spans(), run.run_id)
     assert chat.attributes["gen_ai.usage.input_tokens"] == 7
     assert run.result.usage["llm_calls"] == 1

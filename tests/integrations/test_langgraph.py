@@ -129,8 +129,8 @@ def test_react_agent_run_tool_and_model_steps(telemetry, instrument):
     assert first_chat.attributes["gen_ai.usage.input_tokens"] == 10
     assert first_chat.attributes["gen_ai.usage.output_tokens"] == 5
     assert first_chat.attributes["gen_ai.response.model"] == "gpt-4o-mini"
-    assert root.attributes["gen_ai.usage.input_tokens"] == 30
-    assert root.attributes["gen_ai.usage.output_tokens"] == 8
+    assert root.attributes["agent.usage.input_tokens"] == 30
+    assert root.attributes["agent.usage.output_tokens"] == 8
     assert root.attributes["agent.tool_calls"] == 1 and root.attributes["agent.steps"] == 3
     assert root.attributes["agent.stop_reason"] == "completed"
     assert root.attributes["agent.input_sha"] == sha({"messages": [("user", "find otel")]})
@@ -366,7 +366,7 @@ def test_langchain_create_agent(telemetry, instrument):
         (2, "execute_tool lookup"),
         (3, "chat gpt-4o-mini"),
     ]
-    assert root.attributes["gen_ai.usage.input_tokens"] == 16
+    assert root.attributes["agent.usage.input_tokens"] == 16
     assert root.attributes["agent.stop_reason"] == "completed"
 
 

@@ -32,6 +32,7 @@ from agents import (
     ToolTimeoutError,
     UserError,
     function_tool,
+    handoff,
     input_guardrail,
     output_guardrail,
     set_trace_processors,
@@ -131,8 +132,8 @@ def test_run_with_a_tool_call(telemetry, instrument, sdk_traces):
     assert first.attributes["gen_ai.usage.input_tokens"] == 10
     assert first.attributes["gen_ai.usage.output_tokens"] == 5
     assert first.attributes["agent.cost_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
-    assert root.attributes["gen_ai.usage.input_tokens"] == 30
-    assert root.attributes["gen_ai.usage.output_tokens"] == 8
+    assert root.attributes["agent.usage.input_tokens"] == 30
+    assert root.attributes["agent.usage.output_tokens"] == 8
     assert root.attributes["agent.input_sha"] == sha("find otel")
     assert root.attributes["agent.stop_reason"] == "completed"
     assert stop_event(root)["agent.stop_reason"] == "completed"
@@ -205,7 +206,7 @@ def test_output_guardrail_tripwire_stops_with_policy_denied(telemetry, instrumen
     # The model answered (one chat step, its usage counted); the guardrail then rejected the answer.
     assert [s.name for s in children(root, spans)] == ["chat gpt-4o"]
     assert one(spans, "chat gpt-4o").status.status_code.name == "UNSET"
-    assert root.attributes["gen_ai.usage.input_tokens"] == 12
+    assert root.attributes["agent.usage.input_tokens"] == 12
     assert root.attributes["agent.stop_reason"] == "policy_denied"
     assert root.attributes["error.type"] == "OutputGuardrailTripwireTriggered"
     assert root.status.status_code.name == "UNSET"  # a limit, not a failure
@@ -469,8 +470,8 @@ def test_streamed_run(telemetry, instrument):
     spans = ours(telemetry.spans())
     root = one(spans, "invoke_agent streamer")
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
-    assert root.attributes["gen_ai.usage.input_tokens"] == 10
-    assert root.attributes["gen_ai.usage.output_tokens"] == 3
+    assert root.attributes["agent.usage.input_tokens"] == 10
+    assert root.attributes["agent.usage.output_tokens"] == 3
     assert root.attributes["agent.stop_reason"] == "completed"
 
 
@@ -551,6 +552,45 @@ def test_uninstrument_restores_the_sdk(telemetry, instrument):
     assert ours(telemetry.spans()) == []
 
 
+def responses_body(response_id: str, *output: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API answer (gpt-4o, 11 input and 4 output tokens) with ``output`` items."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "status": "completed",
+        "output": list(output),
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 11,
+            "output_tokens": 4,
+            "total_tokens": 15,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def triage_and_specialist(**specialist: Any) -> Agent:
+    """A triage agent that hands off to a specialist, which calls ``lookup`` once and answers "ok"."""
+    expert = Agent(
+        name="specialist",
+        model=Scripted(
+            [step(function_call("lookup", {"q": "x"}, call_id="c2")), step(assistant_message("ok"))]
+        ),
+        tools=[lookup],
+        **specialist,
+    )
+    return Agent(
+        name="triage",
+        model=Scripted([step(function_call("transfer_to_specialist", {}, call_id="h1"))]),
+        handoffs=[handoff(expert)],
+    )
+
+
 def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     telemetry, instrument, fake_api
 ):
@@ -562,32 +602,16 @@ def test_real_openai_model_with_the_client_integration_counts_each_request_once(
     instrument("openai_agents", "openai")
     fake_api.reply(
         Reply(
-            {
-                "id": "resp_1",
-                "object": "response",
-                "created_at": 1700000000,
-                "model": "gpt-4o-2024-08-06",
-                "status": "completed",
-                "output": [
-                    {
-                        "type": "message",
-                        "id": "msg_1",
-                        "status": "completed",
-                        "role": "assistant",
-                        "content": [{"type": "output_text", "text": "hi there", "annotations": []}],
-                    }
-                ],
-                "parallel_tool_calls": True,
-                "tool_choice": "auto",
-                "tools": [],
-                "usage": {
-                    "input_tokens": 11,
-                    "output_tokens": 4,
-                    "total_tokens": 15,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
+            responses_body(
+                "resp_1",
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "hi there", "annotations": []}],
                 },
-            }
+            )
         )
     )
     client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
@@ -640,3 +664,33 @@ def test_cached_input_tokens_are_priced_at_the_cached_price(telemetry, instrumen
     assert chat.attributes["gen_ai.usage.cache_read.input_tokens"] == 800
     # gpt-4o: 200 * 2.50 + 800 * 1.25 (cached) + 50 * 10.00 = 2000 USD per 1M tokens
     assert chat.attributes["agent.cost_usd"] == pytest.approx(2000 / 1e6)
+
+
+def test_with_the_sdks_own_tracing_on_each_request_has_its_usage_on_one_span(
+    telemetry, instrument, sdk_traces
+):
+    """The SDK's tracing (its trace processors; here a collector in place of its exporter) is not
+    OpenTelemetry: its spans never reach an OpenTelemetry backend, so agent-otel's chat span is the only
+    span with each request's usage there, and the SDK's own tracing still sees the run as before."""
+    instrument("openai_agents")
+    model = Scripted(
+        [
+            step(function_call("lookup", {"q": "otel"}, call_id="call_1"), usage=(10, 5)),
+            step(assistant_message("done")),
+        ]
+    )
+    Runner.run_sync(Agent(name="traced", model=model, tools=[lookup]), "go")
+    spans = telemetry.spans()
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    with_usage = [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
+    assert len(chats) == 2 and sorted(s.context.span_id for s in with_usage) == sorted(
+        s.context.span_id for s in chats
+    )
+    kinds = [type(span.span_data).__name__ for span in sdk_traces.spans]
+    assert sorted(kinds) == [
+        "AgentSpanData",
+        "FunctionSpanData",
+        "TaskSpanData",
+        "TurnSpanData",
+        "TurnSpanData",
+    ]

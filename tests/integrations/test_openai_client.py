@@ -85,8 +85,8 @@ def test_chat_completion_is_an_llm_step_with_usage_and_cost(telemetry, instrumen
     assert chat.attributes["gen_ai.usage.input_tokens"] == 100
     assert chat.attributes["gen_ai.usage.output_tokens"] == 20
     assert chat.attributes["agent.cost_usd"] == pytest.approx(cost(100, 20))
-    assert root.attributes["gen_ai.usage.input_tokens"] == 100
-    assert root.attributes["gen_ai.usage.output_tokens"] == 20
+    assert root.attributes["agent.usage.input_tokens"] == 100
+    assert root.attributes["agent.usage.output_tokens"] == 20
     assert root.attributes["agent.cost_usd"] == pytest.approx(cost(100, 20))
     assert root.attributes["agent.steps"] == 1
     assert root.attributes["agent.stop_reason"] == "completed"
@@ -119,7 +119,7 @@ def test_cached_prompt_tokens_count_as_input_and_cost_the_cached_price(telemetry
     assert expected == pytest.approx(cost(1000, 50, cached=800))
     assert chat.attributes["agent.cost_usd"] == pytest.approx(expected)
     assert root.attributes["agent.cost_usd"] == pytest.approx(expected)
-    assert root.attributes["gen_ai.usage.input_tokens"] == 1000
+    assert root.attributes["agent.usage.input_tokens"] == 1000
     assert run.result.usage["input_tokens"] == 1000
     (event,) = telemetry.events("llm_result")
     assert event["usage"]["input_tokens"] == 1000 and event["usage"]["cached_input_tokens"] == 800

@@ -80,8 +80,8 @@ def test_run_with_a_tool_call(telemetry, instrument):
     assert chat.attributes["gen_ai.usage.output_tokens"] == 5
     assert chat.attributes["gen_ai.response.model"] == "gpt-4o"  # FunctionModel reports its own name
     assert chat.attributes["agent.cost_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
-    assert root.attributes["gen_ai.usage.input_tokens"] == 30
-    assert root.attributes["gen_ai.usage.output_tokens"] == 8
+    assert root.attributes["agent.usage.input_tokens"] == 30
+    assert root.attributes["agent.usage.output_tokens"] == 8
     assert root.attributes["gen_ai.request.model"] == "gpt-4o"
     assert root.attributes["agent.input_sha"] == sha("find otel")
     assert root.attributes["agent.stop_reason"] == "completed"
@@ -99,8 +99,8 @@ async def test_async_run_with_test_model(telemetry, instrument):
     root = one(spans, "invoke_agent test-model-agent")
     assert steps(root, spans) == [(1, "chat test"), (2, "execute_tool lookup"), (3, "chat test")]
     usage = result.usage
-    assert root.attributes["gen_ai.usage.input_tokens"] == usage.input_tokens
-    assert root.attributes["gen_ai.usage.output_tokens"] == usage.output_tokens
+    assert root.attributes["agent.usage.input_tokens"] == usage.input_tokens
+    assert root.attributes["agent.usage.output_tokens"] == usage.output_tokens
 
 
 async def test_streamed_run(telemetry, instrument):
@@ -113,7 +113,7 @@ async def test_streamed_run(telemetry, instrument):
     root = one(spans, "invoke_agent streamer")
     assert steps(root, spans) == [(1, "chat test")]
     assert root.attributes["agent.stop_reason"] == "completed"
-    assert root.attributes["gen_ai.usage.output_tokens"] > 0
+    assert root.attributes["agent.usage.output_tokens"] > 0
 
 
 def test_usage_limit_stops_with_budget_exceeded(telemetry, instrument):

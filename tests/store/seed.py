@@ -35,6 +35,7 @@ def run_records(
     failing: tuple[str, str] | None = None,
     model: str = "gpt-4o",
     run_id: str | None = None,
+    conversation_id: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Start record, tool and LLM events, stop event and end record of one run."""
     run_id = run_id or uuid.uuid4().hex
@@ -54,6 +55,7 @@ def run_records(
         "input_sha": "0" * 24,
         "service": "test",
         "replay_of": None,
+        "conversation_id": conversation_id,
         "status": "running",
         "stop_reason": None,
         "ended_at_ms": None,

@@ -26,6 +26,10 @@ STOP_SHARE_POINTS = 0.05
 STOP_SHARE_RATIO = 2.0
 STOP_MIN_RUNS = 2
 DEFAULT_MIN_RUNS = 5
+# A pause (``interrupted``: the agent waits for a human) is not a failure: it never drifts, and the shares
+# of the other stop reasons are taken over the runs that did not pause, so that more (or fewer) human
+# approvals neither raise nor hide a drift of failures.
+PAUSE = "pause"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -160,8 +164,8 @@ def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
         _ratio_signal(name, baseline[key][stat], window[key][stat], ratio, unit)
         for name, key, stat, ratio, unit in _RATIO_SIGNALS
     ]
-    base_mix = {m["stop_reason"]: m for m in baseline["stop_reasons"]}
-    win_mix = {m["stop_reason"]: m for m in window["stop_reasons"]}
+    base_mix = _settled_shares(baseline["stop_reasons"])
+    win_mix = _settled_shares(window["stop_reasons"])
     threshold = f"+{STOP_SHARE_POINTS * 100:g} pts and >= {STOP_SHARE_RATIO:g}x, >= {STOP_MIN_RUNS} runs"
     for reason in sorted(set(base_mix) | set(win_mix)):
         if reason == StopReason.COMPLETED.value:
@@ -180,3 +184,10 @@ def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
             Signal(f"stop_reason:{reason}", b["share"], w["share"], threshold, drifted, ratio, "share")
         )
     return signals
+
+
+def _settled_shares(mix: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Stop reasons other than pauses, each with its share of the runs that did not pause."""
+    settled = [m for m in mix if m["class"] != PAUSE]
+    total = sum(m["runs"] for m in settled)
+    return {m["stop_reason"]: {**m, "share": m["runs"] / total if total else 0.0} for m in settled}

@@ -1,7 +1,8 @@
 """``agent-otel runs``: one line per run, newest first, laid out to fit the terminal.
 
-The filters here are shared with ``tail``: agent, stop reason or class, model, prompt version, a tool the
-run called, a minimum duration, and a time range (``--since``/``--until``: a duration ago or a UTC time).
+The filters here are shared with ``tail``: agent, stop reason or class, model, prompt version, conversation,
+a tool the run called, a minimum duration, and a time range (``--since``/``--until``: a duration ago or a
+UTC time).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", metavar="M", help="only runs of this model (gen_ai.request.model)")
     parser.add_argument("--prompt-version", metavar="V", help="only runs of this prompt version")
+    parser.add_argument(
+        "--conversation",
+        metavar="ID",
+        help="only runs of conversation ID (gen_ai.conversation.id: a LangGraph thread_id, a session id)",
+    )
     parser.add_argument("--tool", metavar="T", help="only runs that called tool T")
     parser.add_argument(
         "--min-duration",
@@ -83,6 +89,7 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
         "status": status,
         "model": args.model,
         "prompt_version": args.prompt_version,
+        "conversation": args.conversation,
         "tool": args.tool,
         "min_duration_ms": args.min_duration,
     }
@@ -114,7 +121,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def stop_style(run: dict[str, Any]) -> str:
-    styles = {"success": "green", "limit": "yellow", "failure": "red", "abandoned": "magenta"}
+    styles = {
+        "success": "green",
+        "limit": "yellow",
+        "failure": "red",
+        "pause": "blue",
+        "abandoned": "magenta",
+    }
     return styles.get(run.get("status") or "", "cyan")
 
 

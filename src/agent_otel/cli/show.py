@@ -143,7 +143,11 @@ def render(
             f"{tokens_in + tokens_out:,} tokens ({tokens_in:,} in / {tokens_out:,} out)   "
             f"{fmt_usd(row.get('cost_usd'))}",
         )
-    for label, key in (("parent run", "parent_run_id"), ("replay of", "replay_of")):
+    for label, key in (
+        ("parent run", "parent_run_id"),
+        ("replay of", "replay_of"),
+        ("conversation", "conversation_id"),
+    ):
         if row.get(key):
             head.add_row(label, row[key])
     if row.get("trace_id"):
@@ -183,9 +187,8 @@ def render(
 
 
 def _class_style(status: str | None) -> str:
-    return {"success": "green", "limit": "yellow", "failure": "red", "ok": "green", "error": "red"}.get(
-        status or "", "cyan"
-    )
+    styles = {"success": "green", "limit": "yellow", "failure": "red", "pause": "blue"}
+    return {**styles, "ok": "green", "error": "red"}.get(status or "", "cyan")
 
 
 def step_line(e: dict[str, Any]) -> str:

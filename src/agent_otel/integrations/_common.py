@@ -90,6 +90,8 @@ def start_tool(
     fn: Callable[..., Any] | None = None,
     side_effects: bool = False,
     attach: bool = True,
+    description: Any = None,
+    tool_type: str = "function",
 ) -> ToolCall | None:
     """Begin a framework tool call through the manual API's engine; guards may raise AgentStopped.
 
@@ -99,9 +101,12 @@ def start_tool(
     that the replay refuses: UnrecordedToolCall, SnapshotUnavailable) raises, and nothing runs.
     """
     try:
+        text = " ".join(description.split())[:1024] if isinstance(description, str) else None
         call = begin(
             run,
-            ToolOptions(name=name or "tool", side_effects=side_effects),
+            ToolOptions(
+                name=name or "tool", side_effects=side_effects, description=text or None, type=tool_type
+            ),
             args,
             call_id=call_id,
             fn=fn,
@@ -240,12 +245,6 @@ def parse_json_args(raw: Any) -> Any:
 
 #: The framework-level LLM call in flight in this context (LangChain chat model, Agents SDK model...).
 framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm", default=None)
-
-
-def framework_llm_active() -> bool:
-    """True while a framework integration records the LLM request the client is about to send."""
-    call = framework_llm.get()
-    return call is not None and not call.done
 
 
 def reset_framework_llm(token: Any) -> None:

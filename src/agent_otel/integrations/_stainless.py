@@ -7,9 +7,18 @@ included) instead of one per HTTP attempt. Streams are observed by wrapping the 
 ``_iterator``: the caller still gets the SDK's ``Stream`` object (``isinstance`` checks and the SDK's
 stream helpers keep working), and usage is taken from the events as they pass.
 
-Requests outside any agent-otel run, requests that are not model calls (files, embeddings, models...)
-and requests made while a framework integration already records the same LLM call pass through
-untouched.
+Requests outside any agent-otel run and requests that are not model calls (files, embeddings,
+models...) pass through untouched. A request made while a framework integration records the LLM call
+(LangChain, the Agents SDK, PydanticAI) is not recorded again: it only tells that call what the API
+answered (provider, responding model, response id, finish reasons), which frameworks often drop.
+
+The step's span is the client's own GenAI span when the client emits one (anthropic 2.x traces every
+API call; :mod:`agent_otel.native`): the step is then begun with its span deferred and adopts the client's
+span, so the request's usage is on one span. Otherwise agent-otel's ``chat`` span (CLIENT) is current
+while the request is sent, so HTTP client spans nest under it. Either way the step has the provider,
+the request parameters (``temperature``, ``max_tokens``, ``top_p``...), the response id, model and finish
+reasons and the tool call ids the model asked for; and, with ``logging.events.capture_content``, the
+request's messages and (for a response that is not streamed) the response's.
 """
 
 from __future__ import annotations
@@ -24,25 +33,47 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
 from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
-from ._common import Patcher, framework_llm_active
+from ._common import Patcher, framework_llm
 
 
 class StreamUsage(Protocol):
-    """Collects usage from stream events; one instance per streamed response."""
+    """Collects usage (and the response's id, finish reasons and tool call ids) from stream events; one
+    instance per streamed response."""
 
     input_tokens: int
     output_tokens: int
     model: str | None
     cached_input_tokens: int
     cache_write_tokens: int
+    response: Response
 
     def feed(self, event: Any) -> None: ...
+
+
+class Response:
+    """The response's id, finish reasons and the ids of the tool calls the model asked for."""
+
+    __slots__ = ("finish_reasons", "response_id", "tool_call_ids")
+
+    def __init__(self) -> None:
+        self.response_id: str | None = None
+        self.finish_reasons: list[str] = []
+        self.tool_call_ids: list[str] = []
+
+    def add_reason(self, reason: Any) -> None:
+        if isinstance(reason, str) and reason:
+            self.finish_reasons.append(reason)
+
+    def add_tool_call(self, call_id: Any) -> None:
+        if isinstance(call_id, str) and call_id and call_id not in self.tool_call_ids:
+            self.tool_call_ids.append(call_id)
 
 
 class Usage:
@@ -52,7 +83,14 @@ class Usage:
     it read from and written to the prompt cache, kept apart only because they are priced differently.
     """
 
-    __slots__ = ("cache_write_tokens", "cached_input_tokens", "input_tokens", "model", "output_tokens")
+    __slots__ = (
+        "cache_write_tokens",
+        "cached_input_tokens",
+        "input_tokens",
+        "model",
+        "output_tokens",
+        "response",
+    )
 
     def __init__(
         self,
@@ -61,17 +99,21 @@ class Usage:
         model: str | None = None,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
+        response: Response | None = None,
     ) -> None:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.model = model
         self.cached_input_tokens = cached_input_tokens
         self.cache_write_tokens = cache_write_tokens
+        self.response = response or Response()
 
 
 class Api:
     """What differs between the two SDKs: which requests are LLM calls and where usage is."""
 
+    #: gen_ai.provider.name of the API.
+    provider: str = ""
     #: Path suffixes (POST) that are model calls.
     paths: tuple[str, ...] = ()
 
@@ -80,6 +122,14 @@ class Api:
 
     def stream_usage(self) -> StreamUsage:
         raise NotImplementedError
+
+    def input_messages(self, path: str, body: Any) -> list[dict[str, Any]]:
+        """The request's messages in the GenAI form (content capture)."""
+        return []
+
+    def output_messages(self, path: str, body: Any) -> list[dict[str, Any]]:
+        """A (not streamed) response's messages in the GenAI form (content capture)."""
+        return []
 
 
 def _path(options: Any) -> str:
@@ -98,18 +148,114 @@ def _llm_model(api: Api, options: Any) -> str | None:
     return str(model) if model else "unknown"
 
 
-def _begin(model: str) -> LLMCall | None:
+def _framework_call() -> LLMCall | None:
+    """The framework's LLM call this request is made for, if one is in flight."""
+    call = framework_llm.get()
+    return call if call is not None and not call.done else None
+
+
+def _tell(call: LLMCall, usage: Usage) -> None:
+    """What the API answered, for the step's span (its usage is reported by whoever ends the step)."""
+    response = usage.response
+    call.response(
+        response_id=response.response_id,
+        finish_reasons=response.finish_reasons,
+        tool_call_ids=response.tool_call_ids,
+        response_model=usage.model,
+    )
+
+
+def _enrich(api: Api, call: LLMCall, result: Any, is_async: bool) -> None:
+    """Tell a framework's LLM call what the API answered; its usage stays the framework's to report."""
+    try:
+        if call.provider is None:
+            call.provider = api.provider or None
+        if _is_stream(result):
+            observer = api.stream_usage()
+            watch = _watch_async if is_async else _watch_sync
+            result._iterator = watch(result._iterator, observer, lambda: _tell(call, _as_usage(observer)))
+            return
+        body = _raw_body(result) if hasattr(result, "http_response") else result
+        if body is not None:
+            _tell(call, api.usage(body))
+    except Exception as exc:
+        internal_error("reading an LLM response for a framework call", exc)
+
+
+def _watch_sync(inner: Iterator[Any], observer: StreamUsage, done: Callable[[], None]) -> Iterator[Any]:
+    try:
+        for event in inner:
+            _feed(observer, event)
+            yield event
+    finally:
+        _safely(done)
+
+
+async def _watch_async(
+    inner: AsyncIterator[Any], observer: StreamUsage, done: Callable[[], None]
+) -> AsyncIterator[Any]:
+    try:
+        async for event in inner:
+            _feed(observer, event)
+            yield event
+    finally:
+        _safely(done)
+
+
+def _safely(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        internal_error("reading a streamed LLM response", exc)
+
+
+def _server(client: Any) -> dict[str, Any]:
+    """server.address / server.port of the client's base URL."""
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not isinstance(host, str) or not host:
+        return {}
+    port = getattr(url, "port", None) or (443 if getattr(url, "scheme", "") == "https" else 80)
+    return {c.SERVER_ADDRESS: host, c.SERVER_PORT: int(port)}
+
+
+def _native_expected(client: Any, options: Any) -> bool:
+    """Whether the client emits its own span for this request (anthropic 2.x: a tracer, a span name)."""
+    try:
+        return bool(getattr(options, "span_name", None)) and getattr(client, "_tracer", None) is not None
+    except Exception:
+        return False
+
+
+def _begin(api: Api, client: Any, model: str, options: Any, stream: bool) -> LLMCall | None:
     """An LLM step of the current run, or None (no run, or a framework integration records it)."""
     run = active_run()
-    if run is None or framework_llm_active():
+    if run is None:
         return None
     try:
-        return llm.begin(run, model, attach=False)
+        call = llm.begin(
+            run,
+            model,
+            attach=False,
+            provider=api.provider or None,
+            defer=_native_expected(client, options),
+        )
     except AgentStopped:
         raise
     except Exception as exc:
         internal_error("starting an LLM request span", exc)
         return None
+    if call is not None:
+        try:
+            call.attributes.update(_server(client))
+            body = getattr(options, "json_data", None)
+            if isinstance(body, dict):
+                call.request(body, stream=stream or bool(body.get("stream")))
+                if call.capture_content:
+                    call.messages(input=api.input_messages(_path(options), body))
+        except Exception as exc:
+            internal_error("reading an LLM request", exc)
+    return call
 
 
 def _is_stream(result: Any) -> bool:
@@ -128,6 +274,7 @@ def _raw_body(result: Any) -> Any:
 
 
 def _finish(call: LLMCall, usage: Usage) -> None:
+    _tell(call, usage)
     call.finish(
         usage.input_tokens,
         usage.output_tokens,
@@ -137,7 +284,7 @@ def _finish(call: LLMCall, usage: Usage) -> None:
     )
 
 
-def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
+def _complete(api: Api, call: LLMCall, result: Any, is_async: bool, path: str = "") -> Any:
     """Finish ``call`` from a non-stream result, or hook a stream so it finishes when consumed."""
     try:
         if _is_stream(result):
@@ -152,6 +299,8 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
             weakref.finalize(result, call.finish)
             return result
         body = _raw_body(result) if hasattr(result, "http_response") else result
+        if body is not None and call.capture_content:
+            call.messages(output=api.output_messages(path, body))
         _finish(call, api.usage(body) if body is not None else Usage())
     except Exception as exc:
         internal_error("reading LLM usage", exc)
@@ -161,6 +310,7 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool) -> Any:
 
 def _fail(call: LLMCall, exc: BaseException, observer: StreamUsage) -> None:
     """A stream that broke off still used the tokens it reported before it did."""
+    call.response(response_id=observer.response.response_id, tool_call_ids=observer.response.tool_call_ids)
     call.fail(
         exc,
         observer.input_tokens,
@@ -214,6 +364,7 @@ def _as_usage(observer: StreamUsage) -> Usage:
         observer.model,
         observer.cached_input_tokens,
         observer.cache_write_tokens,
+        observer.response,
     )
 
 
@@ -238,7 +389,12 @@ def _hook_close(stream: Any, is_async: bool) -> None:
 
 
 def _attached(call: LLMCall) -> Any:
-    """Make the LLM span current while the HTTP request is sent, so HTTP client spans nest under it."""
+    """Make the LLM span current while the HTTP request is sent, so HTTP client spans nest under it.
+
+    Not for a deferred step: the client's own span will be current then (and become the step's span).
+    """
+    if call.native is None and call.span is trace.INVALID_SPAN:
+        return None
     try:
         return otel_context.attach(trace.set_span_in_context(call.span))
     except Exception:
@@ -258,7 +414,13 @@ def make_sync_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
-            call = _begin(model) if model is not None else None
+            framework = _framework_call() if model is not None else None
+            if framework is not None:
+                result = original(self, cast_to, options, *args, **kwargs)
+                _enrich(api, framework, result, is_async=False)
+                return result
+            stream = bool(kwargs.get("stream"))
+            call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
                 return original(self, cast_to, options, *args, **kwargs)
             token = _attached(call)
@@ -269,7 +431,7 @@ def make_sync_request(api: Api) -> Callable[[Any], Any]:
                 raise
             finally:
                 _detach(token)
-            return _complete(api, call, result, is_async=False)
+            return _complete(api, call, result, is_async=False, path=_path(options))
 
         return request
 
@@ -281,7 +443,13 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
-            call = _begin(model) if model is not None else None
+            framework = _framework_call() if model is not None else None
+            if framework is not None:
+                result = await original(self, cast_to, options, *args, **kwargs)
+                _enrich(api, framework, result, is_async=True)
+                return result
+            stream = bool(kwargs.get("stream"))
+            call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
                 return await original(self, cast_to, options, *args, **kwargs)
             token = _attached(call)
@@ -292,7 +460,7 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
                 raise
             finally:
                 _detach(token)
-            return _complete(api, call, result, is_async=True)
+            return _complete(api, call, result, is_async=True, path=_path(options))
 
         return request
 

@@ -15,11 +15,18 @@
   Refused: ``response_format="content_and_artifact"`` (the artifact is not recorded) and results that
   were objects rather than message content (a LangGraph ``Command``, a tool called without a call id
   returning an object).
-* Chat models and LLMs: a callback handler added to every callback manager (the same mechanism
-  LangChain's own tracers use, so ``invoke``, ``stream``, ``batch`` and their async forms are all seen)
+* Chat models and LLMs: a callback handler added to every run callback manager (LangChain's
+  ``CallbackManager``/``AsyncCallbackManager``, the same mechanism LangChain's own tracers use, so
+  ``invoke``, ``stream``, ``batch`` and their async forms are all seen; not other managers built on
+  ``BaseCallbackManager``, such as LangGraph's graph-lifecycle manager, whose events it does not handle)
   opens a ``chat {model}`` step on ``on_chat_model_start``/``on_llm_start`` and closes it with the token
   usage of ``usage_metadata`` (or ``llm_output["token_usage"]``) on ``on_llm_end``. It runs inline and
-  re-raises only :class:`AgentStopped`, so a budget guard stops the run before the model is called.
+  lets only :class:`AgentStopped` out, so a budget guard stops the run before the model is called; every
+  other failure of its own is swallowed and reported once, and an event it does not know (a newer
+  LangChain's) is ignored rather than raised as a missing method. The step has the provider
+  (LangChain's ``ls_provider``, mapped to ``gen_ai.provider.name``: ``openai``, ``anthropic``,
+  ``gcp.gemini``...), the request parameters of ``invocation_params``, the response id, finish reasons
+  and requested tool call ids of the ``AIMessage``, and, with content capture, the messages.
 
 Runs come from the LangGraph integration (``langgraph``) or from the user's own ``agent_otel.run``;
 without a current run, LangChain calls are not recorded.
@@ -30,6 +37,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -42,7 +50,7 @@ from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, active_tool_call
 
-from . import Integration
+from . import Integration, _content
 from ._common import (
     Patcher,
     Unservable,
@@ -110,6 +118,7 @@ def _begin_tool(tool: Any, tool_input: Any, kwargs: dict[str, Any], prefer_async
         _tool_args(tool, tool_input),
         call_id=kwargs.get("tool_call_id"),
         fn=_tool_fn(tool, prefer_async),
+        description=getattr(tool, "description", None),
     )
 
 
@@ -136,6 +145,19 @@ def _serving_copy(tool: Any, recorded: RecordedOutcome) -> Any:
     return served
 
 
+def _fail(call: ToolCall, exc: BaseException) -> None:
+    """LangGraph's control flow raised through a tool is not a tool error: ``interrupt()`` pauses the
+    graph (the call is ``interrupted``), a ``Command(graph=PARENT)`` hands over to the parent graph (the
+    call returned that command)."""
+    errors = sys.modules.get("langgraph.errors")
+    if errors is not None and isinstance(exc, errors.GraphInterrupt):
+        call.interrupted()
+    elif errors is not None and isinstance(exc, errors.GraphBubbleUp):
+        call.ok(exc.args[0] if exc.args else None)
+    else:
+        call.fail(exc)
+
+
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def run(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
@@ -150,7 +172,7 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             output = call_or_serve(call, serve, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            _fail(call, exc)
             raise
         finally:
             _recording.reset(token)
@@ -174,7 +196,7 @@ def _make_arun(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             output = await await_or_serve(call, serve, original, self, tool_input, *args, **kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            _fail(call, exc)
             raise
         finally:
             _recording.reset(token)
@@ -249,13 +271,62 @@ def _usage(response: Any) -> tuple[int, int, str | None, int, int]:
     return input_tokens, output_tokens, model, cache_read, cache_write
 
 
+# LangChain's ls_provider -> gen_ai.provider.name, where they differ.
+_PROVIDERS = {
+    "google_genai": "gcp.gemini",
+    "google_vertexai": "gcp.vertex_ai",
+    "google_anthropic_vertex": "gcp.vertex_ai",
+    "amazon_bedrock": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "mistralai": "mistral_ai",
+    "xai": "x_ai",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "ibm": "ibm.watsonx.ai",
+}
+
+
+def _provider(metadata: Any, kwargs: dict[str, Any]) -> str | None:
+    value = (metadata or {}).get("ls_provider")
+    if not isinstance(value, str) or not value:
+        return None
+    return _PROVIDERS.get(value, value)
+
+
+def _response_details(response: Any) -> dict[str, Any]:
+    """Id, finish reasons and requested tool call ids of the generations' messages."""
+    response_id = None
+    reasons: list[str] = []
+    tool_call_ids: list[str] = []
+    for candidates in getattr(response, "generations", None) or []:
+        for gen in candidates:
+            message = getattr(gen, "message", None)
+            meta = getattr(message, "response_metadata", None) or {}
+            info = getattr(gen, "generation_info", None) or {}
+            rid = meta.get("id")
+            if isinstance(rid, str) and rid:
+                response_id = response_id or rid
+            reason = meta.get("finish_reason") or meta.get("stop_reason") or info.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                reasons.append(reason)
+            for tc in getattr(message, "tool_calls", None) or ():
+                tc_id = tc.get("id") if isinstance(tc, dict) else None
+                if isinstance(tc_id, str) and tc_id:
+                    tool_call_ids.append(tc_id)
+    return {"response_id": response_id, "finish_reasons": reasons, "tool_call_ids": tool_call_ids}
+
+
 def _make_handler_class() -> type:
     from langchain_core.callbacks import BaseCallbackHandler
 
     class AgentOtelCallbackHandler(BaseCallbackHandler):
         """Records chat model / LLM calls as LLM steps; inline, so guards can stop the call."""
 
-        raise_error = True  # only AgentStopped is ever raised; everything else is swallowed here
+        # LangChain re-raises what a handler raises when raise_error is set: the handler needs that for
+        # AgentStopped, so every method below lets nothing else out.
+        raise_error = True
         run_inline = True
 
         # Only model events matter here; LangChain skips this handler for the rest (graphs emit many).
@@ -270,14 +341,34 @@ def _make_handler_class() -> type:
             self.enabled = True
             self._calls: dict[UUID, LLMCall] = {}
 
-        def _start(self, serialized: Any, run_id: UUID, metadata: Any, kwargs: dict[str, Any]) -> None:
+        def __getattr__(self, name: str) -> Any:
+            # An event this handler has no method for (LangChain calls ``getattr(handler, event)`` for
+            # every handler of a manager) is not ours to fail: ignore it.
+            if name.startswith("on_"):
+                return _ignore
+            raise AttributeError(name)
+
+        def _start(
+            self, serialized: Any, run_id: UUID, metadata: Any, kwargs: dict[str, Any], messages: Any
+        ) -> None:
             if not self.enabled:
                 return
             run = active_run()
             if run is None:
                 return
             try:
-                call = llm.begin(run, _model_of(serialized, metadata, kwargs), str(run_id), attach=False)
+                call = llm.begin(
+                    run,
+                    _model_of(serialized, metadata, kwargs),
+                    str(run_id),
+                    attach=False,
+                    provider=_provider(metadata, kwargs),
+                    defer=True,
+                )
+                if call is not None:
+                    call.request(kwargs.get("invocation_params") or {})
+                    if call.capture_content:
+                        call.messages(input=messages())
             except AgentStopped:
                 raise
             except Exception as exc:
@@ -290,12 +381,18 @@ def _make_handler_class() -> type:
         def on_chat_model_start(
             self, serialized: Any, messages: Any, *, run_id: UUID, metadata: Any = None, **kwargs: Any
         ) -> None:
-            self._start(serialized, run_id, metadata, kwargs)
+            self._start(serialized, run_id, metadata, kwargs, lambda: _content.langchain_input(messages))
 
         def on_llm_start(
             self, serialized: Any, prompts: Any, *, run_id: UUID, metadata: Any = None, **kwargs: Any
         ) -> None:
-            self._start(serialized, run_id, metadata, kwargs)
+            self._start(
+                serialized,
+                run_id,
+                metadata,
+                kwargs,
+                lambda: [_content.message("user", [_content.text(p)]) for p in prompts or ()],
+            )
 
         def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
             call = self._calls.pop(run_id, None)
@@ -303,6 +400,9 @@ def _make_handler_class() -> type:
                 return
             try:
                 input_tokens, output_tokens, model, cache_read, cache_write = _usage(response)
+                call.response(**_response_details(response))
+                if call.capture_content:
+                    call.messages(output=_content.langchain_output(response))
             except Exception as exc:
                 internal_error("reading LangChain token usage", exc)
                 input_tokens = output_tokens = cache_read = cache_write = 0
@@ -323,13 +423,25 @@ def _make_handler_class() -> type:
     return AgentOtelCallbackHandler
 
 
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
 def _make_manager_init(handler: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    from langchain_core.callbacks.manager import AsyncCallbackManager, CallbackManager
+
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
             try:
-                if handler.enabled and handler not in self.handlers:
+                # Only LangChain's run managers, which dispatch model events to every handler; other
+                # managers (LangGraph's graph-lifecycle one) dispatch events this handler is not for.
+                if (
+                    handler.enabled
+                    and isinstance(self, CallbackManager | AsyncCallbackManager)
+                    and handler not in self.handlers
+                ):
                     self.add_handler(handler, inherit=True)
             except Exception as exc:
                 internal_error("adding the LangChain callback handler", exc)

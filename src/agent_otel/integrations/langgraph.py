@@ -11,6 +11,15 @@ Stop reasons: ``GraphRecursionError`` -> ``max_steps``; a guard's ``AgentStopped
 reason; a consumer that stops iterating ``stream()`` early -> ``cancelled``; other exceptions follow
 the run's usual rules (``tool_error`` when a tool raised, ``model_error`` when a model call failed).
 
+Human in the loop: a graph that pauses (``interrupt()``, ``interrupt_before``/``interrupt_after``) ends
+its run with ``interrupted`` (class ``pause``: span status UNSET, not an error), with an
+``agent.interrupt`` span event (how many interrupts, their ids, the checkpoint). The run's
+``gen_ai.conversation.id`` is the graph's ``thread_id``, and the next run of the thread (the resume,
+``Command(resume=...)``) links to the paused run's span and names it in ``agent.resume_of``. Pauses are
+seen through LangGraph's graph-lifecycle callbacks: this integration adds a ``GraphCallbackHandler`` of
+its own to the lifecycle manager of graphs that run inside an agent-otel run (and only those), and the
+model callback handler of the ``langchain`` integration is never added there.
+
 Tool and chat model steps come from the ``langchain`` integration. ``ToolNode(handle_tool_errors=True)``
 turns every tool exception into a message for the model; this integration keeps it from doing that to
 :class:`AgentStopped`, so a denied or looping tool call ends the graph the same way as anywhere else,
@@ -21,23 +30,85 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
+from agent_otel import conventions as c
 from agent_otel.replay import ReplayError
-from agent_otel.run import enter_run, exit_run
+from agent_otel.run import FrameworkRun, Run, enter_run, exit_run
+from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
 from . import Integration
 from ._common import Patcher
 
+_INTERRUPT = "__interrupt__"
+
 
 def _reason(exc: BaseException) -> StopReason | None:
-    from langgraph.errors import GraphRecursionError
+    from langgraph.errors import GraphBubbleUp, GraphInterrupt, GraphRecursionError
 
     if isinstance(exc, GraphRecursionError):
         return StopReason.MAX_STEPS
+    if isinstance(exc, GraphInterrupt):  # a nested graph pausing: it bubbles up to the graph the caller ran
+        return StopReason.INTERRUPTED
+    if isinstance(exc, GraphBubbleUp):  # Command(graph=Command.PARENT): control goes to the parent graph
+        return StopReason.COMPLETED
     return None
+
+
+def _conversation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The graph's ``thread_id`` (``config["configurable"]["thread_id"]``): its conversation."""
+    config = kwargs.get("config", args[0] if args else None)
+    configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    thread = configurable.get("thread_id") if isinstance(configurable, Mapping) else None
+    return str(thread) if thread is not None and thread != "" else None
+
+
+def _interrupts(chunk: Any) -> tuple[Any, ...]:
+    """The interrupts a streamed chunk reports (``updates``/``values`` modes, v1 and v2 parts), if any."""
+    try:
+        if isinstance(chunk, tuple) and chunk:
+            chunk = chunk[-1]  # (mode, data) or (namespace, mode, data)
+        if not isinstance(chunk, Mapping):
+            return ()
+        found = chunk.get(_INTERRUPT) or (chunk.get("interrupts") if chunk.get("type") else None)
+        data = chunk.get("data") if chunk.get("type") else None
+        if not found and isinstance(data, Mapping):
+            found = data.get(_INTERRUPT)
+        return tuple(found) if isinstance(found, list | tuple) else ()
+    except Exception:
+        return ()
+
+
+def _pause(run: Run, interrupts: Any = (), checkpoint_id: Any = None, status: Any = None) -> None:
+    """Record that ``run`` paused for human input: it ends ``interrupted`` unless it resumes first."""
+    detail: dict[str, Any] = {"interrupts": len(interrupts or ())}
+    if isinstance(checkpoint_id, str) and checkpoint_id:
+        detail["checkpoint_id"] = checkpoint_id
+    first = run.paused is None
+    run.paused = detail
+    if not first and not interrupts:
+        return
+    try:
+        event = dict(detail)
+        ids = [i.id for i in interrupts or () if isinstance(getattr(i, "id", None), str)]
+        if ids:
+            event["interrupt_ids"] = ids
+        if isinstance(status, str):
+            event["status"] = status
+        run.span.add_event(c.EVENT_INTERRUPT, event)
+    except Exception as exc:
+        internal_error("recording a LangGraph interrupt", exc)
+
+
+def _ended_by_consumer(frun: FrameworkRun | None, interrupts: tuple[Any, ...]) -> BaseException | None:
+    """A consumer that stops iterating after the graph paused has not cancelled anything."""
+    if frun is not None and interrupts and frun.run.paused is None:
+        _pause(frun.run, interrupts)
+    if frun is not None and frun.run.paused is not None:
+        return None
+    return GeneratorExit()
 
 
 def _agent_name(graph: Any) -> str:
@@ -48,9 +119,15 @@ def _agent_name(graph: Any) -> str:
 def _make_stream(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
     @functools.wraps(original)
     def stream(self: Any, input: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        frun = enter_run(_agent_name(self), input=input)
+        frun = enter_run(_agent_name(self), input=input, conversation_id=_conversation(args, kwargs))
+        interrupts: tuple[Any, ...] = ()
         try:
-            yield from original(self, input, *args, **kwargs)
+            for chunk in original(self, input, *args, **kwargs):
+                interrupts = interrupts or _interrupts(chunk)
+                yield chunk
+        except GeneratorExit:
+            exit_run(frun, _ended_by_consumer(frun, interrupts))
+            raise
         except BaseException as exc:
             exit_run(frun, exc, _reason(exc))
             raise
@@ -62,16 +139,76 @@ def _make_stream(original: Callable[..., Iterator[Any]]) -> Callable[..., Iterat
 def _make_astream(original: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
     @functools.wraps(original)
     async def astream(self: Any, input: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        frun = enter_run(_agent_name(self), input=input)
+        frun = enter_run(_agent_name(self), input=input, conversation_id=_conversation(args, kwargs))
+        interrupts: tuple[Any, ...] = ()
         try:
             async for chunk in original(self, input, *args, **kwargs):
+                interrupts = interrupts or _interrupts(chunk)
                 yield chunk
+        except GeneratorExit:
+            exit_run(frun, _ended_by_consumer(frun, interrupts))
+            raise
         except BaseException as exc:
             exit_run(frun, exc, _reason(exc))
             raise
         exit_run(frun, None)
 
     return astream
+
+
+def _lifecycle_handler() -> Any:
+    """A ``GraphCallbackHandler`` that records pauses and resumes on the current agent-otel run."""
+    from langgraph.callbacks import GraphCallbackHandler
+
+    class AgentOtelGraphLifecycle(GraphCallbackHandler):
+        run_inline = True  # in the graph's own context, where the run is current
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.enabled = True
+
+        def on_interrupt(self, event: Any) -> None:
+            self._on_run(
+                "recording a LangGraph interrupt",
+                lambda run: _pause(run, event.interrupts, event.checkpoint_id, event.status),
+            )
+
+        def on_resume(self, event: Any) -> None:
+            # Resumed within the same run (a user's agent_otel.run): it is not paused any more.
+            self._on_run("recording a LangGraph resume", lambda run: setattr(run, "paused", None))
+
+        def _on_run(self, what: str, action: Callable[[Run], None]) -> None:
+            if not self.enabled:
+                return
+            try:
+                run = active_run()
+                if run is not None and run.active:
+                    action(run)
+            except Exception as exc:
+                internal_error(what, exc)
+
+    return AgentOtelGraphLifecycle()
+
+
+def _make_graph_manager(holder: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``get_(a)sync_graph_callback_manager_for_config``: add the lifecycle handler inside a run."""
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def get_manager(*args: Any, **kwargs: Any) -> Any:
+            manager = original(*args, **kwargs)
+            try:
+                handler = holder.handler
+                run = active_run()
+                if handler is not None and run is not None and run.active and handler not in manager.handlers:
+                    manager.add_handler(handler, inherit=False)
+            except Exception as exc:
+                internal_error("adding the LangGraph lifecycle handler", exc)
+            return manager
+
+        return get_manager
+
+    return make
 
 
 def _keep_agent_stopped(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -100,6 +237,7 @@ class LangGraphIntegration(Integration):
 
     def __init__(self) -> None:
         self._patcher = Patcher()
+        self.handler: Any = None
 
     @property
     def triggers(self) -> tuple[str, ...]:
@@ -115,11 +253,21 @@ class LangGraphIntegration(Integration):
         if main is not None:
             p.wrap(main.Pregel, "stream", _make_stream)
             p.wrap(main.Pregel, "astream", _make_astream)
+            if self.handler is None and hasattr(main, "get_sync_graph_callback_manager_for_config"):
+                self.handler = _lifecycle_handler()
+                for name in (
+                    "get_sync_graph_callback_manager_for_config",
+                    "get_async_graph_callback_manager_for_config",
+                ):
+                    p.wrap(main, name, _make_graph_manager(self))
         tool_node = sys.modules.get("langgraph.prebuilt.tool_node")
         if tool_node is not None and hasattr(tool_node, "_handle_tool_error"):
             p.wrap(tool_node, "_handle_tool_error", _keep_agent_stopped)
 
     def uninstrument(self) -> None:
+        if self.handler is not None:
+            self.handler.enabled = False  # managers built meanwhile may hold it: inert
+            self.handler = None
         self._patcher.restore()
 
 

@@ -121,7 +121,7 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, name, arguments, *args, **kwargs)
         if _in_call.get() or _joins_framework_call(str(name)):
             return await original(self, name, arguments, *args, **kwargs)
-        call = start_tool(run, str(name), arguments if arguments is not None else {})
+        call = start_tool(run, str(name), arguments if arguments is not None else {}, tool_type="extension")
         if call is None:
             return await original(self, name, arguments, *args, **kwargs)
         token = _in_call.set(True)

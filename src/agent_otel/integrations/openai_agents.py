@@ -18,7 +18,14 @@
   (not JSON values) are refused; the caller gets that ``ReplayError`` unwrapped, as an AgentStopped.
 * Model calls: each call of the agent's ``Model`` (``get_response`` or ``stream_response``, retries
   included) is an LLM step with the usage the SDK reports; requests the OpenAI client makes for it are
-  not counted a second time by the ``openai`` integration.
+  not counted a second time by the ``openai`` integration (which instead adds what the API answered:
+  the responding model, response id and finish reasons). The step's ``gen_ai.agent.name`` is the agent
+  that made the call (the one handed to, after a handoff), with the ``ModelSettings`` of that agent
+  (temperature, top_p, max_tokens...), the response id and the tool call ids the model asked for.
+* Handoffs: each handoff is an ``agent.handoff`` event on the run span naming the agent handed from and
+  to (``from_agent``, ``to_agent``) and the model's tool call id; the run stays one run.
+* Conversation: ``gen_ai.conversation.id`` is ``Runner.run(conversation_id=...)`` (the OpenAI
+  Conversations API), else the ``session``'s ``session_id``.
 
 Stop reasons: ``MaxTurnsExceeded`` -> ``max_steps``; input, output and tool guardrail tripwires ->
 ``policy_denied``; ``ToolTimeoutError`` -> ``tool_timeout``; ``ModelRefusalError``,
@@ -40,9 +47,12 @@ import copy
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any
 
+from agent_otel import conventions as c
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -50,7 +60,7 @@ from agent_otel.steps import active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolTimeout, active_tool_call
 
-from . import Integration
+from . import Integration, _content
 from ._common import (
     Patcher,
     Serve,
@@ -90,11 +100,24 @@ def _classify(exc: BaseException) -> StopReason | None:
 # --- runs -------------------------------------------------------------------------------------------
 
 
-def _enter(agent: Any, input: Any) -> FrameworkRun | None:
+def _conversation(conversation_id: Any, session: Any) -> str | None:
+    """The run's conversation: the Conversations API id, else the session's id."""
+    if isinstance(conversation_id, str) and conversation_id:
+        return conversation_id
+    session_id = getattr(session, "session_id", None)
+    return str(session_id) if session_id else None
+
+
+def _enter(agent: Any, input: Any, conversation_id: str | None = None) -> FrameworkRun | None:
     name = getattr(agent, "name", None) or "agent"
     model = getattr(agent, "model", None)
     run_input = input if isinstance(input, str | list) else MISSING
-    return enter_run(str(name), model=model_name(model) if model is not None else None, input=run_input)
+    return enter_run(
+        str(name),
+        model=model_name(model) if model is not None else None,
+        input=run_input,
+        conversation_id=conversation_id,
+    )
 
 
 def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
@@ -113,7 +136,9 @@ def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run(self: Any, starting_agent: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
-        frun = _enter(starting_agent, input)
+        frun = _enter(
+            starting_agent, input, _conversation(kwargs.get("conversation_id"), kwargs.get("session"))
+        )
         try:
             result = await original(self, starting_agent, input, *args, **kwargs)
         except BaseException as exc:
@@ -154,7 +179,11 @@ def _stored_error(streamed_result: Any) -> BaseException | None:
 def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def start_streaming(*args: Any, **kwargs: Any) -> Any:
-        frun = _enter(kwargs.get("starting_agent"), kwargs.get("starting_input"))
+        frun = _enter(
+            kwargs.get("starting_agent"),
+            kwargs.get("starting_input"),
+            _conversation(kwargs.get("conversation_id"), kwargs.get("session")),
+        )
         try:
             result = await original(*args, **kwargs)
         except BaseException as exc:
@@ -203,6 +232,7 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
             parse_json_args(kwargs.get("arguments")),
             call_id=getattr(context, "tool_call_id", None),
             fn=_tool_fn(function_tool),
+            description=getattr(function_tool, "description", None),
         )
         if call is None:
             return await original(*args, **kwargs)
@@ -319,22 +349,106 @@ def _make_failure_function(original: Callable[..., Any]) -> Callable[..., Any]:
 # --- model calls ------------------------------------------------------------------------------------
 
 
+#: The turn about to call the model in this task: ``agent`` (the one whose model is called), its resolved
+#: ``settings`` (ModelSettings) and the model input after the run's input filter (``filtered``). Set by
+#: the two SDK helpers every turn calls before the model, read when the model call begins.
+_turn: ContextVar[dict[str, Any] | None] = ContextVar("agent_otel_agents_turn", default=None)
+
+
+def _note_turn(**values: Any) -> None:
+    _turn.set({**(_turn.get() or {}), **values})
+
+
+def _make_get_model_settings(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def get_model_settings(agent: Any, *args: Any, **kwargs: Any) -> Any:
+        settings = original(agent, *args, **kwargs)
+        _note_turn(agent=agent, settings=settings)
+        return settings
+
+    return get_model_settings
+
+
+def _make_filter_input(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def maybe_filter_model_input(*args: Any, **kwargs: Any) -> Any:
+        filtered = await original(*args, **kwargs)
+        _note_turn(filtered=filtered)
+        return filtered
+
+    return maybe_filter_model_input
+
+
 def _model_of(kwargs: dict[str, Any]) -> str:
     model = getattr(kwargs.get("get_retry_advice"), "__self__", None)
     return model_name(model) or (type(model).__name__ if model is not None else "unknown")
+
+
+def _provider(kwargs: dict[str, Any], model: str) -> str | None:
+    instance = getattr(kwargs.get("get_retry_advice"), "__self__", None)
+    if type(instance).__module__.startswith("agents.models.openai"):
+        return "openai"
+    return guess_provider(model)
 
 
 def _begin_llm(kwargs: dict[str, Any]) -> LLMCall | None:
     run = active_run()
     if run is None:
         return None
+    turn = _turn.get() or {}
+    settings, filtered = turn.get("settings"), turn.get("filtered")
+    name = getattr(turn.get("agent"), "name", None)
+    model = _model_of(kwargs)
     try:
-        return llm.begin(run, _model_of(kwargs), attach=False)
+        call = llm.begin(
+            run,
+            model,
+            attach=False,
+            provider=_provider(kwargs, model),
+            defer=True,
+            agent_name=name if isinstance(name, str) and name else None,
+        )
     except AgentStopped:
         raise
     except Exception as exc:
         internal_error("starting an Agents SDK model step", exc)
         return None
+    if call is not None:
+        try:
+            if settings is not None:
+                call.request({k: getattr(settings, k, None) for k, _, _ in c.REQUEST_PARAMETERS})
+            if filtered is not None and call.capture_content:
+                call.messages(
+                    input=_content.responses_input(
+                        getattr(filtered, "input", None), getattr(filtered, "instructions", None)
+                    )
+                )
+        except Exception as exc:
+            internal_error("reading an Agents SDK model request", exc)
+    return call
+
+
+def _response(call: LLMCall, response_id: Any, output: Any, response_model: Any = None) -> None:
+    """The response's id, the tool calls it asked for and why it finished (tool calls, or a message)."""
+    try:
+        calls = [
+            usage_value(item, "call_id")
+            for item in output or ()
+            if usage_value(item, "type") in ("function_call", "custom_tool_call", "computer_call")
+        ]
+        reason = "tool_calls" if calls else ("stop" if output else None)
+        call.response(
+            response_id=response_id,
+            tool_call_ids=calls,
+            finish_reasons=[reason]
+            if reason and c.GEN_AI_RESPONSE_FINISH_REASONS not in call.attributes
+            else None,
+            response_model=response_model,
+        )
+        if call.capture_content:
+            call.messages(output=_content.responses_output(output, reason))
+    except Exception as exc:
+        internal_error("reading an Agents SDK model response", exc)
 
 
 def _finish_llm(call: LLMCall, usage: Any) -> None:
@@ -362,6 +476,7 @@ def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             reset_framework_llm(token)
+        _response(call, getattr(response, "response_id", None), getattr(response, "output", None))
         _finish_llm(call, getattr(response, "usage", None))
         return response
 
@@ -382,6 +497,13 @@ def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
             async for event in original(*args, **kwargs):
                 if usage_value(event, "type") in ("response.completed", "response.incomplete"):
                     usage = usage_value(event, "response", "usage") or usage
+                    response = usage_value(event, "response")
+                    _response(
+                        call,
+                        usage_value(response, "id"),
+                        usage_value(response, "output"),
+                        usage_value(response, "model"),
+                    )
                 yield event
         except GeneratorExit:
             _finish_llm(call, usage)
@@ -397,6 +519,35 @@ def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
         _finish_llm(call, usage)
 
     return stream_response_with_retry
+
+
+def _make_execute_handoffs(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A handoff: an ``agent.handoff`` event on the run span, naming the agents and the tool call."""
+
+    @functools.wraps(original)
+    async def execute_handoffs(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        try:
+            run = active_run()
+            if run is not None and run.active:
+                event: dict[str, Any] = {"from_agent": str(getattr(kwargs.get("public_agent"), "name", "?"))}
+                to_agent = getattr(
+                    getattr(getattr(result, "next_step", None), "new_agent", None), "name", None
+                )
+                if isinstance(to_agent, str):
+                    event["to_agent"] = to_agent
+                handoffs = kwargs.get("run_handoffs") or ()
+                call_id = (
+                    getattr(getattr(handoffs[0], "tool_call", None), "call_id", None) if handoffs else None
+                )
+                if isinstance(call_id, str):
+                    event[c.GEN_AI_TOOL_CALL_ID] = call_id
+                run.span.add_event(c.EVENT_HANDOFF, event)
+        except Exception as exc:
+            internal_error("recording an Agents SDK handoff", exc)
+        return result
+
+    return execute_handoffs
 
 
 class OpenAIAgentsIntegration(Integration):
@@ -425,7 +576,7 @@ class OpenAIAgentsIntegration(Integration):
             return
         from agents import run as run_module
         from agents import tool as tool_module
-        from agents.run_internal import run_loop, tool_execution
+        from agents.run_internal import run_loop, tool_execution, turn_resolution
 
         # Resolve everything before patching anything, so a renamed hook fails the whole integration.
         targets = [
@@ -437,6 +588,9 @@ class OpenAIAgentsIntegration(Integration):
             (tool_execution, "maybe_invoke_function_tool_failure_error_function", _make_failure_function),
             (run_loop, "get_response_with_retry", _make_get_response),
             (run_loop, "stream_response_with_retry", _make_stream_response),
+            (run_loop, "get_model_settings", _make_get_model_settings),
+            (run_loop, "maybe_filter_model_input", _make_filter_input),
+            (turn_resolution, "execute_handoffs", _make_execute_handoffs),
         ]
         for owner, attr, _ in targets:
             if not hasattr(owner, attr):

@@ -17,18 +17,62 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _content
 from ._common import as_int, usage_value
-from ._stainless import Api, StainlessIntegration, Usage
+from ._stainless import Api, Response, StainlessIntegration, Usage
 
 
 class OpenAIApi(Api):
+    provider = "openai"
     paths = ("/chat/completions", "/responses", "/completions")
 
     def usage(self, body: Any) -> Usage:
-        return _usage(usage_value(body, "usage"), usage_value(body, "model"))
+        found = _usage(usage_value(body, "usage"), usage_value(body, "model"))
+        _response_details(found.response, body)
+        return found
 
     def stream_usage(self) -> _StreamUsage:
         return _StreamUsage()
+
+    def input_messages(self, path: str, body: Any) -> list[dict[str, Any]]:
+        if path.endswith("/responses"):
+            return _content.responses_input(body.get("input"), body.get("instructions"))
+        if path.endswith("/chat/completions"):
+            return _content.openai_chat_input(body.get("messages"))
+        prompt = body.get("prompt")
+        return [_content.message("user", [_content.text(prompt)])] if prompt else []
+
+    def output_messages(self, path: str, body: Any) -> list[dict[str, Any]]:
+        if path.endswith("/responses"):
+            reasons = Response()
+            _response_details(reasons, body)
+            return _content.responses_output(
+                usage_value(body, "output"), next(iter(reasons.finish_reasons), None)
+            )
+        return _content.openai_chat_output(body)
+
+
+def _response_details(response: Response, body: Any) -> None:
+    """Id, finish reasons and requested tool call ids of a Chat Completion, Completion or Response."""
+    response_id = usage_value(body, "id")
+    if isinstance(response_id, str):
+        response.response_id = response_id
+    for choice in usage_value(body, "choices") or ():
+        response.add_reason(usage_value(choice, "finish_reason"))
+        for call in (
+            usage_value(choice, "message", "tool_calls") or usage_value(choice, "delta", "tool_calls") or ()
+        ):
+            response.add_tool_call(usage_value(call, "id"))
+    output = usage_value(body, "output")
+    if output is not None:  # the Responses API
+        calls = [item for item in output or () if usage_value(item, "type") == "function_call"]
+        for item in calls:
+            response.add_tool_call(usage_value(item, "call_id"))
+        status = usage_value(body, "status")
+        if status == "incomplete":
+            response.add_reason(usage_value(body, "incomplete_details", "reason") or "incomplete")
+        elif status == "completed":
+            response.add_reason("tool_calls" if calls else "stop")
 
 
 def _usage(usage: Any, model: Any) -> Usage:
@@ -63,10 +107,17 @@ class _StreamUsage:
         self.model: str | None = None
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
+        self.response = Response()
 
     def feed(self, event: Any) -> None:
         response = usage_value(event, "response")
         source = response if response is not None and usage_value(event, "type") else event
+        if response is None or usage_value(event, "type") in (
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ):
+            _response_details(self.response, source)
         model = usage_value(source, "model")
         if isinstance(model, str) and model:
             self.model = model

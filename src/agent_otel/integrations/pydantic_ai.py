@@ -9,8 +9,15 @@ capability to every run (by wrapping ``Agent._resolve_run_capabilities``, the on
   (``Agent(name=...)``, else ``"agent"``), with the prompt as ``agent.input_sha`` and the agent's model
   as ``gen_ai.request.model``; inside a user's ``agent_otel.run`` it joins that run, inside a tool call
   it is a sub-agent;
-* each model request is an LLM step with PydanticAI's usage for it (``input_tokens``/``output_tokens``)
-  and the responding model; the OpenAI/Anthropic client integrations do not count it again;
+* each model request is an LLM step with PydanticAI's usage for it (``input_tokens``/``output_tokens``),
+  the responding model, the provider (``Model.system``), the request's ``model_settings`` (temperature,
+  max_tokens, top_p...), the provider's response id, the finish reason and the tool call ids of the
+  response; the OpenAI/Anthropic client integrations do not count it again;
+* ``gen_ai.conversation.id`` is PydanticAI's ``conversation_id`` of the run (``agent.run(conversation_id=
+  ...)``, or the one the ``message_history`` carries; PydanticAI makes a new one for a run without);
+* with ``instrument=True`` (PydanticAI's own OpenTelemetry spans), PydanticAI's ``chat`` span of a request
+  is the step's span: agent-otel adds its ids to it and opens no second one (agent_otel.native), and
+  does not record the GenAI client metrics PydanticAI records itself;
 * each tool execution goes through :func:`agent_otel.tools.begin` (guards first), with the model's
   tool call id and arguments; ``ModelRetry`` raised by a tool marks the span ``error`` and the run goes
   on, as PydanticAI sends the retry prompt back to the model.
@@ -32,13 +39,14 @@ from datetime import datetime
 from typing import Any
 
 from agent_otel import llm
+from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
 from agent_otel.run import MISSING, enter_run, exit_run
 from agent_otel.steps import active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
-from . import Integration
+from . import Integration, _content
 from ._common import (
     Patcher,
     Serve,
@@ -95,10 +103,12 @@ def _capability_class() -> type:
             agent = getattr(ctx, "agent", None)
             name = getattr(agent, "name", None) or "agent"
             prompt = getattr(ctx, "prompt", None)
+            conversation = getattr(ctx, "conversation_id", None)
             frun = enter_run(
                 str(name),
                 model=model_name(getattr(ctx, "model", None)),
                 input=prompt if prompt is not None else MISSING,
+                conversation_id=conversation if isinstance(conversation, str) and conversation else None,
             )
             try:
                 result = await handler()
@@ -119,11 +129,27 @@ def _capability_class() -> type:
             run = active_run()
             if run is None:
                 return await handler(request_context)
+            model_obj = getattr(request_context, "model", None) or getattr(ctx, "model", None)
             model = model_name(getattr(request_context, "model", None)) or model_name(
                 getattr(ctx, "model", None)
             )
             try:
-                call = llm.begin(run, model or "unknown", attach=False)
+                call = llm.begin(
+                    run,
+                    model or "unknown",
+                    attach=False,
+                    provider=_provider(model_obj, model),
+                    defer=True,
+                )
+                if call is not None:
+                    call.request(
+                        getattr(request_context, "model_settings", None) or {},
+                        stream=bool(getattr(request_context, "streaming", False)),
+                    )
+                    if call.capture_content:
+                        call.messages(
+                            input=_content.pydantic_ai_input(getattr(request_context, "messages", None))
+                        )
             except AgentStopped:
                 raise
             except Exception as exc:
@@ -142,6 +168,7 @@ def _capability_class() -> type:
                 reset_framework_llm(token)
             usage = getattr(response, "usage", None)
             responder = getattr(response, "model_name", None)
+            _response(call, response)
             # PydanticAI's input_tokens include the cache counts, which are passed on for pricing.
             call.finish(
                 as_int(usage_value(usage, "input_tokens")),
@@ -164,7 +191,13 @@ def _capability_class() -> type:
                 raw_args = call.args_as_dict()
             except Exception:
                 raw_args = args
-            tool_call = start_tool(run, name, raw_args, call_id=getattr(call, "tool_call_id", None))
+            tool_call = start_tool(
+                run,
+                name,
+                raw_args,
+                call_id=getattr(call, "tool_call_id", None),
+                description=getattr(tool_def, "description", None),
+            )
             if tool_call is None:
                 return await handler(args)
             try:
@@ -177,6 +210,40 @@ def _capability_class() -> type:
             return result
 
     return AgentOtel
+
+
+def _provider(model: Any, name: str | None) -> str | None:
+    """``Model.system`` (PydanticAI's own gen_ai.system value: openai, anthropic, google-gla...)."""
+    try:
+        system = getattr(model, "system", None)
+    except Exception:
+        system = None
+    if isinstance(system, str) and system:
+        return _SYSTEMS.get(system, system)
+    return guess_provider(name)
+
+
+# PydanticAI's Model.system -> gen_ai.provider.name, where they differ.
+_SYSTEMS = {"google-gla": "gcp.gemini", "google-vertex": "gcp.vertex_ai", "bedrock": "aws.bedrock"}
+
+
+def _response(call: Any, response: Any) -> None:
+    try:
+        ids = [
+            part.tool_call_id
+            for part in getattr(response, "parts", None) or ()
+            if getattr(part, "part_kind", None) == "tool-call"
+        ]
+        reason = getattr(response, "finish_reason", None)
+        call.response(
+            response_id=getattr(response, "provider_response_id", None),
+            finish_reasons=[reason] if isinstance(reason, str) else None,
+            tool_call_ids=ids,
+        )
+        if call.capture_content:
+            call.messages(output=_content.pydantic_ai_output(response))
+    except Exception as exc:
+        internal_error("reading a PydanticAI model response", exc)
 
 
 def _server(ctx: Any, tool_call: ToolCall) -> Serve:

@@ -79,6 +79,7 @@ RETENTION_RULES: list[RetentionRule] = [
 RUN_FILTERS = {
     "model": "model = ?",
     "prompt_version": "prompt_version = ?",
+    "conversation": "conversation_id = ?",
     "status": "status = ?",
     "min_duration_ms": "duration_ms >= ?",
     "ended_since_ms": "ended_at >= ?",
@@ -408,8 +409,8 @@ class Store:
         **more: Any,
     ) -> list[dict[str, Any]]:
         """Runs matching the filters; ``replays=False`` leaves out replays of recorded runs. ``more``:
-        the CLI's filters (:data:`RUN_FILTERS`: model, prompt_version, status, tool, min_duration_ms,
-        ended_since_ms)."""
+        the CLI's filters (:data:`RUN_FILTERS`: model, prompt_version, conversation, status, tool,
+        min_duration_ms, ended_since_ms)."""
         where: list[str] = []
         params: list[Any] = []
         for name, value in more.items():

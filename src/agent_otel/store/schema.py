@@ -212,6 +212,16 @@ def _process_columns(bigint: str) -> list[str]:
     ]
 
 
+# Migration 5: the conversation (gen_ai.conversation.id: a LangGraph thread, an Agents SDK session, the
+# application's own id) a run belongs to, so that a paused run and its resume are found together
+# (``agent-otel runs --conversation ID``).
+_CONVERSATION = [
+    "ALTER TABLE agent_runs ADD COLUMN conversation_id TEXT",
+    "CREATE INDEX agent_runs_conversation ON agent_runs (conversation_id, created_at) "
+    "WHERE conversation_id IS NOT NULL",
+]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -225,6 +235,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (2, _snapshot_tables("BLOB", "INTEGER")),
         (3, [_INPUT_TYPE]),
         (4, _process_columns("INTEGER")),
+        (5, _CONVERSATION),
     ],
     "postgresql": [
         (
@@ -238,6 +249,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (2, [*_snapshot_tables("BYTEA", "BIGINT"), _PG_OWNER_ONLY]),
         (3, [_INPUT_TYPE]),
         (4, _process_columns("BIGINT")),
+        (5, _CONVERSATION),
     ],
 }
 
@@ -273,6 +285,7 @@ RUN_COLUMNS = (
     "host",
     "process_start",
     "deadline_ms",
+    "conversation_id",
 )
 
 # Columns written from ("event", {...}) records: the unified event schema plus what tools may add.
