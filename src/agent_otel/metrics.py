@@ -8,8 +8,9 @@ on the per-tool-call path measured in benchmarks/overhead.py.
 
 Two things keep short-lived processes (a CLI, a batch job, a serverless function) visible in Prometheus,
 whose rate() and increase() ignore a series' first sample: an agent's first run creates its stop series
-at zero for every stop reason (a closed set) and asks for an export right away, so a zero, not a stop, is
-each series' first sample (:meth:`Metrics.run_started`).
+at zero for every stop reason (a closed set), so a zero, not a stop, is each one's first sample
+(:meth:`Metrics.run_started`); and every series is exported as soon as it exists (:meth:`_new_series`), so
+a histogram's first sample holds one measurement, not an export interval's worth.
 
 Exemplars point only at traces the bundled collector keeps (collector/config.yaml, tail sampling):
 runs that did not complete, failed tool calls, and "exemplar runs", at most one per agent per

@@ -191,7 +191,8 @@ def _metric_cadence() -> dict[str, float]:
     """Export metrics every second unless the user chose an interval (environment or config file).
 
     The demo's runs take a few seconds, less than the default 10 s interval: it would export once, at
-    exit, and the dashboards' rate() panels need two samples of a series to draw anything.
+    exit, and the dashboards would show nothing while it runs, and any plain rate() over its series would
+    see little more than their first samples.
     """
     from agent_otel.config import SOURCE_DEFAULT, load
 
