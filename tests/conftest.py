@@ -93,3 +93,14 @@ def telemetry(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Teleme
     yield Telemetry(exporter, reader, sink, cfg)
     agent_otel.shutdown()
     meter_provider.shutdown(timeout_millis=1000)
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
+    """No agent-otel installation before or after the test, no OTLP endpoint or config from outside."""
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    agent_otel.shutdown()
+    yield
+    agent_otel.shutdown()

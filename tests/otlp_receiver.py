@@ -1,13 +1,19 @@
 """A real OTLP/gRPC receiver on 127.0.0.1 for tests that need a collector that can go down and come back.
 
 It speaks the actual OTLP protocol (the opentelemetry-proto service definitions over grpcio), so the
-SDK's real OTLP exporter talks to it exactly as it would to a collector.
+SDK's real OTLP exporter talks to it exactly as it would to a collector. Like a collector it can refuse:
+``max_message_bytes`` is gRPC's own receive limit (the collector's ``max_recv_msg_size_mib``, 4 MiB by
+default, answered with RESOURCE_EXHAUSTED by grpcio itself), and ``answer`` decides per request whether to
+take it or to answer with a gRPC status (INVALID_ARGUMENT, UNAVAILABLE, ...).
 """
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
+import zlib
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
@@ -22,22 +28,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def request_spans(request: Any) -> list[Any]:
+    return [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
 class OTLPReceiver:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        max_message_bytes: int | None = None,
+        answer: Callable[[list[Any]], grpc.StatusCode | None] | None = None,
+    ) -> None:
+        """``answer(spans)`` returns None to accept a request, or the status code to refuse it with."""
         self.port = port or free_port()
         self.spans: list[Any] = []
         self.metric_requests = 0
         self.metric_batches: list[Any] = []  # the ExportMetricsServiceRequests, in arrival order
+        self.requests: list[tuple[int, int, str]] = []  # (size in bytes, spans, status) of each trace request
+        self.headers: dict[str, str] = {}  # the gRPC metadata of the last trace request
+        self._max_message_bytes = max_message_bytes
+        self._answer = answer
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         receiver = self
 
         class Traces(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request, context):
+                spans = request_spans(request)
+                code = receiver._answer(spans) if receiver._answer is not None else None
                 with receiver._lock:
-                    for rs in request.resource_spans:
-                        for ss in rs.scope_spans:
-                            receiver.spans.extend(ss.spans)
+                    receiver.headers = {k: str(v) for k, v in context.invocation_metadata()}
+                    receiver.requests.append((request.ByteSize(), len(spans), code.name if code else "OK"))
+                    if code is None:
+                        receiver.spans.extend(spans)
+                if code is not None:
+                    context.abort(code, f"refused by the test receiver ({code.name})")
                 return trace_service_pb2.ExportTraceServiceResponse()
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
@@ -55,7 +81,10 @@ class OTLPReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> OTLPReceiver:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        options = []
+        if self._max_message_bytes is not None:
+            options.append(("grpc.max_receive_message_length", self._max_message_bytes))
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self._traces, server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self._metrics, server)
         server.add_insecure_port(f"127.0.0.1:{self.port}")
@@ -75,6 +104,15 @@ class OTLPReceiver:
     def count(self) -> int:
         with self._lock:
             return len(self.spans)
+
+    def wait_for(self, n: int, timeout_s: float = 20.0) -> int:
+        """Poll until ``n`` spans arrived (or the timeout); the count reached."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while self.count() < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.count()
 
 
 class Blackhole:
@@ -111,24 +149,42 @@ class Blackhole:
 
 
 class HTTPReceiver:
-    """OTLP/HTTP (protobuf) receiver: POST /v1/traces and /v1/metrics on 127.0.0.1."""
+    """OTLP/HTTP (protobuf) receiver: POST /v1/traces and /v1/metrics on 127.0.0.1.
 
-    def __init__(self) -> None:
+    ``answer(spans)`` returns None to accept a trace request, or the HTTP status to refuse it with (400,
+    413, 429, 503, ...); ``requests`` lists (size, spans, status) of every trace request.
+    """
+
+    def __init__(self, answer: Callable[[list[Any]], int | None] | None = None) -> None:
         import http.server
 
         self.spans: list[Any] = []
         self.metric_requests = 0
+        self.requests: list[tuple[int, int, int]] = []
+        self.headers: dict[str, str] = {}  # of the last trace request
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                encoding = self.headers.get("Content-Encoding")
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
                 if self.path == "/v1/traces":
+                    receiver.headers = {k.lower(): v for k, v in self.headers.items()}
                     request = trace_service_pb2.ExportTraceServiceRequest()
                     request.ParseFromString(body)
-                    for rs in request.resource_spans:
-                        for ss in rs.scope_spans:
-                            receiver.spans.extend(ss.spans)
+                    spans = request_spans(request)
+                    status = answer(spans) if answer is not None else None
+                    receiver.requests.append((len(body), len(spans), status or 200))
+                    if status is not None:
+                        self.send_response(status)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    receiver.spans.extend(spans)
                     reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 elif self.path == "/v1/metrics":
                     receiver.metric_requests += 1

@@ -21,16 +21,6 @@ from tests.helpers import metric_points
 from tests.otlp_receiver import Blackhole, OTLPReceiver, free_port
 
 
-@pytest.fixture
-def fresh(monkeypatch, tmp_path):
-    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "OTEL_SDK_DISABLED"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
-    agent_otel.shutdown()
-    yield
-    agent_otel.shutdown()
-
-
 @pytest.mark.parametrize("collector", ["closed port", "accepts but never answers"])
 def test_a_dead_collector_costs_bounded_memory_counted_drops_and_a_bounded_shutdown(fresh, collector, caplog):
     hole = Blackhole() if collector != "closed port" else None

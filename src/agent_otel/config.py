@@ -196,8 +196,23 @@ SCHEMA: dict[str, Any] = {
             float,
             32.0,
             "Failed batches kept for resending while the collector is "
-            "down, in MiB; beyond this the oldest are dropped (counted).",
+            "down, as encoded OTLP requests, in MiB; beyond this new spans are dropped (counted).",
             minimum=0.0,
+        ),
+        "max_request_mb": Field(
+            float,
+            4.0,
+            "Largest OTLP span request, in MiB (encoded); larger batches are split. The collector's gRPC "
+            "receiver refuses more than 4 MiB unless configured otherwise.",
+            minimum=0.001,
+        ),
+        "handle_sigterm": Field(
+            bool,
+            True,
+            "Without a SIGTERM handler of the application's, install one that flushes (within "
+            "shutdown_timeout_s) and then terminates by SIGTERM as before.",
+            env=("AGENT_OTEL_HANDLE_SIGTERM",),
+            env_parse=_env_bool,
         ),
         "metric_interval_s": Field(
             float,
@@ -240,6 +255,13 @@ SCHEMA: dict[str, Any] = {
                 "JSON-lines sink: a file path, 'stdout' or 'stderr'; unset means none.",
                 env=("AGENT_OTEL_EVENTS",),
                 nullable=True,
+            ),
+            "queue_mb": Field(
+                float,
+                32.0,
+                "Memory bound of the queue of events, run rows and snapshots on their way to the store and "
+                "sinks, in MiB; beyond it (or 16,384 records) the oldest are dropped (counted).",
+                minimum=0.001,
             ),
         },
     },

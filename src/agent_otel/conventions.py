@@ -323,7 +323,7 @@ M_DROPPED: Final = MetricSpec(
     "agent_otel.telemetry.dropped",
     "observable_counter",
     "{item}",
-    "Spans, events and metric batches agent-otel dropped because a buffer was full or export failed.",
+    "Spans, metric batches, event records and store records that did not reach their destination.",
     "agent_otel_telemetry_dropped_total",
     ("signal", "reason"),
 )

@@ -1,4 +1,4 @@
-"""Getting spans and metrics out without ever holding up the agent.
+"""Getting spans and metrics out without ever holding up the agent, and counting everything that is not.
 
 Why not the SDK's BatchSpanProcessor and PeriodicExportingMetricReader as they are:
 
@@ -7,10 +7,15 @@ Why not the SDK's BatchSpanProcessor and PeriodicExportingMetricReader as they a
 * A batch whose export failed is discarded after the exporter's retries: a collector restart loses spans.
 * A full queue drops spans silently (the SDK's internal metrics, which would show it, double span cost).
 
-:class:`BufferedSpanProcessor` keeps export on its own daemon thread, bounds every wait, keeps failed
-batches in a byte-bounded retry buffer and resends them when the collector answers again, and counts
-every span it drops. :class:`NonBlockingMetricExporter` gives the metric reader the same properties.
-Both log one line when export starts failing and one when it recovers, instead of one per attempt.
+:class:`BufferedSpanProcessor` keeps export on its own daemon thread, bounds every wait, and keeps batches
+the collector refused for now in a retry buffer bounded in bytes, resending them when it answers again.
+For OTLP the buffer holds *encoded* requests (:mod:`agent_otel.otlp`), split to the collector's size limit;
+a request the collector rejects for good is dropped at once, and one it keeps refusing while it takes
+others is dropped after a few resends, so no batch blocks the ones behind it. Every span that does not
+reach the exporter is counted (:mod:`agent_otel.drops`) by reason, including what is still queued or in
+flight when the shutdown bound is reached. :class:`NonBlockingMetricExporter` gives the metric reader the
+same properties. Both log one line when export starts failing and one when it recovers, instead of one per
+attempt.
 """
 
 from __future__ import annotations
@@ -21,56 +26,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agent_otel.drops import DropCounter
 from agent_otel.events import after_fork_in_child
+from agent_otel.otlp import Batch, Outcome, Reply
 
 logger = logging.getLogger("agent_otel")
 
 THREAD_PREFIX = "agent-otel-"
-
-
-class DropCounter:
-    """Counts of telemetry dropped, by (signal, reason); read by the agent_otel_telemetry_dropped metric."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
-        self._announced: set[tuple[str, str]] = set()
-
-    def add(self, signal: str, reason: str, n: int = 1, announce: bool = True) -> None:
-        """Count ``n`` dropped items; the first drop of a kind is logged once (unless at shutdown, where
-        the summary line says it)."""
-        key = (signal, reason)
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + n
-            first = key not in self._announced
-            self._announced.add(key)
-        if first and announce:
-            logger.warning(
-                "agent-otel: dropping %s (%s); counted in agent_otel_telemetry_dropped_total, "
-                "summary at shutdown",
-                signal,
-                reason.replace("_", " "),
-            )
-
-    def snapshot(self) -> dict[tuple[str, str], int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def summary(self) -> str | None:
-        counts = self.snapshot()
-        if not counts:
-            return None
-        parts = ", ".join(
-            f"{n} {signal} ({reason.replace('_', ' ')})" for (signal, reason), n in counts.items()
-        )
-        return f"agent-otel: dropped {parts}"
 
 
 class _Health:
@@ -95,17 +64,6 @@ class _Health:
             logger.warning("agent-otel: %s export recovered", self.what)
 
 
-def _estimate_bytes(span: ReadableSpan) -> int:
-    size = 300
-    for key, value in (span.attributes or {}).items():
-        size += len(key) + (len(value) if isinstance(value, str) else 16)
-    for event in span.events:
-        size += 64 + len(event.name)
-        for key, value in (event.attributes or {}).items():
-            size += len(key) + (len(value) if isinstance(value, str) else 16)
-    return size
-
-
 def _run_bounded(fn: Any, timeout_s: float, name: str) -> bool:
     """Run ``fn`` on a daemon thread and wait at most ``timeout_s``; True if it finished."""
     done = threading.Event()
@@ -122,10 +80,83 @@ def _run_bounded(fn: Any, timeout_s: float, name: str) -> bool:
     return done.wait(max(timeout_s, 0.0))
 
 
+# --- transports: how a batch is sent ---------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    name: str
+
+    def prepare(self, spans: list[ReadableSpan]) -> tuple[list[Batch], int]:
+        """Batches ready to send, and the number of spans left out because they can never be sent."""
+        ...
+
+    def send(self, batch: Batch) -> Reply: ...
+
+    def split(self, batch: Batch) -> tuple[list[Batch], int] | None:
+        """Smaller batches after the collector refused ``batch`` as too large (None: cannot split)."""
+        ...
+
+    def estimate(self, spans: Sequence[ReadableSpan]) -> int:
+        """Bytes ``spans`` would take in the retry buffer, before preparing them."""
+        ...
+
+    def shutdown(self) -> None: ...
+
+
+def _span_object_bytes(span: ReadableSpan) -> int:
+    """Memory a finished span object holds, estimated. Calibrated with tracemalloc on SDK 1.45: a tool
+    span with ten attributes is ~2.9 KB (1.2 KB of objects whatever the span carries)."""
+    size = 1200
+    for key, value in (span.attributes or {}).items():
+        size += 120 + len(key) + (len(value) if isinstance(value, str) else 16)
+    for event in span.events:
+        size += 300 + len(event.name)
+        for key, value in (event.attributes or {}).items():
+            size += 120 + len(key) + (len(value) if isinstance(value, str) else 16)
+    return size
+
+
+class ExporterTransport:
+    """An exporter the application passed to ``setup(span_exporters=...)``: it takes span objects, so a
+    batch it refused is kept as span objects, accounted at their estimated in-memory size."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+        self.name = type(exporter).__name__
+
+    def prepare(self, spans: list[ReadableSpan]) -> tuple[list[Batch], int]:
+        return [Batch(spans, len(spans), self.estimate(spans))], 0
+
+    def send(self, batch: Batch) -> Reply:
+        try:
+            result = self._exporter.export(batch.payload)
+        except Exception as exc:
+            return Reply(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+        if result is SpanExportResult.SUCCESS:
+            return Reply(Outcome.SENT)
+        return Reply(Outcome.RETRY, "exporter returned FAILURE")
+
+    def split(self, batch: Batch) -> tuple[list[Batch], int] | None:
+        return None
+
+    def estimate(self, spans: Sequence[ReadableSpan]) -> int:
+        return sum(_span_object_bytes(s) for s in spans)
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+
+# --- the span processor ---------------------------------------------------------------------------------
+
+# A batch the collector refuses (retryably) this many times while it accepts other requests is poison for
+# it (too large for a proxy in front, say), not a sign of an outage: it is dropped, counted.
+MAX_STRIKES = 5
+
+
 class BufferedSpanProcessor(SpanProcessor):
     def __init__(
         self,
-        exporter: SpanExporter,
+        exporter: SpanExporter | Transport,
         drops: DropCounter,
         *,
         max_queue: int = 8192,
@@ -135,7 +166,9 @@ class BufferedSpanProcessor(SpanProcessor):
         shutdown_timeout_s: float = 1.0,
         name: str = "spans",
     ) -> None:
-        self._exporter = exporter
+        self._transport: Transport = (
+            ExporterTransport(exporter) if isinstance(exporter, SpanExporter) else exporter
+        )
         self._drops = drops
         self._max_queue = max_queue
         self._batch_size = batch_size
@@ -143,15 +176,20 @@ class BufferedSpanProcessor(SpanProcessor):
         self._retry_cap = retry_buffer_bytes
         self._shutdown_timeout = shutdown_timeout_s
         self._queue: deque[ReadableSpan] = deque()
-        self._retry: deque[tuple[list[ReadableSpan], int]] = deque()
+        self._retry: deque[Batch] = deque()
         self._retry_bytes = 0
+        self._inflight: list[Batch] = []  # taken by the worker, outcome not known yet
         self._backoff_until = 0.0
         self._failures = 0
+        self._last_success = 0.0
+        self._last_refusal = ""
         self._wake = threading.Event()
         self._state = threading.Condition()
         self._busy = False
         self._flush_requested = False
-        self._shutdown = False
+        self._closed = False  # shutdown started: no new spans
+        self._abandoned = False  # shutdown bound reached: what was left is counted, nothing more is sent
+        self._warned: set[str] = set()
         self._health = _Health(name)
         self._name = name
         self._thread: threading.Thread | None = None
@@ -164,6 +202,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self._queue = deque()
         self._retry = deque()
         self._retry_bytes = 0
+        self._inflight = []
         self._wake = threading.Event()
         self._state = threading.Condition()
         self._busy = False
@@ -176,7 +215,7 @@ class BufferedSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._shutdown or not span.context.trace_flags.sampled:
+        if self._closed or not span.context.trace_flags.sampled:
             return
         queue = self._queue
         if len(queue) >= self._max_queue:
@@ -199,16 +238,34 @@ class BufferedSpanProcessor(SpanProcessor):
         return self._flush(timeout_s)
 
     def shutdown(self) -> None:
-        if self._shutdown:
+        if self._closed:
             return
         deadline = time.monotonic() + self._shutdown_timeout
         self._flush(self._shutdown_timeout)
-        self._shutdown = True
+        self._closed = True
+        self.abandon()
+        _run_bounded(self._transport.shutdown, deadline - time.monotonic(), f"{self._name}-exporter-shutdown")
+
+    def abandon(self) -> int:
+        """Give up on everything not yet delivered, count it (unsent at shutdown) and return how many.
+
+        Called when the shutdown bound is reached, from whatever thread is shutting down: it never waits
+        for the worker, which may be stuck in a request to a collector that does not answer.
+        """
+        with self._state:
+            self._closed = True
+            if self._abandoned:
+                return 0
+            self._abandoned = True
+            pending = self.pending
+            self._queue.clear()
+            self._retry.clear()
+            self._retry_bytes = 0
+            self._inflight = []
+            self._state.notify_all()
         self._wake.set()
-        pending = len(self._queue) + sum(len(b) for b, _ in self._retry)
-        if pending:
-            self._drops.add("spans", "unsent_at_shutdown", pending, announce=False)
-        _run_bounded(self._exporter.shutdown, deadline - time.monotonic(), f"{self._name}-exporter-shutdown")
+        self._drops.add("spans", "unsent_at_shutdown", pending, announce=False)
+        return pending
 
     # --- worker -----------------------------------------------------------------------------------------
 
@@ -221,7 +278,7 @@ class BufferedSpanProcessor(SpanProcessor):
             self._thread.start()
 
     def _loop(self) -> None:
-        while not self._shutdown:
+        while not self._abandoned:
             self._wake.wait(self._delay)
             self._wake.clear()
             with self._state:
@@ -238,66 +295,166 @@ class BufferedSpanProcessor(SpanProcessor):
 
     def _export_pending(self) -> None:
         if self._retry and time.monotonic() < self._backoff_until and not self._flush_requested:
-            # Collector known to be down: keep queueing, but don't hammer it.
-            self._move_queue_to_retry_if_full()
+            # The collector refused recently: keep queueing, but don't hammer it.
+            self._park_queue()
             return
-        while self._retry:
-            batch, size = self._retry[0]
-            if not self._send(batch):
-                self._move_queue_to_retry_if_full()
-                return
-            self._retry.popleft()
-            self._retry_bytes -= size
+        # Resend what the collector refused before, each batch once per round, oldest first. A refused
+        # batch goes to the back, and after a refusal one more batch is tried: if the collector takes it,
+        # it is up and only that batch is refused, which must not hold up the others. Two refusals in a
+        # row end the round (the collector is down or overloaded).
+        refusals = 0
+        for _ in range(len(self._retry)):
+            with self._state:
+                if not self._retry or self._abandoned:
+                    return
+                batch = self._retry.popleft()
+                self._retry_bytes -= batch.size
+            refusals = 0 if self._deliver(batch) else refusals + 1
+            if refusals >= 2:
+                break
         queue = self._queue
-        while queue:
-            batch: list[ReadableSpan] = []
-            try:
-                for _ in range(self._batch_size):
-                    batch.append(queue.popleft())
-            except IndexError:
-                pass
-            if not self._send(batch):
-                self._keep_for_retry(batch)
-                self._move_queue_to_retry_if_full()
-                return
+        while refusals < 2 and queue and not self._abandoned:
+            spans = self._take(queue)
+            if not spans:
+                break
+            batches = self._prepare(spans)
+            for i, batch in enumerate(batches):
+                refusals = 0 if self._deliver(batch) else refusals + 1
+                if refusals >= 2:
+                    for rest in batches[i + 1 :]:
+                        self._retain(rest)
+                    break
+        if refusals and not self._abandoned:
+            # The round ended on a refusal: the collector is down or overloaded (one batch refused
+            # among accepted ones is that batch's problem, not an export failure worth a warning).
+            self._health.failed(self._last_refusal)
+            self._park_queue()
 
-    def _move_queue_to_retry_if_full(self) -> None:
-        # While the collector is down, spans wait in the retry buffer (byte-bounded) rather than the
-        # count-bounded queue, so a long outage costs memory up to retry_buffer_mb, not dropped spans.
-        while len(self._queue) >= self._batch_size:
-            batch = [self._queue.popleft() for _ in range(self._batch_size)]
-            self._keep_for_retry(batch)
-
-    def _send(self, batch: list[ReadableSpan]) -> bool:
+    def _take(self, queue: deque[ReadableSpan]) -> list[ReadableSpan]:
+        spans: list[ReadableSpan] = []
         try:
-            result = self._exporter.export(batch)
-        except Exception as exc:
-            result = SpanExportResult.FAILURE
-            detail = f"{type(exc).__name__}: {exc}"
-        else:
-            detail = "exporter returned FAILURE"
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(batch)
-            self._failures = 0
-            self._health.succeeded()
+            for _ in range(self._batch_size):
+                spans.append(queue.popleft())
+        except IndexError:
+            pass
+        return spans
+
+    def _prepare(self, spans: list[ReadableSpan]) -> list[Batch]:
+        try:
+            batches, too_large = self._transport.prepare(spans)
+        except Exception as exc:  # a span the encoder cannot take must not stop every later one
+            self._drop_once("spans", "unencodable", len(spans), f"{type(exc).__name__}: {exc}")
+            return []
+        if too_large:
+            self._drop_once("spans", "too_large", too_large, "a span alone exceeds exporter.max_request_mb")
+        return batches
+
+    def _park_queue(self) -> None:
+        # While the collector refuses, spans wait in the retry buffer (bounded in bytes) rather than the
+        # queue (bounded in count). When the buffer is full, the newest spans are dropped before they are
+        # encoded: an outage then costs no CPU beyond the buffer's worth of encoding.
+        while len(self._queue) >= self._batch_size and not self._abandoned:
+            spans = self._take(self._queue)
+            if self._retry_bytes + self._transport.estimate(spans) > self._retry_cap:
+                self._drops.add("spans", "retry_buffer_full", len(spans))
+                continue
+            for batch in self._prepare(spans):
+                self._retain(batch)
+
+    def _deliver(self, batch: Batch) -> bool:
+        """Send one batch and settle it; False when the collector refused and this round should stop."""
+        with self._state:
+            if self._abandoned:
+                return False
+            self._inflight = [batch]
+        try:
+            reply = self._transport.send(batch)
+        except Exception as exc:  # a transport must not kill the worker
+            reply = Reply(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+        now = time.monotonic()
+        with self._state:
+            self._inflight = []
+            if self._abandoned:
+                return False  # counted by abandon()
+        outcome = reply.outcome
+        if outcome is Outcome.SENT:
+            self.exported += batch.count - reply.rejected
+            if reply.rejected:
+                self._drop_once("spans", "rejected", reply.rejected, f"partial success: {reply.detail}")
+            self._collector_answered(now)
             return True
+        if outcome is Outcome.REJECTED:
+            self._drop_once("spans", "rejected", batch.count, reply.detail)
+            self._collector_answered(now)
+            return True
+        if outcome is Outcome.TOO_LARGE:
+            parts = self._transport.split(batch)
+            if parts is None:
+                self._drop_once("spans", "too_large", batch.count, reply.detail)
+                return True
+            smaller, too_large = parts
+            if too_large:
+                self._drop_once("spans", "too_large", too_large, reply.detail)
+            for i, part in enumerate(smaller):
+                if not self._deliver(part):
+                    for rest in smaller[i + 1 :]:
+                        self._retain(rest)
+                    return False
+            return True
+        # Refused for now: back off, keep the batch, and stop this round.
         self._failures += 1
-        self._backoff_until = time.monotonic() + min(0.25 * 2 ** min(self._failures, 5), 5.0)
-        self._health.failed(detail)
+        backoff = min(0.25 * 2 ** min(self._failures, 5), 5.0)
+        if reply.retry_after_s is not None:
+            backoff = max(backoff, min(reply.retry_after_s, 30.0))
+        self._backoff_until = now + backoff
+        self._last_refusal = reply.detail
+        if batch.failed_at == 0.0:
+            batch.failed_at = now
+        elif self._last_success > batch.failed_at:
+            batch.strikes += 1
+            if batch.strikes >= MAX_STRIKES:
+                self._drop_once("spans", "retries_exhausted", batch.count, reply.detail)
+                return False
+        self._retain(batch)
         return False
 
-    def _keep_for_retry(self, batch: list[ReadableSpan]) -> None:
-        size = sum(_estimate_bytes(s) for s in batch)
-        self._retry.append((batch, size))
-        self._retry_bytes += size
-        while self._retry_bytes > self._retry_cap and len(self._retry) > 1:
-            dropped, dropped_size = self._retry.popleft()
-            self._retry_bytes -= dropped_size
-            self._drops.add("spans", "retry_buffer_full", len(dropped))
+    def _collector_answered(self, now: float) -> None:
+        self._failures = 0
+        self._last_success = now
+        self._health.succeeded()
+
+    def _retain(self, batch: Batch) -> None:
+        with self._state:
+            if self._abandoned:
+                self._drops.add("spans", "unsent_at_shutdown", batch.count, announce=False)
+                return
+            if self._retry and self._retry_bytes + batch.size > self._retry_cap:
+                full = True
+            else:
+                full = False
+                self._retry.append(batch)
+                self._retry_bytes += batch.size
+        if full:
+            self._drops.add("spans", "retry_buffer_full", batch.count)
+
+    def _drop_once(self, signal: str, reason: str, n: int, detail: str) -> None:
+        """Count a drop; the first of each reason is logged with the collector's own words."""
+        if reason not in self._warned:
+            self._warned.add(reason)
+            logger.warning(
+                "agent-otel: %s dropped %d %s (%s): %s; further drops are counted in "
+                "agent_otel_telemetry_dropped_total",
+                self._transport.name,
+                n,
+                signal,
+                reason.replace("_", " "),
+                detail,
+            )
+        self._drops.add(signal, reason, n, announce=False)
 
     def _flush(self, timeout_s: float) -> bool:
-        if self._shutdown:
-            return True
+        if self._closed:
+            return not self.pending
         if self._thread is None or not self._thread.is_alive():
             if not self._queue and not self._retry:
                 return True
@@ -322,7 +479,13 @@ class BufferedSpanProcessor(SpanProcessor):
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + sum(len(b) for b, _ in self._retry)
+        """Spans accepted and not yet delivered or dropped."""
+        retained = sum(b.count for b in list(self._retry))
+        return len(self._queue) + retained + sum(b.count for b in list(self._inflight))
+
+    @property
+    def retry_bytes(self) -> int:
+        return self._retry_bytes
 
 
 class NonBlockingMetricExporter(MetricExporter):
@@ -417,13 +580,18 @@ class NonBlockingMetricExporter(MetricExporter):
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         deadline = time.monotonic() + self._shutdown_timeout
         self.force_flush(self._shutdown_timeout * 1000)
+        self.abandon()
+        _run_bounded(self._exporter.shutdown, deadline - time.monotonic(), "metrics-exporter-shutdown")
+
+    def abandon(self) -> int:
+        """Count the batches not delivered (the one in flight included) and stop; never waits."""
         with self._cond:
             self._closed = True
-            if self._pending:
-                self._drops.add("metric_batches", "unsent_at_shutdown", len(self._pending), announce=False)
-                self._pending.clear()
+            pending = len(self._pending)
+            self._pending.clear()
             self._cond.notify_all()
-        _run_bounded(self._exporter.shutdown, deadline - time.monotonic(), "metrics-exporter-shutdown")
+        self._drops.add("metric_batches", "unsent_at_shutdown", pending, announce=False)
+        return pending
 
 
 class QuietExporterLogs(logging.Filter):

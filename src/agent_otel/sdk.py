@@ -55,12 +55,14 @@ class Installation:
     span_processors: list[Any] = field(default_factory=list)
     metric_readers: list[Any] = field(default_factory=list)
     otlp_metric_reader: Any = None
+    metric_exporters: list[Any] = field(default_factory=list)
     tracer_provider: Any = None
     meter_provider: Any = None
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
     integrations: list[str] = field(default_factory=list)
     args: tuple[Any, ...] = ()
+    sigterm: bool = False  # setup() installed agent-otel's SIGTERM handler (see agent_otel.sigterm)
 
 
 _lock = threading.RLock()
@@ -142,6 +144,10 @@ def setup(
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
+        if cfg.get("exporter.handle_sigterm"):
+            from agent_otel import sigterm
+
+            _installed.sigterm = sigterm.install(_shutdown_at_exit, cfg.get("exporter.shutdown_timeout_s"))
     if instrument:
         from agent_otel import integrations
 
@@ -162,11 +168,12 @@ def _install(
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace
 
-    from agent_otel.export import DropCounter, quiet_exporter_logs
+    from agent_otel.drops import DropCounter
+    from agent_otel.export import quiet_exporter_logs
 
     quiet_exporter_logs()
     drops = DropCounter()
-    pipeline = _build_pipeline(cfg, event_sinks)
+    pipeline = _build_pipeline(cfg, event_sinks, drops)
     disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     if disabled:
         otlp, note = None, "OTEL_SDK_DISABLED=true: no spans or metrics are produced"
@@ -210,13 +217,22 @@ def _install(
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
+    """Every drop of this installation: spans, metric batches and event records (counted as they
+    happen), and the records the run store could not write (its sink keeps its own count)."""
+    from agent_otel.store import StoreSink
+
     counts = inst.drops.snapshot()
-    if inst.pipeline.dropped:
-        counts[("events", "queue_full")] = inst.pipeline.dropped
+    stores = [s for s in inst.pipeline.sinks() if isinstance(s, StoreSink)]
+    rejected = sum(s.rejected for s in stores)  # refused by the database, one record at a time
+    lost = sum(s.dropped for s in stores) - rejected  # the store could not be written at all
+    if rejected:
+        counts[("store_records", "rejected")] = rejected
+    if lost:
+        counts[("store_records", "store_unavailable")] = lost
     return counts
 
 
-def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
+def _build_pipeline(cfg: Config, event_sinks: list[Sink], drops: Any = None) -> Pipeline:
     """The event pipeline and its sinks; ``logging.events.enabled: false`` turns off the event outputs,
     not the pipeline, which also feeds the per-call metrics."""
     sinks: list[Sink] = list(event_sinks)
@@ -237,7 +253,7 @@ def _build_pipeline(cfg: Config, event_sinks: list[Sink]) -> Pipeline:
     store_sink = sink_from_config(cfg)
     if store_sink is not None:
         sinks.append(store_sink)
-    return Pipeline(sinks)
+    return Pipeline(sinks, max_bytes=int(events["queue_mb"] * (1 << 20)), drops=drops)
 
 
 def _resource(cfg: Config) -> Any:
@@ -343,12 +359,13 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
     return with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
 
 
-def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> Any:
-    url = _signal_endpoint(cfg, endpoint, protocol, signal)
+def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
+    """The SDK's OTLP metric exporter (spans go through agent_otel.otlp instead, see there why)."""
+    url = _signal_endpoint(cfg, endpoint, protocol, "metrics")
     timeout = cfg.get("exporter.timeout_s")
     # Given explicitly (config.load has checked the variables): the gRPC exporter would raise on the
     # spec's own "none", the HTTP one only log a bad value.
-    compression = config_mod.compression(os.environ, signal)
+    compression = config_mod.compression(os.environ, "metrics")
     if protocol == "grpc":
         import grpc
 
@@ -356,12 +373,6 @@ def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> An
         grpc_compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
             compression or "", grpc.Compression.NoCompression if compression else None
         )
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            return OTLPSpanExporter(
-                endpoint=url, insecure=insecure, timeout=timeout, compression=grpc_compression
-            )
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         return OTLPMetricExporter(
@@ -370,10 +381,6 @@ def _otlp_exporter(cfg: Config, protocol: str, endpoint: str, signal: str) -> An
     from opentelemetry.exporter.otlp.proto.http import Compression
 
     http_compression = Compression(compression) if compression else None
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
-
-        return HTTPSpanExporter(endpoint=url, timeout=timeout, compression=http_compression)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HTTPMetricExporter,
     )
@@ -397,6 +404,7 @@ def _install_tracing(
     from opentelemetry.sdk.trace import TracerProvider
 
     from agent_otel.export import BufferedSpanProcessor
+    from agent_otel.otlp import OTLPTransport, sender
 
     provider = tracer_provider
     if provider is None:
@@ -411,7 +419,12 @@ def _install_tracing(
     _add_native_spans(provider)
     exporters: list[tuple[str, Any]] = []
     if endpoint and not _signal_off("traces"):
-        exporters.append(("spans", _otlp_exporter(cfg, protocol, endpoint, "traces")))
+        url = _signal_endpoint(cfg, endpoint, protocol, "traces")
+        transport = OTLPTransport(
+            sender(protocol, url, cfg.get("exporter.timeout_s")),
+            int(cfg.get("exporter.max_request_mb") * (1 << 20)),
+        )
+        exporters.append(("spans", transport))
     exporters += [(f"spans-{i}", e) for i, e in enumerate(span_exporters, 1)]
     for name, exporter in exporters:
         processor = BufferedSpanProcessor(
@@ -458,10 +471,11 @@ def _install_metrics(
     readers = list(metric_readers)
     if endpoint and not _signal_off("metrics"):
         exporter = NonBlockingMetricExporter(
-            _otlp_exporter(cfg, protocol, endpoint, "metrics"),
+            _otlp_metric_exporter(cfg, protocol, endpoint),
             inst.drops,
             shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
         )
+        inst.metric_exporters.append(exporter)
         inst.otlp_metric_reader = PeriodicExportingMetricReader(
             exporter,
             export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000,
@@ -523,13 +537,18 @@ def shutdown(timeout_s: float | None = None) -> None:
     """Flush and close what setup() created, in at most ``exporter.shutdown_timeout_s`` (default 1 s).
 
     Safe to call twice and before setup(). Afterwards agent-otel falls back to the global OpenTelemetry
-    API, and setup() may be called again.
+    API, and setup() may be called again. What could not be delivered within the bound is counted, and
+    everything dropped during the process is summed up in one WARNING line.
     """
     global _installed
     with _lock:
         inst, _installed = _installed, None
     if inst is None:
         return
+    if inst.sigterm:
+        from agent_otel import sigterm
+
+        sigterm.uninstall()  # from the main thread; the SIGTERM path itself ends the process anyway
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout
     if inst.integrations:
@@ -563,9 +582,15 @@ def shutdown(timeout_s: float | None = None) -> None:
         spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
     for thread in workers:
         thread.join(max(deadline - time.monotonic(), 0))
-    summary = inst.drops.summary()
-    if inst.pipeline.dropped:
-        summary = (summary or "agent-otel: dropped") + f", {inst.pipeline.dropped} events (queue full)"
+    # The bound is reached: whatever a worker still holds (a request to a collector that does not answer,
+    # the batches waiting behind it) is counted now rather than lost without a word.
+    for processor in inst.span_processors:
+        processor.abandon()
+    for exporter in inst.metric_exporters:
+        exporter.abandon()
+    from agent_otel.drops import drop_summary
+
+    summary = drop_summary(_all_drops(inst))
     if summary:
         logger.warning(summary)
 

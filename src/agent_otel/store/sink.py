@@ -150,6 +150,7 @@ class StoreSink:
     def close(self) -> None:
         if not self._lock.acquire(timeout=_CLOSE_WAIT_S):
             self._closed = True  # a write is stuck (locked store); it closes nothing, exit goes on
+            self.dropped += len(self._pending)  # the batch being written is still in _pending: counted
             self._lost_at_exit(len(self._pending), in_flight=True)
             return
         try:

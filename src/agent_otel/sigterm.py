@@ -1,0 +1,203 @@
+"""SIGTERM (`docker stop`, Kubernetes, systemd): flush what is queued, then end the process as SIGTERM would.
+
+Python's default disposition for SIGTERM ends the process on the spot, without atexit: the runs, events and
+spans still queued are lost. When the application has no SIGTERM handler of its own, ``setup()`` installs
+one (:func:`install`) that flushes within ``exporter.shutdown_timeout_s`` and then re-raises SIGTERM with
+the default disposition, so the parent sees the exit status it expects (-15 for Popen, 143 from a shell).
+
+Python runs signal handlers on the main thread only, between bytecodes. Two things can keep it from doing
+so, and a process that ignores SIGTERM for the 10 s until ``docker stop`` sends SIGKILL is worse than one
+that loses its last runs:
+
+* the kernel may deliver the signal to another thread (gRPC's, say) while the main thread sleeps in a
+  system call (``time.sleep``, a blocking read) that nothing then interrupts;
+* the main thread may be busy inside C code for a long time.
+
+So a watcher thread learns of the signal through ``signal.set_wakeup_fd`` (written by the C-level handler
+from whichever thread got the signal), interrupts the main thread's system call with ``pthread_kill`` if
+the handler has not started, flushes and ends the process itself if the main thread still does not get to
+it, and ends the process if the handler has not done so within the bound. When the wakeup fd is already
+in use (an asyncio loop with signal handlers), only the handler is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger("agent_otel")
+
+_MAIN_GRACE_S = 0.2  # how long the watcher lets the main thread get to the handler by itself
+_lock = threading.Lock()
+_claimed = False  # a flush for SIGTERM has started (by the handler or the watcher)
+_flush: Callable[[], None] | None = None
+_bound_s = 1.0
+_watch: _Watcher | None = None
+
+
+def installed() -> bool:
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm
+
+
+def install(flush: Callable[[], None], bound_s: float) -> bool:
+    """Install the handler unless the application has its own or this is not the main thread."""
+    global _flush, _bound_s, _watch
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False  # the application (or its server: uvicorn, gunicorn, ...) handles SIGTERM itself
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError) as exc:
+        logger.debug("agent-otel: not handling SIGTERM: %s", exc)
+        return False
+    _flush, _bound_s = flush, bound_s
+    if _watch is None and hasattr(signal, "pthread_kill"):
+        _watch = _Watcher.start()
+    return True
+
+
+def uninstall() -> None:
+    """Undo :func:`install` (main thread only): the default disposition again, no watcher."""
+    global _watch
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if installed():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    watch, _watch = _watch, None
+    if watch is not None:
+        watch.stop()
+
+
+def _claim() -> bool:
+    """True for the first caller only: one flush per SIGTERM."""
+    global _claimed
+    with _lock:
+        first, _claimed = not _claimed, True
+    return first
+
+
+def _flush_bounded() -> None:
+    flush = _flush
+    if flush is None:
+        return
+    # On a helper thread: the thread that calls this may have been interrupted inside agent-otel holding a
+    # lock the flush needs; waiting for the helper with a bound can never deadlock.
+    helper = threading.Thread(target=flush, name="agent-otel-sigterm", daemon=True)
+    helper.start()
+    helper.join(_bound_s + 0.5)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    if not _claim():
+        return  # the watcher is already flushing, and will end the process
+    _flush_bounded()
+    _terminate()
+
+
+def _terminate() -> None:
+    """End the process by SIGTERM with the default disposition, as if agent-otel had never handled it."""
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread: set the disposition below Python
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+            libc.signal(int(signal.SIGTERM), None)  # SIG_DFL
+        except Exception as exc:
+            logger.debug("agent-otel: cannot restore SIGTERM's default disposition: %s", exc)
+            os._exit(128 + int(signal.SIGTERM))
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(1.0)  # delivery is asynchronous; if we are still here, SIGTERM is blocked everywhere
+    os._exit(128 + int(signal.SIGTERM))
+
+
+class _Watcher:
+    """Reads the signal numbers CPython writes to the wakeup fd, on a daemon thread."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._read_fd, self._write_fd = read_fd, write_fd
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="agent-otel-sigterm-watch", daemon=True)
+
+    @classmethod
+    def start(cls) -> _Watcher | None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        try:
+            previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            previous = None
+        if previous != -1:  # in use (asyncio's signal handling) or unavailable: the handler alone
+            if previous is not None:
+                signal.set_wakeup_fd(previous)
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
+        watcher = cls(read_fd, write_fd)
+        watcher._thread.start()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=watcher._forked)
+        return watcher
+
+    def _release_wakeup_fd(self) -> None:
+        try:
+            previous = signal.set_wakeup_fd(-1)
+            if previous not in (-1, self._write_fd):
+                signal.set_wakeup_fd(previous)  # someone else's since: leave theirs in place
+        except ValueError:
+            pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._release_wakeup_fd()
+        with contextlib.suppress(OSError):
+            os.write(self._write_fd, b"\0")  # wake the reader; it closes both ends
+
+    def _forked(self) -> None:
+        """A forked child must not signal its parent's watcher through the shared pipe."""
+        if self._stopping:
+            return
+        self._release_wakeup_fd()
+        self._stopping = True
+        for fd in (self._read_fd, self._write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                data = os.read(self._read_fd, 512)
+                if not data or self._stopping:
+                    break
+                if int(signal.SIGTERM) in data:
+                    self._on_sigterm()
+        except OSError:
+            pass
+        finally:
+            for fd in (self._read_fd, self._write_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _on_sigterm(self) -> None:
+        time.sleep(_MAIN_GRACE_S)
+        if not _claimed:
+            # The main thread has not run the handler: wake it from the system call it sleeps in.
+            with contextlib.suppress(OSError, ValueError):
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+            time.sleep(_MAIN_GRACE_S)
+        if _claim():
+            # Still nothing: the main thread is busy in C code. Flush and end the process from here.
+            _flush_bounded()
+            _terminate()
+        else:
+            # The handler runs; it ends the process within its bound, or we do.
+            time.sleep(_bound_s + 1.0)
+            _terminate()

@@ -1,0 +1,250 @@
+"""Short-lived processes and container stops keep their runs: real subprocesses, killed or terminated.
+
+``docker stop`` sends SIGTERM, whose default disposition ends a Python process without atexit: with no
+handler of the application's, setup() installs one that flushes and then terminates by SIGTERM as before.
+A process killed outright (SIGKILL, OOM) flushes nothing, so records are written promptly instead of after
+a batch interval.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import agent_otel
+from agent_otel import sdk, sigterm
+from tests.otlp_receiver import OTLPReceiver
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+
+REPO = Path(__file__).resolve().parents[2]
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import agent_otel
+
+    mode = sys.argv[1]
+    if mode == "own-handler":
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))  # the application's own
+    config = {"exporter": {"probe_local": False}}
+    if mode == "handler-off":
+        config["exporter"]["handle_sigterm"] = False
+    endpoint, store = os.environ.get("ENDPOINT"), os.environ["STORE"]
+    agent_otel.setup("short-lived", endpoint=endpoint, store=store, instrument=False, config=config)
+    for i in range(20):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i * 2, {"i": i})
+    print("ready", flush=True)
+    if mode == "busy":
+        with agent_otel.run("slow") as run:
+            run.call_tool("sleep", lambda secs: time.sleep(secs), {"secs": 60})
+    elif mode == "other-thread":
+        # The kernel may hand a process's SIGTERM to any thread that does not block it; then nothing
+        # interrupts the main thread's sleep, where Python would run the handler.
+        import threading
+
+        def receive():
+            sys.stdin.readline()
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+        threading.Thread(target=receive).start()
+    elif mode == "busy-in-c":
+        import hashlib
+
+        print("computing", flush=True)
+        hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 500_000_000)  # minutes in C, GIL released
+    time.sleep(60)
+    """
+)
+
+
+class Child:
+    def __init__(self, tmp_path: Path, mode: str, endpoint: str | None = None) -> None:
+        script = tmp_path / "child.py"
+        script.write_text(CHILD)
+        self.store = tmp_path / "runs.db"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+        env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(self.store), PYTHONPATH=path)
+        if endpoint:
+            env["ENDPOINT"] = endpoint
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), mode],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self) -> None:
+        line = self.proc.stdout.readline()
+        assert line == "ready\n", (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+
+    def end(self, sig: int) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        return rc, self.proc.stderr.read()
+
+    def completed_runs(self) -> int:
+        if not self.store.exists():
+            return 0
+        with sqlite3.connect(self.store) as conn:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM agent_runs WHERE agent = 'quick' AND stop_reason = 'completed'"
+            ).fetchone()
+        return n
+
+
+@pytest.fixture
+def receiver():
+    receiver = OTLPReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def test_sigterm_with_the_default_handler_flushes_runs_and_spans_then_dies_by_sigterm(tmp_path, receiver):
+    """`docker stop`: before, no atexit ran and 0 of 20 runs were stored."""
+    child = Child(tmp_path, "default", receiver.endpoint)
+    child.wait_ready()
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == -signal.SIGTERM, stderr  # what the parent would have seen without agent-otel
+    assert child.completed_runs() == 20, stderr
+    assert receiver.count() == 40  # 20 run spans and 20 tool spans
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_during_a_tool_call_still_flushes_the_finished_runs(tmp_path):
+    child = Child(tmp_path, "busy")
+    child.wait_ready()
+    time.sleep(0.2)  # inside the 60 s tool call now
+    start = time.monotonic()
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == -signal.SIGTERM, stderr
+    assert time.monotonic() - start < 10  # the shutdown bound (1 s) plus process start-up noise
+    assert child.completed_runs() == 20, stderr
+
+
+def test_sigterm_received_by_another_thread_still_ends_the_process_promptly(tmp_path):
+    """Python runs handlers on the main thread only: asleep in a system call, it would not notice."""
+    child = Child(tmp_path, "other-thread")
+    child.wait_ready()
+    start = time.monotonic()
+    child.proc.stdin.write("go\n")
+    child.proc.stdin.flush()
+    rc = child.proc.wait(30)
+    assert rc == -signal.SIGTERM, child.proc.stderr.read()
+    assert time.monotonic() - start < 10  # not the 60 s the main thread sleeps
+    assert child.completed_runs() == 20
+
+
+def test_sigterm_while_the_main_thread_is_busy_in_c_still_flushes_and_ends_the_process(tmp_path):
+    child = Child(tmp_path, "busy-in-c")
+    child.wait_ready()
+    assert child.proc.stdout.readline() == "computing\n"
+    start = time.monotonic()
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == -signal.SIGTERM, stderr
+    assert time.monotonic() - start < 10  # not the minutes the computation takes
+    assert child.completed_runs() == 20, stderr
+
+
+def test_an_applications_own_sigterm_handler_is_left_alone(tmp_path):
+    child = Child(tmp_path, "own-handler")
+    child.wait_ready()
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == 3, stderr  # its handler ran (sys.exit(3)), and then atexit flushed as usual
+    assert child.completed_runs() == 20, stderr
+
+
+def test_handle_sigterm_false_keeps_pythons_default(tmp_path):
+    child = Child(tmp_path, "handler-off")
+    child.wait_ready()
+    time.sleep(0.5)  # records are written promptly anyway; what the default loses is the flush
+    rc, _ = child.end(signal.SIGTERM)
+    assert rc == -signal.SIGTERM
+
+
+def test_a_process_killed_soon_after_its_runs_has_them_stored(tmp_path):
+    """Killed 0-150 ms after 20 quick runs: before, the store file was never even created."""
+    child = Child(tmp_path, "default")
+    child.wait_ready()
+    time.sleep(0.15)
+    rc, stderr = child.end(signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    assert child.completed_runs() == 20, stderr
+
+
+# --- when the handler is installed, in this process -------------------------------------------------------
+
+
+@pytest.fixture
+def sigterm_default(fresh):
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    agent_otel.shutdown()
+    signal.signal(signal.SIGTERM, before)
+
+
+def _setup(**config):
+    agent_otel.setup("svc", store=False, instrument=False, config={"exporter.probe_local": False, **config})
+
+
+def test_setup_installs_the_handler_and_shutdown_removes_it(sigterm_default):
+    _setup()
+    assert sigterm.installed()
+    agent_otel.shutdown()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+@pytest.mark.parametrize("how", ["config", "env"])
+def test_the_handler_can_be_switched_off(sigterm_default, monkeypatch, how):
+    if how == "env":
+        monkeypatch.setenv("AGENT_OTEL_HANDLE_SIGTERM", "false")
+        _setup()
+    else:
+        _setup(**{"exporter.handle_sigterm": False})
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_no_handler_over_the_applications_own(sigterm_default):
+    def own(signum, frame):
+        pass
+
+    signal.signal(signal.SIGTERM, own)
+    _setup()
+    assert signal.getsignal(signal.SIGTERM) is own
+    agent_otel.shutdown()
+    assert signal.getsignal(signal.SIGTERM) is own
+
+
+def test_no_handler_when_setup_runs_off_the_main_thread(sigterm_default):
+    errors = []
+
+    def target():
+        try:
+            _setup()
+        except Exception as exc:  # pragma: no cover - would fail the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert not errors
+    assert sdk.installation() is not None
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -1,0 +1,226 @@
+"""Span export against a real OTLP receiver that refuses: too large, rejected for good, refused for now.
+
+The receivers (tests/otlp_receiver.py) speak real OTLP over gRPC (grpcio) and HTTP on 127.0.0.1; the
+gRPC one enforces its receive limit the way the collector does (4 MiB by default, RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+import pytest
+
+from agent_otel import sdk
+from agent_otel.export import MAX_STRIKES
+from tests.otlp_receiver import HTTPReceiver, OTLPReceiver
+from tests.reliability.conftest import tool_calls
+
+
+def poll(check, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+def test_spans_beyond_the_collectors_4_mib_limit_are_split_and_all_arrive(rig):
+    """The issue's case: store_args on, big arguments, ~500 spans per batch > 4 MiB: 0 of 821 arrived."""
+    receiver = OTLPReceiver().start()  # grpcio's default receive limit is the collector's: 4 MiB
+    try:
+        rig.setup(
+            receiver.endpoint,
+            # Batches of 512 spans, sent when the queue reaches 512 (the timer is far away) or at flush.
+            {
+                "logging.events.store_args": True,
+                "redaction.max_chars": 16384,
+                "exporter.schedule_delay_s": 30,
+            },
+        )
+        spans = tool_calls("big", "fetch", 820, arg="x" * 9000)  # ~9.3 KB per span: ~4.8 MB per 512
+        sdk.flush()
+        assert receiver.wait_for(spans, 60) == spans
+        assert max(size for size, _, _ in receiver.requests) <= 4 << 20
+        assert all(status == "OK" for _, _, status in receiver.requests)
+        assert rig.dropped() == {}
+    finally:
+        receiver.stop()
+
+
+def test_a_collector_with_a_lower_limit_gets_smaller_requests(rig, caplog):
+    """A collector configured below 4 MiB answers RESOURCE_EXHAUSTED: the request is split, not resent."""
+    receiver = OTLPReceiver(max_message_bytes=256 << 10).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            rig.setup(
+                receiver.endpoint, {"logging.events.store_args": True, "exporter.schedule_delay_s": 0.2}
+            )
+            spans = tool_calls("big", "fetch", 300, arg="y" * 3000)  # ~3.5 KB per span: ~1 MB in all
+            assert receiver.wait_for(spans, 60) == spans
+        # grpcio refuses oversized messages before the service sees them: what arrived is what fit.
+        assert max(size for size, _, _ in receiver.requests) <= 256 << 10
+        assert rig.dropped() == {}
+        warnings = [r.getMessage() for r in caplog.records if "refused a span request" in r.getMessage()]
+        assert len(warnings) == 1, warnings  # it learns the limit once, then sends requests that fit
+    finally:
+        receiver.stop()
+
+
+def _poisoned(spans) -> bool:
+    return any(span.name == "execute_tool poison" for span in spans)
+
+
+@pytest.mark.parametrize(
+    "protocol, refusal",
+    [("grpc", grpc.StatusCode.INVALID_ARGUMENT), ("grpc", grpc.StatusCode.PERMISSION_DENIED), ("http", 400)],
+)
+def test_a_batch_the_collector_rejects_is_dropped_once_counted_and_blocks_nothing(
+    rig, protocol, refusal, caplog
+):
+    """INVALID_ARGUMENT was resent 43 times and nothing after it was exported."""
+    answer = lambda spans: refusal if _poisoned(spans) else None  # noqa: E731
+    receiver = OTLPReceiver(answer=answer).start() if protocol == "grpc" else HTTPReceiver(answer=answer)
+    try:
+        endpoint = receiver.endpoint
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            rig.setup(endpoint, {"exporter.schedule_delay_s": 0.05, "exporter.protocol": _protocol(protocol)})
+            produced = tool_calls("a", "poison", 1)
+            assert poll(lambda: receiver.requests)
+            produced += tool_calls("a", "ok", 50)
+            delivered = receiver.wait_for(51) if protocol == "grpc" else _wait_http(receiver, 51)
+        refused = [r for r in receiver.requests if r[2] not in ("OK", 200)]
+        assert len(refused) == 1, receiver.requests  # sent once, never again
+        rejected_spans = refused[0][1]
+        assert delivered == produced - rejected_spans
+        assert rig.dropped() == {("spans", "rejected"): rejected_spans}
+        warnings = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+        assert len(warnings) == 1 and str(getattr(refusal, "name", refusal)) in warnings[0]
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("protocol, refusal", [("grpc", grpc.StatusCode.UNAVAILABLE), ("http", 503)])
+def test_a_batch_refused_for_now_again_and_again_while_others_pass_is_dropped_after_bounded_resends(
+    rig, protocol, refusal
+):
+    """A retryable refusal is resent, but not forever when the collector keeps taking everything else."""
+    answer = lambda spans: refusal if _poisoned(spans) else None  # noqa: E731
+    receiver = OTLPReceiver(answer=answer).start() if protocol == "grpc" else HTTPReceiver(answer=answer)
+    try:
+        rig.setup(
+            receiver.endpoint, {"exporter.schedule_delay_s": 0.05, "exporter.protocol": _protocol(protocol)}
+        )
+        produced = tool_calls("a", "poison", 1)
+        assert poll(lambda: receiver.requests)
+        # Traffic goes on; each of its requests passes while the poisoned one keeps being refused.
+        deadline = time.monotonic() + 60
+        while ("spans", "retries_exhausted") not in rig.counted():
+            assert time.monotonic() < deadline, receiver.requests
+            produced += tool_calls("a", "ok", 3)
+            time.sleep(0.1)
+        refused = [r for r in receiver.requests if r[2] not in ("OK", 200)]
+        # Its first refusal, one more before other requests had passed, then MAX_STRIKES while they did.
+        assert MAX_STRIKES <= len(refused) <= MAX_STRIKES + 2
+        assert len({spans for _, spans, _ in refused}) == 1  # the same batch each time
+        dropped = rig.counted()
+        assert dropped == {("spans", "retries_exhausted"): refused[0][1]}
+        ok = produced - refused[0][1]
+        assert (receiver.wait_for(ok) if protocol == "grpc" else _wait_http(receiver, ok)) == ok
+    finally:
+        receiver.stop()
+
+
+def test_a_batch_refused_for_now_is_resent_until_the_collector_takes_it(rig):
+    """The other side of the bound: an outage (every request refused) never exhausts a batch."""
+    down = {"until": time.monotonic() + 4.0}
+    receiver = OTLPReceiver(
+        answer=lambda spans: grpc.StatusCode.UNAVAILABLE if time.monotonic() < down["until"] else None
+    ).start()
+    try:
+        rig.setup(receiver.endpoint, {"exporter.schedule_delay_s": 0.05})
+        produced = 0
+        while time.monotonic() < down["until"] + 0.5:
+            produced += tool_calls("a", "ok", 5)
+            time.sleep(0.05)
+        assert receiver.wait_for(produced, 30) == produced
+        assert sum(1 for r in receiver.requests if r[2] != "OK") >= 2
+        assert rig.dropped() == {}
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("status", [429, 408])
+def test_http_429_and_408_are_retried_not_dropped(rig, status):
+    refusals = {"left": 3}
+
+    def answer(spans):
+        if refusals["left"]:
+            refusals["left"] -= 1
+            return status
+        return None
+
+    receiver = HTTPReceiver(answer=answer)
+    try:
+        rig.setup(
+            receiver.endpoint, {"exporter.schedule_delay_s": 0.05, "exporter.protocol": "http/protobuf"}
+        )
+        produced = tool_calls("a", "ok", 20)
+        assert _wait_http(receiver, produced) == produced
+        assert rig.dropped() == {}
+    finally:
+        receiver.stop()
+
+
+def _protocol(name: str) -> str:
+    return "grpc" if name == "grpc" else "http/protobuf"
+
+
+def _wait_http(receiver: HTTPReceiver, n: int, timeout_s: float = 20.0) -> int:
+    poll(lambda: len(receiver.spans) >= n, timeout_s)
+    return len(receiver.spans)
+
+
+def test_spans_are_retried_as_encoded_requests_within_the_byte_budget(rig):
+    """While the collector refuses, spans wait as OTLP bytes, accounted at their real size."""
+    receiver = OTLPReceiver(answer=lambda spans: grpc.StatusCode.UNAVAILABLE).start()
+    try:
+        rig.setup(
+            receiver.endpoint,
+            {"exporter.schedule_delay_s": 0.05, "exporter.retry_buffer_mb": 0.5, "exporter.batch_size": 64},
+        )
+        produced = sum(tool_calls("a", "t", 99, arg="z" * 200) for _ in range(30))
+        processor = rig.processor
+        assert poll(lambda: processor.retry_bytes > (1 << 19) * 0.8)
+        retained = list(processor._retry)
+        assert retained and all(isinstance(b.payload, bytes) for b in retained)
+        assert processor.retry_bytes == sum(b.size for b in retained) <= 1 << 19
+        assert all(b.size - len(b.payload) < 100 for b in retained)
+        inst = sdk.installation()
+        sdk.shutdown()
+    finally:
+        receiver.stop()
+    # Nothing arrived, and every span is accounted for: the buffer's overflow and what was left at exit.
+    counted = sdk._all_drops(inst)
+    assert set(counted) <= {("spans", "retry_buffer_full"), ("spans", "unsent_at_shutdown")}
+    assert sum(counted.values()) == produced
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_otlp_headers_and_compression_variables_apply_to_spans(rig, monkeypatch, protocol):
+    """Spans no longer go through the SDK's exporter: its variables must still be honoured."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret,x-tenant=blue")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+    receiver = OTLPReceiver().start() if protocol == "grpc" else HTTPReceiver()
+    try:
+        rig.setup(
+            receiver.endpoint, {"exporter.schedule_delay_s": 0.05, "exporter.protocol": _protocol(protocol)}
+        )
+        produced = tool_calls("a", "ok", 3)
+        delivered = receiver.wait_for(produced) if protocol == "grpc" else _wait_http(receiver, produced)
+        assert delivered == produced
+        assert receiver.headers["x-api-key"] == "s3cret" and receiver.headers["x-tenant"] == "blue"
+        if protocol == "http":  # (grpcio handles gRPC's compression below what a servicer can see)
+            assert receiver.headers["content-encoding"] == "gzip"
+    finally:
+        receiver.stop()
