@@ -16,14 +16,19 @@ import pytest
 
 import agent_otel
 from agent_otel import sdk
-from tests.e2e.test_stack import Proc, base_env, collector_bin, free_ports, healthy, wait_for  # noqa: F401
+from tests.e2e.harness import Proc, base_env, collector_binary, free_ports, healthy, wait_for
 from tests.stack import stackfiles as sf
 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module")
+def collector_bin() -> Path:
+    return collector_binary()
+
+
 @pytest.fixture
-def sink_collector(tmp_path: Path, collector_bin: Path) -> Iterator[tuple[str, Path, Proc]]:  # noqa: F811
+def sink_collector(tmp_path: Path, collector_bin: Path) -> Iterator[tuple[str, Path, Proc]]:
     grpc_port, health_port = free_ports(2)
     out = tmp_path / "traces.jsonl"
     proc = Proc(
