@@ -226,6 +226,21 @@ def collector_binary() -> Path:
     return binary
 
 
+def sink_proc(name: str, collector_bin: Path, grpc_port: int, health_port: int, out: Path) -> Proc:
+    """A collector running tests/e2e/sink-config.yaml: an OTLP/gRPC receiver writing traces to ``out``."""
+    return Proc(
+        name,
+        [str(collector_bin), f"--config={sf.SINK_CONFIG}"],
+        {
+            **base_env(),
+            "SINK_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
+            "SINK_HEALTH_ENDPOINT": f"127.0.0.1:{health_port}",
+            "SINK_FILE": str(out),
+        },
+        out.with_name(out.stem + ".log"),
+    )
+
+
 PORTS = (
     "otlp_grpc",
     "otlp_http",
@@ -247,16 +262,8 @@ def launch_stack(tmp: Path, collector_bin: Path) -> Iterator[Stack]:
 
     sink_file = tmp / "sink" / "traces.jsonl"
     sink_file.parent.mkdir()
-    sink = Proc(
-        "trace sink (stands in for Tempo)",
-        [str(collector_bin), f"--config={sf.SINK_CONFIG}"],
-        {
-            **base_env(),
-            "SINK_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['sink_grpc']}",
-            "SINK_HEALTH_ENDPOINT": f"127.0.0.1:{ports['sink_health']}",
-            "SINK_FILE": str(sink_file),
-        },
-        tmp / "sink.log",
+    sink = sink_proc(
+        "trace sink (stands in for Tempo)", collector_bin, ports["sink_grpc"], ports["sink_health"], sink_file
     )
 
     prom_config = tmp / "prometheus.yml"
