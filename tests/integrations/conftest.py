@@ -111,6 +111,10 @@ class Reply:
     body: Any = None
     stream: list[tuple[str | None, Any]] | None = None
     status: int = 200
+    #: Bytes sent as they are (an AWS event stream, JSON lines), with this content type and extra headers.
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,10 +144,12 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             except queue.Empty:
                 reply = Reply({"error": {"message": "no reply queued", "type": "test"}}, status=500)
             if reply.stream is None:
-                data = json.dumps(reply.body).encode()
+                data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
                 self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", reply.content_type)
                 self.send_header("content-length", str(len(data)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
                 return

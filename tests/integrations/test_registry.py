@@ -24,8 +24,22 @@ FRAMEWORK_MODULES = (
     "agents",
     "pydantic_ai",
     "langchain",
+    "google.genai",
+    "litellm",
+    "botocore",
 )
-ALL = ["langchain", "langgraph", "openai_agents", "pydantic_ai", "openai", "anthropic", "mcp"]
+ALL = [
+    "langchain",
+    "langgraph",
+    "openai_agents",
+    "pydantic_ai",
+    "openai",
+    "anthropic",
+    "mcp",
+    "google_genai",
+    "bedrock",
+    "litellm",
+]
 
 
 def run_python(code: str) -> str:
@@ -132,6 +146,9 @@ def import_all_frameworks() -> None:
         "langgraph.prebuilt",
         "agents",
         "pydantic_ai",
+        "google.genai",
+        "botocore.client",
+        "litellm",
     ):
         importlib.import_module(module)
 
@@ -177,7 +194,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         t = time.perf_counter()
         agent_otel.setup("t", store=False, config={"exporter": {"probe_local": False}})
         took = time.perf_counter() - t
-        frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai")
+        frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai",
+                      "google.genai", "botocore", "litellm")
         print("imported by setup:", sorted(m for m in frameworks if m in sys.modules))
         print("pending:", integrations.pending())
         print("fast:", took < 1.0)
@@ -194,6 +212,14 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         import agents, pydantic_ai, mcp, anthropic
         from agents.run import AgentRunner
         print("agents:", hasattr(AgentRunner.run, "__agent_otel_original__"))
+        from google import genai
+        from google.genai._api_client import BaseApiClient
+        print("google_genai:", hasattr(BaseApiClient.request, "__agent_otel_original__"))
+        import boto3
+        from botocore.client import BaseClient
+        print("bedrock:", hasattr(BaseClient._make_api_call, "__agent_otel_original__"))
+        import litellm
+        print("litellm:", hasattr(litellm.completion, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -203,12 +229,16 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['anthropic', 'langchain', 'langgraph', 'mcp', 'openai', 'openai_agents', 'pydantic_ai']",
+        "pending: ['anthropic', 'bedrock', 'google_genai', 'langchain', 'langgraph', 'litellm', 'mcp', "
+        "'openai', 'openai_agents', 'pydantic_ai']",
         "fast: True",
         "pregel: True",
         "tool_node: True",
         "openai: True",
         "agents: True",
+        "google_genai: True",
+        "bedrock: True",
+        "litellm: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",

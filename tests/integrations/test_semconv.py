@@ -240,6 +240,68 @@ def mcp(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[s
     return {"conversation": "conv-c", "errors": True}
 
 
+def google_genai(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from google.genai import errors, types
+
+    from tests.integrations.test_google_genai import MODEL, answer, client, function_call, get_weather, usage
+
+    instrument("google_genai")
+    fake_api.reply(
+        Reply(function_call("get_weather", {"city": "Paris"}, "fc-1")),
+        Reply(answer(meta=usage(30, 5, cached=10, thoughts=2))),
+        Reply({"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}, status=400),
+    )
+    gemini = client(fake_api)
+    config = types.GenerateContentConfig(tools=[get_weather], temperature=0.1, max_output_tokens=64)
+    with pytest.raises(errors.ClientError), agent_otel.run("gemini", conversation_id="conv-gg"):
+        gemini.models.generate_content(model=MODEL, contents="weather?", config=config)
+        gemini.models.generate_content(model=MODEL, contents="again")
+    return {"conversation": "conv-gg", "errors": True}
+
+
+def litellm_scenario(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    import litellm
+
+    from tests.integrations.test_litellm import chat_completion
+
+    instrument("litellm", "openai")
+    fake_api.reply(Reply(chat_completion("gpt-4o-mini", 10, 3, cached=4, tool_call="call_1")))
+
+    @agent_otel.tool
+    def lookup(q: str) -> str:
+        return q
+
+    with agent_otel.run("lite", conversation_id="conv-l"):
+        litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "x"}],
+            api_base=fake_api.base_url,
+            api_key="k",
+            temperature=0.3,
+        )
+        lookup("x")
+    return {"conversation": "conv-l"}
+
+
+def bedrock_scenario(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from botocore.stub import Stubber
+
+    from tests.integrations.test_bedrock import MESSAGES, NOVA, bedrock, converse_response
+
+    instrument("bedrock")
+    client = bedrock()
+
+    @agent_otel.tool
+    def lookup(q: str) -> str:
+        return q
+
+    with Stubber(client) as stub, agent_otel.run("nova", conversation_id="conv-b"):
+        stub.add_response("converse", converse_response(10, 2, cache_read=5))
+        client.converse(modelId=NOVA, messages=MESSAGES, inferenceConfig={"maxTokens": 32})
+        lookup("x")
+    return {"conversation": "conv-b"}
+
+
 SCENARIOS = {
     "manual": manual,
     "openai": openai_client,
@@ -249,6 +311,9 @@ SCENARIOS = {
     "openai_agents": agents_sdk,
     "pydantic_ai": pydantic_ai,
     "mcp": mcp,
+    "google_genai": google_genai,
+    "litellm": litellm_scenario,
+    "bedrock": bedrock_scenario,
 }
 
 

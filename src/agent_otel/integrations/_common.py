@@ -247,6 +247,12 @@ def parse_json_args(raw: Any) -> Any:
 framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm", default=None)
 
 
+def framework_call() -> LLMCall | None:
+    """The framework's LLM call in flight in this context, if any: a client request made now is its."""
+    call = framework_llm.get()
+    return call if call is not None and not call.done else None
+
+
 def reset_framework_llm(token: Any) -> None:
     """Undo ``framework_llm.set``; from another context (an abandoned stream) just clear it."""
     try:
