@@ -95,6 +95,20 @@ def usage_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
     return [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
 
 
+def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, int]]:
+    """(input tokens, output tokens) of each ``chat`` span of the run, in step order."""
+    run_id = run_span.attributes["agent.run_id"]
+    chats = [
+        s
+        for s in spans
+        if s.attributes.get("agent.run_id") == run_id and s.attributes.get("gen_ai.operation.name") == "chat"
+    ]
+    chats.sort(key=lambda s: s.attributes["agent.step_id"])
+    return [
+        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"]) for s in chats
+    ]
+
+
 def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
     events = [e for e in run_span.events if e.name == "agent.stop"]
     assert len(events) == 1, f"expected one agent.stop event, got {len(events)}"

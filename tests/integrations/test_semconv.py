@@ -302,6 +302,46 @@ def bedrock_scenario(telemetry: Any, instrument: Callable[..., Any], fake_api: A
     return {"conversation": "conv-b"}
 
 
+def smolagents(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from tests.integrations.test_smolagents import ScriptedModel, agent, answer, call
+
+    instrument("smolagents")
+    agent(ScriptedModel(call("lookup", {"q": "x"}, "c1"), answer("done"))).run("go")
+    return {}
+
+
+def llamaindex(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from tests.integrations.test_llamaindex import agent, call, script, text
+
+    instrument("llamaindex")
+
+    async def main() -> None:
+        await agent(script(call("lookup", {"q": "x"}, "c1"), text("done"))).run(user_msg="go")
+
+    asyncio.run(main())
+    return {}
+
+
+def claude_agent_sdk(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from claude_agent_sdk import query
+
+    from tests.integrations.test_claude_agent_sdk import CLI, final_turn, tool_turn
+
+    instrument("claude_agent_sdk")
+    with tempfile.TemporaryDirectory() as tmp:
+        options = CLI(Path(tmp)).options({"turns": [tool_turn("Bash", {"command": "ls"}, "a"), final_turn()]})
+
+        async def main() -> None:
+            async for _ in query(prompt="go", options=options):
+                pass
+
+        asyncio.run(main())
+    return {"conversation": "session-1"}
+
+
 SCENARIOS = {
     "manual": manual,
     "openai": openai_client,
@@ -314,6 +354,9 @@ SCENARIOS = {
     "google_genai": google_genai,
     "litellm": litellm_scenario,
     "bedrock": bedrock_scenario,
+    "smolagents": smolagents,
+    "llamaindex": llamaindex,
+    "claude_agent_sdk": claude_agent_sdk,
 }
 
 

@@ -287,3 +287,16 @@ def model_name(model: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def wrapped_cause(exc: BaseException, kinds: Any = (AgentStopped, ReplayError)) -> Any:
+    """The first exception of ``kinds`` in ``exc``'s chain (``__cause__``, else ``__context__``), or None:
+    the AgentStopped or replay refusal a framework wrapped in an exception of its own."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
