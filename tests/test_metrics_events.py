@@ -283,6 +283,17 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
     exit."""
     from tests.otlp_receiver import OTLPReceiver
 
+    def stops(batch):
+        return {
+            attrs["stop_reason"]: p.as_int
+            for rm in batch.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == c.M_STOP.name
+            for p in m.sum.data_points
+            for attrs in [{a.key: a.value.string_value for a in p.attributes}]
+        }
+
     receiver = OTLPReceiver().start()
     monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
@@ -296,23 +307,14 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
             config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
         )
         with agent_otel.run("nightly") as run:
-            time.sleep(0.3)  # the first export (a thread of its own) happens while the run is going on
+            # The first export (a thread of its own) arrives while the run is going on, not after 60 s.
+            deadline = time.monotonic() + 20
+            while not any(stops(b) for b in receiver.metric_batches) and time.monotonic() < deadline:
+                time.sleep(0.02)
             run.call_tool("search", lambda q: [q], {"q": "x"})
-        time.sleep(0.3)
         agent_otel.shutdown()
     finally:
         receiver.stop()
-
-    def stops(batch):
-        return {
-            attrs["stop_reason"]: p.as_int
-            for rm in batch.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if m.name == c.M_STOP.name
-            for p in m.sum.data_points
-            for attrs in [{a.key: a.value.string_value for a in p.attributes}]
-        }
 
     batches = [stops(b) for b in receiver.metric_batches if stops(b)]
     reasons = {r.value for r in agent_otel.StopReason}

@@ -126,7 +126,9 @@ async def test_query_with_a_tool_use(telemetry, instrument, cli):
     (stop,) = telemetry.events("stop")
     assert stop["stop_reason"] == "completed" and stop["usage"]["tool_calls"] == 1
     metrics = telemetry.metrics()
-    assert [(p[0]["stop_reason"], p[1].value) for p in metrics["agent.stop"]] == [("completed", 1)]
+    assert [(p[0]["stop_reason"], p[1].value) for p in metrics["agent.stop"] if p[1].value] == [
+        ("completed", 1)
+    ]
     assert [(p[0]["tool"], p[0]["status"], p[1].value) for p in metrics["agent.tool.invocations"]] == [
         ("Bash", "ok", 1)
     ]
@@ -204,6 +206,23 @@ async def test_denied_tool_never_runs_and_stops_the_run(guarded, instrument, cli
     spans = ours(telemetry.spans())
     assert one(spans, "invoke_agent claude-agent").attributes["agent.stop_reason"] == "policy_denied"
     assert not [s for s in spans if s.name.startswith("execute_tool")]
+
+
+async def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_turn_goes_on(guarded, instrument, cli):
+    """``on_deny: raise``: the tool use is refused (the CLI tells the model), the run is not stopped."""
+    telemetry = guarded({"policy": {"deny": {"*": ["Bash"]}, "on_deny": "raise"}})
+    instrument("claude_agent_sdk")
+    options = cli.options(
+        {"turns": [tool_turn("Bash", {"command": "rm -rf /tmp/x"}, "removed"), final_turn("could not")]}
+    )
+    seen = [m async for m in query(prompt="clean up", options=options)]
+    assert cli.ran() == []
+    assert any("could not" in str(getattr(m, "content", "")) for m in seen)  # the turn went on
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent claude-agent")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+    assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
 
 
 async def test_users_own_hooks_still_run(telemetry, instrument, cli):
