@@ -1,6 +1,6 @@
 """Agent traffic for tests/e2e/test_stack.py, run as its own process against the stack under test.
 
-    python -m tests.e2e.stack_driver MANIFEST STOP_FILE [--rounds N] [--max-seconds S]
+    python -m tests.e2e.stack_driver MANIFEST [STOP_FILE] [--rounds N] [--max-seconds S]
 
 It uses only the public API, pointed at the collector by the standard OTEL_* variables, and makes:
 
@@ -15,6 +15,10 @@ It uses only the public API, pointed at the collector by the standard OTEL_* var
 
 With ``--in-flight BEFORE AFTER`` it makes one run instead, paused half-way until STOP_FILE appears (see
 in_flight()): the test restarts the collector in between.
+
+With ``--paused AGENT RUNS SECONDS`` it makes only RUNS runs of AGENT, side by side, that each wait SECONDS
+and then pause for a human (see paused()), into the run store setup() opens by default; MANIFEST gets
+their records (tests/e2e/test_demo.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -209,12 +214,11 @@ class Driver:
             pass
         self._record(run)
 
-    def interrupted(self, agent: str, n: int) -> None:
-        """A run that pauses for a human (stop reason interrupted, class pause), where the SDK has it."""
-        if "interrupted" not in {r.value for r in agent_otel.StopReason}:
-            return
+    def interrupted(self, agent: str, n: int, wait_s: float = 0.0) -> None:
+        """A run that pauses for a human (stop reason interrupted, class pause) after ``wait_s``."""
         with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
             run.call_tool("search", _search, {"query": f"refund over the limit {n}"})
+            time.sleep(wait_s)
             run.stop("interrupted")
         self._record(run)
 
@@ -264,15 +268,37 @@ def in_flight(manifest: str, resume_file: str, before: int, after: int) -> None:
         pass
 
 
+def paused(agent: str, runs: int, wait_s: float) -> list[dict[str, Any]]:
+    """``runs`` runs of ``agent`` at once (a thread each), each pausing for a human after ``wait_s``."""
+    driver = Driver()
+    threads = [
+        threading.Thread(target=driver.interrupted, args=(agent, 9000 + i, wait_s)) for i in range(runs)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return driver.runs
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("manifest")
-    parser.add_argument("stop_file")
+    parser.add_argument("stop_file", nargs="?", default="")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--completed-per-round", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=240.0)
     parser.add_argument("--in-flight", nargs=2, type=int, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--paused", nargs=3, metavar=("AGENT", "RUNS", "SECONDS"))
     args = parser.parse_args(argv)
+
+    if args.paused:
+        agent, runs, wait_s = args.paused[0], int(args.paused[1]), float(args.paused[2])
+        agent_otel.setup(service_name="paused-runs", instrument=False)
+        records = paused(agent, runs, wait_s)
+        agent_otel.shutdown(10.0)
+        Path(args.manifest).write_text(json.dumps({"runs": records}))
+        return 0
 
     if args.in_flight:
         agent_otel.setup(service_name="stack-e2e-inflight", store=False, instrument=False)

@@ -1,9 +1,12 @@
 """`agent-otel demo`, run as the README's "Local stack" section says, against the bundled stack.
 
 A stack of its own (collector, Prometheus with the bundled rules, the trace sink), so that everything in
-Prometheus comes from the demos: each demo is its own short-lived process (a few seconds, less than the
-SDK's default metric interval), run three times. Then every dashboard panel's query and the seed's three
-queries are compared with what the demos wrote to their run store: the true counts, not "some data".
+Prometheus comes from these processes: each demo is its own short-lived process (a few seconds, less than
+the SDK's default metric interval), run three times; then one more process adds runs of the demo's agent
+that pause for a human (stop reason ``interrupted``, which the demo does not make), each longer than any
+demo run. Then every dashboard panel's query, for all agents and for the demo's agent selected, and the
+seed's three queries are compared with what the processes wrote to their run store: the true counts, not
+"some data", with the paused runs counted as runs but never as failures or finished runs.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from tests.stack import stackfiles as sf
 pytestmark = pytest.mark.e2e
 
 DEMOS = 3
+PROCESSES = DEMOS + 1  # and the one making paused runs
+# Paused runs: more than 5% of all runs, so that a p95 that counted them would land among them.
+PAUSED = 8
 FAILURES = {"loop_detected", "tool_timeout", "tool_error", "model_error", "error"}
 GUARDED = {"loop_detected", "max_steps", "budget_exceeded", "policy_denied", "kill_switch"}
 # The panels' windows ($__range, $__interval, $__rate_interval and the rules' fixed 10m) all cover the
@@ -131,7 +137,36 @@ def demos(stack: Stack) -> Demos:
             [str(cli), *args], env=env, capture_output=True, text=True, timeout=60, check=True
         ).stdout
 
+    demo_runs = json.loads(cli_out("runs", "--json", "--last", "100000"))
+    # Runs of the demo's agent that pause for a human, each waiting past the run-latency bucket that
+    # holds the longest demo run: counted as finished, they would move its p95 (see the check below).
+    longest = max(r["duration_ms"] for r in demo_runs)
+    wait_s = next(b for b in c.M_RUN_LATENCY.buckets if b > longest) / 1000 + 0.1
+    (agent,) = {r["agent"] for r in demo_runs}
+    manifest = stack.tmp / "paused.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.e2e.stack_driver",
+            str(manifest),
+            "--paused",
+            agent,
+            str(PAUSED),
+            str(wait_s),
+        ],
+        env=env,
+        cwd=sf.REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {r["stop_reason"] for r in json.loads(manifest.read_text())["runs"]} == {"interrupted"}
+
     runs = json.loads(cli_out("runs", "--json", "--last", "100000"))
+    assert len(runs) == len(demo_runs) + PAUSED
     # (the store may hold the runs back-dated: every event of the last year)
     events = [json.loads(line) for line in cli_out("export", "--since", "52w").splitlines() if line.strip()]
     return Demos(runs, events, outputs, endpoint)
@@ -141,7 +176,7 @@ def demos(stack: Stack) -> Demos:
 def settled(stack: Stack, demos: Demos) -> Demos:
     """Once Prometheus holds every demo's last sample and the rules have counted all its runs."""
     n = len(demos.runs)
-    assert n and n % DEMOS == 0  # every demo stored the same number of runs
+    assert n - PAUSED > 0 and (n - PAUSED) % DEMOS == 0  # every demo stored the same number of runs
     procs = (stack.collector, stack.prometheus)
 
     def total(expr: str) -> float | None:
@@ -225,13 +260,16 @@ def expected_panels(demos: Demos, firing: list[dict[str, Any]]) -> dict[tuple[st
 
     not_completed = Counter({r: v for r, v in reasons.items() if r != "completed"})
     run_ms = [r["duration_ms"] for r in runs if r["stop_reason"] != "interrupted"]
+    # the paused runs matter: a p95 over every run (and a failure share of every run) is another number
+    every_ms = [r["duration_ms"] for r in runs]
+    assert prom_quantile(0.95, c.M_RUN_LATENCY.buckets, every_ms) > prom_quantile(
+        0.95, c.M_RUN_LATENCY.buckets, run_ms
+    )
     tool_p95 = {t: prom_quantile(0.95, c.M_TOOL_DURATION.buckets, d) for t, d in durations.items()}
     exp: dict[tuple[str, str], Any] = {
         # Agent overview
         ("Runs", "A"): {key(): n},
-        ("Runs failed or stopped by a limit", "A"): {
-            key(): (n - reasons["completed"] - reasons["interrupted"]) / n
-        },
+        ("Runs failed or stopped by a limit", "A"): {key(): (finished - reasons["completed"]) / finished},
         ("Spend", "A"): {key(): cost},
         ("Alerts firing", "A"): {key(): len(firing)},
         ("Baseline", "A"): {key(agent=a): 0},  # not ready: the stack is minutes old
@@ -304,8 +342,8 @@ def expected_panels(demos: Demos, firing: list[dict[str, Any]]) -> dict[tuple[st
     return exp
 
 
-def panel_queries() -> list[tuple[str, str, str, str]]:
-    """(dashboard, panel title, refId, PromQL) with every window set to WINDOW."""
+def panel_queries(agent: str | None = None) -> list[tuple[str, str, str, str]]:
+    """(dashboard, panel title, refId, PromQL) with every window set to WINDOW, all agents or ``agent``."""
     out = []
     for name, d in sf.dashboards().items():
         values = {
@@ -314,6 +352,8 @@ def panel_queries() -> list[tuple[str, str, str, str]]:
             "__interval": WINDOW,
             "__rate_interval": WINDOW,
         }
+        if agent is not None:
+            values["agent"] = agent  # as Grafana writes one selected value (no regex character to escape)
         for panel, target in sf.targets(d):
             if sf.datasource_uid(panel, target) == "prometheus" and target.get("expr"):
                 out.append((name, panel["title"], target["refId"], sf.interpolate(target["expr"], values)))
@@ -346,13 +386,17 @@ def test_the_demo_exports_to_the_collector_the_readme_points_at(demos: Demos, st
         assert "not delivered" not in said and "nothing reached" not in said, out
 
 
-def test_every_dashboard_query_shows_the_true_counts(stack: Stack, settled: Demos) -> None:
+@pytest.mark.parametrize("selected", ["all agents", "the demo's agent"])
+def test_every_dashboard_query_shows_the_true_counts(stack: Stack, settled: Demos, selected: str) -> None:
     """Each panel query of the three dashboards against what the demos stored: run counts by stop
-    reason, tool calls, errors, retries and failed attempts by tool, spend, and the p95s Prometheus
-    interpolates from the same buckets. A query whose truth is "none" must return nothing."""
+    reason, tool calls, errors, retries and failed attempts by tool, spend, LLM and tool time, and the
+    p95s Prometheus interpolates from the same buckets. A query whose truth is "none" must return nothing.
+    With the demo's agent selected the same (every metric a panel reads carries the agent's label, the
+    GenAI metric's gen_ai_agent_name included; "All" would also match series without it)."""
     firing = [a for a in stack.api("/api/v1/alerts")["alerts"] if a["state"] == "firing"]
     expected = expected_panels(settled, firing)
-    queries = panel_queries()
+    (agent,) = {r["agent"] for r in settled.runs}
+    queries = panel_queries(agent if selected != "all agents" else None)
     assert {(t, ref) for _, t, ref, _ in queries} == set(expected), "a panel without an expectation"
     wrong = []
     for name, title, ref, expr in queries:
@@ -370,7 +414,7 @@ def test_rate_counts_every_run_of_a_short_lived_process(stack: Stack, settled: D
     series is 0 and the changes add up to the true counts; the seed's stop-reason query sees every run."""
     reasons = Counter(r["stop_reason"] for r in settled.runs)
     series = stack.query(f"agent_stop_total[{WINDOW}]")
-    assert len({s["metric"]["instance"] for s in series}) == DEMOS  # one instance per process
+    assert len({s["metric"]["instance"] for s in series}) == PROCESSES  # one instance per process
     counted: Counter[str] = Counter()
     for s in series:
         values = [float(v) for _, v in s["values"]]
@@ -393,7 +437,8 @@ def test_the_seed_histogram_queries_count_nearly_every_run(stack: Stack, settled
         seen = sum(
             float(s["values"][-1][1]) - float(s["values"][0][1]) for s in stack.query(f"{metric}[{WINDOW}]")
         )
-        assert n - 3 * DEMOS <= seen < n, (metric, seen, n)  # first values: one run per process, or a few
+        # first values: one run per demo, or a few; the paused runs all end at once
+        assert n - 3 * DEMOS - PAUSED <= seen < n, (metric, seen, n)
     tool_calls = [r["tool_calls"] for r in settled.runs]
     latency = [r["duration_ms"] for r in settled.runs]
     for expr, values, bounds in (
