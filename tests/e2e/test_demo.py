@@ -425,6 +425,9 @@ def test_rate_counts_every_run_of_a_short_lived_process(stack: Stack, settled: D
     seed = as_map(stack.query("sum(rate(agent_stop_total[10m])) by (stop_reason)"))
     for reason, count in reasons.items():
         assert seed[key(stop_reason=reason)] * 600 >= count * 0.999, (reason, seed, count)
+    # the README's figures (pytest -rP prints them)
+    print("runs by stop reason:", dict(reasons))
+    print("seed query x 600 s:", {dict(k)["stop_reason"]: round(v * 600, 1) for k, v in seed.items()})
 
 
 def test_the_seed_histogram_queries_count_nearly_every_run(stack: Stack, settled: Demos) -> None:
@@ -469,6 +472,8 @@ def test_the_retry_storm_alert_goes_off_on_day_one(stack: Stack, settled: Demos)
         (stack.prometheus,),
     )
     assert not {s for s in states if s.endswith(("Drift", "AboveBaseline", "Spike"))}, states
+    for series in ("agent:retries_per_run:ratio_10m", "agent:tool_calls_per_run:p95_10m"):
+        print(series, as_map(stack.query(series)))  # the README's figures (pytest -rP prints them)
 
 
 def test_every_demo_exemplar_opens_a_kept_trace(stack: Stack, settled: Demos) -> None:
@@ -493,3 +498,4 @@ def test_every_demo_exemplar_opens_a_kept_trace(stack: Stack, settled: Demos) ->
 def test_prometheus_refused_no_demo_write(stack: Stack, settled: Demos) -> None:
     counts = write_refusals(stack)
     assert counts["accepted"] > 0 and counts["refused"] == 0 and counts["failed_points"] == 0, counts
+    print("remote writes:", counts)  # the README's figures (pytest -rP prints them)
