@@ -146,6 +146,25 @@ def test_every_pinned_image_says_where_its_release_was_confirmed() -> None:
         assert image in header, f"{name}: {image} has no note on where its release was confirmed"
 
 
+def test_the_readme_states_the_pinned_versions() -> None:
+    """The Local stack section names each image's version; a pin changed in one place only is caught."""
+    section = (sf.REPO / "README.md").read_text(encoding="utf-8").split("\n## Local stack", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    stated: dict[str, set[str]] = {}
+    for name, version in re.findall(r"(Prometheus|Tempo|Grafana|collector) (\d+\.\d+\.\d+)", section):
+        stated.setdefault(name, set()).add(version)
+    pinned = {
+        name: {SERVICES[service]["image"].rpartition(":")[2].removeprefix("v")}
+        for name, service in (
+            ("Prometheus", "prometheus"),
+            ("Tempo", "tempo"),
+            ("Grafana", "grafana"),
+            ("collector", "collector"),
+        )
+    }
+    assert stated == pinned
+
+
 def test_start_order() -> None:
     def deps(name: str) -> dict[str, str]:
         return {k: v["condition"] for k, v in SERVICES[name].get("depends_on", {}).items()}
