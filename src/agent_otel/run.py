@@ -381,33 +381,22 @@ class Run:
             span.end()
         except Exception as err:
             internal_error("recording the stop", err)
-        try:
-            if not self.is_replay:  # a replay re-runs recorded traffic; the agent_* series are traffic
-                rt.metrics.record_run(
-                    self.agent,
-                    reason.value,
-                    self._duration_ms,
-                    self.tool_calls,
-                    self.cost_usd,
-                    trace.set_span_in_context(span),
-                )
-        except Exception as err:
-            internal_error("recording run metrics", err)
-        rt.pipeline.emit(
-            "event",
-            new_event(
-                c.KIND_STOP,
-                self.run_id,
-                self.agent,
-                self.trace_id,
-                self.span_id,
-                error=type(exc).__name__ if exc is not None and not isinstance(exc, AgentStopped) else None,
-                stop_reason=reason.value,
-                usage=result.usage,
-                duration_ms=round(self._duration_ms, 3),
-                status=reason.stop_class,
-            ),
+        # The run's metrics are recorded from this event on the pipeline's thread (MetricsSink), like the
+        # steps': the SDK's histogram path costs the agent nothing there. A replay's are not (not traffic).
+        event = new_event(
+            c.KIND_STOP,
+            self.run_id,
+            self.agent,
+            self.trace_id,
+            self.span_id,
+            error=type(exc).__name__ if exc is not None and not isinstance(exc, AgentStopped) else None,
+            stop_reason=reason.value,
+            usage=result.usage,
+            duration_ms=round(self._duration_ms, 3),
+            status=reason.stop_class,
         )
+        event["_sampled"] = span.get_span_context().trace_flags.sampled
+        rt.pipeline.emit("event", event)
         if reason is StopReason.INTERRUPTED and self.conversation_id is not None:
             span_context = span.get_span_context()
             if span_context.is_valid:

@@ -183,9 +183,22 @@ class Policy:
         """A tool was called outside any run (it runs untraced unless this raises)."""
 
 
-def _overriding(policies: tuple[RunPolicy, ...], name: str) -> tuple[Any, ...]:
-    default = getattr(RunPolicy, name)
-    return tuple(getattr(p, name) for p in policies if getattr(type(p), name) is not default)
+_HOOK_NAMES = ("before_step", "serve", "after_step", "before_retry", "step_timeout", "run_stopped")
+# Which of a run's policies override each hook depends only on their classes: worked out once per
+# combination of classes, not for every run.
+_overrides: dict[tuple[type, ...], tuple[tuple[int, ...], ...]] = {}
+
+
+def _overriding(classes: tuple[type, ...]) -> tuple[tuple[int, ...], ...]:
+    found = _overrides.get(classes)
+    if found is None:
+        found = tuple(
+            tuple(i for i, cls in enumerate(classes) if getattr(cls, name) is not getattr(RunPolicy, name))
+            for name in _HOOK_NAMES
+        )
+        if len(_overrides) < 1024:
+            _overrides[classes] = found
+    return found
 
 
 class Hooks:
@@ -195,12 +208,12 @@ class Hooks:
 
     def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
         self.policies = policies
-        self.before = _overriding(policies, "before_step")
-        self.serve = _overriding(policies, "serve")
-        self.after = _overriding(policies, "after_step")
-        self.retry = _overriding(policies, "before_retry")
-        self.timeout = _overriding(policies, "step_timeout")
-        self.stop = _overriding(policies, "run_stopped")
+        before, serve, after, retry, timeout, stop = (
+            tuple([getattr(policies[i], name) for i in found])
+            for name, found in zip(_HOOK_NAMES, _overriding(tuple(map(type, policies))), strict=True)
+        )
+        self.before, self.serve, self.after = before, serve, after
+        self.retry, self.timeout, self.stop = retry, timeout, stop
 
 
 NO_HOOKS = Hooks()
@@ -226,8 +239,8 @@ class Ledger:
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
-        parts = (p.start_run(run) for p in rt.policies)
-        self.hooks = Hooks(tuple(p for p in parts if p is not None))
+        parts = [p.start_run(run) for p in rt.policies]
+        self.hooks = Hooks(tuple([p for p in parts if p is not None])) if parts else NO_HOOKS
         self.runtime = rt
 
     def failure_reason(self, exc: BaseException) -> StopReason | None:
