@@ -390,11 +390,12 @@ def tool_function(work: Workload) -> Callable[..., Any]:
 
 
 def agent_otel_subject(key: str, work: Workload, runs: int, store_dir: str) -> Subject:
-    import agent_otel
-    from agent_otel import sdk
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
+
+    import agent_otel
+    from agent_otel import sdk
 
     exporter = discard_exporter()
     agent_otel.setup(
@@ -446,7 +447,9 @@ def openllmetry_subject(work: Workload, runs: int) -> Subject:
         with track_llm_call(vendor="openai", type="chat") as span:
             span.report_request(model=MODEL, messages=messages)
             span.report_response(MODEL, ["Let me look that up."])
-            span.report_usage(LLMUsage(prompt_tokens=tokens[0], completion_tokens=tokens[1], total_tokens=sum(tokens)))
+            span.report_usage(
+                LLMUsage(prompt_tokens=tokens[0], completion_tokens=tokens[1], total_tokens=sum(tokens))
+            )
 
     @workflow(name=AGENT)
     def one_run(question: dict[str, Any]) -> None:
@@ -571,7 +574,9 @@ def openinference_subject(work: Workload, runs: int) -> Subject:
             model_name=MODEL,
             token_count={"prompt": tokens[0], "completion": tokens[1], "total": sum(tokens)},
         )
-        with tracer.start_as_current_span(f"chat {MODEL}", openinference_span_kind="llm", attributes=attributes):
+        with tracer.start_as_current_span(
+            f"chat {MODEL}", openinference_span_kind="llm", attributes=attributes
+        ):
             pass
 
     @tracer.agent(name=AGENT)
@@ -633,10 +638,9 @@ def child(key: str, runs: int, rounds: int, out: str) -> None:
         measure(subjects, runs, rounds)
         sockets = open_sockets()
         atexit._run_exitfuncs()  # the SDKs' exit handlers (final flushes) run under the guard, counted
-    bare, subject = subjects
     results: dict[str, Any] = {"key": key, "network_attempts": guard.attempts, "open_sockets": sockets}
-    for s in subjects:
-        results[s.key if s is bare else "case"] = {
+    for name, s in zip(("bare", "case"), subjects, strict=True):
+        results[name] = {
             "hot_us": statistics.median(s.hot),
             "total_us": statistics.median(s.total),
             "hot_us_rounds": [round(x, 1) for x in s.hot],
@@ -653,8 +657,10 @@ def run_child(key: str, runs: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         proc = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--runs", str(runs), "--rounds", str(rounds)]
-            + ["--child", key, "--child-out", out],
+            [
+                *(sys.executable, os.path.abspath(__file__), "--runs", str(runs), "--rounds", str(rounds)),
+                *("--child", key, "--child-out", out),
+            ],
             capture_output=True,
             text=True,
             timeout=3600,
@@ -802,7 +808,9 @@ def render(results: dict[str, Any]) -> str:
         ]
     lines += ["", "Setup:"]
     for case in (BY_KEY[r["key"]] for r in measured):
-        lines += textwrap.wrap(f"{case.label}: {case.setup}", 104, initial_indent="  ", subsequent_indent="    ")
+        lines += textwrap.wrap(
+            f"{case.label}: {case.setup}", 104, initial_indent="  ", subsequent_indent="    "
+        )
     return "\n".join(lines)
 
 
