@@ -226,7 +226,7 @@ class BufferedSpanProcessor(SpanProcessor):
             else:
                 self._drops.add("spans", "queue_full")
         queue.append(span)
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per span
             self._start()
         elif len(queue) == self._batch_size:
             self._wake.set()

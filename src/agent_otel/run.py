@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import Token
@@ -30,7 +30,7 @@ from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
 from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.events import new_event
-from agent_otel.hashing import sha
+from agent_otel.hashing import canonical_json, sha_bytes
 from agent_otel.llm import record
 from agent_otel.redaction import record_exception
 from agent_otel.steps import (
@@ -93,12 +93,14 @@ class Run:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
         self.agent = agent
-        self.run_id = run_id or uuid.uuid4().hex
+        self.run_id = run_id or new_run_id()
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)
         self.tools_version = None if tools_version is None else str(tools_version)
         self.input = None if input is MISSING else input
-        self.input_sha: str | None = None if input is MISSING else sha(input)
+        #: The input's canonical JSON, what ``input_sha`` hashes (the snapshot recorder stores these bytes).
+        self.input_json: bytes | None = None if input is MISSING else canonical_json(input)
+        self.input_sha: str | None = None if self.input_json is None else sha_bytes(self.input_json)
         self.budget = budget
         self.replay_of = replay_of
         self.conversation_id = None if conversation_id is None else str(conversation_id)
@@ -124,6 +126,7 @@ class Run:
         self.output_tokens = 0
         self.cost_usd = 0.0
         self.created_at_ms = 0
+        self._deadline_ms: int | None = None
         self._start_ns = 0
         self._duration_ms = 0.0
         self._ended = False
@@ -162,6 +165,13 @@ class Run:
                 self.conversation_id = self.parent.conversation_id  # a sub-agent: the same conversation
         resumes = _take_pause(self.conversation_id)
         self.created_at_ms = int(time.time() * 1000)
+        # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
+        # store tell a run whose process it cannot check from one that is still going.
+        limit = getattr(self.budget, "max_duration_s", None)
+        if limit is None:
+            limit = rt.config.get("guards.budget.max_duration_s")
+        if limit is not None:
+            self._deadline_ms = self.created_at_ms + int(limit * 1000)
         self._start_ns = time.perf_counter_ns()
         self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
         if self.is_replay:
@@ -432,13 +442,8 @@ class Run:
             "ended_at_ms": None,
             "duration_ms": None,
         }
-        # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
-        # store tell a run whose process it cannot check from one that is still going.
-        limit = getattr(self.budget, "max_duration_s", None)
-        if limit is None:
-            limit = rt.config.get("guards.budget.max_duration_s")
-        if limit is not None:
-            record["deadline_ms"] = self.created_at_ms + int(limit * 1000)
+        if self._deadline_ms is not None:
+            record["deadline_ms"] = self._deadline_ms
         if ended and self.result is not None:
             record.update(
                 status=self.result.stop_reason.stop_class,
@@ -455,6 +460,16 @@ class Run:
                 detail=self.result.detail,
             )
         rt.pipeline.emit("run", record)
+
+
+# uuid4().hex without building a UUID: 122 random bits with the version (4) and variant bits set.
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_BITS = (4 << 76) | (0x8000 << 48)
+
+
+def new_run_id() -> str:
+    """A new run id: a random UUID (version 4) as 32 hex digits."""
+    return f"{(int.from_bytes(os.urandom(16), 'big') & _UUID4_MASK) | _UUID4_BITS:032x}"
 
 
 def _remember_pause(conversation_id: str, span_context: SpanContext, run_id: str) -> None:

@@ -81,7 +81,7 @@ def tool_options(
 class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json")
+    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json", "result_sha")
 
     kind = "tool"
     context_key = _TOOL_KEY
@@ -101,6 +101,7 @@ class ToolCall(Step):
         self.attempts = 1
         self.claimable = False
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
+        self.result_sha: str | None = None
         self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
 
     @property
@@ -136,7 +137,8 @@ class ToolCall(Step):
             return
         try:
             self.result_json = raw = canonical_json(result)
-            self._finish(c.STATUS_OK, "", sha_bytes(raw), result, None)
+            self.result_sha = digest = sha_bytes(raw)
+            self._finish(c.STATUS_OK, "", digest, result, None)
         except Exception as exc:
             internal_error("recording a tool result", exc)
 
