@@ -112,10 +112,18 @@ GEN_AI_PREVIOUS_NAMES: Final = {
 }
 
 
+_dup_parsed: tuple[str, bool] = ("", False)  # the last value of the variable and its answer
+
+
 def gen_ai_dup(env: dict[str, str] | None = None) -> bool:
     """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` asks for the previous GenAI names next to the current."""
+    global _dup_parsed
     value = (os.environ if env is None else env).get(SEMCONV_OPT_IN_ENV, "")
-    return SEMCONV_GEN_AI_DUP in {token.strip().lower() for token in value.split(",")}
+    last, answer = _dup_parsed
+    if value != last:  # read on every request (it may change), parsed when it does
+        answer = SEMCONV_GEN_AI_DUP in {token.strip().lower() for token in value.split(",")}
+        _dup_parsed = (value, answer)
+    return answer
 
 
 def with_previous_names(attributes: dict[str, object]) -> dict[str, object]:

@@ -355,9 +355,10 @@ class Run:
             self.result = result = StopResult(reason, self.run_id, self.usage, detail)
         rt = self._rt or runtime.current()
         span = self.span
+        value, stop_class = reason.value, reason.stop_class
         try:
             attributes: dict[str, Any] = {
-                c.STOP_REASON: reason.value,
+                c.STOP_REASON: value,
                 c.TOOL_CALLS: self.tool_calls,
                 c.STEPS: self.steps,
                 c.USAGE_INPUT_TOKENS: self.input_tokens,
@@ -376,17 +377,17 @@ class Run:
             if error_type and not isinstance(exc, AgentStopped):
                 attributes[c.ERROR_TYPE] = error_type
             span.set_attributes(attributes)
-            event_attrs: dict[str, Any] = {c.STOP_REASON: reason.value, "stop_class": reason.stop_class}
+            event_attrs: dict[str, Any] = {c.STOP_REASON: value, "stop_class": stop_class}
             if detail:
                 event_attrs["detail"] = detail
             elif reason is StopReason.INTERRUPTED and self.paused:
                 event_attrs.update(self.paused)
             span.add_event(c.EVENT_STOP, event_attrs)
-            if reason.stop_class == "failure":
+            if stop_class == "failure":
                 if exc is not None and not isinstance(exc, AgentStopped):
                     record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
-                span.set_status(Status(StatusCode.ERROR, reason.value))
-            elif reason.stop_class == "success":
+                span.set_status(Status(StatusCode.ERROR, value))
+            elif stop_class == "success":
                 span.set_status(Status(StatusCode.OK))
             span.end()
         except Exception as err:
@@ -400,10 +401,10 @@ class Run:
             self.trace_id,
             self.span_id,
             error=type(exc).__name__ if exc is not None and not isinstance(exc, AgentStopped) else None,
-            stop_reason=reason.value,
+            stop_reason=value,
             usage=result.usage,
             duration_ms=round(self._duration_ms, 3),
-            status=reason.stop_class,
+            status=stop_class,
         )
         event["_sampled"] = span.get_span_context().trace_flags.sampled
         rt.pipeline.emit("event", event)

@@ -208,12 +208,13 @@ class Hooks:
 
     def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
         self.policies = policies
-        before, serve, after, retry, timeout, stop = (
-            tuple([getattr(policies[i], name) for i in found])
-            for name, found in zip(_HOOK_NAMES, _overriding(tuple(map(type, policies))), strict=True)
-        )
-        self.before, self.serve, self.after = before, serve, after
-        self.retry, self.timeout, self.stop = retry, timeout, stop
+        before, serve, after, retry, timeout, stop = _overriding(tuple([type(p) for p in policies]))
+        self.before = tuple([policies[i].before_step for i in before])
+        self.serve = tuple([policies[i].serve for i in serve])
+        self.after = tuple([policies[i].after_step for i in after])
+        self.retry = tuple([policies[i].before_retry for i in retry])
+        self.timeout = tuple([policies[i].step_timeout for i in timeout])
+        self.stop = tuple([policies[i].run_stopped for i in stop])
 
 
 NO_HOOKS = Hooks()
