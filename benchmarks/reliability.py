@@ -51,14 +51,20 @@ ALLOWANCE_MIB = 20e6 / MB  # the issue's "+ 20 MB" on top of the budgets
 
 
 class _SummaryCatcher(logging.Handler):
+    """Keeps the exit summary line, and any other warning about lost records, so a drill whose sums do
+    not add up says why (a sink that failed names itself and its exception)."""
+
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.lines: list[str] = []
+        self.other: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith("agent-otel: dropped"):
             self.lines.append(message)
+        elif "failed" in message or "cannot" in message:
+            self.other.append(message)
 
 
 def _count_emits(pipeline: Any) -> dict[str, int]:
@@ -207,6 +213,7 @@ def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
         "events_stored": events_stored,
         "drops": {f"{s}/{r}": n for (s, r), n in sorted(drops.items())},
         "summary": catcher.lines,
+        "warnings": catcher.other,
     }
 
 

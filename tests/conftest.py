@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# LiteLLM downloads its model cost map when imported unless told to use the copy it ships: tests stay on
+# 127.0.0.1 (this is set before any test module imports litellm, and inherited by subprocesses).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any

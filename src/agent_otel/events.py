@@ -350,12 +350,13 @@ class Pipeline:
                 batch = self._take()
                 if not batch:
                     break
+                failed = False
                 for sink in self._sinks:
                     try:
                         sink.write(batch)
                     except Exception as exc:  # a sink must never take the pipeline down
                         self.sink_errors += 1
-                        self._drop("sink_error", len(batch), announce=False)
+                        failed = True
                         if id(sink) not in self._failed_sinks:
                             self._failed_sinks.add(id(sink))
                             logger.warning(
@@ -364,8 +365,14 @@ class Pipeline:
                                 type(sink).__name__,
                                 type(exc).__name__,
                                 exc,
+                                exc_info=logger.isEnabledFor(logging.DEBUG),
                             )
-                self.delivered += len(batch)
+                # A batch a sink failed on is counted once, as dropped, not also as delivered: every record
+                # is either delivered to all sinks or counted (the drill checks the two add up).
+                if failed:
+                    self._drop("sink_error", len(batch), announce=False)
+                else:
+                    self.delivered += len(batch)
         finally:
             with self._idle:
                 self._busy = False

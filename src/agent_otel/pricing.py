@@ -63,7 +63,53 @@ BUILTIN_PRICES: dict[str, Price] = {
     "claude-haiku-4-5": _anthropic(1.00, 5.00),
     "gemini-2.5-pro": _no_write_fee(1.25, 10.00, 0.125),
     "gemini-2.5-flash": _no_write_fee(0.30, 2.50, 0.03),
+    # Gemini (Gemini Developer API and Vertex AI, standard tier; Pro prices are those of prompts up to
+    # 200k tokens). The README's Prices section gives the source and date of each.
+    "gemini-2.5-flash-lite": _no_write_fee(0.10, 0.40, 0.01),
+    "gemini-3-flash": _no_write_fee(0.50, 3.00, 0.05),
+    "gemini-3.1-pro": _no_write_fee(2.00, 12.00, 0.20),
+    "gemini-3.1-flash-lite": _no_write_fee(0.25, 1.50, 0.025),
+    "gemini-3.5-flash": _no_write_fee(1.50, 9.00, 0.15),
+    "gemini-3.5-flash-lite": _no_write_fee(0.30, 2.50, 0.03),
+    # Mistral AI (La Plateforme); no cached-input discount is published, so cached tokens cost input.
+    "mistral-large-2512": _no_write_fee(0.50, 1.50, 0.50),
+    "mistral-large-latest": _no_write_fee(0.50, 1.50, 0.50),
 }
+
+
+def _bedrock(price: Price, *model_ids: str, profiles: tuple[str, ...] = ("", "us.")) -> dict[str, Price]:
+    """Bedrock on-demand prices by model id, and by the cross-region inference profiles that cost the same
+    (``us.`` bills at the source region's price); other geographies differ and are left to ``prices:``."""
+    return {profile + model_id: price for model_id in model_ids for profile in profiles}
+
+
+# Amazon Bedrock, on-demand in us-east-1 (README, Prices). Claude 4.5 models bill a 10% premium on their
+# regional profiles over the global one, so both are listed and the bare in-region ids are not.
+BUILTIN_PRICES.update(
+    {
+        **_bedrock(
+            _anthropic(3.00, 15.00), "anthropic.claude-sonnet-4-20250514", profiles=("", "us.", "global.")
+        ),
+        **_bedrock(_anthropic(3.00, 15.00), "anthropic.claude-3-7-sonnet-20250219"),
+        **_bedrock(_anthropic(0.80, 4.00), "anthropic.claude-3-5-haiku-20241022"),
+        **_bedrock(
+            _anthropic(15.00, 75.00),
+            "anthropic.claude-opus-4-20250514",
+            "anthropic.claude-opus-4-1-20250805",
+        ),
+        "global.anthropic.claude-sonnet-4-5-20250929": _anthropic(3.00, 15.00),
+        "us.anthropic.claude-sonnet-4-5-20250929": _anthropic(3.30, 16.50),
+        "global.anthropic.claude-haiku-4-5-20251001": _anthropic(1.00, 5.00),
+        "us.anthropic.claude-haiku-4-5-20251001": _anthropic(1.10, 5.50),
+        "global.anthropic.claude-opus-4-5-20251101": _anthropic(5.00, 25.00),
+        "us.anthropic.claude-opus-4-5-20251101": _anthropic(5.50, 27.50),
+        **_bedrock(_no_write_fee(0.72, 0.72, 0.72), "meta.llama3-3-70b-instruct"),
+        **_bedrock(_no_write_fee(0.035, 0.14, 0.00875), "amazon.nova-micro"),
+        **_bedrock(_no_write_fee(0.06, 0.24, 0.015), "amazon.nova-lite"),
+        **_bedrock(_no_write_fee(0.80, 3.20, 0.20), "amazon.nova-pro"),
+        **_bedrock(_no_write_fee(2.00, 6.00, 2.00), "mistral.mistral-large-2407", profiles=("",)),
+    }
+)
 
 
 def _configured(price: Mapping[str, Any]) -> Price:

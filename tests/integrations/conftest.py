@@ -95,6 +95,20 @@ def usage_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
     return [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
 
 
+def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, int]]:
+    """(input tokens, output tokens) of each ``chat`` span of the run, in step order."""
+    run_id = run_span.attributes["agent.run_id"]
+    chats = [
+        s
+        for s in spans
+        if s.attributes.get("agent.run_id") == run_id and s.attributes.get("gen_ai.operation.name") == "chat"
+    ]
+    chats.sort(key=lambda s: s.attributes["agent.step_id"])
+    return [
+        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"]) for s in chats
+    ]
+
+
 def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
     events = [e for e in run_span.events if e.name == "agent.stop"]
     assert len(events) == 1, f"expected one agent.stop event, got {len(events)}"
@@ -111,6 +125,10 @@ class Reply:
     body: Any = None
     stream: list[tuple[str | None, Any]] | None = None
     status: int = 200
+    #: Bytes sent as they are (an AWS event stream, JSON lines), with this content type and extra headers.
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,10 +158,12 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             except queue.Empty:
                 reply = Reply({"error": {"message": "no reply queued", "type": "test"}}, status=500)
             if reply.stream is None:
-                data = json.dumps(reply.body).encode()
+                data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
                 self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", reply.content_type)
                 self.send_header("content-length", str(len(data)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
                 return

@@ -197,3 +197,70 @@ def test_budgets_and_policy_still_enforce_in_framework_runs(guarded, instrument,
     root = one(ours(telemetry.spans()), "invoke_agent budgeted")
     # The loop guard (default) never got to trigger; the budget (configured) enforced.
     assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["max_tool_calls"]
+
+
+# --- smolagents, LlamaIndex, Claude Agent SDK (issue 13) ---------------------------------------------------
+
+
+def test_smolagents_polling_agent_completes_under_setup_alone(telemetry, instrument):
+    pytest.importorskip("smolagents")
+    from smolagents import tool
+
+    from tests.integrations.test_smolagents import ScriptedModel, agent, answer, call
+
+    calls: list[int] = []
+
+    @tool
+    def job_status(job_id: str) -> str:
+        """Status of a background job.
+
+        Args:
+            job_id: the job
+        """
+        return job_status_impl(calls)
+
+    model = ScriptedModel(
+        *[call("job_status", {"job_id": "j1"}, f"c{i}") for i in range(POLLS)], answer("done")
+    )
+    instrument("smolagents")
+    assert agent(model, name="smol_poller", tools=[job_status]).run("wait for j1") == "done"
+    assert_observed(telemetry, "smol_poller", calls)
+
+
+async def test_llamaindex_polling_agent_completes_under_setup_alone(telemetry, instrument):
+    pytest.importorskip("llama_index.core")
+    from tests.integrations.test_llamaindex import agent, call, script, text
+
+    calls: list[int] = []
+
+    def job_status(job_id: str) -> str:
+        """Status of a background job."""
+        return job_status_impl(calls)
+
+    llm = script(*[call("job_status", {"job_id": "j1"}, f"c{i}") for i in range(POLLS)], text("done"))
+    instrument("llamaindex")
+    assert str(await agent(llm, job_status, name="li-poller").run(user_msg="wait for j1")) == "done"
+    assert_observed(telemetry, "li-poller", calls)
+
+
+async def test_claude_polling_agent_completes_under_setup_alone(telemetry, instrument, tmp_path):
+    pytest.importorskip("claude_agent_sdk")
+    from claude_agent_sdk import query
+
+    from tests.integrations.test_claude_agent_sdk import CLI, final_turn
+
+    turns = [
+        {
+            "id": f"msg_{i}",
+            "tool": {"id": f"t{i}", "name": "job_status", "input": {"job_id": "j1"}, "result": "ok"},
+        }
+        for i in range(POLLS)
+    ]
+    cli = CLI(tmp_path)
+    instrument("claude_agent_sdk")
+    async for _ in query(
+        prompt="wait for j1", options=cli.options({"turns": [*turns, final_turn("done", "msg_z")]})
+    ):
+        pass
+    calls = [1 for _ in cli.ran()]  # what the CLI ran: every poll
+    assert_observed(telemetry, "claude-agent", calls)

@@ -24,8 +24,29 @@ FRAMEWORK_MODULES = (
     "agents",
     "pydantic_ai",
     "langchain",
+    "google.genai",
+    "litellm",
+    "botocore",
+    "smolagents",
+    "llama_index.core",
+    "claude_agent_sdk",
+    "crewai",
 )
-ALL = ["langchain", "langgraph", "openai_agents", "pydantic_ai", "openai", "anthropic", "mcp"]
+ALL = [
+    "langchain",
+    "langgraph",
+    "openai_agents",
+    "pydantic_ai",
+    "openai",
+    "anthropic",
+    "mcp",
+    "google_genai",
+    "bedrock",
+    "litellm",
+]
+ALL += ["smolagents", "llamaindex", "claude_agent_sdk"]
+#: Registered, tested in an environment of their own (tests/envs), not installed in this one.
+OWN_ENV = ["crewai"]
 
 
 def run_python(code: str) -> str:
@@ -48,9 +69,11 @@ def test_importing_agent_otel_imports_no_framework():
 
 
 def test_every_framework_of_the_test_extra_is_registered_and_available():
-    assert integrations.registered() == ALL
+    assert integrations.registered() == ALL + OWN_ENV
     for name in ALL:
         assert integrations._load(name).available(), name
+    for name in OWN_ENV:
+        assert not integrations._load(name).available(), name
 
 
 def test_setup_instruments_every_available_framework_and_shutdown_undoes_it(monkeypatch, tmp_path):
@@ -79,8 +102,8 @@ def test_setup_with_a_list_picks_those(monkeypatch, tmp_path):
 
 
 def test_unknown_integration_name_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"unknown integration.*crewai.*known: langchain"):
-        integrations.instrument(["crewai"])
+    with pytest.raises(ValueError, match=r"unknown integration.*autogen.*known: langchain"):
+        integrations.instrument(["autogen"])
 
 
 def test_a_missing_framework_is_not_an_error(monkeypatch, caplog):
@@ -132,6 +155,12 @@ def import_all_frameworks() -> None:
         "langgraph.prebuilt",
         "agents",
         "pydantic_ai",
+        "google.genai",
+        "botocore.client",
+        "litellm",
+        "smolagents",
+        "llama_index.core",
+        "claude_agent_sdk",
     ):
         importlib.import_module(module)
 
@@ -177,7 +206,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         t = time.perf_counter()
         agent_otel.setup("t", store=False, config={"exporter": {"probe_local": False}})
         took = time.perf_counter() - t
-        frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai")
+        frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai",
+                      "google.genai", "botocore", "litellm")
         print("imported by setup:", sorted(m for m in frameworks if m in sys.modules))
         print("pending:", integrations.pending())
         print("fast:", took < 1.0)
@@ -191,9 +221,17 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         from openai import OpenAI
         from openai._base_client import SyncAPIClient
         print("openai:", hasattr(SyncAPIClient.request, "__agent_otel_original__"))
-        import agents, pydantic_ai, mcp, anthropic
+        import agents, pydantic_ai, mcp, anthropic, smolagents, llama_index.core, claude_agent_sdk
         from agents.run import AgentRunner
         print("agents:", hasattr(AgentRunner.run, "__agent_otel_original__"))
+        from google import genai
+        from google.genai._api_client import BaseApiClient
+        print("google_genai:", hasattr(BaseApiClient.request, "__agent_otel_original__"))
+        import boto3
+        from botocore.client import BaseClient
+        print("bedrock:", hasattr(BaseClient._make_api_call, "__agent_otel_original__"))
+        import litellm
+        print("litellm:", hasattr(litellm.completion, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -203,12 +241,16 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['anthropic', 'langchain', 'langgraph', 'mcp', 'openai', 'openai_agents', 'pydantic_ai']",
+        "pending: ['anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain', 'langgraph',"
+        " 'litellm', 'llamaindex', 'mcp', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
         "fast: True",
         "pregel: True",
         "tool_node: True",
         "openai: True",
         "agents: True",
+        "google_genai: True",
+        "bedrock: True",
+        "litellm: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",

@@ -240,6 +240,108 @@ def mcp(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[s
     return {"conversation": "conv-c", "errors": True}
 
 
+def google_genai(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from google.genai import errors, types
+
+    from tests.integrations.test_google_genai import MODEL, answer, client, function_call, get_weather, usage
+
+    instrument("google_genai")
+    fake_api.reply(
+        Reply(function_call("get_weather", {"city": "Paris"}, "fc-1")),
+        Reply(answer(meta=usage(30, 5, cached=10, thoughts=2))),
+        Reply({"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}, status=400),
+    )
+    gemini = client(fake_api)
+    config = types.GenerateContentConfig(tools=[get_weather], temperature=0.1, max_output_tokens=64)
+    with pytest.raises(errors.ClientError), agent_otel.run("gemini", conversation_id="conv-gg"):
+        gemini.models.generate_content(model=MODEL, contents="weather?", config=config)
+        gemini.models.generate_content(model=MODEL, contents="again")
+    return {"conversation": "conv-gg", "errors": True}
+
+
+def litellm_scenario(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    import litellm
+
+    from tests.integrations.test_litellm import chat_completion
+
+    instrument("litellm", "openai")
+    fake_api.reply(Reply(chat_completion("gpt-4o-mini", 10, 3, cached=4, tool_call="call_1")))
+
+    @agent_otel.tool
+    def lookup(q: str) -> str:
+        return q
+
+    with agent_otel.run("lite", conversation_id="conv-l"):
+        litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "x"}],
+            api_base=fake_api.base_url,
+            api_key="k",
+            temperature=0.3,
+        )
+        lookup("x")
+    return {"conversation": "conv-l"}
+
+
+def bedrock_scenario(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from botocore.stub import Stubber
+
+    from tests.integrations.test_bedrock import MESSAGES, NOVA, bedrock, converse_response
+
+    instrument("bedrock")
+    client = bedrock()
+
+    @agent_otel.tool
+    def lookup(q: str) -> str:
+        return q
+
+    with Stubber(client) as stub, agent_otel.run("nova", conversation_id="conv-b"):
+        stub.add_response("converse", converse_response(10, 2, cache_read=5))
+        client.converse(modelId=NOVA, messages=MESSAGES, inferenceConfig={"maxTokens": 32})
+        lookup("x")
+    return {"conversation": "conv-b"}
+
+
+def smolagents(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from tests.integrations.test_smolagents import ScriptedModel, agent, answer, call
+
+    instrument("smolagents")
+    agent(ScriptedModel(call("lookup", {"q": "x"}, "c1"), answer("done"))).run("go")
+    return {}
+
+
+def llamaindex(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    from tests.integrations.test_llamaindex import agent, call, script, text
+
+    instrument("llamaindex")
+
+    async def main() -> None:
+        await agent(script(call("lookup", {"q": "x"}, "c1"), text("done"))).run(user_msg="go")
+
+    asyncio.run(main())
+    return {}
+
+
+def claude_agent_sdk(telemetry: Any, instrument: Callable[..., Any], fake_api: Any) -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from claude_agent_sdk import query
+
+    from tests.integrations.test_claude_agent_sdk import CLI, final_turn, tool_turn
+
+    instrument("claude_agent_sdk")
+    with tempfile.TemporaryDirectory() as tmp:
+        options = CLI(Path(tmp)).options({"turns": [tool_turn("Bash", {"command": "ls"}, "a"), final_turn()]})
+
+        async def main() -> None:
+            async for _ in query(prompt="go", options=options):
+                pass
+
+        asyncio.run(main())
+    return {"conversation": "session-1"}
+
+
 SCENARIOS = {
     "manual": manual,
     "openai": openai_client,
@@ -249,6 +351,12 @@ SCENARIOS = {
     "openai_agents": agents_sdk,
     "pydantic_ai": pydantic_ai,
     "mcp": mcp,
+    "google_genai": google_genai,
+    "litellm": litellm_scenario,
+    "bedrock": bedrock_scenario,
+    "smolagents": smolagents,
+    "llamaindex": llamaindex,
+    "claude_agent_sdk": claude_agent_sdk,
 }
 
 

@@ -46,7 +46,7 @@ def test_the_drill_runs_and_its_numbers_hold():
     span_drops = sum(n for key, n in outage["drops"].items() if key.startswith("spans/"))
     assert outage["spans_exported"] + span_drops == outage["spans_produced"]
     record_drops = sum(n for key, n in outage["drops"].items() if key.startswith("events/"))
-    assert outage["records_delivered"] + record_drops == sum(outage["records_produced"].values())
+    assert outage["records_delivered"] + record_drops == sum(outage["records_produced"].values()), outage
     assert len(outage["summary"]) == 1 and f"{outage['spans_produced']:,} spans" in outage["summary"][0]
     assert outage["shutdown_s"] < 2.0  # bounded by exporter.shutdown_timeout_s (1 s), with room for load
 

@@ -148,6 +148,20 @@ def test_records_a_sink_fails_to_write_are_counted(rig):
     assert rig.dropped() == {("events", "sink_error"): produced}
 
 
+def test_a_record_is_either_delivered_or_counted_never_both(rig):
+    """A batch one sink fails on is counted as dropped and not also as delivered (the drill found
+    delivered + dropped exceeding what was produced when a sink failed under load)."""
+    ok = ListSink()
+    rig.setup(None, {}, event_sinks=[ok, BrokenSink()])
+    tool_calls("a", "t", 5)
+    produced = records(5)
+    assert sdk.flush(5)
+    pipeline = sdk.installation().pipeline
+    assert len(ok.records) == produced  # the working sink still got everything
+    assert pipeline.delivered + pipeline.dropped == produced
+    assert rig.dropped() == {("events", "sink_error"): produced}
+
+
 def _poll(check, timeout_s: float = 10.0):
     import time
 

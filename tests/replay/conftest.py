@@ -17,7 +17,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agent_otel
-from agent_otel import sdk, snapshot_outcomes
+from agent_otel import integrations, sdk, snapshot_outcomes
+from tests.integrations.conftest import fake_api  # noqa: F401  (a fake model provider, for test_providers)
 from tests.replay import support_agent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +135,17 @@ def load_json_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def instrument(rig: Rig) -> Iterator[Callable[..., None]]:
+    """Set up agent_otel with the real SQLite store and instrument the named frameworks."""
+    names: list[str] = []
+
+    def do(*wanted: str) -> None:
+        rig.start()
+        names.extend(wanted)
+        integrations.instrument(list(wanted))
+
+    yield do
+    integrations.uninstrument(names)

@@ -18,7 +18,6 @@ from typing import Any, TypedDict
 import pytest
 
 import agent_otel
-from agent_otel import integrations
 from agent_otel.replay import ReplayError
 
 SENT: Counter[str] = Counter()
@@ -29,20 +28,6 @@ def _fresh_counts() -> Iterator[None]:
     SENT.clear()
     yield
     SENT.clear()
-
-
-@pytest.fixture
-def instrument(rig) -> Iterator[Callable[..., None]]:
-    """Set up agent_otel with the real SQLite store and instrument the named frameworks."""
-    names: list[str] = []
-
-    def do(*wanted: str) -> None:
-        rig.start()
-        names.extend(wanted)
-        integrations.instrument(list(wanted))
-
-    yield do
-    integrations.uninstrument(names)
 
 
 @dataclasses.dataclass

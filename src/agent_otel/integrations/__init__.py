@@ -68,6 +68,13 @@ _REGISTRY: dict[str, str] = {
     "openai": "agent_otel.integrations.openai_client:OpenAIIntegration",
     "anthropic": "agent_otel.integrations.anthropic_client:AnthropicIntegration",
     "mcp": "agent_otel.integrations.mcp_client:MCPIntegration",
+    "google_genai": "agent_otel.integrations.google_genai:GoogleGenAIIntegration",
+    "bedrock": "agent_otel.integrations.bedrock:BedrockIntegration",
+    "litellm": "agent_otel.integrations.litellm:LiteLLMIntegration",
+    "smolagents": "agent_otel.integrations.smolagents:SmolagentsIntegration",
+    "llamaindex": "agent_otel.integrations.llamaindex:LlamaIndexIntegration",
+    "claude_agent_sdk": "agent_otel.integrations.claude_agent_sdk:ClaudeAgentSDKIntegration",
+    "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
 }
 _active: dict[str, Integration] = {}
 

@@ -247,6 +247,12 @@ def parse_json_args(raw: Any) -> Any:
 framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm", default=None)
 
 
+def framework_call() -> LLMCall | None:
+    """The framework's LLM call in flight in this context, if any: a client request made now is its."""
+    call = framework_llm.get()
+    return call if call is not None and not call.done else None
+
+
 def reset_framework_llm(token: Any) -> None:
     """Undo ``framework_llm.set``; from another context (an abandoned stream) just clear it."""
     try:
@@ -280,4 +286,17 @@ def model_name(model: Any) -> str | None:
         value = getattr(model, attr, None)
         if isinstance(value, str) and value:
             return value
+    return None
+
+
+def wrapped_cause(exc: BaseException, kinds: Any = (AgentStopped, ReplayError)) -> Any:
+    """The first exception of ``kinds`` in ``exc``'s chain (``__cause__``, else ``__context__``), or None:
+    the AgentStopped or replay refusal a framework wrapped in an exception of its own."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
     return None

@@ -257,3 +257,105 @@ def pydantic_ai_output(response: Any) -> list[dict[str, Any]]:
         elif kind == "tool-call":
             parts.append(tool_call(part.tool_call_id, part.tool_name, part.args))
     return [message("assistant", parts, getattr(response, "finish_reason", None))]
+
+
+# --- Gemini (generateContent) ------------------------------------------------------------------------
+
+
+def _gemini_parts(parts: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts or ():
+        call = usage_value(part, "functionCall")
+        answer = usage_value(part, "functionResponse")
+        if usage_value(part, "text") is not None:
+            out.append(text(usage_value(part, "text")))
+        elif call is not None:
+            out.append(
+                tool_call(usage_value(call, "id"), usage_value(call, "name"), usage_value(call, "args"))
+            )
+        elif answer is not None:
+            out.append(tool_response(usage_value(answer, "id"), _jsonable(usage_value(answer, "response"))))
+        else:
+            kinds = (
+                [k for k in part if k not in ("thought", "thoughtSignature")]
+                if isinstance(part, dict)
+                else []
+            )
+            out.append({"type": str(kinds[0] if kinds else "unknown")})  # inline data, files...: named
+    return out
+
+
+def gemini_input(request: Any) -> list[dict[str, Any]]:
+    """The ``contents`` (and ``systemInstruction``) of a generateContent request body."""
+    out = []
+    system = usage_value(request, "systemInstruction")
+    if system is not None:
+        out.append(message("system", _gemini_parts(usage_value(system, "parts"))))
+    for content in usage_value(request, "contents") or ():
+        role = usage_value(content, "role")
+        out.append(
+            message(
+                "assistant" if role == "model" else role or "user",
+                _gemini_parts(usage_value(content, "parts")),
+            )
+        )
+    return out
+
+
+def gemini_output(body: Any) -> list[dict[str, Any]]:
+    return [
+        message(
+            "assistant",
+            _gemini_parts(usage_value(candidate, "content", "parts")),
+            usage_value(candidate, "finishReason"),
+        )
+        for candidate in usage_value(body, "candidates") or ()
+    ]
+
+
+# --- Bedrock Converse --------------------------------------------------------------------------------
+
+
+def _converse_blocks(blocks: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for block in blocks or ():
+        use = usage_value(block, "toolUse")
+        result = usage_value(block, "toolResult")
+        if usage_value(block, "text") is not None:
+            out.append(text(usage_value(block, "text")))
+        elif use is not None:
+            out.append(
+                tool_call(usage_value(use, "toolUseId"), usage_value(use, "name"), usage_value(use, "input"))
+            )
+        elif result is not None:
+            out.append(
+                tool_response(usage_value(result, "toolUseId"), _jsonable(usage_value(result, "content")))
+            )
+        else:
+            kinds = list(block) if isinstance(block, dict) else []
+            out.append({"type": str(kinds[0] if kinds else "unknown")})  # images, documents...: named
+    return out
+
+
+def converse_input(params: Any) -> list[dict[str, Any]]:
+    """The ``system`` and ``messages`` of a Bedrock Converse request."""
+    out = []
+    system = usage_value(params, "system")
+    if system:
+        out.append(message("system", _converse_blocks(system)))
+    for m in usage_value(params, "messages") or ():
+        out.append(message(usage_value(m, "role"), _converse_blocks(usage_value(m, "content"))))
+    return out
+
+
+def converse_output(response: Any) -> list[dict[str, Any]]:
+    m = usage_value(response, "output", "message")
+    if m is None:
+        return []
+    return [
+        message(
+            usage_value(m, "role") or "assistant",
+            _converse_blocks(usage_value(m, "content")),
+            usage_value(response, "stopReason"),
+        )
+    ]

@@ -30,9 +30,6 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
@@ -40,7 +37,8 @@ from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
 
 from . import Integration
-from ._common import Patcher, framework_llm
+from ._client import Reply, attach, detach
+from ._common import Patcher, framework_call
 
 
 class StreamUsage(Protocol):
@@ -57,23 +55,9 @@ class StreamUsage(Protocol):
     def feed(self, event: Any) -> None: ...
 
 
-class Response:
-    """The response's id, finish reasons and the ids of the tool calls the model asked for."""
-
-    __slots__ = ("finish_reasons", "response_id", "tool_call_ids")
-
-    def __init__(self) -> None:
-        self.response_id: str | None = None
-        self.finish_reasons: list[str] = []
-        self.tool_call_ids: list[str] = []
-
-    def add_reason(self, reason: Any) -> None:
-        if isinstance(reason, str) and reason:
-            self.finish_reasons.append(reason)
-
-    def add_tool_call(self, call_id: Any) -> None:
-        if isinstance(call_id, str) and call_id and call_id not in self.tool_call_ids:
-            self.tool_call_ids.append(call_id)
+#: The response's id, finish reasons and the ids of the tool calls the model asked for (the Stainless
+#: clients keep their usage in :class:`Usage`, so only these parts of a Reply are used here).
+Response = Reply
 
 
 class Usage:
@@ -146,12 +130,6 @@ def _llm_model(api: Api, options: Any) -> str | None:
     body = getattr(options, "json_data", None)
     model = body.get("model") if isinstance(body, dict) else None
     return str(model) if model else "unknown"
-
-
-def _framework_call() -> LLMCall | None:
-    """The framework's LLM call this request is made for, if one is in flight."""
-    call = framework_llm.get()
-    return call if call is not None and not call.done else None
 
 
 def _tell(call: LLMCall, usage: Usage) -> None:
@@ -388,33 +366,12 @@ def _hook_close(stream: Any, is_async: bool) -> None:
         stream.close = close
 
 
-def _attached(call: LLMCall) -> Any:
-    """Make the LLM span current while the HTTP request is sent, so HTTP client spans nest under it.
-
-    Not for a deferred step: the client's own span will be current then (and become the step's span).
-    """
-    if call.native is None and call.span is trace.INVALID_SPAN:
-        return None
-    try:
-        return otel_context.attach(trace.set_span_in_context(call.span))
-    except Exception:
-        return None
-
-
-def _detach(token: Any) -> None:
-    if token is not None:
-        try:
-            otel_context.detach(token)
-        except Exception as exc:
-            internal_error("detaching the LLM request context", exc)
-
-
 def make_sync_request(api: Api) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         @functools.wraps(original)
         def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
-            framework = _framework_call() if model is not None else None
+            framework = framework_call() if model is not None else None
             if framework is not None:
                 result = original(self, cast_to, options, *args, **kwargs)
                 _enrich(api, framework, result, is_async=False)
@@ -423,14 +380,14 @@ def make_sync_request(api: Api) -> Callable[[Any], Any]:
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
                 return original(self, cast_to, options, *args, **kwargs)
-            token = _attached(call)
+            token = attach(call)
             try:
                 result = original(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
             finally:
-                _detach(token)
+                detach(token)
             return _complete(api, call, result, is_async=False, path=_path(options))
 
         return request
@@ -443,7 +400,7 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
         @functools.wraps(original)
         async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
-            framework = _framework_call() if model is not None else None
+            framework = framework_call() if model is not None else None
             if framework is not None:
                 result = await original(self, cast_to, options, *args, **kwargs)
                 _enrich(api, framework, result, is_async=True)
@@ -452,14 +409,14 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
                 return await original(self, cast_to, options, *args, **kwargs)
-            token = _attached(call)
+            token = attach(call)
             try:
                 result = await original(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
             finally:
-                _detach(token)
+                detach(token)
             return _complete(api, call, result, is_async=True, path=_path(options))
 
         return request

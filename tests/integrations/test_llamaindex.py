@@ -1,0 +1,306 @@
+"""LlamaIndex agents driven by its MockFunctionCallingLLM test double: workflow runs, tool and LLM steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel.hashing import sha
+from tests.integrations.conftest import chat_usage, children, one, ours, parent_of, steps, stop_event
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core.agent.workflow import AgentStream, FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetadata, ToolCallBlock
+from llama_index.core.llms.callbacks import llm_chat_callback
+from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.tools import FunctionTool
+
+CALLS: list[str] = []
+USAGE = {"prompt_tokens": 10, "completion_tokens": 5}
+
+
+class ScriptedLLM(MockFunctionCallingLLM):
+    """MockFunctionCallingLLM answering with scripted messages, with usage in ``raw`` as OpenAI reports it.
+
+    Its ``achat`` calls ``chat`` (as the mock's does): one request, two LLM spans of LlamaIndex's.
+    """
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(is_function_calling_model=True, is_chat_model=True, model_name="gpt-4o")
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        message = self._get_response_generator()(messages, **kwargs)
+        return ChatResponse(
+            message=message, delta=message.content or "", raw={"model": "gpt-4o-2024-08-06", "usage": USAGE}
+        )
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Any:
+        message = self._get_response_generator()(messages, **kwargs)
+
+        async def gen() -> Any:
+            text = message.content or ""
+            yield ChatResponse(message=ChatMessage(role="assistant", content=text[:2]), delta=text[:2])
+            yield ChatResponse(
+                message=message, delta=text[2:], raw={"usage": {"input_tokens": 7, "output_tokens": 4}}
+            )
+
+        return gen()
+
+
+def script(*messages: ChatMessage | Exception) -> ScriptedLLM:
+    queue = list(messages)
+
+    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return ScriptedLLM(response_generator=respond)
+
+
+def call(name: str, kwargs: dict, call_id: str) -> ChatMessage:
+    return ChatMessage(
+        role="assistant", blocks=[ToolCallBlock(tool_call_id=call_id, tool_name=name, tool_kwargs=kwargs)]
+    )
+
+
+def text(content: str) -> ChatMessage:
+    return ChatMessage(role="assistant", content=content)
+
+
+def lookup(q: str) -> str:
+    """Look something up."""
+    CALLS.append(q)
+    return q.upper()
+
+
+def flaky(n: int) -> str:
+    """Fails for n < 2."""
+    CALLS.append(f"flaky {n}")
+    if n < 2:
+        raise ValueError(f"{n} is too small")
+    return "fine"
+
+
+def delete_account(user: str) -> str:
+    """Delete an account."""
+    CALLS.append(f"deleted {user}")
+    return "deleted"
+
+
+@pytest.fixture(autouse=True)
+def _calls():
+    CALLS.clear()
+    yield
+    CALLS.clear()
+
+
+def agent(llm: ScriptedLLM, *tools: Any, name: str = "li-agent", streaming: bool = False) -> FunctionAgent:
+    return FunctionAgent(
+        name=name,
+        llm=llm,
+        tools=[FunctionTool.from_defaults(t) for t in tools or (lookup,)],
+        streaming=streaming,
+    )
+
+
+async def test_agent_run_with_a_tool_call(telemetry, instrument):
+    instrument("llamaindex")
+    result = await agent(script(call("lookup", {"q": "otel"}, "call_1"), text("done"))).run(
+        user_msg="find otel"
+    )
+    assert str(result) == "done"
+    assert CALLS == ["otel"]
+
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent li-agent")
+    assert root.parent is None
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    tool_span = one(spans, "execute_tool lookup")
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
+    assert tool_span.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool_span.attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert tool_span.attributes["agent.tool.status"] == "ok"
+    chat = children(root, spans)[0]
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 10
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 5
+    assert chat.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert chat.attributes["agent.cost_usd"] == pytest.approx((10 * 2.5 + 5 * 10) / 1e6)
+    assert root.attributes["agent.input_sha"] == sha("find otel")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.tool_calls"] == 1
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+
+    assert [
+        (e["tool"], e["step_id"], e["args_sha"], e["result_sha"], e["status"])
+        for e in telemetry.events("tool_result")
+    ] == [("lookup", 2, sha({"q": "otel"}), sha("OTEL"), "ok")]
+    assert [
+        (e["usage"]["input_tokens"], e["usage"]["output_tokens"]) for e in telemetry.events("llm_result")
+    ] == [
+        (10, 5),
+        (10, 5),
+    ]
+    (stop,) = telemetry.events("stop")
+    assert stop["stop_reason"] == "completed" and stop["usage"]["llm_calls"] == 2
+    metrics = telemetry.metrics()
+    assert [(p[0]["stop_reason"], p[1].value) for p in metrics["agent.stop"]] == [("completed", 1)]
+    assert [(p[0]["tool"], p[0]["status"], p[1].value) for p in metrics["agent.tool.invocations"]] == [
+        ("lookup", "ok", 1)
+    ]
+
+
+async def test_streamed_agent_run(telemetry, instrument):
+    instrument("llamaindex")
+    handler = agent(script(call("lookup", {"q": "s"}, "c1"), text("streamed")), streaming=True).run(
+        user_msg="go"
+    )
+    deltas = [ev.delta async for ev in handler.stream_events() if isinstance(ev, AgentStream)]
+    assert str(await handler) == "streamed"
+    assert "st" in deltas
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent li-agent")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert chat_usage(root, spans) == [(7, 4), (7, 4)]
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+def test_sync_llm_calls_inside_a_user_run(telemetry, instrument):
+    instrument("llamaindex")
+    llm = script(text("hello"))
+    with agent_otel.run("sync-user") as run:
+        assert llm.chat([ChatMessage(role="user", content="hi")]).message.content == "hello"
+        assert llm.complete("hi").text == "hi"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent sync-user")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "chat gpt-4o")]
+    assert run.result.usage["input_tokens"] == 10  # the mock's complete() reports no usage
+
+
+def test_llm_call_outside_any_run_is_not_recorded(telemetry, instrument):
+    instrument("llamaindex")
+    script(text("hello")).chat([ChatMessage(role="user", content="hi")])
+    assert ours(telemetry.spans()) == []
+
+
+async def test_tool_error_is_an_error_output_and_the_run_goes_on(telemetry, instrument):
+    instrument("llamaindex")
+    llm = script(call("flaky", {"n": 1}, "f1"), call("flaky", {"n": 2}, "f2"), text("ok"))
+    assert str(await agent(llm, flaky).run(user_msg="go")) == "ok"
+    spans = ours(telemetry.spans())
+    flaky_spans = sorted([s for s in spans if s.name == "execute_tool flaky"], key=lambda s: s.start_time)
+    assert [s.attributes["agent.tool.status"] for s in flaky_spans] == ["error", "ok"]
+    assert flaky_spans[0].attributes["error.type"] == "ValueError"
+    assert one(spans, "invoke_agent li-agent").attributes["agent.stop_reason"] == "completed"
+
+
+async def test_model_error_stops_with_model_error(telemetry, instrument):
+    instrument("llamaindex")
+    with pytest.raises(ConnectionError):
+        await agent(script(ConnectionError("model down"))).run(user_msg="go")
+    spans = ours(telemetry.spans())
+    assert one(spans, "chat gpt-4o").attributes["error.type"] == "ConnectionError"
+    root = one(spans, "invoke_agent li-agent")
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.status.status_code.name == "ERROR"
+
+
+async def test_max_iterations_stops_with_max_steps(telemetry, instrument):
+    from workflows.errors import WorkflowRuntimeError
+
+    instrument("llamaindex")
+    with pytest.raises(WorkflowRuntimeError, match="Max iterations"):
+        await agent(script(call("lookup", {"q": "again"}, "c"))).run(user_msg="go", max_iterations=2)
+    root = one(ours(telemetry.spans()), "invoke_agent li-agent")
+    assert root.attributes["agent.stop_reason"] == "max_steps"
+    assert root.status.status_code.name == "UNSET"
+
+
+async def test_denied_tool_never_runs_and_stops_the_run(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("llamaindex")
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await agent(script(call("delete_account", {"user": "bob"}, "d1"), text("never")), delete_account).run(
+            user_msg="delete bob"
+        )
+    assert stopped.value.stop_reason == "policy_denied"
+    assert CALLS == []
+    spans = ours(telemetry.spans())
+    assert one(spans, "invoke_agent li-agent").attributes["agent.stop_reason"] == "policy_denied"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+
+
+async def test_step_budget_stops_the_agent_after_the_request_it_caught(guarded, instrument):
+    telemetry = guarded({"budget": {"max_steps": 2}})
+    instrument("llamaindex")
+    llm = script(call("lookup", {"q": "a"}, "c1"), call("lookup", {"q": "b"}, "c2"), text("never"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await agent(llm).run(user_msg="go")
+    assert stopped.value.stop_reason == "max_steps"
+    assert CALLS == ["a"]  # the second tool call never ran
+    root = one(ours(telemetry.spans()), "invoke_agent li-agent")
+    assert root.attributes["agent.stop_reason"] == "max_steps"
+    assert root.attributes["agent.steps"] == 2
+
+
+async def test_run_inside_a_user_run_joins_it(telemetry, instrument):
+    instrument("llamaindex")
+    async with agent_otel.run("outer") as run:
+        await agent(script(call("lookup", {"q": "a"}, "c1"), text("ok"))).run(user_msg="go")
+    spans = ours(telemetry.spans())
+    assert not [s for s in spans if s.name == "invoke_agent li-agent"]
+    assert steps(one(spans, "invoke_agent outer"), spans) == [
+        (1, "chat gpt-4o"),
+        (2, "execute_tool lookup"),
+        (3, "chat gpt-4o"),
+    ]
+    assert run.result.usage["tool_calls"] == 1
+
+
+async def test_agent_called_from_a_tool_is_a_sub_agent(telemetry, instrument):
+    instrument("llamaindex")
+    researcher = agent(script(call("lookup", {"q": "b"}, "c9"), text("found")), name="researcher")
+
+    async def research(topic: str) -> str:
+        """Delegate."""
+        return str(await researcher.run(user_msg=topic))
+
+    boss = agent(script(call("research", {"topic": "t"}, "r1"), text("all done")), research, name="boss")
+    assert str(await boss.run(user_msg="go")) == "all done"
+    spans = ours(telemetry.spans())
+    boss_span = one(spans, "invoke_agent boss")
+    sub = one(spans, "invoke_agent researcher")
+    assert parent_of(sub, spans) is one(spans, "execute_tool research")
+    assert sub.attributes["agent.parent_run_id"] == boss_span.attributes["agent.run_id"]
+    assert steps(sub, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+
+
+async def test_uninstrument_removes_the_handlers(telemetry, instrument):
+    from llama_index.core.agent.workflow.base_agent import BaseWorkflowAgent
+    from llama_index.core.instrumentation import get_dispatcher
+
+    dispatcher = get_dispatcher()
+    before = (list(dispatcher.span_handlers), list(dispatcher.event_handlers), BaseWorkflowAgent._call_tool)
+    instrument("llamaindex")
+    assert len(dispatcher.span_handlers) == len(before[0]) + 1
+    second = agent_otel.integrations._load("llamaindex")
+    second.instrument()  # another instance (a second setup()) adds no second pair of handlers
+    assert len(dispatcher.span_handlers) == len(before[0]) + 1
+    second.uninstrument()
+    await agent(script(call("lookup", {"q": "a"}, "c1"), text("ok"))).run(user_msg="go")
+    runs = [s for s in ours(telemetry.spans()) if s.name == "invoke_agent li-agent"]
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["completed"]
+    telemetry.exporter.clear()
+    agent_otel.integrations.uninstrument(["llamaindex"])
+    assert (dispatcher.span_handlers, dispatcher.event_handlers, BaseWorkflowAgent._call_tool) == before
+    await agent(script(text("x"))).run(user_msg="go")
+    assert ours(telemetry.spans()) == []

@@ -1,0 +1,246 @@
+"""Store rows and replay of smolagents, LlamaIndex and Claude Agent SDK runs (CrewAI's: tests/envs/crewai).
+
+Each framework runs with its own test double, the same script when recording and replaying; the tools count
+their real executions (``SENT``), which is how the tests prove that a replay never ran them, and what the
+framework got back must be what it got when the run was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel.hashing import sha
+from agent_otel.replay import ReplayError
+from tests.replay.test_frameworks import SENT, _fresh_counts  # noqa: F401 (an autouse fixture)
+
+
+def tool_rows(rig, run_id: str) -> list[tuple[Any, ...]]:
+    return [
+        (e["tool"], e["args_sha"], e["result_sha"], e["status"], e["error"]) for e in rig.tool_events(run_id)
+    ]
+
+
+def assert_served(rp, rig, original: str, tool_calls: int) -> None:
+    report = rp.report
+    assert report.matched and not report.diverged, str(report)
+    assert (report.recorded_tool_calls, report.served) == (tool_calls, tool_calls)
+    assert report.stop_reason_then == report.stop_reason_now == "completed"
+    assert tool_rows(rig, report.replay_run_id) == tool_rows(rig, original)
+
+
+# --- smolagents -------------------------------------------------------------------------------------
+
+
+def _smolagents() -> Callable[[], Any]:
+    pytest.importorskip("smolagents")
+    from smolagents import ToolCallingAgent, tool
+    from smolagents.models import (
+        ChatMessage,
+        ChatMessageToolCall,
+        ChatMessageToolCallFunction,
+        MessageRole,
+        Model,
+    )
+    from smolagents.monitoring import LogLevel, TokenUsage
+
+    def call(name: str, arguments: dict, call_id: str) -> ChatMessage:
+        function = ChatMessageToolCallFunction(name=name, arguments=arguments)
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content="",
+            tool_calls=[ChatMessageToolCall(function, call_id, "function")],
+            token_usage=TokenUsage(10, 5),
+        )
+
+    class Scripted(Model):
+        def __init__(self) -> None:
+            super().__init__(model_id="gpt-4o")
+            self.script = [
+                call("send_email", {"to": "kim@example.com", "body": "shipped"}, "c1"),
+                call("charge", {"amount": 30}, "c2"),
+                call("charge", {"amount": 20}, "c3"),
+                call("final_answer", {"answer": "done"}, "c4"),
+            ]
+            self.seen: list[Any] = []
+
+        def generate(self, messages: Any, **kwargs: Any) -> ChatMessage:
+            self.seen.append(
+                [m.content for m in messages if getattr(m, "role", None) == MessageRole.TOOL_RESPONSE]
+            )
+            return self.script.pop(0)
+
+    @tool
+    def send_email(to: str, body: str) -> str:
+        """Send an e-mail.
+
+        Args:
+            to: address
+            body: text
+        """
+        SENT["send_email"] += 1
+        return f"queued message {SENT['send_email']} to {to}"
+
+    @tool
+    def charge(amount: int) -> str:
+        """Charge the card.
+
+        Args:
+            amount: dollars
+        """
+        SENT["charge"] += 1
+        if amount > 25:
+            raise ValueError(f"{amount} is over the limit, try 20")
+        return f"charged {amount}"
+
+    def agent() -> Any:
+        return ToolCallingAgent(
+            tools=[send_email, charge], model=Scripted(), name="smol_support", verbosity_level=LogLevel.OFF
+        )
+
+    return agent
+
+
+def test_smolagents_store_rows_and_replay(rig, instrument):
+    agent = _smolagents()
+    instrument("smolagents")
+    recorded = agent()
+    assert recorded.run("ship it") == "done"
+    assert SENT == {"send_email": 1, "charge": 2}
+    original = rig.last_run_id("smol_support")
+    row = rig.run_row(original)
+    assert (row["agent"], row["stop_reason"], row["tool_calls"], row["steps"]) == (
+        "smol_support",
+        "completed",
+        3,
+        7,
+    )
+    assert tool_rows(rig, original) == [
+        (
+            "send_email",
+            sha({"to": "kim@example.com", "body": "shipped"}),
+            sha("queued message 1 to kim@example.com"),
+            "ok",
+            None,
+        ),
+        ("charge", sha({"amount": 30}), None, "error", "ValueError"),
+        ("charge", sha({"amount": 20}), sha("charged 20"), "ok", None),
+    ]
+
+    with agent_otel.replay(original) as rp:
+        replayed = agent()
+        assert replayed.run(rp.input) == "done"
+    assert SENT == {"send_email": 1, "charge": 2}
+    # the model saw the same observations, the recorded error included
+    assert [m.observations for m in replayed.memory.steps[1:]] == [
+        m.observations for m in recorded.memory.steps[1:]
+    ]
+    assert_served(rp, rig, original, 3)
+
+
+# --- LlamaIndex -------------------------------------------------------------------------------------
+
+
+def _llamaindex() -> Callable[[], Any]:
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.tools import FunctionTool
+
+    def call(name: str, kwargs: dict, call_id: str) -> ChatMessage:
+        return ChatMessage(
+            role="assistant", blocks=[ToolCallBlock(tool_call_id=call_id, tool_name=name, tool_kwargs=kwargs)]
+        )
+
+    def send_email(to: str, body: str) -> str:
+        """Send an e-mail."""
+        SENT["send_email"] += 1
+        return f"queued message {SENT['send_email']} to {to}"
+
+    def charge(amount: int) -> dict:
+        """Charge the card."""
+        SENT["charge"] += 1
+        if amount > 25:
+            raise ValueError(f"{amount} is over the limit, try 20")
+        return {"charged": amount}
+
+    def agent() -> Any:
+        script = [
+            call("send_email", {"to": "kim@example.com", "body": "shipped"}, "c1"),
+            call("charge", {"amount": 30}, "c2"),
+            call("charge", {"amount": 20}, "c3"),
+            ChatMessage(role="assistant", content="done"),
+        ]
+        llm = MockFunctionCallingLLM(response_generator=lambda messages, **kw: script.pop(0))
+        tools = [FunctionTool.from_defaults(send_email), FunctionTool.from_defaults(charge)]
+        return FunctionAgent(name="li-support", llm=llm, tools=tools, streaming=False)
+
+    return agent
+
+
+def _tool_results(result: Any) -> list[tuple[Any, ...]]:
+    return [(t.tool_id, t.tool_output.content, t.tool_output.is_error) for t in result.tool_calls]
+
+
+async def test_llamaindex_store_rows_and_replay(rig, instrument):
+    agent = _llamaindex()
+    instrument("llamaindex")
+    recorded = await agent().run(user_msg="ship it")
+    assert SENT == {"send_email": 1, "charge": 2}
+    original = rig.last_run_id("li-support")
+    row = rig.run_row(original)
+    assert (row["agent"], row["stop_reason"], row["tool_calls"]) == ("li-support", "completed", 3)
+    assert [r[3:] for r in tool_rows(rig, original)] == [("ok", None), ("error", "ValueError"), ("ok", None)]
+
+    with agent_otel.replay(original) as rp:
+        replayed = await agent().run(user_msg=rp.input)
+    assert SENT == {"send_email": 1, "charge": 2}
+    assert str(replayed) == str(recorded) == "done"
+    assert _tool_results(replayed) == _tool_results(recorded)
+    assert _tool_results(replayed)[1] == ("c2", "30 is over the limit, try 20", True)
+    assert_served(rp, rig, original, 3)
+
+
+# --- Claude Agent SDK -------------------------------------------------------------------------------
+
+
+def test_claude_agent_sdk_replay_refuses_tool_uses_the_cli_would_run(rig, instrument, tmp_path: Path):
+    pytest.importorskip("claude_agent_sdk")
+    from claude_agent_sdk import ClaudeAgentOptions, query
+
+    fake = Path(__file__).resolve().parents[1] / "integrations" / "fake_claude_cli.py"
+    cli = tmp_path / "claude"
+    cli.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    cli.chmod(0o700)
+    script = tmp_path / "script.json"
+    tool = {"id": "toolu_1", "name": "Bash", "input": {"command": "deploy"}, "result": "deployed"}
+    turns = [{"id": "msg_1", "tool": tool}, {"id": "msg_2", "text": "Deployed."}]
+    script.write_text(json.dumps({"prompts": [{"turns": turns}, {"turns": turns}]}))
+    log = tmp_path / "ran.jsonl"
+    options = ClaudeAgentOptions(
+        cli_path=str(cli), env={"FAKE_CLAUDE_SCRIPT": str(script), "FAKE_CLAUDE_LOG": str(log)}
+    )
+
+    async def run(prompt: str) -> list[Any]:
+        return [m async for m in query(prompt=prompt, options=options)]
+
+    instrument("claude_agent_sdk")
+    import asyncio
+
+    asyncio.run(run("deploy it"))
+    original = rig.last_run_id("claude-agent")
+    assert tool_rows(rig, original) == [("Bash", sha({"command": "deploy"}), sha("deployed"), "ok", None)]
+    assert len(log.read_text().splitlines()) == 1
+
+    with agent_otel.replay(original) as rp:
+        with pytest.raises(ReplayError, match="cannot be served"):
+            asyncio.run(run(rp.input))
+    assert len(log.read_text().splitlines()) == 1  # the CLI was told not to run it
+    assert rp.report.served == 0
