@@ -653,7 +653,14 @@ def child(key: str, runs: int, rounds: int, out: str) -> None:
         json.dump(results, f)
 
 
-def run_child(key: str, runs: int, rounds: int) -> dict[str, Any]:
+BASELINE = "@baseline"  # suffix of an agent-otel case measured with --baseline-src
+
+
+def run_child(key: str, runs: int, rounds: int, baseline_src: str | None = None) -> dict[str, Any]:
+    env = dict(os.environ)
+    if key.endswith(BASELINE):  # the same case with another agent-otel's source first on the path
+        key = key.removesuffix(BASELINE)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (baseline_src, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         proc = subprocess.run(
@@ -661,6 +668,7 @@ def run_child(key: str, runs: int, rounds: int) -> dict[str, Any]:
                 *(sys.executable, os.path.abspath(__file__), "--runs", str(runs), "--rounds", str(rounds)),
                 *("--child", key, "--child-out", out),
             ],
+            env=env,
             capture_output=True,
             text=True,
             timeout=3600,
@@ -673,15 +681,21 @@ def run_child(key: str, runs: int, rounds: int) -> dict[str, Any]:
     return {"key": key, "failed": "\n".join(tail)}
 
 
-def import_time(samples: int) -> dict[str, float]:
+def import_time(samples: int, src: str | None = None) -> dict[str, float]:
     """Wall and CPU time of ``import agent_otel`` in fresh processes (medians), and of the interpreter."""
     code = (
         "import time; w, c = time.perf_counter(), time.process_time(); import agent_otel; "
         "print(time.perf_counter() - w, time.process_time() - c)"
     )
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     walls, cpus, bare = [], [], []
     for _ in range(samples):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        out = run.stdout
         wall, cpu = (float(x) for x in out.split())
         walls.append(wall * 1000)
         cpus.append(cpu * 1000)
@@ -806,6 +820,9 @@ def render(results: dict[str, Any]) -> str:
             f"(median of {results['import_samples']}; the interpreter itself starts in "
             f"{imp['python_startup_ms']:.0f} ms)",
         ]
+    base = results.get("import_baseline")
+    if base:
+        lines.append(f"  baseline: {base['wall_ms']:.0f} ms wall, {base['cpu_ms']:.0f} ms CPU")
     lines += ["", "Setup:"]
     for case in (BY_KEY[r["key"]] for r in measured):
         lines += textwrap.wrap(
@@ -826,6 +843,11 @@ def main() -> int:
     )
     parser.add_argument("--import-samples", type=int, default=9, help="fresh processes timing the import")
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead")
+    parser.add_argument(
+        "--baseline-src",
+        help="also measure the agent-otel cases with this source directory first on PYTHONPATH (another "
+        "version: a `git worktree` or `git archive` of it), interleaved with the others",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -848,10 +870,19 @@ def main() -> int:
     versions.update({c.dist: version(c.dist) for c in selected if c.dist})
     loadavg = os.getloadavg()
     per_case: dict[str, list[dict[str, Any]]] = {c.key: [] for c in runnable}
+    if args.baseline_src:  # the agent-otel cases again, with another source tree, interleaved with these
+        for case in [c for c in runnable if c.dist is None]:
+            key = case.key + BASELINE
+            BY_KEY[key] = Case(
+                key, f"{case.label} (baseline)", None, None, f"{case.setup}; {args.baseline_src}"
+            )
+            runnable.append(BY_KEY[key])
+            selected.append(BY_KEY[key])
+            per_case[key] = []
     for p in range(args.processes):
         shift = p % max(len(runnable), 1)
         for case in runnable[shift:] + runnable[:shift]:
-            per_case[case.key].append(run_child(case.key, args.runs, args.rounds))
+            per_case[case.key].append(run_child(case.key, args.runs, args.rounds, args.baseline_src))
     rows = []
     for case in selected:
         if case in runnable:
@@ -874,6 +905,11 @@ def main() -> int:
         "cases": rows,
         "import_samples": args.import_samples,
         "import": import_time(args.import_samples) if args.import_samples else None,
+        "import_baseline": (
+            import_time(args.import_samples, args.baseline_src)
+            if args.import_samples and args.baseline_src
+            else None
+        ),
         "load_end": os.getloadavg(),
         "per_process": per_case,
     }

@@ -415,7 +415,9 @@ class _ArgBinder:
         )
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.skip_first and args:
+        if not args:
+            return kwargs  # a call by keyword: ``**kwargs`` made a fresh dict for this call already
+        if self.skip_first:
             args = args[1:]
         names = self.names
         bound = dict(zip(names, args, strict=False))
