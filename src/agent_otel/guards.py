@@ -19,7 +19,9 @@ span event (with ``enforced=false`` and ``would_stop``) and counter, once per ca
 The only guard that can trigger without configuration is the loop guard (``guards.loop``, on by default);
 budgets, the policy, ``tool_timeout_s`` and the kill switch act only once configured (or engaged), so they
 always enforce. In the user's own ``agent_otel.run`` (and ``@agent``) every guard enforces: the user wrote
-the run, the defaults are part of what they asked for.
+the run, the defaults are part of what they asked for. A run the GenAI span bridge follows only through a
+framework's spans (``Run.stoppable`` false: the framework offers no hook before its steps) cannot be
+stopped by anything agent-otel runs, so there every guard observes.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.config import SOURCE_DEFAULT, Config, ConfigError
-from agent_otel.steps import Policy, RunPolicy, Step, defer_stop, note_failure
+from agent_otel.steps import Policy, Refusal, RunPolicy, Step, defer_stop, note_failure
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 from agent_otel.tools import ToolCall, ToolOptions
 
@@ -66,7 +68,7 @@ class Budget:
         return replace(base, **changes)
 
 
-class ToolDenied(PermissionError):
+class ToolDenied(Refusal, PermissionError):
     """A tool call was blocked by policy or by the kill switch's ``writes`` scope.
 
     Raised only with ``guards.on_deny: raise``; by default a denied call ends the run (AgentStopped).
@@ -219,6 +221,8 @@ class Guards(Policy):
 
     def enforces(self, run: Run, guard: str) -> bool:
         """Whether ``guard`` stops ``run`` when it triggers, or only observes (see the module docstring)."""
+        if not run.stoppable:  # nothing runs before the framework's steps that could stop them
+            return False
         if not run.framework:
             return True
         if guard in _DEFAULT_ON:
@@ -315,7 +319,7 @@ class RunGuards(RunPolicy):
         denial = self.guards.policy_denial(run.agent, name)
         if denial is not None:
             self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
-        if self.loop.enabled:
+        if self.loop.enabled and args_sha:  # a framework span without arguments has no hash to compare
             self._loop_check(run, name, args_sha)
 
     def before_llm(self, run: Run, model: str) -> None:
@@ -491,7 +495,7 @@ class RunGuards(RunPolicy):
     def _deny(
         self, run: Run, guard: str, tool: str, why: str, reason: StopReason, limit: Any = "deny"
     ) -> None:
-        if self.guards.on_deny == "raise":
+        if self.guards.on_deny == "raise" and self.guards.enforces(run, guard):
             record(run, guard, limit, tool, tool=tool)
             denied = ToolDenied(tool, guard, why)
             # Caught, the run goes on; left uncaught, the run ends with the guard's stop reason.
@@ -500,6 +504,9 @@ class RunGuards(RunPolicy):
         self.trigger(run, guard, limit, tool, reason, f"{tool}: {why}", tool=tool)
 
     def _mark_pending(self, run: Run, guard: str, limit: Any, observed: Any, reason: StopReason) -> None:
+        if not self.guards.enforces(run, guard):
+            self.trigger(run, guard, limit, observed, reason, "")  # observes: records it, returns
+            return
         record(run, guard, limit, observed)
         defer_stop(run, StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}"))
 

@@ -54,10 +54,12 @@ class LLMCall(Step):
         "_start_time_ns",
         "agent_name",
         "attributes",
+        "bridged",
         "deferred",
         "model",
         "native",
         "provider",
+        "taken",
     )
 
     kind = "llm"
@@ -71,6 +73,10 @@ class LLMCall(Step):
         self.attributes: dict[str, Any] = {}  # request and response attributes for the span
         self.native: Any = None  # the library's own span of this request, once adopted
         self.deferred = False
+        # A step the GenAI span bridge made of a framework's request span: a client integration that
+        # records the same request inside that span takes it over (``taken``), so the request is one step.
+        self.bridged = False
+        self.taken: LLMCall | None = None
         self._parent: Any = None
         self._start_time_ns = time.time_ns()
 
@@ -97,6 +103,14 @@ class LLMCall(Step):
         """A library's request span that is current already is adopted; a deferred call opens none yet."""
         if start_time_ns is not None:
             self._start_time_ns = start_time_ns
+        taken = self.taken
+        if taken is not None:  # the bridge's step of this request's framework span: this call is it now
+            self.step_id = taken.step_id
+            taken.span.set_attributes(self.adopt(taken.span))
+            binding = steps.span_binding(taken.span)
+            if binding is not None:
+                binding.step = self
+            return taken.span
         enclosing = native.enclosing_chat_span(self.run)
         if enclosing is not None:
             enclosing.set_attributes(self.adopt(enclosing))
@@ -252,6 +266,7 @@ def begin(
     is not the run's own (after a handoff).
     """
     call = LLMCall(run, model, call_id)
+    call.taken = _take_over(run)
     call.provider = provider
     call.agent_name = agent_name
     call.deferred = defer
@@ -260,6 +275,19 @@ def begin(
     if run.model is None and model != "unknown":
         run.model = model  # the run's gen_ai.request.model: the model its first request asked for
     return steps.begin(call, checks=checks, attach=attach and not defer, start_time_ns=start_time_ns)  # type: ignore[return-value]
+
+
+def _take_over(run: Run) -> LLMCall | None:
+    """The bridge's step of the framework request span that is current, which a client integration's
+    call of the same request replaces (uncounted here, so the checks of the new call see it as one)."""
+    binding = steps.span_binding(trace.get_current_span())
+    step = binding.step if binding is not None else None
+    if not isinstance(step, LLMCall) or not step.bridged or step.run is not run or not step.claim_end():
+        return None
+    with run.ledger.lock:
+        run.steps -= 1
+        run.llm_calls -= 1
+    return step
 
 
 def _complete(

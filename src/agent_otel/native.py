@@ -14,7 +14,8 @@ Two ways a native span meets an LLM step (:class:`agent_otel.llm.LLMCall`):
 
 * the library starts its span *inside* the step (anthropic's client under agent-otel's request wrapper,
   or under a LangChain / Agents SDK model call): the step was begun with its own span deferred
-  (``defer=True``), and :class:`NativeSpans`, a span processor, adopts the native span in ``on_start``;
+  (``defer=True``), and the bridge's span processor (:mod:`agent_otel.bridge`) adopts the native span in
+  ``on_start`` (:data:`pending`);
   if no native span starts, the step opens its own span when it ends, back-dated to its start;
 * the library's span is already current when the step begins (PydanticAI's instrumentation capability
   runs outside agent-otel's): :func:`enclosing_chat_span` finds it and the step adopts it at once.
@@ -23,22 +24,19 @@ Native ``execute_tool`` spans (PydanticAI's, an in-process MCP server's) stay ch
 ``execute_tool`` span and get its ``agent.run_id``/``agent.step_id``, so a join on the step sees one tool
 call. Any other native GenAI span that starts inside a run gets ``agent.run_id``.
 
-Recognising native GenAI spans is the seed of the GenAI-span bridge (issue 13), which will turn
-frameworks' native spans into whole agent-otel runs; everything that knows what a native span looks like
-lives here.
+A native GenAI span that no agent-otel step records becomes a run or a step of its own: that is the GenAI
+span bridge (:mod:`agent_otel.bridge`). Everything that knows what a native span looks like lives here.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from agent_otel import conventions as c
-from agent_otel.steps import active_run, internal_error
 
 if TYPE_CHECKING:
     from agent_otel.llm import LLMCall
@@ -46,9 +44,24 @@ if TYPE_CHECKING:
 SCOPE = "agent_otel"
 #: Operations whose span is one model request.
 REQUEST_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+#: The GenAI registry's well-known ``gen_ai.operation.name`` values. A span names its operation first
+#: (``invoke_agent {agent}``, ``chat {model}``, ``execute_tool {tool}``), which is all there is to go by
+#: when a library sets its attributes after starting the span (Strands, Google ADK).
+OPERATIONS = frozenset(
+    {
+        *REQUEST_OPERATIONS,
+        "embeddings",
+        "retrieval",
+        "create_agent",
+        "invoke_agent",
+        "execute_tool",
+        "invoke_workflow",
+        "plan",
+    }
+)
 #: Instrumentation scopes that also record the GenAI client metrics for the requests they trace, so
 #: agent-otel does not record them a second time for an adopted request.
-SCOPES_WITH_METRICS = frozenset({"pydantic-ai"})
+SCOPES_WITH_METRICS = frozenset({"pydantic-ai", "gcp.vertex.agent", "agent_framework"})
 
 #: The LLM step whose span is deferred in this context, waiting for a native span to adopt.
 pending: ContextVar[LLMCall | None] = ContextVar("agent_otel_pending_llm", default=None)
@@ -64,18 +77,37 @@ def enable(on: bool) -> None:
         _enabled = on
 
 
+def enabled() -> bool:
+    return _enabled
+
+
 def is_native_genai(span: Any) -> bool:
-    """A recording SDK span of another library that says it is a GenAI operation."""
+    """A recording SDK span of another library that says (or is named as) a GenAI operation."""
     scope = getattr(span, "instrumentation_scope", None)
     if scope is None or scope.name == SCOPE:
         return False
-    attributes = getattr(span, "attributes", None)
-    return bool(attributes) and c.GEN_AI_OPERATION_NAME in attributes
+    return operation(span) is not None
 
 
 def operation(span: Any) -> str | None:
+    """The span's ``gen_ai.operation.name``, or the well-known operation its name starts with."""
     value = (getattr(span, "attributes", None) or {}).get(c.GEN_AI_OPERATION_NAME)
-    return value if isinstance(value, str) else None
+    if isinstance(value, str):
+        return value
+    name = getattr(span, "name", None)
+    if isinstance(name, str):
+        first = name.split(" ", 1)[0]
+        if first in OPERATIONS:
+            return first
+    return None
+
+
+def named(span: Any, op: str) -> str | None:
+    """What a span named ``{op} {what}`` names (the agent, tool or model), or None."""
+    name = getattr(span, "name", None)
+    if isinstance(name, str) and name.startswith(op + " "):
+        return name[len(op) + 1 :].strip() or None
+    return None
 
 
 def records_metrics(span: Any) -> bool:
@@ -104,50 +136,3 @@ def run_attributes(run: Any, attributes: Any) -> dict[str, Any]:
     if c.GEN_AI_AGENT_NAME not in attributes:
         extra[c.GEN_AI_AGENT_NAME] = run.agent
     return extra
-
-
-class NativeSpans:
-    """A span processor that adopts native GenAI spans into agent-otel's runs and steps (``on_start``).
-
-    ``active_tool_call`` finds the tool step whose span is current (``agent_otel.tools``, a layer above
-    this module, hands it in).
-    """
-
-    def __init__(self, active_tool_call: Callable[[], Any]) -> None:
-        self._active_tool_call = active_tool_call
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        if not _enabled:
-            return
-        try:
-            if not is_native_genai(span):
-                return
-            run = active_run()
-            if run is None:
-                return
-            attributes = span.attributes or {}
-            extra = run_attributes(run, attributes)
-            op = operation(span)
-            if op in REQUEST_OPERATIONS:
-                call = pending.get()
-                if call is not None and call.run is run and call.adoptable():
-                    extra.update(call.adopt(span))
-            elif op == c.OP_EXECUTE_TOOL:
-                tool = self._active_tool_call()
-                if tool is not None and tool.run is run:
-                    extra[c.STEP_ID] = tool.step_id
-            span.set_attributes(extra)
-        except Exception as exc:  # a span processor must never raise into the code starting a span
-            internal_error("recognising a native GenAI span", exc)
-
-    def _on_ending(self, span: Any) -> None:
-        pass
-
-    def on_end(self, span: Any) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

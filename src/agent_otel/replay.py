@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_otel import runtime
 from agent_otel import snapshots as snap
-from agent_otel.steps import Policy, RunPolicy
+from agent_otel.steps import Policy, Refusal, RunPolicy
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 from agent_otel.tools import ToolCall
 
@@ -60,7 +60,7 @@ RecordedToolError = snap.RecordedToolError
 _session: ContextVar[Replay | None] = ContextVar("agent_otel_replay", default=None)
 
 
-class ReplayError(Exception):
+class ReplayError(Refusal):
     """A replay cannot be done or cannot go on: unknown run, no or expired snapshots, a key problem."""
 
 

@@ -35,8 +35,10 @@ from agent_otel.llm import record
 from agent_otel.redaction import record_exception
 from agent_otel.steps import (
     Ledger,
+    SpanBinding,
     active_run,
     bind_run,
+    bind_span,
     current_run,
     internal_error,
     note_failure,
@@ -111,6 +113,9 @@ class Run:
         # True for runs an integration started around a framework (not the user's agent_otel.run):
         # guards the user did not configure only observe in them (agent_otel.guards).
         self.framework = False
+        # False for a run the GenAI span bridge follows only through a framework's spans, with no hook
+        # before a step where a guard could stop it: guards observe there (agent_otel.guards).
+        self.stoppable = True
         self.is_replay = False  # set by a replay policy: not traffic, so no agent_* series
         self.parent: Run | None = None
         self.parent_run_id: str | None = None
@@ -155,10 +160,18 @@ class Run:
         self._exit(exc)
 
     def _start(self) -> None:
+        self._open(current_run())
+        span = self.span
+        ctx = otel_context.get_current() if span is trace.INVALID_SPAN else trace.set_span_in_context(span)
+        self._tokens = (otel_context.attach(ctx), bind_run(self))
+
+    def _open(self, parent: Run | None) -> None:
+        """Start the run as a run of its own (a sub-agent of ``parent``): its span, policies and first
+        store record; making it the current run is :meth:`_start`'s part."""
         if self._rt is not None:
             raise RuntimeError(f"run {self.run_id} was already started; create a new run() per invocation")
         rt = self._rt = runtime.current()
-        self.parent = current_run()
+        self.parent = parent
         if self.parent is not None:
             self.parent_run_id = self.parent.run_id
             if self.conversation_id is None:
@@ -206,17 +219,22 @@ class Run:
             if resumes is not None:
                 # The resume of a paused run of this conversation links to it (it is another trace).
                 links = [*(links or ()), Link(resumes[0], {c.RUN_ID: resumes[1]})]
-            self.span = rt.tracer.start_span(
-                c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
-            )
+            self.span = self._open_span(rt, attributes, parent_ctx, links)
             self.trace_id, self.span_id = _hex_ids(self.span)
-            ctx_token = otel_context.attach(trace.set_span_in_context(self.span))
+            # Spans the bridge binds under this run's span belong to this run, not to an enclosing one.
+            bind_span(self.span, SpanBinding(self))
         except Exception as exc:  # telemetry must not stop the agent from running
             internal_error("starting the run span", exc)
             self.span = trace.INVALID_SPAN
-            ctx_token = otel_context.attach(otel_context.get_current())
-        self._tokens = (ctx_token, bind_run(self))
         self._emit_run_record(ended=False)
+
+    def _open_span(
+        self, rt: runtime.Runtime, attributes: dict[str, Any], parent_ctx: Context | None, links: Any
+    ) -> Span:
+        """The run's span (a subclass may adopt a framework's span instead, agent_otel.bridge)."""
+        return rt.tracer.start_span(
+            c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
+        )
 
     def _exit(self, exc: BaseException | None) -> None:
         try:
@@ -371,10 +389,8 @@ class Run:
                 attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
                 if c.gen_ai_dup():
                     attributes = c.with_previous_names(attributes)
-            error_type = (
-                type(exc).__name__ if exc is not None and reason is not StopReason.COMPLETED else None
-            )
-            if error_type and not isinstance(exc, AgentStopped):
+            error_type = self._error_type(exc, reason)
+            if error_type:
                 attributes[c.ERROR_TYPE] = error_type
             span.set_attributes(attributes)
             event_attrs: dict[str, Any] = {c.STOP_REASON: value, "stop_class": stop_class}
@@ -383,13 +399,7 @@ class Run:
             elif reason is StopReason.INTERRUPTED and self.paused:
                 event_attrs.update(self.paused)
             span.add_event(c.EVENT_STOP, event_attrs)
-            if stop_class == "failure":
-                if exc is not None and not isinstance(exc, AgentStopped):
-                    record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
-                span.set_status(Status(StatusCode.ERROR, value))
-            elif stop_class == "success":
-                span.set_status(Status(StatusCode.OK))
-            span.end()
+            self._end_span(span, reason, exc, rt)
         except Exception as err:
             internal_error("recording the stop", err)
         # The run's metrics are recorded from this event on the pipeline's thread (MetricsSink), like the
@@ -400,7 +410,7 @@ class Run:
             self.agent,
             self.trace_id,
             self.span_id,
-            error=type(exc).__name__ if exc is not None and not isinstance(exc, AgentStopped) else None,
+            error=self._error_type(exc, None),
             stop_reason=value,
             usage=result.usage,
             duration_ms=round(self._duration_ms, 3),
@@ -419,6 +429,24 @@ class Run:
             except Exception as err:
                 internal_error("closing the run's policies", err)
         return result
+
+    def _error_type(self, exc: BaseException | None, reason: StopReason | None) -> str | None:
+        """``error.type`` of the stop (the span's with ``reason``, the stop event's without)."""
+        if exc is None or isinstance(exc, AgentStopped) or reason is StopReason.COMPLETED:
+            return None
+        return type(exc).__name__
+
+    def _end_span(
+        self, span: Span, reason: StopReason, exc: BaseException | None, rt: runtime.Runtime
+    ) -> None:
+        """Set the run span's status from the stop and end it (a framework's span: see agent_otel.bridge)."""
+        if reason.stop_class == "failure":
+            if exc is not None and not isinstance(exc, AgentStopped):
+                record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
+            span.set_status(Status(StatusCode.ERROR, reason.value))
+        elif reason.stop_class == "success":
+            span.set_status(Status(StatusCode.OK))
+        span.end()
 
     def _emit_run_record(self, ended: bool) -> None:
         rt = self._rt

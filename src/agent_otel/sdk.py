@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from agent_otel import bridge, guards, replay, snapshots  # noqa: F401  (their policies register with the runtime)
 from agent_otel import config as config_mod
 from agent_otel import conventions as c
-from agent_otel import guards, replay, snapshots  # noqa: F401  (their policies register with the runtime)
 from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
@@ -439,12 +439,11 @@ def _install_tracing(
 
 
 def _add_native_spans(provider: Any) -> None:
-    """The processor that adopts other libraries' GenAI spans (agent_otel.native), once per provider."""
+    """The GenAI span bridge's processor (agent_otel.bridge), once per provider."""
     from agent_otel import native
-    from agent_otel.tools import active_tool_call
 
     if not getattr(provider, "_agent_otel_native_spans", False):
-        provider.add_span_processor(native.NativeSpans(active_tool_call))
+        provider.add_span_processor(bridge.Bridge())
         # A provider class with slots cannot be marked: it may get a second (harmless) processor.
         with contextlib.suppress(AttributeError):
             provider._agent_otel_native_spans = True

@@ -57,9 +57,11 @@ code are the policies' (AgentStopped, a guard's ToolDenied, a replay's refusal).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+import weakref
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -90,14 +92,91 @@ _current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
 
 
 def current_run() -> Run | None:
-    """The run of the calling context, or None outside any run."""
+    """The run of the calling context, or None outside any run.
+
+    A framework span the GenAI span bridge made a run of (:mod:`agent_otel.bridge`) cannot set this
+    context's run, so while such runs are live the current span's binding, when it has one, wins: it is
+    the innermost run (a user's ``run()`` started under a bridged span binds its own span).
+    """
+    if _bound_runs:
+        binding = getattr(trace.get_current_span(), SPAN_BINDING, None)
+        if binding is not None:
+            return binding.run  # type: ignore[no-any-return]
     return _current.get()
 
 
 def active_run() -> Run | None:
     """The run of the calling context if it has started (steps can be recorded on it), else None."""
-    run = _current.get()
+    run = current_run()
     return run if run is not None and run.ledger.runtime is not None else None
+
+
+# --- spans bound to runs (the GenAI span bridge) ------------------------------------------------------
+
+#: The attribute under which a span carries its :class:`SpanBinding` (set on SDK span objects only).
+SPAN_BINDING = "_agent_otel_binding"
+# Live runs whose spans the bridge binds; while there are none, current_run() reads only the ContextVar.
+_bound_runs: weakref.WeakSet[Any] = weakref.WeakSet()
+# Whether a slot was ever made: until then a tool step's start does not look for one (the hot path).
+_slots_seen = False
+
+
+def slots_seen() -> bool:
+    """Whether any span was ever a slot (:meth:`SpanBinding.wait`) in this process."""
+    return _slots_seen
+
+
+class SpanBinding:
+    """The run a span belongs to, and the step whose span it is (or runs inside), if any.
+
+    The bridge binds every span that starts under a bound span (any library's, agent-otel's own too), so
+    the run of the current span is known however deep a library nests its spans and whichever thread
+    ends them. ``owner`` is what made the binding (the bridge's state for a span it adopted); ``slot``
+    marks a framework's tool span waiting for the tool step an integration's hook begins under it;
+    ``hooked`` that an integration hooks into the framework invocation this span is part of.
+    """
+
+    __slots__ = ("hooked", "owner", "run", "slot", "step")
+
+    def __init__(self, run: Run, step: Step | None = None, owner: Any = None, hooked: bool = False) -> None:
+        self.run = run
+        self.step = step
+        self.owner = owner
+        self.slot = False
+        self.hooked = hooked
+
+    def wait(self) -> None:
+        """Make this span a slot: a framework's tool span whose step an integration's hook begins."""
+        global _slots_seen
+        self.slot = True
+        _slots_seen = True
+
+    def fill(self, run: Run, step: Step) -> bool:
+        """``step`` of ``run`` began under this span: if it is a slot waiting for one, the step is its."""
+        if self.slot and self.step is None and self.run is run:
+            self.step = step
+            self.slot = False
+            return True
+        return False
+
+
+def span_binding(span: Any) -> SpanBinding | None:
+    """The binding of ``span`` (None for unbound spans and spans that cannot carry one)."""
+    return getattr(span, SPAN_BINDING, None)
+
+
+def bind_span(span: Any, binding: SpanBinding) -> None:
+    """Bind ``span`` to a run (and step); spans that cannot carry attributes stay unbound."""
+    with contextlib.suppress(AttributeError, TypeError):  # INVALID_SPAN, a non-SDK span with slots
+        setattr(span, SPAN_BINDING, binding)
+
+
+def track_bound_run(run: Run, live: bool) -> None:
+    """A run whose spans are bound starts (``live``) or ends (the bridge's runs, their sub-runs)."""
+    if live:
+        _bound_runs.add(run)
+    else:
+        _bound_runs.discard(run)
 
 
 def bind_run(run: Run | None) -> Token[Run | None]:
@@ -133,6 +212,15 @@ def internal_error(what: str, exc: BaseException) -> None:
 
 
 # --- policies ----------------------------------------------------------------------------------------
+
+
+class Refusal(Exception):
+    """Base of the exceptions a policy raises into agent code *on purpose* instead of stopping the run:
+    a guard's ``ToolDenied`` (``guards.policy.on_deny: raise``), a replay's ``ReplayError``.
+
+    Integrations let these (and :class:`~agent_otel.AgentStopped`) through to the framework and treat
+    every other exception from a step's start as a telemetry failure; a refused step never runs.
+    """
 
 
 class RunPolicy:
@@ -504,7 +592,7 @@ def begin(
             step.step_id = run.steps
         # The parent is whatever is current when this run is the current run (a tool span when tools
         # nest); a run driven from a thread that did not copy the context still parents to its run span.
-        parent = None if _current.get() is run else trace.set_span_in_context(run.span)
+        parent = None if current_run() is run else trace.set_span_in_context(run.span)
         span = step.span = step.start_span(rt, parent, start_time_ns)
         if attach:
             # One new Context holding the span (and the step, for its kind's key): set_span_in_context
@@ -524,14 +612,17 @@ def begin(
 __all__ = [
     "MAX_TRACKED_FAILURES",
     "NO_HOOKS",
+    "SPAN_BINDING",
     "Hooks",
     "Ledger",
     "Policy",
     "RunPolicy",
+    "SpanBinding",
     "Step",
     "active_run",
     "begin",
     "bind_run",
+    "bind_span",
     "check_pending",
     "current_run",
     "defer_stop",
@@ -539,5 +630,8 @@ __all__ = [
     "note_failure",
     "outside_run",
     "policy_checks",
+    "slots_seen",
+    "span_binding",
+    "track_bound_run",
     "unbind_run",
 ]

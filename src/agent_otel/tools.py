@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from agent_otel import conventions as c
 from agent_otel import steps
@@ -253,13 +254,28 @@ def begin(
     """
     call = ToolCall(run, options, args, sha(args), call_id, fn)
     call.claimable = claimable
-    return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
+    if not steps.slots_seen():
+        return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
+    current = trace.get_current_span()
+    binding = steps.span_binding(current)  # a framework's tool span waiting for this step (bridge)?
+    begun = steps.begin(call, attach=attach, start_time_ns=start_time_ns)
+    if binding is not None and begun is not None and binding.fill(run, begun):
+        current.set_attribute(c.STEP_ID, begun.step_id)
+    return begun  # type: ignore[return-value]
 
 
-def active_tool_call() -> ToolCall | None:
-    """The tool call whose span is current, if any (integrations use it to avoid double spans)."""
-    value = otel_context.get_value(_TOOL_KEY)
-    return value if isinstance(value, ToolCall) else None
+def active_tool_call(context: otel_context.Context | None = None) -> ToolCall | None:
+    """The tool call whose span is current in ``context`` (default: the current one), if any.
+
+    Integrations use it to avoid double spans. A framework's tool span that the GenAI span bridge made a
+    step of (or a span under it) counts too: it cannot carry the step in the context.
+    """
+    value = otel_context.get_value(_TOOL_KEY, context)
+    if isinstance(value, ToolCall):
+        return value
+    binding = steps.span_binding(trace.get_current_span(context))
+    step = binding.step if binding is not None else None
+    return step if isinstance(step, ToolCall) else None
 
 
 def call_sync(
@@ -430,12 +446,8 @@ class _ArgBinder:
 
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     """The call if a framework integration already opened this very tool call (one span, not two)."""
-    active = otel_context.get_value(_TOOL_KEY)
-    if (
-        isinstance(active, ToolCall)
-        and active.claimable
-        and (active.fn is func or active.name == options.name)
-    ):
+    active = active_tool_call()
+    if active is not None and active.claimable and (active.fn is func or active.name == options.name):
         active.claimable = False
         return active
     return None

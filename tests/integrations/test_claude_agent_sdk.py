@@ -206,6 +206,23 @@ async def test_denied_tool_never_runs_and_stops_the_run(guarded, instrument, cli
     assert not [s for s in spans if s.name.startswith("execute_tool")]
 
 
+async def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_turn_goes_on(guarded, instrument, cli):
+    """``on_deny: raise``: the tool use is refused (the CLI tells the model), the run is not stopped."""
+    telemetry = guarded({"policy": {"deny": {"*": ["Bash"]}, "on_deny": "raise"}})
+    instrument("claude_agent_sdk")
+    options = cli.options(
+        {"turns": [tool_turn("Bash", {"command": "rm -rf /tmp/x"}, "removed"), final_turn("could not")]}
+    )
+    seen = [m async for m in query(prompt="clean up", options=options)]
+    assert cli.ran() == []
+    assert any("could not" in str(getattr(m, "content", "")) for m in seen)  # the turn went on
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent claude-agent")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+    assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
+
+
 async def test_users_own_hooks_still_run(telemetry, instrument, cli):
     instrument("claude_agent_sdk")
     called: list[str] = []

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import agent_otel
-from tests.integrations.conftest import Reply, one, ours, request_span
+from tests.integrations.conftest import Reply, by_name, one, ours, request_span
 
 # --- OpenAI client ---------------------------------------------------------------------------------------
 
@@ -304,7 +304,8 @@ def test_pydantic_ai_conversation_provider_settings_and_response(telemetry, inst
 
 
 def test_pydantic_ai_instrumented_counts_each_request_once(telemetry, instrument):
-    """With PydanticAI's own instrumentation on, its chat span is the request's span: usage once."""
+    """With PydanticAI's own instrumentation on, its agent span is the run's span and its chat span the
+    request's span (agent_otel.bridge): one run, usage once."""
     pytest.importorskip("pydantic_ai")
     from pydantic_ai import Agent
 
@@ -321,8 +322,14 @@ def test_pydantic_ai_instrumented_counts_each_request_once(telemetry, instrument
 
     agent.run_sync("go")
     spans = telemetry.spans()
-    root = one(ours(spans), "invoke_agent instrumented")
+    assert by_name(ours(spans), "invoke_agent instrumented") == []  # no second run span
+    root = one(spans, "invoke_agent instrumented")
+    assert root.instrumentation_scope.name == "pydantic-ai"
     run_id = root.attributes["agent.run_id"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    # One tool step: agent-otel's tool span (the integration's hook) under PydanticAI's, one step id.
+    tools = [s for s in spans if s.name == "execute_tool lookup"]
+    assert {s.attributes["agent.step_id"] for s in tools} == {2} and len(tools) == 2
     requests = [
         s
         for s in spans

@@ -323,6 +323,39 @@ def test_denied_tool_stops_the_graph_with_policy_denied(guarded, instrument, han
     assert steps(root, spans) == [(1, "chat gpt-4o-mini")]
 
 
+@pytest.mark.parametrize("handle_tool_errors", [False, True])
+def test_a_tool_denied_with_on_deny_raise_never_runs(guarded, instrument, handle_tool_errors):
+    """``guards.policy.on_deny: raise`` raises ToolDenied into the framework instead of stopping the run;
+    the denied tool must still never run (the shared framework-tool helper once swallowed ToolDenied as
+    a telemetry failure and ran the tool untraced)."""
+    telemetry = guarded({"policy": {"deny": {"*": ["wipe"]}, "on_deny": "raise"}})
+    instrument("langchain", "langgraph")
+    ran: list[str] = []
+
+    @lc_tool
+    def wipe(user: str) -> str:
+        """Wipe an account."""
+        ran.append(user)
+        return "wiped " + user
+
+    model = fake(ai(calls=[("wipe", {"user": "bob"}, "w1")]), ai("could not wipe bob"))
+    agent = react(model, ToolNode([wipe], handle_tool_errors=handle_tool_errors), name="wiper")
+    if handle_tool_errors:  # LangGraph tells the model the call failed, and the agent carries on
+        result = agent.invoke({"messages": [("user", "wipe bob")]})
+        assert "blocked by policy" in result["messages"][-2].content
+        reason = "completed"
+    else:
+        with pytest.raises(agent_otel.ToolDenied):
+            agent.invoke({"messages": [("user", "wipe bob")]})
+        reason = "policy_denied"
+    assert ran == []  # never ran
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent wiper")
+    assert root.attributes["agent.stop_reason"] == reason
+    assert not [s for s in spans if s.name == "execute_tool wipe"]
+    assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
+
+
 def test_looping_tool_call_stops_the_graph_with_loop_detected(guarded, instrument):
     telemetry = guarded({"loop": {"max_repeats": 2}})
     instrument("langchain", "langgraph")

@@ -46,7 +46,7 @@ ALL = [
 ]
 ALL += ["smolagents", "llamaindex", "claude_agent_sdk"]
 #: Registered, tested in an environment of their own (tests/envs), not installed in this one.
-OWN_ENV = ["crewai"]
+OWN_ENV = ["crewai", "strands", "google_adk"]
 
 
 def run_python(code: str) -> str:

@@ -75,6 +75,8 @@ _REGISTRY: dict[str, str] = {
     "llamaindex": "agent_otel.integrations.llamaindex:LlamaIndexIntegration",
     "claude_agent_sdk": "agent_otel.integrations.claude_agent_sdk:ClaudeAgentSDKIntegration",
     "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
+    "strands": "agent_otel.integrations.strands:StrandsIntegration",
+    "google_adk": "agent_otel.integrations.google_adk:GoogleADKIntegration",
 }
 _active: dict[str, Integration] = {}
 

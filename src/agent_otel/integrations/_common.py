@@ -23,6 +23,7 @@ top of it, this module adds what framework integrations share:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from typing import Any, NoReturn
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
 from agent_otel.run import Run
-from agent_otel.steps import internal_error, outside_run
+from agent_otel.steps import Refusal, internal_error, outside_run
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, ToolOptions, ToolTimeout, begin, call_with_deadline, timeout_for
 
@@ -113,7 +114,7 @@ def start_tool(
             attach=attach,
             claimable=True,
         )
-    except (AgentStopped, ReplayError):
+    except (AgentStopped, Refusal):  # a guard's stop or ToolDenied, a replay's refusal: never run the tool
         raise
     except Exception as exc:
         internal_error("starting a framework tool call", exc)
@@ -229,6 +230,24 @@ async def await_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any,
         if deadline.expired():  # ours, not a TimeoutError the tool raised itself
             raise ToolTimeout(call.name, timeout_s) from exc
         raise
+
+
+def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a framework's async-generator method so that a guard's AgentStopped (or a replay's refusal)
+    the framework wrapped reaches the caller as itself."""
+
+    @functools.wraps(original)
+    async def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            async for event in original(self, *args, **kwargs):
+                yield event
+        except Exception as exc:
+            stop = wrapped_cause(exc)
+            if stop is None or stop is exc:
+                raise
+            raise stop from exc
+
+    return stream
 
 
 def parse_json_args(raw: Any) -> Any:

@@ -47,6 +47,7 @@ from typing import Any
 
 from agent_otel import llm
 from agent_otel.conventions import GEN_AI_CONVERSATION_ID
+from agent_otel.guards import ToolDenied
 from agent_otel.llm import LLMCall
 from agent_otel.replay import ReplayError
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -128,6 +129,8 @@ class _Turn:
             )
             if call is not None and call.replay is not None:
                 call_or_serve(call, None, _nothing)  # refuses: the CLI runs the tool, it cannot be served
+        except ToolDenied as exc:  # on_deny: raise: this tool is refused, the agent carries on
+            return _deny(str(exc), stop=False)
         except (AgentStopped, ReplayError) as exc:
             self.stopped = exc
             reason = exc.stop_reason.value if isinstance(exc, AgentStopped) else "replay"
@@ -294,10 +297,11 @@ def _provider(options: Any) -> str:
     return "anthropic"
 
 
-def _deny(reason: str) -> dict[str, Any]:
+def _deny(reason: str, stop: bool = True) -> dict[str, Any]:
+    """The PreToolUse answer refusing a tool use; ``stop`` also ends the CLI's turn."""
+    denial: dict[str, Any] = {"continue_": False, "stopReason": reason} if stop else {}
     return {
-        "continue_": False,
-        "stopReason": reason,
+        **denial,
         "hookSpecificOutput": {
             "hookEventName": "PreToolUse",
             "permissionDecision": "deny",

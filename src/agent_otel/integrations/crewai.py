@@ -44,7 +44,14 @@ from agent_otel.genai import guess_provider
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.run import MISSING, enter_run, exit_run
-from agent_otel.steps import active_run, check_pending, internal_error, note_failure, policy_checks
+from agent_otel.steps import (
+    Refusal,
+    active_run,
+    check_pending,
+    internal_error,
+    note_failure,
+    policy_checks,
+)
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
@@ -236,8 +243,10 @@ def _before_tool(context: Any) -> bool | None:
         description = getattr(getattr(context, "tool", None), "description", None)
         name = str(getattr(context, "tool_name", "") or "tool")
         call = start_tool(run, name, tool_input, attach=False, description=description)
-    except (AgentStopped, ReplayError):
-        return False  # blocked: the tool does not run; the next LLM call ends the kickoff
+    except (AgentStopped, Refusal):
+        # Blocked: the tool does not run. A stop ends the kickoff at the next LLM call; a ToolDenied
+        # (on_deny: raise) leaves the run going, and CrewAI tells the agent the tool was blocked.
+        return False
     if call is None:
         return None
     _label(call.span, getattr(context, "agent", None), getattr(context, "task", None))

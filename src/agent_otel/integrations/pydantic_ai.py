@@ -38,7 +38,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agent_otel import llm
+from agent_otel import bridge, llm
 from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
 from agent_otel.run import MISSING, enter_run, exit_run
@@ -60,6 +60,9 @@ from ._common import (
     start_tool,
     usage_value,
 )
+
+#: The instrumentation scope of PydanticAI's own spans (``instrument=True``), which the bridge adopts.
+NATIVE_SCOPE = "pydantic-ai"
 
 
 def _classify(exc: BaseException) -> StopReason | None:
@@ -345,8 +348,10 @@ class PydanticAIIntegration(Integration):
             )
         self._holder = _Holder(_capability_class()())
         self._patcher.wrap(agent_module.Agent, "_resolve_run_capabilities", _make_resolve(self._holder))
+        bridge.register_hooks(NATIVE_SCOPE)  # its instrumentation's spans: steps come from the hooks
 
     def uninstrument(self) -> None:
+        bridge.register_hooks(NATIVE_SCOPE, on=False)
         if self._holder is not None:
             self._holder.enabled = False
             self._holder = None

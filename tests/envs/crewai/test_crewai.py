@@ -255,6 +255,22 @@ def test_denied_tool_never_runs_and_stops_the_crew(guarded, instrument, fake_api
     assert not [s for s in spans if s.name.startswith("execute_tool")]
 
 
+def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_crew_goes_on(guarded, instrument, fake_api):
+    """``on_deny: raise``: the tool is blocked (CrewAI tells the agent), the run is not stopped."""
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}, "on_deny": "raise"}})
+    instrument("crewai")
+    fake_api.reply(tool_call("delete_account", {"user": "bob"}), answer("could not delete bob"))
+    result = crew(fake_api, delete_account).kickoff(inputs={"topic": "x"})
+    assert "could not delete bob" in str(result)
+    assert CALLS == []
+    assert len(fake_api.requests) == 2  # the agent carried on after the refusal
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent research-crew")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert not [s for s in spans if s.name.startswith("execute_tool")]
+    assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
+
+
 def test_kickoff_inside_a_user_run_joins_it(telemetry, instrument, fake_api):
     instrument("crewai")
     fake_api.reply(tool_call("lookup", {"q": "a"}), answer("A"))

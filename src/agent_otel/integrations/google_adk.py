@@ -1,0 +1,176 @@
+"""Google ADK: its own GenAI spans through the bridge, and a plugin so that guards act before a tool runs.
+
+ADK traces every invocation itself (``invoke_workflow {root}``, ``invoke_agent {name}``, ``generate_content
+{model}``, ``execute_tool {tool}``, through the global TracerProvider): the GenAI span bridge
+(:mod:`agent_otel.bridge`) makes the ``invoke_agent`` span the run and the others its steps, with no span
+of agent-otel's own. The spans alone lack what guards and replay need (ADK sets a tool's arguments and
+result on its span only with content capture on, and only when the tool has finished), so this
+integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (the first of its plugins):
+
+* ``before_tool_callback``, which ADK runs inside its ``execute_tool`` span before the tool: the tool step
+  begins there with the model's arguments and function call id, and the guards run (a guard that stops
+  the run raises :class:`~agent_otel.AgentStopped`, which reaches the caller of ``Runner.run_async`` /
+  ``run`` as itself, not as the ``RuntimeError`` ADK wraps plugin errors in); under a replay it answers
+  with the recorded result, so ADK does not run the tool;
+* ``after_tool_callback`` / ``on_tool_error_callback``: the step ends with the tool's result
+  (``agent.tool.result_sha``) or exception, while ADK's span is still open;
+* ``before_model_callback``: the guards' checks before each model call; ``before_agent_callback`` tells
+  the bridge these callbacks follow the invocation (:func:`agent_otel.bridge.hook_in`). A runner created
+  before ``setup()`` has no plugin, and its agents are seen through their spans only.
+
+Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; a model error
+that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
+``tool_error``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from agent_otel import bridge
+from agent_otel.replay import ReplayError, recorded, unserved
+from agent_otel.steps import active_run, internal_error
+from agent_otel.stop import AgentStopped
+from agent_otel.tools import ToolCall, active_tool_call
+
+from . import Integration
+from ._common import Patcher, refuse_outside_run, unwrapping_stream
+
+PLUGIN_NAME = "agent_otel"
+
+
+def _plugin_class() -> type:
+    from google.adk.plugins.base_plugin import BasePlugin
+
+    class AgentOtelPlugin(BasePlugin):  # type: ignore[misc]
+        """agent-otel's hooks into ADK: tool steps and guards before the tool, checks before the model."""
+
+        def __init__(self) -> None:
+            super().__init__(name=PLUGIN_NAME)
+
+        async def before_agent_callback(self, *, agent: Any, callback_context: Any) -> Any:
+            try:  # inside ADK's agent span: this invocation's steps go through the callbacks below
+                bridge.hook_in()
+            except Exception as exc:
+                internal_error("hooking into an ADK invocation", exc)
+            return None
+
+        async def before_tool_callback(self, *, tool: Any, tool_args: Any, tool_context: Any) -> Any:
+            name = str(getattr(tool, "name", None) or "tool")
+            run = active_run()
+            if run is None:
+                refuse_outside_run(name)
+                return None
+            description = getattr(tool, "description", None)
+            try:
+                call = bridge.begin_tool(
+                    run,
+                    name,
+                    dict(tool_args) if isinstance(tool_args, dict) else tool_args,
+                    getattr(tool_context, "function_call_id", None),
+                    description=description if isinstance(description, str) else None,
+                )
+            except (AgentStopped, ReplayError):
+                raise
+            except Exception as exc:
+                internal_error("starting an ADK tool step", exc)
+                return None
+            if call is None or call.replay is None:
+                return None
+            return _serve(call)
+
+        async def after_tool_callback(
+            self, *, tool: Any, tool_args: Any, tool_context: Any, result: Any
+        ) -> Any:
+            call = _open_call()
+            if call is not None:
+                try:
+                    call.ok(result)
+                except Exception as exc:
+                    internal_error("finishing an ADK tool step", exc)
+            return None
+
+        async def on_tool_error_callback(
+            self, *, tool: Any, tool_args: Any, tool_context: Any, error: Exception
+        ) -> Any:
+            call = _open_call()
+            if call is not None:
+                call.fail(error)
+            return None
+
+        async def before_model_callback(self, *, callback_context: Any, llm_request: Any) -> Any:
+            run = active_run()
+            if run is None:
+                return None
+            model = getattr(llm_request, "model", None)
+            try:
+                bridge.check_llm(run, model if isinstance(model, str) else None)
+            except AgentStopped:
+                raise
+            except Exception as exc:
+                internal_error("checking an ADK model call", exc)
+            return None
+
+    return AgentOtelPlugin
+
+
+def _open_call() -> ToolCall | None:
+    """The tool step of the ADK tool span that is current, if it has not ended."""
+    call = active_tool_call()
+    return call if call is not None and not call.done else None
+
+
+def _serve(call: ToolCall) -> Any:
+    """The recorded response of a replayed call, which ADK then gives the model instead of running the
+    tool (a before-tool callback's answer); what cannot be given back as ADK got it is refused."""
+    outcome = recorded(call)
+    why = None
+    if outcome.error is not None:
+        why = "raised an error when recorded; ADK turned it into a response this replay cannot rebuild"
+    elif outcome.result_type is not None or not isinstance(outcome.value, dict):
+        why = "recorded a result that is not the dict ADK gives the model"
+    if why is not None:
+        error = ReplayError(f"tool {call.name!r} {why}; not executing it during a replay")
+        unserved(call, why)
+        call.fail(error)
+        raise error
+    call.ok(outcome.value)
+    return outcome.value
+
+
+def _make_init(plugin: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def make(original: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            try:
+                if all(getattr(p, "name", None) != PLUGIN_NAME for p in self.plugins):
+                    self.plugins.insert(0, plugin)  # first: guards check before other plugins answer
+            except Exception as exc:  # the runner works as before, seen through its spans only
+                internal_error("adding agent-otel's plugin to an ADK runner", exc)
+
+        return __init__
+
+    return make
+
+
+class GoogleADKIntegration(Integration):
+    name = "google_adk"
+    packages = ("google.adk",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from google.adk.plugins.plugin_manager import PluginManager
+        from google.adk.runners import Runner
+
+        self._patcher.wrap(PluginManager, "__init__", _make_init(_plugin_class()()))
+        self._patcher.wrap(Runner, "run_async", unwrapping_stream)
+
+    def uninstrument(self) -> None:
+        self._patcher.restore()

@@ -1,0 +1,258 @@
+"""Strands Agents: its own GenAI spans through the bridge, and its hooks so that guards act before a tool.
+
+Strands traces every invocation itself (``invoke_agent {name}``, ``execute_event_loop_cycle``, ``chat``,
+``execute_tool {tool}``, through the global TracerProvider): the GenAI span bridge
+(:mod:`agent_otel.bridge`) makes those spans the run and its steps, with no span of agent-otel's own.
+The spans alone lack what guards and replay need (the tool's arguments and result are on them only with
+``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``, and a span processor cannot stop a call), so
+this integration adds, to every ``Agent`` created after ``setup()``, through Strands' public extension
+points:
+
+* a ``BeforeToolCallEvent`` hook that begins the tool step with the model's arguments and tool use id
+  (guards run here: a guard that stops the run raises :class:`~agent_otel.AgentStopped`, which reaches
+  the caller of ``agent(...)`` / ``invoke_async`` / ``stream_async`` as itself, not wrapped in Strands'
+  ``EventLoopException``); the step's span is Strands' ``execute_tool`` span when Strands opens one;
+* an ``ExecuteToolStage`` middleware that finishes the step with the tool's result (its ``content``
+  blocks: ``agent.tool.result_sha``) or exception while Strands' tool span is still open, and under a
+  replay serves the recorded result without running the tool;
+* a ``BeforeModelCallEvent`` hook that runs the guards' checks before each model call, and a
+  ``BeforeInvocationEvent`` hook that tells the bridge these hooks follow the invocation
+  (:func:`agent_otel.bridge.hook_in`); an agent created before ``setup()`` has none, and is seen through
+  its spans only.
+
+Stop reasons: besides the span's status (a model error that ends the loop: ``model_error``), the agent
+span's ``finish_reason`` says ``limit_turns`` (``max_steps``), ``limit_output_tokens`` /
+``limit_total_tokens`` (``budget_exceeded``), ``cancelled`` and ``interrupt`` (``interrupted``).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from agent_otel import bridge
+from agent_otel.replay import ReplayError, recorded, unserved
+from agent_otel.steps import active_run, internal_error
+from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.tools import ToolCall
+
+from . import Integration
+from ._common import Patcher, refuse_outside_run, unwrapping_stream
+
+#: The instrumentation scope of Strands' tracer (``strands.telemetry.tracer``).
+SCOPE = "strands.telemetry.tracer"
+#: Strands' stop reasons (the agent span's ``finish_reason``) that name an agent-otel stop.
+FINISH_STOPS = {
+    "limit_turns": StopReason.MAX_STEPS,
+    "limit_output_tokens": StopReason.BUDGET_EXCEEDED,
+    "limit_total_tokens": StopReason.BUDGET_EXCEEDED,
+    "cancelled": StopReason.CANCELLED,
+    "interrupt": StopReason.INTERRUPTED,
+}
+_MAX_OPEN = 4096  # tool steps between their hooks (an interrupted tool never reaches AfterToolCallEvent)
+
+
+class _Calls:
+    """The tool steps in flight, by (agent, tool use id): begun by the before-hook, finished by the
+    middleware or the after-hook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: OrderedDict[tuple[int, str], ToolCall] = OrderedDict()
+
+    def put(self, agent: Any, tool_use_id: str, call: ToolCall) -> None:
+        with self._lock:
+            self._open[(id(agent), tool_use_id)] = call
+            while len(self._open) > _MAX_OPEN:
+                self._open.popitem(last=False)
+
+    def get(self, agent: Any, tool_use_id: str) -> ToolCall | None:
+        with self._lock:
+            return self._open.get((id(agent), tool_use_id))
+
+    def pop(self, agent: Any, tool_use_id: str) -> ToolCall | None:
+        with self._lock:
+            return self._open.pop((id(agent), tool_use_id), None)
+
+
+_calls = _Calls()
+
+
+def _tool_use_id(tool_use: Any) -> str:
+    return str(tool_use.get("toolUseId") or "") if isinstance(tool_use, dict) else ""
+
+
+# --- hooks ------------------------------------------------------------------------------------------------
+
+
+def _before_tool(event: Any) -> None:
+    """Begin the tool step (guards first) before Strands runs the tool and opens its span."""
+    if event.cancel_tool:  # another hook cancelled it: the tool does not run
+        return
+    tool_use = event.tool_use
+    name = str(tool_use.get("name") or "tool")
+    run = active_run()
+    if run is None:
+        refuse_outside_run(name)
+        return
+    tool = event.selected_tool
+    spec = getattr(tool, "tool_spec", None) or {}
+    try:
+        call = bridge.begin_tool(
+            run,
+            name,
+            tool_use.get("input"),
+            _tool_use_id(tool_use) or None,
+            description=spec.get("description") if isinstance(spec, dict) else None,
+        )
+    except (AgentStopped, ReplayError):
+        raise
+    except Exception as exc:
+        internal_error("starting a Strands tool step", exc)
+        return
+    if call is None:
+        return
+    if call.replay is not None:
+        _check_servable(call)
+    _calls.put(event.agent, _tool_use_id(tool_use), call)
+
+
+def _check_servable(call: ToolCall) -> None:
+    """A replayed call is served by the middleware from its recorded result; an error is refused here."""
+    outcome = recorded(call)
+    why = None
+    if outcome.error is not None:
+        why = "raised an error when recorded; Strands turned it into a message this replay cannot rebuild"
+    elif outcome.result_type is not None or not isinstance(outcome.value, list):
+        why = "recorded a result that is not a list of Strands content blocks"
+    if why is not None:
+        error = ReplayError(f"tool {call.name!r} {why}; not executing it during a replay")
+        unserved(call, why)
+        call.fail(error)
+        raise error
+
+
+def _after_tool(event: Any) -> None:
+    """Finish a step the middleware did not (a call cancelled, or the tool not found)."""
+    call = _calls.pop(event.agent, _tool_use_id(event.tool_use))
+    if call is None or call.done:
+        return
+    _finish(call, event.result, event.exception)
+
+
+def _before_invocation(event: Any) -> None:
+    """This invocation's tools and model calls go through the hooks below (guards can stop them)."""
+    try:
+        bridge.hook_in()
+    except Exception as exc:
+        internal_error("hooking into a Strands invocation", exc)
+
+
+def _before_model(event: Any) -> None:
+    run = active_run()
+    if run is None:
+        return
+    model = getattr(event.agent, "model", None)
+    config = getattr(model, "config", None)
+    model_id = config.get("model_id") if isinstance(config, dict) else None
+    try:
+        bridge.check_llm(run, model_id if isinstance(model_id, str) else None)
+    except AgentStopped:
+        raise
+    except Exception as exc:
+        internal_error("checking a Strands model call", exc)
+
+
+def _finish(call: ToolCall, result: Any, exception: Any) -> None:
+    """End the step from Strands' ``ToolResult`` (its content blocks are what the model receives)."""
+    try:
+        if isinstance(exception, BaseException):
+            call.fail(exception)
+        elif isinstance(result, dict) and result.get("status") == "error":
+            call.fail(bridge.BridgedError("ToolError"))
+        else:
+            call.ok(result.get("content") if isinstance(result, dict) else result)
+    except Exception as exc:
+        internal_error("finishing a Strands tool step", exc)
+
+
+# --- the middleware around tool execution -------------------------------------------------------------------
+
+
+async def _execute_tool(context: Any, next_fn: Callable[[Any], AsyncIterator[Any]]) -> AsyncIterator[Any]:
+    """Finish the step while Strands' tool span is open; under a replay, answer without running the tool."""
+    from strands.types._events import ToolResultEvent
+
+    call = _calls.get(context.agent, _tool_use_id(context.tool_use))
+    if call is not None and call.replay is not None:
+        outcome = recorded(call)
+        served = {"toolUseId": _tool_use_id(context.tool_use), "status": "success", "content": outcome.value}
+        _finish(call, served, None)
+        yield ToolResultEvent(served)
+        return
+    async for event in next_fn(context):
+        if call is not None and not call.done and isinstance(event, ToolResultEvent):
+            _finish(call, event.tool_result, event.exception)
+        yield event
+
+
+# --- instrumenting ------------------------------------------------------------------------------------------
+
+
+def _classify(span: Any) -> StopReason | None:
+    """The stop Strands' agent span names: its finish reason (cancellation, interrupts, its own limits)."""
+    if (span.attributes or {}).get("strands.cancellation.type"):
+        return StopReason.CANCELLED
+    for event in getattr(span, "events", ()) or ():
+        reason = (event.attributes or {}).get("finish_reason")
+        if isinstance(reason, str) and reason in FINISH_STOPS:
+            return FINISH_STOPS[reason]
+    return None
+
+
+def _make_init(original: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            from strands.hooks import (
+                AfterToolCallEvent,
+                BeforeInvocationEvent,
+                BeforeModelCallEvent,
+                BeforeToolCallEvent,
+            )
+            from strands.middleware import ExecuteToolStage
+
+            self.hooks.add_callback(BeforeInvocationEvent, _before_invocation)
+            self.hooks.add_callback(BeforeToolCallEvent, _before_tool)
+            self.hooks.add_callback(AfterToolCallEvent, _after_tool)
+            self.hooks.add_callback(BeforeModelCallEvent, _before_model)
+            self.add_middleware(ExecuteToolStage, _execute_tool)
+        except Exception as exc:  # the agent works as before, seen through its spans only
+            internal_error("adding agent-otel's hooks to a Strands agent", exc)
+
+    return __init__
+
+
+class StrandsIntegration(Integration):
+    name = "strands"
+    packages = ("strands",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from strands.agent.agent import Agent
+
+        self._patcher.wrap(Agent, "__init__", _make_init)
+        self._patcher.wrap(Agent, "stream_async", unwrapping_stream)
+        bridge.register_stops(SCOPE, _classify)
+
+    def uninstrument(self) -> None:
+        bridge.register_stops(SCOPE, None)
+        self._patcher.restore()

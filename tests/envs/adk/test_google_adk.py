@@ -1,0 +1,299 @@
+"""Google ADK driven by a scripted model (ADK's own BaseLlm interface, no network): its spans become
+agent-otel runs through the bridge, its plugin hooks let guards stop a tool and a replay serve it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel.hashing import sha
+from agent_otel.replay import ReplayError
+from tests.envs.adk.fake_model import FakeModel, call, text
+from tests.integrations.conftest import children, ours, steps, stop_event
+
+pytest.importorskip("google.adk")
+
+from google.adk.agents import LlmAgent
+from google.adk.agents.invocation_context import LlmCallsLimitExceededError
+from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.models.llm_response import LlmResponse
+from google.adk.runners import InMemoryRunner
+from google.genai import types
+from opentelemetry.trace import StatusCode
+
+MODEL = "gemini-2.0-flash"
+SENT: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    SENT.clear()
+    yield
+    SENT.clear()
+
+
+def lookup(q: str) -> dict[str, Any]:
+    """Look something up."""
+    SENT["lookup"] += 1
+    return {"answer": q.upper()}
+
+
+def broken(q: str) -> dict[str, Any]:
+    """Always fails."""
+    SENT["broken"] += 1
+    raise RuntimeError("backend down")
+
+
+def delete_all() -> dict[str, Any]:
+    """Delete everything."""
+    SENT["delete_all"] += 1
+    return {"deleted": True}
+
+
+def make_runner(*script: Any, name: str = "helper") -> InMemoryRunner:
+    model = FakeModel(model=MODEL, script=list(script))
+    agent = LlmAgent(name=name, model=model, tools=[lookup, broken, delete_all], instruction="help")
+    return InMemoryRunner(agent=agent, app_name="app")
+
+
+def one_tool_script() -> tuple[Any, ...]:
+    return (call("lookup", {"q": "otel"}, "c1", (10, 5)), text("done", (20, 3)))
+
+
+def message(content: str = "hi") -> types.Content:
+    return types.Content(role="user", parts=[types.Part(text=content)])
+
+
+async def run_async(runner: InMemoryRunner, config: RunConfig | None = None) -> list[Any]:
+    session = await runner.session_service.create_session(app_name="app", user_id="u", session_id="s1")
+    return [
+        event
+        async for event in runner.run_async(
+            user_id="u", session_id=session.id, new_message=message(), run_config=config
+        )
+    ]
+
+
+def final_text(events: list[Any]) -> str:
+    return "".join(p.text or "" for e in events if e.content and not e.partial for p in e.content.parts or ())
+
+
+def assert_normal_run(telemetry: Any, events: list[Any]) -> None:
+    assert final_text(events).endswith("done")
+    assert SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    assert ours(spans) == []  # ADK's spans are the run: agent-otel opens none of its own
+    (workflow,) = [s for s in spans if s.name == "invoke_workflow helper"]
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.parent.span_id == workflow.context.span_id  # the run is the agent, inside ADK's workflow
+    assert "agent.run_id" not in workflow.attributes
+    assert [s.name for s in children(root, spans)] == [
+        f"generate_content {MODEL}",
+        "execute_tool lookup",
+        f"generate_content {MODEL}",
+    ]
+    assert steps(root, spans) == [
+        (1, f"generate_content {MODEL}"),
+        (2, "execute_tool lookup"),
+        (3, f"generate_content {MODEL}"),
+    ]
+    tool = children(root, spans)[1]
+    assert tool.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool.attributes["agent.tool.result_sha"] == sha({"answer": "OTEL"})
+    assert tool.attributes["gen_ai.tool.call.id"] == "c1"
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["gen_ai.conversation.id"] == "s1"
+    assert root.attributes["agent.usage.input_tokens"] == 30
+    assert root.attributes["agent.usage.output_tokens"] == 8
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    assert [s.name for s in spans if "gen_ai.usage.input_tokens" in s.attributes] == [
+        f"generate_content {MODEL}"
+    ] * 2
+    events_ = telemetry.events()
+    assert [(e["kind"], e["step_id"], e["tool"]) for e in events_] == [
+        ("llm_result", 1, None),
+        ("tool_result", 2, "lookup"),
+        ("llm_result", 3, None),
+        ("stop", None, None),
+    ]
+    assert events_[1]["result_sha"] == sha({"answer": "OTEL"})
+    metrics = telemetry.metrics()
+    assert [(a["agent"], a["stop_reason"], p.value) for a, p in metrics["agent.stop"]] == [
+        ("helper", "completed", 1)
+    ]
+    assert [(a["tool"], a["status"], p.value) for a, p in metrics["agent.tool.invocations"]] == [
+        ("lookup", "ok", 1)
+    ]
+    # ADK records the GenAI client metrics for its model calls itself; agent-otel does not again.
+    assert [
+        a
+        for a, _ in metrics.get("gen_ai.client.token.usage", [])
+        if a.get("gen_ai.agent.name") == "helper" and "agent" in a
+    ] == []
+
+
+def test_sync_run(telemetry, instrument):
+    instrument("google_adk")
+    runner = make_runner(*one_tool_script())
+    session = asyncio.run(runner.session_service.create_session(app_name="app", user_id="u", session_id="s1"))
+    events = list(runner.run(user_id="u", session_id=session.id, new_message=message()))
+    assert_normal_run(telemetry, events)
+
+
+async def test_async_run(telemetry, instrument):
+    instrument("google_adk")
+    assert_normal_run(telemetry, await run_async(make_runner(*one_tool_script())))
+
+
+async def test_streamed_run(telemetry, instrument):
+    instrument("google_adk")
+    partial = LlmResponse(content=types.Content(role="model", parts=[types.Part(text="do")]), partial=True)
+    runner = make_runner(call("lookup", {"q": "otel"}, "c1", (10, 5)), partial, text("done", (20, 3)))
+    model = runner.agent.model
+    script = model.script
+
+    async def streamed(llm_request: Any, stream: bool = False) -> Any:  # the partial chunk, then the answer
+        step = script.pop(0)
+        if step is partial:
+            yield step
+            step = script.pop(0)
+        yield step
+
+    object.__setattr__(model, "generate_content_async", streamed)
+    events = await run_async(runner, RunConfig(streaming_mode=StreamingMode.SSE))
+    assert any(e.partial for e in events)
+    assert_normal_run(telemetry, events)
+
+
+def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
+    asyncio.run(run_async(make_runner(*one_tool_script())))
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert [n for _, n in steps(root, spans)] == [
+        f"generate_content {MODEL}",
+        "execute_tool lookup",
+        f"generate_content {MODEL}",
+    ]
+    (tool,) = [s for s in spans if s.name == "execute_tool lookup"]
+    assert "agent.tool.args_sha" not in tool.attributes  # ADK's content capture is off by default
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+async def test_tool_error_ends_the_run_with_tool_error(telemetry, instrument):
+    instrument("google_adk")
+    with pytest.raises(RuntimeError, match="backend down"):  # ADK raises a tool's exception to the caller
+        await run_async(make_runner(call("broken", {"q": "x"}, "c1"), text("sorry")))
+    spans = telemetry.spans()
+    (tool,) = [s for s in spans if s.name == "execute_tool broken"]
+    assert tool.status.status_code is StatusCode.ERROR
+    assert tool.attributes["agent.tool.status"] == "error" and tool.attributes["error.type"] == "RuntimeError"
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "tool_error"
+    (event,) = telemetry.events("tool_result")
+    assert (event["status"], event["error"], event["args_sha"]) == ("error", "RuntimeError", sha({"q": "x"}))
+    assert [(e["stop_reason"], e["status"]) for e in telemetry.events("stop")] == [("tool_error", "failure")]
+
+
+async def test_model_error_ends_the_run_with_model_error(telemetry, instrument):
+    instrument("google_adk")
+    with pytest.raises(ConnectionError):
+        await run_async(make_runner(ConnectionError("provider unreachable")))
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.status.status_code is StatusCode.ERROR
+    (llm,) = telemetry.events("llm_result")
+    assert (llm["status"], llm["error"], llm["step_id"]) == ("error", "ConnectionError", 1)
+
+
+async def test_max_llm_calls_is_max_steps(telemetry, instrument):
+    instrument("google_adk")
+    with pytest.raises(LlmCallsLimitExceededError):
+        await run_async(make_runner(*one_tool_script()), RunConfig(max_llm_calls=1))
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "max_steps"
+
+
+async def test_a_configured_guard_stops_before_the_tool_runs(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("google_adk")
+    with pytest.raises(agent_otel.AgentStopped) as stopped:  # as itself, not ADK's RuntimeError
+        await run_async(make_runner(call("delete_all", {}, "c1"), text("done")))
+    assert stopped.value.result.stop_reason.value == "policy_denied"
+    assert SENT == {}
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "delete_all")
+    assert [(e["kind"], e["stop_reason"]) for e in telemetry.events()] == [
+        ("llm_result", None),
+        ("stop", "policy_denied"),
+    ]
+
+
+async def test_the_default_loop_guard_only_observes(telemetry, instrument):
+    instrument("google_adk")
+    script = [call("lookup", {"q": "same"}, f"c{i}") for i in range(4)]
+    events = await run_async(make_runner(*script, text("done")))
+    assert final_text(events).endswith("done") and SENT == {"lookup": 4}
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("loop", False, "loop_detected")
+
+
+async def test_store_rows_and_replay_serve_the_tool(rig, instrument):
+    rig.start()
+    instrument("google_adk")
+    recorded_events = await run_async(make_runner(*one_tool_script()))
+    assert SENT == {"lookup": 1}
+    original = rig.last_run_id("helper")
+    row = rig.run_row(original)
+    assert (row["status"], row["stop_reason"], row["steps"], row["tool_calls"], row["llm_calls"]) == (
+        "success",
+        "completed",
+        3,
+        1,
+        2,
+    )
+    assert (row["input_tokens"], row["output_tokens"], row["model"], row["conversation_id"]) == (
+        30,
+        8,
+        MODEL,
+        "s1",
+    )
+    recorded = [(e["tool"], e["args_sha"], e["result_sha"], e["status"]) for e in rig.tool_events(original)]
+    assert recorded == [("lookup", sha({"q": "otel"}), sha({"answer": "OTEL"}), "ok")]
+
+    with agent_otel.replay(original) as rp:
+        events = await run_async(make_runner(*one_tool_script()))
+    assert SENT == {"lookup": 1}  # served from the recording
+    assert final_text(events) == final_text(recorded_events)
+    responses = [
+        p.function_response.response for e in events for p in e.content.parts or () if p.function_response
+    ]
+    assert responses == [{"answer": "OTEL"}]  # the model got what it got when the run was recorded
+    report = rp.report
+    assert report.matched and not report.diverged and report.served == 1, str(report)
+    replayed = [
+        (e["tool"], e["args_sha"], e["result_sha"], e["status"])
+        for e in rig.tool_events(report.replay_run_id)
+    ]
+    assert replayed == recorded
+
+
+async def test_replay_refuses_a_recorded_tool_error(rig, instrument):
+    rig.start()
+    instrument("google_adk")
+    with pytest.raises(RuntimeError):
+        await run_async(make_runner(call("broken", {"q": "x"}, "c1"), text("sorry")))
+    original = rig.last_run_id("helper")
+    with pytest.raises(ReplayError, match="raised an error when recorded"), agent_otel.replay(original):
+        await run_async(make_runner(call("broken", {"q": "x"}, "c1"), text("sorry")))
+    assert SENT == {"broken": 1}

@@ -1,0 +1,301 @@
+"""Strands Agents driven by a scripted model (Strands' own Model interface, no network): its spans become
+agent-otel runs through the bridge, its hooks let guards stop a tool and a replay serve it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import agent_otel
+from agent_otel.hashing import sha
+from agent_otel.replay import ReplayError
+from tests.envs.strands.fake_model import FakeModel, text, tool_use
+from tests.integrations.conftest import children, ours, steps, stop_event
+
+pytest.importorskip("strands")
+
+from opentelemetry.trace import StatusCode
+from strands import Agent, tool
+
+MODEL = "claude-3-5-haiku-20241022"
+SENT: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    SENT.clear()
+    yield
+    SENT.clear()
+
+
+@tool
+def lookup(q: str) -> str:
+    """Look something up."""
+    SENT["lookup"] += 1
+    return q.upper()
+
+
+@tool
+def broken(q: str) -> str:
+    """Always fails."""
+    SENT["broken"] += 1
+    raise RuntimeError("backend down")
+
+
+@tool
+def delete_all() -> str:
+    """Delete everything."""
+    SENT["delete_all"] += 1
+    return "deleted"
+
+
+def make_agent(*script: Any, name: str = "helper", tools: list[Any] | None = None) -> Agent:
+    return Agent(
+        model=FakeModel(*script, model_id=MODEL),
+        tools=tools if tools is not None else [lookup, broken, delete_all],
+        name=name,
+        callback_handler=None,
+    )
+
+
+def one_tool_script() -> tuple[Any, ...]:
+    return (tool_use("lookup", {"q": "otel"}, "t1", (10, 5)), text("done", (20, 3)))
+
+
+def strands_spans(spans: list[Any]) -> list[Any]:
+    return [s for s in spans if s.instrumentation_scope.name == "strands.telemetry.tracer"]
+
+
+def assert_normal_run(telemetry: Any, result: Any) -> str:
+    """One run, its span tree exactly as Strands emits it, agent-otel's ids and totals on it."""
+    assert str(result).strip() == "done"
+    assert SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    assert ours(spans) == []  # Strands' spans are the run: agent-otel opens none of its own
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    run_id = root.attributes["agent.run_id"]
+    cycles = children(root, spans)
+    assert [s.name for s in cycles] == ["execute_event_loop_cycle", "execute_event_loop_cycle"]
+    assert [s.name for s in children(cycles[0], spans)] == ["chat", "execute_tool lookup"]
+    assert [s.name for s in children(cycles[1], spans)] == ["chat"]
+    assert steps(root, spans) == [(1, "chat"), (2, "execute_tool lookup"), (3, "chat")]
+    tool_span = children(cycles[0], spans)[1]
+    assert tool_span.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool_span.attributes["agent.tool.result_sha"] == sha([{"text": "OTEL"}])
+    assert tool_span.attributes["agent.tool.status"] == "ok"
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "t1"
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.usage.input_tokens"] == 30
+    assert root.attributes["agent.usage.output_tokens"] == 8
+    assert root.attributes["agent.cost_usd"] > 0
+    # Strands' own run totals (gen_ai.usage.* on its agent span) are moved off it: usage once per request.
+    assert [s.name for s in spans if "gen_ai.usage.input_tokens" in s.attributes] == ["chat", "chat"]
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    events = telemetry.events()
+    assert [(e["kind"], e["step_id"], e["tool"]) for e in events] == [
+        ("llm_result", 1, None),
+        ("tool_result", 2, "lookup"),
+        ("llm_result", 3, None),
+        ("stop", None, None),
+    ]
+    assert events[1]["args_sha"] == sha({"q": "otel"}) and events[1]["result_sha"] == sha([{"text": "OTEL"}])
+    assert events[0]["usage"]["model"] == MODEL
+    metrics = telemetry.metrics()
+    assert [(a["agent"], a["stop_reason"], p.value) for a, p in metrics["agent.stop"]] == [
+        ("helper", "completed", 1)
+    ]
+    assert [(a["tool"], a["status"], p.value) for a, p in metrics["agent.tool.invocations"]] == [
+        ("lookup", "ok", 1)
+    ]
+    (calls,) = [p for a, p in metrics["agent.tool_calls"] if a["agent"] == "helper"]
+    assert (calls.count, calls.sum) == (1, 1)
+    return run_id
+
+
+def test_sync_run(telemetry, instrument):
+    instrument("strands")
+    assert_normal_run(telemetry, make_agent(*one_tool_script())("hi"))
+
+
+async def test_async_run(telemetry, instrument):
+    instrument("strands")
+    assert_normal_run(telemetry, await make_agent(*one_tool_script()).invoke_async("hi"))
+
+
+async def test_streamed_run(telemetry, instrument):
+    instrument("strands")
+    agent = make_agent(*one_tool_script())
+    result = None
+    async for event in agent.stream_async("hi"):
+        result = event.get("result", result)
+    assert_normal_run(telemetry, result)
+
+
+def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
+    """Without the hooks (instrument=False), the bridge still makes the run, without tool hashes."""
+    make_agent(*one_tool_script())("hi")
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert steps(root, spans) == [(1, "chat"), (2, "execute_tool lookup"), (3, "chat")]
+    (tool_span,) = [s for s in spans if s.name == "execute_tool lookup"]
+    assert "agent.tool.args_sha" not in tool_span.attributes  # Strands puts no arguments on the span
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+def test_tool_error_is_a_failed_step_and_the_agent_goes_on(telemetry, instrument):
+    instrument("strands")
+    agent = make_agent(tool_use("broken", {"q": "x"}, "t1"), text("sorry"))
+    assert str(agent("hi")).strip() == "sorry"
+    spans = telemetry.spans()
+    (tool_span,) = [s for s in spans if s.name == "execute_tool broken"]
+    assert tool_span.status.status_code is StatusCode.ERROR
+    assert tool_span.attributes["agent.tool.status"] == "error"
+    assert tool_span.attributes["error.type"] == "RuntimeError"
+    (event,) = telemetry.events("tool_result")
+    assert (event["status"], event["error"], event["args_sha"]) == ("error", "RuntimeError", sha({"q": "x"}))
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+def test_model_error_ends_the_run_with_model_error(telemetry, instrument):
+    instrument("strands")
+    agent = make_agent(ConnectionError("provider unreachable"))
+    with pytest.raises(ConnectionError):  # what Strands raises without agent-otel too
+        agent("hi")
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.status.status_code is StatusCode.ERROR
+    (chat,) = [s for s in spans if s.name == "chat"]
+    assert chat.attributes["agent.step_id"] == 1
+    (llm,) = telemetry.events("llm_result")
+    assert (llm["status"], llm["error"]) == ("error", "ConnectionError")
+    (stop,) = telemetry.events("stop")
+    assert (stop["stop_reason"], stop["status"]) == ("model_error", "failure")
+
+
+def test_a_configured_guard_stops_before_the_tool_runs(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("strands")
+    agent = make_agent(tool_use("delete_all", {}, "t1"), text("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:  # as itself, not in an EventLoopException
+        agent("clean up")
+    assert stopped.value.result.stop_reason.value == "policy_denied"
+    assert SENT == {}  # the tool never ran
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert [s.name for s in spans if s.name.startswith("execute_tool")] == []
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "delete_all")
+    assert [(e["kind"], e["stop_reason"]) for e in telemetry.events()] == [
+        ("llm_result", None),
+        ("stop", "policy_denied"),
+    ]
+
+
+def test_the_default_loop_guard_only_observes(telemetry, instrument):
+    instrument("strands")
+    script = [tool_use("lookup", {"q": "same"}, f"t{i}") for i in range(4)]
+    agent = make_agent(*script, text("done"))
+    assert str(agent("poll")).strip() == "done"
+    assert SENT == {"lookup": 4}
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("loop", False, "loop_detected")
+
+
+def test_strands_turn_limit_is_max_steps(telemetry, instrument):
+    instrument("strands")
+    agent = make_agent(tool_use("lookup", {"q": "a"}, "t1"), tool_use("lookup", {"q": "b"}, "t2"), text("x"))
+    result = agent("hi", limits={"turns": 1})
+    assert result.stop_reason == "limit_turns"
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "max_steps"
+
+
+def test_an_agent_in_a_user_run_is_part_of_it(telemetry, instrument):
+    instrument("strands")
+    with agent_otel.run("my-app") as run:
+        make_agent(*one_tool_script())("hi")
+    spans = telemetry.spans()
+    (root,) = [s for s in ours(spans) if s.name == "invoke_agent my-app"]
+    assert steps(root, spans) == [(1, "chat"), (2, "execute_tool lookup"), (3, "chat")]
+    assert run.result.usage["tool_calls"] == 1 and run.result.usage["llm_calls"] == 2
+    (agent_span,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert agent_span.attributes["agent.run_id"] == run.run_id
+
+
+def test_store_rows_and_replay_serve_the_tool(rig, instrument):
+    rig.start()
+    instrument("strands")
+    recorded_result = make_agent(*one_tool_script())("hi")
+    assert SENT == {"lookup": 1}
+    original = rig.last_run_id("helper")
+    row = rig.run_row(original)
+    assert (row["status"], row["stop_reason"], row["steps"], row["tool_calls"], row["llm_calls"]) == (
+        "success",
+        "completed",
+        3,
+        1,
+        2,
+    )
+    assert (row["input_tokens"], row["output_tokens"], row["model"]) == (30, 8, MODEL)
+    recorded_events = [
+        (e["tool"], e["args_sha"], e["result_sha"], e["status"]) for e in rig.tool_events(original)
+    ]
+    assert recorded_events == [("lookup", sha({"q": "otel"}), sha([{"text": "OTEL"}]), "ok")]
+
+    agent = make_agent(*one_tool_script())
+    with agent_otel.replay(original) as rp:
+        result = agent("hi")
+    assert SENT == {"lookup": 1}  # served from the recording: the tool did not run again
+    assert str(result) == str(recorded_result)
+    # What the model got back is what it got when the run was recorded.
+    assert agent.messages[2]["content"][0]["toolResult"]["content"] == [{"text": "OTEL"}]
+    report = rp.report
+    assert report.matched and not report.diverged and report.served == 1, str(report)
+    replayed = [
+        (e["tool"], e["args_sha"], e["result_sha"], e["status"])
+        for e in rig.tool_events(report.replay_run_id)
+    ]
+    assert replayed == recorded_events
+    spans = rig.exporter.get_finished_spans()
+    served = [
+        s
+        for s in spans
+        if s.name == "execute_tool lookup" and s.attributes["agent.run_id"] == report.replay_run_id
+    ]
+    assert [s.instrumentation_scope.name for s in served] == ["agent_otel"]  # Strands opened no span
+
+
+def test_replay_refuses_a_recorded_tool_error(rig, instrument):
+    rig.start()
+    instrument("strands")
+    make_agent(tool_use("broken", {"q": "x"}, "t1"), text("sorry"))("hi")
+    original = rig.last_run_id("helper")
+    with (
+        pytest.raises(ReplayError, match="raised an error when recorded"),
+        agent_otel.replay(original),
+    ):
+        make_agent(tool_use("broken", {"q": "x"}, "t1"), text("sorry"))("hi")
+    assert SENT == {"broken": 1}
+
+
+def test_an_agent_created_before_instrumenting_is_seen_through_its_spans(guarded, instrument):
+    """No hooks on it: one step per span, no hashes, and a configured guard only observes."""
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    agent = make_agent(tool_use("delete_all", {}, "t1"), text("done"))
+    instrument("strands")
+    assert str(agent("clean up")).strip() == "done"
+    assert SENT == {"delete_all": 1}
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert steps(root, spans) == [(1, "chat"), (2, "execute_tool delete_all"), (3, "chat")]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")

@@ -1,0 +1,185 @@
+"""Microsoft Agent Framework, seen only through its own GenAI spans (the bridge; no agent-otel integration).
+
+The framework's chat client is a fake composed the way its real clients are (function invocation and
+telemetry layers over ``BaseChatClient``), answering from a script: no network.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from agent_otel.hashing import sha
+from tests.integrations.conftest import children, ours, steps, stop_event
+
+pytest.importorskip("agent_framework")
+
+from agent_framework import (
+    Agent,
+    BaseChatClient,
+    ChatResponse,
+    ChatResponseUpdate,
+    Content,
+    FunctionInvocationLayer,
+    Message,
+    tool,
+)
+from agent_framework.observability import ChatTelemetryLayer
+from opentelemetry.trace import StatusCode
+
+SENT: Counter[str] = Counter()
+
+
+class ProviderDown(Exception):
+    pass
+
+
+class FakeClient(FunctionInvocationLayer, ChatTelemetryLayer, BaseChatClient):  # type: ignore[misc]
+    OTEL_PROVIDER_NAME = "openai"
+
+    def __init__(self, *script: Any) -> None:
+        super().__init__()
+        self.script = list(script)
+
+    def _inner_get_response(self, *, messages: Any, stream: bool, options: Any, **kwargs: Any) -> Any:
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+
+            async def fail() -> Any:
+                raise step
+
+            return fail()
+        kind, payload, usage = step
+        if kind == "tool":
+            contents = [Content.from_function_call(call_id=payload[2], name=payload[0], arguments=payload[1])]
+        else:
+            contents = [Content.from_text(payload)]
+        details = {
+            "input_token_count": usage[0],
+            "output_token_count": usage[1],
+            "total_token_count": sum(usage),
+        }
+        if not stream:
+
+            async def respond() -> Any:
+                return ChatResponse(
+                    messages=[Message(role="assistant", contents=contents)],
+                    response_id="r1",
+                    model="gpt-4o",
+                    usage_details=details,
+                )
+
+            return respond()
+
+        async def updates() -> Any:
+            yield ChatResponseUpdate(role="assistant", contents=contents, response_id="r1", model="gpt-4o")
+            yield ChatResponseUpdate(role="assistant", contents=[Content.from_usage(details)], model="gpt-4o")
+
+        from agent_framework import ResponseStream
+
+        return ResponseStream(updates(), finalizer=ChatResponse.from_updates)
+
+
+@tool
+def lookup(q: str) -> str:
+    """Look something up."""
+    SENT["lookup"] += 1
+    return q.upper()
+
+
+@tool
+def broken(q: str) -> str:
+    """Always fails."""
+    raise RuntimeError("backend down")
+
+
+def tool_call(name: str, args: dict[str, Any], call_id: str = "c1") -> tuple[Any, ...]:
+    return ("tool", (name, args, call_id), (10, 5))
+
+
+def text(content: str) -> tuple[Any, ...]:
+    return ("text", content, (20, 3))
+
+
+def make_agent(*script: Any) -> Agent:
+    SENT.clear()
+    return Agent(client=FakeClient(*script), name="helper", tools=[lookup, broken])
+
+
+def assert_normal_run(telemetry: Any) -> None:
+    assert SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    assert ours(spans) == []
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert (root.attributes["agent.usage.input_tokens"], root.attributes["agent.usage.output_tokens"]) == (
+        30,
+        8,
+    )
+    assert root.attributes["agent.cost_usd"] > 0  # gpt-4o is in the price table
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    assert [s.name for s in spans if "gen_ai.usage.input_tokens" in s.attributes] == ["chat gpt-4o"] * 2
+    events = telemetry.events()
+    assert [(e["kind"], e["step_id"], e["tool"]) for e in events] == [
+        ("llm_result", 1, None),
+        ("tool_result", 2, "lookup"),
+        ("llm_result", 3, None),
+        ("stop", None, None),
+    ]
+    metrics = telemetry.metrics()
+    assert [(a["agent"], a["stop_reason"], p.value) for a, p in metrics["agent.stop"]] == [
+        ("helper", "completed", 1)
+    ]
+    assert [(a["tool"], a["status"]) for a, _ in metrics["agent.tool.invocations"]] == [("lookup", "ok")]
+
+
+async def test_a_run_from_the_framework_spans(telemetry):
+    result = await make_agent(tool_call("lookup", {"q": "x"}), text("done")).run("hi")
+    assert result.text == "done"
+    assert_normal_run(telemetry)
+
+
+async def test_a_streamed_run(telemetry):
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    chunks = [update.text async for update in agent.run("hi", stream=True)]
+    assert "".join(chunks) == "done"
+    assert_normal_run(telemetry)
+
+
+async def test_tool_error_is_a_failed_step(telemetry):
+    result = await make_agent(tool_call("broken", {"q": "x"}), text("sorry")).run("hi")
+    assert result.text == "sorry"
+    spans = telemetry.spans()
+    (span,) = [s for s in spans if s.name == "execute_tool broken"]
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes["agent.tool.status"], span.attributes["error.type"]) == ("error", "RuntimeError")
+    (event,) = telemetry.events("tool_result")
+    assert (event["status"], event["error"]) == ("error", "RuntimeError")
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+async def test_model_error_is_model_error(telemetry):
+    with pytest.raises(ProviderDown):
+        await make_agent(ProviderDown("unreachable")).run("hi")
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert [(e["kind"], e["status"], e["error"]) for e in telemetry.events("llm_result")] == [
+        ("llm_result", "error", "ProviderDown")
+    ]
+
+
+async def test_guards_only_observe_without_a_hook(guarded):
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    await make_agent(tool_call("lookup", {"q": "x"}), text("done")).run("hi")
+    assert SENT == {"lookup": 1}  # agent-otel has no hook before this framework's tools: it ran
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
+    # Without content capture the framework puts no arguments on its span: no args hash.
+    assert [e["args_sha"] for e in telemetry.events("tool_result")] != [sha({"q": "x"})]
