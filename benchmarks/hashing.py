@@ -3,6 +3,8 @@
 Three ways to the same 24-hex digest of a JSON value, on payloads of 1 KB to 10 MB of canonical JSON:
 
 * **floor**: sha256 of the canonical JSON bytes, already made (what hashing costs without serialising);
+* **orjson + sha256**: ``orjson.dumps`` with sorted keys, then sha256: the fastest serialiser's bytes with
+  none of the checks that make them the seed's (what any orjson-based method costs at least);
 * **agent-otel**: ``agent_otel.hashing.sha`` (canonical JSON of the value, then sha256);
 * **seed**: the seed's ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
   then sha256.
@@ -83,6 +85,10 @@ def floor_sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:SHA_HEX_CHARS]
 
 
+def orjson_sha(obj: Any) -> str:
+    return floor_sha(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+
+
 def per_call_us(fn: Callable[[], Any], n: int) -> float:
     start = time.thread_time()
     for _ in range(n):
@@ -96,18 +102,19 @@ def measure(rounds: int, sizes: tuple[tuple[str, int], ...] = SIZES) -> list[dic
         for label, size in sizes:
             obj = payload(size, nulls, shape)
             data = canonical_json(obj)
-            digests = {sha(obj), seed_sha(obj), floor_sha(data)}
+            digests = {sha(obj), seed_sha(obj), floor_sha(data), orjson_sha(obj)}
             assert len(digests) == 1, f"digests differ for {label}: {digests}"
             n = max(1, 3_000_000 // size)
             methods = {
                 "floor": lambda d=data: floor_sha(d),
+                "orjson": lambda o=obj: orjson_sha(o),
                 "agent_otel": lambda o=obj: sha(o),
                 "seed": lambda o=obj: seed_sha(o),
             }
             times: dict[str, list[float]] = {k: [] for k in methods}
             for r in range(rounds):
                 keys = list(methods)
-                for key in keys[r % 3 :] + keys[: r % 3]:
+                for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
                     times[key].append(per_call_us(methods[key], n))
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append(
@@ -117,6 +124,7 @@ def measure(rounds: int, sizes: tuple[tuple[str, int], ...] = SIZES) -> list[dic
                     "bytes": len(data),
                     "nulls": nulls,
                     "floor_us": med["floor"],
+                    "orjson_us": med["orjson"],
                     "agent_otel_us": med["agent_otel"],
                     "seed_us": med["seed"],
                 }
@@ -130,14 +138,16 @@ def render(rows: list[dict[str, Any]], rounds: int) -> str:
         f"thread CPU per call, median of {rounds} interleaved rounds",
         "floor = sha256 of the canonical JSON bytes, already made; x = time / floor",
         "",
-        f"{'payload':<22}{'floor':>11}{'agent-otel':>21}{'seed json.dumps':>22}{'agent-otel vs seed':>20}",
-        "-" * 96,
+        f"{'payload':<22}{'floor':>11}{'orjson + sha256':>21}{'agent-otel':>21}{'seed json.dumps':>22}"
+        f"{'agent-otel vs seed':>20}",
+        "-" * 117,
     ]
     for row in rows:
         floor = row["floor_us"]
         name = f"{row['size']} {row['shape']}{', nulls' if row['nulls'] else ''}"
         lines.append(
             f"{name:<22}{_us(floor):>11}"
+            f"{_us(row['orjson_us']):>13} {row['orjson_us'] / floor:>5.1f}x"
             f"{_us(row['agent_otel_us']):>13} {row['agent_otel_us'] / floor:>5.1f}x"
             f"{_us(row['seed_us']):>14} {row['seed_us'] / floor:>5.1f}x"
             f"{row['seed_us'] / row['agent_otel_us']:>18.1f}x faster"
