@@ -179,3 +179,25 @@ def test_check_pending_raises_a_stop_decided_since_the_last_step(telemetry):
         check_pending(run)
     assert stopped.value.stop_reason == "budget_exceeded"
     assert run.result.stop_reason == "budget_exceeded"
+
+
+def test_a_step_bound_to_a_span_is_found_once_any_binding_gets_one(telemetry, monkeypatch):
+    """Until some span's binding names a step, looking for one is skipped (the hot path); the first
+    binding given a step, by any of its ways, turns the look-up on for every later call."""
+    from opentelemetry import trace
+
+    monkeypatch.setattr(steps, "_steps_bound", False)  # as in a process where the bridge made no step yet
+    with agent_otel.run("a") as run:
+        span = runtime.current().tracer.start_span("execute_tool framework")
+        binding = steps.SpanBinding(run)
+        steps.bind_span(span, binding)
+        with trace.use_span(span, end_on_exit=True):
+            assert tools.active_tool_call() is None and not steps.steps_bound()
+            call = tools.begin(run, tools.ToolOptions("search"), {"q": 1}, attach=False)
+            assert call is not None
+            binding.step = call  # as the bridge does for a framework's tool span
+            assert steps.steps_bound()
+            assert tools.active_tool_call() is call
+            call.ok("hit")
+    monkeypatch.setattr(steps, "_steps_bound", False)
+    assert steps.SpanBinding(run, call).step is call and steps.steps_bound()  # given at construction

@@ -273,6 +273,8 @@ def active_tool_call(context: otel_context.Context | None = None) -> ToolCall | 
     value = otel_context.get_value(_TOOL_KEY, context)
     if isinstance(value, ToolCall):
         return value
+    if not steps.steps_bound():  # no span's binding names a step (no bridged step was ever made)
+        return None
     binding = steps.span_binding(trace.get_current_span(context))
     step = binding.step if binding is not None else None
     return step if isinstance(step, ToolCall) else None
