@@ -336,6 +336,25 @@ class Subject:
     hot: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     spans: int = 0
+    # agent-otel's event sinks: CPU seconds of their writes (on the event thread) in the current round,
+    # and per round in us/run, so the total can be told apart by where it goes.
+    sink_cpu: dict[str, float] = field(default_factory=dict)
+    sinks: dict[str, list[float]] = field(default_factory=dict)
+
+
+def time_sinks(subject: Subject, sinks: list[Any]) -> None:
+    """Count the thread CPU of each sink's writes into ``subject.sink_cpu`` (by the sink's class name)."""
+    for sink in sinks:
+        name, write = type(sink).__name__, sink.write
+
+        def timed(batch: Any, name: str = name, write: Callable[[Any], None] = write) -> None:
+            start = time.thread_time()
+            try:
+                write(batch)
+            finally:
+                subject.sink_cpu[name] = subject.sink_cpu.get(name, 0.0) + time.thread_time() - start
+
+        sink.write = timed
 
 
 def bare_subject(work: Workload, runs: int) -> Subject:
@@ -395,7 +414,7 @@ def agent_otel_subject(key: str, work: Workload, runs: int, store_dir: str) -> S
     from opentelemetry.sdk.trace import TracerProvider
 
     import agent_otel
-    from agent_otel import sdk
+    from agent_otel import runtime, sdk
 
     exporter = discard_exporter()
     agent_otel.setup(
@@ -421,7 +440,9 @@ def agent_otel_subject(key: str, work: Workload, runs: int, store_dir: str) -> S
         if not sdk.flush(60):
             raise RuntimeError("agent-otel did not flush within 60 s")
 
-    return Subject(key, run, flush, exporter)
+    subject = Subject(key, run, flush, exporter)
+    time_sinks(subject, runtime.current().pipeline.sinks())
+    return subject
 
 
 def openllmetry_subject(work: Workload, runs: int) -> Subject:
@@ -614,6 +635,7 @@ def measure(subjects: list[Subject], runs: int, rounds: int) -> None:
         for subject in order:
             gc.collect()
             before = subject.exporter.count
+            subject.sink_cpu.clear()
             t_proc, t_thread = time.process_time(), time.thread_time()
             subject.run(runs)
             thread_cpu = time.thread_time() - t_thread
@@ -622,6 +644,8 @@ def measure(subjects: list[Subject], runs: int, rounds: int) -> None:
             subject.hot.append(thread_cpu / runs * 1e6)
             subject.total.append(proc_cpu / runs * 1e6)
             subject.spans += subject.exporter.count - before
+            for name, cpu in subject.sink_cpu.items():
+                subject.sinks.setdefault(name, []).append(cpu / runs * 1e6)
 
 
 def child(key: str, runs: int, rounds: int, out: str) -> None:
@@ -646,6 +670,7 @@ def child(key: str, runs: int, rounds: int, out: str) -> None:
             "hot_us_rounds": [round(x, 1) for x in s.hot],
             "total_us_rounds": [round(x, 1) for x in s.total],
             "spans_per_run": s.spans / (runs * rounds),
+            "sinks_us": {k: statistics.median(v) for k, v in s.sinks.items()},
         }
     results["hot_ratio"] = results["case"]["hot_us"] / results["bare"]["hot_us"]
     results["total_ratio"] = results["case"]["total_us"] / results["bare"]["total_us"]
@@ -743,6 +768,10 @@ def summarize(key: str, processes: list[dict[str, Any]]) -> dict[str, Any]:
         row[name] = statistics.median(p["case"][name] for p in ok)
         row[f"bare_{name}"] = statistics.median(p["bare"][name] for p in ok)
     row["spans_per_run"] = min(p["case"]["spans_per_run"] for p in ok)
+    names = {name for p in ok for name in p["case"].get("sinks_us", {})}
+    row["sinks_us"] = {
+        n: statistics.median(p["case"]["sinks_us"].get(n, 0.0) for p in ok) for n in sorted(names)
+    }
     row["bare_spans_per_run"] = min(p["bare"]["spans_per_run"] for p in ok)
     row["network_attempts"] = [a for p in ok for a in p["network_attempts"]]
     row["open_sockets"] = sorted({p["open_sockets"] for p in ok if p["open_sockets"] is not None})
@@ -805,6 +834,10 @@ def render(results: dict[str, Any]) -> str:
             f"{(on['total_us'] - on['hot_us']) - (off['total_us'] - off['hot_us']):+.0f} us/run in the "
             f"background ({per_call} tool calls and 2 LLM requests per run).",
         ]
+    for row in measured:
+        if row.get("sinks_us"):
+            parts = ", ".join(f"{name} {us:.0f} us" for name, us in row["sinks_us"].items())
+            lines.append(f"Event-thread CPU per run of {row['label']}, by sink: {parts}.")
     short = [
         f"{r['label']} ({r['spans_per_run']:.2f} spans/run)"
         for r in measured

@@ -52,6 +52,8 @@ def test_agent_loop_json_has_both_ratios_per_process():
         assert row["processes"] == 1 and row["network_attempts"] == []
         assert row["hot_ratio"] > 0 and row["total_ratio"] > 0
         assert row["spans_per_run"] == overhead.TOOL_CALLS + 3  # every span exported: its export is counted
+        sinks = {"MetricsSink", "StoreSink"} if row["key"] == "default" else {"MetricsSink"}
+        assert set(row["sinks_us"]) == sinks and all(us > 0 for us in row["sinks_us"].values())
     (process,) = results["per_process"]["default"]
     assert process["bare"]["spans_per_run"] == overhead.TOOL_CALLS + 3
 
@@ -91,6 +93,8 @@ def test_hashing_table_runs_and_agrees_with_the_seed():
         for shape, nulls in (("records", False), ("records", True), ("text", False))
         for size in ("1 KB", "100 KB")
     ]
-    assert all(r["floor_us"] > 0 and r["agent_otel_us"] > 0 and r["seed_us"] > 0 for r in rows)
+    assert all(
+        r["floor_us"] > 0 and r["orjson_us"] > 0 and r["agent_otel_us"] > 0 and r["seed_us"] > 0 for r in rows
+    )
     proc = run("hashing.py", "--rounds", "1", "--max-size", "1000")
     assert proc.returncode == 0 and "1 KB records, nulls" in proc.stdout, proc.stderr
