@@ -115,31 +115,12 @@ def parse_kill_switch(text: str, agent: str) -> str | None:
     return found
 
 
-def _env_reader(name: str) -> Callable[[], str | None]:
-    """``os.environ.get(name)`` for a check made before every step. ``os.environ.get`` goes through
-    ``Mapping.get`` and a KeyError when the variable is unset (about 1 us); the mapping's own dict of
-    encoded names answers the same in a dict lookup. Where ``os.environ`` is not CPython's ``_Environ``,
-    the plain lookup is used."""
-    try:
-        key = os.environ.encodekey(name)  # type: ignore[attr-defined]
-        decode = os.environ.decodevalue  # type: ignore[attr-defined]
-        os.environ._data.get(key)  # type: ignore[attr-defined]
-    except Exception:
-        return lambda: os.environ.get(name)
-
-    def read() -> str | None:
-        raw = os.environ._data.get(key)  # type: ignore[attr-defined]  # os.environ may be replaced: no alias
-        return None if raw is None else decode(raw)
-
-    return read
-
-
 class KillSwitch:
     """Reads the env var, flag file and callable; caches the file at most every ``interval_s``."""
 
     def __init__(self, env_var: str | None, path: str | None, interval_s: float) -> None:
         self.env_var = env_var
-        self._env = _env_reader(env_var) if env_var else None
+        self._env = c.env_reader(env_var) if env_var else None
         self.path = os.path.expanduser(path) if path else None
         self.interval_s = interval_s
         self._checked = 0.0
