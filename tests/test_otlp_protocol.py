@@ -21,6 +21,10 @@ from tests.test_setup import clean  # noqa: F401 (the fixture)
 # No OTEL_*/AGENT_OTEL_* variables from outside, and setup() undone before and after each test.
 pytestmark = pytest.mark.usefixtures("clean")
 
+# These tests are about which transport carries the spans, not how fast: shutdown may take as long as a
+# loaded machine needs to deliver them (the 1 s default bound once left 2 spans unsent in CI).
+PATIENT = {"exporter": {"shutdown_timeout_s": 30}}
+
 
 @pytest.fixture
 def no_grpc(monkeypatch):
@@ -80,7 +84,7 @@ def test_without_the_extra_another_port_means_http_protobuf(no_grpc, caplog):
     receiver = HTTPReceiver()
     try:
         with caplog.at_level(logging.INFO, logger="agent_otel"):
-            agent_otel.setup("svc", endpoint=receiver.endpoint, store=False, instrument=False)
+            agent_otel.setup("svc", endpoint=receiver.endpoint, config=PATIENT, store=False, instrument=False)
             assert sdk.installation().otlp == f"http/protobuf {receiver.endpoint}"
             with agent_otel.run("a") as run:
                 run.call_tool("t", lambda: 1)
@@ -95,7 +99,7 @@ def test_with_the_extra_another_port_still_means_grpc():
     """Nothing changes for an installation that has gRPC: an endpoint without a protocol is OTLP/gRPC."""
     receiver = OTLPReceiver().start()
     try:
-        agent_otel.setup("svc", endpoint=receiver.endpoint, store=False, instrument=False)
+        agent_otel.setup("svc", endpoint=receiver.endpoint, config=PATIENT, store=False, instrument=False)
         assert sdk.installation().otlp == f"grpc {receiver.endpoint}"
         with agent_otel.run("a") as run:
             run.call_tool("t", lambda: 1)

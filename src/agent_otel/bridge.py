@@ -304,7 +304,12 @@ class Bridge:
             if native.is_native_genai(span):
                 _genai(span, native.operation(span) or "", parent, parent_span, parent_context)
             elif parent is not None:
-                bind_span(span, SpanBinding(parent.run, parent.step, hooked=parent.hooked))
+                binding = SpanBinding(parent.run, parent.step, hooked=parent.hooked)
+                bind_span(span, binding)
+                if _foreign(span):
+                    # A library may say only later that the span is a GenAI request (Mistral's SDK starts
+                    # it named after the API operation and labels it from the request): checked at its end.
+                    _watch(span, binding)
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -397,6 +402,11 @@ def register_hooks(scope: str, on: bool = True) -> None:
         _hooked_scopes.add(scope)
     else:
         _hooked_scopes.discard(scope)
+
+
+def _foreign(span: Any) -> bool:
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope is not None and scope.name != native.SCOPE
 
 
 def _hooked(span: Any) -> bool:
@@ -564,6 +574,35 @@ def _ending(span: Any, binding: SpanBinding) -> None:
         if late is not None:
             binding.step = late
             _end_tool(span, late)
+    elif run.ledger.runtime is not None and not isinstance(step, LLMCall):
+        _labelled_late(span, run, binding)
+
+
+def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
+    """A library's span that became a GenAI request or tool call after it started: its step, after the
+    fact (its checks observe only: the call has been made). A request inside a step's own request span
+    is that request (see _genai), so only spans outside an LLM step get here."""
+    attributes = span.attributes or {}
+    if c.STEP_ID in attributes or not native.is_native_genai(span):
+        return
+    op = native.operation(span)
+    if op not in native.REQUEST_OPERATIONS and op != c.OP_EXECUTE_TOOL:
+        return
+    span.set_attributes(native.run_attributes(run, attributes))
+    started = getattr(span, "start_time", None)
+    age_ms = max((time.time_ns() - started) / 1e6, 0.0) if isinstance(started, int) else 0.0
+    if op in native.REQUEST_OPERATIONS:
+        llm = _begin_llm(run, span, attributes, checks=False)
+        if llm is not None:
+            llm.back_date(age_ms)  # the request took the span's time, not the moment it was recognised
+            binding.step = llm
+            _end_llm(span, llm)
+    elif op == c.OP_EXECUTE_TOOL:
+        tool = _begin_tool(run, span, attributes, checks=False)
+        if tool is not None:
+            tool.back_date(age_ms)
+            binding.step = tool
+            _end_tool(span, tool)
 
 
 def _end_llm(span: Any, call: BridgedLLMCall) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -33,8 +34,15 @@ class CLI:
     def popen(self, *args: str) -> subprocess.Popen[str]:
         full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
         full.update(AGENT_OTEL_HOME=str(self.home), AGENT_OTEL_PROBE_LOCAL="false", **self.env)
+        # Ctrl-C as in a terminal: a test run started in the background (`make test &`, some CI
+        # runners) ignores SIGINT, and a child would inherit that and never see the tests' Ctrl-C.
         return subprocess.Popen(
-            [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full
+            [*COMMAND, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 

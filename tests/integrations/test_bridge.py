@@ -295,6 +295,31 @@ def test_a_library_agent_inside_a_user_run_is_part_of_it(telemetry):
     assert stops(telemetry) == {("my-app", "completed"): 1}
 
 
+def test_a_span_labelled_a_request_or_tool_only_after_it_started_is_a_step(telemetry):
+    """Mistral's SDK starts its span named after the API operation and says it is a ``chat`` (usage and
+    all) only later: recognised when it ends, with the span's duration, its steps observe only."""
+    tracer = trace.get_tracer("late-labeller")
+    with agent_otel.run("my-app") as run:
+        with tracer.start_as_current_span("chat_completion_v1_chat_completions_post") as request:
+            request.update_name("chat mistral-large-latest")
+            request.set_attributes(
+                {"gen_ai.operation.name": "chat", "gen_ai.request.model": "mistral-large-latest"}
+            )
+            request.set_attributes({"gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3})
+        with tracer.start_as_current_span("tools_call") as call:
+            call.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"})
+        with tracer.start_as_current_span("http GET"):  # any other span is left as it is
+            pass
+    spans = telemetry.spans()
+    root = by_name(ours(spans), "invoke_agent my-app")[0]
+    assert steps(root, spans) == [(1, "chat mistral-large-latest"), (2, "tools_call")]
+    assert "agent.step_id" not in by_name(spans, "http GET")[0].attributes
+    assert run.result.usage["llm_calls"] == 1 and run.result.usage["tool_calls"] == 1
+    assert (run.result.usage["input_tokens"], run.result.usage["output_tokens"]) == (12, 3)
+    (llm,) = telemetry.events("llm_result")
+    assert llm["usage"]["model"] == "mistral-large-latest" and llm["duration_ms"] > 0
+
+
 def test_spans_from_another_thread_belong_to_the_run_of_their_context(telemetry):
     lib = FakeLib()
     with lib.agent("threaded"):

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_otel import bridge
+from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError, recorded, unserved
 from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped
@@ -72,6 +73,8 @@ def _plugin_class() -> type:
                     getattr(tool_context, "function_call_id", None),
                     description=description if isinstance(description, str) else None,
                 )
+            except ToolDenied as exc:  # on_deny: raise: the tool is refused, the model is told why
+                return {"error": str(exc)}
             except (AgentStopped, ReplayError):
                 raise
             except Exception as exc:

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from agent_otel import bridge
+from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError, recorded, unserved
 from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped, StopReason
@@ -108,6 +109,9 @@ def _before_tool(event: Any) -> None:
             _tool_use_id(tool_use) or None,
             description=spec.get("description") if isinstance(spec, dict) else None,
         )
+    except ToolDenied as exc:  # on_deny: raise: Strands cancels the tool and tells the model why
+        event.cancel_tool = str(exc)
+        return
     except (AgentStopped, ReplayError):
         raise
     except Exception as exc:

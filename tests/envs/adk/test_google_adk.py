@@ -237,6 +237,28 @@ async def test_a_configured_guard_stops_before_the_tool_runs(guarded, instrument
     ]
 
 
+async def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_model_is_told(guarded, instrument):
+    """``on_deny: raise`` refuses the tool without ending the run: ADK gets the refusal as the tool's
+    result (the plugin's before-tool answer), the model carries on, and the function never runs."""
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}, "on_deny": "raise"}})
+    instrument("google_adk")
+    events = await run_async(make_runner(call("delete_all", {}, "c1"), text("done")))
+    assert final_text(events).endswith("done")
+    assert SENT == {}  # never ran
+    responses = [
+        p.function_response.response
+        for e in events
+        if e.content
+        for p in e.content.parts or ()
+        if p.function_response
+    ]
+    assert len(responses) == 1 and "blocked by policy" in responses[0]["error"]
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "delete_all")
+
+
 async def test_the_default_loop_guard_only_observes(telemetry, instrument):
     instrument("google_adk")
     script = [call("lookup", {"q": "same"}, f"c{i}") for i in range(4)]

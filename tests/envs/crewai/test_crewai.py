@@ -12,6 +12,7 @@ from agent_otel import integrations
 from agent_otel.hashing import sha
 from tests.helpers import IN_CI
 from tests.integrations.conftest import Reply, chat_usage, children, one, ours, steps, stop_event
+from tests.integrations.openai_replies import answer, tool_call
 from tests.integrations.test_semconv import check, collect
 
 try:
@@ -35,34 +36,6 @@ def _calls():
     CALLS.clear()
     yield
     CALLS.clear()
-
-
-def completion(message: dict[str, Any], usage: tuple[int, int] = (21, 4), finish: str = "stop") -> Reply:
-    return Reply(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": "gpt-4o-2024-08-06",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-        }
-    )
-
-
-def tool_call(name: str, args: dict[str, Any], call_id: str = "call_1") -> Reply:
-    message = {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-        ],
-    }
-    return completion(message, usage=(30, 7), finish="tool_calls")
-
-
-def answer(text: str) -> Reply:
-    return completion({"role": "assistant", "content": text})
 
 
 @tool("lookup")

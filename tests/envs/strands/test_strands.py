@@ -197,6 +197,28 @@ def test_a_configured_guard_stops_before_the_tool_runs(guarded, instrument):
     ]
 
 
+def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_model_is_told(guarded, instrument):
+    """``on_deny: raise`` refuses the tool without ending the run: Strands cancels the tool call with the
+    refusal as its message, the model carries on, and the function never runs."""
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}, "on_deny": "raise"}})
+    instrument("strands")
+    agent = make_agent(tool_use("delete_all", {}, "t1"), text("done"))
+    assert str(agent("clean up")).strip() == "done"
+    assert SENT == {}  # never ran
+    results = [
+        block["toolResult"]
+        for m in agent.messages
+        for block in m.get("content", [])
+        if isinstance(block, dict) and "toolResult" in block
+    ]
+    assert len(results) == 1 and results[0]["status"] == "error"
+    assert "blocked by policy" in str(results[0]["content"])
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "delete_all")
+
+
 def test_the_default_loop_guard_only_observes(telemetry, instrument):
     instrument("strands")
     script = [tool_use("lookup", {"q": "same"}, f"t{i}") for i in range(4)]

@@ -1,0 +1,184 @@
+"""AutoGen (autogen-agentchat) through the GenAI span bridge, its model client the real OpenAI SDK against
+a fake OpenAI API on 127.0.0.1: AutoGen's own ``invoke_agent`` / ``execute_tool`` spans become the run and
+its tool steps, the ``openai`` integration makes each request a ``chat`` step with usage, and guards only
+observe the tools (AutoGen offers no hook before a tool that could refuse it)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import agent_otel
+from tests.integrations.conftest import Reply, children, ours, steps, stop_event
+from tests.integrations.openai_replies import answer, tool_call
+
+pytest.importorskip("autogen_agentchat")
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_ext.models.openai import OpenAIChatCompletionClient
+from opentelemetry.trace import StatusCode
+
+SENT: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    SENT.clear()
+    yield
+    SENT.clear()
+
+
+def lookup(q: str) -> str:
+    """Look something up."""
+    SENT["lookup"] += 1
+    return q.upper()
+
+
+def broken(q: str) -> str:
+    """Always fails."""
+    SENT["broken"] += 1
+    raise RuntimeError("backend down")
+
+
+def make_agent(fake_api: Any, name: str = "helper") -> AssistantAgent:
+    client = OpenAIChatCompletionClient(
+        model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
+    )
+    return AssistantAgent(name, model_client=client, tools=[lookup, broken], reflect_on_tool_use=True)
+
+
+def autogen_spans(spans: list[Any], name: str) -> list[Any]:
+    return [s for s in spans if s.name == name and s.instrumentation_scope.name == "autogen-core"]
+
+
+async def test_a_run_with_a_tool_call(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    result = await make_agent(fake_api).run(task="hi")
+    assert result.messages[-1].to_text() == "done" and SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    (root,) = autogen_spans(spans, "invoke_agent helper")  # AutoGen's span is the run: no second one
+    assert [s.name for s in ours(spans)] == ["chat gpt-4o", "chat gpt-4o"]
+    assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    tool = children(root, spans)[1]
+    assert tool.attributes["agent.tool.status"] == "ok"
+    assert tool.attributes["gen_ai.tool.call.id"] == "call_1"
+    # AutoGen does not put a tool's arguments or result on its span: no hashes (README says so).
+    assert "agent.tool.args_sha" not in tool.attributes
+    assert root.attributes["agent.stop_reason"] == "completed"
+    usage = (root.attributes["agent.usage.input_tokens"], root.attributes["agent.usage.output_tokens"])
+    assert usage == (51, 11)
+    assert root.attributes["agent.cost_usd"] > 0
+    assert "gen_ai.usage.input_tokens" not in root.attributes  # usage once, on each request's span
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    assert [(e["kind"], e["step_id"], e["tool"]) for e in telemetry.events()] == [
+        ("llm_result", 1, None),
+        ("tool_result", 2, "lookup"),
+        ("llm_result", 3, None),
+        ("stop", None, None),
+    ]
+    metrics = telemetry.metrics()
+    assert [(a["agent"], a["stop_reason"], p.value) for a, p in metrics["agent.stop"]] == [
+        ("helper", "completed", 1)
+    ]
+    assert [(a["tool"], a["status"], p.value) for a, p in metrics["agent.tool.invocations"]] == [
+        ("lookup", "ok", 1)
+    ]
+
+
+async def test_a_tool_error_is_a_failed_step_and_the_agent_goes_on(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(tool_call("broken", {"q": "x"}), answer("sorry"))
+    result = await make_agent(fake_api).run(task="hi")
+    assert result.messages[-1].to_text() == "sorry" and SENT == {"broken": 1}
+    spans = telemetry.spans()
+    (root,) = autogen_spans(spans, "invoke_agent helper")
+    (tool,) = autogen_spans(spans, "execute_tool broken")
+    assert tool.attributes["agent.tool.status"] == "error"
+    assert tool.attributes["error.type"] == "RuntimeError"
+    assert root.attributes["agent.stop_reason"] == "completed"  # AutoGen told the model; the run went on
+    (event,) = telemetry.events("tool_result")
+    assert (event["status"], event["error"]) == ("error", "RuntimeError")
+
+
+async def test_a_model_error_ends_the_run_with_model_error(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    with pytest.raises(Exception) as raised:
+        await make_agent(fake_api).run(task="hi")
+    assert type(raised.value).__name__ == "InternalServerError"  # the application's own error, unchanged
+    spans = telemetry.spans()
+    (root,) = autogen_spans(spans, "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.status.status_code is StatusCode.ERROR
+    (stop,) = telemetry.events("stop")
+    assert (stop["stop_reason"], stop["status"]) == ("model_error", "failure")
+
+
+async def test_a_tool_guard_only_observes(guarded, instrument, fake_api):
+    """AutoGen has no hook before a tool: a policy that denies it is recorded, and the tool runs."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    result = await make_agent(fake_api).run(task="hi")
+    assert result.messages[-1].to_text() == "done" and SENT == {"lookup": 1}
+    (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
+
+
+async def test_a_step_budget_only_observes_even_over_an_instrumented_client(guarded, instrument, fake_api):
+    """A bridged run whose framework does not hook in observes every guard, model calls included (the
+    OpenAI client's step could raise, but AutoGen never asked agent-otel to stop it): the budget's
+    trigger is recorded with what it would have done, and every request is sent."""
+    telemetry = guarded({"budget": {"max_steps": 2}})
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    result = await make_agent(fake_api).run(task="hi")
+    assert result.messages[-1].to_text() == "done" and len(fake_api.requests) == 2
+    (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("max_steps", False, "max_steps")
+
+
+async def test_an_agent_inside_a_user_run_is_part_of_it(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with agent_otel.run("outer") as run:
+        await make_agent(fake_api).run(task="hi")
+    spans = telemetry.spans()
+    (outer,) = [s for s in ours(spans) if s.name == "invoke_agent outer"]
+    assert run.result.usage["tool_calls"] == 1 and run.result.usage["llm_calls"] == 2
+    assert {s.attributes.get("agent.run_id") for s in autogen_spans(spans, "execute_tool lookup")} == {
+        outer.attributes["agent.run_id"]
+    }
+
+
+async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, instrument, fake_api):
+    """AutoGen traces each agent's turn in a team, not the team: each turn is a run of its own, unless the
+    team runs inside a run of the user's, which every turn then joins."""
+    from autogen_agentchat.teams import RoundRobinGroupChat
+
+    instrument("openai")
+    fake_api.reply(answer("first"), answer("second"))
+    team = RoundRobinGroupChat([make_agent(fake_api, "writer"), make_agent(fake_api, "critic")], max_turns=2)
+    await team.run(task="draft")
+    runs = [
+        s
+        for s in telemetry.spans()
+        if s.name.startswith("invoke_agent") and "agent.stop_reason" in s.attributes
+    ]
+    assert sorted(s.name for s in runs) == ["invoke_agent critic", "invoke_agent writer"]
+    assert len({s.attributes["agent.run_id"] for s in runs}) == 2
+
+    fake_api.reply(answer("first"), answer("second"))
+    team = RoundRobinGroupChat([make_agent(fake_api, "writer"), make_agent(fake_api, "critic")], max_turns=2)
+    with agent_otel.run("review-team") as run:
+        await team.run(task="draft")
+    assert run.result.usage["llm_calls"] == 2 and run.result.stop_reason == "completed"
