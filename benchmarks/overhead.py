@@ -445,6 +445,30 @@ def agent_otel_subject(key: str, work: Workload, runs: int, store_dir: str) -> S
     return subject
 
 
+def peer_loop(
+    work: Workload,
+    search: Callable[..., Any],
+    llm: Callable[[tuple[int, int]], None],
+    as_run: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> Callable[[int], None]:
+    """A peer's ``run(n)``: the loop's function (decorated by ``as_run``, the peer's agent primitive)
+    making 1 LLM request, the tool calls with the workload's args and a second request, n times."""
+
+    def one_run(question: dict[str, Any]) -> None:
+        llm(LLM_USAGE[0])
+        for _ in range(TOOL_CALLS):
+            search(**work.next_args())
+        llm(LLM_USAGE[1])
+
+    traced = as_run(one_run)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            traced(work.next_input())
+
+    return run
+
+
 def openllmetry_subject(work: Workload, runs: int) -> Subject:
     from traceloop.sdk import Traceloop
     from traceloop.sdk.decorators import tool, workflow
@@ -472,17 +496,7 @@ def openllmetry_subject(work: Workload, runs: int) -> Subject:
                 LLMUsage(prompt_tokens=tokens[0], completion_tokens=tokens[1], total_tokens=sum(tokens))
             )
 
-    @workflow(name=AGENT)
-    def one_run(question: dict[str, Any]) -> None:
-        llm(LLM_USAGE[0])
-        for _ in range(TOOL_CALLS):
-            search(**work.next_args())
-        llm(LLM_USAGE[1])
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            one_run(work.next_input())
-
+    run = peer_loop(work, search, llm, workflow(name=AGENT))
     return Subject("openllmetry", run, wrapper.flush, exporter)
 
 
@@ -527,17 +541,7 @@ def openlit_subject(work: Workload, runs: int) -> Subject:
             )
             span.set_result("Let me look that up.")
 
-    @openlit.trace
-    def one_run(question: dict[str, Any]) -> None:
-        llm(LLM_USAGE[0])
-        for _ in range(TOOL_CALLS):
-            search(**work.next_args())
-        llm(LLM_USAGE[1])
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            one_run(work.next_input())
-
+    run = peer_loop(work, search, llm, openlit.trace)
     return Subject("openlit", run, lambda: provider.force_flush(), exporter)
 
 
@@ -565,17 +569,7 @@ def langfuse_subject(work: Workload, runs: int) -> Subject:
         ):
             pass
 
-    @observe(name=AGENT, as_type="agent")
-    def one_run(question: dict[str, Any]) -> None:
-        llm(LLM_USAGE[0])
-        for _ in range(TOOL_CALLS):
-            search(**work.next_args())
-        llm(LLM_USAGE[1])
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            one_run(work.next_input())
-
+    run = peer_loop(work, search, llm, observe(name=AGENT, as_type="agent"))
     return Subject("langfuse", run, client.flush, exporter)
 
 
@@ -600,17 +594,7 @@ def openinference_subject(work: Workload, runs: int) -> Subject:
         ):
             pass
 
-    @tracer.agent(name=AGENT)
-    def one_run(question: dict[str, Any]) -> None:
-        llm(LLM_USAGE[0])
-        for _ in range(TOOL_CALLS):
-            search(**work.next_args())
-        llm(LLM_USAGE[1])
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            one_run(work.next_input())
-
+    run = peer_loop(work, search, llm, tracer.agent(name=AGENT))
     return Subject("openinference", run, lambda: provider.force_flush(), exporter)
 
 
