@@ -201,3 +201,22 @@ def test_a_step_bound_to_a_span_is_found_once_any_binding_gets_one(telemetry, mo
             call.ok("hit")
     monkeypatch.setattr(steps, "_steps_bound", False)
     assert steps.SpanBinding(run, call).step is call and steps.steps_bound()  # given at construction
+
+
+def test_a_run_without_a_span_leaves_no_binding_on_the_shared_invalid_span(fresh, monkeypatch):
+    """With tracing disabled a run's span is ``INVALID_SPAN``, the current span of every context without
+    one: binding it would make an ended run the run of any later caller outside a run."""
+    from opentelemetry import trace
+
+    from agent_otel import bridge
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    try:
+        agent_otel.setup("t", store=False, instrument=False)
+        with agent_otel.run("a") as run:
+            assert run.span is trace.INVALID_SPAN and active_run() is run
+        assert steps.span_binding(trace.INVALID_SPAN) is None
+        assert bridge.hook_in() is None and active_run() is None
+    finally:  # the old behaviour would leave the binding for every later test of this process
+        if steps.span_binding(trace.INVALID_SPAN) is not None:
+            delattr(trace.INVALID_SPAN, steps.SPAN_BINDING)

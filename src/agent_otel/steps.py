@@ -186,7 +186,12 @@ def span_binding(span: Any) -> SpanBinding | None:
 
 
 def bind_span(span: Any, binding: SpanBinding) -> None:
-    """Bind ``span`` to a run (and step); spans that cannot carry attributes stay unbound."""
+    """Bind ``span`` to a run (and step); spans that cannot carry attributes stay unbound, and so does
+    ``INVALID_SPAN``: a run's span when tracing is disabled, but also every context's current span when it
+    has none, so a binding on it would hand an ended run to any caller outside a run (``bridge.hook_in``).
+    """
+    if span is trace.INVALID_SPAN:
+        return
     try:  # noqa: SIM105  (contextlib.suppress costs ~0.5 us: this runs at every span start in a run)
         setattr(span, SPAN_BINDING, binding)
     except (AttributeError, TypeError):  # INVALID_SPAN, a non-SDK span with slots
