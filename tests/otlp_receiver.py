@@ -44,6 +44,7 @@ class OTLPReceiver:
         self.port = port or free_port()
         self.spans: list[Any] = []
         self.metric_requests = 0
+        self.metric_batches: list[Any] = []  # the ExportMetricsServiceRequests, in arrival order
         self.requests: list[tuple[int, int, str]] = []  # (size in bytes, spans, status) of each trace request
         self.headers: dict[str, str] = {}  # the gRPC metadata of the last trace request
         self._max_message_bytes = max_message_bytes
@@ -69,6 +70,7 @@ class OTLPReceiver:
             def Export(self, request, context):
                 with receiver._lock:
                     receiver.metric_requests += 1
+                    receiver.metric_batches.append(request)
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         self._traces = Traces()

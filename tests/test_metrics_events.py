@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 
 import agent_otel
 from agent_otel import conventions as c
@@ -31,8 +32,9 @@ def test_every_metric_with_its_labels_and_buckets(telemetry):
         c.M_GUARD_TRIGGERS.name,
         c.M_TOOL_RETRIES.name,
     } <= set(metrics)
-    [(labels, stop)] = metrics["agent.stop"]
-    assert labels == {"agent": "support", "stop_reason": "completed"} and stop.value == 1
+    # one series per stop reason, created at 0 by the agent's first run (see test_short_lived_process...)
+    stops = {a["stop_reason"]: p.value for a, p in metrics["agent.stop"] if a["agent"] == "support"}
+    assert stops == {r.value: int(r == agent_otel.StopReason.COMPLETED) for r in agent_otel.StopReason}
     invocations = {tuple(sorted(a.items())): p.value for a, p in metrics["agent.tool.invocations"]}
     assert invocations == {
         (("agent", "support"), ("error_type", ""), ("status", "ok"), ("tool", "search")): 1,
@@ -57,6 +59,46 @@ def test_every_metric_with_its_labels_and_buckets(telemetry):
     assert abs(latency.sum - run.result.usage["duration_ms"]) < 1
     [(labels, spend)] = metrics["agent.spend_per_run_usd"]
     assert spend.sum == run.cost_usd > 0
+
+
+def test_failed_attempts_count_retried_and_final_failures_by_error_class(telemetry):
+    class TooManyRequests(Exception):
+        pass
+
+    outcomes = iter([TooManyRequests(), TimeoutError(), "ok", TooManyRequests(), TooManyRequests()])
+
+    def flaky(q: str) -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    retry = agent_otel.Retry(max_attempts=2, base_delay_s=0.001, jitter="none", retry_on=(Exception,))
+    with agent_otel.run("support") as run:
+        assert (
+            run.call_tool(
+                "search",
+                flaky,
+                {"q": "a"},
+                retry=agent_otel.Retry(
+                    max_attempts=3, base_delay_s=0.001, jitter="none", retry_on=(Exception,)
+                ),
+            )
+            == "ok"
+        )
+        try:
+            run.call_tool("search", flaky, {"q": "b"}, retry=retry)
+        except TooManyRequests:
+            pass
+    failed = {
+        (a["tool"], a["error_type"]): p.value for a, p in telemetry.metrics()["agent.tool.failed_attempts"]
+    }
+    # 2 retried attempts of the first call, 1 retried and 1 final attempt of the second
+    assert failed == {("search", "TooManyRequests"): 3, ("search", "TimeoutError"): 1}
+    invocations = {
+        (a["status"], a["error_type"]): p.value for a, p in telemetry.metrics()["agent.tool.invocations"]
+    }
+    assert invocations == {("ok", ""): 1, ("error", "TooManyRequests"): 1}
 
 
 def test_histograms_carry_exemplars_linking_to_the_trace(telemetry):
@@ -99,6 +141,41 @@ def test_tracked_metrics_follow_the_config(monkeypatch, tmp_path):
     assert {name for name in points if not name.startswith("gen_ai.")} == {"agent.stop"}
     operations = {attrs["gen_ai.operation.name"] for attrs, _ in points["gen_ai.client.operation.duration"]}
     assert operations == {"chat"}
+
+
+def test_exemplars_link_only_to_traces_the_collector_keeps(telemetry):
+    """Exemplar runs (one per agent per second, marked agent.exemplar), runs that did not complete and
+    failed tool calls carry exemplars; a completed run in between carries none, so no dot in Grafana
+    opens a trace that tail sampling dropped (collector/config.yaml keeps exactly those three)."""
+    first = run_mix()  # the agent's first run: an exemplar run
+    second = run_mix()  # within EXEMPLAR_INTERVAL_S of the first: not one
+    try:
+        with agent_otel.run("support") as third:
+            third.call_tool("search", lambda q: [q], {"q": "x"})
+            raise TimeoutError("the run itself failed")
+    except TimeoutError:
+        pass
+    roots = {s.context.trace_id: s for s in telemetry.spans_named("invoke_agent")}
+    marked = {format(t, "032x") for t, s in roots.items() if s.attributes.get(c.RUN_EXEMPLAR) is True}
+    assert marked == {first.trace_id}
+    linked: dict[str, set[str]] = {}
+    metrics = telemetry.metrics()  # exemplars belong to one collection: collect once
+    for name, points in metrics.items():
+        for _, point in points:
+            for ex in getattr(point, "exemplars", ()):
+                linked.setdefault(name, set()).add(format(ex.trace_id, "032x"))
+    assert linked["agent.run.latency_ms"] == {first.trace_id, third.trace_id}
+    assert linked["agent.tool_calls"] <= {first.trace_id, third.trace_id}
+    assert linked["agent.spend_per_run_usd"] <= {first.trace_id, third.trace_id}
+    # tool calls: the exemplar run's, and the second run's failed http.get, which the collector keeps
+    # by its errors policy (the span's status is ERROR)
+    by_status = {
+        a["status"]: {format(ex.trace_id, "032x") for ex in p.exemplars}
+        for a, p in metrics["agent.tool.duration_ms"]
+    }
+    assert by_status["ok"] == {first.trace_id}
+    assert second.trace_id in by_status["error"]
+    assert linked["agent.tokens_per_request"] == {first.trace_id}
 
 
 def test_unified_events_have_the_schema_and_join_with_spans(telemetry):
@@ -203,3 +280,49 @@ def test_a_forked_child_does_not_resend_the_parents_queued_events(tmp_path):
     assert pipeline.flush(5)
     run_ids = sorted(json.loads(line)["run_id"] for line in path.read_text().splitlines())
     assert run_ids == ["child", "parent-0", "parent-1", "parent-2"]
+
+
+def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_stop(monkeypatch, tmp_path):
+    """rate() counts a series' changes, not its first value: with a 60 s interval a process that runs
+    once and exits would export once, its stop already counted. The agent's first run exports its stop
+    series at 0 (every stop reason) at once, the run's histograms as soon as they exist; the totals go at
+    exit."""
+    from tests.otlp_receiver import OTLPReceiver
+
+    def stops(batch):
+        return {
+            attrs["stop_reason"]: p.as_int
+            for rm in batch.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == c.M_STOP.name
+            for p in m.sum.data_points
+            for attrs in [{a.key: a.value.string_value for a in p.attributes}]
+        }
+
+    receiver = OTLPReceiver().start()
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
+    agent_otel.shutdown()
+    try:
+        agent_otel.setup(
+            "batch-job",
+            endpoint=receiver.endpoint,
+            store=False,
+            instrument=False,
+            config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
+        )
+        with agent_otel.run("nightly") as run:
+            # The first export (a thread of its own) arrives while the run is going on, not after 60 s.
+            deadline = time.monotonic() + 20
+            while not any(stops(b) for b in receiver.metric_batches) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            run.call_tool("search", lambda q: [q], {"q": "x"})
+        agent_otel.shutdown()
+    finally:
+        receiver.stop()
+
+    batches = [stops(b) for b in receiver.metric_batches if stops(b)]
+    reasons = {r.value for r in agent_otel.StopReason}
+    assert batches[0] == dict.fromkeys(reasons, 0)  # before the stop: every reason at 0
+    assert batches[-1] == {r: int(r == "completed") for r in reasons}

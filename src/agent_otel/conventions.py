@@ -179,6 +179,8 @@ USAGE_OUTPUT_TOKENS: Final = "agent.usage.output_tokens"
 RESUME_OF: Final = "agent.resume_of"
 # Tool call ids the model asked for in its response (on the chat span).
 LLM_TOOL_CALL_IDS: Final = "agent.llm.tool_call_ids"
+# true on the run span of a run its metrics' exemplars link to: the bundled collector keeps that trace
+RUN_EXEMPLAR: Final = "agent.exemplar"
 
 # Resource attribute naming the SDK that produced the telemetry (next to the OTel SDK's own).
 AGENT_OTEL_VERSION: Final = "agent_otel.version"
@@ -332,6 +334,14 @@ M_TOOL_RETRIES: Final = MetricSpec(
     "agent_tool_retries_total",
     ("agent", "tool"),
 )
+M_TOOL_FAILED_ATTEMPTS: Final = MetricSpec(
+    "agent.tool.failed_attempts",
+    "counter",
+    "{attempt}",
+    "Tool attempts that raised, retried ones included, by error class.",
+    "agent_tool_failed_attempts_total",
+    ("agent", "tool", "error_type"),
+)
 M_GUARD_TRIGGERS: Final = MetricSpec(
     "agent.guard.triggers",
     "counter",
@@ -425,6 +435,7 @@ METRICS: Final = (
     M_TOOL_DURATION,
     M_TOOL_INVOCATIONS,
     M_TOOL_RETRIES,
+    M_TOOL_FAILED_ATTEMPTS,
     M_GUARD_TRIGGERS,
     M_DROPPED,
     M_GEN_AI_TOKEN_USAGE,

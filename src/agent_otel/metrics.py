@@ -5,12 +5,23 @@ latency spike in Grafana to the run that caused it). Counters are observable ins
 locked dict: a counter increment then costs a dict update instead of the SDK's ~5 us measurement path,
 and since the SDK reports counters cumulatively anyway nothing is lost. This is the largest single saving
 on the per-tool-call path measured in benchmarks/overhead.py.
+
+Two things keep short-lived processes (a CLI, a batch job, a serverless function) visible in Prometheus,
+whose rate() and increase() ignore a series' first sample: an agent's first run creates its stop series
+at zero for every stop reason (a closed set), so a zero, not a stop, is each one's first sample
+(:meth:`Metrics.run_started`); and every series is exported as soon as it exists (:meth:`_new_series`), so
+a histogram's first sample holds one measurement, not an export interval's worth.
+
+Exemplars point only at traces the bundled collector keeps (collector/config.yaml, tail sampling):
+runs that did not complete, failed tool calls, and "exemplar runs", at most one per agent per
+``EXEMPLAR_INTERVAL_S``, marked ``agent.exemplar=true`` on their run span so the collector keeps them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import weakref
 from bisect import bisect_left
 from collections import OrderedDict
@@ -23,6 +34,13 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
+from agent_otel.stop import StopReason
+
+# At most one exemplar run per agent this often: bounds the traces kept only because an exemplar links
+# to them (one per agent per second at most) while leaving a dot every export interval.
+EXEMPLAR_INTERVAL_S = 1.0
+_MAX_EXEMPLAR_RUNS = 4096  # exemplar runs remembered (trace ids) until their last measurement
+_MAX_AGENTS = 1024  # agents whose zero series and exemplar clock are kept
 
 
 def _exemplar(event: dict[str, Any]) -> Context:
@@ -39,10 +57,12 @@ def _exemplar(event: dict[str, Any]) -> Context:
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
-    return trace.set_span_in_context(NonRecordingSpan(span_context), _EMPTY)
+    return trace.set_span_in_context(NonRecordingSpan(span_context), Context())
 
 
-_EMPTY = Context()
+# "No exemplar": a context whose span is invalid. An empty Context() would not do: it is falsy, and the
+# SDK then takes the current context instead, whose span (the run's own) may be one the collector drops.
+_EMPTY = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
 _TOOL_GEN_AI_KEYS = (c.GEN_AI_OPERATION_NAME, c.GEN_AI_AGENT_NAME, c.ERROR_TYPE)
@@ -70,7 +90,8 @@ class MetricsSink:
         ]
         last: dict[tuple[Any, ...], int] = {}
         for i, event in enumerate(events):
-            last[self.metrics.exemplar_key(event)] = i
+            if metrics.exemplar_eligible(event):
+                last[metrics.exemplar_key(event)] = i
         keep = set(last.values())
         record = self.metrics.record_event
         for i, event in enumerate(events):
@@ -149,6 +170,18 @@ class Metrics:
         # events arrive within seconds of its start, long before 4096 later replays push it out).
         self._replays: OrderedDict[str, None] = OrderedDict()
         self._replays_lock = threading.Lock()
+        # Agents seen in this process -> when their next exemplar run may start (monotonic seconds);
+        # trace ids of exemplar runs. See run_started().
+        self._agents: dict[str, float] = {}
+        self._exemplar_runs: OrderedDict[int, None] = OrderedDict()
+        self._runs_lock = threading.Lock()
+        # Set by setup(): collect and export now. Called on a thread of our own when series appear (see
+        # run_started and _new_series), coalesced so that a burst of new series costs one or two exports.
+        self.export_soon: Callable[[], None] | None = None
+        self._export_lock = threading.Lock()
+        self._exporting = False
+        self._export_again = False
+        self._run_series: set[tuple[str, str]] = set()
 
         def hist(spec: c.MetricSpec) -> Any:
             return meter.create_histogram(
@@ -169,11 +202,13 @@ class Metrics:
         self.stops = CounterSet(c.M_STOP.labels)
         self.tool_invocations = CounterSet(c.M_TOOL_INVOCATIONS.labels)
         self.tool_retries = CounterSet(c.M_TOOL_RETRIES.labels)
+        self.failed_attempts = CounterSet(c.M_TOOL_FAILED_ATTEMPTS.labels)
         self.guard_triggers = CounterSet(c.M_GUARD_TRIGGERS.labels)
         for spec, counts in (
             (c.M_STOP, self.stops),
             (c.M_TOOL_INVOCATIONS, self.tool_invocations),
             (c.M_TOOL_RETRIES, self.tool_retries),
+            (c.M_TOOL_FAILED_ATTEMPTS, self.failed_attempts),
             (c.M_GUARD_TRIGGERS, self.guard_triggers),
         ):
             meter.create_observable_counter(
@@ -227,7 +262,32 @@ class Metrics:
             attrs = dict(zip(names, key, strict=True))
             if len(self._attr_cache) < 10_000:
                 self._attr_cache[key] = attrs
+                self._new_series()
         return attrs
+
+    def _new_series(self) -> None:
+        """A series just got its first value: export it now, so that it is the series' first sample in
+        Prometheus instead of an interval's worth of values (rate() ignores a series' first sample).
+        A histogram cannot start at 0, but this way rate() misses one measurement, not an interval."""
+        if self.export_soon is None:
+            return
+        with self._export_lock:
+            self._export_again = True
+            if self._exporting:
+                return
+            self._exporting = True
+        threading.Thread(target=self._export_loop, name="agent-otel-export-soon", daemon=True).start()
+
+    def _export_loop(self) -> None:
+        while True:
+            with self._export_lock:
+                export = self.export_soon
+                if not self._export_again or export is None:
+                    self._exporting = False
+                    return
+                self._export_again = False
+            with contextlib.suppress(Exception):  # best effort: the periodic export follows anyway
+                export()
 
     def exclude_run(self, run_id: str) -> None:
         """A replay: its events are the recording's traffic again, not new traffic."""
@@ -246,9 +306,11 @@ class Metrics:
                 return
             agent, tool, status = event["agent"], event["tool"], event["status"]
             self.tool_invocations.add((agent, tool, status, event["error"] or ""))
-            attempts = event.get("attempts")
-            if attempts:
-                self.tool_retries.add((agent, tool), attempts - 1)
+            if status == c.STATUS_ERROR:  # the last attempt; retried ones come from failed_attempt()
+                self.failed_attempts.add((agent, tool, event["error"] or ""))
+            # every call adds, 0 for a call without retries: the series then starts at 0, and the first
+            # retry is a change rate() sees
+            self.tool_retries.add((agent, tool), (event.get("attempts") or 1) - 1)
             self.tool_duration.record(
                 event["duration_ms"],
                 self._attrs((agent, tool, status), ("agent", "tool", "status")),
@@ -315,12 +377,77 @@ class Metrics:
     ) -> None:
         if self.track_stop:
             self.stops.add((agent, stop_reason))
+        if ctx is not None and not self._run_exemplar_kept(ctx, stop_reason):
+            ctx = _EMPTY
         if self.track_latency:
             self.run_latency.record(duration_ms, {"agent": agent, "stop_reason": stop_reason}, context=ctx)
         if self.track_tool_calls:
             self.tool_calls.record(tool_calls, {"agent": agent}, context=ctx)
         if self.track_spend:
             self.spend_per_run.record(cost_usd, {"agent": agent}, context=ctx)
+        series = (agent, stop_reason)
+        if series not in self._run_series and len(self._run_series) < 10_000:
+            self._run_series.add(series)
+            self._new_series()
 
     def record_guard(self, agent: str, guard: str) -> None:
         self.guard_triggers.add((agent, guard))
+
+    def failed_attempt(self, agent: str, tool: str, error_type: str, run_id: str) -> None:
+        """A tool attempt that failed and is being retried (the final failure counts from its event)."""
+        if self.tools_enabled and not (self._replays and self.excluded(run_id)):
+            self.failed_attempts.add((agent, tool, error_type))
+
+    # --- a run starts: zero series for short-lived processes, exemplar runs ----------------------------
+
+    def run_started(self, agent: str, span: Any) -> bool:
+        """Called as each run starts; True if the run is an exemplar run (mark its span for the collector).
+
+        The agent's first run creates its agent_stop_total series at 0 for every stop reason and asks for
+        an export now: a process whose first export would already hold its stops (most runs of a CLI or a
+        serverless function end before the first 10 s interval) would otherwise have them ignored by
+        rate() and increase(), which count changes between samples, not a series' first value.
+        """
+        try:
+            now = time.monotonic()
+            due = self._agents.get(agent)
+            if due is not None and now < due:  # the common case, without the lock
+                return False
+            span_context = span.get_span_context()
+            with self._runs_lock:
+                due = self._agents.get(agent)
+                new = due is None and len(self._agents) < _MAX_AGENTS
+                if new:
+                    self._agents[agent] = due = 0.0
+                exemplar = due is not None and now >= due and span_context.trace_flags.sampled
+                if exemplar:
+                    self._agents[agent] = now + EXEMPLAR_INTERVAL_S
+                    self._exemplar_runs[span_context.trace_id] = None
+                    if len(self._exemplar_runs) > _MAX_EXEMPLAR_RUNS:
+                        self._exemplar_runs.popitem(last=False)
+            if new and self.track_stop:
+                for reason in StopReason:
+                    self.stops.add((agent, reason.value), 0)
+                self._new_series()
+            return exemplar
+        except Exception:  # telemetry never stops a run from starting
+            return False
+
+    def _run_exemplar_kept(self, ctx: Context, stop_reason: str) -> bool:
+        """A run's histograms link to its trace only if the collector keeps that trace."""
+        if stop_reason != StopReason.COMPLETED:
+            return True
+        trace_id = trace.get_current_span(ctx).get_span_context().trace_id
+        return trace_id in self._exemplar_runs
+
+    def exemplar_eligible(self, event: dict[str, Any]) -> bool:
+        """A tool or LLM measurement links to its trace only if the collector keeps that trace: a failed
+        tool call (its span's status is ERROR) or a call made by an exemplar run."""
+        if not event.get("_sampled"):
+            return False
+        if event.get("status") == c.STATUS_ERROR:
+            return True
+        try:
+            return int(event["trace_id"], 16) in self._exemplar_runs
+        except (KeyError, TypeError, ValueError):
+            return False

@@ -221,6 +221,8 @@ class Run:
                 links = [*(links or ()), Link(resumes[0], {c.RUN_ID: resumes[1]})]
             self.span = self._open_span(rt, attributes, parent_ctx, links)
             self.trace_id, self.span_id = _hex_ids(self.span)
+            if not self.is_replay and rt.metrics.run_started(self.agent, self.span):
+                self.span.set_attribute(c.RUN_EXEMPLAR, True)
             # Spans the bridge binds under this run's span belong to this run, not to an enclosing one.
             bind_span(self.span, SpanBinding(self))
         except Exception as exc:  # telemetry must not stop the agent from running

@@ -54,6 +54,7 @@ class Installation:
     otlp_note: str
     span_processors: list[Any] = field(default_factory=list)
     metric_readers: list[Any] = field(default_factory=list)
+    otlp_metric_reader: Any = None
     metric_exporters: list[Any] = field(default_factory=list)
     tracer_provider: Any = None
     meter_provider: Any = None
@@ -208,6 +209,8 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
+        if inst.otlp_metric_reader is not None:
+            rt.metrics.export_soon = lambda: _export_soon(inst)
     runtime_mod.install(rt)
     config_mod.set_effective(cfg)
     return inst
@@ -472,14 +475,12 @@ def _install_metrics(
             shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
         )
         inst.metric_exporters.append(exporter)
-        readers.insert(
-            0,
-            PeriodicExportingMetricReader(
-                exporter,
-                export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000,
-                export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
-            ),
+        inst.otlp_metric_reader = PeriodicExportingMetricReader(
+            exporter,
+            export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000,
+            export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
         )
+        readers.insert(0, inst.otlp_metric_reader)
     provider = meter_provider
     if provider is None:
         existing = otel_metrics.get_meter_provider()
@@ -502,6 +503,12 @@ def _install_metrics(
                 break
     inst.meter_provider = provider
     inst.metric_readers = readers
+
+
+def _export_soon(inst: Installation) -> None:
+    """Collect and export the OTLP metrics now (Metrics calls it on a thread of its own, for new series)."""
+    if _installed is inst:
+        inst.otlp_metric_reader.force_flush(timeout_millis=inst.config.get("exporter.timeout_s") * 1000)
 
 
 def flush(timeout_s: float | None = None) -> bool:

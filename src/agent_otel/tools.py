@@ -184,6 +184,9 @@ class ToolCall(Step):
         except AgentStopped as stopped:
             self.fail(exc)
             raise stopped from exc
+        rt = run.ledger.runtime
+        if rt is not None:
+            rt.metrics.failed_attempt(run.agent, self.options.name, type(exc).__name__, run.run_id)
 
     def _finish(
         self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None

@@ -1,6 +1,6 @@
 """Agent traffic for tests/e2e/test_stack.py, run as its own process against the stack under test.
 
-    python -m tests.e2e.stack_driver MANIFEST STOP_FILE [--rounds N] [--max-seconds S]
+    python -m tests.e2e.stack_driver MANIFEST [STOP_FILE] [--rounds N] [--max-seconds S]
 
 It uses only the public API, pointed at the collector by the standard OTEL_* variables, and makes:
 
@@ -12,19 +12,32 @@ It uses only the public API, pointed at the collector by the standard OTEL_* var
    (run_id, trace_id, agent, stop_reason, whether secrets were planted) and the planted strings.
 2. Steady traffic of the same mix until STOP_FILE exists or ``--max-seconds`` pass, so that the test's
    PromQL sees fresh samples (rate() needs two inside its window) while it checks the dashboards.
+
+With ``--in-flight BEFORE AFTER`` it makes one run instead, paused half-way until STOP_FILE appears (see
+in_flight()): the test restarts the collector in between.
+
+With ``--paused AGENT RUNS SECONDS`` it makes only RUNS runs of AGENT, side by side, that each wait SECONDS
+and then pause for a human (see paused()), into the run store setup() opens by default; MANIFEST gets
+their records (tests/e2e/test_demo.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
 import agent_otel
+from agent_otel import sdk
 
 AGENTS = ("support-agent", "research-agent")
 
@@ -38,6 +51,15 @@ SPAN_NOTE_EMAIL = "dave.person@example.net"
 SPAN_NOTE_TOKEN = "Bearer zyxwvutsrqponmlk9876543210"
 SPAN_BASIC = "Basic dXNlcjpodW50ZXIyaHVudGVyMg=="
 RESOURCE_EMAIL = "erin.owner@example.org"
+# Only their camelCase key says they are secret (no pattern matches the value itself).
+CAMEL_API_KEY = "plain-openai-key-9f8e7d6c5b4a"
+CAMEL_AUTH_TOKEN = "plain-auth-token-0a1b2c3d4e5f"
+# Inside a string array.
+CC_EMAILS = ("frank.cc@example.net", "grace.cc@example.net")
+# In the message of an exception a tool raised (the tool span's status message and exception event; the
+# SDK redacts those itself), and in the status message application code sets on a span of its own.
+STATUS_EMAIL = "heidi.status@example.net"
+APP_STATUS_KEY = "sk-proj-statusmessage0123456789"
 
 SECRETS = (
     ARG_EMAIL,
@@ -48,6 +70,11 @@ SECRETS = (
     SPAN_NOTE_TOKEN,
     SPAN_BASIC,
     RESOURCE_EMAIL,
+    CAMEL_API_KEY,
+    CAMEL_AUTH_TOKEN,
+    *CC_EMAILS,
+    STATUS_EMAIL,
+    APP_STATUS_KEY,
 )
 
 
@@ -89,6 +116,19 @@ def _plant_secrets() -> None:
     span.set_attribute("api_key", SPAN_API_KEY)
     span.set_attribute("http.request.header.authorization", SPAN_BASIC)
     span.set_attribute("note", f"escalate to {SPAN_NOTE_EMAIL}, use {SPAN_NOTE_TOKEN}")
+    span.set_attribute("openaiApiKey", CAMEL_API_KEY)
+    span.set_attribute("authToken", CAMEL_AUTH_TOKEN)
+    span.set_attribute("cc_list", list(CC_EMAILS))
+
+
+def _no_account(customer: str) -> Any:
+    raise LookupError(f"no account for {STATUS_EMAIL} ({customer})")
+
+
+def _app_span_with_a_status_message() -> None:
+    """Application code's own span, inside the run, failing with a message agent-otel never sees."""
+    with trace.get_tracer("billing-app").start_as_current_span("billing.charge") as span:
+        span.set_status(Status(StatusCode.ERROR, f"card declined for {STATUS_EMAIL} using {APP_STATUS_KEY}"))
 
 
 class Driver:
@@ -124,6 +164,9 @@ class Driver:
             run.record_llm(model="gpt-4o-mini", input_tokens=300, output_tokens=40)
             if planted:
                 _plant_secrets()
+                with contextlib.suppress(LookupError):  # the agent handles it and completes
+                    run.call_tool("crm.lookup", _no_account, {"customer": f"c-{n}"})
+                _app_span_with_a_status_message()
         self._record(run, planted)
 
     def tool_error(self, agent: str, n: int) -> None:
@@ -171,6 +214,14 @@ class Driver:
             pass
         self._record(run)
 
+    def interrupted(self, agent: str, n: int, wait_s: float = 0.0) -> None:
+        """A run that pauses for a human (stop reason interrupted, class pause) after ``wait_s``."""
+        with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
+            run.call_tool("search", _search, {"query": f"refund over the limit {n}"})
+            time.sleep(wait_s)
+            run.stop("interrupted")
+        self._record(run)
+
     def retried(self, agent: str, n: int) -> None:
         with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
             run.call_tool(
@@ -194,16 +245,66 @@ class Driver:
             self.loop(agent, base + 24)
             self.kill_switch(agent, base + 25, planted=(k == 0))
             self.step_budget(agent, base + 26)
+            self.interrupted(agent, base + 27)
+
+
+def in_flight(manifest: str, resume_file: str, before: int, after: int) -> None:
+    """One run whose first ``before`` tool calls end (and are exported) before MANIFEST is written, and
+    whose other ``after`` tool calls and the run span only after RESUME_FILE appears; it ends tool_error."""
+    resume = Path(resume_file)
+    try:
+        with agent_otel.run("inflight-agent", model="gpt-4o", input={"ticket": "inflight"}) as run:
+            for i in range(before):
+                run.call_tool("search", _search, {"query": f"before {i}"})
+            sdk.flush(5.0)  # the first spans are at the collector before the test restarts it
+            Path(manifest).write_text(json.dumps({"run_id": run.run_id, "trace_id": run.trace_id}))
+            deadline = time.monotonic() + 120
+            while not resume.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for i in range(after - 1):
+                run.call_tool("search", _search, {"query": f"after {i}"})
+            run.call_tool("http.get", _broken, {"url": "https://api.example.test/after"})
+    except ConnectionError:
+        pass
+
+
+def paused(agent: str, runs: int, wait_s: float) -> list[dict[str, Any]]:
+    """``runs`` runs of ``agent`` at once (a thread each), each pausing for a human after ``wait_s``."""
+    driver = Driver()
+    threads = [
+        threading.Thread(target=driver.interrupted, args=(agent, 9000 + i, wait_s)) for i in range(runs)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return driver.runs
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("manifest")
-    parser.add_argument("stop_file")
+    parser.add_argument("stop_file", nargs="?", default="")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--completed-per-round", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=240.0)
+    parser.add_argument("--in-flight", nargs=2, type=int, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--paused", nargs=3, metavar=("AGENT", "RUNS", "SECONDS"))
     args = parser.parse_args(argv)
+
+    if args.paused:
+        agent, runs, wait_s = args.paused[0], int(args.paused[1]), float(args.paused[2])
+        agent_otel.setup(service_name="paused-runs", instrument=False)
+        records = paused(agent, runs, wait_s)
+        agent_otel.shutdown(10.0)
+        Path(args.manifest).write_text(json.dumps({"runs": records}))
+        return 0
+
+    if args.in_flight:
+        agent_otel.setup(service_name="stack-e2e-inflight", store=False, instrument=False)
+        in_flight(args.manifest, args.stop_file, *args.in_flight)
+        agent_otel.shutdown(10.0)
+        return 0
 
     # Personal data on the resource too: the collector redacts resource attributes of spans and metrics.
     os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"deployment.owner_email={RESOURCE_EMAIL}"

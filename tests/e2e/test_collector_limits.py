@@ -16,26 +16,26 @@ import pytest
 
 import agent_otel
 from agent_otel import sdk
-from tests.e2e.test_stack import Proc, base_env, collector_bin, free_ports, healthy, wait_for  # noqa: F401
-from tests.stack import stackfiles as sf
+from tests.e2e.harness import Proc, collector_binary, free_ports, healthy, sink_proc, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module")
+def collector_bin() -> Path:
+    return collector_binary()
+
+
 @pytest.fixture
-def sink_collector(tmp_path: Path, collector_bin: Path) -> Iterator[tuple[str, Path, Proc]]:  # noqa: F811
+def sink_collector(tmp_path: Path, collector_bin: Path) -> Iterator[tuple[str, Path, Proc]]:
     grpc_port, health_port = free_ports(2)
     out = tmp_path / "traces.jsonl"
-    proc = Proc(
+    proc = sink_proc(
         "collector (OTLP receiver with its defaults, file exporter)",
-        [str(collector_bin), f"--config={sf.SINK_CONFIG}"],
-        {
-            **base_env(),
-            "SINK_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
-            "SINK_HEALTH_ENDPOINT": f"127.0.0.1:{health_port}",
-            "SINK_FILE": str(out),
-        },
-        tmp_path / "collector.log",
+        collector_bin,
+        grpc_port,
+        health_port,
+        out,
     ).start()
     try:
         wait_for("the collector to be healthy", healthy(f"http://127.0.0.1:{health_port}/"), 60, (proc,))

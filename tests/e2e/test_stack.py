@@ -14,24 +14,32 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers import missing_prerequisite, require_binary
+from tests.e2e.harness import (
+    PORTS,
+    Proc,
+    Stack,
+    base_env,
+    collector_binary,
+    collector_env,
+    launch_stack,
+    read_spans,
+    root_of,
+    traces_by_id,
+    wait_for,
+    wait_for_runs,
+    write_refusals,
+)
 from tests.stack import stackfiles as sf
 
 pytestmark = pytest.mark.e2e
@@ -39,270 +47,15 @@ pytestmark = pytest.mark.e2e
 FAILURE_REASONS = {"loop_detected", "tool_timeout", "tool_error", "model_error", "error"}
 
 
-# --- processes --------------------------------------------------------------------------------------------
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free loopback ports (bound together, then released for the processes to take)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=sf.REPO,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, procs: tuple[Proc, ...] = ()) -> Any:
-    """Poll ``check`` until it returns a truthy value; fail with ``what`` and the processes' logs."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        for p in procs:
-            if not p.alive():
-                pytest.fail(f"{p.name} exited while waiting for {what}:\n{p.tail()}", pytrace=False)
-        try:
-            last = check()
-        except (OSError, ValueError, KeyError) as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.3)
-    logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in procs)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n{logs}", pytrace=False)
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def healthy(url: str) -> Callable[[], bool]:
-    return lambda: http_get(url, timeout=2)[0] == 200
-
-
-# --- the stack --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    tmp: Path
-    collector_bin: Path
-    ports: dict[str, int]
-    collector: Proc
-    sink: Proc
-    prometheus: Proc
-    sink_file: Path
-    procs: list[Proc] = field(default_factory=list)
-
-    @property
-    def prom_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['prometheus']}"
-
-    @property
-    def otlp_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['otlp_grpc']}"
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        status, body = http_get(url, timeout=10)
-        data = json.loads(body)
-        assert status == 200 and data["status"] == "success", f"{expr}: {status} {body[:300]!r}"
-        return data["data"]["result"]
-
-    def api(self, path: str, **params: Any) -> Any:
-        query = urllib.parse.urlencode(params, doseq=True)
-        status, body = http_get(f"{self.prom_url}{path}?{query}", timeout=10)
-        data = json.loads(body)
-        assert status == 200 and data["status"] == "success", f"{path}: {status} {body[:300]!r}"
-        return data["data"]
-
-    def collector_metric(self, name: str, **labels: str) -> float | None:
-        """A sample of the collector's own telemetry, read from its /metrics endpoint."""
-        status, body = http_get(f"http://127.0.0.1:{self.ports['collector_telemetry']}/metrics")
-        if status != 200:
-            return None
-        total = None
-        for line in body.decode().splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
-        return total
-
-
-def collector_env(tmp: Path, ports: dict[str, int]) -> dict[str, str]:
-    """The bundled collector config's variables: every one is an address or a path, and every one is set."""
-    values = {
-        "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['collector_health']}",
-        "OTELCOL_STORAGE_DIR": str(tmp / "collector" / "file_storage"),
-        "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['otlp_grpc']}",
-        "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['otlp_http']}",
-        "TEMPO_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['sink_grpc']}",
-        "PROMETHEUS_REMOTE_WRITE_URL": f"http://127.0.0.1:{ports['prometheus']}/api/v1/write",
-        "OTELCOL_PRW_WAL_DIR": str(tmp / "collector" / "prometheus_wal"),
-        "OTELCOL_TELEMETRY_HOST": "127.0.0.1",
-        "OTELCOL_TELEMETRY_PORT": str(ports["collector_telemetry"]),
-    }
-    assert set(values) == set(sf.env_vars(sf.COLLECTOR_CONFIG, sf.COLLECTOR_ENV)), (
-        "collector/config.yaml refers to variables this test does not set (or no longer refers to some)"
-    )
-    return values
-
-
-def prometheus_argv(prometheus: str, config: Path, data: Path, port: int) -> list[str]:
-    """docker-compose.yml's Prometheus command, with the config path, data path and listen address changed."""
-    command = sf.load_yaml(sf.COMPOSE)["services"]["prometheus"]["command"]
-    argv = [prometheus]
-    for arg in command:
-        if arg.startswith("--config.file="):
-            argv.append(f"--config.file={config}")
-        elif arg.startswith("--storage.tsdb.path="):
-            argv.append(f"--storage.tsdb.path={data}")
-        else:
-            argv.append(arg)
-    argv.append(f"--web.listen-address=127.0.0.1:{port}")
-    return argv
-
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    return env
-
-
 @pytest.fixture(scope="module")
 def collector_bin() -> Path:
-    binary = sf.collector_binary()
-    if not binary.is_file():
-        missing_prerequisite(
-            f"the collector built from collector/builder-config.yaml ({binary})",
-            "make prereqs  (scripts/prereqs.d/30-collector.sh)",
-        )
-    return binary
+    return collector_binary()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, collector_bin: Path) -> Iterator[Stack]:
-    prometheus = require_binary("prometheus", "make prereqs  (Debian package prometheus)")
-    tmp = tmp_path_factory.mktemp("stack")
-    names = [
-        "otlp_grpc",
-        "otlp_http",
-        "collector_health",
-        "collector_telemetry",
-        "prometheus",
-        "sink_grpc",
-        "sink_health",
-        "tempo_unused",
-    ]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    (tmp / "collector").mkdir()
-
-    sink_file = tmp / "sink" / "traces.jsonl"
-    sink_file.parent.mkdir()
-    sink = Proc(
-        "trace sink (stands in for Tempo)",
-        [str(collector_bin), f"--config={sf.SINK_CONFIG}"],
-        {
-            **base_env(),
-            "SINK_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['sink_grpc']}",
-            "SINK_HEALTH_ENDPOINT": f"127.0.0.1:{ports['sink_health']}",
-            "SINK_FILE": str(sink_file),
-        },
-        tmp / "sink.log",
-    )
-
-    prom_config = tmp / "prometheus.yml"
-    prom_config.write_text(
-        yaml.safe_dump(
-            sf.prometheus_config_for(
-                {
-                    "localhost:9090": f"127.0.0.1:{ports['prometheus']}",
-                    "collector:8888": f"127.0.0.1:{ports['collector_telemetry']}",
-                    # Tempo's own metrics: nothing listens there, so this target is simply down.
-                    "tempo:3200": f"127.0.0.1:{ports['tempo_unused']}",
-                }
-            )
-        )
-    )
-    prom = Proc(
-        "prometheus",
-        prometheus_argv(prometheus, prom_config, tmp / "prometheus-data", ports["prometheus"]),
-        base_env(),
-        tmp / "prometheus.log",
-    )
-
-    collector = Proc(
-        "collector",
-        [str(collector_bin), f"--config={sf.COLLECTOR_CONFIG}"],
-        {**base_env(), **collector_env(tmp, ports)},
-        tmp / "collector.log",
-    )
-
-    st = Stack(tmp, collector_bin, ports, collector, sink, prom, sink_file)
-    try:
-        for proc in (sink, prom, collector):
-            st.procs.append(proc.start())
-        wait_for(
-            "the trace sink to be healthy", healthy(f"http://127.0.0.1:{ports['sink_health']}/"), 60, (sink,)
-        )
-        wait_for("Prometheus to be ready", healthy(f"{st.prom_url}/-/ready"), 90, (prom,))
-        wait_for(
-            "the collector to be healthy",
-            healthy(f"http://127.0.0.1:{ports['collector_health']}/"),
-            60,
-            (collector,),
-        )
+    with launch_stack(tmp_path_factory.mktemp("stack"), collector_bin) as st:
         yield st
-    finally:
-        for proc in reversed(st.procs):
-            proc.stop()
 
 
 @dataclass
@@ -356,81 +109,6 @@ def traffic(stack: Stack) -> Iterator[Traffic]:
         driver.stop(30)
 
 
-# --- reading the traces the sink received -----------------------------------------------------------------
-
-
-def _value(v: dict[str, Any]) -> Any:
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
-    return v
-
-
-def _attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {a["key"]: _value(a.get("value", {})) for a in items or []}
-
-
-def read_spans(path: Path) -> list[dict[str, Any]]:
-    """Every span in the sink's file (complete lines only: the sink may be writing the last one)."""
-    if not path.exists():
-        return []
-    spans = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if not line.endswith("\n") or not line.strip():
-            continue
-        for rs in json.loads(line).get("resourceSpans", []):
-            resource = _attrs(rs.get("resource", {}).get("attributes"))
-            for ss in rs.get("scopeSpans", []):
-                for s in ss.get("spans", []):
-                    spans.append(
-                        {
-                            "trace_id": s["traceId"].lower(),
-                            "span_id": s["spanId"],
-                            "parent": s.get("parentSpanId", ""),
-                            "name": s["name"],
-                            "attrs": _attrs(s.get("attributes")),
-                            "events": [(e["name"], _attrs(e.get("attributes"))) for e in s.get("events", [])],
-                            "status": s.get("status", {}).get("code", 0),
-                            "status_message": s.get("status", {}).get("message", ""),
-                            "start_ns": int(s["startTimeUnixNano"]),
-                            "resource": resource,
-                        }
-                    )
-    return spans
-
-
-def traces_by_id(spans: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for s in spans:
-        out.setdefault(s["trace_id"], []).append(s)
-    return out
-
-
-def root_of(trace: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((s for s in trace if s["name"].startswith("invoke_agent ")), None)
-
-
-def wait_for_runs(
-    stack: Stack, path: Path, runs: list[dict[str, Any]], procs: tuple[Proc, ...], timeout: float = 90
-) -> dict[str, list[dict[str, Any]]]:
-    """Wait until the sink holds the root span of every run in ``runs``; return the traces by id."""
-    wanted = {r["trace_id"].lower() for r in runs}
-
-    def arrived() -> dict[str, list[dict[str, Any]]] | None:
-        traces = traces_by_id(read_spans(path))
-        missing = [t for t in wanted if t not in traces or root_of(traces[t]) is None]
-        return None if missing else traces
-
-    return wait_for(f"{len(wanted)} runs' traces in the sink", arrived, timeout, procs)
-
-
 @pytest.fixture(scope="module")
 def kept(stack: Stack, traffic: Traffic) -> dict[str, list[dict[str, Any]]]:
     """The traces in the sink once every scripted run has been decided on.
@@ -464,17 +142,7 @@ def test_bundled_collector_config_validates(collector_bin: Path, tmp_path: Path)
         {},
         collector_env(
             tmp_path,
-            dict.fromkeys(
-                [
-                    "otlp_grpc",
-                    "otlp_http",
-                    "collector_health",
-                    "collector_telemetry",
-                    "prometheus",
-                    "sink_grpc",
-                ],
-                12345,
-            ),
+            dict.fromkeys(PORTS, 12345),
         ),
     ):
         proc = subprocess.run(
@@ -598,9 +266,30 @@ def test_nothing_secret_or_personal_survives_redaction(
         assert a["user.email"] == "****" and a["api_key"] == "****"
         assert a["http.request.header.authorization"] == "****"
         assert "****" in a["note"] and "escalate to" in a["note"]
-        assert a["redaction.masked.count"] >= 4
+        # camelCase keys, and an address inside a string array (redact_all_types: the array's JSON text)
+        assert a["openaiApiKey"] == "****" and a["authToken"] == "****"
+        assert json.loads(a["cc_list"]) == ["****", "****"]
+        assert a["redaction.masked.count"] >= 7
         assert root["resource"]["deployment.owner_email"] == "****"
         assert root["resource"]["service.name"] == "stack-e2e"
+    # a tool's exception message, in its span's status message and exception event: agent-otel redacts it
+    # ([EMAIL]); the collector would mask what is left (****)
+    failed_lookups = [
+        span
+        for t in kept.values()
+        for span in t
+        if span["name"] == "execute_tool crm.lookup" and span["status"] == 2
+    ]
+    assert failed_lookups
+    for span in failed_lookups:
+        assert span["status_message"].startswith("LookupError: no account for "), span["status_message"]
+        (exception,) = [e for name, e in span["events"] if name == "exception"]
+        assert "example.net" not in span["status_message"] + exception["exception.message"]
+    # a status message application code set on its own span: only the collector (transform/status) masks it
+    app_spans = [span for t in kept.values() for span in t if span["name"] == "billing.charge"]
+    assert app_spans
+    for span in app_spans:
+        assert span["status"] == 2 and span["status_message"] == "card declined for **** using ****"
     # tool arguments were redacted by agent-otel before they left the process (store_args: true)
     args = [
         s["attrs"]["gen_ai.tool.call.arguments"]
@@ -631,7 +320,8 @@ def test_metric_names_in_prometheus_are_the_design_names(stack: Stack, traffic: 
     have = wait_for(
         "the DESIGN.md metric names in Prometheus", names, 90, (stack.collector, stack.prometheus)
     )
-    agent_names = {n for n in have if n.startswith("agent_")}
+    # (names with a colon are the recording rules' results, such as agent_otel:threshold:min_runs)
+    agent_names = {n for n in have if n.startswith("agent_") and ":" not in n}
     assert agent_names <= set(sf.DESIGN_METRICS), (
         f"unexpected names: {sorted(agent_names - set(sf.DESIGN_METRICS))}"
     )
@@ -665,18 +355,38 @@ def test_seed_queries_return_data(stack: Stack, traffic: Traffic) -> None:
         )
 
 
+def _no_data_by_design() -> dict[tuple[str, str], str]:
+    """Panel queries a stack minutes old cannot answer, and why."""
+    why = {
+        ("Tool calls per run p95 vs baseline", "2 * agent:tool_calls_per_run:p95_10m:baseline_1d"): (
+            "the drift alert's line is drawn once the baseline is ready (6 hours of runs)"
+        ),
+    }
+    sdk_source = "\n".join(p.read_text() for p in (sf.REPO / "src" / "agent_otel").rglob("*.py"))
+    if "gen_ai.client.operation.duration" not in sdk_source:
+        why[("LLM time vs tool time per run", "gen_ai_client_operation_duration_seconds")] = (
+            "this SDK does not record the GenAI metric gen_ai.client.operation.duration yet"
+        )
+    return why
+
+
 def test_every_dashboard_query_returns_data(stack: Stack, traffic: Traffic) -> None:
+    by_design = _no_data_by_design()
     queries = [
-        (name, title, expr) for name, d in sf.dashboards().items() for title, expr in sf.promql_expressions(d)
+        (name, title, expr)
+        for name, d in sf.dashboards().items()
+        for title, expr in sf.promql_expressions(d)
+        if not any(title == t and fragment in expr for t, fragment in by_design)
     ]
-    assert len(queries) >= 20
+    assert len(queries) >= 40
     pending = list(queries)
 
     def all_answered() -> bool:
         pending[:] = [q for q in pending if not _has_data(stack.query(q[2]))]
         return not pending
 
-    # Recording rules (baselines) and alerts need a few 15 s evaluation rounds after the first samples.
+    # Recording rules and alerts need a few 15 s evaluation rounds after the first samples, baselines
+    # a 1 m one.
     try:
         wait_for(
             "every dashboard query to return data",
@@ -727,33 +437,47 @@ def test_alert_rules_are_loaded_and_the_kill_switch_alert_fires(stack: Stack, tr
     assert all(a["labels"]["severity"] == "critical" for a in alerts)
 
 
-def test_exemplars_link_metrics_to_the_traces(stack: Stack, traffic: Traffic) -> None:
-    """A dot on the run-latency graph of a run that did not complete opens a trace that Tempo has."""
+HISTOGRAMS = (
+    "agent_run_latency_ms_bucket",
+    "agent_tool_calls_bucket",
+    "agent_spend_per_run_usd_bucket",
+    "agent_tool_duration_ms_bucket",
+    "agent_tokens_per_request_bucket",
+)
+
+
+def test_every_exemplar_opens_a_trace_that_tempo_has(stack: Stack, traffic: Traffic) -> None:
+    """Every dot on every histogram panel links to a trace the collector kept: agent-otel takes exemplars
+    only from runs that did not complete, failed tool calls and exemplar runs (agent.exemplar=true, at
+    most one per agent per second), and tail sampling keeps exactly those."""
     # the Grafana datasource's exemplar link reads the trace id from the trace_id label
     ds = next(d for d in sf.load_yaml(sf.GRAFANA_DATASOURCES)["datasources"] if d["uid"] == "prometheus")
     assert ds["jsonData"]["exemplarTraceIdDestinations"][0]["name"] == "trace_id"
     start = time.time() - 900
 
-    def not_completed_exemplars() -> set[str]:
-        data = stack.api(
-            "/api/v1/query_exemplars",
-            query='agent_run_latency_ms_bucket{stop_reason!="completed"}',
-            start=start,
-            end=time.time() + 60,
-        )
-        return {e["labels"]["trace_id"] for series in data for e in series["exemplars"]}
+    def exemplars() -> dict[str, set[str]] | None:
+        found: dict[str, set[str]] = {}
+        for metric in HISTOGRAMS:
+            data = stack.api("/api/v1/query_exemplars", query=metric, start=start, end=time.time() + 60)
+            found[metric] = {e["labels"]["trace_id"] for series in data for e in series["exemplars"]}
+        return found if all(found.values()) else None
 
-    trace_ids = wait_for(
-        "exemplars on agent_run_latency_ms_bucket", not_completed_exemplars, 60, (stack.prometheus,)
-    )
+    by_metric = wait_for("exemplars on every histogram", exemplars, 90, (stack.prometheus,))
+    trace_ids = set().union(*by_metric.values())
     assert all(len(t) == 32 and int(t, 16) for t in trace_ids)
-    # those runs are all kept by tail sampling, so each exemplar resolves to a trace in "Tempo"
-    wait_for(
-        "the exemplars' traces in the sink",
-        lambda: trace_ids <= set(traces_by_id(read_spans(stack.sink_file))),
-        60,
-        (stack.collector,),
-    )
+    # tokens per request only get exemplars from exemplar runs (a failed LLM call reports no tokens)
+    assert by_metric["agent_tokens_per_request_bucket"]
+    missing: set[str] = set()
+
+    def all_in_tempo() -> bool:
+        missing.clear()
+        missing.update(trace_ids - set(traces_by_id(read_spans(stack.sink_file))))
+        return not missing
+
+    try:
+        wait_for("the exemplars' traces in the sink", all_in_tempo, 60, (stack.collector,))
+    finally:
+        assert not missing, f"{len(missing)} of {len(trace_ids)} exemplars open a trace Tempo does not have"
 
 
 def test_prometheus_scrapes_the_collectors_own_metrics(stack: Stack, traffic: Traffic) -> None:
@@ -771,70 +495,6 @@ def test_prometheus_scrapes_the_collectors_own_metrics(stack: Stack, traffic: Tr
         60,
         (stack.prometheus,),
     )
-
-
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-
-
-def test_agent_otel_demo_against_the_stack(stack: Stack, traffic: Traffic) -> None:
-    """`agent-otel demo` pointed at the stack: every run counted in Prometheus, its traces in Tempo."""
-    cli = Path(sys.executable).with_name("agent-otel")
-    if not cli.exists():
-        missing_prerequisite("the agent-otel command", "make install-dev")
-    store = stack.tmp / "demo" / "runs.db"
-    store.parent.mkdir()
-    env = {
-        **base_env(),
-        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_endpoint,
-        "AGENT_OTEL_HOME": str(store.parent / "home"),
-    }
-    demo = subprocess.run(
-        # seed 1 is one whose normal runs include CRM timeouts, so some runs end other than completed
-        [str(cli), "demo", "--runs", "40", "--seed", "1", "--store", str(store)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    said = " ".join(demo.stdout.split())
-    assert "to OTLP" in said and stack.otlp_endpoint in said, demo.stdout
-    listed = subprocess.run(
-        [str(cli), "runs", "--json", "--last", "1000", "--store", str(store)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    runs = json.loads(listed.stdout)
-    assert len(runs) == 40
-    service = runs[0]["service"]
-
-    # the metrics count every run, sampled or not: Prometheus agrees with the run store
-    def counted() -> bool:
-        result = stack.query(f'sum(agent_stop_total{{job="{service}"}})')
-        return bool(result) and float(result[0]["value"][1]) == len(runs)
-
-    wait_for(
-        f"all {len(runs)} demo runs in agent_stop_total", counted, 120, (stack.collector, stack.prometheus)
-    )
-    retries = sum(r["retries"] for r in runs)
-    result = stack.query(f'sum(agent_tool_retries_total{{job="{service}"}})')
-    assert retries and result and float(result[0]["value"][1]) == retries
-    # its runs that did not complete are all in Tempo, with the run id on the root span
-    not_completed = [r for r in runs if r["stop_reason"] != "completed"]
-    assert not_completed, "the demo (seed 1) should have runs that did not complete"
-    traces = wait_for_runs(stack, stack.sink_file, not_completed, (stack.collector, stack.sink))
-    for r in not_completed:
-        root = root_of(traces[r["trace_id"].lower()])
-        assert root is not None and root["attrs"]["agent.run_id"] == r["run_id"]
-    demo_traces = [t for t in traces.values() if any(s["resource"].get("service.name") == service for s in t)]
-    assert demo_traces
-    # and no e-mail address of any kind made it into a trace (the demo's tools take addresses as arguments)
-    leaked = EMAIL.findall(stack.sink_file.read_text(encoding="utf-8"))
-    assert not leaked, leaked[:5]
 
 
 def test_persistent_queue_keeps_traces_through_tempo_and_collector_restarts(
@@ -858,15 +518,56 @@ def test_persistent_queue_keeps_traces_through_tempo_and_collector_restarts(
     )
     stack.collector.stop()
     assert list((stack.tmp / "collector" / "file_storage").iterdir()), "the queue left nothing on disk"
-    stack.collector.start()
-    wait_for(
-        "the restarted collector",
-        healthy(f"http://127.0.0.1:{stack.ports['collector_health']}/"),
-        60,
-        (stack.collector,),
-    )
+    stack.start_collector()
     # Tempo comes back (a fresh file, so only what the queue delivers now counts)
     new_file = stack.sink_file.with_name("after-restart.jsonl")
     stack.sink.env = {**stack.sink.env, "SINK_FILE": str(new_file)}
     stack.sink.start()
     wait_for_runs(stack, new_file, runs, (stack.collector, stack.sink), timeout=120)
+
+
+def test_a_run_in_flight_across_a_collector_restart_reaches_tempo_whole(stack: Stack) -> None:
+    """A run whose first 4 tool calls end before the collector restarts and whose other 4 and the run span
+    after: at shutdown tail sampling decides on what it holds, and keeps an agent trace without its run
+    span (policy runs-without-their-run-span) instead of dropping those 4 spans; after the restart the
+    rest is decided as usual (kept: the run ends tool_error). Tempo gets all 9."""
+    driver, manifest, resume = start_driver(stack, "inflight-driver", "--in-flight", "4", "4")
+    stack.procs.append(driver)
+    accepted = "otelcol_receiver_accepted_spans"
+    before = stack.collector_metric(accepted) or stack.collector_metric(accepted + "_total") or 0.0
+    wait_for("the run's first spans", manifest.exists, 60, (driver,))
+    run = json.loads(manifest.read_text())
+    wait_for(
+        "the collector to have the first 4 spans",
+        lambda: (
+            (stack.collector_metric(accepted) or stack.collector_metric(accepted + "_total") or 0)
+            >= before + 4
+        ),
+        30,
+        (stack.collector,),
+    )
+    stack.collector.stop()  # SIGTERM: a graceful restart
+    stack.start_collector()
+    resume.touch()
+    wait_for("the in-flight run to end", lambda: driver.popen is not None and driver.popen.poll() == 0, 60)
+    sink_file = Path(stack.sink.env["SINK_FILE"])
+
+    def whole() -> list[dict[str, Any]] | None:
+        trace = traces_by_id(read_spans(sink_file)).get(run["trace_id"].lower(), [])
+        return trace if len(trace) == 9 else None
+
+    trace = wait_for("all 9 spans of the run in Tempo", whole, 60, (stack.collector, stack.sink))
+    root = root_of(trace)
+    assert root is not None and root["attrs"]["agent.stop_reason"] == "tool_error"
+    assert (
+        sorted(s["name"] for s in trace if s is not root)
+        == ["execute_tool http.get"] + ["execute_tool search"] * 7
+    )
+
+
+def test_prometheus_refused_no_write(stack: Stack) -> None:
+    """Last in this module, after every run and restart above: not one remote write was refused (a
+    refused request is lost whole) and the collector failed to send no metric point."""
+    counts = write_refusals(stack)
+    assert counts["accepted"] > 0, counts
+    assert counts["refused"] == 0 and counts["failed_points"] == 0, counts

@@ -196,7 +196,9 @@ def test_tool_calling_agent_run(telemetry, instrument):
     assert stop["stop_reason"] == "completed"
     assert stop["usage"]["tool_calls"] == 1 and stop["usage"]["llm_calls"] == 2
     metrics = telemetry.metrics()
-    assert [(p[0]["stop_reason"], p[1].value) for p in metrics["agent.stop"]] == [("completed", 1)]
+    assert [(p[0]["stop_reason"], p[1].value) for p in metrics["agent.stop"] if p[1].value] == [
+        ("completed", 1)
+    ]
     assert [(p[0]["tool"], p[0]["status"], p[1].value) for p in metrics["agent.tool.invocations"]] == [
         ("lookup", "ok", 1)
     ]

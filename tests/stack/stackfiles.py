@@ -16,8 +16,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
-# The compose specification's JSON schema lives next to the repository (../shared in CI, /work/shared here).
-COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
+# The compose specification's JSON schema lives next to the repository (../shared in CI, /work/shared
+# here): the nearest shared/schemas above the checkout, so a git worktree further down finds it too.
+COMPOSE_SCHEMA = next(
+    (
+        p / "shared" / "schemas" / "compose-spec.json"
+        for p in REPO.parents
+        if (p / "shared" / "schemas" / "compose-spec.json").is_file()
+    ),
+    REPO.parent / "shared" / "schemas" / "compose-spec.json",
+)
 
 COLLECTOR_CONFIG = REPO / "collector" / "config.yaml"
 BUILDER_MANIFEST = REPO / "collector" / "builder-config.yaml"
@@ -49,8 +57,16 @@ DESIGN_METRICS = (
     "agent_tool_duration_ms_count",
     "agent_tool_invocations_total",
     "agent_tool_retries_total",
+    "agent_tool_failed_attempts_total",
     "agent_guard_triggers_total",
     "agent_otel_telemetry_dropped_total",
+)
+# The GenAI client metric the fidelity work adds (OpenTelemetry semantic conventions; seconds, with
+# gen_ai.agent.name): the Agent overview's "LLM time vs tool time per run" reads it.
+GENAI_METRICS = (
+    "gen_ai_client_operation_duration_seconds_bucket",
+    "gen_ai_client_operation_duration_seconds_sum",
+    "gen_ai_client_operation_duration_seconds_count",
 )
 # DESIGN.md, "These queries, copied from the seed, must return data in the bundled stack".
 SEED_QUERIES = (

@@ -19,6 +19,7 @@ import argparse
 import os
 import random
 import sys
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -44,6 +45,8 @@ _DAY_MS = 86_400_000
 _CLASS_RANK = {"failure": 2, "limit": 1, "success": 0}
 BACKDATE_DAYS = 14
 EXIT_INTERRUPTED = 130
+_METRIC_INTERVAL = "exporter.metric_interval_s"
+_DEMO_METRIC_INTERVAL_S = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # The demo opts in to storing redacted arguments and results, so `show` can display them.
     agent_otel.setup(
         service_name="support-demo",
-        config={"logging.events.store_args": True},
+        config={"logging.events.store_args": True, **_metric_cadence()},
         instrument=False,
         **setup_kwargs,
     )
@@ -154,6 +157,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     console = ctx.console
     outcomes, not_started = _execute(console, scenarios, run_ids, args, run_one)
+    if inst is not None and inst.otlp and not_started is None:
+        # One more metric interval, so the last runs reach the collector with a regular export, not only
+        # in the (time-bounded) export at shutdown.
+        time.sleep(inst.config.get(_METRIC_INTERVAL))
     agent_otel.shutdown()
 
     if sink is not None and sink.error is not None and not sink.written:
@@ -178,6 +185,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     _summary(ctx, outcomes)
     return 0
+
+
+def _metric_cadence() -> dict[str, float]:
+    """Export metrics every second unless the user chose an interval (environment or config file).
+
+    The demo's runs take a few seconds, less than the default 10 s interval: it would export once, at
+    exit, and the dashboards would show nothing while it runs, and any plain rate() over its series would
+    see little more than their first samples.
+    """
+    from agent_otel.config import SOURCE_DEFAULT, load
+
+    try:
+        chosen = load().source(_METRIC_INTERVAL) != SOURCE_DEFAULT
+    except Exception:  # a broken config file: setup() reports it
+        chosen = True
+    return {} if chosen else {_METRIC_INTERVAL: _DEMO_METRIC_INTERVAL_S}
 
 
 def span_counter() -> Any:
