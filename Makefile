@@ -63,8 +63,18 @@ lint: install-dev
 	$(PY) -m ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports
 
-bench: install-dev
-	$(PY) benchmarks/overhead.py
+# The benchmarks' own environment: the peer SDKs they compare with (the `bench` extra) need versions that
+# cannot share one with the `frameworks` extra of the tests (openai, among others).
+.venvs/bench/.ok: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
+	@test -x .venvs/bench/bin/python || $(PYTHON) -m venv .venvs/bench
+	PIP_CACHE_DIR=$(CACHE)/pip PIP_DISABLE_PIP_VERSION_CHECK=1 .venvs/bench/bin/python -m pip install -q --upgrade pip
+	PIP_CACHE_DIR=$(CACHE)/pip PIP_DISABLE_PIP_VERSION_CHECK=1 .venvs/bench/bin/python -m pip install -q -e '.[bench]'
+	@touch $@
+
+bench: .venvs/bench/.ok
+	.venvs/bench/bin/python benchmarks/overhead.py
+	.venvs/bench/bin/python benchmarks/hashing.py
 
 clean:
 	rm -rf $(VENV) .venvs .pytest_cache .ruff_cache

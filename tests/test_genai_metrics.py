@@ -98,6 +98,18 @@ def test_semconv_opt_in_dup_also_emits_the_names_the_current_ones_replaced(telem
     (chat,) = telemetry.spans_named("chat ")
     assert "gen_ai.system" not in chat.attributes
 
+    # Read on every request, set or unset: dup again, then the variable removed from the environment.
+    for value in ("gen_ai/dup", None):
+        telemetry.exporter.clear()
+        if value is None:
+            monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN")
+        else:
+            monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", value)
+        with agent_otel.run("again") as run:
+            run.record_llm(model="gpt-4o", input_tokens=3, output_tokens=1)
+        (chat,) = telemetry.spans_named("chat ")
+        assert ("gen_ai.system" in chat.attributes) is (value is not None)
+
 
 def test_record_llm_takes_the_provider_or_infers_it_from_well_known_model_names(telemetry):
     with agent_otel.run("p") as run:

@@ -268,3 +268,37 @@ def test_a_run_calling_a_tool_with_distinct_unencodable_args_is_not_a_loop(telem
     assert run.result.stop_reason.value == "completed"
     shas = {e["args_sha"] for e in telemetry.events("tool_result")}
     assert len(shas) == len(UNENCODABLE_ARGS)
+
+
+def _records(n: int, extra: dict) -> list:
+    return [{"id": i, "price": 19.99 + i, "neg": -i, "tags": ["a", None], **extra} for i in range(n)]
+
+
+def test_large_values_with_nulls_and_non_finite_floats_hash_like_the_seed():
+    """Large outputs take other paths (re searches; the non-finite check through marshal): a NaN or an
+    infinity anywhere, however deep and however late, still hashes like the seed, unlike a null."""
+    big = _records(20_000, {})
+    assert sha(big) == seed_sha(big)
+    for bad in (float("nan"), math.inf, -math.inf):
+        for where in (0, 10_000, 19_999):
+            value = _records(20_000, {})
+            value[where]["tags"].append({"deep": [[bad]]})
+            assert sha(value) == seed_sha(value), (bad, where)
+        same = [bad] * 50_000 + [None]  # one float object, written once and then referenced
+        assert sha(same) == seed_sha(same)
+
+
+def test_dense_negative_ints_and_lengths_do_not_hide_a_non_finite_float():
+    """Negative ints and some lengths put the bytes of a non-finite exponent in marshal data: many of them
+    switch the check to a full scan, which still finds the one NaN."""
+    dense = [-1, -255, -(2**40)] * 40_000 + ["x" * 127, None, float("nan")]
+    assert sha(dense) == seed_sha(dense)
+    assert sha(dense[:-1]) == seed_sha(dense[:-1])
+
+
+def test_small_floats_in_large_outputs_are_written_like_the_seed():
+    for value in (1e-5, 4.874613105863965e-05, 1.5e-7, -2.5e-9):
+        big = _records(5_000, {"tiny": value, "text": "e-mail re-use 2026-01-02"})
+        assert sha(big) == seed_sha(big), value
+    text = _records(5_000, {"text": "e-mail 3e-5 in a string, 0.00001 too"})
+    assert sha(text) == seed_sha(text)

@@ -179,3 +179,44 @@ def test_check_pending_raises_a_stop_decided_since_the_last_step(telemetry):
         check_pending(run)
     assert stopped.value.stop_reason == "budget_exceeded"
     assert run.result.stop_reason == "budget_exceeded"
+
+
+def test_a_step_bound_to_a_span_is_found_once_any_binding_gets_one(telemetry, monkeypatch):
+    """Until some span's binding names a step, looking for one is skipped (the hot path); the first
+    binding given a step, by any of its ways, turns the look-up on for every later call."""
+    from opentelemetry import trace
+
+    monkeypatch.setattr(steps, "_steps_bound", False)  # as in a process where the bridge made no step yet
+    with agent_otel.run("a") as run:
+        span = runtime.current().tracer.start_span("execute_tool framework")
+        binding = steps.SpanBinding(run)
+        steps.bind_span(span, binding)
+        with trace.use_span(span, end_on_exit=True):
+            assert tools.active_tool_call() is None and not steps.steps_bound()
+            call = tools.begin(run, tools.ToolOptions("search"), {"q": 1}, attach=False)
+            assert call is not None
+            binding.step = call  # as the bridge does for a framework's tool span
+            assert steps.steps_bound()
+            assert tools.active_tool_call() is call
+            call.ok("hit")
+    monkeypatch.setattr(steps, "_steps_bound", False)
+    assert steps.SpanBinding(run, call).step is call and steps.steps_bound()  # given at construction
+
+
+def test_a_run_without_a_span_leaves_no_binding_on_the_shared_invalid_span(fresh, monkeypatch):
+    """With tracing disabled a run's span is ``INVALID_SPAN``, the current span of every context without
+    one: binding it would make an ended run the run of any later caller outside a run."""
+    from opentelemetry import trace
+
+    from agent_otel import bridge
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    try:
+        agent_otel.setup("t", store=False, instrument=False)
+        with agent_otel.run("a") as run:
+            assert run.span is trace.INVALID_SPAN and active_run() is run
+        assert steps.span_binding(trace.INVALID_SPAN) is None
+        assert bridge.hook_in() is None and active_run() is None
+    finally:  # the old behaviour would leave the binding for every later test of this process
+        if steps.span_binding(trace.INVALID_SPAN) is not None:
+            delattr(trace.INVALID_SPAN, steps.SPAN_BINDING)

@@ -9,6 +9,7 @@ GenAI registry spells them), so a change upstream shows up here as one diff.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -113,10 +114,39 @@ GEN_AI_PREVIOUS_NAMES: Final = {
 }
 
 
+def env_reader(name: str) -> Callable[[], str | None]:
+    """``os.environ.get(name)`` for a variable read on every step or request (the kill switch's, the
+    GenAI opt-in). ``os.environ.get`` goes through
+    ``Mapping.get`` and a KeyError when the variable is unset (about 1 us); the mapping's own dict of
+    encoded names answers the same in a dict lookup. Where ``os.environ`` is not CPython's ``_Environ``,
+    the plain lookup is used."""
+    try:
+        key = os.environ.encodekey(name)  # type: ignore[attr-defined]
+        decode = os.environ.decodevalue  # type: ignore[attr-defined]
+        os.environ._data.get(key)  # type: ignore[attr-defined]
+    except Exception:
+        return lambda: os.environ.get(name)
+
+    def read() -> str | None:
+        raw = os.environ._data.get(key)  # type: ignore[attr-defined]  # os.environ may be replaced: no alias
+        return None if raw is None else decode(raw)
+
+    return read
+
+
+_dup_parsed: tuple[str, bool] = ("", False)  # the last value of the variable and its answer
+_read_opt_in = env_reader(SEMCONV_OPT_IN_ENV)
+
+
 def gen_ai_dup(env: dict[str, str] | None = None) -> bool:
     """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` asks for the previous GenAI names next to the current."""
-    value = (os.environ if env is None else env).get(SEMCONV_OPT_IN_ENV, "")
-    return SEMCONV_GEN_AI_DUP in {token.strip().lower() for token in value.split(",")}
+    global _dup_parsed
+    value = (_read_opt_in() if env is None else env.get(SEMCONV_OPT_IN_ENV)) or ""
+    last, answer = _dup_parsed
+    if value != last:  # read on every request (it may change), parsed when it does
+        answer = SEMCONV_GEN_AI_DUP in {token.strip().lower() for token in value.split(",")}
+        _dup_parsed = (value, answer)
+    return answer
 
 
 def with_previous_names(attributes: dict[str, object]) -> dict[str, object]:

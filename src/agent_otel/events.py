@@ -303,7 +303,7 @@ class Pipeline:
             queued = len(queue)
         if dropped:
             self._drop("queue_full", dropped)
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
             self._start()
         elif queued == 1 or queued == self._batch_size:
             self._wake.set()

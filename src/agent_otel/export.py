@@ -116,6 +116,9 @@ def _span_object_bytes(span: ReadableSpan) -> int:
     return size
 
 
+UNSIZED = -1  # Batch.size of span objects not estimated yet (ExporterTransport.prepare)
+
+
 class ExporterTransport:
     """An exporter the application passed to ``setup(span_exporters=...)``: it takes span objects, so a
     batch it refused is kept as span objects, accounted at their estimated in-memory size."""
@@ -125,7 +128,9 @@ class ExporterTransport:
         self.name = type(exporter).__name__
 
     def prepare(self, spans: list[ReadableSpan]) -> tuple[list[Batch], int]:
-        return [Batch(spans, len(spans), self.estimate(spans))], 0
+        # Sized only if it has to wait in the retry buffer (BufferedSpanProcessor._retain): a batch the
+        # exporter takes at once, the common case, never walks its spans' attributes for an estimate.
+        return [Batch(spans, len(spans), UNSIZED)], 0
 
     def send(self, batch: Batch) -> Reply:
         try:
@@ -226,7 +231,7 @@ class BufferedSpanProcessor(SpanProcessor):
             else:
                 self._drops.add("spans", "queue_full")
         queue.append(span)
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per span
             self._start()
         elif len(queue) == self._batch_size:
             self._wake.set()
@@ -424,6 +429,8 @@ class BufferedSpanProcessor(SpanProcessor):
         self._health.succeeded()
 
     def _retain(self, batch: Batch) -> None:
+        if batch.size == UNSIZED:
+            batch.size = self._transport.estimate(batch.payload)
         with self._state:
             if self._abandoned:
                 self._drops.add("spans", "unsent_at_shutdown", batch.count, announce=False)

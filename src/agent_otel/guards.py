@@ -120,6 +120,7 @@ class KillSwitch:
 
     def __init__(self, env_var: str | None, path: str | None, interval_s: float) -> None:
         self.env_var = env_var
+        self._env = c.env_reader(env_var) if env_var else None
         self.path = os.path.expanduser(path) if path else None
         self.interval_s = interval_s
         self._checked = 0.0
@@ -142,8 +143,8 @@ class KillSwitch:
 
     def scope(self, agent: str) -> tuple[str | None, str]:
         """(scope, source) for ``agent``: scope is "all", "writes" or None."""
-        if self.env_var:
-            value = os.environ.get(self.env_var)
+        if self._env is not None:
+            value = self._env()
             if value:
                 scope = parse_kill_switch(value, agent)
                 if scope:

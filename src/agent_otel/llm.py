@@ -280,6 +280,8 @@ def begin(
 def _take_over(run: Run) -> LLMCall | None:
     """The bridge's step of the framework request span that is current, which a client integration's
     call of the same request replaces (uncounted here, so the checks of the new call see it as one)."""
+    if not steps.steps_bound():  # no bridged request step was ever made
+        return None
     binding = steps.span_binding(trace.get_current_span())
     step = binding.step if binding is not None else None
     if not isinstance(step, LLMCall) or not step.bridged or step.run is not run or not step.claim_end():

@@ -324,6 +324,17 @@ class Metrics:
             )
             self.gen_ai_duration.record(event["duration_ms"] / 1000.0, attrs, context=_EMPTY)
             return
+        if kind == "stop":
+            usage = event["usage"] or {}
+            self.record_run(
+                event["agent"],
+                event["stop_reason"],
+                event["duration_ms"],
+                usage.get("tool_calls", 0),
+                usage.get("cost_usd", 0.0),
+                _exemplar(event),
+            )
+            return
         if kind == "llm_result":
             self._gen_ai(event, event.get("_genai"))
         if kind == "llm_result" and self.track_tokens:
@@ -353,7 +364,7 @@ class Metrics:
         for token_type, key in (("input", "input_tokens"), ("output", "output_tokens")):
             self.gen_ai_token_usage.record(usage.get(key) or 0, {**attrs, c.GEN_AI_TOKEN_TYPE: token_type})
 
-    # --- per run --------------------------------------------------------------------------------------
+    # --- per run: fed from its stop event by MetricsSink, like the above ------------------------------
 
     def record_run(
         self,

@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import Token
@@ -30,7 +30,7 @@ from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
 from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.events import new_event
-from agent_otel.hashing import sha
+from agent_otel.hashing import canonical_json, sha_bytes
 from agent_otel.llm import record
 from agent_otel.redaction import record_exception
 from agent_otel.steps import (
@@ -95,12 +95,14 @@ class Run:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
         self.agent = agent
-        self.run_id = run_id or uuid.uuid4().hex
+        self.run_id = run_id or new_run_id()
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)
         self.tools_version = None if tools_version is None else str(tools_version)
         self.input = None if input is MISSING else input
-        self.input_sha: str | None = None if input is MISSING else sha(input)
+        #: The input's canonical JSON, what ``input_sha`` hashes (the snapshot recorder stores these bytes).
+        self.input_json: bytes | None = None if input is MISSING else canonical_json(input)
+        self.input_sha: str | None = None if self.input_json is None else sha_bytes(self.input_json)
         self.budget = budget
         self.replay_of = replay_of
         self.conversation_id = None if conversation_id is None else str(conversation_id)
@@ -129,6 +131,7 @@ class Run:
         self.output_tokens = 0
         self.cost_usd = 0.0
         self.created_at_ms = 0
+        self._deadline_ms: int | None = None
         self._start_ns = 0
         self._duration_ms = 0.0
         self._ended = False
@@ -175,6 +178,13 @@ class Run:
                 self.conversation_id = self.parent.conversation_id  # a sub-agent: the same conversation
         resumes = _take_pause(self.conversation_id)
         self.created_at_ms = int(time.time() * 1000)
+        # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
+        # store tell a run whose process it cannot check from one that is still going.
+        limit = getattr(self.budget, "max_duration_s", None)
+        if limit is None:
+            limit = rt.config.get("guards.budget.max_duration_s")
+        if limit is not None:
+            self._deadline_ms = self.created_at_ms + int(limit * 1000)
         self._start_ns = time.perf_counter_ns()
         self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
         if self.is_replay:
@@ -365,9 +375,10 @@ class Run:
             self.result = result = StopResult(reason, self.run_id, self.usage, detail)
         rt = self._rt or runtime.current()
         span = self.span
+        value, stop_class = reason.value, reason.stop_class
         try:
             attributes: dict[str, Any] = {
-                c.STOP_REASON: reason.value,
+                c.STOP_REASON: value,
                 c.TOOL_CALLS: self.tool_calls,
                 c.STEPS: self.steps,
                 c.USAGE_INPUT_TOKENS: self.input_tokens,
@@ -384,7 +395,7 @@ class Run:
             if error_type:
                 attributes[c.ERROR_TYPE] = error_type
             span.set_attributes(attributes)
-            event_attrs: dict[str, Any] = {c.STOP_REASON: reason.value, "stop_class": reason.stop_class}
+            event_attrs: dict[str, Any] = {c.STOP_REASON: value, "stop_class": stop_class}
             if detail:
                 event_attrs["detail"] = detail
             elif reason is StopReason.INTERRUPTED and self.paused:
@@ -393,33 +404,22 @@ class Run:
             self._end_span(span, reason, exc, rt)
         except Exception as err:
             internal_error("recording the stop", err)
-        try:
-            if not self.is_replay:  # a replay re-runs recorded traffic; the agent_* series are traffic
-                rt.metrics.record_run(
-                    self.agent,
-                    reason.value,
-                    self._duration_ms,
-                    self.tool_calls,
-                    self.cost_usd,
-                    trace.set_span_in_context(span),
-                )
-        except Exception as err:
-            internal_error("recording run metrics", err)
-        rt.pipeline.emit(
-            "event",
-            new_event(
-                c.KIND_STOP,
-                self.run_id,
-                self.agent,
-                self.trace_id,
-                self.span_id,
-                error=self._error_type(exc, None),
-                stop_reason=reason.value,
-                usage=result.usage,
-                duration_ms=round(self._duration_ms, 3),
-                status=reason.stop_class,
-            ),
+        # The run's metrics are recorded from this event on the pipeline's thread (MetricsSink), like the
+        # steps': the SDK's histogram path costs the agent nothing there. A replay's are not (not traffic).
+        event = new_event(
+            c.KIND_STOP,
+            self.run_id,
+            self.agent,
+            self.trace_id,
+            self.span_id,
+            error=self._error_type(exc, None),
+            stop_reason=value,
+            usage=result.usage,
+            duration_ms=round(self._duration_ms, 3),
+            status=stop_class,
         )
+        event["_sampled"] = span.get_span_context().trace_flags.sampled
+        rt.pipeline.emit("event", event)
         if reason is StopReason.INTERRUPTED and self.conversation_id is not None:
             span_context = span.get_span_context()
             if span_context.is_valid:
@@ -473,13 +473,8 @@ class Run:
             "ended_at_ms": None,
             "duration_ms": None,
         }
-        # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
-        # store tell a run whose process it cannot check from one that is still going.
-        limit = getattr(self.budget, "max_duration_s", None)
-        if limit is None:
-            limit = rt.config.get("guards.budget.max_duration_s")
-        if limit is not None:
-            record["deadline_ms"] = self.created_at_ms + int(limit * 1000)
+        if self._deadline_ms is not None:
+            record["deadline_ms"] = self._deadline_ms
         if ended and self.result is not None:
             record.update(
                 status=self.result.stop_reason.stop_class,
@@ -496,6 +491,16 @@ class Run:
                 detail=self.result.detail,
             )
         rt.pipeline.emit("run", record)
+
+
+# uuid4().hex without building a UUID: 122 random bits with the version (4) and variant bits set.
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_BITS = (4 << 76) | (0x8000 << 48)
+
+
+def new_run_id() -> str:
+    """A new run id: a random UUID (version 4) as 32 hex digits."""
+    return f"{(int.from_bytes(os.urandom(16), 'big') & _UUID4_MASK) | _UUID4_BITS:032x}"
 
 
 def _remember_pause(conversation_id: str, span_context: SpanContext, run_id: str) -> None:

@@ -307,8 +307,8 @@ class Recorder(Policy, RunPolicy):
         """Record the run's input (a blob keyed by input_sha) and versions; never raises."""
         try:
             blob = None
-            if run.input_sha is not None:
-                plain = canonical_json(run.input)
+            plain = run.input_json
+            if plain is not None:
                 if len(plain) > self.max_bytes:
                     warn_once(
                         "too_large",
@@ -359,6 +359,7 @@ class Recorder(Policy, RunPolicy):
                 "blob": None,
             }
             plain: bytes | None = None
+            digest: str | None = None
             if exc is not None:
                 record["outcome"] = ERROR
                 record["error_type"] = type(exc).__name__
@@ -367,19 +368,22 @@ class Recorder(Policy, RunPolicy):
                 elif not self._is_excluded(tool):
                     plain = error_document(exc)
             else:
-                plain = call.result_json if call.result_json is not None else canonical_json(result)
+                plain = call.result_json
+                digest = call.result_sha  # computed with the span's agent.tool.result_sha: not again
+                if plain is None or digest is None:
+                    plain = canonical_json(result)
+                    digest = sha_bytes(plain)
                 if type(result) not in _NATIVE:
                     record["result_type"] = type_name(result)
                 if self._is_excluded(tool):
-                    record["result_sha"] = sha_bytes(plain)
+                    record["result_sha"] = digest
                     plain = None
-            # result_sha of a stored result is its blob's sha, computed on the store's thread.
             if record["outcome"] in (OK, ERROR):
                 if plain is None:
                     record["outcome"] = EXCLUDED
                 elif len(plain) > self.max_bytes:
                     if exc is None:
-                        record["result_sha"] = sha_bytes(plain)
+                        record["result_sha"] = digest
                     record["outcome"] = TOO_LARGE
                     warn_once(
                         "too_large",
@@ -387,8 +391,8 @@ class Recorder(Policy, RunPolicy):
                         tool,
                         len(plain),
                     )
-                else:
-                    record["blob"] = Blob(None, plain, self.sealer)
+                else:  # a result's content address is its result_sha; an error's is hashed by the store
+                    record["blob"] = Blob(digest if exc is None else None, plain, self.sealer)
             self.pipeline.emit("snapshot", record)
         except Exception as err:
             warn_once(

@@ -57,7 +57,6 @@ code are the policies' (AgentStopped, a guard's ToolDenied, a replay's refusal).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -119,11 +118,19 @@ SPAN_BINDING = "_agent_otel_binding"
 _bound_runs: weakref.WeakSet[Any] = weakref.WeakSet()
 # Whether a slot was ever made: until then a tool step's start does not look for one (the hot path).
 _slots_seen = False
+# Whether any binding was ever given a step: until then no span's binding names a step, so looking for the
+# step of the current span (tools.active_tool_call, an LLM call taking over a bridged request) is skipped.
+_steps_bound = False
 
 
 def slots_seen() -> bool:
     """Whether any span was ever a slot (:meth:`SpanBinding.wait`) in this process."""
     return _slots_seen
+
+
+def steps_bound() -> bool:
+    """Whether any span's binding was ever given a step (:attr:`SpanBinding.step`) in this process."""
+    return _steps_bound
 
 
 class SpanBinding:
@@ -136,14 +143,27 @@ class SpanBinding:
     ``hooked`` that an integration hooks into the framework invocation this span is part of.
     """
 
-    __slots__ = ("hooked", "owner", "run", "slot", "step")
+    __slots__ = ("_step", "hooked", "owner", "run", "slot")
 
     def __init__(self, run: Run, step: Step | None = None, owner: Any = None, hooked: bool = False) -> None:
         self.run = run
-        self.step = step
+        self._step: Step | None = None
+        if step is not None:
+            self.step = step
         self.owner = owner
         self.slot = False
         self.hooked = hooked
+
+    @property
+    def step(self) -> Step | None:
+        return self._step
+
+    @step.setter
+    def step(self, step: Step | None) -> None:
+        global _steps_bound
+        if step is not None:
+            _steps_bound = True
+        self._step = step
 
     def wait(self) -> None:
         """Make this span a slot: a framework's tool span whose step an integration's hook begins."""
@@ -166,9 +186,16 @@ def span_binding(span: Any) -> SpanBinding | None:
 
 
 def bind_span(span: Any, binding: SpanBinding) -> None:
-    """Bind ``span`` to a run (and step); spans that cannot carry attributes stay unbound."""
-    with contextlib.suppress(AttributeError, TypeError):  # INVALID_SPAN, a non-SDK span with slots
+    """Bind ``span`` to a run (and step); spans that cannot carry attributes stay unbound, and so does
+    ``INVALID_SPAN``: a run's span when tracing is disabled, but also every context's current span when it
+    has none, so a binding on it would hand an ended run to any caller outside a run (``bridge.hook_in``).
+    """
+    if span is trace.INVALID_SPAN:
+        return
+    try:  # noqa: SIM105  (contextlib.suppress costs ~0.5 us: this runs at every span start in a run)
         setattr(span, SPAN_BINDING, binding)
+    except (AttributeError, TypeError):  # INVALID_SPAN, a non-SDK span with slots
+        pass
 
 
 def track_bound_run(run: Run, live: bool) -> None:
@@ -271,9 +298,22 @@ class Policy:
         """A tool was called outside any run (it runs untraced unless this raises)."""
 
 
-def _overriding(policies: tuple[RunPolicy, ...], name: str) -> tuple[Any, ...]:
-    default = getattr(RunPolicy, name)
-    return tuple(getattr(p, name) for p in policies if getattr(type(p), name) is not default)
+_HOOK_NAMES = ("before_step", "serve", "after_step", "before_retry", "step_timeout", "run_stopped")
+# Which of a run's policies override each hook depends only on their classes: worked out once per
+# combination of classes, not for every run.
+_overrides: dict[tuple[type, ...], tuple[tuple[int, ...], ...]] = {}
+
+
+def _overriding(classes: tuple[type, ...]) -> tuple[tuple[int, ...], ...]:
+    found = _overrides.get(classes)
+    if found is None:
+        found = tuple(
+            tuple(i for i, cls in enumerate(classes) if getattr(cls, name) is not getattr(RunPolicy, name))
+            for name in _HOOK_NAMES
+        )
+        if len(_overrides) < 1024:
+            _overrides[classes] = found
+    return found
 
 
 class Hooks:
@@ -283,12 +323,13 @@ class Hooks:
 
     def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
         self.policies = policies
-        self.before = _overriding(policies, "before_step")
-        self.serve = _overriding(policies, "serve")
-        self.after = _overriding(policies, "after_step")
-        self.retry = _overriding(policies, "before_retry")
-        self.timeout = _overriding(policies, "step_timeout")
-        self.stop = _overriding(policies, "run_stopped")
+        before, serve, after, retry, timeout, stop = _overriding(tuple([type(p) for p in policies]))
+        self.before = tuple([policies[i].before_step for i in before])
+        self.serve = tuple([policies[i].serve for i in serve])
+        self.after = tuple([policies[i].after_step for i in after])
+        self.retry = tuple([policies[i].before_retry for i in retry])
+        self.timeout = tuple([policies[i].step_timeout for i in timeout])
+        self.stop = tuple([policies[i].run_stopped for i in stop])
 
 
 NO_HOOKS = Hooks()
@@ -314,8 +355,8 @@ class Ledger:
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
-        parts = (p.start_run(run) for p in rt.policies)
-        self.hooks = Hooks(tuple(p for p in parts if p is not None))
+        parts = [p.start_run(run) for p in rt.policies]
+        self.hooks = Hooks(tuple([p for p in parts if p is not None])) if parts else NO_HOOKS
         self.runtime = rt
 
     def failure_reason(self, exc: BaseException) -> StopReason | None:
@@ -618,6 +659,7 @@ __all__ = [
     "policy_checks",
     "slots_seen",
     "span_binding",
+    "steps_bound",
     "track_bound_run",
     "unbind_run",
 ]

@@ -82,7 +82,7 @@ def tool_options(
 class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json")
+    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json", "result_sha")
 
     kind = "tool"
     context_key = _TOOL_KEY
@@ -102,6 +102,7 @@ class ToolCall(Step):
         self.attempts = 1
         self.claimable = False
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
+        self.result_sha: str | None = None
         self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
 
     @property
@@ -137,7 +138,8 @@ class ToolCall(Step):
             return
         try:
             self.result_json = raw = canonical_json(result)
-            self._finish(c.STATUS_OK, "", sha_bytes(raw), result, None)
+            self.result_sha = digest = sha_bytes(raw)
+            self._finish(c.STATUS_OK, "", digest, result, None)
         except Exception as exc:
             internal_error("recording a tool result", exc)
 
@@ -274,6 +276,8 @@ def active_tool_call(context: otel_context.Context | None = None) -> ToolCall | 
     value = otel_context.get_value(_TOOL_KEY, context)
     if isinstance(value, ToolCall):
         return value
+    if not steps.steps_bound():  # no span's binding names a step (no bridged step was ever made)
+        return None
     binding = steps.span_binding(trace.get_current_span(context))
     step = binding.step if binding is not None else None
     return step if isinstance(step, ToolCall) else None
@@ -432,7 +436,9 @@ class _ArgBinder:
         )
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.skip_first and args:
+        if not args:
+            return kwargs  # a call by keyword: ``**kwargs`` made a fresh dict for this call already
+        if self.skip_first:
             args = args[1:]
         names = self.names
         bound = dict(zip(names, args, strict=False))
