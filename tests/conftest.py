@@ -101,6 +101,19 @@ def telemetry(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Teleme
     meter_provider.shutdown(timeout_millis=1000)
 
 
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the module's tests (tests/store/pg.py)."""
+    from tests.store.pg import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     """No agent-otel installation before or after the test, no OTLP endpoint or config from outside."""

@@ -97,9 +97,6 @@ def test_migration_5_adds_the_conversation_to_an_existing_store(tmp_path, monkey
         m.setattr(
             store_schema, "RUN_COLUMNS", tuple(c for c in store_schema.RUN_COLUMNS if c != "conversation_id")
         )
-        from agent_otel.store import db as store_db
-
-        m.setattr(store_db, "RUN_COLUMNS", store_schema.RUN_COLUMNS)
         old = seed.run_records(seed.now_ms() - HOUR)
         for _, record in old:
             record.pop("conversation_id", None)

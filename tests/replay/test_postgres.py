@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import agent_otel
 from tests.replay import support_agent
-from tests.store.pg import PostgresServer
 
 pytestmark = pytest.mark.e2e
 psycopg = pytest.importorskip("psycopg")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig):

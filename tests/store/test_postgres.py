@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,16 +31,6 @@ FROM agent_runs WHERE created_at > now() - interval '7 days' GROUP BY 1
 HAVING avg(tool_calls) > 2 * (SELECT avg(tool_calls) FROM agent_runs
   WHERE created_at BETWEEN now() - interval '14 days' AND now() - interval '7 days');
 """
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -469,7 +469,16 @@ def test_gc_applies_retention_and_runs_at_most_daily_from_the_sink(tmp_path):
     store.set_meta("last_gc_ms", str(now - 25 * 3_600_000))
     store.close()
     sink = StoreSink(target, {"logs_days": 30, "tool_snapshot_days": 14})
-    sink.write(seed.run_records(now))
+    fresh = seed.run_records(now)
+    sink.write(fresh)
+    # gc runs in slices between writes (a share of the thread's time): rewriting the run's rows (no new
+    # row) gives it its next slices until it has recorded its end.
+    for _ in range(100):
+        last = rows(path, "SELECT value FROM agent_otel_meta WHERE key = 'last_gc_ms'")[0][0]
+        if int(last) >= now:
+            break
+        time.sleep(0.05)
+        sink.write([r for r in fresh if r[0] == "run"])
     sink.close()
     remaining = {r[0] for r in rows(path, "SELECT run_id FROM agent_runs")}
     assert old[0][1]["run_id"] not in remaining and recent[0][1]["run_id"] in remaining

@@ -43,7 +43,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` the parser of one command: the others' modules are not imported
+    (each command imports what it needs, so starting one costs only its own imports)."""
     parser = _Parser(
         prog=PROG,
         description="Answer, from the local run store: which tools ran in which order, with which args, "
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = _command(name)
         cmd = sub.add_parser(
             name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP), parents=[common]
@@ -83,13 +85,36 @@ def _command(name: str) -> Any:
     return importlib.import_module(f"agent_otel.cli.{name.replace('-', '_')}")
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (skipping the global options and their values), if it is one and
+    nothing before it asks for help or the version; None otherwise (the whole parser then answers)."""
+    takes_value = {"--store", "--config"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif arg.startswith("-"):
+            if arg.split("=", 1)[0] not in takes_value:
+                return None  # --help, --version, or an option argparse should report
+        else:
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:
+        sys.stdout.write(f"{PROG} {__version__}\n")
+        return 0
+    parser = build_parser(only=_command_in(argv))
+    args = parser.parse_args(argv)
+
     from agent_otel.cli.common import EXIT_ERROR, CLIError, Context
     from agent_otel.config import ConfigError
     from agent_otel.store import StoreError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     ctx = Context(store_arg=args.store, config_path=args.config)
     try:
         return int(args._module.run(args, ctx) or 0)

@@ -17,7 +17,18 @@ from agent_otel.store import StoreError, open_store, retention_from_config
 HELP = "show the effective config with sources, whether OTLP answers, and the store's state"
 
 
+#: How long ``doctor`` lets SQLite's quick_check run: a whole check takes about 1 s per 300 MB of store, so
+#: a large store is checked in full only with ``--integrity``.
+QUICK_CHECK_S = 0.3
+FULL_CHECK_S = 3600.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--integrity",
+        action="store_true",
+        help=f"check every page of a SQLite store however long it takes (default: {QUICK_CHECK_S:g} s)",
+    )
     add_json(parser)
 
 
@@ -40,7 +51,7 @@ def check_otlp(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def check_store(ctx: Context) -> dict[str, Any]:
+def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
     target = ctx.target
     out: dict[str, Any] = {"enabled": target is not None, "source": ctx.config.source("store")}
     if target is None:
@@ -63,7 +74,7 @@ def check_store(ctx: Context) -> dict[str, Any]:
         if target.kind == "sqlite":
             out.update(_modes(target.location))
     try:
-        out["integrity"] = check = store.integrity()
+        out["integrity"] = check = store.integrity(check_s)
         if check["problems"]:
             out["ok"] = False
             out["error"] = (
@@ -126,7 +137,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     cfg = ctx.config
     config_rows = [{"key": k, "value": v, "source": s} for k, v, s in cfg.items()]
     otlp = check_otlp(cfg)
-    store = check_store(ctx)
+    store = check_store(ctx, FULL_CHECK_S if args.integrity else QUICK_CHECK_S)
     failed = (otlp["answers"] is False) or (store.get("enabled") and store.get("ok") is False)
     if args.json:
         print_json(
@@ -227,17 +238,30 @@ def render(
             console.print("  integrity: SQLite quick_check found no damaged page")
         elif check.get("note"):
             console.print(f"  integrity: {escape(check['note'])}")
+        about = set(store.get("estimated") or ())
+
+        def n(key: str) -> str:
+            return f"~{store[key]:,}" if key in about else f"{store[key]:,}"
+
         console.print(
-            f"  {store['runs']:,} runs, {store['events']:,} events; "
+            f"  {n('runs')} runs, {n('events')} events; "
             f"oldest run {local_time(store.get('oldest_run_ms'))}, "
             f"newest {local_time(store.get('newest_run_ms'))}"
+            + ("   [dim](~: estimated)[/]" if about else "")
         )
         sealed = store["encrypted_blobs"]
+        size = ("~" if "snapshot_bytes" in about else "") + _size(store["snapshot_bytes"])
         console.print(
-            f"  tool snapshots (for replay): {store['tool_snapshots']:,} calls of "
-            f"{store['snapshot_runs']:,} runs, {store['snapshot_blobs']:,} distinct results and inputs "
-            f"({_size(store['snapshot_bytes'])}"
-            + (f", {sealed:,} encrypted" if sealed else ", not encrypted" if store["snapshot_blobs"] else "")
+            f"  tool snapshots (for replay): {n('tool_snapshots')} calls of "
+            f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} distinct results and inputs "
+            f"({size}"
+            + (
+                f", {n('encrypted_blobs')} encrypted"
+                if sealed
+                else ", not encrypted"
+                if store["snapshot_blobs"]
+                else ""
+            )
             + ")"
         )
     keep = store["retention_days"]

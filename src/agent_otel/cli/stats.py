@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agent_otel.cli.analysis import summarize
 from agent_otel.cli.common import (
     Context,
     add_agent,
@@ -25,6 +24,7 @@ from agent_otel.cli.common import (
 )
 from agent_otel.cli.layout import Column, print_table
 from agent_otel.store import Store
+from agent_otel.store.summaries import ACCURACY
 
 HELP = "runs, latency, tool calls, tokens, spend, stop reasons and failing tools over a period"
 
@@ -36,17 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def period(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict[str, Any]:
-    """Summary of runs *started* in [since_ms, until_ms), with the events of exactly those runs.
+    """Summary of runs *started* in [since_ms, until_ms), with the events of exactly those runs,
+    aggregated in the database (:mod:`agent_otel.store.periods`).
 
     Replays are left out: they re-run recorded traffic to test a fix, and counting them would make
     the replay of a fix look like drift.
     """
-    runs = store.runs(since_ms=since_ms, until_ms=until_ms, agent=agent, newest_first=False, replays=False)
-    ids = [r["run_id"] for r in runs]
-    events: list[dict[str, Any]] = []
-    for i in range(0, len(ids), 500):
-        events.extend(store.iter_events(run_ids=ids[i : i + 500]))
-    summary = summarize(runs, events)
+    from agent_otel.store.periods import period as figures
+
+    summary = figures(store, since_ms, until_ms, agent)
     summary["from"] = iso(since_ms)
     summary["to"] = iso(until_ms)
     summary["agent"] = agent
@@ -123,6 +121,11 @@ def render(console: Any, s: dict[str, Any], label: str) -> None:
         ],
     ]
     print_table(console, (Column("FIGURE", 0), Column("VALUE", 0)), figures)
+    if s.get("method") == "summarized":
+        console.print(
+            f"[dim]p50/p95 of latency, tokens and spend from the hourly summaries: within "
+            f"{ACCURACY:.0%} of the exact value[/]"
+        )
     mix = [
         [m["stop_reason"], m["class"], f"{m['runs']:,}", f"{m['share'] * 100:.1f}%"]
         for m in s["stop_reasons"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from agent_otel.config import EVENT_FIELDS
 
 META_TABLE = "agent_otel_meta"
+SNAPSHOT_PURGE_KEY = "snapshot_gc_cutoff"  # agent_otel_meta: "<cutoff_ms>:<days>" of the latest snapshot gc
 
 _RUN_COLUMNS_SQLITE = """
     run_id TEXT PRIMARY KEY,
@@ -222,6 +223,37 @@ _CONVERSATION = [
 ]
 
 
+# Migration 6: summaries of runs per agent and hour (and UTC day), what `stats` and `drift` read over long
+# periods (agent_otel.store.summaries), kept by the writers in the write's transaction. A store that already
+# holds runs is summarized from the next hour after now (and after its newest run) on; the store sink
+# summarizes the earlier hours in the background, newest first (summaries_from_ms moves back).
+def _summaries(bigint: str, without_rowid: str, covered_from: str) -> list[str]:
+    return [
+        f"""CREATE TABLE agent_run_summaries (
+    span_ms {bigint} NOT NULL,
+    bucket_ms {bigint} NOT NULL,
+    agent TEXT NOT NULL,
+    runs {bigint} NOT NULL,
+    events {bigint} NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (span_ms, bucket_ms, agent)
+){without_rowid}""",
+        f"INSERT INTO {META_TABLE} (key, value) SELECT 'summaries_from_ms', "
+        f"CASE WHEN EXISTS (SELECT 1 FROM agent_runs) THEN {covered_from} ELSE '0' END",
+    ]
+
+
+# The next hour boundary after now and after the newest run, in epoch ms, as text.
+_SQLITE_NEXT_HOUR = (
+    "CAST((max(CAST(strftime('%s', 'now') AS INTEGER), coalesce((SELECT CAST(strftime('%s', max(created_at)) "
+    "AS INTEGER) FROM agent_runs), 0)) / 3600 + 1) * 3600000 AS TEXT)"
+)
+_PG_NEXT_HOUR = (
+    "((floor(greatest(extract(epoch from now()), coalesce((SELECT extract(epoch from max(created_at)) "
+    "FROM agent_runs), 0)) / 3600) + 1) * 3600000)::bigint::text"
+)
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -236,6 +268,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (3, [_INPUT_TYPE]),
         (4, _process_columns("INTEGER")),
         (5, _CONVERSATION),
+        (6, _summaries("INTEGER", " WITHOUT ROWID", _SQLITE_NEXT_HOUR)),
     ],
     "postgresql": [
         (
@@ -250,6 +283,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (3, [_INPUT_TYPE]),
         (4, _process_columns("BIGINT")),
         (5, _CONVERSATION),
+        (6, _summaries("BIGINT", "", _PG_NEXT_HOUR)),
     ],
 }
 

@@ -15,7 +15,10 @@ It runs on the pipeline's daemon thread, never on the agent's. Nothing here rais
   in ``dropped``), one warning names the first reason, and the store stays on.
 
 Retention (``agent-otel gc``) also runs from here, at most once per ``gc_interval_s`` per store, after a
-successful write: off the hot path, and without a cron job.
+successful write: off the hot path, and without a cron job. It runs in slices between writes (each a few
+small transactions, at most ``MAINTENANCE_SLICE_S``, and maintenance at most ``MAINTENANCE_SHARE`` of the
+thread's time), so that a gc of a day of a large store never holds the thread, nor the database, for long;
+so does summarizing the hours of a store migrated to schema 6 (:func:`summaries.backfill_step`).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
-from agent_otel.store import db, liveness
+from agent_otel.store import db, liveness, retention, summaries
 from agent_otel.store.db import Store, StoreError, classify, open_store
 from agent_otel.store.location import Target
 
@@ -41,6 +45,8 @@ _RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, it
 _WRITTEN = ("run", "event", "snapshot")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
+MAINTENANCE_SLICE_S = 0.05  # gc and summary backfill: at most this long at a time (at least one batch)
+MAINTENANCE_SHARE = 0.2  # ... and at most this share of the thread's time
 
 _live: weakref.WeakSet[StoreSink] = weakref.WeakSet()
 
@@ -53,6 +59,7 @@ def _after_fork_in_child() -> None:
         sink._pending = []  # the parent writes its own records
         sink._pending_bytes = 0
         sink._timer = None  # the parent's retry timer did not fork with it
+        sink._gc = None  # the parent carries on with its own gc
 
 
 if hasattr(os, "register_at_fork"):
@@ -95,6 +102,10 @@ class StoreSink:
         self._closed = False
         self._warned_transient = False
         self._next_gc_ms = 0
+        self._gc: Iterator[dict[str, int]] | None = None  # a gc in progress (retention.steps)
+        self._gc_totals: dict[str, int] = {}
+        self._backfill = True  # until the summaries cover the whole store
+        self._maintain_at = 0.0  # monotonic: no maintenance slice before this
         self._shifts: dict[str, int] = {}
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
         self._backoff_s = 0.0
@@ -197,6 +208,7 @@ class StoreSink:
             self._store = open_store(
                 self.target, create=True, writer=True, busy_timeout_s=self.busy_timeout_s
             )
+            self._store.for_streaming_writes()
             last = self._store.meta("last_gc_ms")
             self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
         return self._store
@@ -226,7 +238,7 @@ class StoreSink:
             with contextlib.suppress(Exception):
                 store.set_busy_timeout(self.busy_timeout_s)  # type: ignore[attr-defined]
             logger.info("agent-otel: the run store at %s accepts writes again", self.target.display)
-        self._maybe_gc()
+        self._maintain()
 
     def _write_front(self, store: Store, n: int) -> None:
         """Write the first ``n`` pending records in one transaction and take them off the buffer.
@@ -346,21 +358,44 @@ class StoreSink:
             del pending[:overflow]
             self.dropped += overflow
 
-    def _maybe_gc(self) -> None:
-        now_ms = int(time.time() * 1000)
-        if now_ms < self._next_gc_ms or self._store is None:
+    def _maintain(self) -> None:
+        """One slice of gc (once a day) or of summarizing older hours, when the thread has time for it."""
+        store = self._store
+        started = time.monotonic()
+        if store is None or started < self._maintain_at:
             return
-        self._next_gc_ms = now_ms + int(self.gc_interval_s * 1000)
         try:
-            last = self._store.meta("last_gc_ms")  # another process may have done it meanwhile
-            if last and now_ms - int(last) < self.gc_interval_s * 1000:
-                self._next_gc_ms = int(last) + int(self.gc_interval_s * 1000)
-                return
-            deleted = self._store.gc(self.retention, now_ms)
-            if any(deleted.values()):
-                logger.info("agent-otel: retention removed %s from the run store", deleted)
-        except Exception as exc:  # retention can wait for the next day or `agent-otel gc`
-            logger.debug("agent-otel: automatic gc of the run store failed: %s", exc)
+            deadline = started + MAINTENANCE_SLICE_S
+            if self._gc is None:
+                self._gc = self._start_gc(store)
+            while self._gc is not None:
+                totals = next(self._gc, None)
+                if totals is None:  # done
+                    self._gc = None
+                    if any(self._gc_totals.values()):
+                        logger.info("agent-otel: retention removed %s from the run store", self._gc_totals)
+                    break
+                self._gc_totals = totals
+                if time.monotonic() > deadline:
+                    break
+            while self._gc is None and self._backfill and time.monotonic() <= deadline:
+                self._backfill = store.summarized and summaries.backfill_step(store)
+        except Exception as exc:  # retention and summaries can wait for the next day or `agent-otel gc`
+            self._gc = None
+            self._backfill = False
+            logger.debug("agent-otel: run store maintenance failed: %s", exc)
+        self._maintain_at = time.monotonic() + (time.monotonic() - started) / MAINTENANCE_SHARE
+
+    def _start_gc(self, store: Store) -> Iterator[dict[str, int]] | None:
+        now_ms = int(time.time() * 1000)
+        if now_ms < self._next_gc_ms:
+            return None
+        self._next_gc_ms = now_ms + int(self.gc_interval_s * 1000)
+        last = store.meta("last_gc_ms")  # another process may have done it meanwhile
+        if last and now_ms - int(last) < self.gc_interval_s * 1000:
+            self._next_gc_ms = int(last) + int(self.gc_interval_s * 1000)
+            return None
+        return retention.steps(store, self.retention, now_ms)
 
 
 def _answers(target: Target) -> bool:

@@ -46,6 +46,7 @@ TOOL_COLUMNS = (
     "created_at_ms",
 )
 _CHUNK = 500
+_BLOB_SHA, _OUTCOME, _RESULT_SHA = (TOOL_COLUMNS.index(c) for c in ("blob_sha", "outcome", "result_sha"))
 
 
 @dataclass
@@ -66,56 +67,57 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
     out = Prepared()
     for rec in records:
         blob = rec.get("blob")
-        stored = None
+        stored = sha = None
         if blob is not None:
-            if blob.sha in out.blobs:
-                stored = blob.sha
+            sha = blob.sha
+            if sha in out.blobs:
+                stored = sha
             else:
                 try:
-                    out.blobs[blob.sha] = blob.sealed()
-                    stored = blob.sha
+                    out.blobs[sha] = blob.sealed()
+                    stored = sha
                 except Exception as exc:
                     warn_once("seal", "sealing a replay snapshot failed (%s: %s)", type(exc).__name__, exc)
-        if rec.get("kind") == "run":
-            out.runs.append(tuple(rec.get(c) for c in RUN_COLUMNS))
+        get = rec.get
+        if get("kind") == "run":
+            out.runs.append(tuple([get(c) for c in RUN_COLUMNS]))
             continue
-        row = dict(rec, blob_sha=stored)
-        if blob is not None and row["outcome"] == OK:
-            row["result_sha"] = blob.sha  # the content address of a result is its result_sha
+        row = [get(c) for c in TOOL_COLUMNS]
+        row[_BLOB_SHA] = stored
+        if blob is not None and row[_OUTCOME] == OK:
+            row[_RESULT_SHA] = sha  # the content address of a result is its result_sha
         if blob is not None and stored is None:
-            row["outcome"] = WRITE_FAILED
-        out.tools.append(tuple(row.get(c) for c in TOOL_COLUMNS))
+            row[_OUTCOME] = WRITE_FAILED
+        out.tools.append(tuple(row))
     return out
 
 
-def write(store: Store, prepared: Prepared, now_ms: int | None = None) -> None:
-    """Insert the rows and blobs; call inside the store's write transaction."""
+def write(store: Store, prepared: Prepared, now_ms: int | None = None, safe: bool = True) -> None:
+    """Insert the rows and blobs; call inside the store's write transaction. ``safe=False``: the values
+    as they are (see :mod:`agent_otel.store.writes`)."""
+    from agent_otel.store.writes import insert
+
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if prepared.blobs:
         _write_blobs(store, prepared.blobs, now_ms)
-    cursor = store.conn.cursor()
-    if prepared.runs:
-        cols = ", ".join(RUN_COLUMNS)
-        marks = ", ".join("?" for _ in RUN_COLUMNS)
-        cursor.executemany(
-            store.sql(
-                f"INSERT INTO agent_snapshot_runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO NOTHING"
-            ),
-            [store.row(r) for r in prepared.runs],
-        )
-    if prepared.tools:
-        cols = ", ".join(TOOL_COLUMNS)
-        marks = ", ".join("?" for _ in TOOL_COLUMNS)
-        cursor.executemany(
-            store.sql(
-                f"INSERT INTO agent_tool_snapshots ({cols}) VALUES ({marks}) "
-                "ON CONFLICT (run_id, step_id) DO NOTHING"
-            ),
-            [store.row(r) for r in prepared.tools],
-        )
+    row = store.row if safe else tuple
+    insert(
+        store,
+        "agent_snapshot_runs",
+        RUN_COLUMNS,
+        [row(r) for r in prepared.runs],
+        "ON CONFLICT (run_id) DO NOTHING",
+    )
+    insert(
+        store,
+        "agent_tool_snapshots",
+        TOOL_COLUMNS,
+        [row(r) for r in prepared.tools],
+        "ON CONFLICT (run_id, step_id) DO NOTHING",
+    )
 
 
-def write_isolated(store: Store, prepared: Prepared) -> None:
+def write_isolated(store: Store, prepared: Prepared, safe: bool = True) -> None:
     """:func:`write` inside a savepoint of the store's transaction: a snapshot that cannot be written is
     dropped (counted, warned once) without losing the runs and events of the same batch. A store that is
     busy (transient) fails the whole batch, which the sink then retries; values the database refuses
@@ -124,7 +126,7 @@ def write_isolated(store: Store, prepared: Prepared) -> None:
 
     store.execute("SAVEPOINT agent_otel_snapshots")
     try:
-        write(store, prepared)
+        write(store, prepared, safe=safe)
     except Exception as exc:
         err = classify(exc)
         store.execute("ROLLBACK TO SAVEPOINT agent_otel_snapshots")
@@ -137,34 +139,40 @@ def write_isolated(store: Store, prepared: Prepared) -> None:
 
 
 def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], now_ms: int) -> None:
+    from agent_otel.store.writes import insert
+
     existing: dict[str, str] = {}
-    shas = list(blobs)
-    for i in range(0, len(shas), _CHUNK):
-        chunk = shas[i : i + _CHUNK]
-        rows = store.query(
-            f"SELECT sha, key_id FROM agent_snapshot_blobs WHERE sha IN ({', '.join('?' for _ in chunk)})",
-            chunk,
-        )
-        existing.update((r["sha"], r["key_id"]) for r in rows)
+    for sha, kid in store.in_chunks(
+        "SELECT sha, key_id FROM agent_snapshot_blobs WHERE sha IN ({})", list(blobs)
+    ):
+        existing[sha] = kid
     upsert: list[tuple[Any, ...]] = []
+    refresh: list[str] = []
     for sha, (encoding, kid, size, data) in blobs.items():
         old = existing.get(sha)
         if old is None or (kid and old != kid):
             upsert.append((sha, encoding, kid, size, data, now_ms))
-            continue
-        cur = store.execute("UPDATE agent_snapshot_blobs SET last_used_ms = ? WHERE sha = ?", (now_ms, sha))
-        if not cur.rowcount:  # removed by a concurrent gc since the SELECT (PostgreSQL)
-            upsert.append((sha, encoding, kid, size, data, now_ms))
-    if upsert:
-        store.conn.cursor().executemany(
-            store.sql(
-                "INSERT INTO agent_snapshot_blobs (sha, encoding, key_id, size, data, last_used_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha) DO UPDATE SET encoding = excluded.encoding, "
-                "key_id = excluded.key_id, size = excluded.size, data = excluded.data, "
-                "last_used_ms = excluded.last_used_ms"
-            ),
-            upsert,
+        else:
+            refresh.append(sha)
+    for i in range(0, len(refresh), _CHUNK):
+        chunk = refresh[i : i + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        cur = store.execute(
+            f"UPDATE agent_snapshot_blobs SET last_used_ms = ? WHERE sha IN ({marks})", [now_ms, *chunk]
         )
+        if cur.rowcount < len(chunk):  # removed by a concurrent gc since the SELECT (PostgreSQL)
+            kept = {
+                r[0] for r in store.in_chunks("SELECT sha FROM agent_snapshot_blobs WHERE sha IN ({})", chunk)
+            }
+            upsert += [(sha, *blobs[sha], now_ms) for sha in chunk if sha not in kept]
+    insert(
+        store,
+        "agent_snapshot_blobs",
+        ("sha", "encoding", "key_id", "size", "data", "last_used_ms"),
+        upsert,
+        "ON CONFLICT (sha) DO UPDATE SET encoding = excluded.encoding, key_id = excluded.key_id, "
+        "size = excluded.size, data = excluded.data, last_used_ms = excluded.last_used_ms",
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -172,17 +180,12 @@ def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], no
 
 def find_run(store: Store, prefix: str) -> dict[str, Any] | None:
     """The recorded run whose id is ``prefix`` or uniquely starts with it (None if none; ambiguous raises)."""
-    from agent_otel.store.db import StoreError
+    from agent_otel.store.db import StoreError, prefix_query
 
     exact = store.query("SELECT * FROM agent_snapshot_runs WHERE run_id = ?", (prefix,))
     if exact:
         return exact[0]
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = store.query(
-        "SELECT * FROM agent_snapshot_runs WHERE run_id LIKE ? ESCAPE '\\' "
-        "ORDER BY created_at_ms DESC LIMIT 6",
-        (escaped + "%",),
-    )
+    rows = store.query(*prefix_query("SELECT * FROM agent_snapshot_runs", "run_id", prefix, limit=6))
     if len(rows) > 1:
         shown = ", ".join(r["run_id"][:16] for r in rows[:5])
         raise StoreError(f"run id prefix {prefix!r} is ambiguous ({shown}{', ...' if len(rows) > 5 else ''})")

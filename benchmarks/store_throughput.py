@@ -1,0 +1,301 @@
+"""How many runs per second the run store takes, SQLite and PostgreSQL, before it drops anything.
+
+The loop of issue 17: one run = an LLM call, 8 tool calls with ~1 KB of arguments and ~2 KB results, an LLM
+call; replay snapshots on (the default), so each tool call is an event and a snapshot with its own result.
+
+* ``capacity``: the records of such runs, as the real SDK emits them (captured from ``agent_otel.run`` and
+  ``@tool`` once, then cloned with fresh run ids and distinct results), handed to a ``StoreSink`` in the
+  batches the event pipeline delivers (2,048 records). The figure is runs per CPU-second of the writing
+  thread: what one core can take. Beyond it records queue up and the pipeline drops the oldest. Into an
+  empty store by default; ``--base STORE`` starts each round from a copy of a large SQLite store (say
+  benchmarks/cli_scaling.py's), where each batch touches more pages of the indexes.
+* ``methods``: the same, for each way the write path can put rows in (``agent_otel.store.writes``):
+  multi-row ``INSERT ... VALUES``, ``executemany`` (psycopg pipelines it), and ``COPY`` for PostgreSQL's
+  events; the defaults are the fastest of these.
+* ``drill``: the real thing: agent threads run the loop at ``--rate`` runs/s through ``setup()`` (pipeline,
+  metrics, store sink) for ``--seconds``; prints what the pipeline and the store sink dropped.
+
+PostgreSQL runs on a throwaway server (tests/store/pg.py). Run from the repository root:
+``python benchmarks/store_throughput.py capacity`` (``--runs``, ``--dialects``, ``--json``); to measure
+another version of agent-otel, put its ``src`` first on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))  # tests.store.pg, after an explicit PYTHONPATH
+
+import agent_otel  # noqa: E402
+from agent_otel import sdk  # noqa: E402
+
+QUIET = {"exporter": {"probe_local": False}}
+BATCH = 2048  # what the event pipeline hands a sink at most per call
+ARGS = {"query": "x" * 900, "filters": {"lang": "en", "limit": 20}}  # ~1 KB of arguments
+
+
+def _result(i: int) -> dict[str, Any]:
+    """~2 KB, distinct per call (a snapshot blob each, as real results mostly are)."""
+    return {"id": i, "hits": [{"doc": f"kb-{i}-{k}", "text": "y" * 80} for k in range(18)]}
+
+
+def realistic_run(search: Any, i: int) -> None:
+    with agent_otel.run("bench-agent", model="gpt-4o", prompt_version="v1", input={"q": i}) as run:
+        run.record_llm(model="gpt-4o", input_tokens=800, output_tokens=60)
+        for k in range(8):
+            search(ARGS, i * 8 + k)
+        run.record_llm(model="gpt-4o", input_tokens=1200, output_tokens=90)
+
+
+def capture_one_run() -> list[tuple[str, dict[str, Any]]]:
+    """The records of one realistic run, as the SDK with its default configuration emits them."""
+    home = tempfile.mkdtemp(prefix="agent-otel-bench-")
+    os.environ["AGENT_OTEL_HOME"] = home
+    agent_otel.setup("bench", store=os.path.join(home, "capture.db"), instrument=False, config=QUIET)
+    from tests.conftest import ListSink  # keeps every record (the pipeline hands all sinks the same)
+
+    capture = ListSink()
+    sdk.installation().pipeline.add_sink(capture)
+
+    @agent_otel.tool(name="search")
+    def search(args: dict[str, Any], i: int) -> dict[str, Any]:
+        return _result(i)
+
+    realistic_run(search, 0)
+    sdk.flush(10)
+    agent_otel.shutdown()
+    return capture.records
+
+
+_LAST_NUMBER = re.compile(rb":\d+}$")
+_distinct = itertools.count(1)  # every cloned blob is new to the store, as real results mostly are
+
+
+def clone(template: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` runs like ``template``, each with its own run id and distinct results (new blobs)."""
+    from agent_otel.snapshots import Blob
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    now = int(time.time() * 1000)
+    for i in range(n):
+        run_id = uuid.uuid4().hex
+        for rtype, payload in template:
+            p = dict(payload)
+            if "run_id" in p:
+                p["run_id"] = run_id
+            for key in ("created_at_ms", "ts_ms", "ended_at_ms"):
+                if p.get(key) is not None:
+                    p[key] = now + i
+            blob = p.get("blob")
+            if blob is not None:  # {"q":0} and {"hits":[...],"id":k}: a number of the process's own
+                plain, n = _LAST_NUMBER.subn(b":%d}" % next(_distinct), blob.plain, count=1)
+                assert n == 1, blob.plain[-40:]
+                p["blob"] = Blob(None, plain, blob.sealer)
+            out.append((rtype, p))
+    return out
+
+
+def capacity(
+    location: str, runs: int, template: list[tuple[str, dict[str, Any]]], base: str | None = None
+) -> dict[str, Any]:
+    """``base``: a SQLite store to start from (copied), e.g. one of benchmarks/cli_scaling.py's; its
+    daily gc is held off, so that what is measured is the writes alone."""
+    from agent_otel.store import StoreSink, Target
+
+    kind = "postgresql" if location.startswith("postgresql://") else "sqlite"
+    if base is not None and kind == "sqlite":
+        shutil.copyfile(base, location)
+    sink = StoreSink(Target(kind, location), {"logs_days": 30, "tool_snapshot_days": 14}, gc_interval_s=1e9)
+    warm = clone(template, 200)
+    sink.write(warm[:BATCH])  # opens, migrates
+    records = clone(template, runs)
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    for i in range(0, len(records), BATCH):
+        sink.write(records[i : i + BATCH])
+    cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    assert sink.error is None and not sink.dropped, (sink.error, sink.dropped)
+    sink.close()
+    return {
+        "runs": runs,
+        "records": len(records),
+        "cpu_s": round(cpu, 3),
+        "wall_s": round(wall, 3),
+        "runs_per_cpu_s": round(runs / cpu),
+        "records_per_cpu_s": round(len(records) / cpu),
+    }
+
+
+def _timed(write: Any, name: str, acc: dict[str, float]) -> Any:
+    def timed(batch: list[tuple[str, dict[str, Any]]]) -> None:
+        t0 = time.thread_time()
+        try:
+            write(batch)
+        finally:
+            acc[name] = acc.get(name, 0.0) + time.thread_time() - t0
+
+    return timed
+
+
+#: (label, SQLite rows, PostgreSQL rows, PostgreSQL events) as agent_otel.store.writes names them.
+METHODS = (
+    ("multi-row VALUES", "values", "values", "values"),
+    ("executemany", "executemany", "executemany", "executemany"),
+    ("executemany, COPY for events", None, "executemany", "copy"),
+)
+
+
+def methods(dialect: str, location: Any, runs: int, repeat: int, template: Any) -> dict[str, Any]:
+    from agent_otel.store import writes
+
+    saved = (writes.SQLITE_ROWS, writes.PG_ROWS, writes.PG_EVENTS)
+    out: dict[str, Any] = {}
+    try:
+        for label, sqlite_rows, pg_rows, pg_events in METHODS:
+            if dialect == "sqlite" and sqlite_rows is None:
+                continue
+            writes.SQLITE_ROWS = sqlite_rows or saved[0]
+            writes.PG_ROWS, writes.PG_EVENTS = pg_rows, pg_events
+            rounds = [capacity(location(), runs, template) for _ in range(repeat)]
+            out[label] = {
+                "runs_per_cpu_s": round(statistics.median(r["runs_per_cpu_s"] for r in rounds)),
+                "wall_s": statistics.median(r["wall_s"] for r in rounds),
+            }
+    finally:
+        writes.SQLITE_ROWS, writes.PG_ROWS, writes.PG_EVENTS = saved
+    return out
+
+
+def drill(location: str, rate: float, seconds: float, threads: int) -> dict[str, Any]:
+    agent_otel.setup("drill", store=location, instrument=False, config=QUIET)
+    inst = sdk.installation()
+    store_sink = next(s for s in inst.pipeline.sinks() if type(s).__name__ == "StoreSink")
+    sink_cpu: dict[str, float] = {}
+    for sink in inst.pipeline.sinks():  # CPU time of each sink's writes, on the pipeline's thread
+        sink.write = _timed(sink.write, type(sink).__name__, sink_cpu)  # type: ignore[method-assign]
+
+    @agent_otel.tool(name="search")
+    def search(args: dict[str, Any], i: int) -> dict[str, Any]:
+        return _result(i)
+
+    made = [0] * threads
+    stop = threading.Event()
+
+    def agent(t: int) -> None:
+        interval = threads / rate
+        next_at = time.perf_counter()
+        i = t
+        while not stop.is_set():
+            realistic_run(search, i)
+            made[t] += 1
+            i += threads
+            next_at += interval
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+    workers = [threading.Thread(target=agent, args=(t,)) for t in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    sdk.flush(60)
+    out = {
+        "offered_runs_per_s": rate,
+        "made_runs": sum(made),
+        "achieved_runs_per_s": round(sum(made) / elapsed),
+        "pipeline_dropped": inst.pipeline.dropped,
+        "store_dropped": store_sink.dropped,
+        "sink_cpu_us_per_run": {k: round(v * 1e6 / max(sum(made), 1)) for k, v in sink_cpu.items()},
+    }
+    agent_otel.shutdown()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("capacity", "methods", "drill"))
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--runs", type=int, default=3000, help="capacity: runs written")
+    parser.add_argument("--repeat", type=int, default=3, help="capacity: rounds (median)")
+    parser.add_argument(
+        "--base", help="capacity: start each SQLite round from a copy of this store (default: empty)"
+    )
+    parser.add_argument("--rate", type=float, default=2000.0, help="drill: runs per second offered")
+    parser.add_argument("--seconds", type=float, default=10.0, help="drill: how long")
+    parser.add_argument("--threads", type=int, default=4, help="drill: agent threads")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    server = None
+    template = capture_one_run() if args.what in ("capacity", "methods") else []
+    try:
+        for dialect in args.dialects.split(","):
+
+            def location(dialect: str = dialect) -> str:
+                nonlocal server
+                if dialect == "sqlite":
+                    return os.path.join(tempfile.mkdtemp(prefix="agent-otel-bench-"), "store.db")
+                if server is None:
+                    from tests.store.pg import PostgresServer
+
+                    server = PostgresServer()
+                    server.start()
+                return server.new_database()
+
+            if args.what == "capacity":
+                rounds = [capacity(location(), args.runs, template, args.base) for _ in range(args.repeat)]
+                best = statistics.median(r["runs_per_cpu_s"] for r in rounds)
+                results[dialect] = {**rounds[0], "runs_per_cpu_s": round(best), "rounds": rounds}
+                results[dialect]["wall_s"] = statistics.median(r["wall_s"] for r in rounds)
+                results[dialect]["records_per_cpu_s"] = round(
+                    statistics.median(r["records_per_cpu_s"] for r in rounds)
+                )
+            elif args.what == "methods":
+                results[dialect] = methods(dialect, location, args.runs, args.repeat, template)
+            else:
+                results[dialect] = drill(location(), args.rate, args.seconds, args.threads)
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    if args.what == "capacity":
+        start = f", into a copy of {args.base}" if args.base else ", into an empty store"
+        print(f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}")
+        print("| store | runs per CPU-second | records per CPU-second | wall s for the runs (median) |")
+        print("|---|---|---|---|")
+        for dialect, r in results.items():
+            print(f"| {dialect} | {r['runs_per_cpu_s']:,} | {r['records_per_cpu_s']:,} | {r['wall_s']} |")
+    elif args.what == "methods":
+        print(f"rows in by each method: {args.runs:,} realistic runs a round, median of {args.repeat}")
+        print("| store | method | runs per CPU-second | wall s |")
+        print("|---|---|---|---|")
+        for dialect, by in results.items():
+            for label, r in by.items():
+                print(f"| {dialect} | {label} | {r['runs_per_cpu_s']:,} | {r['wall_s']} |")
+    else:
+        for dialect, r in results.items():
+            print(dialect, r)
+
+
+if __name__ == "__main__":
+    main()
