@@ -31,7 +31,9 @@ from agent_otel.store.schema import (
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 INTEGRITY_CHECK_S = 10.0  # doctor's bound on SQLite's quick_check (a few GB of store on a laptop)
-WRITER_CACHE_MB = 16  # the store sink's SQLite page cache (SQLite's default: 2 MB); see for_streaming_writes
+# The store sink's SQLite page cache: SQLite's default. 16 MB wrote ~12% faster into a large store but
+# grew the outage drill's RSS past its bound (README, Performance), so memory wins.
+WRITER_CACHE_MB = 2
 WAL_CHECKPOINT_PAGES = 8000  # ... its automatic checkpoint, in pages of 4 KB (SQLite's default: 1,000)
 WAL_LIMIT_MB = 64  # ... and the size the WAL file is truncated back to after a checkpoint
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
@@ -731,14 +733,12 @@ class SQLiteStore(Store):
             self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def for_streaming_writes(self) -> None:
-        """The store sink's connection: a larger page cache and fewer, larger checkpoints.
+        """The store sink's connection: fewer, larger checkpoints, a page cache within the memory bound.
 
         Run ids and blob hashes are random keys, so each batch touches index pages all over a large
-        store: a 2 MB cache reads them again batch after batch, and the default checkpoint every 1,000
-        pages copies them to the database file after nearly every batch. Measured into a copy of a
-        100,000-run store (benchmarks/store_throughput.py capacity --base): 1,489 -> 1,670 runs per
-        CPU-second. Bounded: the cache at WRITER_CACHE_MB, the WAL file truncated back to
-        WAL_LIMIT_MB after a checkpoint."""
+        store, and the default checkpoint every 1,000 pages copies them to the database file after nearly
+        every batch. A larger cache would read them less often, at a memory cost the outage bound cannot
+        afford (WRITER_CACHE_MB). Bounded: the WAL file truncated back to WAL_LIMIT_MB after a checkpoint."""
         if self.conn is not None and not self.read_only:
             self.conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MB * 1024}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
