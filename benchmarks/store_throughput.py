@@ -53,6 +53,17 @@ def _result(i: int) -> dict[str, Any]:
     return {"id": i, "hits": [{"doc": f"kb-{i}-{k}", "text": "y" * 80} for k in range(18)]}
 
 
+_SCRATCH: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _scratch() -> str:
+    """One directory for every store this process makes, removed when it exits (even on an error)."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.TemporaryDirectory(prefix="agent-otel-bench-")
+    return _SCRATCH.name
+
+
 def realistic_run(search: Any, i: int) -> None:
     with agent_otel.run("bench-agent", model="gpt-4o", prompt_version="v1", input={"q": i}) as run:
         run.record_llm(model="gpt-4o", input_tokens=800, output_tokens=60)
@@ -63,7 +74,7 @@ def realistic_run(search: Any, i: int) -> None:
 
 def capture_one_run() -> list[tuple[str, dict[str, Any]]]:
     """The records of one realistic run, as the SDK with its default configuration emits them."""
-    home = tempfile.mkdtemp(prefix="agent-otel-bench-")
+    home = tempfile.mkdtemp(dir=_scratch())
     os.environ["AGENT_OTEL_HOME"] = home
     agent_otel.setup("bench", store=os.path.join(home, "capture.db"), instrument=False, config=QUIET)
     from tests.conftest import ListSink  # keeps every record (the pipeline hands all sinks the same)
@@ -252,7 +263,7 @@ def main() -> None:
             def location(dialect: str = dialect) -> str:
                 nonlocal server
                 if dialect == "sqlite":
-                    return os.path.join(tempfile.mkdtemp(prefix="agent-otel-bench-"), "store.db")
+                    return os.path.join(tempfile.mkdtemp(dir=_scratch()), "store.db")
                 if server is None:
                     from tests.store.pg import PostgresServer
 
