@@ -597,6 +597,10 @@ def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
             llm.back_date(age_ms)  # the request took the span's time, not the moment it was recognised
             binding.step = llm
             _end_llm(span, llm)
+            if _error_type(span) is not None:
+                # The library raises its error after its span ended, with nothing that ties the two: an
+                # error leaving the run before its next step is this request's (model_error).
+                run.ledger.last_failed = (run.steps, StopReason.MODEL_ERROR)
     elif op == c.OP_EXECUTE_TOOL:
         tool = _begin_tool(run, span, attributes, checks=False)
         if tool is not None:

@@ -255,7 +255,7 @@ class Run:
             return exc.result.stop_reason
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or _is_cancelled(exc):
             return StopReason.CANCELLED
-        return self.ledger.failure_reason(exc) or StopReason.ERROR
+        return self.ledger.failure_reason(exc) or self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
 
     # --- public API -----------------------------------------------------------------------------------
 

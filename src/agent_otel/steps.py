@@ -344,7 +344,7 @@ class Ledger:
     (``run.steps``, ``run.tool_calls``, tokens, spend) are the run's public attributes.
     """
 
-    __slots__ = ("failures", "hooks", "lock", "pending", "runtime")
+    __slots__ = ("failures", "hooks", "last_failed", "lock", "pending", "runtime")
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None  # set when the run starts
@@ -352,6 +352,9 @@ class Ledger:
         self.lock = threading.Lock()
         self.failures: list[tuple[BaseException, StopReason]] = []
         self.pending: StopResult | None = None
+        #: A step that failed with no exception to note (a library's span said so after the fact): the
+        #: run's step count then, and the reason of an error that leaves the run before its next step.
+        self.last_failed: tuple[int, StopReason] | None = None
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
@@ -370,6 +373,11 @@ class Ledger:
                     return reason
             cur = cur.__cause__ or cur.__context__
         return None
+
+    def unnoted_failure(self, steps: int) -> StopReason | None:
+        """The reason of a step that failed with no exception noted, if no step began after it."""
+        last = self.last_failed
+        return last[1] if last is not None and last[0] == steps else None
 
 
 def note_failure(run: Run | None, exc: BaseException, reason: StopReason | None) -> None:

@@ -83,8 +83,21 @@ def test_an_api_error_is_a_failed_step_and_passes_through_unchanged(telemetry, f
     assert request.status.status_code is StatusCode.ERROR
     (event,) = telemetry.events("llm_result")
     assert event["status"] == "error"
-    # The SDK raises its exception after its span ended, with nothing on the span that ties the two: the
-    # run ends `error`, not `model_error` (README, Mistral's SDK).
+    # The SDK raises after its span ended: the error leaving the run before any other step is the request's.
+    assert run.result.stop_reason == "model_error"
+
+
+def test_a_caught_api_error_does_not_name_a_later_unrelated_failure(telemetry, fake_api, traced):
+    error = {"object": "error", "message": "overloaded", "type": "service_unavailable", "code": "3505"}
+    fake_api.reply(Reply(error, status=503), completion("hello"))
+    mistral = client(fake_api)
+    with pytest.raises(ValueError), agent_otel.run("assistant") as run:
+        try:
+            mistral.chat.complete(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        except Exception:
+            pass  # the agent handles it and asks again
+        mistral.chat.complete(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        raise ValueError("the agent's own bug")
     assert run.result.stop_reason == "error"
 
 
