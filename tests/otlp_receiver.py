@@ -105,6 +105,11 @@ class OTLPReceiver:
         with self._lock:
             return len(self.spans)
 
+    def span_ids(self) -> set[tuple[bytes, bytes]]:
+        """(trace id, span id) of every span taken: a span resent after a lost reply counts once here."""
+        with self._lock:
+            return {(s.trace_id, s.span_id) for s in self.spans}
+
     def wait_for(self, n: int, timeout_s: float = 20.0) -> int:
         """Poll until ``n`` spans arrived (or the timeout); the count reached."""
         import time
