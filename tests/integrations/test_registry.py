@@ -199,18 +199,16 @@ def test_instrumenting_twice_patches_once_and_uninstrument_restores_exactly():
 def test_frameworks_imported_after_setup_are_instrumented_on_import():
     out = run_python(
         """
-        import os, sys, time, tempfile
-        os.environ["AGENT_OTEL_HOME"] = tempfile.mkdtemp()
+        import os, sys, tempfile
+        home = tempfile.TemporaryDirectory()  # removed when this process exits
+        os.environ["AGENT_OTEL_HOME"] = home.name
         import agent_otel
         from agent_otel import integrations
-        t = time.perf_counter()
         agent_otel.setup("t", store=False, config={"exporter": {"probe_local": False}})
-        took = time.perf_counter() - t
         frameworks = ("openai", "anthropic", "mcp", "langchain_core", "langgraph", "agents", "pydantic_ai",
                       "google.genai", "botocore", "litellm")
         print("imported by setup:", sorted(m for m in frameworks if m in sys.modules))
         print("pending:", integrations.pending())
-        print("fast:", took < 1.0)
 
         from langgraph.graph import StateGraph  # the namespace package, imported through a submodule
         from langgraph.pregel import Pregel
@@ -243,7 +241,6 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         "imported by setup: []",
         "pending: ['anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain', 'langgraph',"
         " 'litellm', 'llamaindex', 'mcp', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
-        "fast: True",
         "pregel: True",
         "tool_node: True",
         "openai: True",
