@@ -309,7 +309,7 @@ class Bridge:
                 if _foreign(span):
                     # A library may say only later that the span is a GenAI request (Mistral's SDK starts
                     # it named after the API operation and labels it from the request): checked at its end.
-                    _watch(span, binding)
+                    _watch(span, binding, _UNLABELLED)
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -534,13 +534,15 @@ class _Watched:
 
 
 _WATCHED = _Watched()
+#: ... a library's span that was not a GenAI span when it started (it may say so by its end).
+_UNLABELLED = _Watched()
 
 
-def _watch(span: Any, binding: SpanBinding) -> None:
+def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
     """Record the span's step or run just before the framework ends the span (while it is writable)."""
-    if binding.owner is _WATCHED:
+    if isinstance(binding.owner, _Watched):
         return
-    binding.owner = _WATCHED
+    binding.owner = owner
     original = span.end
 
     def end(end_time: int | None = None) -> None:
@@ -574,7 +576,7 @@ def _ending(span: Any, binding: SpanBinding) -> None:
         if late is not None:
             binding.step = late
             _end_tool(span, late)
-    elif run.ledger.runtime is not None and not isinstance(step, LLMCall):
+    elif binding.owner is _UNLABELLED and run.ledger.runtime is not None and not isinstance(step, LLMCall):
         _labelled_late(span, run, binding)
 
 
@@ -583,10 +585,8 @@ def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
     fact (its checks observe only: the call has been made). A request inside a step's own request span
     is that request (see _genai), so only spans outside an LLM step get here."""
     attributes = span.attributes or {}
-    if c.STEP_ID in attributes or not native.is_native_genai(span):
-        return
     op = native.operation(span)
-    if op not in native.REQUEST_OPERATIONS and op != c.OP_EXECUTE_TOOL:
+    if c.STEP_ID in attributes or (op not in native.REQUEST_OPERATIONS and op != c.OP_EXECUTE_TOOL):
         return
     span.set_attributes(native.run_attributes(run, attributes))
     started = getattr(span, "start_time", None)
