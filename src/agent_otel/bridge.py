@@ -340,6 +340,15 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
         return
     if run is None:
         return
+    if (
+        parent is not None
+        and parent.owner is _UNLABELLED
+        and not isinstance(parent.step, LLMCall)
+        and _remote_agent(parent_span)
+    ):
+        # A remote agent's invocation whose outputs come as spans of their own (Mistral's conversation
+        # turn): the invocation is the request step, begun now so that its outputs belong to it.
+        _late_request(parent_span, run, parent)
     attributes = span.attributes or {}
     extra = native.run_attributes(run, attributes)
     hooked = (parent is not None and parent.hooked) or _hooked(span)
@@ -352,6 +361,13 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
             binding.step = pending
         elif enclosing is not None:
             extra[c.STEP_ID] = enclosing  # the same request, one level down (a client under a framework)
+            step = parent.step if parent is not None else None
+            if isinstance(step, BridgedLLMCall) and step.model == "unknown":  # an agent's: its model's
+                step.model = str(
+                    attributes.get(c.GEN_AI_REQUEST_MODEL) or native.named(span, op) or "unknown"
+                )
+                if run.model is None and step.model != "unknown":
+                    run.model = step.model
         else:
             _watch(span, binding)
             binding.step = _begin_llm(run, span, attributes, checks=not hooked)
@@ -459,7 +475,10 @@ def _start_run(span: Any, parent: Run | None) -> None:
 
 
 def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLMCall | None:
-    model = attributes.get(c.GEN_AI_REQUEST_MODEL) or native.named(span, native.operation(span) or "")
+    op = native.operation(span)
+    model = attributes.get(c.GEN_AI_REQUEST_MODEL) or (
+        native.named(span, op) if op in native.REQUEST_OPERATIONS else None  # not an agent's name
+    )
     call = BridgedLLMCall(run, str(model or "unknown"), None)
     call.bridged = True
     call.native = call.span = span
@@ -561,7 +580,7 @@ def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
     def end(end_time: int | None = None) -> None:
         try:
             if span.is_recording():
-                _ending(span, binding)
+                _ending(span, binding, end_time)
         except Exception as exc:
             internal_error("recording the end of a framework span", exc)
         original(end_time)
@@ -572,16 +591,18 @@ def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
         binding.owner = None
 
 
-def _ending(span: Any, binding: SpanBinding) -> None:
+def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> None:
     run = binding.run
     step = binding.step
     if isinstance(run, BridgedRun) and run.native is span:
         _end_run(span, run)
     elif isinstance(step, BridgedLLMCall):
         if not step.done:
+            _timed(step, span, end_time)
             _end_llm(span, step)
     elif isinstance(step, BridgedToolCall):
         if not step.done:
+            _timed(step, span, end_time)
             _end_tool(span, step)
     elif step is None and binding.slot and run.ledger.runtime is not None:
         # A hooked framework's tool span whose hook never came: the step, after the fact (unchecked).
@@ -590,40 +611,73 @@ def _ending(span: Any, binding: SpanBinding) -> None:
             binding.step = late
             _end_tool(span, late)
     elif binding.owner is _UNLABELLED and run.ledger.runtime is not None and not isinstance(step, LLMCall):
-        _labelled_late(span, run, binding)
+        _labelled_late(span, run, binding, end_time)
     elif isinstance(binding.owner, _InRequest) and native.operation(span) in native.REQUEST_OPERATIONS:
         extra = native.run_attributes(run, span.attributes or {})
         extra[c.STEP_ID] = binding.owner.step_id
         span.set_attributes(extra)
 
 
-def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
+def _labelled_late(span: Any, run: Run, binding: SpanBinding, end_time: int | None = None) -> None:
     """A library's span that became a GenAI request or tool call after it started: its step, after the
     fact (its checks observe only: the call has been made). A request inside a step's own request span
     is that request (see _genai), so only spans outside an LLM step get here."""
     attributes = span.attributes or {}
     op = native.operation(span)
-    if c.STEP_ID in attributes or (op not in native.REQUEST_OPERATIONS and op != c.OP_EXECUTE_TOOL):
+    request = op in native.REQUEST_OPERATIONS or _remote_agent(span)
+    if c.STEP_ID in attributes or (not request and op != c.OP_EXECUTE_TOOL):
         return
-    span.set_attributes(native.run_attributes(run, attributes))
-    started = getattr(span, "start_time", None)
-    age_ms = max((time.time_ns() - started) / 1e6, 0.0) if isinstance(started, int) else 0.0
-    if op in native.REQUEST_OPERATIONS:
-        llm = _begin_llm(run, span, attributes, checks=False)
+    if request:
+        llm = _late_request(span, run, binding)
         if llm is not None:
-            llm.back_date(age_ms)  # the request took the span's time, not the moment it was recognised
-            binding.step = llm
+            _timed(llm, span, end_time)
             _end_llm(span, llm)
             if _error_type(span) is not None:
                 # The library raises its error after its span ended, with nothing that ties the two: an
                 # error leaving the run before its next step is this request's (model_error).
                 run.ledger.last_failed = (run.steps, StopReason.MODEL_ERROR)
-    elif op == c.OP_EXECUTE_TOOL:
+    else:
+        span.set_attributes(native.run_attributes(run, attributes))
         tool = _begin_tool(run, span, attributes, checks=False)
         if tool is not None:
-            tool.back_date(age_ms)
+            tool.back_date(_age_ms(span, end_time))
             binding.step = tool
             _end_tool(span, tool)
+
+
+def _remote_agent(span: Any) -> bool:
+    """An agent invocation over a remote service (the conventions' ``invoke_agent`` CLIENT span, with the
+    service's ``server.address``): its model requests are made in the service, so no request span of
+    them comes, only the usage the service reports for the whole invocation (Mistral's Agents and
+    Conversations APIs). Inside a run that is one request, the invocation's step."""
+    attributes = span.attributes or {}
+    return native.operation(span) == c.OP_INVOKE_AGENT and c.SERVER_ADDRESS in attributes
+
+
+def _late_request(span: Any, run: Run, binding: SpanBinding) -> BridgedLLMCall | None:
+    """Begin the request step of a span labelled a request (or a remote agent's invocation) after it
+    started, back-dated to its start; it ends with the span."""
+    attributes = span.attributes or {}
+    span.set_attributes(native.run_attributes(run, attributes))
+    llm = _begin_llm(run, span, attributes, checks=False)
+    if llm is not None:
+        llm.back_date(_age_ms(span))  # the request took the span's time, not the moment it was recognised
+        binding.step = llm
+    return llm
+
+
+def _age_ms(span: Any, end_time: int | None = None) -> float:
+    """How long the span has been open (until ``end_time``, when its library gives the end)."""
+    started = getattr(span, "start_time", None)
+    ended = time.time_ns() if end_time is None else end_time
+    return max((ended - started) / 1e6, 0.0) if isinstance(started, int) else 0.0
+
+
+def _timed(step: Step, span: Any, end_time: int | None) -> None:
+    """A library that ends its span at a time of its own (Mistral's server-side tool executions, with the
+    times the API reports) gives the step that duration, not the moment the span was ended."""
+    if end_time is not None:
+        step.back_date(_age_ms(span, end_time))
 
 
 def _end_llm(span: Any, call: BridgedLLMCall) -> None:
