@@ -16,6 +16,11 @@ stop reasons and guards:
 * a request span inside a run *is* an LLM step (usage, response model, provider and finish reasons
   read from the span when it ends). A client integration that records the same request inside it (the
   OpenAI, Anthropic, google-genai... clients) takes the step over (:mod:`agent_otel.llm`): one step;
+* an ``invoke_agent`` span of a remote agent (``server.address``: the agent runs in a service) that its
+  library labels only after starting it (Mistral's Agents and Conversations API) *is* one request step
+  inside a run: the service reports the invocation's usage, and no request span of its own comes; its
+  ``chat`` spans (the invocation's messages) are that step's. Outside any run it is a run whose span is
+  also that step's (known by its name when it starts: :func:`agent_otel.native.late_agent`);
 * an ``execute_tool`` span inside a run *is* a tool step: ``agent.tool.args_sha`` / ``result_sha`` from
   ``gen_ai.tool.call.arguments`` / ``result`` when the library puts them on the span (most do so only
   with their content capture on), status and ``error.type`` from the span;
@@ -313,6 +318,10 @@ class Bridge:
                     # `litellm_request` span under the litellm integration's): joined to it, not counted.
                     enclosing = _request_step_id(parent, parent_span)
                     _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
+            elif native.late_agent(span) and active_run() is None:
+                # An agent invocation, outside any run, that its library labels only later (Mistral's
+                # conversation turn, or the loop of mistralai.extra.run): a run, as it would be labelled.
+                _start_run(span, None, _UNLABELLED)
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -454,7 +463,7 @@ def _status(span: Any) -> StatusCode:
 # --- starting runs and steps --------------------------------------------------------------------------------
 
 
-def _start_run(span: Any, parent: Run | None) -> None:
+def _start_run(span: Any, parent: Run | None, owner: _Watched | None = None) -> None:
     attributes = span.attributes or {}
     name = attributes.get(c.GEN_AI_AGENT_NAME) or native.named(span, c.OP_INVOKE_AGENT) or "agent"
     conversation = attributes.get(c.GEN_AI_CONVERSATION_ID)
@@ -470,7 +479,7 @@ def _start_run(span: Any, parent: Run | None) -> None:
     bind_span(span, binding)  # before the run starts: spans its policies start belong to it
     run.begin(parent)
     track_bound_run(run, True)
-    _watch(span, binding)
+    _watch(span, binding, owner or _WATCHED)
     bind_span(span, binding)
 
 
@@ -595,7 +604,14 @@ def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> Non
     run = binding.run
     step = binding.step
     if isinstance(run, BridgedRun) and run.native is span:
-        _end_run(span, run)
+        if binding.owner is _UNLABELLED and run.ledger.runtime is not None and _remote_agent(span):
+            # A remote agent's invocation that is a run: its usage is the run's one request's.
+            if not isinstance(step, BridgedLLMCall):
+                step = _late_request(span, run, binding)
+            if step is not None and not step.done:
+                _timed(step, span, end_time)
+                _end_llm(span, step)
+        _end_run(span, run, keep_usage=isinstance(step, BridgedLLMCall))
     elif isinstance(step, BridgedLLMCall):
         if not step.done:
             _timed(step, span, end_time)
@@ -742,7 +758,7 @@ def _error_type(span: Any) -> str | None:
     return str(error).rsplit(".", 1)[-1] if error else "error"
 
 
-def _end_run(span: Any, run: BridgedRun) -> None:
+def _end_run(span: Any, run: BridgedRun, keep_usage: bool = False) -> None:
     track_bound_run(run, False)
     if run.result is not None:  # stopped already (a guard, in a hook): its stop is on the span
         return
@@ -755,7 +771,8 @@ def _end_run(span: Any, run: BridgedRun) -> None:
         run.model = model
     # The framework's own run totals in gen_ai.usage.* would count every request twice in a backend that
     # sums usage over spans; the run's totals are agent.usage.* (set by the stop).
-    _drop_attributes(span, _USAGE_KEYS)
+    if not keep_usage:  # (kept when they are the usage of the request step whose span the run's is)
+        _drop_attributes(span, _USAGE_KEYS)
     reason = _classify(span, run)
     run.end(reason, _error_type(span) if reason.stop_class == "failure" else None)
 

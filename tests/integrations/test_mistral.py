@@ -1,7 +1,8 @@
 """Mistral's SDK through the GenAI span bridge: with its tracing on (``MISTRAL_SDK_TELEMETRY=global``),
 each request's own span becomes an LLM step of the run it is made in, against a fake Mistral API on
 127.0.0.1. The SDK starts that span named after the API operation and labels it a ``chat`` afterwards,
-so the bridge recognises it when it ends."""
+so the bridge recognises it when it ends. A turn of the Agents / Conversations API is one request step
+with the turn's usage (a run of its own outside any run); see the section below."""
 
 from __future__ import annotations
 
@@ -325,12 +326,111 @@ def test_a_local_function_run_by_mistralai_extra_run_is_a_tool_step_between_the_
 
 def test_setup_does_not_change_what_a_turn_returns(telemetry, fake_api, traced):
     reply = turn([WEB_SEARCH, message("Sunny.")])
-    fake_api.reply(reply)
+    fake_api.reply(reply, reply)
     with agent_otel.run("assistant"):
         answer = client(fake_api).beta.conversations.start(agent_id="ag_0196", inputs="hi")
+    alone = client(fake_api).beta.conversations.start(agent_id="ag_0196", inputs="hi")  # a run of its own
     agent_otel.shutdown()
     fake_api.reply(reply)
     plain = client(fake_api).beta.conversations.start(agent_id="ag_0196", inputs="hi")
-    assert answer.model_dump() == plain.model_dump()
+    assert answer.model_dump() == plain.model_dump() == alone.model_dump()
     assert [o.type for o in answer.outputs] == ["tool.execution", "message.output"]
     assert (answer.usage.prompt_tokens, answer.usage.total_tokens) == (188, 188 + 55 + 3446)
+
+
+def test_outside_a_run_a_conversation_turn_is_a_run_with_its_usage_on_one_span(telemetry, fake_api, traced):
+    fake_api.reply(turn([WEB_SEARCH, message("Sunny.")]))
+    answer = client(fake_api).beta.conversations.start(agent_id="ag_0196", inputs="Weather in Paris?")
+    assert answer.outputs[-1].content == "Sunny."
+    spans = telemetry.spans()
+    assert ours(spans) == []  # the run's span is Mistral's own
+    (run_span,) = [s for s in mistral_spans(spans) if s.name == "invoke_agent"]
+    assert run_span.parent is None
+    attributes = run_span.attributes
+    assert (attributes["agent.stop_reason"], attributes["gen_ai.conversation.id"]) == (
+        "completed",
+        "conv_0196",
+    )
+    # The run's one request is the turn: its usage stays on the span, once, and is the run's total.
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["agent.usage.input_tokens"]) == (188, 188)
+    assert [s.name for s in usage_spans(spans)] == ["invoke_agent"]
+    assert steps(run_span, spans) == [
+        (1, f"chat {AGENT_MODEL}"),
+        (1, "invoke_agent"),
+        (2, "execute_tool web_search"),
+    ]
+    (stop,) = telemetry.events("stop")
+    assert (stop["agent"], stop["stop_reason"]) == ("agent", "completed")
+    usage = stop["usage"]
+    assert (usage["llm_calls"], usage["tool_calls"], usage["input_tokens"], usage["output_tokens"]) == (
+        1,
+        1,
+        188,
+        55,
+    )
+    assert usage["cost_usd"] == pytest.approx((188 * 0.50 + 55 * 1.50) / 1e6)
+
+
+def test_outside_a_run_a_failed_turn_is_a_run_that_ends_with_model_error(telemetry, fake_api, traced):
+    error = {"object": "error", "message": "agent not found", "type": "invalid_request_error", "code": "3000"}
+    fake_api.reply(Reply(error, status=404))
+    with pytest.raises(Exception) as raised:
+        client(fake_api).beta.conversations.append(conversation_id="conv_0196", inputs="hi")
+    assert type(raised.value).__module__.startswith("mistralai")
+    (stop,) = telemetry.events("stop")
+    assert (stop["stop_reason"], stop["error"]) == ("model_error", "invalid_request_error")
+    (event,) = telemetry.events("llm_result")
+    assert event["status"] == "error"
+
+
+def test_outside_a_run_mistralai_extra_run_is_one_run_of_its_turns_and_local_functions(
+    telemetry, fake_api, traced
+):
+    import asyncio
+
+    from mistralai.extra.run.context import RunContext
+
+    call = {
+        "type": "function.call",
+        "object": "entry",
+        "tool_call_id": "c1",
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+        "id": "fc_1",
+    }
+    fake_api.reply(turn([call], (50, 5)), turn([message("Sunny in Paris.")], (80, 20)))
+
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name
+        """
+        return f"sunny in {city}"
+
+    async def ask() -> Any:
+        async with RunContext(model=AGENT_MODEL) as ctx:
+            ctx.register_func(get_weather)
+            return await client(fake_api).beta.conversations.run_async(
+                run_ctx=ctx, inputs="Weather in Paris?"
+            )
+
+    assert asyncio.run(ask()).output_as_text == "Sunny in Paris."
+    (stop,) = telemetry.events("stop")
+    usage = stop["usage"]
+    assert (stop["stop_reason"], usage["llm_calls"], usage["tool_calls"], usage["input_tokens"]) == (
+        "completed",
+        2,
+        1,
+        130,
+    )
+    spans = telemetry.spans()
+    (run_span,) = [s for s in spans if s.name == "conversation"]
+    assert "gen_ai.usage.input_tokens" not in run_span.attributes  # usage only on the turns' spans
+    assert [s.name for s in usage_spans(spans)] == ["invoke_agent", "invoke_agent"]
+    assert steps(run_span, spans) == [
+        (1, "invoke_agent"),
+        (2, "execute_tool get_weather"),
+        (3, f"chat {AGENT_MODEL}"),
+        (3, "invoke_agent"),
+    ]
