@@ -612,11 +612,11 @@ def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> Non
                 _timed(step, span, end_time)
                 _end_llm(span, step)
         _end_run(span, run, keep_usage=isinstance(step, BridgedLLMCall))
-    elif isinstance(step, BridgedLLMCall):
+    elif isinstance(step, BridgedLLMCall) and step.native is span:  # (not a span of another library in it)
         if not step.done:
             _timed(step, span, end_time)
             _end_llm(span, step)
-    elif isinstance(step, BridgedToolCall):
+    elif isinstance(step, BridgedToolCall) and step.native is span:
         if not step.done:
             _timed(step, span, end_time)
             _end_tool(span, step)
