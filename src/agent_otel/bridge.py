@@ -172,7 +172,7 @@ class BridgedToolCall(ToolCall):
     """A tool step whose span is a framework's ``execute_tool`` span, or will be (``deferred``: an
     integration's hook began it before the framework started the span)."""
 
-    __slots__ = ("checked", "deferred", "native", "start_time_ns")
+    __slots__ = ("checked", "deferred", "native", "span_ms", "start_time_ns")
 
     def __init__(self, run: Run, options: ToolOptions, args: Any, call_id: str | None) -> None:
         super().__init__(run, options, args, sha(args), call_id, None)
@@ -181,6 +181,7 @@ class BridgedToolCall(ToolCall):
         self.checked = True
         self.claimable = True  # an @agent_otel.tool function the framework calls is this call
         self.start_time_ns = time.time_ns()
+        self.span_ms: float | None = None  # the span's own duration, when its library ends it at a time
 
     def start_span(self, rt: runtime.Runtime, parent: Any, start_time_ns: int | None) -> Span:
         if self.native is not None:
@@ -215,7 +216,9 @@ class BridgedToolCall(ToolCall):
                 except Exception as err:
                     internal_error("starting a tool span", err)
             return super().end(attributes, exc, description)
-        duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        duration_ms = self.span_ms
+        if duration_ms is None:
+            duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         try:
             if span.is_recording():
                 _merge(span, attributes)
@@ -656,7 +659,8 @@ def _labelled_late(span: Any, run: Run, binding: SpanBinding, end_time: int | No
         span.set_attributes(native.run_attributes(run, attributes))
         tool = _begin_tool(run, span, attributes, checks=False)
         if tool is not None:
-            tool.back_date(_age_ms(span, end_time))
+            tool.back_date(_age_ms(span))
+            _timed(tool, span, end_time)
             binding.step = tool
             _end_tool(span, tool)
 
@@ -693,7 +697,10 @@ def _timed(step: Step, span: Any, end_time: int | None) -> None:
     """A library that ends its span at a time of its own (Mistral's server-side tool executions, with the
     times the API reports) gives the step that duration, not the moment the span was ended."""
     if end_time is not None:
-        step.back_date(_age_ms(span, end_time))
+        duration_ms = _age_ms(span, end_time)
+        step.back_date(duration_ms)
+        if isinstance(step, BridgedToolCall):
+            step.span_ms = duration_ms  # exactly the span's: the event and the span agree
 
 
 def _end_llm(span: Any, call: BridgedLLMCall) -> None:

@@ -213,7 +213,7 @@ def test_a_conversation_turn_in_a_run_is_one_request_step_with_the_turns_usage_a
     assert (tool["tool"], tool["status"], tool["duration_ms"]) == (
         "web_search",
         "ok",
-        pytest.approx(1500, abs=1),
+        1500.0,
     )
     assert tool["args_sha"] is not None and tool["result_sha"] is not None
     metrics = telemetry.metrics()
@@ -359,6 +359,10 @@ def test_outside_a_run_a_conversation_turn_is_a_run_with_its_usage_on_one_span(t
         (1, "invoke_agent"),
         (2, "execute_tool web_search"),
     ]
+    # Content as Mistral's SDK writes it (its redaction is for its `dedicated` mode only; README).
+    assert "Weather in Paris?" in attributes["gen_ai.input.messages"]
+    (search,) = [s for s in spans if s.name == "execute_tool web_search"]
+    assert search.attributes["gen_ai.tool.call.arguments"] == WEB_SEARCH["arguments"]
     (stop,) = telemetry.events("stop")
     assert (stop["agent"], stop["stop_reason"]) == ("agent", "completed")
     usage = stop["usage"]
@@ -434,3 +438,39 @@ def test_outside_a_run_mistralai_extra_run_is_one_run_of_its_turns_and_local_fun
         (3, f"chat {AGENT_MODEL}"),
         (3, "invoke_agent"),
     ]
+
+
+def test_outside_a_run_agents_complete_is_a_run_too(telemetry, fake_api, traced):
+    fake_api.reply(completion("From the agent.", (30, 6)))
+    client(fake_api).agents.complete(agent_id="ag_0196", messages=[{"role": "user", "content": "hi"}])
+    (stop,) = telemetry.events("stop")
+    usage = stop["usage"]
+    assert (stop["stop_reason"], usage["llm_calls"], usage["input_tokens"], usage["output_tokens"]) == (
+        "completed",
+        1,
+        30,
+        6,
+    )
+    assert usage["cost_usd"] == pytest.approx((30 * 0.50 + 6 * 1.50) / 1e6)
+
+
+MESSAGE_IDS = {"output_index": 0, "content_index": 0, "model": AGENT_MODEL, "role": "assistant"}
+
+
+def test_a_streamed_turn_is_a_request_step_without_usage(telemetry, fake_api, traced):
+    """Mistral's SDK 3.7 reads only chat chunks from a stream: a streamed conversation turn's span gets no
+    usage or model, so its step counts the request with 0 tokens (README, Mistral's SDK)."""
+    done = {"type": "conversation.response.done", "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+    events = [
+        ("conversation.response.started", {"type": "conversation.response.started", "conversation_id": "c"}),
+        ("message.output.delta", {"type": "message.output.delta", "id": "m", "content": "Hi", **MESSAGE_IDS}),
+        ("conversation.response.done", {**done, "created_at": "2026-11-30T10:00:01Z"}),
+    ]
+    fake_api.reply(Reply(stream=events))
+    with agent_otel.run("assistant") as run:
+        with client(fake_api).beta.conversations.start_stream(agent_id="ag_0196", inputs="hi") as stream:
+            assert [e.event for e in stream][-1] == "conversation.response.done"
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["input_tokens"], usage["output_tokens"]) == (1, 0, 0)
+    (event,) = telemetry.events("llm_result")
+    assert (event["usage"]["model"], event["status"]) == ("unknown", "ok")
