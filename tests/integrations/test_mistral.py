@@ -6,6 +6,7 @@ with the turn's usage (a run of its own outside any run); see the section below.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -271,11 +272,9 @@ def test_a_turns_cost_counts_against_the_runs_budget(telemetry, fake_api, traced
     assert telemetry.events("tool_result") == []  # the tool never ran
 
 
-def test_a_local_function_run_by_mistralai_extra_run_is_a_tool_step_between_the_turns(
-    telemetry, fake_api, traced
-):
-    import asyncio
-
+def ask_with_a_local_function(fake_api: Any) -> Any:
+    """``mistralai.extra.run``: the model asks for a local function (turn 1), the SDK runs it and sends
+    its result (turn 2), which the model answers."""
     from mistralai.extra.run.context import RunContext
 
     call = {
@@ -303,8 +302,14 @@ def test_a_local_function_run_by_mistralai_extra_run_is_a_tool_step_between_the_
                 run_ctx=ctx, inputs="Weather in Paris?"
             )
 
+    return asyncio.run(ask())
+
+
+def test_a_local_function_run_by_mistralai_extra_run_is_a_tool_step_between_the_turns(
+    telemetry, fake_api, traced
+):
     with agent_otel.run("assistant") as run:
-        result = asyncio.run(ask())
+        result = ask_with_a_local_function(fake_api)
     assert result.output_as_text == "Sunny in Paris."
     spans = telemetry.spans()
     assert steps(ours(spans)[0], spans) == [
@@ -390,36 +395,7 @@ def test_outside_a_run_a_failed_turn_is_a_run_that_ends_with_model_error(telemet
 def test_outside_a_run_mistralai_extra_run_is_one_run_of_its_turns_and_local_functions(
     telemetry, fake_api, traced
 ):
-    import asyncio
-
-    from mistralai.extra.run.context import RunContext
-
-    call = {
-        "type": "function.call",
-        "object": "entry",
-        "tool_call_id": "c1",
-        "name": "get_weather",
-        "arguments": '{"city": "Paris"}',
-        "id": "fc_1",
-    }
-    fake_api.reply(turn([call], (50, 5)), turn([message("Sunny in Paris.")], (80, 20)))
-
-    def get_weather(city: str) -> str:
-        """The weather in a city.
-
-        Args:
-            city: the city's name
-        """
-        return f"sunny in {city}"
-
-    async def ask() -> Any:
-        async with RunContext(model=AGENT_MODEL) as ctx:
-            ctx.register_func(get_weather)
-            return await client(fake_api).beta.conversations.run_async(
-                run_ctx=ctx, inputs="Weather in Paris?"
-            )
-
-    assert asyncio.run(ask()).output_as_text == "Sunny in Paris."
+    assert ask_with_a_local_function(fake_api).output_as_text == "Sunny in Paris."
     (stop,) = telemetry.events("stop")
     usage = stop["usage"]
     assert (stop["stop_reason"], usage["llm_calls"], usage["tool_calls"], usage["input_tokens"]) == (
