@@ -16,6 +16,7 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
+from agent_otel.pricing import PriceTable
 from tests.integrations.conftest import Reply, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
 
@@ -408,3 +409,32 @@ async def test_on_a_network_each_dispatched_turn_is_a_run_of_its_own(telemetry, 
     assert steps(team, spans) == [(1, "chat gpt-4o"), (2, "execute_tool delegate"), (3, "chat gpt-4o")]
     assert steps(expert_run, spans) == [(1, "chat gpt-4o")]
     assert run.result.usage["llm_calls"] == 2 and expert_run.attributes["agent.steps"] == 1
+
+
+def cached_answer(text: str) -> Reply:
+    """An answer whose prompt was mostly read from OpenAI's prompt cache (1000 in, 800 of them cached)."""
+    reply = answer(text)
+    reply.body["usage"] = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 50,
+        "total_tokens": 1050,
+        "prompt_tokens_details": {"cached_tokens": 800},
+    }
+    return reply
+
+
+@pytest.mark.parametrize("client", ["openai", None])
+async def test_cached_input_is_read_from_ag2s_span_as_from_the_client(telemetry, instrument, fake_api, client):
+    """AG2 names the cache counts ``gen_ai.usage.cache_read_input_tokens`` (not the convention's
+    ``cache_read.input_tokens``): the step prices them at the cached price, with or without the ``openai``
+    integration, so the cost does not depend on which of the two recorded the request."""
+    if client:
+        instrument(client)
+    fake_api.reply(cached_answer("done"))
+    assert (await make_agent(fake_api).ask("hi")).body == "done"
+    (chat,) = ag2_spans(telemetry.spans(), "chat")
+    assert chat.attributes["gen_ai.usage.cache_read_input_tokens"] == 800  # AG2's own attribute
+    (llm,) = telemetry.events("llm_result")
+    assert (llm["usage"]["input_tokens"], llm["usage"].get("cached_input_tokens")) == (1000, 800)
+    uncached = PriceTable().cost("gpt-4o-2024-08-06", 1000, 50)
+    assert 0 < llm["usage"]["cost_usd"] < uncached
