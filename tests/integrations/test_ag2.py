@@ -19,6 +19,7 @@ from agent_otel.hashing import sha
 from agent_otel.pricing import PriceTable
 from tests.integrations.conftest import Reply, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
+from tests.replay.conftest import rig  # noqa: F401
 
 pytest.importorskip("ag2")
 
@@ -424,7 +425,9 @@ def cached_answer(text: str) -> Reply:
 
 
 @pytest.mark.parametrize("client", ["openai", None])
-async def test_cached_input_is_read_from_ag2s_span_as_from_the_client(telemetry, instrument, fake_api, client):
+async def test_cached_input_is_read_from_ag2s_span_as_from_the_client(
+    telemetry, instrument, fake_api, client
+):
     """AG2 names the cache counts ``gen_ai.usage.cache_read_input_tokens`` (not the convention's
     ``cache_read.input_tokens``): the step prices them at the cached price, with or without the ``openai``
     integration, so the cost does not depend on which of the two recorded the request."""
@@ -438,3 +441,46 @@ async def test_cached_input_is_read_from_ag2s_span_as_from_the_client(telemetry,
     assert (llm["usage"]["input_tokens"], llm["usage"].get("cached_input_tokens")) == (1000, 800)
     uncached = PriceTable().cost("gpt-4o-2024-08-06", 1000, 50)
     assert 0 < llm["usage"]["cost_usd"] < uncached
+
+
+async def test_without_ag2s_tracing_only_its_openai_requests_in_a_user_run_are_seen(
+    telemetry, instrument, fake_api
+):
+    """An agent without ``TelemetryMiddleware`` emits no spans: outside a run agent-otel sees nothing of
+    it; inside a run of yours its OpenAI requests are LLM steps (the ``openai`` integration), its tools
+    are not."""
+    instrument("openai")
+    untraced = Agent("helper", config=config(fake_api), tools=[lookup])
+    fake_api.reply(answer("alone"), tool_call("lookup", {"q": "otel"}), answer("done"))
+    assert (await untraced.ask("hi")).body == "alone"
+    assert telemetry.spans() == []
+    with agent_otel.run("outer") as run:
+        assert (await untraced.ask("hi")).body == "done"
+    spans = telemetry.spans()
+    assert [s.name for s in ours(spans)] == ["chat gpt-4o", "chat gpt-4o", "invoke_agent outer"]
+    assert steps(ours(spans)[-1], spans) == [(1, "chat gpt-4o"), (2, "chat gpt-4o")]
+    assert (run.result.usage["llm_calls"], run.result.usage["tool_calls"]) == (2, 0)
+
+
+async def test_the_run_store_and_cli_show_an_ag2_run(rig, fake_api):  # noqa: F811
+    rig.start()
+    fake_api.reply(
+        tool_call("lookup", {"q": "otel"}), tool_call("broken", {"q": "x"}, "call_2"), answer("ok")
+    )
+    assert (await make_agent(fake_api, "stored").ask("hi")).body == "ok"
+    run_id = rig.last_run_id("stored")
+    row = rig.run_row(run_id)
+    assert (row["status"], row["stop_reason"], row["steps"], row["tool_calls"]) == (
+        "success",
+        "completed",
+        5,
+        2,
+    )
+    assert (row["input_tokens"], row["output_tokens"]) == (81, 18)  # 30+30+21 in, 7+7+4 out
+    assert [(e["tool"], e["status"], e["error"]) for e in rig.tool_events(run_id)] == [
+        ("lookup", "ok", None),
+        ("broken", "error", "RuntimeError"),
+    ]
+    shown = rig.cli("show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert all(word in shown.stdout for word in ("lookup", "broken", "RuntimeError", "completed"))
