@@ -7,8 +7,6 @@ guards observe."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -19,6 +17,7 @@ from agent_otel.hashing import sha
 from agent_otel.pricing import PriceTable
 from tests.integrations.conftest import Reply, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
+from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
 from tests.replay.conftest import rig  # noqa: F401
 
 pytest.importorskip("ag2")
@@ -29,26 +28,6 @@ from ag2.middleware import TelemetryMiddleware
 from opentelemetry.trace import StatusCode
 
 SCOPE = "opentelemetry.instrumentation.ag2"  # AG2's tracer
-SENT: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    SENT.clear()
-    yield
-    SENT.clear()
-
-
-def lookup(q: str) -> str:
-    """Look something up."""
-    SENT["lookup"] += 1
-    return q.upper()
-
-
-def broken(q: str) -> str:
-    """Always fails."""
-    SENT["broken"] += 1
-    raise RuntimeError("backend down")
 
 
 @pytest.fixture(autouse=True)
