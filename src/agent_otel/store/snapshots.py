@@ -80,9 +80,9 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
                     warn_once("seal", "sealing a replay snapshot failed (%s: %s)", type(exc).__name__, exc)
         get = rec.get
         if get("kind") == "run":
-            out.runs.append(tuple([get(c) for c in RUN_COLUMNS]))
+            out.runs.append(tuple(map(get, RUN_COLUMNS)))
             continue
-        row = [get(c) for c in TOOL_COLUMNS]
+        row = list(map(get, TOOL_COLUMNS))
         row[_BLOB_SHA] = stored
         if blob is not None and row[_OUTCOME] == OK:
             row[_RESULT_SHA] = sha  # the content address of a result is its result_sha
