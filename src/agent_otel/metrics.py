@@ -193,6 +193,8 @@ class Metrics:
     ) -> None:
         self.configure(track, tools, dropped)
         self._series_cache: dict[tuple[Any, tuple[Any, ...]], Series] = {}
+        # a request's GenAI attributes (as recorded on its event) and agent -> its series (_gen_ai)
+        self._genai_series: dict[tuple[Any, ...], tuple[Series, tuple[Series, Series]]] = {}
         # Replay runs whose tool and LLM events must not feed the traffic metrics (bounded: a replay's
         # events arrive within seconds of its start, long before 4096 later replays push it out).
         self._replays: OrderedDict[str, None] = OrderedDict()
@@ -393,19 +395,37 @@ class Metrics:
         chat request, with gen_ai.agent.name = the run's agent (tool executions: record_event)."""
         if not genai or genai.get("skip"):
             return
-        items = [(k, v) for k, v in genai.items() if k != "skip" and v is not None and v != ""]
-        items.append((c.GEN_AI_AGENT_NAME, event["agent"]))
+        try:
+            key = (tuple(genai.items()), event["agent"])
+            series = self._genai_series.get(key)
+        except TypeError:  # an unhashable value: not cached
+            key, series = None, None
+        if series is None:
+            series = self._genai_series_of(genai, event["agent"])
+            if key is not None and len(self._genai_series) < _MAX_SERIES:
+                self._genai_series[key] = series
+        duration, tokens = series
         duration_ms = event.get("duration_ms")
         if duration_ms is not None:
-            names, values = zip(*items, strict=True)
-            self._series(self.gen_ai_duration, values, names, export=False).record(duration_ms / 1000.0)
+            duration.record(duration_ms / 1000.0)
         if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or event.get("status") == c.STATUS_ERROR:
             return
         usage = event.get("usage") or {}
+        for token_series, usage_key in zip(tokens, ("input_tokens", "output_tokens"), strict=True):
+            token_series.record(usage.get(usage_key) or 0)
+
+    def _genai_series_of(self, genai: dict[str, Any], agent: str) -> tuple[Series, tuple[Series, Series]]:
+        """A request's GenAI series: operation duration, and token usage by type (input, output)."""
+        items = [(k, v) for k, v in genai.items() if k != "skip" and v is not None and v != ""]
+        items.append((c.GEN_AI_AGENT_NAME, agent))
+        names, values = zip(*items, strict=True)
+        duration = self._series(self.gen_ai_duration, values, names, export=False)
         items = [(k, v) for k, v in items if k != c.ERROR_TYPE]
-        for token_type, key in (("input", "input_tokens"), ("output", "output_tokens")):
+        tokens = []
+        for token_type in ("input", "output"):
             names, values = zip(*items, (c.GEN_AI_TOKEN_TYPE, token_type), strict=True)
-            self._series(self.gen_ai_token_usage, values, names, export=False).record(usage.get(key) or 0)
+            tokens.append(self._series(self.gen_ai_token_usage, values, names, export=False))
+        return duration, (tokens[0], tokens[1])
 
     # --- per run: fed from its stop event by MetricsSink, like the above ------------------------------
 
