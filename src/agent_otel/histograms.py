@@ -31,6 +31,7 @@ so an SDK upgrade that changes these structures fails a test instead of silently
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Mapping
 from time import time_ns
@@ -52,6 +53,13 @@ try:  # the private names the direct path needs; without them every series takes
     from opentelemetry.sdk.metrics._internal.measurement import Measurement
 
     _DECLINING_FILTERS: tuple[type, ...] = (TraceBasedExemplarFilter, AlwaysOffExemplarFilter)
+    # aggregate(measurement, should_sample_exemplar), as the direct path calls it
+    if list(inspect.signature(_ExplicitBucketHistogramAggregation.aggregate).parameters) != [
+        "self",
+        "measurement",
+        "should_sample_exemplar",
+    ]:  # pragma: no cover - another SDK
+        raise ImportError("another aggregate() signature")
 except ImportError:  # pragma: no cover - another SDK layout
     _ExplicitBucketHistogramAggregation = None  # type: ignore[assignment,misc]
     _DECLINING_FILTERS = ()
