@@ -93,10 +93,10 @@ class MetricsSink:
                 last[metrics.exemplar_key(event)] = i
         keep = set(last.values())
         record = self.metrics.record_event
-        counts = Counts()
+        counts = ToolCounts()
         for i, event in enumerate(events):
             record(event, i in keep, counts)
-        counts.apply()
+        counts.apply(metrics)
 
     def close(self) -> None:
         pass
@@ -132,24 +132,36 @@ class CounterSet:
         return [Observation(v, dict(zip(labels, k, strict=True))) for k, v in items]
 
 
-class Counts:
-    """Counter increments added up over a batch of events, then applied to their CounterSets."""
+class ToolCounts:
+    """The tool counters' increments of a batch of tool results, counted by (agent, tool, status, error
+    type, retries) and applied to the three CounterSets at the end of the batch, one lock each."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_results",)
 
     def __init__(self) -> None:
-        self._pending: dict[CounterSet, dict[tuple[Any, ...], float]] = {}
+        self._results: dict[tuple[tuple[str, str, str, str | None], int], int] = {}
 
-    def add(self, counter: CounterSet, key: tuple[Any, ...], amount: float = 1) -> None:
-        amounts = self._pending.get(counter)
-        if amounts is None:
-            amounts = self._pending[counter] = {}
-        amounts[key] = amounts.get(key, 0) + amount
+    def add(self, key: tuple[str, str, str, str | None], retries: int) -> None:
+        results = self._results
+        results[key, retries] = results.get((key, retries), 0) + 1
 
-    def apply(self) -> None:
-        for counter, amounts in self._pending.items():
-            counter.add_all(amounts)
-        self._pending.clear()
+    def apply(self, metrics: Metrics) -> None:
+        invocations: dict[tuple[Any, ...], float] = {}
+        failed: dict[tuple[Any, ...], float] = {}
+        retried: dict[tuple[Any, ...], float] = {}
+        for ((agent, tool, status, error), retries), n in self._results.items():
+            key = (agent, tool, status, error or "")
+            invocations[key] = invocations.get(key, 0) + n
+            if status == c.STATUS_ERROR:  # the last attempt; retried ones come from failed_attempt()
+                key = (agent, tool, error or "")
+                failed[key] = failed.get(key, 0) + n
+            # every call adds, 0 for a call without retries: the series then starts at 0, and the first
+            # retry is a change rate() sees
+            retried[agent, tool] = retried.get((agent, tool), 0) + n * retries
+        self._results.clear()
+        metrics.tool_invocations.add_all(invocations)
+        metrics.failed_attempts.add_all(failed)
+        metrics.tool_retries.add_all(retried)
 
 
 class Metrics:
@@ -193,7 +205,9 @@ class Metrics:
     ) -> None:
         self.configure(track, tools, dropped)
         self._series_cache: dict[tuple[Any, tuple[Any, ...]], Series] = {}
-        # a request's GenAI attributes (as recorded on its event) and agent -> its series (_gen_ai)
+        # (agent, tool, status, error type) -> a tool result's series; a request's GenAI attributes (as
+        # recorded on its event) and agent -> its series (_gen_ai)
+        self._tool_series: dict[tuple[str, str, str, str | None], tuple[Series, Series]] = {}
         self._genai_series: dict[tuple[Any, ...], tuple[Series, tuple[Series, Series]]] = {}
         # Replay runs whose tool and LLM events must not feed the traffic metrics (bounded: a replay's
         # events arrive within seconds of its start, long before 4096 later replays push it out).
@@ -335,37 +349,27 @@ class Metrics:
         return run_id in self._replays
 
     def record_event(
-        self, event: dict[str, Any], exemplar: bool = True, counts: Counts | None = None
+        self, event: dict[str, Any], exemplar: bool = True, counts: ToolCounts | None = None
     ) -> None:
-        """Record one unified event's metrics; ``counts`` collects its counter increments (applied by
-        the caller), without it they are applied at once."""
+        """Record one unified event's metrics; ``counts`` collects the tool counters' increments (the
+        caller applies them), without it they are applied at once."""
         kind = event["kind"]
         if kind == "tool_result":
             if not self.tools_enabled:
                 return
-            own = counts is None
+            key = (event["agent"], event["tool"], event["status"], event["error"])
             if counts is None:
-                counts = Counts()
-            agent, tool, status = event["agent"], event["tool"], event["status"]
-            error = event["error"]
-            counts.add(self.tool_invocations, (agent, tool, status, error or ""))
-            if status == c.STATUS_ERROR:  # the last attempt; retried ones come from failed_attempt()
-                counts.add(self.failed_attempts, (agent, tool, error or ""))
-            # every call adds, 0 for a call without retries: the series then starts at 0, and the first
-            # retry is a change rate() sees
-            counts.add(self.tool_retries, (agent, tool), (event.get("attempts") or 1) - 1)
-            if own:
-                counts.apply()
+                own = ToolCounts()
+                own.add(key, (event.get("attempts") or 1) - 1)
+                own.apply(self)
+            else:
+                counts.add(key, (event.get("attempts") or 1) - 1)
+            series = self._tool_series.get(key)
+            if series is None:
+                series = self._tool_series_of(key)
             duration_ms = event["duration_ms"]
-            self._series(self.tool_duration, (agent, tool, status), _TOOL_KEYS).record(
-                duration_ms, _exemplar(event) if exemplar else None
-            )
-            series = (
-                self._series(self.gen_ai_duration, (c.OP_EXECUTE_TOOL, agent, error), _TOOL_GEN_AI_KEYS)
-                if error
-                else self._series(self.gen_ai_duration, (c.OP_EXECUTE_TOOL, agent), _TOOL_GEN_AI_KEYS[:2])
-            )
-            series.record(duration_ms / 1000.0)
+            series[0].record(duration_ms, _exemplar(event) if exemplar else None)
+            series[1].record(duration_ms / 1000.0)
             return
         if kind == "stop":
             usage = event["usage"] or {}
@@ -413,6 +417,19 @@ class Metrics:
         usage = event.get("usage") or {}
         for token_series, usage_key in zip(tokens, ("input_tokens", "output_tokens"), strict=True):
             token_series.record(usage.get(usage_key) or 0)
+
+    def _tool_series_of(self, key: tuple[str, str, str, str | None]) -> tuple[Series, Series]:
+        """A tool result's series: agent.tool.duration_ms, and gen_ai.client.operation.duration."""
+        agent, tool, status, error = key
+        series = (
+            self._series(self.tool_duration, (agent, tool, status), _TOOL_KEYS),
+            self._series(self.gen_ai_duration, (c.OP_EXECUTE_TOOL, agent, error), _TOOL_GEN_AI_KEYS)
+            if error
+            else self._series(self.gen_ai_duration, (c.OP_EXECUTE_TOOL, agent), _TOOL_GEN_AI_KEYS[:2]),
+        )
+        if len(self._tool_series) < _MAX_SERIES:
+            self._tool_series[key] = series
+        return series
 
     def _genai_series_of(self, genai: dict[str, Any], agent: str) -> tuple[Series, tuple[Series, Series]]:
         """A request's GenAI series: operation duration, and token usage by type (input, output)."""
