@@ -379,7 +379,7 @@ class Metrics:
                 event["duration_ms"],
                 usage.get("tool_calls", 0),
                 usage.get("cost_usd", 0.0),
-                _exemplar(event),
+                _exemplar(event) if self._run_exemplar_kept(event) else None,
             )
             return
         if kind == "llm_result":
@@ -455,11 +455,9 @@ class Metrics:
         cost_usd: float,
         ctx: Context | None,
     ) -> None:
-        """``ctx``: the run span's context for exemplars (None: none)."""
+        """``ctx``: the run span's context for exemplars (None: none; see _run_exemplar_kept)."""
         if self.track_stop:
             self.stops.add((agent, stop_reason))
-        if ctx is not None and not self._run_exemplar_kept(ctx, stop_reason):
-            ctx = None
         if self.track_latency:
             self._series(
                 self.run_latency, (agent, stop_reason), ("agent", "stop_reason"), export=False
@@ -516,12 +514,15 @@ class Metrics:
         except Exception:  # telemetry never stops a run from starting
             return False
 
-    def _run_exemplar_kept(self, ctx: Context, stop_reason: str) -> bool:
-        """A run's histograms link to its trace only if the collector keeps that trace."""
-        if stop_reason != StopReason.COMPLETED:
+    def _run_exemplar_kept(self, event: dict[str, Any]) -> bool:
+        """A run's histograms link to its trace only if the collector keeps that trace: a run that did
+        not complete, or an exemplar run (checked before building the exemplar's context, ~2 us)."""
+        if event["stop_reason"] != StopReason.COMPLETED:
             return True
-        trace_id = trace.get_current_span(ctx).get_span_context().trace_id
-        return trace_id in self._exemplar_runs
+        try:
+            return int(event["trace_id"], 16) in self._exemplar_runs
+        except (KeyError, TypeError, ValueError):
+            return False
 
     def exemplar_eligible(self, event: dict[str, Any]) -> bool:
         """A tool or LLM measurement links to its trace only if the collector keeps that trace: a failed
