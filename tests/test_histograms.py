@@ -9,6 +9,7 @@ exports something else."""
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from opentelemetry.sdk.metrics.view import View
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import agent_otel
-from agent_otel import histograms, runtime
+from agent_otel import histograms, runtime, sdk
 from agent_otel import metrics as metrics_mod
 from agent_otel.histograms import NO_EXEMPLAR, Series
 
@@ -256,3 +257,35 @@ def test_a_series_without_look_up_keeps_the_public_path():
         series.record(v)
         assert not series.direct
     assert points(reader)[0]["count"] == 3
+
+
+def test_as_deployed_with_otlp_export_the_histograms_take_the_direct_path(monkeypatch, tmp_path):
+    """agent-otel's own OTLP metric reader (cumulative, as the OTLP exporter prefers by default) on the
+    provider setup() installs or joins: the configuration users run, not only the tests' in-memory one."""
+    from tests.otlp_receiver import HTTPReceiver
+
+    for var in list(os.environ):
+        if var.startswith(("OTEL_", "AGENT_OTEL_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    monkeypatch.setattr(metrics_mod, "EXEMPLAR_INTERVAL_S", 3600.0)
+    agent_otel.shutdown()
+    receiver = HTTPReceiver()
+    try:
+        agent_otel.setup(
+            "svc", endpoint=receiver.endpoint, protocol="http/protobuf", store=False, instrument=False
+        )
+        for _ in range(3):
+            with agent_otel.run("deployed", model="gpt-4o") as run:
+                run.call_tool("search", lambda q: [q], {"q": "refund"})
+                run.record_llm(input_tokens=500, output_tokens=50, provider="openai")
+        assert sdk.flush(10)
+        ours = [
+            s for s in runtime.current().metrics._series_cache.values() if "deployed" in s.attributes.values()
+        ]
+        assert len(ours) == 9 and all(s.direct for s in ours)
+        agent_otel.shutdown()
+        assert receiver.metric_requests >= 1
+    finally:
+        agent_otel.shutdown()
+        receiver.stop()
