@@ -193,6 +193,7 @@ class Guards(Policy):
         self.on_deny: str = g["policy"]["on_deny"]
         self._allow = _patterns(g["policy"]["allow"], "guards.policy.allow")
         self._deny = _patterns(g["policy"]["deny"], "guards.policy.deny")
+        self.has_policy = bool(self._allow or self._deny)
         ks = g["kill_switch"]
         self.kill_switch = KillSwitch(ks["env"], ks["file"], ks["check_interval_s"])
         self._decisions: dict[tuple[str, str], str | None] = {}
@@ -252,7 +253,7 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
 class RunGuards(RunPolicy):
     """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
 
-    __slots__ = ("_counts", "_deadline", "_observed", "_recent", "budget", "guards", "loop", "run")
+    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop", "run")
 
     def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
         self.guards = guards
@@ -264,6 +265,11 @@ class RunGuards(RunPolicy):
         self._observed: set[tuple[Any, ...]] = set()  # causes already recorded by an observing guard
         self._deadline = (
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
+        )
+        # Whether any limit checked before a step is set (the budget is frozen): none by default.
+        self._limits = self._deadline is not None or any(
+            limit is not None
+            for limit in (budget.max_steps, budget.max_tool_calls, budget.max_tokens, budget.max_cost_usd)
         )
 
     # --- the step engine's hooks --------------------------------------------------------------------
@@ -297,9 +303,11 @@ class RunGuards(RunPolicy):
         name = options.name
         self._kill_switch(run, name, options.side_effects)
         self._budget_before_step(run, tool=True)
-        denial = self.guards.policy_denial(run.agent, name)
-        if denial is not None:
-            self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
+        guards = self.guards
+        if guards.has_policy:  # an allow or deny list is configured
+            denial = guards.policy_denial(run.agent, name)
+            if denial is not None:
+                self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
         if self.loop.enabled and args_sha:  # a framework span without arguments has no hash to compare
             self._loop_check(run, name, args_sha)
 
@@ -378,6 +386,8 @@ class RunGuards(RunPolicy):
             )
 
     def _budget_before_step(self, run: Run, tool: bool, recorded: bool = False) -> None:
+        if not self._limits:
+            return
         b = self.budget
         steps = run.steps - 1 if recorded else run.steps
         if b.max_steps is not None and steps >= b.max_steps:
@@ -447,7 +457,9 @@ class RunGuards(RunPolicy):
             )
         cycles = loop.ping_pong_cycles
         n = 2 * cycles
-        if cycles and len(recent) >= n:
+        # A ping-pong ends with this call repeating the one before last: only then is the tail compared
+        # (copying the window for every call cost more than the rest of the check).
+        if cycles and len(recent) >= n and recent[-2] == sig:
             tail = list(recent)[-n:]
             a, b = tail[-2], tail[-1]
             if a != b and sig == a and all(tail[i] == (a if i % 2 == 0 else b) for i in range(n)):
