@@ -29,7 +29,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -261,7 +261,7 @@ class RunGuards(RunPolicy):
         self.budget = budget
         self.loop = guards.loop
         self._recent: deque[tuple[str, str]] = deque()
-        self._counts: Counter[tuple[str, str]] = Counter()
+        self._counts: dict[tuple[str, str], int] = {}
         self._observed: set[tuple[Any, ...]] = set()  # causes already recorded by an observing guard
         self._deadline = (
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
@@ -444,14 +444,15 @@ class RunGuards(RunPolicy):
         loop = self.loop
         recent = self._recent
         counts = self._counts
-        if counts[sig] >= loop.max_repeats:
+        seen = counts.get(sig, 0)  # a plain dict: Counter's __missing__ is Python code, run for new sigs
+        if seen >= loop.max_repeats:
             self.trigger(
                 run,
                 "loop",
                 loop.max_repeats,
-                counts[sig] + 1,
+                seen + 1,
                 StopReason.LOOP_DETECTED,
-                f"{tool} called with the same args {counts[sig] + 1} times within {loop.window} tool calls",
+                f"{tool} called with the same args {seen + 1} times within {loop.window} tool calls",
                 tool=tool,
                 args_sha=args_sha,
             )
@@ -476,12 +477,14 @@ class RunGuards(RunPolicy):
                     other_args_sha=b[1],
                 )
         recent.append(sig)
-        counts[sig] += 1
+        counts[sig] = seen + 1
         if len(recent) > loop.window:
             old = recent.popleft()
-            counts[old] -= 1
-            if counts[old] <= 0:
+            left = counts[old] - 1
+            if left <= 0:
                 del counts[old]
+            else:
+                counts[old] = left
 
     # --- effects -------------------------------------------------------------------------------------
 
