@@ -115,6 +115,9 @@ def parse_kill_switch(text: str, agent: str) -> str | None:
     return found
 
 
+_DISENGAGED: tuple[str | None, str] = (None, "")
+
+
 class KillSwitch:
     """Reads the env var, flag file and callable; caches the file at most every ``interval_s``."""
 
@@ -149,11 +152,12 @@ class KillSwitch:
                 scope = parse_kill_switch(value, agent)
                 if scope:
                     return scope, f"env:{self.env_var}"
-        text = self._file_text()
-        if text is not None:
-            scope = parse_kill_switch(text, agent)
-            if scope:
-                return scope, f"file:{self.path}"
+        if self.path is not None:  # (checked here too: this runs before every step)
+            text = self._file_text()
+            if text is not None:
+                scope = parse_kill_switch(text, agent)
+                if scope:
+                    return scope, f"file:{self.path}"
         fn = _kill_switch_fn
         if fn is not None:
             try:
@@ -162,7 +166,7 @@ class KillSwitch:
                 scope = "all"  # a broken switch callable fails closed
             if scope in ("all", "writes"):
                 return scope, "callable"
-        return None, ""
+        return _DISENGAGED
 
 
 # --- configuration -----------------------------------------------------------------------------------
