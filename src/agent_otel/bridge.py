@@ -314,7 +314,10 @@ class Bridge:
                 if foreign:
                     # A library may say only later that the span is a GenAI request (Mistral's SDK starts
                     # it named after the API operation and labels it from the request): checked at its end.
-                    _watch(span, binding, _UNLABELLED)
+                    # Under a request step's span it can only be that request again (LiteLLM's own
+                    # `litellm_request` span under the litellm integration's): joined to it, not counted.
+                    enclosing = _request_step_id(parent, parent_span)
+                    _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -538,6 +541,16 @@ _WATCHED = _Watched()
 _UNLABELLED = _Watched()
 
 
+class _InRequest(_Watched):
+    """... such a span under the span of request step ``step_id``: if it says it is a request, it is that
+    request recorded once more (a provider library's span under a client integration's), not a step."""
+
+    __slots__ = ("step_id",)
+
+    def __init__(self, step_id: int) -> None:
+        self.step_id = step_id
+
+
 def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
     """Record the span's step or run just before the framework ends the span (while it is writable)."""
     if isinstance(binding.owner, _Watched):
@@ -578,6 +591,10 @@ def _ending(span: Any, binding: SpanBinding) -> None:
             _end_tool(span, late)
     elif binding.owner is _UNLABELLED and run.ledger.runtime is not None and not isinstance(step, LLMCall):
         _labelled_late(span, run, binding)
+    elif isinstance(binding.owner, _InRequest) and native.operation(span) in native.REQUEST_OPERATIONS:
+        extra = native.run_attributes(run, span.attributes or {})
+        extra[c.STEP_ID] = binding.owner.step_id
+        span.set_attributes(extra)
 
 
 def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
