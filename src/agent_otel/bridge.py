@@ -316,7 +316,7 @@ class Bridge:
                     # it named after the API operation and labels it from the request): checked at its end.
                     # Under a request step's span it can only be that request again (LiteLLM's own
                     # `litellm_request` span under the litellm integration's): joined to it, not counted.
-                    enclosing = _request_step_id(parent, parent_span)
+                    enclosing = _request_step_id(parent, trace.get_current_span(parent_context))
                     _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
