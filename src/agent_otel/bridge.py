@@ -87,6 +87,8 @@ EXCEPTION_STOPS: dict[str, StopReason] = {
     "CancelledError": StopReason.CANCELLED,
     "KeyboardInterrupt": StopReason.CANCELLED,
 }
+#: AG2's tracer (its ``TelemetryMiddleware``), whose request spans name the cache counts its own way.
+AG2_SCOPE = "opentelemetry.instrumentation.ag2"
 #: The GenAI ``gen_ai.usage.*`` keys a framework may put on its agent span as the run's totals.
 _USAGE_KEYS = (
     "gen_ai.usage.input_tokens",
@@ -646,6 +648,15 @@ def _end_llm(span: Any, call: BridgedLLMCall) -> None:
         "cached_input_tokens": _int(attributes.get(c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
         "cache_write_tokens": _int(attributes.get(c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
     }
+    if _scope(span) == AG2_SCOPE:
+        # AG2 names the cache counts without the convention's dot; its OpenAI client's input tokens
+        # include them, as the convention's do.
+        usage["cached_input_tokens"] = usage["cached_input_tokens"] or _int(
+            attributes.get("gen_ai.usage.cache_read_input_tokens")
+        )
+        usage["cache_write_tokens"] = usage["cache_write_tokens"] or _int(
+            attributes.get("gen_ai.usage.cache_creation_input_tokens")
+        )
     del reasons  # on the framework's span already
     error = _error_type(span)
     if error is not None:
@@ -706,9 +717,12 @@ def _end_run(span: Any, run: BridgedRun) -> None:
     run.end(reason, _error_type(span) if reason.stop_class == "failure" else None)
 
 
+def _scope(span: Any) -> str | None:
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
+
+
 def _classify(span: Any, run: BridgedRun) -> StopReason:
-    scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
-    classify = _classifiers.get(scope or "")
+    classify = _classifiers.get(_scope(span) or "")
     if classify is not None:
         try:
             reason = classify(span)
