@@ -68,6 +68,7 @@ from agent_otel.steps import (
     active_run,
     bind_span,
     check_pending,
+    context_binding,
     internal_error,
     policy_checks,
     span_binding,
@@ -309,19 +310,23 @@ class Bridge:
         if not native.enabled():
             return
         try:
-            parent_span = trace.get_current_span(parent_context)
-            parent = span_binding(parent_span)
-            if native.is_native_genai(span):
-                _genai(span, native.operation(span) or "", parent, parent_span, parent_context)
+            parent = context_binding(parent_context)
+            # The scope is looked at once: agent-otel's own spans (most spans in a run) are never GenAI
+            # spans of another library, nor foreign (see native.is_native_genai).
+            scope = getattr(span, "instrumentation_scope", None)
+            foreign = scope is not None and scope.name != native.SCOPE
+            op = native.operation(span) if foreign else None
+            if op is not None:
+                _genai(span, op, parent, trace.get_current_span(parent_context), parent_context)
             elif parent is not None:
                 binding = SpanBinding(parent.run, parent.step, hooked=parent.hooked)
                 bind_span(span, binding)
-                if _foreign(span):
+                if foreign:
                     # A library may say only later that the span is a GenAI request (Mistral's SDK starts
                     # it named after the API operation and labels it from the request): checked at its end.
                     # Under a request step's span it can only be that request again (LiteLLM's own
                     # `litellm_request` span under the litellm integration's): joined to it, not counted.
-                    enclosing = _request_step_id(parent, parent_span)
+                    enclosing = _request_step_id(parent, trace.get_current_span(parent_context))
                     _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
             elif native.late_agent(span) and active_run() is None:
                 # An agent invocation, outside any run, that its library labels only later (Mistral's
@@ -435,11 +440,6 @@ def register_hooks(scope: str, on: bool = True) -> None:
         _hooked_scopes.add(scope)
     else:
         _hooked_scopes.discard(scope)
-
-
-def _foreign(span: Any) -> bool:
-    scope = getattr(span, "instrumentation_scope", None)
-    return scope is not None and scope.name != native.SCOPE
 
 
 def _hooked(span: Any) -> bool:
