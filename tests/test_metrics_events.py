@@ -290,6 +290,8 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
     from tests.otlp_receiver import OTLPReceiver
 
     def stops(batch):
+        # This agent's series only: the process's other agents (runs of earlier tests, recorded through
+        # the global meter after their setup() was shut down) are not what this test is about.
         return {
             attrs["stop_reason"]: p.as_int
             for rm in batch.resource_metrics
@@ -298,6 +300,7 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
             if m.name == c.M_STOP.name
             for p in m.sum.data_points
             for attrs in [{a.key: a.value.string_value for a in p.attributes}]
+            if attrs.get("agent") == "nightly"
         }
 
     receiver = OTLPReceiver().start()
@@ -326,3 +329,52 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
     reasons = {r.value for r in agent_otel.StopReason}
     assert batches[0] == dict.fromkeys(reasons, 0)  # before the stop: every reason at 0
     assert batches[-1] == {r: int(r == "completed") for r in reasons}
+
+
+_RUN_BEFORE_SETUP = """
+import sys, agent_otel
+with agent_otel.run("warm-up") as run:  # before setup(): agent-otel records through the API's proxy meter
+    run.call_tool("t", lambda: 5)
+agent_otel.setup("svc", endpoint=sys.argv[1], store=False, instrument=False,
+                 config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}})
+with agent_otel.run("nightly") as run:
+    run.call_tool("search", lambda q: [q], {"q": "x"})
+agent_otel.shutdown()
+"""
+
+
+def test_runs_before_setup_do_not_hide_the_stops_counted_after_it(tmp_path):
+    """A run before setup() (a warm-up, an import-time run) made agent-otel's metrics on the API's proxy
+    meter; setup()'s own then registered agent_stop_total again, got the first registration back, and every
+    later stop was never exported (the counter showed only the warm-up's). One process, as a user has it."""
+    import subprocess
+    import sys
+
+    from tests.otlp_receiver import OTLPReceiver
+
+    receiver = OTLPReceiver().start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+        env.update(AGENT_OTEL_HOME=str(tmp_path), AGENT_OTEL_PROBE_LOCAL="false")
+        proc = subprocess.run(
+            [sys.executable, "-c", _RUN_BEFORE_SETUP, receiver.endpoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        receiver.stop()
+    stops: dict[str, int] = {}
+    for batch in receiver.metric_batches:
+        for rm in batch.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == c.M_STOP.name:
+                        for p in m.sum.data_points:
+                            attrs = {a.key: a.value.string_value for a in p.attributes}
+                            if attrs["stop_reason"] == "completed":
+                                stops[attrs["agent"]] = p.as_int
+    assert stops.get("nightly") == 1, stops
+    assert stops.get("warm-up") == 1, stops  # counted once, in the same process's totals

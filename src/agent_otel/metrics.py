@@ -188,6 +188,8 @@ class Metrics:
                 existing = cls._by_meter.get(meter)
             except TypeError:  # not weak-referenceable: never cached
                 existing = None
+            if existing is None:
+                existing = cls._bound_through_proxy(meter)
             if existing is not None:
                 existing.configure(track, tools, dropped)
                 return existing
@@ -195,6 +197,21 @@ class Metrics:
             with contextlib.suppress(TypeError):
                 cls._by_meter[meter] = metrics
             return metrics
+
+    @classmethod
+    def _bound_through_proxy(cls, meter: Meter) -> Metrics | None:
+        """The Metrics that runs made before ``setup()`` created on the API's proxy meter, if that proxy now
+        hands its instruments to ``meter``. Its observable counters are the ones the SDK has under their
+        names: a second Metrics registering the same names would get those back with the first one's
+        callbacks, and its own counts (every stop of the process after setup()) would never be exported.
+        So it is reused, its histograms taken straight from ``meter``."""
+        for proxy, metrics in list(cls._by_meter.items()):
+            if proxy is not meter and getattr(proxy, "_real_meter", None) is meter:
+                metrics._histograms(meter)
+                with contextlib.suppress(TypeError):
+                    cls._by_meter[meter] = metrics
+                return metrics
+        return None
 
     def __init__(
         self,
@@ -225,22 +242,7 @@ class Metrics:
         self._exporting = False
         self._export_again = False
         self._run_series: set[tuple[str, str]] = set()
-
-        def hist(spec: c.MetricSpec) -> Any:
-            return meter.create_histogram(
-                spec.name,
-                unit=spec.unit,
-                description=spec.description,
-                explicit_bucket_boundaries_advisory=list(spec.buckets),
-            )
-
-        self.tool_calls = hist(c.M_TOOL_CALLS)
-        self.run_latency = hist(c.M_RUN_LATENCY)
-        self.tokens_per_request = hist(c.M_TOKENS_PER_REQUEST)
-        self.spend_per_run = hist(c.M_SPEND_PER_RUN)
-        self.tool_duration = hist(c.M_TOOL_DURATION)
-        self.gen_ai_token_usage = hist(c.M_GEN_AI_TOKEN_USAGE)
-        self.gen_ai_duration = hist(c.M_GEN_AI_OPERATION_DURATION)
+        self._histograms(meter)
 
         self.stops = CounterSet(c.M_STOP.labels)
         self.tool_invocations = CounterSet(c.M_TOOL_INVOCATIONS.labels)
@@ -263,6 +265,29 @@ class Metrics:
             unit=c.M_DROPPED.unit,
             description=c.M_DROPPED.description,
         )
+
+    def _histograms(self, meter: Meter) -> None:
+        """Create (or, from the meter that now serves them, take again) the histograms; the series looked
+        up on the previous instruments are forgotten."""
+
+        def hist(spec: c.MetricSpec) -> Any:
+            return meter.create_histogram(
+                spec.name,
+                unit=spec.unit,
+                description=spec.description,
+                explicit_bucket_boundaries_advisory=list(spec.buckets),
+            )
+
+        self.tool_calls = hist(c.M_TOOL_CALLS)
+        self.run_latency = hist(c.M_RUN_LATENCY)
+        self.tokens_per_request = hist(c.M_TOKENS_PER_REQUEST)
+        self.spend_per_run = hist(c.M_SPEND_PER_RUN)
+        self.tool_duration = hist(c.M_TOOL_DURATION)
+        self.gen_ai_token_usage = hist(c.M_GEN_AI_TOKEN_USAGE)
+        self.gen_ai_duration = hist(c.M_GEN_AI_OPERATION_DURATION)
+        self._series_cache.clear()
+        self._tool_series.clear()
+        self._genai_series.clear()
 
     def configure(
         self,
