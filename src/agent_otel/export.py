@@ -184,6 +184,11 @@ class BufferedSpanProcessor(SpanProcessor):
         self._retry: deque[Batch] = deque()
         self._retry_bytes = 0
         self._inflight: list[Batch] = []  # taken by the worker, outcome not known yet
+        # The retry buffer is full while the collector refuses: a new span would only be dropped when the
+        # worker next parks the queue, so on_end drops (and counts) it at once. Held in the queue meanwhile,
+        # each span is a dozen objects the garbage collector walks and promotes to its oldest generation,
+        # which is what triggers the full collections that stall the agent's thread during an outage.
+        self._full = False
         self._backoff_until = 0.0
         self._failures = 0
         self._last_success = 0.0
@@ -221,6 +226,9 @@ class BufferedSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed or not span.context.trace_flags.sampled:
+            return
+        if self._full:
+            self._drops.add("spans", "retry_buffer_full")
             return
         queue = self._queue
         if len(queue) >= self._max_queue:
@@ -361,6 +369,7 @@ class BufferedSpanProcessor(SpanProcessor):
         while len(self._queue) >= self._batch_size and not self._abandoned:
             spans = self._take(self._queue)
             if self._retry_bytes + self._transport.estimate(spans) > self._retry_cap:
+                self._full = True  # until the collector takes or settles a batch (_deliver)
                 self._drops.add("spans", "retry_buffer_full", len(spans))
                 continue
             for batch in self._prepare(spans):
@@ -382,6 +391,8 @@ class BufferedSpanProcessor(SpanProcessor):
             if self._abandoned:
                 return False  # counted by abandon()
         outcome = reply.outcome
+        if outcome is not Outcome.RETRY:
+            self._full = False  # the collector answered and this batch is settled: room, or soon
         if outcome is Outcome.SENT:
             self.exported += batch.count - reply.rejected
             if reply.rejected:
@@ -436,7 +447,7 @@ class BufferedSpanProcessor(SpanProcessor):
                 self._drops.add("spans", "unsent_at_shutdown", batch.count, announce=False)
                 return
             if self._retry and self._retry_bytes + batch.size > self._retry_cap:
-                full = True
+                full = self._full = True
             else:
                 full = False
                 self._retry.append(batch)
