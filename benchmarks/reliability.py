@@ -1,6 +1,6 @@
 """Reliability drill: what an outage costs, whether drops add up, and what survives SIGTERM and SIGKILL.
 
-Three drills, each in fresh subprocesses (so RSS and exit status are the process's own):
+Four drills, each in fresh subprocesses (so RSS and exit status are the process's own):
 
 * ``outage``: the collector refuses (nothing listens on the OTLP port) while an agent makes ``--calls``
   tool calls (~300-byte arguments, runs of 100) with the default SQLite store. Reported: RSS growth
@@ -8,6 +8,11 @@ Three drills, each in fresh subprocesses (so RSS and exit status are the process
   buffer + event queue), the worst agent-thread stall (the slowest tool call, wall clock, and the longest
   garbage-collector pause, wall and CPU), and spans and event records produced, delivered and dropped by
   reason: delivered + dropped must equal produced.
+* ``reference``: the outage's loop again with the collector up (a receiver in this process takes every
+  span), and with agent-otel imported but not set up (the tool called directly): the stalls without an
+  outage, and what a full collection of the process's own heap costs. ``--gc-freeze`` makes both drills
+  call ``gc.freeze()`` after the warm-up, as an application may (agent-otel never does): what is left is
+  what agent-otel's records and spans cost the collector.
 * ``accounting``: a real OTLP/gRPC receiver on 127.0.0.1 that goes away and comes back, rejects every
   batch holding a ``poison`` tool span (INVALID_ARGUMENT) and refuses requests over 1 MiB (as a
   collector configured with ``max_recv_msg_size_mib: 1`` does). Distinct spans received + spans counted

@@ -231,8 +231,9 @@ class Pipeline:
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
         # Three parallel deques (changed together under _lock) rather than one of tuples: a queued record
-        # is then one object the garbage collector tracks instead of two, and full collections, which stall
-        # every thread, walk fewer objects while the queue is long.
+        # is then its payload only, which the garbage collector does not track when its values are plain
+        # (tool events; snapshot records, see on_take), so full collections, which stall every thread,
+        # walk no more objects while the queue is long.
         self._queue: deque[dict[str, Any]] = deque()
         self._types: deque[str] = deque()
         self._sizes: deque[int] = deque()

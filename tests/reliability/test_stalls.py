@@ -109,3 +109,27 @@ def test_spans_ending_while_the_retry_buffer_is_full_are_dropped_at_once_not_hel
         assert receiver.span_names().count("execute_tool after") == 10
     finally:
         receiver.stop()
+
+
+def test_queued_spans_do_not_keep_their_empty_event_and_link_lists(rig):
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.util import BoundedList
+
+    seen: list[Any] = []
+
+    class After(SpanProcessor):  # an application's processor, after agent-otel's
+        def on_end(self, span: Any) -> None:
+            seen.append((span.name, span.events, span.links, span.dropped_events, span.dropped_links))
+
+    rig.setup(f"http://127.0.0.1:{free_port()}", {"exporter": {"batch_size": 4096, "schedule_delay_s": 60}})
+    sdk.installation().tracer_provider.add_span_processor(After())
+    tool_calls("a", "lookup", 5)
+    queued = list(rig.processor._queue)
+    tools = [s for s in queued if s.name == "execute_tool lookup"]
+    (run,) = [s for s in queued if s not in tools]
+    assert len(tools) == 5
+    for span in tools:  # no events, no links: nothing left of the lists for the garbage collector
+        assert not any(isinstance(r, BoundedList) for r in gc.get_referents(span))
+        assert (span.events, span.links, span.dropped_events, span.dropped_links) == ((), (), 0, 0)
+    assert [e.name for e in run.events] == ["agent.stop"]  # a span with events keeps them
+    assert seen == [(s.name, s.events, s.links, 0, 0) for s in queued]
