@@ -175,6 +175,7 @@ def _drop_empty_lists(span: ReadableSpan) -> None:
     except AttributeError:
         pass
 
+
 # A batch the collector refuses (retryably) this many times while it accepts other requests is poison for
 # it (too large for a proxy in front, say), not a sign of an outage: it is dropped, counted.
 MAX_STRIKES = 5
