@@ -393,7 +393,7 @@ class BufferedSpanProcessor(SpanProcessor):
         while len(self._queue) >= self._batch_size and not self._abandoned:
             spans = self._take(self._queue)
             if self._retry_bytes + self._transport.estimate(spans) > self._retry_cap:
-                self._full = True  # until the collector takes or settles a batch (_deliver)
+                self._full = True  # until a batch leaves the buffer (_deliver)
                 self._drops.add("spans", "retry_buffer_full", len(spans))
                 continue
             for batch in self._prepare(spans):
@@ -454,6 +454,7 @@ class BufferedSpanProcessor(SpanProcessor):
             batch.strikes += 1
             if batch.strikes >= MAX_STRIKES:
                 self._drop_once("spans", "retries_exhausted", batch.count, reply.detail)
+                self._full = False  # it left the buffer
                 return False
         self._retain(batch)
         return False
