@@ -567,6 +567,19 @@ def measure(argv: list[str], args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def start_floor(code: str, repeat: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``python -c CODE`` in a fresh process: what a command pays before it
+    does anything (the interpreter; the PostgreSQL driver, which every PostgreSQL command imports)."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        started = time.monotonic()
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-c", code], dict(os.environ))
+        _, _, usage = os.wait4(pid, 0)
+        walls.append(time.monotonic() - started)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def _iso(seconds: float) -> str:
     import datetime as dt
 
@@ -670,6 +683,14 @@ def main() -> None:
     print_table(table, args.commands, cell)
     print("\nCPU time of the command's process (user + system, median): less sensitive to a loaded machine")
     print_table(table, args.commands, cpu_cell)
+    print("\nstart-up floors in a fresh process (median of 9: wall s, CPU s)")
+    for label, code in (
+        ("the interpreter alone", "pass"),
+        ("import sqlite3", "import sqlite3"),
+        ("import psycopg (the PostgreSQL driver)", "import psycopg"),
+    ):
+        wall, cpu = start_floor(code, 9)
+        print(f"  {label}: {wall:.3f} s wall, {cpu:.3f} s CPU")
 
 
 if __name__ == "__main__":

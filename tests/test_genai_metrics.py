@@ -122,3 +122,16 @@ def test_record_llm_takes_the_provider_or_infers_it_from_well_known_model_names(
         "chat gemini-2.0-flash": "gcp.gemini",
         "chat some-local-model": None,  # unknown: left out rather than guessed
     }
+
+
+def test_a_failed_request_records_its_duration_with_the_error_and_no_tokens(telemetry):
+    """Requests of one model and agent, failed and not, in any order: each lands in its own series."""
+    with agent_otel.run("metered") as run:
+        for error in (None, "RateLimitError", None, "RateLimitError"):
+            run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=2, duration_ms=100, error=error)
+    metrics = telemetry.metrics()
+    durations = {p.get("error.type"): point.count for p, point in metrics["gen_ai.client.operation.duration"]}
+    assert durations == {None: 2, "RateLimitError": 2}
+    tokens = {p["gen_ai.token.type"]: point.sum for p, point in metrics["gen_ai.client.token.usage"]}
+    assert tokens == {"input": 20, "output": 4}
+    assert all("error.type" not in p for p, _ in metrics["gen_ai.client.token.usage"])

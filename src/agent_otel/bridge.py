@@ -86,6 +86,8 @@ EXCEPTION_STOPS: dict[str, StopReason] = {
     "CancelledError": StopReason.CANCELLED,
     "KeyboardInterrupt": StopReason.CANCELLED,
 }
+#: AG2's tracer (its ``TelemetryMiddleware``), whose request spans name the cache counts its own way.
+AG2_SCOPE = "opentelemetry.instrumentation.ag2"
 #: The GenAI ``gen_ai.usage.*`` keys a framework may put on its agent span as the run's totals.
 _USAGE_KEYS = (
     "gen_ai.usage.input_tokens",
@@ -309,7 +311,10 @@ class Bridge:
                 if _foreign(span):
                     # A library may say only later that the span is a GenAI request (Mistral's SDK starts
                     # it named after the API operation and labels it from the request): checked at its end.
-                    _watch(span, binding, _UNLABELLED)
+                    # Under a request step's span it can only be that request again (LiteLLM's own
+                    # `litellm_request` span under the litellm integration's): joined to it, not counted.
+                    enclosing = _request_step_id(parent, parent_span)
+                    _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -538,6 +543,16 @@ _WATCHED = _Watched()
 _UNLABELLED = _Watched()
 
 
+class _InRequest(_Watched):
+    """... such a span under the span of request step ``step_id``: if it says it is a request, it is that
+    request recorded once more (a provider library's span under a client integration's), not a step."""
+
+    __slots__ = ("step_id",)
+
+    def __init__(self, step_id: int) -> None:
+        self.step_id = step_id
+
+
 def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
     """Record the span's step or run just before the framework ends the span (while it is writable)."""
     if isinstance(binding.owner, _Watched):
@@ -578,6 +593,10 @@ def _ending(span: Any, binding: SpanBinding) -> None:
             _end_tool(span, late)
     elif binding.owner is _UNLABELLED and run.ledger.runtime is not None and not isinstance(step, LLMCall):
         _labelled_late(span, run, binding)
+    elif isinstance(binding.owner, _InRequest) and native.operation(span) in native.REQUEST_OPERATIONS:
+        extra = native.run_attributes(run, span.attributes or {})
+        extra[c.STEP_ID] = binding.owner.step_id
+        span.set_attributes(extra)
 
 
 def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
@@ -629,6 +648,15 @@ def _end_llm(span: Any, call: BridgedLLMCall) -> None:
         "cached_input_tokens": _int(attributes.get(c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
         "cache_write_tokens": _int(attributes.get(c.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
     }
+    if _scope(span) == AG2_SCOPE:
+        # AG2 names the cache counts without the convention's dot; its OpenAI client's input tokens
+        # include them, as the convention's do.
+        usage["cached_input_tokens"] = usage["cached_input_tokens"] or _int(
+            attributes.get("gen_ai.usage.cache_read_input_tokens")
+        )
+        usage["cache_write_tokens"] = usage["cache_write_tokens"] or _int(
+            attributes.get("gen_ai.usage.cache_creation_input_tokens")
+        )
     del reasons  # on the framework's span already
     error = _error_type(span)
     if error is not None:
@@ -689,9 +717,12 @@ def _end_run(span: Any, run: BridgedRun) -> None:
     run.end(reason, _error_type(span) if reason.stop_class == "failure" else None)
 
 
+def _scope(span: Any) -> str | None:
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
+
+
 def _classify(span: Any, run: BridgedRun) -> StopReason:
-    scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
-    classify = _classifiers.get(scope or "")
+    classify = _classifiers.get(_scope(span) or "")
     if classify is not None:
         try:
             reason = classify(span)

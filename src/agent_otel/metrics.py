@@ -34,6 +34,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
+from agent_otel.histograms import Series
 from agent_otel.stop import StopReason
 
 # At most one exemplar run per agent this often: bounds the traces kept only because an exemplar links
@@ -43,14 +44,14 @@ _MAX_EXEMPLAR_RUNS = 4096  # exemplar runs remembered (trace ids) until their la
 _MAX_AGENTS = 1024  # agents whose zero series and exemplar clock are kept
 
 
-def _exemplar(event: dict[str, Any]) -> Context:
+def _exemplar(event: dict[str, Any]) -> Context | None:
     """A context holding the event's span, so the histogram's exemplar links to the right trace.
 
-    Without a span (telemetry disabled, or an unsampled span) the context is empty and no exemplar
-    is taken: an exemplar must never point at a trace that was not kept.
+    Without a span (telemetry disabled, or an unsampled span) there is none and no exemplar is taken:
+    an exemplar must never point at a trace that was not kept.
     """
     if not event.get("_sampled"):
-        return _EMPTY
+        return None
     span_context = SpanContext(
         int(event["trace_id"], 16),
         int(event["span_id"], 16),
@@ -60,20 +61,18 @@ def _exemplar(event: dict[str, Any]) -> Context:
     return trace.set_span_in_context(NonRecordingSpan(span_context), Context())
 
 
-# "No exemplar": a context whose span is invalid. An empty Context() would not do: it is falsy, and the
-# SDK then takes the current context instead, whose span (the run's own) may be one the collector drops.
-_EMPTY = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
 _TOOL_GEN_AI_KEYS = (c.GEN_AI_OPERATION_NAME, c.GEN_AI_AGENT_NAME, c.ERROR_TYPE)
+_TOOL_KEYS = ("agent", "tool", "status")
+_MAX_SERIES = 10_000  # histogram series whose attributes and SDK aggregations are kept (see _series)
 
 
 class MetricsSink:
     """Turns unified events into the per-call metrics on the event pipeline's thread.
 
-    The SDK's histogram path costs ~7 us per measurement (attribute hashing, locks, the exemplar
-    reservoir); recording tool durations and token counts here keeps that off the agent's thread.
-    Run-level metrics, once per run, are recorded inline at the stop.
+    Recording the histograms here keeps their cost off the agent's thread; the counters of a batch are
+    added up first and applied once per series (one lock instead of one per event).
     """
 
     def __init__(self, metrics: Metrics) -> None:
@@ -94,8 +93,10 @@ class MetricsSink:
                 last[metrics.exemplar_key(event)] = i
         keep = set(last.values())
         record = self.metrics.record_event
+        counts = ToolCounts()
         for i, event in enumerate(events):
-            record(event, i in keep)
+            record(event, i in keep, counts)
+        counts.apply(metrics)
 
     def close(self) -> None:
         pass
@@ -115,6 +116,12 @@ class CounterSet:
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + amount
 
+    def add_all(self, amounts: dict[tuple[Any, ...], float]) -> None:
+        counts = self._counts
+        with self._lock:
+            for key, amount in amounts.items():
+                counts[key] = counts.get(key, 0) + amount
+
     def value(self, key: tuple[Any, ...]) -> float:
         return self._counts.get(key, 0)
 
@@ -123,6 +130,38 @@ class CounterSet:
             items = list(self._counts.items())
         labels = self._labels
         return [Observation(v, dict(zip(labels, k, strict=True))) for k, v in items]
+
+
+class ToolCounts:
+    """The tool counters' increments of a batch of tool results, counted by (agent, tool, status, error
+    type, retries) and applied to the three CounterSets at the end of the batch, one lock each."""
+
+    __slots__ = ("_results",)
+
+    def __init__(self) -> None:
+        self._results: dict[tuple[tuple[str, str, str, str | None], int], int] = {}
+
+    def add(self, key: tuple[str, str, str, str | None], retries: int) -> None:
+        results = self._results
+        results[key, retries] = results.get((key, retries), 0) + 1
+
+    def apply(self, metrics: Metrics) -> None:
+        invocations: dict[tuple[Any, ...], float] = {}
+        failed: dict[tuple[Any, ...], float] = {}
+        retried: dict[tuple[Any, ...], float] = {}
+        for ((agent, tool, status, error), retries), n in self._results.items():
+            key = (agent, tool, status, error or "")
+            invocations[key] = invocations.get(key, 0) + n
+            if status == c.STATUS_ERROR:  # the last attempt; retried ones come from failed_attempt()
+                key = (agent, tool, error or "")
+                failed[key] = failed.get(key, 0) + n
+            # every call adds, 0 for a call without retries: the series then starts at 0, and the first
+            # retry is a change rate() sees
+            retried[agent, tool] = retried.get((agent, tool), 0) + n * retries
+        self._results.clear()
+        metrics.tool_invocations.add_all(invocations)
+        metrics.failed_attempts.add_all(failed)
+        metrics.tool_retries.add_all(retried)
 
 
 class Metrics:
@@ -165,7 +204,11 @@ class Metrics:
         dropped: Callable[[], dict[tuple[str, str], int]] | None = None,
     ) -> None:
         self.configure(track, tools, dropped)
-        self._attr_cache: dict[tuple[str, ...], dict[str, str]] = {}
+        self._series_cache: dict[tuple[Any, tuple[Any, ...]], Series] = {}
+        # (agent, tool, status, error type) -> a tool result's series; a request's GenAI attributes (as
+        # recorded on its event) and agent -> its series (_gen_ai)
+        self._tool_series: dict[tuple[str, str, str, str | None], tuple[Series, Series]] = {}
+        self._genai_series: dict[tuple[Any, ...], tuple[Series, tuple[Series, Series]]] = {}
         # Replay runs whose tool and LLM events must not feed the traffic metrics (bounded: a replay's
         # events arrive within seconds of its start, long before 4096 later replays push it out).
         self._replays: OrderedDict[str, None] = OrderedDict()
@@ -255,15 +298,21 @@ class Metrics:
             return (kind, event["agent"], usage.get("model"), bisect_left(_TOKEN_BOUNDS, value))
         return (kind,)
 
-    def _attrs(self, key: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
-        """One attributes dict per series, reused (the SDK only reads it)."""
-        attrs = self._attr_cache.get(key)
-        if attrs is None:
-            attrs = dict(zip(names, key, strict=True))
-            if len(self._attr_cache) < 10_000:
-                self._attr_cache[key] = attrs
-                self._new_series()
-        return attrs
+    def _series(
+        self, histogram: Any, values: tuple[Any, ...], names: tuple[str, ...], export: bool = True
+    ) -> Series:
+        """The histogram's series for these label values, kept (up to _MAX_SERIES) so that its attributes
+        and the SDK's aggregations are looked up once (see agent_otel.histograms). ``export``: a new
+        series asks for an export now (see _new_series)."""
+        series = self._series_cache.get((histogram, values))
+        if series is None:
+            cached = len(self._series_cache) < _MAX_SERIES
+            series = Series(histogram, dict(zip(names, values, strict=True)), look_up=cached)
+            if cached:
+                self._series_cache[(histogram, values)] = series
+                if export:
+                    self._new_series()
+        return series
 
     def _new_series(self) -> None:
         """A series just got its first value: export it now, so that it is the series' first sample in
@@ -299,30 +348,28 @@ class Metrics:
     def excluded(self, run_id: str) -> bool:
         return run_id in self._replays
 
-    def record_event(self, event: dict[str, Any], exemplar: bool = True) -> None:
+    def record_event(
+        self, event: dict[str, Any], exemplar: bool = True, counts: ToolCounts | None = None
+    ) -> None:
+        """Record one unified event's metrics; ``counts`` collects the tool counters' increments (the
+        caller applies them), without it they are applied at once."""
         kind = event["kind"]
         if kind == "tool_result":
             if not self.tools_enabled:
                 return
-            agent, tool, status = event["agent"], event["tool"], event["status"]
-            self.tool_invocations.add((agent, tool, status, event["error"] or ""))
-            if status == c.STATUS_ERROR:  # the last attempt; retried ones come from failed_attempt()
-                self.failed_attempts.add((agent, tool, event["error"] or ""))
-            # every call adds, 0 for a call without retries: the series then starts at 0, and the first
-            # retry is a change rate() sees
-            self.tool_retries.add((agent, tool), (event.get("attempts") or 1) - 1)
-            self.tool_duration.record(
-                event["duration_ms"],
-                self._attrs((agent, tool, status), ("agent", "tool", "status")),
-                context=_exemplar(event) if exemplar else _EMPTY,
-            )
-            error = event["error"]
-            attrs = (
-                self._attrs((c.OP_EXECUTE_TOOL, agent, error), _TOOL_GEN_AI_KEYS)
-                if error
-                else self._attrs((c.OP_EXECUTE_TOOL, agent), _TOOL_GEN_AI_KEYS[:2])
-            )
-            self.gen_ai_duration.record(event["duration_ms"] / 1000.0, attrs, context=_EMPTY)
+            key = (event["agent"], event["tool"], event["status"], event["error"])
+            if counts is None:
+                own = ToolCounts()
+                own.add(key, (event.get("attempts") or 1) - 1)
+                own.apply(self)
+            else:
+                counts.add(key, (event.get("attempts") or 1) - 1)
+            series = self._tool_series.get(key)
+            if series is None:
+                series = self._tool_series_of(key)
+            duration_ms = event["duration_ms"]
+            series[0].record(duration_ms, _exemplar(event) if exemplar else None)
+            series[1].record(duration_ms / 1000.0)
             return
         if kind == "stop":
             usage = event["usage"] or {}
@@ -332,7 +379,7 @@ class Metrics:
                 event["duration_ms"],
                 usage.get("tool_calls", 0),
                 usage.get("cost_usd", 0.0),
-                _exemplar(event),
+                _exemplar(event) if self._run_exemplar_kept(event) else None,
             )
             return
         if kind == "llm_result":
@@ -341,28 +388,61 @@ class Metrics:
             usage = event["usage"] or {}
             tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
             if tokens:
-                self.tokens_per_request.record(
-                    tokens,
-                    self._attrs((event["agent"], usage.get("model", "unknown")), ("agent", "model")),
-                    context=_exemplar(event) if exemplar else _EMPTY,
-                )
+                self._series(
+                    self.tokens_per_request,
+                    (event["agent"], usage.get("model", "unknown")),
+                    ("agent", "model"),
+                ).record(tokens, _exemplar(event) if exemplar else None)
 
     def _gen_ai(self, event: dict[str, Any], genai: dict[str, Any] | None) -> None:
         """The GenAI client metrics (gen_ai.client.operation.duration, gen_ai.client.token.usage) of one
         chat request, with gen_ai.agent.name = the run's agent (tool executions: record_event)."""
         if not genai or genai.get("skip"):
             return
-        attrs = {k: v for k, v in genai.items() if k != "skip" and v is not None and v != ""}
-        attrs[c.GEN_AI_AGENT_NAME] = event["agent"]
+        try:
+            key = (tuple(genai.items()), event["agent"])
+            series = self._genai_series.get(key)
+        except TypeError:  # an unhashable value: not cached
+            key, series = None, None
+        if series is None:
+            series = self._genai_series_of(genai, event["agent"])
+            if key is not None and len(self._genai_series) < _MAX_SERIES:
+                self._genai_series[key] = series
+        duration, tokens = series
         duration_ms = event.get("duration_ms")
         if duration_ms is not None:
-            self.gen_ai_duration.record(duration_ms / 1000.0, attrs, context=_EMPTY)
+            duration.record(duration_ms / 1000.0)
         if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or event.get("status") == c.STATUS_ERROR:
             return
         usage = event.get("usage") or {}
-        attrs.pop(c.ERROR_TYPE, None)
-        for token_type, key in (("input", "input_tokens"), ("output", "output_tokens")):
-            self.gen_ai_token_usage.record(usage.get(key) or 0, {**attrs, c.GEN_AI_TOKEN_TYPE: token_type})
+        for token_series, usage_key in zip(tokens, ("input_tokens", "output_tokens"), strict=True):
+            token_series.record(usage.get(usage_key) or 0)
+
+    def _tool_series_of(self, key: tuple[str, str, str, str | None]) -> tuple[Series, Series]:
+        """A tool result's series: agent.tool.duration_ms, and gen_ai.client.operation.duration."""
+        agent, tool, status, error = key
+        series = (
+            self._series(self.tool_duration, (agent, tool, status), _TOOL_KEYS),
+            self._series(self.gen_ai_duration, (c.OP_EXECUTE_TOOL, agent, error), _TOOL_GEN_AI_KEYS)
+            if error
+            else self._series(self.gen_ai_duration, (c.OP_EXECUTE_TOOL, agent), _TOOL_GEN_AI_KEYS[:2]),
+        )
+        if len(self._tool_series) < _MAX_SERIES:
+            self._tool_series[key] = series
+        return series
+
+    def _genai_series_of(self, genai: dict[str, Any], agent: str) -> tuple[Series, tuple[Series, Series]]:
+        """A request's GenAI series: operation duration, and token usage by type (input, output)."""
+        items = [(k, v) for k, v in genai.items() if k != "skip" and v is not None and v != ""]
+        items.append((c.GEN_AI_AGENT_NAME, agent))
+        names, values = zip(*items, strict=True)
+        duration = self._series(self.gen_ai_duration, values, names, export=False)
+        items = [(k, v) for k, v in items if k != c.ERROR_TYPE]
+        tokens = []
+        for token_type in ("input", "output"):
+            names, values = zip(*items, (c.GEN_AI_TOKEN_TYPE, token_type), strict=True)
+            tokens.append(self._series(self.gen_ai_token_usage, values, names, export=False))
+        return duration, (tokens[0], tokens[1])
 
     # --- per run: fed from its stop event by MetricsSink, like the above ------------------------------
 
@@ -375,16 +455,17 @@ class Metrics:
         cost_usd: float,
         ctx: Context | None,
     ) -> None:
+        """``ctx``: the run span's context for exemplars (None: none; see _run_exemplar_kept)."""
         if self.track_stop:
             self.stops.add((agent, stop_reason))
-        if ctx is not None and not self._run_exemplar_kept(ctx, stop_reason):
-            ctx = _EMPTY
         if self.track_latency:
-            self.run_latency.record(duration_ms, {"agent": agent, "stop_reason": stop_reason}, context=ctx)
+            self._series(
+                self.run_latency, (agent, stop_reason), ("agent", "stop_reason"), export=False
+            ).record(duration_ms, ctx)
         if self.track_tool_calls:
-            self.tool_calls.record(tool_calls, {"agent": agent}, context=ctx)
+            self._series(self.tool_calls, (agent,), ("agent",), export=False).record(tool_calls, ctx)
         if self.track_spend:
-            self.spend_per_run.record(cost_usd, {"agent": agent}, context=ctx)
+            self._series(self.spend_per_run, (agent,), ("agent",), export=False).record(cost_usd, ctx)
         series = (agent, stop_reason)
         if series not in self._run_series and len(self._run_series) < 10_000:
             self._run_series.add(series)
@@ -433,12 +514,15 @@ class Metrics:
         except Exception:  # telemetry never stops a run from starting
             return False
 
-    def _run_exemplar_kept(self, ctx: Context, stop_reason: str) -> bool:
-        """A run's histograms link to its trace only if the collector keeps that trace."""
-        if stop_reason != StopReason.COMPLETED:
+    def _run_exemplar_kept(self, event: dict[str, Any]) -> bool:
+        """A run's histograms link to its trace only if the collector keeps that trace: a run that did
+        not complete, or an exemplar run (checked before building the exemplar's context, ~2 us)."""
+        if event["stop_reason"] != StopReason.COMPLETED:
             return True
-        trace_id = trace.get_current_span(ctx).get_span_context().trace_id
-        return trace_id in self._exemplar_runs
+        try:
+            return int(event["trace_id"], 16) in self._exemplar_runs
+        except (KeyError, TypeError, ValueError):
+            return False
 
     def exemplar_eligible(self, event: dict[str, Any]) -> bool:
         """A tool or LLM measurement links to its trace only if the collector keeps that trace: a failed

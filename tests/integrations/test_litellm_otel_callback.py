@@ -82,3 +82,42 @@ def test_in_a_bridged_run_the_request_is_one_step(telemetry, instrument, fake_ap
     assert_one_request(telemetry, spans, root.attributes["agent.run_id"])
     assert steps(root, spans) == [(1, "chat gpt-4o-mini")]
     assert root.attributes["agent.usage.input_tokens"] == 100
+
+
+@pytest.fixture
+def request_span(otel_callback, monkeypatch):
+    """LiteLLM's ``USE_OTEL_LITELLM_REQUEST_SPAN=true``: its callback opens a ``litellm_request`` span of its
+    own under the current span (read when each request is logged) instead of writing onto that span."""
+    monkeypatch.setenv("USE_OTEL_LITELLM_REQUEST_SPAN", "true")
+
+
+def test_litellm_request_span_under_the_integrations_step_is_that_request(
+    telemetry, instrument, fake_api, request_span
+):
+    """LiteLLM labels its span a chat request only after starting it: under the integration's request step
+    it is that request again (once it counted twice: 2 steps, 200 input tokens, the cost doubled)."""
+    instrument("litellm")
+    with agent_otel.run("app") as run:
+        complete(fake_api)
+        spans = wait_for(telemetry, "litellm_request")
+    spans = telemetry.spans()
+    (step,) = [s for s in ours(spans) if s.name == "chat gpt-4o-mini"]
+    (own,) = [s for s in spans if s.name == "litellm_request"]
+    assert own.parent.span_id == step.context.span_id
+    assert own.attributes["agent.run_id"] == run.run_id and own.attributes["agent.step_id"] == 1
+    assert [(e["kind"], e["step_id"]) for e in telemetry.events("llm_result")] == [("llm_result", 1)]
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["steps"], usage["input_tokens"]) == (1, 1, 100)
+    (root,) = [s for s in ours(spans) if s.name == "invoke_agent app"]
+    assert root.attributes["agent.usage.input_tokens"] == 100 and root.attributes["agent.steps"] == 1
+
+
+def test_litellm_request_span_without_the_integration_is_the_step(telemetry, fake_api, request_span):
+    """Callback only: LiteLLM's own span is the request, recognised when it ends, inside the run."""
+    with agent_otel.run("app") as run:
+        complete(fake_api)
+        wait_for(telemetry, "litellm_request")
+    (own,) = [s for s in telemetry.spans() if s.name == "litellm_request"]
+    assert own.attributes["agent.run_id"] == run.run_id and own.attributes["agent.step_id"] == 1
+    assert [(e["kind"], e["step_id"]) for e in telemetry.events("llm_result")] == [("llm_result", 1)]
+    assert (run.result.usage["llm_calls"], run.result.usage["input_tokens"]) == (1, 100)

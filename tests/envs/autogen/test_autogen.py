@@ -5,8 +5,6 @@ observe the tools (AutoGen offers no hook before a tool that could refuse it).""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,33 +12,13 @@ import pytest
 import agent_otel
 from tests.integrations.conftest import Reply, children, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
+from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
 
 pytest.importorskip("autogen_agentchat")
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from opentelemetry.trace import StatusCode
-
-SENT: Counter[str] = Counter()
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    SENT.clear()
-    yield
-    SENT.clear()
-
-
-def lookup(q: str) -> str:
-    """Look something up."""
-    SENT["lookup"] += 1
-    return q.upper()
-
-
-def broken(q: str) -> str:
-    """Always fails."""
-    SENT["broken"] += 1
-    raise RuntimeError("backend down")
 
 
 def make_agent(fake_api: Any, name: str = "helper") -> AssistantAgent:

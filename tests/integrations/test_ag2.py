@@ -1,0 +1,465 @@
+"""AG2 (PyPI ``ag2``, ``import ag2``) through the GenAI span bridge, with AG2's own tracing on the way AG2
+documents it (``TelemetryMiddleware`` in the agent's middleware) and its model client the real OpenAI SDK
+(``OpenAIConfig``) against a fake OpenAI API on 127.0.0.1: AG2's ``invoke_agent`` span is the run, its
+``execute_tool`` spans the tool steps and its ``chat`` spans the LLM steps (with the ``openai`` integration
+on too, each request is still one step with its usage once). AG2 has no agent-otel hook before a tool, so
+guards observe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+
+import agent_otel
+from agent_otel.hashing import sha
+from agent_otel.pricing import PriceTable
+from tests.integrations.conftest import Reply, ours, steps, stop_event
+from tests.integrations.openai_replies import answer, tool_call
+from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
+from tests.replay.conftest import rig  # noqa: F401
+
+pytest.importorskip("ag2")
+
+from ag2 import Agent
+from ag2.config import OpenAIConfig
+from ag2.middleware import TelemetryMiddleware
+from opentelemetry.trace import StatusCode
+
+SCOPE = "opentelemetry.instrumentation.ag2"  # AG2's tracer
+
+
+@pytest.fixture(autouse=True)
+async def _http() -> Any:
+    """One HTTP client for the test's OpenAI clients, closed while its event loop runs (AG2 makes an
+    ``AsyncOpenAI`` per turn and leaves it to the garbage collector, which would close its own client
+    after pytest closed the loop: an asyncio error logged in the next test)."""
+    HTTP.append(httpx2.AsyncClient())
+    yield
+    await HTTP.pop().aclose()
+
+
+HTTP: list[Any] = []
+
+
+def config(fake_api: Any) -> OpenAIConfig:
+    return OpenAIConfig(
+        model="gpt-4o",
+        base_url=fake_api.base_url + "/v1",
+        api_key="test",
+        max_retries=0,
+        http_client=HTTP[-1],
+    )
+
+
+def make_agent(fake_api: Any, name: str = "helper", tools: Any = (lookup, broken), **kwargs: Any) -> Agent:
+    return Agent(
+        name,
+        config=config(fake_api),
+        tools=list(tools),
+        middleware=[TelemetryMiddleware(agent_name=name, model_name="gpt-4o")],
+        **kwargs,
+    )
+
+
+def ag2_spans(spans: list[Any], prefix: str) -> list[Any]:
+    return [s for s in spans if s.name.startswith(prefix) and s.instrumentation_scope.name == SCOPE]
+
+
+def runs(spans: list[Any]) -> list[Any]:
+    return [s for s in spans if "agent.stop_reason" in (s.attributes or {})]
+
+
+@pytest.mark.parametrize("client", ["openai", None])
+async def test_a_run_with_a_tool_call(telemetry, instrument, fake_api, client):
+    """One run per ``ask``, a step per request and per tool; usage once, with or without the ``openai``
+    integration (which then records the request on AG2's ``chat`` span instead of a second one)."""
+    if client:
+        instrument(client)
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "done" and SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    (root,) = ag2_spans(spans, "invoke_agent helper")  # AG2's span is the run: no second one
+    assert ours(spans) == []  # agent-otel opened no span of its own
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    tool = ag2_spans(spans, "execute_tool lookup")[0]
+    assert tool.attributes["agent.tool.status"] == "ok"
+    assert tool.attributes["gen_ai.tool.call.id"] == "call_1"
+    # AG2's TelemetryMiddleware captures content by default: the arguments and result are on its span,
+    # so the step has their hashes (and loop detection can compare calls).
+    assert tool.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool.attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.status.status_code is StatusCode.OK
+    usage = (root.attributes["agent.usage.input_tokens"], root.attributes["agent.usage.output_tokens"])
+    assert usage == (51, 11)  # 30+21 in, 7+4 out: each request once
+    assert root.attributes["agent.cost_usd"] > 0
+    chats = ag2_spans(spans, "chat")
+    assert [(s.attributes["gen_ai.usage.input_tokens"], s.attributes["agent.step_id"]) for s in chats] == [
+        (30, 1),
+        (21, 3),
+    ]
+    assert stop_event(root)["agent.stop_reason"] == "completed"
+    assert [(e["kind"], e["step_id"], e["tool"]) for e in telemetry.events()] == [
+        ("llm_result", 1, None),
+        ("tool_result", 2, "lookup"),
+        ("llm_result", 3, None),
+        ("stop", None, None),
+    ]
+    # AG2 also records each request's usage on a `record_usage model_call` span of its own (its eval reads
+    # them back): left as AG2 made it, not a step, not counted again.
+    accounting = ag2_spans(spans, "record_usage model_call")
+    assert [s.attributes["gen_ai.usage.input_tokens"] for s in accounting] == [30, 21]
+    assert all("agent.step_id" not in s.attributes for s in accounting)
+    metrics = telemetry.metrics()
+    assert [(a["agent"], a["stop_reason"], p.value) for a, p in metrics["agent.stop"] if p.value] == [
+        ("helper", "completed", 1)
+    ]
+    assert [(a["tool"], a["status"], p.value) for a, p in metrics["agent.tool.invocations"]] == [
+        ("lookup", "ok", 1)
+    ]
+
+
+async def test_without_content_capture_a_tool_step_has_no_hashes(telemetry, fake_api):
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    agent = Agent(
+        "helper",
+        config=config(fake_api),
+        tools=[lookup],
+        middleware=[TelemetryMiddleware(agent_name="helper", capture_content=False)],
+    )
+    assert (await agent.ask("hi")).body == "done"
+    spans = telemetry.spans()
+    (tool,) = ag2_spans(spans, "execute_tool lookup")
+    assert tool.attributes["agent.tool.status"] == "ok"
+    assert "agent.tool.args_sha" not in tool.attributes and "agent.tool.result_sha" not in tool.attributes
+    (event,) = telemetry.events("tool_result")
+    assert (event["args_sha"], event["result_sha"], event["status"]) == (None, None, "ok")
+
+
+async def test_a_tool_error_is_a_failed_step_and_the_agent_goes_on(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(tool_call("broken", {"q": "x"}), answer("sorry"))
+    reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "sorry" and SENT == {"broken": 1}  # AG2 told the model, which answered
+    spans = telemetry.spans()
+    (root,) = ag2_spans(spans, "invoke_agent helper")
+    (tool,) = ag2_spans(spans, "execute_tool broken")
+    assert tool.status.status_code is StatusCode.ERROR
+    assert (tool.attributes["agent.tool.status"], tool.attributes["error.type"]) == ("error", "RuntimeError")
+    assert "agent.tool.result_sha" not in tool.attributes
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (event,) = telemetry.events("tool_result")
+    assert (event["status"], event["error"]) == ("error", "RuntimeError")
+    metrics = telemetry.metrics()
+    assert [(a["tool"], a["status"], p.value) for a, p in metrics["agent.tool.invocations"]] == [
+        ("broken", "error", 1)
+    ]
+
+
+@pytest.mark.parametrize("client", ["openai", None])
+async def test_a_model_error_ends_the_run_with_model_error(telemetry, instrument, fake_api, client):
+    if client:
+        instrument(client)
+    fake_api.reply(Reply({"error": {"message": "overloaded", "type": "server_error"}}, status=500))
+    with pytest.raises(Exception) as raised:
+        await make_agent(fake_api).ask("hi")
+    assert type(raised.value).__name__ == "InternalServerError"  # the OpenAI SDK's own error, unchanged
+    assert type(raised.value).__module__.startswith("openai")
+    spans = telemetry.spans()
+    (root,) = ag2_spans(spans, "invoke_agent helper")
+    (chat,) = ag2_spans(spans, "chat")
+    assert chat.attributes["agent.step_id"] == 1 and chat.status.status_code is StatusCode.ERROR
+    assert root.attributes["agent.stop_reason"] == "model_error"
+    assert root.attributes["error.type"] == "InternalServerError"
+    assert root.status.status_code is StatusCode.ERROR
+    (llm,) = telemetry.events("llm_result")
+    assert (llm["status"], llm["error"]) == ("error", "InternalServerError")
+    (stop,) = telemetry.events("stop")
+    assert (stop["stop_reason"], stop["status"]) == ("model_error", "failure")
+
+
+async def test_a_tool_guard_only_observes(guarded, instrument, fake_api):
+    """AG2 has no agent-otel hook before a tool: a policy that denies it is recorded, and the tool runs."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "done" and SENT == {"lookup": 1}
+    (root,) = ag2_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
+    assert guard["tool"] == "lookup"
+
+
+async def test_a_step_budget_only_observes_even_over_an_instrumented_client(guarded, instrument, fake_api):
+    telemetry = guarded({"budget": {"max_steps": 2}})
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "done" and len(fake_api.requests) == 2
+    (root,) = ag2_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("max_steps", False, "max_steps")
+
+
+async def test_an_agent_inside_a_user_run_is_part_of_it(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with agent_otel.run("outer") as run:
+        reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "done"
+    spans = telemetry.spans()
+    (outer,) = ours(spans)
+    assert outer.name == "invoke_agent outer" and len(runs(spans)) == 1
+    (inner,) = ag2_spans(spans, "invoke_agent helper")
+    assert inner.parent.span_id == outer.context.span_id
+    assert steps(outer, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert run.result.stop_reason == "completed"
+    assert run.result.usage["tool_calls"] == 1 and run.result.usage["llm_calls"] == 2
+    assert (run.result.usage["input_tokens"], run.result.usage["output_tokens"]) == (51, 11)
+
+
+async def test_in_a_user_run_a_denied_tool_stops_the_run_at_the_next_request(guarded, instrument, fake_api):
+    """In your own run guards enforce, but AG2 runs a tool once its span started: the run stops there
+    (policy_denied) and the stop reaches your code from the next OpenAI request, which is not sent."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await make_agent(fake_api).ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied"
+    assert SENT == {"lookup": 1} and len(fake_api.requests) == 1
+    (outer,) = ours(telemetry.spans())
+    (guard,) = [dict(e.attributes) for e in outer.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"]) == ("policy", True)
+
+
+async def test_in_a_user_run_without_a_client_integration_nothing_can_stop_ag2(guarded, fake_api):
+    """Without the ``openai`` integration no step of AG2's can raise: the run ends ``policy_denied`` at the
+    denied tool, and AG2 finishes its turn and returns its reply as it would without agent-otel."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with agent_otel.run("outer") as run:
+        reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "done" and SENT == {"lookup": 1} and len(fake_api.requests) == 2
+    assert run.result.stop_reason == "policy_denied"
+    (outer,) = ours(telemetry.spans())
+    assert outer.attributes["agent.stop_reason"] == "policy_denied"
+
+
+async def test_an_agent_used_as_a_tool_is_a_sub_agent(telemetry, instrument, fake_api):
+    """``Agent.as_tool()``: AG2 runs the worker inside the coordinator's ``execute_tool`` span; the worker's
+    run is a sub-agent of the coordinator's (``agent.parent_run_id``), each run counting its own requests."""
+    instrument("openai")
+    worker = make_agent(fake_api, "worker", tools=[lookup])
+    boss = make_agent(fake_api, "boss", tools=[worker.as_tool(description="Delegate a task")])
+    fake_api.reply(
+        tool_call("task_worker", {"objective": "find otel"}, "call_boss"),
+        tool_call("lookup", {"q": "otel"}, "call_worker"),
+        answer("OTEL found"),
+        answer("done"),
+    )
+    reply = await boss.ask("hi")
+    assert reply.body == "done" and SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    (boss_run,) = ag2_spans(spans, "invoke_agent boss")
+    (worker_run,) = ag2_spans(spans, "invoke_agent worker")
+    (delegation,) = ag2_spans(spans, "execute_tool task_worker")
+    assert worker_run.parent.span_id == delegation.context.span_id
+    assert worker_run.attributes["agent.parent_run_id"] == boss_run.attributes["agent.run_id"]
+    assert worker_run.attributes["agent.run_id"] != boss_run.attributes["agent.run_id"]
+    assert steps(boss_run, spans) == [(1, "chat gpt-4o"), (2, "execute_tool task_worker"), (3, "chat gpt-4o")]
+    assert steps(worker_run, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert delegation.attributes["agent.tool.result_sha"] == sha("OTEL found")
+    totals = {
+        s.attributes["gen_ai.agent.name"]: (
+            s.attributes["agent.usage.input_tokens"],
+            s.attributes["agent.steps"],
+        )
+        for s in (boss_run, worker_run)
+    }
+    assert totals == {"boss": (51, 3), "worker": (51, 3)}  # 4 requests, each counted once, in its own run
+    assert [(s["agent"], s["stop_reason"]) for s in telemetry.events("stop")] == [
+        ("worker", "completed"),
+        ("boss", "completed"),
+    ]
+
+
+async def test_two_agents_taking_turns_are_a_run_each_or_one_user_run(telemetry, instrument, fake_api):
+    """Two agents talking (the application passes each reply to the other): AG2 traces each ``ask`` as an
+    agent turn, so each is a run of its own, unless the conversation runs inside a run of yours."""
+    instrument("openai")
+    writer, critic = make_agent(fake_api, "writer", tools=()), make_agent(fake_api, "critic", tools=())
+    fake_api.reply(answer("draft"), answer("too short"), answer("longer draft"))
+
+    async def converse() -> str:
+        draft = (await writer.ask("write")).body
+        review = (await critic.ask(draft)).body
+        return (await writer.ask(review)).body
+
+    assert await converse() == "longer draft"
+    spans = telemetry.spans()
+    assert [s.name for s in runs(spans)] == [
+        "invoke_agent writer",
+        "invoke_agent critic",
+        "invoke_agent writer",
+    ]
+    assert len({s.attributes["agent.run_id"] for s in runs(spans)}) == 3
+
+    telemetry.exporter.clear()
+    fake_api.reply(answer("draft"), answer("too short"), answer("longer draft"))
+    with agent_otel.run("review") as run:
+        assert await converse() == "longer draft"
+    spans = telemetry.spans()
+    assert [s.name for s in runs(spans)] == ["invoke_agent review"]
+    assert run.result.usage["llm_calls"] == 3 and run.result.stop_reason == "completed"
+    turns = ag2_spans(spans, "invoke_agent")
+    assert [s.attributes["agent.run_id"] for s in turns] == [run.result.run_id] * 3
+
+
+async def test_setup_does_not_change_what_the_program_returns(fresh, fake_api):
+    """The same AG2 program (a tool call, a failing tool, an answer) without agent-otel and with
+    ``setup()`` (every integration it finds, the ``openai`` one included): the same reply, the same
+    conversation, the same usage report, the same requests sent."""
+
+    async def program() -> tuple[Any, ...]:
+        SENT.clear()
+        fake_api.requests.clear()
+        fake_api.reply(tool_call("lookup", {"q": "otel"}), tool_call("broken", {"q": "x"}), answer("done"))
+        reply = await make_agent(fake_api).ask("hi")
+        history = [
+            (type(e).__name__, str(getattr(e, "content", ""))) for e in await reply.history.get_events()
+        ]
+        usage = await reply.usage()
+        return reply.body, history, usage.total, dict(SENT), list(fake_api.requests)
+
+    without = await program()
+    agent_otel.setup("test-service", store=False, config={"exporter": {"probe_local": False}})
+    assert "openai" in agent_otel.integrations.active()
+    with_setup = await program()
+    assert with_setup == without
+    assert without[0] == "done" and without[3] == {"lookup": 1, "broken": 1}
+
+
+async def test_on_a_network_each_dispatched_turn_is_a_run_of_its_own(telemetry, instrument, fake_api):
+    """AG2's Network: an agent consults another through the hub (its ``delegate`` tool). The hub hands the
+    envelope to the other agent in a task of its own and, with the hub's tracing on, in the envelope's own
+    trace (AG2 links it to the sender instead of parenting it): the consulted agent's turn is a run of its
+    own, also inside a run of yours, and the delegating run's ``delegate`` step covers the wait."""
+    from ag2.knowledge import MemoryKnowledgeStore
+    from ag2.network import Hub, HubClient
+    from ag2.network.transport.local import LocalLink
+    from opentelemetry import trace
+
+    instrument("openai")
+    hub = await Hub.open(
+        MemoryKnowledgeStore(), expectation_sweep_interval=0, tracer_provider=trace.get_tracer_provider()
+    )
+    hub_client = HubClient(LocalLink(hub))
+    try:
+        boss, expert = make_agent(fake_api, "boss", tools=()), make_agent(fake_api, "expert", tools=())
+        await hub_client.register(boss)
+        await hub_client.register(expert)
+        fake_api.reply(
+            tool_call("delegate", {"target": "expert", "prompt": "what is otel?"}),
+            answer("telemetry"),
+            answer("done"),
+        )
+        with agent_otel.run("team") as run:
+            reply = await boss.ask("hi")
+    finally:
+        await hub_client.close()
+        await hub.close()
+    assert reply.body == "done" and len(fake_api.requests) == 3
+    spans = telemetry.spans()
+    (team,) = ours(spans)
+    (expert_run,) = ag2_spans(spans, "invoke_agent expert")
+    (envelope,) = [
+        s for s in ag2_spans(spans, "network.envelope") if s.context.span_id == expert_run.parent.span_id
+    ]
+    assert envelope.parent is None and envelope.context.trace_id != team.context.trace_id
+    assert [s.name for s in runs(spans)] == ["invoke_agent expert", "invoke_agent team"]
+    assert "agent.parent_run_id" not in expert_run.attributes
+    assert steps(team, spans) == [(1, "chat gpt-4o"), (2, "execute_tool delegate"), (3, "chat gpt-4o")]
+    assert steps(expert_run, spans) == [(1, "chat gpt-4o")]
+    assert run.result.usage["llm_calls"] == 2 and expert_run.attributes["agent.steps"] == 1
+
+
+def cached_answer(text: str) -> Reply:
+    """An answer whose prompt was mostly read from OpenAI's prompt cache (1000 in, 800 of them cached)."""
+    reply = answer(text)
+    reply.body["usage"] = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 50,
+        "total_tokens": 1050,
+        "prompt_tokens_details": {"cached_tokens": 800},
+    }
+    return reply
+
+
+@pytest.mark.parametrize("client", ["openai", None])
+async def test_cached_input_is_read_from_ag2s_span_as_from_the_client(
+    telemetry, instrument, fake_api, client
+):
+    """AG2 names the cache counts ``gen_ai.usage.cache_read_input_tokens`` (not the convention's
+    ``cache_read.input_tokens``): the step prices them at the cached price, with or without the ``openai``
+    integration, so the cost does not depend on which of the two recorded the request."""
+    if client:
+        instrument(client)
+    fake_api.reply(cached_answer("done"))
+    assert (await make_agent(fake_api).ask("hi")).body == "done"
+    (chat,) = ag2_spans(telemetry.spans(), "chat")
+    assert chat.attributes["gen_ai.usage.cache_read_input_tokens"] == 800  # AG2's own attribute
+    (llm,) = telemetry.events("llm_result")
+    assert (llm["usage"]["input_tokens"], llm["usage"].get("cached_input_tokens")) == (1000, 800)
+    uncached = PriceTable().cost("gpt-4o-2024-08-06", 1000, 50)
+    assert 0 < llm["usage"]["cost_usd"] < uncached
+
+
+async def test_without_ag2s_tracing_only_its_openai_requests_in_a_user_run_are_seen(
+    telemetry, instrument, fake_api
+):
+    """An agent without ``TelemetryMiddleware`` emits no spans: outside a run agent-otel sees nothing of
+    it; inside a run of yours its OpenAI requests are LLM steps (the ``openai`` integration), its tools
+    are not."""
+    instrument("openai")
+    untraced = Agent("helper", config=config(fake_api), tools=[lookup])
+    fake_api.reply(answer("alone"), tool_call("lookup", {"q": "otel"}), answer("done"))
+    assert (await untraced.ask("hi")).body == "alone"
+    assert telemetry.spans() == []
+    with agent_otel.run("outer") as run:
+        assert (await untraced.ask("hi")).body == "done"
+    spans = telemetry.spans()
+    assert [s.name for s in ours(spans)] == ["chat gpt-4o", "chat gpt-4o", "invoke_agent outer"]
+    assert steps(ours(spans)[-1], spans) == [(1, "chat gpt-4o"), (2, "chat gpt-4o")]
+    assert (run.result.usage["llm_calls"], run.result.usage["tool_calls"]) == (2, 0)
+
+
+async def test_the_run_store_and_cli_show_an_ag2_run(rig, fake_api):  # noqa: F811
+    rig.start()
+    fake_api.reply(
+        tool_call("lookup", {"q": "otel"}), tool_call("broken", {"q": "x"}, "call_2"), answer("ok")
+    )
+    assert (await make_agent(fake_api, "stored").ask("hi")).body == "ok"
+    run_id = rig.last_run_id("stored")
+    row = rig.run_row(run_id)
+    assert (row["status"], row["stop_reason"], row["steps"], row["tool_calls"]) == (
+        "success",
+        "completed",
+        5,
+        2,
+    )
+    assert (row["input_tokens"], row["output_tokens"]) == (81, 18)  # 30+30+21 in, 7+7+4 out
+    assert [(e["tool"], e["status"], e["error"]) for e in rig.tool_events(run_id)] == [
+        ("lookup", "ok", None),
+        ("broken", "error", "RuntimeError"),
+    ]
+    shown = rig.cli("show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert all(word in shown.stdout for word in ("lookup", "broken", "RuntimeError", "completed"))
