@@ -74,6 +74,7 @@ lint: install-dev
 
 bench: .venvs/bench/.ok
 	.venvs/bench/bin/python benchmarks/overhead.py
+	.venvs/bench/bin/python benchmarks/hot_breakdown.py
 	.venvs/bench/bin/python benchmarks/hashing.py
 
 clean:

@@ -98,6 +98,7 @@ _distinct = itertools.count(1)  # every cloned blob is new to the store, as real
 
 def clone(template: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[str, dict[str, Any]]]:
     """``n`` runs like ``template``, each with its own run id and distinct results (new blobs)."""
+    from agent_otel.hashing import sha_bytes
     from agent_otel.snapshots import Blob
 
     out: list[tuple[str, dict[str, Any]]] = []
@@ -115,7 +116,11 @@ def clone(template: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[str,
             if blob is not None:  # {"q":0} and {"hits":[...],"id":k}: a number of the process's own
                 plain, n = _LAST_NUMBER.subn(b":%d}" % next(_distinct), blob.plain, count=1)
                 assert n == 1, blob.plain[-40:]
-                p["blob"] = Blob(None, plain, blob.sealer)
+                # Hashed here, as the SDK hashes a result (its result_sha) and a run's input on the
+                # agent's thread: the store sink gets them with their sha, as in the real pipeline.
+                sha = sha_bytes(plain)
+                p["blob"] = Blob(sha, plain, blob.sealer)
+                p["input_sha" if p.get("kind") == "run" else "result_sha"] = sha
             out.append((rtype, p))
     return out
 
@@ -130,7 +135,10 @@ def capacity(
     kind = "postgresql" if location.startswith("postgresql://") else "sqlite"
     if base is not None and kind == "sqlite":
         shutil.copyfile(base, location)
-    sink = StoreSink(Target(kind, location), {"logs_days": 30, "tool_snapshot_days": 14}, gc_interval_s=1e9)
+    # gc_interval_s: the next gc is due that long after the store's last one (or after 1970 in a store
+    # never collected): 1e12 s holds it off.
+    retention = {"logs_days": 30, "tool_snapshot_days": 14}
+    sink = StoreSink(Target(kind, location), retention, gc_interval_s=1e12)
     warm = clone(template, 200)
     sink.write(warm[:BATCH])  # opens, migrates
     records = clone(template, runs)

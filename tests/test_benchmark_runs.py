@@ -103,3 +103,15 @@ def test_hashing_table_runs_and_agrees_with_the_seed():
     )
     proc = run("hashing.py", "--rounds", "1", "--max-size", "1000")
     assert proc.returncode == 0 and "1 KB records, nulls" in proc.stdout, proc.stderr
+
+
+def test_hot_breakdown_counts_bytecodes_by_module_and_the_bare_spans_run_no_agent_otel_code():
+    proc = run("hot_breakdown.py", "--runs", "2", "--top", "40")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    lines = proc.stdout.splitlines()
+    totals = dict(part.rsplit(" ", 1) for part in lines[1].removeprefix("case totals: ").split(", "))
+    bare, store_off, default = (float(totals[k].replace(",", "")) for k in ("bare", "store_off", "default"))
+    assert 0 < bare < store_off < default  # the store's snapshot records are work on the agent's thread
+    rows = {ln[:48].strip(): [float(v.replace(",", "")) for v in ln[48:].split()] for ln in lines[6:]}
+    assert rows["agent_otel/steps.py"][0] == 0 and rows["agent_otel/steps.py"][2] > 0
+    assert rows["agent_otel/snapshots.py"][1] == 0 < rows["agent_otel/snapshots.py"][2]

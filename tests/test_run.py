@@ -273,3 +273,31 @@ def test_runs_without_setup_are_cheap_no_ops():
     with agent_otel.run("a") as run:
         assert run.call_tool("t", lambda: 5) == 5
     assert run.result.stop_reason == "completed"
+
+
+def test_run_ids_are_uuid4_and_stay_unique_across_random_seed_and_fork() -> None:
+    """Run ids key the store: an application seeding ``random`` or forking workers must not repeat them."""
+    import os
+    import random
+    import uuid
+
+    def run_id() -> str:
+        return agent_otel.run("ids").run_id
+
+    ids = {run_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    random.seed(7)
+    first = run_id()
+    random.seed(7)
+    assert run_id() != first  # not the random module's shared generator
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's first id: a generator not reseeded would give the parent's next one
+        os.write(write, run_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    assert len(child) == 32 and child != run_id()

@@ -16,6 +16,11 @@ stop reasons and guards:
 * a request span inside a run *is* an LLM step (usage, response model, provider and finish reasons
   read from the span when it ends). A client integration that records the same request inside it (the
   OpenAI, Anthropic, google-genai... clients) takes the step over (:mod:`agent_otel.llm`): one step;
+* an ``invoke_agent`` span of a remote agent (``server.address``: the agent runs in a service) that its
+  library labels only after starting it (Mistral's Agents and Conversations API) *is* one request step
+  inside a run: the service reports the invocation's usage, and no request span of its own comes; its
+  ``chat`` spans (the invocation's messages) are that step's. Outside any run it is a run whose span is
+  also that step's (known by its name when it starts: :func:`agent_otel.native.late_agent`);
 * an ``execute_tool`` span inside a run *is* a tool step: ``agent.tool.args_sha`` / ``result_sha`` from
   ``gen_ai.tool.call.arguments`` / ``result`` when the library puts them on the span (most do so only
   with their content capture on), status and ``error.type`` from the span;
@@ -63,6 +68,7 @@ from agent_otel.steps import (
     active_run,
     bind_span,
     check_pending,
+    context_binding,
     internal_error,
     policy_checks,
     span_binding,
@@ -169,7 +175,7 @@ class BridgedToolCall(ToolCall):
     """A tool step whose span is a framework's ``execute_tool`` span, or will be (``deferred``: an
     integration's hook began it before the framework started the span)."""
 
-    __slots__ = ("checked", "deferred", "native", "start_time_ns")
+    __slots__ = ("checked", "deferred", "native", "span_ms", "start_time_ns")
 
     def __init__(self, run: Run, options: ToolOptions, args: Any, call_id: str | None) -> None:
         super().__init__(run, options, args, sha(args), call_id, None)
@@ -178,6 +184,7 @@ class BridgedToolCall(ToolCall):
         self.checked = True
         self.claimable = True  # an @agent_otel.tool function the framework calls is this call
         self.start_time_ns = time.time_ns()
+        self.span_ms: float | None = None  # the span's own duration, when its library ends it at a time
 
     def start_span(self, rt: runtime.Runtime, parent: Any, start_time_ns: int | None) -> Span:
         if self.native is not None:
@@ -212,7 +219,9 @@ class BridgedToolCall(ToolCall):
                 except Exception as err:
                     internal_error("starting a tool span", err)
             return super().end(attributes, exc, description)
-        duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
+        duration_ms = self.span_ms
+        if duration_ms is None:
+            duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         try:
             if span.is_recording():
                 _merge(span, attributes)
@@ -301,20 +310,28 @@ class Bridge:
         if not native.enabled():
             return
         try:
-            parent_span = trace.get_current_span(parent_context)
-            parent = span_binding(parent_span)
-            if native.is_native_genai(span):
-                _genai(span, native.operation(span) or "", parent, parent_span, parent_context)
+            parent = context_binding(parent_context)
+            # The scope is looked at once: agent-otel's own spans (most spans in a run) are never GenAI
+            # spans of another library, nor foreign (see native.is_native_genai).
+            scope = getattr(span, "instrumentation_scope", None)
+            foreign = scope is not None and scope.name != native.SCOPE
+            op = native.operation(span) if foreign else None
+            if op is not None:
+                _genai(span, op, parent, trace.get_current_span(parent_context), parent_context)
             elif parent is not None:
                 binding = SpanBinding(parent.run, parent.step, hooked=parent.hooked)
                 bind_span(span, binding)
-                if _foreign(span):
+                if foreign:
                     # A library may say only later that the span is a GenAI request (Mistral's SDK starts
                     # it named after the API operation and labels it from the request): checked at its end.
                     # Under a request step's span it can only be that request again (LiteLLM's own
                     # `litellm_request` span under the litellm integration's): joined to it, not counted.
-                    enclosing = _request_step_id(parent, parent_span)
+                    enclosing = _request_step_id(parent, trace.get_current_span(parent_context))
                     _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
+            elif native.late_agent(span) and active_run() is None:
+                # An agent invocation, outside any run, that its library labels only later (Mistral's
+                # conversation turn, or the loop of mistralai.extra.run): a run, as it would be labelled.
+                _start_run(span, None, _UNLABELLED)
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
@@ -342,6 +359,15 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
         return
     if run is None:
         return
+    if (
+        parent is not None
+        and parent.owner is _UNLABELLED
+        and not isinstance(parent.step, LLMCall)
+        and _remote_agent(parent_span)
+    ):
+        # A remote agent's invocation whose outputs come as spans of their own (Mistral's conversation
+        # turn): the invocation is the request step, begun now so that its outputs belong to it.
+        _late_request(parent_span, run, parent)
     attributes = span.attributes or {}
     extra = native.run_attributes(run, attributes)
     hooked = (parent is not None and parent.hooked) or _hooked(span)
@@ -354,6 +380,13 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
             binding.step = pending
         elif enclosing is not None:
             extra[c.STEP_ID] = enclosing  # the same request, one level down (a client under a framework)
+            step = parent.step if parent is not None else None
+            if isinstance(step, BridgedLLMCall) and step.model == "unknown":  # an agent's: its model's
+                step.model = str(
+                    attributes.get(c.GEN_AI_REQUEST_MODEL) or native.named(span, op) or "unknown"
+                )
+                if run.model is None and step.model != "unknown":
+                    run.model = step.model
         else:
             _watch(span, binding)
             binding.step = _begin_llm(run, span, attributes, checks=not hooked)
@@ -409,11 +442,6 @@ def register_hooks(scope: str, on: bool = True) -> None:
         _hooked_scopes.discard(scope)
 
 
-def _foreign(span: Any) -> bool:
-    scope = getattr(span, "instrumentation_scope", None)
-    return scope is not None and scope.name != native.SCOPE
-
-
 def _hooked(span: Any) -> bool:
     scope = getattr(span, "instrumentation_scope", None)
     return scope is not None and scope.name in _hooked_scopes
@@ -440,7 +468,7 @@ def _status(span: Any) -> StatusCode:
 # --- starting runs and steps --------------------------------------------------------------------------------
 
 
-def _start_run(span: Any, parent: Run | None) -> None:
+def _start_run(span: Any, parent: Run | None, owner: _Watched | None = None) -> None:
     attributes = span.attributes or {}
     name = attributes.get(c.GEN_AI_AGENT_NAME) or native.named(span, c.OP_INVOKE_AGENT) or "agent"
     conversation = attributes.get(c.GEN_AI_CONVERSATION_ID)
@@ -456,12 +484,15 @@ def _start_run(span: Any, parent: Run | None) -> None:
     bind_span(span, binding)  # before the run starts: spans its policies start belong to it
     run.begin(parent)
     track_bound_run(run, True)
-    _watch(span, binding)
+    _watch(span, binding, owner or _WATCHED)
     bind_span(span, binding)
 
 
 def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLMCall | None:
-    model = attributes.get(c.GEN_AI_REQUEST_MODEL) or native.named(span, native.operation(span) or "")
+    op = native.operation(span)
+    model = attributes.get(c.GEN_AI_REQUEST_MODEL) or (
+        native.named(span, op) if op in native.REQUEST_OPERATIONS else None  # not an agent's name
+    )
     call = BridgedLLMCall(run, str(model or "unknown"), None)
     call.bridged = True
     call.native = call.span = span
@@ -563,7 +594,7 @@ def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
     def end(end_time: int | None = None) -> None:
         try:
             if span.is_recording():
-                _ending(span, binding)
+                _ending(span, binding, end_time)
         except Exception as exc:
             internal_error("recording the end of a framework span", exc)
         original(end_time)
@@ -574,16 +605,25 @@ def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
         binding.owner = None
 
 
-def _ending(span: Any, binding: SpanBinding) -> None:
+def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> None:
     run = binding.run
     step = binding.step
     if isinstance(run, BridgedRun) and run.native is span:
-        _end_run(span, run)
-    elif isinstance(step, BridgedLLMCall):
+        if binding.owner is _UNLABELLED and run.ledger.runtime is not None and _remote_agent(span):
+            # A remote agent's invocation that is a run: its usage is the run's one request's.
+            if not isinstance(step, BridgedLLMCall):
+                step = _late_request(span, run, binding)
+            if step is not None and not step.done:
+                _timed(step, span, end_time)
+                _end_llm(span, step)
+        _end_run(span, run, keep_usage=isinstance(step, BridgedLLMCall))
+    elif isinstance(step, BridgedLLMCall) and step.native is span:  # (not a span of another library in it)
         if not step.done:
+            _timed(step, span, end_time)
             _end_llm(span, step)
-    elif isinstance(step, BridgedToolCall):
+    elif isinstance(step, BridgedToolCall) and step.native is span:
         if not step.done:
+            _timed(step, span, end_time)
             _end_tool(span, step)
     elif step is None and binding.slot and run.ledger.runtime is not None:
         # A hooked framework's tool span whose hook never came: the step, after the fact (unchecked).
@@ -592,40 +632,77 @@ def _ending(span: Any, binding: SpanBinding) -> None:
             binding.step = late
             _end_tool(span, late)
     elif binding.owner is _UNLABELLED and run.ledger.runtime is not None and not isinstance(step, LLMCall):
-        _labelled_late(span, run, binding)
+        _labelled_late(span, run, binding, end_time)
     elif isinstance(binding.owner, _InRequest) and native.operation(span) in native.REQUEST_OPERATIONS:
         extra = native.run_attributes(run, span.attributes or {})
         extra[c.STEP_ID] = binding.owner.step_id
         span.set_attributes(extra)
 
 
-def _labelled_late(span: Any, run: Run, binding: SpanBinding) -> None:
+def _labelled_late(span: Any, run: Run, binding: SpanBinding, end_time: int | None = None) -> None:
     """A library's span that became a GenAI request or tool call after it started: its step, after the
     fact (its checks observe only: the call has been made). A request inside a step's own request span
     is that request (see _genai), so only spans outside an LLM step get here."""
     attributes = span.attributes or {}
     op = native.operation(span)
-    if c.STEP_ID in attributes or (op not in native.REQUEST_OPERATIONS and op != c.OP_EXECUTE_TOOL):
+    request = op in native.REQUEST_OPERATIONS or _remote_agent(span)
+    if c.STEP_ID in attributes or (not request and op != c.OP_EXECUTE_TOOL):
         return
-    span.set_attributes(native.run_attributes(run, attributes))
-    started = getattr(span, "start_time", None)
-    age_ms = max((time.time_ns() - started) / 1e6, 0.0) if isinstance(started, int) else 0.0
-    if op in native.REQUEST_OPERATIONS:
-        llm = _begin_llm(run, span, attributes, checks=False)
+    if request:
+        llm = _late_request(span, run, binding)
         if llm is not None:
-            llm.back_date(age_ms)  # the request took the span's time, not the moment it was recognised
-            binding.step = llm
+            _timed(llm, span, end_time)
             _end_llm(span, llm)
             if _error_type(span) is not None:
                 # The library raises its error after its span ended, with nothing that ties the two: an
                 # error leaving the run before its next step is this request's (model_error).
                 run.ledger.last_failed = (run.steps, StopReason.MODEL_ERROR)
-    elif op == c.OP_EXECUTE_TOOL:
+    else:
+        span.set_attributes(native.run_attributes(run, attributes))
         tool = _begin_tool(run, span, attributes, checks=False)
         if tool is not None:
-            tool.back_date(age_ms)
+            tool.back_date(_age_ms(span))
+            _timed(tool, span, end_time)
             binding.step = tool
             _end_tool(span, tool)
+
+
+def _remote_agent(span: Any) -> bool:
+    """An agent invocation over a remote service (the conventions' ``invoke_agent`` CLIENT span, with the
+    service's ``server.address``): its model requests are made in the service, so no request span of
+    them comes, only the usage the service reports for the whole invocation (Mistral's Agents and
+    Conversations APIs). Inside a run that is one request, the invocation's step."""
+    attributes = span.attributes or {}
+    return native.operation(span) == c.OP_INVOKE_AGENT and c.SERVER_ADDRESS in attributes
+
+
+def _late_request(span: Any, run: Run, binding: SpanBinding) -> BridgedLLMCall | None:
+    """Begin the request step of a span labelled a request (or a remote agent's invocation) after it
+    started, back-dated to its start; it ends with the span."""
+    attributes = span.attributes or {}
+    span.set_attributes(native.run_attributes(run, attributes))
+    llm = _begin_llm(run, span, attributes, checks=False)
+    if llm is not None:
+        llm.back_date(_age_ms(span))  # the request took the span's time, not the moment it was recognised
+        binding.step = llm
+    return llm
+
+
+def _age_ms(span: Any, end_time: int | None = None) -> float:
+    """How long the span has been open (until ``end_time``, when its library gives the end)."""
+    started = getattr(span, "start_time", None)
+    ended = time.time_ns() if end_time is None else end_time
+    return max((ended - started) / 1e6, 0.0) if isinstance(started, int) else 0.0
+
+
+def _timed(step: Step, span: Any, end_time: int | None) -> None:
+    """A library that ends its span at a time of its own (Mistral's server-side tool executions, with the
+    times the API reports) gives the step that duration, not the moment the span was ended."""
+    if end_time is not None:
+        duration_ms = _age_ms(span, end_time)
+        step.back_date(duration_ms)
+        if isinstance(step, BridgedToolCall):
+            step.span_ms = duration_ms  # exactly the span's: the event and the span agree
 
 
 def _end_llm(span: Any, call: BridgedLLMCall) -> None:
@@ -699,7 +776,7 @@ def _error_type(span: Any) -> str | None:
     return str(error).rsplit(".", 1)[-1] if error else "error"
 
 
-def _end_run(span: Any, run: BridgedRun) -> None:
+def _end_run(span: Any, run: BridgedRun, keep_usage: bool = False) -> None:
     track_bound_run(run, False)
     if run.result is not None:  # stopped already (a guard, in a hook): its stop is on the span
         return
@@ -712,7 +789,8 @@ def _end_run(span: Any, run: BridgedRun) -> None:
         run.model = model
     # The framework's own run totals in gen_ai.usage.* would count every request twice in a backend that
     # sums usage over spans; the run's totals are agent.usage.* (set by the stop).
-    _drop_attributes(span, _USAGE_KEYS)
+    if not keep_usage:  # (kept when they are the usage of the request step whose span the run's is)
+        _drop_attributes(span, _USAGE_KEYS)
     reason = _classify(span, run)
     run.end(reason, _error_type(span) if reason.stop_class == "failure" else None)
 

@@ -297,6 +297,13 @@ SCHEMA: dict[str, Any] = {
             "messages are always redacted.",
             choices=("redacted", "off", "raw"),
         ),
+        "library_content": Field(
+            str,
+            "redacted",
+            "Prompts, answers, tool arguments/results and exception text that other libraries (with their "
+            "own content capture on) put on their spans: redacted on export, or raw (opt-in).",
+            choices=("redacted", "raw"),
+        ),
     },
     "prices": MapOf(
         {

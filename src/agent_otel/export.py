@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
@@ -193,7 +193,11 @@ class BufferedSpanProcessor(SpanProcessor):
         retry_buffer_bytes: int = 32 << 20,
         shutdown_timeout_s: float = 1.0,
         name: str = "spans",
+        scrub: Callable[[list[ReadableSpan]], list[ReadableSpan]] | None = None,
     ) -> None:
+        # What export does to other libraries' spans first (redaction.library_span_scrubber), here on the
+        # export thread, never on the agent's.
+        self._scrub = scrub
         self._transport: Transport = (
             ExporterTransport(exporter) if isinstance(exporter, SpanExporter) else exporter
         )
@@ -378,6 +382,8 @@ class BufferedSpanProcessor(SpanProcessor):
 
     def _prepare(self, spans: list[ReadableSpan]) -> list[Batch]:
         try:
+            if self._scrub is not None:
+                spans = self._scrub(spans)
             batches, too_large = self._transport.prepare(spans)
         except Exception as exc:  # a span the encoder cannot take must not stop every later one
             self._drop_once("spans", "unencodable", len(spans), f"{type(exc).__name__}: {exc}")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -115,6 +115,9 @@ def parse_kill_switch(text: str, agent: str) -> str | None:
     return found
 
 
+_DISENGAGED: tuple[str | None, str] = (None, "")
+
+
 class KillSwitch:
     """Reads the env var, flag file and callable; caches the file at most every ``interval_s``."""
 
@@ -149,11 +152,12 @@ class KillSwitch:
                 scope = parse_kill_switch(value, agent)
                 if scope:
                     return scope, f"env:{self.env_var}"
-        text = self._file_text()
-        if text is not None:
-            scope = parse_kill_switch(text, agent)
-            if scope:
-                return scope, f"file:{self.path}"
+        if self.path is not None:  # (checked here too: this runs before every step)
+            text = self._file_text()
+            if text is not None:
+                scope = parse_kill_switch(text, agent)
+                if scope:
+                    return scope, f"file:{self.path}"
         fn = _kill_switch_fn
         if fn is not None:
             try:
@@ -162,7 +166,7 @@ class KillSwitch:
                 scope = "all"  # a broken switch callable fails closed
             if scope in ("all", "writes"):
                 return scope, "callable"
-        return None, ""
+        return _DISENGAGED
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -193,6 +197,7 @@ class Guards(Policy):
         self.on_deny: str = g["policy"]["on_deny"]
         self._allow = _patterns(g["policy"]["allow"], "guards.policy.allow")
         self._deny = _patterns(g["policy"]["deny"], "guards.policy.deny")
+        self.has_policy = bool(self._allow or self._deny)
         ks = g["kill_switch"]
         self.kill_switch = KillSwitch(ks["env"], ks["file"], ks["check_interval_s"])
         self._decisions: dict[tuple[str, str], str | None] = {}
@@ -252,7 +257,7 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
 class RunGuards(RunPolicy):
     """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
 
-    __slots__ = ("_counts", "_deadline", "_observed", "_recent", "budget", "guards", "loop", "run")
+    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop", "run")
 
     def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
         self.guards = guards
@@ -260,10 +265,15 @@ class RunGuards(RunPolicy):
         self.budget = budget
         self.loop = guards.loop
         self._recent: deque[tuple[str, str]] = deque()
-        self._counts: Counter[tuple[str, str]] = Counter()
+        self._counts: dict[tuple[str, str], int] = {}
         self._observed: set[tuple[Any, ...]] = set()  # causes already recorded by an observing guard
         self._deadline = (
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
+        )
+        # Whether any limit checked before a step is set (the budget is frozen): none by default.
+        self._limits = self._deadline is not None or any(
+            limit is not None
+            for limit in (budget.max_steps, budget.max_tool_calls, budget.max_tokens, budget.max_cost_usd)
         )
 
     # --- the step engine's hooks --------------------------------------------------------------------
@@ -297,9 +307,11 @@ class RunGuards(RunPolicy):
         name = options.name
         self._kill_switch(run, name, options.side_effects)
         self._budget_before_step(run, tool=True)
-        denial = self.guards.policy_denial(run.agent, name)
-        if denial is not None:
-            self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
+        guards = self.guards
+        if guards.has_policy:  # an allow or deny list is configured
+            denial = guards.policy_denial(run.agent, name)
+            if denial is not None:
+                self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
         if self.loop.enabled and args_sha:  # a framework span without arguments has no hash to compare
             self._loop_check(run, name, args_sha)
 
@@ -378,6 +390,8 @@ class RunGuards(RunPolicy):
             )
 
     def _budget_before_step(self, run: Run, tool: bool, recorded: bool = False) -> None:
+        if not self._limits:
+            return
         b = self.budget
         steps = run.steps - 1 if recorded else run.steps
         if b.max_steps is not None and steps >= b.max_steps:
@@ -434,20 +448,23 @@ class RunGuards(RunPolicy):
         loop = self.loop
         recent = self._recent
         counts = self._counts
-        if counts[sig] >= loop.max_repeats:
+        seen = counts.get(sig, 0)  # a plain dict: Counter's __missing__ is Python code, run for new sigs
+        if seen >= loop.max_repeats:
             self.trigger(
                 run,
                 "loop",
                 loop.max_repeats,
-                counts[sig] + 1,
+                seen + 1,
                 StopReason.LOOP_DETECTED,
-                f"{tool} called with the same args {counts[sig] + 1} times within {loop.window} tool calls",
+                f"{tool} called with the same args {seen + 1} times within {loop.window} tool calls",
                 tool=tool,
                 args_sha=args_sha,
             )
         cycles = loop.ping_pong_cycles
         n = 2 * cycles
-        if cycles and len(recent) >= n:
+        # A ping-pong ends with this call repeating the one before last: only then is the tail compared
+        # (copying the window for every call cost more than the rest of the check).
+        if cycles and len(recent) >= n and recent[-2] == sig:
             tail = list(recent)[-n:]
             a, b = tail[-2], tail[-1]
             if a != b and sig == a and all(tail[i] == (a if i % 2 == 0 else b) for i in range(n)):
@@ -464,12 +481,14 @@ class RunGuards(RunPolicy):
                     other_args_sha=b[1],
                 )
         recent.append(sig)
-        counts[sig] += 1
+        counts[sig] = seen + 1
         if len(recent) > loop.window:
             old = recent.popleft()
-            counts[old] -= 1
-            if counts[old] <= 0:
+            left = counts[old] - 1
+            if left <= 0:
                 del counts[old]
+            else:
+                counts[old] = left
 
     # --- effects -------------------------------------------------------------------------------------
 

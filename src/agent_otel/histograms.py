@@ -122,7 +122,10 @@ class Series:
             aggregations = []
             for storage in storages.values():
                 for match in storage._instrument_view_instrument_matches.get(instrument, ()):
-                    if match._reset_on_collect is not False:
+                    # 1.45.2 discards a delta reader's aggregations at each collection (a cached one would
+                    # then be stale); before it, aggregations live as long as their series, whatever the
+                    # temporality, and the attribute does not exist.
+                    if getattr(match, "_reset_on_collect", False) is not False:
                         return None
                     with match._lock:
                         found = [

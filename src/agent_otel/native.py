@@ -102,6 +102,20 @@ def operation(span: Any) -> str | None:
     return None
 
 
+def late_agent(span: Any) -> bool:
+    """A span that a library starts under a name of its own and labels an agent's invocation only
+    afterwards, if ever: Mistral's SDK names a request's span after its API operation and labels it from
+    the request (``invoke_agent`` for the Agents and Conversations APIs), and wraps the loop of
+    ``mistralai.extra.run`` in a ``conversation`` span it never labels."""
+    scope = getattr(span, "instrumentation_scope", None)
+    name = getattr(span, "name", None)
+    if scope is None or scope.name != "mistralai_sdk_tracer" or not isinstance(name, str):
+        return False
+    if name == "conversation" or "agents_completion" in name or name == "stream_agents":
+        return True
+    return "conversations" in name and any(a in name for a in ("_start", "_append", "_restart"))
+
+
 def named(span: Any, op: str) -> str | None:
     """What a span named ``{op} {what}`` names (the agent, tool or model), or None."""
     name = getattr(span, "name", None)

@@ -382,3 +382,118 @@ def _message(exc: BaseException) -> str:
         return str(exc)
     except Exception:  # an exception whose __str__ raises
         return ""
+
+
+# --- other libraries' spans ------------------------------------------------------------------------------
+
+#: Attributes where libraries put prompts, answers and tool arguments and results when their own content
+#: capture is on (the GenAI conventions', their older indexed forms, OpenInference's).
+LIBRARY_CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "input.value",
+        "output.value",
+    }
+)
+LIBRARY_CONTENT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+)
+
+
+def _content_key(key: str) -> bool:
+    return key in LIBRARY_CONTENT_KEYS or key.startswith(LIBRARY_CONTENT_PREFIXES)
+
+
+def _redacted_value(redactor: Redactor, value: Any) -> Any:
+    if isinstance(value, str):
+        return redactor.redact_text(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(redactor.redact_text(v) if isinstance(v, str) else v for v in value)
+    return value
+
+
+def library_span_scrubber(config: Any, own_scope: str) -> Any:
+    """What export does to spans other libraries made (None: nothing, ``redaction.library_content: raw``).
+
+    A library whose content capture is on (Mistral's SDK, AG2's middleware, a framework's instrumentation)
+    writes prompts, answers, tool arguments and results, and the text of its exceptions, onto its spans as
+    they are. agent-otel's own spans never carry raw values, and the exporters agent-otel runs apply the
+    same redactor to those attributes of other libraries' spans, on the export thread (a copy of the span:
+    the application's own processors see it unchanged). Events named ``gen_ai.*`` (content events) have
+    every string masked; ``exception`` events their message, and their stack trace as
+    ``redaction.stacktrace`` says; the span's status description too.
+    """
+    mode = config.get("redaction.library_content") if config is not None else "redacted"
+    if mode == "raw":
+        return None
+    redactor = for_config(config)
+    stack_mode = config.get("redaction.stacktrace") if config is not None else "redacted"
+
+    def scrub_event(event: Any) -> Any:
+        attributes = event.attributes or {}
+        if event.name == "exception":
+            changed = dict(attributes)
+            if "exception.message" in changed:
+                changed["exception.message"] = _redacted_value(redactor, changed["exception.message"])
+            if "exception.stacktrace" in changed and stack_mode != "raw":
+                if stack_mode == "off":
+                    del changed["exception.stacktrace"]
+                else:
+                    stack = changed["exception.stacktrace"]
+                    changed["exception.stacktrace"] = _redacted_value(redactor, stack)
+        elif event.name.startswith("gen_ai."):
+            changed = {k: _redacted_value(redactor, v) for k, v in attributes.items()}
+        else:
+            return event
+        from opentelemetry.sdk.trace import Event
+
+        return Event(event.name, changed, event.timestamp)
+
+    def scrub(span: Any) -> Any:
+        scope = span.instrumentation_scope
+        if scope is None or scope.name == own_scope:
+            return span
+        attributes = span.attributes or {}
+        keys = [k for k in attributes if _content_key(k)]
+        events = span.events
+        event_hit = any(e.name == "exception" or e.name.startswith("gen_ai.") for e in events)
+        description = span.status.description
+        if not keys and not event_hit and not description:
+            return span
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import Status
+
+        new_attributes = dict(attributes)
+        for key in keys:
+            new_attributes[key] = _redacted_value(redactor, attributes[key])
+        status = span.status
+        if description:
+            status = Status(status.status_code, redactor.redact_text(description))
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=new_attributes,
+            events=[scrub_event(e) for e in events] if event_hit else events,
+            links=span.links,
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=scope,
+        )
+
+    def scrub_all(spans: list[Any]) -> list[Any]:
+        return [scrub(span) for span in spans]
+
+    return scrub_all

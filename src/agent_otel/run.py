@@ -14,6 +14,7 @@ import functools
 import inspect
 import logging
 import os
+import random
 import sys
 import threading
 import time
@@ -496,11 +497,17 @@ class Run:
 # uuid4().hex without building a UUID: 122 random bits with the version (4) and variant bits set.
 _UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID4_BITS = (4 << 76) | (0x8000 << 48)
+# The bits come from a generator of our own, seeded from os.urandom and reseeded in a forked child: run ids
+# need to be unique, not secret, and os.urandom releases the GIL at every run start (a background thread
+# waiting for it, such as the event pipeline's, then takes it, and the agent waits for it back). Not the
+# random module's shared generator: an application that calls random.seed() would repeat its run ids.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
 
 
 def new_run_id() -> str:
     """A new run id: a random UUID (version 4) as 32 hex digits."""
-    return f"{(int.from_bytes(os.urandom(16), 'big') & _UUID4_MASK) | _UUID4_BITS:032x}"
+    return f"{(_ids.getrandbits(128) & _UUID4_MASK) | _UUID4_BITS:032x}"
 
 
 def _remember_pause(conversation_id: str, span_context: SpanContext, run_id: str) -> None:

@@ -403,8 +403,10 @@ def _install_tracing(
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
+    from agent_otel import native
     from agent_otel.export import BufferedSpanProcessor
     from agent_otel.otlp import OTLPTransport, sender
+    from agent_otel.redaction import library_span_scrubber
 
     provider = tracer_provider
     if provider is None:
@@ -426,6 +428,7 @@ def _install_tracing(
         )
         exporters.append(("spans", transport))
     exporters += [(f"spans-{i}", e) for i, e in enumerate(span_exporters, 1)]
+    scrub = library_span_scrubber(cfg, native.SCOPE)
     for name, exporter in exporters:
         processor = BufferedSpanProcessor(
             exporter,
@@ -436,6 +439,7 @@ def _install_tracing(
             retry_buffer_bytes=int(cfg.get("exporter.retry_buffer_mb") * (1 << 20)),
             shutdown_timeout_s=cfg.get("exporter.shutdown_timeout_s"),
             name=name,
+            scrub=scrub,
         )
         provider.add_span_processor(processor)
         inst.span_processors.append(processor)

@@ -371,29 +371,20 @@ class Recorder(Policy, RunPolicy):
     def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> None:
         """Record the result or error of a finished tool call; never raises."""
         try:
-            run = call.run
             tool = call.options.name
-            record: dict[str, Any] = {
-                "kind": "tool",
-                "run_id": run.run_id,
-                "step_id": call.step_id,
-                "parent_step": _enclosing_step(run, call),
-                "tool": tool,
-                "args_sha": call.args_sha,
-                "outcome": OK,
-                "result_sha": None,
-                "error_type": None,
-                "result_type": None,
-                "created_at_ms": int(time.time() * 1000),
-                "blob": None,
-            }
+            outcome = OK
+            result_sha: str | None = None
+            error_type: str | None = None
+            result_type: str | None = None
+            blob_plain: bytes | None = None  # queued as plain values (_queue_blob), a Blob once taken
+            blob_sha: str | None = None
             plain: bytes | None = None
             digest: str | None = None
             if exc is not None:
-                record["outcome"] = ERROR
-                record["error_type"] = type(exc).__name__
-                if type(exc).__name__ in _NOT_OUTCOMES:
-                    record["outcome"] = INTERRUPTED
+                outcome = ERROR
+                error_type = type(exc).__name__
+                if error_type in _NOT_OUTCOMES:
+                    outcome = INTERRUPTED
                 elif not self._is_excluded(tool):
                     plain = error_document(exc)
             else:
@@ -403,17 +394,17 @@ class Recorder(Policy, RunPolicy):
                     plain = canonical_json(result)
                     digest = sha_bytes(plain)
                 if type(result) not in _NATIVE:
-                    record["result_type"] = type_name(result)
+                    result_type = type_name(result)
                 if self._is_excluded(tool):
-                    record["result_sha"] = digest
+                    result_sha = digest
                     plain = None
-            if record["outcome"] in (OK, ERROR):
+            if outcome != INTERRUPTED:
                 if plain is None:
-                    record["outcome"] = EXCLUDED
+                    outcome = EXCLUDED
                 elif len(plain) > self.max_bytes:
                     if exc is None:
-                        record["result_sha"] = digest
-                    record["outcome"] = TOO_LARGE
+                        result_sha = digest
+                    outcome = TOO_LARGE
                     warn_once(
                         "too_large",
                         "a result of tool %r (%d bytes) exceeds replay.max_result_mb; it is not recorded",
@@ -421,7 +412,26 @@ class Recorder(Policy, RunPolicy):
                         len(plain),
                     )
                 else:  # a result's content address is its result_sha; an error's is hashed by the store
-                    _queue_blob(record, digest if exc is None else None, plain, self.sealer)
+                    blob_plain = plain
+                    blob_sha = digest if exc is None else None
+            run = call.run
+            # Built in one go, with the values worked out above (this runs after every tool call).
+            record = {
+                "kind": "tool",
+                "run_id": run.run_id,
+                "step_id": call.step_id,
+                "parent_step": _enclosing_step(run, call),
+                "tool": tool,
+                "args_sha": call.args_sha,
+                "outcome": outcome,
+                "result_sha": result_sha,
+                "error_type": error_type,
+                "result_type": result_type,
+                "created_at_ms": int(time.time() * 1000),
+                "blob": None,
+            }
+            if blob_plain is not None:
+                _queue_blob(record, blob_sha, blob_plain, self.sealer)
             self.pipeline.emit("snapshot", record)
         except Exception as err:
             warn_once(

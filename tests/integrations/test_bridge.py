@@ -322,6 +322,32 @@ def test_a_span_labelled_a_request_or_tool_only_after_it_started_is_a_step(telem
     assert llm["usage"]["model"] == "mistral-large-latest" and llm["duration_ms"] > 0
 
 
+def test_another_librarys_span_inside_a_bridged_step_does_not_end_that_step(telemetry):
+    """An HTTP client's span (httpx's instrumentation) under a library's tool or chat span is a span of
+    that step; its end is not the step's end (it once ended the step with the HTTP span's outcome: no
+    result, no usage, the HTTP call's duration)."""
+    lib = FakeLib()
+    http = trace.get_tracer("opentelemetry.instrumentation.httpx")
+
+    def fetch(q: str) -> dict[str, Any]:
+        with http.start_as_current_span("GET"):
+            pass
+        return lookup(q)
+
+    with lib.agent("fetcher"):
+        lib.tool("fetch", {"q": "x"}, fetch)
+        with lib.span("chat", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}) as chat:
+            with http.start_as_current_span("POST"):
+                pass
+            chat.set_attributes({"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5})
+    (tool,) = telemetry.events("tool_result")
+    assert tool["result_sha"] == sha({"answer": "X"})
+    (llm,) = telemetry.events("llm_result")
+    assert (llm["usage"]["input_tokens"], llm["usage"]["output_tokens"]) == (10, 5)
+    (stop,) = telemetry.events("stop")
+    assert (stop["usage"]["input_tokens"], stop["usage"]["output_tokens"]) == (10, 5)
+
+
 def test_spans_from_another_thread_belong_to_the_run_of_their_context(telemetry):
     lib = FakeLib()
     with lib.agent("threaded"):

@@ -42,6 +42,8 @@ COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estim
 _SAMPLE_ROWS = 2_000
 
 logger = logging.getLogger("agent_otel")
+# json.dumps(value, ensure_ascii=False, allow_nan=False, default=str) without building an encoder per call
+_json_text = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
 
 
 class StoreError(Exception):
@@ -204,7 +206,7 @@ class Store:
         from agent_otel.hashing import json_safe, safe_text
 
         try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+            text = _json_text(value)
         except (ValueError, TypeError, RecursionError):  # NaN, an int beyond 4,300 digits, a cycle
             pass
         else:

@@ -145,14 +145,17 @@ class StoreSink:
             if self._disabled or self._closed:
                 self.dropped += sum(1 for t, _ in batch if t in self._types)
                 return
+            types, shifts, append = self._types, self._shifts, self._pending.append
             for rtype, payload in batch:
-                if rtype in self._types:
+                if rtype not in types:
+                    continue
+                if shifts:
                     payload = self._shifted(rtype, payload)
-                    if rtype == "run":  # who writes it: a reader can tell a dead process's runs
-                        payload = {**payload, **liveness.identity()}
-                    size = _record_bytes(rtype, payload)
-                    self._pending.append((rtype, payload, size))
-                    self._pending_bytes += size
+                if rtype == "run":  # who writes it: a reader can tell a dead process's runs
+                    payload = {**payload, **liveness.identity()}
+                size = _record_bytes(rtype, payload)
+                append((rtype, payload, size))
+                self._pending_bytes += size
             if time.monotonic() < self._retry_at:
                 self._trim_pending()
                 return
@@ -248,12 +251,11 @@ class StoreSink:
         batch, and never the store. Any other error propagates with what was written already removed.
         """
         records = self._pending[:n]
+        by_type: dict[str, list[dict[str, Any]]] = {"run": [], "event": [], "snapshot": []}
+        for t, p, _ in records:
+            by_type[t].append(p)
         try:
-            store.write(
-                [p for t, p, _ in records if t == "run"],
-                [p for t, p, _ in records if t == "event"],
-                [p for t, p, _ in records if t == "snapshot"],
-            )
+            store.write(by_type["run"], by_type["event"], by_type["snapshot"])
         except Exception as exc:
             err = classify(exc)
             if not err.bad_data:
@@ -421,15 +423,14 @@ def _answers(target: Target) -> bool:
 
 def _record_bytes(rtype: str, payload: dict[str, Any]) -> int:
     """About what a record holds in memory: a snapshot's blob, an event's stored args and result."""
+    get = payload.get
     if rtype == "snapshot":
-        blob = payload.get("blob")
+        blob = get("blob")
         return _RECORD_BYTES + (len(blob.plain) if blob is not None else 0)
-    size = _RECORD_BYTES
-    for key in ("args", "result", "detail"):
-        value = payload.get(key)
-        if value is not None:
-            size += _approx_bytes(value)
-    return size
+    args, result, detail = get("args"), get("result"), get("detail")
+    if args is None and result is None and detail is None:  # most records
+        return _RECORD_BYTES
+    return _RECORD_BYTES + sum(_approx_bytes(v) for v in (args, result, detail) if v is not None)
 
 
 def _approx_bytes(value: Any, cap: int = 1 << 24) -> int:

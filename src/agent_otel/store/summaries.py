@@ -170,12 +170,14 @@ class Summary:
         _add(self.tool_calls_hist, exact_key(calls))
         _add(self.spend_hist, log_key(spend))
 
-    def add_event(self, kind: str | None, tool: Any, status: Any, error: Any, usage: Any, ts_ms: int) -> None:
+    def add_event(self, e: dict[str, Any]) -> None:
+        """One unified event record (only the fields its kind counts are read)."""
         self.events += 1
+        kind = e.get("kind")
         if kind == "llm_result":
-            self.add_request(usage)
+            self.add_request(e.get("usage"))
         elif kind == "tool_result":
-            self.add_tool_calls(tool, status, error, 1, int(ts_ms))
+            self.add_tool_calls(e.get("tool"), e.get("status"), e.get("error"), 1, int(e.get("ts_ms") or 0))
 
     def add_request(self, usage: Any) -> None:
         """One LLM request (``usage``: its dict, or the JSON text of it, or its tokens)."""
@@ -482,19 +484,24 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
             created = int(r.get("created_at_ms") or 0)
             if run_id not in done and not r.get("replay_of") and created >= covered:
                 out.at(created, r.get("agent") or "").add_run(r, created)
-    unknown = list({e.get("run_id") for e in events if e.get("run_id") and e.get("run_id") not in cache})
+    unknown = [i for i in {e.get("run_id") for e in events} if i and i not in cache]
     if unknown:
         for row in store.in_chunks(
             "SELECT run_id, created_at, agent, replay_of FROM agent_runs WHERE run_id IN ({})", unknown
         ):
             cache[row[0]] = (store._ms(row[1]) or 0, row[2] or "", bool(row[3]))
+    of_run: dict[str, Summary | None] = {}  # the summary each run's events go to (None: not summarized)
     for e in events:
-        info = cache.get(e.get("run_id") or "")
-        if info is None or info[2] or info[0] < covered:
-            continue  # no run row (yet), a replay, or a run of hours the summaries do not cover
-        out.at(info[0], info[1]).add_event(
-            e.get("kind"), e.get("tool"), e.get("status"), e.get("error"), e.get("usage"), e.get("ts_ms") or 0
-        )
+        run_id = e.get("run_id") or ""
+        if run_id in of_run:
+            summary = of_run[run_id]
+        else:
+            info = cache.get(run_id)
+            # no run row (yet), a replay, or a run of hours the summaries do not cover: None
+            summary = None if info is None or info[2] or info[0] < covered else out.at(info[0], info[1])
+            of_run[run_id] = summary
+        if summary is not None:
+            summary.add_event(e)
     return out if out.hours else None
 
 

@@ -19,9 +19,11 @@ What makes it cheap (``benchmarks/store_throughput.py`` measures it):
 
 from __future__ import annotations
 
+import functools
 import operator
 import time
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from agent_otel.config import EVENT_FIELDS
@@ -69,24 +71,28 @@ def insert(
     statements as the database allows (see :data:`SQLITE_ROWS`, :data:`PG_ROWS`)."""
     if not rows:
         return
-    head = f"INSERT INTO {table} ({', '.join(columns)})"
     method = PG_ROWS if store.kind == "postgresql" else SQLITE_ROWS
     if method == "executemany":
-        one = "(" + ", ".join("?" for _ in columns) + ")"
-        store.conn.cursor().executemany(store.sql(f"{head} VALUES {one} {tail}"), rows)
+        store.conn.cursor().executemany(store.sql(_statement(table, tuple(columns), tail, 1)), rows)
         return
-    width = len(columns)
-    per = max(1, min(_MAX_ROWS, store.max_params // width))
-    one = "(" + ", ".join("?" for _ in range(width)) + ")"
+    per = max(1, min(_MAX_ROWS, store.max_params // len(columns)))
     i = 0
     while i < len(rows):
         # Full statements, then the rest in powers of two: a handful of distinct statements per table,
         # which the driver's statement cache keeps compiled (one per row count would fill it).
         left = len(rows) - i
         n = per if left >= per else 1 << (left.bit_length() - 1)
-        chunk = rows[i : i + n]
-        store.execute(f"{head} VALUES {', '.join([one] * n)} {tail}", [v for r in chunk for v in r])
+        text = _statement(table, tuple(columns), tail, n)
+        store.execute(text, tuple(chain.from_iterable(rows[i : i + n])))
         i += n
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(table: str, columns: tuple[str, ...], tail: str, n: int) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...) x n tail``, built once: the same string each time
+    also spares the driver's statement cache hashing a new one of a few KB per statement."""
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * n)} {tail}"
 
 
 def write(
@@ -122,12 +128,7 @@ def _write(
         delta = summaries.deltas(store, runs, events) if store.summarized and (runs or events) else None
         if runs:
             columns = schema.RUN_COLUMNS
-            conflict = (
-                "ON CONFLICT (run_id) DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in columns if c != "run_id")
-                + " WHERE agent_runs.status = 'running'"
-            )
-            insert(store, "agent_runs", columns, run_rows(store, runs, safe), conflict)
+            insert(store, "agent_runs", columns, run_rows(store, runs, safe), _run_conflict(columns))
         if events:
             rows = event_rows(store, events, safe)
             if store.kind == "postgresql" and PG_EVENTS == "copy":
@@ -140,6 +141,16 @@ def _write(
             summaries.apply(store, delta)
 
 
+@functools.lru_cache(maxsize=4)
+def _run_conflict(columns: tuple[str, ...]) -> str:
+    """A run's end record fills in the row its start inserted; an ended row is never overwritten."""
+    return (
+        "ON CONFLICT (run_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns if c != "run_id")
+        + " WHERE agent_runs.status = 'running'"
+    )
+
+
 def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
     """Rows of ``schema.RUN_COLUMNS`` (records carry times as epoch ms)."""
     columns = schema.RUN_COLUMNS
@@ -148,8 +159,7 @@ def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[t
     ts, param, now = store._ts, store.param, int(time.time() * 1000)
     out = []
     for r in runs:
-        get = r.get
-        row = [get(k) for k in keys]
+        row = list(map(r.get, keys))
         row[created] = ts(row[created] or now)
         row[ended] = ts(row[ended])
         row[status] = row[status] or "running"

@@ -1,0 +1,124 @@
+"""Where the agent's thread spends a run: Python bytecodes executed per run, by module.
+
+CPU time on a shared machine moves with its load; the number of bytecodes a run executes does not. This
+counts them on the agent's thread (``sys.settrace`` with opcode events) for the loop of
+``benchmarks/overhead.py`` (one run: an LLM request, 8 tool calls with ~1 KB args and ~2 KB results, an
+LLM request), for the bare OpenTelemetry spans and the agent-otel cases, and attributes each to the module
+of the function executing it. What C code does inside a bytecode (orjson, sha256, dict building) is not
+counted, so this says where the interpreter's work goes, not its time; ``overhead.py`` measures that.
+
+Run: ``python benchmarks/hot_breakdown.py`` (``--runs``, ``--top``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import overhead  # the workload and subjects of overhead.py, from this directory
+
+CASES = ("bare", "store_off", "default")
+
+
+def module_of(filename: str) -> str:
+    """``agent_otel/steps.py``, ``opentelemetry/sdk/trace/__init__.py``, or the file's name."""
+    for marker in ("/site-packages/", "/src/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return os.path.basename(filename)
+
+
+def count(case: str, runs: int) -> collections.Counter[str]:
+    """Bytecodes per module for ``runs`` runs of ``case``, in a fresh process (setup is one per process)."""
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", case, "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    counts: collections.Counter[str] = collections.Counter()
+    for line in out.splitlines():
+        n, _, module = line.partition(" ")
+        counts[module] = int(n)
+    return counts
+
+
+def child(case: str, runs: int) -> None:
+    overhead.scrub_environment()
+    work = overhead.Workload(64)
+    with tempfile.TemporaryDirectory() as tmp:
+        if case == "bare":
+            subject = overhead.bare_subject(work, runs)
+        else:
+            subject = overhead.agent_otel_subject(case, work, runs, tmp)
+        subject.run(30)  # warm: first-run work (metric series, caches) is not a run's cost
+        subject.flush()
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+
+        def trace(frame: Any, event: str, arg: Any) -> Any:
+            frame.f_trace_opcodes = True
+            key = frame.f_code.co_filename
+
+            def local(frame: Any, event: str, arg: Any) -> Any:
+                if event == "opcode":
+                    counts[key] += 1
+                return local
+
+            return local
+
+        sys.settrace(trace)
+        try:
+            subject.run(runs)
+        finally:
+            sys.settrace(None)
+        subject.flush()
+    by_module: collections.Counter[str] = collections.Counter()
+    for filename, n in counts.items():
+        if filename != overhead.__file__:  # the loop itself
+            by_module[module_of(filename)] += n
+    for module, n in by_module.items():
+        print(n, module)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="traced runs per case")
+    parser.add_argument("--top", type=int, default=14, help="modules listed")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.runs)
+        return 0
+    results = {case: count(case, args.runs) for case in CASES}
+    per_run = {case: {m: n / args.runs for m, n in c.items()} for case, c in results.items()}
+    totals = {case: sum(v.values()) for case, v in per_run.items()}
+    print(
+        f"Python bytecodes per run on the agent's thread, by module ({args.runs} traced runs per case, "
+        "after 30 untraced)"
+    )
+    print("case totals: " + ", ".join(f"{case} {totals[case]:,.0f}" for case in CASES))
+    print(
+        f"default / bare: {totals['default'] / totals['bare']:.2f}x; "
+        f"store_off / bare: {totals['store_off'] / totals['bare']:.2f}x\n"
+    )
+    modules = sorted(per_run["default"], key=lambda m: -per_run["default"][m])[: args.top]
+    print(f"{'module':48s} {'bare':>8s} {'store_off':>10s} {'default':>8s}")
+    print("-" * 77)
+    for module in modules:
+        row = [per_run[case].get(module, 0.0) for case in CASES]
+        print(f"{module:48s} {row[0]:8,.0f} {row[1]:10,.0f} {row[2]:8,.0f}")
+    rest = [totals[case] - sum(per_run[case].get(m, 0.0) for m in modules) for case in CASES]
+    print(f"{'(other modules)':48s} {rest[0]:8,.0f} {rest[1]:10,.0f} {rest[2]:8,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
