@@ -1,6 +1,6 @@
 """Reliability drill: what an outage costs, whether drops add up, and what survives SIGTERM and SIGKILL.
 
-Three drills, each in fresh subprocesses (so RSS and exit status are the process's own):
+Four drills, each in fresh subprocesses (so RSS and exit status are the process's own):
 
 * ``outage``: the collector refuses (nothing listens on the OTLP port) while an agent makes ``--calls``
   tool calls (~300-byte arguments, runs of 100) with the default SQLite store. Reported: RSS growth
@@ -8,6 +8,11 @@ Three drills, each in fresh subprocesses (so RSS and exit status are the process
   buffer + event queue), the worst agent-thread stall (the slowest tool call, wall clock, and the longest
   garbage-collector pause, wall and CPU), and spans and event records produced, delivered and dropped by
   reason: delivered + dropped must equal produced.
+* ``reference``: the outage's loop again with the collector up (a receiver in this process takes every
+  span), and with agent-otel imported but not set up (the tool called directly): the stalls without an
+  outage, and what a full collection of the process's own heap costs. ``--gc-freeze`` makes both drills
+  call ``gc.freeze()`` after the warm-up, as an application may (agent-otel never does): what is left is
+  what agent-otel's records and spans cost the collector.
 * ``accounting``: a real OTLP/gRPC receiver on 127.0.0.1 that goes away and comes back, rejects every
   batch holding a ``poison`` tool span (INVALID_ARGUMENT) and refuses requests over 1 MiB (as a
   collector configured with ``max_recv_msg_size_mib: 1`` does). Distinct spans received + spans counted
@@ -97,6 +102,9 @@ def _count_spans(provider: Any) -> list[int]:
 
 
 def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
+    """The outage (``--mode outage``), or one of its references: the same loop with the collector up
+    (``up``: a receiver in the parent takes every span) or with agent-otel imported but not set up
+    (``off``: the tool called directly; what the process's own heap costs a full collection)."""
     import psutil
     from tests.otlp_receiver import free_port
 
@@ -111,16 +119,19 @@ def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
         "logging": {"events": {"queue_mb": opts.queue_mb}},
     }
     store = str(home / "runs.db")
-    agent_otel.setup(
-        "outage-drill",
-        endpoint=f"http://127.0.0.1:{free_port()}",  # nothing listens: the collector refuses
-        store=store,
-        instrument=False,
-        config=config,
-    )
+    off = opts.mode == "off"
+    if not off:
+        agent_otel.setup(
+            "outage-drill",
+            # outage: nothing listens, the collector refuses; up: the parent's receiver
+            endpoint=opts.endpoint or f"http://127.0.0.1:{free_port()}",
+            store=store,
+            instrument=False,
+            config=config,
+        )
     inst = sdk.installation()
-    produced = _count_emits(inst.pipeline)
-    spans_ended = _count_spans(inst.tracer_provider)
+    produced = _count_emits(inst.pipeline) if not off else {}
+    spans_ended = _count_spans(inst.tracer_provider) if not off else [0]
     pad = "p" * 300
 
     def tool(i: int, note: str) -> int:
@@ -130,6 +141,13 @@ def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
         took = []
         done = 0
         while done < n:
+            if off:
+                for _ in range(min(per_run, n - done)):
+                    start = time.perf_counter()
+                    tool(**{"i": done, "note": pad})
+                    took.append(time.perf_counter() - start)
+                    done += 1
+                continue
             with agent_otel.run("agent") as run:
                 for _ in range(min(per_run, n - done)):
                     start = time.perf_counter()
@@ -139,12 +157,16 @@ def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
         return took
 
     calls(2000)  # warm-up: caches, the store's schema, the encoder
-    sdk.flush(5)
+    if not off:
+        sdk.flush(5)
     gc.collect()
     time.sleep(0.5)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.thread_time()
     gc.collect()
     full_gc_ms = (time.perf_counter() - start) * 1000
+    full_gc_cpu_ms = (time.thread_time() - start_cpu) * 1000
+    if opts.gc_freeze:  # what an application that freezes its start-up heap would see (not done by setup())
+        gc.freeze()
     proc = psutil.Process()
     base_rss = proc.memory_info().rss
     base_objects = len(gc.get_objects())
@@ -182,6 +204,27 @@ def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
     gc.callbacks.remove(on_gc)
     sampling.set()
     sampler.join()
+    stalls = {
+        "mode": opts.mode,
+        "calls": opts.calls,
+        "elapsed_s": elapsed,
+        "rss_base_mb": base_rss / MB,
+        "rss_growth_mb": (peak[0] - base_rss) / MB,
+        "worst_call_ms": took[-1] * 1000,
+        "p999_call_ms": took[int(len(took) * 0.999)] * 1000,
+        "p99_call_ms": took[int(len(took) * 0.99)] * 1000,
+        "gc_objects_before": base_objects,
+        "gc_objects_peak": peak_objects[0],
+        "full_gc_before_ms": full_gc_ms,
+        "full_gc_before_cpu_ms": full_gc_cpu_ms,
+        "gc_frozen": gc.get_freeze_count(),
+        "gc_max_wall_ms": max((p[0] for p in pauses), default=0.0),
+        "gc_max_cpu_ms": max((p[1] for p in pauses), default=0.0),
+        "gc_full_collections": sum(1 for p in pauses if p[2] == 2),
+        "gc_over_50ms": sum(1 for p in pauses if p[0] > 50),
+    }
+    if off:
+        return stalls
     processor = inst.span_processors[0]
     retry_bytes = processor.retry_bytes
     t1 = time.perf_counter()
@@ -191,22 +234,9 @@ def child_outage(opts: argparse.Namespace) -> dict[str, Any]:
     with sqlite3.connect(store) as conn:
         (events_stored,) = conn.execute("SELECT count(*) FROM agent_events").fetchone()
     return {
-        "calls": opts.calls,
-        "elapsed_s": elapsed,
-        "rss_base_mb": base_rss / MB,
-        "rss_growth_mb": (peak[0] - base_rss) / MB,
+        **stalls,
         "budget_mb": opts.retry_mb + opts.queue_mb,
         "retry_buffer_bytes_at_end": retry_bytes,
-        "worst_call_ms": took[-1] * 1000,
-        "p999_call_ms": took[int(len(took) * 0.999)] * 1000,
-        "p99_call_ms": took[int(len(took) * 0.99)] * 1000,
-        "gc_objects_before": base_objects,
-        "gc_objects_peak": peak_objects[0],
-        "full_gc_before_ms": full_gc_ms,
-        "gc_max_wall_ms": max((p[0] for p in pauses), default=0.0),
-        "gc_max_cpu_ms": max((p[1] for p in pauses), default=0.0),
-        "gc_full_collections": sum(1 for p in pauses if p[2] == 2),
-        "gc_over_50ms": sum(1 for p in pauses if p[0] > 50),
         "shutdown_s": shutdown_s,
         "spans_produced": spans_ended[0],
         "spans_exported": processor.exported,
@@ -370,6 +400,36 @@ def drill_exit(opts: argparse.Namespace) -> dict[str, Any]:
 # --- the parent: run the children, print the figures -------------------------------------------------------
 
 
+class _CountedSpans(list):  # type: ignore[type-arg]
+    """Stands in for a receiver's list of spans: counts them instead of keeping 200,000 of them."""
+
+    taken = 0
+
+    def extend(self, spans: Any) -> None:
+        self.taken += len(spans)
+
+    def __len__(self) -> int:
+        return self.taken
+
+
+def drill_reference(opts: argparse.Namespace, shared: list[str]) -> dict[str, Any]:
+    """The outage's loop with the collector up, and with agent-otel off: what the stalls are without an
+    outage, and what the process's own heap costs."""
+    from tests.otlp_receiver import OTLPReceiver
+
+    receiver = OTLPReceiver()
+    receiver.spans = _CountedSpans()
+    receiver.start()
+    try:
+        up = run_child("outage", opts, [*shared, "--mode", "up", "--endpoint", receiver.endpoint])
+        time.sleep(0.5)
+        if "error" not in up:
+            up["spans_received"] = receiver.count()
+    finally:
+        receiver.stop()
+    return {"up": up, "off": run_child("outage", opts, [*shared, "--mode", "off"])}
+
+
 def run_child(kind: str, opts: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"agent-otel-{kind}-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
@@ -388,6 +448,11 @@ def _load() -> str:
         return f"load average {one:.2f} {five:.2f} {fifteen:.2f}, {os.cpu_count()} CPUs"
     except OSError:
         return f"{os.cpu_count()} CPUs"
+
+
+def _frozen(result: dict[str, Any]) -> str:
+    frozen = result.get("gc_frozen", 0)
+    return f" (and {frozen:,} frozen by gc.freeze() after the warm-up)" if frozen else ""
 
 
 def _adds_up(ok: bool) -> str:
@@ -413,10 +478,11 @@ def report(results: dict[str, Any]) -> str:
             f"  tool call, wall clock p99 {o['p99_call_ms']:.2f} ms, p99.9 {o['p999_call_ms']:.2f} ms, "
             f"worst {o['worst_call_ms']:.1f} ms",
             f"  longest GC pause      {o['gc_max_wall_ms']:.1f} ms wall, {o['gc_max_cpu_ms']:.1f} ms CPU "
-            f"({o['gc_full_collections']} full collections, {o['gc_over_50ms']} over 50 ms; "
-            f"a full collection before the outage: {o['full_gc_before_ms']:.1f} ms)",
+            f"({o['gc_full_collections']} full collections, {o['gc_over_50ms']} over 50 ms wall)",
+            f"  a full collection before the outage {o['full_gc_before_ms']:.1f} ms wall, "
+            f"{o['full_gc_before_cpu_ms']:.1f} ms CPU",
             f"  tracked objects       {o['gc_objects_before']:,} before, at most "
-            f"{o['gc_objects_peak']:,} during",
+            f"{o['gc_objects_peak']:,} during" + _frozen(o),
             f"  spans                 produced {o['spans_produced']:,}, exported "
             f"{o['spans_exported']:,}, dropped {spans_dropped:,}: "
             + _adds_up(o["spans_exported"] + spans_dropped == o["spans_produced"]),
@@ -427,6 +493,34 @@ def report(results: dict[str, Any]) -> str:
             f"  drops                 {o['drops']}",
             f"  exit line             {o['summary'][0] if o['summary'] else '(none)'}",
         ]
+    for mode, title in (
+        ("up", "the same loop with the collector up (a receiver in the parent)"),
+        ("off", "the same loop, agent-otel imported but not set up (the tool called directly)"),
+    ):
+        r = results.get("reference", {}).get(mode)
+        if r and "error" in r:
+            lines.append(f"reference {mode}: FAILED {r['error']}")
+        elif r:
+            lines += [
+                "",
+                f"[reference: {mode}] {title}, {r['calls']:,} tool calls in {r['elapsed_s']:.1f} s",
+                f"  RSS growth            {r['rss_growth_mb']:.1f} MiB (base {r['rss_base_mb']:.0f} MiB)",
+                f"  tool call, wall clock p99 {r['p99_call_ms']:.2f} ms, p99.9 {r['p999_call_ms']:.2f} ms, "
+                f"worst {r['worst_call_ms']:.1f} ms",
+                f"  longest GC pause      {r['gc_max_wall_ms']:.1f} ms wall, {r['gc_max_cpu_ms']:.1f} ms CPU "
+                f"({r['gc_full_collections']} full collections, {r['gc_over_50ms']} over 50 ms wall)",
+                f"  a full collection before the loop {r['full_gc_before_ms']:.1f} ms wall, "
+                f"{r['full_gc_before_cpu_ms']:.1f} ms CPU",
+                f"  tracked objects       {r['gc_objects_before']:,} before, at most "
+                f"{r['gc_objects_peak']:,} during" + _frozen(r),
+            ]
+            if mode == "up":
+                spans_dropped = sum(n for k, n in r["drops"].items() if k.startswith("spans/"))
+                lines.append(
+                    f"  spans                 produced {r['spans_produced']:,}, exported "
+                    f"{r['spans_exported']:,} (received {r.get('spans_received', 0):,}), dropped "
+                    f"{spans_dropped:,}"
+                )
     a = results.get("accounting")
     if a and "error" in a:
         lines.append(f"accounting: FAILED {a['error']}")
@@ -460,31 +554,46 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200_000, help="tool calls of the outage drill")
     parser.add_argument("--retry-mb", type=float, default=32.0, help="exporter.retry_buffer_mb")
     parser.add_argument("--queue-mb", type=float, default=32.0, help="logging.events.queue_mb")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="outage and references: gc.freeze() after the warm-up, as an application may do "
+        "(agent-otel never does); shows what the process's own heap costs each full collection",
+    )
     parser.add_argument("--rounds", type=int, default=9, help="rounds of the accounting drill")
     parser.add_argument("--trials", type=int, default=3, help="processes per signal in the exit drill")
-    parser.add_argument("--drills", default="outage,accounting,exit")
+    parser.add_argument("--drills", default="outage,reference,accounting,exit")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="outage", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
         result = {"outage": child_outage, "accounting": child_accounting}[opts.child](opts)
         Path(opts.child_out).write_text(json.dumps(result))
         return 0
     shared = ["--calls", str(opts.calls), "--retry-mb", str(opts.retry_mb), "--queue-mb", str(opts.queue_mb)]
+    if opts.gc_freeze:
+        shared.append("--gc-freeze")
     results: dict[str, Any] = {"load_before": _load()}
     drills = opts.drills.split(",")
     if "outage" in drills:
         results["outage"] = run_child("outage", opts, shared)
+    if "reference" in drills:
+        results["reference"] = drill_reference(opts, shared)
     if "accounting" in drills:
         results["accounting"] = run_child("accounting", opts, ["--rounds", str(opts.rounds)])
     if "exit" in drills:
         results["exit"] = drill_exit(opts)
     results["load_after"] = _load()
     print(json.dumps(results, indent=2) if opts.json else report(results))
-    failed = any("error" in results.get(k, {}) for k in ("outage", "accounting"))
+    references = results.get("reference", {}).values()
+    failed = any("error" in results.get(k, {}) for k in ("outage", "accounting")) or any(
+        "error" in r for r in references
+    )
     return 1 if failed else 0
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol
 
 import orjson
@@ -156,6 +156,11 @@ def after_fork_in_child(obj: object, method: str) -> None:
     os.register_at_fork(after_in_child=hook)
 
 
+# Where a record waiting in the queue keeps its snapshot bytes when its producer queues it in a form the
+# garbage collector does not track (see Pipeline.on_take): plain bytes, turned into a blob object on the
+# pipeline's thread.
+QUEUED_BLOB = "_blob"
+
 # What a queued record costs beyond its large values, in bytes: the record dict and its small values
 # (measured as RSS: ~2.6 KB per record for a tool call's event and snapshot records, Python 3.11).
 RECORD_OVERHEAD = 2560
@@ -167,6 +172,8 @@ def record_size(payload: dict[str, Any]) -> int:
     its snapshot blob (``blob``) and raw ``args``/``result`` (present only with ``store_args``)."""
     size = RECORD_OVERHEAD
     blob = payload.get("blob")
+    if blob is None:
+        blob = payload.get(QUEUED_BLOB)
     if blob is not None:
         plain = getattr(blob, "plain", blob)
         size += len(plain) if isinstance(plain, (bytes, bytearray, str)) else 0
@@ -224,8 +231,9 @@ class Pipeline:
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
         # Three parallel deques (changed together under _lock) rather than one of tuples: a queued record
-        # is then one object the garbage collector tracks instead of two, and full collections, which stall
-        # every thread, walk fewer objects while the queue is long.
+        # is then its payload only, which the garbage collector does not track when its values are plain
+        # (tool events; snapshot records, see on_take), so full collections, which stall every thread,
+        # walk no more objects while the queue is long.
         self._queue: deque[dict[str, Any]] = deque()
         self._types: deque[str] = deque()
         self._sizes: deque[int] = deque()
@@ -242,6 +250,7 @@ class Pipeline:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._failed_sinks: set[int] = set()
+        self._on_take: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._drops = drops
         self.dropped = 0
         self.delivered = 0
@@ -275,6 +284,18 @@ class Pipeline:
 
     def sinks(self) -> list[Sink]:
         return list(self._sinks)
+
+    def on_take(self, rtype: str, hook: Callable[[dict[str, Any]], None]) -> None:
+        """Run ``hook(payload)`` on the pipeline's thread as each ``rtype`` record leaves the queue, before
+        any sink sees it.
+
+        Why: a dict whose values are all atomic (str, int, float, bool, None, bytes) is not tracked by
+        CPython's cyclic garbage collector, one holding an object is. A producer queues its records in
+        the atomic form and the hook hands sinks the richer one, so a long queue (an outage: a slow or
+        unavailable store) adds nothing that full collections, which stall every thread, have to walk,
+        nor the promotions to the oldest generation that trigger them.
+        """
+        self._on_take[rtype] = hook
 
     def _drop(self, reason: str, n: int, announce: bool = True) -> None:
         if n <= 0:
@@ -339,6 +360,15 @@ class Pipeline:
             for _ in range(min(self._batch_size, len(queue))):
                 batch.append((types.popleft(), queue.popleft()))
                 self._queued_bytes -= sizes.popleft()
+        hooks = self._on_take
+        if hooks:
+            for rtype, payload in batch:
+                hook = hooks.get(rtype)
+                if hook is not None:
+                    try:
+                        hook(payload)
+                    except Exception as exc:  # the record goes on as it was queued
+                        logger.debug("agent-otel: preparing a %s record failed: %s", rtype, exc)
         return batch
 
     def _drain(self) -> None:

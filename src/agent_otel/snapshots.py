@@ -10,6 +10,10 @@ not recorded: a replay matches calls by ``args_sha``.
 Records travel as ``("snapshot", {...})`` through the event pipeline to the store sink only (the
 JSON-lines sink writes ``event`` records only, and nothing here touches a span). The raw bytes ride in a
 :class:`Blob`, whose repr shows only its size, so a generic sink that dumps records cannot print them.
+While a record waits in the pipeline's queue it holds plain values only (the bytes, their sha and the
+sealing key's id), which CPython's garbage collector does not track; the blob object is made as the record
+leaves the queue (:meth:`Pipeline.on_take <agent_otel.events.Pipeline.on_take>`), so a queue thousands of
+records long, as in an outage, adds nothing to the collector's full collections.
 Encryption (Fernet, from the ``crypto`` extra) happens on the pipeline's thread, just before the write.
 
 Encoding: a result is stored as its canonical JSON, the very bytes ``result_sha`` is computed over, so the
@@ -35,6 +39,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agent_otel import runtime
+from agent_otel.events import QUEUED_BLOB
 from agent_otel.hashing import canonical_json, jsonable, sha_bytes
 from agent_otel.snapshot_outcomes import ERROR, EXCLUDED, INTERRUPTED, OK, TOO_LARGE, warn_once
 from agent_otel.snapshot_outcomes import WRITE_FAILED as WRITE_FAILED  # re-exported: replay's vocabulary
@@ -172,6 +177,30 @@ class Blob:
         return (str, (repr(self),))
 
 
+# The sealers of this process by the id of the key they seal with (their first key), so that a queued
+# record names its sealer with a string, not an object (see the module docstring).
+_SEALERS: dict[str, Sealer] = {}
+_BLOB_SHA = "_blob_sha"
+_BLOB_KEY = "_blob_key"
+
+
+def _queue_blob(record: dict[str, Any], sha: str | None, plain: bytes, sealer: Sealer | None) -> None:
+    """Attach a blob to ``record`` in its queued, untracked form (:func:`_thaw` makes the Blob)."""
+    record[QUEUED_BLOB] = plain
+    record[_BLOB_SHA] = sha
+    record[_BLOB_KEY] = sealer.key_id if sealer is not None else None
+
+
+def _thaw(record: dict[str, Any]) -> None:
+    """On the pipeline's thread, as a snapshot record leaves the queue: its bytes become its Blob."""
+    plain = record.pop(QUEUED_BLOB, None)
+    if plain is None:
+        return
+    sha = record.pop(_BLOB_SHA, None)
+    kid = record.pop(_BLOB_KEY, None)
+    record["blob"] = Blob(sha, plain, _SEALERS[kid] if kid is not None else None)
+
+
 # --- results and errors as JSON ---------------------------------------------------------------------
 
 
@@ -260,6 +289,9 @@ class Recorder(Policy, RunPolicy):
     ) -> None:
         self.pipeline = pipeline
         self.sealer = sealer
+        if sealer is not None:
+            _SEALERS[sealer.key_id] = sealer
+        pipeline.on_take("snapshot", _thaw)
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
         self._excluded: dict[str, bool] = {}
@@ -306,7 +338,20 @@ class Recorder(Policy, RunPolicy):
     def run_started(self, run: Run) -> None:
         """Record the run's input (a blob keyed by input_sha) and versions; never raises."""
         try:
-            blob = None
+            record = {
+                "kind": "run",
+                "run_id": run.run_id,
+                "parent_run_id": run.parent_run_id,
+                "parent_step": _enclosing_step(run.parent),
+                "agent": run.agent,
+                "model": run.model,
+                "prompt_version": run.prompt_version,
+                "tools_version": run.tools_version,
+                "input_sha": run.input_sha,
+                "input_type": type_name(run.input) if run.input_sha is not None else None,
+                "created_at_ms": run.created_at_ms or int(time.time() * 1000),
+                "blob": None,
+            }
             plain = run.input_json
             if plain is not None:
                 if len(plain) > self.max_bytes:
@@ -315,25 +360,9 @@ class Recorder(Policy, RunPolicy):
                         "a run input of %d bytes exceeds replay.max_result_mb; it is not recorded",
                         len(plain),
                     )
-                else:
-                    blob = Blob(run.input_sha, plain, self.sealer)  # input_sha is the sha of these bytes
-            self.pipeline.emit(
-                "snapshot",
-                {
-                    "kind": "run",
-                    "run_id": run.run_id,
-                    "parent_run_id": run.parent_run_id,
-                    "parent_step": _enclosing_step(run.parent),
-                    "agent": run.agent,
-                    "model": run.model,
-                    "prompt_version": run.prompt_version,
-                    "tools_version": run.tools_version,
-                    "input_sha": run.input_sha,
-                    "input_type": type_name(run.input) if run.input_sha is not None else None,
-                    "created_at_ms": run.created_at_ms or int(time.time() * 1000),
-                    "blob": blob,
-                },
-            )
+                else:  # input_sha is the sha of these bytes
+                    _queue_blob(record, run.input_sha, plain, self.sealer)
+            self.pipeline.emit("snapshot", record)
         except Exception as exc:
             warn_once(
                 "serialize", "recording a run input for replay failed (%s: %s)", type(exc).__name__, exc
@@ -347,7 +376,8 @@ class Recorder(Policy, RunPolicy):
             result_sha: str | None = None
             error_type: str | None = None
             result_type: str | None = None
-            blob: Blob | None = None
+            blob_plain: bytes | None = None  # queued as plain values (_queue_blob), a Blob once taken
+            blob_sha: str | None = None
             plain: bytes | None = None
             digest: str | None = None
             if exc is not None:
@@ -382,26 +412,27 @@ class Recorder(Policy, RunPolicy):
                         len(plain),
                     )
                 else:  # a result's content address is its result_sha; an error's is hashed by the store
-                    blob = Blob(digest if exc is None else None, plain, self.sealer)
+                    blob_plain = plain
+                    blob_sha = digest if exc is None else None
             run = call.run
             # Built in one go, with the values worked out above (this runs after every tool call).
-            self.pipeline.emit(
-                "snapshot",
-                {
-                    "kind": "tool",
-                    "run_id": run.run_id,
-                    "step_id": call.step_id,
-                    "parent_step": _enclosing_step(run, call),
-                    "tool": tool,
-                    "args_sha": call.args_sha,
-                    "outcome": outcome,
-                    "result_sha": result_sha,
-                    "error_type": error_type,
-                    "result_type": result_type,
-                    "created_at_ms": int(time.time() * 1000),
-                    "blob": blob,
-                },
-            )
+            record = {
+                "kind": "tool",
+                "run_id": run.run_id,
+                "step_id": call.step_id,
+                "parent_step": _enclosing_step(run, call),
+                "tool": tool,
+                "args_sha": call.args_sha,
+                "outcome": outcome,
+                "result_sha": result_sha,
+                "error_type": error_type,
+                "result_type": result_type,
+                "created_at_ms": int(time.time() * 1000),
+                "blob": None,
+            }
+            if blob_plain is not None:
+                _queue_blob(record, blob_sha, blob_plain, self.sealer)
+            self.pipeline.emit("snapshot", record)
         except Exception as err:
             warn_once(
                 "serialize", "recording a tool result for replay failed (%s: %s)", type(err).__name__, err
