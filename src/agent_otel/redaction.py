@@ -427,10 +427,11 @@ def library_span_scrubber(config: Any, own_scope: str) -> Any:
     A library whose content capture is on (Mistral's SDK, AG2's middleware, a framework's instrumentation)
     writes prompts, answers, tool arguments and results, and the text of its exceptions, onto its spans as
     they are. agent-otel's own spans never carry raw values, and the exporters agent-otel runs apply the
-    same redactor to those attributes of other libraries' spans, on the export thread (a copy of the span:
-    the application's own processors see it unchanged). Events named ``gen_ai.*`` (content events) have
-    every string masked; ``exception`` events their message, and their stack trace as
-    ``redaction.stacktrace`` says; the span's status description too.
+    same redactor to those attributes of other libraries' GenAI spans (a ``gen_ai.operation.name`` or one
+    of those attributes), on the export thread (a copy of the span: the application's own processors see
+    it unchanged). Their events named ``gen_ai.*`` (content events) have every string masked;
+    ``exception`` events their message, and their stack trace as ``redaction.stacktrace`` says; the span's
+    status description too. Other spans (the application's own) are left to the collector's redaction.
     """
     mode = config.get("redaction.library_content") if config is not None else "redacted"
     if mode == "raw":
@@ -464,6 +465,8 @@ def library_span_scrubber(config: Any, own_scope: str) -> Any:
             return span
         attributes = span.attributes or {}
         keys = [k for k in attributes if _content_key(k)]
+        if not keys and "gen_ai.operation.name" not in attributes:
+            return span  # not a GenAI span: the application's own, left to the collector's redaction
         events = span.events
         event_hit = any(e.name == "exception" or e.name.startswith("gen_ai.") for e in events)
         description = span.status.description
