@@ -179,3 +179,13 @@ def test_mistrals_own_spans_carry_the_prompt_redacted(exported, fake_api, monkey
     assert any("[EMAIL]" in v for v in carried.values()), carried  # Mistral did capture the content
     wire = "".join(str(s) for s in spans.values())
     assert EMAIL not in wire and PASSWORD not in wire
+
+
+def test_the_applications_own_spans_are_left_to_the_collectors_redaction(exported):
+    """Not a GenAI span: what application code writes on its own spans is exported as written (the bundled
+    collector's `redaction` processor is their layer, tests/e2e/test_stack.py)."""
+    receiver = exported({})
+    with trace.get_tracer("billing").start_as_current_span("billing.charge") as span:
+        span.set_status(Status(StatusCode.ERROR, f"card declined for {EMAIL}"))
+    spans = received(receiver, 1)
+    assert spans["billing.charge"].status.message == f"card declined for {EMAIL}"
