@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from agent_otel import conventions as c
 from agent_otel.hashing import Cut, canonical_json, jsonable
 
 MASK = "[REDACTED]"
@@ -359,14 +360,23 @@ def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, st
         "exception.type": name,
         "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars]),
     }
-    mode = config.get("redaction.stacktrace") if config is not None else "redacted"
+    mode = _stack_mode(config)
     if mode != "off":
         try:
             stack = "".join(traceback.format_exception(exc))[-_STACKTRACE_CHARS:]
         except Exception:
             stack = ""
-        attributes["exception.stacktrace"] = stack if mode == "raw" else redactor.redact_text(stack)
+        attributes["exception.stacktrace"] = _stack(stack, mode, redactor)
     return attributes
+
+
+def _stack_mode(config: Any) -> str:
+    return str(config.get("redaction.stacktrace")) if config is not None else "redacted"
+
+
+def _stack(stack: Any, mode: str, redactor: Redactor) -> Any:
+    """A stack trace as ``redaction.stacktrace`` (``mode``, not ``off``) has it leave the process."""
+    return stack if mode == "raw" else _redacted_value(redactor, stack)
 
 
 def record_exception(span: Any, exc: BaseException, config: Any = None) -> str:
@@ -390,11 +400,11 @@ def _message(exc: BaseException) -> str:
 #: capture is on (the GenAI conventions', their older indexed forms, OpenInference's).
 LIBRARY_CONTENT_KEYS = frozenset(
     {
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
+        c.GEN_AI_INPUT_MESSAGES,
+        c.GEN_AI_OUTPUT_MESSAGES,
         "gen_ai.system_instructions",
-        "gen_ai.tool.call.arguments",
-        "gen_ai.tool.call.result",
+        c.GEN_AI_TOOL_CALL_ARGUMENTS,
+        c.GEN_AI_TOOL_CALL_RESULT,
         "gen_ai.prompt",
         "gen_ai.completion",
         "input.value",
@@ -421,7 +431,7 @@ def _redacted_value(redactor: Redactor, value: Any) -> Any:
     return value
 
 
-def library_span_scrubber(config: Any, own_scope: str) -> Any:
+def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], list[Any]] | None:
     """What export does to spans other libraries made (None: nothing, ``redaction.library_content: raw``).
 
     A library whose content capture is on (Mistral's SDK, AG2's middleware, a framework's instrumentation)
@@ -437,7 +447,7 @@ def library_span_scrubber(config: Any, own_scope: str) -> Any:
     if mode == "raw":
         return None
     redactor = for_config(config)
-    stack_mode = config.get("redaction.stacktrace") if config is not None else "redacted"
+    stack_mode = _stack_mode(config)
 
     def scrub_event(event: Any) -> Any:
         attributes = event.attributes or {}
@@ -445,12 +455,9 @@ def library_span_scrubber(config: Any, own_scope: str) -> Any:
             changed = dict(attributes)
             if "exception.message" in changed:
                 changed["exception.message"] = _redacted_value(redactor, changed["exception.message"])
-            if "exception.stacktrace" in changed and stack_mode != "raw":
-                if stack_mode == "off":
-                    del changed["exception.stacktrace"]
-                else:
-                    stack = changed["exception.stacktrace"]
-                    changed["exception.stacktrace"] = _redacted_value(redactor, stack)
+            stack = changed.pop("exception.stacktrace", None)
+            if stack is not None and stack_mode != "off":
+                changed["exception.stacktrace"] = _stack(stack, stack_mode, redactor)
         elif event.name.startswith("gen_ai."):
             changed = {k: _redacted_value(redactor, v) for k, v in attributes.items()}
         else:
@@ -465,7 +472,7 @@ def library_span_scrubber(config: Any, own_scope: str) -> Any:
             return span
         attributes = span.attributes or {}
         keys = [k for k in attributes if _content_key(k)]
-        if not keys and "gen_ai.operation.name" not in attributes:
+        if not keys and c.GEN_AI_OPERATION_NAME not in attributes:
             return span  # not a GenAI span: the application's own, left to the collector's redaction
         events = span.events
         event_hit = any(e.name == "exception" or e.name.startswith("gen_ai.") for e in events)
