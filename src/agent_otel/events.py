@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import weakref
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol
@@ -230,13 +231,20 @@ class Pipeline:
         drops: Any = None,
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
-        # Three parallel deques (changed together under _lock) rather than one of tuples: a queued record
-        # is then its payload only, which the garbage collector does not track when its values are plain
-        # (tool events; snapshot records, see on_take), so full collections, which stall every thread,
-        # walk no more objects while the queue is long.
+        # A queued record is its payload in one deque, and its type and size in two arrays (indexed from
+        # _head): a full collection, which stalls every thread, visits each item of a deque, and each
+        # visit of an object outside the cache costs a memory access; numbers in an array are not
+        # objects. The payload is not tracked when its values are plain (tool events; snapshot records,
+        # see on_take), so a long queue adds one visit per record and no objects of its own.
         self._queue: deque[dict[str, Any]] = deque()
-        self._types: deque[str] = deque()
-        self._sizes: deque[int] = deque()
+        self._types = array("H")  # index into _type_names
+        self._sizes = array("q")
+        self._head = 0  # index in _types and _sizes of the oldest queued record
+        self._type_names: list[str] = []
+        self._type_codes: dict[str, int] = {}
+        # Bytes of the records queued *and* of the batch the sinks are writing: a batch taken from the
+        # queue holds its records until every sink is done with it, so it counts against max_bytes
+        # until then (it did not: the queue filled again behind it, holding up to twice its budget).
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._max_queue = max_queue
@@ -261,8 +269,9 @@ class Pipeline:
     def _after_fork(self) -> None:
         """A forked child starts empty: the queued records are the parent's, which will write them."""
         self._queue = deque()
-        self._types = deque()
-        self._sizes = deque()
+        self._types = array("H")
+        self._sizes = array("q")
+        self._head = 0
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -277,7 +286,36 @@ class Pipeline:
 
     @property
     def queued_bytes(self) -> int:
+        """Bytes of the records queued or being written by the sinks (estimated, :func:`record_size`)."""
         return self._queued_bytes
+
+    def queued(self) -> list[Record]:
+        """The records waiting in the queue, oldest first (for tests and diagnostics)."""
+        with self._lock:
+            names, head = self._type_names, self._head
+            return [(names[self._types[head + i]], p) for i, p in enumerate(self._queue)]
+
+    def _type_code(self, rtype: str) -> int:
+        with self._lock:
+            code = self._type_codes.get(rtype)
+            if code is None:
+                code = len(self._type_names)
+                self._type_names.append(rtype)
+                self._type_codes[rtype] = code
+            return code
+
+    def _pop_oldest(self) -> int:
+        """Remove the oldest queued record (the caller holds _lock); returns its size."""
+        self._queue.popleft()
+        head = self._head
+        size = self._sizes[head]
+        head += 1
+        if head >= 4096 and head * 2 >= len(self._sizes):  # amortized O(1): compact now and then
+            del self._sizes[:head]
+            del self._types[:head]
+            head = 0
+        self._head = head
+        return size
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -309,17 +347,18 @@ class Pipeline:
         if not self._sinks or self._closed:
             return
         size = record_size(payload)
+        code = self._type_codes.get(rtype)
+        if code is None:
+            code = self._type_code(rtype)
         dropped = 0
         with self._lock:
-            queue, sizes = self._queue, self._sizes
+            queue = self._queue
             queue.append(payload)
-            self._types.append(rtype)
-            sizes.append(size)
+            self._types.append(code)
+            self._sizes.append(size)
             self._queued_bytes += size
             while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
-                queue.popleft()
-                self._types.popleft()
-                self._queued_bytes -= sizes.popleft()
+                self._queued_bytes -= self._pop_oldest()
                 dropped += 1
             queued = len(queue)
         if dropped:
@@ -353,13 +392,17 @@ class Pipeline:
             if self._closed and not self._queue:
                 return
 
-    def _take(self) -> list[Record]:
+    def _take(self) -> tuple[list[Record], int]:
+        """The next batch and its bytes, which stay in queued_bytes until the sinks are done with it."""
         batch: list[Record] = []
+        taken = 0
         with self._lock:
-            queue, types, sizes = self._queue, self._types, self._sizes
+            queue, names, types = self._queue, self._type_names, self._types
             for _ in range(min(self._batch_size, len(queue))):
-                batch.append((types.popleft(), queue.popleft()))
-                self._queued_bytes -= sizes.popleft()
+                rtype = names[types[self._head]]
+                payload = queue[0]
+                taken += self._pop_oldest()
+                batch.append((rtype, payload))
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:
@@ -369,7 +412,7 @@ class Pipeline:
                         hook(payload)
                     except Exception as exc:  # the record goes on as it was queued
                         logger.debug("agent-otel: preparing a %s record failed: %s", rtype, exc)
-        return batch
+        return batch, taken
 
     def _drain(self) -> None:
         with self._idle:
@@ -377,36 +420,43 @@ class Pipeline:
             self._flush_requested = False
         try:
             while True:
-                batch = self._take()
+                batch, taken = self._take()
                 if not batch:
                     break
-                failed = False
-                for sink in self._sinks:
-                    try:
-                        sink.write(batch)
-                    except Exception as exc:  # a sink must never take the pipeline down
-                        self.sink_errors += 1
-                        failed = True
-                        if id(sink) not in self._failed_sinks:
-                            self._failed_sinks.add(id(sink))
-                            logger.warning(
-                                "agent-otel: event sink %s failed (%s: %s); its records are dropped and "
-                                "counted (agent_otel_telemetry_dropped_total), further failures not logged",
-                                type(sink).__name__,
-                                type(exc).__name__,
-                                exc,
-                                exc_info=logger.isEnabledFor(logging.DEBUG),
-                            )
-                # A batch a sink failed on is counted once, as dropped, not also as delivered: every record
-                # is either delivered to all sinks or counted (the drill checks the two add up).
-                if failed:
-                    self._drop("sink_error", len(batch), announce=False)
-                else:
-                    self.delivered += len(batch)
+                try:
+                    self._write(batch)
+                finally:
+                    with self._lock:
+                        self._queued_bytes -= taken
         finally:
             with self._idle:
                 self._busy = False
                 self._idle.notify_all()
+
+    def _write(self, batch: list[Record]) -> None:
+        failed = False
+        for sink in self._sinks:
+            try:
+                sink.write(batch)
+            except Exception as exc:  # a sink must never take the pipeline down
+                self.sink_errors += 1
+                failed = True
+                if id(sink) not in self._failed_sinks:
+                    self._failed_sinks.add(id(sink))
+                    logger.warning(
+                        "agent-otel: event sink %s failed (%s: %s); its records are dropped and "
+                        "counted (agent_otel_telemetry_dropped_total), further failures not logged",
+                        type(sink).__name__,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=logger.isEnabledFor(logging.DEBUG),
+                    )
+        # A batch a sink failed on is counted once, as dropped, not also as delivered: every record
+        # is either delivered to all sinks or counted (the drill checks the two add up).
+        if failed:
+            self._drop("sink_error", len(batch), announce=False)
+        else:
+            self.delivered += len(batch)
 
     def flush(self, timeout_s: float = 1.0) -> bool:
         """Deliver everything queued so far; returns False if that did not finish within the timeout."""
@@ -437,9 +487,9 @@ class Pipeline:
         with self._lock:
             left = len(self._queue)
             self._queue.clear()
-            self._types.clear()
-            self._sizes.clear()
-            self._queued_bytes = 0
+            self._queued_bytes -= sum(self._sizes[self._head :])  # a batch being written still counts
+            del self._types[:], self._sizes[:]
+            self._head = 0
         self._drop("unsent_at_shutdown", left, announce=False)
         for sink in self._sinks:
             try:

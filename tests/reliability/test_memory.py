@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 
@@ -125,3 +126,63 @@ def test_the_event_queue_is_bounded_in_bytes_when_records_carry_big_snapshots(tm
     assert result["dropped"] >= 20  # the oldest big records went, and were counted
     # warm-up run (4 records + 2 for its call), then the run's 4 and 2 per call: delivered + dropped
     assert result["delivered"] + result["dropped"] == 6 + 4 + 60 * 2
+
+
+class SteppedSink:
+    """Writes one batch per permit (a slow store), keeping nothing once it is done."""
+
+    def __init__(self) -> None:
+        self.permits = threading.Semaphore(0)
+        self.batches: list[int] = []
+
+    def write(self, batch: list) -> None:
+        self.batches.append(len(batch))
+        self.permits.acquire(timeout=60)
+
+    def close(self) -> None:
+        pass
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_batch_being_written_counts_against_the_event_queues_bytes(traced):
+    """Records the sinks are still writing hold their memory: the queue must not fill again behind them.
+
+    Before, a batch left the byte count when it was taken, so a slow sink held a whole budget's worth of
+    records while the queue took another: twice ``logging.events.queue_mb``.
+    """
+    from agent_otel.drops import DropCounter
+    from agent_otel.events import Pipeline
+
+    drops = DropCounter()
+    sink = SteppedSink()
+    pipeline = Pipeline([sink], max_bytes=8 * MB, drops=drops)
+
+    def big(i: int) -> dict:
+        return {"kind": "tool", "n": i, "blob": bytes([i]) * MB}  # a 1 MB snapshot
+
+    gc.collect()
+    baseline = tracemalloc.get_traced_memory()[0]
+    pipeline.emit("snapshot", big(0))
+    wait_for(lambda: sink.batches == [1])  # the sink holds the pipeline
+    for i in range(1, 7):
+        pipeline.emit("snapshot", big(i))
+    sink.permits.release()
+    wait_for(lambda: sink.batches == [1, 6])  # 6 MB being written
+    for i in range(7, 13):
+        pipeline.emit("snapshot", big(i))
+    held = held_since(baseline)
+    assert pipeline.queued_bytes <= 8 * MB + 3000  # the newest record is always kept
+    assert held < 9 * MB, f"{held / MB:.1f} MiB held for a budget of 8 MiB"
+    assert drops.snapshot() == {("events", "queue_full"): 5}
+    for _ in range(3):
+        sink.permits.release()
+    assert pipeline.flush(10)
+    assert sink.batches == [1, 6, 1] and pipeline.delivered + pipeline.dropped == 13
+    assert pipeline.queued_bytes == 0
+    pipeline.close()
