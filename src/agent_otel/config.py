@@ -195,8 +195,9 @@ SCHEMA: dict[str, Any] = {
         "retry_buffer_mb": Field(
             float,
             32.0,
-            "Failed batches kept for resending while the collector is "
-            "down, as encoded OTLP requests, in MiB; beyond this new spans are dropped (counted).",
+            "Spans kept while the collector is down or slow, in MiB: failed batches as encoded OTLP "
+            "requests, and spans waiting for the exporter thread beyond two batches; beyond this spans "
+            "are dropped (counted).",
             minimum=0.0,
         ),
         "max_request_mb": Field(

@@ -118,6 +118,11 @@ def _span_object_bytes(span: ReadableSpan) -> int:
 
 UNSIZED = -1  # Batch.size of span objects not estimated yet (ExporterTransport.prepare)
 
+# Spans waiting for the exporter's thread count against the retry buffer's budget too, estimated from one
+# span in every SIZE_SAMPLE that ends (sizing every span would cost the agent's thread ~2.7 us each).
+SIZE_SAMPLE = 32
+_TYPICAL_SPAN_BYTES = 2900.0  # a tool span with ten attributes, until spans are sampled
+
 
 class ExporterTransport:
     """An exporter the application passed to ``setup(span_exporters=...)``: it takes span objects, so a
@@ -208,6 +213,12 @@ class BufferedSpanProcessor(SpanProcessor):
         self._retry_cap = retry_buffer_bytes
         self._shutdown_timeout = shutdown_timeout_s
         self._queue: deque[ReadableSpan] = deque()
+        # Spans the queue may hold: max_queue, and no more than the retry buffer's free bytes hold of
+        # spans as large as the ones ending lately (but always two batches). Before, 8,192 spans of any size
+        # waited here outside every byte budget: 160 MB of spans with large store_args attributes while
+        # the exporter's thread waited on a collector that hangs.
+        self._queue_limit = max_queue
+        self._span_bytes = _TYPICAL_SPAN_BYTES  # running mean, from sampled spans
         self._retry: deque[Batch] = deque()
         self._retry_bytes = 0
         self._inflight: list[Batch] = []  # taken by the worker, outcome not known yet
@@ -232,6 +243,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.exported = 0
+        self._set_queue_limit()
         after_fork_in_child(self, "_after_fork")
 
     def _after_fork(self) -> None:
@@ -258,19 +270,39 @@ class BufferedSpanProcessor(SpanProcessor):
             self._drops.add("spans", "retry_buffer_full")
             return
         queue = self._queue
-        if len(queue) >= self._max_queue:
+        queued = len(queue)
+        if not queued % SIZE_SAMPLE:
+            self._sample(span)
+        if queued >= self._queue_limit:
+            dropped = 0
             try:
-                queue.popleft()
+                while len(queue) >= self._queue_limit:
+                    queue.popleft()
+                    dropped += 1
             except IndexError:
                 pass
-            else:
-                self._drops.add("spans", "queue_full")
+            # Beyond max_queue, or beyond the retry buffer's room: the budget that bounded them says why.
+            reason = "queue_full" if self._queue_limit >= self._max_queue else "retry_buffer_full"
+            self._drops.add("spans", reason, dropped)
         _drop_empty_lists(span)
         queue.append(span)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per span
             self._start()
-        elif len(queue) == self._batch_size:
+        elif queued + 1 == self._batch_size:
             self._wake.set()
+
+    def _sample(self, span: ReadableSpan) -> None:
+        try:
+            size = _span_object_bytes(span)
+        except Exception:  # an attribute value of an unexpected type: keep the estimate as it is
+            return
+        self._span_bytes += (size - self._span_bytes) / 8
+        self._set_queue_limit()
+
+    def _set_queue_limit(self) -> None:
+        room = max(self._retry_cap - self._retry_bytes, 0)
+        floor = 2 * self._batch_size  # a batch being filled while the worker takes the one before
+        self._queue_limit = min(self._max_queue, max(floor, int(room / self._span_bytes)))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         timeout_s = (
@@ -326,6 +358,7 @@ class BufferedSpanProcessor(SpanProcessor):
                 self._busy = True
             try:
                 self._export_pending()
+                self._set_queue_limit()  # the retry buffer's free bytes changed
             except Exception as exc:  # never let the worker die
                 logger.debug("agent-otel: span export loop error: %s", exc)
             finally:

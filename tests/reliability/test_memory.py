@@ -186,3 +186,28 @@ def test_a_batch_being_written_counts_against_the_event_queues_bytes(traced):
     assert sink.batches == [1, 6, 1] and pipeline.delivered + pipeline.dropped == 13
     assert pipeline.queued_bytes == 0
     pipeline.close()
+
+
+def test_spans_waiting_for_a_collector_that_hangs_hold_no_more_than_the_retry_budget(rig, traced):
+    """While the exporter's thread waits on a collector that never answers, spans queue up: they count
+    against ``exporter.retry_buffer_mb`` too. Before, the queue held 8,192 spans of any size."""
+    from agent_otel import sdk
+    from tests.otlp_receiver import Blackhole
+
+    hole = Blackhole()
+    try:
+        exporter = {"retry_buffer_mb": 2.0, "batch_size": 64, "schedule_delay_s": 0.05, "timeout_s": 10}
+        rig.setup(hole.endpoint, {"exporter": exporter})
+        tracer = sdk.installation().tracer_provider.get_tracer("app")
+        gc.collect()
+        baseline = tracemalloc.get_traced_memory()[0]
+        for i in range(3000):  # an application's spans with a 10 KB attribute each (distinct values)
+            tracer.start_span("work", attributes={"payload": f"{i:05d}" + "x" * 10_000}).end()
+        held = held_since(baseline)
+        processor = rig.processor
+        dropped = rig.counted().get(("spans", "retry_buffer_full"), 0)
+        assert held < 4 * MB, f"{held / MB:.1f} MiB held for a budget of 2 MiB"
+        assert dropped > 2000  # the oldest went, counted
+        assert processor.exported + processor.pending + dropped == 3000
+    finally:
+        hole.close()
