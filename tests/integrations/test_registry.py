@@ -31,6 +31,7 @@ FRAMEWORK_MODULES = (
     "llama_index.core",
     "claude_agent_sdk",
     "crewai",
+    "mistralai.client",
 )
 ALL = [
     "langchain",
@@ -44,7 +45,7 @@ ALL = [
     "bedrock",
     "litellm",
 ]
-ALL += ["smolagents", "llamaindex", "claude_agent_sdk"]
+ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral"]
 #: Registered, tested in an environment of their own (tests/envs), not installed in this one.
 OWN_ENV = ["crewai", "strands", "google_adk"]
 
