@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from typing import Any
 
 import pytest
@@ -859,3 +860,55 @@ def test_uninstrument_restores_the_sdk(instrument):
     assert Chat.complete is not original[0]
     integrations.uninstrument(["mistral"])
     assert (Chat.complete, Chat.stream_async, EventStream.close) == original
+
+
+def test_mistralai_extra_run_turns_and_local_functions_are_steps_with_the_integration(
+    telemetry, fake_api, tracing
+):
+    with agent_otel.run("assistant") as run:
+        result = ask_with_a_local_function(fake_api)
+    assert result.output_as_text == "Sunny in Paris."
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["tool_calls"], usage["input_tokens"], usage["output_tokens"]) == (
+        2,
+        1,
+        130,
+        25,
+    )
+    (tool,) = telemetry.events("tool_result")
+    assert (tool["step_id"], tool["tool"], tool["status"]) == (2, "get_weather", "ok")
+    assert [(e["step_id"], e["usage"]["input_tokens"]) for e in telemetry.events("llm_result")] == [
+        (1, 50),
+        (3, 80),
+    ]
+
+
+def test_with_content_capture_on_the_steps_span_has_the_messages(
+    configured, fake_api, instrument, monkeypatch
+):
+    """Mistral's tracing off: agent-otel's span carries the messages, redacted like all captured content."""
+    monkeypatch.delenv("MISTRAL_SDK_TELEMETRY", raising=False)
+    telemetry = configured({"logging": {"events": {"capture_content": True}}})
+    instrument("mistral")
+    fake_api.reply(completion("hello"), turn([message("Sunny.")]))
+    with agent_otel.run("assistant") as run:
+        mistral = client(fake_api)
+        mistral.chat.complete(model=MODEL, messages=[{"role": "user", "content": "mail bob@example.com"}])
+        mistral.beta.conversations.start(agent_id="ag_0196", inputs="Weather?")
+    chat, turned = request_spans(telemetry.spans(), run.run_id)
+    asked = json.loads(chat.attributes["gen_ai.input.messages"])
+    assert asked[0]["role"] == "user" and "bob@example.com" not in json.dumps(asked)
+    assert json.loads(chat.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"] == "hello"
+    assert json.loads(turned.attributes["gen_ai.input.messages"])[0]["parts"][0]["content"] == "Weather?"
+    assert json.loads(turned.attributes["gen_ai.output.messages"])[0]["parts"][0]["content"] == "Sunny."
+
+
+def test_without_content_capture_the_steps_span_has_no_messages(telemetry, fake_api, instrument, monkeypatch):
+    monkeypatch.delenv("MISTRAL_SDK_TELEMETRY", raising=False)
+    instrument("mistral")
+    fake_api.reply(completion("hello"))
+    with agent_otel.run("assistant") as run:
+        client(fake_api).chat.complete(model=MODEL, messages=HI)
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert "gen_ai.input.messages" not in span.attributes
+    assert "gen_ai.output.messages" not in span.attributes

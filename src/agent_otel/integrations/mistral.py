@@ -49,7 +49,7 @@ from agent_otel.replay import unserved
 from agent_otel.steps import active_run, internal_error, span_binding
 from agent_otel.tools import ToolCall, ToolOptions
 
-from . import Integration, _client
+from . import Integration, _client, _content
 from ._client import Reply, Watch
 from ._common import Patcher, as_int, parse_json_args, usage_value
 
@@ -118,6 +118,27 @@ def read_turn(reply: Reply, body: Any) -> None:
         elif kind == "function.call":
             reply.add_tool_call(usage_value(output, "tool_call_id"))
     _usage(reply, usage_value(body, "usage"))
+
+
+def _chat_input(messages: Any) -> list[dict[str, Any]]:
+    """Content capture: a chat request's messages (dicts or the SDK's models) in the GenAI form."""
+    return _content.openai_chat_input(list(messages or ()))
+
+
+def _turn_input(inputs: Any) -> list[dict[str, Any]]:
+    """Content capture: a turn's inputs (text, or message entries) in the GenAI form."""
+    if isinstance(inputs, str):
+        return [_content.message("user", [_content.text(inputs)])]
+    return _content.openai_chat_input([i for i in inputs or () if usage_value(i, "role")])
+
+
+def _turn_output(body: Any) -> list[dict[str, Any]]:
+    """Content capture: the messages of a turn's outputs."""
+    return [
+        _content.message(usage_value(o, "role") or "assistant", [_content.text(usage_value(o, "content"))])
+        for o in usage_value(body, "outputs") or ()
+        if usage_value(o, "type") == "message.output" and isinstance(usage_value(o, "content"), str)
+    ]
 
 
 # --- server-side tools ------------------------------------------------------------------------------
@@ -239,14 +260,14 @@ class Request:
         if held is not None:
             held()
 
-    def finish(self, reply: Reply) -> None:
+    def finish(self, reply: Reply, output: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         call = self.call
         if call.model == "unknown" and reply.model:  # an agent's request: the model that answered
             call.model = reply.model
             if call.run.model is None:
                 call.run.model = reply.model
         _native_usage(call, reply)
-        _client.finish(call, reply)
+        _client.finish(call, reply, output=output)
         self.release()
 
     def fail(self, exc: BaseException, reply: Reply | None = None) -> None:
@@ -329,6 +350,7 @@ def _begin(sdk: Any, kwargs: dict[str, Any], turn: bool, stream: bool) -> Reques
         _params(kwargs),
         stream=stream,
         server=_server(sdk),
+        messages=lambda: _turn_input(kwargs.get("inputs")) if turn else _chat_input(kwargs.get("messages")),
         defer=True,
     )
     if call is None:
@@ -363,7 +385,9 @@ def _done(request: Request, result: Any) -> None:
     try:
         read = read_turn if request.turn else read_completion
         reply = _client.read("a Mistral response", lambda r: read(r, result))
-        request.finish(reply)
+        request.finish(
+            reply, lambda: _turn_output(result) if request.turn else _content.openai_chat_output(result)
+        )
         if request.turn and not request.native_tools:
             for output in usage_value(result, "outputs") or ():
                 if usage_value(output, "type") == "tool.execution":
