@@ -912,3 +912,23 @@ def test_without_content_capture_the_steps_span_has_no_messages(telemetry, fake_
     (span,) = request_spans(telemetry.spans(), run.run_id)
     assert "gen_ai.input.messages" not in span.attributes
     assert "gen_ai.output.messages" not in span.attributes
+
+
+def test_a_request_the_sdk_retries_is_one_step_with_the_usage_of_its_last_attempt(
+    telemetry, fake_api, tracing
+):
+    from mistralai.client.utils import BackoffStrategy, RetryConfig
+
+    error = {"object": "error", "message": "overloaded", "type": "service_unavailable", "code": "3505"}
+    fake_api.reply(Reply(error, status=503), completion("hello", (15, 2)))
+    retries = RetryConfig("backoff", BackoffStrategy(1, 10, 1.1, 5000), False)
+    with agent_otel.run("assistant") as run:
+        answer = client(fake_api).chat.complete(model=MODEL, messages=HI, retries=retries)
+    assert answer.choices[0].message.content == "hello"
+    assert len(fake_api.requests) == 2
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["input_tokens"], usage["output_tokens"]) == (1, 15, 2)
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.attributes["agent.cost_usd"] == usage["cost_usd"]
+    (event,) = telemetry.events("llm_result")
+    assert event["status"] == "ok"

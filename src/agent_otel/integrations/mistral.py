@@ -245,13 +245,16 @@ class Request:
         call = self.call
         if binding is None or binding.run is not call.run:  # not a span agent-otel's provider sees
             return
+        if call.done or (call.native is None and not call.adoptable()):
+            return
+        if call.native is not None:
+            # The SDK retried: each attempt has a span, and the SDK ends only the last one. That one is the
+            # request's; an earlier one keeps the step's ids, and ends if the SDK asked it to.
+            self.release()
         attributes = native.run_attributes(call.run, span.attributes or {})
-        if call.adoptable():
-            attributes.update(call.adopt(span))
-            self.held = _hold(span)
-            self.native_tools = True
-        else:  # a retried attempt's span: the same request again, not another step
-            attributes[c.STEP_ID] = call.step_id
+        attributes.update(call.adopt(span))
+        self.held = _hold(span)
+        self.native_tools = True
         binding.step = call
         span.set_attributes(attributes)
 
