@@ -187,14 +187,20 @@ WEB_SEARCH = {
 }
 
 
-def test_a_conversation_turn_in_a_run_is_one_request_step_with_the_turns_usage_and_cost(
-    telemetry, fake_api, traced
-):
+def two_turns(fake_api: Any) -> Any:
+    """A conversation of two turns in a run: the first runs web_search in the service."""
     fake_api.reply(turn([WEB_SEARCH, message("Sunny.")]), turn([message("You're welcome.")], (260, 12)))
     mistral = client(fake_api)
     with agent_otel.run("assistant") as run:
         first = mistral.beta.conversations.start(agent_id="ag_0196", inputs="Weather in Paris?")
         mistral.beta.conversations.append(conversation_id=first.conversation_id, inputs="Thanks")
+    return run
+
+
+def test_a_conversation_turn_in_a_run_is_one_request_step_with_the_turns_usage_and_cost(
+    telemetry, fake_api, traced
+):
+    run = two_turns(fake_api)
     usage = run.result.usage
     assert (usage["llm_calls"], usage["input_tokens"], usage["output_tokens"]) == (2, 448, 67)
     assert usage["cost_usd"] == pytest.approx((448 * 0.50 + 67 * 1.50) / 1e6)
@@ -233,7 +239,19 @@ def test_a_conversation_turn_in_a_run_is_one_request_step_with_the_turns_usage_a
     assert sum(p.count for a, p in metrics["agent.tokens_per_request"] if a["agent"] == "assistant") == 2
 
 
-def test_restart_and_agents_complete_are_request_steps_too(telemetry, fake_api, traced):
+@pytest.fixture(params=["bridge", "integration", "integration without Mistral's tracing"])
+def recorded(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, instrument: Any) -> None:
+    """Every way agent-otel records Mistral's requests: the bridge alone (Mistral's tracing on), the
+    integration with Mistral's tracing on, the integration alone."""
+    if request.param == "integration without Mistral's tracing":
+        monkeypatch.delenv("MISTRAL_SDK_TELEMETRY", raising=False)
+    else:
+        monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "global")
+    if request.param != "bridge":
+        instrument("mistral")
+
+
+def test_restart_and_agents_complete_are_request_steps_too(telemetry, fake_api, recorded):
     fake_api.reply(turn([message("Again.")], (40, 4)), completion("From the agent.", (30, 6)))
     mistral = client(fake_api)
     with agent_otel.run("assistant") as run:
@@ -687,11 +705,7 @@ def test_outside_a_run_a_request_is_left_alone(telemetry, fake_api, tracing):
 def test_conversation_turns_are_request_steps_with_their_usage_and_the_services_tools(
     telemetry, fake_api, tracing
 ):
-    fake_api.reply(turn([WEB_SEARCH, message("Sunny.")]), turn([message("You're welcome.")], (260, 12)))
-    mistral = client(fake_api)
-    with agent_otel.run("assistant") as run:
-        first = mistral.beta.conversations.start(agent_id="ag_0196", inputs="Weather in Paris?")
-        mistral.beta.conversations.append(conversation_id=first.conversation_id, inputs="Thanks")
+    run = two_turns(fake_api)
     usage = run.result.usage
     assert (usage["llm_calls"], usage["tool_calls"], usage["input_tokens"], usage["output_tokens"]) == (
         2,
@@ -713,22 +727,6 @@ def test_conversation_turns_are_request_steps_with_their_usage_and_the_services_
     assert [s.attributes["gen_ai.usage.input_tokens"] for s in request_spans(spans, run.run_id)] == [188, 260]
     (search,) = [s for s in spans if s.name == "execute_tool web_search"]
     assert (search.end_time - search.start_time) / 1e6 == pytest.approx(1500, abs=1)
-
-
-def test_restart_and_agents_complete_are_request_steps_too_with_the_integration(telemetry, fake_api, tracing):
-    fake_api.reply(turn([message("Again.")], (40, 4)), completion("From the agent.", (30, 6)))
-    mistral = client(fake_api)
-    with agent_otel.run("assistant") as run:
-        mistral.beta.conversations.restart(conversation_id="conv_0196", from_entry_id="msg_0", inputs="Redo")
-        answer = mistral.agents.complete(agent_id="ag_0196", messages=HI)
-    assert answer.choices[0].message.content == "From the agent."
-    usage = run.result.usage
-    assert (usage["llm_calls"], usage["input_tokens"], usage["output_tokens"]) == (2, 70, 10)
-    events = telemetry.events("llm_result")
-    assert [(e["usage"]["model"], e["usage"]["cost_usd"] > 0) for e in events] == [
-        (AGENT_MODEL, True),
-        (MODEL, True),
-    ]
 
 
 def turn_events(usage: tuple[int, int] = (10, 2)) -> Reply:

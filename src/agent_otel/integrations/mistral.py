@@ -201,22 +201,21 @@ def record_service_tool(
     """One tool execution the API reported, as a tool step (never raises)."""
     try:
         start_ns, end_ns = _ns(started), _ns(ended)
+        timed = start_ns is not None and end_ns is not None and end_ns >= start_ns
         call = ServiceToolCall(
             run,
             str(name or "tool"),
             parse_json_args(arguments),
             call_id if isinstance(call_id, str) and call_id else None,
-            end_ns if start_ns is not None and end_ns is not None and end_ns >= start_ns else None,
+            end_ns if timed else None,
         )
-        timed = call.end_ns is not None and start_ns is not None
-        begun = steps.begin(call, checks=False, attach=False, start_time_ns=start_ns if timed else None)
-        if begun is None:
+        if steps.begin(call, checks=False, attach=False, start_time_ns=start_ns if timed else None) is None:
             return
-        if begun.replay is not None:
-            unserved(begun, "Mistral's service ran it")
-        if timed:
-            begun.back_date((call.end_ns - start_ns) / 1e6)  # type: ignore[operator]
-        begun.ok(info if info is not None else {})  # type: ignore[attr-defined]
+        if call.replay is not None:
+            unserved(call, "Mistral's service ran it")
+        if start_ns is not None and end_ns is not None and timed:
+            call.back_date((end_ns - start_ns) / 1e6)
+        call.ok(info if info is not None else {})
     except Exception as exc:
         internal_error("recording a tool Mistral's service ran", exc)
 
@@ -302,7 +301,8 @@ def _hold(span: Any) -> Callable[[], None] | None:
 
 
 def _native_usage(call: LLMCall, reply: Reply) -> None:
-    """The SDK's span of a streamed turn gets no usage from the SDK: the step's goes on it."""
+    """A span of the SDK's without usage (a streamed turn's: the SDK 3.7 reads only chat chunks from a
+    stream; a stream closed early) gets the step's, so the request's usage is on its one span."""
     span = call.native
     if span is None:
         return
