@@ -930,3 +930,15 @@ def test_a_request_the_sdk_retries_is_one_step_with_the_usage_of_its_last_attemp
     assert span.attributes["agent.cost_usd"] == usage["cost_usd"]
     (event,) = telemetry.events("llm_result")
     assert event["status"] == "ok"
+
+
+def test_an_agents_stream_is_a_step_with_the_usage_of_its_last_chunk(telemetry, fake_api, tracing):
+    fake_api.reply(streamed((21, 5)))
+    with agent_otel.run("assistant") as run:
+        with client(fake_api).agents.stream(agent_id="ag_0196", messages=HI) as stream:
+            assert len(list(stream)) == 3
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["input_tokens"], usage["output_tokens"]) == (1, 21, 5)
+    (event,) = telemetry.events("llm_result")
+    assert event["usage"]["model"] == MODEL  # an agent's request names no model: the chunks do
+    assert [p for p, _ in fake_api.requests] == ["/v1/agents/completions"]

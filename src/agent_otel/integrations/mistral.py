@@ -344,7 +344,7 @@ def _server(sdk: Any) -> Any:
 
 def _begin(sdk: Any, kwargs: dict[str, Any], turn: bool, stream: bool) -> Request | None:
     """The step of a request about to be sent, or None (no run: pass it through)."""
-    if active_run() is None:
+    if active_run() is None:  # before reading the request: outside a run a request costs nothing more
         return None
     model = kwargs.get("model")
     call = _client.begin(
