@@ -942,3 +942,32 @@ def test_an_agents_stream_is_a_step_with_the_usage_of_its_last_chunk(telemetry, 
     (event,) = telemetry.events("llm_result")
     assert event["usage"]["model"] == MODEL  # an agent's request names no model: the chunks do
     assert [p for p, _ in fake_api.requests] == ["/v1/agents/completions"]
+
+
+def test_spans_mistral_sends_to_a_provider_of_its_own_are_left_alone(
+    telemetry, fake_api, instrument, monkeypatch
+):
+    """Mistral's tracing on a TracerProvider of its own (its ``dedicated`` mode, or one the application
+    gives it): agent-otel's span is the step's, and the SDK's spans carry nothing of agent-otel's."""
+    from mistralai.extra.observability import configure_telemetry
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    monkeypatch.delenv("MISTRAL_SDK_TELEMETRY", raising=False)
+    instrument("mistral")
+    own = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(own))
+    fake_api.reply(completion("hello", (12, 3)))
+    mistral = client(fake_api)
+    configure_telemetry(mistral, provider=provider, redaction=False)
+    with agent_otel.run("assistant") as run:
+        mistral.chat.complete(model=MODEL, messages=HI)
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.instrumentation_scope.name == "agent_otel"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 12
+    (theirs,) = own.get_finished_spans()
+    assert theirs.name == f"chat {MODEL}"
+    assert not {"agent.run_id", "agent.step_id", "agent.cost_usd"} & set(theirs.attributes)
+    provider.shutdown()
