@@ -971,3 +971,15 @@ def test_spans_mistral_sends_to_a_provider_of_its_own_are_left_alone(
     assert theirs.name == f"chat {MODEL}"
     assert not {"agent.run_id", "agent.step_id", "agent.cost_usd"} & set(theirs.attributes)
     provider.shutdown()
+
+
+def test_cached_prompt_tokens_the_api_reports_are_part_of_the_input(telemetry, fake_api, tracing):
+    reply = completion("hello", (100, 3))
+    reply.body["usage"]["prompt_tokens_details"] = {"cached_tokens": 60}
+    fake_api.reply(reply)
+    with agent_otel.run("assistant") as run:
+        client(fake_api).chat.complete(model=MODEL, messages=HI)
+    (event,) = telemetry.events("llm_result")
+    assert (event["usage"]["input_tokens"], event["usage"]["cached_input_tokens"]) == (100, 60)
+    # La Plateforme publishes no cached-input discount: cached tokens cost input (the price table).
+    assert run.result.usage["cost_usd"] == pytest.approx((100 * 0.50 + 3 * 1.50) / 1e6)
