@@ -28,8 +28,8 @@ the SDK makes of them; the integration records only those of streamed turns, of 
 Without Mistral's tracing (the default), or with its ``dedicated`` provider (another TracerProvider, which
 agent-otel leaves alone), the step's span is agent-otel's own ``chat {model}`` span.
 
-Outside any run, and inside a framework's LLM call (LlamaIndex's MistralAI model), requests pass through
-untouched, as with the other client integrations.
+Outside any run, and inside an LLM call a framework integration records itself (``_client.begin``),
+requests pass through untouched, as with the other client integrations.
 """
 
 from __future__ import annotations
