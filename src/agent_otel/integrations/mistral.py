@@ -23,10 +23,12 @@ provider="global")``), the SDK starts its own span for each request, named after
 labelled a GenAI span only afterwards. The step's span is then that span (adopted when the SDK's tracing
 hook starts it, as anthropic's is), so the request is one step and its usage is on one span; the SDK ends
 its span before the response reaches the integration, so that end is held until the step has added its
-spend. The bridge then records the server-side tools of a turn that is not streamed from the child spans
+spend. The SDK starts a span per attempt of a request it retries and ends only the last: that one is the
+step's. The bridge then records the server-side tools of a turn that is not streamed from the child spans
 the SDK makes of them; the integration records only those of streamed turns, of which the SDK makes none.
 Without Mistral's tracing (the default), or with its ``dedicated`` provider (another TracerProvider, which
-agent-otel leaves alone), the step's span is agent-otel's own ``chat {model}`` span.
+agent-otel leaves alone), the step's span is agent-otel's own ``chat {model}`` span (with content capture
+on, with the request's and the response's messages).
 
 Outside any run, and inside an LLM call a framework integration records itself (``_client.begin``),
 requests pass through untouched, as with the other client integrations.
