@@ -983,3 +983,61 @@ def test_cached_prompt_tokens_the_api_reports_are_part_of_the_input(telemetry, f
     assert (event["usage"]["input_tokens"], event["usage"]["cached_input_tokens"]) == (100, 60)
     # La Plateforme publishes no cached-input discount: cached tokens cost input (the price table).
     assert run.result.usage["cost_usd"] == pytest.approx((100 * 0.50 + 3 * 1.50) / 1e6)
+
+
+def test_a_streamed_mistralai_extra_run_is_steps_with_the_usage_of_each_turn(telemetry, fake_api, tracing):
+    """``run_stream_async``: each model round is a streamed turn (usage from its done event), the local
+    function the model asked for a tool step between them."""
+    from mistralai.extra.run.context import RunContext
+
+    begun = (
+        "conversation.response.started",
+        {"type": "conversation.response.started", "conversation_id": "c1"},
+    )
+    call = {
+        "type": "function.call.delta",
+        "id": "fc_1",
+        "name": "get_weather",
+        "tool_call_id": "call_1",
+        "arguments": '{"city": "Paris"}',
+        **MESSAGE_IDS,
+    }
+    answer = {"type": "message.output.delta", "id": "m", "content": "Sunny", **MESSAGE_IDS}
+
+    def done(prompt: int, completion: int) -> tuple[str, dict[str, Any]]:
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+        return ("conversation.response.done", {"type": "conversation.response.done", "usage": usage})
+
+    fake_api.reply(
+        Reply(stream=[begun, ("function.call.delta", call), done(50, 5)]),
+        Reply(stream=[begun, ("message.output.delta", answer), done(80, 20)]),
+    )
+
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name
+        """
+        return f"sunny in {city}"
+
+    async def ask() -> list[Any]:
+        async with RunContext(model=AGENT_MODEL) as ctx:
+            ctx.register_func(get_weather)
+            events = await client(fake_api).beta.conversations.run_stream_async(
+                run_ctx=ctx, inputs="Weather?"
+            )
+            return [e async for e in events]
+
+    with agent_otel.run("assistant") as run:
+        events = asyncio.run(ask())
+    assert type(events[-1]).__name__ == "RunResult"
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["tool_calls"], usage["input_tokens"], usage["output_tokens"]) == (
+        2,
+        1,
+        130,
+        25,
+    )
+    steps_seen = [(e["kind"], e["step_id"], e["tool"]) for e in telemetry.events() if e["kind"] != "stop"]
+    assert steps_seen == [("llm_result", 1, None), ("tool_result", 2, "get_weather"), ("llm_result", 3, None)]
