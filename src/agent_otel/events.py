@@ -23,6 +23,7 @@ import weakref
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import IO, Any, Protocol
 
 import orjson
@@ -231,17 +232,16 @@ class Pipeline:
         drops: Any = None,
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
-        # A queued record is its payload in one deque, and its type and size in two arrays (indexed from
-        # _head): a full collection, which stalls every thread, visits each item of a deque, and each
-        # visit of an object outside the cache costs a memory access; numbers in an array are not
-        # objects. The payload is not tracked when its values are plain (tool events; snapshot records,
-        # see on_take), so a long queue adds one visit per record and no objects of its own.
+        # A queued record is its payload and its type in two deques, and its size in an array (indexed
+        # from _head): a full collection, which stalls every thread, visits each item of a deque, and
+        # each visit of an object outside the cache costs a memory access. A type is one of a few
+        # strings, which stay in the cache; a size would be an int object of its own, a number in an
+        # array is none. The payload is not tracked when its values are plain (tool events; snapshot
+        # records, see on_take), so a long queue adds no objects of its own for a collection to walk.
         self._queue: deque[dict[str, Any]] = deque()
-        self._types = array("H")  # index into _type_names
+        self._types: deque[str] = deque()
         self._sizes = array("q")
-        self._head = 0  # index in _types and _sizes of the oldest queued record
-        self._type_names: list[str] = []
-        self._type_codes: dict[str, int] = {}
+        self._head = 0  # index in _sizes of the oldest queued record
         # Bytes of the records queued *and* of the batch the sinks are writing: a batch taken from the
         # queue holds its records until every sink is done with it, so it counts against max_bytes
         # until then (it did not: the queue filled again behind it, holding up to twice its budget).
@@ -269,7 +269,7 @@ class Pipeline:
     def _after_fork(self) -> None:
         """A forked child starts empty: the queued records are the parent's, which will write them."""
         self._queue = deque()
-        self._types = array("H")
+        self._types = deque()
         self._sizes = array("q")
         self._head = 0
         self._queued_bytes = 0
@@ -292,30 +292,36 @@ class Pipeline:
     def queued(self) -> list[Record]:
         """The records waiting in the queue, oldest first (for tests and diagnostics)."""
         with self._lock:
-            names, head = self._type_names, self._head
-            return [(names[self._types[head + i]], p) for i, p in enumerate(self._queue)]
+            return list(zip(self._types, self._queue, strict=True))
 
-    def _type_code(self, rtype: str) -> int:
-        with self._lock:
-            code = self._type_codes.get(rtype)
-            if code is None:
-                code = len(self._type_names)
-                self._type_names.append(rtype)
-                self._type_codes[rtype] = code
-            return code
-
-    def _pop_oldest(self) -> int:
-        """Remove the oldest queued record (the caller holds _lock); returns its size."""
-        self._queue.popleft()
+    def _pop_oldest(self, n: int) -> int:
+        """Remove the ``n`` oldest queued records (the caller holds _lock); returns their bytes."""
+        queue, types, sizes = self._queue, self._types, self._sizes
         head = self._head
-        size = self._sizes[head]
-        head += 1
+        for _ in range(n):
+            queue.popleft()
+            types.popleft()
+        size = sum(sizes[head : head + n])
+        self._advance(head + n)
+        return size
+
+    def _advance(self, head: int) -> None:
         if head >= 4096 and head * 2 >= len(self._sizes):  # amortized O(1): compact now and then
             del self._sizes[:head]
-            del self._types[:head]
             head = 0
         self._head = head
-        return size
+
+    def _trim(self) -> int:
+        """Drop the oldest records beyond either bound, keeping the newest (the caller holds _lock)."""
+        queue, types, sizes = self._queue, self._types, self._sizes
+        head = start = self._head
+        while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
+            queue.popleft()
+            types.popleft()
+            self._queued_bytes -= sizes[head]
+            head += 1
+        self._advance(head)
+        return head - start
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -347,20 +353,17 @@ class Pipeline:
         if not self._sinks or self._closed:
             return
         size = record_size(payload)
-        code = self._type_codes.get(rtype)
-        if code is None:
-            code = self._type_code(rtype)
         dropped = 0
         with self._lock:
             queue = self._queue
             queue.append(payload)
-            self._types.append(code)
+            self._types.append(rtype)
             self._sizes.append(size)
             self._queued_bytes += size
-            while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
-                self._queued_bytes -= self._pop_oldest()
-                dropped += 1
             queued = len(queue)
+            if queued > self._max_queue or self._queued_bytes > self._max_bytes:
+                dropped = self._trim()
+                queued = len(queue)
         if dropped:
             self._drop("queue_full", dropped)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
@@ -394,15 +397,10 @@ class Pipeline:
 
     def _take(self) -> tuple[list[Record], int]:
         """The next batch and its bytes, which stay in queued_bytes until the sinks are done with it."""
-        batch: list[Record] = []
-        taken = 0
         with self._lock:
-            queue, names, types = self._queue, self._type_names, self._types
-            for _ in range(min(self._batch_size, len(queue))):
-                rtype = names[types[self._head]]
-                payload = queue[0]
-                taken += self._pop_oldest()
-                batch.append((rtype, payload))
+            n = min(self._batch_size, len(self._queue))
+            batch: list[Record] = list(islice(zip(self._types, self._queue, strict=True), n))
+            taken = self._pop_oldest(n) if n else 0
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:
@@ -488,7 +486,8 @@ class Pipeline:
             left = len(self._queue)
             self._queue.clear()
             self._queued_bytes -= sum(self._sizes[self._head :])  # a batch being written still counts
-            del self._types[:], self._sizes[:]
+            self._types.clear()
+            del self._sizes[:]
             self._head = 0
         self._drop("unsent_at_shutdown", left, announce=False)
         for sink in self._sinks:

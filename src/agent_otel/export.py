@@ -289,7 +289,7 @@ class BufferedSpanProcessor(SpanProcessor):
         queue.append(span)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per span
             self._start()
-        elif queued + 1 == self._batch_size:
+        elif len(queue) == self._batch_size:
             self._wake.set()
 
     def _sample(self, span: ReadableSpan) -> None:
