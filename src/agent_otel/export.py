@@ -120,7 +120,7 @@ def _span_object_bytes(span: ReadableSpan) -> int:
 UNSIZED = -1  # Batch.size of span objects not estimated yet (ExporterTransport.prepare)
 
 # Spans waiting for the exporter's thread count against the retry buffer's budget too, estimated from one
-# span in every SIZE_SAMPLE that ends (sizing every span would cost the agent's thread ~2.7 us each).
+# span in SIZE_SAMPLE as it ends (sizing every span would cost the agent's thread ~2.7 us each).
 SIZE_SAMPLE = 32
 _TYPICAL_SPAN_BYTES = 2900.0  # a tool span with ten attributes, until spans are sampled
 
@@ -265,15 +265,18 @@ class BufferedSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._closed or not span.context.trace_flags.sampled:
+        context = span.context
+        if self._closed or not context.trace_flags.sampled:
             return
         if self._full:
             self._drops.add("spans", "retry_buffer_full")
             return
+        # Span ids are random: one span in SIZE_SAMPLE, whatever the queue's length (a full queue stays at
+        # one length, which sampled by length would size every span).
+        if not context.span_id % SIZE_SAMPLE:
+            self._sample(span)
         queue = self._queue
         queued = len(queue)
-        if not queued % SIZE_SAMPLE:
-            self._sample(span)
         if queued >= self._queue_limit:
             dropped = 0
             try:
