@@ -171,16 +171,17 @@ def record_size(payload: dict[str, Any]) -> int:
     """Bytes a queued record holds, estimated in O(1) for ordinary records: the constant overhead plus
     its snapshot blob (``blob``) and raw ``args``/``result`` (present only with ``store_args``)."""
     size = RECORD_OVERHEAD
-    blob = payload.get("blob")
+    blob = payload.get(QUEUED_BLOB)  # a queued snapshot's bytes (the producers' form), else a Blob
     if blob is None:
-        blob = payload.get(QUEUED_BLOB)
+        blob = payload.get("blob")
     if blob is not None:
         plain = getattr(blob, "plain", blob)
         size += len(plain) if isinstance(plain, (bytes, bytearray, str)) else 0
-    for key in ("args", "result"):
-        value = payload.get(key)
-        if value is not None:
-            size += _value_size(value)
+    if "args" in payload or "result" in payload:  # raw values: only with store_args
+        for key in ("args", "result"):
+            value = payload.get(key)
+            if value is not None:
+                size += _value_size(value)
     return size
 
 
@@ -304,8 +305,9 @@ class Pipeline:
         if self._drops is not None:
             self._drops.add("events", reason, n, announce=announce)
 
-    def emit(self, rtype: str, payload: dict[str, Any]) -> None:
-        """Queue one record; O(1) for ordinary records, never blocks, never raises."""
+    def emit(self, rtype: str, payload: dict[str, Any], *more: Any) -> None:
+        """Queue one record, or several in one go (``emit(type, payload, type2, payload2, ...)``: a step's
+        event and its snapshot); O(1) for ordinary records, never blocks, never raises."""
         if not self._sinks or self._closed:
             return
         size = record_size(payload)
@@ -315,17 +317,30 @@ class Pipeline:
             queue.append(payload)
             self._types.append(rtype)
             sizes.append(size)
+            if more:
+                for i in range(0, len(more), 2):
+                    extra = record_size(more[i + 1])
+                    queue.append(more[i + 1])
+                    self._types.append(more[i])
+                    sizes.append(extra)
+                    size += extra
             self._queued_bytes += size
-            while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
-                queue.popleft()
-                self._types.popleft()
-                self._queued_bytes -= sizes.popleft()
-                dropped += 1
+            max_queue, max_bytes = self._max_queue, self._max_bytes
+            if len(queue) > max_queue or self._queued_bytes > max_bytes:  # over a bound: drop the oldest
+                while len(queue) > 1 and (len(queue) > max_queue or self._queued_bytes > max_bytes):
+                    queue.popleft()
+                    self._types.popleft()
+                    self._queued_bytes -= sizes.popleft()
+                    dropped += 1
             queued = len(queue)
         if dropped:
             self._drop("queue_full", dropped)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
             self._start()
+        elif more:
+            n = 1 + len(more) // 2
+            if queued == n or queued - n < self._batch_size <= queued:  # into an empty queue, or a full batch
+                self._wake.set()
         elif queued == 1 or queued == self._batch_size:
             self._wake.set()
 

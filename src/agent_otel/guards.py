@@ -217,7 +217,9 @@ class Guards(Policy):
 
     def start_run(self, run: Run) -> RunGuards:
         budget = self.budget if run.budget is None else run.budget.merged_over(self.budget)
-        return RunGuards(self, run, budget)
+        if self.tool_timeout_s is None:
+            return RunGuards(self, run, budget)
+        return TimedRunGuards(self, run, budget)
 
     def policy_denial(self, agent: str, tool: str) -> str | None:
         """Why ``tool`` is denied for ``agent`` (None if allowed); cached per (agent, tool)."""
@@ -259,6 +261,8 @@ class RunGuards(RunPolicy):
 
     __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop", "run")
 
+    after_kinds = ("llm",)  # after_step checks the budgets an LLM step's usage may have crossed
+
     def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
         self.guards = guards
         self.run = run
@@ -290,13 +294,11 @@ class RunGuards(RunPolicy):
     def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
         if step.kind == "llm" and exc is None:
             self.after_usage(self.run)
+        return None
 
     def before_retry(self, step: Step) -> None:
         if isinstance(step, ToolCall):
             self.on_retry(self.run, step.name)
-
-    def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
-        return self.tool_timeout(step.options) if isinstance(step, ToolCall) else timeout_s
 
     def run_stopped(self, result: StopResult) -> None:
         self.on_stop(self.run, result)
@@ -306,7 +308,8 @@ class RunGuards(RunPolicy):
     def before_tool(self, run: Run, options: ToolOptions, args_sha: str) -> None:
         name = options.name
         self._kill_switch(run, name, options.side_effects)
-        self._budget_before_step(run, tool=True)
+        if self._limits:  # (also checked inside: this runs before every tool call)
+            self._budget_before_step(run, tool=True)
         guards = self.guards
         if guards.has_policy:  # an allow or deny list is configured
             denial = guards.policy_denial(run.agent, name)
@@ -533,6 +536,17 @@ class RunGuards(RunPolicy):
             return
         record(run, guard, limit, observed, **attributes)
         raise AgentStopped(run.stop(reason, detail))
+
+
+class TimedRunGuards(RunGuards):
+    """The guards of a run under ``guards.tool_timeout_s``: a tool without its own ``timeout_s`` gets that
+    deadline. Without the key the guards leave a step's deadline alone, and since the engine calls only the
+    hooks a policy overrides, plain :class:`RunGuards` has no ``step_timeout`` (one call less per step)."""
+
+    __slots__ = ()
+
+    def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
+        return self.tool_timeout(step.options) if isinstance(step, ToolCall) else timeout_s
 
 
 def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -> None:

@@ -279,6 +279,7 @@ class Recorder(Policy, RunPolicy):
     """
 
     order = 300  # after the replay policy, which marks the runs that must not be recorded
+    after_kinds = ("tool",)
 
     def __init__(
         self,
@@ -331,9 +332,10 @@ class Recorder(Policy, RunPolicy):
         self.run_started(run)
         return self
 
-    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
+    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> tuple[Any, ...] | None:
         if isinstance(step, ToolCall) and not isinstance(exc, str):
-            self.tool_finished(step, result, exc)
+            return self.tool_finished(step, result, exc)  # queued by the engine with the step's event
+        return None
 
     def run_started(self, run: Run) -> None:
         """Record the run's input (a blob keyed by input_sha) and versions; never raises."""
@@ -368,8 +370,9 @@ class Recorder(Policy, RunPolicy):
                 "serialize", "recording a run input for replay failed (%s: %s)", type(exc).__name__, exc
             )
 
-    def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> None:
-        """Record the result or error of a finished tool call; never raises."""
+    def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> tuple[str, Any] | None:
+        """The snapshot record of a finished tool call's result or error, ``("snapshot", record)`` to queue
+        (None if it could not be made); never raises."""
         try:
             tool = call.options.name
             outcome = OK
@@ -432,11 +435,12 @@ class Recorder(Policy, RunPolicy):
             }
             if blob_plain is not None:
                 _queue_blob(record, blob_sha, blob_plain, self.sealer)
-            self.pipeline.emit("snapshot", record)
+            return ("snapshot", record)
         except Exception as err:
             warn_once(
                 "serialize", "recording a tool result for replay failed (%s: %s)", type(err).__name__, err
             )
+            return None
 
 
 def _enclosing_step(run: Run | None, call: ToolCall | None = None) -> int | None:
