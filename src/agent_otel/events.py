@@ -175,8 +175,11 @@ def record_size(payload: dict[str, Any]) -> int:
     if blob is None:
         blob = payload.get("blob")
     if blob is not None:
-        plain = getattr(blob, "plain", blob)
-        size += len(plain) if isinstance(plain, (bytes, bytearray, str)) else 0
+        if type(blob) is bytes:  # (getattr with a default would raise and catch an AttributeError)
+            size += len(blob)
+        else:
+            plain = getattr(blob, "plain", blob)
+            size += len(plain) if isinstance(plain, (bytes, bytearray, str)) else 0
     if "args" in payload or "result" in payload:  # raw values: only with store_args
         for key in ("args", "result"):
             value = payload.get(key)
@@ -311,28 +314,25 @@ class Pipeline:
         if not self._sinks or self._closed:
             return
         size = record_size(payload)
-        dropped = 0
+        queue = self._queue
         with self._lock:
-            queue, sizes = self._queue, self._sizes
             queue.append(payload)
             self._types.append(rtype)
-            sizes.append(size)
+            self._sizes.append(size)
             if more:
                 for i in range(0, len(more), 2):
                     extra = record_size(more[i + 1])
                     queue.append(more[i + 1])
                     self._types.append(more[i])
-                    sizes.append(extra)
+                    self._sizes.append(extra)
                     size += extra
-            self._queued_bytes += size
-            max_queue, max_bytes = self._max_queue, self._max_bytes
-            if len(queue) > max_queue or self._queued_bytes > max_bytes:  # over a bound: drop the oldest
-                while len(queue) > 1 and (len(queue) > max_queue or self._queued_bytes > max_bytes):
-                    queue.popleft()
-                    self._types.popleft()
-                    self._queued_bytes -= sizes.popleft()
-                    dropped += 1
+            queued_bytes = self._queued_bytes = self._queued_bytes + size
             queued = len(queue)
+            if queued > self._max_queue or queued_bytes > self._max_bytes:  # over a bound: drop the oldest
+                dropped = self._shed()
+                queued = len(queue)
+            else:
+                dropped = 0
         if dropped:
             self._drop("queue_full", dropped)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
@@ -343,6 +343,18 @@ class Pipeline:
                 self._wake.set()
         elif queued == 1 or queued == self._batch_size:
             self._wake.set()
+
+    def _shed(self) -> int:
+        """Drop the oldest records until the queue is within its bounds (keeping the newest); the number
+        dropped. Called with the lock held."""
+        queue, sizes = self._queue, self._sizes
+        dropped = 0
+        while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
+            queue.popleft()
+            self._types.popleft()
+            self._queued_bytes -= sizes.popleft()
+            dropped += 1
+        return dropped
 
     def _start(self) -> None:
         with self._idle:

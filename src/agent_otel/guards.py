@@ -275,9 +275,12 @@ class RunGuards(RunPolicy):
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
         )
         # Whether any limit checked before a step is set (the budget is frozen): none by default.
-        self._limits = self._deadline is not None or any(
-            limit is not None
-            for limit in (budget.max_steps, budget.max_tool_calls, budget.max_tokens, budget.max_cost_usd)
+        self._limits = not (
+            self._deadline is None
+            and budget.max_steps is None
+            and budget.max_tool_calls is None
+            and budget.max_tokens is None
+            and budget.max_cost_usd is None
         )
 
     # --- the step engine's hooks --------------------------------------------------------------------

@@ -358,7 +358,9 @@ class ToolTimeout(TimeoutError):
 def timeout_for(call: ToolCall) -> float | None:
     """The call's deadline: the tool's ``timeout_s`` or the policies' default; 0 means none (a tool's way
     out of ``guards.tool_timeout_s``)."""
-    return call.timeout(call.options.timeout_s)
+    if call.run.ledger.hooks.timeout:
+        return call.timeout(call.options.timeout_s)
+    return call.options.timeout_s or None  # what Step.timeout gives when no policy has a say
 
 
 def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
