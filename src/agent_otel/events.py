@@ -313,7 +313,10 @@ class Pipeline:
         event and its snapshot); O(1) for ordinary records, never blocks, never raises."""
         if not self._sinks or self._closed:
             return
-        size = record_size(payload)
+        if "blob" in payload or QUEUED_BLOB in payload or "args" in payload or "result" in payload:
+            size = record_size(payload)
+        else:  # an event without raw values, a run row: what record_size gives them (this runs per record)
+            size = RECORD_OVERHEAD
         queue = self._queue
         with self._lock:
             queue.append(payload)
