@@ -257,15 +257,19 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
 
 
 class RunGuards(RunPolicy):
-    """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
+    """Per-run guard state: recent tool signatures for loop detection and the effective budget.
 
-    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop", "run")
+    It holds no reference to its run (the hooks get it from the step): the run holds its hooks, so one
+    back would make every run a reference cycle, garbage that only the cyclic collector frees, on the
+    agent's thread (tests/test_run.py::test_a_finished_run_is_freed_without_the_cyclic_collector).
+    """
+
+    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop")
 
     after_kinds = ("llm",)  # after_step checks the budgets an LLM step's usage may have crossed
 
     def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
         self.guards = guards
-        self.run = run
         self.budget = budget
         self.loop = guards.loop
         self._recent: deque[tuple[str, str]] = deque()
@@ -286,7 +290,7 @@ class RunGuards(RunPolicy):
     # --- the step engine's hooks --------------------------------------------------------------------
 
     def before_step(self, step: Step) -> None:
-        run = self.run
+        run = step.run
         if isinstance(step, ToolCall):
             self.before_tool(run, step.options, step.args_sha or "")
         elif step.recorded:
@@ -296,15 +300,17 @@ class RunGuards(RunPolicy):
 
     def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
         if step.kind == "llm" and exc is None:
-            self.after_usage(self.run)
+            self.after_usage(step.run)
         return None
 
     def before_retry(self, step: Step) -> None:
         if isinstance(step, ToolCall):
-            self.on_retry(self.run, step.name)
+            self.on_retry(step.run, step.name)
 
     def run_stopped(self, result: StopResult) -> None:
-        self.on_stop(self.run, result)
+        self._recent.clear()
+        self._counts.clear()
+        self._observed.clear()
 
     # --- hooks called by the engine's hooks above and by run stop ------------------------------------
 
@@ -360,11 +366,6 @@ class RunGuards(RunPolicy):
                 f"retry budget of {limit} exhausted at tool {tool!r}",
                 tool=tool,
             )
-
-    def on_stop(self, run: Run, result: StopResult) -> None:
-        self._recent.clear()
-        self._counts.clear()
-        self._observed.clear()
 
     def tool_timeout(self, options: ToolOptions) -> float | None:
         return options.timeout_s if options.timeout_s is not None else self.guards.tool_timeout_s

@@ -43,6 +43,7 @@ from agent_otel.steps import (
     current_run,
     internal_error,
     note_failure,
+    release_run_span,
     unbind_run,
 )
 from agent_otel.stop import AgentStopped, StopReason, StopResult
@@ -248,6 +249,7 @@ class Run:
             if tokens is not None:
                 unbind_run(tokens[1])
                 otel_context.detach(tokens[0])
+            release_run_span(self)  # no reference cycle left: the run is freed when its last user lets go
 
     def _reason_for(self, exc: BaseException | None) -> StopReason:
         if exc is None:
