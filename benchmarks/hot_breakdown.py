@@ -124,7 +124,8 @@ def main() -> int:
     print("case totals: " + ", ".join(f"{case} {totals[case]:,.0f}" for case in CASES))
     print(
         f"default / bare: {totals['default'] / totals['bare']:.2f}x; "
-        f"store_off / bare: {totals['store_off'] / totals['bare']:.2f}x\n"
+        f"store_off / bare: {totals['store_off'] / totals['bare']:.2f}x; objects per run left to the cyclic "
+        "garbage collector: " + ", ".join(f"{case} {cyclic[case]:,.1f}" for case in CASES) + "\n"
     )
     modules = sorted(per_run["default"], key=lambda m: -per_run["default"][m])[: args.top]
     print(f"{'module':48s} {'bare':>8s} {'store_off':>10s} {'default':>8s}")
@@ -134,10 +135,6 @@ def main() -> int:
         print(f"{module:48s} {row[0]:8,.0f} {row[1]:10,.0f} {row[2]:8,.0f}")
     rest = [totals[case] - sum(per_run[case].get(m, 0.0) for m in modules) for case in CASES]
     print(f"{'(other modules)':48s} {rest[0]:8,.0f} {rest[1]:10,.0f} {rest[2]:8,.0f}")
-    print(
-        "\nobjects per run left to the cyclic garbage collector: "
-        + ", ".join(f"{case} {cyclic[case]:,.1f}" for case in CASES)
-    )
     return 0
 
 
