@@ -381,9 +381,20 @@ class Recorder(Policy, RunPolicy):
             result_type: str | None = None
             blob_plain: bytes | None = None  # queued as plain values (_queue_blob), a Blob once taken
             blob_sha: str | None = None
-            plain: bytes | None = None
-            digest: str | None = None
-            if exc is not None:
+            plain = call.result_json
+            digest = call.result_sha  # computed with the span's agent.tool.result_sha: not again
+            if (
+                exc is None
+                and plain is not None
+                and digest is not None
+                and len(plain) <= self.max_bytes
+                and self._excluded.get(tool) is False
+            ):  # the common case, decided in one test: a result recorded whole, under its result_sha
+                blob_plain, blob_sha = plain, digest
+                if type(result) not in _NATIVE:
+                    result_type = type_name(result)
+            elif exc is not None:
+                plain = None
                 outcome = ERROR
                 error_type = type(exc).__name__
                 if error_type in _NOT_OUTCOMES:
@@ -391,8 +402,6 @@ class Recorder(Policy, RunPolicy):
                 elif not self._is_excluded(tool):
                     plain = error_document(exc)
             else:
-                plain = call.result_json
-                digest = call.result_sha  # computed with the span's agent.tool.result_sha: not again
                 if plain is None or digest is None:
                     plain = canonical_json(result)
                     digest = sha_bytes(plain)
@@ -401,7 +410,7 @@ class Recorder(Policy, RunPolicy):
                 if self._is_excluded(tool):
                     result_sha = digest
                     plain = None
-            if outcome != INTERRUPTED:
+            if outcome != INTERRUPTED and blob_plain is None:
                 if plain is None:
                     outcome = EXCLUDED
                 elif len(plain) > self.max_bytes:
