@@ -615,11 +615,10 @@ class Step:
         for hook in self.run.ledger.hooks.after_by_kind.get(self.kind, ()):
             try:
                 records = hook(self, result, exc)
-            except Exception as err:
-                internal_error(f"a policy after a {self.kind} step", err)
-            else:
                 if records is not None:
                     more += records
+            except Exception as err:
+                internal_error(f"a policy after a {self.kind} step", err)
         if event is not None or more:
             rt = self.run.ledger.runtime
             if rt is not None:
