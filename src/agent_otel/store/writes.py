@@ -152,8 +152,12 @@ def _run_conflict(columns: tuple[str, ...]) -> str:
 
 
 # What run_rows reads from a run record, in schema.RUN_COLUMNS order (records carry times as epoch ms).
-_RUN_KEYS = tuple({"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in schema.RUN_COLUMNS)
-_RUN_CREATED, _RUN_ENDED, _RUN_STATUS = (schema.RUN_COLUMNS.index(c) for c in ("created_at", "ended_at", "status"))
+_RUN_KEYS = tuple(
+    {"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in schema.RUN_COLUMNS
+)
+_RUN_CREATED, _RUN_ENDED, _RUN_STATUS = (
+    schema.RUN_COLUMNS.index(c) for c in ("created_at", "ended_at", "status")
+)
 
 
 def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
