@@ -331,6 +331,58 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
     assert batches[-1] == {r: int(r == "completed") for r in reasons}
 
 
+def test_a_new_series_first_sample_holds_one_run_when_the_export_thread_is_late(monkeypatch, tmp_path):
+    """rate() ignores a series' first sample, so the first export of a new series must hold one run, not
+    every run recorded before the export thread got the CPU. On a loaded machine that thread ran after
+    dozens of a short-lived process's runs (the seed's dashboard queries then missed them); here it is
+    made late on purpose, and the event thread must hold the later runs until the first is collected."""
+    from agent_otel import runtime
+    from tests.otlp_receiver import OTLPReceiver
+
+    def tool_call_counts(batch):
+        return [
+            p.count
+            for rm in batch.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == c.M_TOOL_CALLS.name
+            for p in m.histogram.data_points
+            if {a.key: a.value.string_value for a in p.attributes}.get("agent") == "late-export"
+        ]
+
+    receiver = OTLPReceiver().start()
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
+    agent_otel.shutdown()
+    try:
+        agent_otel.setup(
+            "batch-job",
+            endpoint=receiver.endpoint,
+            store=False,
+            instrument=False,
+            config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
+        )
+        metrics = runtime.current().metrics
+        export_soon = metrics.export_soon
+        assert export_soon is not None
+
+        def late() -> None:
+            time.sleep(0.2)  # the export thread waiting for a busy CPU
+            export_soon()
+
+        metrics.export_soon = late
+        for _ in range(30):
+            with agent_otel.run("late-export") as run:
+                run.call_tool("search", lambda q: [q], {"q": "x"})
+        agent_otel.shutdown()
+    finally:
+        receiver.stop()
+
+    counts = [n for b in receiver.metric_batches for n in tool_call_counts(b)]
+    assert counts and counts[0] == 1, counts  # the series' first sample: the first run alone
+    assert counts[-1] == 30, counts  # and every run by the exit
+
+
 _RUN_BEFORE_SETUP = """
 import sys, agent_otel
 with agent_otel.run("warm-up") as run:  # before setup(): agent-otel records through the API's proxy meter

@@ -20,6 +20,7 @@ attempt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -567,10 +568,15 @@ class NonBlockingMetricExporter(MetricExporter):
         self._health = _Health("metrics")
         self._failures = 0
         self._thread: threading.Thread | None = None
+        # Told of each batch the reader collected (Metrics.collected: a new series is out, see there).
+        self.on_export: Callable[[], None] | None = None
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self.on_export is not None:
+            with contextlib.suppress(Exception):
+                self.on_export()
         with self._cond:
             if self._closed:
                 return MetricExportResult.FAILURE

@@ -65,6 +65,8 @@ _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
 _TOOL_GEN_AI_KEYS = (c.GEN_AI_OPERATION_NAME, c.GEN_AI_AGENT_NAME, c.ERROR_TYPE)
 _TOOL_KEYS = ("agent", "tool", "status")
+# How long the event thread holds further measurements for a new series' first collection (_new_series).
+NEW_SERIES_WAIT_S = 0.5
 _MAX_SERIES = 10_000  # histogram series whose attributes and SDK aggregations are kept (see _series)
 
 
@@ -241,6 +243,14 @@ class Metrics:
         self._export_lock = threading.Lock()
         self._exporting = False
         self._export_again = False
+        # Collections of the OTLP reader so far (see collected()), for the event thread's wait on a new
+        # series; passes of _export_loop that collected nothing count too, so that nobody waits for them.
+        self._collections = 0
+        self._collected_cond = threading.Condition()
+        # Series created since their first collection (id -> series), and the collection count that
+        # exports them all: a second measurement into one of them waits for it (see _settle).
+        self._fresh: dict[int, Series] = {}
+        self._fresh_target = 0
         self._run_series: set[tuple[str, str]] = set()
         self._histograms(meter)
 
@@ -328,7 +338,7 @@ class Metrics:
     ) -> Series:
         """The histogram's series for these label values, kept (up to _MAX_SERIES) so that its attributes
         and the SDK's aggregations are looked up once (see agent_otel.histograms). ``export``: a new
-        series asks for an export now (see _new_series)."""
+        series asks for an export now, and a second measurement into it waits for that (see _settle)."""
         series = self._series_cache.get((histogram, values))
         if series is None:
             cached = len(self._series_cache) < _MAX_SERIES
@@ -336,21 +346,50 @@ class Metrics:
             if cached:
                 self._series_cache[(histogram, values)] = series
                 if export:
-                    self._new_series()
+                    self._fresh_series(series)
+        elif self._fresh and id(series) in self._fresh:
+            self._settle()
         return series
 
-    def _new_series(self) -> None:
-        """A series just got its first value: export it now, so that it is the series' first sample in
-        Prometheus instead of an interval's worth of values (rate() ignores a series' first sample).
-        A histogram cannot start at 0, but this way rate() misses one measurement, not an interval."""
+    def _fresh_series(self, series: Series) -> None:
+        target = self._new_series()
+        if target is not None:
+            self._fresh[id(series)] = series
+            self._fresh_target = max(self._fresh_target, target)
+
+    def _settle(self) -> None:
+        """A series created since the last collection is about to get its second measurement: wait (at
+        most NEW_SERIES_WAIT_S) until the OTLP reader has collected its first, so that its first sample
+        in Prometheus holds one measurement. rate() ignores a series' first sample; on a loaded machine
+        the export thread used to run only after dozens of a short-lived process's runs had gone into
+        the series, and the seed's dashboard queries missed all of them. One wait covers every series
+        created in the meantime (an agent's first run with many tools costs one collection, not one per
+        tool). Only the event thread records histograms, so no agent's thread ever waits here."""
+        target = self._fresh_target
+        with self._collected_cond:
+            self._collected_cond.wait_for(lambda: self._collections >= target, NEW_SERIES_WAIT_S)
+        self._fresh.clear()
+
+    def _new_series(self) -> int | None:
+        """Ask for an export now, on a thread of our own (coalesced); None without OTLP export. Returns
+        the collection count at which what was recorded so far has been collected."""
         if self.export_soon is None:
-            return
+            return None
         with self._export_lock:
+            # a pass already under way may have collected before this value: the next one counts
+            target = self._collections + (2 if self._exporting else 1)
             self._export_again = True
-            if self._exporting:
-                return
+            start = not self._exporting
             self._exporting = True
-        threading.Thread(target=self._export_loop, name="agent-otel-export-soon", daemon=True).start()
+        if start:
+            threading.Thread(target=self._export_loop, name="agent-otel-export-soon", daemon=True).start()
+        return target
+
+    def collected(self) -> None:
+        """The OTLP reader collected (called by its exporter with each batch): new series are out."""
+        with self._collected_cond:
+            self._collections += 1
+            self._collected_cond.notify_all()
 
     def _export_loop(self) -> None:
         while True:
@@ -360,8 +399,11 @@ class Metrics:
                     self._exporting = False
                     return
                 self._export_again = False
+            before = self._collections
             with contextlib.suppress(Exception):  # best effort: the periodic export follows anyway
                 export()
+            if self._collections == before:  # nothing collected (shut down, failed): release waiters
+                self.collected()
 
     def exclude_run(self, run_id: str) -> None:
         """A replay: its events are the recording's traffic again, not new traffic."""
@@ -392,6 +434,8 @@ class Metrics:
             series = self._tool_series.get(key)
             if series is None:
                 series = self._tool_series_of(key)
+            elif self._fresh and id(series[0]) in self._fresh:
+                self._settle()
             duration_ms = event["duration_ms"]
             series[0].record(duration_ms, _exemplar(event) if exemplar else None)
             series[1].record(duration_ms / 1000.0)
@@ -484,16 +528,16 @@ class Metrics:
         if self.track_stop:
             self.stops.add((agent, stop_reason))
         if self.track_latency:
-            self._series(
-                self.run_latency, (agent, stop_reason), ("agent", "stop_reason"), export=False
-            ).record(duration_ms, ctx)
+            self._series(self.run_latency, (agent, stop_reason), ("agent", "stop_reason")).record(
+                duration_ms, ctx
+            )
         if self.track_tool_calls:
-            self._series(self.tool_calls, (agent,), ("agent",), export=False).record(tool_calls, ctx)
+            self._series(self.tool_calls, (agent,), ("agent",)).record(tool_calls, ctx)
         if self.track_spend:
-            self._series(self.spend_per_run, (agent,), ("agent",), export=False).record(cost_usd, ctx)
+            self._series(self.spend_per_run, (agent,), ("agent",)).record(cost_usd, ctx)
         series = (agent, stop_reason)
         if series not in self._run_series and len(self._run_series) < 10_000:
-            self._run_series.add(series)
+            self._run_series.add(series)  # its stop count, even with no histogram tracked
             self._new_series()
 
     def record_guard(self, agent: str, guard: str) -> None:

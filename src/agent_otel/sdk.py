@@ -63,6 +63,7 @@ class Installation:
     integrations: list[str] = field(default_factory=list)
     args: tuple[Any, ...] = ()
     sigterm: bool = False  # setup() installed agent-otel's SIGTERM handler (see agent_otel.sigterm)
+    events_closed: bool = False  # shutdown() has delivered the last events (see _export_soon)
 
 
 _lock = threading.RLock()
@@ -211,6 +212,8 @@ def _install(
         inst.runtime = rt
         if inst.otlp_metric_reader is not None:
             rt.metrics.export_soon = lambda: _export_soon(inst)
+            for exporter in inst.metric_exporters:
+                exporter.on_export = rt.metrics.collected
     runtime_mod.install(rt)
     config_mod.set_effective(cfg)
     return inst
@@ -510,8 +513,9 @@ def _install_metrics(
 
 
 def _export_soon(inst: Installation) -> None:
-    """Collect and export the OTLP metrics now (Metrics calls it on a thread of its own, for new series)."""
-    if _installed is inst:
+    """Collect and export the OTLP metrics now (Metrics calls it on a thread of its own, for new series).
+    Also while shutdown() delivers the last events: a short-lived process's series appear then."""
+    if not inst.events_closed:
         inst.otlp_metric_reader.force_flush(timeout_millis=inst.config.get("exporter.timeout_s") * 1000)
 
 
@@ -565,6 +569,7 @@ def shutdown(timeout_s: float | None = None) -> None:
     native.enable(False)
     # Events first: the run store should hold every run before the process goes away.
     inst.pipeline.close(max(deadline - time.monotonic(), 0.05))
+    inst.events_closed = True
     workers: list[threading.Thread] = []
 
     def spawn(fn: Any, *args: Any) -> None:
