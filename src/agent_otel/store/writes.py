@@ -151,22 +151,22 @@ def _run_conflict(columns: tuple[str, ...]) -> str:
     )
 
 
-# What run_rows reads from a run record, in schema.RUN_COLUMNS order (records carry times as epoch ms).
-_RUN_KEYS = tuple(
-    {"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in schema.RUN_COLUMNS
-)
-_RUN_CREATED, _RUN_ENDED, _RUN_STATUS = (
-    schema.RUN_COLUMNS.index(c) for c in ("created_at", "ended_at", "status")
-)
+@functools.lru_cache(maxsize=4)
+def _run_keys(columns: tuple[str, ...]) -> tuple[tuple[str, ...], int, int, int]:
+    """What run_rows reads from a run record for ``columns`` (records carry times as epoch ms), and where
+    the created, ended and status columns are."""
+    keys = tuple({"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in columns)
+    created, ended, status = (columns.index(c) for c in ("created_at", "ended_at", "status"))
+    return keys, created, ended, status
 
 
 def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
     """Rows of ``schema.RUN_COLUMNS`` (records carry times as epoch ms)."""
-    created, ended, status = _RUN_CREATED, _RUN_ENDED, _RUN_STATUS
+    keys, created, ended, status = _run_keys(schema.RUN_COLUMNS)
     ts, param, now = store._ts, store.param, int(time.time() * 1000)
     out = []
     for r in runs:
-        row = list(map(r.get, _RUN_KEYS))
+        row = list(map(r.get, keys))
         row[created] = ts(row[created] or now)
         row[ended] = ts(row[ended])
         row[status] = row[status] or "running"
