@@ -424,7 +424,10 @@ def test_flipping_the_flag_file_stops_a_run_in_progress(guarded, tmp_path):
     flipped = threading.Event()
 
     def operator():
-        time.sleep(0.15)
+        # the run is under way (a few calls made) when the operator flips the file
+        deadline = time.monotonic() + 10
+        while len(tools.executed) < 6 and time.monotonic() < deadline:
+            time.sleep(0.005)
         flag.write_text("all\n")
         flipped.set()
 
@@ -433,7 +436,8 @@ def test_flipping_the_flag_file_stops_a_run_in_progress(guarded, tmp_path):
         for i in range(1000):
             run.call_tool("search", tools.search, {"q": i})
             time.sleep(0.01)
-    assert flipped.is_set() and 5 < len(tools.executed) < 100
+    # the run may stop between the file's write and the event's set(): wait for the operator to finish
+    assert flipped.wait(5) and 6 <= len(tools.executed) < 100
     event = assert_stopped(t, run, "kill_switch", "kill_switch")
     assert event["observed"] == f"file:{flag}"
 

@@ -31,6 +31,7 @@ FRAMEWORK_MODULES = (
     "llama_index.core",
     "claude_agent_sdk",
     "crewai",
+    "mistralai.client",
 )
 ALL = [
     "langchain",
@@ -44,7 +45,7 @@ ALL = [
     "bedrock",
     "litellm",
 ]
-ALL += ["smolagents", "llamaindex", "claude_agent_sdk"]
+ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral"]
 #: Registered, tested in an environment of their own (tests/envs), not installed in this one.
 OWN_ENV = ["crewai", "strands", "google_adk"]
 
@@ -161,6 +162,7 @@ def import_all_frameworks() -> None:
         "smolagents",
         "llama_index.core",
         "claude_agent_sdk",
+        "mistralai.client",
     ):
         importlib.import_module(module)
 
@@ -230,6 +232,9 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         print("bedrock:", hasattr(BaseClient._make_api_call, "__agent_otel_original__"))
         import litellm
         print("litellm:", hasattr(litellm.completion, "__agent_otel_original__"))
+        from mistralai.client import Mistral  # `mistralai` is a namespace package: its client triggers
+        from mistralai.client.chat import Chat
+        print("mistral:", hasattr(Chat.complete, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -240,7 +245,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     assert out.splitlines() == [
         "imported by setup: []",
         "pending: ['anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain', 'langgraph',"
-        " 'litellm', 'llamaindex', 'mcp', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
+        " 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
         "pregel: True",
         "tool_node: True",
         "openai: True",
@@ -248,6 +253,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         "google_genai: True",
         "bedrock: True",
         "litellm: True",
+        "mistral: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",

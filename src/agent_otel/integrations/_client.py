@@ -96,6 +96,7 @@ def begin(
     stream: bool = False,
     server: Any = None,
     messages: Callable[[], list[dict[str, Any]]] | None = None,
+    defer: bool = False,
 ) -> LLMCall | None:
     """An LLM step of the current run for a request about to be sent, or None (pass it through).
 
@@ -103,12 +104,14 @@ def begin(
     ``top_p``, ``top_k``, ``stop_sequences``...); ``server`` is the base URL the request goes to
     (``server.address`` / ``server.port``); ``messages`` builds the request's messages in the GenAI form,
     called only with content capture on. AgentStopped from a guard propagates: nothing is sent.
+    ``defer`` leaves the step's span to the library's own span of the request, if one comes
+    (:mod:`agent_otel.native`); else agent-otel's opens when the step ends, back-dated to its start.
     """
     run = active_run()
     if run is None or framework_call() is not None:
         return None
     try:
-        call = llm.begin(run, model or "unknown", attach=False, provider=provider)
+        call = llm.begin(run, model or "unknown", attach=False, provider=provider, defer=defer)
     except AgentStopped:
         raise
     except Exception as exc:
@@ -290,7 +293,7 @@ class Watch:
     def on_drop(self, owner: Any) -> None:
         """Dropped without being read to its end or closed: the step still ends (usage seen so far)."""
         with contextlib.suppress(TypeError):  # not weak-referenceable: it ends when consumed or closed
-            weakref.finalize(owner, Watch.end, self)
+            weakref.finalize(owner, type(self).end, self)
 
 
 def observe(inner: Iterator[Any], watch: Watch) -> Iterator[Any]:
