@@ -80,9 +80,10 @@ def _count_emits(pipeline: Any) -> dict[str, int]:
     produced: dict[str, int] = {}
     emit = pipeline.emit
 
-    def counting(rtype: str, payload: dict[str, Any]) -> None:
-        produced[rtype] = produced.get(rtype, 0) + 1
-        emit(rtype, payload)
+    def counting(rtype: str, payload: dict[str, Any], *more: Any) -> None:  # more: further (type, payload)s
+        for name in (rtype, *more[::2]):
+            produced[name] = produced.get(name, 0) + 1
+        emit(rtype, payload, *more)
 
     pipeline.emit = counting
     return produced

@@ -12,6 +12,8 @@ call; replay snapshots on (the default), so each tool call is an event and a sna
 * ``methods``: the same, for each way the write path can put rows in (``agent_otel.store.writes``):
   multi-row ``INSERT ... VALUES``, ``executemany`` (psycopg pipelines it), and ``COPY`` for PostgreSQL's
   events; the defaults are the fastest of these.
+* ``frames``: SQLite only: the WAL frames (pages written) per run, by the table or index each belongs to
+  (``--base`` as for ``capacity``): where the write path's I/O goes.
 * ``drill``: the real thing: agent threads run the loop at ``--rate`` runs/s through ``setup()`` (pipeline,
   metrics, store sink) for ``--seconds``; prints what the pipeline and the store sink dropped.
 
@@ -158,6 +160,57 @@ def capacity(
     }
 
 
+def frames(
+    location: str, runs: int, template: list[tuple[str, dict[str, Any]]], base: str | None
+) -> dict[str, Any]:
+    """SQLite: the WAL frames (4 KB pages written) per run, by the table or index (B-tree) each page
+    belongs to. Checkpoints are held off for the round, so every frame a commit writes stays in the WAL;
+    each is then written to the database file again by a checkpoint (and read back first)."""
+    import sqlite3
+    import struct
+
+    from agent_otel.store import StoreSink, Target, db
+
+    if base is not None:
+        shutil.copyfile(base, location)
+    saved = db.WAL_CHECKPOINT_PAGES
+    db.WAL_CHECKPOINT_PAGES = 1 << 30
+    try:
+        sink = StoreSink(
+            Target("sqlite", location), {"logs_days": 30, "tool_snapshot_days": 14}, gc_interval_s=1e12
+        )
+        sink.write(clone(template, 200)[:BATCH])  # opens, migrates
+        assert sink._store is not None
+        sink._store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        records = clone(template, runs)
+        for i in range(0, len(records), BATCH):
+            sink.write(records[i : i + BATCH])
+        assert sink.error is None and not sink.dropped, (sink.error, sink.dropped)
+        with open(location + "-wal", "rb") as f:
+            wal = f.read()
+        page_size = struct.unpack(">I", wal[8:12])[0]
+        pages = [
+            struct.unpack(">I", wal[o : o + 4])[0] for o in range(32, len(wal) - page_size, 24 + page_size)
+        ]
+        conn = sqlite3.connect(location)
+        try:  # dbstat: SQLite's own page map (the sqlite3 of most builds has it)
+            owner = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
+        finally:
+            conn.close()
+        sink.close()
+    finally:
+        db.WAL_CHECKPOINT_PAGES = saved
+    by: dict[str, int] = {}
+    for page in pages:
+        name = owner.get(page, "(free or new)")
+        by[name] = by.get(name, 0) + 1
+    return {
+        "runs": runs,
+        "frames_per_run": round(len(pages) / runs, 2),
+        "by_btree": {k: round(v / runs, 2) for k, v in sorted(by.items(), key=lambda kv: -kv[1])},
+    }
+
+
 def _timed(write: Any, name: str, acc: dict[str, float]) -> Any:
     def timed(batch: list[tuple[str, dict[str, Any]]]) -> None:
         t0 = time.thread_time()
@@ -250,7 +303,7 @@ def drill(location: str, rate: float, seconds: float, threads: int) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("capacity", "methods", "drill"))
+    parser.add_argument("what", choices=("capacity", "methods", "drill", "frames"))
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--runs", type=int, default=3000, help="capacity: runs written")
     parser.add_argument("--repeat", type=int, default=3, help="capacity: rounds (median)")
@@ -264,7 +317,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = {}
     server = None
-    template = capture_one_run() if args.what in ("capacity", "methods") else []
+    template = capture_one_run() if args.what != "drill" else []
     try:
         for dialect in args.dialects.split(","):
 
@@ -287,6 +340,9 @@ def main() -> None:
                 results[dialect]["records_per_cpu_s"] = round(
                     statistics.median(r["records_per_cpu_s"] for r in rounds)
                 )
+            elif args.what == "frames":
+                if dialect == "sqlite":
+                    results[dialect] = frames(location(), args.runs, template, args.base)
             elif args.what == "methods":
                 results[dialect] = methods(dialect, location, args.runs, args.repeat, template)
             else:
@@ -311,6 +367,15 @@ def main() -> None:
         for dialect, by in results.items():
             for label, r in by.items():
                 print(f"| {dialect} | {label} | {r['runs_per_cpu_s']:,} | {r['wall_s']} |")
+    elif args.what == "frames":
+        for r in results.values():
+            start = f"into a copy of {args.base}" if args.base else "into an empty store"
+            print(f"SQLite WAL frames per run, {args.runs:,} runs {start}: {r['frames_per_run']}")
+            print("| table or index | frames per run |")
+            print("|---|---|")
+            for name, n in r["by_btree"].items():
+                if n >= 0.01:
+                    print(f"| {name} | {n} |")
     else:
         for dialect, r in results.items():
             print(dialect, r)

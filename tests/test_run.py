@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 
 import pytest
@@ -301,3 +302,32 @@ def test_run_ids_are_uuid4_and_stay_unique_across_random_seed_and_fork() -> None
     with os.fdopen(read) as pipe:
         child = pipe.read()
     assert len(child) == 32 and child != run_id()
+
+
+def test_a_finished_run_is_freed_without_the_cyclic_collector(telemetry):
+    """A finished run leaves no reference cycle (run, its guards' state, its span and the span's binding):
+    what a cycle holds waits for the cyclic garbage collector, which then walks and frees it on the agent's
+    thread, at every run."""
+
+    @agent_otel.tool
+    def lookup(query: str) -> dict:
+        return {"hits": [query]}
+
+    def one_run(i: int) -> None:
+        with agent_otel.run("support-agent", model="gpt-4o", input={"ticket": i}) as run:
+            run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5)
+            lookup(query=f"q{i}")
+            lookup(query=f"r{i}")
+            run.record_llm(model="gpt-4o", input_tokens=20, output_tokens=5)
+
+    one_run(0)  # first-use work (metric series, caches) is not a run's
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(1, 4):
+            one_run(i)
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0
+    assert len(by_name(telemetry.spans(), "invoke_agent")) == 4

@@ -173,16 +173,20 @@ def record_size(payload: dict[str, Any]) -> int:
     """Bytes a queued record holds, estimated in O(1) for ordinary records: the constant overhead plus
     its snapshot blob (``blob``) and raw ``args``/``result`` (present only with ``store_args``)."""
     size = RECORD_OVERHEAD
-    blob = payload.get("blob")
+    blob = payload.get(QUEUED_BLOB)  # a queued snapshot's bytes (the producers' form), else a Blob
     if blob is None:
-        blob = payload.get(QUEUED_BLOB)
+        blob = payload.get("blob")
     if blob is not None:
-        plain = getattr(blob, "plain", blob)
-        size += len(plain) if isinstance(plain, (bytes, bytearray, str)) else 0
-    for key in ("args", "result"):
-        value = payload.get(key)
-        if value is not None:
-            size += _value_size(value)
+        if type(blob) is bytes:  # (getattr with a default would raise and catch an AttributeError)
+            size += len(blob)
+        else:
+            plain = getattr(blob, "plain", blob)
+            size += len(plain) if isinstance(plain, (bytes, bytearray, str)) else 0
+    if "args" in payload or "result" in payload:  # raw values: only with store_args
+        for key in ("args", "result"):
+            value = payload.get(key)
+            if value is not None:
+                size += _value_size(value)
     return size
 
 
@@ -311,7 +315,7 @@ class Pipeline:
             head = 0
         self._head = head
 
-    def _trim(self) -> int:
+    def _shed(self) -> int:
         """Drop the oldest records beyond either bound, keeping the newest (the caller holds _lock)."""
         queue, types, sizes = self._queue, self._types, self._sizes
         head = start = self._head
@@ -348,26 +352,42 @@ class Pipeline:
         if self._drops is not None:
             self._drops.add("events", reason, n, announce=announce)
 
-    def emit(self, rtype: str, payload: dict[str, Any]) -> None:
-        """Queue one record; O(1) for ordinary records, never blocks, never raises."""
+    def emit(self, rtype: str, payload: dict[str, Any], *more: Any) -> None:
+        """Queue one record, or several in one go (``emit(type, payload, type2, payload2, ...)``: a step's
+        event and its snapshot); O(1) for ordinary records, never blocks, never raises."""
         if not self._sinks or self._closed:
             return
-        size = record_size(payload)
-        dropped = 0
+        if "blob" in payload or QUEUED_BLOB in payload or "args" in payload or "result" in payload:
+            size = record_size(payload)
+        else:  # an event without raw values, a run row: what record_size gives them (this runs per record)
+            size = RECORD_OVERHEAD
+        queue = self._queue
         with self._lock:
-            queue = self._queue
             queue.append(payload)
             self._types.append(rtype)
             self._sizes.append(size)
-            self._queued_bytes += size
+            if more:
+                for i in range(0, len(more), 2):
+                    extra = record_size(more[i + 1])
+                    queue.append(more[i + 1])
+                    self._types.append(more[i])
+                    self._sizes.append(extra)
+                    size += extra
+            queued_bytes = self._queued_bytes = self._queued_bytes + size
             queued = len(queue)
-            if queued > self._max_queue or self._queued_bytes > self._max_bytes:
-                dropped = self._trim()
+            if queued > self._max_queue or queued_bytes > self._max_bytes:  # over a bound: drop the oldest
+                dropped = self._shed()
                 queued = len(queue)
+            else:
+                dropped = 0
         if dropped:
             self._drop("queue_full", dropped)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
             self._start()
+        elif more:
+            n = 1 + len(more) // 2
+            if queued == n or queued - n < self._batch_size <= queued:  # into an empty queue, or a full batch
+                self._wake.set()
         elif queued == 1 or queued == self._batch_size:
             self._wake.set()
 

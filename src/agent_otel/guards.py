@@ -217,7 +217,9 @@ class Guards(Policy):
 
     def start_run(self, run: Run) -> RunGuards:
         budget = self.budget if run.budget is None else run.budget.merged_over(self.budget)
-        return RunGuards(self, run, budget)
+        if self.tool_timeout_s is None:
+            return RunGuards(self, run, budget)
+        return TimedRunGuards(self, run, budget)
 
     def policy_denial(self, agent: str, tool: str) -> str | None:
         """Why ``tool`` is denied for ``agent`` (None if allowed); cached per (agent, tool)."""
@@ -255,13 +257,19 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
 
 
 class RunGuards(RunPolicy):
-    """Per-run guard state: recent tool signatures for loop detection and the effective budget."""
+    """Per-run guard state: recent tool signatures for loop detection and the effective budget.
 
-    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop", "run")
+    It holds no reference to its run (the hooks get it from the step): the run holds its hooks, so one
+    back would make every run a reference cycle, garbage that only the cyclic collector frees, on the
+    agent's thread (tests/test_run.py::test_a_finished_run_is_freed_without_the_cyclic_collector).
+    """
+
+    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop")
+
+    after_kinds = ("llm",)  # after_step checks the budgets an LLM step's usage may have crossed
 
     def __init__(self, guards: Guards, run: Run, budget: Budget) -> None:
         self.guards = guards
-        self.run = run
         self.budget = budget
         self.loop = guards.loop
         self._recent: deque[tuple[str, str]] = deque()
@@ -271,15 +279,18 @@ class RunGuards(RunPolicy):
             time.monotonic() + budget.max_duration_s if budget.max_duration_s is not None else None
         )
         # Whether any limit checked before a step is set (the budget is frozen): none by default.
-        self._limits = self._deadline is not None or any(
-            limit is not None
-            for limit in (budget.max_steps, budget.max_tool_calls, budget.max_tokens, budget.max_cost_usd)
+        self._limits = not (
+            self._deadline is None
+            and budget.max_steps is None
+            and budget.max_tool_calls is None
+            and budget.max_tokens is None
+            and budget.max_cost_usd is None
         )
 
     # --- the step engine's hooks --------------------------------------------------------------------
 
     def before_step(self, step: Step) -> None:
-        run = self.run
+        run = step.run
         if isinstance(step, ToolCall):
             self.before_tool(run, step.options, step.args_sha or "")
         elif step.recorded:
@@ -289,24 +300,25 @@ class RunGuards(RunPolicy):
 
     def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
         if step.kind == "llm" and exc is None:
-            self.after_usage(self.run)
+            self.after_usage(step.run)
+        return None
 
     def before_retry(self, step: Step) -> None:
         if isinstance(step, ToolCall):
-            self.on_retry(self.run, step.name)
-
-    def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
-        return self.tool_timeout(step.options) if isinstance(step, ToolCall) else timeout_s
+            self.on_retry(step.run, step.name)
 
     def run_stopped(self, result: StopResult) -> None:
-        self.on_stop(self.run, result)
+        self._recent.clear()
+        self._counts.clear()
+        self._observed.clear()
 
     # --- hooks called by the engine's hooks above and by run stop ------------------------------------
 
     def before_tool(self, run: Run, options: ToolOptions, args_sha: str) -> None:
         name = options.name
         self._kill_switch(run, name, options.side_effects)
-        self._budget_before_step(run, tool=True)
+        if self._limits:  # (also checked inside: this runs before every tool call)
+            self._budget_before_step(run, tool=True)
         guards = self.guards
         if guards.has_policy:  # an allow or deny list is configured
             denial = guards.policy_denial(run.agent, name)
@@ -354,11 +366,6 @@ class RunGuards(RunPolicy):
                 f"retry budget of {limit} exhausted at tool {tool!r}",
                 tool=tool,
             )
-
-    def on_stop(self, run: Run, result: StopResult) -> None:
-        self._recent.clear()
-        self._counts.clear()
-        self._observed.clear()
 
     def tool_timeout(self, options: ToolOptions) -> float | None:
         return options.timeout_s if options.timeout_s is not None else self.guards.tool_timeout_s
@@ -533,6 +540,17 @@ class RunGuards(RunPolicy):
             return
         record(run, guard, limit, observed, **attributes)
         raise AgentStopped(run.stop(reason, detail))
+
+
+class TimedRunGuards(RunGuards):
+    """The guards of a run under ``guards.tool_timeout_s``: a tool without its own ``timeout_s`` gets that
+    deadline. Without the key the guards leave a step's deadline alone, and since the engine calls only the
+    hooks a policy overrides, plain :class:`RunGuards` has no ``step_timeout`` (one call less per step)."""
+
+    __slots__ = ()
+
+    def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
+        return self.tool_timeout(step.options) if isinstance(step, ToolCall) else timeout_s
 
 
 def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -> None:

@@ -43,6 +43,7 @@ from agent_otel.steps import (
     current_run,
     internal_error,
     note_failure,
+    release_run_span,
     unbind_run,
 )
 from agent_otel.stop import AgentStopped, StopReason, StopResult
@@ -248,6 +249,7 @@ class Run:
             if tokens is not None:
                 unbind_run(tokens[1])
                 otel_context.detach(tokens[0])
+            release_run_span(self)  # no reference cycle left: the run is freed when its last user lets go
 
     def _reason_for(self, exc: BaseException | None) -> StopReason:
         if exc is None:
@@ -420,12 +422,15 @@ class Run:
             status=stop_class,
         )
         event["_sampled"] = span.get_span_context().trace_flags.sampled
-        rt.pipeline.emit("event", event)
         if reason is StopReason.INTERRUPTED and self.conversation_id is not None:
             span_context = span.get_span_context()
             if span_context.is_valid:
                 _remember_pause(self.conversation_id, span_context, self.run_id)
-        self._emit_run_record(ended=True)
+        record = self._run_record(ended=True)
+        if record is None:
+            rt.pipeline.emit("event", event)
+        else:  # the stop event and the run's final row, in one queue operation
+            rt.pipeline.emit("event", event, "run", record)
         for on_stop in self.ledger.hooks.stop:
             try:
                 on_stop(result)
@@ -452,9 +457,15 @@ class Run:
         span.end()
 
     def _emit_run_record(self, ended: bool) -> None:
+        record = self._run_record(ended)
+        if record is not None:
+            self._rt.pipeline.emit("run", record)  # type: ignore[union-attr]
+
+    def _run_record(self, ended: bool) -> dict[str, Any] | None:
+        """The run's row for the store (None when no pipeline would take it)."""
         rt = self._rt
         if rt is None or not rt.pipeline.active:
-            return
+            return None
         record: dict[str, Any] = {
             "run_id": self.run_id,
             "trace_id": self.trace_id,
@@ -491,7 +502,7 @@ class Run:
                 cost_usd=self.cost_usd,
                 detail=self.result.detail,
             )
-        rt.pipeline.emit("run", record)
+        return record
 
 
 # uuid4().hex without building a UUID: 122 random bits with the version (4) and variant bits set.

@@ -279,6 +279,7 @@ class Recorder(Policy, RunPolicy):
     """
 
     order = 300  # after the replay policy, which marks the runs that must not be recorded
+    after_kinds = ("tool",)
 
     def __init__(
         self,
@@ -331,9 +332,10 @@ class Recorder(Policy, RunPolicy):
         self.run_started(run)
         return self
 
-    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
+    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> tuple[Any, ...] | None:
         if isinstance(step, ToolCall) and not isinstance(exc, str):
-            self.tool_finished(step, result, exc)
+            return self.tool_finished(step, result, exc)  # queued by the engine with the step's event
+        return None
 
     def run_started(self, run: Run) -> None:
         """Record the run's input (a blob keyed by input_sha) and versions; never raises."""
@@ -368,8 +370,9 @@ class Recorder(Policy, RunPolicy):
                 "serialize", "recording a run input for replay failed (%s: %s)", type(exc).__name__, exc
             )
 
-    def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> None:
-        """Record the result or error of a finished tool call; never raises."""
+    def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> tuple[str, Any] | None:
+        """The snapshot record of a finished tool call's result or error, ``("snapshot", record)`` to queue
+        (None if it could not be made); never raises."""
         try:
             tool = call.options.name
             outcome = OK
@@ -378,9 +381,20 @@ class Recorder(Policy, RunPolicy):
             result_type: str | None = None
             blob_plain: bytes | None = None  # queued as plain values (_queue_blob), a Blob once taken
             blob_sha: str | None = None
-            plain: bytes | None = None
-            digest: str | None = None
-            if exc is not None:
+            plain = call.result_json
+            digest = call.result_sha  # computed with the span's agent.tool.result_sha: not again
+            if (
+                exc is None
+                and plain is not None
+                and digest is not None
+                and len(plain) <= self.max_bytes
+                and self._excluded.get(tool) is False
+            ):  # the common case, decided in one test: a result recorded whole, under its result_sha
+                blob_plain, blob_sha = plain, digest
+                if type(result) not in _NATIVE:
+                    result_type = type_name(result)
+            elif exc is not None:
+                plain = None
                 outcome = ERROR
                 error_type = type(exc).__name__
                 if error_type in _NOT_OUTCOMES:
@@ -388,8 +402,6 @@ class Recorder(Policy, RunPolicy):
                 elif not self._is_excluded(tool):
                     plain = error_document(exc)
             else:
-                plain = call.result_json
-                digest = call.result_sha  # computed with the span's agent.tool.result_sha: not again
                 if plain is None or digest is None:
                     plain = canonical_json(result)
                     digest = sha_bytes(plain)
@@ -398,7 +410,7 @@ class Recorder(Policy, RunPolicy):
                 if self._is_excluded(tool):
                     result_sha = digest
                     plain = None
-            if outcome != INTERRUPTED:
+            if outcome != INTERRUPTED and blob_plain is None:
                 if plain is None:
                     outcome = EXCLUDED
                 elif len(plain) > self.max_bytes:
@@ -432,11 +444,12 @@ class Recorder(Policy, RunPolicy):
             }
             if blob_plain is not None:
                 _queue_blob(record, blob_sha, blob_plain, self.sealer)
-            self.pipeline.emit("snapshot", record)
+            return ("snapshot", record)
         except Exception as err:
             warn_once(
                 "serialize", "recording a tool result for replay failed (%s: %s)", type(err).__name__, err
             )
+            return None
 
 
 def _enclosing_step(run: Run | None, call: ToolCall | None = None) -> int | None:

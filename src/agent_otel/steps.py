@@ -210,6 +210,22 @@ def bind_span(span: Any, binding: SpanBinding) -> None:
         pass
 
 
+def release_run_span(run: Run) -> None:
+    """Take back the binding a run gave its own span (:meth:`Run._open <agent_otel.run.Run>`) once the run
+    has left its block. The run holds its span and the binding holds the run: left in place, every run would
+    be a reference cycle that only the cyclic garbage collector frees (on the agent's thread, with the
+    span's attributes and events). A span started under the run's span after that (a thread that copied the
+    context) finds the run through the context, as a span outside any bound span does. A binding the run
+    did not make (a framework's span the bridge adopted) stays."""
+    span = run.span
+    binding = getattr(span, SPAN_BINDING, None)
+    if binding is not None and binding.run is run and binding.owner is None and binding.step is None:
+        try:  # noqa: SIM105  (contextlib.suppress costs ~0.5 us: this runs at every run's end)
+            delattr(span, SPAN_BINDING)
+        except AttributeError:
+            pass
+
+
 def track_bound_run(run: Run, live: bool) -> None:
     """A run whose spans are bound starts (``live``) or ends (the bridge's runs, their sub-runs)."""
     if live:
@@ -268,9 +284,15 @@ class RunPolicy:
     ``before_step`` and ``before_retry`` may raise AgentStopped (or another exception meant for the
     agent); ``serve`` returns what serves the step instead of running it (stored as ``step.replay``), or
     None; ``after_step`` and ``run_stopped`` must not raise (a failure is reported once and ignored).
+    ``after_step`` may return records to queue with the step's event, ``(type, payload, ...)`` as
+    :meth:`Pipeline.emit <agent_otel.events.Pipeline.emit>` takes them after its first pair (a snapshot),
+    or None; it is called for the step kinds in ``after_kinds`` only.
     """
 
     __slots__ = ()
+
+    #: The kinds of step (``Step.kind``) whose end ``after_step`` is called for.
+    after_kinds: ClassVar[tuple[str, ...]] = ("tool", "llm")
 
     def before_step(self, step: Step) -> None:
         """Before a step gets its step_id and span (also after the fact, ``step.recorded``)."""
@@ -279,8 +301,10 @@ class RunPolicy:
         """What serves ``step`` instead of running it, or None to run it."""
         return None
 
-    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
-        """After a step ended with ``result`` or ``exc`` (its span ended, its event emitted)."""
+    def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> tuple[Any, ...] | None:
+        """After a step ended with ``result`` or ``exc`` (its span ended; its event is queued after the
+        hooks, with the records they return)."""
+        return None
 
     def before_retry(self, step: Step) -> None:
         """Before a failed attempt of a tool step is retried."""
@@ -312,8 +336,9 @@ class Policy:
 
 _HOOK_NAMES = ("before_step", "serve", "after_step", "before_retry", "step_timeout", "run_stopped")
 # Which of a run's policies override each hook depends only on their classes: worked out once per
-# combination of classes, not for every run.
+# combination of classes, not for every run. The after-step hooks come last, by step kind.
 _overrides: dict[tuple[type, ...], tuple[tuple[int, ...], ...]] = {}
+_STEP_KINDS = ("tool", "llm")
 
 
 def _overriding(classes: tuple[type, ...]) -> tuple[tuple[int, ...], ...]:
@@ -323,22 +348,30 @@ def _overriding(classes: tuple[type, ...]) -> tuple[tuple[int, ...], ...]:
             tuple(i for i, cls in enumerate(classes) if getattr(cls, name) is not getattr(RunPolicy, name))
             for name in _HOOK_NAMES
         )
+        found += tuple(tuple(i for i in found[2] if kind in classes[i].after_kinds) for kind in _STEP_KINDS)
         if len(_overrides) < 1024:
             _overrides[classes] = found
     return found
 
 
 class Hooks:
-    """A run's policies, and for each hook the bound methods that override it (hot-path dispatch)."""
+    """A run's policies, and for each hook the bound methods that override it (hot-path dispatch);
+    ``after_by_kind`` maps a step kind to the after-step hooks called for it (``RunPolicy.after_kinds``)."""
 
-    __slots__ = ("after", "before", "policies", "retry", "serve", "stop", "timeout")
+    __slots__ = ("after", "after_by_kind", "before", "policies", "retry", "serve", "stop", "timeout")
 
     def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
         self.policies = policies
-        before, serve, after, retry, timeout, stop = _overriding(tuple([type(p) for p in policies]))
+        before, serve, after, retry, timeout, stop, after_tool, after_llm = _overriding(
+            tuple([type(p) for p in policies])
+        )
         self.before = tuple([policies[i].before_step for i in before])
         self.serve = tuple([policies[i].serve for i in serve])
         self.after = tuple([policies[i].after_step for i in after])
+        self.after_by_kind: dict[str, tuple[Any, ...]] = {
+            "tool": tuple([policies[i].after_step for i in after_tool]),
+            "llm": tuple([policies[i].after_step for i in after_llm]),
+        }
         self.retry = tuple([policies[i].before_retry for i in retry])
         self.timeout = tuple([policies[i].step_timeout for i in timeout])
         self.stop = tuple([policies[i].run_stopped for i in stop])
@@ -573,13 +606,26 @@ class Step:
         event["_sampled"] = span_ctx.trace_flags.sampled
         return event
 
-    def after(self, result: Any, exc: BaseException | str | None) -> None:
-        """Run the policies' after-step hooks; a failing hook is reported, never raised."""
-        for hook in self.run.ledger.hooks.after:
+    def after(
+        self, result: Any, exc: BaseException | str | None, event: dict[str, Any] | None = None
+    ) -> None:
+        """Run the policies' after-step hooks; a failing hook is reported, never raised. The step's
+        ``event``, if given, is queued then, with the records the hooks returned, in one queue operation."""
+        more: tuple[Any, ...] = ()
+        for hook in self.run.ledger.hooks.after_by_kind.get(self.kind, ()):
             try:
-                hook(self, result, exc)
+                records = hook(self, result, exc)
+                if records is not None:
+                    more += records
             except Exception as err:
                 internal_error(f"a policy after a {self.kind} step", err)
+        if event is not None or more:
+            rt = self.run.ledger.runtime
+            if rt is not None:
+                if event is not None:
+                    rt.pipeline.emit("event", event, *more)
+                else:
+                    rt.pipeline.emit(*more)
 
     def before_retry(self) -> None:
         """A failed attempt will be retried: the policies may stop the run here (AgentStopped)."""
@@ -639,7 +685,8 @@ def begin(
             step.step_id = run.steps
         # The parent is whatever is current when this run is the current run (a tool span when tools
         # nest); a run driven from a thread that did not copy the context still parents to its run span.
-        parent = None if current_run() is run else trace.set_span_in_context(run.span)
+        bound = current_run() if _bound_refs else _current.get()  # current_run(), inlined (hot path)
+        parent = None if bound is run else trace.set_span_in_context(run.span)
         span = step.span = step.start_span(rt, parent, start_time_ns)
         if attach:
             # One new Context holding the span (and the step, for its kind's key): set_span_in_context
@@ -678,6 +725,7 @@ __all__ = [
     "note_failure",
     "outside_run",
     "policy_checks",
+    "release_run_span",
     "slots_seen",
     "span_binding",
     "steps_bound",

@@ -38,6 +38,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TOOL_KEY = otel_context.create_key("agent_otel.tool_call")
+# Whether any tool call was ever made claimable (integrations do): until then an ``@tool`` function does
+# not look for a call to claim (the hot path; see _claim).
+_claims_seen = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ def tool_options(
 class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = ("args_redacted", "attempts", "claimable", "fn", "options", "result_json", "result_sha")
+    __slots__ = ("_claimable", "args_redacted", "attempts", "fn", "options", "result_json", "result_sha")
 
     kind = "tool"
     context_key = _TOOL_KEY
@@ -100,7 +103,7 @@ class ToolCall(Step):
         self.options = options
         self.fn = fn
         self.attempts = 1
-        self.claimable = False
+        self._claimable = False
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
         self.result_sha: str | None = None
         self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
@@ -108,6 +111,18 @@ class ToolCall(Step):
     @property
     def name(self) -> str:
         return self.options.name
+
+    @property
+    def claimable(self) -> bool:
+        """Whether a nested ``@tool`` function of the same name may use this call instead of its own."""
+        return self._claimable
+
+    @claimable.setter
+    def claimable(self, value: bool) -> None:
+        global _claims_seen
+        if value:
+            _claims_seen = True
+        self._claimable = value
 
     def span_name(self) -> str:
         return c.tool_span_name(self.options.name)
@@ -224,9 +239,10 @@ class ToolCall(Step):
             event["args"] = self.args_redacted
             if exc is None and not interrupted:
                 event["result"] = result_redacted
-        rt.pipeline.emit("event", event)
-        if not interrupted:  # neither a result nor an error: nothing for the policies (a recording) to keep
-            self.after(result, exc)
+        if interrupted:  # neither a result nor an error: nothing for the policies (a recording) to keep
+            rt.pipeline.emit("event", event)
+        else:  # the event is queued with what the policies record of the call (its snapshot), in one go
+            self.after(result, exc, event)
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -256,7 +272,8 @@ def begin(
     ``call.replay`` set and must be served, not run.
     """
     call = ToolCall(run, options, args, sha(args), call_id, fn)
-    call.claimable = claimable
+    if claimable:
+        call.claimable = True
     if not steps.slots_seen():
         return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
     current = trace.get_current_span()
@@ -273,7 +290,7 @@ def active_tool_call(context: otel_context.Context | None = None) -> ToolCall | 
     Integrations use it to avoid double spans. A framework's tool span that the GenAI span bridge made a
     step of (or a span under it) counts too: it cannot carry the step in the context.
     """
-    value = otel_context.get_value(_TOOL_KEY, context)
+    value = (otel_context.get_current() if context is None else context).get(_TOOL_KEY)  # get_value inlined
     if isinstance(value, ToolCall):
         return value
     if not steps.steps_bound():  # no span's binding names a step (no bridged step was ever made)
@@ -341,7 +358,9 @@ class ToolTimeout(TimeoutError):
 def timeout_for(call: ToolCall) -> float | None:
     """The call's deadline: the tool's ``timeout_s`` or the policies' default; 0 means none (a tool's way
     out of ``guards.tool_timeout_s``)."""
-    return call.timeout(call.options.timeout_s)
+    if call.run.ledger.hooks.timeout:
+        return call.timeout(call.options.timeout_s)
+    return call.options.timeout_s or None  # what Step.timeout gives when no policy has a say
 
 
 def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
@@ -451,6 +470,8 @@ class _ArgBinder:
 
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     """The call if a framework integration already opened this very tool call (one span, not two)."""
+    if not _claims_seen:  # no call was ever claimable: none to claim
+        return None
     active = active_tool_call()
     if active is not None and active.claimable and (active.fn is func or active.name == options.name):
         active.claimable = False

@@ -361,6 +361,33 @@ def test_a_run_that_starts_and_ends_in_one_batch_is_one_row_as_its_end_says(tmp_
         store.close()
 
 
+def test_run_times_in_one_batch_are_stored_to_the_millisecond_whatever_second_they_fall_in(tmp_path):
+    """The write path formats a batch's shared seconds once: runs alternating between two seconds (and a
+    day apart) each keep their own time in the SQLite text SQLite's date functions read."""
+    path = str(tmp_path / "agent-otel.db")
+    base_ms = (seed.now_ms() // 1000) * 1000 - 3_600_000
+    starts = [
+        base_ms + 999,
+        base_ms + 1000,
+        base_ms + 1,
+        base_ms + 1999,
+        base_ms - 86_400_000 + 5,
+        base_ms + 999,
+    ]
+    records = [
+        r for i, ms in enumerate(starts) for r in seed.run_records(ms, run_id=f"{i:032x}", tool_calls=1)
+    ]
+    write_through_sink(path, records)
+    got = dict(sqlite3.connect(path).execute("SELECT run_id, created_at FROM agent_runs").fetchall())
+    for i, ms in enumerate(starts):
+        want = (
+            sqlite3.connect(":memory:")
+            .execute("SELECT strftime('%Y-%m-%d %H:%M:%f', ? / 1000.0, 'unixepoch')", (ms,))
+            .fetchone()[0]
+        )
+        assert got[f"{i:032x}"] == want, (ms, got[f"{i:032x}"], want)
+
+
 def test_a_value_the_database_refuses_costs_the_batch_a_second_try_and_is_stored_escaped(tmp_path):
     path = str(tmp_path / "agent-otel.db")
     records = seed.run_records(seed.now_ms())

@@ -769,11 +769,17 @@ class SQLiteStore(Store):
             raise
         self.conn.execute("COMMIT")
 
+    _ts_second: tuple[int, str] = (-1, "")  # the last second formatted: a batch's rows share a few
+
     def _ts(self, ms: int | None) -> Any:
         if ms is None:
             return None
         secs, rem = divmod(int(ms), 1000)
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)) + f".{rem:03d}"
+        last, text = self._ts_second
+        if secs != last:
+            text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs))
+            self._ts_second = (secs, text)
+        return f"{text}.{rem:03d}"
 
     def _ms(self, value: Any) -> int | None:
         if value is None:

@@ -177,7 +177,12 @@ class Summary:
         if kind == "llm_result":
             self.add_request(e.get("usage"))
         elif kind == "tool_result":
-            self.add_tool_calls(e.get("tool"), e.get("status"), e.get("error"), 1, int(e.get("ts_ms") or 0))
+            status = e.get("status")
+            if status == "error":
+                self.add_tool_calls(e.get("tool"), status, e.get("error"), 1, int(e.get("ts_ms") or 0))
+            else:  # most calls: a count only (add_tool_calls, inlined: one per tool call written)
+                name = e.get("tool") or "?"
+                self.tools[name] = self.tools.get(name, 0) + 1
 
     def add_request(self, usage: Any) -> None:
         """One LLM request (``usage``: its dict, or the JSON text of it, or its tokens)."""

@@ -151,11 +151,18 @@ def _run_conflict(columns: tuple[str, ...]) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _run_keys(columns: tuple[str, ...]) -> tuple[tuple[str, ...], int, int, int]:
+    """What run_rows reads from a run record for ``columns`` (records carry times as epoch ms), and where
+    the created, ended and status columns are."""
+    keys = tuple({"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in columns)
+    created, ended, status = (columns.index(c) for c in ("created_at", "ended_at", "status"))
+    return keys, created, ended, status
+
+
 def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
     """Rows of ``schema.RUN_COLUMNS`` (records carry times as epoch ms)."""
-    columns = schema.RUN_COLUMNS
-    keys = [{"created_at": "created_at_ms", "ended_at": "ended_at_ms"}.get(c, c) for c in columns]
-    created, ended, status = (columns.index(c) for c in ("created_at", "ended_at", "status"))
+    keys, created, ended, status = _run_keys(schema.RUN_COLUMNS)
     ts, param, now = store._ts, store.param, int(time.time() * 1000)
     out = []
     for r in runs:
@@ -163,7 +170,7 @@ def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[t
         row[created] = ts(row[created] or now)
         row[ended] = ts(row[ended])
         row[status] = row[status] or "running"
-        out.append(tuple(param(v) for v in row) if safe else tuple(row))
+        out.append(tuple(map(param, row)) if safe else tuple(row))
     return out
 
 
