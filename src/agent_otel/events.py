@@ -20,10 +20,8 @@ import sys
 import threading
 import time
 import weakref
-from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
-from itertools import islice
 from typing import IO, Any, Protocol
 
 import orjson
@@ -236,16 +234,13 @@ class Pipeline:
         drops: Any = None,
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
-        # A queued record is its payload and its type in two deques, and its size in an array (indexed
-        # from _head): a full collection, which stalls every thread, visits each item of a deque, and
-        # each visit of an object outside the cache costs a memory access. A type is one of a few
-        # strings, which stay in the cache; a size would be an int object of its own, a number in an
-        # array is none. The payload is not tracked when its values are plain (tool events; snapshot
-        # records, see on_take), so a long queue adds no objects of its own for a collection to walk.
+        # Three parallel deques (changed together under _lock) rather than one of tuples: a queued record
+        # is then its payload only, which the garbage collector does not track when its values are plain
+        # (tool events; snapshot records, see on_take), so full collections, which stall every thread,
+        # walk no more objects while the queue is long.
         self._queue: deque[dict[str, Any]] = deque()
         self._types: deque[str] = deque()
-        self._sizes = array("q")
-        self._head = 0  # index in _sizes of the oldest queued record
+        self._sizes: deque[int] = deque()
         # Bytes of the records queued *and* of the batch the sinks are writing: a batch taken from the
         # queue holds its records until every sink is done with it, so it counts against max_bytes
         # until then (it did not: the queue filled again behind it, holding up to twice its budget).
@@ -274,8 +269,7 @@ class Pipeline:
         """A forked child starts empty: the queued records are the parent's, which will write them."""
         self._queue = deque()
         self._types = deque()
-        self._sizes = array("q")
-        self._head = 0
+        self._sizes = deque()
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -297,35 +291,6 @@ class Pipeline:
         """The records waiting in the queue, oldest first (for tests and diagnostics)."""
         with self._lock:
             return list(zip(self._types, self._queue, strict=True))
-
-    def _pop_oldest(self, n: int) -> int:
-        """Remove the ``n`` oldest queued records (the caller holds _lock); returns their bytes."""
-        queue, types, sizes = self._queue, self._types, self._sizes
-        head = self._head
-        for _ in range(n):
-            queue.popleft()
-            types.popleft()
-        size = sum(sizes[head : head + n])
-        self._advance(head + n)
-        return size
-
-    def _advance(self, head: int) -> None:
-        if head >= 4096 and head * 2 >= len(self._sizes):  # amortized O(1): compact now and then
-            del self._sizes[:head]
-            head = 0
-        self._head = head
-
-    def _shed(self) -> int:
-        """Drop the oldest records beyond either bound, keeping the newest (the caller holds _lock)."""
-        queue, types, sizes = self._queue, self._types, self._sizes
-        head = start = self._head
-        while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
-            queue.popleft()
-            types.popleft()
-            self._queued_bytes -= sizes[head]
-            head += 1
-        self._advance(head)
-        return head - start
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -391,6 +356,18 @@ class Pipeline:
         elif queued == 1 or queued == self._batch_size:
             self._wake.set()
 
+    def _shed(self) -> int:
+        """Drop the oldest records until the queue is within its bounds (keeping the newest); the number
+        dropped. Called with the lock held."""
+        queue, sizes = self._queue, self._sizes
+        dropped = 0
+        while len(queue) > 1 and (len(queue) > self._max_queue or self._queued_bytes > self._max_bytes):
+            queue.popleft()
+            self._types.popleft()
+            self._queued_bytes -= sizes.popleft()
+            dropped += 1
+        return dropped
+
     def _start(self) -> None:
         with self._idle:
             if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
@@ -417,10 +394,13 @@ class Pipeline:
 
     def _take(self) -> tuple[list[Record], int]:
         """The next batch and its bytes, which stay in queued_bytes until the sinks are done with it."""
+        batch: list[Record] = []
+        taken = 0
         with self._lock:
-            n = min(self._batch_size, len(self._queue))
-            batch: list[Record] = list(islice(zip(self._types, self._queue, strict=True), n))
-            taken = self._pop_oldest(n) if n else 0
+            queue, types, sizes = self._queue, self._types, self._sizes
+            for _ in range(min(self._batch_size, len(queue))):
+                batch.append((types.popleft(), queue.popleft()))
+                taken += sizes.popleft()
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:
@@ -441,40 +421,35 @@ class Pipeline:
                 batch, taken = self._take()
                 if not batch:
                     break
-                try:
-                    self._write(batch)
-                finally:
-                    with self._lock:
-                        self._queued_bytes -= taken
+                failed = False
+                for sink in self._sinks:
+                    try:
+                        sink.write(batch)
+                    except Exception as exc:  # a sink must never take the pipeline down
+                        self.sink_errors += 1
+                        failed = True
+                        if id(sink) not in self._failed_sinks:
+                            self._failed_sinks.add(id(sink))
+                            logger.warning(
+                                "agent-otel: event sink %s failed (%s: %s); its records are dropped and "
+                                "counted (agent_otel_telemetry_dropped_total), further failures not logged",
+                                type(sink).__name__,
+                                type(exc).__name__,
+                                exc,
+                                exc_info=logger.isEnabledFor(logging.DEBUG),
+                            )
+                # A batch a sink failed on is counted once, as dropped, not also as delivered: every record
+                # is either delivered to all sinks or counted (the drill checks the two add up).
+                if failed:
+                    self._drop("sink_error", len(batch), announce=False)
+                else:
+                    self.delivered += len(batch)
+                with self._lock:
+                    self._queued_bytes -= taken  # every sink is done with the batch
         finally:
             with self._idle:
                 self._busy = False
                 self._idle.notify_all()
-
-    def _write(self, batch: list[Record]) -> None:
-        failed = False
-        for sink in self._sinks:
-            try:
-                sink.write(batch)
-            except Exception as exc:  # a sink must never take the pipeline down
-                self.sink_errors += 1
-                failed = True
-                if id(sink) not in self._failed_sinks:
-                    self._failed_sinks.add(id(sink))
-                    logger.warning(
-                        "agent-otel: event sink %s failed (%s: %s); its records are dropped and "
-                        "counted (agent_otel_telemetry_dropped_total), further failures not logged",
-                        type(sink).__name__,
-                        type(exc).__name__,
-                        exc,
-                        exc_info=logger.isEnabledFor(logging.DEBUG),
-                    )
-        # A batch a sink failed on is counted once, as dropped, not also as delivered: every record
-        # is either delivered to all sinks or counted (the drill checks the two add up).
-        if failed:
-            self._drop("sink_error", len(batch), announce=False)
-        else:
-            self.delivered += len(batch)
 
     def flush(self, timeout_s: float = 1.0) -> bool:
         """Deliver everything queued so far; returns False if that did not finish within the timeout."""
@@ -505,10 +480,9 @@ class Pipeline:
         with self._lock:
             left = len(self._queue)
             self._queue.clear()
-            self._queued_bytes -= sum(self._sizes[self._head :])  # a batch being written still counts
             self._types.clear()
-            del self._sizes[:]
-            self._head = 0
+            self._queued_bytes -= sum(self._sizes)  # a batch being written counts until it is written
+            self._sizes.clear()
         self._drop("unsent_at_shutdown", left, announce=False)
         for sink in self._sinks:
             try:
