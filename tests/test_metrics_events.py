@@ -7,6 +7,8 @@ import os
 import stat
 import time
 
+import pytest
+
 import agent_otel
 from agent_otel import conventions as c
 from agent_otel import sdk
@@ -282,12 +284,36 @@ def test_a_forked_child_does_not_resend_the_parents_queued_events(tmp_path):
     assert run_ids == ["child", "parent-0", "parent-1", "parent-2"]
 
 
-def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_stop(monkeypatch, tmp_path):
+@pytest.fixture
+def batch_job(monkeypatch, tmp_path):
+    """A short-lived process's setup(): OTLP metrics every 60 s to a real receiver, which the test reads
+    after its own shutdown()."""
+    from tests.otlp_receiver import OTLPReceiver
+
+    receiver = OTLPReceiver().start()
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
+    agent_otel.shutdown()
+    try:
+        agent_otel.setup(
+            "batch-job",
+            endpoint=receiver.endpoint,
+            store=False,
+            instrument=False,
+            config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
+        )
+        yield receiver
+    finally:
+        agent_otel.shutdown()
+        receiver.stop()
+
+
+def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_stop(batch_job):
     """rate() counts a series' changes, not its first value: with a 60 s interval a process that runs
     once and exits would export once, its stop already counted. The agent's first run exports its stop
     series at 0 (every stop reason) at once, the run's histograms as soon as they exist; the totals go at
     exit."""
-    from tests.otlp_receiver import OTLPReceiver
+    receiver = batch_job
 
     def stops(batch):
         # This agent's series only: the process's other agents (runs of earlier tests, recorded through
@@ -303,27 +329,13 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
             if attrs.get("agent") == "nightly"
         }
 
-    receiver = OTLPReceiver().start()
-    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
+    with agent_otel.run("nightly") as run:
+        # The first export (a thread of its own) arrives while the run is going on, not after 60 s.
+        deadline = time.monotonic() + 20
+        while not any(stops(b) for b in receiver.metric_batches) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        run.call_tool("search", lambda q: [q], {"q": "x"})
     agent_otel.shutdown()
-    try:
-        agent_otel.setup(
-            "batch-job",
-            endpoint=receiver.endpoint,
-            store=False,
-            instrument=False,
-            config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
-        )
-        with agent_otel.run("nightly") as run:
-            # The first export (a thread of its own) arrives while the run is going on, not after 60 s.
-            deadline = time.monotonic() + 20
-            while not any(stops(b) for b in receiver.metric_batches) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            run.call_tool("search", lambda q: [q], {"q": "x"})
-        agent_otel.shutdown()
-    finally:
-        receiver.stop()
 
     batches = [stops(b) for b in receiver.metric_batches if stops(b)]
     reasons = {r.value for r in agent_otel.StopReason}
@@ -331,13 +343,12 @@ def test_a_short_lived_process_exports_its_stop_series_at_zero_before_its_first_
     assert batches[-1] == {r: int(r == "completed") for r in reasons}
 
 
-def test_a_new_series_first_sample_holds_one_run_when_the_export_thread_is_late(monkeypatch, tmp_path):
+def test_a_new_series_first_sample_holds_one_run_when_the_export_thread_is_late(batch_job):
     """rate() ignores a series' first sample, so the first export of a new series must hold one run, not
     every run recorded before the export thread got the CPU. On a loaded machine that thread ran after
     dozens of a short-lived process's runs (the seed's dashboard queries then missed them); here it is
     made late on purpose, and the event thread must hold the later runs until the first is collected."""
     from agent_otel import runtime
-    from tests.otlp_receiver import OTLPReceiver
 
     def tool_call_counts(batch):
         return [
@@ -350,35 +361,21 @@ def test_a_new_series_first_sample_holds_one_run_when_the_export_thread_is_late(
             if {a.key: a.value.string_value for a in p.attributes}.get("agent") == "late-export"
         ]
 
-    receiver = OTLPReceiver().start()
-    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AGENT_OTEL_CONFIG", raising=False)
+    metrics = runtime.current().metrics
+    export_soon = metrics.export_soon
+    assert export_soon is not None
+
+    def late() -> None:
+        time.sleep(0.2)  # the export thread waiting for a busy CPU
+        export_soon()
+
+    metrics.export_soon = late
+    for _ in range(30):
+        with agent_otel.run("late-export") as run:
+            run.call_tool("search", lambda q: [q], {"q": "x"})
     agent_otel.shutdown()
-    try:
-        agent_otel.setup(
-            "batch-job",
-            endpoint=receiver.endpoint,
-            store=False,
-            instrument=False,
-            config={"exporter": {"metric_interval_s": 60, "protocol": "grpc"}},
-        )
-        metrics = runtime.current().metrics
-        export_soon = metrics.export_soon
-        assert export_soon is not None
 
-        def late() -> None:
-            time.sleep(0.2)  # the export thread waiting for a busy CPU
-            export_soon()
-
-        metrics.export_soon = late
-        for _ in range(30):
-            with agent_otel.run("late-export") as run:
-                run.call_tool("search", lambda q: [q], {"q": "x"})
-        agent_otel.shutdown()
-    finally:
-        receiver.stop()
-
-    counts = [n for b in receiver.metric_batches for n in tool_call_counts(b)]
+    counts = [n for b in batch_job.metric_batches for n in tool_call_counts(b)]
     assert counts and counts[0] == 1, counts  # the series' first sample: the first run alone
     assert counts[-1] == 30, counts  # and every run by the exit
 
