@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -44,3 +45,18 @@ def metric_points(reader: Any) -> dict[str, list[tuple[dict[str, Any], Any]]]:
                 for point in metric.data.data_points:
                     out.setdefault(metric.name, []).append((dict(point.attributes), point))
     return out
+
+
+@contextlib.contextmanager
+def attached_span_processor(provider: Any, processor: Any) -> Iterator[Any]:
+    """An application's span processor on ``provider`` for the block only. Left attached to the global
+    TracerProvider, it keeps every later test's spans (tests/reliability/test_memory.py measured them as
+    held memory); the SDK has no public way to remove a processor."""
+    provider.add_span_processor(processor)
+    try:
+        yield processor
+    finally:
+        processor.shutdown()
+        active = provider._active_span_processor
+        with active._lock:
+            active._span_processors = tuple(p for p in active._span_processors if p is not processor)

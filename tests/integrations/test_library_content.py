@@ -20,6 +20,7 @@ from opentelemetry.trace import Status, StatusCode
 
 import agent_otel
 from agent_otel import sdk
+from tests.helpers import attached_span_processor
 from tests.integrations.conftest import Reply
 from tests.otlp_receiver import OTLPReceiver
 
@@ -131,22 +132,13 @@ def test_the_applications_own_processors_see_the_librarys_spans_unchanged(export
     receiver = exported({})
     mine = InMemorySpanExporter()
     provider = trace.get_tracer_provider()  # the global one: the processor must not outlive the test
-    processor = SimpleSpanProcessor(mine)
-    provider.add_span_processor(processor)
-    try:
+    with attached_span_processor(provider, SimpleSpanProcessor(mine)):
         library_work()
         spans = received(receiver, 2)
         assert EMAIL not in str(spans["chat some-model"])
         (chat,) = [s for s in mine.get_finished_spans() if s.name == "chat some-model"]
         assert chat.attributes["gen_ai.prompt.0.content"] == PROMPT
-    finally:
-        # Left attached, it kept every later test's spans in memory (tests/reliability/test_memory.py
-        # measured them); the SDK has no public way to remove a processor.
-        processor.shutdown()
-        mine.clear()
-        active = provider._active_span_processor
-        with active._lock:
-            active._span_processors = tuple(p for p in active._span_processors if p is not processor)
+    mine.clear()
 
 
 def test_raw_library_content_is_an_opt_in(exported):

@@ -16,6 +16,7 @@ from typing import Any
 
 import agent_otel
 from agent_otel import sdk
+from tests.helpers import attached_span_processor
 from tests.otlp_receiver import OTLPReceiver, free_port
 from tests.reliability.conftest import tool_calls
 
@@ -122,8 +123,8 @@ def test_queued_spans_do_not_keep_their_empty_event_and_link_lists(rig):
             seen.append((span.name, span.events, span.links, span.dropped_events, span.dropped_links))
 
     rig.setup(f"http://127.0.0.1:{free_port()}", {"exporter": {"batch_size": 4096, "schedule_delay_s": 60}})
-    sdk.installation().tracer_provider.add_span_processor(After())
-    tool_calls("a", "lookup", 5)
+    with attached_span_processor(sdk.installation().tracer_provider, After()):
+        tool_calls("a", "lookup", 5)
     queued = list(rig.processor._queue)
     tools = [s for s in queued if s.name == "execute_tool lookup"]
     (run,) = [s for s in queued if s not in tools]
