@@ -362,15 +362,13 @@ class Hooks:
 
     def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
         self.policies = policies
-        before, serve, after, retry, timeout, stop, after_tool, after_llm = _overriding(
-            tuple([type(p) for p in policies])
-        )
+        before, serve, after, retry, timeout, stop, *by_kind = _overriding(tuple([type(p) for p in policies]))
         self.before = tuple([policies[i].before_step for i in before])
         self.serve = tuple([policies[i].serve for i in serve])
         self.after = tuple([policies[i].after_step for i in after])
         self.after_by_kind: dict[str, tuple[Any, ...]] = {
-            "tool": tuple([policies[i].after_step for i in after_tool]),
-            "llm": tuple([policies[i].after_step for i in after_llm]),
+            kind: tuple([policies[i].after_step for i in found])
+            for kind, found in zip(_STEP_KINDS, by_kind, strict=True)
         }
         self.retry = tuple([policies[i].before_retry for i in retry])
         self.timeout = tuple([policies[i].step_timeout for i in timeout])
