@@ -69,7 +69,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent_otel import runtime
-from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
 from agent_otel.runtime import Runtime
 from agent_otel.stop import AgentStopped, StopReason, StopResult
@@ -585,24 +584,25 @@ class Step:
     ) -> dict[str, Any]:
         """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in)."""
         run = self.run
-        event = new_event(
-            event_kind,
-            run.run_id,
-            run.agent,
-            run.trace_id,
-            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-            self.step_id,
-            tool,
-            self.args_sha,
-            result_sha,
-            duration_ms,
-            status,
-            error,
-            None,
-            usage,
-        )
-        event["_sampled"] = span_ctx.trace_flags.sampled
-        return event
+        # new_event's dict, keys in its order, built here: this runs at every step's end (the hot path).
+        return {
+            "run_id": run.run_id,
+            "kind": event_kind,
+            "ts_ms": int(time.time() * 1000),
+            "step_id": self.step_id,
+            "tool": tool,
+            "args_sha": self.args_sha,
+            "result_sha": result_sha,
+            "duration_ms": duration_ms,
+            "status": status,
+            "error": error,
+            "stop_reason": None,
+            "usage": usage,
+            "trace_id": run.trace_id,
+            "span_id": format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+            "agent": run.agent,
+            "_sampled": span_ctx.trace_flags.sampled,
+        }
 
     def after(
         self, result: Any, exc: BaseException | str | None, event: dict[str, Any] | None = None
