@@ -584,7 +584,9 @@ class Step:
     ) -> dict[str, Any]:
         """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in)."""
         run = self.run
-        # new_event's dict, keys in its order, built here: this runs at every step's end (the hot path).
+        span_id = span_ctx.span_id
+        # new_event's dict, keys in its order, built here (this runs at every step's end); SpanContext's
+        # is_valid (both ids non-zero) and TraceFlags' sampled (bit 0), read without their Python properties.
         return {
             "run_id": run.run_id,
             "kind": event_kind,
@@ -599,9 +601,9 @@ class Step:
             "stop_reason": None,
             "usage": usage,
             "trace_id": run.trace_id,
-            "span_id": format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+            "span_id": format(span_id, "016x") if span_id and span_ctx.trace_id else None,
             "agent": run.agent,
-            "_sampled": span_ctx.trace_flags.sampled,
+            "_sampled": bool(span_ctx.trace_flags & 1),
         }
 
     def after(

@@ -161,3 +161,59 @@ def test_a_failing_snapshot_write_is_warned_once_and_never_reaches_the_agent(
         r.getMessage() for r in caplog.records if "sealing a replay snapshot failed" in r.getMessage()
     ]
     assert len(messages) == 1 and "disk full" in messages[0]
+
+
+def test_snapshot_and_event_records_are_the_same_on_the_fast_and_the_general_path(rig):
+    """A tool step's event and snapshot are built inline in the common case (a result recorded whole,
+    outside any other tool call); a nested call takes the general path. Both give records of the same
+    shape and the values as they were when the tool returned: a result the agent mutates afterwards is
+    recorded as returned, under the hash the span carries."""
+    sink = KeepAll()
+    exporter = rig.start(sinks=(sink,))
+
+    @agent_otel.tool(name="lookup")
+    def lookup(q: str) -> dict:
+        return {"q": q, "hits": [1, 2], "score": 0.5}
+
+    @agent_otel.tool(name="outer")
+    def outer(q: str) -> str:
+        return lookup(q + "!")["q"]  # nested: its snapshot names the enclosing step
+
+    with agent_otel.run("warm"):  # the first call of a tool looks up whether it is excluded: general path
+        outer("w")
+    with agent_otel.run("shape") as run:
+        result = lookup("a")
+        returned = canonical_json(result)
+        result["hits"].append(3)  # the agent changes what the tool returned, after the call
+        result["q"] = "changed"
+        assert outer("b") == "b!"
+    rig.flush()
+
+    snaps = [p for t, p in sink.records if t == "snapshot" and p["kind"] == "tool" and p["run_id"] == run.run_id]
+    events = [p for t, p in sink.records if t == "event" and p["run_id"] == run.run_id]
+    assert [(s["tool"], s["step_id"], s["parent_step"]) for s in snaps] == [
+        ("lookup", 1, None),
+        ("lookup", 3, 2),  # the general path: inside outer (step 2), which ends after it
+        ("outer", 2, None),
+    ]
+    assert len({tuple(s) for s in snaps}) == 1  # the same keys in the same order on both paths
+    assert len({tuple(e) for e in events}) == 1  # tool events (Step.event) and the stop event (new_event)
+    first = snaps[0]
+    assert first["blob"].plain == returned and first["blob"].sha == sha(json.loads(returned))
+    assert (first["outcome"], first["result_sha"], first["error_type"], first["result_type"]) == (
+        "ok",
+        None,
+        None,
+        None,
+    )
+    [event] = [e for e in events if e["step_id"] == 1]
+    [span] = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.attributes.get("agent.run_id") == run.run_id and s.attributes.get("agent.step_id") == 1
+    ]
+    assert event["result_sha"] == span.attributes["agent.tool.result_sha"] == first["blob"].sha
+    assert event["span_id"] == format(span.context.span_id, "016x") and event["trace_id"] == run.trace_id
+    assert event["args_sha"] == first["args_sha"] == sha({"q": "a"})
+    stored = rig.rows("SELECT data FROM agent_snapshot_blobs WHERE sha = ?", (first["blob"].sha,))
+    assert [bytes(r["data"]) for r in stored] == [returned]
