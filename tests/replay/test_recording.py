@@ -189,8 +189,9 @@ def test_snapshot_and_event_records_are_the_same_on_the_fast_and_the_general_pat
         assert outer("b") == "b!"
     rig.flush()
 
-    snaps = [p for t, p in sink.records if t == "snapshot" and p["kind"] == "tool" and p["run_id"] == run.run_id]
-    events = [p for t, p in sink.records if t == "event" and p["run_id"] == run.run_id]
+    mine = [(t, p) for t, p in sink.records if p["run_id"] == run.run_id]
+    snaps = [p for t, p in mine if t == "snapshot" and p["kind"] == "tool"]
+    events = [p for t, p in mine if t == "event"]
     assert [(s["tool"], s["step_id"], s["parent_step"]) for s in snaps] == [
         ("lookup", 1, None),
         ("lookup", 3, 2),  # the general path: inside outer (step 2), which ends after it
