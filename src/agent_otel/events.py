@@ -326,13 +326,13 @@ class Pipeline:
             size = record_size(payload)
         else:  # an event without raw values, a run row: what record_size gives them (this runs per record)
             size = RECORD_OVERHEAD
-        queue = self._queue
         if more:  # sized before the lock; three extends instead of a loop (a step's event and snapshot)
             extras = more[1::2]
             payloads = (payload, *extras)
             sizes = (size, *map(record_size, extras))
             size = sum(sizes)
         with self._lock:
+            queue = self._queue  # (under the lock: _take may hand the whole queue to the sinks)
             if more:
                 queue.extend(payloads)
                 self._types.extend((rtype, *more[::2]))
@@ -397,13 +397,19 @@ class Pipeline:
 
     def _take(self) -> tuple[list[Record], int]:
         """The next batch and its bytes, which stay in queued_bytes until the sinks are done with it."""
-        batch: list[Record] = []
-        taken = 0
         with self._lock:
             queue, types, sizes = self._queue, self._types, self._sizes
-            for _ in range(min(self._batch_size, len(queue))):
-                batch.append((types.popleft(), queue.popleft()))
-                taken += sizes.popleft()
+            if len(queue) <= self._batch_size:
+                # All of it (the usual case): the deques change hands, and the batch is made after the
+                # lock, so the agent's threads queueing meanwhile never wait for a loop over the records.
+                self._queue, self._types, self._sizes = deque(), deque(), deque()
+            else:
+                n = self._batch_size
+                queue = deque(queue.popleft() for _ in range(n))
+                types = deque(types.popleft() for _ in range(n))
+                sizes = deque(sizes.popleft() for _ in range(n))
+        batch: list[Record] = list(zip(types, queue, strict=True))
+        taken = sum(sizes)
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:
