@@ -587,7 +587,8 @@ class Step:
         span_id = span_ctx.span_id
         # new_event's dict, keys in its order, built here (this runs at every step's end); SpanContext's
         # is_valid (both ids non-zero) and TraceFlags' sampled (bit 0), read without their Python properties.
-        return {
+        # (Fifteen pairs: one more and the display is built pair by pair.)
+        event = {
             "run_id": run.run_id,
             "kind": event_kind,
             "ts_ms": int(time.time() * 1000),
@@ -603,8 +604,9 @@ class Step:
             "trace_id": run.trace_id,
             "span_id": format(span_id, "016x") if span_id and span_ctx.trace_id else None,
             "agent": run.agent,
-            "_sampled": bool(span_ctx.trace_flags & 1),
         }
+        event["_sampled"] = bool(span_ctx.trace_flags & 1)
+        return event
 
     def after(
         self, result: Any, exc: BaseException | str | None, event: dict[str, Any] | None = None
