@@ -51,14 +51,17 @@ def test_a_run_records_input_versions_and_every_tool_outcome(rig, recorded):
     assert [s["tool"] for s in snaps] == ["crm.search", "orders.get", "send_email"]
     assert {s["outcome"] for s in snaps} == {"ok"}
 
-    # The stored blob is the canonical JSON the result_sha was computed over.
+    # The stored data is the canonical JSON the result_sha was computed over; results and inputs this
+    # small are kept in their snapshot's own row, in the clear (no key), not in the blob table.
     send = snaps[2]
-    [blob] = rig.rows("SELECT * FROM agent_snapshot_blobs WHERE sha = ?", (send["blob_sha"],))
     assert send["blob_sha"] == send["result_sha"]
-    assert blob["encoding"] == "json" and blob["key_id"] == ""
-    assert json.loads(blob["data"]) == {"message_id": "M-1", "accepted": [WRONG]}
-    [inp] = rig.rows("SELECT data FROM agent_snapshot_blobs WHERE sha = ?", (run["input_sha"],))
-    assert json.loads(inp["data"]) == support_agent.TICKET
+    assert send["key_id"] == "" and bytes(send["data"]) == canonical_json(
+        send_result := json.loads(send["data"])
+    )
+    assert send_result == {"message_id": "M-1", "accepted": [WRONG]}
+    assert sha(send_result) == send["result_sha"]
+    assert run["input_key_id"] == "" and json.loads(run["input_data"]) == support_agent.TICKET
+    assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
 
 
 def test_raw_results_stay_in_the_store_never_in_spans_events_or_other_sinks(rig, recorded):
@@ -106,6 +109,39 @@ def test_large_results_are_stored_once(rig):
     assert {s["blob_sha"] for s in snaps} == {sha(big)}
     [blob] = rig.rows("SELECT size, length(data) AS n FROM agent_snapshot_blobs WHERE sha = ?", (sha(big),))
     assert blob["size"] == blob["n"] == len(canonical_json(big)) > 2_000_000
+    assert (
+        rig.rows("SELECT data FROM agent_tool_snapshots WHERE data IS NOT NULL AND tool = 'warehouse.dump'")
+        == []
+    )
+
+
+def test_results_up_to_the_inline_size_stay_in_their_row_larger_ones_go_to_the_blob_table(rig):
+    from agent_otel.store.snapshots import INLINE_MAX_BYTES
+
+    rig.start()
+    # Canonical JSON of {"t": "x" * n} is n + 8 bytes.
+    at, over = {"t": "x" * (INLINE_MAX_BYTES - 8)}, {"t": "y" * (INLINE_MAX_BYTES - 7)}
+    assert len(canonical_json(at)) == INLINE_MAX_BYTES == len(canonical_json(over)) - 1
+
+    @agent_otel.tool(name="fetch")
+    def fetch(which: str) -> dict:
+        return at if which == "at" else over
+
+    with agent_otel.run("sizes") as run:
+        fetch("at")
+        fetch("over")
+        fetch("over")
+    snaps = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run.run_id,))
+    assert [s["blob_sha"] for s in snaps] == [sha(at), sha(over), sha(over)]
+    assert bytes(snaps[0]["data"]) == canonical_json(at)
+    assert [s["data"] for s in snaps[1:]] == [None, None]
+    [blob] = rig.rows("SELECT sha, data FROM agent_snapshot_blobs")
+    assert (blob["sha"], bytes(blob["data"])) == (sha(over), canonical_json(over))
+    # In SQLite the row at the limit still fits its page: no overflow page in the table.
+    overflow = rig.rows(
+        "SELECT count(*) AS n FROM dbstat WHERE name = 'agent_tool_snapshots' AND pagetype = 'overflow'"
+    )
+    assert overflow == [{"n": 0}]
 
 
 def test_recording_can_be_switched_off_globally_and_per_tool(rig, recorded):

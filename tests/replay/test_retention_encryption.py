@@ -14,6 +14,7 @@ import agent_otel
 from agent_otel.config import load
 from agent_otel.replay import Replay, ReplayError
 from agent_otel.snapshots import key_id
+from agent_otel.store import snapshots as store_snapshots
 from tests.helpers import missing_prerequisite
 from tests.replay import support_agent
 from tests.replay.conftest import KEY_ENV
@@ -44,16 +45,42 @@ def age_everything(rig, days: int) -> None:
         rig.execute(sql)
 
 
+@pytest.fixture(params=["in their rows", "in the blob table"])
+def placement(request, monkeypatch) -> str:
+    """Where the (small) snapshot data goes: each snapshot's own row (the default), or the blob table, as
+    results larger than INLINE_MAX_BYTES do and every result recorded before schema migration 7 did."""
+    if request.param == "in the blob table":
+        monkeypatch.setattr(store_snapshots, "INLINE_MAX_BYTES", 0)
+    return request.param
+
+
+def stored_data(rig) -> list[dict]:
+    """Every stored result, error and input, wherever it is: ``{"encoding", "key_id", "data"}``."""
+
+    def inline(table: str, data: str, kid: str) -> list[dict]:
+        encoding = f"CASE WHEN {kid} <> '' THEN 'fernet+json' ELSE 'json' END"
+        return rig.rows(
+            f"SELECT {encoding} AS encoding, {kid} AS key_id, {data} AS data FROM {table} "
+            f"WHERE {data} IS NOT NULL"
+        )
+
+    return [
+        *rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs"),
+        *inline("agent_tool_snapshots", "data", "key_id"),
+        *inline("agent_snapshot_runs", "input_data", "input_key_id"),
+    ]
+
+
 def replay_matches(run_id: str, **kwargs) -> bool:
     with Replay(run_id, **kwargs) as rp:
         support_agent.handle(rp.input)
     return rp.report.matched
 
 
-def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded):
+def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded, placement):
     old = recorded()
     age_everything(rig, 15)  # recorded 15 days ago; retention.tool_snapshot_days is 14 by default
-    fresh = recorded()  # same CRM and order answers as the old run: those blobs are shared
+    fresh = recorded()  # same CRM and order answers as the old run: in the blob table, those are shared
 
     with pytest.raises(ReplayError, match=rf"snapshots of run {old} \(recorded .*\) have expired: "):
         with agent_otel.replay(old):
@@ -67,8 +94,13 @@ def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded)
     assert proc.returncode == 0, proc.stderr
     deleted = json.loads(proc.stdout)["deleted"]
     assert deleted["agent_snapshot_runs"] == 1 and deleted["agent_tool_snapshots"] == 3
-    # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
-    assert deleted["agent_snapshot_blobs"] == 1
+    if placement == "in the blob table":
+        # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
+        assert deleted["agent_snapshot_blobs"] == 1
+    else:  # the old run's data went with its rows; the fresh run's rows hold their own
+        assert deleted["agent_snapshot_blobs"] == 0
+        assert [r["run_id"] for r in rig.rows("SELECT DISTINCT run_id FROM agent_tool_snapshots")] == [fresh]
+    assert len(stored_data(rig)) == 4  # the fresh run's input and three results, nothing of the old run
     assert deleted["agent_runs"] == 0  # runs are kept 30 days (retention.logs_days)
 
     with pytest.raises(ReplayError, match=f"snapshots of run {old} .* have expired"):
@@ -77,13 +109,16 @@ def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded)
     assert support_agent.CALLS["send_email"] == 2
 
 
-def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch):
+def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch, placement):
     key, other = fernet_key(), fernet_key()
     monkeypatch.setenv(KEY_ENV, key)
     original = recorded()
 
-    blobs = rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs")
+    blobs = stored_data(rig)
     assert len(blobs) == 4  # the input and three results
+    assert len(rig.rows("SELECT sha FROM agent_snapshot_blobs")) == (
+        4 if placement == "in the blob table" else 0
+    )
     assert {(b["encoding"], b["key_id"]) for b in blobs} == {("fernet+json", key_id(key.encode()))}
     agent_otel.shutdown()  # checkpoint: the whole store is in the main file now
     on_disk = b"".join(p.read_bytes() for p in Path(rig.db).parent.glob("agent-otel.db*"))
@@ -113,6 +148,10 @@ def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch):
 def test_a_known_blob_is_resealed_with_the_current_key_and_never_stored_in_the_clear_again(
     rig, recorded, monkeypatch
 ):
+    """Blobs shared by content (results larger than INLINE_MAX_BYTES) are re-sealed in place; a result kept
+    in its own row belongs to that one call (see test_a_run_recorded_with_a_key_stores_its_own_rows_sealed).
+    """
+    monkeypatch.setattr(store_snapshots, "INLINE_MAX_BYTES", 0)
     plain_run = recorded()
     assert {b["encoding"] for b in rig.rows("SELECT encoding FROM agent_snapshot_blobs")} == {"json"}
     key = fernet_key()
@@ -131,6 +170,25 @@ def test_a_known_blob_is_resealed_with_the_current_key_and_never_stored_in_the_c
     support_agent.reset()
     recorded()  # recorded without a key: the sealed blobs it shares stay sealed
     assert {b["encoding"] for b in rig.rows("SELECT encoding FROM agent_snapshot_blobs")} == {"fernet+json"}
+
+
+def test_a_run_recorded_with_a_key_stores_its_own_rows_sealed(rig, recorded, monkeypatch):
+    plain_run = recorded()
+    key = fernet_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    rig.start()
+    support_agent.reset()
+    sealed_run = recorded()  # the same input and results as plain_run
+    by_run = {
+        r["run_id"]: r["input_key_id"]
+        for r in rig.rows("SELECT run_id, input_key_id FROM agent_snapshot_runs")
+    }
+    tools = rig.rows("SELECT run_id, key_id, data FROM agent_tool_snapshots")
+    assert by_run == {plain_run: "", sealed_run: key_id(key.encode())}
+    assert {r["key_id"] for r in tools if r["run_id"] == sealed_run} == {key_id(key.encode())}
+    assert not any(WRONG.encode() in bytes(r["data"]) for r in tools if r["run_id"] == sealed_run)
+    assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
+    assert replay_matches(plain_run) and replay_matches(sealed_run)
 
 
 def test_encryption_can_be_required(rig, recorded, monkeypatch, caplog):

@@ -254,6 +254,21 @@ _PG_NEXT_HOUR = (
 )
 
 
+# Migration 7: small results, errors and inputs stored in their snapshot's own row
+# (agent_otel.store.snapshots.INLINE_MAX_BYTES), not once per content hash in agent_snapshot_blobs: each
+# new blob cost an insert into the sha index, keyed by a random value, a page written per run or more in a
+# large store. ``key_id``: the key the data is sealed with, '' for data in the clear. NULL data: the blob is
+# in the blob table (blob_sha, input_sha), as every snapshot recorded before this migration is. Only
+# nullable columns are added: the rows already stored are not rewritten (SQLite and PostgreSQL alike).
+def _inline_data(blob: str) -> list[str]:
+    return [
+        f"ALTER TABLE agent_tool_snapshots ADD COLUMN data {blob}",
+        "ALTER TABLE agent_tool_snapshots ADD COLUMN key_id TEXT",
+        f"ALTER TABLE agent_snapshot_runs ADD COLUMN input_data {blob}",
+        "ALTER TABLE agent_snapshot_runs ADD COLUMN input_key_id TEXT",
+    ]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -269,6 +284,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (4, _process_columns("INTEGER")),
         (5, _CONVERSATION),
         (6, _summaries("INTEGER", " WITHOUT ROWID", _SQLITE_NEXT_HOUR)),
+        (7, _inline_data("BLOB")),
     ],
     "postgresql": [
         (
@@ -284,6 +300,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (4, _process_columns("BIGINT")),
         (5, _CONVERSATION),
         (6, _summaries("BIGINT", "", _PG_NEXT_HOUR)),
+        (7, _inline_data("BYTEA")),
     ],
 }
 

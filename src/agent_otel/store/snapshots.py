@@ -1,11 +1,16 @@
-"""The snapshot tables (schema migration 2): writing what the recorder sends, reading a recording back.
+"""The snapshot tables (schema migrations 2 and 7): writing what the recorder sends, reading a recording back.
 
 ``("snapshot", {...})`` records come from the replay recorder (``agent_otel.snapshots``) with ``kind`` ``run``
-(a run's input and versions) or ``tool`` (one tool call's outcome). Blobs (results, errors, inputs) are
-stored once per content hash in ``agent_snapshot_blobs``; each write of a known blob only refreshes its
-``last_used_ms``, which is what retention looks at, so a blob lives as long as the newest snapshot using
-it. A blob recorded in the clear is re-sealed the next time it is recorded with a key, and one sealed
-with an older key is re-sealed with the current one; a sealed blob is never replaced by a clear one.
+(a run's input and versions) or ``tool`` (one tool call's outcome). A blob (a result, error or input) of
+at most :data:`INLINE_MAX_BYTES` as stored (sealed, if a key is set) goes into its snapshot's own row
+(``data``, ``key_id``; a run's ``input_data``, ``input_key_id``) and is deleted with that row by
+retention. Larger blobs are stored once per content hash in ``agent_snapshot_blobs``, where repeating a
+large result costs nothing; each write of a known blob only refreshes its ``last_used_ms``, which is what
+retention looks at, so a blob lives as long as the newest snapshot using it. A blob recorded in the clear
+is re-sealed the next time it is recorded with a key, and one sealed with an older key is re-sealed with
+the current one; a sealed blob is never replaced by a clear one. ``blob_sha`` and ``input_sha`` name the
+content in both forms (a result's is its ``result_sha``); snapshots recorded before migration 7 all have
+theirs in the blob table, and :func:`load_tree` reads both.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent_otel.snapshot_outcomes import OK, WRITE_FAILED, warn_once
+from agent_otel.snapshot_outcomes import OK, PLAIN, SEALED, WRITE_FAILED, warn_once
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
@@ -31,6 +36,8 @@ RUN_COLUMNS = (
     "input_sha",
     "created_at_ms",
     "input_type",
+    "input_data",
+    "input_key_id",
 )
 TOOL_COLUMNS = (
     "run_id",
@@ -44,9 +51,18 @@ TOOL_COLUMNS = (
     "error_type",
     "result_type",
     "created_at_ms",
+    "data",
+    "key_id",
 )
 _CHUNK = 500
 _BLOB_SHA, _OUTCOME, _RESULT_SHA = (TOOL_COLUMNS.index(c) for c in ("blob_sha", "outcome", "result_sha"))
+_DATA, _RUN_DATA = TOOL_COLUMNS.index("data"), RUN_COLUMNS.index("input_data")
+#: The largest blob (in bytes as stored: sealed, if a key is set) kept in its snapshot's own row. Larger
+#: ones go to agent_snapshot_blobs, once per content hash. At this size the tool snapshot row (its other
+#: columns take about 200 bytes) still fits one 4 KB SQLite page (a table leaf holds up to 4,061 bytes of
+#: a row before it spills to overflow pages), so the row stays one page; and results this small cost
+#: little when repeated, where deduplicating a large one saves its pages each time.
+INLINE_MAX_BYTES = 3_584
 
 
 @dataclass
@@ -65,24 +81,35 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
     """Seal the blobs (outside the write transaction). A blob that cannot be sealed is not stored: its
     tool call is recorded as ``write_failed`` (counted and warned once), never raised."""
     out = Prepared()
+    inline: dict[str, tuple[bytes, str]] = {}  # this batch's small blobs, sealed once each
+    limit = INLINE_MAX_BYTES
     for rec in records:
         blob = rec.get("blob")
-        stored = sha = None
+        stored = sha = here = None
         if blob is not None:
             sha = blob.sha
             if sha in out.blobs:
                 stored = sha
+            elif sha in inline:
+                stored, here = sha, inline[sha]
             else:
                 try:
-                    out.blobs[sha] = blob.sealed()
+                    _, kid, _, data = sealed = blob.sealed()
+                    if len(data) <= limit:
+                        here = inline[sha] = (data, kid)
+                    else:
+                        out.blobs[sha] = sealed
                     stored = sha
                 except Exception as exc:
                     warn_once("seal", "sealing a replay snapshot failed (%s: %s)", type(exc).__name__, exc)
         get = rec.get
         if get("kind") == "run":
-            out.runs.append(tuple(map(get, RUN_COLUMNS)))
+            values = list(map(get, RUN_COLUMNS))
+            values[_RUN_DATA : _RUN_DATA + 2] = here or (None, None)
+            out.runs.append(tuple(values))
             continue
         row = list(map(get, TOOL_COLUMNS))
+        row[_DATA : _DATA + 2] = here or (None, None)
         row[_BLOB_SHA] = stored
         if blob is not None and row[_OUTCOME] == OK:
             row[_RESULT_SHA] = sha  # the content address of a result is its result_sha
@@ -217,13 +244,31 @@ def load_tree(
         store, "SELECT * FROM agent_tool_snapshots WHERE run_id IN ({}) ORDER BY run_id, step_id", list(steps)
     ):
         steps[row["run_id"]].append(row)
+    # Blobs in their snapshot's row (migration 7), then the others from the blob table.
+    blobs: dict[str, tuple[str, str, bytes]] = {}
+    for r in runs:
+        _take_inline(blobs, r, "input_sha", "input_data", "input_key_id")
+    for rows in steps.values():
+        for s in rows:
+            _take_inline(blobs, s, "blob_sha", "data", "key_id")
     wanted = {r["input_sha"] for r in runs if r.get("input_sha")}
     wanted |= {s["blob_sha"] for rows in steps.values() for s in rows if s.get("blob_sha")}
     found = _in(
-        store, "SELECT sha, encoding, key_id, data FROM agent_snapshot_blobs WHERE sha IN ({})", wanted
+        store,
+        "SELECT sha, encoding, key_id, data FROM agent_snapshot_blobs WHERE sha IN ({})",
+        wanted.difference(blobs),
     )
-    blobs = {b["sha"]: (b["encoding"], b["key_id"], bytes(b["data"])) for b in found}
+    blobs.update((b["sha"], (b["encoding"], b["key_id"], bytes(b["data"]))) for b in found)
     return runs, steps, blobs
+
+
+def _take_inline(
+    blobs: dict[str, tuple[str, str, bytes]], row: dict[str, Any], sha_key: str, data_key: str, kid_key: str
+) -> None:
+    """Move a row's own blob (if it has one) into ``blobs`` under its content hash."""
+    data, kid = row.pop(data_key, None), row.pop(kid_key, None) or ""
+    if data is not None and row.get(sha_key):
+        blobs[row[sha_key]] = (SEALED if kid else PLAIN, kid, bytes(data))
 
 
 def _in(store: Store, text: str, values: Iterable[Any]) -> list[dict[str, Any]]:
