@@ -50,9 +50,12 @@ BATCH = 2048  # what the event pipeline hands a sink at most per call
 ARGS = {"query": "x" * 900, "filters": {"lang": "en", "limit": 20}}  # ~1 KB of arguments
 
 
+TEXT = 80  # characters of each of a result's 18 hits: ~2 KB a result (--result-bytes changes it)
+
+
 def _result(i: int) -> dict[str, Any]:
     """~2 KB, distinct per call (a snapshot blob each, as real results mostly are)."""
-    return {"id": i, "hits": [{"doc": f"kb-{i}-{k}", "text": "y" * 80} for k in range(18)]}
+    return {"id": i, "hits": [{"doc": f"kb-{i}-{k}", "text": "y" * TEXT} for k in range(18)]}
 
 
 _SCRATCH: tempfile.TemporaryDirectory[str] | None = None
@@ -211,6 +214,14 @@ def frames(
     }
 
 
+def _sizes(template: list[tuple[str, dict[str, Any]]]) -> str:
+    """The tool results' size, and where the store keeps results of that size."""
+    from agent_otel.store.snapshots import INLINE_MAX_BYTES
+
+    sizes = [len(p["blob"].plain) for _, p in template if p.get("kind") == "tool" and p.get("blob")]
+    return f" (tool results {min(sizes):,} to {max(sizes):,} bytes; INLINE_MAX_BYTES {INLINE_MAX_BYTES:,})"
+
+
 def _timed(write: Any, name: str, acc: dict[str, float]) -> Any:
     def timed(batch: list[tuple[str, dict[str, Any]]]) -> None:
         t0 = time.thread_time()
@@ -313,8 +324,25 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="drill: runs per second offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="drill: how long")
     parser.add_argument("--threads", type=int, default=4, help="drill: agent threads")
+    parser.add_argument(
+        "--result-bytes",
+        type=int,
+        help="capacity, frames: tool results of about this many bytes of JSON (default ~2 KB: the issue's)",
+    )
+    parser.add_argument(
+        "--inline-max",
+        type=int,
+        help="capacity, frames: the store's INLINE_MAX_BYTES for the round (0: every result in the blob table)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.result_bytes is not None:
+        global TEXT
+        TEXT = max(1, (args.result_bytes - 40) // 18 - 30)  # each hit: {"doc":"kb-0-0","text":"..."},
+    if args.inline_max is not None:
+        from agent_otel.store import snapshots as store_snapshots
+
+        store_snapshots.INLINE_MAX_BYTES = args.inline_max
     results: dict[str, Any] = {}
     server = None
     template = capture_one_run() if args.what != "drill" else []
@@ -355,7 +383,10 @@ def main() -> None:
         return
     if args.what == "capacity":
         start = f", into a copy of {args.base}" if args.base else ", into an empty store"
-        print(f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}")
+        print(
+            f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}"
+            + _sizes(template)
+        )
         print("| store | runs per CPU-second | records per CPU-second | wall s for the runs (median) |")
         print("|---|---|---|---|")
         for dialect, r in results.items():
@@ -370,7 +401,8 @@ def main() -> None:
     elif args.what == "frames":
         for r in results.values():
             start = f"into a copy of {args.base}" if args.base else "into an empty store"
-            print(f"SQLite WAL frames per run, {args.runs:,} runs {start}: {r['frames_per_run']}")
+            sizes = _sizes(template)
+            print(f"SQLite WAL frames per run, {args.runs:,} runs {start}{sizes}: {r['frames_per_run']}")
             print("| table or index | frames per run |")
             print("|---|---|")
             for name, n in r["by_btree"].items():
