@@ -332,7 +332,7 @@ def main() -> None:
     parser.add_argument(
         "--inline-max",
         type=int,
-        help="capacity, frames: the store's INLINE_MAX_BYTES for the round (0: every result in the blob table)",
+        help="capacity, frames: the store's INLINE_MAX_BYTES for the round (0: every result a blob)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -41,6 +41,7 @@ def age_everything(rig, days: int) -> None:
         f"UPDATE agent_snapshot_runs SET created_at_ms = created_at_ms - {ms}",
         f"UPDATE agent_tool_snapshots SET created_at_ms = created_at_ms - {ms}",
         f"UPDATE agent_snapshot_blobs SET last_used_ms = last_used_ms - {ms}",
+        f"UPDATE agent_snapshot_data SET created_at_ms = created_at_ms - {ms}",
     ):
         rig.execute(sql)
 
@@ -56,18 +57,10 @@ def placement(request, monkeypatch) -> str:
 
 def stored_data(rig) -> list[dict]:
     """Every stored result, error and input, wherever it is: ``{"encoding", "key_id", "data"}``."""
-
-    def inline(table: str, data: str, kid: str) -> list[dict]:
-        encoding = f"CASE WHEN {kid} <> '' THEN 'fernet+json' ELSE 'json' END"
-        return rig.rows(
-            f"SELECT {encoding} AS encoding, {kid} AS key_id, {data} AS data FROM {table} "
-            f"WHERE {data} IS NOT NULL"
-        )
-
+    small = "CASE WHEN key_id <> '' THEN 'fernet+json' ELSE 'json' END AS encoding, key_id, data"
     return [
         *rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs"),
-        *inline("agent_tool_snapshots", "data", "key_id"),
-        *inline("agent_snapshot_runs", "input_data", "input_key_id"),
+        *rig.rows(f"SELECT {small} FROM agent_snapshot_data"),
     ]
 
 
@@ -97,9 +90,8 @@ def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded,
     if placement == "in the blob table":
         # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
         assert deleted["agent_snapshot_blobs"] == 1
-    else:  # the old run's data went with its rows; the fresh run's rows hold their own
-        assert deleted["agent_snapshot_blobs"] == 0
-        assert [r["run_id"] for r in rig.rows("SELECT DISTINCT run_id FROM agent_tool_snapshots")] == [fresh]
+    else:  # the old run's data rows went with its snapshots; the fresh run has rows of its own
+        assert deleted["agent_snapshot_blobs"] == 0 and deleted["agent_snapshot_data"] == 4
     assert len(stored_data(rig)) == 4  # the fresh run's input and three results, nothing of the old run
     assert deleted["agent_runs"] == 0  # runs are kept 30 days (retention.logs_days)
 
@@ -178,15 +170,17 @@ def test_a_run_recorded_with_a_key_stores_its_own_rows_sealed(rig, recorded, mon
     monkeypatch.setenv(KEY_ENV, key)
     rig.start()
     support_agent.reset()
-    sealed_run = recorded()  # the same input and results as plain_run
-    by_run = {
-        r["run_id"]: r["input_key_id"]
-        for r in rig.rows("SELECT run_id, input_key_id FROM agent_snapshot_runs")
-    }
-    tools = rig.rows("SELECT run_id, key_id, data FROM agent_tool_snapshots")
-    assert by_run == {plain_run: "", sealed_run: key_id(key.encode())}
-    assert {r["key_id"] for r in tools if r["run_id"] == sealed_run} == {key_id(key.encode())}
-    assert not any(WRONG.encode() in bytes(r["data"]) for r in tools if r["run_id"] == sealed_run)
+    sealed_run = recorded()  # the same input and results as plain_run: small data, a row per snapshot
+    data = rig.rows(
+        "SELECT s.run_id, d.key_id, d.data FROM agent_tool_snapshots s "
+        "JOIN agent_snapshot_data d ON d.id = s.data_id UNION ALL "
+        "SELECT r.run_id, d.key_id, d.data FROM agent_snapshot_runs r "
+        "JOIN agent_snapshot_data d ON d.id = r.input_data_id"
+    )
+    assert sorted((d["run_id"], d["key_id"]) for d in data) == sorted(
+        [(plain_run, "")] * 4 + [(sealed_run, key_id(key.encode()))] * 4
+    )
+    assert not any(WRONG.encode() in bytes(d["data"]) for d in data if d["run_id"] == sealed_run)
     assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
     assert replay_matches(plain_run) and replay_matches(sealed_run)
 

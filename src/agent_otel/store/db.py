@@ -38,14 +38,6 @@ WAL_CHECKPOINT_PAGES = 8000  # ... its automatic checkpoint, in pages of 4 KB (S
 WAL_LIMIT_MB = 64  # ... and the size the WAL file is truncated back to after a checkpoint
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
 SUMMARIES_VERSION = 6  # the schema version that added agent_run_summaries
-#: Where doctor finds stored snapshot data: (table, the figure of its row count, the data, key id and size
-#: columns; the blob table's size is the plaintext's, a row's own data is counted as stored).
-_STORED_DATA = (
-    ("agent_snapshot_blobs", "snapshot_blobs", "data", "key_id", "size"),
-    ("agent_tool_snapshots", "tool_snapshots", "data", "key_id", "length(data)"),
-    ("agent_snapshot_runs", "snapshot_runs", "input_data", "input_key_id", "length(input_data)"),
-)
-_STORED_FIGURES = ("snapshot_blobs", "snapshot_bytes", "encrypted_blobs")
 COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond
 _SAMPLE_ROWS = 2_000
 
@@ -567,25 +559,27 @@ class Store:
             if "tool_snapshots" in estimated
             else int(self.query("SELECT count(DISTINCT run_id) AS n FROM agent_tool_snapshots")[0]["n"] or 0)
         )
-        out["snapshot_blobs"] = count(
-            "agent_snapshot_blobs", "snapshot_blobs", "SELECT count(*) AS n FROM agent_snapshot_blobs"
-        )
-        # The stored results and inputs: the blob table's, and those kept in their snapshot's own row
-        # (schema migration 7). Their number, bytes and sealing from a sample of a large table's rows.
-        totals = {"stored": 0.0, "bytes": 0.0, "sealed": 0.0}
-        for table, figure, data, kid, size in _STORED_DATA:
-            sample = f" LIMIT {_SAMPLE_ROWS}" if figure in estimated else ""
+        # Results, errors and inputs: distinct large ones in the blob table, small ones in
+        # agent_snapshot_data (schema migration 7). Sizes and sealing of a large table from a sample.
+        totals = {"rows": 0.0, "bytes": 0.0, "sealed": 0.0}
+        for table, size in (("agent_snapshot_blobs", "size"), ("agent_snapshot_data", "length(data)")):
+            rows = count(table, table, f"SELECT count(*) AS n FROM {table}")
+            sample = f" LIMIT {_SAMPLE_ROWS}" if table in estimated else ""
             row = self.query(
-                f"SELECT count(*) AS n, count({data}) AS stored, coalesce(sum({size}), 0) AS bytes, "
-                f"sum(CASE WHEN {kid} <> '' THEN 1 ELSE 0 END) AS sealed "
-                f"FROM (SELECT * FROM {table}{sample}) t"
+                "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
+                "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed "
+                f"FROM (SELECT {size} AS size, key_id FROM {table}{sample}) t"
             )[0]
-            scale = out[figure] / int(row["n"]) if sample and row["n"] else 1
-            for key in totals:
-                totals[key] += int(row[key] or 0) * scale
-            if sample:
-                estimated += [f for f in _STORED_FIGURES if f not in estimated]
-        out["snapshot_blobs"] = round(totals["stored"])
+            scale = rows / int(row["n"]) if sample and row["n"] else 1
+            totals["rows"] += rows
+            totals["bytes"] += int(row["bytes"]) * scale
+            totals["sealed"] += int(row["sealed"] or 0) * scale
+            if table in estimated:
+                estimated.remove(table)
+                estimated += [
+                    f for f in ("snapshot_blobs", "snapshot_bytes", "encrypted_blobs") if f not in estimated
+                ]
+        out["snapshot_blobs"] = round(totals["rows"])
         out["snapshot_bytes"] = round(totals["bytes"])
         out["encrypted_blobs"] = round(totals["sealed"])
         oldest = self.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"]
