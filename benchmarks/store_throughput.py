@@ -216,10 +216,12 @@ def frames(
 
 def _sizes(template: list[tuple[str, dict[str, Any]]]) -> str:
     """The tool results' size, and where the store keeps results of that size."""
-    from agent_otel.store.snapshots import INLINE_MAX_BYTES
+    from agent_otel.store import snapshots
 
     sizes = [len(p["blob"].plain) for _, p in template if p.get("kind") == "tool" and p.get("blob")]
-    return f" (tool results {min(sizes):,} to {max(sizes):,} bytes; INLINE_MAX_BYTES {INLINE_MAX_BYTES:,})"
+    limit = getattr(snapshots, "INLINE_MAX_BYTES", None)  # None: a version with every result a blob
+    where = "every result a blob" if limit is None else f"INLINE_MAX_BYTES {limit:,}"
+    return f" (tool results {min(sizes):,} to {max(sizes):,} bytes; {where})"
 
 
 def _timed(write: Any, name: str, acc: dict[str, float]) -> Any:
