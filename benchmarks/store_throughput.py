@@ -13,7 +13,10 @@ call; replay snapshots on (the default), so each tool call is an event and a sna
   multi-row ``INSERT ... VALUES``, ``executemany`` (psycopg pipelines it), and ``COPY`` for PostgreSQL's
   events; the defaults are the fastest of these.
 * ``frames``: SQLite only: the WAL frames (pages written) per run, by the table or index each belongs to
-  (``--base`` as for ``capacity``): where the write path's I/O goes.
+  (``--base`` as for ``capacity``): where the write path's I/O goes. ``--result-bytes N`` makes the tool
+  results about N bytes instead of ~2 KB, ``--inline-max 0`` stores every result in the blob table (the
+  form before schema migration 7): what the store's INLINE_MAX_BYTES is chosen by. Both apply to
+  ``capacity`` too.
 * ``drill``: the real thing: agent threads run the loop at ``--rate`` runs/s through ``setup()`` (pipeline,
   metrics, store sink) for ``--seconds``; prints what the pipeline and the store sink dropped.
 
