@@ -59,7 +59,7 @@ _DATA_ID, _RUN_DATA_ID = TOOL_COLUMNS.index("data_id"), RUN_COLUMNS.index("input
 _RUN_CREATED, _TOOL_CREATED = RUN_COLUMNS.index("created_at_ms"), TOOL_COLUMNS.index("created_at_ms")
 #: The largest data (in bytes as stored: sealed, if a key is set) stored in agent_snapshot_data; larger
 #: data goes to agent_snapshot_blobs, once per content hash. Up to this size a data row (the data and
-#: about 30 bytes more) fits one 4 KB SQLite page (a table leaf holds at most 4,061 bytes of a row before it
+#: 20 to 40 bytes more) fits one 4 KB SQLite page (a table leaf holds at most 4,061 bytes of a row before it
 #: continues on overflow pages), and storing a repeated result again costs at most that page.
 #: ``benchmarks/store_throughput.py frames --result-bytes N --inline-max 0`` compares the two forms.
 INLINE_MAX_BYTES = 4_000
