@@ -143,6 +143,8 @@ def capacity(
     kind = "postgresql" if location.startswith("postgresql://") else "sqlite"
     if base is not None and kind == "sqlite":
         shutil.copyfile(base, location)
+    elif base is not None:
+        location = _pg_copy(base, location)
     # gc_interval_s: the next gc is due that long after the store's last one (or after 1970 in a store
     # never collected): 1e12 s holds it off.
     retention = {"logs_days": 30, "tool_snapshot_days": 14}
@@ -164,6 +166,31 @@ def capacity(
         "runs_per_cpu_s": round(runs / cpu),
         "records_per_cpu_s": round(len(records) / cpu),
     }
+
+
+def _pg_copy(base: str, location: str) -> str:
+    """A copy of the PostgreSQL database ``base`` (a URL) on its server, named as ``location``'s."""
+    import psycopg
+
+    name = location.rsplit("/", 1)[1]
+    server, template = base.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    _PG_COPIES.append((f"{server}/postgres", name))
+    return f"{server}/{name}"
+
+
+_PG_COPIES: list[tuple[str, str]] = []
+
+
+def _drop_pg_copies() -> None:
+    import psycopg
+
+    while _PG_COPIES:
+        admin, name = _PG_COPIES.pop()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def frames(
@@ -330,6 +357,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="drill: how long")
     parser.add_argument("--threads", type=int, default=4, help="drill: agent threads")
     parser.add_argument(
+        "--pg-base",
+        help="capacity: start each PostgreSQL round from a copy (CREATE DATABASE ... TEMPLATE) of this "
+        "database, a postgresql:// URL of a running server (say benchmarks/cli_scaling.py's)",
+    )
+    parser.add_argument(
         "--result-bytes",
         type=int,
         help="capacity, frames: tool results of about this many bytes of JSON (default ~2 KB: the issue's)",
@@ -358,6 +390,8 @@ def main() -> None:
                 nonlocal server
                 if dialect == "sqlite":
                     return os.path.join(tempfile.mkdtemp(dir=_scratch()), "store.db")
+                if args.pg_base:  # a name for the copy, on the base's server (capacity makes it)
+                    return f"{args.pg_base.rsplit('/', 1)[0]}/bench_{uuid.uuid4().hex[:12]}"
                 if server is None:
                     from tests.store.pg import PostgresServer
 
@@ -366,7 +400,11 @@ def main() -> None:
                 return server.new_database()
 
             if args.what == "capacity":
-                rounds = [capacity(location(), args.runs, template, args.base) for _ in range(args.repeat)]
+                base = args.pg_base if dialect == "postgresql" else args.base
+                rounds = []
+                for _ in range(args.repeat):
+                    rounds.append(capacity(location(), args.runs, template, base))
+                    _drop_pg_copies()  # a large copy each round: not all at once on the disk
                 best = statistics.median(r["runs_per_cpu_s"] for r in rounds)
                 results[dialect] = {**rounds[0], "runs_per_cpu_s": round(best), "rounds": rounds}
                 results[dialect]["wall_s"] = statistics.median(r["wall_s"] for r in rounds)
@@ -388,6 +426,8 @@ def main() -> None:
         return
     if args.what == "capacity":
         start = f", into a copy of {args.base}" if args.base else ", into an empty store"
+        if args.pg_base:
+            start += f" (PostgreSQL: into a copy of {args.pg_base})"
         print(
             f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}"
             + _sizes(template)
