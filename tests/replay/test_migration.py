@@ -121,6 +121,14 @@ def test_a_v6_store_with_snapshots_migrates_in_place_and_replays_runs_recorded_b
         )
         assert small == [{"n": 3}]
         assert len(store.query("SELECT sha FROM agent_snapshot_blobs")) == 4  # the blob table as it was
+        # doctor counts the stored results and inputs of both forms: 4 blobs and the new run's 4 rows.
+        counts = store.counts()
+        assert counts["snapshot_blobs"] == 8 and counts["encrypted_blobs"] == 0
+        stored = [
+            *store.query("SELECT data FROM agent_snapshot_blobs"),
+            *store.query("SELECT data FROM agent_snapshot_data"),
+        ]
+        assert counts["snapshot_bytes"] == sum(len(bytes(r["data"])) for r in stored) > 0
     with agent_otel.replay(new) as rp:
         support_agent.handle(rp.input)
     assert rp.report.matched and support_agent.CALLS["send_email"] == 1
