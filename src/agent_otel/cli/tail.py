@@ -14,7 +14,7 @@ import dataclasses
 import time
 from typing import Any
 
-from agent_otel.cli.common import CLIError, Context, now_ms
+from agent_otel.cli.common import CLIError, Context, now_ms, reader_gone
 from agent_otel.cli.layout import fit
 from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
 
@@ -78,7 +78,7 @@ def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, whe
     if args.last:
         since = cursor - LOOKBACK_MS
         emit(store.runs(limit=args.last, since_ms=since, ended_since_ms=since, **where))
-    while True:
+    while not reader_gone():  # `agent-otel tail | grep -m1 x`: stop once grep has
         time.sleep(args.interval)
         start = cursor - SLACK_MS
         emit(store.runs(since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where))
