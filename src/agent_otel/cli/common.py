@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
 
+
 class _Stdout:
     """stdout for a reader that may go away (`agent-otel drift | head -3`): once it has, the rest of the
     output goes to /dev/null and the command finishes, so its exit status is its own (drift 1, a healthy
