@@ -70,6 +70,25 @@ def test_decorated_functions_methods_and_keyword_only_args(telemetry):
     assert run.tool_calls == 4 and run.steps == 4
 
 
+def test_the_name_may_be_given_positionally_as_run_takes_the_agents(telemetry):
+    """`@tool("search")` / `@agent("support")`, as `run("support")` and other frameworks' decorators take
+    it: the name, not an AttributeError at import time."""
+
+    @agent_otel.tool("kb.search")
+    def kb_search(q: str) -> str:
+        return q
+
+    @agent_otel.agent("triage")
+    def triage(ticket: str) -> str:
+        return kb_search(ticket)
+
+    assert triage("refund") == "refund"
+    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in tool_spans(telemetry)] == ["kb.search"]
+    assert [s.attributes[c.GEN_AI_AGENT_NAME] for s in telemetry.spans_named("invoke_agent")] == ["triage"]
+    with pytest.raises(TypeError, match="two names"):
+        agent_otel.tool("a", name="b")
+
+
 def test_positional_and_keyword_calls_hash_the_same(telemetry):
     with agent_otel.run("a"):
         send_email("x@example.com", "b")

@@ -485,12 +485,18 @@ def tool(fn: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def tool(
-    *, name: str | None = None, timeout_s: float | None = None, retry: Any = None, side_effects: bool = False
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout_s: float | None = None,
+    retry: Any = None,
+    side_effects: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def tool(
-    fn: Callable[..., Any] | None = None,
+    fn: Callable[..., Any] | str | None = None,
     /,
     *,
     name: str | None = None,
@@ -549,6 +555,10 @@ def tool(
         wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
         return wrapper
 
+    if isinstance(fn, str):  # @tool("name"), as run("name") takes an agent's
+        if name is not None and name != fn:
+            raise TypeError(f"tool() got two names: {fn!r} and name={name!r}")
+        name, fn = fn, None
     if fn is not None:
         return decorate(fn)
     return decorate
