@@ -155,7 +155,7 @@ def test_replay_after_gc_deleted_the_snapshots_says_they_expired(rig, recorded):
     assert "retention.tool_snapshot_days was 3 then" in one_line_error(rig.cli("replay", original, *call))
 
 
-SCRIPT_AGENT = '''
+SCRIPT_AGENT = """
 import sys
 import agent_otel
 
@@ -182,7 +182,7 @@ def handle(sku):
 if __name__ == "__main__":
     agent_otel.setup(store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
     print(handle("sku-1"))
-'''
+"""
 
 
 def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_classes(tmp_path):
