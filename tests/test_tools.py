@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -216,3 +217,54 @@ def test_hostile_args_input_and_results_neither_raise_nor_leave_a_span_open(tele
     assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha({"value": hostile})
     assert spans[0].attributes[c.TOOL_RESULT_SHA] == sha(hostile)
     assert root.attributes[c.INPUT_SHA] == sha(hostile)
+
+
+@agent_otel.tool(name="pages")
+def pages(n: int):
+    for i in range(n):
+        if i == 3:
+            raise ConnectionError("page 3 failed")
+        yield {"page": i}
+
+
+@agent_otel.tool(name="apages")
+async def apages(n: int):
+    for i in range(n):
+        await asyncio.sleep(0)
+        if i == 3:
+            raise ConnectionError("page 3 failed")
+        yield {"page": i}
+
+
+def test_a_generator_tool_is_one_step_over_its_items_and_its_result_is_what_it_yielded(telemetry):
+    """A tool that streams (yields) is one step from its first item to its last: the result hashed and
+    recorded is the items, an error while iterating fails the step, and a consumer that stops early ends
+    it with what it took. (Before: a 0 ms step whose result was the generator object's repr, whatever it
+    yielded, and errors while iterating went unrecorded.)"""
+
+    async def consume_async(n: int, take: int | None = None) -> list:
+        out = []
+        async with contextlib.aclosing(apages(n)) as stream:  # closed at once when the consumer stops
+            async for item in stream:
+                out.append(item)
+                if take is not None and len(out) == take:
+                    break
+        return out
+
+    with agent_otel.run("streamer") as run:
+        assert list(pages(2)) == [{"page": 0}, {"page": 1}]
+        assert asyncio.run(consume_async(2)) == [{"page": 0}, {"page": 1}]
+        with pytest.raises(ConnectionError, match="page 3 failed"):
+            list(pages(5))
+        with pytest.raises(ConnectionError, match="page 3 failed"):
+            asyncio.run(consume_async(5))
+        stream = pages(5)
+        assert next(stream) == {"page": 0}
+        stream.close()  # the consumer has what it needs
+        assert asyncio.run(consume_async(5, take=1)) == [{"page": 0}]
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in spans] == ["pages", "apages"] * 3
+    two, one = sha([{"page": 0}, {"page": 1}]), sha([{"page": 0}])
+    assert [s.attributes.get(c.TOOL_RESULT_SHA) for s in spans] == [two, two, None, None, one, one]
+    assert [s.attributes[c.TOOL_STATUS] for s in spans] == ["ok", "ok", "error", "error", "ok", "ok"]
+    assert run.tool_calls == 6

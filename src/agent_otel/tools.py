@@ -17,7 +17,7 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
@@ -346,6 +346,72 @@ async def call_async(
     return result
 
 
+def stream_sync(
+    run: Run, options: ToolOptions, fn: Callable[..., Iterator[Any]], args: Any, kwargs: Any, hashed: Any
+) -> Iterator[Any]:
+    """A generator tool: one step from the first item to the last (or to the consumer closing it), whose
+    result is the list of items yielded, hashed, recorded and yielded again by a replay. The step begins
+    at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream."""
+    call = begin(run, options, hashed, fn=fn, attach=False)
+    if call is None:
+        yield from fn(*args, **kwargs)
+        return
+    if call.replay is not None:
+        yield from _recorded_items(call, call.replay.serve(call))
+        return
+    items: list[Any] = []
+    stream = fn(*args, **kwargs)
+    try:
+        for item in stream:
+            items.append(item)
+            yield item
+    except GeneratorExit:
+        call.ok(items)  # the consumer stopped: the step ends with what it took
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        stream.close()
+    call.ok(items)
+
+
+async def stream_async(
+    run: Run, options: ToolOptions, fn: Callable[..., AsyncIterator[Any]], args: Any, kwargs: Any, hashed: Any
+) -> AsyncIterator[Any]:
+    """:func:`stream_sync` for an async generator tool."""
+    call = begin(run, options, hashed, fn=fn, attach=False)
+    if call is None:
+        async for item in fn(*args, **kwargs):
+            yield item
+        return
+    if call.replay is not None:
+        for item in _recorded_items(call, call.replay.serve(call)):
+            yield item
+        return
+    items: list[Any] = []
+    stream = fn(*args, **kwargs)
+    try:
+        async for item in stream:
+            items.append(item)
+            yield item
+    except GeneratorExit:
+        call.ok(items)
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    call.ok(items)
+
+
+def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    raise TypeError(f"the recorded result of the streaming tool {call.name!r} is not a list of its items")
+
+
 class ToolTimeout(TimeoutError):
     """A tool call exceeded its ``timeout_s``; ``error.type`` on the span is this class's name."""
 
@@ -520,6 +586,20 @@ def tool(
             description=describe(func),
         )
         binder = _ArgBinder(func)
+
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            stream = stream_async if inspect.isasyncgenfunction(func) else stream_sync
+
+            @functools.wraps(func)
+            def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = active_run()
+                if run is None:
+                    steps.outside_run(options.name)  # executed as is, except during a replay
+                    return func(*args, **kwargs)
+                return stream(run, options, func, args, kwargs, binder.bind(args, kwargs))
+
+            stream_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
+            return stream_wrapper
 
         if inspect.iscoroutinefunction(func):
 
