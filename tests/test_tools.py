@@ -268,3 +268,21 @@ def test_a_generator_tool_is_one_step_over_its_items_and_its_result_is_what_it_y
     assert [s.attributes.get(c.TOOL_RESULT_SHA) for s in spans] == [two, two, None, None, one, one]
     assert [s.attributes[c.TOOL_STATUS] for s in spans] == ["ok", "ok", "error", "error", "ok", "ok"]
     assert run.tool_calls == 6
+
+
+def test_a_long_stream_is_not_kept_in_memory_for_its_result(telemetry):
+    """A tool streaming the lines of a big file must not make agent-otel hold every line: past
+    tools.STREAM_KEEP_ITEMS items the result is the count only (and a replay cannot serve it)."""
+
+    @agent_otel.tool(name="lines")
+    def lines(n: int):
+        for i in range(n):
+            yield f"line {i}"
+
+    total = tools.STREAM_KEEP_ITEMS + 5
+    with agent_otel.run("reader"):
+        assert sum(1 for _ in lines(total)) == total
+        assert list(lines(2)) == ["line 0", "line 1"]
+    long, short = tool_spans(telemetry)
+    assert long.attributes[c.TOOL_RESULT_SHA] == sha({"$stream_items": total})
+    assert short.attributes[c.TOOL_RESULT_SHA] == sha(["line 0", "line 1"])

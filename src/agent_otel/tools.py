@@ -359,21 +359,21 @@ def stream_sync(
     if call.replay is not None:
         yield from _recorded_items(call, call.replay.serve(call))
         return
-    items: list[Any] = []
+    kept = _Kept()
     stream = fn(*args, **kwargs)
     try:
         for item in stream:
-            items.append(item)
+            kept.add(item)
             yield item
     except GeneratorExit:
-        call.ok(items)  # the consumer stopped: the step ends with what it took
+        call.ok(kept.result())  # the consumer stopped: the step ends with what it took
         raise
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         stream.close()
-    call.ok(items)
+    call.ok(kept.result())
 
 
 async def stream_async(
@@ -389,27 +389,59 @@ async def stream_async(
         for item in _recorded_items(call, call.replay.serve(call)):
             yield item
         return
-    items: list[Any] = []
+    kept = _Kept()
     stream = fn(*args, **kwargs)
     try:
         async for item in stream:
-            items.append(item)
+            kept.add(item)
             yield item
     except GeneratorExit:
-        call.ok(items)
+        call.ok(kept.result())
         raise
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
-    call.ok(items)
+    call.ok(kept.result())
+
+
+# A stream's items are its result only up to here: a tool yielding the lines of a big file must not make
+# agent-otel hold them all. Beyond, the result is the count, {"$stream_items": n}, which a replay refuses.
+STREAM_KEEP_ITEMS = 10_000
+STREAM_KEEP_BYTES = 16 << 20  # estimated: strings and bytes by length, anything else 100 bytes
+
+
+class _Kept:
+    """The items of a stream, kept for its result while they fit the bounds above; then the count."""
+
+    __slots__ = ("count", "items", "size")
+
+    def __init__(self) -> None:
+        self.items: list[Any] | None = []
+        self.count = self.size = 0
+
+    def add(self, item: Any) -> None:
+        self.count += 1
+        if self.items is None:
+            return
+        self.size += len(item) if isinstance(item, str | bytes) else 100
+        if self.count > STREAM_KEEP_ITEMS or self.size > STREAM_KEEP_BYTES:
+            self.items = None
+        else:
+            self.items.append(item)
+
+    def result(self) -> Any:
+        return self.items if self.items is not None else {"$stream_items": self.count}
 
 
 def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
     if isinstance(value, list):
         return value
-    raise TypeError(f"the recorded result of the streaming tool {call.name!r} is not a list of its items")
+    raise TypeError(
+        f"the stream of the tool {call.name!r} was not recorded item by item (too long, or recorded by an "
+        f"older agent-otel): a replay cannot serve it"
+    )
 
 
 class ToolTimeout(TimeoutError):
