@@ -216,6 +216,13 @@ def _wait_for(lines: queue.Queue[str], seen: list[str], text: str, timeout: floa
     return True
 
 
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as in the terminal; what the command then wrote on stderr."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    return proc.stderr.read() if proc.stderr else ""
+
+
 def test_tail_follows_runs_as_they_end_with_filters_and_stops_on_ctrl_c(cli):
     now = seed.now_ms()
     before = seed.run_records(now - 2 * MIN)
@@ -234,9 +241,7 @@ def test_tail_follows_runs_as_they_end_with_filters_and_stops_on_ctrl_c(cli):
         seed.write(cli.db, records)
         assert _wait_for(lines, seen, new[:12]), seen
         time.sleep(1.0)  # a few more polls: nothing printed twice, nothing filtered out shows up
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        err = proc.stderr.read() if proc.stderr else ""
+        err = _interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -264,9 +269,7 @@ def test_tail_started_before_the_first_run_waits_for_the_store(cli):
         run_id = uuid.uuid4().hex
         seed.write(cli.db, seed.run_records(seed.now_ms(), run_id=run_id, duration_ms=100.0))
         assert _wait_for(lines, seen, run_id[:12]), seen
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        err = proc.stderr.read() if proc.stderr else ""
+        err = _interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
