@@ -111,10 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)
 
-    from agent_otel.cli.common import EXIT_ERROR, CLIError, Context
+    from agent_otel.cli.common import EXIT_ERROR, CLIError, Context, guard_stdout
     from agent_otel.config import ConfigError
     from agent_otel.store import StoreError
 
+    guard_stdout()
     ctx = Context(store_arg=args.store, config_path=args.config)
     try:
         return int(args._module.run(args, ctx) or 0)
