@@ -42,6 +42,8 @@ from agent_otel import runtime
 from agent_otel.events import QUEUED_BLOB
 from agent_otel.hashing import canonical_json, jsonable, sha_bytes
 from agent_otel.snapshot_outcomes import ERROR, EXCLUDED, INTERRUPTED, OK, TOO_LARGE, warn_once
+from agent_otel.snapshot_outcomes import PLAIN as PLAIN  # re-exported: the encodings of stored data
+from agent_otel.snapshot_outcomes import SEALED as SEALED
 from agent_otel.snapshot_outcomes import WRITE_FAILED as WRITE_FAILED  # re-exported: replay's vocabulary
 from agent_otel.snapshot_outcomes import counters as counters  # re-exported: failure counts, for doctor
 from agent_otel.steps import Policy, RunPolicy, Step
@@ -55,8 +57,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_otel")
 
 DEFAULT_KEY_ENV = "AGENT_OTEL_SNAPSHOT_KEY"
-PLAIN = "json"
-SEALED = "fernet+json"
 
 _NATIVE = (dict, list, str, int, float, bool, type(None))
 _NOT_OUTCOMES = ("AgentStopped", "KeyboardInterrupt", "SystemExit", "GeneratorExit", "CancelledError")

@@ -18,7 +18,12 @@ from tests.store import seed
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
 # The seeded runs carry no replay snapshots (schema migration 2); gc reports those tables too.
-NO_SNAPSHOTS = {"agent_tool_snapshots": 0, "agent_snapshot_runs": 0, "agent_snapshot_blobs": 0}
+NO_SNAPSHOTS = {
+    "agent_tool_snapshots": 0,
+    "agent_snapshot_runs": 0,
+    "agent_snapshot_blobs": 0,
+    "agent_snapshot_data": 0,
+}
 
 
 def q(values: list[float], p: int) -> float:

@@ -285,7 +285,7 @@ def render(
         size = ("~" if "snapshot_bytes" in about else "") + _size(store["snapshot_bytes"])
         console.print(
             f"  tool snapshots (for replay): {n('tool_snapshots')} calls of "
-            f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} distinct results and inputs "
+            f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} results and inputs stored "
             f"({size}"
             + (
                 f", {n('encrypted_blobs')} encrypted"
