@@ -463,3 +463,19 @@ async def test_the_run_store_and_cli_show_an_ag2_run(rig, fake_api):  # noqa: F8
     shown = rig.cli("show", run_id)
     assert shown.returncode == 0, shown.stderr
     assert all(word in shown.stdout for word in ("lookup", "broken", "RuntimeError", "completed"))
+
+
+# --- agent-otel's AG2 middleware (the ``ag2`` integration): guards before the tool and the request ------
+
+
+async def test_hooked_in_a_user_run_a_denied_tool_never_runs(guarded, instrument, fake_api):
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await make_agent(fake_api).ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied"
+    assert SENT == {} and len(fake_api.requests) == 1
+    spans = telemetry.spans()
+    print([(s.name, dict(s.attributes)) for s in spans])

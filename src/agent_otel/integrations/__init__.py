@@ -78,6 +78,7 @@ _REGISTRY: dict[str, str] = {
     "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
     "strands": "agent_otel.integrations.strands:StrandsIntegration",
     "google_adk": "agent_otel.integrations.google_adk:GoogleADKIntegration",
+    "ag2": "agent_otel.integrations.ag2:AG2Integration",
 }
 _active: dict[str, Integration] = {}
 
