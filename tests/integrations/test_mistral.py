@@ -616,17 +616,50 @@ def test_a_stream_used_as_a_context_manager_and_left_early_ends_its_step(telemet
     assert run.result.usage["llm_calls"] == 1
 
 
-def test_a_stream_abandoned_unread_is_still_recorded(telemetry, fake_api, tracing):
+@pytest.mark.parametrize("read", [0, 1], ids=["unread", "read-from"])
+def test_a_stream_abandoned_unclosed_is_still_recorded_and_its_span_exported(
+    telemetry, fake_api, tracing, read
+):
+    """A stream the caller drops (garbage-collected) without reading it to its end or closing it: the step
+    ends with the usage seen so far, and its span ends and is exported. With Mistral's tracing on, that is
+    the SDK's span, which the SDK ends only when the response is closed, and a stream dropped unread never
+    closes it."""
     fake_api.reply(streamed())
     with agent_otel.run("assistant") as run:
         stream = client(fake_api).chat.stream(model=MODEL, messages=HI)
-        for _ in stream:
-            break
+        for _ in range(read):
+            next(stream)
         del stream
         gc.collect()
         (event,) = telemetry.events("llm_result")
     assert event["status"] == "ok"
     assert run.result.usage["llm_calls"] == 1
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.attributes["agent.step_id"] == 1
+    assert span.context.span_id == int(event["span_id"], 16)
+
+
+@pytest.mark.parametrize("read", [0, 1], ids=["unread", "read-from"])
+def test_an_async_stream_abandoned_unclosed_is_still_recorded_and_its_span_exported(
+    telemetry, fake_api, tracing, read
+):
+    fake_api.reply(streamed())
+
+    async def ask() -> Any:
+        async with agent_otel.run("assistant") as run:
+            stream = await client(fake_api).chat.stream_async(model=MODEL, messages=HI)
+            for _ in range(read):
+                await stream.__anext__()
+            del stream
+            gc.collect()
+        return run
+
+    run = asyncio.run(ask())
+    gc.collect()  # (an async generator read from is closed by the event loop's shutdown)
+    (event,) = telemetry.events("llm_result")
+    assert event["status"] == "ok" and run.result.usage["llm_calls"] == 1
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.context.span_id == int(event["span_id"], 16)
 
 
 def test_an_async_stream_is_a_step_with_its_usage(telemetry, fake_api, tracing):

@@ -234,7 +234,7 @@ class Request:
     def __init__(self, call: LLMCall, turn: bool) -> None:
         self.call = call
         self.turn = turn
-        self.held: Callable[[], None] | None = None
+        self.held: _Held | None = None
         self.native_tools = False  # the SDK's tracing makes spans of the turn's tools (the bridge's steps)
         self.started_tools: dict[str, tuple[Any, Any, Any]] = {}  # id -> (name, arguments, created_at)
 
@@ -259,10 +259,13 @@ class Request:
         binding.step = call
         span.set_attributes(attributes)
 
-    def release(self) -> None:
+    def release(self, force: bool = False) -> None:
+        """Let the SDK's end of the step's span through; ``force``: end it now if the SDK has not asked to
+        (a stream dropped unread: the SDK ends its span only when the response is closed, which then
+        never happens)."""
         held, self.held = self.held, None
         if held is not None:
-            held()
+            held.release(force)
 
     def finish(self, reply: Reply, output: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         call = self.call
@@ -279,27 +282,43 @@ class Request:
         self.release()
 
 
-def _hold(span: Any) -> Callable[[], None] | None:
-    """Hold the SDK's end of ``span`` until the returned function is called (the step has ended)."""
-    original = span.end
-    state: dict[str, Any] = {"released": False, "asked": None}
+class _Held:
+    """The SDK's end of a span, held until the step has ended (:func:`_hold`)."""
 
-    def end(end_time: int | None = None) -> None:
-        if state["released"]:
-            original(end_time)
-        elif state["asked"] is None:
-            state["asked"] = end_time if end_time is not None else time.time_ns()
+    __slots__ = ("asked", "ended", "original", "released")
 
-    def release() -> None:
-        state["released"] = True
-        if state["asked"] is not None:
-            original(state["asked"])
+    def __init__(self, original: Callable[..., None]) -> None:
+        self.original = original
+        self.released = False
+        self.ended = False  # a later end (the SDK's, after release(force=True)) is not a second one
+        self.asked: int | None = None
 
+    def end(self, end_time: int | None = None) -> None:
+        if self.ended:
+            return
+        if self.released:
+            self.ended = True
+            self.original(end_time)
+        elif self.asked is None:
+            self.asked = end_time if end_time is not None else time.time_ns()
+
+    def release(self, force: bool = False) -> None:
+        if self.ended:
+            return
+        self.released = True
+        if self.asked is not None or force:
+            self.ended = True
+            self.original(self.asked)
+
+
+def _hold(span: Any) -> _Held | None:
+    """Hold the SDK's end of ``span`` until it is released (the step has ended)."""
+    held = _Held(span.end)
     try:
-        span.end = end
+        span.end = held.end
     except (AttributeError, TypeError):
         return None
-    return release
+    return held
 
 
 def _native_usage(call: LLMCall, reply: Reply) -> None:
@@ -413,13 +432,15 @@ def _done(request: Request, result: Any) -> None:
 class _Stream(Watch):
     """A streamed response in flight; a turn's stream also reports the tools the service ran."""
 
-    __slots__ = ("request",)
+    __slots__ = ("read", "request")
 
     def __init__(self, request: Request) -> None:
         super().__init__(request.call, _feed_turn_event if request.turn else _feed_chunk)
         self.request = request
+        self.read = False
 
     def event(self, event: Any) -> None:
+        self.read = True
         super().event(event)
         if self.request.turn:
             try:
@@ -439,6 +460,15 @@ class _Stream(Watch):
         if not self.call.done:
             self.request.fail(exc, self.reply)
         self.request.release()
+
+    def dropped(self) -> None:
+        """Garbage-collected unclosed: the step ends, and so does the SDK's span of it. The SDK ends its span
+        when the response is closed: a stream read from closes it as its generator is collected, one
+        dropped unread never does, so that span is ended here."""
+        held = None if self.read else self.request.held
+        self.end()
+        if held is not None:
+            held.release(force=True)
 
 
 def _feed_turn_event(reply: Reply, event: Any) -> None:
