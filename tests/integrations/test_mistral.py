@@ -821,6 +821,20 @@ def test_a_streamed_turn_takes_its_usage_from_the_done_event(telemetry, fake_api
     assert span.attributes["gen_ai.usage.output_tokens"] == 2
 
 
+def test_a_streamed_turn_dropped_unread_is_a_step_whose_span_is_exported(telemetry, fake_api, tracing):
+    """A conversation turn's stream dropped before reading it: the step ends (no usage came) and its span,
+    Mistral's with its tracing on, is exported."""
+    fake_api.reply(turn_events((10, 2)))
+    with agent_otel.run("assistant") as run:
+        stream = client(fake_api).beta.conversations.start_stream(agent_id="ag_0196", inputs="hi")
+        del stream
+        gc.collect()
+    (event,) = telemetry.events("llm_result")
+    assert (event["status"], event["usage"]["input_tokens"]) == ("ok", 0)
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.context.span_id == int(event["span_id"], 16)
+
+
 def test_an_async_streamed_turn_is_a_step_with_its_usage(telemetry, fake_api, tracing):
     fake_api.reply(turn_events((30, 5)))
 
