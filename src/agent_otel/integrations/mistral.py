@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -70,6 +71,9 @@ _PARAMS = {
 }
 #: The event of a streamed turn that failed in Mistral's service (its step's ``error.type``).
 _TURN_ERROR = "conversation.response.error"
+#: A turn's connector usage on its step's span (see connector_usage).
+CONNECTOR_TOKENS = "mistral.usage.connector_tokens"
+CONNECTORS = "mistral.usage.connectors"
 #: Where the SDK's tracing hook keeps a request's span (``mistralai.client._hooks.tracing``).
 _SPAN_KEY = "_tracing_span"
 
@@ -222,6 +226,43 @@ def record_service_tool(
         internal_error("recording a tool Mistral's service ran", exc)
 
 
+def record_handoff(run: Any, from_agent: Any, to_agent: Any) -> None:
+    """A handoff the service made during a turn (an ``agent.handoff`` output, or a stream's
+    ``agent.handoff.started`` / ``done`` events): an ``agent.handoff`` event on the run span, as for an
+    Agents SDK handoff (never raises). The turn stays one step: the service ran both agents."""
+    try:
+        if run is None or not run.active:
+            return
+        event = {
+            k: str(v) for k, v in (("from_agent", from_agent), ("to_agent", to_agent)) if isinstance(v, str)
+        }
+        run.span.add_event(c.EVENT_HANDOFF, event)
+    except Exception as exc:
+        internal_error("recording a Mistral handoff", exc)
+
+
+def connector_usage(call: LLMCall, usage: Any) -> None:
+    """The connectors' part of a turn's usage, as the API reports it, on the step's span (never raises):
+    ``mistral.usage.connector_tokens`` (which the API's ``total_tokens`` includes) and
+    ``mistral.usage.connectors`` (calls per connector, JSON). Not in the step's tokens or spend: the
+    price table has no connector prices."""
+    try:
+        tokens = usage_value(usage, "connector_tokens")
+        connectors = usage_value(usage, "connectors")
+        attributes: dict[str, Any] = {}
+        if isinstance(tokens, int) and tokens > 0:
+            attributes[CONNECTOR_TOKENS] = tokens
+        if isinstance(connectors, dict) and connectors:
+            attributes[CONNECTORS] = json.dumps(connectors, sort_keys=True, default=str)
+        native = call.native  # the SDK's span of the request (its tracing on), still open
+        if native is None:
+            call.attributes.update(attributes)  # agent-otel's span: set as it ends
+        elif attributes and native.is_recording():
+            native.set_attributes(attributes)
+    except Exception as exc:
+        internal_error("reading a Mistral turn's connector usage", exc)
+
+
 # --- one request in flight --------------------------------------------------------------------------
 
 
@@ -229,7 +270,7 @@ class Request:
     """One request's step, the SDK's span of it (if its tracing made one we adopted) and what a streamed
     turn said about the tools the service ran."""
 
-    __slots__ = ("call", "held", "native_tools", "started_tools", "turn")
+    __slots__ = ("call", "handoffs", "held", "native_tools", "started_tools", "turn")
 
     def __init__(self, call: LLMCall, turn: bool) -> None:
         self.call = call
@@ -237,6 +278,7 @@ class Request:
         self.held: _Held | None = None
         self.native_tools = False  # the SDK's tracing makes spans of the turn's tools (the bridge's steps)
         self.started_tools: dict[str, tuple[Any, Any, Any]] = {}  # id -> (name, arguments, created_at)
+        self.handoffs: dict[str, Any] = {}  # a streamed handoff's id -> the agent it started from
 
     def adopt(self, request: Any) -> None:
         """The SDK's tracing hook started its span of this request: make it the step's span."""
@@ -409,6 +451,15 @@ def _done(request: Request, result: Any) -> None:
     try:
         read = read_turn if request.turn else read_completion
         reply = _client.read("a Mistral response", lambda r: read(r, result))
+        if request.turn:
+            connector_usage(request.call, usage_value(result, "usage"))
+            for output in usage_value(result, "outputs") or ():
+                if usage_value(output, "type") == "agent.handoff":
+                    record_handoff(
+                        request.call.run,
+                        usage_value(output, "previous_agent_name"),
+                        usage_value(output, "next_agent_name"),
+                    )
         request.finish(
             reply, lambda: _turn_output(result) if request.turn else _content.openai_chat_output(result)
         )
@@ -447,9 +498,9 @@ class _Stream(Watch):
                 data = usage_value(event, "data")
                 if usage_value(data, "type") == _TURN_ERROR:  # the turn failed in the service
                     self.request.fail(_TURN_ERROR, self.reply)  # type: ignore[arg-type]
-                _tool_event(self.request, data)
+                _service_event(self.request, data)
             except Exception as exc:
-                internal_error("reading a tool execution from a Mistral stream", exc)
+                internal_error("reading what the service did from a Mistral stream", exc)
 
     def end(self) -> None:
         if not self.call.done:
@@ -481,9 +532,19 @@ def _feed_turn_event(reply: Reply, event: Any) -> None:
         reply.add_tool_call(usage_value(data, "tool_call_id"))
 
 
-def _tool_event(request: Request, data: Any) -> None:
+def _service_event(request: Request, data: Any) -> None:
+    """What a streamed turn says the service did: tools it ran, handoffs, the connectors' usage."""
     kind = usage_value(data, "type")
-    if kind == "tool.execution.started":
+    if kind == "agent.handoff.started":
+        handoff_id = usage_value(data, "id")
+        if isinstance(handoff_id, str):
+            request.handoffs[handoff_id] = usage_value(data, "previous_agent_name")
+    elif kind == "agent.handoff.done":
+        from_agent = request.handoffs.pop(usage_value(data, "id"), None)
+        record_handoff(request.call.run, from_agent, usage_value(data, "next_agent_name"))
+    elif kind == "conversation.response.done":
+        connector_usage(request.call, usage_value(data, "usage"))
+    elif kind == "tool.execution.started":
         tool_id = usage_value(data, "id")
         if isinstance(tool_id, str):
             request.started_tools[tool_id] = (
