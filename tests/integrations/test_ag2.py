@@ -677,6 +677,24 @@ async def test_replay_refuses_a_recorded_tool_error_and_does_not_run_the_tool(ri
     assert rp.report.served == 0 and "not served" in str(rp.report)
 
 
+async def test_without_the_integration_a_replay_diverges_at_the_first_tool_and_runs_it(
+    rig,  # noqa: F811
+    fake_api,
+):
+    """The bridge alone: AG2 sets a tool's arguments on its span only after starting it, so the replay
+    compares the call without them, reports a divergence, and AG2 runs the tool live."""
+    rig.start()
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    assert (await make_agent(fake_api, "stored").ask("hi")).body == "done"
+    original = rig.last_run_id("stored")
+    SENT.clear()
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with agent_otel.replay(original) as rp:
+        assert (await make_agent(fake_api, "stored").ask("hi")).body == "done"
+    assert SENT == {"lookup": 1}
+    assert rp.report.diverged and rp.report.served == 0
+
+
 def test_the_replay_command_replays_an_ag2_agent(rig, fake_api, instrument, monkeypatch):  # noqa: F811
     """``agent-otel replay RUN_ID --call tests.integrations.ag2_agent:handle``, in a subprocess: the
     recorded tool call is served, the report says so, exit status 0."""
