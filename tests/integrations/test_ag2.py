@@ -22,6 +22,7 @@ from tests.integrations.conftest import Reply, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, streamed_answer, streamed_tool_call, tool_call
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
 from tests.replay.conftest import rig  # noqa: F401
+from tests.replay.test_agent_frameworks import assert_served
 
 pytest.importorskip("ag2")
 
@@ -125,7 +126,14 @@ async def test_a_run_with_a_tool_call(telemetry, instrument, fake_api, client):
     ]
 
 
-async def test_without_content_capture_a_tool_step_has_no_hashes(telemetry, fake_api):
+@pytest.mark.parametrize("integration", [False, True], ids=["bridge-only", "ag2"])
+async def test_without_content_capture_a_tool_step_has_hashes_only_with_the_integration(
+    telemetry, instrument, fake_api, integration
+):
+    """AG2's span has no arguments or result without its content capture: the bridge alone then has
+    nothing to hash; the ``ag2`` integration's middleware sees both, whatever AG2 captures."""
+    if integration:
+        instrument("ag2")
     fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
     agent = Agent(
         "helper",
@@ -134,12 +142,16 @@ async def test_without_content_capture_a_tool_step_has_no_hashes(telemetry, fake
         middleware=[TelemetryMiddleware(agent_name="helper", capture_content=False)],
     )
     assert (await agent.ask("hi")).body == "done"
-    spans = telemetry.spans()
-    (tool,) = ag2_spans(spans, "execute_tool lookup")
+    (tool,) = ag2_spans(telemetry.spans(), "execute_tool lookup")
+    assert "gen_ai.tool.call.arguments" not in tool.attributes  # AG2 captured nothing
     assert tool.attributes["agent.tool.status"] == "ok"
-    assert "agent.tool.args_sha" not in tool.attributes and "agent.tool.result_sha" not in tool.attributes
     (event,) = telemetry.events("tool_result")
-    assert (event["args_sha"], event["result_sha"], event["status"]) == (None, None, "ok")
+    hashes = (sha({"q": "otel"}), sha("OTEL")) if integration else (None, None)
+    assert (event["args_sha"], event["result_sha"]) == hashes
+    assert (
+        tool.attributes.get("agent.tool.args_sha"),
+        tool.attributes.get("agent.tool.result_sha"),
+    ) == hashes
 
 
 async def test_a_tool_error_is_a_failed_step_and_the_agent_goes_on(telemetry, instrument, fake_api):
@@ -570,25 +582,6 @@ async def test_with_on_deny_raise_ag2_hands_the_refusal_to_the_model(guarded, in
     assert (guard["guard"], guard["enforced"]) == ("policy", True)
 
 
-async def test_with_the_integration_a_tool_step_has_hashes_without_content_capture(
-    telemetry, instrument, fake_api
-):
-    """The middleware sees the call's arguments and result whatever AG2's content capture says."""
-    instrument("ag2")
-    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
-    agent = Agent(
-        "helper",
-        config=config(fake_api),
-        tools=[lookup],
-        middleware=[TelemetryMiddleware(agent_name="helper", capture_content=False)],
-    )
-    assert (await agent.ask("hi")).body == "done"
-    (tool,) = ag2_spans(telemetry.spans(), "execute_tool lookup")
-    assert "gen_ai.tool.call.arguments" not in tool.attributes  # AG2 captured nothing
-    assert tool.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
-    assert tool.attributes["agent.tool.result_sha"] == sha("OTEL")
-
-
 async def test_an_untraced_agents_tools_are_steps_of_a_user_run(telemetry, instrument, fake_api):
     """Without AG2's tracing, inside a run of yours: its requests through the ``openai`` integration and
     now its tools through the middleware (a span of agent-otel's own, with the error of a failing one)."""
@@ -653,13 +646,7 @@ async def test_replay_serves_the_tool_and_never_runs_it(rig, fake_api, instrumen
     assert reply.body == "done" and SENT == {}  # served from the recording: the tool did not run again
     results = [e for e in await reply.history.get_events() if type(e).__name__ == "ToolResultEvent"]
     assert [[p.content for p in e.result.parts] for e in results] == [["OTEL"]]  # what the model got then
-    report = rp.report
-    assert report.matched and not report.diverged and report.served == 1, str(report)
-    replayed = [
-        (e["tool"], e["args_sha"], e["result_sha"], e["status"])
-        for e in rig.tool_events(report.replay_run_id)
-    ]
-    assert replayed == recorded_events
+    assert_served(rp, rig, original, 1)
 
 
 async def test_replay_refuses_a_recorded_tool_error_and_does_not_run_the_tool(rig, fake_api, instrument):  # noqa: F811
