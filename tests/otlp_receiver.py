@@ -165,6 +165,8 @@ class HTTPReceiver:
 
         self.spans: list[Any] = []
         self.metric_requests = 0
+        self.metric_batches: list[Any] = []  # the ExportMetricsServiceRequests, in arrival order
+        self.metric_sizes: list[int] = []  # the bytes of each metric request (uncompressed)
         self.requests: list[tuple[int, int, int]] = []
         self.headers: dict[str, str] = {}  # of the last trace request
         receiver = self
@@ -193,6 +195,10 @@ class HTTPReceiver:
                     reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 elif self.path == "/v1/metrics":
                     receiver.metric_requests += 1
+                    receiver.metric_sizes.append(len(body))
+                    receiver.metric_batches.append(
+                        metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+                    )
                     reply = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
                 else:
                     self.send_response(404)

@@ -203,8 +203,9 @@ SCHEMA: dict[str, Any] = {
         "max_request_mb": Field(
             float,
             4.0,
-            "Largest OTLP span request, in MiB (encoded); larger batches are split. The collector's gRPC "
-            "receiver refuses more than 4 MiB unless configured otherwise.",
+            "Largest OTLP span request, in MiB (encoded); larger batches are split. Metric requests carry "
+            "at most 512 data points per MiB (2,048 at 4 MiB). The collector's gRPC receiver refuses more "
+            "than 4 MiB unless configured otherwise.",
             minimum=0.001,
         ),
         "handle_sigterm": Field(

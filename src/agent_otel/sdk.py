@@ -362,10 +362,28 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
     return with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"
 
 
+#: What one metric data point may take in a request, when sizing ``max_export_batch_size`` from
+#: ``exporter.max_request_mb``: agent-otel's own points measure 170 bytes on average and at most ~400 (a
+#: histogram with its buckets and attributes); 2 KiB leaves room for long attribute values of the user's.
+METRIC_POINT_BYTES = 2048
+
+
+def metric_points_per_request(cfg: Config) -> int:
+    """Data points per OTLP metric request, so that requests stay under ``exporter.max_request_mb``.
+
+    Metrics are cumulative: every export carries every series seen so far, so the request grows with the
+    number of series (tools x agents x models x outcomes) and never shrinks. Unsplit, the first one above
+    the collector's limit (gRPC: 4 MiB) was refused, retried, and every later one was larger: metric
+    export stopped for good while spans went on.
+    """
+    return max(1, int(cfg.get("exporter.max_request_mb") * 1024 * 1024) // METRIC_POINT_BYTES)
+
+
 def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
     """The SDK's OTLP metric exporter (spans go through agent_otel.otlp instead, see there why)."""
     url = _signal_endpoint(cfg, endpoint, protocol, "metrics")
     timeout = cfg.get("exporter.timeout_s")
+    points = metric_points_per_request(cfg)
     # Given explicitly (config.load has checked the variables): the gRPC exporter would raise on the
     # spec's own "none", the HTTP one only log a bad value.
     compression = config_mod.compression(os.environ, "metrics")
@@ -379,7 +397,11 @@ def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         return OTLPMetricExporter(
-            endpoint=url, insecure=insecure, timeout=timeout, compression=grpc_compression
+            endpoint=url,
+            insecure=insecure,
+            timeout=timeout,
+            compression=grpc_compression,
+            max_export_batch_size=points,
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
 
@@ -388,7 +410,9 @@ def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
         OTLPMetricExporter as HTTPMetricExporter,
     )
 
-    return HTTPMetricExporter(endpoint=url, timeout=timeout, compression=http_compression)
+    return HTTPMetricExporter(
+        endpoint=url, timeout=timeout, compression=http_compression, max_export_batch_size=points
+    )
 
 
 def _signal_off(signal: str) -> bool:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import grpc
 import pytest
 
+import agent_otel
 from agent_otel import sdk
 from agent_otel.export import MAX_STRIKES
 from tests.otlp_receiver import HTTPReceiver, OTLPReceiver
@@ -228,4 +230,54 @@ def test_the_otlp_headers_and_compression_variables_apply_to_spans(rig, monkeypa
         if protocol == "http":  # (grpcio handles gRPC's compression below what a servicer can see)
             assert receiver.headers["content-encoding"] == "gzip"
     finally:
+        receiver.stop()
+
+
+def _tool_names(requests) -> set[str]:
+    """The ``tool`` attribute values of every data point in these metric requests."""
+    return {
+        attribute.value.string_value
+        for request in requests
+        for rm in request.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        for point in getattr(metric, metric.WhichOneof("data")).data_points
+        for attribute in point.attributes
+        if attribute.key == "tool"
+    }
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_metrics_of_many_series_are_split_under_the_request_limit(fresh, protocol):
+    """Metrics are cumulative: every export carries every series seen so far (tools x agents x outcomes),
+    so requests grow and never shrink. Unsplit, the first one over the collector's limit was refused and
+    resent, every later one was larger, and metric export stopped for good while spans went on."""
+    limit = 8 << 10
+    if protocol == "grpc":
+        receiver: Any = OTLPReceiver(max_message_bytes=limit).start()
+    else:
+        receiver = HTTPReceiver()
+    try:
+        agent_otel.setup(
+            "svc",
+            endpoint=receiver.endpoint,
+            instrument=False,
+            store=False,
+            config={
+                "exporter.probe_local": False,
+                "exporter.protocol": protocol,
+                "exporter.max_request_mb": limit / (1 << 20),
+                "exporter.metric_interval_s": 0.2,
+            },
+        )
+        names = {f"tool_{k}" for k in range(150)}  # ~13 KB of cumulative metrics, in ~470 data points
+        with agent_otel.run("many-tools") as run:
+            for name in sorted(names):
+                run.call_tool(name, lambda: "ok", {})
+        # Every series arrives within a few export intervals, in requests the collector takes.
+        assert poll(lambda: names <= _tool_names(list(receiver.metric_batches)), 20.0)
+        if protocol == "http/protobuf":
+            assert max(receiver.metric_sizes) <= limit
+    finally:
+        agent_otel.shutdown()
         receiver.stop()
