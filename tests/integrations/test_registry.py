@@ -248,8 +248,9 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['ag2', 'anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain', 'langgraph',"
-        " 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
+        "pending: ['ag2', 'anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain',"
+        " 'langgraph', 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai',"
+        " 'smolagents']",
         "pregel: True",
         "tool_node: True",
         "openai: True",
