@@ -629,6 +629,42 @@ async def test_a_streamed_turn_has_the_same_steps_and_usage(telemetry, instrumen
     assert [e["usage"]["input_tokens"] for e in telemetry.events("llm_result")] == [30, 21]
 
 
+@pytest.mark.parametrize("denied", [False, True], ids=["allowed", "denied"])
+async def test_an_observed_turn_streams_its_events_through_the_middleware(
+    guarded, instrument, fake_api, denied
+):
+    """``Agent.run()``: the turn's events reach a subscriber of its stream as they happen, the same steps
+    as ``ask``; a guard's stop comes out of ``result()`` with nothing sent after it (AG2 stops dispatching
+    the events in flight, as for any exception of its model call)."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"] if denied else []}}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    seen: list[str] = []
+
+    async def outcome() -> Any:
+        async with make_agent(fake_api).run("hi") as turn:
+            turn.stream.subscribe(lambda event: seen.append(type(event).__name__), sync_to_thread=False)
+            return (await turn.result()).body
+
+    with agent_otel.run("outer") as run:
+        if denied:
+            with pytest.raises(agent_otel.AgentStopped):
+                await outcome()
+        else:
+            assert await outcome() == "done"
+    if denied:
+        assert (SENT, len(fake_api.requests), run.result.stop_reason) == ({}, 1, "policy_denied")
+    else:
+        assert (SENT, run.result.stop_reason) == ({"lookup": 1}, "completed")
+        assert {"ToolCallEvent", "ToolResultEvent"} <= set(seen)
+        (outer,) = ours(telemetry.spans())
+        assert steps(outer, telemetry.spans()) == [
+            (1, "chat gpt-4o"),
+            (2, "execute_tool lookup"),
+            (3, "chat gpt-4o"),
+        ]
+
+
 async def test_replay_serves_the_tool_and_never_runs_it(rig, fake_api, instrument):  # noqa: F811
     rig.start()
     instrument("ag2")
