@@ -39,8 +39,9 @@ from opentelemetry import trace
 
 from agent_otel import bridge
 from agent_otel.guards import ToolDenied
+from agent_otel.llm import LLMCall
 from agent_otel.replay import ReplayError, recorded, unserved
-from agent_otel.steps import active_run, check_pending, internal_error
+from agent_otel.steps import active_run, check_pending, internal_error, span_binding
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall
 
@@ -161,8 +162,9 @@ def _middleware_class() -> type:
             run = active_run()
             if run is not None:
                 try:
-                    if _in_ag2_span():  # its request span: the bridge checked the request as it started
-                        check_pending(run)
+                    binding = span_binding(trace.get_current_span())
+                    if binding is not None and isinstance(binding.step, LLMCall):
+                        check_pending(run)  # AG2's request span, a step the bridge checked as it started
                     else:
                         bridge.check_llm(run)
                 except AgentStopped:
