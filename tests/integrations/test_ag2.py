@@ -10,6 +10,7 @@ AG2's tools."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -19,7 +20,13 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.pricing import PriceTable
 from tests.integrations.conftest import Reply, ours, steps, stop_event
-from tests.integrations.openai_replies import answer, streamed_answer, streamed_tool_call, tool_call
+from tests.integrations.openai_replies import (
+    answer,
+    completion,
+    streamed_answer,
+    streamed_tool_call,
+    tool_call,
+)
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
 from tests.replay.conftest import rig  # noqa: F401
 from tests.replay.test_agent_frameworks import assert_served
@@ -534,6 +541,25 @@ async def test_a_token_budget_a_response_crosses_stops_the_run_before_the_next_t
     assert (result.usage["input_tokens"], result.usage["output_tokens"]) == (30, 7)
 
 
+async def test_a_retrying_middleware_retries_a_stopped_request_without_sending_it(
+    guarded, instrument, fake_api
+):
+    """AG2's ``RetryMiddleware`` retries on any ``Exception``, ``AgentStopped`` included: each attempt is
+    stopped again before it is sent, and the stop reaches your code once the attempts run out."""
+    from ag2.middleware import RetryMiddleware
+
+    guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    agent = make_agent(fake_api)
+    agent.add_middleware(RetryMiddleware(max_retries=3))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await agent.ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied"
+    assert SENT == {} and len(fake_api.requests) == 1
+
+
 async def test_a_guard_you_configured_stops_a_run_made_of_ag2s_spans(guarded, instrument, fake_api):
     """With the middleware AG2's runs have a hook before their steps: a guard you configured enforces in a
     run AG2's ``invoke_agent`` span makes (README "Guards"), and the stop reaches the caller of ``ask``."""
@@ -744,3 +770,28 @@ def test_the_replay_command_replays_an_ag2_agent(rig, fake_api, instrument, monk
     assert "matched in order 1   served from snapshots 1" in replayed.stdout
     assert "then completed   now completed" in replayed.stdout
     assert SENT == {"lookup": 1} and len(fake_api.requests) == 4  # the recording's tool call only
+
+
+@pytest.mark.parametrize(
+    "order", [("lookup", "broken"), ("broken", "lookup")], ids=["denied-first", "denied-second"]
+)
+async def test_parallel_tool_calls_begun_after_a_stop_do_not_run(guarded, instrument, fake_api, order):
+    """One response asking for two tools, which AG2 runs concurrently, in the order asked: a call begun
+    before the stop runs, a call begun after it does not."""
+    guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2")
+    calls = [
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"q": "x"})},
+        }
+        for i, name in enumerate(order)
+    ]
+    message = {"role": "assistant", "content": None, "tool_calls": calls}
+    fake_api.reply(completion(message, finish="tool_calls"), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await make_agent(fake_api).ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied" and len(fake_api.requests) == 1
+    assert ({} if order[0] == "lookup" else {"broken": 1}) == SENT
