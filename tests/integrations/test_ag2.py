@@ -356,12 +356,15 @@ async def test_setup_does_not_change_what_the_program_returns(fresh, fake_api):
         SENT.clear()
         fake_api.requests.clear()
         fake_api.reply(tool_call("lookup", {"q": "otel"}), tool_call("broken", {"q": "x"}), answer("done"))
-        reply = await make_agent(fake_api).ask("hi")
+        agent = make_agent(fake_api)
+        reply = await agent.ask("hi")
         history = [
-            (type(e).__name__, str(getattr(e, "content", ""))) for e in await reply.history.get_events()
+            (type(e).__name__, str(getattr(e, "content", "")), str(getattr(e, "result", "")))
+            for e in await reply.history.get_events()
         ]
         usage = await reply.usage()
-        return reply.body, history, usage.total, dict(SENT), list(fake_api.requests)
+        middleware = [d.description for d in agent.middleware]  # agent-otel's is not the agent's
+        return reply.body, history, usage.total, dict(SENT), list(fake_api.requests), middleware
 
     without = await program()
     agent_otel.setup("test-service", store=False, config={"exporter": {"probe_local": False}})
