@@ -694,18 +694,23 @@ async def test_an_observed_turn_streams_its_events_through_the_middleware(
         ]
 
 
+async def recorded_turn(rig: Any, fake_api: Any, tool: str, body: str) -> str:  # noqa: F811
+    """The run id of one recorded turn of the ``stored`` agent: a call of ``tool``, then ``body``."""
+    fake_api.reply(tool_call(tool, {"q": "otel"}), answer(body))
+    assert (await make_agent(fake_api, "stored").ask("hi")).body == body
+    fake_api.reply(tool_call(tool, {"q": "otel"}), answer(body))  # what the replayed turn gets
+    return rig.last_run_id("stored")
+
+
 async def test_replay_serves_the_tool_and_never_runs_it(rig, fake_api, instrument):  # noqa: F811
     rig.start()
     instrument("ag2")
-    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
-    assert (await make_agent(fake_api, "stored").ask("hi")).body == "done"
-    original = rig.last_run_id("stored")
+    original = await recorded_turn(rig, fake_api, "lookup", "done")
     recorded_events = [
         (e["tool"], e["args_sha"], e["result_sha"], e["status"]) for e in rig.tool_events(original)
     ]
     assert recorded_events == [("lookup", sha({"q": "otel"}), sha("OTEL"), "ok")]
     SENT.clear()
-    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
     with agent_otel.replay(original) as rp:
         reply = await make_agent(fake_api, "stored").ask("hi")
     assert reply.body == "done" and SENT == {}  # served from the recording: the tool did not run again
@@ -717,10 +722,7 @@ async def test_replay_serves_the_tool_and_never_runs_it(rig, fake_api, instrumen
 async def test_replay_refuses_a_recorded_tool_error_and_does_not_run_the_tool(rig, fake_api, instrument):  # noqa: F811
     rig.start()
     instrument("ag2")
-    fake_api.reply(tool_call("broken", {"q": "x"}), answer("sorry"))
-    assert (await make_agent(fake_api, "stored").ask("hi")).body == "sorry"
-    original = rig.last_run_id("stored")
-    fake_api.reply(tool_call("broken", {"q": "x"}), answer("sorry"))
+    original = await recorded_turn(rig, fake_api, "broken", "sorry")
     with agent_otel.replay(original) as rp:
         await make_agent(fake_api, "stored").ask("hi")
     assert SENT == {"broken": 1}  # the recording's call only
