@@ -220,6 +220,14 @@ def test_export_writes_every_event_as_a_json_line(cli, seeded):
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
 
 
+def test_export_of_an_empty_run_id_is_an_error_not_every_run(cli, seeded):
+    """`agent-otel export --run "$RUN"` with RUN unset in a script: one line and exit 2, as `show ""`,
+    rather than every event of every run."""
+    proc = cli("export", "--run", "")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout[:300]
+    assert "give a run id" in proc.stderr
+
+
 def test_export_over_an_existing_file_leaves_it_owner_only(cli, seeded):
     out = cli.home / "shared.jsonl"
     out.write_text("old contents\n")

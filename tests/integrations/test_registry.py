@@ -128,6 +128,27 @@ def test_a_missing_framework_is_not_an_error(monkeypatch, caplog):
         integrations.uninstrument()
 
 
+def test_setup_in_an_environment_without_any_framework_logs_no_warning():
+    """As for a user who installed agent-otel alone: frameworks whose module is a submodule
+    (``llama_index.core``, ``mistralai.client``) are missing with their parent package, which makes
+    ``importlib.util.find_spec`` raise rather than answer None."""
+    out = run_python(
+        f"""
+        import logging, os, sys, tempfile
+        for name in {FRAMEWORK_MODULES!r} + ("strands", "google.adk", "autogen_agentchat", "ag2"):
+            # Not installed: importing it raises ModuleNotFoundError (google is protobuf's namespace too).
+            sys.modules[name if name.startswith("google.") else name.split(".")[0]] = None
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+        import agent_otel
+        store = os.path.join(tempfile.mkdtemp(), "agent-otel.db")
+        agent_otel.setup("bare", store=store, config={{"exporter.probe_local": False}})
+        print(agent_otel.integrations.active())
+        agent_otel.shutdown()
+        """
+    )
+    assert out == "[]"
+
+
 def test_an_incompatible_framework_version_logs_and_instruments_nothing(monkeypatch, caplog):
     from agents.run_internal import run_loop
 

@@ -48,7 +48,11 @@ class Integration:
         return self.packages[:1]
 
     def available(self) -> bool:
-        return all(importlib.util.find_spec(p) is not None for p in self.packages)
+        # find_spec("llama_index.core") imports llama_index, and raises when that is not installed.
+        try:
+            return all(importlib.util.find_spec(p) is not None for p in self.packages)
+        except (ImportError, ValueError):
+            return False
 
     def instrument(self) -> None:
         """Patch or register hooks. Must be idempotent: a second call adds nothing."""

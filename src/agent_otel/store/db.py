@@ -106,10 +106,16 @@ def classify(exc: BaseException) -> StoreError:
     lowered = text.lower()
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in lowered or "busy" in lowered):
         return StoreError(f"{text} (another process holds the write lock)", transient=True)
+    if getattr(exc, "sqlite_errorname", None) in _SQLITE_NO_ROOM:
+        return StoreError(f"{text} (is the disk or a quota full?)", transient=True)
     if type(exc).__module__.startswith("psycopg"):
         return StoreError(text, transient=_pg_transient(exc), bad_data=_pg_bad_data(exc))
     return StoreError(text, bad_data=_sqlite_bad_data(exc, lowered))
 
+
+# A full disk (ENOSPC) or quota or file-size limit (EDQUOT, EFBIG: SQLite's failed write) is passing: once
+# log rotation, gc or an operator frees room, the store takes writes again, as PostgreSQL's class 53 does.
+_SQLITE_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
 
 # SQLSTATE classes (the first two characters): 08 connection exception, 57 operator intervention (a server
 # shutting down or restarting: 57P01 admin_shutdown, 57P03 cannot_connect_now), 53 insufficient resources,
