@@ -32,6 +32,7 @@ FRAMEWORK_MODULES = (
     "claude_agent_sdk",
     "crewai",
     "mistralai.client",
+    "ag2",
 )
 ALL = [
     "langchain",
@@ -45,7 +46,7 @@ ALL = [
     "bedrock",
     "litellm",
 ]
-ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral"]
+ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral", "ag2"]
 #: Registered, tested in an environment of their own (tests/envs), not installed in this one.
 OWN_ENV = ["crewai", "strands", "google_adk"]
 
@@ -184,6 +185,7 @@ def import_all_frameworks() -> None:
         "llama_index.core",
         "claude_agent_sdk",
         "mistralai.client",
+        "ag2",
     ):
         importlib.import_module(module)
 
@@ -256,6 +258,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         from mistralai.client import Mistral  # `mistralai` is a namespace package: its client triggers
         from mistralai.client.chat import Chat
         print("mistral:", hasattr(Chat.complete, "__agent_otel_original__"))
+        from ag2.agent import Agent
+        print("ag2:", hasattr(Agent._drive_scope, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -265,8 +269,9 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain', 'langgraph',"
-        " 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
+        "pending: ['ag2', 'anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain',"
+        " 'langgraph', 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai',"
+        " 'smolagents']",
         "pregel: True",
         "tool_node: True",
         "openai: True",
@@ -275,6 +280,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         "bedrock: True",
         "litellm: True",
         "mistral: True",
+        "ag2: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",
