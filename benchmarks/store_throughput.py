@@ -13,7 +13,10 @@ call; replay snapshots on (the default), so each tool call is an event and a sna
   multi-row ``INSERT ... VALUES``, ``executemany`` (psycopg pipelines it), and ``COPY`` for PostgreSQL's
   events; the defaults are the fastest of these.
 * ``frames``: SQLite only: the WAL frames (pages written) per run, by the table or index each belongs to
-  (``--base`` as for ``capacity``): where the write path's I/O goes.
+  (``--base`` as for ``capacity``): where the write path's I/O goes. ``--result-bytes N`` makes the tool
+  results about N bytes instead of ~2 KB, ``--inline-max 0`` stores every result in the blob table (the
+  form before schema migration 7): what the store's INLINE_MAX_BYTES is chosen by. Both apply to
+  ``capacity`` too.
 * ``drill``: the real thing: agent threads run the loop at ``--rate`` runs/s through ``setup()`` (pipeline,
   metrics, store sink) for ``--seconds``; prints what the pipeline and the store sink dropped.
 
@@ -50,9 +53,12 @@ BATCH = 2048  # what the event pipeline hands a sink at most per call
 ARGS = {"query": "x" * 900, "filters": {"lang": "en", "limit": 20}}  # ~1 KB of arguments
 
 
+TEXT = 80  # characters of each of a result's 18 hits: ~2 KB a result (--result-bytes changes it)
+
+
 def _result(i: int) -> dict[str, Any]:
     """~2 KB, distinct per call (a snapshot blob each, as real results mostly are)."""
-    return {"id": i, "hits": [{"doc": f"kb-{i}-{k}", "text": "y" * 80} for k in range(18)]}
+    return {"id": i, "hits": [{"doc": f"kb-{i}-{k}", "text": "y" * TEXT} for k in range(18)]}
 
 
 _SCRATCH: tempfile.TemporaryDirectory[str] | None = None
@@ -137,6 +143,8 @@ def capacity(
     kind = "postgresql" if location.startswith("postgresql://") else "sqlite"
     if base is not None and kind == "sqlite":
         shutil.copyfile(base, location)
+    elif base is not None:
+        location = _pg_copy(base, location)
     # gc_interval_s: the next gc is due that long after the store's last one (or after 1970 in a store
     # never collected): 1e12 s holds it off.
     retention = {"logs_days": 30, "tool_snapshot_days": 14}
@@ -158,6 +166,31 @@ def capacity(
         "runs_per_cpu_s": round(runs / cpu),
         "records_per_cpu_s": round(len(records) / cpu),
     }
+
+
+def _pg_copy(base: str, location: str) -> str:
+    """A copy of the PostgreSQL database ``base`` (a URL) on its server, named as ``location``'s."""
+    import psycopg
+
+    name = location.rsplit("/", 1)[1]
+    server, template = base.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    _PG_COPIES.append((f"{server}/postgres", name))
+    return f"{server}/{name}"
+
+
+_PG_COPIES: list[tuple[str, str]] = []
+
+
+def _drop_pg_copies() -> None:
+    import psycopg
+
+    while _PG_COPIES:
+        admin, name = _PG_COPIES.pop()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def frames(
@@ -209,6 +242,16 @@ def frames(
         "frames_per_run": round(len(pages) / runs, 2),
         "by_btree": {k: round(v / runs, 2) for k, v in sorted(by.items(), key=lambda kv: -kv[1])},
     }
+
+
+def _sizes(template: list[tuple[str, dict[str, Any]]]) -> str:
+    """The tool results' size, and where the store keeps results of that size."""
+    from agent_otel.store import snapshots
+
+    sizes = [len(p["blob"].plain) for _, p in template if p.get("kind") == "tool" and p.get("blob")]
+    limit = getattr(snapshots, "INLINE_MAX_BYTES", None)  # None: a version with every result a blob
+    where = "every result a blob" if limit is None else f"INLINE_MAX_BYTES {limit:,}"
+    return f" (tool results {min(sizes):,} to {max(sizes):,} bytes; {where})"
 
 
 def _timed(write: Any, name: str, acc: dict[str, float]) -> Any:
@@ -313,8 +356,30 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="drill: runs per second offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="drill: how long")
     parser.add_argument("--threads", type=int, default=4, help="drill: agent threads")
+    parser.add_argument(
+        "--pg-base",
+        help="capacity: start each PostgreSQL round from a copy (CREATE DATABASE ... TEMPLATE) of this "
+        "database, a postgresql:// URL of a running server (say benchmarks/cli_scaling.py's)",
+    )
+    parser.add_argument(
+        "--result-bytes",
+        type=int,
+        help="capacity, frames: tool results of about this many bytes of JSON (default ~2 KB: the issue's)",
+    )
+    parser.add_argument(
+        "--inline-max",
+        type=int,
+        help="capacity, frames: the store's INLINE_MAX_BYTES for the round (0: every result a blob)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.result_bytes is not None:
+        global TEXT
+        TEXT = max(1, (args.result_bytes - 40) // 18 - 30)  # each hit: {"doc":"kb-0-0","text":"..."},
+    if args.inline_max is not None:
+        from agent_otel.store import snapshots as store_snapshots
+
+        store_snapshots.INLINE_MAX_BYTES = args.inline_max
     results: dict[str, Any] = {}
     server = None
     template = capture_one_run() if args.what != "drill" else []
@@ -325,6 +390,8 @@ def main() -> None:
                 nonlocal server
                 if dialect == "sqlite":
                     return os.path.join(tempfile.mkdtemp(dir=_scratch()), "store.db")
+                if args.pg_base:  # a name for the copy, on the base's server (capacity makes it)
+                    return f"{args.pg_base.rsplit('/', 1)[0]}/bench_{uuid.uuid4().hex[:12]}"
                 if server is None:
                     from tests.store.pg import PostgresServer
 
@@ -333,7 +400,11 @@ def main() -> None:
                 return server.new_database()
 
             if args.what == "capacity":
-                rounds = [capacity(location(), args.runs, template, args.base) for _ in range(args.repeat)]
+                base = args.pg_base if dialect == "postgresql" else args.base
+                rounds = []
+                for _ in range(args.repeat):
+                    rounds.append(capacity(location(), args.runs, template, base))
+                    _drop_pg_copies()  # a large copy each round: not all at once on the disk
                 best = statistics.median(r["runs_per_cpu_s"] for r in rounds)
                 results[dialect] = {**rounds[0], "runs_per_cpu_s": round(best), "rounds": rounds}
                 results[dialect]["wall_s"] = statistics.median(r["wall_s"] for r in rounds)
@@ -355,7 +426,12 @@ def main() -> None:
         return
     if args.what == "capacity":
         start = f", into a copy of {args.base}" if args.base else ", into an empty store"
-        print(f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}")
+        if args.pg_base:
+            start += f" (PostgreSQL: into a copy of {args.pg_base})"
+        print(
+            f"store sink capacity: the realistic run ({len(template)} records), {args.runs:,} runs{start}"
+            + _sizes(template)
+        )
         print("| store | runs per CPU-second | records per CPU-second | wall s for the runs (median) |")
         print("|---|---|---|---|")
         for dialect, r in results.items():
@@ -370,7 +446,8 @@ def main() -> None:
     elif args.what == "frames":
         for r in results.values():
             start = f"into a copy of {args.base}" if args.base else "into an empty store"
-            print(f"SQLite WAL frames per run, {args.runs:,} runs {start}: {r['frames_per_run']}")
+            sizes = _sizes(template)
+            print(f"SQLite WAL frames per run, {args.runs:,} runs {start}{sizes}: {r['frames_per_run']}")
             print("| table or index | frames per run |")
             print("|---|---|")
             for name, n in r["by_btree"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -68,6 +69,25 @@ def test_decorated_functions_methods_and_keyword_only_args(telemetry):
     assert spans[1].attributes[c.TOOL_RESULT_SHA] == sha({"id": 7, "email": "c@example.com"})
     assert spans[0].attributes[c.TOOL_SIDE_EFFECTS] is True
     assert run.tool_calls == 4 and run.steps == 4
+
+
+def test_the_name_may_be_given_positionally_as_run_takes_the_agents(telemetry):
+    """`@tool("search")` / `@agent("support")`, as `run("support")` and other frameworks' decorators take
+    it: the name, not an AttributeError at import time."""
+
+    @agent_otel.tool("kb.search")
+    def kb_search(q: str) -> str:
+        return q
+
+    @agent_otel.agent("triage")
+    def triage(ticket: str) -> str:
+        return kb_search(ticket)
+
+    assert triage("refund") == "refund"
+    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in tool_spans(telemetry)] == ["kb.search"]
+    assert [s.attributes[c.GEN_AI_AGENT_NAME] for s in telemetry.spans_named("invoke_agent")] == ["triage"]
+    with pytest.raises(TypeError, match="two names"):
+        agent_otel.tool("a", name="b")
 
 
 def test_positional_and_keyword_calls_hash_the_same(telemetry):
@@ -197,3 +217,72 @@ def test_hostile_args_input_and_results_neither_raise_nor_leave_a_span_open(tele
     assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha({"value": hostile})
     assert spans[0].attributes[c.TOOL_RESULT_SHA] == sha(hostile)
     assert root.attributes[c.INPUT_SHA] == sha(hostile)
+
+
+@agent_otel.tool(name="pages")
+def pages(n: int):
+    for i in range(n):
+        if i == 3:
+            raise ConnectionError("page 3 failed")
+        yield {"page": i}
+
+
+@agent_otel.tool(name="apages")
+async def apages(n: int):
+    for i in range(n):
+        await asyncio.sleep(0)
+        if i == 3:
+            raise ConnectionError("page 3 failed")
+        yield {"page": i}
+
+
+def test_a_generator_tool_is_one_step_over_its_items_and_its_result_is_what_it_yielded(telemetry):
+    """A tool that streams (yields) is one step from its first item to its last: the result hashed and
+    recorded is the items, an error while iterating fails the step, and a consumer that stops early ends
+    it with what it took. (Before: a 0 ms step whose result was the generator object's repr, whatever it
+    yielded, and errors while iterating went unrecorded.)"""
+
+    async def consume_async(n: int, take: int | None = None) -> list:
+        out = []
+        async with contextlib.aclosing(apages(n)) as stream:  # closed at once when the consumer stops
+            async for item in stream:
+                out.append(item)
+                if take is not None and len(out) == take:
+                    break
+        return out
+
+    with agent_otel.run("streamer") as run:
+        assert list(pages(2)) == [{"page": 0}, {"page": 1}]
+        assert asyncio.run(consume_async(2)) == [{"page": 0}, {"page": 1}]
+        with pytest.raises(ConnectionError, match="page 3 failed"):
+            list(pages(5))
+        with pytest.raises(ConnectionError, match="page 3 failed"):
+            asyncio.run(consume_async(5))
+        stream = pages(5)
+        assert next(stream) == {"page": 0}
+        stream.close()  # the consumer has what it needs
+        assert asyncio.run(consume_async(5, take=1)) == [{"page": 0}]
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.GEN_AI_TOOL_NAME] for s in spans] == ["pages", "apages"] * 3
+    two, one = sha([{"page": 0}, {"page": 1}]), sha([{"page": 0}])
+    assert [s.attributes.get(c.TOOL_RESULT_SHA) for s in spans] == [two, two, None, None, one, one]
+    assert [s.attributes[c.TOOL_STATUS] for s in spans] == ["ok", "ok", "error", "error", "ok", "ok"]
+    assert run.tool_calls == 6
+
+
+def test_a_long_stream_is_not_kept_in_memory_for_its_result(telemetry):
+    """A tool streaming the lines of a big file must not make agent-otel hold every line: past
+    tools.STREAM_KEEP_ITEMS items the result is the count only (and a replay cannot serve it)."""
+
+    @agent_otel.tool(name="lines")
+    def lines(n: int):
+        for i in range(n):
+            yield f"line {i}"
+
+    total = tools.STREAM_KEEP_ITEMS + 5
+    with agent_otel.run("reader"):
+        assert sum(1 for _ in lines(total)) == total
+        assert list(lines(2)) == ["line 0", "line 1"]
+    long, short = tool_spans(telemetry)
+    assert long.attributes[c.TOOL_RESULT_SHA] == sha({"$stream_items": total})
+    assert short.attributes[c.TOOL_RESULT_SHA] == sha(["line 0", "line 1"])

@@ -389,7 +389,10 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
                     run.model = step.model
         else:
             _watch(span, binding)
-            binding.step = _begin_llm(run, span, attributes, checks=not hooked)
+            # AG2's hook runs inside its request span (agent-otel's middleware is the innermost): the
+            # checks run as the span starts, and the hook raises the stop they decide before the request.
+            checks = not hooked or _scope(span) == AG2_SCOPE
+            binding.step = _begin_llm(run, span, attributes, checks=checks)
     elif op == c.OP_EXECUTE_TOOL:
         pending_tool = _pending_tool.get()
         if (

@@ -592,6 +592,8 @@ def agent(fn: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def agent(
+    fn: str | None = None,
+    /,
     *,
     name: str | None = None,
     model: str | None = None,
@@ -602,7 +604,7 @@ def agent(
 
 
 def agent(
-    fn: Callable[..., Any] | None = None,
+    fn: Callable[..., Any] | str | None = None,
     /,
     *,
     name: str | None = None,
@@ -650,6 +652,10 @@ def agent(
 
         return wrapper
 
+    if isinstance(fn, str):  # @agent("name"), as run("name") takes an agent's
+        if name is not None and name != fn:
+            raise TypeError(f"agent() got two names: {fn!r} and name={name!r}")
+        name, fn = fn, None
     if fn is not None:
         return decorate(fn)
     return decorate

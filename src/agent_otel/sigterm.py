@@ -125,6 +125,9 @@ class _Watcher:
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._read_fd, self._write_fd = read_fd, write_fd
         self._stopping = False
+        # Guards the two descriptors: once closed (-1), their numbers belong to the next file opened, such
+        # as the run store, and a wake-up byte written there would land at its offset 0.
+        self._fds_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="agent-otel-sigterm-watch", daemon=True)
 
     @classmethod
@@ -158,18 +161,25 @@ class _Watcher:
     def stop(self) -> None:
         self._stopping = True
         self._release_wakeup_fd()
-        with contextlib.suppress(OSError):
-            os.write(self._write_fd, b"\0")  # wake the reader; it closes both ends
+        with self._fds_lock, contextlib.suppress(OSError):
+            if self._write_fd >= 0:
+                os.write(self._write_fd, b"\0")  # wake the reader; it closes both ends
+
+    def _close_fds(self) -> None:
+        with self._fds_lock:
+            for fd in (self._read_fd, self._write_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._read_fd = self._write_fd = -1
 
     def _forked(self) -> None:
         """A forked child must not signal its parent's watcher through the shared pipe."""
-        if self._stopping:
+        self._fds_lock = threading.Lock()  # a thread of the parent may have held it at the fork
+        if self._read_fd < 0:
             return
         self._release_wakeup_fd()
         self._stopping = True
-        for fd in (self._read_fd, self._write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._close_fds()
 
     def _run(self) -> None:
         try:
@@ -182,9 +192,7 @@ class _Watcher:
         except OSError:
             pass
         finally:
-            for fd in (self._read_fd, self._write_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            self._close_fds()
 
     def _on_sigterm(self) -> None:
         time.sleep(_MAIN_GRACE_S)

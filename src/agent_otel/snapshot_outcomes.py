@@ -23,6 +23,10 @@ TOO_LARGE = "too_large"  # larger than replay.max_result_mb
 INTERRUPTED = "interrupted"  # the call ended by AgentStopped, cancellation or interpreter exit
 WRITE_FAILED = "write_failed"  # the result could not be sealed for the store
 
+# How stored snapshot data is encoded: canonical JSON in the clear, or sealed with a key (its key_id stored).
+PLAIN = "json"
+SEALED = "fernet+json"
+
 #: What went wrong while recording snapshots, by kind (``serialize``, ``too_large``, ``seal``, ``write``).
 counters: Counter[str] = Counter()
 _warned: set[str] = set()

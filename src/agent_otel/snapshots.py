@@ -42,6 +42,8 @@ from agent_otel import runtime
 from agent_otel.events import QUEUED_BLOB
 from agent_otel.hashing import canonical_json, jsonable, sha_bytes
 from agent_otel.snapshot_outcomes import ERROR, EXCLUDED, INTERRUPTED, OK, TOO_LARGE, warn_once
+from agent_otel.snapshot_outcomes import PLAIN as PLAIN  # re-exported: the encodings of stored data
+from agent_otel.snapshot_outcomes import SEALED as SEALED
 from agent_otel.snapshot_outcomes import WRITE_FAILED as WRITE_FAILED  # re-exported: replay's vocabulary
 from agent_otel.snapshot_outcomes import counters as counters  # re-exported: failure counts, for doctor
 from agent_otel.steps import Policy, RunPolicy, Step
@@ -55,8 +57,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_otel")
 
 DEFAULT_KEY_ENV = "AGENT_OTEL_SNAPSHOT_KEY"
-PLAIN = "json"
-SEALED = "fernet+json"
 
 _NATIVE = (dict, list, str, int, float, bool, type(None))
 _NOT_OUTCOMES = ("AgentStopped", "KeyboardInterrupt", "SystemExit", "GeneratorExit", "CancelledError")
@@ -244,6 +244,27 @@ class RecordedToolError(Exception):
         super().__init__(f"{module}.{error_type}: {message} (recorded error; its class is not loaded here)")
 
 
+# Modules that stand in for ``__main__`` when rebuilding a recorded error: a script recorded as
+# `python shop.py` defines its classes in __main__, and `agent-otel replay --call shop:handle` imports the
+# same file as `shop` (cli/replay.py names it here).
+_MAIN_STAND_INS: list[str] = []
+
+
+def main_stands_in(module_name: str) -> None:
+    if module_name not in _MAIN_STAND_INS:
+        _MAIN_STAND_INS.append(module_name)
+
+
+def _recorded_class(module_name: str, qualname: str) -> Any:
+    for name in [module_name] + (_MAIN_STAND_INS if module_name == "__main__" else []):
+        cls: Any = sys.modules.get(name)
+        for part in qualname.split("."):
+            cls = getattr(cls, part, None) if cls is not None and part != "<locals>" else None
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            return cls
+    return None
+
+
 def rebuild_error(plain: bytes) -> BaseException:
     """The recorded exception, rebuilt without calling its ``__init__``; a RecordedToolError otherwise.
 
@@ -251,10 +272,7 @@ def rebuild_error(plain: bytes) -> BaseException:
     import a module.
     """
     doc = load_json(plain)
-    module = sys.modules.get(doc.get("module") or "")
-    cls: Any = module
-    for part in str(doc.get("type") or "").split("."):
-        cls = getattr(cls, part, None) if cls is not None and part != "<locals>" else None
+    cls = _recorded_class(doc.get("module") or "", str(doc.get("type") or ""))
     args = tuple(doc.get("args") or ())
     if isinstance(cls, type) and issubclass(cls, BaseException):
         try:

@@ -17,7 +17,7 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
@@ -346,6 +346,104 @@ async def call_async(
     return result
 
 
+def stream_sync(
+    run: Run, options: ToolOptions, fn: Callable[..., Iterator[Any]], args: Any, kwargs: Any, hashed: Any
+) -> Iterator[Any]:
+    """A generator tool: one step from the first item to the last (or to the consumer closing it), whose
+    result is the list of items yielded, hashed, recorded and yielded again by a replay. The step begins
+    at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream."""
+    call = begin(run, options, hashed, fn=fn, attach=False)
+    if call is None:
+        yield from fn(*args, **kwargs)
+        return
+    if call.replay is not None:
+        yield from _recorded_items(call, call.replay.serve(call))
+        return
+    kept = _Kept()
+    stream = fn(*args, **kwargs)
+    try:
+        for item in stream:
+            kept.add(item)
+            yield item
+    except GeneratorExit:
+        call.ok(kept.result())  # the consumer stopped: the step ends with what it took
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        stream.close()
+    call.ok(kept.result())
+
+
+async def stream_async(
+    run: Run, options: ToolOptions, fn: Callable[..., AsyncIterator[Any]], args: Any, kwargs: Any, hashed: Any
+) -> AsyncIterator[Any]:
+    """:func:`stream_sync` for an async generator tool."""
+    call = begin(run, options, hashed, fn=fn, attach=False)
+    if call is None:
+        async for item in fn(*args, **kwargs):
+            yield item
+        return
+    if call.replay is not None:
+        for item in _recorded_items(call, call.replay.serve(call)):
+            yield item
+        return
+    kept = _Kept()
+    stream = fn(*args, **kwargs)
+    try:
+        async for item in stream:
+            kept.add(item)
+            yield item
+    except GeneratorExit:
+        call.ok(kept.result())
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    call.ok(kept.result())
+
+
+# A stream's items are its result only up to here: a tool yielding the lines of a big file must not make
+# agent-otel hold them all. Beyond, the result is the count, {"$stream_items": n}, which a replay refuses.
+STREAM_KEEP_ITEMS = 10_000
+STREAM_KEEP_BYTES = 16 << 20  # estimated: strings and bytes by length, anything else 100 bytes
+
+
+class _Kept:
+    """The items of a stream, kept for its result while they fit the bounds above; then the count."""
+
+    __slots__ = ("count", "items", "size")
+
+    def __init__(self) -> None:
+        self.items: list[Any] | None = []
+        self.count = self.size = 0
+
+    def add(self, item: Any) -> None:
+        self.count += 1
+        if self.items is None:
+            return
+        self.size += len(item) if isinstance(item, str | bytes) else 100
+        if self.count > STREAM_KEEP_ITEMS or self.size > STREAM_KEEP_BYTES:
+            self.items = None
+        else:
+            self.items.append(item)
+
+    def result(self) -> Any:
+        return self.items if self.items is not None else {"$stream_items": self.count}
+
+
+def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    raise TypeError(
+        f"the stream of the tool {call.name!r} was not recorded item by item (too long, or recorded by an "
+        f"older agent-otel): a replay cannot serve it"
+    )
+
+
 class ToolTimeout(TimeoutError):
     """A tool call exceeded its ``timeout_s``; ``error.type`` on the span is this class's name."""
 
@@ -485,12 +583,18 @@ def tool(fn: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def tool(
-    *, name: str | None = None, timeout_s: float | None = None, retry: Any = None, side_effects: bool = False
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout_s: float | None = None,
+    retry: Any = None,
+    side_effects: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def tool(
-    fn: Callable[..., Any] | None = None,
+    fn: Callable[..., Any] | str | None = None,
     /,
     *,
     name: str | None = None,
@@ -514,6 +618,20 @@ def tool(
             description=describe(func),
         )
         binder = _ArgBinder(func)
+
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            stream = stream_async if inspect.isasyncgenfunction(func) else stream_sync
+
+            @functools.wraps(func)
+            def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = active_run()
+                if run is None:
+                    steps.outside_run(options.name)  # executed as is, except during a replay
+                    return func(*args, **kwargs)
+                return stream(run, options, func, args, kwargs, binder.bind(args, kwargs))
+
+            stream_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
+            return stream_wrapper
 
         if inspect.iscoroutinefunction(func):
 
@@ -549,6 +667,10 @@ def tool(
         wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
         return wrapper
 
+    if isinstance(fn, str):  # @tool("name"), as run("name") takes an agent's
+        if name is not None and name != fn:
+            raise TypeError(f"tool() got two names: {fn!r} and name={name!r}")
+        name, fn = fn, None
     if fn is not None:
         return decorate(fn)
     return decorate

@@ -18,7 +18,12 @@ from tests.store import seed
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
 # The seeded runs carry no replay snapshots (schema migration 2); gc reports those tables too.
-NO_SNAPSHOTS = {"agent_tool_snapshots": 0, "agent_snapshot_runs": 0, "agent_snapshot_blobs": 0}
+NO_SNAPSHOTS = {
+    "agent_tool_snapshots": 0,
+    "agent_snapshot_runs": 0,
+    "agent_snapshot_blobs": 0,
+    "agent_snapshot_data": 0,
+}
 
 
 def q(values: list[float], p: int) -> float:
@@ -218,6 +223,14 @@ def test_export_writes_every_event_as_a_json_line(cli, seeded):
     proc = cli("export", "--output", str(out))
     assert proc.returncode == 0 and f"wrote {len(lines)} events" in proc.stderr
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
+def test_export_of_an_empty_run_id_is_an_error_not_every_run(cli, seeded):
+    """`agent-otel export --run "$RUN"` with RUN unset in a script: one line and exit 2, as `show ""`,
+    rather than every event of every run."""
+    proc = cli("export", "--run", "")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout[:300]
+    assert "give a run id" in proc.stderr
 
 
 def test_export_over_an_existing_file_leaves_it_owner_only(cli, seeded):

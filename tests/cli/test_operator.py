@@ -216,6 +216,13 @@ def _wait_for(lines: queue.Queue[str], seen: list[str], text: str, timeout: floa
     return True
 
 
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as in the terminal; what the command then wrote on stderr."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    return proc.stderr.read() if proc.stderr else ""
+
+
 def test_tail_follows_runs_as_they_end_with_filters_and_stops_on_ctrl_c(cli):
     now = seed.now_ms()
     before = seed.run_records(now - 2 * MIN)
@@ -234,9 +241,7 @@ def test_tail_follows_runs_as_they_end_with_filters_and_stops_on_ctrl_c(cli):
         seed.write(cli.db, records)
         assert _wait_for(lines, seen, new[:12]), seen
         time.sleep(1.0)  # a few more polls: nothing printed twice, nothing filtered out shows up
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        err = proc.stderr.read() if proc.stderr else ""
+        err = _interrupt(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -249,6 +254,27 @@ def test_tail_follows_runs_as_they_end_with_filters_and_stops_on_ctrl_c(cli):
     assert seen[0].split()[:2] == ["RUN", "ENDED"]
     assert sum(new[:12] in line for line in seen) == 1
     assert other[:12] not in text and running[:12] not in text
+
+
+def test_tail_started_before_the_first_run_waits_for_the_store(cli):
+    """`agent-otel tail` in one terminal, then the first agent (or `agent-otel demo --live`) in another:
+    tail waits for the store to be created, rather than exit 2 because it does not exist yet."""
+    proc = cli.popen("tail", "--interval", "0.1")
+    seen: list[str] = []
+    try:
+        lines = _reader(proc)
+        assert _wait_for(lines, seen, "RUN"), seen  # the header: tail is following
+        time.sleep(0.5)  # a few polls of a store that does not exist
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        run_id = uuid.uuid4().hex
+        seed.write(cli.db, seed.run_records(seed.now_ms(), run_id=run_id, duration_ms=100.0))
+        assert _wait_for(lines, seen, run_id[:12]), seen
+        err = _interrupt(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "waiting" in err and "Traceback" not in err, err
 
 
 def test_tail_refuses_running_runs(cli):

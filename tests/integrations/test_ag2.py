@@ -2,11 +2,15 @@
 documents it (``TelemetryMiddleware`` in the agent's middleware) and its model client the real OpenAI SDK
 (``OpenAIConfig``) against a fake OpenAI API on 127.0.0.1: AG2's ``invoke_agent`` span is the run, its
 ``execute_tool`` spans the tool steps and its ``chat`` spans the LLM steps (with the ``openai`` integration
-on too, each request is still one step with its usage once). AG2 has no agent-otel hook before a tool, so
-guards observe."""
+on too, each request is still one step with its usage once). The tests that instrument only ``openai`` (or
+nothing) are the bridge alone, as with ``setup(instrument=[...])`` leaving ``ag2`` out: there guards
+observe. The last part instruments ``ag2`` (on by default under ``setup()``): agent-otel's middleware in
+every AG2 turn, so guards stop a tool before it runs and a request before it is sent, and a replay serves
+AG2's tools."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -16,9 +20,16 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.pricing import PriceTable
 from tests.integrations.conftest import Reply, ours, steps, stop_event
-from tests.integrations.openai_replies import answer, tool_call
+from tests.integrations.openai_replies import (
+    answer,
+    completion,
+    streamed_answer,
+    streamed_tool_call,
+    tool_call,
+)
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
 from tests.replay.conftest import rig  # noqa: F401
+from tests.replay.test_agent_frameworks import assert_served
 
 pytest.importorskip("ag2")
 
@@ -122,7 +133,14 @@ async def test_a_run_with_a_tool_call(telemetry, instrument, fake_api, client):
     ]
 
 
-async def test_without_content_capture_a_tool_step_has_no_hashes(telemetry, fake_api):
+@pytest.mark.parametrize("integration", [False, True], ids=["bridge-only", "ag2"])
+async def test_without_content_capture_a_tool_step_has_hashes_only_with_the_integration(
+    telemetry, instrument, fake_api, integration
+):
+    """AG2's span has no arguments or result without its content capture: the bridge alone then has
+    nothing to hash; the ``ag2`` integration's middleware sees both, whatever AG2 captures."""
+    if integration:
+        instrument("ag2")
     fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
     agent = Agent(
         "helper",
@@ -131,12 +149,16 @@ async def test_without_content_capture_a_tool_step_has_no_hashes(telemetry, fake
         middleware=[TelemetryMiddleware(agent_name="helper", capture_content=False)],
     )
     assert (await agent.ask("hi")).body == "done"
-    spans = telemetry.spans()
-    (tool,) = ag2_spans(spans, "execute_tool lookup")
+    (tool,) = ag2_spans(telemetry.spans(), "execute_tool lookup")
+    assert "gen_ai.tool.call.arguments" not in tool.attributes  # AG2 captured nothing
     assert tool.attributes["agent.tool.status"] == "ok"
-    assert "agent.tool.args_sha" not in tool.attributes and "agent.tool.result_sha" not in tool.attributes
     (event,) = telemetry.events("tool_result")
-    assert (event["args_sha"], event["result_sha"], event["status"]) == (None, None, "ok")
+    hashes = (sha({"q": "otel"}), sha("OTEL")) if integration else (None, None)
+    assert (event["args_sha"], event["result_sha"]) == hashes
+    assert (
+        tool.attributes.get("agent.tool.args_sha"),
+        tool.attributes.get("agent.tool.result_sha"),
+    ) == hashes
 
 
 async def test_a_tool_error_is_a_failed_step_and_the_agent_goes_on(telemetry, instrument, fake_api):
@@ -182,7 +204,8 @@ async def test_a_model_error_ends_the_run_with_model_error(telemetry, instrument
 
 
 async def test_a_tool_guard_only_observes(guarded, instrument, fake_api):
-    """AG2 has no agent-otel hook before a tool: a policy that denies it is recorded, and the tool runs."""
+    """The bridge alone (no ``ag2`` integration) has no hook before a tool: a policy that denies it is
+    recorded, and the tool runs."""
     telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
     instrument("openai")
     fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
@@ -225,8 +248,8 @@ async def test_an_agent_inside_a_user_run_is_part_of_it(telemetry, instrument, f
 
 
 async def test_in_a_user_run_a_denied_tool_stops_the_run_at_the_next_request(guarded, instrument, fake_api):
-    """In your own run guards enforce, but AG2 runs a tool once its span started: the run stops there
-    (policy_denied) and the stop reaches your code from the next OpenAI request, which is not sent."""
+    """The bridge alone: in your own run guards enforce, but AG2 runs a tool once its span started: the run
+    stops there (policy_denied) and the stop reaches your code from the next OpenAI request, not sent."""
     telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
     instrument("openai")
     fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
@@ -241,8 +264,9 @@ async def test_in_a_user_run_a_denied_tool_stops_the_run_at_the_next_request(gua
 
 
 async def test_in_a_user_run_without_a_client_integration_nothing_can_stop_ag2(guarded, fake_api):
-    """Without the ``openai`` integration no step of AG2's can raise: the run ends ``policy_denied`` at the
-    denied tool, and AG2 finishes its turn and returns its reply as it would without agent-otel."""
+    """The bridge alone, without the ``openai`` integration, no step of AG2's can raise: the run ends
+    ``policy_denied`` at the denied tool, and AG2 finishes its turn and returns its reply as it would
+    without agent-otel (its second request is made, and is not a step of the stopped run)."""
     telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
     fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
     with agent_otel.run("outer") as run:
@@ -332,16 +356,19 @@ async def test_setup_does_not_change_what_the_program_returns(fresh, fake_api):
         SENT.clear()
         fake_api.requests.clear()
         fake_api.reply(tool_call("lookup", {"q": "otel"}), tool_call("broken", {"q": "x"}), answer("done"))
-        reply = await make_agent(fake_api).ask("hi")
+        agent = make_agent(fake_api)
+        reply = await agent.ask("hi")
         history = [
-            (type(e).__name__, str(getattr(e, "content", ""))) for e in await reply.history.get_events()
+            (type(e).__name__, str(getattr(e, "content", "")), str(getattr(e, "result", "")))
+            for e in await reply.history.get_events()
         ]
         usage = await reply.usage()
-        return reply.body, history, usage.total, dict(SENT), list(fake_api.requests)
+        middleware = [d.description for d in agent.middleware]  # agent-otel's is not the agent's
+        return reply.body, history, usage.total, dict(SENT), list(fake_api.requests), middleware
 
     without = await program()
     agent_otel.setup("test-service", store=False, config={"exporter": {"probe_local": False}})
-    assert "openai" in agent_otel.integrations.active()
+    assert {"openai", "ag2"} <= set(agent_otel.integrations.active())  # AG2 turns run through its middleware
     with_setup = await program()
     assert with_setup == without
     assert without[0] == "done" and without[3] == {"lookup": 1, "broken": 1}
@@ -463,3 +490,313 @@ async def test_the_run_store_and_cli_show_an_ag2_run(rig, fake_api):  # noqa: F8
     shown = rig.cli("show", run_id)
     assert shown.returncode == 0, shown.stderr
     assert all(word in shown.stdout for word in ("lookup", "broken", "RuntimeError", "completed"))
+
+
+# --- the ``ag2`` integration: agent-otel's middleware in every AG2 turn ------------------------------------
+
+
+def untraced_agent(fake_api: Any, name: str = "helper") -> Agent:
+    """An agent without AG2's ``TelemetryMiddleware``: no spans of AG2's."""
+    return Agent(name, config=config(fake_api), tools=[lookup, broken])
+
+
+@pytest.mark.parametrize("traced", [True, False])
+async def test_in_a_user_run_a_denied_tool_never_runs_and_nothing_more_is_sent(
+    guarded, instrument, fake_api, traced
+):
+    """The ``ag2`` integration checks the guards before AG2 runs the tool: the tool never runs, AG2 hands
+    the refusal to its loop as the tool's error, and the stop reaches your code before the next request
+    is sent. With or without AG2's own tracing."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2", "openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    agent = make_agent(fake_api) if traced else untraced_agent(fake_api)
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await agent.ask("hi")
+    result = stopped.value.result
+    assert result.stop_reason == "policy_denied"
+    assert SENT == {} and len(fake_api.requests) == 1
+    assert (result.usage["llm_calls"], result.usage["tool_calls"], result.usage["input_tokens"]) == (1, 0, 30)
+    spans = telemetry.spans()
+    (outer,) = ours(spans) if traced else [s for s in ours(spans) if s.name == "invoke_agent outer"]
+    assert steps(outer, spans) == [(1, "chat gpt-4o")]  # the refused tool and the unsent request: no steps
+    (guard,) = [dict(e.attributes) for e in outer.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "lookup")
+    assert [(e["kind"], e["step_id"]) for e in telemetry.events()] == [("llm_result", 1), ("stop", None)]
+
+
+@pytest.mark.parametrize("traced", [True, False])
+async def test_a_token_budget_a_response_crosses_stops_the_run_before_the_next_tool_and_request(
+    telemetry, instrument, fake_api, traced
+):
+    """A budget crossed by a response's usage stops the run at its next step: here AG2's tool call, which
+    does not run, and no request is made after the stop (none goes unrecorded either)."""
+    instrument("ag2", "openai")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    agent = make_agent(fake_api) if traced else untraced_agent(fake_api)
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer", budget=agent_otel.Budget(max_tokens=30)):
+            await agent.ask("hi")
+    result = stopped.value.result
+    assert result.stop_reason == "budget_exceeded"
+    assert SENT == {} and len(fake_api.requests) == 1
+    assert (result.usage["input_tokens"], result.usage["output_tokens"]) == (30, 7)
+
+
+async def test_a_retrying_middleware_retries_a_stopped_request_without_sending_it(
+    guarded, instrument, fake_api
+):
+    """AG2's ``RetryMiddleware`` retries on any ``Exception``, ``AgentStopped`` included: each attempt is
+    stopped again before it is sent, and the stop reaches your code once the attempts run out."""
+    from ag2.middleware import RetryMiddleware
+
+    guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    agent = make_agent(fake_api)
+    agent.add_middleware(RetryMiddleware(max_retries=3))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await agent.ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied"
+    assert SENT == {} and len(fake_api.requests) == 1
+
+
+async def test_a_guard_you_configured_stops_a_run_made_of_ag2s_spans(guarded, instrument, fake_api):
+    """With the middleware AG2's runs have a hook before their steps: a guard you configured enforces in a
+    run AG2's ``invoke_agent`` span makes (README "Guards"), and the stop reaches the caller of ``ask``."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await make_agent(fake_api).ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied"
+    assert SENT == {} and len(fake_api.requests) == 1
+    spans = telemetry.spans()
+    (root,) = ag2_spans(spans, "invoke_agent helper")
+    assert ours(spans) == []  # still AG2's spans only
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+    assert steps(root, spans) == [(1, "chat gpt-4o")]
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"]) == ("policy", True)
+
+
+async def test_the_default_loop_guard_only_observes_in_a_run_made_of_ag2s_spans(
+    telemetry, instrument, fake_api
+):
+    """A guard on by default that you did not configure observes in AG2's own runs, hook or not: the
+    same call four times runs four times and the turn completes."""
+    instrument("ag2")
+    fake_api.reply(*[tool_call("lookup", {"q": "otel"}, f"call_{i}") for i in range(4)], answer("done"))
+    assert (await make_agent(fake_api).ask("hi")).body == "done"
+    assert SENT == {"lookup": 4}
+    (root,) = ag2_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("loop", False, "loop_detected")
+
+
+async def test_with_on_deny_raise_ag2_hands_the_refusal_to_the_model(guarded, instrument, fake_api):
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}, "on_deny": "raise"}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("not allowed, sorry"))
+    with agent_otel.run("outer") as run:
+        reply = await make_agent(fake_api).ask("hi")
+    assert reply.body == "not allowed, sorry" and SENT == {}
+    told = fake_api.requests[1][1]["messages"][-1]
+    assert told["role"] == "tool" and "ToolDenied" in told["content"]
+    assert run.result.stop_reason == "completed"
+    (guard,) = [dict(e.attributes) for e in ours(telemetry.spans())[0].events if e.name == "agent.guard"]
+    assert (guard["guard"], guard["enforced"]) == ("policy", True)
+
+
+async def test_an_untraced_agents_tools_are_steps_of_a_user_run(telemetry, instrument, fake_api):
+    """Without AG2's tracing, inside a run of yours: its requests through the ``openai`` integration and
+    now its tools through the middleware (a span of agent-otel's own, with the error of a failing one)."""
+    instrument("ag2", "openai")
+    fake_api.reply(
+        tool_call("lookup", {"q": "otel"}), tool_call("broken", {"q": "x"}, "call_2"), answer("ok")
+    )
+    with agent_otel.run("outer") as run:
+        assert (await untraced_agent(fake_api).ask("hi")).body == "ok"
+    spans = telemetry.spans()
+    (outer,) = [s for s in ours(spans) if s.name == "invoke_agent outer"]
+    assert steps(outer, spans) == [
+        (1, "chat gpt-4o"),
+        (2, "execute_tool lookup"),
+        (3, "chat gpt-4o"),
+        (4, "execute_tool broken"),
+        (5, "chat gpt-4o"),
+    ]
+    assert [
+        (e["tool"], e["status"], e["error"], e["result_sha"]) for e in telemetry.events("tool_result")
+    ] == [
+        ("lookup", "ok", None, sha("OTEL")),
+        ("broken", "error", "RuntimeError", None),
+    ]
+    assert run.result.stop_reason == "completed" and run.result.usage["tool_calls"] == 2
+
+
+@pytest.mark.parametrize("client", ["openai", None])
+async def test_a_streamed_turn_has_the_same_steps_and_usage(telemetry, instrument, fake_api, client):
+    """``OpenAIConfig(streaming=True)``: the streamed request is one step with the usage of its last
+    chunk, with or without the ``openai`` integration."""
+    instrument("ag2", *([client] if client else []))
+    fake_api.reply(streamed_tool_call("lookup", {"q": "otel"}), streamed_answer("done"))
+    agent = make_agent(fake_api)
+    agent_config = config(fake_api)
+    agent_config.streaming = True
+    reply = await agent.ask("hi", config=agent_config)
+    assert reply.body == "done" and SENT == {"lookup": 1}
+    assert fake_api.requests[0][1]["stream"] is True
+    spans = telemetry.spans()
+    (root,) = ag2_spans(spans, "invoke_agent helper")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    usage = (root.attributes["agent.usage.input_tokens"], root.attributes["agent.usage.output_tokens"])
+    assert usage == (51, 11) and root.attributes["agent.stop_reason"] == "completed"
+    assert [e["usage"]["input_tokens"] for e in telemetry.events("llm_result")] == [30, 21]
+
+
+@pytest.mark.parametrize("denied", [False, True], ids=["allowed", "denied"])
+async def test_an_observed_turn_streams_its_events_through_the_middleware(
+    guarded, instrument, fake_api, denied
+):
+    """``Agent.run()``: the turn's events reach a subscriber of its stream as they happen, the same steps
+    as ``ask``; a guard's stop comes out of ``result()`` with nothing sent after it (AG2 stops dispatching
+    the events in flight, as for any exception of its model call)."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"] if denied else []}}})
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    seen: list[str] = []
+
+    async def outcome() -> Any:
+        async with make_agent(fake_api).run("hi") as turn:
+            turn.stream.subscribe(lambda event: seen.append(type(event).__name__), sync_to_thread=False)
+            return (await turn.result()).body
+
+    with agent_otel.run("outer") as run:
+        if denied:
+            with pytest.raises(agent_otel.AgentStopped):
+                await outcome()
+        else:
+            assert await outcome() == "done"
+    if denied:
+        assert (SENT, len(fake_api.requests), run.result.stop_reason) == ({}, 1, "policy_denied")
+    else:
+        assert (SENT, run.result.stop_reason) == ({"lookup": 1}, "completed")
+        assert {"ToolCallEvent", "ToolResultEvent"} <= set(seen)
+        (outer,) = ours(telemetry.spans())
+        assert steps(outer, telemetry.spans()) == [
+            (1, "chat gpt-4o"),
+            (2, "execute_tool lookup"),
+            (3, "chat gpt-4o"),
+        ]
+
+
+async def recorded_turn(rig: Any, fake_api: Any, tool: str, body: str) -> str:  # noqa: F811
+    """The run id of one recorded turn of the ``stored`` agent: a call of ``tool``, then ``body``."""
+    fake_api.reply(tool_call(tool, {"q": "otel"}), answer(body))
+    assert (await make_agent(fake_api, "stored").ask("hi")).body == body
+    fake_api.reply(tool_call(tool, {"q": "otel"}), answer(body))  # what the replayed turn gets
+    return rig.last_run_id("stored")
+
+
+async def test_replay_serves_the_tool_and_never_runs_it(rig, fake_api, instrument):  # noqa: F811
+    rig.start()
+    instrument("ag2")
+    original = await recorded_turn(rig, fake_api, "lookup", "done")
+    recorded_events = [
+        (e["tool"], e["args_sha"], e["result_sha"], e["status"]) for e in rig.tool_events(original)
+    ]
+    assert recorded_events == [("lookup", sha({"q": "otel"}), sha("OTEL"), "ok")]
+    SENT.clear()
+    with agent_otel.replay(original) as rp:
+        reply = await make_agent(fake_api, "stored").ask("hi")
+    assert reply.body == "done" and SENT == {}  # served from the recording: the tool did not run again
+    results = [e for e in await reply.history.get_events() if type(e).__name__ == "ToolResultEvent"]
+    assert [[p.content for p in e.result.parts] for e in results] == [["OTEL"]]  # what the model got then
+    assert_served(rp, rig, original, 1)
+
+
+async def test_replay_refuses_a_recorded_tool_error_and_does_not_run_the_tool(rig, fake_api, instrument):  # noqa: F811
+    rig.start()
+    instrument("ag2")
+    original = await recorded_turn(rig, fake_api, "broken", "sorry")
+    with agent_otel.replay(original) as rp:
+        await make_agent(fake_api, "stored").ask("hi")
+    assert SENT == {"broken": 1}  # the recording's call only
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert "ReplayError" in told["content"]  # AG2 hands the refusal to the model as the tool's error
+    assert rp.report.served == 0 and "not served" in str(rp.report)
+
+
+async def test_without_the_integration_a_replay_diverges_at_the_first_tool_and_runs_it(
+    rig,  # noqa: F811
+    fake_api,
+):
+    """The bridge alone: AG2 sets a tool's arguments on its span only after starting it, so the replay
+    compares the call without them, reports a divergence, and AG2 runs the tool live."""
+    rig.start()
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    assert (await make_agent(fake_api, "stored").ask("hi")).body == "done"
+    original = rig.last_run_id("stored")
+    SENT.clear()
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with agent_otel.replay(original) as rp:
+        assert (await make_agent(fake_api, "stored").ask("hi")).body == "done"
+    assert SENT == {"lookup": 1}
+    assert rp.report.diverged and rp.report.served == 0
+
+
+def test_the_replay_command_replays_an_ag2_agent(rig, fake_api, instrument, monkeypatch):  # noqa: F811
+    """``agent-otel replay RUN_ID --call tests.integrations.ag2_agent:handle``, in a subprocess: the
+    recorded tool call is served, the report says so, exit status 0."""
+    import asyncio
+
+    from tests.integrations import ag2_agent
+
+    monkeypatch.setenv(ag2_agent.BASE_URL, fake_api.base_url + "/v1")
+    rig.start()
+    instrument("ag2")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    assert asyncio.run(ag2_agent.handle()) == "done"
+    original = rig.last_run_id(ag2_agent.NAME)
+    agent_otel.shutdown()
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    replayed = rig.cli(
+        "replay",
+        original,
+        "--call",
+        "tests.integrations.ag2_agent:handle",
+        env={ag2_agent.BASE_URL: fake_api.base_url + "/v1"},
+    )
+    assert replayed.returncode == 0, (replayed.stdout, replayed.stderr)
+    assert "matched in order 1   served from snapshots 1" in replayed.stdout
+    assert "then completed   now completed" in replayed.stdout
+    assert SENT == {"lookup": 1} and len(fake_api.requests) == 4  # the recording's tool call only
+
+
+@pytest.mark.parametrize(
+    "order", [("lookup", "broken"), ("broken", "lookup")], ids=["denied-first", "denied-second"]
+)
+async def test_parallel_tool_calls_around_a_stop(guarded, instrument, fake_api, order):
+    """One response asking for two tools, which AG2 runs as concurrent tasks: the denied one never runs,
+    nor does the next request; the other runs only if it began before the stop (AG2's scheduling)."""
+    guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("ag2")
+    calls = [
+        {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"q": "x"})},
+        }
+        for i, name in enumerate(order)
+    ]
+    message = {"role": "assistant", "content": None, "tool_calls": calls}
+    fake_api.reply(completion(message, finish="tool_calls"), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        with agent_otel.run("outer"):
+            await make_agent(fake_api).ask("hi")
+    assert stopped.value.result.stop_reason == "policy_denied" and len(fake_api.requests) == 1
+    assert SENT["lookup"] == 0 and SENT["broken"] <= 1

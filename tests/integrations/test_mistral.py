@@ -616,17 +616,50 @@ def test_a_stream_used_as_a_context_manager_and_left_early_ends_its_step(telemet
     assert run.result.usage["llm_calls"] == 1
 
 
-def test_a_stream_abandoned_unread_is_still_recorded(telemetry, fake_api, tracing):
+@pytest.mark.parametrize("read", [0, 1], ids=["unread", "read-from"])
+def test_a_stream_abandoned_unclosed_is_still_recorded_and_its_span_exported(
+    telemetry, fake_api, tracing, read
+):
+    """A stream the caller drops (garbage-collected) without reading it to its end or closing it: the step
+    ends with the usage seen so far, and its span ends and is exported. With Mistral's tracing on, that is
+    the SDK's span, which the SDK ends only when the response is closed, and a stream dropped unread never
+    closes it."""
     fake_api.reply(streamed())
     with agent_otel.run("assistant") as run:
         stream = client(fake_api).chat.stream(model=MODEL, messages=HI)
-        for _ in stream:
-            break
+        for _ in range(read):
+            next(stream)
         del stream
         gc.collect()
         (event,) = telemetry.events("llm_result")
     assert event["status"] == "ok"
     assert run.result.usage["llm_calls"] == 1
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.attributes["agent.step_id"] == 1
+    assert span.context.span_id == int(event["span_id"], 16)
+
+
+@pytest.mark.parametrize("read", [0, 1], ids=["unread", "read-from"])
+def test_an_async_stream_abandoned_unclosed_is_still_recorded_and_its_span_exported(
+    telemetry, fake_api, tracing, read
+):
+    fake_api.reply(streamed())
+
+    async def ask() -> Any:
+        async with agent_otel.run("assistant") as run:
+            stream = await client(fake_api).chat.stream_async(model=MODEL, messages=HI)
+            for _ in range(read):
+                await stream.__anext__()
+            del stream
+            gc.collect()
+        return run
+
+    run = asyncio.run(ask())
+    gc.collect()  # (an async generator read from is closed by the event loop's shutdown)
+    (event,) = telemetry.events("llm_result")
+    assert event["status"] == "ok" and run.result.usage["llm_calls"] == 1
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.context.span_id == int(event["span_id"], 16)
 
 
 def test_an_async_stream_is_a_step_with_its_usage(telemetry, fake_api, tracing):
@@ -729,6 +762,101 @@ def test_conversation_turns_are_request_steps_with_their_usage_and_the_services_
     assert (search.end_time - search.start_time) / 1e6 == pytest.approx(1500, abs=1)
 
 
+HANDOFF = {
+    "type": "agent.handoff",
+    "object": "entry",
+    "previous_agent_id": "ag_0196",
+    "previous_agent_name": "triage",
+    "next_agent_id": "ag_0197",
+    "next_agent_name": "weather",
+    "created_at": "2026-11-30T10:00:01.500Z",
+    "completed_at": "2026-11-30T10:00:01.510Z",
+    "id": "handoff_0196",
+}
+
+
+def test_a_turns_connector_usage_and_handoffs_are_recorded_as_the_api_reports_them(
+    telemetry, fake_api, tracing
+):
+    """The API counts the connectors' tokens in ``total_tokens`` and reports the calls per connector: on
+    the step's span, not in its tokens or spend. A handoff between agents in the service is an
+    ``agent.handoff`` event on the run span; the turn stays one request step."""
+    fake_api.reply(turn([WEB_SEARCH, HANDOFF, message("Sunny.")]))
+    with agent_otel.run("assistant") as run:
+        client(fake_api).beta.conversations.start(agent_id="ag_0196", inputs="Weather in Paris?")
+    usage = run.result.usage
+    assert (usage["llm_calls"], usage["tool_calls"], usage["input_tokens"], usage["output_tokens"]) == (
+        1,
+        1,
+        188,
+        55,
+    )
+    assert usage["cost_usd"] == pytest.approx((188 * 0.50 + 55 * 1.50) / 1e6)
+    spans = telemetry.spans()
+    (step,) = request_spans(spans, run.run_id)
+    assert step.attributes["mistral.usage.connector_tokens"] == 3446
+    assert json.loads(step.attributes["mistral.usage.connectors"]) == {"web_search": 1}
+    (root,) = [s for s in ours(spans) if s.name == "invoke_agent assistant"]
+    handoffs = [dict(e.attributes) for e in root.events if e.name == "agent.handoff"]
+    assert handoffs == [{"from_agent": "triage", "to_agent": "weather"}]
+
+
+def test_a_streamed_turns_handoff_and_connector_usage_are_recorded(telemetry, fake_api, tracing):
+    done = {
+        "type": "conversation.response.done",
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "connector_tokens": 120,
+            "connectors": {"web_search": 2},
+        },
+    }
+    fake_api.reply(
+        Reply(
+            stream=[
+                (
+                    "conversation.response.started",
+                    {"type": "conversation.response.started", "conversation_id": "c"},
+                ),
+                (
+                    "agent.handoff.started",
+                    {
+                        "type": "agent.handoff.started",
+                        "id": "h1",
+                        "previous_agent_id": "a",
+                        "previous_agent_name": "triage",
+                    },
+                ),
+                (
+                    "agent.handoff.done",
+                    {
+                        "type": "agent.handoff.done",
+                        "id": "h1",
+                        "next_agent_id": "b",
+                        "next_agent_name": "weather",
+                    },
+                ),
+                (
+                    "message.output.delta",
+                    {"type": "message.output.delta", "id": "m", "content": "Hi", **MESSAGE_IDS},
+                ),
+                ("conversation.response.done", done),
+            ]
+        )
+    )
+    with agent_otel.run("assistant") as run:
+        with client(fake_api).beta.conversations.start_stream(agent_id="ag_0196", inputs="hi") as stream:
+            kinds = [e.event for e in stream]
+    assert kinds[1:3] == ["agent.handoff.started", "agent.handoff.done"]  # the caller gets every event
+    assert (run.result.usage["llm_calls"], run.result.usage["input_tokens"]) == (1, 10)
+    spans = telemetry.spans()
+    (step,) = request_spans(spans, run.run_id)
+    assert step.attributes["mistral.usage.connector_tokens"] == 120
+    (root,) = [s for s in ours(spans) if s.name == "invoke_agent assistant"]
+    handoffs = [dict(e.attributes) for e in root.events if e.name == "agent.handoff"]
+    assert handoffs == [{"from_agent": "triage", "to_agent": "weather"}]
+
+
 def turn_events(usage: tuple[int, int] = (10, 2)) -> Reply:
     """A streamed turn: the service runs web_search, then answers; the usage comes with the last event."""
     started = {
@@ -786,6 +914,20 @@ def test_a_streamed_turn_takes_its_usage_from_the_done_event(telemetry, fake_api
     assert (tool["tool"], tool["duration_ms"]) == ("web_search", pytest.approx(800, abs=50))
     (span,) = request_spans(telemetry.spans(), run.run_id)  # the turn's usage is on one span
     assert span.attributes["gen_ai.usage.output_tokens"] == 2
+
+
+def test_a_streamed_turn_dropped_unread_is_a_step_whose_span_is_exported(telemetry, fake_api, tracing):
+    """A conversation turn's stream dropped before reading it: the step ends (no usage came) and its span,
+    Mistral's with its tracing on, is exported."""
+    fake_api.reply(turn_events((10, 2)))
+    with agent_otel.run("assistant") as run:
+        stream = client(fake_api).beta.conversations.start_stream(agent_id="ag_0196", inputs="hi")
+        del stream
+        gc.collect()
+    (event,) = telemetry.events("llm_result")
+    assert (event["status"], event["usage"]["input_tokens"]) == ("ok", 0)
+    (span,) = request_spans(telemetry.spans(), run.run_id)
+    assert span.context.span_id == int(event["span_id"], 16)
 
 
 def test_an_async_streamed_turn_is_a_step_with_its_usage(telemetry, fake_api, tracing):

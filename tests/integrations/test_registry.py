@@ -32,6 +32,7 @@ FRAMEWORK_MODULES = (
     "claude_agent_sdk",
     "crewai",
     "mistralai.client",
+    "ag2",
 )
 ALL = [
     "langchain",
@@ -45,7 +46,7 @@ ALL = [
     "bedrock",
     "litellm",
 ]
-ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral"]
+ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral", "ag2"]
 #: Registered, tested in an environment of their own (tests/envs), not installed in this one.
 OWN_ENV = ["crewai", "strands", "google_adk"]
 
@@ -127,6 +128,27 @@ def test_a_missing_framework_is_not_an_error(monkeypatch, caplog):
         integrations.uninstrument()
 
 
+def test_setup_in_an_environment_without_any_framework_logs_no_warning():
+    """As for a user who installed agent-otel alone: frameworks whose module is a submodule
+    (``llama_index.core``, ``mistralai.client``) are missing with their parent package, which makes
+    ``importlib.util.find_spec`` raise rather than answer None."""
+    out = run_python(
+        f"""
+        import logging, os, sys, tempfile
+        for name in {FRAMEWORK_MODULES!r} + ("strands", "google.adk", "autogen_agentchat", "ag2"):
+            # Not installed: importing it raises ModuleNotFoundError (google is protobuf's namespace too).
+            sys.modules[name if name.startswith("google.") else name.split(".")[0]] = None
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+        import agent_otel
+        store = os.path.join(tempfile.mkdtemp(), "agent-otel.db")
+        agent_otel.setup("bare", store=store, config={{"exporter.probe_local": False}})
+        print(agent_otel.integrations.active())
+        agent_otel.shutdown()
+        """
+    )
+    assert out == "[]"
+
+
 def test_an_incompatible_framework_version_logs_and_instruments_nothing(monkeypatch, caplog):
     from agents.run_internal import run_loop
 
@@ -163,6 +185,7 @@ def import_all_frameworks() -> None:
         "llama_index.core",
         "claude_agent_sdk",
         "mistralai.client",
+        "ag2",
     ):
         importlib.import_module(module)
 
@@ -235,6 +258,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         from mistralai.client import Mistral  # `mistralai` is a namespace package: its client triggers
         from mistralai.client.chat import Chat
         print("mistral:", hasattr(Chat.complete, "__agent_otel_original__"))
+        from ag2.agent import Agent
+        print("ag2:", hasattr(Agent._drive_scope, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -244,8 +269,9 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain', 'langgraph',"
-        " 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai', 'smolagents']",
+        "pending: ['ag2', 'anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain',"
+        " 'langgraph', 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai',"
+        " 'smolagents']",
         "pregel: True",
         "tool_node: True",
         "openai: True",
@@ -254,6 +280,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         "bedrock: True",
         "litellm: True",
         "mistral: True",
+        "ag2: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",

@@ -65,14 +65,17 @@ def test_records_waiting_in_the_event_queue_are_not_tracked_and_sinks_still_get_
     assert not any(k.startswith("_blob") for _, p in sink.records for k in p)
     agent_otel.shutdown()
     with sqlite3.connect(db) as conn:
+        # Small data has a row of its own (agent_snapshot_data), larger data is in the blob table.
         stored = conn.execute(
-            "SELECT count(*) FROM agent_tool_snapshots s JOIN agent_snapshot_blobs b ON b.sha = s.blob_sha"
-            " WHERE s.run_id = ?",
+            "SELECT count(*) FROM agent_tool_snapshots s WHERE s.run_id = ? AND ("
+            "EXISTS (SELECT 1 FROM agent_snapshot_data d WHERE d.id = s.data_id) OR "
+            "EXISTS (SELECT 1 FROM agent_snapshot_blobs b WHERE b.sha = s.blob_sha))",
             (run.run_id,),
         ).fetchone()[0]
         (inputs,) = conn.execute(
-            "SELECT count(*) FROM agent_snapshot_runs r JOIN agent_snapshot_blobs b ON b.sha = r.input_sha"
-            " WHERE r.run_id = ?",
+            "SELECT count(*) FROM agent_snapshot_runs r WHERE r.run_id = ? AND ("
+            "EXISTS (SELECT 1 FROM agent_snapshot_data d WHERE d.id = r.input_data_id) OR "
+            "EXISTS (SELECT 1 FROM agent_snapshot_blobs b WHERE b.sha = r.input_sha))",
             (run.run_id,),
         ).fetchone()
     assert (stored, inputs) == (50, 1)

@@ -153,3 +153,70 @@ def test_replay_after_gc_deleted_the_snapshots_says_they_expired(rig, recorded):
         assert "gc has deleted them" in error or "were deleted by gc" in error
         assert "replay.record: false" not in error
     assert "retention.tool_snapshot_days was 3 then" in one_line_error(rig.cli("replay", original, *call))
+
+
+SCRIPT_AGENT = """
+import sys
+import agent_otel
+
+class OutOfStock(Exception):
+    def __init__(self, sku):
+        super().__init__(f"{sku} is out of stock")
+        self.sku = sku
+
+@agent_otel.tool(name="reserve")
+def reserve(sku):
+    raise OutOfStock(sku)
+
+@agent_otel.tool(name="backorder")
+def backorder(sku):
+    return f"backordered {sku}"
+
+@agent_otel.agent(name="shop")
+def handle(sku):
+    try:
+        return reserve(sku)
+    except OutOfStock as exc:
+        return backorder(exc.sku)
+
+if __name__ == "__main__":
+    agent_otel.setup(store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
+    print(handle("sku-1"))
+"""
+
+
+def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_classes(tmp_path):
+    """`python shop.py` records (its classes live in __main__); `agent-otel replay ID --call shop:handle`
+    imports the same file as `shop`: a recorded `__main__.OutOfStock` is rebuilt as `shop.OutOfStock`, so
+    the agent's own `except OutOfStock` handles it as it did, rather than a RecordedToolError ending the
+    replay."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli.conftest import COMMAND
+
+    (tmp_path / "shop.py").write_text(SCRIPT_AGENT)
+    db = str(tmp_path / "agent-otel.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), AGENT_OTEL_PROBE_LOCAL="false")
+    recorded = subprocess.run(
+        [sys.executable, "shop.py", db], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert recorded.stdout.strip() == "backordered sku-1", recorded.stderr
+    runs = subprocess.run(
+        [*COMMAND, "--store", db, "runs", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    (run,) = json.loads(runs.stdout)
+    replay = subprocess.run(
+        [*COMMAND, "--store", db, "replay", run["run_id"], "--call", "shop:handle", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    report = json.loads(replay.stdout)
+    assert (report["matched"], report["served"], report["error"]) == (True, 2, None)
+    assert report["stop_reason"] == {"then": "completed", "now": "completed"}

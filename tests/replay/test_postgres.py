@@ -5,20 +5,27 @@ from __future__ import annotations
 import pytest
 
 import agent_otel
+from agent_otel.store import snapshots as store_snapshots
 from tests.replay import support_agent
 
 pytestmark = pytest.mark.e2e
 psycopg = pytest.importorskip("psycopg")
 
 
-def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig):
+@pytest.mark.parametrize("placement", ["small data in agent_snapshot_data", "every result in the blob table"])
+def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig, monkeypatch, placement):
+    if (
+        placement == "every result in the blob table"
+    ):  # as results over INLINE_MAX_BYTES, and before migration 7
+        monkeypatch.setattr(store_snapshots, "INLINE_MAX_BYTES", 0)
     url = postgres.new_database()
     database = url.rsplit("/", 1)[1]
+    reader_role = f"grafana_reader_{database}"
     with psycopg.connect(url, autocommit=True) as conn:
         # A dashboard role that the database hands SELECT on every new table (a common team setup).
-        conn.execute("CREATE ROLE grafana_reader LOGIN")
-        conn.execute("GRANT USAGE ON SCHEMA public TO grafana_reader")
-        conn.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO grafana_reader")
+        conn.execute(f"CREATE ROLE {reader_role} LOGIN")  # (roles are the server's: one per database)
+        conn.execute(f"GRANT USAGE ON SCHEMA public TO {reader_role}")
+        conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {reader_role}")
         conn.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC")
 
     rig.start(store=url)
@@ -32,6 +39,9 @@ def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig):
             "SELECT tool, outcome FROM agent_tool_snapshots WHERE run_id = %s ORDER BY step_id", (original,)
         ).fetchall()
         assert outcomes == [("crm.search", "ok"), ("orders.get", "ok"), ("send_email", "ok")]
+        (data,) = conn.execute("SELECT count(*) FROM agent_snapshot_data").fetchone()
+        (blobs,) = conn.execute("SELECT count(*) FROM agent_snapshot_blobs").fetchone()
+        assert (data, blobs) == ((4, 0) if placement.startswith("small") else (0, 4))  # input, 3 results
 
     with agent_otel.replay(original) as rp:
         support_agent.handle_fixed(rp.input)
@@ -42,9 +52,34 @@ def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig):
     assert rp.report.matched and support_agent.CALLS["send_email"] == 1
     rig.flush()
 
-    reader = f"postgresql://grafana_reader@127.0.0.1:{postgres.port}/{database}"
+    reader = f"postgresql://{reader_role}@127.0.0.1:{postgres.port}/{database}"
     with psycopg.connect(reader, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM agent_runs").fetchone()[0] == 3
-        for table in ("agent_snapshot_runs", "agent_tool_snapshots", "agent_snapshot_blobs"):
+        for table in (
+            "agent_snapshot_runs",
+            "agent_tool_snapshots",
+            "agent_snapshot_blobs",
+            "agent_snapshot_data",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT count(*) FROM {table}")
+
+    # gc: snapshots older than the retention go, with their data in either form.
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table, column in (
+            ("agent_snapshot_runs", "created_at_ms"),
+            ("agent_tool_snapshots", "created_at_ms"),
+            ("agent_snapshot_blobs", "last_used_ms"),
+            ("agent_snapshot_data", "created_at_ms"),
+        ):
+            conn.execute(f"UPDATE {table} SET {column} = {column} - 15 * 86400000")
+    proc = rig.cli("gc", "--json", env={"AGENT_OTEL_STORE": url})
+    assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(url) as conn:
+        for table in (
+            "agent_snapshot_runs",
+            "agent_tool_snapshots",
+            "agent_snapshot_blobs",
+            "agent_snapshot_data",
+        ):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table

@@ -51,14 +51,17 @@ def test_a_run_records_input_versions_and_every_tool_outcome(rig, recorded):
     assert [s["tool"] for s in snaps] == ["crm.search", "orders.get", "send_email"]
     assert {s["outcome"] for s in snaps} == {"ok"}
 
-    # The stored blob is the canonical JSON the result_sha was computed over.
+    # The stored data is the canonical JSON the result_sha was computed over; results and inputs this
+    # small get a row of their own in agent_snapshot_data (in the clear: no key), not the blob table.
     send = snaps[2]
-    [blob] = rig.rows("SELECT * FROM agent_snapshot_blobs WHERE sha = ?", (send["blob_sha"],))
     assert send["blob_sha"] == send["result_sha"]
-    assert blob["encoding"] == "json" and blob["key_id"] == ""
-    assert json.loads(blob["data"]) == {"message_id": "M-1", "accepted": [WRONG]}
-    [inp] = rig.rows("SELECT data FROM agent_snapshot_blobs WHERE sha = ?", (run["input_sha"],))
+    [data] = rig.rows("SELECT * FROM agent_snapshot_data WHERE id = ?", (send["data_id"],))
+    assert data["key_id"] == "" and data["created_at_ms"] == send["created_at_ms"]
+    receipt = {"message_id": "M-1", "accepted": [WRONG]}
+    assert bytes(data["data"]) == canonical_json(receipt) and sha(receipt) == send["result_sha"]
+    [inp] = rig.rows("SELECT data FROM agent_snapshot_data WHERE id = ?", (run["input_data_id"],))
     assert json.loads(inp["data"]) == support_agent.TICKET
+    assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
 
 
 def test_raw_results_stay_in_the_store_never_in_spans_events_or_other_sinks(rig, recorded):
@@ -106,6 +109,42 @@ def test_large_results_are_stored_once(rig):
     assert {s["blob_sha"] for s in snaps} == {sha(big)}
     [blob] = rig.rows("SELECT size, length(data) AS n FROM agent_snapshot_blobs WHERE sha = ?", (sha(big),))
     assert blob["size"] == blob["n"] == len(canonical_json(big)) > 2_000_000
+    assert rig.rows("SELECT id FROM agent_snapshot_data WHERE length(data) > 1000") == []
+
+
+def test_results_up_to_the_inline_size_get_their_own_row_larger_ones_are_stored_once_by_hash(rig):
+    from agent_otel.store.snapshots import INLINE_MAX_BYTES
+
+    rig.start()
+    # Canonical JSON of {"t": "x" * n} is n + 8 bytes.
+    at, over = {"t": "x" * (INLINE_MAX_BYTES - 8)}, {"t": "y" * (INLINE_MAX_BYTES - 7)}
+    assert len(canonical_json(at)) == INLINE_MAX_BYTES == len(canonical_json(over)) - 1
+
+    @agent_otel.tool(name="fetch")
+    def fetch(which: str) -> dict:
+        return at if which == "at" else over
+
+    with agent_otel.run("sizes") as run:
+        for which in ("at", "over", "over", "at"):
+            fetch(which)
+    snaps = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run.run_id,))
+    assert [s["blob_sha"] for s in snaps] == [sha(at), sha(over), sha(over), sha(at)]
+    assert [s["data_id"] is None for s in snaps] == [False, True, True, False]
+    # A small result repeated gets a row per call (each goes with its own snapshot); the large one is
+    # stored once.
+    small = rig.rows("SELECT id, data FROM agent_snapshot_data WHERE length(data) > 1000 ORDER BY id")
+    assert [bytes(d["data"]) for d in small] == [canonical_json(at)] * 2
+    assert [d["id"] for d in small] == [snaps[0]["data_id"], snaps[3]["data_id"]]
+    [blob] = rig.rows("SELECT sha, data FROM agent_snapshot_blobs")
+    assert (blob["sha"], bytes(blob["data"])) == (sha(over), canonical_json(over))
+    with agent_otel.replay(run.run_id) as rp, agent_otel.run("sizes"):
+        assert [fetch(w) for w in ("at", "over", "over", "at")] == [at, over, over, at]
+    assert rp.report.matched
+    # In SQLite the data row at the limit fits its page: no overflow page.
+    overflow = rig.rows(
+        "SELECT count(*) AS n FROM dbstat WHERE name = 'agent_snapshot_data' AND pagetype = 'overflow'"
+    )
+    assert overflow == [{"n": 0}]
 
 
 def test_recording_can_be_switched_off_globally_and_per_tool(rig, recorded):

@@ -322,6 +322,40 @@ def test_json_results_come_back_equal_other_types_as_their_json_form(rig):
     assert any("Forecast" in note and "JSON form (dict)" in note for note in rp.report.notes)
 
 
+def test_a_streaming_tool_is_served_its_recorded_items_without_running(rig):
+    """A generator tool's result is the items it yielded: a replay yields them again, its body does not
+    run (before: the replay served a dict, the generator's repr, in place of the stream)."""
+    rig.start()
+    fetched: list[int] = []
+
+    @agent_otel.tool(name="pages")
+    def pages(n: int):
+        for i in range(n):
+            fetched.append(i)
+            yield {"page": i}
+
+    @agent_otel.tool(name="apages")
+    async def apages(n: int):
+        for i in range(n):
+            fetched.append(i)
+            yield {"page": i}
+
+    async def take_all(n: int) -> list:
+        return [item async for item in apages(n)]
+
+    @agent_otel.agent(name="pager")
+    def agent(n):
+        return [p["page"] for p in pages(n)] + [p["page"] for p in asyncio.run(take_all(n))]
+
+    assert agent(3) == [0, 1, 2, 0, 1, 2]
+    recorded = rig.last_run_id("pager")
+    fetched.clear()
+    with agent_otel.replay(recorded) as rp:
+        assert agent(rp.input) == [0, 1, 2, 0, 1, 2]
+    assert fetched == []  # served, not fetched again
+    assert rp.report.matched and rp.report.served == 2, rp.report
+
+
 def test_an_input_that_was_not_a_json_value_comes_back_as_its_json_form_with_a_note(rig):
     rig.start()
 

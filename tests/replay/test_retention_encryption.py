@@ -14,6 +14,7 @@ import agent_otel
 from agent_otel.config import load
 from agent_otel.replay import Replay, ReplayError
 from agent_otel.snapshots import key_id
+from agent_otel.store import snapshots as store_snapshots
 from tests.helpers import missing_prerequisite
 from tests.replay import support_agent
 from tests.replay.conftest import KEY_ENV
@@ -40,8 +41,27 @@ def age_everything(rig, days: int) -> None:
         f"UPDATE agent_snapshot_runs SET created_at_ms = created_at_ms - {ms}",
         f"UPDATE agent_tool_snapshots SET created_at_ms = created_at_ms - {ms}",
         f"UPDATE agent_snapshot_blobs SET last_used_ms = last_used_ms - {ms}",
+        f"UPDATE agent_snapshot_data SET created_at_ms = created_at_ms - {ms}",
     ):
         rig.execute(sql)
+
+
+@pytest.fixture(params=["in their rows", "in the blob table"])
+def placement(request, monkeypatch) -> str:
+    """Where the (small) snapshot data goes: each snapshot's own row (the default), or the blob table, as
+    results larger than INLINE_MAX_BYTES do and every result recorded before schema migration 7 did."""
+    if request.param == "in the blob table":
+        monkeypatch.setattr(store_snapshots, "INLINE_MAX_BYTES", 0)
+    return request.param
+
+
+def stored_data(rig) -> list[dict]:
+    """Every stored result, error and input, wherever it is: ``{"encoding", "key_id", "data"}``."""
+    small = "CASE WHEN key_id <> '' THEN 'fernet+json' ELSE 'json' END AS encoding, key_id, data"
+    return [
+        *rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs"),
+        *rig.rows(f"SELECT {small} FROM agent_snapshot_data"),
+    ]
 
 
 def replay_matches(run_id: str, **kwargs) -> bool:
@@ -50,10 +70,10 @@ def replay_matches(run_id: str, **kwargs) -> bool:
     return rp.report.matched
 
 
-def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded):
+def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded, placement):
     old = recorded()
     age_everything(rig, 15)  # recorded 15 days ago; retention.tool_snapshot_days is 14 by default
-    fresh = recorded()  # same CRM and order answers as the old run: those blobs are shared
+    fresh = recorded()  # same CRM and order answers as the old run: in the blob table, those are shared
 
     with pytest.raises(ReplayError, match=rf"snapshots of run {old} \(recorded .*\) have expired: "):
         with agent_otel.replay(old):
@@ -67,8 +87,12 @@ def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded)
     assert proc.returncode == 0, proc.stderr
     deleted = json.loads(proc.stdout)["deleted"]
     assert deleted["agent_snapshot_runs"] == 1 and deleted["agent_tool_snapshots"] == 3
-    # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
-    assert deleted["agent_snapshot_blobs"] == 1
+    if placement == "in the blob table":
+        # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
+        assert deleted["agent_snapshot_blobs"] == 1
+    else:  # the old run's data rows went with its snapshots; the fresh run has rows of its own
+        assert deleted["agent_snapshot_blobs"] == 0 and deleted["agent_snapshot_data"] == 4
+    assert len(stored_data(rig)) == 4  # the fresh run's input and three results, nothing of the old run
     assert deleted["agent_runs"] == 0  # runs are kept 30 days (retention.logs_days)
 
     with pytest.raises(ReplayError, match=f"snapshots of run {old} .* have expired"):
@@ -77,13 +101,16 @@ def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded)
     assert support_agent.CALLS["send_email"] == 2
 
 
-def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch):
+def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch, placement):
     key, other = fernet_key(), fernet_key()
     monkeypatch.setenv(KEY_ENV, key)
     original = recorded()
 
-    blobs = rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs")
+    blobs = stored_data(rig)
     assert len(blobs) == 4  # the input and three results
+    assert len(rig.rows("SELECT sha FROM agent_snapshot_blobs")) == (
+        4 if placement == "in the blob table" else 0
+    )
     assert {(b["encoding"], b["key_id"]) for b in blobs} == {("fernet+json", key_id(key.encode()))}
     agent_otel.shutdown()  # checkpoint: the whole store is in the main file now
     on_disk = b"".join(p.read_bytes() for p in Path(rig.db).parent.glob("agent-otel.db*"))
@@ -113,6 +140,10 @@ def test_encrypted_snapshots_need_the_right_key(rig, recorded, monkeypatch):
 def test_a_known_blob_is_resealed_with_the_current_key_and_never_stored_in_the_clear_again(
     rig, recorded, monkeypatch
 ):
+    """Blobs shared by content (results larger than INLINE_MAX_BYTES) are re-sealed in place; a result kept
+    in its own row belongs to that one call (see test_a_run_recorded_with_a_key_stores_its_own_rows_sealed).
+    """
+    monkeypatch.setattr(store_snapshots, "INLINE_MAX_BYTES", 0)
     plain_run = recorded()
     assert {b["encoding"] for b in rig.rows("SELECT encoding FROM agent_snapshot_blobs")} == {"json"}
     key = fernet_key()
@@ -131,6 +162,27 @@ def test_a_known_blob_is_resealed_with_the_current_key_and_never_stored_in_the_c
     support_agent.reset()
     recorded()  # recorded without a key: the sealed blobs it shares stay sealed
     assert {b["encoding"] for b in rig.rows("SELECT encoding FROM agent_snapshot_blobs")} == {"fernet+json"}
+
+
+def test_a_run_recorded_with_a_key_stores_its_own_rows_sealed(rig, recorded, monkeypatch):
+    plain_run = recorded()
+    key = fernet_key()
+    monkeypatch.setenv(KEY_ENV, key)
+    rig.start()
+    support_agent.reset()
+    sealed_run = recorded()  # the same input and results as plain_run: small data, a row per snapshot
+    data = rig.rows(
+        "SELECT s.run_id, d.key_id, d.data FROM agent_tool_snapshots s "
+        "JOIN agent_snapshot_data d ON d.id = s.data_id UNION ALL "
+        "SELECT r.run_id, d.key_id, d.data FROM agent_snapshot_runs r "
+        "JOIN agent_snapshot_data d ON d.id = r.input_data_id"
+    )
+    assert sorted((d["run_id"], d["key_id"]) for d in data) == sorted(
+        [(plain_run, "")] * 4 + [(sealed_run, key_id(key.encode()))] * 4
+    )
+    assert not any(WRONG.encode() in bytes(d["data"]) for d in data if d["run_id"] == sealed_run)
+    assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
+    assert replay_matches(plain_run) and replay_matches(sealed_run)
 
 
 def test_encryption_can_be_required(rig, recorded, monkeypatch, caplog):

@@ -97,6 +97,18 @@ def test_a_killed_process_leaves_its_run_abandoned_in_runs_show_stats_and_drift(
     assert (drift["window"]["runs"], drift["window"]["abandoned"]) == (1, 1)
 
 
+def test_a_killed_process_its_parent_has_not_reaped_yet_is_gone_too(cli):
+    """A supervisor that has not waited for its killed worker yet (or never does) leaves a zombie: the
+    pid exists, with its start time, but the process will never write its run's end."""
+    proc, _, stuck = start_agent(cli.db, "hang")
+    try:
+        proc.send_signal(signal.SIGKILL)
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead, and left unreaped
+        assert runs_json(cli)[stuck]["status"] == "abandoned"
+    finally:
+        proc.wait(10)
+
+
 def test_a_run_that_finished_just_before_a_kill_never_shows_running(cli):
     proc, _, stuck = start_agent(cli.db, "finish-then-die")
     proc.wait(30)

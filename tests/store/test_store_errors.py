@@ -120,3 +120,22 @@ def test_an_existing_world_readable_event_sink_file_is_made_owner_only(setup_age
     assert sdk.flush(5)
     assert stat.S_IMODE(os.stat(sink).st_mode) == 0o600
     assert '"kind":"stop"' in sink.read_text()
+
+
+def test_doctor_says_when_the_store_cannot_be_created_where_setup_would_put_it(cli, tmp_path):
+    """The SDK's warning (`cannot be used ...; Check it with agent-otel doctor`) must not meet a doctor
+    that answers "not created yet: created by the first run": a home directory that cannot be made (a
+    read-only file system in a container, a path under a file) is a failure, and a missing directory
+    outside the home is the typo the SDK reports."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the home directory's parent should be")
+    doctor = cli("doctor", "--json", env={"AGENT_OTEL_HOME": str(blocker / "agent-otel")})
+    store = json.loads(doctor.stdout)["store"]
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert store["ok"] is False and "cannot be created" in store["error"], store
+
+    typo = cli("doctor", "--store", str(tmp_path / "srv" / "agnet" / "runs.db"))
+    assert typo.returncode == 1 and "does not exist" in typo.stdout, typo.stdout
+
+    fresh = cli("doctor", "--json")  # the default home, not made yet: the first run makes it
+    assert fresh.returncode == 0 and json.loads(fresh.stdout)["store"]["exists"] is False

@@ -111,11 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)
 
-    from agent_otel.cli.common import EXIT_ERROR, CLIError, Context
+    from agent_otel.cli.common import EXIT_ERROR, CLIError, guard_stdout
+    from agent_otel.cli.common import Context as CommandContext
     from agent_otel.config import ConfigError
     from agent_otel.store import StoreError
 
-    ctx = Context(store_arg=args.store, config_path=args.config)
+    guard_stdout()
+    # Not a local named `Context`: `replay --call` runs the user's agent under this frame, and AG2's
+    # dependency injection (fast_depends) resolves its string annotation "Context" through the callers'
+    # frames, where this class would shadow AG2's and break every AG2 tool call.
+    ctx = CommandContext(store_arg=args.store, config_path=args.config)
     try:
         return int(args._module.run(args, ctx) or 0)
     except (CLIError, ConfigError, StoreError) as exc:

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from agent_otel._version import __version__
 from agent_otel.cli.common import Context, add_json, local_time, print_json
-from agent_otel.store import StoreError, open_store, retention_from_config
+from agent_otel.store import StoreError, home, open_store, retention_from_config
 
 HELP = "show the effective config with sources, whether OTLP answers, and the store's state"
 
@@ -61,8 +61,12 @@ def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
         path = target.location
         out["exists"] = os.path.exists(path)
         if not out["exists"]:
-            out["ok"] = True
-            out["note"] = "created by the first run with agent_otel.setup() (or `agent-otel demo`)"
+            problem = _cannot_create(path)
+            out["ok"] = problem is None
+            if problem:
+                out["error"] = f"cannot be created: {problem}; runs are not stored until it can be"
+            else:
+                out["note"] = "created by the first run with agent_otel.setup() (or `agent-otel demo`)"
             return out
     try:
         store = open_store(target, create=False, writer=False)  # tightens the modes it may (owner_only)
@@ -106,6 +110,32 @@ def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
     finally:
         store.close()
     return out
+
+
+def _cannot_create(path: str) -> str | None:
+    """Why the SDK could not create a SQLite store at ``path``, or None: it creates the file, and of the
+    directories only the agent-otel home (a missing directory elsewhere is taken for a typo)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    agent_home = home()
+    while not os.path.isdir(directory):
+        if directory != agent_home:
+            return (
+                f"the directory {directory} does not exist (agent-otel creates only its home, {agent_home})"
+            )
+        directory = os.path.dirname(directory)
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            return f"{directory} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only_mount(directory) else "no write permission"
+        return f"{directory} is not writable ({why})"
+    return None
+
+
+def _read_only_mount(directory: str) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _modes(path: str) -> dict[str, Any]:
@@ -213,7 +243,9 @@ def render(
         console.print(f"  disabled (store: false, from {store['source']})")
         return
     console.print(f"  {store['kind']} {escape(store['location'])}   [dim](from {store['source']})[/]")
-    if store.get("exists") is False:
+    if store.get("exists") is False and store.get("ok") is False:
+        console.print(f"  [red]{escape(store['error'])}[/]")
+    elif store.get("exists") is False:
         console.print(f"  not created yet: {store['note']}")
     elif store.get("ok") is False and "runs" not in store:
         console.print(f"  [red]not usable[/]: {escape(store['error'])}")
@@ -253,7 +285,7 @@ def render(
         size = ("~" if "snapshot_bytes" in about else "") + _size(store["snapshot_bytes"])
         console.print(
             f"  tool snapshots (for replay): {n('tool_snapshots')} calls of "
-            f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} distinct results and inputs "
+            f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} results and inputs stored "
             f"({size}"
             + (
                 f", {n('encrypted_blobs')} encrypted"

@@ -40,7 +40,7 @@ def line(event: dict[str, Any]) -> bytes:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store()
-    run_ids = [store.find_run(args.run)["run_id"]] if args.run else None
+    run_ids = [store.find_run(args.run)["run_id"]] if args.run is not None else None
     since, until = time_range(args)
     stream: IO[bytes]
     if args.output:

@@ -96,6 +96,9 @@ def _import(spec: str) -> Any:
             raise CLIError(f"{module_name} has no {attr!r} (from --call {spec})") from None
     if not callable(obj):
         raise CLIError(f"--call {spec} is not callable")
+    from agent_otel import snapshots
+
+    snapshots.main_stands_in(module_name)  # a run recorded by `python <that file>` raised __main__'s classes
     return obj
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from typing import Any
 
-from agent_otel.cli.common import CLIError, Context, now_ms
+from agent_otel.cli.common import CLIError, Context, now_ms, reader_gone
 from agent_otel.cli.layout import fit
 from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
 
@@ -52,15 +53,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     if args.last < 0 or args.interval <= 0:
         raise CLIError("--last must be at least 0 and --interval above 0")
-    store = ctx.store()
     console = ctx.console
     layout = fit(TAIL_COLUMNS, [], console.width, reserve=True)
     try:
         console.print(layout.header(), soft_wrap=True)
-        _follow(store, console, layout, args, where)
+        store = _wait_for_store(ctx, args.interval)
+        if store is not None:
+            _follow(store, console, layout, args, where)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how tail ends: not an error
     return 0
+
+
+def _wait_for_store(ctx: Context, interval: float) -> Any:
+    """The store, once it exists: `agent-otel tail` is often started before the first agent run (or
+    `agent-otel demo --live`) creates it. Any other error is one line and exit 2, as everywhere."""
+    said = False
+    while not reader_gone():
+        try:
+            return ctx.store()
+        except CLIError as exc:
+            if "no run store at" not in str(exc):
+                raise
+            if not said:
+                said = True
+                sys.stderr.write(f"agent-otel tail: {exc}; waiting for it (Ctrl-C to stop)\n")
+                sys.stderr.flush()
+        time.sleep(interval)
+    return None
 
 
 def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, where: dict[str, Any]) -> None:
@@ -78,7 +98,7 @@ def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, whe
     if args.last:
         since = cursor - LOOKBACK_MS
         emit(store.runs(limit=args.last, since_ms=since, ended_since_ms=since, **where))
-    while True:
+    while not reader_gone():  # `agent-otel tail | grep -m1 x`: stop once grep has
         time.sleep(args.interval)
         start = cursor - SLACK_MS
         emit(store.runs(since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where))

@@ -48,7 +48,11 @@ class Integration:
         return self.packages[:1]
 
     def available(self) -> bool:
-        return all(importlib.util.find_spec(p) is not None for p in self.packages)
+        # find_spec("llama_index.core") imports llama_index, and raises when that is not installed.
+        try:
+            return all(importlib.util.find_spec(p) is not None for p in self.packages)
+        except (ImportError, ValueError):
+            return False
 
     def instrument(self) -> None:
         """Patch or register hooks. Must be idempotent: a second call adds nothing."""
@@ -75,6 +79,7 @@ _REGISTRY: dict[str, str] = {
     "llamaindex": "agent_otel.integrations.llamaindex:LlamaIndexIntegration",
     "claude_agent_sdk": "agent_otel.integrations.claude_agent_sdk:ClaudeAgentSDKIntegration",
     "mistral": "agent_otel.integrations.mistral:MistralIntegration",
+    "ag2": "agent_otel.integrations.ag2:AG2Integration",
     "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
     "strands": "agent_otel.integrations.strands:StrandsIntegration",
     "google_adk": "agent_otel.integrations.google_adk:GoogleADKIntegration",

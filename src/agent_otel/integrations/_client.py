@@ -293,7 +293,11 @@ class Watch:
     def on_drop(self, owner: Any) -> None:
         """Dropped without being read to its end or closed: the step still ends (usage seen so far)."""
         with contextlib.suppress(TypeError):  # not weak-referenceable: it ends when consumed or closed
-            weakref.finalize(owner, type(self).end, self)
+            weakref.finalize(owner, type(self).dropped, self)
+
+    def dropped(self) -> None:
+        """The stream object was garbage-collected (a no-op if its step ended already)."""
+        self.end()
 
 
 def observe(inner: Iterator[Any], watch: Watch) -> Iterator[Any]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -70,6 +71,9 @@ _PARAMS = {
 }
 #: The event of a streamed turn that failed in Mistral's service (its step's ``error.type``).
 _TURN_ERROR = "conversation.response.error"
+#: A turn's connector usage on its step's span (see connector_usage).
+CONNECTOR_TOKENS = "mistral.usage.connector_tokens"
+CONNECTORS = "mistral.usage.connectors"
 #: Where the SDK's tracing hook keeps a request's span (``mistralai.client._hooks.tracing``).
 _SPAN_KEY = "_tracing_span"
 
@@ -222,6 +226,43 @@ def record_service_tool(
         internal_error("recording a tool Mistral's service ran", exc)
 
 
+def record_handoff(run: Any, from_agent: Any, to_agent: Any) -> None:
+    """A handoff the service made during a turn (an ``agent.handoff`` output, or a stream's
+    ``agent.handoff.started`` / ``done`` events): an ``agent.handoff`` event on the run span, as for an
+    Agents SDK handoff (never raises). The turn stays one step: the service ran both agents."""
+    try:
+        if run is None or not run.active:
+            return
+        event = {
+            k: str(v) for k, v in (("from_agent", from_agent), ("to_agent", to_agent)) if isinstance(v, str)
+        }
+        run.span.add_event(c.EVENT_HANDOFF, event)
+    except Exception as exc:
+        internal_error("recording a Mistral handoff", exc)
+
+
+def connector_usage(call: LLMCall, usage: Any) -> None:
+    """The connectors' part of a turn's usage, as the API reports it, on the step's span (never raises):
+    ``mistral.usage.connector_tokens`` (which the API's ``total_tokens`` includes) and
+    ``mistral.usage.connectors`` (calls per connector, JSON). Not in the step's tokens or spend: the
+    price table has no connector prices."""
+    try:
+        tokens = usage_value(usage, "connector_tokens")
+        connectors = usage_value(usage, "connectors")
+        attributes: dict[str, Any] = {}
+        if isinstance(tokens, int) and tokens > 0:
+            attributes[CONNECTOR_TOKENS] = tokens
+        if isinstance(connectors, dict) and connectors:
+            attributes[CONNECTORS] = json.dumps(connectors, sort_keys=True, default=str)
+        native = call.native  # the SDK's span of the request (its tracing on), still open
+        if native is None:
+            call.attributes.update(attributes)  # agent-otel's span: set as it ends
+        elif attributes and native.is_recording():
+            native.set_attributes(attributes)
+    except Exception as exc:
+        internal_error("reading a Mistral turn's connector usage", exc)
+
+
 # --- one request in flight --------------------------------------------------------------------------
 
 
@@ -229,14 +270,15 @@ class Request:
     """One request's step, the SDK's span of it (if its tracing made one we adopted) and what a streamed
     turn said about the tools the service ran."""
 
-    __slots__ = ("call", "held", "native_tools", "started_tools", "turn")
+    __slots__ = ("call", "handoffs", "held", "native_tools", "started_tools", "turn")
 
     def __init__(self, call: LLMCall, turn: bool) -> None:
         self.call = call
         self.turn = turn
-        self.held: Callable[[], None] | None = None
+        self.held: _Held | None = None
         self.native_tools = False  # the SDK's tracing makes spans of the turn's tools (the bridge's steps)
         self.started_tools: dict[str, tuple[Any, Any, Any]] = {}  # id -> (name, arguments, created_at)
+        self.handoffs: dict[str, Any] = {}  # a streamed handoff's id -> the agent it started from
 
     def adopt(self, request: Any) -> None:
         """The SDK's tracing hook started its span of this request: make it the step's span."""
@@ -259,10 +301,13 @@ class Request:
         binding.step = call
         span.set_attributes(attributes)
 
-    def release(self) -> None:
+    def release(self, force: bool = False) -> None:
+        """Let the SDK's end of the step's span through; ``force``: end it now if the SDK has not asked to
+        (a stream dropped unread: the SDK ends its span only when the response is closed, which then
+        never happens)."""
         held, self.held = self.held, None
         if held is not None:
-            held()
+            held.release(force)
 
     def finish(self, reply: Reply, output: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         call = self.call
@@ -279,27 +324,43 @@ class Request:
         self.release()
 
 
-def _hold(span: Any) -> Callable[[], None] | None:
-    """Hold the SDK's end of ``span`` until the returned function is called (the step has ended)."""
-    original = span.end
-    state: dict[str, Any] = {"released": False, "asked": None}
+class _Held:
+    """The SDK's end of a span, held until the step has ended (:func:`_hold`)."""
 
-    def end(end_time: int | None = None) -> None:
-        if state["released"]:
-            original(end_time)
-        elif state["asked"] is None:
-            state["asked"] = end_time if end_time is not None else time.time_ns()
+    __slots__ = ("asked", "ended", "original", "released")
 
-    def release() -> None:
-        state["released"] = True
-        if state["asked"] is not None:
-            original(state["asked"])
+    def __init__(self, original: Callable[..., None]) -> None:
+        self.original = original
+        self.released = False
+        self.ended = False  # a later end (the SDK's, after release(force=True)) is not a second one
+        self.asked: int | None = None
 
+    def end(self, end_time: int | None = None) -> None:
+        if self.ended:
+            return
+        if self.released:
+            self.ended = True
+            self.original(end_time)
+        elif self.asked is None:
+            self.asked = end_time if end_time is not None else time.time_ns()
+
+    def release(self, force: bool = False) -> None:
+        if self.ended:
+            return
+        self.released = True
+        if self.asked is not None or force:
+            self.ended = True
+            self.original(self.asked)
+
+
+def _hold(span: Any) -> _Held | None:
+    """Hold the SDK's end of ``span`` until it is released (the step has ended)."""
+    held = _Held(span.end)
     try:
-        span.end = end
+        span.end = held.end
     except (AttributeError, TypeError):
         return None
-    return release
+    return held
 
 
 def _native_usage(call: LLMCall, reply: Reply) -> None:
@@ -390,6 +451,15 @@ def _done(request: Request, result: Any) -> None:
     try:
         read = read_turn if request.turn else read_completion
         reply = _client.read("a Mistral response", lambda r: read(r, result))
+        if request.turn:
+            connector_usage(request.call, usage_value(result, "usage"))
+            for output in usage_value(result, "outputs") or ():
+                if usage_value(output, "type") == "agent.handoff":
+                    record_handoff(
+                        request.call.run,
+                        usage_value(output, "previous_agent_name"),
+                        usage_value(output, "next_agent_name"),
+                    )
         request.finish(
             reply, lambda: _turn_output(result) if request.turn else _content.openai_chat_output(result)
         )
@@ -413,22 +483,24 @@ def _done(request: Request, result: Any) -> None:
 class _Stream(Watch):
     """A streamed response in flight; a turn's stream also reports the tools the service ran."""
 
-    __slots__ = ("request",)
+    __slots__ = ("read", "request")
 
     def __init__(self, request: Request) -> None:
         super().__init__(request.call, _feed_turn_event if request.turn else _feed_chunk)
         self.request = request
+        self.read = False
 
     def event(self, event: Any) -> None:
+        self.read = True
         super().event(event)
         if self.request.turn:
             try:
                 data = usage_value(event, "data")
                 if usage_value(data, "type") == _TURN_ERROR:  # the turn failed in the service
                     self.request.fail(_TURN_ERROR, self.reply)  # type: ignore[arg-type]
-                _tool_event(self.request, data)
+                _service_event(self.request, data)
             except Exception as exc:
-                internal_error("reading a tool execution from a Mistral stream", exc)
+                internal_error("reading what the service did from a Mistral stream", exc)
 
     def end(self) -> None:
         if not self.call.done:
@@ -439,6 +511,15 @@ class _Stream(Watch):
         if not self.call.done:
             self.request.fail(exc, self.reply)
         self.request.release()
+
+    def dropped(self) -> None:
+        """Garbage-collected unclosed: the step ends, and so does the SDK's span of it. The SDK ends its span
+        when the response is closed: a stream read from closes it as its generator is collected, one
+        dropped unread never does, so that span is ended here."""
+        held = None if self.read else self.request.held
+        self.end()
+        if held is not None:
+            held.release(force=True)
 
 
 def _feed_turn_event(reply: Reply, event: Any) -> None:
@@ -451,9 +532,19 @@ def _feed_turn_event(reply: Reply, event: Any) -> None:
         reply.add_tool_call(usage_value(data, "tool_call_id"))
 
 
-def _tool_event(request: Request, data: Any) -> None:
+def _service_event(request: Request, data: Any) -> None:
+    """What a streamed turn says the service did: tools it ran, handoffs, the connectors' usage."""
     kind = usage_value(data, "type")
-    if kind == "tool.execution.started":
+    if kind == "agent.handoff.started":
+        handoff_id = usage_value(data, "id")
+        if isinstance(handoff_id, str):
+            request.handoffs[handoff_id] = usage_value(data, "previous_agent_name")
+    elif kind == "agent.handoff.done":
+        from_agent = request.handoffs.pop(usage_value(data, "id"), None)
+        record_handoff(request.call.run, from_agent, usage_value(data, "next_agent_name"))
+    elif kind == "conversation.response.done":
+        connector_usage(request.call, usage_value(data, "usage"))
+    elif kind == "tool.execution.started":
         tool_id = usage_value(data, "id")
         if isinstance(tool_id, str):
             request.started_tools[tool_id] = (

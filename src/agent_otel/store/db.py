@@ -106,10 +106,16 @@ def classify(exc: BaseException) -> StoreError:
     lowered = text.lower()
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in lowered or "busy" in lowered):
         return StoreError(f"{text} (another process holds the write lock)", transient=True)
+    if getattr(exc, "sqlite_errorname", None) in _SQLITE_NO_ROOM:
+        return StoreError(f"{text} (is the disk or a quota full?)", transient=True)
     if type(exc).__module__.startswith("psycopg"):
         return StoreError(text, transient=_pg_transient(exc), bad_data=_pg_bad_data(exc))
     return StoreError(text, bad_data=_sqlite_bad_data(exc, lowered))
 
+
+# A full disk (ENOSPC) or quota or file-size limit (EDQUOT, EFBIG: SQLite's failed write) is passing: once
+# log rotation, gc or an operator frees room, the store takes writes again, as PostgreSQL's class 53 does.
+_SQLITE_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
 
 # SQLSTATE classes (the first two characters): 08 connection exception, 57 operator intervention (a server
 # shutting down or restarting: 57P01 admin_shutdown, 57P03 cannot_connect_now), 53 insufficient resources,
@@ -559,21 +565,29 @@ class Store:
             if "tool_snapshots" in estimated
             else int(self.query("SELECT count(DISTINCT run_id) AS n FROM agent_tool_snapshots")[0]["n"] or 0)
         )
-        out["snapshot_blobs"] = blobs = count(
-            "agent_snapshot_blobs", "snapshot_blobs", "SELECT count(*) AS n FROM agent_snapshot_blobs"
-        )
-        # Sizes and sealing of a large table from a sample of its rows.
-        sample = f" LIMIT {_SAMPLE_ROWS}" if "snapshot_blobs" in estimated else ""
-        row = self.query(
-            "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
-            "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed "
-            f"FROM (SELECT size, key_id FROM agent_snapshot_blobs{sample}) t"
-        )[0]
-        scale = blobs / int(row["n"]) if sample and row["n"] else 1
-        out["snapshot_bytes"] = round(int(row["bytes"]) * scale)
-        out["encrypted_blobs"] = round(int(row["sealed"] or 0) * scale)
-        if sample:
-            estimated += ["snapshot_bytes", "encrypted_blobs"]
+        # Results, errors and inputs: distinct large ones in the blob table, small ones in
+        # agent_snapshot_data (schema migration 7). Sizes and sealing of a large table from a sample.
+        totals = {"rows": 0.0, "bytes": 0.0, "sealed": 0.0}
+        for table, size in (("agent_snapshot_blobs", "size"), ("agent_snapshot_data", "length(data)")):
+            rows = count(table, table, f"SELECT count(*) AS n FROM {table}")
+            sample = f" LIMIT {_SAMPLE_ROWS}" if table in estimated else ""
+            row = self.query(
+                "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
+                "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed "
+                f"FROM (SELECT {size} AS size, key_id FROM {table}{sample}) t"
+            )[0]
+            scale = rows / int(row["n"]) if sample and row["n"] else 1
+            totals["rows"] += rows
+            totals["bytes"] += int(row["bytes"]) * scale
+            totals["sealed"] += int(row["sealed"] or 0) * scale
+            if table in estimated:
+                estimated.remove(table)
+                estimated += [
+                    f for f in ("snapshot_blobs", "snapshot_bytes", "encrypted_blobs") if f not in estimated
+                ]
+        out["snapshot_blobs"] = round(totals["rows"])
+        out["snapshot_bytes"] = round(totals["bytes"])
+        out["encrypted_blobs"] = round(totals["sealed"])
         oldest = self.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"]
         newest = self.query("SELECT max(created_at) AS t FROM agent_runs")[0]["t"]
         out.update(oldest_run_ms=self._ms(oldest), newest_run_ms=self._ms(newest), estimated=estimated)

@@ -28,6 +28,7 @@ from typing import Any
 ABANDONED = "abandoned"
 RUNNING = "running"
 ALIVE, GONE, UNKNOWN = "alive", "gone", "unknown"
+ZOMBIE = "zombie"  # what _start_ticks says for a dead, unreaped process: never a start time
 # A deadline is checked at the run's next step, so a run may overrun it by one tool call; past this
 # grace, a run without an end record is no longer believed to be running.
 DEADLINE_GRACE_MS = 60_000
@@ -44,11 +45,15 @@ def _read(path: str) -> str | None:
 
 
 def _start_ticks(pid: int) -> str | None:
-    """Field 22 of ``/proc/<pid>/stat`` (after the command name, which may hold spaces and parens)."""
+    """Field 22 of ``/proc/<pid>/stat`` (after the command name, which may hold spaces and parens), or
+    ``ZOMBIE`` for a process that has died and waits for its parent to reap it (state Z or X): its pid
+    and start time live on, its run never ends."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat or ")" not in stat:
         return None
     fields = stat.rsplit(")", 1)[1].split()
+    if fields and fields[0] in ("Z", "X"):
+        return ZOMBIE
     return fields[19] if len(fields) > 19 else None
 
 
@@ -94,7 +99,7 @@ def process_state(host: str | None, pid: int | None, start: str | None) -> str:
             return GONE  # the machine has rebooted since
         now_ticks = _start_ticks(pid)
         if now_ticks is not None:
-            return ALIVE if now_ticks == ticks else GONE  # another start time: the pid was reused
+            return ALIVE if now_ticks == ticks else GONE  # another start time (or none): reused, or dead
     exists = _exists(pid)
     if exists is False:
         return GONE

@@ -54,6 +54,8 @@ RETENTION_RULES: list[RetentionRule] = [
     ),
     RetentionRule("agent_snapshot_runs", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="run_id"),
     RetentionRule("agent_snapshot_blobs", "last_used_ms", "tool_snapshot_days", epoch_ms=True, key="sha"),
+    # Small snapshot data (migration 7): its snapshot's created_at_ms, so the two go together.
+    RetentionRule("agent_snapshot_data", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="id"),
 ]
 
 

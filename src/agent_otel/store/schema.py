@@ -179,12 +179,17 @@ def _snapshot_tables(blob: str, ms: str) -> list[str]:
 # In PostgreSQL the tables belong to the role that migrates; nobody else may read raw results, even
 # where default privileges (ALTER DEFAULT PRIVILEGES ... GRANT SELECT) hand every new table to a
 # dashboard role. (No '?' or '%' here: the store's SQL layer rewrites placeholders.)
-_PG_OWNER_ONLY = """DO $$
+def _owner_only(tables: tuple[str, ...]) -> str:
+    names = ", ".join(f"'{t}'" for t in tables)
+    return (
+        """DO $$
 DECLARE g record;
 BEGIN
   FOR g IN SELECT DISTINCT grantee, table_name FROM information_schema.role_table_grants
            WHERE table_schema = current_schema()
-             AND table_name IN ('agent_snapshot_runs', 'agent_tool_snapshots', 'agent_snapshot_blobs')
+             AND table_name IN ("""
+        + names
+        + """)
              AND grantee <> current_user LOOP
     IF g.grantee = 'PUBLIC' THEN
       EXECUTE 'REVOKE ALL ON TABLE ' || quote_ident(g.table_name) || ' FROM PUBLIC';
@@ -193,6 +198,10 @@ BEGIN
     END IF;
   END LOOP;
 END $$"""
+    )
+
+
+_PG_OWNER_ONLY = _owner_only(SNAPSHOT_TABLES)
 
 # Migration 3: the class of a run input that was not a JSON value (a dataclass, a datetime), so a replay
 # can say that ``rp.input`` is its JSON form rather than hand back a dict without a word.
@@ -254,6 +263,28 @@ _PG_NEXT_HOUR = (
 )
 
 
+# Migration 7: small results, errors and inputs (agent_otel.store.snapshots.INLINE_MAX_BYTES as stored)
+# get a row of their own in agent_snapshot_data, appended in the order of its integer key and named by the
+# snapshot's ``data_id`` (a run's ``input_data_id``), not a row in agent_snapshot_blobs: each new blob cost
+# an insert into the blob table's sha index, keyed by a random value (a page written per result, or more,
+# in a large store), and a look-up of the sha first. ``key_id``: the key the data is sealed with, '' for
+# data in the clear; ``created_at_ms``: its snapshot's, which is what retention deletes it by. NULL
+# data_id: the data is in the blob table (blob_sha, input_sha), as that of every snapshot recorded before
+# this migration. Only a table and nullable columns are added: rows already stored are not rewritten.
+def _snapshot_data(blob: str, ms: str, key: str) -> list[str]:
+    return [
+        f"""CREATE TABLE agent_snapshot_data (
+    id {key} PRIMARY KEY,
+    created_at_ms {ms} NOT NULL,
+    key_id TEXT NOT NULL,
+    data {blob} NOT NULL
+)""",
+        "CREATE INDEX agent_snapshot_data_created ON agent_snapshot_data (created_at_ms)",
+        f"ALTER TABLE agent_tool_snapshots ADD COLUMN data_id {ms}",
+        f"ALTER TABLE agent_snapshot_runs ADD COLUMN input_data_id {ms}",
+    ]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -269,6 +300,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (4, _process_columns("INTEGER")),
         (5, _CONVERSATION),
         (6, _summaries("INTEGER", " WITHOUT ROWID", _SQLITE_NEXT_HOUR)),
+        (7, _snapshot_data("BLOB", "INTEGER", "INTEGER")),
     ],
     "postgresql": [
         (
@@ -284,6 +316,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (4, _process_columns("BIGINT")),
         (5, _CONVERSATION),
         (6, _summaries("BIGINT", "", _PG_NEXT_HOUR)),
+        (7, [*_snapshot_data("BYTEA", "BIGINT", "BIGSERIAL"), _owner_only(("agent_snapshot_data",))]),
     ],
 }
 

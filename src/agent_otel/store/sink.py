@@ -51,11 +51,43 @@ MAINTENANCE_SHARE = 0.2  # ... and at most this share of the thread's time
 _live: weakref.WeakSet[StoreSink] = weakref.WeakSet()
 
 
+_FORK_WAIT_S = 1.0  # a fork waits this long at most for a batch being written
+_inherited: list[Any] = []  # connections a child inherited open: never used, and never closed there
+
+
+def _before_fork() -> None:
+    """Close the store's connection before a fork (reopened at the next write): a child must not inherit
+    one. SQLite keeps each file's locks and WAL index state per process, so a child's own connection would
+    see the parent's connection's locks as held by someone in the same process (a write lock held at the
+    fork never goes away there: "database is locked" for good), and closing an inherited psycopg
+    connection in the child ends the parent's session. The sink's lock is held across the fork, so no
+    batch is mid-write in it."""
+    for sink in list(_live):
+        if not sink._lock.acquire(timeout=_FORK_WAIT_S):
+            continue  # a write is stuck; the child keeps that connection untouched (_after_fork_in_child)
+        sink._fork_locked = True
+        if sink._store is not None and sink._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                sink._store.close()
+            sink._store = None
+            sink._gc = None  # its cursor went with the connection; the next write's gc picks it up again
+
+
+def _after_fork_in_parent() -> None:
+    for sink in list(_live):
+        if sink._fork_locked:
+            sink._fork_locked = False
+            sink._lock.release()
+
+
 def _after_fork_in_child() -> None:
     """A forked worker (gunicorn, multiprocessing) starts with fresh locks and its own connection."""
     for sink in list(_live):
         sink._lock = threading.Lock()
-        sink._store = None  # the parent's connection is not the child's to use or close
+        sink._fork_locked = False
+        if sink._store is not None:
+            _inherited.append(sink._store)  # the parent's connection is not the child's to use or close
+        sink._store = None
         sink._pending = []  # the parent writes its own records
         sink._pending_bytes = 0
         sink._timer = None  # the parent's retry timer did not fork with it
@@ -63,7 +95,9 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 class StoreSink:
@@ -110,6 +144,7 @@ class StoreSink:
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
         self._backoff_s = 0.0
         self._lock = threading.Lock()
+        self._fork_locked = False  # _lock held across a fork by _before_fork
         liveness.identity()  # computed now, while the process can still read what it needs
         _live.add(self)
 
@@ -205,7 +240,8 @@ class StoreSink:
 
     def _open(self) -> Store:
         if self._store is not None and self._pid != os.getpid():
-            self._store = None  # forked: the parent's connection is not ours to use or close
+            _inherited.append(self._store)  # forked: the parent's connection is not ours to use or close
+            self._store = None
         if self._store is None:
             self._pid = os.getpid()
             self._store = open_store(

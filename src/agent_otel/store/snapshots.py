@@ -1,11 +1,17 @@
-"""The snapshot tables (schema migration 2): writing what the recorder sends, reading a recording back.
+"""The snapshot tables (schema migrations 2 and 7): writing what the recorder sends, reading a recording back.
 
 ``("snapshot", {...})`` records come from the replay recorder (``agent_otel.snapshots``) with ``kind`` ``run``
-(a run's input and versions) or ``tool`` (one tool call's outcome). Blobs (results, errors, inputs) are
-stored once per content hash in ``agent_snapshot_blobs``; each write of a known blob only refreshes its
-``last_used_ms``, which is what retention looks at, so a blob lives as long as the newest snapshot using
-it. A blob recorded in the clear is re-sealed the next time it is recorded with a key, and one sealed
-with an older key is re-sealed with the current one; a sealed blob is never replaced by a clear one.
+(a run's input and versions) or ``tool`` (one tool call's outcome). The data (a result, error or input)
+of at most :data:`INLINE_MAX_BYTES` as stored (sealed, if a key is set) gets a row of its own in
+``agent_snapshot_data``, named by the snapshot's ``data_id`` (a run's ``input_data_id``): appended under
+an increasing integer key, and deleted by retention with its snapshot (they share ``created_at_ms``).
+Larger data is stored once per content hash in ``agent_snapshot_blobs``, where repeating a large result
+costs nothing; each write of a known blob only refreshes its ``last_used_ms``, which is what retention
+looks at, so a blob lives as long as the newest snapshot using it. A blob recorded in the clear is
+re-sealed the next time it is recorded with a key, and one sealed with an older key is re-sealed with the
+current one; a sealed blob is never replaced by a clear one. ``blob_sha`` and ``input_sha`` are the
+content's hash in both forms (a result's is its ``result_sha``); snapshots recorded before migration 7
+have their data in the blob table, and :func:`load_tree` reads both.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent_otel.snapshot_outcomes import OK, WRITE_FAILED, warn_once
+from agent_otel.snapshot_outcomes import OK, PLAIN, SEALED, WRITE_FAILED, warn_once
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
@@ -31,6 +37,7 @@ RUN_COLUMNS = (
     "input_sha",
     "created_at_ms",
     "input_type",
+    "input_data_id",
 )
 TOOL_COLUMNS = (
     "run_id",
@@ -44,18 +51,29 @@ TOOL_COLUMNS = (
     "error_type",
     "result_type",
     "created_at_ms",
+    "data_id",
 )
 _CHUNK = 500
 _BLOB_SHA, _OUTCOME, _RESULT_SHA = (TOOL_COLUMNS.index(c) for c in ("blob_sha", "outcome", "result_sha"))
+_DATA_ID, _RUN_DATA_ID = TOOL_COLUMNS.index("data_id"), RUN_COLUMNS.index("input_data_id")
+_RUN_CREATED, _TOOL_CREATED = RUN_COLUMNS.index("created_at_ms"), TOOL_COLUMNS.index("created_at_ms")
+#: The largest data (in bytes as stored: sealed, if a key is set) stored in agent_snapshot_data; larger
+#: data goes to agent_snapshot_blobs, once per content hash. Up to this size a data row (the data and
+#: 20 to 40 bytes more) fits one 4 KB SQLite page (a table leaf holds at most 4,061 bytes of a row before it
+#: continues on overflow pages), and storing a repeated result again costs at most that page.
+#: ``benchmarks/store_throughput.py frames --result-bytes N --inline-max 0`` compares the two forms.
+INLINE_MAX_BYTES = 4_000
 
 
 @dataclass
 class Prepared:
     """Snapshot records ready for one transaction: rows, and blobs already sealed."""
 
-    runs: list[tuple[Any, ...]] = field(default_factory=list)
-    tools: list[tuple[Any, ...]] = field(default_factory=list)
+    runs: list[list[Any]] = field(default_factory=list)
+    tools: list[list[Any]] = field(default_factory=list)
     blobs: dict[str, tuple[str, str, int, bytes]] = field(default_factory=dict)
+    #: Small data for agent_snapshot_data: (the row it belongs to, whether a run's, key id, data).
+    data: list[tuple[list[Any], bool, str, bytes]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.tools)
@@ -65,30 +83,41 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
     """Seal the blobs (outside the write transaction). A blob that cannot be sealed is not stored: its
     tool call is recorded as ``write_failed`` (counted and warned once), never raised."""
     out = Prepared()
+    small: dict[str, tuple[str, bytes]] = {}  # this batch's small data by hash, sealed once each
+    limit = INLINE_MAX_BYTES
     for rec in records:
         blob = rec.get("blob")
-        stored = sha = None
+        stored = sha = here = None
         if blob is not None:
             sha = blob.sha
             if sha in out.blobs:
                 stored = sha
+            elif sha in small:
+                stored, here = sha, small[sha]
             else:
                 try:
-                    out.blobs[sha] = blob.sealed()
+                    _, kid, _, data = sealed = blob.sealed()
+                    if len(data) <= limit:
+                        here = small[sha] = (kid, data)
+                    else:
+                        out.blobs[sha] = sealed
                     stored = sha
                 except Exception as exc:
                     warn_once("seal", "sealing a replay snapshot failed (%s: %s)", type(exc).__name__, exc)
         get = rec.get
         if get("kind") == "run":
-            out.runs.append(tuple(map(get, RUN_COLUMNS)))
-            continue
-        row = list(map(get, TOOL_COLUMNS))
-        row[_BLOB_SHA] = stored
-        if blob is not None and row[_OUTCOME] == OK:
-            row[_RESULT_SHA] = sha  # the content address of a result is its result_sha
-        if blob is not None and stored is None:
-            row[_OUTCOME] = WRITE_FAILED
-        out.tools.append(tuple(row))
+            row = list(map(get, RUN_COLUMNS))
+            out.runs.append(row)
+        else:
+            row = list(map(get, TOOL_COLUMNS))
+            row[_BLOB_SHA] = stored
+            if blob is not None and row[_OUTCOME] == OK:
+                row[_RESULT_SHA] = sha  # the content address of a result is its result_sha
+            if blob is not None and stored is None:
+                row[_OUTCOME] = WRITE_FAILED
+            out.tools.append(row)
+        if here is not None:
+            out.data.append((row, get("kind") == "run", *here))
     return out
 
 
@@ -100,6 +129,8 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None, safe: boo
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if prepared.blobs:
         _write_blobs(store, prepared.blobs, now_ms)
+    if prepared.data:
+        _write_data(store, prepared, now_ms)
     row = store.row if safe else tuple
     insert(
         store,
@@ -181,6 +212,40 @@ def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], no
     )
 
 
+_PG_NEXT_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('agent_snapshot_data', 'id')) FROM generate_series(1, ?)"
+)
+
+
+_DATA_COLUMNS = ("id", "created_at_ms", "key_id", "data")
+_PG_COPY_DATA = f"COPY agent_snapshot_data ({', '.join(_DATA_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def _write_data(store: Store, prepared: Prepared, now_ms: int) -> None:
+    """Append the small data with new ids, and name each in its snapshot's row (``data_id``)."""
+    from agent_otel.store.writes import insert
+
+    n = len(prepared.data)
+    if store.kind == "postgresql":  # other writers take ids at the same time: from the sequence
+        ids = [r[0] for r in store.execute(_PG_NEXT_IDS, (n,)).fetchall()]
+    else:  # the transaction holds SQLite's write lock: nobody else appends meanwhile
+        top = store.execute("SELECT coalesce(max(id), 0) FROM agent_snapshot_data").fetchone()[0]
+        ids = list(range(top + 1, top + 1 + n))
+    rows = []
+    for new_id, (owner, is_run, kid, data) in zip(ids, prepared.data, strict=True):
+        owner[_RUN_DATA_ID if is_run else _DATA_ID] = new_id
+        created = owner[_RUN_CREATED if is_run else _TOOL_CREATED]
+        rows.append((new_id, int(created) if created is not None else now_ms, kid, data))
+    if store.kind == "postgresql":  # only ever appended, as the events: one binary COPY for the batch
+        # (binary: the data as it is, where text would send and parse it hex-encoded, twice its size)
+        with store.conn.cursor().copy(_PG_COPY_DATA) as copy:
+            copy.set_types(["int8", "int8", "text", "bytea"])
+            for r in rows:
+                copy.write_row(r)
+        return
+    insert(store, "agent_snapshot_data", _DATA_COLUMNS, rows)
+
+
 # --- reading -----------------------------------------------------------------------------------------
 
 
@@ -217,12 +282,30 @@ def load_tree(
         store, "SELECT * FROM agent_tool_snapshots WHERE run_id IN ({}) ORDER BY run_id, step_id", list(steps)
     ):
         steps[row["run_id"]].append(row)
+    # Small data from agent_snapshot_data (migration 7), the rest from the blob table.
+    named = [(r["input_data_id"], r["input_sha"]) for r in runs if r.get("input_data_id") is not None]
+    named += [
+        (s["data_id"], s["blob_sha"]) for rows in steps.values() for s in rows if s.get("data_id") is not None
+    ]
+    found = {
+        d["id"]: d
+        for d in _in(
+            store, "SELECT id, key_id, data FROM agent_snapshot_data WHERE id IN ({})", {i for i, _ in named}
+        )
+    }
+    blobs: dict[str, tuple[str, str, bytes]] = {}
+    for data_id, sha in named:
+        d = found.get(data_id)
+        if d is not None and sha:
+            blobs[sha] = (SEALED if d["key_id"] else PLAIN, d["key_id"], bytes(d["data"]))
     wanted = {r["input_sha"] for r in runs if r.get("input_sha")}
     wanted |= {s["blob_sha"] for rows in steps.values() for s in rows if s.get("blob_sha")}
-    found = _in(
-        store, "SELECT sha, encoding, key_id, data FROM agent_snapshot_blobs WHERE sha IN ({})", wanted
+    rows_found = _in(
+        store,
+        "SELECT sha, encoding, key_id, data FROM agent_snapshot_blobs WHERE sha IN ({})",
+        wanted.difference(blobs),
     )
-    blobs = {b["sha"]: (b["encoding"], b["key_id"], bytes(b["data"])) for b in found}
+    blobs.update((b["sha"], (b["encoding"], b["key_id"], bytes(b["data"]))) for b in rows_found)
     return runs, steps, blobs
 
 
