@@ -255,5 +255,6 @@ def test_snapshot_and_event_records_are_the_same_on_the_fast_and_the_general_pat
     assert event["result_sha"] == span.attributes["agent.tool.result_sha"] == first["blob"].sha
     assert event["span_id"] == format(span.context.span_id, "016x") and event["trace_id"] == run.trace_id
     assert event["args_sha"] == first["args_sha"] == sha({"q": "a"})
-    stored = rig.rows("SELECT data FROM agent_snapshot_blobs WHERE sha = ?", (first["blob"].sha,))
-    assert [bytes(r["data"]) for r in stored] == [returned]
+    [row] = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? AND step_id = 1", (run.run_id,))
+    [stored] = rig.rows("SELECT data FROM agent_snapshot_data WHERE id = ?", (row["data_id"],))
+    assert bytes(stored["data"]) == returned  # a small result: a row of its own, in the clear
