@@ -326,21 +326,18 @@ class Pipeline:
             size = record_size(payload)
         else:  # an event without raw values, a run row: what record_size gives them (this runs per record)
             size = RECORD_OVERHEAD
-        if more:  # sized before the lock; three extends instead of a loop (a step's event and snapshot)
-            extras = more[1::2]
-            payloads = (payload, *extras)
-            sizes = (size, *map(record_size, extras))
-            size = sum(sizes)
+        queue = self._queue
         with self._lock:
-            queue = self._queue  # (under the lock: _take may hand the whole queue to the sinks)
+            queue.append(payload)
+            self._types.append(rtype)
+            self._sizes.append(size)
             if more:
-                queue.extend(payloads)
-                self._types.extend((rtype, *more[::2]))
-                self._sizes.extend(sizes)
-            else:
-                queue.append(payload)
-                self._types.append(rtype)
-                self._sizes.append(size)
+                for i in range(0, len(more), 2):
+                    extra = record_size(more[i + 1])
+                    queue.append(more[i + 1])
+                    self._types.append(more[i])
+                    self._sizes.append(extra)
+                    size += extra
             queued_bytes = self._queued_bytes = self._queued_bytes + size
             queued = len(queue)
             if queued > self._max_queue or queued_bytes > self._max_bytes:  # over a bound: drop the oldest
@@ -353,7 +350,7 @@ class Pipeline:
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
             self._start()
         elif more:
-            n = len(payloads)
+            n = 1 + len(more) // 2
             if queued == n or queued - n < self._batch_size <= queued:  # into an empty queue, or a full batch
                 self._wake.set()
         elif queued == 1 or queued == self._batch_size:
@@ -397,19 +394,13 @@ class Pipeline:
 
     def _take(self) -> tuple[list[Record], int]:
         """The next batch and its bytes, which stay in queued_bytes until the sinks are done with it."""
+        batch: list[Record] = []
+        taken = 0
         with self._lock:
             queue, types, sizes = self._queue, self._types, self._sizes
-            if len(queue) <= self._batch_size:
-                # All of it (the usual case): the deques change hands, and the batch is made after the
-                # lock, so the agent's threads queueing meanwhile never wait for a loop over the records.
-                self._queue, self._types, self._sizes = deque(), deque(), deque()
-            else:
-                n = self._batch_size
-                queue = deque(queue.popleft() for _ in range(n))
-                types = deque(types.popleft() for _ in range(n))
-                sizes = deque(sizes.popleft() for _ in range(n))
-        batch: list[Record] = list(zip(types, queue, strict=True))
-        taken = sum(sizes)
+            for _ in range(min(self._batch_size, len(queue))):
+                batch.append((types.popleft(), queue.popleft()))
+                taken += sizes.popleft()
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:

@@ -351,39 +351,6 @@ class Recorder(Policy, RunPolicy):
         return self
 
     def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> tuple[Any, ...] | None:
-        if exc is None and type(step) is ToolCall:
-            # The common case, inline (this runs after every tool call): a result recorded whole, under
-            # the result_sha the span got, queued in its untracked form (_queue_blob) with the step's event.
-            plain = step.result_json
-            tool = step.options.name
-            if (
-                plain is not None
-                and step.result_sha is not None
-                and len(plain) <= self.max_bytes
-                and self._excluded.get(tool) is False
-                and active_tool_call() is None  # no enclosing tool call: parent_step is None
-            ):
-                sealer = self.sealer
-                return (
-                    "snapshot",
-                    {
-                        "kind": "tool",
-                        "run_id": step.run.run_id,
-                        "step_id": step.step_id,
-                        "parent_step": None,
-                        "tool": tool,
-                        "args_sha": step.args_sha,
-                        "outcome": OK,
-                        "result_sha": None,
-                        "error_type": None,
-                        "result_type": None if type(result) in _NATIVE else type_name(result),
-                        "created_at_ms": int(time.time() * 1000),
-                        "blob": None,
-                        QUEUED_BLOB: plain,
-                        _BLOB_SHA: step.result_sha,
-                        _BLOB_KEY: sealer.key_id if sealer is not None else None,
-                    },
-                )
         if isinstance(step, ToolCall) and not isinstance(exc, str):
             return self.tool_finished(step, result, exc)  # queued by the engine with the step's event
         return None

@@ -69,6 +69,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent_otel import runtime
+from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
 from agent_otel.runtime import Runtime
 from agent_otel.stop import AgentStopped, StopReason, StopResult
@@ -584,28 +585,23 @@ class Step:
     ) -> dict[str, Any]:
         """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in)."""
         run = self.run
-        span_id = span_ctx.span_id
-        # new_event's dict, keys in its order, built here (this runs at every step's end); SpanContext's
-        # is_valid (both ids non-zero) and TraceFlags' sampled (bit 0), read without their Python properties.
-        # (Fifteen pairs: one more and the display is built pair by pair.)
-        event = {
-            "run_id": run.run_id,
-            "kind": event_kind,
-            "ts_ms": int(time.time() * 1000),
-            "step_id": self.step_id,
-            "tool": tool,
-            "args_sha": self.args_sha,
-            "result_sha": result_sha,
-            "duration_ms": duration_ms,
-            "status": status,
-            "error": error,
-            "stop_reason": None,
-            "usage": usage,
-            "trace_id": run.trace_id,
-            "span_id": format(span_id, "016x") if span_id and span_ctx.trace_id else None,
-            "agent": run.agent,
-        }
-        event["_sampled"] = bool(span_ctx.trace_flags & 1)
+        event = new_event(
+            event_kind,
+            run.run_id,
+            run.agent,
+            run.trace_id,
+            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
+            self.step_id,
+            tool,
+            self.args_sha,
+            result_sha,
+            duration_ms,
+            status,
+            error,
+            None,
+            usage,
+        )
+        event["_sampled"] = span_ctx.trace_flags.sampled
         return event
 
     def after(

@@ -202,11 +202,11 @@ def test_a_failing_snapshot_write_is_warned_once_and_never_reaches_the_agent(
     assert len(messages) == 1 and "disk full" in messages[0]
 
 
-def test_snapshot_and_event_records_are_the_same_on_the_fast_and_the_general_path(rig):
-    """A tool step's event and snapshot are built inline in the common case (a result recorded whole,
-    outside any other tool call); a nested call takes the general path. Both give records of the same
-    shape and the values as they were when the tool returned: a result the agent mutates afterwards is
-    recorded as returned, under the hash the span carries."""
+def test_tool_snapshots_and_events_keep_one_shape_and_the_result_as_the_tool_returned_it(rig):
+    """A tool step's event and snapshot have the same keys in the same order whichever way the snapshot
+    is made (a result recorded whole, a nested call naming its enclosing step), and hold the values as they
+    were when the tool returned: a result the agent mutates afterwards is recorded as returned, under the
+    hash its span carries. (Guards any move of this work off the agent's thread or into a faster path.)"""
     sink = KeepAll()
     exporter = rig.start(sinks=(sink,))
 
@@ -218,7 +218,7 @@ def test_snapshot_and_event_records_are_the_same_on_the_fast_and_the_general_pat
     def outer(q: str) -> str:
         return lookup(q + "!")["q"]  # nested: its snapshot names the enclosing step
 
-    with agent_otel.run("warm"):  # the first call of a tool looks up whether it is excluded: general path
+    with agent_otel.run("warm"):  # the first call of a tool looks up whether it is excluded
         outer("w")
     with agent_otel.run("shape") as run:
         result = lookup("a")
@@ -233,11 +233,11 @@ def test_snapshot_and_event_records_are_the_same_on_the_fast_and_the_general_pat
     events = [p for t, p in mine if t == "event"]
     assert [(s["tool"], s["step_id"], s["parent_step"]) for s in snaps] == [
         ("lookup", 1, None),
-        ("lookup", 3, 2),  # the general path: inside outer (step 2), which ends after it
+        ("lookup", 3, 2),  # inside outer (step 2), which ends after it
         ("outer", 2, None),
     ]
-    assert len({tuple(s) for s in snaps}) == 1  # the same keys in the same order on both paths
-    assert len({tuple(e) for e in events}) == 1  # tool events (Step.event) and the stop event (new_event)
+    assert len({tuple(s) for s in snaps}) == 1  # the same keys in the same order
+    assert len({tuple(e) for e in events}) == 1  # the tool events and the stop event
     first = snaps[0]
     assert first["blob"].plain == returned and first["blob"].sha == sha(json.loads(returned))
     assert (first["outcome"], first["result_sha"], first["error_type"], first["result_type"]) == (
