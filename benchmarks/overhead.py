@@ -82,6 +82,7 @@ class Case:
     dist: str | None  # the package measured (None: agent-otel itself or the bare spans)
     module: str | None
     setup: str  # how it is configured here, printed under the table
+    diagnostic: bool = False  # measured only when named in --cases (not in 'all')
 
 
 CASES = (
@@ -94,6 +95,15 @@ CASES = (
         "in-memory metric reader); everything else default: replay recording, guards, metrics, events",
     ),
     Case("store_off", "agent-otel, store=False", None, None, "as default, with store=False"),
+    Case(
+        "store_discard",
+        "agent-otel, default, store writes dropped",
+        None,
+        None,
+        "diagnostic, not a configuration: as default, but the store sink's write() drops each batch, so the "
+        "agent's thread does all it does by default while the event thread does no SQLite work",
+        diagnostic=True,
+    ),
     Case(
         "openllmetry",
         "OpenLLMetry @workflow/@tool/track_llm_call",
@@ -419,7 +429,7 @@ def agent_otel_subject(key: str, work: Workload, runs: int, store_dir: str) -> S
     exporter = discard_exporter()
     agent_otel.setup(
         "bench",
-        store=os.path.join(store_dir, "runs.db") if key == "default" else False,
+        store=os.path.join(store_dir, "runs.db") if key in ("default", "store_discard") else False,
         instrument=False,
         tracer_provider=TracerProvider(shutdown_on_exit=False),
         meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False),
@@ -441,7 +451,12 @@ def agent_otel_subject(key: str, work: Workload, runs: int, store_dir: str) -> S
             raise RuntimeError("agent-otel did not flush within 60 s")
 
     subject = Subject(key, run, flush, exporter)
-    time_sinks(subject, runtime.current().pipeline.sinks())
+    sinks = runtime.current().pipeline.sinks()
+    if key == "store_discard":
+        for sink in sinks:
+            if type(sink).__name__ == "StoreSink":
+                sink.write = lambda batch: None  # type: ignore[method-assign]
+    time_sinks(subject, sinks)
     return subject
 
 
@@ -639,7 +654,7 @@ def child(key: str, runs: int, rounds: int, out: str) -> None:
     work = Workload(runs * TOOL_CALLS + 64)
     with tempfile.TemporaryDirectory() as store_dir:
         subjects = [bare_subject(work, runs)]
-        if key in ("default", "store_off"):
+        if key in ("default", "store_off", "store_discard"):
             subjects.append(agent_otel_subject(key, work, runs, store_dir))
         else:
             subjects.append(PEER_SUBJECTS[key](work, runs))
@@ -873,7 +888,7 @@ def main() -> int:
         child(args.child, args.runs, args.rounds, args.child_out)
         return 0
 
-    keys = [c.key for c in CASES] if args.cases == "all" else args.cases.split(",")
+    keys = [c.key for c in CASES if not c.diagnostic] if args.cases == "all" else args.cases.split(",")
     unknown = set(keys) - set(BY_KEY)
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 import agent_otel
 from agent_otel import conventions as c
 from agent_otel import sdk
-from agent_otel.events import JsonLinesSink, new_event
+from agent_otel.events import RECORD_OVERHEAD, JsonLinesSink, Pipeline, new_event
 
 
 def run_mix():
@@ -427,3 +428,37 @@ def test_runs_before_setup_do_not_hide_the_stops_counted_after_it(tmp_path):
                                 stops[attrs["agent"]] = p.as_int
     assert stops.get("nightly") == 1, stops
     assert stops.get("warm-up") == 1, stops  # counted once, in the same process's totals
+
+
+def test_the_pipeline_hands_sinks_every_record_once_in_order_in_batches_of_at_most_batch_size():
+    """A queue up to ``batch_size`` long is handed over whole, a longer one a batch at a time; records
+    queued together (a step's event and its snapshot) stay together and in order, and every record's bytes
+    count until the sinks are done with it."""
+    gate = threading.Event()
+    batches: list[list[int]] = []
+
+    class Held:
+        def write(self, batch: list) -> None:
+            gate.wait(10)
+            batches.append([p["i"] for _, p in batch])
+
+        def close(self) -> None:
+            pass
+
+    pipeline = Pipeline([Held()], batch_size=3, interval_s=0.01)
+    pipeline.emit("event", {"i": 0})
+    deadline = time.monotonic() + 10
+    while pipeline.queued() and time.monotonic() < deadline:  # the first batch holds the sink
+        time.sleep(0.01)
+    for i in range(1, 8):
+        if i % 2:
+            pipeline.emit("event", {"i": i}, "snapshot", {"i": 100 + i, "_blob": b"x" * 1000})
+        else:
+            pipeline.emit("event", {"i": i})
+    assert [t for t, _ in pipeline.queued()] == ["event", "snapshot", "event"] * 3 + ["event", "snapshot"]
+    assert pipeline.queued_bytes == 12 * RECORD_OVERHEAD + 4 * 1000  # the batch being written counts
+    gate.set()
+    assert pipeline.flush(10)
+    assert batches == [[0], [1, 101, 2], [3, 103, 4], [5, 105, 6], [7, 107]]
+    assert pipeline.queued_bytes == 0 and pipeline.delivered == 12
+    pipeline.close()

@@ -200,3 +200,61 @@ def test_a_failing_snapshot_write_is_warned_once_and_never_reaches_the_agent(
         r.getMessage() for r in caplog.records if "sealing a replay snapshot failed" in r.getMessage()
     ]
     assert len(messages) == 1 and "disk full" in messages[0]
+
+
+def test_tool_snapshots_and_events_keep_one_shape_and_the_result_as_the_tool_returned_it(rig):
+    """A tool step's event and snapshot have the same keys in the same order whichever way the snapshot
+    is made (a result recorded whole, a nested call naming its enclosing step), and hold the values as they
+    were when the tool returned: a result the agent mutates afterwards is recorded as returned, under the
+    hash its span carries. (Guards any move of this work off the agent's thread or into a faster path.)"""
+    sink = KeepAll()
+    exporter = rig.start(sinks=(sink,))
+
+    @agent_otel.tool(name="lookup")
+    def lookup(q: str) -> dict:
+        return {"q": q, "hits": [1, 2], "score": 0.5}
+
+    @agent_otel.tool(name="outer")
+    def outer(q: str) -> str:
+        return lookup(q + "!")["q"]  # nested: its snapshot names the enclosing step
+
+    with agent_otel.run("warm"):  # the first call of a tool looks up whether it is excluded
+        outer("w")
+    with agent_otel.run("shape") as run:
+        result = lookup("a")
+        returned = canonical_json(result)
+        result["hits"].append(3)  # the agent changes what the tool returned, after the call
+        result["q"] = "changed"
+        assert outer("b") == "b!"
+    rig.flush()
+
+    mine = [(t, p) for t, p in sink.records if p["run_id"] == run.run_id]
+    snaps = [p for t, p in mine if t == "snapshot" and p["kind"] == "tool"]
+    events = [p for t, p in mine if t == "event"]
+    assert [(s["tool"], s["step_id"], s["parent_step"]) for s in snaps] == [
+        ("lookup", 1, None),
+        ("lookup", 3, 2),  # inside outer (step 2), which ends after it
+        ("outer", 2, None),
+    ]
+    assert len({tuple(s) for s in snaps}) == 1  # the same keys in the same order
+    assert len({tuple(e) for e in events}) == 1  # the tool events and the stop event
+    first = snaps[0]
+    assert first["blob"].plain == returned and first["blob"].sha == sha(json.loads(returned))
+    assert (first["outcome"], first["result_sha"], first["error_type"], first["result_type"]) == (
+        "ok",
+        None,
+        None,
+        None,
+    )
+    [event] = [e for e in events if e["step_id"] == 1]
+    [span] = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.attributes.get("agent.run_id") == run.run_id and s.attributes.get("agent.step_id") == 1
+    ]
+    assert event["result_sha"] == span.attributes["agent.tool.result_sha"] == first["blob"].sha
+    assert event["span_id"] == format(span.context.span_id, "016x") and event["trace_id"] == run.trace_id
+    assert event["args_sha"] == first["args_sha"] == sha({"q": "a"})
+    [row] = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? AND step_id = 1", (run.run_id,))
+    [stored] = rig.rows("SELECT data FROM agent_snapshot_data WHERE id = ?", (row["data_id"],))
+    assert bytes(stored["data"]) == returned  # a small result: a row of its own, in the clear
