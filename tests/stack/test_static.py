@@ -588,7 +588,9 @@ def test_no_dashboard_query_counts_interrupted_runs_as_failed() -> None:
                 assert 'stop_reason!="completed"' not in r["expr"], r
 
 
-_WINDOW_COUNT = re.compile(r"\(last_over_time\((?P<x>[^\[]+)\[(?P<w>[\w$]+)\]\) - (?P=x) offset (?P=w)\) >= 0")
+_WINDOW_COUNT = re.compile(
+    r"\(last_over_time\((?P<x>[^\[]+)\[(?P<w>[\w$]+)\]\) - (?P=x) offset (?P=w)\) >= 0"
+)
 
 
 def test_every_window_count_takes_a_reset_series_from_its_last_value() -> None:

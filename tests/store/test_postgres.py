@@ -199,3 +199,54 @@ def test_values_postgresql_cannot_hold_cost_at_most_their_own_record(pg_url, set
     assert (sink.rejected, sink.dropped) == (1, 1)
     warnings = [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
     assert len(warnings) == 1 and "refused a run record" in warnings[0], warnings
+
+
+def test_a_gc_cut_short_by_a_server_restart_goes_on_when_the_server_is_back(monkeypatch):
+    """The sink's daily gc runs in slices between its writes. A restart closes the sink's connection and
+    it reconnects; the gc under way must go on over the new connection, not die on the old one and wait a
+    day (it did: the old runs stayed while the next gc was a day away)."""
+    from agent_otel.store import retention, sink as sink_module
+    from agent_otel.store.location import Target
+
+    monkeypatch.setattr(sink_module, "MAINTENANCE_SLICE_S", 0.0)  # one gc batch per slice
+    monkeypatch.setattr(retention, "BATCH_RUNS", 100)
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        old = seed.now_ms() - 40 * seed.DAY_MS
+        records = []
+        for i in range(500):
+            records += seed.run_records(old + i * 1000, tool_calls=1, llm_calls=0)
+        seed.write(url, records)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM agent_otel_meta WHERE key = 'last_gc_ms'")  # a day's gc is due
+        sink = StoreSink(Target("postgresql", url), {"logs_days": 30, "tool_snapshot_days": 14})
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for _ in range(100):  # the day's gc is due: writes carry it on, a slice at a time
+                    sink.write(seed.run_records(seed.now_ms()))
+                    left = _count(
+                        conn, f"agent_runs WHERE created_at < to_timestamp({(old + 600_000) / 1000})"
+                    )
+                    if left < 500:
+                        break
+                    time.sleep(0.05)
+                assert 0 < left < 500, "gc should be under way, not done or not started"
+            server.restart()
+            deadline = time.monotonic() + 60
+            while True:
+                sink.write(seed.run_records(seed.now_ms()))
+                with psycopg.connect(url, autocommit=True) as conn:
+                    left = _count(
+                        conn, f"agent_runs WHERE created_at < to_timestamp({(old + 600_000) / 1000})"
+                    )
+                if left == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert left == 0, f"{left} runs older than the retention left after the restart"
+            assert sink.dropped == 0
+        finally:
+            sink.close()
+    finally:
+        server.stop()
