@@ -203,9 +203,10 @@ def test_values_postgresql_cannot_hold_cost_at_most_their_own_record(pg_url, set
 
 def test_a_gc_cut_short_by_a_server_restart_goes_on_when_the_server_is_back(monkeypatch):
     """The sink's daily gc runs in slices between its writes. A restart closes the sink's connection and
-    it reconnects; the gc under way must go on over the new connection, not die on the old one and wait a
-    day (it did: the old runs stayed while the next gc was a day away)."""
-    from agent_otel.store import retention, sink as sink_module
+    it reconnects; the gc under way must be finished over the new connection, not left for a day (the gc on
+    the old connection ends there; the reopened store finds last_gc_ms not yet written and starts again)."""
+    from agent_otel.store import retention
+    from agent_otel.store import sink as sink_module
     from agent_otel.store.location import Target
 
     monkeypatch.setattr(sink_module, "MAINTENANCE_SLICE_S", 0.0)  # one gc batch per slice
