@@ -251,3 +251,49 @@ def test_a_gc_cut_short_by_a_server_restart_goes_on_when_the_server_is_back(monk
             sink.close()
     finally:
         server.stop()
+
+
+def test_tail_keeps_following_through_a_server_restart():
+    """An operator watching `agent-otel tail` while PostgreSQL restarts: one line on stderr, then the
+    runs that end after the restart (it ended with exit 2 and `AdminShutdown: terminating connection`)."""
+    from tests.cli.conftest import COMMAND
+
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        seed.write(url, seed.run_records(seed.now_ms(), run_id="b" * 32))
+        tail = subprocess.Popen(
+            [*COMMAND, "tail", "--store", url, "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = tail.stdout.readline()  # the header, then the run already there
+            assert "ENDED" in line, line
+            assert tail.stdout.readline().startswith("b" * 12)
+            server.restart()
+            time.sleep(0.5)  # at least one poll sees the restart
+            seed.write(url, seed.run_records(seed.now_ms(), run_id="a" * 32))
+            found = threading.Event()
+
+            def read() -> None:
+                for out in tail.stdout:
+                    if out.startswith("a" * 12):
+                        found.set()
+                        return
+
+            threading.Thread(target=read, daemon=True).start()
+            deadline = time.monotonic() + 60
+            while not found.wait(0.2) and tail.poll() is None and time.monotonic() < deadline:
+                pass
+            assert tail.poll() is None, "tail ended"
+            assert found.is_set(), "tail did not show the run that ended after the restart"
+        finally:
+            tail.terminate()
+            _, err = tail.communicate(timeout=30)
+        assert "cannot be read right now" in err and "can be read again" in err, err
+        assert "AdminShutdown" in err.splitlines()[0] or "terminating connection" in err, err
+    finally:
+        server.stop()
