@@ -297,3 +297,32 @@ def test_tail_keeps_following_through_a_server_restart():
         assert "AdminShutdown" in err.splitlines()[0] or "terminating connection" in err, err
     finally:
         server.stop()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_warning(caplog):
+    """A DBA's idle_session_timeout (or a proxy's idle limit) closes the sink's connection while the
+    agent is idle. The next batch goes in over a new connection at once: no "cannot take writes" warning
+    and "accepts writes again" after every quiet spell of a healthy database, no batch kept waiting."""
+    from agent_otel.store.location import Target
+
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET idle_session_timeout = '500ms'")
+            conn.execute("SELECT pg_reload_conf()")
+        sink = StoreSink(Target("postgresql", url), {})
+        try:
+            with caplog.at_level(logging.INFO, logger="agent_otel"):
+                for _ in range(3):
+                    sink.write(seed.run_records(seed.now_ms()))
+                    assert sink.error is None and not sink._pending  # in the store at once
+                    time.sleep(1.5)  # idle past the timeout: the server closes the connection
+            with psycopg.connect(url) as conn:
+                assert _count(conn, "agent_runs") == 3
+        finally:
+            sink.close()
+        assert not [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
+    finally:
+        server.stop()

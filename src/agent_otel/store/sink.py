@@ -265,12 +265,26 @@ class StoreSink:
     def _flush_pending(self) -> None:
         if not self._pending:
             return
+        reused = self._store is not None
         try:
             store = self._open()
             self._write_front(store, len(self._pending))
         except Exception as exc:
-            self._failed(classify(exc))
-            return
+            err = classify(exc)
+            if not (err.transient and reused and self.target.kind == "postgresql"):
+                self._failed(err)
+                return
+            # A connection the server closed while it sat idle (the DBA's idle_session_timeout, a proxy's
+            # idle limit): one new connection at once, before calling the store unavailable.
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            try:
+                store = self._open()
+                self._write_front(store, len(self._pending))
+            except Exception as again:
+                self._failed(classify(again))
+                return
         self._backoff_s = 0.0
         if self._warned_transient:
             self._warned_transient = False
