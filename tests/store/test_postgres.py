@@ -326,3 +326,32 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_warning
         assert not [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
     finally:
         server.stop()
+
+
+def test_gc_by_a_role_that_may_only_read_is_one_clear_error_line(postgres):
+    """A read-only role (dashboards, analysts) may count with `gc --dry-run` but not delete: one line
+    naming the store and the refusal, exit 2; it printed `InsufficientPrivilege: ...` as an unexpected
+    error, with the hint to set AGENT_OTEL_DEBUG for a traceback."""
+    from tests.cli.conftest import COMMAND
+
+    url = postgres.new_database()
+    seed.write(url, seed.run_records(seed.now_ms() - 40 * seed.DAY_MS))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader")
+    reader = url.replace("agent_otel@", "reader@")
+    dry = subprocess.run(
+        [*COMMAND, "gc", "--dry-run", "--store", reader], capture_output=True, text=True, timeout=60
+    )
+    assert dry.returncode == 0 and "would delete 1 rows from agent_runs" in dry.stdout, (
+        dry.stdout + dry.stderr
+    )
+    proc = subprocess.run([*COMMAND, "gc", "--store", reader], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(
+        "agent-otel: error: cannot apply retention to the run store at postgresql://reader@"
+    )
+    assert "permission denied" in line and "AGENT_OTEL_DEBUG" not in line
