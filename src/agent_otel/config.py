@@ -159,7 +159,12 @@ SCHEMA: dict[str, Any] = {
             str,
             None,
             "OTLP endpoint; unset means probe localhost:4317/4318 once.",
-            env=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            # A metrics-only URL, the last resort: spans then go to the same host (see sdk._signal_endpoint)
+            env=(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            ),
             nullable=True,
             check=_check_endpoint,
         ),

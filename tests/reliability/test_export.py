@@ -301,3 +301,20 @@ def test_a_certificate_file_that_cannot_be_read_fails_the_export_not_setup(
         poll(lambda: any("export is failing" in r.getMessage() for r in caplog.records))
     (failing,) = [r.getMessage() for r in caplog.records if "export is failing" in r.getMessage()]
     assert str(missing) in failing
+
+
+def test_a_metrics_only_endpoint_exports_metrics_and_spans_to_that_host(rig, monkeypatch):
+    """OTEL_EXPORTER_OTLP_METRICS_ENDPOINT alone (no generic or traces endpoint), no collector on
+    localhost: "OTLP export is off: no endpoint configured", and neither signal went anywhere. Now, as
+    for a traces-only URL, the other signal goes to the same host."""
+    receiver = HTTPReceiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.endpoint}/v1/metrics")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        rig.setup(None, {"exporter.schedule_delay_s": 0.05})
+        produced = tool_calls("a", "ok", 2)
+        assert sdk.flush(10)
+        assert _wait_http(receiver, produced) == produced
+        assert poll(lambda: receiver.metric_requests > 0)
+    finally:
+        receiver.stop()
