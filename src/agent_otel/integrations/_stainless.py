@@ -272,7 +272,7 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool, path: str = 
                 result._iterator = _observe_async(inner, call, observer)
             else:
                 result._iterator = _observe_sync(inner, call, observer)
-            _hook_close(result, is_async)
+            _hook_close(result, call, observer, is_async)
             # A stream dropped without being read or closed still ends its step (with no usage).
             weakref.finalize(result, call.finish)
             return result
@@ -346,24 +346,48 @@ def _as_usage(observer: StreamUsage) -> Usage:
     )
 
 
-def _hook_close(stream: Any, is_async: bool) -> None:
-    """``stream.close()`` before the end also ends the LLM step (with the usage seen so far)."""
-    original = stream.close
-    wrapped_iterator = stream._iterator
+def _hook_close(stream: Any, call: LLMCall, observer: StreamUsage, is_async: bool) -> None:
+    """Closing the stream's HTTP response before the end also ends the LLM step (with the usage seen so
+    far), whoever closes it: ``stream.close()``, or a ``stream()`` helper's ``with`` block or ``close()``,
+    which close the response rather than the stream they read. When the SDK closes the response itself
+    (at the stream's end, or on an error), the watched iterator is running and ends the step itself."""
+    response = stream.response
+    watched = stream._iterator
+
+    def end() -> None:
+        if not call.done:
+            _finish(call, _as_usage(observer))
+
     if is_async:
+        original_aclose = response.aclose
 
         async def aclose() -> None:
-            await wrapped_iterator.aclose()
-            await original()
+            try:
+                await original_aclose()
+            finally:
+                if not watched.ag_running:
+                    try:
+                        await watched.aclose()
+                    except Exception as exc:
+                        internal_error("closing a streamed LLM response", exc)
+                    _safely(end)
 
-        stream.close = aclose
+        response.aclose = aclose
     else:
+        original_close = response.close
 
         def close() -> None:
-            wrapped_iterator.close()
-            original()
+            try:
+                original_close()
+            finally:
+                if not watched.gi_running:
+                    try:
+                        watched.close()
+                    except Exception as exc:
+                        internal_error("closing a streamed LLM response", exc)
+                    _safely(end)
 
-        stream.close = close
+        response.close = close
 
 
 def make_sync_request(api: Api) -> Callable[[Any], Any]:
