@@ -95,6 +95,4 @@ def test_one_decorated_tool_given_to_two_frameworks_records_one_span_per_call(te
         one(spans, "invoke_agent g").attributes["agent.run_id"],
         one(spans, "invoke_agent p").attributes["agent.run_id"],
     }
-    assert [
-        s.attributes.get("gen_ai.tool.call.id") for s in calls if s.attributes["gen_ai.tool.call.id"] == "c1"
-    ]
+    assert "c1" in {s.attributes.get("gen_ai.tool.call.id") for s in calls}  # LangGraph's call id
