@@ -16,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool as lc_tool
 
 
 class Flaky(BaseChatModel):
@@ -91,3 +92,35 @@ def test_fallbacks_and_batch_errors_returned_leave_the_run_completed(telemetry, 
         ("UNSET", None),
     ]
     assert run.result.stop_reason == "completed"
+
+
+def test_retries_outside_agent_otel_are_repeated_calls_for_loop_detection(telemetry, instrument):
+    # A failing tool retried by LangChain with the same arguments is called again each time: inside your
+    # own run, the default loop guard stops the 4th identical call. agent-otel's own retry (`retry=`) is
+    # one step with retry events and is not a repeat.
+    instrument("langchain")
+    attempts: list[str] = []
+
+    @lc_tool
+    def fetch(url: str) -> str:
+        """Fetch a page."""
+        attempts.append(url)
+        raise ConnectionError("reset")
+
+    retried = fetch.with_retry(stop_after_attempt=5, wait_exponential_jitter=False)
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("fetcher") as run:
+        retried.invoke({"url": "http://a"})
+    assert len(attempts) == 3 and run.result.stop_reason == "loop_detected"
+
+    calls = {"n": 0}
+
+    @agent_otel.tool(retry=agent_otel.Retry(max_attempts=5, base_delay_s=0, jitter="none"))
+    def fetch_with_retry(url: str) -> str:
+        calls["n"] += 1
+        if calls["n"] < 5:
+            raise ConnectionError("reset")
+        return "page"
+
+    with agent_otel.run("fetcher") as run:
+        assert fetch_with_retry("http://a") == "page"
+    assert calls["n"] == 5 and run.result.stop_reason == "completed"
