@@ -434,3 +434,55 @@ def test_error_event_mid_stream_fails_the_step(telemetry, instrument, fake_api):
     assert chat.status.status_code.name == "ERROR"
     assert chat.attributes["error.type"] == "APIError"
     assert one(spans, "invoke_agent interrupted-stream").attributes["agent.stop_reason"] == "model_error"
+
+
+def failed_response_stream() -> Reply:
+    """A Responses API stream that fails in the service: ``response.failed`` with its usage and error."""
+    created = {
+        "id": "resp_9",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "status": "in_progress",
+        "output": [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    usage = {"input_tokens": 30, "output_tokens": 2, "total_tokens": 32}
+    error = {"code": "server_error", "message": "The model failed to generate a response."}
+    failed = dict(created, status="failed", error=error, usage=usage)
+    return Reply(
+        stream=[
+            ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
+            ("response.failed", {"type": "response.failed", "sequence_number": 1, "response": failed}),
+        ]
+    )
+
+
+def test_responses_stream_that_fails_in_the_service_is_a_failed_step(telemetry, instrument, fake_api):
+    # The SDK yields `response.failed` as an event and raises nothing: the step still fails, with the
+    # error's code and the usage the failed response reports.
+    instrument("openai")
+    fake_api.reply(failed_response_stream())
+    with agent_otel.run("responder") as run:
+        stream = client(fake_api).responses.create(model="gpt-4o", input="x", stream=True)
+        assert [event.type for event in stream] == ["response.created", "response.failed"]
+    chat = one(ours(telemetry.spans()), "chat gpt-4o")
+    assert chat.status.status_code.name == "ERROR"
+    assert chat.attributes["error.type"] == "server_error"
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 30
+    assert run.result.stop_reason == "completed"  # the caller read the failure and went on
+    assert [(e["status"], e["error"]) for e in telemetry.events("llm_result")] == [("error", "server_error")]
+
+
+def test_stream_helper_raising_for_a_failed_response_ends_the_run_with_model_error(
+    telemetry, instrument, fake_api
+):
+    instrument("openai")
+    fake_api.reply(failed_response_stream())
+    with pytest.raises(RuntimeError), agent_otel.run("responder") as run:
+        with client(fake_api).responses.stream(model="gpt-4o", input="x") as stream:
+            stream.get_final_response()  # the SDK: "Didn't receive a `response.completed` event."
+    assert one(ours(telemetry.spans()), "chat gpt-4o").attributes["error.type"] == "server_error"
+    assert run.result.stop_reason == "model_error"
