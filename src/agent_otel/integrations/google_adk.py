@@ -163,9 +163,10 @@ def _make_run_async(original: Callable[..., Any]) -> Callable[..., Any]:
                 except Exception as exc:
                     internal_error("cancelling an ADK invocation", exc)
             raise
-        if invocation is not None:
-            with _invocations_lock:
-                _invocations.pop(invocation, None)
+        finally:
+            if invocation is not None:  # ended either way: forget its run
+                with _invocations_lock:
+                    _invocations.pop(invocation, None)
 
     return run_async
 
