@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -191,6 +192,50 @@ def test_keyboard_interrupt_and_asyncio_cancellation_stop_with_cancelled(telemet
     assert holder["run"].result.stop_reason == "cancelled"
     (root_b,) = [s for s in telemetry.spans() if s.name == "invoke_agent b"]
     assert root_b.status.status_code is StatusCode.UNSET  # a limit, not a failure
+
+
+def test_a_tool_cut_short_by_the_agents_own_asyncio_deadline_ends_the_run_tool_timeout(telemetry):
+    """``asyncio.timeout`` / ``wait_for`` around a tool cancels it; the TimeoutError that leaves the run is
+    raised from that cancellation. A tool that took too long is tool_timeout (it read tool_error); the
+    same tool's task cancelled outright is still cancelled."""
+
+    @agent_otel.tool(name="slow_lookup")
+    async def slow_lookup() -> None:
+        await asyncio.sleep(10)
+
+    async def with_timeout() -> Any:
+        with pytest.raises(TimeoutError):
+            async with agent_otel.run("deadline") as run:
+                async with asyncio.timeout(0.05):
+                    await slow_lookup()
+        return run
+
+    async def with_wait_for() -> Any:
+        with pytest.raises(TimeoutError):
+            async with agent_otel.run("wait-for") as run:
+                await asyncio.wait_for(slow_lookup(), 0.05)
+        return run
+
+    async def cancelled() -> Any:
+        holder: dict[str, Any] = {}
+
+        async def agent() -> None:
+            async with agent_otel.run("cancelled") as run:
+                holder["run"] = run
+                await slow_lookup()
+
+        task = asyncio.create_task(agent())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return holder["run"]
+
+    assert asyncio.run(with_timeout()).result.stop_reason == "tool_timeout"
+    assert asyncio.run(with_wait_for()).result.stop_reason == "tool_timeout"
+    assert asyncio.run(cancelled()).result.stop_reason == "cancelled"
+    tools = telemetry.spans_named("execute_tool")
+    assert len(tools) == 3 and {s.attributes[c.ERROR_TYPE] for s in tools} == {"CancelledError"}
 
 
 def test_agent_stopped_gives_its_reason_and_propagates(telemetry):

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -246,8 +247,17 @@ class ToolCall(Step):
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    # Ours (ToolTimeout) or the tool's own (socket timeouts, asyncio deadlines): both are "tool_timeout".
-    return isinstance(exc, TimeoutError)
+    """Ours (ToolTimeout) or the tool's own (socket timeouts, asyncio deadlines): both are "tool_timeout".
+
+    So is a cancellation: the agent's own ``asyncio.timeout`` / ``wait_for`` around the call cancels the
+    tool, and the TimeoutError that then leaves the run is raised from this CancelledError, whose note
+    decides the run's reason (it read ``tool_error``). A task cancelled outright leaves the run as a
+    CancelledError, which the run reads as ``cancelled`` before any note.
+    """
+    if isinstance(exc, TimeoutError):
+        return True
+    aio = sys.modules.get("asyncio")  # not imported just to ask: then it cannot be its CancelledError
+    return aio is not None and isinstance(exc, aio.CancelledError)
 
 
 def begin(
