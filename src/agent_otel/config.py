@@ -113,6 +113,9 @@ def _check_endpoint(value: str) -> str | None:
         return f"is not a valid URL ({exc}): {_masked(value)!r}"
     if not parts.hostname or port == 0:
         return f"needs a host and a port from 1 to 65535: {_masked(value)!r}"
+    if parts.scheme.lower() not in ("http", "https"):  # `htps://`, `grpc://` were sent as plain gRPC
+        scheme = f"{parts.scheme}://"
+        return f"has the scheme {scheme!r}; OTLP endpoints are http:// or https://: {_masked(value)!r}"
     return None
 
 
