@@ -216,21 +216,31 @@ class StoreSink:
         """Write ``batch`` in one transaction straight from its records, with nothing pending before it:
         no buffer entry nor size per record unless the write fails, when the records go to the buffer in
         their order, as if they had waited there (retried, split to find refused values, trimmed)."""
-        by_type: dict[str, list[dict[str, Any]]] = {"run": [], "event": [], "snapshot": []}
-        kinds: list[str] = []  # the records' types in batch order, to buffer them in it after a failure
-        for rtype, payload in self._records(batch):
-            by_type[rtype].append(payload)
-            kinds.append(rtype)
-        if not kinds:
+        runs: list[dict[str, Any]] = []
+        by_type = {t: [] for t in self._types}
+        by_type["run"] = runs
+        shifts, identity = self._shifts, liveness.identity()
+        for rtype, payload in batch:
+            records = by_type.get(rtype)
+            if records is None:
+                continue
+            if shifts:
+                payload = self._shifted(rtype, payload)
+            if records is runs:  # who writes it: a reader can tell a dead process's runs
+                payload = {**payload, **identity}
+            records.append(payload)
+        n = sum(map(len, by_type.values()))
+        if not n:
             return
-        self._in_flight = len(kinds)
+        self._in_flight = n
         try:
             store = self._open()
-            store.write(by_type["run"], by_type["event"], by_type["snapshot"])
+            store.write(runs, by_type.get("event", ()), by_type["snapshot"])
         except Exception as exc:
             self._in_flight = 0
+            # The k-th stored record of each type in the batch is the k-th of its list.
             each = {t: iter(records) for t, records in by_type.items()}
-            self._queue((t, next(each[t])) for t in kinds)
+            self._queue((rtype, next(each[rtype])) for rtype, _ in batch if rtype in each)
             err = classify(exc)
             if err.bad_data:
                 self._flush_pending()  # again from the buffer, split until the refused records are found
@@ -238,7 +248,7 @@ class StoreSink:
                 self._failed(err)
             return
         self._in_flight = 0
-        self.written += len(kinds)
+        self.written += n
         self._written_ok(store)
 
     def close(self) -> None:
