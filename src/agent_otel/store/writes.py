@@ -8,10 +8,12 @@ What makes it cheap (``benchmarks/store_throughput.py`` measures it):
   on bound values allows: one call into the database per statement, where ``executemany`` makes one per
   row (and the sqlite3 module releases and takes back the GIL around each, which costs up to the
   interpreter's switch interval, 5 ms, whenever the agent's threads are busy);
-* rows are built straight from the records, and values are made safe for the database only when it
-  refused the batch: a lone surrogate, an int beyond 64 bits, a NUL for PostgreSQL make the driver or the
-  database raise, and the batch is then written again with every value through :meth:`Store.param`. What
-  is still refused then is the records' fault (``bad_data``), as before;
+* rows are built straight from the records into one flat list of values per table, in the order the
+  multi-row statements bind them (no tuple or list per row: fewer objects for the garbage collector,
+  whose collections also run on the agent's threads), and values are made safe for the database only
+  when it refused the batch: a lone surrogate, an int beyond 64 bits, a NUL for PostgreSQL make the
+  driver or the database raise, and the batch is then written again with every value through
+  :meth:`Store.param`. What is still refused then is the records' fault (``bad_data``), as before;
 * in PostgreSQL the events, which are only ever appended, go in with ``COPY`` (one statement for the
   batch); the other rows with psycopg's ``executemany``, which pipelines them: there, multi-row
   statements cost more than they save (psycopg parses each long statement's placeholders anew).
