@@ -178,3 +178,31 @@ def test_json_text_of_a_cycle_or_nan_is_the_safe_copy(tmp_path):
         assert store.json_text({"a": [1, 2]}) == '{"a": [1, 2]}'
     finally:
         store.close()
+
+
+def test_a_batch_the_locked_store_could_not_take_is_stored_later_whole_and_in_its_order(tmp_path):
+    """The first batch fails on a locked store (nothing waits before it, so it was tried straight from the
+    pipeline's batch); it is kept with the batches after it and written once the lock is gone: every
+    record, the events in the order they were emitted."""
+    path = str(tmp_path / "locked.db")
+    open_store(Target("sqlite", path), create=True).close()
+    sink = StoreSink(Target("sqlite", path), busy_timeout_s=0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        batches = [[rec for _ in range(3) for rec in seed.run_records(seed.now_ms())] for _ in range(2)]
+        for batch in batches:
+            sink.write([("metric", {}), *batch])  # a type the store does not keep, as the pipeline hands it
+        assert sink.written == 0 and sink.dropped == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    sink.close()  # its last try writes what was kept
+    records = [rec for batch in batches for rec in batch]
+    assert (sink.written, sink.dropped) == (len(records), 0)
+    emitted = [(p["run_id"], p["step_id"], p["kind"]) for t, p in records if t == "event"]
+    stored = rows(path, "SELECT run_id, step_id, kind FROM agent_events ORDER BY id")
+    assert [(r["run_id"], r["step_id"], r["kind"]) for r in stored] == emitted
+    ended = {p["run_id"] for t, p in records if t == "run" and p["status"] != "running"}
+    stored_ended = rows(path, "SELECT run_id FROM agent_runs WHERE status <> 'running'")
+    assert {r["run_id"] for r in stored_ended} == ended
