@@ -281,3 +281,24 @@ def test_beta_messages_api(telemetry, instrument, fake_api, client, tracing):
     chat = request_span(telemetry.spans(), run.run_id)
     assert chat.attributes["gen_ai.usage.input_tokens"] == 7
     assert run.result.usage["llm_calls"] == 1
+
+
+def test_stream_helper_left_early_ends_the_step_when_its_block_ends(
+    telemetry, instrument, fake_api, client, tracing
+):
+    # messages.stream()'s `with` closes the HTTP response, not the stream it reads: the step still ends
+    # there, inside the run, with the usage message_start reported.
+    instrument("anthropic")
+    fake_api.reply(Reply(stream=stream_events(5, 9)))
+    with agent_otel.run("claude-skim") as run:
+        with client(fake_api).messages.stream(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            first = next(iter(stream))
+    assert first.type == "message_start"
+    chat = chat_span(telemetry, tracing, run.run_id)
+    root = one(ours(telemetry.spans()), "invoke_agent claude-skim")
+    assert chat.end_time <= root.end_time
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 5
+    assert run.result.usage["llm_calls"] == 1 and run.result.usage["input_tokens"] == 5
+    assert stream is not None  # still referenced: nothing was garbage collected

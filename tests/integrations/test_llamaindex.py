@@ -188,6 +188,24 @@ def test_sync_llm_calls_inside_a_user_run(telemetry, instrument):
     assert run.result.usage["input_tokens"] == 10  # the mock's complete() reports no usage
 
 
+async def test_a_stream_left_early_is_not_a_failed_llm_call(telemetry, instrument):
+    # LlamaIndex drops the LLM span of a stream its consumer stopped reading with GeneratorExit.
+    instrument("llamaindex")
+    llm = script(text("hello world"))
+    async with agent_otel.run("skimmer") as run:
+        stream = await llm.astream_chat([ChatMessage(role="user", content="hi")])
+        async for _ in stream:
+            break
+        await stream.aclose()
+        for _ in llm.stream_chat([ChatMessage(role="user", content="hi")]):
+            break
+    chats = [s for s in ours(telemetry.spans()) if s.name == "chat gpt-4o"]
+    assert [(s.status.status_code.name, s.attributes.get("error.type")) for s in chats] == [
+        ("UNSET", None)
+    ] * 2
+    assert run.result.stop_reason == "completed" and run.result.usage["llm_calls"] == 2
+
+
 def test_llm_call_outside_any_run_is_not_recorded(telemetry, instrument):
     instrument("llamaindex")
     script(text("hello")).chat([ChatMessage(role="user", content="hi")])

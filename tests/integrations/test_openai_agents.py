@@ -11,7 +11,7 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import by_name, children, one, ours, parent_of, steps, stop_event
 
 pytest.importorskip("agents")
 
@@ -694,3 +694,78 @@ def test_with_the_sdks_own_tracing_on_each_request_has_its_usage_on_one_span(
         "TurnSpanData",
         "TurnSpanData",
     ]
+
+
+APPROVED: list[str] = []
+
+
+@function_tool(needs_approval=True)
+def close_account(user: str) -> str:
+    """Close an account (a human approves it first)."""
+    APPROVED.append(user)
+    return "closed " + user
+
+
+def approval_script() -> Scripted:
+    return Scripted(
+        [
+            step(function_call("close_account", {"user": "bob"}, call_id="call_a")),
+            step(assistant_message("done")),
+        ]
+    )
+
+
+def approve_all(result: Any) -> Any:
+    state = result.to_state()
+    for item in result.interruptions:
+        state.approve(item)
+    return state
+
+
+async def test_a_run_waiting_for_tool_approval_is_interrupted_and_its_resume_links_to_it(
+    telemetry, instrument
+):
+    from agents import SQLiteSession
+
+    instrument("openai_agents")
+    APPROVED.clear()
+    agent = Agent(name="admin", model=approval_script(), tools=[close_account])
+    session = SQLiteSession("conv-approve")
+    paused = await Runner.run(agent, "close bob's account", session=session)
+    assert paused.interruptions and APPROVED == []
+    resumed = await Runner.run(agent, approve_all(paused), session=session)
+    assert resumed.final_output == "done" and APPROVED == ["bob"]
+
+    spans = ours(telemetry.spans())
+    first, second = sorted(by_name(spans, "invoke_agent admin"), key=lambda s: s.start_time)
+    assert first.attributes["agent.stop_reason"] == "interrupted"
+    assert first.status.status_code.name == "UNSET"
+    (event,) = [e for e in first.events if e.name == "agent.interrupt"]
+    assert dict(event.attributes) == {"interrupts": 1, "interrupt_ids": ("call_a",)}
+    assert second.attributes["agent.stop_reason"] == "completed"
+    assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"]
+    assert steps(second, spans) == [(1, "execute_tool close_account"), (2, "chat gpt-4o")]
+
+
+def test_a_streamed_run_waiting_for_approval_is_interrupted(telemetry, instrument):
+    instrument("openai_agents")
+    agent = Agent(name="admin", model=approval_script(), tools=[close_account])
+
+    async def drain() -> Any:
+        result = Runner.run_streamed(agent, "close bob's account")
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    assert asyncio.run(drain()).interruptions
+    root = one(ours(telemetry.spans()), "invoke_agent admin")
+    assert root.attributes["agent.stop_reason"] == "interrupted"
+
+
+async def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument):
+    instrument("openai_agents")
+    agent = Agent(name="admin", model=approval_script(), tools=[close_account])
+    async with agent_otel.run("support") as run:
+        paused = await Runner.run(agent, "close bob's account")
+        await Runner.run(agent, approve_all(paused))
+    assert run.result.stop_reason == "completed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import agent_otel
@@ -354,3 +356,133 @@ def test_parse_helper_and_raw_response_are_steps_with_usage(telemetry, instrumen
         (9, 3),
     ]
     assert run.result.usage["input_tokens"] == 24
+
+
+def streamed_words(count: int = 4) -> Reply:
+    """A streamed Chat Completion of ``count`` words, then its usage (12 in, 5 out)."""
+    events = [(None, chunk({"role": "assistant", "content": "a"}))]
+    events += [(None, chunk({"content": f" w{i}"})) for i in range(count)]
+    events.append((None, chunk({}, finish="stop")))
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    events += [(None, chunk({}, usage=usage, choices=False)), (None, "[DONE]")]
+    return Reply(stream=events)
+
+
+def test_stream_helper_left_early_ends_the_step_when_its_block_ends(telemetry, instrument, fake_api):
+    # The helper's `with` closes the HTTP response, not the stream it reads: the step must still end
+    # there, inside the run, although the helper object is still referenced.
+    instrument("openai")
+    fake_api.reply(streamed_words())
+    with agent_otel.run("skimmer") as run:
+        with client(fake_api).chat.completions.stream(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            first = next(iter(stream))
+        assert first.type == "chunk"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent skimmer")
+    chat = one(spans, "chat gpt-4o")
+    assert chat.end_time <= root.end_time
+    assert chat.attributes["gen_ai.response.id"] == "chatcmpl-2"
+    assert run.result.usage["llm_calls"] == 1
+    assert stream is not None  # still referenced: nothing was garbage collected
+
+
+async def test_async_stream_helper_cancelled_mid_stream_ends_the_step(telemetry, instrument, fake_api):
+    instrument("openai")
+    fake_api.reply(streamed_words())
+    aclient = openai.AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="k", max_retries=0)
+    reading = asyncio.Event()
+    held: list[object] = []
+
+    async def agent() -> None:
+        async with (
+            agent_otel.run("impatient"),
+            aclient.chat.completions.stream(model="gpt-4o", messages=[{"role": "user", "content": "x"}]) as s,
+        ):
+            held.append(s)
+            async for _ in s:
+                reading.set()
+                await asyncio.sleep(30)
+
+    task = asyncio.create_task(agent())
+    await asyncio.wait_for(reading.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent impatient")
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    chat = one(spans, "chat gpt-4o")
+    assert chat.end_time <= root.end_time
+    assert chat.attributes["gen_ai.response.id"] == "chatcmpl-2"
+
+
+def test_error_event_mid_stream_fails_the_step(telemetry, instrument, fake_api):
+    instrument("openai")
+    events = [(None, chunk({"role": "assistant", "content": "a"}))]
+    events.append((None, {"error": {"message": "overloaded", "type": "server_error"}}))
+    fake_api.reply(Reply(stream=events))
+    with pytest.raises(openai.APIError), agent_otel.run("interrupted-stream"):
+        with client(fake_api).chat.completions.stream(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            for _ in stream:
+                pass
+    spans = ours(telemetry.spans())
+    chat = one(spans, "chat gpt-4o")
+    assert chat.status.status_code.name == "ERROR"
+    assert chat.attributes["error.type"] == "APIError"
+    assert one(spans, "invoke_agent interrupted-stream").attributes["agent.stop_reason"] == "model_error"
+
+
+def failed_response_stream() -> Reply:
+    """A Responses API stream that fails in the service: ``response.failed`` with its usage and error."""
+    created = {
+        "id": "resp_9",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": "gpt-4o-2024-08-06",
+        "status": "in_progress",
+        "output": [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    usage = {"input_tokens": 30, "output_tokens": 2, "total_tokens": 32}
+    error = {"code": "server_error", "message": "The model failed to generate a response."}
+    failed = dict(created, status="failed", error=error, usage=usage)
+    return Reply(
+        stream=[
+            ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
+            ("response.failed", {"type": "response.failed", "sequence_number": 1, "response": failed}),
+        ]
+    )
+
+
+def test_responses_stream_that_fails_in_the_service_is_a_failed_step(telemetry, instrument, fake_api):
+    # The SDK yields `response.failed` as an event and raises nothing: the step still fails, with the
+    # error's code and the usage the failed response reports.
+    instrument("openai")
+    fake_api.reply(failed_response_stream())
+    with agent_otel.run("responder") as run:
+        stream = client(fake_api).responses.create(model="gpt-4o", input="x", stream=True)
+        assert [event.type for event in stream] == ["response.created", "response.failed"]
+    chat = one(ours(telemetry.spans()), "chat gpt-4o")
+    assert chat.status.status_code.name == "ERROR"
+    assert chat.attributes["error.type"] == "server_error"
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 30
+    assert run.result.stop_reason == "completed"  # the caller read the failure and went on
+    assert [(e["status"], e["error"]) for e in telemetry.events("llm_result")] == [("error", "server_error")]
+
+
+def test_stream_helper_raising_for_a_failed_response_ends_the_run_with_model_error(
+    telemetry, instrument, fake_api
+):
+    instrument("openai")
+    fake_api.reply(failed_response_stream())
+    with pytest.raises(RuntimeError), agent_otel.run("responder") as run:
+        with client(fake_api).responses.stream(model="gpt-4o", input="x") as stream:
+            stream.get_final_response()  # the SDK: "Didn't receive a `response.completed` event."
+    assert one(ours(telemetry.spans()), "chat gpt-4o").attributes["error.type"] == "server_error"
+    assert run.result.stop_reason == "model_error"

@@ -384,3 +384,53 @@ def test_cache_reads_and_writes_are_priced_at_the_cache_prices(telemetry, instru
     assert chat.attributes["gen_ai.usage.cache_creation.input_tokens"] == 100
     # claude-sonnet-4: 100 * 3.00 + 800 * 0.30 + 100 * 3.75 + 50 * 15.00 = 1665 USD per 1M tokens
     assert chat.attributes["agent.cost_usd"] == pytest.approx(1665 / 1e6)
+
+
+def approval_agent(closed: list[str]) -> Agent:
+    from pydantic_ai import DeferredToolRequests
+
+    agent = Agent(TestModel(), name="admin", output_type=[str, DeferredToolRequests])
+
+    @agent.tool_plain(requires_approval=True)
+    def close_account(user: str) -> str:
+        closed.append(user)
+        return "closed " + user
+
+    return agent
+
+
+def approve(paused: Any) -> Any:
+    from pydantic_ai import DeferredToolResults
+
+    return DeferredToolResults(approvals={call.tool_call_id: True for call in paused.output.approvals})
+
+
+def test_a_run_deferring_a_tool_for_approval_is_interrupted_and_its_resume_links_to_it(telemetry, instrument):
+    instrument("pydantic_ai")
+    closed: list[str] = []
+    agent = approval_agent(closed)
+    paused = agent.run_sync("close bob's account")
+    assert type(paused.output).__name__ == "DeferredToolRequests" and closed == []
+    resumed = agent.run_sync(message_history=paused.all_messages(), deferred_tool_results=approve(paused))
+    assert resumed.output == '{"close_account":"closed a"}' and closed == ["a"]
+
+    spans = ours(telemetry.spans())
+    first, second = sorted([s for s in spans if s.name == "invoke_agent admin"], key=lambda s: s.start_time)
+    assert first.attributes["agent.stop_reason"] == "interrupted"
+    (event,) = [e for e in first.events if e.name == "agent.interrupt"]
+    assert dict(event.attributes) == {
+        "interrupts": 1,
+        "interrupt_ids": ("pyd_ai_tool_call_id__close_account",),
+    }
+    assert second.attributes["agent.stop_reason"] == "completed"
+    assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"]
+    assert [name for _, name in steps(second, spans)] == ["execute_tool close_account", "chat test"]
+
+
+def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument):
+    instrument("pydantic_ai")
+    agent = approval_agent([])
+    with agent_otel.run("support") as run:
+        paused = agent.run_sync("close bob's account")
+        agent.run_sync(message_history=paused.all_messages(), deferred_tool_results=approve(paused))
+    assert run.result.stop_reason == "completed"

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
+from agent_otel import conventions as c
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
 from agent_otel.run import Run
@@ -319,3 +320,24 @@ def wrapped_cause(exc: BaseException, kinds: Any = (AgentStopped, ReplayError)) 
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+def pause(run: Run, count: int, ids: list[str], *, checkpoint_id: Any = None, status: Any = None) -> None:
+    """Record that ``run`` paused for human input (``count`` interrupts or approvals asked for, with
+    their ``ids``): it ends ``interrupted`` unless it resumes first, with an ``agent.interrupt`` event."""
+    detail: dict[str, Any] = {"interrupts": count}
+    if isinstance(checkpoint_id, str) and checkpoint_id:
+        detail["checkpoint_id"] = checkpoint_id
+    first = run.paused is None
+    run.paused = detail
+    if not first and not count:
+        return
+    try:
+        event = dict(detail)
+        if ids:
+            event["interrupt_ids"] = ids
+        if isinstance(status, str):
+            event["status"] = status
+        run.span.add_event(c.EVENT_INTERRUPT, event)
+    except Exception as exc:
+        internal_error("recording a pause for human input", exc)

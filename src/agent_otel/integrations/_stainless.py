@@ -34,7 +34,7 @@ from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.llm import LLMCall
 from agent_otel.steps import active_run, internal_error
-from agent_otel.stop import AgentStopped
+from agent_otel.stop import AgentStopped, StopReason
 
 from . import Integration
 from ._client import Reply, attach, detach
@@ -51,6 +51,8 @@ class StreamUsage(Protocol):
     cached_input_tokens: int
     cache_write_tokens: int
     response: Response
+    #: Why the API said the response failed in an event of the stream (the SDK raises nothing), or None.
+    failure: str | None
 
     def feed(self, event: Any) -> None: ...
 
@@ -272,7 +274,7 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool, path: str = 
                 result._iterator = _observe_async(inner, call, observer)
             else:
                 result._iterator = _observe_sync(inner, call, observer)
-            _hook_close(result, is_async)
+            _hook_close(result, call, observer, is_async)
             # A stream dropped without being read or closed still ends its step (with no usage).
             weakref.finalize(result, call.finish)
             return result
@@ -286,7 +288,7 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool, path: str = 
     return result
 
 
-def _fail(call: LLMCall, exc: BaseException, observer: StreamUsage) -> None:
+def _fail(call: LLMCall, exc: BaseException | str, observer: StreamUsage) -> None:
     """A stream that broke off still used the tokens it reported before it did."""
     call.response(response_id=observer.response.response_id, tool_call_ids=observer.response.tool_call_ids)
     call.fail(
@@ -296,6 +298,19 @@ def _fail(call: LLMCall, exc: BaseException, observer: StreamUsage) -> None:
         cached_input_tokens=observer.cached_input_tokens,
         cache_write_tokens=observer.cache_write_tokens,
     )
+
+
+def _end(call: LLMCall, observer: StreamUsage) -> None:
+    """The stream ended: the step is done, or failed if an event of the stream said the response had."""
+    failure = getattr(observer, "failure", None)
+    if failure:
+        _fail(call, failure, observer)
+        # No exception carries this failure; a run that ends with the error it leads to (the stream
+        # helpers raise one for a response that never completed) ends model_error, as for an API error.
+        run = call.run
+        run.ledger.last_failed = (run.steps, StopReason.MODEL_ERROR)
+    else:
+        _finish(call, _as_usage(observer))
 
 
 def _observe_sync(inner: Iterator[Any], call: LLMCall, observer: StreamUsage) -> Iterator[Any]:
@@ -309,7 +324,7 @@ def _observe_sync(inner: Iterator[Any], call: LLMCall, observer: StreamUsage) ->
     except BaseException as exc:
         _fail(call, exc, observer)
         raise
-    _finish(call, _as_usage(observer))
+    _end(call, observer)
 
 
 async def _observe_async(
@@ -325,7 +340,7 @@ async def _observe_async(
     except BaseException as exc:
         _fail(call, exc, observer)
         raise
-    _finish(call, _as_usage(observer))
+    _end(call, observer)
 
 
 def _feed(observer: StreamUsage, event: Any) -> None:
@@ -346,24 +361,48 @@ def _as_usage(observer: StreamUsage) -> Usage:
     )
 
 
-def _hook_close(stream: Any, is_async: bool) -> None:
-    """``stream.close()`` before the end also ends the LLM step (with the usage seen so far)."""
-    original = stream.close
-    wrapped_iterator = stream._iterator
+def _hook_close(stream: Any, call: LLMCall, observer: StreamUsage, is_async: bool) -> None:
+    """Closing the stream's HTTP response before the end also ends the LLM step (with the usage seen so
+    far), whoever closes it: ``stream.close()``, or a ``stream()`` helper's ``with`` block or ``close()``,
+    which close the response rather than the stream they read. When the SDK closes the response itself
+    (at the stream's end, or on an error), the watched iterator is running and ends the step itself."""
+    response = stream.response
+    watched = stream._iterator
+
+    def end() -> None:
+        if not call.done:
+            _finish(call, _as_usage(observer))
+
     if is_async:
+        original_aclose = response.aclose
 
         async def aclose() -> None:
-            await wrapped_iterator.aclose()
-            await original()
+            try:
+                await original_aclose()
+            finally:
+                if not watched.ag_running:
+                    try:
+                        await watched.aclose()
+                    except Exception as exc:
+                        internal_error("closing a streamed LLM response", exc)
+                    _safely(end)
 
-        stream.close = aclose
+        response.aclose = aclose
     else:
+        original_close = response.close
 
         def close() -> None:
-            wrapped_iterator.close()
-            original()
+            try:
+                original_close()
+            finally:
+                if not watched.gi_running:
+                    try:
+                        watched.close()
+                    except Exception as exc:
+                        internal_error("closing a streamed LLM response", exc)
+                    _safely(end)
 
-        stream.close = close
+        response.close = close
 
 
 def make_sync_request(api: Api) -> Callable[[Any], Any]:

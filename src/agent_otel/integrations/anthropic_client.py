@@ -74,6 +74,7 @@ class _StreamUsage:
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
         self.response = Response()
+        self.failure: str | None = None  # an error event makes the SDK raise: the step fails with it
 
     def feed(self, event: Any) -> None:
         kind = usage_value(event, "type")

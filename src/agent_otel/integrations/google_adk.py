@@ -18,22 +18,26 @@ integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (t
   the bridge these callbacks follow the invocation (:func:`agent_otel.bridge.hook_in`). A runner created
   before ``setup()`` has no plugin, and its agents are seen through their spans only.
 
-Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; a model error
-that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
+Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; the consumer
+closing ``run_async``'s event stream before the end -> ``cancelled`` (ADK ends its spans normally); a model
+error that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
 ``tool_error``.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from agent_otel import bridge
 from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError, recorded, unserved
+from agent_otel.run import Run
 from agent_otel.steps import active_run, internal_error
-from agent_otel.stop import AgentStopped
+from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall, active_tool_call
 
 from . import Integration
@@ -53,7 +57,10 @@ def _plugin_class() -> type:
 
         async def before_agent_callback(self, *, agent: Any, callback_context: Any) -> Any:
             try:  # inside ADK's agent span: this invocation's steps go through the callbacks below
-                bridge.hook_in()
+                run = bridge.hook_in()
+                invocation = getattr(callback_context, "invocation_id", None)
+                if run is not None and isinstance(invocation, str):
+                    _remember(invocation, run)
             except Exception as exc:
                 internal_error("hooking into an ADK invocation", exc)
             return None
@@ -119,6 +126,51 @@ def _plugin_class() -> type:
     return AgentOtelPlugin
 
 
+#: The run of each ADK invocation in flight (by invocation id), so that a consumer closing the event
+#: stream early can cancel it: ADK ends its spans normally then, which would read ``completed``.
+_invocations: OrderedDict[str, Run] = OrderedDict()
+_invocations_lock = threading.Lock()
+_MAX_INVOCATIONS = 1024
+
+
+def _remember(invocation: str, run: Run) -> None:
+    with _invocations_lock:
+        _invocations.setdefault(invocation, run)
+        while len(_invocations) > _MAX_INVOCATIONS:
+            _invocations.popitem(last=False)
+
+
+def _make_run_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Runner.run_async`` whose consumer closing the stream before the end cancels the invocation's run;
+    a guard's stop wrapped by ADK reaches the caller as itself (:func:`unwrapping_stream`)."""
+    stream = unwrapping_stream(original)
+
+    @functools.wraps(original)
+    async def run_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+        invocation: str | None = None
+        try:
+            async for event in stream(self, *args, **kwargs):
+                found = getattr(event, "invocation_id", None)
+                if isinstance(found, str):
+                    invocation = found
+                yield event
+        except GeneratorExit:
+            with _invocations_lock:
+                run = _invocations.pop(invocation, None) if invocation else None
+            if run is not None and run.result is None:
+                try:
+                    run.stop(StopReason.CANCELLED, "the consumer closed ADK's event stream before the end")
+                except Exception as exc:
+                    internal_error("cancelling an ADK invocation", exc)
+            raise
+        finally:
+            if invocation is not None:  # ended either way: forget its run
+                with _invocations_lock:
+                    _invocations.pop(invocation, None)
+
+    return run_async
+
+
 def _open_call() -> ToolCall | None:
     """The tool step of the ADK tool span that is current, if it has not ended."""
     call = active_tool_call()
@@ -173,7 +225,7 @@ class GoogleADKIntegration(Integration):
         from google.adk.runners import Runner
 
         self._patcher.wrap(PluginManager, "__init__", _make_init(_plugin_class()()))
-        self._patcher.wrap(Runner, "run_async", unwrapping_stream)
+        self._patcher.wrap(Runner, "run_async", _make_run_async)
 
     def uninstrument(self) -> None:
         self._patcher.restore()

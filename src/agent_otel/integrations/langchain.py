@@ -396,8 +396,10 @@ def _make_handler_class() -> type:
 
         def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
             call = self._calls.pop(run_id, None)
-            if call is None:
-                return
+            if call is not None:
+                self._end(call, response)
+
+        def _end(self, call: LLMCall, response: Any) -> None:
             try:
                 input_tokens, output_tokens, model, cache_read, cache_write = _usage(response)
                 call.response(**_response_details(response))
@@ -417,8 +419,14 @@ def _make_handler_class() -> type:
 
         def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
             call = self._calls.pop(run_id, None)
-            if call is not None:
-                call.fail(error)
+            if call is None:
+                return
+            if isinstance(error, GeneratorExit):
+                # The consumer stopped reading a stream (``break``, ``aclose()``): LangChain reports it as
+                # an error, but the request did not fail; it ends with what was streamed so far.
+                self._end(call, kwargs.get("response"))
+                return
+            call.fail(error)
 
     return AgentOtelCallbackHandler
 

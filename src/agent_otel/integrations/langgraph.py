@@ -33,14 +33,13 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
-from agent_otel import conventions as c
 from agent_otel.replay import ReplayError
 from agent_otel.run import FrameworkRun, Run, enter_run, exit_run
 from agent_otel.steps import active_run, internal_error
 from agent_otel.stop import AgentStopped, StopReason
 
 from . import Integration
-from ._common import Patcher
+from ._common import Patcher, pause
 
 _INTERRUPT = "__interrupt__"
 
@@ -82,24 +81,8 @@ def _interrupts(chunk: Any) -> tuple[Any, ...]:
 
 
 def _pause(run: Run, interrupts: Any = (), checkpoint_id: Any = None, status: Any = None) -> None:
-    """Record that ``run`` paused for human input: it ends ``interrupted`` unless it resumes first."""
-    detail: dict[str, Any] = {"interrupts": len(interrupts or ())}
-    if isinstance(checkpoint_id, str) and checkpoint_id:
-        detail["checkpoint_id"] = checkpoint_id
-    first = run.paused is None
-    run.paused = detail
-    if not first and not interrupts:
-        return
-    try:
-        event = dict(detail)
-        ids = [i.id for i in interrupts or () if isinstance(getattr(i, "id", None), str)]
-        if ids:
-            event["interrupt_ids"] = ids
-        if isinstance(status, str):
-            event["status"] = status
-        run.span.add_event(c.EVENT_INTERRUPT, event)
-    except Exception as exc:
-        internal_error("recording a LangGraph interrupt", exc)
+    ids = [i.id for i in interrupts or () if isinstance(getattr(i, "id", None), str)]
+    pause(run, len(interrupts or ()), ids, checkpoint_id=checkpoint_id, status=status)
 
 
 def _ended_by_consumer(frun: FrameworkRun | None, interrupts: tuple[Any, ...]) -> BaseException | None:

@@ -374,7 +374,12 @@ class _State:
     @staticmethod
     def _fail(step: _LLMStep, err: BaseException) -> None:
         reset_framework_llm(step.token)
-        step.call.fail(err)
+        if isinstance(err, GeneratorExit):
+            # The consumer stopped reading a streamed answer (``break``, ``aclose()``): LlamaIndex drops
+            # the span with GeneratorExit, but the request did not fail.
+            step.call.finish()
+        else:
+            step.call.fail(err)
 
 
 _state: _State | None = None

@@ -70,6 +70,7 @@ from ._common import (
     framework_llm,
     model_name,
     parse_json_args,
+    pause,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -133,12 +134,33 @@ def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
     return None
 
 
+def _resuming(frun: FrameworkRun | None, input: Any) -> None:
+    """Resuming a paused run (a ``RunState``) inside the same agent-otel run: it is not paused any more."""
+    if frun is not None and type(input).__name__ == "RunState":
+        frun.run.paused = None
+
+
+def _approvals(frun: FrameworkRun | None, result: Any) -> None:
+    """A run that returns to ask for tool approvals (``needs_approval``) paused for a human: its run ends
+    ``interrupted`` with an ``agent.interrupt`` event naming the tool calls waiting for approval."""
+    if frun is None:
+        return
+    try:
+        items = list(getattr(result, "interruptions", None) or ())
+        if items:
+            ids = [usage_value(i, "raw_item", "call_id") for i in items]
+            pause(frun.run, len(items), [i for i in ids if isinstance(i, str)])
+    except Exception as exc:
+        internal_error("recording the tool approvals a run waits for", exc)
+
+
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run(self: Any, starting_agent: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
         frun = _enter(
             starting_agent, input, _conversation(kwargs.get("conversation_id"), kwargs.get("session"))
         )
+        _resuming(frun, input)
         try:
             result = await original(self, starting_agent, input, *args, **kwargs)
         except BaseException as exc:
@@ -149,6 +171,7 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
                 # (ReplayError), as from any other agent code.
                 raise stopped from None
             raise
+        _approvals(frun, result)
         exit_run(frun, None)
         return result
 
@@ -184,6 +207,7 @@ def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
             kwargs.get("starting_input"),
             _conversation(kwargs.get("conversation_id"), kwargs.get("session")),
         )
+        _resuming(frun, kwargs.get("starting_input"))
         try:
             result = await original(*args, **kwargs)
         except BaseException as exc:
@@ -193,6 +217,8 @@ def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
                 raise stopped from None
             raise
         stored = _stored_error(kwargs.get("streamed_result"))
+        if stored is None:
+            _approvals(frun, kwargs.get("streamed_result"))
         exit_run(frun, stored, _classify(stored) if stored is not None else None)
         return result
 

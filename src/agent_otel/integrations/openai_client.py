@@ -108,8 +108,15 @@ class _StreamUsage:
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
         self.response = Response()
+        self.failure: str | None = None
 
     def feed(self, event: Any) -> None:
+        kind = usage_value(event, "type")
+        if kind in ("response.failed", "error"):
+            # The Responses API reports a failure mid-stream as an event; the SDK yields it and raises
+            # nothing, so the step fails with the error's code (``server_error``, ``rate_limit_exceeded``...).
+            code = usage_value(event, "response", "error", "code") or usage_value(event, "code")
+            self.failure = code if isinstance(code, str) and code else kind
         response = usage_value(event, "response")
         source = response if response is not None and usage_value(event, "type") else event
         if response is None or usage_value(event, "type") in (

@@ -41,7 +41,7 @@ from typing import Any
 from agent_otel import bridge, llm
 from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
-from agent_otel.run import MISSING, enter_run, exit_run
+from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
 from agent_otel.steps import active_run, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
@@ -55,6 +55,7 @@ from ._common import (
     await_or_serve,
     framework_llm,
     model_name,
+    pause,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -93,6 +94,23 @@ def _stop(run: Any, reason: StopReason) -> None:
         internal_error("stopping a timed-out PydanticAI run", exc)
 
 
+def _deferred(frun: FrameworkRun | None, result: Any) -> None:
+    """A run whose output is ``DeferredToolRequests`` (tools that need approval or run elsewhere) paused
+    for a human or another system: it ends ``interrupted``, naming the tool calls it waits for."""
+    if frun is None:
+        return
+    try:
+        output = getattr(result, "output", None)
+        if type(output).__name__ != "DeferredToolRequests":
+            return
+        waiting = [*(getattr(output, "calls", None) or ()), *(getattr(output, "approvals", None) or ())]
+        if waiting:
+            ids = [getattr(part, "tool_call_id", None) for part in waiting]
+            pause(frun.run, len(waiting), [i for i in ids if isinstance(i, str)])
+    except Exception as exc:
+        internal_error("recording the tool calls a PydanticAI run waits for", exc)
+
+
 def _capability_class() -> type:
     from pydantic_ai.capabilities import AbstractCapability
 
@@ -113,6 +131,8 @@ def _capability_class() -> type:
                 input=prompt if prompt is not None else MISSING,
                 conversation_id=conversation if isinstance(conversation, str) and conversation else None,
             )
+            if frun is not None and not frun.owned:
+                frun.run.paused = None  # the agent goes on in your run: a pause before it is over
             try:
                 result = await handler()
             except BaseException as exc:
@@ -125,6 +145,7 @@ def _capability_class() -> type:
                         _stop(frun.run, reason)
                 exit_run(frun, exc, reason)
                 raise
+            _deferred(frun, result)
             exit_run(frun, None)
             return result
 

@@ -170,6 +170,36 @@ async def test_streamed_run(telemetry, instrument):
     assert_normal_run(telemetry, events)
 
 
+async def test_a_consumer_closing_the_event_stream_early_cancels_the_run(telemetry, instrument):
+    # ADK ends its spans normally when its event stream is closed early, which alone would read
+    # "completed" although the agent never finished (here: its tool never ran).
+    instrument("google_adk")
+    runner = make_runner(*one_tool_script())
+    session = await runner.session_service.create_session(app_name="app", user_id="u", session_id="s1")
+    events = runner.run_async(user_id="u", session_id=session.id, new_message=message())
+    async for _ in events:
+        break
+    await events.aclose()
+    for _ in range(500):  # ADK cancels its node task and ends its spans on a later turn of the loop
+        roots = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+        if roots:
+            break
+        await asyncio.sleep(0.01)
+    assert SENT == {}
+    (root,) = roots
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert stop_event(root)["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code is StatusCode.UNSET  # ADK's span; cancellation is not a failure
+
+    # the same runner and session go on, and a run read to its end completes
+    again = [e async for e in runner.run_async(user_id="u", session_id=session.id, new_message=message("go"))]
+    assert final_text(again) == "done"
+    (_, second) = sorted(
+        (s for s in telemetry.spans() if s.name == "invoke_agent helper"), key=lambda s: s.start_time
+    )
+    assert second.attributes["agent.stop_reason"] == "completed"
+
+
 def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
     asyncio.run(run_async(make_runner(*one_tool_script())))
     spans = telemetry.spans()

@@ -1,0 +1,126 @@
+"""LangChain runnables at their edges, inside an agent-otel run: streams read partly, retries, fallbacks,
+batches with errors. Driven by LangChain's GenericFakeChatModel and a chat model that fails on demand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import agent_otel
+from tests.integrations.conftest import ours
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool as lc_tool
+
+
+class Flaky(BaseChatModel):
+    """Fails its first ``fails`` calls with ConnectionError, then answers (3 tokens in, 1 out)."""
+
+    fails: int = 1
+    calls: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "flaky"
+
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise ConnectionError("upstream reset")
+        usage = {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="ok", usage_metadata=usage))])
+
+
+def chats(telemetry) -> list[tuple[str, str | None]]:
+    """(status, error.type) of each chat span, in step order."""
+    found = [s for s in ours(telemetry.spans()) if s.attributes.get("gen_ai.operation.name") == "chat"]
+    found.sort(key=lambda s: s.attributes["agent.step_id"])
+    return [(s.status.status_code.name, s.attributes.get("error.type")) for s in found]
+
+
+def test_stream_left_early_is_not_a_failed_model_call(telemetry, instrument):
+    # LangChain reports a stream its consumer stopped reading (GeneratorExit) through on_llm_error.
+    instrument("langchain")
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="one two three four")]))
+    with agent_otel.run("skimmer") as run:
+        for _ in model.stream("hi"):
+            break
+    assert chats(telemetry) == [("UNSET", None)]
+    assert run.result.stop_reason == "completed" and run.result.usage["llm_calls"] == 1
+
+
+async def test_async_stream_closed_early_is_not_a_failed_model_call(telemetry, instrument):
+    instrument("langchain")
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="one two three four")]))
+    async with agent_otel.run("skimmer") as run:
+        stream = model.astream("hi")
+        await anext(stream)
+        await stream.aclose()
+    assert chats(telemetry) == [("UNSET", None)]
+    assert run.result.stop_reason == "completed"
+
+
+def test_with_retry_records_each_attempt_and_the_run_completes(telemetry, instrument):
+    instrument("langchain")
+    model = Flaky(fails=2).with_retry(stop_after_attempt=3, wait_exponential_jitter=False)
+    with agent_otel.run("persistent") as run:
+        assert model.invoke("hi").content == "ok"
+    assert chats(telemetry) == [("ERROR", "ConnectionError"), ("ERROR", "ConnectionError"), ("UNSET", None)]
+    assert run.result.stop_reason == "completed"
+    assert run.result.usage["llm_calls"] == 3 and run.result.usage["input_tokens"] == 3
+
+
+def test_fallbacks_and_batch_errors_returned_leave_the_run_completed(telemetry, instrument):
+    instrument("langchain")
+    fallback = GenericFakeChatModel(messages=iter([AIMessage(content="plan b")]))
+    with agent_otel.run("resilient") as run:
+        assert Flaky(fails=5).with_fallbacks([fallback]).invoke("hi").content == "plan b"
+        out = Flaky(fails=1).batch(["a", "b"], return_exceptions=True, config={"max_concurrency": 1})
+    assert isinstance(out[0], ConnectionError) and out[1].content == "ok"
+    assert chats(telemetry) == [
+        ("ERROR", "ConnectionError"),
+        ("UNSET", None),
+        ("ERROR", "ConnectionError"),
+        ("UNSET", None),
+    ]
+    assert run.result.stop_reason == "completed"
+
+
+def test_retries_outside_agent_otel_are_repeated_calls_for_loop_detection(telemetry, instrument):
+    # A failing tool retried by LangChain with the same arguments is called again each time: inside your
+    # own run, the default loop guard stops the 4th identical call. agent-otel's own retry (`retry=`) is
+    # one step with retry events and is not a repeat.
+    instrument("langchain")
+    attempts: list[str] = []
+
+    @lc_tool
+    def fetch(url: str) -> str:
+        """Fetch a page."""
+        attempts.append(url)
+        raise ConnectionError("reset")
+
+    retried = fetch.with_retry(stop_after_attempt=5, wait_exponential_jitter=False)
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("fetcher") as run:
+        retried.invoke({"url": "http://a"})
+    assert len(attempts) == 3 and run.result.stop_reason == "loop_detected"
+
+    calls = {"n": 0}
+
+    @agent_otel.tool(retry=agent_otel.Retry(max_attempts=5, base_delay_s=0, jitter="none"))
+    def fetch_with_retry(url: str) -> str:
+        calls["n"] += 1
+        if calls["n"] < 5:
+            raise ConnectionError("reset")
+        return "page"
+
+    with agent_otel.run("fetcher") as run:
+        assert fetch_with_retry("http://a") == "page"
+    assert calls["n"] == 5 and run.result.stop_reason == "completed"
