@@ -9,7 +9,9 @@ Larger data is stored once per content hash in ``agent_snapshot_blobs``, where r
 costs nothing; each write of a known blob only refreshes its ``last_used_ms``, which is what retention
 looks at, so a blob lives as long as the newest snapshot using it. A blob recorded in the clear is
 re-sealed the next time it is recorded with a key, and one sealed with an older key is re-sealed with the
-current one; a sealed blob is never replaced by a clear one. ``blob_sha`` and ``input_sha`` are the
+current one; a sealed blob is never replaced by a clear one. Rows of ``agent_snapshot_data`` are
+written once and never re-sealed: small data recorded before a key was set stays in the clear until
+retention removes it with its snapshot. ``blob_sha`` and ``input_sha`` are the
 content's hash in both forms (a result's is its ``result_sha``); snapshots recorded before migration 7
 have their data in the blob table, and :func:`load_tree` reads both.
 """
