@@ -142,3 +142,67 @@ def test_records_waiting_for_a_down_store_are_bounded_in_bytes_and_drops_counted
     assert len(kept) >= 8  # the newest ones are kept, the oldest dropped
     assert sink.dropped >= 40 - len(kept)
     assert run.result.stop_reason.value == "completed"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"model": "gpt-4o", "input_tokens": 800, "output_tokens": 60, "cost_usd": 0.0026},
+        ['caf\u00e9 \u2028 "quoted" \\ \t', None, True, 1.5e-7, -0.0, 2**70],
+        {1: "int key", 2.5: "float key", None: "null key", False: "bool key"},
+        {"nested": [{"deep": [[{"x": 1}]]}], "set": {1}, "enum": Color.RED},
+        "plain text",
+    ],
+)
+def test_json_columns_hold_what_json_dumps_writes(tmp_path, value):
+    """The store's JSON text (events' args, result and usage) is ``json.dumps(value, ensure_ascii=False,
+    default=str)``, byte for byte, for every value the encoder takes as it is."""
+    store = open_store(Target("sqlite", str(tmp_path / "s.db")), create=True, writer=True)
+    try:
+        expected = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+        assert store.json_text(value) == expected
+        # and the same twice: the encoder keeps no state from one value to the next
+        assert store.json_text(value) == expected
+    finally:
+        store.close()
+
+
+def test_json_text_of_a_cycle_or_nan_is_the_safe_copy(tmp_path):
+    store = open_store(Target("sqlite", str(tmp_path / "s.db")), create=True, writer=True)
+    try:
+        cycle: dict = {"n": 1}
+        cycle["self"] = cycle
+        assert json.loads(store.json_text(cycle)) == {"n": 1, "self": "$cycle"}
+        assert json.loads(store.json_text({"x": float("nan")})) == {"x": "nan"}
+        # a value after a failed one is encoded as usual
+        assert store.json_text({"a": [1, 2]}) == '{"a": [1, 2]}'
+    finally:
+        store.close()
+
+
+def test_a_batch_the_locked_store_could_not_take_is_stored_later_whole_and_in_its_order(tmp_path):
+    """The first batch fails on a locked store (nothing waits before it, so it was tried straight from the
+    pipeline's batch); it is kept with the batches after it and written once the lock is gone: every
+    record, the events in the order they were emitted."""
+    path = str(tmp_path / "locked.db")
+    open_store(Target("sqlite", path), create=True).close()
+    sink = StoreSink(Target("sqlite", path), busy_timeout_s=0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        batches = [[rec for _ in range(3) for rec in seed.run_records(seed.now_ms())] for _ in range(2)]
+        for batch in batches:
+            sink.write([("metric", {}), *batch])  # a type the store does not keep, as the pipeline hands it
+        assert sink.written == 0 and sink.dropped == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    sink.close()  # its last try writes what was kept
+    records = [rec for batch in batches for rec in batch]
+    assert (sink.written, sink.dropped) == (len(records), 0)
+    emitted = [(p["run_id"], p["step_id"], p["kind"]) for t, p in records if t == "event"]
+    stored = rows(path, "SELECT run_id, step_id, kind FROM agent_events ORDER BY id")
+    assert [(r["run_id"], r["step_id"], r["kind"]) for r in stored] == emitted
+    ended = {p["run_id"] for t, p in records if t == "run" and p["status"] != "running"}
+    stored_ended = rows(path, "SELECT run_id FROM agent_runs WHERE status <> 'running'")
+    assert {r["run_id"] for r in stored_ended} == ended

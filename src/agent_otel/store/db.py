@@ -17,7 +17,7 @@ import sqlite3
 import stat
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agent_otel.store import liveness
@@ -42,8 +42,23 @@ COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estim
 _SAMPLE_ROWS = 2_000
 
 logger = logging.getLogger("agent_otel")
-# json.dumps(value, ensure_ascii=False, allow_nan=False, default=str) without building an encoder per call
-_json_text = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)`` without building an encoder
+    per call: ``JSONEncoder.encode`` makes a new C encoder for each value (over half its time for an LLM
+    request's usage), so CPython's C encoder is made once here. It is made without the circular-reference
+    check (its ``markers`` state would be shared by every call): a cycle raises RecursionError instead of
+    ValueError, which :meth:`Store.json_text` handles alike."""
+    encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without json's C accelerator
+        return encode
+    chunks = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_json_text = _json_encoder()
 
 
 class StoreError(Exception):
@@ -209,16 +224,21 @@ class Store:
     def json_text(self, value: Any) -> str:
         """JSON text of ``value`` that both dialects accept (jsonb refuses NaN, lone surrogates and NUL);
         the common case costs one ``json.dumps``, an odd value a :func:`json_safe` copy."""
-        from agent_otel.hashing import json_safe, safe_text
-
         try:
             text = _json_text(value)
         except (ValueError, TypeError, RecursionError):  # NaN, an int beyond 4,300 digits, a cycle
             pass
         else:
-            encodable = text.isascii() or safe_text(text) is text
+            if text.isascii():
+                encodable = True
+            else:
+                from agent_otel.hashing import safe_text  # the write path's: readers need none of it
+
+                encodable = safe_text(text) is text
             if encodable and (self.nul_ok or "\\u0000" not in text):  # jsonb refuses an escaped NUL too
                 return text
+        from agent_otel.hashing import json_safe
+
         return json.dumps(json_safe(value, self.nul_ok), ensure_ascii=False)
 
     @contextlib.contextmanager

@@ -29,7 +29,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agent_otel.store import db, liveness, retention, summaries
@@ -90,6 +90,7 @@ def _after_fork_in_child() -> None:
         sink._store = None
         sink._pending = []  # the parent writes its own records
         sink._pending_bytes = 0
+        sink._in_flight = 0
         sink._timer = None  # the parent's retry timer did not fork with it
         sink._gc = None  # the parent carries on with its own gc
 
@@ -130,6 +131,7 @@ class StoreSink:
         self._pid = os.getpid()
         self._pending: list[tuple[str, dict[str, Any], int]] = []  # (type, payload, estimated bytes)
         self._pending_bytes = 0
+        self._in_flight = 0  # records of the batch being written without going through _pending
         self._timer: threading.Timer | None = None
         self._warned_rejected = False
         self._disabled = False
@@ -180,26 +182,83 @@ class StoreSink:
             if self._disabled or self._closed:
                 self.dropped += sum(1 for t, _ in batch if t in self._types)
                 return
-            types, shifts, append = self._types, self._shifts, self._pending.append
-            for rtype, payload in batch:
-                if rtype not in types:
-                    continue
-                if shifts:
-                    payload = self._shifted(rtype, payload)
-                if rtype == "run":  # who writes it: a reader can tell a dead process's runs
-                    payload = {**payload, **liveness.identity()}
-                size = _record_bytes(rtype, payload)
-                append((rtype, payload, size))
-                self._pending_bytes += size
+            if not self._pending and time.monotonic() >= self._retry_at:
+                self._write_batch(batch)  # the common case: nothing waits, the store takes writes
+                return
+            self._queue(self._records(batch))
             if time.monotonic() < self._retry_at:
                 self._trim_pending()
                 return
             self._flush_pending()
 
+    def _records(self, batch: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The records of ``batch`` this sink stores, as it stores them (shifted, run rows with their
+        writer's identity, so that a reader can tell a dead process's runs)."""
+        types, shifts = self._types, self._shifts
+        identity = liveness.identity()
+        for rtype, payload in batch:
+            if rtype not in types:
+                continue
+            if shifts:
+                payload = self._shifted(rtype, payload)
+            if rtype == "run":
+                payload = {**payload, **identity}
+            yield rtype, payload
+
+    def _queue(self, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        append = self._pending.append
+        for rtype, payload in records:
+            size = _record_bytes(rtype, payload)
+            append((rtype, payload, size))
+            self._pending_bytes += size
+
+    def _write_batch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write ``batch`` in one transaction straight from its records, with nothing pending before it:
+        no buffer entry nor size per record unless the write fails, when the records go to the buffer in
+        their order, as if they had waited there (retried, split to find refused values, trimmed)."""
+        runs: list[dict[str, Any]] = []
+        by_type = {t: [] for t in self._types}
+        by_type["run"] = runs
+        shifts, identity = self._shifts, liveness.identity()
+        for rtype, payload in batch:
+            records = by_type.get(rtype)
+            if records is None:
+                continue
+            if shifts:
+                payload = self._shifted(rtype, payload)
+            if records is runs:  # who writes it: a reader can tell a dead process's runs
+                payload = {**payload, **identity}
+            records.append(payload)
+        n = sum(map(len, by_type.values()))
+        if not n:
+            return
+        self._in_flight = n
+        reused = self._store is not None
+        try:
+            store = self._open()
+            store.write(runs, by_type.get("event", ()), by_type["snapshot"])
+        except Exception as exc:
+            self._in_flight = 0
+            # The k-th stored record of each type in the batch is the k-th of its list.
+            each = {t: iter(records) for t, records in by_type.items()}
+            self._queue((rtype, next(each[rtype])) for rtype, _ in batch if rtype in each)
+            err = classify(exc)
+            if err.bad_data:
+                self._flush_pending()  # again from the buffer, split until the refused records are found
+            elif self._reconnect_at_once(err, reused):
+                self._flush_pending()  # over the new connection; a failure there is the store's state
+            else:
+                self._failed(err)
+            return
+        self._in_flight = 0
+        self.written += n
+        self._written_ok(store)
+
     def close(self) -> None:
         if not self._lock.acquire(timeout=_CLOSE_WAIT_S):
             self._closed = True  # a write is stuck (locked store); it closes nothing, exit goes on
-            self.dropped += len(self._pending)  # the batch being written is still in _pending: counted
+            # the batch being written is in _pending, or (nothing pending before it) in _in_flight
+            self.dropped += len(self._pending) + self._in_flight
             self._lost_at_exit(len(self._pending), in_flight=True)
             return
         try:
@@ -271,20 +330,29 @@ class StoreSink:
             self._write_front(store, len(self._pending))
         except Exception as exc:
             err = classify(exc)
-            if not (err.transient and reused and self.target.kind == "postgresql"):
+            if not self._reconnect_at_once(err, reused):
                 self._failed(err)
                 return
-            # A connection the server closed while it sat idle (the DBA's idle_session_timeout, a proxy's
-            # idle limit): one new connection at once, before calling the store unavailable.
-            if self._store is not None:
-                self._store.close()
-                self._store = None
             try:
                 store = self._open()
                 self._write_front(store, len(self._pending))
             except Exception as again:
                 self._failed(classify(again))
                 return
+        self._written_ok(store)
+
+    def _reconnect_at_once(self, err: StoreError, reused: bool) -> bool:
+        """Whether to try a new PostgreSQL connection at once after ``err`` on one already open: the server
+        may have closed it while it sat idle (the DBA's idle_session_timeout, a proxy's idle limit), which
+        is no reason to call the store unavailable. Closes the old connection if so."""
+        if not (err.transient and reused and self.target.kind == "postgresql"):
+            return False
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        return True
+
+    def _written_ok(self, store: Store) -> None:
         self._backoff_s = 0.0
         if self._warned_transient:
             self._warned_transient = False

@@ -9,7 +9,9 @@ Larger data is stored once per content hash in ``agent_snapshot_blobs``, where r
 costs nothing; each write of a known blob only refreshes its ``last_used_ms``, which is what retention
 looks at, so a blob lives as long as the newest snapshot using it. A blob recorded in the clear is
 re-sealed the next time it is recorded with a key, and one sealed with an older key is re-sealed with the
-current one; a sealed blob is never replaced by a clear one. ``blob_sha`` and ``input_sha`` are the
+current one; a sealed blob is never replaced by a clear one. Rows of ``agent_snapshot_data`` are
+written once and never re-sealed: small data recorded before a key was set stays in the clear until
+retention removes it with its snapshot. ``blob_sha`` and ``input_sha`` are the
 content's hash in both forms (a result's is its ``result_sha``); snapshots recorded before migration 7
 have their data in the blob table, and :func:`load_tree` reads both.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from agent_otel.snapshot_outcomes import OK, PLAIN, SEALED, WRITE_FAILED, warn_once
@@ -69,11 +72,13 @@ INLINE_MAX_BYTES = 4_000
 class Prepared:
     """Snapshot records ready for one transaction: rows, and blobs already sealed."""
 
-    runs: list[list[Any]] = field(default_factory=list)
-    tools: list[list[Any]] = field(default_factory=list)
+    #: The rows' values one after another (RUN_COLUMNS, TOOL_COLUMNS), as the inserts bind them.
+    runs: list[Any] = field(default_factory=list)
+    tools: list[Any] = field(default_factory=list)
     blobs: dict[str, tuple[str, str, int, bytes]] = field(default_factory=dict)
-    #: Small data for agent_snapshot_data: (the row it belongs to, whether a run's, key id, data).
-    data: list[tuple[list[Any], bool, str, bytes]] = field(default_factory=list)
+    #: Small data for agent_snapshot_data: (whether a run's, where its row starts in runs or tools, key
+    #: id, data).
+    data: list[tuple[bool, int, str, bytes]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.tools)
@@ -85,6 +90,7 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
     out = Prepared()
     small: dict[str, tuple[str, bytes]] = {}  # this batch's small data by hash, sealed once each
     limit = INLINE_MAX_BYTES
+    runs, tools, data = out.runs, out.tools, out.data
     for rec in records:
         blob = rec.get("blob")
         stored = sha = here = None
@@ -96,9 +102,9 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
                 stored, here = sha, small[sha]
             else:
                 try:
-                    _, kid, _, data = sealed = blob.sealed()
-                    if len(data) <= limit:
-                        here = small[sha] = (kid, data)
+                    _, kid, _, sealed_data = sealed = blob.sealed()
+                    if len(sealed_data) <= limit:
+                        here = small[sha] = (kid, sealed_data)
                     else:
                         out.blobs[sha] = sealed
                     stored = sha
@@ -106,18 +112,21 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
                     warn_once("seal", "sealing a replay snapshot failed (%s: %s)", type(exc).__name__, exc)
         get = rec.get
         if get("kind") == "run":
-            row = list(map(get, RUN_COLUMNS))
-            out.runs.append(row)
-        else:
-            row = list(map(get, TOOL_COLUMNS))
-            row[_BLOB_SHA] = stored
-            if blob is not None and row[_OUTCOME] == OK:
-                row[_RESULT_SHA] = sha  # the content address of a result is its result_sha
-            if blob is not None and stored is None:
-                row[_OUTCOME] = WRITE_FAILED
-            out.tools.append(row)
+            base = len(runs)
+            runs.extend(map(get, RUN_COLUMNS))
+            if here is not None:
+                data.append((True, base, *here))
+            continue
+        base = len(tools)
+        tools.extend(map(get, TOOL_COLUMNS))
+        tools[base + _BLOB_SHA] = stored
+        if blob is not None:
+            if tools[base + _OUTCOME] == OK:
+                tools[base + _RESULT_SHA] = sha  # the content address of a result is its result_sha
+            if stored is None:
+                tools[base + _OUTCOME] = WRITE_FAILED
         if here is not None:
-            out.data.append((row, get("kind") == "run", *here))
+            data.append((False, base, *here))
     return out
 
 
@@ -131,21 +140,11 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None, safe: boo
         _write_blobs(store, prepared.blobs, now_ms)
     if prepared.data:
         _write_data(store, prepared, now_ms)
-    row = store.row if safe else tuple
-    insert(
-        store,
-        "agent_snapshot_runs",
-        RUN_COLUMNS,
-        [row(r) for r in prepared.runs],
-        "ON CONFLICT (run_id) DO NOTHING",
-    )
-    insert(
-        store,
-        "agent_tool_snapshots",
-        TOOL_COLUMNS,
-        [row(r) for r in prepared.tools],
-        "ON CONFLICT (run_id, step_id) DO NOTHING",
-    )
+    runs, tools = prepared.runs, prepared.tools
+    if safe:
+        runs, tools = list(map(store.param, runs)), list(map(store.param, tools))
+    insert(store, "agent_snapshot_runs", RUN_COLUMNS, runs, "ON CONFLICT (run_id) DO NOTHING")
+    insert(store, "agent_tool_snapshots", TOOL_COLUMNS, tools, "ON CONFLICT (run_id, step_id) DO NOTHING")
 
 
 def write_isolated(store: Store, prepared: Prepared, safe: bool = True) -> None:
@@ -206,7 +205,7 @@ def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], no
         store,
         "agent_snapshot_blobs",
         ("sha", "encoding", "key_id", "size", "data", "last_used_ms"),
-        upsert,
+        list(chain.from_iterable(upsert)),
         "ON CONFLICT (sha) DO UPDATE SET encoding = excluded.encoding, key_id = excluded.key_id, "
         "size = excluded.size, data = excluded.data, last_used_ms = excluded.last_used_ms",
     )
@@ -231,19 +230,23 @@ def _write_data(store: Store, prepared: Prepared, now_ms: int) -> None:
     else:  # the transaction holds SQLite's write lock: nobody else appends meanwhile
         top = store.execute("SELECT coalesce(max(id), 0) FROM agent_snapshot_data").fetchone()[0]
         ids = list(range(top + 1, top + 1 + n))
-    rows = []
-    for new_id, (owner, is_run, kid, data) in zip(ids, prepared.data, strict=True):
-        owner[_RUN_DATA_ID if is_run else _DATA_ID] = new_id
-        created = owner[_RUN_CREATED if is_run else _TOOL_CREATED]
-        rows.append((new_id, int(created) if created is not None else now_ms, kid, data))
+    values: list[Any] = []
+    for new_id, (is_run, base, kid, data) in zip(ids, prepared.data, strict=True):
+        if is_run:
+            prepared.runs[base + _RUN_DATA_ID] = new_id
+            created = prepared.runs[base + _RUN_CREATED]
+        else:
+            prepared.tools[base + _DATA_ID] = new_id
+            created = prepared.tools[base + _TOOL_CREATED]
+        values += (new_id, int(created) if created is not None else now_ms, kid, data)
     if store.kind == "postgresql":  # only ever appended, as the events: one binary COPY for the batch
         # (binary: the data as it is, where text would send and parse it hex-encoded, twice its size)
         with store.conn.cursor().copy(_PG_COPY_DATA) as copy:
             copy.set_types(["int8", "int8", "text", "bytea"])
-            for r in rows:
-                copy.write_row(r)
+            for i in range(0, len(values), 4):
+                copy.write_row(values[i : i + 4])
         return
-    insert(store, "agent_snapshot_data", _DATA_COLUMNS, rows)
+    insert(store, "agent_snapshot_data", _DATA_COLUMNS, values)
 
 
 # --- reading -----------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ What makes it cheap (``benchmarks/store_throughput.py`` measures it):
   on bound values allows: one call into the database per statement, where ``executemany`` makes one per
   row (and the sqlite3 module releases and takes back the GIL around each, which costs up to the
   interpreter's switch interval, 5 ms, whenever the agent's threads are busy);
-* rows are built straight from the records, and values are made safe for the database only when it
-  refused the batch: a lone surrogate, an int beyond 64 bits, a NUL for PostgreSQL make the driver or the
-  database raise, and the batch is then written again with every value through :meth:`Store.param`. What
-  is still refused then is the records' fault (``bad_data``), as before;
+* rows are built straight from the records into one flat list of values per table, in the order the
+  multi-row statements bind them (no tuple or list per row: fewer objects for the garbage collector,
+  whose collections also run on the agent's threads), and values are made safe for the database only
+  when it refused the batch: a lone surrogate, an int beyond 64 bits, a NUL for PostgreSQL make the
+  driver or the database raise, and the batch is then written again with every value through
+  :meth:`Store.param`. What is still refused then is the records' fault (``bad_data``), as before;
 * in PostgreSQL the events, which are only ever appended, go in with ``COPY`` (one statement for the
   batch); the other rows with psycopg's ``executemany``, which pipelines them: there, multi-row
   statements cost more than they save (psycopg parses each long statement's placeholders anew).
@@ -20,20 +22,16 @@ What makes it cheap (``benchmarks/store_throughput.py`` measures it):
 from __future__ import annotations
 
 import functools
-import operator
 import time
 from collections.abc import Sequence
-from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from agent_otel.config import EVENT_FIELDS
 from agent_otel.store import schema, summaries
 from agent_otel.store.schema import EVENT_COLUMNS, JSON_EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from agent_otel.store.db import Store
 
-_event_fields = operator.itemgetter(*EVENT_FIELDS)  # what new_event always sets, in column order
 _EVENT_JSON = tuple(EVENT_COLUMNS.index(c) for c in JSON_EVENT_COLUMNS)
 _EVENT_TS = EVENT_COLUMNS.index("ts_ms")
 _EVENT_PLAIN = tuple(i for i in range(len(EVENT_COLUMNS)) if i not in _EVENT_JSON and i != _EVENT_TS)
@@ -64,26 +62,30 @@ def collapse(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
-def insert(
-    store: Store, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
-    """Insert ``rows`` of ``columns`` into ``table`` (``tail``: an ``ON CONFLICT`` clause) in as few
-    statements as the database allows (see :data:`SQLITE_ROWS`, :data:`PG_ROWS`)."""
-    if not rows:
+def insert(store: Store, table: str, columns: Sequence[str], values: list[Any], tail: str = "") -> None:
+    """Insert rows of ``columns`` into ``table`` (``tail``: an ``ON CONFLICT`` clause) in as few
+    statements as the database allows (see :data:`SQLITE_ROWS`, :data:`PG_ROWS`). ``values``: the rows'
+    values one after another, flat, as a multi-row statement binds them: no tuple per row is built, nor
+    kept alive for the garbage collector to scan while the batch is written."""
+    if not values:
         return
+    width = len(columns)
     method = PG_ROWS if store.kind == "postgresql" else SQLITE_ROWS
     if method == "executemany":
+        rows = [values[i : i + width] for i in range(0, len(values), width)]
         store.conn.cursor().executemany(store.sql(_statement(table, tuple(columns), tail, 1)), rows)
         return
-    per = max(1, min(_MAX_ROWS, store.max_params // len(columns)))
+    per = max(1, min(_MAX_ROWS, store.max_params // width))
+    total = len(values) // width
+    execute = store.conn.execute
     i = 0
-    while i < len(rows):
+    while i < total:
         # Full statements, then the rest in powers of two: a handful of distinct statements per table,
         # which the driver's statement cache keeps compiled (one per row count would fill it).
-        left = len(rows) - i
+        left = total - i
         n = per if left >= per else 1 << (left.bit_length() - 1)
-        text = _statement(table, tuple(columns), tail, n)
-        store.execute(text, tuple(chain.from_iterable(rows[i : i + n])))
+        text = store.sql(_statement(table, tuple(columns), tail, n))
+        execute(text, values if n == total else values[i * width : (i + n) * width])
         i += n
 
 
@@ -128,15 +130,16 @@ def _write(
         delta = summaries.deltas(store, runs, events) if store.summarized and (runs or events) else None
         if runs:
             columns = schema.RUN_COLUMNS
-            insert(store, "agent_runs", columns, run_rows(store, runs, safe), _run_conflict(columns))
+            insert(store, "agent_runs", columns, run_values(store, runs, safe), _run_conflict(columns))
         if events:
-            rows = event_rows(store, events, safe)
+            values = event_values(store, events, safe)
             if store.kind == "postgresql" and PG_EVENTS == "copy":
+                width = len(EVENT_COLUMNS)
                 with store.conn.cursor().copy(_COPY_EVENTS) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                    for i in range(0, len(values), width):
+                        copy.write_row(values[i : i + width])
             else:
-                insert(store, "agent_events", EVENT_COLUMNS, rows)
+                insert(store, "agent_events", EVENT_COLUMNS, values)
         if delta is not None:
             summaries.apply(store, delta)
 
@@ -160,35 +163,48 @@ def _run_keys(columns: tuple[str, ...]) -> tuple[tuple[str, ...], int, int, int]
     return keys, created, ended, status
 
 
-def run_rows(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
-    """Rows of ``schema.RUN_COLUMNS`` (records carry times as epoch ms)."""
+def run_values(store: Store, runs: Sequence[dict[str, Any]], safe: bool) -> list[Any]:
+    """The values of rows of ``schema.RUN_COLUMNS``, one row after another (records carry times as epoch
+    ms)."""
     keys, created, ended, status = _run_keys(schema.RUN_COLUMNS)
-    ts, param, now = store._ts, store.param, int(time.time() * 1000)
-    out = []
+    ts, now = store._ts, int(time.time() * 1000)
+    out: list[Any] = []
+    extend = out.extend
     for r in runs:
-        row = list(map(r.get, keys))
-        row[created] = ts(row[created] or now)
-        row[ended] = ts(row[ended])
-        row[status] = row[status] or "running"
-        out.append(tuple(map(param, row)) if safe else tuple(row))
+        base = len(out)
+        extend(map(r.get, keys))
+        out[base + created] = ts(out[base + created] or now)
+        out[base + ended] = ts(out[base + ended])
+        out[base + status] = out[base + status] or "running"
+    if safe:
+        out = list(map(store.param, out))
     return out
 
 
-def event_rows(store: Store, events: Sequence[dict[str, Any]], safe: bool) -> list[tuple[Any, ...]]:
+def event_values(store: Store, events: Sequence[dict[str, Any]], safe: bool) -> list[Any]:
+    """The values of rows of ``EVENT_COLUMNS``, one row after another; the JSON columns as JSON text."""
     dump, param, now = store._json, store.param, int(time.time() * 1000)
-    out = []
+    width = len(EVENT_COLUMNS)
+    out: list[Any] = []
+    extend = out.extend
     for e in events:
-        try:
-            row = [*_event_fields(e), e.get("attempts"), e.get("args"), e.get("result")]
-        except KeyError:  # not made by new_event: take what there is
-            row = [e.get(k) for k in EVENT_COLUMNS]
+        get = e.get
+        extend(map(get, EVENT_COLUMNS))
+        # Most events hold no JSON value (an LLM request's usage is one) and their time is an int.
+        plain = get("usage") is None and get("args") is None and get("result") is None
+        if plain and type(get("ts_ms")) is int:
+            if safe:
+                base = len(out) - width
+                for i in _EVENT_PLAIN:
+                    out[base + i] = param(out[base + i])
+            continue
+        base = len(out) - width
         for i in _EVENT_JSON:
-            if row[i] is not None:
-                row[i] = dump(row[i])
-        t = row[_EVENT_TS]
-        row[_EVENT_TS] = int(t) if t is not None else now
+            if out[base + i] is not None:
+                out[base + i] = dump(out[base + i])
+        t = out[base + _EVENT_TS]
+        out[base + _EVENT_TS] = int(t) if t is not None else now
         if safe:
             for i in _EVENT_PLAIN:
-                row[i] = param(row[i])
-        out.append(tuple(row))
+                out[base + i] = param(out[base + i])
     return out
