@@ -151,6 +151,16 @@ BINARY = bytes(range(256)) * 4  # not UTF-8, as a config path pointing at a bina
         ({"endpoint": "http://[::1"}, {}, "'exporter.endpoint' .* not a valid URL"),
         ({"endpoint": "localhost:99999"}, {}, "'exporter.endpoint' .*Port out of range"),
         ({"endpoint": "http://u:secret@[::1"}, {}, r"//\*\*\*@"),  # no password in the message
+        (
+            {"endpoint": "htps://collector:4317"},
+            {},
+            "scheme 'htps://'; OTLP endpoints are http:// or https://",
+        ),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT.*'grpc://'",
+        ),
         ({"endpoint": "http://127.0.0.1:4317"}, {"OTEL_EXPORTER_OTLP_COMPRESSION": "bogus"}, "gzip, deflate"),
         (
             {"endpoint": "http://127.0.0.1:4318", "protocol": "http/protobuf"},

@@ -113,6 +113,9 @@ def _check_endpoint(value: str) -> str | None:
         return f"is not a valid URL ({exc}): {_masked(value)!r}"
     if not parts.hostname or port == 0:
         return f"needs a host and a port from 1 to 65535: {_masked(value)!r}"
+    if parts.scheme.lower() not in ("http", "https"):  # `htps://`, `grpc://` were sent as plain gRPC
+        scheme = f"{parts.scheme}://"
+        return f"has the scheme {scheme!r}; OTLP endpoints are http:// or https://: {_masked(value)!r}"
     return None
 
 
@@ -159,7 +162,12 @@ SCHEMA: dict[str, Any] = {
             str,
             None,
             "OTLP endpoint; unset means probe localhost:4317/4318 once.",
-            env=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            # A metrics-only URL, the last resort: spans then go to the same host (see sdk._signal_endpoint)
+            env=(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            ),
             nullable=True,
             check=_check_endpoint,
         ),

@@ -157,11 +157,18 @@ def _compression() -> str:
     return compression(os.environ, "traces") or "none"
 
 
-def _read(path: str | None) -> bytes | None:
+def _read(name: str) -> bytes | None:
+    """The file ``OTEL_EXPORTER_OTLP_[TRACES_]<name>`` names. Read when the channel is made, not in
+    ``setup()``: a path that cannot be read fails the export (one warning naming it, as over HTTP), it
+    does not raise into the application that called ``setup()``."""
+    path = _env(name)
     if not path:
         return None
-    with open(path, "rb") as f:
-        return f.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise OSError(f"{path} (OTEL_EXPORTER_OTLP_{name}) cannot be read: {exc.strerror or exc}") from None
 
 
 def _partial_success(response: Any) -> tuple[int, str]:
@@ -186,11 +193,6 @@ class GrpcSender:
         self._compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
             _compression(), grpc.Compression.NoCompression
         )
-        self._credentials = None
-        if self._secure:
-            self._credentials = grpc.ssl_channel_credentials(
-                _read(_env("CERTIFICATE")), _read(_env("CLIENT_KEY")), _read(_env("CLIENT_CERTIFICATE"))
-            )
         self._channel: Any = None
         self._call: Any = None
 
@@ -202,8 +204,11 @@ class GrpcSender:
 
             options = [("grpc.primary_user_agent", f"agent-otel/{__version__}")]
             grpc = self._grpc
-            if self._credentials is not None:
-                channel = grpc.secure_channel(self._target, self._credentials, options, self._compression)
+            if self._secure:
+                credentials = grpc.ssl_channel_credentials(
+                    _read("CERTIFICATE"), _read("CLIENT_KEY"), _read("CLIENT_CERTIFICATE")
+                )
+                channel = grpc.secure_channel(self._target, credentials, options, self._compression)
             else:
                 channel = grpc.insecure_channel(self._target, options, self._compression)
             self._channel = channel

@@ -357,6 +357,10 @@ def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> 
     if cfg.source("exporter.endpoint") == "env:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":
         # A traces-only URL; metrics go to the generic endpoint if there is one, else the same host.
         endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint.removesuffix("/v1/traces")
+    elif cfg.source("exporter.endpoint") == "env:OTEL_EXPORTER_OTLP_METRICS_ENDPOINT":
+        # A metrics-only URL and no other: spans go to the same host (before, neither signal was exported
+        # unless a collector answered on localhost: "no endpoint configured").
+        endpoint = endpoint.removesuffix("/v1/metrics")
     if protocol == "grpc":
         return endpoint
     return with_scheme(endpoint).rstrip("/") + f"/v1/{signal}"

@@ -66,6 +66,38 @@ def test_the_stack_entries_cover_every_file_the_compose_file_mounts():
         assert (ROOT / path).exists(), path
 
 
+def test_stack_init_under_a_strict_umask_leaves_the_mounted_directories_readable_by_the_containers(
+    cli: CLI, tmp_path: Path
+):
+    """docker-compose.yml mounts prometheus/rules and the grafana directories into containers that run as
+    their own users (Prometheus as nobody, Grafana as 472). Under a umask of 077 they were created 0700:
+    Prometheus found no rule file (no alert, and no error) and Grafana no datasource or dashboard."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounted_dirs = {
+        v.split(":", 1)[0][2:]
+        for s in compose["services"].values()
+        for v in s.get("volumes", [])
+        if isinstance(v, str) and v.startswith("./") and (ROOT / v.split(":", 1)[0]).is_dir()
+    }
+    assert {"prometheus/rules", "grafana/dashboards"} <= mounted_dirs
+    target = tmp_path / "stack"
+    left = target / "grafana" / "dashboards"  # as an earlier `stack init` under that umask left it
+    left.mkdir(parents=True, mode=0o700)
+    old = os.umask(0o077)
+    try:
+        proc = cli("stack", "init", str(target))
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr
+    for rel in mounted_dirs:
+        for directory in (target / rel, *(target / rel).parents):
+            if target in directory.parents:
+                assert directory.stat().st_mode & 0o755 == 0o755, (rel, oct(directory.stat().st_mode))
+        assert all(f.stat().st_mode & 0o444 == 0o444 for f in (target / rel).rglob("*") if f.is_file())
+
+
 def test_stack_init_into_a_file_is_one_error_line(cli: CLI, tmp_path: Path):
     target = tmp_path / "file"
     target.write_text("x")

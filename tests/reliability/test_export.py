@@ -281,3 +281,40 @@ def test_metrics_of_many_series_are_split_under_the_request_limit(fresh, protoco
     finally:
         agent_otel.shutdown()
         receiver.stop()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_certificate_file_that_cannot_be_read_fails_the_export_not_setup(
+    rig, monkeypatch, caplog, tmp_path, protocol
+):
+    """An operator's typo in OTEL_EXPORTER_OTLP_CERTIFICATE: over gRPC, setup() raised FileNotFoundError
+    into the application, which did not start. Now, as over HTTP, the agent runs and one warning names
+    the file; the spans are kept for retry (and counted if never sent)."""
+    missing = tmp_path / "no-such-ca.pem"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(missing))
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        rig.setup(
+            "https://127.0.0.1:9",  # never reached: the certificate is read first
+            {"exporter.schedule_delay_s": 0.05, "exporter.protocol": _protocol(protocol)},
+        )
+        assert tool_calls("a", "ok", 2) == 3  # the agent runs
+        poll(lambda: any("export is failing" in r.getMessage() for r in caplog.records))
+    (failing,) = [r.getMessage() for r in caplog.records if "export is failing" in r.getMessage()]
+    assert str(missing) in failing
+
+
+def test_a_metrics_only_endpoint_exports_metrics_and_spans_to_that_host(rig, monkeypatch):
+    """OTEL_EXPORTER_OTLP_METRICS_ENDPOINT alone (no generic or traces endpoint), no collector on
+    localhost: "OTLP export is off: no endpoint configured", and neither signal went anywhere. Now, as
+    for a traces-only URL, the other signal goes to the same host."""
+    receiver = HTTPReceiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.endpoint}/v1/metrics")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        rig.setup(None, {"exporter.schedule_delay_s": 0.05})
+        produced = tool_calls("a", "ok", 2)
+        assert sdk.flush(10)
+        assert _wait_http(receiver, produced) == produced
+        assert poll(lambda: receiver.metric_requests > 0)
+    finally:
+        receiver.stop()

@@ -588,6 +588,27 @@ def test_no_dashboard_query_counts_interrupted_runs_as_failed() -> None:
                 assert 'stop_reason!="completed"' not in r["expr"], r
 
 
+_WINDOW_COUNT = re.compile(
+    r"\(last_over_time\((?P<x>[^\[]+)\[(?P<w>[\w$]+)\]\) - (?P=x) offset (?P=w)\) >= 0"
+)
+
+
+def test_every_window_count_takes_a_reset_series_from_its_last_value() -> None:
+    """A process restarted under the same service.instance.id writes its counters from 0 into the old
+    process's series: "last minus the value at the window's start" is then the new count minus the old
+    (a restarted process's kill switch stop counted 0). Every panel, trace-to-metrics query and rule
+    counts such a series from its last value, as scenario 5 of the promtool tests proves for the rules."""
+    texts = [(f.name, f.read_text()) for f in (*sf.RULE_FILES, sf.GRAFANA_DATASOURCES)]
+    texts += [(name, expr) for name, d in sf.dashboards().items() for _, expr in sf.promql_expressions(d)]
+    counted = 0
+    for name, text in texts:
+        for m in _WINDOW_COUNT.finditer(text):
+            counted += 1
+            rest = text[m.end() :].lstrip()
+            assert rest.startswith(f"unless resets({m['x']}[{m['w']}]) > 0"), f"{name}: {m[0]}"
+    assert counted >= 40
+
+
 def test_dashboards_have_no_obsolete_table_footer() -> None:
     for name, d in sf.dashboards().items():
         for panel in sf.panels(d):

@@ -199,3 +199,159 @@ def test_values_postgresql_cannot_hold_cost_at_most_their_own_record(pg_url, set
     assert (sink.rejected, sink.dropped) == (1, 1)
     warnings = [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
     assert len(warnings) == 1 and "refused a run record" in warnings[0], warnings
+
+
+def test_a_gc_cut_short_by_a_server_restart_goes_on_when_the_server_is_back(monkeypatch):
+    """The sink's daily gc runs in slices between its writes. A restart closes the sink's connection and
+    it reconnects; the gc under way must be finished over the new connection, not left for a day (the gc on
+    the old connection ends there; the reopened store finds last_gc_ms not yet written and starts again)."""
+    from agent_otel.store import retention
+    from agent_otel.store import sink as sink_module
+    from agent_otel.store.location import Target
+
+    monkeypatch.setattr(sink_module, "MAINTENANCE_SLICE_S", 0.0)  # one gc batch per slice
+    monkeypatch.setattr(retention, "BATCH_RUNS", 100)
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        old = seed.now_ms() - 40 * seed.DAY_MS
+        records = []
+        for i in range(500):
+            records += seed.run_records(old + i * 1000, tool_calls=1, llm_calls=0)
+        seed.write(url, records)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM agent_otel_meta WHERE key = 'last_gc_ms'")  # a day's gc is due
+        sink = StoreSink(Target("postgresql", url), {"logs_days": 30, "tool_snapshot_days": 14})
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for _ in range(100):  # the day's gc is due: writes carry it on, a slice at a time
+                    sink.write(seed.run_records(seed.now_ms()))
+                    left = _count(
+                        conn, f"agent_runs WHERE created_at < to_timestamp({(old + 600_000) / 1000})"
+                    )
+                    if left < 500:
+                        break
+                    time.sleep(0.05)
+                assert 0 < left < 500, "gc should be under way, not done or not started"
+            server.restart()
+            deadline = time.monotonic() + 60
+            while True:
+                sink.write(seed.run_records(seed.now_ms()))
+                with psycopg.connect(url, autocommit=True) as conn:
+                    left = _count(
+                        conn, f"agent_runs WHERE created_at < to_timestamp({(old + 600_000) / 1000})"
+                    )
+                if left == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert left == 0, f"{left} runs older than the retention left after the restart"
+            assert sink.dropped == 0
+        finally:
+            sink.close()
+    finally:
+        server.stop()
+
+
+def test_tail_keeps_following_through_a_server_restart():
+    """An operator watching `agent-otel tail` while PostgreSQL restarts: one line on stderr, then the
+    runs that end after the restart (it ended with exit 2 and `AdminShutdown: terminating connection`)."""
+    from tests.cli.conftest import COMMAND
+
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        seed.write(url, seed.run_records(seed.now_ms(), run_id="b" * 32))
+        tail = subprocess.Popen(
+            [*COMMAND, "tail", "--store", url, "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = tail.stdout.readline()  # the header, then the run already there
+            assert "ENDED" in line, line
+            assert tail.stdout.readline().startswith("b" * 12)
+            server.restart()
+            time.sleep(0.5)  # at least one poll sees the restart
+            seed.write(url, seed.run_records(seed.now_ms(), run_id="a" * 32))
+            found = threading.Event()
+
+            def read() -> None:
+                for out in tail.stdout:
+                    if out.startswith("a" * 12):
+                        found.set()
+                        return
+
+            threading.Thread(target=read, daemon=True).start()
+            deadline = time.monotonic() + 60
+            while not found.wait(0.2) and tail.poll() is None and time.monotonic() < deadline:
+                pass
+            assert tail.poll() is None, "tail ended"
+            assert found.is_set(), "tail did not show the run that ended after the restart"
+        finally:
+            tail.terminate()
+            _, err = tail.communicate(timeout=30)
+        assert "cannot be read right now" in err and "can be read again" in err, err
+        assert "AdminShutdown" in err.splitlines()[0] or "terminating connection" in err, err
+    finally:
+        server.stop()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_warning(caplog):
+    """A DBA's idle_session_timeout (or a proxy's idle limit) closes the sink's connection while the
+    agent is idle. The next batch goes in over a new connection at once: no "cannot take writes" warning
+    and "accepts writes again" after every quiet spell of a healthy database, no batch kept waiting."""
+    from agent_otel.store.location import Target
+
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET idle_session_timeout = '500ms'")
+            conn.execute("SELECT pg_reload_conf()")
+        sink = StoreSink(Target("postgresql", url), {})
+        try:
+            with caplog.at_level(logging.INFO, logger="agent_otel"):
+                for _ in range(3):
+                    sink.write(seed.run_records(seed.now_ms()))
+                    assert sink.error is None and not sink._pending  # in the store at once
+                    time.sleep(1.5)  # idle past the timeout: the server closes the connection
+            with psycopg.connect(url) as conn:
+                assert _count(conn, "agent_runs") == 3
+        finally:
+            sink.close()
+        assert not [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
+    finally:
+        server.stop()
+
+
+def test_gc_by_a_role_that_may_only_read_is_one_clear_error_line(postgres):
+    """A read-only role (dashboards, analysts) may count with `gc --dry-run` but not delete: one line
+    naming the store and the refusal, exit 2; it printed `InsufficientPrivilege: ...` as an unexpected
+    error, with the hint to set AGENT_OTEL_DEBUG for a traceback."""
+    from tests.cli.conftest import COMMAND
+
+    url = postgres.new_database()
+    seed.write(url, seed.run_records(seed.now_ms() - 40 * seed.DAY_MS))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader")
+    reader = url.replace("agent_otel@", "reader@")
+    dry = subprocess.run(
+        [*COMMAND, "gc", "--dry-run", "--store", reader], capture_output=True, text=True, timeout=60
+    )
+    assert dry.returncode == 0 and "would delete 1 rows from agent_runs" in dry.stdout, (
+        dry.stdout + dry.stderr
+    )
+    proc = subprocess.run([*COMMAND, "gc", "--store", reader], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(
+        "agent-otel: error: cannot apply retention to the run store at postgresql://reader@"
+    )
+    assert "permission denied" in line and "AGENT_OTEL_DEBUG" not in line

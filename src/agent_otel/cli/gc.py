@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from agent_otel.cli.common import Context, add_json, local_time, print_json
+from agent_otel.cli.common import CLIError, Context, add_json, local_time, print_json
 from agent_otel.store import retention_from_config
 
 HELP = "delete runs and events older than the retention (retention.logs_days, tool_snapshot_days)"
@@ -19,7 +19,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store(writer=True)  # never delete from a store whose newer schema we do not know
     retention = retention_from_config(ctx.config)
     last = store.meta("last_gc_ms")
-    deleted = store.gc(retention, dry_run=args.dry_run)
+    try:
+        deleted = store.gc(retention, dry_run=args.dry_run)
+    except Exception as exc:  # a role that may read but not delete (PostgreSQL), a read-only file
+        from agent_otel.store.db import classify
+
+        raise CLIError(
+            f"cannot apply retention to the run store at {store.target.display}: {classify(exc)}"
+        ) from None
     if args.json:
         print_json(
             {

@@ -9,6 +9,7 @@ as a checkout. An editable install (``make install``) reads them from the checko
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -69,6 +70,23 @@ def files(root: Traversable | None = None) -> dict[str, bytes]:
     return dict(sorted(out.items()))
 
 
+def _open_directories(target: Path, wanted: dict[str, bytes]) -> None:
+    """Create the stack's directories readable and searchable by everyone, whatever the umask.
+
+    docker-compose.yml mounts ``prometheus/rules`` and the ``grafana`` directories into containers whose
+    processes run as their own users (Prometheus as nobody, Grafana as 472): under a umask of 077 or 027
+    such a directory was 0700 or 0750, so Prometheus found no rule file (no alert, no error) and Grafana no
+    datasource or dashboard. A directory a previous ``stack init`` left so is opened up too.
+    """
+    target.mkdir(parents=True, exist_ok=True)  # its own mode is yours: Docker mounts what is inside it
+    for path in sorted({p for rel in wanted for p in (target / rel).parents if target in p.parents}):
+        path.mkdir(exist_ok=True)
+        mode = path.stat().st_mode & 0o7777
+        if mode & 0o755 != 0o755:
+            with contextlib.suppress(OSError):  # not ours to change: left as it is
+                os.chmod(path, mode | 0o755)
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     target = Path(args.dir).expanduser()
     wanted = files()
@@ -83,11 +101,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
         raise CLIError(f"{target} has other versions of {shown}; pass --force to overwrite them")
     written = 0
+    _open_directories(target, wanted)
     for rel, data in wanted.items():
         path = target / rel
         if path.is_file() and path.read_bytes() == data:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Readable by the containers' own users (Grafana, Prometheus and Tempo do not run as you).
         path.write_bytes(data)
         os.chmod(path, 0o644)

@@ -5,6 +5,10 @@ printed, minus a few seconds of slack: processes write in batches (about every 2
 may differ a little, so a run can become visible slightly after a later one. Runs already printed are
 remembered over that slack, so none is printed twice. Runs started more than a day before they end are
 not followed (the query uses the index on the start time). Ctrl-C ends it with exit status 0.
+
+A store that cannot be read for now (a PostgreSQL server restarting or failing over, unreachable) is
+said once on stderr and read again at the next interval, reconnecting, rather than ending the tail: an
+operator watching runs through a database restart keeps watching.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from agent_otel.cli.common import CLIError, Context, now_ms, reader_gone
 from agent_otel.cli.layout import fit
 from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
+from agent_otel.store import StoreError, open_store
 
 HELP = "follow runs as they end (same filters as runs); Ctrl-C to stop"
 
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         console.print(layout.header(), soft_wrap=True)
         store = _wait_for_store(ctx, args.interval)
         if store is not None:
-            _follow(store, console, layout, args, where)
+            _follow(ctx, store, console, layout, args, where)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how tail ends: not an error
     return 0
@@ -83,9 +88,12 @@ def _wait_for_store(ctx: Context, interval: float) -> Any:
     return None
 
 
-def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, where: dict[str, Any]) -> None:
+def _follow(
+    ctx: Context, store: Any, console: Any, layout: Any, args: argparse.Namespace, where: dict[str, Any]
+) -> None:
     seen: dict[str, int] = {}  # run id -> end, for the runs printed within the slack
     cursor = now_ms()
+    down: StoreError | None = None  # the store could not be read at the last try
 
     def emit(rows: list[dict[str, Any]]) -> None:
         nonlocal cursor
@@ -101,8 +109,38 @@ def _follow(store: Any, console: Any, layout: Any, args: argparse.Namespace, whe
     while not reader_gone():  # `agent-otel tail | grep -m1 x`: stop once grep has
         time.sleep(args.interval)
         start = cursor - SLACK_MS
-        emit(store.runs(since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where))
+        try:
+            if store is None:
+                store = open_store(ctx.require_target(), create=False, writer=False)
+                ctx.opened.append(store)
+            rows = store.runs(
+                since_ms=now_ms() - LOOKBACK_MS, ended_since_ms=start, newest_first=False, **where
+            )
+        except Exception as exc:
+            from agent_otel.store.db import classify  # only when reading failed
+
+            err = exc if isinstance(exc, StoreError) else classify(exc)
+            if not err.transient:
+                raise
+            if down is None:
+                _say(
+                    f"the run store cannot be read right now ({err}); trying again every {args.interval:g} s"
+                )
+            down = err
+            if store is not None:
+                store.close()  # reconnect at the next try
+                store = None
+            continue
+        if down is not None:
+            down = None
+            _say("the run store can be read again")
+        emit(rows)
         seen = {k: v for k, v in seen.items() if v >= cursor - SLACK_MS}
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(f"agent-otel tail: {line}\n")
+    sys.stderr.flush()
 
 
 def _end(r: dict[str, Any]) -> int:

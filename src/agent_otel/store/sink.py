@@ -233,6 +233,7 @@ class StoreSink:
         if not n:
             return
         self._in_flight = n
+        reused = self._store is not None
         try:
             store = self._open()
             store.write(runs, by_type.get("event", ()), by_type["snapshot"])
@@ -244,6 +245,8 @@ class StoreSink:
             err = classify(exc)
             if err.bad_data:
                 self._flush_pending()  # again from the buffer, split until the refused records are found
+            elif self._reconnect_at_once(err, reused):
+                self._flush_pending()  # over the new connection; a failure there is the store's state
             else:
                 self._failed(err)
             return
@@ -321,13 +324,33 @@ class StoreSink:
     def _flush_pending(self) -> None:
         if not self._pending:
             return
+        reused = self._store is not None
         try:
             store = self._open()
             self._write_front(store, len(self._pending))
         except Exception as exc:
-            self._failed(classify(exc))
-            return
+            err = classify(exc)
+            if not self._reconnect_at_once(err, reused):
+                self._failed(err)
+                return
+            try:
+                store = self._open()
+                self._write_front(store, len(self._pending))
+            except Exception as again:
+                self._failed(classify(again))
+                return
         self._written_ok(store)
+
+    def _reconnect_at_once(self, err: StoreError, reused: bool) -> bool:
+        """Whether to try a new PostgreSQL connection at once after ``err`` on one already open: the server
+        may have closed it while it sat idle (the DBA's idle_session_timeout, a proxy's idle limit), which
+        is no reason to call the store unavailable. Closes the old connection if so."""
+        if not (err.transient and reused and self.target.kind == "postgresql"):
+            return False
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        return True
 
     def _written_ok(self, store: Store) -> None:
         self._backoff_s = 0.0
