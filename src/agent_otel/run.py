@@ -15,7 +15,6 @@ import inspect
 import logging
 import os
 import random
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from agent_otel.steps import (
     bind_span,
     current_run,
     internal_error,
+    is_cancelled,
     note_failure,
     release_run_span,
     unbind_run,
@@ -256,7 +256,7 @@ class Run:
             return StopReason.INTERRUPTED if self.paused is not None else StopReason.COMPLETED
         if isinstance(exc, AgentStopped):
             return exc.result.stop_reason
-        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or _is_cancelled(exc):
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or is_cancelled(exc):
             return StopReason.CANCELLED
         return self.ledger.failure_reason(exc) or self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
 
@@ -535,12 +535,6 @@ def _take_pause(conversation_id: str | None) -> tuple[SpanContext, str] | None:
         return None
     with _paused_lock:
         return _paused.pop(conversation_id, None)
-
-
-def _is_cancelled(exc: BaseException) -> bool:
-    # asyncio is not imported just to ask: if it was never imported, this cannot be its CancelledError.
-    aio = sys.modules.get("asyncio")
-    return aio is not None and isinstance(exc, aio.CancelledError)
 
 
 def run(

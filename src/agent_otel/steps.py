@@ -58,6 +58,7 @@ code are the policies' (AgentStopped, a guard's ToolDenied, a replay's refusal).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -245,6 +246,13 @@ def unbind_run(token: Token[Run | None]) -> None:
         _current.reset(token)
     except ValueError:  # exited in another context (a generator or a callback)
         _current.set(None)
+
+
+def is_cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is asyncio's CancelledError (asyncio is not imported just to ask: if it was never
+    imported, this cannot be its CancelledError)."""
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(exc, aio.CancelledError)
 
 
 # --- telemetry failures ------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,7 +27,7 @@ from opentelemetry import trace
 from agent_otel import conventions as c
 from agent_otel import steps
 from agent_otel.hashing import canonical_json, sha, sha_bytes
-from agent_otel.steps import Step, active_run, internal_error, note_failure
+from agent_otel.steps import Step, active_run, internal_error, is_cancelled, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 
 if TYPE_CHECKING:
@@ -254,10 +253,7 @@ def _is_timeout(exc: BaseException) -> bool:
     decides the run's reason (it read ``tool_error``). A task cancelled outright leaves the run as a
     CancelledError, which the run reads as ``cancelled`` before any note.
     """
-    if isinstance(exc, TimeoutError):
-        return True
-    aio = sys.modules.get("asyncio")  # not imported just to ask: then it cannot be its CancelledError
-    return aio is not None and isinstance(exc, aio.CancelledError)
+    return isinstance(exc, TimeoutError) or is_cancelled(exc)
 
 
 def begin(
