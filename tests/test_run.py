@@ -272,6 +272,40 @@ def test_stop_is_recorded_exactly_once_and_returns_the_result(telemetry):
     ]
 
 
+def test_work_that_outlives_its_run_block_runs_as_without_agent_otel(telemetry):
+    """A task spawned in the run, a generator tool consumed after the block, ``record_llm`` after it:
+    without agent-otel they work, so the ended run neither refuses them (AgentStopped) nor gains steps."""
+
+    @agent_otel.tool
+    async def fetch(x):
+        await asyncio.sleep(0.01)
+        return x
+
+    @agent_otel.tool
+    def pages(n):
+        yield from range(n)
+
+    async def agent():
+        async with agent_otel.run("bg") as run:
+            task = asyncio.create_task(fetch(5))  # fire and forget, awaited later
+            lines = pages(3)
+        return run, await task, list(lines)
+
+    run, fetched, lines = asyncio.run(agent())
+    assert (fetched, lines) == (5, [0, 1, 2])
+    assert run.call_tool("late", lambda: 7) == 7
+    run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5)  # not recorded, not raised
+    assert run.result.stop_reason == "completed" and run.steps == 0 and run.result.usage["steps"] == 0
+    assert [s.name for s in telemetry.spans()] == ["invoke_agent bg"]
+    # A run stopped before its block was left still refuses every later step, wherever it comes from.
+    with agent_otel.run("stopped") as stopped:
+        stopped.stop("kill_switch")
+    with pytest.raises(agent_otel.AgentStopped):
+        stopped.call_tool("late", lambda: 7)
+    with pytest.raises(agent_otel.AgentStopped):
+        stopped.record_llm(model="gpt-4o", input_tokens=1)
+
+
 def test_unknown_stop_reason_is_a_value_error_listing_the_valid_ones(telemetry):
     with agent_otel.run("a") as run:
         with pytest.raises(ValueError, match="valid reasons: completed, max_steps, budget_exceeded"):

@@ -413,7 +413,8 @@ def record(
     ended records nothing more.
     """
     if run.result is not None:
-        raise AgentStopped(run.result)
+        check_pending(run)  # raises, unless the run ended by leaving its block: then nothing to record
+        return
     pending = run.ledger.pending
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:

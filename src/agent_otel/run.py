@@ -243,6 +243,7 @@ class Run:
     def _exit(self, exc: BaseException | None) -> None:
         try:
             if self.result is None:
+                self.ledger.left = True  # set first: a step that finds the stop finds this too
                 self._finish(self._reason_for(exc), exc)
         finally:
             tokens, self._tokens = self._tokens, None

@@ -395,7 +395,7 @@ class Ledger:
     (``run.steps``, ``run.tool_calls``, tokens, spend) are the run's public attributes.
     """
 
-    __slots__ = ("failures", "hooks", "last_failed", "lock", "pending", "runtime")
+    __slots__ = ("failures", "hooks", "last_failed", "left", "lock", "pending", "runtime")
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None  # set when the run starts
@@ -406,6 +406,9 @@ class Ledger:
         #: A step that failed with no exception to note (a library's span said so after the fact): the
         #: run's step count then, and the reason of an error that leaves the run before its next step.
         self.last_failed: tuple[int, StopReason] | None = None
+        #: The run ended by leaving its block (not stopped by a guard or ``run.stop()`` before): a step
+        #: made after that (a task or generator that outlived the block) runs untraced, see check_pending.
+        self.left = False
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
@@ -455,11 +458,17 @@ def defer_stop(run: Run, result: StopResult) -> None:
 
 
 def check_pending(run: Run) -> None:
-    """Raise AgentStopped if ``run`` has stopped, or has a stop pending (which is recorded now)."""
-    pending = run.ledger.pending
+    """Raise AgentStopped if ``run`` has stopped, or has a stop pending (which is recorded now).
+
+    A run that ended by leaving its block was not stopped: work it started that outlives the block (an
+    asyncio task, a generator consumed later, ``record_llm`` after the ``with``) is not refused, since
+    without agent-otel it would have run. It returns here, and the caller runs it untraced.
+    """
+    ledger = run.ledger
+    pending = ledger.pending
     if pending is not None:
         raise AgentStopped(run.stop(pending.stop_reason, pending.detail))
-    if run.result is not None:
+    if run.result is not None and not ledger.left:
         raise AgentStopped(run.result)
 
 
@@ -671,6 +680,7 @@ def begin(
     if checks:
         if ledger.pending is not None or run.result is not None:
             check_pending(run)
+            return None  # the run's block was left: what outlived it runs untraced
         for hook in hooks.before:
             hook(step)
     for serve in hooks.serve:
