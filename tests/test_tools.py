@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
+import pickle
+import typing
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -286,3 +291,109 @@ def test_a_long_stream_is_not_kept_in_memory_for_its_result(telemetry):
     long, short = tool_spans(telemetry)
     assert long.attributes[c.TOOL_RESULT_SHA] == sha({"$stream_items": total})
     assert short.attributes[c.TOOL_RESULT_SHA] == sha(["line 0", "line 1"])
+
+
+@agent_otel.tool
+def pages_typed(n: int, *, size: int = 10) -> Iterator[dict]:
+    """Pages of results."""
+    for i in range(n):
+        yield {"page": i, "size": size}
+
+
+@agent_otel.tool
+async def apages_typed(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+def test_a_decorated_tool_looks_to_frameworks_like_the_function_it_wraps():
+    """Frameworks build tool schemas and pick sync/async/streaming paths from ``inspect`` and the type
+    hints; multiprocessing pickles functions by name. A generator tool's wrapper said it was a plain
+    function (Gradio, Google ADK's streaming tools and others would not stream it)."""
+    for fn, original in [(search, search.__wrapped__), (pages_typed, pages_typed.__wrapped__)]:
+        assert inspect.signature(fn) == inspect.signature(original)
+        assert typing.get_type_hints(fn) == typing.get_type_hints(original)
+        assert pickle.loads(pickle.dumps(fn)) is fn
+    assert (pages_typed.__name__, pages_typed.__doc__) == ("pages_typed", "Pages of results.")
+    assert inspect.iscoroutinefunction(search) and not inspect.isasyncgenfunction(search)
+    assert inspect.isgeneratorfunction(pages_typed) and not inspect.isasyncgenfunction(pages_typed)
+    assert inspect.isasyncgenfunction(apages_typed) and not inspect.iscoroutinefunction(apages_typed)
+    assert not inspect.iscoroutinefunction(send_email) and not inspect.isgeneratorfunction(send_email)
+
+
+def test_classmethods_partials_and_callable_objects_are_tools(telemetry):
+    """``@tool`` above ``@classmethod`` raised TypeError when called; a ``functools.partial`` or a callable
+    object raised AttributeError (no ``__name__``) when decorated."""
+
+    class Billing:
+        rate = 2
+
+        @agent_otel.tool
+        @classmethod
+        def quote(cls, units: int) -> int:
+            return cls.rate * units
+
+        @agent_otel.tool
+        @staticmethod
+        def currency() -> str:
+            return "EUR"
+
+    class Refund:
+        def __call__(self, order: str) -> str:
+            return f"refunded {order}"
+
+    class AsyncRefund:
+        async def __call__(self, order: str) -> str:
+            return f"refunded {order}"
+
+    def convert(amount: float, rate: float) -> float:
+        return amount * rate
+
+    to_usd = agent_otel.tool(functools.partial(convert, rate=1.1))
+    refund, arefund = agent_otel.tool(Refund()), agent_otel.tool(AsyncRefund())
+    with agent_otel.run("billing") as run:
+        assert (Billing.quote(3), Billing().quote(units=2), Billing.currency()) == (6, 4, "EUR")
+        assert to_usd(10.0) == pytest.approx(11.0)
+        assert refund("o-1") == "refunded o-1"
+        assert asyncio.run(arefund("o-2")) == "refunded o-2"
+    spans = tool_spans(telemetry)
+    names = [s.attributes[c.GEN_AI_TOOL_NAME] for s in spans]
+    assert names == ["quote", "quote", "currency", "convert", "Refund", "AsyncRefund"]
+    assert spans[0].attributes[c.TOOL_ARGS_SHA] == sha({"units": 3})  # cls is not an argument
+    assert spans[-1].attributes[c.TOOL_RESULT_SHA] == sha("refunded o-2")  # awaited, not a coroutine
+    assert run.tool_calls == 6
+
+
+def test_what_a_consumer_sends_into_a_generator_tool_reaches_it(telemetry):
+    """``send``/``asend`` into a streaming tool reach its body, in a run and outside one (in a run the
+    values were dropped; outside, an async generator tool's wrapper is now one of ours)."""
+
+    @agent_otel.tool
+    def echo():
+        got = None
+        for i in range(3):
+            got = yield (i, got)
+
+    @agent_otel.tool
+    async def aecho():
+        got = None
+        for i in range(3):
+            got = yield (i, got)
+
+    async def asend_all():
+        stream = aecho()
+        out = [await stream.asend(None), await stream.asend("a"), await stream.asend("b")]
+        await stream.aclose()
+        return out
+
+    def send_all():
+        stream = echo()
+        out = [stream.send(None), stream.send("a"), stream.send("b")]
+        stream.close()
+        return out
+
+    expected = [(0, None), (1, "a"), (2, "b")]
+    assert (send_all(), asyncio.run(asend_all())) == (expected, expected)  # outside a run
+    with agent_otel.run("echo") as run:
+        assert (send_all(), asyncio.run(asend_all())) == (expected, expected)
+    assert run.tool_calls == 2 and len(tool_spans(telemetry)) == 2

@@ -34,7 +34,7 @@ from agent_otel import conventions as c
 from agent_otel import native, steps
 from agent_otel.genai import guess_provider, request_attributes, strings
 from agent_otel.steps import Step, check_pending, internal_error, note_failure
-from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.stop import StopReason
 
 if TYPE_CHECKING:
     from agent_otel.run import Run

@@ -47,7 +47,7 @@ from agent_otel.steps import (
     unbind_run,
 )
 from agent_otel.stop import AgentStopped, StopReason, StopResult
-from agent_otel.tools import active_tool_call, call_async, call_sync, tool_options
+from agent_otel.tools import active_tool_call, call_async, call_sync, is_async_callable, tool_options
 
 logger = logging.getLogger("agent_otel")
 
@@ -300,7 +300,7 @@ class Run:
         else:
             call_args, call_kwargs, hashed = (args,), {}, args
         options = tool_options(name, side_effects, timeout_s, retry)
-        if inspect.iscoroutinefunction(fn):
+        if is_async_callable(fn):
             return call_async(self, options, fn, call_args, call_kwargs, hashed, call_id)
         return call_sync(self, options, fn, call_args, call_kwargs, hashed, call_id)
 

@@ -368,9 +368,14 @@ def stream_sync(
     kept = _Kept()
     stream = fn(*args, **kwargs)
     try:
-        for item in stream:
+        sent = None
+        while True:
+            try:
+                item = next(stream) if sent is None else stream.send(sent)  # what the consumer sends too
+            except StopIteration:
+                break
             kept.add(item)
-            yield item
+            sent = yield item
     except GeneratorExit:
         call.ok(kept.result())  # the consumer stopped: the step ends with what it took
         raise
@@ -398,9 +403,14 @@ async def stream_async(
     kept = _Kept()
     stream = fn(*args, **kwargs)
     try:
-        async for item in stream:
+        sent = None
+        while True:
+            try:
+                item = await (anext(stream) if sent is None else stream.asend(sent))  # type: ignore[attr-defined]
+            except StopAsyncIteration:
+                break
             kept.add(item)
-            yield item
+            sent = yield item
     except GeneratorExit:
         call.ok(kept.result())
         raise
@@ -572,6 +582,24 @@ class _ArgBinder:
         return bound
 
 
+def _name_of(func: Callable[..., Any]) -> str:
+    """A tool's default name: the function's; a ``functools.partial``'s function's; a callable object's
+    class name."""
+    name = getattr(func, "__name__", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(func, functools.partial):
+        return _name_of(func.func)
+    return type(func).__name__
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, also true for a callable object whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    return not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__)
+
+
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     """The call if a framework integration already opened this very tool call (one span, not two)."""
     if not _claims_seen:  # no call was ever claimable: none to claim
@@ -616,8 +644,10 @@ def tool(
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(func, classmethod | staticmethod):  # @tool above @classmethod: wrap what it wraps
+            return type(func)(decorate(func.__func__))
         options = ToolOptions(
-            name=name or func.__name__,
+            name=name or _name_of(func),
             side_effects=side_effects,
             timeout_s=timeout_s,
             retry=retry,
@@ -625,21 +655,53 @@ def tool(
         )
         binder = _ArgBinder(func)
 
-        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-            stream = stream_async if inspect.isasyncgenfunction(func) else stream_sync
+        # The wrappers are of the function's own kind (generator, async generator, coroutine function),
+        # so what frameworks ask `inspect` about a tool (is it async? does it stream?) stays true. A
+        # generator's run is the one its first item is taken in, when its body starts.
+        if inspect.isgeneratorfunction(func):
 
             @functools.wraps(func)
             def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
                 run = active_run()
                 if run is None:
                     steps.outside_run(options.name)  # executed as is, except during a replay
-                    return func(*args, **kwargs)
-                return stream(run, options, func, args, kwargs, binder.bind(args, kwargs))
+                    return (yield from func(*args, **kwargs))
+                return (yield from stream_sync(run, options, func, args, kwargs, binder.bind(args, kwargs)))
 
             stream_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
             return stream_wrapper
 
-        if inspect.iscoroutinefunction(func):
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def astream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = active_run()
+                if run is None:
+                    steps.outside_run(options.name)
+                    stream = func(*args, **kwargs)
+                else:
+                    stream = stream_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
+                # ``yield from`` for an async generator (there is none): items out, asend/athrow in.
+                try:
+                    item = await anext(stream)
+                    while True:
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            raise
+                        except BaseException as exc:
+                            item = await stream.athrow(exc)
+                        else:
+                            item = await (anext(stream) if sent is None else stream.asend(sent))
+                except StopAsyncIteration:
+                    return
+                finally:
+                    await stream.aclose()
+
+            astream_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
+            return astream_wrapper
+
+        if is_async_callable(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
