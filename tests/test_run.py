@@ -150,6 +150,35 @@ def test_a_caught_tool_error_does_not_decide_the_stop(telemetry):
     assert run.result.stop_reason == "completed"
 
 
+def test_a_tool_error_inside_a_task_group_is_still_a_tool_error(telemetry):
+    """A TaskGroup raises what its tasks raised as an ExceptionGroup: when that leaves the run, the
+    failed tool calls in it name the stop (it read ``error``). ``except*`` still sees the errors."""
+
+    @agent_otel.tool
+    async def fetch(url):
+        await asyncio.sleep(0)
+        raise ConnectionError(f"{url} refused")
+
+    async def agent():
+        async with agent_otel.run("fanout") as run:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(fetch("a"))
+            except* ConnectionError as caught:  # handled: the run goes on
+                assert len(caught.exceptions) == 1
+            async with asyncio.TaskGroup() as group:
+                group.create_task(fetch("b"))
+                group.create_task(fetch("c"))
+        return run
+
+    with pytest.raises(ExceptionGroup) as raised:
+        asyncio.run(agent())
+    assert sorted(str(e) for e in raised.value.exceptions) == ["b refused", "c refused"]
+    (root,) = telemetry.spans_named("invoke_agent fanout")
+    assert root.attributes[c.STOP_REASON] == "tool_error"
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["tool_error"]
+
+
 def test_other_exceptions_stop_with_error(telemetry):
     with pytest.raises(RuntimeError), agent_otel.run("a") as run:
         raise RuntimeError("agent bug")

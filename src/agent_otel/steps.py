@@ -417,7 +417,8 @@ class Ledger:
         self.runtime = rt
 
     def failure_reason(self, exc: BaseException) -> StopReason | None:
-        """The stop reason noted for ``exc`` or an exception it was raised from, if any."""
+        """The stop reason noted for ``exc`` or an exception it was raised from, if any; for an exception
+        group (an ``asyncio.TaskGroup``'s, anyio's), the first of its exceptions that has one."""
         seen: set[int] = set()
         cur: BaseException | None = exc
         while cur is not None and id(cur) not in seen:
@@ -425,6 +426,11 @@ class Ledger:
             for failed, reason in self.failures:
                 if failed is cur:
                     return reason
+            if isinstance(cur, BaseExceptionGroup):
+                for member in cur.exceptions:
+                    reason = self.failure_reason(member)
+                    if reason is not None:
+                        return reason
             cur = cur.__cause__ or cur.__context__
         return None
 
