@@ -397,3 +397,51 @@ def test_what_a_consumer_sends_into_a_generator_tool_reaches_it(telemetry):
     with agent_otel.run("echo") as run:
         assert (send_all(), asyncio.run(asend_all())) == (expected, expected)
     assert run.tool_calls == 2 and len(tool_spans(telemetry)) == 2
+
+
+def test_a_stream_left_unfinished_ends_with_its_run_not_at_garbage_collection(telemetry):
+    """A consumer that stops taking items but keeps the generator (a variable, a list of streams): its
+    step ended only when the garbage collector closed it, after the run's span and stop (a tool span
+    ending after its parent, a step missing from the run's numbers when they were recorded)."""
+
+    @agent_otel.tool
+    def rows(n):
+        yield from range(n)
+
+    @agent_otel.tool
+    async def arows(n):
+        for i in range(n):
+            yield i
+
+    async def take_one():
+        stream = arows(5)
+        return stream, await anext(stream)
+
+    with agent_otel.run("reader") as run:
+        kept = rows(5)
+        assert next(kept) == 0
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def agent():
+            async with agent_otel.run("areader") as arun:
+                stream, item = await take_one()
+                assert item == 0
+            return arun, stream
+
+        arun, astream = loop.run_until_complete(agent())
+        spans = {s.name: s for s in telemetry.spans()}
+        for root, tool in (
+            ("invoke_agent reader", "execute_tool rows"),
+            ("invoke_agent areader", "execute_tool arows"),
+        ):
+            assert spans[tool].end_time <= spans[root].end_time
+            assert spans[tool].attributes[c.TOOL_RESULT_SHA] == sha([0])
+            assert spans[tool].attributes[c.TOOL_STATUS] == "ok"
+        assert next(kept) == 1  # the generator itself goes on
+        kept.close()
+        loop.run_until_complete(astream.aclose())
+    finally:
+        loop.close()
+    assert len(telemetry.events("tool_result")) == 2  # one per step: closing later records nothing more
+    assert run.result.usage["tool_calls"] == 1 and arun.result.usage["tool_calls"] == 1

@@ -371,6 +371,8 @@ class Run:
     # --- the single stop -----------------------------------------------------------------------------
 
     def _finish(self, reason: StopReason, exc: BaseException | None, detail: str | None = None) -> StopResult:
+        if self.ledger.open_ends and self.result is None:
+            self.ledger.end_open()  # streams left unfinished end before the run does
         with self._lock:
             if self.result is not None:
                 return self.result

@@ -57,6 +57,7 @@ code are the policies' (AgentStopped, a guard's ToolDenied, a replay's refusal).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -395,7 +396,7 @@ class Ledger:
     (``run.steps``, ``run.tool_calls``, tokens, spend) are the run's public attributes.
     """
 
-    __slots__ = ("failures", "hooks", "last_failed", "left", "lock", "pending", "runtime")
+    __slots__ = ("failures", "hooks", "last_failed", "left", "lock", "open_ends", "pending", "runtime")
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None  # set when the run starts
@@ -409,6 +410,35 @@ class Ledger:
         #: The run ended by leaving its block (not stopped by a guard or ``run.stop()`` before): a step
         #: made after that (a task or generator that outlived the block) runs untraced, see check_pending.
         self.left = False
+        #: How to end the steps still open that may outlive the code that began them (a streaming tool
+        #: left unfinished but still referenced): the run ends them when it stops (see hold_open).
+        self.open_ends: list[Any] | None = None
+
+    def hold_open(self, end: Any) -> None:
+        """Have the run call ``end()`` when it stops, if :meth:`let_go` was not called with it first: a
+        step that would otherwise end only when the garbage collector closes its generator, after the
+        run's span (a child span ending after its parent) and after the run's stop was counted."""
+        with self.lock:
+            if self.open_ends is None:
+                self.open_ends = []
+            self.open_ends.append(end)
+
+    def let_go(self, end: Any) -> None:
+        """The step ended by itself: forget its ``end``."""
+        with self.lock:
+            if self.open_ends:
+                with contextlib.suppress(ValueError):
+                    self.open_ends.remove(end)
+
+    def end_open(self) -> None:
+        """End the steps still held open (the run is stopping); a failure is reported, never raised."""
+        with self.lock:
+            ends, self.open_ends = self.open_ends, None
+        for end in ends or ():
+            try:
+                end()
+            except Exception as exc:
+                internal_error("ending a step left open", exc)
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""

@@ -366,6 +366,8 @@ def stream_sync(
         yield from _recorded_items(call, call.replay.serve(call))
         return
     kept = _Kept()
+    end = kept.ender(call)
+    run.ledger.hold_open(end)  # a stream left unfinished ends when the run does, not at garbage collection
     stream = fn(*args, **kwargs)
     try:
         sent = None
@@ -383,6 +385,7 @@ def stream_sync(
         call.fail(exc)
         raise
     finally:
+        run.ledger.let_go(end)
         stream.close()
     call.ok(kept.result())
 
@@ -401,6 +404,8 @@ async def stream_async(
             yield item
         return
     kept = _Kept()
+    end = kept.ender(call)
+    run.ledger.hold_open(end)
     stream = fn(*args, **kwargs)
     try:
         sent = None
@@ -418,6 +423,7 @@ async def stream_async(
         call.fail(exc)
         raise
     finally:
+        run.ledger.let_go(end)
         await stream.aclose()  # type: ignore[attr-defined]
     call.ok(kept.result())
 
@@ -449,6 +455,10 @@ class _Kept:
 
     def result(self) -> Any:
         return self.items if self.items is not None else {"$stream_items": self.count}
+
+    def ender(self, call: ToolCall) -> Callable[[], None]:
+        """How the run ends ``call`` if the stream is still open when it stops: with what was taken."""
+        return lambda: call.ok(self.result())
 
 
 def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
