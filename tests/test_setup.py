@@ -90,7 +90,7 @@ def test_instrument_takes_one_name_as_a_string(clean):
     try:
         agent_otel.setup("svc", store=False, instrument="mcp", config={"exporter": {"probe_local": False}})
         assert sdk.installation().integrations == ["mcp"]
-        with pytest.raises(ValueError, match="unknown integration.s. nosuch; known: langchain"):
+        with pytest.raises(ValueError, match=r"unknown integration\(s\) nosuch; known: langchain"):
             integrations.instrument(["nosuch"])
     finally:
         integrations.uninstrument()
