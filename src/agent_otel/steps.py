@@ -593,6 +593,12 @@ class Step:
         self._done = True
         return True
 
+    def detach(self) -> None:
+        """Stop being the current span of the context that began the step (it ends elsewhere)."""
+        token, self._token = self._token, None
+        if token is not None:
+            otel_context.detach(token)
+
     def end(
         self,
         attributes: dict[str, Any],

@@ -17,6 +17,7 @@ import functools
 import inspect
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -38,6 +39,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TOOL_KEY = otel_context.create_key("agent_otel.tool_call")
+_COROUTINE = types.CoroutineType
 # Whether any tool call was ever made claimable (integrations do): until then an ``@tool`` function does
 # not look for a call to claim (the hot path; see _claim).
 _claims_seen = False
@@ -325,6 +327,27 @@ def call_sync(
     except BaseException as exc:
         call.fail(exc)
         raise
+    if type(result) is _COROUTINE:  # a sync callable over async code (a lambda): await its work
+        call.detach()  # the caller's context lets go of the span now; the work runs where it is awaited
+        never = lambda: call.fail(RuntimeError("the coroutine the tool returned was never awaited"))  # noqa: E731
+        run.ledger.hold_open(never)
+        return _awaited(call, result, never)  # type: ignore[return-value]
+    call.ok(result)
+    return result
+
+
+async def _awaited(call: ToolCall, coro: Awaitable[R], never: Callable[[], None]) -> R:
+    """The coroutine a sync tool returned, as the step: it ends when the coroutine's work does, with its
+    result or error (it ended at the return, a 0 ms step whose result was the coroutine's repr). Its
+    work runs under the tool span; a coroutine never awaited ends the step failed when the run stops."""
+    try:
+        with trace.use_span(call.span, end_on_exit=False):
+            result = await coro
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        call.run.ledger.let_go(never)
     call.ok(result)
     return result
 
