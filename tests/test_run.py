@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 from typing import Any
 
@@ -367,6 +368,52 @@ def test_agent_decorator_sync_and_async(telemetry):
     assert run_a.input_sha == sha({"ticket": {"id": 1}, "priority": "high"})
     assert run_b.agent == "summarize" and run_b.input_sha == sha("hello")
     assert {s.name for s in telemetry.spans()} == {"invoke_agent triage", "invoke_agent summarize"}
+
+
+def test_a_streaming_agent_is_one_run_from_its_first_item_to_its_last(telemetry):
+    """``@agent`` on a generator (a streaming agent behind a StreamingResponse) was a 0 ms run with no
+    steps, its tools untraced: the run ended when the generator was created. Now its body is the run;
+    the consumer's code between items is not in it; a consumer that stops early cancels it."""
+
+    @agent_otel.tool
+    def lookup(i):
+        return f"chunk {i}"
+
+    @agent_otel.agent
+    def answer(question):
+        for i in range(3):
+            yield lookup(i)
+
+    @agent_otel.agent
+    async def aanswer(question):
+        for i in range(3):
+            await asyncio.sleep(0)
+            yield lookup(i)
+
+    async def consume_async():
+        items = [(item, agent_otel.current_run()) async for item in aanswer("refund?")]
+        stream = aanswer("stop early")
+        await anext(stream)
+        await stream.aclose()
+        return items
+
+    assert inspect.isgeneratorfunction(answer) and inspect.isasyncgenfunction(aanswer)
+    items = [(item, agent_otel.current_run()) for item in answer("refund?")]
+    early = answer("stop early")
+    next(early)
+    early.close()
+    expected = [(f"chunk {i}", None) for i in range(3)]  # no run in the consumer's code
+    assert items == expected and asyncio.run(consume_async()) == expected
+    runs = telemetry.spans_named("invoke_agent")
+    assert [r.attributes[c.STOP_REASON] for r in runs] == ["completed", "cancelled"] * 2
+    for root in runs:
+        tools = [s for s in telemetry.spans_named("execute_tool") if s.parent.span_id == root.context.span_id]
+        assert (
+            len(tools)
+            == root.attributes[c.TOOL_CALLS]
+            == (3 if root.attributes[c.STOP_REASON] == "completed" else 1)
+        )
+    assert runs[0].attributes[c.INPUT_SHA] == sha("refund?")
 
 
 def test_a_run_object_cannot_be_entered_twice(telemetry):
