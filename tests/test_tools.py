@@ -488,3 +488,23 @@ def test_a_sync_callable_over_async_code_is_a_step_until_its_work_is_done(teleme
     assert forgotten.attributes[c.TOOL_STATUS] == "error"
     assert forgotten.end_time <= spans["invoke_agent searcher"].end_time
     assert run.result.stop_reason == "completed"
+
+
+def test_call_tool_with_a_generator_function_is_one_step_over_its_items(telemetry):
+    """``run.call_tool`` with a generator function was a 0 ms step whose result was the generator's repr."""
+
+    def rows(n):
+        yield from range(n)
+
+    async def arows(n):
+        for i in range(n):
+            yield i
+
+    async def consume(run):
+        return [i async for i in run.call_tool("arows", arows, [2])]
+
+    with agent_otel.run("reader") as run:
+        assert list(run.call_tool("rows", rows, {"n": 3})) == [0, 1, 2]
+        assert asyncio.run(consume(run)) == [0, 1]
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.TOOL_RESULT_SHA] for s in spans] == [sha([0, 1, 2]), sha([0, 1])]

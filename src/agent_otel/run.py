@@ -47,7 +47,15 @@ from agent_otel.steps import (
     unbind_run,
 )
 from agent_otel.stop import AgentStopped, StopReason, StopResult
-from agent_otel.tools import active_tool_call, call_async, call_sync, is_async_callable, tool_options
+from agent_otel.tools import (
+    active_tool_call,
+    call_async,
+    call_sync,
+    is_async_callable,
+    stream_async,
+    stream_sync,
+    tool_options,
+)
 
 logger = logging.getLogger("agent_otel")
 
@@ -308,6 +316,10 @@ class Run:
         else:
             call_args, call_kwargs, hashed = (args,), {}, args
         options = tool_options(name, side_effects, timeout_s, retry)
+        if inspect.isgeneratorfunction(fn):  # a stream: one step over its items, as with @tool
+            return stream_sync(self, options, fn, call_args, call_kwargs, hashed)
+        if inspect.isasyncgenfunction(fn):
+            return stream_async(self, options, fn, call_args, call_kwargs, hashed)
         if is_async_callable(fn):
             return call_async(self, options, fn, call_args, call_kwargs, hashed, call_id)
         return call_sync(self, options, fn, call_args, call_kwargs, hashed, call_id)
