@@ -303,6 +303,21 @@ def test_answered_calls_still_count_between_failures(guarded):
     assert_stopped(t, run, "loop_detected", "loop")
 
 
+def test_threads_calling_tools_of_one_run_never_get_an_error_from_the_loop_guard(guarded):
+    """Two threads evicting the same call from the window at once: the second found its count gone
+    and raised KeyError into the agent (seen with 8 threads calling tools of one run). The state that
+    race leaves, a call in the window whose count another thread already removed, is set up here."""
+    guarded()
+    tools = Tools()
+    with agent_otel.run("support") as run:
+        for i in range(10):
+            run.call_tool("search", tools.search, {"q": i})
+        (state,) = [p for p in run.ledger.hooks.policies if isinstance(p, RunGuards)]
+        del state._counts[("search", sha({"q": 0}))]  # what another thread's eviction of it left
+        run.call_tool("search", tools.search, {"q": "next"})  # evicts the oldest call
+    assert run.result.stop_reason == "completed" and len(tools.executed) == 11
+
+
 def test_varied_calls_and_disabled_detection_are_not_loops(guarded):
     guarded({"loop": {"enabled": False}})
     tools = Tools()

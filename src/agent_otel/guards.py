@@ -467,7 +467,7 @@ class RunGuards(RunPolicy):
         counts = self._counts
         seen = counts.get(sig, 0)  # a plain dict: Counter's __missing__ is Python code, run for new sigs
         if seen >= loop.max_repeats and (
-            seen >= loop.window or seen - _failed(recent, sig) >= loop.max_repeats
+            seen >= loop.window or seen - _failed(list(recent), sig) >= loop.max_repeats
         ):
             self.trigger(
                 run,
@@ -501,13 +501,16 @@ class RunGuards(RunPolicy):
                         other_tool=other[0],
                         other_args_sha=other[1],
                     )
+        # Threads calling tools of one run (with a copied context) get here at once: nothing below may
+        # raise when another thread has just evicted the same call (it raised KeyError into the agent);
+        # a count lost to the race only makes the check a little late.
         recent.append((sig, step))
         counts[sig] = seen + 1
         if len(recent) > loop.window:
             old = recent.popleft()[0]
-            left = counts[old] - 1
+            left = counts.get(old, 1) - 1
             if left <= 0:
-                del counts[old]
+                counts.pop(old, None)
             else:
                 counts[old] = left
 
