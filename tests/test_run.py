@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import inspect
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -414,6 +416,18 @@ def test_a_streaming_agent_is_one_run_from_its_first_item_to_its_last(telemetry)
             == (3 if root.attributes[c.STOP_REASON] == "completed" else 1)
         )
     assert runs[0].attributes[c.INPUT_SHA] == sha("refund?")
+
+
+def test_a_run_left_in_another_context_than_it_was_entered_logs_nothing(telemetry, caplog):
+    """An async fixture enters a run in its setup task and leaves it in its teardown task; a run object
+    handed to a callback: OpenTelemetry logged "Failed to detach context" with a traceback."""
+    run = agent_otel.run("fixture")
+    contextvars.copy_context().run(run.__enter__)
+    with caplog.at_level(logging.DEBUG):
+        contextvars.copy_context().run(run.__exit__, None, None, None)
+    assert "Failed to detach context" not in caplog.text
+    assert run.result.stop_reason == "completed" and agent_otel.current_run() is None
+    assert [s.name for s in telemetry.spans()] == ["invoke_agent fixture"]
 
 
 def test_a_run_object_cannot_be_entered_twice(telemetry):

@@ -182,8 +182,10 @@ class Run:
     def _detach(self) -> None:
         """Leave the calling context as it was before :meth:`_attach` (the run goes on)."""
         tokens, self._tokens = self._tokens, None
-        if tokens is not None:
-            unbind_run(tokens[1])
+        # Left in another context than it was entered (an async fixture's setup and teardown, a run
+        # handed to a callback), the span's context was never attached here: OpenTelemetry's detach
+        # would log "Failed to detach context" with a traceback on the application's stderr.
+        if tokens is not None and unbind_run(tokens[1]):
             otel_context.detach(tokens[0])
 
     def _open(self, parent: Run | None) -> None:

@@ -241,12 +241,15 @@ def bind_run(run: Run | None) -> Token[Run | None]:
     return _current.set(run)
 
 
-def unbind_run(token: Token[Run | None]) -> None:
-    """Undo :func:`bind_run`; left in another context than it was entered, just clear the run."""
+def unbind_run(token: Token[Run | None]) -> bool:
+    """Undo :func:`bind_run`; left in another context than it was entered, just clear the run (and
+    return False: the caller's other tokens of that context cannot be reset here either)."""
     try:
         _current.reset(token)
     except ValueError:  # exited in another context (a generator or a callback)
         _current.set(None)
+        return False
+    return True
 
 
 def is_cancelled(exc: BaseException) -> bool:
