@@ -277,7 +277,8 @@ def test_a_call_failing_forever_is_still_a_loop(guarded, refresh):
                 run.call_tool("http.get", service.get, {"q": "order 7"})
     if refresh:
         assert (service.calls, len(refreshed)) == (5, 5)  # 10 calls in turn, the 11th stopped
-        assert assert_stopped(t, run, "loop_detected", "ping_pong")["tool"] == "http.get"
+        event = assert_stopped(t, run, "loop_detected", "ping_pong")
+        assert (event["tool"], event["limit"], event["observed"]) == ("http.get", 2, 5.5)
     else:
         assert service.calls == 10
         assert assert_stopped(t, run, "loop_detected", "loop")["observed"] == 11

@@ -487,15 +487,16 @@ class RunGuards(RunPolicy):
             window = list(recent)
             other = window[-1][0]
             if other != sig and _alternate(window[-n:], sig, other):
-                retrying = _failed(window[-n:], None) > 0
+                retrying = _failed(window[-n:], None) > 0  # a retry cycle: a loop once it fills the window
                 if not retrying or (len(window) >= loop.window and _alternate(window, sig, other)):
+                    seen_cycles = len(window) // 2 if retrying else cycles
                     self.trigger(
                         run,
                         "ping_pong",
                         cycles,
-                        cycles + 0.5,
+                        seen_cycles + 0.5,
                         StopReason.LOOP_DETECTED,
-                        f"{tool} and {other[0]} alternate with the same args ({cycles} cycles)",
+                        f"{tool} and {other[0]} alternate with the same args ({seen_cycles} cycles)",
                         tool=tool,
                         args_sha=args_sha,
                         other_tool=other[0],
