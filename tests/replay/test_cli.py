@@ -220,3 +220,78 @@ def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_class
     report = json.loads(replay.stdout)
     assert (report["matched"], report["served"], report["error"]) == (True, 2, None)
     assert report["stop_reason"] == {"then": "completed", "now": "completed"}
+
+
+KILLED_AGENT = """
+import os, sys, time
+import agent_otel
+from agent_otel import sdk
+
+@agent_otel.tool(name="reserve")
+def reserve(sku):
+    return f"reserved {sku}"
+
+@agent_otel.agent(name="shop")
+def handle(sku):
+    reserve(sku)
+    if os.environ.get("SHOP_HANG"):
+        assert sdk.flush(10)
+        print(agent_otel.current_run().run_id, flush=True)
+        time.sleep(600)  # killed here: the run never ends
+    return "done"
+
+if __name__ == "__main__":
+    agent_otel.setup(store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
+    handle("sku-1")
+"""
+
+
+def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
+    """A run whose process was killed mid-run has no stop reason: its recording ends where the process
+    died. A replay that makes its calls and then completes did not "stop for the same reason": it diverged
+    (exit 1), and the report says the recorded run never ended rather than MATCH."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cli.conftest import COMMAND
+
+    (tmp_path / "shop.py").write_text(KILLED_AGENT)
+    db = str(tmp_path / "agent-otel.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), AGENT_OTEL_PROBE_LOCAL="false")
+    proc = subprocess.Popen(
+        [sys.executable, "shop.py", db],
+        cwd=tmp_path,
+        env={**env, "SHOP_HANG": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.stderr.read() if proc.poll() is not None else "no run id"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*COMMAND, "--store", db, "replay", run_id[:8], "--call", "shop:handle", *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    text = replay()
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert "MATCH" not in text.stdout
+    assert "DIVERGED: the recorded run never ended (abandoned: " in text.stdout, text.stdout
+    assert "stop reason  then - (abandoned)   now completed" in text.stdout
+    report = json.loads(replay("--json").stdout)
+    assert (report["matched"], report["steps_matched"], report["served"]) == (False, 1, 1)
+    assert report["stop_reason"] == {"then": None, "now": "completed"}
+    assert report["status_then"] == "abandoned"
