@@ -355,3 +355,64 @@ def test_gc_by_a_role_that_may_only_read_is_one_clear_error_line(postgres):
         "agent-otel: error: cannot apply retention to the run store at postgresql://reader@"
     )
     assert "permission denied" in line and "AGENT_OTEL_DEBUG" not in line
+
+
+def _poll(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_database_dropped_and_created_again_takes_writes_again(postgres, caplog):
+    """An operator drops the store's database (`DROP DATABASE ... WITH (FORCE)` ends the sink's session)
+    and creates it again, empty. While it is gone the server answers 3D000 "database does not exist":
+    for a store this process was writing to, that passes like a restart. The records of that spell are
+    kept (bounded) and go into the new database, whose tables are created again; the store was switched
+    off for the rest of the process, every later run lost."""
+    from agent_otel.store.location import Target
+
+    url = postgres.new_database()
+    name = url.rsplit("/", 1)[1]
+    admin = postgres.url("postgres")
+    sink = StoreSink(Target("postgresql", url), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+            assert sink.error is None
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            sink.write(seed.run_records(seed.now_ms()))  # the session is gone, and so is the database
+            assert "does not exist" in str(sink.error) and sink._pending
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            # Retried after the back-off without a new record; then a new run goes in too.
+            assert _poll(lambda: not sink._pending), sink.error
+            sink.write(seed.run_records(seed.now_ms()))
+            assert not sink._pending and sink.dropped == 0
+        with psycopg.connect(url) as conn:
+            assert _count(conn, "agent_runs") == 2  # the first went with the dropped database
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("cannot take writes right now" in m and "does not exist" in m for m in messages), messages
+        assert any("accepts writes again" in m for m in messages), messages
+        assert not any("cannot be used" in m for m in messages), messages
+    finally:
+        sink.close()
+
+
+def test_a_database_that_never_existed_is_one_clear_error(postgres, caplog):
+    """A misspelt database name at the first connection is not an outage to wait out: the store is off
+    for the process, said once, and the agent goes on."""
+    from agent_otel.store.location import Target
+
+    sink = StoreSink(Target("postgresql", postgres.url("no_such_db")), {})
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+        assert sink._disabled and not sink._pending
+        (line,) = [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
+        assert "cannot be used" in line and '"no_such_db" does not exist' in line
+    finally:
+        sink.close()
