@@ -231,7 +231,7 @@ from agent_otel import sdk
 def reserve(sku):
     return f"reserved {sku}"
 
-@agent_otel.agent(name="shop")
+@agent_otel.agent(name="shop\x1b]0;title\x07")  # printed escaped, not acted on by the terminal
 def handle(sku):
     reserve(sku)
     if os.environ.get("SHOP_HANG"):
@@ -289,6 +289,7 @@ def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
     text = replay()
     assert text.returncode == 1, text.stdout + text.stderr
     assert "MATCH" not in text.stdout
+    assert "(shop\\x1b]0;title\\x07)" in text.stdout and "\x1b" not in text.stdout, text.stdout
     assert "DIVERGED: the recorded run never ended (abandoned: " in text.stdout, text.stdout
     assert "stop reason  then - (abandoned)   now completed" in text.stdout
     report = json.loads(replay("--json").stdout)
