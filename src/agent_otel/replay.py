@@ -284,6 +284,11 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
                     f"the snapshots of run {run['run_id']} (recorded {_when(created)}) have expired and "
                     f"were deleted by gc (retention.tool_snapshot_days was {purge[1]} then)"
                 )
+            if run.get("replay_of"):
+                raise ReplayError(
+                    f"run {run['run_id']} is a replay of run {run['replay_of']}, and replays are not "
+                    f"recorded: replay {run['replay_of']} instead"
+                )
             raise ReplayError(
                 f"run {run['run_id']} has no tool-result snapshots in {store.target.display} (it was "
                 "recorded with replay.record: false, or by an agent-otel without replay)"

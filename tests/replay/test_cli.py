@@ -62,6 +62,11 @@ def test_replay_exit_codes_and_report(rig, recorded, tmp_path):
     assert not outbox.exists()  # three replays, not one e-mail
     shown = json.loads(rig.cli("show", report["replay_run_id"], "--json").stdout)
     assert shown["run"]["replay_of"] == original and shown["run"]["stop_reason"] == "error"
+    # A replay run has no snapshots of its own; it said "recorded with replay.record: false".
+    again = rig.cli("replay", report["replay_run_id"], "--call", f"{AGENT}:handle", env=env)
+    assert f"is a replay of run {original}, and replays are not recorded: replay {original} instead" in (
+        one_line_error(again)
+    )
 
 
 def test_an_agent_with_several_parameters_gets_them_back_by_name(rig, tmp_path):
