@@ -416,3 +416,14 @@ def test_a_database_that_never_existed_is_one_clear_error(postgres, caplog):
         assert "cannot be used" in line and '"no_such_db" does not exist' in line
     finally:
         sink.close()
+
+
+def test_two_versions_migrating_an_old_postgresql_store_at_once(pg_url):
+    from agent_otel.store.location import Target
+    from tests.store.test_store import migrate_an_old_store_from_two_versions_at_once
+
+    def count_rows(sql: str) -> list[tuple]:
+        with psycopg.connect(pg_url) as conn:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+    migrate_an_old_store_from_two_versions_at_once(Target("postgresql", pg_url), count_rows)
