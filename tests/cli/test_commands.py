@@ -372,3 +372,13 @@ def test_gc_deletes_what_is_older_than_the_retention(cli):
     kept = cli("gc", env={"AGENT_OTEL_CONFIG": keep})
     assert kept.returncode == 0 and "nothing to delete" in kept.stdout
     assert len(json.loads(cli("runs", "--json").stdout)) == 2
+
+
+def test_gc_names_a_store_whose_path_has_brackets(cli, tmp_path):
+    """`gc` printed the store's path as rich markup: `/data/[prod]/agent-otel.db` lost `[prod]`, and a
+    directory named `[/]` was a MarkupError."""
+    for directory in ("[prod]", "[/]"):
+        path = str(tmp_path / directory / "agent-otel.db")
+        seed.write(path, seed.run_records(seed.now_ms()))
+        proc = cli("--store", path, "gc", "--dry-run")
+        assert proc.returncode == 0 and proc.stdout.startswith(f"store {path} "), proc.stdout + proc.stderr
