@@ -427,3 +427,36 @@ def test_two_versions_migrating_an_old_postgresql_store_at_once(pg_url):
             return [tuple(r) for r in conn.execute(sql).fetchall()]
 
     migrate_an_old_store_from_two_versions_at_once(Target("postgresql", pg_url), count_rows)
+
+
+def test_a_read_only_server_after_a_failover_is_waited_out(postgres, caplog):
+    """After a failover the URL may lead to a server that is a standby now: every write is refused with
+    25006 read_only_sql_transaction until DNS or the proxy points at the new primary. That passes: the
+    records wait (bounded) and go in once a new connection can write; it switched the store off for the
+    rest of the process."""
+    from agent_otel.store.location import Target
+
+    url = postgres.new_database()
+    name = url.rsplit("/", 1)[1]
+    admin = postgres.url("postgres")
+    sink = StoreSink(Target("postgresql", url), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+                )
+            sink.write(seed.run_records(seed.now_ms()))  # over a new, read-only session
+            assert "read-only transaction" in str(sink.error) and sink._pending, sink.error
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+            assert _poll(lambda: not sink._pending), sink.error
+        with psycopg.connect(url) as conn:
+            assert _count(conn, "agent_runs") == 2
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("accepts writes again" in m for m in messages), messages
+        assert not any("cannot be used" in m for m in messages), messages
+    finally:
+        sink.close()

@@ -143,6 +143,9 @@ _SQLITE_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
 # 40 transaction rollback (serialization failure, deadlock); 22 data exception, 23 integrity constraint,
 # 54 program limit exceeded (a value too large for an index or a jsonb).
 _PG_TRANSIENT_CLASSES = ("08", "57", "53", "40")
+# 25006 read_only_sql_transaction: after a failover the URL leads to a server that is a standby now, until
+# DNS or a proxy points at the new primary; a new connection then writes again.
+_PG_TRANSIENT_STATES = ("25006",)
 _PG_BAD_DATA_CLASSES = ("22", "23", "54")
 # A server that says who may not connect, or that the database does not exist, is not going to change its
 # mind on a retry; except that a database this process was writing to and that an operator dropped may
@@ -179,7 +182,7 @@ def _pg_transient(exc: BaseException, state: str) -> bool:
     connection that is already closed, InterfaceError. All of them pass."""
     if state in _PG_PERMANENT_STATES:
         return False
-    if state[:2] in _PG_TRANSIENT_CLASSES:
+    if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
         return True
     return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
 
