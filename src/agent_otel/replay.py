@@ -291,7 +291,8 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
                 )
             raise ReplayError(
                 f"run {run['run_id']} has no tool-result snapshots in {store.target.display} (it was "
-                "recorded with replay.record: false, or by an agent-otel without replay)"
+                "recorded with replay.record: false, with replay.require_encryption: true and no usable key, "
+                "or by an agent-otel without replay)"
             )
         if cutoff is not None and root["created_at_ms"] < cutoff:
             raise ReplayError(_expired(root["run_id"], root["created_at_ms"], days))

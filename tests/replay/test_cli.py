@@ -89,12 +89,16 @@ def test_an_agent_with_several_parameters_gets_them_back_by_name(rig, tmp_path):
 def test_replay_errors_exit_2(rig, recorded, monkeypatch):
     original = recorded()
     unrecorded = recorded(replay={"record": False})
+    unsealed = recorded(replay={"require_encryption": True})  # and no key: nothing recorded
     agent_otel.shutdown()
     call = ("--call", f"{AGENT}:handle")
 
     assert "no run matches 'feedbeef'" in one_line_error(rig.cli("replay", "feedbeef", *call))
     assert f"run {unrecorded} has no tool-result snapshots" in one_line_error(
         rig.cli("replay", unrecorded, *call)
+    )
+    assert "with replay.require_encryption: true and no usable key" in one_line_error(
+        rig.cli("replay", unsealed, *call)
     )
     assert "cannot import tests.replay.nope" in one_line_error(
         rig.cli("replay", original, "--call", "tests.replay.nope:handle")
