@@ -188,6 +188,10 @@ def handle(sku):
     except OutOfStock as exc:
         return backorder(exc.sku)
 
+def main(sku):
+    print(handle(sku))
+    sys.exit(0)  # a command-line entry point, given to --call as it is
+
 if __name__ == "__main__":
     agent_otel.setup(store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
     print(handle("sku-1"))
@@ -229,6 +233,21 @@ def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_class
     report = json.loads(replay.stdout)
     assert (report["matched"], report["served"], report["error"]) == (True, 2, None)
     assert report["stop_reason"] == {"then": "completed", "now": "completed"}
+
+    # An entry point that ends with sys.exit(): the report is still printed, with the exit in it (it
+    # printed nothing and exited with the agent's own status, 0 here: a "match" no one checked).
+    exits = subprocess.run(
+        [*COMMAND, "--store", db, "replay", run["run_id"], "--call", "shop:main", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exits.returncode == 0, exits.stdout + exits.stderr
+    assert exits.stdout.startswith("backordered sku-1\n")  # what the agent printed, then the report
+    report = json.loads(exits.stdout[exits.stdout.index("{") :])
+    assert (report["matched"], report["error"]) == (True, "SystemExit: 0")
 
 
 KILLED_AGENT = """

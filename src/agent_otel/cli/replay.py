@@ -67,8 +67,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         with session:
             _call(fn, value, recording.input_sha is not None)
-    except Exception:
-        pass  # an exception that ended the agent is part of the report (report.error)
+    except (Exception, SystemExit):
+        pass  # an exception that ended the agent, or an entry point's sys.exit(), is in the report (error)
     finally:
         agent_otel.shutdown()  # the replay run goes to the store before the report is printed
     report = session.report
