@@ -221,14 +221,18 @@ def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_class
         [*COMMAND, "--store", db, "runs", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     (run,) = json.loads(runs.stdout)
-    replay = subprocess.run(
-        [*COMMAND, "--store", db, "replay", run["run_id"], "--call", "shop:handle", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def replay_json(call: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*COMMAND, "--store", db, "replay", run["run_id"], "--call", call, "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    replay = replay_json("shop:handle")
     assert replay.returncode == 0, replay.stdout + replay.stderr
     report = json.loads(replay.stdout)
     assert (report["matched"], report["served"], report["error"]) == (True, 2, None)
@@ -236,14 +240,7 @@ def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_class
 
     # An entry point that ends with sys.exit(): the report is still printed, with the exit in it (it
     # printed nothing and exited with the agent's own status, 0 here: a "match" no one checked).
-    exits = subprocess.run(
-        [*COMMAND, "--store", db, "replay", run["run_id"], "--call", "shop:main", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    exits = replay_json("shop:main")
     assert exits.returncode == 0, exits.stdout + exits.stderr
     assert exits.stdout.startswith("backordered sku-1\n")  # what the agent printed, then the report
     report = json.loads(exits.stdout[exits.stdout.index("{") :])

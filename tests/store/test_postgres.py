@@ -366,40 +366,51 @@ def _poll(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
     return False
 
 
-def test_a_database_dropped_and_created_again_takes_writes_again(postgres, caplog):
-    """An operator drops the store's database (`DROP DATABASE ... WITH (FORCE)` ends the sink's session)
-    and creates it again, empty. While it is gone the server answers 3D000 "database does not exist":
-    for a store this process was writing to, that passes like a restart. The records of that spell are
-    kept (bounded) and go into the new database, whose tables are created again; the store was switched
-    off for the rest of the process, every later run lost."""
+def _through_an_outage(postgres, caplog, down: list[str], up: list[str], error: str) -> int:
+    """A run written, ``down`` run by an administrator, a run written (kept: the store refuses it with
+    ``error``), ``up``, and a third run: the kept one goes in after the back-off without a new record, the
+    third at once. Returns the runs the database has."""
     from agent_otel.store.location import Target
 
     url = postgres.new_database()
     name = url.rsplit("/", 1)[1]
-    admin = postgres.url("postgres")
+
+    def admin(statements: list[str]) -> None:
+        with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+            for sql in statements:
+                conn.execute(sql.format(name=name))
+
     sink = StoreSink(Target("postgresql", url), {})
     try:
         with caplog.at_level(logging.INFO, logger="agent_otel"):
             sink.write(seed.run_records(seed.now_ms()))
             assert sink.error is None
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-            sink.write(seed.run_records(seed.now_ms()))  # the session is gone, and so is the database
-            assert "does not exist" in str(sink.error) and sink._pending
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {name}")
-            # Retried after the back-off without a new record; then a new run goes in too.
+            admin(down)
+            sink.write(seed.run_records(seed.now_ms()))
+            assert error in str(sink.error) and sink._pending, sink.error
+            admin(up)
             assert _poll(lambda: not sink._pending), sink.error
             sink.write(seed.run_records(seed.now_ms()))
             assert not sink._pending and sink.dropped == 0
-        with psycopg.connect(url) as conn:
-            assert _count(conn, "agent_runs") == 2  # the first went with the dropped database
         messages = [r.getMessage() for r in caplog.records]
-        assert any("cannot take writes right now" in m and "does not exist" in m for m in messages), messages
+        assert any("cannot take writes right now" in m and error in m for m in messages), messages
         assert any("accepts writes again" in m for m in messages), messages
         assert not any("cannot be used" in m for m in messages), messages
+        with psycopg.connect(url) as conn:
+            return _count(conn, "agent_runs")
     finally:
         sink.close()
+
+
+def test_a_database_dropped_and_created_again_takes_writes_again(postgres, caplog):
+    """An operator drops the store's database (`DROP DATABASE ... WITH (FORCE)` ends the sink's session)
+    and creates it again, empty. While it is gone the server answers 3D000 "database does not exist":
+    for a store this process was writing to, that passes like a restart. The records of that spell are
+    kept (bounded) and go into the new database, whose tables are created again."""
+    runs = _through_an_outage(
+        postgres, caplog, ["DROP DATABASE {name} WITH (FORCE)"], ["CREATE DATABASE {name}"], "does not exist"
+    )
+    assert runs == 2  # the first went with the dropped database
 
 
 def test_a_database_that_never_existed_is_one_clear_error(postgres, caplog):
@@ -434,29 +445,9 @@ def test_a_read_only_server_after_a_failover_is_waited_out(postgres, caplog):
     25006 read_only_sql_transaction until DNS or the proxy points at the new primary. That passes: the
     records wait (bounded) and go in once a new connection can write; it switched the store off for the
     rest of the process."""
-    from agent_otel.store.location import Target
-
-    url = postgres.new_database()
-    name = url.rsplit("/", 1)[1]
-    admin = postgres.url("postgres")
-    sink = StoreSink(Target("postgresql", url), {})
-    try:
-        with caplog.at_level(logging.INFO, logger="agent_otel"):
-            sink.write(seed.run_records(seed.now_ms()))
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-                )
-            sink.write(seed.run_records(seed.now_ms()))  # over a new, read-only session
-            assert "read-only transaction" in str(sink.error) and sink._pending, sink.error
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
-            assert _poll(lambda: not sink._pending), sink.error
-        with psycopg.connect(url) as conn:
-            assert _count(conn, "agent_runs") == 2
-        messages = [r.getMessage() for r in caplog.records]
-        assert any("accepts writes again" in m for m in messages), messages
-        assert not any("cannot be used" in m for m in messages), messages
-    finally:
-        sink.close()
+    down = [
+        "ALTER DATABASE {name} SET default_transaction_read_only = on",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+    ]
+    up = ["ALTER DATABASE {name} RESET default_transaction_read_only"]
+    assert _through_an_outage(postgres, caplog, down, up, "read-only transaction") == 3
