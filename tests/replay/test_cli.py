@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import agent_otel
 from agent_otel.hashing import sha
@@ -271,6 +272,19 @@ if __name__ == "__main__":
 """
 
 
+def replay(db: str, run_id: str, cwd, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    from tests.cli.conftest import COMMAND
+
+    return subprocess.run(
+        [*COMMAND, "--store", db, "replay", run_id[:8], "--call", "shop:handle", *extra],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
     """A run whose process was killed mid-run has no stop reason: its recording ends where the process
     died. A replay that makes its calls and then completes did not "stop for the same reason": it diverged
@@ -279,8 +293,6 @@ def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
     import signal
     import subprocess
     import sys
-
-    from tests.cli.conftest import COMMAND
 
     (tmp_path / "shop.py").write_text(KILLED_AGENT)
     db = str(tmp_path / "agent-otel.db")
@@ -297,27 +309,23 @@ def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
     try:
         run_id = proc.stdout.readline().strip()
         assert run_id, proc.stderr.read() if proc.poll() is not None else "no run id"
+        # While its process lives the run may still end: not a match either.
+        running = replay(db, run_id, tmp_path, env)
+        assert running.returncode == 1, running.stdout + running.stderr
+        assert "DIVERGED: the recorded run has not ended (running: no stop has been recorded yet" in (
+            running.stdout
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
-    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*COMMAND, "--store", db, "replay", run_id[:8], "--call", "shop:handle", *extra],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    text = replay()
+    text = replay(db, run_id, tmp_path, env)
     assert text.returncode == 1, text.stdout + text.stderr
     assert "MATCH" not in text.stdout
     assert "(shop\\x1b]0;title\\x07)" in text.stdout and "\x1b" not in text.stdout, text.stdout
     assert "DIVERGED: the recorded run never ended (abandoned: " in text.stdout, text.stdout
     assert "stop reason  then - (abandoned)   now completed" in text.stdout
-    report = json.loads(replay("--json").stdout)
+    report = json.loads(replay(db, run_id, tmp_path, env, "--json").stdout)
     assert (report["matched"], report["steps_matched"], report["served"]) == (False, 1, 1)
     assert report["stop_reason"] == {"then": None, "now": "completed"}
     assert report["status_then"] == "abandoned"
