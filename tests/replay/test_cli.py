@@ -291,7 +291,6 @@ def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
     (exit 1), and the report says the recorded run never ended rather than MATCH."""
     import os
     import signal
-    import subprocess
     import sys
 
     (tmp_path / "shop.py").write_text(KILLED_AGENT)
