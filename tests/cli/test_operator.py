@@ -376,3 +376,13 @@ def test_names_from_the_store_cannot_drive_the_terminal(cli):
     shown = cli("show", run_id).stdout
     assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\u202eagent\\r" in shown and "[/]x" in shown
     assert json.loads(cli("runs", "--json").stdout)[0]["agent"] == HOSTILE
+
+
+def test_show_cuts_a_huge_tool_or_model_name_to_one_line(cli):
+    """A 100,000-character tool name filled 1,200 lines of `show` (the step line is not cut by the
+    terminal's width: it wraps); it is cut to 160 characters like a stored value."""
+    records = _tweak(seed.run_records(seed.now_ms() - MIN, model="M" * 100_000), tool="T" * 100_000)
+    seed.write(cli.db, records)
+    out = cli("show", records[0][1]["run_id"], env={"COLUMNS": "200"}).stdout
+    assert "T" * 159 + "…" in out and "M" * 159 + "…" in out
+    assert len(out.splitlines()) < 40, len(out.splitlines())

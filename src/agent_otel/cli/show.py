@@ -201,7 +201,7 @@ def step_line(e: dict[str, Any]) -> str:
         status_txt += f" [red]{shown(e['error'])}[/]"
     duration = fmt_duration(e.get("duration_ms"))
     if e.get("kind") == "tool_result":
-        line = f"{prefix}  [bold]tool[/] {shown(e.get('tool') or '?')}  {status_txt}  {duration}"
+        line = f"{prefix}  [bold]tool[/] {shown(_short(e.get('tool') or '?'))}  {status_txt}  {duration}"
         attempts = e.get("attempts")
         if attempts and attempts > 1:
             retries = "1 retry" if attempts == 2 else f"{attempts - 1} retries"
@@ -209,7 +209,7 @@ def step_line(e: dict[str, Any]) -> str:
         return line
     usage = e.get("usage") or {}
     line = (
-        f"{prefix}  [bold]llm[/]  {shown(str(usage.get('model') or '?'))}  {status_txt}  {duration}"
+        f"{prefix}  [bold]llm[/]  {shown(_short(str(usage.get('model') or '?')))}  {status_txt}  {duration}"
         f"  {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens"
     )
     if usage.get("cost_usd") is not None:
