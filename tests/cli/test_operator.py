@@ -348,8 +348,8 @@ def test_names_from_the_store_cannot_drive_the_terminal(cli):
     chose, a ticket's subject): `runs`, `show`, `stats` and `tail` printed its escape sequences raw, so a
     stored name could set the operator's window title or clear the screen, and `tail` cut one in half,
     leaving an unterminated sequence that swallowed the lines after it. They are shown escaped; a
-    conversation id in rich markup (`[/]`) made `show` fail (MarkupError, exit 2). `--json` keeps the values as
-    stored."""
+    conversation id in rich markup (`[/]`) made `show` fail (MarkupError, exit 2). `--json` keeps the
+    values as stored."""
     records = seed.run_records(
         seed.now_ms() - MIN, agent=HOSTILE, model=HOSTILE, failing=(HOSTILE, HOSTILE), conversation_id="[/]x"
     )
