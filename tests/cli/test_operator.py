@@ -347,7 +347,7 @@ def test_names_from_the_store_cannot_drive_the_terminal(cli):
     """An agent, tool, model, error or conversation id is whatever the agent passed (a tool name an LLM
     chose, a ticket's subject): `runs`, `show`, `stats` and `tail` printed its escape sequences raw, so a
     stored name could set the operator's window title or clear the screen, and `tail` cut one in half,
-    leaving an unterminated sequence that swallowed the lines after it. They are shown escaped; a
+    leaving an unterminated sequence (a terminal takes what follows as part of it). They are shown escaped; a
     conversation id in rich markup (`[/]`) made `show` fail (MarkupError, exit 2). `--json` keeps the
     values as stored."""
     records = seed.run_records(
