@@ -10,9 +10,11 @@ runs and steps, through the same engine as the manual API, so they get the run s
 stop reasons and guards:
 
 * an ``invoke_agent`` span outside any run *is* a run (:class:`BridgedRun`; inside a run's tool call, a
-  sub-agent); inside a run it joins it. No second run span is opened: the framework's span carries
-  ``agent.run_id``, the stop and the run's totals (its own ``gen_ai.usage.*`` totals are moved to
-  ``agent.usage.*``, so a backend summing usage over spans counts each request once);
+  sub-agent); inside a run it joins it. So does an ``invoke_workflow`` span (ADK's ``Runner`` call): the
+  agents it invokes, one after another when one transfers to the next, join its run. No second run
+  span is opened: the framework's span carries ``agent.run_id``, the stop and the run's totals (its own
+  ``gen_ai.usage.*`` totals are moved to ``agent.usage.*``, so a backend summing usage over spans counts
+  each request once);
 * a request span inside a run *is* an LLM step (usage, response model, provider and finish reasons
   read from the span when it ends). A client integration that records the same request inside it (the
   OpenAI, Anthropic, google-genai... clients) takes the step over (:mod:`agent_otel.llm`): one step;
@@ -348,14 +350,21 @@ class Bridge:
         return True
 
 
+#: The operations whose span, outside any run, is a run.
+_INVOCATIONS = frozenset({c.OP_INVOKE_AGENT, c.OP_INVOKE_WORKFLOW})
+
+
 def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, parent_context: Any) -> None:
     """A GenAI span of another library starts: a run, a step, or a span of a run or step it belongs to."""
     run = parent.run if parent is not None else active_run()
     if run is not None and run.ledger.runtime is None:
         run = None
     tool = active_tool_call(parent_context) if run is not None else None
-    if op == c.OP_INVOKE_AGENT and (run is None or (tool is not None and tool.run is run)):
-        _start_run(span, run)  # a run, or a sub-agent of the run whose tool runs it
+    if op in _INVOCATIONS and (run is None or (tool is not None and tool.run is run)):
+        # A run, or a sub-agent of the run whose tool runs it. A workflow's invocation is the run, and
+        # the agents it invokes join it: an agent that transfers to another (ADK's transfer_to_agent)
+        # ends its span before the next starts, and one call of the caller is one run.
+        _start_run(span, run, op=op)
         return
     if run is None:
         return
@@ -471,9 +480,11 @@ def _status(span: Any) -> StatusCode:
 # --- starting runs and steps --------------------------------------------------------------------------------
 
 
-def _start_run(span: Any, parent: Run | None, owner: _Watched | None = None) -> None:
+def _start_run(
+    span: Any, parent: Run | None, owner: _Watched | None = None, op: str = c.OP_INVOKE_AGENT
+) -> None:
     attributes = span.attributes or {}
-    name = attributes.get(c.GEN_AI_AGENT_NAME) or native.named(span, c.OP_INVOKE_AGENT) or "agent"
+    name = attributes.get(c.GEN_AI_AGENT_NAME) or native.named(span, op) or "agent"
     conversation = attributes.get(c.GEN_AI_CONVERSATION_ID)
     model = attributes.get(c.GEN_AI_REQUEST_MODEL)
     run = BridgedRun(
