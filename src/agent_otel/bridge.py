@@ -145,6 +145,9 @@ class BridgedRun(Run):
         self, rt: runtime.Runtime, attributes: dict[str, Any], parent_ctx: Any, links: Any
     ) -> Span:
         _merge(self.native, attributes)
+        for link in links or ():  # the paused run this one resumes (not the ambient span: the parent)
+            if link.attributes and c.RUN_ID in link.attributes:
+                self.native.add_link(link.context, link.attributes)
         return self.native
 
     def _end_span(

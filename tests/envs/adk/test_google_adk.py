@@ -256,6 +256,48 @@ async def test_a_transfer_to_a_sub_agent_stays_in_the_one_run(telemetry, instrum
     ]
 
 
+def ask_approval(amount: int) -> None:
+    """Ask a manager to approve; the answer comes later (a long-running tool: None means pending)."""
+    SENT["ask_approval"] += 1
+
+
+async def test_a_long_running_tool_pauses_the_run_and_its_resume_links_to_it(telemetry, instrument):
+    """ADK's human in the loop: a ``LongRunningFunctionTool`` that returns None pauses the invocation;
+    the client sends the tool's response later, in a new ``run_async`` of the same session."""
+    from google.adk.tools import LongRunningFunctionTool
+
+    instrument("google_adk")
+    model = FakeModel(model=MODEL, script=[call("ask_approval", {"amount": 5}, "c1"), text("approved")])
+    agent = LlmAgent(name="helper", model=model, tools=[LongRunningFunctionTool(func=ask_approval)])
+    runner = InMemoryRunner(agent=agent, app_name="app")
+    first = await run_async(runner)
+    assert [e.long_running_tool_ids for e in first] == [{"c1"}]  # ADK paused after the call
+    answer = types.Content(
+        role="user",
+        parts=[
+            types.Part(
+                function_response=types.FunctionResponse(
+                    id="c1", name="ask_approval", response={"status": "approved"}
+                )
+            )
+        ],
+    )
+    second = [e async for e in runner.run_async(user_id="u", session_id="s1", new_message=answer)]
+    assert final_text(second) == "approved"
+    assert SENT == {"ask_approval": 1}
+    spans = telemetry.spans()
+    paused, resumed = sorted(
+        (s for s in spans if s.name == "invoke_workflow helper"), key=lambda s: s.start_time
+    )
+    assert paused.attributes["agent.stop_reason"] == "interrupted"
+    assert paused.status.status_code is StatusCode.UNSET
+    (interrupt,) = [dict(e.attributes) for e in paused.events if e.name == "agent.interrupt"]
+    assert interrupt["interrupts"] == 1 and list(interrupt["interrupt_ids"]) == ["c1"]
+    assert resumed.attributes["agent.stop_reason"] == "completed"
+    assert resumed.attributes["agent.resume_of"] == paused.attributes["agent.run_id"]
+    assert [link.context.span_id for link in resumed.links] == [paused.context.span_id]
+
+
 async def test_tool_error_ends_the_run_with_tool_error(telemetry, instrument):
     instrument("google_adk")
     with pytest.raises(RuntimeError, match="backend down"):  # ADK raises a tool's exception to the caller
