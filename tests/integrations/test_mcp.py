@@ -152,9 +152,8 @@ async def test_looping_mcp_calls_stop_with_loop_detected(guarded, instrument):
     assert len([s for s in spans if s.name == "execute_tool search"]) == 2
 
 
-async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
-    telemetry = guarded({"tool_timeout_s": 0.05})
-    instrument("mcp")
+def slow_server() -> MCPServer:
+    """A server whose one tool, ``hang``, answers after 2 s."""
     server = MCPServer("slow")
 
     @server.tool()
@@ -162,6 +161,14 @@ async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
         """Hangs."""
         await anyio.sleep(2)
         return "late"
+
+    return server
+
+
+async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
+    telemetry = guarded({"tool_timeout_s": 0.05})
+    instrument("mcp")
+    server = slow_server()
 
     async with Client(server) as client:
         with pytest.raises(ToolTimeout):
@@ -180,13 +187,7 @@ async def test_the_clients_own_read_timeout_ends_the_run_with_tool_timeout(telem
     from mcp.types import REQUEST_TIMEOUT
 
     instrument("mcp")
-    server = MCPServer("slow")
-
-    @server.tool()
-    async def hang() -> str:
-        """Hangs."""
-        await anyio.sleep(2)
-        return "late"
+    server = slow_server()
 
     async with Client(server) as client:
         with pytest.raises(MCPError) as raised:

@@ -254,18 +254,23 @@ def test_an_agent_in_a_user_run_is_part_of_it(telemetry, instrument):
     assert [s.name for s in spans if "gen_ai.usage.input_tokens" in s.attributes] == ["chat", "chat"]
 
 
+def handing_over_to(agent_name: str) -> Agent:
+    """A swarm's entry agent that hands the task over to ``agent_name`` at once."""
+    return make_agent(
+        tool_use("handoff_to_agent", {"agent_name": agent_name, "message": "yours"}, "h1"),
+        text("handed over"),
+        name="router",
+        tools=[],
+    )
+
+
 def test_a_swarm_is_one_run_across_its_handoffs(telemetry, instrument):
     """``Swarm``: the agents run one after another (``handoff_to_agent``), each in its own span inside
     Strands' ``invoke_swarm`` span. The caller made one call: one run, its steps in order."""
     from strands.multiagent import Swarm
 
     instrument("strands")
-    router = make_agent(
-        tool_use("handoff_to_agent", {"agent_name": "expert", "message": "yours"}, "h1"),
-        text("handed over"),
-        name="router",
-        tools=[],
-    )
+    router = handing_over_to("expert")
     expert = make_agent(*one_tool_script(), name="expert")
     result = Swarm([router, expert], entry_point=router)("hi")
     assert result.status.value == "completed"
@@ -299,12 +304,7 @@ def test_a_swarm_whose_agent_asks_for_approval_is_interrupted(telemetry, instrum
         return f"approved: {tool_context.interrupt('approval', reason={'amount': amount})}"
 
     instrument("strands")
-    router = make_agent(
-        tool_use("handoff_to_agent", {"agent_name": "expert", "message": "yours"}, "h1"),
-        text("handed over"),
-        name="router",
-        tools=[],
-    )
+    router = handing_over_to("expert")
     expert = make_agent(
         tool_use("approve", {"amount": 5}, "t1"), text("done"), name="expert", tools=[approve]
     )
