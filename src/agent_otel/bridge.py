@@ -13,10 +13,9 @@ stop reasons and guards:
   sub-agent); inside a run it joins it (the framework's own run totals are dropped from its span, and
   its pause for human input, by the framework's reading, pauses the run). So does an ``invoke_workflow``
   span (ADK's ``Runner`` call), and Strands' ``invoke_swarm`` / ``invoke_graph``: the agents it invokes,
-  one after another when one transfers to the next, join its run. No second run
-  span is opened: the framework's span carries ``agent.run_id``, the stop and the run's totals (its own
-  ``gen_ai.usage.*`` totals are moved to ``agent.usage.*``, so a backend summing usage over spans counts
-  each request once);
+  one after another when one transfers to the next, join its run. No second run span is opened: the
+  framework's span carries ``agent.run_id``, the stop and the run's totals (its own ``gen_ai.usage.*``
+  totals are moved to ``agent.usage.*``, so a backend summing usage over spans counts each request once);
 * a request span inside a run *is* an LLM step (usage, response model, provider and finish reasons
   read from the span when it ends). A client integration that records the same request inside it (the
   OpenAI, Anthropic, google-genai... clients) takes the step over (:mod:`agent_otel.llm`): one step;
@@ -387,7 +386,7 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
     extra = native.run_attributes(run, attributes)
     hooked = (parent is not None and parent.hooked) or _hooked(span)
     binding = SpanBinding(run, parent.step if parent is not None else None, hooked=hooked)
-    if op == c.OP_INVOKE_AGENT:
+    if op == c.OP_INVOKE_AGENT and not _remote_agent(span):
         _watch(span, binding, _JOINED)  # an agent's span in a run: its totals and its pause, at its end
     elif op in native.REQUEST_OPERATIONS:
         pending = native.pending.get()

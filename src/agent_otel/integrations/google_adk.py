@@ -3,8 +3,8 @@
 ADK traces every invocation itself (``invoke_workflow {root}``, ``invoke_agent {name}``, ``generate_content
 {model}``, ``execute_tool {tool}``, through the global TracerProvider): the GenAI span bridge
 (:mod:`agent_otel.bridge`) makes the ``invoke_workflow`` span (one ``Runner`` call) the run, the
-``invoke_agent`` spans in it (sub-agents transferred to too) part of it and the others its steps, with no span
-of agent-otel's own. The spans alone lack what guards and replay need (ADK sets a tool's arguments and
+``invoke_agent`` spans in it (sub-agents transferred to too) part of it and the others its steps, with
+no span of agent-otel's own. The spans alone lack what guards and replay need (ADK sets a tool's arguments and
 result on its span only with content capture on, and only when the tool has finished), so this
 integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (the first of its plugins):
 
