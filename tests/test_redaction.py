@@ -460,3 +460,41 @@ def test_secrets_in_keys_urls_stripe_keys_dotted_cards_ssns_and_prose_are_masked
 def test_lookalikes_of_the_new_secrets_are_kept(text):
     red = Redactor().redact_text(text)
     assert red == text.replace("415-555-0100", "[PHONE]")
+
+
+BYTES_KEY = "sk-live-ABCDEFGHIJKLMNOP1234"
+
+
+def test_bytes_arguments_and_results_leave_redacted_not_as_base64(store_args_telemetry):
+    """Bytes are held as base64 in the JSON copy; the redactor must read the text inside, or a secret in
+    a bytes argument (a request body, a file read) leaves the process encoded but whole."""
+    import base64
+
+    t = store_args_telemetry
+    body = f"Authorization: Bearer {BYTES_KEY}\nto alice.smith@example.com".encode()
+    with agent_otel.run("a") as run:
+        run.call_tool(
+            "post", lambda **kw: body, {"body": body, "png": b"\x89PNG\r\n\x1a\n" + BYTES_KEY.encode()}
+        )
+    (span,) = t.spans_named("execute_tool")
+    (event,) = t.events("tool_result")
+    dumped = span.attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] + span.attributes[c.GEN_AI_TOOL_CALL_RESULT]
+    dumped += json.dumps(event)
+    for raw in (BYTES_KEY, "alice.smith"):
+        for encoded in (raw, base64.b64encode(raw.encode()).decode()[:16]):
+            assert encoded not in dumped, encoded
+    assert base64.b64encode(body).decode()[:16] not in dumped
+    # text stays readable, redacted; bytes that are not text are not shown (nothing could redact them)
+    assert event["args"]["body"] == {"$utf8": "Authorization: Bearer [REDACTED]\nto [EMAIL]"}
+    assert event["result"] == {"$utf8": "Authorization: Bearer [REDACTED]\nto [EMAIL]"}
+    assert event["args"]["png"] == {"$bytes": f"[{8 + len(BYTES_KEY)} bytes, not text: not shown]"}
+
+
+def test_long_bytes_are_cut_after_the_text_inside_is_redacted():
+    r = Redactor(max_chars=200)
+    body = ("é" * 20 + f" key {BYTES_KEY} ").encode() * 50
+    copy, text = r.bounded({"body": body})
+    assert copy["body"]["$utf8"].startswith("é" * 20 + " key [API_KEY]")
+    assert copy["body"]["$utf8"].endswith(f"...[truncated, about {len(body) + 2} bytes in all]")
+    assert BYTES_KEY[:10] not in text and len(text) < 200
+    assert r.redact({"$bytes": "not base64!"}) == {"$bytes": "[8 bytes, not text: not shown]"}

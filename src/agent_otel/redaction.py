@@ -32,6 +32,8 @@ name secrets (``passwords``, ``secrets``, ``credentials``, ``cookies``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -169,6 +171,16 @@ def _looks_secret(word: str) -> bool:
     return len(word) >= 4 and not word.isalpha()
 
 
+def _utf8(data: bytes, cut: bool) -> str | None:
+    """``data`` as text, or None if it is not UTF-8; a ``cut`` one may end inside a character."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8")
+        return None
+
+
 def _unique(key: str, taken: Mapping[str, Any]) -> str:
     """``[EMAIL]`` is taken by another masked key: ``[EMAIL]#2``, so neither value is lost."""
     n = 2
@@ -291,6 +303,8 @@ class Redactor:
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, Mapping):
+            if len(value) == 1 and isinstance(value.get("$bytes"), str):
+                return self._bytes(value["$bytes"])
             out: dict[str, Any] = {}
             for k, v in value.items():
                 masked = self._walk(k)  # a key may be the secret itself: {"alice@example.com": 1}
@@ -301,6 +315,27 @@ class Redactor:
         if isinstance(value, list):
             return [self._walk(v) for v in value]
         return value
+
+    def _bytes(self, encoded: str) -> dict[str, str]:
+        """Bytes, which the JSON copy holds as base64 (``{"$bytes": ...}``, the form the hashes use): a
+        redactor cannot read base64, so a secret in a request body or a file read would leave the process
+        encoded but whole. Text (UTF-8) is decoded, redacted and kept readable as ``{"$utf8": ...}``;
+        anything else is replaced by its size, since nothing could tell what it holds."""
+        cut = encoded if isinstance(encoded, Cut) else None
+        whole = len(encoded) - len(encoded) % 4
+        try:
+            data = base64.b64decode(encoded[:whole], validate=True)
+        except (binascii.Error, ValueError):
+            data = None
+        size = (cut.full if cut is not None else len(encoded)) * 3 // 4 - encoded.count("=")
+        text = None if data is None else _utf8(data, cut is not None)
+        if text is None:
+            return {"$bytes": f"[{size} bytes, not text: not shown]"}
+        text = self.redact_text(text)
+        if cut is not None:  # keep as much of the text as the base64 was given room for
+            keep = cut.keep * 3 // 4
+            text = f"{text[:keep]}...[truncated, about {size} bytes in all]"  # the cut lost the padding
+        return {"$utf8": text}
 
     def bounded(self, value: Any) -> tuple[Any, str]:
         """``value`` cut to ``max_chars`` first, then redacted once: ``(copy, text)``, the JSON-native copy
