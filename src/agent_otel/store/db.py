@@ -255,6 +255,9 @@ class Store:
     def for_streaming_writes(self) -> None:
         """Settings for a connection that writes batch after batch (the store sink's); none by default."""
 
+    def purge_deleted(self) -> None:
+        """After gc: make what it deleted unreadable in the files too, as far as the database can."""
+
     def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
         """Whether the database's pages are sound: ``{"checked": bool, "problems": [...], "note": str}``.
         ``checked`` is False when no check ran to its end (then ``problems`` proves nothing)."""
@@ -722,6 +725,10 @@ class SQLiteStore(Store):
         self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         self._use_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted rows overwritten with zeros, not left in free pages: gc deletes raw snapshots (tool
+        # results, inputs) and they must not stay readable in the file. Debian's SQLite has this on at
+        # compile time; macOS's, python.org's, conda's and uv's Pythons do not.
+        self.conn.execute("PRAGMA secure_delete = ON")
 
     def _open_read_only(self, cause: sqlite3.Error) -> None:
         """Read a store that cannot be written: ``mode=ro`` first (it still sees a live writer's WAL),
@@ -779,6 +786,19 @@ class SQLiteStore(Store):
             self.conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MB * 1024}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_MB << 20}")
+
+    def purge_deleted(self) -> None:
+        """Copy gc's zeroed pages into the database file and empty the WAL, whose older frames still hold
+        the deleted rows as they were written. Without waiting: a reader in the middle of a transaction
+        keeps the WAL, and its frames are overwritten as the WAL is reused (the next gc tries again)."""
+        if self.conn is None or self.read_only:
+            return
+        before = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {before}")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
