@@ -139,3 +139,32 @@ def test_doctor_says_when_the_store_cannot_be_created_where_setup_would_put_it(c
 
     fresh = cli("doctor", "--json")  # the default home, not made yet: the first run makes it
     assert fresh.returncode == 0 and json.loads(fresh.stdout)["store"]["exists"] is False
+
+
+PG_PASSWORD = "S3cret-pw-4711"
+
+
+def test_a_postgresql_password_in_the_urls_query_is_never_printed(setup_agent, cli, caplog):
+    """libpq takes the password from the URL's user info or from its query (``?password=``); warnings,
+    log lines and ``doctor`` mask both. (No server listens on the port: every message is an error.)"""
+    from tests.otlp_receiver import free_port
+
+    port = free_port()
+    urls = [
+        f"postgresql://app:{PG_PASSWORD}@127.0.0.1:{port}/agents?sslmode=disable&password={PG_PASSWORD}",
+        f"postgresql://app@127.0.0.1:{port}/agents?password={PG_PASSWORD}&connect_timeout=2",
+        f"postgres://127.0.0.1:{port}/agents?user=app&PassWord={PG_PASSWORD}&sslpassword={PG_PASSWORD}",
+    ]
+    with caplog.at_level(logging.DEBUG, logger="agent_otel"):
+        setup_agent(store=urls[0])
+        one_run(1)
+        sdk.flush(2)
+        agent_otel.shutdown()
+    printed = [r.getMessage() for r in caplog.records]
+    assert any(f"127.0.0.1:{port}/agents" in m for m in store_warnings(caplog)), printed
+    for url in urls:
+        for args in (("doctor",), ("doctor", "--json"), ("runs",)):
+            proc = cli("--store", url, *args)
+            printed += [proc.stdout, proc.stderr]
+            assert f"127.0.0.1:{port}" in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
+    assert not [m for m in printed if PG_PASSWORD in m]
