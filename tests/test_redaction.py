@@ -498,3 +498,24 @@ def test_long_bytes_are_cut_after_the_text_inside_is_redacted():
     assert copy["body"]["$utf8"].endswith(f"...[truncated, about {len(body) + 2} bytes in all]")
     assert BYTES_KEY[:10] not in text and len(text) < 200
     assert r.redact({"$bytes": "not base64!"}) == {"$bytes": "[8 bytes, not text: not shown]"}
+
+
+def test_name_value_pairs_in_lists_are_masked_like_mapping_entries(store_args_telemetry):
+    """HTTP headers as a list of pairs (requests, httpx, ASGI's ``scope["headers"]`` as bytes), cookie
+    jars, form fields: the value of a pair whose name is a secret key is masked, as in a mapping."""
+    t = store_args_telemetry
+    headers = [("Authorization", "Digest-ish q7Zr0pW3xK9m"), ("Accept", "application/json")]
+    asgi = [(b"cookie", b"sid=q7Zr0pW3xK9m"), (b"x-api-key", b"q7Zr0pW3xK9m")]
+    form = [["password", "q7Zr0pW3xK9m"], ["user", "bob"]]
+    with agent_otel.run("a") as run:
+        for name, pairs in (("headers", headers), ("scope", asgi), ("form", form)):
+            run.call_tool("fetch", lambda **kw: "ok", {name: pairs})
+    events = t.events("tool_result")
+    sent = json.dumps(events) + "".join(
+        s.attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] for s in t.spans_named("execute_tool")
+    )
+    assert "q7Zr0pW3xK9m" not in sent
+    args = {k: v for e in events for k, v in e["args"].items()}
+    assert args["headers"] == [["Authorization", "[REDACTED]"], ["Accept", "application/json"]]
+    assert args["scope"] == [[{"$utf8": "cookie"}, "[REDACTED]"], [{"$utf8": "x-api-key"}, "[REDACTED]"]]
+    assert args["form"] == [["password", "[REDACTED]"], ["user", "bob"]]

@@ -313,8 +313,19 @@ class Redactor:
                 out[masked] = MASK if self.is_secret_key(k) else self._walk(v)
             return out
         if isinstance(value, list):
+            if len(value) == 2 and self._names_a_secret(value[0]):
+                return [self._walk(value[0]), MASK]  # a (name, value) pair: a header, a cookie, a form field
             return [self._walk(v) for v in value]
         return value
+
+    def _names_a_secret(self, name: Any) -> bool:
+        """Whether ``name``, the first of a pair, is a secret key: a string, or bytes that are its text."""
+        if isinstance(name, Mapping) and len(name) == 1 and isinstance(name.get("$bytes"), str):
+            try:
+                name = base64.b64decode(name["$bytes"], validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                return False
+        return isinstance(name, str) and len(name) <= 64 and self.is_secret_key(name)
 
     def _bytes(self, encoded: str) -> dict[str, str]:
         """Bytes, which the JSON copy holds as base64 (``{"$bytes": ...}``, the form the hashes use): a
