@@ -519,3 +519,28 @@ def test_name_value_pairs_in_lists_are_masked_like_mapping_entries(store_args_te
     assert args["headers"] == [["Authorization", "[REDACTED]"], ["Accept", "application/json"]]
     assert args["scope"] == [[{"$utf8": "cookie"}, "[REDACTED]"], [{"$utf8": "x-api-key"}, "[REDACTED]"]]
     assert args["form"] == [["password", "[REDACTED]"], ["user", "bob"]]
+
+
+def test_a_secret_straddling_the_cut_of_an_exception_message_or_stack_trace_is_not_half_kept():
+    """Exception text is cut (the message to redaction.max_chars, the stack trace to its last 16 KiB):
+    redacted first, a secret across the cut would be seen whole; cut first, its other half would leave
+    unrecognised (an e-mail's local part, the tail of an API key)."""
+    import traceback
+
+    from agent_otel.redaction import exception_attributes
+
+    email = "alice.secret.name@example.com"
+    try:
+        raise PermissionError("x" * 4080 + f" {email} denied")  # the cut at 4096 is inside the address
+    except PermissionError as exc:
+        message = exception_attributes(exc)["exception.message"]
+    assert message.startswith("x" * 4080 + " [EMAIL]") and "alice" not in message and len(message) <= 4096
+
+    try:
+        raise ValueError(f"{BYTES_KEY} " + "C" * 16372)
+    except ValueError as exc:
+        stack = "".join(traceback.format_exception(exc))
+        start = len(stack) - 16384  # where the kept tail of the stack trace begins: inside the key
+        assert stack[start - 18 : start + 10] == BYTES_KEY
+        trace = exception_attributes(exc)["exception.stacktrace"]
+    assert BYTES_KEY[-10:] not in trace and trace.endswith("C" * 100 + "\n") and len(trace) <= 16384

@@ -404,15 +404,18 @@ def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, st
     name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
     attributes = {
         "exception.type": name,
-        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars]),
+        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars + CUT_SLACK])[
+            : redactor.max_chars
+        ],
     }
     mode = _stack_mode(config)
     if mode != "off":
         try:
-            stack = "".join(traceback.format_exception(exc))[-_STACKTRACE_CHARS:]
+            stack = "".join(traceback.format_exception(exc))[-(_STACKTRACE_CHARS + CUT_SLACK) :]
         except Exception:
             stack = ""
-        attributes["exception.stacktrace"] = _stack(stack, mode, redactor)
+        # Redacted before it is cut, as values are (CUT_SLACK): a secret across the cut is seen whole.
+        attributes["exception.stacktrace"] = _stack(stack, mode, redactor)[-_STACKTRACE_CHARS:]
     return attributes
 
 
