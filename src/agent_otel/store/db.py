@@ -796,7 +796,8 @@ class SQLiteStore(Store):
         before = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
         self.conn.execute("PRAGMA busy_timeout = 0")
         try:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            with contextlib.suppress(sqlite3.Error):  # busy, or the disk: gc's deletes are done either way
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {before}")
 
