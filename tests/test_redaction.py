@@ -544,3 +544,27 @@ def test_a_secret_straddling_the_cut_of_an_exception_message_or_stack_trace_is_n
         assert stack[start - 18 : start + 10] == BYTES_KEY
         trace = exception_attributes(exc)["exception.stacktrace"]
     assert BYTES_KEY[-10:] not in trace and trace.endswith("C" * 100 + "\n") and len(trace) <= 16384
+
+
+def test_an_llm_error_given_as_text_leaves_as_a_redacted_description_not_as_error_type(telemetry):
+    """``record_llm(error=...)`` takes an error type (``"rate_limit_exceeded"``, as the integrations pass)
+    or an exception; ``error=str(exc)`` made the raw message ``error.type``: a span attribute, a stored
+    event field and a label of every GenAI and tool metric, secrets and unbounded cardinality included."""
+    message = f"quota for {EMAIL} exceeded (key {API_KEY})"
+    with agent_otel.run("a") as run:
+        run.record_llm(model="gpt-4o", error=message)
+        run.record_llm(model="gpt-4o", error="rate_limit_exceeded")
+    failed, limited = telemetry.spans_named("chat")
+    assert (
+        failed.attributes[c.ERROR_TYPE] == "_OTHER"
+        and limited.attributes[c.ERROR_TYPE] == "rate_limit_exceeded"
+    )
+    assert failed.status.description == "quota for [EMAIL] exceeded (key [API_KEY])"
+    assert [e["error"] for e in telemetry.events("llm_result")] == ["_OTHER", "rate_limit_exceeded"]
+    everything = json.dumps([json.loads(s.to_json()) for s in telemetry.spans()])
+    everything += json.dumps(telemetry.events()) + json.dumps(telemetry.metrics(), default=str)
+    assert (
+        EMAIL not in everything
+        and API_KEY not in everything
+        and "quota for" not in everything.replace(failed.status.description, "")
+    )
