@@ -168,3 +168,13 @@ def test_a_postgresql_password_in_the_urls_query_is_never_printed(setup_agent, c
             printed += [proc.stdout, proc.stderr]
             assert f"127.0.0.1:{port}" in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
     assert not [m for m in printed if PG_PASSWORD in m]
+
+
+def test_doctor_masks_a_password_in_the_otlp_endpoint(cli, tmp_path):
+    db = str(tmp_path / "agent-otel.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://agent:{PG_PASSWORD}@127.0.0.1:1"}
+    for args in (("doctor",), ("doctor", "--json")):
+        proc = cli("--store", db, *args, env=env)
+        assert "https://agent:***@127.0.0.1:1" in proc.stdout, proc.stdout
+        assert PG_PASSWORD not in proc.stdout + proc.stderr

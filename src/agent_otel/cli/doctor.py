@@ -36,7 +36,10 @@ def check_otlp(cfg: Any) -> dict[str, Any]:
     from agent_otel.sdk import resolve_otlp, with_scheme
 
     protocol, endpoint, note = resolve_otlp(cfg)
-    out: dict[str, Any] = {"endpoint": endpoint, "protocol": protocol, "note": note, "answers": None}
+    from agent_otel.store.location import redact_url
+
+    shown = redact_url(endpoint) if endpoint else endpoint  # a password in the user info is not printed
+    out: dict[str, Any] = {"endpoint": shown, "protocol": protocol, "note": note, "answers": None}
     if not endpoint:
         return out
     parsed = urlparse(with_scheme(endpoint))
@@ -197,8 +200,8 @@ def _size(n: int | None) -> str:
 
 
 def _printable(key: str, value: Any) -> Any:
-    """A configuration value as doctor prints it (text and ``--json``): a store URL without its password."""
-    if key == "store" and isinstance(value, str):
+    """A configuration value as doctor prints it (text and ``--json``): a URL without its password."""
+    if key in ("store", "exporter.endpoint") and isinstance(value, str):
         from agent_otel.store.location import redact_url
 
         return redact_url(value)
