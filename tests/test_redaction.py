@@ -568,3 +568,46 @@ def test_an_llm_error_given_as_text_leaves_as_a_redacted_description_not_as_erro
         and API_KEY not in everything
         and "quota for" not in everything.replace(failed.status.description, "")
     )
+
+
+def test_argument_hashes_can_be_kept_off_spans_and_still_serve_the_store(monkeypatch, tmp_path):
+    """``args_sha`` is an unkeyed hash, so it gives a low-entropy argument away to whoever can guess it (a
+    PIN: ten thousand tries). ``store_args_hash: false`` keeps the tool and input hashes off the spans;
+    the local store keeps them, for replay and ``agent-otel show``."""
+    import sqlite3
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent_otel import sdk
+    from agent_otel.hashing import sha
+
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "AGENT_OTEL_STORE"):
+        monkeypatch.delenv(var, raising=False)
+
+    @agent_otel.tool(name="check_pin")
+    def check_pin(pin: str) -> bool:
+        return pin == "4711"
+
+    def spans_of_one_run(hashes: bool) -> list:
+        agent_otel.shutdown()
+        exporter = InMemorySpanExporter()
+        events = {"store_args_hash": hashes}
+        config = {"exporter": {"probe_local": False}, "logging": {"events": events}}
+        agent_otel.setup("svc", span_exporters=[exporter], instrument=False, config=config)
+        with agent_otel.run("bank", input={"pin": "4711"}):
+            check_pin("4711")
+        assert sdk.flush(5)
+        agent_otel.shutdown()
+        return list(exporter.get_finished_spans())
+
+    by_default = {s.name: dict(s.attributes) for s in spans_of_one_run(True)}
+    leaked = by_default["execute_tool check_pin"][c.TOOL_ARGS_SHA]
+    assert [p for p in (f"{i:04d}" for i in range(10_000)) if sha({"pin": p}) == leaked] == ["4711"]
+
+    spans = spans_of_one_run(False)
+    keys = {k for s in spans for k in s.attributes}
+    assert not keys & {c.TOOL_ARGS_SHA, c.TOOL_RESULT_SHA, c.INPUT_SHA}, keys
+    conn = sqlite3.connect(tmp_path / "agent-otel.db")
+    stored = conn.execute("SELECT args_sha FROM agent_events WHERE kind = 'tool_result'").fetchall()
+    assert stored == [(leaked,), (leaked,)]  # both runs' calls, hashed in the store as ever

@@ -253,7 +253,12 @@ SCHEMA: dict[str, Any] = {
             "store_args": Field(
                 bool, False, "Attach raw args/results, redacted and truncated. Off by default."
             ),
-            "store_args_hash": Field(bool, True, "Write args_sha/result_sha into events."),
+            "store_args_hash": Field(
+                bool,
+                True,
+                "Put args_sha/result_sha (and the run's input_sha) on spans and into sink events; the "
+                "run store keeps them either way.",
+            ),
             "capture_content": Field(
                 bool,
                 False,
