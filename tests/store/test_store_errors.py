@@ -154,6 +154,7 @@ def test_a_postgresql_password_in_the_urls_query_is_never_printed(setup_agent, c
         f"postgresql://app:{PG_PASSWORD}@127.0.0.1:{port}/agents?sslmode=disable&password={PG_PASSWORD}",
         f"postgresql://app@127.0.0.1:{port}/agents?password={PG_PASSWORD}&connect_timeout=2",
         f"postgres://127.0.0.1:{port}/agents?user=app&PassWord={PG_PASSWORD}&sslpassword={PG_PASSWORD}",
+        f"postgresql://app:{PG_PASSWORD} 2@127.0.0.1:{port}/agents",  # libpq's error quotes this one
     ]
     with caplog.at_level(logging.DEBUG, logger="agent_otel"):
         setup_agent(store=urls[0])

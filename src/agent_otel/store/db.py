@@ -643,6 +643,14 @@ class Store:
         return retention.run(self, retention_days, now_ms)
 
 
+def _url_password(url: str) -> str | None:
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return None
+    return urllib.parse.unquote(password) if password else None
+
+
 def _cannot_write(exc: BaseException) -> bool:
     """True for the errors SQLite gives when the file or its directory is not writable by this process."""
     text = str(exc).lower()
@@ -944,7 +952,11 @@ class PostgresStore(Store):
                 "set_config('jit', 'off', false)"
             )
         except Exception as exc:
-            raise classify(exc) from None
+            error = classify(exc)
+            password = _url_password(self.target.location)
+            if password and password in str(error):  # libpq quotes a malformed one: "unexpected spaces..."
+                error = StoreError(str(error).replace(password, "***"), error.transient, error.bad_data)
+            raise error from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
