@@ -179,3 +179,38 @@ def test_doctor_masks_a_password_in_the_otlp_endpoint(cli, tmp_path):
         proc = cli("--store", db, *args, env=env)
         assert "https://agent:***@127.0.0.1:1" in proc.stdout, proc.stdout
         assert PG_PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_a_wal_file_another_user_created_first_gets_nothing_of_the_store(setup_agent, tmp_path, caplog):
+    """In a directory others can write to (``/tmp`` is sticky: nobody can remove another's file), another
+    user can create ``<store>-wal`` before the agent starts, and SQLite writes every page into a WAL it
+    finds, whoever owns it: that user would read every record and raw snapshot of the store."""
+    from tests.helpers import missing_prerequisite
+
+    if os.geteuid() != 0:
+        missing_prerequisite(
+            "root (to make a file that another user owns)", "run the tests as root, as CI does"
+        )
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    db = shared / "agent-otel.db"
+    wal = shared / "agent-otel.db-wal"
+    wal.touch()
+    os.chmod(wal, 0o666)
+    os.chown(wal, 65534, 65534)  # nobody's
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        setup_agent(store=str(db))
+        one_run(1)
+        assert sdk.flush(5)
+    agent_otel.shutdown()
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1 and f"{wal} belongs to another user" in warnings[0], warnings
+    assert wal.stat().st_size == 0
+    wal.unlink()  # gone: the store is the user's own again
+    setup_agent(store=str(db))
+    one_run(2)
+    assert sdk.flush(5)
+    agent_otel.shutdown()
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM agent_runs").fetchone() == (1,)
+    assert not wal.exists() or wal.stat().st_uid == 0

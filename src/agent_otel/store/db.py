@@ -710,6 +710,15 @@ class SQLiteStore(Store):
             except OSError as exc:
                 raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
         owner_only(path)
+        foreign = _foreign_files(path)
+        if foreign:
+            if not read_only_ok:
+                raise StoreError(
+                    f"{foreign} belongs to another user, who could read what the store writes into it; "
+                    "remove it, or keep the store in a directory only you can write to"
+                )
+            self._open_read_only(sqlite3.OperationalError(f"{foreign} belongs to another user"))
+            return
         try:
             self._open_read_write()
         except sqlite3.Error as exc:
@@ -1035,6 +1044,26 @@ class PostgresStore(Store):
         rows = self.query("SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass(?)", (table,))
         n = rows[0]["n"] if rows else None
         return int(n) if n is not None and n >= 0 else None
+
+
+def _foreign_files(path: str) -> str | None:
+    """The store file, or one SQLite writes next to it, that exists and belongs to another user.
+
+    SQLite writes into a ``-wal`` (or ``-journal``) it finds, whoever owns it: in a directory others can
+    write to (``/tmp``, a shared project directory), another user could create ``agent-otel.db-wal``
+    first and read every record and raw snapshot the store then writes. Such a store is not opened for
+    writing."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return None
+    uid = geteuid()
+    for item in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.stat(item).st_uid != uid:
+                return item
+        except OSError:
+            continue
+    return None
 
 
 def owner_only(path: str) -> list[str]:
