@@ -171,6 +171,22 @@ def _looks_secret(word: str) -> bool:
     return len(word) >= 4 and not word.isalpha()
 
 
+def _base64_of(value: Any) -> str | None:
+    """The base64 text of bytes as the JSON copy holds them (``{"$bytes": ...}``, hashing's form)."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        encoded = value.get("$bytes")
+        if isinstance(encoded, str):
+            return encoded
+    return None
+
+
+def _unbase64(encoded: str) -> bytes | None:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _utf8(data: bytes, cut: bool) -> str | None:
     """``data`` as text, or None if it is not UTF-8; a ``cut`` one may end inside a character."""
     try:
@@ -303,8 +319,9 @@ class Redactor:
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, Mapping):
-            if len(value) == 1 and isinstance(value.get("$bytes"), str):
-                return self._bytes(value["$bytes"])
+            encoded = _base64_of(value)
+            if encoded is not None:
+                return self._bytes(encoded)
             out: dict[str, Any] = {}
             for k, v in value.items():
                 masked = self._walk(k)  # a key may be the secret itself: {"alice@example.com": 1}
@@ -320,11 +337,10 @@ class Redactor:
 
     def _names_a_secret(self, name: Any) -> bool:
         """Whether ``name``, the first of a pair, is a secret key: a string, or bytes that are its text."""
-        if isinstance(name, Mapping) and len(name) == 1 and isinstance(name.get("$bytes"), str):
-            try:
-                name = base64.b64decode(name["$bytes"], validate=True).decode("utf-8")
-            except (binascii.Error, ValueError):
-                return False
+        encoded = _base64_of(name)
+        if encoded is not None:
+            data = _unbase64(encoded)
+            name = None if data is None else _utf8(data, False)
         return isinstance(name, str) and len(name) <= 64 and self.is_secret_key(name)
 
     def _bytes(self, encoded: str) -> dict[str, str]:
@@ -333,11 +349,7 @@ class Redactor:
         encoded but whole. Text (UTF-8) is decoded, redacted and kept readable as ``{"$utf8": ...}``;
         anything else is replaced by its size, since nothing could tell what it holds."""
         cut = encoded if isinstance(encoded, Cut) else None
-        whole = len(encoded) - len(encoded) % 4
-        try:
-            data = base64.b64decode(encoded[:whole], validate=True)
-        except (binascii.Error, ValueError):
-            data = None
+        data = _unbase64(encoded[: len(encoded) - len(encoded) % 4])  # a cut one: its whole quads
         size = (cut.full if cut is not None else len(encoded)) * 3 // 4 - encoded.count("=")
         text = None if data is None else _utf8(data, cut is not None)
         if text is None:
