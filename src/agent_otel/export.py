@@ -653,13 +653,15 @@ class NonBlockingMetricExporter(MetricExporter):
                     self._drops.add("metric_batches", "collector_unavailable", superseded)
                 batch = self._pending[0]
                 self._busy = True
+            thread = threading.current_thread().name
+            _last_exporter_log.pop(thread, None)
             try:
                 result = self._exporter.export(batch)
             except Exception as exc:
                 result = MetricExportResult.FAILURE
                 detail = f"{type(exc).__name__}: {exc}"
             else:
-                detail = "exporter returned FAILURE"
+                detail = _last_exporter_log.pop(thread, None) or "exporter returned FAILURE"
             with self._cond:
                 self._busy = False
                 if result is MetricExportResult.SUCCESS:
@@ -701,11 +703,21 @@ class NonBlockingMetricExporter(MetricExporter):
         return pending
 
 
+# The first warning an SDK exporter logged in each of our threads during an export: the only place the
+# SDK's metric exporter says *why* an export failed (it returns a bare FAILURE), so _Health can say it.
+_last_exporter_log: dict[str, str] = {}
+
+
 class QuietExporterLogs(logging.Filter):
     """Silences the OTLP exporters' per-attempt warnings when *our* threads export; _Health reports once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith(THREAD_PREFIX)
+        thread = record.threadName or ""
+        if not thread.startswith(THREAD_PREFIX):
+            return True
+        with contextlib.suppress(Exception):  # a record whose arguments do not format
+            _last_exporter_log.setdefault(thread, record.getMessage()[:500])
+        return False
 
 
 _QUIET_LOGGERS: Sequence[str] = (

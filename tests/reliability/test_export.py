@@ -298,7 +298,7 @@ def _invocations(request, tool: str) -> float | None:
 
 
 @pytest.mark.parametrize("temporality", ["cumulative", "delta"])
-def test_after_metric_export_fails_the_newest_batch_goes_first(fresh, monkeypatch, temporality):
+def test_after_metric_export_fails_the_newest_batch_goes_first(fresh, monkeypatch, caplog, temporality):
     """Metrics are cumulative: a newer batch holds everything an older one does. A batch that failed was
         resent before the newer ones queued behind it, so after a collector rejected metrics for a while (a
         pipeline misconfigured, then fixed) the first counts to arrive were stale, and a batch rejected for
@@ -333,6 +333,9 @@ def test_after_metric_export_fails_the_newest_batch_goes_first(fresh, monkeypatc
             time.sleep(0.6)
         receiver.metric_status = None
         assert refused >= 2
+        # The warning says why (the SDK's exporter only returns FAILURE; its own log line is silenced).
+        (failing,) = [r.getMessage() for r in caplog.records if "metrics export is failing" in r.getMessage()]
+        assert "400" in failing
         if temporality == "cumulative":
             assert poll(lambda: receiver.metric_batches, 20.0)
             assert _invocations(receiver.metric_batches[0], tool) == 7
