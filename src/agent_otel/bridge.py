@@ -778,7 +778,8 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
     args, known = _span_json(attributes, c.GEN_AI_TOOL_CALL_ARGUMENTS)
     if known and call.args is None:
         call.args, call.args_sha = args, sha(args)
-        span.set_attribute(c.TOOL_ARGS_SHA, call.args_sha)
+        if call.runtime is None or call.runtime.store_args_hash:
+            span.set_attribute(c.TOOL_ARGS_SHA, call.args_sha)
     if not call.checked:  # the checks waited for the arguments, if the span has any (they observe here)
         call.checked = True
         try:
