@@ -176,6 +176,9 @@ BINARY = bytes(range(256)) * 4  # not UTF-8, as a config path pointing at a bina
         ({"config": 123}, {}, "YAML file path or a mapping"),
         ({"store": "mysql://app:pw@db/agents"}, {}, "unknown scheme 'mysql://'"),
         ({"store": "sqlite:///runs.db"}, {}, "sqlite:// URL; give the SQLite file's path"),
+        # Became a SQLite file named after the password, in the working directory.
+        ({"store": "host=db dbname=agents user=app password=secret"}, {}, "libpq keyword/value"),
+        ({}, {"AGENT_OTEL_STORE": "dbname=agents password=secret"}, "libpq keyword/value"),
     ],
 )
 def test_setup_raises_only_config_error_for_bad_configuration(monkeypatch, tmp_path, kwargs, env, says):

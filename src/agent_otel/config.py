@@ -134,12 +134,23 @@ def _masked(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
+# ``host=db dbname=agents password=...``: libpq's other connection-string form, keyword first.
+_LIBPQ_KEYWORDS = re.compile(
+    r"(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout)\s*=\s*\S"
+)
+
+
 def _check_store(value: Any) -> str | None:
     """A SQLite path or a postgresql:// URL: any other URL scheme would become a relative directory."""
     if not isinstance(value, str):
         return None
     text = value.strip()
     scheme, sep, _ = text.partition("://")
+    if not sep and _LIBPQ_KEYWORDS.match(text):  # (the value is not echoed: it may hold a password)
+        return (
+            "is a libpq keyword/value connection string, which would become a SQLite file of that name; "
+            "give the PostgreSQL store as a URL: postgresql://user:password@host:5432/dbname"
+        )
     if not sep or text.lower().startswith(STORE_SCHEMES):
         return None
     if scheme.lower() == "sqlite":
