@@ -688,12 +688,14 @@ def _find(steps: list[Step], used: set[int], tool: str, args_sha: str) -> Step |
 
 def _note_divergence(run: Run, d: Divergence) -> None:
     attributes: dict[str, Any] = {"index": d.index, "kind": d.kind}
+    rt = run.ledger.runtime
+    hashes = rt is None or rt.store_args_hash  # off: args hashes stay in the process (see Redaction)
     if d.run_id:
         attributes["recorded.run_id"] = d.run_id
     for side, ref in (("recorded", d.recorded), ("now", d.now)):
         if ref is not None:
             attributes[f"{side}.tool"] = ref.tool
-            if ref.args_sha:
+            if ref.args_sha and hashes:
                 attributes[f"{side}.args_sha"] = ref.args_sha
             if ref.step_id is not None:
                 attributes[f"{side}.step_id"] = ref.step_id

@@ -288,6 +288,9 @@ class Store:
     def for_streaming_writes(self) -> None:
         """Settings for a connection that writes batch after batch (the store sink's); none by default."""
 
+    def purge_deleted(self) -> None:
+        """After gc: make what it deleted unreadable in the files too, as far as the database can."""
+
     def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
         """Whether the database's pages are sound: ``{"checked": bool, "problems": [...], "note": str}``.
         ``checked`` is False when no check ran to its end (then ``problems`` proves nothing)."""
@@ -673,6 +676,14 @@ class Store:
         return retention.run(self, retention_days, now_ms)
 
 
+def _url_password(url: str) -> str | None:
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return None
+    return urllib.parse.unquote(password) if password else None
+
+
 def _cannot_write(exc: BaseException) -> bool:
     """True for the errors SQLite gives when the file or its directory is not writable by this process."""
     text = str(exc).lower()
@@ -732,6 +743,15 @@ class SQLiteStore(Store):
             except OSError as exc:
                 raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
         owner_only(path)
+        foreign = _foreign_files(path)
+        if foreign:
+            if not read_only_ok:
+                raise StoreError(
+                    f"{foreign} belongs to another user, who could read what the store writes into it; "
+                    "remove it, or keep the store in a directory only you can write to"
+                )
+            self._open_read_only(sqlite3.OperationalError(f"{foreign} belongs to another user"))
+            return
         try:
             self._open_read_write()
         except sqlite3.Error as exc:
@@ -755,6 +775,10 @@ class SQLiteStore(Store):
         self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         self._use_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted rows overwritten with zeros, not left in free pages: gc deletes raw snapshots (tool
+        # results, inputs) and they must not stay readable in the file. Debian's SQLite has this on at
+        # compile time; macOS's, python.org's, conda's and uv's Pythons do not.
+        self.conn.execute("PRAGMA secure_delete = ON")
 
     def _open_read_only(self, cause: sqlite3.Error) -> None:
         """Read a store that cannot be written: ``mode=ro`` first (it still sees a live writer's WAL),
@@ -812,6 +836,20 @@ class SQLiteStore(Store):
             self.conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MB * 1024}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_MB << 20}")
+
+    def purge_deleted(self) -> None:
+        """Copy gc's zeroed pages into the database file and empty the WAL, whose older frames still hold
+        the deleted rows as they were written. Without waiting: a reader in the middle of a transaction
+        keeps the WAL, and its frames are overwritten as the WAL is reused (the next gc tries again)."""
+        if self.conn is None or self.read_only:
+            return
+        before = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            with contextlib.suppress(sqlite3.Error):  # busy, or the disk: gc's deletes are done either way
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {before}")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -956,7 +994,11 @@ class PostgresStore(Store):
                 "set_config('jit', 'off', false)"
             )
         except Exception as exc:
-            raise classify(exc) from None
+            error = classify(exc)
+            password = _url_password(self.target.location)
+            if password and password in str(error):  # libpq quotes a malformed one: "unexpected spaces..."
+                error = StoreError(str(error).replace(password, "***"), error.transient, error.bad_data)
+            raise error from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -1035,6 +1077,26 @@ class PostgresStore(Store):
         rows = self.query("SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass(?)", (table,))
         n = rows[0]["n"] if rows else None
         return int(n) if n is not None and n >= 0 else None
+
+
+def _foreign_files(path: str) -> str | None:
+    """The store file, or one SQLite writes next to it, that exists and belongs to another user.
+
+    SQLite writes into a ``-wal`` (or ``-journal``) it finds, whoever owns it: in a directory others can
+    write to (``/tmp``, a shared project directory), another user could create ``agent-otel.db-wal``
+    first and read every record and raw snapshot the store then writes. Such a store is not opened for
+    writing."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return None
+    uid = geteuid()
+    for item in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.stat(item).st_uid != uid:
+                return item
+        except OSError:
+            continue
+    return None
 
 
 def owner_only(path: str) -> list[str]:
