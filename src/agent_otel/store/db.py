@@ -65,10 +65,13 @@ class StoreError(Exception):
     """The store cannot be opened or used. ``transient`` errors (locked, unreachable, restarting) may
     pass; ``bad_data`` ones are about a record the database refuses, not about the store."""
 
-    def __init__(self, message: str, transient: bool = False, bad_data: bool = False) -> None:
+    def __init__(
+        self, message: str, transient: bool = False, bad_data: bool = False, sqlstate: str = ""
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.bad_data = bad_data
+        self.sqlstate = sqlstate  # PostgreSQL's error code, when the server gave one
 
 
 #: Filters of :meth:`Store.runs` beyond its named ones, as SQL with one parameter each.
@@ -124,7 +127,10 @@ def classify(exc: BaseException) -> StoreError:
     if getattr(exc, "sqlite_errorname", None) in _SQLITE_NO_ROOM:
         return StoreError(f"{text} (is the disk or a quota full?)", transient=True)
     if type(exc).__module__.startswith("psycopg"):
-        return StoreError(text, transient=_pg_transient(exc), bad_data=_pg_bad_data(exc))
+        state = _pg_state(exc)
+        return StoreError(
+            text, transient=_pg_transient(exc, state), bad_data=_pg_bad_data(exc), sqlstate=state
+        )
     return StoreError(text, bad_data=_sqlite_bad_data(exc, lowered))
 
 
@@ -137,19 +143,46 @@ _SQLITE_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
 # 40 transaction rollback (serialization failure, deadlock); 22 data exception, 23 integrity constraint,
 # 54 program limit exceeded (a value too large for an index or a jsonb).
 _PG_TRANSIENT_CLASSES = ("08", "57", "53", "40")
+# 25006 read_only_sql_transaction: after a failover the URL leads to a server that is a standby now, until
+# DNS or a proxy points at the new primary; a new connection then writes again.
+_PG_TRANSIENT_STATES = ("25006",)
 _PG_BAD_DATA_CLASSES = ("22", "23", "54")
-# A server that says who may not connect is not going to change its mind on a retry.
+# A server that says who may not connect, or that the database does not exist, is not going to change its
+# mind on a retry; except that a database this process was writing to and that an operator dropped may
+# well be created again (the store sink then waits for it: sink.StoreSink._failed).
 _PG_PERMANENT_STATES = ("28000", "28P01", "3D000")
+DATABASE_MISSING = "3D000"
+# psycopg gives no sqlstate for a failed connection (it is not a query's result): the server's FATAL line
+# (English, the default lc_messages) is all there is. Without a match the failure counts as transient.
+_PG_CONNECT_STATES = (
+    ('database "', '" does not exist', DATABASE_MISSING),
+    ('role "', '" does not exist', "28000"),
+    ("no pg_hba.conf entry", "", "28000"),
+    ("password authentication failed", "", "28P01"),
+)
 
 
-def _pg_transient(exc: BaseException) -> bool:
+def _pg_state(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None) or ""
+    if state:
+        return state
+    text = str(exc)
+    if "FATAL:" in text:
+        fatal = text.split("FATAL:", 1)[1]
+        for start, end, code in _PG_CONNECT_STATES:
+            at = fatal.find(start)
+            if at >= 0 and fatal.find(end, at + len(start)) >= 0:
+                return code
+    return ""
+
+
+def _pg_transient(exc: BaseException, state: str) -> bool:
     """A restart, failover or network blip: psycopg raises OperationalError (AdminShutdown,
     CannotConnectNow, ConnectionTimeout, "server closed the connection unexpectedly", ...) or, for a
     connection that is already closed, InterfaceError. All of them pass."""
-    state = getattr(exc, "sqlstate", None) or ""
     if state in _PG_PERMANENT_STATES:
         return False
-    if state[:2] in _PG_TRANSIENT_CLASSES:
+    if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
         return True
     return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
 
