@@ -1,8 +1,10 @@
 """The bundled stack, end to end, with the real binaries and no Docker.
 
-The collector built from collector/builder-config.yaml runs collector/config.yaml and Debian's Prometheus
-runs prometheus/prometheus.yml with prometheus/rules, each with only its addresses and paths changed
-(environment variables for the collector, flags and scrape targets for Prometheus). Tempo cannot run here,
+The collector built from collector/builder-config.yaml runs collector/config.yaml and Prometheus runs
+prometheus/prometheus.yml with prometheus/rules, each with only its addresses and paths changed
+(environment variables for the collector, flags and scrape targets for Prometheus); every test of the
+stack runs once with Debian's Prometheus 2.42 and once with the 3.x docker-compose.yml runs, its id naming
+the version ([prometheus-2.42], [prometheus-3.14.0]). Tempo cannot run here,
 so the collector's Tempo exporter points at a second collector (tests/e2e/sink-config.yaml) that writes
 the traces it receives to a file. tests/e2e/stack_driver.py then sends agent traffic through the public
 API, and the tests check what a user of the stack would see: the traces in "Tempo", the metrics, the
@@ -27,6 +29,7 @@ import yaml
 
 from tests.e2e.harness import (
     PORTS,
+    PROMETHEUS_PARAMS,
     Proc,
     Stack,
     base_env,
@@ -52,9 +55,11 @@ def collector_bin() -> Path:
     return collector_binary()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, collector_bin: Path) -> Iterator[Stack]:
-    with launch_stack(tmp_path_factory.mktemp("stack"), collector_bin) as st:
+@pytest.fixture(scope="module", **PROMETHEUS_PARAMS)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, collector_bin: Path
+) -> Iterator[Stack]:
+    with launch_stack(tmp_path_factory.mktemp("stack"), collector_bin, request.param) as st:
         yield st
 
 

@@ -625,18 +625,21 @@ def test_dashboard_queries_parse(promtool: str, tmp_path: Path) -> None:
     ]
     path = tmp_path / "dashboards.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    proc = sf.run_promtool("check", "rules", str(path))
+    proc = sf.run_promtool(promtool, "check", "rules", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # --- Prometheus: promtool -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    tool = sf.promtool()
+@pytest.fixture(scope="module", params=sf.PROMETHEUS_RELEASES, ids=lambda r: r.name)
+def promtool(request: pytest.FixtureRequest) -> str:
+    """promtool of each Prometheus the tests run (Debian's 2.42, the compose file's 3.x): a test using it
+    runs once per version, and its id names the version."""
+    release: sf.PrometheusRelease = request.param
+    tool = release.binary("promtool")
     if tool is None:
-        missing_prerequisite("promtool (Debian package prometheus)", "make prereqs")
+        missing_prerequisite(f"promtool of {release.name}", release.install)
     assert tool is not None
     return tool
 
@@ -644,20 +647,20 @@ def promtool() -> str:
 def test_promtool_check_config(promtool: str, tmp_path: Path) -> None:
     # as bundled (the rules path is the container's), then with the rules path of this checkout so that
     # the check covers the rule files too
-    proc = sf.run_promtool("check", "config", "--syntax-only", str(sf.PROMETHEUS_CONFIG))
+    proc = sf.run_promtool(promtool, "check", "config", "--syntax-only", str(sf.PROMETHEUS_CONFIG))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     config = sf.prometheus_config_for(
         {t: t for job in PROMETHEUS["scrape_configs"] for s in job["static_configs"] for t in s["targets"]}
     )
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    proc = sf.run_promtool("check", "config", str(path))
+    proc = sf.run_promtool(promtool, "check", "config", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(sf.RULE_FILES)} rule files found" in proc.stdout + proc.stderr
 
 
 def test_promtool_check_rules(promtool: str) -> None:
-    proc = sf.run_promtool("check", "rules", *map(str, sf.RULE_FILES))
+    proc = sf.run_promtool(promtool, "check", "rules", *map(str, sf.RULE_FILES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -665,7 +668,7 @@ def test_promtool_test_rules_every_alert_fires_and_stays_silent_where_it_should(
     promtool: str,
 ) -> None:
     assert sf.RULE_TESTS
-    proc = sf.run_promtool("test", "rules", *map(str, sf.RULE_TESTS), timeout=300)
+    proc = sf.run_promtool(promtool, "test", "rules", *map(str, sf.RULE_TESTS), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     alerts = {
         r["alert"]
