@@ -597,7 +597,11 @@ def test_every_window_count_takes_a_reset_series_from_its_last_value() -> None:
     """A process restarted under the same service.instance.id writes its counters from 0 into the old
     process's series: "last minus the value at the window's start" is then the new count minus the old
     (a restarted process's kill switch stop counted 0). Every panel, trace-to-metrics query and rule
-    counts such a series from its last value, as scenario 5 of the promtool tests proves for the rules."""
+    counts such a series from its last value, as scenario 5 of the promtool tests proves for the rules.
+
+    A reset is seen by resets() inside the window and by a value in the window below the value at its
+    start: Prometheus 3 leaves a sample exactly at the window's start out of the range (2.x kept it), so a
+    reset right after that sample is not a reset within the window there (scenario 5 at 24m)."""
     texts = [(f.name, f.read_text()) for f in (*sf.RULE_FILES, sf.GRAFANA_DATASOURCES)]
     texts += [(name, expr) for name, d in sf.dashboards().items() for _, expr in sf.promql_expressions(d)]
     counted = 0
@@ -605,7 +609,9 @@ def test_every_window_count_takes_a_reset_series_from_its_last_value() -> None:
         for m in _WINDOW_COUNT.finditer(text):
             counted += 1
             rest = text[m.end() :].lstrip()
-            assert rest.startswith(f"unless resets({m['x']}[{m['w']}]) > 0"), f"{name}: {m[0]}"
+            x, w = m["x"], m["w"]
+            reset = f"unless (resets({x}[{w}]) > 0 or min_over_time({x}[{w}]) < {x} offset {w})"
+            assert rest.startswith(reset), f"{name}: {m[0]} {rest[:200]}"
     assert counted >= 40
 
 
