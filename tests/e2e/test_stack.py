@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -183,6 +184,20 @@ def test_collector_runs_without_deprecation_warnings(stack: Stack, traffic: Traf
     assert "Everything is ready" in log, stack.collector.tail()
     deprecated = [line for line in log.splitlines() if "deprecat" in line.lower()]
     assert not deprecated, "\n".join(deprecated)
+
+
+def test_prometheus_runs_the_bundled_config_without_warnings(stack: Stack, traffic: Traffic) -> None:
+    """Each version takes docker-compose.yml's flags and prometheus.yml as they are: no warning or error
+    in its log (an unknown feature flag, a deprecated or renamed setting, a rule that fails to load, a
+    remote write it refused), while the traffic flows."""
+    log = stack.prometheus.log.read_text(errors="replace")
+    assert "Server is ready to receive web requests" in log, stack.prometheus.tail()
+    problems = [
+        line
+        for line in log.splitlines()
+        if re.search(r"level=(warn|error)", line, re.IGNORECASE) or "deprecat" in line.lower()
+    ]
+    assert not problems, "\n".join(problems)
 
 
 def test_traces_reach_tempo_with_the_design_attributes(traffic: Traffic, kept: dict[str, Any]) -> None:
