@@ -515,6 +515,14 @@ def test_prometheus_scrapes_the_collectors_own_metrics(stack: Stack, traffic: Tr
         60,
         (stack.prometheus,),
     )
+    # The same label names on every version: Prometheus 3 asks for UTF-8 names when it scrapes, and the
+    # collector then sent its resource attributes as service.name, service.instance.id (service_name on
+    # 2.42); a query written for one version found nothing on the other.
+    labels = stack.api("/api/v1/labels", **{"match[]": ['{job="otel-collector"}']})
+    assert {"service_name", "service_instance_id"} <= set(labels), labels
+    assert all(re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label) for label in labels), labels
+    names = stack.api("/api/v1/label/__name__/values", **{"match[]": ['{job="otel-collector"}']})
+    assert all(re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name) for name in names), names
 
 
 def test_persistent_queue_keeps_traces_through_tempo_and_collector_restarts(
