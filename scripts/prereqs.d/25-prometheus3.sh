@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Prometheus and promtool of the version docker-compose.yml runs (3.x), built from the Go module proxy so the
-# stack tests check our rules, dashboards and prometheus.yml against it as well as against Debian's 2.42
-# (20-prometheus.sh). Prometheus tags Go releases v0.3XY.Z for 3.XY.Z; the web UI's assets are not built
-# (the tests use the HTTP API only).
+# Prometheus and promtool of the version docker-compose.yml runs (3.x), built from the Go module proxy, so
+# the stack tests check our rules, dashboards and prometheus.yml against it as well as against Debian's
+# 2.42 (20-prometheus.sh). Prometheus tags its Go releases v0.3XY.Z for 3.XY.Z. Idempotent: a second run
+# only checks.
 #
 # Cache layout (under $AGENT_OTEL_CACHE, default ~/.cache/agent-otel):
 #   bin/prometheus-<version>/{prometheus,promtool}
-# tests/stack/stackfiles.py (prometheus_releases) finds the binaries by the same path. Idempotent: a second run only checks.
+# tests/stack/stackfiles.py (prometheus_releases) finds the binaries by the same path.
 #
 # `go install ...@v0.3XY.Z` refuses the module (its go.mod has replace directives), so the script
 # downloads the module and builds inside it, with upstream's own go.mod and go.sum (GOWORK=off: the
-# module ships a go.work naming directories the module zip leaves out). The Go module and
-# build caches are Go's defaults (GOMODCACHE, GOCACHE), as for the collector (30-collector.sh).
-# Measured cold on the development machine (2 shared cores): README "Local stack".
+# module ships a go.work naming directories the module zip leaves out). The web UI's assets are not built
+# (the tests use the HTTP API only). The Go module and build caches are Go's defaults (GOMODCACHE,
+# GOCACHE), as for the collector (30-collector.sh). The cold build's time and disk: README "Local stack".
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
