@@ -157,7 +157,9 @@ class HTTPReceiver:
     """OTLP/HTTP (protobuf) receiver: POST /v1/traces and /v1/metrics on 127.0.0.1.
 
     ``answer(spans)`` returns None to accept a trace request, or the HTTP status to refuse it with (400,
-    413, 429, 503, ...); ``requests`` lists (size, spans, status) of every trace request.
+    413, 429, 503, ...); ``requests`` lists (size, spans, status) of every trace request. ``metric_status``
+    set to an HTTP status refuses metric requests with it (counted in ``metric_refused``) until set back
+    to None; ``metric_batches`` holds the accepted ones.
     """
 
     def __init__(self, answer: Callable[[list[Any]], int | None] | None = None) -> None:
@@ -167,6 +169,8 @@ class HTTPReceiver:
         self.metric_requests = 0
         self.metric_batches: list[Any] = []  # the ExportMetricsServiceRequests, in arrival order
         self.metric_sizes: list[int] = []  # the bytes of each metric request (uncompressed)
+        self.metric_status: int | None = None
+        self.metric_refused = 0
         self.requests: list[tuple[int, int, int]] = []
         self.headers: dict[str, str] = {}  # of the last trace request
         receiver = self
@@ -194,6 +198,12 @@ class HTTPReceiver:
                     receiver.spans.extend(spans)
                     reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 elif self.path == "/v1/metrics":
+                    if (status := receiver.metric_status) is not None:
+                        receiver.metric_refused += 1
+                        self.send_response(status)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     receiver.metric_requests += 1
                     receiver.metric_sizes.append(len(body))
                     receiver.metric_batches.append(

@@ -30,7 +30,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -577,8 +582,12 @@ class BufferedSpanProcessor(SpanProcessor):
 class NonBlockingMetricExporter(MetricExporter):
     """Hands metric batches to a sender thread so readers' flush/shutdown never wait on the network.
 
-    Cumulative temporality (the default) means a newer batch supersedes an older one, so while the
-    collector is down only the newest few batches are kept and older ones are counted as dropped.
+    With cumulative temporality (the default) a newer batch holds every count of an older one, so once a
+    send has failed only the newest batch is worth sending: older ones are counted as dropped and skipped.
+    Sending the failed one again first delivered stale counts after an outage and, for a batch the
+    collector rejects for good, held every later one up until ``max_pending`` had queued behind it. With
+    delta temporality each batch holds its own increments, so batches go oldest first and only those
+    beyond ``max_pending`` are dropped.
     """
 
     def __init__(
@@ -604,6 +613,9 @@ class NonBlockingMetricExporter(MetricExporter):
         self._health = _Health("metrics")
         self._failures = 0
         self._thread: threading.Thread | None = None
+        self._cumulative = all(
+            t is AggregationTemporality.CUMULATIVE for t in exporter._preferred_temporality.values()
+        )
         # Told of each batch the reader collected (Metrics.collected: a new series is out, see there).
         self.on_export: Callable[[], None] | None = None
 
@@ -635,15 +647,21 @@ class NonBlockingMetricExporter(MetricExporter):
                     self._cond.wait(1.0)
                 if not self._pending and self._closed:
                     return
+                if self._failures and self._cumulative and len(self._pending) > 1:
+                    superseded = len(self._pending) - 1
+                    self._pending = deque([self._pending[-1]])
+                    self._drops.add("metric_batches", "collector_unavailable", superseded)
                 batch = self._pending[0]
                 self._busy = True
+            thread = threading.current_thread().name
+            _last_exporter_log.pop(thread, None)
             try:
                 result = self._exporter.export(batch)
             except Exception as exc:
                 result = MetricExportResult.FAILURE
                 detail = f"{type(exc).__name__}: {exc}"
             else:
-                detail = "exporter returned FAILURE"
+                detail = _last_exporter_log.pop(thread, None) or "exporter returned FAILURE"
             with self._cond:
                 self._busy = False
                 if result is MetricExportResult.SUCCESS:
@@ -685,11 +703,21 @@ class NonBlockingMetricExporter(MetricExporter):
         return pending
 
 
+# The first warning an SDK exporter logged in each of our threads during an export: the only place the
+# SDK's metric exporter says *why* an export failed (it returns a bare FAILURE), so _Health can say it.
+_last_exporter_log: dict[str, str] = {}
+
+
 class QuietExporterLogs(logging.Filter):
     """Silences the OTLP exporters' per-attempt warnings when *our* threads export; _Health reports once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.threadName or "").startswith(THREAD_PREFIX)
+        thread = record.threadName or ""
+        if not thread.startswith(THREAD_PREFIX):
+            return True
+        with contextlib.suppress(Exception):  # a record whose arguments do not format
+            _last_exporter_log.setdefault(thread, record.getMessage()[:500])
+        return False
 
 
 _QUIET_LOGGERS: Sequence[str] = (

@@ -283,6 +283,70 @@ def test_metrics_of_many_series_are_split_under_the_request_limit(fresh, protoco
         receiver.stop()
 
 
+def _invocations(request, tool: str) -> float | None:
+    """The cumulative tool-invocation count of ``tool`` in one metric request (None: not in it)."""
+    from agent_otel import conventions
+
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == conventions.M_TOOL_INVOCATIONS.name:
+                    for point in metric.sum.data_points:
+                        if any(a.value.string_value == tool for a in point.attributes):
+                            return point.as_double or point.as_int
+    return None
+
+
+@pytest.mark.parametrize("temporality", ["cumulative", "delta"])
+def test_after_metric_export_fails_the_newest_batch_goes_first(fresh, monkeypatch, caplog, temporality):
+    """Metrics are cumulative: a newer batch holds everything an older one does. A batch that failed was
+        resent before the newer ones queued behind it, so after a collector rejected metrics for a while (a
+        pipeline misconfigured, then fixed) the first counts to arrive were stale, and a batch rejected for
+        good held up every later one until eight more had queued (eight export intervals). Now a newer batch
+        replaces a failed one: the first request accepted carries the newest counts. (With delta temporality,
+    which an operator can choose, batches are still sent oldest first.)"""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", temporality)
+    tool = f"poll_{temporality}"  # counts of a tool outlive shutdown() in this process: one per case
+    receiver = HTTPReceiver()
+    receiver.metric_status = 400  # rejected for good: the SDK's exporter does not retry it itself
+    try:
+        agent_otel.setup(
+            "svc",
+            endpoint=receiver.endpoint,
+            instrument=False,
+            store=False,
+            config={
+                "exporter.probe_local": False,
+                "exporter.protocol": "http/protobuf",
+                "exporter.metric_interval_s": 0.2,
+            },
+        )
+        with agent_otel.run("polling") as run:
+            for i in range(3):
+                run.call_tool(tool, lambda i: "ok", {"i": i})
+            # A batch with the first 3 calls is refused, and then resent after a back-off...
+            assert poll(lambda: receiver.metric_refused >= 2, 20.0)
+            for i in range(3, 7):
+                run.call_tool(tool, lambda i: "ok", {"i": i})
+            # ... while newer batches with all 7 are collected behind it.
+            refused = receiver.metric_refused
+            time.sleep(0.6)
+        receiver.metric_status = None
+        assert refused >= 2
+        # The warning says why (the SDK's exporter only returns FAILURE; its own log line is silenced).
+        (failing,) = [r.getMessage() for r in caplog.records if "metrics export is failing" in r.getMessage()]
+        assert "400" in failing
+        if temporality == "cumulative":
+            assert poll(lambda: receiver.metric_batches, 20.0)
+            assert _invocations(receiver.metric_batches[0], tool) == 7
+        else:  # each batch its own increments: all of them arrive, none skipped
+            counts = lambda: sum(_invocations(b, tool) or 0 for b in receiver.metric_batches)  # noqa: E731
+            assert poll(lambda: counts() == 7, 20.0), counts()
+    finally:
+        agent_otel.shutdown()
+        receiver.stop()
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_a_certificate_file_that_cannot_be_read_fails_the_export_not_setup(
     rig, monkeypatch, caplog, tmp_path, protocol
@@ -298,8 +362,9 @@ def test_a_certificate_file_that_cannot_be_read_fails_the_export_not_setup(
             {"exporter.schedule_delay_s": 0.05, "exporter.protocol": _protocol(protocol)},
         )
         assert tool_calls("a", "ok", 2) == 3  # the agent runs
-        poll(lambda: any("export is failing" in r.getMessage() for r in caplog.records))
-    (failing,) = [r.getMessage() for r in caplog.records if "export is failing" in r.getMessage()]
+        # (Metrics go through the SDK's exporter, whose failure says less; under load it can come first.)
+        poll(lambda: any("spans export is failing" in r.getMessage() for r in caplog.records))
+    (failing,) = [r.getMessage() for r in caplog.records if "spans export is failing" in r.getMessage()]
     assert str(missing) in failing
 
 
