@@ -30,15 +30,9 @@ if [ -x "$out/prometheus" ] && [ -x "$out/promtool" ]; then
   exit 0
 fi
 
-go_bin="$(command -v go || true)"
-if [ -z "$go_bin" ] && [ -x /usr/local/go/bin/go ]; then
-  go_bin=/usr/local/go/bin/go
-fi
-if [ -z "$go_bin" ]; then
-  echo "prometheus3: Go is required to build Prometheus $version (https://go.dev/dl/)" >&2
-  exit 1
-fi
-export PATH="$(dirname "$go_bin"):$PATH"
+# shellcheck source=../go-env.sh
+. "$repo/scripts/go-env.sh"
+require_go prometheus3 "Prometheus $version"
 
 major="${version%%.*}"
 rest="${version#*.}"
