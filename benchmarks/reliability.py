@@ -395,7 +395,7 @@ def drill_exit(opts: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="agent-otel-exit-") as tmp:
         for name, sig, delay in [("SIGTERM", signal.SIGTERM, 0.0)] + [
-            (f"SIGKILL +{ms} ms", signal.SIGKILL, ms / 1000) for ms in (0, 50, 100, 150)
+            (f"SIGKILL +{ms} ms", signal.SIGKILL, ms / 1000) for ms in opts.kill_ms
         ]:
             trials = []
             for i in range(opts.trials):
@@ -577,6 +577,12 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=9, help="rounds of the accounting drill")
     parser.add_argument("--trials", type=int, default=3, help="processes per signal in the exit drill")
+    parser.add_argument(
+        "--kill-ms",
+        type=lambda text: [int(ms) for ms in text.split(",")],
+        default=[0, 50, 100, 150],
+        help="the exit drill's SIGKILL delays after the runs, in ms (default 0,50,100,150)",
+    )
     parser.add_argument("--drills", default="outage,reference,accounting,exit")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true")

@@ -176,6 +176,9 @@ BINARY = bytes(range(256)) * 4  # not UTF-8, as a config path pointing at a bina
         ({"config": 123}, {}, "YAML file path or a mapping"),
         ({"store": "mysql://app:pw@db/agents"}, {}, "unknown scheme 'mysql://'"),
         ({"store": "sqlite:///runs.db"}, {}, "sqlite:// URL; give the SQLite file's path"),
+        # Became a SQLite file named after the password, in the working directory.
+        ({"store": "host=db dbname=agents user=app password=secret"}, {}, "libpq keyword/value"),
+        ({}, {"AGENT_OTEL_STORE": "dbname=agents password=secret"}, "libpq keyword/value"),
     ],
 )
 def test_setup_raises_only_config_error_for_bad_configuration(monkeypatch, tmp_path, kwargs, env, says):
@@ -206,5 +209,35 @@ def test_every_compression_the_spec_names_is_accepted(monkeypatch, protocol, val
         agent_otel.setup(
             "ok", endpoint="http://127.0.0.1:4317", protocol=protocol, store=False, instrument=False
         )
+    finally:
+        agent_otel.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("value", "captured"),
+    [
+        ("NO_CONTENT", False),
+        ("event_only", False),  # content in log events only, never on spans: none on ours
+        ("SPAN_ONLY", True),
+        ("span_and_event", True),
+        ("true", True),
+        ("false", False),
+    ],
+)
+def test_the_genai_content_capture_modes_of_the_standard_variable_are_understood(
+    monkeypatch, value, captured
+):
+    """OpenTelemetry's GenAI instrumentations (opentelemetry-util-genai) read
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT as a mode as well as true/false: a user who set
+    NO_CONTENT for one of them must neither get content on agent-otel's spans nor a ConfigError from
+    setup(), which would break the agent for adding agent-otel."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+    assert load().get("logging.events.capture_content") is captured
+    agent_otel.shutdown()
+    try:
+        config = agent_otel.setup(
+            "svc", store=False, instrument=False, config={"exporter": {"probe_local": False}}
+        )
+        assert config.get("logging.events.capture_content") is captured
     finally:
         agent_otel.shutdown()

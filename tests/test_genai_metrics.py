@@ -135,3 +135,20 @@ def test_a_failed_request_records_its_duration_with_the_error_and_no_tokens(tele
     tokens = {p["gen_ai.token.type"]: point.sum for p, point in metrics["gen_ai.client.token.usage"]}
     assert tokens == {"input": 20, "output": 4}
     assert all("error.type" not in p for p, _ in metrics["gen_ai.client.token.usage"])
+
+
+def test_a_request_without_usage_records_no_token_samples(telemetry):
+    """A streamed Chat Completion without ``stream_options.include_usage`` reports no usage: recorded as
+    0 input and 0 output tokens, it pulled the token histograms' percentiles to zero."""
+    with agent_otel.run("streaming") as run:
+        run.record_llm(model="gpt-4o", input_tokens=120, output_tokens=30, duration_ms=250)
+        run.record_llm(model="gpt-4o", duration_ms=250)  # usage unknown
+    metrics = telemetry.metrics()
+    counts = {p["gen_ai.token.type"]: point.count for p, point in metrics["gen_ai.client.token.usage"]}
+    assert counts == {"input": 1, "output": 1}
+    (duration,) = [
+        point.count
+        for p, point in metrics["gen_ai.client.operation.duration"]
+        if p.get("gen_ai.request.model") == "gpt-4o"
+    ]
+    assert duration == 2  # the request itself is still counted

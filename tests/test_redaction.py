@@ -460,3 +460,157 @@ def test_secrets_in_keys_urls_stripe_keys_dotted_cards_ssns_and_prose_are_masked
 def test_lookalikes_of_the_new_secrets_are_kept(text):
     red = Redactor().redact_text(text)
     assert red == text.replace("415-555-0100", "[PHONE]")
+
+
+BYTES_KEY = "sk-live-ABCDEFGHIJKLMNOP1234"
+
+
+def test_bytes_arguments_and_results_leave_redacted_not_as_base64(store_args_telemetry):
+    """Bytes are held as base64 in the JSON copy; the redactor must read the text inside, or a secret in
+    a bytes argument (a request body, a file read) leaves the process encoded but whole."""
+    import base64
+
+    t = store_args_telemetry
+    body = f"Authorization: Bearer {BYTES_KEY}\nto alice.smith@example.com".encode()
+    with agent_otel.run("a") as run:
+        run.call_tool(
+            "post", lambda **kw: body, {"body": body, "png": b"\x89PNG\r\n\x1a\n" + BYTES_KEY.encode()}
+        )
+    (span,) = t.spans_named("execute_tool")
+    (event,) = t.events("tool_result")
+    dumped = span.attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] + span.attributes[c.GEN_AI_TOOL_CALL_RESULT]
+    dumped += json.dumps(event)
+    for raw in (BYTES_KEY, "alice.smith"):
+        for encoded in (raw, base64.b64encode(raw.encode()).decode()[:16]):
+            assert encoded not in dumped, encoded
+    assert base64.b64encode(body).decode()[:16] not in dumped
+    # text stays readable, redacted; bytes that are not text are not shown (nothing could redact them)
+    assert event["args"]["body"] == {"$utf8": "Authorization: Bearer [REDACTED]\nto [EMAIL]"}
+    assert event["result"] == {"$utf8": "Authorization: Bearer [REDACTED]\nto [EMAIL]"}
+    assert event["args"]["png"] == {"$bytes": f"[{8 + len(BYTES_KEY)} bytes, not text: not shown]"}
+
+
+def test_long_bytes_are_cut_after_the_text_inside_is_redacted():
+    r = Redactor(max_chars=200)
+    body = ("é" * 20 + f" key {BYTES_KEY} ").encode() * 50
+    copy, text = r.bounded({"body": body})
+    assert copy["body"]["$utf8"].startswith("é" * 20 + " key [API_KEY]")
+    assert copy["body"]["$utf8"].endswith(f"...[truncated, about {len(body) + 2} bytes in all]")
+    assert BYTES_KEY[:10] not in text and len(text) < 200
+    assert r.redact({"$bytes": "not base64!"}) == {"$bytes": "[8 bytes, not text: not shown]"}
+
+
+def test_name_value_pairs_in_lists_are_masked_like_mapping_entries(store_args_telemetry):
+    """HTTP headers as a list of pairs (requests, httpx, ASGI's ``scope["headers"]`` as bytes), cookie
+    jars, form fields: the value of a pair whose name is a secret key is masked, as in a mapping."""
+    t = store_args_telemetry
+    headers = [("Authorization", "Digest-ish q7Zr0pW3xK9m"), ("Accept", "application/json")]
+    asgi = [(b"cookie", b"sid=q7Zr0pW3xK9m"), (b"x-api-key", b"q7Zr0pW3xK9m")]
+    form = [["password", "q7Zr0pW3xK9m"], ["user", "bob"]]
+    with agent_otel.run("a") as run:
+        for name, pairs in (("headers", headers), ("scope", asgi), ("form", form)):
+            run.call_tool("fetch", lambda **kw: "ok", {name: pairs})
+    events = t.events("tool_result")
+    sent = json.dumps(events) + "".join(
+        s.attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] for s in t.spans_named("execute_tool")
+    )
+    assert "q7Zr0pW3xK9m" not in sent
+    args = {k: v for e in events for k, v in e["args"].items()}
+    assert args["headers"] == [["Authorization", "[REDACTED]"], ["Accept", "application/json"]]
+    assert args["scope"] == [[{"$utf8": "cookie"}, "[REDACTED]"], [{"$utf8": "x-api-key"}, "[REDACTED]"]]
+    assert args["form"] == [["password", "[REDACTED]"], ["user", "bob"]]
+
+
+def test_a_secret_straddling_the_cut_of_an_exception_message_or_stack_trace_is_not_half_kept():
+    """Exception text is cut (the message to redaction.max_chars, the stack trace to its last 16 KiB):
+    redacted first, a secret across the cut would be seen whole; cut first, its other half would leave
+    unrecognised (an e-mail's local part, the tail of an API key)."""
+    import traceback
+
+    from agent_otel.redaction import exception_attributes
+
+    email = "alice.secret.name@example.com"
+    try:
+        raise PermissionError("x" * 4080 + f" {email} denied")  # the cut at 4096 is inside the address
+    except PermissionError as exc:
+        message = exception_attributes(exc)["exception.message"]
+    assert message.startswith("x" * 4080 + " [EMAIL]") and "alice" not in message and len(message) <= 4096
+
+    try:
+        raise ValueError(f"{BYTES_KEY} " + "C" * 16372)
+    except ValueError as exc:
+        stack = "".join(traceback.format_exception(exc))
+        start = len(stack) - 16384  # where the kept tail of the stack trace begins: inside the key
+        assert stack[start - 18 : start + 10] == BYTES_KEY
+        trace = exception_attributes(exc)["exception.stacktrace"]
+    assert BYTES_KEY[-10:] not in trace and trace.endswith("C" * 100 + "\n") and len(trace) <= 16384
+
+
+def test_an_llm_error_given_as_text_leaves_as_a_redacted_description_not_as_error_type(telemetry):
+    """``record_llm(error=...)`` takes an error type (``"rate_limit_exceeded"``, as the integrations pass)
+    or an exception; ``error=str(exc)`` made the raw message ``error.type``: a span attribute, a stored
+    event field and a label of every GenAI and tool metric, secrets and unbounded cardinality included."""
+    message = f"quota for {EMAIL} exceeded (key {API_KEY})"
+    with agent_otel.run("a") as run:
+        run.record_llm(model="gpt-4o", error=message)
+        run.record_llm(model="gpt-4o", error="rate_limit_exceeded")
+    failed, limited = telemetry.spans_named("chat")
+    assert (
+        failed.attributes[c.ERROR_TYPE] == "_OTHER"
+        and limited.attributes[c.ERROR_TYPE] == "rate_limit_exceeded"
+    )
+    assert failed.status.description == "quota for [EMAIL] exceeded (key [API_KEY])"
+    assert [e["error"] for e in telemetry.events("llm_result")] == ["_OTHER", "rate_limit_exceeded"]
+    everything = json.dumps([json.loads(s.to_json()) for s in telemetry.spans()])
+    everything += json.dumps(telemetry.events()) + json.dumps(telemetry.metrics(), default=str)
+    assert (
+        EMAIL not in everything
+        and API_KEY not in everything
+        and "quota for" not in everything.replace(failed.status.description, "")
+    )
+
+
+def test_argument_hashes_can_be_kept_off_spans_and_still_serve_the_store(monkeypatch, tmp_path):
+    """``args_sha`` is an unkeyed hash, so it gives a low-entropy argument away to whoever can guess it (a
+    PIN: ten thousand tries). ``store_args_hash: false`` keeps the tool and input hashes off the spans;
+    the local store keeps them, for replay and ``agent-otel show``."""
+    import sqlite3
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent_otel import sdk
+    from agent_otel.hashing import sha
+
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "AGENT_OTEL_CONFIG", "AGENT_OTEL_STORE"):
+        monkeypatch.delenv(var, raising=False)
+
+    @agent_otel.tool(name="check_pin")
+    def check_pin(pin: str) -> bool:
+        return pin == "4711"
+
+    def spans_of_one_run(hashes: bool) -> list:
+        agent_otel.shutdown()
+        exporter = InMemorySpanExporter()
+        events = {"store_args_hash": hashes}
+        config = {"exporter": {"probe_local": False}, "logging": {"events": events}}
+        agent_otel.setup("svc", span_exporters=[exporter], instrument=False, config=config)
+        with pytest.raises(agent_otel.AgentStopped), agent_otel.run("bank", input={"pin": "4711"}):
+            for _ in range(4):  # the loop guard stops the fourth: its span event names the hash too
+                check_pin("4711")
+        assert sdk.flush(5)
+        agent_otel.shutdown()
+        return list(exporter.get_finished_spans())
+
+    by_default = {s.name: dict(s.attributes) for s in spans_of_one_run(True)}
+    leaked = by_default["execute_tool check_pin"][c.TOOL_ARGS_SHA]
+    assert [p for p in (f"{i:04d}" for i in range(10_000)) if sha({"pin": p}) == leaked] == ["4711"]
+
+    spans = spans_of_one_run(False)
+    keys = {k for s in spans for k in s.attributes} | {
+        k for s in spans for e in s.events for k in e.attributes
+    }
+    assert "guard" in keys and not [k for k in keys if k.endswith("_sha")], keys
+    conn = sqlite3.connect(tmp_path / "agent-otel.db")
+    stored = conn.execute("SELECT args_sha FROM agent_events WHERE kind = 'tool_result'").fetchall()
+    assert set(stored) == {(leaked,)} and len(stored) >= 6  # both runs' calls, hashed in the store as ever

@@ -10,9 +10,12 @@ runs and steps, through the same engine as the manual API, so they get the run s
 stop reasons and guards:
 
 * an ``invoke_agent`` span outside any run *is* a run (:class:`BridgedRun`; inside a run's tool call, a
-  sub-agent); inside a run it joins it. No second run span is opened: the framework's span carries
-  ``agent.run_id``, the stop and the run's totals (its own ``gen_ai.usage.*`` totals are moved to
-  ``agent.usage.*``, so a backend summing usage over spans counts each request once);
+  sub-agent); inside a run it joins it (the framework's own run totals are dropped from its span, and
+  its pause for human input, by the framework's reading, pauses the run). So does an ``invoke_workflow``
+  span (ADK's ``Runner`` call), and Strands' ``invoke_swarm`` / ``invoke_graph``: the agents it invokes,
+  one after another when one transfers to the next, join its run. No second run span is opened: the
+  framework's span carries ``agent.run_id``, the stop and the run's totals (its own ``gen_ai.usage.*``
+  totals are moved to ``agent.usage.*``, so a backend summing usage over spans counts each request once);
 * a request span inside a run *is* an LLM step (usage, response model, provider and finish reasons
   read from the span when it ends). A client integration that records the same request inside it (the
   OpenAI, Anthropic, google-genai... clients) takes the step over (:mod:`agent_otel.llm`): one step;
@@ -143,6 +146,9 @@ class BridgedRun(Run):
         self, rt: runtime.Runtime, attributes: dict[str, Any], parent_ctx: Any, links: Any
     ) -> Span:
         _merge(self.native, attributes)
+        for link in links or ():  # the paused run this one resumes (not the ambient span: the parent)
+            if link.attributes and c.RUN_ID in link.attributes:
+                self.native.add_link(link.context, link.attributes)
         return self.native
 
     def _end_span(
@@ -348,14 +354,22 @@ class Bridge:
         return True
 
 
+#: The operations whose span, outside any run, is a run: an agent's invocation, and an invocation of
+#: several agents (a workflow, a Strands swarm or graph).
+_INVOCATIONS = frozenset({c.OP_INVOKE_AGENT, c.OP_INVOKE_WORKFLOW, *native.MULTI_AGENT_OPERATIONS})
+
+
 def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, parent_context: Any) -> None:
     """A GenAI span of another library starts: a run, a step, or a span of a run or step it belongs to."""
     run = parent.run if parent is not None else active_run()
     if run is not None and run.ledger.runtime is None:
         run = None
     tool = active_tool_call(parent_context) if run is not None else None
-    if op == c.OP_INVOKE_AGENT and (run is None or (tool is not None and tool.run is run)):
-        _start_run(span, run)  # a run, or a sub-agent of the run whose tool runs it
+    if op in _INVOCATIONS and (run is None or (tool is not None and tool.run is run)):
+        # A run, or a sub-agent of the run whose tool runs it. A workflow's invocation is the run, and
+        # the agents it invokes join it: an agent that transfers to another (ADK's transfer_to_agent)
+        # ends its span before the next starts, and one call of the caller is one run.
+        _start_run(span, run, op=op)
         return
     if run is None:
         return
@@ -372,7 +386,9 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
     extra = native.run_attributes(run, attributes)
     hooked = (parent is not None and parent.hooked) or _hooked(span)
     binding = SpanBinding(run, parent.step if parent is not None else None, hooked=hooked)
-    if op in native.REQUEST_OPERATIONS:
+    if op == c.OP_INVOKE_AGENT and not _remote_agent(span):
+        _watch(span, binding, _JOINED)  # an agent's span in a run: its totals and its pause, at its end
+    elif op in native.REQUEST_OPERATIONS:
         pending = native.pending.get()
         enclosing = _request_step_id(parent, parent_span)
         if pending is not None and pending.run is run and pending.adoptable():
@@ -471,9 +487,15 @@ def _status(span: Any) -> StatusCode:
 # --- starting runs and steps --------------------------------------------------------------------------------
 
 
-def _start_run(span: Any, parent: Run | None, owner: _Watched | None = None) -> None:
+def _start_run(
+    span: Any, parent: Run | None, owner: _Watched | None = None, op: str = c.OP_INVOKE_AGENT
+) -> None:
     attributes = span.attributes or {}
-    name = attributes.get(c.GEN_AI_AGENT_NAME) or native.named(span, c.OP_INVOKE_AGENT) or "agent"
+    name = (
+        attributes.get(c.GEN_AI_AGENT_NAME)
+        or native.named(span, op)
+        or ("agent" if op == c.OP_INVOKE_AGENT else op.removeprefix("invoke_"))  # "swarm", "workflow"
+    )
     conversation = attributes.get(c.GEN_AI_CONVERSATION_ID)
     model = attributes.get(c.GEN_AI_REQUEST_MODEL)
     run = BridgedRun(
@@ -587,6 +609,10 @@ class _InRequest(_Watched):
         self.step_id = step_id
 
 
+#: ... an agent's span that joined a run (a user's, or a workflow's of which the agent is one).
+_JOINED = _Watched()
+
+
 def _watch(span: Any, binding: SpanBinding, owner: _Watched = _WATCHED) -> None:
     """Record the span's step or run just before the framework ends the span (while it is writable)."""
     if isinstance(binding.owner, _Watched):
@@ -620,6 +646,8 @@ def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> Non
                 _timed(step, span, end_time)
                 _end_llm(span, step)
         _end_run(span, run, keep_usage=isinstance(step, BridgedLLMCall))
+    elif binding.owner is _JOINED:
+        _end_joined(span, run)
     elif isinstance(step, BridgedLLMCall) and step.native is span:  # (not a span of another library in it)
         if not step.done:
             _timed(step, span, end_time)
@@ -750,7 +778,8 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
     args, known = _span_json(attributes, c.GEN_AI_TOOL_CALL_ARGUMENTS)
     if known and call.args is None:
         call.args, call.args_sha = args, sha(args)
-        span.set_attribute(c.TOOL_ARGS_SHA, call.args_sha)
+        if call.runtime is None or call.runtime.store_args_hash:
+            span.set_attribute(c.TOOL_ARGS_SHA, call.args_sha)
     if not call.checked:  # the checks waited for the arguments, if the span has any (they observe here)
         call.checked = True
         try:
@@ -796,6 +825,15 @@ def _end_run(span: Any, run: BridgedRun, keep_usage: bool = False) -> None:
         _drop_attributes(span, _USAGE_KEYS)
     reason = _classify(span, run)
     run.end(reason, _error_type(span) if reason.stop_class == "failure" else None)
+
+
+def _end_joined(span: Any, run: Run) -> None:
+    """An agent's span inside a run ends: its own run totals in ``gen_ai.usage.*`` go (the run's are on
+    the run's span), and an agent that paused for human input (its framework's reading) pauses the run."""
+    _drop_attributes(span, _USAGE_KEYS)
+    classify = _classifiers.get(_scope(span) or "")
+    if classify is not None and run.paused is None and classify(span) is StopReason.INTERRUPTED:
+        run.paused = {"interrupts": 0}
 
 
 def _scope(span: Any) -> str | None:

@@ -85,6 +85,16 @@ def _env_bool(value: str) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+# The modes opentelemetry-util-genai (the GenAI instrumentations') reads from the same variable besides
+# true/false: content on spans or not. EVENT_ONLY puts it in log events only, and agent-otel writes none.
+_CAPTURE_MODES = {"no_content": False, "event_only": False, "span_only": True, "span_and_event": True}
+
+
+def _env_capture(value: str) -> bool:
+    mode = _CAPTURE_MODES.get(value.strip().lower())
+    return _env_bool(value) if mode is None else mode
+
+
 def _env_store(value: str) -> Any:
     return False if value.strip().lower() in ("false", "off", "none", "0", "") else value
 
@@ -124,12 +134,23 @@ def _masked(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
+# ``host=db dbname=agents password=...``: libpq's other connection-string form, keyword first.
+_LIBPQ_KEYWORDS = re.compile(
+    r"(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout)\s*=\s*\S"
+)
+
+
 def _check_store(value: Any) -> str | None:
     """A SQLite path or a postgresql:// URL: any other URL scheme would become a relative directory."""
     if not isinstance(value, str):
         return None
     text = value.strip()
     scheme, sep, _ = text.partition("://")
+    if not sep and _LIBPQ_KEYWORDS.match(text):  # (the value is not echoed: it may hold a password)
+        return (
+            "is a libpq keyword/value connection string, which would become a SQLite file of that name; "
+            "give the PostgreSQL store as a URL: postgresql://user:password@host:5432/dbname"
+        )
     if not sep or text.lower().startswith(STORE_SCHEMES):
         return None
     if scheme.lower() == "sqlite":
@@ -243,14 +264,19 @@ SCHEMA: dict[str, Any] = {
             "store_args": Field(
                 bool, False, "Attach raw args/results, redacted and truncated. Off by default."
             ),
-            "store_args_hash": Field(bool, True, "Write args_sha/result_sha into events."),
+            "store_args_hash": Field(
+                bool,
+                True,
+                "Put args_sha/result_sha (and the run's input_sha) on spans and into sink events; the "
+                "run store keeps them either way.",
+            ),
             "capture_content": Field(
                 bool,
                 False,
                 "Record prompts and completions on chat spans (gen_ai.input.messages / "
                 "gen_ai.output.messages), redacted and truncated like store_args. Off by default.",
                 env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
-                env_parse=_env_bool,
+                env_parse=_env_capture,
             ),
             "include": Field(
                 list,

@@ -21,6 +21,8 @@ from opentelemetry.semconv.attributes import service_attributes as _service
 # --- operations and span names -------------------------------------------------------------------
 
 OP_INVOKE_AGENT: Final = "invoke_agent"
+#: A library's span of one invocation of a workflow of agents (Google ADK's ``invoke_workflow {root}``).
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_CHAT: Final = "chat"
 

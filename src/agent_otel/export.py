@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -48,6 +49,10 @@ logger = logging.getLogger("agent_otel")
 THREAD_PREFIX = "agent-otel-"
 
 
+# ``user:password@`` of an endpoint, as the exporters' errors quote it (gRPC's without the ``//``).
+_USERINFO = re.compile(r"[^\s/@:\[\]'\"(]+:[^\s/@'\"]*@")
+
+
 class _Health:
     """Logs the transition to failing and back once, instead of every failed attempt."""
 
@@ -61,7 +66,7 @@ class _Health:
             logger.warning(
                 "agent-otel: %s export is failing (%s); keeping data in memory and retrying",
                 self.what,
-                detail,
+                _USERINFO.sub("***@", detail),  # a password in the endpoint's URL is not printed
             )
 
     def succeeded(self) -> None:

@@ -557,12 +557,13 @@ def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -
     """The span event and counter every guard trigger leaves behind."""
     event: dict[str, Any] = {"guard": guard, "limit": _attr(limit), "observed": _attr(observed)}
     event["enforced"] = bool(attributes.pop("enforced", True))
+    rt = run.ledger.runtime
+    hashes = rt is None or rt.store_args_hash  # off: args hashes stay in the process (see Redaction)
     for key, value in attributes.items():
-        if value is not None:
+        if value is not None and (hashes or not key.endswith("args_sha")):
             event[key] = _attr(value)
     try:
         run.span.add_event(c.EVENT_GUARD, event)
-        rt = run.ledger.runtime
         if rt is not None and not run.is_replay:  # a replay is not traffic (see Run._finish)
             rt.metrics.record_guard(run.agent, guard)
     except Exception:  # telemetry of a guard must not replace the guard's own effect

@@ -22,6 +22,7 @@ second span, so the request's usage is on one span only.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind
 from agent_otel import conventions as c
 from agent_otel import native, steps
 from agent_otel.genai import guess_provider, request_attributes, strings
+from agent_otel.redaction import CUT_SLACK, for_config
 from agent_otel.steps import Step, check_pending, internal_error, note_failure
 from agent_otel.stop import AgentStopped, StopReason
 
@@ -318,9 +320,11 @@ def _complete(
             run.cost_usd += cost_usd
     if call.provider and run.provider is None:
         run.provider = call.provider
-    error_type = None
-    if error is not None:
-        error_type = type(error).__name__ if isinstance(error, BaseException) else str(error)
+    error_type = description = None
+    if isinstance(error, BaseException):
+        error_type = type(error).__name__
+    elif error is not None:
+        error_type, description = _text_error(str(error), rt)
     if call.native is None:
         attributes: dict[str, Any] = {
             c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
@@ -339,7 +343,7 @@ def _complete(
             attributes[c.ERROR_TYPE] = error_type
         if c.gen_ai_dup():
             attributes = c.with_previous_names(attributes)
-        duration_ms, span_ctx = call.end(attributes, error, error_type)
+        duration_ms, span_ctx = call.end(attributes, error, description or error_type)
     else:
         duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
@@ -373,6 +377,20 @@ def _complete(
             "skip": call.native is not None and native.records_metrics(call.native),
         }
         rt.pipeline.emit("event", event)
+
+
+# An error type given as text: a code or a class name (`rate_limit_exceeded`, `ThrottlingException`, `429`).
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.:/\-]{1,64}")
+
+
+def _text_error(text: str, rt: Any) -> tuple[str, str | None]:
+    """``(error.type, status description)`` for ``error=`` given as text. A code is the type; anything else
+    (``error=str(exc)``: a message, maybe with secrets in it) would be an unbounded metric label and leave
+    raw, so its type is the conventions' ``_OTHER`` and the text, redacted, the span's status description."""
+    redactor = for_config(rt.config if rt is not None else None)
+    if _ERROR_CODE.fullmatch(text) and redactor.redact_text(text) == text:
+        return text, None
+    return "_OTHER", redactor.redact_text(text[: redactor.max_chars + CUT_SLACK])[:512]
 
 
 def _end_adopted(call: LLMCall, cost_usd: float | None) -> tuple[float, Any]:

@@ -484,8 +484,11 @@ class Metrics:
         if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or event.get("status") == c.STATUS_ERROR:
             return
         usage = event.get("usage") or {}
-        for token_series, usage_key in zip(tokens, ("input_tokens", "output_tokens"), strict=True):
-            token_series.record(usage.get(usage_key) or 0)
+        counts = (usage.get("input_tokens") or 0, usage.get("output_tokens") or 0)
+        if not any(counts):  # no usage reported (a stream without include_usage): not a request of 0
+            return
+        for token_series, count in zip(tokens, counts, strict=True):
+            token_series.record(count)
 
     def _tool_series_of(self, key: tuple[str, str, str, str | None]) -> tuple[Series, Series]:
         """A tool result's series: agent.tool.duration_ms, and gen_ai.client.operation.duration."""

@@ -59,6 +59,9 @@ OPERATIONS = frozenset(
         "plan",
     }
 )
+#: Operations outside the registry that a library names its spans after: Strands' multi-agent patterns
+#: (``invoke_swarm``, ``invoke_graph``: an invocation of several agents, as ``invoke_workflow`` is).
+MULTI_AGENT_OPERATIONS = frozenset({"invoke_swarm", "invoke_graph"})
 #: Instrumentation scopes that also record the GenAI client metrics for the requests they trace, so
 #: agent-otel does not record them a second time for an adopted request.
 SCOPES_WITH_METRICS = frozenset({"pydantic-ai", "gcp.vertex.agent", "agent_framework"})
@@ -97,7 +100,7 @@ def operation(span: Any) -> str | None:
     name = getattr(span, "name", None)
     if isinstance(name, str):
         first = name.split(" ", 1)[0]
-        if first in OPERATIONS:
+        if first in OPERATIONS or first in MULTI_AGENT_OPERATIONS:
             return first
     return None
 

@@ -32,6 +32,8 @@ name secrets (``passwords``, ``secrets``, ``credentials``, ``cookies``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -169,6 +171,32 @@ def _looks_secret(word: str) -> bool:
     return len(word) >= 4 and not word.isalpha()
 
 
+def _base64_of(value: Any) -> str | None:
+    """The base64 text of bytes as the JSON copy holds them (``{"$bytes": ...}``, hashing's form)."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        encoded = value.get("$bytes")
+        if isinstance(encoded, str):
+            return encoded
+    return None
+
+
+def _unbase64(encoded: str) -> bytes | None:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _utf8(data: bytes, cut: bool) -> str | None:
+    """``data`` as text, or None if it is not UTF-8; a ``cut`` one may end inside a character."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8")
+        return None
+
+
 def _unique(key: str, taken: Mapping[str, Any]) -> str:
     """``[EMAIL]`` is taken by another masked key: ``[EMAIL]#2``, so neither value is lost."""
     n = 2
@@ -291,6 +319,9 @@ class Redactor:
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, Mapping):
+            encoded = _base64_of(value)
+            if encoded is not None:
+                return self._bytes(encoded)
             out: dict[str, Any] = {}
             for k, v in value.items():
                 masked = self._walk(k)  # a key may be the secret itself: {"alice@example.com": 1}
@@ -299,8 +330,35 @@ class Redactor:
                 out[masked] = MASK if self.is_secret_key(k) else self._walk(v)
             return out
         if isinstance(value, list):
+            if len(value) == 2 and self._names_a_secret(value[0]):
+                return [self._walk(value[0]), MASK]  # a (name, value) pair: a header, a cookie, a form field
             return [self._walk(v) for v in value]
         return value
+
+    def _names_a_secret(self, name: Any) -> bool:
+        """Whether ``name``, the first of a pair, is a secret key: a string, or bytes that are its text."""
+        encoded = _base64_of(name)
+        if encoded is not None:
+            data = _unbase64(encoded)
+            name = None if data is None else _utf8(data, False)
+        return isinstance(name, str) and len(name) <= 64 and self.is_secret_key(name)
+
+    def _bytes(self, encoded: str) -> dict[str, str]:
+        """Bytes, which the JSON copy holds as base64 (``{"$bytes": ...}``, the form the hashes use): a
+        redactor cannot read base64, so a secret in a request body or a file read would leave the process
+        encoded but whole. Text (UTF-8) is decoded, redacted and kept readable as ``{"$utf8": ...}``;
+        anything else is replaced by its size, since nothing could tell what it holds."""
+        cut = encoded if isinstance(encoded, Cut) else None
+        data = _unbase64(encoded[: len(encoded) - len(encoded) % 4])  # a cut one: its whole quads
+        size = (cut.full if cut is not None else len(encoded)) * 3 // 4 - encoded.count("=")
+        text = None if data is None else _utf8(data, cut is not None)
+        if text is None:
+            return {"$bytes": f"[{size} bytes, not text: not shown]"}
+        text = self.redact_text(text)
+        if cut is not None:  # keep as much of the text as the base64 was given room for
+            keep = cut.keep * 3 // 4
+            text = f"{text[:keep]}...[truncated, about {size} bytes in all]"  # the cut lost the padding
+        return {"$utf8": text}
 
     def bounded(self, value: Any) -> tuple[Any, str]:
         """``value`` cut to ``max_chars`` first, then redacted once: ``(copy, text)``, the JSON-native copy
@@ -358,15 +416,18 @@ def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, st
     name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
     attributes = {
         "exception.type": name,
-        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars]),
+        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars + CUT_SLACK])[
+            : redactor.max_chars
+        ],
     }
     mode = _stack_mode(config)
     if mode != "off":
         try:
-            stack = "".join(traceback.format_exception(exc))[-_STACKTRACE_CHARS:]
+            stack = "".join(traceback.format_exception(exc))[-(_STACKTRACE_CHARS + CUT_SLACK) :]
         except Exception:
             stack = ""
-        attributes["exception.stacktrace"] = _stack(stack, mode, redactor)
+        # Redacted before it is cut, as values are (CUT_SLACK): a secret across the cut is seen whole.
+        attributes["exception.stacktrace"] = _stack(stack, mode, redactor)[-_STACKTRACE_CHARS:]
     return attributes
 
 

@@ -203,6 +203,8 @@ class Recording:
     parent_run_id: str | None = None
     input_type: str | None = None  # ``module.Class`` of an input that was not a JSON value when recorded
     _input: bytes | None = None
+    status: str | None = None  # the run row's status: ``running``/``abandoned`` when no stop was recorded
+    unended: str | None = None  # why the run has no stop (the store's ``abandoned`` sentence), if it has none
 
     @property
     def input(self) -> Any:
@@ -282,15 +284,21 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
                     f"the snapshots of run {run['run_id']} (recorded {_when(created)}) have expired and "
                     f"were deleted by gc (retention.tool_snapshot_days was {purge[1]} then)"
                 )
+            if run.get("replay_of"):
+                raise ReplayError(
+                    f"run {run['run_id']} is a replay of run {run['replay_of']}, and replays are not "
+                    f"recorded: replay {run['replay_of']} instead"
+                )
             raise ReplayError(
                 f"run {run['run_id']} has no tool-result snapshots in {store.target.display} (it was "
-                "recorded with replay.record: false, or by an agent-otel without replay)"
+                "recorded with replay.record: false, with replay.require_encryption: true and no usable key, "
+                "or by an agent-otel without replay)"
             )
         if cutoff is not None and root["created_at_ms"] < cutoff:
             raise ReplayError(_expired(root["run_id"], root["created_at_ms"], days))
         rows, steps, blobs = tables.load_tree(store, root)
         ended = store.runs(ids=[r["run_id"] for r in rows], newest_first=False)
-        stops = {r["run_id"]: r["stop_reason"] for r in ended}
+        stops = {r["run_id"]: r for r in ended}
     except StoreError as exc:
         raise ReplayError(str(exc)) from None
     plain = _open_blobs(blobs, cfg)
@@ -311,18 +319,31 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
             tools_version=row.get("tools_version"),
             input_sha=row.get("input_sha"),
             created_at_ms=int(row["created_at_ms"]),
-            stop_reason=stops.get(row["run_id"]),
+            stop_reason=(stops.get(row["run_id"]) or {}).get("stop_reason"),
             steps=[Step(s, plain.get(s.get("blob_sha") or "")) for s in own],
             nested=len(steps[row["run_id"]]) - len(own),
             parent_run_id=row.get("parent_run_id"),
             input_type=row.get("input_type"),
             _input=plain.get(row.get("input_sha") or ""),
         )
+        _mark_unended(rec, stops.get(row["run_id"]))
         recordings[rec.run_id] = rec
         parent = recordings.get(row.get("parent_run_id") or "")
         if parent is not None and row.get("parent_step") is None and rec.run_id != root["run_id"]:
             parent.children.append(rec)
     return recordings[root["run_id"]]
+
+
+def _mark_unended(rec: Recording, run: dict[str, Any] | None) -> None:
+    """A run without a recorded stop (its process killed mid-run, or still going) has a recording that
+    ends where the process was, not where the agent finished: a replay cannot match it."""
+    from agent_otel.store import liveness
+
+    if run is None:
+        return
+    rec.status = run.get("status")
+    if run.get("stop_reason") is None and rec.status in (liveness.RUNNING, liveness.ABANDONED):
+        rec.unended = run.get("abandoned") or "no stop has been recorded yet; it may still be running"
 
 
 def _when(created_at_ms: int | None) -> str:
@@ -511,6 +532,8 @@ class Replay:
             divergence=self.divergence,
             stop_reason_then=rec.stop_reason,
             stop_reason_now=now,
+            status_then=rec.status,
+            unended_then=rec.unended,
             unrecorded_calls=list(self.unrecorded),
             error=self.error,
             notes=list(self.notes),
@@ -665,12 +688,14 @@ def _find(steps: list[Step], used: set[int], tool: str, args_sha: str) -> Step |
 
 def _note_divergence(run: Run, d: Divergence) -> None:
     attributes: dict[str, Any] = {"index": d.index, "kind": d.kind}
+    rt = run.ledger.runtime
+    hashes = rt is None or rt.store_args_hash  # off: args hashes stay in the process (see Redaction)
     if d.run_id:
         attributes["recorded.run_id"] = d.run_id
     for side, ref in (("recorded", d.recorded), ("now", d.now)):
         if ref is not None:
             attributes[f"{side}.tool"] = ref.tool
-            if ref.args_sha:
+            if ref.args_sha and hashes:
                 attributes[f"{side}.args_sha"] = ref.args_sha
             if ref.step_id is not None:
                 attributes[f"{side}.step_id"] = ref.step_id
@@ -703,10 +728,14 @@ class ReplayReport:
     finished: bool = True
     versions_then: dict[str, str | None] = field(default_factory=dict)
     versions_now: dict[str, str | None] | None = None
+    status_then: str | None = None
+    unended_then: str | None = None  # why the recorded run has no stop (abandoned, or still running)
 
     @property
     def stop_reason_changed(self) -> bool:
-        return self.stop_reason_then is not None and self.stop_reason_now != self.stop_reason_then
+        return self.unended_then is not None or (
+            self.stop_reason_then is not None and self.stop_reason_now != self.stop_reason_then
+        )
 
     @property
     def diverged(self) -> bool:
@@ -729,6 +758,7 @@ class ReplayReport:
             "served": self.served,
             "divergence": self.divergence.to_dict() if self.divergence else None,
             "stop_reason": {"then": self.stop_reason_then, "now": self.stop_reason_now},
+            "status_then": self.status_then,
             "versions": {"then": self.versions_then, "now": self.versions_now},
             "unrecorded_calls": [c.to_dict() for c in self.unrecorded_calls],
             "error": self.error,
@@ -750,11 +780,15 @@ class ReplayReport:
             lines.append(f"DIVERGED at tool call {d.index}{where}:")
             lines.append(f"  recorded  {d.recorded if d.recorded else '(none: the recording ends here)'}")
             lines.append(f"  now       {d.now if d.now else '(none: the replay made no such call)'}")
+        elif self.unended_then is not None:
+            ended = "never ended" if self.status_then == "abandoned" else "has not ended"
+            lines.append(f"DIVERGED: the recorded run {ended} ({self.status_then}: {self.unended_then})")
         elif self.stop_reason_changed:
             lines.append("DIVERGED: the same tool calls, but the run stopped for another reason")
         else:
             lines.append("MATCH: the replay made the recorded tool calls in the recorded order")
-        lines.append(f"stop reason  then {self.stop_reason_then or '-'}   now {self.stop_reason_now or '-'}")
+        then = self.stop_reason_then or ("- (" + self.status_then + ")" if self.unended_then else "-")
+        lines.append(f"stop reason  then {then}   now {self.stop_reason_now or '-'}")
         if self.versions_now is not None and any((*self.versions_then.values(), *self.versions_now.values())):
             lines.append(f"versions     then {_fmt(self.versions_then)}   now {_fmt(self.versions_now)}")
         for call in self.unrecorded_calls:

@@ -200,7 +200,7 @@ class Run:
             (c.GEN_AI_REQUEST_MODEL, self.model),
             (c.PROMPT_VERSION, self.prompt_version),
             (c.TOOLS_VERSION, self.tools_version),
-            (c.INPUT_SHA, self.input_sha),
+            (c.INPUT_SHA, self.input_sha if rt.store_args_hash else None),
             (c.REPLAY_OF, self.replay_of),
             (c.GEN_AI_CONVERSATION_ID, self.conversation_id),
             (c.RESUME_OF, resumes[1] if resumes else None),

@@ -135,8 +135,9 @@ class ToolCall(Step):
             c.GEN_AI_TOOL_TYPE: options.type,
             c.RUN_ID: self.run.run_id,
             c.STEP_ID: self.step_id,
-            c.TOOL_ARGS_SHA: self.args_sha,
         }
+        if rt.store_args_hash:  # off: the unkeyed hash of a guessable argument stays in the process
+            attributes[c.TOOL_ARGS_SHA] = self.args_sha
         if options.description:
             attributes[c.GEN_AI_TOOL_DESCRIPTION] = options.description
         if self.call_id is not None:
@@ -208,7 +209,7 @@ class ToolCall(Step):
     ) -> None:
         rt = self.run.ledger.runtime
         attributes: dict[str, Any] = {c.TOOL_STATUS: status, c.TOOL_ATTEMPTS: self.attempts}
-        if result_sha is not None:
+        if result_sha is not None and (rt is None or rt.store_args_hash):
             attributes[c.TOOL_RESULT_SHA] = result_sha
         if exc is not None:
             attributes[c.ERROR_TYPE] = error_type

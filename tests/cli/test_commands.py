@@ -115,6 +115,14 @@ def test_errors_are_one_line_and_exit_2(cli, seeded, make_cli):
     assert "ambiguous" in one_line_error(cli("show", "feed000"))
     assert json.loads(cli("show", "feed0001", "--json").stdout)["run"]["run_id"] == seeded["ids"]["triage-1"]
     assert "invalid time 'yesterday'" in one_line_error(cli("runs", "--since", "yesterday"))
+    # Before year 1 (it was "ValueError: year -17139 is out of range", as an unexpected error) or beyond a
+    # float (OverflowError).
+    for args in (
+        ("stats", "--since", "1000000w"),
+        ("drift", "--window", "1000000w"),
+        ("runs", "--since", "9" * 400 + "d"),
+    ):
+        assert "at most 100 years (36500d)" in one_line_error(cli(*args)), args
     assert "unknown stop_reason" in one_line_error(cli("runs", "--stop-reason", "exploded"))
     assert "--bogus" in one_line_error(cli("runs", "--bogus"))
     assert "no run store at" in one_line_error(make_cli("empty")("runs"))
@@ -364,3 +372,13 @@ def test_gc_deletes_what_is_older_than_the_retention(cli):
     kept = cli("gc", env={"AGENT_OTEL_CONFIG": keep})
     assert kept.returncode == 0 and "nothing to delete" in kept.stdout
     assert len(json.loads(cli("runs", "--json").stdout)) == 2
+
+
+def test_gc_names_a_store_whose_path_has_brackets(cli, tmp_path):
+    """`gc` printed the store's path as rich markup: `/data/[prod]/agent-otel.db` lost `[prod]`, and a
+    directory named `[/]` was a MarkupError."""
+    for directory in ("[prod]", "[/]"):
+        path = str(tmp_path / directory / "agent-otel.db")
+        seed.write(path, seed.run_records(seed.now_ms()))
+        proc = cli("--store", path, "gc", "--dry-run")
+        assert proc.returncode == 0 and proc.stdout.startswith(f"store {path} "), proc.stdout + proc.stderr

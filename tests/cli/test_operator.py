@@ -338,3 +338,51 @@ def test_stop_class_running_and_abandoned_follow_the_store_judgement(cli):
         cli("runs", "--stop-class", "running", "--stop-reason", "completed")
     )
     assert "tail follows runs as they end" in one_line_error(cli("tail", "--stop-class", "abandoned"))
+
+
+HOSTILE = "evil\x1b]0;pwned\x07\x1b[2J\u202eagent\r"  # a window title, a screen clear, a bidi override
+
+
+def test_names_from_the_store_cannot_drive_the_terminal(cli):
+    """An agent, tool, model, error or conversation id is whatever the agent passed (a tool name an LLM
+    chose, a ticket's subject): `runs`, `show`, `stats` and `tail` printed its escape sequences raw, so a
+    stored name could set the operator's window title or clear the screen, and `tail` cut one in half,
+    leaving an unterminated sequence (a terminal takes what follows as part of it). They are shown escaped; a
+    conversation id in rich markup (`[/]`) made `show` fail (MarkupError, exit 2). `--json` keeps the
+    values as stored."""
+    records = seed.run_records(
+        seed.now_ms() - MIN, agent=HOSTILE, model=HOSTILE, failing=(HOSTILE, HOSTILE), conversation_id="[/]x"
+    )
+    records = _tweak(records, tool=HOSTILE, prompt_version=HOSTILE)
+    seed.write(cli.db, records)
+    run_id = records[0][1]["run_id"]
+    tail = cli.popen("tail", "--last", "1", "--interval", "0.2")
+    time.sleep(2)
+    tail.send_signal(signal.SIGINT)
+    tail_out, _ = tail.communicate(timeout=30)
+    for args, out in (
+        (("runs",), None),
+        (("show", run_id), None),
+        (("stats",), None),
+        (("tail",), tail_out),
+    ):
+        if out is None:
+            proc = cli(*args)
+            assert proc.returncode == 0, (args, proc.stderr)
+            out = proc.stdout
+        assert "evil" in out, (args, out)
+        bad = sorted({c for c in out if (ord(c) < 32 and c != "\n") or c in "\x7f\u202e"})
+        assert not bad, (args, bad, out)
+    shown = cli("show", run_id).stdout
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\u202eagent\\r" in shown and "[/]x" in shown
+    assert json.loads(cli("runs", "--json").stdout)[0]["agent"] == HOSTILE
+
+
+def test_show_cuts_a_huge_tool_or_model_name_to_one_line(cli):
+    """A 100,000-character tool name filled 1,200 lines of `show` (the step line is not cut by the
+    terminal's width: it wraps); it is cut to 160 characters like a stored value."""
+    records = _tweak(seed.run_records(seed.now_ms() - MIN, model="M" * 100_000), tool="T" * 100_000)
+    seed.write(cli.db, records)
+    out = cli("show", records[0][1]["run_id"], env={"COLUMNS": "200"}).stdout
+    assert "T" * 159 + "…" in out and "M" * 159 + "…" in out
+    assert len(out.splitlines()) < 40, len(out.splitlines())

@@ -13,7 +13,7 @@ from tests.integrations.conftest import chat_usage, children, one, ours, parent_
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core.agent.workflow import AgentStream, FunctionAgent
+from llama_index.core.agent.workflow import AgentStream, AgentWorkflow, FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetadata, ToolCallBlock
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
@@ -257,6 +257,59 @@ async def test_denied_tool_never_runs_and_stops_the_run(guarded, instrument):
     spans = ours(telemetry.spans())
     assert one(spans, "invoke_agent li-agent").attributes["agent.stop_reason"] == "policy_denied"
     assert not [s for s in spans if s.name.startswith("execute_tool")]
+
+
+def team(expert_tools: Any, *expert_script: ChatMessage) -> AgentWorkflow:
+    """An ``AgentWorkflow`` whose root agent hands off to an expert (the handoff is a tool call too)."""
+    router = FunctionAgent(
+        name="router",
+        description="routes",
+        llm=script(call("handoff", {"to_agent": "expert", "reason": "it knows"}, "h1")),
+        can_handoff_to=["expert"],
+    )
+    expert = FunctionAgent(
+        name="expert",
+        description="knows",
+        llm=script(*expert_script),
+        tools=[FunctionTool.from_defaults(t) for t in expert_tools],
+    )
+    return AgentWorkflow(agents=[router, expert], root_agent="router")
+
+
+async def test_a_multi_agent_workflow_records_its_tool_calls_and_handoffs(telemetry, instrument):
+    """``AgentWorkflow`` calls tools itself (its own ``_call_tool``, not its agents'): the handoff and the
+    expert's tool are tool steps of the one run, in order."""
+    instrument("llamaindex")
+    result = await team([lookup], call("lookup", {"q": "otel"}, "c1"), text("done")).run(user_msg="find")
+    assert str(result) == "done"
+    assert CALLS == ["otel"]
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent router")
+    assert steps(root, spans) == [
+        (1, "chat gpt-4o"),
+        (2, "execute_tool handoff"),
+        (3, "chat gpt-4o"),
+        (4, "execute_tool lookup"),
+        (5, "chat gpt-4o"),
+    ]
+    assert one(spans, "execute_tool lookup").attributes["gen_ai.tool.call.id"] == "c1"
+    assert one(spans, "execute_tool lookup").attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert root.attributes["agent.tool_calls"] == 2
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+async def test_a_denied_tool_in_a_multi_agent_workflow_never_runs(guarded, instrument):
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
+    instrument("llamaindex")
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await team([delete_account], call("delete_account", {"user": "bob"}, "d1"), text("never")).run(
+            user_msg="delete bob"
+        )
+    assert stopped.value.stop_reason == "policy_denied"
+    assert CALLS == []
+    assert (
+        one(ours(telemetry.spans()), "invoke_agent router").attributes["agent.stop_reason"] == "policy_denied"
+    )
 
 
 async def test_step_budget_stops_the_agent_after_the_request_it_caught(guarded, instrument):

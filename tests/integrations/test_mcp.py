@@ -152,9 +152,8 @@ async def test_looping_mcp_calls_stop_with_loop_detected(guarded, instrument):
     assert len([s for s in spans if s.name == "execute_tool search"]) == 2
 
 
-async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
-    telemetry = guarded({"tool_timeout_s": 0.05})
-    instrument("mcp")
+def slow_server() -> MCPServer:
+    """A server whose one tool, ``hang``, answers after 2 s."""
     server = MCPServer("slow")
 
     @server.tool()
@@ -163,6 +162,14 @@ async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
         await anyio.sleep(2)
         return "late"
 
+    return server
+
+
+async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
+    telemetry = guarded({"tool_timeout_s": 0.05})
+    instrument("mcp")
+    server = slow_server()
+
     async with Client(server) as client:
         with pytest.raises(ToolTimeout):
             async with agent_otel.run("mcp-timeout"):
@@ -170,3 +177,62 @@ async def test_guard_tool_timeout_applies_to_mcp_calls(guarded, instrument):
     spans = ours(telemetry.spans())
     assert one(spans, "execute_tool hang").attributes["error.type"] == "ToolTimeout"
     assert one(spans, "invoke_agent mcp-timeout").attributes["agent.stop_reason"] == "tool_timeout"
+
+
+async def test_the_clients_own_read_timeout_ends_the_run_with_tool_timeout(telemetry, instrument):
+    """``call_tool(..., read_timeout_seconds=)``: the SDK gives up waiting and raises its MCPError
+    (code REQUEST_TIMEOUT). The tool timed out, as with ``guards.tool_timeout_s``; the caller's
+    exception is the SDK's, unchanged."""
+    from mcp.shared.exceptions import MCPError
+    from mcp.types import REQUEST_TIMEOUT
+
+    instrument("mcp")
+    server = slow_server()
+
+    async with Client(server) as client:
+        with pytest.raises(MCPError) as raised:
+            async with agent_otel.run("mcp-read-timeout"):
+                await client.call_tool("hang", {}, read_timeout_seconds=0.05)
+    assert raised.value.error.code == REQUEST_TIMEOUT
+    spans = ours(telemetry.spans())
+    tool_span = one(spans, "execute_tool hang")
+    assert (tool_span.attributes["agent.tool.status"], tool_span.attributes["error.type"]) == (
+        "error",
+        "MCPError",
+    )
+    root = one(spans, "invoke_agent mcp-read-timeout")
+    assert root.attributes["agent.stop_reason"] == "tool_timeout"
+
+
+async def test_a_server_that_dies_mid_call_fails_the_call_with_tool_error(telemetry, instrument, tmp_path):
+    """The stdio server process exits while answering: the SDK raises MCPError (connection closed)."""
+    from mcp.shared.exceptions import MCPError
+
+    instrument("mcp")
+    server = tmp_path / "dying_server.py"
+    server.write_text(
+        "import os\n"
+        f"exec(open({str(STDIO_SERVER)!r}).read().replace('if __name__', 'if False'))\n"
+        "@server.tool()\n"
+        "def die() -> str:\n"
+        '    """Exits mid-call."""\n'
+        "    os._exit(3)\n"
+        "server.run('stdio')\n"
+    )
+    params = StdioServerParameters(command=sys.executable, args=[str(server)])
+    raised: list[BaseException] = []
+    try:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            async with agent_otel.run("mcp-dies"):
+                with anyio.fail_after(30):
+                    await session.call_tool("die", {})
+    except* MCPError as group:  # the session's task groups raise it again, in (nested) groups
+        pending: list[BaseException] = [group]
+        while pending:
+            exc = pending.pop()
+            pending.extend(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else raised.append(exc)
+    assert [str(exc) for exc in raised] == ["Connection closed"]
+    spans = ours(telemetry.spans())
+    assert one(spans, "execute_tool die").attributes["error.type"] == "MCPError"
+    assert one(spans, "invoke_agent mcp-dies").attributes["agent.stop_reason"] == "tool_error"

@@ -494,6 +494,35 @@ def test_streamed_run_past_max_turns(telemetry, instrument):
     )
 
 
+@pytest.mark.parametrize("mode", ["immediate", "after_turn"])
+def test_a_streamed_run_the_caller_cancels_ends_cancelled(telemetry, instrument, mode):
+    """``result.cancel()``: "immediate" cancels the SDK's task; "after_turn" lets the turn finish and the
+    SDK's loop returns normally with no final output. Either way the caller stopped the run."""
+    instrument("openai_agents")
+    model = Scripted(
+        [
+            step(function_call("lookup", {"q": "s"}, call_id="c1"), usage=(4, 2)),
+            step(assistant_message("fin"), usage=(6, 1)),
+        ]
+    )
+
+    async def main() -> Any:
+        result = Runner.run_streamed(Agent(name="cancelled", model=model, tools=[lookup]), "go")
+        async for event in result.stream_events():
+            if getattr(event, "name", None) == "tool_output":
+                result.cancel(mode=mode)
+        return result
+
+    result = asyncio.run(main())
+    assert result.final_output is None
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent cancelled")
+    assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup")]
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code.name == "UNSET"
+    assert stop_event(root)["stop_class"] == "limit"
+
+
 def test_denied_tool_stops_the_run_with_policy_denied(guarded, instrument):
     telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}}})
     instrument("openai_agents")

@@ -289,6 +289,31 @@ def test_api_error_fails_the_step_and_ends_the_run_with_model_error(telemetry, i
     assert stop_event(root)["agent.stop_reason"] == "model_error"
 
 
+def test_a_rate_limited_request_the_sdk_retries_is_one_step_with_its_usage_once(
+    telemetry, instrument, fake_api
+):
+    """HTTP 429, then the SDK's own retry (``max_retries``) succeeds: the caller made one call."""
+    instrument("openai")
+    fake_api.reply(
+        Reply(
+            {"error": {"message": "slow down", "type": "rate_limit"}},
+            status=429,
+            headers={"retry-after-ms": "10"},
+        ),
+        Reply(completion(100, 20)),
+    )
+    retrying = openai.OpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=2)
+    with agent_otel.run("rate-limited") as run:
+        retrying.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert len(fake_api.requests) == 2
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent rate-limited")
+    assert steps(root, spans) == [(1, "chat gpt-4o")]
+    assert one(spans, "chat gpt-4o").status.status_code.name == "UNSET"
+    assert (run.result.usage["input_tokens"], run.result.usage["llm_calls"]) == (100, 1)
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
 def test_only_model_requests_inside_a_run_are_recorded(telemetry, instrument, fake_api):
     instrument("openai")
     embedding = {

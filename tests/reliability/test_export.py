@@ -383,3 +383,29 @@ def test_a_metrics_only_endpoint_exports_metrics_and_spans_to_that_host(rig, mon
         assert poll(lambda: receiver.metric_requests > 0)
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_password_in_the_endpoint_is_not_printed_by_the_export_warnings(fresh, caplog, protocol):
+    """gRPC's errors quote the target with its user info (``u:pw@host:port``): the "export is failing"
+    warnings printed the password of an endpoint such as http://user:pw@collector:4317."""
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        agent_otel.setup(
+            "svc",
+            endpoint="http://app:hunter2secret@127.0.0.1:9",  # nothing listens on port 9
+            instrument=False,
+            store=False,
+            config={
+                "exporter.probe_local": False,
+                "exporter.protocol": protocol,
+                "exporter.schedule_delay_s": 0.05,
+                "exporter.metric_interval_s": 0.2,
+            },
+        )
+        try:
+            tool_calls("a", "ok", 2)
+            failing = lambda: [r for r in caplog.records if "export is failing" in r.getMessage()]  # noqa: E731
+            assert poll(lambda: len(failing()) == 2, 30.0), [r.getMessage() for r in caplog.records]
+        finally:
+            agent_otel.shutdown()
+    assert not [r.getMessage() for r in caplog.records if "hunter2secret" in r.getMessage()]

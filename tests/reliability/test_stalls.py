@@ -106,11 +106,20 @@ def test_spans_ending_while_the_retry_buffer_is_full_are_dropped_at_once_not_hel
         while processor.pending and time.monotonic() < deadline:  # queued, buffered or in flight
             time.sleep(0.05)
         assert processor.pending == 0 and processor.retry_bytes == 0
-        received = receiver.count()
+        # OTLP is at least once: under load a request can outlive the 0.5 s timeout at the client yet be
+        # taken by the receiver, and its resend then arrives too (a total count raced with that). What
+        # must hold: every span made now arrives, once each.
         made = tool_calls("a", "after", 10)
         assert sdk.flush(5)
-        assert receiver.wait_for(received + made) == received + made
-        assert receiver.span_names().count("execute_tool after") == 10
+
+        def after() -> list[Any]:
+            with receiver._lock:
+                return [s for s in receiver.spans if s.name == "execute_tool after"]
+
+        deadline = time.monotonic() + 20
+        while len(after()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len({s.span_id for s in after()}) == made - 1  # the tool spans (made counts the run's too)
     finally:
         receiver.stop()
 

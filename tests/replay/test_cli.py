@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import agent_otel
 from agent_otel.hashing import sha
@@ -62,6 +63,11 @@ def test_replay_exit_codes_and_report(rig, recorded, tmp_path):
     assert not outbox.exists()  # three replays, not one e-mail
     shown = json.loads(rig.cli("show", report["replay_run_id"], "--json").stdout)
     assert shown["run"]["replay_of"] == original and shown["run"]["stop_reason"] == "error"
+    # A replay run has no snapshots of its own; it said "recorded with replay.record: false".
+    again = rig.cli("replay", report["replay_run_id"], "--call", f"{AGENT}:handle", env=env)
+    assert f"is a replay of run {original}, and replays are not recorded: replay {original} instead" in (
+        one_line_error(again)
+    )
 
 
 def test_an_agent_with_several_parameters_gets_them_back_by_name(rig, tmp_path):
@@ -84,12 +90,16 @@ def test_an_agent_with_several_parameters_gets_them_back_by_name(rig, tmp_path):
 def test_replay_errors_exit_2(rig, recorded, monkeypatch):
     original = recorded()
     unrecorded = recorded(replay={"record": False})
+    unsealed = recorded(replay={"require_encryption": True})  # and no key: nothing recorded
     agent_otel.shutdown()
     call = ("--call", f"{AGENT}:handle")
 
     assert "no run matches 'feedbeef'" in one_line_error(rig.cli("replay", "feedbeef", *call))
     assert f"run {unrecorded} has no tool-result snapshots" in one_line_error(
         rig.cli("replay", unrecorded, *call)
+    )
+    assert "with replay.require_encryption: true and no usable key" in one_line_error(
+        rig.cli("replay", unsealed, *call)
     )
     assert "cannot import tests.replay.nope" in one_line_error(
         rig.cli("replay", original, "--call", "tests.replay.nope:handle")
@@ -179,6 +189,10 @@ def handle(sku):
     except OutOfStock as exc:
         return backorder(exc.sku)
 
+def main(sku):
+    print(handle(sku))
+    sys.exit(0)  # a command-line entry point, given to --call as it is
+
 if __name__ == "__main__":
     agent_otel.setup(store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
     print(handle("sku-1"))
@@ -208,15 +222,109 @@ def test_a_run_recorded_by_a_script_replays_with_the_scripts_own_exception_class
         [*COMMAND, "--store", db, "runs", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     (run,) = json.loads(runs.stdout)
-    replay = subprocess.run(
-        [*COMMAND, "--store", db, "replay", run["run_id"], "--call", "shop:handle", "--json"],
-        cwd=tmp_path,
+
+    def replay_json(call: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*COMMAND, "--store", db, "replay", run["run_id"], "--call", call, "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    replay = replay_json("shop:handle")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    report = json.loads(replay.stdout)
+    assert (report["matched"], report["served"], report["error"]) == (True, 2, None)
+    assert report["stop_reason"] == {"then": "completed", "now": "completed"}
+
+    # An entry point that ends with sys.exit(): the report is still printed, with the exit in it (it
+    # printed nothing and exited with the agent's own status, 0 here: a "match" no one checked).
+    exits = replay_json("shop:main")
+    assert exits.returncode == 0, exits.stdout + exits.stderr
+    assert exits.stdout.startswith("backordered sku-1\n")  # what the agent printed, then the report
+    report = json.loads(exits.stdout[exits.stdout.index("{") :])
+    assert (report["matched"], report["error"]) == (True, "SystemExit: 0")
+
+
+KILLED_AGENT = """
+import os, sys, time
+import agent_otel
+from agent_otel import sdk
+
+@agent_otel.tool(name="reserve")
+def reserve(sku):
+    return f"reserved {sku}"
+
+@agent_otel.agent(name="shop\x1b]0;title\x07")  # printed escaped, not acted on by the terminal
+def handle(sku):
+    reserve(sku)
+    if os.environ.get("SHOP_HANG"):
+        assert sdk.flush(10)
+        print(agent_otel.current_run().run_id, flush=True)
+        time.sleep(600)  # killed here: the run never ends
+    return "done"
+
+if __name__ == "__main__":
+    agent_otel.setup(store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
+    handle("sku-1")
+"""
+
+
+def replay(db: str, run_id: str, cwd, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    from tests.cli.conftest import COMMAND
+
+    return subprocess.run(
+        [*COMMAND, "--store", db, "replay", run_id[:8], "--call", "shop:handle", *extra],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert replay.returncode == 0, replay.stdout + replay.stderr
-    report = json.loads(replay.stdout)
-    assert (report["matched"], report["served"], report["error"]) == (True, 2, None)
-    assert report["stop_reason"] == {"then": "completed", "now": "completed"}
+
+
+def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
+    """A run whose process was killed mid-run has no stop reason: its recording ends where the process
+    died. A replay that makes its calls and then completes did not "stop for the same reason": it diverged
+    (exit 1), and the report says the recorded run never ended rather than MATCH."""
+    import os
+    import signal
+    import sys
+
+    (tmp_path / "shop.py").write_text(KILLED_AGENT)
+    db = str(tmp_path / "agent-otel.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), AGENT_OTEL_PROBE_LOCAL="false")
+    proc = subprocess.Popen(
+        [sys.executable, "shop.py", db],
+        cwd=tmp_path,
+        env={**env, "SHOP_HANG": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, proc.stderr.read() if proc.poll() is not None else "no run id"
+        # While its process lives the run may still end: not a match either.
+        running = replay(db, run_id, tmp_path, env)
+        assert running.returncode == 1, running.stdout + running.stderr
+        assert "DIVERGED: the recorded run has not ended (running: no stop has been recorded yet" in (
+            running.stdout
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    text = replay(db, run_id, tmp_path, env)
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert "MATCH" not in text.stdout
+    assert "(shop\\x1b]0;title\\x07)" in text.stdout and "\x1b" not in text.stdout, text.stdout
+    assert "DIVERGED: the recorded run never ended (abandoned: " in text.stdout, text.stdout
+    assert "stop reason  then - (abandoned)   now completed" in text.stdout
+    report = json.loads(replay(db, run_id, tmp_path, env, "--json").stdout)
+    assert (report["matched"], report["steps_matched"], report["served"]) == (False, 1, 1)
+    assert report["stop_reason"] == {"then": None, "now": "completed"}
+    assert report["status_then"] == "abandoned"

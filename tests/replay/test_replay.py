@@ -322,6 +322,36 @@ def test_json_results_come_back_equal_other_types_as_their_json_form(rig):
     assert any("Forecast" in note and "JSON form (dict)" in note for note in rp.report.notes)
 
 
+def test_results_without_a_json_form_are_served_as_the_form_they_were_hashed_as(rig):
+    """What README "Replaying" says of them: an object with no JSON form comes back as its type, and a
+    generator a plain function returns (not consumed when recorded) as its repr; the report notes both."""
+    rig.start()
+
+    class Handle:
+        pass
+
+    @agent_otel.tool(name="handle")
+    def handle() -> Handle:
+        return Handle()
+
+    @agent_otel.tool(name="hits")
+    def hits(n: int):
+        return (i for i in range(n))
+
+    @agent_otel.agent(name="odd-results")
+    def agent(n):
+        return handle(), hits(n)
+
+    agent(2)
+    with agent_otel.replay(rig.last_run_id("odd-results")) as rp:
+        obj, gen = agent(rp.input)
+    assert obj == {"$type": Handle.__qualname__}
+    assert gen["$repr"].startswith("<generator object ")
+    assert rp.report.matched and rp.report.served == 2
+    notes = " ".join(rp.report.notes)
+    assert "Handle when recorded" in notes and "builtins.generator when recorded" in notes
+
+
 def test_a_streaming_tool_is_served_its_recorded_items_without_running(rig):
     """A generator tool's result is the items it yielded: a replay yields them again, its body does not
     run (before: the replay served a dict, the generator's repr, in place of the stream)."""

@@ -208,3 +208,37 @@ def test_encryption_can_be_required(rig, recorded, monkeypatch, caplog):
     recorded(replay={"require_encryption": False})
     assert rig.rows("SELECT * FROM agent_tool_snapshots") == []
     assert any("pip install 'agent-otel[crypto]'" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+def sqlite_without_secure_delete(monkeypatch):
+    """SQLite as most builds have it: Debian's libsqlite3 turns ``secure_delete`` on at compile time,
+    but macOS's, python.org's, conda's and uv's Pythons leave it off, and then deleted rows stay in the
+    file's free pages until SQLite happens to reuse them."""
+    import sqlite3
+
+    connect = sqlite3.connect
+
+    def without(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete = 0")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", without)
+
+
+def test_gc_leaves_no_trace_of_expired_snapshots_in_the_files(rig, recorded, sqlite_without_secure_delete):
+    """What gc deletes is gone from the database file and its WAL, not only from the tables: the agent
+    is still running (its store connection keeps the WAL), and a `strings` of the files finds nothing."""
+    from agent_otel.cli import main
+
+    recorded()
+    age_everything(rig, 15)
+    stored = b"".join(p.read_bytes() for p in Path(rig.db).parent.glob("agent-otel.db*"))
+    assert WRONG.encode() in stored  # the snapshots hold the raw results, as they must for a replay
+    assert main(["gc"]) == 0
+    assert stored_data(rig) == []
+    files = sorted(Path(rig.db).parent.glob("agent-otel.db*"))
+    assert any(p.name.endswith("-wal") for p in files)  # the running agent's connection keeps it
+    on_disk = b"".join(p.read_bytes() for p in files)
+    assert WRONG.encode() not in on_disk and b"Kim Tanaka" not in on_disk

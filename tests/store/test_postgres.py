@@ -355,3 +355,99 @@ def test_gc_by_a_role_that_may_only_read_is_one_clear_error_line(postgres):
         "agent-otel: error: cannot apply retention to the run store at postgresql://reader@"
     )
     assert "permission denied" in line and "AGENT_OTEL_DEBUG" not in line
+
+
+def _poll(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _through_an_outage(postgres, caplog, down: list[str], up: list[str], error: str) -> int:
+    """A run written, ``down`` run by an administrator, a run written (kept: the store refuses it with
+    ``error``), ``up``, and a third run: the kept one goes in after the back-off without a new record, the
+    third at once. Returns the runs the database has."""
+    from agent_otel.store.location import Target
+
+    url = postgres.new_database()
+    name = url.rsplit("/", 1)[1]
+
+    def admin(statements: list[str]) -> None:
+        with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+            for sql in statements:
+                conn.execute(sql.format(name=name))
+
+    sink = StoreSink(Target("postgresql", url), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+            assert sink.error is None
+            admin(down)
+            sink.write(seed.run_records(seed.now_ms()))
+            assert error in str(sink.error) and sink._pending, sink.error
+            admin(up)
+            assert _poll(lambda: not sink._pending), sink.error
+            sink.write(seed.run_records(seed.now_ms()))
+            assert not sink._pending and sink.dropped == 0
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("cannot take writes right now" in m and error in m for m in messages), messages
+        assert any("accepts writes again" in m for m in messages), messages
+        assert not any("cannot be used" in m for m in messages), messages
+        with psycopg.connect(url) as conn:
+            return _count(conn, "agent_runs")
+    finally:
+        sink.close()
+
+
+def test_a_database_dropped_and_created_again_takes_writes_again(postgres, caplog):
+    """An operator drops the store's database (`DROP DATABASE ... WITH (FORCE)` ends the sink's session)
+    and creates it again, empty. While it is gone the server answers 3D000 "database does not exist":
+    for a store this process was writing to, that passes like a restart. The records of that spell are
+    kept (bounded) and go into the new database, whose tables are created again."""
+    runs = _through_an_outage(
+        postgres, caplog, ["DROP DATABASE {name} WITH (FORCE)"], ["CREATE DATABASE {name}"], "does not exist"
+    )
+    assert runs == 2  # the first went with the dropped database
+
+
+def test_a_database_that_never_existed_is_one_clear_error(postgres, caplog):
+    """A misspelt database name at the first connection is not an outage to wait out: the store is off
+    for the process, said once, and the agent goes on."""
+    from agent_otel.store.location import Target
+
+    sink = StoreSink(Target("postgresql", postgres.url("no_such_db")), {})
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+        assert sink._disabled and not sink._pending
+        (line,) = [r.getMessage() for r in caplog.records if "run store" in r.getMessage()]
+        assert "cannot be used" in line and '"no_such_db" does not exist' in line
+    finally:
+        sink.close()
+
+
+def test_two_versions_migrating_an_old_postgresql_store_at_once(pg_url):
+    from agent_otel.store.location import Target
+    from tests.store.test_store import migrate_an_old_store_from_two_versions_at_once
+
+    def count_rows(sql: str) -> list[tuple]:
+        with psycopg.connect(pg_url) as conn:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+    migrate_an_old_store_from_two_versions_at_once(Target("postgresql", pg_url), count_rows)
+
+
+def test_a_read_only_server_after_a_failover_is_waited_out(postgres, caplog):
+    """After a failover the URL may lead to a server that is a standby now: every write is refused with
+    25006 read_only_sql_transaction until DNS or the proxy points at the new primary. That passes: the
+    records wait (bounded) and go in once a new connection can write; it switched the store off for the
+    rest of the process."""
+    down = [
+        "ALTER DATABASE {name} SET default_transaction_read_only = on",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+    ]
+    up = ["ALTER DATABASE {name} RESET default_transaction_read_only"]
+    assert _through_an_outage(postgres, caplog, down, up, "read-only transaction") == 3

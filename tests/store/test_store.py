@@ -587,3 +587,71 @@ def test_runs_a_locked_store_cannot_take_at_exit_are_reported_not_lost_silently(
     assert "was busy at exit" in proc.stderr and "not stored" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert elapsed < 15  # the exit is bounded even with the store locked
+
+
+OLDER = textwrap.dedent(
+    """
+    import sys
+    import agent_otel
+    from agent_otel.store import schema
+
+    for kind in schema.MIGRATIONS:  # an agent-otel of schema 5, before summaries and snapshot data
+        schema.MIGRATIONS[kind] = schema.MIGRATIONS[kind][:5]
+    agent_otel.setup("older", store=sys.argv[1], instrument=False, config={"exporter.probe_local": False})
+    with agent_otel.run("older-agent"):
+        pass
+    agent_otel.shutdown(10)
+    """
+)
+
+
+def migrate_an_old_store_from_two_versions_at_once(target: Target, count_rows) -> None:
+    """A schema-5 store with runs in it; two processes of this version start writing at the same instant
+    (both migrate it, under the write lock: once), then a process of the older version starts. Every run
+    of the new ones is stored along with the old runs; the older one, which cannot write the new schema,
+    says so in one line and its agent runs on (README "Tables")."""
+    import unittest.mock
+
+    old = {kind: steps[:5] for kind, steps in store_schema.MIGRATIONS.items()}
+    with unittest.mock.patch.dict(store_schema.MIGRATIONS, old):
+        seed.write(target.location, seed.run_records(seed.now_ms() - 60_000))
+        store = open_store(target)
+        assert store.schema_version() == 5
+        store.close()
+    location, count = target.location, 20
+    start = time.time() + 1.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, location, str(w), str(count), str(start)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "run store" not in err, err
+    older = subprocess.run(
+        [sys.executable, "-c", OLDER, location], capture_output=True, text=True, timeout=120
+    )
+    assert older.returncode == 0, older.stderr
+    lines = [line for line in older.stderr.splitlines() if "run store" in line]
+    assert len(lines) == 1 and (
+        f"its schema version {store_schema.LATEST_VERSION} is newer than this agent-otel supports (5); "
+        "upgrade agent-otel" in lines[0]
+    ), older.stderr
+    assert count_rows("SELECT value FROM agent_otel_meta WHERE key = 'schema_version'") == [
+        (str(store_schema.LATEST_VERSION),)
+    ]
+    assert count_rows("SELECT agent, count(*) FROM agent_runs GROUP BY agent ORDER BY agent") == [
+        ("support-agent", 1),
+        ("writer-agent", 2 * count),
+    ]
+    assert count_rows("SELECT count(*) FROM agent_tool_snapshots") == [(2 * 2 * count,)]
+
+
+def test_two_versions_migrating_an_old_sqlite_store_at_once(tmp_path):
+    path = str(tmp_path / "agent-otel.db")
+    migrate_an_old_store_from_two_versions_at_once(
+        Target("sqlite", path), lambda sql: [tuple(r) for r in rows(path, sql)]
+    )

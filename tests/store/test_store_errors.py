@@ -139,3 +139,78 @@ def test_doctor_says_when_the_store_cannot_be_created_where_setup_would_put_it(c
 
     fresh = cli("doctor", "--json")  # the default home, not made yet: the first run makes it
     assert fresh.returncode == 0 and json.loads(fresh.stdout)["store"]["exists"] is False
+
+
+PG_PASSWORD = "S3cret-pw-4711"
+
+
+def test_a_postgresql_password_in_the_urls_query_is_never_printed(setup_agent, cli, caplog):
+    """libpq takes the password from the URL's user info or from its query (``?password=``); warnings,
+    log lines and ``doctor`` mask both. (No server listens on the port: every message is an error.)"""
+    from tests.otlp_receiver import free_port
+
+    port = free_port()
+    urls = [
+        f"postgresql://app:{PG_PASSWORD}@127.0.0.1:{port}/agents?sslmode=disable&password={PG_PASSWORD}",
+        f"postgresql://app@127.0.0.1:{port}/agents?password={PG_PASSWORD}&connect_timeout=2",
+        f"postgres://127.0.0.1:{port}/agents?user=app&PassWord={PG_PASSWORD}&sslpassword={PG_PASSWORD}",
+        f"postgresql://app:{PG_PASSWORD} 2@127.0.0.1:{port}/agents",  # libpq's error quotes this one
+    ]
+    with caplog.at_level(logging.DEBUG, logger="agent_otel"):
+        setup_agent(store=urls[0])
+        one_run(1)
+        sdk.flush(2)
+        agent_otel.shutdown()
+    printed = [r.getMessage() for r in caplog.records]
+    assert any(f"127.0.0.1:{port}/agents" in m for m in store_warnings(caplog)), printed
+    for url in urls:
+        for args in (("doctor",), ("doctor", "--json"), ("runs",)):
+            proc = cli("--store", url, *args)
+            printed += [proc.stdout, proc.stderr]
+            assert f"127.0.0.1:{port}" in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
+    assert not [m for m in printed if PG_PASSWORD in m]
+
+
+def test_doctor_masks_a_password_in_the_otlp_endpoint(cli, tmp_path):
+    db = str(tmp_path / "agent-otel.db")
+    seed.write(db, seed.run_records(seed.now_ms()))
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://agent:{PG_PASSWORD}@127.0.0.1:1"}
+    for args in (("doctor",), ("doctor", "--json")):
+        proc = cli("--store", db, *args, env=env)
+        assert "https://agent:***@127.0.0.1:1" in proc.stdout, proc.stdout
+        assert PG_PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_a_wal_file_another_user_created_first_gets_nothing_of_the_store(setup_agent, tmp_path, caplog):
+    """In a directory others can write to (``/tmp`` is sticky: nobody can remove another's file), another
+    user can create ``<store>-wal`` before the agent starts, and SQLite writes every page into a WAL it
+    finds, whoever owns it: that user would read every record and raw snapshot of the store."""
+    from tests.helpers import missing_prerequisite
+
+    if os.geteuid() != 0:
+        missing_prerequisite(
+            "root (to make a file that another user owns)", "run the tests as root, as CI does"
+        )
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    db = shared / "agent-otel.db"
+    wal = shared / "agent-otel.db-wal"
+    wal.touch()
+    os.chmod(wal, 0o666)
+    os.chown(wal, 65534, 65534)  # nobody's
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        setup_agent(store=str(db))
+        one_run(1)
+        assert sdk.flush(5)
+    agent_otel.shutdown()
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1 and f"{wal} belongs to another user" in warnings[0], warnings
+    assert wal.stat().st_size == 0
+    wal.unlink()  # gone: the store is the user's own again
+    setup_agent(store=str(db))
+    one_run(2)
+    assert sdk.flush(5)
+    agent_otel.shutdown()
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM agent_runs").fetchone() == (1,)
+    assert not wal.exists() or wal.stat().st_uid == 0

@@ -69,6 +69,7 @@ def reader_gone() -> bool:
 
 
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_MAX_DURATION_MS = 36_500 * 86_400_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 
 
@@ -82,6 +83,8 @@ def parse_duration(text: str) -> int:
     value = float(match.group(1)) * _UNITS_MS[match.group(2).lower()]
     if value <= 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}; it must be positive")
+    if value > _MAX_DURATION_MS:  # further back than any run, and than the calendar's year 1
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; at most 100 years (36500d)")
     return int(value)
 
 
@@ -178,6 +181,36 @@ def utc_time(ms: int | None, short: bool = False) -> str:
 
 
 local_time = utc_time  # the older name (doctor, gc); every time shown is UTC
+
+
+# Characters a terminal acts on rather than shows: C0 and C1 controls (ESC starts a sequence that can set
+# the window title, clear the screen, write the clipboard), DEL, and the bidi controls that reorder what
+# is shown. Names in the store are whatever the agent passed (a tool name a model chose), so they are
+# shown escaped, as Python writes them.
+_SHOWN_ESCAPED = {
+    c: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(chr(c), f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}")
+    for c in (
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with what would drive the terminal (controls, bidi overrides) escaped, for humans."""
+    return text.translate(_SHOWN_ESCAPED)
+
+
+def shown(text: str) -> str:
+    """``text`` to put in rich markup: printable, and its brackets taken as text, not as markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 def plural(n: int | float | None, word: str, many: str | None = None) -> str:

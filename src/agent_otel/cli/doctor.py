@@ -36,7 +36,10 @@ def check_otlp(cfg: Any) -> dict[str, Any]:
     from agent_otel.sdk import resolve_otlp, with_scheme
 
     protocol, endpoint, note = resolve_otlp(cfg)
-    out: dict[str, Any] = {"endpoint": endpoint, "protocol": protocol, "note": note, "answers": None}
+    from agent_otel.store.location import redact_url
+
+    shown = redact_url(endpoint) if endpoint else endpoint  # a password in the user info is not printed
+    out: dict[str, Any] = {"endpoint": shown, "protocol": protocol, "note": note, "answers": None}
     if not endpoint:
         return out
     parsed = urlparse(with_scheme(endpoint))
@@ -165,7 +168,7 @@ def _modes(path: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     cfg = ctx.config
-    config_rows = [{"key": k, "value": v, "source": s} for k, v, s in cfg.items()]
+    config_rows = [{"key": k, "value": _printable(k, v), "source": s} for k, v, s in cfg.items()]
     otlp = check_otlp(cfg)
     store = check_store(ctx, FULL_CHECK_S if args.integrity else QUICK_CHECK_S)
     failed = (otlp["answers"] is False) or (store.get("enabled") and store.get("ok") is False)
@@ -196,6 +199,15 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
+def _printable(key: str, value: Any) -> Any:
+    """A configuration value as doctor prints it (text and ``--json``): a URL without its password."""
+    if key in ("store", "exporter.endpoint") and isinstance(value, str):
+        from agent_otel.store.location import redact_url
+
+        return redact_url(value)
+    return value
+
+
 def render(
     ctx: Context, cfg: Any, rows: list[dict[str, Any]], otlp: dict[str, Any], store: dict[str, Any]
 ) -> None:
@@ -213,10 +225,6 @@ def render(
     t.add_column("SOURCE", no_wrap=True)
     for r in rows:
         value = r["value"]
-        if r["key"] == "store" and isinstance(value, str):
-            from agent_otel.store.location import redact_url
-
-            value = redact_url(value)
         source = r["source"]
         t.add_row(
             r["key"],

@@ -30,6 +30,7 @@ from agent_otel.cli.common import (
     plural,
     positive_int,
     print_json,
+    shown,
     utc_time,
 )
 from agent_otel.cli.layout import Column, print_table
@@ -114,7 +115,7 @@ def render(
     enough: bool,
 ) -> None:
     console = ctx.console
-    who = f" for {args.agent}" if args.agent else ""
+    who = f" for {shown(args.agent)}" if args.agent else ""
     last = (
         f"last {fmt_span(args.window)}"
         if args.until is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from agent_otel.cli.common import CLIError, Context, add_json, local_time, print_json
+from agent_otel.cli.common import CLIError, Context, add_json, local_time, print_json, shown
 from agent_otel.store import retention_from_config
 
 HELP = "delete runs and events older than the retention (retention.logs_days, tool_snapshot_days)"
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     console = ctx.console
     keep = ", ".join(f"{k} {v or 'forever'}" for k, v in retention.items())
-    console.print(f"store {store.target.display}   retention: {keep}")
+    console.print(f"store {shown(store.target.display)}   retention: {keep}")
     verb = "would delete" if args.dry_run else "deleted"
     if not deleted:
         console.print("retention is off (0 days): nothing to delete")

@@ -16,6 +16,8 @@ from typing import Any
 
 from rich.text import Text
 
+from agent_otel.cli.common import printable
+
 GAP = 2
 
 
@@ -40,7 +42,12 @@ Cell = str | Text | tuple[str | Text, ...]
 
 def _forms(cell: Cell) -> tuple[Text, ...]:
     items = cell if isinstance(cell, tuple) else (cell,)
-    return tuple(i if isinstance(i, Text) else Text(str(i)) for i in items)
+    return tuple(_printable(i) if isinstance(i, Text) else Text(printable(str(i))) for i in items)
+
+
+def _printable(text: Text) -> Text:
+    plain = printable(text.plain)
+    return text if plain == text.plain else Text(plain, style=text.style)
 
 
 @dataclass

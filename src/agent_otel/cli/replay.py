@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from agent_otel.cli.common import EXIT_DRIFT, EXIT_OK, CLIError, Context, add_json, print_json
+from agent_otel.cli.common import EXIT_DRIFT, EXIT_OK, CLIError, Context, add_json, print_json, printable
 
 HELP = "replay a recorded run with tool results served from snapshots; exit 1 if it diverges"
 DESCRIPTION = (
@@ -67,15 +67,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         with session:
             _call(fn, value, recording.input_sha is not None)
-    except Exception:
-        pass  # an exception that ended the agent is part of the report (report.error)
+    except (Exception, SystemExit):
+        pass  # an exception that ended the agent, or an entry point's sys.exit(), is in the report (error)
     finally:
         agent_otel.shutdown()  # the replay run goes to the store before the report is printed
     report = session.report
     if args.json:
         print_json(report.to_dict())
     else:
-        sys.stdout.write(report.render() + "\n")
+        sys.stdout.write("".join(printable(line) + "\n" for line in report.render().splitlines()))
     return EXIT_DIVERGED if report.diverged else EXIT_OK
 
 

@@ -23,6 +23,7 @@ from agent_otel.cli.common import (
     jsonable_run,
     plural,
     print_json,
+    shown,
     utc_time,
 )
 from agent_otel.cli.runs import stop_style
@@ -98,7 +99,6 @@ def render(
 ) -> Any:
     """The run's head and step tree; ``link``: the trace link ``run`` prints after it (not repeated)."""
     from rich.console import Group
-    from rich.markup import escape
     from rich.table import Table
     from rich.tree import Tree
 
@@ -107,7 +107,7 @@ def render(
     head.add_column()
     service = f"  (service {row['service']})" if row.get("service") else ""
     head.add_row("run", f"{row['run_id']}")
-    head.add_row("agent", f"{escape(row.get('agent') or '')}{escape(service)}")
+    head.add_row("agent", f"{shown(row.get('agent') or '')}{shown(service)}")
     head.add_row(
         "started",
         f"{utc_time(row.get('created_at_ms'))}   duration {fmt_duration(row.get('duration_ms'))}",
@@ -116,16 +116,16 @@ def render(
     if reason:
         stop = f"[{stop_style(row)}]{reason}[/] ({row.get('status')})"
         if row.get("detail"):
-            stop += f" - {escape(str(row['detail']))}"
+            stop += f" - {shown(str(row['detail']))}"
     elif row.get("status") == "abandoned":
-        stop = f"[magenta]abandoned[/] ({escape(str(row.get('abandoned') or 'no stop was recorded'))})"
+        stop = f"[magenta]abandoned[/] ({shown(str(row.get('abandoned') or 'no stop was recorded'))})"
     else:
         stop = "[cyan]running[/] (no stop recorded yet)"
     head.add_row("stop", stop)
     head.add_row(
         "versions",
         "   ".join(
-            f"{label} {escape(str(row.get(key) or '-'))}"
+            f"{label} {shown(str(row.get(key) or '-'))}"
             for label, key in (("model", "model"), ("prompt", "prompt_version"), ("tools", "tools_version"))
         ),
     )
@@ -149,7 +149,7 @@ def render(
         ("conversation", "conversation_id"),
     ):
         if row.get(key):
-            head.add_row(label, row[key])
+            head.add_row(label, shown(str(row[key])))
     if row.get("trace_id"):
         hint = "(AGENT_OTEL_GRAFANA_URL=... for a link)"
         head.add_row("trace_id", f"{row['trace_id']}" + ("" if link else f"   [dim]{hint}[/]"))
@@ -165,12 +165,12 @@ def render(
             # The hashes under the step, each with its redacted value when stored: the step line stays
             # short enough for an 80-column terminal.
             for label, sha, extra in (("args", "args_sha", "args"), ("result", "result_sha", "result")):
-                value = f"  [dim]{escape(_short(e[extra]))}[/]" if extra in e else ""
+                value = f"  [dim]{shown(_short(e[extra]))}[/]" if extra in e else ""
                 node.add(f"{label} {e.get(sha) or '-'}{value}")
     for e in stops:
         line = f"[bold]stop[/] [{_class_style(e.get('status'))}]{e.get('stop_reason')}[/] ({e.get('status')})"
         if e.get("error"):
-            line += f"  error [red]{escape(e['error'])}[/]"
+            line += f"  error [red]{shown(e['error'])}[/]"
         line += f"  after {fmt_duration(e.get('duration_ms'))}"
         tree.add(line)
     parts: list[Any] = [head, tree]
@@ -178,7 +178,7 @@ def render(
         sub = Tree("[bold]sub-agent runs[/]")
         for c in children:
             sub.add(
-                f"{c['run_id'][:12]}  {escape(c.get('agent') or '')}  "
+                f"{c['run_id'][:12]}  {shown(c.get('agent') or '')}  "
                 f"[{stop_style(c)}]{c.get('stop_reason') or c.get('status') or 'running'}[/]  "
                 f"{plural(c.get('tool_calls') or 0, 'tool call')}  {fmt_duration(c.get('duration_ms'))}"
             )
@@ -192,17 +192,16 @@ def _class_style(status: str | None) -> str:
 
 
 def step_line(e: dict[str, Any]) -> str:
-    from rich.markup import escape
 
     step = e.get("step_id")
     prefix = f"{step:>2}" if step is not None else " -"
     status = e.get("status") or "?"
     status_txt = f"[{_class_style(status)}]{status}[/]"
     if e.get("error"):
-        status_txt += f" [red]{escape(e['error'])}[/]"
+        status_txt += f" [red]{shown(e['error'])}[/]"
     duration = fmt_duration(e.get("duration_ms"))
     if e.get("kind") == "tool_result":
-        line = f"{prefix}  [bold]tool[/] {escape(e.get('tool') or '?')}  {status_txt}  {duration}"
+        line = f"{prefix}  [bold]tool[/] {shown(_short(e.get('tool') or '?'))}  {status_txt}  {duration}"
         attempts = e.get("attempts")
         if attempts and attempts > 1:
             retries = "1 retry" if attempts == 2 else f"{attempts - 1} retries"
@@ -210,7 +209,7 @@ def step_line(e: dict[str, Any]) -> str:
         return line
     usage = e.get("usage") or {}
     line = (
-        f"{prefix}  [bold]llm[/]  {escape(str(usage.get('model') or '?'))}  {status_txt}  {duration}"
+        f"{prefix}  [bold]llm[/]  {shown(_short(str(usage.get('model') or '?')))}  {status_txt}  {duration}"
         f"  {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens"
     )
     if usage.get("cost_usd") is not None:

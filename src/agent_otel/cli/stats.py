@@ -19,6 +19,7 @@ from agent_otel.cli.common import (
     now_ms,
     plural,
     print_json,
+    shown,
     time_range,
     utc_time,
 )
@@ -86,7 +87,7 @@ FAILING_COLUMNS = (
 
 
 def render(console: Any, s: dict[str, Any], label: str) -> None:
-    who = f" of {s['agent']}" if s.get("agent") else ""
+    who = f" of {shown(s['agent'])}" if s.get("agent") else ""
     others = [f"{s['running']} still running"] if s["running"] else []
     if s.get("abandoned"):
         others.append(f"{s['abandoned']} abandoned: no stop recorded, process gone")

@@ -2,8 +2,9 @@
 
 ADK traces every invocation itself (``invoke_workflow {root}``, ``invoke_agent {name}``, ``generate_content
 {model}``, ``execute_tool {tool}``, through the global TracerProvider): the GenAI span bridge
-(:mod:`agent_otel.bridge`) makes the ``invoke_agent`` span the run and the others its steps, with no span
-of agent-otel's own. The spans alone lack what guards and replay need (ADK sets a tool's arguments and
+(:mod:`agent_otel.bridge`) makes the ``invoke_workflow`` span (one ``Runner`` call) the run, the
+``invoke_agent`` spans in it (sub-agents transferred to too) part of it and the others its steps, with
+no span of agent-otel's own. The spans alone lack what guards and replay need (ADK sets a tool's arguments and
 result on its span only with content capture on, and only when the tool has finished), so this
 integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (the first of its plugins):
 
@@ -19,7 +20,8 @@ integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (t
   before ``setup()`` has no plugin, and its agents are seen through their spans only.
 
 Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; the consumer
-closing ``run_async``'s event stream before the end -> ``cancelled`` (ADK ends its spans normally); a model
+closing ``run_async``'s event stream before the end -> ``cancelled`` (ADK ends its spans normally); an
+invocation ADK pauses on a long-running tool call -> ``interrupted`` (``after_run_callback``); a model
 error that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
 ``tool_error``.
 """
@@ -41,7 +43,7 @@ from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall, active_tool_call
 
 from . import Integration
-from ._common import Patcher, refuse_outside_run, unwrapping_stream
+from ._common import Patcher, pause, refuse_outside_run, unwrapping_stream
 
 PLUGIN_NAME = "agent_otel"
 
@@ -110,6 +112,12 @@ def _plugin_class() -> type:
                 call.fail(error)
             return None
 
+        async def after_run_callback(self, *, invocation_context: Any) -> None:
+            try:  # still inside ADK's workflow span, whose end stops the run
+                _paused_for_input(invocation_context)
+            except Exception as exc:
+                internal_error("reading whether an ADK invocation paused", exc)
+
         async def before_model_callback(self, *, callback_context: Any, llm_request: Any) -> Any:
             run = active_run()
             if run is None:
@@ -124,6 +132,23 @@ def _plugin_class() -> type:
             return None
 
     return AgentOtelPlugin
+
+
+def _paused_for_input(ctx: Any) -> None:
+    """An invocation that ended on a long-running tool call (``LongRunningFunctionTool`` returning None,
+    an ``adk_request_input``...) paused for a human, by ADK's own test (``should_pause_invocation``): its
+    run ends ``interrupted``, naming the calls it waits for. The client's answer is a new invocation of the
+    same session, whose run links to this one."""
+    run = active_run()
+    should_pause = getattr(ctx, "should_pause_invocation", None)
+    if run is None or not run.active or not callable(should_pause):
+        return
+    invocation = getattr(ctx, "invocation_id", None)
+    events = getattr(getattr(ctx, "session", None), "events", None) or ()
+    mine = [e for e in events if getattr(e, "invocation_id", None) == invocation]
+    if mine and should_pause(mine[-1]):
+        ids = sorted(i for i in getattr(mine[-1], "long_running_tool_ids", None) or () if isinstance(i, str))
+        pause(run, max(len(ids), 1), ids)
 
 
 #: The run of each ADK invocation in flight (by invocation id), so that a consumer closing the event

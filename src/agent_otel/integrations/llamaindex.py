@@ -18,7 +18,8 @@ agent-otel adds one span handler and one event handler to LlamaIndex's root inst
   requests the client library sends for it are not counted again (a GenAI span the client emits itself
   becomes the step's span). An LLM used outside any
   workflow inside a user's ``agent_otel.run`` is recorded too.
-* Tool calls of agents: ``BaseWorkflowAgent._call_tool`` (the one place an agent calls a tool) goes through
+* Tool calls of agents: ``BaseWorkflowAgent._call_tool`` (where an agent calls a tool) and
+  ``AgentWorkflow._call_tool`` (where a multi-agent workflow calls its agents' tools and handoffs) go through
   :func:`agent_otel.tools.begin` *before* the tool runs, with the model's tool call id (from the
   ``call_tool`` step's ``ToolCall`` event), the tool's keyword arguments and its ``raw_output``. A tool's
   exception, which the agent turns into an error message for the model, marks the step ``error``.
@@ -498,14 +499,24 @@ class LlamaIndexIntegration(Integration):
         global _state
         if self._handlers is not None or _state is not None:
             return  # instrumented (by this or another instance): the handlers are there once
-        from llama_index.core.agent.workflow import base_agent, codeact_agent, function_agent, react_agent
+        from llama_index.core.agent.workflow import (
+            base_agent,
+            codeact_agent,
+            function_agent,
+            multi_agent_workflow,
+            react_agent,
+        )
         from llama_index.core.instrumentation import get_dispatcher
 
         agent_classes = (function_agent.FunctionAgent, react_agent.ReActAgent, codeact_agent.CodeActAgent)
-        if not hasattr(base_agent.BaseWorkflowAgent, "_call_tool"):
-            raise AttributeError(
-                "BaseWorkflowAgent._call_tool not found (unsupported llama-index-core version)"
-            )
+        # The two places tools are called: an agent's own, and an AgentWorkflow's (it runs its agents'
+        # steps itself, tool calls and handoffs included).
+        tool_callers = (base_agent.BaseWorkflowAgent, multi_agent_workflow.AgentWorkflow)
+        for cls in tool_callers:
+            if not inspect.iscoroutinefunction(vars(cls).get("_call_tool")):
+                raise AttributeError(
+                    f"{cls.__name__}._call_tool not found (unsupported llama-index-core version)"
+                )
         for cls in agent_classes:
             if not inspect.iscoroutinefunction(vars(cls).get("take_step")):
                 raise AttributeError(
@@ -518,7 +529,8 @@ class LlamaIndexIntegration(Integration):
         dispatcher.add_span_handler(handlers[0])
         dispatcher.add_event_handler(handlers[1])
         self._handlers = handlers
-        self._patcher.wrap(base_agent.BaseWorkflowAgent, "_call_tool", _make_call_tool)
+        for cls in tool_callers:
+            self._patcher.wrap(cls, "_call_tool", _make_call_tool)
         for cls in agent_classes:
             self._patcher.wrap(cls, "take_step", _make_take_step)
 

@@ -6,7 +6,9 @@ header-mismatch resends are one logical call, so they make one span). The span i
 tool's ``structured_content`` if it has one, else over its content blocks. A result with
 ``is_error: true`` (the tool failed and the server told the model so) marks the span ``error`` with
 ``error.type = MCPToolError``; the exception is not raised, the result goes back to the caller as the
-SDK returned it. Protocol errors raised by the SDK fail the span and continue unchanged.
+SDK returned it. Protocol errors raised by the SDK fail the span and continue unchanged; the SDK's own
+request timeout (``call_tool(..., read_timeout_seconds=)``, an ``MCPError`` with code ``REQUEST_TIMEOUT``)
+is a ``tool_timeout``, like any tool's own timeout.
 
 Under replay nothing is sent: the caller gets a ``CallToolResult`` rebuilt from the recording (the
 content blocks of the result, or the whole ``is_error`` result, which the recorded ``MCPToolError``
@@ -27,13 +29,17 @@ from contextvars import ContextVar
 from typing import Any
 
 from agent_otel.replay import RecordedOutcome
-from agent_otel.steps import active_run, current_run, internal_error
+from agent_otel.steps import active_run, current_run, internal_error, note_failure
+from agent_otel.stop import StopReason
 from agent_otel.tools import active_tool_call
 
 from . import Integration
 from ._common import Patcher, Unservable, await_or_serve, refuse_outside_run, start_tool
 
 _in_call: ContextVar[bool] = ContextVar("agent_otel_mcp_call", default=False)
+
+#: ``mcp.types.REQUEST_TIMEOUT``; mcp 1.x used HTTP's 408 (``httpx.codes.REQUEST_TIMEOUT``).
+_REQUEST_TIMEOUT = (-32001, 408)
 
 
 class MCPToolError(Exception):
@@ -103,6 +109,14 @@ def _serve(recorded: RecordedOutcome) -> Any:
     return types.CallToolResult.model_validate({"content": recorded.value})
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """The SDK gave up waiting for the answer (``read_timeout_seconds``): it raises its ``MCPError`` with
+    code ``REQUEST_TIMEOUT``, not a ``TimeoutError``."""
+    if type(exc).__name__ not in ("MCPError", "McpError"):  # McpError: mcp 1.x
+        return False
+    return getattr(getattr(exc, "error", None), "code", None) in _REQUEST_TIMEOUT
+
+
 def _joins_framework_call(name: str) -> bool:
     """A framework tool call of the same name is in flight and claimable: use it, no second span."""
     call = active_tool_call()
@@ -128,6 +142,8 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = await await_or_serve(call, _serve, original, self, name, arguments, *args, **kwargs)
         except BaseException as exc:
+            if _timed_out(exc):
+                note_failure(run, exc, StopReason.TOOL_TIMEOUT)  # noted first, so it wins over tool_error
             call.fail(exc)
             raise
         finally:

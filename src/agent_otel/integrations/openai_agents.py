@@ -199,6 +199,20 @@ def _stored_error(streamed_result: Any) -> BaseException | None:
     return stored if isinstance(stored, BaseException) else None
 
 
+def _cancelled_after_turn(frun: FrameworkRun | None, streamed_result: Any) -> None:
+    """``result.cancel(mode="after_turn")``: the SDK finishes the turn and its loop returns normally, with
+    no final output. The caller stopped the run, as with an immediate cancel (the SDK's own rollout
+    metadata tells the two cases apart the same way: a final output means the run had completed)."""
+    if frun is None or not frun.owned or frun.run.paused is not None:
+        return
+    try:
+        mode = getattr(streamed_result, "_cancel_mode", None)
+        if mode in ("after_turn", "immediate") and getattr(streamed_result, "final_output", None) is None:
+            frun.run.stop(StopReason.CANCELLED, f"cancel(mode={mode!r})")
+    except Exception as exc:
+        internal_error("reading a streamed run's cancellation", exc)
+
+
 def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def start_streaming(*args: Any, **kwargs: Any) -> Any:
@@ -219,6 +233,7 @@ def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
         stored = _stored_error(kwargs.get("streamed_result"))
         if stored is None:
             _approvals(frun, kwargs.get("streamed_result"))
+            _cancelled_after_turn(frun, kwargs.get("streamed_result"))
         exit_run(frun, stored, _classify(stored) if stored is not None else None)
         return result
 

@@ -65,10 +65,13 @@ class StoreError(Exception):
     """The store cannot be opened or used. ``transient`` errors (locked, unreachable, restarting) may
     pass; ``bad_data`` ones are about a record the database refuses, not about the store."""
 
-    def __init__(self, message: str, transient: bool = False, bad_data: bool = False) -> None:
+    def __init__(
+        self, message: str, transient: bool = False, bad_data: bool = False, sqlstate: str = ""
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.bad_data = bad_data
+        self.sqlstate = sqlstate  # PostgreSQL's error code, when the server gave one
 
 
 #: Filters of :meth:`Store.runs` beyond its named ones, as SQL with one parameter each.
@@ -124,7 +127,10 @@ def classify(exc: BaseException) -> StoreError:
     if getattr(exc, "sqlite_errorname", None) in _SQLITE_NO_ROOM:
         return StoreError(f"{text} (is the disk or a quota full?)", transient=True)
     if type(exc).__module__.startswith("psycopg"):
-        return StoreError(text, transient=_pg_transient(exc), bad_data=_pg_bad_data(exc))
+        state = _pg_state(exc)
+        return StoreError(
+            text, transient=_pg_transient(exc, state), bad_data=_pg_bad_data(exc), sqlstate=state
+        )
     return StoreError(text, bad_data=_sqlite_bad_data(exc, lowered))
 
 
@@ -137,19 +143,46 @@ _SQLITE_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
 # 40 transaction rollback (serialization failure, deadlock); 22 data exception, 23 integrity constraint,
 # 54 program limit exceeded (a value too large for an index or a jsonb).
 _PG_TRANSIENT_CLASSES = ("08", "57", "53", "40")
+# 25006 read_only_sql_transaction: after a failover the URL leads to a server that is a standby now, until
+# DNS or a proxy points at the new primary; a new connection then writes again.
+_PG_TRANSIENT_STATES = ("25006",)
 _PG_BAD_DATA_CLASSES = ("22", "23", "54")
-# A server that says who may not connect is not going to change its mind on a retry.
+# A server that says who may not connect, or that the database does not exist, is not going to change its
+# mind on a retry; except that a database this process was writing to and that an operator dropped may
+# well be created again (the store sink then waits for it: sink.StoreSink._failed).
 _PG_PERMANENT_STATES = ("28000", "28P01", "3D000")
+DATABASE_MISSING = "3D000"
+# psycopg gives no sqlstate for a failed connection (it is not a query's result): the server's FATAL line
+# (English, the default lc_messages) is all there is. Without a match the failure counts as transient.
+_PG_CONNECT_STATES = (
+    ('database "', '" does not exist', DATABASE_MISSING),
+    ('role "', '" does not exist', "28000"),
+    ("no pg_hba.conf entry", "", "28000"),
+    ("password authentication failed", "", "28P01"),
+)
 
 
-def _pg_transient(exc: BaseException) -> bool:
+def _pg_state(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None) or ""
+    if state:
+        return state
+    text = str(exc)
+    if "FATAL:" in text:
+        fatal = text.split("FATAL:", 1)[1]
+        for start, end, code in _PG_CONNECT_STATES:
+            at = fatal.find(start)
+            if at >= 0 and fatal.find(end, at + len(start)) >= 0:
+                return code
+    return ""
+
+
+def _pg_transient(exc: BaseException, state: str) -> bool:
     """A restart, failover or network blip: psycopg raises OperationalError (AdminShutdown,
     CannotConnectNow, ConnectionTimeout, "server closed the connection unexpectedly", ...) or, for a
     connection that is already closed, InterfaceError. All of them pass."""
-    state = getattr(exc, "sqlstate", None) or ""
     if state in _PG_PERMANENT_STATES:
         return False
-    if state[:2] in _PG_TRANSIENT_CLASSES:
+    if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
         return True
     return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
 
@@ -254,6 +287,9 @@ class Store:
 
     def for_streaming_writes(self) -> None:
         """Settings for a connection that writes batch after batch (the store sink's); none by default."""
+
+    def purge_deleted(self) -> None:
+        """After gc: make what it deleted unreadable in the files too, as far as the database can."""
 
     def integrity(self, budget_s: float = INTEGRITY_CHECK_S) -> dict[str, Any]:
         """Whether the database's pages are sound: ``{"checked": bool, "problems": [...], "note": str}``.
@@ -640,6 +676,14 @@ class Store:
         return retention.run(self, retention_days, now_ms)
 
 
+def _url_password(url: str) -> str | None:
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:
+        return None
+    return urllib.parse.unquote(password) if password else None
+
+
 def _cannot_write(exc: BaseException) -> bool:
     """True for the errors SQLite gives when the file or its directory is not writable by this process."""
     text = str(exc).lower()
@@ -699,6 +743,15 @@ class SQLiteStore(Store):
             except OSError as exc:
                 raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
         owner_only(path)
+        foreign = _foreign_files(path)
+        if foreign:
+            if not read_only_ok:
+                raise StoreError(
+                    f"{foreign} belongs to another user, who could read what the store writes into it; "
+                    "remove it, or keep the store in a directory only you can write to"
+                )
+            self._open_read_only(sqlite3.OperationalError(f"{foreign} belongs to another user"))
+            return
         try:
             self._open_read_write()
         except sqlite3.Error as exc:
@@ -722,6 +775,10 @@ class SQLiteStore(Store):
         self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         self._use_wal()
         self.conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted rows overwritten with zeros, not left in free pages: gc deletes raw snapshots (tool
+        # results, inputs) and they must not stay readable in the file. Debian's SQLite has this on at
+        # compile time; macOS's, python.org's, conda's and uv's Pythons do not.
+        self.conn.execute("PRAGMA secure_delete = ON")
 
     def _open_read_only(self, cause: sqlite3.Error) -> None:
         """Read a store that cannot be written: ``mode=ro`` first (it still sees a live writer's WAL),
@@ -779,6 +836,20 @@ class SQLiteStore(Store):
             self.conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MB * 1024}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_MB << 20}")
+
+    def purge_deleted(self) -> None:
+        """Copy gc's zeroed pages into the database file and empty the WAL, whose older frames still hold
+        the deleted rows as they were written. Without waiting: a reader in the middle of a transaction
+        keeps the WAL, and its frames are overwritten as the WAL is reused (the next gc tries again)."""
+        if self.conn is None or self.read_only:
+            return
+        before = int(self.conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            with contextlib.suppress(sqlite3.Error):  # busy, or the disk: gc's deletes are done either way
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {before}")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -923,7 +994,11 @@ class PostgresStore(Store):
                 "set_config('jit', 'off', false)"
             )
         except Exception as exc:
-            raise classify(exc) from None
+            error = classify(exc)
+            password = _url_password(self.target.location)
+            if password and password in str(error):  # libpq quotes a malformed one: "unexpected spaces..."
+                error = StoreError(str(error).replace(password, "***"), error.transient, error.bad_data)
+            raise error from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -1002,6 +1077,26 @@ class PostgresStore(Store):
         rows = self.query("SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass(?)", (table,))
         n = rows[0]["n"] if rows else None
         return int(n) if n is not None and n >= 0 else None
+
+
+def _foreign_files(path: str) -> str | None:
+    """The store file, or one SQLite writes next to it, that exists and belongs to another user.
+
+    SQLite writes into a ``-wal`` (or ``-journal``) it finds, whoever owns it: in a directory others can
+    write to (``/tmp``, a shared project directory), another user could create ``agent-otel.db-wal``
+    first and read every record and raw snapshot the store then writes. Such a store is not opened for
+    writing."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return None
+    uid = geteuid()
+    for item in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.stat(item).st_uid != uid:
+                return item
+        except OSError:
+            continue
+    return None
 
 
 def owner_only(path: str) -> list[str]:

@@ -8,6 +8,7 @@ The ``store`` config key (env ``AGENT_OTEL_STORE``) takes a SQLite path, a ``pos
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,14 +50,23 @@ def resolve(value: Any) -> Target | None:
 
 
 def redact_url(url: str) -> str:
+    """``url`` safe to print: the password of its user info and every query parameter naming a password
+    (libpq reads ``?password=`` and ``?sslpassword=`` as well as ``user:password@``) are ``***``."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "postgresql://***"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        netloc = f"{user}:***@{host}"
+    if "password" in query.lower():
+        query = _QUERY_PASSWORD.sub(r"\1=***", query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+# A query parameter whose name holds `password`, in any case, and its value up to the next `&`.
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|(?<=[&;]))[^&;=]*password[^&;=]*)=[^&;]*")

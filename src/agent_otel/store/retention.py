@@ -124,6 +124,8 @@ def steps(store: Store, retention: dict[str, int], now_ms: int) -> Iterator[dict
         store._upsert_meta("last_gc_ms", str(now_ms))
         if snapshot_cutoff is not None:
             _note_snapshot_purge(store, *snapshot_cutoff)
+    if any(out.values()):
+        store.purge_deleted()
     yield out
 
 

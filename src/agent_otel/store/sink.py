@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agent_otel.store import db, liveness, retention, summaries
-from agent_otel.store.db import Store, StoreError, classify, open_store
+from agent_otel.store.db import DATABASE_MISSING, Store, StoreError, classify, open_store
 from agent_otel.store.location import Target
 
 logger = logging.getLogger("agent_otel")
@@ -135,6 +135,7 @@ class StoreSink:
         self._timer: threading.Timer | None = None
         self._warned_rejected = False
         self._disabled = False
+        self._opened = False  # a connection succeeded once: the database existed
         self._closed = False
         self._warned_transient = False
         self._next_gc_ms = 0
@@ -307,6 +308,7 @@ class StoreSink:
                 self.target, create=True, writer=True, busy_timeout_s=self.busy_timeout_s
             )
             self._store.for_streaming_writes()
+            self._opened = True
             last = self._store.meta("last_gc_ms")
             self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
         return self._store
@@ -406,6 +408,10 @@ class StoreSink:
 
     def _failed(self, err: StoreError) -> None:
         self.error = err
+        if err.sqlstate == DATABASE_MISSING and self._opened:
+            # Dropped under a process that was writing to it: an operator re-creating it (empty; the
+            # tables are created again on connecting) is more likely than a typo that worked before.
+            err.transient = True
         if err.transient:
             self._trim_pending()
             if not self._warned_transient:

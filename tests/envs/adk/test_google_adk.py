@@ -88,11 +88,13 @@ def assert_normal_run(telemetry: Any, events: list[Any]) -> None:
     assert SENT == {"lookup": 1}
     spans = telemetry.spans()
     assert ours(spans) == []  # ADK's spans are the run: agent-otel opens none of its own
-    (workflow,) = [s for s in spans if s.name == "invoke_workflow helper"]
-    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
-    assert root.parent.span_id == workflow.context.span_id  # the run is the agent, inside ADK's workflow
-    assert "agent.run_id" not in workflow.attributes
-    assert [s.name for s in children(root, spans)] == [
+    # The run is ADK's workflow invocation (one Runner call); the agents it invokes are part of it.
+    (root,) = [s for s in spans if s.name == "invoke_workflow helper"]
+    (agent,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert agent.parent.span_id == root.context.span_id
+    assert agent.attributes["agent.run_id"] == root.attributes["agent.run_id"]
+    assert "agent.stop_reason" not in agent.attributes
+    assert [s.name for s in children(agent, spans)] == [
         f"generate_content {MODEL}",
         "execute_tool lookup",
         f"generate_content {MODEL}",
@@ -102,7 +104,7 @@ def assert_normal_run(telemetry: Any, events: list[Any]) -> None:
         (2, "execute_tool lookup"),
         (3, f"generate_content {MODEL}"),
     ]
-    tool = children(root, spans)[1]
+    tool = children(agent, spans)[1]
     assert tool.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
     assert tool.attributes["agent.tool.result_sha"] == sha({"answer": "OTEL"})
     assert tool.attributes["gen_ai.tool.call.id"] == "c1"
@@ -181,7 +183,7 @@ async def test_a_consumer_closing_the_event_stream_early_cancels_the_run(telemet
         break
     await events.aclose()
     for _ in range(500):  # ADK cancels its node task and ends its spans on a later turn of the loop
-        roots = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+        roots = [s for s in telemetry.spans() if s.name == "invoke_workflow helper"]
         if roots:
             break
         await asyncio.sleep(0.01)
@@ -195,7 +197,7 @@ async def test_a_consumer_closing_the_event_stream_early_cancels_the_run(telemet
     again = [e async for e in runner.run_async(user_id="u", session_id=session.id, new_message=message("go"))]
     assert final_text(again) == "done"
     (_, second) = sorted(
-        (s for s in telemetry.spans() if s.name == "invoke_agent helper"), key=lambda s: s.start_time
+        (s for s in telemetry.spans() if s.name == "invoke_workflow helper"), key=lambda s: s.start_time
     )
     assert second.attributes["agent.stop_reason"] == "completed"
 
@@ -203,7 +205,7 @@ async def test_a_consumer_closing_the_event_stream_early_cancels_the_run(telemet
 def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
     asyncio.run(run_async(make_runner(*one_tool_script())))
     spans = telemetry.spans()
-    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    (root,) = [s for s in spans if s.name == "invoke_workflow helper"]
     assert [n for _, n in steps(root, spans)] == [
         f"generate_content {MODEL}",
         "execute_tool lookup",
@@ -214,6 +216,88 @@ def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
     assert root.attributes["agent.stop_reason"] == "completed"
 
 
+async def test_a_transfer_to_a_sub_agent_stays_in_the_one_run(telemetry, instrument):
+    """``transfer_to_agent``: the root agent's span ends and the sub-agent's starts, both inside ADK's
+    workflow span. The caller made one call: one run, its steps in order across both agents."""
+    instrument("google_adk")
+    sub = LlmAgent(
+        name="specialist",
+        model=FakeModel(model=MODEL, script=[call("lookup", {"q": "otel"}, "c2"), text("done", (20, 3))]),
+        tools=[lookup],
+        instruction="answer",
+        description="answers questions",
+    )
+    root_agent = LlmAgent(
+        name="helper",
+        model=FakeModel(model=MODEL, script=[call("transfer_to_agent", {"agent_name": "specialist"}, "c1")]),
+        sub_agents=[sub],
+        instruction="route",
+    )
+    events = await run_async(InMemoryRunner(agent=root_agent, app_name="app"))
+    assert final_text(events) == "done"
+    assert SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    runs = [s for s in spans if "agent.stop_reason" in s.attributes]
+    assert [s.name for s in runs] == ["invoke_workflow helper"]
+    (root,) = runs
+    assert steps(root, spans) == [
+        (1, f"generate_content {MODEL}"),
+        (2, "execute_tool transfer_to_agent"),
+        (3, f"generate_content {MODEL}"),
+        (4, "execute_tool lookup"),
+        (5, f"generate_content {MODEL}"),
+    ]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.tool_calls"] == 2
+    assert root.attributes["agent.usage.input_tokens"] == 40
+    metrics = telemetry.metrics()
+    assert [(a["agent"], a["stop_reason"], p.value) for a, p in metrics["agent.stop"] if p.value] == [
+        ("helper", "completed", 1)
+    ]
+
+
+def ask_approval(amount: int) -> None:
+    """Ask a manager to approve; the answer comes later (a long-running tool: None means pending)."""
+    SENT["ask_approval"] += 1
+
+
+async def test_a_long_running_tool_pauses_the_run_and_its_resume_links_to_it(telemetry, instrument):
+    """ADK's human in the loop: a ``LongRunningFunctionTool`` that returns None pauses the invocation;
+    the client sends the tool's response later, in a new ``run_async`` of the same session."""
+    from google.adk.tools import LongRunningFunctionTool
+
+    instrument("google_adk")
+    model = FakeModel(model=MODEL, script=[call("ask_approval", {"amount": 5}, "c1"), text("approved")])
+    agent = LlmAgent(name="helper", model=model, tools=[LongRunningFunctionTool(func=ask_approval)])
+    runner = InMemoryRunner(agent=agent, app_name="app")
+    first = await run_async(runner)
+    assert [e.long_running_tool_ids for e in first] == [{"c1"}]  # ADK paused after the call
+    answer = types.Content(
+        role="user",
+        parts=[
+            types.Part(
+                function_response=types.FunctionResponse(
+                    id="c1", name="ask_approval", response={"status": "approved"}
+                )
+            )
+        ],
+    )
+    second = [e async for e in runner.run_async(user_id="u", session_id="s1", new_message=answer)]
+    assert final_text(second) == "approved"
+    assert SENT == {"ask_approval": 1}
+    spans = telemetry.spans()
+    paused, resumed = sorted(
+        (s for s in spans if s.name == "invoke_workflow helper"), key=lambda s: s.start_time
+    )
+    assert paused.attributes["agent.stop_reason"] == "interrupted"
+    assert paused.status.status_code is StatusCode.UNSET
+    (interrupt,) = [dict(e.attributes) for e in paused.events if e.name == "agent.interrupt"]
+    assert interrupt["interrupts"] == 1 and list(interrupt["interrupt_ids"]) == ["c1"]
+    assert resumed.attributes["agent.stop_reason"] == "completed"
+    assert resumed.attributes["agent.resume_of"] == paused.attributes["agent.run_id"]
+    assert [link.context.span_id for link in resumed.links] == [paused.context.span_id]
+
+
 async def test_tool_error_ends_the_run_with_tool_error(telemetry, instrument):
     instrument("google_adk")
     with pytest.raises(RuntimeError, match="backend down"):  # ADK raises a tool's exception to the caller
@@ -222,7 +306,7 @@ async def test_tool_error_ends_the_run_with_tool_error(telemetry, instrument):
     (tool,) = [s for s in spans if s.name == "execute_tool broken"]
     assert tool.status.status_code is StatusCode.ERROR
     assert tool.attributes["agent.tool.status"] == "error" and tool.attributes["error.type"] == "RuntimeError"
-    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    (root,) = [s for s in spans if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "tool_error"
     (event,) = telemetry.events("tool_result")
     assert (event["status"], event["error"], event["args_sha"]) == ("error", "RuntimeError", sha({"q": "x"}))
@@ -234,7 +318,7 @@ async def test_model_error_ends_the_run_with_model_error(telemetry, instrument):
     with pytest.raises(ConnectionError):
         await run_async(make_runner(ConnectionError("provider unreachable")))
     spans = telemetry.spans()
-    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    (root,) = [s for s in spans if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "model_error"
     assert root.status.status_code is StatusCode.ERROR
     (llm,) = telemetry.events("llm_result")
@@ -245,7 +329,7 @@ async def test_max_llm_calls_is_max_steps(telemetry, instrument):
     instrument("google_adk")
     with pytest.raises(LlmCallsLimitExceededError):
         await run_async(make_runner(*one_tool_script()), RunConfig(max_llm_calls=1))
-    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "max_steps"
 
 
@@ -257,7 +341,7 @@ async def test_a_configured_guard_stops_before_the_tool_runs(guarded, instrument
     assert stopped.value.result.stop_reason.value == "policy_denied"
     assert SENT == {}
     spans = telemetry.spans()
-    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    (root,) = [s for s in spans if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "policy_denied"
     (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
     assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "delete_all")
@@ -283,7 +367,7 @@ async def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_model_is_told
         if p.function_response
     ]
     assert len(responses) == 1 and "blocked by policy" in responses[0]["error"]
-    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "completed"
     (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
     assert (guard["guard"], guard["enforced"], guard["tool"]) == ("policy", True, "delete_all")
@@ -294,7 +378,7 @@ async def test_the_default_loop_guard_only_observes(telemetry, instrument):
     script = [call("lookup", {"q": "same"}, f"c{i}") for i in range(4)]
     events = await run_async(make_runner(*script, text("done")))
     assert final_text(events).endswith("done") and SENT == {"lookup": 4}
-    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "completed"
     (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
     assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("loop", False, "loop_detected")

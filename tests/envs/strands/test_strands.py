@@ -18,7 +18,7 @@ from tests.integrations.conftest import children, ours, steps, stop_event
 pytest.importorskip("strands")
 
 from opentelemetry.trace import StatusCode
-from strands import Agent, tool
+from strands import Agent, ToolContext, tool
 
 MODEL = "claude-3-5-haiku-20241022"
 SENT: Counter[str] = Counter()
@@ -250,6 +250,70 @@ def test_an_agent_in_a_user_run_is_part_of_it(telemetry, instrument):
     assert run.result.usage["tool_calls"] == 1 and run.result.usage["llm_calls"] == 2
     (agent_span,) = [s for s in spans if s.name == "invoke_agent helper"]
     assert agent_span.attributes["agent.run_id"] == run.run_id
+    # Strands' own totals on its agent span would count each request twice in a backend summing usage
+    assert [s.name for s in spans if "gen_ai.usage.input_tokens" in s.attributes] == ["chat", "chat"]
+
+
+def handing_over_to(agent_name: str) -> Agent:
+    """A swarm's entry agent that hands the task over to ``agent_name`` at once."""
+    return make_agent(
+        tool_use("handoff_to_agent", {"agent_name": agent_name, "message": "yours"}, "h1"),
+        text("handed over"),
+        name="router",
+        tools=[],
+    )
+
+
+def test_a_swarm_is_one_run_across_its_handoffs(telemetry, instrument):
+    """``Swarm``: the agents run one after another (``handoff_to_agent``), each in its own span inside
+    Strands' ``invoke_swarm`` span. The caller made one call: one run, its steps in order."""
+    from strands.multiagent import Swarm
+
+    instrument("strands")
+    router = handing_over_to("expert")
+    expert = make_agent(*one_tool_script(), name="expert")
+    result = Swarm([router, expert], entry_point=router)("hi")
+    assert result.status.value == "completed"
+    assert SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    runs = [s for s in spans if "agent.stop_reason" in s.attributes]
+    assert [s.name for s in runs] == ["invoke_swarm"]
+    (root,) = runs
+    assert [name for _, name in steps(root, spans)] == [
+        "chat",
+        "execute_tool handoff_to_agent",
+        "chat",
+        "chat",
+        "execute_tool lookup",
+        "chat",
+    ]
+    assert root.attributes["gen_ai.agent.name"] == "swarm"
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.tool_calls"] == 2
+    assert [s.name for s in spans if "gen_ai.usage.input_tokens" in s.attributes] == ["chat"] * 4
+
+
+def test_a_swarm_whose_agent_asks_for_approval_is_interrupted(telemetry, instrument):
+    """An agent of a swarm interrupts for human input (``tool_context.interrupt``): the swarm pauses, and
+    so does its one run (Strands says so on the agent's span, which is not the run's)."""
+    from strands.multiagent import Swarm
+
+    @tool(context=True)
+    def approve(amount: int, tool_context: ToolContext) -> str:
+        """Needs a human's approval."""
+        return f"approved: {tool_context.interrupt('approval', reason={'amount': amount})}"
+
+    instrument("strands")
+    router = handing_over_to("expert")
+    expert = make_agent(
+        tool_use("approve", {"amount": 5}, "t1"), text("done"), name="expert", tools=[approve]
+    )
+    result = Swarm([router, expert], entry_point=router)("hi")
+    assert result.status.value == "interrupted"
+    (root,) = [s for s in telemetry.spans() if "agent.stop_reason" in s.attributes]
+    assert root.name == "invoke_swarm"
+    assert root.attributes["agent.stop_reason"] == "interrupted"
+    assert root.status.status_code is StatusCode.UNSET
 
 
 def test_store_rows_and_replay_serve_the_tool(rig, instrument):
