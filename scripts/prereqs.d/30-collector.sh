@@ -28,15 +28,9 @@ if [ -x "$binary" ]; then
   exit 0
 fi
 
-go_bin="$(command -v go || true)"
-if [ -z "$go_bin" ] && [ -x /usr/local/go/bin/go ]; then
-  go_bin=/usr/local/go/bin/go
-fi
-if [ -z "$go_bin" ]; then
-  echo "collector: Go is required to build the collector (https://go.dev/dl/)" >&2
-  exit 1
-fi
-export PATH="$(dirname "$go_bin"):$PATH"
+# shellcheck source=../go-env.sh
+. "$repo/scripts/go-env.sh"
+require_go collector "the collector"
 
 builder_dir="$cache/bin/ocb-$version"
 if [ ! -x "$builder_dir/builder" ]; then

@@ -1,10 +1,10 @@
 """The bundled stack as the end-to-end tests run it: real binaries, no Docker.
 
-The collector built from collector/builder-config.yaml runs collector/config.yaml and Debian's Prometheus
-runs prometheus/prometheus.yml with prometheus/rules, each with only its addresses and paths changed
-(environment variables for the collector, flags and scrape targets for Prometheus). Tempo cannot run here,
-so the collector's Tempo exporter points at a second collector (tests/e2e/sink-config.yaml) that writes
-the traces it receives to a file.
+The collector built from collector/builder-config.yaml runs collector/config.yaml and Prometheus (Debian's
+2.42 or the 3.x docker-compose.yml runs) runs prometheus/prometheus.yml with prometheus/rules, each with
+only its addresses and paths changed (environment variables for the collector, flags and scrape targets
+for Prometheus). Tempo cannot run here, so the collector's Tempo exporter points at a second collector
+(tests/e2e/sink-config.yaml) that writes the traces it receives to a file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import missing_prerequisite, require_binary
+from tests.helpers import missing_prerequisite
 from tests.stack import stackfiles as sf
 
 # --- processes --------------------------------------------------------------------------------------------
@@ -253,10 +253,25 @@ PORTS = (
 )
 
 
+def prometheus_binary(release: sf.PrometheusRelease) -> str:
+    """The release's prometheus binary; fails (CI) or skips (local) when it is not installed."""
+    binary = release.binary("prometheus")
+    if binary is None:
+        missing_prerequisite(f"the prometheus binary of {release.name}", release.install)
+    assert binary is not None
+    return binary
+
+
+# The stack fixtures' parameters: each e2e module runs once per Prometheus the tests check (Debian's 2.42
+# and the version docker-compose.yml runs); a test's id names the version, e.g. [prometheus-3.14.0].
+PROMETHEUS_PARAMS = {"params": sf.PROMETHEUS_RELEASES, "ids": lambda r: r.name}
+
+
 @contextlib.contextmanager
-def launch_stack(tmp: Path, collector_bin: Path) -> Iterator[Stack]:
-    """The collector, Prometheus and the trace sink, started with the bundled configs; stopped on exit."""
-    prometheus = require_binary("prometheus", "make prereqs  (Debian package prometheus)")
+def launch_stack(tmp: Path, collector_bin: Path, release: sf.PrometheusRelease) -> Iterator[Stack]:
+    """The collector, the release's Prometheus and the trace sink, started with the bundled configs;
+    stopped on exit."""
+    prometheus = prometheus_binary(release)
     ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     (tmp / "collector").mkdir()
 

@@ -28,6 +28,7 @@ import pytest
 
 from agent_otel import conventions as c
 from tests.e2e.harness import (
+    PROMETHEUS_PARAMS,
     Stack,
     base_env,
     collector_binary,
@@ -92,9 +93,9 @@ class Demos:
         return [e for e in self.events if e["kind"] == c.KIND_LLM_RESULT]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with launch_stack(tmp_path_factory.mktemp("demo-stack"), collector_binary()) as st:
+@pytest.fixture(scope="module", **PROMETHEUS_PARAMS)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with launch_stack(tmp_path_factory.mktemp("demo-stack"), collector_binary(), request.param) as st:
         yield st
 
 

@@ -247,6 +247,22 @@ def _tool_names(requests) -> set[str]:
     }
 
 
+def _setup_fast_metrics(endpoint: str, protocol: str, config: dict[str, Any] | None = None) -> None:
+    """setup() exporting to ``endpoint`` only, metrics every 0.2 s, no store."""
+    agent_otel.setup(
+        "svc",
+        endpoint=endpoint,
+        instrument=False,
+        store=False,
+        config={
+            "exporter.probe_local": False,
+            "exporter.protocol": protocol,
+            "exporter.metric_interval_s": 0.2,
+            **(config or {}),
+        },
+    )
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_metrics_of_many_series_are_split_under_the_request_limit(fresh, protocol):
     """Metrics are cumulative: every export carries every series seen so far (tools x agents x outcomes),
@@ -258,18 +274,7 @@ def test_metrics_of_many_series_are_split_under_the_request_limit(fresh, protoco
     else:
         receiver = HTTPReceiver()
     try:
-        agent_otel.setup(
-            "svc",
-            endpoint=receiver.endpoint,
-            instrument=False,
-            store=False,
-            config={
-                "exporter.probe_local": False,
-                "exporter.protocol": protocol,
-                "exporter.max_request_mb": limit / (1 << 20),
-                "exporter.metric_interval_s": 0.2,
-            },
-        )
+        _setup_fast_metrics(receiver.endpoint, protocol, {"exporter.max_request_mb": limit / (1 << 20)})
         names = {f"tool_{k}" for k in range(150)}  # ~13 KB of cumulative metrics, in ~470 data points
         with agent_otel.run("many-tools") as run:
             for name in sorted(names):
@@ -310,17 +315,7 @@ def test_after_metric_export_fails_the_newest_batch_goes_first(fresh, monkeypatc
     receiver = HTTPReceiver()
     receiver.metric_status = 400  # rejected for good: the SDK's exporter does not retry it itself
     try:
-        agent_otel.setup(
-            "svc",
-            endpoint=receiver.endpoint,
-            instrument=False,
-            store=False,
-            config={
-                "exporter.probe_local": False,
-                "exporter.protocol": "http/protobuf",
-                "exporter.metric_interval_s": 0.2,
-            },
-        )
+        _setup_fast_metrics(receiver.endpoint, "http/protobuf")
         with agent_otel.run("polling") as run:
             for i in range(3):
                 run.call_tool(tool, lambda i: "ok", {"i": i})
@@ -390,17 +385,9 @@ def test_a_password_in_the_endpoint_is_not_printed_by_the_export_warnings(fresh,
     """gRPC's errors quote the target with its user info (``u:pw@host:port``): the "export is failing"
     warnings printed the password of an endpoint such as http://user:pw@collector:4317."""
     with caplog.at_level(logging.WARNING, logger="agent_otel"):
-        agent_otel.setup(
-            "svc",
-            endpoint="http://app:hunter2secret@127.0.0.1:9",  # nothing listens on port 9
-            instrument=False,
-            store=False,
-            config={
-                "exporter.probe_local": False,
-                "exporter.protocol": protocol,
-                "exporter.schedule_delay_s": 0.05,
-                "exporter.metric_interval_s": 0.2,
-            },
+        # (nothing listens on port 9)
+        _setup_fast_metrics(
+            "http://app:hunter2secret@127.0.0.1:9", protocol, {"exporter.schedule_delay_s": 0.05}
         )
         try:
             tool_calls("a", "ok", 2)

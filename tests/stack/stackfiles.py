@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +133,64 @@ def collector_binary() -> Path:
     return cache_dir() / "collector" / key / manifest()["dist"]["name"]
 
 
-def promtool() -> str | None:
-    return shutil.which("promtool")
+# --- the Prometheus versions the tests run -----------------------------------------------------------------
 
 
-def run_promtool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    tool = promtool()
-    assert tool is not None
+@dataclass(frozen=True)
+class PrometheusRelease:
+    """One Prometheus the tests check our files against: where its binaries are and how to get them.
+
+    Debian's package (2.42, what the project's brief requires) and the version docker-compose.yml pins,
+    which users meet (scripts/prereqs.d/25-prometheus3.sh builds it from the Go module proxy)."""
+
+    name: str  # in test ids: a failure names the version
+    bin_dir: Path | None  # None: found on PATH
+    install: str
+
+    def binary(self, tool: str) -> str | None:
+        if self.bin_dir is None:
+            return shutil.which(tool)
+        path = self.bin_dir / tool
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def compose_prometheus_version() -> str:
+    """The Prometheus version docker-compose.yml runs (its image tag without the v)."""
+    image = load_yaml(COMPOSE)["services"]["prometheus"]["image"]
+    repo, _, tag = image.rpartition(":")
+    assert repo == "prom/prometheus" and tag.startswith("v"), image
+    return tag.removeprefix("v")
+
+
+def debian_prometheus_version() -> str:
+    """promtool's version on PATH ("2.42"), or "debian" when it is not installed (the test then fails
+    under CI or skips, naming the install command)."""
+    tool = shutil.which("promtool")
+    if tool is None:
+        return "debian"
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    m = re.search(r"version (\d+\.\d+)", out.stdout + out.stderr)
+    return m.group(1) if m else "debian"
+
+
+def prometheus_releases() -> list[PrometheusRelease]:
+    compose = compose_prometheus_version()
+    return [
+        PrometheusRelease(
+            f"prometheus-{debian_prometheus_version()}", None, "make prereqs  (Debian package prometheus)"
+        ),
+        PrometheusRelease(
+            f"prometheus-{compose}",
+            cache_dir() / "bin" / f"prometheus-{compose}",
+            "make prereqs  (scripts/prereqs.d/25-prometheus3.sh)",
+        ),
+    ]
+
+
+PROMETHEUS_RELEASES = prometheus_releases()
+
+
+def run_promtool(tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
