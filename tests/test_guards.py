@@ -4,6 +4,7 @@ guarded tool did (or did not) execute."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import threading
 import time
@@ -218,6 +219,104 @@ def test_ping_pong_between_two_tools_is_a_loop_async(guarded):
     assert stopped.value.stop_reason == "loop_detected" and event["guard"] == "ping_pong"
     assert event["tool"] == "search" and event["other_tool"] == "lookup"
     assert event["args_sha"] == sha({"q": "refund policy"})
+
+
+class Flaky:
+    """A service that fails its first ``failures`` calls, then answers."""
+
+    def __init__(self, failures):
+        self.failures, self.calls = failures, 0
+
+    def get(self, q):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("503 Service Unavailable")
+        return f"answer to {q}"
+
+
+def retry_loop(run, call, attempts):
+    """The retry loop users write around a failing call (or LangChain's with_retry, tenacity)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ConnectionError:
+            if attempt == attempts - 1:
+                raise
+    return None
+
+
+@pytest.mark.parametrize("refresh", [False, True], ids=["retry", "refresh-and-retry"])
+def test_the_users_own_retry_loop_is_not_a_loop(guarded, refresh):
+    """A failed call made again is a retry: five attempts of a failing call (or of a call and a token
+    refresh in turn) reach the answer. They were stopped on the 4th attempt (the 3rd with a refresh)."""
+    t, service = guarded(), Flaky(failures=4)
+
+    def attempt(run):
+        if refresh and service.calls:
+            run.call_tool("auth.refresh", lambda: "token", {})
+        return run.call_tool("http.get", service.get, {"q": "order 7"})
+
+    with agent_otel.run("support") as run:
+        assert retry_loop(run, lambda: attempt(run), attempts=6) == "answer to order 7"
+    assert service.calls == 5 and run.result.stop_reason == "completed"
+    assert guard_events(t, run)[1] == []
+
+
+@pytest.mark.parametrize("refresh", [False, True], ids=["retry", "refresh-and-retry"])
+def test_a_call_failing_forever_is_still_a_loop(guarded, refresh):
+    """Retrying is bounded: once the whole window (10 calls) is the one failing call, or the one
+    alternation of a failing call and a refresh, the next call is stopped."""
+    t, service = guarded(), Flaky(failures=10**6)
+    refreshed = []
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        while True:
+            if refresh and service.calls:
+                refreshed.append(run.call_tool("auth.refresh", lambda: "token", {}))
+            with contextlib.suppress(ConnectionError):
+                run.call_tool("http.get", service.get, {"q": "order 7"})
+    if refresh:
+        assert (service.calls, len(refreshed)) == (5, 5)  # 10 calls in turn, the 11th stopped
+        event = assert_stopped(t, run, "loop_detected", "ping_pong")
+        assert (event["tool"], event["limit"], event["observed"]) == ("http.get", 2, 5.5)
+    else:
+        assert service.calls == 10
+        assert assert_stopped(t, run, "loop_detected", "loop")["observed"] == 11
+
+
+def test_answered_calls_still_count_between_failures(guarded):
+    """Polling a flaky endpoint: the failures are retries, the answers are repeats (the 3rd answer is
+    the last call; the next one is stopped)."""
+    t = guarded()
+    calls = []
+
+    def poll(job_id):
+        calls.append(job_id)
+        if len(calls) % 2 == 0:
+            raise ConnectionError("timeout")
+        return "pending"
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        for _ in range(10):
+            with contextlib.suppress(ConnectionError):
+                run.call_tool("job_status", poll, {"job_id": "j1"})
+    assert len(calls) == 5  # ok, fail, ok, fail, ok: three answers
+    assert_stopped(t, run, "loop_detected", "loop")
+
+
+def test_threads_calling_tools_of_one_run_never_get_an_error_from_the_loop_guard(guarded):
+    """Two threads evicting the same call from the window at once: the second found its count gone
+    and raised KeyError into the agent (seen with 8 threads calling tools of one run). The state that
+    race leaves, a call in the window whose count another thread already removed, is set up here."""
+    guarded()
+    tools = Tools()
+    with agent_otel.run("support") as run:
+        for i in range(10):
+            run.call_tool("search", tools.search, {"q": i})
+        (state,) = [p for p in run.ledger.hooks.policies if isinstance(p, RunGuards)]
+        del state._counts[("search", sha({"q": 0}))]  # what another thread's eviction of it left
+        run.call_tool("search", tools.search, {"q": "next"})  # evicts the oldest call
+    assert run.result.stop_reason == "completed" and len(tools.executed) == 11
 
 
 def test_varied_calls_and_disabled_detection_are_not_loops(guarded):

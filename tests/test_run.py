@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
+import inspect
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -150,6 +153,35 @@ def test_a_caught_tool_error_does_not_decide_the_stop(telemetry):
     assert run.result.stop_reason == "completed"
 
 
+def test_a_tool_error_inside_a_task_group_is_still_a_tool_error(telemetry):
+    """A TaskGroup raises what its tasks raised as an ExceptionGroup: when that leaves the run, the
+    failed tool calls in it name the stop (it read ``error``). ``except*`` still sees the errors."""
+
+    @agent_otel.tool
+    async def fetch(url):
+        await asyncio.sleep(0)
+        raise ConnectionError(f"{url} refused")
+
+    async def agent():
+        async with agent_otel.run("fanout") as run:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(fetch("a"))
+            except* ConnectionError as caught:  # handled: the run goes on
+                assert len(caught.exceptions) == 1
+            async with asyncio.TaskGroup() as group:
+                group.create_task(fetch("b"))
+                group.create_task(fetch("c"))
+        return run
+
+    with pytest.raises(ExceptionGroup) as raised:
+        asyncio.run(agent())
+    assert sorted(str(e) for e in raised.value.exceptions) == ["b refused", "c refused"]
+    (root,) = telemetry.spans_named("invoke_agent fanout")
+    assert root.attributes[c.STOP_REASON] == "tool_error"
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["tool_error"]
+
+
 def test_other_exceptions_stop_with_error(telemetry):
     with pytest.raises(RuntimeError), agent_otel.run("a") as run:
         raise RuntimeError("agent bug")
@@ -272,6 +304,40 @@ def test_stop_is_recorded_exactly_once_and_returns_the_result(telemetry):
     ]
 
 
+def test_work_that_outlives_its_run_block_runs_as_without_agent_otel(telemetry):
+    """A task spawned in the run, a generator tool consumed after the block, ``record_llm`` after it:
+    without agent-otel they work, so the ended run neither refuses them (AgentStopped) nor gains steps."""
+
+    @agent_otel.tool
+    async def fetch(x):
+        await asyncio.sleep(0.01)
+        return x
+
+    @agent_otel.tool
+    def pages(n):
+        yield from range(n)
+
+    async def agent():
+        async with agent_otel.run("bg") as run:
+            task = asyncio.create_task(fetch(5))  # fire and forget, awaited later
+            lines = pages(3)
+        return run, await task, list(lines)
+
+    run, fetched, lines = asyncio.run(agent())
+    assert (fetched, lines) == (5, [0, 1, 2])
+    assert run.call_tool("late", lambda: 7) == 7
+    run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5)  # not recorded, not raised
+    assert run.result.stop_reason == "completed" and run.steps == 0 and run.result.usage["steps"] == 0
+    assert [s.name for s in telemetry.spans()] == ["invoke_agent bg"]
+    # A run stopped before its block was left still refuses every later step, wherever it comes from.
+    with agent_otel.run("stopped") as stopped:
+        stopped.stop("kill_switch")
+    with pytest.raises(agent_otel.AgentStopped):
+        stopped.call_tool("late", lambda: 7)
+    with pytest.raises(agent_otel.AgentStopped):
+        stopped.record_llm(model="gpt-4o", input_tokens=1)
+
+
 def test_unknown_stop_reason_is_a_value_error_listing_the_valid_ones(telemetry):
     with agent_otel.run("a") as run:
         with pytest.raises(ValueError, match="valid reasons: completed, max_steps, budget_exceeded"):
@@ -304,6 +370,64 @@ def test_agent_decorator_sync_and_async(telemetry):
     assert run_a.input_sha == sha({"ticket": {"id": 1}, "priority": "high"})
     assert run_b.agent == "summarize" and run_b.input_sha == sha("hello")
     assert {s.name for s in telemetry.spans()} == {"invoke_agent triage", "invoke_agent summarize"}
+
+
+def test_a_streaming_agent_is_one_run_from_its_first_item_to_its_last(telemetry):
+    """``@agent`` on a generator (a streaming agent behind a StreamingResponse) was a 0 ms run with no
+    steps, its tools untraced: the run ended when the generator was created. Now its body is the run;
+    the consumer's code between items is not in it; a consumer that stops early cancels it."""
+
+    @agent_otel.tool
+    def lookup(i):
+        return f"chunk {i}"
+
+    @agent_otel.agent
+    def answer(question):
+        for i in range(3):
+            yield lookup(i)
+
+    @agent_otel.agent
+    async def aanswer(question):
+        for i in range(3):
+            await asyncio.sleep(0)
+            yield lookup(i)
+
+    async def consume_async():
+        items = [(item, agent_otel.current_run()) async for item in aanswer("refund?")]
+        stream = aanswer("stop early")
+        await anext(stream)
+        await stream.aclose()
+        return items
+
+    assert inspect.isgeneratorfunction(answer) and inspect.isasyncgenfunction(aanswer)
+    items = [(item, agent_otel.current_run()) for item in answer("refund?")]
+    early = answer("stop early")
+    next(early)
+    early.close()
+    expected = [(f"chunk {i}", None) for i in range(3)]  # no run in the consumer's code
+    assert items == expected and asyncio.run(consume_async()) == expected
+    runs = telemetry.spans_named("invoke_agent")
+    assert [r.attributes[c.STOP_REASON] for r in runs] == ["completed", "cancelled"] * 2
+    for root in runs:
+        tools = [s for s in telemetry.spans_named("execute_tool") if s.parent.span_id == root.context.span_id]
+        assert (
+            len(tools)
+            == root.attributes[c.TOOL_CALLS]
+            == (3 if root.attributes[c.STOP_REASON] == "completed" else 1)
+        )
+    assert runs[0].attributes[c.INPUT_SHA] == sha("refund?")
+
+
+def test_a_run_left_in_another_context_than_it_was_entered_logs_nothing(telemetry, caplog):
+    """An async fixture enters a run in its setup task and leaves it in its teardown task; a run object
+    handed to a callback: OpenTelemetry logged "Failed to detach context" with a traceback."""
+    run = agent_otel.run("fixture")
+    contextvars.copy_context().run(run.__enter__)
+    with caplog.at_level(logging.DEBUG):
+        contextvars.copy_context().run(run.__exit__, None, None, None)
+    assert "Failed to detach context" not in caplog.text
+    assert run.result.stop_reason == "completed" and agent_otel.current_run() is None
+    assert [s.name for s in telemetry.spans()] == ["invoke_agent fixture"]
 
 
 def test_a_run_object_cannot_be_entered_twice(telemetry):

@@ -82,6 +82,20 @@ def test_setup_twice_adds_nothing(clean, caplog):
     assert [s.name for s in exporter.get_finished_spans()] == ["invoke_agent a"]  # exported once
 
 
+def test_instrument_takes_one_name_as_a_string(clean):
+    """``instrument="mcp"`` means the one integration (it raised ValueError: unknown integrations m, c,
+    p, after setup had installed everything else)."""
+    from agent_otel import integrations
+
+    try:
+        agent_otel.setup("svc", store=False, instrument="mcp", config={"exporter": {"probe_local": False}})
+        assert sdk.installation().integrations == ["mcp"]
+        with pytest.raises(ValueError, match=r"unknown integration\(s\) nosuch; known: langchain"):
+            integrations.instrument(["nosuch"])
+    finally:
+        integrations.uninstrument()
+
+
 def test_attaches_to_the_applications_existing_providers():
     proc, _ = run_script("""
         from opentelemetry import metrics, trace

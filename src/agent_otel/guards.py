@@ -272,7 +272,9 @@ class RunGuards(RunPolicy):
         self.guards = guards
         self.budget = budget
         self.loop = guards.loop
-        self._recent: deque[tuple[str, str]] = deque()
+        # (tool, args hash) of the recent tool calls, each with its step (to tell a failed one; the steps
+        # are let go when the run stops, so no reference cycle outlives it).
+        self._recent: deque[tuple[tuple[str, str], ToolCall | None]] = deque()
         self._counts: dict[tuple[str, str], int] = {}
         self._observed: set[tuple[Any, ...]] = set()  # causes already recorded by an observing guard
         self._deadline = (
@@ -292,7 +294,7 @@ class RunGuards(RunPolicy):
     def before_step(self, step: Step) -> None:
         run = step.run
         if isinstance(step, ToolCall):
-            self.before_tool(run, step.options, step.args_sha or "")
+            self.before_tool(run, step.options, step.args_sha or "", step)
         elif step.recorded:
             self.after_recorded_llm(run)
         else:
@@ -314,7 +316,9 @@ class RunGuards(RunPolicy):
 
     # --- hooks called by the engine's hooks above and by run stop ------------------------------------
 
-    def before_tool(self, run: Run, options: ToolOptions, args_sha: str) -> None:
+    def before_tool(
+        self, run: Run, options: ToolOptions, args_sha: str, step: ToolCall | None = None
+    ) -> None:
         name = options.name
         self._kill_switch(run, name, options.side_effects)
         if self._limits:  # (also checked inside: this runs before every tool call)
@@ -325,7 +329,7 @@ class RunGuards(RunPolicy):
             if denial is not None:
                 self._deny(run, "policy", name, denial, StopReason.POLICY_DENIED)
         if self.loop.enabled and args_sha:  # a framework span without arguments has no hash to compare
-            self._loop_check(run, name, args_sha)
+            self._loop_check(run, name, args_sha, step)
 
     def before_llm(self, run: Run, model: str) -> None:
         self._kill_switch(run, None, False)
@@ -450,13 +454,21 @@ class RunGuards(RunPolicy):
                 f"spend budget of ${b.max_cost_usd} reached",
             )
 
-    def _loop_check(self, run: Run, tool: str, args_sha: str) -> None:
+    def _loop_check(self, run: Run, tool: str, args_sha: str, step: ToolCall | None) -> None:
+        """Repeats and A-B-A-B alternations of identical calls. A call made again after it *failed* is a
+        retry, not a repeat: the calls of a failed attempt (the call that failed, and another call
+        right before it, such as a token refresh) do not count toward ``max_repeats``, and an
+        alternation with a failed call in it is a retry cycle. Retrying stays bounded: once the whole
+        window is the one failing call (or the one alternation), the next call is a loop.
+        """
         sig = (tool, args_sha)
         loop = self.loop
         recent = self._recent
         counts = self._counts
         seen = counts.get(sig, 0)  # a plain dict: Counter's __missing__ is Python code, run for new sigs
-        if seen >= loop.max_repeats:
+        if seen >= loop.max_repeats and (
+            seen >= loop.window or seen - _failed(list(recent), sig) >= loop.max_repeats
+        ):
             self.trigger(
                 run,
                 "loop",
@@ -471,29 +483,35 @@ class RunGuards(RunPolicy):
         n = 2 * cycles
         # A ping-pong ends with this call repeating the one before last: only then is the tail compared
         # (copying the window for every call cost more than the rest of the check).
-        if cycles and len(recent) >= n and recent[-2] == sig:
-            tail = list(recent)[-n:]
-            a, b = tail[-2], tail[-1]
-            if a != b and sig == a and all(tail[i] == (a if i % 2 == 0 else b) for i in range(n)):
-                self.trigger(
-                    run,
-                    "ping_pong",
-                    cycles,
-                    cycles + 0.5,
-                    StopReason.LOOP_DETECTED,
-                    f"{a[0]} and {b[0]} alternate with the same args ({cycles} cycles)",
-                    tool=tool,
-                    args_sha=args_sha,
-                    other_tool=b[0],
-                    other_args_sha=b[1],
-                )
-        recent.append(sig)
+        if cycles and len(recent) >= n and recent[-2][0] == sig:
+            window = list(recent)
+            other = window[-1][0]
+            if other != sig and _alternate(window[-n:], sig, other):
+                retrying = _failed(window[-n:], None) > 0  # a retry cycle: a loop once it fills the window
+                if not retrying or (len(window) >= loop.window and _alternate(window, sig, other)):
+                    seen_cycles = len(window) // 2 if retrying else cycles
+                    self.trigger(
+                        run,
+                        "ping_pong",
+                        cycles,
+                        seen_cycles + 0.5,
+                        StopReason.LOOP_DETECTED,
+                        f"{tool} and {other[0]} alternate with the same args ({seen_cycles} cycles)",
+                        tool=tool,
+                        args_sha=args_sha,
+                        other_tool=other[0],
+                        other_args_sha=other[1],
+                    )
+        # Threads calling tools of one run (with a copied context) get here at once: nothing below may
+        # raise when another thread has just evicted the same call (it raised KeyError into the agent);
+        # a count lost to the race only makes the check a little late.
+        recent.append((sig, step))
         counts[sig] = seen + 1
         if len(recent) > loop.window:
-            old = recent.popleft()
-            left = counts[old] - 1
+            old = recent.popleft()[0]
+            left = counts.get(old, 1) - 1
             if left <= 0:
-                del counts[old]
+                counts.pop(old, None)
             else:
                 counts[old] = left
 
@@ -551,6 +569,25 @@ class TimedRunGuards(RunGuards):
 
     def step_timeout(self, step: Step, timeout_s: float | None) -> float | None:
         return self.tool_timeout(step.options) if isinstance(step, ToolCall) else timeout_s
+
+
+def _failed(entries: Any, sig: tuple[str, str] | None) -> int:
+    """How many of the loop guard's ``entries`` (of ``sig``; None: any) were part of a failed attempt:
+    the call failed, or the next call was another one that failed (a token refresh before a retry)."""
+    count = 0
+    next_failed: tuple[str, str] | None = None  # walking backwards: the next entry's sig, if it failed
+    for entry_sig, step in reversed(entries):
+        failed = step is not None and step.done and step.result_sha is None
+        if (sig is None or entry_sig == sig) and (failed or (next_failed or entry_sig) != entry_sig):
+            count += 1
+        next_failed = entry_sig if failed else None
+    return count
+
+
+def _alternate(entries: list[Any], sig: tuple[str, str], other: tuple[str, str]) -> bool:
+    """Whether ``entries`` alternate ``sig`` and ``other``, ending with ``other``."""
+    last = len(entries) - 1
+    return all(entry[0] == (other if (last - i) % 2 == 0 else sig) for i, entry in enumerate(entries))
 
 
 def record(run: Run, guard: str, limit: Any, observed: Any, **attributes: Any) -> None:

@@ -36,7 +36,7 @@ from agent_otel import native, steps
 from agent_otel.genai import guess_provider, request_attributes, strings
 from agent_otel.redaction import CUT_SLACK, for_config
 from agent_otel.steps import Step, check_pending, internal_error, note_failure
-from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.stop import StopReason
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
@@ -431,7 +431,8 @@ def record(
     ended records nothing more.
     """
     if run.result is not None:
-        raise AgentStopped(run.result)
+        check_pending(run)  # raises, unless the run ended by leaving its block: then nothing to record
+        return
     pending = run.ledger.pending
     start_ns = None
     if duration_ms is not None and duration_ms >= 0:

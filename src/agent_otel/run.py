@@ -47,7 +47,15 @@ from agent_otel.steps import (
     unbind_run,
 )
 from agent_otel.stop import AgentStopped, StopReason, StopResult
-from agent_otel.tools import active_tool_call, call_async, call_sync, tool_options
+from agent_otel.tools import (
+    active_tool_call,
+    call_async,
+    call_sync,
+    is_async_callable,
+    stream_async,
+    stream_sync,
+    tool_options,
+)
 
 logger = logging.getLogger("agent_otel")
 
@@ -163,9 +171,22 @@ class Run:
 
     def _start(self) -> None:
         self._open(current_run())
+        self._attach()
+
+    def _attach(self) -> None:
+        """Make the run (and its span) current in the calling context."""
         span = self.span
         ctx = otel_context.get_current() if span is trace.INVALID_SPAN else trace.set_span_in_context(span)
         self._tokens = (otel_context.attach(ctx), bind_run(self))
+
+    def _detach(self) -> None:
+        """Leave the calling context as it was before :meth:`_attach` (the run goes on)."""
+        tokens, self._tokens = self._tokens, None
+        # Left in another context than it was entered (an async fixture's setup and teardown, a run
+        # handed to a callback), the span's context was never attached here: OpenTelemetry's detach
+        # would log "Failed to detach context" with a traceback on the application's stderr.
+        if tokens is not None and unbind_run(tokens[1]):
+            otel_context.detach(tokens[0])
 
     def _open(self, parent: Run | None) -> None:
         """Start the run as a run of its own (a sub-agent of ``parent``): its span, policies and first
@@ -243,12 +264,10 @@ class Run:
     def _exit(self, exc: BaseException | None) -> None:
         try:
             if self.result is None:
+                self.ledger.left = True  # set first: a step that finds the stop finds this too
                 self._finish(self._reason_for(exc), exc)
         finally:
-            tokens, self._tokens = self._tokens, None
-            if tokens is not None:
-                unbind_run(tokens[1])
-                otel_context.detach(tokens[0])
+            self._detach()
             release_run_span(self)  # no reference cycle left: the run is freed when its last user lets go
 
     def _reason_for(self, exc: BaseException | None) -> StopReason:
@@ -299,7 +318,11 @@ class Run:
         else:
             call_args, call_kwargs, hashed = (args,), {}, args
         options = tool_options(name, side_effects, timeout_s, retry)
-        if inspect.iscoroutinefunction(fn):
+        if inspect.isgeneratorfunction(fn):  # a stream: one step over its items, as with @tool
+            return stream_sync(self, options, fn, call_args, call_kwargs, hashed)
+        if inspect.isasyncgenfunction(fn):
+            return stream_async(self, options, fn, call_args, call_kwargs, hashed)
+        if is_async_callable(fn):
             return call_async(self, options, fn, call_args, call_kwargs, hashed, call_id)
         return call_sync(self, options, fn, call_args, call_kwargs, hashed, call_id)
 
@@ -370,6 +393,8 @@ class Run:
     # --- the single stop -----------------------------------------------------------------------------
 
     def _finish(self, reason: StopReason, exc: BaseException | None, detail: str | None = None) -> StopResult:
+        if self.ledger.open_ends and self.result is None:
+            self.ledger.end_open()  # streams left unfinished end before the run does
         with self._lock:
             if self.result is not None:
                 return self.result
@@ -629,6 +654,83 @@ def agent(
                 input=_bound_input(sig, args, kwargs),
                 budget=budget,
             )
+
+        # A streaming agent (a generator) is one run from its first item to its last, or to the consumer
+        # closing it (``cancelled``: a client that went away). The run is current while the agent's body
+        # runs, not in the consumer's code between items.
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = make_run(args, kwargs)
+                run._start()
+                stream = func(*args, **kwargs)
+                error: BaseException | None = None
+                try:
+                    item = next(stream)
+                    while True:
+                        run._detach()
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            raise
+                        except BaseException as exc:
+                            run._attach()
+                            item = stream.throw(exc)
+                        else:
+                            run._attach()
+                            item = stream.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    if run._tokens is None:
+                        run._attach()
+                    try:
+                        stream.close()
+                    finally:
+                        run._exit(error)
+
+            return stream_wrapper
+
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def astream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = make_run(args, kwargs)
+                run._start()
+                stream = func(*args, **kwargs)
+                error: BaseException | None = None
+                try:
+                    item = await anext(stream)
+                    while True:
+                        run._detach()
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            raise
+                        except BaseException as exc:
+                            run._attach()
+                            item = await stream.athrow(exc)
+                        else:
+                            run._attach()
+                            item = await (anext(stream) if sent is None else stream.asend(sent))
+                except StopAsyncIteration:
+                    return
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    if run._tokens is None:
+                        run._attach()
+                    try:
+                        await stream.aclose()
+                    finally:
+                        run._exit(error)
+
+            return astream_wrapper
 
         if inspect.iscoroutinefunction(func):
 

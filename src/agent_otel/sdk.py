@@ -81,7 +81,7 @@ def setup(
     endpoint: str | None = None,
     config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     store: Any = ...,
-    instrument: bool | Sequence[str] = True,
+    instrument: bool | str | Sequence[str] = True,
     *,
     protocol: str | None = None,
     service_version: str | None = None,
@@ -152,7 +152,7 @@ def setup(
     if instrument:
         from agent_otel import integrations
 
-        names = None if instrument is True else list(instrument)
+        names = None if instrument is True else instrument  # (a string is one name)
         _installed.integrations = integrations.instrument(names)
     return cfg
 

@@ -57,6 +57,7 @@ code are the policies' (AgentStopped, a guard's ToolDenied, a replay's refusal).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -240,12 +241,15 @@ def bind_run(run: Run | None) -> Token[Run | None]:
     return _current.set(run)
 
 
-def unbind_run(token: Token[Run | None]) -> None:
-    """Undo :func:`bind_run`; left in another context than it was entered, just clear the run."""
+def unbind_run(token: Token[Run | None]) -> bool:
+    """Undo :func:`bind_run`; left in another context than it was entered, just clear the run (and
+    return False: the caller's other tokens of that context cannot be reset here either)."""
     try:
         _current.reset(token)
     except ValueError:  # exited in another context (a generator or a callback)
         _current.set(None)
+        return False
+    return True
 
 
 def is_cancelled(exc: BaseException) -> bool:
@@ -395,7 +399,7 @@ class Ledger:
     (``run.steps``, ``run.tool_calls``, tokens, spend) are the run's public attributes.
     """
 
-    __slots__ = ("failures", "hooks", "last_failed", "lock", "pending", "runtime")
+    __slots__ = ("failures", "hooks", "last_failed", "left", "lock", "open_ends", "pending", "runtime")
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None  # set when the run starts
@@ -406,6 +410,38 @@ class Ledger:
         #: A step that failed with no exception to note (a library's span said so after the fact): the
         #: run's step count then, and the reason of an error that leaves the run before its next step.
         self.last_failed: tuple[int, StopReason] | None = None
+        #: The run ended by leaving its block (not stopped by a guard or ``run.stop()`` before): a step
+        #: made after that (a task or generator that outlived the block) runs untraced, see check_pending.
+        self.left = False
+        #: How to end the steps still open that may outlive the code that began them (a streaming tool
+        #: left unfinished but still referenced): the run ends them when it stops (see hold_open).
+        self.open_ends: list[Any] | None = None
+
+    def hold_open(self, end: Any) -> None:
+        """Have the run call ``end()`` when it stops, if :meth:`let_go` was not called with it first: a
+        step that would otherwise end only when the garbage collector closes its generator, after the
+        run's span (a child span ending after its parent) and after the run's stop was counted."""
+        with self.lock:
+            if self.open_ends is None:
+                self.open_ends = []
+            self.open_ends.append(end)
+
+    def let_go(self, end: Any) -> None:
+        """The step ended by itself: forget its ``end``."""
+        with self.lock:
+            if self.open_ends:
+                with contextlib.suppress(ValueError):
+                    self.open_ends.remove(end)
+
+    def end_open(self) -> None:
+        """End the steps still held open (the run is stopping); a failure is reported, never raised."""
+        with self.lock:
+            ends, self.open_ends = self.open_ends, None
+        for end in ends or ():
+            try:
+                end()
+            except Exception as exc:
+                internal_error("ending a step left open", exc)
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
@@ -414,7 +450,8 @@ class Ledger:
         self.runtime = rt
 
     def failure_reason(self, exc: BaseException) -> StopReason | None:
-        """The stop reason noted for ``exc`` or an exception it was raised from, if any."""
+        """The stop reason noted for ``exc`` or an exception it was raised from, if any; for an exception
+        group (an ``asyncio.TaskGroup``'s, anyio's), the first of its exceptions that has one."""
         seen: set[int] = set()
         cur: BaseException | None = exc
         while cur is not None and id(cur) not in seen:
@@ -422,6 +459,11 @@ class Ledger:
             for failed, reason in self.failures:
                 if failed is cur:
                     return reason
+            if isinstance(cur, BaseExceptionGroup):
+                for member in cur.exceptions:
+                    reason = self.failure_reason(member)
+                    if reason is not None:
+                        return reason
             cur = cur.__cause__ or cur.__context__
         return None
 
@@ -455,11 +497,17 @@ def defer_stop(run: Run, result: StopResult) -> None:
 
 
 def check_pending(run: Run) -> None:
-    """Raise AgentStopped if ``run`` has stopped, or has a stop pending (which is recorded now)."""
-    pending = run.ledger.pending
+    """Raise AgentStopped if ``run`` has stopped, or has a stop pending (which is recorded now).
+
+    A run that ended by leaving its block was not stopped: work it started that outlives the block (an
+    asyncio task, a generator consumed later, ``record_llm`` after the ``with``) is not refused, since
+    without agent-otel it would have run. It returns here, and the caller runs it untraced.
+    """
+    ledger = run.ledger
+    pending = ledger.pending
     if pending is not None:
         raise AgentStopped(run.stop(pending.stop_reason, pending.detail))
-    if run.result is not None:
+    if run.result is not None and not ledger.left:
         raise AgentStopped(run.result)
 
 
@@ -547,6 +595,12 @@ class Step:
             return False
         self._done = True
         return True
+
+    def detach(self) -> None:
+        """Stop being the current span of the context that began the step (it ends elsewhere)."""
+        token, self._token = self._token, None
+        if token is not None:
+            otel_context.detach(token)
 
     def end(
         self,
@@ -671,6 +725,7 @@ def begin(
     if checks:
         if ledger.pending is not None or run.result is not None:
             check_pending(run)
+            return None  # the run's block was left: what outlived it runs untraced
         for hook in hooks.before:
             hook(step)
     for serve in hooks.serve:

@@ -17,6 +17,7 @@ import functools
 import inspect
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -38,6 +39,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TOOL_KEY = otel_context.create_key("agent_otel.tool_call")
+_COROUTINE = types.CoroutineType
 # Whether any tool call was ever made claimable (integrations do): until then an ``@tool`` function does
 # not look for a call to claim (the hot path; see _claim).
 _claims_seen = False
@@ -326,6 +328,27 @@ def call_sync(
     except BaseException as exc:
         call.fail(exc)
         raise
+    if type(result) is _COROUTINE:  # a sync callable over async code (a lambda): await its work
+        call.detach()  # the caller's context lets go of the span now; the work runs where it is awaited
+        never = lambda: call.fail(RuntimeError("the coroutine the tool returned was never awaited"))  # noqa: E731
+        run.ledger.hold_open(never)
+        return _awaited(call, result, never)  # type: ignore[return-value]
+    call.ok(result)
+    return result
+
+
+async def _awaited(call: ToolCall, coro: Awaitable[R], never: Callable[[], None]) -> R:
+    """The coroutine a sync tool returned, as the step: it ends when the coroutine's work does, with its
+    result or error (it ended at the return, a 0 ms step whose result was the coroutine's repr). Its
+    work runs under the tool span; a coroutine never awaited ends the step failed when the run stops."""
+    try:
+        with trace.use_span(call.span, end_on_exit=False):
+            result = await coro
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        call.run.ledger.let_go(never)
     call.ok(result)
     return result
 
@@ -367,11 +390,18 @@ def stream_sync(
         yield from _recorded_items(call, call.replay.serve(call))
         return
     kept = _Kept()
+    end = kept.ender(call)
+    run.ledger.hold_open(end)  # a stream left unfinished ends when the run does, not at garbage collection
     stream = fn(*args, **kwargs)
     try:
-        for item in stream:
+        sent = None
+        while True:
+            try:
+                item = next(stream) if sent is None else stream.send(sent)  # what the consumer sends too
+            except StopIteration:
+                break
             kept.add(item)
-            yield item
+            sent = yield item
     except GeneratorExit:
         call.ok(kept.result())  # the consumer stopped: the step ends with what it took
         raise
@@ -379,6 +409,7 @@ def stream_sync(
         call.fail(exc)
         raise
     finally:
+        run.ledger.let_go(end)
         stream.close()
     call.ok(kept.result())
 
@@ -397,11 +428,18 @@ async def stream_async(
             yield item
         return
     kept = _Kept()
+    end = kept.ender(call)
+    run.ledger.hold_open(end)
     stream = fn(*args, **kwargs)
     try:
-        async for item in stream:
+        sent = None
+        while True:
+            try:
+                item = await (anext(stream) if sent is None else stream.asend(sent))  # type: ignore[attr-defined]
+            except StopAsyncIteration:
+                break
             kept.add(item)
-            yield item
+            sent = yield item
     except GeneratorExit:
         call.ok(kept.result())
         raise
@@ -409,6 +447,7 @@ async def stream_async(
         call.fail(exc)
         raise
     finally:
+        run.ledger.let_go(end)
         await stream.aclose()  # type: ignore[attr-defined]
     call.ok(kept.result())
 
@@ -440,6 +479,10 @@ class _Kept:
 
     def result(self) -> Any:
         return self.items if self.items is not None else {"$stream_items": self.count}
+
+    def ender(self, call: ToolCall) -> Callable[[], None]:
+        """How the run ends ``call`` if the stream is still open when it stops: with what was taken."""
+        return lambda: call.ok(self.result())
 
 
 def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
@@ -573,6 +616,24 @@ class _ArgBinder:
         return bound
 
 
+def _name_of(func: Callable[..., Any]) -> str:
+    """A tool's default name: the function's; a ``functools.partial``'s function's; a callable object's
+    class name."""
+    name = getattr(func, "__name__", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(func, functools.partial):
+        return _name_of(func.func)
+    return type(func).__name__
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, also true for a callable object whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    return not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__)
+
+
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     """The call if a framework integration already opened this very tool call (one span, not two)."""
     if not _claims_seen:  # no call was ever claimable: none to claim
@@ -617,8 +678,10 @@ def tool(
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(func, classmethod | staticmethod):  # @tool above @classmethod: wrap what it wraps
+            return type(func)(decorate(func.__func__))
         options = ToolOptions(
-            name=name or func.__name__,
+            name=name or _name_of(func),
             side_effects=side_effects,
             timeout_s=timeout_s,
             retry=retry,
@@ -626,21 +689,53 @@ def tool(
         )
         binder = _ArgBinder(func)
 
-        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-            stream = stream_async if inspect.isasyncgenfunction(func) else stream_sync
+        # The wrappers are of the function's own kind (generator, async generator, coroutine function),
+        # so what frameworks ask `inspect` about a tool (is it async? does it stream?) stays true. A
+        # generator's run is the one its first item is taken in, when its body starts.
+        if inspect.isgeneratorfunction(func):
 
             @functools.wraps(func)
             def stream_wrapper(*args: Any, **kwargs: Any) -> Any:
                 run = active_run()
                 if run is None:
                     steps.outside_run(options.name)  # executed as is, except during a replay
-                    return func(*args, **kwargs)
-                return stream(run, options, func, args, kwargs, binder.bind(args, kwargs))
+                    return (yield from func(*args, **kwargs))
+                return (yield from stream_sync(run, options, func, args, kwargs, binder.bind(args, kwargs)))
 
             stream_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
             return stream_wrapper
 
-        if inspect.iscoroutinefunction(func):
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def astream_wrapper(*args: Any, **kwargs: Any) -> Any:
+                run = active_run()
+                if run is None:
+                    steps.outside_run(options.name)
+                    stream = func(*args, **kwargs)
+                else:
+                    stream = stream_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
+                # ``yield from`` for an async generator (there is none): items out, asend/athrow in.
+                try:
+                    item = await anext(stream)
+                    while True:
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            raise
+                        except BaseException as exc:
+                            item = await stream.athrow(exc)
+                        else:
+                            item = await (anext(stream) if sent is None else stream.asend(sent))
+                except StopAsyncIteration:
+                    return
+                finally:
+                    await stream.aclose()
+
+            astream_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
+            return astream_wrapper
+
+        if is_async_callable(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

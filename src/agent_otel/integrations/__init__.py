@@ -102,6 +102,8 @@ def instrument(names: Iterable[str] | None = None) -> list[str]:
 
     Active means instrumented now, or armed to instrument when the framework is first imported.
     """
+    if isinstance(names, str):  # instrument="openai" is one name, not the letters o, p, e, n...
+        names = [names]
     wanted = list(_REGISTRY) if names is None else list(names)
     unknown = [n for n in wanted if n not in _REGISTRY]
     if unknown:
