@@ -323,9 +323,16 @@ def test_after_metric_export_fails_the_newest_batch_goes_first(fresh, monkeypatc
             assert poll(lambda: receiver.metric_refused >= 2, 20.0)
             for i in range(3, 7):
                 run.call_tool(tool, lambda i: "ok", {"i": i})
-            # ... while newer batches with all 7 are collected behind it.
+            # ... while a newer batch with all 7 is collected behind it: the counts come from the event
+            # pipeline, then a collection now (a fixed wait for the next interval failed under load).
+            installation = sdk.installation()
+            assert installation is not None and installation.pipeline.flush(10)
+            before = receiver.metric_refused
+            installation.otlp_metric_reader.collect(timeout_millis=5000)
+            # A send under way now is refused, and the sender backs off: the collector recovers after
+            # that (a batch in flight when it recovers would be taken first, whatever its age).
+            assert poll(lambda: receiver.metric_refused > before, 20.0)
             refused = receiver.metric_refused
-            time.sleep(0.6)
         receiver.metric_status = None
         assert refused >= 2
         # The warning says why (the SDK's exporter only returns FAILURE; its own log line is silenced).
