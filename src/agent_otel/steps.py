@@ -725,7 +725,11 @@ def begin(
     if checks:
         if ledger.pending is not None or run.result is not None:
             check_pending(run)
-            return None  # the run's block was left: what outlived it runs untraced
+            # The run's block was left: what outlived it runs untraced, as a tool outside any run does,
+            # so the same policies apply (a replay never runs a tool: it would send the e-mail again).
+            if step.kind == "tool":
+                outside_run(step.name)
+            return None
         for hook in hooks.before:
             hook(step)
     for serve in hooks.serve:

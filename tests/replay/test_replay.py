@@ -585,3 +585,37 @@ def test_the_replay_honours_guards_and_budgets_like_the_original(rig):
         limited(rp.input)
     assert rp.report.matched and rp.report.stop_reason_now == "budget_exceeded"
     assert support_agent.CALLS["send_email"] == 0
+
+
+def test_a_tool_call_that_outlives_the_replayed_run_is_not_executed(rig, recorded):
+    """Work a run starts may outlive its block (a task awaited later) and then runs untraced, as it
+    would without agent-otel. Under a replay that meant the real tool ran: an e-mail sent again by a
+    replay. A tool that outlives the replayed run's block is refused, as one called outside any run."""
+    sent: list[str] = []
+
+    @agent_otel.tool(name="notify")
+    async def notify(to: str) -> str:
+        sent.append(to)
+        return "sent"
+
+    async def agent() -> asyncio.Task:
+        async with agent_otel.run("notifier"):
+            await notify("ops@example.com")
+            later = asyncio.create_task(asyncio.sleep(0))
+            await later
+            return asyncio.create_task(notify("customer@example.com"))  # awaited after the block
+
+    async def main() -> None:
+        task = await agent()
+        await task
+
+    rig.start()
+    asyncio.run(main())
+    rig.flush()
+    original = rig.last_run_id("notifier")
+    assert sent == ["ops@example.com", "customer@example.com"]  # recording: both calls ran
+
+    with agent_otel.replay(original, mode="lenient"):
+        with pytest.raises(UnrecordedToolCall):
+            asyncio.run(main())
+    assert sent == ["ops@example.com", "customer@example.com"]  # the replay sent nothing
