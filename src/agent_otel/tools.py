@@ -381,27 +381,34 @@ def stream_sync(
 ) -> Iterator[Any]:
     """A generator tool: one step from the first item to the last (or to the consumer closing it), whose
     result is the list of items yielded, hashed, recorded and yielded again by a replay. The step begins
-    at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream."""
+    at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream. What the
+    consumer sends or throws in reaches the generator, and its ``return`` value is this one's, as with
+    ``yield from`` (a replay serves the items, not the return value)."""
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is None:
-        yield from fn(*args, **kwargs)
-        return
+        return (yield from fn(*args, **kwargs))
     if call.replay is not None:
         yield from _recorded_items(call, call.replay.serve(call))
-        return
+        return None
     kept = _Kept()
     end = kept.ender(call)
     run.ledger.hold_open(end)  # a stream left unfinished ends when the run does, not at garbage collection
     stream = fn(*args, **kwargs)
     try:
-        sent = None
-        while True:
-            try:
-                item = next(stream) if sent is None else stream.send(sent)  # what the consumer sends too
-            except StopIteration:
-                break
-            kept.add(item)
-            sent = yield item
+        try:
+            item = next(stream)
+            while True:
+                kept.add(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as thrown:  # the consumer's throw(): the generator may handle it
+                    item = stream.throw(thrown)
+                else:
+                    item = next(stream) if sent is None else stream.send(sent)  # what the consumer sends
+        except StopIteration as stop:
+            value = stop.value
     except GeneratorExit:
         call.ok(kept.result())  # the consumer stopped: the step ends with what it took
         raise
@@ -412,44 +419,54 @@ def stream_sync(
         run.ledger.let_go(end)
         stream.close()
     call.ok(kept.result())
+    return value
 
 
 async def stream_async(
     run: Run, options: ToolOptions, fn: Callable[..., AsyncIterator[Any]], args: Any, kwargs: Any, hashed: Any
 ) -> AsyncIterator[Any]:
-    """:func:`stream_sync` for an async generator tool."""
+    """:func:`stream_sync` for an async generator tool (which has no return value)."""
     call = begin(run, options, hashed, fn=fn, attach=False)
-    if call is None:
-        async for item in fn(*args, **kwargs):
-            yield item
-        return
-    if call.replay is not None:
+    if call is not None and call.replay is not None:
         for item in _recorded_items(call, call.replay.serve(call)):
             yield item
         return
     kept = _Kept()
-    end = kept.ender(call)
-    run.ledger.hold_open(end)
+    end = kept.ender(call) if call is not None else None
+    if end is not None:
+        run.ledger.hold_open(end)
+    else:  # untraced (the run's block was left, or telemetry failed): nothing to keep
+        kept.items = None
     stream = fn(*args, **kwargs)
     try:
-        sent = None
-        while True:
-            try:
-                item = await (anext(stream) if sent is None else stream.asend(sent))  # type: ignore[attr-defined]
-            except StopAsyncIteration:
-                break
-            kept.add(item)
-            sent = yield item
+        try:
+            item = await anext(stream)
+            while True:
+                kept.add(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as thrown:  # the consumer's athrow(): the generator may handle it
+                    item = await stream.athrow(thrown)  # type: ignore[attr-defined]
+                else:
+                    item = await (anext(stream) if sent is None else stream.asend(sent))  # type: ignore[attr-defined]
+        except StopAsyncIteration:
+            pass
     except GeneratorExit:
-        call.ok(kept.result())
+        if call is not None:
+            call.ok(kept.result())
         raise
     except BaseException as exc:
-        call.fail(exc)
+        if call is not None:
+            call.fail(exc)
         raise
     finally:
-        run.ledger.let_go(end)
+        if end is not None:
+            run.ledger.let_go(end)
         await stream.aclose()  # type: ignore[attr-defined]
-    call.ok(kept.result())
+    if call is not None:
+        call.ok(kept.result())
 
 
 # A stream's items are its result only up to here: a tool yielding the lines of a big file must not make

@@ -422,3 +422,21 @@ def test_content_capture_records_the_messages_once(configured, instrument, fake_
         "parts": [{"type": "text", "content": "hello"}],
         "finish_reason": "stop",
     }
+
+
+def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api):
+    """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
+    It ends with the run, and the stream still reads to its end."""
+    instrument("litellm")
+    fake_api.reply(chunks("gpt-4o-mini", 5, 2))
+    with agent_otel.run("litellm-kept") as run:
+        stream = litellm.completion(
+            model="openai/gpt-4o-mini", messages=MESSAGES, api_base=fake_api.base_url, api_key="k", stream=True
+        )
+        next(stream)
+    spans = ours(telemetry.spans())
+    chat = one(spans, "chat gpt-4o-mini")
+    assert chat.end_time <= one(spans, "invoke_agent litellm-kept").end_time
+    assert run.result.usage["llm_calls"] == 1
+    assert len(list(stream)) >= 1  # the stream itself goes on
+    assert len(telemetry.events("llm_result")) == 1

@@ -275,6 +275,7 @@ class Watch:
         self.call = call
         self.feed = feed
         self.reply = Reply()
+        call.end_with_run(self.end)  # left unfinished but still referenced: it ends when the run stops
 
     def event(self, event: Any) -> None:
         try:
