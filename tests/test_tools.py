@@ -600,3 +600,54 @@ def test_athrow_into_an_async_generator_tool_reaches_it_in_a_run_and_after_it(te
     assert [s.attributes[c.TOOL_STATUS] for s in spans] == ["ok", "ok"]
     assert spans[0].attributes[c.TOOL_RESULT_SHA] == sha([0, "skipped", 1, 2])
     assert run.result.usage["tool_calls"] == 2
+
+
+def test_a_cancelled_tool_call_is_cancelled_not_a_tool_error(telemetry):
+    """An asyncio task cancelled while its tool runs, Ctrl-C during a sync tool: the tool did not fail.
+    Its step read ``error`` (ERROR status, in the tool's error rate and the exemplars of failures); it is
+    ``cancelled`` with span status UNSET, as a cancelled run is, ``error.type`` naming what cancelled it.
+    The agent's own deadline around a tool still ends the run ``tool_timeout``."""
+
+    @agent_otel.tool(name="slow")
+    async def slow() -> None:
+        await asyncio.sleep(10)
+
+    @agent_otel.tool(name="interrupted")
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    async def cancel_it() -> agent_otel.StopResult:
+        started = asyncio.Event()
+
+        async def agent() -> None:
+            async with agent_otel.run("cancel"):
+                started.set()
+                await slow()
+
+        task = asyncio.create_task(agent())
+        await started.wait()
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def deadline() -> agent_otel.Run:
+        with pytest.raises(TimeoutError):
+            async with agent_otel.run("deadline") as run:
+                async with asyncio.timeout(0.05):
+                    await slow()
+        return run
+
+    asyncio.run(cancel_it())
+    assert asyncio.run(deadline()).result.stop_reason == "tool_timeout"
+    with pytest.raises(KeyboardInterrupt), agent_otel.run("ctrl-c") as run:
+        interrupted()
+    assert run.result.stop_reason == "cancelled"
+    spans = tool_spans(telemetry)
+    assert len(spans) == 3
+    for span in spans:
+        assert span.attributes[c.TOOL_STATUS] == "cancelled"
+        assert span.status.status_code.name == "UNSET"
+    assert sorted(s.attributes[c.ERROR_TYPE] for s in spans) == ["CancelledError", "CancelledError", "KeyboardInterrupt"]
+    assert {e["status"] for e in telemetry.events("tool_result")} == {"cancelled"}
+    assert {a["status"] for a, _ in telemetry.metrics()["agent.tool.invocations"]} == {"cancelled"}

@@ -162,13 +162,19 @@ class ToolCall(Step):
             internal_error("recording a tool result", exc)
 
     def fail(self, exc: BaseException) -> None:
-        """Finish with the exception the tool raised; the caller re-raises it unchanged."""
+        """Finish with the exception the tool raised; the caller re-raises it unchanged.
+
+        A cancellation (asyncio's, KeyboardInterrupt, SystemExit) is not the tool failing: the call ends
+        ``cancelled``, span status UNSET (as a ``cancelled`` run's), with ``error.type`` naming what
+        cancelled it. Its note still lets the agent's own deadline around it end the run ``tool_timeout``.
+        """
         if not self.claim_end():
             return
         reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
         note_failure(self.run, exc, reason)
+        cancelled = isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
         try:
-            self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc)
+            self._finish(c.STATUS_CANCELLED if cancelled else c.STATUS_ERROR, type(exc).__name__, None, None, exc)
         except Exception as err:
             internal_error("recording a tool error", err)
 
@@ -223,7 +229,8 @@ class ToolCall(Step):
                 result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             except Exception as err:
                 internal_error("recording a tool span's outcome", err)
-        duration_ms, span_ctx = self.end(attributes, exc)  # status: the class and the redacted message
+        # ERROR status (the class and the redacted message) for a failure; a cancellation leaves it UNSET.
+        duration_ms, span_ctx = self.end(attributes, exc if status == c.STATUS_ERROR else None)
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
