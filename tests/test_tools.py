@@ -648,6 +648,10 @@ def test_a_cancelled_tool_call_is_cancelled_not_a_tool_error(telemetry):
     for span in spans:
         assert span.attributes[c.TOOL_STATUS] == "cancelled"
         assert span.status.status_code.name == "UNSET"
-    assert sorted(s.attributes[c.ERROR_TYPE] for s in spans) == ["CancelledError", "CancelledError", "KeyboardInterrupt"]
+    assert sorted(s.attributes[c.ERROR_TYPE] for s in spans) == [
+        "CancelledError",
+        "CancelledError",
+        "KeyboardInterrupt",
+    ]
     assert {e["status"] for e in telemetry.events("tool_result")} == {"cancelled"}
     assert {a["status"] for a, _ in telemetry.metrics()["agent.tool.invocations"]} == {"cancelled"}

@@ -174,7 +174,8 @@ class ToolCall(Step):
         note_failure(self.run, exc, reason)
         cancelled = isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
         try:
-            self._finish(c.STATUS_CANCELLED if cancelled else c.STATUS_ERROR, type(exc).__name__, None, None, exc)
+            status = c.STATUS_CANCELLED if cancelled else c.STATUS_ERROR
+            self._finish(status, type(exc).__name__, None, None, exc)
         except Exception as err:
             internal_error("recording a tool error", err)
 
@@ -395,7 +396,7 @@ def stream_sync(
     if call is None:
         return (yield from fn(*args, **kwargs))
     if call.replay is not None:
-        yield from _recorded_items(call, call.replay.serve(call))
+        yield from _served(_recorded_items(call, call.replay.serve(call)))
         return None
     kept = _Kept()
     end = kept.ender(call)
@@ -436,7 +437,12 @@ async def stream_async(
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is not None and call.replay is not None:
         for item in _recorded_items(call, call.replay.serve(call)):
-            yield item
+            try:  # as _served: what the consumer sends or throws in is answered with the next item
+                yield item
+            except GeneratorExit:
+                raise
+            except BaseException:
+                continue
         return
     kept = _Kept()
     end = kept.ender(call) if call is not None else None
@@ -507,6 +513,19 @@ class _Kept:
     def ender(self, call: ToolCall) -> Callable[[], None]:
         """How the run ends ``call`` if the stream is still open when it stops: with what was taken."""
         return lambda: call.ok(self.result())
+
+
+def _served(items: list[Any]) -> Iterator[Any]:
+    """A replay's stream: the recorded items in order, whatever the consumer sends or throws in (the
+    generator answered those with the next item, which is what was recorded; a list iterator would raise
+    AttributeError on ``send`` and let a ``throw`` out, where the recorded run went on)."""
+    for item in items:
+        try:
+            yield item
+        except GeneratorExit:
+            raise
+        except BaseException:  # the recorded generator handled it: its next item follows
+            continue
 
 
 def _recorded_items(call: ToolCall, value: Any) -> list[Any]:

@@ -304,7 +304,9 @@ def test_stream_helper_left_early_ends_the_step_when_its_block_ends(
     assert stream is not None  # still referenced: nothing was garbage collected
 
 
-def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api, client, tracing):
+def test_a_stream_left_unfinished_ends_its_step_with_the_run(
+    telemetry, instrument, fake_api, client, tracing
+):
     """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
     It ends with the run (with the usage seen so far), and the stream still reads to its end."""
     instrument("anthropic")

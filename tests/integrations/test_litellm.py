@@ -431,7 +431,11 @@ def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrume
     fake_api.reply(chunks("gpt-4o-mini", 5, 2))
     with agent_otel.run("litellm-kept") as run:
         stream = litellm.completion(
-            model="openai/gpt-4o-mini", messages=MESSAGES, api_base=fake_api.base_url, api_key="k", stream=True
+            model="openai/gpt-4o-mini",
+            messages=MESSAGES,
+            api_base=fake_api.base_url,
+            api_key="k",
+            stream=True,
         )
         next(stream)
     spans = ours(telemetry.spans())

@@ -513,7 +513,9 @@ def test_stream_helper_raising_for_a_failed_response_ends_the_run_with_model_err
     assert run.result.stop_reason == "model_error"
 
 
-async def test_a_stream_left_unfinished_ends_its_step_with_the_run_and_still_works(telemetry, instrument, fake_api):
+async def test_a_stream_left_unfinished_ends_its_step_with_the_run_and_still_works(
+    telemetry, instrument, fake_api
+):
     """``create(stream=True)`` read partly, kept but neither closed nor in a ``with``: the step ended only
     when the garbage collector took the stream, after the run's span and stop (a child span ending after
     its parent, a request missing from the run's numbers). It ends with the run now, with the usage seen
