@@ -313,17 +313,18 @@ async def test_acompletion_and_async_stream_with_usage_chunk(telemetry, instrume
     assert run.result.usage["llm_calls"] == 2
 
 
+def mini_stream(api):
+    """A streamed gpt-4o-mini completion from the fake API (its reply queued by the caller)."""
+    return litellm.completion(
+        model="openai/gpt-4o-mini", messages=MESSAGES, api_base=api.base_url, api_key="k", stream=True
+    )
+
+
 def test_sync_stream_abandoned_early_still_ends_its_step(telemetry, instrument, fake_api):
     instrument("litellm")
     fake_api.reply(chunks("gpt-4o-mini", 5, 2))
     with agent_otel.run("litellm-early") as run:
-        stream = litellm.completion(
-            model="openai/gpt-4o-mini",
-            messages=MESSAGES,
-            api_base=fake_api.base_url,
-            api_key="k",
-            stream=True,
-        )
+        stream = mini_stream(fake_api)
         next(stream)
         gone = weakref.ref(stream)
         del stream
@@ -430,13 +431,7 @@ def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrume
     instrument("litellm")
     fake_api.reply(chunks("gpt-4o-mini", 5, 2))
     with agent_otel.run("litellm-kept") as run:
-        stream = litellm.completion(
-            model="openai/gpt-4o-mini",
-            messages=MESSAGES,
-            api_base=fake_api.base_url,
-            api_key="k",
-            stream=True,
-        )
+        stream = mini_stream(fake_api)
         next(stream)
     spans = ours(telemetry.spans())
     chat = one(spans, "chat gpt-4o-mini")
