@@ -245,8 +245,11 @@ class BridgedToolCall(ToolCall):
             return
         try:
             if error_type is not None:  # a cancellation is not the tool failing (tools.ToolCall.fail)
-                status = c.STATUS_CANCELLED if error_type in _CANCELLATIONS else c.STATUS_ERROR
-                self._finish(status, error_type, None, None, BridgedError(error_type))
+                failure = BridgedError(error_type)
+                if error_type in _CANCELLATIONS:
+                    self._finish(c.STATUS_CANCELLED, error_type, None, None, failure)
+                else:
+                    self._finish(c.STATUS_ERROR, error_type, None, None, failure, failure)
             else:
                 self._finish(c.STATUS_OK, "", None, None, None)
         except Exception as err:

@@ -174,8 +174,10 @@ class ToolCall(Step):
         note_failure(self.run, exc, reason)
         cancelled = isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
         try:
-            status = c.STATUS_CANCELLED if cancelled else c.STATUS_ERROR
-            self._finish(status, type(exc).__name__, None, None, exc)
+            if cancelled:  # the span's status stays UNSET
+                self._finish(c.STATUS_CANCELLED, type(exc).__name__, None, None, exc, None)
+            else:
+                self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc, exc)
         except Exception as err:
             internal_error("recording a tool error", err)
 
@@ -214,8 +216,16 @@ class ToolCall(Step):
             rt.metrics.failed_attempt(run.agent, self.options.name, type(exc).__name__, run.run_id)
 
     def _finish(
-        self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None
+        self,
+        status: str,
+        error_type: str,
+        result_sha: str | None,
+        result: Any,
+        exc: BaseException | None,
+        failed: BaseException | None = None,
     ) -> None:
+        """``exc`` ended the call (for the policies' hooks); ``failed``, the same when it failed (the span's
+        ERROR status: the class and the redacted message), None for a cancellation."""
         rt = self.run.ledger.runtime
         attributes: dict[str, Any] = {c.TOOL_STATUS: status, c.TOOL_ATTEMPTS: self.attempts}
         if result_sha is not None and (rt is None or rt.store_args_hash):
@@ -230,8 +240,7 @@ class ToolCall(Step):
                 result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             except Exception as err:
                 internal_error("recording a tool span's outcome", err)
-        # ERROR status (the class and the redacted message) for a failure; a cancellation leaves it UNSET.
-        duration_ms, span_ctx = self.end(attributes, exc if status == c.STATUS_ERROR else None)
+        duration_ms, span_ctx = self.end(attributes, failed)
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
