@@ -425,17 +425,28 @@ def test_content_capture_records_the_messages_once(configured, instrument, fake_
     }
 
 
-def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api):
+async def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api):
     """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
-    It ends with the run, and the stream still reads to its end."""
+    It ends with the run, and the stream still reads to its end (``completion`` and ``acompletion``)."""
     instrument("litellm")
-    fake_api.reply(chunks("gpt-4o-mini", 5, 2))
+    fake_api.reply(chunks("gpt-4o-mini", 5, 2), chunks("gpt-4o-mini", 5, 2))
     with agent_otel.run("litellm-kept") as run:
         stream = mini_stream(fake_api)
         next(stream)
+    async with agent_otel.run("litellm-akept") as arun:
+        astream = await litellm.acompletion(
+            model="openai/gpt-4o-mini",
+            messages=MESSAGES,
+            api_base=fake_api.base_url,
+            api_key="k",
+            stream=True,
+        )
+        await anext(aiter(astream))
     spans = ours(telemetry.spans())
-    chat = one(spans, "chat gpt-4o-mini")
-    assert chat.end_time <= one(spans, "invoke_agent litellm-kept").end_time
-    assert run.result.usage["llm_calls"] == 1
-    assert len(list(stream)) >= 1  # the stream itself goes on
-    assert len(telemetry.events("llm_result")) == 1
+    for name, r in (("litellm-kept", run), ("litellm-akept", arun)):
+        (chat,) = [s for s in by_name(spans, "chat gpt-4o-mini") if s.attributes["agent.run_id"] == r.run_id]
+        assert chat.end_time <= one(spans, f"invoke_agent {name}").end_time
+        assert r.result.usage["llm_calls"] == 1
+    assert len(list(stream)) >= 1  # the streams themselves go on
+    assert len([c async for c in astream]) >= 1
+    assert len(telemetry.events("llm_result")) == 2
