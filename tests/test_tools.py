@@ -508,3 +508,150 @@ def test_call_tool_with_a_generator_function_is_one_step_over_its_items(telemetr
         assert asyncio.run(consume(run)) == [0, 1]
     spans = tool_spans(telemetry)
     assert [s.attributes[c.TOOL_RESULT_SHA] for s in spans] == [sha([0, 1, 2]), sha([0, 1])]
+
+
+class Skip(Exception):
+    """What a consumer throws into a stream to make it skip ahead (a generator protocol some code uses)."""
+
+
+def test_throw_into_a_generator_tool_reaches_it_and_its_return_value_comes_back(telemetry):
+    """``throw()`` into a streaming tool went to agent-otel's wrapper, which failed the step and raised it,
+    instead of to the user's generator (which handles it here); the generator's ``return`` value (the
+    ``yield from`` result) was dropped. Without agent-otel both work: with it, in a run or not, too."""
+
+    def pages():
+        for page in range(3):
+            try:
+                yield page
+            except Skip:
+                yield "skipped"
+        return "three pages"
+
+    traced = agent_otel.tool(name="pages")(pages)
+
+    def consume(gen):
+        first = next(gen)
+        after_throw = gen.throw(Skip())
+        rest = list(gen)
+        return [first, after_throw, *rest]
+
+    def delegate(gen):
+        returned = yield from gen
+        yield returned
+
+    expected = [0, "skipped", 1, 2]
+    assert consume(pages()) == expected and list(delegate(pages()))[-1] == "three pages"  # the baseline
+    assert consume(traced()) == expected and list(delegate(traced()))[-1] == "three pages"  # outside a run
+    with agent_otel.run("reader") as run:
+        assert consume(traced()) == expected
+        assert list(delegate(traced()))[-1] == "three pages"
+        assert list(delegate(run.call_tool("pages", pages)))[-1] == "three pages"
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.TOOL_STATUS] for s in spans] == ["ok", "ok", "ok"]
+    assert spans[0].attributes[c.TOOL_RESULT_SHA] == sha(expected)
+    assert run.result.stop_reason == "completed"
+
+
+def test_a_throw_the_generator_tool_does_not_handle_fails_its_step_and_reaches_the_caller(telemetry):
+    @agent_otel.tool
+    def rows():
+        yield 1
+        yield 2
+
+    with pytest.raises(Skip), agent_otel.run("reader") as run:
+        stream = rows()
+        next(stream)
+        stream.throw(Skip("no more"))
+    (span,) = tool_spans(telemetry)
+    assert span.attributes[c.TOOL_STATUS] == "error" and span.attributes[c.ERROR_TYPE] == "Skip"
+    assert run.result.stop_reason == "tool_error"
+
+
+def test_athrow_into_an_async_generator_tool_reaches_it_in_a_run_and_after_it(telemetry):
+    """The async twin: ``athrow()`` reached agent-otel's wrapper, not the user's async generator, inside
+    a run (``@tool`` and ``run.call_tool``) and after the run's block (the stream consumed later)."""
+
+    async def pages():
+        for page in range(3):
+            try:
+                yield page
+            except Skip:
+                yield "skipped"
+
+    traced = agent_otel.tool(name="pages")(pages)
+
+    async def consume(gen):
+        first = await anext(gen)
+        after_throw = await gen.athrow(Skip())
+        return [first, after_throw, *[item async for item in gen]]
+
+    async def agent():
+        expected = [0, "skipped", 1, 2]
+        assert await consume(pages()) == expected  # the baseline
+        async with agent_otel.run("areader") as run:
+            assert await consume(traced()) == expected
+            assert await consume(run.call_tool("pages", pages)) == expected
+            later = run.call_tool("pages", pages)
+        assert await consume(later) == expected  # begun after the block: untraced, still forwarded
+        return run
+
+    run = asyncio.run(agent())
+    spans = tool_spans(telemetry)
+    assert [s.attributes[c.TOOL_STATUS] for s in spans] == ["ok", "ok"]
+    assert spans[0].attributes[c.TOOL_RESULT_SHA] == sha([0, "skipped", 1, 2])
+    assert run.result.usage["tool_calls"] == 2
+
+
+def test_a_cancelled_tool_call_is_cancelled_not_a_tool_error(telemetry):
+    """An asyncio task cancelled while its tool runs, Ctrl-C during a sync tool: the tool did not fail.
+    Its step read ``error`` (ERROR status, in the tool's error rate and the exemplars of failures); it is
+    ``cancelled`` with span status UNSET, as a cancelled run is, ``error.type`` naming what cancelled it.
+    The agent's own deadline around a tool still ends the run ``tool_timeout``."""
+
+    @agent_otel.tool(name="slow")
+    async def slow() -> None:
+        await asyncio.sleep(10)
+
+    @agent_otel.tool(name="interrupted")
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    async def cancel_it() -> agent_otel.StopResult:
+        started = asyncio.Event()
+
+        async def agent() -> None:
+            async with agent_otel.run("cancel"):
+                started.set()
+                await slow()
+
+        task = asyncio.create_task(agent())
+        await started.wait()
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def deadline() -> agent_otel.Run:
+        with pytest.raises(TimeoutError):
+            async with agent_otel.run("deadline") as run:
+                async with asyncio.timeout(0.05):
+                    await slow()
+        return run
+
+    asyncio.run(cancel_it())
+    assert asyncio.run(deadline()).result.stop_reason == "tool_timeout"
+    with pytest.raises(KeyboardInterrupt), agent_otel.run("ctrl-c") as run:
+        interrupted()
+    assert run.result.stop_reason == "cancelled"
+    spans = tool_spans(telemetry)
+    assert len(spans) == 3
+    for span in spans:
+        assert span.attributes[c.TOOL_STATUS] == "cancelled"
+        assert span.status.status_code.name == "UNSET"
+    assert sorted(s.attributes[c.ERROR_TYPE] for s in spans) == [
+        "CancelledError",
+        "CancelledError",
+        "KeyboardInterrupt",
+    ]
+    assert {e["status"] for e in telemetry.events("tool_result")} == {"cancelled"}
+    assert {a["status"] for a, _ in telemetry.metrics()["agent.tool.invocations"]} == {"cancelled"}

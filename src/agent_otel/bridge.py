@@ -244,12 +244,20 @@ class BridgedToolCall(ToolCall):
         if not self.claim_end():
             return
         try:
-            if error_type is not None:
-                self._finish(c.STATUS_ERROR, error_type, None, None, BridgedError(error_type))
+            if error_type is not None:  # a cancellation is not the tool failing (tools.ToolCall.fail)
+                failure = BridgedError(error_type)
+                if error_type in _CANCELLATIONS:
+                    self._finish(c.STATUS_CANCELLED, error_type, None, None, failure)
+                else:
+                    self._finish(c.STATUS_ERROR, error_type, None, None, failure, failure)
             else:
                 self._finish(c.STATUS_OK, "", None, None, None)
         except Exception as err:
             internal_error("recording a framework tool call", err)
+
+
+#: The ``error.type`` of a framework's tool span that was cancelled rather than failed.
+_CANCELLATIONS = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"})
 
 
 class BridgedError(Exception):

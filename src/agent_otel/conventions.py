@@ -200,6 +200,7 @@ EVENT_HANDOFF: Final = "agent.handoff"
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
 STATUS_INTERRUPTED: Final = "interrupted"  # a tool call that paused the agent for human input
+STATUS_CANCELLED: Final = "cancelled"  # a tool call cancelled (asyncio, KeyboardInterrupt, SystemExit)
 
 # --- unified event kinds (DESIGN.md "Unified event schema") ----------------------------------------
 

@@ -58,6 +58,7 @@ class LLMCall(Step):
         "attributes",
         "bridged",
         "deferred",
+        "held",
         "model",
         "native",
         "provider",
@@ -81,6 +82,7 @@ class LLMCall(Step):
         self.taken: LLMCall | None = None
         self._parent: Any = None
         self._start_time_ns = time.time_ns()
+        self.held: Any = None  # how the run ends this call if it is still open then (end_with_run)
 
     def span_name(self) -> str:
         return c.llm_span_name(self.model)
@@ -194,6 +196,21 @@ class LLMCall(Step):
             extra[c.GEN_AI_AGENT_NAME] = self.agent_name
         return extra
 
+    def end_with_run(self, end: Any) -> None:
+        """Have the run call ``end()`` when it stops, should this call still be open then: a stream its
+        consumer left unfinished but still holds would otherwise end its step only when the garbage
+        collector takes it, after the run's span and stop. The stream itself goes on for its reader."""
+        try:
+            self.run.ledger.hold_open(end)
+            self.held = end
+        except Exception as exc:
+            internal_error("holding a streamed LLM step open", exc)
+
+    def _let_go(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            self.run.ledger.let_go(held)
+
     def finish(
         self,
         input_tokens: int = 0,
@@ -207,6 +224,8 @@ class LLMCall(Step):
         """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it."""
         if not self.claim_end():
             return
+        if self.held is not None:
+            self._let_go()
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
             _complete(self, usage, cost_usd, response_model, None)
@@ -225,6 +244,8 @@ class LLMCall(Step):
     ) -> None:
         if not self.claim_end():
             return
+        if self.held is not None:
+            self._let_go()
         if isinstance(exc, BaseException):
             note_failure(self.run, exc, StopReason.MODEL_ERROR)
         try:

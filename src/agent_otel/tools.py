@@ -162,13 +162,22 @@ class ToolCall(Step):
             internal_error("recording a tool result", exc)
 
     def fail(self, exc: BaseException) -> None:
-        """Finish with the exception the tool raised; the caller re-raises it unchanged."""
+        """Finish with the exception the tool raised; the caller re-raises it unchanged.
+
+        A cancellation (asyncio's, KeyboardInterrupt, SystemExit) is not the tool failing: the call ends
+        ``cancelled``, span status UNSET (as a ``cancelled`` run's), with ``error.type`` naming what
+        cancelled it. Its note still lets the agent's own deadline around it end the run ``tool_timeout``.
+        """
         if not self.claim_end():
             return
         reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
         note_failure(self.run, exc, reason)
+        cancelled = isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
         try:
-            self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc)
+            if cancelled:  # the span's status stays UNSET
+                self._finish(c.STATUS_CANCELLED, type(exc).__name__, None, None, exc, None)
+            else:
+                self._finish(c.STATUS_ERROR, type(exc).__name__, None, None, exc, exc)
         except Exception as err:
             internal_error("recording a tool error", err)
 
@@ -207,8 +216,16 @@ class ToolCall(Step):
             rt.metrics.failed_attempt(run.agent, self.options.name, type(exc).__name__, run.run_id)
 
     def _finish(
-        self, status: str, error_type: str, result_sha: str | None, result: Any, exc: BaseException | None
+        self,
+        status: str,
+        error_type: str,
+        result_sha: str | None,
+        result: Any,
+        exc: BaseException | None,
+        failed: BaseException | None = None,
     ) -> None:
+        """``exc`` ended the call (for the policies' hooks); ``failed``, the same when it failed (the span's
+        ERROR status: the class and the redacted message), None for a cancellation."""
         rt = self.run.ledger.runtime
         attributes: dict[str, Any] = {c.TOOL_STATUS: status, c.TOOL_ATTEMPTS: self.attempts}
         if result_sha is not None and (rt is None or rt.store_args_hash):
@@ -223,7 +240,7 @@ class ToolCall(Step):
                 result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             except Exception as err:
                 internal_error("recording a tool span's outcome", err)
-        duration_ms, span_ctx = self.end(attributes, exc)  # status: the class and the redacted message
+        duration_ms, span_ctx = self.end(attributes, failed)
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
@@ -381,27 +398,34 @@ def stream_sync(
 ) -> Iterator[Any]:
     """A generator tool: one step from the first item to the last (or to the consumer closing it), whose
     result is the list of items yielded, hashed, recorded and yielded again by a replay. The step begins
-    at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream."""
+    at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream. What the
+    consumer sends or throws in reaches the generator, and its ``return`` value is this one's, as with
+    ``yield from`` (a replay serves the items, not the return value)."""
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is None:
-        yield from fn(*args, **kwargs)
-        return
+        return (yield from fn(*args, **kwargs))
     if call.replay is not None:
-        yield from _recorded_items(call, call.replay.serve(call))
-        return
+        yield from _served(_recorded_items(call, call.replay.serve(call)))
+        return None
     kept = _Kept()
     end = kept.ender(call)
     run.ledger.hold_open(end)  # a stream left unfinished ends when the run does, not at garbage collection
     stream = fn(*args, **kwargs)
     try:
-        sent = None
-        while True:
-            try:
-                item = next(stream) if sent is None else stream.send(sent)  # what the consumer sends too
-            except StopIteration:
-                break
-            kept.add(item)
-            sent = yield item
+        try:
+            item = next(stream)
+            while True:
+                kept.add(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as thrown:  # the consumer's throw(): the generator may handle it
+                    item = stream.throw(thrown)
+                else:
+                    item = next(stream) if sent is None else stream.send(sent)  # what the consumer sends
+        except StopIteration as stop:
+            value = stop.value
     except GeneratorExit:
         call.ok(kept.result())  # the consumer stopped: the step ends with what it took
         raise
@@ -412,44 +436,59 @@ def stream_sync(
         run.ledger.let_go(end)
         stream.close()
     call.ok(kept.result())
+    return value
 
 
 async def stream_async(
     run: Run, options: ToolOptions, fn: Callable[..., AsyncIterator[Any]], args: Any, kwargs: Any, hashed: Any
 ) -> AsyncIterator[Any]:
-    """:func:`stream_sync` for an async generator tool."""
+    """:func:`stream_sync` for an async generator tool (which has no return value)."""
     call = begin(run, options, hashed, fn=fn, attach=False)
-    if call is None:
-        async for item in fn(*args, **kwargs):
-            yield item
-        return
-    if call.replay is not None:
+    if call is not None and call.replay is not None:
         for item in _recorded_items(call, call.replay.serve(call)):
-            yield item
+            try:  # as _served: what the consumer sends or throws in is answered with the next item
+                yield item
+            except GeneratorExit:
+                raise
+            except BaseException:
+                continue
         return
     kept = _Kept()
-    end = kept.ender(call)
-    run.ledger.hold_open(end)
+    end = kept.ender(call) if call is not None else None
+    if end is not None:
+        run.ledger.hold_open(end)
+    else:  # untraced (the run's block was left, or telemetry failed): nothing to keep
+        kept.items = None
     stream = fn(*args, **kwargs)
     try:
-        sent = None
-        while True:
-            try:
-                item = await (anext(stream) if sent is None else stream.asend(sent))  # type: ignore[attr-defined]
-            except StopAsyncIteration:
-                break
-            kept.add(item)
-            sent = yield item
+        try:
+            item = await anext(stream)
+            while True:
+                kept.add(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as thrown:  # the consumer's athrow(): the generator may handle it
+                    item = await stream.athrow(thrown)  # type: ignore[attr-defined]
+                else:
+                    item = await (anext(stream) if sent is None else stream.asend(sent))  # type: ignore[attr-defined]
+        except StopAsyncIteration:
+            pass
     except GeneratorExit:
-        call.ok(kept.result())
+        if call is not None:
+            call.ok(kept.result())
         raise
     except BaseException as exc:
-        call.fail(exc)
+        if call is not None:
+            call.fail(exc)
         raise
     finally:
-        run.ledger.let_go(end)
+        if end is not None:
+            run.ledger.let_go(end)
         await stream.aclose()  # type: ignore[attr-defined]
-    call.ok(kept.result())
+    if call is not None:
+        call.ok(kept.result())
 
 
 # A stream's items are its result only up to here: a tool yielding the lines of a big file must not make
@@ -483,6 +522,19 @@ class _Kept:
     def ender(self, call: ToolCall) -> Callable[[], None]:
         """How the run ends ``call`` if the stream is still open when it stops: with what was taken."""
         return lambda: call.ok(self.result())
+
+
+def _served(items: list[Any]) -> Iterator[Any]:
+    """A replay's stream: the recorded items in order, whatever the consumer sends or throws in (the
+    generator answered those with the next item, which is what was recorded; a list iterator would raise
+    AttributeError on ``send`` and let a ``throw`` out, where the recorded run went on)."""
+    for item in items:
+        try:
+            yield item
+        except GeneratorExit:
+            raise
+        except BaseException:  # the recorded generator handled it: its next item follows
+            continue
 
 
 def _recorded_items(call: ToolCall, value: Any) -> list[Any]:

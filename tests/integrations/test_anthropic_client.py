@@ -302,3 +302,26 @@ def test_stream_helper_left_early_ends_the_step_when_its_block_ends(
     assert chat.attributes["gen_ai.usage.input_tokens"] == 5
     assert run.result.usage["llm_calls"] == 1 and run.result.usage["input_tokens"] == 5
     assert stream is not None  # still referenced: nothing was garbage collected
+
+
+def test_a_stream_left_unfinished_ends_its_step_with_the_run(
+    telemetry, instrument, fake_api, client, tracing
+):
+    """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
+    It ends with the run (with the usage seen so far), and the stream still reads to its end."""
+    instrument("anthropic")
+    fake_api.reply(Reply(stream=stream_events(5, 9)))
+    with agent_otel.run("claude-kept") as run:
+        stream = client(fake_api).messages.create(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert next(iter(stream)).type == "message_start"
+    assert run.result.usage["llm_calls"] == 1 and run.result.usage["input_tokens"] == 5
+    assert len(telemetry.events("llm_result")) == 1
+    if tracing != "native":  # the client's own span is the client's to end: when the stream ends (below)
+        chat = chat_span(telemetry, tracing, run.run_id)
+        assert chat.end_time <= one(ours(telemetry.spans()), "invoke_agent claude-kept").end_time
+    assert [event.type for event in stream][-1] == "message_stop"  # the stream itself goes on
+    chat = chat_span(telemetry, tracing, run.run_id)
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 5
+    assert len(telemetry.events("llm_result")) == 1

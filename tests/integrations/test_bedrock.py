@@ -440,3 +440,22 @@ def test_content_capture_records_converse_messages(configured, instrument):
             "finish_reason": "tool_use",
         }
     ]
+
+
+def test_converse_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api):
+    """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
+    It ends with the run, and the stream still reads to its end."""
+    instrument("bedrock")
+    fake_api.reply(converse_stream(5, 1))
+    client = bedrock(fake_api.base_url)
+    with agent_otel.run("bedrock-kept") as run:
+        stream = client.converse_stream(modelId=NOVA, messages=MESSAGES)["stream"]
+        events = iter(stream)
+        assert "messageStart" in next(events)
+    spans = ours(telemetry.spans())
+    chat = one(spans, f"chat {NOVA}")
+    assert chat.end_time <= one(spans, "invoke_agent bedrock-kept").end_time
+    assert chat.attributes["gen_ai.response.id"] == "req-stream-1"
+    assert run.result.usage["llm_calls"] == 1
+    assert "metadata" in list(events)[-1]  # the stream itself goes on
+    assert len(telemetry.events("llm_result")) == 1

@@ -496,3 +496,31 @@ def test_shutdown_leaves_library_spans_alone(telemetry):
         lib.chat()
     spans = telemetry.exporter.get_finished_spans()
     assert all("agent.run_id" not in s.attributes for s in spans)
+
+
+def test_a_library_tool_call_cancelled_is_cancelled_not_a_tool_error(telemetry):
+    """A library's tool span that reports a cancellation (``error.type`` CancelledError, as libraries
+    that record BaseExceptions set it): the step is ``cancelled``, not a tool ``error``, as a tool
+    agent-otel wraps itself; the span's own status stays the library's."""
+    import asyncio
+
+    lib = FakeLib()
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "slow",
+        "gen_ai.tool.call.id": "c",
+    }
+    with pytest.raises(asyncio.CancelledError), lib.agent("cancelled-tool"):
+        lib.chat()
+        with lib.span("execute_tool slow", attributes) as s:
+            s.set_attribute("error.type", "CancelledError")
+            s.set_status(Status(StatusCode.ERROR, "cancelled"))
+            raise asyncio.CancelledError
+    spans = telemetry.spans()
+    tool = by_name(spans, "execute_tool slow")[0]
+    assert tool.attributes["agent.tool.status"] == "cancelled"
+    (event,) = telemetry.events("tool_result")
+    assert (event["status"], event["error"]) == ("cancelled", "CancelledError")
+    assert [(a["status"], a["error_type"]) for a, _ in telemetry.metrics()["agent.tool.invocations"]] == [
+        ("cancelled", "CancelledError")
+    ]

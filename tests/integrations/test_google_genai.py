@@ -486,3 +486,25 @@ def test_content_is_not_captured_by_default(telemetry, instrument, fake_api):
         client(fake_api).models.generate_content(model=MODEL, contents="hello")
     chat = one(ours(telemetry.spans()), f"chat {MODEL}")
     assert "gen_ai.input.messages" not in chat.attributes and "gen_ai.output.messages" not in chat.attributes
+
+
+async def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api):
+    """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
+    It ends with the run (with the usage seen so far), and the stream still reads to its end."""
+    instrument("google_genai")
+    fake_api.reply(sse(*STREAM), sse(*STREAM))
+    with agent_otel.run("gemini-kept") as run:
+        stream = client(fake_api).models.generate_content_stream(model=MODEL, contents="x")
+        assert next(stream).text == "Hel"
+    async with agent_otel.run("agemini-kept") as arun:
+        astream = await client(fake_api).aio.models.generate_content_stream(model=MODEL, contents="x")
+        assert (await anext(astream)).text == "Hel"
+    spans = ours(telemetry.spans())
+    for name, r in (("gemini-kept", run), ("agemini-kept", arun)):
+        (chat,) = [s for s in by_name(spans, f"chat {MODEL}") if s.attributes["agent.run_id"] == r.run_id]
+        assert chat.end_time <= one(spans, f"invoke_agent {name}").end_time
+        assert chat.attributes["gen_ai.usage.input_tokens"] == 12
+        assert r.result.usage["llm_calls"] == 1 and r.result.usage["input_tokens"] == 12
+    assert "".join(c.text for c in stream) == "lo there"  # the streams themselves go on
+    assert "".join([c.text async for c in astream]) == "lo there"
+    assert len(telemetry.events("llm_result")) == 2

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import agent_otel
-from tests.integrations.conftest import ours
+from tests.integrations.conftest import one, ours
 
 pytest.importorskip("langchain_core")
 
@@ -125,3 +125,21 @@ def test_retries_outside_agent_otel_are_retries_not_loop_repeats(telemetry, inst
     with agent_otel.run("fetcher") as run:
         assert fetch_with_retry("http://a") == "page"
     assert calls["n"] == 5 and run.result.stop_reason == "completed"
+
+
+def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument):
+    """``model.stream()`` read partly and kept: LangChain reports neither end nor error until the stream
+    is read on or collected, so the chat step ended after its run (a child span ending after its
+    parent). It ends with the run, as done; the stream still reads to its end."""
+    instrument("langchain")
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="one two three four")]))
+    with agent_otel.run("skimmer") as run:
+        stream = model.stream("hi")
+        assert next(stream).content == "one"
+    spans = ours(telemetry.spans())
+    (chat,) = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert chat.end_time <= one(spans, "invoke_agent skimmer").end_time
+    assert chat.status.status_code.name == "UNSET"
+    assert run.result.usage["llm_calls"] == 1
+    assert "".join(chunk.content for chunk in stream) == " two three four"  # the stream goes on
+    assert len(telemetry.events("llm_result")) == 1

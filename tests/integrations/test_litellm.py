@@ -313,17 +313,18 @@ async def test_acompletion_and_async_stream_with_usage_chunk(telemetry, instrume
     assert run.result.usage["llm_calls"] == 2
 
 
+def mini_stream(api):
+    """A streamed gpt-4o-mini completion from the fake API (its reply queued by the caller)."""
+    return litellm.completion(
+        model="openai/gpt-4o-mini", messages=MESSAGES, api_base=api.base_url, api_key="k", stream=True
+    )
+
+
 def test_sync_stream_abandoned_early_still_ends_its_step(telemetry, instrument, fake_api):
     instrument("litellm")
     fake_api.reply(chunks("gpt-4o-mini", 5, 2))
     with agent_otel.run("litellm-early") as run:
-        stream = litellm.completion(
-            model="openai/gpt-4o-mini",
-            messages=MESSAGES,
-            api_base=fake_api.base_url,
-            api_key="k",
-            stream=True,
-        )
+        stream = mini_stream(fake_api)
         next(stream)
         gone = weakref.ref(stream)
         del stream
@@ -422,3 +423,30 @@ def test_content_capture_records_the_messages_once(configured, instrument, fake_
         "parts": [{"type": "text", "content": "hello"}],
         "finish_reason": "stop",
     }
+
+
+async def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument, fake_api):
+    """Kept, neither closed nor read to its end: the step ended only at garbage collection, after the run.
+    It ends with the run, and the stream still reads to its end (``completion`` and ``acompletion``)."""
+    instrument("litellm")
+    fake_api.reply(chunks("gpt-4o-mini", 5, 2), chunks("gpt-4o-mini", 5, 2))
+    with agent_otel.run("litellm-kept") as run:
+        stream = mini_stream(fake_api)
+        next(stream)
+    async with agent_otel.run("litellm-akept") as arun:
+        astream = await litellm.acompletion(
+            model="openai/gpt-4o-mini",
+            messages=MESSAGES,
+            api_base=fake_api.base_url,
+            api_key="k",
+            stream=True,
+        )
+        await anext(aiter(astream))
+    spans = ours(telemetry.spans())
+    for name, r in (("litellm-kept", run), ("litellm-akept", arun)):
+        (chat,) = [s for s in by_name(spans, "chat gpt-4o-mini") if s.attributes["agent.run_id"] == r.run_id]
+        assert chat.end_time <= one(spans, f"invoke_agent {name}").end_time
+        assert r.result.usage["llm_calls"] == 1
+    assert len(list(stream)) >= 1  # the streams themselves go on
+    assert len([c async for c in astream]) >= 1
+    assert len(telemetry.events("llm_result")) == 2

@@ -377,3 +377,20 @@ async def test_uninstrument_removes_the_handlers(telemetry, instrument):
     assert (dispatcher.span_handlers, dispatcher.event_handlers, BaseWorkflowAgent._call_tool) == before
     await agent(script(text("x"))).run(user_msg="go")
     assert ours(telemetry.spans()) == []
+
+
+def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrument):
+    """``stream_chat()`` read partly and kept: LlamaIndex reports no end until the stream is read on or
+    collected, so the chat step ended after its run. It ends with the run, as done; the stream goes on."""
+    instrument("llamaindex")
+    llm = script(text("hello world"))
+    with agent_otel.run("skimmer") as run:
+        stream = llm.stream_chat([ChatMessage(role="user", content="hi")])
+        next(stream)
+    spans = ours(telemetry.spans())
+    (chat,) = [s for s in spans if s.name == "chat gpt-4o"]
+    assert chat.end_time <= one(spans, "invoke_agent skimmer").end_time
+    assert chat.status.status_code.name == "UNSET"
+    assert run.result.usage["llm_calls"] == 1
+    list(stream)  # reading on to the end works, and records nothing more
+    assert len(telemetry.events("llm_result")) == 1

@@ -236,3 +236,35 @@ async def test_a_server_that_dies_mid_call_fails_the_call_with_tool_error(teleme
     spans = ours(telemetry.spans())
     assert one(spans, "execute_tool die").attributes["error.type"] == "MCPError"
     assert one(spans, "invoke_agent mcp-dies").attributes["agent.stop_reason"] == "tool_error"
+
+
+async def test_a_call_the_client_cancels_is_cancelled_not_a_tool_error(telemetry, instrument):
+    """The client cancels its call (the task awaiting ``call_tool`` is cancelled; the SDK tells the server):
+    the tool did not fail, so the step is ``cancelled`` with span status UNSET, not ``error`` (ERROR
+    status, counted in the tool's error rate), and the run ends ``cancelled``."""
+    import asyncio
+
+    instrument("mcp")
+    async with Client(slow_server()) as client:
+        holder = {}
+
+        async def agent() -> None:
+            async with agent_otel.run("mcp-cancel") as run:
+                holder["run"] = run
+                await client.call_tool("hang", {})
+
+        task = asyncio.create_task(agent())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    spans = ours(telemetry.spans())
+    tool_span = one(spans, "execute_tool hang")
+    assert tool_span.attributes["agent.tool.status"] == "cancelled"
+    assert tool_span.attributes["error.type"] == "CancelledError"
+    assert tool_span.status.status_code.name == "UNSET"
+    (event,) = telemetry.events("tool_result")
+    assert event["status"] == "cancelled"
+    assert holder["run"].result.stop_reason == "cancelled"
+    points = telemetry.metrics()["agent.tool.invocations"]
+    assert [(a["tool"], a["status"]) for a, _ in points] == [("hang", "cancelled")]

@@ -8,7 +8,7 @@ import pytest
 
 import agent_otel
 from agent_otel import integrations
-from tests.integrations.conftest import Reply, children, one, ours, steps, stop_event
+from tests.integrations.conftest import Reply, by_name, children, one, ours, steps, stop_event
 
 openai = pytest.importorskip("openai")
 
@@ -511,3 +511,34 @@ def test_stream_helper_raising_for_a_failed_response_ends_the_run_with_model_err
             stream.get_final_response()  # the SDK: "Didn't receive a `response.completed` event."
     assert one(ours(telemetry.spans()), "chat gpt-4o").attributes["error.type"] == "server_error"
     assert run.result.stop_reason == "model_error"
+
+
+async def test_a_stream_left_unfinished_ends_its_step_with_the_run_and_still_works(
+    telemetry, instrument, fake_api
+):
+    """``create(stream=True)`` read partly, kept but neither closed nor in a ``with``: the step ended only
+    when the garbage collector took the stream, after the run's span and stop (a child span ending after
+    its parent, a request missing from the run's numbers). It ends with the run now, with the usage seen
+    so far, and the stream still reads to its end for the user."""
+    instrument("openai")
+    fake_api.reply(streamed_words())
+    fake_api.reply(streamed_words())
+    kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with agent_otel.run("skimmer") as run:
+        stream = client(fake_api).chat.completions.create(**kwargs, stream_options={"include_usage": True})
+        assert next(iter(stream)).choices[0].delta.content == "a"
+    aclient = openai.AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="k", max_retries=0)
+    async with agent_otel.run("askimmer") as arun:
+        astream = await aclient.chat.completions.create(**kwargs)
+        assert (await anext(aiter(astream))).choices[0].delta.content == "a"
+    spans = ours(telemetry.spans())
+    for root, r in ((one(spans, "invoke_agent skimmer"), run), (one(spans, "invoke_agent askimmer"), arun)):
+        (chat,) = [s for s in by_name(spans, "chat gpt-4o") if s.attributes["agent.run_id"] == r.run_id]
+        assert chat.end_time <= root.end_time
+        assert chat.status.status_code.name == "UNSET"
+        assert chat.attributes["gen_ai.response.id"] == "chatcmpl-2"
+        assert r.result.usage["llm_calls"] == 1
+    rest = [c.choices[0].delta.content for c in stream if c.choices]  # the stream itself goes on
+    arest = [c.choices[0].delta.content async for c in astream if c.choices]
+    assert rest == arest == [" w0", " w1", " w2", " w3", None]
+    assert len(telemetry.events("llm_result")) == 2  # one per step: reading on records nothing more

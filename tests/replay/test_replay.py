@@ -619,3 +619,58 @@ def test_a_tool_call_that_outlives_the_replayed_run_is_not_executed(rig, recorde
         with pytest.raises(UnrecordedToolCall):
             asyncio.run(main())
     assert sent == ["ops@example.com", "customer@example.com"]  # the replay sent nothing
+
+
+class SkipAhead(Exception):
+    """Thrown into a streaming tool, which answers it with its next item."""
+
+
+def test_a_streaming_tool_under_replay_answers_send_and_throw_with_its_recorded_items(rig):
+    """A consumer that sends into a generator tool, or throws into it (the generator handles it), then
+    closes it early: the replay served the recorded items through a list iterator, so ``send`` raised
+    AttributeError and ``throw`` reached the agent, where the recorded run went on. The replay answers
+    both with the next recorded item, as the generator did, and runs nothing."""
+    rig.start()
+    ran: list[int] = []
+
+    @agent_otel.tool(name="pages")
+    def pages():
+        got = None
+        for i in range(4):
+            ran.append(i)
+            try:
+                got = yield [i, got]
+            except SkipAhead:
+                yield "skipped"
+
+    @agent_otel.tool(name="apages")
+    async def apages():
+        got = None
+        for i in range(4):
+            ran.append(i)
+            try:
+                got = yield [i, got]
+            except SkipAhead:
+                yield "skipped"
+
+    async def adrive():
+        g = apages()
+        out = [await anext(g), await g.asend("x"), await g.athrow(SkipAhead())]
+        await g.aclose()
+        return out
+
+    @agent_otel.agent(name="pager")
+    def agent(n):
+        g = pages()
+        out = [next(g), g.send("x"), g.throw(SkipAhead())]
+        g.close()
+        return out + asyncio.run(adrive())
+
+    first = agent(1)
+    recorded = rig.last_run_id("pager")
+    ran.clear()
+    with agent_otel.replay(recorded) as rp:
+        again = agent(rp.input)
+    assert again == first, (again, first)
+    assert ran == []
+    assert rp.report.matched, rp.report

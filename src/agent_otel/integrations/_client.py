@@ -7,7 +7,8 @@ the step engine (:func:`agent_otel.llm.begin`) so that guards run before anythin
 client nest under it. The integration reads the answer into a :class:`Reply` (usage, response id, model,
 finish reasons, the tool calls the model asked for) and the step ends with it; a failed request ends it
 failed (``model_error`` if the exception ends the run). A streamed answer ends its step when the stream is
-exhausted, closed, breaks off (with the usage seen until then) or is dropped unread. The step carries the
+exhausted, closed, breaks off (with the usage seen until then), is dropped unread, or, left unfinished but
+still referenced, when its run ends. The step carries the
 GenAI attributes the integration can read (provider, request parameters, ``server.address``, response id,
 model and finish reasons) and, with content capture on, the messages it builds only then.
 
@@ -275,6 +276,7 @@ class Watch:
         self.call = call
         self.feed = feed
         self.reply = Reply()
+        call.end_with_run(self.end)  # left unfinished but still referenced: it ends when the run stops
 
     def event(self, event: Any) -> None:
         try:

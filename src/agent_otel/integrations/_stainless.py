@@ -275,8 +275,10 @@ def _complete(api: Api, call: LLMCall, result: Any, is_async: bool, path: str = 
             else:
                 result._iterator = _observe_sync(inner, call, observer)
             _hook_close(result, call, observer, is_async)
-            # A stream dropped without being read or closed still ends its step (with no usage).
+            # A stream dropped without being read or closed still ends its step (with no usage); one left
+            # unfinished but still referenced ends it when the run stops (with the usage seen so far).
             weakref.finalize(result, call.finish)
+            call.end_with_run(lambda: call.done or _finish(call, _as_usage(observer)))
             return result
         body = _raw_body(result) if hasattr(result, "http_response") else result
         if body is not None and call.capture_content:

@@ -377,6 +377,10 @@ def _make_handler_class() -> type:
             if call is not None:
                 self._calls[run_id] = call
                 framework_llm.set(call)
+                # A stream left unfinished but still referenced reports neither end nor error until it
+                # is read on or collected: the run ends its step (without usage, which LangChain
+                # reports only at the stream's end) rather than leave it open past the run.
+                call.end_with_run(call.finish)
 
         def on_chat_model_start(
             self, serialized: Any, messages: Any, *, run_id: UUID, metadata: Any = None, **kwargs: Any

@@ -359,6 +359,9 @@ class _State:
         step = _LLMStep(call, framework_llm.set(call))
         with self._lock:
             self._steps[span_id] = step
+        # A stream left unfinished but still referenced reports no end until it is read on or collected:
+        # the run ends its step (without usage, which comes with the stream's end) rather than leave it open.
+        call.end_with_run(call.finish)
 
     def _end(self, event: Any) -> None:
         with self._lock:
