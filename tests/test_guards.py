@@ -174,6 +174,30 @@ def test_a_run_budget_overrides_only_its_own_fields(guarded):
     assert guards.budget.max_tool_calls == 50
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("max_steps", "3", TypeError),  # a value read from an environment variable, not converted
+        ("max_tool_calls", 2.5, TypeError),
+        ("max_tokens", True, TypeError),
+        ("max_cost_usd", "0.5", TypeError),
+        ("max_duration_s", -1, ValueError),
+        ("max_retries", -2, ValueError),
+    ],
+)
+def test_a_budget_of_the_wrong_type_or_below_zero_is_refused_where_it_is_made(guarded, field, value, error):
+    """It failed only at the run's first step, as a TypeError out of agent-otel's comparison (or, below
+    zero, stopped every run at once): now ``Budget(...)`` itself says which field is wrong."""
+    guarded()
+    with pytest.raises(error, match=field):
+        agent_otel.Budget(**{field: value})
+    zero = agent_otel.Budget(max_tool_calls=0, max_cost_usd=0, max_duration_s=0.5)  # zero: nothing allowed
+    tools = Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("a", budget=zero) as run:
+        run.call_tool("search", tools.search, {"q": 1})
+    assert run.result.stop_reason == "budget_exceeded" and tools.executed == []
+
+
 def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):
     t, tools = guarded(), Tools()
     with agent_otel.run("support", budget=agent_otel.Budget(max_steps=1)) as run:
@@ -569,6 +593,26 @@ def test_kill_switch_callable(guarded):
         run.call_tool("search", tools.search, {"q": 2})
     assert tools.executed == [("search", 1)]
     assert assert_stopped(t, run, "kill_switch", "kill_switch")["observed"] == "callable"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00 stop", "d\u00e9ploiement gel\u00e9".encode("latin-1"), None],
+    ids=["binary", "latin-1", "directory"],
+)
+def test_a_flag_file_that_is_not_readable_text_engages_the_kill_switch(guarded, tmp_path, content):
+    """An operator's flag file written by another tool (bytes that are not UTF-8, or a directory created
+    where the file should be) is engaged (fail closed), never an exception from agent-otel in the agent."""
+    flag = tmp_path / "KILL"
+    if content is None:
+        flag.mkdir()
+    else:
+        flag.write_bytes(content)
+    t, tools = guarded({"kill_switch": {"file": str(flag), "check_interval_s": 0}}), Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": "a"})
+    assert tools.executed == []
+    assert assert_stopped(t, run, "kill_switch", "kill_switch")["observed"] == f"file:{flag}"
 
 
 def test_kill_switch_syntax():

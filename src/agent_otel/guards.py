@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 KILL_SWITCH_ENV = "AGENT_OTEL_KILL_SWITCH"
 
 
+#: Budget fields that are amounts (USD, seconds) rather than counts.
+_BUDGET_FLOATS = frozenset({"max_cost_usd", "max_duration_s"})
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """Limits of one run; None means unlimited. Passed to ``run(budget=...)`` or set in ``guards.budget``.
@@ -61,6 +65,20 @@ class Budget:
     max_cost_usd: float | None = None
     max_duration_s: float | None = None
     max_retries: int | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, where the caller made it: a string from an environment variable, or a negative
+        # number, failed at the run's first step as a TypeError out of a comparison (or stopped every run).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            counts = f.name not in _BUDGET_FLOATS
+            if isinstance(value, bool) or not isinstance(value, int if counts else int | float):
+                kind = "an int" if counts else "a number"
+                raise TypeError(f"Budget({f.name}=...) must be {kind} or None; got {value!r}")
+            if value < 0:
+                raise ValueError(f"Budget({f.name}=...) must be at least 0; got {value!r}")
 
     def merged_over(self, base: Budget) -> Budget:
         """This budget's set fields over ``base`` (a run's budget over the configured one)."""
@@ -136,12 +154,13 @@ class KillSwitch:
         if now - self._checked >= self.interval_s:
             self._checked = now
             try:
-                with open(self.path, encoding="utf-8") as fh:
+                # Bytes that are not UTF-8 read as an unknown word, which means "all" (fail closed).
+                with open(self.path, encoding="utf-8", errors="replace") as fh:
                     self._text = fh.read(4096)
             except FileNotFoundError:
                 self._text = None
             except OSError:
-                self._text = "all"  # present but unreadable: fail closed
+                self._text = "all"  # present but unreadable (permissions, a directory): fail closed
         return self._text
 
     def scope(self, agent: str) -> tuple[str | None, str]:
