@@ -615,6 +615,42 @@ def test_a_flag_file_that_is_not_readable_text_engages_the_kill_switch(guarded, 
     assert assert_stopped(t, run, "kill_switch", "kill_switch")["observed"] == f"file:{flag}"
 
 
+@pytest.mark.parametrize("guard", ["kill_switch", "writes", "writes_raise", "max_duration_s"])
+def test_a_retry_storm_under_way_stops_at_its_next_retry(guarded, monkeypatch, guard):
+    """The operator pulls the kill switch (or the run's deadline passes) while a tool retries a failing
+    endpoint: the next retry never goes out. It retried every attempt, then ended ``tool_error``."""
+    on_deny = "raise" if guard == "writes_raise" else "stop"
+    t = guarded({"policy": {"on_deny": on_deny}})
+    monkeypatch.delenv("AGENT_OTEL_KILL_SWITCH", raising=False)
+    budget = agent_otel.Budget(max_duration_s=0.3 if guard == "max_duration_s" else None)
+    attempts = []
+
+    @agent_otel.tool(
+        name="crm.update",
+        side_effects=True,
+        retry=agent_otel.Retry(max_attempts=6, base_delay_s=0.01, jitter="none"),
+    )
+    def update(customer):
+        attempts.append(customer)
+        if len(attempts) == 2:  # the storm is under way
+            if guard == "max_duration_s":
+                time.sleep(0.3)
+            else:
+                monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all" if guard == "kill_switch" else "writes")
+        raise ConnectionError("503 service unavailable")
+
+    expected = agent_otel.ToolDenied if guard == "writes_raise" else agent_otel.AgentStopped
+    with pytest.raises(expected) as raised, agent_otel.run("support", budget=budget) as run:
+        update("c-7")
+    assert len(attempts) == 2
+    assert isinstance(raised.value.__cause__, ConnectionError)  # what the last attempt met
+    reason = "timeout" if guard == "max_duration_s" else "kill_switch"
+    name = "max_duration_s" if guard == "max_duration_s" else "kill_switch"
+    assert_stopped(t, run, reason, name)
+    (span,) = t.spans_named("execute_tool")
+    assert span.attributes[c.TOOL_STATUS] == "error" and span.attributes[c.TOOL_ATTEMPTS] == 2
+
+
 def test_kill_switch_syntax():
     assert parse_kill_switch("all", "a") == "all"
     assert parse_kill_switch("", "a") == "all"  # an empty flag file means stop everything

@@ -325,8 +325,13 @@ class RunGuards(RunPolicy):
         return None
 
     def before_retry(self, step: Step) -> None:
+        # The guards that stop a run *now* are checked again before each retry: a kill switch pulled, or
+        # a deadline passed, while a tool retries a failing endpoint stops the storm at its next retry.
         if isinstance(step, ToolCall):
-            self.on_retry(step.run, step.name)
+            run = step.run
+            self._kill_switch(run, step.name, step.options.side_effects)
+            self._deadline_check(run)
+            self.on_retry(run, step.name)
 
     def run_stopped(self, result: StopResult) -> None:
         self._recent.clear()
@@ -442,16 +447,7 @@ class RunGuards(RunPolicy):
                 StopReason.BUDGET_EXCEEDED,
                 f"tool-call budget of {b.max_tool_calls} reached",
             )
-        if self._deadline is not None and time.monotonic() >= self._deadline:
-            elapsed = round(run.usage["duration_ms"] / 1000, 3)
-            self.trigger(
-                run,
-                "max_duration_s",
-                b.max_duration_s,
-                elapsed,
-                StopReason.TIMEOUT,
-                f"run deadline of {b.max_duration_s}s reached",
-            )
+        self._deadline_check(run)
         if recorded:
             return
         if b.max_tokens is not None and run.input_tokens + run.output_tokens >= b.max_tokens:
@@ -471,6 +467,14 @@ class RunGuards(RunPolicy):
                 round(run.cost_usd, 8),
                 StopReason.BUDGET_EXCEEDED,
                 f"spend budget of ${b.max_cost_usd} reached",
+            )
+
+    def _deadline_check(self, run: Run) -> None:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            limit = self.budget.max_duration_s
+            elapsed = round(run.usage["duration_ms"] / 1000, 3)
+            self.trigger(
+                run, "max_duration_s", limit, elapsed, StopReason.TIMEOUT, f"run deadline of {limit}s reached"
             )
 
     def _loop_check(self, run: Run, tool: str, args_sha: str, step: ToolCall | None) -> None:

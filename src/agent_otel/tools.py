@@ -199,7 +199,7 @@ class ToolCall(Step):
             internal_error("recording a retry", err)
         try:
             self.before_retry()
-        except AgentStopped as stopped:
+        except (AgentStopped, steps.Refusal) as stopped:  # a guard stopped the run, or denied the retry
             self.fail(exc)
             raise stopped from exc
         rt = run.ledger.runtime
