@@ -198,6 +198,33 @@ def test_a_budget_of_the_wrong_type_or_below_zero_is_refused_where_it_is_made(gu
     assert run.result.stop_reason == "budget_exceeded" and tools.executed == []
 
 
+def test_a_sub_agent_keeps_its_own_budget_and_its_stop_names_it_in_the_parent(guarded):
+    """A sub-agent's steps count toward its own budget, not the parent's; its guard stop, left uncaught,
+    ends the parent with the same reason, and the parent's detail says it was the sub-agent's (the parent
+    showed ``max_steps`` with no detail and no guard event of its own, its budget far from reached)."""
+    t, tools = guarded(), Tools()
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("triage", budget=agent_otel.Budget(max_steps=3)) as parent,
+    ):
+
+        def research(q):
+            with agent_otel.run("research", budget=agent_otel.Budget(max_steps=2)) as child:
+                for i in range(5):
+                    child.call_tool("search", tools.search, {"q": f"{q}{i}"})
+
+        parent.call_tool("delegate", research, {"q": "x"})
+    child_run_id = t.events("stop")[0]["run_id"]
+    assert len(tools.executed) == 2 and parent.steps == 1
+    assert parent.result.stop_reason == "max_steps"
+    assert (
+        parent.result.detail == f"sub-agent run {child_run_id} stopped (max_steps): step budget of 2 reached"
+    )
+    assert guard_counts(t) == {("research", "max_steps"): 1}  # the parent's own guards did not trigger
+    (stop,) = [e for e in t.events("stop") if e["run_id"] == parent.run_id]
+    assert stop["stop_reason"] == "max_steps"
+
+
 def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):
     t, tools = guarded(), Tools()
     with agent_otel.run("support", budget=agent_otel.Budget(max_steps=1)) as run:
