@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import statistics
 import threading
 import time
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agent_otel
 from agent_otel import conventions as c
+from agent_otel import guards as guards_module
 from agent_otel.guards import RunGuards, ToolDenied, parse_kill_switch, set_kill_switch
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
@@ -223,6 +225,53 @@ def test_a_sub_agent_keeps_its_own_budget_and_its_stop_names_it_in_the_parent(gu
     assert guard_counts(t) == {("research", "max_steps"): 1}  # the parent's own guards did not trigger
     (stop,) = [e for e in t.events("stop") if e["run_id"] == parent.run_id]
     assert stop["stop_reason"] == "max_steps"
+
+
+@pytest.mark.parametrize("kind", ["tool", "llm"])
+def test_threads_crossing_a_budget_at_once_trigger_it_once(guarded, monkeypatch, kind):
+    """Threads of one run (a copied context each) that cross a budget at the same moment: each one
+    recorded the trigger, so one stop came with two ``agent.guard`` events (the second on the ended span,
+    lost with an SDK warning) and a counter of 2; seen in about one run in five with 6 threads. Here the
+    first thread is held inside the recording of its trigger until the second arrives (or 1 s passes)."""
+    t = guarded()
+    entered, second = threading.Event(), threading.Event()
+    real_record = guards_module.record
+
+    def slow_record(run, guard, *args, **kwargs):
+        if entered.is_set():
+            second.set()
+        else:
+            entered.set()
+            second.wait(1)  # the first trigger is being recorded when the second thread arrives
+        real_record(run, guard, *args, **kwargs)
+
+    monkeypatch.setattr(guards_module, "record", slow_record)
+    budget = agent_otel.Budget(max_tool_calls=1) if kind == "tool" else agent_otel.Budget(max_tokens=10)
+    stopped = []
+    with agent_otel.run("support", budget=budget) as run:
+        if kind == "tool":
+            run.call_tool("search", Tools().search, {"q": 0})
+
+        def step():
+            try:
+                if kind == "tool":
+                    run.call_tool("search", Tools().search, {"q": 1})
+                else:
+                    run.record_llm(model="gpt-4o", input_tokens=6, output_tokens=6)
+                    run.call_tool("search", Tools().search, {"q": 1})
+            except agent_otel.AgentStopped as exc:
+                stopped.append(exc.result.stop_reason)
+
+        first = threading.Thread(target=contextvars.copy_context().run, args=(step,))
+        first.start()
+        assert entered.wait(5)
+        other = threading.Thread(target=contextvars.copy_context().run, args=(step,))
+        other.start()
+        first.join(5)
+        other.join(5)
+    assert stopped == ["budget_exceeded", "budget_exceeded"]
+    guard = "max_tool_calls" if kind == "tool" else "max_tokens"
+    assert_stopped(t, run, "budget_exceeded", guard)
 
 
 def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -134,6 +135,10 @@ def parse_kill_switch(text: str, agent: str) -> str | None:
 
 
 _DISENGAGED: tuple[str | None, str] = (None, "")
+
+#: Held while a guard records a trigger and stops the run, so that threads of one run reaching a limit at
+#: once record it once (a trigger is rare: one lock for all runs costs nothing on the checks' path).
+_TRIGGERING = threading.RLock()
 
 
 class KillSwitch:
@@ -555,8 +560,11 @@ class RunGuards(RunPolicy):
         if not self.guards.enforces(run, guard):
             self.trigger(run, guard, limit, observed, reason, "")  # observes: records it, returns
             return
-        record(run, guard, limit, observed)
-        defer_stop(run, StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}"))
+        with _TRIGGERING:  # threads of the run crossing the budget at once: the first one records it
+            if run.ledger.pending is not None or run.result is not None:
+                return
+            record(run, guard, limit, observed)
+            defer_stop(run, StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}"))
 
     def trigger(
         self,
@@ -573,14 +581,20 @@ class RunGuards(RunPolicy):
         A guard that only observes in this run records the trigger (once per guard, tool and args hash)
         with ``enforced=false`` and what it would have stopped with, and returns.
         """
-        if not self.guards.enforces(run, guard):
-            cause = (guard, attributes.get("tool"), attributes.get("args_sha"))
-            if cause not in self._observed and len(self._observed) < 1024:
-                self._observed.add(cause)
-                record(run, guard, limit, observed, enforced=False, would_stop=reason.value, **attributes)
-            return
-        record(run, guard, limit, observed, **attributes)
-        raise AgentStopped(run.stop(reason, detail))
+        with _TRIGGERING:  # threads of one run at the same limit at once: the first one records it
+            if not self.guards.enforces(run, guard):
+                cause = (guard, attributes.get("tool"), attributes.get("args_sha"))
+                if cause not in self._observed and len(self._observed) < 1024:
+                    self._observed.add(cause)
+                    record(run, guard, limit, observed, enforced=False, would_stop=reason.value, **attributes)
+                return
+            if run.result is None and run.ledger.pending is None:
+                record(run, guard, limit, observed, **attributes)
+                result = run.stop(reason, detail)
+            else:  # another thread's trigger (or a budget's pending stop) came first: that is the stop
+                pending = run.ledger.pending
+                result = run.result or run.stop(pending.stop_reason, pending.detail)  # type: ignore[union-attr]
+        raise AgentStopped(result)
 
 
 class TimedRunGuards(RunGuards):
