@@ -274,6 +274,21 @@ def test_threads_crossing_a_budget_at_once_trigger_it_once(guarded, monkeypatch,
     assert_stopped(t, run, "budget_exceeded", guard)
 
 
+def test_gathered_tool_calls_past_the_budget_never_run_and_stop_the_run_once(guarded):
+    t, tools = guarded({"budget": {"max_tool_calls": 2}}), Tools()
+
+    async def agent():
+        async with agent_otel.run("support") as run:
+            calls = [run.call_tool("search", tools.asearch, {"q": i}) for i in range(5)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        return run, results
+
+    run, results = asyncio.run(agent())
+    assert results[:2] == [["doc about 0"], ["doc about 1"]] and len(tools.executed) == 2
+    assert [r.result.stop_reason for r in results[2:]] == ["budget_exceeded"] * 3
+    assert_stopped(t, run, "budget_exceeded", "max_tool_calls")
+
+
 def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):
     t, tools = guarded(), Tools()
     with agent_otel.run("support", budget=agent_otel.Budget(max_steps=1)) as run:
