@@ -165,6 +165,23 @@ def test_run_deadline_gives_timeout(guarded):
     assert_stopped(t, run, "timeout", "max_duration_s")
 
 
+def test_the_run_deadline_does_not_interrupt_a_step_under_way(guarded):
+    t = guarded()
+
+    def slow_lookup(q):
+        time.sleep(0.3)
+        return q
+
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("a", budget=agent_otel.Budget(max_duration_s=0.1)) as run,
+    ):
+        assert run.call_tool("lookup", slow_lookup, {"q": "x"}) == "x"  # passes the deadline, not cut
+        run.call_tool("lookup", slow_lookup, {"q": "y"})
+    assert run.tool_calls == 1
+    assert_stopped(t, run, "timeout", "max_duration_s")
+
+
 def test_a_run_budget_overrides_only_its_own_fields(guarded):
     guarded({"budget": {"max_steps": 2, "max_tool_calls": 50}})
     budget = agent_otel.Budget(max_steps=4)
