@@ -125,3 +125,33 @@ def test_retries_outside_agent_otel_are_retries_not_loop_repeats(telemetry, inst
     with agent_otel.run("fetcher") as run:
         assert fetch_with_retry("http://a") == "page"
     assert calls["n"] == 5 and run.result.stop_reason == "completed"
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """A LangChain tool made from an ``@agent_otel.tool(side_effects=True)`` function: the integration
+    opens the step without knowing it writes. Under the ``writes`` kill switch it ran all the same."""
+    telemetry = guarded({})
+    instrument("langchain")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran = []
+
+    @agent_otel.tool(name="delete_user", side_effects=True)
+    def delete_user(user: str) -> str:
+        """Delete an account."""
+        ran.append(user)
+        return "deleted"
+
+    @agent_otel.tool(name="find_user")
+    def find_user(user: str) -> str:
+        """Find an account."""
+        ran.append("find " + user)
+        return user
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        lc_tool(find_user).invoke({"user": "bob"})
+        lc_tool(delete_user).invoke({"user": "bob"})
+    assert ran == ["find bob"] and run.result.stop_reason == "kill_switch"
+    (tool_span,) = [s for s in ours(telemetry.spans()) if s.name == "execute_tool find_user"]
+    assert tool_span.attributes.get("agent.tool.side_effects") is None

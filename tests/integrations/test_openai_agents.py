@@ -596,6 +596,46 @@ def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_model_is_told(guard
     assert isinstance(raised.value.__cause__, agent_otel.ToolDenied) and ran == []
 
 
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """A function declared ``@agent_otel.tool(side_effects=True)`` and given to the SDK as its tool: the
+    SDK opens the step without knowing it writes. Under the ``writes`` kill switch it ran all the same."""
+    telemetry = guarded({})
+    instrument("openai_agents")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran = []
+
+    @function_tool
+    @agent_otel.tool(name="delete_user", side_effects=True)
+    def delete_user(user: str) -> str:
+        """Delete an account."""
+        ran.append(user)
+        return "deleted " + user
+
+    @function_tool
+    @agent_otel.tool(name="find_user")
+    def find_user(user: str) -> str:
+        """Find an account."""
+        ran.append("find " + user)
+        return user
+
+    model = Scripted(
+        [
+            step(function_call("find_user", {"user": "bob"}, call_id="f1")),
+            step(function_call("delete_user", {"user": "bob"}, call_id="d1")),
+            step(assistant_message("never")),
+        ]
+    )
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        Runner.run_sync(Agent(name="deleter", model=model, tools=[find_user, delete_user]), "delete bob")
+    assert stopped.value.stop_reason == "kill_switch" and ran == ["find bob"]  # reads go on
+    root = one(ours(telemetry.spans()), "invoke_agent deleter")
+    assert root.attributes["agent.stop_reason"] == "kill_switch"
+    (event,) = [e.attributes for e in root.events if e.name == "agent.guard"]
+    assert event["tool"] == "delete_user" and event["limit"] == "writes"
+
+
 def test_looping_tool_calls_stop_the_run_with_loop_detected(guarded, instrument):
     telemetry = guarded({"loop": {"max_repeats": 2}})
     instrument("openai_agents")
