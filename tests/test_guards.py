@@ -759,6 +759,26 @@ def test_a_retry_storm_under_way_stops_at_its_next_retry(guarded, monkeypatch, g
     assert span.attributes[c.TOOL_STATUS] == "error" and span.attributes[c.TOOL_ATTEMPTS] == 2
 
 
+@pytest.mark.parametrize(
+    ("value", "engaged"),
+    [("ALL", "all"), ("Writes", "writes"), (True, "all"), ("stop now", "all"), ("off", None), (False, None)],
+)
+def test_a_kill_switch_callable_is_read_like_the_variable_and_the_file(guarded, value, engaged):
+    """``"ALL"``, ``True`` or an unknown word from the callable left the switch disengaged, where the
+    same value in the variable or the file engages it (fail closed)."""
+    t, tools = guarded(), Tools()
+    send = agent_otel.tool(name="send_email", side_effects=True)(tools.send_email)
+    set_kill_switch(lambda agent: value)
+    with contextlib.suppress(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        tools.search("a")  # not a tool step: only the send below is checked
+        send("customer@example.com", "hi")
+    if engaged is None:
+        assert run.result.stop_reason == "completed" and tools.executed[-1][0] == "send_email"
+    else:
+        assert run.result.stop_reason == "kill_switch" and tools.executed == [("search", "a")]
+        assert assert_stopped(t, run, "kill_switch", "kill_switch")["limit"] == engaged
+
+
 def test_kill_switch_syntax():
     assert parse_kill_switch("all", "a") == "all"
     assert parse_kill_switch("", "a") == "all"  # an empty flag file means stop everything

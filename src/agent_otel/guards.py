@@ -185,10 +185,16 @@ class KillSwitch:
         fn = _kill_switch_fn
         if fn is not None:
             try:
-                scope = fn(agent)
+                value = fn(agent)
             except Exception:
-                scope = "all"  # a broken switch callable fails closed
-            if scope in ("all", "writes"):
+                value = "all"  # a broken switch callable fails closed
+            # Read as the variable and the file are ("ALL", "writes:agent", an unknown word: all); None,
+            # False or "" is disengaged, any other value (True) engaged.
+            if isinstance(value, str):
+                scope = parse_kill_switch(value, agent) if value.strip() else None
+            else:
+                scope = "all" if value else None
+            if scope is not None:
                 return scope, "callable"
         return _DISENGAGED
 
