@@ -265,6 +265,13 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or is_cancelled(exc)
 
 
+def _declared_write(fn: Callable[..., Any]) -> bool:
+    try:
+        return fn in _writes
+    except TypeError:  # an unhashable callable (a dataclass with __call__) was never declared
+        return False
+
+
 def begin(
     run: Run,
     options: ToolOptions,
@@ -286,7 +293,7 @@ def begin(
     unrecorded call raises, before any step or span exists (``agent_otel.replay``); a matched call has
     ``call.replay`` set and must be served, not run.
     """
-    if fn is not None and _writes and not options.side_effects and fn in _writes:
+    if fn is not None and _writes and not options.side_effects and _declared_write(fn):
         options = replace(options, side_effects=True)
     call = ToolCall(run, options, args, sha(args), call_id, fn)
     if claimable:

@@ -155,3 +155,32 @@ def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_swi
     assert ran == ["find bob"] and run.result.stop_reason == "kill_switch"
     (tool_span,) = [s for s in ours(telemetry.spans()) if s.name == "execute_tool find_user"]
     assert tool_span.attributes.get("agent.tool.side_effects") is None
+
+
+def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declared(telemetry, instrument):
+    """A dataclass with ``__call__`` (``eq=True`` makes it unhashable) as a LangChain tool's function:
+    once any ``side_effects=True`` tool was declared, looking it up among the writes raised TypeError,
+    and the call ran untraced (reported as an agent-otel internal error)."""
+    from dataclasses import dataclass
+
+    from langchain_core.tools import StructuredTool
+    from pydantic import BaseModel
+
+    agent_otel.tool(name="send", side_effects=True)(lambda to: to)  # a write is declared somewhere
+
+    @dataclass
+    class Lookup:
+        prefix: str
+
+        def __call__(self, q: str) -> str:
+            return self.prefix + q
+
+    class Args(BaseModel):
+        q: str
+
+    lookup = StructuredTool(name="lookup", description="Look up.", args_schema=Args, func=Lookup("doc:"))
+    with agent_otel.run("support"):
+        assert lookup.invoke({"q": "x"}) == "doc:x"
+    assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
+        "execute_tool lookup"
+    ]
