@@ -166,6 +166,7 @@ def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declar
     from langchain_core.tools import StructuredTool
     from pydantic import BaseModel
 
+    instrument("langchain")
     agent_otel.tool(name="send", side_effects=True)(lambda to: to)  # a write is declared somewhere
 
     @dataclass
