@@ -167,7 +167,10 @@ def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declar
     from pydantic import BaseModel
 
     instrument("langchain")
-    agent_otel.tool(name="send", side_effects=True)(lambda to: to)  # a write is declared somewhere
+
+    @agent_otel.tool(name="send", side_effects=True)  # a write is declared somewhere
+    def send(to: str) -> str:
+        return to
 
     @dataclass
     class Lookup:
@@ -182,6 +185,8 @@ def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declar
     lookup = StructuredTool(name="lookup", description="Look up.", args_schema=Args, func=Lookup("doc:"))
     with agent_otel.run("support"):
         assert lookup.invoke({"q": "x"}) == "doc:x"
+        send("a")
     assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
-        "execute_tool lookup"
+        "execute_tool lookup",
+        "execute_tool send",
     ]
