@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import statistics
 import threading
 import time
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agent_otel
 from agent_otel import conventions as c
+from agent_otel import guards as guards_module
 from agent_otel.guards import RunGuards, ToolDenied, parse_kill_switch, set_kill_switch
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
@@ -163,6 +165,23 @@ def test_run_deadline_gives_timeout(guarded):
     assert_stopped(t, run, "timeout", "max_duration_s")
 
 
+def test_the_run_deadline_does_not_interrupt_a_step_under_way(guarded):
+    t = guarded()
+
+    def slow_lookup(q):
+        time.sleep(0.3)
+        return q
+
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("a", budget=agent_otel.Budget(max_duration_s=0.1)) as run,
+    ):
+        assert run.call_tool("lookup", slow_lookup, {"q": "x"}) == "x"  # passes the deadline, not cut
+        run.call_tool("lookup", slow_lookup, {"q": "y"})
+    assert run.tool_calls == 1
+    assert_stopped(t, run, "timeout", "max_duration_s")
+
+
 def test_a_run_budget_overrides_only_its_own_fields(guarded):
     guarded({"budget": {"max_steps": 2, "max_tool_calls": 50}})
     budget = agent_otel.Budget(max_steps=4)
@@ -172,6 +191,119 @@ def test_a_run_budget_overrides_only_its_own_fields(guarded):
     assert run.result.stop_reason == "max_steps" and run.steps == 4
     (guards,) = [p for p in run.ledger.hooks.policies if isinstance(p, RunGuards)]
     assert guards.budget.max_tool_calls == 50
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("max_steps", "3", TypeError),  # a value read from an environment variable, not converted
+        ("max_tool_calls", 2.5, TypeError),
+        ("max_tokens", True, TypeError),
+        ("max_cost_usd", "0.5", TypeError),
+        ("max_duration_s", -1, ValueError),
+        ("max_retries", -2, ValueError),
+    ],
+)
+def test_a_budget_of_the_wrong_type_or_below_zero_is_refused_where_it_is_made(guarded, field, value, error):
+    """It failed only at the run's first step, as a TypeError out of agent-otel's comparison (or, below
+    zero, stopped every run at once): now ``Budget(...)`` itself says which field is wrong."""
+    guarded()
+    with pytest.raises(error, match=field):
+        agent_otel.Budget(**{field: value})
+    zero = agent_otel.Budget(max_tool_calls=0, max_cost_usd=0, max_duration_s=0.5)  # zero: nothing allowed
+    tools = Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("a", budget=zero) as run:
+        run.call_tool("search", tools.search, {"q": 1})
+    assert run.result.stop_reason == "budget_exceeded" and tools.executed == []
+
+
+def test_a_sub_agent_keeps_its_own_budget_and_its_stop_names_it_in_the_parent(guarded):
+    """A sub-agent's steps count toward its own budget, not the parent's; its guard stop, left uncaught,
+    ends the parent with the same reason, and the parent's detail says it was the sub-agent's (the parent
+    showed ``max_steps`` with no detail and no guard event of its own, its budget far from reached)."""
+    t, tools = guarded(), Tools()
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("triage", budget=agent_otel.Budget(max_steps=3)) as parent,
+    ):
+
+        def research(q):
+            with agent_otel.run("research", budget=agent_otel.Budget(max_steps=2)) as child:
+                for i in range(5):
+                    child.call_tool("search", tools.search, {"q": f"{q}{i}"})
+
+        parent.call_tool("delegate", research, {"q": "x"})
+    child_run_id = t.events("stop")[0]["run_id"]
+    assert len(tools.executed) == 2 and parent.steps == 1
+    assert parent.result.stop_reason == "max_steps"
+    assert (
+        parent.result.detail == f"sub-agent run {child_run_id} stopped (max_steps): step budget of 2 reached"
+    )
+    assert guard_counts(t) == {("research", "max_steps"): 1}  # the parent's own guards did not trigger
+    (stop,) = [e for e in t.events("stop") if e["run_id"] == parent.run_id]
+    assert stop["stop_reason"] == "max_steps"
+
+
+@pytest.mark.parametrize("kind", ["tool", "llm"])
+def test_threads_crossing_a_budget_at_once_trigger_it_once(guarded, monkeypatch, kind):
+    """Threads of one run (a copied context each) that cross a budget at the same moment: each one
+    recorded the trigger, so one stop came with two ``agent.guard`` events (the second on the ended span,
+    lost with an SDK warning) and a counter of 2; seen in about one run in five with 6 threads. Here the
+    first thread is held inside the recording of its trigger until the second arrives (or 1 s passes)."""
+    t = guarded()
+    entered, second = threading.Event(), threading.Event()
+    real_record = guards_module.record
+
+    def slow_record(run, guard, *args, **kwargs):
+        if entered.is_set():
+            second.set()
+        else:
+            entered.set()
+            second.wait(1)  # the first trigger is being recorded when the second thread arrives
+        real_record(run, guard, *args, **kwargs)
+
+    monkeypatch.setattr(guards_module, "record", slow_record)
+    budget = agent_otel.Budget(max_tool_calls=1) if kind == "tool" else agent_otel.Budget(max_tokens=10)
+    stopped = []
+    with agent_otel.run("support", budget=budget) as run:
+        if kind == "tool":
+            run.call_tool("search", Tools().search, {"q": 0})
+
+        def step():
+            try:
+                if kind == "tool":
+                    run.call_tool("search", Tools().search, {"q": 1})
+                else:
+                    run.record_llm(model="gpt-4o", input_tokens=6, output_tokens=6)
+                    run.call_tool("search", Tools().search, {"q": 1})
+            except agent_otel.AgentStopped as exc:
+                stopped.append(exc.result.stop_reason)
+
+        first = threading.Thread(target=contextvars.copy_context().run, args=(step,))
+        first.start()
+        assert entered.wait(5)
+        other = threading.Thread(target=contextvars.copy_context().run, args=(step,))
+        other.start()
+        first.join(5)
+        other.join(5)
+    assert stopped == ["budget_exceeded", "budget_exceeded"]
+    guard = "max_tool_calls" if kind == "tool" else "max_tokens"
+    assert_stopped(t, run, "budget_exceeded", guard)
+
+
+def test_gathered_tool_calls_past_the_budget_never_run_and_stop_the_run_once(guarded):
+    t, tools = guarded({"budget": {"max_tool_calls": 2}}), Tools()
+
+    async def agent():
+        async with agent_otel.run("support") as run:
+            calls = [run.call_tool("search", tools.asearch, {"q": i}) for i in range(5)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        return run, results
+
+    run, results = asyncio.run(agent())
+    assert results[:2] == [["doc about 0"], ["doc about 1"]] and len(tools.executed) == 2
+    assert [r.result.stop_reason for r in results[2:]] == ["budget_exceeded"] * 3
+    assert_stopped(t, run, "budget_exceeded", "max_tool_calls")
 
 
 def test_an_agent_that_swallows_agent_stopped_still_stops(guarded):
@@ -569,6 +701,82 @@ def test_kill_switch_callable(guarded):
         run.call_tool("search", tools.search, {"q": 2})
     assert tools.executed == [("search", 1)]
     assert assert_stopped(t, run, "kill_switch", "kill_switch")["observed"] == "callable"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00 stop", "d\u00e9ploiement gel\u00e9".encode("latin-1"), None],
+    ids=["binary", "latin-1", "directory"],
+)
+def test_a_flag_file_that_is_not_readable_text_engages_the_kill_switch(guarded, tmp_path, content):
+    """An operator's flag file written by another tool (bytes that are not UTF-8, or a directory created
+    where the file should be) is engaged (fail closed), never an exception from agent-otel in the agent."""
+    flag = tmp_path / "KILL"
+    if content is None:
+        flag.mkdir()
+    else:
+        flag.write_bytes(content)
+    t, tools = guarded({"kill_switch": {"file": str(flag), "check_interval_s": 0}}), Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        run.call_tool("search", tools.search, {"q": "a"})
+    assert tools.executed == []
+    assert assert_stopped(t, run, "kill_switch", "kill_switch")["observed"] == f"file:{flag}"
+
+
+@pytest.mark.parametrize("guard", ["kill_switch", "writes", "writes_raise", "max_duration_s"])
+def test_a_retry_storm_under_way_stops_at_its_next_retry(guarded, monkeypatch, guard):
+    """The operator pulls the kill switch (or the run's deadline passes) while a tool retries a failing
+    endpoint: the next retry never goes out. It retried every attempt, then ended ``tool_error``."""
+    on_deny = "raise" if guard == "writes_raise" else "stop"
+    t = guarded({"policy": {"on_deny": on_deny}})
+    monkeypatch.delenv("AGENT_OTEL_KILL_SWITCH", raising=False)
+    budget = agent_otel.Budget(max_duration_s=0.3 if guard == "max_duration_s" else None)
+    attempts = []
+
+    @agent_otel.tool(
+        name="crm.update",
+        side_effects=True,
+        retry=agent_otel.Retry(max_attempts=6, base_delay_s=0.01, jitter="none"),
+    )
+    def update(customer):
+        attempts.append(customer)
+        if len(attempts) == 2:  # the storm is under way
+            if guard == "max_duration_s":
+                time.sleep(0.3)
+            else:
+                monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all" if guard == "kill_switch" else "writes")
+        raise ConnectionError("503 service unavailable")
+
+    expected = agent_otel.ToolDenied if guard == "writes_raise" else agent_otel.AgentStopped
+    with pytest.raises(expected) as raised, agent_otel.run("support", budget=budget) as run:
+        update("c-7")
+    assert len(attempts) == 2
+    assert isinstance(raised.value.__cause__, ConnectionError)  # what the last attempt met
+    reason = "timeout" if guard == "max_duration_s" else "kill_switch"
+    name = "max_duration_s" if guard == "max_duration_s" else "kill_switch"
+    assert_stopped(t, run, reason, name)
+    (span,) = t.spans_named("execute_tool")
+    assert span.attributes[c.TOOL_STATUS] == "error" and span.attributes[c.TOOL_ATTEMPTS] == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "engaged"),
+    [("ALL", "all"), ("Writes", "writes"), (True, "all"), ("stop now", "all"), ("off", None), (False, None)],
+)
+def test_a_kill_switch_callable_is_read_like_the_variable_and_the_file(guarded, value, engaged):
+    """``"ALL"``, ``True`` or an unknown word from the callable left the switch disengaged, where the
+    same value in the variable or the file engages it (fail closed)."""
+    t, tools = guarded(), Tools()
+    send = agent_otel.tool(name="send_email", side_effects=True)(tools.send_email)
+    set_kill_switch(lambda agent: value)
+    with contextlib.suppress(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        tools.search("a")  # not a tool step: only the send below is checked
+        send("customer@example.com", "hi")
+    if engaged is None:
+        assert run.result.stop_reason == "completed" and tools.executed[-1][0] == "send_email"
+    else:
+        assert run.result.stop_reason == "kill_switch" and tools.executed == [("search", "a")]
+        assert assert_stopped(t, run, "kill_switch", "kill_switch")["limit"] == engaged
 
 
 def test_kill_switch_syntax():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
 KILL_SWITCH_ENV = "AGENT_OTEL_KILL_SWITCH"
 
 
+#: Budget fields that are amounts (USD, seconds) rather than counts.
+_BUDGET_FLOATS = frozenset({"max_cost_usd", "max_duration_s"})
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """Limits of one run; None means unlimited. Passed to ``run(budget=...)`` or set in ``guards.budget``.
@@ -61,6 +66,20 @@ class Budget:
     max_cost_usd: float | None = None
     max_duration_s: float | None = None
     max_retries: int | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, where the caller made it: a string from an environment variable, or a negative
+        # number, failed at the run's first step as a TypeError out of a comparison (or stopped every run).
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            counts = f.name not in _BUDGET_FLOATS
+            if isinstance(value, bool) or not isinstance(value, int if counts else int | float):
+                kind = "an int" if counts else "a number"
+                raise TypeError(f"Budget({f.name}=...) must be {kind} or None; got {value!r}")
+            if value < 0:
+                raise ValueError(f"Budget({f.name}=...) must be at least 0; got {value!r}")
 
     def merged_over(self, base: Budget) -> Budget:
         """This budget's set fields over ``base`` (a run's budget over the configured one)."""
@@ -117,6 +136,10 @@ def parse_kill_switch(text: str, agent: str) -> str | None:
 
 _DISENGAGED: tuple[str | None, str] = (None, "")
 
+#: Held while a guard records a trigger and stops the run, so that threads of one run reaching a limit at
+#: once record it once (a trigger is rare: one lock for all runs costs nothing on the checks' path).
+_TRIGGERING = threading.RLock()
+
 
 class KillSwitch:
     """Reads the env var, flag file and callable; caches the file at most every ``interval_s``."""
@@ -136,12 +159,13 @@ class KillSwitch:
         if now - self._checked >= self.interval_s:
             self._checked = now
             try:
-                with open(self.path, encoding="utf-8") as fh:
+                # Bytes that are not UTF-8 read as an unknown word, which means "all" (fail closed).
+                with open(self.path, encoding="utf-8", errors="replace") as fh:
                     self._text = fh.read(4096)
             except FileNotFoundError:
                 self._text = None
             except OSError:
-                self._text = "all"  # present but unreadable: fail closed
+                self._text = "all"  # present but unreadable (permissions, a directory): fail closed
         return self._text
 
     def scope(self, agent: str) -> tuple[str | None, str]:
@@ -161,10 +185,16 @@ class KillSwitch:
         fn = _kill_switch_fn
         if fn is not None:
             try:
-                scope = fn(agent)
+                value = fn(agent)
             except Exception:
-                scope = "all"  # a broken switch callable fails closed
-            if scope in ("all", "writes"):
+                value = "all"  # a broken switch callable fails closed
+            # Read as the variable and the file are ("ALL", "writes:agent", an unknown word: all); None,
+            # False or "" is disengaged, any other value (True) engaged.
+            if isinstance(value, str):
+                scope = parse_kill_switch(value, agent) if value.strip() else None
+            else:
+                scope = "all" if value else None
+            if scope is not None:
                 return scope, "callable"
         return _DISENGAGED
 
@@ -306,8 +336,13 @@ class RunGuards(RunPolicy):
         return None
 
     def before_retry(self, step: Step) -> None:
+        # The guards that stop a run *now* are checked again before each retry: a kill switch pulled, or
+        # a deadline passed, while a tool retries a failing endpoint stops the storm at its next retry.
         if isinstance(step, ToolCall):
-            self.on_retry(step.run, step.name)
+            run = step.run
+            self._kill_switch(run, step.name, step.options.side_effects)
+            self._deadline_check(run)
+            self.on_retry(run, step.name)
 
     def run_stopped(self, result: StopResult) -> None:
         self._recent.clear()
@@ -423,16 +458,7 @@ class RunGuards(RunPolicy):
                 StopReason.BUDGET_EXCEEDED,
                 f"tool-call budget of {b.max_tool_calls} reached",
             )
-        if self._deadline is not None and time.monotonic() >= self._deadline:
-            elapsed = round(run.usage["duration_ms"] / 1000, 3)
-            self.trigger(
-                run,
-                "max_duration_s",
-                b.max_duration_s,
-                elapsed,
-                StopReason.TIMEOUT,
-                f"run deadline of {b.max_duration_s}s reached",
-            )
+        self._deadline_check(run)
         if recorded:
             return
         if b.max_tokens is not None and run.input_tokens + run.output_tokens >= b.max_tokens:
@@ -452,6 +478,14 @@ class RunGuards(RunPolicy):
                 round(run.cost_usd, 8),
                 StopReason.BUDGET_EXCEEDED,
                 f"spend budget of ${b.max_cost_usd} reached",
+            )
+
+    def _deadline_check(self, run: Run) -> None:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            limit = self.budget.max_duration_s
+            elapsed = round(run.usage["duration_ms"] / 1000, 3)
+            self.trigger(
+                run, "max_duration_s", limit, elapsed, StopReason.TIMEOUT, f"run deadline of {limit}s reached"
             )
 
     def _loop_check(self, run: Run, tool: str, args_sha: str, step: ToolCall | None) -> None:
@@ -532,8 +566,11 @@ class RunGuards(RunPolicy):
         if not self.guards.enforces(run, guard):
             self.trigger(run, guard, limit, observed, reason, "")  # observes: records it, returns
             return
-        record(run, guard, limit, observed)
-        defer_stop(run, StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}"))
+        with _TRIGGERING:  # threads of the run crossing the budget at once: the first one records it
+            if run.ledger.pending is not None or run.result is not None:
+                return
+            record(run, guard, limit, observed)
+            defer_stop(run, StopResult(reason, run.run_id, run.usage, f"{guard} {observed} over {limit}"))
 
     def trigger(
         self,
@@ -550,14 +587,20 @@ class RunGuards(RunPolicy):
         A guard that only observes in this run records the trigger (once per guard, tool and args hash)
         with ``enforced=false`` and what it would have stopped with, and returns.
         """
-        if not self.guards.enforces(run, guard):
-            cause = (guard, attributes.get("tool"), attributes.get("args_sha"))
-            if cause not in self._observed and len(self._observed) < 1024:
-                self._observed.add(cause)
-                record(run, guard, limit, observed, enforced=False, would_stop=reason.value, **attributes)
-            return
-        record(run, guard, limit, observed, **attributes)
-        raise AgentStopped(run.stop(reason, detail))
+        with _TRIGGERING:  # threads of one run at the same limit at once: the first one records it
+            if not self.guards.enforces(run, guard):
+                cause = (guard, attributes.get("tool"), attributes.get("args_sha"))
+                if cause not in self._observed and len(self._observed) < 1024:
+                    self._observed.add(cause)
+                    record(run, guard, limit, observed, enforced=False, would_stop=reason.value, **attributes)
+                return
+            if run.result is None and run.ledger.pending is None:
+                record(run, guard, limit, observed, **attributes)
+                result = run.stop(reason, detail)
+            else:  # another thread's trigger (or a budget's pending stop) came first: that is the stop
+                pending = run.ledger.pending
+                result = run.result or run.stop(pending.stop_reason, pending.detail)  # type: ignore[union-attr]
+        raise AgentStopped(result)
 
 
 class TimedRunGuards(RunGuards):

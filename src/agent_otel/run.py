@@ -265,7 +265,7 @@ class Run:
         try:
             if self.result is None:
                 self.ledger.left = True  # set first: a step that finds the stop finds this too
-                self._finish(self._reason_for(exc), exc)
+                self._finish(self._reason_for(exc), exc, self._detail_for(exc))
         finally:
             self._detach()
             release_run_span(self)  # no reference cycle left: the run is freed when its last user lets go
@@ -278,6 +278,15 @@ class Run:
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or is_cancelled(exc):
             return StopReason.CANCELLED
         return self.ledger.failure_reason(exc) or self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
+
+    def _detail_for(self, exc: BaseException | None) -> str | None:
+        """A sub-agent's stop that ends this run too says so: the reason is the sub-agent's, not a limit
+        of this run's (whose guards left no trigger)."""
+        if isinstance(exc, AgentStopped) and exc.result.run_id != self.run_id:
+            child = exc.result
+            why = f": {child.detail}" if child.detail else ""
+            return f"sub-agent run {child.run_id} stopped ({child.stop_reason.value}){why}"
+        return None
 
     # --- public API -----------------------------------------------------------------------------------
 

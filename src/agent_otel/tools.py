@@ -18,8 +18,9 @@ import inspect
 import threading
 import time
 import types
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
@@ -43,6 +44,11 @@ _COROUTINE = types.CoroutineType
 # Whether any tool call was ever made claimable (integrations do): until then an ``@tool`` function does
 # not look for a call to claim (the hot path; see _claim).
 _claims_seen = False
+
+#: The functions declared ``@tool(side_effects=True)`` (the innermost function: what integrations pass as
+#: a framework tool's ``fn``). A framework that calls such a function as its tool opens the step without
+#: knowing it writes; :func:`begin` looks here, so the kill switch's ``writes`` scope blocks it too.
+_writes: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +214,7 @@ class ToolCall(Step):
             internal_error("recording a retry", err)
         try:
             self.before_retry()
-        except AgentStopped as stopped:
+        except (AgentStopped, steps.Refusal) as stopped:  # a guard stopped the run, or denied the retry
             self.fail(exc)
             raise stopped from exc
         rt = run.ledger.runtime
@@ -276,6 +282,13 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or is_cancelled(exc)
 
 
+def _declared_write(fn: Callable[..., Any]) -> bool:
+    try:
+        return fn in _writes
+    except TypeError:  # an unhashable callable (a dataclass with __call__) was never declared
+        return False
+
+
 def begin(
     run: Run,
     options: ToolOptions,
@@ -297,6 +310,8 @@ def begin(
     unrecorded call raises, before any step or span exists (``agent_otel.replay``); a matched call has
     ``call.replay`` set and must be served, not run.
     """
+    if fn is not None and _writes and not options.side_effects and _declared_write(fn):
+        options = replace(options, side_effects=True)
     call = ToolCall(run, options, args, sha(args), call_id, fn)
     if claimable:
         call.claimable = True
@@ -740,6 +755,9 @@ def tool(
             description=describe(func),
         )
         binder = _ArgBinder(func)
+        if side_effects:
+            with contextlib.suppress(TypeError, ValueError):  # not weak-referenceable: only ours apply
+                _writes.add(inspect.unwrap(func))
 
         # The wrappers are of the function's own kind (generator, async generator, coroutine function),
         # so what frameworks ask `inspect` about a tool (is it async? does it stream?) stays true. A

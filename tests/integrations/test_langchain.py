@@ -143,3 +143,68 @@ def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrume
     assert run.result.usage["llm_calls"] == 1
     assert "".join(chunk.content for chunk in stream) == " two three four"  # the stream goes on
     assert len(telemetry.events("llm_result")) == 1
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """A LangChain tool made from an ``@agent_otel.tool(side_effects=True)`` function: the integration
+    opens the step without knowing it writes. Under the ``writes`` kill switch it ran all the same."""
+    telemetry = guarded({})
+    instrument("langchain")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran = []
+
+    @agent_otel.tool(name="delete_user", side_effects=True)
+    def delete_user(user: str) -> str:
+        """Delete an account."""
+        ran.append(user)
+        return "deleted"
+
+    @agent_otel.tool(name="find_user")
+    def find_user(user: str) -> str:
+        """Find an account."""
+        ran.append("find " + user)
+        return user
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        lc_tool(find_user).invoke({"user": "bob"})
+        lc_tool(delete_user).invoke({"user": "bob"})
+    assert ran == ["find bob"] and run.result.stop_reason == "kill_switch"
+    (tool_span,) = [s for s in ours(telemetry.spans()) if s.name == "execute_tool find_user"]
+    assert tool_span.attributes.get("agent.tool.side_effects") is None
+
+
+def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declared(telemetry, instrument):
+    """A dataclass with ``__call__`` (``eq=True`` makes it unhashable) as a LangChain tool's function:
+    once any ``side_effects=True`` tool was declared, looking it up among the writes raised TypeError,
+    and the call ran untraced (reported as an agent-otel internal error)."""
+    from dataclasses import dataclass
+
+    from langchain_core.tools import StructuredTool
+    from pydantic import BaseModel
+
+    instrument("langchain")
+
+    @agent_otel.tool(name="send", side_effects=True)  # a write is declared somewhere
+    def send(to: str) -> str:
+        return to
+
+    @dataclass
+    class Lookup:
+        prefix: str
+
+        def __call__(self, q: str) -> str:
+            return self.prefix + q
+
+    class Args(BaseModel):
+        q: str
+
+    lookup = StructuredTool(name="lookup", description="Look up.", args_schema=Args, func=Lookup("doc:"))
+    with agent_otel.run("support"):
+        assert lookup.invoke({"q": "x"}) == "doc:x"
+        send("a")
+    assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
+        "execute_tool lookup",
+        "execute_tool send",
+    ]

@@ -40,6 +40,7 @@ from agents import (
     tool_output_guardrail,
 )
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from agents.tool import default_tool_error_function
 from agents.tracing import TracingProcessor
 from agents.usage import Usage
 from openai.types.responses import ResponseOutputMessage, ResponseOutputRefusal
@@ -540,6 +541,99 @@ def test_denied_tool_stops_the_run_with_policy_denied(guarded, instrument):
     assert root.attributes["agent.stop_reason"] == "policy_denied"
     assert not [s for s in spans if s.name.startswith("execute_tool")]
     assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
+
+
+def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_model_is_told(guarded, instrument):
+    """``on_deny: raise`` refuses the tool without ending the run: the SDK's tool-error path
+    (``failure_error_function``) tells the model, as for any tool error. It ended the run with the SDK's
+    ``UserError("Error running tool ...")`` instead, neither the ToolDenied nor a message to the model."""
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_*"]}, "on_deny": "raise"}})
+    instrument("openai_agents")
+    ran = []
+
+    @function_tool
+    def delete_user(user: str) -> str:
+        """Delete an account."""
+        ran.append(user)
+        return "deleted " + user
+
+    model = Scripted(
+        [
+            step(function_call("delete_user", {"user": "bob"}, call_id="d1")),
+            step(assistant_message("I may not delete accounts.")),
+        ]
+    )
+    result = Runner.run_sync(Agent(name="deleter", model=model, tools=[delete_user]), "delete bob")
+    assert result.final_output == "I may not delete accounts." and ran == []
+    (told,) = [item.output for item in result.new_items if type(item).__name__ == "ToolCallOutputItem"]
+    assert told == default_tool_error_function(None, ValueError())  # the SDK's message for any tool error
+    root = one(ours(telemetry.spans()), "invoke_agent deleter")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
+
+    @function_tool(failure_error_function=lambda ctx, error: f"refused: {error}")
+    def delete_team(team: str) -> str:
+        """Delete a team."""
+        ran.append(team)
+        return "deleted"
+
+    model = Scripted(
+        [step(function_call("delete_team", {"team": "t"}, call_id="d3")), step(assistant_message("no"))]
+    )
+    result = Runner.run_sync(Agent(name="teams", model=model, tools=[delete_team]), "delete t")
+    (told,) = [item.output for item in result.new_items if type(item).__name__ == "ToolCallOutputItem"]
+    assert told == "refused: tool 'delete_team' blocked by policy: matches deny pattern 'delete_*' for *"
+
+    @function_tool(failure_error_function=None)  # the user asked for tool errors to be raised
+    def delete_all(user: str) -> str:
+        """Delete every account."""
+        ran.append(user)
+        return "deleted"
+
+    model = Scripted([step(function_call("delete_all", {"user": "bob"}, call_id="d2"))])
+    with pytest.raises(UserError) as raised:
+        Runner.run_sync(Agent(name="strict", model=model, tools=[delete_all]), "delete all")
+    assert isinstance(raised.value.__cause__, agent_otel.ToolDenied) and ran == []
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """A function declared ``@agent_otel.tool(side_effects=True)`` and given to the SDK as its tool: the
+    SDK opens the step without knowing it writes. Under the ``writes`` kill switch it ran all the same."""
+    telemetry = guarded({})
+    instrument("openai_agents")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran = []
+
+    @function_tool
+    @agent_otel.tool(name="delete_user", side_effects=True)
+    def delete_user(user: str) -> str:
+        """Delete an account."""
+        ran.append(user)
+        return "deleted " + user
+
+    @function_tool
+    @agent_otel.tool(name="find_user")
+    def find_user(user: str) -> str:
+        """Find an account."""
+        ran.append("find " + user)
+        return user
+
+    model = Scripted(
+        [
+            step(function_call("find_user", {"user": "bob"}, call_id="f1")),
+            step(function_call("delete_user", {"user": "bob"}, call_id="d1")),
+            step(assistant_message("never")),
+        ]
+    )
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        Runner.run_sync(Agent(name="deleter", model=model, tools=[find_user, delete_user]), "delete bob")
+    assert stopped.value.stop_reason == "kill_switch" and ran == ["find bob"]  # reads go on
+    root = one(ours(telemetry.spans()), "invoke_agent deleter")
+    assert root.attributes["agent.stop_reason"] == "kill_switch"
+    (event,) = [e.attributes for e in root.events if e.name == "agent.guard"]
+    assert event["tool"] == "delete_user" and event["limit"] == "writes"
 
 
 def test_looping_tool_calls_stop_the_run_with_loop_detected(guarded, instrument):

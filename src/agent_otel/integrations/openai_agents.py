@@ -53,6 +53,7 @@ from typing import Any
 from agent_otel import conventions as c
 from agent_otel import llm
 from agent_otel.genai import guess_provider
+from agent_otel.guards import ToolDenied
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -267,14 +268,17 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         if run is None:
             refuse_outside_run(str(getattr(function_tool, "name", "") or "tool"))
             return await original(*args, **kwargs)
-        call = start_tool(
-            run,
-            str(getattr(function_tool, "name", "") or "tool"),
-            parse_json_args(kwargs.get("arguments")),
-            call_id=getattr(context, "tool_call_id", None),
-            fn=_tool_fn(function_tool),
-            description=getattr(function_tool, "description", None),
-        )
+        try:
+            call = start_tool(
+                run,
+                str(getattr(function_tool, "name", "") or "tool"),
+                parse_json_args(kwargs.get("arguments")),
+                call_id=getattr(context, "tool_call_id", None),
+                fn=_tool_fn(function_tool),
+                description=getattr(function_tool, "description", None),
+            )
+        except ToolDenied as denied:
+            return await _refused(function_tool, context, denied)
         if call is None:
             return await original(*args, **kwargs)
         try:
@@ -292,6 +296,24 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return invoke
+
+
+async def _refused(function_tool: Any, context: Any, denied: ToolDenied) -> Any:
+    """``on_deny: raise``: the refusal takes the SDK's path for an error the tool raised, so its
+    ``failure_error_function`` tells the model and the agent carries on (raised out of the invocation, the
+    SDK ended the run with ``UserError``). A tool without one (``failure_error_function=None``) gets the
+    ToolDenied raised, as the SDK raises that tool's own errors."""
+    from agents import tool as tool_module
+
+    handler = getattr(tool_module, "maybe_invoke_function_tool_failure_error_function", None)
+    invocation_result = getattr(tool_module, "_FunctionToolInvocationResult", None)
+    if handler is None or invocation_result is None:
+        raise denied
+    handler = getattr(handler, "__wrapped__", handler)  # ours fails the active tool call: there is none
+    message = await handler(function_tool=function_tool, context=context, error=denied)
+    if message is None:
+        raise denied
+    return invocation_result(message)
 
 
 def _server(original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Serve:
