@@ -196,7 +196,14 @@ def settled(stack: Stack, demos: Demos) -> Demos:
         60,
         procs,
     )
-    for baseline in ("agent:baseline:history_hours", "agent:tool_calls_per_run:p95_10m:baseline_1d"):
+    # (ready reads the thresholds group too, whose first evaluation can come after the baseline group's:
+    # on Prometheus 3.14 the Baseline panel was empty at times for that first minute)
+    baselines = (
+        "agent:baseline:history_hours",
+        "agent:baseline:ready",
+        "agent:tool_calls_per_run:p95_10m:baseline_1d",
+    )
+    for baseline in baselines:
         wait_for(f"{baseline} (evaluated once a minute)", lambda b=baseline: stack.query(b), 150, procs)
     return demos
 
