@@ -282,6 +282,12 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or is_cancelled(exc)
 
 
+def writes_declared() -> bool:
+    """Whether any ``@tool(side_effects=True)`` function exists: integrations look a framework tool's
+    function up only then (one truth test per call otherwise)."""
+    return bool(_writes)
+
+
 def _declared_write(fn: Callable[..., Any]) -> bool:
     try:
         return fn in _writes
