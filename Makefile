@@ -54,6 +54,7 @@ test: install-dev install-envs prereqs
 	  echo "tests/envs/$$env in .venvs/$$env"; \
 	  AGENT_OTEL_TEST_ENV=$$env .venvs/$$env/bin/python -m pytest -q tests/envs/$$env || exit 1; \
 	done
+	AGENT_OTEL_CACHE=$(CACHE) ./scripts/test-pythons.sh
 
 test-unit: install-dev
 	$(PY) -m pytest -q -m "not e2e"
