@@ -73,6 +73,7 @@ from agent_otel.steps import (
     check_pending,
     context_binding,
     internal_error,
+    is_cancellation,
     policy_checks,
     span_binding,
     track_bound_run,
@@ -246,7 +247,7 @@ class BridgedToolCall(ToolCall):
         try:
             if error_type is not None:  # a cancellation is not the tool failing (tools.ToolCall.fail)
                 failure = BridgedError(error_type)
-                if error_type in _CANCELLATIONS:
+                if is_cancellation(error_type):
                     self._finish(c.STATUS_CANCELLED, error_type, None, None, failure)
                 else:
                     self._finish(c.STATUS_ERROR, error_type, None, None, failure, failure)
@@ -254,10 +255,6 @@ class BridgedToolCall(ToolCall):
                 self._finish(c.STATUS_OK, "", None, None, None)
         except Exception as err:
             internal_error("recording a framework tool call", err)
-
-
-#: The ``error.type`` of a framework's tool span that was cancelled rather than failed.
-_CANCELLATIONS = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"})
 
 
 class BridgedError(Exception):

@@ -242,6 +242,14 @@ class LLMCall(Step):
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> None:
+        """End the step with the error that ended the request (its usage: what it reported before).
+
+        A cancellation (asyncio's, KeyboardInterrupt, SystemExit) is not the provider failing, as for a
+        tool call: the step ends ``cancelled``, span status UNSET, ``error.type`` naming what cancelled it,
+        and it is left out of the GenAI client metrics' operation duration (neither a provider error nor
+        the latency of a completed request). Its note still lets the agent's own deadline around the
+        request (a TimeoutError raised from the cancellation) end the run ``model_error``.
+        """
         if not self.claim_end():
             return
         if self.held is not None:
@@ -342,10 +350,13 @@ def _complete(
     if call.provider and run.provider is None:
         run.provider = call.provider
     error_type = description = None
+    status = c.STATUS_OK
     if isinstance(error, BaseException):
         error_type = type(error).__name__
-    elif error is not None:
+        status = c.STATUS_CANCELLED if steps.is_cancellation(error) else c.STATUS_ERROR
+    elif error is not None:  # a code, or a cancellation named by a span bridged after the fact
         error_type, description = _text_error(str(error), rt)
+        status = c.STATUS_CANCELLED if steps.is_cancellation(error_type) else c.STATUS_ERROR
     if call.native is None:
         attributes: dict[str, Any] = {
             c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
@@ -364,7 +375,10 @@ def _complete(
             attributes[c.ERROR_TYPE] = error_type
         if c.gen_ai_dup():
             attributes = c.with_previous_names(attributes)
-        duration_ms, span_ctx = call.end(attributes, error, description or error_type)
+        if status == c.STATUS_CANCELLED:  # the span's status stays UNSET, as a cancelled tool call's
+            duration_ms, span_ctx = call.end(attributes)
+        else:
+            duration_ms, span_ctx = call.end(attributes, error, description or error_type)
     else:
         duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
@@ -383,7 +397,7 @@ def _complete(
             c.KIND_LLM_RESULT,
             span_ctx,
             round(duration_ms, 3),
-            c.STATUS_ERROR if error is not None else c.STATUS_OK,
+            status,
             error_type,
             usage=event_usage,
         )

@@ -479,9 +479,12 @@ class Metrics:
                 self._genai_series[key] = series
         duration, tokens = series
         duration_ms = event.get("duration_ms")
-        if duration_ms is not None:
+        status = event.get("status")
+        # A cancelled request (its task, Ctrl-C) is neither a provider error nor a completed request's
+        # latency: it stays out of the duration, whose error.type makes the provider's error rate.
+        if duration_ms is not None and status != c.STATUS_CANCELLED:
             duration.record(duration_ms / 1000.0)
-        if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or event.get("status") == c.STATUS_ERROR:
+        if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or status == c.STATUS_ERROR:
             return
         usage = event.get("usage") or {}
         counts = (usage.get("input_tokens") or 0, usage.get("output_tokens") or 0)

@@ -259,6 +259,19 @@ def is_cancelled(exc: BaseException) -> bool:
     return aio is not None and isinstance(exc, aio.CancelledError)
 
 
+#: The ``error.type`` of a step that was cancelled rather than failed (a span read after the fact names it).
+CANCELLATION_TYPES = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"})
+
+
+def is_cancellation(exc: BaseException | str) -> bool:
+    """Whether ``exc`` (an exception, or an error type read from a span) cancelled a step rather than
+    failed it: asyncio's cancellation, KeyboardInterrupt or SystemExit. A cancelled step ends
+    ``cancelled``, not ``error``, whether it is a tool call or an LLM request."""
+    if isinstance(exc, str):
+        return exc in CANCELLATION_TYPES
+    return isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
+
+
 # --- telemetry failures ------------------------------------------------------------------------------
 
 _reported: set[str] = set()
@@ -769,6 +782,7 @@ def begin(
 
 
 __all__ = [
+    "CANCELLATION_TYPES",
     "MAX_TRACKED_FAILURES",
     "NO_HOOKS",
     "SPAN_BINDING",
@@ -787,6 +801,7 @@ __all__ = [
     "current_run",
     "defer_stop",
     "internal_error",
+    "is_cancellation",
     "note_failure",
     "outside_run",
     "policy_checks",
