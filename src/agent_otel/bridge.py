@@ -771,6 +771,8 @@ def _end_llm(span: Any, call: BridgedLLMCall) -> None:
             attributes.get("gen_ai.usage.cache_creation_input_tokens")
         )
     del reasons  # on the framework's span already
+    if c.GEN_AI_USAGE_INPUT_TOKENS not in attributes and c.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes:
+        usage["input_tokens"] = usage["output_tokens"] = None  # no usage on the span: unknown, not 0
     error = _error_type(span)
     if error is not None:
         call.fail(error, **usage)

@@ -338,8 +338,8 @@ class Run:
     def record_llm(
         self,
         model: str | None = None,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
         *,
         cost_usd: float | None = None,
         duration_ms: float | None = None,
@@ -358,6 +358,8 @@ class Run:
         charging them at the full input price overstates spend. ``input_tokens`` stays the total.
         ``provider`` is ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``gcp.gemini``...); without it
         the provider is inferred from well-known model name prefixes (``gpt-``, ``claude-``...).
+        Token counts left out (None) are unknown, not 0: the request has no ``gen_ai.usage.*`` and no
+        computed spend, and token averages leave it out.
         """
         record(
             self,
