@@ -928,7 +928,7 @@ def test_a_streamed_turn_dropped_unread_is_a_step_whose_span_is_exported(telemet
     """A conversation turn's stream dropped before reading it: the step ends (no usage came) and its span,
     Mistral's with its tracing on, is exported."""
     fake_api.reply(turn_events((10, 2)))
-    with agent_otel.run("assistant") as run:
+    with agent_otel.run("assistant"):
         stream = client(fake_api).beta.conversations.start_stream(agent_id="ag_0196", inputs="hi")
         del stream
         gc.collect()
