@@ -536,6 +536,10 @@ def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLM
         if not _is_stop(exc):
             internal_error("checking a framework model call", exc)
         return None
+    if begun is not None:
+        # A framework that never ends its request span (Strands' stream closed by its consumer mid-request):
+        # the span ends, and the step with it, when the run stops (before the run's span).
+        begun.end_with_run(lambda: begun.done or not span.is_recording() or span.end())
     return begun  # type: ignore[no-any-return]
 
 
