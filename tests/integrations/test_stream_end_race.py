@@ -12,34 +12,20 @@ import pytest
 
 import agent_otel
 from agent_otel import steps
-from tests.integrations.conftest import Reply, by_name, ours
+from tests.integrations.conftest import by_name, ours
+from tests.integrations.test_openai_client import client, streamed_words
 
 openai = pytest.importorskip("openai")
 
-
-def streamed() -> Reply:
-    def chunk(delta: dict[str, Any], usage: dict[str, int] | None = None) -> dict[str, Any]:
-        choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": None}]
-        return {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 1,
-            "model": "gpt-4o",
-            "choices": choices,
-            "usage": usage,
-        }
-
-    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-    events = [chunk({"role": "assistant", "content": "a"}), chunk({"content": "b"}), chunk({}, usage)]
-    return Reply(stream=[(None, e) for e in events] + [(None, "[DONE]")])
+KWARGS = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
 
 
 def test_a_stream_ended_by_its_run_and_by_its_reader_at_once_is_one_step(
     telemetry, instrument, fake_api, monkeypatch
 ):
     instrument("openai")
-    fake_api.reply(streamed())
-    client = openai.OpenAI(base_url=fake_api.base_url + "/v1", api_key="k", max_retries=0)
+    fake_api.reply(streamed_words(1))  # a chunk, then one word, the finish and the usage
+    sync = client(fake_api)
     main = threading.get_ident()
     reader_may_end, reader_ended = threading.Event(), threading.Event()
 
@@ -65,18 +51,13 @@ def test_a_stream_ended_by_its_run_and_by_its_reader_at_once_is_one_step(
 
     rest: list[Any] = []
     with agent_otel.run("raced") as run:
-        stream = client.chat.completions.create(
-            model="gpt-4o",
-            messages=[{"role": "user", "content": "x"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        stream = sync.chat.completions.create(**KWARGS, stream=True, stream_options={"include_usage": True})
         next(stream)
         reader = threading.Thread(target=read_to_the_end, args=(stream,))
         reader.start()
     reader_may_end.set()
     reader.join(10)
-    assert not reader.is_alive() and len(rest) == 2  # the reader got the whole stream either way
+    assert not reader.is_alive() and len(rest) == 3  # the reader got the whole stream either way
 
     events = telemetry.events("llm_result")
     assert len(events) == 1, [e["usage"] for e in events]

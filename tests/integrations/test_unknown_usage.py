@@ -18,34 +18,11 @@ from tests.cli.conftest import CLI
 from tests.conftest import ListSink
 from tests.helpers import metric_points
 from tests.integrations.conftest import Reply, by_name
+from tests.integrations.test_openai_client import chunk, completion
 
 openai = pytest.importorskip("openai")
 
 MESSAGES = [{"role": "user", "content": "x"}]
-
-
-def chunk(delta: dict[str, Any], usage: dict[str, int] | None = None) -> dict[str, Any]:
-    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": None}]
-    return {
-        "id": "c",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "gpt-4o",
-        "choices": choices,
-        "usage": usage,
-    }
-
-
-def completion(prompt: int, output: int) -> dict[str, Any]:
-    message = {"role": "assistant", "content": "hi"}
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o",
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output},
-    }
 
 
 @pytest.fixture
