@@ -241,11 +241,13 @@ class LLMCall(Step):
         not 0, which a reader takes for a free request. See :class:`_Usage`."""
         if not self.claim_end():
             return
-        if self.held is not None:
+        cancelled = None
+        if self.held is not None:  # ended by its run: cut short by the cancellation stopping it, if any
+            cancelled = self.run.ledger.cancelled
             self._let_go()
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
-            _complete(self, usage, cost_usd, response_model, None)
+            _complete(self, usage, cost_usd, response_model, cancelled)
         except Exception as exc:
             internal_error("recording an LLM result", exc)
         self.after(None, None)  # a budget this usage crossed stops the run at its next step

@@ -41,6 +41,7 @@ from agent_otel.steps import (
     bind_span,
     current_run,
     internal_error,
+    is_cancellation,
     is_cancelled,
     note_failure,
     release_run_span,
@@ -405,7 +406,8 @@ class Run:
 
     def _finish(self, reason: StopReason, exc: BaseException | None, detail: str | None = None) -> StopResult:
         if self.ledger.open_ends and self.result is None:
-            self.ledger.end_open()  # streams left unfinished end before the run does
+            # streams left unfinished end before the run does (cancelled, if a cancellation stops it)
+            self.ledger.end_open(exc if exc is not None and is_cancellation(exc) else None)
         with self._lock:
             if self.result is not None:
                 return self.result

@@ -191,3 +191,57 @@ async def test_mistral_request_cancelled_is_a_cancelled_step(telemetry, instrume
         fake_api, hold, lambda: client.chat.complete_async(model="mistral-large-latest", messages=MESSAGES)
     )
     assert_cancelled(telemetry, run)
+
+
+def test_bedrock_request_interrupted_by_ctrl_c_is_a_cancelled_step(telemetry, instrument):
+    pytest.importorskip("boto3")
+    from tests.integrations.test_bedrock import CLAUDE, bedrock
+    from tests.integrations.test_bedrock import MESSAGES as BEDROCK_MESSAGES
+
+    instrument("bedrock")
+    client = bedrock()
+
+    def interrupt(**kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    client.meta.events.register("before-send.bedrock-runtime.Converse", interrupt)
+    with pytest.raises(KeyboardInterrupt), agent_otel.run("interrupted") as run:
+        client.converse(modelId=CLAUDE, messages=BEDROCK_MESSAGES)
+    assert_cancelled(telemetry, run, "KeyboardInterrupt")
+
+
+async def test_langchain_chat_model_call_cancelled_is_a_cancelled_step(telemetry, instrument):
+    """A framework's model call (LangChain reports the cancellation through ``on_llm_error``)."""
+    pytest.importorskip("langchain_core")
+    from langchain_core.language_models import BaseChatModel
+
+    started = asyncio.Event()
+
+    class Slow(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "slow"
+
+        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+        async def _agenerate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Any:
+            started.set()
+            await asyncio.sleep(30)
+
+    instrument("langchain")
+    runs: list[Any] = []
+
+    async def agent() -> None:
+        async with agent_otel.run("impatient") as run:
+            runs.append(run)
+            await Slow().ainvoke("hi")
+
+    task = asyncio.create_task(agent())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert_cancelled(telemetry, runs[0])
