@@ -73,6 +73,7 @@ from agent_otel.steps import (
     check_pending,
     context_binding,
     internal_error,
+    is_cancellation,
     policy_checks,
     span_binding,
     track_bound_run,
@@ -246,7 +247,7 @@ class BridgedToolCall(ToolCall):
         try:
             if error_type is not None:  # a cancellation is not the tool failing (tools.ToolCall.fail)
                 failure = BridgedError(error_type)
-                if error_type in _CANCELLATIONS:
+                if is_cancellation(error_type):
                     self._finish(c.STATUS_CANCELLED, error_type, None, None, failure)
                 else:
                     self._finish(c.STATUS_ERROR, error_type, None, None, failure, failure)
@@ -254,10 +255,6 @@ class BridgedToolCall(ToolCall):
                 self._finish(c.STATUS_OK, "", None, None, None)
         except Exception as err:
             internal_error("recording a framework tool call", err)
-
-
-#: The ``error.type`` of a framework's tool span that was cancelled rather than failed.
-_CANCELLATIONS = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"})
 
 
 class BridgedError(Exception):
@@ -539,6 +536,10 @@ def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLM
         if not _is_stop(exc):
             internal_error("checking a framework model call", exc)
         return None
+    if begun is not None:
+        # A framework that never ends its request span (Strands' stream closed by its consumer mid-request):
+        # the span ends, and the step with it, when the run stops (before the run's span).
+        begun.end_with_run(lambda: begun.done or not span.is_recording() or span.end())
     return begun  # type: ignore[no-any-return]
 
 
@@ -774,6 +775,8 @@ def _end_llm(span: Any, call: BridgedLLMCall) -> None:
             attributes.get("gen_ai.usage.cache_creation_input_tokens")
         )
     del reasons  # on the framework's span already
+    if c.GEN_AI_USAGE_INPUT_TOKENS not in attributes and c.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes:
+        usage["input_tokens"] = usage["output_tokens"] = None  # no usage on the span: unknown, not 0
     error = _error_type(span)
     if error is not None:
         call.fail(error, **usage)

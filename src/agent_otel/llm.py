@@ -52,6 +52,7 @@ class LLMCall(Step):
     """
 
     __slots__ = (
+        "_claim",
         "_parent",
         "_start_time_ns",
         "agent_name",
@@ -83,6 +84,19 @@ class LLMCall(Step):
         self._parent: Any = None
         self._start_time_ns = time.time_ns()
         self.held: Any = None  # how the run ends this call if it is still open then (end_with_run)
+        self._claim = [True]  # popped by the one end that wins (claim_end)
+
+    def claim_end(self) -> bool:
+        """Mark the step ended; False if it already was. Atomic: a stream's step may be ended by the run
+        stopping on one thread while another thread reads the stream to its end. ``list.pop`` is one
+        operation under the GIL (and under the free-threaded build's per-object lock), so exactly one
+        of them wins, with no lock taken when there is no race."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return False
+        self._done = True
+        return True
 
     def span_name(self) -> str:
         return c.llm_span_name(self.model)
@@ -213,22 +227,27 @@ class LLMCall(Step):
 
     def finish(
         self,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
         *,
         cost_usd: float | None = None,
         response_model: str | None = None,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> None:
-        """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it."""
+        """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it.
+
+        Token counts left None are unknown (a stream without ``include_usage``, a response without usage):
+        not 0, which a reader takes for a free request. See :class:`_Usage`."""
         if not self.claim_end():
             return
-        if self.held is not None:
+        cancelled = None
+        if self.held is not None:  # ended by its run: cut short by the cancellation stopping it, if any
+            cancelled = self.run.ledger.cancelled
             self._let_go()
         try:
             usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
-            _complete(self, usage, cost_usd, response_model, None)
+            _complete(self, usage, cost_usd, response_model, cancelled)
         except Exception as exc:
             internal_error("recording an LLM result", exc)
         self.after(None, None)  # a budget this usage crossed stops the run at its next step
@@ -236,12 +255,20 @@ class LLMCall(Step):
     def fail(
         self,
         exc: BaseException | str,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
         *,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> None:
+        """End the step with the error that ended the request (its usage: what it reported before).
+
+        A cancellation (asyncio's, KeyboardInterrupt, SystemExit) is not the provider failing, as for a
+        tool call: the step ends ``cancelled``, span status UNSET, ``error.type`` naming what cancelled it,
+        and it is left out of the GenAI client metrics' operation duration (neither a provider error nor
+        the latency of a completed request). Its note still lets the agent's own deadline around the
+        request (a TimeoutError raised from the cancellation) end the run ``model_error``.
+        """
         if not self.claim_end():
             return
         if self.held is not None:
@@ -257,11 +284,20 @@ class LLMCall(Step):
 
 
 class _Usage:
-    """One request's token counts, made non-negative ints once so that every consumer agrees."""
+    """One request's token counts, made non-negative ints once so that every consumer agrees.
 
-    __slots__ = ("cache_write", "cached_input", "input", "output")
+    ``known`` is False when the response reported no usage at all (both counts None): the step then has
+    no ``gen_ai.usage.*`` attributes, no token counts in its event, no computed spend, and it is left out
+    of token averages and token metrics, where a 0 would read as a free request. A count the response did
+    report, 0 included, is known. The run's totals (and so ``max_tokens`` / ``max_cost_usd`` budgets) add
+    nothing for an unknown request: its spend is invisible to them, as it is to the provider's own
+    figures agent-otel reads.
+    """
+
+    __slots__ = ("cache_write", "cached_input", "input", "known", "output")
 
     def __init__(self, input_tokens: Any, output_tokens: Any, cached_input: Any, cache_write: Any) -> None:
+        self.known = input_tokens is not None or output_tokens is not None
         self.input = max(int(input_tokens or 0), 0)
         self.output = max(int(output_tokens or 0), 0)
         self.cached_input = max(int(cached_input or 0), 0)
@@ -330,7 +366,7 @@ def _complete(
             call.span = super(LLMCall, call).start_span(rt, call._parent, call._start_time_ns)
         except Exception as exc:
             internal_error("starting an LLM span", exc)
-    if cost_usd is None and rt is not None:
+    if cost_usd is None and rt is not None and usage.known:
         cost_usd = rt.prices.cost(
             response_model or call.model, input_tokens, output_tokens, usage.cached_input, usage.cache_write
         )
@@ -342,16 +378,20 @@ def _complete(
     if call.provider and run.provider is None:
         run.provider = call.provider
     error_type = description = None
+    status = c.STATUS_OK
     if isinstance(error, BaseException):
         error_type = type(error).__name__
-    elif error is not None:
+        status = c.STATUS_CANCELLED if steps.is_cancellation(error) else c.STATUS_ERROR
+    elif error is not None:  # a code, or a cancellation named by a span bridged after the fact
         error_type, description = _text_error(str(error), rt)
+        status = c.STATUS_CANCELLED if steps.is_cancellation(error_type) else c.STATUS_ERROR
     if call.native is None:
-        attributes: dict[str, Any] = {
-            c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-            c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-            **call.attributes,
-        }
+        attributes: dict[str, Any] = (
+            {c.GEN_AI_USAGE_INPUT_TOKENS: input_tokens, c.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens}
+            if usage.known
+            else {}
+        )
+        attributes.update(call.attributes)
         if usage.cached_input:
             attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
         if usage.cache_write:
@@ -364,15 +404,17 @@ def _complete(
             attributes[c.ERROR_TYPE] = error_type
         if c.gen_ai_dup():
             attributes = c.with_previous_names(attributes)
-        duration_ms, span_ctx = call.end(attributes, error, description or error_type)
+        if status == c.STATUS_CANCELLED:  # the span's status stays UNSET, as a cancelled tool call's
+            duration_ms, span_ctx = call.end(attributes)
+        else:
+            duration_ms, span_ctx = call.end(attributes, error, description or error_type)
     else:
         duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
-        event_usage: dict[str, Any] = {
-            "model": response_model or call.model,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-        }
+        event_usage: dict[str, Any] = {"model": response_model or call.model}
+        if usage.known:  # unknown usage: no token counts at all, rather than 0
+            event_usage["input_tokens"] = input_tokens
+            event_usage["output_tokens"] = output_tokens
         if usage.cached_input:
             event_usage["cached_input_tokens"] = usage.cached_input
         if usage.cache_write:
@@ -383,7 +425,7 @@ def _complete(
             c.KIND_LLM_RESULT,
             span_ctx,
             round(duration_ms, 3),
-            c.STATUS_ERROR if error is not None else c.STATUS_OK,
+            status,
             error_type,
             usage=event_usage,
         )
@@ -434,8 +476,8 @@ def _end_adopted(call: LLMCall, cost_usd: float | None) -> tuple[float, Any]:
 def record(
     run: Run,
     model: str,
-    input_tokens: int,
-    output_tokens: int,
+    input_tokens: int | None,
+    output_tokens: int | None,
     *,
     cost_usd: float | None = None,
     duration_ms: float | None = None,

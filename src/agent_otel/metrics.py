@@ -455,8 +455,8 @@ class Metrics:
             self._gen_ai(event, event.get("_genai"))
         if kind == "llm_result" and self.track_tokens:
             usage = event["usage"] or {}
-            tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
-            if tokens:
+            if "input_tokens" in usage or "output_tokens" in usage:  # absent: usage unknown, not 0
+                tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
                 self._series(
                     self.tokens_per_request,
                     (event["agent"], usage.get("model", "unknown")),
@@ -479,14 +479,17 @@ class Metrics:
                 self._genai_series[key] = series
         duration, tokens = series
         duration_ms = event.get("duration_ms")
-        if duration_ms is not None:
+        status = event.get("status")
+        # A cancelled request (its task, Ctrl-C) is neither a provider error nor a completed request's
+        # latency: it stays out of the duration, whose error.type makes the provider's error rate.
+        if duration_ms is not None and status != c.STATUS_CANCELLED:
             duration.record(duration_ms / 1000.0)
-        if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or event.get("status") == c.STATUS_ERROR:
+        if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or status == c.STATUS_ERROR:
             return
         usage = event.get("usage") or {}
+        if "input_tokens" not in usage and "output_tokens" not in usage:
+            return  # no usage reported (a stream without include_usage): unknown, not a request of 0
         counts = (usage.get("input_tokens") or 0, usage.get("output_tokens") or 0)
-        if not any(counts):  # no usage reported (a stream without include_usage): not a request of 0
-            return
         for token_series, count in zip(tokens, counts, strict=True):
             token_series.record(count)
 

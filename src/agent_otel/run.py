@@ -41,6 +41,7 @@ from agent_otel.steps import (
     bind_span,
     current_run,
     internal_error,
+    is_cancellation,
     is_cancelled,
     note_failure,
     release_run_span,
@@ -338,8 +339,8 @@ class Run:
     def record_llm(
         self,
         model: str | None = None,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
         *,
         cost_usd: float | None = None,
         duration_ms: float | None = None,
@@ -358,6 +359,8 @@ class Run:
         charging them at the full input price overstates spend. ``input_tokens`` stays the total.
         ``provider`` is ``gen_ai.provider.name`` (``openai``, ``anthropic``, ``gcp.gemini``...); without it
         the provider is inferred from well-known model name prefixes (``gpt-``, ``claude-``...).
+        Token counts left out (None) are unknown, not 0: the request has no ``gen_ai.usage.*`` and no
+        computed spend, and token averages leave it out.
         """
         record(
             self,
@@ -403,7 +406,8 @@ class Run:
 
     def _finish(self, reason: StopReason, exc: BaseException | None, detail: str | None = None) -> StopResult:
         if self.ledger.open_ends and self.result is None:
-            self.ledger.end_open()  # streams left unfinished end before the run does
+            # streams left unfinished end before the run does (cancelled, if a cancellation stops it)
+            self.ledger.end_open(exc if exc is not None and is_cancellation(exc) else None)
         with self._lock:
             if self.result is not None:
                 return self.result

@@ -403,6 +403,7 @@ def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
         return OTLPMetricExporter(
             endpoint=url,
             insecure=insecure,
+            credentials=None if insecure else _grpc_metric_credentials(grpc),
             timeout=timeout,
             compression=grpc_compression,
             max_export_batch_size=points,
@@ -417,6 +418,41 @@ def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
     return HTTPMetricExporter(
         endpoint=url, timeout=timeout, compression=http_compression, max_export_batch_size=points
     )
+
+
+def _grpc_metric_credentials(grpc: Any) -> Any:
+    """The gRPC metric exporter's TLS credentials from ``OTEL_EXPORTER_OTLP_[METRICS_]CERTIFICATE``,
+    ``..._CLIENT_KEY`` and ``..._CLIENT_CERTIFICATE``, or None (the SDK's own defaults) when none is set.
+
+    Read here rather than by the SDK, which logs an ERROR with a traceback during ``setup()`` for a file
+    that does not exist, and raises into the application for one it may not read. A file that cannot be
+    read is one warning naming it and its variable, as for spans (:mod:`agent_otel.otlp`); the metric
+    exporter then verifies the collector against the system's root certificates, as the SDK would."""
+    names = ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
+    found = {}
+    for name in names:
+        for var in (f"OTEL_EXPORTER_OTLP_METRICS_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+            if os.environ.get(var):
+                found[name] = var
+                break
+    if not found or os.environ.get("OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER"):
+        return None
+    contents: dict[str, bytes | None] = {}
+    for name, var in found.items():
+        path = os.environ[var]
+        try:
+            with open(path, "rb") as f:
+                contents[name] = f.read()
+        except OSError as exc:
+            contents[name] = None
+            logger.warning(
+                "agent-otel: %s (%s) cannot be read: %s; metrics are exported over gRPC with the system's "
+                "root certificates instead",
+                path,
+                var,
+                exc.strerror or exc,
+            )
+    return grpc.ssl_channel_credentials(*(contents.get(name) for name in names))
 
 
 def _signal_off(signal: str) -> bool:

@@ -259,6 +259,19 @@ def is_cancelled(exc: BaseException) -> bool:
     return aio is not None and isinstance(exc, aio.CancelledError)
 
 
+#: The ``error.type`` of a step that was cancelled rather than failed (a span read after the fact names it).
+CANCELLATION_TYPES = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"})
+
+
+def is_cancellation(exc: BaseException | str) -> bool:
+    """Whether ``exc`` (an exception, or an error type read from a span) cancelled a step rather than
+    failed it: asyncio's cancellation, KeyboardInterrupt or SystemExit. A cancelled step ends
+    ``cancelled``, not ``error``, whether it is a tool call or an LLM request."""
+    if isinstance(exc, str):
+        return exc in CANCELLATION_TYPES
+    return isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
+
+
 # --- telemetry failures ------------------------------------------------------------------------------
 
 _reported: set[str] = set()
@@ -399,11 +412,22 @@ class Ledger:
     (``run.steps``, ``run.tool_calls``, tokens, spend) are the run's public attributes.
     """
 
-    __slots__ = ("failures", "hooks", "last_failed", "left", "lock", "open_ends", "pending", "runtime")
+    __slots__ = (
+        "cancelled",
+        "failures",
+        "hooks",
+        "last_failed",
+        "left",
+        "lock",
+        "open_ends",
+        "pending",
+        "runtime",
+    )
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None  # set when the run starts
         self.hooks = NO_HOOKS
+        self.cancelled: BaseException | None = None  # while end_open runs: the cancellation ending the run
         self.lock = threading.Lock()
         self.failures: list[tuple[BaseException, StopReason]] = []
         self.pending: StopResult | None = None
@@ -433,15 +457,22 @@ class Ledger:
                 with contextlib.suppress(ValueError):
                     self.open_ends.remove(end)
 
-    def end_open(self) -> None:
-        """End the steps still held open (the run is stopping); a failure is reported, never raised."""
+    def end_open(self, cancelled: BaseException | None = None) -> None:
+        """End the steps still held open (the run is stopping); a failure is reported, never raised.
+        ``cancelled``: the cancellation that stops the run, which cut those steps short too (a framework
+        that reports nothing for a model call its task's cancellation interrupted: LangChain's
+        ``ainvoke``), so they end ``cancelled`` (see ``LLMCall.finish``)."""
         with self.lock:
             ends, self.open_ends = self.open_ends, None
-        for end in ends or ():
-            try:
-                end()
-            except Exception as exc:
-                internal_error("ending a step left open", exc)
+        self.cancelled = cancelled
+        try:
+            for end in ends or ():
+                try:
+                    end()
+                except Exception as exc:
+                    internal_error("ending a step left open", exc)
+        finally:
+            self.cancelled = None
 
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
@@ -769,6 +800,7 @@ def begin(
 
 
 __all__ = [
+    "CANCELLATION_TYPES",
     "MAX_TRACKED_FAILURES",
     "NO_HOOKS",
     "SPAN_BINDING",
@@ -787,6 +819,7 @@ __all__ = [
     "current_run",
     "defer_stop",
     "internal_error",
+    "is_cancellation",
     "note_failure",
     "outside_run",
     "policy_checks",

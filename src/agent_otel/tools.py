@@ -185,7 +185,7 @@ class ToolCall(Step):
             return
         reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
         note_failure(self.run, exc, reason)
-        cancelled = isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
+        cancelled = steps.is_cancellation(exc)
         try:
             if cancelled:  # the span's status stays UNSET
                 self._finish(c.STATUS_CANCELLED, type(exc).__name__, None, None, exc, None)

@@ -129,6 +129,9 @@ class Reply:
     raw: bytes | None = None
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    #: The server waits for this event (at most 10 s) before the answer, or before stream event ``hold_at``.
+    hold: threading.Event | None = None
+    hold_at: int = 0
 
 
 @dataclass
@@ -157,6 +160,8 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
                 reply = api.replies.get_nowait()
             except queue.Empty:
                 reply = Reply({"error": {"message": "no reply queued", "type": "test"}}, status=500)
+            if reply.hold is not None and reply.stream is None:
+                reply.hold.wait(10)
             if reply.stream is None:
                 data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
                 self.send_response(reply.status)
@@ -171,7 +176,9 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-type", "text/event-stream")
             self.send_header("connection", "close")
             self.end_headers()
-            for event, data in reply.stream:
+            for i, (event, data) in enumerate(reply.stream):
+                if reply.hold is not None and i == reply.hold_at:
+                    reply.hold.wait(10)
                 chunk = "" if event is None else f"event: {event}\n"
                 chunk += f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
                 self.wfile.write(chunk.encode())

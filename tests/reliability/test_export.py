@@ -403,3 +403,30 @@ def test_a_password_in_the_endpoint_is_not_printed_by_the_export_warnings(fresh,
         finally:
             agent_otel.shutdown()
     assert not [r.getMessage() for r in caplog.records if "hunter2secret" in r.getMessage()]
+
+
+@pytest.mark.parametrize("bad", ["missing", "directory"])
+def test_a_certificate_file_that_cannot_be_read_is_one_warning_line_for_grpc_metrics(
+    fresh, monkeypatch, caplog, tmp_path, bad
+):
+    """The SDK's gRPC metric exporter read OTEL_EXPORTER_OTLP_CERTIFICATE itself during setup(): a file
+    that does not exist logged an ERROR with a traceback (from `opentelemetry.exporter...`), and one it
+    may not read (here a directory) raised out of setup(). Now it is one warning line naming the file and
+    the variable, as for spans, no traceback, and setup() returns."""
+    path = tmp_path / "no-such-ca.pem"
+    if bad == "directory":
+        path.mkdir()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(path))
+    with caplog.at_level(logging.WARNING):
+        agent_otel.setup(
+            "svc",
+            endpoint="https://127.0.0.1:9",
+            protocol="grpc",
+            instrument=False,
+            store=False,
+            config={"exporter.probe_local": False},
+        )
+        agent_otel.shutdown()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    (line,) = [r.getMessage() for r in caplog.records if "metrics are exported" in r.getMessage()]
+    assert str(path) in line and "OTEL_EXPORTER_OTLP_CERTIFICATE" in line and "\n" not in line

@@ -366,7 +366,9 @@ def _poll(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
     return False
 
 
-def _through_an_outage(postgres, caplog, down: list[str], up: list[str], error: str) -> int:
+def _through_an_outage(
+    postgres, caplog, down: list[str], up: list[str], error: str, in_store: bool = False
+) -> int:
     """A run written, ``down`` run by an administrator, a run written (kept: the store refuses it with
     ``error``), ``up``, and a third run: the kept one goes in after the back-off without a new record, the
     third at once. Returns the runs the database has."""
@@ -376,7 +378,7 @@ def _through_an_outage(postgres, caplog, down: list[str], up: list[str], error: 
     name = url.rsplit("/", 1)[1]
 
     def admin(statements: list[str]) -> None:
-        with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+        with psycopg.connect(url if in_store else postgres.url("postgres"), autocommit=True) as conn:
             for sql in statements:
                 conn.execute(sql.format(name=name))
 
@@ -451,3 +453,48 @@ def test_a_read_only_server_after_a_failover_is_waited_out(postgres, caplog):
     ]
     up = ["ALTER DATABASE {name} RESET default_transaction_read_only"]
     assert _through_an_outage(postgres, caplog, down, up, "read-only transaction") == 3
+
+
+def test_a_schema_restored_under_a_writer_takes_writes_again(postgres, caplog):
+    """A DBA restores the store's schema while the agent runs (``DROP SCHEMA public CASCADE``, then an
+    empty one): the next write finds no table (42P01 undefined_table, which PostgreSQL reports for the
+    write as 25P02 when a read in its transaction met it first). That switched the store off for the life
+    of the process. A careful operator expects what a dropped database gets: nothing lost, the tables
+    created again (the migrations run on the new connection), and the writes go on."""
+    from agent_otel.store.location import Target
+
+    url = postgres.new_database()
+    sink = StoreSink(Target("postgresql", url), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+            assert sink.error is None
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DROP SCHEMA public CASCADE")
+                conn.execute("CREATE SCHEMA public")
+            after = seed.run_records(seed.now_ms())
+            sink.write(after)
+            sink.write(seed.run_records(seed.now_ms()))
+            assert not sink._pending and sink.dropped == 0 and not sink._disabled, sink.error
+        assert not any("cannot be used" in r.getMessage() for r in caplog.records)
+        with psycopg.connect(url) as conn:
+            assert _count(conn, "agent_runs") == 2  # the two after the restore; the first went with it
+            ids = {r[0] for r in conn.execute("SELECT run_id FROM agent_runs").fetchall()}
+            assert after[0][1]["run_id"] in ids
+    finally:
+        sink.close()
+
+
+def test_tables_missing_while_a_restore_runs_are_waited_out(postgres, caplog):
+    """``pg_restore --clean`` drops the tables and creates them again from the dump: a write in between
+    finds no table (42P01) although the schema version row is still there. The records are kept (bounded,
+    as in an outage) and go in once the tables are back, without a new record to push them."""
+    runs = _through_an_outage(
+        postgres,
+        caplog,
+        ["ALTER TABLE agent_runs RENAME TO agent_runs_restoring"],
+        ["ALTER TABLE agent_runs_restoring RENAME TO agent_runs"],
+        "does not exist",
+        in_store=True,
+    )
+    assert runs == 3

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent_otel.stop import StopReason
+from agent_otel.store.summaries import request_tokens
 
 # Drift thresholds (README "drift"): a signal drifts when window >= ratio * baseline.
 TOOL_CALLS_RATIO = 2.0  # the seed's alert: average tool calls per run above twice the baseline
@@ -66,8 +67,9 @@ def summarize(runs: Sequence[dict[str, Any]], events: Iterable[dict[str, Any]]) 
     for e in events:
         kind = e.get("kind")
         if kind == "llm_result":
-            usage = e.get("usage") or {}
-            tokens.append(float((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)))
+            known = request_tokens(e.get("usage"))
+            if known is not None:  # usage unknown: left out, not a request of 0 tokens
+                tokens.append(known)
         elif kind == "tool_result":
             tool = e.get("tool") or "?"
             tool_total[tool] += 1

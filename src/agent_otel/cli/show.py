@@ -27,6 +27,7 @@ from agent_otel.cli.common import (
     utc_time,
 )
 from agent_otel.cli.runs import stop_style
+from agent_otel.store.summaries import request_tokens
 
 HELP = "show one run: steps in order with hashes, versions, stop reason, usage, trace_id"
 
@@ -138,10 +139,14 @@ def render(
             f"{plural(row.get('steps') or 0, 'step')}: {plural(row.get('tool_calls') or 0, 'tool call')}, "
             f"{plural(row.get('llm_calls') or 0, 'LLM call')}, {plural(row.get('retries') or 0, 'retry')}",
         )
+        unknown = sum(
+            e.get("kind") == "llm_result" and request_tokens(e.get("usage")) is None for e in events
+        )
         head.add_row(
             "spend",
             f"{tokens_in + tokens_out:,} tokens ({tokens_in:,} in / {tokens_out:,} out)   "
-            f"{fmt_usd(row.get('cost_usd'))}",
+            f"{fmt_usd(row.get('cost_usd'))}"
+            + (f"   [yellow]+ {plural(unknown, 'LLM call')} of unknown usage[/]" if unknown else ""),
         )
     for label, key in (
         ("parent run", "parent_run_id"),
@@ -210,8 +215,11 @@ def step_line(e: dict[str, Any]) -> str:
     usage = e.get("usage") or {}
     line = (
         f"{prefix}  [bold]llm[/]  {shown(_short(str(usage.get('model') or '?')))}  {status_txt}  {duration}"
-        f"  {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens"
     )
+    if "input_tokens" in usage or "output_tokens" in usage:
+        line += f"  {usage.get('input_tokens') or 0:,} in / {usage.get('output_tokens') or 0:,} out tokens"
+    else:  # the response reported no usage: not 0 tokens, which would read as a free request
+        line += "  [dim]tokens unknown[/]"
     if usage.get("cost_usd") is not None:
         line += f"  {fmt_usd(usage['cost_usd'])}"
     return line

@@ -61,8 +61,9 @@ class Reply:
     )
 
     def __init__(self) -> None:
-        self.input_tokens = 0
-        self.output_tokens = 0
+        # None until the response reports usage: unknown, not 0 (a reader takes 0 for a free request)
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
         self.reasoning_tokens = 0

@@ -239,14 +239,23 @@ def unwrapping_stream(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     async def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = original(self, *args, **kwargs)
         try:
-            async for event in original(self, *args, **kwargs):
+            async for event in inner:
                 yield event
         except Exception as exc:
             stop = wrapped_cause(exc)
             if stop is None or stop is exc:
                 raise
             raise stop from exc
+        finally:
+            # Closed early by the caller (``aclose()``, a ``break`` then the loop's finalizer): close the
+            # framework's stream now, as the caller's ``aclose()`` did without agent-otel, so that its own
+            # cleanup (ending its spans, and with them the run) runs now, not whenever the garbage
+            # collector finalizes it. (A no-op for a stream that ended.)
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     return stream
 

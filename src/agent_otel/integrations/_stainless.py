@@ -45,8 +45,8 @@ class StreamUsage(Protocol):
     """Collects usage (and the response's id, finish reasons and tool call ids) from stream events; one
     instance per streamed response."""
 
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None  # None until an event reported usage (unknown, not 0)
+    output_tokens: int | None
     model: str | None
     cached_input_tokens: int
     cache_write_tokens: int
@@ -63,7 +63,8 @@ Response = Reply
 
 
 class Usage:
-    """Input/output tokens and the responding model of one request.
+    """Input/output tokens and the responding model of one request (token counts None: the response
+    reported no usage).
 
     ``input_tokens`` is all input; ``cached_input_tokens`` and ``cache_write_tokens`` are the parts of
     it read from and written to the prompt cache, kept apart only because they are priced differently.
@@ -80,8 +81,8 @@ class Usage:
 
     def __init__(
         self,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
         model: str | None = None,
         cached_input_tokens: int = 0,
         cache_write_tokens: int = 0,

@@ -47,6 +47,8 @@ class AnthropicApi(Api):
         response.response_id = usage_value(body, "id")
         response.add_reason(usage_value(body, "stop_reason"))
         _tool_uses(response, usage_value(body, "content"))
+        if usage is None:  # no usage in the response: unknown, not 0
+            return Usage(model=model if isinstance(model, str) else None, response=response)
         return Usage(
             input_tokens,
             as_int(usage_value(usage, "output_tokens")),
@@ -68,8 +70,8 @@ class AnthropicApi(Api):
 
 class _StreamUsage:
     def __init__(self) -> None:
-        self.input_tokens = 0
-        self.output_tokens = 0
+        self.input_tokens: int | None = None  # until message_start reports usage: unknown
+        self.output_tokens: int | None = None
         self.model: str | None = None
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0
@@ -99,7 +101,7 @@ class _StreamUsage:
                 self.output_tokens = as_int(usage_value(usage, "output_tokens"))
             if usage_value(usage, "input_tokens") is not None:
                 input_tokens, cache_read, cache_write = _input_tokens(usage)
-                if input_tokens >= self.input_tokens:
+                if self.input_tokens is None or input_tokens >= self.input_tokens:
                     self.input_tokens = input_tokens
                     self.cached_input_tokens = cache_read
                     self.cache_write_tokens = cache_write

@@ -152,7 +152,7 @@ def read_invoke_body(reply: Reply, data: Any) -> bool:
         cache_read = as_int(metrics.get("cacheReadInputTokenCount"))
         cache_write = as_int(metrics.get("cacheWriteInputTokenCount"))
         total = as_int(metrics.get("inputTokenCount")) + cache_read + cache_write
-        if total >= reply.input_tokens:
+        if reply.input_tokens is None or total >= reply.input_tokens:
             reply.input_tokens = total
             reply.cached_input_tokens, reply.cache_write_tokens = cache_read, cache_write
         reply.output_tokens = as_int(metrics.get("outputTokenCount"))
@@ -206,6 +206,11 @@ def read_invoke_body(reply: Reply, data: Any) -> bool:
 
 def _header_usage(reply: Reply, response: Any) -> None:
     headers = usage_value(response, "ResponseMetadata", "HTTPHeaders") or {}
+    if (
+        "x-amzn-bedrock-input-token-count" not in headers
+        and "x-amzn-bedrock-output-token-count" not in headers
+    ):
+        return  # no usage reported: unknown, not 0
     reply.input_tokens = as_int(headers.get("x-amzn-bedrock-input-token-count"))
     reply.output_tokens = as_int(headers.get("x-amzn-bedrock-output-token-count"))
     reply.cached_input_tokens = as_int(headers.get("x-amzn-bedrock-cache-read-input-token-count"))

@@ -236,11 +236,12 @@ def _model_of(serialized: Any, metadata: Any, kwargs: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _usage(response: Any) -> tuple[int, int, str | None, int, int]:
+def _usage(response: Any) -> tuple[int | None, int | None, str | None, int, int]:
     """Sum ``usage_metadata`` over the generations; fall back to ``llm_output["token_usage"]``.
 
-    Returns (input, output, model, cache reads, cache writes). LangChain's ``input_tokens`` include
-    the cache counts of ``input_token_details``; those are returned apart only to price them.
+    Returns (input, output, model, cache reads, cache writes); input and output are None when neither
+    reports usage (unknown, not 0). LangChain's ``input_tokens`` include the cache counts of
+    ``input_token_details``; those are returned apart only to price them.
     """
     input_tokens = output_tokens = cache_read = cache_write = 0
     model: str | None = None
@@ -262,6 +263,9 @@ def _usage(response: Any) -> tuple[int, int, str | None, int, int]:
     llm_output = getattr(response, "llm_output", None) or {}
     if not found:
         usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
+        if not usage:
+            name = llm_output.get("model_name") or llm_output.get("model")
+            return None, None, model or (name if isinstance(name, str) and name else None), 0, 0
         input_tokens = as_int(usage.get("prompt_tokens", usage.get("input_tokens")))
         output_tokens = as_int(usage.get("completion_tokens", usage.get("output_tokens")))
         cache_read = as_int(usage_value(usage, "prompt_tokens_details", "cached_tokens"))
@@ -411,7 +415,8 @@ def _make_handler_class() -> type:
                     call.messages(output=_content.langchain_output(response))
             except Exception as exc:
                 internal_error("reading LangChain token usage", exc)
-                input_tokens = output_tokens = cache_read = cache_write = 0
+                input_tokens = output_tokens = None
+                cache_read = cache_write = 0
                 model = None
             call.finish(
                 input_tokens,

@@ -160,7 +160,7 @@ class _StreamWatch(Watch):
             self.hidden = hidden
 
     def end(self) -> None:
-        if not self.call.done and self.reply.input_tokens == 0 and self.reply.output_tokens == 0:
+        if not self.call.done and not self.reply.input_tokens and not self.reply.output_tokens:
             try:
                 read_usage(self.reply, self.hidden.get("usage"))
             except Exception as exc:

@@ -370,11 +370,12 @@ def _native_usage(call: LLMCall, reply: Reply) -> None:
     if span is None:
         return
     try:
-        if span.is_recording() and c.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {}):
+        known = reply.input_tokens is not None or reply.output_tokens is not None
+        if known and span.is_recording() and c.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {}):
             span.set_attributes(
                 {
-                    c.GEN_AI_USAGE_INPUT_TOKENS: reply.input_tokens,
-                    c.GEN_AI_USAGE_OUTPUT_TOKENS: reply.output_tokens,
+                    c.GEN_AI_USAGE_INPUT_TOKENS: reply.input_tokens or 0,
+                    c.GEN_AI_USAGE_OUTPUT_TOKENS: reply.output_tokens or 0,
                 }
             )
     except Exception as exc:

@@ -102,8 +102,8 @@ class _StreamUsage:
     the final response, with usage, on ``response.completed`` / ``response.incomplete`` / ``failed``."""
 
     def __init__(self) -> None:
-        self.input_tokens = 0
-        self.output_tokens = 0
+        self.input_tokens: int | None = None  # until a chunk reports usage (include_usage): unknown
+        self.output_tokens: int | None = None
         self.model: str | None = None
         self.cached_input_tokens = 0
         self.cache_write_tokens = 0

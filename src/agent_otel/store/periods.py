@@ -152,7 +152,8 @@ def exact(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict
                 [count, int(r["first"])] if old is None else [old[0] + count, min(old[1], int(r["first"]))]
             )
     tokens = summaries.tokens_sql(store)
-    llm = f"FROM agent_events WHERE kind = 'llm_result' AND {in_period}"
+    known = summaries.usage_known_sql(store)
+    llm = f"FROM agent_events WHERE kind = 'llm_result' AND {in_period} AND {known}"
     totals = store.query(f"SELECT count(*) AS n, sum({tokens}) AS t {llm}", params)[0]
     requests, token_sum = int(totals["n"]), float(totals["t"] or 0)
     if store.kind == "postgresql":

@@ -45,6 +45,10 @@ _RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, it
 _WRITTEN = ("run", "event", "snapshot")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
+UNDEFINED_TABLE = "42P01"  # PostgreSQL: a table the write needs does not exist (dropped under the writer)
+# PostgreSQL: an earlier statement of the transaction failed and was not raised (a meta read that found no
+# table); what failed is unknown, so a new connection is tried at once, where it surfaces if it stays.
+IN_FAILED_TRANSACTION = "25P02"
 MAINTENANCE_SLICE_S = 0.05  # gc and summary backfill: at most this long at a time (at least one batch)
 MAINTENANCE_SHARE = 0.2  # ... and at most this share of the thread's time
 
@@ -346,8 +350,10 @@ class StoreSink:
     def _reconnect_at_once(self, err: StoreError, reused: bool) -> bool:
         """Whether to try a new PostgreSQL connection at once after ``err`` on one already open: the server
         may have closed it while it sat idle (the DBA's idle_session_timeout, a proxy's idle limit), which
-        is no reason to call the store unavailable. Closes the old connection if so."""
-        if not (err.transient and reused and self.target.kind == "postgresql"):
+        is no reason to call the store unavailable; or a statement of the write's transaction failed out
+        of sight (25P02). Closes the old connection if so."""
+        retry = err.transient or err.sqlstate == IN_FAILED_TRANSACTION
+        if not (retry and reused and self.target.kind == "postgresql"):
             return False
         if self._store is not None:
             self._store.close()
@@ -408,9 +414,13 @@ class StoreSink:
 
     def _failed(self, err: StoreError) -> None:
         self.error = err
-        if err.sqlstate == DATABASE_MISSING and self._opened:
+        if err.sqlstate in (DATABASE_MISSING, UNDEFINED_TABLE) and self._opened:
             # Dropped under a process that was writing to it: an operator re-creating it (empty; the
-            # tables are created again on connecting) is more likely than a typo that worked before.
+            # tables are created again on connecting) is more likely than a typo that worked before. So
+            # is a table gone (42P01: a DBA restoring the schema, DROP SCHEMA ... CASCADE): the records
+            # are kept, and the next try reconnects, which runs the migrations again. A table dropped
+            # alone while the schema version stays (agent_otel_meta kept) is not re-created: the tries
+            # go on with their back-off, and what the bounded buffer cannot keep is counted as dropped.
             err.transient = True
         if err.transient:
             self._trim_pending()

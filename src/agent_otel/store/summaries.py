@@ -60,6 +60,20 @@ def _number(value: Any) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
+def request_tokens(usage: Any) -> float | None:
+    """Input plus output tokens of an ``llm_result`` event's ``usage`` (a dict or its JSON text), or None
+    when the request's usage is unknown (no token counts in it: a stream without ``include_usage``), which
+    token averages and percentiles leave out rather than count as a free request."""
+    if isinstance(usage, str):
+        try:
+            usage = json.loads(usage)
+        except ValueError:
+            return None
+    if not isinstance(usage, dict) or ("input_tokens" not in usage and "output_tokens" not in usage):
+        return None
+    return _number(usage.get("input_tokens")) + _number(usage.get("output_tokens"))
+
+
 # --- histograms --------------------------------------------------------------------------------------
 
 
@@ -189,14 +203,10 @@ class Summary:
         if isinstance(usage, int | float):
             tokens = float(usage)
         else:
-            if isinstance(usage, str):
-                try:
-                    usage = json.loads(usage)
-                except ValueError:
-                    usage = None
-            if not isinstance(usage, dict):
-                usage = {}
-            tokens = _number(usage.get("input_tokens")) + _number(usage.get("output_tokens"))
+            known = request_tokens(usage)
+            if known is None:  # usage unknown: not a request of 0 tokens
+                return
+            tokens = known
         self.requests += 1
         self.tokens += tokens
         _add(self.tokens_hist, log_key(tokens))
@@ -305,9 +315,20 @@ class Summary:
         }
 
 
+def usage_known_sql(store: Store, usage: str = "usage") -> str:
+    """Whether an event's ``usage`` has token counts, in SQL (:func:`request_tokens` is not None)."""
+    if store.kind == "postgresql":
+        return f"({usage}->'input_tokens' IS NOT NULL OR {usage}->'output_tokens' IS NOT NULL)"
+    return (
+        f"(json_valid({usage}) AND (json_type({usage}, '$.input_tokens') IS NOT NULL "
+        f"OR json_type({usage}, '$.output_tokens') IS NOT NULL))"
+    )
+
+
 def tokens_sql(store: Store, usage: str = "usage") -> str:
     """Input plus output tokens of an event's ``usage`` in SQL, as :meth:`Summary.add_request` counts
-    them: numbers only, anything else (a string, a missing key, text that is not JSON) 0."""
+    them: numbers only, anything else (a string, a missing key, text that is not JSON) 0. Requests whose
+    usage is unknown are left out with :func:`usage_known_sql`."""
     if store.kind == "postgresql":
         part = (
             f"CASE WHEN jsonb_typeof({usage}->'{{0}}') = 'number' THEN ({usage}->>'{{0}}')::float8 ELSE 0 END"

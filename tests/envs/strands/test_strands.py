@@ -385,3 +385,28 @@ def test_an_agent_created_before_instrumenting_is_seen_through_its_spans(guarded
     assert root.attributes["agent.stop_reason"] == "completed"
     (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
     assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
+
+
+async def test_a_stream_closed_early_ends_the_run_and_its_request_step(telemetry, instrument):
+    """The caller closes ``stream_async`` in the middle of the model's answer (a client that went away).
+    agent-otel's wrapper of the stream did not close Strands' own generator, so Strands ended none of its
+    spans until the garbage collector finalized it: no run, no stop, no step. Now the run ends
+    ``cancelled`` at once, and the request step's span (Strands never ends it) ends with the run, before
+    the run's span. Strands' ``execute_event_loop_cycle`` span stays open: it is not a step."""
+    instrument("strands")
+    agent = make_agent(*one_tool_script())
+    stream = agent.stream_async("hi")
+    seen = 0
+    async for event in stream:
+        seen += 1
+        if "event" in event and seen >= 5:  # the model's answer is streaming
+            break
+    await stream.aclose()
+    spans = strands_spans(telemetry.spans())
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    (chat,) = [s for s in spans if s.name == "chat"]
+    assert chat.attributes["agent.step_id"] == 1 and chat.end_time <= root.end_time
+    (stop,) = telemetry.events("stop")
+    assert stop["stop_reason"] == "cancelled" and stop["usage"]["llm_calls"] == 1
+    assert [e["step_id"] for e in telemetry.events("llm_result")] == [1]
