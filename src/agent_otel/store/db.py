@@ -974,7 +974,10 @@ class PostgresStore(Store):
     nul_ok = False
     max_params = 65_535  # the protocol's limit
 
-    def open(self, create: bool) -> None:
+    def open(self, create: bool, prepare: bool = True) -> None:
+        """``prepare``: let psycopg prepare the statements it runs often (a writer's). A reader's are
+        ``SELECT *``, and a prepared one fails (``cached plan must not change result type``) once another
+        agent-otel's migration adds a column: `tail`, left running across an upgrade, ended with it."""
         try:
             import psycopg
         except ImportError:
@@ -985,6 +988,8 @@ class PostgresStore(Store):
             self.conn = psycopg.connect(
                 self.target.location, autocommit=True, connect_timeout=5, application_name="agent-otel"
             )
+            if not prepare:
+                self.conn.prepare_threshold = None
             # Our queries are small and index-served. On a 1M-run store the planner took a run for 95
             # events (it has 10: ANALYZE's sample under-counts distinct run ids), chose a parallel scan of
             # agent_runs for drift's partial hours and JIT-compiled it: 0.31 s where the index answers in
@@ -1151,7 +1156,7 @@ def open_store(
     store: Store
     if target.kind == "postgresql":
         store = PostgresStore(target)
-        store.open(create)
+        store.open(create, prepare=writer)
     else:
         store = SQLiteStore(target, busy_timeout_s)
         store.open(create, read_only_ok=not writer)  # a reader may read a store it cannot write
