@@ -57,3 +57,55 @@ def test_tail_keeps_following_a_postgresql_store_a_newer_version_migrates(postgr
         tail.terminate()
         _, err = tail.communicate(timeout=30)
     assert "cached plan" not in err, err
+
+
+@pytest.mark.e2e
+def test_an_older_postgresql_store_a_role_may_not_migrate_is_one_clear_line(postgres: PostgresServer):
+    """The store's tables belong to a deployment role and the agents (and dashboards) connect as one that
+    may only read and write rows. After an upgrade, the first agent-otel of the new version to open the
+    store must migrate it, and this role may not: one line saying the schema is older and that it must be
+    migrated once by a role that owns the tables (it said only `permission denied for schema public`), the
+    store untouched, the agent unaffected."""
+    import unittest.mock
+
+    from agent_otel.store import open_store, schema
+    from agent_otel.store.location import Target
+    from tests.cli.conftest import COMMAND
+    from tests.store.conftest import run_python
+
+    url = postgres.new_database()
+    old = {kind: steps[:3] for kind, steps in schema.MIGRATIONS.items()}
+    with unittest.mock.patch.dict(schema.MIGRATIONS, old):
+        store = open_store(Target("postgresql", url))
+        assert store.schema_version() == 3
+        store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO agent_runs (run_id, agent, created_at, status) VALUES ('r1', 'old', now(), 'running')"
+        )
+        conn.execute("DO $$ BEGIN CREATE ROLE app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app")
+        conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app")
+    app = url.replace("agent_otel@", "app@")
+    proc = subprocess.run([*COMMAND, "runs", "--store", app], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert f"its schema version 3 is older than this agent-otel's ({schema.LATEST_VERSION})" in line, line
+    assert "permission denied" in line and "owns its tables" in line, line
+    agent = run_python(
+        "import sys, agent_otel\n"
+        "agent_otel.setup('app', store=sys.argv[1], instrument=False, config={'exporter.probe_local': False})\n"
+        "with agent_otel.run('a'):\n"
+        "    pass\n"
+        "agent_otel.shutdown(5)\n"
+        "print('ran')\n",
+        app,
+    )
+    assert agent.returncode == 0 and "ran" in agent.stdout, agent.stderr
+    (warning,) = [x for x in agent.stderr.splitlines() if "run store" in x]
+    assert "its schema version 3 is older" in warning and "owns its tables" in warning, warning
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT value FROM agent_otel_meta WHERE key = 'schema_version'").fetchall() == [
+            ("3",)
+        ]
+        assert conn.execute("SELECT run_id FROM agent_runs").fetchall() == [("r1",)]

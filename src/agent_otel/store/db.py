@@ -378,25 +378,48 @@ class Store:
                 "be opened read-only here, so it cannot be migrated; open it once where it is writable"
             )
         if version < latest:
-            with self.transaction():
-                self._lock_for_migration()
-                self.execute(
-                    f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            try:
+                version = self._migrate_from(version)
+            except Exception as exc:
+                error = classify(exc)
+                if error.transient or not version:  # a fresh store: its own error says it best
+                    raise error from None
+                # Opened by a role that may read and write rows but not alter tables (PostgreSQL), after
+                # an upgrade: say what is needed, not only "permission denied for schema public".
+                owner = (
+                    ": open it once as a role that owns its tables (any agent-otel command migrates it)"
+                    if self.kind == "postgresql"
+                    else ""
                 )
-                version = self.schema_version()  # another process may have migrated meanwhile
-                for step, statements in MIGRATIONS[self.kind]:
-                    if step <= version:
-                        continue
-                    for statement in statements:
-                        self.execute(statement)
-                    version = step
-                    self._upsert_meta("schema_version", str(step))
+                raise StoreError(
+                    f"its schema version {version} is older than this agent-otel's ({latest}) and migrating "
+                    f"it failed ({error}); it is left as it was{owner}",
+                    sqlstate=error.sqlstate,
+                ) from None
         if version > latest and writer:
             raise StoreError(
                 f"its schema version {version} is newer than this agent-otel supports ({latest}); "
                 "upgrade agent-otel"
             )
         self.summarized = version >= SUMMARIES_VERSION
+        return version
+
+    def _migrate_from(self, version: int) -> int:
+        """Apply the migrations above ``version`` in one transaction (all or none: a migration cut short,
+        by an error or a killed process, leaves the store as it was, and the next open starts again)."""
+        with self.transaction():
+            self._lock_for_migration()
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            version = self.schema_version()  # another process may have migrated meanwhile
+            for step, statements in MIGRATIONS[self.kind]:
+                if step <= version:
+                    continue
+                for statement in statements:
+                    self.execute(statement)
+                version = step
+                self._upsert_meta("schema_version", str(step))
         return version
 
     # --- writing -------------------------------------------------------------------------------------
