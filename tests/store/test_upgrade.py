@@ -81,7 +81,8 @@ def test_an_older_postgresql_store_a_role_may_not_migrate_is_one_clear_line(post
         store.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO agent_runs (run_id, agent, created_at, status) VALUES ('r1', 'old', now(), 'running')"
+            "INSERT INTO agent_runs (run_id, agent, created_at, status) "
+            "VALUES ('r1', 'old', now(), 'running')"
         )
         conn.execute("DO $$ BEGIN CREATE ROLE app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
         conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app")
@@ -94,7 +95,8 @@ def test_an_older_postgresql_store_a_role_may_not_migrate_is_one_clear_line(post
     assert "permission denied" in line and "owns its tables" in line, line
     agent = run_python(
         "import sys, agent_otel\n"
-        "agent_otel.setup('app', store=sys.argv[1], instrument=False, config={'exporter.probe_local': False})\n"
+        "agent_otel.setup('app', store=sys.argv[1], instrument=False,\n"
+        "                 config={'exporter.probe_local': False})\n"
         "with agent_otel.run('a'):\n"
         "    pass\n"
         "agent_otel.shutdown(5)\n"
