@@ -111,3 +111,61 @@ def test_an_older_postgresql_store_a_role_may_not_migrate_is_one_clear_line(post
             ("3",)
         ]
         assert conn.execute("SELECT run_id FROM agent_runs").fetchall() == [("r1",)]
+
+
+def _old_writer_rows(path: str, created_at_ms: int, n: int) -> None:
+    """Runs as an agent-otel from before schema 6 writes them (runs and events, no summaries): a process
+    started before the upgrade keeps its connection and writes on after another one migrated the store."""
+    from agent_otel.store import open_store
+    from agent_otel.store.location import Target
+
+    store = open_store(Target("sqlite", path))
+    try:
+        with store.transaction():
+            for i in range(n):
+                run_id = f"old{i:029d}"
+                store.execute(
+                    "INSERT INTO agent_runs (run_id, agent, created_at, ended_at, duration_ms, tool_calls, "
+                    "steps, llm_calls, retries, stop_reason, status, cost_usd) "
+                    "VALUES (?, 'support-agent', ?, ?, 500, 1, 1, 0, 0, 'completed', 'success', 0.5)",
+                    (run_id, store._ts(created_at_ms + i), store._ts(created_at_ms + i + 500)),
+                )
+                store.execute(
+                    "INSERT INTO agent_events (run_id, kind, ts_ms, step_id, tool, status) "
+                    "VALUES (?, 'tool_result', ?, 1, 'search', 'ok')",
+                    (run_id, created_at_ms + i),
+                )
+    finally:
+        store.close()
+
+
+def test_runs_an_older_writer_adds_after_the_upgrade_are_counted_in_the_summaries(tmp_path):
+    """An agent-otel from before schema 6 still running after the upgrade writes runs without summarizing
+    them. `stats` and `drift` read the summaries of whole hours over long periods: those runs were left
+    out (a period of 8 runs read as 3) until the summaries were rebuilt by hand. The store sink of this
+    version finds the recent hours whose summaries miss runs and summarizes them again."""
+    from agent_otel.store import open_store, periods
+    from agent_otel.store.location import Target
+
+    path = str(tmp_path / "agent-otel.db")
+    now = seed.now_ms()
+    hour = now - now % seed.HOUR_MS - 3 * seed.HOUR_MS  # a whole hour, three hours ago
+    for i in range(3):
+        seed.write(path, seed.run_records(hour + 60_000 * (i + 1)))
+    _old_writer_rows(path, hour + 30 * 60_000, 5)
+
+    def figures(method: str) -> dict:
+        store = open_store(Target("sqlite", path), writer=False)
+        try:
+            return periods.period(store, hour, hour + seed.HOUR_MS, method=method)
+        finally:
+            store.close()
+
+    assert figures("exact")["runs"] == 8
+    seed.write(path, seed.run_records(seed.now_ms()))  # a process of this version writes a run now
+    summarized, exact = figures("summarized"), figures("exact")
+    assert summarized["runs"] == 8, summarized
+    for key in ("stop_reasons", "failing_tools"):
+        assert summarized[key] == exact[key]
+    assert summarized["spend_per_run_usd"]["total"] == pytest.approx(3 * 0.01 + 5 * 0.5)
+    assert summarized["tool_calls_per_run"] == exact["tool_calls_per_run"]

@@ -45,6 +45,7 @@ _RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, it
 _WRITTEN = ("run", "event", "snapshot")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
+RECHECK_INTERVAL_S = 600.0  # summaries.stale_hours: every ten minutes
 MAINTENANCE_SLICE_S = 0.05  # gc and summary backfill: at most this long at a time (at least one batch)
 MAINTENANCE_SHARE = 0.2  # ... and at most this share of the thread's time
 
@@ -142,6 +143,8 @@ class StoreSink:
         self._gc: Iterator[dict[str, int]] | None = None  # a gc in progress (retention.steps)
         self._gc_totals: dict[str, int] = {}
         self._backfill = True  # until the summaries cover the whole store
+        self._recheck_at = 0.0  # monotonic: when to look again for hours whose summaries miss runs
+        self._stale: list[int] = []  # such hours (summaries.stale_hours), summarized again one a slice
         self._maintain_at = 0.0  # monotonic: no maintenance slice before this
         self._shifts: dict[str, int] = {}
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
@@ -506,9 +509,18 @@ class StoreSink:
                     break
             while self._gc is None and self._backfill and time.monotonic() <= deadline:
                 self._backfill = store.summarized and summaries.backfill_step(store)
+            if self._gc is None and store.summarized and started >= self._recheck_at:
+                # An agent-otel from before schema 6 may still be writing (it started before the upgrade).
+                self._recheck_at = started + RECHECK_INTERVAL_S
+                self._stale = summaries.stale_hours(store, int(time.time() * 1000))
+            while self._gc is None and self._stale and time.monotonic() <= deadline:
+                hour = self._stale.pop()
+                with store.transaction():
+                    summaries.rebuild(store, hour, hour + summaries.HOUR_MS)
         except Exception as exc:  # retention and summaries can wait for the next day or `agent-otel gc`
             self._gc = None
             self._backfill = False
+            self._stale = []
             logger.debug("agent-otel: run store maintenance failed: %s", exc)
         self._maintain_at = time.monotonic() + (time.monotonic() - started) / MAINTENANCE_SHARE
 
