@@ -250,3 +250,100 @@ def test_a_store_written_by_an_older_version_reads_the_same_after_the_upgrade(ve
     assert dry.returncode == 0, dry.stderr
     old = dt.date.fromisoformat(day) < dt.date.today() - dt.timedelta(days=31)
     assert f"would delete {7 if old else 0} rows from agent_runs" in dry.stdout, dry.stdout
+
+
+# Open the store at argv[1] with this version, SIGKILLed at its argv[2]-th migration statement.
+KILLED_MID_MIGRATION = """
+import os, signal, sys
+from agent_otel.store import db, schema
+from agent_otel.store.location import resolve
+statements = {s for _, steps in schema.MIGRATIONS["sqlite"] for s in steps}
+seen, execute = [], db.Store.execute
+def killing(self, text, params=()):
+    if text in statements:
+        seen.append(text)
+        if len(seen) == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return execute(self, text, params)
+db.Store.execute = killing
+db.open_store(resolve(sys.argv[1]))
+"""
+
+
+def _columns(path: str) -> dict[str, list[str]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        tables = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
+        ]
+        return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+@pytest.mark.parametrize("at", [1, 6, 9, 13])  # a statement of migration 4, 5, 6, 7
+def test_a_migration_killed_midway_leaves_the_store_as_it_was_and_the_next_open_finishes_it(at, tmp_path):
+    """The process migrating a schema-3 store is SIGKILLed at a statement of migration 4, 5, 6 or 7: the
+    store is at schema 3 with its tables as they were (all migrations are one transaction), and the next
+    process to open it migrates it and finds every run."""
+    import sqlite3
+
+    from agent_otel.store import open_store, schema
+    from agent_otel.store.location import Target
+    from tests.store.conftest import run_python
+
+    path = str(tmp_path / "old.db")
+    with sqlite3.connect(path) as conn:
+        conn.executescript((STORES / "schema3.sql").read_text())
+    before = _columns(path)
+    killed = run_python(KILLED_MID_MIGRATION, path, str(at))
+    assert killed.returncode == -9, killed.stderr
+    assert _columns(path) == before
+    store = open_store(Target("sqlite", path))
+    try:
+        assert store.schema_version() == schema.LATEST_VERSION
+        assert len(store.runs(limit=100)) == 7
+    finally:
+        store.close()
+
+
+@pytest.mark.e2e
+def test_a_postgresql_migration_failing_midway_leaves_the_store_as_it_was(postgres: PostgresServer):
+    """A statement of migration 6 fails (here: injected) while a schema-3 PostgreSQL store is migrated:
+    the store stays at schema 3, no table or column of migrations 4 and 5 is left behind, and the next
+    open migrates it."""
+    import unittest.mock
+
+    from agent_otel.store import db, open_store, schema
+    from agent_otel.store.location import Target
+
+    url = postgres.new_database()
+    target = Target("postgresql", url)
+    with unittest.mock.patch.dict(schema.MIGRATIONS, {k: v[:3] for k, v in schema.MIGRATIONS.items()}):
+        open_store(target).close()
+    failing = schema.MIGRATIONS["postgresql"][5][1][0]  # migration 6's first statement
+    execute = db.Store.execute
+
+    def fail_at(self, text, params=()):
+        if text == failing:
+            raise psycopg.errors.InsufficientPrivilege("injected: permission denied for schema public")
+        return execute(self, text, params)
+
+    with unittest.mock.patch.object(db.Store, "execute", fail_at), pytest.raises(db.StoreError) as info:
+        open_store(target)
+    assert "its schema version 3 is older" in str(info.value)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT value FROM agent_otel_meta WHERE key = 'schema_version'").fetchone() == (
+            "3",
+        )
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'agent_runs'"
+            )
+        }
+        assert not {"pid", "host", "conversation_id"} & columns
+    store = open_store(target)
+    try:
+        assert store.schema_version() == schema.LATEST_VERSION
+    finally:
+        store.close()
