@@ -347,3 +347,57 @@ def test_a_postgresql_migration_failing_midway_leaves_the_store_as_it_was(postgr
         assert store.schema_version() == schema.LATEST_VERSION
     finally:
         store.close()
+
+
+def test_a_store_of_a_newer_schema_is_read_but_never_written(tmp_path):
+    """Rolling back: a store a later agent-otel migrated (its schema version above ours). The agent runs
+    on and its records are dropped and counted, with one line saying why; nothing is written to the store;
+    the reading commands read what it holds; gc refuses in one line."""
+    import json
+    import sqlite3
+
+    from agent_otel.store import schema
+    from tests.cli.conftest import CLI, one_line_error
+    from tests.store.conftest import run_python
+
+    path = str(tmp_path / "newer.db")
+    seed.write(path, seed.run_records(seed.now_ms() - 60_000, run_id="c" * 32))
+    newer = schema.LATEST_VERSION + 1
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE agent_otel_meta SET value = ? WHERE key = 'schema_version'", (str(newer),))
+
+    def dump() -> list[str]:
+        with sqlite3.connect(path) as conn:
+            return list(conn.iterdump())
+
+    before = dump()
+    agent = run_python(
+        "import sys, agent_otel\n"
+        "agent_otel.setup('app', store=sys.argv[1], instrument=False,\n"
+        "                 config={'exporter.probe_local': False})\n"
+        "with agent_otel.run('a') as r:\n"
+        "    r.call_tool('t', lambda: 1)\n"
+        "agent_otel.shutdown(5)\n"
+        "print('ran')\n",
+        path,
+    )
+    assert agent.returncode == 0 and "ran" in agent.stdout, agent.stderr
+    lines = [x for x in agent.stderr.splitlines() if "store" in x]
+    assert (
+        f"its schema version {newer} is newer than this agent-otel supports ({schema.LATEST_VERSION}); "
+        "upgrade agent-otel" in lines[0]
+    ), agent.stderr
+    assert "store records (store unavailable)" in lines[-1], agent.stderr
+    assert dump() == before
+
+    cli = CLI(tmp_path / "home")
+    for command in (["runs"], ["show", "c" * 8], ["stats"], ["export"], ["drift"]):
+        proc = cli(*command, "--store", path)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert command[0] in ("drift", "stats") or "c" * 8 in proc.stdout, (command, proc.stdout)
+    assert (
+        "1 runs" in cli("stats", "--store", path).stdout or "1 run " in cli("stats", "--store", path).stdout
+    )
+    line = one_line_error(cli("gc", "--store", path))
+    assert f"its schema version {newer} is newer than this agent-otel supports" in line
+    assert dump() == before
