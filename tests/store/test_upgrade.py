@@ -399,3 +399,32 @@ def test_a_store_of_a_newer_schema_is_read_but_never_written(tmp_path):
     line = one_line_error(cli("gc", "--store", path))
     assert f"its schema version {newer} is newer than this agent-otel supports" in line
     assert dump() == before
+
+
+def test_a_run_an_older_version_left_running_reads_abandoned_a_day_later(tmp_path):
+    """A process of an agent-otel from before schema 4 killed mid-run left its row `running`, with no
+    process to check (no host, pid, start) and no deadline: it read `running` for ever after the upgrade.
+    A day after it started it reads `abandoned`; a recent one still reads `running`."""
+    import json
+    import sqlite3
+
+    from tests.cli.conftest import CLI
+
+    path = str(tmp_path / "old.db")
+    with sqlite3.connect(path) as conn:
+        conn.executescript((STORES / "schema3.sql").read_text())
+        for run_id, ago in (("d" * 32, "-2 days"), ("e" * 32, "-10 minutes")):  # as schema 3's sink wrote it
+            conn.execute(
+                "INSERT INTO agent_runs (run_id, agent, created_at, status) "
+                "VALUES (?, 'killed', strftime('%Y-%m-%d %H:%M:%f', 'now', ?), 'running')",
+                (run_id, ago),
+            )
+    cli = CLI(tmp_path / "home")
+    listed = {
+        r["run_id"]: r for r in json.loads(cli("runs", "--store", path, "--agent", "killed", "--json").stdout)
+    }
+    assert listed["d" * 32]["status"] == "abandoned" and listed["d" * 32]["stop_reason"] is None
+    assert "before schema 4" in listed["d" * 32]["abandoned"]
+    assert listed["e" * 32]["status"] == "running"
+    stats = json.loads(cli("stats", "--store", path, "--agent", "killed", "--since", "3d", "--json").stdout)
+    assert (stats["running"], stats["abandoned"]) == (1, 1)
