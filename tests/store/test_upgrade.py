@@ -428,3 +428,20 @@ def test_a_run_an_older_version_left_running_reads_abandoned_a_day_later(tmp_pat
     assert listed["e" * 32]["status"] == "running"
     stats = json.loads(cli("stats", "--store", path, "--agent", "killed", "--since", "3d", "--json").stdout)
     assert (stats["running"], stats["abandoned"]) == (1, 1)
+
+
+def test_tool_arguments_hash_as_they_did_under_earlier_schemas(tmp_path):
+    """A replay matches a recorded call by its ``args_sha``: the calls of tests/data/stores/hashes.py (38
+    kinds of argument: floats, NaN, big ints, bytes, sets, datetimes, objects, deep and long values, odd keys;
+    keyword, positional, defaulted and ``**kw`` arguments; ``run.call_tool``) hash as they did under the code
+    of schemas 2 to 6 (hashes.json), so a run recorded by it replays."""
+    import json
+
+    from tests.store.conftest import run_python
+
+    golden = json.loads((STORES / "hashes.json").read_text())["args_sha"]
+    proc = run_python((STORES / "hashes.py").read_text(), str(tmp_path / "hashes.db"))
+    assert proc.returncode == 0, proc.stderr
+    now = json.loads(proc.stdout)
+    assert {k: v for k, v in now.items() if golden.get(k) != v} == {}
+    assert now.keys() == golden.keys()
