@@ -108,6 +108,7 @@ def test_an_older_postgresql_store_a_role_may_not_migrate_is_one_clear_line(post
     assert agent.returncode == 0 and "ran" in agent.stdout, agent.stderr
     (warning,) = [x for x in agent.stderr.splitlines() if "run store" in x]
     assert "its schema version 3 is older" in warning and "owns its tables" in warning, warning
+    assert "store records (store unavailable)" in agent.stderr, agent.stderr
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT value FROM agent_otel_meta WHERE key = 'schema_version'").fetchall() == [
             ("3",)
