@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ def test_tail_keeps_following_a_postgresql_store_a_newer_version_migrates(postgr
     it went on to print the runs that end afterwards. It ended with exit 2 and `FeatureNotSupported: cached
     plan must not change result type`: psycopg prepares a query run five times, and a prepared `SELECT *`
     may not change its columns."""
-    from tests.cli.conftest import COMMAND
+    from tests.cli.conftest import COMMAND, wait_for_line
 
     url = postgres.new_database()
     seed.write(url, seed.run_records(seed.now_ms(), run_id="b" * 32))
@@ -41,20 +40,9 @@ def test_tail_keeps_following_a_postgresql_store_a_newer_version_migrates(postgr
             conn.execute("ALTER TABLE agent_runs ADD COLUMN later_version TEXT")
             conn.execute("ALTER TABLE agent_events ADD COLUMN later_version TEXT")
         seed.write(url, seed.run_records(seed.now_ms(), run_id="a" * 32))
-        found = threading.Event()
-
-        def read() -> None:
-            for out in tail.stdout:
-                if out.startswith("a" * 12):
-                    found.set()
-                    return
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while not found.wait(0.2) and tail.poll() is None and time.monotonic() < deadline:
-            pass
+        found = wait_for_line(tail, "a" * 12, timeout_s=30)
         assert tail.poll() is None, f"tail ended: {tail.stderr.read()}"
-        assert found.is_set(), "tail did not show the run that ended after the migration"
+        assert found, "tail did not show the run that ended after the migration"
     finally:
         tail.terminate()
         _, err = tail.communicate(timeout=30)
