@@ -511,8 +511,9 @@ class StoreSink:
                 self._backfill = store.summarized and summaries.backfill_step(store)
             if self._gc is None and store.summarized and started >= self._recheck_at:
                 # An agent-otel from before schema 6 may still be writing (it started before the upgrade).
+                back = summaries.RECHECK_MS if self._recheck_at == 0.0 else summaries.RECHECK_RECENT_MS
                 self._recheck_at = started + RECHECK_INTERVAL_S
-                self._stale = summaries.stale_hours(store, int(time.time() * 1000))
+                self._stale = summaries.stale_hours(store, int(time.time() * 1000), back)
             while self._gc is None and self._stale and time.monotonic() <= deadline:
                 hour = self._stale.pop()
                 with store.transaction():
