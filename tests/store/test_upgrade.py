@@ -434,3 +434,44 @@ def test_tool_arguments_hash_as_they_did_under_earlier_schemas(tmp_path):
     now = json.loads(proc.stdout)
     assert {k: v for k, v in now.items() if golden.get(k) != v} == {}
     assert now.keys() == golden.keys()
+
+
+def test_snapshot_data_an_older_versions_gc_leaves_is_purged_without_waiting_for_a_day(tmp_path):
+    """An agent-otel of schema 6 still running after the upgrade does the day's gc (it records
+    ``last_gc_ms``) but does not know ``agent_snapshot_data`` (schema 7): the replay data past
+    ``retention.tool_snapshot_days`` stayed in the file for as long as such a process won the day's gc. A
+    store sink of this version that finds rows older than their retention by over a day runs its gc."""
+    import sqlite3
+
+    from agent_otel.store import StoreSink, open_store
+    from agent_otel.store.location import Target
+
+    path = str(tmp_path / "agent-otel.db")
+    now = seed.now_ms()
+    seed.write(path, seed.run_records(now - 60_000))
+    with sqlite3.connect(
+        path
+    ) as conn:  # written 20 days ago by this version, left by the older gc an hour ago
+        conn.execute(
+            "INSERT INTO agent_snapshot_data (created_at_ms, key_id, data) VALUES (?, '', ?)",
+            (now - 20 * seed.DAY_MS, b'{"secret": 1}'),
+        )
+        conn.execute("UPDATE agent_otel_meta SET value = ? WHERE key = 'last_gc_ms'", (str(now - 3_600_000),))
+    target = Target("sqlite", path)
+    sink = StoreSink(target, {"logs_days": 30, "tool_snapshot_days": 14})
+    fresh = seed.run_records(now)
+    sink.write(fresh)
+    for _ in range(100):  # gc runs in slices between writes
+        with sqlite3.connect(path) as conn:
+            left = conn.execute("SELECT count(*) FROM agent_snapshot_data").fetchone()[0]
+        if not left:
+            break
+        time.sleep(0.05)
+        sink.write([r for r in fresh if r[0] == "run"])
+    sink.close()
+    assert left == 0
+    store = open_store(target)
+    try:
+        assert int(store.meta("last_gc_ms") or 0) >= now
+    finally:
+        store.close()
