@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,13 +105,12 @@ def test_an_older_postgresql_store_a_role_may_not_migrate_is_one_clear_line(post
         assert conn.execute("SELECT run_id FROM agent_runs").fetchall() == [("r1",)]
 
 
-def _old_writer_rows(path: str, created_at_ms: int, n: int) -> None:
+def _old_writer_rows(target: Any, created_at_ms: int, n: int) -> None:
     """Runs as an agent-otel from before schema 6 writes them (runs and events, no summaries): a process
     started before the upgrade keeps its connection and writes on after another one migrated the store."""
     from agent_otel.store import open_store
-    from agent_otel.store.location import Target
 
-    store = open_store(Target("sqlite", path))
+    store = open_store(target)
     try:
         with store.transaction():
             for i in range(n):
@@ -130,7 +130,8 @@ def _old_writer_rows(path: str, created_at_ms: int, n: int) -> None:
         store.close()
 
 
-def test_runs_an_older_writer_adds_after_the_upgrade_are_counted_in_the_summaries(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])
+def test_runs_an_older_writer_adds_after_the_upgrade_are_counted_in_the_summaries(kind, tmp_path, request):
     """An agent-otel from before schema 6 still running after the upgrade writes runs without summarizing
     them. `stats` and `drift` read the summaries of whole hours over long periods: those runs were left
     out (a period of 8 runs read as 3) until the summaries were rebuilt by hand. The store sink of this
@@ -138,15 +139,19 @@ def test_runs_an_older_writer_adds_after_the_upgrade_are_counted_in_the_summarie
     from agent_otel.store import open_store, periods
     from agent_otel.store.location import Target
 
-    path = str(tmp_path / "agent-otel.db")
+    if kind == "sqlite":
+        path = str(tmp_path / "agent-otel.db")
+    else:
+        path = request.getfixturevalue("postgres").new_database()
+    target = Target(kind, path)
     now = seed.now_ms()
     hour = now - now % seed.HOUR_MS - 3 * seed.HOUR_MS  # a whole hour, three hours ago
     for i in range(3):
         seed.write(path, seed.run_records(hour + 60_000 * (i + 1)))
-    _old_writer_rows(path, hour + 30 * 60_000, 5)
+    _old_writer_rows(target, hour + 30 * 60_000, 5)
 
     def figures(method: str) -> dict:
-        store = open_store(Target("sqlite", path), writer=False)
+        store = open_store(target, writer=False)
         try:
             return periods.period(store, hour, hour + seed.HOUR_MS, method=method)
         finally:
