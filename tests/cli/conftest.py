@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,3 +65,21 @@ def one_line_error(proc: Any) -> str:
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr and lines[0].startswith("agent-otel")
     return lines[0]
+
+
+def wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float = 60.0) -> bool:
+    """Read ``proc``'s stdout (a following command such as ``tail``) until a line starts with ``prefix``:
+    True then, False if the process ended or ``timeout_s`` passed first."""
+    found = threading.Event()
+
+    def read() -> None:
+        for out in proc.stdout or ():
+            if out.startswith(prefix):
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while not found.wait(0.2) and proc.poll() is None and time.monotonic() < deadline:
+        pass
+    return found.is_set()

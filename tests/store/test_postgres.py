@@ -256,7 +256,7 @@ def test_a_gc_cut_short_by_a_server_restart_goes_on_when_the_server_is_back(monk
 def test_tail_keeps_following_through_a_server_restart():
     """An operator watching `agent-otel tail` while PostgreSQL restarts: one line on stderr, then the
     runs that end after the restart (it ended with exit 2 and `AdminShutdown: terminating connection`)."""
-    from tests.cli.conftest import COMMAND
+    from tests.cli.conftest import COMMAND, wait_for_line
 
     server = PostgresServer()
     try:
@@ -276,20 +276,9 @@ def test_tail_keeps_following_through_a_server_restart():
             server.restart()
             time.sleep(0.5)  # at least one poll sees the restart
             seed.write(url, seed.run_records(seed.now_ms(), run_id="a" * 32))
-            found = threading.Event()
-
-            def read() -> None:
-                for out in tail.stdout:
-                    if out.startswith("a" * 12):
-                        found.set()
-                        return
-
-            threading.Thread(target=read, daemon=True).start()
-            deadline = time.monotonic() + 60
-            while not found.wait(0.2) and tail.poll() is None and time.monotonic() < deadline:
-                pass
+            found = wait_for_line(tail, "a" * 12)
             assert tail.poll() is None, "tail ended"
-            assert found.is_set(), "tail did not show the run that ended after the restart"
+            assert found, "tail did not show the run that ended after the restart"
         finally:
             tail.terminate()
             _, err = tail.communicate(timeout=30)

@@ -378,25 +378,48 @@ class Store:
                 "be opened read-only here, so it cannot be migrated; open it once where it is writable"
             )
         if version < latest:
-            with self.transaction():
-                self._lock_for_migration()
-                self.execute(
-                    f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            try:
+                version = self._migrate_from(version)
+            except Exception as exc:
+                error = classify(exc)
+                if error.transient or not version:  # a fresh store: its own error says it best
+                    raise error from None
+                # Opened by a role that may read and write rows but not alter tables (PostgreSQL), after
+                # an upgrade: say what is needed, not only "permission denied for schema public".
+                owner = (
+                    ": open it once as a role that owns its tables (any agent-otel command migrates it)"
+                    if self.kind == "postgresql"
+                    else ""
                 )
-                version = self.schema_version()  # another process may have migrated meanwhile
-                for step, statements in MIGRATIONS[self.kind]:
-                    if step <= version:
-                        continue
-                    for statement in statements:
-                        self.execute(statement)
-                    version = step
-                    self._upsert_meta("schema_version", str(step))
+                raise StoreError(
+                    f"its schema version {version} is older than this agent-otel's ({latest}) and migrating "
+                    f"it failed ({error}); it is left as it was{owner}",
+                    sqlstate=error.sqlstate,
+                ) from None
         if version > latest and writer:
             raise StoreError(
                 f"its schema version {version} is newer than this agent-otel supports ({latest}); "
                 "upgrade agent-otel"
             )
         self.summarized = version >= SUMMARIES_VERSION
+        return version
+
+    def _migrate_from(self, version: int) -> int:
+        """Apply the migrations above ``version`` in one transaction (all or none: a migration cut short,
+        by an error or a killed process, leaves the store as it was, and the next open starts again)."""
+        with self.transaction():
+            self._lock_for_migration()
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            version = self.schema_version()  # another process may have migrated meanwhile
+            for step, statements in MIGRATIONS[self.kind]:
+                if step <= version:
+                    continue
+                for statement in statements:
+                    self.execute(statement)
+                version = step
+                self._upsert_meta("schema_version", str(step))
         return version
 
     # --- writing -------------------------------------------------------------------------------------
@@ -974,7 +997,10 @@ class PostgresStore(Store):
     nul_ok = False
     max_params = 65_535  # the protocol's limit
 
-    def open(self, create: bool) -> None:
+    def open(self, create: bool, prepare: bool = True) -> None:
+        """``prepare``: let psycopg prepare the statements it runs often (a writer's). A reader's are
+        ``SELECT *``, and a prepared one fails (``cached plan must not change result type``) once another
+        agent-otel's migration adds a column: `tail`, left running across an upgrade, ended with it."""
         try:
             import psycopg
         except ImportError:
@@ -985,6 +1011,8 @@ class PostgresStore(Store):
             self.conn = psycopg.connect(
                 self.target.location, autocommit=True, connect_timeout=5, application_name="agent-otel"
             )
+            if not prepare:
+                self.conn.prepare_threshold = None
             # Our queries are small and index-served. On a 1M-run store the planner took a run for 95
             # events (it has 10: ANALYZE's sample under-counts distinct run ids), chose a parallel scan of
             # agent_runs for drift's partial hours and JIT-compiled it: 0.31 s where the index answers in
@@ -1151,7 +1179,7 @@ def open_store(
     store: Store
     if target.kind == "postgresql":
         store = PostgresStore(target)
-        store.open(create)
+        store.open(create, prepare=writer)
     else:
         store = SQLiteStore(target, busy_timeout_s)
         store.open(create, read_only_ok=not writer)  # a reader may read a store it cannot write

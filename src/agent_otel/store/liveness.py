@@ -126,6 +126,12 @@ def _split(start: str) -> tuple[str, str, str]:
     return boot, pidns, ticks
 
 
+# A row without its writer (host, pid, process start) and without a deadline was written by an agent-otel from
+# before schema 4, whose process cannot be checked; a run of it killed before the upgrade would read
+# `running` for ever. Still running a day after its start, it reads abandoned.
+UNCHECKED_MS = 86_400_000
+
+
 def judge(row: dict[str, Any], now_ms: int, cache: dict[tuple[Any, ...], str] | None = None) -> str | None:
     """Why a ``running`` row is abandoned (a sentence for ``show``), or None if it may still be running.
 
@@ -144,4 +150,15 @@ def judge(row: dict[str, Any], now_ms: int, cache: dict[tuple[Any, ...], str] | 
     deadline = row.get("deadline_ms")
     if state == UNKNOWN and deadline is not None and now_ms > int(deadline) + DEADLINE_GRACE_MS:
         return "no stop was recorded and its deadline (max_duration_s) passed over a minute ago"
+    created = row.get("created_at_ms")
+    if (
+        key == (None, None, None)
+        and deadline is None
+        and created is not None
+        and now_ms > created + UNCHECKED_MS
+    ):
+        return (
+            "no stop was recorded, and it started over a day ago in a process of an agent-otel from before "
+            "schema 4, which cannot be checked"
+        )
     return None

@@ -90,9 +90,10 @@ def running_counts(store: Store, since_ms: int, until_ms: int, agent: str | None
     now_ms = int(time.time() * 1000)
     rows = store.query(
         "SELECT host, pid, process_start, count(*) AS n, sum(CASE WHEN deadline_ms IS NOT NULL AND "
-        f"deadline_ms < ? THEN 1 ELSE 0 END) AS late FROM agent_runs WHERE {where} AND status = 'running' "
-        "GROUP BY host, pid, process_start",
-        [now_ms - liveness.DEADLINE_GRACE_MS, *params],
+        "deadline_ms < ? THEN 1 WHEN deadline_ms IS NULL AND host IS NULL AND pid IS NULL AND process_start "
+        f"IS NULL AND created_at < ? THEN 1 ELSE 0 END) AS late FROM agent_runs WHERE {where} "
+        "AND status = 'running' GROUP BY host, pid, process_start",
+        [now_ms - liveness.DEADLINE_GRACE_MS, store._ts(now_ms - liveness.UNCHECKED_MS), *params],
     )
     running = abandoned = 0
     for r in rows:

@@ -43,6 +43,7 @@ class RetentionRule:
     days_key: str
     epoch_ms: bool = False
     key: str = "rowid"
+    since: int = 1  # the schema version that added the table
 
 
 RETENTION_RULES: list[RetentionRule] = [
@@ -55,7 +56,9 @@ RETENTION_RULES: list[RetentionRule] = [
     RetentionRule("agent_snapshot_runs", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="run_id"),
     RetentionRule("agent_snapshot_blobs", "last_used_ms", "tool_snapshot_days", epoch_ms=True, key="sha"),
     # Small snapshot data (migration 7): its snapshot's created_at_ms, so the two go together.
-    RetentionRule("agent_snapshot_data", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="id"),
+    RetentionRule(
+        "agent_snapshot_data", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="id", since=7
+    ),
 ]
 
 
@@ -87,6 +90,24 @@ def count(store: Store, retention: dict[str, int], now_ms: int) -> dict[str, int
                     (cutoff_ms, cutoff),
                 )
     return out
+
+
+# Every agent-otel with a gc deletes from the tables of schemas 1 and 2 (runs, events, replay snapshots).
+_KNOWN_TO_EVERY_GC = 2
+
+
+def overdue(store: Store, retention: dict[str, int], now_ms: int, slack_ms: int) -> bool:
+    """Whether a table added after schema 2 holds a row older than its retention by over ``slack_ms`` (the
+    gc interval): the gc ``last_gc_ms`` records did not know the table. An agent-otel of an older schema
+    still running after the upgrade does the day's gc without the tables added since
+    (``agent_snapshot_data``), and would otherwise keep this version's gc from them for as long as it wins
+    the day's gc. One indexed look-up per such table."""
+    for rule, _, cutoff in _rules(store, retention, now_ms - slack_ms):
+        if rule.since <= _KNOWN_TO_EVERY_GC:
+            continue
+        if store.query(f"SELECT 1 AS x FROM {rule.table} WHERE {rule.column} < ? LIMIT 1", (cutoff,)):
+            return True
+    return False
 
 
 def _one(store: Store, text: str, params: tuple[Any, ...]) -> int:

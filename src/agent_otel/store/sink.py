@@ -49,6 +49,7 @@ UNDEFINED_TABLE = "42P01"  # PostgreSQL: a table the write needs does not exist 
 # PostgreSQL: an earlier statement of the transaction failed and was not raised (a meta read that found no
 # table); what failed is unknown, so a new connection is tried at once, where it surfaces if it stays.
 IN_FAILED_TRANSACTION = "25P02"
+RECHECK_INTERVAL_S = 600.0  # summaries.stale_hours: every ten minutes
 MAINTENANCE_SLICE_S = 0.05  # gc and summary backfill: at most this long at a time (at least one batch)
 MAINTENANCE_SHARE = 0.2  # ... and at most this share of the thread's time
 
@@ -146,6 +147,8 @@ class StoreSink:
         self._gc: Iterator[dict[str, int]] | None = None  # a gc in progress (retention.steps)
         self._gc_totals: dict[str, int] = {}
         self._backfill = True  # until the summaries cover the whole store
+        self._recheck_at = 0.0  # monotonic: when to look again for hours whose summaries miss runs
+        self._stale: list[int] = []  # such hours (summaries.stale_hours), summarized again one a slice
         self._maintain_at = 0.0  # monotonic: no maintenance slice before this
         self._shifts: dict[str, int] = {}
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
@@ -315,6 +318,8 @@ class StoreSink:
             self._opened = True
             last = self._store.meta("last_gc_ms")
             self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
+            if self._next_gc_ms > time.time() * 1000 and self._gc_overdue(self._store):
+                self._next_gc_ms = 0
         return self._store
 
     def _last_try(self) -> None:
@@ -516,9 +521,19 @@ class StoreSink:
                     break
             while self._gc is None and self._backfill and time.monotonic() <= deadline:
                 self._backfill = store.summarized and summaries.backfill_step(store)
+            if self._gc is None and store.summarized and started >= self._recheck_at:
+                # An agent-otel from before schema 6 may still be writing (it started before the upgrade).
+                back = summaries.RECHECK_MS if self._recheck_at == 0.0 else summaries.RECHECK_RECENT_MS
+                self._recheck_at = started + RECHECK_INTERVAL_S
+                self._stale = summaries.stale_hours(store, int(time.time() * 1000), back)
+            while self._gc is None and self._stale and time.monotonic() <= deadline:
+                hour = self._stale.pop()
+                with store.transaction():
+                    summaries.rebuild(store, hour, hour + summaries.HOUR_MS)
         except Exception as exc:  # retention and summaries can wait for the next day or `agent-otel gc`
             self._gc = None
             self._backfill = False
+            self._stale = []
             logger.debug("agent-otel: run store maintenance failed: %s", exc)
         self._maintain_at = time.monotonic() + (time.monotonic() - started) / MAINTENANCE_SHARE
 
@@ -528,10 +543,18 @@ class StoreSink:
             return None
         self._next_gc_ms = now_ms + int(self.gc_interval_s * 1000)
         last = store.meta("last_gc_ms")  # another process may have done it meanwhile
-        if last and now_ms - int(last) < self.gc_interval_s * 1000:
+        if last and now_ms - int(last) < self.gc_interval_s * 1000 and not self._gc_overdue(store):
             self._next_gc_ms = int(last) + int(self.gc_interval_s * 1000)
             return None
         return retention.steps(store, self.retention, now_ms)
+
+    def _gc_overdue(self, store: Store) -> bool:
+        """The last gc (another process's, of an older agent-otel perhaps) left rows past their retention."""
+        try:
+            slack_ms = int(self.gc_interval_s * 1000)
+            return retention.overdue(store, self.retention, int(time.time() * 1000), slack_ms)
+        except Exception:  # the gc can wait for its day
+            return False
 
 
 def _answers(target: Target) -> bool:
