@@ -346,8 +346,10 @@ def from_raw(
     calls and failures are counted in SQL."""
     out: dict[tuple[int, str], Summary] = {}
     bucket_ms: dict[Any, int] = {}
-    hour_sql = (
-        "date_trunc('hour', r.created_at)" if store.kind == "postgresql" else "substr(r.created_at, 1, 13)"
+    hour_sql = (  # UTC hours, whatever the session's time zone (Asia/Kolkata's hours start at :30 UTC)
+        "date_trunc('hour', r.created_at AT TIME ZONE 'UTC')"
+        if store.kind == "postgresql"
+        else "substr(r.created_at, 1, 13)"
     )
 
     def slot(hour: Any, run_agent: str) -> Summary:

@@ -1,0 +1,220 @@
+"""The figures of ``stats`` and ``drift`` at their edges, against a brute-force computation from the raw rows.
+
+``test_periods`` checks a large random store; these check the cases where a summarized or SQL figure is most
+likely to part from the plain one: period ends on and next to hour and day boundaries (where the stored
+summaries and the raw rows meet), empty and one-run periods, percentiles of a handful of values, ties and
+outliers, runs still going or abandoned, agent and tool names that differ only in case or in Unicode
+normalisation, runs without an LLM request or with no known usage or price, and a PostgreSQL server whose
+time zone is not whole hours from UTC. Each period is computed three ways (exactly in SQL, from the
+summaries the writes kept, from summaries rebuilt from the raw tables) in SQLite and in PostgreSQL, and
+compared with :func:`tests.store.test_periods.reference` (every row into Python).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from typing import Any
+
+import pytest
+
+from agent_otel.store import open_store, periods, summaries
+from tests.store import seed
+from tests.store.test_periods import assert_agrees, location, reference, target, write_through_sink
+
+HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
+__all__ = ["location"]  # the fixture, imported for the tests here
+
+
+def day_start(days_ago: int = 2) -> int:
+    return summaries.floor_to(seed.now_ms(), DAY) - days_ago * DAY
+
+
+def runs(at: list[int], **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, created in enumerate(at):
+        out += seed.run_records(created, **{k: (v[i] if isinstance(v, list) else v) for k, v in kwargs.items()})
+    return out
+
+
+def figures_agree(store: Any, since: int, until: int, agent: str | None = None) -> dict[str, Any]:
+    """The period exactly and summarized (from the summaries the writes kept, then rebuilt from the raw
+    tables) against the reference; returns the exact figures."""
+    want = reference(store, since, until, agent)
+    exact = periods.period(store, since, until, agent, method=periods.EXACT)
+    assert_agrees(exact, want, rel=1e-9)
+    kept = periods.period(store, since, until, agent, method=periods.SUMMARIZED)
+    assert_agrees(kept, want, rel=summaries.ACCURACY)
+    store.rebuild_summaries()
+    rebuilt = periods.period(store, since, until, agent, method=periods.SUMMARIZED)
+    assert_agrees(rebuilt, want, rel=summaries.ACCURACY)
+    return exact
+
+
+def stored(location: str, records: list[tuple[str, dict[str, Any]]]) -> Any:
+    write_through_sink(location, records)
+    return open_store(target(location), create=False)
+
+
+def test_period_ends_on_and_next_to_hour_and_day_boundaries(location):
+    d = day_start()
+    h = d + 5 * HOUR
+    at = [d - 1, d, d + 1, h - 1, h, h + 1, h + HOUR - 1, h + HOUR, d + DAY - 1, d + DAY, d + DAY + 1]
+    store = stored(location, runs(at, duration_ms=[100.0 * (i + 1) for i in range(len(at))]))
+    try:
+        edges = sorted({d - HOUR, d - 1, d, d + 1, h - 1, h, h + 1, h + HOUR, d + DAY, d + DAY + 1})
+        for i, since in enumerate(edges):
+            for until in edges[i + 1 :]:
+                figures_agree(store, since, until)
+        # `--since` on an hour: the runs started at it and in it are in; a millisecond before and the
+        # next hour's first are not
+        assert figures_agree(store, h, h + HOUR)["runs"] == 3
+        assert figures_agree(store, h, h)["runs"] == 0
+        assert figures_agree(store, d, d + DAY)["runs"] == 8
+    finally:
+        store.close()
+
+
+def test_empty_one_and_few_run_periods_and_their_percentiles(location):
+    d = day_start()
+    # 1, 2 and 5 runs in three separate days; ties, all-equal values and an outlier among them
+    one = runs([d + 3 * HOUR], duration_ms=1234.5, tokens_per_request=777, cost_usd=0.03)
+    two = runs([d + DAY + HOUR, d + DAY + 2 * HOUR], duration_ms=[10.0, 1e9], tokens_per_request=[5, 5])
+    five = runs(
+        [d + 2 * DAY + i * 17 * 60_000 for i in range(5)],
+        duration_ms=[500.0, 500.0, 500.0, 500.0, 500.0],
+        tool_calls=[0, 0, 3, 3, 250],
+        cost_usd=[0.0, 0.0, 0.0, 0.0, 40.0],
+    )
+    store = stored(location, one + two + five)
+    try:
+        assert figures_agree(store, d - DAY, d)["runs"] == 0
+        single = figures_agree(store, d, d + DAY)
+        assert single["latency_ms"] == {"p50": 1234.5, "p95": 1234.5}
+        assert single["tokens_per_request"]["p95"] == 777
+        pair = figures_agree(store, d + DAY, d + 2 * DAY)
+        assert pair["latency_ms"]["p50"] == pytest.approx((10.0 + 1e9) / 2)
+        many = figures_agree(store, d + 2 * DAY, d + 3 * DAY)
+        assert many["latency_ms"] == {"p50": 500.0, "p95": 500.0}
+        assert many["tool_calls_per_run"]["p95"] == pytest.approx(3 + (250 - 3) * 0.8)
+        figures_agree(store, d, d + 3 * DAY)
+    finally:
+        store.close()
+
+
+def test_running_abandoned_and_late_ending_runs(location):
+    d = day_start()
+    ended = runs([d + HOUR, d + 2 * HOUR], duration_ms=[300.0, 900.0])
+    left = [r for r in runs([d + HOUR + 5, d + 3 * HOUR]) if r[0] == "event" or r[1]["status"] == "running"]
+    store = stored(location, ended + left)
+    try:
+        store.execute("UPDATE agent_runs SET pid = 4194303, process_start = NULL WHERE status = 'running'")
+        got = figures_agree(store, d, d + DAY)
+        assert (got["runs"], got["abandoned"], got["running"]) == (2, 2, 0)
+        # an abandoned run that finishes after all (its end record arrives late): it counts once, ended
+        late_id = next(r[1]["run_id"] for r in left if r[0] == "run")
+        late = [r for r in seed.run_records(d + HOUR + 5, run_id=late_id, duration_ms=7e6) if r[0] == "run"]
+        write_through_sink(location, late[-1:])
+        write_through_sink(location, late[-1:])  # and again: a duplicate end changes nothing
+        got = figures_agree(store, d, d + DAY)
+        assert (got["runs"], got["abandoned"]) == (3, 1)
+    finally:
+        store.close()
+
+
+def test_agents_and_tools_differing_in_case_or_normalisation_stay_apart(location):
+    d = day_start()
+    nfc = unicodedata.normalize("NFC", "résumé-agent")
+    nfd = unicodedata.normalize("NFD", "résumé-agent")
+    agents = ["Support", "support", "SUPPORT", nfc, nfd, "支持-agent"]
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i, agent in enumerate(agents):
+        records += runs(
+            [d + HOUR + i * 60_000, d + 30 * HOUR + i],
+            agent=agent,
+            tool_calls=i + 1,
+            duration_ms=100.0 * (i + 1),
+            failing=[("Http.Get", "E"), ("http.get", "e")][i % 2],
+        )
+    store = stored(location, records)
+    try:
+        for agent in [None, *agents, "suppORT", "nobody"]:
+            got = figures_agree(store, d, d + 2 * DAY, agent)
+            assert got["runs"] == (12 if agent is None else 2 if agent in agents else 0)
+        everyone = periods.period(store, d, d + 2 * DAY)
+        assert {(f["tool"], f["error"]) for f in everyone["failing_tools"]} == {
+            ("Http.Get", "E"),
+            ("http.get", "e"),
+        }
+    finally:
+        store.close()
+
+
+def test_runs_without_llm_requests_usage_or_price(location):
+    d = day_start()
+    records = runs([d + HOUR], llm_calls=0, cost_usd=0.0)  # no LLM step at all
+    unknown = runs([d + HOUR + 1], llm_calls=1, cost_usd=0.0)
+    for kind, rec in unknown:  # a request whose usage the provider did not report
+        if kind == "event" and rec["kind"] == "llm_result":
+            rec["usage"] = {"model": "gpt-4o"}
+    unpriced = runs([d + HOUR + 2], model="my-local-model")
+    for kind, rec in unpriced:  # a model with no price: no cost anywhere
+        if kind == "run" and rec["status"] != "running":
+            rec["cost_usd"] = None
+        if kind == "event" and rec.get("usage"):
+            rec["usage"].pop("cost_usd", None)
+    mixed = runs([d + 2 * HOUR, d + 2 * HOUR + 1], model=["gpt-4o", "claude-sonnet-4"], cost_usd=[0.25, 0.5])
+    store = stored(location, records + unknown + unpriced + mixed)
+    try:
+        got = figures_agree(store, d, d + DAY)
+        assert got["spend_per_run_usd"]["total"] == pytest.approx(0.75)
+        assert got["tokens_per_request"]["requests"] == 1 + 2 + 2 + 2
+    finally:
+        store.close()
+
+
+def test_postgresql_session_time_zone_off_the_hour(postgres):
+    """PostgreSQL truncates a ``timestamptz`` to the hour in the session's time zone: in Asia/Kolkata
+    (UTC+05:30) that is half past a UTC hour, and the rebuilt summaries' hours did not line up with the
+    UTC hours the periods are cut in (a run at 02:01 UTC was summarized in the hour of 01:30)."""
+    import psycopg
+
+    url = postgres.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET timezone = 'Asia/Kolkata'")
+    d = day_start()
+    store = stored(url, runs([d + i * HOUR + 60_000 for i in range(11)], duration_ms=[float(i) for i in range(11)]))
+    try:
+        assert figures_agree(store, d + 2 * HOUR, d + 20 * HOUR)["runs"] == 9
+        hours = store.query(
+            "SELECT bucket_ms FROM agent_run_summaries WHERE span_ms = ?", (summaries.HOUR_MS,)
+        )
+        assert all(r["bucket_ms"] % HOUR == 0 for r in hours)
+    finally:
+        store.close()
+
+
+def test_sqlite_and_postgresql_give_the_same_figures(tmp_path, postgres):
+    d = day_start()
+    durations = [1.0, 1.0, 2.0, 1e7, 0.0, 333.3, 333.3, 5.0]
+    records = runs(
+        [d + i * 37 * 60_000 for i in range(len(durations))],
+        duration_ms=durations,
+        tokens_per_request=[1, 1, 9000, 150, 150, 150, 2, 10**6],
+        tool_calls=[0, 1, 1, 1, 2, 3, 5, 99],
+        cost_usd=[0.0, 1e-6, 0.5, 0.5, 0.5, 0.0, 3.0, 0.1],
+        agent=[f"a{uuid.uuid4().hex[:1]}" for _ in durations],
+    )
+    lite, pg = str(tmp_path / "s.db"), postgres.new_database()
+    figures = []
+    for where in (lite, pg):
+        store = stored(where, records)
+        try:
+            got = [periods.period(store, d, d + DAY, method=m) for m in (periods.EXACT, periods.SUMMARIZED)]
+        finally:
+            store.close()
+        for g in got:
+            g.pop("method")
+        figures.append(got)
+    assert figures[0][0] == figures[1][0]  # exact: identical
+    assert figures[0][1] == figures[1][1]  # summarized: the same summaries, the same figures
