@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent_otel.store import open_store, periods, summaries
+from agent_otel.store import StoreSink, open_store, periods, summaries
 from tests.store import seed
 from tests.store.test_periods import assert_agrees, location, reference, target, write_through_sink
 
@@ -33,7 +33,9 @@ def day_start(days_ago: int = 2) -> int:
 def runs(at: list[int], **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     for i, created in enumerate(at):
-        out += seed.run_records(created, **{k: (v[i] if isinstance(v, list) else v) for k, v in kwargs.items()})
+        out += seed.run_records(
+            created, **{k: (v[i] if isinstance(v, list) else v) for k, v in kwargs.items()}
+        )
     return out
 
 
@@ -183,7 +185,9 @@ def test_postgresql_session_time_zone_off_the_hour(postgres):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET timezone = 'Asia/Kolkata'")
     d = day_start()
-    store = stored(url, runs([d + i * HOUR + 60_000 for i in range(11)], duration_ms=[float(i) for i in range(11)]))
+    store = stored(
+        url, runs([d + i * HOUR + 60_000 for i in range(11)], duration_ms=[float(i) for i in range(11)])
+    )
     try:
         assert figures_agree(store, d + 2 * HOUR, d + 20 * HOUR)["runs"] == 9
         hours = store.query(
@@ -218,3 +222,83 @@ def test_sqlite_and_postgresql_give_the_same_figures(tmp_path, postgres):
         figures.append(got)
     assert figures[0][0] == figures[1][0]  # exact: identical
     assert figures[0][1] == figures[1][1]  # summarized: the same summaries, the same figures
+
+
+def test_runs_whose_events_fall_in_later_hours_and_days_count_in_their_start_hour(location):
+    d = day_start()
+    long_runs = runs(
+        [d + DAY - 1, d + 5 * HOUR + 59 * 60_000], duration_ms=[3 * HOUR, 2 * 60_000.0], tool_calls=6
+    )
+    store = stored(location, long_runs)
+    try:
+        assert figures_agree(store, d + DAY - 1, d + DAY)["tokens_per_request"]["requests"] == 2
+        assert figures_agree(store, d + DAY, d + 2 * DAY)["runs"] == 0
+        figures_agree(store, d + 5 * HOUR, d + 6 * HOUR)
+        figures_agree(store, d + 6 * HOUR, d + 7 * HOUR)
+    finally:
+        store.close()
+
+
+def test_figures_after_gc_deleted_old_runs(location):
+    now = seed.now_ms()
+    d = day_start(4)
+    store = stored(
+        location, runs([d + i * 41 * 60_000 for i in range(120)], duration_ms=[float(i) for i in range(120)])
+    )
+    try:
+        at = d + 2 * DAY + 17 * 60_000  # mid-hour
+        store.gc({"logs_days": 1}, now_ms=at + DAY)
+        for since, until in [(d, now), (at - HOUR, at + HOUR), (at, at + 3 * HOUR), (d, at + DAY)]:
+            figures_agree(store, since, until)
+        assert periods.period(store, d, now)["runs"] == sum(d + i * 41 * 60_000 >= at for i in range(120))
+    finally:
+        store.close()
+
+
+def test_events_written_before_their_runs_start_record(location):
+    """A batch can hold a run's events without its start record (the start record was in an earlier batch
+    that failed and is retried, or was dropped): the summaries must still count those events."""
+    d = day_start()
+    records = runs([d + HOUR, d + HOUR + 1], tool_calls=3, failing=("http.get", "Boom"))
+    events = [r for r in records if r[0] == "event"]
+    starts_and_ends = [r for r in records if r[0] == "run"]
+    sink = StoreSink(target(location), {"logs_days": 0, "tool_snapshot_days": 0})
+    try:
+        for batch in (events, starts_and_ends):  # in two batches (one process)
+            sink.write(batch)
+            assert sink.error is None, sink.error
+    finally:
+        sink.close()
+    store = open_store(target(location), create=False)
+    try:
+        got = figures_agree(store, d, d + DAY)
+        assert got["failing_tools"][0]["failures"] == 2
+    finally:
+        store.close()
+
+
+def test_two_processes_writing_the_same_hour_at_once(location):
+    import threading
+
+    d = day_start()
+    batches = [runs([d + HOUR + i * 1000 + w for i in range(60)], tool_calls=w + 1) for w in range(2)]
+    errors: list[BaseException] = []
+
+    def write(records: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            write_through_sink(location, records, batch=7)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store = open_store(target(location), create=False)
+    try:
+        got = figures_agree(store, d, d + DAY)
+        assert (got["runs"], got["tool_calls_per_run"]["mean"]) == (120, 1.5)
+    finally:
+        store.close()

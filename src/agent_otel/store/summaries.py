@@ -467,19 +467,33 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
     if covered is None:
         return None
     out = Deltas()
-    cache = store._summary_runs
+    cache, orphans = store._summary_runs, store._summary_orphans
     ended: dict[str, dict[str, Any]] = {}
+    adopted: list[str] = []
     for r in runs:
         run_id = r.get("run_id")
         if not run_id:
             continue
         created = int(r.get("created_at_ms") or 0)
         cache[run_id] = (created, r.get("agent") or "", bool(r.get("replay_of")))
+        if run_id in orphans:
+            del orphans[run_id]
+            adopted.append(run_id)
         if (r.get("status") or "running") != "running" and run_id not in ended:
             ended[run_id] = r
-    if len(cache) > _RUN_CACHE:
-        for key in list(cache)[: len(cache) - _RUN_CACHE // 2]:
-            del cache[key]
+    for table in (cache, orphans):
+        if len(table) > _RUN_CACHE:
+            for key in list(table)[: len(table) - _RUN_CACHE // 2]:
+                del table[key]
+    if adopted:  # events written before their run's row (its start record came late, or was dropped)
+        for row in store.in_chunks(
+            "SELECT run_id, kind, tool, status, error, usage, ts_ms FROM agent_events WHERE run_id IN ({})",
+            adopted,
+        ):
+            created, agent, replay = cache[row[0]]
+            if not replay and created >= covered:
+                keys = ("kind", "tool", "status", "error", "usage", "ts_ms")
+                out.at(created, agent).add_event(dict(zip(keys, row[1:], strict=True)))
     if ended:
         done = {
             row[0]
@@ -497,6 +511,7 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
             "SELECT run_id, created_at, agent, replay_of FROM agent_runs WHERE run_id IN ({})", unknown
         ):
             cache[row[0]] = (store._ms(row[1]) or 0, row[2] or "", bool(row[3]))
+        orphans.update((i, None) for i in unknown if i not in cache)  # counted when their run row comes
     of_run: dict[str, Summary | None] = {}  # the summary each run's events go to (None: not summarized)
     for e in events:
         run_id = e.get("run_id") or ""
