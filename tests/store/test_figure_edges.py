@@ -155,10 +155,10 @@ def test_agents_and_tools_differing_in_case_or_normalisation_stay_apart(location
 def test_runs_without_llm_requests_usage_or_price(location):
     d = day_start()
     records = runs([d + HOUR], llm_calls=0, cost_usd=0.0)  # no LLM step at all
-    unknown = runs([d + HOUR + 1], llm_calls=1, cost_usd=0.0)
-    for kind, rec in unknown:  # a request whose usage the provider did not report
+    unknown = runs([d + HOUR + 1], llm_calls=2, cost_usd=0.0)
+    for kind, rec in unknown:  # requests whose usage the provider did not report, as the SDK stores them
         if kind == "event" and rec["kind"] == "llm_result":
-            rec["usage"] = {"model": "gpt-4o"}
+            rec["usage"] = {"model": "gpt-4o", "input_tokens": 0, "output_tokens": 0}
     unpriced = runs([d + HOUR + 2], model="my-local-model")
     for kind, rec in unpriced:  # a model with no price: no cost anywhere
         if kind == "run" and rec["status"] != "running":
@@ -170,7 +170,11 @@ def test_runs_without_llm_requests_usage_or_price(location):
     try:
         got = figures_agree(store, d, d + DAY)
         assert got["spend_per_run_usd"]["total"] == pytest.approx(0.75)
-        assert got["tokens_per_request"]["requests"] == 1 + 2 + 2 + 2
+        # the requests that reported no usage are counted, but not as requests of 0 tokens (the
+        # Prometheus histogram agent_tokens_per_request leaves them out too)
+        assert got["tokens_per_request"]["requests"] == 2 + 2 + 2 + 2
+        assert got["tokens_per_request"]["without_usage"] == 2
+        assert got["tokens_per_request"]["mean"] == got["tokens_per_request"]["p50"] == 1000
     finally:
         store.close()
 

@@ -110,7 +110,8 @@ def render(console: Any, s: dict[str, Any], label: str) -> None:
         [
             "tokens per request p50 / p95",
             f"{fmt_num(tok['p50'], 0)} / {fmt_num(tok['p95'], 0)}   "
-            f"(mean {fmt_num(tok['mean'], 0)}, {plural(tok['requests'], 'request')})",
+            f"(mean {fmt_num(tok['mean'], 0)}, {plural(tok['requests'], 'request')}"
+            + (f", {tok['without_usage']:,} without usage)" if tok.get("without_usage") else ")"),
         ],
         [
             "spend per run mean / p95",

@@ -290,13 +290,15 @@ class Summary:
         n = self.runs
         lat = percentiles(self.durations, False, (0.5, 0.95))
         tc = percentiles(self.tool_calls_hist, True, (0.5, 0.95))
-        tok = percentiles(self.tokens_hist, False, (0.5, 0.95))
+        reported = {k: c for k, c in self.tokens_hist.items() if k != "z"}  # 0 tokens: none reported
+        known = sum(reported.values())
+        tok = percentiles(reported, False, (0.5, 0.95))
         (usd95,) = percentiles(self.spend_hist, False, (0.95,))
         return {
             "runs": n,
             "latency": (lat[0], lat[1]),
             "tool_calls": (self.tool_calls / n if n else None, tc[0], tc[1]),
-            "tokens": (self.requests, self.tokens / self.requests if self.requests else None, tok[0], tok[1]),
+            "tokens": (self.requests, self.tokens / known if known else None, tok[0], tok[1], known),
             "spend": (self.spend / n if n else None, usd95, self.spend if n else 0),
             "retries": (self.retries / n if n else None, int(self.retries)),
             "stops": [(reason, c, first) for reason, (c, first) in self.stops.items()],
