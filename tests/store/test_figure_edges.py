@@ -306,3 +306,121 @@ def test_two_processes_writing_the_same_hour_at_once(location):
         assert (got["runs"], got["tool_calls_per_run"]["mean"]) == (120, 1.5)
     finally:
         store.close()
+
+
+# --- metrics against the store ---------------------------------------------------------------------------
+
+
+def test_metrics_say_what_the_store_says_for_the_same_runs(tmp_path):
+    """Real runs, recorded by the SDK to the store and to metrics: the Prometheus histograms and counters
+    hold the figures ``stats`` computes from the store (latency, tool calls, spend, tokens, stop reasons,
+    tool calls and failures, retries), and the run span lasts what the store says the run lasted."""
+    import contextlib
+    import time
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import agent_otel
+    from agent_otel import conventions as c
+    from tests.helpers import metric_points
+
+    path = str(tmp_path / "figures.db")
+    reader, spans = InMemoryMetricReader(), InMemorySpanExporter()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    agent_otel.setup(
+        "figures",
+        span_exporters=[spans],
+        meter_provider=provider,
+        store=path,
+        instrument=False,
+        config={"exporter": {"probe_local": False, "schedule_delay_s": 0.05}},
+    )
+    flaky_calls = {"n": 0}
+
+    @agent_otel.tool(name="Flaky", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+    def flaky() -> str:
+        flaky_calls["n"] += 1
+        if flaky_calls["n"] % 3:
+            raise ConnectionError("again")
+        return "ok"
+
+    @agent_otel.tool(name="flaky", retry=agent_otel.Retry(max_attempts=2, base_delay_s=0, jitter="none"))
+    def broken() -> str:
+        raise TimeoutError("down")
+
+    try:
+        for i in range(6):
+            budget = agent_otel.Budget(max_steps=3) if i == 5 else None
+            with (
+                contextlib.suppress(agent_otel.AgentStopped),
+                agent_otel.run("agent-é", model="gpt-4o", budget=budget) as run,
+            ):
+                time.sleep(0.002 * i)
+                run.record_llm(model="gpt-4o", input_tokens=100 * (i + 1), output_tokens=10)
+                if i % 2:
+                    run.record_llm(model="gpt-4o", input_tokens=0, output_tokens=0)  # no usage reported
+                flaky()
+                if i >= 3:
+                    try:
+                        broken()
+                    except TimeoutError:
+                        pass
+        agent_otel.shutdown()
+        points = metric_points(reader)
+    finally:
+        agent_otel.shutdown()
+        provider.shutdown(timeout_millis=1000)
+
+    store = open_store(target(path), create=False)
+    try:
+        rows = store.runs(newest_first=False)
+        s = periods.period(store, 0, seed.now_ms() + HOUR, method=periods.EXACT)
+    finally:
+        store.close()
+    assert len(rows) == s["runs"] == 6
+
+    def hist(spec: c.MetricSpec) -> list[tuple[dict[str, Any], Any]]:
+        return points[spec.name]
+
+    latency = hist(c.M_RUN_LATENCY)
+    assert sum(p.count for _, p in latency) == 6
+    assert sum(p.sum for _, p in latency) == pytest.approx(sum(r["duration_ms"] for r in rows), abs=1e-6)
+    by_reason = {a["stop_reason"]: p.count for a, p in latency}
+    assert (
+        by_reason
+        == {m["stop_reason"]: m["runs"] for m in s["stop_reasons"]}
+        == {"completed": 5, "max_steps": 1}
+    )
+    stops = {a["stop_reason"]: p.value for a, p in points[c.M_STOP.name] if p.value}
+    assert stops == by_reason
+    (tool_calls,) = [p for _, p in hist(c.M_TOOL_CALLS)]
+    assert (tool_calls.count, tool_calls.sum) == (6, sum(r["tool_calls"] for r in rows))
+    assert tool_calls.sum == s["tool_calls_per_run"]["mean"] * 6
+    (spend,) = [p for _, p in hist(c.M_SPEND_PER_RUN)]
+    assert spend.sum == pytest.approx(s["spend_per_run_usd"]["total"], rel=1e-9)
+    tokens = hist(c.M_TOKENS_PER_REQUEST)
+    tok = s["tokens_per_request"]
+    assert sum(p.count for _, p in tokens) == tok["requests"] - tok["without_usage"] == 6
+    assert sum(p.sum for _, p in tokens) == pytest.approx(tok["mean"] * 6)
+    invocations = {
+        (a["tool"], a["status"], a["error_type"]): p.value
+        for a, p in points[c.M_TOOL_INVOCATIONS.name]
+        if p.value
+    }
+    failing = {(f["tool"], f["error"]): (f["failures"], f["calls"]) for f in s["failing_tools"]}
+    assert failing == {("flaky", "TimeoutError"): (2, 2)}  # run 5 stopped before it
+    assert invocations[("flaky", "error", "TimeoutError")] == 2
+    assert sum(v for (tool, _, _), v in invocations.items() if tool == "Flaky") == 6  # calls, not attempts
+    retries = sum(p.value for _, p in points[c.M_TOOL_RETRIES.name])
+    assert retries == s["retries_per_run"]["total"] == sum(r["retries"] for r in rows)
+    guards = {a["guard"]: p.value for a, p in points[c.M_GUARD_TRIGGERS.name] if p.value}
+    assert guards == {"max_steps": 1}
+    run_spans = {
+        sp.attributes[c.RUN_ID]: sp for sp in spans.get_finished_spans() if sp.name.startswith("invoke_agent")
+    }
+    for r in rows:
+        span = run_spans[r["run_id"]]
+        assert (span.end_time - span.start_time) / 1e6 == pytest.approx(r["duration_ms"], abs=0.001)
+        assert span.start_time // 1_000_000 == r["created_at_ms"]
