@@ -424,3 +424,25 @@ def test_metrics_say_what_the_store_says_for_the_same_runs(tmp_path):
         span = run_spans[r["run_id"]]
         assert (span.end_time - span.start_time) / 1e6 == pytest.approx(r["duration_ms"], abs=0.001)
         assert span.start_time // 1_000_000 == r["created_at_ms"]
+
+
+def test_a_model_without_a_price_counts_as_no_spend(tmp_path):
+    """What the README says under Prices: a model the table does not know adds nothing to spend."""
+    import agent_otel
+
+    path = str(tmp_path / "prices.db")
+    agent_otel.setup("prices", store=path, instrument=False, config={"exporter": {"probe_local": False}})
+    try:
+        with agent_otel.run("agent", model="my-local-model") as run:
+            run.record_llm(model="my-local-model", input_tokens=500, output_tokens=50)
+    finally:
+        agent_otel.shutdown()
+    store = open_store(target(path), create=False)
+    try:
+        (row,) = store.runs()
+        (llm,) = [e for e in store.events_for(row["run_id"]) if e["kind"] == "llm_result"]
+        s = periods.period(store, 0, seed.now_ms() + HOUR)
+    finally:
+        store.close()
+    assert row["cost_usd"] == 0 and "cost_usd" not in llm["usage"]
+    assert s["spend_per_run_usd"] == {"mean": 0.0, "p95": 0.0, "total": 0.0}
