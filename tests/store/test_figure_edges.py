@@ -413,6 +413,10 @@ def test_metrics_say_what_the_store_says_for_the_same_runs(tmp_path):
     assert failing == {("flaky", "TimeoutError"): (2, 2)}  # run 5 stopped before it
     assert invocations[("flaky", "error", "TimeoutError")] == 2
     assert sum(v for (tool, _, _), v in invocations.items() if tool == "Flaky") == 6  # calls, not attempts
+    attempts = {
+        (a["tool"], a["error_type"]): p.value for a, p in points[c.M_TOOL_FAILED_ATTEMPTS.name] if p.value
+    }
+    assert attempts == {("Flaky", "ConnectionError"): 12, ("flaky", "TimeoutError"): 4}  # attempts, not calls
     retries = sum(p.value for _, p in points[c.M_TOOL_RETRIES.name])
     assert retries == s["retries_per_run"]["total"] == sum(r["retries"] for r in rows)
     guards = {a["guard"]: p.value for a, p in points[c.M_GUARD_TRIGGERS.name] if p.value}
