@@ -158,9 +158,12 @@ def exact(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict
     tokens = summaries.tokens_sql(store)
     requests_sql = f"FROM agent_events WHERE kind = 'llm_result' AND {in_period}"
     llm = f"{requests_sql} AND {tokens} <> 0"  # requests that reported their usage
-    totals = store.query(f"SELECT count(*) AS n {requests_sql}", params)[0]
-    known = store.query(f"SELECT count(*) AS n, sum({tokens}) AS t {llm}", params)[0]
-    requests, reported, token_sum = int(totals["n"]), int(known["n"]), float(known["t"] or 0)
+    totals = store.query(
+        f"SELECT count(*) AS n, sum(CASE WHEN {tokens} <> 0 THEN 1 ELSE 0 END) AS k, sum({tokens}) AS t "
+        f"{requests_sql}",
+        params,
+    )[0]
+    requests, reported, token_sum = int(totals["n"]), int(totals["k"] or 0), float(totals["t"] or 0)
     if store.kind == "postgresql":
         pct = _pg_percentiles(store, ended, params, tokens, llm)
     else:
