@@ -114,3 +114,26 @@ def test_stop_reason_counts_of_stats_are_the_rows_runs_lists(cli: CLI):
         assert len([r for r in rows if not r.get("replay_of")]) == n
     success = sum(m["share"] for m in stats["stop_reasons"] if m["class"] == "success")
     assert success == 5 / len(reasons)
+
+
+def test_small_spend_and_requests_without_usage_read_as_what_they_are(cli: CLI):
+    """A run of a cheap model costs a few millionths of a dollar: `$0.0000` read as no spend at all. And
+    requests that reported no usage are said, not folded into the tokens as requests of 0 tokens."""
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(3):
+        recs = seed.run_records(
+            now - (i + 1) * 60_000, cost_usd=0.000015, llm_calls=2, tokens_per_request=300
+        )
+        if i == 0:
+            llm = next(r for kind, r in recs if kind == "event" and r["kind"] == "llm_result")
+            llm["usage"] = {"model": "gpt-4o", "input_tokens": 0, "output_tokens": 0}
+        records += recs
+    seed.write(cli.db, records)
+    out = cli("stats").stdout
+    spend = next(line for line in out.splitlines() if line.startswith("spend per run"))
+    assert "$0.000015 / $0.000015" in spend and "(total $0.000045)" in spend
+    tokens = next(line for line in out.splitlines() if line.startswith("tokens per request"))
+    assert "300 / 300" in tokens and "(mean 300, 6 requests, 1 without usage)" in tokens
+    (row,) = json.loads(cli("runs", "--json", "--last", "1").stdout)
+    assert "$0.000015" in cli("show", row["run_id"]).stdout
