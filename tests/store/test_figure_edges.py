@@ -477,3 +477,30 @@ def test_summary_percentiles_stay_within_the_stated_accuracy_on_small_and_skewed
         for q, g in zip((0.5, 0.95, 0.99), got, strict=True):
             want = percentile(values, q)
             assert g == pytest.approx(want, rel=summaries.ACCURACY, abs=0), (values, q)
+
+
+def test_runs_without_tool_calls_or_spend_fall_in_a_bucket_of_their_own(tmp_path):
+    """``histogram_quantile`` interpolates inside a bucket, the first one from 0: with (0, 1] as the first
+    bucket, an agent whose runs call no tool had a Prometheus p95 of 0.95 tool calls (``stats``: 0)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    import agent_otel
+    from agent_otel import conventions as c
+    from tests.helpers import metric_points
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    agent_otel.setup("zeros", meter_provider=provider, store=False, instrument=False, span_exporters=[])
+    try:
+        for _ in range(3):
+            with agent_otel.run("chat-only", model="my-local-model") as run:
+                run.record_llm(model="my-local-model", input_tokens=10, output_tokens=5)
+        agent_otel.shutdown()
+        points = metric_points(reader)
+    finally:
+        agent_otel.shutdown()
+        provider.shutdown(timeout_millis=1000)
+    for spec in (c.M_TOOL_CALLS, c.M_SPEND_PER_RUN):
+        ((_, point),) = points[spec.name]
+        assert point.explicit_bounds[0] == 0 and point.bucket_counts[0] == point.count == 3, spec.name
