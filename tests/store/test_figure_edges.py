@@ -404,6 +404,11 @@ def test_metrics_say_what_the_store_says_for_the_same_runs(tmp_path):
     tok = s["tokens_per_request"]
     assert sum(p.count for _, p in tokens) == tok["requests"] - tok["without_usage"] == 6
     assert sum(p.sum for _, p in tokens) == pytest.approx(tok["mean"] * 6)
+    genai_tokens = [(a, p) for a, p in points[c.M_GEN_AI_TOKEN_USAGE.name] if a.get("gen_ai.agent.name")]
+    assert sum(p.sum for _, p in genai_tokens) == pytest.approx(tok["mean"] * 6)
+    assert sum(p.count for a, p in genai_tokens if a["gen_ai.token.type"] == "input") == 6
+    chats = [p for a, p in points[c.M_GEN_AI_OPERATION_DURATION.name] if a["gen_ai.operation.name"] == "chat"]
+    assert sum(p.count for p in chats) == tok["requests"] == 9  # every request has a duration
     invocations = {
         (a["tool"], a["status"], a["error_type"]): p.value
         for a, p in points[c.M_TOOL_INVOCATIONS.name]
