@@ -509,3 +509,25 @@ def test_runs_without_tool_calls_or_spend_fall_in_a_bucket_of_their_own(tmp_path
     for spec in (c.M_TOOL_CALLS, c.M_SPEND_PER_RUN):
         ((_, point),) = points[spec.name]
         assert point.explicit_bounds[0] == 0 and point.bucket_counts[0] == point.count == 3, spec.name
+
+
+def test_figures_while_a_gc_is_cut_short(location, monkeypatch):
+    """The store sink's daily gc goes a few batches at a time between writes, and a gc with a time budget
+    stops between two: the runs and the summaries left must agree at every step (the summaries counted
+    runs already deleted, 2,500 where 1,500 were left, and runs whose events had gone first)."""
+    from agent_otel.store import retention
+
+    monkeypatch.setattr(retention, "BATCH_RUNS", 150)
+    d = day_start(4)
+    store = stored(
+        location, runs([d + i * 7 * 60_000 for i in range(600)], duration_ms=[float(i) for i in range(600)])
+    )
+    try:
+        steps = retention.steps(store, {"logs_days": 1}, d + 4 * DAY)
+        for left in (600, 450, 300):
+            assert figures_agree(store, d - DAY, d + 3 * DAY)["runs"] == left
+            next(steps)
+        steps.close()
+        figures_agree(store, d + DAY - 1, d + DAY + 3 * HOUR + 1)
+    finally:
+        store.close()
