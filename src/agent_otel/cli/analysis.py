@@ -79,7 +79,7 @@ _RATIO_SIGNALS = (
 
 
 def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
-    """The drift signals of ``window`` against ``baseline`` (both from :func:`agent_otel.store.periods.period`)."""
+    """The drift signals of ``window`` against ``baseline`` (both from ``periods.period``)."""
     signals = [
         _ratio_signal(name, baseline[key][stat], window[key][stat], ratio, unit)
         for name, key, stat, ratio, unit in _RATIO_SIGNALS
