@@ -531,3 +531,20 @@ def test_figures_while_a_gc_is_cut_short(location, monkeypatch):
         figures_agree(store, d + DAY - 1, d + DAY + 3 * HOUR + 1)
     finally:
         store.close()
+
+
+def test_events_with_the_same_time_are_each_exported_once(location):
+    """Events of the same millisecond (a fast run, several processes at once) across the pages ``export``
+    reads them in: each once, in time order."""
+    now = seed.now_ms()
+    records = runs([now - 5000] * 4, duration_ms=0.0, tool_calls=5)  # every event at the same ts_ms
+    store = stored(location, records)
+    try:
+        everything = list(store.iter_events())
+        paged = list(store.iter_events(chunk=3))
+    finally:
+        store.close()
+    assert len({e["ts_ms"] for e in everything}) == 1
+    assert len(paged) == len(everything) == sum(kind == "event" for kind, _ in records)
+    key = [(e["run_id"], e["kind"], e["step_id"]) for e in paged]
+    assert len(set(key)) == len(key) and key == [(e["run_id"], e["kind"], e["step_id"]) for e in everything]
