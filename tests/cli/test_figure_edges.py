@@ -138,3 +138,28 @@ def test_small_spend_and_requests_without_usage_read_as_what_they_are(cli: CLI):
     assert "300 / 300" in tokens and "(mean 300, 6 requests, 1 without usage)" in tokens
     (row,) = json.loads(cli("runs", "--json", "--last", "1").stdout)
     assert "$0.000015" in cli("show", row["run_id"]).stdout
+
+
+def test_stats_until_alone_is_the_day_before_it(cli: CLI):
+    """``--until`` without ``--since``: the 24h before it, as drift's window ends at its --until (it was an
+    error, the default --since being 24h before now and so after any --until of days ago)."""
+    end = seed.now_ms() // HOUR * HOUR - 2 * DAY
+    records: list[tuple[str, dict[str, Any]]] = []
+    for at in (end - DAY - 1, end - DAY, end - 1, end, seed.now_ms() - HOUR):
+        records += seed.run_records(at)
+    seed.write(cli.db, records)
+    proc = cli("stats", "--json", "--until", iso_utc(end))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["runs"] == 2 and (got["from"], got["to"]) == (iso_ms(end - DAY), iso_ms(end))
+    text = cli("stats", "--until", iso_utc(end)).stdout
+    assert text.startswith(f"2 runs from {iso_utc(end - DAY).replace('T', ' ')}:00Z to ")
+    assert json.loads(cli("stats", "--json").stdout)["runs"] == 1  # still the last 24h by default
+
+
+def iso_ms(ms: int) -> str:
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
