@@ -163,3 +163,24 @@ def iso_ms(ms: int) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+def test_drift_says_when_a_period_comes_from_the_summaries(cli: CLI, monkeypatch, capsys):
+    """A period of over periods.RAW_RUNS runs is summarized: drift then says its latency p95 is within 1%
+    (as stats does), and ``--json`` gives each period's method."""
+    from agent_otel.cli import main
+    from agent_otel.store import periods
+
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(12):
+        records += seed.run_records(now - DAY - (i + 1) * 5 * HOUR, duration_ms=1000.0 + i)
+    for i in range(6):
+        records += seed.run_records(now - (i + 1) * HOUR, duration_ms=1000.0 + i)
+    seed.write(cli.db, records)
+    monkeypatch.setattr(periods, "RAW_RUNS", 8)  # the baseline's 12 runs are "many", the window's 6 not
+    assert main(["--store", cli.db, "drift", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["window"]["method"], got["baseline"]["method"]) == ("exact", "summarized")
+    assert main(["--store", cli.db, "drift"]) == 0
+    assert "latency p95 of the baseline from the hourly summaries: within 1%" in capsys.readouterr().out
