@@ -548,3 +548,27 @@ def test_events_with_the_same_time_are_each_exported_once(location):
     assert len(paged) == len(everything) == sum(kind == "event" for kind, _ in records)
     key = [(e["run_id"], e["kind"], e["step_id"]) for e in paged]
     assert len(set(key)) == len(key) and key == [(e["run_id"], e["kind"], e["step_id"]) for e in everything]
+
+
+def test_a_migrated_store_with_a_run_from_a_clock_at_1970_is_summarized_in_a_few_steps(tmp_path, monkeypatch):
+    """A run stored by a machine whose clock was at 1970 (no RTC yet): summarizing a migrated store went
+    back one empty hour per step, half a million steps of the sink's maintenance. Empty hours are skipped."""
+    from agent_otel.store import Target, schema
+
+    path = str(tmp_path / "old.db")
+    now = seed.now_ms()
+    with monkeypatch.context() as m:  # written by an agent-otel of schema 5
+        m.setitem(schema.MIGRATIONS, "sqlite", [s for s in schema.MIGRATIONS["sqlite"] if s[0] < 6])
+        write_through_sink(
+            path, runs([HOUR + 5, now - 3 * HOUR, now - 2 * HOUR], duration_ms=[5.0, 7.0, 9.0])
+        )
+    store = open_store(Target("sqlite", path))  # migrates to 6: summaries from the next hour on
+    try:
+        steps = 0
+        while summaries.backfill_step(store) and steps < 50:
+            steps += 1
+        assert steps < 10 and summaries.covered_from(store) == 0
+        figures_agree(store, 0, now + HOUR)
+        assert periods.period(store, 0, now + HOUR, method=periods.SUMMARIZED)["runs"] == 3
+    finally:
+        store.close()

@@ -637,6 +637,15 @@ def backfill_step(store: Store, hours: int = 1) -> bool:
             store._upsert_meta(COVERED_KEY, "0")
             return False
         covered = min(covered, floor_to(newest, HOUR_MS) + HOUR_MS)  # a mark set far ahead, by hand
+        # Hours without runs have no summary: skip a stretch of them at once (a run stored by a clock at
+        # 1970 made it summarize half a million empty hours, one per step).
+        before = store._ms(
+            store.query(
+                "SELECT max(created_at) AS t FROM agent_runs WHERE created_at < ?", [store._ts(covered)]
+            )[0]["t"]
+        )
+        if before is not None:
+            covered = min(covered, floor_to(before, HOUR_MS) + HOUR_MS)
         start = max(covered - hours * HOUR_MS, floor_to(oldest, HOUR_MS))
         rebuild(store, start, covered)
         done = start <= oldest
