@@ -75,7 +75,7 @@ def test_design_md_metric_names_are_all_produced():
         assert produced[name] == labels
 
 
-def test_histogram_buckets_are_sorted_and_positive():
+def test_histogram_buckets_are_sorted_and_not_negative():
     for spec in c.METRICS:
-        if spec.kind == "histogram":
-            assert list(spec.buckets) == sorted(spec.buckets) and spec.buckets[0] > 0, spec.name
+        if spec.kind == "histogram":  # 0 may be a bound: a bucket of its own for runs of 0 (tool calls, USD)
+            assert list(spec.buckets) == sorted(set(spec.buckets)) and spec.buckets[0] >= 0, spec.name

@@ -249,7 +249,9 @@ _RUN_MS_BUCKETS: Final = (
     600000,
     1800000,
 )
-_COUNT_BUCKETS: Final = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200)
+# 0 is a bound of its own where 0 is common (runs that call no tool, spend nothing): in the first bucket
+# of (0, 1] Prometheus' histogram_quantile interpolates, and runs of 0 tool calls read as a p95 of 0.95.
+_COUNT_BUCKETS: Final = (0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200)
 _TOKEN_BUCKETS: Final = (
     50,
     100,
@@ -266,7 +268,24 @@ _TOKEN_BUCKETS: Final = (
     256000,
     1000000,
 )
-_USD_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_USD_BUCKETS: Final = (
+    0,
+    0.0001,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
 
 M_STOP: Final = MetricSpec(
     "agent.stop",

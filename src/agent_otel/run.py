@@ -143,7 +143,7 @@ class Run:
         self.cost_usd = 0.0
         self.created_at_ms = 0
         self._deadline_ms: int | None = None
-        self._start_ns = 0
+        self._start_ns = self._start_wall_ns = 0
         self._duration_ms = 0.0
         self._ended = False
         self._lock = threading.Lock()
@@ -201,7 +201,11 @@ class Run:
             if self.conversation_id is None:
                 self.conversation_id = self.parent.conversation_id  # a sub-agent: the same conversation
         resumes = _take_pause(self.conversation_id)
-        self.created_at_ms = int(time.time() * 1000)
+        # Both clocks at once: the span starts at this wall time and lasts what the store and the latency
+        # histogram say (the time agent-otel takes opening and closing it is the run's, on all three).
+        self._start_wall_ns = time.time_ns()
+        self._start_ns = time.perf_counter_ns()
+        self.created_at_ms = self._start_wall_ns // 1_000_000
         # The run's deadline (its budget's max_duration_s over the configured one) lets a reader of the
         # store tell a run whose process it cannot check from one that is still going.
         limit = getattr(self.budget, "max_duration_s", None)
@@ -209,7 +213,6 @@ class Run:
             limit = rt.config.get("guards.budget.max_duration_s")
         if limit is not None:
             self._deadline_ms = self.created_at_ms + int(limit * 1000)
-        self._start_ns = time.perf_counter_ns()
         self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
         if self.is_replay:
             rt.metrics.exclude_run(self.run_id)
@@ -259,7 +262,11 @@ class Run:
     ) -> Span:
         """The run's span (a subclass may adopt a framework's span instead, agent_otel.bridge)."""
         return rt.tracer.start_span(
-            c.run_span_name(self.agent), context=parent_ctx, attributes=attributes, links=links
+            c.run_span_name(self.agent),
+            context=parent_ctx,
+            attributes=attributes,
+            links=links,
+            start_time=self._start_wall_ns,
         )
 
     def _exit(self, exc: BaseException | None) -> None:
@@ -492,7 +499,7 @@ class Run:
             span.set_status(Status(StatusCode.ERROR, reason.value))
         elif reason.stop_class == "success":
             span.set_status(Status(StatusCode.OK))
-        span.end()
+        span.end(end_time=self._start_wall_ns + round(self._duration_ms * 1e6))
 
     def _emit_run_record(self, ended: bool) -> None:
         record = self._run_record(ended)

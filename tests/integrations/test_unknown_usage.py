@@ -108,5 +108,6 @@ def test_a_stream_without_usage_is_unknown_usage_not_zero_tokens(stored, fake_ap
     stats = cli("stats", "--since", "1h", "--json")
     assert stats.returncode == 0, stats.stderr
     per_request = json.loads(stats.stdout)["tokens_per_request"]
-    assert per_request["requests"] == 2  # the unknown one left out, the real 0 counted
+    # Every request counted, the unknown one apart; the real 0 is a request of 0 tokens in the mean.
+    assert (per_request["requests"], per_request["without_usage"]) == (3, 1)
     assert per_request["mean"] == pytest.approx(6.0)

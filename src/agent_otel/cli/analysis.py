@@ -1,20 +1,16 @@
-"""Figures over stored runs: the numbers behind ``stats`` and ``drift``.
-
-Everything is computed from the rows a user can see with ``runs`` and ``show``, with no sampling: a
-percentile is the linearly interpolated one (as numpy's default and PostgreSQL's
-``percentile_cont``), means are plain means over ended runs.
+"""Drift signals over the figures of two periods (:mod:`agent_otel.store.periods` computes those, in the
+database), and the plain percentile and mean the demo's own summary uses: a percentile is the linearly
+interpolated one (as numpy's default and PostgreSQL's ``percentile_cont``).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent_otel.stop import StopReason
-from agent_otel.store.summaries import request_tokens
 
 # Drift thresholds (README "drift"): a signal drifts when window >= ratio * baseline.
 TOOL_CALLS_RATIO = 2.0  # the seed's alert: average tool calls per run above twice the baseline
@@ -46,84 +42,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def ended(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs with a recorded stop: not those still running, nor abandoned ones (no stop, process gone),
-    whose counts and duration are unknown rather than zero."""
-    return [r for r in runs if r.get("status") not in (None, "running", "abandoned")]
-
-
-def summarize(runs: Sequence[dict[str, Any]], events: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The ``stats`` figures for ``runs`` (all of them, running included) and their events."""
-    done = ended(runs)
-    durations = [float(r["duration_ms"]) for r in done if r.get("duration_ms") is not None]
-    tool_calls = [float(r.get("tool_calls") or 0) for r in done]
-    spend = [float(r.get("cost_usd") or 0.0) for r in done]
-    retries = [float(r.get("retries") or 0) for r in done]
-    tokens: list[float] = []
-    tool_total: Counter[str] = Counter()
-    tool_failed: Counter[tuple[str, str]] = Counter()
-    for e in events:
-        kind = e.get("kind")
-        if kind == "llm_result":
-            known = request_tokens(e.get("usage"))
-            if known is not None:  # usage unknown: left out, not a request of 0 tokens
-                tokens.append(known)
-        elif kind == "tool_result":
-            tool = e.get("tool") or "?"
-            tool_total[tool] += 1
-            if e.get("status") == "error":
-                tool_failed[(tool, e.get("error") or "error")] += 1
-    reasons = Counter(r.get("stop_reason") or "unknown" for r in done)
-    n = len(done)
-    stop_mix = [
-        {
-            "stop_reason": reason,
-            "class": _stop_class(reason),
-            "runs": count,
-            "share": count / n if n else 0.0,
-        }
-        for reason, count in reasons.most_common()
-    ]
-    failing = [
-        {
-            "tool": tool,
-            "error": error,
-            "failures": count,
-            "calls": tool_total[tool],
-            "error_rate": count / tool_total[tool] if tool_total[tool] else 0.0,
-        }
-        for (tool, error), count in tool_failed.most_common(10)
-    ]
-    return {
-        "runs": n,
-        "running": sum(r.get("status") == "running" for r in runs),
-        "abandoned": sum(r.get("status") == "abandoned" for r in runs),
-        "latency_ms": {"p50": percentile(durations, 0.5), "p95": percentile(durations, 0.95)},
-        "tool_calls_per_run": {
-            "mean": mean(tool_calls),
-            "p50": percentile(tool_calls, 0.5),
-            "p95": percentile(tool_calls, 0.95),
-        },
-        "tokens_per_request": {
-            "requests": len(tokens),
-            "mean": mean(tokens),
-            "p50": percentile(tokens, 0.5),
-            "p95": percentile(tokens, 0.95),
-        },
-        "spend_per_run_usd": {"mean": mean(spend), "p95": percentile(spend, 0.95), "total": sum(spend)},
-        "retries_per_run": {"mean": mean(retries), "total": int(sum(retries))},
-        "stop_reasons": stop_mix,
-        "failing_tools": failing,
-    }
-
-
-def _stop_class(reason: str) -> str:
-    try:
-        return StopReason(reason).stop_class
-    except ValueError:
-        return "?"
 
 
 @dataclass(slots=True)
@@ -161,7 +79,7 @@ _RATIO_SIGNALS = (
 
 
 def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
-    """The drift signals of ``window`` against ``baseline`` (both from :func:`summarize`)."""
+    """The drift signals of ``window`` against ``baseline`` (both from ``periods.period``)."""
     signals = [
         _ratio_signal(name, baseline[key][stat], window[key][stat], ratio, unit)
         for name, key, stat, ratio, unit in _RATIO_SIGNALS

@@ -254,8 +254,8 @@ def fmt_usd(value: float | None) -> str:
         return "-"
     if value == 0:
         return "$0"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
+    if abs(value) < 0.01:  # two significant digits: $0.0097, $0.000015 (not $0.0000, which reads as none)
+        return f"${value:.{max(4, 1 - math.floor(math.log10(abs(value))))}f}"
     return f"${value:.2f}"
 
 

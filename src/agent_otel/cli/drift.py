@@ -35,6 +35,7 @@ from agent_otel.cli.common import (
 )
 from agent_otel.cli.layout import Column, print_table
 from agent_otel.cli.stats import period
+from agent_otel.store.summaries import ACCURACY
 
 HELP = "compare the last window with the baseline before it; exit 1 when behaviour drifts"
 
@@ -81,8 +82,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     signals = compare(window, baseline) if enough else []
     drifted = [s for s in signals if s.drift]
     result = {
-        "window": {k: window[k] for k in ("from", "to", "runs", "abandoned")},
-        "baseline": {k: baseline[k] for k in ("from", "to", "runs", "abandoned")},
+        "window": {k: window[k] for k in _PERIOD_KEYS},
+        "baseline": {k: baseline[k] for k in _PERIOD_KEYS},
         "enough_data": enough,
         "drift": bool(drifted),
         "signals": [s.as_dict() for s in signals],
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         render(ctx, args, window, baseline, signals, enough)
     return EXIT_DRIFT if drifted else EXIT_OK
+
+
+_PERIOD_KEYS = ("from", "to", "runs", "abandoned", "method")
 
 
 def _value(s: Signal, v: float | None) -> str:
@@ -150,6 +154,14 @@ def render(
             ]
         )
     print_table(console, COLUMNS, rows)
+    summarized = [
+        name for name, p in (("window", window), ("baseline", baseline)) if p["method"] == "summarized"
+    ]
+    if summarized:
+        console.print(
+            f"[dim]latency p95 of the {' and '.join(summarized)} from the hourly summaries: within "
+            f"{ACCURACY:.0%} of the exact value[/]"
+        )
     drifted = [s.signal for s in signals if s.drift]
     if drifted:
         console.print(f"[red bold]drift[/]: {', '.join(drifted)}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from agent_otel.cli.common import (
     Context,
+    When,
     add_agent,
     add_json,
     add_time_range,
@@ -17,6 +18,7 @@ from agent_otel.cli.common import (
     fmt_usd,
     iso,
     now_ms,
+    parse_duration,
     plural,
     print_json,
     shown,
@@ -32,6 +34,7 @@ HELP = "runs, latency, tool calls, tokens, spend, stop reasons and failing tools
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_time_range(parser, since="24h")
+    parser.set_defaults(since=None)  # the 24h before --until (or now): see run()
     add_agent(parser)
     add_json(parser)
 
@@ -53,6 +56,9 @@ def period(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dic
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.since is None:  # the default period is the 24h before --until, not the last 24h (then empty)
+        end = args.until.ms if args.until is not None else now_ms()
+        args.since = When(end - DEFAULT_MS, "24h", DEFAULT_MS if args.until is None else None)
     since, until = time_range(args)
     end = now_ms() if until is None else until
     s = period(ctx.store(), since or 0, end, args.agent)
@@ -61,6 +67,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     render(ctx.console, s, period_label(args.since, until))
     return 0
+
+
+DEFAULT_MS = parse_duration("24h")
 
 
 def period_label(since: Any, until: int | None) -> str:
@@ -110,7 +119,8 @@ def render(console: Any, s: dict[str, Any], label: str) -> None:
         [
             "tokens per request p50 / p95",
             f"{fmt_num(tok['p50'], 0)} / {fmt_num(tok['p95'], 0)}   "
-            f"(mean {fmt_num(tok['mean'], 0)}, {plural(tok['requests'], 'request')})",
+            f"(mean {fmt_num(tok['mean'], 0)}, {plural(tok['requests'], 'request')}"
+            + (f", {tok['without_usage']:,} without usage)" if tok.get("without_usage") else ")"),
         ],
         [
             "spend per run mean / p95",

@@ -221,6 +221,7 @@ class Store:
         self.read_only = False  # opened read-only (a SQLite file this process may not write)
         self.summarized = False  # the schema has run summaries (6+): writes keep them up to date
         self._summary_runs: dict[str, tuple[int, str, bool]] = {}  # see summaries.deltas
+        self._summary_orphans: dict[str, None] = {}  # runs with events but no row yet: summaries.deltas
 
     # --- dialect hooks -------------------------------------------------------------------------------
 

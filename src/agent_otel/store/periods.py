@@ -14,6 +14,10 @@ ways to the same figures:
   come from the summaries' histograms and are within ``summaries.ACCURACY`` (1%) of the exact ones (tool
   calls per run: exact).
 
+Tokens per request are over the LLM requests that reported their usage: a request of 0 tokens reported
+none (a stream without ``include_usage``, a failed request), and is counted apart (``without_usage``) rather
+than as a request of 0 tokens, as ``agent_tokens_per_request`` leaves it out.
+
 Runs still going and abandoned runs are counted apart in both, from the ``running`` rows only (a partial
 index), grouped by the process that wrote them so that each process is judged once.
 """
@@ -153,10 +157,15 @@ def exact(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict
                 [count, int(r["first"])] if old is None else [old[0] + count, min(old[1], int(r["first"]))]
             )
     tokens = summaries.tokens_sql(store)
-    known = summaries.usage_known_sql(store)
-    llm = f"FROM agent_events WHERE kind = 'llm_result' AND {in_period} AND {known}"
-    totals = store.query(f"SELECT count(*) AS n, sum({tokens}) AS t {llm}", params)[0]
-    requests, token_sum = int(totals["n"]), float(totals["t"] or 0)
+    known = summaries.usage_known_sql(store)  # a real 0 is a request of 0 tokens; unknown usage is not
+    requests_sql = f"FROM agent_events WHERE kind = 'llm_result' AND {in_period}"
+    llm = f"{requests_sql} AND {known}"  # requests that reported their usage
+    totals = store.query(
+        f"SELECT count(*) AS n, sum(CASE WHEN {known} THEN 1 ELSE 0 END) AS k, sum({tokens}) AS t "
+        f"{requests_sql}",
+        params,
+    )[0]
+    requests, reported, token_sum = int(totals["n"]), int(totals["k"] or 0), float(totals["t"] or 0)
     if store.kind == "postgresql":
         pct = _pg_percentiles(store, ended, params, tokens, llm)
     else:
@@ -170,13 +179,13 @@ def exact(store: Store, since_ms: int, until_ms: int, agent: str | None) -> dict
             "usd": _sqlite_percentiles(
                 store, "coalesce(cost_usd, 0)", f"FROM agent_runs WHERE {ended}", params, n, (0.95,)
             ),
-            "tok": _sqlite_percentiles(store, tokens, llm, params, requests, (0.5, 0.95)),
+            "tok": _sqlite_percentiles(store, tokens, llm, params, reported, (0.5, 0.95)),
         }
     return {
         "runs": n,
         "latency": tuple(pct["lat"]),
         "tool_calls": (tool_calls / n if n else None, *pct["tc"]),
-        "tokens": (requests, token_sum / requests if requests else None, *pct["tok"]),
+        "tokens": (requests, token_sum / reported if reported else None, *pct["tok"], reported),
         "spend": (spend / n if n else None, pct["usd"][0], spend if n else 0),
         "retries": (retries / n if n else None, int(retries)),
         "stops": [(reason, c, first) for reason, (c, first) in stops.items()],
@@ -261,7 +270,7 @@ def build(f: dict[str, Any], running: int, abandoned: int) -> dict[str, Any]:
     stops = sorted(f["stops"], key=lambda s: (-s[1], s[2], s[0]))
     failures = sorted(f["failures"], key=lambda x: (-x[2], x[3], x[0], x[1]))[:FAILING_TOOLS]
     tools = f["tools"]
-    lat, (tc_mean, tc50, tc95), (requests, tok_mean, tok50, tok95) = (
+    lat, (tc_mean, tc50, tc95), (requests, tok_mean, tok50, tok95, reported) = (
         f["latency"],
         f["tool_calls"],
         f["tokens"],
@@ -274,7 +283,13 @@ def build(f: dict[str, Any], running: int, abandoned: int) -> dict[str, Any]:
         "abandoned": abandoned,
         "latency_ms": {"p50": lat[0], "p95": lat[1]},
         "tool_calls_per_run": {"mean": tc_mean, "p50": tc50, "p95": tc95},
-        "tokens_per_request": {"requests": requests, "mean": tok_mean, "p50": tok50, "p95": tok95},
+        "tokens_per_request": {
+            "requests": requests,
+            "without_usage": requests - reported,
+            "mean": tok_mean,
+            "p50": tok50,
+            "p95": tok95,
+        },
         "spend_per_run_usd": {"mean": spend_mean, "p95": spend95, "total": spend_total},
         "retries_per_run": {"mean": retries_mean, "total": retries_total},
         "stop_reasons": [

@@ -47,8 +47,11 @@ class RetentionRule:
 
 
 RETENTION_RULES: list[RetentionRule] = [
-    RetentionRule("agent_events", "ts_ms", "logs_days", epoch_ms=True, key="id"),
+    # Runs first, with their events: a gc cut short (a time budget, the process ending) never leaves old
+    # runs whose events are gone (``stats`` would count them without their tool calls and tokens). The
+    # events rule then takes what has no run left (events of runs that were never stored).
     RetentionRule("agent_runs", "created_at", "logs_days", key="run_id"),
+    RetentionRule("agent_events", "ts_ms", "logs_days", epoch_ms=True, key="id"),
     # Replay snapshots (migration 2). A blob's last_used_ms is the time of the newest snapshot using it.
     RetentionRule(
         "agent_tool_snapshots", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="run_id, step_id"
@@ -121,7 +124,7 @@ def steps(store: Store, retention: dict[str, int], now_ms: int) -> Iterator[dict
     snapshot_cutoff: tuple[int, int] | None = None
     for rule, cutoff_ms, cutoff in _rules(store, retention, now_ms):
         if rule.table == "agent_runs":
-            yield from _runs(store, cutoff, out)
+            yield from _runs(store, cutoff, out, store.summarized)
             if store.summarized:
                 with store.transaction():
                     summaries.forget_before(store, cutoff_ms)
@@ -150,24 +153,31 @@ def steps(store: Store, retention: dict[str, int], now_ms: int) -> Iterator[dict
     yield out
 
 
-def _runs(store: Store, cutoff: Any, out: dict[str, int]) -> Iterator[dict[str, int]]:
-    """Runs started before the cutoff, with their events, a batch of runs per transaction."""
+def _runs(store: Store, cutoff: Any, out: dict[str, int], summarized: bool) -> Iterator[dict[str, int]]:
+    """Runs started before the cutoff, oldest first, with their events, a batch of runs per transaction.
+
+    ``summarized``: each batch also takes its runs out of the summaries (those of the hours it emptied go,
+    the hour it ends in is summarized again), so that a gc cut short between two batches leaves summaries
+    that agree with the runs left."""
     out.setdefault("agent_runs", 0)
     out.setdefault("agent_events", 0)
     while True:
         with store.transaction():
-            ids = [
-                r[0]
-                for r in store.execute(
-                    f"SELECT run_id FROM agent_runs WHERE created_at < ? LIMIT {BATCH_RUNS}", (cutoff,)
-                ).fetchall()
-            ]
+            rows = store.execute(
+                f"SELECT run_id, created_at FROM agent_runs WHERE created_at < ? ORDER BY created_at "
+                f"LIMIT {BATCH_RUNS}",
+                (cutoff,),
+            ).fetchall()
+            ids = [r[0] for r in rows]
             if ids:
                 marks = ", ".join("?" for _ in ids)
                 cur = store.execute(f"DELETE FROM agent_events WHERE run_id IN ({marks})", ids)
                 out["agent_events"] += max(int(cur.rowcount or 0), 0)
                 cur = store.execute(f"DELETE FROM agent_runs WHERE run_id IN ({marks})", ids)
                 out["agent_runs"] += max(int(cur.rowcount or 0), 0)
+                last = store._ms(rows[-1][1])
+                if summarized and last is not None:  # every run started before `last` is gone now
+                    summaries.forget_before(store, last)
         yield out
         if len(ids) < BATCH_RUNS:
             return

@@ -200,14 +200,10 @@ class Summary:
 
     def add_request(self, usage: Any) -> None:
         """One LLM request (``usage``: its dict, or the JSON text of it, or its tokens)."""
-        if isinstance(usage, int | float):
-            tokens = float(usage)
-        else:
-            known = request_tokens(usage)
-            if known is None:  # usage unknown: not a request of 0 tokens
-                return
-            tokens = known
         self.requests += 1
+        tokens = float(usage) if isinstance(usage, int | float) else request_tokens(usage)
+        if tokens is None:  # usage unknown: a request, but not one of 0 tokens
+            return
         self.tokens += tokens
         _add(self.tokens_hist, log_key(tokens))
 
@@ -300,13 +296,14 @@ class Summary:
         n = self.runs
         lat = percentiles(self.durations, False, (0.5, 0.95))
         tc = percentiles(self.tool_calls_hist, True, (0.5, 0.95))
+        known = sum(self.tokens_hist.values())  # the requests that reported their usage (a real 0 too)
         tok = percentiles(self.tokens_hist, False, (0.5, 0.95))
         (usd95,) = percentiles(self.spend_hist, False, (0.95,))
         return {
             "runs": n,
             "latency": (lat[0], lat[1]),
             "tool_calls": (self.tool_calls / n if n else None, tc[0], tc[1]),
-            "tokens": (self.requests, self.tokens / self.requests if self.requests else None, tok[0], tok[1]),
+            "tokens": (self.requests, self.tokens / known if known else None, tok[0], tok[1], known),
             "spend": (self.spend / n if n else None, usd95, self.spend if n else 0),
             "retries": (self.retries / n if n else None, int(self.retries)),
             "stops": [(reason, c, first) for reason, (c, first) in self.stops.items()],
@@ -367,8 +364,10 @@ def from_raw(
     calls and failures are counted in SQL."""
     out: dict[tuple[int, str], Summary] = {}
     bucket_ms: dict[Any, int] = {}
-    hour_sql = (
-        "date_trunc('hour', r.created_at)" if store.kind == "postgresql" else "substr(r.created_at, 1, 13)"
+    hour_sql = (  # UTC hours, whatever the session's time zone (Asia/Kolkata's hours start at :30 UTC)
+        "date_trunc('hour', r.created_at AT TIME ZONE 'UTC')"
+        if store.kind == "postgresql"
+        else "substr(r.created_at, 1, 13)"
     )
 
     def slot(hour: Any, run_agent: str) -> Summary:
@@ -486,19 +485,33 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
     if covered is None:
         return None
     out = Deltas()
-    cache = store._summary_runs
+    cache, orphans = store._summary_runs, store._summary_orphans
     ended: dict[str, dict[str, Any]] = {}
+    adopted: list[str] = []
     for r in runs:
         run_id = r.get("run_id")
         if not run_id:
             continue
         created = int(r.get("created_at_ms") or 0)
         cache[run_id] = (created, r.get("agent") or "", bool(r.get("replay_of")))
+        if run_id in orphans:
+            del orphans[run_id]
+            adopted.append(run_id)
         if (r.get("status") or "running") != "running" and run_id not in ended:
             ended[run_id] = r
-    if len(cache) > _RUN_CACHE:
-        for key in list(cache)[: len(cache) - _RUN_CACHE // 2]:
-            del cache[key]
+    for table in (cache, orphans):
+        if len(table) > _RUN_CACHE:
+            for key in list(table)[: len(table) - _RUN_CACHE // 2]:
+                del table[key]
+    if adopted:  # events written before their run's row (its start record came late, or was dropped)
+        for row in store.in_chunks(
+            "SELECT run_id, kind, tool, status, error, usage, ts_ms FROM agent_events WHERE run_id IN ({})",
+            adopted,
+        ):
+            created, agent, replay = cache[row[0]]
+            if not replay and created >= covered:
+                keys = ("kind", "tool", "status", "error", "usage", "ts_ms")
+                out.at(created, agent).add_event(dict(zip(keys, row[1:], strict=True)))
     if ended:
         done = {
             row[0]
@@ -516,6 +529,7 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
             "SELECT run_id, created_at, agent, replay_of FROM agent_runs WHERE run_id IN ({})", unknown
         ):
             cache[row[0]] = (store._ms(row[1]) or 0, row[2] or "", bool(row[3]))
+        orphans.update((i, None) for i in unknown if i not in cache)  # counted when their run row comes
     of_run: dict[str, Summary | None] = {}  # the summary each run's events go to (None: not summarized)
     for e in events:
         run_id = e.get("run_id") or ""
@@ -639,6 +653,15 @@ def backfill_step(store: Store, hours: int = 1) -> bool:
             store._upsert_meta(COVERED_KEY, "0")
             return False
         covered = min(covered, floor_to(newest, HOUR_MS) + HOUR_MS)  # a mark set far ahead, by hand
+        # Hours without runs have no summary: skip a stretch of them at once (a run stored by a clock at
+        # 1970 made it summarize half a million empty hours, one per step).
+        before = store._ms(
+            store.query(
+                "SELECT max(created_at) AS t FROM agent_runs WHERE created_at < ?", [store._ts(covered)]
+            )[0]["t"]
+        )
+        if before is not None:
+            covered = min(covered, floor_to(before, HOUR_MS) + HOUR_MS)
         start = max(covered - hours * HOUR_MS, floor_to(oldest, HOUR_MS))
         rebuild(store, start, covered)
         done = start <= oldest

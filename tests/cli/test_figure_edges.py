@@ -1,0 +1,186 @@
+"""What ``stats``, ``drift`` and ``runs`` print at their edges, through the real command: drift's baseline
+partly empty, stop reasons that appear or vanish, constant figures, a one-run baseline, an agent with no
+baseline, the exit codes the README gives; the same figures whatever the local time zone; the stop-reason
+counts of ``stats`` against the rows ``runs`` lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from typing import Any
+
+from tests.cli.conftest import CLI
+from tests.store import seed
+
+HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
+
+
+def iso_utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def _signals(proc: Any) -> dict[str, dict[str, Any]]:
+    return {s["signal"]: s for s in json.loads(proc.stdout)["signals"]}
+
+
+def test_drift_at_its_edges_and_its_exit_codes(cli: CLI):
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    # baseline: only its last day holds runs (six of the seven days are empty); no spend at all
+    for i in range(10):
+        reason = "timeout" if i < 3 else "completed"  # a stop reason the window no longer has
+        records += seed.run_records(now - DAY - (i + 1) * HOUR, cost_usd=0.0, stop_reason=reason)
+    # window: the same tool calls, latency and tokens; two runs end tool_error (new); no spend either;
+    # two requests reported no usage (as the SDK stores a stream without usage) and must not lower tokens
+    for i in range(10):
+        recs = seed.run_records(
+            now - (i + 1) * HOUR, cost_usd=0.0, stop_reason="tool_error" if i < 2 else "completed"
+        )
+        if i < 2:
+            llm = next(r for kind, r in recs if kind == "event" and r["kind"] == "llm_result")
+            llm["usage"] = {"model": "gpt-4o"}
+        records += recs
+    records += seed.run_records(now - 3 * HOUR, agent="new-agent")  # no baseline at all
+    records += seed.run_records(now - DAY - HOUR, agent="tiny-agent", tool_calls=2)
+    records += seed.run_records(now - HOUR, agent="tiny-agent", tool_calls=5)
+    seed.write(cli.db, records)
+
+    proc = cli("drift", "--json", "--agent", "support-agent")
+    assert proc.returncode == 1, proc.stderr
+    signals = _signals(proc)
+    assert signals["stop_reason:tool_error"]["drift"] is True
+    new = signals["stop_reason:tool_error"]
+    assert (new["baseline"], new["window"], new["ratio"]) == (0.0, 0.2, None)  # JSON has no Infinity
+    assert signals["stop_reason:timeout"]["drift"] is False  # it went away: not a drift
+    assert (signals["spend_per_run_usd"]["ratio"], signals["spend_per_run_usd"]["drift"]) == (None, False)
+    assert signals["tool_calls_per_run"]["ratio"] == 1.0 and signals["latency_p95_ms"]["ratio"] == 1.0
+    tokens = signals["tokens_per_request"]
+    assert (tokens["baseline"], tokens["window"], tokens["drift"]) == (1000.0, 1000.0, False)
+    text = cli("drift", "--agent", "support-agent")
+    assert text.returncode == 1 and "drift: stop_reason:tool_error" in text.stdout
+    assert "new" in next(
+        line for line in text.stdout.splitlines() if line.startswith("stop_reason:tool_error")
+    )
+
+    alone = cli("drift", "--json", "--agent", "new-agent")
+    assert alone.returncode == 0 and json.loads(alone.stdout)["enough_data"] is False
+    assert json.loads(alone.stdout)["baseline"]["runs"] == 0
+    one = cli("drift", "--json", "--agent", "tiny-agent", "--min-runs", "1")
+    assert one.returncode == 1 and _signals(one)["tool_calls_per_run"]["ratio"] == 2.5
+    assert cli("drift", "--agent", "tiny-agent").returncode == 0  # 1 run each: under --min-runs 5
+    assert cli("drift", "--window", "0h").returncode == 2
+
+
+def test_stats_are_the_same_in_every_local_time_zone(cli: CLI):
+    start = seed.now_ms() // DAY * DAY - 2 * DAY  # 00:00 UTC two days ago: 19:00 in New York
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(30):
+        records += seed.run_records(start + i * 97 * 60_000, duration_ms=100.0 + i, tool_calls=i % 7)
+    records += seed.run_records(seed.now_ms() + 2 * HOUR)  # a writer whose clock is ahead: in no period yet
+    seed.write(cli.db, records)
+    iso = iso_utc(start + 5 * HOUR)
+    outputs = []
+    for tz in ("UTC", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"):
+        fixed = cli("stats", "--json", "--since", iso, "--until", iso_utc(start + DAY), env={"TZ": tz})
+        ago = cli("stats", "--json", "--since", "3d", env={"TZ": tz})
+        table = cli("stats", "--since", iso, "--until", iso_utc(start + DAY), env={"TZ": tz})
+        assert fixed.returncode == ago.returncode == table.returncode == 0, fixed.stderr
+        figures = json.loads(fixed.stdout)
+        assert json.loads(ago.stdout)["runs"] == 30
+        outputs.append((figures, table.stdout))
+    assert outputs[0][0]["runs"] == sum(5 * HOUR <= i * 97 * 60_000 < DAY for i in range(30))
+    assert all(o == outputs[0] for o in outputs)
+    assert f"from {iso[:10]} {iso[11:16]}:00Z" in outputs[0][1]
+
+
+def test_stop_reason_counts_of_stats_are_the_rows_runs_lists(cli: CLI):
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    reasons = ["completed"] * 5 + ["tool_error"] * 3 + ["interrupted", "max_steps", "max_steps"]
+    for i, reason in enumerate(reasons):
+        records += seed.run_records(now - (i + 1) * 600_000, stop_reason=reason)
+    running = seed.run_records(now - 30_000)[:1]  # started, not ended (this process: still running)
+    replay = seed.run_records(now - 60_000, stop_reason="policy_denied")
+    for _, rec in replay:
+        rec["replay_of"] = "0" * 32
+    seed.write(cli.db, records + running + replay)
+    stats = json.loads(cli("stats", "--json", "--since", "1d").stdout)
+    listed = json.loads(cli("runs", "--json", "--since", "1d", "--last", "1000").stdout)
+    counted = Counter(r["stop_reason"] for r in listed if not r.get("replay_of") and r["stop_reason"])
+    assert {m["stop_reason"]: m["runs"] for m in stats["stop_reasons"]} == dict(counted)
+    assert stats["runs"] == sum(counted.values()) == len(reasons)
+    for reason, n in counted.items():
+        rows = json.loads(cli("runs", "--json", "--since", "1d", "--stop-reason", reason).stdout)
+        assert len([r for r in rows if not r.get("replay_of")]) == n
+    success = sum(m["share"] for m in stats["stop_reasons"] if m["class"] == "success")
+    assert success == 5 / len(reasons)
+
+
+def test_small_spend_and_requests_without_usage_read_as_what_they_are(cli: CLI):
+    """A run of a cheap model costs a few millionths of a dollar: `$0.0000` read as no spend at all. And
+    requests that reported no usage are said, not folded into the tokens as requests of 0 tokens."""
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(3):
+        recs = seed.run_records(
+            now - (i + 1) * 60_000, cost_usd=0.000015, llm_calls=2, tokens_per_request=300
+        )
+        if i == 0:
+            llm = next(r for kind, r in recs if kind == "event" and r["kind"] == "llm_result")
+            llm["usage"] = {"model": "gpt-4o"}
+        records += recs
+    seed.write(cli.db, records)
+    out = cli("stats").stdout
+    spend = next(line for line in out.splitlines() if line.startswith("spend per run"))
+    assert "$0.000015 / $0.000015" in spend and "(total $0.000045)" in spend
+    tokens = next(line for line in out.splitlines() if line.startswith("tokens per request"))
+    assert "300 / 300" in tokens and "(mean 300, 6 requests, 1 without usage)" in tokens
+    (row,) = json.loads(cli("runs", "--json", "--last", "1").stdout)
+    assert "$0.000015" in cli("show", row["run_id"]).stdout
+
+
+def test_stats_until_alone_is_the_day_before_it(cli: CLI):
+    """``--until`` without ``--since``: the 24h before it, as drift's window ends at its --until (it was an
+    error, the default --since being 24h before now and so after any --until of days ago)."""
+    end = seed.now_ms() // HOUR * HOUR - 2 * DAY
+    records: list[tuple[str, dict[str, Any]]] = []
+    for at in (end - DAY - 1, end - DAY, end - 1, end, seed.now_ms() - HOUR):
+        records += seed.run_records(at)
+    seed.write(cli.db, records)
+    proc = cli("stats", "--json", "--until", iso_utc(end))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["runs"] == 2 and (got["from"], got["to"]) == (iso_ms(end - DAY), iso_ms(end))
+    text = cli("stats", "--until", iso_utc(end)).stdout
+    assert text.startswith(f"2 runs from {iso_utc(end - DAY).replace('T', ' ')}:00Z to ")
+    assert json.loads(cli("stats", "--json").stdout)["runs"] == 1  # still the last 24h by default
+
+
+def iso_ms(ms: int) -> str:
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def test_drift_says_when_a_period_comes_from_the_summaries(cli: CLI, monkeypatch, capsys):
+    """A period of over periods.RAW_RUNS runs is summarized: drift then says its latency p95 is within 1%
+    (as stats does), and ``--json`` gives each period's method."""
+    from agent_otel.cli import main
+    from agent_otel.store import periods
+
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(12):
+        records += seed.run_records(now - DAY - (i + 1) * 5 * HOUR, duration_ms=1000.0 + i)
+    for i in range(6):
+        records += seed.run_records(now - (i + 1) * HOUR, duration_ms=1000.0 + i)
+    seed.write(cli.db, records)
+    monkeypatch.setattr(periods, "RAW_RUNS", 8)  # the baseline's 12 runs are "many", the window's 6 not
+    assert main(["--store", cli.db, "drift", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["window"]["method"], got["baseline"]["method"]) == ("exact", "summarized")
+    assert main(["--store", cli.db, "drift"]) == 0
+    assert "latency p95 of the baseline from the hourly summaries: within 1%" in capsys.readouterr().out
