@@ -372,7 +372,7 @@ def call_sync(
     if call.replay is not None:
         return call.replay.serve(call)  # the recorded result (or error); fn is not called
     try:
-        result = _attempt_sync(call, fn, args, kwargs)
+        result = _attempt_sync(call, fn, args, kwargs, timeout_for(call))
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -416,7 +416,7 @@ async def call_async(
     if call.replay is not None:
         return call.replay.serve(call)
     try:
-        result = await _attempt_async(call, fn, args, kwargs)
+        result = await _attempt_async(call, fn, args, kwargs, timeout_for(call))
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -594,9 +594,10 @@ def timeout_for(call: ToolCall) -> float | None:
     return call.options.timeout_s or None  # what Step.timeout gives when no policy has a say
 
 
-def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+def _attempt_sync(
+    call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float | None
+) -> R:
     retry = call.options.retry
-    timeout_s = timeout_for(call)
     while True:
         try:
             if timeout_s is None:
@@ -612,12 +613,15 @@ def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], k
 
 
 async def _attempt_async(
-    call: ToolCall, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    call: ToolCall,
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout_s: float | None,
 ) -> R:
     import asyncio
 
     retry = call.options.retry
-    timeout_s = timeout_for(call)
     while True:
         try:
             if timeout_s is None:
@@ -728,8 +732,36 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
             return None  # a detached call that ended (or of another run) is nobody's to claim
     if active is not None and active.claimable and (active.fn is func or active.name == options.name):
         active.claimable = False
+        if options.retry is not None or options.timeout_s is not None:
+            # The function's own retry and deadline, which the framework's call knew nothing of: applied
+            # here, once, around the function (they were not applied at all).
+            active.options = replace(active.options, retry=options.retry, timeout_s=options.timeout_s)
         return active
     return None
+
+
+def _run_claimed(claimed: ToolCall, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    """The function of a call a framework opened: served under replay; else run, under the ``@tool``'s own
+    ``retry`` and ``timeout_s`` if it has them (``guards.tool_timeout_s`` is the framework call's, not
+    applied a second time here)."""
+    if claimed.replay is not None:  # an integration opened it; serve it instead of running it
+        return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
+    options = claimed.options
+    if options.retry is None and options.timeout_s is None:
+        return func(*args, **kwargs)
+    return _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+
+
+async def _await_claimed(
+    claimed: ToolCall, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    """:func:`_run_claimed` for a coroutine function."""
+    if claimed.replay is not None:
+        return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
+    options = claimed.options
+    if options.retry is None and options.timeout_s is None:
+        return await func(*args, **kwargs)
+    return await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
 
 
 @overload
@@ -835,9 +867,7 @@ def tool(
                     return await func(*args, **kwargs)
                 claimed = _claim(options, func)
                 if claimed is not None:
-                    if claimed.replay is not None:
-                        return claimed.replay.serve(claimed)
-                    return await func(*args, **kwargs)
+                    return await _await_claimed(claimed, func, args, kwargs)
                 return await call_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
             async_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
@@ -851,9 +881,7 @@ def tool(
                 return func(*args, **kwargs)
             claimed = _claim(options, func)
             if claimed is not None:
-                if claimed.replay is not None:  # an integration opened it; serve it instead of running it
-                    return claimed.replay.serve(claimed)
-                return func(*args, **kwargs)
+                return _run_claimed(claimed, func, args, kwargs)
             return call_sync(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
         wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
