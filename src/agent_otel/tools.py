@@ -595,7 +595,11 @@ def timeout_for(call: ToolCall) -> float | None:
 
 
 def _attempt_sync(
-    call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float | None
+    call: ToolCall,
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout_s: float | None,
 ) -> R:
     retry = call.options.retry
     while True:
@@ -740,7 +744,9 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     return None
 
 
-def _run_claimed(claimed: ToolCall, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+def _run_claimed(
+    claimed: ToolCall, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
     """The function of a call a framework opened: served under replay; else run, under the ``@tool``'s own
     ``retry`` and ``timeout_s`` if it has them (``guards.tool_timeout_s`` is the framework call's, not
     applied a second time here)."""
