@@ -296,9 +296,15 @@ def writes_declared() -> bool:
 
 
 def _declared_write(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is a declared write: the function itself, or the ``@tool`` wrapper of one (what
+    frameworks that keep the decorated function hand over: a smolagents ``@tool``'s or ``Tool``
+    subclass's ``forward``, a LlamaIndex ``FunctionTool``'s ``fn``), bound as a method or not."""
     try:
-        return fn in _writes
-    except TypeError:  # an unhashable callable (a dataclass with __call__) was never declared
+        if fn in _writes:
+            return True
+        inner = inspect.unwrap(fn)
+        return inner is not fn and inner in _writes
+    except (TypeError, ValueError):  # unhashable (a dataclass with __call__), or a __wrapped__ cycle
         return False
 
 

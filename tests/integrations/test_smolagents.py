@@ -13,7 +13,7 @@ from tests.integrations.conftest import chat_usage, children, one, ours, parent_
 
 pytest.importorskip("smolagents")
 
-from smolagents import CodeAgent, ToolCallingAgent, tool
+from smolagents import CodeAgent, Tool, ToolCallingAgent, tool
 from smolagents.models import (
     ChatMessage,
     ChatMessageStreamDelta,
@@ -364,3 +364,50 @@ def test_uninstrument_restores_smolagents(telemetry, instrument):
     telemetry.exporter.clear()
     agent(ScriptedModel(answer("x"))).run("go")
     assert ours(telemetry.spans()) == []
+
+
+@tool
+@agent_otel.tool(name="wipe_account", side_effects=True)
+def wipe_account(user: str) -> str:
+    """Wipe an account.
+
+    Args:
+        user: whom
+    """
+    CALLS.append(f"wiped {user}")
+    return "wiped"
+
+
+class Purge(Tool):
+    name = "purge"
+    description = "Purge a mailbox."
+    inputs = {"user": {"type": "string", "description": "whom"}}
+    output_type = "string"
+
+    @agent_otel.tool(name="purge", side_effects=True)
+    def forward(self, user: str) -> str:
+        CALLS.append(f"purged {user}")
+        return "purged"
+
+
+@pytest.mark.parametrize("write", [wipe_account, Purge()], ids=["tool", "subclass"])
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch, write
+):
+    """A smolagents ``@tool`` over an ``@agent_otel.tool(side_effects=True)`` function, or a ``Tool``
+    subclass whose ``forward`` is one: the integration handed over the ``forward`` it found, the
+    ``@agent_otel.tool`` wrapper, not the function declared a write, and the write ran under the kill
+    switch. A read goes on; the write never runs and the run ends with ``kill_switch`` (one tool span)."""
+    telemetry = guarded({})
+    instrument("smolagents")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    model = ScriptedModel(
+        call("lookup", {"q": "bob"}, "c1"), call(write.name, {"user": "bob"}, "c2"), answer("never")
+    )
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        agent(model, tools=[lookup, write]).run("wipe bob")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert CALLS == ["bob"]
+    assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
+        "execute_tool lookup"
+    ]
