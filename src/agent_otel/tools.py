@@ -731,6 +731,19 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
     return not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__)
 
 
+def _wraps(fn: Any, func: Callable[..., Any]) -> bool:
+    """Whether the framework's ``fn`` wraps ``func``: it kept the ``@tool`` wrapper (a LlamaIndex
+    ``FunctionTool``'s function), maybe inside its own (a smolagents ``@tool``'s ``forward``), bound as a
+    method or not; a tool renamed by ``@tool(name=...)`` is known by this alone."""
+    for _ in range(8):  # a __wrapped__ chain, as inspect.unwrap follows it, but bounded
+        fn = getattr(fn, "__wrapped__", None)
+        if fn is None:
+            return False
+        if fn is func:
+            return True
+    return False
+
+
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     """The call if a framework integration already opened this very tool call (one span, not two)."""
     if not _claims_seen:  # no call was ever claimable: none to claim
@@ -740,7 +753,11 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
         active = _detached.get()
         if active is not None and (active.done or active.run is not active_run()):
             return None  # a detached call that ended (or of another run) is nobody's to claim
-    if active is not None and active.claimable and (active.fn is func or active.name == options.name):
+    if (
+        active is not None
+        and active.claimable
+        and (active.fn is func or active.name == options.name or _wraps(active.fn, func))
+    ):
         active.claimable = False
         if options.retry is not None or options.timeout_s is not None:
             # The function's own retry and deadline, which the framework's call knew nothing of: applied

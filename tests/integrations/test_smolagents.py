@@ -411,3 +411,27 @@ def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_swi
     assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
         "execute_tool lookup"
     ]
+
+
+def test_an_agent_otel_tool_renamed_is_one_tool_call(telemetry, instrument):
+    """``@agent_otel.tool(name="crm.get")`` under smolagents' ``@tool`` (named ``get``): the function did
+    not recognise smolagents' call as its own (another name, and smolagents wraps the wrapper): two tool
+    spans, one nested in the other, two counted tool calls."""
+    instrument("smolagents")
+
+    @tool
+    @agent_otel.tool(name="crm.get")
+    def get(q: str) -> str:
+        """Get a record.
+
+        Args:
+            q: which
+        """
+        CALLS.append(q)
+        return q.upper()
+
+    agent(ScriptedModel(call("get", {"q": "otel"}, "c1"), answer("done")), tools=[get]).run("get otel")
+    assert CALLS == ["otel"]
+    spans = ours(telemetry.spans())
+    assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool get"]
+    assert one(spans, "invoke_agent smol").attributes["agent.tool_calls"] == 1
