@@ -763,8 +763,27 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
             # The function's own retry and deadline, which the framework's call knew nothing of: applied
             # here, once, around the function (they were not applied at all).
             active.options = replace(active.options, retry=options.retry, timeout_s=options.timeout_s)
+        if options.side_effects and not active.options.side_effects:
+            _claimed_write(active)
         return active
     return None
+
+
+def _claimed_write(call: ToolCall) -> None:
+    """A declared write claimed a call its framework opened as a read (the integration could not find the
+    function: an MCP server's tool in this process, a framework's own tool class): it is a write from
+    now on, and the guards that stop a call *now* (the kill switch, as before a retry) judge it so,
+    before the function runs."""
+    call.options = replace(call.options, side_effects=True)
+    try:
+        call.span.set_attribute(c.TOOL_SIDE_EFFECTS, True)
+    except Exception as exc:
+        internal_error("marking a claimed tool call a write", exc)
+    try:
+        call.before_retry()
+    except (AgentStopped, steps.Refusal) as stopped:  # blocked: the function does not run
+        call.fail(stopped)
+        raise
 
 
 def _run_claimed(
