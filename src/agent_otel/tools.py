@@ -751,6 +751,12 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     active = active_tool_call()
     if active is None or not active.claimable:
         active = _detached.get()
+        if active is None and steps.steps_bound():
+            # A framework's own execute_tool span, current around the function, whose step the bridge or
+            # an integration's hook began without making it current (AG2, Google ADK, Strands...).
+            binding = steps.context_binding()
+            step = binding.step if binding is not None else None
+            active = step if isinstance(step, ToolCall) and step.span is trace.get_current_span() else None
         if active is not None and (active.done or active.run is not active_run()):
             return None  # a detached call that ended (or of another run) is nobody's to claim
     if (
