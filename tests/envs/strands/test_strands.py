@@ -385,3 +385,54 @@ def test_an_agent_created_before_instrumenting_is_seen_through_its_spans(guarded
     assert root.attributes["agent.stop_reason"] == "completed"
     (guard,) = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
     assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
+
+
+@tool
+@agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+def search(q: str) -> str:
+    """Search; the first attempt fails."""
+    SENT["search"] += 1
+    if SENT["search"] < 2:
+        raise ConnectionError("reset")
+    return q.upper()
+
+
+@tool
+@agent_otel.tool(side_effects=True)
+def wipe(q: str) -> str:
+    """Wipe an account."""
+    SENT["wipe"] += 1
+    return "wiped"
+
+
+def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument):
+    """``@strands.tool`` over ``@agent_otel.tool(retry=...)``: Strands' ``execute_tool`` span is the step
+    (begun by the hook, not current), and the function ran bare inside it: no retry, the first failure
+    went to the model. One step, the retry applied once inside it."""
+    instrument("strands")
+    agent = make_agent(
+        tool_use("search", {"q": "otel"}, "t1", (10, 5)), text("done", (20, 3)), tools=[search]
+    )
+    assert str(agent("hi")).strip() == "done" and SENT == {"search": 2}
+    spans = telemetry.spans()
+    (step,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert step.attributes["gen_ai.tool.call.id"] == "t1" and step.attributes["agent.tool.attempts"] == 2
+    assert step.attributes["agent.tool.status"] == "ok"
+    (root,) = [s for s in strands_spans(spans) if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.tool_calls"] == 1
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """The hook began the step as a read (it sees Strands' tool, not the function declared a write), and
+    the write ran under the kill switch. The function claims the step as a write now: blocked."""
+    telemetry = guarded({})
+    instrument("strands")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    agent = make_agent(tool_use("wipe", {"q": "bob"}, "t1", (10, 5)), text("never", (20, 3)), tools=[wipe])
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        agent("wipe bob")
+    assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.status"] == "error"
