@@ -485,3 +485,24 @@ async def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_ki
     assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
+
+
+@agent_otel.tool
+async def find(q: str) -> dict[str, Any]:
+    """Find a record."""
+    SENT["find"] += 1
+    return {"answer": q.upper()}
+
+
+async def test_a_replay_serves_an_agent_otel_tool_once(rig, instrument):
+    """An ``@agent_otel.tool`` function as an ADK tool, replayed: the plugin serves the recorded result,
+    the function does not run, one call recorded and served."""
+    rig.start()
+    instrument("google_adk")
+    script = (call("find", {"q": "otel"}, "c1", (10, 5)), text("done", (20, 3)))
+    await run_async(runner_with(find, *script))
+    original = rig.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await run_async(runner_with(find, *script))
+    assert SENT == {"find": 1}
+    assert rp.report.matched and not rp.report.diverged and rp.report.served == 1, str(rp.report)

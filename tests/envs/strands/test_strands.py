@@ -436,3 +436,25 @@ def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_swi
     assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
+
+
+@tool
+@agent_otel.tool
+async def find(q: str) -> str:
+    """Find a record."""
+    SENT["find"] += 1
+    return q.upper()
+
+
+def test_a_replay_serves_an_agent_otel_tool_once(rig, instrument):
+    """An ``@agent_otel.tool`` function as a Strands tool, replayed: the hook serves the recorded result,
+    the function does not run, one call recorded and served."""
+    rig.start()
+    instrument("strands")
+    script = (tool_use("find", {"q": "otel"}, "t1", (10, 5)), text("done", (20, 3)))
+    make_agent(*script, tools=[find])("hi")
+    original = rig.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        make_agent(*script, tools=[find])("hi")
+    assert SENT == {"find": 1}
+    assert rp.report.matched and not rp.report.diverged and rp.report.served == 1, str(rp.report)
