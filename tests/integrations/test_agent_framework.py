@@ -237,3 +237,7 @@ async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_ru
     assert SENT == {} and run.result.stop_reason == "kill_switch"
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
+
+    # The framework's own run, where guards observe: the write runs (README "Guards").
+    agent = Agent(client=FakeClient(tool_call("wipe", {"q": "x"}), text("done")), name="helper", tools=[wipe])
+    assert (await agent.run("hi")).text == "done" and SENT == {"wipe": 1}

@@ -212,13 +212,14 @@ def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declar
 
 
 def test_retry_and_timeout_of_an_agent_otel_tool_apply_once_when_langchain_calls_it(telemetry, instrument):
-    """A LangChain tool made from ``@agent_otel.tool(retry=..., timeout_s=...)``: the integration opens the
-    call, the function claims it (one span), and ran bare: no retry (one attempt, the run ended with
-    ``tool_error``) and no deadline. Both apply once, inside the one step, as they do without LangChain."""
+    """A LangChain tool made from ``@agent_otel.tool(retry=..., timeout_s=...)`` (renamed or not): the
+    integration opens the call, the function claims it (one span), and ran bare: no retry (one attempt,
+    the run ended with ``tool_error``) and no deadline. Both apply once, inside the one step, as they do
+    without LangChain."""
     instrument("langchain")
     attempts: list[str] = []
 
-    @agent_otel.tool(name="fetch", retry=agent_otel.Retry(max_attempts=5, base_delay_s=0, jitter="none"))
+    @agent_otel.tool(name="web.fetch", retry=agent_otel.Retry(max_attempts=5, base_delay_s=0, jitter="none"))
     def fetch(url: str) -> str:
         """Fetch a page."""
         attempts.append(url)

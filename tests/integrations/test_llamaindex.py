@@ -412,6 +412,13 @@ async def wipe_account(user: str) -> str:
     return "wiped"
 
 
+@agent_otel.tool(name="wipe_account", side_effects=True)
+def wipe_account_sync(user: str) -> str:
+    """Wipe an account."""
+    CALLS.append(f"wiped {user}")
+    return "wiped"
+
+
 async def test_an_agent_otel_tool_renamed_and_async_is_one_call_with_its_retry(telemetry, instrument):
     """An async ``@agent_otel.tool(name=..., retry=...)`` as a ``FunctionTool``: LlamaIndex keeps the
     ``@agent_otel.tool`` wrapper, which the function did not recognise as the call the integration opened
@@ -428,8 +435,9 @@ async def test_an_agent_otel_tool_renamed_and_async_is_one_call_with_its_retry(t
     assert one(spans, "invoke_agent li-agent").attributes["agent.tool_calls"] == 1
 
 
+@pytest.mark.parametrize("write", [wipe_account, wipe_account_sync], ids=["async", "sync"])
 async def test_an_async_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
-    guarded, instrument, monkeypatch
+    guarded, instrument, monkeypatch, write
 ):
     """An async ``@agent_otel.tool(side_effects=True)`` function as a ``FunctionTool``: its ``fn`` is
     LlamaIndex's sync wrapper, which the integration handed over, and the write ran under the kill switch."""
@@ -437,10 +445,10 @@ async def test_an_async_write_declared_with_agent_otel_tool_is_blocked_by_the_wr
     instrument("llamaindex")
     monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
     llm = script(
-        call("lookup", {"q": "bob"}, "c1"), call("wipe_account", {"user": "bob"}, "c2"), text("never")
+        call("lookup", {"q": "bob"}, "c1"), call(write.__name__, {"user": "bob"}, "c2"), text("never")
     )
     with pytest.raises(agent_otel.AgentStopped) as stopped:
-        await agent(llm, lookup, wipe_account).run(user_msg="wipe bob")
+        await agent(llm, lookup, write).run(user_msg="wipe bob")
     assert stopped.value.stop_reason == "kill_switch"
     assert CALLS == ["bob"]
     assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
