@@ -170,6 +170,7 @@ def test_tool_calling_agent_run(telemetry, instrument):
     assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
     tool_span = one(spans, "execute_tool lookup")
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
     assert tool_span.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
     assert tool_span.attributes["agent.tool.result_sha"] == sha("OTEL")
     assert tool_span.attributes["agent.tool.status"] == "ok"
@@ -435,3 +436,23 @@ def test_an_agent_otel_tool_renamed_is_one_tool_call(telemetry, instrument):
     spans = ours(telemetry.spans())
     assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool get"]
     assert one(spans, "invoke_agent smol").attributes["agent.tool_calls"] == 1
+
+
+def test_parallel_tool_calls_each_have_their_call_id(telemetry, instrument):
+    """Two tool calls in one model message run in parallel threads; each step has the model's call id
+    (smolagents hands a tool its arguments only: the steps had none)."""
+    instrument("smolagents")
+    both = call("lookup", {"q": "a"}, "c1")
+    both.tool_calls.append(
+        ChatMessageToolCall(
+            ChatMessageToolCallFunction(name="lookup", arguments={"q": "b"}), "c2", "function"
+        )
+    )
+    agent(ScriptedModel(both, answer("done"))).run("find a and b")
+    assert sorted(CALLS) == ["a", "b"]
+    ids = {
+        s.attributes["agent.tool.args_sha"]: s.attributes["gen_ai.tool.call.id"]
+        for s in ours(telemetry.spans())
+        if s.name == "execute_tool lookup"
+    }
+    assert ids == {sha({"q": "a"}): "c1", sha({"q": "b"}): "c2"}
