@@ -762,7 +762,13 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     if (
         active is not None
         and active.claimable
-        and (active.fn is func or active.name == options.name or _wraps(active.fn, func))
+        and (
+            active.fn is func
+            or active.name == options.name
+            # renamed by @tool(name=...): frameworks name a tool after its function (AG2, ADK, Strands, MCP)
+            or active.name == getattr(func, "__name__", None)
+            or _wraps(active.fn, func)
+        )
     ):
         active.claimable = False
         if options.retry is not None or options.timeout_s is not None:

@@ -809,7 +809,7 @@ async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, ins
     instrument("openai", "ag2")
     attempts: list[str] = []
 
-    @agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+    @agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
     def search(q: str) -> str:
         """Search; the first attempt fails."""
         attempts.append(q)

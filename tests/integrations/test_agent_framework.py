@@ -187,7 +187,7 @@ async def test_guards_only_observe_without_a_hook(guarded):
 
 
 @tool
-@agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
 def search(q: str) -> str:
     """Search; the first attempt fails."""
     SENT["search"] += 1

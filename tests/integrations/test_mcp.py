@@ -275,7 +275,7 @@ def agent_otel_server(ran: list[str]) -> MCPServer:
     server = MCPServer("decorated")
 
     @server.tool()
-    @agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+    @agent_otel.tool(name="crm.lookup", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
     def lookup(q: str) -> str:
         """Look up; the first attempt fails."""
         ran.append(q)

@@ -435,7 +435,7 @@ async def test_replay_refuses_a_recorded_tool_error(rig, instrument):
     assert SENT == {"broken": 1}
 
 
-@agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
 def search(q: str) -> dict[str, Any]:
     """Search; the first attempt fails."""
     SENT["search"] += 1

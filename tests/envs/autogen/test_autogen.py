@@ -162,7 +162,7 @@ async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, 
     assert run.result.usage["llm_calls"] == 2 and run.result.stop_reason == "completed"
 
 
-@agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
 async def search(q: str) -> str:
     """Search; the first attempt fails."""
     SENT["search"] += 1

@@ -388,7 +388,7 @@ def test_an_agent_created_before_instrumenting_is_seen_through_its_spans(guarded
 
 
 @tool
-@agent_otel.tool(retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
 def search(q: str) -> str:
     """Search; the first attempt fails."""
     SENT["search"] += 1
