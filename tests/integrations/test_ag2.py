@@ -19,6 +19,7 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.pricing import PriceTable
+from tests.integrations import sample_tools
 from tests.integrations.conftest import Reply, ours, steps, stop_event
 from tests.integrations.openai_replies import (
     answer,
@@ -807,19 +808,9 @@ async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, ins
     is the step, which the function did not find (the step's span is current, the step is not): a
     second tool span nested in AG2's, two counted tool calls. One step now, with the retry applied once."""
     instrument("openai", "ag2")
-    attempts: list[str] = []
-
-    @agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
-    def search(q: str) -> str:
-        """Search; the first attempt fails."""
-        attempts.append(q)
-        if len(attempts) < 2:
-            raise ConnectionError("reset")
-        return q.upper()
-
     fake_api.reply(tool_call("search", {"q": "otel"}), answer("done"))
-    reply = await make_agent(fake_api, tools=[search]).ask("hi")
-    assert reply.body == "done" and attempts == ["otel", "otel"]
+    reply = await make_agent(fake_api, tools=[sample_tools.search]).ask("hi")
+    assert reply.body == "done" and SENT == {"search": 2}
     spans = telemetry.spans()
     assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool search"]
     (tool,) = ag2_spans(spans, "execute_tool search")
@@ -837,16 +828,8 @@ async def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_ki
     telemetry = guarded({})
     instrument("openai", "ag2")
     monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
-    wiped: list[str] = []
-
-    @agent_otel.tool(side_effects=True)
-    def wipe(q: str) -> str:
-        """Wipe an account."""
-        wiped.append(q)
-        return "wiped"
-
     fake_api.reply(tool_call("wipe", {"q": "bob"}), answer("never"))
     with pytest.raises(agent_otel.AgentStopped) as stopped:
-        await make_agent(fake_api, tools=[wipe]).ask("hi")
-    assert stopped.value.result.stop_reason == "kill_switch" and wiped == []
+        await make_agent(fake_api, tools=[sample_tools.wipe]).ask("hi")
+    assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
     assert [s.name for s in telemetry.spans() if s.name.startswith("execute_tool")] == ["execute_tool wipe"]

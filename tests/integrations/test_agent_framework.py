@@ -13,7 +13,9 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
+from tests.integrations import sample_tools
 from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
 
 pytest.importorskip("agent_framework")
 
@@ -186,22 +188,8 @@ async def test_guards_only_observe_without_a_hook(guarded):
     assert [e["args_sha"] for e in telemetry.events("tool_result")] != [sha({"q": "x"})]
 
 
-@tool
-@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
-def search(q: str) -> str:
-    """Search; the first attempt fails."""
-    SENT["search"] += 1
-    if SENT["search"] < 2:
-        raise ConnectionError("reset")
-    return q.upper()
-
-
-@tool
-@agent_otel.tool(side_effects=True)
-def wipe(q: str) -> str:
-    """Wipe an account."""
-    SENT["wipe"] += 1
-    return "wiped"
+search = tool(sample_tools.search)
+wipe = tool(sample_tools.wipe)
 
 
 async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry):
@@ -213,7 +201,7 @@ async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry):
         client=FakeClient(tool_call("search", {"q": "x"}), text("done")), name="helper", tools=[search]
     )
     assert (await agent.run("hi")).text == "done"
-    assert SENT == {"search": 2}
+    assert sample_tools.SENT == {"search": 2}
     spans = telemetry.spans()
     (step,) = [s for s in spans if s.name.startswith("execute_tool")]
     assert step.attributes["gen_ai.tool.call.id"] == "c1" and step.attributes["agent.tool.attempts"] == 2
@@ -230,14 +218,13 @@ async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_ru
     yours, where guards enforce, the write ran under the kill switch all the same: it is blocked now."""
     telemetry = guarded({})
     monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
-    SENT.clear()
     agent = Agent(client=FakeClient(tool_call("wipe", {"q": "x"}), text("done")), name="helper", tools=[wipe])
     async with agent_otel.run("outer") as run:
         await agent.run("hi")
-    assert SENT == {} and run.result.stop_reason == "kill_switch"
+    assert sample_tools.SENT == {} and run.result.stop_reason == "kill_switch"
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
 
     # The framework's own run, where guards observe: the write runs (README "Guards").
     agent = Agent(client=FakeClient(tool_call("wipe", {"q": "x"}), text("done")), name="helper", tools=[wipe])
-    assert (await agent.run("hi")).text == "done" and SENT == {"wipe": 1}
+    assert (await agent.run("hi")).text == "done" and sample_tools.SENT == {"wipe": 1}

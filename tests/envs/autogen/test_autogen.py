@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import agent_otel
+from tests.integrations import sample_tools
 from tests.integrations.conftest import Reply, children, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
@@ -162,29 +163,6 @@ async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, 
     assert run.result.usage["llm_calls"] == 2 and run.result.stop_reason == "completed"
 
 
-@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
-async def search(q: str) -> str:
-    """Search; the first attempt fails."""
-    SENT["search"] += 1
-    if SENT["search"] < 2:
-        raise ConnectionError("reset")
-    return q.upper()
-
-
-@agent_otel.tool(side_effects=True)
-async def wipe(q: str) -> str:
-    """Wipe an account."""
-    SENT["wipe"] += 1
-    return "wiped"
-
-
-@agent_otel.tool(side_effects=True)
-def wipe_sync(q: str) -> str:
-    """Wipe an account (a sync function: AutoGen runs it on a thread)."""
-    SENT["wipe_sync"] += 1
-    return "wiped"
-
-
 def agent_with(fake_api: Any, tool: Any) -> AssistantAgent:
     client = OpenAIChatCompletionClient(
         model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
@@ -197,8 +175,8 @@ async def test_an_async_agent_otel_tool_is_one_tool_call_with_its_retry(telemetr
     span is the step, and the function ran bare inside it (no retry: the first failure went to the model).
     It claims the step now: one call, the retry applied once."""
     instrument("openai")
-    fake_api.reply(tool_call("search", {"q": "otel"}), answer("done"))
-    await agent_with(fake_api, search).run(task="hi")
+    fake_api.reply(tool_call("asearch", {"q": "otel"}), answer("done"))
+    await agent_with(fake_api, sample_tools.asearch).run(task="hi")
     assert SENT == {"search": 2}
     spans = telemetry.spans()
     (step,) = [s for s in spans if s.name.startswith("execute_tool")]
@@ -218,14 +196,14 @@ async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_ru
     telemetry = guarded({})
     instrument("openai")
     monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
-    fake_api.reply(tool_call("wipe", {"q": "bob"}))  # the stop keeps the next request from being sent
+    fake_api.reply(tool_call("awipe", {"q": "bob"}))  # the stop keeps the next request from being sent
     async with agent_otel.run("outer") as run:
-        await agent_with(fake_api, wipe).run(task="hi")
+        await agent_with(fake_api, sample_tools.awipe).run(task="hi")
     assert SENT == {} and run.result.stop_reason == "kill_switch"
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
 
-    fake_api.reply(tool_call("wipe_sync", {"q": "bob"}), answer("done"))
+    fake_api.reply(tool_call("wipe", {"q": "bob"}), answer("done"))
     async with agent_otel.run("outer") as run:
-        await agent_with(fake_api, wipe_sync).run(task="hi")
-    assert SENT == {"wipe_sync": 1}  # the known gap
+        await agent_with(fake_api, sample_tools.wipe).run(task="hi")
+    assert SENT == {"wipe": 1}  # the known gap

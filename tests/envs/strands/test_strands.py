@@ -13,7 +13,9 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
 from tests.envs.strands.fake_model import FakeModel, text, tool_use
+from tests.integrations import sample_tools
 from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
 
 pytest.importorskip("strands")
 
@@ -387,22 +389,8 @@ def test_an_agent_created_before_instrumenting_is_seen_through_its_spans(guarded
     assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
 
 
-@tool
-@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
-def search(q: str) -> str:
-    """Search; the first attempt fails."""
-    SENT["search"] += 1
-    if SENT["search"] < 2:
-        raise ConnectionError("reset")
-    return q.upper()
-
-
-@tool
-@agent_otel.tool(side_effects=True)
-def wipe(q: str) -> str:
-    """Wipe an account."""
-    SENT["wipe"] += 1
-    return "wiped"
+search = tool(sample_tools.search)
+wipe = tool(sample_tools.wipe)
 
 
 def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument):
@@ -413,7 +401,7 @@ def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrumen
     agent = make_agent(
         tool_use("search", {"q": "otel"}, "t1", (10, 5)), text("done", (20, 3)), tools=[search]
     )
-    assert str(agent("hi")).strip() == "done" and SENT == {"search": 2}
+    assert str(agent("hi")).strip() == "done" and sample_tools.SENT == {"search": 2}
     spans = telemetry.spans()
     (step,) = [s for s in spans if s.name.startswith("execute_tool")]
     assert step.attributes["gen_ai.tool.call.id"] == "t1" and step.attributes["agent.tool.attempts"] == 2
@@ -433,7 +421,7 @@ def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_swi
     agent = make_agent(tool_use("wipe", {"q": "bob"}, "t1", (10, 5)), text("never", (20, 3)), tools=[wipe])
     with pytest.raises(agent_otel.AgentStopped) as stopped:
         agent("wipe bob")
-    assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
+    assert stopped.value.result.stop_reason == "kill_switch" and sample_tools.SENT == {}
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
 
