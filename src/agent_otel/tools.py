@@ -296,9 +296,15 @@ def writes_declared() -> bool:
 
 
 def _declared_write(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is a declared write: the function itself, or the ``@tool`` wrapper of one (what
+    frameworks that keep the decorated function hand over: a smolagents ``@tool``'s or ``Tool``
+    subclass's ``forward``, a LlamaIndex ``FunctionTool``'s ``fn``), bound as a method or not."""
     try:
-        return fn in _writes
-    except TypeError:  # an unhashable callable (a dataclass with __call__) was never declared
+        if fn in _writes:
+            return True
+        inner = inspect.unwrap(fn)
+        return inner is not fn and inner in _writes
+    except (TypeError, ValueError):  # unhashable (a dataclass with __call__), or a __wrapped__ cycle
         return False
 
 
@@ -372,7 +378,7 @@ def call_sync(
     if call.replay is not None:
         return call.replay.serve(call)  # the recorded result (or error); fn is not called
     try:
-        result = _attempt_sync(call, fn, args, kwargs)
+        result = _attempt_sync(call, fn, args, kwargs, timeout_for(call))
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -416,7 +422,7 @@ async def call_async(
     if call.replay is not None:
         return call.replay.serve(call)
     try:
-        result = await _attempt_async(call, fn, args, kwargs)
+        result = await _attempt_async(call, fn, args, kwargs, timeout_for(call))
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -594,9 +600,14 @@ def timeout_for(call: ToolCall) -> float | None:
     return call.options.timeout_s or None  # what Step.timeout gives when no policy has a say
 
 
-def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+def _attempt_sync(
+    call: ToolCall,
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout_s: float | None,
+) -> R:
     retry = call.options.retry
-    timeout_s = timeout_for(call)
     while True:
         try:
             if timeout_s is None:
@@ -612,12 +623,15 @@ def _attempt_sync(call: ToolCall, fn: Callable[..., R], args: tuple[Any, ...], k
 
 
 async def _attempt_async(
-    call: ToolCall, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    call: ToolCall,
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout_s: float | None,
 ) -> R:
     import asyncio
 
     retry = call.options.retry
-    timeout_s = timeout_for(call)
     while True:
         try:
             if timeout_s is None:
@@ -717,6 +731,19 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
     return not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__)
 
 
+def _wraps(fn: Any, func: Callable[..., Any]) -> bool:
+    """Whether the framework's ``fn`` wraps ``func``: it kept the ``@tool`` wrapper (a LlamaIndex
+    ``FunctionTool``'s function), maybe inside its own (a smolagents ``@tool``'s ``forward``), bound as a
+    method or not; a tool renamed by ``@tool(name=...)`` is known by this alone."""
+    for _ in range(8):  # a __wrapped__ chain, as inspect.unwrap follows it, but bounded
+        fn = getattr(fn, "__wrapped__", None)
+        if fn is None:
+            return False
+        if fn is func:
+            return True
+    return False
+
+
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     """The call if a framework integration already opened this very tool call (one span, not two)."""
     if not _claims_seen:  # no call was ever claimable: none to claim
@@ -724,12 +751,77 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     active = active_tool_call()
     if active is None or not active.claimable:
         active = _detached.get()
+        if active is None and steps.steps_bound():
+            # A framework's own execute_tool span, current around the function, whose step the bridge or
+            # an integration's hook began without making it current (AG2, Google ADK, Strands...).
+            binding = steps.context_binding()
+            step = binding.step if binding is not None else None
+            active = step if isinstance(step, ToolCall) and step.span is trace.get_current_span() else None
         if active is not None and (active.done or active.run is not active_run()):
             return None  # a detached call that ended (or of another run) is nobody's to claim
-    if active is not None and active.claimable and (active.fn is func or active.name == options.name):
+    if (
+        active is not None
+        and active.claimable
+        and (
+            active.fn is func
+            or active.name == options.name
+            # renamed by @tool(name=...): frameworks name a tool after its function (AG2, ADK, Strands, MCP)
+            or active.name == getattr(func, "__name__", None)
+            or _wraps(active.fn, func)
+        )
+    ):
         active.claimable = False
+        if options.retry is not None or options.timeout_s is not None:
+            # The function's own retry and deadline, which the framework's call knew nothing of: applied
+            # here, once, around the function (they were not applied at all).
+            active.options = replace(active.options, retry=options.retry, timeout_s=options.timeout_s)
+        if options.side_effects and not active.options.side_effects:
+            _claimed_write(active)
         return active
     return None
+
+
+def _claimed_write(call: ToolCall) -> None:
+    """A declared write claimed a call its framework opened as a read (the integration could not find the
+    function: an MCP server's tool in this process, a framework's own tool class): it is a write from
+    now on, and the guards that stop a call *now* (the kill switch, as before a retry) judge it so,
+    before the function runs."""
+    call.options = replace(call.options, side_effects=True)
+    try:
+        call.span.set_attribute(c.TOOL_SIDE_EFFECTS, True)
+    except Exception as exc:
+        internal_error("marking a claimed tool call a write", exc)
+    try:
+        call.before_retry()
+    except (AgentStopped, steps.Refusal) as stopped:  # blocked: the function does not run
+        call.fail(stopped)
+        raise
+
+
+def _run_claimed(
+    claimed: ToolCall, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    """The function of a call a framework opened: served under replay; else run, under the ``@tool``'s own
+    ``retry`` and ``timeout_s`` if it has them (``guards.tool_timeout_s`` is the framework call's, not
+    applied a second time here)."""
+    if claimed.replay is not None:  # an integration opened it; serve it instead of running it
+        return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
+    options = claimed.options
+    if options.retry is None and options.timeout_s is None:
+        return func(*args, **kwargs)
+    return _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+
+
+async def _await_claimed(
+    claimed: ToolCall, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    """:func:`_run_claimed` for a coroutine function."""
+    if claimed.replay is not None:
+        return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
+    options = claimed.options
+    if options.retry is None and options.timeout_s is None:
+        return await func(*args, **kwargs)
+    return await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
 
 
 @overload
@@ -835,9 +927,7 @@ def tool(
                     return await func(*args, **kwargs)
                 claimed = _claim(options, func)
                 if claimed is not None:
-                    if claimed.replay is not None:
-                        return claimed.replay.serve(claimed)
-                    return await func(*args, **kwargs)
+                    return await _await_claimed(claimed, func, args, kwargs)
                 return await call_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
             async_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
@@ -851,9 +941,7 @@ def tool(
                 return func(*args, **kwargs)
             claimed = _claim(options, func)
             if claimed is not None:
-                if claimed.replay is not None:  # an integration opened it; serve it instead of running it
-                    return claimed.replay.serve(claimed)
-                return func(*args, **kwargs)
+                return _run_claimed(claimed, func, args, kwargs)
             return call_sync(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
         wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.pricing import PriceTable
+from tests.integrations import sample_tools
 from tests.integrations.conftest import Reply, ours, steps, stop_event
 from tests.integrations.openai_replies import (
     answer,
@@ -800,3 +801,35 @@ async def test_parallel_tool_calls_around_a_stop(guarded, instrument, fake_api, 
             await make_agent(fake_api).ask("hi")
     assert stopped.value.result.stop_reason == "policy_denied" and len(fake_api.requests) == 1
     assert SENT["lookup"] == 0 and SENT["broken"] <= 1
+
+
+async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument, fake_api):
+    """A function that is also ``@agent_otel.tool(retry=...)`` as an AG2 tool: AG2's ``execute_tool`` span
+    is the step, which the function did not find (the step's span is current, the step is not): a
+    second tool span nested in AG2's, two counted tool calls. One step now, with the retry applied once."""
+    instrument("openai", "ag2")
+    fake_api.reply(tool_call("search", {"q": "otel"}), answer("done"))
+    reply = await make_agent(fake_api, tools=[sample_tools.search]).ask("hi")
+    assert reply.body == "done" and SENT == {"search": 2}
+    spans = telemetry.spans()
+    assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool search"]
+    (tool,) = ag2_spans(spans, "execute_tool search")
+    assert tool.attributes["gen_ai.tool.call.id"] == "call_1" and tool.attributes["agent.tool.attempts"] == 2
+    assert tool.attributes["agent.tool.result_sha"] == sha("OTEL")
+    (root,) = runs(spans)
+    assert root.attributes["agent.tool_calls"] == 1
+
+
+async def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, fake_api, monkeypatch
+):
+    """AG2's step of an ``@agent_otel.tool(side_effects=True)`` function is a write: the kill switch blocks
+    it before it runs (the function claims AG2's step, as a write), and the stop reaches the caller."""
+    telemetry = guarded({})
+    instrument("openai", "ag2")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    fake_api.reply(tool_call("wipe", {"q": "bob"}), answer("never"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await make_agent(fake_api, tools=[sample_tools.wipe]).ask("hi")
+    assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
+    assert [s.name for s in telemetry.spans() if s.name.startswith("execute_tool")] == ["execute_tool wipe"]

@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+import agent_otel
 from agent_otel.hashing import sha
+from tests.integrations import sample_tools
 from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
 
 pytest.importorskip("agent_framework")
 
@@ -183,3 +186,45 @@ async def test_guards_only_observe_without_a_hook(guarded):
     assert (guard["guard"], guard["enforced"], guard["would_stop"]) == ("policy", False, "policy_denied")
     # Without content capture the framework puts no arguments on its span: no args hash.
     assert [e["args_sha"] for e in telemetry.events("tool_result")] != [sha({"q": "x"})]
+
+
+search = tool(sample_tools.search)
+wipe = tool(sample_tools.wipe)
+
+
+async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry):
+    """The framework's ``@tool`` over an ``@agent_otel.tool(retry=...)`` function: its ``execute_tool``
+    span is the step, and the function ran bare inside it (no retry: the first failure went back to the
+    model). The function claims the step now: one call, retried once inside it."""
+    SENT.clear()
+    agent = Agent(
+        client=FakeClient(tool_call("search", {"q": "x"}), text("done")), name="helper", tools=[search]
+    )
+    assert (await agent.run("hi")).text == "done"
+    assert sample_tools.SENT == {"search": 2}
+    spans = telemetry.spans()
+    (step,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert step.attributes["gen_ai.tool.call.id"] == "c1" and step.attributes["agent.tool.attempts"] == 2
+    assert step.attributes["agent.tool.status"] == "ok"
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.tool_calls"] == 1
+
+
+async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_run_of_yours(
+    guarded, monkeypatch
+):
+    """Seen through its spans alone, the framework's own runs only observe guards (nothing of agent-otel
+    runs before its tools). An ``@agent_otel.tool(side_effects=True)`` function does, and inside a run of
+    yours, where guards enforce, the write ran under the kill switch all the same: it is blocked now."""
+    telemetry = guarded({})
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    agent = Agent(client=FakeClient(tool_call("wipe", {"q": "x"}), text("done")), name="helper", tools=[wipe])
+    async with agent_otel.run("outer") as run:
+        await agent.run("hi")
+    assert sample_tools.SENT == {} and run.result.stop_reason == "kill_switch"
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.status"] == "error"
+
+    # The framework's own run, where guards observe: the write runs (README "Guards").
+    agent = Agent(client=FakeClient(tool_call("wipe", {"q": "x"}), text("done")), name="helper", tools=[wipe])
+    assert (await agent.run("hi")).text == "done" and sample_tools.SENT == {"wipe": 1}

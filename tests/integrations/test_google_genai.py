@@ -508,3 +508,56 @@ async def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, in
     assert "".join(c.text for c in stream) == "lo there"  # the streams themselves go on
     assert "".join([c.text async for c in astream]) == "lo there"
     assert len(telemetry.events("llm_result")) == 2
+
+
+@agent_otel.tool(name="weather.get", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+def flaky_weather(city: str) -> dict:
+    """The weather in a city, from a station that drops the first request."""
+    CALLS.append(city)
+    if len(CALLS) < 2:
+        raise ConnectionError("reset")
+    return {"city": city, "sky": "clear"}
+
+
+@agent_otel.tool(side_effects=True)
+def book_flight(city: str) -> str:
+    """Book a flight."""
+    CALLS.append(f"booked {city}")
+    return "booked"
+
+
+def test_an_agent_otel_tool_called_automatically_is_one_tool_call_with_the_call_id(
+    telemetry, instrument, fake_api
+):
+    """An ``@agent_otel.tool(name=..., retry=...)`` function in ``tools=``: the SDK calls the wrapper,
+    which did not recognise the integration's call under another name (two tool spans, two counted
+    calls), and its retry did not apply. One span now, with the model's call id, the retry applied once."""
+    instrument("google_genai")
+    fake_api.reply(Reply(function_call("flaky_weather", {"city": "Paris"}, "fc-1")), Reply(answer("Sunny")))
+    with agent_otel.run("gemini-afc") as run:
+        response = client(fake_api).models.generate_content(
+            model=MODEL, contents="x", config=types.GenerateContentConfig(tools=[flaky_weather])
+        )
+    assert response.text == "Sunny" and CALLS == ["Paris", "Paris"]
+    (tool,) = [s for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")]
+    assert tool.name == "execute_tool flaky_weather"
+    assert tool.attributes["gen_ai.tool.call.id"] == "fc-1" and tool.attributes["agent.tool.attempts"] == 2
+    assert tool.attributes["agent.tool.result_sha"] == sha({"city": "Paris", "sky": "clear"})
+    assert run.result.usage["tool_calls"] == 1
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, fake_api, monkeypatch
+):
+    """The SDK calls the ``@agent_otel.tool(side_effects=True)`` wrapper, which the integration handed
+    over as the function: not the function declared a write, so the write ran under the kill switch."""
+    telemetry = guarded({})
+    instrument("google_genai")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    fake_api.reply(Reply(function_call("book_flight", {"city": "Rome"}, "fc-2")), Reply(answer("never")))
+    with pytest.raises(agent_otel.AgentStopped) as stopped, agent_otel.run("booker"):
+        client(fake_api).models.generate_content(
+            model=MODEL, contents="x", config=types.GenerateContentConfig(tools=[book_flight])
+        )
+    assert stopped.value.stop_reason == "kill_switch" and CALLS == []
+    assert not [s for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")]

@@ -3,6 +3,7 @@ batches with errors. Driven by LangChain's GenericFakeChatModel and a chat model
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -208,3 +209,45 @@ def test_a_tool_whose_function_cannot_be_hashed_is_traced_once_a_write_is_declar
         "execute_tool lookup",
         "execute_tool send",
     ]
+
+
+def test_retry_and_timeout_of_an_agent_otel_tool_apply_once_when_langchain_calls_it(telemetry, instrument):
+    """A LangChain tool made from ``@agent_otel.tool(retry=..., timeout_s=...)`` (renamed or not): the
+    integration opens the call, the function claims it (one span), and ran bare: no retry (one attempt,
+    the run ended with ``tool_error``) and no deadline. Both apply once, inside the one step, as they do
+    without LangChain."""
+    instrument("langchain")
+    attempts: list[str] = []
+
+    @agent_otel.tool(name="web.fetch", retry=agent_otel.Retry(max_attempts=5, base_delay_s=0, jitter="none"))
+    def fetch(url: str) -> str:
+        """Fetch a page."""
+        attempts.append(url)
+        if len(attempts) < 3:
+            raise ConnectionError("reset")
+        return "page"
+
+    call = {"type": "tool_call", "id": "call_1", "name": "fetch", "args": {"url": "http://a"}}
+    with agent_otel.run("fetcher") as run:
+        assert lc_tool(fetch).invoke(call).content == "page"
+    assert len(attempts) == 3 and run.result.stop_reason == "completed"
+    assert run.result.usage["tool_calls"] == 1
+    (span,) = [s for s in ours(telemetry.spans()) if s.name == "execute_tool fetch"]
+    assert span.attributes["gen_ai.tool.call.id"] == "call_1" and span.attributes["agent.tool.attempts"] == 3
+    assert [e.name for e in span.events].count("agent.tool.retry") == 2
+
+    release = threading.Event()
+
+    @agent_otel.tool(name="hang", timeout_s=0.2)
+    def hang(q: str) -> str:
+        """Never answers in time."""
+        release.wait(10)
+        return q
+
+    try:
+        with pytest.raises(agent_otel.ToolTimeout), agent_otel.run("hanger") as run:
+            lc_tool(hang).invoke({**call, "name": "hang", "args": {"q": "x"}})
+    finally:
+        release.set()
+    assert run.result.stop_reason == "tool_timeout"
+    assert len([s for s in ours(telemetry.spans()) if s.name == "execute_tool hang"]) == 1

@@ -394,3 +394,63 @@ def test_a_stream_left_unfinished_ends_its_step_with_the_run(telemetry, instrume
     assert run.result.usage["llm_calls"] == 1
     list(stream)  # reading on to the end works, and records nothing more
     assert len(telemetry.events("llm_result")) == 1
+
+
+@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+async def search(q: str) -> str:
+    """Search the CRM."""
+    CALLS.append(q)
+    if len(CALLS) < 2:
+        raise ConnectionError("reset")
+    return q.upper()
+
+
+@agent_otel.tool(side_effects=True)
+async def wipe_account(user: str) -> str:
+    """Wipe an account."""
+    CALLS.append(f"wiped {user}")
+    return "wiped"
+
+
+@agent_otel.tool(name="wipe_account", side_effects=True)
+def wipe_account_sync(user: str) -> str:
+    """Wipe an account."""
+    CALLS.append(f"wiped {user}")
+    return "wiped"
+
+
+async def test_an_agent_otel_tool_renamed_and_async_is_one_call_with_its_retry(telemetry, instrument):
+    """An async ``@agent_otel.tool(name=..., retry=...)`` as a ``FunctionTool``: LlamaIndex keeps the
+    ``@agent_otel.tool`` wrapper, which the function did not recognise as the call the integration opened
+    under another name: two tool spans (one nested, without the call id), two counted tool calls."""
+    instrument("llamaindex")
+    llm = script(call("search", {"q": "otel"}, "call_1"), text("done"))
+    assert str(await agent(llm, search).run(user_msg="find otel")) == "done"
+    assert CALLS == ["otel", "otel"]  # the function's retry, applied once
+    spans = ours(telemetry.spans())
+    (tool_span,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert tool_span.name == "execute_tool search" and tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
+    assert tool_span.attributes["agent.tool.attempts"] == 2
+    assert tool_span.attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert one(spans, "invoke_agent li-agent").attributes["agent.tool_calls"] == 1
+
+
+@pytest.mark.parametrize("write", [wipe_account, wipe_account_sync], ids=["async", "sync"])
+async def test_an_async_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch, write
+):
+    """An async ``@agent_otel.tool(side_effects=True)`` function as a ``FunctionTool``: its ``fn`` is
+    LlamaIndex's sync wrapper, which the integration handed over, and the write ran under the kill switch."""
+    telemetry = guarded({})
+    instrument("llamaindex")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    llm = script(
+        call("lookup", {"q": "bob"}, "c1"), call(write.__name__, {"user": "bob"}, "c2"), text("never")
+    )
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await agent(llm, lookup, write).run(user_msg="wipe bob")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert CALLS == ["bob"]
+    assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
+        "execute_tool lookup"
+    ]

@@ -268,3 +268,61 @@ async def test_a_call_the_client_cancels_is_cancelled_not_a_tool_error(telemetry
     assert holder["run"].result.stop_reason == "cancelled"
     points = telemetry.metrics()["agent.tool.invocations"]
     assert [(a["tool"], a["status"]) for a, _ in points] == [("hang", "cancelled")]
+
+
+def agent_otel_server(ran: list[str]) -> MCPServer:
+    """An MCP server in this process whose tools are also ``@agent_otel.tool`` functions."""
+    server = MCPServer("decorated")
+
+    @server.tool()
+    @agent_otel.tool(name="crm.lookup", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+    def lookup(q: str) -> str:
+        """Look up; the first attempt fails."""
+        ran.append(q)
+        if len(ran) < 2:
+            raise ConnectionError("reset")
+        return q.upper()
+
+    @server.tool()
+    @agent_otel.tool(side_effects=True)
+    def wipe(user: str) -> str:
+        """Wipe an account."""
+        ran.append(f"wiped {user}")
+        return "wiped"
+
+    return server
+
+
+async def test_an_agent_otel_tool_served_in_process_is_one_call_with_its_retry(telemetry, instrument):
+    """A server tool that is also ``@agent_otel.tool(retry=...)``, served in this process: it claims the
+    client's call (one span, one counted call) and ran bare: the first failure went back as an error
+    result. Its retry applies once, inside the one step."""
+    instrument("mcp")
+    ran: list[str] = []
+    async with Client(agent_otel_server(ran)) as client, agent_otel.run("mcp-agent") as run:
+        result = await client.call_tool("lookup", {"q": "otel"})
+    assert not result.is_error and ran == ["otel", "otel"]
+    (tool_span,) = [s for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")]
+    assert tool_span.name == "execute_tool lookup" and tool_span.attributes["agent.tool.attempts"] == 2
+    assert tool_span.attributes["agent.tool.result_sha"] == sha(result.structured_content)
+    assert run.result.usage["tool_calls"] == 1
+
+
+async def test_a_write_declared_on_an_in_process_server_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """The client opens the call as a read (it cannot see the server's function); the server's
+    ``@agent_otel.tool(side_effects=True)`` function claimed it and ran under the ``writes`` kill switch.
+    Now the claim makes it a write, which never runs: the server answers with an error result and the
+    run ends with ``kill_switch``; a read before it went on."""
+    telemetry = guarded({})
+    instrument("mcp")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran: list[str] = ["primed"]  # lookup's first attempt succeeds
+    async with Client(agent_otel_server(ran)) as client, agent_otel.run("wiper") as run:
+        assert not (await client.call_tool("lookup", {"q": "bob"})).is_error
+        assert (await client.call_tool("wipe", {"user": "bob"})).is_error
+    assert ran == ["primed", "bob"] and run.result.stop_reason == "kill_switch"
+    wipe = one(ours(telemetry.spans()), "execute_tool wipe")
+    assert wipe.attributes["agent.tool.side_effects"] is True
+    assert wipe.attributes["agent.tool.status"] == "error"

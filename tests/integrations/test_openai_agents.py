@@ -892,3 +892,47 @@ async def test_approval_given_inside_your_own_run_completes_it(telemetry, instru
         paused = await Runner.run(agent, "close bob's account")
         await Runner.run(agent, approve_all(paused))
     assert run.result.stop_reason == "completed"
+
+
+def test_an_async_agent_otel_tool_keeps_its_retry_and_timeout_under_the_sdk(telemetry, instrument):
+    """``function_tool`` over an async ``@agent_otel.tool(retry=..., timeout_s=...)``: the function
+    claims the SDK's call (one span with the call id) and then ran bare: no retry (the model got the
+    error), no deadline (the tool hung on). Both apply once, inside the one step; the SDK's
+    ``failure_error_function`` still turns the last error into the model's message."""
+    instrument("openai_agents")
+    attempts: list[str] = []
+
+    @function_tool(failure_error_function=lambda ctx, error: f"failed: {type(error).__name__}")
+    @agent_otel.tool(name="crm.find", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+    async def find(q: str) -> str:
+        """Find a record."""
+        attempts.append(q)
+        if len(attempts) < 2:
+            raise ConnectionError("reset")
+        return q.upper()
+
+    @function_tool(failure_error_function=lambda ctx, error: f"failed: {type(error).__name__}")
+    @agent_otel.tool(timeout_s=0.2)
+    async def slow(q: str) -> str:
+        """Never answers in time."""
+        await asyncio.sleep(30)
+        return q
+
+    model = Scripted(
+        [
+            step(function_call("find", {"q": "bob"}, call_id="f1")),
+            step(function_call("slow", {"q": "bob"}, call_id="s1")),
+            step(assistant_message("done")),
+        ]
+    )
+    result = Runner.run_sync(Agent(name="finder", model=model, tools=[find, slow]), "find bob")
+    assert result.final_output == "done" and attempts == ["bob", "bob"]
+    spans = ours(telemetry.spans())
+    tools = {s.name: s.attributes for s in spans if s.name.startswith("execute_tool")}
+    assert set(tools) == {"execute_tool find", "execute_tool slow"}
+    assert tools["execute_tool find"]["gen_ai.tool.call.id"] == "f1"
+    assert tools["execute_tool find"]["agent.tool.attempts"] == 2
+    assert tools["execute_tool find"]["agent.tool.result_sha"] == sha("BOB")
+    assert tools["execute_tool slow"]["gen_ai.tool.call.id"] == "s1"
+    assert tools["execute_tool slow"]["error.type"] == "ToolTimeout"
+    assert one(spans, "invoke_agent finder").attributes["agent.tool_calls"] == 2

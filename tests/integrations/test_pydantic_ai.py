@@ -501,3 +501,32 @@ def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_swi
     assert ran == ["find bob"]
     (span,) = [s for s in ours(telemetry.spans()) if s.name == "execute_tool find_user"]
     assert span.attributes.get("agent.tool.side_effects") is None
+
+
+def test_an_agent_otel_tool_renamed_keeps_its_retry_and_timeout_in_one_step(telemetry, instrument):
+    """``@agent.tool_plain`` over ``@agent_otel.tool(name=..., retry=..., timeout_s=...)``: one step with
+    PydanticAI's call id, the function's retry applied once inside it (each failed attempt a retry event)."""
+    instrument("pydantic_ai")
+    agent = Agent(script(tool_call("weather", {"city": "Oslo"}, "w1"), text("ok")), name="one-span")
+    attempts: list[str] = []
+
+    @agent.tool_plain
+    @agent_otel.tool(
+        name="meteo.weather",
+        timeout_s=5,
+        retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"),
+    )
+    def weather(city: str) -> str:
+        """Weather; the first attempt fails."""
+        attempts.append(city)
+        if len(attempts) < 2:
+            raise ConnectionError("reset")
+        return "sunny in " + city
+
+    assert agent.run_sync("go").output == "ok" and attempts == ["Oslo", "Oslo"]
+    spans = ours(telemetry.spans())
+    (step,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert step.name == "execute_tool weather" and step.attributes["gen_ai.tool.call.id"] == "w1"
+    assert step.attributes["agent.tool.attempts"] == 2
+    assert [e.name for e in step.events].count("agent.tool.retry") == 1
+    assert one(spans, "invoke_agent one-span").attributes["agent.tool_calls"] == 1

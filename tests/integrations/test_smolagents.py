@@ -13,7 +13,7 @@ from tests.integrations.conftest import chat_usage, children, one, ours, parent_
 
 pytest.importorskip("smolagents")
 
-from smolagents import CodeAgent, ToolCallingAgent, tool
+from smolagents import CodeAgent, Tool, ToolCallingAgent, tool
 from smolagents.models import (
     ChatMessage,
     ChatMessageStreamDelta,
@@ -170,6 +170,7 @@ def test_tool_calling_agent_run(telemetry, instrument):
     assert [s.name for s in children(root, spans)] == ["chat gpt-4o", "execute_tool lookup", "chat gpt-4o"]
     assert steps(root, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
     tool_span = one(spans, "execute_tool lookup")
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
     assert tool_span.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
     assert tool_span.attributes["agent.tool.result_sha"] == sha("OTEL")
     assert tool_span.attributes["agent.tool.status"] == "ok"
@@ -364,3 +365,94 @@ def test_uninstrument_restores_smolagents(telemetry, instrument):
     telemetry.exporter.clear()
     agent(ScriptedModel(answer("x"))).run("go")
     assert ours(telemetry.spans()) == []
+
+
+@tool
+@agent_otel.tool(name="wipe_account", side_effects=True)
+def wipe_account(user: str) -> str:
+    """Wipe an account.
+
+    Args:
+        user: whom
+    """
+    CALLS.append(f"wiped {user}")
+    return "wiped"
+
+
+class Purge(Tool):
+    name = "purge"
+    description = "Purge a mailbox."
+    inputs = {"user": {"type": "string", "description": "whom"}}
+    output_type = "string"
+
+    @agent_otel.tool(name="purge", side_effects=True)
+    def forward(self, user: str) -> str:
+        CALLS.append(f"purged {user}")
+        return "purged"
+
+
+@pytest.mark.parametrize("write", [wipe_account, Purge()], ids=["tool", "subclass"])
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch, write
+):
+    """A smolagents ``@tool`` over an ``@agent_otel.tool(side_effects=True)`` function, or a ``Tool``
+    subclass whose ``forward`` is one: the integration handed over the ``forward`` it found, the
+    ``@agent_otel.tool`` wrapper, not the function declared a write, and the write ran under the kill
+    switch. A read goes on; the write never runs and the run ends with ``kill_switch`` (one tool span)."""
+    telemetry = guarded({})
+    instrument("smolagents")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    model = ScriptedModel(
+        call("lookup", {"q": "bob"}, "c1"), call(write.name, {"user": "bob"}, "c2"), answer("never")
+    )
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        agent(model, tools=[lookup, write]).run("wipe bob")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert CALLS == ["bob"]
+    assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
+        "execute_tool lookup"
+    ]
+
+
+def test_an_agent_otel_tool_renamed_is_one_tool_call(telemetry, instrument):
+    """``@agent_otel.tool(name="crm.get")`` under smolagents' ``@tool`` (named ``get``): the function did
+    not recognise smolagents' call as its own (another name, and smolagents wraps the wrapper): two tool
+    spans, one nested in the other, two counted tool calls."""
+    instrument("smolagents")
+
+    @tool
+    @agent_otel.tool(name="crm.get")
+    def get(q: str) -> str:
+        """Get a record.
+
+        Args:
+            q: which
+        """
+        CALLS.append(q)
+        return q.upper()
+
+    agent(ScriptedModel(call("get", {"q": "otel"}, "c1"), answer("done")), tools=[get]).run("get otel")
+    assert CALLS == ["otel"]
+    spans = ours(telemetry.spans())
+    assert [s.name for s in spans if s.name.startswith("execute_tool")] == ["execute_tool get"]
+    assert one(spans, "invoke_agent smol").attributes["agent.tool_calls"] == 1
+
+
+def test_parallel_tool_calls_each_have_their_call_id(telemetry, instrument):
+    """Two tool calls in one model message run in parallel threads; each step has the model's call id
+    (smolagents hands a tool its arguments only: the steps had none)."""
+    instrument("smolagents")
+    both = call("lookup", {"q": "a"}, "c1")
+    both.tool_calls.append(
+        ChatMessageToolCall(
+            ChatMessageToolCallFunction(name="lookup", arguments={"q": "b"}), "c2", "function"
+        )
+    )
+    agent(ScriptedModel(both, answer("done"))).run("find a and b")
+    assert sorted(CALLS) == ["a", "b"]
+    ids = {
+        s.attributes["agent.tool.args_sha"]: s.attributes["gen_ai.tool.call.id"]
+        for s in ours(telemetry.spans())
+        if s.name == "execute_tool lookup"
+    }
+    assert ids == {sha({"q": "a"}): "c1", sha({"q": "b"}): "c2"}

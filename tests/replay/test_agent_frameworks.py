@@ -244,3 +244,84 @@ def test_claude_agent_sdk_replay_refuses_tool_uses_the_cli_would_run(rig, instru
             asyncio.run(run(rp.input))
     assert len(log.read_text().splitlines()) == 1  # the CLI was told not to run it
     assert rp.report.served == 0
+
+
+# --- a function that is also @agent_otel.tool, as the framework's tool -------------------------------
+
+RAN: list[str] = []
+
+
+@agent_otel.tool(name="crm.find", retry=agent_otel.Retry(max_attempts=2, base_delay_s=0, jitter="none"))
+def find(q: str) -> str:
+    """Find a record."""
+    RAN.append(q)
+    return q.upper()
+
+
+@agent_otel.tool
+async def afind(q: str) -> str:
+    """Find a record, asynchronously."""
+    RAN.append(q)
+    return q.upper()
+
+
+def _langgraph(fn: Any) -> Callable[[], Any]:
+    import asyncio
+
+    from langchain_core.tools import tool as lc_tool
+
+    from tests.integrations.test_langgraph import ai, fake, small_graph
+
+    t = lc_tool(fn)
+    calls = [(t.name, {"q": "o"}, "c1")]
+    return lambda: asyncio.run(
+        small_graph(fake(ai(calls=calls), ai("done")), [t], "agent").ainvoke({"messages": []})
+    )
+
+
+def _openai_agents(fn: Any) -> Callable[[], Any]:
+    from agents import Agent, Runner, function_tool
+
+    from tests.integrations.test_openai_agents import Scripted, assistant_message, function_call, step
+
+    t = function_tool(fn)
+    script = [step(function_call(t.name, {"q": "o"}, call_id="c1")), step(assistant_message("done"))]
+    return lambda: Runner.run_sync(Agent(name="agent", model=Scripted(list(script)), tools=[t]), "x")
+
+
+def _llamaindex_agent(fn: Any) -> Callable[[], Any]:
+    import asyncio
+
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.tools import FunctionTool
+
+    from tests.integrations.test_llamaindex import call, script, text
+
+    name = fn.__name__
+
+    async def go() -> Any:
+        llm = script(call(name, {"q": "o"}, "c1"), text("done"))
+        return await FunctionAgent(name="agent", llm=llm, tools=[FunctionTool.from_defaults(fn)]).run(
+            user_msg="x"
+        )
+
+    return lambda: asyncio.run(go())
+
+
+@pytest.mark.parametrize("fn", [find, afind], ids=["sync-renamed", "async"])
+@pytest.mark.parametrize(
+    ("framework", "build"),
+    [("langgraph", _langgraph), ("openai_agents", _openai_agents), ("llamaindex", _llamaindex_agent)],
+)
+def test_a_replay_serves_an_agent_otel_tool_the_framework_calls_once(rig, instrument, framework, build, fn):
+    """The function claims the framework's step; replayed, the integration serves the recorded result and
+    the function never runs, with one tool call recorded and served, as without ``@agent_otel.tool``."""
+    instrument(*(("langchain", "langgraph") if framework == "langgraph" else (framework,)))
+    RAN.clear()
+    build(fn)()
+    assert RAN == ["o"]
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        build(fn)()
+    assert RAN == ["o"]
+    assert_served(rp, rig, original, 1)

@@ -229,6 +229,29 @@ def _served(outcome: RecordedOutcome) -> Any:
     return outcome.result()
 
 
+#: The (function name, call id) of each function call of the response whose functions the SDK is calling,
+#: in order: the SDK hands the function its arguments only, so its step takes the id from here.
+_call_ids: ContextVar[list[tuple[str, str]] | None] = ContextVar("agent_otel_genai_call_ids", default=None)
+
+
+def _ids_of(response: Any) -> list[tuple[str, str]]:
+    try:
+        parts = response.candidates[0].content.parts or []
+        calls = [part.function_call for part in parts if getattr(part, "function_call", None) is not None]
+        return [(str(call.name), str(call.id)) for call in calls if call.id]
+    except Exception:  # no candidates, no content: the SDK calls nothing either
+        return []
+
+
+def _call_id(name: str) -> str | None:
+    ids = _call_ids.get()
+    for i, (called, call_id) in enumerate(ids or ()):
+        if called == name:
+            del ids[i]  # type: ignore[union-attr]
+            return call_id
+    return None
+
+
 def _tool_call(function: Any, args: Any) -> Any:
     """Begin the tool step of one automatic function call, or None (untraced)."""
     name = getattr(function, "__name__", None) or "tool"
@@ -237,7 +260,7 @@ def _tool_call(function: Any, args: Any) -> Any:
         refuse_outside_run(name)
         return None
     try:
-        return start_tool(run, name, args if args is not None else {}, fn=function)
+        return start_tool(run, name, args if args is not None else {}, call_id=_call_id(name), fn=function)
     except (AgentStopped, ReplayError) as exc:
         _stash(exc)
         raise
@@ -323,11 +346,13 @@ def _wrap_response_parts(original: Any) -> Any:
     @functools.wraps(original)
     def get_function_response_parts(*args: Any, **kwargs: Any) -> Any:
         token = _stops.set([])
+        ids = _call_ids.set(_ids_of(args[0] if args else kwargs.get("response")))
         try:
             parts = original(*args, **kwargs)
             _raise_stop(_stops.get() or [])
             return parts
         finally:
+            _call_ids.reset(ids)
             _stops.reset(token)
 
     return get_function_response_parts
@@ -337,11 +362,13 @@ def _wrap_response_parts_async(original: Any) -> Any:
     @functools.wraps(original)
     async def get_function_response_parts_async(*args: Any, **kwargs: Any) -> Any:
         token = _stops.set([])
+        ids = _call_ids.set(_ids_of(args[0] if args else kwargs.get("response")))
         try:
             parts = await original(*args, **kwargs)
             _raise_stop(_stops.get() or [])
             return parts
         finally:
+            _call_ids.reset(ids)
             _stops.reset(token)
 
     return get_function_response_parts_async

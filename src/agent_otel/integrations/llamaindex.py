@@ -446,7 +446,8 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             name,
             tool_input,
             call_id=call_id or None,
-            fn=getattr(tool, "fn", None),
+            fn=getattr(tool, "real_fn", None)
+            or getattr(tool, "fn", None),  # async: fn is LlamaIndex's wrapper
             description=description,
         )
         if call is None:

@@ -25,9 +25,11 @@
 Stop reasons: reaching ``max_steps`` -> ``max_steps`` (smolagents then asks the model for a final answer
 and returns it); ``agent.interrupt()`` -> ``cancelled``; a model error -> ``model_error``.
 
-The hooks are ``MultiStepAgent._run_stream``, ``Tool.__call__``, ``MultiStepAgent.__call__`` and the model
-class's ``generate`` / ``generate_stream``. A CodeAgent whose code runs in a remote executor (E2B, Docker,
-Modal, WebAssembly) calls its tools there, out of reach: only its model calls are recorded.
+The hooks are ``MultiStepAgent._run_stream``, ``Tool.__call__``, ``MultiStepAgent.__call__``, the model
+class's ``generate`` / ``generate_stream``, and a ToolCallingAgent's ``process_tool_calls`` /
+``execute_tool_call`` (which give a tool step the model's call id). A CodeAgent whose code runs in a
+remote executor (E2B, Docker, Modal, WebAssembly) calls its tools there, out of reach: only its model calls
+are recorded.
 """
 
 from __future__ import annotations
@@ -180,6 +182,68 @@ def _tool_server(tool: Any, sanitize: bool) -> Serve:
     return serve
 
 
+#: The model's tool calls a ToolCallingAgent's step is executing, as (name, arguments, call id): smolagents
+#: hands a tool its arguments only, so ``execute_tool_call`` finds its call's id here (parallel calls run in
+#: copies of the step's context, which share the list).
+_step_calls: contextvars.ContextVar[list[tuple[str, Any, str]] | None] = contextvars.ContextVar(
+    "agent_otel_smolagents_step_calls", default=None
+)
+#: (tool name, call id) of the call ``execute_tool_call`` is making, for the tool step it opens.
+_call_id: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "agent_otel_smolagents_call_id", default=None
+)
+_calls_lock = threading.Lock()
+
+
+def _make_process_tool_calls(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def process_tool_calls(self: Any, chat_message: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            calls = [
+                (str(c.function.name), c.function.arguments, str(c.id))
+                for c in getattr(chat_message, "tool_calls", None) or ()
+                if getattr(c, "id", None)
+            ]
+        except Exception as exc:
+            internal_error("reading smolagents tool call ids", exc)
+            calls = []
+        _step_calls.set(calls)  # this step's; the next step sets its own
+        return (yield from original(self, chat_message, *args, **kwargs))
+
+    return process_tool_calls
+
+
+def _make_execute_tool_call(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def execute_tool_call(self: Any, tool_name: Any, arguments: Any, *args: Any, **kwargs: Any) -> Any:
+        calls = _step_calls.get()
+        found = None
+        if calls:
+            with _calls_lock:
+                for i, (name, called_with, call_id) in enumerate(calls):
+                    if name == tool_name and (called_with is arguments or called_with == arguments):
+                        found = (name, call_id)
+                        del calls[i]
+                        break
+        if found is None:
+            return original(self, tool_name, arguments, *args, **kwargs)
+        token = _call_id.set(found)
+        try:
+            return original(self, tool_name, arguments, *args, **kwargs)
+        finally:
+            _call_id.reset(token)
+
+    return execute_tool_call
+
+
+def _take_call_id(name: str) -> str | None:
+    pending = _call_id.get()
+    if pending is None or pending[0] != name:
+        return None
+    _call_id.set(None)  # the step's own tool call; a tool it calls in turn is not that call
+    return pending[1]
+
+
 def _run_tool(
     name: str, fn: Any, serve: Serve, original: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> Any:
@@ -190,7 +254,14 @@ def _run_tool(
     call_args = dict(kwargs)
     call_args.pop("sanitize_inputs_outputs", None)
     description = getattr(args[0], "description", None)
-    call = start_tool(run, name, _hashed_args(args[1:], call_args), fn=fn, description=description)
+    call = start_tool(
+        run,
+        name,
+        _hashed_args(args[1:], call_args),
+        call_id=_take_call_id(name),
+        fn=fn,
+        description=description,
+    )
     if call is None:
         return original(*args, **kwargs)
     try:
@@ -396,6 +467,10 @@ class SmolagentsIntegration(Integration):
         self._patcher.wrap(agents.MultiStepAgent, "__call__", _make_managed_call)
         self._patcher.wrap(tools.Tool, "__call__", _make_tool_call)
         self._patcher.wrap(local_python_executor, "timeout", _make_timeout)
+        calling = agents.ToolCallingAgent  # the model's call ids (a CodeAgent's code calls tools without)
+        if hasattr(calling, "process_tool_calls") and hasattr(calling, "execute_tool_call"):
+            self._patcher.wrap(calling, "process_tool_calls", _make_process_tool_calls)
+            self._patcher.wrap(calling, "execute_tool_call", _make_execute_tool_call)
 
     def uninstrument(self) -> None:
         if self._models is not None:

@@ -433,3 +433,76 @@ async def test_replay_refuses_a_recorded_tool_error(rig, instrument):
     with pytest.raises(ReplayError, match="raised an error when recorded"), agent_otel.replay(original):
         await run_async(make_runner(call("broken", {"q": "x"}, "c1"), text("sorry")))
     assert SENT == {"broken": 1}
+
+
+@agent_otel.tool(name="crm.search", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0, jitter="none"))
+def search(q: str) -> dict[str, Any]:
+    """Search; the first attempt fails."""
+    SENT["search"] += 1
+    if SENT["search"] < 2:
+        raise ConnectionError("reset")
+    return {"answer": q.upper()}
+
+
+@agent_otel.tool(side_effects=True)
+def wipe(q: str) -> dict[str, Any]:
+    """Wipe an account."""
+    SENT["wipe"] += 1
+    return {"wiped": True}
+
+
+def runner_with(tool: Any, *script: Any) -> InMemoryRunner:
+    agent = LlmAgent(name="helper", model=FakeModel(model=MODEL, script=list(script)), tools=[tool])
+    return InMemoryRunner(agent=agent, app_name="app")
+
+
+async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument):
+    """An ``@agent_otel.tool(retry=...)`` function as an ADK tool: ADK's ``execute_tool`` span is the step
+    (begun by the hook, not current), and the function ran bare inside it: no retry, the run failed
+    with the first error. One step now, the retry applied once inside it."""
+    instrument("google_adk")
+    events = await run_async(
+        runner_with(search, call("search", {"q": "otel"}, "c1", (10, 5)), text("done", (20, 3)))
+    )
+    assert final_text(events) == "done" and SENT == {"search": 2}
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["gen_ai.tool.call.id"] == "c1" and step.attributes["agent.tool.attempts"] == 2
+    assert step.attributes["agent.tool.status"] == "ok"
+    assert step.attributes["agent.tool.result_sha"] == sha({"answer": "OTEL"})
+
+
+async def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """The hook began the step as a read (it sees ADK's ``FunctionTool``), and the write ran under the
+    kill switch. The function claims the step as a write now: blocked, the run ends with ``kill_switch``."""
+    telemetry = guarded({})
+    instrument("google_adk")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    runner = runner_with(wipe, call("wipe", {"q": "bob"}, "c1", (10, 5)), text("never", (20, 3)))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await run_async(runner)
+    assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.status"] == "error"
+
+
+@agent_otel.tool
+async def find(q: str) -> dict[str, Any]:
+    """Find a record."""
+    SENT["find"] += 1
+    return {"answer": q.upper()}
+
+
+async def test_a_replay_serves_an_agent_otel_tool_once(rig, instrument):
+    """An ``@agent_otel.tool`` function as an ADK tool, replayed: the plugin serves the recorded result,
+    the function does not run, one call recorded and served."""
+    rig.start()
+    instrument("google_adk")
+    script = (call("find", {"q": "otel"}, "c1", (10, 5)), text("done", (20, 3)))
+    await run_async(runner_with(find, *script))
+    original = rig.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await run_async(runner_with(find, *script))
+    assert SENT == {"find": 1}
+    assert rp.report.matched and not rp.report.diverged and rp.report.served == 1, str(rp.report)

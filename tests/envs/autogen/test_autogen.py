@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import agent_otel
+from tests.integrations import sample_tools
 from tests.integrations.conftest import Reply, children, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
@@ -160,3 +161,49 @@ async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, 
     with agent_otel.run("review-team") as run:
         await team.run(task="draft")
     assert run.result.usage["llm_calls"] == 2 and run.result.stop_reason == "completed"
+
+
+def agent_with(fake_api: Any, tool: Any) -> AssistantAgent:
+    client = OpenAIChatCompletionClient(
+        model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
+    )
+    return AssistantAgent("helper", model_client=client, tools=[tool])
+
+
+async def test_an_async_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument, fake_api):
+    """An async ``@agent_otel.tool(retry=...)`` function as an AutoGen tool: AutoGen's ``execute_tool``
+    span is the step, and the function ran bare inside it (no retry: the first failure went to the model).
+    It claims the step now: one call, the retry applied once."""
+    instrument("openai")
+    fake_api.reply(tool_call("asearch", {"q": "otel"}), answer("done"))
+    await agent_with(fake_api, sample_tools.asearch).run(task="hi")
+    assert SENT == {"search": 2}
+    spans = telemetry.spans()
+    (step,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert step.attributes["gen_ai.tool.call.id"] == "call_1" and step.attributes["agent.tool.attempts"] == 2
+    assert step.attributes["agent.tool.status"] == "ok"
+    (root,) = autogen_spans(spans, "invoke_agent helper")
+    assert root.attributes["agent.tool_calls"] == 1
+
+
+async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_run_of_yours(
+    guarded, instrument, fake_api, monkeypatch
+):
+    """AutoGen's own runs only observe guards (nothing of agent-otel runs before its tools); inside a run of
+    yours an async ``@agent_otel.tool(side_effects=True)`` function claims AutoGen's step as a write and is
+    blocked (it ran). A sync one is not: AutoGen runs it on a thread without the caller's context, where
+    no run is current (README "One span, not two")."""
+    telemetry = guarded({})
+    instrument("openai")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    fake_api.reply(tool_call("awipe", {"q": "bob"}))  # the stop keeps the next request from being sent
+    async with agent_otel.run("outer") as run:
+        await agent_with(fake_api, sample_tools.awipe).run(task="hi")
+    assert SENT == {} and run.result.stop_reason == "kill_switch"
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.status"] == "error"
+
+    fake_api.reply(tool_call("wipe", {"q": "bob"}), answer("done"))
+    async with agent_otel.run("outer") as run:
+        await agent_with(fake_api, sample_tools.wipe).run(task="hi")
+    assert SENT == {"wipe": 1}  # the known gap

@@ -13,7 +13,9 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
 from tests.envs.strands.fake_model import FakeModel, text, tool_use
+from tests.integrations import sample_tools
 from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
 
 pytest.importorskip("strands")
 
@@ -410,3 +412,62 @@ async def test_a_stream_closed_early_ends_the_run_and_its_request_step(telemetry
     (stop,) = telemetry.events("stop")
     assert stop["stop_reason"] == "cancelled" and stop["usage"]["llm_calls"] == 1
     assert [e["step_id"] for e in telemetry.events("llm_result")] == [1]
+
+
+search = tool(sample_tools.search)
+wipe = tool(sample_tools.wipe)
+
+
+def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument):
+    """``@strands.tool`` over ``@agent_otel.tool(retry=...)``: Strands' ``execute_tool`` span is the step
+    (begun by the hook, not current), and the function ran bare inside it: no retry, the first failure
+    went to the model. One step, the retry applied once inside it."""
+    instrument("strands")
+    agent = make_agent(
+        tool_use("search", {"q": "otel"}, "t1", (10, 5)), text("done", (20, 3)), tools=[search]
+    )
+    assert str(agent("hi")).strip() == "done" and sample_tools.SENT == {"search": 2}
+    spans = telemetry.spans()
+    (step,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert step.attributes["gen_ai.tool.call.id"] == "t1" and step.attributes["agent.tool.attempts"] == 2
+    assert step.attributes["agent.tool.status"] == "ok"
+    (root,) = [s for s in strands_spans(spans) if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.tool_calls"] == 1
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """The hook began the step as a read (it sees Strands' tool, not the function declared a write), and
+    the write ran under the kill switch. The function claims the step as a write now: blocked."""
+    telemetry = guarded({})
+    instrument("strands")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    agent = make_agent(tool_use("wipe", {"q": "bob"}, "t1", (10, 5)), text("never", (20, 3)), tools=[wipe])
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        agent("wipe bob")
+    assert stopped.value.result.stop_reason == "kill_switch" and sample_tools.SENT == {}
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.status"] == "error"
+
+
+@tool
+@agent_otel.tool
+async def find(q: str) -> str:
+    """Find a record."""
+    SENT["find"] += 1
+    return q.upper()
+
+
+def test_a_replay_serves_an_agent_otel_tool_once(rig, instrument):
+    """An ``@agent_otel.tool`` function as a Strands tool, replayed: the hook serves the recorded result,
+    the function does not run, one call recorded and served."""
+    rig.start()
+    instrument("strands")
+    script = (tool_use("find", {"q": "otel"}, "t1", (10, 5)), text("done", (20, 3)))
+    make_agent(*script, tools=[find])("hi")
+    original = rig.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        make_agent(*script, tools=[find])("hi")
+    assert SENT == {"find": 1}
+    assert rp.report.matched and not rp.report.diverged and rp.report.served == 1, str(rp.report)
