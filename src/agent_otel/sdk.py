@@ -477,10 +477,13 @@ def _install_tracing(
 
 
 def _add_native_spans(provider: Any) -> None:
-    """The GenAI span bridge's processor (agent_otel.bridge), once per provider."""
+    """The GenAI span bridge's processor (agent_otel.bridge), once per provider, and the provider's
+    sampler wrapped so that the spans the bridge needs are recorded even in traces it drops."""
     from agent_otel import native
+    from agent_otel.sampling import keep_runs_recorded
 
     if not getattr(provider, "_agent_otel_native_spans", False):
+        keep_runs_recorded(provider)
         provider.add_span_processor(bridge.Bridge())
         # A provider class with slots cannot be marked: it may get a second (harmless) processor.
         with contextlib.suppress(AttributeError):

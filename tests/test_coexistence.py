@@ -1,0 +1,109 @@
+"""agent-otel next to an application's own OpenTelemetry setup: its samplers, processors, exporters.
+
+"Adding setup() must never change what a working agent does" includes the application's own telemetry,
+and agent-otel's own records must stay complete whatever the application does with its spans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections import Counter
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+
+import agent_otel
+from agent_otel import sdk
+from tests.helpers import metric_points
+
+
+@pytest.fixture
+def clean(monkeypatch, tmp_path):
+    for var in list(os.environ):
+        if var.startswith(("OTEL_", "AGENT_OTEL_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+    monkeypatch.setenv("AGENT_OTEL_PROBE_LOCAL", "false")
+    agent_otel.shutdown()
+    yield tmp_path
+    agent_otel.shutdown()
+
+
+def _framework_run(tracer, agent: str) -> None:
+    """What a framework that traces itself (Strands, ADK, PydanticAI...) emits for one invocation."""
+    with tracer.start_as_current_span(
+        f"invoke_agent {agent}",
+        attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent},
+    ):
+        with tracer.start_as_current_span(
+            "chat m", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}
+        ) as chat:
+            chat.set_attribute("gen_ai.usage.input_tokens", 10)
+            chat.set_attribute("gen_ai.usage.output_tokens", 5)
+        with tracer.start_as_current_span("execute_tool lookup", attributes={"gen_ai.tool.name": "lookup"}):
+            pass
+
+
+@pytest.mark.parametrize("sampler", [ALWAYS_OFF, ParentBased(TraceIdRatioBased(0.1))], ids=["off", "ratio"])
+def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(clean, sampler):
+    """The application samples its traces; agent-otel's runs, steps, metrics and store rows stay complete
+    (they are counted, not sampled), while what reaches any exporter is still only what the sampler kept,
+    whole traces (a run's steps with it). Before, a framework's run (its spans recognised by the bridge)
+    that the sampler dropped was never seen: no run, no stop, no usage."""
+    app_spans = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(app_spans))
+    ours, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    store = str(clean / "runs.db")
+    agent_otel.setup(
+        "svc",
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        span_exporters=[ours],
+        store=store,
+        instrument=False,
+    )
+    framework = provider.get_tracer("some.framework")
+    app = provider.get_tracer("app")
+    n = 40
+    for _ in range(n):
+        _framework_run(framework, "fw")
+        with agent_otel.run("manual") as run:
+            run.call_tool("t", lambda: 1)
+            _framework_run(framework, "inner")  # a framework agent inside a run of the application's
+        with app.start_as_current_span("app-request"):
+            pass
+    assert sdk.flush(5)
+    stops = {a["agent"]: p.value for a, p in metric_points(reader)["agent.stop"] if p.value}
+    assert stops == {"fw": n, "manual": n}
+    tokens = sum(p.sum for a, p in metric_points(reader)["agent.tokens_per_request"])
+    assert tokens == 2 * n * 15  # every framework request's usage, in its own run or the manual one
+    agent_otel.shutdown()
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        rows = db.execute("SELECT agent, steps, input_tokens, stop_reason FROM agent_runs").fetchall()
+    assert Counter(rows) == {("fw", 2, 10, "completed"): n, ("manual", 3, 10, "completed"): n}
+    # The exporters got exactly what the sampler kept, whole traces, and the same on both.
+    app_names = Counter(s.name for s in app_spans.get_finished_spans())
+    assert Counter(s.name for s in ours.get_finished_spans()) == app_names
+    if sampler is ALWAYS_OFF:
+        assert not app_names
+    else:
+        assert app_names["app-request"] < n
+        assert app_names["invoke_agent fw"] == app_names["chat m"] - app_names["invoke_agent manual"]
+        by_trace: dict[int, set[str]] = {}
+        for span in app_spans.get_finished_spans():
+            by_trace.setdefault(span.context.trace_id, set()).add(span.name)
+        for names in by_trace.values():
+            assert names in (
+                {"app-request"},
+                {"invoke_agent fw", "chat m", "execute_tool lookup"},
+                {"invoke_agent manual", "execute_tool t", "invoke_agent inner"}
+                | {"chat m", "execute_tool lookup"},
+            )
