@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 import agent_otel
 from agent_otel import sdk
 from tests.helpers import metric_points
+from tests.otlp_receiver import HTTPReceiver
 
 
 @pytest.fixture
@@ -107,3 +108,51 @@ def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(cl
                 {"invoke_agent manual", "execute_tool t", "invoke_agent inner"}
                 | {"chat m", "execute_tool lookup"},
             )
+
+
+def _receiver_names(rx) -> tuple[Counter, Counter]:
+    metrics: Counter = Counter()
+    for batch in rx.metric_batches:
+        for rm in batch.resource_metrics:
+            for sm in rm.scope_metrics:
+                metrics.update(m.name for m in sm.metrics)
+    return Counter(s.name for s in rx.spans), metrics
+
+
+def test_the_applications_otlp_exporter_to_the_same_collector_gets_each_span_and_metric_once(
+    clean, monkeypatch
+):
+    """The application exports to the collector named by OTEL_EXPORTER_OTLP_ENDPOINT (as
+    `opentelemetry-instrument` sets it up), and agent-otel reads the same variable. Before, agent-otel
+    added its own OTLP exporter and reader next to the application's: every span of the process (the
+    application's and the runs') and every metric reached the collector twice."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    rx = HTTPReceiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint.replace("127.0.0.1", "localhost"))
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        app_reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=60_000)
+        meters = MeterProvider(metric_readers=[app_reader])
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
+        agent_otel.setup(
+            "svc", tracer_provider=provider, meter_provider=meters, store=False, instrument=False
+        )
+        with provider.get_tracer("app").start_as_current_span("app-request"):
+            pass
+        meters.get_meter("app").create_counter("app.requests").add(1)
+        with agent_otel.run("a") as run:
+            run.call_tool("t", lambda: 1)
+        agent_otel.shutdown()
+        provider.shutdown()
+        meters.shutdown()
+        spans, metrics = _receiver_names(rx)
+        assert spans == {"app-request": 1, "invoke_agent a": 1, "execute_tool t": 1}
+        assert metrics["app.requests"] == metrics["agent.stop"] == len(rx.metric_batches) == 1
+    finally:
+        rx.stop()

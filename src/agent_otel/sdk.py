@@ -451,8 +451,8 @@ def _install_tracing(
     inst.tracer_provider = provider
     _add_native_spans(provider)
     exporters: list[tuple[str, Any]] = []
-    if endpoint and not _signal_off("traces"):
-        url = _signal_endpoint(cfg, endpoint, protocol, "traces")
+    url = _signal_endpoint(cfg, endpoint, protocol, "traces") if endpoint else None
+    if url and not _signal_off("traces") and not _already_exported(provider, inst, url, "span"):
         transport = OTLPTransport(
             sender(protocol, url, cfg.get("exporter.timeout_s")),
             int(cfg.get("exporter.max_request_mb") * (1 << 20)),
@@ -474,6 +474,61 @@ def _install_tracing(
         )
         provider.add_span_processor(processor)
         inst.span_processors.append(processor)
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _collector(url: str) -> tuple[str, int | None]:
+    """Host and port an OTLP URL sends to (the loopback names alike): two exporters with the same are
+    sending to one collector, whatever their paths and protocols."""
+    parsed = urlparse(with_scheme(url))
+    host = (parsed.hostname or "").lower()
+    try:
+        port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    except ValueError:
+        port = None
+    return ("127.0.0.1" if host in _LOOPBACK else host), port
+
+
+def _exporter_urls(provider: Any, signal: str) -> list[str]:
+    """Where the application's own OTLP exporters on ``provider`` send (the SDK's batch and simple span
+    processors, its periodic metric readers); private attributes, read defensively."""
+    if signal == "span":
+        holders = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+        exporters = [
+            getattr(p, "span_exporter", None)
+            or getattr(getattr(p, "_batch_processor", None), "_exporter", None)
+            for p in holders
+        ]
+    else:
+        exporters = [getattr(r, "_exporter", None) for r in getattr(provider, "_metric_readers", ())]
+    urls = [getattr(e, "_endpoint", None) for e in exporters]
+    return [u for u in urls if isinstance(u, str) and u]
+
+
+def _already_exported(provider: Any, inst: Installation, url: str, signal: str) -> bool:
+    """The application's provider already has an OTLP exporter to the collector ``url`` names (it read the
+    same OTEL_EXPORTER_OTLP_* variables, as ``opentelemetry-instrument`` does): agent-otel's spans or
+    metrics go through it, and a second exporter of agent-otel's would send everything twice."""
+    if provider is None or (signal == "span" and inst.owns_tracer_provider):
+        return False
+    try:
+        target = _collector(url)
+        same = next((u for u in _exporter_urls(provider, signal) if _collector(u) == target), None)
+    except Exception:  # an exporter of an unexpected shape: export as usual
+        return False
+    if same is not None:
+        logger.info(
+            "agent-otel: the application's %s already exports %ss to %s; agent-otel's go with them "
+            "(no second OTLP %s exporter to the same collector)",
+            "TracerProvider" if signal == "span" else "MeterProvider",
+            signal,
+            same,
+            signal,
+        )
+        inst.otlp_note += f"; {signal}s through the application's exporter to {same}"
+    return same is not None
 
 
 def _add_native_spans(provider: Any) -> None:
@@ -506,7 +561,18 @@ def _install_metrics(
     from agent_otel.export import NonBlockingMetricExporter
 
     readers = list(metric_readers)
-    if endpoint and not _signal_off("metrics"):
+    provider = meter_provider
+    if provider is None:
+        existing = otel_metrics.get_meter_provider()
+        if isinstance(existing, MeterProvider):
+            provider = existing
+    if (
+        endpoint
+        and not _signal_off("metrics")
+        and not _already_exported(
+            provider, inst, _signal_endpoint(cfg, endpoint, protocol, "metrics"), "metric"
+        )
+    ):
         exporter = NonBlockingMetricExporter(
             _otlp_metric_exporter(cfg, protocol, endpoint),
             inst.drops,
@@ -519,11 +585,6 @@ def _install_metrics(
             export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
         )
         readers.insert(0, inst.otlp_metric_reader)
-    provider = meter_provider
-    if provider is None:
-        existing = otel_metrics.get_meter_provider()
-        if isinstance(existing, MeterProvider):
-            provider = existing
     if provider is None:
         provider = MeterProvider(metric_readers=readers, resource=_resource(cfg), shutdown_on_exit=False)
         otel_metrics.set_meter_provider(provider)
