@@ -23,6 +23,7 @@ import agent_otel
 from agent_otel import sdk
 from tests.helpers import metric_points
 from tests.otlp_receiver import HTTPReceiver
+from tests.test_setup import run_script
 
 
 @pytest.fixture
@@ -156,3 +157,36 @@ def test_the_applications_otlp_exporter_to_the_same_collector_gets_each_span_and
         assert metrics["app.requests"] == metrics["agent.stop"] == len(rx.metric_batches) == 1
     finally:
         rx.stop()
+
+
+def test_an_application_that_sets_its_providers_after_setup_is_told_its_exporters_get_nothing():
+    """setup() first installs agent-otel's providers; the application's own set_tracer_provider /
+    set_meter_provider afterwards is refused by OpenTelemetry (the first one stays), so its exporters
+    receive nothing. OpenTelemetry's one line ("Overriding of current TracerProvider is not allowed") does
+    not say that, nor what to do: agent-otel's warning does."""
+    proc, _ = run_script("""
+        import logging
+        logging.basicConfig(format="%(name)s: %(message)s")
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import agent_otel
+
+        agent_otel.setup("svc", store=False, instrument=False)
+        app_spans = InMemorySpanExporter()
+        tp = TracerProvider(); tp.add_span_processor(SimpleSpanProcessor(app_spans))
+        trace.set_tracer_provider(tp)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+        trace.set_tracer_provider(tp)  # said once
+        agent_otel.shutdown()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("agent_otel:") and "own" in line]
+    assert len(ours) == 2, proc.stderr
+    for line, kind in zip(ours, ("TracerProvider", "MeterProvider"), strict=True):
+        assert f"the application set its own {kind} after agent_otel.setup()" in line
+        assert "span processors and exporters receive nothing" in line or "readers receive nothing" in line
+        assert "call agent_otel.setup() after" in line

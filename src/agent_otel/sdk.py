@@ -61,6 +61,7 @@ class Installation:
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
     integrations: list[str] = field(default_factory=list)
+    late_providers: Any = None  # the _LateProviders filter, while agent-otel's providers are the global ones
     args: tuple[Any, ...] = ()
     sigterm: bool = False  # setup() installed agent-otel's SIGTERM handler (see agent_otel.sigterm)
     events_closed: bool = False  # shutdown() has delivered the last events (see _export_soon)
@@ -210,6 +211,9 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
+        if inst.owns_tracer_provider or inst.owns_meter_provider:
+            inst.late_providers = _LateProviders()
+            inst.late_providers.attach()
         if inst.otlp_metric_reader is not None:
             rt.metrics.export_soon = lambda: _export_soon(inst)
             for exporter in inst.metric_exporters:
@@ -531,6 +535,46 @@ def _already_exported(provider: Any, inst: Installation, url: str, signal: str) 
     return same is not None
 
 
+class _LateProviders(logging.Filter):
+    """Says what OpenTelemetry's "Overriding of current TracerProvider is not allowed" means when the
+    provider it keeps is agent-otel's: the application configured OpenTelemetry after setup(), and the
+    processors, exporters and readers it set up receive nothing (its spans and metrics go to agent-otel's
+    providers and exporters). Attached to OpenTelemetry's loggers while setup() owns a global provider."""
+
+    LOGGERS = ("opentelemetry.trace", "opentelemetry.metrics._internal")
+    KINDS = {
+        "TracerProvider": "its span processors and exporters receive nothing",
+        "MeterProvider": "its readers receive nothing",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for kind, what in self.KINDS.items():
+            if message.startswith(f"Overriding of current {kind}") and kind not in self.said:
+                self.said.add(kind)
+                logger.warning(
+                    "agent-otel: the application set its own %s after agent_otel.setup() had installed "
+                    "agent-otel's; OpenTelemetry keeps the first, so %s (its telemetry goes to agent-otel's "
+                    "exporters): call agent_otel.setup() after the application's OpenTelemetry setup, or "
+                    "pass its providers (setup(tracer_provider=..., meter_provider=...))",
+                    kind,
+                    what,
+                )
+        return True
+
+    def attach(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def detach(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
 def _add_native_spans(provider: Any) -> None:
     """The GenAI span bridge's processor (agent_otel.bridge), once per provider, and the provider's
     sampler wrapped so that the spans the bridge needs are recorded even in traces it drops."""
@@ -656,6 +700,8 @@ def shutdown(timeout_s: float | None = None) -> None:
         integrations.uninstrument(inst.integrations)
     runtime_mod.install(None)
     config_mod.set_effective(None)
+    if inst.late_providers is not None:
+        inst.late_providers.detach()
     from agent_otel import native
 
     native.enable(False)
