@@ -190,3 +190,69 @@ def test_an_application_that_sets_its_providers_after_setup_is_told_its_exporter
         assert f"the application set its own {kind} after agent_otel.setup()" in line
         assert "span processors and exporters receive nothing" in line or "readers receive nothing" in line
         assert "call agent_otel.setup() after" in line
+
+
+def test_a_wrapped_global_provider_is_attached_to_through_the_sdk_provider_it_wraps():
+    """Logfire's configure() installs a ProxyTracerProvider / ProxyMeterProvider that wrap the SDK's
+    (in ``.provider``). Before, setup() did not recognise them, installed providers of its own, and
+    OpenTelemetry refused them ("Overriding of current TracerProvider is not allowed"): the application's
+    exporters never saw a run, and the GenAI spans of frameworks went past the bridge. A global provider
+    that wraps none is not replaced either, and the warning says what follows."""
+    proc, _ = run_script("""
+        import logging
+        logging.basicConfig(format="%(name)s: %(message)s")
+        from opentelemetry import metrics, trace
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import agent_otel
+        from agent_otel import sdk
+        from tests.helpers import metric_points
+
+        class Wrapper:  # what Logfire installs: the SDK's provider inside, and tracers/meters from it
+            def __init__(self, provider):
+                self.provider = provider
+            def get_tracer(self, *args, **kwargs):
+                return self.provider.get_tracer(*args, **kwargs)
+            def get_meter(self, *args, **kwargs):
+                return self.provider.get_meter(*args, **kwargs)
+
+        app_spans, app_reader = InMemorySpanExporter(), InMemoryMetricReader()
+        tp = TracerProvider(); tp.add_span_processor(SimpleSpanProcessor(app_spans))
+        trace.set_tracer_provider(Wrapper(tp))
+        metrics.set_meter_provider(Wrapper(MeterProvider(metric_readers=[app_reader])))
+        agent_otel.setup("svc", store=False, instrument=False)
+        with trace.get_tracer("fw").start_as_current_span("invoke_agent fw"):
+            pass
+        with agent_otel.run("a") as run:
+            run.call_tool("t", lambda: 1)
+        sdk.flush(2)
+        print(sorted(s.name for s in app_spans.get_finished_spans()))
+        print(sorted(a["agent"] for a, p in metric_points(app_reader)["agent.stop"] if p.value))
+        agent_otel.shutdown()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "Overriding" not in proc.stderr
+    spans, stops = proc.stdout.splitlines()
+    assert spans == "['execute_tool t', 'invoke_agent a', 'invoke_agent fw']"
+    assert stops == "['a', 'fw']"
+
+    proc, _ = run_script("""
+        import logging
+        logging.basicConfig(format="%(name)s: %(message)s")
+        from opentelemetry import trace
+        import agent_otel
+
+        trace.set_tracer_provider(trace.NoOpTracerProvider())
+        agent_otel.setup("svc", store=False, instrument=False)
+        with agent_otel.run("a") as run:
+            pass
+        print(run.usage["steps"], trace.get_tracer_provider().__class__.__name__)
+        agent_otel.shutdown()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "NoOpTracerProvider"]
+    assert "Overriding" not in proc.stderr
+    assert "the global TracerProvider is a NoOpTracerProvider, not the OpenTelemetry SDK's" in proc.stderr

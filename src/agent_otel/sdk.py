@@ -446,12 +446,10 @@ def _install_tracing(
     provider = tracer_provider
     if provider is None:
         existing = trace.get_tracer_provider()
-        if isinstance(existing, TracerProvider):
-            provider = existing
-        else:
+        provider = _sdk_provider(existing, TracerProvider)
+        if provider is None:
             provider = TracerProvider(resource=_resource(cfg), shutdown_on_exit=False)
-            trace.set_tracer_provider(provider)
-            inst.owns_tracer_provider = True
+            inst.owns_tracer_provider = _set_global(existing, provider, trace.set_tracer_provider)
     inst.tracer_provider = provider
     _add_native_spans(provider)
     exporters: list[tuple[str, Any]] = []
@@ -478,6 +476,38 @@ def _install_tracing(
         )
         provider.add_span_processor(processor)
         inst.span_processors.append(processor)
+
+
+def _sdk_provider(existing: Any, sdk_class: type) -> Any:
+    """The SDK provider to attach to: the global one, or the SDK provider a wrapper installed as the
+    global one holds (Logfire's ProxyTracerProvider / ProxyMeterProvider keep it in ``.provider``)."""
+    if isinstance(existing, sdk_class):
+        return existing
+    inner = getattr(existing, "provider", None)
+    return inner if isinstance(inner, sdk_class) else None
+
+
+def _set_global(existing: Any, provider: Any, set_global: Any) -> bool:
+    """Install ``provider`` as the global one if none is set yet (the API's own proxy is current).
+
+    A provider someone else set that is not the SDK's (a no-op one, another SDK's) cannot be replaced:
+    OpenTelemetry refuses it with a line that does not say what follows, so agent-otel does not try,
+    and says it."""
+    kind = type(existing)
+    if kind.__module__.startswith("opentelemetry.") and kind.__name__.lstrip("_").startswith("Proxy"):
+        set_global(provider)
+        return True
+    signal = "TracerProvider" if "Tracer" in type(provider).__name__ else "MeterProvider"
+    logger.warning(
+        "agent-otel: the global %s is a %s, not the OpenTelemetry SDK's, and agent-otel can neither "
+        "attach to it nor replace it: agent-otel's own %s go to agent-otel's exporters only, and what "
+        "other libraries emit through it is not seen; pass an SDK provider: setup(%s=...)",
+        signal,
+        kind.__name__,
+        "spans" if signal == "TracerProvider" else "metrics",
+        "tracer_provider" if signal == "TracerProvider" else "meter_provider",
+    )
+    return False
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -606,10 +636,9 @@ def _install_metrics(
 
     readers = list(metric_readers)
     provider = meter_provider
+    existing = otel_metrics.get_meter_provider()
     if provider is None:
-        existing = otel_metrics.get_meter_provider()
-        if isinstance(existing, MeterProvider):
-            provider = existing
+        provider = _sdk_provider(existing, MeterProvider)
     if (
         endpoint
         and not _signal_off("metrics")
@@ -631,8 +660,7 @@ def _install_metrics(
         readers.insert(0, inst.otlp_metric_reader)
     if provider is None:
         provider = MeterProvider(metric_readers=readers, resource=_resource(cfg), shutdown_on_exit=False)
-        otel_metrics.set_meter_provider(provider)
-        inst.owns_meter_provider = True
+        inst.owns_meter_provider = _set_global(existing, provider, otel_metrics.set_meter_provider)
     else:
         for reader in readers:
             try:
