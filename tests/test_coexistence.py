@@ -256,3 +256,39 @@ def test_a_wrapped_global_provider_is_attached_to_through_the_sdk_provider_it_wr
     assert proc.stdout.split() == ["0", "NoOpTracerProvider"]
     assert "Overriding" not in proc.stderr
     assert "the global TracerProvider is a NoOpTracerProvider, not the OpenTelemetry SDK's" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["console", "otlp,console", "zipkin"])
+def test_otel_traces_exporter_names_the_span_exporters(value):
+    """OTEL_TRACES_EXPORTER is a list of exporters (the SDK's auto-configuration reads it so): `console`
+    prints spans to stdout instead of sending OTLP, `otlp,console` does both, and a name agent-otel has no
+    exporter for is said once, not silently replaced by OTLP. Before, anything but `none` meant OTLP."""
+    rx = HTTPReceiver()
+    try:
+        proc, _ = run_script(
+            """
+            import agent_otel
+            agent_otel.setup("svc", store=False, instrument=False)
+            with agent_otel.run("a") as run:
+                run.call_tool("t", lambda: 1)
+            agent_otel.shutdown()
+            """,
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_TRACES_EXPORTER": value,
+            },
+        )
+        assert proc.returncode == 0, proc.stderr
+        printed = proc.stdout.count('"name": "invoke_agent a"')
+        sent = [s.name for s in rx.spans]
+        assert len(rx.metric_batches) >= 1  # metrics are OTLP as before (OTEL_METRICS_EXPORTER unset)
+        if value == "console":
+            assert (printed, sent) == (1, [])
+        elif value == "otlp,console":
+            assert (printed, sorted(sent)) == (1, ["execute_tool t", "invoke_agent a"])
+        else:
+            assert (printed, sent) == (0, [])
+            assert "OTEL_TRACES_EXPORTER names zipkin" in proc.stderr
+    finally:
+        rx.stop()

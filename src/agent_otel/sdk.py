@@ -423,8 +423,26 @@ def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
     )
 
 
-def _signal_off(signal: str) -> bool:
-    return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower() == "none"
+#: The OTEL_{TRACES,METRICS}_EXPORTER names agent-otel has an exporter for.
+_EXPORTER_NAMES = frozenset({"otlp", "console", "none"})
+
+
+def _exporter_names(signal: str) -> set[str]:
+    """OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER: a comma-separated list of exporters (unset: otlp),
+    as the SDK's auto-configuration reads it. A name agent-otel has no exporter for is said once."""
+    variable = f"OTEL_{signal.upper()}_EXPORTER"
+    names = {n.strip().lower() for n in os.environ.get(variable, "").split(",") if n.strip()} or {"otlp"}
+    unknown = sorted(names - _EXPORTER_NAMES)
+    if unknown:
+        logger.warning(
+            "agent-otel: %s names %s; agent-otel exports %s over OTLP (otlp) or to stdout (console) only, "
+            "so nothing is sent for %s (the collector can forward OTLP to other backends)",
+            variable,
+            ", ".join(unknown),
+            signal,
+            "it" if len(unknown) == 1 else "them",
+        )
+    return names
 
 
 def _install_tracing(
@@ -437,6 +455,7 @@ def _install_tracing(
 ) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
     from agent_otel import native
     from agent_otel.export import BufferedSpanProcessor
@@ -453,8 +472,11 @@ def _install_tracing(
     inst.tracer_provider = provider
     _add_native_spans(provider)
     exporters: list[tuple[str, Any]] = []
+    names = _exporter_names("traces")
     url = _signal_endpoint(cfg, endpoint, protocol, "traces") if endpoint else None
-    if url and not _signal_off("traces") and not _already_exported(provider, inst, url, "span"):
+    if "console" in names and not _app_exporters(provider, "span", ConsoleSpanExporter):
+        exporters.append(("spans-console", ConsoleSpanExporter()))
+    if url and "otlp" in names and not _already_exported(provider, inst, url, "span"):
         transport = OTLPTransport(
             sender(protocol, url, cfg.get("exporter.timeout_s")),
             int(cfg.get("exporter.max_request_mb") * (1 << 20)),
@@ -525,9 +547,10 @@ def _collector(url: str) -> tuple[str, int | None]:
     return ("127.0.0.1" if host in _LOOPBACK else host), port
 
 
-def _exporter_urls(provider: Any, signal: str) -> list[str]:
-    """Where the application's own OTLP exporters on ``provider`` send (the SDK's batch and simple span
-    processors, its periodic metric readers); private attributes, read defensively."""
+def _app_exporters(provider: Any, signal: str, kind: type = object) -> list[Any]:
+    """The exporters of ``kind`` behind the SDK's batch and simple span processors (``signal`` "span") or
+    periodic metric readers ("metric") on ``provider``: the application's (agent-otel's own processors
+    are not of those classes). Private attributes, read defensively."""
     if signal == "span":
         holders = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
         exporters = [
@@ -537,7 +560,12 @@ def _exporter_urls(provider: Any, signal: str) -> list[str]:
         ]
     else:
         exporters = [getattr(r, "_exporter", None) for r in getattr(provider, "_metric_readers", ())]
-    urls = [getattr(e, "_endpoint", None) for e in exporters]
+    return [e for e in exporters if e is not None and isinstance(e, kind)]
+
+
+def _exporter_urls(provider: Any, signal: str) -> list[str]:
+    """Where the application's own OTLP exporters on ``provider`` send."""
+    urls = [getattr(e, "_endpoint", None) for e in _app_exporters(provider, signal)]
     return [u for u in urls if isinstance(u, str) and u]
 
 
@@ -630,18 +658,19 @@ def _install_metrics(
 ) -> None:
     from opentelemetry import metrics as otel_metrics
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
     from agent_otel.export import NonBlockingMetricExporter
 
     readers = list(metric_readers)
+    names = _exporter_names("metrics")
     provider = meter_provider
     existing = otel_metrics.get_meter_provider()
     if provider is None:
         provider = _sdk_provider(existing, MeterProvider)
     if (
         endpoint
-        and not _signal_off("metrics")
+        and "otlp" in names
         and not _already_exported(
             provider, inst, _signal_endpoint(cfg, endpoint, protocol, "metrics"), "metric"
         )
@@ -658,6 +687,12 @@ def _install_metrics(
             export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
         )
         readers.insert(0, inst.otlp_metric_reader)
+    if "console" in names and not _app_exporters(provider, "metric", ConsoleMetricExporter):
+        readers.append(
+            PeriodicExportingMetricReader(
+                ConsoleMetricExporter(), export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000
+            )
+        )
     if provider is None:
         provider = MeterProvider(metric_readers=readers, resource=_resource(cfg), shutdown_on_exit=False)
         inst.owns_meter_provider = _set_global(existing, provider, otel_metrics.set_meter_provider)
