@@ -94,6 +94,12 @@ def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(cl
     # The exporters got exactly what the sampler kept, whole traces, and the same on both.
     app_names = Counter(s.name for s in app_spans.get_finished_spans())
     assert Counter(s.name for s in ours.get_finished_spans()) == app_names
+    # Exemplars point only at traces that were exported (never at one the sampler dropped).
+    exported = {s.context.trace_id for s in app_spans.get_finished_spans()}
+    exemplars = {
+        e.trace_id for points in metric_points(reader).values() for _, p in points for e in p.exemplars or ()
+    }
+    assert exemplars <= exported
     if sampler is ALWAYS_OFF:
         assert not app_names
     else:

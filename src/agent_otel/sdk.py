@@ -205,7 +205,7 @@ def _install(
         _install_metrics(inst, cfg, otlp_protocol, otlp_endpoint, metric_readers, meter_provider)
         rt = runtime_mod.Runtime.build(
             cfg,
-            inst.tracer_provider.get_tracer(runtime_mod.SCOPE, __version__),
+            _own_tracer(inst.tracer_provider),
             inst.meter_provider.get_meter(runtime_mod.SCOPE, __version__),
             pipeline,
             lambda: _all_drops(inst),
@@ -221,6 +221,19 @@ def _install(
     runtime_mod.install(rt)
     config_mod.set_effective(cfg)
     return inst
+
+
+def _own_tracer(provider: Any) -> Any:
+    """agent-otel's tracer, sampled by the application's sampler as it is: its runs and steps are counted
+    whatever the sampler says, so a span of theirs in a dropped trace need not be recorded (other
+    libraries' spans are, see agent_otel.sampling)."""
+    from agent_otel.sampling import RecordForRuns
+
+    tracer = provider.get_tracer(runtime_mod.SCOPE, __version__)
+    sampler = getattr(tracer, "sampler", None)
+    if isinstance(sampler, RecordForRuns):
+        tracer.sampler = sampler.sampler
+    return tracer
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
