@@ -165,11 +165,12 @@ def test_the_applications_otlp_exporter_to_the_same_collector_gets_each_span_and
         rx.stop()
 
 
-def test_an_application_that_sets_its_providers_after_setup_is_told_its_exporters_get_nothing():
+def test_an_application_that_sets_its_providers_after_setup_is_told_where_its_telemetry_goes():
     """setup() first installs agent-otel's providers; the application's own set_tracer_provider /
-    set_meter_provider afterwards is refused by OpenTelemetry (the first one stays), so its exporters
-    receive nothing. OpenTelemetry's one line ("Overriding of current TracerProvider is not allowed") does
-    not say that, nor what to do: agent-otel's warning does."""
+    set_meter_provider afterwards is refused by OpenTelemetry (the first one stays), so what is traced
+    through the global API never reaches the application's exporters. OpenTelemetry's one line
+    ("Overriding of current TracerProvider is not allowed") does not say that, nor what to do:
+    agent-otel's warning does."""
     proc, _ = run_script("""
         import logging
         logging.basicConfig(format="%(name)s: %(message)s")
@@ -194,7 +195,7 @@ def test_an_application_that_sets_its_providers_after_setup_is_told_its_exporter
     assert len(ours) == 2, proc.stderr
     for line, kind in zip(ours, ("TracerProvider", "MeterProvider"), strict=True):
         assert f"the application set its own {kind} after agent_otel.setup()" in line
-        assert "span processors and exporters receive nothing" in line or "readers receive nothing" in line
+        assert "reach agent-otel's" in line and "not the application's" in line
         assert "call agent_otel.setup() after" in line
 
 
@@ -298,3 +299,40 @@ def test_otel_traces_exporter_names_the_span_exporters(value):
             assert "OTEL_TRACES_EXPORTER names zipkin" in proc.stderr
     finally:
         rx.stop()
+
+
+def test_setup_leaves_the_applications_logging_and_warnings_filters_alone():
+    """The root logger's level and handlers, every other logger's configuration and the warnings filters
+    are the application's: setup(), runs and shutdown() change none of them (the OpenTelemetry SDK's
+    get_tracer adds its own `ignore` filter for a deprecation of its own, whoever calls it)."""
+    proc, _ = run_script("""
+        import logging, warnings
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        warnings.simplefilter("default")
+
+        def state():
+            loggers = {
+                name: (lg.level, list(lg.handlers), lg.propagate, lg.disabled)
+                for name, lg in logging.Logger.manager.loggerDict.items()
+                if isinstance(lg, logging.Logger)
+            }
+            root = logging.getLogger()
+            otel = "InstrumentationScope"
+            filters = [f for f in warnings.filters if otel not in getattr(f[1], "pattern", "")]
+            return root.level, list(root.handlers), filters, logging.root.manager.disable, loggers
+
+        before = state()
+        import agent_otel
+        agent_otel.setup("svc", store=False, instrument=True)
+        with agent_otel.run("a") as run:
+            run.call_tool("t", lambda: 1)
+        agent_otel.shutdown()
+        after = state()
+        for i, what in enumerate(("root level", "root handlers", "warnings filters", "disable")):
+            assert before[i] == after[i], (what, before[i], after[i])
+        changed = {n: v for n, v in after[4].items() if before[4].get(n, (0, [], True, False)) != v}
+        assert not changed, changed
+        print("ok")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

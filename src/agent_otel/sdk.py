@@ -614,8 +614,10 @@ class _LateProviders(logging.Filter):
 
     LOGGERS = ("opentelemetry.trace", "opentelemetry.metrics._internal")
     KINDS = {
-        "TracerProvider": "its span processors and exporters receive nothing",
-        "MeterProvider": "its readers receive nothing",
+        "TracerProvider": "spans started through the global API (trace.get_tracer) reach agent-otel's "
+        "exporters and not the application's span processors and exporters",
+        "MeterProvider": "metrics recorded through the global API (metrics.get_meter) reach agent-otel's "
+        "readers and not the application's",
     }
 
     def __init__(self) -> None:
@@ -629,8 +631,8 @@ class _LateProviders(logging.Filter):
                 self.said.add(kind)
                 logger.warning(
                     "agent-otel: the application set its own %s after agent_otel.setup() had installed "
-                    "agent-otel's; OpenTelemetry keeps the first, so %s (its telemetry goes to agent-otel's "
-                    "exporters): call agent_otel.setup() after the application's OpenTelemetry setup, or "
+                    "agent-otel's; OpenTelemetry keeps the first, so %s: call agent_otel.setup() after "
+                    "the application's OpenTelemetry setup, or "
                     "pass its providers (setup(tracer_provider=..., meter_provider=...))",
                     kind,
                     what,
