@@ -241,3 +241,11 @@ def test_the_genai_content_capture_modes_of_the_standard_variable_are_understood
         assert config.get("logging.events.capture_content") is captured
     finally:
         agent_otel.shutdown()
+
+
+def test_a_zero_budget_in_the_config_says_how_to_write_no_limit():
+    # `max_steps: 0` is how many tools spell "unlimited"; here it would stop every run at its first step.
+    with pytest.raises(ConfigError) as info:
+        load({"guards": {"budget": {"max_steps": 0}}}, env={})
+    assert str(info.value).endswith("must be at least 1; got 0; leave it unset (or null) for no limit")
+    assert load({"guards": {"budget": {"max_steps": None}}}, env={}).get("guards.budget.max_steps") is None

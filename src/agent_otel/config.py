@@ -537,7 +537,9 @@ def _check(key: str, field: Field, value: Any, source: str) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where} must be a finite number; got {original!r}")
     if field.minimum is not None and isinstance(value, int | float) and value < field.minimum:
-        raise ConfigError(f"{where} must be at least {field.minimum}; got {value!r}")
+        # 0 is a common spelling of "no limit" elsewhere; here it would stop every run, so say how.
+        hint = "; leave it unset (or null) for no limit" if field.nullable and value == 0 else ""
+        raise ConfigError(f"{where} must be at least {field.minimum}; got {value!r}{hint}")
     if field.maximum is not None and isinstance(value, int | float) and value > field.maximum:
         raise ConfigError(f"{where} must be at most {field.maximum:g}; got {value!r}")
     if field.check is not None and (problem := field.check(value)) is not None:

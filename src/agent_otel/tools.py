@@ -50,6 +50,13 @@ _claims_seen = False
 #: knowing it writes; :func:`begin` looks here, so the kill switch's ``writes`` scope blocks it too.
 _writes: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
+#: The claimable call an integration opened without making its span current (``attach=False``: CrewAI's
+#: hooks run before and after a tool, not around it). An ``@tool`` function the framework then runs in
+#: the same context claims it as it claims an attached one: one step, not a step and a nested copy.
+_detached: contextvars.ContextVar[ToolCall | None] = contextvars.ContextVar(
+    "agent_otel_detached_tool_call", default=None
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ToolOptions:
@@ -282,6 +289,12 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or is_cancelled(exc)
 
 
+def writes_declared() -> bool:
+    """Whether any ``@tool(side_effects=True)`` function exists: integrations look a framework tool's
+    function up only then (one truth test per call otherwise)."""
+    return bool(_writes)
+
+
 def _declared_write(fn: Callable[..., Any]) -> bool:
     try:
         return fn in _writes
@@ -316,12 +329,15 @@ def begin(
     if claimable:
         call.claimable = True
     if not steps.slots_seen():
-        return steps.begin(call, attach=attach, start_time_ns=start_time_ns)  # type: ignore[return-value]
-    current = trace.get_current_span()
-    binding = steps.span_binding(current)  # a framework's tool span waiting for this step (bridge)?
-    begun = steps.begin(call, attach=attach, start_time_ns=start_time_ns)
-    if binding is not None and begun is not None and binding.fill(run, begun):
-        current.set_attribute(c.STEP_ID, begun.step_id)
+        begun = steps.begin(call, attach=attach, start_time_ns=start_time_ns)
+    else:
+        current = trace.get_current_span()
+        binding = steps.span_binding(current)  # a framework's tool span waiting for this step (bridge)?
+        begun = steps.begin(call, attach=attach, start_time_ns=start_time_ns)
+        if binding is not None and begun is not None and binding.fill(run, begun):
+            current.set_attribute(c.STEP_ID, begun.step_id)
+    if claimable and not attach and begun is not None:
+        _detached.set(call)
     return begun  # type: ignore[return-value]
 
 
@@ -706,6 +722,10 @@ def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
     if not _claims_seen:  # no call was ever claimable: none to claim
         return None
     active = active_tool_call()
+    if active is None or not active.claimable:
+        active = _detached.get()
+        if active is not None and (active.done or active.run is not active_run()):
+            return None  # a detached call that ended (or of another run) is nobody's to claim
     if active is not None and active.claimable and (active.fn is func or active.name == options.name):
         active.claimable = False
         return active

@@ -14,11 +14,12 @@ from tests.integrations.conftest import children, one, ours, parent_of, steps, s
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent, ModelRetry, UsageLimitExceeded, UsageLimits
+from pydantic_ai import Agent, ModelRetry, RunContext, Tool, UsageLimitExceeded, UsageLimits
 from pydantic_ai.exceptions import RunTimedOut
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
 
@@ -435,3 +436,68 @@ def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument):
         paused = agent.run_sync("close bob's account")
         agent.run_sync(message_history=paused.all_messages(), deferred_tool_results=approve(paused))
     assert run.result.stop_reason == "completed"
+
+
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, monkeypatch
+):
+    """PydanticAI hands its tool hook only the tool's definition, so an
+    ``@agent_otel.tool(side_effects=True)`` function it called was a read: under the ``writes`` kill
+    switch it sent its e-mail all the same. Plain tools, tools taking the RunContext and tools a
+    ``prepare`` function renamed are all found."""
+    telemetry = guarded({})
+    instrument("pydantic_ai")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran: list[str] = []
+
+    @agent_otel.tool(name="send_email", side_effects=True)
+    def send_email(to: str) -> str:
+        """Send an e-mail."""
+        ran.append("send " + to)
+        return "sent"
+
+    @agent_otel.tool(name="refund", side_effects=True)
+    def refund(ctx: RunContext[None], order: str) -> str:
+        """Refund an order."""
+        ran.append("refund " + order)
+        return "refunded"
+
+    @agent_otel.tool(name="find_user")
+    def find_user(user: str) -> str:
+        """Find an account."""
+        ran.append("find " + user)
+        return user
+
+    async def renamed(ctx: RunContext[None], tool_def: ToolDefinition) -> ToolDefinition:
+        return tool_def.__class__(**{**tool_def.__dict__, "name": "notify"})
+
+    cases = [
+        (
+            "send_email",
+            Agent(script(tool_call("send_email", {"to": "bob"}, "c1"), text("done")), tools=[send_email]),
+        ),
+        (
+            "refund",
+            Agent(script(tool_call("refund", {"order": "o1"}, "c1"), text("done")), tools=[Tool(refund)]),
+        ),
+        (
+            "notify",
+            Agent(
+                script(tool_call("notify", {"to": "bob"}, "c1"), text("done")),
+                tools=[Tool(send_email, prepare=renamed)],
+            ),
+        ),
+    ]
+    for tool_name, agent in cases:
+        with pytest.raises(agent_otel.AgentStopped) as stopped:
+            agent.run_sync("go")
+        assert stopped.value.result.stop_reason == "kill_switch", tool_name
+        assert tool_name in stopped.value.result.detail
+    assert ran == []
+
+    # A read still runs under `writes`.
+    reader = Agent(script(tool_call("find_user", {"user": "bob"}, "c1"), text("done")), tools=[find_user])
+    assert reader.run_sync("go").output == "done"
+    assert ran == ["find bob"]
+    (span,) = [s for s in ours(telemetry.spans()) if s.name == "execute_tool find_user"]
+    assert span.attributes.get("agent.tool.side_effects") is None

@@ -34,6 +34,7 @@ Flows (``crewai.flow``) are not runs of their own; the crews they kick off are.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -53,7 +54,7 @@ from agent_otel.steps import (
     policy_checks,
 )
 from agent_otel.stop import AgentStopped, StopReason
-from agent_otel.tools import ToolCall
+from agent_otel.tools import ToolCall, writes_declared
 
 from . import Integration
 from ._common import (
@@ -233,6 +234,22 @@ def _make_akickoff(original: Callable[..., Any]) -> Callable[..., Any]:
 # --- hooks ------------------------------------------------------------------------------------------
 
 
+def _tool_function(tool: Any) -> Callable[..., Any] | None:
+    """The function of a CrewAI ``@tool`` (its ``func``), so that an ``@agent_otel.tool(side_effects=True)``
+    function is a write for the ``writes`` kill switch here too; a ``BaseTool`` subclass has none. The
+    hook is handed the agent's ``CrewStructuredTool``, whose ``func`` is the ``Tool``'s bound ``_run``."""
+    fn = getattr(tool, "func", None)
+    inner = getattr(getattr(fn, "__self__", None), "func", None)
+    if callable(inner):
+        fn = inner
+    if not callable(fn):
+        return None
+    try:
+        return inspect.unwrap(fn)
+    except ValueError:  # a __wrapped__ cycle
+        return fn
+
+
 def _before_tool(context: Any) -> bool | None:
     state = _state
     run = active_run()
@@ -242,7 +259,8 @@ def _before_tool(context: Any) -> bool | None:
     try:
         description = getattr(getattr(context, "tool", None), "description", None)
         name = str(getattr(context, "tool_name", "") or "tool")
-        call = start_tool(run, name, tool_input, attach=False, description=description)
+        fn = _tool_function(getattr(context, "tool", None)) if writes_declared() else None
+        call = start_tool(run, name, tool_input, fn=fn, attach=False, description=description)
     except (AgentStopped, Refusal):
         # Blocked: the tool does not run. A stop ends the kickoff at the next LLM call; a ToolDenied
         # (on_deny: raise) leaves the run going, and CrewAI tells the agent the tool was blocked.

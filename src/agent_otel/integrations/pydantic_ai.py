@@ -34,11 +34,12 @@ Stop reasons: ``UsageLimitExceeded`` (``UsageLimits`` request, token and tool-ca
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agent_otel import bridge, llm
+from agent_otel import bridge, llm, tools
 from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
@@ -220,6 +221,7 @@ def _capability_class() -> type:
                 name,
                 raw_args,
                 call_id=getattr(call, "tool_call_id", None),
+                fn=_function_of(ctx, name) if tools.writes_declared() else None,
                 description=getattr(tool_def, "description", None),
             )
             if tool_call is None:
@@ -234,6 +236,28 @@ def _capability_class() -> type:
             return result
 
     return AgentOtel
+
+
+def _function_of(ctx: Any, name: str) -> Callable[..., Any] | None:
+    """The Python function behind a function-toolset tool, so that an ``@agent_otel.tool(side_effects=True)``
+    function is known as a write (the ``writes`` kill switch) when PydanticAI calls it: the hook is handed
+    only the tool's definition. Found through the run step's tool manager (``tools[name]``, unwrapped to
+    its function toolset's tool, then that toolset's ``tools`` under its own name for it, which a
+    ``prepare`` function may have changed for the model); a tool of any other toolset (MCP, a prefixed
+    or wrapped one) gives None, and is then a read, as other frameworks' tools are."""
+    try:
+        tool = (ctx.tool_manager.tools or {}).get(name)
+        for _ in range(8):  # the agent's CombinedToolset wraps each tool of its toolsets
+            if (inner := getattr(tool, "source_tool", None)) is None:
+                break
+            tool = inner
+        held = getattr(getattr(tool, "toolset", None), "tools", None)
+        if not isinstance(held, dict):
+            return None
+        fn = getattr(held.get(getattr(tool, "original_name", None) or name), "function", None)
+        return inspect.unwrap(fn) if callable(fn) else None
+    except Exception:  # a PydanticAI whose internals moved: the tool is a read, as before
+        return None
 
 
 def _provider(model: Any, name: str | None) -> str | None:

@@ -246,6 +246,48 @@ def test_a_tool_denied_with_on_deny_raise_never_runs_and_the_crew_goes_on(guarde
     assert [e.attributes["guard"] for e in root.events if e.name == "agent.guard"] == ["policy"]
 
 
+def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(
+    guarded, instrument, fake_api, monkeypatch
+):
+    """A CrewAI ``@tool`` over an ``@agent_otel.tool(side_effects=True)`` function: the hook saw only the
+    tool's name, so under the ``writes`` kill switch the write ran all the same."""
+    telemetry = guarded({})
+    instrument("crewai")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+
+    @tool("wipe_account")
+    @agent_otel.tool(name="wipe_account", side_effects=True)
+    def wipe_account(user: str) -> str:
+        """Wipe an account."""
+        CALLS.append(f"wiped {user}")
+        return "wiped"
+
+    fake_api.reply(tool_call("wipe_account", {"user": "bob"}))  # a second request gets a 500
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        crew(fake_api, wipe_account).kickoff(inputs={"topic": "x"})
+    assert stopped.value.stop_reason == "kill_switch"
+    assert CALLS == []
+    assert len(fake_api.requests) == 1
+    spans = ours(telemetry.spans())
+    assert one(spans, "invoke_agent research-crew").attributes["agent.stop_reason"] == "kill_switch"
+
+    # A read declared with agent-otel still runs under `writes`, as one tool call.
+    @tool("find_account")
+    @agent_otel.tool(name="find_account")
+    def find_account(user: str) -> str:
+        """Find an account."""
+        CALLS.append(f"found {user}")
+        return "found"
+
+    telemetry.flush()
+    telemetry.exporter.clear()
+    fake_api.reply(tool_call("find_account", {"user": "bob"}), answer("it is there"))
+    assert "it is there" in str(crew(fake_api, find_account).kickoff(inputs={"topic": "x"}))
+    assert CALLS == ["found bob"]
+    tool_spans = [s for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")]
+    assert [s.name for s in tool_spans] == ["execute_tool find_account"]
+
+
 def test_kickoff_inside_a_user_run_joins_it(telemetry, instrument, fake_api):
     instrument("crewai")
     fake_api.reply(tool_call("lookup", {"q": "a"}), answer("A"))
