@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 import agent_otel
 from agent_otel import sdk
 from tests.helpers import metric_points
-from tests.otlp_receiver import HTTPReceiver
+from tests.otlp_receiver import HTTPReceiver, free_port
 from tests.test_setup import run_script
 
 
@@ -336,3 +336,35 @@ def test_setup_leaves_the_applications_logging_and_warnings_filters_alone():
     """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_collector_found_by_probing_is_not_a_second_destination_for_the_applications_spans(
+    clean, monkeypatch
+):
+    """No endpoint configured: setup() looks for a collector on localhost. When the application's provider
+    already exports OTLP somewhere (opentelemetry-instrument's default is localhost:4317 over gRPC; the base
+    install probes :4318 over HTTP), a collector agent-otel merely found is not a destination anyone
+    chose: before, every span of the process went there too (twice into one collector listening on both
+    ports)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    chosen, found = HTTPReceiver(), HTTPReceiver()
+    try:
+        monkeypatch.setenv("AGENT_OTEL_PROBE_LOCAL", "true")
+        monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", found.port)
+        monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", free_port())  # nothing there
+        provider = TracerProvider()
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=chosen.endpoint + "/v1/traces"))
+        )
+        agent_otel.setup("svc", tracer_provider=provider, store=False, instrument=False)
+        with agent_otel.run("a") as run:
+            run.call_tool("t", lambda: 1)
+        agent_otel.shutdown()
+        provider.shutdown()
+        assert sorted(s.name for s in chosen.spans) == ["execute_tool t", "invoke_agent a"]
+        assert found.spans == []
+    finally:
+        chosen.stop()
+        found.stop()

@@ -585,18 +585,24 @@ def _exporter_urls(provider: Any, signal: str) -> list[str]:
 def _already_exported(provider: Any, inst: Installation, url: str, signal: str) -> bool:
     """The application's provider already has an OTLP exporter to the collector ``url`` names (it read the
     same OTEL_EXPORTER_OTLP_* variables, as ``opentelemetry-instrument`` does): agent-otel's spans or
-    metrics go through it, and a second exporter of agent-otel's would send everything twice."""
+    metrics go through it, and a second exporter of agent-otel's would send everything twice. So too when
+    no endpoint is configured and ``url`` is a local collector setup() found by probing, wherever the
+    application's exporter sends: that is the destination someone chose (opentelemetry-instrument's
+    default, localhost:4317 over gRPC, next to the base install's probe of :4318 sent everything twice)."""
     if provider is None or (signal == "span" and inst.owns_tracer_provider):
         return False
     try:
         target = _collector(url)
-        same = next((u for u in _exporter_urls(provider, signal) if _collector(u) == target), None)
+        urls = _exporter_urls(provider, signal)
+        same = next((u for u in urls if _collector(u) == target), None)
+        if same is None and not inst.config.get("exporter.endpoint"):
+            same = next(iter(urls), None)
     except Exception:  # an exporter of an unexpected shape: export as usual
         return False
     if same is not None:
         logger.info(
             "agent-otel: the application's %s already exports %ss to %s; agent-otel's go with them "
-            "(no second OTLP %s exporter to the same collector)",
+            "(no second OTLP %s exporter)",
             "TracerProvider" if signal == "span" else "MeterProvider",
             signal,
             same,
