@@ -368,3 +368,19 @@ def test_a_collector_found_by_probing_is_not_a_second_destination_for_the_applic
     finally:
         chosen.stop()
         found.stop()
+
+
+def test_the_run_store_names_the_service_the_spans_name(clean):
+    """The service of a stored run (`agent-otel show`) is the service.name of the resource the run's spans
+    carry: the application's provider's (set in code) or OTEL_RESOURCE_ATTRIBUTES's. Before, it was
+    taken only from setup(service_name=...) / OTEL_SERVICE_NAME, and stored runs had none."""
+    from opentelemetry.sdk.resources import Resource
+
+    store = str(clean / "runs.db")
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+    agent_otel.setup(tracer_provider=provider, store=store, instrument=False)
+    with agent_otel.run("a"):
+        pass
+    agent_otel.shutdown()
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        assert db.execute("SELECT service FROM agent_runs").fetchall() == [("checkout",)]

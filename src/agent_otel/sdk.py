@@ -211,6 +211,8 @@ def _install(
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
+        if rt.service is None:
+            rt.service = _resource_service(inst.tracer_provider)
         if inst.owns_tracer_provider or inst.owns_meter_provider:
             inst.late_providers = _LateProviders()
             inst.late_providers.attach()
@@ -221,6 +223,14 @@ def _install(
     runtime_mod.install(rt)
     config_mod.set_effective(cfg)
     return inst
+
+
+def _resource_service(provider: Any) -> str | None:
+    """The service.name of the resource ``provider`` gives its spans (the application's, set in code, or
+    OTEL_RESOURCE_ATTRIBUTES'), unless it is the SDK's ``unknown_service`` placeholder."""
+    resource = getattr(provider, "resource", None)
+    name = getattr(resource, "attributes", {}).get(c.SERVICE_NAME)
+    return name if isinstance(name, str) and name and not name.startswith("unknown_service") else None
 
 
 def _own_tracer(provider: Any) -> Any:
