@@ -384,3 +384,45 @@ def test_the_run_store_names_the_service_the_spans_name(clean):
     agent_otel.shutdown()
     with contextlib.closing(sqlite3.connect(store)) as db:
         assert db.execute("SELECT service FROM agent_runs").fetchall() == [("checkout",)]
+
+
+def test_the_application_flushing_or_shutting_down_its_providers_loses_no_run(clean, caplog):
+    """The application's force_flush() reaches agent-otel's processors (bounded), and its provider's
+    shutdown() ends their export; runs after that are still counted and stored, and agent-otel's own
+    shutdown() afterwards neither raises nor warns."""
+    import logging
+
+    rx = HTTPReceiver()
+    try:
+        provider, reader = TracerProvider(), InMemoryMetricReader()
+        meters = MeterProvider(metric_readers=[reader])
+        store = str(clean / "runs.db")
+        agent_otel.setup(
+            "svc",
+            endpoint=rx.endpoint,
+            protocol="http/protobuf",
+            tracer_provider=provider,
+            meter_provider=meters,
+            store=store,
+            instrument=False,
+        )
+        with agent_otel.run("before"):
+            pass
+        assert provider.force_flush()
+        assert [s.name for s in rx.spans] == ["invoke_agent before"]
+        provider.shutdown()
+        with agent_otel.run("after"):
+            pass
+        with caplog.at_level(logging.WARNING):
+            agent_otel.shutdown()
+        assert caplog.text == ""
+        stops = {a["agent"]: p.value for a, p in metric_points(reader)["agent.stop"] if p.value}
+        assert stops == {"before": 1, "after": 1}
+        with contextlib.closing(sqlite3.connect(store)) as db:
+            assert sorted(db.execute("SELECT agent, status FROM agent_runs")) == [
+                ("after", "success"),
+                ("before", "success"),
+            ]
+        assert [s.name for s in rx.spans] == ["invoke_agent before"]
+    finally:
+        rx.stop()
