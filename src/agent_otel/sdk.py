@@ -485,7 +485,7 @@ def _install_tracing(
     from agent_otel.otlp import OTLPTransport, sender
     from agent_otel.redaction import library_span_scrubber
 
-    provider = tracer_provider
+    provider = _sdk_provider(tracer_provider, TracerProvider) or tracer_provider
     if provider is None:
         existing = trace.get_tracer_provider()
         provider = _sdk_provider(existing, TracerProvider)
@@ -695,7 +695,7 @@ def _install_metrics(
 
     readers = list(metric_readers)
     names = _exporter_names("metrics")
-    provider = meter_provider
+    provider = _sdk_provider(meter_provider, MeterProvider) or meter_provider
     existing = otel_metrics.get_meter_provider()
     if provider is None:
         provider = _sdk_provider(existing, MeterProvider)
