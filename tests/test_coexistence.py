@@ -7,7 +7,6 @@ and agent-otel's own records must stay complete whatever the application does wi
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections import Counter
 
@@ -23,19 +22,14 @@ import agent_otel
 from agent_otel import sdk
 from tests.helpers import metric_points
 from tests.otlp_receiver import HTTPReceiver, free_port
-from tests.test_setup import run_script
+from tests.test_setup import clean, run_script  # noqa: F401  (clean: a fixture)
 
 
 @pytest.fixture
-def clean(monkeypatch, tmp_path):
-    for var in list(os.environ):
-        if var.startswith(("OTEL_", "AGENT_OTEL_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path))
+def home(clean, monkeypatch, tmp_path):  # noqa: F811
+    """tests/test_setup.py's ``clean`` (no OTEL_*/AGENT_OTEL_* variables, setup() undone), no probing."""
     monkeypatch.setenv("AGENT_OTEL_PROBE_LOCAL", "false")
-    agent_otel.shutdown()
-    yield tmp_path
-    agent_otel.shutdown()
+    return tmp_path
 
 
 def _framework_run(tracer, agent: str) -> None:
@@ -54,7 +48,7 @@ def _framework_run(tracer, agent: str) -> None:
 
 
 @pytest.mark.parametrize("sampler", [ALWAYS_OFF, ParentBased(TraceIdRatioBased(0.1))], ids=["off", "ratio"])
-def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(clean, sampler):
+def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(home, sampler):
     """The application samples its traces; agent-otel's runs, steps, metrics and store rows stay complete
     (they are counted, not sampled), while what reaches any exporter is still only what the sampler kept,
     whole traces (a run's steps with it). Before, a framework's run (its spans recognised by the bridge)
@@ -63,7 +57,7 @@ def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(cl
     provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(app_spans))
     ours, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    store = str(clean / "runs.db")
+    store = str(home / "runs.db")
     agent_otel.setup(
         "svc",
         tracer_provider=provider,
@@ -127,7 +121,7 @@ def _receiver_names(rx) -> tuple[Counter, Counter]:
 
 
 def test_the_applications_otlp_exporter_to_the_same_collector_gets_each_span_and_metric_once(
-    clean, monkeypatch
+    home, monkeypatch
 ):
     """The application exports to the collector named by OTEL_EXPORTER_OTLP_ENDPOINT (as
     `opentelemetry-instrument` sets it up), and agent-otel reads the same variable. Before, agent-otel
@@ -339,7 +333,7 @@ def test_setup_leaves_the_applications_logging_and_warnings_filters_alone():
 
 
 def test_a_collector_found_by_probing_is_not_a_second_destination_for_the_applications_spans(
-    clean, monkeypatch
+    home, monkeypatch
 ):
     """No endpoint configured: setup() looks for a collector on localhost. When the application's provider
     already exports OTLP somewhere (opentelemetry-instrument's default is localhost:4317 over gRPC; the base
@@ -370,13 +364,13 @@ def test_a_collector_found_by_probing_is_not_a_second_destination_for_the_applic
         found.stop()
 
 
-def test_the_run_store_names_the_service_the_spans_name(clean):
+def test_the_run_store_names_the_service_the_spans_name(home):
     """The service of a stored run (`agent-otel show`) is the service.name of the resource the run's spans
     carry: the application's provider's (set in code) or OTEL_RESOURCE_ATTRIBUTES's. Before, it was
     taken only from setup(service_name=...) / OTEL_SERVICE_NAME, and stored runs had none."""
     from opentelemetry.sdk.resources import Resource
 
-    store = str(clean / "runs.db")
+    store = str(home / "runs.db")
     provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
     agent_otel.setup(tracer_provider=provider, store=store, instrument=False)
     with agent_otel.run("a"):
@@ -386,7 +380,7 @@ def test_the_run_store_names_the_service_the_spans_name(clean):
         assert db.execute("SELECT service FROM agent_runs").fetchall() == [("checkout",)]
 
 
-def test_the_application_flushing_or_shutting_down_its_providers_loses_no_run(clean, caplog):
+def test_the_application_flushing_or_shutting_down_its_providers_loses_no_run(home, caplog):
     """The application's force_flush() reaches agent-otel's processors (bounded), and its provider's
     shutdown() ends their export; runs after that are still counted and stored, and agent-otel's own
     shutdown() afterwards neither raises nor warns."""
@@ -396,7 +390,7 @@ def test_the_application_flushing_or_shutting_down_its_providers_loses_no_run(cl
     try:
         provider, reader = TracerProvider(), InMemoryMetricReader()
         meters = MeterProvider(metric_readers=[reader])
-        store = str(clean / "runs.db")
+        store = str(home / "runs.db")
         agent_otel.setup(
             "svc",
             endpoint=rx.endpoint,
