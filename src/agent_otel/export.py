@@ -87,7 +87,11 @@ def _run_bounded(fn: Any, timeout_s: float, name: str) -> bool:
         finally:
             done.set()
 
-    threading.Thread(target=target, name=THREAD_PREFIX + name, daemon=True).start()
+    try:
+        threading.Thread(target=target, name=THREAD_PREFIX + name, daemon=True).start()
+    except RuntimeError:  # at interpreter exit Python 3.12 starts no thread: run it here, unbounded
+        target()
+        return True
     return done.wait(max(timeout_s, 0.0))
 
 
@@ -638,10 +642,12 @@ class NonBlockingMetricExporter(MetricExporter):
                 self._pending.popleft()
                 self._drops.add("metric_batches", "collector_unavailable")
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._loop, name=THREAD_PREFIX + "metrics", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name=THREAD_PREFIX + "metrics", daemon=True)
+                try:
+                    thread.start()
+                    self._thread = thread
+                except RuntimeError:  # interpreter exit on Python 3.12 (a forked child's first export):
+                    pass  # the batch stays pending and shutdown counts it as unsent
             self._cond.notify_all()
         return MetricExportResult.SUCCESS
 

@@ -812,7 +812,11 @@ def shutdown(timeout_s: float | None = None) -> None:
                 logger.debug("agent-otel: shutdown step failed: %s", exc)
 
         thread = threading.Thread(target=target, name="agent-otel-shutdown", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # at interpreter exit Python 3.12 starts no thread: each step in turn, here
+            target()
+            return
         workers.append(thread)
 
     remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
