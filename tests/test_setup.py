@@ -25,7 +25,9 @@ def run_script(
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run a Python snippet in a fresh interpreter (global OTel providers can only be set once)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    full_env.update({"PYTHONPATH": str(ROOT), "AGENT_OTEL_PROBE_LOCAL": "false"})
+    # A PYTHONPATH of the caller's comes first (checking a test against an older src tree).
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+    full_env.update({"PYTHONPATH": path, "AGENT_OTEL_PROBE_LOCAL": "false"})
     full_env.update(env or {})
     start = time.monotonic()
     proc = subprocess.run(

@@ -61,6 +61,7 @@ class Installation:
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
     integrations: list[str] = field(default_factory=list)
+    late_providers: Any = None  # the _LateProviders filter, while agent-otel's providers are the global ones
     args: tuple[Any, ...] = ()
     sigterm: bool = False  # setup() installed agent-otel's SIGTERM handler (see agent_otel.sigterm)
     events_closed: bool = False  # shutdown() has delivered the last events (see _export_soon)
@@ -204,12 +205,17 @@ def _install(
         _install_metrics(inst, cfg, otlp_protocol, otlp_endpoint, metric_readers, meter_provider)
         rt = runtime_mod.Runtime.build(
             cfg,
-            inst.tracer_provider.get_tracer(runtime_mod.SCOPE, __version__),
+            _own_tracer(inst.tracer_provider),
             inst.meter_provider.get_meter(runtime_mod.SCOPE, __version__),
             pipeline,
             lambda: _all_drops(inst),
         )
         inst.runtime = rt
+        if rt.service is None:
+            rt.service = _resource_service(inst.tracer_provider)
+        if inst.owns_tracer_provider or inst.owns_meter_provider:
+            inst.late_providers = _LateProviders()
+            inst.late_providers.attach()
         if inst.otlp_metric_reader is not None:
             rt.metrics.export_soon = lambda: _export_soon(inst)
             for exporter in inst.metric_exporters:
@@ -217,6 +223,27 @@ def _install(
     runtime_mod.install(rt)
     config_mod.set_effective(cfg)
     return inst
+
+
+def _resource_service(provider: Any) -> str | None:
+    """The service.name of the resource ``provider`` gives its spans (the application's, set in code, or
+    OTEL_RESOURCE_ATTRIBUTES'), unless it is the SDK's ``unknown_service`` placeholder."""
+    resource = getattr(provider, "resource", None)
+    name = getattr(resource, "attributes", {}).get(c.SERVICE_NAME)
+    return name if isinstance(name, str) and name and not name.startswith("unknown_service") else None
+
+
+def _own_tracer(provider: Any) -> Any:
+    """agent-otel's tracer, sampled by the application's sampler as it is: its runs and steps are counted
+    whatever the sampler says, so a span of theirs in a dropped trace need not be recorded (other
+    libraries' spans are, see agent_otel.sampling)."""
+    from agent_otel.sampling import RecordForRuns
+
+    tracer = provider.get_tracer(runtime_mod.SCOPE, __version__)
+    sampler = getattr(tracer, "sampler", None)
+    if isinstance(sampler, RecordForRuns):
+        tracer.sampler = sampler.sampler
+    return tracer
 
 
 def _all_drops(inst: Installation) -> dict[tuple[str, str], int]:
@@ -455,8 +482,26 @@ def _grpc_metric_credentials(grpc: Any) -> Any:
     return grpc.ssl_channel_credentials(*(contents.get(name) for name in names))
 
 
-def _signal_off(signal: str) -> bool:
-    return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower() == "none"
+#: The OTEL_{TRACES,METRICS}_EXPORTER names agent-otel has an exporter for.
+_EXPORTER_NAMES = frozenset({"otlp", "console", "none"})
+
+
+def _exporter_names(signal: str) -> set[str]:
+    """OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER: a comma-separated list of exporters (unset: otlp),
+    as the SDK's auto-configuration reads it. A name agent-otel has no exporter for is said once."""
+    variable = f"OTEL_{signal.upper()}_EXPORTER"
+    names = {n.strip().lower() for n in os.environ.get(variable, "").split(",") if n.strip()} or {"otlp"}
+    unknown = sorted(names - _EXPORTER_NAMES)
+    if unknown:
+        logger.warning(
+            "agent-otel: %s names %s; agent-otel exports %s over OTLP (otlp) or to stdout (console) only, "
+            "so nothing is sent for %s (the collector can forward OTLP to other backends)",
+            variable,
+            ", ".join(unknown),
+            signal,
+            "it" if len(unknown) == 1 else "them",
+        )
+    return names
 
 
 def _install_tracing(
@@ -469,26 +514,28 @@ def _install_tracing(
 ) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
     from agent_otel import native
     from agent_otel.export import BufferedSpanProcessor
     from agent_otel.otlp import OTLPTransport, sender
     from agent_otel.redaction import library_span_scrubber
 
-    provider = tracer_provider
+    provider = _sdk_provider(tracer_provider, TracerProvider) or tracer_provider
     if provider is None:
         existing = trace.get_tracer_provider()
-        if isinstance(existing, TracerProvider):
-            provider = existing
-        else:
+        provider = _sdk_provider(existing, TracerProvider)
+        if provider is None:
             provider = TracerProvider(resource=_resource(cfg), shutdown_on_exit=False)
-            trace.set_tracer_provider(provider)
-            inst.owns_tracer_provider = True
+            inst.owns_tracer_provider = _set_global(existing, provider, trace.set_tracer_provider)
     inst.tracer_provider = provider
     _add_native_spans(provider)
     exporters: list[tuple[str, Any]] = []
-    if endpoint and not _signal_off("traces"):
-        url = _signal_endpoint(cfg, endpoint, protocol, "traces")
+    names = _exporter_names("traces")
+    url = _signal_endpoint(cfg, endpoint, protocol, "traces") if endpoint else None
+    if "console" in names and not _app_exporters(provider, "span", ConsoleSpanExporter):
+        exporters.append(("spans-console", ConsoleSpanExporter()))
+    if url and "otlp" in names and not _already_exported(provider, inst, url, "span"):
         transport = OTLPTransport(
             sender(protocol, url, cfg.get("exporter.timeout_s")),
             int(cfg.get("exporter.max_request_mb") * (1 << 20)),
@@ -512,11 +559,155 @@ def _install_tracing(
         inst.span_processors.append(processor)
 
 
+def _sdk_provider(existing: Any, sdk_class: type) -> Any:
+    """The SDK provider to attach to: the global one, or the SDK provider a wrapper installed as the
+    global one holds (Logfire's ProxyTracerProvider / ProxyMeterProvider keep it in ``.provider``)."""
+    if isinstance(existing, sdk_class):
+        return existing
+    inner = getattr(existing, "provider", None)
+    return inner if isinstance(inner, sdk_class) else None
+
+
+def _set_global(existing: Any, provider: Any, set_global: Any) -> bool:
+    """Install ``provider`` as the global one if none is set yet (the API's own proxy is current).
+
+    A provider someone else set that is not the SDK's (a no-op one, another SDK's) cannot be replaced:
+    OpenTelemetry refuses it with a line that does not say what follows, so agent-otel does not try,
+    and says it."""
+    kind = type(existing)
+    if kind.__module__.startswith("opentelemetry.") and kind.__name__.lstrip("_").startswith("Proxy"):
+        set_global(provider)
+        return True
+    signal = "TracerProvider" if "Tracer" in type(provider).__name__ else "MeterProvider"
+    logger.warning(
+        "agent-otel: the global %s is a %s, not the OpenTelemetry SDK's, and agent-otel can neither "
+        "attach to it nor replace it: agent-otel's own %s go to agent-otel's exporters only, and what "
+        "other libraries emit through it is not seen; pass an SDK provider: setup(%s=...)",
+        signal,
+        kind.__name__,
+        "spans" if signal == "TracerProvider" else "metrics",
+        "tracer_provider" if signal == "TracerProvider" else "meter_provider",
+    )
+    return False
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _collector(url: str) -> tuple[str, int | None]:
+    """Host and port an OTLP URL sends to (the loopback names alike): two exporters with the same are
+    sending to one collector, whatever their paths and protocols."""
+    parsed = urlparse(with_scheme(url))
+    host = (parsed.hostname or "").lower()
+    try:
+        port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    except ValueError:
+        port = None
+    return ("127.0.0.1" if host in _LOOPBACK else host), port
+
+
+def _app_exporters(provider: Any, signal: str, kind: type = object) -> list[Any]:
+    """The exporters of ``kind`` behind the SDK's batch and simple span processors (``signal`` "span") or
+    periodic metric readers ("metric") on ``provider``: the application's (agent-otel's own processors
+    are not of those classes). Private attributes, read defensively."""
+    if signal == "span":
+        holders = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+        exporters = [
+            getattr(p, "span_exporter", None)
+            or getattr(getattr(p, "_batch_processor", None), "_exporter", None)
+            for p in holders
+        ]
+    else:
+        exporters = [getattr(r, "_exporter", None) for r in getattr(provider, "_metric_readers", ())]
+    return [e for e in exporters if e is not None and isinstance(e, kind)]
+
+
+def _exporter_urls(provider: Any, signal: str) -> list[str]:
+    """Where the application's own OTLP exporters on ``provider`` send."""
+    urls = [getattr(e, "_endpoint", None) for e in _app_exporters(provider, signal)]
+    return [u for u in urls if isinstance(u, str) and u]
+
+
+def _already_exported(provider: Any, inst: Installation, url: str, signal: str) -> bool:
+    """The application's provider already has an OTLP exporter to the collector ``url`` names (it read the
+    same OTEL_EXPORTER_OTLP_* variables, as ``opentelemetry-instrument`` does): agent-otel's spans or
+    metrics go through it, and a second exporter of agent-otel's would send everything twice. So too when
+    no endpoint is configured and ``url`` is a local collector setup() found by probing, wherever the
+    application's exporter sends: that is the destination someone chose (opentelemetry-instrument's
+    default, localhost:4317 over gRPC, next to the base install's probe of :4318 sent everything twice)."""
+    if provider is None or (signal == "span" and inst.owns_tracer_provider):
+        return False
+    try:
+        target = _collector(url)
+        urls = _exporter_urls(provider, signal)
+        same = next((u for u in urls if _collector(u) == target), None)
+        if same is None and not inst.config.get("exporter.endpoint"):
+            same = next(iter(urls), None)
+    except Exception:  # an exporter of an unexpected shape: export as usual
+        return False
+    if same is not None:
+        logger.info(
+            "agent-otel: the application's %s already exports %ss to %s; agent-otel's go with them "
+            "(no second OTLP %s exporter)",
+            "TracerProvider" if signal == "span" else "MeterProvider",
+            signal,
+            same,
+            signal,
+        )
+        inst.otlp_note += f"; {signal}s through the application's exporter to {same}"
+    return same is not None
+
+
+class _LateProviders(logging.Filter):
+    """Says what OpenTelemetry's "Overriding of current TracerProvider is not allowed" means when the
+    provider it keeps is agent-otel's: the application configured OpenTelemetry after setup(), and the
+    processors, exporters and readers it set up receive nothing (its spans and metrics go to agent-otel's
+    providers and exporters). Attached to OpenTelemetry's loggers while setup() owns a global provider."""
+
+    LOGGERS = ("opentelemetry.trace", "opentelemetry.metrics._internal")
+    KINDS = {
+        "TracerProvider": "spans started through the global API (trace.get_tracer) reach agent-otel's "
+        "exporters and not the application's span processors and exporters",
+        "MeterProvider": "metrics recorded through the global API (metrics.get_meter) reach agent-otel's "
+        "readers and not the application's",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for kind, what in self.KINDS.items():
+            if message.startswith(f"Overriding of current {kind}") and kind not in self.said:
+                self.said.add(kind)
+                logger.warning(
+                    "agent-otel: the application set its own %s after agent_otel.setup() had installed "
+                    "agent-otel's; OpenTelemetry keeps the first, so %s: call agent_otel.setup() after "
+                    "the application's OpenTelemetry setup, or "
+                    "pass its providers (setup(tracer_provider=..., meter_provider=...))",
+                    kind,
+                    what,
+                )
+        return True
+
+    def attach(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def detach(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
 def _add_native_spans(provider: Any) -> None:
-    """The GenAI span bridge's processor (agent_otel.bridge), once per provider."""
+    """The GenAI span bridge's processor (agent_otel.bridge), once per provider, and the provider's
+    sampler wrapped so that the spans the bridge needs are recorded even in traces it drops."""
     from agent_otel import native
+    from agent_otel.sampling import keep_runs_recorded
 
     if not getattr(provider, "_agent_otel_native_spans", False):
+        keep_runs_recorded(provider)
         provider.add_span_processor(bridge.Bridge())
         # A provider class with slots cannot be marked: it may get a second (harmless) processor.
         with contextlib.suppress(AttributeError):
@@ -534,12 +725,23 @@ def _install_metrics(
 ) -> None:
     from opentelemetry import metrics as otel_metrics
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
     from agent_otel.export import NonBlockingMetricExporter
 
     readers = list(metric_readers)
-    if endpoint and not _signal_off("metrics"):
+    names = _exporter_names("metrics")
+    provider = _sdk_provider(meter_provider, MeterProvider) or meter_provider
+    existing = otel_metrics.get_meter_provider()
+    if provider is None:
+        provider = _sdk_provider(existing, MeterProvider)
+    if (
+        endpoint
+        and "otlp" in names
+        and not _already_exported(
+            provider, inst, _signal_endpoint(cfg, endpoint, protocol, "metrics"), "metric"
+        )
+    ):
         exporter = NonBlockingMetricExporter(
             _otlp_metric_exporter(cfg, protocol, endpoint),
             inst.drops,
@@ -552,15 +754,15 @@ def _install_metrics(
             export_timeout_millis=cfg.get("exporter.timeout_s") * 1000,
         )
         readers.insert(0, inst.otlp_metric_reader)
-    provider = meter_provider
-    if provider is None:
-        existing = otel_metrics.get_meter_provider()
-        if isinstance(existing, MeterProvider):
-            provider = existing
+    if "console" in names and not _app_exporters(provider, "metric", ConsoleMetricExporter):
+        readers.append(
+            PeriodicExportingMetricReader(
+                ConsoleMetricExporter(), export_interval_millis=cfg.get("exporter.metric_interval_s") * 1000
+            )
+        )
     if provider is None:
         provider = MeterProvider(metric_readers=readers, resource=_resource(cfg), shutdown_on_exit=False)
-        otel_metrics.set_meter_provider(provider)
-        inst.owns_meter_provider = True
+        inst.owns_meter_provider = _set_global(existing, provider, otel_metrics.set_meter_provider)
     else:
         for reader in readers:
             try:
@@ -628,6 +830,8 @@ def shutdown(timeout_s: float | None = None) -> None:
         integrations.uninstrument(inst.integrations)
     runtime_mod.install(None)
     config_mod.set_effective(None)
+    if inst.late_providers is not None:
+        inst.late_providers.detach()
     from agent_otel import native
 
     native.enable(False)

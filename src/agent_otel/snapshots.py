@@ -391,6 +391,10 @@ class Recorder(Policy, RunPolicy):
     def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> tuple[str, Any] | None:
         """The snapshot record of a finished tool call's result or error, ``("snapshot", record)`` to queue
         (None if it could not be made); never raises."""
+        if call.args_sha is None:
+            # A bridged tool step whose library put no arguments on its span: nothing a replay could match
+            # it by (and the store's args_sha is NOT NULL).
+            return None
         try:
             tool = call.options.name
             outcome = OK

@@ -453,6 +453,22 @@ def test_guards_observe_only_where_nothing_can_stop_a_step(configured):
     assert len(telemetry.events("tool_result")) == 4
 
 
+def test_a_tool_step_without_its_arguments_on_the_span_is_stored_without_a_snapshot(rig, caplog):  # noqa: F811
+    """A library without content capture puts no arguments on its tool span: the step has no args_sha, so
+    no replay can match it, and no snapshot is recorded for it. Before, one was queued anyway and the
+    store refused every one of them (NOT NULL args_sha): a warning and drops counted for nothing lost."""
+    rig.start()
+    lib = FakeLib(capture=False)
+    with lib.agent("quiet"):
+        lib.tool("lookup", {"q": "s"}, lookup)
+    run_id = rig.last_run_id("quiet")
+    assert rig.run_row(run_id)["tool_calls"] == 1
+    assert [e["args_sha"] for e in rig.tool_events(run_id)] == [None]
+    assert rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ?", (run_id,)) == []
+    agent_otel.shutdown()
+    assert "refused" not in caplog.text and "dropped" not in caplog.text
+
+
 def test_the_run_store_and_cli_see_a_bridged_run(rig):  # noqa: F811
     from tests.replay.conftest import load_json_lines
 

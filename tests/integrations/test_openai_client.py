@@ -542,3 +542,53 @@ async def test_a_stream_left_unfinished_ends_its_step_with_the_run_and_still_wor
     arest = [c.choices[0].delta.content async for c in astream if c.choices]
     assert rest == arest == [" w0", " w1", " w2", " w3", None]
     assert len(telemetry.events("llm_result")) == 2  # one per step: reading on records nothing more
+
+
+def test_a_request_method_another_instrumentation_patched_on_the_client_class_is_still_a_step(
+    telemetry, instrument, fake_api
+):
+    """OpenInference's and Logfire's OpenAI instrumentations patch ``OpenAI.request`` (and
+    ``AsyncOpenAI.request``) on the client classes, wrapping the base class's function. Made before
+    setup(), that patch shadowed agent-otel's wrapper of the base class: no step, no usage, a run of 0
+    tokens. Their wrapper still runs, once, with the client as its instance (a wrapt wrapper learns it
+    when bound), and the request is one step."""
+    calls: list[str] = []
+
+    class PeerWrapper:
+        """What wrapt's FunctionWrapper does: the instance is known only through ``__get__``."""
+
+        def __init__(self, original, instance=None):
+            self.original, self.instance = original, instance
+
+        def __get__(self, instance, owner=None):
+            return PeerWrapper(self.original, instance)
+
+        def __call__(self, *args, **kwargs):
+            if self.instance is None:  # OpenInference passes such a call through, without its span
+                return self.original(*args, **kwargs)
+            calls.append(type(self.instance).__name__)
+            return self.original(self.instance, *args, **kwargs)
+
+    def peer_patch(cls, original):
+        cls.request = PeerWrapper(original)
+
+    base = openai._base_client
+    peer_patch(openai.OpenAI, base.SyncAPIClient.request)
+    peer_patch(openai.AsyncOpenAI, base.AsyncAPIClient.request)
+    try:
+        instrument("openai")
+        fake_api.reply(Reply(completion(100, 20)), Reply(completion(10, 2)))
+        with agent_otel.run("a") as run:
+            client(fake_api).chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+            )
+            aclient = openai.AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="k", max_retries=0)
+            asyncio.run(
+                aclient.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "y"}])
+            )
+        assert calls == ["OpenAI", "AsyncOpenAI"]
+        assert (run.usage["llm_calls"], run.usage["input_tokens"], run.usage["output_tokens"]) == (2, 110, 22)
+        assert [s.name for s in ours(telemetry.spans())].count("chat gpt-4o") == 2
+    finally:
+        integrations.uninstrument(["openai"])
+        del openai.OpenAI.request, openai.AsyncOpenAI.request

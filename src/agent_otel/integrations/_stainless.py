@@ -28,6 +28,7 @@ import importlib
 import json
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from agent_otel import conventions as c
@@ -408,23 +409,38 @@ def _hook_close(stream: Any, call: LLMCall, observer: StreamUsage, is_async: boo
         response.close = close
 
 
+#: Set while one of agent-otel's request wrappers runs: a client class's ``request`` that another
+#: instrumentation patched is wrapped too (StainlessIntegration.instrument), and if that patch calls the
+#: base class's (wrapped) method, the request is still one step.
+_in_request: ContextVar[bool] = ContextVar("agent_otel_in_request", default=False)
+
+
 def make_sync_request(api: Api) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         @functools.wraps(original)
         def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            if _in_request.get():
+                return _bind(original, self)(cast_to, options, *args, **kwargs)
+            entered = _in_request.set(True)
+            try:
+                return _request(self, cast_to, options, *args, **kwargs)
+            finally:
+                _in_request.reset(entered)
+
+        def _request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
             framework = framework_call() if model is not None else None
             if framework is not None:
-                result = original(self, cast_to, options, *args, **kwargs)
+                result = _bind(original, self)(cast_to, options, *args, **kwargs)
                 _enrich(api, framework, result, is_async=False)
                 return result
             stream = bool(kwargs.get("stream"))
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
-                return original(self, cast_to, options, *args, **kwargs)
+                return _bind(original, self)(cast_to, options, *args, **kwargs)
             token = attach(call)
             try:
-                result = original(self, cast_to, options, *args, **kwargs)
+                result = _bind(original, self)(cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
@@ -441,19 +457,28 @@ def make_async_request(api: Api) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         @functools.wraps(original)
         async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            if _in_request.get():
+                return await _bind(original, self)(cast_to, options, *args, **kwargs)
+            entered = _in_request.set(True)
+            try:
+                return await _request(self, cast_to, options, *args, **kwargs)
+            finally:
+                _in_request.reset(entered)
+
+        async def _request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             model = _llm_model(api, options)
             framework = framework_call() if model is not None else None
             if framework is not None:
-                result = await original(self, cast_to, options, *args, **kwargs)
+                result = await _bind(original, self)(cast_to, options, *args, **kwargs)
                 _enrich(api, framework, result, is_async=True)
                 return result
             stream = bool(kwargs.get("stream"))
             call = _begin(api, self, model, options, stream) if model is not None else None
             if call is None:
-                return await original(self, cast_to, options, *args, **kwargs)
+                return await _bind(original, self)(cast_to, options, *args, **kwargs)
             token = attach(call)
             try:
-                result = await original(self, cast_to, options, *args, **kwargs)
+                result = await _bind(original, self)(cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
@@ -483,6 +508,32 @@ class StainlessIntegration(Integration):
         api = self.api()
         self._patcher.wrap(base_client.SyncAPIClient, "request", make_sync_request(api))
         self._patcher.wrap(base_client.AsyncAPIClient, "request", make_async_request(api))
+        # Another instrumentation may have patched `request` on the client classes themselves (OpenInference
+        # and Logfire set OpenAI.request / AsyncOpenAI.request, wrapping the base class's function): what
+        # it set is what a request calls, so it is wrapped too, or agent-otel would never see a request.
+        for base, make in (
+            (base_client.SyncAPIClient, make_sync_request),
+            (base_client.AsyncAPIClient, make_async_request),
+        ):
+            for cls in _subclasses(base):
+                if "request" in vars(cls):
+                    self._patcher.wrap(cls, "request", make(api))
 
     def uninstrument(self) -> None:
         self._patcher.restore()
+
+
+def _bind(original: Any, client: Any) -> Any:
+    """``original`` bound to ``client`` as attribute access would bind it: another instrumentation's
+    wrapper taken from a class (wrapt's FunctionWrapper) learns its instance only so; called with the
+    client as a plain first argument, OpenInference's passed the request through without its span."""
+    return original.__get__(client, type(client))
+
+
+def _subclasses(cls: type) -> list[type]:
+    found: list[type] = []
+    for sub in cls.__subclasses__():
+        if sub not in found:
+            found.append(sub)
+            found.extend(s for s in _subclasses(sub) if s not in found)
+    return found
