@@ -26,6 +26,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import PurePath
 from typing import Any
 
 import orjson
@@ -80,6 +81,10 @@ def _default(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, uuid.UUID | Decimal | _dt.timedelta):
         return str(obj)
+    if isinstance(obj, PurePath):
+        # Its text, not its attributes: those are caches (set by the first str()) and differ between
+        # Python versions, so one path hashed differently before and after printing it, and in 3.12.
+        return {"$type": type(obj).__qualname__, "path": str(obj)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     dump = getattr(obj, "model_dump", None)  # pydantic v2

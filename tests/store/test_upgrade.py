@@ -437,8 +437,12 @@ def test_tool_arguments_hash_as_they_did_under_earlier_schemas(tmp_path):
     proc = run_python((STORES / "hashes.py").read_text(), str(tmp_path / "hashes.db"))
     assert proc.returncode == 0, proc.stderr
     now = json.loads(proc.stdout)
-    assert {k: v for k, v in now.items() if golden.get(k) != v} == {}
     assert now.keys() == golden.keys()
+    # The one deliberate change: a path hashed its private caches, which differ between Python versions
+    # (3.12's differed from 3.11's) and change when the path is first printed; it hashes its text now
+    # (tests/test_hashing.py), so no recording's path argument could be relied on to match anyway.
+    del now["path"], golden["path"]
+    assert {k: v for k, v in now.items() if golden.get(k) != v} == {}
 
 
 def test_snapshot_data_an_older_versions_gc_leaves_is_purged_without_waiting_for_a_day(tmp_path):
