@@ -735,13 +735,10 @@ def _wraps(fn: Any, func: Callable[..., Any]) -> bool:
     """Whether the framework's ``fn`` wraps ``func``: it kept the ``@tool`` wrapper (a LlamaIndex
     ``FunctionTool``'s function), maybe inside its own (a smolagents ``@tool``'s ``forward``), bound as a
     method or not; a tool renamed by ``@tool(name=...)`` is known by this alone."""
-    for _ in range(8):  # a __wrapped__ chain, as inspect.unwrap follows it, but bounded
-        fn = getattr(fn, "__wrapped__", None)
-        if fn is None:
-            return False
-        if fn is func:
-            return True
-    return False
+    try:
+        return fn is not None and inspect.unwrap(fn, stop=lambda f: f is func) is func
+    except ValueError:  # a __wrapped__ cycle
+        return False
 
 
 def _claim(options: ToolOptions, func: Callable[..., Any]) -> ToolCall | None:
