@@ -316,3 +316,61 @@ def test_a_path_hashes_its_text_before_and_after_it_is_printed():
     assert sha({"file": path}) == before
     assert canonical_json(pathlib.PurePosixPath("/a b")) == b'{"$type":"PurePosixPath","path":"/a b"}'
     assert sha(pathlib.PurePosixPath("/a")) != sha(pathlib.PurePosixPath("/b")) != sha("/b")
+
+
+class _Report:
+    """A class with a derived value cached on first access (``functools.cached_property``)."""
+
+    def __init__(self, rows: list[int]) -> None:
+        self.rows = rows
+
+    @__import__("functools").cached_property
+    def total(self) -> int:
+        return sum(self.rows)
+
+
+def test_an_object_hashes_alike_before_and_after_its_cached_properties_are_read():
+    """A ``cached_property`` stores its value in the instance's ``__dict__`` on first access (the agent
+    printing a total, a library reading a network's broadcast address): hashed with it, one argument had
+    two ``args_sha``, so repeats were not a loop and a replay diverged, as paths did."""
+    import ipaddress
+
+    report, network = _Report([1, 2]), ipaddress.ip_network("10.0.0.0/24")
+    before = sha({"report": report}), sha(network)
+    assert report.total == 3
+    assert str(network.broadcast_address) == "10.0.0.255" and network.hostmask
+    assert (sha({"report": report}), sha(network)) == before
+    assert canonical_json(report) == b'{"$type":"_Report","rows":[1,2]}'  # as before: no key dropped
+    assert sha(_Report([1])) != sha(_Report([2]))
+    assert sha(ipaddress.ip_network("10.0.1.0/24")) != before[1]
+
+
+def test_a_subclass_attribute_hiding_a_cached_property_is_hashed():
+    class Hidden(_Report):
+        total = 0  # a plain class attribute: the instance's own value is state
+
+    one, two = Hidden([1]), Hidden([1])
+    one.total, two.total = 1, 2
+    assert sha(one) != sha(two)
+
+
+def test_distinct_exceptions_hash_apart():
+    """An exception's message is in its ``args``, which are not attributes in ``__dict__``: every
+    ValueError hashed as ``{"$type": "ValueError"}`` alike."""
+    assert sha(ValueError("disk full")) != sha(ValueError("timeout")) != sha(KeyError("timeout"))
+    assert canonical_json(ValueError("x", 1)) == b'{"$type":"ValueError","args":["x",1]}'
+    assert sha(ValueError("x")) == sha(ValueError("x"))
+
+
+def test_a_run_reporting_distinct_errors_to_a_tool_is_not_a_loop(telemetry):
+    import agent_otel
+
+    @agent_otel.tool(name="report_error")
+    def report_error(error: Exception) -> str:
+        return "noted"
+
+    with agent_otel.run("errors-agent") as run:
+        for message in ("disk full", "timeout", "refused", "not found"):
+            report_error(OSError(message))
+    assert run.result.stop_reason.value == "completed"
+    assert len({e["args_sha"] for e in telemetry.events("tool_result")}) == 4
