@@ -420,3 +420,49 @@ def test_the_application_flushing_or_shutting_down_its_providers_loses_no_run(ho
         assert [s.name for s in rx.spans] == ["invoke_agent before"]
     finally:
         rx.stop()
+
+
+def test_a_small_span_attribute_limit_keeps_the_attributes_runs_are_found_by(home):
+    """The SDK drops the oldest attributes over ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` (an application's
+    ``SpanLimits``), and ``agent.run_id``, ``gen_ai.operation.name`` and ``agent.stop_reason`` came
+    first: with a limit of 5 a run's span kept its counters only, Tempo found no trace for
+    ``agent.run_id``, and the collector's sampling did not know a failed run. Now they are kept (the rest
+    is dropped as the application asked)."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=5))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    agent_otel.setup("svc", tracer_provider=provider, store=str(home / "runs.db"), instrument=False)
+
+    @agent_otel.tool(name="search", side_effects=True)
+    def search(q: str) -> str:
+        """Looks a thing up."""
+        raise ValueError("down")
+
+    with pytest.raises(ValueError), agent_otel.run("limited") as run:
+        run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5, provider="openai")
+        search("x")
+    _framework_run(provider.get_tracer("some.framework"), "fw")
+    assert sdk.flush(5)
+    by_name = {s.name: dict(s.attributes) for s in spans.get_finished_spans()}
+    assert by_name["invoke_agent limited"] == by_name["invoke_agent limited"] | {
+        "agent.run_id": run.run_id,
+        "gen_ai.operation.name": "invoke_agent",
+        "agent.stop_reason": "tool_error",
+        "gen_ai.agent.name": "limited",
+    }
+    assert by_name["execute_tool search"] == by_name["execute_tool search"] | {
+        "agent.run_id": run.run_id,
+        "gen_ai.operation.name": "execute_tool",
+        "agent.step_id": 2,
+        "gen_ai.tool.name": "search",
+    }
+    assert by_name["chat gpt-4o"] == by_name["chat gpt-4o"] | {
+        "agent.run_id": run.run_id,
+        "gen_ai.operation.name": "chat",
+        "agent.step_id": 1,
+        "gen_ai.request.model": "gpt-4o",
+    }
+    framework = by_name["invoke_agent fw"]
+    assert framework.get("agent.run_id") and framework.get("agent.stop_reason") == "completed", framework
