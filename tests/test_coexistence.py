@@ -466,3 +466,66 @@ def test_a_small_span_attribute_limit_keeps_the_attributes_runs_are_found_by(hom
     }
     framework = by_name["invoke_agent fw"]
     assert framework.get("agent.run_id") and framework.get("agent.stop_reason") == "completed", framework
+
+
+def test_an_otlp_exporter_passed_to_setup_for_the_configured_collector_gets_each_span_and_metric_once(
+    home, monkeypatch
+):
+    """``setup(span_exporters=[OTLP exporter to X], metric_readers=[a reader of one])`` with
+    OTEL_EXPORTER_OTLP_ENDPOINT=X: before, agent-otel added its own OTLP exporter and reader to X too, and
+    X got every span and metric twice (a backend summing ``gen_ai.usage.*`` counted tokens twice)."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    rx = HTTPReceiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        agent_otel.setup(
+            "svc",
+            span_exporters=[OTLPSpanExporter(endpoint=f"{rx.endpoint}/v1/traces")],
+            metric_readers=[
+                PeriodicExportingMetricReader(
+                    OTLPMetricExporter(
+                        endpoint=f"{rx.endpoint.replace('127.0.0.1', 'localhost')}/v1/metrics"
+                    ),
+                    export_interval_millis=60_000,
+                )
+            ],
+            store=False,
+            instrument=False,
+        )
+        with agent_otel.run("a") as run:
+            run.call_tool("t", lambda: 1)
+        agent_otel.shutdown()
+        spans, metrics = _receiver_names(rx)
+        assert spans == {"invoke_agent a": 1, "execute_tool t": 1}
+        assert metrics["agent.stop"] == len(rx.metric_batches) == 1
+    finally:
+        rx.stop()
+
+
+def test_an_otlp_exporter_passed_to_setup_for_another_collector_is_added_next_to_agent_otels(
+    home, monkeypatch
+):
+    """An exporter passed to setup() that sends elsewhere is a second destination the user chose."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    rx, other = HTTPReceiver(), HTTPReceiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        agent_otel.setup(
+            "svc",
+            span_exporters=[OTLPSpanExporter(endpoint=f"{other.endpoint}/v1/traces")],
+            store=False,
+            instrument=False,
+        )
+        with agent_otel.run("a"):
+            pass
+        agent_otel.shutdown()
+        assert _receiver_names(rx)[0] == _receiver_names(other)[0] == {"invoke_agent a": 1}
+    finally:
+        rx.stop()
+        other.stop()
