@@ -529,3 +529,91 @@ def test_an_otlp_exporter_passed_to_setup_for_another_collector_is_added_next_to
     finally:
         rx.stop()
         other.stop()
+
+
+class _CountingProcessor:
+    """An application's span processor that does not look at the sampled flag (a custom one that counts
+    or enriches every span it is given): it is given only the spans the application's sampler records."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[str] = []
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.started.append(span.name)
+
+    def _on_ending(self, span) -> None:
+        pass
+
+    def on_end(self, span) -> None:
+        self.ended.append(span.name)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class _RecordOnlyChat:
+    """An application's sampler that records (not samples) chat spans itself and drops the rest."""
+
+    def should_sample(
+        self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+    ):
+        from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+
+        decision = Decision.RECORD_ONLY if name.startswith("chat") else Decision.DROP
+        return SamplingResult(decision, attributes, None)
+
+    def get_description(self) -> str:
+        return "RecordOnlyChat"
+
+
+@pytest.mark.parametrize("concurrent", [False, True], ids=["synchronous", "concurrent"])
+def test_the_applications_span_processors_see_no_span_its_sampler_dropped(home, concurrent):
+    """agent-otel records the GenAI spans of traces the application's sampler drops (its runs need them),
+    but only its own processors see them: an application's processor that does not check the sampled
+    flag was given spans it never saw without agent-otel (a change in what a working application does).
+    A span the application's own sampler records is still given to it, and the runs are still complete."""
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+    Sampler.register(_RecordOnlyChat)
+    seen, reader = _CountingProcessor(), InMemoryMetricReader()
+    provider = TracerProvider(
+        sampler=_RecordOnlyChat(),
+        active_span_processor=ConcurrentMultiSpanProcessor(2) if concurrent else None,
+        shutdown_on_exit=False,  # its own: the concurrent list's executor is gone at interpreter exit
+    )
+    provider.add_span_processor(seen)
+    agent_otel.setup(
+        "svc",
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        store=str(home / "runs.db"),
+        instrument=False,
+    )
+    framework = provider.get_tracer("some.framework")
+    for _ in range(3):
+        _framework_run(framework, "fw")
+        with agent_otel.run("manual") as run:
+            run.call_tool("t", lambda: 1)
+    assert sdk.flush(5)
+    assert seen.started == seen.ended == ["chat m"] * 3  # what the application's sampler recorded
+    stops = {a["agent"]: p.value for a, p in metric_points(reader)["agent.stop"] if p.value}
+    assert stops == {"fw": 3, "manual": 3}
+    agent_otel.shutdown()
+    provider.shutdown()
+
+
+def test_the_applications_sampler_reads_as_before_through_the_provider(home):
+    """setup() wraps the provider's sampler (agent_otel.sampling); what the application reads of it
+    (its description, a ratio's ``rate``, a parent-based sampler's root) reads as before."""
+    sampler = ParentBased(TraceIdRatioBased(0.25))
+    provider = TracerProvider(sampler=sampler)
+    before = provider.sampler.get_description()
+    agent_otel.setup("svc", tracer_provider=provider, store=False, instrument=False)
+    assert provider.sampler is not sampler  # wrapped: isinstance checks on it see the wrapper
+    assert provider.sampler.get_description() == before
+    assert provider.sampler._root.rate == 0.25

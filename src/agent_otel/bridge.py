@@ -321,6 +321,10 @@ class Bridge:
     at a span's start and end is exported. It never raises (a failure is reported once).
     """
 
+    #: It is given the spans recorded only for runs in traces the application's sampler drops
+    #: (agent_otel.sampling), which the application's processors are not.
+    sees_recorded_for_runs = True
+
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         if not native.enabled():
             return
