@@ -468,6 +468,13 @@ def test_a_small_span_attribute_limit_keeps_the_attributes_runs_are_found_by(hom
     assert framework.get("agent.run_id") and framework.get("agent.stop_reason") == "completed", framework
 
 
+def _setup_for(rx, monkeypatch, **kwargs) -> None:
+    """setup() with OTEL_EXPORTER_OTLP_ENDPOINT naming the receiver ``rx`` and ``kwargs`` (no store)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    agent_otel.setup("svc", store=False, instrument=False, **kwargs)
+
+
 def test_an_otlp_exporter_passed_to_setup_for_the_configured_collector_gets_each_span_and_metric_once(
     home, monkeypatch
 ):
@@ -480,10 +487,9 @@ def test_an_otlp_exporter_passed_to_setup_for_the_configured_collector_gets_each
 
     rx = HTTPReceiver()
     try:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        agent_otel.setup(
-            "svc",
+        _setup_for(
+            rx,
+            monkeypatch,
             span_exporters=[OTLPSpanExporter(endpoint=f"{rx.endpoint}/v1/traces")],
             metric_readers=[
                 PeriodicExportingMetricReader(
@@ -493,8 +499,6 @@ def test_an_otlp_exporter_passed_to_setup_for_the_configured_collector_gets_each
                     export_interval_millis=60_000,
                 )
             ],
-            store=False,
-            instrument=False,
         )
         with agent_otel.run("a") as run:
             run.call_tool("t", lambda: 1)
@@ -514,14 +518,7 @@ def test_an_otlp_exporter_passed_to_setup_for_another_collector_is_added_next_to
 
     rx, other = HTTPReceiver(), HTTPReceiver()
     try:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        agent_otel.setup(
-            "svc",
-            span_exporters=[OTLPSpanExporter(endpoint=f"{other.endpoint}/v1/traces")],
-            store=False,
-            instrument=False,
-        )
+        _setup_for(rx, monkeypatch, span_exporters=[OTLPSpanExporter(endpoint=f"{other.endpoint}/v1/traces")])
         with agent_otel.run("a"):
             pass
         agent_otel.shutdown()
