@@ -164,10 +164,6 @@ class BridgedRun(Run):
             elif reason.stop_class == "success":
                 span.set_status(trace.Status(StatusCode.OK))
 
-    def _essential(self, attributes: dict[str, Any]) -> dict[str, Any]:
-        # The framework's span: its own gen_ai.* values are not agent-otel's to set again (as in _merge).
-        return {k: v for k, v in super()._essential(attributes).items() if k.startswith("agent.")}
-
     def _error_type(self, exc: BaseException | None, reason: StopReason | None) -> str | None:
         if exc is not None:
             return super()._error_type(exc, reason)

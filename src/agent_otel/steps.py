@@ -97,7 +97,11 @@ def keep_essential(span: Any, values: dict[str, Any]) -> None:
     run's span kept its counters and lost its run id and stop reason, so Tempo found no trace for the run
     and the collector's sampling did not keep it as a failed run. Set again last, they are the newest
     and the others go. A span no limit touched costs its caller one attribute read."""
-    span.set_attributes({k: values[k] for k in c.ESSENTIAL if values.get(k) is not None})
+    scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+    own = scope == runtime.SCOPE  # a framework's span (the bridge's): its gen_ai.* are its own to keep
+    span.set_attributes(
+        {k: values[k] for k in c.ESSENTIAL if values.get(k) is not None and (own or k.startswith("agent."))}
+    )
 
 
 # The context key OpenTelemetry stores the current span under, found through the public API.
