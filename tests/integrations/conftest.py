@@ -109,6 +109,33 @@ def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[
     ]
 
 
+def chat_tokens(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[Any, Any]]:
+    """Like :func:`chat_usage`, with None where a ``chat`` span has no ``gen_ai.usage.*`` (unknown usage)."""
+    run_id = run_span.attributes["agent.run_id"]
+    chats = [
+        s
+        for s in spans
+        if s.attributes.get("agent.run_id") == run_id and s.attributes.get("gen_ai.operation.name") == "chat"
+    ]
+    chats.sort(key=lambda s: s.attributes["agent.step_id"])
+    return [
+        (s.attributes.get("gen_ai.usage.input_tokens"), s.attributes.get("gen_ai.usage.output_tokens"))
+        for s in chats
+    ]
+
+
+def assert_unknown_then_zero_usage(telemetry: Any, run_span: ReadableSpan, spans: list[ReadableSpan]) -> None:
+    """The run's two LLM steps: the first reported no usage (unknown: no token keys on its span or in its
+    event, no spend), the second reported 0 tokens (0, not unknown); the run's totals add only the known."""
+    assert chat_tokens(run_span, spans) == [(None, None), (0, 0)]
+    run_id = run_span.attributes["agent.run_id"]
+    usages = [e["usage"] for e in telemetry.events("llm_result") if e["run_id"] == run_id]
+    assert [(u.get("input_tokens"), u.get("output_tokens")) for u in usages] == [(None, None), (0, 0)]
+    assert "input_tokens" not in usages[0] and "output_tokens" not in usages[0]
+    (stop,) = [e for e in telemetry.events("stop") if e["run_id"] == run_id]
+    assert stop["usage"]["llm_calls"] == 2 and stop["usage"]["input_tokens"] == 0
+
+
 def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
     events = [e for e in run_span.events if e.name == "agent.stop"]
     assert len(events) == 1, f"expected one agent.stop event, got {len(events)}"

@@ -12,7 +12,7 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
-from tests.integrations.conftest import children, one, ours, steps, stop_event
+from tests.integrations.conftest import assert_unknown_then_zero_usage, children, one, ours, steps, stop_event
 
 pytest.importorskip("claude_agent_sdk")
 
@@ -299,3 +299,13 @@ def test_uninstrument_restores_the_sdk(instrument):
     assert InternalClient.process_query is not before
     agent_otel.integrations.uninstrument(["claude_agent_sdk"])
     assert InternalClient.process_query is before
+
+
+async def test_a_message_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument, cli):
+    instrument("claude_agent_sdk")
+    unmetered = {**tool_turn("Bash", {"command": "ls"}, "a.txt"), "usage": None}
+    free = {**final_turn(), "usage": {"input_tokens": 0, "output_tokens": 0}}
+    messages = await collect("list the files", cli.options({"turns": [unmetered, free]}))
+    assert isinstance(messages[-1], ResultMessage) and not messages[-1].is_error
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent claude-agent"), spans)

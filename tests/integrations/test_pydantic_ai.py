@@ -10,7 +10,15 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import (
+    assert_unknown_then_zero_usage,
+    children,
+    one,
+    ours,
+    parent_of,
+    steps,
+    stop_event,
+)
 
 pytest.importorskip("pydantic_ai")
 
@@ -530,3 +538,31 @@ def test_an_agent_otel_tool_renamed_keeps_its_retry_and_timeout_in_one_step(tele
     assert step.attributes["agent.tool.attempts"] == 2
     assert [e.name for e in step.events].count("agent.tool.retry") == 1
     assert one(spans, "invoke_agent one-span").attributes["agent.tool_calls"] == 1
+
+
+def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument, fake_api):
+    """PydanticAI makes a response without usage a RequestUsage of 0 tokens with ``unmeasured_requests``."""
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from tests.integrations.conftest import Reply
+    from tests.integrations.test_openai_client import completion
+
+    instrument("pydantic_ai", "openai")
+    unmetered = completion()
+    del unmetered["usage"]
+    unmetered["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "u"}'}}
+        ],
+    }
+    unmetered["choices"][0]["finish_reason"] = "tool_calls"
+    fake_api.reply(Reply(unmetered), Reply(completion(0, 0, content="done")))
+    client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
+    assert agent_with_lookup(model, "metered").run_sync("go").output == "done"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent metered"), spans)

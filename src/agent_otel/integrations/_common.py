@@ -307,6 +307,23 @@ def as_int(value: Any) -> int:
         return 0
 
 
+def token_count(*values: Any) -> int | None:
+    """The first of ``values`` a response reported, as an int; None when it reported none of them.
+
+    A count nobody reported is unknown usage, not 0 tokens (which a reader takes for a free request):
+    :meth:`agent_otel.llm.LLMCall.finish` leaves a step whose input and output counts are both None
+    without ``gen_ai.usage.*``. A reported 0 stays 0.
+    """
+    for value in values:
+        if value is None:
+            continue
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
 def model_name(model: Any) -> str | None:
     """A model's name from a string or an SDK model object (``.model``, ``.model_name``)."""
     if isinstance(model, str):

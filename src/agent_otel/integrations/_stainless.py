@@ -139,6 +139,7 @@ def _llm_model(api: Api, options: Any) -> str | None:
 def _tell(call: LLMCall, usage: Usage) -> None:
     """What the API answered, for the step's span (its usage is reported by whoever ends the step)."""
     response = usage.response
+    call.api_usage = usage.input_tokens is not None or usage.output_tokens is not None
     call.response(
         response_id=response.response_id,
         finish_reasons=response.finish_reasons,

@@ -56,7 +56,7 @@ from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, as_int, call_or_serve, start_tool, usage_value
+from ._common import Patcher, as_int, call_or_serve, start_tool, token_count, usage_value
 
 AGENT = "claude-agent"
 _RESULT_REASONS = {
@@ -228,8 +228,10 @@ class _Turn:
         usage = self.usage
         cache_read = as_int(usage_value(usage, "cache_read_input_tokens"))
         cache_write = as_int(usage_value(usage, "cache_creation_input_tokens"))
-        input_tokens = as_int(usage_value(usage, "input_tokens")) + cache_read + cache_write
-        output_tokens = as_int(usage_value(usage, "output_tokens"))
+        input_tokens = token_count(usage_value(usage, "input_tokens"))  # None: unknown, not 0 tokens
+        if input_tokens is not None:  # Anthropic's input_tokens leave the cache out
+            input_tokens += cache_read + cache_write
+        output_tokens = token_count(usage_value(usage, "output_tokens"))
         if error is not None:
             call.fail(
                 error,

@@ -60,6 +60,7 @@ from ._common import (
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
+    token_count,
     usage_value,
 )
 
@@ -194,10 +195,12 @@ def _capability_class() -> type:
             usage = getattr(response, "usage", None)
             responder = getattr(response, "model_name", None)
             _response(call, response)
-            # PydanticAI's input_tokens include the cache counts, which are passed on for pricing.
+            # PydanticAI's input_tokens include the cache counts, which are passed on for pricing. A
+            # response without usage is counted in unmeasured_requests, its tokens 0: unknown, not 0.
+            measured = not usage_value(usage, "unmeasured_requests")
             call.finish(
-                as_int(usage_value(usage, "input_tokens")),
-                as_int(usage_value(usage, "output_tokens")),
+                token_count(usage_value(usage, "input_tokens")) if measured else None,
+                token_count(usage_value(usage, "output_tokens")) if measured else None,
                 response_model=responder if isinstance(responder, str) and responder else None,
                 cached_input_tokens=as_int(usage_value(usage, "cache_read_tokens")),
                 cache_write_tokens=as_int(usage_value(usage, "cache_write_tokens")),

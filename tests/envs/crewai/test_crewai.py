@@ -11,8 +11,17 @@ import agent_otel
 from agent_otel import integrations
 from agent_otel.hashing import sha
 from tests.helpers import IN_CI
-from tests.integrations.conftest import Reply, chat_usage, children, one, ours, steps, stop_event
-from tests.integrations.openai_replies import answer, tool_call
+from tests.integrations.conftest import (
+    Reply,
+    assert_unknown_then_zero_usage,
+    chat_usage,
+    children,
+    one,
+    ours,
+    steps,
+    stop_event,
+)
+from tests.integrations.openai_replies import answer, completion, tool_call
 from tests.integrations.test_semconv import check, collect
 
 try:
@@ -353,3 +362,13 @@ def test_uninstrument_removes_hooks_and_patches(telemetry, instrument, fake_api)
     fake_api.reply(answer("x"))
     crew(fake_api).kickoff(inputs={"topic": "x"})
     assert ours(telemetry.spans()) == []
+
+
+def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument, fake_api):
+    instrument("crewai", "openai")
+    unmetered = tool_call("lookup", {"q": "u"})
+    del unmetered.body["usage"]
+    fake_api.reply(unmetered, completion({"role": "assistant", "content": "U"}, usage=(0, 0)))
+    assert crew(fake_api).kickoff(inputs={"topic": "u"}).raw == "U"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent research-crew"), spans)
