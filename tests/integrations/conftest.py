@@ -159,6 +159,9 @@ class Reply:
     #: The server waits for this event (at most 10 s) before the answer, or before stream event ``hold_at``.
     hold: threading.Event | None = None
     hold_at: int = 0
+    #: A stream whose connection breaks after this many events: sent chunked, closed without its last
+    #: chunk (the client's HTTP library raises, as when a proxy or the provider drops the connection).
+    cut_after: int | None = None
 
 
 @dataclass
@@ -202,12 +205,18 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             self.send_header("content-type", "text/event-stream")
             self.send_header("connection", "close")
+            if reply.cut_after is not None:
+                self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             for i, (event, data) in enumerate(reply.stream):
                 if reply.hold is not None and i == reply.hold_at:
                     reply.hold.wait(10)
+                if reply.cut_after is not None and i == reply.cut_after:
+                    break
                 chunk = "" if event is None else f"event: {event}\n"
                 chunk += f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+                if reply.cut_after is not None:
+                    chunk = f"{len(chunk.encode()):x}\r\n{chunk}\r\n"
                 self.wfile.write(chunk.encode())
                 self.wfile.flush()
             self.close_connection = True
