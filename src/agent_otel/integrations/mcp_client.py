@@ -19,9 +19,9 @@ Guards run before the request is sent, so a denied or looping MCP tool call rais
 :class:`AgentStopped` instead of reaching the server. A server in this process whose tool is an
 ``@agent_otel.tool`` function claims the call there; a guard that blocks it in the server (a declared
 write under the writes kill switch) makes the server answer with an error result, and the client's
-``call_tool`` raises that stop instead of returning the result. When a framework integration already records the
-same tool (an agent framework whose tool *is* this MCP tool, under the same name), the MCP call joins
-that span rather than opening a nested one.
+``call_tool`` raises that stop instead of returning the result. When a framework integration already
+records the same tool (an agent framework whose tool *is* this MCP tool, under the same name), the MCP
+call joins that span rather than opening a nested one.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from agent_otel import bridge, llm, tools
 from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
@@ -54,6 +56,7 @@ from ._common import (
     Unservable,
     as_int,
     await_or_serve,
+    carry_framework_llm,
     framework_llm,
     model_name,
     pause,
@@ -184,6 +187,9 @@ def _capability_class() -> type:
             if call is None:
                 return await handler(request_context)
             token = framework_llm.set(call)
+            # A streamed request is sent from the task that consumes the stream, in the OpenTelemetry
+            # context PydanticAI captured here: the mark travels in it, so the client counts it once.
+            carried = carry_framework_llm(call)
             try:
                 response = await handler(request_context)
             except BaseException as exc:
@@ -191,6 +197,7 @@ def _capability_class() -> type:
                 call.fail(exc)
                 raise
             finally:
+                otel_context.detach(carried)
                 reset_framework_llm(token)
             usage = getattr(response, "usage", None)
             responder = getattr(response, "model_name", None)
