@@ -1008,3 +1008,32 @@ def test_a_model_reporting_0_tokens_is_0_tokens(telemetry, instrument):
         0,
         0,
     )
+
+
+def test_parallel_tool_calls_in_one_turn_are_each_a_step_of_the_run(telemetry, instrument):
+    """Three calls of one turn run concurrently (one fails: the SDK tells the model): each its own step
+    with its call id, a child of the run, none lost; the failed one ``error``, the run ``completed``."""
+
+    @function_tool
+    async def fetch(q: str) -> str:
+        """Fetch."""
+        await asyncio.sleep(0.02)
+        if q == "bad":
+            raise ValueError("bad")
+        return q.upper()
+
+    instrument("openai_agents")
+    calls = [function_call("fetch", {"q": q}, call_id=f"c{i}") for i, q in enumerate(("a", "b", "bad"))]
+    model = Scripted([step(*calls), step(assistant_message("done"))])
+    assert Runner.run_sync(Agent(name="fan-out", model=model, tools=[fetch]), "go").final_output == "done"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent fan-out")
+    tools = sorted(by_name(spans, "execute_tool fetch"), key=lambda s: s.attributes["gen_ai.tool.call.id"])
+    assert [(s.attributes["gen_ai.tool.call.id"], s.attributes["agent.tool.status"]) for s in tools] == [
+        ("c0", "ok"),
+        ("c1", "ok"),
+        ("c2", "error"),
+    ]
+    assert all(parent_of(s, spans) is root for s in tools)
+    assert sorted(s.attributes["agent.step_id"] for s in tools) == [2, 3, 4]
+    assert root.attributes["agent.stop_reason"] == "completed" and root.attributes["agent.tool_calls"] == 3

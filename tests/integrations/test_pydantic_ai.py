@@ -636,3 +636,30 @@ def test_a_streamed_request_that_breaks_off_is_one_failed_step_and_a_model_error
     assert chat.attributes["error.type"] == "APIConnectionError"
     assert [e["status"] for e in telemetry.events("llm_result")] == ["error"]
     assert one(spans, "invoke_agent streamer").attributes["agent.stop_reason"] == "model_error"
+
+
+def test_parallel_tool_calls_in_one_response_are_each_a_step_of_the_run(telemetry, instrument):
+    """PydanticAI runs the calls of one response concurrently: each its own step with its call id, a
+    child of the run, none lost."""
+    calls = [
+        ToolCallPart(tool_name="fetch", args={"q": q}, tool_call_id=f"c{i}") for i, q in enumerate("abc")
+    ]
+    agent = Agent(script(ModelResponse(parts=calls), text("done")), name="fan-out")
+
+    @agent.tool_plain
+    async def fetch(q: str) -> str:
+        """Fetch."""
+        await asyncio.sleep(0.02)
+        return q.upper()
+
+    instrument("pydantic_ai")
+    assert agent.run_sync("go").output == "done"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent fan-out")
+    tools = sorted(
+        (s for s in spans if s.name == "execute_tool fetch"),
+        key=lambda s: s.attributes["gen_ai.tool.call.id"],
+    )
+    assert [s.attributes["gen_ai.tool.call.id"] for s in tools] == ["c0", "c1", "c2"]
+    assert all(parent_of(s, spans) is root for s in tools)
+    assert root.attributes["agent.tool_calls"] == 3 and root.attributes["agent.stop_reason"] == "completed"
