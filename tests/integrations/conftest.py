@@ -95,32 +95,29 @@ def usage_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
     return [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
 
 
-def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, int]]:
-    """(input tokens, output tokens) of each ``chat`` span of the run, in step order."""
+def _chats(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[ReadableSpan]:
     run_id = run_span.attributes["agent.run_id"]
     chats = [
         s
         for s in spans
         if s.attributes.get("agent.run_id") == run_id and s.attributes.get("gen_ai.operation.name") == "chat"
     ]
-    chats.sort(key=lambda s: s.attributes["agent.step_id"])
+    return sorted(chats, key=lambda s: s.attributes["agent.step_id"])
+
+
+def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, int]]:
+    """(input tokens, output tokens) of each ``chat`` span of the run, in step order."""
     return [
-        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"]) for s in chats
+        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"])
+        for s in _chats(run_span, spans)
     ]
 
 
 def chat_tokens(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[Any, Any]]:
     """Like :func:`chat_usage`, with None where a ``chat`` span has no ``gen_ai.usage.*`` (unknown usage)."""
-    run_id = run_span.attributes["agent.run_id"]
-    chats = [
-        s
-        for s in spans
-        if s.attributes.get("agent.run_id") == run_id and s.attributes.get("gen_ai.operation.name") == "chat"
-    ]
-    chats.sort(key=lambda s: s.attributes["agent.step_id"])
     return [
         (s.attributes.get("gen_ai.usage.input_tokens"), s.attributes.get("gen_ai.usage.output_tokens"))
-        for s in chats
+        for s in _chats(run_span, spans)
     ]
 
 

@@ -314,11 +314,20 @@ async def test_acompletion_and_async_stream_with_usage_chunk(telemetry, instrume
     assert run.result.usage["llm_calls"] == 2
 
 
+def mini_stream_request(api) -> dict:
+    """The arguments of a streamed gpt-4o-mini completion from the fake API."""
+    return {
+        "model": "openai/gpt-4o-mini",
+        "messages": MESSAGES,
+        "api_base": api.base_url,
+        "api_key": "k",
+        "stream": True,
+    }
+
+
 def mini_stream(api):
     """A streamed gpt-4o-mini completion from the fake API (its reply queued by the caller)."""
-    return litellm.completion(
-        model="openai/gpt-4o-mini", messages=MESSAGES, api_base=api.base_url, api_key="k", stream=True
-    )
+    return litellm.completion(**mini_stream_request(api))
 
 
 def test_sync_stream_abandoned_early_still_ends_its_step(telemetry, instrument, fake_api):
@@ -357,14 +366,7 @@ async def test_a_stream_that_breaks_off_is_a_failed_step_and_the_run_a_model_err
                 for _ in mini_stream(fake_api):
                     pass
             else:
-                stream = await litellm.acompletion(
-                    model="openai/gpt-4o-mini",
-                    messages=MESSAGES,
-                    api_base=fake_api.base_url,
-                    api_key="k",
-                    stream=True,
-                )
-                async for _ in stream:
+                async for _ in await litellm.acompletion(**mini_stream_request(fake_api)):
                     pass
     (chat,) = by_name(ours(telemetry.spans()), "chat gpt-4o-mini")
     assert chat.status.status_code is StatusCode.ERROR
