@@ -557,11 +557,13 @@ def _leave(token: Any) -> None:
     the client's context MCP hands the server. Leaving is not possible there (OpenTelemetry would log an
     error for it), and not needed: the copy is the server's, and the client's own context leaves the span
     when the call returns (``integrations.mcp_client``)."""
-    if isinstance(token, Token):
-        with contextlib.suppress(ValueError, RuntimeError):  # created in a different Context
-            token.var.reset(token)
-    else:  # another runtime context than OpenTelemetry's contextvars one
+    if type(token) is not Token:  # another runtime context than OpenTelemetry's contextvars one
         otel_context.detach(token)
+        return
+    try:
+        token.var.reset(token)
+    except (ValueError, RuntimeError):  # created in a different Context
+        return
 
 
 class Step:
