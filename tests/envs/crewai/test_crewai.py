@@ -372,3 +372,35 @@ def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemet
     assert crew(fake_api).kickoff(inputs={"topic": "u"}).raw == "U"
     spans = ours(telemetry.spans())
     assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent research-crew"), spans)
+
+
+def test_delegation_to_a_coworker_is_steps_of_the_same_run(telemetry, instrument, fake_api):
+    """An agent with ``allow_delegation`` hands work to a coworker of its crew through CrewAI's delegate
+    tool: the coworker's model requests and tool calls are steps of the kickoff's run (one crew, one run),
+    after the delegate tool's step, as a handoff is elsewhere; not a sub-agent run."""
+    instrument("crewai", "openai")
+    llm = LLM(model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    boss = Agent(role="Boss", goal="Delegate", backstory="Manages.", llm=llm, allow_delegation=True)
+    worker = Agent(role="Worker", goal="Find things", backstory="Looks.", llm=llm, tools=[lookup])
+    task = Task(description="Find otel.", expected_output="an answer", agent=boss, name="main")
+    delegate = {"task": "find otel", "context": "none", "coworker": "Worker"}
+    fake_api.reply(
+        tool_call("delegate_work_to_coworker", delegate, "d1"),
+        tool_call("lookup", {"q": "otel"}, "l1"),
+        answer("OTEL"),
+        answer("done"),
+    )
+    assert Crew(agents=[boss, worker], tasks=[task], name="team").kickoff().raw == "done"
+    assert CALLS == ["otel"]
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent team")
+    assert steps(root, spans) == [
+        (1, "chat gpt-4o"),
+        (2, "execute_tool delegate_work_to_coworker"),
+        (3, "chat gpt-4o"),
+        (4, "execute_tool lookup"),
+        (5, "chat gpt-4o"),
+        (6, "chat gpt-4o"),
+    ]
+    assert {s.attributes["agent.run_id"] for s in spans} == {root.attributes["agent.run_id"]}
+    assert one(spans, "execute_tool lookup").attributes["crewai.agent.role"] == "Worker"
