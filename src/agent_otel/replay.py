@@ -404,7 +404,7 @@ class _RunState(RunPolicy):
         """The recorded call that serves a tool step, asked before the step exists (see
         :meth:`Replay.before_tool`); LLM steps run live."""
         if isinstance(step, ToolCall):
-            return self.session.before_tool(self, step.run, step.name, step.args_sha or "")
+            return self.session.before_tool(self, step.run, step.name, step.args_sha or "", step.step_id)
         return None
 
 
@@ -579,9 +579,11 @@ class Replay:
             "are recorded, so it is not executed"
         )
 
-    def before_tool(self, state: _RunState, run: Run, tool: str, args_sha: str) -> Step:
-        """Match a tool call; returns the step to serve, or stops the run (strict) or raises (lenient)."""
-        now = CallRef(run.steps + 1, tool, args_sha)
+    def before_tool(self, state: _RunState, run: Run, tool: str, args_sha: str, step_id: int = 0) -> Step:
+        """Match a tool call; returns the step to serve, or stops the run (strict) or raises (lenient).
+
+        ``step_id``: the call's, when it has one already (matched after it began, ``steps.serve_late``)."""
+        now = CallRef(step_id or run.steps + 1, tool, args_sha)
         stop: Divergence | None = None
         with self._lock:
             self.requested += 1

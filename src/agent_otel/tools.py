@@ -104,6 +104,9 @@ class ToolCall(Step):
 
     kind = "tool"
     context_key = _TOOL_KEY
+    #: Whether the ``@tool`` function that claims this call ends it with its own result or error: a call
+    #: its framework reports only through a span, which holds no result (``bridge.BridgedToolCall``).
+    ends_with_fn = False
 
     def __init__(
         self,
@@ -141,6 +144,17 @@ class ToolCall(Step):
 
     def span_name(self) -> str:
         return c.tool_span_name(self.options.name)
+
+    def args_found(self, args: Any) -> None:
+        """The arguments of a call begun without them (a framework's span that does not carry them), as
+        the ``@tool`` function that claimed it received them."""
+        self.args, self.args_sha = args, sha(args)
+        rt = self.run.ledger.runtime
+        if rt is not None and rt.store_args_hash:
+            try:
+                self.span.set_attribute(c.TOOL_ARGS_SHA, self.args_sha)
+            except Exception as exc:
+                internal_error("recording a claimed tool call's arguments", exc)
 
     def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         options = self.options
@@ -795,30 +809,66 @@ def _claimed_write(call: ToolCall) -> None:
         raise
 
 
+def _claimed_args(
+    claimed: ToolCall, binder: _ArgBinder, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """A call opened without its arguments (a framework span that does not carry them) gets the
+    function's; a replay matches it now (which may stop the run, or refuse the call: the function does
+    not run)."""
+    if claimed.args_sha is None:
+        claimed.args_found(binder.bind(args, kwargs))
+
+
 def _run_claimed(
-    claimed: ToolCall, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    claimed: ToolCall,
+    func: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    binder: _ArgBinder,
 ) -> R:
     """The function of a call a framework opened: served under replay; else run, under the ``@tool``'s own
     ``retry`` and ``timeout_s`` if it has them (``guards.tool_timeout_s`` is the framework call's, not
     applied a second time here)."""
+    _claimed_args(claimed, binder, args, kwargs)
     if claimed.replay is not None:  # an integration opened it; serve it instead of running it
         return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
     options = claimed.options
-    if options.retry is None and options.timeout_s is None:
-        return func(*args, **kwargs)
-    return _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+    if not claimed.ends_with_fn:
+        if options.retry is None and options.timeout_s is None:
+            return func(*args, **kwargs)
+        return _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+    try:
+        result = _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+    except BaseException as exc:
+        claimed.fail(exc)
+        raise
+    claimed.ok(result)
+    return result
 
 
 async def _await_claimed(
-    claimed: ToolCall, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    claimed: ToolCall,
+    func: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    binder: _ArgBinder,
 ) -> R:
     """:func:`_run_claimed` for a coroutine function."""
+    _claimed_args(claimed, binder, args, kwargs)
     if claimed.replay is not None:
         return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
     options = claimed.options
-    if options.retry is None and options.timeout_s is None:
-        return await func(*args, **kwargs)
-    return await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
+    if not claimed.ends_with_fn:
+        if options.retry is None and options.timeout_s is None:
+            return await func(*args, **kwargs)
+        return await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
+    try:
+        result = await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
+    except BaseException as exc:
+        claimed.fail(exc)
+        raise
+    claimed.ok(result)
+    return result
 
 
 @overload
@@ -924,7 +974,7 @@ def tool(
                     return await func(*args, **kwargs)
                 claimed = _claim(options, func)
                 if claimed is not None:
-                    return await _await_claimed(claimed, func, args, kwargs)
+                    return await _await_claimed(claimed, func, args, kwargs, binder)
                 return await call_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
             async_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
@@ -938,7 +988,7 @@ def tool(
                 return func(*args, **kwargs)
             claimed = _claim(options, func)
             if claimed is not None:
-                return _run_claimed(claimed, func, args, kwargs)
+                return _run_claimed(claimed, func, args, kwargs, binder)
             return call_sync(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
         wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
