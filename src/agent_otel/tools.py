@@ -451,13 +451,15 @@ def stream_sync(
     result is the list of items yielded, hashed, recorded and yielded again by a replay. The step begins
     at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream. What the
     consumer sends or throws in reaches the generator, and its ``return`` value is this one's, as with
-    ``yield from`` (a replay serves the items, not the return value)."""
+    ``yield from``; a return value other than None is part of the result (:meth:`_Kept.result`), which a
+    replay returns again after the items."""
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is None:
         return (yield from fn(*args, **kwargs))
     if call.replay is not None:
-        yield from _served(_recorded_items(call, call.replay.serve(call)))
-        return None
+        items, returned = _recorded_stream(call, call.replay.serve(call))
+        yield from _served(items)
+        return returned
     kept = _Kept()
     end = kept.ender(call)
     run.ledger.hold_open(end)  # a stream left unfinished ends when the run does, not at garbage collection
@@ -486,7 +488,7 @@ def stream_sync(
     finally:
         run.ledger.let_go(end)
         stream.close()
-    call.ok(kept.result())
+    call.ok(kept.result(value))
     return value
 
 
@@ -496,7 +498,7 @@ async def stream_async(
     """:func:`stream_sync` for an async generator tool (which has no return value)."""
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is not None and call.replay is not None:
-        for item in _recorded_items(call, call.replay.serve(call)):
+        for item in _recorded_stream(call, call.replay.serve(call))[0]:
             try:  # as _served: what the consumer sends or throws in is answered with the next item
                 yield item
             except GeneratorExit:
@@ -546,6 +548,9 @@ async def stream_async(
 # agent-otel hold them all. Beyond, the result is the count, {"$stream_items": n}, which a replay refuses.
 STREAM_KEEP_ITEMS = 10_000
 STREAM_KEEP_BYTES = 16 << 20  # estimated: strings and bytes by length, anything else 100 bytes
+# The keys of the result of a generator that returned a value: its items, and what it returned.
+STREAM_ITEMS = "$items"
+STREAM_RETURN = "$return"
 
 
 class _Kept:
@@ -567,8 +572,14 @@ class _Kept:
         else:
             self.items.append(item)
 
-    def result(self) -> Any:
-        return self.items if self.items is not None else {"$stream_items": self.count}
+    def result(self, returned: Any = None) -> Any:
+        """The items; with the generator's return value when it returned one other than None:
+        ``{"$items": [...], "$return": value}``."""
+        if self.items is None:
+            return {"$stream_items": self.count}
+        if returned is None:
+            return self.items
+        return {STREAM_ITEMS: self.items, STREAM_RETURN: returned}
 
     def ender(self, call: ToolCall) -> Callable[[], None]:
         """How the run ends ``call`` if the stream is still open when it stops: with what was taken."""
@@ -588,9 +599,14 @@ def _served(items: list[Any]) -> Iterator[Any]:
             continue
 
 
-def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
+def _recorded_stream(call: ToolCall, value: Any) -> tuple[list[Any], Any]:
+    """The recorded items of a stream and the generator's return value (None when it returned none)."""
     if isinstance(value, list):
-        return value
+        return value, None
+    if isinstance(value, dict) and value.keys() == {STREAM_ITEMS, STREAM_RETURN}:
+        items = value[STREAM_ITEMS]
+        if isinstance(items, list):
+            return items, value[STREAM_RETURN]
     raise TypeError(
         f"the stream of the tool {call.name!r} was not recorded item by item (too long, or recorded by an "
         f"older agent-otel): a replay cannot serve it"
