@@ -62,7 +62,7 @@ from agent_otel import native, runtime
 from agent_otel.genai import guess_provider, strings
 from agent_otel.hashing import sha
 from agent_otel.llm import LLMCall
-from agent_otel.replay import unserved
+from agent_otel.replay import not_compared, unserved
 from agent_otel.run import Run
 from agent_otel.steps import (
     Policy,
@@ -814,6 +814,9 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
         except Exception as exc:
             if not _is_stop(exc):
                 internal_error("checking a framework tool call", exc)
+    if call.unmatched and call.args_sha is None:
+        call.unmatched = False
+        not_compared(call, "its arguments are not on the framework's span, so it was not recorded either")
     with contextlib.suppress(AgentStopped, Refusal):
         call.match()  # the replay's report: the framework ran the call (the run observes here)
     if call.replay is not None and not call.done:  # matched, but no @agent_otel.tool function served it

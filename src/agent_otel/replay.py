@@ -495,11 +495,21 @@ class Replay:
             except ValueError:  # left in another context than it was entered
                 _session.set(None)
         self._done = True
-        ours = isinstance(exc, ReplayDivergence) and exc.session is self
+        ours = (isinstance(exc, ReplayDivergence) and exc.session is self) or self._own_stop(exc)
         if exc is not None and not ours:
             self.error = f"{type(exc).__name__}: {exc}"
         self._finish()
         return ours
+
+    def _own_stop(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` is this replay's divergence stop, raised by the run's next step rather than as
+        the ReplayDivergence (a framework's tool span compared at its end, where nothing can be raised)."""
+        if not isinstance(exc, AgentStopped) or self.divergence is None or self.mode != STRICT:
+            return False
+        result = exc.result
+        return result.stop_reason == StopReason.POLICY_DENIED and any(
+            state.run.run_id == result.run_id for state in self._states
+        )
 
     async def __aenter__(self) -> Replay:
         return self.__enter__()
@@ -852,6 +862,16 @@ def recorded(call: ToolCall) -> RecordedOutcome:
     return call.replay.recorded()
 
 
+def not_compared(call: ToolCall, why: str) -> None:
+    """A tool call of a replay that cannot be compared with the recording (nor was recorded): a framework's
+    tool span without its arguments. The report's notes say so; it counts as no call."""
+    state = _state_of(call.run)
+    session = state.session if state is not None else None
+    if isinstance(session, Replay):
+        with session._lock:
+            session.notes.append(f"step {call.step_id} ({call.name}) was not compared: {why}")
+
+
 def unserved(call: ToolCall, why: str) -> None:
     """A replayed ``call`` matched the recording, but its integration could not serve it (nor ran it).
 
@@ -886,6 +906,7 @@ __all__ = [
     "UnrecordedToolCall",
     "is_replayed",
     "load",
+    "not_compared",
     "recorded",
     "replay",
     "serve",
