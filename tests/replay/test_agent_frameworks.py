@@ -415,3 +415,35 @@ def test_agent_framework_replay_diverges_before_an_agent_otel_tool_runs_and_serv
     assert_served(rp, rig, original, 1)
     (event,) = rig.tool_events(rp.report.replay_run_id)
     assert (event["status"], event["error"]) == ("error", "LookupError")
+
+
+def test_agent_framework_replay_of_a_plain_tool_neither_compares_nor_stops_it(rig):
+    """A plain Agent Framework tool's span has no arguments (no ``enable_sensitive_data``): the call is not
+    recorded, so the replay cannot compare it. It reported a call past the end of the recording (and
+    stopped the run there); it notes the call as not compared, and the framework runs it, as it must."""
+    pytest.importorskip("agent_framework")
+    from agent_framework import Agent, tool
+
+    from tests.integrations.test_agent_framework import FakeClient, text, tool_call
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look something up."""
+        RAN.append(q)
+        return q.upper()
+
+    def go() -> Any:
+        client = FakeClient(tool_call("lookup", {"q": "o"}), text("done"))
+        return asyncio.run(Agent(client=client, name="agent", tools=[lookup]).run("x"))
+
+    rig.start()
+    RAN.clear()
+    go()
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        assert go().text == "done"
+    assert RAN == ["o", "o"]
+    report = rp.report
+    assert report.matched and (report.recorded_tool_calls, report.requested_tool_calls) == (0, 0), str(report)
+    assert report.stop_reason_now == "completed"
+    assert "step 2 (lookup) was not compared: its arguments are not on the framework's span" in str(report)
