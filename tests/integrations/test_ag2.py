@@ -836,3 +836,24 @@ async def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_ki
         await make_agent(fake_api, tools=[sample_tools.wipe]).ask("hi")
     assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
     assert [s.name for s in telemetry.spans() if s.name.startswith("execute_tool")] == ["execute_tool wipe"]
+
+
+@pytest.mark.parametrize("integrated", [True, False], ids=["ag2", "bridge-alone"])
+async def test_replay_serves_an_agent_otel_tool_and_never_runs_it(rig, fake_api, instrument, integrated):  # noqa: F811
+    """An ``@agent_otel.tool`` function as an AG2 tool, with the ``ag2`` integration (its middleware begins
+    the step) and without it (AG2's span, whose arguments come only after it started, is the step): the
+    function claims the step; a replay serves the recorded result once and the function does not run."""
+    rig.start()
+    if integrated:
+        instrument("ag2")
+    fake_api.reply(tool_call("search", {"q": "otel"}), answer("done"))
+    assert (await make_agent(fake_api, "stored", tools=[sample_tools.search]).ask("hi")).body == "done"
+    assert SENT == {"search": 2}
+    original = rig.last_run_id("stored")
+    fake_api.reply(tool_call("search", {"q": "otel"}), answer("done"))
+    with agent_otel.replay(original) as rp:
+        reply = await make_agent(fake_api, "stored", tools=[sample_tools.search]).ask("hi")
+    assert reply.body == "done" and SENT == {"search": 2}
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["content"] == "OTEL"  # what the model got when the run was recorded
+    assert_served(rp, rig, original, 1)

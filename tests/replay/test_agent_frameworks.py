@@ -447,3 +447,35 @@ def test_agent_framework_replay_of_a_plain_tool_neither_compares_nor_stops_it(ri
     assert report.matched and (report.recorded_tool_calls, report.requested_tool_calls) == (0, 0), str(report)
     assert report.stop_reason_now == "completed"
     assert "step 2 (lookup) was not compared: its arguments are not on the framework's span" in str(report)
+
+
+def test_smolagents_replay_serves_an_agent_otel_tool_under_its_tool_decorator(rig, instrument):
+    """smolagents' ``@tool`` over an ``@agent_otel.tool`` function (which claims smolagents' step): a
+    replay serves the recorded result and the function does not run."""
+    pytest.importorskip("smolagents")
+    from smolagents import tool as smol_tool
+
+    from tests.integrations.test_smolagents import ScriptedModel, agent, answer, call
+
+    @smol_tool
+    @agent_otel.tool(name="crm.get")
+    def get(q: str) -> str:
+        """Get a record.
+
+        Args:
+            q: which
+        """
+        RAN.append(q)
+        return q.upper()
+
+    def go() -> Any:
+        return agent(ScriptedModel(call("get", {"q": "o"}, "c1"), answer("done")), "agent", [get]).run("x")
+
+    instrument("smolagents")
+    RAN.clear()
+    assert go() == "done"
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        assert go() == "done"
+    assert RAN == ["o"]
+    assert_served(rp, rig, original, 1)

@@ -585,3 +585,31 @@ async def test_mcp_structured_results_are_refused_not_executed(rig, instrument):
     assert "step 1 (balance) matched the recording but was not served" in str(report)
     (event,) = rig.tool_events(report.replay_run_id)
     assert (event["tool"], event["status"], event["error"]) == ("balance", "error", "ReplayError")
+
+
+async def test_mcp_replay_serves_an_in_process_agent_otel_tool_without_calling_it(rig, instrument):
+    """An MCP server served in this process whose tool is also an ``@agent_otel.tool`` function (it claims
+    the client's call: one step): a replay serves the client's call from the recording, so the server,
+    and the function, are never called."""
+    pytest.importorskip("mcp")
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("decorated")
+
+    @server.tool(structured_output=False)
+    @agent_otel.tool(name="crm.lookup")
+    def lookup(q: str) -> str:
+        """Look up."""
+        SENT["lookup"] += 1
+        return q.upper()
+
+    instrument("mcp")
+    calls = [("lookup", {"q": "otel"})]
+    recorded_results = await _mcp_session(server, None, *calls)
+    original = rig.last_run_id("mcp-support")
+    assert SENT == {"lookup": 1}
+    async with agent_otel.replay(original) as rp:
+        results = await _mcp_session(server, rp.input, *calls)
+    assert SENT == {"lookup": 1}
+    assert results[0].content == recorded_results[0].content and results[0].content[0].text == "OTEL"
+    assert_same_path(rig, rp, original, 1)
