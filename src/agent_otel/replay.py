@@ -311,15 +311,17 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
                     f"the snapshot of step {s['step_id']} ({s['tool']}) of run {row['run_id']} is missing "
                     "from the store; its data was deleted (agent-otel gc) or never written"
                 )
+        end_row = stops.get(row["run_id"]) or {}
         rec = Recording(
             run_id=row["run_id"],
             agent=row["agent"],
-            model=row.get("model"),
-            prompt_version=row.get("prompt_version"),
-            tools_version=row.get("tools_version"),
+            # As the run started, else as it ended: a framework's run learns its model from its requests.
+            model=row.get("model") or end_row.get("model"),
+            prompt_version=row.get("prompt_version") or end_row.get("prompt_version"),
+            tools_version=row.get("tools_version") or end_row.get("tools_version"),
             input_sha=row.get("input_sha"),
             created_at_ms=int(row["created_at_ms"]),
-            stop_reason=(stops.get(row["run_id"]) or {}).get("stop_reason"),
+            stop_reason=end_row.get("stop_reason"),
             steps=[Step(s, plain.get(s.get("blob_sha") or "")) for s in own],
             nested=len(steps[row["run_id"]]) - len(own),
             parent_run_id=row.get("parent_run_id"),
