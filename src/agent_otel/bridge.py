@@ -246,6 +246,9 @@ class BridgedToolCall(ToolCall):
 
     def args_found(self, args: Any) -> None:
         super().args_found(args)
+        if not self.checked:  # the checks waited for the arguments: they come before the function runs
+            self.checked = True
+            policy_checks(self)
         self.match()
 
     def match(self) -> None:
