@@ -646,6 +646,10 @@ class Replay:
                 snap.TOO_LARGE: "its result was larger than replay.max_result_mb",
                 snap.INTERRUPTED: f"the recorded call was interrupted ({step.error_type})",
             }.get(step.outcome, "its snapshot could not be written")
+            with self._lock:  # the agent may catch it and go on: the report says why this call failed
+                self.notes.append(
+                    f"step {now.step_id} ({tool}) matched the recording but was not served: {why}"
+                )
             raise SnapshotUnavailable(
                 f"step {step.step_id} ({tool}) matches the recording but cannot be served: {why}; "
                 "the tool is not executed"

@@ -718,3 +718,35 @@ def test_a_replayed_generator_tool_returns_its_recorded_return_value(rig):
     assert ran == []
     assert again == first
     assert rp.report.matched and rp.report.served == 2, rp.report
+
+
+def test_a_call_that_cannot_be_served_is_named_in_the_report_when_the_agent_goes_on(rig):
+    """A matched call whose result was not recorded (over ``replay.max_result_mb``) raises
+    SnapshotUnavailable; an agent that catches it goes on, and the report said MATCH with nothing on why
+    the call was not served. Its notes say so now, as for calls an integration could not serve."""
+    rig.start(replay={"max_result_mb": 0.001})
+    ran: list[int] = []
+
+    @agent_otel.tool(name="export")
+    def export(n: int) -> str:
+        ran.append(n)
+        return "x" * n
+
+    @agent_otel.agent(name="exporter")
+    def agent(n):
+        try:
+            return len(export(n))
+        except SnapshotUnavailable:
+            return "export unavailable"
+
+    assert agent(5000) == 5000
+    with agent_otel.replay(rig.last_run_id("exporter")) as rp:
+        assert agent(rp.input) == "export unavailable"
+    assert ran == [5000]
+    report = rp.report
+    assert (report.steps_matched, report.served) == (1, 0)
+    assert report.notes == [
+        "step 1 (export) matched the recording but was not served: its result was larger than "
+        "replay.max_result_mb"
+    ]
+    assert "not served: its result was larger than replay.max_result_mb" in str(report)
