@@ -446,11 +446,15 @@ def test_agent_framework_replay_of_a_plain_tool_neither_compares_nor_stops_it(ri
     report = rp.report
     assert report.matched and (report.recorded_tool_calls, report.requested_tool_calls) == (0, 0), str(report)
     # The model as the recorded run ended (its snapshot row, written as it started, has none): the same.
-    assert report.versions_then == report.versions_now == {
-        "model": "gpt-4o",
-        "prompt_version": None,
-        "tools_version": None,
-    }
+    assert (
+        report.versions_then
+        == report.versions_now
+        == {
+            "model": "gpt-4o",
+            "prompt_version": None,
+            "tools_version": None,
+        }
+    )
     assert report.stop_reason_now == "completed"
     assert "step 2 (lookup) was not compared: its arguments are not on the framework's span" in str(report)
 

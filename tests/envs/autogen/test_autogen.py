@@ -210,72 +210,60 @@ async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_ru
     assert SENT == {"wipe": 1}  # the known gap
 
 
-async def test_a_replay_serves_an_async_agent_otel_tool_and_runs_a_plain_one_live(rig, fake_api):  # noqa: F811
-    """Replay through AutoGen's spans alone: an async ``@agent_otel.tool`` function claims AutoGen's step,
-    which then has the function's arguments and result (AutoGen's span has neither), so a replay matches
-    it when AutoGen calls it and serves the recorded result; it does not run. A plain function runs live,
-    and the report says it was not served (AutoGen has no hook before a tool)."""
+@pytest.fixture
+def recording(rig: Any) -> Any:  # noqa: F811
+    """The replay rig (a real SQLite store), with the ``openai`` integration for AutoGen's model client."""
     from agent_otel import integrations
-    from tests.replay.test_agent_frameworks import assert_served
-
-    def agent_with(fake_api: Any, tool: Any) -> AssistantAgent:  # the model sees the tool's result
-        return make_agent(fake_api, tools=[tool])
 
     rig.start()
     integrations.instrument(["openai"])
-    try:
-        fake_api.reply(tool_call("asearch", {"q": "otel"}), answer("done"))
-        await agent_with(fake_api, sample_tools.asearch).run(task="hi")
-        assert SENT == {"search": 2}
-        original = rig.last_run_id("helper")
-        fake_api.reply(tool_call("asearch", {"q": "otel"}), answer("done"))
-        with agent_otel.replay(original) as rp:
-            await agent_with(fake_api, sample_tools.asearch).run(task="hi")
-        assert SENT == {"search": 2}  # served: the function did not run again
-        assert_served(rp, rig, original, 1)
-        told = fake_api.requests[-1][1]["messages"][-1]
-        assert told["role"] == "tool" and told["content"] == "OTEL"  # what the model got when recorded
-
-        fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
-        await agent_with(fake_api, lookup).run(task="hi")
-        original = rig.last_run_id("helper")
-        fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
-        with agent_otel.replay(original) as rp:
-            await agent_with(fake_api, lookup).run(task="hi")
-        assert SENT["lookup"] == 2  # AutoGen ran it: nothing of agent-otel runs before its tools
-        # Neither recorded nor compared (its span has no arguments): it was reported as a call past the
-        # end of the recording, and the stop that followed left the replay block as an AgentStopped.
-        report = rp.report
-        assert report.matched and (report.recorded_tool_calls, report.served) == (0, 0), str(report)
-        assert "step 2 (lookup) was not compared: its arguments are not on the framework's span" in str(
-            report
-        )
-    finally:
-        integrations.uninstrument(["openai"])
+    yield rig
+    integrations.uninstrument(["openai"])
 
 
-async def test_a_replay_that_diverges_at_an_agent_otel_tool_stops_there_and_reports_it(rig, fake_api):  # noqa: F811
+async def turn(fake_api: Any, tool: Any, args: dict[str, Any]) -> None:
+    """One turn of an agent with ``tool`` that the model asks to call with ``args``, then answers."""
+    fake_api.reply(tool_call(tool.__name__, args), answer("done"))
+    await make_agent(fake_api, tools=[tool]).run(task="hi")
+
+
+async def test_a_replay_serves_an_async_agent_otel_tool_and_runs_a_plain_one_live(recording, fake_api):
+    """Replay through AutoGen's spans alone: an async ``@agent_otel.tool`` function claims AutoGen's step,
+    which then has the function's arguments and result (AutoGen's span has neither), so a replay matches
+    it when AutoGen calls it and serves the recorded result; it does not run. A plain function runs live
+    (AutoGen has no hook before a tool): neither recorded nor compared, since its span has no arguments.
+    It was reported as a call past the end of the recording, and the stop that followed left the replay
+    block as an AgentStopped."""
+    from tests.replay.test_agent_frameworks import assert_served
+
+    await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    assert SENT == {"search": 2}
+    original = recording.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    assert SENT == {"search": 2}  # served: the function did not run again
+    assert_served(rp, recording, original, 1)
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["role"] == "tool" and told["content"] == "OTEL"  # what the model got when recorded
+
+    await turn(fake_api, lookup, {"q": "otel"})
+    with agent_otel.replay(recording.last_run_id("helper")) as rp:
+        await turn(fake_api, lookup, {"q": "otel"})
+    assert SENT["lookup"] == 2  # AutoGen ran it: nothing of agent-otel runs before its tools
+    report = rp.report
+    assert report.matched and (report.recorded_tool_calls, report.served) == (0, 0), str(report)
+    assert "step 2 (lookup) was not compared: its arguments are not on the framework's span" in str(report)
+
+
+async def test_a_replay_that_diverges_at_an_agent_otel_tool_stops_there_and_reports_it(recording, fake_api):
     """Other arguments than recorded: the strict replay stops the run when AutoGen calls the function
     (which does not run). AutoGen hands the refusal to the model as the tool's error, and the run's next
     request raised the stop as an ``AgentStopped`` out of the replay block; the block absorbs it, as it
     does the ``ReplayDivergence``, and the report names the divergence."""
-    from agent_otel import integrations
-
-    def agent_with(fake_api: Any, tool: Any) -> AssistantAgent:
-        return make_agent(fake_api, tools=[tool])
-
-    rig.start()
-    integrations.instrument(["openai"])
-    try:
-        fake_api.reply(tool_call("asearch", {"q": "otel"}), answer("done"))
-        await agent_with(fake_api, sample_tools.asearch).run(task="hi")
-        original = rig.last_run_id("helper")
-        fake_api.reply(tool_call("asearch", {"q": "other"}), answer("done"))
-        with agent_otel.replay(original) as rp:
-            await agent_with(fake_api, sample_tools.asearch).run(task="hi")
-        assert SENT == {"search": 2}
-        report = rp.report
-        assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
-        assert (report.stop_reason_now, report.error) == ("policy_denied", None)
-    finally:
-        integrations.uninstrument(["openai"])
+    await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    with agent_otel.replay(recording.last_run_id("helper")) as rp:
+        await turn(fake_api, sample_tools.asearch, {"q": "other"})
+    assert SENT == {"search": 2}
+    report = rp.report
+    assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
+    assert (report.stop_reason_now, report.error) == ("policy_denied", None)
