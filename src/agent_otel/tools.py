@@ -100,7 +100,16 @@ def tool_options(
 class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = ("_claimable", "args_redacted", "attempts", "fn", "options", "result_json", "result_sha")
+    __slots__ = (
+        "_claimable",
+        "args_redacted",
+        "attempts",
+        "fn",
+        "options",
+        "result_json",
+        "result_sha",
+        "snapshot_json",
+    )
 
     kind = "tool"
     context_key = _TOOL_KEY
@@ -124,6 +133,9 @@ class ToolCall(Step):
         self._claimable = False
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
         self.result_sha: str | None = None
+        # What a replay serves, recorded instead of result_json when they differ (set before ok()): an MCP
+        # result is hashed over its structured content, and served with its content blocks too.
+        self.snapshot_json: bytes | None = None
         self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
 
     @property
