@@ -819,7 +819,10 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
                 internal_error("checking a framework tool call", exc)
     if call.unmatched and call.args_sha is None:
         call.unmatched = False
-        not_compared(call, "its arguments are not on the framework's span, so it was not recorded either")
+        not_compared(
+            call,
+            "its arguments are not on the framework's span (nor were they recorded); the framework ran it",
+        )
     with contextlib.suppress(AgentStopped, Refusal):
         call.match()  # the replay's report: the framework ran the call (the run observes here)
     if call.replay is not None and not call.done:  # matched, but no @agent_otel.tool function served it
