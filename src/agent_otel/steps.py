@@ -570,6 +570,21 @@ def outside_run(tool: str) -> None:
 # --- a step ------------------------------------------------------------------------------------------
 
 
+def _leave(token: Any) -> None:
+    """Leave the context a step attached. A step may end in a copy of that context: an ``@agent_otel.tool``
+    function of an in-process MCP server claimed the client's call and a guard blocked it, in the copy of
+    the client's context MCP hands the server. Leaving is not possible there (OpenTelemetry would log an
+    error for it), and not needed: the copy is the server's, and the client's own context leaves the span
+    when the call returns (``integrations.mcp_client``)."""
+    if type(token) is not Token:  # another runtime context than OpenTelemetry's contextvars one
+        otel_context.detach(token)
+        return
+    try:
+        token.var.reset(token)
+    except (ValueError, RuntimeError):  # created in a different Context
+        return
+
+
 class Step:
     """One step of a run in flight: begun by :func:`begin`, ended exactly once by :meth:`end`.
 
@@ -683,7 +698,7 @@ class Step:
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None
         if token is not None:
-            otel_context.detach(token)
+            _leave(token)
         return duration_ms, span.get_span_context()
 
     def event(
@@ -764,12 +779,14 @@ def begin(
     checks: bool = True,
     attach: bool = True,
     start_time_ns: int | None = None,
+    serve: bool = True,
 ) -> Step | None:
     """Start ``step``: checks (unless ``checks`` is off), serving policies, the step_id and the span.
 
     Returns None when the run has not started or telemetry failed (the caller runs the call untraced);
     a step a policy serves is returned even then, since it must not run. ``attach`` makes the span
-    current (callers that end the step on another thread pass False).
+    current (callers that end the step on another thread pass False). ``serve=False``: the step's
+    arguments are not known yet, so the serving policies are asked later (:func:`serve_late`).
     """
     run = step.run
     ledger = run.ledger
@@ -784,11 +801,12 @@ def begin(
             return None
         for hook in hooks.before:
             hook(step)
-    for serve in hooks.serve:
-        served = serve(step)
-        if served is not None:
-            step.replay = served
-            break
+    if serve:
+        for serving in hooks.serve:
+            served = serving(step)
+            if served is not None:
+                step.replay = served
+                break
     rt = ledger.runtime
     if rt is None:
         return None
@@ -820,6 +838,17 @@ def begin(
         return step if step.replay is not None else None
 
 
+def serve_late(step: Step) -> None:
+    """Ask the serving policies (a replay) about a step begun with ``serve=False``, now that its arguments
+    are known: a framework's tool span that does not carry them, whose ``@tool`` function got them. A
+    replay may stop the run here (AgentStopped) or refuse the call (a Refusal)."""
+    for serving in step.run.ledger.hooks.serve:
+        served = serving(step)
+        if served is not None:
+            step.replay = served
+            return
+
+
 __all__ = [
     "CANCELLATION_TYPES",
     "MAX_TRACKED_FAILURES",
@@ -845,6 +874,7 @@ __all__ = [
     "outside_run",
     "policy_checks",
     "release_run_span",
+    "serve_late",
     "slots_seen",
     "span_binding",
     "steps_bound",
