@@ -61,7 +61,7 @@ from agent_otel import conventions as c
 from agent_otel import native, runtime
 from agent_otel.genai import guess_provider, strings
 from agent_otel.hashing import sha
-from agent_otel.llm import LLMCall
+from agent_otel.llm import USAGE_BELOW, LLMCall
 from agent_otel.replay import not_compared, unserved
 from agent_otel.run import Run
 from agent_otel.steps import (
@@ -335,6 +335,10 @@ class Bridge:
     at a span's start and end is exported. It never raises (a failure is reported once).
     """
 
+    #: It is given the spans recorded only for runs in traces the application's sampler drops
+    #: (agent_otel.sampling), which the application's processors are not.
+    sees_recorded_for_runs = True
+
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         if not native.enabled():
             return
@@ -420,6 +424,9 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
         elif enclosing is not None:
             extra[c.STEP_ID] = enclosing  # the same request, one level down (a client under a framework)
             step = parent.step if parent is not None else None
+            if _scope(parent_span) == native.SCOPE:  # right under agent-otel's own request span
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(parent_span, USAGE_BELOW, span)  # its usage is said once (llm._usage_below)
             if isinstance(step, BridgedLLMCall) and step.model == "unknown":  # an agent's: its model's
                 step.model = str(
                     attributes.get(c.GEN_AI_REQUEST_MODEL) or native.named(span, op) or "unknown"

@@ -70,6 +70,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
@@ -85,6 +86,24 @@ logger = logging.getLogger("agent_otel")
 MAX_TRACKED_FAILURES = 16
 
 _current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
+
+
+def keep_essential(span: Any, values: dict[str, Any]) -> None:
+    """Set the span's essential attributes (``conventions.ESSENTIAL``, from ``values``) again: called as
+    the span ends when a span attribute count limit made the SDK drop some (``span.dropped_attributes``).
+
+    The SDK drops the *oldest* attribute for each one over the limit (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``,
+    ``SpanLimits``), and ``agent.run_id`` and ``gen_ai.operation.name`` are set first: with a limit of 5 a
+    run's span kept its counters and lost its run id and stop reason, so Tempo found no trace for the run
+    and the collector's sampling did not keep it as a failed run. Set again last, they are the newest
+    and the others go. A span no limit touched costs its caller one attribute read."""
+    scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+    own = scope == runtime.SCOPE  # a framework's span (the bridge's): its gen_ai.* are its own to keep
+    span.set_attributes(
+        {k: values[k] for k in c.ESSENTIAL if values.get(k) is not None and (own or k.startswith("agent."))}
+    )
+
+
 # The context key OpenTelemetry stores the current span under, found through the public API.
 (_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
 
@@ -662,6 +681,8 @@ class Step:
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         try:
             span.set_attributes(attributes)
+            if getattr(span, "dropped_attributes", 0) and self.runtime is not None:
+                keep_essential(span, {**self.start_attributes(self.runtime), **attributes})
             if exc is not None:
                 if isinstance(exc, BaseException):
                     rt = self.runtime
