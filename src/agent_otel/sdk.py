@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -146,6 +147,7 @@ def setup(
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
+        _hook_multiprocessing()
         if cfg.get("exporter.handle_sigterm"):
             from agent_otel import sigterm
 
@@ -903,3 +905,63 @@ def _shutdown_at_exit() -> None:
         shutdown()
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
+
+
+# --- multiprocessing's children --------------------------------------------------------------------------
+#
+# A child of multiprocessing (fork and forkserver start methods: Process, Pool, ProcessPoolExecutor) ends
+# with os._exit() once its target returns, so atexit never runs there: a worker's last runs, their spans
+# and its metrics were lost (0 of 24 runs stored for 24 forked Processes). What runs there is
+# multiprocessing's own exit function, with the finalizers registered through multiprocessing.util.Finalize;
+# shutdown() becomes one of them. multiprocessing clears the finalizers a child inherits as it starts its
+# target (Process._bootstrap), then calls the functions given to util.register_after_fork: that is where a
+# forked child's finalizer is registered. Nothing here imports multiprocessing: a process that has not
+# imported it has no such children.
+
+
+class _Token:
+    """What util.register_after_fork keeps a weak reference to (it keys its callbacks by an object)."""
+
+
+_MP_TOKEN = _Token()
+_mp_registered = False  # _at_multiprocessing_start is registered (inherited by forked children, like it)
+_mp_finalizer: Any = None  # shutdown() as a multiprocessing finalizer of this process, once registered
+
+
+def _hook_multiprocessing() -> None:
+    global _mp_registered
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    try:
+        if not _mp_registered:
+            util.register_after_fork(_MP_TOKEN, _at_multiprocessing_start)
+            _mp_registered = True
+        if sys.modules["multiprocessing"].parent_process() is not None:  # setup() in a worker (initializer)
+            _at_multiprocessing_start(_MP_TOKEN)
+    except Exception as exc:  # an unexpected multiprocessing: its children keep only what atexit keeps
+        logger.debug("agent-otel: cannot hook multiprocessing's exit: %s", exc)
+
+
+def _at_multiprocessing_start(token: _Token) -> None:
+    """Called in a child of multiprocessing as its target starts, and by setup() in one."""
+    global _mp_finalizer
+    util = sys.modules.get("multiprocessing.util")
+    if _installed is None or util is None:
+        return
+    if _mp_finalizer is not None and _mp_finalizer.still_active():  # (a child's start clears them)
+        return
+    # The lowest priority: after the application's own finalizers (which may still end runs) and after
+    # multiprocessing's queues have flushed their feeder threads (-5).
+    _mp_finalizer = util.Finalize(None, _shutdown_at_exit, exitpriority=-100)
+
+
+def _after_fork_in_child() -> None:
+    # multiprocessing imported after setup() (ProcessPoolExecutor imports it when first used): a forked
+    # child still gets its finalizer, registered before the child starts its target.
+    if _installed is not None:
+        _hook_multiprocessing()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
