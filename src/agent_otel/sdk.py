@@ -820,10 +820,18 @@ def shutdown(timeout_s: float | None = None) -> None:
         inst, _installed = _installed, None
     if inst is None:
         return
-    if inst.sigterm:
-        from agent_otel import sigterm
+    from agent_otel import sigterm
 
-        sigterm.uninstall()  # from the main thread; the SIGTERM path itself ends the process anyway
+    with sigterm.shutting_down():
+        try:
+            _shutdown(inst, timeout_s)
+        finally:
+            if inst.sigterm:
+                # Removed once the last records are delivered: a SIGTERM meanwhile waits for them.
+                sigterm.uninstall()  # (from the main thread only; shutting_down ends the process then)
+
+
+def _shutdown(inst: Installation, timeout_s: float | None) -> None:
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout
     if inst.integrations:

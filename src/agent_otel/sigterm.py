@@ -28,7 +28,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 logger = logging.getLogger("agent_otel")
 
@@ -38,6 +38,8 @@ _claimed = False  # a flush for SIGTERM has started (by the handler or the watch
 _flush: Callable[[], None] | None = None
 _bound_s = 1.0
 _watch: _Watcher | None = None
+_shutdowns = 0  # shutdown() calls under way (see shutting_down)
+_deferred = False  # a SIGTERM arrived during one: the last of them to end ends the process
 
 
 def installed() -> bool:
@@ -74,6 +76,34 @@ def uninstall() -> None:
         watch.stop()
 
 
+@contextlib.contextmanager
+def shutting_down() -> Iterator[None]:
+    """Around ``shutdown()``: a SIGTERM that arrives meanwhile (``docker stop`` as the process exits,
+    multiprocessing's ``Pool.terminate()`` as a worker ends) lets it finish, then ends the process as
+    SIGTERM would. Before, the handler was removed as shutdown began, and SIGTERM killed the process in the
+    middle of delivering its last runs. The shutdown is bounded as the handler's flush is."""
+    global _shutdowns
+    with _lock:
+        _shutdowns += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _shutdowns -= 1
+            end = _deferred and not _shutdowns
+        if end:
+            _terminate()
+
+
+def _defer() -> bool:
+    """True (and the process ends when it finishes) if a shutdown is under way."""
+    global _deferred
+    with _lock:
+        if _shutdowns:
+            _deferred = True
+        return _deferred
+
+
 def _claim() -> bool:
     """True for the first caller only: one flush per SIGTERM."""
     global _claimed
@@ -96,6 +126,8 @@ def _flush_bounded() -> None:
 def _on_sigterm(signum: int, frame: object) -> None:
     if not _claim():
         return  # the watcher is already flushing, and will end the process
+    if _defer():
+        return  # the shutdown under way (perhaps the one this handler interrupted) ends the process
     _flush_bounded()
     _terminate()
 
@@ -201,7 +233,7 @@ class _Watcher:
             with contextlib.suppress(OSError, ValueError):
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
             time.sleep(_MAIN_GRACE_S)
-        if _claim():
+        if _claim() and not _defer():
             # Still nothing: the main thread is busy in C code. Flush and end the process from here.
             _flush_bounded()
             _terminate()

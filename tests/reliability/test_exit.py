@@ -261,3 +261,72 @@ def test_no_handler_when_setup_runs_off_the_main_thread(sigterm_default):
     assert not errors
     assert sdk.installation() is not None
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# --- SIGTERM while the process is already shutting down ---------------------------------------------------
+
+EXITING = textwrap.dedent(
+    """
+    import os, sys, threading, time
+    import agent_otel
+    from agent_otel import sdk
+
+    class SlowSink:
+        # An application's slow sink. Its first batch holds the first run alone, and it returns once the
+        # process is shutting down: the other runs are still queued then, and go in the next batch.
+        first, runs_done = threading.Event(), threading.Event()
+
+        def write(self, batch):
+            if not self.first.is_set():
+                self.first.set()
+                self.runs_done.wait(10)
+                deadline = time.monotonic() + 10
+                while sdk.installation() is not None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            else:
+                print("closing", flush=True)  # within shutdown(): the parent sends SIGTERM now
+                time.sleep(0.5)
+
+        def close(self):
+            pass
+
+    sink = SlowSink()
+    agent_otel.setup("exiting", store=os.environ["STORE"], instrument=False, event_sinks=[sink],
+                     config={"exporter": {"probe_local": False}})
+    for i in range(20):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i * 2, {"i": i})
+        if i == 0:
+            sink.first.wait(10)
+    sink.runs_done.set()
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_sigterm_during_the_shutdown_at_exit_lets_it_finish(tmp_path):
+    """`docker stop` (or multiprocessing's Pool.terminate()) as the process exits: the handler was removed
+    as shutdown() began, so SIGTERM killed the process in the middle of delivering its last runs."""
+    script = tmp_path / "exiting.py"
+    script.write_text(EXITING)
+    store = tmp_path / "runs.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), PYTHONPATH=path)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "exiting\n"
+        line = proc.stdout.readline()
+        assert line == "closing\n", (line, proc.stderr.read())
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert rc == -signal.SIGTERM, stderr  # ended by the SIGTERM, once the shutdown had delivered
+    with sqlite3.connect(store) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
+    assert n == 20, stderr

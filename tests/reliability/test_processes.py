@@ -62,6 +62,9 @@ WORKERS = textwrap.dedent(
             assert sorted(pool.map(work, range(N), chunksize=1)) == list(range(N))
             pool.close()
             pool.join()
+        elif kind == "pool-with":  # leaving the with block terminates the workers: SIGTERM
+            with ctx.Pool(3, initializer=initializer) as pool:
+                assert sorted(pool.map(work, range(N), chunksize=1)) == list(range(N))
         elif kind == "executor":
             with concurrent.futures.ProcessPoolExecutor(3, mp_context=ctx, initializer=initializer) as ex:
                 assert sorted(ex.map(work, range(N))) == list(range(N))
@@ -133,6 +136,7 @@ def receiver():
     [
         ("fork", "process"),
         ("fork", "pool"),
+        ("fork", "pool-with"),
         ("fork", "executor"),
         ("forkserver", "pool"),
         ("spawn", "executor"),
