@@ -205,13 +205,18 @@ class _Watcher:
             self._read_fd = self._write_fd = -1
 
     def _forked(self) -> None:
-        """A forked child must not signal its parent's watcher through the shared pipe."""
+        """A forked child must not signal its parent's watcher through the shared pipe. It inherits the
+        handler, though, so it gets a watcher of its own: without one, ``Pool.terminate()`` waited for a
+        worker busy in C code to finish its computation (12 s in the probe) instead of ending it at once."""
+        global _watch
         self._fds_lock = threading.Lock()  # a thread of the parent may have held it at the fork
         if self._read_fd < 0:
             return
         self._release_wakeup_fd()
         self._stopping = True
         self._close_fds()
+        if _watch is self and installed():
+            _watch = _Watcher.start()
 
     def _run(self) -> None:
         try:

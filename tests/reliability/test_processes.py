@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 WORKERS = textwrap.dedent(
     """
-    import concurrent.futures, multiprocessing, os, sys
+    import concurrent.futures, hashlib, multiprocessing, os, sys, time
     import agent_otel
 
     N = 24
@@ -43,6 +43,12 @@ WORKERS = textwrap.dedent(
         with agent_otel.run("worker", input={"i": i}):
             lookup(i)
         return i
+
+    def work_in_c(i):
+        work(i)
+        with agent_otel.run("in-c"):
+            # ~20 s in C on the development machine (the GIL released): Python's handler cannot run meanwhile
+            hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 60_000_000)
 
     if __name__ == "__main__":
         method, kind = sys.argv[1], sys.argv[2]
@@ -65,6 +71,14 @@ WORKERS = textwrap.dedent(
         elif kind == "pool-with":  # leaving the with block terminates the workers: SIGTERM
             with ctx.Pool(3, initializer=initializer) as pool:
                 assert sorted(pool.map(work, range(N), chunksize=1)) == list(range(N))
+        elif kind == "terminate-busy":  # workers busy in C code when the pool is terminated
+            pool = ctx.Pool(2, initializer=initializer)
+            pool.map_async(work_in_c, range(2), chunksize=1)
+            time.sleep(1.0)
+            start = time.monotonic()
+            pool.terminate()
+            pool.join()
+            print(f"terminated in {time.monotonic() - start:.1f} s", flush=True)
         elif kind == "executor":
             with concurrent.futures.ProcessPoolExecutor(3, mp_context=ctx, initializer=initializer) as ex:
                 assert sorted(ex.map(work, range(N))) == list(range(N))
@@ -122,6 +136,17 @@ def stop_counts(receiver: OTLPReceiver) -> dict[str, int]:
                         if attributes.get("stop_reason") == "completed":
                             last[resource["service.instance.id"]] = point.as_int
     return last
+
+
+def test_a_pool_terminates_workers_busy_in_c_code_at_once(tmp_path, receiver):
+    """A forked worker inherits agent-otel's SIGTERM handler, which Python runs only between bytecodes: a
+    worker busy in C code went on until its computation ended (~20 s here; before setup(), SIGTERM ended
+    it at once). It now has a watcher thread of its own, as its parent does (see agent_otel.sigterm)."""
+    proc = run_workers(tmp_path, receiver.endpoint, "fork", "terminate-busy")
+    assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr
+    seconds = float(proc.stdout.split("terminated in ")[1].split(" s")[0])
+    assert seconds < 8, proc.stdout  # the shutdown bound (1 s) and the watcher's grace, not the computation
+    assert stored_runs(tmp_path / "runs.db") == 2, proc.stderr  # each worker's run before it
 
 
 @pytest.fixture
