@@ -233,6 +233,10 @@ class _Watcher:
 
     def _on_sigterm(self) -> None:
         time.sleep(_MAIN_GRACE_S)
+        if not installed():
+            # The application (or its server: gunicorn's master with --preload) installed a handler of its
+            # own after setup(): SIGTERM is its to handle, perhaps by a graceful stop that takes a while.
+            return
         if not _claimed:
             # The main thread has not run the handler: wake it from the system call it sleeps in.
             with contextlib.suppress(OSError, ValueError):

@@ -45,6 +45,17 @@ CHILD = textwrap.dedent(
         with agent_otel.run("quick") as run:
             run.call_tool("lookup", lambda i: i * 2, {"i": i})
     print("ready", flush=True)
+    if mode == "own-handler-after-setup":
+        # A server that installs its handlers after the application module called setup() (gunicorn's
+        # master with --preload): its handler only asks the main loop to stop, which then takes its time.
+        import threading
+
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        while not stopping.wait(0.05):
+            pass
+        time.sleep(1.5)  # a graceful stop: waiting for the workers
+        sys.exit(3)
     if mode == "busy":
         with agent_otel.run("slow") as run:
             run.call_tool("sleep", lambda secs: time.sleep(secs), {"secs": 60})
@@ -169,6 +180,16 @@ def test_an_applications_own_sigterm_handler_is_left_alone(tmp_path):
     rc, stderr = child.end(signal.SIGTERM)
     assert rc == 3, stderr  # its handler ran (sys.exit(3)), and then atexit flushed as usual
     assert child.completed_runs() == 20, stderr
+
+
+def test_a_handler_the_application_installs_after_setup_is_left_to_do_its_work(tmp_path):
+    """gunicorn --preload: agent-otel's watcher thread still saw the signal and, the handler it had
+    installed not running, ended the master by SIGTERM 0.4 s into its graceful stop (status -15, not 0)."""
+    child = Child(tmp_path, "own-handler-after-setup")
+    child.wait_ready()
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == 3, stderr  # the application's own exit, after its graceful stop
+    assert child.completed_runs() == 20, stderr  # and atexit flushed as usual
 
 
 def test_handle_sigterm_false_keeps_pythons_default(tmp_path):
