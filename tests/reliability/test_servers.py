@@ -1,0 +1,113 @@
+"""A pre-fork server, for real: gunicorn's master and sync workers, an agent run per request, stopped as
+deployments stop it (SIGTERM to the master, SIGHUP to reload its workers).
+
+With ``--preload`` the application module, and so ``setup()``, runs in the master before gunicorn installs
+its own signal handlers; the workers are forked from it. Without it each worker imports the application
+after the fork.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.otlp_receiver import OTLPReceiver, free_port
+
+pytest.importorskip("gunicorn", reason="gunicorn is in the dev extra: make install-dev")
+
+REPO = Path(__file__).resolve().parents[2]
+REQUESTS = 30
+
+APP = textwrap.dedent(
+    """
+    import os
+    import agent_otel
+
+    agent_otel.setup("web", endpoint=os.environ["ENDPOINT"], store=os.environ["STORE"], instrument=False,
+                     config={"exporter.probe_local": False})
+
+    def app(environ, start_response):
+        with agent_otel.run("web") as run:
+            run.call_tool("lookup", lambda x: x, {"x": 1})
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    """
+)
+
+
+def get(port: int) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+        return response.read()
+
+
+@pytest.mark.parametrize(
+    ("preload", "stop"),
+    [(True, "TERM"), (False, "HUP")],
+    ids=["preload-sigterm", "reload-then-sigterm"],
+)
+def test_gunicorn_workers_keep_every_run_and_the_master_exits_as_it_would(tmp_path, preload, stop):
+    """--preload: the watcher agent-otel started in the master still acted on SIGTERM after gunicorn had
+    replaced the handler, and ended the master by SIGTERM in the middle of its graceful stop (-15)."""
+    (tmp_path / "app.py").write_text(APP)
+    store = tmp_path / "runs.db"
+    receiver = OTLPReceiver().start()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO), str(tmp_path)) if p)
+    env.update(
+        AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), ENDPOINT=receiver.endpoint, PYTHONPATH=path
+    )
+    args = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--no-control-socket"]
+    master = subprocess.Popen(
+        [*args, *(["--preload"] if preload else []), "app:app"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert get(port) == b"ok"
+                break
+            except OSError:
+                assert master.poll() is None and time.monotonic() < deadline, master.stderr.read()
+                time.sleep(0.1)
+        for _ in range(REQUESTS - 1):
+            assert get(port) == b"ok"
+        if stop == "HUP":  # new workers; gunicorn stops the old ones by SIGTERM
+            old = {w.pid for w in psutil.Process(master.pid).children()}
+            master.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                workers = {w.pid for w in psutil.Process(master.pid).children()}
+                if len(workers) == 2 and not workers & old and not any(psutil.pid_exists(p) for p in old):
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError(f"no reload: {old} -> {workers}")
+        master.send_signal(signal.SIGTERM)
+        rc = master.wait(60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+        receiver.stop()
+    stderr = master.stderr.read()
+    assert rc == 0, stderr  # gunicorn's own graceful exit
+    with sqlite3.connect(store) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
+    assert n == REQUESTS, stderr
+    assert receiver.span_names().count("invoke_agent web") == REQUESTS
+    assert "dropped" not in stderr, stderr
