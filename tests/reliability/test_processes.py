@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_otel import conventions as c
-from tests.otlp_receiver import OTLPReceiver
+from tests.otlp_receiver import OTLPReceiver, stop_counts
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX processes")
 
@@ -119,23 +118,6 @@ def stored_runs(store: Path) -> int:
         except sqlite3.OperationalError:  # no table: no worker ever wrote to the store
             return 0
     return n
-
-
-def stop_counts(receiver: OTLPReceiver) -> dict[str, int]:
-    """The last agent_stop_total{stop_reason="completed"} each process (service.instance.id) exported."""
-    last: dict[str, int] = {}
-    for request in receiver.metric_batches:
-        for rm in request.resource_metrics:
-            resource = {a.key: a.value.string_value for a in rm.resource.attributes}
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name != c.M_STOP.name:
-                        continue
-                    for point in metric.sum.data_points:
-                        attributes = {a.key: a.value.string_value for a in point.attributes}
-                        if attributes.get("stop_reason") == "completed":
-                            last[resource["service.instance.id"]] = point.as_int
-    return last
 
 
 def test_a_pool_terminates_workers_busy_in_c_code_at_once(tmp_path, receiver):
