@@ -234,6 +234,7 @@ class Pipeline:
         drops: Any = None,
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
+        self._first: list[Sink] = []  # see add_sink
         # Three parallel deques (changed together under _lock) rather than one of tuples: a queued record
         # is then its payload only, which the garbage collector does not track when its values are plain
         # (tool events; snapshot records, see on_take), so full collections, which stall every thread,
@@ -292,8 +293,15 @@ class Pipeline:
         with self._lock:
             return list(zip(self._types, self._queue, strict=True))
 
-    def add_sink(self, sink: Sink) -> None:
-        self._sinks.append(sink)
+    def add_sink(self, sink: Sink, *, first: bool = False) -> None:
+        """Add ``sink``. ``first`` is for a sink that only records in memory (the metrics): it goes before
+        the others, so a slow one (a locked run store) never holds it up, since each batch goes to the sinks
+        in turn on one thread; and at close it still gets the records the others could not take in time."""
+        if first:
+            self._sinks.insert(0, sink)
+            self._first.append(sink)
+        else:
+            self._sinks.append(sink)
 
     def sinks(self) -> list[Sink]:
         return list(self._sinks)
@@ -401,6 +409,10 @@ class Pipeline:
             for _ in range(min(self._batch_size, len(queue))):
                 batch.append((types.popleft(), queue.popleft()))
                 taken += sizes.popleft()
+        self._prepare(batch)
+        return batch, taken
+
+    def _prepare(self, batch: list[Record]) -> None:
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:
@@ -410,7 +422,6 @@ class Pipeline:
                         hook(payload)
                     except Exception as exc:  # the record goes on as it was queued
                         logger.debug("agent-otel: preparing a %s record failed: %s", rtype, exc)
-        return batch, taken
 
     def _drain(self) -> None:
         with self._idle:
@@ -474,20 +485,39 @@ class Pipeline:
 
     def close(self, timeout_s: float = 1.0) -> bool:
         """Flush within ``timeout_s``, count what is still queued then as unsent, close the sinks."""
+        done = self.stop(timeout_s)
+        self.close_sinks()
+        return done
+
+    def stop(self, timeout_s: float = 1.0) -> bool:
+        """Flush within ``timeout_s`` and take no more records; what is still queued then is counted as
+        unsent (the ``first`` sinks still get it). The sinks stay open: see close_sinks()."""
         done = self.flush(timeout_s)
         self._closed = True
         self._wake.set()
         with self._lock:
-            left = len(self._queue)
+            rest = list(zip(self._types, self._queue, strict=True))
             self._queue.clear()
             self._types.clear()
             self._queued_bytes -= sum(self._sizes)  # a batch being written counts until it is written
             self._sizes.clear()
-        self._drop("unsent_at_shutdown", left, announce=False)
+        if rest and self._first:
+            # The sinks are still busy with an earlier batch (a locked run store): the in-memory sinks,
+            # which had every batch before, take the rest here, so the metrics count every run.
+            self._prepare(rest)
+            for sink in self._first:
+                try:
+                    sink.write(rest)
+                except Exception as exc:
+                    logger.debug("agent-otel: event sink %s failed at close: %s", type(sink).__name__, exc)
+        self._drop("unsent_at_shutdown", len(rest), announce=False)
+        return done
+
+    def close_sinks(self) -> None:
+        """Close every sink (a run store makes its last, short try at the records it still holds)."""
         for sink in self._sinks:
             try:
                 sink.close()
             except Exception as exc:
                 log = logger.debug if id(sink) in self._failed_sinks else logger.warning
                 log("agent-otel: closing event sink %s failed: %s", type(sink).__name__, exc)
-        return done

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -831,6 +832,9 @@ def shutdown(timeout_s: float | None = None) -> None:
                 sigterm.uninstall()  # (from the main thread only; shutting_down ends the process then)
 
 
+_METRICS_SHARE = 0.25  # of the shutdown bound, kept for the last metric export (see _shutdown)
+
+
 def _shutdown(inst: Installation, timeout_s: float | None) -> None:
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout
@@ -845,31 +849,40 @@ def _shutdown(inst: Installation, timeout_s: float | None) -> None:
     from agent_otel import native
 
     native.enable(False)
-    # Events first: the run store should hold every run before the process goes away.
-    inst.pipeline.close(max(deadline - time.monotonic(), 0.05))
-    inst.events_closed = True
     workers: list[threading.Thread] = []
 
-    def spawn(fn: Any, *args: Any) -> None:
-        def target() -> None:
-            try:
-                fn(*args)
-            except Exception as exc:
-                logger.debug("agent-otel: shutdown step failed: %s", exc)
+    def step(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            logger.debug("agent-otel: shutdown step failed: %s", exc)
 
-        thread = threading.Thread(target=target, name="agent-otel-shutdown", daemon=True)
+    def spawn(fn: Any, *args: Any) -> bool:
+        thread = threading.Thread(target=step, args=(fn, *args), name="agent-otel-shutdown", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # at interpreter exit Python 3.12 starts no thread: each step in turn, here
-            target()
-            return
+            return False
         workers.append(thread)
+        return True
 
+    # Spans do not depend on the event pipeline: their last export starts now, next to it (at exit on
+    # Python 3.12, which starts no thread, after it as before).
+    later = [p.shutdown for p in inst.span_processors if not spawn(p.shutdown)]
+    # Events first otherwise: the run store should hold every run before the process goes away. Within
+    # the bound less the metrics' share, though: the metrics are recorded from the events, and their last
+    # export must still fit in the bound when a sink holds the pipeline up (a run store another process
+    # keeps locked took the whole bound, and the metrics of the process's last runs were never sent).
+    share = timeout * _METRICS_SHARE if inst.metric_readers else 0.0
+    inst.pipeline.stop(max(deadline - share - time.monotonic(), 0.05))
+    inst.events_closed = True
     remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
-    for processor in inst.span_processors:
-        spawn(processor.shutdown)
     for reader in inst.metric_readers:
-        spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+        if not spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms):
+            later.append(functools.partial(_shutdown_reader, inst.meter_provider, reader, remaining_ms))
+    inst.pipeline.close_sinks()  # the run store's last try, next to the metrics' last export
+    for deferred in later:
+        step(deferred)
     for thread in workers:
         thread.join(max(deadline - time.monotonic(), 0))
     # The bound is reached: whatever a worker still holds (a request to a collector that does not answer,

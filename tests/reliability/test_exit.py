@@ -22,7 +22,7 @@ import pytest
 
 import agent_otel
 from agent_otel import sdk, sigterm
-from tests.otlp_receiver import OTLPReceiver
+from tests.otlp_receiver import OTLPReceiver, stop_counts
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -351,3 +351,72 @@ def test_sigterm_during_the_shutdown_at_exit_lets_it_finish(tmp_path):
     with sqlite3.connect(store) as conn:
         (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
     assert n == 20, stderr
+
+
+# --- a run store that another process holds locked at exit ------------------------------------------------
+
+LOCKED = textwrap.dedent(
+    """
+    import os, sys, time
+    import agent_otel
+
+    from agent_otel import sdk
+
+    agent_otel.setup("locked", endpoint=os.environ["ENDPOINT"], store=os.environ["STORE"], instrument=False,
+                     config={"exporter": {"probe_local": False}})
+    with agent_otel.run("warm-up"):
+        pass
+    assert sdk.flush(10)  # the store is open, its tables created
+    print("set up", flush=True)
+    sys.stdin.readline()  # the parent holds the store's write lock from now on
+    for i in range(20):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i * 2, {"i": i})
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_a_store_locked_at_exit_holds_up_neither_the_exit_nor_the_metrics(tmp_path, receiver):
+    """Another process holds SQLite's write lock past the shutdown bound: the runs cannot be stored, and
+    say so, but OTLP gets them all. The metrics of a batch waited behind the store's write on the event
+    thread, and the process exited before they were recorded: 0 of 20 runs in agent_stop_total."""
+    script = tmp_path / "locked.py"
+    script.write_text(LOCKED)
+    store = tmp_path / "runs.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+    env.update(
+        AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), ENDPOINT=receiver.endpoint, PYTHONPATH=path
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    holder = None
+    try:
+        assert proc.stdout.readline() == "set up\n", proc.stderr.read()
+        holder = sqlite3.connect(store, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "exiting\n"
+        start = time.monotonic()
+        rc = proc.wait(30)
+        elapsed = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    stderr = proc.stderr.read()
+    assert rc == 0, stderr
+    assert elapsed < 6, stderr  # the shutdown bound, not SQLite's 5 s busy timeout per try
+    assert "was busy at exit" in stderr and "store records (store unavailable)" in stderr, stderr
+    assert receiver.span_names().count("invoke_agent quick") == 20
+    assert sum(stop_counts(receiver).values()) == 20, stderr
