@@ -869,17 +869,20 @@ def _shutdown(inst: Installation, timeout_s: float | None) -> None:
     # Spans do not depend on the event pipeline: their last export starts now, next to it (at exit on
     # Python 3.12, which starts no thread, after it as before).
     later = [p.shutdown for p in inst.span_processors if not spawn(p.shutdown)]
-    # Events first otherwise: the run store should hold every run before the process goes away. Within
-    # the bound less the metrics' share, though: the metrics are recorded from the events, and their last
-    # export must still fit in the bound when a sink holds the pipeline up (a run store another process
-    # keeps locked took the whole bound, and the metrics of the process's last runs were never sent).
+    # Events first otherwise: the run store should hold every run before the process goes away, and the
+    # metrics are recorded from the events. If a sink still holds the pipeline up when a quarter of the
+    # bound is left (a run store another process keeps locked took the whole bound, and the metrics of the
+    # process's last runs were never sent), the metrics get what is queued ahead of it and their last
+    # export starts, while the pipeline goes on delivering to the store until the bound.
     share = timeout * _METRICS_SHARE if inst.metric_readers else 0.0
-    inst.pipeline.stop(max(deadline - share - time.monotonic(), 0.05))
-    inst.events_closed = True
-    remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
-    for reader in inst.metric_readers:
-        if not spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms):
-            later.append(functools.partial(_shutdown_reader, inst.meter_provider, reader, remaining_ms))
+    if not inst.pipeline.flush(max(deadline - share - time.monotonic(), 0.05)):
+        inst.events_closed = True  # (no collection of its own for a new series: the last export has it)
+        inst.pipeline.feed_fast()
+        later += _start_metrics_shutdown(inst, deadline, spawn)
+    inst.pipeline.stop(max(deadline - time.monotonic(), 0.05))
+    if not inst.events_closed:
+        inst.events_closed = True
+        later += _start_metrics_shutdown(inst, deadline, spawn)
     inst.pipeline.close_sinks()  # the run store's last try, next to the metrics' last export
     for deferred in later:
         step(deferred)
@@ -896,6 +899,17 @@ def _shutdown(inst: Installation, timeout_s: float | None) -> None:
     summary = drop_summary(_all_drops(inst))
     if summary:
         logger.warning(summary)
+
+
+def _start_metrics_shutdown(inst: Installation, deadline: float, spawn: Any) -> list[Any]:
+    """Start each metric reader's shutdown (its last collection and export) on a thread of its own; the
+    ones that could not start (Python 3.12 at exit), to be run in turn."""
+    remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
+    return [
+        functools.partial(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+        for reader in inst.metric_readers
+        if not spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+    ]
 
 
 class _DropRepeatShutdown(logging.Filter):

@@ -52,6 +52,7 @@ CHILD = textwrap.dedent(
 
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        print("handling", flush=True)
         while not stopping.wait(0.05):
             pass
         time.sleep(1.5)  # a graceful stop: waiting for the workers
@@ -187,6 +188,7 @@ def test_a_handler_the_application_installs_after_setup_is_left_to_do_its_work(t
     installed not running, ended the master by SIGTERM 0.4 s into its graceful stop (status -15, not 0)."""
     child = Child(tmp_path, "own-handler-after-setup")
     child.wait_ready()
+    assert child.proc.stdout.readline() == "handling\n"
     rc, stderr = child.end(signal.SIGTERM)
     assert rc == 3, stderr  # the application's own exit, after its graceful stop
     assert child.completed_runs() == 20, stderr  # and atexit flushed as usual
