@@ -422,3 +422,83 @@ def test_a_store_locked_at_exit_holds_up_neither_the_exit_nor_the_metrics(tmp_pa
     assert "was busy at exit" in stderr and "store records (store unavailable)" in stderr, stderr
     assert receiver.span_names().count("invoke_agent quick") == 20
     assert sum(stop_counts(receiver).values()) == 20, stderr
+
+
+# --- the ways a process ends --------------------------------------------------------------------------------
+
+EXIT_PATHS = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import agent_otel
+
+    mode = sys.argv[1]
+    agent_otel.setup("exits", store=os.environ["STORE"], instrument=False,
+                     config={"exporter.probe_local": False})
+    for i in range(5):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i, {"i": i})
+    if mode == "sys-exit":
+        with agent_otel.run("exiting") as run:
+            run.call_tool("lookup", lambda i: i, {"i": 1})
+            sys.exit(2)
+    elif mode == "uncaught":  # while non-daemon threads are in runs, which Python waits for at exit
+        def worker():
+            with agent_otel.run("thread") as run:
+                run.call_tool("sleep", lambda s: time.sleep(s), {"s": 0.5})
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        with agent_otel.run("main"):
+            raise RuntimeError("boom")
+    elif mode == "sigint":
+        print("ready", flush=True)
+        with agent_otel.run("interrupted") as run:
+            run.call_tool("sleep", lambda s: time.sleep(s), {"s": 60})
+    elif mode == "shutdown-twice":
+        agent_otel.shutdown()  # and once more at exit
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "rc", "runs"),
+    [
+        ("sys-exit", 2, {("exiting", "cancelled"): 1}),
+        ("uncaught", 1, {("main", "error"): 1, ("thread", "completed"): 3}),
+        ("sigint", -signal.SIGINT, {("interrupted", "cancelled"): 1}),
+        ("shutdown-twice", 0, {}),
+    ],
+)
+def test_every_way_of_ending_keeps_the_runs_with_their_stop_reason(tmp_path, mode, rc, runs):
+    script = tmp_path / "exits.py"
+    script.write_text(EXIT_PATHS)
+    store = tmp_path / "runs.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), PYTHONPATH=path)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), mode],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if mode == "sigint":
+            assert proc.stdout.readline() == "ready\n"
+            time.sleep(0.3)  # inside the tool call
+            proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == rc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    with sqlite3.connect(store) as conn:
+        rows = dict(
+            ((agent, reason), n)
+            for agent, reason, n in conn.execute(
+                "SELECT agent, stop_reason, count(*) FROM agent_runs GROUP BY agent, stop_reason"
+            )
+        )
+    assert rows == {("quick", "completed"): 5, **runs}, stderr
+    assert "dropped" not in stderr and "agent-otel" not in stderr, stderr
