@@ -22,6 +22,7 @@ import pytest
 
 import agent_otel
 from agent_otel import sdk, sigterm
+from tests.helpers import script_env
 from tests.otlp_receiver import OTLPReceiver, stop_counts
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
@@ -333,9 +334,7 @@ def test_sigterm_during_the_shutdown_at_exit_lets_it_finish(tmp_path):
     script = tmp_path / "exiting.py"
     script.write_text(EXITING)
     store = tmp_path / "runs.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
-    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), PYTHONPATH=path)
+    env = script_env(tmp_path, STORE=str(store))
     proc = subprocess.Popen(
         [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -386,11 +385,7 @@ def test_a_store_locked_at_exit_holds_up_neither_the_exit_nor_the_metrics(tmp_pa
     script = tmp_path / "locked.py"
     script.write_text(LOCKED)
     store = tmp_path / "runs.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
-    env.update(
-        AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), ENDPOINT=receiver.endpoint, PYTHONPATH=path
-    )
+    env = script_env(tmp_path, STORE=str(store), ENDPOINT=receiver.endpoint)
     proc = subprocess.Popen(
         [sys.executable, str(script)],
         env=env,
@@ -473,9 +468,7 @@ def test_every_way_of_ending_keeps_the_runs_with_their_stop_reason(tmp_path, mod
     script = tmp_path / "exits.py"
     script.write_text(EXIT_PATHS)
     store = tmp_path / "runs.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
-    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), PYTHONPATH=path)
+    env = script_env(tmp_path, STORE=str(store))
     proc = subprocess.Popen(
         [sys.executable, str(script), mode],
         env=env,

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import script_env
 from tests.otlp_receiver import OTLPReceiver, stop_counts
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX processes")
 
-REPO = Path(__file__).resolve().parents[2]
 
 WORKERS = textwrap.dedent(
     """
@@ -89,14 +89,7 @@ WORKERS = textwrap.dedent(
 def run_workers(tmp_path: Path, endpoint: str, method: str, kind: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "workers.py"
     script.write_text(WORKERS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
-    env.update(
-        AGENT_OTEL_HOME=str(tmp_path / "home"),
-        STORE=str(tmp_path / "runs.db"),
-        ENDPOINT=endpoint,
-        PYTHONPATH=path,
-    )
+    env = script_env(tmp_path, STORE=str(tmp_path / "runs.db"), ENDPOINT=endpoint)
     return subprocess.run(
         [sys.executable, str(script), method, kind],
         env=env,

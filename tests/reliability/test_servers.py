@@ -10,7 +10,6 @@ application after the fork. uvicorn's workers are spawned, and import the applic
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,14 +17,13 @@ import sys
 import textwrap
 import time
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.helpers import script_env
 from tests.otlp_receiver import OTLPReceiver, free_port, stop_counts
 
-REPO = Path(__file__).resolve().parents[2]
 REQUESTS = 30
 
 APP = textwrap.dedent(
@@ -87,11 +85,7 @@ def test_server_workers_keep_every_run_and_the_master_exits_as_it_would(tmp_path
     store = tmp_path / "runs.db"
     receiver = OTLPReceiver().start()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO), str(tmp_path)) if p)
-    env.update(
-        AGENT_OTEL_HOME=str(tmp_path / "home"), STORE=str(store), ENDPOINT=receiver.endpoint, PYTHONPATH=path
-    )
+    env = script_env(tmp_path, STORE=str(store), ENDPOINT=receiver.endpoint, PYTHONPATH=str(tmp_path))
     if server == "uvicorn":
         args = [sys.executable, "-m", "uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
     else:
