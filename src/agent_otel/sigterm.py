@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator
 logger = logging.getLogger("agent_otel")
 
 _MAIN_GRACE_S = 0.2  # how long the watcher lets the main thread get to the handler by itself
-_lock = threading.Lock()
+# Reentrant: the handler runs on the main thread between any two bytecodes, shutting_down() included.
+_lock = threading.RLock()
 _claimed = False  # a flush for SIGTERM has started (by the handler or the watcher)
 _flush: Callable[[], None] | None = None
 _bound_s = 1.0
