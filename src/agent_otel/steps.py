@@ -743,12 +743,14 @@ def begin(
     checks: bool = True,
     attach: bool = True,
     start_time_ns: int | None = None,
+    serve: bool = True,
 ) -> Step | None:
     """Start ``step``: checks (unless ``checks`` is off), serving policies, the step_id and the span.
 
     Returns None when the run has not started or telemetry failed (the caller runs the call untraced);
     a step a policy serves is returned even then, since it must not run. ``attach`` makes the span
-    current (callers that end the step on another thread pass False).
+    current (callers that end the step on another thread pass False). ``serve=False``: the step's
+    arguments are not known yet, so the serving policies are asked later (:func:`serve_late`).
     """
     run = step.run
     ledger = run.ledger
@@ -763,11 +765,12 @@ def begin(
             return None
         for hook in hooks.before:
             hook(step)
-    for serve in hooks.serve:
-        served = serve(step)
-        if served is not None:
-            step.replay = served
-            break
+    if serve:
+        for serving in hooks.serve:
+            served = serving(step)
+            if served is not None:
+                step.replay = served
+                break
     rt = ledger.runtime
     if rt is None:
         return None
@@ -799,6 +802,17 @@ def begin(
         return step if step.replay is not None else None
 
 
+def serve_late(step: Step) -> None:
+    """Ask the serving policies (a replay) about a step begun with ``serve=False``, now that its arguments
+    are known: a framework's tool span that does not carry them, whose ``@tool`` function got them. A
+    replay may stop the run here (AgentStopped) or refuse the call (a Refusal)."""
+    for serving in step.run.ledger.hooks.serve:
+        served = serving(step)
+        if served is not None:
+            step.replay = served
+            return
+
+
 __all__ = [
     "CANCELLATION_TYPES",
     "MAX_TRACKED_FAILURES",
@@ -824,6 +838,7 @@ __all__ = [
     "outside_run",
     "policy_checks",
     "release_run_span",
+    "serve_late",
     "slots_seen",
     "span_binding",
     "steps_bound",

@@ -11,9 +11,10 @@ request timeout (``call_tool(..., read_timeout_seconds=)``, an ``MCPError`` with
 is a ``tool_timeout``, like any tool's own timeout.
 
 Under replay nothing is sent: the caller gets a ``CallToolResult`` rebuilt from the recording (the
-content blocks of the result, or the whole ``is_error`` result, which the recorded ``MCPToolError``
-keeps). A result with ``structured_content`` is refused: only the structured content is recorded, not
-the content blocks that came with it.
+content blocks of the result, the whole ``is_error`` result, which the recorded ``MCPToolError`` keeps,
+or the whole result with ``structured_content``, recorded apart from what ``result_sha`` hashes: see
+``ToolCall.snapshot_json``). Such a result recorded by an earlier agent-otel, which kept only the
+structured content, is refused.
 
 Guards run before the request is sent, so a denied or looping MCP tool call raises
 :class:`AgentStopped` instead of reaching the server. When a framework integration already records the
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from agent_otel.hashing import canonical_json
 from agent_otel.replay import RecordedOutcome
 from agent_otel.steps import active_run, current_run, internal_error, note_failure
 from agent_otel.stop import StopReason
@@ -101,12 +103,26 @@ def _serve(recorded: RecordedOutcome) -> Any:
         return types.CallToolResult.model_validate(error.result)
     if error is not None:
         raise error
-    if not isinstance(recorded.value, list):
+    value = recorded.value
+    if isinstance(value, dict) and "structuredContent" in value:  # the whole result (see _record_whole)
+        return types.CallToolResult.model_validate(value)
+    if not isinstance(value, list):
         raise Unservable(
-            "returned structured_content when recorded; the recording keeps it, but not the content blocks "
-            "the result had with it"
+            "returned structured_content when recorded, by an agent-otel that kept it but not the content "
+            "blocks the result had with it"
         )
-    return types.CallToolResult.model_validate({"content": recorded.value})
+    return types.CallToolResult.model_validate({"content": value})
+
+
+def _record_whole(call: Any, result: Any) -> None:
+    """A result with structured content is hashed over that content, and recorded whole (its content
+    blocks with it), so that a replay hands the caller the same ``CallToolResult``."""
+    if getattr(result, "structured_content", None) is None:
+        return
+    whole = _as_json(result)
+    if whole is not None and "structuredContent" in whole:
+        whole.pop("_meta", None)  # the server's own metadata is not part of the answer (README)
+        call.snapshot_json = canonical_json(whole)
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -152,6 +168,7 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             if _is_error(result):
                 call.fail(MCPToolError(_error_text(result), _as_json(result)))
             else:
+                _record_whole(call, result)
                 call.ok(_result_value(result))
         except Exception as exc:
             internal_error("recording an MCP tool result", exc)

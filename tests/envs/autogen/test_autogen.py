@@ -14,6 +14,7 @@ from tests.integrations import sample_tools
 from tests.integrations.conftest import Reply, children, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
+from tests.replay.conftest import rig  # noqa: F401
 
 pytest.importorskip("autogen_agentchat")
 
@@ -22,11 +23,11 @@ from autogen_ext.models.openai import OpenAIChatCompletionClient
 from opentelemetry.trace import StatusCode
 
 
-def make_agent(fake_api: Any, name: str = "helper") -> AssistantAgent:
+def make_agent(fake_api: Any, name: str = "helper", tools: Any = (lookup, broken)) -> AssistantAgent:
     client = OpenAIChatCompletionClient(
         model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
     )
-    return AssistantAgent(name, model_client=client, tools=[lookup, broken], reflect_on_tool_use=True)
+    return AssistantAgent(name, model_client=client, tools=list(tools), reflect_on_tool_use=True)
 
 
 def autogen_spans(spans: list[Any], name: str) -> list[Any]:
@@ -207,3 +208,65 @@ async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_ru
     async with agent_otel.run("outer") as run:
         await agent_with(fake_api, sample_tools.wipe).run(task="hi")
     assert SENT == {"wipe": 1}  # the known gap
+
+
+@pytest.fixture
+def recording(rig: Any) -> Any:  # noqa: F811
+    """The replay rig (a real SQLite store), with the ``openai`` integration for AutoGen's model client."""
+    from agent_otel import integrations
+
+    rig.start()
+    integrations.instrument(["openai"])
+    yield rig
+    integrations.uninstrument(["openai"])
+
+
+async def turn(fake_api: Any, tool: Any, args: dict[str, Any]) -> None:
+    """One turn of an agent with ``tool`` that the model asks to call with ``args``, then answers."""
+    fake_api.reply(tool_call(tool.__name__, args), answer("done"))
+    await make_agent(fake_api, tools=[tool]).run(task="hi")
+
+
+async def test_a_replay_serves_an_async_agent_otel_tool_and_runs_a_plain_one_live(recording, fake_api):
+    """Replay through AutoGen's spans alone: an async ``@agent_otel.tool`` function claims AutoGen's step,
+    which then has the function's arguments and result (AutoGen's span has neither), so a replay matches
+    it when AutoGen calls it and serves the recorded result; it does not run. A plain function runs live
+    (AutoGen has no hook before a tool): neither recorded nor compared, since its span has no arguments.
+    It was reported as a call past the end of the recording, and the stop that followed left the replay
+    block as an AgentStopped."""
+    from tests.replay.test_agent_frameworks import assert_served
+
+    await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    assert SENT == {"search": 2}
+    original = recording.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    assert SENT == {"search": 2}  # served: the function did not run again
+    assert_served(rp, recording, original, 1)
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["role"] == "tool" and told["content"] == "OTEL"  # what the model got when recorded
+
+    await turn(fake_api, lookup, {"q": "otel"})
+    with agent_otel.replay(recording.last_run_id("helper")) as rp:
+        await turn(fake_api, lookup, {"q": "otel"})
+    assert SENT["lookup"] == 2  # AutoGen ran it: nothing of agent-otel runs before its tools
+    report = rp.report
+    assert report.matched and (report.recorded_tool_calls, report.served) == (0, 0), str(report)
+    assert report.notes == [
+        "step 2 (lookup) was not compared: its arguments are not on the framework's span (nor were they "
+        "recorded); the framework ran it"
+    ]
+
+
+async def test_a_replay_that_diverges_at_an_agent_otel_tool_stops_there_and_reports_it(recording, fake_api):
+    """Other arguments than recorded: the strict replay stops the run when AutoGen calls the function
+    (which does not run). AutoGen hands the refusal to the model as the tool's error, and the run's next
+    request raised the stop as an ``AgentStopped`` out of the replay block; the block absorbs it, as it
+    does the ``ReplayDivergence``, and the report names the divergence."""
+    await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    with agent_otel.replay(recording.last_run_id("helper")) as rp:
+        await turn(fake_api, sample_tools.asearch, {"q": "other"})
+    assert SENT == {"search": 2}
+    report = rp.report
+    assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
+    assert (report.stop_reason_now, report.error) == ("policy_denied", None)

@@ -353,3 +353,35 @@ def test_uninstrument_removes_hooks_and_patches(telemetry, instrument, fake_api)
     fake_api.reply(answer("x"))
     crew(fake_api).kickoff(inputs={"topic": "x"})
     assert ours(telemetry.spans()) == []
+
+
+def test_replay_serves_an_agent_otel_tool_under_crewais_tool_and_never_runs_it(rig, fake_api):
+    """A CrewAI ``@tool`` over an ``@agent_otel.tool`` function (which claims the step CrewAI's hook
+    began): recorded once, and a replay serves it once; the function does not run."""
+
+    @tool("find_account")
+    @agent_otel.tool(name="crm.find_account")
+    def find_account(user: str) -> str:
+        """Find an account."""
+        CALLS.append(f"found {user}")
+        return f"account of {user}"
+
+    rig.start()
+    integrations.instrument(["crewai"])
+    try:
+        fake_api.reply(tool_call("find_account", {"user": "bob"}), answer("found"))
+        crew(fake_api, find_account).kickoff(inputs={"topic": "bob"})
+        original = rig.last_run_id("research-crew")
+        assert CALLS == ["found bob"]
+        fake_api.reply(tool_call("find_account", {"user": "bob"}), answer("found"))
+        with agent_otel.replay(original) as rp:
+            crew(fake_api, find_account).kickoff(inputs=rp.input)
+        assert CALLS == ["found bob"]  # served, not run
+        report = rp.report
+        assert report.matched and (report.recorded_tool_calls, report.served) == (1, 1), str(report)
+        tool_messages = [m for m in fake_api.requests[-1][1]["messages"] if m.get("role") == "tool"]
+        assert [m["content"] for m in tool_messages] == ["account of bob"]
+        replayed = rig.tool_events(report.replay_run_id)
+        assert [(e["tool"], e["result_sha"]) for e in replayed] == [("find_account", sha("account of bob"))]
+    finally:
+        integrations.uninstrument(["crewai"])
