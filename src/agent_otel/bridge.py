@@ -681,6 +681,10 @@ def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> Non
             _timed(step, span, end_time)
             _end_llm(span, step)
     elif isinstance(step, BridgedToolCall) and step.native is span:
+        if step.call_id and (span.attributes or {}).get(c.GEN_AI_TOOL_CALL_ID) != step.call_id:
+            # The id the framework's hook gave the step: ADK, whose tool raised (a guard's stop, too), sets
+            # "<not specified>" there, knowing the id only from the tool's response.
+            span.set_attribute(c.GEN_AI_TOOL_CALL_ID, step.call_id)
         if not step.done:
             _timed(step, span, end_time)
             _end_tool(span, step)

@@ -56,6 +56,7 @@ class LLMCall(Step):
         "_parent",
         "_start_time_ns",
         "agent_name",
+        "api_usage",
         "attributes",
         "bridged",
         "deferred",
@@ -81,6 +82,9 @@ class LLMCall(Step):
         # records the same request inside that span takes it over (``taken``), so the request is one step.
         self.bridged = False
         self.taken: LLMCall | None = None
+        # Whether the API's own response reported usage, when a client integration read it for a framework
+        # that reports the usage itself (None: not seen). Some frameworks turn "none reported" into 0 tokens.
+        self.api_usage: bool | None = None
         self._parent: Any = None
         self._start_time_ns = time.time_ns()
         self.held: Any = None  # how the run ends this call if it is still open then (end_with_run)

@@ -551,6 +551,21 @@ def outside_run(tool: str) -> None:
 # --- a step ------------------------------------------------------------------------------------------
 
 
+def _leave(token: Any) -> None:
+    """Leave the context a step attached. A step may end in a copy of that context: an ``@agent_otel.tool``
+    function of an in-process MCP server claimed the client's call and a guard blocked it, in the copy of
+    the client's context MCP hands the server. Leaving is not possible there (OpenTelemetry would log an
+    error for it), and not needed: the copy is the server's, and the client's own context leaves the span
+    when the call returns (``integrations.mcp_client``)."""
+    if type(token) is not Token:  # another runtime context than OpenTelemetry's contextvars one
+        otel_context.detach(token)
+        return
+    try:
+        token.var.reset(token)
+    except (ValueError, RuntimeError):  # created in a different Context
+        return
+
+
 class Step:
     """One step of a run in flight: begun by :func:`begin`, ended exactly once by :meth:`end`.
 
@@ -662,7 +677,7 @@ class Step:
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None
         if token is not None:
-            otel_context.detach(token)
+            _leave(token)
         return duration_ms, span.get_span_context()
 
     def event(
