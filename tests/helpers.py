@@ -21,6 +21,16 @@ def missing_prerequisite(what: str, install: str) -> None:
     pytest.skip(message)
 
 
+def script_env(tmp_path: Any, **extra: str) -> dict[str, str]:
+    """The environment of a script a test runs as a process of its own: agent-otel from this checkout, a
+    home of its own under ``tmp_path``, none of the OTEL_*/AGENT_OTEL_* variables of the test's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), repo, extra.pop("PYTHONPATH", "")) if p)
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), PYTHONPATH=path, **extra)
+    return env
+
+
 def require_binary(name: str, install: str, candidates: Iterable[str] = ()) -> str:
     """Path of an executable from PATH or ``candidates``; otherwise fail (CI) or skip (local)."""
     found = shutil.which(name)

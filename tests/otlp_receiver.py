@@ -120,6 +120,23 @@ class OTLPReceiver:
         return self.count()
 
 
+def stop_counts(receiver: OTLPReceiver) -> dict[str, int]:
+    """The last agent_stop_total{stop_reason="completed"} each process (service.instance.id) exported."""
+    last: dict[str, int] = {}
+    for request in receiver.metric_batches:
+        for rm in request.resource_metrics:
+            resource = {a.key: a.value.string_value for a in rm.resource.attributes}
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name != "agent.stop":
+                        continue
+                    for point in metric.sum.data_points:
+                        attributes = {a.key: a.value.string_value for a in point.attributes}
+                        if attributes.get("stop_reason") == "completed":
+                            last[resource["service.instance.id"]] = point.as_int
+    return last
+
+
 class Blackhole:
     """A TCP port that accepts connections and never answers: the collector that hangs."""
 

@@ -22,6 +22,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import IO, Any, Protocol
 
 import orjson
@@ -234,6 +235,12 @@ class Pipeline:
         drops: Any = None,
     ) -> None:
         self._sinks: list[Sink] = list(sinks)
+        # In-memory sinks (the metrics; see add_sink) and what feed_fast needs to give them a batch once.
+        self._fast: list[Sink] = []
+        self._ahead = 0  # records at the queue's front the fast sinks already have (feed_fast)
+        self._fast_lock = threading.Lock()
+        self._current: list[Record] = []  # of the batch being written, the records the fast sinks need
+        self._current_fed = True  # ... and whether they have had them (claimed by one thread only)
         # Three parallel deques (changed together under _lock) rather than one of tuples: a queued record
         # is then its payload only, which the garbage collector does not track when its values are plain
         # (tool events; snapshot records, see on_take), so full collections, which stall every thread,
@@ -271,6 +278,9 @@ class Pipeline:
         self._types = deque()
         self._sizes = deque()
         self._queued_bytes = 0
+        self._ahead = 0
+        self._fast_lock = threading.Lock()
+        self._current, self._current_fed = [], True
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Condition()
@@ -292,8 +302,14 @@ class Pipeline:
         with self._lock:
             return list(zip(self._types, self._queue, strict=True))
 
-    def add_sink(self, sink: Sink) -> None:
+    def add_sink(self, sink: Sink, *, fast: bool = False) -> None:
+        """Add ``sink``. ``fast`` is for a sink that only records in memory (the metrics): at shutdown,
+        when a slow sink (a run store another process keeps locked) holds the queue up, it is given what
+        is queued and the batch being written ahead of the others (feed_fast), so its last export need not
+        wait for them. It sees records as they were queued: not those of a type with an on_take hook."""
         self._sinks.append(sink)
+        if fast:
+            self._fast.append(sink)
 
     def sinks(self) -> list[Sink]:
         return list(self._sinks)
@@ -366,6 +382,8 @@ class Pipeline:
             self._types.popleft()
             self._queued_bytes -= sizes.popleft()
             dropped += 1
+            if self._ahead:
+                self._ahead -= 1
         return dropped
 
     def _start(self) -> None:
@@ -392,8 +410,9 @@ class Pipeline:
             if self._closed and not self._queue:
                 return
 
-    def _take(self) -> tuple[list[Record], int]:
-        """The next batch and its bytes, which stay in queued_bytes until the sinks are done with it."""
+    def _take(self) -> tuple[list[Record], int, int]:
+        """The next batch, its bytes (which stay in queued_bytes until the sinks are done with it), and how
+        many of its first records the fast sinks already have (feed_fast)."""
         batch: list[Record] = []
         taken = 0
         with self._lock:
@@ -401,6 +420,12 @@ class Pipeline:
             for _ in range(min(self._batch_size, len(queue))):
                 batch.append((types.popleft(), queue.popleft()))
                 taken += sizes.popleft()
+            had = min(self._ahead, len(batch))
+            self._ahead -= had
+        self._prepare(batch)
+        return batch, taken, had
+
+    def _prepare(self, batch: list[Record]) -> None:
         hooks = self._on_take
         if hooks:
             for rtype, payload in batch:
@@ -410,7 +435,6 @@ class Pipeline:
                         hook(payload)
                     except Exception as exc:  # the record goes on as it was queued
                         logger.debug("agent-otel: preparing a %s record failed: %s", rtype, exc)
-        return batch, taken
 
     def _drain(self) -> None:
         with self._idle:
@@ -418,13 +442,24 @@ class Pipeline:
             self._flush_requested = False
         try:
             while True:
-                batch, taken = self._take()
+                batch, taken, had = self._take()
                 if not batch:
                     break
+                if self._fast:
+                    with self._fast_lock:
+                        self._current, self._current_fed = batch[had:], False
+                fed: list[Record] | None = None
                 failed = False
                 for sink in self._sinks:
+                    records = batch
+                    if self._fast and sink in self._fast:
+                        if fed is None:
+                            fed = self._claim_current()
+                        records = fed
+                        if not records:
+                            continue
                     try:
-                        sink.write(batch)
+                        sink.write(records)
                     except Exception as exc:  # a sink must never take the pipeline down
                         self.sink_errors += 1
                         failed = True
@@ -474,20 +509,69 @@ class Pipeline:
 
     def close(self, timeout_s: float = 1.0) -> bool:
         """Flush within ``timeout_s``, count what is still queued then as unsent, close the sinks."""
+        done = self.stop(timeout_s)
+        self.close_sinks()
+        return done
+
+    def stop(self, timeout_s: float = 1.0) -> bool:
+        """Flush within ``timeout_s`` and take no more records; what is still queued then is counted as
+        unsent (the fast sinks still get it). The sinks stay open: see close_sinks()."""
         done = self.flush(timeout_s)
         self._closed = True
         self._wake.set()
         with self._lock:
             left = len(self._queue)
+            fresh = self._queued_from(self._ahead)
+            self._ahead = 0
             self._queue.clear()
             self._types.clear()
             self._queued_bytes -= sum(self._sizes)  # a batch being written counts until it is written
             self._sizes.clear()
+        # The sinks are still busy with an earlier batch (a locked run store): the fast sinks take the rest
+        # here, so the metrics count every run.
+        if self._fast:
+            self._write_fast((self._claim_current() or []) + fresh)
         self._drop("unsent_at_shutdown", left, announce=False)
+        return done
+
+    def feed_fast(self) -> None:
+        """Give the fast sinks (add_sink) the batch being written and what is queued now, ahead of the
+        other sinks, which go on with them: at shutdown, the metrics need not wait for a slow sink."""
+        if not self._fast:
+            return
+        with self._lock:
+            fresh = self._queued_from(self._ahead)
+            self._ahead = len(self._queue)
+        self._write_fast((self._claim_current() or []) + fresh)
+
+    def _queued_from(self, index: int) -> list[Record]:
+        """The queued records from ``index`` on (called with the lock held)."""
+        return list(zip(islice(self._types, index, None), islice(self._queue, index, None), strict=True))
+
+    def _claim_current(self) -> list[Record] | None:
+        """What the fast sinks need of the batch being written, for the first thread to ask only."""
+        with self._fast_lock:
+            if self._current_fed:
+                return None
+            self._current_fed = True
+            return self._current
+
+    def _write_fast(self, records: list[Record]) -> None:
+        hooked = self._on_take
+        records = [r for r in records if r[0] not in hooked]
+        if not records:
+            return
+        for sink in self._fast:
+            try:
+                sink.write(records)
+            except Exception as exc:
+                logger.debug("agent-otel: event sink %s failed at shutdown: %s", type(sink).__name__, exc)
+
+    def close_sinks(self) -> None:
+        """Close every sink (a run store makes its last, short try at the records it still holds)."""
         for sink in self._sinks:
             try:
                 sink.close()
             except Exception as exc:
                 log = logger.debug if id(sink) in self._failed_sinks else logger.warning
                 log("agent-otel: closing event sink %s failed: %s", type(sink).__name__, exc)
-        return done

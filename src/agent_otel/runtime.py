@@ -70,7 +70,9 @@ class Runtime:
         from agent_otel.metrics import MetricsSink
 
         metrics = Metrics.for_meter(meter, config.get("metrics.track"), config.get("metrics.tools"), dropped)
-        pipeline.add_sink(MetricsSink(metrics))
+        # In memory: at shutdown it gets the records a slow sink (a locked run store) holds up, which were
+        # never recorded in the metrics when that took the whole shutdown bound.
+        pipeline.add_sink(MetricsSink(metrics), fast=True)
         built = (factory(config, pipeline) for factory in _policy_factories.values())
         return cls(
             policies=tuple(sorted((p for p in built if p is not None), key=lambda p: p.order)),

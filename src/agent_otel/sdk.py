@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -146,6 +148,7 @@ def setup(
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
+        _hook_multiprocessing()
         if cfg.get("exporter.handle_sigterm"):
             from agent_otel import sigterm
 
@@ -826,10 +829,21 @@ def shutdown(timeout_s: float | None = None) -> None:
         inst, _installed = _installed, None
     if inst is None:
         return
-    if inst.sigterm:
-        from agent_otel import sigterm
+    from agent_otel import sigterm
 
-        sigterm.uninstall()  # from the main thread; the SIGTERM path itself ends the process anyway
+    with sigterm.shutting_down():
+        try:
+            _shutdown(inst, timeout_s)
+        finally:
+            if inst.sigterm:
+                # Removed once the last records are delivered: a SIGTERM meanwhile waits for them.
+                sigterm.uninstall()  # (from the main thread only; shutting_down ends the process then)
+
+
+_METRICS_SHARE = 0.25  # of the shutdown bound, kept for the last metric export (see _shutdown)
+
+
+def _shutdown(inst: Installation, timeout_s: float | None) -> None:
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout
     if inst.integrations:
@@ -843,31 +857,43 @@ def shutdown(timeout_s: float | None = None) -> None:
     from agent_otel import native
 
     native.enable(False)
-    # Events first: the run store should hold every run before the process goes away.
-    inst.pipeline.close(max(deadline - time.monotonic(), 0.05))
-    inst.events_closed = True
     workers: list[threading.Thread] = []
 
-    def spawn(fn: Any, *args: Any) -> None:
-        def target() -> None:
-            try:
-                fn(*args)
-            except Exception as exc:
-                logger.debug("agent-otel: shutdown step failed: %s", exc)
+    def step(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            logger.debug("agent-otel: shutdown step failed: %s", exc)
 
-        thread = threading.Thread(target=target, name="agent-otel-shutdown", daemon=True)
+    def spawn(fn: Any, *args: Any) -> bool:
+        thread = threading.Thread(target=step, args=(fn, *args), name="agent-otel-shutdown", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # at interpreter exit Python 3.12 starts no thread: each step in turn, here
-            target()
-            return
+            return False
         workers.append(thread)
+        return True
 
-    remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
-    for processor in inst.span_processors:
-        spawn(processor.shutdown)
-    for reader in inst.metric_readers:
-        spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+    # Spans do not depend on the event pipeline: their last export starts now, next to it (at exit on
+    # Python 3.12, which starts no thread, after it as before).
+    later = [p.shutdown for p in inst.span_processors if not spawn(p.shutdown)]
+    # Events first otherwise: the run store should hold every run before the process goes away, and the
+    # metrics are recorded from the events. If a sink still holds the pipeline up when a quarter of the
+    # bound is left (a run store another process keeps locked took the whole bound, and the metrics of the
+    # process's last runs were never sent), the metrics get what is queued ahead of it and their last
+    # export starts, while the pipeline goes on delivering to the store until the bound.
+    share = timeout * _METRICS_SHARE if inst.metric_readers else 0.0
+    if not inst.pipeline.flush(max(deadline - share - time.monotonic(), 0.05)):
+        inst.events_closed = True  # (no collection of its own for a new series: the last export has it)
+        inst.pipeline.feed_fast()
+        later += _start_metrics_shutdown(inst, deadline, spawn)
+    inst.pipeline.stop(max(deadline - time.monotonic(), 0.05))
+    if not inst.events_closed:
+        inst.events_closed = True
+        later += _start_metrics_shutdown(inst, deadline, spawn)
+    inst.pipeline.close_sinks()  # the run store's last try, next to the metrics' last export
+    for deferred in later:
+        step(deferred)
     for thread in workers:
         thread.join(max(deadline - time.monotonic(), 0))
     # The bound is reached: whatever a worker still holds (a request to a collector that does not answer,
@@ -881,6 +907,17 @@ def shutdown(timeout_s: float | None = None) -> None:
     summary = drop_summary(_all_drops(inst))
     if summary:
         logger.warning(summary)
+
+
+def _start_metrics_shutdown(inst: Installation, deadline: float, spawn: Any) -> list[Any]:
+    """Start each metric reader's shutdown (its last collection and export) on a thread of its own; the
+    ones that could not start (Python 3.12 at exit), to be run in turn."""
+    remaining_ms = max(deadline - time.monotonic(), 0.05) * 1000
+    return [
+        functools.partial(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+        for reader in inst.metric_readers
+        if not spawn(_shutdown_reader, inst.meter_provider, reader, remaining_ms)
+    ]
 
 
 class _DropRepeatShutdown(logging.Filter):
@@ -911,3 +948,63 @@ def _shutdown_at_exit() -> None:
         shutdown()
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
+
+
+# --- multiprocessing's children --------------------------------------------------------------------------
+#
+# A child of multiprocessing (fork and forkserver start methods: Process, Pool, ProcessPoolExecutor) ends
+# with os._exit() once its target returns, so atexit never runs there: a worker's last runs, their spans
+# and its metrics were lost (0 of 24 runs stored for 24 forked Processes). What runs there is
+# multiprocessing's own exit function, with the finalizers registered through multiprocessing.util.Finalize;
+# shutdown() becomes one of them. multiprocessing clears the finalizers a child inherits as it starts its
+# target (Process._bootstrap), then calls the functions given to util.register_after_fork: that is where a
+# forked child's finalizer is registered. Nothing here imports multiprocessing: a process that has not
+# imported it has no such children.
+
+
+class _Token:
+    """What util.register_after_fork keeps a weak reference to (it keys its callbacks by an object)."""
+
+
+_MP_TOKEN = _Token()
+_mp_registered = False  # _at_multiprocessing_start is registered (inherited by forked children, like it)
+_mp_finalizer: Any = None  # shutdown() as a multiprocessing finalizer of this process, once registered
+
+
+def _hook_multiprocessing() -> None:
+    global _mp_registered
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    try:
+        if not _mp_registered:
+            util.register_after_fork(_MP_TOKEN, _at_multiprocessing_start)
+            _mp_registered = True
+        if sys.modules["multiprocessing"].parent_process() is not None:  # setup() in a worker (initializer)
+            _at_multiprocessing_start(_MP_TOKEN)
+    except Exception as exc:  # an unexpected multiprocessing: its children keep only what atexit keeps
+        logger.debug("agent-otel: cannot hook multiprocessing's exit: %s", exc)
+
+
+def _at_multiprocessing_start(token: _Token) -> None:
+    """Called in a child of multiprocessing as its target starts, and by setup() in one."""
+    global _mp_finalizer
+    util = sys.modules.get("multiprocessing.util")
+    if _installed is None or util is None:
+        return
+    if _mp_finalizer is not None and _mp_finalizer.still_active():  # (a child's start clears them)
+        return
+    # The lowest priority: after the application's own finalizers (which may still end runs) and after
+    # multiprocessing's queues have flushed their feeder threads (-5).
+    _mp_finalizer = util.Finalize(None, _shutdown_at_exit, exitpriority=-100)
+
+
+def _after_fork_in_child() -> None:
+    # multiprocessing imported after setup() (ProcessPoolExecutor imports it when first used): a forked
+    # child still gets its finalizer, registered before the child starts its target.
+    if _installed is not None:
+        _hook_multiprocessing()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -22,7 +22,8 @@ import pytest
 
 import agent_otel
 from agent_otel import sdk, sigterm
-from tests.otlp_receiver import OTLPReceiver
+from tests.helpers import script_env
+from tests.otlp_receiver import OTLPReceiver, stop_counts
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -45,6 +46,18 @@ CHILD = textwrap.dedent(
         with agent_otel.run("quick") as run:
             run.call_tool("lookup", lambda i: i * 2, {"i": i})
     print("ready", flush=True)
+    if mode == "own-handler-after-setup":
+        # A server that installs its handlers after the application module called setup() (gunicorn's
+        # master with --preload): its handler only asks the main loop to stop, which then takes its time.
+        import threading
+
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        print("handling", flush=True)
+        while not stopping.wait(0.05):
+            pass
+        time.sleep(1.5)  # a graceful stop: waiting for the workers
+        sys.exit(3)
     if mode == "busy":
         with agent_otel.run("slow") as run:
             run.call_tool("sleep", lambda secs: time.sleep(secs), {"secs": 60})
@@ -171,6 +184,17 @@ def test_an_applications_own_sigterm_handler_is_left_alone(tmp_path):
     assert child.completed_runs() == 20, stderr
 
 
+def test_a_handler_the_application_installs_after_setup_is_left_to_do_its_work(tmp_path):
+    """gunicorn --preload: agent-otel's watcher thread still saw the signal and, the handler it had
+    installed not running, ended the master by SIGTERM 0.4 s into its graceful stop (status -15, not 0)."""
+    child = Child(tmp_path, "own-handler-after-setup")
+    child.wait_ready()
+    assert child.proc.stdout.readline() == "handling\n"
+    rc, stderr = child.end(signal.SIGTERM)
+    assert rc == 3, stderr  # the application's own exit, after its graceful stop
+    assert child.completed_runs() == 20, stderr  # and atexit flushed as usual
+
+
 def test_handle_sigterm_false_keeps_pythons_default(tmp_path):
     child = Child(tmp_path, "handler-off")
     child.wait_ready()
@@ -261,3 +285,213 @@ def test_no_handler_when_setup_runs_off_the_main_thread(sigterm_default):
     assert not errors
     assert sdk.installation() is not None
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# --- SIGTERM while the process is already shutting down ---------------------------------------------------
+
+EXITING = textwrap.dedent(
+    """
+    import os, sys, threading, time
+    import agent_otel
+    from agent_otel import sdk
+
+    class SlowSink:
+        # An application's slow sink. Its first batch holds the first run alone, and it returns once the
+        # process is shutting down: the other runs are still queued then, and go in the next batch.
+        first, runs_done = threading.Event(), threading.Event()
+
+        def write(self, batch):
+            if not self.first.is_set():
+                self.first.set()
+                self.runs_done.wait(10)
+                deadline = time.monotonic() + 10
+                while sdk.installation() is not None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            else:
+                print("closing", flush=True)  # within shutdown(): the parent sends SIGTERM now
+                time.sleep(0.5)
+
+        def close(self):
+            pass
+
+    sink = SlowSink()
+    agent_otel.setup("exiting", store=os.environ["STORE"], instrument=False, event_sinks=[sink],
+                     config={"exporter": {"probe_local": False}})
+    for i in range(20):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i * 2, {"i": i})
+        if i == 0:
+            sink.first.wait(10)
+    sink.runs_done.set()
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_sigterm_during_the_shutdown_at_exit_lets_it_finish(tmp_path):
+    """`docker stop` (or multiprocessing's Pool.terminate()) as the process exits: the handler was removed
+    as shutdown() began, so SIGTERM killed the process in the middle of delivering its last runs."""
+    script = tmp_path / "exiting.py"
+    script.write_text(EXITING)
+    store = tmp_path / "runs.db"
+    env = script_env(tmp_path, STORE=str(store))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "exiting\n"
+        line = proc.stdout.readline()
+        assert line == "closing\n", (line, proc.stderr.read())
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert rc == -signal.SIGTERM, stderr  # ended by the SIGTERM, once the shutdown had delivered
+    with sqlite3.connect(store) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
+    assert n == 20, stderr
+
+
+# --- a run store that another process holds locked at exit ------------------------------------------------
+
+LOCKED = textwrap.dedent(
+    """
+    import os, sys, time
+    import agent_otel
+
+    from agent_otel import sdk
+
+    agent_otel.setup("locked", endpoint=os.environ["ENDPOINT"], store=os.environ["STORE"], instrument=False,
+                     config={"exporter": {"probe_local": False}})
+    with agent_otel.run("warm-up"):
+        pass
+    assert sdk.flush(10)  # the store is open, its tables created
+    print("set up", flush=True)
+    sys.stdin.readline()  # the parent holds the store's write lock from now on
+    for i in range(20):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i * 2, {"i": i})
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_a_store_locked_at_exit_holds_up_neither_the_exit_nor_the_metrics(tmp_path, receiver):
+    """Another process holds SQLite's write lock past the shutdown bound: the runs cannot be stored, and
+    say so, but OTLP gets them all. The metrics of a batch waited behind the store's write on the event
+    thread, and the process exited before they were recorded: 0 of 20 runs in agent_stop_total."""
+    script = tmp_path / "locked.py"
+    script.write_text(LOCKED)
+    store = tmp_path / "runs.db"
+    env = script_env(tmp_path, STORE=str(store), ENDPOINT=receiver.endpoint)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    holder = None
+    try:
+        assert proc.stdout.readline() == "set up\n", proc.stderr.read()
+        holder = sqlite3.connect(store, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "exiting\n"
+        start = time.monotonic()
+        rc = proc.wait(30)
+        elapsed = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    stderr = proc.stderr.read()
+    assert rc == 0, stderr
+    assert elapsed < 6, stderr  # the shutdown bound, not SQLite's 5 s busy timeout per try
+    assert "was busy at exit" in stderr and "store records (store unavailable)" in stderr, stderr
+    assert receiver.span_names().count("invoke_agent quick") == 20
+    assert sum(stop_counts(receiver).values()) == 20, stderr
+
+
+# --- the ways a process ends --------------------------------------------------------------------------------
+
+EXIT_PATHS = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import agent_otel
+
+    mode = sys.argv[1]
+    agent_otel.setup("exits", store=os.environ["STORE"], instrument=False,
+                     config={"exporter.probe_local": False})
+    for i in range(5):
+        with agent_otel.run("quick") as run:
+            run.call_tool("lookup", lambda i: i, {"i": i})
+    if mode == "sys-exit":
+        with agent_otel.run("exiting") as run:
+            run.call_tool("lookup", lambda i: i, {"i": 1})
+            sys.exit(2)
+    elif mode == "uncaught":  # while non-daemon threads are in runs, which Python waits for at exit
+        def worker():
+            with agent_otel.run("thread") as run:
+                run.call_tool("sleep", lambda s: time.sleep(s), {"s": 0.5})
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        with agent_otel.run("main"):
+            raise RuntimeError("boom")
+    elif mode == "sigint":
+        print("ready", flush=True)
+        with agent_otel.run("interrupted") as run:
+            run.call_tool("sleep", lambda s: time.sleep(s), {"s": 60})
+    elif mode == "shutdown-twice":
+        agent_otel.shutdown()  # and once more at exit
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "rc", "runs"),
+    [
+        ("sys-exit", 2, {("exiting", "cancelled"): 1}),
+        ("uncaught", 1, {("main", "error"): 1, ("thread", "completed"): 3}),
+        ("sigint", -signal.SIGINT, {("interrupted", "cancelled"): 1}),
+        ("shutdown-twice", 0, {}),
+    ],
+)
+def test_every_way_of_ending_keeps_the_runs_with_their_stop_reason(tmp_path, mode, rc, runs):
+    script = tmp_path / "exits.py"
+    script.write_text(EXIT_PATHS)
+    store = tmp_path / "runs.db"
+    env = script_env(tmp_path, STORE=str(store))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), mode],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if mode == "sigint":
+            assert proc.stdout.readline() == "ready\n"
+            time.sleep(0.3)  # inside the tool call
+            proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == rc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    with sqlite3.connect(store) as conn:
+        rows = dict(
+            ((agent, reason), n)
+            for agent, reason, n in conn.execute(
+                "SELECT agent, stop_reason, count(*) FROM agent_runs GROUP BY agent, stop_reason"
+            )
+        )
+    assert rows == {("quick", "completed"): 5, **runs}, stderr
+    assert "dropped" not in stderr and "agent-otel" not in stderr, stderr

@@ -297,10 +297,11 @@ class StoreSink:
         if in_flight:
             what = f"{what} and the batch being written" if pending else "the batch being written"
         logger.warning(
-            "agent-otel: the run store at %s was busy at exit; %s of this process were not stored. "
+            "agent-otel: the run store at %s was busy at exit; %s of this process %s not stored. "
             "OTLP export is not affected.",
             self.target.display,
             what,
+            "were" if pending else "was",
         )
 
     # --- internals -----------------------------------------------------------------------------------
