@@ -9,6 +9,7 @@ import contextvars
 import statistics
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -218,13 +219,13 @@ def test_a_budget_of_the_wrong_type_or_below_zero_is_refused_where_it_is_made(gu
 
 
 def test_a_sub_agent_keeps_its_own_budget_and_its_stop_names_it_in_the_parent(guarded):
-    """A sub-agent's steps count toward its own budget, not the parent's; its guard stop, left uncaught,
-    ends the parent with the same reason, and the parent's detail says it was the sub-agent's (the parent
-    showed ``max_steps`` with no detail and no guard event of its own, its budget far from reached)."""
+    """A sub-agent's own budget stops it (its steps also count toward the parent's, not reached here);
+    its guard stop, left uncaught, ends the parent with the same reason, and the parent's detail says it
+    was the sub-agent's (the parent showed ``max_steps`` with no detail and no guard event of its own)."""
     t, tools = guarded(), Tools()
     with (
         pytest.raises(agent_otel.AgentStopped),
-        agent_otel.run("triage", budget=agent_otel.Budget(max_steps=3)) as parent,
+        agent_otel.run("triage", budget=agent_otel.Budget(max_steps=10)) as parent,
     ):
 
         def research(q):
@@ -972,3 +973,139 @@ def test_each_guard_stops_an_async_agent_loop(guarded, guard):
     if executed is not None:
         assert len(searches) == executed
     assert ("send_email", "x") not in tools.executed
+
+
+# --- budgets over sub-agents ---------------------------------------------------------------------------
+
+
+def tree_stops(t):
+    return {e["agent"]: e["stop_reason"] for e in t.events("stop")}
+
+
+def test_a_parents_spend_budget_covers_what_its_sub_agents_spend(guarded):
+    """A $1 budget on the parent let a sub-agent it ran spend $4 (each run counted only its own spend).
+    Now the parent's budget holds across its sub-agents: the request that crosses it is the last, the
+    sub-agent stops before its next step, the trigger is the parent's (once), and no run's own usage
+    counts another's (the parent's spend is still 0: no request is counted twice)."""
+    t, tools = guarded(), Tools()
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("triage", budget=agent_otel.Budget(max_cost_usd=1.0)) as parent,
+    ):
+
+        def research(q):
+            with agent_otel.run("research") as child:
+                for i in range(10):
+                    child.record_llm(model="gpt-4o", input_tokens=10, output_tokens=10, cost_usd=0.4)
+                    child.call_tool("search", tools.search, {"q": f"{q}{i}"})
+            return child
+
+        parent.call_tool("delegate", research, {"q": "x"})
+    assert len(tools.executed) == 2  # after the 3rd request ($1.20 in all) nothing more ran
+    (child_stop,) = [e for e in t.events("stop") if e["agent"] == "research"]
+    assert child_stop["stop_reason"] == "budget_exceeded"
+    assert child_stop["usage"]["cost_usd"] == pytest.approx(1.2)
+    assert parent.result.stop_reason == "budget_exceeded" and parent.cost_usd == 0
+    assert guard_counts(t) == {("triage", "max_cost_usd"): 1}
+    _, events = guard_events(t, parent)
+    assert [(e["guard"], e["observed"]) for e in events] == [("max_cost_usd", 1.2)]
+
+
+def test_sub_agents_gathered_at_once_share_the_parents_step_budget(guarded):
+    """Two sub-agents run with asyncio.gather under a parent's max_steps of 6: together with the parent's
+    two delegating steps they make at most 6 steps, both stop with max_steps, one trigger is counted."""
+    t, tools = guarded(), Tools()
+
+    async def research(q):
+        async with agent_otel.run("research") as child:
+            for i in range(10):
+                await child.call_tool("search", tools.asearch, {"q": f"{q}{i}"})
+
+    async def agent():
+        async with agent_otel.run("triage", budget=agent_otel.Budget(max_steps=6)) as parent:
+            results = await asyncio.gather(
+                parent.call_tool("delegate", research, {"q": "a"}),
+                parent.call_tool("delegate", research, {"q": "b"}),
+                return_exceptions=True,
+            )
+        return parent, results
+
+    parent, results = asyncio.run(agent())
+    assert len(tools.executed) == 4
+    assert [r.result.stop_reason for r in results] == ["max_steps", "max_steps"]
+    assert parent.result.stop_reason == "max_steps"
+    stops = [(e["agent"], e["stop_reason"]) for e in t.events("stop")]
+    assert sorted(stops) == [("research", "max_steps"), ("research", "max_steps"), ("triage", "max_steps")]
+    assert guard_counts(t) == {("triage", "max_steps"): 1}
+
+
+def test_sub_agents_in_threads_share_the_parents_tool_call_budget(guarded):
+    """Sub-agents started on threads (a copied context each) under a parent's max_tool_calls of 5."""
+    t, tools = guarded(), Tools()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_tool_calls=5)) as parent:
+
+        def research(q):
+            try:
+                with agent_otel.run("research") as child:
+                    for i in range(10):
+                        child.call_tool("search", tools.search, {"q": f"{q}{i}"})
+            except agent_otel.AgentStopped as exc:
+                return exc.result
+
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, research, q) for q in "abc"]
+            results = [f.result(10) for f in futures]
+    assert len(tools.executed) == 5
+    assert [r.stop_reason for r in results] == ["budget_exceeded"] * 3
+    assert all(
+        r.detail.startswith(f"parent run {parent.run_id} (triage): tool-call budget of 5") for r in results
+    )
+    # the agent caught the sub-agents' AgentStopped: the parent still ends with its budget's reason
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert guard_counts(t) == {("triage", "max_tool_calls"): 1}
+
+
+def test_a_parents_deadline_stops_its_sub_agents_and_their_sub_agents(guarded):
+    t, tools = guarded(), Tools()
+    with (
+        pytest.raises(agent_otel.AgentStopped) as stopped,
+        agent_otel.run("triage", budget=agent_otel.Budget(max_duration_s=0.05)) as parent,
+        agent_otel.run("research") as child,
+        agent_otel.run("lookup") as grandchild,
+    ):
+        grandchild.call_tool("search", tools.search, {"q": 1})
+        time.sleep(0.1)
+        grandchild.call_tool("search", tools.search, {"q": 2})
+    assert len(tools.executed) == 1
+    assert stopped.value.result.run_id == grandchild.run_id
+    assert (
+        stopped.value.result.detail
+        == f"enclosing run {parent.run_id} (triage): run deadline of 0.05s reached"
+    )
+    assert [r.result.stop_reason for r in (grandchild, child, parent)] == ["timeout"] * 3
+    assert guard_counts(t) == {("triage", "max_duration_s"): 1}
+
+
+def test_a_parents_token_budget_is_checked_with_its_sub_agents_usage(guarded):
+    """A sub-agent's usage crosses the parent's token budget: the parent's own next step is stopped."""
+    t = guarded()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_tokens=100)) as parent:
+        with agent_otel.run("research") as child:
+            child.record_llm(model="gpt-4o", input_tokens=90, output_tokens=20)
+        assert child.result.stop_reason == "completed"  # it made no step after crossing it
+        with pytest.raises(agent_otel.AgentStopped):
+            parent.record_llm(model="gpt-4o", input_tokens=1, output_tokens=1)
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert parent.input_tokens + parent.output_tokens == 2  # its own usage: the child's is the child's
+    assert guard_counts(t) == {("triage", "max_tokens"): 1}
+
+
+def test_a_sub_agent_under_a_parent_without_a_budget_is_not_limited_by_it(guarded):
+    t, tools = guarded(), Tools()
+    with (
+        agent_otel.run("triage") as parent,
+        agent_otel.run("research", budget=agent_otel.Budget(max_steps=50)),
+    ):
+        for i in range(20):
+            parent.call_tool("search", tools.search, {"q": i})
+    assert len(tools.executed) == 20 and tree_stops(t) == {"research": "completed", "triage": "completed"}
