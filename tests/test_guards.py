@@ -1109,3 +1109,111 @@ def test_a_sub_agent_under_a_parent_without_a_budget_is_not_limited_by_it(guarde
         for i in range(20):
             parent.call_tool("search", tools.search, {"q": i})
     assert len(tools.executed) == 20 and tree_stops(t) == {"research": "completed", "triage": "completed"}
+
+
+# --- retry libraries around agent code ------------------------------------------------------------------
+
+
+def retried_agent(t, tools, decorate, budget=None):
+    """An agent whose tool call is wrapped by a retry library (``decorate``); its second call is past the
+    run's tool-call budget. Returns the run, how often the wrapped function was entered, what it raised."""
+    entered = []
+
+    def search(run, q):
+        entered.append(q)
+        return run.call_tool("search", tools.search, {"q": q})
+
+    wrapped = decorate(search)
+    raised = None
+    with agent_otel.run("support", budget=budget or agent_otel.Budget(max_tool_calls=1)) as run:
+        wrapped(run, "a")
+        try:
+            wrapped(run, "b")
+        except Exception as exc:  # what the retry library lets out, the agent's code goes on
+            raised = exc
+    return run, entered, raised
+
+
+def assert_one_stop(t, run, tools):
+    assert tools.executed == [("search", "a")]  # the call past the budget never ran, however often retried
+    assert_stopped(t, run, "budget_exceeded", "max_tool_calls")
+    assert [s.name for s in t.spans() if s.name.startswith("execute_tool")] == ["execute_tool search"]
+
+
+def test_a_retry_library_retrying_agent_stopped_gets_the_stop_again_at_once(guarded):
+    """tenacity's ``@retry`` retries every ``Exception`` by default, AgentStopped included: each retry of
+    a stopped run is refused at once (the tool never runs again) and the run records one stop and one
+    trigger, but the agent sits through the retries' waits and gets tenacity's RetryError."""
+    import tenacity
+
+    t, tools = guarded(), Tools()
+    retry = tenacity.retry(stop=tenacity.stop_after_attempt(4), wait=tenacity.wait_fixed(0.01))
+    run, entered, raised = retried_agent(t, tools, retry)
+    assert entered == ["a", "b", "b", "b", "b"]
+    assert isinstance(raised, tenacity.RetryError)
+    assert isinstance(raised.last_attempt.exception(), agent_otel.AgentStopped)
+    assert_one_stop(t, run, tools)
+
+
+def _not_stopped(exc: BaseException) -> bool:
+    return not isinstance(exc, agent_otel.AgentStopped)
+
+
+@pytest.mark.parametrize("library", ["tenacity", "backoff", "stamina", "langchain"])
+def test_the_readme_recipes_keep_retry_libraries_from_retrying_agent_stopped(guarded, library):
+    """README "Guards" > "Retry libraries": each recipe lets AgentStopped through on its first raise."""
+    t, tools = guarded(), Tools()
+    if library == "tenacity":
+        import tenacity
+
+        decorate = tenacity.retry(
+            retry=tenacity.retry_if_not_exception_type(agent_otel.AgentStopped),
+            stop=tenacity.stop_after_attempt(4),
+            wait=tenacity.wait_fixed(5),
+        )
+    elif library == "backoff":
+        import backoff
+
+        decorate = backoff.on_exception(
+            backoff.constant, Exception, max_tries=4, interval=5, giveup=lambda e: not _not_stopped(e)
+        )
+    elif library == "stamina":
+        import stamina
+
+        decorate = stamina.retry(on=_not_stopped, attempts=4, wait_initial=5)
+    else:
+        from langchain_core.runnables import RunnableLambda
+
+        def decorate(fn):
+            runnable = RunnableLambda(lambda a: fn(*a)).with_retry(
+                retry_if_exception_type=_not_stopped, stop_after_attempt=4
+            )
+            return lambda *a: runnable.invoke(a)
+
+    started = time.monotonic()
+    run, entered, raised = retried_agent(t, tools, decorate)
+    assert time.monotonic() - started < 4  # no wait of 5 s: nothing was retried
+    assert entered == ["a", "b"] and isinstance(raised, agent_otel.AgentStopped)
+    assert raised.result.stop_reason == "budget_exceeded"
+    assert_one_stop(t, run, tools)
+
+
+def test_a_retry_around_a_whole_run_starts_a_new_run_with_a_new_budget_each_time(guarded):
+    """``@retry`` outside the run (around an ``@agent``): each attempt is a run of its own, with the full
+    budget again; three attempts are three runs and three stops (README "Retry libraries")."""
+    import tenacity
+
+    t, tools = guarded(), Tools()
+
+    @tenacity.retry(stop=tenacity.stop_after_attempt(3), reraise=True)
+    @agent_otel.agent(budget=agent_otel.Budget(max_tool_calls=1))
+    def support(q):
+        run = agent_otel.current_run()
+        run.call_tool("search", tools.search, {"q": q})
+        run.call_tool("search", tools.search, {"q": q + "!"})
+
+    with pytest.raises(agent_otel.AgentStopped):
+        support("a")
+    assert len(tools.executed) == 3
+    assert [e["stop_reason"] for e in t.events("stop")] == ["budget_exceeded"] * 3
+    assert len({e["run_id"] for e in t.events("stop")}) == 3
