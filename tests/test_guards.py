@@ -692,6 +692,39 @@ def test_writes_scope_blocks_only_side_effecting_tools(guarded, monkeypatch):
     assert event["tool"] == "send_email" and event["limit"] == "writes"
 
 
+def test_a_kill_switch_can_switch_off_one_tool_in_a_running_process(guarded, tmp_path):
+    """``tools=PATTERN,...`` in the flag file: only the tools it names are blocked, while runs go on
+    (the file is re-read); another agent's scope and the other tools are untouched."""
+    flag = tmp_path / "KILL"
+    t = guarded({"kill_switch": {"file": str(flag), "check_interval_s": 0}})
+    tools = Tools()
+    send = agent_otel.tool(name="send_email")(tools.send_email)  # not declared a write
+    search = agent_otel.tool(name="search")(tools.search)
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        send("a", "before")
+        flag.write_text("tools=send_*, crm.delete_*\ntools=search:billing\n")
+        search("refund")
+        send("customer@example.com", "refund issued")
+    assert tools.executed == [("send_email", "a"), ("search", "refund")]
+    event = assert_stopped(t, run, "kill_switch", "kill_switch")
+    assert event["tool"] == "send_email" and event["limit"] == "tools=send_*,crm.delete_*"
+    assert run.result.detail == "send_email: kill switch (tools=send_*,crm.delete_*) engaged via file:" + str(
+        flag
+    )
+
+
+def test_a_tool_switched_off_raises_tool_denied_under_on_deny_raise(guarded, monkeypatch):
+    t = guarded({"policy": {"on_deny": "raise"}})
+    tools = Tools()
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "tools=send_email")
+    with agent_otel.run("support") as run:
+        with pytest.raises(ToolDenied):
+            run.call_tool("send_email", tools.send_email, {"to": "c", "body": "b"})
+        run.call_tool("search", tools.search, {"q": "next"})  # the agent carries on without it
+    assert run.result.stop_reason == "completed" and tools.executed == [("search", "next")]
+    assert guard_counts(t) == {("support", "kill_switch"): 1}
+
+
 def test_kill_switch_callable(guarded):
     t, tools = guarded(), Tools()
     engaged = {"on": False}
@@ -788,6 +821,11 @@ def test_kill_switch_syntax():
     assert parse_kill_switch("writes:b,c\nall:a", "a") == "all"
     assert parse_kill_switch("off", "a") is None
     assert parse_kill_switch("stop it now", "a") == "all"  # unknown: fail closed
+    assert parse_kill_switch("tools=Send_Email, crm.*", "a") == "tools=Send_Email,crm.*"  # names keep case
+    assert parse_kill_switch("writes\ntools=x:a\ntools=y:b", "a") == "writes+tools=x"
+    assert parse_kill_switch("tools=x:b", "a") is None
+    assert parse_kill_switch("tools=", "a") == "all"  # no tool named: fail closed
+    assert parse_kill_switch("tools=x\nall", "a") == "all"
 
 
 # --- retries --------------------------------------------------------------------------------------------

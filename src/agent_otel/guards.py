@@ -109,31 +109,43 @@ _kill_switch_fn: KillSwitchFn | None = None
 
 
 def set_kill_switch(fn: KillSwitchFn | None) -> None:
-    """Install a callable ``fn(agent) -> "all" | "writes" | None`` consulted before every step."""
+    """Install a callable ``fn(agent) -> "all" | "writes" | "tools=..." | None`` read before every step."""
     global _kill_switch_fn
     _kill_switch_fn = fn
 
 
 def parse_kill_switch(text: str, agent: str) -> str | None:
-    """Scope that applies to ``agent`` from lines like ``all``, ``writes`` or ``writes:agent-a,agent-b``.
+    """Scope that applies to ``agent`` from lines like ``all``, ``writes``, ``writes:agent-a,agent-b`` or
+    ``tools=send_email,crm.delete_*`` (tool name patterns, shell-style; ``:agents`` scopes it as well).
 
     A flag file with no scope line means ``all``; ``off`` (or ``none``/``false``/``0``) means disengaged;
-    ``all`` wins over ``writes``; an unknown scope counts as ``all`` (fail closed: someone meant to stop).
+    ``all`` wins over the others; an unknown scope counts as ``all`` (fail closed: someone meant to stop),
+    and so does ``tools=`` naming no tool. Returns ``all``, ``writes``, ``tools=<patterns>``,
+    ``writes+tools=<patterns>`` or None.
     """
     lines = [raw.split("#", 1)[0].strip() for raw in text.splitlines()]
-    found: str | None = None
+    writes = False
+    tools: list[str] = []
     for line in [ln for ln in lines if ln] or ["all"]:
-        scope, _, agents = line.partition(":")
-        scope = scope.strip().lower()
+        head, _, agents = line.partition(":")
+        head = head.strip()
+        scope = head.lower()
         if agents and agent not in {a.strip() for a in agents.split(",")}:
             continue
         if scope in ("off", "none", "false", "0"):
             continue
         if scope == "writes":
-            found = "writes"
+            writes = True
+        elif scope.startswith("tools="):
+            patterns = [p.strip() for p in head[len("tools=") :].split(",") if p.strip()]
+            if not patterns:
+                return "all"
+            tools.extend(patterns)
         else:
             return "all"
-    return found
+    if tools:
+        return ("writes+" if writes else "") + "tools=" + ",".join(tools)
+    return "writes" if writes else None
 
 
 _DISENGAGED: tuple[str | None, str] = (None, "")
@@ -460,15 +472,15 @@ class RunGuards(RunPolicy):
                 f"kill switch (all) engaged via {source}",
                 tool=tool,
             )
-        elif side_effects and tool is not None:
-            self._deny(
-                run,
-                "kill_switch",
-                tool,
-                f"kill switch (writes) engaged via {source}",
-                StopReason.KILL_SWITCH,
-                limit="writes",
-            )
+        elif tool is not None:
+            writes, _, tools = scope.partition("tools=")
+            if side_effects and writes:
+                why, limit = f"kill switch (writes) engaged via {source}", "writes"
+            elif tools and any(fnmatch.fnmatchcase(tool, p) for p in tools.split(",")):
+                why, limit = f"kill switch (tools={tools}) engaged via {source}", f"tools={tools}"
+            else:
+                return
+            self._deny(run, "kill_switch", tool, why, StopReason.KILL_SWITCH, limit=limit)
 
     def _budget_before_step(self, run: Run, tool: bool, recorded: bool = False) -> None:
         if not self._limits:
