@@ -1138,6 +1138,26 @@ def test_a_parents_token_budget_is_checked_with_its_sub_agents_usage(guarded):
     assert guard_counts(t) == {("triage", "max_tokens"): 1}
 
 
+def test_loop_detection_stays_per_run_across_sub_agents(guarded):
+    """Six sub-agents each making the same call once are no loop (each run has its own window); the
+    parent delegating the same task with the same arguments is the parent's loop."""
+    t, tools = guarded(), Tools()
+
+    def research(task):
+        with agent_otel.run("research") as child:
+            child.call_tool("search", tools.search, {"q": "same"})
+
+    with agent_otel.run("triage") as parent:
+        for i in range(6):
+            parent.call_tool("delegate", research, {"task": i})
+    assert parent.result.stop_reason == "completed" and len(tools.executed) == 6
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("triage") as again:
+        for _ in range(6):
+            again.call_tool("delegate", research, {"task": "same"})
+    assert again.result.stop_reason == "loop_detected" and len(tools.executed) == 9
+    assert guard_counts(t) == {("triage", "loop"): 1}
+
+
 def test_a_sub_agent_under_a_parent_without_a_budget_is_not_limited_by_it(guarded):
     t, tools = guarded(), Tools()
     with (

@@ -580,8 +580,11 @@ class RunGuards(RunPolicy):
 
         The trigger is the budget's run's: recorded there once, and that run stopped (an agent above
         that swallows the AgentStopped still ends with the reason); this run stops with the same reason,
-        its detail naming the run whose budget it was, and leaves no trigger of its own.
+        its detail naming the run whose budget it was, and leaves no trigger of its own. A run followed
+        only through a framework's spans cannot be stopped: the run above stops at its own next step.
         """
+        if not run.stoppable:
+            return
         for above, guards in self._above:
             if above.ledger.left:  # that run's block is over: what outlived it runs as it would
                 continue
