@@ -22,6 +22,11 @@ always enforce. In the user's own ``agent_otel.run`` (and ``@agent``) every guar
 the run, the defaults are part of what they asked for. A run the GenAI span bridge follows only through a
 framework's spans (``Run.stoppable`` false: the framework offers no hook before its steps) cannot be
 stopped by anything agent-otel runs, so there every guard observes.
+
+A budget is a promise about a run *with the sub-agents it starts*: a sub-agent registers with the runs
+above it that have a budget (``_register_under_budgets``), each of those reads its live sub-agents'
+counters when it checks (sub-agents running at once see each other's steps) and keeps the sums of the
+ended ones; each run's own usage stays its own, so nothing is recorded twice.
 """
 
 from __future__ import annotations
