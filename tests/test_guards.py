@@ -1138,6 +1138,29 @@ def test_a_parents_token_budget_is_checked_with_its_sub_agents_usage(guarded):
     assert guard_counts(t) == {("triage", "max_tokens"): 1}
 
 
+def test_a_parents_retry_budget_stops_a_retry_storm_in_its_sub_agent(guarded):
+    t = guarded()
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        raise ConnectionError("down")
+
+    retry = agent_otel.Retry(max_attempts=10, base_delay_s=0, jitter="none")
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_retries=2)) as parent:
+        with pytest.raises(agent_otel.AgentStopped) as stopped, agent_otel.run("research") as child:
+            child.call_tool("fetch", flaky, retry=retry)
+    assert len(attempts) == 3  # the 3rd retry is past the parent's budget of 2
+    assert stopped.value.result.stop_reason == "budget_exceeded"
+    assert stopped.value.result.detail == (
+        f"parent run {parent.run_id} (triage): "
+        "retry budget of 2 exhausted at tool 'fetch' (with its sub-agents)"
+    )
+    assert child.retries == 3 and parent.retries == 0
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert guard_counts(t) == {("triage", "max_retries"): 1}
+
+
 def test_loop_detection_stays_per_run_across_sub_agents(guarded):
     """Six sub-agents each making the same call once are no loop (each run has its own window); the
     parent delegating the same task with the same arguments is the parent's loop."""
