@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from agent_otel.store import Target, open_store
 from tests.cli.conftest import CLI
 from tests.store import seed
 
@@ -184,3 +185,60 @@ def test_drift_says_when_a_period_comes_from_the_summaries(cli: CLI, monkeypatch
     assert (got["window"]["method"], got["baseline"]["method"]) == ("exact", "summarized")
     assert main(["--store", cli.db, "drift"]) == 0
     assert "latency p95 of the baseline from the hourly summaries: within 1%" in capsys.readouterr().out
+
+
+def _killed(created_at_ms: int) -> dict[str, Any]:
+    """The row of a run whose process was killed mid-run: another host's, past its deadline (read abandoned).
+    Written straight into the store: the sink stamps rows with the writing process's own identity."""
+    row = seed.run_records(created_at_ms)[0][1]
+    return {**row, "host": "elsewhere", "pid": 1, "process_start": None, "deadline_ms": created_at_ms + 1}
+
+
+def _write(cli: CLI, records: list[tuple[str, dict[str, Any]]], killed: list[dict[str, Any]]) -> None:
+    seed.write(cli.db, records)
+    store = open_store(Target("sqlite", cli.db))
+    try:
+        store.write(killed, [])
+    finally:
+        store.close()
+
+
+def test_processes_killed_mid_run_are_a_drift_of_their_own(cli: CLI, make_cli):
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(10):
+        records += seed.run_records(now - DAY - (i + 1) * HOUR)
+        records += seed.run_records(now - (i + 1) * HOUR)
+    killed = [_killed(now - DAY - 12 * HOUR)]  # one killed process in the baseline: 1 of 11
+    killed += [_killed(now - (i + 1) * HOUR - 60_000) for i in range(4)]  # four in the window: 4 of 14
+    _write(cli, records, killed)
+    proc = cli("drift", "--json")
+    assert proc.returncode == 1, proc.stdout
+    got = _signals(proc)["abandoned"]
+    assert (got["baseline"], got["window"], got["drift"]) == (1 / 11, 4 / 14, True)
+    text = cli("drift")
+    assert text.returncode == 1 and "drift: abandoned" in text.stdout
+
+    # The same share in both periods is no drift.
+    steady = make_cli("steady")
+    records = []
+    for i in range(10):
+        records += seed.run_records(now - DAY - (i + 1) * HOUR)
+        records += seed.run_records(now - (i + 1) * HOUR)
+    killed = [_killed(now - DAY - (i + 1) * HOUR - 60_000) for i in range(2)]
+    killed += [_killed(now - (i + 1) * HOUR - 60_000) for i in range(2)]
+    _write(steady, records, killed)
+    proc = steady("drift", "--json")
+    assert proc.returncode == 0 and _signals(proc)["abandoned"]["drift"] is False
+
+    # A window where every process was killed is judged, not hidden as "not enough data".
+    crashing = make_cli("crashing")
+    records = []
+    for i in range(10):
+        records += seed.run_records(now - DAY - (i + 1) * HOUR)
+    _write(crashing, records, [_killed(now - (i + 1) * HOUR) for i in range(6)])
+    proc = crashing("drift", "--json")
+    assert proc.returncode == 1, proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["enough_data"] is True and (out["window"]["runs"], out["window"]["abandoned"]) == (0, 6)
+    assert _signals(proc)["abandoned"]["window"] == 1.0

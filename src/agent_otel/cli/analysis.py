@@ -86,24 +86,44 @@ def compare(window: dict[str, Any], baseline: dict[str, Any]) -> list[Signal]:
     ]
     base_mix = _settled_shares(baseline["stop_reasons"])
     win_mix = _settled_shares(window["stop_reasons"])
-    threshold = f"+{STOP_SHARE_POINTS * 100:g} pts and >= {STOP_SHARE_RATIO:g}x, >= {STOP_MIN_RUNS} runs"
     for reason in sorted(set(base_mix) | set(win_mix)):
         if reason == StopReason.COMPLETED.value:
             continue
         b = base_mix.get(reason, {"share": 0.0, "runs": 0})
         w = win_mix.get(reason, {"share": 0.0, "runs": 0})
-        drifted = (
-            w["share"] - b["share"] >= STOP_SHARE_POINTS - 1e-12
-            and w["share"] >= STOP_SHARE_RATIO * b["share"]
-            and w["runs"] >= STOP_MIN_RUNS
-        )
-        ratio = None if b["share"] == 0 else w["share"] / b["share"]
-        if b["share"] == 0 and w["share"] > 0:
-            ratio = math.inf
-        signals.append(
-            Signal(f"stop_reason:{reason}", b["share"], w["share"], threshold, drifted, ratio, "share")
-        )
+        signals.append(_share_signal(f"stop_reason:{reason}", b["share"], w["share"], w["runs"]))
+    # Processes killed mid-run (the OOM killer, a crash loop) leave no stop reason to drift: their runs'
+    # share among the runs that ended or were abandoned is a signal of its own.
+    b_share, w_share = _abandoned_share(baseline), _abandoned_share(window)
+    signals.append(_share_signal("abandoned", b_share, w_share, window["abandoned"]))
     return signals
+
+
+def enough_runs(period: dict[str, Any], min_runs: int) -> bool:
+    """Whether a period has runs enough to judge: ended and abandoned ones, so that a window where most
+    processes were killed is judged (its abandoned share drifts) instead of hidden as "not enough data"."""
+    return period["runs"] + period["abandoned"] >= min_runs
+
+
+def _abandoned_share(period: dict[str, Any]) -> float:
+    settled = sum(m["runs"] for m in period["stop_reasons"] if m["class"] != PAUSE)
+    total = settled + period["abandoned"]
+    return period["abandoned"] / total if total else 0.0
+
+
+_SHARE_THRESHOLD = f"+{STOP_SHARE_POINTS * 100:g} pts and >= {STOP_SHARE_RATIO:g}x, >= {STOP_MIN_RUNS} runs"
+
+
+def _share_signal(name: str, base: float, win: float, win_runs: int) -> Signal:
+    drifted = (
+        win - base >= STOP_SHARE_POINTS - 1e-12
+        and win >= STOP_SHARE_RATIO * base
+        and win_runs >= STOP_MIN_RUNS
+    )
+    ratio = None if base == 0 else win / base
+    if base == 0 and win > 0:
+        ratio = math.inf
+    return Signal(name, base, win, _SHARE_THRESHOLD, drifted, ratio, "share")
 
 
 def _settled_shares(mix: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from agent_otel.cli.analysis import DEFAULT_MIN_RUNS, Signal, compare
+from agent_otel.cli.analysis import DEFAULT_MIN_RUNS, Signal, compare, enough_runs
 from agent_otel.cli.common import (
     EXIT_DRIFT,
     EXIT_OK,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     start = end - args.window
     window = period(store, start, end, args.agent)
     baseline = period(store, start - args.baseline, start, args.agent)
-    enough = window["runs"] >= args.min_runs and baseline["runs"] >= args.min_runs
+    enough = enough_runs(window, args.min_runs) and enough_runs(baseline, args.min_runs)
     signals = compare(window, baseline) if enough else []
     drifted = [s for s in signals if s.drift]
     result = {
@@ -131,7 +131,8 @@ def render(
     )
     if not enough:
         console.print(
-            f"not enough data to judge drift: need at least {args.min_runs} ended runs in both periods "
+            f"not enough data to judge drift: need at least {args.min_runs} ended or abandoned runs in both "
+            "periods "
             "(for history, try `agent-otel demo`: it back-dates its runs over 14 days)"
         )
         return
