@@ -1279,6 +1279,27 @@ def test_the_readme_recipes_keep_retry_libraries_from_retrying_agent_stopped(gua
     assert_one_stop(t, run, tools)
 
 
+def test_a_denied_tool_retried_by_a_retry_library_is_denied_and_recorded_each_time(guarded):
+    """Under ``on_deny: raise`` each retry of a denied call is a new denial (the tool never runs); the
+    README's recipe excludes ToolDenied as well, and then there is one."""
+    import tenacity
+
+    t, tools = guarded({"policy": {"on_deny": "raise", "deny": {"*": ["send_email"]}}}), Tools()
+    send = agent_otel.tool(name="send_email")(tools.send_email)
+    naive = tenacity.retry(stop=tenacity.stop_after_attempt(3))(send)
+    recipe = tenacity.retry(
+        retry=tenacity.retry_if_not_exception_type((agent_otel.AgentStopped, agent_otel.ToolDenied)),
+        stop=tenacity.stop_after_attempt(3),
+    )(send)
+    with agent_otel.run("support") as run:
+        with pytest.raises(tenacity.RetryError):
+            naive("a", "b")
+        with pytest.raises(ToolDenied):
+            recipe("a", "b")
+    assert tools.executed == [] and run.result.stop_reason == "completed"
+    assert guard_counts(t) == {("support", "policy"): 4}
+
+
 def test_a_retry_around_a_whole_run_starts_a_new_run_with_a_new_budget_each_time(guarded):
     """``@retry`` outside the run (around an ``@agent``): each attempt is a run of its own, with the full
     budget again; three attempts are three runs and three stops (README "Retry libraries")."""
