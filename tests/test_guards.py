@@ -725,6 +725,43 @@ def test_a_tool_switched_off_raises_tool_denied_under_on_deny_raise(guarded, mon
     assert guard_counts(t) == {("support", "kill_switch"): 1}
 
 
+@pytest.mark.parametrize("how", ["env", "callable"])
+def test_a_kill_switch_scoped_to_an_agent_stops_the_sub_agents_it_runs(guarded, monkeypatch, how):
+    """``all:triage`` engaged while triage's sub-agent works: the sub-agent ran on (its own name is not in
+    the scope) until it returned to triage; now it stops at its next step. Another agent is untouched."""
+    t, tools = guarded(), Tools()
+
+    def engage():
+        if how == "env":
+            monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all:triage")
+        else:
+            set_kill_switch(lambda agent: "all" if agent == "triage" else None)
+
+    def search(q):
+        if q == 1:
+            engage()
+        return tools.search(q)
+
+    def research(n):
+        with agent_otel.run("research") as child:
+            for i in range(n):
+                child.call_tool("search", search, {"q": i})
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("triage") as parent:
+        parent.call_tool("delegate", research, {"n": 5})
+    with agent_otel.run("billing") as other, agent_otel.run("research") as alone:
+        other.call_tool("search", tools.search, {"q": "other"})
+        alone.call_tool("search", tools.search, {"q": "alone"})
+    assert [q for _, q in tools.executed] == [0, 1, "other", "alone"]
+    assert [(e["agent"], e["stop_reason"]) for e in t.events("stop")] == [
+        ("research", "kill_switch"),
+        ("triage", "kill_switch"),
+        ("research", "completed"),
+        ("billing", "completed"),
+    ]
+    assert guard_counts(t) == {("research", "kill_switch"): 1}
+
+
 def test_kill_switch_callable(guarded):
     t, tools = guarded(), Tools()
     engaged = {"on": False}
@@ -826,6 +863,7 @@ def test_kill_switch_syntax():
     assert parse_kill_switch("tools=x:b", "a") is None
     assert parse_kill_switch("tools=", "a") == "all"  # no tool named: fail closed
     assert parse_kill_switch("tools=x\nall", "a") == "all"
+    assert parse_kill_switch("writes:b", ("a", "b")) == "writes"  # a sub-agent of b
 
 
 # --- retries --------------------------------------------------------------------------------------------

@@ -119,15 +119,17 @@ def set_kill_switch(fn: KillSwitchFn | None) -> None:
     _kill_switch_fn = fn
 
 
-def parse_kill_switch(text: str, agent: str) -> str | None:
+def parse_kill_switch(text: str, agent: str | tuple[str, ...]) -> str | None:
     """Scope that applies to ``agent`` from lines like ``all``, ``writes``, ``writes:agent-a,agent-b`` or
     ``tools=send_email,crm.delete_*`` (tool name patterns, shell-style; ``:agents`` scopes it as well).
 
     A flag file with no scope line means ``all``; ``off`` (or ``none``/``false``/``0``) means disengaged;
     ``all`` wins over the others; an unknown scope counts as ``all`` (fail closed: someone meant to stop),
     and so does ``tools=`` naming no tool. Returns ``all``, ``writes``, ``tools=<patterns>``,
-    ``writes+tools=<patterns>`` or None.
+    ``writes+tools=<patterns>`` or None. ``agent`` may be several names (a sub-agent and the agents
+    above it): a line scoped to any of them applies.
     """
+    names = (agent,) if isinstance(agent, str) else agent
     lines = [raw.split("#", 1)[0].strip() for raw in text.splitlines()]
     writes = False
     tools: list[str] = []
@@ -135,7 +137,7 @@ def parse_kill_switch(text: str, agent: str) -> str | None:
         head, _, agents = line.partition(":")
         head = head.strip()
         scope = head.lower()
-        if agents and agent not in {a.strip() for a in agents.split(",")}:
+        if agents and not {a.strip() for a in agents.split(",")}.intersection(names):
             continue
         if scope in ("off", "none", "false", "0"):
             continue
@@ -187,34 +189,42 @@ class KillSwitch:
                 self._text = "all"  # present but unreadable (permissions, a directory): fail closed
         return self._text
 
-    def scope(self, agent: str) -> tuple[str | None, str]:
-        """(scope, source) for ``agent``: scope is "all", "writes" or None."""
+    def scope(self, agent: str, outer: tuple[str, ...] = ()) -> tuple[str | None, str]:
+        """(scope, source) for ``agent``, a sub-agent of the ``outer`` agents (innermost first): scope is
+        "all", "writes", "tools=..." (see :func:`parse_kill_switch`) or None. A switch scoped to an agent
+        covers the sub-agents it runs: stopping ``triage`` stops the research it delegated too."""
+        names = (agent, *outer) if outer else agent
         if self._env is not None:
             value = self._env()
             if value:
-                scope = parse_kill_switch(value, agent)
+                scope = parse_kill_switch(value, names)
                 if scope:
                     return scope, f"env:{self.env_var}"
         if self.path is not None:  # (checked here too: this runs before every step)
             text = self._file_text()
             if text is not None:
-                scope = parse_kill_switch(text, agent)
+                scope = parse_kill_switch(text, names)
                 if scope:
                     return scope, f"file:{self.path}"
         fn = _kill_switch_fn
         if fn is not None:
-            try:
-                value = fn(agent)
-            except Exception:
-                value = "all"  # a broken switch callable fails closed
-            # Read as the variable and the file are ("ALL", "writes:agent", an unknown word: all); None,
-            # False or "" is disengaged, any other value (True) engaged.
-            if isinstance(value, str):
-                scope = parse_kill_switch(value, agent) if value.strip() else None
-            else:
-                scope = "all" if value else None
-            if scope is not None:
-                return scope, "callable"
+            found: str | None = None
+            for name in (agent, *outer):
+                try:
+                    value = fn(name)
+                except Exception:
+                    value = "all"  # a broken switch callable fails closed
+                # Read as the variable and the file are ("ALL", "writes:agent", an unknown word: all);
+                # None, False or "" is disengaged, any other value (True) engaged.
+                if isinstance(value, str):
+                    scope = parse_kill_switch(value, name) if value.strip() else None
+                else:
+                    scope = "all" if value else None
+                if scope == "all":
+                    return scope, "callable"
+                found = found or scope
+            if found is not None:
+                return found, "callable"
         return _DISENGAGED
 
 
@@ -319,6 +329,7 @@ class RunGuards(RunPolicy):
         "_deadline",
         "_limits",
         "_observed",
+        "_outer",
         "_recent",
         "_tree",
         "budget",
@@ -354,6 +365,8 @@ class RunGuards(RunPolicy):
         self._above: tuple[tuple[Run, RunGuards], ...] = _register_under_budgets(run)
         if self._above:
             self._limits = True
+        #: The agents of the runs above this one (innermost first): a kill switch scoped to one covers it.
+        self._outer = _outer_agents(run)
 
     # --- the step engine's hooks --------------------------------------------------------------------
 
@@ -464,7 +477,7 @@ class RunGuards(RunPolicy):
     # --- checks --------------------------------------------------------------------------------------
 
     def _kill_switch(self, run: Run, tool: str | None, side_effects: bool) -> None:
-        scope, source = self.guards.kill_switch.scope(run.agent)
+        scope, source = self.guards.kill_switch.scope(run.agent, self._outer)
         if scope is None:
             return
         if scope == "all":
@@ -768,6 +781,15 @@ def _run_guards(run: Run) -> RunGuards | None:
         if isinstance(policy, RunGuards):
             return policy
     return None
+
+
+def _outer_agents(run: Run) -> tuple[str, ...]:
+    names: list[str] = []
+    parent = run.parent
+    while parent is not None:
+        names.append(parent.agent)
+        parent = parent.parent
+    return tuple(names)
 
 
 def _register_under_budgets(run: Run) -> tuple[tuple[Run, RunGuards], ...]:
