@@ -1199,6 +1199,33 @@ def test_a_parents_retry_budget_stops_a_retry_storm_in_its_sub_agent(guarded):
     assert guard_counts(t) == {("triage", "max_retries"): 1}
 
 
+def test_a_sub_agent_that_outlives_its_parents_block_is_no_longer_bound_by_its_budget(guarded):
+    """Work a run started that outlives its block runs as it would without agent-otel: a sub-agent task
+    the parent never awaited in its block is not stopped by the parent's (ended) budget."""
+    t, tools = guarded(), Tools()
+
+    async def research(started, go):
+        async with agent_otel.run("research") as child:
+            await child.call_tool("search", tools.asearch, {"q": 0})
+            started.set()  # it started under the budget and made a call
+            await go.wait()
+            for i in range(1, 5):
+                await child.call_tool("search", tools.asearch, {"q": i})
+        return child
+
+    async def agent():
+        started, go = asyncio.Event(), asyncio.Event()
+        async with agent_otel.run("triage", budget=agent_otel.Budget(max_tool_calls=2)) as parent:
+            task = asyncio.create_task(research(started, go))
+            await started.wait()
+        go.set()
+        return parent, await task
+
+    parent, child = asyncio.run(agent())
+    assert parent.result.stop_reason == "completed" and child.result.stop_reason == "completed"
+    assert len(tools.executed) == 5 and guard_counts(t) == {}
+
+
 def test_loop_detection_stays_per_run_across_sub_agents(guarded):
     """Six sub-agents each making the same call once are no loop (each run has its own window); the
     parent delegating the same task with the same arguments is the parent's loop."""
