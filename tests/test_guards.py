@@ -1246,6 +1246,19 @@ def test_loop_detection_stays_per_run_across_sub_agents(guarded):
     assert guard_counts(t) == {("triage", "loop"): 1}
 
 
+def test_the_policy_holds_a_sub_agent_to_its_own_agents_lists(guarded):
+    t, tools = guarded({"policy": {"deny": {"triage": ["search"]}}}), Tools()
+
+    def research(q):
+        with agent_otel.run("research") as child:
+            return child.call_tool("search", tools.search, {"q": q})
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("triage") as parent:
+        parent.call_tool("delegate", research, {"q": "sub"})
+        parent.call_tool("search", tools.search, {"q": "own"})
+    assert tools.executed == [("search", "sub")] and parent.result.stop_reason == "policy_denied"
+
+
 def test_a_sub_agent_under_a_parent_without_a_budget_is_not_limited_by_it(guarded):
     t, tools = guarded(), Tools()
     with (
