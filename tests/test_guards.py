@@ -1257,6 +1257,7 @@ def test_the_policy_holds_a_sub_agent_to_its_own_agents_lists(guarded):
         parent.call_tool("delegate", research, {"q": "sub"})
         parent.call_tool("search", tools.search, {"q": "own"})
     assert tools.executed == [("search", "sub")] and parent.result.stop_reason == "policy_denied"
+    assert guard_counts(t) == {("triage", "policy"): 1}
 
 
 def test_a_sub_agent_under_a_parent_without_a_budget_is_not_limited_by_it(guarded):
