@@ -1319,9 +1319,10 @@ def _not_stopped(exc: BaseException) -> bool:
     return not isinstance(exc, agent_otel.AgentStopped)
 
 
-@pytest.mark.parametrize("library", ["tenacity", "backoff", "stamina", "langchain"])
+@pytest.mark.parametrize("library", ["tenacity", "backoff", "stamina"])
 def test_the_readme_recipes_keep_retry_libraries_from_retrying_agent_stopped(guarded, library):
-    """README "Guards" > "Retry libraries": each recipe lets AgentStopped through on its first raise."""
+    """README "Guards" > "Retry libraries": each recipe lets AgentStopped through on its first raise
+    (LangChain's ``with_retry()``: tests/integrations/test_langchain.py)."""
     t, tools = guarded(), Tools()
     if library == "tenacity":
         import tenacity
@@ -1337,18 +1338,10 @@ def test_the_readme_recipes_keep_retry_libraries_from_retrying_agent_stopped(gua
         decorate = backoff.on_exception(
             backoff.constant, Exception, max_tries=4, interval=5, giveup=lambda e: not _not_stopped(e)
         )
-    elif library == "stamina":
+    else:
         import stamina
 
         decorate = stamina.retry(on=_not_stopped, attempts=4, wait_initial=5)
-    else:
-        from langchain_core.runnables import RunnableLambda
-
-        def decorate(fn):
-            runnable = RunnableLambda(lambda a: fn(*a)).with_retry(
-                retry_if_exception_type=_not_stopped, stop_after_attempt=4
-            )
-            return lambda *a: runnable.invoke(a)
 
     started = time.monotonic()
     run, entered, raised = retried_agent(t, tools, decorate)
