@@ -420,3 +420,197 @@ def test_the_application_flushing_or_shutting_down_its_providers_loses_no_run(ho
         assert [s.name for s in rx.spans] == ["invoke_agent before"]
     finally:
         rx.stop()
+
+
+def test_a_small_span_attribute_limit_keeps_the_attributes_runs_are_found_by(home):
+    """The SDK drops the oldest attributes over ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` (an application's
+    ``SpanLimits``), and ``agent.run_id``, ``gen_ai.operation.name`` and ``agent.stop_reason`` came
+    first: with a limit of 5 a run's span kept its counters only, Tempo found no trace for
+    ``agent.run_id``, and the collector's sampling did not know a failed run. Now they are kept (the rest
+    is dropped as the application asked)."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=5))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    agent_otel.setup("svc", tracer_provider=provider, store=str(home / "runs.db"), instrument=False)
+
+    @agent_otel.tool(name="search", side_effects=True)
+    def search(q: str) -> str:
+        """Looks a thing up."""
+        raise ValueError("down")
+
+    with pytest.raises(ValueError), agent_otel.run("limited") as run:
+        run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5, provider="openai")
+        search("x")
+    _framework_run(provider.get_tracer("some.framework"), "fw")
+    assert sdk.flush(5)
+    by_name = {s.name: dict(s.attributes) for s in spans.get_finished_spans()}
+    assert by_name["invoke_agent limited"] == by_name["invoke_agent limited"] | {
+        "agent.run_id": run.run_id,
+        "gen_ai.operation.name": "invoke_agent",
+        "agent.stop_reason": "tool_error",
+        "gen_ai.agent.name": "limited",
+    }
+    assert by_name["execute_tool search"] == by_name["execute_tool search"] | {
+        "agent.run_id": run.run_id,
+        "gen_ai.operation.name": "execute_tool",
+        "agent.step_id": 2,
+        "gen_ai.tool.name": "search",
+    }
+    assert by_name["chat gpt-4o"] == by_name["chat gpt-4o"] | {
+        "agent.run_id": run.run_id,
+        "gen_ai.operation.name": "chat",
+        "agent.step_id": 1,
+        "gen_ai.request.model": "gpt-4o",
+    }
+    framework = by_name["invoke_agent fw"]
+    assert framework.get("agent.run_id") and framework.get("agent.stop_reason") == "completed", framework
+
+
+def _setup_for(rx, monkeypatch, **kwargs) -> None:
+    """setup() with OTEL_EXPORTER_OTLP_ENDPOINT naming the receiver ``rx`` and ``kwargs`` (no store)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    agent_otel.setup("svc", store=False, instrument=False, **kwargs)
+
+
+def test_an_otlp_exporter_passed_to_setup_for_the_configured_collector_gets_each_span_and_metric_once(
+    home, monkeypatch
+):
+    """``setup(span_exporters=[OTLP exporter to X], metric_readers=[a reader of one])`` with
+    OTEL_EXPORTER_OTLP_ENDPOINT=X: before, agent-otel added its own OTLP exporter and reader to X too, and
+    X got every span and metric twice (a backend summing ``gen_ai.usage.*`` counted tokens twice)."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    rx = HTTPReceiver()
+    try:
+        _setup_for(
+            rx,
+            monkeypatch,
+            span_exporters=[OTLPSpanExporter(endpoint=f"{rx.endpoint}/v1/traces")],
+            metric_readers=[
+                PeriodicExportingMetricReader(
+                    OTLPMetricExporter(
+                        endpoint=f"{rx.endpoint.replace('127.0.0.1', 'localhost')}/v1/metrics"
+                    ),
+                    export_interval_millis=60_000,
+                )
+            ],
+        )
+        with agent_otel.run("a") as run:
+            run.call_tool("t", lambda: 1)
+        agent_otel.shutdown()
+        spans, metrics = _receiver_names(rx)
+        assert spans == {"invoke_agent a": 1, "execute_tool t": 1}
+        assert metrics["agent.stop"] == len(rx.metric_batches) == 1
+    finally:
+        rx.stop()
+
+
+def test_an_otlp_exporter_passed_to_setup_for_another_collector_is_added_next_to_agent_otels(
+    home, monkeypatch
+):
+    """An exporter passed to setup() that sends elsewhere is a second destination the user chose."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    rx, other = HTTPReceiver(), HTTPReceiver()
+    try:
+        _setup_for(rx, monkeypatch, span_exporters=[OTLPSpanExporter(endpoint=f"{other.endpoint}/v1/traces")])
+        with agent_otel.run("a"):
+            pass
+        agent_otel.shutdown()
+        assert _receiver_names(rx)[0] == _receiver_names(other)[0] == {"invoke_agent a": 1}
+    finally:
+        rx.stop()
+        other.stop()
+
+
+class _CountingProcessor:
+    """An application's span processor that does not look at the sampled flag (a custom one that counts
+    or enriches every span it is given): it is given only the spans the application's sampler records."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[str] = []
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.started.append(span.name)
+
+    def _on_ending(self, span) -> None:
+        pass
+
+    def on_end(self, span) -> None:
+        self.ended.append(span.name)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class _RecordOnlyChat:
+    """An application's sampler that records (not samples) chat spans itself and drops the rest."""
+
+    def should_sample(
+        self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+    ):
+        from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+
+        decision = Decision.RECORD_ONLY if name.startswith("chat") else Decision.DROP
+        return SamplingResult(decision, attributes, None)
+
+    def get_description(self) -> str:
+        return "RecordOnlyChat"
+
+
+@pytest.mark.parametrize("concurrent", [False, True], ids=["synchronous", "concurrent"])
+def test_the_applications_span_processors_see_no_span_its_sampler_dropped(home, concurrent):
+    """agent-otel records the GenAI spans of traces the application's sampler drops (its runs need them),
+    but only its own processors see them: an application's processor that does not check the sampled
+    flag was given spans it never saw without agent-otel (a change in what a working application does).
+    A span the application's own sampler records is still given to it, and the runs are still complete."""
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+    Sampler.register(_RecordOnlyChat)
+    seen, reader = _CountingProcessor(), InMemoryMetricReader()
+    provider = TracerProvider(
+        sampler=_RecordOnlyChat(),
+        active_span_processor=ConcurrentMultiSpanProcessor(2) if concurrent else None,
+        shutdown_on_exit=False,  # its own: the concurrent list's executor is gone at interpreter exit
+    )
+    provider.add_span_processor(seen)
+    agent_otel.setup(
+        "svc",
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        store=str(home / "runs.db"),
+        instrument=False,
+    )
+    framework = provider.get_tracer("some.framework")
+    for _ in range(3):
+        _framework_run(framework, "fw")
+        with agent_otel.run("manual") as run:
+            run.call_tool("t", lambda: 1)
+    assert sdk.flush(5)
+    assert seen.started == seen.ended == ["chat m"] * 3  # what the application's sampler recorded
+    stops = {a["agent"]: p.value for a, p in metric_points(reader)["agent.stop"] if p.value}
+    assert stops == {"fw": 3, "manual": 3}
+    agent_otel.shutdown()
+    provider.shutdown()
+
+
+def test_the_applications_sampler_reads_as_before_through_the_provider(home):
+    """setup() wraps the provider's sampler (agent_otel.sampling); what the application reads of it
+    (its description, a ratio's ``rate``, a parent-based sampler's root) reads as before."""
+    sampler = ParentBased(TraceIdRatioBased(0.25))
+    provider = TracerProvider(sampler=sampler)
+    before = provider.sampler.get_description()
+    agent_otel.setup("svc", tracer_provider=provider, store=False, instrument=False)
+    assert provider.sampler is not sampler  # wrapped: isinstance checks on it see the wrapper
+    assert provider.sampler.get_description() == before
+    assert provider.sampler._root.rate == 0.25

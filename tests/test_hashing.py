@@ -316,3 +316,128 @@ def test_a_path_hashes_its_text_before_and_after_it_is_printed():
     assert sha({"file": path}) == before
     assert canonical_json(pathlib.PurePosixPath("/a b")) == b'{"$type":"PurePosixPath","path":"/a b"}'
     assert sha(pathlib.PurePosixPath("/a")) != sha(pathlib.PurePosixPath("/b")) != sha("/b")
+
+
+class _Report:
+    """A class with a derived value cached on first access (``functools.cached_property``)."""
+
+    def __init__(self, rows: list[int]) -> None:
+        self.rows = rows
+
+    @__import__("functools").cached_property
+    def total(self) -> int:
+        return sum(self.rows)
+
+
+def test_an_object_hashes_alike_before_and_after_its_cached_properties_are_read():
+    """A ``cached_property`` stores its value in the instance's ``__dict__`` on first access (the agent
+    printing a total, a library reading a network's broadcast address): hashed with it, one argument had
+    two ``args_sha``, so repeats were not a loop and a replay diverged, as paths did."""
+    import ipaddress
+
+    report, network = _Report([1, 2]), ipaddress.ip_network("10.0.0.0/24")
+    before = sha({"report": report}), sha(network)
+    assert report.total == 3
+    assert str(network.broadcast_address) == "10.0.0.255" and network.hostmask
+    assert (sha({"report": report}), sha(network)) == before
+    assert canonical_json(report) == b'{"$type":"_Report","rows":[1,2]}'  # as before: no key dropped
+    assert sha(_Report([1])) != sha(_Report([2]))
+    assert sha(ipaddress.ip_network("10.0.1.0/24")) != before[1]
+
+
+def test_a_subclass_attribute_hiding_a_cached_property_is_hashed():
+    class Hidden(_Report):
+        total = 0  # a plain class attribute: the instance's own value is state
+
+    one, two = Hidden([1]), Hidden([1])
+    one.total, two.total = 1, 2
+    assert sha(one) != sha(two)
+
+
+def test_distinct_exceptions_hash_apart():
+    """An exception's message is in its ``args``, which are not attributes in ``__dict__``: every
+    ValueError hashed as ``{"$type": "ValueError"}`` alike."""
+    assert sha(ValueError("disk full")) != sha(ValueError("timeout")) != sha(KeyError("timeout"))
+    assert canonical_json(ValueError("x", 1)) == b'{"$type":"ValueError","args":["x",1]}'
+    assert sha(ValueError("x")) == sha(ValueError("x"))
+
+
+def test_a_run_reporting_distinct_errors_to_a_tool_is_not_a_loop(telemetry):
+    import agent_otel
+
+    @agent_otel.tool(name="report_error")
+    def report_error(error: Exception) -> str:
+        return "noted"
+
+    with agent_otel.run("errors-agent") as run:
+        for message in ("disk full", "timeout", "refused", "not found"):
+            report_error(OSError(message))
+    assert run.result.stop_reason.value == "completed"
+    assert len({e["args_sha"] for e in telemetry.events("tool_result")}) == 4
+
+
+class _Kind(__import__("enum").Enum):
+    A = "a"
+
+
+class _Order(pydantic.BaseModel):
+    id: int
+    _seen: dict = pydantic.PrivateAttr(default_factory=dict)
+
+    @__import__("functools").cached_property
+    def label(self) -> str:
+        return f"order {self.id}"
+
+    @pydantic.computed_field
+    @property
+    def double(self) -> int:
+        return self.id * 2
+
+
+@dataclasses.dataclass
+class _Priced:
+    amount: decimal.Decimal
+
+    @__import__("functools").cached_property
+    def cents(self) -> int:
+        return int(self.amount * 100)
+
+
+def _touched(value):
+    """``value`` after what an agent does with an argument: print it, compare it, read its properties."""
+    str(value), repr(value)
+    for name in ("label", "cents", "total", "broadcast_address", "hostmask", "is_private"):
+        getattr(value, name, None)
+    if isinstance(value, _Order):
+        value._seen["printed"] = True
+    return value
+
+
+def test_common_argument_kinds_have_one_canonical_form_on_every_python_and_after_use():
+    """The forms every Python the core suite runs on (3.11, 3.12, 3.13) must produce alike, before and
+    after the value is printed and its cached properties read (loop guard, replay and drift compare
+    hashes across processes and versions)."""
+    import ipaddress
+    import zoneinfo
+
+    forms = [
+        (_Kind.A, b'"a"'),
+        (decimal.Decimal("1.10"), b'"1.10"'),
+        (uuid.UUID(int=5), b'"00000000-0000-0000-0000-000000000005"'),
+        (
+            dt.datetime(2026, 1, 2, 3, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+            b'"2026-01-02T03:00:00+01:00"',
+        ),
+        (frozenset({"b", "a"}), b'["\\"a\\"","\\"b\\""]'),
+        (ValueError("x"), b'{"$type":"ValueError","args":["x"]}'),
+        (ipaddress.ip_address("10.0.0.1"), b'{"$type":"IPv4Address","_ip":167772161}'),
+        (_Order(id=1), b'{"double":2,"id":1}'),
+        (_Priced(decimal.Decimal("1.5")), b'{"amount":"1.5"}'),
+        (_Report([1]), b'{"$type":"_Report","rows":[1]}'),
+    ]
+    for value, form in forms:
+        assert canonical_json(value) == form, value
+        assert canonical_json(_touched(value)) == form, value
+    network = ipaddress.ip_network("10.0.0.0/24")
+    before = canonical_json(network)
+    assert canonical_json(_touched(network)) == before

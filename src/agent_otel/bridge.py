@@ -47,6 +47,7 @@ a replay can serve them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -60,11 +61,12 @@ from agent_otel import conventions as c
 from agent_otel import native, runtime
 from agent_otel.genai import guess_provider, strings
 from agent_otel.hashing import sha
-from agent_otel.llm import LLMCall
-from agent_otel.replay import unserved
+from agent_otel.llm import USAGE_BELOW, LLMCall
+from agent_otel.replay import not_compared, unserved
 from agent_otel.run import Run
 from agent_otel.steps import (
     Policy,
+    Refusal,
     RunPolicy,
     SpanBinding,
     Step,
@@ -75,10 +77,11 @@ from agent_otel.steps import (
     internal_error,
     is_cancellation,
     policy_checks,
+    serve_late,
     span_binding,
     track_bound_run,
 )
-from agent_otel.stop import StopReason
+from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall, ToolOptions, active_tool_call
 
 #: Exception classes (``exception.type`` / ``error.type`` of a run span) whose stop reason is known.
@@ -182,13 +185,15 @@ class BridgedToolCall(ToolCall):
     """A tool step whose span is a framework's ``execute_tool`` span, or will be (``deferred``: an
     integration's hook began it before the framework started the span)."""
 
-    __slots__ = ("checked", "deferred", "native", "span_ms", "start_time_ns")
+    __slots__ = ("checked", "deferred", "ends_with_fn", "native", "span_ms", "start_time_ns", "unmatched")
 
     def __init__(self, run: Run, options: ToolOptions, args: Any, call_id: str | None) -> None:
         super().__init__(run, options, args, sha(args), call_id, None)
         self.native: Any = None
         self.deferred = False
         self.checked = True
+        self.ends_with_fn = False  # begun from its span alone: a claiming @tool function's outcome ends it
+        self.unmatched = False  # begun before its arguments were known: a replay matches it later
         self.claimable = True  # an @agent_otel.tool function the framework calls is this call
         self.start_time_ns = time.time_ns()
         self.span_ms: float | None = None  # the span's own duration, when its library ends it at a time
@@ -238,6 +243,19 @@ class BridgedToolCall(ToolCall):
         except Exception as err:
             internal_error("recording a framework tool span's outcome", err)
         return duration_ms, span.get_span_context()
+
+    def args_found(self, args: Any) -> None:
+        super().args_found(args)
+        if not self.checked:  # the checks waited for the arguments: they come before the function runs
+            self.checked = True
+            policy_checks(self)
+        self.match()
+
+    def match(self) -> None:
+        """Match the call against a replay's recording, if that waited for its arguments."""
+        if self.unmatched:
+            self.unmatched = False
+            serve_late(self)
 
     def outcome(self, error_type: str | None) -> None:
         """Finish from the span alone: failed with ``error_type``, or ok with a result the span does not
@@ -316,6 +334,10 @@ class Bridge:
     Added once per TracerProvider by ``setup()``, before the exporters' processors, so that what it sets
     at a span's start and end is exported. It never raises (a failure is reported once).
     """
+
+    #: It is given the spans recorded only for runs in traces the application's sampler drops
+    #: (agent_otel.sampling), which the application's processors are not.
+    sees_recorded_for_runs = True
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         if not native.enabled():
@@ -402,6 +424,9 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
         elif enclosing is not None:
             extra[c.STEP_ID] = enclosing  # the same request, one level down (a client under a framework)
             step = parent.step if parent is not None else None
+            if _scope(parent_span) == native.SCOPE:  # right under agent-otel's own request span
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(parent_span, USAGE_BELOW, span)  # its usage is said once (llm._usage_below)
             if isinstance(step, BridgedLLMCall) and step.model == "unknown":  # an agent's: its model's
                 step.model = str(
                     attributes.get(c.GEN_AI_REQUEST_MODEL) or native.named(span, op) or "unknown"
@@ -549,25 +574,26 @@ def _begin_tool(run: Run, span: Any, attributes: Any, checks: bool | None = None
     call_id = attributes.get(c.GEN_AI_TOOL_CALL_ID)
     call = BridgedToolCall(run, _options(str(name), attributes), args, str(call_id) if call_id else None)
     call.native = call.span = span
+    call.ends_with_fn = True
     if not known:
         call.args_sha = None  # not on the span (yet): no hash rather than the hash of nothing
+        # A replay matches the call when its arguments come: from the @agent_otel.tool function that
+        # claims it, else from the span's end.
+        call.unmatched = True
     # The checks (which only observe here) need the arguments: without them at the start, at the end.
     call.checked = known or checks is not None
     try:
-        begun = _step_begin(call, checks=known if checks is None else checks)
+        return _step_begin(call, checks=known if checks is None else checks, serve=known)  # type: ignore[no-any-return]
     except Exception as exc:
         if not _is_stop(exc):
             internal_error("checking a framework tool call", exc)
         return None
-    if begun is not None and begun.replay is not None:
-        unserved(begun, "the framework ran it: agent-otel sees its tools only through their spans")
-    return begun
 
 
-def _step_begin(call: Step, checks: bool) -> Any:
+def _step_begin(call: Step, checks: bool, serve: bool = True) -> Any:
     from agent_otel.steps import begin
 
-    return begin(call, checks=checks, attach=False)
+    return begin(call, checks=checks, attach=False, serve=serve)
 
 
 def _is_stop(exc: BaseException) -> bool:
@@ -662,6 +688,10 @@ def _ending(span: Any, binding: SpanBinding, end_time: int | None = None) -> Non
             _timed(step, span, end_time)
             _end_llm(span, step)
     elif isinstance(step, BridgedToolCall) and step.native is span:
+        if step.call_id and (span.attributes or {}).get(c.GEN_AI_TOOL_CALL_ID) != step.call_id:
+            # The id the framework's hook gave the step: ADK, whose tool raised (a guard's stop, too), sets
+            # "<not specified>" there, knowing the id only from the tool's response.
+            span.set_attribute(c.GEN_AI_TOOL_CALL_ID, step.call_id)
         if not step.done:
             _timed(step, span, end_time)
             _end_tool(span, step)
@@ -798,6 +828,16 @@ def _end_tool(span: Any, call: BridgedToolCall) -> None:
         except Exception as exc:
             if not _is_stop(exc):
                 internal_error("checking a framework tool call", exc)
+    if call.unmatched and call.args_sha is None:
+        call.unmatched = False
+        not_compared(
+            call,
+            "its arguments are not on the framework's span (nor were they recorded); the framework ran it",
+        )
+    with contextlib.suppress(AgentStopped, Refusal):
+        call.match()  # the replay's report: the framework ran the call (the run observes here)
+    if call.replay is not None and not call.done:  # matched, but no @agent_otel.tool function served it
+        unserved(call, "the framework ran it: agent-otel sees its tools only through their spans")
     error = _error_type(span)
     result, has_result = _span_json(attributes, c.GEN_AI_TOOL_CALL_RESULT)
     if error is None and has_result:

@@ -184,6 +184,20 @@ LLM_TOOL_CALL_IDS: Final = "agent.llm.tool_call_ids"
 # true on the run span of a run its metrics' exemplars link to: the bundled collector keeps that trace
 RUN_EXEMPLAR: Final = "agent.exemplar"
 
+# What Tempo searches, the dashboards and the bundled collector's sampling find agent-otel's spans by, the
+# most important last: under a span attribute count limit they are set again as a span ends, so that the
+# SDK's eviction of the oldest attributes takes others (agent_otel.steps.keep_essential).
+ESSENTIAL: Final = (
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_AGENT_NAME,
+    RUN_EXEMPLAR,
+    STEP_ID,
+    GEN_AI_OPERATION_NAME,
+    STOP_REASON,
+    RUN_ID,
+)
+
 # Resource attribute naming the SDK that produced the telemetry (next to the OTel SDK's own).
 AGENT_OTEL_VERSION: Final = "agent_otel.version"
 

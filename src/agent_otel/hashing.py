@@ -18,6 +18,7 @@ import base64
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import hashlib
 import json
 import marshal
@@ -98,8 +99,12 @@ def _default(obj: Any) -> Any:
         return tolist()
     if isinstance(obj, Mapping):
         return {str(k): v for k, v in obj.items()}
+    if isinstance(obj, BaseException):
+        # Its message lives in ``args``, not in ``__dict__``: every ValueError hashed alike, and a tool
+        # given three different errors was a loop to the guard.
+        return {"$type": type(obj).__qualname__, "args": obj.args, **_state(obj)}
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return {"$type": type(obj).__qualname__, **{str(k): v for k, v in vars(obj).items()}}
+        return {"$type": type(obj).__qualname__, **_state(obj)}
     slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
     if slots:
         return {
@@ -108,6 +113,32 @@ def _default(obj: Any) -> Any:
         }
     # Last resort: repr without memory addresses, which differ between processes.
     return {"$repr": _ADDRESS.sub("", repr(obj))}
+
+
+def _state(obj: Any) -> dict[str, Any]:
+    """An object's attributes, without the values of its ``functools.cached_property`` attributes.
+
+    Those are caches the first access fills (an ``IPv4Network``'s ``broadcast_address``, a class's own
+    derived values): hashed with them, one argument had one ``args_sha`` before the agent (or a library)
+    read the property and another after, so the loop guard missed repeats and a replay diverged. They
+    are computed from the rest, which is hashed."""
+    derived = _cached_properties(type(obj))
+    return {str(k): v for k, v in vars(obj).items() if k not in derived}
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_properties(cls: type) -> frozenset[str]:
+    """The names that ``cls``'s instances resolve to a ``functools.cached_property`` (the class nearest in
+    the MRO decides, as attribute lookup does)."""
+    names: set[str] = set()
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        for name, value in vars(klass).items():
+            if name not in seen:
+                seen.add(name)
+                if isinstance(value, functools.cached_property):
+                    names.add(name)
+    return frozenset(names)
 
 
 def _encode(obj: Any) -> str:
@@ -310,7 +341,7 @@ def _fallback(obj: Any) -> Any:
 
 
 def _vars_of(obj: Any) -> dict[str, Any] | None:
-    return {str(k): v for k, v in vars(obj).items()} if hasattr(obj, "__dict__") else None
+    return _state(obj) if hasattr(obj, "__dict__") else None
 
 
 def _slots_of(obj: Any) -> dict[str, Any] | None:

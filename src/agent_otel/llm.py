@@ -56,6 +56,7 @@ class LLMCall(Step):
         "_parent",
         "_start_time_ns",
         "agent_name",
+        "api_usage",
         "attributes",
         "bridged",
         "deferred",
@@ -81,6 +82,9 @@ class LLMCall(Step):
         # records the same request inside that span takes it over (``taken``), so the request is one step.
         self.bridged = False
         self.taken: LLMCall | None = None
+        # Whether the API's own response reported usage, when a client integration read it for a framework
+        # that reports the usage itself (None: not seen). Some frameworks turn "none reported" into 0 tokens.
+        self.api_usage: bool | None = None
         self._parent: Any = None
         self._start_time_ns = time.time_ns()
         self.held: Any = None  # how the run ends this call if it is still open then (end_with_run)
@@ -404,6 +408,9 @@ def _complete(
             attributes[c.ERROR_TYPE] = error_type
         if c.gen_ai_dup():
             attributes = c.with_previous_names(attributes)
+        below = getattr(call.span, USAGE_BELOW, None)
+        if below is not None:
+            _usage_below(below, attributes)
         if status == c.STATUS_CANCELLED:  # the span's status stays UNSET, as a cancelled tool call's
             duration_ms, span_ctx = call.end(attributes)
         else:
@@ -471,6 +478,23 @@ def _end_adopted(call: LLMCall, cost_usd: float | None) -> tuple[float, Any]:
         except Exception as err:
             internal_error("adding spend to a native LLM span", err)
     return duration_ms, span.get_span_context()
+
+
+#: The attribute of agent-otel's own request span that holds a library's span of the same request started
+#: right under it (set by the GenAI span bridge).
+USAGE_BELOW = "_agent_otel_usage_below"
+
+
+def _usage_below(below: Any, attributes: dict[str, Any]) -> None:
+    """Leave out of agent-otel's ``chat`` span the ``gen_ai.usage.*`` attributes that ``below``, a library's
+    span of the same request under it, ended with: Logfire's OpenAI instrumentation, patched before
+    ``setup()``, opens its request span inside agent-otel's, and a backend that sums usage over every span
+    counted the request twice. The step, its event, the run's totals and the metrics keep the usage."""
+    if getattr(below, "end_time", None) is None:  # still open (a stream read on): it may not say yet
+        return
+    for key in below.attributes or ():
+        if key.startswith("gen_ai.usage."):
+            attributes.pop(key, None)
 
 
 def record(

@@ -311,15 +311,17 @@ def _load(store: Store, run_id: str, cfg: Config, now_ms: int | None) -> Recordi
                     f"the snapshot of step {s['step_id']} ({s['tool']}) of run {row['run_id']} is missing "
                     "from the store; its data was deleted (agent-otel gc) or never written"
                 )
+        end_row = stops.get(row["run_id"]) or {}
         rec = Recording(
             run_id=row["run_id"],
             agent=row["agent"],
-            model=row.get("model"),
-            prompt_version=row.get("prompt_version"),
-            tools_version=row.get("tools_version"),
+            # As the run started, else as it ended: a framework's run learns its model from its requests.
+            model=row.get("model") or end_row.get("model"),
+            prompt_version=row.get("prompt_version") or end_row.get("prompt_version"),
+            tools_version=row.get("tools_version") or end_row.get("tools_version"),
             input_sha=row.get("input_sha"),
             created_at_ms=int(row["created_at_ms"]),
-            stop_reason=(stops.get(row["run_id"]) or {}).get("stop_reason"),
+            stop_reason=end_row.get("stop_reason"),
             steps=[Step(s, plain.get(s.get("blob_sha") or "")) for s in own],
             nested=len(steps[row["run_id"]]) - len(own),
             parent_run_id=row.get("parent_run_id"),
@@ -404,7 +406,7 @@ class _RunState(RunPolicy):
         """The recorded call that serves a tool step, asked before the step exists (see
         :meth:`Replay.before_tool`); LLM steps run live."""
         if isinstance(step, ToolCall):
-            return self.session.before_tool(self, step.run, step.name, step.args_sha or "")
+            return self.session.before_tool(self, step.run, step.name, step.args_sha or "", step.step_id)
         return None
 
 
@@ -495,11 +497,21 @@ class Replay:
             except ValueError:  # left in another context than it was entered
                 _session.set(None)
         self._done = True
-        ours = isinstance(exc, ReplayDivergence) and exc.session is self
+        ours = (isinstance(exc, ReplayDivergence) and exc.session is self) or self._own_stop(exc)
         if exc is not None and not ours:
             self.error = f"{type(exc).__name__}: {exc}"
         self._finish()
         return ours
+
+    def _own_stop(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` is this replay's divergence stop, raised by the run's next step rather than as
+        the ReplayDivergence (a framework's tool span compared at its end, where nothing can be raised)."""
+        if not isinstance(exc, AgentStopped) or self.divergence is None or self.mode != STRICT:
+            return False
+        result = exc.result
+        return result.stop_reason == StopReason.POLICY_DENIED and any(
+            state.run.run_id == result.run_id for state in self._states
+        )
 
     async def __aenter__(self) -> Replay:
         return self.__enter__()
@@ -579,9 +591,11 @@ class Replay:
             "are recorded, so it is not executed"
         )
 
-    def before_tool(self, state: _RunState, run: Run, tool: str, args_sha: str) -> Step:
-        """Match a tool call; returns the step to serve, or stops the run (strict) or raises (lenient)."""
-        now = CallRef(run.steps + 1, tool, args_sha)
+    def before_tool(self, state: _RunState, run: Run, tool: str, args_sha: str, step_id: int = 0) -> Step:
+        """Match a tool call; returns the step to serve, or stops the run (strict) or raises (lenient).
+
+        ``step_id``: the call's, when it has one already (matched after it began, ``steps.serve_late``)."""
+        now = CallRef(step_id or run.steps + 1, tool, args_sha)
         stop: Divergence | None = None
         with self._lock:
             self.requested += 1
@@ -632,6 +646,10 @@ class Replay:
                 snap.TOO_LARGE: "its result was larger than replay.max_result_mb",
                 snap.INTERRUPTED: f"the recorded call was interrupted ({step.error_type})",
             }.get(step.outcome, "its snapshot could not be written")
+            with self._lock:  # the agent may catch it and go on: the report says why this call failed
+                self.notes.append(
+                    f"step {now.step_id} ({tool}) matched the recording but was not served: {why}"
+                )
             raise SnapshotUnavailable(
                 f"step {step.step_id} ({tool}) matches the recording but cannot be served: {why}; "
                 "the tool is not executed"
@@ -850,6 +868,16 @@ def recorded(call: ToolCall) -> RecordedOutcome:
     return call.replay.recorded()
 
 
+def not_compared(call: ToolCall, why: str) -> None:
+    """A tool call of a replay that cannot be compared with the recording (nor was recorded): a framework's
+    tool span without its arguments. The report's notes say so; it counts as no call."""
+    state = _state_of(call.run)
+    session = state.session if state is not None else None
+    if isinstance(session, Replay):
+        with session._lock:
+            session.notes.append(f"step {call.step_id} ({call.name}) was not compared: {why}")
+
+
 def unserved(call: ToolCall, why: str) -> None:
     """A replayed ``call`` matched the recording, but its integration could not serve it (nor ran it).
 
@@ -884,6 +912,7 @@ __all__ = [
     "UnrecordedToolCall",
     "is_replayed",
     "load",
+    "not_compared",
     "recorded",
     "replay",
     "serve",

@@ -43,6 +43,7 @@ from agent_otel.steps import (
     internal_error,
     is_cancellation,
     is_cancelled,
+    keep_essential,
     note_failure,
     release_run_span,
     unbind_run,
@@ -250,6 +251,7 @@ class Run:
             self.trace_id, self.span_id = _hex_ids(self.span)
             if not self.is_replay and rt.metrics.run_started(self.agent, self.span):
                 self.span.set_attribute(c.RUN_EXEMPLAR, True)
+                self._exemplar = True
             # Spans the bridge binds under this run's span belong to this run, not to an enclosing one.
             bind_span(self.span, SpanBinding(self))
         except Exception as exc:  # telemetry must not stop the agent from running
@@ -451,6 +453,8 @@ class Run:
             if error_type:
                 attributes[c.ERROR_TYPE] = error_type
             span.set_attributes(attributes)
+            if getattr(span, "dropped_attributes", 0):  # a span attribute limit: keep what runs are found by
+                keep_essential(span, self._essential(attributes))
             event_attrs: dict[str, Any] = {c.STOP_REASON: value, "stop_class": stop_class}
             if detail:
                 event_attrs["detail"] = detail
@@ -490,6 +494,16 @@ class Run:
             except Exception as err:
                 internal_error("closing the run's policies", err)
         return result
+
+    def _essential(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """The values of the span's essential attributes (``keep_essential``), its stop's among them."""
+        return {
+            c.GEN_AI_OPERATION_NAME: c.OP_INVOKE_AGENT,
+            c.GEN_AI_AGENT_NAME: self.agent,
+            c.RUN_ID: self.run_id,
+            c.RUN_EXEMPLAR: getattr(self, "_exemplar", None),
+            **attributes,
+        }
 
     def _error_type(self, exc: BaseException | None, reason: StopReason | None) -> str | None:
         """``error.type`` of the stop (the span's with ``reason``, the stop event's without)."""

@@ -8,19 +8,27 @@ their stops, usage, metrics and store rows. agent-otel's own runs are counted wh
 
 :class:`RecordForRuns` wraps the provider's sampler: where it drops a span the bridge needs (a GenAI
 span, by its operation, or any span under a span bound to a run), the span is recorded but still not
-sampled (``RECORD_ONLY``). Processors see it; every exporter's processor (the SDK's batch and simple
-ones, agent-otel's) exports only sampled spans, so what leaves the process is exactly what the
-application's sampler kept, and a dropped trace stays dropped as a whole (its children, parent-based, are
-not sampled either). The cost is a recorded span object for such spans of dropped traces, never sent.
+sampled (``RECORD_ONLY``). Every exporter's processor (the SDK's batch and simple ones, agent-otel's)
+exports only sampled spans, so what leaves the process is exactly what the application's sampler kept,
+and a dropped trace stays dropped as a whole (its children, parent-based, are not sampled either). The
+cost is a recorded span object for such spans of dropped traces, never sent.
+
+Only agent-otel's processors are given such a span (:func:`hide_recorded_for_runs`): an application's
+own processor that does not check the sampled flag (one that counts, enriches or forwards every span it
+is given) would otherwise see spans that, without agent-otel, were never recorded. The provider's
+processor list (the SDK's synchronous or concurrent one) learns which spans those are from the sampler,
+on the thread that starts the span, between the sampler's decision and the processors' ``on_start``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
@@ -49,16 +57,24 @@ class RecordForRuns(Sampler):
         result = self.sampler.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
-        if (
+        forced = (
             result.decision is Decision.DROP
             and native.enabled()
             and _needed(parent_context, name, attributes)
-        ):
+        )
+        _starting.forced = forced  # read by the provider's processor list as the span starts
+        if forced:
             return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
         return result
 
     def get_description(self) -> str:
         return self.sampler.get_description()
+
+    def __getattr__(self, name: str) -> Any:
+        # What the application reads of its sampler (a ratio's ``rate``) reads as before.
+        if name == "sampler":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
 
 
 def _needed(parent_context: Context | None, name: str, attributes: Attributes) -> bool:
@@ -76,6 +92,7 @@ def keep_runs_recorded(provider: Any) -> None:
     sampler = getattr(provider, "sampler", None)
     if sampler is None or isinstance(sampler, RecordForRuns):
         return
+    hide_recorded_for_runs(provider)
     wrapped = RecordForRuns(sampler)
     try:
         provider.sampler = wrapped
@@ -87,3 +104,123 @@ def keep_runs_recorded(provider: Any) -> None:
         for tracer in list(provider._tracers.values()):
             if getattr(tracer, "sampler", None) is sampler:
                 tracer.sampler = wrapped
+
+
+class _Starting(threading.local):
+    #: The span the sampler just decided to record for runs is starting on this thread.
+    forced = False
+    #: The context of the span of that kind ending on this thread now (between _on_ending and on_end).
+    ending: Any = None
+
+
+_starting = _Starting()
+_HIDDEN = "_agent_otel_recorded_for_runs"
+_hid_any = False  # until a span is hidden, ends cost one global read more
+
+
+def _hide(span: Any) -> bool:
+    """Mark ``span`` as recorded for runs only (it is, when not sampled: the sampler's decision)."""
+    global _hid_any
+    if span.get_span_context().trace_flags.sampled:
+        return False
+    try:
+        setattr(span, _HIDDEN, True)
+    except (AttributeError, TypeError):
+        return False
+    _hid_any = True
+    return True
+
+
+def _own(holder: Any) -> tuple[Any, ...]:
+    """The processors of ``holder`` (a processor list) that ask for spans recorded only for runs; kept
+    until its processors change."""
+    processors = holder._span_processors
+    cached = holder.__dict__.get("_agent_otel_own")
+    if cached is None or cached[0] is not processors:
+        cached = (processors, tuple(p for p in processors if getattr(p, "sees_recorded_for_runs", False)))
+        holder._agent_otel_own = cached
+    return cached[1]  # type: ignore[no-any-return]
+
+
+def _hidden_end(span: Any) -> bool:
+    """Whether ``span`` (a ReadableSpan) is the hidden span whose ``_on_ending`` came just before (the SDK
+    gives it the span's own context object)."""
+    ending, _starting.ending = _starting.ending, None
+    return span.get_span_context() is ending
+
+
+class _SynchronousHiding(SynchronousMultiSpanProcessor):
+    """The SDK's processor list, except that a span recorded only for agent-otel's runs goes to the
+    processors that ask for it (``sees_recorded_for_runs``: the bridge), not to the application's. The
+    loops are the base class's, inline: this runs for every span of the provider."""
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        processors = self._span_processors
+        if _starting.forced:
+            _starting.forced = False
+            if _hide(span):
+                processors = _own(self)
+        for processor in processors:
+            processor.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Any) -> None:
+        processors = self._span_processors
+        if _hid_any and getattr(span, _HIDDEN, False):
+            _starting.ending = span.get_span_context()
+            processors = _own(self)
+        for processor in processors:
+            processor._on_ending(span)
+
+    def on_end(self, span: Any) -> None:
+        processors = self._span_processors
+        if _starting.ending is not None and _hidden_end(span):
+            processors = _own(self)
+        for processor in processors:
+            processor.on_end(span)
+
+
+class _ConcurrentHiding(ConcurrentMultiSpanProcessor):
+    """The same for the SDK's concurrent processor list (an application's choice): a hidden span's own
+    processors are called on the calling thread."""
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        if _starting.forced:
+            _starting.forced = False
+            if _hide(span):
+                for processor in _own(self):
+                    processor.on_start(span, parent_context=parent_context)
+                return
+        super().on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Any) -> None:
+        if _hid_any and getattr(span, _HIDDEN, False):
+            _starting.ending = span.get_span_context()
+            for processor in _own(self):
+                processor._on_ending(span)
+            return
+        super()._on_ending(span)
+
+    def on_end(self, span: Any) -> None:
+        if _starting.ending is not None and _hidden_end(span):
+            for processor in _own(self):
+                processor.on_end(span)
+            return
+        super().on_end(span)
+
+
+_HIDING: dict[type, type] = {
+    SynchronousMultiSpanProcessor: _SynchronousHiding,
+    ConcurrentMultiSpanProcessor: _ConcurrentHiding,
+}
+
+
+def hide_recorded_for_runs(provider: Any) -> None:
+    """Make ``provider``'s processor list give the spans :class:`RecordForRuns` records only to agent-otel's
+    processors. The list is the one object every tracer of the provider holds (those handed out already
+    too), so its class is switched in place to a subclass that differs only there; a list of another
+    class (not the SDK's) is left as it is, and its processors see those spans."""
+    active = getattr(provider, "_active_span_processor", None)
+    hiding = _HIDING.get(type(active))
+    if hiding is not None:
+        with contextlib.suppress(TypeError):
+            active.__class__ = hiding

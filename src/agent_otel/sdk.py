@@ -535,7 +535,7 @@ def _install_tracing(
     url = _signal_endpoint(cfg, endpoint, protocol, "traces") if endpoint else None
     if "console" in names and not _app_exporters(provider, "span", ConsoleSpanExporter):
         exporters.append(("spans-console", ConsoleSpanExporter()))
-    if url and "otlp" in names and not _already_exported(provider, inst, url, "span"):
+    if url and "otlp" in names and not _already_exported(provider, inst, url, "span", span_exporters):
         transport = OTLPTransport(
             sender(protocol, url, cfg.get("exporter.timeout_s")),
             int(cfg.get("exporter.max_request_mb") * (1 << 20)),
@@ -622,39 +622,43 @@ def _app_exporters(provider: Any, signal: str, kind: type = object) -> list[Any]
     return [e for e in exporters if e is not None and isinstance(e, kind)]
 
 
-def _exporter_urls(provider: Any, signal: str) -> list[str]:
-    """Where the application's own OTLP exporters on ``provider`` send."""
-    urls = [getattr(e, "_endpoint", None) for e in _app_exporters(provider, signal)]
+def _endpoints(exporters: Iterable[Any]) -> list[str]:
+    """Where the OTLP exporters among ``exporters`` send."""
+    urls = [getattr(e, "_endpoint", None) for e in exporters]
     return [u for u in urls if isinstance(u, str) and u]
 
 
-def _already_exported(provider: Any, inst: Installation, url: str, signal: str) -> bool:
+def _already_exported(
+    provider: Any, inst: Installation, url: str, signal: str, given: Iterable[Any] = ()
+) -> bool:
     """The application's provider already has an OTLP exporter to the collector ``url`` names (it read the
-    same OTEL_EXPORTER_OTLP_* variables, as ``opentelemetry-instrument`` does): agent-otel's spans or
-    metrics go through it, and a second exporter of agent-otel's would send everything twice. So too when
-    no endpoint is configured and ``url`` is a local collector setup() found by probing, wherever the
-    application's exporter sends: that is the destination someone chose (opentelemetry-instrument's
-    default, localhost:4317 over gRPC, next to the base install's probe of :4318 sent everything twice)."""
-    if provider is None or (signal == "span" and inst.owns_tracer_provider):
-        return False
+    same OTEL_EXPORTER_OTLP_* variables, as ``opentelemetry-instrument`` does), or one of the exporters
+    (metric readers) passed to setup() is one: agent-otel's spans or metrics go through it, and a second
+    exporter of agent-otel's would send everything twice. So too when no endpoint is configured and
+    ``url`` is a local collector setup() found by probing, wherever that exporter sends: that is the
+    destination someone chose (opentelemetry-instrument's default, localhost:4317 over gRPC, next to the
+    base install's probe of :4318 sent everything twice)."""
     try:
         target = _collector(url)
-        urls = _exporter_urls(provider, signal)
-        same = next((u for u in urls if _collector(u) == target), None)
+        found = [(u, "setup()'s") for u in _endpoints(given)]
+        if provider is not None and not (signal == "span" and inst.owns_tracer_provider):
+            found += [(u, "the application's") for u in _endpoints(_app_exporters(provider, signal))]
+        same = next((f for f in found if _collector(f[0]) == target), None)
         if same is None and not inst.config.get("exporter.endpoint"):
-            same = next(iter(urls), None)
+            same = next(iter(found), None)
     except Exception:  # an exporter of an unexpected shape: export as usual
         return False
     if same is not None:
         logger.info(
-            "agent-otel: the application's %s already exports %ss to %s; agent-otel's go with them "
+            "agent-otel: %s OTLP %s exporter already sends to %s; agent-otel's %ss go through it "
             "(no second OTLP %s exporter)",
-            "TracerProvider" if signal == "span" else "MeterProvider",
+            same[1],
             signal,
-            same,
+            same[0],
+            signal,
             signal,
         )
-        inst.otlp_note += f"; {signal}s through the application's exporter to {same}"
+        inst.otlp_note += f"; {signal}s through {same[1]} exporter to {same[0]}"
     return same is not None
 
 
@@ -739,7 +743,11 @@ def _install_metrics(
         endpoint
         and "otlp" in names
         and not _already_exported(
-            provider, inst, _signal_endpoint(cfg, endpoint, protocol, "metrics"), "metric"
+            provider,
+            inst,
+            _signal_endpoint(cfg, endpoint, protocol, "metrics"),
+            "metric",
+            [getattr(r, "_exporter", None) for r in metric_readers],
         )
     ):
         exporter = NonBlockingMetricExporter(

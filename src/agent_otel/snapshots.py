@@ -411,10 +411,16 @@ class Recorder(Policy, RunPolicy):
                 and digest is not None
                 and len(plain) <= self.max_bytes
                 and self._excluded.get(tool) is False
+                and call.snapshot_json is None
             ):  # the common case, decided in one test: a result recorded whole, under its result_sha
                 blob_plain, blob_sha = plain, digest
                 if type(result) not in _NATIVE:
                     result_type = type_name(result)
+            elif exc is None and call.snapshot_json is not None:
+                # What a replay serves differs from what result_sha hashes: stored under its own hash.
+                result_sha, plain = digest, call.snapshot_json
+                if self._is_excluded(tool):
+                    plain = None
             elif exc is not None:
                 plain = None
                 outcome = ERROR
@@ -447,7 +453,7 @@ class Recorder(Policy, RunPolicy):
                     )
                 else:  # a result's content address is its result_sha; an error's is hashed by the store
                     blob_plain = plain
-                    blob_sha = digest if exc is None else None
+                    blob_sha = digest if exc is None and call.snapshot_json is None else None
             run = call.run
             # Built in one go, with the values worked out above (this runs after every tool call).
             record = {

@@ -70,6 +70,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
@@ -85,6 +86,24 @@ logger = logging.getLogger("agent_otel")
 MAX_TRACKED_FAILURES = 16
 
 _current: ContextVar[Run | None] = ContextVar("agent_otel_run", default=None)
+
+
+def keep_essential(span: Any, values: dict[str, Any]) -> None:
+    """Set the span's essential attributes (``conventions.ESSENTIAL``, from ``values``) again: called as
+    the span ends when a span attribute count limit made the SDK drop some (``span.dropped_attributes``).
+
+    The SDK drops the *oldest* attribute for each one over the limit (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``,
+    ``SpanLimits``), and ``agent.run_id`` and ``gen_ai.operation.name`` are set first: with a limit of 5 a
+    run's span kept its counters and lost its run id and stop reason, so Tempo found no trace for the run
+    and the collector's sampling did not keep it as a failed run. Set again last, they are the newest
+    and the others go. A span no limit touched costs its caller one attribute read."""
+    scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+    own = scope == runtime.SCOPE  # a framework's span (the bridge's): its gen_ai.* are its own to keep
+    span.set_attributes(
+        {k: values[k] for k in c.ESSENTIAL if values.get(k) is not None and (own or k.startswith("agent."))}
+    )
+
+
 # The context key OpenTelemetry stores the current span under, found through the public API.
 (_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
 
@@ -551,6 +570,21 @@ def outside_run(tool: str) -> None:
 # --- a step ------------------------------------------------------------------------------------------
 
 
+def _leave(token: Any) -> None:
+    """Leave the context a step attached. A step may end in a copy of that context: an ``@agent_otel.tool``
+    function of an in-process MCP server claimed the client's call and a guard blocked it, in the copy of
+    the client's context MCP hands the server. Leaving is not possible there (OpenTelemetry would log an
+    error for it), and not needed: the copy is the server's, and the client's own context leaves the span
+    when the call returns (``integrations.mcp_client``)."""
+    if type(token) is not Token:  # another runtime context than OpenTelemetry's contextvars one
+        otel_context.detach(token)
+        return
+    try:
+        token.var.reset(token)
+    except (ValueError, RuntimeError):  # created in a different Context
+        return
+
+
 class Step:
     """One step of a run in flight: begun by :func:`begin`, ended exactly once by :meth:`end`.
 
@@ -647,6 +681,8 @@ class Step:
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         try:
             span.set_attributes(attributes)
+            if getattr(span, "dropped_attributes", 0) and self.runtime is not None:
+                keep_essential(span, {**self.start_attributes(self.runtime), **attributes})
             if exc is not None:
                 if isinstance(exc, BaseException):
                     rt = self.runtime
@@ -662,7 +698,7 @@ class Step:
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None
         if token is not None:
-            otel_context.detach(token)
+            _leave(token)
         return duration_ms, span.get_span_context()
 
     def event(
@@ -743,12 +779,14 @@ def begin(
     checks: bool = True,
     attach: bool = True,
     start_time_ns: int | None = None,
+    serve: bool = True,
 ) -> Step | None:
     """Start ``step``: checks (unless ``checks`` is off), serving policies, the step_id and the span.
 
     Returns None when the run has not started or telemetry failed (the caller runs the call untraced);
     a step a policy serves is returned even then, since it must not run. ``attach`` makes the span
-    current (callers that end the step on another thread pass False).
+    current (callers that end the step on another thread pass False). ``serve=False``: the step's
+    arguments are not known yet, so the serving policies are asked later (:func:`serve_late`).
     """
     run = step.run
     ledger = run.ledger
@@ -763,11 +801,12 @@ def begin(
             return None
         for hook in hooks.before:
             hook(step)
-    for serve in hooks.serve:
-        served = serve(step)
-        if served is not None:
-            step.replay = served
-            break
+    if serve:
+        for serving in hooks.serve:
+            served = serving(step)
+            if served is not None:
+                step.replay = served
+                break
     rt = ledger.runtime
     if rt is None:
         return None
@@ -799,6 +838,17 @@ def begin(
         return step if step.replay is not None else None
 
 
+def serve_late(step: Step) -> None:
+    """Ask the serving policies (a replay) about a step begun with ``serve=False``, now that its arguments
+    are known: a framework's tool span that does not carry them, whose ``@tool`` function got them. A
+    replay may stop the run here (AgentStopped) or refuse the call (a Refusal)."""
+    for serving in step.run.ledger.hooks.serve:
+        served = serving(step)
+        if served is not None:
+            step.replay = served
+            return
+
+
 __all__ = [
     "CANCELLATION_TYPES",
     "MAX_TRACKED_FAILURES",
@@ -824,6 +874,7 @@ __all__ = [
     "outside_run",
     "policy_checks",
     "release_run_span",
+    "serve_late",
     "slots_seen",
     "span_binding",
     "steps_bound",

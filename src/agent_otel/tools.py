@@ -100,10 +100,22 @@ def tool_options(
 class ToolCall(Step):
     """One tool call in flight. Created by :func:`begin`; finished exactly once by ok() or fail()."""
 
-    __slots__ = ("_claimable", "args_redacted", "attempts", "fn", "options", "result_json", "result_sha")
+    __slots__ = (
+        "_claimable",
+        "args_redacted",
+        "attempts",
+        "fn",
+        "options",
+        "result_json",
+        "result_sha",
+        "snapshot_json",
+    )
 
     kind = "tool"
     context_key = _TOOL_KEY
+    #: Whether the ``@tool`` function that claims this call ends it with its own result or error: a call
+    #: its framework reports only through a span, which holds no result (``bridge.BridgedToolCall``).
+    ends_with_fn = False
 
     def __init__(
         self,
@@ -121,6 +133,9 @@ class ToolCall(Step):
         self._claimable = False
         self.result_json: bytes | None = None  # canonical JSON of the result (what result_sha hashes)
         self.result_sha: str | None = None
+        # What a replay serves, recorded instead of result_json when they differ (set before ok()): an MCP
+        # result is hashed over its structured content, and served with its content blocks too.
+        self.snapshot_json: bytes | None = None
         self.args_redacted: Any = None  # with store_args: the args cut to the limit and redacted, once
 
     @property
@@ -141,6 +156,17 @@ class ToolCall(Step):
 
     def span_name(self) -> str:
         return c.tool_span_name(self.options.name)
+
+    def args_found(self, args: Any) -> None:
+        """The arguments of a call begun without them (a framework's span that does not carry them), as
+        the ``@tool`` function that claimed it received them."""
+        self.args, self.args_sha = args, sha(args)
+        rt = self.run.ledger.runtime
+        if rt is not None and rt.store_args_hash:
+            try:
+                self.span.set_attribute(c.TOOL_ARGS_SHA, self.args_sha)
+            except Exception as exc:
+                internal_error("recording a claimed tool call's arguments", exc)
 
     def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         options = self.options
@@ -437,13 +463,15 @@ def stream_sync(
     result is the list of items yielded, hashed, recorded and yielded again by a replay. The step begins
     at the first ``next()``, when the body starts. Timeouts and retries do not apply to a stream. What the
     consumer sends or throws in reaches the generator, and its ``return`` value is this one's, as with
-    ``yield from`` (a replay serves the items, not the return value)."""
+    ``yield from``; a return value other than None is part of the result (:meth:`_Kept.result`), which a
+    replay returns again after the items."""
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is None:
         return (yield from fn(*args, **kwargs))
     if call.replay is not None:
-        yield from _served(_recorded_items(call, call.replay.serve(call)))
-        return None
+        items, returned = _recorded_stream(call, call.replay.serve(call))
+        yield from _served(items)
+        return returned
     kept = _Kept()
     end = kept.ender(call)
     run.ledger.hold_open(end)  # a stream left unfinished ends when the run does, not at garbage collection
@@ -472,7 +500,7 @@ def stream_sync(
     finally:
         run.ledger.let_go(end)
         stream.close()
-    call.ok(kept.result())
+    call.ok(kept.result(value))
     return value
 
 
@@ -482,7 +510,7 @@ async def stream_async(
     """:func:`stream_sync` for an async generator tool (which has no return value)."""
     call = begin(run, options, hashed, fn=fn, attach=False)
     if call is not None and call.replay is not None:
-        for item in _recorded_items(call, call.replay.serve(call)):
+        for item in _recorded_stream(call, call.replay.serve(call))[0]:
             try:  # as _served: what the consumer sends or throws in is answered with the next item
                 yield item
             except GeneratorExit:
@@ -532,6 +560,9 @@ async def stream_async(
 # agent-otel hold them all. Beyond, the result is the count, {"$stream_items": n}, which a replay refuses.
 STREAM_KEEP_ITEMS = 10_000
 STREAM_KEEP_BYTES = 16 << 20  # estimated: strings and bytes by length, anything else 100 bytes
+# The keys of the result of a generator that returned a value: its items, and what it returned.
+STREAM_ITEMS = "$items"
+STREAM_RETURN = "$return"
 
 
 class _Kept:
@@ -553,8 +584,14 @@ class _Kept:
         else:
             self.items.append(item)
 
-    def result(self) -> Any:
-        return self.items if self.items is not None else {"$stream_items": self.count}
+    def result(self, returned: Any = None) -> Any:
+        """The items; with the generator's return value when it returned one other than None:
+        ``{"$items": [...], "$return": value}``."""
+        if self.items is None:
+            return {"$stream_items": self.count}
+        if returned is None:
+            return self.items
+        return {STREAM_ITEMS: self.items, STREAM_RETURN: returned}
 
     def ender(self, call: ToolCall) -> Callable[[], None]:
         """How the run ends ``call`` if the stream is still open when it stops: with what was taken."""
@@ -574,9 +611,14 @@ def _served(items: list[Any]) -> Iterator[Any]:
             continue
 
 
-def _recorded_items(call: ToolCall, value: Any) -> list[Any]:
+def _recorded_stream(call: ToolCall, value: Any) -> tuple[list[Any], Any]:
+    """The recorded items of a stream and the generator's return value (None when it returned none)."""
     if isinstance(value, list):
-        return value
+        return value, None
+    if isinstance(value, dict) and value.keys() == {STREAM_ITEMS, STREAM_RETURN}:
+        items = value[STREAM_ITEMS]
+        if isinstance(items, list):
+            return items, value[STREAM_RETURN]
     raise TypeError(
         f"the stream of the tool {call.name!r} was not recorded item by item (too long, or recorded by an "
         f"older agent-otel): a replay cannot serve it"
@@ -795,30 +837,66 @@ def _claimed_write(call: ToolCall) -> None:
         raise
 
 
+def _claimed_args(
+    claimed: ToolCall, binder: _ArgBinder, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """A call opened without its arguments (a framework span that does not carry them) gets the
+    function's; a replay matches it now (which may stop the run, or refuse the call: the function does
+    not run)."""
+    if claimed.args_sha is None:
+        claimed.args_found(binder.bind(args, kwargs))
+
+
 def _run_claimed(
-    claimed: ToolCall, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    claimed: ToolCall,
+    func: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    binder: _ArgBinder,
 ) -> R:
     """The function of a call a framework opened: served under replay; else run, under the ``@tool``'s own
     ``retry`` and ``timeout_s`` if it has them (``guards.tool_timeout_s`` is the framework call's, not
     applied a second time here)."""
+    _claimed_args(claimed, binder, args, kwargs)
     if claimed.replay is not None:  # an integration opened it; serve it instead of running it
         return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
     options = claimed.options
-    if options.retry is None and options.timeout_s is None:
-        return func(*args, **kwargs)
-    return _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+    if not claimed.ends_with_fn:
+        if options.retry is None and options.timeout_s is None:
+            return func(*args, **kwargs)
+        return _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+    try:
+        result = _attempt_sync(claimed, func, args, kwargs, options.timeout_s or None)
+    except BaseException as exc:
+        claimed.fail(exc)
+        raise
+    claimed.ok(result)
+    return result
 
 
 async def _await_claimed(
-    claimed: ToolCall, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    claimed: ToolCall,
+    func: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    binder: _ArgBinder,
 ) -> R:
     """:func:`_run_claimed` for a coroutine function."""
+    _claimed_args(claimed, binder, args, kwargs)
     if claimed.replay is not None:
         return claimed.replay.serve(claimed)  # type: ignore[no-any-return]
     options = claimed.options
-    if options.retry is None and options.timeout_s is None:
-        return await func(*args, **kwargs)
-    return await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
+    if not claimed.ends_with_fn:
+        if options.retry is None and options.timeout_s is None:
+            return await func(*args, **kwargs)
+        return await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
+    try:
+        result = await _attempt_async(claimed, func, args, kwargs, options.timeout_s or None)
+    except BaseException as exc:
+        claimed.fail(exc)
+        raise
+    claimed.ok(result)
+    return result
 
 
 @overload
@@ -924,7 +1002,7 @@ def tool(
                     return await func(*args, **kwargs)
                 claimed = _claim(options, func)
                 if claimed is not None:
-                    return await _await_claimed(claimed, func, args, kwargs)
+                    return await _await_claimed(claimed, func, args, kwargs, binder)
                 return await call_async(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
             async_wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]
@@ -938,7 +1016,7 @@ def tool(
                 return func(*args, **kwargs)
             claimed = _claim(options, func)
             if claimed is not None:
-                return _run_claimed(claimed, func, args, kwargs)
+                return _run_claimed(claimed, func, args, kwargs, binder)
             return call_sync(run, options, func, args, kwargs, binder.bind(args, kwargs))
 
         wrapper.__agent_otel_tool__ = options  # type: ignore[attr-defined]

@@ -95,18 +95,42 @@ def usage_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
     return [s for s in spans if "gen_ai.usage.input_tokens" in (s.attributes or {})]
 
 
-def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, int]]:
-    """(input tokens, output tokens) of each ``chat`` span of the run, in step order."""
+def _chats(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[ReadableSpan]:
     run_id = run_span.attributes["agent.run_id"]
     chats = [
         s
         for s in spans
         if s.attributes.get("agent.run_id") == run_id and s.attributes.get("gen_ai.operation.name") == "chat"
     ]
-    chats.sort(key=lambda s: s.attributes["agent.step_id"])
+    return sorted(chats, key=lambda s: s.attributes["agent.step_id"])
+
+
+def chat_usage(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[int, int]]:
+    """(input tokens, output tokens) of each ``chat`` span of the run, in step order."""
     return [
-        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"]) for s in chats
+        (s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"])
+        for s in _chats(run_span, spans)
     ]
+
+
+def chat_tokens(run_span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[Any, Any]]:
+    """Like :func:`chat_usage`, with None where a ``chat`` span has no ``gen_ai.usage.*`` (unknown usage)."""
+    return [
+        (s.attributes.get("gen_ai.usage.input_tokens"), s.attributes.get("gen_ai.usage.output_tokens"))
+        for s in _chats(run_span, spans)
+    ]
+
+
+def assert_unknown_then_zero_usage(telemetry: Any, run_span: ReadableSpan, spans: list[ReadableSpan]) -> None:
+    """The run's two LLM steps: the first reported no usage (unknown: no token keys on its span or in its
+    event, no spend), the second reported 0 tokens (0, not unknown); the run's totals add only the known."""
+    assert chat_tokens(run_span, spans) == [(None, None), (0, 0)]
+    run_id = run_span.attributes["agent.run_id"]
+    usages = [e["usage"] for e in telemetry.events("llm_result") if e["run_id"] == run_id]
+    assert [(u.get("input_tokens"), u.get("output_tokens")) for u in usages] == [(None, None), (0, 0)]
+    assert "input_tokens" not in usages[0] and "output_tokens" not in usages[0]
+    (stop,) = [e for e in telemetry.events("stop") if e["run_id"] == run_id]
+    assert stop["usage"]["llm_calls"] == 2 and stop["usage"]["input_tokens"] == 0
 
 
 def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
@@ -132,6 +156,9 @@ class Reply:
     #: The server waits for this event (at most 10 s) before the answer, or before stream event ``hold_at``.
     hold: threading.Event | None = None
     hold_at: int = 0
+    #: A stream whose connection breaks after this many events: sent chunked, closed without its last
+    #: chunk (the client's HTTP library raises, as when a proxy or the provider drops the connection).
+    cut_after: int | None = None
 
 
 @dataclass
@@ -175,12 +202,18 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             self.send_header("content-type", "text/event-stream")
             self.send_header("connection", "close")
+            if reply.cut_after is not None:
+                self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             for i, (event, data) in enumerate(reply.stream):
                 if reply.hold is not None and i == reply.hold_at:
                     reply.hold.wait(10)
+                if reply.cut_after is not None and i == reply.cut_after:
+                    break
                 chunk = "" if event is None else f"event: {event}\n"
                 chunk += f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+                if reply.cut_after is not None:
+                    chunk = f"{len(chunk.encode()):x}\r\n{chunk}\r\n"
                 self.wfile.write(chunk.encode())
                 self.wfile.flush()
             self.close_connection = True

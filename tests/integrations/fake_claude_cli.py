@@ -10,7 +10,8 @@ tools "ran" to ``FAKE_CLAUDE_LOG`` so tests can tell whether a tool was executed
 
 Script: ``{"model": ..., "session_id": ..., "prompts": [{"turns": [...], "result": {...}}], "exit_code": 0}``
 where a turn is ``{"id": "msg_1", "text": "...", "tool": {"id", "name", "input", "result", "is_error"},
-"usage": {...}, "error": "rate_limit"}``.
+"usage": {...}, "error": "rate_limit"}``, or ``{"raw": [message, ...]}``: stream-json messages sent as they
+are (no hooks), such as the interleaved messages of subagents.
 """
 
 from __future__ import annotations
@@ -133,6 +134,10 @@ def play(prompt: dict[str, Any]) -> None:
         **prompt.get("result", {}),
     }
     for turn in turns:
+        if turn.get("raw") is not None:  # messages sent as they are (a subagent's, interleaved...)
+            for message in turn["raw"]:
+                send({"session_id": SESSION, "uuid": str(uuid.uuid4()), "parent_tool_use_id": None} | message)
+            continue
         if turn.get("text") is not None:
             assistant(turn, {"type": "text", "text": turn["text"]})
         tool = turn.get("tool")

@@ -228,3 +228,22 @@ async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_ru
     # The framework's own run, where guards observe: the write runs (README "Guards").
     agent = Agent(client=FakeClient(tool_call("wipe", {"q": "x"}), text("done")), name="helper", tools=[wipe])
     assert (await agent.run("hi")).text == "done" and sample_tools.SENT == {"wipe": 1}
+
+
+async def test_guards_observe_an_agent_otel_tool_with_the_arguments_it_was_called_with(guarded):
+    """The framework's span has no arguments, so the checks of its step wait for them; the claiming
+    ``@agent_otel.tool`` function brings them, and the checks run then, before it (here they observe:
+    the framework's own run), with its ``args_sha`` for loop detection."""
+    telemetry = guarded({"policy": {"deny": {"*": ["search"]}}, "loop": {"max_repeats": 1}})
+    script = [tool_call("search", {"q": "x"}, "c1"), tool_call("search", {"q": "x"}, "c2"), text("done")]
+    agent = Agent(client=FakeClient(*script), name="helper", tools=[search])
+    assert (await agent.run("hi")).text == "done"
+    assert sample_tools.SENT == {"search": 3}  # observed only: both calls ran (the first retried once)
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    guards = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    # Each guard says once what would have stopped the run; the loop needs the arguments' hash.
+    assert [(g["guard"], g["would_stop"], g["enforced"]) for g in guards] == [
+        ("policy", "policy_denied", False),
+        ("loop", "loop_detected", False),
+    ]
+    assert [e["args_sha"] for e in telemetry.events("tool_result")] == [sha({"q": "x"})] * 2

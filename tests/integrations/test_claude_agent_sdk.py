@@ -12,7 +12,7 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
-from tests.integrations.conftest import children, one, ours, steps, stop_event
+from tests.integrations.conftest import assert_unknown_then_zero_usage, children, one, ours, steps, stop_event
 
 pytest.importorskip("claude_agent_sdk")
 
@@ -299,3 +299,97 @@ def test_uninstrument_restores_the_sdk(instrument):
     assert InternalClient.process_query is not before
     agent_otel.integrations.uninstrument(["claude_agent_sdk"])
     assert InternalClient.process_query is before
+
+
+async def test_a_message_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument, cli):
+    instrument("claude_agent_sdk")
+    unmetered = {**tool_turn("Bash", {"command": "ls"}, "a.txt"), "usage": None}
+    free = {**final_turn(), "usage": {"input_tokens": 0, "output_tokens": 0}}
+    messages = await collect("list the files", cli.options({"turns": [unmetered, free]}))
+    assert isinstance(messages[-1], ResultMessage) and not messages[-1].is_error
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent claude-agent"), spans)
+
+
+def assistant_message(
+    message_id: str, block: dict[str, Any], usage: tuple[int, int], parent: str | None = None
+):
+    return {
+        "type": "assistant",
+        "parent_tool_use_id": parent,
+        "message": {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": [block],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+        },
+    }
+
+
+def tool_result(tool_use_id: str, content: str, parent: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "user",
+        "parent_tool_use_id": parent,
+        "message": {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool_use_id, "content": content}],
+        },
+    }
+
+
+async def test_parallel_subagents_interleaved_messages_are_one_step_per_response(telemetry, instrument, cli):
+    """Two ``Task`` subagents run in parallel; the CLI sends each response as one message per content block,
+    the two subagents' messages interleaved (told apart by ``parent_tool_use_id``). Each response is one
+    LLM step with its usage counted once (they were split into a step per message, their usage counted
+    again for every block after the other subagent's)."""
+    instrument("claude_agent_sdk")
+    raw = [
+        assistant_message(
+            "m0", {"type": "tool_use", "id": "t1", "name": "Task", "input": {"p": "a"}}, (100, 10)
+        ),
+        assistant_message(
+            "m0", {"type": "tool_use", "id": "t2", "name": "Task", "input": {"p": "b"}}, (100, 10)
+        ),
+        assistant_message("a1", {"type": "text", "text": "A thinks"}, (11, 1), "t1"),
+        assistant_message("b1", {"type": "text", "text": "B thinks"}, (22, 2), "t2"),
+        assistant_message(
+            "a1", {"type": "tool_use", "id": "ta", "name": "Read", "input": {"f": "x"}}, (11, 1), "t1"
+        ),
+        assistant_message(
+            "b1", {"type": "tool_use", "id": "tb", "name": "Read", "input": {"f": "y"}}, (22, 2), "t2"
+        ),
+        tool_result("ta", "x", "t1"),
+        tool_result("tb", "y", "t2"),
+        assistant_message("a2", {"type": "text", "text": "A done"}, (12, 3), "t1"),
+        assistant_message("b2", {"type": "text", "text": "B done"}, (23, 4), "t2"),
+        tool_result("t1", "A"),
+        tool_result("t2", "B"),
+        assistant_message("m1", {"type": "text", "text": "all done"}, (200, 5)),
+    ]
+    messages = await collect("go", cli.options({"turns": [{"raw": raw}]}))
+    assert isinstance(messages[-1], ResultMessage) and not messages[-1].is_error
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent claude-agent")
+    chats = sorted(
+        (s for s in spans if s.name == f"chat {MODEL}"), key=lambda s: s.attributes["agent.step_id"]
+    )
+    assert [
+        (
+            s.attributes["gen_ai.response.id"],
+            s.attributes["gen_ai.usage.input_tokens"],
+            s.attributes["gen_ai.usage.output_tokens"],
+        )
+        for s in chats
+    ] == [("m0", 100, 10), ("a1", 11, 1), ("b1", 22, 2), ("a2", 12, 3), ("b2", 23, 4), ("m1", 200, 5)]
+    assert tuple(
+        one([s for s in chats if s.attributes["gen_ai.response.id"] == "m0"], f"chat {MODEL}").attributes[
+            "agent.llm.tool_call_ids"
+        ]
+    ) == ("t1", "t2")
+    assert (
+        root.attributes["agent.usage.input_tokens"] == 368
+        and root.attributes["agent.stop_reason"] == "completed"
+    )

@@ -472,3 +472,44 @@ def test_chat_model_cache_reads_are_priced_at_the_cached_price(telemetry, instru
     # gpt-4o-mini: 200 * 0.15 + 800 * 0.075 (cached) + 50 * 0.60 = 120 USD per 1M tokens
     assert chat.attributes["agent.cost_usd"] == pytest.approx(120 / 1e6)
     assert run.cost_usd == pytest.approx(120 / 1e6)
+
+
+def test_parallel_tool_calls_through_a_tool_node_are_each_a_step_of_the_run(telemetry, instrument):
+    """ToolNode runs the calls of one AI message on threads (one fails and ToolNode tells the model; one
+    is an ``@agent_otel.tool`` function, which claims its call): each its own step with its call id, a
+    child of the run, none lost."""
+
+    @lc_tool
+    def fetch(q: str) -> str:
+        """Fetch."""
+        time.sleep(0.02)
+        if q == "bad":
+            raise ValueError("bad")
+        return q.upper()
+
+    @agent_otel.tool(name="decorated")
+    def stamp(q: str) -> str:
+        """Stamp."""
+        time.sleep(0.02)
+        return q
+
+    instrument("langchain", "langgraph")
+    calls = [("fetch", {"q": "a"}, "c1"), ("fetch", {"q": "bad"}, "c2"), ("stamp", {"q": "d"}, "c3")]
+    node = ToolNode([fetch, lc_tool(stamp)], handle_tool_errors=True)
+    agent = react(fake(ai(calls=calls), ai("done")), node, name="fan-out")
+    assert agent.invoke({"messages": [("user", "go")]})["messages"][-1].content == "done"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent fan-out")
+    tools = sorted(
+        (s for s in spans if s.name.startswith("execute_tool")),
+        key=lambda s: s.attributes["gen_ai.tool.call.id"],
+    )
+    assert [
+        (s.name, s.attributes["gen_ai.tool.call.id"], s.attributes["agent.tool.status"]) for s in tools
+    ] == [
+        ("execute_tool fetch", "c1", "ok"),
+        ("execute_tool fetch", "c2", "error"),
+        ("execute_tool stamp", "c3", "ok"),
+    ]
+    assert all(parent_of(s, spans) is root for s in tools)
+    assert root.attributes["agent.tool_calls"] == 3 and root.attributes["agent.stop_reason"] == "completed"

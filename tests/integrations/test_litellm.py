@@ -9,6 +9,7 @@ import time
 import weakref
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 import agent_otel
 from tests.integrations import aws_eventstream as es
@@ -313,11 +314,20 @@ async def test_acompletion_and_async_stream_with_usage_chunk(telemetry, instrume
     assert run.result.usage["llm_calls"] == 2
 
 
+def mini_stream_request(api) -> dict:
+    """The arguments of a streamed gpt-4o-mini completion from the fake API."""
+    return {
+        "model": "openai/gpt-4o-mini",
+        "messages": MESSAGES,
+        "api_base": api.base_url,
+        "api_key": "k",
+        "stream": True,
+    }
+
+
 def mini_stream(api):
     """A streamed gpt-4o-mini completion from the fake API (its reply queued by the caller)."""
-    return litellm.completion(
-        model="openai/gpt-4o-mini", messages=MESSAGES, api_base=api.base_url, api_key="k", stream=True
-    )
+    return litellm.completion(**mini_stream_request(api))
 
 
 def test_sync_stream_abandoned_early_still_ends_its_step(telemetry, instrument, fake_api):
@@ -337,6 +347,32 @@ def test_sync_stream_abandoned_early_still_ends_its_step(telemetry, instrument, 
     chat = one(ours(telemetry.spans()), "chat gpt-4o-mini")
     assert chat.end_time is not None and chat.attributes["gen_ai.request.stream"] is True
     assert run.result.usage["llm_calls"] == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_stream_that_breaks_off_is_a_failed_step_and_the_run_a_model_error(
+    telemetry, instrument, fake_api, mode
+):
+    """The connection drops after two chunks: LiteLLM closes its stream and raises its
+    ``MidStreamFallbackError``, which reaches the caller unchanged; the step failed (it was recorded ``ok``,
+    as a stream the consumer closed early) and the run ends ``model_error``, with one ``chat`` span."""
+    instrument("litellm")
+    reply = chunks("gpt-4o-mini", 5, 2)
+    reply.cut_after = 2
+    fake_api.reply(reply)
+    with pytest.raises(litellm.exceptions.MidStreamFallbackError):
+        async with agent_otel.run("litellm-cut") as run:
+            if mode == "sync":
+                for _ in mini_stream(fake_api):
+                    pass
+            else:
+                async for _ in await litellm.acompletion(**mini_stream_request(fake_api)):
+                    pass
+    (chat,) = by_name(ours(telemetry.spans()), "chat gpt-4o-mini")
+    assert chat.status.status_code is StatusCode.ERROR
+    assert chat.attributes["error.type"] == "MidStreamFallbackError"
+    assert [e["status"] for e in telemetry.events("llm_result")] == ["error"]
+    assert run.result.stop_reason == "model_error"
 
 
 async def test_router_calls_are_steps_of_the_deployment_they_route_to(telemetry, instrument, fake_api):

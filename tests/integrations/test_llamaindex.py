@@ -9,7 +9,16 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
-from tests.integrations.conftest import chat_usage, children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import (
+    assert_unknown_then_zero_usage,
+    chat_usage,
+    children,
+    one,
+    ours,
+    parent_of,
+    steps,
+    stop_event,
+)
 
 pytest.importorskip("llama_index.core")
 
@@ -454,3 +463,26 @@ async def test_an_async_write_declared_with_agent_otel_tool_is_blocked_by_the_wr
     assert [s.name for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")] == [
         "execute_tool lookup"
     ]
+
+
+#: The ``raw`` of each response of :class:`ReportedUsageLLM`, in turn.
+RAWS: list[dict[str, Any]] = []
+
+
+class ReportedUsageLLM(ScriptedLLM):
+    """Answers with the ``raw`` of :data:`RAWS` in turn."""
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        message = self._get_response_generator()(messages, **kwargs)
+        return ChatResponse(message=message, delta=message.content or "", raw=RAWS.pop(0))
+
+
+async def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument):
+    instrument("llamaindex")
+    RAWS[:] = [{"model": "gpt-4o"}, {"usage": {"prompt_tokens": 0, "completion_tokens": 0}}]
+    queue = [call("lookup", {"q": "u"}, "c1"), text("done")]
+    llm = ReportedUsageLLM(response_generator=lambda messages, **kwargs: queue.pop(0))
+    assert str(await agent(llm).run(user_msg="go")) == "done"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent li-agent"), spans)

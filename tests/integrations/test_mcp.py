@@ -12,7 +12,7 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
-from tests.integrations.conftest import children, one, ours, steps
+from tests.integrations.conftest import children, one, ours, parent_of, steps
 
 pytest.importorskip("mcp")
 
@@ -309,20 +309,50 @@ async def test_an_agent_otel_tool_served_in_process_is_one_call_with_its_retry(t
 
 
 async def test_a_write_declared_on_an_in_process_server_tool_is_blocked_by_the_writes_kill_switch(
-    guarded, instrument, monkeypatch
+    guarded, instrument, monkeypatch, caplog
 ):
     """The client opens the call as a read (it cannot see the server's function); the server's
     ``@agent_otel.tool(side_effects=True)`` function claimed it and ran under the ``writes`` kill switch.
-    Now the claim makes it a write, which never runs: the server answers with an error result and the
-    run ends with ``kill_switch``; a read before it went on."""
+    Now the claim makes it a write, which never runs, and the run stops at that call: the client's
+    ``call_tool`` raises ``AgentStopped`` (kill_switch) instead of returning the server's error result
+    for the agent to go on with (before: the error result, and the stop only at the run's next step);
+    a read before it went on."""
     telemetry = guarded({})
     instrument("mcp")
     monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
     ran: list[str] = ["primed"]  # lookup's first attempt succeeds
-    async with Client(agent_otel_server(ran)) as client, agent_otel.run("wiper") as run:
-        assert not (await client.call_tool("lookup", {"q": "bob"})).is_error
-        assert (await client.call_tool("wipe", {"user": "bob"})).is_error
+    went_on = False
+    async with Client(agent_otel_server(ran)) as client:
+        with pytest.raises(agent_otel.AgentStopped) as stopped:
+            async with agent_otel.run("wiper") as run:
+                assert not (await client.call_tool("lookup", {"q": "bob"})).is_error
+                await client.call_tool("wipe", {"user": "bob"})
+                went_on = True
+    assert not went_on and stopped.value.result.stop_reason == "kill_switch"
     assert ran == ["primed", "bob"] and run.result.stop_reason == "kill_switch"
+    # The step ended in the server's copy of the client's context: no OpenTelemetry error logged for it.
+    assert "Failed to detach context" not in caplog.text
     wipe = one(ours(telemetry.spans()), "execute_tool wipe")
     assert wipe.attributes["agent.tool.side_effects"] is True
     assert wipe.attributes["agent.tool.status"] == "error"
+
+
+async def test_a_write_refused_on_an_in_process_server_leaves_the_next_steps_under_the_run(
+    guarded, instrument, monkeypatch
+):
+    """With ``on_deny: raise`` the blocked write is refused without a stop: the client gets the server's
+    error result and the run goes on. Its next steps are the run's children, not the refused call's (the
+    call ended in the server's copy of the client's context, which left its span current in the client's:
+    the next call was recorded under the ended ``execute_tool wipe``)."""
+    telemetry = guarded({"policy": {"on_deny": "raise"}})
+    instrument("mcp")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
+    ran: list[str] = ["primed"]
+    async with Client(agent_otel_server(ran)) as client, agent_otel.run("wiper") as run:
+        assert (await client.call_tool("wipe", {"user": "bob"})).is_error
+        assert not (await client.call_tool("lookup", {"q": "x"})).is_error
+    assert ran == ["primed", "x"] and run.result.stop_reason == "completed"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent wiper")
+    assert steps(root, spans) == [(1, "execute_tool wipe"), (2, "execute_tool lookup")]
+    assert parent_of(one(spans, "execute_tool lookup"), spans) is root

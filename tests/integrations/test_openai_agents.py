@@ -11,7 +11,16 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
-from tests.integrations.conftest import by_name, children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import (
+    assert_unknown_then_zero_usage,
+    by_name,
+    children,
+    one,
+    ours,
+    parent_of,
+    steps,
+    stop_event,
+)
 
 pytest.importorskip("agents")
 
@@ -980,3 +989,95 @@ def test_an_async_agent_otel_tool_keeps_its_retry_and_timeout_under_the_sdk(tele
     assert tools["execute_tool slow"]["gen_ai.tool.call.id"] == "s1"
     assert tools["execute_tool slow"]["error.type"] == "ToolTimeout"
     assert one(spans, "invoke_agent finder").attributes["agent.tool_calls"] == 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["response", "stream"])
+def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(
+    telemetry, instrument, fake_api, stream
+):
+    """The SDK makes a Chat Completion without usage ``Usage(requests=1)``, 0 tokens; the OpenAI client
+    integration saw the response and tells it from a reported 0."""
+    from agents import OpenAIChatCompletionsModel
+    from openai import AsyncOpenAI
+
+    from tests.integrations.conftest import Reply
+    from tests.integrations.test_openai_client import chunk, completion
+
+    instrument("openai_agents", "openai")
+    tool_call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "u"}'}}
+    if stream:
+        indexed = {**tool_call, "index": 0}
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        zero = {**chunk({}), "choices": [], "usage": usage}
+        fake_api.reply(
+            Reply(stream=[(None, chunk({"role": "assistant", "tool_calls": [indexed]})), (None, "[DONE]")]),
+            Reply(
+                stream=[
+                    (None, chunk({"role": "assistant", "content": "done"})),
+                    (None, zero),
+                    (None, "[DONE]"),
+                ]
+            ),
+        )
+    else:
+        unmetered = completion()
+        del unmetered["usage"]
+        unmetered["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+        fake_api.reply(Reply(unmetered), Reply(completion(0, 0, content="done")))
+    client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    model = OpenAIChatCompletionsModel(model="gpt-4o", openai_client=client)
+    agent = Agent(name="metered", model=model, tools=[lookup])
+    if stream:
+
+        async def consume() -> Any:
+            result = Runner.run_streamed(agent, "go")
+            async for _ in result.stream_events():
+                pass
+            return result
+
+        assert asyncio.run(consume()).final_output == "done"
+    else:
+        assert Runner.run_sync(agent, "go").final_output == "done"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent metered"), spans)
+
+
+def test_a_model_reporting_0_tokens_is_0_tokens(telemetry, instrument):
+    instrument("openai_agents")
+    model = Scripted([step(assistant_message("free"), usage=(0, 0))])
+    assert Runner.run_sync(Agent(name="free", model=model), "go").final_output == "free"
+    spans = ours(telemetry.spans())
+    chat = one(spans, "chat gpt-4o")
+    assert (chat.attributes["gen_ai.usage.input_tokens"], chat.attributes["gen_ai.usage.output_tokens"]) == (
+        0,
+        0,
+    )
+
+
+def test_parallel_tool_calls_in_one_turn_are_each_a_step_of_the_run(telemetry, instrument):
+    """Three calls of one turn run concurrently (one fails: the SDK tells the model): each its own step
+    with its call id, a child of the run, none lost; the failed one ``error``, the run ``completed``."""
+
+    @function_tool
+    async def fetch(q: str) -> str:
+        """Fetch."""
+        await asyncio.sleep(0.02)
+        if q == "bad":
+            raise ValueError("bad")
+        return q.upper()
+
+    instrument("openai_agents")
+    calls = [function_call("fetch", {"q": q}, call_id=f"c{i}") for i, q in enumerate(("a", "b", "bad"))]
+    model = Scripted([step(*calls), step(assistant_message("done"))])
+    assert Runner.run_sync(Agent(name="fan-out", model=model, tools=[fetch]), "go").final_output == "done"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent fan-out")
+    tools = sorted(by_name(spans, "execute_tool fetch"), key=lambda s: s.attributes["gen_ai.tool.call.id"])
+    assert [(s.attributes["gen_ai.tool.call.id"], s.attributes["agent.tool.status"]) for s in tools] == [
+        ("c0", "ok"),
+        ("c1", "ok"),
+        ("c2", "error"),
+    ]
+    assert all(parent_of(s, spans) is root for s in tools)
+    assert sorted(s.attributes["agent.step_id"] for s in tools) == [2, 3, 4]
+    assert root.attributes["agent.stop_reason"] == "completed" and root.attributes["agent.tool_calls"] == 3

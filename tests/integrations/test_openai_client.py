@@ -544,6 +544,20 @@ async def test_a_stream_left_unfinished_ends_its_step_with_the_run_and_still_wor
     assert len(telemetry.events("llm_result")) == 2  # one per step: reading on records nothing more
 
 
+class PeerWrapper:
+    """What wrapt's FunctionWrapper does (another instrumentation's patch of ``OpenAI.request``): the
+    instance is known only through ``__get__``; ``call(original, instance, args, kwargs)`` is its body."""
+
+    def __init__(self, original, call, instance=None):
+        self.original, self.call, self.instance = original, call, instance
+
+    def __get__(self, instance, owner=None):
+        return PeerWrapper(self.original, self.call, instance)
+
+    def __call__(self, *args, **kwargs):
+        return self.call(self.original, self.instance, args, kwargs)
+
+
 def test_a_request_method_another_instrumentation_patched_on_the_client_class_is_still_a_step(
     telemetry, instrument, fake_api
 ):
@@ -554,23 +568,14 @@ def test_a_request_method_another_instrumentation_patched_on_the_client_class_is
     when bound), and the request is one step."""
     calls: list[str] = []
 
-    class PeerWrapper:
-        """What wrapt's FunctionWrapper does: the instance is known only through ``__get__``."""
-
-        def __init__(self, original, instance=None):
-            self.original, self.instance = original, instance
-
-        def __get__(self, instance, owner=None):
-            return PeerWrapper(self.original, instance)
-
-        def __call__(self, *args, **kwargs):
-            if self.instance is None:  # OpenInference passes such a call through, without its span
-                return self.original(*args, **kwargs)
-            calls.append(type(self.instance).__name__)
-            return self.original(self.instance, *args, **kwargs)
+    def peer(original, instance, args, kwargs):
+        if instance is None:  # OpenInference passes such a call through, without its span
+            return original(*args, **kwargs)
+        calls.append(type(instance).__name__)
+        return original(instance, *args, **kwargs)
 
     def peer_patch(cls, original):
-        cls.request = PeerWrapper(original)
+        cls.request = PeerWrapper(original, peer)
 
     base = openai._base_client
     peer_patch(openai.OpenAI, base.SyncAPIClient.request)
@@ -592,3 +597,50 @@ def test_a_request_method_another_instrumentation_patched_on_the_client_class_is
     finally:
         integrations.uninstrument(["openai"])
         del openai.OpenAI.request, openai.AsyncOpenAI.request
+
+
+def test_a_request_span_another_instrumentation_opens_inside_agent_otels_carries_the_usage_once(
+    telemetry, instrument, fake_api
+):
+    """Logfire's OpenAI instrumentation, patched before setup(), opens its own request span with
+    ``gen_ai.usage.*`` inside agent-otel's ``chat`` span: a backend that sums usage over every span (a
+    TraceQL sum, Langfuse, Phoenix) counted the request twice. The usage is now on the library's span only;
+    agent-otel's span, step, event and the run's totals keep it (one step, its usage once)."""
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("logfire")
+
+    def traced(original, instance, args, kwargs):
+        """Logfire's wrapper of ``OpenAI.request``: the request traced with the usage it returns."""
+        with tracer.start_as_current_span(
+            "chat gpt-4o", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+        ) as span:
+            response = original(instance, *args, **kwargs)
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            return response
+
+    openai.OpenAI.request = PeerWrapper(openai._base_client.SyncAPIClient.request, traced)
+    try:
+        instrument("openai")
+        fake_api.reply(Reply(completion(100, 20)))
+        with agent_otel.run("a") as run:
+            client(fake_api).chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+            )
+        spans = telemetry.spans()
+        chats = by_name(spans, "chat gpt-4o")
+        assert len(chats) == 2  # agent-otel's and the library's, one step
+        assert sum(s.attributes.get("gen_ai.usage.input_tokens", 0) for s in chats) == 100
+        assert sum(s.attributes.get("gen_ai.usage.output_tokens", 0) for s in chats) == 20
+        assert {s.attributes["agent.step_id"] for s in chats} == {1}
+        (own,) = ours(chats)
+        assert own.attributes["agent.cost_usd"] == pytest.approx(cost(100, 20))
+        assert (run.usage["llm_calls"], run.usage["input_tokens"], run.usage["output_tokens"]) == (1, 100, 20)
+        (event,) = telemetry.events("llm_result")
+        assert (event["usage"]["input_tokens"], event["usage"]["output_tokens"]) == (100, 20)
+    finally:
+        integrations.uninstrument(["openai"])
+        del openai.OpenAI.request

@@ -10,7 +10,15 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
-from tests.integrations.conftest import children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import (
+    assert_unknown_then_zero_usage,
+    children,
+    one,
+    ours,
+    parent_of,
+    steps,
+    stop_event,
+)
 
 pytest.importorskip("pydantic_ai")
 
@@ -530,3 +538,128 @@ def test_an_agent_otel_tool_renamed_keeps_its_retry_and_timeout_in_one_step(tele
     assert step.attributes["agent.tool.attempts"] == 2
     assert [e.name for e in step.events].count("agent.tool.retry") == 1
     assert one(spans, "invoke_agent one-span").attributes["agent.tool_calls"] == 1
+
+
+def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument, fake_api):
+    """PydanticAI makes a response without usage a RequestUsage of 0 tokens with ``unmeasured_requests``."""
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from tests.integrations.conftest import Reply
+    from tests.integrations.test_openai_client import completion
+
+    instrument("pydantic_ai", "openai")
+    unmetered = completion()
+    del unmetered["usage"]
+    unmetered["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "u"}'}}
+        ],
+    }
+    unmetered["choices"][0]["finish_reason"] = "tool_calls"
+    fake_api.reply(Reply(unmetered), Reply(completion(0, 0, content="done")))
+    client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
+    assert agent_with_lookup(model, "metered").run_sync("go").output == "done"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent metered"), spans)
+
+
+def _streamed_openai_agent(fake_api: Any, reply: Any) -> Agent:
+    from openai import AsyncOpenAI
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    fake_api.reply(reply)
+    client = AsyncOpenAI(base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    return Agent(OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client)), name="streamer")
+
+
+def _stream_events() -> list[tuple[str | None, Any]]:
+    from tests.integrations.test_openai_client import chunk
+
+    usage_body = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    return [
+        (None, chunk({"role": "assistant", "content": "he"})),
+        (None, chunk({"content": "llo"})),
+        (None, chunk({}, "stop")),
+        (None, chunk({}, usage=usage_body, choices=False)),
+        (None, "[DONE]"),
+    ]
+
+
+async def _read_stream(agent: Agent) -> str:
+    async with agent.run_stream("hi") as result:
+        return "".join([text async for text in result.stream_text(delta=True)])
+
+
+def test_a_streamed_request_with_the_client_integration_is_counted_once(telemetry, instrument, fake_api):
+    """``run_stream`` sends the request from the task that consumes the stream, not the one running
+    ``wrap_model_request``: the client integration still sees the request is PydanticAI's (it recorded a
+    second ``chat`` step, its usage counted twice)."""
+    from tests.integrations.conftest import Reply
+
+    instrument("pydantic_ai", "openai")
+    assert (
+        asyncio.run(_read_stream(_streamed_openai_agent(fake_api, Reply(stream=_stream_events())))) == "hello"
+    )
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent streamer")
+    (chat,) = [s for s in spans if s.name == "chat gpt-4o"]
+    assert (chat.attributes["gen_ai.usage.input_tokens"], chat.attributes["gen_ai.usage.output_tokens"]) == (
+        3,
+        2,
+    )
+    assert chat.attributes["gen_ai.response.id"] == "chatcmpl-2"  # what the client saw of the API's answer
+    assert root.attributes["agent.usage.input_tokens"] == 3 and root.attributes["agent.steps"] == 1
+
+
+def test_a_streamed_request_that_breaks_off_is_one_failed_step_and_a_model_error(
+    telemetry, instrument, fake_api
+):
+    """The connection drops mid-stream: one ``chat`` step, failed with the client's error (it was a step
+    ``cancelled`` by PydanticAI's task plus a second one of the client's), and the run ends ``model_error``
+    (it ended ``error``) with PydanticAI's ``ModelConnectionError`` passing through unchanged."""
+    from pydantic_ai.exceptions import ModelConnectionError
+
+    from tests.integrations.conftest import Reply
+
+    instrument("pydantic_ai", "openai")
+    agent = _streamed_openai_agent(fake_api, Reply(stream=_stream_events(), cut_after=2))
+    with pytest.raises(ModelConnectionError):
+        asyncio.run(_read_stream(agent))
+    spans = ours(telemetry.spans())
+    (chat,) = [s for s in spans if s.name == "chat gpt-4o"]
+    assert chat.attributes["error.type"] == "APIConnectionError"
+    assert [e["status"] for e in telemetry.events("llm_result")] == ["error"]
+    assert one(spans, "invoke_agent streamer").attributes["agent.stop_reason"] == "model_error"
+
+
+def test_parallel_tool_calls_in_one_response_are_each_a_step_of_the_run(telemetry, instrument):
+    """PydanticAI runs the calls of one response concurrently: each its own step with its call id, a
+    child of the run, none lost."""
+    calls = [
+        ToolCallPart(tool_name="fetch", args={"q": q}, tool_call_id=f"c{i}") for i, q in enumerate("abc")
+    ]
+    agent = Agent(script(ModelResponse(parts=calls), text("done")), name="fan-out")
+
+    @agent.tool_plain
+    async def fetch(q: str) -> str:
+        """Fetch."""
+        await asyncio.sleep(0.02)
+        return q.upper()
+
+    instrument("pydantic_ai")
+    assert agent.run_sync("go").output == "done"
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent fan-out")
+    tools = sorted(
+        (s for s in spans if s.name == "execute_tool fetch"),
+        key=lambda s: s.attributes["gen_ai.tool.call.id"],
+    )
+    assert [s.attributes["gen_ai.tool.call.id"] for s in tools] == ["c0", "c1", "c2"]
+    assert all(parent_of(s, spans) is root for s in tools)
+    assert root.attributes["agent.tool_calls"] == 3 and root.attributes["agent.stop_reason"] == "completed"

@@ -9,7 +9,16 @@ import pytest
 
 import agent_otel
 from agent_otel.hashing import sha
-from tests.integrations.conftest import chat_usage, children, one, ours, parent_of, steps, stop_event
+from tests.integrations.conftest import (
+    assert_unknown_then_zero_usage,
+    chat_usage,
+    children,
+    one,
+    ours,
+    parent_of,
+    steps,
+    stop_event,
+)
 
 pytest.importorskip("smolagents")
 
@@ -79,7 +88,7 @@ class StreamingModel(ScriptedModel):
         yield ChatMessageStreamDelta(tool_calls=calls, token_usage=TokenUsage(0, 4))
 
 
-def call(name: str, arguments: dict, call_id: str, usage: tuple[int, int] = (10, 5)) -> ChatMessage:
+def call(name: str, arguments: dict, call_id: str, usage: tuple[int, int] | None = (10, 5)) -> ChatMessage:
     return ChatMessage(
         role=MessageRole.ASSISTANT,
         content="",
@@ -88,11 +97,11 @@ def call(name: str, arguments: dict, call_id: str, usage: tuple[int, int] = (10,
                 ChatMessageToolCallFunction(name=name, arguments=arguments), call_id, "function"
             )
         ],
-        token_usage=TokenUsage(*usage),
+        token_usage=TokenUsage(*usage) if usage is not None else None,
     )
 
 
-def answer(text: str, usage: tuple[int, int] = (20, 3)) -> ChatMessage:
+def answer(text: str, usage: tuple[int, int] | None = (20, 3)) -> ChatMessage:
     return call("final_answer", {"answer": text}, "final", usage)
 
 
@@ -456,3 +465,41 @@ def test_parallel_tool_calls_each_have_their_call_id(telemetry, instrument):
         if s.name == "execute_tool lookup"
     }
     assert ids == {sha({"q": "a"}): "c1", sha({"q": "b"}): "c2"}
+
+
+def test_a_model_reporting_no_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument):
+    instrument("smolagents")
+    model = ScriptedModel(call("lookup", {"q": "u"}, "c1", usage=None), answer("done", usage=(0, 0)))
+    assert agent(model).run("go") == "done"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent smol"), spans)
+
+
+class UsagelessStream(ScriptedModel):
+    """Streams deltas without ``token_usage`` (smolagents' own server models do when the API sends none)."""
+
+    def generate_stream(self, messages: Any, **kwargs: Any):
+        message = self._next()
+        if message.token_usage is not None:
+            yield ChatMessageStreamDelta(content="", token_usage=message.token_usage)
+        yield ChatMessageStreamDelta(
+            tool_calls=[
+                ChatMessageToolCallStreamDelta(
+                    index=0,
+                    id=c.id,
+                    type="function",
+                    function=ChatMessageToolCallFunction(
+                        name=c.function.name, arguments=json.dumps(c.function.arguments)
+                    ),
+                )
+                for c in message.tool_calls or []
+            ]
+        )
+
+
+def test_a_stream_reporting_no_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument):
+    instrument("smolagents")
+    model = UsagelessStream(call("lookup", {"q": "u"}, "c1", usage=None), answer("done", usage=(0, 0)))
+    list(agent(model, stream_outputs=True).run("go", stream=True))
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent smol"), spans)

@@ -7,6 +7,7 @@ framework got back must be what it got when the run was recorded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -308,20 +309,186 @@ def _llamaindex_agent(fn: Any) -> Callable[[], Any]:
     return lambda: asyncio.run(go())
 
 
+def _pydantic_ai(fn: Any) -> Callable[[], Any]:
+    from pydantic_ai import Agent
+
+    from tests.integrations.test_pydantic_ai import script, text, tool_call
+
+    name = fn.__name__
+    return lambda: Agent(
+        script(tool_call(name, {"q": "o"}, "c1"), text("done")), name="agent", tools=[fn]
+    ).run_sync("x")
+
+
+def _agent_framework(fn: Any) -> Callable[[], Any]:
+    """No integration: the framework's own ``execute_tool`` span is the step (the bridge), and the span
+    carries no arguments (``enable_sensitive_data`` off)."""
+    from agent_framework import Agent, tool
+
+    from tests.integrations.test_agent_framework import FakeClient, text, tool_call
+
+    t = tool(fn)
+    return lambda: asyncio.run(
+        Agent(client=FakeClient(tool_call(t.name, {"q": "o"}), text("done")), name="agent", tools=[t]).run(
+            "x"
+        )
+    )
+
+
+#: The integrations each framework needs (the Agent Framework: none, only the span bridge).
+INTEGRATIONS = {"langgraph": ("langchain", "langgraph"), "agent_framework": ()}
+
+
 @pytest.mark.parametrize("fn", [find, afind], ids=["sync-renamed", "async"])
 @pytest.mark.parametrize(
     ("framework", "build"),
-    [("langgraph", _langgraph), ("openai_agents", _openai_agents), ("llamaindex", _llamaindex_agent)],
+    [
+        ("langgraph", _langgraph),
+        ("openai_agents", _openai_agents),
+        ("llamaindex", _llamaindex_agent),
+        ("pydantic_ai", _pydantic_ai),
+        ("agent_framework", _agent_framework),
+    ],
 )
 def test_a_replay_serves_an_agent_otel_tool_the_framework_calls_once(rig, instrument, framework, build, fn):
     """The function claims the framework's step; replayed, the integration serves the recorded result and
-    the function never runs, with one tool call recorded and served, as without ``@agent_otel.tool``."""
-    instrument(*(("langchain", "langgraph") if framework == "langgraph" else (framework,)))
+    the function never runs, with one tool call recorded and served, as without ``@agent_otel.tool``.
+    Where the step is the framework's span alone (Agent Framework), the function's arguments and result
+    are the step's: a replay matches and serves it when the function is called."""
+    instrument(*INTEGRATIONS.get(framework, (framework,)))
     RAN.clear()
     build(fn)()
     assert RAN == ["o"]
     original = rig.last_run_id("agent")
     with agent_otel.replay(original) as rp:
         build(fn)()
+    assert RAN == ["o"]
+    assert_served(rp, rig, original, 1)
+
+
+@agent_otel.tool(name="crm.get")
+def get(q: str) -> str:
+    """Get a record; there is none for "missing"."""
+    RAN.append(q)
+    if q == "missing":
+        raise LookupError(f"no record {q}")
+    return q.upper()
+
+
+def _agent_framework_run(q: str) -> Any:
+    from agent_framework import Agent, tool
+
+    from tests.integrations.test_agent_framework import FakeClient, text, tool_call
+
+    t = tool(get)
+    client = FakeClient(tool_call(t.name, {"q": q}), text("done"))
+    return asyncio.run(Agent(client=client, name="agent", tools=[t]).run("x"))
+
+
+def test_agent_framework_replay_diverges_before_an_agent_otel_tool_runs_and_serves_its_error(rig):
+    """Agent Framework (the bridge alone): the replay compares the call when the function is called
+    (its span has no arguments), so other arguments are a divergence on ``args`` with both hashes, and
+    the function does not run; a recorded error is raised again as its own class, to the framework."""
+    pytest.importorskip("agent_framework")
+    rig.start()
+    RAN.clear()
+    _agent_framework_run("o")
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        _agent_framework_run("p")
+    assert RAN == ["o"]
+    report = rp.report
+    assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
+    assert (report.divergence.recorded.args_sha, report.divergence.now.args_sha) == (
+        sha({"q": "o"}),
+        sha({"q": "p"}),
+    )
+    assert (report.divergence.recorded.tool, report.divergence.now.tool) == ("get", "get")
+    assert (report.served, report.stop_reason_now) == (0, "policy_denied")
+
+    _agent_framework_run("missing")
+    original = rig.last_run_id("agent")
+    assert RAN == ["o", "missing"]
+    with agent_otel.replay(original) as rp:
+        _agent_framework_run("missing")
+    assert RAN == ["o", "missing"]
+    assert_served(rp, rig, original, 1)
+    (event,) = rig.tool_events(rp.report.replay_run_id)
+    assert (event["status"], event["error"]) == ("error", "LookupError")
+
+
+def test_agent_framework_replay_of_a_plain_tool_neither_compares_nor_stops_it(rig):
+    """A plain Agent Framework tool's span has no arguments (no ``enable_sensitive_data``): the call is not
+    recorded, so the replay cannot compare it. It reported a call past the end of the recording (and
+    stopped the run there); it notes the call as not compared, and the framework runs it, as it must."""
+    pytest.importorskip("agent_framework")
+    from agent_framework import Agent, tool
+
+    from tests.integrations.test_agent_framework import FakeClient, text, tool_call
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look something up."""
+        RAN.append(q)
+        return q.upper()
+
+    def go() -> Any:
+        client = FakeClient(tool_call("lookup", {"q": "o"}), text("done"))
+        return asyncio.run(Agent(client=client, name="agent", tools=[lookup]).run("x"))
+
+    rig.start()
+    RAN.clear()
+    go()
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        assert go().text == "done"
+    assert RAN == ["o", "o"]
+    report = rp.report
+    assert report.matched and (report.recorded_tool_calls, report.requested_tool_calls) == (0, 0), str(report)
+    # The model as the recorded run ended (its snapshot row, written as it started, has none): the same.
+    assert (
+        report.versions_then
+        == report.versions_now
+        == {
+            "model": "gpt-4o",
+            "prompt_version": None,
+            "tools_version": None,
+        }
+    )
+    assert report.stop_reason_now == "completed"
+    assert report.notes == [
+        "step 2 (lookup) was not compared: its arguments are not on the framework's span (nor were they "
+        "recorded); the framework ran it"
+    ]
+
+
+def test_smolagents_replay_serves_an_agent_otel_tool_under_its_tool_decorator(rig, instrument):
+    """smolagents' ``@tool`` over an ``@agent_otel.tool`` function (which claims smolagents' step): a
+    replay serves the recorded result and the function does not run."""
+    pytest.importorskip("smolagents")
+    from smolagents import tool as smol_tool
+
+    from tests.integrations.test_smolagents import ScriptedModel, agent, answer, call
+
+    @smol_tool
+    @agent_otel.tool(name="crm.get")
+    def get(q: str) -> str:
+        """Get a record.
+
+        Args:
+            q: which
+        """
+        RAN.append(q)
+        return q.upper()
+
+    def go() -> Any:
+        return agent(ScriptedModel(call("get", {"q": "o"}, "c1"), answer("done")), "agent", [get]).run("x")
+
+    instrument("smolagents")
+    RAN.clear()
+    assert go() == "done"
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        assert go() == "done"
     assert RAN == ["o"]
     assert_served(rp, rig, original, 1)

@@ -18,6 +18,7 @@ from typing import Any, TypedDict
 import pytest
 
 import agent_otel
+from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
 
 SENT: Counter[str] = Counter()
@@ -565,19 +566,40 @@ async def test_mcp_replay_serves_tool_results_and_never_calls_the_server(rig, in
     assert [e[3:] for e in tool_events(rig, original)] == [("ok", None), ("error", "MCPToolError")]
 
 
-async def test_mcp_structured_results_are_refused_not_executed(rig, instrument):
+async def test_mcp_structured_results_are_served_whole_and_older_recordings_refused(
+    rig, instrument, monkeypatch
+):
+    """A tool with a return type answers with ``structured_content`` and content blocks (MCPServer's
+    default: a ``-> str`` tool too). Only the structured content was recorded, so every such call was
+    refused under replay; the result is recorded whole now (still hashed over its structured content)
+    and served as the server answered it, without calling the server. A recording an earlier agent-otel
+    made is still refused, not executed."""
     server = _mcp_server()
     instrument("mcp")
-    await _mcp_session(server, None, ("balance", {"account": "A-1"}))
+    (recorded_result,) = await _mcp_session(server, None, ("balance", {"account": "A-1"}))
     original = rig.last_run_id("mcp-support")
+    (event,) = rig.tool_events(original)
+    assert event["result_sha"] == sha({"account": "A-1", "balance": 12})  # the structured content's
 
+    async with agent_otel.replay(original) as rp:
+        (served,) = await _mcp_session(server, rp.input, ("balance", {"account": "A-1"}))
+    assert SENT == {"balance": 1}
+    assert served.model_dump(exclude={"meta"}) == recorded_result.model_dump(exclude={"meta"})
+    assert served.structured_content == {"account": "A-1", "balance": 12} and served.content
+    assert_same_path(rig, rp, original, 1)
+
+    from agent_otel.integrations import mcp_client
+
+    monkeypatch.setattr(mcp_client, "_record_whole", lambda call, result: None)  # as agent-otel recorded it
+    await _mcp_session(server, None, ("balance", {"account": "A-1"}))
+    older = rig.last_run_id("mcp-support")
     from mcp import Client
 
-    async with agent_otel.replay(original) as rp, Client(server) as client:
-        with pytest.raises(ReplayError, match="returned structured_content when recorded"):
+    async with agent_otel.replay(older) as rp, Client(server) as client:
+        with pytest.raises(ReplayError, match="returned structured_content when recorded, by an agent-otel"):
             async with agent_otel.run("mcp-support", input=rp.input):
                 await client.call_tool("balance", {"account": "A-1"})
-    assert SENT == {"balance": 1}
+    assert SENT == {"balance": 2}
     report = rp.report
     assert (report.divergence, report.steps_matched, report.served) == (None, 1, 0)
     assert report.diverged and report.stop_reason_then == "completed"
@@ -585,3 +607,35 @@ async def test_mcp_structured_results_are_refused_not_executed(rig, instrument):
     assert "step 1 (balance) matched the recording but was not served" in str(report)
     (event,) = rig.tool_events(report.replay_run_id)
     assert (event["tool"], event["status"], event["error"]) == ("balance", "error", "ReplayError")
+
+
+@pytest.mark.parametrize("structured", [False, None], ids=["content", "structured-by-default"])
+async def test_mcp_replay_serves_an_in_process_agent_otel_tool_without_calling_it(
+    rig, instrument, structured
+):
+    """An MCP server served in this process whose tool is also an ``@agent_otel.tool`` function (it claims
+    the client's call: one step): a replay serves the client's call from the recording, so the server,
+    and the function, are never called."""
+    pytest.importorskip("mcp")
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("decorated")
+
+    @server.tool(structured_output=structured)
+    @agent_otel.tool(name="crm.lookup")
+    def lookup(q: str) -> str:
+        """Look up."""
+        SENT["lookup"] += 1
+        return q.upper()
+
+    instrument("mcp")
+    calls = [("lookup", {"q": "otel"})]
+    recorded_results = await _mcp_session(server, None, *calls)
+    original = rig.last_run_id("mcp-support")
+    assert SENT == {"lookup": 1}
+    async with agent_otel.replay(original) as rp:
+        results = await _mcp_session(server, rp.input, *calls)
+    assert SENT == {"lookup": 1}
+    assert results[0].content == recorded_results[0].content and results[0].content[0].text == "OTEL"
+    assert results[0].structured_content == recorded_results[0].structured_content
+    assert_same_path(rig, rp, original, 1)

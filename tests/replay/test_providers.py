@@ -42,17 +42,23 @@ def assert_replayed(rig, rp, original: str, tool_calls: int) -> None:
     assert llm[0]["n"] > 0  # the model calls were made (live) and recorded in the replay run too
 
 
-def test_google_genai_replay_calls_gemini_live_and_serves_the_functions(rig, instrument, fake_api):
+@pytest.mark.parametrize("claimed", [False, True], ids=["functions", "agent_otel_tools"])
+def test_google_genai_replay_calls_gemini_live_and_serves_the_functions(rig, instrument, fake_api, claimed):
+    """Also when the functions are ``@agent_otel.tool`` functions (each claims the step of its automatic
+    call: one step, served once, the function not run)."""
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
     instrument("google_genai")
+    wrap = agent_otel.tool if claimed else (lambda fn: fn)
 
+    @wrap
     def get_weather(city: str) -> dict:
         """The weather in a city."""
         RAN["get_weather"] += 1
         return {"city": city, "sky": "clear"}
 
+    @wrap
     def get_alerts(city: str) -> str:
         """Weather alerts."""
         RAN["get_alerts"] += 1

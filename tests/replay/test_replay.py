@@ -674,3 +674,79 @@ def test_a_streaming_tool_under_replay_answers_send_and_throw_with_its_recorded_
     assert again == first, (again, first)
     assert ran == []
     assert rp.report.matched, rp.report
+
+
+def test_a_replayed_generator_tool_returns_its_recorded_return_value(rig):
+    """A generator tool's ``return`` value is what ``yield from`` gives the agent: a replay yielded the
+    recorded items and returned None. The result of a generator that returns a value is now
+    ``{"$items": [...], "$return": value}`` (its items alone, as before, when it returns None), recorded
+    and returned again; the body does not run."""
+    rig.start()
+    ran: list[int] = []
+
+    @agent_otel.tool(name="pages")
+    def pages(n: int):
+        for i in range(n):
+            ran.append(i)
+            yield {"page": i}
+        return {"total": n}
+
+    @agent_otel.tool(name="nothing_back")
+    def nothing_back():
+        ran.append(-1)
+        yield "only"
+
+    def read_all(n: int):
+        total = yield from pages(n)
+        yield total
+        yield (yield from nothing_back())
+
+    @agent_otel.agent(name="pager")
+    def agent(n):
+        return list(read_all(n))
+
+    first = agent(2)
+    assert first == [{"page": 0}, {"page": 1}, {"total": 2}, "only", None]
+    recorded = rig.last_run_id("pager")
+    assert [e["result_sha"] for e in rig.tool_events(recorded)] == [
+        sha({"$items": [{"page": 0}, {"page": 1}], "$return": {"total": 2}}),
+        sha(["only"]),
+    ]
+    ran.clear()
+    with agent_otel.replay(recorded) as rp:
+        again = agent(rp.input)
+    assert ran == []
+    assert again == first
+    assert rp.report.matched and rp.report.served == 2, rp.report
+
+
+def test_a_call_that_cannot_be_served_is_named_in_the_report_when_the_agent_goes_on(rig):
+    """A matched call whose result was not recorded (over ``replay.max_result_mb``) raises
+    SnapshotUnavailable; an agent that catches it goes on, and the report said MATCH with nothing on why
+    the call was not served. Its notes say so now, as for calls an integration could not serve."""
+    rig.start(replay={"max_result_mb": 0.001})
+    ran: list[int] = []
+
+    @agent_otel.tool(name="export")
+    def export(n: int) -> str:
+        ran.append(n)
+        return "x" * n
+
+    @agent_otel.agent(name="exporter")
+    def agent(n):
+        try:
+            return len(export(n))
+        except SnapshotUnavailable:
+            return "export unavailable"
+
+    assert agent(5000) == 5000
+    with agent_otel.replay(rig.last_run_id("exporter")) as rp:
+        assert agent(rp.input) == "export unavailable"
+    assert ran == [5000]
+    report = rp.report
+    assert (report.steps_matched, report.served) == (1, 0)
+    assert report.notes == [
+        "step 1 (export) matched the recording but was not served: its result was larger than "
+        "replay.max_result_mb"
+    ]
+    assert "not served: its result was larger than replay.max_result_mb" in str(report)

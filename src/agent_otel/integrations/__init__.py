@@ -83,6 +83,7 @@ _REGISTRY: dict[str, str] = {
     "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
     "strands": "agent_otel.integrations.strands:StrandsIntegration",
     "google_adk": "agent_otel.integrations.google_adk:GoogleADKIntegration",
+    "autogen": "agent_otel.integrations.autogen:AutoGenIntegration",
 }
 _active: dict[str, Integration] = {}
 

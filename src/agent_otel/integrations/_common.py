@@ -30,6 +30,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
+from opentelemetry import context as otel_context
+
 from agent_otel import conventions as c
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
@@ -276,10 +278,23 @@ def parse_json_args(raw: Any) -> Any:
 framework_llm: ContextVar[LLMCall | None] = ContextVar("agent_otel_framework_llm", default=None)
 
 
+#: The same mark in the OpenTelemetry context, for a framework that sends the request from another task
+#: and re-attaches there the OpenTelemetry context it captured where its hook ran (PydanticAI's streams).
+_FRAMEWORK_LLM_KEY = otel_context.create_key("agent_otel_framework_llm")
+
+
 def framework_call() -> LLMCall | None:
     """The framework's LLM call in flight in this context, if any: a client request made now is its."""
     call = framework_llm.get()
-    return call if call is not None and not call.done else None
+    if call is None or call.done:
+        call = otel_context.get_value(_FRAMEWORK_LLM_KEY)
+    return call if isinstance(call, LLMCall) and not call.done else None
+
+
+def carry_framework_llm(call: LLMCall) -> object:
+    """Put ``call`` in the current OpenTelemetry context too (see :func:`framework_call`); returns the token
+    for ``opentelemetry.context.detach``."""
+    return otel_context.attach(otel_context.set_value(_FRAMEWORK_LLM_KEY, call))
 
 
 def reset_framework_llm(token: Any) -> None:
@@ -305,6 +320,23 @@ def as_int(value: Any) -> int:
         return int(value or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def token_count(*values: Any) -> int | None:
+    """The first of ``values`` a response reported, as an int; None when it reported none of them.
+
+    A count nobody reported is unknown usage, not 0 tokens (which a reader takes for a free request):
+    :meth:`agent_otel.llm.LLMCall.finish` leaves a step whose input and output counts are both None
+    without ``gen_ai.usage.*``. A reported 0 stays 0.
+    """
+    for value in values:
+        if value is None:
+            continue
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def model_name(model: Any) -> str | None:

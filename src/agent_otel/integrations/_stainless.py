@@ -139,6 +139,7 @@ def _llm_model(api: Api, options: Any) -> str | None:
 def _tell(call: LLMCall, usage: Usage) -> None:
     """What the API answered, for the step's span (its usage is reported by whoever ends the step)."""
     response = usage.response
+    call.api_usage = usage.input_tokens is not None or usage.output_tokens is not None
     call.response(
         response_id=response.response_id,
         finish_reasons=response.finish_reasons,
@@ -155,7 +156,9 @@ def _enrich(api: Api, call: LLMCall, result: Any, is_async: bool) -> None:
         if _is_stream(result):
             observer = api.stream_usage()
             watch = _watch_async if is_async else _watch_sync
-            result._iterator = watch(result._iterator, observer, lambda: _tell(call, _as_usage(observer)))
+            result._iterator = watch(
+                result._iterator, observer, lambda: _tell(call, _as_usage(observer)), call.fail
+            )
             return
         body = _raw_body(result) if hasattr(result, "http_response") else result
         if body is not None:
@@ -164,22 +167,38 @@ def _enrich(api: Api, call: LLMCall, result: Any, is_async: bool) -> None:
         internal_error("reading an LLM response for a framework call", exc)
 
 
-def _watch_sync(inner: Iterator[Any], observer: StreamUsage, done: Callable[[], None]) -> Iterator[Any]:
+def _watch_sync(
+    inner: Iterator[Any],
+    observer: StreamUsage,
+    done: Callable[[], None],
+    failed: Callable[[BaseException], None],
+) -> Iterator[Any]:
+    """A framework's stream: ``done`` when it ends; ``failed`` when it breaks off (the framework may see
+    only what it makes of that error, or end its step from another task: the step fails with the cause)."""
     try:
         for event in inner:
             _feed(observer, event)
             yield event
+    except Exception as exc:
+        _safely(functools.partial(failed, exc))
+        raise
     finally:
         _safely(done)
 
 
 async def _watch_async(
-    inner: AsyncIterator[Any], observer: StreamUsage, done: Callable[[], None]
+    inner: AsyncIterator[Any],
+    observer: StreamUsage,
+    done: Callable[[], None],
+    failed: Callable[[BaseException], None],
 ) -> AsyncIterator[Any]:
     try:
         async for event in inner:
             _feed(observer, event)
             yield event
+    except Exception as exc:
+        _safely(functools.partial(failed, exc))
+        raise
     finally:
         _safely(done)
 

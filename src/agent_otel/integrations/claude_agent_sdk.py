@@ -56,7 +56,7 @@ from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, as_int, call_or_serve, start_tool, usage_value
+from ._common import Patcher, as_int, call_or_serve, start_tool, token_count, usage_value
 
 AGENT = "claude-agent"
 _RESULT_REASONS = {
@@ -77,8 +77,26 @@ class ModelResponseError(Exception):
     """An assistant message that carries an API error (``rate_limit``, ``server_error``...)."""
 
 
+class _Responses:
+    """The model responses of one agent of a turn (the main one, or a subagent its ``Task`` tool use runs,
+    whose messages carry that ``parent_tool_use_id``): the one in flight, and when the next became due.
+    Subagents run in parallel, their messages interleaved: each keeps its own, so that one response sent
+    as several messages is still one step."""
+
+    __slots__ = ("due_ns", "due_perf", "llm", "message_id", "tool_use_ids", "usage")
+
+    def __init__(self) -> None:
+        self.llm: LLMCall | None = None
+        self.message_id: str | None = None
+        self.usage: Any = None
+        self.tool_use_ids: list[str] = []
+        self.due_ns = time.time_ns()  # when the next model request became due
+        self.due_perf = time.perf_counter_ns()
+
+
 class _Turn:
-    """One run: its own context, the tool steps in flight by ``tool_use_id``, the model step in flight."""
+    """One run: its own context, the tool steps in flight by ``tool_use_id``, the model steps in flight (one
+    per agent: the main one, and subagents by ``parent_tool_use_id``)."""
 
     def __init__(self, prompt: Any, options: Any, session_id: str | None = None) -> None:
         self.context = contextvars.copy_context()
@@ -97,12 +115,8 @@ class _Turn:
         self.provider = _provider(options)
         self.session_id = conversation
         self.tools: dict[str, ToolCall] = {}
-        self.llm: LLMCall | None = None
-        self.message_id: str | None = None
-        self.usage: Any = None
-        self.tool_use_ids: list[str] = []
-        self.due_ns = time.time_ns()  # when the next model request became due
-        self.due_perf = time.perf_counter_ns()
+        self.agents: dict[str | None, _Responses] = {None: _Responses()}
+        self.began: dict[str, tuple[int, int]] = {}  # when each tool use in flight began (a Task's subagent)
         self.model_error = False
         self.result: dict[str, Any] | None = None
         self.stopped: BaseException | None = None  # what to raise to the consumer once the turn ended
@@ -119,7 +133,9 @@ class _Turn:
         if run is None or self.ended:
             return {}
         name = str(data.get("tool_name") or "tool")
-        self._end_llm()  # the response that asked for this tool use is complete
+        for agent in list(self.agents.values()):  # the response that asked for this tool use is complete
+            if tool_use_id in agent.tool_use_ids:
+                self._end_llm(agent)
         kind = (
             "extension" if name.startswith("mcp__") else "function"
         )  # an MCP server's tool, or Claude Code's
@@ -137,10 +153,12 @@ class _Turn:
             return _deny(f"agent-otel stopped the run ({reason}): {exc}")
         if call is not None and tool_use_id:
             self.tools[tool_use_id] = call
+            self.began[tool_use_id] = (time.time_ns(), time.perf_counter_ns())
         return {}
 
     def post_tool(self, tool_use_id: str | None, result: Any = None, error: str | None = None) -> None:
         call = self.tools.pop(tool_use_id or "", None)
+        self.began.pop(tool_use_id or "", None)
         if call is None:
             return
         if error is None:
@@ -156,28 +174,40 @@ class _Turn:
         if kind in ("control_request", "control_response", "control_cancel_request", "stream_event"):
             return
         self._conversation(data.get("session_id"))
+        parent = data.get("parent_tool_use_id")
+        agent = self.agents.get(parent if isinstance(parent, str) else None)
         if kind == "assistant":
             self._assistant(data)
             return
-        self._end_llm()
+        if kind == "result":
+            self._end_llms()
+            self.result = data
+            return
+        if agent is not None:
+            self._end_llm(agent)
         if kind == "user":
             for block in _blocks(data):
                 if block.get("type") == "tool_result":
                     content = block.get("content")
                     error = _text(content) if block.get("is_error") else None
                     self.post_tool(block.get("tool_use_id"), content, error)
-            self.due_ns, self.due_perf = time.time_ns(), time.perf_counter_ns()
-        elif kind == "result":
-            self.result = data
+            if agent is not None:
+                agent.due_ns, agent.due_perf = time.time_ns(), time.perf_counter_ns()
 
     def _assistant(self, data: dict[str, Any]) -> None:
         run = self.run
         message = data.get("message") if isinstance(data.get("message"), dict) else {}
         message_id = message.get("id")
-        if self.llm is not None and message_id is not None and message_id == self.message_id:
-            self.usage = message.get("usage") or self.usage
+        parent = data.get("parent_tool_use_id")
+        agent = self.agents.get(parent if isinstance(parent, str) else None)
+        if agent is None:  # a subagent's first response: due since its Task tool use began
+            agent = self.agents[parent] = _Responses()
+            if parent in self.tools:
+                agent.due_ns, agent.due_perf = self.began.get(parent, (agent.due_ns, agent.due_perf))
+        if agent.llm is not None and message_id is not None and message_id == agent.message_id:
+            agent.usage = message.get("usage") or agent.usage
         else:
-            self._end_llm()
+            self._end_llm(agent)
             if run is None:
                 return
             model = message.get("model")
@@ -185,28 +215,28 @@ class _Turn:
                 run,
                 str(model or "unknown"),
                 attach=False,
-                start_time_ns=self.due_ns,
+                start_time_ns=agent.due_ns,
                 checks=False,
                 provider=self.provider,
             )
             if call is None:
                 return
-            call.back_date((time.perf_counter_ns() - self.due_perf) / 1e6)
-            self.llm, self.message_id, self.usage = call, message_id, message.get("usage")
-            self.tool_use_ids = []
+            call.back_date((time.perf_counter_ns() - agent.due_perf) / 1e6)
+            agent.llm, agent.message_id, agent.usage = call, message_id, message.get("usage")
+            agent.tool_use_ids = []
         for block in message.get("content") or ():
             if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("id"):
-                self.tool_use_ids.append(str(block["id"]))
-        self.llm.response(
+                agent.tool_use_ids.append(str(block["id"]))
+        agent.llm.response(
             response_id=message_id,
             response_model=message.get("model"),
             finish_reasons=message.get("stop_reason"),
-            tool_call_ids=self.tool_use_ids,
+            tool_call_ids=agent.tool_use_ids,
         )
         error = data.get("error")
         if error:
             self.model_error = True
-            self._end_llm(ModelResponseError(str(error)))
+            self._end_llm(agent, ModelResponseError(str(error)))
 
     def _conversation(self, session_id: Any) -> None:
         """The CLI's session id is the run's ``gen_ai.conversation.id`` (a user's run keeps its own)."""
@@ -221,15 +251,21 @@ class _Turn:
         self.session_id = run.conversation_id = session_id
         run.span.set_attribute(GEN_AI_CONVERSATION_ID, session_id)
 
-    def _end_llm(self, error: BaseException | None = None) -> None:
-        call, self.llm = self.llm, None
+    def _end_llms(self) -> None:
+        for agent in list(self.agents.values()):
+            self._end_llm(agent)
+
+    def _end_llm(self, agent: _Responses, error: BaseException | None = None) -> None:
+        call, agent.llm = agent.llm, None
         if call is None:
             return
-        usage = self.usage
+        usage = agent.usage
         cache_read = as_int(usage_value(usage, "cache_read_input_tokens"))
         cache_write = as_int(usage_value(usage, "cache_creation_input_tokens"))
-        input_tokens = as_int(usage_value(usage, "input_tokens")) + cache_read + cache_write
-        output_tokens = as_int(usage_value(usage, "output_tokens"))
+        input_tokens = token_count(usage_value(usage, "input_tokens"))  # None: unknown, not 0 tokens
+        if input_tokens is not None:  # Anthropic's input_tokens leave the cache out
+            input_tokens += cache_read + cache_write
+        output_tokens = token_count(usage_value(usage, "output_tokens"))
         if error is not None:
             call.fail(
                 error,
@@ -242,7 +278,7 @@ class _Turn:
             call.finish(
                 input_tokens, output_tokens, cached_input_tokens=cache_read, cache_write_tokens=cache_write
             )
-        self.due_ns, self.due_perf = time.time_ns(), time.perf_counter_ns()
+        agent.due_ns, agent.due_perf = time.time_ns(), time.perf_counter_ns()
 
     # --- the end -------------------------------------------------------------------------------------
 
@@ -267,7 +303,7 @@ class _Turn:
             return
         self.ended = True
         try:
-            self._end_llm()
+            self._end_llms()
             for tool_use_id in list(self.tools):
                 self.post_tool(tool_use_id, error="the turn ended before the tool use finished")
             frun = self.frun

@@ -65,6 +65,7 @@ from ._common import (
     framework_llm,
     reset_framework_llm,
     start_tool,
+    token_count,
     usage_value,
     wrapped_cause,
 )
@@ -416,11 +417,9 @@ def _llm_ended(event: Any, error: str | None) -> None:
     call.response(
         response_id=getattr(event, "response_id", None), finish_reasons=getattr(event, "finish_reason", None)
     )
-    usage = getattr(event, "usage", None) or {}
-    prompt = usage_value(usage, "prompt_tokens")
-    input_tokens = as_int(prompt if prompt is not None else usage_value(usage, "input_tokens"))
-    output = usage_value(usage, "completion_tokens")
-    output_tokens = as_int(output if output is not None else usage_value(usage, "output_tokens"))
+    usage = getattr(event, "usage", None) or {}  # none reported: unknown, not 0 tokens
+    input_tokens = token_count(usage_value(usage, "prompt_tokens"), usage_value(usage, "input_tokens"))
+    output_tokens = token_count(usage_value(usage, "completion_tokens"), usage_value(usage, "output_tokens"))
     cached = as_int(
         usage_value(usage, "cached_prompt_tokens") or usage_value(usage, "cache_read_input_tokens")
     )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from agent_otel.steps import internal_error
@@ -218,12 +219,43 @@ def _wrap_acompletion(original: Any) -> Any:
     return acompletion
 
 
+#: The stream whose ``__next__`` is running in this context: LiteLLM closes a stream from inside it, at its
+#: end and when the provider's stream broke off (before raising the error); that close is not the consumer
+#: leaving early, so ``__next__`` ends the step itself (a broken stream is a failed request, not an ok one).
+_reading: ContextVar[Any] = ContextVar("agent_otel_litellm_reading", default=None)
+
+
+def _wrap_close(original: Any) -> Any:
+    ends = _client.wrap_close(original)
+
+    @functools.wraps(original)
+    def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _reading.get() is self:
+            return original(self, *args, **kwargs)
+        return ends(self, *args, **kwargs)
+
+    return close
+
+
+def _wrap_aclose(original: Any) -> Any:
+    ends = _client.wrap_aclose(original)
+
+    @functools.wraps(original)
+    async def aclose(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _reading.get() is self:
+            return await original(self, *args, **kwargs)
+        return await ends(self, *args, **kwargs)
+
+    return aclose
+
+
 def _wrap_next(original: Any) -> Any:
     @functools.wraps(original)
     def __next__(self: Any) -> Any:
         watch = _client.watch_of(self)
         if watch is None:
             return original(self)
+        reading = _reading.set(self)
         try:
             chunk = original(self)
         except StopIteration:
@@ -232,6 +264,8 @@ def _wrap_next(original: Any) -> Any:
         except BaseException as exc:
             watch.error(exc)
             raise
+        finally:
+            _reading.reset(reading)
         watch.event(chunk)
         return chunk
 
@@ -244,6 +278,7 @@ def _wrap_anext(original: Any) -> Any:
         watch = _client.watch_of(self)
         if watch is None:
             return await original(self)
+        reading = _reading.set(self)
         try:
             chunk = await original(self)
         except StopAsyncIteration:
@@ -252,6 +287,8 @@ def _wrap_anext(original: Any) -> Any:
         except BaseException as exc:
             watch.error(exc)
             raise
+        finally:
+            _reading.reset(reading)
         watch.event(chunk)
         return chunk
 
@@ -277,8 +314,8 @@ class LiteLLMIntegration(Integration):
         self._patcher.wrap(litellm, "acompletion", _wrap_acompletion)
         self._patcher.wrap(streams, "__next__", _wrap_next)
         self._patcher.wrap(streams, "__anext__", _wrap_anext)
-        self._patcher.wrap(streams, "close", _client.wrap_close)
-        self._patcher.wrap(streams, "aclose", _client.wrap_aclose)
+        self._patcher.wrap(streams, "close", _wrap_close)
+        self._patcher.wrap(streams, "aclose", _wrap_aclose)
 
     def uninstrument(self) -> None:
         self._patcher.restore()

@@ -60,13 +60,13 @@ from ._common import (
     Patcher,
     Serve,
     Unservable,
-    as_int,
     await_or_serve,
     framework_call,
     framework_llm,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
+    token_count,
     usage_value,
 )
 
@@ -115,21 +115,23 @@ def _run_input(start_event: Any) -> Any:
         return MISSING
 
 
-def _usage(response: Any) -> tuple[int, int]:
-    """Input and output tokens of a ChatResponse / CompletionResponse, wherever the LLM put them."""
+def _usage(response: Any) -> tuple[int | None, int | None]:
+    """Input and output tokens of a ChatResponse / CompletionResponse, wherever the LLM put them; None
+    where it put none (unknown, not 0)."""
     raw = getattr(response, "raw", None)
     usage = usage_value(raw, "usage")
     if usage is not None:
-        prompt = usage_value(usage, "prompt_tokens")
-        if prompt is not None:
-            return as_int(prompt), as_int(usage_value(usage, "completion_tokens"))
-        return as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens"))
+        return (
+            token_count(usage_value(usage, "prompt_tokens"), usage_value(usage, "input_tokens")),
+            token_count(usage_value(usage, "completion_tokens"), usage_value(usage, "output_tokens")),
+        )
     extra = getattr(response, "additional_kwargs", None) or {}
     if isinstance(extra, dict):
-        if "prompt_tokens" in extra:
-            return as_int(extra.get("prompt_tokens")), as_int(extra.get("completion_tokens"))
-        return as_int(extra.get("input_tokens")), as_int(extra.get("output_tokens"))
-    return 0, 0
+        return (
+            token_count(extra.get("prompt_tokens"), extra.get("input_tokens")),
+            token_count(extra.get("completion_tokens"), extra.get("output_tokens")),
+        )
+    return None, None
 
 
 def _response_model(response: Any) -> str | None:

@@ -11,14 +11,18 @@ request timeout (``call_tool(..., read_timeout_seconds=)``, an ``MCPError`` with
 is a ``tool_timeout``, like any tool's own timeout.
 
 Under replay nothing is sent: the caller gets a ``CallToolResult`` rebuilt from the recording (the
-content blocks of the result, or the whole ``is_error`` result, which the recorded ``MCPToolError``
-keeps). A result with ``structured_content`` is refused: only the structured content is recorded, not
-the content blocks that came with it.
+content blocks of the result, the whole ``is_error`` result, which the recorded ``MCPToolError`` keeps,
+or the whole result with ``structured_content``, recorded apart from what ``result_sha`` hashes: see
+``ToolCall.snapshot_json``). Such a result recorded by an earlier agent-otel, which kept only the
+structured content, is refused.
 
 Guards run before the request is sent, so a denied or looping MCP tool call raises
-:class:`AgentStopped` instead of reaching the server. When a framework integration already records the
-same tool (an agent framework whose tool *is* this MCP tool, under the same name), the MCP call joins
-that span rather than opening a nested one.
+:class:`AgentStopped` instead of reaching the server. A server in this process whose tool is an
+``@agent_otel.tool`` function claims the call there; a guard that blocks it in the server (a declared
+write under the writes kill switch) makes the server answer with an error result, and the client's
+``call_tool`` raises that stop instead of returning the result. When a framework integration already
+records the same tool (an agent framework whose tool *is* this MCP tool, under the same name), the MCP
+call joins that span rather than opening a nested one.
 """
 
 from __future__ import annotations
@@ -28,8 +32,12 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from agent_otel.hashing import canonical_json
 from agent_otel.replay import RecordedOutcome
-from agent_otel.steps import active_run, current_run, internal_error, note_failure
+from agent_otel.steps import active_run, check_pending, current_run, internal_error, note_failure
 from agent_otel.stop import StopReason
 from agent_otel.tools import active_tool_call
 
@@ -101,12 +109,26 @@ def _serve(recorded: RecordedOutcome) -> Any:
         return types.CallToolResult.model_validate(error.result)
     if error is not None:
         raise error
-    if not isinstance(recorded.value, list):
+    value = recorded.value
+    if isinstance(value, dict) and "structuredContent" in value:  # the whole result (see _record_whole)
+        return types.CallToolResult.model_validate(value)
+    if not isinstance(value, list):
         raise Unservable(
-            "returned structured_content when recorded; the recording keeps it, but not the content blocks "
-            "the result had with it"
+            "returned structured_content when recorded, by an agent-otel that kept it but not the content "
+            "blocks the result had with it"
         )
-    return types.CallToolResult.model_validate({"content": recorded.value})
+    return types.CallToolResult.model_validate({"content": value})
+
+
+def _record_whole(call: Any, result: Any) -> None:
+    """A result with structured content is hashed over that content, and recorded whole (its content
+    blocks with it), so that a replay hands the caller the same ``CallToolResult``."""
+    if getattr(result, "structured_content", None) is None:
+        return
+    whole = _as_json(result)
+    if whole is not None and "structuredContent" in whole:
+        whole.pop("_meta", None)  # the server's own metadata is not part of the answer (README)
+        call.snapshot_json = canonical_json(whole)
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -126,6 +148,17 @@ def _joins_framework_call(name: str) -> bool:
     return False
 
 
+def _left_behind(call: Any, before: Any) -> bool:
+    """Whether the call ended before the server answered: an ``@agent_otel.tool`` function of a server
+    in this process claimed it and ended it there, in the server's copy of this context (MCP hands each
+    request the sender's context), where leaving the step's span failed. This context still has it
+    current, so it is put back as it was before the call (else the next steps would be its children)."""
+    if not call.done or trace.get_current_span() is not call.span:
+        return False
+    otel_context.attach(before)  # what leaving the span here would have done; the token is not needed
+    return True
+
+
 def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def call_tool(self: Any, name: str, arguments: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -135,10 +168,12 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, name, arguments, *args, **kwargs)
         if _in_call.get() or _joins_framework_call(str(name)):
             return await original(self, name, arguments, *args, **kwargs)
+        before = otel_context.get_current()
         call = start_tool(run, str(name), arguments if arguments is not None else {}, tool_type="extension")
         if call is None:
             return await original(self, name, arguments, *args, **kwargs)
         token = _in_call.set(True)
+        ended_there = False
         try:
             result = await await_or_serve(call, _serve, original, self, name, arguments, *args, **kwargs)
         except BaseException as exc:
@@ -148,10 +183,17 @@ def _make_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             _in_call.reset(token)
+            ended_there = _left_behind(call, before)
+        if ended_there:
+            # A guard blocked the call there (a declared write under the writes kill switch); the server
+            # turned that stop into an error result. The run stops at this call, as it would had the
+            # client's own guards refused it, rather than hand the model the error and go on.
+            check_pending(run)
         try:
             if _is_error(result):
                 call.fail(MCPToolError(_error_text(result), _as_json(result)))
             else:
+                _record_whole(call, result)
                 call.ok(_result_value(result))
         except Exception as exc:
             internal_error("recording an MCP tool result", exc)

@@ -75,6 +75,7 @@ from ._common import (
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
+    token_count,
     usage_value,
 )
 
@@ -514,11 +515,19 @@ def _response(call: LLMCall, response_id: Any, output: Any, response_model: Any 
         internal_error("reading an Agents SDK model response", exc)
 
 
+def _tokens(call: LLMCall, usage: Any) -> tuple[int | None, int | None]:
+    """Input and output tokens of the SDK's ``Usage``; None when the API reported none. The SDK makes a
+    response without usage ``Usage(requests=1)``, 0 tokens: the OpenAI client integration saw the
+    response itself (``api_usage``) and tells the two apart; other models' 0 stays 0."""
+    if usage is None or call.api_usage is False:
+        return None, None
+    return token_count(usage_value(usage, "input_tokens")), token_count(usage_value(usage, "output_tokens"))
+
+
 def _finish_llm(call: LLMCall, usage: Any) -> None:
     """The Agents SDK's input tokens include cached ones; the cached part is priced at its discount."""
     call.finish(
-        as_int(usage_value(usage, "input_tokens")),
-        as_int(usage_value(usage, "output_tokens")),
+        *_tokens(call, usage),
         cached_input_tokens=as_int(usage_value(usage, "input_tokens_details", "cached_tokens")),
         cache_write_tokens=as_int(usage_value(usage, "input_tokens_details", "cache_write_tokens")),
     )
@@ -573,9 +582,7 @@ def _make_stream_response(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except BaseException as exc:
             note_failure(call.run, exc, _classify(exc))
-            call.fail(
-                exc, as_int(usage_value(usage, "input_tokens")), as_int(usage_value(usage, "output_tokens"))
-            )
+            call.fail(exc, *_tokens(call, usage))
             raise
         finally:
             reset_framework_llm(token)

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from agent_otel import bridge, llm, tools
 from agent_otel.genai import guess_provider
 from agent_otel.replay import RecordedOutcome
@@ -54,12 +56,14 @@ from ._common import (
     Unservable,
     as_int,
     await_or_serve,
+    carry_framework_llm,
     framework_llm,
     model_name,
     pause,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
+    token_count,
     usage_value,
 )
 
@@ -183,6 +187,9 @@ def _capability_class() -> type:
             if call is None:
                 return await handler(request_context)
             token = framework_llm.set(call)
+            # A streamed request is sent from the task that consumes the stream, in the OpenTelemetry
+            # context PydanticAI captured here: the mark travels in it, so the client counts it once.
+            carried = carry_framework_llm(call)
             try:
                 response = await handler(request_context)
             except BaseException as exc:
@@ -190,14 +197,17 @@ def _capability_class() -> type:
                 call.fail(exc)
                 raise
             finally:
+                otel_context.detach(carried)
                 reset_framework_llm(token)
             usage = getattr(response, "usage", None)
             responder = getattr(response, "model_name", None)
             _response(call, response)
-            # PydanticAI's input_tokens include the cache counts, which are passed on for pricing.
+            # PydanticAI's input_tokens include the cache counts, which are passed on for pricing. A
+            # response without usage is counted in unmeasured_requests, its tokens 0: unknown, not 0.
+            measured = not usage_value(usage, "unmeasured_requests")
             call.finish(
-                as_int(usage_value(usage, "input_tokens")),
-                as_int(usage_value(usage, "output_tokens")),
+                token_count(usage_value(usage, "input_tokens")) if measured else None,
+                token_count(usage_value(usage, "output_tokens")) if measured else None,
                 response_model=responder if isinstance(responder, str) and responder else None,
                 cached_input_tokens=as_int(usage_value(usage, "cache_read_tokens")),
                 cache_write_tokens=as_int(usage_value(usage, "cache_write_tokens")),

@@ -59,6 +59,7 @@ from ._common import (
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
+    token_count,
     usage_value,
     wrapped_cause,
 )
@@ -342,7 +343,7 @@ def _begin_llm(
     return call
 
 
-def _finish(call: LLMCall, input_tokens: int, output_tokens: int, message: Any = None) -> None:
+def _finish(call: LLMCall, input_tokens: int | None, output_tokens: int | None, message: Any = None) -> None:
     if message is not None:
         raw = getattr(message, "raw", None)
         tool_calls = getattr(message, "tool_calls", None) or ()
@@ -368,11 +369,9 @@ def _make_generate(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             reset_framework_llm(token)
-        usage = getattr(message, "token_usage", None)
-        input_tokens, output_tokens = (
-            as_int(usage_value(usage, "input_tokens")),
-            as_int(usage_value(usage, "output_tokens")),
-        )
+        usage = getattr(message, "token_usage", None)  # None: the model reported none (unknown, not 0)
+        input_tokens = token_count(usage_value(usage, "input_tokens"))
+        output_tokens = token_count(usage_value(usage, "output_tokens"))
         _finish(call, input_tokens, output_tokens, message)
         return message
 
@@ -386,14 +385,15 @@ def _make_generate_stream(original: Callable[..., Any]) -> Callable[..., Any]:
         if call is None:
             yield from original(self, *args, **kwargs)
             return
-        input_tokens = output_tokens = 0
+        input_tokens: int | None = None  # until a delta reports usage: unknown, not 0
+        output_tokens: int | None = None
         token = framework_llm.set(call)
         try:
             for delta in original(self, *args, **kwargs):
                 usage = getattr(delta, "token_usage", None)
                 if usage is not None:  # smolagents sums the deltas' usage (agglomerate_stream_deltas)
-                    input_tokens += as_int(usage_value(usage, "input_tokens"))
-                    output_tokens += as_int(usage_value(usage, "output_tokens"))
+                    input_tokens = (input_tokens or 0) + as_int(usage_value(usage, "input_tokens"))
+                    output_tokens = (output_tokens or 0) + as_int(usage_value(usage, "output_tokens"))
                 yield delta
         except GeneratorExit:
             _finish(call, input_tokens, output_tokens)

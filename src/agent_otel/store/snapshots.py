@@ -121,7 +121,7 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
         tools.extend(map(get, TOOL_COLUMNS))
         tools[base + _BLOB_SHA] = stored
         if blob is not None:
-            if tools[base + _OUTCOME] == OK:
+            if tools[base + _OUTCOME] == OK and tools[base + _RESULT_SHA] is None:
                 tools[base + _RESULT_SHA] = sha  # the content address of a result is its result_sha
             if stored is None:
                 tools[base + _OUTCOME] = WRITE_FAILED

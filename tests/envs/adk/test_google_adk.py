@@ -306,6 +306,7 @@ async def test_tool_error_ends_the_run_with_tool_error(telemetry, instrument):
     (tool,) = [s for s in spans if s.name == "execute_tool broken"]
     assert tool.status.status_code is StatusCode.ERROR
     assert tool.attributes["agent.tool.status"] == "error" and tool.attributes["error.type"] == "RuntimeError"
+    assert tool.attributes["gen_ai.tool.call.id"] == "c1"  # not ADK's "<not specified>" of a tool that raised
     (root,) = [s for s in spans if s.name == "invoke_workflow helper"]
     assert root.attributes["agent.stop_reason"] == "tool_error"
     (event,) = telemetry.events("tool_result")
@@ -485,6 +486,8 @@ async def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_ki
     assert stopped.value.result.stop_reason == "kill_switch" and SENT == {}
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
+    # ADK's span of a tool that raised has the call id its hook gave the step, not "<not specified>".
+    assert step.attributes["gen_ai.tool.call.id"] == "c1"
 
 
 @agent_otel.tool

@@ -1,4 +1,5 @@
-"""AutoGen (autogen-agentchat) through the GenAI span bridge, its model client the real OpenAI SDK against
+"""AutoGen (autogen-agentchat) through the GenAI span bridge (and the ``autogen`` integration for sync
+``@agent_otel.tool`` functions), its model client the real OpenAI SDK against
 a fake OpenAI API on 127.0.0.1: AutoGen's own ``invoke_agent`` / ``execute_tool`` spans become the run and
 its tool steps, the ``openai`` integration makes each request a ``chat`` step with usage, and guards only
 observe the tools (AutoGen offers no hook before a tool that could refuse it)."""
@@ -14,6 +15,7 @@ from tests.integrations import sample_tools
 from tests.integrations.conftest import Reply, children, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
+from tests.replay.conftest import rig  # noqa: F401
 
 pytest.importorskip("autogen_agentchat")
 
@@ -22,11 +24,11 @@ from autogen_ext.models.openai import OpenAIChatCompletionClient
 from opentelemetry.trace import StatusCode
 
 
-def make_agent(fake_api: Any, name: str = "helper") -> AssistantAgent:
+def make_agent(fake_api: Any, name: str = "helper", tools: Any = (lookup, broken)) -> AssistantAgent:
     client = OpenAIChatCompletionClient(
         model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
     )
-    return AssistantAgent(name, model_client=client, tools=[lookup, broken], reflect_on_tool_use=True)
+    return AssistantAgent(name, model_client=client, tools=list(tools), reflect_on_tool_use=True)
 
 
 def autogen_spans(spans: list[Any], name: str) -> list[Any]:
@@ -170,13 +172,16 @@ def agent_with(fake_api: Any, tool: Any) -> AssistantAgent:
     return AssistantAgent("helper", model_client=client, tools=[tool])
 
 
-async def test_an_async_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument, fake_api):
-    """An async ``@agent_otel.tool(retry=...)`` function as an AutoGen tool: AutoGen's ``execute_tool``
-    span is the step, and the function ran bare inside it (no retry: the first failure went to the model).
-    It claims the step now: one call, the retry applied once."""
-    instrument("openai")
-    fake_api.reply(tool_call("asearch", {"q": "otel"}), answer("done"))
-    await agent_with(fake_api, sample_tools.asearch).run(task="hi")
+@pytest.mark.parametrize("tool", [sample_tools.asearch, sample_tools.search], ids=["async", "sync"])
+async def test_an_agent_otel_tool_is_one_tool_call_with_its_retry(telemetry, instrument, fake_api, tool):
+    """An ``@agent_otel.tool(retry=...)`` function as an AutoGen tool: AutoGen's ``execute_tool`` span is
+    the step, and the function claims it: one call, the retry applied once. A sync one too, which AutoGen
+    runs with ``loop.run_in_executor`` on a thread without the caller's context: the ``autogen``
+    integration carries it there (before, the function ran in no run: no retry, the first failure went to
+    the model)."""
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call(tool.__name__, {"q": "otel"}), answer("done"))
+    await agent_with(fake_api, tool).run(task="hi")
     assert SENT == {"search": 2}
     spans = telemetry.spans()
     (step,) = [s for s in spans if s.name.startswith("execute_tool")]
@@ -186,24 +191,115 @@ async def test_an_async_agent_otel_tool_is_one_tool_call_with_its_retry(telemetr
     assert root.attributes["agent.tool_calls"] == 1
 
 
+@pytest.mark.parametrize("tool", [sample_tools.awipe, sample_tools.wipe], ids=["async", "sync"])
 async def test_a_declared_write_is_blocked_by_the_writes_kill_switch_inside_a_run_of_yours(
-    guarded, instrument, fake_api, monkeypatch
+    guarded, instrument, fake_api, monkeypatch, tool
 ):
     """AutoGen's own runs only observe guards (nothing of agent-otel runs before its tools); inside a run of
-    yours an async ``@agent_otel.tool(side_effects=True)`` function claims AutoGen's step as a write and is
-    blocked (it ran). A sync one is not: AutoGen runs it on a thread without the caller's context, where
-    no run is current (README "One span, not two")."""
+    yours an ``@agent_otel.tool(side_effects=True)`` function claims AutoGen's step as a write and is
+    blocked (it never ran), a sync one on AutoGen's executor thread as well as an async one."""
     telemetry = guarded({})
-    instrument("openai")
+    instrument("openai", "autogen")
     monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "writes")
-    fake_api.reply(tool_call("awipe", {"q": "bob"}))  # the stop keeps the next request from being sent
+    fake_api.reply(tool_call(tool.__name__, {"q": "bob"}))  # the stop keeps the next request from being sent
     async with agent_otel.run("outer") as run:
-        await agent_with(fake_api, sample_tools.awipe).run(task="hi")
+        await agent_with(fake_api, tool).run(task="hi")
     assert SENT == {} and run.result.stop_reason == "kill_switch"
     (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
     assert step.attributes["agent.tool.status"] == "error"
 
-    fake_api.reply(tool_call("wipe", {"q": "bob"}), answer("done"))
-    async with agent_otel.run("outer") as run:
-        await agent_with(fake_api, sample_tools.wipe).run(task="hi")
-    assert SENT == {"wipe": 1}  # the known gap
+
+def test_other_sync_functions_run_as_autogen_runs_them(telemetry, instrument, fake_api):
+    """Only ``@agent_otel.tool`` functions get the caller's context on AutoGen's thread: a plain one sees
+    none of it, as without agent-otel (no context variable of yours shows up there)."""
+    import asyncio
+    import contextvars
+
+    seen = contextvars.ContextVar("seen", default="unset")
+
+    def peek(q: str) -> str:
+        """Peek."""
+        return seen.get()
+
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call("peek", {"q": "x"}), answer("done"))
+
+    async def main() -> Any:
+        seen.set("caller")
+        return await agent_with(fake_api, peek).run(task="hi")
+
+    result = asyncio.run(main())
+    (executed,) = [m for m in result.messages if type(m).__name__ == "ToolCallExecutionEvent"]
+    assert executed.content[0].content == "unset"
+
+
+def test_uninstrument_restores_function_tool(instrument):
+    from autogen_core.tools import FunctionTool
+
+    original = FunctionTool.run
+    instrument("autogen")
+    assert FunctionTool.run is not original
+    agent_otel.integrations.uninstrument(["autogen"])
+    assert FunctionTool.run is original
+
+
+@pytest.fixture
+def recording(rig: Any) -> Any:  # noqa: F811
+    """The replay rig (a real SQLite store), with the ``openai`` integration for AutoGen's model client."""
+    from agent_otel import integrations
+
+    rig.start()
+    integrations.instrument(["openai"])
+    yield rig
+    integrations.uninstrument(["openai"])
+
+
+async def turn(fake_api: Any, tool: Any, args: dict[str, Any]) -> None:
+    """One turn of an agent with ``tool`` that the model asks to call with ``args``, then answers."""
+    fake_api.reply(tool_call(tool.__name__, args), answer("done"))
+    await make_agent(fake_api, tools=[tool]).run(task="hi")
+
+
+async def test_a_replay_serves_an_async_agent_otel_tool_and_runs_a_plain_one_live(recording, fake_api):
+    """Replay through AutoGen's spans alone: an async ``@agent_otel.tool`` function claims AutoGen's step,
+    which then has the function's arguments and result (AutoGen's span has neither), so a replay matches
+    it when AutoGen calls it and serves the recorded result; it does not run. A plain function runs live
+    (AutoGen has no hook before a tool): neither recorded nor compared, since its span has no arguments.
+    It was reported as a call past the end of the recording, and the stop that followed left the replay
+    block as an AgentStopped."""
+    from tests.replay.test_agent_frameworks import assert_served
+
+    await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    assert SENT == {"search": 2}
+    original = recording.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    assert SENT == {"search": 2}  # served: the function did not run again
+    assert_served(rp, recording, original, 1)
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["role"] == "tool" and told["content"] == "OTEL"  # what the model got when recorded
+
+    await turn(fake_api, lookup, {"q": "otel"})
+    with agent_otel.replay(recording.last_run_id("helper")) as rp:
+        await turn(fake_api, lookup, {"q": "otel"})
+    assert SENT["lookup"] == 2  # AutoGen ran it: nothing of agent-otel runs before its tools
+    report = rp.report
+    assert report.matched and (report.recorded_tool_calls, report.served) == (0, 0), str(report)
+    assert report.notes == [
+        "step 2 (lookup) was not compared: its arguments are not on the framework's span (nor were they "
+        "recorded); the framework ran it"
+    ]
+
+
+async def test_a_replay_that_diverges_at_an_agent_otel_tool_stops_there_and_reports_it(recording, fake_api):
+    """Other arguments than recorded: the strict replay stops the run when AutoGen calls the function
+    (which does not run). AutoGen hands the refusal to the model as the tool's error, and the run's next
+    request raised the stop as an ``AgentStopped`` out of the replay block; the block absorbs it, as it
+    does the ``ReplayDivergence``, and the report names the divergence."""
+    await turn(fake_api, sample_tools.asearch, {"q": "otel"})
+    with agent_otel.replay(recording.last_run_id("helper")) as rp:
+        await turn(fake_api, sample_tools.asearch, {"q": "other"})
+    assert SENT == {"search": 2}
+    report = rp.report
+    assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
+    assert (report.stop_reason_now, report.error) == ("policy_denied", None)

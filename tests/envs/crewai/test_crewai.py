@@ -11,8 +11,17 @@ import agent_otel
 from agent_otel import integrations
 from agent_otel.hashing import sha
 from tests.helpers import IN_CI
-from tests.integrations.conftest import Reply, chat_usage, children, one, ours, steps, stop_event
-from tests.integrations.openai_replies import answer, tool_call
+from tests.integrations.conftest import (
+    Reply,
+    assert_unknown_then_zero_usage,
+    chat_usage,
+    children,
+    one,
+    ours,
+    steps,
+    stop_event,
+)
+from tests.integrations.openai_replies import answer, completion, tool_call
 from tests.integrations.test_semconv import check, collect
 
 try:
@@ -353,3 +362,77 @@ def test_uninstrument_removes_hooks_and_patches(telemetry, instrument, fake_api)
     fake_api.reply(answer("x"))
     crew(fake_api).kickoff(inputs={"topic": "x"})
     assert ours(telemetry.spans()) == []
+
+
+def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(telemetry, instrument, fake_api):
+    instrument("crewai", "openai")
+    unmetered = tool_call("lookup", {"q": "u"})
+    del unmetered.body["usage"]
+    fake_api.reply(unmetered, completion({"role": "assistant", "content": "U"}, usage=(0, 0)))
+    assert crew(fake_api).kickoff(inputs={"topic": "u"}).raw == "U"
+    spans = ours(telemetry.spans())
+    assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent research-crew"), spans)
+
+
+def test_delegation_to_a_coworker_is_steps_of_the_same_run(telemetry, instrument, fake_api):
+    """An agent with ``allow_delegation`` hands work to a coworker of its crew through CrewAI's delegate
+    tool: the coworker's model requests and tool calls are steps of the kickoff's run (one crew, one run),
+    after the delegate tool's step, as a handoff is elsewhere; not a sub-agent run."""
+    instrument("crewai", "openai")
+    llm = LLM(model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    boss = Agent(role="Boss", goal="Delegate", backstory="Manages.", llm=llm, allow_delegation=True)
+    worker = Agent(role="Worker", goal="Find things", backstory="Looks.", llm=llm, tools=[lookup])
+    task = Task(description="Find otel.", expected_output="an answer", agent=boss, name="main")
+    delegate = {"task": "find otel", "context": "none", "coworker": "Worker"}
+    fake_api.reply(
+        tool_call("delegate_work_to_coworker", delegate, "d1"),
+        tool_call("lookup", {"q": "otel"}, "l1"),
+        answer("OTEL"),
+        answer("done"),
+    )
+    assert Crew(agents=[boss, worker], tasks=[task], name="team").kickoff().raw == "done"
+    assert CALLS == ["otel"]
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent team")
+    assert steps(root, spans) == [
+        (1, "chat gpt-4o"),
+        (2, "execute_tool delegate_work_to_coworker"),
+        (3, "chat gpt-4o"),
+        (4, "execute_tool lookup"),
+        (5, "chat gpt-4o"),
+        (6, "chat gpt-4o"),
+    ]
+    assert {s.attributes["agent.run_id"] for s in spans} == {root.attributes["agent.run_id"]}
+    assert one(spans, "execute_tool lookup").attributes["crewai.agent.role"] == "Worker"
+
+
+def test_replay_serves_an_agent_otel_tool_under_crewais_tool_and_never_runs_it(rig, fake_api):
+    """A CrewAI ``@tool`` over an ``@agent_otel.tool`` function (which claims the step CrewAI's hook
+    began): recorded once, and a replay serves it once; the function does not run."""
+
+    @tool("find_account")
+    @agent_otel.tool(name="crm.find_account")
+    def find_account(user: str) -> str:
+        """Find an account."""
+        CALLS.append(f"found {user}")
+        return f"account of {user}"
+
+    rig.start()
+    integrations.instrument(["crewai"])
+    try:
+        fake_api.reply(tool_call("find_account", {"user": "bob"}), answer("found"))
+        crew(fake_api, find_account).kickoff(inputs={"topic": "bob"})
+        original = rig.last_run_id("research-crew")
+        assert CALLS == ["found bob"]
+        fake_api.reply(tool_call("find_account", {"user": "bob"}), answer("found"))
+        with agent_otel.replay(original) as rp:
+            crew(fake_api, find_account).kickoff(inputs=rp.input)
+        assert CALLS == ["found bob"]  # served, not run
+        report = rp.report
+        assert report.matched and (report.recorded_tool_calls, report.served) == (1, 1), str(report)
+        tool_messages = [m for m in fake_api.requests[-1][1]["messages"] if m.get("role") == "tool"]
+        assert [m["content"] for m in tool_messages] == ["account of bob"]
+        replayed = rig.tool_events(report.replay_run_id)
+        assert [(e["tool"], e["result_sha"]) for e in replayed] == [("find_account", sha("account of bob"))]
+    finally:
+        integrations.uninstrument(["crewai"])

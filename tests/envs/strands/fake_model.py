@@ -19,8 +19,14 @@ def tool_use(
     return ("tool", name, args, tool_use_id, usage)
 
 
+def tool_uses(*calls: tuple[str, dict[str, Any], str], usage: tuple[int, int] = (10, 5)) -> tuple[Any, ...]:
+    """One response asking for several tool calls (Strands runs them concurrently)."""
+    return ("tools", list(calls), usage)
+
+
 class FakeModel(Model):
-    """Streams a script: ``text(...)``, ``tool_use(...)``, or an exception the request raises."""
+    """Streams a script: ``text(...)``, ``tool_use(...)``, ``tool_uses(...)``, or an exception the request
+    raises."""
 
     def __init__(self, *script: Any, model_id: str = "claude-3-5-haiku-20241022") -> None:
         self.script = list(script)
@@ -52,10 +58,11 @@ class FakeModel(Model):
             yield {"contentBlockStop": {}}
             stop = "end_turn"
         else:
-            _, name, args, tid, usage = step
-            yield {"contentBlockStart": {"start": {"toolUse": {"toolUseId": tid, "name": name}}}}
-            yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps(args)}}}}
-            yield {"contentBlockStop": {}}
+            calls, usage = ([step[1:4]], step[4]) if step[0] == "tool" else (step[1], step[2])
+            for name, args, tid in calls:
+                yield {"contentBlockStart": {"start": {"toolUse": {"toolUseId": tid, "name": name}}}}
+                yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps(args)}}}}
+                yield {"contentBlockStop": {}}
             stop = "tool_use"
         yield {"messageStop": {"stopReason": stop}}
         yield {

@@ -12,7 +12,7 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
-from tests.envs.strands.fake_model import FakeModel, text, tool_use
+from tests.envs.strands.fake_model import FakeModel, text, tool_use, tool_uses
 from tests.integrations import sample_tools
 from tests.integrations.conftest import children, ours, steps, stop_event
 from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
@@ -471,3 +471,27 @@ def test_a_replay_serves_an_agent_otel_tool_once(rig, instrument):
         make_agent(*script, tools=[find])("hi")
     assert SENT == {"find": 1}
     assert rp.report.matched and not rp.report.diverged and rp.report.served == 1, str(rp.report)
+
+
+def test_parallel_tool_calls_in_one_response_are_each_a_step_of_the_run(telemetry, instrument):
+    """Strands runs the tool calls of one response concurrently (one fails; Strands tells the model): each
+    its own step with its call id, none lost."""
+    instrument("strands")
+    calls = [("lookup", {"q": "a"}, "t1"), ("broken", {"q": "b"}, "t2"), ("lookup", {"q": "c"}, "t3")]
+    make_agent(tool_uses(*calls), text("done"))("go")
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    tools = sorted(
+        (s for s in spans if s.name.startswith("execute_tool")),
+        key=lambda s: s.attributes["gen_ai.tool.call.id"],
+    )
+    assert [(s.attributes["gen_ai.tool.call.id"], s.attributes["agent.tool.status"]) for s in tools] == [
+        ("t1", "ok"),
+        ("t2", "error"),
+        ("t3", "ok"),
+    ]
+    # Under Strands' own span of the event loop cycle whose request asked for them, as its chat step is.
+    (asked,) = [s for s in spans if s.attributes.get("agent.step_id") == 1]
+    assert {s.parent.span_id for s in tools} == {asked.parent.span_id}
+    assert sorted(s.attributes["agent.step_id"] for s in tools) == [2, 3, 4]
+    assert root.attributes["agent.tool_calls"] == 3 and root.attributes["agent.stop_reason"] == "completed"
