@@ -9,6 +9,7 @@ import contextvars
 import statistics
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -218,13 +219,13 @@ def test_a_budget_of_the_wrong_type_or_below_zero_is_refused_where_it_is_made(gu
 
 
 def test_a_sub_agent_keeps_its_own_budget_and_its_stop_names_it_in_the_parent(guarded):
-    """A sub-agent's steps count toward its own budget, not the parent's; its guard stop, left uncaught,
-    ends the parent with the same reason, and the parent's detail says it was the sub-agent's (the parent
-    showed ``max_steps`` with no detail and no guard event of its own, its budget far from reached)."""
+    """A sub-agent's own budget stops it (its steps also count toward the parent's, not reached here);
+    its guard stop, left uncaught, ends the parent with the same reason, and the parent's detail says it
+    was the sub-agent's (the parent showed ``max_steps`` with no detail and no guard event of its own)."""
     t, tools = guarded(), Tools()
     with (
         pytest.raises(agent_otel.AgentStopped),
-        agent_otel.run("triage", budget=agent_otel.Budget(max_steps=3)) as parent,
+        agent_otel.run("triage", budget=agent_otel.Budget(max_steps=10)) as parent,
     ):
 
         def research(q):
@@ -691,6 +692,76 @@ def test_writes_scope_blocks_only_side_effecting_tools(guarded, monkeypatch):
     assert event["tool"] == "send_email" and event["limit"] == "writes"
 
 
+def test_a_kill_switch_can_switch_off_one_tool_in_a_running_process(guarded, tmp_path):
+    """``tools=PATTERN,...`` in the flag file: only the tools it names are blocked, while runs go on
+    (the file is re-read); another agent's scope and the other tools are untouched."""
+    flag = tmp_path / "KILL"
+    t = guarded({"kill_switch": {"file": str(flag), "check_interval_s": 0}})
+    tools = Tools()
+    send = agent_otel.tool(name="send_email")(tools.send_email)  # not declared a write
+    search = agent_otel.tool(name="search")(tools.search)
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("support") as run:
+        send("a", "before")
+        flag.write_text("tools=send_*, crm.delete_*\ntools=search:billing\n")
+        search("refund")
+        send("customer@example.com", "refund issued")
+    assert tools.executed == [("send_email", "a"), ("search", "refund")]
+    event = assert_stopped(t, run, "kill_switch", "kill_switch")
+    assert event["tool"] == "send_email" and event["limit"] == "tools=send_*,crm.delete_*"
+    assert run.result.detail == "send_email: kill switch (tools=send_*,crm.delete_*) engaged via file:" + str(
+        flag
+    )
+
+
+def test_a_tool_switched_off_raises_tool_denied_under_on_deny_raise(guarded, monkeypatch):
+    t = guarded({"policy": {"on_deny": "raise"}})
+    tools = Tools()
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "tools=send_email")
+    with agent_otel.run("support") as run:
+        with pytest.raises(ToolDenied):
+            run.call_tool("send_email", tools.send_email, {"to": "c", "body": "b"})
+        run.call_tool("search", tools.search, {"q": "next"})  # the agent carries on without it
+    assert run.result.stop_reason == "completed" and tools.executed == [("search", "next")]
+    assert guard_counts(t) == {("support", "kill_switch"): 1}
+
+
+@pytest.mark.parametrize("how", ["env", "callable"])
+def test_a_kill_switch_scoped_to_an_agent_stops_the_sub_agents_it_runs(guarded, monkeypatch, how):
+    """``all:triage`` engaged while triage's sub-agent works: the sub-agent ran on (its own name is not in
+    the scope) until it returned to triage; now it stops at its next step. Another agent is untouched."""
+    t, tools = guarded(), Tools()
+
+    def engage():
+        if how == "env":
+            monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all:triage")
+        else:
+            set_kill_switch(lambda agent: "all" if agent == "triage" else None)
+
+    def search(q):
+        if q == 1:
+            engage()
+        return tools.search(q)
+
+    def research(n):
+        with agent_otel.run("research") as child:
+            for i in range(n):
+                child.call_tool("search", search, {"q": i})
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("triage") as parent:
+        parent.call_tool("delegate", research, {"n": 5})
+    with agent_otel.run("billing") as other, agent_otel.run("research") as alone:
+        other.call_tool("search", tools.search, {"q": "other"})
+        alone.call_tool("search", tools.search, {"q": "alone"})
+    assert [q for _, q in tools.executed] == [0, 1, "other", "alone"]
+    assert [(e["agent"], e["stop_reason"]) for e in t.events("stop")] == [
+        ("research", "kill_switch"),
+        ("triage", "kill_switch"),
+        ("research", "completed"),
+        ("billing", "completed"),
+    ]
+    assert guard_counts(t) == {("research", "kill_switch"): 1}
+
+
 def test_kill_switch_callable(guarded):
     t, tools = guarded(), Tools()
     engaged = {"on": False}
@@ -787,6 +858,12 @@ def test_kill_switch_syntax():
     assert parse_kill_switch("writes:b,c\nall:a", "a") == "all"
     assert parse_kill_switch("off", "a") is None
     assert parse_kill_switch("stop it now", "a") == "all"  # unknown: fail closed
+    assert parse_kill_switch("tools=Send_Email, crm.*", "a") == "tools=Send_Email,crm.*"  # names keep case
+    assert parse_kill_switch("writes\ntools=x:a\ntools=y:b", "a") == "writes+tools=x"
+    assert parse_kill_switch("tools=x:b", "a") is None
+    assert parse_kill_switch("tools=", "a") == "all"  # no tool named: fail closed
+    assert parse_kill_switch("tools=x\nall", "a") == "all"
+    assert parse_kill_switch("writes:b", ("a", "b")) == "writes"  # a sub-agent of b
 
 
 # --- retries --------------------------------------------------------------------------------------------
@@ -972,3 +1049,345 @@ def test_each_guard_stops_an_async_agent_loop(guarded, guard):
     if executed is not None:
         assert len(searches) == executed
     assert ("send_email", "x") not in tools.executed
+
+
+# --- budgets over sub-agents ---------------------------------------------------------------------------
+
+
+def tree_stops(t):
+    return {e["agent"]: e["stop_reason"] for e in t.events("stop")}
+
+
+def test_a_parents_spend_budget_covers_what_its_sub_agents_spend(guarded):
+    """A $1 budget on the parent let a sub-agent it ran spend $4 (each run counted only its own spend).
+    Now the parent's budget holds across its sub-agents: the request that crosses it is the last, the
+    sub-agent stops before its next step, the trigger is the parent's (once), and no run's own usage
+    counts another's (the parent's spend is still 0: no request is counted twice)."""
+    t, tools = guarded(), Tools()
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("triage", budget=agent_otel.Budget(max_cost_usd=1.0)) as parent,
+    ):
+
+        def research(q):
+            with agent_otel.run("research") as child:
+                for i in range(10):
+                    child.record_llm(model="gpt-4o", input_tokens=10, output_tokens=10, cost_usd=0.4)
+                    child.call_tool("search", tools.search, {"q": f"{q}{i}"})
+            return child
+
+        parent.call_tool("delegate", research, {"q": "x"})
+    assert len(tools.executed) == 2  # after the 3rd request ($1.20 in all) nothing more ran
+    (child_stop,) = [e for e in t.events("stop") if e["agent"] == "research"]
+    assert child_stop["stop_reason"] == "budget_exceeded"
+    assert child_stop["usage"]["cost_usd"] == pytest.approx(1.2)
+    assert parent.result.stop_reason == "budget_exceeded" and parent.cost_usd == 0
+    assert guard_counts(t) == {("triage", "max_cost_usd"): 1}
+    _, events = guard_events(t, parent)
+    assert [(e["guard"], e["observed"]) for e in events] == [("max_cost_usd", 1.2)]
+
+
+def test_sub_agents_gathered_at_once_share_the_parents_step_budget(guarded):
+    """Two sub-agents run with asyncio.gather under a parent's max_steps of 6: together with the parent's
+    two delegating steps they make at most 6 steps, both stop with max_steps, one trigger is counted."""
+    t, tools = guarded(), Tools()
+
+    async def research(q):
+        async with agent_otel.run("research") as child:
+            for i in range(10):
+                await child.call_tool("search", tools.asearch, {"q": f"{q}{i}"})
+
+    async def agent():
+        async with agent_otel.run("triage", budget=agent_otel.Budget(max_steps=6)) as parent:
+            results = await asyncio.gather(
+                parent.call_tool("delegate", research, {"q": "a"}),
+                parent.call_tool("delegate", research, {"q": "b"}),
+                return_exceptions=True,
+            )
+        return parent, results
+
+    parent, results = asyncio.run(agent())
+    assert len(tools.executed) == 4
+    assert [r.result.stop_reason for r in results] == ["max_steps", "max_steps"]
+    assert parent.result.stop_reason == "max_steps"
+    stops = [(e["agent"], e["stop_reason"]) for e in t.events("stop")]
+    assert sorted(stops) == [("research", "max_steps"), ("research", "max_steps"), ("triage", "max_steps")]
+    assert guard_counts(t) == {("triage", "max_steps"): 1}
+
+
+def test_sub_agents_in_threads_share_the_parents_tool_call_budget(guarded):
+    """Sub-agents started on threads (a copied context each) under a parent's max_tool_calls of 5."""
+    t, tools = guarded(), Tools()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_tool_calls=5)) as parent:
+
+        def research(q):
+            try:
+                with agent_otel.run("research") as child:
+                    for i in range(10):
+                        child.call_tool("search", tools.search, {"q": f"{q}{i}"})
+            except agent_otel.AgentStopped as exc:
+                return exc.result
+
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, research, q) for q in "abc"]
+            results = [f.result(10) for f in futures]
+    assert len(tools.executed) == 5
+    assert [r.stop_reason for r in results] == ["budget_exceeded"] * 3
+    assert all(
+        r.detail.startswith(f"parent run {parent.run_id} (triage): tool-call budget of 5") for r in results
+    )
+    # the agent caught the sub-agents' AgentStopped: the parent still ends with its budget's reason
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert guard_counts(t) == {("triage", "max_tool_calls"): 1}
+
+
+def test_a_parents_deadline_stops_its_sub_agents_and_their_sub_agents(guarded):
+    t, tools = guarded(), Tools()
+    with (
+        pytest.raises(agent_otel.AgentStopped) as stopped,
+        agent_otel.run("triage", budget=agent_otel.Budget(max_duration_s=0.05)) as parent,
+        agent_otel.run("research") as child,
+        agent_otel.run("lookup") as grandchild,
+    ):
+        grandchild.call_tool("search", tools.search, {"q": 1})
+        time.sleep(0.1)
+        grandchild.call_tool("search", tools.search, {"q": 2})
+    assert len(tools.executed) == 1
+    assert stopped.value.result.run_id == grandchild.run_id
+    assert (
+        stopped.value.result.detail
+        == f"enclosing run {parent.run_id} (triage): run deadline of 0.05s reached"
+    )
+    assert [r.result.stop_reason for r in (grandchild, child, parent)] == ["timeout"] * 3
+    assert guard_counts(t) == {("triage", "max_duration_s"): 1}
+
+
+def test_a_parents_token_budget_is_checked_with_its_sub_agents_usage(guarded):
+    """A sub-agent's usage crosses the parent's token budget: the parent's own next step is stopped."""
+    t = guarded()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_tokens=100)) as parent:
+        with agent_otel.run("research") as child:
+            child.record_llm(model="gpt-4o", input_tokens=90, output_tokens=20)
+        assert child.result.stop_reason == "completed"  # it made no step after crossing it
+        with pytest.raises(agent_otel.AgentStopped):
+            parent.record_llm(model="gpt-4o", input_tokens=1, output_tokens=1)
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert parent.input_tokens + parent.output_tokens == 2  # its own usage: the child's is the child's
+    assert guard_counts(t) == {("triage", "max_tokens"): 1}
+
+
+def test_a_parents_retry_budget_stops_a_retry_storm_in_its_sub_agent(guarded):
+    t = guarded()
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        raise ConnectionError("down")
+
+    retry = agent_otel.Retry(max_attempts=10, base_delay_s=0, jitter="none")
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_retries=2)) as parent:
+        with pytest.raises(agent_otel.AgentStopped) as stopped, agent_otel.run("research") as child:
+            child.call_tool("fetch", flaky, retry=retry)
+    assert len(attempts) == 3  # the 3rd retry is past the parent's budget of 2
+    assert stopped.value.result.stop_reason == "budget_exceeded"
+    assert stopped.value.result.detail == (
+        f"parent run {parent.run_id} (triage): "
+        "retry budget of 2 exhausted at tool 'fetch' (with its sub-agents)"
+    )
+    assert child.retries == 3 and parent.retries == 0
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert guard_counts(t) == {("triage", "max_retries"): 1}
+
+
+def test_a_sub_agent_that_outlives_its_parents_block_is_no_longer_bound_by_its_budget(guarded):
+    """Work a run started that outlives its block runs as it would without agent-otel: a sub-agent task
+    the parent never awaited in its block is not stopped by the parent's (ended) budget."""
+    t, tools = guarded(), Tools()
+
+    async def research(started, go):
+        async with agent_otel.run("research") as child:
+            await child.call_tool("search", tools.asearch, {"q": 0})
+            started.set()  # it started under the budget and made a call
+            await go.wait()
+            for i in range(1, 5):
+                await child.call_tool("search", tools.asearch, {"q": i})
+        return child
+
+    async def agent():
+        started, go = asyncio.Event(), asyncio.Event()
+        async with agent_otel.run("triage", budget=agent_otel.Budget(max_tool_calls=2)) as parent:
+            task = asyncio.create_task(research(started, go))
+            await started.wait()
+        go.set()
+        return parent, await task
+
+    parent, child = asyncio.run(agent())
+    assert parent.result.stop_reason == "completed" and child.result.stop_reason == "completed"
+    assert len(tools.executed) == 5 and guard_counts(t) == {}
+
+
+def test_loop_detection_stays_per_run_across_sub_agents(guarded):
+    """Six sub-agents each making the same call once are no loop (each run has its own window); the
+    parent delegating the same task with the same arguments is the parent's loop."""
+    t, tools = guarded(), Tools()
+
+    def research(task):
+        with agent_otel.run("research") as child:
+            child.call_tool("search", tools.search, {"q": "same"})
+
+    with agent_otel.run("triage") as parent:
+        for i in range(6):
+            parent.call_tool("delegate", research, {"task": i})
+    assert parent.result.stop_reason == "completed" and len(tools.executed) == 6
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("triage") as again:
+        for _ in range(6):
+            again.call_tool("delegate", research, {"task": "same"})
+    assert again.result.stop_reason == "loop_detected" and len(tools.executed) == 9
+    assert guard_counts(t) == {("triage", "loop"): 1}
+
+
+def test_the_policy_holds_a_sub_agent_to_its_own_agents_lists(guarded):
+    t, tools = guarded({"policy": {"deny": {"triage": ["search"]}}}), Tools()
+
+    def research(q):
+        with agent_otel.run("research") as child:
+            return child.call_tool("search", tools.search, {"q": q})
+
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run("triage") as parent:
+        parent.call_tool("delegate", research, {"q": "sub"})
+        parent.call_tool("search", tools.search, {"q": "own"})
+    assert tools.executed == [("search", "sub")] and parent.result.stop_reason == "policy_denied"
+    assert guard_counts(t) == {("triage", "policy"): 1}
+
+
+def test_a_sub_agent_under_a_parent_without_a_budget_is_not_limited_by_it(guarded):
+    t, tools = guarded(), Tools()
+    with (
+        agent_otel.run("triage") as parent,
+        agent_otel.run("research", budget=agent_otel.Budget(max_steps=50)),
+    ):
+        for i in range(20):
+            parent.call_tool("search", tools.search, {"q": i})
+    assert len(tools.executed) == 20 and tree_stops(t) == {"research": "completed", "triage": "completed"}
+
+
+# --- retry libraries around agent code ------------------------------------------------------------------
+
+
+def retried_agent(t, tools, decorate, budget=None):
+    """An agent whose tool call is wrapped by a retry library (``decorate``); its second call is past the
+    run's tool-call budget. Returns the run, how often the wrapped function was entered, what it raised."""
+    entered = []
+
+    def search(run, q):
+        entered.append(q)
+        return run.call_tool("search", tools.search, {"q": q})
+
+    wrapped = decorate(search)
+    raised = None
+    with agent_otel.run("support", budget=budget or agent_otel.Budget(max_tool_calls=1)) as run:
+        wrapped(run, "a")
+        try:
+            wrapped(run, "b")
+        except Exception as exc:  # what the retry library lets out, the agent's code goes on
+            raised = exc
+    return run, entered, raised
+
+
+def assert_one_stop(t, run, tools):
+    assert tools.executed == [("search", "a")]  # the call past the budget never ran, however often retried
+    assert_stopped(t, run, "budget_exceeded", "max_tool_calls")
+    assert [s.name for s in t.spans() if s.name.startswith("execute_tool")] == ["execute_tool search"]
+
+
+def test_a_retry_library_retrying_agent_stopped_gets_the_stop_again_at_once(guarded):
+    """tenacity's ``@retry`` retries every ``Exception`` by default, AgentStopped included: each retry of
+    a stopped run is refused at once (the tool never runs again) and the run records one stop and one
+    trigger, but the agent sits through the retries' waits and gets tenacity's RetryError."""
+    import tenacity
+
+    t, tools = guarded(), Tools()
+    retry = tenacity.retry(stop=tenacity.stop_after_attempt(4), wait=tenacity.wait_fixed(0.01))
+    run, entered, raised = retried_agent(t, tools, retry)
+    assert entered == ["a", "b", "b", "b", "b"]
+    assert isinstance(raised, tenacity.RetryError)
+    assert isinstance(raised.last_attempt.exception(), agent_otel.AgentStopped)
+    assert_one_stop(t, run, tools)
+
+
+def _not_stopped(exc: BaseException) -> bool:
+    return not isinstance(exc, agent_otel.AgentStopped)
+
+
+@pytest.mark.parametrize("library", ["tenacity", "backoff", "stamina"])
+def test_the_readme_recipes_keep_retry_libraries_from_retrying_agent_stopped(guarded, library):
+    """README "Guards" > "Retry libraries": each recipe lets AgentStopped through on its first raise
+    (LangChain's ``with_retry()``: tests/integrations/test_langchain.py)."""
+    t, tools = guarded(), Tools()
+    if library == "tenacity":
+        import tenacity
+
+        decorate = tenacity.retry(
+            retry=tenacity.retry_if_not_exception_type(agent_otel.AgentStopped),
+            stop=tenacity.stop_after_attempt(4),
+            wait=tenacity.wait_fixed(5),
+        )
+    elif library == "backoff":
+        import backoff
+
+        decorate = backoff.on_exception(
+            backoff.constant, Exception, max_tries=4, interval=5, giveup=lambda e: not _not_stopped(e)
+        )
+    else:
+        import stamina
+
+        decorate = stamina.retry(on=_not_stopped, attempts=4, wait_initial=5)
+
+    started = time.monotonic()
+    run, entered, raised = retried_agent(t, tools, decorate)
+    assert time.monotonic() - started < 4  # no wait of 5 s: nothing was retried
+    assert entered == ["a", "b"] and isinstance(raised, agent_otel.AgentStopped)
+    assert raised.result.stop_reason == "budget_exceeded"
+    assert_one_stop(t, run, tools)
+
+
+def test_a_denied_tool_retried_by_a_retry_library_is_denied_and_recorded_each_time(guarded):
+    """Under ``on_deny: raise`` each retry of a denied call is a new denial (the tool never runs); the
+    README's recipe excludes ToolDenied as well, and then there is one."""
+    import tenacity
+
+    t, tools = guarded({"policy": {"on_deny": "raise", "deny": {"*": ["send_email"]}}}), Tools()
+    send = agent_otel.tool(name="send_email")(tools.send_email)
+    naive = tenacity.retry(stop=tenacity.stop_after_attempt(3))(send)
+    recipe = tenacity.retry(
+        retry=tenacity.retry_if_not_exception_type((agent_otel.AgentStopped, agent_otel.ToolDenied)),
+        stop=tenacity.stop_after_attempt(3),
+    )(send)
+    with agent_otel.run("support") as run:
+        with pytest.raises(tenacity.RetryError):
+            naive("a", "b")
+        with pytest.raises(ToolDenied):
+            recipe("a", "b")
+    assert tools.executed == [] and run.result.stop_reason == "completed"
+    assert guard_counts(t) == {("support", "policy"): 4}
+
+
+def test_a_retry_around_a_whole_run_starts_a_new_run_with_a_new_budget_each_time(guarded):
+    """``@retry`` outside the run (around an ``@agent``): each attempt is a run of its own, with the full
+    budget again; three attempts are three runs and three stops (README "Retry libraries")."""
+    import tenacity
+
+    t, tools = guarded(), Tools()
+
+    @tenacity.retry(stop=tenacity.stop_after_attempt(3), reraise=True)
+    @agent_otel.agent(budget=agent_otel.Budget(max_tool_calls=1))
+    def support(q):
+        run = agent_otel.current_run()
+        run.call_tool("search", tools.search, {"q": q})
+        run.call_tool("search", tools.search, {"q": q + "!"})
+
+    with pytest.raises(agent_otel.AgentStopped):
+        support("a")
+    assert len(tools.executed) == 3
+    assert [e["stop_reason"] for e in t.events("stop")] == ["budget_exceeded"] * 3
+    assert len({e["run_id"] for e in t.events("stop")}) == 3

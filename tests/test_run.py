@@ -506,3 +506,13 @@ def test_a_finished_run_is_freed_without_the_cyclic_collector(telemetry):
         gc.enable()
     assert unreachable == 0
     assert len(by_name(telemetry.spans(), "invoke_agent")) == 4
+
+
+def test_run_used_as_a_decorator_says_to_use_agent(telemetry):
+    """``@agent_otel.run("x")`` over a (generator) function failed with "'Run' object is not callable";
+    a run is one invocation, the decorator form is ``@agent_otel.agent``."""
+    with pytest.raises(TypeError, match=r"@agent_otel\.agent\('support', \.\.\.\)"):
+
+        @agent_otel.run("support")
+        def handle(ticket):
+            yield ticket

@@ -369,26 +369,42 @@ SCHEMA: dict[str, Any] = {
             "max_steps": Field(
                 int,
                 None,
-                "Steps (tool + LLM calls) per run; stop reason max_steps.",
+                "Steps (tool + LLM calls) per run, its sub-agents' included; stop reason max_steps.",
                 nullable=True,
                 minimum=1,
             ),
             "max_tool_calls": Field(
-                int, None, "Tool calls per run; budget_exceeded.", nullable=True, minimum=1
+                int,
+                None,
+                "Tool calls per run, its sub-agents' included; budget_exceeded.",
+                nullable=True,
+                minimum=1,
             ),
             "max_tokens": Field(
-                int, None, "Input + output tokens per run; budget_exceeded.", nullable=True, minimum=1
+                int,
+                None,
+                "Input + output tokens per run, its sub-agents' included; budget_exceeded.",
+                nullable=True,
+                minimum=1,
             ),
             "max_cost_usd": Field(
-                float, None, "Spend per run in USD; budget_exceeded.", nullable=True, minimum=0.0
+                float,
+                None,
+                "Spend per run in USD, its sub-agents' included; budget_exceeded.",
+                nullable=True,
+                minimum=0.0,
             ),
             "max_duration_s": Field(
-                float, None, "Run deadline in seconds; timeout.", nullable=True, minimum=0.0
+                float,
+                None,
+                "Run deadline in seconds (its sub-agents' too); timeout.",
+                nullable=True,
+                minimum=0.0,
             ),
             "max_retries": Field(
                 int,
                 None,
-                "Tool retries per run (stops retry storms); budget_exceeded.",
+                "Tool retries per run, its sub-agents' included (stops retry storms); budget_exceeded.",
                 nullable=True,
                 minimum=0,
             ),

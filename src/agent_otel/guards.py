@@ -22,6 +22,11 @@ always enforce. In the user's own ``agent_otel.run`` (and ``@agent``) every guar
 the run, the defaults are part of what they asked for. A run the GenAI span bridge follows only through a
 framework's spans (``Run.stoppable`` false: the framework offers no hook before its steps) cannot be
 stopped by anything agent-otel runs, so there every guard observes.
+
+A budget is a promise about a run *with the sub-agents it starts*: a sub-agent registers with the runs
+above it that have a budget (``_register_under_budgets``), each of those reads its live sub-agents'
+counters when it checks (sub-agents running at once see each other's steps) and keeps the sums of the
+ended ones; each run's own usage stays its own, so nothing is recorded twice.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from agent_otel import conventions as c
 from agent_otel import runtime
 from agent_otel.config import SOURCE_DEFAULT, Config, ConfigError
-from agent_otel.steps import Policy, Refusal, RunPolicy, Step, defer_stop, note_failure
+from agent_otel.steps import Policy, Refusal, RunPolicy, Step, check_pending, defer_stop, note_failure
 from agent_otel.stop import AgentStopped, StopReason, StopResult
 from agent_otel.tools import ToolCall, ToolOptions
 
@@ -55,6 +60,8 @@ _BUDGET_FLOATS = frozenset({"max_cost_usd", "max_duration_s"})
 @dataclass(frozen=True, slots=True)
 class Budget:
     """Limits of one run; None means unlimited. Passed to ``run(budget=...)`` or set in ``guards.budget``.
+    They hold for the run with the sub-agents it starts: an operator's "$1 for this run" is $1 for all it
+    delegates (each sub-agent is also held to its own budget).
 
     ``max_steps`` counts tool and LLM steps (stop reason ``max_steps``); ``max_tool_calls``, ``max_tokens``,
     ``max_cost_usd`` and ``max_retries`` give ``budget_exceeded``; ``max_duration_s`` gives ``timeout``.
@@ -107,31 +114,45 @@ _kill_switch_fn: KillSwitchFn | None = None
 
 
 def set_kill_switch(fn: KillSwitchFn | None) -> None:
-    """Install a callable ``fn(agent) -> "all" | "writes" | None`` consulted before every step."""
+    """Install a callable ``fn(agent) -> "all" | "writes" | "tools=..." | None`` read before every step."""
     global _kill_switch_fn
     _kill_switch_fn = fn
 
 
-def parse_kill_switch(text: str, agent: str) -> str | None:
-    """Scope that applies to ``agent`` from lines like ``all``, ``writes`` or ``writes:agent-a,agent-b``.
+def parse_kill_switch(text: str, agent: str | tuple[str, ...]) -> str | None:
+    """Scope that applies to ``agent`` from lines like ``all``, ``writes``, ``writes:agent-a,agent-b`` or
+    ``tools=send_email,crm.delete_*`` (tool name patterns, shell-style; ``:agents`` scopes it as well).
 
     A flag file with no scope line means ``all``; ``off`` (or ``none``/``false``/``0``) means disengaged;
-    ``all`` wins over ``writes``; an unknown scope counts as ``all`` (fail closed: someone meant to stop).
+    ``all`` wins over the others; an unknown scope counts as ``all`` (fail closed: someone meant to stop),
+    and so does ``tools=`` naming no tool. Returns ``all``, ``writes``, ``tools=<patterns>``,
+    ``writes+tools=<patterns>`` or None. ``agent`` may be several names (a sub-agent and the agents
+    above it): a line scoped to any of them applies.
     """
+    names = (agent,) if isinstance(agent, str) else agent
     lines = [raw.split("#", 1)[0].strip() for raw in text.splitlines()]
-    found: str | None = None
+    writes = False
+    tools: list[str] = []
     for line in [ln for ln in lines if ln] or ["all"]:
-        scope, _, agents = line.partition(":")
-        scope = scope.strip().lower()
-        if agents and agent not in {a.strip() for a in agents.split(",")}:
+        head, _, agents = line.partition(":")
+        head = head.strip()
+        scope = head.lower()
+        if agents and not {a.strip() for a in agents.split(",")}.intersection(names):
             continue
         if scope in ("off", "none", "false", "0"):
             continue
         if scope == "writes":
-            found = "writes"
+            writes = True
+        elif scope.startswith("tools="):
+            patterns = [p.strip() for p in head[len("tools=") :].split(",") if p.strip()]
+            if not patterns:
+                return "all"
+            tools.extend(patterns)
         else:
             return "all"
-    return found
+    if tools:
+        return ("writes+" if writes else "") + "tools=" + ",".join(tools)
+    return "writes" if writes else None
 
 
 _DISENGAGED: tuple[str | None, str] = (None, "")
@@ -168,34 +189,42 @@ class KillSwitch:
                 self._text = "all"  # present but unreadable (permissions, a directory): fail closed
         return self._text
 
-    def scope(self, agent: str) -> tuple[str | None, str]:
-        """(scope, source) for ``agent``: scope is "all", "writes" or None."""
+    def scope(self, agent: str, outer: tuple[str, ...] = ()) -> tuple[str | None, str]:
+        """(scope, source) for ``agent``, a sub-agent of the ``outer`` agents (innermost first): scope is
+        "all", "writes", "tools=..." (see :func:`parse_kill_switch`) or None. A switch scoped to an agent
+        covers the sub-agents it runs: stopping ``triage`` stops the research it delegated too."""
+        names = (agent, *outer) if outer else agent
         if self._env is not None:
             value = self._env()
             if value:
-                scope = parse_kill_switch(value, agent)
+                scope = parse_kill_switch(value, names)
                 if scope:
                     return scope, f"env:{self.env_var}"
         if self.path is not None:  # (checked here too: this runs before every step)
             text = self._file_text()
             if text is not None:
-                scope = parse_kill_switch(text, agent)
+                scope = parse_kill_switch(text, names)
                 if scope:
                     return scope, f"file:{self.path}"
         fn = _kill_switch_fn
         if fn is not None:
-            try:
-                value = fn(agent)
-            except Exception:
-                value = "all"  # a broken switch callable fails closed
-            # Read as the variable and the file are ("ALL", "writes:agent", an unknown word: all); None,
-            # False or "" is disengaged, any other value (True) engaged.
-            if isinstance(value, str):
-                scope = parse_kill_switch(value, agent) if value.strip() else None
-            else:
-                scope = "all" if value else None
-            if scope is not None:
-                return scope, "callable"
+            found: str | None = None
+            for name in (agent, *outer):
+                try:
+                    value = fn(name)
+                except Exception:
+                    value = "all"  # a broken switch callable fails closed
+                # Read as the variable and the file are ("ALL", "writes:agent", an unknown word: all);
+                # None, False or "" is disengaged, any other value (True) engaged.
+                if isinstance(value, str):
+                    scope = parse_kill_switch(value, name) if value.strip() else None
+                else:
+                    scope = "all" if value else None
+                if scope == "all":
+                    return scope, "callable"
+                found = found or scope
+            if found is not None:
+                return found, "callable"
         return _DISENGAGED
 
 
@@ -294,7 +323,19 @@ class RunGuards(RunPolicy):
     agent's thread (tests/test_run.py::test_a_finished_run_is_freed_without_the_cyclic_collector).
     """
 
-    __slots__ = ("_counts", "_deadline", "_limits", "_observed", "_recent", "budget", "guards", "loop")
+    __slots__ = (
+        "_above",
+        "_counts",
+        "_deadline",
+        "_limits",
+        "_observed",
+        "_outer",
+        "_recent",
+        "_tree",
+        "budget",
+        "guards",
+        "loop",
+    )
 
     after_kinds = ("llm",)  # after_step checks the budgets an LLM step's usage may have crossed
 
@@ -318,6 +359,14 @@ class RunGuards(RunPolicy):
             and budget.max_tokens is None
             and budget.max_cost_usd is None
         )
+        #: What this run's sub-agents used, once one started under a budget of this run (see _Tree).
+        self._tree: _Tree | None = None
+        #: The enclosing runs with a budget, each with its guards: a sub-agent's steps count toward theirs.
+        self._above: tuple[tuple[Run, RunGuards], ...] = _register_under_budgets(run)
+        if self._above:
+            self._limits = True
+        #: The agents of the runs above this one (innermost first): a kill switch scoped to one covers it.
+        self._outer = _outer_agents(run)
 
     # --- the step engine's hooks --------------------------------------------------------------------
 
@@ -348,6 +397,9 @@ class RunGuards(RunPolicy):
         self._recent.clear()
         self._counts.clear()
         self._observed.clear()
+        if self._above:  # what this sub-agent used stays counted in the budgets above it
+            _leave_budgets(self._above, result)
+            self._above = ()
 
     # --- hooks called by the engine's hooks above and by run stop ------------------------------------
 
@@ -381,30 +433,43 @@ class RunGuards(RunPolicy):
         self._budget_before_step(run, tool=False, recorded=True)
 
     def after_usage(self, run: Run) -> None:
+        if run.ledger.pending is None and run.result is None:
+            crossed = self._usage_crossed(self._totals(run))
+            if crossed is not None:
+                self._mark_pending(run, *crossed)
+        for above, guards in self._above:  # this usage may have crossed the budget of a run above
+            if above.ledger.pending is None and above.result is None:
+                crossed = guards._usage_crossed(guards._totals(above))
+                if crossed is not None:
+                    guards._mark_pending(above, *crossed)
+
+    def _usage_crossed(self, totals: _Totals) -> tuple[str, Any, Any, StopReason] | None:
+        """The token or spend budget that ``totals`` went past (checked right after LLM usage)."""
         b = self.budget
-        if run.ledger.pending is not None or run.result is not None:
-            return
-        tokens = run.input_tokens + run.output_tokens
+        tokens, cost = totals[2], totals[3]
         if b.max_tokens is not None and tokens > b.max_tokens:
-            self._mark_pending(run, "max_tokens", b.max_tokens, tokens, StopReason.BUDGET_EXCEEDED)
-        elif b.max_cost_usd is not None and run.cost_usd > b.max_cost_usd:
-            self._mark_pending(
-                run, "max_cost_usd", b.max_cost_usd, round(run.cost_usd, 8), StopReason.BUDGET_EXCEEDED
-            )
+            return "max_tokens", b.max_tokens, tokens, StopReason.BUDGET_EXCEEDED
+        if b.max_cost_usd is not None and cost > b.max_cost_usd:
+            return "max_cost_usd", b.max_cost_usd, round(cost, 8), StopReason.BUDGET_EXCEEDED
+        return None
 
     def on_retry(self, run: Run, tool: str) -> None:
         """Called before each retry; a per-run retry budget stops a retry storm."""
         limit = self.budget.max_retries
-        if limit is not None and run.retries > limit:
-            self.trigger(
-                run,
-                "max_retries",
-                limit,
-                run.retries,
-                StopReason.BUDGET_EXCEEDED,
-                f"retry budget of {limit} exhausted at tool {tool!r}",
-                tool=tool,
-            )
+        if limit is not None:
+            retries = self._totals(run)[4] if self._tree is not None else run.retries
+            if retries > limit:
+                self.trigger(
+                    run,
+                    "max_retries",
+                    limit,
+                    retries,
+                    StopReason.BUDGET_EXCEEDED,
+                    f"retry budget of {limit} exhausted at tool {tool!r}" + self._with_subs(),
+                    tool=tool,
+                )
+        if self._above:
+            self._check_above(run, "retry", tool)
 
     def tool_timeout(self, options: ToolOptions) -> float | None:
         return options.timeout_s if options.timeout_s is not None else self.guards.tool_timeout_s
@@ -412,7 +477,7 @@ class RunGuards(RunPolicy):
     # --- checks --------------------------------------------------------------------------------------
 
     def _kill_switch(self, run: Run, tool: str | None, side_effects: bool) -> None:
-        scope, source = self.guards.kill_switch.scope(run.agent)
+        scope, source = self.guards.kill_switch.scope(run.agent, self._outer)
         if scope is None:
             return
         if scope == "all":
@@ -425,68 +490,157 @@ class RunGuards(RunPolicy):
                 f"kill switch (all) engaged via {source}",
                 tool=tool,
             )
-        elif side_effects and tool is not None:
-            self._deny(
-                run,
-                "kill_switch",
-                tool,
-                f"kill switch (writes) engaged via {source}",
-                StopReason.KILL_SWITCH,
-                limit="writes",
-            )
+        elif tool is not None:
+            writes, _, tools = scope.partition("tools=")
+            if side_effects and writes:
+                why, limit = f"kill switch (writes) engaged via {source}", "writes"
+            elif tools and any(fnmatch.fnmatchcase(tool, p) for p in tools.split(",")):
+                why, limit = f"kill switch (tools={tools}) engaged via {source}", f"tools={tools}"
+            else:
+                return
+            self._deny(run, "kill_switch", tool, why, StopReason.KILL_SWITCH, limit=limit)
 
     def _budget_before_step(self, run: Run, tool: bool, recorded: bool = False) -> None:
         if not self._limits:
             return
+        phase = "recorded" if recorded else "tool" if tool else "llm"
+        crossed = self._crossed(run, phase)
+        if crossed is not None:
+            self.trigger(run, *crossed)
+        if self._above:
+            self._check_above(run, phase, None)
+
+    def _crossed(self, run: Run, phase: str) -> tuple[str, Any, Any, StopReason, str] | None:
+        """The first limit of this run's budget that its steps so far (its sub-agents' included) have
+        reached before a step of ``phase`` (``tool``, ``llm``, ``recorded``: an LLM step reported after
+        the fact, already counted; ``retry``: only the deadline), as ``trigger``'s arguments."""
         b = self.budget
-        steps = run.steps - 1 if recorded else run.steps
-        if b.max_steps is not None and steps >= b.max_steps:
-            self.trigger(
-                run,
+        if phase == "retry":
+            totals: _Totals = (0, 0, 0, 0.0, 0)
+        elif self._tree is None:
+            totals = (run.steps, run.tool_calls, run.input_tokens + run.output_tokens, run.cost_usd, 0)
+        else:
+            totals = self._totals(run)
+        steps, tool_calls, tokens, cost, _ = totals
+        subs = self._with_subs()
+        if phase == "recorded":
+            steps -= 1
+        if b.max_steps is not None and steps >= b.max_steps and phase != "retry":
+            return (
                 "max_steps",
                 b.max_steps,
                 steps,
                 StopReason.MAX_STEPS,
-                f"step budget of {b.max_steps} reached",
+                f"step budget of {b.max_steps} reached{subs}",
             )
-        if tool and b.max_tool_calls is not None and run.tool_calls >= b.max_tool_calls:
-            self.trigger(
-                run,
+        if phase == "tool" and b.max_tool_calls is not None and tool_calls >= b.max_tool_calls:
+            return (
                 "max_tool_calls",
                 b.max_tool_calls,
-                run.tool_calls,
+                tool_calls,
                 StopReason.BUDGET_EXCEEDED,
-                f"tool-call budget of {b.max_tool_calls} reached",
+                f"tool-call budget of {b.max_tool_calls} reached{subs}",
             )
-        self._deadline_check(run)
-        if recorded:
-            return
-        if b.max_tokens is not None and run.input_tokens + run.output_tokens >= b.max_tokens:
-            self.trigger(
-                run,
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            limit = b.max_duration_s
+            elapsed = round(run.usage["duration_ms"] / 1000, 3)
+            return "max_duration_s", limit, elapsed, StopReason.TIMEOUT, f"run deadline of {limit}s reached"
+        if phase in ("recorded", "retry"):
+            return None
+        if b.max_tokens is not None and tokens >= b.max_tokens:
+            return (
                 "max_tokens",
                 b.max_tokens,
-                run.input_tokens + run.output_tokens,
+                tokens,
                 StopReason.BUDGET_EXCEEDED,
-                f"token budget of {b.max_tokens} reached",
+                f"token budget of {b.max_tokens} reached{subs}",
             )
-        if b.max_cost_usd is not None and run.cost_usd >= b.max_cost_usd:
-            self.trigger(
-                run,
+        if b.max_cost_usd is not None and cost >= b.max_cost_usd:
+            return (
                 "max_cost_usd",
                 b.max_cost_usd,
-                round(run.cost_usd, 8),
+                round(cost, 8),
                 StopReason.BUDGET_EXCEEDED,
-                f"spend budget of ${b.max_cost_usd} reached",
+                f"spend budget of ${b.max_cost_usd} reached{subs}",
             )
+        return None
 
     def _deadline_check(self, run: Run) -> None:
-        if self._deadline is not None and time.monotonic() >= self._deadline:
-            limit = self.budget.max_duration_s
-            elapsed = round(run.usage["duration_ms"] / 1000, 3)
-            self.trigger(
-                run, "max_duration_s", limit, elapsed, StopReason.TIMEOUT, f"run deadline of {limit}s reached"
-            )
+        crossed = self._crossed(run, "retry") if self._deadline is not None else None
+        if crossed is not None:
+            self.trigger(run, *crossed)
+
+    # --- budgets over a tree of runs ------------------------------------------------------------------
+
+    def _totals(self, run: Run) -> _Totals:
+        """Steps, tool calls, tokens, spend and retries of ``run`` and of every sub-agent under it."""
+        steps, calls = run.steps, run.tool_calls
+        tokens, cost, retries = run.input_tokens + run.output_tokens, run.cost_usd, run.retries
+        tree = self._tree
+        if tree is not None:
+            with _TREE:
+                done = tree.done
+                steps, calls, tokens = steps + done[0], calls + done[1], tokens + done[2]
+                cost, retries = cost + done[3], retries + done[4]
+                for sub in tree.live.values():
+                    steps += sub.steps
+                    calls += sub.tool_calls
+                    tokens += sub.input_tokens + sub.output_tokens
+                    cost += sub.cost_usd
+                    retries += sub.retries
+        return steps, calls, tokens, cost, retries
+
+    def _with_subs(self) -> str:
+        return "" if self._tree is None else " (with its sub-agents)"
+
+    def _check_above(self, run: Run, phase: str, tool: str | None) -> None:
+        """Stop this sub-agent if a budget of a run above it is spent (by any run of that tree).
+
+        The trigger is the budget's run's: recorded there once, and that run stopped (an agent above
+        that swallows the AgentStopped still ends with the reason); this run stops with the same reason,
+        its detail naming the run whose budget it was, and leaves no trigger of its own. A run followed
+        only through a framework's spans cannot be stopped: the run above stops at its own next step.
+        """
+        if not run.stoppable:
+            return
+        for above, guards in self._above:
+            if above.ledger.left:  # that run's block is over: what outlived it runs as it would
+                continue
+            # (A request reported after the fact may have just decided that stop: it ends the run at
+            # the next step, as in a run of its own.)
+            pending = above.ledger.pending if phase != "recorded" else None
+            if pending is not None:
+                crossed: tuple[str, Any, Any, StopReason, str] | None = (
+                    "",
+                    None,
+                    None,
+                    pending.stop_reason,
+                    pending.detail or "",
+                )
+            elif phase == "retry":
+                crossed = guards._crossed(above, "retry")
+                limit = guards.budget.max_retries
+                retries = guards._totals(above)[4]
+                if crossed is None and limit is not None and retries > limit:
+                    why = f"retry budget of {limit} exhausted at tool {tool!r} (with its sub-agents)"
+                    crossed = ("max_retries", limit, retries, StopReason.BUDGET_EXCEEDED, why)
+            else:
+                crossed = guards._crossed(above, phase)
+            if crossed is None:
+                continue
+            try:
+                if pending is not None:
+                    check_pending(above)
+                else:
+                    guards.trigger(above, *crossed)
+            except AgentStopped:
+                pass
+            else:
+                continue  # the run above only observes that guard (see Guards.enforces)
+            whose = "parent" if above is run.parent else "enclosing"
+            with _TRIGGERING:
+                result = run.stop(crossed[3], f"{whose} run {above.run_id} ({above.agent}): {crossed[4]}")
+            raise AgentStopped(result)
 
     def _loop_check(self, run: Run, tool: str, args_sha: str, step: ToolCall | None) -> None:
         """Repeats and A-B-A-B alternations of identical calls. A call made again after it *failed* is a
@@ -601,6 +755,74 @@ class RunGuards(RunPolicy):
                 pending = run.ledger.pending
                 result = run.result or run.stop(pending.stop_reason, pending.detail)  # type: ignore[union-attr]
         raise AgentStopped(result)
+
+
+#: Steps, tool calls, tokens, spend and retries, summed over a run and its sub-agents.
+_Totals = tuple[int, int, int, float, int]
+
+#: Guards the sub-agents registered with the runs above them (rare: only under a budget, at a sub-agent's
+#: start and stop, and while a run with sub-agents sums them).
+_TREE = threading.Lock()
+
+
+class _Tree:
+    """A run's sub-agents under its budget: those still running (their counters are read live, so
+    sub-agents running at once see each other's steps), and the sums of those that ended."""
+
+    __slots__ = ("done", "live")
+
+    def __init__(self) -> None:
+        self.live: dict[str, Run] = {}
+        self.done = [0, 0, 0, 0.0, 0]
+
+
+def _run_guards(run: Run) -> RunGuards | None:
+    for policy in run.ledger.hooks.policies:
+        if isinstance(policy, RunGuards):
+            return policy
+    return None
+
+
+def _outer_agents(run: Run) -> tuple[str, ...]:
+    names: list[str] = []
+    parent = run.parent
+    while parent is not None:
+        names.append(parent.agent)
+        parent = parent.parent
+    return tuple(names)
+
+
+def _register_under_budgets(run: Run) -> tuple[tuple[Run, RunGuards], ...]:
+    """The runs above ``run`` (a sub-agent) that have a budget, with their guards; ``run`` is counted
+    in each of them from now on. A budget is a promise about the whole run, so what a sub-agent it starts
+    spends (steps, tool calls, tokens, spend, retries, and time: its deadline) counts toward it."""
+    above: list[tuple[Run, RunGuards]] = []
+    parent = run.parent
+    while parent is not None:
+        # (a run stopped by its budget still bounds a sub-agent started after: only its block's end ends that)
+        guards = None if parent.ledger.left else _run_guards(parent)
+        if guards is not None and any(getattr(guards.budget, f.name) is not None for f in fields(Budget)):
+            above.append((parent, guards))
+        parent = parent.parent
+    if above:
+        with _TREE:
+            for _, guards in above:
+                if guards._tree is None:
+                    guards._tree = _Tree()
+                guards._tree.live[run.run_id] = run
+    return tuple(above)
+
+
+def _leave_budgets(above: tuple[tuple[Run, RunGuards], ...], result: StopResult) -> None:
+    """A sub-agent ended: its usage moves from the live runs of each budget above it to their sums."""
+    usage = result.usage
+    used = (usage["steps"], usage["tool_calls"], usage["total_tokens"], usage["cost_usd"], usage["retries"])
+    with _TREE:
+        for _, guards in above:
+            tree = guards._tree
+            if tree is not None and tree.live.pop(result.run_id, None) is not None:
+                for i, value in enumerate(used):
+                    tree.done[i] += value
 
 
 class TimedRunGuards(RunGuards):

@@ -298,6 +298,14 @@ class Run:
             return f"sub-agent run {child.run_id} stopped ({child.stop_reason.value}){why}"
         return None
 
+    def __call__(self, fn: Any) -> Any:
+        """``@agent_otel.run(...)`` over a function: a run is one invocation (entered once), so it cannot
+        decorate a function called many times; say so instead of Python's "'Run' object is not callable"."""
+        raise TypeError(
+            f"agent_otel.run({self.agent!r}) is one run, used as `with` or `async with`; to make each call "
+            f"of a function a run, decorate it with @agent_otel.agent({self.agent!r}, ...)"
+        )
+
     # --- public API -----------------------------------------------------------------------------------
 
     def stop(self, reason: str | StopReason = StopReason.COMPLETED, detail: str | None = None) -> StopResult:

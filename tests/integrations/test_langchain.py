@@ -251,3 +251,29 @@ def test_retry_and_timeout_of_an_agent_otel_tool_apply_once_when_langchain_calls
         release.set()
     assert run.result.stop_reason == "tool_timeout"
     assert len([s for s in ours(telemetry.spans()) if s.name == "execute_tool hang"]) == 1
+
+
+def test_the_readme_recipe_keeps_with_retry_from_retrying_agent_stopped(guarded):
+    """README "Guards" > "Retry libraries": ``with_retry(retry_if_exception_type=<predicate>)`` lets
+    AgentStopped through on its first raise (by default it retries every Exception, waiting between)."""
+    import time
+
+    from langchain_core.runnables import RunnableLambda
+
+    from tests.test_guards import Tools, assert_one_stop, retried_agent
+
+    t, tools = guarded({}), Tools()
+
+    def decorate(fn: Any) -> Any:
+        runnable = RunnableLambda(lambda a: fn(*a)).with_retry(
+            retry_if_exception_type=lambda e: not isinstance(e, agent_otel.AgentStopped),
+            stop_after_attempt=4,
+            exponential_jitter_params={"initial": 5},
+        )
+        return lambda *a: runnable.invoke(a)
+
+    started = time.monotonic()
+    run, entered, raised = retried_agent(t, tools, decorate)
+    assert time.monotonic() - started < 4  # no wait of 5 s: nothing was retried
+    assert entered == ["a", "b"] and isinstance(raised, agent_otel.AgentStopped)
+    assert_one_stop(t, run, tools)

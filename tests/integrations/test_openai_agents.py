@@ -460,6 +460,50 @@ def test_agent_as_tool_is_a_sub_agent(telemetry, instrument):
     assert steps(boss_span, spans) == [(1, "chat gpt-4o"), (2, "execute_tool research"), (3, "chat gpt-4o")]
 
 
+def test_a_budget_of_the_users_run_bounds_an_as_tool_sub_agent(telemetry, instrument):
+    """The user's run with a step budget of 6 runs an Agents SDK agent whose ``as_tool()`` sub-agent
+    would look something up eight times: the sub-agent's steps count toward the user's budget, so it is
+    stopped at the tree's 6th step (the boss's model call and its ``research`` tool call, then four of
+    the sub-agent's), and the SDK cannot hide that stop: the boss's next model call is refused too."""
+    instrument("openai_agents")
+    looked_up: list[str] = []
+
+    @function_tool
+    def find(q: str) -> str:
+        """Look something up."""
+        looked_up.append(q)
+        return q.upper()
+
+    researcher = Agent(
+        name="researcher",
+        model=Scripted(
+            [step(function_call("find", {"q": f"q{i}"}, call_id=f"c{i}")) for i in range(8)]
+            + [step(assistant_message("found"))]
+        ),
+        tools=[find],
+    )
+    boss = Agent(
+        name="boss",
+        model=Scripted(
+            [step(function_call("research", {"input": "t"}, call_id="r1")), step(assistant_message("done"))]
+        ),
+        tools=[researcher.as_tool(tool_name="research", tool_description="Research a topic.")],
+    )
+    with (
+        pytest.raises(agent_otel.AgentStopped),
+        agent_otel.run("support", budget=agent_otel.Budget(max_steps=6)) as run,
+    ):
+        Runner.run_sync(boss, "go")
+    assert looked_up == ["q0", "q1"]  # the sub-agent's steps: chat, find, chat, find; its next chat stops
+    assert run.result.stop_reason == "max_steps" and run.steps == 2
+    spans = ours(telemetry.spans())
+    sub = one(spans, "invoke_agent researcher")
+    assert sub.attributes["agent.stop_reason"] == "max_steps"
+    assert sub.attributes["agent.steps"] == 4
+    guards = [e.attributes["guard"] for s in spans for e in s.events if e.name == "agent.guard"]
+    assert guards == ["max_steps"]
+
+
 def test_streamed_run(telemetry, instrument):
     instrument("openai_agents")
     model = Scripted(
