@@ -230,11 +230,15 @@ class _Watcher:
                 os.write(self._write_fd, b"\0")  # wake the reader; it closes both ends
 
     def _close_fds(self) -> None:
+        # Forgotten before they are closed: os.close lets other threads run, and a fork between a close and
+        # forgetting the number left the child closing it again, by then the number of the application's
+        # next file (a pipe it made to talk to that child: its writes failed with EBADF).
         with self._fds_lock:
-            for fd in (self._read_fd, self._write_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._read_fd = self._write_fd = -1
+            fds, self._read_fd, self._write_fd = (self._read_fd, self._write_fd), -1, -1
+            for fd in fds:
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def _forked(self) -> None:
         """A forked child must not signal its parent's watcher through the shared pipe. It inherits the

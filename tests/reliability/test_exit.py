@@ -495,3 +495,33 @@ def test_every_way_of_ending_keeps_the_runs_with_their_stop_reason(tmp_path, mod
         )
     assert rows == {("quick", "completed"): 5, **runs}, stderr
     assert "dropped" not in stderr and "agent-otel" not in stderr, stderr
+
+
+def test_a_fork_while_the_sigterm_watcher_closes_its_pipe_closes_no_file_of_the_application(monkeypatch):
+    """The watcher's reader thread closes its pipe as shutdown() stops it; os.close lets the main thread
+    run, which may open a file (reusing the number) and fork. The child's fork hook must not close that
+    number again (a pipe the application made for the child: its write failed with EBADF)."""
+    from agent_otel import sigterm
+
+    read_fd, write_fd = os.pipe()
+    watcher = sigterm._Watcher(read_fd, write_fd)
+    app_fds: list[int] = []
+    real_close = os.close
+
+    def close(fd: int) -> None:
+        real_close(fd)
+        if fd == write_fd:  # both closed: the main thread opens a pipe and forks here; the child's hook runs
+            app_fds.extend(os.pipe())
+            monkeypatch.setattr(sigterm, "_watch", None)
+            watcher._forked()
+
+    monkeypatch.setattr(sigterm.os, "close", close)
+    watcher._close_fds()
+    monkeypatch.setattr(sigterm.os, "close", real_close)
+    try:
+        assert sorted(app_fds) == sorted((read_fd, write_fd))  # the numbers were reused
+        os.write(app_fds[1], b"x")  # still the application's, still open
+        assert os.read(app_fds[0], 1) == b"x"
+    finally:
+        for fd in app_fds:
+            real_close(fd)
