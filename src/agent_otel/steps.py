@@ -801,12 +801,8 @@ def begin(
             return None
         for hook in hooks.before:
             hook(step)
-    if serve:
-        for serving in hooks.serve:
-            served = serving(step)
-            if served is not None:
-                step.replay = served
-                break
+    if serve and hooks.serve:
+        serve_late(step)
     rt = ledger.runtime
     if rt is None:
         return None
@@ -839,9 +835,10 @@ def begin(
 
 
 def serve_late(step: Step) -> None:
-    """Ask the serving policies (a replay) about a step begun with ``serve=False``, now that its arguments
-    are known: a framework's tool span that does not carry them, whose ``@tool`` function got them. A
-    replay may stop the run here (AgentStopped) or refuse the call (a Refusal)."""
+    """Ask the serving policies (a replay) about ``step``: from :func:`begin`, or later for a step begun
+    with ``serve=False``, once its arguments are known (a framework's tool span that does not carry them,
+    whose ``@tool`` function got them). A replay may stop the run here (AgentStopped) or refuse the call
+    (a Refusal)."""
     for serving in step.run.ledger.hooks.serve:
         served = serving(step)
         if served is not None:
