@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 
 from tests.helpers import missing_prerequisite, require_binary
@@ -136,4 +137,72 @@ class PostgresServer:
     def stop(self) -> None:
         if os.path.isdir(self.data):
             self._run(self.pg_ctl, "-D", self.data, "-m", "immediate", "-w", "stop", timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+PGBOUNCER_INSTALL = "scripts/prereqs.d/11-pgbouncer.sh (apt-get install pgbouncer)"
+
+
+class PgBouncer:
+    """PgBouncer in front of a :class:`PostgresServer`, on its own free loopback port, in ``pool_mode``
+    (``transaction``, the common production mode, or ``session``). Every database of the server is
+    reachable through it by name; trust auth for the roles in ``users``. It refuses to run as root, so
+    it runs as the server's account."""
+
+    def __init__(self, server: PostgresServer, pool_mode: str, users: tuple[str, ...] = (SUPERUSER,)) -> None:
+        self.binary = require_binary("pgbouncer", PGBOUNCER_INSTALL, ["/usr/sbin/pgbouncer"])
+        self.server = server
+        self.dir = tempfile.mkdtemp(prefix="agent-otel-pgbouncer-")
+        self.port = _free_port()
+        with open(os.path.join(self.dir, "users.txt"), "w") as fh:
+            fh.writelines(f'"{user}" ""\n' for user in users)
+        with open(os.path.join(self.dir, "pgbouncer.ini"), "w") as fh:
+            fh.write(
+                "[databases]\n"
+                f"* = host=127.0.0.1 port={server.port}\n"
+                "[pgbouncer]\n"
+                f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+                f"auth_type = trust\nauth_file = {self.dir}/users.txt\n"
+                f"pool_mode = {pool_mode}\ndefault_pool_size = 2\nmax_client_conn = 200\n"
+                f"logfile = {self.dir}/log\npidfile = {self.dir}/pid\n"
+            )
+        if server.user is not None:
+            for name in ("", "users.txt", "pgbouncer.ini"):
+                os.chown(os.path.join(self.dir, name), server.user.pw_uid, server.user.pw_gid)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [*self.server.prefix, self.binary, os.path.join(self.dir, "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        log = ""
+        with contextlib.suppress(OSError), open(os.path.join(self.dir, "log")) as fh:
+            log = fh.read()[-2000:]
+        raise RuntimeError(f"pgbouncer did not start: {log}")
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` (of the server) through the pooler."""
+        return database_url.replace(f":{self.server.port}/", f":{self.port}/")
+
+    def log(self) -> str:
+        with open(os.path.join(self.dir, "log")) as fh:
+            return fh.read()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -992,11 +992,21 @@ def _as_is(text: str) -> str:
     return text
 
 
+# Our queries are small and index-served. On a 1M-run store the planner took a run for 95 events (it has
+# 10: ANALYZE's sample under-counts distinct run ids), chose a parallel scan of agent_runs for drift's
+# partial hours and JIT-compiled it: 0.31 s where the index answers in 0.01 s. No parallel workers nor JIT
+# in agent-otel's session (behind a pooler: in its reading transactions); the user's other settings stay.
+_PLANNER_SETTINGS = (
+    "set_config('max_parallel_workers_per_gather', '0', {local}), set_config('jit', 'off', {local})"
+)
+
+
 class PostgresStore(Store):
     kind = "postgresql"
     placeholder = "%s"
     nul_ok = False
     max_params = 65_535  # the protocol's limit
+    pooled = False  # connected through a pooler: no prepared statements, no session settings
 
     def open(self, create: bool, prepare: bool = True) -> None:
         """``prepare``: let psycopg prepare the statements it runs often (a writer's). A reader's are
@@ -1012,16 +1022,17 @@ class PostgresStore(Store):
             self.conn = psycopg.connect(
                 self.target.location, autocommit=True, connect_timeout=5, application_name="agent-otel"
             )
-            if not prepare:
+            # Behind a pooler (PgBouncer, pgcat, RDS Proxy) the connection announced a backend of the
+            # pooler's making; in transaction pooling each transaction may run in another server session,
+            # shared with other clients. A statement prepared in one is missing or, worse, named alike
+            # for another statement in the next ("prepared statement "_pg3_0" already exists": the gc
+            # failed, a writer's store went off), and a session setting leaks into other clients' work.
+            backend = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+            self.pooled = backend is None or backend[0] != self.conn.info.backend_pid
+            if not prepare or self.pooled:
                 self.conn.prepare_threshold = None
-            # Our queries are small and index-served. On a 1M-run store the planner took a run for 95
-            # events (it has 10: ANALYZE's sample under-counts distinct run ids), chose a parallel scan of
-            # agent_runs for drift's partial hours and JIT-compiled it: 0.31 s where the index answers in
-            # 0.01 s. No parallel workers nor JIT in this session; the user's other settings stay.
-            self.conn.execute(
-                "SELECT set_config('max_parallel_workers_per_gather', '0', false), "
-                "set_config('jit', 'off', false)"
-            )
+            if not self.pooled:
+                self.conn.execute(f"SELECT {_PLANNER_SETTINGS.format(local='false')}")
         except Exception as exc:
             error = classify(exc)
             password = _url_password(self.target.location)
@@ -1046,6 +1057,8 @@ class PostgresStore(Store):
             return
         with self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if self.pooled:  # the settings open() gives a session of its own, for this transaction
+                self.conn.execute(f"SELECT {_PLANNER_SETTINGS.format(local='true')}")
             yield
 
     def stream(self, text: str, params: Sequence[Any] = (), size: int = 5000) -> Iterator[tuple[Any, ...]]:
