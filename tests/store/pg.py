@@ -56,6 +56,7 @@ class PostgresServer:
         self.dir = tempfile.mkdtemp(prefix="agent-otel-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = 0
+        self.settings: dict[str, str] = {}  # more `-c name=value` for the server (TLS, limits)
         if self.user is not None:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
 
@@ -86,6 +87,7 @@ class PostgresServer:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data} "
             "-c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         log = os.path.join(self.dir, "log")
         return self._run(
             self.pg_ctl, "-D", self.data, "-l", log, "-w", "-t", "60", "-o", options, "start", timeout=90
