@@ -4,8 +4,12 @@ Real servers only (tests/store/pg.py: Debian's postgresql and pgbouncer)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -14,6 +18,7 @@ import pytest
 from agent_otel.store import StoreSink
 from agent_otel.store.location import Target
 from tests.cli.conftest import COMMAND
+from tests.helpers import require_binary
 from tests.store import seed
 from tests.store.pg import PgBouncer, PostgresServer
 
@@ -155,3 +160,177 @@ def test_least_privilege_roles_write_and_read_and_a_missing_grant_names_the_role
     assert "not readable by this role" in proc.stdout  # doctor: the raw tool results are the owner's
     time.sleep(0.6)  # the statistics collector's flush (PG 15: at most every 0.5 s)
     assert activity() == before
+
+
+def _certificates(directory: str) -> None:
+    """A CA, a server certificate it signs for 127.0.0.1 and localhost, and another CA (the wrong one)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    for name in ("ca", "other-ca"):
+        openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.crt",
+        )  # fmt: skip
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+        "-out", "server.csr",
+    )  # fmt: skip
+    with open(os.path.join(directory, "san"), "w") as fh:
+        fh.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-out", "server.crt", "-extfile", "san",
+    )  # fmt: skip
+
+
+def test_tls_require_and_verify_full_work_and_a_wrong_ca_is_one_clear_line(tmp_path, caplog):
+    """`sslmode=require` and `verify-full` against a server with a certificate of the test's own CA. A
+    wrong CA (or a CA file that is not there) is configuration, like a wrong password: it was taken for
+    an outage, the records kept and retried every 30 s for the life of the process, and at exit "was busy
+    at exit"; now the store is off at once, said in one line, the records counted."""
+    require_binary("openssl", "apt-get install openssl")
+    _certificates(str(tmp_path))
+    server = PostgresServer()
+    for name in ("server.crt", "server.key"):
+        target = os.path.join(server.dir, name)
+        shutil.copy(tmp_path / name, target)
+        os.chmod(target, 0o600)
+        if server.user is not None:
+            os.chown(target, server.user.pw_uid, server.user.pw_gid)
+    server.settings = {
+        "ssl": "on",
+        "ssl_cert_file": os.path.join(server.dir, "server.crt"),
+        "ssl_key_file": os.path.join(server.dir, "server.key"),
+    }
+    try:
+        server.start()
+        url = server.new_database()
+        good = {
+            "require": f"{url}?sslmode=require",
+            "verify-full": f"{url}?sslmode=verify-full&sslrootcert={tmp_path}/ca.crt",
+        }
+        for n, tls_url in enumerate(good.values(), 1):
+            sink = StoreSink(Target("postgresql", tls_url), {})
+            sink.write(seed.run_records(seed.now_ms()))
+            sink.close()
+            assert (sink.written, sink.error) == (9, None)
+            assert _count(url) == n
+            proc = _cli(tls_url, "runs", "--json")
+            assert proc.returncode == 0 and proc.stdout.count('"run_id"') == n, proc.stderr
+        with psycopg.connect(good["verify-full"]) as conn:
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+
+        for ca in ("other-ca.crt", "missing.crt"):
+            wrong = f"{url}?sslmode=verify-full&sslrootcert={tmp_path}/{ca}"
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="agent_otel"):
+                sink = StoreSink(Target("postgresql", wrong), {})
+                sink.write(seed.run_records(seed.now_ms()))
+                sink.write(seed.run_records(seed.now_ms()))
+                sink.close()
+            (line,) = _store_lines(caplog)
+            assert "cannot be used" in line, line
+            assert ("certificate verify failed" if ca == "other-ca.crt" else "does not exist") in line
+            assert sink._disabled and sink.dropped == 18 and not sink._pending
+            proc = _cli(wrong, "runs")
+            (error,) = proc.stderr.splitlines()
+            assert proc.returncode == 2 and error.startswith("agent-otel: error: cannot open the run store")
+        assert _count(url) == 2
+    finally:
+        server.stop()
+
+
+def test_two_applications_in_two_schemas_of_one_database_see_only_their_own_runs(postgres, caplog):
+    """One database, a schema per application: chosen in the URL (`options=-csearch_path=...`) or, where
+    a pooler refuses startup options (PgBouncer: `unsupported startup parameter: options`, which was
+    retried as an outage for the life of the process), by the role (`ALTER ROLE ... SET search_path`)."""
+    owner = postgres.new_database()
+    (billing,) = _roles(owner, "billing_app")
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA support")
+        conn.execute("CREATE SCHEMA billing AUTHORIZATION billing_app")
+        conn.execute("ALTER ROLE billing_app SET search_path = billing")
+    support = f"{owner}?options=-csearch_path%3Dsupport"
+    pooler = PgBouncer(postgres, "transaction", users=("agent_otel", "billing_app"))
+    pooler.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            for url, runs in ((support, 3), (pooler.url(billing), 2)):
+                sink = StoreSink(Target("postgresql", url), {})
+                for i in range(runs):
+                    sink.write(seed.run_records(seed.now_ms() - i))
+                sink.close()
+                assert (sink.written, sink.error) == (9 * runs, None)
+            assert not _store_lines(caplog)
+            sink = StoreSink(Target("postgresql", pooler.url(support)), {})
+            sink.write(seed.run_records(seed.now_ms()))
+            sink.close()
+        (line,) = _store_lines(caplog)
+        assert "cannot be used" in line and "unsupported startup parameter: options" in line
+        assert sink._disabled and not sink._pending
+        for url, runs in ((support, 3), (pooler.url(billing), 2)):
+            listed = _cli(url, "runs", "--json")
+            assert listed.returncode == 0 and listed.stdout.count('"run_id"') == runs
+            doctor = json.loads(_cli(url, "doctor", "--json").stdout)["store"]
+            schema = "support" if url == support else "billing"
+            with psycopg.connect(owner) as conn:
+                size = conn.execute(
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN "
+                    "('agent_runs', 'agent_events', 'agent_otel_meta')",
+                    (schema,),
+                ).fetchone()[0]
+            assert (doctor["runs"], doctor["size_bytes"]) == (runs, size)
+        with psycopg.connect(owner) as conn:
+            assert conn.execute("SELECT to_regclass('public.agent_runs')").fetchone()[0] is None
+    finally:
+        pooler.stop()
+
+
+WORKER = """
+import sys, time
+import agent_otel
+from agent_otel import sdk
+url, start = sys.argv[1], float(sys.argv[2])
+agent_otel.setup(store=url, instrument=False, config={"exporter": {"probe_local": False}})
+while time.time() < start:
+    time.sleep(0.001)
+for _ in range(5):
+    with agent_otel.run("worker"):
+        pass
+assert sdk.flush(30)
+agent_otel.shutdown()
+"""
+
+
+def test_workers_starting_at_once_on_an_empty_database_migrate_it_once(postgres):
+    """Six workers (a pre-fork server's) start on an empty database at the same instant: one creates the
+    tables, the others wait for it (an advisory lock) and find them made; no worker logs a warning, every
+    run is stored, and the server's log holds no error: each worker's look for the schema version read a
+    table that did not exist yet (`ERROR: relation "agent_otel_meta" does not exist` six times)."""
+    url = postgres.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET log_statement = 'ddl'")
+    log = os.path.join(postgres.dir, "log")
+    seen = os.path.getsize(log)
+    start = time.time() + 3  # the six interpreters started and set up by then
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 6, outputs
+    assert not any(outputs), outputs
+    assert _count(url) == 30
+    with open(log) as fh:
+        fh.seek(seen)
+        lines = fh.read().splitlines()
+    assert not [line for line in lines if "ERROR" in line or "FATAL" in line], lines
+    assert sum("CREATE TABLE agent_runs" in line for line in lines) == 1, lines
