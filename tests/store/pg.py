@@ -125,6 +125,24 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"pg_ctl restart failed: {done.stderr or done.stdout}")
 
+    def standby(self) -> PostgresServer:
+        """A hot standby of this server (``pg_basebackup -R``: streaming replication, read-only), started
+        on a port of its own; ``stop()`` it first."""
+        replica = PostgresServer()
+        done = replica._run(
+            _binary("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER,
+            "-D", replica.data, "-R", "-X", "stream", "-c", "fast", timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            replica.stop()
+            raise RuntimeError(f"pg_basebackup failed: {done.stderr or done.stdout}")
+        for _ in range(3):
+            replica.port = _free_port()
+            if replica._start().returncode == 0:
+                return replica
+        replica.stop()
+        raise RuntimeError("the standby did not start")
+
     def url(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 

@@ -334,3 +334,46 @@ def test_workers_starting_at_once_on_an_empty_database_migrate_it_once(postgres)
         lines = fh.read().splitlines()
     assert not [line for line in lines if "ERROR" in line or "FATAL" in line], lines
     assert sum("CREATE TABLE agent_runs" in line for line in lines) == 1, lines
+
+
+def test_a_hot_standby_serves_the_reading_commands_and_the_sink_waits_for_a_primary(postgres, caplog):
+    """Analysts pointed at a read replica: every reading command works there (none writes), `gc` says
+    in one line why it cannot; an agent pointed at it keeps its records (bounded) as after a failover."""
+    url = postgres.new_database()
+    seed.write(url, seed.run_records(seed.now_ms() - seed.HOUR_MS))
+    standby = postgres.standby()
+    try:
+        replica = url.replace(f":{postgres.port}/", f":{standby.port}/")
+        with psycopg.connect(replica) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        run_id = json.loads(_cli(replica, "runs", "--json").stdout)[0]["run_id"]
+        for args in (["runs"], ["show", run_id[:8]], ["stats"], ["drift"], ["export"], ["doctor"]):
+            proc = _cli(replica, *args)
+            assert proc.returncode == 0 and not proc.stderr, (args, proc.stderr)
+        gc = _cli(replica, "gc")
+        (line,) = gc.stderr.splitlines()
+        assert gc.returncode == 2 and "cannot execute DELETE in a read-only transaction" in line
+        with caplog.at_level(logging.WARNING, logger="agent_otel"):
+            sink = StoreSink(Target("postgresql", replica), {})
+            sink.write(seed.run_records(seed.now_ms()))
+            assert not sink._disabled and len(sink._pending) == 9 and sink.dropped == 0
+            sink.close()
+        waiting, at_exit = _store_lines(caplog)
+        assert "cannot take writes right now (cannot execute INSERT in a read-only transaction)" in waiting
+        assert "9 records (runs, events, snapshots) of this process were not stored" in at_exit
+    finally:
+        standby.stop()
+
+
+def test_a_statement_timeout_the_dba_set_is_one_line_naming_it(postgres):
+    """A read cut short by the database's `statement_timeout` printed `QueryCanceled: ... (set
+    AGENT_OTEL_DEBUG=1 for a traceback)`, as for a bug in agent-otel."""
+    url = postgres.new_database()
+    seed.write(url, [r for i in range(50) for r in seed.run_records(seed.now_ms() - i * 60_000)])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET statement_timeout = '1ms'")
+    proc = _cli(url, "stats")
+    (line,) = proc.stderr.splitlines()
+    assert proc.returncode == 2 and "AGENT_OTEL_DEBUG" not in line, line
+    assert line.startswith("agent-otel: error: reading the run store at postgresql://agent_otel@")
+    assert "canceling statement due to statement timeout" in line and "SET statement_timeout" in line

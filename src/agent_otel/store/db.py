@@ -178,6 +178,24 @@ _PG_SETUP_REFUSED = (
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
+QUERY_CANCELED = "57014"
+
+
+def database_error(exc: BaseException, target: Target | None) -> str:
+    """A PostgreSQL error met while a command read the store, as its one line: what failed, and for a
+    statement cancelled by the server's ``statement_timeout`` (57014, a limit a DBA sets per role or
+    database), how to give agent-otel's role more time."""
+    error = classify(exc)
+    where = f"the run store at {target.display}" if target is not None else "the run store"
+    line = f"reading {where} failed ({error})"
+    if error.sqlstate == QUERY_CANCELED:
+        line += (
+            "; a statement_timeout of the server, the database or the role cut it short: raise it for "
+            "this role (ALTER ROLE ... SET statement_timeout = '5min')"
+        )
+    return line
+
+
 def _pg_state(exc: BaseException) -> str:
     state = getattr(exc, "sqlstate", None) or ""
     if state:
