@@ -169,7 +169,13 @@ class PgBouncer:
     reachable through it by name; trust auth for the roles in ``users``. It refuses to run as root, so
     it runs as the server's account."""
 
-    def __init__(self, server: PostgresServer, pool_mode: str, users: tuple[str, ...] = (SUPERUSER,)) -> None:
+    def __init__(
+        self,
+        server: PostgresServer,
+        pool_mode: str,
+        users: tuple[str, ...] = (SUPERUSER,),
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.binary = require_binary("pgbouncer", PGBOUNCER_INSTALL, ["/usr/sbin/pgbouncer"])
         self.server = server
         self.dir = tempfile.mkdtemp(prefix="agent-otel-pgbouncer-")
@@ -185,6 +191,7 @@ class PgBouncer:
                 f"auth_type = trust\nauth_file = {self.dir}/users.txt\n"
                 f"pool_mode = {pool_mode}\ndefault_pool_size = 2\nmax_client_conn = 200\n"
                 f"logfile = {self.dir}/log\npidfile = {self.dir}/pid\n"
+                + "".join(f"{name} = {value}\n" for name, value in (settings or {}).items())
             )
         if server.user is not None:
             for name in ("", "users.txt", "pgbouncer.ini"):
@@ -208,6 +215,12 @@ class PgBouncer:
         with contextlib.suppress(OSError), open(os.path.join(self.dir, "log")) as fh:
             log = fh.read()[-2000:]
         raise RuntimeError(f"pgbouncer did not start: {log}")
+
+    def halt(self) -> None:
+        """Stop the pooler (its clients' connections closed); :meth:`start` it again on the same port."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
     def url(self, database_url: str) -> str:
         """``database_url`` (of the server) through the pooler."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -71,9 +72,11 @@ def test_behind_pgbouncer_writers_and_the_cli_share_server_sessions_safely(postg
                 sink.close()
     assert not _store_lines(caplog)
     assert _count(url) == 24
-    for args in (["gc"], ["runs"], ["stats"], ["doctor"]):
+    for args in (["gc"], ["runs"], ["stats"], ["drift"], ["export"]):
         proc = _cli(pooled, *args)
         assert proc.returncode == 0, (args, proc.stderr)
+    assert json.loads(_cli(pooled, "doctor", "--json").stdout)["store"]["pooled"] is True
+    assert json.loads(_cli(url, "doctor", "--json").stdout)["store"]["pooled"] is False
     # The application's own sessions through the pooler keep the server's settings.
     with psycopg.connect(pooled, autocommit=True) as conn:
         assert [conn.execute("SHOW jit").fetchone()[0] for _ in range(4)] == ["on"] * 4
@@ -267,9 +270,12 @@ def test_two_applications_in_two_schemas_of_one_database_see_only_their_own_runs
             sink = StoreSink(Target("postgresql", pooler.url(support)), {})
             sink.write(seed.run_records(seed.now_ms()))
             sink.close()
-        (line,) = _store_lines(caplog)
-        assert "cannot be used" in line and "unsupported startup parameter: options" in line
-        assert sink._disabled and not sink._pending
+            sink = StoreSink(Target("postgresql", f"{owner}?options=-csearch_path%3Dno_such_schema"), {})
+            sink.write(seed.run_records(seed.now_ms()))
+            sink.close()
+        options, missing = _store_lines(caplog)
+        assert "cannot be used" in options and "unsupported startup parameter: options" in options
+        assert "cannot be used (no schema has been selected to create in" in missing
         for url, runs in ((support, 3), (pooler.url(billing), 2)):
             listed = _cli(url, "runs", "--json")
             assert listed.returncode == 0 and listed.stdout.count('"run_id"') == runs
@@ -305,7 +311,8 @@ agent_otel.shutdown()
 """
 
 
-def test_workers_starting_at_once_on_an_empty_database_migrate_it_once(postgres):
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
+def test_workers_starting_at_once_on_an_empty_database_migrate_it_once(postgres, through):
     """Six workers (a pre-fork server's) start on an empty database at the same instant: one creates the
     tables, the others wait for it (an advisory lock) and find them made; no worker logs a warning, every
     run is stored, and the server's log holds no error: each worker's look for the schema version read a
@@ -313,19 +320,26 @@ def test_workers_starting_at_once_on_an_empty_database_migrate_it_once(postgres)
     url = postgres.new_database()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET log_statement = 'ddl'")
+    pooler = PgBouncer(postgres, "transaction") if through == "pgbouncer" else None
+    if pooler is not None:  # six clients, two server sessions: the advisory lock is a transaction's
+        pooler.start()
     log = os.path.join(postgres.dir, "log")
     seen = os.path.getsize(log)
     start = time.time() + 3  # the six interpreters started and set up by then
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, str(start)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(6)
-    ]
-    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    try:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, pooler.url(url) if pooler else url, str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        outputs = [w.communicate(timeout=120)[0] for w in workers]
+    finally:
+        if pooler is not None:
+            pooler.stop()
     assert [w.returncode for w in workers] == [0] * 6, outputs
     assert not any(outputs), outputs
     assert _count(url) == 30
@@ -377,3 +391,89 @@ def test_a_statement_timeout_the_dba_set_is_one_line_naming_it(postgres):
     assert proc.returncode == 2 and "AGENT_OTEL_DEBUG" not in line, line
     assert line.startswith("agent-otel: error: reading the run store at postgresql://agent_otel@")
     assert "canceling statement due to statement timeout" in line and "SET statement_timeout" in line
+
+
+def _poll(check: Any, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_poolers_idle_limits_and_a_pooler_restart_cost_no_record(postgres, caplog):
+    """PgBouncer closes a client idle for `client_idle_timeout`: the next batch goes over a new
+    connection, no warning. PgBouncer restarted under a writer: its records wait and go in."""
+    url = postgres.new_database()
+    pooler = PgBouncer(postgres, "transaction", settings={"client_idle_timeout": "1"})
+    pooler.start()
+    sink = StoreSink(Target("postgresql", pooler.url(url)), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            for _ in range(2):
+                sink.write(seed.run_records(seed.now_ms()))
+                assert sink.error is None and not sink._pending
+                time.sleep(2.5)  # idle past the pooler's limit: it closes the connection
+            assert "client_idle_timeout" in pooler.log()
+            assert not _store_lines(caplog)
+            pooler.halt()
+            sink.write(seed.run_records(seed.now_ms()))
+            assert len(sink._pending) == 9
+            pooler.start()
+            assert _poll(lambda: not sink._pending), sink.error
+        assert sink.dropped == 0 and _count(url) == 3
+        assert any("accepts writes again" in line for line in _store_lines(caplog))
+    finally:
+        sink.close()
+        pooler.stop()
+
+
+def test_one_connection_per_process_and_a_role_at_its_connection_limit_is_waited_out(postgres, caplog):
+    """What `max_connections` must cover: one connection per writing process. A role at its
+    `CONNECTION LIMIT` (or a server at `max_connections`) is waited out like an outage."""
+    import agent_otel
+    from agent_otel import sdk
+
+    owner = postgres.new_database()
+    (app,) = _roles(owner, "limited_app")
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("GRANT CREATE, USAGE ON SCHEMA public TO limited_app")
+        conn.execute("ALTER ROLE limited_app CONNECTION LIMIT 1")
+
+    def sessions() -> int:
+        with psycopg.connect(owner) as conn:
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'limited_app'"
+                ).fetchone()[0]
+            )
+
+    agent_otel.setup(store=app, instrument=False, config={"exporter": {"probe_local": False}})
+    try:
+        for _ in range(3):
+            with agent_otel.run("counted"):
+                pass
+        assert sdk.flush(10)
+        assert sessions() == 1 and _count(owner) == 3
+    finally:
+        agent_otel.shutdown()
+    assert _poll(lambda: sessions() == 0)
+
+    holder = psycopg.connect(app)  # the role's one connection, taken
+    sink = StoreSink(Target("postgresql", app), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+            assert len(sink._pending) == 9 and not sink._disabled
+            proc = _cli(app, "runs")
+            (line,) = proc.stderr.splitlines()
+            assert proc.returncode == 2 and 'too many connections for role "limited_app"' in line
+            holder.close()
+            assert _poll(lambda: not sink._pending), sink.error
+        waiting, back = _store_lines(caplog)
+        assert "cannot take writes right now" in waiting and "too many connections" in waiting
+        assert "accepts writes again" in back and _count(owner) == 4
+    finally:
+        holder.close()
+        sink.close()

@@ -94,6 +94,8 @@ def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
         out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
         out["read_only"] = store.read_only
+        if store.kind == "postgresql":
+            out["pooled"] = store.pooled  # type: ignore[attr-defined]
         newer = out["schema_version"] > out["latest_schema_version"]
         if newer and out.get("ok") is not False:
             # The SDK refuses to write such a store (its runs are then lost), gc refuses to delete from
@@ -269,6 +271,11 @@ def render(
         console.print(f"  size {_size(store.get('size_bytes'))}{modes}")
         if store.get("read_only"):
             console.print("  opened read-only: this process cannot write it (gc and new runs need that)")
+        if store.get("pooled"):
+            console.print(
+                "  through a connection pooler (PgBouncer or alike): statements are not prepared, "
+                "session and transaction pooling both work"
+            )
         for warning in store.get("warnings") or ():
             console.print(f"  [yellow]warning[/]: {escape(warning)}")
         console.print(
