@@ -477,3 +477,30 @@ def test_one_connection_per_process_and_a_role_at_its_connection_limit_is_waited
     finally:
         holder.close()
         sink.close()
+
+
+def test_a_worker_waits_for_another_migrating_whatever_the_lock_timeout(postgres, caplog):
+    """A DBA's `lock_timeout` (here 50 ms) is shorter than another worker's migration of an empty
+    database: waiting for it was cancelled (`canceling statement due to lock timeout`), the worker warned
+    and held its records, and a short-lived one lost them at exit."""
+    import threading
+
+    from agent_otel.store import db
+
+    url = postgres.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET lock_timeout = '50ms'")
+    migrator = psycopg.connect(url)  # holds the migration lock for 1 s, as a worker migrating would
+    migrator.execute("SELECT pg_advisory_xact_lock(%s)", (db._PG_LOCK_ID,))
+    release = threading.Timer(1.0, migrator.commit)
+    release.start()
+    sink = StoreSink(Target("postgresql", url), {})
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(seed.run_records(seed.now_ms()))
+        assert (sink.written, sink.error, sink._pending) == (9, None, [])
+        assert not _store_lines(caplog)
+    finally:
+        release.join()
+        migrator.close()
+        sink.close()

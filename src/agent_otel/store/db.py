@@ -1146,7 +1146,14 @@ class PostgresStore(Store):
             yield from cur
 
     def _lock_for_migration(self) -> None:
-        self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK_ID,))
+        """Wait for another process migrating (workers starting at once on an empty database) however
+        short a ``lock_timeout`` the DBA set: the wait lasts the other's migration, and giving up made
+        every other worker warn and hold its records (lost, for a short-lived one). The DBA's value is
+        back for the migration's own statements: an ALTER TABLE waiting behind a long read would hold up
+        every writer queued behind it, and had better give up and be tried again."""
+        kept = self.query("SELECT current_setting('lock_timeout') AS t")[0]["t"]
+        self.execute("SELECT set_config('lock_timeout', '0', true), pg_advisory_xact_lock(?)", (_PG_LOCK_ID,))
+        self.execute("SELECT set_config('lock_timeout', ?, true)", (kept,))
 
     def schema_version(self) -> int:
         """As the base class, without a failing query (an ERROR line in the server's log, once per
