@@ -504,3 +504,48 @@ def test_a_worker_waits_for_another_migrating_whatever_the_lock_timeout(postgres
         release.join()
         migrator.close()
         sink.close()
+
+
+def test_a_write_that_waited_past_the_lock_timeout_for_another_writer_is_tried_again_at_once(
+    postgres, caplog
+):
+    """Another writer holds a row this batch updates (its run's row; with many workers, the summary of
+    the same hour) past the DBA's `lock_timeout`: the batch is tried again at once, as the other
+    transaction is short. It was taken for an outage: a warning, the records held 0.5 s and more (a
+    short-lived worker lost them at exit)."""
+    import threading
+
+    url = postgres.new_database()
+    records = seed.run_records(seed.now_ms())
+    sink = StoreSink(Target("postgresql", url), {})
+    try:
+        sink.write(records[:1])  # the run's start: its row, `running`
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET lock_timeout = '1s'")
+        sink._store.close()  # the next connection takes the database's new setting
+        sink._store = None
+        holder = psycopg.connect(url)
+        holder.execute("SELECT 1 FROM agent_runs FOR UPDATE")
+        log = os.path.join(postgres.dir, "log")
+        seen = os.path.getsize(log)
+
+        def release_after_the_first_timeout() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with open(log) as fh:
+                    fh.seek(seen)
+                    if "canceling statement due to lock timeout" in fh.read():
+                        break
+                time.sleep(0.01)
+            holder.commit()
+
+        releaser = threading.Thread(target=release_after_the_first_timeout)
+        releaser.start()
+        with caplog.at_level(logging.INFO, logger="agent_otel"):
+            sink.write(records[1:])
+        releaser.join()
+        holder.close()
+        assert (sink.written, sink.error, sink._pending) == (9, None, [])
+        assert not _store_lines(caplog)
+    finally:
+        sink.close()
