@@ -9,14 +9,16 @@ again and the guards could only observe. Every function tool the framework calls
 middleware, goes through ``FunctionTool.invoke(arguments=..., context=..., tool_call_id=...)``, which opens
 the framework's span and calls the function; this integration wraps it:
 
+* the framework's runs follow these hooks (:func:`agent_otel.bridge.register_hooks`): they are
+  stoppable, their tool steps are begun here and their model requests checked here, not when their
+  spans start;
 * before the framework opens its span, the step begins with the model's arguments and call id
-  (:func:`agent_otel.bridge.begin_tool`; the invocation then follows the hook, so the run is stoppable):
+  (:func:`agent_otel.bridge.begin_tool`):
   the guards you configured enforce there, the ones on by default observe (README "Guards"). A stop or a
   policy refusal is raised from ``invoke``; the framework hands it to the model as the tool's error (the
   tool does not run) and ``AgentStopped`` reaches the caller from the next model request, before it is
   sent: ``BaseChatClient.get_response``, the innermost layer of every chat client (inside the
-  framework's request span), runs the guards' checks of a model request first (the budgets enforce
-  there from the first tool call on);
+  framework's request span), runs the guards' checks of a model request first;
 * the framework's span, opened next, becomes that step's span; the step ends with the function's raw
   return value (``agent.tool.result_sha``, the replay snapshot: what an ``@agent_otel.tool`` function
   records too) or exception while the span is still open, from ``FunctionTool._invoke_function`` (the
@@ -48,6 +50,8 @@ from agent_otel.tools import ToolCall
 from . import Integration
 from ._common import Patcher, await_or_serve, await_with_timeout, refuse_outside_run
 
+#: The instrumentation scope of the framework's tracer (``agent_framework.observability.get_tracer``).
+SCOPE = "agent_framework"
 #: The tool and step of the ``invoke`` in progress in this task: its ``_invoke_function`` ends that step.
 _calling: ContextVar[tuple[Any, ToolCall] | None] = ContextVar("agent_otel_af_calling", default=None)
 
@@ -123,7 +127,6 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
                 refuse_outside_run(name)
             return await call_original()
         try:
-            bridge.hook_in()
             call = bridge.begin_tool(
                 run,
                 name,
@@ -220,6 +223,8 @@ class AgentFrameworkIntegration(Integration):
         self._patcher.wrap(FunctionTool, "invoke", _make_invoke)
         self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
         self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
+        bridge.register_hooks(SCOPE)
 
     def uninstrument(self) -> None:
+        bridge.register_hooks(SCOPE, on=False)
         self._patcher.restore()

@@ -9,12 +9,14 @@ run every tool again (an email sent twice) and the guards could only observe. Ev
 ``BaseTool.run_json(args, cancellation_token, call_id)``, which opens AutoGen's span around the tool's
 ``run``; this integration wraps it:
 
+* AutoGen's runs follow this hook (:func:`agent_otel.bridge.register_hooks`): they are stoppable, and
+  their tool steps are begun here, not when their spans start;
 * before AutoGen opens its span, the step begins with the model's arguments and call id
-  (:func:`agent_otel.bridge.begin_tool`, which also tells the bridge this invocation follows the hook, so
-  the run is stoppable): the guards you configured enforce there, the ones on by default observe (README
-  "Guards"). A stop or a policy refusal is raised from ``run_json``; AutoGen hands it to the model as the
-  tool's error (the tool does not run), and the stop reaches the caller from the next model request made
-  through an instrumented client (``openai``), before it is sent;
+  (:func:`agent_otel.bridge.begin_tool`): the guards you configured enforce there, the ones on by
+  default observe (README "Guards"). A stop or a policy refusal is raised from ``run_json``; AutoGen
+  hands it to the model as the tool's error (the tool does not run), and the stop reaches the caller
+  from the next model request made through an instrumented client (``openai``, whose requests are
+  checked before they are sent, the first one too);
 * AutoGen's span, opened next, becomes that step's span; the step ends with the tool's return value
   (``agent.tool.result_sha``, the replay snapshot) or exception while the span is still open, through a
   per-call copy of the tool whose ``run`` reports back (AutoGen calls ``self.run`` inside its span);
@@ -50,6 +52,9 @@ from agent_otel.tools import ToolCall
 
 from . import Integration
 from ._common import Patcher, await_or_serve, await_with_timeout, refuse_outside_run
+
+#: The instrumentation scope of AutoGen's tracer (``autogen_core._telemetry``).
+SCOPE = "autogen-core"
 
 
 def _is_agent_otel_tool(func: Any) -> bool:
@@ -135,7 +140,6 @@ def _make_run_json(original: Callable[..., Any]) -> Callable[..., Any]:
             refuse_outside_run(name)
             return await original(self, args, cancellation_token, call_id)
         try:
-            bridge.hook_in()
             call = bridge.begin_tool(
                 run,
                 name,
@@ -179,6 +183,8 @@ class AutoGenIntegration(Integration):
 
         self._patcher.wrap(BaseTool, "run_json", _make_run_json)
         self._patcher.wrap(FunctionTool, "run", _make_run)
+        bridge.register_hooks(SCOPE)
 
     def uninstrument(self) -> None:
+        bridge.register_hooks(SCOPE, on=False)
         self._patcher.restore()
