@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.cli.conftest import COMMAND
 from tests.helpers import require_binary
 from tests.store import seed
 from tests.store.pg import PgBouncer, PostgresServer
+from tests.store.test_postgres import _poll
 
 pytestmark = pytest.mark.e2e
 psycopg = pytest.importorskip("psycopg")
@@ -391,15 +391,6 @@ def test_a_statement_timeout_the_dba_set_is_one_line_naming_it(postgres):
     assert proc.returncode == 2 and "AGENT_OTEL_DEBUG" not in line, line
     assert line.startswith("agent-otel: error: reading the run store at postgresql://agent_otel@")
     assert "canceling statement due to statement timeout" in line and "SET statement_timeout" in line
-
-
-def _poll(check: Any, timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_poolers_idle_limits_and_a_pooler_restart_cost_no_record(postgres, caplog):
