@@ -627,6 +627,18 @@ class NonBlockingMetricExporter(MetricExporter):
         )
         # Told of each batch the reader collected (Metrics.collected: a new series is out, see there).
         self.on_export: Callable[[], None] | None = None
+        after_fork_in_child(self, "_after_fork")
+
+    def _after_fork(self) -> None:
+        """A forked child sends only its own batches; the pending ones are the parent's (its resource, its
+        counts), which the parent sends. Its sender thread did not survive the fork, and may have held the
+        condition's lock: the child's first export then waited for it forever (a pre-fork worker hung in
+        its first collection)."""
+        self._cond = threading.Condition()
+        self._pending = deque()
+        self._busy = False
+        self._failures = 0
+        self._thread = None
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
