@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import agent_otel
 from agent_otel import conventions as c
 from tests.otlp_receiver import HTTPReceiver
 
@@ -110,3 +111,22 @@ def test_each_forked_worker_reports_its_own_runs_and_not_its_parents(tmp_path, t
         assert totals[c.M_TOOL_CALLS.name] == n, per_process
         assert totals[c.M_TOOL_INVOCATIONS.name] == n, per_process
         assert totals[c.M_TOOL_DURATION.name] == n, per_process
+
+
+def test_tool_names_from_outside_keep_the_counters_bounded_and_their_totals_exact(telemetry, monkeypatch):
+    """An MCP server listing hundreds of tools, tool names holding an id: each name was a counter series
+    kept for the life of the process, and handed to the SDK at every collection. Past the bound, the
+    counts go to the SDK's overflow series (``otel.metric.overflow``), so the total stays exact."""
+    from agent_otel import metrics
+
+    monkeypatch.setattr(metrics, "MAX_COUNTER_SERIES", 40, raising=False)  # 10,000 by default
+    with agent_otel.run("mcp-client") as run:
+        for i in range(60):
+            run.call_tool(f"mcp__files__tool_{i}", lambda: "ok")
+    points = telemetry.metrics()[c.M_TOOL_INVOCATIONS.name]
+    assert len(points) == 41, len(points)  # 40 series and the overflow one
+    overflow = [p.value for a, p in points if a.get("otel.metric.overflow") is True]
+    assert overflow == [20]
+    assert sum(p.value for _, p in points) == 60
+    named = {a["tool"] for a, _ in points if "tool" in a}
+    assert named == {f"mcp__files__tool_{i}" for i in range(40)}

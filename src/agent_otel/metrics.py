@@ -105,8 +105,21 @@ class MetricsSink:
         pass
 
 
+# Label sets a counter keeps; the counts of further ones go to one overflow series. See CounterSet.
+MAX_COUNTER_SERIES = 10_000
+_OVERFLOW = ("otel.metric.overflow",)  # the overflow series' key (no label tuple has one element of this)
+_OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
+
+
 class CounterSet:
-    """Cumulative counts keyed by label tuples, observed by an ObservableCounter at collection time."""
+    """Cumulative counts keyed by label tuples, observed by an ObservableCounter at collection time.
+
+    Bounded like the SDK's own instruments: label values that come from outside (the tools an MCP server
+    lists, agent names holding a user id) made the table grow with every new name for the life of the
+    process, and each collection handed all of them to the SDK again (which exports 2,000 per instrument
+    and sums the rest into its overflow series anyway). Past MAX_COUNTER_SERIES label sets, the counts go
+    to the series the OpenTelemetry SDK uses for its own overflow, ``otel.metric.overflow=true``, so the
+    totals stay exact."""
 
     __slots__ = ("_counts", "_labels", "_lock")
 
@@ -116,13 +129,18 @@ class CounterSet:
         self._lock = threading.Lock()
 
     def add(self, key: tuple[Any, ...], amount: float = 1) -> None:
+        counts = self._counts
         with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + amount
+            if key not in counts and len(counts) >= MAX_COUNTER_SERIES:
+                key = _OVERFLOW
+            counts[key] = counts.get(key, 0) + amount
 
     def add_all(self, amounts: dict[tuple[Any, ...], float]) -> None:
         counts = self._counts
         with self._lock:
             for key, amount in amounts.items():
+                if key not in counts and len(counts) >= MAX_COUNTER_SERIES:
+                    key = _OVERFLOW
                 counts[key] = counts.get(key, 0) + amount
 
     def value(self, key: tuple[Any, ...]) -> float:
@@ -137,7 +155,10 @@ class CounterSet:
         with self._lock:
             items = list(self._counts.items())
         labels = self._labels
-        return [Observation(v, dict(zip(labels, k, strict=True))) for k, v in items]
+        return [
+            Observation(v, _OVERFLOW_ATTRIBUTES if k is _OVERFLOW else dict(zip(labels, k, strict=True)))
+            for k, v in items
+        ]
 
 
 class ToolCounts:
