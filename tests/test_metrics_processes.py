@@ -83,9 +83,10 @@ def _totals(points: list[tuple[str, dict[str, str], Any]], delta: bool) -> dict[
 def test_each_forked_worker_reports_its_own_runs_and_not_its_parents(tmp_path, temporality, fork):
     """Each forked worker gets its own service.instance.id from the SDK, but it inherited the parent's
     counts: every worker reported the parent's 5 runs again as its own (workers of 2 and 3 runs exported
-    7 and 8, so Prometheus summed 21 runs for 11). ``busy``: forked while the parent's event thread
-    records and its export thread sends (a worker could inherit their locks held)."""
-    receiver = HTTPReceiver()
+    7 and 8, so Prometheus summed 21 runs for 11), over the master's own HTTP connection. ``busy``: forked
+    while the parent's event thread records and its export thread sends (a worker could inherit their
+    locks held)."""
+    receiver = HTTPReceiver(keep_alive=True)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
         env.update(AGENT_OTEL_HOME=str(tmp_path), AGENT_OTEL_PROBE_LOCAL="false")
@@ -103,6 +104,16 @@ def test_each_forked_worker_reports_its_own_runs_and_not_its_parents(tmp_path, t
     per_process = {
         instance: _totals(points, temporality == "delta") for instance, points in _points(receiver).items()
     }
+    # Each process on connections of its own: a worker that wrote on the master's kept-alive connection
+    # read the master's reply or none, and the master lost its last batches to read timeouts.
+    senders: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for connection, batch in zip(receiver.connections, receiver.metric_batches, strict=True):
+        for rm in batch.resource_metrics:
+            senders[connection] |= {
+                a.value.string_value for a in rm.resource.attributes if a.key == "service.instance.id"
+            }
+    shared = {connection: ids for connection, ids in senders.items() if len(ids) > 1}
+    assert not shared, shared
     runs = sorted(totals.get(c.M_STOP.name, 0) for totals in per_process.values())
     assert runs == [2, 3, 6], per_process  # 3 processes; the parent's 5 + 1, each worker its own
     for totals in per_process.values():

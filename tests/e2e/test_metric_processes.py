@@ -29,20 +29,26 @@ from tests.stack import stackfiles as sf
 
 pytestmark = pytest.mark.e2e
 
-# RUNS [FORK_WORKER_RUNS...]: RUNS runs of AGENT (each with one tool call); with worker runs, half of RUNS
-# before forking one worker per number (gunicorn's model: setup() in the master) and the rest after they
-# exited.
+# RUNS [FORK_WORKER_RUNS...]: RUNS runs of AGENT (each with one tool call, to a tool of its own with
+# SCENARIO_TOOLS set); with worker runs, half of RUNS before forking one worker per number (gunicorn's
+# model: setup() in the master) and the rest after they exited.
 _AGENT = """
 import os, sys, agent_otel
 from agent_otel import sdk
-agent_otel.setup(os.environ["SCENARIO_SERVICE"], store=False, instrument=False)
+# the last values of 2,050 series can take longer than shutdown()'s 1 s on a busy machine
+agent_otel.setup(os.environ["SCENARIO_SERVICE"], store=False, instrument=False,
+                 config={"exporter.shutdown_timeout_s": 30})
 agent = os.environ["SCENARIO_AGENT"]
+tools = int(os.environ.get("SCENARIO_TOOLS", "0"))  # a tool name of its own for each run
 runs, workers = int(sys.argv[1]), [int(n) for n in sys.argv[2:]]
+made = 0
 
 def make(n):
+    global made
     for _ in range(n):
+        made += 1
         with agent_otel.run(agent) as run:
-            run.call_tool("search", lambda q: [q], {"q": "x"})
+            run.call_tool(f"mcp__files__tool_{made}" if tools else "search", lambda q: [q], {"q": "x"})
             run.record_llm(input_tokens=100, output_tokens=10)
 
 make(runs // 2 if workers else runs)
@@ -150,3 +156,41 @@ def test_runs_count_right_with_delta_temporality_forked_workers_and_restarts(sta
     assert not wrong, f"(runs, tool calls, instances) in Prometheus vs made: {wrong}"
     refusals = write_refusals(stack)
     assert refusals["refused"] == 0 and refusals["failed_points"] == 0, refusals
+
+
+def test_tool_names_past_the_sdks_limit_are_summed_in_the_overflow_series_and_alerted(stack: Stack) -> None:
+    """2,050 tools, one call each, in one process: 2,000 series of agent_tool_invocations_total per tool
+    and one otel_metric_overflow="true" series with the other 50 (no agent or tool label), so the totals
+    stay right, the per-agent count misses those 50, and AgentOtelSeriesOverflow names the metric."""
+    proc = _run(stack, "edge-overflow", ["2050"], SCENARIO_SERVICE="edge-overflow", SCENARIO_TOOLS="1")
+    assert proc.wait(180) == 0, (stack.tmp / "edge-overflow.log").read_text()
+    alert = next(
+        r["expr"]
+        for g in sf.load_yaml(sf.RULE_FILES[0])["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "AgentOtelSeriesOverflow"
+    )
+    selector = '{job="edge-overflow"}'
+    queries = {
+        "total": f"sum(agent_tool_invocations_total{selector})",
+        "series": f"count(agent_tool_invocations_total{selector})",
+        "overflow": 'sum(agent_tool_invocations_total{job="edge-overflow", otel_metric_overflow="true"})',
+        "per agent": 'sum(agent_tool_invocations_total{job="edge-overflow", agent="edge-overflow"})',
+        "runs": 'sum(agent_stop_total{job="edge-overflow", agent="edge-overflow"})',
+    }
+    expected = {"total": 2050.0, "series": 2001.0, "overflow": 50.0, "per agent": 2000.0, "runs": 2050.0}
+    seen: dict[str, float] = {}
+
+    def right() -> bool:
+        for name, query in queries.items():
+            result = stack.query(query)
+            seen[name] = float(result[0]["value"][1]) if result else 0.0
+        return seen == expected
+
+    deadline = time.monotonic() + 60
+    while not right() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert seen == expected
+    alerting = {(r["metric"]["job"], r["metric"]["metric"]) for r in stack.query(alert)}
+    assert ("edge-overflow", "agent_tool_invocations_total") in alerting, alerting
+    assert ("edge-overflow", "agent_stop_total") not in alerting, alerting  # 13 stop reasons: far from it
