@@ -190,9 +190,8 @@ def forget_series(instruments: Iterable[Any]) -> None:
     do this; on another SDK layout nothing is dropped.
 
     The locks of the collection path are made again too: the SDK re-creates its provider's locks in a
-    forked child, not those of its readers and their storages, and a child forked while the parent's
-    export thread collected found them held for ever: it never exported anything (1 fork in about 20 of
-    tests/test_metrics_processes.py's ``busy`` case)."""
+    forked child, not those of its readers and their storages, so a child forked while the parent's export
+    thread was collecting would find them held for ever and never export."""
     done: set[int] = set()
     for instrument in instruments:
         instrument = getattr(instrument, "_real_instrument", None) or instrument  # the API's proxy
