@@ -7,8 +7,11 @@ compared with it, and the other tests here read the same store at other widths.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,3 +199,57 @@ def test_demo_reports_the_spans_the_collector_received(tmp_path):
     said = re.search(r"sent ([\d,]+) spans to OTLP grpc " + re.escape(receiver.endpoint), proc.stdout)
     assert said, proc.stdout
     assert int(said.group(1).replace(",", "")) == len(receiver.spans) > 3
+
+
+def test_the_walkthrough_typed_into_a_shell_after_make_demo_does_what_its_comments_say(tmp_path):
+    """The README's walkthrough, line by line in one bash session in a checkout, as a new user types it.
+
+    ``make demo`` stands for its recipe (the install is this test's own venv, linked as the checkout's
+    ``.venv``); ``agent-otel`` is not on PATH until the walkthrough puts it there (it was not: after
+    ``make demo`` the next line, ``agent-otel runs``, was "command not found"). The id ``show`` is given is
+    the one the demo printed, as the comment says. Each line exits as its comment says (0 unless ``exit N``).
+    """
+    block = README_TEXT.split("<!-- walkthrough -->", 1)[1].split("```", 2)[1].split("\n", 1)[1]
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".venv").symlink_to(Path(sys.prefix))
+    demo_args = " ".join(shlex.quote(a) for a in _make_demo_args())
+    script = [
+        f'make() {{ [ "$1" = demo ] || return 99; .venv/bin/agent-otel {demo_args} | tee "$OUT/demo"; }}',
+        'command -v agent-otel >/dev/null && echo agent-otel-on-path-before >> "$OUT/rc"',
+    ]
+    expected = []
+    for n, line in enumerate(line for line in block.splitlines() if line.strip()):
+        command, _, comment = line.partition("#")
+        exit_said = re.match(r"\s*exit (\d+)", comment)
+        expected.append((command.strip(), int(exit_said.group(1)) if exit_said else 0))
+        command = re.sub(
+            r"(agent-otel show) [0-9a-f]+",
+            r'\1 "$(sed -n "s/^next: .*agent-otel show \\([0-9a-f]*\\).*/\\1/p" "$OUT/demo")"',
+            command,
+        )
+        script.append(f'{command} > "$OUT/{n}.out" 2>&1; echo "$?" >> "$OUT/rc"')
+    out = tmp_path / "out"
+    out.mkdir()
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(
+        d
+        for d in os.environ["PATH"].split(os.pathsep)
+        if d and d != bin_dir and not Path(d, "agent-otel").exists()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "VIRTUAL_ENV"))}
+    env.update(
+        HOME=str(tmp_path / "home"), PATH=path, OUT=str(out), AGENT_OTEL_PROBE_LOCAL="false", TERM="dumb"
+    )
+    proc = subprocess.run(
+        ["bash", "-c", "\n".join(script)], cwd=checkout, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 or proc.stderr == "", proc.stderr
+    codes = (out / "rc").read_text().split()
+    outputs = [(out / f"{n}.out").read_text() for n in range(len(expected))]
+    assert [(cmd, int(rc)) for (cmd, _), rc in zip(expected, codes, strict=True)] == expected, outputs
+    assert expected[0][0] == "make demo" and "40 runs of support-agent" in outputs[0]
+    shown = next(
+        o for (cmd, _), o in zip(expected, outputs, strict=True) if cmd.startswith("agent-otel show")
+    )
+    assert "stop       loop_detected (failure)" in shown, shown
