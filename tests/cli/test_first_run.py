@@ -31,7 +31,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
 def test_readme_samples_are_the_walkthrough_output(walk):
     _, fresh = walk
     documented = readme_samples.samples()
-    assert set(documented) == {"demo", "runs", "show", "stats", "drift"}
+    assert set(documented) == {"demo", "runs", "show", "stats", "drift", "doctor"}
     for name, text in documented.items():
         assert readme_samples.normalise(text) == readme_samples.normalise(fresh[name]), (
             f"README sample {name!r} differs from the real output; "
