@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 
 import agent_otel
 from agent_otel import conventions as c
-from agent_otel.config import load
+from agent_otel.config import ConfigError, load
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -42,3 +48,134 @@ def test_the_documented_price_table_is_the_builtin_one():
         if len(cells) == 5 and cells[0].strip("`") in BUILTIN_PRICES and cells[0].startswith("`"):
             rows[cells[0].strip("`")] = tuple(float(cell) for cell in cells[1:])
     assert rows == {model: tuple(price) for model, price in BUILTIN_PRICES.items()}
+
+
+def _config_table() -> list[list[str]]:
+    """The rows of Configuration's "Every key" table, as cells."""
+    section = README.split("Every key:", 1)[1].split("\nNotes:", 1)[0]
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| `")
+    ]
+
+
+def _fields() -> dict[str, Any]:
+    """Every key of the config schema (``prices.<model>.*`` as the README writes it) -> its Field."""
+    from agent_otel import config as cfg
+
+    def walk(schema: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+        for name, spec in schema.items():
+            key = f"{prefix}.{name}" if prefix else name
+            if isinstance(spec, cfg.Field):
+                yield key, spec
+            elif isinstance(spec, cfg.MapOf):
+                yield from walk(spec.schema, key + ".<model>")
+            else:
+                yield from walk(spec, key)
+
+    return dict(walk(cfg.SCHEMA, ""))
+
+
+def test_the_configuration_table_states_each_keys_real_default():
+    """A user reads the default off the table: it is what load() gives with no file and no environment."""
+    defaults = load(env={})
+    fields = _fields()
+    seen = set()
+    for key_cell, default, _, _ in _config_table():
+        for key in re.findall(r"`([^`]+)`", key_cell):
+            seen.add(key)
+            assert key in fields, f"the README documents {key!r}, which is no config key"
+            if "<model>" in key:
+                continue  # a default taken from the price table (tests/test_pricing.py)
+            expected = None if default == "unset" else yaml.safe_load(default.strip("`"))
+            assert defaults.get(key) == expected, (key, default, defaults.get(key))
+    assert seen == set(fields)
+
+
+# A value each documented variable may hold, different from the key's default.
+ENV_SAMPLES = {
+    "OTEL_SERVICE_NAME": ("svc", "svc"),
+    "AGENT_OTEL_SERVICE_VERSION": ("1.2", "1.2"),
+    "AGENT_OTEL_ENVIRONMENT": ("staging", "staging"),
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ("http://127.0.0.1:4318/v1/traces", None),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("http://127.0.0.1:4318", "http://127.0.0.1:4318"),
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": ("http://127.0.0.1:4318/v1/metrics", None),
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": ("http/protobuf", "http/protobuf"),
+    "OTEL_EXPORTER_OTLP_PROTOCOL": ("http/protobuf", "http/protobuf"),
+    "AGENT_OTEL_PROBE_LOCAL": ("false", False),
+    "AGENT_OTEL_HANDLE_SIGTERM": ("false", False),
+    "OTEL_METRIC_EXPORT_INTERVAL": ("2500", 2.5),  # milliseconds, as the spec says
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": ("true", True),
+    "AGENT_OTEL_EVENTS": ("stderr", "stderr"),
+    "AGENT_OTEL_KILL_SWITCH_FILE": ("/tmp/kill", "/tmp/kill"),
+    "AGENT_OTEL_REPLAY_RECORD": ("false", False),
+    "AGENT_OTEL_GRAFANA_URL": ("http://localhost:3000", "http://localhost:3000"),
+    "AGENT_OTEL_STORE": ("false", False),
+}
+
+
+def test_each_variable_of_the_configuration_table_sets_its_key():
+    """The "environment" column: each variable named there sets that key, and says so as its source."""
+    for key_cell, _, env_cell, _ in _config_table():
+        variables = re.findall(r"`([A-Z_]+)`", env_cell)
+        for key in re.findall(r"`([^`]+)`", key_cell):
+            assert tuple(variables) == _fields()[key].env, key
+            for var in variables:
+                raw, expected = ENV_SAMPLES[var]
+                got = load(env={var: raw})
+                assert got.source(key) == f"env:{var}", (key, var)
+                if expected is not None:
+                    assert got.get(key) == expected, (key, var, got.get(key))
+
+
+def test_the_environment_table_names_the_keys_its_variables_set():
+    """A row "`VAR` | `key`..." of Environment variables: VAR sets key (the Configuration table agrees)."""
+    section = README.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    by_var = {var: key for key, field in _fields().items() for var in field.env}
+    checked = 0
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Z_]+)`", cells[0])
+        keys = [k for k in re.findall(r"`([a-z_.]+)`", cells[1]) if k in _fields()]
+        if len(names) == 1 and names[0] in by_var:
+            assert keys and keys[0] == by_var[names[0]], line
+            checked += 1
+    assert checked >= 10
+
+
+def test_every_yaml_example_in_the_readme_loads(tmp_path):
+    """Each ```yaml block is a config file a user may copy: it loads with no ConfigError."""
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    assert len(blocks) >= 3
+    for n, block in enumerate(blocks):
+        path = tmp_path / f"example{n}.yaml"
+        path.write_text(block)
+        config = load(path=str(path), env={})
+        assert config.path == str(path)
+
+
+def test_the_documented_unknown_key_error_is_the_one_users_get(tmp_path):
+    said = re.search(
+        r"naming the dotted key and its source\n\(`(agent-otel config: unknown key .*?)`\)", README, re.S
+    )
+    assert said, "the Configuration section quotes the error of a misspelled key"
+    path = tmp_path / "agent.yaml"
+    path.write_text("logging:\n  events:\n    store_arg: true\n")
+    with pytest.raises(ConfigError) as err:
+        load(path=str(path), env={})
+    documented = " ".join(said.group(1).split()).replace("/etc/agent.yaml", str(path))
+    assert str(err.value) == documented
+
+
+def test_readme_links_to_its_own_sections_resolve():
+    """Every ``](#anchor)`` is a heading's GitHub anchor (lower case, punctuation dropped, spaces to -)."""
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#+ (.+)$", prose, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug if slug not in anchors else slug + "-1")
+    links = re.findall(r"\]\(#([^)]+)\)", prose)
+    assert links and not [link for link in links if link not in anchors]
