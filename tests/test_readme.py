@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ import yaml
 import agent_otel
 from agent_otel import conventions as c
 from agent_otel.config import ConfigError, load
+from tests import readme_samples
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -179,3 +184,105 @@ def test_readme_links_to_its_own_sections_resolve():
         anchors.add(slug if slug not in anchors else slug + "-1")
     links = re.findall(r"\]\(#([^)]+)\)", prose)
     assert links and not [link for link in links if link not in anchors]
+
+
+# What the Quickstart leaves to the user ("your model call", a mailer, a CRM), as the smallest stand-ins.
+_QUICKSTART_STUBS = """
+from types import SimpleNamespace
+
+
+class mailer:
+    send = staticmethod(lambda to, body: f"sent to {to}")
+
+
+class crm:
+    lookup = staticmethod(lambda customer_id: {"id": customer_id, "email": "alex@example.com"})
+
+
+class llm:  # your model call
+    @staticmethod
+    def complete(ticket, customer):
+        return SimpleNamespace(text="Hi", input_tokens=120, output_tokens=30)
+
+
+print("RESULT", handle({"customer_id": "C-1"}))
+agent_otel.shutdown()
+"""
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON documents the SDK's console exporters print one after another."""
+    decoder, out, i = json.JSONDecoder(), [], text.find("{")
+    while i != -1:
+        obj, end = decoder.raw_decode(text, i)
+        out.append(obj)
+        i = text.find("{", end)
+    return out
+
+
+def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
+    """The Quickstart pasted into a file (with its placeholders filled in) and run: the trace, the metrics and
+    the stored events are the ones "What you get for each call of `handle`" lists."""
+    block = README.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    program = tmp_path / "quickstart.py"
+    program.write_text(block + _QUICKSTART_STUBS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="console",
+        AGENT_OTEL_PROBE_LOCAL="false",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "RESULT sent to alex@example.com" in proc.stdout
+    documents = _json_objects(proc.stdout.split("RESULT", 1)[1])
+    spans = [d for d in documents if "name" in d and "context" in d]
+    [root] = [s for s in spans if s["name"] == "invoke_agent support-agent"]
+    children = sorted((s for s in spans if s is not root), key=lambda s: s["attributes"]["agent.step_id"])
+    assert [s["name"] for s in children] == [
+        "execute_tool crm.lookup",
+        "chat gpt-4o",
+        "execute_tool send_email",
+    ]
+    run_id = root["attributes"]["agent.run_id"]
+    for step, span in enumerate(children, 1):
+        assert span["parent_id"] == root["context"]["span_id"]
+        assert span["attributes"]["agent.run_id"] == run_id and span["attributes"]["agent.step_id"] == step
+    for tool in (children[0], children[2]):
+        assert {"agent.tool.args_sha", "agent.tool.result_sha"} <= set(tool["attributes"])
+        assert tool["attributes"]["agent.tool.status"] == "ok"
+    attrs = root["attributes"]
+    assert (attrs["agent.prompt_version"], attrs["agent.tools_version"], attrs["gen_ai.request.model"]) == (
+        "v12",
+        "3",
+        "gpt-4o",
+    )
+    assert attrs["agent.stop_reason"] == "completed" and attrs["agent.usage.input_tokens"] == 120
+    assert attrs["agent.cost_usd"] > 0
+
+    metrics = {
+        m["name"]: m["data"]["data_points"]
+        for d in documents
+        for rm in d.get("resource_metrics", [])
+        for sm in rm["scope_metrics"]
+        for m in sm["metrics"]
+    }
+    stops = {p["attributes"]["stop_reason"]: p["value"] for p in metrics["agent.stop"]}
+    assert stops["completed"] == 1 and sum(stops.values()) == 1
+    for histogram in (
+        "agent.run.latency_ms",
+        "agent.tool_calls",
+        "agent.tokens_per_request",
+        "agent.spend_per_run_usd",
+    ):
+        exemplars = [e for p in metrics[histogram] for e in p.get("exemplars", [])]
+        trace_id = int(root["context"]["trace_id"], 16)
+        assert exemplars and {e["trace_id"] for e in exemplars} == {trace_id}, histogram
+
+    exported = readme_samples.run_cli(tmp_path / "home", "export", "--run", run_id)
+    assert exported.returncode == 0, exported.stderr
+    kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
+    assert kinds == ["tool_result", "llm_result", "tool_result", "stop"]
