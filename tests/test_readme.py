@@ -286,3 +286,36 @@ def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
     assert exported.returncode == 0, exported.stderr
     kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
     assert kinds == ["tool_result", "llm_result", "tool_result", "stop"]
+
+
+def test_every_command_option_is_in_its_synopsis_and_every_synopsis_option_exists():
+    """The bold `agent-otel COMMAND [--option ...]` lines of Commands against the real parser, both ways
+    (`--json` of the read commands is said once for all of them, `tail` being the one without it)."""
+    import argparse
+
+    from agent_otel.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    synopses: dict[str, set[str]] = {}
+    for name, rest in re.findall(r"\*\*`agent-otel (\w+)([^`]*)`\*\*", README):
+        synopses.setdefault(name, set()).update(re.findall(r"--[\w-]+", rest))
+    assert set(synopses) == set(commands)
+
+    def options(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            found.update(o for o in action.option_strings if o.startswith("--"))
+            if isinstance(action, argparse._SubParsersAction):  # `stack init`
+                for sub in action.choices.values():
+                    found |= options(sub)
+        return found - {"--help", "--store", "--config"}
+
+    reading = {"runs", "show", "stats", "drift", "export", "doctor", "gc", "replay"}
+    for name, parser in commands.items():
+        real = options(parser)
+        assert synopses[name] <= real, (name, synopses[name] - real)
+        assert real - synopses[name] <= ({"--json"} if name in reading else set()), (
+            name,
+            real - synopses[name],
+        )
+        assert ("--json" in real) == (name in reading), name
