@@ -270,6 +270,20 @@ def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
         for sm in rm["scope_metrics"]
         for m in sm["metrics"]
     }
+    specs = {spec.name: spec for spec in c.METRICS}
+    units = {
+        m["name"]: m["unit"]
+        for d in documents
+        for rm in d.get("resource_metrics", [])
+        for sm in rm["scope_metrics"]
+        for m in sm["metrics"]
+    }
+    for name, points in metrics.items():  # the Metrics table's units and labels (test_the_metrics_table_...)
+        assert units[name] == specs[name].unit, name
+        for point in points:
+            assert set(point["attributes"]) <= set(specs[name].labels), (name, point["attributes"])
+            if name.startswith("agent."):  # the GenAI metrics leave out a label whose value is unknown
+                assert set(point["attributes"]) == set(specs[name].labels), (name, point["attributes"])
     stops = {p["attributes"]["stop_reason"]: p["value"] for p in metrics["agent.stop"]}
     assert stops["completed"] == 1 and sum(stops.values()) == 1
     for histogram in (
@@ -319,3 +333,31 @@ def test_every_command_option_is_in_its_synopsis_and_every_synopsis_option_exist
             real - synopses[name],
         )
         assert ("--json" in real) == (name in reading), name
+
+
+def _metrics_table() -> dict[str, tuple[str, tuple[str, ...], str, str]]:
+    """Metrics' table: Prometheus name -> (kind, labels, OTel name, unit)."""
+    section = README.split("\n## Metrics\n", 1)[1].lstrip("\n").split("\n\n", 1)[0]
+    rows = {}
+    for line in section.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        name = re.sub(r"_bucket/.*$", "", cells[0].strip("`"))
+        labels = tuple(label.split()[0] for label in re.sub(r"\([^)]*\)", "", cells[2]).split(","))
+        otel_name, unit = (part.strip().strip("`") for part in cells[4].split(",", 1))
+        rows[name] = (cells[1], labels, otel_name, unit)
+    return rows
+
+
+def test_the_metrics_table_is_what_the_sdk_registers():
+    """Every row of Metrics (kind, labels, OTel name and unit) is the instrument the SDK creates, and every
+    instrument has its row; what the Quickstart actually exports is checked against the same specs."""
+    expected = {
+        spec.prometheus: (
+            "counter" if spec.kind.endswith("counter") else spec.kind,
+            tuple(label.replace(".", "_") for label in spec.labels),
+            spec.name,
+            spec.unit,
+        )
+        for spec in c.METRICS
+    }
+    assert _metrics_table() == expected
