@@ -210,6 +210,31 @@ agent_otel.shutdown()
 """
 
 
+def _span_attributes_table() -> dict[str, set[str]]:
+    """Spans and attributes' table: attribute -> the spans it is documented on (run, tool, llm)."""
+    section = README.split("\n## Spans and attributes\n", 1)[1].split("| attribute | on | value |", 1)[1]
+    table = section.split("\n\n", 1)[0].splitlines()[2:]
+    out: dict[str, set[str]] = {}
+    for line in table:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        where = re.sub(r"\(.*?\)", "", cells[1])  # "run (model also on llm)": said below
+        on = (
+            {"run", "tool", "llm"}
+            if where.strip() == "all"
+            else set(re.findall(r"\b(run|tool|llm)\b", where))
+        )
+        prefix = ""
+        for key in re.findall(r"`([a-z_.]+)`", cells[0]):
+            if key.startswith("."):  # `gen_ai.request.temperature`, `.max_tokens`: the first one's prefix
+                key = prefix + key
+            else:
+                prefix = key.rsplit(".", 1)[0]
+            out[key] = on
+    if "| run (model also on llm) |" in README:
+        out["gen_ai.request.model"] = {"run", "llm"}
+    return out
+
+
 def _json_objects(text: str) -> list[dict[str, Any]]:
     """The JSON documents the SDK's console exporters print one after another."""
     decoder, out, i = json.JSONDecoder(), [], text.find("{")
@@ -262,6 +287,16 @@ def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
     )
     assert attrs["agent.stop_reason"] == "completed" and attrs["agent.usage.input_tokens"] == 120
     assert attrs["agent.cost_usd"] > 0
+
+    documented = _span_attributes_table()
+    for span in (root, *children):
+        kind = {"invoke_agent": "run", "execute_tool": "tool", "chat": "llm"}[span["name"].split()[0]]
+        undocumented = [key for key in span["attributes"] if kind not in documented.get(key, ())]
+        assert not undocumented, (span["name"], undocumented)
+
+    [stop] = [e for e in root["events"] if e["name"] == "agent.stop"]  # "exactly one", with these fields
+    assert stop["attributes"]["agent.stop_reason"] == "completed"
+    assert set(stop["attributes"]) <= {"agent.stop_reason", "stop_class", "detail"}, stop
 
     metrics = {
         m["name"]: m["data"]["data_points"]
