@@ -257,6 +257,7 @@ def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
         OTEL_TRACES_EXPORTER="console",
         OTEL_METRICS_EXPORTER="console",
         AGENT_OTEL_PROBE_LOCAL="false",
+        AGENT_OTEL_EVENTS=str(tmp_path / "events.jsonl"),
     )
     proc = subprocess.run(
         [sys.executable, str(program)], capture_output=True, text=True, env=env, timeout=120, check=False
@@ -330,6 +331,15 @@ def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
         exemplars = [e for p in metrics[histogram] for e in p.get("exemplars", [])]
         trace_id = int(root["context"]["trace_id"], 16)
         assert exemplars and {e["trace_id"] for e in exemplars} == {trace_id}, histogram
+
+    # Unified events: the sink's lines have the fields, in the order, of the README's example lines.
+    sunk = {}
+    for line in (tmp_path / "events.jsonl").read_text().splitlines():
+        sunk.setdefault(json.loads(line)["kind"], list(json.loads(line)))
+    example = README.split("\n## Unified events\n", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    for line in example.splitlines():
+        fields = list(json.loads(line))
+        assert sunk[json.loads(line)["kind"]] == fields
 
     exported = readme_samples.run_cli(tmp_path / "home", "export", "--run", run_id)
     assert exported.returncode == 0, exported.stderr
