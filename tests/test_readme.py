@@ -245,24 +245,29 @@ def _json_objects(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
-    """The Quickstart pasted into a file (with its placeholders filled in) and run: the trace, the metrics and
-    the stored events are the ones "What you get for each call of `handle`" lists."""
+def _run_quickstart(tmp_path: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    """The Quickstart pasted into a file (its placeholders filled in) and run by a user with a fresh $HOME."""
     block = README.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     program = tmp_path / "quickstart.py"
     program.write_text(block + _QUICKSTART_STUBS)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
-    env.update(
-        HOME=str(tmp_path / "home"),
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_METRICS_EXPORTER="console",
-        AGENT_OTEL_PROBE_LOCAL="false",
-        AGENT_OTEL_EVENTS=str(tmp_path / "events.jsonl"),
-    )
+    env.update(HOME=str(tmp_path / "home"), AGENT_OTEL_PROBE_LOCAL="false", **env_vars)
     proc = subprocess.run(
         [sys.executable, str(program)], capture_output=True, text=True, env=env, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_the_quickstart_program_gives_what_the_readme_lists(tmp_path):
+    """The Quickstart run: the trace, the metrics and the stored events are the ones "What you get for each
+    call of `handle`" lists."""
+    proc = _run_quickstart(
+        tmp_path,
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="console",
+        AGENT_OTEL_EVENTS=str(tmp_path / "events.jsonl"),
+    )
     assert "RESULT sent to alex@example.com" in proc.stdout
     documents = _json_objects(proc.stdout.split("RESULT", 1)[1])
     spans = [d for d in documents if "name" in d and "context" in d]
@@ -406,3 +411,16 @@ def test_the_metrics_table_is_what_the_sdk_registers():
         for spec in c.METRICS
     }
     assert _metrics_table() == expected
+
+
+def test_the_quickstart_handle_returns_the_stop_result_when_a_guard_stops_the_run(tmp_path):
+    """ "`handle` then returns the `StopResult`": with the kill switch on writes, send_email never runs and
+    the caller gets why (before, AgentStopped escaped `handle` although it was typed to return one)."""
+    proc = _run_quickstart(
+        tmp_path, OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", AGENT_OTEL_KILL_SWITCH="writes"
+    )
+    assert "Traceback" not in proc.stderr and "sent to" not in proc.stdout, proc.stdout + proc.stderr
+    result = proc.stdout.split("RESULT ", 1)[1]
+    assert result.startswith("StopResult(") and "'kill_switch'" in result, result
+    runs = json.loads(readme_samples.run_cli(tmp_path / "home", "runs", "--json").stdout)
+    assert [(r["stop_reason"], r["tool_calls"]) for r in runs] == [("kill_switch", 1)]
