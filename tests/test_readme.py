@@ -424,3 +424,16 @@ def test_the_quickstart_handle_returns_the_stop_result_when_a_guard_stops_the_ru
     assert result.startswith("StopResult(") and "'kill_switch'" in result, result
     runs = json.loads(readme_samples.run_cli(tmp_path / "home", "runs", "--json").stdout)
     assert [(r["stop_reason"], r["tool_calls"]) for r in runs] == [("kill_switch", 1)]
+
+
+def test_the_development_tree_names_every_module_and_benchmark_and_only_files_that_exist():
+    """Development's tree is where "a reader finds a concept by its module name": every module of
+    src/agent_otel and every benchmark script is in it, and every file it names exists."""
+    root = Path(__file__).resolve().parents[1]
+    tree = README.split("## Development\n\n```\n", 1)[1].split("```", 1)[0]
+    named = set(re.findall(r"[\w/.-]+\.(?:py|md|sh)\b", tree))
+    places = ("", "src/agent_otel/", "src/agent_otel/cli/", "src/agent_otel/store/", "benchmarks/", "tests/")
+    assert not [n for n in named if not any((root / place / n).exists() for place in places)]
+    modules = {p.name for p in (root / "src/agent_otel").glob("*.py") if not p.name.startswith("_")}
+    benchmarks = {p.name for p in (root / "benchmarks").glob("*.py") if not p.name.startswith("_")}
+    assert modules - named == set() and benchmarks - named == set()
