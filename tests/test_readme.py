@@ -18,6 +18,7 @@ import agent_otel
 from agent_otel import conventions as c
 from agent_otel.config import ConfigError, load
 from tests import readme_samples
+from tests.test_setup import clean  # noqa: F401 (the fixture)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -437,3 +438,25 @@ def test_the_development_tree_names_every_module_and_benchmark_and_only_files_th
     modules = {p.name for p in (root / "src/agent_otel").glob("*.py") if not p.name.startswith("_")}
     benchmarks = {p.name for p in (root / "benchmarks").glob("*.py") if not p.name.startswith("_")}
     assert modules - named == set() and benchmarks - named == set()
+
+
+def test_the_install_sections_warning_for_grpc_without_the_extra_is_the_one_users_get(
+    clean,  # noqa: F811 (the fixture: no OTEL_*/AGENT_OTEL_* from outside, setup() undone)
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+):
+    """Install quotes the line a base install logs for an endpoint on :4317; it is that line, whole (the
+    extra's absence simulated as tests/test_otlp_protocol.py does)."""
+    import logging
+
+    from agent_otel import sdk
+
+    quoted = README.split("**Which OTLP exporter.**", 1)[1].split("```\n", 2)[1].strip()
+    endpoint = re.search(r"endpoint (\S+) means", quoted)
+    assert endpoint, quoted
+    monkeypatch.setattr(sdk, "grpc_available", lambda: False)
+    with caplog.at_level(logging.INFO, logger="agent_otel"):
+        agent_otel.setup("svc", endpoint=endpoint.group(1), store=str(tmp_path / "runs.db"), instrument=False)
+        agent_otel.shutdown()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == [quoted]
