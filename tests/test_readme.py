@@ -460,3 +460,15 @@ def test_the_install_sections_warning_for_grpc_without_the_extra_is_the_one_user
         agent_otel.setup("svc", endpoint=endpoint.group(1), store=str(tmp_path / "runs.db"), instrument=False)
         agent_otel.shutdown()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == [quoted]
+
+
+def test_the_schema_version_upgrading_names_is_this_versions():
+    """Upgrading and rolling back names the schema this version migrates to; a new migration must update
+    it (and the figures quoted with it: `doctor`'s sample is compared by tests/cli/test_first_run.py)."""
+    from agent_otel.store.schema import LATEST_VERSION
+
+    said = re.search(r"\(`agent_otel_meta.schema_version`, (\d+)\s+for this version\)", README)
+    assert said, "Upgrading and rolling back says which schema version this one is"
+    assert int(said.group(1)) == LATEST_VERSION
+    newer = re.search(r"its schema version (\d+) is newer than this agent-otel supports \((\d+)\)", README)
+    assert newer and (int(newer.group(1)), int(newer.group(2))) == (LATEST_VERSION, LATEST_VERSION - 1)
