@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -253,3 +254,25 @@ def test_the_walkthrough_typed_into_a_shell_after_make_demo_does_what_its_commen
         o for (cmd, _), o in zip(expected, outputs, strict=True) if cmd.startswith("agent-otel show")
     )
     assert "stop       loop_detected (failure)" in shown, shown
+
+
+def test_shows_grafana_link_of_a_back_dated_demo_run_covers_the_time_its_spans_were_sent(tmp_path):
+    """Local stack: AGENT_OTEL_GRAFANA_URL set, `agent-otel demo`, then `show`. The demo stores its runs
+    back-dated but sends their spans at the real time, and the bundled Grafana looks a trace id up only in
+    the link's time range (its Tempo datasource has `timeShiftEnabled`, +-1 h): the range must hold the
+    time the spans were sent (it was the stored run's +-1 h, days before: the trace was not found)."""
+    import time
+
+    home = tmp_path / "home"
+    sent_from = time.time() * 1000
+    assert run_cli(home, "demo", "--runs", "3", "--scenario", "normal").returncode == 0
+    sent_until = time.time() * 1000
+    grafana = {"AGENT_OTEL_GRAFANA_URL": "http://localhost:3000"}
+    runs = json.loads(run_cli(home, "runs", "--json").stdout)
+    assert all(
+        run["created_at_ms"] < sent_from - 2 * 3_600_000 for run in runs
+    )  # stored hours or days before
+    for run in runs:
+        shown = json.loads(run_cli(home, "show", run["run_id"], "--json", env=grafana).stdout)
+        pane = json.loads(parse_qs(urlparse(shown["trace_url"]).query)["panes"][0])["trace"]
+        assert int(pane["range"]["from"]) <= run["created_at_ms"] and int(pane["range"]["to"]) >= sent_until
