@@ -205,18 +205,20 @@ def test_demo_reports_the_spans_the_collector_received(tmp_path):
 def test_the_walkthrough_typed_into_a_shell_after_make_demo_does_what_its_comments_say(tmp_path):
     """The README's walkthrough, line by line in one bash session in a checkout, as a new user types it.
 
-    ``make demo`` stands for its recipe (the install is this test's own venv, linked as the checkout's
-    ``.venv``); ``agent-otel`` is not on PATH until the walkthrough puts it there (it was not: after
-    ``make demo`` the next line, ``agent-otel runs``, was "command not found"). The id ``show`` is given is
-    the one the demo printed, as the comment says. Each line exits as its comment says (0 unless ``exit N``).
+    ``make demo`` runs the Makefile's recipe but not its install (this test's own venv, linked as the
+    checkout's ``.venv``, is the install); ``agent-otel`` is not on PATH until the walkthrough puts it
+    there (it was not: after ``make demo`` the next line, ``agent-otel runs``, was "command not found").
+    The id ``show`` is given is the one the demo printed, as the comment says. Each line exits as its
+    comment says (0 unless ``exit N``).
     """
     block = README_TEXT.split("<!-- walkthrough -->", 1)[1].split("```", 2)[1].split("\n", 1)[1]
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     (checkout / ".venv").symlink_to(Path(sys.prefix))
-    demo_args = " ".join(shlex.quote(a) for a in _make_demo_args())
-    script = [
-        f'make() {{ [ "$1" = demo ] || return 99; .venv/bin/agent-otel {demo_args} | tee "$OUT/demo"; }}',
+    makefile = shlex.quote(str(ROOT / "Makefile"))
+    script = [  # the real recipe; `-o install`: the install is this venv (`make demo` runs `install` first)
+        'make() { [ "$1" = demo ] || return 99; '
+        f'command make -s -f {makefile} -o install demo | tee "$OUT/demo"; }}',
         'command -v agent-otel >/dev/null && echo agent-otel-on-path-before >> "$OUT/rc"',
     ]
     expected = []
@@ -250,6 +252,8 @@ def test_the_walkthrough_typed_into_a_shell_after_make_demo_does_what_its_commen
     outputs = [(out / f"{n}.out").read_text() for n in range(len(expected))]
     assert [(cmd, int(rc)) for (cmd, _), rc in zip(expected, codes, strict=True)] == expected, outputs
     assert expected[0][0] == "make demo" and "40 runs of support-agent" in outputs[0]
+    # the hint for a user who reads no further: the recipe's last line names the next line's command
+    assert "'. .venv/bin/activate' puts it on PATH" in outputs[0], outputs[0][-300:]
     shown = next(
         o for (cmd, _), o in zip(expected, outputs, strict=True) if cmd.startswith("agent-otel show")
     )
@@ -276,3 +280,25 @@ def test_shows_grafana_link_of_a_back_dated_demo_run_covers_the_time_its_spans_w
         shown = json.loads(run_cli(home, "show", run["run_id"], "--json", env=grafana).stdout)
         pane = json.loads(parse_qs(urlparse(shown["trace_url"]).query)["panes"][0])["trace"]
         assert int(pane["range"]["from"]) <= run["created_at_ms"] and int(pane["range"]["to"]) >= sent_until
+
+
+def test_the_demos_next_lines_pasted_into_a_shell_run_each_command(walk, tmp_path):
+    """The demo ends with the commands to try next; a user pastes a line after `next:` into a shell. Each
+    command must run and print its own output (they were separated by `|`: pasted, `runs` and `show` were
+    piped into the next command and their output lost)."""
+    home, fresh = walk
+    lines = fresh["_demo_stdout"].split("\nnext: ", 1)[1].splitlines()[:2]
+    first = subprocess.run(
+        ["bash", "-c", lines[0].strip()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))},
+            "HOME": str(home),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    assert first.returncode == 1, first.stderr  # drift's, the last command: the demo's incident drifts
+    out = first.stdout
+    assert out.index("RUN ") < out.index("\nsteps\n") < out.index("window last 24h"), out
