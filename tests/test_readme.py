@@ -472,3 +472,16 @@ def test_the_schema_version_upgrading_names_is_this_versions():
     assert int(said.group(1)) == LATEST_VERSION
     newer = re.search(r"its schema version (\d+) is newer than this agent-otel supports \((\d+)\)", README)
     assert newer and (int(newer.group(1)), int(newer.group(2))) == (LATEST_VERSION, LATEST_VERSION - 1)
+
+
+def test_the_integration_names_integrations_lists_are_the_ones_setup_takes():
+    """Integrations' "Names:" are what `setup(instrument=[...])` accepts, all of them, and the error for an
+    unknown name lists the same ones."""
+    from agent_otel import integrations
+
+    said = README.split("\n## Integrations\n", 1)[1].split("\nNames: ", 1)[1].split("(an unknown name", 1)[0]
+    names = re.findall(r"`(\w+)`", said)
+    assert sorted(names) == sorted(integrations.registered()) and len(set(names)) == len(names)
+    with pytest.raises(ValueError) as err:
+        integrations.instrument(["no_such_framework"])
+    assert sorted(str(err.value).split("known: ", 1)[1].split(", ")) == sorted(names)
