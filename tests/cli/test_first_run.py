@@ -302,3 +302,23 @@ def test_the_demos_next_lines_pasted_into_a_shell_run_each_command(walk, tmp_pat
     assert first.returncode == 1, first.stderr  # drift's, the last command: the demo's incident drifts
     out = first.stdout
     assert out.index("RUN ") < out.index("\nsteps\n") < out.index("window last 24h"), out
+
+
+def test_the_readmes_sqlite_alert_finds_the_demos_incident_hours(walk):
+    """Tables: "The same alert for the SQLite store", run as printed on the walkthrough's store, returns the
+    hours of the demo's incident (the last six hours, about 12 tool calls per run against about 4 the week
+    before) and no hour of normal runs."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    home, _ = walk
+    block = README_TEXT.split("The same alert for\nthe SQLite store:", 1)[1].split("```sql\n", 1)[1]
+    query = block.split("```", 1)[0]
+    db = sqlite3.connect(f"file:{home / '.agent-otel' / 'agent-otel.db'}?mode=ro", uri=True)
+    try:
+        hours = db.execute(query).fetchall()
+    finally:
+        db.close()
+    assert hours, "the alert found no hour"
+    oldest = (datetime.now(UTC) - timedelta(hours=7)).strftime("%Y-%m-%d %H:00")
+    assert all(hour >= oldest and avg > 8 for hour, avg in hours), hours
