@@ -485,3 +485,42 @@ def test_the_integration_names_integrations_lists_are_the_ones_setup_takes():
     with pytest.raises(ValueError) as err:
         integrations.instrument(["no_such_framework"])
     assert sorted(str(err.value).split("known: ", 1)[1].split(", ")) == sorted(names)
+
+
+def _redaction_table(header: str) -> list[list[str]]:
+    section = README.split("\n### Redaction\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split(header, 1)[1].split("\n\n", 1)[0]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.splitlines()[2:]]
+
+
+def test_redactions_tables_mask_and_keep_what_they_show():
+    """Redaction's examples, each as the default redactor treats it: the key names of the first table, and
+    each string of the second in full (abbreviated ones, with `...`, aside) masked to the placeholder its
+    row says, or kept unchanged."""
+    from agent_otel import redaction
+
+    redactor = redaction.for_config()
+    said = README.split("The built-in list is ", 1)[1].split("; setting `redaction.keys`", 1)[0]
+    assert sorted(re.findall(r"`(\w+)`", said)) == sorted(redaction.DEFAULT_SECRET_KEYS)
+    for masked, kept in _redaction_table("| masked | kept |"):
+        assert all(redactor.is_secret_key(k) for k in re.findall(r"`([^`]+)`", masked)), masked
+        assert not any(redactor.is_secret_key(k) for k in re.findall(r"`([^`]+)`", kept)), kept
+    checked = 0
+    for what, masked, becomes, kept in _redaction_table("| what | masked | becomes | kept |"):
+        placeholders = set(re.findall(r"\[[A-Z_]+\]", becomes))
+        for example in re.findall(r"`([^`]+)`", masked):
+            if "..." in example or "?" in example.replace("?token", ""):
+                continue  # an abbreviation (`sk-...`) or a shape (`xox?-`), not a value
+            out = redactor.redact_text(example)
+            assert out != example and (
+                not placeholders or placeholders & set(re.findall(r"\[[A-Z_]+\]", out))
+            ), (
+                what,
+                example,
+                out,
+            )
+            checked += 1
+        for example in re.findall(r"`([^`]+)`", kept):
+            assert redactor.redact_text(example) == example, (what, example)
+            checked += 1
+    assert checked > 30
