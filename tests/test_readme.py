@@ -524,3 +524,35 @@ def test_redactions_tables_mask_and_keep_what_they_show():
             assert redactor.redact_text(example) == example, (what, example)
             checked += 1
     assert checked > 30
+
+
+def _parameters(signature: str) -> list[str]:
+    """`a=None, b=(Exception,), *, c` -> ['a', 'b', 'c']: names at bracket depth 0."""
+    names, depth, current = [], 0, ""
+    for char in signature + ",":
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth == 0:
+            name = current.split("=", 1)[0].strip().lstrip("*")
+            if name:
+                names.append(name)
+            current = ""
+        else:
+            current += char
+    return names
+
+
+def test_the_api_tables_signatures_are_the_real_ones():
+    """API: each `name(params)` row lists the callable's parameters, all of them, in order (a parameter
+    the table leaves out is one users cannot know of)."""
+    import inspect
+
+    from agent_otel.run import Run
+
+    section = README.split("\n## API\n", 1)[1].split("\n### Stop reasons", 1)[0]
+    rows = re.findall(r"^\| `(\w+(?:\.\w+)?)\((.*?)\)(?: -> \w+)?` \|", section, re.M)
+    assert len(rows) >= 10
+    for name, params in rows:
+        owner, _, attr = name.rpartition(".")
+        obj = getattr(Run if owner == "Run" else agent_otel, attr)
+        real = [p for p in inspect.signature(obj).parameters if p not in ("self", "cls")]
+        assert _parameters(params) == real, name
