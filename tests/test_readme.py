@@ -549,10 +549,15 @@ def test_the_api_tables_signatures_are_the_real_ones():
     from agent_otel.run import Run
 
     section = README.split("\n## API\n", 1)[1].split("\n### Stop reasons", 1)[0]
-    rows = re.findall(r"^\| `(\w+(?:\.\w+)?)\((.*?)\)(?: -> \w+)?` \|", section, re.M)
-    assert len(rows) >= 10
-    for name, params in rows:
+    rows = re.findall(r"^\| `(@?)(\w+(?:\.\w+)?)\((.*?)\)(?: -> \w+)?` \|", section, re.M)
+    assert len(rows) >= 12
+    for decorator, name, params in rows:
         owner, _, attr = name.rpartition(".")
         obj = getattr(Run if owner == "Run" else agent_otel, attr)
-        real = [p for p in inspect.signature(obj).parameters if p not in ("self", "cls")]
+        real = [
+            p.name
+            for p in inspect.signature(obj).parameters.values()
+            if p.name not in ("self", "cls")
+            and not (decorator and p.kind is p.POSITIONAL_ONLY)  # the function
+        ]
         assert _parameters(params) == real, name
