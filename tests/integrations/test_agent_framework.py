@@ -352,3 +352,21 @@ async def test_with_the_integration_a_step_budget_stops_before_the_request_over_
     assert SENT == {"lookup": 1} and agent.client.script == [text("done")]
     (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
     assert root.attributes["agent.stop_reason"] == "max_steps"
+
+
+async def test_with_the_integration_an_engaged_kill_switch_stops_the_first_request(
+    guarded, instrument, monkeypatch
+):
+    """The kill switch engaged: not even the invocation's first model request is sent."""
+    telemetry = guarded({})
+    instrument("agent_framework")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await agent.run("hi")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert agent.client.seen == [] and SENT == {}
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "kill_switch"
+    guards = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert [(g["guard"], g["enforced"]) for g in guards] == [("kill_switch", True)], guards

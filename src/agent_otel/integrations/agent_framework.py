@@ -9,14 +9,16 @@ again and the guards could only observe. Every function tool the framework calls
 middleware, goes through ``FunctionTool.invoke(arguments=..., context=..., tool_call_id=...)``, which opens
 the framework's span and calls the function; this integration wraps it:
 
+* the framework's runs follow these hooks (:func:`agent_otel.bridge.register_hooks`): they are
+  stoppable, their tool steps are begun here and their model requests checked here, not when their
+  spans start;
 * before the framework opens its span, the step begins with the model's arguments and call id
-  (:func:`agent_otel.bridge.begin_tool`; the invocation then follows the hook, so the run is stoppable):
+  (:func:`agent_otel.bridge.begin_tool`):
   the guards you configured enforce there, the ones on by default observe (README "Guards"). A stop or a
   policy refusal is raised from ``invoke``; the framework hands it to the model as the tool's error (the
   tool does not run) and ``AgentStopped`` reaches the caller from the next model request, before it is
   sent: ``BaseChatClient.get_response``, the innermost layer of every chat client (inside the
-  framework's request span), runs the guards' checks of a model request first (the budgets enforce
-  there from the first tool call on);
+  framework's request span), runs the guards' checks of a model request first;
 * the framework's span, opened next, becomes that step's span; the step ends with the function's raw
   return value (``agent.tool.result_sha``, the replay snapshot: what an ``@agent_otel.tool`` function
   records too) or exception while the span is still open, from ``FunctionTool._invoke_function`` (the
@@ -39,15 +41,23 @@ from typing import Any
 from opentelemetry import trace
 
 from agent_otel import bridge
-from agent_otel.guards import ToolDenied
-from agent_otel.replay import RecordedOutcome, ReplayError
 from agent_otel.steps import active_run, check_pending, internal_error, span_binding
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, await_or_serve, await_with_timeout, refuse_outside_run
+from ._common import (
+    Patcher,
+    await_or_serve,
+    await_with_timeout,
+    begin_hooked_tool,
+    end_tool_step,
+    never_run,
+    served,
+)
 
+#: The instrumentation scope of the framework's tracer (``agent_framework.observability.get_tracer``).
+SCOPE = "agent_framework"
 #: The tool and step of the ``invoke`` in progress in this task: its ``_invoke_function`` ends that step.
 _calling: ContextVar[tuple[Any, ToolCall] | None] = ContextVar("agent_otel_af_calling", default=None)
 
@@ -68,20 +78,6 @@ def _arguments(arguments: Any, context: Any, kwargs: Mapping[str, Any]) -> Any:
     if isinstance(source, Mapping):
         return dict(source)
     return source
-
-
-def _finish(call: ToolCall, result: Any, exc: BaseException | None) -> None:
-    """End the step, unless it has ended (an ``@agent_otel.tool`` function that claimed it, a refusal, or
-    the framework's span that ended it)."""
-    if call.done:
-        return
-    try:
-        if exc is not None:
-            call.fail(exc)
-        else:
-            call.ok(result)
-    except Exception as err:
-        internal_error("finishing an Agent Framework tool step", err)
 
 
 def _parsed(tool: Any, value: Any, skip_parsing: bool) -> Any:
@@ -116,32 +112,18 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
                 **kwargs,
             )
 
+        if getattr(self, "declaration_only", False):
+            return await call_original()
         name = str(getattr(self, "name", None) or "tool")
-        run = active_run()
-        if run is None or getattr(self, "declaration_only", False):
-            if run is None:
-                refuse_outside_run(name)
-            return await call_original()
-        try:
-            bridge.hook_in()
-            call = bridge.begin_tool(
-                run,
-                name,
-                _arguments(arguments, context, kwargs),
-                tool_call_id,
-                description=getattr(self, "description", None) or None,
-            )
-        except (AgentStopped, ToolDenied, ReplayError):
-            raise  # the framework hands it to the model as the tool's error; the tool does not run
-        except Exception as exc:
-            internal_error("starting an Agent Framework tool step", exc)
-            return await call_original()
+        args = _arguments(arguments, context, kwargs)
+        description = getattr(self, "description", None) or None
+        call = begin_hooked_tool(name, args, tool_call_id, "Agent Framework", description)
         if call is None:
             return await call_original()
         try:
             if call.replay is not None:
-                value = await await_or_serve(call, _served, _never)
-                _finish(call, value, None)
+                value = await await_or_serve(call, served, never_run)
+                end_tool_step(call, value, None, "Agent Framework")
                 return _parsed(self, value, skip_parsing)
             token = _calling.set((self, call))
             try:
@@ -149,10 +131,10 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
             finally:
                 _calling.reset(token)
         except BaseException as exc:
-            _finish(call, None, exc)
+            end_tool_step(call, None, exc, "Agent Framework")
             raise
         if not call.done:  # the function was not called (a middleware answered): its answer is the result
-            _finish(call, result, None)
+            end_tool_step(call, result, None, "Agent Framework")
         return result
 
     return invoke
@@ -168,9 +150,9 @@ def _make_invoke_function(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             value = await original(self, call_kwargs)
         except BaseException as exc:
-            _finish(call, None, exc)
+            end_tool_step(call, None, exc, "Agent Framework")
             raise
-        _finish(call, value, None)
+        end_tool_step(call, value, None, "Agent Framework")
         return value
 
     return _invoke_function
@@ -196,15 +178,6 @@ def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_response
 
 
-def _served(outcome: RecordedOutcome) -> Any:
-    """A replayed tool's recorded return value (its JSON form), or its recorded error raised."""
-    return outcome.result()
-
-
-async def _never(*args: Any, **kwargs: Any) -> Any:  # the serving path never runs the tool
-    raise AssertionError("not called under a replay")
-
-
 class AgentFrameworkIntegration(Integration):
     name = "agent_framework"
     packages = ("agent_framework",)
@@ -220,6 +193,8 @@ class AgentFrameworkIntegration(Integration):
         self._patcher.wrap(FunctionTool, "invoke", _make_invoke)
         self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
         self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
+        bridge.register_hooks(SCOPE)
 
     def uninstrument(self) -> None:
+        bridge.register_hooks(SCOPE, on=False)
         self._patcher.restore()
