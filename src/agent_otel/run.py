@@ -48,7 +48,7 @@ from agent_otel.steps import (
     release_run_span,
     unbind_run,
 )
-from agent_otel.stop import AgentStopped, StopReason, StopResult
+from agent_otel.stop import AgentStopped, StopReason, StopResult, is_time_limit
 from agent_otel.tools import (
     active_tool_call,
     call_async,
@@ -287,6 +287,8 @@ class Run:
             return exc.result.stop_reason
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or is_cancelled(exc):
             return StopReason.CANCELLED
+        if is_time_limit(exc):  # the task queue's deadline for the task (Celery's soft time limit)
+            return StopReason.TIMEOUT
         return self.ledger.failure_reason(exc) or self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
 
     def _detail_for(self, exc: BaseException | None) -> str | None:
@@ -296,6 +298,8 @@ class Run:
             child = exc.result
             why = f": {child.detail}" if child.detail else ""
             return f"sub-agent run {child.run_id} stopped ({child.stop_reason.value}){why}"
+        if exc is not None and is_time_limit(exc):  # (not the run's own max_duration_s)
+            return f"the task's time limit ({type(exc).__name__})"
         return None
 
     def __call__(self, fn: Any) -> Any:

@@ -29,11 +29,12 @@ def _celery() -> None:
     if importlib.util.find_spec("celery") is None:
         missing_prerequisite("celery (the dev extra)", "make install-dev")
 
+
 N = 12
 
 TASKS = textwrap.dedent(
     """
-    import os
+    import os, time
     from celery import Celery, signals
     import agent_otel
 
@@ -69,14 +70,30 @@ TASKS = textwrap.dedent(
         with agent_otel.run("worker", input={"i": i}):
             lookup(i)
         return i
+
+    @agent_otel.tool(name="slow", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0))
+    def slow(seconds):
+        time.sleep(seconds)
+        return seconds
+
+    @app.task(soft_time_limit=1)
+    def limited(seconds):
+        with agent_otel.run("limited"):
+            return slow(seconds)
     """
 )
 
 CLIENT = textwrap.dedent(
     """
     import sys, tasks
-    results = [tasks.work.delay(i) for i in range(int(sys.argv[1]))]
-    print(sorted(r.get(timeout=120) for r in results), flush=True)
+    if sys.argv[1] == "limited":
+        try:
+            print(tasks.limited.delay(4).get(timeout=60), flush=True)
+        except Exception as exc:
+            print(type(exc).__name__, flush=True)
+    else:
+        results = [tasks.work.delay(i) for i in range(int(sys.argv[1]))]
+        print(sorted(r.get(timeout=120) for r in results), flush=True)
     """
 )
 
@@ -98,15 +115,10 @@ def receiver():
     receiver.stop()
 
 
-@pytest.mark.parametrize(
-    ("pool", "setup", "max_tasks"),
-    [
-        ("prefork", "worker_process_init", 1),
-        ("prefork", "import", 3),
-        ("threads", "import", 0),
-    ],
-)
-def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, receiver, pool, setup, max_tasks):
+def run_worker(
+    tmp_path: Path, endpoint: str, pool: str, setup: str, max_tasks: int, client_arg: str
+) -> tuple[subprocess.CompletedProcess[str], subprocess.Popen[str], str]:
+    """Start ``celery worker``, run the client with ``client_arg``, then stop the worker (warm shutdown)."""
     (tmp_path / "tasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(CLIENT)
     for d in ("broker", "results"):
@@ -117,7 +129,7 @@ def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, rece
         BROKER_DIR=str(tmp_path / "broker"),
         RESULTS_DIR=str(tmp_path / "results"),
         STORE=str(tmp_path / "runs.db"),
-        ENDPOINT=receiver.endpoint,
+        ENDPOINT=endpoint,
         SETUP="import" if setup == "import" else "signal",
         MAX_TASKS=str(max_tasks),
     )
@@ -131,7 +143,7 @@ def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, rece
     )
     try:
         client = subprocess.run(
-            [sys.executable, "client.py", str(N)],
+            [sys.executable, "client.py", client_arg],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -142,7 +154,20 @@ def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, rece
     finally:
         worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown: running tasks finish, children end
         log, _ = worker.communicate(timeout=60)
-    assert client.stdout.strip() == str(list(range(N))), client.stderr + log
+    return client, worker, log + client.stderr
+
+
+@pytest.mark.parametrize(
+    ("pool", "setup", "max_tasks"),
+    [
+        ("prefork", "worker_process_init", 1),
+        ("prefork", "import", 3),
+        ("threads", "import", 0),
+    ],
+)
+def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, receiver, pool, setup, max_tasks):
+    client, worker, log = run_worker(tmp_path, receiver.endpoint, pool, setup, max_tasks, str(N))
+    assert client.stdout.strip() == str(list(range(N))), log
     assert worker.returncode == 0, log
     assert stored(tmp_path / "runs.db") == [("worker", "completed")] * N, log
     # Every child has ended, and flushed as it did: nothing is on its way any more.
@@ -150,3 +175,27 @@ def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, rece
     assert receiver.span_names().count("execute_tool lookup") == N, log
     assert "dropped" not in log, log
 
+
+def test_a_soft_time_limit_inside_a_tool_is_the_runs_timeout_and_is_not_retried(tmp_path, receiver):
+    """Celery raises ``SoftTimeLimitExceeded`` into whatever the task is running when its soft time limit
+    is reached: here a tool with ``retry=Retry(max_attempts=3)``. It is the worker's deadline for the task,
+    not the tool failing: the tool call is cut short (``cancelled``, as a cancellation is) and the run ends
+    ``timeout``. Before, the Retry policy caught it and ran the tool again, so the task went on past its
+    limit and succeeded (what it never does without agent-otel), and the run read ``completed`` after a
+    tool ``error``."""
+    client, worker, log = run_worker(
+        tmp_path, receiver.endpoint, "prefork", "worker_process_init", 0, "limited"
+    )
+    assert client.stdout.strip() == "SoftTimeLimitExceeded", log
+    assert worker.returncode == 0, log
+    assert stored(tmp_path / "runs.db") == [("limited", "timeout")], log
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        (detail,) = conn.execute("SELECT detail FROM agent_runs").fetchone()
+    assert detail == "the task's time limit (SoftTimeLimitExceeded)"  # not the run's own max_duration_s
+    (run,) = [s for s in receiver.spans if s.name == "invoke_agent limited"]
+    assert run.status.message == "", run.status  # a limit, not a failure: status UNSET
+    tools = [s for s in receiver.spans if s.name == "execute_tool slow"]
+    assert len(tools) == 1, log
+    attributes = {a.key: a.value.string_value or a.value.int_value for a in tools[0].attributes}
+    assert attributes["agent.tool.status"] == "cancelled", attributes
+    assert attributes["agent.tool.attempts"] == 1, attributes
