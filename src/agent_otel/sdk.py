@@ -153,7 +153,7 @@ def setup(
         if cfg.get("exporter.handle_sigterm"):
             from agent_otel import sigterm
 
-            _installed.sigterm = sigterm.install(_shutdown_at_exit, cfg.get("exporter.shutdown_timeout_s"))
+            _installed.sigterm = sigterm.install(_shutdown_at_sigterm, cfg.get("exporter.shutdown_timeout_s"))
     if instrument:
         from agent_otel import integrations
 
@@ -949,6 +949,18 @@ def _shutdown_at_exit() -> None:
         shutdown()
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
+
+
+def _shutdown_at_sigterm() -> None:
+    """The process is being ended on purpose: the runs still open stop ``cancelled`` (see
+    run.end_open_runs), then everything is flushed."""
+    try:
+        from agent_otel.run import end_open_runs
+
+        end_open_runs("the process received SIGTERM")
+    except Exception as exc:
+        logger.debug("agent-otel: stopping the open runs at SIGTERM failed: %s", exc)
+    _shutdown_at_exit()
 
 
 # --- multiprocessing's children --------------------------------------------------------------------------
