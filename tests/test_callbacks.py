@@ -1,4 +1,5 @@
-"""Runs that callback-style frameworks start in one thread and end in another.
+"""Runs and threads: tool calls fanned out to a thread pool, and runs that callback-style frameworks start
+in one thread and end in another.
 
 Entering a run makes it current in the entering thread's context; a framework that ends it from a
 callback on another thread cannot reset that context. The entering thread's next run then took the
@@ -7,7 +8,9 @@ ended run as its parent: a sub-agent of a finished run, a child span in its trac
 
 from __future__ import annotations
 
+import contextvars
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import agent_otel
 
@@ -44,3 +47,21 @@ def test_a_sub_agent_ended_on_another_thread_leaves_its_parent_the_parent_of_the
             assert sibling.parent is parent
     (span,) = telemetry.spans_named("invoke_agent sibling")
     assert span.parent.span_id == parent.span.get_span_context().span_id  # not the ended child's span
+
+
+def test_tool_calls_fanned_out_to_a_pool_with_a_copied_context_are_the_runs(telemetry):
+    """README "Threads": the recipe. Without it a pool's thread sees no run (documented, untraced)."""
+
+    @agent_otel.tool(name="lookup")
+    def lookup(i: int) -> int:
+        return i * 2
+
+    with agent_otel.run("fan-out") as run, ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lookup, range(3))) == [0, 2, 4]  # untraced: no context in the pool's threads
+        assert run.tool_calls == 0
+        futures = [pool.submit(contextvars.copy_context().run, lookup, i) for i in range(6)]
+        assert [f.result() for f in futures] == [0, 2, 4, 6, 8, 10]
+    assert run.tool_calls == 6
+    tools = telemetry.spans_named("execute_tool lookup")
+    assert len(tools) == 6
+    assert {s.parent.span_id for s in tools} == {run.span.get_span_context().span_id}
