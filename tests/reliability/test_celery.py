@@ -11,6 +11,7 @@ task per child, 7 of 12 with three.
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import sqlite3
 import subprocess
@@ -55,6 +56,31 @@ TASKS = textwrap.dedent(
         agent_otel.setup("celery-worker", endpoint=os.environ["ENDPOINT"], store=os.environ["STORE"],
                          instrument=False, config={"exporter.probe_local": False,
                                                    "exporter.shutdown_timeout_s": 10.0})
+
+    if os.environ.get("OTEL_CELERY"):  # the application's own tracing, with Celery's instrumentation
+        import json
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        spans = InMemorySpanExporter()
+
+        @signals.worker_process_init.connect(weak=False)
+        def instrument(**kwargs):
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(spans))
+            trace.set_tracer_provider(provider)
+            CeleryInstrumentor().instrument()
+
+        @signals.worker_process_shutdown.connect(weak=False)
+        def dump(**kwargs):
+            with open(os.environ["OTEL_CELERY"], "a") as out:
+                for s in spans.get_finished_spans():
+                    links = [format(link.context.span_id, "016x") for link in s.links]
+                    parent = format(s.parent.span_id, "016x") if s.parent else None
+                    out.write(json.dumps([s.name, format(s.context.span_id, "016x"), parent, links]) + "\\n")
 
     if os.environ["SETUP"] == "import":
         setup()  # in the master, before the pool forks its children (and in the client: harmless)
@@ -131,6 +157,7 @@ def run_worker(
     setup: str,
     max_tasks: int,
     client_arg: str,
+    **extra_env: str,
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.Popen[str], str]:
     """Start ``celery worker``, run the client with ``client_arg``, then stop the worker (SIGTERM: Celery's
     warm shutdown, running tasks finish, children end)."""
@@ -147,6 +174,7 @@ def run_worker(
         ENDPOINT=endpoint,
         SETUP="import" if setup == "import" else "signal",
         MAX_TASKS=str(max_tasks),
+        **extra_env,
     )
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", pool, "-c", "2", "-l", "WARNING"],
@@ -226,3 +254,24 @@ def test_a_run_a_task_time_limit_ends_is_stored_cancelled(tmp_path, receiver):
     assert worker.returncode == 0, log
     assert stored(tmp_path / "runs.db") == [("hard", "cancelled")], log
     assert receiver.span_names().count("invoke_agent hard") == 1, log
+
+
+def test_with_celerys_opentelemetry_instrumentation_each_run_links_to_its_task_span(tmp_path, receiver):
+    """opentelemetry-instrumentation-celery makes a span per task (``run/tasks.work``); a run is a new
+    trace (DESIGN: a run is a root span) whose link is that task span, and the task spans stay as the
+    instrumentation makes them: one per task, ended, with their own parents."""
+    if importlib.util.find_spec("opentelemetry.instrumentation.celery") is None:
+        missing_prerequisite("opentelemetry-instrumentation-celery (the dev extra)", "make install-dev")
+    dump = tmp_path / "app-spans.jsonl"
+    client, worker, log = run_worker(
+        tmp_path, receiver.endpoint, "prefork", "worker_process_init", 0, "3", OTEL_CELERY=str(dump)
+    )
+    assert client.stdout.strip() == "[0, 1, 2]", log
+    assert worker.returncode == 0, log
+    assert stored(tmp_path / "runs.db") == [("worker", "completed")] * 3, log
+    app_spans = [json.loads(line) for line in dump.read_text().splitlines()]
+    tasks = {span_id for name, span_id, _, _ in app_spans if name == "run/tasks.work"}
+    assert len(tasks) == 3, app_spans
+    runs = [(parent, links) for name, _, parent, links in app_spans if name == "invoke_agent worker"]
+    assert len(runs) == 3, app_spans
+    assert all(parent is None and len(links) == 1 and links[0] in tasks for parent, links in runs), runs
