@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -183,6 +184,7 @@ def run_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         client = subprocess.run(
@@ -196,7 +198,11 @@ def run_worker(
         )
     finally:
         worker.send_signal(signal.SIGTERM)
-        log, _ = worker.communicate(timeout=60)
+        try:
+            log, _ = worker.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # leave no worker behind (the master and its pool children)
+            os.killpg(worker.pid, signal.SIGKILL)
+            raise
     return client, worker, log + client.stderr
 
 
