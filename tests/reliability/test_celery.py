@@ -212,6 +212,7 @@ def run_worker(
         ("prefork", "worker_process_init", 1),
         ("prefork", "import", 3),
         ("threads", "import", 0),
+        ("solo", "import", 0),
     ],
 )
 def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, receiver, pool, setup, max_tasks):
