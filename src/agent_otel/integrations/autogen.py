@@ -9,12 +9,14 @@ run every tool again (an email sent twice) and the guards could only observe. Ev
 ``BaseTool.run_json(args, cancellation_token, call_id)``, which opens AutoGen's span around the tool's
 ``run``; this integration wraps it:
 
+* AutoGen's runs follow this hook (:func:`agent_otel.bridge.register_hooks`): they are stoppable, and
+  their tool steps are begun here, not when their spans start;
 * before AutoGen opens its span, the step begins with the model's arguments and call id
-  (:func:`agent_otel.bridge.begin_tool`, which also tells the bridge this invocation follows the hook, so
-  the run is stoppable): the guards you configured enforce there, the ones on by default observe (README
-  "Guards"). A stop or a policy refusal is raised from ``run_json``; AutoGen hands it to the model as the
-  tool's error (the tool does not run), and the stop reaches the caller from the next model request made
-  through an instrumented client (``openai``), before it is sent;
+  (:func:`agent_otel.bridge.begin_tool`): the guards you configured enforce there, the ones on by
+  default observe (README "Guards"). A stop or a policy refusal is raised from ``run_json``; AutoGen
+  hands it to the model as the tool's error (the tool does not run), and the stop reaches the caller
+  from the next model request made through an instrumented client (``openai``, whose requests are
+  checked before they are sent, the first one too);
 * AutoGen's span, opened next, becomes that step's span; the step ends with the tool's return value
   (``agent.tool.result_sha``, the replay snapshot) or exception while the span is still open, through a
   per-call copy of the tool whose ``run`` reports back (AutoGen calls ``self.run`` inside its span);
@@ -42,14 +44,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent_otel import bridge
-from agent_otel.guards import ToolDenied
-from agent_otel.replay import RecordedOutcome, ReplayError
-from agent_otel.steps import active_run, internal_error
-from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, await_or_serve, await_with_timeout, refuse_outside_run
+from ._common import (
+    Patcher,
+    await_or_serve,
+    await_with_timeout,
+    begin_hooked_tool,
+    end_tool_step,
+    never_run,
+    served,
+)
+
+#: The instrumentation scope of AutoGen's tracer (``autogen_core._telemetry``).
+SCOPE = "autogen-core"
 
 
 def _is_agent_otel_tool(func: Any) -> bool:
@@ -75,20 +84,6 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _finish(call: ToolCall, result: Any, exc: BaseException | None) -> None:
-    """End the step with the tool's outcome, unless it has ended (an ``@agent_otel.tool`` function that
-    claimed it, a refusal, or AutoGen's span ended it)."""
-    if call.done:
-        return
-    try:
-        if exc is not None:
-            call.fail(exc)
-        else:
-            call.ok(result)
-    except Exception as err:
-        internal_error("finishing an AutoGen tool step", err)
-
-
 def _reporting(tool: Any, call: ToolCall) -> Any:
     """A per-call copy of ``tool`` whose ``run`` (what ``run_json`` calls inside AutoGen's span) ends the step
     with the tool's outcome while that span is open. None if the tool cannot be copied: the step then ends
@@ -103,9 +98,9 @@ def _reporting(tool: Any, call: ToolCall) -> Any:
         try:
             value = await run(*args, **kwargs)
         except BaseException as exc:
-            _finish(call, None, exc)
+            end_tool_step(call, None, exc, "AutoGen")
             raise
-        _finish(call, value, None)
+        end_tool_step(call, value, None, "AutoGen")
         return value
 
     try:
@@ -115,51 +110,26 @@ def _reporting(tool: Any, call: ToolCall) -> Any:
     return reporting
 
 
-def _served(outcome: RecordedOutcome) -> Any:
-    """A replayed tool's recorded return value (its JSON form), or its recorded error raised."""
-    return outcome.result()
-
-
-async def _never(*args: Any, **kwargs: Any) -> Any:  # the serving path never runs the tool
-    raise AssertionError("not called under a replay")
-
-
 def _make_run_json(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run_json(
         self: Any, args: Mapping[str, Any], cancellation_token: Any, call_id: str | None = None
     ) -> Any:
         name = str(getattr(self, "name", None) or "tool")
-        run = active_run()
-        if run is None:
-            refuse_outside_run(name)
-            return await original(self, args, cancellation_token, call_id)
-        try:
-            bridge.hook_in()
-            call = bridge.begin_tool(
-                run,
-                name,
-                dict(args),
-                call_id,
-                description=getattr(self, "description", None),
-            )
-        except (AgentStopped, ToolDenied, ReplayError):
-            raise  # AutoGen hands it to the model as the tool's error; the tool does not run
-        except Exception as exc:
-            internal_error("starting an AutoGen tool step", exc)
-            return await original(self, args, cancellation_token, call_id)
+        description = getattr(self, "description", None)
+        call = begin_hooked_tool(name, dict(args), call_id, "AutoGen", description)
         if call is None:
             return await original(self, args, cancellation_token, call_id)
         try:
             if call.replay is not None:
-                result = await await_or_serve(call, _served, _never)
+                result = await await_or_serve(call, served, never_run)
             else:
                 tool = _reporting(self, call) or self
                 result = await await_with_timeout(call, original, tool, args, cancellation_token, call_id)
         except BaseException as exc:
-            _finish(call, None, exc)
+            end_tool_step(call, None, exc, "AutoGen")
             raise
-        _finish(call, result, None)
+        end_tool_step(call, result, None, "AutoGen")
         return result
 
     return run_json
@@ -179,6 +149,8 @@ class AutoGenIntegration(Integration):
 
         self._patcher.wrap(BaseTool, "run_json", _make_run_json)
         self._patcher.wrap(FunctionTool, "run", _make_run)
+        bridge.register_hooks(SCOPE)
 
     def uninstrument(self) -> None:
+        bridge.register_hooks(SCOPE, on=False)
         self._patcher.restore()

@@ -496,3 +496,20 @@ async def test_a_run_recorded_without_the_integration_is_not_run_again_by_a_repl
     assert SENT == {"lookup": 1}
     report = rp.report
     assert report.diverged and report.recorded_tool_calls == 0, str(report)
+
+
+async def test_with_the_integration_an_engaged_kill_switch_stops_the_first_request(
+    guarded, instrument, fake_api, monkeypatch
+):
+    """AutoGen's runs follow the integration's hook from their start: with the kill switch engaged not
+    even the first model request is sent (through the ``openai`` integration)."""
+    telemetry = guarded({})
+    instrument("openai", "autogen")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await make_agent(fake_api).run(task="hi")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert fake_api.requests == [] and SENT == {}
+    (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "kill_switch"
