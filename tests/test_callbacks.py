@@ -9,6 +9,7 @@ ended run as its parent: a sub-agent of a finished run, a child span in its trac
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +22,18 @@ def _in_thread(fn) -> None:
     thread.join()
 
 
+def _isolated(test):
+    """Run ``test`` in a copy of the context: it leaves an ended run current in the context that entered
+    it, as a callback framework does, and the tests after it must not inherit that."""
+
+    @functools.wraps(test)  # (pytest reads the fixtures from the wrapped signature)
+    def wrapper(*args, **kwargs):
+        return contextvars.copy_context().run(test, *args, **kwargs)
+
+    return wrapper
+
+
+@_isolated
 def test_a_run_ended_on_another_thread_is_no_parent_of_the_next_run(telemetry):
     callback_run = agent_otel.run("callback")
     callback_run.__enter__()
@@ -38,6 +51,7 @@ def test_a_run_ended_on_another_thread_is_no_parent_of_the_next_run(telemetry):
     assert rows and all(r.get("parent_run_id") is None for r in rows)
 
 
+@_isolated
 def test_a_sub_agent_ended_on_another_thread_leaves_its_parent_the_parent_of_the_next_one(telemetry):
     with agent_otel.run("parent") as parent:
         child = agent_otel.run("child")
