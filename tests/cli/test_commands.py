@@ -124,7 +124,12 @@ def test_errors_are_one_line_and_exit_2(cli, seeded, make_cli):
     ):
         assert "at most 100 years (36500d)" in one_line_error(cli(*args)), args
     assert "unknown stop_reason" in one_line_error(cli("runs", "--stop-reason", "exploded"))
-    assert "--bogus" in one_line_error(cli("runs", "--bogus"))
+    # An option the command does not have points to that command's help, where the options are.
+    said = one_line_error(cli("runs", "--bogus"))
+    assert said.startswith("agent-otel runs: error: unrecognized arguments: --bogus"), said
+    assert said.endswith("(see agent-otel runs --help)"), said
+    said = one_line_error(cli("--store", "x.db", "tail", "--json"))
+    assert said == "agent-otel tail: error: unrecognized arguments: --json (see agent-otel tail --help)", said
     assert "no run store at" in one_line_error(make_cli("empty")("runs"))
     assert "disabled" in one_line_error(cli("runs", env={"AGENT_OTEL_STORE": "false"}))
     assert "unknown key" in one_line_error(
