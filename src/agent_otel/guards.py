@@ -845,9 +845,7 @@ def _used(usage: Mapping[str, Any]) -> list[Any]:
     return [usage["steps"], usage["tool_calls"], usage["total_tokens"], usage["cost_usd"], usage["retries"]]
 
 
-def _leave_budgets(
-    own: RunGuards, above: tuple[tuple[Run, RunGuards], ...], result: StopResult
-) -> list[Any]:
+def _leave_budgets(own: RunGuards, above: tuple[tuple[Run, RunGuards], ...], result: StopResult) -> list[Any]:
     """A sub-agent ended: its usage moves from the live runs of each budget above it to their sums.
     Returns what moved (see RunGuards._late_usage)."""
     used = _used(result.usage)
