@@ -1455,3 +1455,18 @@ def test_sub_agents_with_the_same_run_id_each_count_in_the_parents_budget(guarde
             parent.call_tool("search", tools.search, {"q": 5})
     assert len(tools.executed) == 4 and parent.result.stop_reason == "budget_exceeded"
     assert guard_counts(t) == {("triage", "max_tool_calls"): 1}
+
+
+def test_a_policy_and_a_kill_switch_name_an_agent_however_its_accents_are_encoded(guarded, monkeypatch):
+    """A policy (from a YAML file saved on macOS: NFD) naming café held no run of café made with NFC."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    t, tools = guarded({"policy": {"deny": {nfd: ["send_email"]}}}), Tools()
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run(nfc) as run:
+        run.call_tool("send_email", tools.send_email, {"to": "a", "body": "b"})
+    assert run.result.stop_reason == "policy_denied" and tools.executed == []
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", f"all:{nfd}")
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run(nfc) as run:
+        run.call_tool("search", tools.search, {"q": 1})
+    assert run.result.stop_reason == "kill_switch" and tools.executed == []

@@ -137,7 +137,7 @@ def parse_kill_switch(text: str, agent: str | tuple[str, ...]) -> str | None:
         head, _, agents = line.partition(":")
         head = head.strip()
         scope = head.lower()
-        if agents and not {a.strip() for a in agents.split(",")}.intersection(names):
+        if agents and not {c.nfc(a.strip()) for a in agents.split(",")}.intersection(names):
             continue
         if scope in ("off", "none", "false", "0"):
             continue
@@ -311,7 +311,7 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
             patterns = [patterns]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise ConfigError(f"agent-otel config key '{key}.{agent}' must be a list of tool name patterns")
-        out[str(agent)] = tuple(patterns)
+        out[c.nfc(str(agent))] = tuple(patterns)
     return out
 
 

@@ -106,7 +106,7 @@ class Run:
     ) -> None:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
-        self.agent = agent
+        self.agent = c.nfc(agent)  # one agent however its name's accents are encoded
         self.run_id = run_id or new_run_id()
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)

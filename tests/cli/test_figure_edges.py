@@ -275,3 +275,15 @@ def test_runs_from_a_clock_ahead_count_in_the_period_ending_now_and_are_flagged(
     # a period with an end of its own is that period, and says nothing of the clock
     until = json.loads(cli("stats", "--json", "--until", iso_utc(now + 60_000)).stdout)
     assert until["runs"] == 3 and "ahead" not in until
+
+
+def test_agent_filters_match_a_name_however_its_accents_are_encoded(cli: CLI):
+    """The SDK records agent names in NFC; `--agent café` typed as e + a combining accent (NFD: a macOS
+    file name pasted, another terminal) found no run of café."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    seed.write(cli.db, seed.run_records(seed.now_ms() - HOUR, agent=nfc))
+    for name in (nfc, nfd):
+        assert json.loads(cli("stats", "--json", "--agent", name).stdout)["runs"] == 1
+        assert len(json.loads(cli("runs", "--json", "--agent", name).stdout)) == 1

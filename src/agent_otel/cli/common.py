@@ -365,7 +365,15 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def add_agent(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agent", metavar="A", help="only runs of this agent")
+    parser.add_argument("--agent", metavar="A", type=agent_name, help="only runs of this agent")
+
+
+def agent_name(value: str) -> str:
+    """``--agent`` in Unicode NFC, as the SDK records agent names (``conventions.nfc``, not imported
+    here: the CLI starts without OpenTelemetry's modules)."""
+    import unicodedata
+
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
 
 
 def store_error(exc: StoreError) -> CLIError:
