@@ -1462,7 +1462,8 @@ def test_a_policy_and_a_kill_switch_name_an_agent_however_its_accents_are_encode
     import unicodedata
 
     nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
-    t, tools = guarded({"policy": {"deny": {nfd: ["send_email"]}}}), Tools()
+    tools = Tools()
+    guarded({"policy": {"deny": {nfd: ["send_email"]}}})
     with pytest.raises(agent_otel.AgentStopped), agent_otel.run(nfc) as run:
         run.call_tool("send_email", tools.send_email, {"to": "a", "body": "b"})
     assert run.result.stop_reason == "policy_denied" and tools.executed == []
