@@ -61,6 +61,16 @@ def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, cho
     }
 
 
+def stream_chat(api, content: str) -> openai.Stream:
+    """A streamed chat completion that asks for its usage."""
+    return client(api).chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": content}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+
 def client(api) -> openai.OpenAI:
     return openai.OpenAI(base_url=api.base_url + "/v1", api_key="test-key", max_retries=0)
 
@@ -154,12 +164,7 @@ def test_streamed_chat_completion_counts_usage_from_the_last_chunk(telemetry, in
         )
     )
     with agent_otel.run("streamer") as run:
-        stream = client(fake_api).chat.completions.create(
-            model="gpt-4o",
-            messages=[{"role": "user", "content": "hello"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        stream = stream_chat(fake_api, "hello")
         assert isinstance(stream, openai.Stream)
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Hello"
@@ -713,12 +718,7 @@ def test_a_streamed_request_span_another_instrumentation_ends_after_agent_otels_
             )
         )
         with agent_otel.run("a") as run:
-            stream = client(fake_api).chat.completions.create(
-                model="gpt-4o",
-                messages=[{"role": "user", "content": "x"}],
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            stream = stream_chat(fake_api, "x")
             assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi"
         chats = by_name(telemetry.spans(), "chat gpt-4o")
         assert len(chats) == 2  # agent-otel's and the library's, one step
