@@ -45,8 +45,10 @@ class FakeClient(FunctionInvocationLayer, ChatTelemetryLayer, BaseChatClient):  
     def __init__(self, *script: Any) -> None:
         super().__init__()
         self.script = list(script)
+        self.seen: list[list[Any]] = []
 
     def _inner_get_response(self, *, messages: Any, stream: bool, options: Any, **kwargs: Any) -> Any:
+        self.seen.append(list(messages))  # what the model was sent, request by request
         step = self.script.pop(0)
         if isinstance(step, Exception):
 
@@ -247,3 +249,124 @@ async def test_guards_observe_an_agent_otel_tool_with_the_arguments_it_was_calle
         ("loop", "loop_detected", False),
     ]
     assert [e["args_sha"] for e in telemetry.events("tool_result")] == [sha({"q": "x"})] * 2
+
+
+# --- with the ``agent_framework`` integration: a hook before every function tool -----------------------
+
+
+async def test_with_the_integration_a_tool_step_has_its_arguments_and_result(telemetry, instrument):
+    """The integration begins each tool step before the framework runs the function, with the model's
+    arguments, and ends it with the function's return value while the framework's span is open: one span,
+    with both hashes (the span alone has neither without ``enable_sensitive_data``), and the run as
+    before."""
+    instrument("agent_framework")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    assert (await agent.run("hi")).text == "done"
+    assert_normal_run(telemetry)
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.args_sha"] == sha({"q": "x"})
+    assert step.attributes["agent.tool.result_sha"] == sha("X")
+    assert (step.attributes["agent.tool.status"], step.attributes["gen_ai.tool.call.id"]) == ("ok", "c1")
+    (event,) = telemetry.events("tool_result")
+    assert (event["args_sha"], event["result_sha"]) == (sha({"q": "x"}), sha("X"))
+
+
+async def test_with_the_integration_a_failing_tool_is_a_failed_step_and_the_agent_goes_on(
+    telemetry, instrument
+):
+    instrument("agent_framework")
+    agent = make_agent(tool_call("broken", {"q": "x"}), text("sorry"))
+    assert (await agent.run("hi")).text == "sorry"
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert (step.attributes["agent.tool.status"], step.attributes["error.type"]) == ("error", "RuntimeError")
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+
+
+async def test_with_the_integration_a_configured_policy_refuses_the_tool(guarded, instrument):
+    """A policy you configured is enforced before the function runs (without the integration it only
+    observes): it never runs, and the stop reaches the caller before the next model request."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("agent_framework")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    client = agent.client
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await agent.run("hi")
+    assert stopped.value.stop_reason == "policy_denied"
+    assert SENT == {} and client.script == [text("done")]  # the second request was not made
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+
+
+async def test_with_the_integration_the_default_loop_guard_still_only_observes(telemetry, instrument):
+    """A working polling agent is not stopped by a guard nobody configured."""
+    instrument("agent_framework")
+    script = [tool_call("lookup", {"q": "status"}, f"c{i}") for i in range(5)] + [text("done")]
+    agent = make_agent(*script)
+    assert (await agent.run("poll")).text == "done" and SENT == {"lookup": 5}
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    guards = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert [(g["guard"], g["enforced"]) for g in guards] == [("loop", False)]
+
+
+async def test_with_the_integration_an_agent_otel_tool_is_still_one_call_with_its_retry(
+    telemetry, instrument
+):
+    instrument("agent_framework")
+    SENT.clear()
+    agent = Agent(
+        client=FakeClient(tool_call("search", {"q": "x"}), text("done")), name="helper", tools=[search]
+    )
+    assert (await agent.run("hi")).text == "done"
+    assert sample_tools.SENT == {"search": 2}
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.attempts"] == 2 and step.attributes["agent.tool.status"] == "ok"
+
+
+async def test_with_the_integration_a_streamed_run_is_unchanged(telemetry, instrument):
+    instrument("agent_framework")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    chunks = [update.text async for update in agent.run("hi", stream=True)]
+    assert "".join(chunks) == "done"
+    assert_normal_run(telemetry)
+    (step,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert step.attributes["agent.tool.result_sha"] == sha("X")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_with_the_integration_a_step_budget_stops_before_the_request_over_it(
+    guarded, instrument, stream
+):
+    """``max_steps: 2``: the request, the tool, and the next request would be step 3: it is not sent, and the
+    caller gets the stop (without the integration the budget only observes)."""
+    telemetry = guarded({"budget": {"max_steps": 2}})
+    instrument("agent_framework")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        if stream:
+            [u async for u in agent.run("hi", stream=True)]
+        else:
+            await agent.run("hi")
+    assert stopped.value.stop_reason == "max_steps"
+    assert SENT == {"lookup": 1} and agent.client.script == [text("done")]
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "max_steps"
+
+
+async def test_with_the_integration_an_engaged_kill_switch_stops_the_first_request(
+    guarded, instrument, monkeypatch
+):
+    """The kill switch engaged: not even the invocation's first model request is sent."""
+    telemetry = guarded({})
+    instrument("agent_framework")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await agent.run("hi")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert agent.client.seen == [] and SENT == {}
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "kill_switch"
+    guards = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert [(g["guard"], g["enforced"]) for g in guards] == [("kill_switch", True)], guards

@@ -33,6 +33,7 @@ FRAMEWORK_MODULES = (
     "crewai",
     "mistralai.client",
     "ag2",
+    "agent_framework",
 )
 ALL = [
     "langchain",
@@ -46,7 +47,7 @@ ALL = [
     "bedrock",
     "litellm",
 ]
-ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral", "ag2"]
+ALL += ["smolagents", "llamaindex", "claude_agent_sdk", "mistral", "ag2", "agent_framework"]
 #: Registered, tested in an environment of their own (tests/envs), not installed in this one.
 OWN_ENV = ["crewai", "strands", "google_adk", "autogen"]
 
@@ -187,6 +188,7 @@ def import_all_frameworks() -> None:
         "claude_agent_sdk",
         "mistralai.client",
         "ag2",
+        "agent_framework",
     ):
         importlib.import_module(module)
 
@@ -261,6 +263,8 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         print("mistral:", hasattr(Chat.complete, "__agent_otel_original__"))
         from ag2.agent import Agent
         print("ag2:", hasattr(Agent._drive_scope, "__agent_otel_original__"))
+        from agent_framework import FunctionTool
+        print("agent_framework:", hasattr(FunctionTool.invoke, "__agent_otel_original__"))
         print("pending:", integrations.pending())
         print("watcher:", any(type(f).__name__ == "_ImportWatcher" for f in sys.meta_path))
         agent_otel.shutdown()
@@ -270,9 +274,9 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
     )
     assert out.splitlines() == [
         "imported by setup: []",
-        "pending: ['ag2', 'anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai', 'langchain',"
-        " 'langgraph', 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents', 'pydantic_ai',"
-        " 'smolagents']",
+        "pending: ['ag2', 'agent_framework', 'anthropic', 'bedrock', 'claude_agent_sdk', 'google_genai',"
+        " 'langchain', 'langgraph', 'litellm', 'llamaindex', 'mcp', 'mistral', 'openai', 'openai_agents',"
+        " 'pydantic_ai', 'smolagents']",
         "pregel: True",
         "tool_node: True",
         "openai: True",
@@ -282,6 +286,7 @@ def test_frameworks_imported_after_setup_are_instrumented_on_import():
         "litellm: True",
         "mistral: True",
         "ag2: True",
+        "agent_framework: True",
         "pending: []",
         "watcher: False",
         "after shutdown: False []",

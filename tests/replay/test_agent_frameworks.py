@@ -492,3 +492,56 @@ def test_smolagents_replay_serves_an_agent_otel_tool_under_its_tool_decorator(ri
         assert go() == "done"
     assert RAN == ["o"]
     assert_served(rp, rig, original, 1)
+
+
+def _agent_framework_plain(tool_name: str, q: str, fn: Any) -> Any:
+    from agent_framework import Agent, tool
+
+    from tests.integrations.test_agent_framework import FakeClient, text, tool_call
+
+    t = tool(fn, name=tool_name)
+    client = FakeClient(tool_call(tool_name, {"q": q}), text("done"))
+    return asyncio.run(Agent(client=client, name="agent", tools=[t]).run("x")), client
+
+
+def test_agent_framework_with_its_integration_a_replay_serves_a_plain_tool_without_running_it(
+    rig, instrument
+):
+    """With the ``agent_framework`` integration a plain function tool's step has its arguments and result,
+    so a replay serves it (the function does not run again: no email sent twice), gives the model the
+    recorded text, stops before the function at a divergence, and serves a recorded error as it was."""
+    pytest.importorskip("agent_framework")
+    rig.start()
+    instrument("agent_framework")
+
+    def lookup(q: str) -> str:
+        """Look something up."""
+        RAN.append(q)
+        if q == "missing":
+            raise LookupError(f"no record {q}")
+        return q.upper()
+
+    RAN.clear()
+    _, then = _agent_framework_plain("lookup", "o", lookup)
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        _, now = _agent_framework_plain("lookup", "o", lookup)
+    assert RAN == ["o"]
+    assert_served(rp, rig, original, 1)
+    told = [[(part.type, part.result) for part in client.seen[-1][-1].contents] for client in (then, now)]
+    assert told[0] == told[1] == [("function_result", "O")], told  # the model got what it got then
+
+    with agent_otel.replay(original) as rp:
+        _agent_framework_plain("lookup", "p", lookup)
+    assert RAN == ["o"]
+    report = rp.report
+    assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
+
+    _agent_framework_plain("lookup", "missing", lookup)
+    original = rig.last_run_id("agent")
+    with agent_otel.replay(original) as rp:
+        _agent_framework_plain("lookup", "missing", lookup)
+    assert RAN == ["o", "missing"]
+    assert_served(rp, rig, original, 1)
+    (event,) = rig.tool_events(rp.report.replay_run_id)
+    assert (event["status"], event["error"]) == ("error", "LookupError")

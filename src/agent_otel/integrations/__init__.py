@@ -80,6 +80,7 @@ _REGISTRY: dict[str, str] = {
     "claude_agent_sdk": "agent_otel.integrations.claude_agent_sdk:ClaudeAgentSDKIntegration",
     "mistral": "agent_otel.integrations.mistral:MistralIntegration",
     "ag2": "agent_otel.integrations.ag2:AG2Integration",
+    "agent_framework": "agent_otel.integrations.agent_framework:AgentFrameworkIntegration",
     "crewai": "agent_otel.integrations.crewai:CrewAIIntegration",
     "strands": "agent_otel.integrations.strands:StrandsIntegration",
     "google_adk": "agent_otel.integrations.google_adk:GoogleADKIntegration",

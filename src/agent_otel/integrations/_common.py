@@ -36,7 +36,7 @@ from agent_otel import conventions as c
 from agent_otel.llm import LLMCall
 from agent_otel.replay import RecordedOutcome, RecordedToolError, ReplayError, recorded, unserved
 from agent_otel.run import Run
-from agent_otel.steps import Refusal, internal_error, outside_run
+from agent_otel.steps import Refusal, active_run, internal_error, outside_run
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall, ToolOptions, ToolTimeout, begin, call_with_deadline, timeout_for
 
@@ -178,6 +178,54 @@ def _recorded(call: ToolCall, serve: Serve | None) -> RecordedOutcome:
             error,
         )
     return outcome
+
+
+def begin_hooked_tool(
+    name: str, args: Any, call_id: str | None, framework: str, description: str | None = None
+) -> ToolCall | None:
+    """Begin the step of a tool a framework is about to run, from an integration's hook before it
+    (:func:`agent_otel.bridge.begin_tool`: guards first). None: outside any run (refused under a replay)
+    or telemetry failed, run the tool as it is. A guard's stop, a policy refusal or a replay's refusal is
+    raised: the tool must not run."""
+    from agent_otel import bridge
+    from agent_otel.guards import ToolDenied
+
+    run = active_run()
+    if run is None:
+        refuse_outside_run(name)
+        return None
+    try:
+        return bridge.begin_tool(run, name, args, call_id, description=description)
+    except (AgentStopped, ToolDenied, ReplayError):
+        raise
+    except Exception as exc:
+        internal_error(f"starting a {framework} tool step", exc)
+        return None
+
+
+def served(outcome: RecordedOutcome) -> Any:
+    """The serve function of a tool whose framework takes its return value as it is: the recorded result
+    (its JSON form), or the recorded error raised."""
+    return outcome.result()
+
+
+async def never_run(*args: Any, **kwargs: Any) -> Any:
+    """The tool function handed to :func:`await_or_serve` on a path that only serves (never called)."""
+    raise AssertionError("a replayed tool is served, never run")
+
+
+def end_tool_step(call: ToolCall, result: Any, exc: BaseException | None, framework: str) -> None:
+    """End a framework tool's step with its outcome, unless it has ended (an ``@agent_otel.tool`` function
+    that claimed it, a refusal, or the framework's span ending it); never raises."""
+    if call.done:
+        return
+    try:
+        if exc is not None:
+            call.fail(exc)
+        else:
+            call.ok(result)
+    except Exception as err:
+        internal_error(f"finishing a {framework} tool step", err)
 
 
 def call_or_serve(

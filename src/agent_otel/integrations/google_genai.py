@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from agent_otel.replay import RecordedOutcome, ReplayError
+from agent_otel.replay import ReplayError
 from agent_otel.steps import active_run
 from agent_otel.stop import AgentStopped
 
@@ -47,6 +47,7 @@ from ._common import (
     await_or_serve,
     call_or_serve,
     refuse_outside_run,
+    served,
     start_tool,
     usage_value,
 )
@@ -224,11 +225,6 @@ def _stash(exc: BaseException) -> None:
         stops.append(exc)
 
 
-def _served(outcome: RecordedOutcome) -> Any:
-    """A replayed function's recorded return value (its JSON form), or its recorded error raised."""
-    return outcome.result()
-
-
 #: The (function name, call id) of each function call of the response whose functions the SDK is calling,
 #: in order: the SDK hands the function its arguments only, so its step takes the id from here.
 _call_ids: ContextVar[list[tuple[str, str]] | None] = ContextVar("agent_otel_genai_call_ids", default=None)
@@ -300,7 +296,7 @@ def _wrap_invoke(original: Any) -> Any:
         @functools.wraps(function_to_invoke)  # the SDK reads its signature and type hints to convert args
         def run_function(**kwargs: Any) -> Any:
             with _noting(errors):
-                return call_or_serve(call, _served, function_to_invoke, **kwargs)
+                return call_or_serve(call, served, function_to_invoke, **kwargs)
 
         try:
             result = original(args, run_function)
@@ -324,7 +320,7 @@ def _wrap_invoke_async(original: Any) -> Any:
         @functools.wraps(function_to_invoke)
         async def run_function(**kwargs: Any) -> Any:
             with _noting(errors):
-                return await await_or_serve(call, _served, function_to_invoke, **kwargs)
+                return await await_or_serve(call, served, function_to_invoke, **kwargs)
 
         try:
             result = await original(args, run_function)

@@ -1,8 +1,10 @@
 """AutoGen (autogen-agentchat) through the GenAI span bridge (and the ``autogen`` integration for sync
 ``@agent_otel.tool`` functions), its model client the real OpenAI SDK against
 a fake OpenAI API on 127.0.0.1: AutoGen's own ``invoke_agent`` / ``execute_tool`` spans become the run and
-its tool steps, the ``openai`` integration makes each request a ``chat`` step with usage, and guards only
-observe the tools (AutoGen offers no hook before a tool that could refuse it)."""
+its tool steps, the ``openai`` integration makes each request a ``chat`` step with usage. Without the
+``autogen`` integration guards only observe the tools and a replay runs them live; with it (its hook before
+every tool, ``BaseTool.run_json``) the steps have arguments and results, configured guards enforce and a
+replay serves the recorded outcome instead of running the tool."""
 
 from __future__ import annotations
 
@@ -303,3 +305,211 @@ async def test_a_replay_that_diverges_at_an_agent_otel_tool_stops_there_and_repo
     report = rp.report
     assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
     assert (report.stop_reason_now, report.error) == ("policy_denied", None)
+
+
+# --- with the ``autogen`` integration: a hook before every tool ------------------------------------------
+
+
+async def test_with_the_integration_a_tool_step_has_its_arguments_and_result(telemetry, instrument, fake_api):
+    """The ``autogen`` integration begins each tool step before AutoGen runs the tool, with the model's
+    arguments, and ends it with the tool's return value while AutoGen's span is open: the step has its
+    hashes (AutoGen's span has neither), on that one span, and what AutoGen did is unchanged."""
+    from agent_otel.hashing import sha
+
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    result = await make_agent(fake_api).run(task="hi")
+    assert result.messages[-1].to_text() == "done" and SENT == {"lookup": 1}
+    spans = telemetry.spans()
+    (root,) = autogen_spans(spans, "invoke_agent helper")
+    (tool,) = [s for s in spans if s.name.startswith("execute_tool")]  # one span: AutoGen's
+    assert tool.instrumentation_scope.name == "autogen-core" and tool.parent.span_id == root.context.span_id
+    assert tool.attributes["agent.tool.args_sha"] == sha({"q": "otel"})
+    assert tool.attributes["agent.tool.result_sha"] == sha("OTEL")
+    assert (tool.attributes["agent.tool.status"], tool.attributes["gen_ai.tool.call.id"]) == ("ok", "call_1")
+    (event,) = telemetry.events("tool_result")
+    assert (event["args_sha"], event["result_sha"]) == (sha({"q": "otel"}), sha("OTEL"))
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["role"] == "tool" and told["content"] == "OTEL"
+
+
+async def test_with_the_integration_a_failing_tool_is_a_failed_step_and_the_agent_goes_on(
+    telemetry, instrument, fake_api
+):
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call("broken", {"q": "x"}), answer("sorry"))
+    result = await make_agent(fake_api).run(task="hi")
+    assert result.messages[-1].to_text() == "sorry" and SENT == {"broken": 1}
+    (tool,) = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert (tool.attributes["agent.tool.status"], tool.attributes["error.type"]) == ("error", "RuntimeError")
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["role"] == "tool" and "backend down" in told["content"]
+
+
+async def test_with_the_integration_a_configured_policy_refuses_the_tool(guarded, instrument, fake_api):
+    """A policy you configured is enforced before the tool runs (without the integration it only
+    observes): the tool never runs, AutoGen tells the model, and the stop reaches the caller from the
+    next request, which is not sent."""
+    telemetry = guarded({"policy": {"deny": {"*": ["lookup"]}}})
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await make_agent(fake_api).run(task="hi")
+    assert stopped.value.stop_reason == "policy_denied"
+    assert SENT == {} and len(fake_api.requests) == 1
+    (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "policy_denied"
+
+
+async def test_with_the_integration_the_default_loop_guard_still_only_observes(
+    telemetry, instrument, fake_api
+):
+    """A working polling agent is not stopped by a guard nobody configured: the same call five times runs
+    five times, the loop guard's trigger is recorded with what it would have done."""
+    instrument("openai", "autogen")
+    fake_api.reply(*[tool_call("lookup", {"q": "status"}) for _ in range(5)], answer("done"))
+    agent = make_agent(fake_api, tools=[lookup])
+    agent._max_tool_iterations = 5  # AutoGen's loop: one model request per tool call
+    result = await agent.run(task="poll")
+    assert result.messages[-1].to_text() == "done" and SENT == {"lookup": 5}
+    (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    guards = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
+    assert [(g["guard"], g["enforced"]) for g in guards] == [("loop", False)]
+
+
+@pytest.fixture
+def hooked(recording: Any) -> Any:
+    """The replay rig with the ``autogen`` integration too."""
+    from agent_otel import integrations
+
+    integrations.instrument(["autogen"])
+    yield recording
+    integrations.uninstrument(["autogen"])
+
+
+async def test_with_the_integration_a_replay_serves_a_plain_tool_without_running_it(hooked, fake_api):
+    """Before, a replay let AutoGen run every plain tool again (an email sent twice): now the recorded
+    result is returned instead and the model gets what it got then."""
+    from tests.replay.test_agent_frameworks import assert_served
+
+    await turn(fake_api, lookup, {"q": "otel"})
+    assert SENT == {"lookup": 1}
+    original = hooked.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await turn(fake_api, lookup, {"q": "otel"})
+    assert SENT == {"lookup": 1}  # served: the tool did not run again
+    assert_served(rp, hooked, original, 1)
+    told = fake_api.requests[-1][1]["messages"][-1]
+    assert told["role"] == "tool" and told["content"] == "OTEL"
+
+
+async def test_with_the_integration_a_replay_serves_a_recorded_error_as_autogen_told_the_model(
+    hooked, fake_api
+):
+    await turn(fake_api, broken, {"q": "x"})
+    then = fake_api.requests[-1][1]["messages"][-1]
+    original = hooked.last_run_id("helper")
+    with agent_otel.replay(original) as rp:
+        await turn(fake_api, broken, {"q": "x"})
+    assert SENT == {"broken": 1}
+    assert rp.report.matched and rp.report.served == 1, str(rp.report)
+    assert fake_api.requests[-1][1]["messages"][-1] == then  # the same error text, the tool not run
+
+
+async def test_with_the_integration_a_replay_with_other_arguments_stops_before_the_tool(hooked, fake_api):
+    await turn(fake_api, lookup, {"q": "otel"})
+    with agent_otel.replay(hooked.last_run_id("helper")) as rp:
+        await turn(fake_api, lookup, {"q": "other"})
+    assert SENT == {"lookup": 1}
+    report = rp.report
+    assert report.diverged and report.divergence is not None and report.divergence.kind == "args"
+
+
+async def test_with_the_integration_a_call_past_the_recording_is_refused_not_run(hooked, fake_api):
+    """The recording had no tool call; the replayed model asks for one: the tool is not run."""
+    fake_api.reply(answer("done"))
+    await make_agent(fake_api, tools=[lookup]).run(task="hi")
+    with agent_otel.replay(hooked.last_run_id("helper")) as rp:
+        await turn(fake_api, lookup, {"q": "otel"})
+    assert SENT == {}
+    assert rp.report.diverged, str(rp.report)
+
+
+def parallel_calls(*calls: tuple[str, dict[str, Any]]) -> Reply:
+    """The model asks for several tool calls at once (AutoGen runs them concurrently)."""
+    import json
+
+    from tests.integrations.openai_replies import completion
+
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for i, (n, a) in enumerate(calls, 1)
+        ],
+    }
+    return completion(message, usage=(30, 7), finish="tool_calls")
+
+
+async def test_with_the_integration_parallel_calls_are_steps_of_their_own_and_replay_served(hooked, fake_api):
+    """AutoGen runs one response's tool calls concurrently, each in a task of its own: each is its own step
+    on its own AutoGen span, with its call id, and a replay serves each."""
+    from tests.replay.test_agent_frameworks import assert_served
+
+    calls = (("lookup", {"q": "a"}), ("lookup", {"q": "b"}), ("broken", {"q": "c"}))
+    fake_api.reply(parallel_calls(*calls), answer("done"))
+    await make_agent(fake_api).run(task="hi")
+    assert SENT == {"lookup": 2, "broken": 1}
+    then = fake_api.requests[-1][1]["messages"][-3:]
+    hooked.flush()
+    tools = [s for s in hooked.exporter.get_finished_spans() if s.name.startswith("execute_tool")]
+    assert sorted(s.attributes["gen_ai.tool.call.id"] for s in tools) == ["call_1", "call_2", "call_3"]
+    assert {s.instrumentation_scope.name for s in tools} == {"autogen-core"}
+    assert all("agent.tool.args_sha" in s.attributes for s in tools)
+    original = hooked.last_run_id("helper")
+    fake_api.reply(parallel_calls(*calls), answer("done"))
+    with agent_otel.replay(original) as rp:
+        await make_agent(fake_api).run(task="hi")
+    assert SENT == {"lookup": 2, "broken": 1}
+    assert rp.report.served == 3 and rp.report.matched, str(rp.report)
+    assert fake_api.requests[-1][1]["messages"][-3:] == then
+    assert_served(rp, hooked, original, 3)
+
+
+async def test_a_run_recorded_without_the_integration_is_not_run_again_by_a_replay_with_it(
+    recording, fake_api
+):
+    """A recording made without the integration (an agent-otel before it) has no snapshot of AutoGen's tool
+    steps (their spans had no arguments): replayed with it, the first tool call is past the end of the
+    recording, so the replay stops there, before the tool runs (it used to run it again, unserved)."""
+    from agent_otel import integrations
+
+    await turn(fake_api, lookup, {"q": "otel"})
+    integrations.instrument(["autogen"])
+    try:
+        with agent_otel.replay(recording.last_run_id("helper")) as rp:
+            await turn(fake_api, lookup, {"q": "otel"})
+    finally:
+        integrations.uninstrument(["autogen"])
+    assert SENT == {"lookup": 1}
+    report = rp.report
+    assert report.diverged and report.recorded_tool_calls == 0, str(report)
+
+
+async def test_with_the_integration_an_engaged_kill_switch_stops_the_first_request(
+    guarded, instrument, fake_api, monkeypatch
+):
+    """AutoGen's runs follow the integration's hook from their start: with the kill switch engaged not
+    even the first model request is sent (through the ``openai`` integration)."""
+    telemetry = guarded({})
+    instrument("openai", "autogen")
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", "all")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped:
+        await make_agent(fake_api).run(task="hi")
+    assert stopped.value.stop_reason == "kill_switch"
+    assert fake_api.requests == [] and SENT == {}
+    (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
+    assert root.attributes["agent.stop_reason"] == "kill_switch"

@@ -1,0 +1,200 @@
+"""Microsoft Agent Framework (``agent-framework-core``): a hook before every function tool, so that guards
+act there and a replay serves the recorded result instead of running the tool.
+
+The framework traces itself: the GenAI span bridge (:mod:`agent_otel.bridge`) makes its ``invoke_agent``
+span the run, its ``chat`` spans the LLM steps and its ``execute_tool`` spans the tool steps. Without
+``enable_sensitive_data`` those spans carry neither a tool's arguments nor its result, and a span
+processor cannot stop a call, so from the spans alone a replay could only let the framework run every tool
+again and the guards could only observe. Every function tool the framework calls, with or without function
+middleware, goes through ``FunctionTool.invoke(arguments=..., context=..., tool_call_id=...)``, which opens
+the framework's span and calls the function; this integration wraps it:
+
+* the framework's runs follow these hooks (:func:`agent_otel.bridge.register_hooks`): they are
+  stoppable, their tool steps are begun here and their model requests checked here, not when their
+  spans start;
+* before the framework opens its span, the step begins with the model's arguments and call id
+  (:func:`agent_otel.bridge.begin_tool`):
+  the guards you configured enforce there, the ones on by default observe (README "Guards"). A stop or a
+  policy refusal is raised from ``invoke``; the framework hands it to the model as the tool's error (the
+  tool does not run) and ``AgentStopped`` reaches the caller from the next model request, before it is
+  sent: ``BaseChatClient.get_response``, the innermost layer of every chat client (inside the
+  framework's request span), runs the guards' checks of a model request first;
+* the framework's span, opened next, becomes that step's span; the step ends with the function's raw
+  return value (``agent.tool.result_sha``, the replay snapshot: what an ``@agent_otel.tool`` function
+  records too) or exception while the span is still open, from ``FunctionTool._invoke_function`` (the
+  framework's own call of the function, which a context variable ties to this call);
+* under a replay it returns the recorded value as ``invoke`` returns a result (through the tool's
+  ``result_parser`` or ``FunctionTool.parse_result``, or raw with ``skip_parsing``), or raises the
+  recorded error, which the framework hands to the model as it did; the tool does not run. A result that
+  was an object when recorded, or an error whose class this process has not loaded, is refused with
+  ``ReplayError`` (the framework tells the model; the tool does not run either);
+* ``guards.tool_timeout_s`` applies to the call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import trace
+
+from agent_otel import bridge
+from agent_otel.steps import active_run, check_pending, internal_error, span_binding
+from agent_otel.stop import AgentStopped
+from agent_otel.tools import ToolCall
+
+from . import Integration
+from ._common import (
+    Patcher,
+    await_or_serve,
+    await_with_timeout,
+    begin_hooked_tool,
+    end_tool_step,
+    never_run,
+    served,
+)
+
+#: The instrumentation scope of the framework's tracer (``agent_framework.observability.get_tracer``).
+SCOPE = "agent_framework"
+#: The tool and step of the ``invoke`` in progress in this task: its ``_invoke_function`` ends that step.
+_calling: ContextVar[tuple[Any, ToolCall] | None] = ContextVar("agent_otel_af_calling", default=None)
+
+
+def _arguments(arguments: Any, context: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The call's arguments as ``invoke`` takes them: ``arguments=``, else direct keywords, else the
+    invocation context's."""
+    source = arguments
+    if source is None and kwargs:
+        source = kwargs
+    if source is None and context is not None:
+        source = getattr(context, "arguments", None)
+    if source is None:
+        return {}
+    dump = getattr(source, "model_dump", None)
+    if callable(dump):
+        return dump(exclude_unset=True)
+    if isinstance(source, Mapping):
+        return dict(source)
+    return source
+
+
+def _parsed(tool: Any, value: Any, skip_parsing: bool) -> Any:
+    """A served raw value as ``invoke`` returns the function's: parsed into content, unless skipped."""
+    from agent_framework import Content, FunctionTool
+
+    parser = getattr(tool, "result_parser", None)
+    if skip_parsing or repr(parser) == "SKIP_PARSING":
+        return value
+    parsed = parser(value) if callable(parser) else FunctionTool.parse_result(value)
+    return [Content.from_text(parsed)] if isinstance(parsed, str) else parsed
+
+
+def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def invoke(
+        self: Any,
+        *,
+        arguments: Any = None,
+        context: Any = None,
+        tool_call_id: str | None = None,
+        skip_parsing: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        def call_original() -> Any:
+            return original(
+                self,
+                arguments=arguments,
+                context=context,
+                tool_call_id=tool_call_id,
+                skip_parsing=skip_parsing,
+                **kwargs,
+            )
+
+        if getattr(self, "declaration_only", False):
+            return await call_original()
+        name = str(getattr(self, "name", None) or "tool")
+        args = _arguments(arguments, context, kwargs)
+        description = getattr(self, "description", None) or None
+        call = begin_hooked_tool(name, args, tool_call_id, "Agent Framework", description)
+        if call is None:
+            return await call_original()
+        try:
+            if call.replay is not None:
+                value = await await_or_serve(call, served, never_run)
+                end_tool_step(call, value, None, "Agent Framework")
+                return _parsed(self, value, skip_parsing)
+            token = _calling.set((self, call))
+            try:
+                result = await await_with_timeout(call, call_original)
+            finally:
+                _calling.reset(token)
+        except BaseException as exc:
+            end_tool_step(call, None, exc, "Agent Framework")
+            raise
+        if not call.done:  # the function was not called (a middleware answered): its answer is the result
+            end_tool_step(call, result, None, "Agent Framework")
+        return result
+
+    return invoke
+
+
+def _make_invoke_function(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def _invoke_function(self: Any, call_kwargs: Mapping[str, Any]) -> Any:
+        calling = _calling.get()
+        if calling is None or calling[0] is not self:
+            return await original(self, call_kwargs)
+        call = calling[1]
+        try:
+            value = await original(self, call_kwargs)
+        except BaseException as exc:
+            end_tool_step(call, None, exc, "Agent Framework")
+            raise
+        end_tool_step(call, value, None, "Agent Framework")
+        return value
+
+    return _invoke_function
+
+
+def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def get_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = active_run()
+        if run is not None and run.stoppable:
+            try:
+                binding = span_binding(trace.get_current_span())
+                if binding is not None and binding.hooked:  # its request span waits for these checks
+                    bridge.check_llm(run)
+                else:  # checked as its span started: raise a stop decided since
+                    check_pending(run)
+            except AgentStopped:
+                raise  # before the request is sent; it reaches the caller of agent.run()
+            except Exception as exc:
+                internal_error("checking an Agent Framework model request", exc)
+        return original(self, *args, **kwargs)
+
+    return get_response
+
+
+class AgentFrameworkIntegration(Integration):
+    name = "agent_framework"
+    packages = ("agent_framework",)
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+
+    def instrument(self) -> None:
+        if self._patcher.applied:
+            return
+        from agent_framework import BaseChatClient, FunctionTool
+
+        self._patcher.wrap(FunctionTool, "invoke", _make_invoke)
+        self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
+        self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
+        bridge.register_hooks(SCOPE)
+
+    def uninstrument(self) -> None:
+        bridge.register_hooks(SCOPE, on=False)
+        self._patcher.restore()
