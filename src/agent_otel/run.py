@@ -110,7 +110,7 @@ class Run:
     ) -> None:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
-        self.agent = agent
+        self.agent = c.nfc(agent)  # one agent however its name's accents are encoded
         self.run_id = run_id or new_run_id()
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)
@@ -227,6 +227,11 @@ class Run:
             limit = rt.config.get("guards.budget.max_duration_s")
         if limit is not None:
             self._deadline_ms = self.created_at_ms + int(limit * 1000)
+        # A sub-agent is stopped by the deadline of a run above it too (agent_otel.guards), so its row
+        # says so when that comes first (the parent's is already the earliest of those above it).
+        above = None if parent is None or parent.ledger.left else parent._deadline_ms
+        if above is not None and (self._deadline_ms is None or above < self._deadline_ms):
+            self._deadline_ms = above
         self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
         if self.is_replay:
             rt.metrics.exclude_run(self.run_id)

@@ -673,10 +673,12 @@ class Step:
         attributes: dict[str, Any],
         exc: BaseException | str | None = None,
         description: str | None = None,
+        end_span: bool = True,
     ) -> tuple[float, Any]:
         """End the span with ``attributes`` (ERROR status with ``description`` when failed with ``exc``;
         without one, ``Class: <redacted message>``) and leave its context. Returns ``(duration_ms, span
         context)`` for the step's event. The exception's message and stack trace leave only redacted.
+        ``end_span`` False leaves the span itself open: its ender ends it (``llm``, usage held back).
         """
         span = self.span
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
@@ -694,7 +696,8 @@ class Step:
         except Exception as err:  # e.g. an exception whose __str__ raises
             internal_error(f"recording a {self.kind} span's outcome", err)
         try:
-            span.end()
+            if end_span:
+                span.end()
         except Exception as err:  # e.g. a raising span processor of the application
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None
