@@ -42,6 +42,7 @@ install-envs: $(foreach env,$(ENVS),.venvs/$(env)/.ok)
 
 demo: install
 	$(VENV)/bin/agent-otel demo
+	@echo "agent-otel is installed in $(VENV): '. $(VENV)/bin/activate' puts it on PATH for the commands above"
 
 prereqs:
 	./scripts/prereqs.sh

@@ -179,7 +179,11 @@ class HTTPReceiver:
     to None; ``metric_batches`` holds the accepted ones.
     """
 
-    def __init__(self, answer: Callable[[list[Any]], int | None] | None = None) -> None:
+    def __init__(
+        self, answer: Callable[[list[Any]], int | None] | None = None, *, keep_alive: bool = False
+    ) -> None:
+        """``keep_alive``: HTTP/1.1 persistent connections, as a collector keeps them; ``connections``
+        then lists the client address of each accepted metric request, in the order of metric_batches."""
         import http.server
 
         self.spans: list[Any] = []
@@ -190,9 +194,12 @@ class HTTPReceiver:
         self.metric_refused = 0
         self.requests: list[tuple[int, int, int]] = []
         self.headers: dict[str, str] = {}  # of the last trace request
+        self.connections: list[tuple[str, int]] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 encoding = self.headers.get("Content-Encoding")
@@ -223,6 +230,7 @@ class HTTPReceiver:
                         return
                     receiver.metric_requests += 1
                     receiver.metric_sizes.append(len(body))
+                    receiver.connections.append(self.client_address)
                     receiver.metric_batches.append(
                         metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
                     )

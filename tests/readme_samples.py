@@ -1,6 +1,6 @@
 """The README's CLI samples, produced by running the documented walkthrough for real.
 
-The README quotes what `agent-otel demo`, `runs`, `show`, `stats` and `drift` print. Each quote sits
+The README quotes what `agent-otel demo`, `runs`, `show`, `stats`, `drift` and `doctor` print. Each quote sits
 between ``<!-- sample: NAME -->`` and ``<!-- /sample -->``; ``tests/cli/test_first_run.py`` runs the
 walkthrough in a fresh home and compares, and this module rewrites the quotes from a fresh run:
 
@@ -74,6 +74,7 @@ def walkthrough(home: Path, probe: bool = False) -> dict[str, str]:
     step("show", "show", worst.group(1))
     step("stats", "stats")
     step("drift", "drift", expect=1)
+    step("doctor", "doctor", cut=lambda s: s[s.index("\nrun store\n") :])
     return out
 
 
@@ -97,6 +98,8 @@ _NORMALISE = [
     (re.compile(r"\b\d+m \d+\.\ds\b|\b\d+(?:\.\d+)? (?:ms|s)\b"), "<duration>"),
     # Why OTLP is off depends on the machine (is a collector answering on localhost?), not on agent-otel.
     (re.compile(r"^OTLP export is off: .*"), "OTLP export is off: <why>"),
+    # the store file's size moves with SQLite's page allocation, run to run
+    (re.compile(r"^(\s*size )\d+\.\d KiB"), r"\1<size>"),
 ]
 
 

@@ -614,3 +614,32 @@ def test_the_applications_sampler_reads_as_before_through_the_provider(home):
     assert provider.sampler is not sampler  # wrapped: isinstance checks on it see the wrapper
     assert provider.sampler.get_description() == before
     assert provider.sampler._root.rate == 0.25
+
+
+def test_a_sampler_the_application_assigns_after_setup_still_drops_no_run(home):
+    """Some frameworks set ``provider.sampler = ...`` on the provider they are given, after setup().
+    That replaced agent-otel's wrapper: the traces the new sampler drops had no runs (no stop, no usage,
+    no store row) for a framework agent's spans. Now the sampler assigned is wrapped as it is set: it
+    decides what is exported (nothing, here), and every run is counted."""
+    app_spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(app_spans))
+    reader = InMemoryMetricReader()
+    agent_otel.setup(
+        "svc",
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        store=False,
+        instrument=False,
+    )
+    provider.sampler = ALWAYS_OFF
+    assert provider.sampler.get_description() == ALWAYS_OFF.get_description()
+    framework = provider.get_tracer("some.framework")  # a tracer taken after the assignment
+    for _ in range(5):
+        _framework_run(framework, "fw")
+    assert sdk.flush(5)
+    stops = {a["agent"]: p.value for a, p in metric_points(reader)["agent.stop"] if p.value}
+    assert stops == {"fw": 5}
+    assert app_spans.get_finished_spans() == ()  # the application's sampler still decides what is exported
+    agent_otel.shutdown()
+    provider.shutdown()

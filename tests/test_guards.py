@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import agent_otel
 from agent_otel import conventions as c
 from agent_otel import guards as guards_module
+from agent_otel import llm
 from agent_otel.guards import RunGuards, ToolDenied, parse_kill_switch, set_kill_switch
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
@@ -1391,3 +1392,82 @@ def test_a_retry_around_a_whole_run_starts_a_new_run_with_a_new_budget_each_time
     assert len(tools.executed) == 3
     assert [e["stop_reason"] for e in t.events("stop")] == ["budget_exceeded"] * 3
     assert len({e["run_id"] for e in t.events("stop")}) == 3
+
+
+def test_a_sub_agents_request_that_ends_after_it_stopped_counts_in_the_parents_budget(guarded):
+    """A sub-agent stopped while one of its requests was in flight (it gathered a request and a tool call,
+    and the tool failed): the request's usage came in after its stop and was missing from the parent's
+    totals (the sub-agent's usage had moved to the parent's sums at its stop), so the parent's token
+    budget went on as if it had not been spent. Now it counts, and stops the parent at its next step."""
+    t = guarded()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_tokens=100)) as parent:
+        with pytest.raises(ConnectionError), agent_otel.run("research") as child:
+            request = llm.begin(child, "gpt-4o", attach=False)  # a model client's request, in flight
+            raise ConnectionError("the tool gathered with it failed")
+        assert child.result.stop_reason == "error"
+        request.finish(90, 20)  # the request answers after its run stopped
+        with pytest.raises(agent_otel.AgentStopped):
+            parent.record_llm(model="gpt-4o", input_tokens=1, output_tokens=1)
+    assert parent.result.stop_reason == "budget_exceeded"
+    assert guard_counts(t) == {("triage", "max_tokens"): 1}
+    _, events = guard_events(t, parent)
+    assert [(e["guard"], e["observed"]) for e in events] == [("max_tokens", 110)]
+
+
+def test_a_sub_agents_deadline_is_its_parents_when_that_comes_first(guarded):
+    """The store's ``deadline_ms`` tells a reader when a run whose process it cannot check is past its
+    deadline. A sub-agent without a deadline of its own stored none (or its own later one), though its
+    parent's deadline is what stops it."""
+    t = guarded()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_duration_s=60)) as parent:
+        with agent_otel.run("research") as free:
+            pass
+        with agent_otel.run("research", budget=agent_otel.Budget(max_duration_s=600)) as later:
+            pass
+        with agent_otel.run("research", budget=agent_otel.Budget(max_duration_s=1)) as sooner:
+            pass
+    t.flush()
+    rows = {r["run_id"]: r for r in t.sink.runs()}
+    deadline = rows[parent.run_id]["deadline_ms"]
+    assert deadline == parent.created_at_ms + 60_000
+    assert rows[free.run_id]["deadline_ms"] == deadline
+    assert rows[later.run_id]["deadline_ms"] == deadline
+    assert rows[sooner.run_id]["deadline_ms"] == sooner.created_at_ms + 1000
+
+
+def test_sub_agents_with_the_same_run_id_each_count_in_the_parents_budget(guarded):
+    """Two sub-agents started at once with one run id (the caller's request id passed to both): the
+    parent's live sub-agents were keyed by run id, so the second replaced the first, and when the first
+    ended it took the second's place in the sums; the second's steps then counted nowhere."""
+    t, tools = guarded(), Tools()
+    with agent_otel.run("triage", budget=agent_otel.Budget(max_tool_calls=4)) as parent:
+        first = agent_otel.run("research", run_id="req-1")
+        second = agent_otel.run("research", run_id="req-1")
+        with first:
+            with second:
+                first.call_tool("search", tools.search, {"q": 1})
+                second.call_tool("search", tools.search, {"q": 2})
+            second_usage = second.result.usage
+        assert second_usage["tool_calls"] == 1
+        parent.call_tool("search", tools.search, {"q": 3})
+        parent.call_tool("search", tools.search, {"q": 4})
+        with pytest.raises(agent_otel.AgentStopped):
+            parent.call_tool("search", tools.search, {"q": 5})
+    assert len(tools.executed) == 4 and parent.result.stop_reason == "budget_exceeded"
+    assert guard_counts(t) == {("triage", "max_tool_calls"): 1}
+
+
+def test_a_policy_and_a_kill_switch_name_an_agent_however_its_accents_are_encoded(guarded, monkeypatch):
+    """A policy (from a YAML file saved on macOS: NFD) naming café held no run of café made with NFC."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    tools = Tools()
+    guarded({"policy": {"deny": {nfd: ["send_email"]}}})
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run(nfc) as run:
+        run.call_tool("send_email", tools.send_email, {"to": "a", "body": "b"})
+    assert run.result.stop_reason == "policy_denied" and tools.executed == []
+    monkeypatch.setenv("AGENT_OTEL_KILL_SWITCH", f"all:{nfd}")
+    with pytest.raises(agent_otel.AgentStopped), agent_otel.run(nfc) as run:
+        run.call_tool("search", tools.search, {"q": 1})
+    assert run.result.stop_reason == "kill_switch" and tools.executed == []

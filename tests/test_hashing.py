@@ -441,3 +441,58 @@ def test_common_argument_kinds_have_one_canonical_form_on_every_python_and_after
     network = ipaddress.ip_network("10.0.0.0/24")
     before = canonical_json(network)
     assert canonical_json(_touched(network)) == before
+
+
+def _round_half_up(x, digits=0):
+    return x
+
+
+def _truncate(x, digits=0):
+    return x
+
+
+class _Formatter:
+    def render(self, x):
+        return x
+
+    def escape(self, x):
+        return x
+
+
+def test_functions_and_partials_hash_by_their_name_and_bound_arguments():
+    """A function has a ``__dict__`` (empty) and no state of its own worth hashing: every function,
+    lambda, bound method and ``functools.partial`` hashed as ``{"$type": "function"}`` (or ``partial``,
+    ``method``) alike, so a tool given a callback was a loop at its 4th call whatever the callbacks, and
+    a replay served one callback's recorded result for another's. They hash by their qualified name, and
+    a partial by its function and bound arguments."""
+    import functools
+
+    assert sha(_round_half_up) != sha(_truncate)
+    assert canonical_json(_truncate) == b'{"$function":"tests.test_hashing._truncate"}'
+    assert sha(functools.partial(_truncate, digits=2)) != sha(functools.partial(_truncate, digits=3))
+    assert sha(functools.partial(_truncate, digits=2)) != sha(functools.partial(_round_half_up, digits=2))
+    assert sha(functools.partial(_truncate, 1)) != sha(functools.partial(_truncate, digits=1))
+    assert canonical_json(functools.partial(_truncate, 1.5, digits=2)) == (
+        b'{"$partial":{"$function":"tests.test_hashing._truncate"},"args":[1.5],"keywords":{"digits":2}}'
+    )
+    assert sha(functools.partial(_truncate, digits=2)) == sha(functools.partial(_truncate, digits=2))
+    formatter = _Formatter()
+    assert sha(formatter.render) != sha(formatter.escape)
+    assert canonical_json(formatter.render) == b'{"$method":"tests.test_hashing._Formatter.render"}'
+    assert sha(len) == sha(len) != sha(abs)  # built-ins hashed apart already (their repr): unchanged
+
+
+def test_a_tool_given_distinct_callbacks_is_not_a_loop(telemetry):
+    import functools
+
+    import agent_otel
+
+    @agent_otel.tool(name="transform")
+    def transform(values: list, fn) -> list:
+        return [fn(v) for v in values]
+
+    with agent_otel.run("callbacks-agent") as run:
+        for fn in (_round_half_up, _truncate, functools.partial(_truncate, digits=1), _Formatter().render):
+            transform([1.25], fn)
+    assert run.result.stop_reason.value == "completed"
+    assert len({e["args_sha"] for e in telemetry.events("tool_result")}) == 4

@@ -516,3 +516,22 @@ def test_run_used_as_a_decorator_says_to_use_agent(telemetry):
         @agent_otel.run("support")
         def handle(ticket):
             yield ticket
+
+
+def test_an_agent_name_is_one_agent_whatever_its_unicode_normalisation(telemetry):
+    """ "café" typed on one host (NFC, one code point for é) and read from a macOS file name or another
+    library on the next (NFD, e + a combining accent) look the same everywhere a user sees them, yet were
+    two agents: two series of every metric, two rows in ``stats``, a policy or kill switch naming one
+    missing the other. A run's agent name is now NFC, as it is stored, exported and counted."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    for name in (nfc, nfd):
+        with agent_otel.run(name) as run:
+            run.call_tool("search", lambda: 1)
+        assert run.agent == nfc
+    stops = telemetry.metrics()["agent.stop"]
+    assert [(a["agent"], p.value) for a, p in stops if p.value] == [(nfc, 2)]
+    assert {e["agent"] for e in telemetry.events()} == {nfc}
+    assert {s.attributes[c.GEN_AI_AGENT_NAME] for s in by_name(telemetry.spans(), "invoke_agent")} == {nfc}

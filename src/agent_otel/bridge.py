@@ -61,7 +61,7 @@ from agent_otel import conventions as c
 from agent_otel import native, runtime
 from agent_otel.genai import guess_provider, strings
 from agent_otel.hashing import sha
-from agent_otel.llm import USAGE_BELOW, LLMCall
+from agent_otel.llm import USAGE_BELOW, LLMCall, usage_above_ends
 from agent_otel.replay import not_compared, unserved
 from agent_otel.run import Run
 from agent_otel.steps import (
@@ -369,7 +369,7 @@ class Bridge:
             internal_error("recognising a GenAI span", exc)
 
     def _on_ending(self, span: Any) -> None:
-        pass
+        usage_above_ends(span)  # an LLM span of agent-otel's may wait for this one to end
 
     def on_end(self, span: Any) -> None:
         pass

@@ -9,6 +9,7 @@ GenAI registry spells them), so a change upstream shows up here as one diff.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -25,6 +26,13 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_CHAT: Final = "chat"
+
+
+def nfc(name: str) -> str:
+    """An agent name in Unicode NFC: "café" typed on one host (é, one code point) and read from a macOS
+    file name or another library (e and a combining accent, NFD) look the same wherever a user sees them,
+    so they are one agent in every label, row and guard rule."""
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def run_span_name(agent: str) -> str:

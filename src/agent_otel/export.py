@@ -588,6 +588,21 @@ class BufferedSpanProcessor(SpanProcessor):
         return self._retry_bytes
 
 
+def forget_connections(exporter: Any) -> None:
+    """In a forked child: drop the HTTP connections an OTLP/HTTP exporter kept open to the collector. They
+    are the parent's sockets: a child's request and the parent's went down the same connection and each
+    read the other's reply or none (a pre-fork master lost its last metric batches to read timeouts). The
+    session opens new ones at its next request. (gRPC channels are gRPC's own business: see README.)"""
+    sessions = [
+        getattr(getattr(getattr(exporter, "_client", None), "_transport", None), "_session", None),
+        getattr(exporter, "_session", None),  # SDKs before the transport layer
+    ]
+    for session in sessions:
+        if session is not None and hasattr(session, "close"):
+            with contextlib.suppress(Exception):
+                session.close()
+
+
 class NonBlockingMetricExporter(MetricExporter):
     """Hands metric batches to a sender thread so readers' flush/shutdown never wait on the network.
 
@@ -627,6 +642,19 @@ class NonBlockingMetricExporter(MetricExporter):
         )
         # Told of each batch the reader collected (Metrics.collected: a new series is out, see there).
         self.on_export: Callable[[], None] | None = None
+        after_fork_in_child(self, "_after_fork")
+
+    def _after_fork(self) -> None:
+        """A forked child sends only its own batches; the pending ones are the parent's (its resource, its
+        counts), which the parent sends. Its sender thread did not survive the fork, and may have held the
+        condition's lock: the child's first export then waited for it forever (a pre-fork worker hung in
+        its first collection)."""
+        self._cond = threading.Condition()
+        self._pending = deque()
+        self._busy = False
+        self._failures = 0
+        self._thread = None
+        forget_connections(self._exporter)
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any

@@ -137,7 +137,7 @@ def parse_kill_switch(text: str, agent: str | tuple[str, ...]) -> str | None:
         head, _, agents = line.partition(":")
         head = head.strip()
         scope = head.lower()
-        if agents and not {a.strip() for a in agents.split(",")}.intersection(names):
+        if agents and not {c.nfc(a.strip()) for a in agents.split(",")}.intersection(names):
             continue
         if scope in ("off", "none", "false", "0"):
             continue
@@ -311,7 +311,7 @@ def _patterns(value: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
             patterns = [patterns]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise ConfigError(f"agent-otel config key '{key}.{agent}' must be a list of tool name patterns")
-        out[str(agent)] = tuple(patterns)
+        out[c.nfc(str(agent))] = tuple(patterns)
     return out
 
 
@@ -327,6 +327,7 @@ class RunGuards(RunPolicy):
         "_above",
         "_counts",
         "_deadline",
+        "_left",
         "_limits",
         "_observed",
         "_outer",
@@ -362,9 +363,12 @@ class RunGuards(RunPolicy):
         #: What this run's sub-agents used, once one started under a budget of this run (see _Tree).
         self._tree: _Tree | None = None
         #: The enclosing runs with a budget, each with its guards: a sub-agent's steps count toward theirs.
-        self._above: tuple[tuple[Run, RunGuards], ...] = _register_under_budgets(run)
+        self._above: tuple[tuple[Run, RunGuards], ...] = _register_under_budgets(self, run)
         if self._above:
             self._limits = True
+        #: After this sub-agent stopped: the budgets above it and what of its usage their sums hold, so a
+        #: request that was in flight at its stop and ends after it still counts there.
+        self._left: tuple[tuple[tuple[Run, RunGuards], ...], list[Any]] | None = None
         #: The agents of the runs above this one (innermost first): a kill switch scoped to one covers it.
         self._outer = _outer_agents(run)
 
@@ -380,7 +384,9 @@ class RunGuards(RunPolicy):
             self.before_llm(run, getattr(step, "model", ""))
 
     def after_step(self, step: Step, result: Any, exc: BaseException | str | None) -> None:
-        if step.kind == "llm" and exc is None:
+        if self._left is not None:
+            self._late_usage(step.run)
+        elif step.kind == "llm" and exc is None:
             self.after_usage(step.run)
         return None
 
@@ -398,7 +404,7 @@ class RunGuards(RunPolicy):
         self._counts.clear()
         self._observed.clear()
         if self._above:  # what this sub-agent used stays counted in the budgets above it
-            _leave_budgets(self._above, result)
+            self._left = (self._above, _leave_budgets(self, self._above, result))
             self._above = ()
 
     # --- hooks called by the engine's hooks above and by run stop ------------------------------------
@@ -442,6 +448,26 @@ class RunGuards(RunPolicy):
                 crossed = guards._usage_crossed(guards._totals(above))
                 if crossed is not None:
                     guards._mark_pending(above, *crossed)
+
+    def _late_usage(self, run: Run) -> None:
+        """A step of this stopped sub-agent ended after its stop (a request in flight then, in a task or
+        thread of its own): what it added moves to the sums of the budgets above, which may stop them."""
+        above, moved = self._left  # type: ignore[misc]
+        now = _used(run.usage)
+        delta = [n - m for n, m in zip(now, moved, strict=True)]
+        if not any(delta):
+            return
+        moved[:] = now
+        with _TREE:
+            for _, guards in above:
+                if guards._tree is not None:
+                    for i, value in enumerate(delta):
+                        guards._tree.done[i] += value
+        for run_above, guards in above:
+            if run_above.ledger.pending is None and run_above.result is None:
+                crossed = guards._usage_crossed(guards._totals(run_above))
+                if crossed is not None:
+                    guards._mark_pending(run_above, *crossed)
 
     def _usage_crossed(self, totals: _Totals) -> tuple[str, Any, Any, StopReason] | None:
         """The token or spend budget that ``totals`` went past (checked right after LLM usage)."""
@@ -772,7 +798,9 @@ class _Tree:
     __slots__ = ("done", "live")
 
     def __init__(self) -> None:
-        self.live: dict[str, Run] = {}
+        #: Keyed by the sub-agent's guards, not its run id: two runs of a tree may share an id the user
+        #: gave them (``run(run_id=...)``), and each counts.
+        self.live: dict[int, Run] = {}
         self.done = [0, 0, 0, 0.0, 0]
 
 
@@ -792,7 +820,7 @@ def _outer_agents(run: Run) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _register_under_budgets(run: Run) -> tuple[tuple[Run, RunGuards], ...]:
+def _register_under_budgets(own: RunGuards, run: Run) -> tuple[tuple[Run, RunGuards], ...]:
     """The runs above ``run`` (a sub-agent) that have a budget, with their guards; ``run`` is counted
     in each of them from now on. A budget is a promise about the whole run, so what a sub-agent it starts
     spends (steps, tool calls, tokens, spend, retries, and time: its deadline) counts toward it."""
@@ -809,20 +837,25 @@ def _register_under_budgets(run: Run) -> tuple[tuple[Run, RunGuards], ...]:
             for _, guards in above:
                 if guards._tree is None:
                     guards._tree = _Tree()
-                guards._tree.live[run.run_id] = run
+                guards._tree.live[id(own)] = run
     return tuple(above)
 
 
-def _leave_budgets(above: tuple[tuple[Run, RunGuards], ...], result: StopResult) -> None:
-    """A sub-agent ended: its usage moves from the live runs of each budget above it to their sums."""
-    usage = result.usage
-    used = (usage["steps"], usage["tool_calls"], usage["total_tokens"], usage["cost_usd"], usage["retries"])
+def _used(usage: Mapping[str, Any]) -> list[Any]:
+    return [usage["steps"], usage["tool_calls"], usage["total_tokens"], usage["cost_usd"], usage["retries"]]
+
+
+def _leave_budgets(own: RunGuards, above: tuple[tuple[Run, RunGuards], ...], result: StopResult) -> list[Any]:
+    """A sub-agent ended: its usage moves from the live runs of each budget above it to their sums.
+    Returns what moved (see RunGuards._late_usage)."""
+    used = _used(result.usage)
     with _TREE:
         for _, guards in above:
             tree = guards._tree
-            if tree is not None and tree.live.pop(result.run_id, None) is not None:
+            if tree is not None and tree.live.pop(id(own), None) is not None:
                 for i, value in enumerate(used):
                     tree.done[i] += value
+    return used
 
 
 class TimedRunGuards(RunGuards):

@@ -24,6 +24,7 @@ import json
 import marshal
 import math
 import re
+import types
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -99,6 +100,12 @@ def _default(obj: Any) -> Any:
         return tolist()
     if isinstance(obj, Mapping):
         return {str(k): v for k, v in obj.items()}
+    if isinstance(obj, functools.partial):
+        return {"$partial": obj.func, "args": obj.args, "keywords": obj.keywords}
+    if isinstance(obj, types.FunctionType):
+        return {"$function": _qualified(obj)}
+    if isinstance(obj, types.MethodType):
+        return {"$method": _qualified(obj)}
     if isinstance(obj, BaseException):
         # Its message lives in ``args``, not in ``__dict__``: every ValueError hashed alike, and a tool
         # given three different errors was a loop to the guard.
@@ -113,6 +120,13 @@ def _default(obj: Any) -> Any:
         }
     # Last resort: repr without memory addresses, which differ between processes.
     return {"$repr": _ADDRESS.sub("", repr(obj))}
+
+
+def _qualified(fn: Any) -> str:
+    """A function's (or bound method's) module and qualified name: what tells two callbacks apart, the
+    same in every process and after the function's code changes (a function's ``__dict__`` is empty, so
+    every function, lambda and method hashed alike; built-ins are told apart by their repr already)."""
+    return f"{getattr(fn, '__module__', None)}.{getattr(fn, '__qualname__', None)}"
 
 
 def _state(obj: Any) -> dict[str, Any]:

@@ -33,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from time import time_ns
 from typing import Any
 
@@ -181,6 +182,35 @@ def _measurement_factory() -> Any:
 
 _MEASUREMENT_FIELDS = ("value", "time_unix_nano", "instrument", "context", "attributes")
 _measurement = _measurement_factory()
+
+
+def forget_series(instruments: Iterable[Any]) -> None:
+    """Drop every series of ``instruments`` from the SDK's aggregations (of every reader): a forked child's
+    instruments start empty, like a new process's (see Metrics._after_fork). The SDK has no public way to
+    do this; on another SDK layout nothing is dropped.
+
+    The locks of the collection path are made again too: the SDK re-creates its provider's locks in a
+    forked child, not those of its readers and their storages, so a child forked while the parent's export
+    thread was collecting would find them held for ever and never export."""
+    done: set[int] = set()
+    for instrument in instruments:
+        instrument = getattr(instrument, "_real_instrument", None) or instrument  # the API's proxy
+        try:
+            consumer = instrument._measurement_consumer
+            storages = consumer._reader_storages
+            if id(consumer) not in done:
+                done.add(id(consumer))
+                consumer._lock = threading.Lock()
+                for reader, storage in storages.items():
+                    storage._lock = threading.RLock()
+                    if hasattr(reader, "_export_lock"):
+                        reader._export_lock = threading.Lock()
+            for storage in storages.values():
+                for match in storage._instrument_view_instrument_matches.get(instrument, ()):
+                    match._lock = threading.Lock()  # another thread may have held it at the fork
+                    match._attributes_aggregation = {}
+        except (AttributeError, TypeError):  # another SDK layout, or not an SDK instrument
+            continue
 
 
 def _always() -> bool:

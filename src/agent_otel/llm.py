@@ -23,6 +23,7 @@ second span, so the request's usage is on one span only.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -409,12 +410,15 @@ def _complete(
         if c.gen_ai_dup():
             attributes = c.with_previous_names(attributes)
         below = getattr(call.span, USAGE_BELOW, None)
-        if below is not None:
-            _usage_below(below, attributes)
+        held = _usage_below(below, attributes) if below is not None else None
         if status == c.STATUS_CANCELLED:  # the span's status stays UNSET, as a cancelled tool call's
-            duration_ms, span_ctx = call.end(attributes)
+            duration_ms, span_ctx = call.end(attributes, end_span=held is None)
         else:
-            duration_ms, span_ctx = call.end(attributes, error, description or error_type)
+            duration_ms, span_ctx = call.end(
+                attributes, error, description or error_type, end_span=held is None
+            )
+        if held is not None:
+            _UsageAbove(call, below, held)
     else:
         duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
@@ -485,16 +489,73 @@ def _end_adopted(call: LLMCall, cost_usd: float | None) -> tuple[float, Any]:
 USAGE_BELOW = "_agent_otel_usage_below"
 
 
-def _usage_below(below: Any, attributes: dict[str, Any]) -> None:
+def _usage_below(below: Any, attributes: dict[str, Any]) -> dict[str, Any] | None:
     """Leave out of agent-otel's ``chat`` span the ``gen_ai.usage.*`` attributes that ``below``, a library's
     span of the same request under it, ended with: Logfire's OpenAI instrumentation, patched before
     ``setup()``, opens its request span inside agent-otel's, and a backend that sums usage over every span
-    counted the request twice. The step, its event, the run's totals and the metrics keep the usage."""
-    if getattr(below, "end_time", None) is None:  # still open (a stream read on): it may not say yet
-        return
+    counted the request twice. The step, its event, the run's totals and the metrics keep the usage.
+
+    ``below`` still open (a stream: the library's wrapper reads the stream agent-otel observes, so it ends
+    after the step) may say its usage only as it ends: agent-otel's usage attributes are taken out and
+    returned, and its span waits for the library's (:class:`_UsageAbove`)."""
+    if getattr(below, "end_time", None) is None:
+        held = {k: attributes.pop(k) for k in [k for k in attributes if k.startswith("gen_ai.usage.")]}
+        return held or None
     for key in below.attributes or ():
         if key.startswith("gen_ai.usage."):
             attributes.pop(key, None)
+    return None
+
+
+#: The attribute of a library's request span (``USAGE_BELOW``'s) under which agent-otel's span of the same
+#: request waits for it to end, while a step's usage is held back (see _usage_below).
+USAGE_ABOVE = "_agent_otel_usage_above"
+_held_any = False  # until a span waits, the bridge's span ends look for none
+
+
+class _UsageAbove:
+    """Agent-otel's ``chat`` span of a step that has ended, left open while the library's span of the same
+    request below it is: it ends when that one does (with the step's end time), with the held usage
+    attributes only if the library's span reported none; at its run's end at the latest."""
+
+    __slots__ = ("end_ns", "held", "ledger", "lock", "span")
+
+    def __init__(self, call: LLMCall, below: Any, held: dict[str, Any]) -> None:
+        global _held_any
+        self.span, self.held, self.end_ns = call.span, held, time.time_ns()
+        self.ledger = call.run.ledger
+        self.lock = threading.Lock()
+        try:
+            setattr(below, USAGE_ABOVE, self)
+        except (AttributeError, TypeError):  # not a span that takes marks: end now, usage kept
+            self.end(None)
+            return
+        _held_any = True
+        self.ledger.hold_open(self.end)
+
+    def end(self, below: Any = None) -> None:
+        """End the span; ``below``: the library's span, now ended (None: it did not end in time)."""
+        with self.lock:
+            span, self.span = self.span, None
+        if span is None:
+            return
+        if below is not None:
+            self.ledger.let_go(self.end)
+        try:
+            said = below is not None and any(k.startswith("gen_ai.usage.") for k in below.attributes or ())
+            if not said:
+                span.set_attributes(self.held)
+            span.end(end_time=self.end_ns)
+        except Exception as exc:
+            internal_error("ending an LLM span after the library's", exc)
+
+
+def usage_above_ends(span: Any) -> None:
+    """``span`` (a library's request span) is ending: agent-otel's span above it that waits ends too."""
+    if _held_any:
+        above = getattr(span, USAGE_ABOVE, None)
+        if above is not None:
+            above.end(span)
 
 
 def record(

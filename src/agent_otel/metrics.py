@@ -34,7 +34,8 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
-from agent_otel.histograms import Series
+from agent_otel.events import after_fork_in_child
+from agent_otel.histograms import Series, forget_series
 from agent_otel.stop import StopReason
 
 # At most one exemplar run per agent this often: bounds the traces kept only because an exemplar links
@@ -104,8 +105,21 @@ class MetricsSink:
         pass
 
 
+# Label sets a counter keeps; the counts of further ones go to one overflow series. See CounterSet.
+MAX_COUNTER_SERIES = 10_000
+_OVERFLOW = ("otel.metric.overflow",)  # the overflow series' key (no label tuple has one element of this)
+_OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
+
+
 class CounterSet:
-    """Cumulative counts keyed by label tuples, observed by an ObservableCounter at collection time."""
+    """Cumulative counts keyed by label tuples, observed by an ObservableCounter at collection time.
+
+    Bounded like the SDK's own instruments: label values that come from outside (the tools an MCP server
+    lists, agent names holding a user id) made the table grow with every new name for the life of the
+    process, and each collection handed all of them to the SDK again (which exports 2,000 per instrument
+    and sums the rest into its overflow series anyway). Past MAX_COUNTER_SERIES label sets, the counts go
+    to the series the OpenTelemetry SDK uses for its own overflow, ``otel.metric.overflow=true``, so the
+    totals stay exact."""
 
     __slots__ = ("_counts", "_labels", "_lock")
 
@@ -115,23 +129,36 @@ class CounterSet:
         self._lock = threading.Lock()
 
     def add(self, key: tuple[Any, ...], amount: float = 1) -> None:
+        counts = self._counts
         with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + amount
+            if key not in counts and len(counts) >= MAX_COUNTER_SERIES:
+                key = _OVERFLOW
+            counts[key] = counts.get(key, 0) + amount
 
     def add_all(self, amounts: dict[tuple[Any, ...], float]) -> None:
         counts = self._counts
         with self._lock:
             for key, amount in amounts.items():
+                if key not in counts and len(counts) >= MAX_COUNTER_SERIES:
+                    key = _OVERFLOW
                 counts[key] = counts.get(key, 0) + amount
 
     def value(self, key: tuple[Any, ...]) -> float:
         return self._counts.get(key, 0)
 
+    def forget(self) -> None:
+        """Start again from nothing (a forked child: see Metrics._after_fork)."""
+        self._counts = {}
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             items = list(self._counts.items())
         labels = self._labels
-        return [Observation(v, dict(zip(labels, k, strict=True))) for k, v in items]
+        return [
+            Observation(v, _OVERFLOW_ATTRIBUTES if k is _OVERFLOW else dict(zip(labels, k, strict=True)))
+            for k, v in items
+        ]
 
 
 class ToolCounts:
@@ -259,22 +286,71 @@ class Metrics:
         self.tool_retries = CounterSet(c.M_TOOL_RETRIES.labels)
         self.failed_attempts = CounterSet(c.M_TOOL_FAILED_ATTEMPTS.labels)
         self.guard_triggers = CounterSet(c.M_GUARD_TRIGGERS.labels)
-        for spec, counts in (
-            (c.M_STOP, self.stops),
-            (c.M_TOOL_INVOCATIONS, self.tool_invocations),
-            (c.M_TOOL_RETRIES, self.tool_retries),
-            (c.M_TOOL_FAILED_ATTEMPTS, self.failed_attempts),
-            (c.M_GUARD_TRIGGERS, self.guard_triggers),
-        ):
+        self._counters = [
             meter.create_observable_counter(
                 spec.name, callbacks=[counts.observe], unit=spec.unit, description=spec.description
             )
-        meter.create_observable_counter(
-            c.M_DROPPED.name,
-            callbacks=[self._observe_dropped],
-            unit=c.M_DROPPED.unit,
-            description=c.M_DROPPED.description,
+            for spec, counts in (
+                (c.M_STOP, self.stops),
+                (c.M_TOOL_INVOCATIONS, self.tool_invocations),
+                (c.M_TOOL_RETRIES, self.tool_retries),
+                (c.M_TOOL_FAILED_ATTEMPTS, self.failed_attempts),
+                (c.M_GUARD_TRIGGERS, self.guard_triggers),
+            )
+        ]
+        self._counters.append(
+            meter.create_observable_counter(
+                c.M_DROPPED.name,
+                callbacks=[self._observe_dropped],
+                unit=c.M_DROPPED.unit,
+                description=c.M_DROPPED.description,
+            )
         )
+        after_fork_in_child(self, "_after_fork")
+
+    def _after_fork(self) -> None:
+        """A forked child (a pre-fork server's worker, a multiprocessing fork) is a process of its own: the
+        SDK gives it a new service.instance.id, so its series are new ones in Prometheus and must hold its
+        own runs only. It inherited the parent's counts and the SDK's histogram aggregations, so every
+        worker reported the parent's runs again as its own (a parent's 5 runs, then workers of 2 and 3
+        runs: Prometheus counted 5 + 7 + 8). Everything this process had seen is forgotten: the series
+        start empty, and an agent's first run in the child creates its zero series again."""
+        try:
+            for counts in (
+                self.stops,
+                self.tool_invocations,
+                self.tool_retries,
+                self.failed_attempts,
+                self.guard_triggers,
+            ):
+                counts.forget()
+            forget_series(
+                [
+                    *self._counters,
+                    self.tool_calls,
+                    self.run_latency,
+                    self.tokens_per_request,
+                    self.spend_per_run,
+                    self.tool_duration,
+                    self.gen_ai_token_usage,
+                    self.gen_ai_duration,
+                ]
+            )
+            self._series_cache.clear()
+            self._tool_series.clear()
+            self._genai_series.clear()
+            self._agents.clear()
+            self._exemplar_runs.clear()
+            self._run_series.clear()
+            self._fresh.clear()
+            # Locks another thread of the parent may have held at the fork; no export thread runs here.
+            self._runs_lock = threading.Lock()
+            self._replays_lock = threading.Lock()
+            self._export_lock = threading.Lock()
+            self._collected_cond = threading.Condition()
+            self._exporting = self._export_again = False
+        except Exception:  # telemetry never breaks the child
+            pass
 
     def _histograms(self, meter: Meter) -> None:
         """Create (or, from the meter that now serves them, take again) the histograms; the series looked

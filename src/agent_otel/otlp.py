@@ -24,9 +24,11 @@ spans into :class:`Batch` es of encoded requests and sends them with a :class:`G
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
+import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -263,6 +265,16 @@ def _retry_info(err: Any) -> float | None:
         return None
 
 
+def _closer(ref: weakref.ref[Any]) -> Any:
+    def close() -> None:
+        session = ref()
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    return close
+
+
 class HttpSender:
     """One POST of ``application/x-protobuf`` per request."""
 
@@ -272,6 +284,9 @@ class HttpSender:
         self._url = url
         self._timeout = timeout_s
         self._session = requests.Session()
+        # A forked child must not share the parent's connections (see export.forget_connections).
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_closer(weakref.ref(self._session)))
         self._headers = {"content-type": "application/x-protobuf", **_headers()}
         self._compression = _compression()
         if self._compression != "none":

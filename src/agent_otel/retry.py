@@ -46,10 +46,10 @@ class Retry:
         """Whether attempt number ``attempt`` (1-based), which raised ``exc``, gets another try."""
         if attempt >= self.max_attempts or not isinstance(exc, Exception):
             return False  # never retry cancellation, KeyboardInterrupt or SystemExit
-        from agent_otel.stop import AgentStopped
+        from agent_otel.stop import AgentStopped, is_time_limit
 
-        if isinstance(exc, AgentStopped):
-            return False
+        if isinstance(exc, AgentStopped) or is_time_limit(exc):
+            return False  # (a task queue's time limit: retrying would take the task past it)
         if callable(self.retry_on) and not isinstance(self.retry_on, tuple):
             return bool(self.retry_on(exc))
         return isinstance(exc, self.retry_on)

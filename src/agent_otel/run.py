@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import Token
@@ -48,7 +49,7 @@ from agent_otel.steps import (
     release_run_span,
     unbind_run,
 )
-from agent_otel.stop import AgentStopped, StopReason, StopResult
+from agent_otel.stop import AgentStopped, StopReason, StopResult, is_time_limit
 from agent_otel.tools import (
     active_tool_call,
     call_async,
@@ -71,6 +72,9 @@ MISSING: Any = object()
 # is its resume and links to it. Bounded: a conversation paused and never resumed is forgotten eventually.
 _paused: OrderedDict[str, tuple[SpanContext, str]] = OrderedDict()
 _paused_lock = threading.Lock()
+#: The runs started and not yet stopped, for :func:`end_open_runs` (weak: a run its process abandons, in a
+#: daemon thread or a generator never finished, is not kept alive by this).
+_open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 _MAX_PAUSED = 4096
 
 
@@ -106,7 +110,7 @@ class Run:
     ) -> None:
         if not isinstance(agent, str) or not agent:
             raise ValueError("agent_otel.run() needs a non-empty agent name")
-        self.agent = agent
+        self.agent = c.nfc(agent)  # one agent however its name's accents are encoded
         self.run_id = run_id or new_run_id()
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)
@@ -150,6 +154,7 @@ class Run:
         self._lock = threading.Lock()
         self._rt: runtime.Runtime | None = None
         self._tokens: tuple[Token[Context], Token[Run | None]] | None = None
+        self._ended_ambient: SpanContext | None = None  # the span of a run ended elsewhere, see _start
         #: The step engine's state of this run: its policies, failures and a pending stop (steps.Ledger).
         self.ledger = Ledger()
 
@@ -172,7 +177,15 @@ class Run:
         self._exit(exc)
 
     def _start(self) -> None:
-        self._open(current_run())
+        parent = current_run()
+        # A run whose block was left in another context (a framework's completion callback on another
+        # thread) is still current here, where it was entered: it is no parent of this run, nor is its
+        # span the ambient span or this run's parent span (it was parent, trace and budget of the next
+        # run). Its own parent, if still going, is.
+        while parent is not None and parent.ledger.left:
+            self._ended_ambient = self._ended_ambient or parent.span.get_span_context()
+            parent = parent.parent
+        self._open(parent)
         self._attach()
 
     def _attach(self) -> None:
@@ -214,6 +227,11 @@ class Run:
             limit = rt.config.get("guards.budget.max_duration_s")
         if limit is not None:
             self._deadline_ms = self.created_at_ms + int(limit * 1000)
+        # A sub-agent is stopped by the deadline of a run above it too (agent_otel.guards), so its row
+        # says so when that comes first (the parent's is already the earliest of those above it).
+        above = None if parent is None or parent.ledger.left else parent._deadline_ms
+        if above is not None and (self._deadline_ms is None or above < self._deadline_ms):
+            self._deadline_ms = above
         self.ledger.start(self, rt)  # the policies' part: a replay sets replay_of and is_replay here
         if self.is_replay:
             rt.metrics.exclude_run(self.run_id)
@@ -238,12 +256,14 @@ class Run:
                 # A sub-agent: a child of whatever is current (often the parent's tool span).
                 attributes[c.PARENT_RUN_ID] = self.parent_run_id
                 parent_ctx: Context | None = None
+                if self._ended_ambient is not None:  # (what is current is a run ended elsewhere)
+                    parent_ctx = trace.set_span_in_context(self.parent.span)
                 links: list[Link] | None = None
             else:
                 # A run is a new trace; an ambient span (an HTTP request, a job) becomes a link.
                 ambient = trace.get_current_span().get_span_context()
                 parent_ctx = Context()
-                links = [Link(ambient)] if ambient.is_valid else None
+                links = [Link(ambient)] if ambient.is_valid and ambient != self._ended_ambient else None
             if resumes is not None:
                 # The resume of a paused run of this conversation links to it (it is another trace).
                 links = [*(links or ()), Link(resumes[0], {c.RUN_ID: resumes[1]})]
@@ -258,6 +278,7 @@ class Run:
             internal_error("starting the run span", exc)
             self.span = trace.INVALID_SPAN
         self._emit_run_record(ended=False)
+        _open_runs.add(self)
 
     def _open_span(
         self, rt: runtime.Runtime, attributes: dict[str, Any], parent_ctx: Context | None, links: Any
@@ -287,6 +308,8 @@ class Run:
             return exc.result.stop_reason
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or is_cancelled(exc):
             return StopReason.CANCELLED
+        if is_time_limit(exc):  # the task queue's deadline for the task (Celery's soft time limit)
+            return StopReason.TIMEOUT
         return self.ledger.failure_reason(exc) or self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
 
     def _detail_for(self, exc: BaseException | None) -> str | None:
@@ -296,6 +319,8 @@ class Run:
             child = exc.result
             why = f": {child.detail}" if child.detail else ""
             return f"sub-agent run {child.run_id} stopped ({child.stop_reason.value}){why}"
+        if exc is not None and is_time_limit(exc):  # (not the run's own max_duration_s)
+            return f"the task's time limit ({type(exc).__name__})"
         return None
 
     def __call__(self, fn: Any) -> Any:
@@ -431,6 +456,7 @@ class Run:
             self._duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
             self._ended = True
             self.result = result = StopResult(reason, self.run_id, self.usage, detail)
+        _open_runs.discard(self)
         rt = self._rt or runtime.current()
         span = self.span
         value, stop_class = reason.value, reason.stop_class
@@ -581,6 +607,33 @@ _UUID4_BITS = (4 << 76) | (0x8000 << 48)
 # random module's shared generator: an application that calls random.seed() would repeat its run ids.
 _ids = random.Random()
 os.register_at_fork(after_in_child=_ids.seed)
+
+
+def end_open_runs(detail: str) -> None:
+    """Stop every run still open ``cancelled`` with ``detail``: the process is being ended on purpose
+    (SIGTERM, which agent-otel's handler turns into a flush and the default disposition). As an
+    application's own handler calling ``sys.exit()`` would have it: the same stop reason, the run span
+    exported and the stop counted, instead of a row left ``running`` that reads ``abandoned`` (what
+    SIGKILL or a crash leave, about which nothing is known). Innermost runs first (a sub-agent before its
+    parent). The steps in progress stay unended: they never finished. Called on agent-otel's flush thread
+    while the thread that runs the agent is interrupted (or busy in C): a run that thread was stopping
+    itself, holding its lock, is left to it."""
+    runs: list[Run] = []
+    for _ in range(3):  # (another thread may start or stop a run meanwhile)
+        try:
+            runs = list(_open_runs)
+            break
+        except RuntimeError:
+            continue
+    for r in sorted(runs, key=lambda r: r._start_ns, reverse=True):
+        if r.result is not None or not r._lock.acquire(timeout=0.05):
+            continue
+        r._lock.release()
+        try:
+            r.ledger.left = True  # a step the agent makes after this runs untraced, as after its block
+            r._finish(StopReason.CANCELLED, None, detail)
+        except Exception as exc:
+            internal_error("stopping a run at SIGTERM", exc)
 
 
 def new_run_id() -> str:
@@ -860,4 +913,14 @@ def exit_run(frun: FrameworkRun | None, exc: BaseException | None, reason: StopR
         internal_error("stopping a framework run", err)
 
 
-__all__ = ["MISSING", "FrameworkRun", "Run", "agent", "current_run", "enter_run", "exit_run", "run"]
+__all__ = [
+    "MISSING",
+    "FrameworkRun",
+    "Run",
+    "agent",
+    "current_run",
+    "end_open_runs",
+    "enter_run",
+    "exit_run",
+    "run",
+]

@@ -98,12 +98,43 @@ def keep_runs_recorded(provider: Any) -> None:
         provider.sampler = wrapped
     except (AttributeError, TypeError):  # not the SDK's provider: its sampling stays as it is
         return
+    _wrap_assigned(provider)
     # Tracers already handed out (a module's `tracer = trace.get_tracer(__name__)`) hold the sampler
     # themselves; the SDK keeps them in a private dict.
     with contextlib.suppress(AttributeError, TypeError, RuntimeError):
         for tracer in list(provider._tracers.values()):
             if getattr(tracer, "sampler", None) is sampler:
                 tracer.sampler = wrapped
+
+
+def _get_sampler(provider: Any) -> Any:
+    return provider.__dict__["sampler"]
+
+
+def _set_sampler(provider: Any, sampler: Any) -> None:
+    provider.__dict__["sampler"] = sampler if isinstance(sampler, RecordForRuns) else RecordForRuns(sampler)
+
+
+_WRAPPING: dict[type, type] = {}
+
+
+def _wrap_assigned(provider: Any) -> None:
+    """Wrap a sampler the application (or a framework it gives the provider to) assigns to
+    ``provider.sampler`` after setup() as well: it replaced the wrapper, and the bridge missed the runs of
+    the traces it dropped. The provider's class is switched in place to a subclass that differs only in
+    ``sampler`` being a property whose setter wraps, as the processor list's is (the value stays in the
+    instance's dict, where the SDK keeps it). A class that has a ``sampler`` of its own is left alone.
+    As without agent-otel, tracers handed out before the assignment keep the sampler they were given."""
+    cls = type(provider)
+    if any("sampler" in vars(k) for k in cls.__mro__) or "sampler" not in vars(provider):
+        return
+    sub = _WRAPPING.get(cls)
+    if sub is None:
+        namespace = {"sampler": property(_get_sampler, _set_sampler), "__module__": cls.__module__}
+        sub = _WRAPPING[cls] = type(cls.__name__, (cls,), namespace)
+        sub.__qualname__ = cls.__qualname__
+    with contextlib.suppress(TypeError):
+        provider.__class__ = sub
 
 
 class _Starting(threading.local):

@@ -75,7 +75,7 @@ from agent_otel import runtime
 from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
 from agent_otel.runtime import Runtime
-from agent_otel.stop import AgentStopped, StopReason, StopResult
+from agent_otel.stop import TIME_LIMIT_TYPES, AgentStopped, StopReason, StopResult, is_time_limit
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
@@ -279,16 +279,17 @@ def is_cancelled(exc: BaseException) -> bool:
 
 
 #: The ``error.type`` of a step that was cancelled rather than failed (a span read after the fact names it).
-CANCELLATION_TYPES = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"})
+CANCELLATION_TYPES = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"}) | TIME_LIMIT_TYPES
 
 
 def is_cancellation(exc: BaseException | str) -> bool:
     """Whether ``exc`` (an exception, or an error type read from a span) cancelled a step rather than
-    failed it: asyncio's cancellation, KeyboardInterrupt or SystemExit. A cancelled step ends
-    ``cancelled``, not ``error``, whether it is a tool call or an LLM request."""
+    failed it: asyncio's cancellation, KeyboardInterrupt, SystemExit or a task queue's time limit (Celery's
+    soft one). A cancelled step ends ``cancelled``, not ``error``, whether it is a tool call or an LLM
+    request."""
     if isinstance(exc, str):
         return exc in CANCELLATION_TYPES
-    return isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc)
+    return isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc) or is_time_limit(exc)
 
 
 # --- telemetry failures ------------------------------------------------------------------------------
@@ -672,10 +673,12 @@ class Step:
         attributes: dict[str, Any],
         exc: BaseException | str | None = None,
         description: str | None = None,
+        end_span: bool = True,
     ) -> tuple[float, Any]:
         """End the span with ``attributes`` (ERROR status with ``description`` when failed with ``exc``;
         without one, ``Class: <redacted message>``) and leave its context. Returns ``(duration_ms, span
         context)`` for the step's event. The exception's message and stack trace leave only redacted.
+        ``end_span`` False leaves the span itself open: its ender ends it (``llm``, usage held back).
         """
         span = self.span
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
@@ -693,7 +696,8 @@ class Step:
         except Exception as err:  # e.g. an exception whose __str__ raises
             internal_error(f"recording a {self.kind} span's outcome", err)
         try:
-            span.end()
+            if end_span:
+                span.end()
         except Exception as err:  # e.g. a raising span processor of the application
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None

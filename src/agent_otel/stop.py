@@ -63,6 +63,19 @@ _CLASS = {
 }
 
 
+#: The ``error.type`` of a task queue's deadline raised into the task (see :func:`is_time_limit`).
+TIME_LIMIT_TYPES = frozenset({"SoftTimeLimitExceeded"})
+
+
+def is_time_limit(exc: BaseException) -> bool:
+    """Whether ``exc`` is a worker's deadline for the whole task, raised into whatever the task is running:
+    Celery's ``SoftTimeLimitExceeded`` (billiard's, which Celery re-exports; raised from a signal handler
+    in the pool child). It ends the run ``timeout``, the step it cut short ``cancelled``, and it is never
+    retried: the task would otherwise go on past its limit. Recognised by class, nothing is imported."""
+    cls = type(exc)
+    return cls.__name__ in TIME_LIMIT_TYPES and cls.__module__.startswith(("billiard.", "celery."))
+
+
 @dataclass(frozen=True, slots=True)
 class StopResult(Mapping[str, Any]):
     """What the caller (and its UI) receives when a run stops.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ from agent_otel.config import EVENT_FIELDS
 from agent_otel.store import LATEST_VERSION
 from tests.cli.conftest import CLI, one_line_error
 from tests.store import seed
+from tests.store.test_upgrade import STORES
 
 HOUR, DAY = seed.HOUR_MS, seed.DAY_MS
 # The seeded runs carry no replay snapshots (schema migration 2); gc reports those tables too.
@@ -124,7 +126,12 @@ def test_errors_are_one_line_and_exit_2(cli, seeded, make_cli):
     ):
         assert "at most 100 years (36500d)" in one_line_error(cli(*args)), args
     assert "unknown stop_reason" in one_line_error(cli("runs", "--stop-reason", "exploded"))
-    assert "--bogus" in one_line_error(cli("runs", "--bogus"))
+    # An option the command does not have points to that command's help, where the options are.
+    said = one_line_error(cli("runs", "--bogus"))
+    assert said.startswith("agent-otel runs: error: unrecognized arguments: --bogus"), said
+    assert said.endswith("(see agent-otel runs --help)"), said
+    said = one_line_error(cli("--store", "x.db", "tail", "--json"))
+    assert said == "agent-otel tail: error: unrecognized arguments: --json (see agent-otel tail --help)", said
     assert "no run store at" in one_line_error(make_cli("empty")("runs"))
     assert "disabled" in one_line_error(cli("runs", env={"AGENT_OTEL_STORE": "false"}))
     assert "unknown key" in one_line_error(
@@ -347,7 +354,6 @@ def test_a_store_of_a_newer_schema_fails_doctor_and_gc_leaves_it_alone(cli):
 
     error = one_line_error(cli("gc"))
     assert "newer than this agent-otel supports" in error and "upgrade agent-otel" in error
-    assert one_line_error(cli("gc", "--dry-run"))
     assert len(json.loads(cli("runs", "--json").stdout)) == 1  # nothing deleted; still readable
 
 
@@ -382,3 +388,65 @@ def test_gc_names_a_store_whose_path_has_brackets(cli, tmp_path):
         seed.write(path, seed.run_records(seed.now_ms()))
         proc = cli("--store", path, "gc", "--dry-run")
         assert proc.returncode == 0 and proc.stdout.startswith(f"store {path} "), proc.stdout + proc.stderr
+
+
+def _file_state(path: str) -> tuple[bytes, list[str]]:
+    """The store file's bytes, and the files next to it but a WAL store's ``-wal`` and ``-shm`` (which
+    SQLite makes for any reader of a store in WAL mode)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    wal = data[18:20] == b"\x02\x02"
+    names = os.listdir(os.path.dirname(path))
+    return data, sorted(n for n in names if not (wal and n.endswith(("-wal", "-shm"))))
+
+
+@pytest.mark.parametrize("schema", ["older", "newer"])
+def test_gc_dry_run_changes_nothing_and_says_what_it_cannot_know(cli, tmp_path, schema):
+    """`gc --dry-run` opened the store as gc does, as a writer: a store of an older schema was migrated
+    (and switched to WAL) by what the user was told deletes nothing, and a store of a newer schema was
+    refused. Now it reads the store as it is, read-only (no byte of it and no file next to it changes,
+    a store in rollback-journal mode stays so), and counts what gc would delete; of a newer schema, it
+    says that the tables that schema added are not counted; of an older one, that gc migrates it first."""
+    from agent_otel.store import LATEST_VERSION
+
+    directory = tmp_path / "stores"
+    directory.mkdir()
+    path = str(directory / "runs.db")
+    old = seed.run_records(seed.now_ms() - 40 * DAY)
+    if schema == "older":
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.executescript((STORES / "schema3.sql").read_text())  # a rollback journal, not WAL
+            conn.execute(  # a run of 40 days ago, as schema 3's sink wrote it
+                "INSERT INTO agent_runs (run_id, agent, created_at, status) "
+                "VALUES (?, 'old', strftime('%Y-%m-%d %H:%M:%f', 'now', '-40 days'), 'completed')",
+                ("d" * 32,),
+            )
+            conn.commit()
+            version = 3
+    else:
+        seed.write(path, old + seed.run_records(seed.now_ms()))
+        version = LATEST_VERSION + 1
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("UPDATE agent_otel_meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    before = _file_state(path)
+    proc = cli("--store", path, "gc", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert _file_state(path) == before
+    dry = json.loads(proc.stdout)
+    assert dry["dry_run"] and dry["schema_version"] == version
+    text = cli("--store", path, "gc", "--dry-run")
+    assert text.returncode == 0 and _file_state(path) == before, text.stderr
+    if schema == "older":
+        assert dry["deleted"]["agent_runs"] >= 1 and dry["deleted"]["agent_snapshot_data"] == 0
+        assert dry["notes"] == [f"gc would first migrate the store from schema 3 to {LATEST_VERSION}"]
+        real = cli("--store", path, "gc", "--json")
+        assert real.returncode == 0, real.stderr
+        assert json.loads(real.stdout)["deleted"] == dry["deleted"]  # what it said is what gc did
+    else:
+        assert dry["deleted"] == {"agent_events": len(old) - 2, "agent_runs": 1, **NO_SNAPSHOTS}
+        assert dry["notes"] == [
+            f"the store's schema {version} is newer than this agent-otel's ({LATEST_VERSION}): rows of "
+            "tables it added are not counted, and gc itself refuses it (upgrade agent-otel)"
+        ]
+        assert "tables it added are not counted" in text.stdout
+        assert "newer than this agent-otel supports" in one_line_error(cli("--store", path, "gc"))

@@ -78,7 +78,8 @@ def test_stats_are_the_same_in_every_local_time_zone(cli: CLI):
     records: list[tuple[str, dict[str, Any]]] = []
     for i in range(30):
         records += seed.run_records(start + i * 97 * 60_000, duration_ms=100.0 + i, tool_calls=i % 7)
-    records += seed.run_records(seed.now_ms() + 2 * HOUR)  # a writer whose clock is ahead: in no period yet
+    # a writer whose clock is ahead: in the periods ending now (see the clock-ahead test below), no other
+    records += seed.run_records(seed.now_ms() + 2 * HOUR)
     seed.write(cli.db, records)
     iso = iso_utc(start + 5 * HOUR)
     outputs = []
@@ -88,7 +89,7 @@ def test_stats_are_the_same_in_every_local_time_zone(cli: CLI):
         table = cli("stats", "--since", iso, "--until", iso_utc(start + DAY), env={"TZ": tz})
         assert fixed.returncode == ago.returncode == table.returncode == 0, fixed.stderr
         figures = json.loads(fixed.stdout)
-        assert json.loads(ago.stdout)["runs"] == 30
+        assert json.loads(ago.stdout)["runs"] == 31
         outputs.append((figures, table.stdout))
     assert outputs[0][0]["runs"] == sum(5 * HOUR <= i * 97 * 60_000 < DAY for i in range(30))
     assert all(o == outputs[0] for o in outputs)
@@ -242,3 +243,47 @@ def test_processes_killed_mid_run_are_a_drift_of_their_own(cli: CLI, make_cli):
     out = json.loads(proc.stdout)
     assert out["enough_data"] is True and (out["window"]["runs"], out["window"]["abandoned"]) == (0, 6)
     assert _signals(proc)["abandoned"]["window"] == 1.0
+
+
+def test_runs_from_a_clock_ahead_count_in_the_period_ending_now_and_are_flagged(cli: CLI):
+    """A host whose clock is ahead writes runs that start after now. `stats` and `drift` (periods ending
+    now) left them out until the local clock caught up, while `runs` listed them: the last hour of a
+    fleet with one host 10 minutes ahead lacked that host's newest runs. Now a period that ends now counts
+    every run stored by now, whatever its start time, and says how many start after now."""
+    now = seed.now_ms()
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(3):
+        records += seed.run_records(now - (i + 1) * 10 * 60_000)
+    for i in range(2):
+        records += seed.run_records(now + (i + 1) * 5 * 60_000, stop_reason="tool_error")  # ahead
+    records += seed.run_records(now - 3 * DAY)  # out of every period below
+    seed.write(cli.db, records)
+
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert (stats["runs"], stats["ahead"]) == (5, 2)
+    assert {m["stop_reason"]: m["runs"] for m in stats["stop_reasons"]} == {"completed": 3, "tool_error": 2}
+    text = cli("stats", "--since", "1h")
+    assert text.returncode == 0, text.stderr
+    assert "5 runs of" not in text.stdout and text.stdout.startswith("5 runs in the last 1h")
+    assert "2 runs start after now (a clock ahead of this host's): counted in this period" in text.stdout
+    drift = json.loads(cli("drift", "--json", "--window", "1h").stdout)
+    assert (drift["window"]["runs"], drift["window"]["ahead"]) == (5, 2)
+    assert "2 runs start after now (a clock ahead of this host's): counted in the window" in (
+        cli("drift", "--window", "1h").stdout
+    )
+    assert len(json.loads(cli("runs", "--since", "1h", "--json").stdout)) == 5
+    # a period with an end of its own is that period, and says nothing of the clock
+    until = json.loads(cli("stats", "--json", "--until", iso_utc(now + 60_000)).stdout)
+    assert until["runs"] == 3 and "ahead" not in until
+
+
+def test_agent_filters_match_a_name_however_its_accents_are_encoded(cli: CLI):
+    """The SDK records agent names in NFC; `--agent café` typed as e + a combining accent (NFD: a macOS
+    file name pasted, another terminal) found no run of café."""
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    seed.write(cli.db, seed.run_records(seed.now_ms() - HOUR, agent=nfc))
+    for name in (nfc, nfd):
+        assert json.loads(cli("stats", "--json", "--agent", name).stdout)["runs"] == 1
+        assert len(json.loads(cli("runs", "--json", "--agent", name).stdout)) == 1

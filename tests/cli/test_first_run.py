@@ -7,9 +7,13 @@ compared with it, and the other tests here read the same store at other widths.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -28,7 +32,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
 def test_readme_samples_are_the_walkthrough_output(walk):
     _, fresh = walk
     documented = readme_samples.samples()
-    assert set(documented) == {"demo", "runs", "show", "stats", "drift"}
+    assert set(documented) == {"demo", "runs", "show", "stats", "drift", "doctor"}
     for name, text in documented.items():
         assert readme_samples.normalise(text) == readme_samples.normalise(fresh[name]), (
             f"README sample {name!r} differs from the real output; "
@@ -196,3 +200,125 @@ def test_demo_reports_the_spans_the_collector_received(tmp_path):
     said = re.search(r"sent ([\d,]+) spans to OTLP grpc " + re.escape(receiver.endpoint), proc.stdout)
     assert said, proc.stdout
     assert int(said.group(1).replace(",", "")) == len(receiver.spans) > 3
+
+
+def test_the_walkthrough_typed_into_a_shell_after_make_demo_does_what_its_comments_say(tmp_path):
+    """The README's walkthrough, line by line in one bash session in a checkout, as a new user types it.
+
+    ``make demo`` runs the Makefile's recipe but not its install (this test's own venv, linked as the
+    checkout's ``.venv``, is the install); ``agent-otel`` is not on PATH until the walkthrough puts it
+    there (it was not: after ``make demo`` the next line, ``agent-otel runs``, was "command not found").
+    The id ``show`` is given is the one the demo printed, as the comment says. Each line exits as its
+    comment says (0 unless ``exit N``).
+    """
+    block = README_TEXT.split("<!-- walkthrough -->", 1)[1].split("```", 2)[1].split("\n", 1)[1]
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".venv").symlink_to(Path(sys.prefix))
+    makefile = shlex.quote(str(ROOT / "Makefile"))
+    script = [  # the real recipe; `-o install`: the install is this venv (`make demo` runs `install` first)
+        'make() { [ "$1" = demo ] || return 99; '
+        f'command make -s -f {makefile} -o install demo | tee "$OUT/demo"; }}',
+        'command -v agent-otel >/dev/null && echo agent-otel-on-path-before >> "$OUT/rc"',
+    ]
+    expected = []
+    for n, line in enumerate(line for line in block.splitlines() if line.strip()):
+        command, _, comment = line.partition("#")
+        exit_said = re.match(r"\s*exit (\d+)", comment)
+        expected.append((command.strip(), int(exit_said.group(1)) if exit_said else 0))
+        command = re.sub(
+            r"(agent-otel show) [0-9a-f]+",
+            r'\1 "$(sed -n "s/^next: .*agent-otel show \\([0-9a-f]*\\).*/\\1/p" "$OUT/demo")"',
+            command,
+        )
+        script.append(f'{command} > "$OUT/{n}.out" 2>&1; echo "$?" >> "$OUT/rc"')
+    out = tmp_path / "out"
+    out.mkdir()
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(
+        d
+        for d in os.environ["PATH"].split(os.pathsep)
+        if d and d != bin_dir and not Path(d, "agent-otel").exists()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "VIRTUAL_ENV"))}
+    env.update(
+        HOME=str(tmp_path / "home"), PATH=path, OUT=str(out), AGENT_OTEL_PROBE_LOCAL="false", TERM="dumb"
+    )
+    proc = subprocess.run(
+        ["bash", "-c", "\n".join(script)], cwd=checkout, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 or proc.stderr == "", proc.stderr
+    codes = (out / "rc").read_text().split()
+    outputs = [(out / f"{n}.out").read_text() for n in range(len(expected))]
+    assert [(cmd, int(rc)) for (cmd, _), rc in zip(expected, codes, strict=True)] == expected, outputs
+    assert expected[0][0] == "make demo" and "40 runs of support-agent" in outputs[0]
+    # the hint for a user who reads no further: the recipe's last line names the next line's command
+    assert "'. .venv/bin/activate' puts it on PATH" in outputs[0], outputs[0][-300:]
+    shown = next(
+        o for (cmd, _), o in zip(expected, outputs, strict=True) if cmd.startswith("agent-otel show")
+    )
+    assert "stop       loop_detected (failure)" in shown, shown
+
+
+def test_shows_grafana_link_of_a_back_dated_demo_run_covers_the_time_its_spans_were_sent(tmp_path):
+    """Local stack: AGENT_OTEL_GRAFANA_URL set, `agent-otel demo`, then `show`. The demo stores its runs
+    back-dated but sends their spans at the real time, and the bundled Grafana looks a trace id up only in
+    the link's time range (its Tempo datasource has `timeShiftEnabled`, +-1 h): the range must hold the
+    time the spans were sent (it was the stored run's +-1 h, days before: the trace was not found)."""
+    import time
+
+    home = tmp_path / "home"
+    sent_from = time.time() * 1000
+    assert run_cli(home, "demo", "--runs", "3", "--scenario", "normal").returncode == 0
+    sent_until = time.time() * 1000
+    grafana = {"AGENT_OTEL_GRAFANA_URL": "http://localhost:3000"}
+    runs = json.loads(run_cli(home, "runs", "--json").stdout)
+    assert all(
+        run["created_at_ms"] < sent_from - 2 * 3_600_000 for run in runs
+    )  # stored hours or days before
+    for run in runs:
+        shown = json.loads(run_cli(home, "show", run["run_id"], "--json", env=grafana).stdout)
+        pane = json.loads(parse_qs(urlparse(shown["trace_url"]).query)["panes"][0])["trace"]
+        assert int(pane["range"]["from"]) <= run["created_at_ms"] and int(pane["range"]["to"]) >= sent_until
+
+
+def test_the_demos_next_lines_pasted_into_a_shell_run_each_command(walk, tmp_path):
+    """The demo ends with the commands to try next; a user pastes a line after `next:` into a shell. Each
+    command must run and print its own output (they were separated by `|`: pasted, `runs` and `show` were
+    piped into the next command and their output lost)."""
+    home, fresh = walk
+    lines = fresh["_demo_stdout"].split("\nnext: ", 1)[1].splitlines()[:2]
+    first = subprocess.run(
+        ["bash", "-c", lines[0].strip()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))},
+            "HOME": str(home),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    assert first.returncode == 1, first.stderr  # drift's, the last command: the demo's incident drifts
+    out = first.stdout
+    assert out.index("RUN ") < out.index("\nsteps\n") < out.index("window last 24h"), out
+
+
+def test_the_readmes_sqlite_alert_finds_the_demos_incident_hours(walk):
+    """Tables: "The same alert for the SQLite store", run as printed on the walkthrough's store, returns the
+    hours of the demo's incident (the last six hours, about 12 tool calls per run against about 4 the week
+    before) and no hour of normal runs."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    home, _ = walk
+    block = README_TEXT.split("The same alert for\nthe SQLite store:", 1)[1].split("```sql\n", 1)[1]
+    query = block.split("```", 1)[0]
+    db = sqlite3.connect(f"file:{home / '.agent-otel' / 'agent-otel.db'}?mode=ro", uri=True)
+    try:
+        hours = db.execute(query).fetchall()
+    finally:
+        db.close()
+    assert hours, "the alert found no hour"
+    oldest = (datetime.now(UTC) - timedelta(hours=7)).strftime("%Y-%m-%d %H:00")
+    assert all(hour >= oldest and avg > 8 for hour, avg in hours), hours

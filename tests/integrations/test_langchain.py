@@ -277,3 +277,28 @@ def test_the_readme_recipe_keeps_with_retry_from_retrying_agent_stopped(guarded)
     assert time.monotonic() - started < 4  # no wait of 5 s: nothing was retried
     assert entered == ["a", "b"] and isinstance(raised, agent_otel.AgentStopped)
     assert_one_stop(t, run, tools)
+
+
+def test_a_client_request_after_a_stream_left_unfinished_is_a_step_of_its_own(
+    telemetry, instrument, fake_api
+):
+    """LangChain's chat model call marks the caller's context as "in a framework's LLM call", so that the
+    client request underneath is not a second step; a stream read partly and kept never said its end, so
+    the mark stayed in the caller's context: the agent's next request with the OpenAI client, in the same
+    run, was taken for the stream's and recorded nowhere (no step, no usage, no spend)."""
+    from tests.integrations.conftest import Reply
+    from tests.integrations.test_openai_client import client, completion
+
+    instrument("langchain", "openai")
+    fake_api.reply(Reply(completion(100, 20)))
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="one two three four")]))
+    with agent_otel.run("skimmer") as run:
+        stream = model.stream("hi")
+        assert next(stream).content == "one"
+        client(fake_api).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert (run.result.usage["llm_calls"], run.result.usage["input_tokens"]) == (2, 100)
+    chats = [s for s in ours(telemetry.spans()) if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert sorted(
+        s.attributes.get("gen_ai.usage.input_tokens") for s in chats if s.name == "chat gpt-4o"
+    ) == [100]
+    assert len(telemetry.events("llm_result")) == 2

@@ -14,6 +14,7 @@ from agent_otel.tools import ToolTimeout
 from tests.integrations.conftest import (
     assert_unknown_then_zero_usage,
     by_name,
+    chat_tokens,
     children,
     one,
     ours,
@@ -1042,15 +1043,31 @@ def test_a_response_without_usage_is_unknown_usage_and_a_reported_0_is_0(
     assert_unknown_then_zero_usage(telemetry, one(spans, "invoke_agent metered"), spans)
 
 
-def test_a_model_reporting_0_tokens_is_0_tokens(telemetry, instrument):
+@pytest.mark.parametrize("missing", [Usage(requests=1), Usage()], ids=["requests-1", "empty"])
+def test_a_non_openai_models_response_without_usage_is_unknown_usage(telemetry, instrument, missing):
+    """A model other than the SDK's OpenAI ones (``LitellmModel``, ``AnyLLMModel``, a custom ``Model``)
+    makes a response that reported no usage ``Usage(requests=1)`` (or a bare ``Usage()``): 0 tokens, which
+    was recorded as 0, a free request, where the other integrations record unknown usage. No request has
+    no input, so a usage of 0 input and 0 output tokens that no client integration saw reported is
+    unknown; the run's totals add only the request that reported its usage."""
     instrument("openai_agents")
-    model = Scripted([step(assistant_message("free"), usage=(0, 0))])
-    assert Runner.run_sync(Agent(name="free", model=model), "go").final_output == "free"
+    model = Scripted(
+        [
+            ModelStep(output=[function_call("lookup", {"q": "u"}, call_id="c1")], usage=missing),
+            step(assistant_message("done"), usage=(20, 3)),
+        ]
+    )
+    assert Runner.run_sync(Agent(name="unmetered", model=model, tools=[lookup]), "go").final_output == "done"
     spans = ours(telemetry.spans())
-    chat = one(spans, "chat gpt-4o")
-    assert (chat.attributes["gen_ai.usage.input_tokens"], chat.attributes["gen_ai.usage.output_tokens"]) == (
-        0,
-        0,
+    run_span = one(spans, "invoke_agent unmetered")
+    assert chat_tokens(run_span, spans) == [(None, None), (20, 3)]
+    usages = [e["usage"] for e in telemetry.events("llm_result")]
+    assert [(u.get("input_tokens"), u.get("output_tokens")) for u in usages] == [(None, None), (20, 3)]
+    (stop,) = telemetry.events("stop")
+    assert (stop["usage"]["llm_calls"], stop["usage"]["input_tokens"], stop["usage"]["output_tokens"]) == (
+        2,
+        20,
+        3,
     )
 
 

@@ -61,6 +61,16 @@ def chunk(delta: dict, finish: str | None = None, usage: dict | None = None, cho
     }
 
 
+def stream_chat(api, content: str) -> openai.Stream:
+    """A streamed chat completion that asks for its usage."""
+    return client(api).chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": content}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+
 def client(api) -> openai.OpenAI:
     return openai.OpenAI(base_url=api.base_url + "/v1", api_key="test-key", max_retries=0)
 
@@ -154,12 +164,7 @@ def test_streamed_chat_completion_counts_usage_from_the_last_chunk(telemetry, in
         )
     )
     with agent_otel.run("streamer") as run:
-        stream = client(fake_api).chat.completions.create(
-            model="gpt-4o",
-            messages=[{"role": "user", "content": "hello"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        stream = stream_chat(fake_api, "hello")
         assert isinstance(stream, openai.Stream)
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Hello"
@@ -641,6 +646,92 @@ def test_a_request_span_another_instrumentation_opens_inside_agent_otels_carries
         assert (run.usage["llm_calls"], run.usage["input_tokens"], run.usage["output_tokens"]) == (1, 100, 20)
         (event,) = telemetry.events("llm_result")
         assert (event["usage"]["input_tokens"], event["usage"]["output_tokens"]) == (100, 20)
+    finally:
+        integrations.uninstrument(["openai"])
+        del openai.OpenAI.request
+
+
+@pytest.mark.parametrize("reports", [True, False], ids=["library-reports-usage", "library-does-not"])
+def test_a_streamed_request_span_another_instrumentation_ends_after_agent_otels_carries_the_usage_once(
+    telemetry, instrument, fake_api, reports
+):
+    """The same as above for a stream: the library's wrapper reads the stream agent-otel observes, so
+    agent-otel's step ends first (the stream's last event), with the library's span still open; the library
+    then sets the usage on its span as it ends. Both spans carried the usage (a backend summing usage over
+    spans counted the request twice). Now agent-otel's span waits for the library's to end, and keeps the
+    usage only if the library's span did not report it; the step, its event and the run's totals keep it."""
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("logfire")
+
+    class PeerStream:
+        """A Logfire-like stream wrapper (a wrapt proxy: attributes are the wrapped stream's): its span
+        ends when the stream it wraps is read to its end."""
+
+        def __init__(self, stream, span):
+            object.__setattr__(self, "stream", stream)
+            object.__setattr__(self, "span", span)
+
+        def __setattr__(self, name, value):
+            setattr(self.stream, name, value)
+
+        def __iter__(self):
+            usage = None
+            try:
+                for event in self.stream:
+                    usage = event.usage or usage
+                    yield event
+            finally:
+                if usage is not None and reports:
+                    self.span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                    self.span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+                self.span.end()
+
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
+    class PeerWrapper:
+        def __init__(self, original, instance=None):
+            self.original, self.instance = original, instance
+
+        def __get__(self, instance, owner=None):
+            return PeerWrapper(self.original, instance)
+
+        def __call__(self, *args, **kwargs):
+            span = tracer.start_span(
+                "chat gpt-4o", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+            )
+            return PeerStream(self.original(self.instance, *args, **kwargs), span)
+
+    openai.OpenAI.request = PeerWrapper(openai._base_client.SyncAPIClient.request)
+    try:
+        instrument("openai")
+        usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+        fake_api.reply(
+            Reply(
+                stream=[
+                    (None, chunk({"role": "assistant", "content": "Hi"})),
+                    (None, chunk({}, finish="stop")),
+                    (None, chunk({}, usage=usage, choices=False)),
+                    (None, "[DONE]"),
+                ]
+            )
+        )
+        with agent_otel.run("a") as run:
+            stream = stream_chat(fake_api, "x")
+            assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi"
+        chats = by_name(telemetry.spans(), "chat gpt-4o")
+        assert len(chats) == 2  # agent-otel's and the library's, one step
+        assert sum(s.attributes.get("gen_ai.usage.input_tokens", 0) for s in chats) == 12
+        assert sum(s.attributes.get("gen_ai.usage.output_tokens", 0) for s in chats) == 5
+        (own,) = ours(chats)
+        (library,) = [s for s in chats if s is not own]
+        assert ("gen_ai.usage.input_tokens" in own.attributes) is not reports  # on one span, whichever says
+        assert own.attributes["agent.cost_usd"] == pytest.approx(cost(12, 5))
+        assert own.start_time <= library.start_time and own.end_time <= library.end_time  # the step's end
+        assert (run.usage["llm_calls"], run.usage["input_tokens"], run.usage["output_tokens"]) == (1, 12, 5)
+        (event,) = telemetry.events("llm_result")
+        assert (event["usage"]["input_tokens"], event["usage"]["output_tokens"]) == (12, 5)
     finally:
         integrations.uninstrument(["openai"])
         del openai.OpenAI.request

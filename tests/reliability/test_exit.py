@@ -141,8 +141,12 @@ def test_sigterm_with_the_default_handler_flushes_runs_and_spans_then_dies_by_si
     assert "Traceback" not in stderr
 
 
-def test_sigterm_during_a_tool_call_still_flushes_the_finished_runs(tmp_path):
-    child = Child(tmp_path, "busy")
+def test_sigterm_during_a_tool_call_still_flushes_the_finished_runs(tmp_path, receiver):
+    """The run SIGTERM interrupts ends ``cancelled`` (the process was ended on purpose, as with an
+    application's own handler calling ``sys.exit()``), with the signal as its detail, and its span and stop
+    are exported. Before, it was left ``running`` and read ``abandoned`` (what SIGKILL or a crash leave,
+    for which nothing is known), and its run span and ``agent_stop_total`` count were never sent."""
+    child = Child(tmp_path, "busy", receiver.endpoint)
     child.wait_ready()
     time.sleep(0.2)  # inside the 60 s tool call now
     start = time.monotonic()
@@ -150,6 +154,25 @@ def test_sigterm_during_a_tool_call_still_flushes_the_finished_runs(tmp_path):
     assert rc == -signal.SIGTERM, stderr
     assert time.monotonic() - start < 10  # the shutdown bound (1 s) plus process start-up noise
     assert child.completed_runs() == 20, stderr
+    with sqlite3.connect(child.store) as conn:
+        query = "SELECT status, stop_reason, detail FROM agent_runs WHERE agent = 'slow'"
+        slow = conn.execute(query).fetchall()
+    assert slow == [("limit", "cancelled", "the process received SIGTERM")], stderr
+    (span,) = [s for s in receiver.spans if s.name == "invoke_agent slow"]
+    attributes = {a.key: a.value.string_value for a in span.attributes}
+    assert attributes["agent.stop_reason"] == "cancelled", attributes
+    stops = [
+        (point.as_int, {a.key: a.value.string_value for a in point.attributes})
+        for batch in receiver.metric_batches
+        for rm in batch.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "agent.stop"
+        for point in metric.sum.data_points
+    ]
+    assert (1, {"agent": "slow", "stop_reason": "cancelled"}) in [
+        (n, {k: v for k, v in a.items() if k in ("agent", "stop_reason")}) for n, a in stops
+    ], stops
 
 
 def test_sigterm_received_by_another_thread_still_ends_the_process_promptly(tmp_path):

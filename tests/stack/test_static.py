@@ -692,6 +692,7 @@ def test_promtool_test_rules_every_alert_fires_and_stays_silent_where_it_should(
         "AgentSpendPerRunHigh",
         "AgentKillSwitchStop",
         "AgentOtelTelemetryDropped",
+        "AgentOtelSeriesOverflow",
         # drift against the agent's baseline
         "AgentToolCallsPerRunDrift",
         "AgentLoopDetectedAboveBaseline",
@@ -699,9 +700,32 @@ def test_promtool_test_rules_every_alert_fires_and_stays_silent_where_it_should(
         "AgentRunLatencyP95Drift",
         "AgentSpendPerRunDrift",
     } <= alerts
-    for test_file in sf.RULE_TESTS:
-        cases = [c for t in sf.load_yaml(test_file)["tests"] for c in t.get("alert_rule_test", [])]
-        for alert in alerts:
-            mine = [c for c in cases if c["alertname"] == alert]
-            assert any(c["exp_alerts"] for c in mine), f"no test shows {alert} firing"
-            assert any(not c["exp_alerts"] for c in mine), f"no test shows {alert} silent"
+    cases = [
+        c
+        for test_file in sf.RULE_TESTS
+        for t in sf.load_yaml(test_file)["tests"]
+        for c in t.get("alert_rule_test", [])
+    ]
+    for alert in alerts:
+        mine = [c for c in cases if c["alertname"] == alert]
+        assert any(c["exp_alerts"] for c in mine), f"no test shows {alert} firing"
+        assert any(not c["exp_alerts"] for c in mine), f"no test shows {alert} silent"
+
+
+def test_the_readmes_port_table_is_what_compose_publishes() -> None:
+    """Local stack's "Ports, all bound to 127.0.0.1" table: each row a port compose publishes on loopback,
+    to the service the row names, and no published port missing from it."""
+    readme = (sf.REPO / "README.md").read_text()
+    table = readme.split("Ports, all bound to 127.0.0.1:", 1)[1].split("\n\n", 2)[1]
+    rows = {
+        int(cells[0]): cells[1].split(",")[0].split()[0].lower()
+        for line in table.splitlines()[2:]
+        if (cells := [c.strip() for c in line.strip().strip("|").split("|")])
+    }
+    compose = {
+        int(address.split(":")[1]): service
+        for service in SERVICES
+        for address in published(service).values()
+        if address.startswith("127.0.0.1:")
+    }
+    assert compose == {port: name for port, name in rows.items()}

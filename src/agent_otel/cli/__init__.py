@@ -109,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{PROG} {__version__}\n")
         return 0
     parser = build_parser(only=_command_in(argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's parser, so the error points to the command's --help
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
 
     from agent_otel.cli.common import EXIT_ERROR, CLIError, guard_stdout
     from agent_otel.cli.common import Context as CommandContext

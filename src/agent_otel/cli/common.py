@@ -323,13 +323,14 @@ class Context:
             )
         return target
 
-    def store(self, create: bool = False, writer: bool = False) -> Store:
+    def store(self, create: bool = False, writer: bool = False, migrate: bool = True) -> Store:
         """The store, opened once. ``writer``: the command deletes or writes (``gc``), so a store of a newer
-        schema, which this agent-otel cannot safely modify, is refused as it is for the SDK."""
+        schema, which this agent-otel cannot safely modify, is refused as it is for the SDK. Without
+        ``migrate``: read as it is, read-only (``gc --dry-run`` changes nothing)."""
         if self._store is None:
             target = self.require_target()
             try:
-                self._store = open_store(target, create=create, writer=writer)
+                self._store = open_store(target, create=create, writer=writer, migrate=migrate)
             except StoreError as exc:
                 if "no run store at" in str(exc):
                     raise CLIError(str(exc)) from None
@@ -364,7 +365,15 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def add_agent(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agent", metavar="A", help="only runs of this agent")
+    parser.add_argument("--agent", metavar="A", type=agent_name, help="only runs of this agent")
+
+
+def agent_name(value: str) -> str:
+    """``--agent`` in Unicode NFC, as the SDK records agent names (``conventions.nfc``, not imported
+    here: the CLI starts without OpenTelemetry's modules)."""
+    import unicodedata
+
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
 
 
 def store_error(exc: StoreError) -> CLIError:

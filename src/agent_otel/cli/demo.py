@@ -364,6 +364,7 @@ def _summary(ctx: Context, outcomes: list[Any]) -> None:
                 f"`agent-otel show {o.run_id[:12]}` shows the crm.lookup result and the send_email args."
             )
     console.print(
-        f"\nnext: [bold]agent-otel runs[/] | [bold]agent-otel show {worst['run_id'][:8]}[/] | "
-        "[bold]agent-otel drift[/]\n      [bold]agent-otel stats[/] | [bold]agent-otel export --since 1d[/]"
+        # `;` between the commands: a line pasted into a shell runs them in turn (with `|` it piped them).
+        f"\nnext: [bold]agent-otel runs[/]; [bold]agent-otel show {worst['run_id'][:8]}[/]; "
+        "[bold]agent-otel drift[/]\n      [bold]agent-otel stats[/]; [bold]agent-otel export --since 1d[/]"
     )

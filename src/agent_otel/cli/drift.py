@@ -76,13 +76,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store()
     end = args.until.ms if args.until else now_ms()
     start = end - args.window
+    ahead = None
+    if args.until is None:  # up to now: the runs a clock ahead of this one stored count too
+        from agent_otel.store.periods import through_now
+
+        end, ahead = through_now(store, end, args.agent)
     window = period(store, start, end, args.agent)
+    if ahead is not None:
+        window["ahead"] = ahead
     baseline = period(store, start - args.baseline, start, args.agent)
     enough = enough_runs(window, args.min_runs) and enough_runs(baseline, args.min_runs)
     signals = compare(window, baseline) if enough else []
     drifted = [s for s in signals if s.drift]
     result = {
-        "window": {k: window[k] for k in _PERIOD_KEYS},
+        "window": {k: window[k] for k in (*_PERIOD_KEYS, "ahead") if k in window},
         "baseline": {k: baseline[k] for k in _PERIOD_KEYS},
         "enough_data": enough,
         "drift": bool(drifted),
@@ -129,6 +136,12 @@ def render(
         f"[bold]window[/] {last}: {plural(window['runs'], 'run')}   "
         f"[bold]baseline[/] the {fmt_span(args.baseline)} before: {plural(baseline['runs'], 'run')}{who}"
     )
+    if window.get("ahead"):
+        verb = "starts" if window["ahead"] == 1 else "start"
+        console.print(
+            f"{plural(window['ahead'], 'run')} {verb} after now (a clock ahead of this host's): "
+            "counted in the window"
+        )
     if not enough:
         console.print(
             f"not enough data to judge drift: need at least {args.min_runs} ended or abandoned runs in both "

@@ -60,8 +60,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         end = args.until.ms if args.until is not None else now_ms()
         args.since = When(end - DEFAULT_MS, "24h", DEFAULT_MS if args.until is None else None)
     since, until = time_range(args)
-    end = now_ms() if until is None else until
-    s = period(ctx.store(), since or 0, end, args.agent)
+    store = ctx.store()
+    if until is None:  # up to now: the runs a clock ahead of this one stored count too
+        from agent_otel.store.periods import through_now
+
+        end, ahead = through_now(store, now_ms(), args.agent)
+    else:
+        end, ahead = until, None
+    s = period(store, since or 0, end, args.agent)
+    if ahead is not None:
+        s["ahead"] = ahead
     if args.json:
         print_json(s)
         return 0
@@ -102,6 +110,12 @@ def render(console: Any, s: dict[str, Any], label: str) -> None:
         others.append(f"{s['abandoned']} abandoned: no stop recorded, process gone")
     running = f" ({', '.join(others)})" if others else ""
     console.print(f"[bold]{plural(s['runs'], 'run')}{who} {label}[/]{running}")
+    if s.get("ahead"):
+        verb = "starts" if s["ahead"] == 1 else "start"
+        console.print(
+            f"{plural(s['ahead'], 'run')} {verb} after now (a clock ahead of this host's): "
+            "counted in this period"
+        )
     if not s["runs"]:
         return
     lat, tc, tok, spend = (

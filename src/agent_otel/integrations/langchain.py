@@ -34,12 +34,13 @@ without a current run, LangChain calls are not recorded.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
 import sys
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 from uuid import UUID
 
@@ -344,6 +345,8 @@ def _make_handler_class() -> type:
             super().__init__()
             self.enabled = True
             self._calls: dict[UUID, LLMCall] = {}
+            #: The mark of each call in flight in its caller's context (``framework_llm``), to take off.
+            self._marks: dict[UUID, Token[LLMCall | None]] = {}
 
         def __getattr__(self, name: str) -> Any:
             # An event this handler has no method for (LangChain calls ``getattr(handler, event)`` for
@@ -380,7 +383,7 @@ def _make_handler_class() -> type:
                 return
             if call is not None:
                 self._calls[run_id] = call
-                framework_llm.set(call)
+                self._marks[run_id] = framework_llm.set(call)
                 # A stream left unfinished but still referenced reports neither end nor error until it
                 # is read on or collected: the run ends its step (without usage, which LangChain
                 # reports only at the stream's end) rather than leave it open past the run.
@@ -402,7 +405,21 @@ def _make_handler_class() -> type:
                 lambda: [_content.message("user", [_content.text(p)]) for p in prompts or ()],
             )
 
+        def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+            # A streamed answer has begun: the client request underneath was made, and the caller reads
+            # the stream in its own context. The mark comes off now, or a request the agent makes while
+            # the stream is read, or after it left the stream unfinished, was taken for this call's.
+            if self._marks:
+                self._unmark(run_id)
+
+        def _unmark(self, run_id: UUID) -> None:
+            mark = self._marks.pop(run_id, None)
+            if mark is not None and framework_llm.get() is self._calls.get(run_id):
+                with contextlib.suppress(ValueError):  # set in another context: not this one's to undo
+                    framework_llm.reset(mark)
+
         def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+            self._unmark(run_id)
             call = self._calls.pop(run_id, None)
             if call is not None:
                 self._end(call, response)
@@ -427,6 +444,7 @@ def _make_handler_class() -> type:
             )
 
         def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+            self._unmark(run_id)
             call = self._calls.pop(run_id, None)
             if call is None:
                 return

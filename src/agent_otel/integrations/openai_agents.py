@@ -516,12 +516,18 @@ def _response(call: LLMCall, response_id: Any, output: Any, response_model: Any 
 
 
 def _tokens(call: LLMCall, usage: Any) -> tuple[int | None, int | None]:
-    """Input and output tokens of the SDK's ``Usage``; None when the API reported none. The SDK makes a
-    response without usage ``Usage(requests=1)``, 0 tokens: the OpenAI client integration saw the
-    response itself (``api_usage``) and tells the two apart; other models' 0 stays 0."""
+    """Input and output tokens of the SDK's ``Usage``; None when the API reported none. The SDK (and its
+    other models: ``LitellmModel``, ``AnyLLMModel``) makes a response without usage ``Usage(requests=1)``,
+    0 tokens: the OpenAI client integration saw the response itself (``api_usage``) and tells the two
+    apart. Where no client integration saw it (another model, a custom ``Model``), 0 input and 0 output
+    tokens is unknown too: no request has no input."""
     if usage is None or call.api_usage is False:
         return None, None
-    return token_count(usage_value(usage, "input_tokens")), token_count(usage_value(usage, "output_tokens"))
+    tokens_in = token_count(usage_value(usage, "input_tokens"))
+    tokens_out = token_count(usage_value(usage, "output_tokens"))
+    if call.api_usage is None and not tokens_in and not tokens_out:
+        return None, None
+    return tokens_in, tokens_out
 
 
 def _finish_llm(call: LLMCall, usage: Any) -> None:

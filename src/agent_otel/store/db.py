@@ -812,10 +812,11 @@ class SQLiteStore(Store):
         super().__init__(target)
         self.busy_timeout_s = busy_timeout_s
 
-    def open(self, create: bool, read_only_ok: bool = False) -> None:
+    def open(self, create: bool, read_only_ok: bool = False, read_only: bool = False) -> None:
         """Connect (creating the file if ``create``) in WAL mode. With ``read_only_ok`` (the reading
         commands), a store this process cannot write (a read-only mount, a copy without write permission)
-        is opened read-only instead of refused; see :meth:`_open_read_only`."""
+        is opened read-only instead of refused; see :meth:`_open_read_only`. ``read_only``: always, as it
+        is (not switched to WAL either): a look that must change nothing (``gc --dry-run``)."""
         path = self.target.location
         if os.path.isdir(path):
             raise StoreError(
@@ -845,6 +846,9 @@ class SQLiteStore(Store):
                 )
             self._open_read_only(sqlite3.OperationalError(f"{foreign} belongs to another user"))
             return
+        if read_only:
+            self._open_read_only(None)
+            return
         try:
             self._open_read_write()
         except sqlite3.Error as exc:
@@ -873,13 +877,13 @@ class SQLiteStore(Store):
         # compile time; macOS's, python.org's, conda's and uv's Pythons do not.
         self.conn.execute("PRAGMA secure_delete = ON")
 
-    def _open_read_only(self, cause: sqlite3.Error) -> None:
+    def _open_read_only(self, cause: sqlite3.Error | None) -> None:
         """Read a store that cannot be written: ``mode=ro`` first (it still sees a live writer's WAL),
         then ``immutable=1`` when even that fails because the WAL index (``-shm``) cannot be created
         next to the file. Immutable means SQLite takes no locks and assumes nobody writes meanwhile:
         right for a copy or a read-only mount, the only places this fallback is for."""
         quoted = urllib.parse.quote(os.path.abspath(self.target.location))
-        error: sqlite3.Error = cause
+        error: sqlite3.Error = cause or sqlite3.OperationalError("cannot open it read-only")
         for query in ("mode=ro", "mode=ro&immutable=1"):
             try:
                 conn = self._connect(f"file:{quoted}?{query}")
@@ -1295,8 +1299,11 @@ def open_store(
     create: bool = True,
     writer: bool = True,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    migrate: bool = True,
 ) -> Store:
     """Open (and, if ``create``, create) the store at ``target`` and migrate it to the latest schema.
+    Without ``migrate`` (a look that must change nothing: ``gc --dry-run``) it is read as it is, whatever
+    its schema, and a SQLite file read-only.
 
     Raises :class:`StoreError` with a one-line reason; the caller decides whether that is a warning
     (the SDK) or an error message (the CLI).
@@ -1307,8 +1314,12 @@ def open_store(
         store.open(create, prepare=writer)
     else:
         store = SQLiteStore(target, busy_timeout_s)
-        store.open(create, read_only_ok=not writer)  # a reader may read a store it cannot write
+        # a reader may read a store it cannot write
+        store.open(create, read_only_ok=not writer, read_only=not migrate)
     try:
+        if not migrate:
+            store.summarized = store.schema_version() >= SUMMARIES_VERSION
+            return store
         store.migrate(writer=writer)
     except BaseException as exc:
         store.close()

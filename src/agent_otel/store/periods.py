@@ -65,6 +65,24 @@ def period(
     return out
 
 
+def through_now(store: Store, now_ms: int, agent: str | None = None) -> tuple[int, int]:
+    """The end of a period that ends *now*, and how many runs start after now: ``(end_ms, ahead)``.
+
+    A run's start time is its writer's clock, and a host whose clock is ahead stores runs that start
+    after now; a period ending now left them out until this clock caught up (the last hour of a fleet
+    with one host ten minutes ahead lacked that host's newest runs), while ``runs`` listed them. A
+    period that ends now is every run stored by now, so its end moves past the latest such start. One
+    look-up over the ``created_at`` index (runs after now are few)."""
+    where, params = summaries.range_where(store, now_ms, _FAR_MS, agent)
+    rows = store.query(f"SELECT count(*) AS n, max(created_at) AS last FROM agent_runs WHERE {where}", params)
+    ahead = int(rows[0]["n"] or 0) if rows else 0
+    last = store._ms(rows[0]["last"]) if ahead else None
+    return (max(now_ms, last + 1) if last is not None else now_ms), ahead
+
+
+_FAR_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z: no upper bound
+
+
 def _where(store: Store, since_ms: int, until_ms: int, agent: str | None) -> tuple[str, list[Any]]:
     return summaries.range_where(store, since_ms, until_ms, agent)
 
