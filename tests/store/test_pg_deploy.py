@@ -385,8 +385,10 @@ def test_a_statement_timeout_the_dba_set_is_one_line_naming_it(postgres):
     url = postgres.new_database()
     seed.write(url, [r for i in range(50) for r in seed.run_records(seed.now_ms() - i * 60_000)])
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET statement_timeout = '1ms'")
-    proc = _cli(url, "stats")
+        conn.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET statement_timeout = '200ms'")
+    with psycopg.connect(url) as blocker:  # a DBA's maintenance holds the table: every read waits
+        blocker.execute("LOCK TABLE agent_runs IN ACCESS EXCLUSIVE MODE")
+        proc = _cli(url, "stats")
     (line,) = proc.stderr.splitlines()
     assert proc.returncode == 2 and "AGENT_OTEL_DEBUG" not in line, line
     assert line.startswith("agent-otel: error: reading the run store at postgresql://agent_otel@")
