@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 
 from tests.helpers import missing_prerequisite, require_binary
@@ -55,6 +56,7 @@ class PostgresServer:
         self.dir = tempfile.mkdtemp(prefix="agent-otel-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = 0
+        self.settings: dict[str, str] = {}  # more `-c name=value` for the server (TLS, limits)
         if self.user is not None:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
 
@@ -85,6 +87,7 @@ class PostgresServer:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data} "
             "-c timezone=UTC -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         log = os.path.join(self.dir, "log")
         return self._run(
             self.pg_ctl, "-D", self.data, "-l", log, "-w", "-t", "60", "-o", options, "start", timeout=90
@@ -122,6 +125,24 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"pg_ctl restart failed: {done.stderr or done.stdout}")
 
+    def standby(self) -> PostgresServer:
+        """A hot standby of this server (``pg_basebackup -R``: streaming replication, read-only), started
+        on a port of its own; ``stop()`` it first."""
+        replica = PostgresServer()
+        done = replica._run(
+            _binary("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER,
+            "-D", replica.data, "-R", "-X", "stream", "-c", "fast", timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            replica.stop()
+            raise RuntimeError(f"pg_basebackup failed: {done.stderr or done.stdout}")
+        for _ in range(3):
+            replica.port = _free_port()
+            if replica._start().returncode == 0:
+                return replica
+        replica.stop()
+        raise RuntimeError("the standby did not start")
+
     def url(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
@@ -136,4 +157,85 @@ class PostgresServer:
     def stop(self) -> None:
         if os.path.isdir(self.data):
             self._run(self.pg_ctl, "-D", self.data, "-m", "immediate", "-w", "stop", timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+PGBOUNCER_INSTALL = "scripts/prereqs.d/11-pgbouncer.sh (apt-get install pgbouncer)"
+
+
+class PgBouncer:
+    """PgBouncer in front of a :class:`PostgresServer`, on its own free loopback port, in ``pool_mode``
+    (``transaction``, the common production mode, or ``session``). Every database of the server is
+    reachable through it by name; trust auth for the roles in ``users``. It refuses to run as root, so
+    it runs as the server's account."""
+
+    def __init__(
+        self,
+        server: PostgresServer,
+        pool_mode: str,
+        users: tuple[str, ...] = (SUPERUSER,),
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.binary = require_binary("pgbouncer", PGBOUNCER_INSTALL, ["/usr/sbin/pgbouncer"])
+        self.server = server
+        self.dir = tempfile.mkdtemp(prefix="agent-otel-pgbouncer-")
+        self.port = _free_port()
+        with open(os.path.join(self.dir, "users.txt"), "w") as fh:
+            fh.writelines(f'"{user}" ""\n' for user in users)
+        with open(os.path.join(self.dir, "pgbouncer.ini"), "w") as fh:
+            fh.write(
+                "[databases]\n"
+                f"* = host=127.0.0.1 port={server.port}\n"
+                "[pgbouncer]\n"
+                f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+                f"auth_type = trust\nauth_file = {self.dir}/users.txt\n"
+                f"pool_mode = {pool_mode}\ndefault_pool_size = 2\nmax_client_conn = 200\n"
+                f"logfile = {self.dir}/log\npidfile = {self.dir}/pid\n"
+                + "".join(f"{name} = {value}\n" for name, value in (settings or {}).items())
+            )
+        if server.user is not None:
+            for name in ("", "users.txt", "pgbouncer.ini"):
+                os.chown(os.path.join(self.dir, name), server.user.pw_uid, server.user.pw_gid)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [*self.server.prefix, self.binary, os.path.join(self.dir, "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        log = ""
+        with contextlib.suppress(OSError), open(os.path.join(self.dir, "log")) as fh:
+            log = fh.read()[-2000:]
+        raise RuntimeError(f"pgbouncer did not start: {log}")
+
+    def halt(self) -> None:
+        """Stop the pooler (its clients' connections closed); :meth:`start` it again on the same port."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` (of the server) through the pooler."""
+        return database_url.replace(f":{self.server.port}/", f":{self.port}/")
+
+    def log(self) -> str:
+        with open(os.path.join(self.dir, "log")) as fh:
+            return fh.read()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -139,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("AGENT_OTEL_DEBUG"):
             raise
+        if type(exc).__module__.startswith("psycopg"):  # the database failed a read: say so, in one line
+            from agent_otel.store.db import database_error
+
+            sys.stderr.write(f"{PROG}: error: {database_error(exc, ctx.target)}\n")
+            return EXIT_ERROR
         sys.stderr.write(
             f"{PROG}: error: {type(exc).__name__}: {exc} (set AGENT_OTEL_DEBUG=1 for a traceback)\n"
         )

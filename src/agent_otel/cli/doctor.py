@@ -7,6 +7,7 @@ import argparse
 import os
 import socket
 import stat
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -93,6 +94,8 @@ def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
         out["latest_schema_version"] = store.latest_version
         out["size_bytes"] = store.size_bytes()
         out["read_only"] = store.read_only
+        if store.kind == "postgresql":
+            out["pooled"] = store.pooled  # type: ignore[attr-defined]
         newer = out["schema_version"] > out["latest_schema_version"]
         if newer and out.get("ok") is not False:
             # The SDK refuses to write such a store (its runs are then lost), gc refuses to delete from
@@ -268,6 +271,11 @@ def render(
         console.print(f"  size {_size(store.get('size_bytes'))}{modes}")
         if store.get("read_only"):
             console.print("  opened read-only: this process cannot write it (gc and new runs need that)")
+        if store.get("pooled"):
+            console.print(
+                "  through a connection pooler (PgBouncer or alike): statements are not prepared, "
+                "session and transaction pooling both work"
+            )
         for warning in store.get("warnings") or ():
             console.print(f"  [yellow]warning[/]: {escape(warning)}")
         console.print(
@@ -289,24 +297,35 @@ def render(
             f"newest {local_time(store.get('newest_run_ms'))}"
             + ("   [dim](~: estimated)[/]" if about else "")
         )
-        sealed = store["encrypted_blobs"]
-        size = ("~" if "snapshot_bytes" in about else "") + _size(store["snapshot_bytes"])
-        console.print(
-            f"  tool snapshots (for replay): {n('tool_snapshots')} calls of "
-            f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} results and inputs stored "
-            f"({size}"
-            + (
-                f", {n('encrypted_blobs')} encrypted"
-                if sealed
-                else ", not encrypted"
-                if store["snapshot_blobs"]
-                else ""
+        if store.get("snapshots_hidden"):
+            console.print(
+                "  tool snapshots (for replay): not readable by this role (their tables are the owner's: "
+                f"{', '.join(store['snapshots_hidden'])})"
             )
-            + ")"
-        )
+        else:
+            _snapshot_line(console, store, n)
     keep = store["retention_days"]
     console.print(
         f"  retention: runs and events {keep['logs_days'] or 'forever'} days, tool snapshots "
         f"{keep['tool_snapshot_days'] or 'forever'} days; last gc "
         f"{local_time(store.get('last_gc_ms')) if store.get('last_gc_ms') else 'never'} (runs at most daily)"
+    )
+
+
+def _snapshot_line(console: Any, store: dict[str, Any], n: Callable[[str], str]) -> None:
+    about = set(store.get("estimated") or ())
+    sealed = store["encrypted_blobs"]
+    size = ("~" if "snapshot_bytes" in about else "") + _size(store["snapshot_bytes"])
+    console.print(
+        f"  tool snapshots (for replay): {n('tool_snapshots')} calls of "
+        f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} results and inputs stored "
+        f"({size}"
+        + (
+            f", {n('encrypted_blobs')} encrypted"
+            if sealed
+            else ", not encrypted"
+            if store["snapshot_blobs"]
+            else ""
+        )
+        + ")"
     )

@@ -27,6 +27,7 @@ from agent_otel.store.schema import (
     META_TABLE,
     MIGRATIONS,
     SNAPSHOT_PURGE_KEY,
+    SNAPSHOT_TABLES,
 )
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
@@ -38,6 +39,8 @@ WAL_CHECKPOINT_PAGES = 8000  # ... its automatic checkpoint, in pages of 4 KB (S
 WAL_LIMIT_MB = 64  # ... and the size the WAL file is truncated back to after a checkpoint
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
 SUMMARIES_VERSION = 6  # the schema version that added agent_run_summaries
+SNAPSHOT_DATA_TABLES = (*SNAPSHOT_TABLES, "agent_snapshot_data")  # owner-only in PostgreSQL
+_SNAPSHOT_FIGURES = ("tool_snapshots", "snapshot_runs", "snapshot_blobs", "snapshot_bytes", "encrypted_blobs")
 COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond
 _SAMPLE_ROWS = 2_000
 
@@ -162,6 +165,37 @@ _PG_CONNECT_STATES = (
 )
 
 
+# ... nor does a retry mend what libpq itself refuses while setting up TLS (a wrong or missing CA, a
+# certificate for another host, a server without TLS under sslmode=require), nor a pooler refusing a
+# startup parameter (PgBouncer and `options=-c...`): configuration, like a wrong password.
+_PG_SETUP_REFUSED = (
+    "certificate verify failed",
+    "root certificate file",
+    "does not match host name",
+    "server does not support SSL",
+    "unsupported startup parameter",
+)
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+QUERY_CANCELED = "57014"
+
+
+def database_error(exc: BaseException, target: Target | None) -> str:
+    """A PostgreSQL error met while a command read the store, as its one line: what failed, and for a
+    statement cancelled by the server's ``statement_timeout`` (57014, a limit a DBA sets per role or
+    database), how to give agent-otel's role more time."""
+    error = classify(exc)
+    where = f"the run store at {target.display}" if target is not None else "the run store"
+    line = f"reading {where} failed ({error})"
+    if error.sqlstate == QUERY_CANCELED:
+        line += (
+            "; a statement_timeout of the server, the database or the role cut it short: raise it for "
+            "this role (ALTER ROLE ... SET statement_timeout = '5min')"
+        )
+    return line
+
+
 def _pg_state(exc: BaseException) -> str:
     state = getattr(exc, "sqlstate", None) or ""
     if state:
@@ -181,6 +215,8 @@ def _pg_transient(exc: BaseException, state: str) -> bool:
     CannotConnectNow, ConnectionTimeout, "server closed the connection unexpectedly", ...) or, for a
     connection that is already closed, InterfaceError. All of them pass."""
     if state in _PG_PERMANENT_STATES:
+        return False
+    if not state and any(marker in str(exc) for marker in _PG_SETUP_REFUSED):
         return False
     if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
         return True
@@ -369,6 +405,14 @@ class Store:
     def _lock_for_migration(self) -> None:
         """Called first inside the migration transaction (PostgreSQL takes an advisory lock)."""
 
+    def role(self) -> str:
+        """The database role this store connected as ("" where there are none)."""
+        return ""
+
+    def privilege_hint(self, error: StoreError, create: bool = False) -> str:
+        """What to do about a permission the database refused (PostgreSQL), "" for other errors."""
+        return ""
+
     def migrate(self, writer: bool = True) -> int:
         """Apply missing migrations; returns the version. A newer store is refused for writing."""
         latest = self.latest_version
@@ -383,12 +427,17 @@ class Store:
                 version = self._migrate_from(version)
             except Exception as exc:
                 error = classify(exc)
-                if error.transient or not version:  # a fresh store: its own error says it best
+                if error.transient:
                     raise error from None
+                if not version:  # a fresh store: its own error says it best, with what a DBA can do
+                    raise StoreError(
+                        f"{error}{self.privilege_hint(error, create=True)}", sqlstate=error.sqlstate
+                    ) from None
                 # Opened by a role that may read and write rows but not alter tables (PostgreSQL), after
                 # an upgrade: say what is needed, not only "permission denied for schema public".
                 owner = (
-                    ": open it once as a role that owns its tables (any agent-otel command migrates it)"
+                    f": open it once as a role that owns its tables (any agent-otel command migrates it, "
+                    f"such as `agent-otel --store <the owner's URL> doctor`); this one is {self.role()}"
                     if self.kind == "postgresql"
                     else ""
                 )
@@ -439,7 +488,14 @@ class Store:
         """
         from agent_otel.store import writes
 
-        writes.write(self, runs, events, snapshots)
+        try:
+            writes.write(self, runs, events, snapshots)
+        except Exception as exc:
+            error = classify(exc)
+            hint = self.privilege_hint(error)
+            if not hint:
+                raise
+            raise StoreError(f"{error}{hint}", sqlstate=error.sqlstate) from None
 
     def rebuild_summaries(self) -> None:
         """Summarize every stored run again (after rows were changed by hand, or a bulk load)."""
@@ -636,6 +692,12 @@ class Store:
         out: dict[str, Any] = {
             "runs": count("agent_runs", "runs", "SELECT count(*) AS n FROM agent_runs"),
             "events": count("agent_events", "events", "SELECT count(*) AS n FROM agent_events"),
+        }
+        hidden = [t for t in SNAPSHOT_DATA_TABLES if not self.may_read(t)]
+        if hidden:  # raw tool results are owner-only: an analysts' role may well not read them
+            out.update(dict.fromkeys(_SNAPSHOT_FIGURES), snapshots_hidden=hidden)
+            return self._run_span(out, estimated)
+        out |= {
             "tool_snapshots": count(
                 "agent_tool_snapshots", "tool_snapshots", "SELECT count(*) AS n FROM agent_tool_snapshots"
             ),
@@ -668,10 +730,17 @@ class Store:
         out["snapshot_blobs"] = round(totals["rows"])
         out["snapshot_bytes"] = round(totals["bytes"])
         out["encrypted_blobs"] = round(totals["sealed"])
+        return self._run_span(out, estimated)
+
+    def _run_span(self, out: dict[str, Any], estimated: list[str]) -> dict[str, Any]:
         oldest = self.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"]
         newest = self.query("SELECT max(created_at) AS t FROM agent_runs")[0]["t"]
         out.update(oldest_run_ms=self._ms(oldest), newest_run_ms=self._ms(newest), estimated=estimated)
         return out
+
+    def may_read(self, table: str) -> bool:
+        """Whether this connection may read ``table`` (PostgreSQL's privileges; a file store: always)."""
+        return True
 
     # --- retention -----------------------------------------------------------------------------------
 
@@ -996,11 +1065,21 @@ def _as_is(text: str) -> str:
     return text
 
 
+# Our queries are small and index-served. On a 1M-run store the planner took a run for 95 events (it has
+# 10: ANALYZE's sample under-counts distinct run ids), chose a parallel scan of agent_runs for drift's
+# partial hours and JIT-compiled it: 0.31 s where the index answers in 0.01 s. No parallel workers nor JIT
+# in agent-otel's session (behind a pooler: in its reading transactions); the user's other settings stay.
+_PLANNER_SETTINGS = (
+    "set_config('max_parallel_workers_per_gather', '0', {local}), set_config('jit', 'off', {local})"
+)
+
+
 class PostgresStore(Store):
     kind = "postgresql"
     placeholder = "%s"
     nul_ok = False
     max_params = 65_535  # the protocol's limit
+    pooled = False  # connected through a pooler: no prepared statements, no session settings
 
     def open(self, create: bool, prepare: bool = True) -> None:
         """``prepare``: let psycopg prepare the statements it runs often (a writer's). A reader's are
@@ -1016,16 +1095,17 @@ class PostgresStore(Store):
             self.conn = psycopg.connect(
                 self.target.location, autocommit=True, connect_timeout=5, application_name="agent-otel"
             )
-            if not prepare:
+            # Behind a pooler (PgBouncer, pgcat, RDS Proxy) the connection announced a backend of the
+            # pooler's making; in transaction pooling each transaction may run in another server session,
+            # shared with other clients. A statement prepared in one is missing or, worse, named alike
+            # for another statement in the next ("prepared statement "_pg3_0" already exists": the gc
+            # failed, a writer's store went off), and a session setting leaks into other clients' work.
+            backend = self.conn.execute("SELECT pg_backend_pid()").fetchone()
+            self.pooled = backend is None or backend[0] != self.conn.info.backend_pid
+            if not prepare or self.pooled:
                 self.conn.prepare_threshold = None
-            # Our queries are small and index-served. On a 1M-run store the planner took a run for 95
-            # events (it has 10: ANALYZE's sample under-counts distinct run ids), chose a parallel scan of
-            # agent_runs for drift's partial hours and JIT-compiled it: 0.31 s where the index answers in
-            # 0.01 s. No parallel workers nor JIT in this session; the user's other settings stay.
-            self.conn.execute(
-                "SELECT set_config('max_parallel_workers_per_gather', '0', false), "
-                "set_config('jit', 'off', false)"
-            )
+            if not self.pooled:
+                self.conn.execute(f"SELECT {_PLANNER_SETTINGS.format(local='false')}")
         except Exception as exc:
             error = classify(exc)
             password = _url_password(self.target.location)
@@ -1050,6 +1130,8 @@ class PostgresStore(Store):
             return
         with self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if self.pooled:  # the settings open() gives a session of its own, for this transaction
+                self.conn.execute(f"SELECT {_PLANNER_SETTINGS.format(local='true')}")
             yield
 
     def stream(self, text: str, params: Sequence[Any] = (), size: int = 5000) -> Iterator[tuple[Any, ...]]:
@@ -1068,7 +1150,47 @@ class PostgresStore(Store):
             yield from cur
 
     def _lock_for_migration(self) -> None:
-        self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK_ID,))
+        """Wait for another process migrating (workers starting at once on an empty database) however
+        short a ``lock_timeout`` the DBA set: the wait lasts the other's migration, and giving up made
+        every other worker warn and hold its records (lost, for a short-lived one). The DBA's value is
+        back for the migration's own statements: an ALTER TABLE waiting behind a long read would hold up
+        every writer queued behind it, and had better give up and be tried again."""
+        kept = self.query("SELECT current_setting('lock_timeout') AS t")[0]["t"]
+        self.execute("SELECT set_config('lock_timeout', '0', true), pg_advisory_xact_lock(?)", (_PG_LOCK_ID,))
+        self.execute("SELECT set_config('lock_timeout', ?, true)", (kept,))
+
+    def schema_version(self) -> int:
+        """As the base class, without a failing query (an ERROR line in the server's log, once per
+        process starting on an empty database) when there is no meta table yet."""
+        if self.conn is not None and not self.has_table(META_TABLE):
+            return 0
+        return super().schema_version()
+
+    def may_read(self, table: str) -> bool:
+        rows = self.query("SELECT has_table_privilege(to_regclass(?), 'SELECT') AS ok", (table,))
+        return rows[0]["ok"] is not False
+
+    def role(self) -> str:
+        try:
+            return str(self.conn.info.user)
+        except Exception:
+            return "this role"
+
+    def privilege_hint(self, error: StoreError, create: bool = False) -> str:
+        if error.sqlstate != INSUFFICIENT_PRIVILEGE:
+            return ""
+        role = self.role()
+        if create:
+            return (
+                f": the role {role} may not create the store's tables here; create them once as a role "
+                "that may (`agent-otel --store <its URL> doctor` does), then grant "
+                f"{role} what the README's 'PostgreSQL in production' lists"
+            )
+        return (
+            f": the role {role} needs SELECT, INSERT, UPDATE and DELETE on the store's tables and USAGE on "
+            "their sequences to write (only SELECT to read); the README's 'PostgreSQL in production' has "
+            "the GRANT statements"
+        )
 
     def _ts(self, ms: int | None) -> Any:
         if ms is None:
@@ -1091,9 +1213,11 @@ class PostgresStore(Store):
 
     def size_bytes(self) -> int | None:
         try:
+            # The tables the search path finds: another application's store in another schema of the
+            # same database is not this one.
             rows = self.query(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS n FROM pg_class c "
-                "WHERE c.relname IN ('agent_runs', 'agent_events', ?) AND c.relkind = 'r'",
+                "WHERE c.oid IN (to_regclass('agent_runs'), to_regclass('agent_events'), to_regclass(?))",
                 (META_TABLE,),
             )
         except Exception:

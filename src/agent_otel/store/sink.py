@@ -49,6 +49,9 @@ UNDEFINED_TABLE = "42P01"  # PostgreSQL: a table the write needs does not exist 
 # PostgreSQL: an earlier statement of the transaction failed and was not raised (a meta read that found no
 # table); what failed is unknown, so a new connection is tried at once, where it surfaces if it stays.
 IN_FAILED_TRANSACTION = "25P02"
+# PostgreSQL: the write waited for another writer's row (two processes updating the summary of one hour)
+# longer than the DBA's lock_timeout, or lost a deadlock: that transaction is over, so at once again.
+CONTENDED = ("55P03", "40P01")
 RECHECK_INTERVAL_S = 600.0  # summaries.stale_hours: every ten minutes
 MAINTENANCE_SLICE_S = 0.05  # gc and summary backfill: at most this long at a time (at least one batch)
 MAINTENANCE_SHARE = 0.2  # ... and at most this share of the thread's time
@@ -357,9 +360,10 @@ class StoreSink:
         """Whether to try a new PostgreSQL connection at once after ``err`` on one already open: the server
         may have closed it while it sat idle (the DBA's idle_session_timeout, a proxy's idle limit), which
         is no reason to call the store unavailable; or a statement of the write's transaction failed out
-        of sight (25P02). Closes the old connection if so."""
-        retry = err.transient or err.sqlstate == IN_FAILED_TRANSACTION
-        if not (retry and reused and self.target.kind == "postgresql"):
+        of sight (25P02); or the write lost a wait for another writer's lock (:data:`CONTENDED`). Closes the
+        old connection if so."""
+        retry = (err.transient or err.sqlstate == IN_FAILED_TRANSACTION) and reused
+        if not ((retry or err.sqlstate in CONTENDED) and self.target.kind == "postgresql"):
             return False
         if self._store is not None:
             self._store.close()
