@@ -286,17 +286,18 @@ class Metrics:
         self.tool_retries = CounterSet(c.M_TOOL_RETRIES.labels)
         self.failed_attempts = CounterSet(c.M_TOOL_FAILED_ATTEMPTS.labels)
         self.guard_triggers = CounterSet(c.M_GUARD_TRIGGERS.labels)
+        self._counter_sets = (
+            (c.M_STOP, self.stops),
+            (c.M_TOOL_INVOCATIONS, self.tool_invocations),
+            (c.M_TOOL_RETRIES, self.tool_retries),
+            (c.M_TOOL_FAILED_ATTEMPTS, self.failed_attempts),
+            (c.M_GUARD_TRIGGERS, self.guard_triggers),
+        )
         self._counters = [
             meter.create_observable_counter(
                 spec.name, callbacks=[counts.observe], unit=spec.unit, description=spec.description
             )
-            for spec, counts in (
-                (c.M_STOP, self.stops),
-                (c.M_TOOL_INVOCATIONS, self.tool_invocations),
-                (c.M_TOOL_RETRIES, self.tool_retries),
-                (c.M_TOOL_FAILED_ATTEMPTS, self.failed_attempts),
-                (c.M_GUARD_TRIGGERS, self.guard_triggers),
-            )
+            for spec, counts in self._counter_sets
         ]
         self._counters.append(
             meter.create_observable_counter(
@@ -316,13 +317,7 @@ class Metrics:
         runs: Prometheus counted 5 + 7 + 8). Everything this process had seen is forgotten: the series
         start empty, and an agent's first run in the child creates its zero series again."""
         try:
-            for counts in (
-                self.stops,
-                self.tool_invocations,
-                self.tool_retries,
-                self.failed_attempts,
-                self.guard_triggers,
-            ):
+            for _, counts in self._counter_sets:
                 counts.forget()
             forget_series(
                 [

@@ -82,10 +82,10 @@ def _arguments(arguments: Any, context: Any, kwargs: Mapping[str, Any]) -> Any:
 
 def _parsed(tool: Any, value: Any, skip_parsing: bool) -> Any:
     """A served raw value as ``invoke`` returns the function's: parsed into content, unless skipped."""
-    from agent_framework import Content, FunctionTool
+    from agent_framework import SKIP_PARSING, Content, FunctionTool
 
     parser = getattr(tool, "result_parser", None)
-    if skip_parsing or repr(parser) == "SKIP_PARSING":
+    if skip_parsing or parser is SKIP_PARSING:
         return value
     parsed = parser(value) if callable(parser) else FunctionTool.parse_result(value)
     return [Content.from_text(parsed)] if isinstance(parsed, str) else parsed
