@@ -8,8 +8,19 @@ to every process sharing the store).
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
 
+import grpc
+import pytest
+
+from tests.otlp_receiver import HTTPReceiver, OTLPReceiver
 from tests.store.conftest import run_python
 
 FORKED_WORKER = """
@@ -69,3 +80,203 @@ def test_a_forked_worker_writes_to_no_file_descriptor_it_did_not_open_and_the_st
     finally:
         conn.close()
     assert "run store" not in proc.stderr, proc.stderr
+
+
+# --- export across a fork: the parent and each child send their own spans, once, and no child hangs ------
+
+# setup() in the parent, then forked children (os.fork, as gunicorn, Celery's prefork pool and
+# multiprocessing's fork start method do) that make runs of their own. Each process prints what it
+# counted as dropped; the parent times each fork and each child's life.
+_FORKING = """
+import json, os, sys, time
+import agent_otel
+from agent_otel import sdk
+
+endpoint, protocol, children, parent_flush = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+agent_otel.setup("fork", endpoint=endpoint, store=False, instrument=False,
+                 config={"exporter": {"protocol": protocol, "probe_local": False, "shutdown_timeout_s": 5}})
+installation = sdk.installation()
+
+def runs(agent, n):
+    for _ in range(n):
+        with agent_otel.run(agent) as run:
+            run.call_tool("search", lambda q: [q], {"q": "x"})
+
+def drops():
+    return {f"{s}/{r}": n for (s, r), n in sdk._all_drops(installation).items()}
+
+runs("doomed", 1)  # the receiver rejects it: a drop of the parent's
+assert sdk.flush(10)
+runs("parent", 3)
+sdk.flush(parent_flush)  # 0: the parent's spans are queued at the fork; short: their send is in flight
+workers = []
+for k in range(children):
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        runs(f"child{k}", 2)
+        agent_otel.shutdown()
+        print("CHILD", k, json.dumps(drops()), flush=True)
+        os._exit(0)
+    print("FORK", k, time.monotonic() - started, flush=True)
+    workers.append((pid, time.monotonic()))
+for k, (pid, started) in enumerate(workers):
+    status = os.waitpid(pid, 0)[1]
+    print("EXIT", k, os.waitstatus_to_exitcode(status), time.monotonic() - started, flush=True)
+runs("parent-after", 1)
+agent_otel.shutdown()
+print("PARENT", json.dumps(drops()), flush=True)
+"""
+
+
+class _Slow:
+    """The receiver's answer: rejects the "doomed" agent's spans, takes ``delay_s`` over the parent's."""
+
+    def __init__(self, rejected: Any, delay_s: float = 0.0) -> None:
+        self.rejected = rejected
+        self.delay_s = delay_s
+
+    def __call__(self, spans: list[Any]) -> Any:
+        names = {s.name for s in spans}
+        if "invoke_agent doomed" in names:
+            return self.rejected
+        if "invoke_agent parent" in names:
+            time.sleep(self.delay_s)
+        return None
+
+
+def _receiver(protocol: str, delay_s: float = 0.0) -> Any:
+    if protocol == "grpc":
+        return OTLPReceiver(answer=_Slow(grpc.StatusCode.INVALID_ARGUMENT, delay_s)).start()
+    return HTTPReceiver(answer=_Slow(400, delay_s))
+
+
+def _fork(protocol: str, receiver: Any, tmp_path: Any, *, parent_flush: float = 0.0, **env: str) -> Any:
+    """Run _FORKING with two children against ``receiver``; its output, parsed."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "GRPC_"))}
+    full.update(AGENT_OTEL_HOME=str(tmp_path), **env)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", _FORKING, receiver.endpoint, protocol, "2", str(parent_flush)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out: dict[str, Any] = {"proc": proc, "seconds": time.monotonic() - started, "fork": {}, "exit": {}}
+    out["child"] = {}
+    for line in proc.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "FORK":
+            k, seconds = rest.split()
+            out["fork"][int(k)] = float(seconds)
+        elif kind == "EXIT":
+            k, code, seconds = rest.split()
+            out["exit"][int(k)] = (int(code), float(seconds))
+        elif kind == "CHILD":
+            k, counts = rest.split(" ", 1)
+            out["child"][int(k)] = json.loads(counts)
+        elif kind == "PARENT":
+            out["parent"] = json.loads(rest)
+    assert proc.returncode == 0 and "parent" in out, (proc.stdout, proc.stderr)
+    return out
+
+
+def _arrived(receiver: Any) -> Counter[str]:
+    """Run spans the receiver took, by agent (a span sent twice counts twice)."""
+    time.sleep(0.2)  # (the receiver's handler threads)
+    runs = [s.name.removeprefix("invoke_agent ") for s in receiver.spans if s.name.startswith("invoke_")]
+    return Counter(runs)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_parent_and_its_forked_children_each_export_their_own_spans_once(tmp_path, protocol):
+    """The parent's spans still queued at the fork are the parent's to send: a child that sent them too
+    delivered them twice. The child's drop counts start at zero: the parent's one rejected span was
+    reported again by every worker (in its metric and its exit summary)."""
+    receiver = _receiver(protocol)
+    try:
+        out = _fork(protocol, receiver, tmp_path)
+        arrived = _arrived(receiver)
+    finally:
+        receiver.stop()
+    stderr = out["proc"].stderr
+    assert arrived == {"parent": 3, "child0": 2, "child1": 2, "parent-after": 1}, (arrived, stderr)
+    assert out["parent"] == {"spans/rejected": 2}, out["parent"]  # the doomed run's two spans
+    assert out["child"] == {0: {}, 1: {}}, (out["child"], out["proc"].stderr)
+    assert {code for code, _ in out["exit"].values()} == {0}, out["exit"]
+    # The parent's threads were idle: no fork waited.
+    assert max(out["fork"].values()) < 0.5, out["fork"]
+
+
+_BLOCKED = "spans and metrics of this process are not sent"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_fork_waits_for_the_send_in_flight_and_the_child_exports_on_its_own_connection(tmp_path, protocol):
+    """A fork while the parent's spans are on their way (the collector answers in 0.5 s) waits for the
+    send to finish: a child forked mid-call got a copy of gRPC's state with the call in it (gRPC logs
+    "Other threads are currently calling into gRPC, skipping fork() handlers") and spent 10 s in its
+    shutdown, its metrics unsent."""
+    receiver = _receiver(protocol, delay_s=0.5)
+    try:
+        out = _fork(protocol, receiver, tmp_path, parent_flush=0.1)
+        arrived = _arrived(receiver)
+    finally:
+        receiver.stop()
+    stderr = out["proc"].stderr
+    assert 0.2 < out["fork"][0] < 1.2, (out["fork"], stderr)  # it waited for the send, within the bound
+    assert arrived == {"parent": 3, "child0": 2, "child1": 2, "parent-after": 1}, (arrived, stderr)
+    assert out["child"] == {0: {}, 1: {}}, (out["child"], stderr)
+    assert all(code == 0 and seconds < 5 for code, seconds in out["exit"].values()), (out["exit"], stderr)
+    assert "skipping fork() handlers" not in stderr and _BLOCKED not in stderr, stderr
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_fork_during_a_send_slower_than_the_bound_hangs_no_child_and_duplicates_nothing(tmp_path, protocol):
+    """The collector takes 3 s over the parent's spans: the fork waits 1 s, no more, and goes on with the
+    send still in flight. Over HTTP the child sends on pools of its own; over gRPC, whose state the
+    child got mid-call, it sends nothing: its spans are counted as rejected, said once, and it exits as
+    quickly as any other (it hung on gRPC's copy for 10 s before)."""
+    receiver = _receiver(protocol, delay_s=3.0)
+    try:
+        out = _fork(protocol, receiver, tmp_path, parent_flush=0.1)
+        arrived = _arrived(receiver)
+    finally:
+        receiver.stop()
+    stderr = out["proc"].stderr
+    assert 0.9 < out["fork"][0] < 1.5, (out["fork"], stderr)
+    assert all(code == 0 and seconds < 5 for code, seconds in out["exit"].values()), (out["exit"], stderr)
+    if protocol == "grpc":
+        assert arrived == {"parent": 3, "parent-after": 1}, (arrived, stderr)
+        for counts in out["child"].values():
+            assert counts["spans/rejected"] == 4, (out["child"], stderr)  # two runs of two spans
+            assert set(counts) <= {"spans/rejected", "metric_batches/rejected"}, out["child"]
+        assert stderr.count(_BLOCKED) == 2, stderr  # once per child
+        assert "while its parent was sending over gRPC" in stderr, stderr
+    else:
+        assert arrived == {"parent": 3, "child0": 2, "child1": 2, "parent-after": 1}, (arrived, stderr)
+        assert out["child"] == {0: {}, 1: {}}, (out["child"], stderr)
+    assert out["parent"] == {"spans/rejected": 2}, (out["parent"], stderr)
+
+
+def test_with_grpcs_fork_support_off_a_child_sends_nothing_over_grpc_and_counts_it(tmp_path):
+    """GRPC_ENABLE_FORK_SUPPORT=0: gRPC's state in a child is the parent's, without its threads. A child
+    that exported through it waited out the call's 10 s timeout and was killed by SIGABRT inside gRPC,
+    and the parent's own exports timed out from then on (its last spans never arrived). Now the child
+    makes no gRPC call at all: its spans and metric batches are counted as rejected, with one warning."""
+    receiver = _receiver("grpc")
+    try:
+        out = _fork("grpc", receiver, tmp_path, GRPC_ENABLE_FORK_SUPPORT="0")
+        arrived = _arrived(receiver)
+    finally:
+        receiver.stop()
+    stderr = out["proc"].stderr
+    assert all(code == 0 and seconds < 5 for code, seconds in out["exit"].values()), (out["exit"], stderr)
+    assert arrived == {"parent": 3, "parent-after": 1}, (arrived, stderr)
+    for counts in out["child"].values():
+        assert counts["spans/rejected"] == 4, (out["child"], stderr)
+        assert counts["metric_batches/rejected"] >= 1, (out["child"], stderr)
+        assert set(counts) == {"spans/rejected", "metric_batches/rejected"}, out["child"]
+    assert stderr.count(_BLOCKED) == 2 and "GRPC_ENABLE_FORK_SUPPORT=0" in stderr, stderr
+    assert out["parent"] == {"spans/rejected": 2}, (out["parent"], stderr)
