@@ -182,6 +182,9 @@ class ExporterTransport:
     def forked(self, idle: bool) -> None:
         renew_connections(self._exporter, idle)
 
+    def cancel(self) -> None:
+        cancel_grpc(self._exporter)
+
     def shutdown(self) -> None:
         if self.grpc and otlp.grpc_blocked is not None:
             return  # closing its channel would call into gRPC (otlp.GrpcSender.forked)
@@ -296,6 +299,11 @@ class BufferedSpanProcessor(SpanProcessor):
         if self._fork_idle:
             self._fork_idle = False
             self._send_lock.release()
+
+    def _fork_cancel(self) -> None:
+        cancel = getattr(self._transport, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     def _fork_child(self) -> None:
         """A forked child exports only its own spans; the queued ones, the retry buffer and the batch in
@@ -567,6 +575,9 @@ class BufferedSpanProcessor(SpanProcessor):
                         self._retain(rest)
                     return False
             return True
+        if reply.detail == otlp.FORK_CANCELLED:  # not the collector's refusal: sent again, no back-off
+            self._retain(batch)
+            return True
         # Refused for now: back off, keep the batch, and stop this round.
         self._failures += 1
         backoff = min(0.25 * 2 ** min(self._failures, 5), 5.0)
@@ -678,6 +689,30 @@ def renew_connections(exporter: Any, idle: bool) -> None:
         exporter._agent_otel_renew_channel = True
 
 
+def cancel_grpc(exporter: Any) -> None:
+    """Before a fork with gRPC's fork handling on (see _before_fork): end an SDK gRPC exporter's call in
+    flight by closing its channel, and its retries by setting its shutdown event until the fork is over
+    (resume_grpc); the batch fails and is sent again, on a new channel (_renew_channel)."""
+    if not _is_grpc(exporter):
+        return
+    event = getattr(exporter, "_shutdown_in_progress", None)
+    shut = getattr(exporter, "_shutdown", False)
+    if isinstance(event, threading.Event) and not event.is_set() and not shut:
+        event.set()
+        exporter._agent_otel_resume = True
+    channel = getattr(exporter, "_channel", None)
+    if channel is not None:
+        exporter._agent_otel_renew_channel = True
+        with contextlib.suppress(Exception):
+            channel.close()
+
+
+def resume_grpc(exporter: Any) -> None:
+    if getattr(exporter, "_agent_otel_resume", False):
+        exporter._agent_otel_resume = False
+        exporter._shutdown_in_progress.clear()
+
+
 def _renew_channel(exporter: Any) -> None:
     """A new channel for an SDK gRPC exporter in a forked child, before its first export there (not in the
     fork hook: making a channel is work the fork of a child that never exports need not pay)."""
@@ -744,6 +779,10 @@ class NonBlockingMetricExporter(MetricExporter):
         if self._fork_idle:
             self._fork_idle = False
             self._send_lock.release()
+        resume_grpc(self._exporter)
+
+    def _fork_cancel(self) -> None:
+        cancel_grpc(self._exporter)
 
     def _fork_child(self) -> None:
         """A forked child sends only its own batches; the pending ones are the parent's (its resource, its
@@ -758,6 +797,7 @@ class NonBlockingMetricExporter(MetricExporter):
         self._failures = 0
         self._thread = None
         self._health = _Health("metrics")
+        resume_grpc(self._exporter)
         renew_connections(self._exporter, idle)
 
     def export(
@@ -901,6 +941,7 @@ def quiet_exporter_logs() -> None:
 # At most this long a fork waits for the exports in flight (every span processor's and metric exporter's
 # together; the run store's sink waits on its own, agent_otel.store.sink._FORK_WAIT_S).
 FORK_WAIT_S = 1.0
+CANCEL_WAIT_S = 0.5  # then, for gRPC calls ended because gRPC's own fork handling is on
 
 # The span processors and metric exporters of this process, for the fork hooks below.
 _forkable: weakref.WeakSet[BufferedSpanProcessor | NonBlockingMetricExporter] = weakref.WeakSet()
@@ -915,9 +956,24 @@ def _before_fork() -> None:
     made gRPC skip its own fork handling. A send that takes longer is left running: its exporter is not
     idle, and the child does not touch what that send was using (see _after_fork_in_child)."""
     deadline = time.monotonic() + FORK_WAIT_S
-    for obj in list(_forkable):
+    objs = list(_forkable)
+    for obj in objs:
         with contextlib.suppress(Exception):  # a fork never fails because of telemetry
             obj._fork_prepare(deadline)
+    stuck = [obj for obj in objs if obj.grpc and not obj._fork_idle and not obj._closed]
+    if stuck and not otlp.grpc_fork_support_off():
+        # A gRPC call still in flight: gRPC then skips its fork handling ("Other threads are currently
+        # calling into gRPC, skipping fork() handlers") and the child cannot use gRPC at all (with
+        # GRPC_ENABLE_FORK_SUPPORT=1 its own handler even waits for that call forever in the child). The
+        # calls are ended now (CANCELLED: their batches are kept and sent again after the fork, so one
+        # the collector had taken arrives twice) and the locks taken once they return.
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        for obj in stuck:
+            with contextlib.suppress(Exception):
+                obj._fork_cancel()
+        for obj in stuck:
+            with contextlib.suppress(Exception):
+                obj._fork_prepare(deadline)
 
 
 def _after_fork_in_parent() -> None:

@@ -50,6 +50,7 @@ _GRPC_RETRYABLE = (
     "DATA_LOSS",
 )
 _HTTP_RETRYABLE = (408, 429)
+FORK_CANCELLED = "cancelled for a fork"  # Reply.detail of a call ended by GrpcSender.cancel
 
 
 class Outcome(Enum):
@@ -195,6 +196,7 @@ class GrpcSender:
         )
         self._channel: Any = None
         self._call: Any = None
+        self._cancels = 0
 
     def forked(self, idle: bool) -> None:
         """In a forked child: the parent's channel is not the child's (gRPC closes it there when its fork
@@ -204,6 +206,17 @@ class GrpcSender:
         if self._channel is not None:
             _inherited.append(self._channel)
         self._channel = self._call = None
+
+    def cancel(self) -> None:
+        """Before a fork, when a call has been in flight too long (see export._before_fork): closing the
+        channel ends the call at once (CANCELLED: the batch is kept and sent again, on a new channel)."""
+        self._cancels += 1
+        channel, self._channel, self._call = self._channel, None, None
+        if channel is not None:
+            try:
+                channel.close()
+            except Exception as exc:
+                logger.debug("agent-otel: closing the gRPC channel failed: %s", exc)
 
     def _connect(self) -> Any:
         if self._call is None:
@@ -232,11 +245,14 @@ class GrpcSender:
         if grpc_blocked is not None:
             return Reply(Outcome.REJECTED, grpc_blocked)
         grpc = self._grpc
+        cancels = self._cancels
         try:
             response = self._connect()(payload, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             name = getattr(code, "name", "UNKNOWN")
+            if name == "CANCELLED" and self._cancels != cancels:
+                return Reply(Outcome.RETRY, FORK_CANCELLED)
             details = (err.details() if hasattr(err, "details") else None) or ""
             detail = f"gRPC {name}: {details}".rstrip(": ")
             if name == "UNAVAILABLE":
@@ -466,6 +482,11 @@ class OTLPTransport:
 
     def forked(self, idle: bool) -> None:
         self._sender.forked(idle)
+
+    def cancel(self) -> None:
+        cancel = getattr(self._sender, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     def shutdown(self) -> None:
         self._sender.close()

@@ -232,31 +232,35 @@ def test_a_fork_waits_for_the_send_in_flight_and_the_child_exports_on_its_own_co
     assert "skipping fork() handlers" not in stderr and _BLOCKED not in stderr, stderr
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_a_fork_during_a_send_slower_than_the_bound_hangs_no_child_and_duplicates_nothing(tmp_path, protocol):
-    """The collector takes 3 s over the parent's spans: the fork waits 1 s, no more, and goes on with the
-    send still in flight. Over HTTP the child sends on pools of its own; over gRPC, whose state the
-    child got mid-call, it sends nothing: its spans are counted as rejected, said once, and it exits as
-    quickly as any other (it hung on gRPC's copy for 10 s before)."""
+@pytest.mark.parametrize(
+    ("protocol", "fork_support"), [("grpc", None), ("grpc", "1"), ("http/protobuf", None)]
+)
+def test_a_fork_during_a_send_slower_than_the_bound_hangs_no_child(tmp_path, protocol, fork_support):
+    """The collector takes 3 s over the parent's spans: the fork waits 1 s, no more. Over HTTP the send
+    goes on in the parent and the child sends on pools of its own. A gRPC call still in flight is ended
+    (CANCELLED) and its batch sent again after the fork: forked mid-call, a child got gRPC's state with
+    the call in it and spent 10 s in its shutdown (GRPC_ENABLE_FORK_SUPPORT unset), or hung for good in
+    gRPC's own fork handler (GRPC_ENABLE_FORK_SUPPORT=1)."""
     receiver = _receiver(protocol, delay_s=3.0)
+    env = {"GRPC_ENABLE_FORK_SUPPORT": fork_support} if fork_support else {}
     try:
-        out = _fork(protocol, receiver, tmp_path, parent_flush=0.1)
+        out = _fork(protocol, receiver, tmp_path, parent_flush=0.1, **env)
         arrived = _arrived(receiver)
     finally:
         receiver.stop()
     stderr = out["proc"].stderr
-    assert 0.9 < out["fork"][0] < 1.5, (out["fork"], stderr)
+    assert 0.9 < out["fork"][0] < 2.0, (out["fork"], stderr)
     assert all(code == 0 and seconds < 5 for code, seconds in out["exit"].values()), (out["exit"], stderr)
+    assert out["child"] == {0: {}, 1: {}}, (out["child"], stderr)
+    assert _BLOCKED not in stderr and "export is failing" not in stderr, stderr
+    parent = arrived.pop("parent")
+    assert arrived == {"child0": 2, "child1": 2, "parent-after": 1}, (arrived, stderr)
     if protocol == "grpc":
-        assert arrived == {"parent": 3, "parent-after": 1}, (arrived, stderr)
-        for counts in out["child"].values():
-            assert counts["spans/rejected"] == 4, (out["child"], stderr)  # two runs of two spans
-            assert set(counts) <= {"spans/rejected", "metric_batches/rejected"}, out["child"]
-        assert stderr.count(_BLOCKED) == 2, stderr  # once per child
-        assert "while its parent was sending over gRPC" in stderr, stderr
+        # The cancelled request had reached the receiver, which took it: sent again, it arrives twice
+        # (OTLP is at-least-once when a reply is lost). Nothing else is sent twice.
+        assert parent in (3, 6), (parent, stderr)
     else:
-        assert arrived == {"parent": 3, "child0": 2, "child1": 2, "parent-after": 1}, (arrived, stderr)
-        assert out["child"] == {0: {}, 1: {}}, (out["child"], stderr)
+        assert parent == 3, stderr
     assert out["parent"] == {"spans/rejected": 2}, (out["parent"], stderr)
 
 
