@@ -162,6 +162,7 @@ class ExporterTransport:
 
     def send(self, batch: Batch) -> Reply:
         try:
+            _renew_channel(self._exporter)
             result = self._exporter.export(batch.payload)
         except Exception as exc:
             return Reply(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
@@ -291,9 +292,9 @@ class BufferedSpanProcessor(SpanProcessor):
         return bool(getattr(self._transport, "grpc", False))
 
     def _fork_prepare(self, deadline: float) -> None:
-        self._fork_idle = False
-        if not self._closed:
-            self._fork_idle = self._send_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+        # Shut down, it sends nothing more: not waited for, but a send it left in flight still counts.
+        wait = 0.0 if self._closed else max(deadline - time.monotonic(), 0.0)
+        self._fork_idle = self._send_lock.acquire(timeout=wait) if wait else self._send_lock.acquire(False)
 
     def _fork_parent(self) -> None:
         if self._fork_idle:
@@ -771,9 +772,9 @@ class NonBlockingMetricExporter(MetricExporter):
         _forkable.add(self)
 
     def _fork_prepare(self, deadline: float) -> None:
-        self._fork_idle = False
-        if not self._closed:
-            self._fork_idle = self._send_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+        # Shut down, it sends nothing more: not waited for, but a send it left in flight still counts.
+        wait = 0.0 if self._closed else max(deadline - time.monotonic(), 0.0)
+        self._fork_idle = self._send_lock.acquire(timeout=wait) if wait else self._send_lock.acquire(False)
 
     def _fork_parent(self) -> None:
         if self._fork_idle:
@@ -960,7 +961,7 @@ def _before_fork() -> None:
     for obj in objs:
         with contextlib.suppress(Exception):  # a fork never fails because of telemetry
             obj._fork_prepare(deadline)
-    stuck = [obj for obj in objs if obj.grpc and not obj._fork_idle and not obj._closed]
+    stuck = [obj for obj in objs if obj.grpc and not obj._fork_idle]
     if stuck and not otlp.grpc_fork_support_off():
         # A gRPC call still in flight: gRPC then skips its fork handling ("Other threads are currently
         # calling into gRPC, skipping fork() handlers") and the child cannot use gRPC at all (with
