@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import agent_otel
-from agent_otel.replay import ReplayError, UnrecordedToolCall
+from agent_otel.replay import UnrecordedToolCall
 from tests.integrations.conftest import Reply
 
 RAN: Counter[str] = Counter()
@@ -184,3 +184,285 @@ def test_mistral_a_call_the_recording_lacks_is_refused_and_never_run(
         mistral_agent("Weather in Lyon?", continue_on_fn_error=continue_on_fn_error)
     assert RAN["get_weather"] == 1  # refused as itself, not run, not handed to the model as an error
     assert len(fake_api.requests) == 3  # no request after the refusal
+
+
+# --- the Anthropic SDK's tool runner ------------------------------------------------------------------
+
+CLAUDE = "claude-sonnet-4-20250514"
+
+
+def claude_message(content: list[dict[str, Any]], stop_reason: str, msg_id: str) -> Reply:
+    return Reply(
+        {
+            "id": msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": CLAUDE,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 30, "output_tokens": 7},
+        }
+    )
+
+
+def claude_tool_use(city: str, name: str = "get_weather", tool_id: str = "toolu_1") -> Reply:
+    block = {"type": "tool_use", "id": tool_id, "name": name, "input": {"city": city}}
+    return claude_message([block], "tool_use", "msg_1")
+
+
+def claude_answer(text: str = "Sunny.") -> Reply:
+    return claude_message([{"type": "text", "text": text}], "end_turn", "msg_2")
+
+
+def claude_stream(reply: Reply) -> Reply:
+    """The same message as server-sent events (what ``tool_runner(stream=True)`` reads)."""
+    body = dict(reply.body)
+    content = body.pop("content")
+    start = {**body, "content": [], "stop_reason": None}
+    events: list[tuple[str | None, Any]] = [("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(content):
+        if block["type"] == "text":
+            events += [
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": i,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                ),
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "text_delta", "text": block["text"]},
+                    },
+                ),
+            ]
+        else:
+            events += [
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": {**block, "input": {}}},
+                ),
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
+                    },
+                ),
+            ]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events += [
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": body["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": 7},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return Reply(stream=events)
+
+
+@pytest.fixture(params=["native", "off"])
+def claude_tracing(request: pytest.FixtureRequest) -> str:
+    """The Anthropic client's own tracing (its ``anthropic.custom_tool_use`` spans): on, or off."""
+    return str(request.param)
+
+
+@pytest.fixture
+def claude_agent(fake_api: Any, claude_tracing: str) -> Any:
+    anthropic = pytest.importorskip("anthropic")
+    from anthropic import beta_async_tool, beta_tool
+
+    def weather(city: str) -> str:
+        RAN["get_weather"] += 1
+        if city == "Atlantis":
+            raise LookupError(f"no station in {city}")
+        return f"sunny in {city}"
+
+    @beta_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name
+        """
+        return weather(city)
+
+    @beta_async_tool(name="get_weather")
+    async def get_weather_async(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name
+        """
+        return weather(city)
+
+    options = {} if claude_tracing == "native" else {"open_telemetry": False}
+
+    def agent(question: str, flavour: str = "sync") -> str:
+        messages = [{"role": "user", "content": question}]
+        with agent_otel.run("claude-weather", input=question):
+            if flavour == "async":
+
+                async def ask() -> Any:
+                    client = anthropic.AsyncAnthropic(
+                        base_url=fake_api.base_url, api_key="k", max_retries=0, **options
+                    )
+                    runner = client.beta.messages.tool_runner(
+                        model=CLAUDE, max_tokens=100, messages=messages, tools=[get_weather_async]
+                    )
+                    return await runner.until_done()
+
+                final = asyncio.run(ask())
+            else:
+                client = anthropic.Anthropic(
+                    base_url=fake_api.base_url, api_key="k", max_retries=0, **options
+                )
+                runner = client.beta.messages.tool_runner(
+                    model=CLAUDE,
+                    max_tokens=100,
+                    messages=messages,
+                    tools=[get_weather],
+                    **({"stream": True} if flavour == "stream" else {}),
+                )
+                final = runner.until_done()
+            return str(final.content[0].text)
+
+    return agent
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async", "stream"])
+def test_anthropic_tool_runner_functions_are_recorded_and_served_never_run(
+    rig, instrument, fake_api, claude_agent, flavour
+):
+    instrument("anthropic")
+    wrap = claude_stream if flavour == "stream" else (lambda r: r)
+
+    def script(city: str = "Paris") -> None:
+        fake_api.reply(wrap(claude_tool_use(city)), wrap(claude_answer()))
+
+    script()
+    assert claude_agent("Weather in Paris?", flavour) == "Sunny."
+    original = rig.last_run_id("claude-weather")
+    assert RAN["get_weather"] == 1
+    ((tool, _, result_sha, status, _),) = tool_rows(rig, original)
+    assert (tool, status) == ("get_weather", "ok") and result_sha
+    row = rig.run_row(original)
+    assert (row["llm_calls"], row["tool_calls"]) == (2, 1)
+    recorded = bodies(fake_api)
+    assert "sunny in Paris" in recorded[1]
+
+    fake_api.requests.clear()
+    script()
+    with agent_otel.replay(original) as rp:
+        assert claude_agent(rp.input, flavour) == "Sunny."
+    assert RAN["get_weather"] == 1  # not run again
+    assert bodies(fake_api) == recorded  # the model got the recorded result
+    assert_replayed(rig, rp, original, 1)
+
+
+def test_anthropic_tool_runner_a_recorded_error_is_the_same_tool_error_without_running(
+    rig, instrument, fake_api, claude_agent
+):
+    instrument("anthropic")
+
+    def script() -> None:
+        fake_api.reply(claude_tool_use("Atlantis"), claude_answer("No."))
+
+    script()
+    assert claude_agent("Weather in Atlantis?") == "No."
+    original = rig.last_run_id("claude-weather")
+    assert [r[3:] for r in tool_rows(rig, original)] == [("error", "LookupError")]
+    recorded = bodies(fake_api)
+    assert "LookupError" in recorded[1]  # the runner's error text for the model
+
+    fake_api.requests.clear()
+    script()
+    with agent_otel.replay(original) as rp:
+        assert claude_agent(rp.input) == "No."
+    assert RAN["get_weather"] == 1
+    assert bodies(fake_api) == recorded
+    assert rp.report.matched, str(rp.report)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_anthropic_tool_runner_a_call_the_recording_lacks_is_refused_and_never_run(
+    rig, instrument, fake_api, claude_agent, flavour
+):
+    instrument("anthropic")
+    fake_api.reply(claude_tool_use("Paris"), claude_answer())
+    claude_agent("Weather in Paris?", flavour)
+    original = rig.last_run_id("claude-weather")
+
+    fake_api.reply(claude_tool_use("Lyon"))
+    with pytest.raises(UnrecordedToolCall), agent_otel.replay(original, mode="lenient"):
+        claude_agent("Weather in Lyon?", flavour)
+    assert RAN["get_weather"] == 1  # refused as itself: not run, not sent to the model as a tool error
+    assert len(fake_api.requests) == 3
+
+
+def test_anthropic_tool_runner_toolset_members_are_recorded_and_served_never_run(
+    rig, instrument, fake_api, claude_tracing
+):
+    anthropic = pytest.importorskip("anthropic")
+    from anthropic.lib.tools._toolsets._runnable import BetaRunnableToolset
+
+    class Browser(BetaRunnableToolset):
+        toolset_name = "browser"  # type: ignore[assignment]
+
+        def to_dict(self) -> Any:
+            return {"type": "browser_toolset_20260801"}
+
+        def call(self, context: Any, name: str, input: Any) -> str:
+            RAN[name] += 1
+            return f"opened {input['url']}"
+
+    instrument("anthropic")
+    options = {} if claude_tracing == "native" else {"open_telemetry": False}
+
+    def agent(question: str) -> str:
+        with agent_otel.run("claude-browser", input=question):
+            client = anthropic.Anthropic(base_url=fake_api.base_url, api_key="k", max_retries=0, **options)
+            runner = client.beta.messages.tool_runner(
+                model=CLAUDE,
+                max_tokens=100,
+                messages=[{"role": "user", "content": question}],
+                tools=[Browser()],
+            )
+            return str(runner.until_done().content[0].text)
+
+    def script() -> None:
+        block = {
+            "type": "tool_use",
+            "id": "toolu_1",
+            "name": "navigate",
+            "input": {"url": "https://example.com"},
+            "toolset_name": "browser",
+        }
+        fake_api.reply(claude_message([block], "tool_use", "msg_1"), claude_answer("Opened."))
+
+    script()
+    assert agent("Open example.com") == "Opened."
+    original = rig.last_run_id("claude-browser")
+    assert RAN["navigate"] == 1
+    ((tool, _, result_sha, status, _),) = tool_rows(rig, original)
+    assert (tool, status) == ("navigate", "ok") and result_sha
+    recorded = bodies(fake_api)
+    assert "opened https://example.com" in recorded[1]
+
+    fake_api.requests.clear()
+    script()
+    with agent_otel.replay(original) as rp:
+        assert agent(rp.input) == "Opened."
+    assert RAN["navigate"] == 1
+    assert bodies(fake_api) == recorded
+    assert_replayed(rig, rp, original, 1)

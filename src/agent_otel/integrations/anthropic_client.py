@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _content
+from . import _anthropic_tools, _content
 from ._common import as_int, usage_value
 from ._stainless import Api, Response, StainlessIntegration, Usage
 
@@ -113,3 +113,11 @@ class AnthropicIntegration(StainlessIntegration):
     name = "anthropic"
     packages = ("anthropic",)
     api = AnthropicApi
+
+    def instrument(self) -> None:
+        super().instrument()
+        _anthropic_tools.instrument(self._patcher)  # the tool runner's own calls of the application's tools
+
+    def uninstrument(self) -> None:
+        _anthropic_tools.uninstrument()
+        super().uninstrument()
