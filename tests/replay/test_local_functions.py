@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import agent_otel
-from agent_otel.replay import UnrecordedToolCall
+from agent_otel.replay import ReplayError, UnrecordedToolCall
 from tests.integrations.conftest import Reply
 
 RAN: Counter[str] = Counter()
@@ -466,3 +466,111 @@ def test_anthropic_tool_runner_toolset_members_are_recorded_and_served_never_run
     assert RAN["navigate"] == 1
     assert bodies(fake_api) == recorded
     assert_replayed(rig, rp, original, 1)
+
+
+# --- the Claude Agent SDK's in-process MCP tools --------------------------------------------------------
+
+
+@pytest.fixture
+def claude_sdk_agent(tmp_path: Any) -> Any:
+    pytest.importorskip("claude_agent_sdk")
+    from claude_agent_sdk import create_sdk_mcp_server, query, tool
+
+    from tests.integrations.test_claude_agent_sdk import CLI, final_turn, tool_turn
+
+    @tool("get_weather", "The weather in a city", {"city": str})
+    async def get_weather(args: dict[str, Any]) -> dict[str, Any]:
+        RAN["get_weather"] += 1
+        city = args["city"]
+        if city == "Atlantis":
+            return {"content": [{"type": "text", "text": f"no station in {city}"}], "is_error": True}
+        return {"content": [{"type": "text", "text": f"sunny in {city}"}]}
+
+    server = create_sdk_mcp_server("weather", tools=[get_weather])
+    cli = CLI(tmp_path)
+
+    def agent(prompt: str, city: str = "Paris") -> list[Any]:
+        use = tool_turn("mcp__weather__get_weather", {"city": city}, "", sdk="weather")
+        options = cli.options({"turns": [use, final_turn()]}, mcp_servers={"weather": server})
+
+        async def ask() -> list[Any]:
+            return [message async for message in query(prompt=prompt, options=options)]
+
+        with agent_otel.run("claude-sdk-weather", input=prompt):
+            return asyncio.run(ask())
+
+    agent.cli = cli  # type: ignore[attr-defined]
+    return agent
+
+
+def sdk_tool_rows(rig: Any, run_id: str) -> list[tuple[Any, ...]]:
+    """The run's Claude tool uses. (The MCP server's own ``tools/call`` span, which the bridge makes a
+    step without arguments of, is left out: it has no snapshot, and a replay does not call the server.)"""
+    return [row for row in tool_rows(rig, run_id) if row[0].startswith("mcp__")]
+
+
+def tool_results(messages: list[Any]) -> list[tuple[Any, Any]]:
+    """(content, is_error) of each tool result the CLI handed back to the model."""
+    return [
+        (block.content, block.is_error)
+        for message in messages
+        if type(message).__name__ == "UserMessage" and isinstance(message.content, list)
+        for block in message.content
+        if type(block).__name__ == "ToolResultBlock"
+    ]
+
+
+@pytest.mark.parametrize("city", ["Paris", "Atlantis"])
+def test_claude_sdk_mcp_tools_are_recorded_and_served_never_run(rig, instrument, claude_sdk_agent, city):
+    instrument("claude_agent_sdk")
+    messages = claude_sdk_agent(f"Weather in {city}?", city)
+    original = rig.last_run_id("claude-sdk-weather")
+    assert RAN["get_weather"] == 1
+    then = tool_results(messages)
+    assert then == [
+        (
+            [{"type": "text", "text": f"{'no station' if city == 'Atlantis' else 'sunny'} in {city}"}],
+            city == "Atlantis",
+        )
+    ]
+    ((tool, _, _, status, _),) = sdk_tool_rows(rig, original)
+    assert (tool, status) == ("mcp__weather__get_weather", "error" if city == "Atlantis" else "ok")
+
+    with agent_otel.replay(original) as rp:
+        messages = claude_sdk_agent(rp.input, city)
+    assert RAN["get_weather"] == 1  # the in-process tool did not run again
+    assert tool_results(messages) == then  # the CLI got the recorded MCP result
+    report = rp.report
+    assert report.matched and report.served == 1, str(report)
+    assert sdk_tool_rows(rig, report.replay_run_id) == sdk_tool_rows(rig, original)
+
+
+def test_claude_sdk_mcp_tool_recorded_without_its_mcp_result_is_refused(
+    rig, instrument, claude_sdk_agent, monkeypatch
+):
+    """A recording made before the MCP result was kept (here: the hook that keeps it left out)."""
+    from claude_agent_sdk._internal.query import Query
+
+    instrument("claude_agent_sdk")
+    hooked = Query._handle_sdk_mcp_request
+    with monkeypatch.context() as patch:
+        patch.setattr(Query, "_handle_sdk_mcp_request", hooked.__agent_otel_original__)
+        claude_sdk_agent("Weather in Paris?")
+    original = rig.last_run_id("claude-sdk-weather")
+    assert RAN["get_weather"] == 1
+
+    with pytest.raises(ReplayError, match="did not keep the MCP result"), agent_otel.replay(original):
+        claude_sdk_agent("Weather in Paris?")
+    assert RAN["get_weather"] == 1
+
+
+def test_claude_sdk_mcp_tool_call_the_recording_lacks_is_refused_and_never_run(
+    rig, instrument, claude_sdk_agent
+):
+    instrument("claude_agent_sdk")
+    claude_sdk_agent("Weather in Paris?")
+    original = rig.last_run_id("claude-sdk-weather")
+
+    with pytest.raises(UnrecordedToolCall), agent_otel.replay(original, mode="lenient"):
+        claude_sdk_agent("Weather in Lyon?", "Lyon")
+    assert RAN["get_weather"] == 1
