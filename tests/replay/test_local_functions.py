@@ -574,3 +574,84 @@ def test_claude_sdk_mcp_tool_call_the_recording_lacks_is_refused_and_never_run(
     with pytest.raises(UnrecordedToolCall), agent_otel.replay(original, mode="lenient"):
         claude_sdk_agent("Weather in Lyon?", "Lyon")
     assert RAN["get_weather"] == 1
+
+
+# --- google-genai's automatic function calling (already served: the async path, and a refusal) ------------
+
+
+def gemini_reply(parts: list[dict[str, Any]]) -> Reply:
+    return Reply(
+        {
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 6, "totalTokenCount": 26},
+        }
+    )
+
+
+@pytest.fixture
+def gemini_agent(fake_api: Any) -> Any:
+    genai = pytest.importorskip("google.genai")
+    from google.genai import types
+
+    def get_weather(city: str) -> dict:
+        """The weather in a city."""
+        RAN["get_weather"] += 1
+        return {"city": city, "sky": "clear"}
+
+    options = types.HttpOptions(base_url=fake_api.base_url, retry_options=types.HttpRetryOptions(attempts=1))
+
+    def agent(question: str) -> str:
+        async def ask() -> str:
+            client = genai.Client(api_key="k", http_options=options)
+            config = types.GenerateContentConfig(tools=[get_weather])
+            response = await client.aio.models.generate_content(
+                model="gemini-2.5-flash", contents=question, config=config
+            )
+            return str(response.text)
+
+        with agent_otel.run("gemini-weather", input=question):
+            return asyncio.run(ask())
+
+    return agent
+
+
+def gemini_call(city: str) -> Reply:
+    return gemini_reply([{"functionCall": {"name": "get_weather", "args": {"city": city}}}])
+
+
+def test_google_genai_async_automatic_function_calls_are_served_never_run(
+    rig, instrument, fake_api, gemini_agent
+):
+    instrument("google_genai")
+
+    def script() -> None:
+        fake_api.reply(gemini_call("Paris"), gemini_reply([{"text": "Clear."}]))
+
+    script()
+    assert gemini_agent("Weather in Paris?") == "Clear."
+    original = rig.last_run_id("gemini-weather")
+    assert RAN["get_weather"] == 1
+    recorded = bodies(fake_api)
+
+    fake_api.requests.clear()
+    script()
+    with agent_otel.replay(original) as rp:
+        assert gemini_agent(rp.input) == "Clear."
+    assert RAN["get_weather"] == 1
+    assert bodies(fake_api) == recorded
+    assert_replayed(rig, rp, original, 1)
+
+
+def test_google_genai_a_call_the_recording_lacks_is_refused_and_never_run(
+    rig, instrument, fake_api, gemini_agent
+):
+    instrument("google_genai")
+    fake_api.reply(gemini_call("Paris"), gemini_reply([{"text": "Clear."}]))
+    gemini_agent("Weather in Paris?")
+    original = rig.last_run_id("gemini-weather")
+
+    fake_api.reply(gemini_call("Lyon"))
+    with pytest.raises(UnrecordedToolCall), agent_otel.replay(original, mode="lenient"):
+        gemini_agent("Weather in Lyon?")
+    assert RAN["get_weather"] == 1
+    assert len(fake_api.requests) == 3
