@@ -332,7 +332,8 @@ def claude_agent(fake_api: Any, claude_tracing: str) -> Any:
                     max_tokens=100,
                     messages=messages,
                     tools=[get_weather],
-                    **({"stream": True} if flavour == "stream" else {}),
+                    **({"stream": True} if flavour.startswith("stream") else {}),
+                    **({"run_tools_eagerly": True} if flavour == "stream-eager" else {}),
                 )
                 final = runner.until_done()
             return str(final.content[0].text)
@@ -340,12 +341,12 @@ def claude_agent(fake_api: Any, claude_tracing: str) -> Any:
     return agent
 
 
-@pytest.mark.parametrize("flavour", ["sync", "async", "stream"])
+@pytest.mark.parametrize("flavour", ["sync", "async", "stream", "stream-eager"])
 def test_anthropic_tool_runner_functions_are_recorded_and_served_never_run(
     rig, instrument, fake_api, claude_agent, flavour
 ):
     instrument("anthropic")
-    wrap = claude_stream if flavour == "stream" else (lambda r: r)
+    wrap = claude_stream if flavour.startswith("stream") else (lambda r: r)
 
     def script(city: str = "Paris") -> None:
         fake_api.reply(wrap(claude_tool_use(city)), wrap(claude_answer()))
