@@ -64,7 +64,7 @@ from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, _refuse, as_int, call_or_serve, start_tool, token_count, usage_value
+from ._common import Patcher, as_int, call_or_serve, refuse, start_tool, token_count, usage_value
 
 AGENT = "claude-agent"
 _RESULT_REASONS = {
@@ -397,7 +397,7 @@ def _recorded_mcp_result(call: ToolCall) -> dict[str, Any]:
         value = outcome.value
         kept = value.get(MCP_RESULT) if isinstance(value, dict) else None
     if not isinstance(kept, dict):
-        _refuse(
+        refuse(
             call,
             "is a tool of an in-process SDK MCP server whose result was recorded by an agent-otel that did "
             "not keep the MCP result the server answered, so it cannot be answered from the recording",
