@@ -10,6 +10,7 @@ tools "ran" to ``FAKE_CLAUDE_LOG`` so tests can tell whether a tool was executed
 A tool with ``"sdk": "<server>"`` is a tool of an in-process SDK MCP server (``create_sdk_mcp_server``),
 named ``mcp__<server>__<tool>``: the CLI calls it as Claude Code does, through ``mcp_message`` control
 requests to the SDK (``initialize`` once, then ``tools/call``); its result is the MCP result's content.
+``"no_hooks": true`` skips the ``PreToolUse`` hook of a tool (a CLI that does not ask).
 
 Script: ``{"model": ..., "session_id": ..., "prompts": [{"turns": [...], "result": {...}}], "exit_code": 0}``
 where a turn is ``{"id": "msg_1", "text": "...", "tool": {"id", "name", "input", "result", "is_error"},
@@ -195,7 +196,7 @@ def play(prompt: dict[str, Any]) -> None:
             continue
         assistant(turn, {"type": "tool_use", "id": tool["id"], "name": tool["name"], "input": tool["input"]})
         payload = {"tool_name": tool["name"], "tool_input": tool["input"], "tool_use_id": tool["id"]}
-        answers = call_hooks("PreToolUse", payload, tool["id"])
+        answers = [] if tool.get("no_hooks") else call_hooks("PreToolUse", payload, tool["id"])
         decisions = [a.get("hookSpecificOutput", {}).get("permissionDecision") for a in answers]
         if "deny" in decisions:
             content, is_error = "denied by a PreToolUse hook", True

@@ -490,8 +490,8 @@ def claude_sdk_agent(tmp_path: Any) -> Any:
     server = create_sdk_mcp_server("weather", tools=[get_weather])
     cli = CLI(tmp_path)
 
-    def agent(prompt: str, city: str = "Paris") -> list[Any]:
-        use = tool_turn("mcp__weather__get_weather", {"city": city}, "", sdk="weather")
+    def agent(prompt: str, city: str = "Paris", **tool: Any) -> list[Any]:
+        use = tool_turn("mcp__weather__get_weather", {"city": city}, "", sdk="weather", **tool)
         options = cli.options({"turns": [use, final_turn()]}, mcp_servers={"weather": server})
 
         async def ask() -> list[Any]:
@@ -656,3 +656,20 @@ def test_google_genai_a_call_the_recording_lacks_is_refused_and_never_run(
         gemini_agent("Weather in Lyon?")
     assert RAN["get_weather"] == 1
     assert len(fake_api.requests) == 3
+
+
+def test_claude_sdk_mcp_tool_call_of_no_tool_use_agent_otel_saw_is_refused_in_a_replay(
+    rig, instrument, claude_sdk_agent
+):
+    """A ``tools/call`` during a replay that matches no tool use agent-otel began (here the CLI asked no
+    ``PreToolUse`` hook first) is answered with an error, not by the server."""
+    instrument("claude_agent_sdk")
+    claude_sdk_agent("Weather in Paris?")
+    original = rig.last_run_id("claude-sdk-weather")
+
+    with (
+        pytest.raises(ReplayError, match="matches no tool use of the recording"),
+        agent_otel.replay(original),
+    ):
+        claude_sdk_agent("Weather in Paris?", no_hooks=True)
+    assert RAN["get_weather"] == 1

@@ -687,7 +687,7 @@ def _make_handle_sdk_mcp_request(original: Callable[..., Any]) -> Callable[..., 
         holder = _holder_of(self)
         turn = holder.turn if holder is not None else None
         params = message.get("params") if isinstance(message, dict) else None
-        if turn is None or message.get("method") != "tools/call" or not isinstance(params, dict):
+        if turn is None or not isinstance(params, dict) or message.get("method") != "tools/call":
             return await original(self, server_name, message, *args, **kwargs)
         tool_use_id, call = _safely("matching an SDK MCP tool call", turn.mcp_call, server_name, params) or (
             None,
