@@ -673,3 +673,50 @@ def test_claude_sdk_mcp_tool_call_of_no_tool_use_agent_otel_saw_is_refused_in_a_
     ):
         claude_sdk_agent("Weather in Paris?", no_hooks=True)
     assert RAN["get_weather"] == 1
+
+
+def test_anthropic_tool_runner_outside_a_run_is_a_run_whose_functions_a_replay_serves(
+    rig, instrument, fake_api
+):
+    """With the client's tracing on, a tool runner loop outside any run is a run (its
+    ``anthropic.messages.tool_runner`` span, through the bridge); its functions are steps of it."""
+    anthropic = pytest.importorskip("anthropic")
+    from anthropic import beta_tool
+
+    @beta_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name
+        """
+        RAN["get_weather"] += 1
+        return f"sunny in {city}"
+
+    instrument("anthropic")
+
+    def agent(question: str) -> str:
+        client = anthropic.Anthropic(base_url=fake_api.base_url, api_key="k", max_retries=0)
+        runner = client.beta.messages.tool_runner(
+            model=CLAUDE,
+            max_tokens=100,
+            messages=[{"role": "user", "content": question}],
+            tools=[get_weather],
+        )
+        return str(runner.until_done().content[0].text)
+
+    fake_api.reply(claude_tool_use("Paris"), claude_answer())
+    assert agent("Weather in Paris?") == "Sunny."
+    original = rig.last_run_id()
+    assert RAN["get_weather"] == 1
+    ((tool, _, result_sha, status, _),) = tool_rows(rig, original)
+    assert (tool, status) == ("get_weather", "ok") and result_sha
+    recorded = bodies(fake_api)
+
+    fake_api.requests.clear()
+    fake_api.reply(claude_tool_use("Paris"), claude_answer())
+    with agent_otel.replay(original) as rp:
+        assert agent("Weather in Paris?") == "Sunny."
+    assert RAN["get_weather"] == 1
+    assert bodies(fake_api) == recorded
+    assert rp.report.served == 1 and not rp.report.divergence, str(rp.report)
