@@ -11,6 +11,9 @@ anthropic 2.x emits its own ``anthropic.messages.create`` CLIENT span for every 
 ``gen_ai.usage.*``) unless its tracing is off (``ANTHROPIC_OPEN_TELEMETRY=false`` or the client's
 ``open_telemetry`` option): agent-otel then adopts that span as the step's span instead of adding a
 second ``chat`` span (see :mod:`agent_otel.native`).
+
+The functions the SDK's tool runner runs itself (``@beta_tool``, toolset members) are tool steps begun
+before they run and served by a replay, never run again: :mod:`agent_otel.integrations._anthropic_tools`.
 """
 
 from __future__ import annotations
