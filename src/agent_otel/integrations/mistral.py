@@ -32,6 +32,9 @@ on, with the request's and the response's messages).
 
 Outside any run, and inside an LLM call a framework integration records itself (``_client.begin``),
 requests pass through untouched, as with the other client integrations.
+
+The local functions ``mistralai.extra.run`` runs between a conversation's turns are tool steps begun
+before they run and served by a replay, never run again: :mod:`agent_otel.integrations._mistral_run`.
 """
 
 from __future__ import annotations
