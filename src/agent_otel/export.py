@@ -703,7 +703,7 @@ def cancel_grpc(exporter: Any) -> None:
         exporter._agent_otel_resume = True
     channel = getattr(exporter, "_channel", None)
     if channel is not None:
-        exporter._agent_otel_renew_channel = True
+        exporter._agent_otel_renew_channel = "closed"  # in the parent, closed here: freed once replaced
         with contextlib.suppress(Exception):
             channel.close()
 
@@ -717,10 +717,12 @@ def resume_grpc(exporter: Any) -> None:
 def _renew_channel(exporter: Any) -> None:
     """A new channel for an SDK gRPC exporter in a forked child, before its first export there (not in the
     fork hook: making a channel is work the fork of a child that never exports need not pay)."""
-    if not getattr(exporter, "_agent_otel_renew_channel", False):
+    renew = getattr(exporter, "_agent_otel_renew_channel", False)
+    if not renew:
         return
     exporter._agent_otel_renew_channel = False
-    otlp._inherited.append(getattr(exporter, "_channel", None))  # never closed nor freed: see GrpcSender
+    if renew is True:  # the parent's, in a child: never closed nor freed (see otlp.GrpcSender.forked)
+        otlp.keep_inherited(getattr(exporter, "_channel", None))
     try:
         exporter._initialize_channel_and_stub()
     except Exception as exc:

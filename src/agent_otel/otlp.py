@@ -289,6 +289,13 @@ grpc_blocked: str | None = None
 _inherited: list[Any] = []  # objects of the parent's gRPC and HTTP connections: never used, never freed
 
 
+def keep_inherited(obj: Any) -> None:
+    """Keep ``obj`` (a connection object of the parent, in a forked child) for the life of the process:
+    never used again, and never freed, since freeing it would close it, which may call into gRPC or take
+    a lock the parent's thread held at the fork."""
+    _inherited.append(obj)
+
+
 def grpc_fork_support_off() -> bool:
     """``GRPC_ENABLE_FORK_SUPPORT`` set to false. Unset, grpcio's core handles a fork of a process whose
     gRPC threads are idle (its Python layer reports fork support off, yet a child's calls work)."""
