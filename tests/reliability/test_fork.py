@@ -351,3 +351,55 @@ def test_children_forked_while_the_parent_records_and_exports_each_export_their_
     assert failed == [], (failed, proc.stderr)
     assert max(float(seconds) for _, _, seconds in children) < 5, (children, proc.stderr)
     assert arrived["parent"] > 0
+
+
+_SET_UP_AGAIN = """
+import os, sys
+import agent_otel
+from agent_otel import sdk
+
+def setup():
+    agent_otel.setup("fork", endpoint=sys.argv[1], store=False, instrument=False,
+                     config={"exporter": {"protocol": "grpc", "probe_local": False}})
+
+def runs(agent, n):
+    for _ in range(n):
+        with agent_otel.run(agent) as run:
+            run.call_tool("search", lambda q: [q], {"q": "x"})
+
+setup()
+runs("first", 1)
+agent_otel.shutdown()  # its exporters stay alive (referenced) but shut down
+setup()
+runs("parent", 1)
+assert sdk.flush(10)
+pid = os.fork()
+if pid == 0:
+    runs("child", 2)
+    agent_otel.shutdown()
+    os._exit(0)
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+agent_otel.shutdown()
+"""
+
+
+def test_exporters_shut_down_before_a_new_setup_do_not_keep_a_child_from_grpc(tmp_path):
+    """setup(), shutdown(), setup() again, then a fork: the first installation's exporters, shut down,
+    send nothing and hold no call, so the child exports over gRPC like any other."""
+    receiver = OTLPReceiver().start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "GRPC_"))}
+    env["AGENT_OTEL_HOME"] = str(tmp_path)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _SET_UP_AGAIN, receiver.endpoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        arrived = _arrived(receiver)
+    finally:
+        receiver.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert arrived == {"first": 1, "parent": 1, "child": 2}, (arrived, proc.stderr)
+    assert _BLOCKED not in proc.stderr, proc.stderr
