@@ -1,5 +1,9 @@
 """A forked worker (multiprocessing with fork, a pre-fork server) of a process that called ``setup()``.
 
+Real forks of a real process exporting to a receiver on 127.0.0.1 over gRPC and HTTP: the parent and each
+child export their own spans, once; each counts its own drops; a fork waits (bounded) for the sends in
+flight and no child hangs, whatever ``GRPC_ENABLE_FORK_SUPPORT`` says.
+
 The child inherits the parent's file descriptors and threads' state, not the threads. Whatever agent-otel
 closes in the child, it must never write to again: the descriptor number is soon another file's, such as
 the run store the child opens (a byte written at its offset 0 makes SQLite answer "file is not a database"
