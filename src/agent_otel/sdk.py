@@ -825,6 +825,11 @@ def shutdown(timeout_s: float | None = None) -> None:
     API, and setup() may be called again. What could not be delivered within the bound is counted, and
     everything dropped during the process is summed up in one WARNING line.
     """
+    _close(timeout_s, at_exit=False)
+
+
+def _close(timeout_s: float | None, at_exit: bool) -> None:
+    """shutdown(); ``at_exit``: the process is ending normally (see _shutdown)."""
     global _installed
     with _lock:
         inst, _installed = _installed, None
@@ -834,7 +839,7 @@ def shutdown(timeout_s: float | None = None) -> None:
 
     with sigterm.shutting_down():
         try:
-            _shutdown(inst, timeout_s)
+            _shutdown(inst, timeout_s, at_exit)
         finally:
             if inst.sigterm:
                 # Removed once the last records are delivered: a SIGTERM meanwhile waits for them.
@@ -844,9 +849,13 @@ def shutdown(timeout_s: float | None = None) -> None:
 _METRICS_SHARE = 0.25  # of the shutdown bound, kept for the last metric export (see _shutdown)
 
 
-def _shutdown(inst: Installation, timeout_s: float | None) -> None:
+def _shutdown(inst: Installation, timeout_s: float | None, at_exit: bool = False) -> None:
+    """``at_exit``: the process is ending normally (interpreter exit, a multiprocessing or Celery worker's
+    end): past the bound, the events still wait for a run store that is connecting or writing, up to the
+    store's own bound (:data:`agent_otel.store.sink.EXIT_WRITE_S`); not at SIGTERM, which has its own."""
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     if inst.integrations:
         from agent_otel import integrations
 
@@ -888,7 +897,7 @@ def _shutdown(inst: Installation, timeout_s: float | None) -> None:
         inst.events_closed = True  # (no collection of its own for a new series: the last export has it)
         inst.pipeline.feed_fast()
         later += _start_metrics_shutdown(inst, deadline, spawn)
-    inst.pipeline.stop(max(deadline - time.monotonic(), 0.05))
+    inst.pipeline.stop(max(deadline - time.monotonic(), 0.05), grace_from=started if at_exit else None)
     if not inst.events_closed:
         inst.events_closed = True
         later += _start_metrics_shutdown(inst, deadline, spawn)
@@ -944,9 +953,9 @@ def _shutdown_reader(provider: Any, reader: Any, timeout_ms: float) -> None:
         sdk_export_logger.removeFilter(quiet)
 
 
-def _shutdown_at_exit() -> None:
+def _shutdown_at_exit(at_exit: bool = True) -> None:
     try:
-        shutdown()
+        _close(None, at_exit)
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
 
@@ -960,7 +969,7 @@ def _shutdown_at_sigterm() -> None:
         end_open_runs("the process received SIGTERM")
     except Exception as exc:
         logger.debug("agent-otel: stopping the open runs at SIGTERM failed: %s", exc)
-    _shutdown_at_exit()
+    _shutdown_at_exit(at_exit=False)  # within SIGTERM's bound: no wait past it for the store
 
 
 # --- multiprocessing's children --------------------------------------------------------------------------
