@@ -4,12 +4,12 @@ connecting (a first connection, a migration another process holds) or writing.""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import pytest
@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent(
     import sys
     import agent_otel
 
-    agent_otel.setup("cron-job", store=sys.argv[1], instrument=False, config={"exporter": {"probe_local": False}})
+    config = {"exporter": {"probe_local": False}}
+    agent_otel.setup("cron-job", store=sys.argv[1], instrument=False, config=config)
     for i in range(3):
         with agent_otel.run("nightly", input={"job": sys.argv[2], "i": i}) as run:
             run.call_tool("lookup", lambda i: i * 2, {"i": i})
@@ -47,9 +48,7 @@ def test_concurrent_short_scripts_against_postgresql_all_have_their_runs_stored(
     env = script_env(tmp_path)
     started = time.monotonic()
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), url, str(n)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        subprocess.Popen([sys.executable, str(script), url, str(n)], env=env, stdout=PIPE, stderr=PIPE)
         for n in range(8)
     ]
     outputs: list[tuple[int, str]] = []
@@ -61,7 +60,8 @@ def test_concurrent_short_scripts_against_postgresql_all_have_their_runs_stored(
     assert not [err for _, err in outputs if "not stored" in err or "dropped" in err], outputs
     with psycopg.connect(url) as conn:
         rows: list[Any] = conn.execute(
-            "SELECT status, count(*), sum(input_tokens) FROM agent_runs WHERE agent = 'nightly' GROUP BY status"
+            "SELECT status, count(*), sum(input_tokens) FROM agent_runs WHERE agent = 'nightly' "
+            "GROUP BY status"
         ).fetchall()
         events = conn.execute("SELECT count(*) FROM agent_events WHERE kind = 'tool_result'").fetchone()
     assert rows == [("success", 24, 2400)], (rows, elapsed)
@@ -73,7 +73,8 @@ HELD = textwrap.dedent(
     import sys, time
     import agent_otel
 
-    agent_otel.setup("cron-job", store=sys.argv[1], instrument=False, config={"exporter": {"probe_local": False}})
+    config = {"exporter": {"probe_local": False}}
+    agent_otel.setup("cron-job", store=sys.argv[1], instrument=False, config=config)
     with agent_otel.run("warmup") as run:  # connected, tables made: the next write is the one held up
         pass
     from agent_otel import sdk

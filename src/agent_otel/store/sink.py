@@ -588,9 +588,9 @@ def _import_psycopg() -> None:
     (:func:`_answers`): two threads importing the same package as the interpreter finalizes broke one of
     them (a module half-initialized, an import lock deadlock detected) and lost the process's runs."""
     with contextlib.suppress(ImportError):  # open() says what to install, once, on the pipeline's thread
-        import psycopg  # noqa: F401
-        import psycopg.conninfo  # noqa: F401
-        import psycopg.pq  # noqa: F401
+        import psycopg
+        import psycopg.conninfo
+        import psycopg.pq
         import psycopg.types.json  # noqa: F401
 
 
