@@ -49,7 +49,14 @@ from agent_otel.steps import (
     release_run_span,
     unbind_run,
 )
-from agent_otel.stop import AgentStopped, StopReason, StopResult, is_time_limit
+from agent_otel.stop import (
+    HARD_TIME_LIMIT_DETAIL,
+    AgentStopped,
+    StopReason,
+    StopResult,
+    is_hard_time_limit,
+    is_time_limit,
+)
 from agent_otel.tools import (
     active_tool_call,
     call_async,
@@ -306,6 +313,8 @@ class Run:
             return StopReason.INTERRUPTED if self.paused is not None else StopReason.COMPLETED
         if isinstance(exc, AgentStopped):
             return exc.result.stop_reason
+        if is_hard_time_limit(exc):  # a Celery task's hard limit: billiard's SIGTERM, as SystemExit
+            return StopReason.TIMEOUT
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or is_cancelled(exc):
             return StopReason.CANCELLED
         if is_time_limit(exc):  # the task queue's deadline for the task (Celery's soft time limit)
@@ -321,6 +330,8 @@ class Run:
             return f"sub-agent run {child.run_id} stopped ({child.stop_reason.value}){why}"
         if exc is not None and is_time_limit(exc):  # (not the run's own max_duration_s)
             return f"the task's time limit ({type(exc).__name__})"
+        if is_hard_time_limit(exc):
+            return HARD_TIME_LIMIT_DETAIL
         return None
 
     def __call__(self, fn: Any) -> Any:
@@ -609,8 +620,9 @@ _ids = random.Random()
 os.register_at_fork(after_in_child=_ids.seed)
 
 
-def end_open_runs(detail: str) -> None:
-    """Stop every run still open ``cancelled`` with ``detail``: the process is being ended on purpose
+def end_open_runs(detail: str, reason: StopReason = StopReason.CANCELLED) -> None:
+    """Stop every run still open ``cancelled`` (or ``reason``: ``timeout`` when a Celery task's hard time
+    limit is what ends the process) with ``detail``: the process is being ended on purpose
     (SIGTERM, which agent-otel's handler turns into a flush and the default disposition). As an
     application's own handler calling ``sys.exit()`` would have it: the same stop reason, the run span
     exported and the stop counted, instead of a row left ``running`` that reads ``abandoned`` (what
@@ -631,7 +643,7 @@ def end_open_runs(detail: str) -> None:
         r._lock.release()
         try:
             r.ledger.left = True  # a step the agent makes after this runs untraced, as after its block
-            r._finish(StopReason.CANCELLED, None, detail)
+            r._finish(reason, None, detail)
         except Exception as exc:
             internal_error("stopping a run at SIGTERM", exc)
 

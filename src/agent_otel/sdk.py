@@ -964,9 +964,13 @@ def _shutdown_at_sigterm() -> None:
     """The process is being ended on purpose: the runs still open stop ``cancelled`` (see
     run.end_open_runs), then everything is flushed."""
     try:
+        from agent_otel import stop
         from agent_otel.run import end_open_runs
 
-        end_open_runs("the process received SIGTERM")
+        if stop.hard_time_limit_reached():  # (setup() in a task: billiard's handler was there before)
+            end_open_runs(stop.HARD_TIME_LIMIT_DETAIL, stop.StopReason.TIMEOUT)
+        else:
+            end_open_runs("the process received SIGTERM")
     except Exception as exc:
         logger.debug("agent-otel: stopping the open runs at SIGTERM failed: %s", exc)
     _shutdown_at_exit(at_exit=False)  # within SIGTERM's bound: no wait past it for the store
@@ -1047,12 +1051,26 @@ def _hook_celery() -> None:
         from celery import signals
 
         signals.worker_process_shutdown.connect(_on_celery_child_exit, weak=False, dispatch_uid="agent_otel")
+        signals.task_prerun.connect(_on_celery_task_start, weak=False, dispatch_uid="agent_otel")
+        signals.task_postrun.connect(_on_celery_task_end, weak=False, dispatch_uid="agent_otel")
     except Exception as exc:  # an unexpected Celery: its recycled children keep what their pipes flushed
         logger.debug("agent-otel: cannot hook Celery's worker_process_shutdown: %s", exc)
 
 
 def _on_celery_child_exit(*args: Any, **kwargs: Any) -> None:
     _shutdown_at_exit()
+
+
+def _on_celery_task_start(*args: Any, task: Any = None, **kwargs: Any) -> None:
+    from agent_otel import stop
+
+    stop.task_started(task)  # what tells a hard time limit's end from a cold shutdown's (stop.py)
+
+
+def _on_celery_task_end(*args: Any, **kwargs: Any) -> None:
+    from agent_otel import stop
+
+    stop.task_ended()
 
 
 if hasattr(os, "register_at_fork"):
