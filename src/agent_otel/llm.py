@@ -380,6 +380,7 @@ def _complete(
         run.output_tokens += output_tokens
         if cost_usd:
             run.cost_usd += cost_usd
+        late = run.final_usage is not None  # the run's stop has recorded its totals without this request
     if call.provider and run.provider is None:
         run.provider = call.provider
     error_type = description = None
@@ -450,7 +451,25 @@ def _complete(
             c.ERROR_TYPE: error_type,
             "skip": call.native is not None and native.records_metrics(call.native),
         }
-        rt.pipeline.emit("event", event)
+        if late and (input_tokens or output_tokens or cost_usd):
+            added = _late_usage(run, input_tokens, output_tokens, cost_usd)
+            rt.pipeline.emit("event", event, "run_usage", added)
+        else:
+            rt.pipeline.emit("event", event)
+
+
+def _late_usage(run: Run, input_tokens: int, output_tokens: int, cost_usd: float | None) -> dict[str, Any]:
+    """The record of usage that reached ``run`` after its stop (a request in flight on another thread or
+    task when the run stopped): the store adds it to the stopped run's row, and to the spend its
+    summaries hold, so that ``runs``, ``show`` and ``stats`` count what the run cost. Its span and the
+    ``agent_spend_per_run_usd`` histogram, recorded at the stop, keep the totals of the stop."""
+    return {
+        "run_id": run.run_id,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": float(cost_usd or 0.0),
+        "ts_ms": time.time_ns() // 1_000_000,
+    }
 
 
 # An error type given as text: a code or a class name (`rate_limit_exceeded`, `ThrottlingException`, `429`).

@@ -153,6 +153,9 @@ class Run:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_usd = 0.0
+        #: (input tokens, output tokens, spend) as the run's stop recorded them: what an LLM request that
+        #: ends after the stop adds is recorded apart, as late usage (llm._complete, "run_usage" records).
+        self.final_usage: tuple[int, int, float] | None = None
         self.created_at_ms = 0
         self._deadline_ms: int | None = None
         self._start_ns = self._start_wall_ns = 0
@@ -466,7 +469,11 @@ class Run:
                 return self.result
             self._duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
             self._ended = True
-            self.result = result = StopResult(reason, self.run_id, self.usage, detail)
+            with self.ledger.lock:  # what a request ending from now on adds is late (llm._complete)
+                self.final_usage = (self.input_tokens, self.output_tokens, self.cost_usd)
+                usage = self.usage
+            self.result = result = StopResult(reason, self.run_id, usage, detail)
+        input_tokens, output_tokens, cost_usd = self.final_usage
         _open_runs.discard(self)
         rt = self._rt or runtime.current()
         span = self.span
@@ -476,9 +483,9 @@ class Run:
                 c.STOP_REASON: value,
                 c.TOOL_CALLS: self.tool_calls,
                 c.STEPS: self.steps,
-                c.USAGE_INPUT_TOKENS: self.input_tokens,
-                c.USAGE_OUTPUT_TOKENS: self.output_tokens,
-                c.COST_USD: self.cost_usd,
+                c.USAGE_INPUT_TOKENS: input_tokens,
+                c.USAGE_OUTPUT_TOKENS: output_tokens,
+                c.COST_USD: cost_usd,
             }
             if self.model is not None:
                 attributes[c.GEN_AI_REQUEST_MODEL] = self.model  # set at start, or by the first request
@@ -592,6 +599,7 @@ class Run:
         if self._deadline_ms is not None:
             record["deadline_ms"] = self._deadline_ms
         if ended and self.result is not None:
+            input_tokens, output_tokens, cost_usd = self.final_usage or (0, 0, 0.0)
             record.update(
                 status=self.result.stop_reason.stop_class,
                 stop_reason=self.result.stop_reason.value,
@@ -601,9 +609,9 @@ class Run:
                 steps=self.steps,
                 llm_calls=self.llm_calls,
                 retries=self.retries,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cost_usd=self.cost_usd,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd,
                 detail=self.result.detail,
             )
         return record

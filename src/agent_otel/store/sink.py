@@ -42,7 +42,8 @@ GC_INTERVAL_S = 86_400.0
 MAX_PENDING = 50_000
 MAX_PENDING_BYTES = 32 << 20  # records kept while the store is busy, in bytes (estimated)
 _RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, its keys, short strings
-_WRITTEN = ("run", "event", "snapshot")
+# run_usage: usage of a request that ended after its run's stop, added to the stopped run's row
+_WRITTEN = ("run", "event", "snapshot", "run_usage")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 # At a normal interpreter exit, how long (from the exit's start) it waits for a PostgreSQL store that is
 # still connecting or writing to take what is queued, past exporter.shutdown_timeout_s: a short-lived
@@ -132,7 +133,7 @@ class StoreSink:
     ) -> None:
         self.target = target
         # logging.events.enabled: false keeps unified events out of the store; run rows are still written.
-        self._types = _WRITTEN if events else ("run", "snapshot")
+        self._types = _WRITTEN if events else ("run", "snapshot", "run_usage")
         self.retention = dict(retention or {})
         self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.gc_interval_s = gc_interval_s
@@ -256,7 +257,7 @@ class StoreSink:
         reused = self._store is not None
         try:
             store = self._open()
-            store.write(runs, by_type.get("event", ()), by_type["snapshot"])
+            store.write(runs, by_type.get("event", ()), by_type["snapshot"], by_type["run_usage"])
         except Exception as exc:
             self._in_flight = 0
             # The k-th stored record of each type in the batch is the k-th of its list.
@@ -406,11 +407,11 @@ class StoreSink:
         batch, and never the store. Any other error propagates with what was written already removed.
         """
         records = self._pending[:n]
-        by_type: dict[str, list[dict[str, Any]]] = {"run": [], "event": [], "snapshot": []}
+        by_type: dict[str, list[dict[str, Any]]] = {"run": [], "event": [], "snapshot": [], "run_usage": []}
         for t, p, _ in records:
             by_type[t].append(p)
         try:
-            store.write(by_type["run"], by_type["event"], by_type["snapshot"])
+            store.write(by_type["run"], by_type["event"], by_type["snapshot"], by_type["run_usage"])
         except Exception as exc:
             err = classify(exc)
             if not err.bad_data:

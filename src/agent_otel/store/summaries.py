@@ -545,6 +545,35 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
     return out if out.hours else None
 
 
+def usage_deltas(
+    store: Store, added: dict[str, tuple[int, int, float]], into: Deltas | None
+) -> Deltas | None:
+    """Add to ``into`` what late usage (``{run_id: (input, output, spend)}``, see writes.late_usage)
+    changes in the summaries: the spend of each stopped run it goes to, and that run's place in the spend
+    histogram. Read before the rows are updated, after the batch's own rows went in. (Tokens per request
+    are counted from the request's own event, which carries its usage.)"""
+    covered = covered_from(store)
+    if covered is None:
+        return into
+    out = into if into is not None else Deltas()
+    for run_id, created, agent, replay, status, cost in store.in_chunks(
+        "SELECT run_id, created_at, agent, replay_of, status, cost_usd FROM agent_runs WHERE run_id IN ({})",
+        list(added),
+    ):
+        spend = added[run_id][2]
+        created_ms = store._ms(created) or 0
+        if not spend or replay or (status or "running") == "running" or created_ms < covered:
+            continue
+        before = float(cost or 0.0)
+        s = out.at(created_ms, agent or "")
+        s.spend += spend
+        old, new = log_key(before), log_key(before + spend)
+        if old != new:
+            _add(s.spend_hist, old, -1)
+            _add(s.spend_hist, new)
+    return out if out.hours else None
+
+
 def _lock(store: Store, exclusive: bool) -> None:
     """PostgreSQL: writers adding deltas share a lock that rebuilding takes alone, so that a rebuild reads
     every committed write and no write lands between its read and its replace. (SQLite writers are
