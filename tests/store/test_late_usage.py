@@ -17,9 +17,12 @@ from agent_otel.store import StoreSink, periods
 from agent_otel.store.db import open_store
 from agent_otel.store.location import resolve
 from tests.cli.conftest import CLI
+from tests.integrations import conftest as integration_fixtures
 from tests.store.seed import HOUR_MS, now_ms
 
 AGENT = "late-usage"
+fake_api = integration_fixtures.fake_api  # the fake LLM API and instrument() of tests/integrations
+instrument = integration_fixtures.instrument
 
 
 def run_with_a_late_request(run_id: str | None = None) -> tuple[agent_otel.Run, agent_otel.StopResult]:
@@ -100,3 +103,48 @@ def test_usage_that_arrives_after_the_stop_is_in_the_runs_row_and_the_cli_figure
             assert figures["tokens_per_request"]["mean"] == pytest.approx(655), (method, figures)
     finally:
         store.close()
+
+
+def test_a_streams_final_usage_read_after_its_run_stopped_is_in_the_runs_row_and_its_request(
+    store_url: str, setup_agent: Any, instrument: Any, fake_api: Any, tmp_path: Any
+) -> None:
+    """An OpenAI stream (``include_usage``: the usage comes in its last chunk) read partly in the run and
+    on to its end after it: the run's stop ends the request's step with the usage known then (none), and
+    the final chunk's usage, read later, goes to the stopped run's row and to the request's stored event
+    (before, it was lost: the run cost nothing, the request had no usage)."""
+    pytest.importorskip("openai")
+    from tests.integrations.test_openai_client import client, streamed_words
+
+    setup_agent(store=store_url)
+    instrument("openai")
+    fake_api.reply(streamed_words())
+    kwargs: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+    with agent_otel.run("skimmer", model="gpt-4o") as run:
+        stream = client(fake_api).chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        assert next(iter(stream)).choices[0].delta.content == "a"
+    assert run.result is not None and run.result.usage["total_tokens"] == 0  # nothing reported yet
+    assert [c.choices[0].delta.content for c in stream if c.choices][-1] is None  # read on to its end
+    assert (run.usage["input_tokens"], run.usage["output_tokens"]) == (12, 5)
+    cost = run.usage["cost_usd"]
+    assert cost > 0
+    assert sdk.flush(10)
+    agent_otel.shutdown()
+
+    cli = CLI(tmp_path / "home")
+    shown = cli("--store", store_url, "show", run.run_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    out = json.loads(shown.stdout)
+    assert (out["run"]["input_tokens"], out["run"]["output_tokens"]) == (12, 5), out["run"]
+    assert out["run"]["cost_usd"] == pytest.approx(cost)
+    (request,) = [e for e in out["events"] if e["kind"] == "llm_result"]
+    assert (request["usage"]["input_tokens"], request["usage"]["output_tokens"]) == (12, 5), request
+    stats = cli("--store", store_url, "stats", "--json", "--agent", "skimmer")
+    assert stats.returncode == 0, stats.stderr
+    figures = json.loads(stats.stdout)
+    assert (
+        figures["tokens_per_request"]["requests"] == 1 and figures["tokens_per_request"]["without_usage"] == 0
+    )
+    assert figures["tokens_per_request"]["mean"] == 17, figures
+    assert figures["spend_per_run_usd"]["total"] == pytest.approx(cost), figures

@@ -113,14 +113,16 @@ def write(
     prepared = snapshot_tables.prepare(snapshots) if snapshots else None
     runs = collapse(runs)
     added = late_usage(usage) if usage else {}
-    if not runs and not events and not prepared and not added:
+    requests = late_requests(usage) if usage else []
+    if not runs and not events and not prepared and not added and not requests:
         return
+    late = (added, requests)
     try:
-        _write(store, runs, events, prepared, safe=False, added=added)
+        _write(store, runs, events, prepared, safe=False, late=late)
     except Exception as exc:
         if not classify(exc).bad_data:
             raise
-        _write(store, runs, events, prepared, safe=True, added=added)  # what fails now is refused for good
+        _write(store, runs, events, prepared, safe=True, late=late)  # what fails now is refused for good
 
 
 def late_usage(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int, float]]:
@@ -138,6 +140,16 @@ def late_usage(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int, f
             usd + _float(r.get("cost_usd")),
         )
     return out
+
+
+def late_requests(records: Sequence[dict[str, Any]]) -> list[tuple[str, int, dict[str, Any]]]:
+    """``(run_id, step_id, usage)`` of the requests whose final usage came after their run's stop ended
+    them (a stream read on to its end): their stored event takes that usage."""
+    return [
+        (r["run_id"], r["step_id"], r["usage"])
+        for r in records
+        if r.get("run_id") and type(r.get("step_id")) is int and isinstance(r.get("usage"), dict)
+    ]
 
 
 def _int(value: Any) -> int:
@@ -161,13 +173,27 @@ def _add_usage(store: Store, added: dict[str, tuple[int, int, float]]) -> None:
     )
 
 
+def _set_request_usage(store: Store, requests: list[tuple[str, int, dict[str, Any]]], safe: bool) -> None:
+    """The stored ``llm_result`` event of each request takes its final usage."""
+    rows = [
+        (store.param(store._json(usage)) if safe else store._json(usage), run_id, step_id)
+        for run_id, step_id, usage in requests
+    ]
+    store.conn.cursor().executemany(
+        store.sql(
+            "UPDATE agent_events SET usage = ? WHERE run_id = ? AND step_id = ? AND kind = 'llm_result'"
+        ),
+        rows,
+    )
+
+
 def _write(
     store: Store,
     runs: list[dict[str, Any]],
     events: Sequence[dict[str, Any]],
     prepared: Any,
     safe: bool,
-    added: dict[str, tuple[int, int, float]] | None = None,
+    late: tuple[dict[str, tuple[int, int, float]], list[tuple[str, int, dict[str, Any]]]] = ({}, []),
 ) -> None:
     from agent_otel.store import snapshots as snapshot_tables
 
@@ -187,10 +213,14 @@ def _write(
                         copy.write_row(values[i : i + width])
             else:
                 insert(store, "agent_events", EVENT_COLUMNS, values)
-        if added:  # after the batch's own run rows: a run's end and its late usage may share a batch
+        added, requests = late
+        if added or requests:  # after the batch's own rows: a run's end and its late usage may share one
             if store.summarized:
-                delta = summaries.usage_deltas(store, added, delta)
-            _add_usage(store, added)
+                delta = summaries.usage_deltas(store, added, requests, delta)
+            if added:
+                _add_usage(store, added)
+            if requests:
+                _set_request_usage(store, requests, safe)
         if delta is not None:
             summaries.apply(store, delta)
 
