@@ -329,7 +329,7 @@ def start_worker(tmp_path: Path, endpoint: str) -> tuple[subprocess.Popen[str], 
 def stop_worker(worker: subprocess.Popen[str]) -> str:
     """End the worker's whole session (master and pool children) and return its log. Celery's master at
     times never finishes its own shutdown after a child killed under it (billiard's pool cleanup, with or
-    without agent-otel: ~2 of 17 cold shutdowns), so the tests judge the store within their window and
+    without agent-otel), so the tests judge the store within their window and
     end the worker themselves."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(worker.pid, signal.SIGKILL)
