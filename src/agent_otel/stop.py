@@ -9,6 +9,7 @@ human, whose resume is a new run of the same conversation).
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -89,13 +90,17 @@ HARD_TIME_LIMIT_DETAIL = "the task's hard time limit (TimeLimitExceeded)"
 
 
 def task_started(task: Any) -> None:
+    """A prefork child runs its task on its main thread; tasks of the ``threads`` pool (which has no time
+    limits) are not followed, nor would one global say which of them is meant."""
     global _task
-    _task = (time.monotonic(), task)
+    if threading.current_thread() is threading.main_thread():
+        _task = (time.monotonic(), task)
 
 
 def task_ended() -> None:
     global _task
-    _task = None
+    if threading.current_thread() is threading.main_thread():
+        _task = None
 
 
 def hard_time_limit_reached() -> bool:
