@@ -131,3 +131,29 @@ def test_the_exit_waits_for_the_store_at_most_its_bound(postgres: PostgresServer
     assert done.returncode == 0, done.stderr
     assert "cannot take writes right now" in done.stderr, done.stderr
     assert time.monotonic() - started < EXIT_WRITE_S - 1, done.stderr
+
+
+def test_setup_with_a_postgresql_store_imports_psycopg_on_its_own_thread(tmp_path: Path) -> None:
+    """psycopg is imported when setup() makes the store's sink, on the caller's thread: its first import
+    used to happen on the pipeline's thread at the first connection, which a short script's exit raced
+    with the main thread's import for the last try (two threads importing one package as the interpreter
+    ends broke one of them)."""
+    from tests.otlp_receiver import free_port
+
+    code = textwrap.dedent(
+        """
+        import sys
+        import agent_otel
+
+        url = f"postgresql://agent_otel@127.0.0.1:{sys.argv[1]}/nowhere"
+        agent_otel.setup("s", store=url, instrument=False, config={"exporter": {"probe_local": False}})
+        loaded = [m for m in ("psycopg", "psycopg.conninfo", "psycopg.pq") if m in sys.modules]
+        print(",".join(loaded) or "none")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(free_port())], env=script_env(tmp_path), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "psycopg,psycopg.conninfo,psycopg.pq", done.stdout
