@@ -33,6 +33,7 @@ from agent_otel.hashing import json_safe
 logger = logging.getLogger("agent_otel")
 
 Record = tuple[str, dict[str, Any]]
+_MAX_GRACE_S = 10.0  # an exit waits for no sink's write past this, whatever it asks (see exit_grace_s)
 
 # Written for every event whatever ``include`` says: they identify the event and join it to traces.
 ENVELOPE_FIELDS = ("kind", "ts_ms", "run_id", "agent", "trace_id", "span_id")
@@ -44,6 +45,19 @@ class Sink(Protocol):
     def write(self, batch: list[Record]) -> None: ...
 
     def close(self) -> None: ...
+
+
+def exit_grace_s(sink: Sink) -> float:
+    """How long past the shutdown bound an exit may wait for ``sink`` to finish the write it is doing:
+    a sink may define ``exit_grace_s()`` (the PostgreSQL run store, still connecting or writing as a
+    short-lived process ends); 0 for the others."""
+    grace = getattr(sink, "exit_grace_s", None)
+    if grace is None:
+        return 0.0
+    try:
+        return max(float(grace()), 0.0)
+    except Exception:
+        return 0.0
 
 
 def new_event(
@@ -262,6 +276,7 @@ class Pipeline:
         self._busy = False
         self._flush_requested = False
         self._closed = False
+        self._writing: Sink | None = None  # the sink the pipeline's thread is writing to now (exit_grace_s)
         self._thread: threading.Thread | None = None
         self._failed_sinks: set[int] = set()
         self._on_take: dict[str, Callable[[dict[str, Any]], None]] = {}
@@ -285,6 +300,7 @@ class Pipeline:
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._busy = False
+        self._writing = None
         self._thread = None
         self._pid = os.getpid()
 
@@ -458,6 +474,7 @@ class Pipeline:
                         records = fed
                         if not records:
                             continue
+                    self._writing = sink
                     try:
                         sink.write(records)
                     except Exception as exc:  # a sink must never take the pipeline down
@@ -473,6 +490,7 @@ class Pipeline:
                                 exc,
                                 exc_info=logger.isEnabledFor(logging.DEBUG),
                             )
+                self._writing = None
                 # A batch a sink failed on is counted once, as dropped, not also as delivered: every record
                 # is either delivered to all sinks or counted (the drill checks the two add up).
                 if failed:
@@ -482,18 +500,26 @@ class Pipeline:
                 with self._lock:
                     self._queued_bytes -= taken  # every sink is done with the batch
         finally:
+            self._writing = None
             with self._idle:
                 self._busy = False
                 self._idle.notify_all()
 
-    def flush(self, timeout_s: float = 1.0) -> bool:
-        """Deliver everything queued so far; returns False if that did not finish within the timeout."""
+    def flush(self, timeout_s: float = 1.0, *, grace_from: float | None = None) -> bool:
+        """Deliver everything queued so far; returns False if that did not finish within the timeout.
+
+        ``grace_from`` (a monotonic time: when the process's exit began): past the timeout, go on waiting
+        while the sink being written asks for it (:func:`exit_grace_s`), up to ``grace_from`` plus what
+        it asks. A short-lived process's last runs are then in a PostgreSQL store that was still
+        connecting when the bound ran out, rather than lost; a sink that asks for nothing (a store in
+        its back-off, a file) is waited for only within the timeout."""
         if self._thread is None or not self._thread.is_alive():
             if self._queue and not self._closed:
                 self._start()
             elif not self._queue:
                 return True
         deadline = time.monotonic() + timeout_s
+        granted = 0.0
         with self._idle:
             self._flush_requested = True
         self._wake.set()
@@ -501,11 +527,26 @@ class Pipeline:
             while self._queue or self._busy:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return False
+                    granted = self._grace_until(grace_from, granted)
+                    remaining = granted - time.monotonic()
+                    if remaining <= 0:
+                        return False
                 self._idle.wait(min(remaining, 0.05))
                 self._flush_requested = True
                 self._wake.set()
         return True
+
+    def _grace_until(self, grace_from: float | None, granted: float) -> float:
+        """Until when the exit may wait for the pipeline past its timeout (see flush): ``grace_from`` plus
+        what the sink being written asks for; between two sinks or batches, what an earlier one was
+        granted (``granted``); 0 for no wait."""
+        if grace_from is None:
+            return 0.0
+        sink = self._writing
+        if sink is None:
+            return granted if self._busy or self._queue else 0.0
+        grace = exit_grace_s(sink)
+        return grace_from + min(grace, _MAX_GRACE_S) if grace > 0 else 0.0
 
     def close(self, timeout_s: float = 1.0) -> bool:
         """Flush within ``timeout_s``, count what is still queued then as unsent, close the sinks."""
@@ -513,10 +554,11 @@ class Pipeline:
         self.close_sinks()
         return done
 
-    def stop(self, timeout_s: float = 1.0) -> bool:
-        """Flush within ``timeout_s`` and take no more records; what is still queued then is counted as
-        unsent (the fast sinks still get it). The sinks stay open: see close_sinks()."""
-        done = self.flush(timeout_s)
+    def stop(self, timeout_s: float = 1.0, *, grace_from: float | None = None) -> bool:
+        """Flush within ``timeout_s`` (and the exit's grace, see flush) and take no more records; what is
+        still queued then is counted as unsent (the fast sinks still get it). The sinks stay open: see
+        close_sinks()."""
+        done = self.flush(timeout_s, grace_from=grace_from)
         self._closed = True
         self._wake.set()
         with self._lock:

@@ -60,6 +60,7 @@ class LLMCall(Step):
         "api_usage",
         "attributes",
         "bridged",
+        "by_run",
         "deferred",
         "held",
         "model",
@@ -89,6 +90,9 @@ class LLMCall(Step):
         self._parent: Any = None
         self._start_time_ns = time.time_ns()
         self.held: Any = None  # how the run ends this call if it is still open then (end_with_run)
+        #: Ended by its run's stop (end_with_run): the usage and spend it recorded then, or True while the
+        #: run is ending it. The stream goes on for its reader, and its final usage comes later (late_usage).
+        self.by_run: tuple[int, int, float] | bool | None = None
         self._claim = [True]  # popped by the one end that wins (claim_end)
 
     def claim_end(self) -> bool:
@@ -219,9 +223,14 @@ class LLMCall(Step):
         """Have the run call ``end()`` when it stops, should this call still be open then: a stream its
         consumer left unfinished but still holds would otherwise end its step only when the garbage
         collector takes it, after the run's span and stop. The stream itself goes on for its reader."""
+
+        def by_run() -> None:
+            self.by_run = True
+            end()
+
         try:
-            self.run.ledger.hold_open(end)
-            self.held = end
+            self.run.ledger.hold_open(by_run)
+            self.held = by_run
         except Exception as exc:
             internal_error("holding a streamed LLM step open", exc)
 
@@ -243,16 +252,23 @@ class LLMCall(Step):
         """End the step with its usage; the cache counts are part of ``input_tokens``, not added to it.
 
         Token counts left None are unknown (a stream without ``include_usage``, a response without usage):
-        not 0, which a reader takes for a free request. See :class:`_Usage`."""
+        not 0, which a reader takes for a free request. See :class:`_Usage`.
+
+        A stream its run's stop ended (:meth:`end_with_run`) that is read on to its end finishes again
+        with its final usage: what that adds to what the step recorded at the stop is late usage."""
+        usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
         if not self.claim_end():
+            if isinstance(self.by_run, tuple) and usage.known:
+                _late_stream_usage(self, usage, cost_usd, response_model)
             return
         cancelled = None
         if self.held is not None:  # ended by its run: cut short by the cancellation stopping it, if any
             cancelled = self.run.ledger.cancelled
             self._let_go()
         try:
-            usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
-            _complete(self, usage, cost_usd, response_model, cancelled)
+            cost = _complete(self, usage, cost_usd, response_model, cancelled)
+            if self.by_run is True:
+                self.by_run = (usage.input, usage.output, cost or 0.0)
         except Exception as exc:
             internal_error("recording an LLM result", exc)
         self.after(None, None)  # a budget this usage crossed stops the run at its next step
@@ -362,7 +378,8 @@ def _complete(
     cost_usd: float | None,
     response_model: str | None,
     error: BaseException | str | None,
-) -> None:
+) -> float | None:
+    """Record the ended request: span, the run's totals, its ``llm_result`` event. Returns its spend."""
     run = call.run
     rt = call.runtime
     input_tokens, output_tokens = usage.input, usage.output
@@ -380,6 +397,7 @@ def _complete(
         run.output_tokens += output_tokens
         if cost_usd:
             run.cost_usd += cost_usd
+        late = run.final_usage is not None  # the run's stop has recorded its totals without this request
     if call.provider and run.provider is None:
         run.provider = call.provider
     error_type = description = None
@@ -450,7 +468,71 @@ def _complete(
             c.ERROR_TYPE: error_type,
             "skip": call.native is not None and native.records_metrics(call.native),
         }
-        rt.pipeline.emit("event", event)
+        if late and (input_tokens or output_tokens or cost_usd):
+            added = _late_usage(run, input_tokens, output_tokens, cost_usd)
+            rt.pipeline.emit("event", event, "run_usage", added)
+        else:
+            rt.pipeline.emit("event", event)
+    return cost_usd
+
+
+def _late_stream_usage(
+    call: LLMCall, usage: _Usage, cost_usd: float | None, response_model: str | None
+) -> None:
+    """A stream its run's stop ended, read on to its end: its final usage (what OpenAI's
+    ``include_usage`` chunk, Anthropic's last ``message_delta`` report) beyond what the step recorded at
+    the stop goes to the run's totals and, as a ``run_usage`` record naming the step, to the stored run
+    row and to the request's stored event (its tokens per request). Its span and event were exported at
+    the stop, with the usage known then."""
+    recorded = call.by_run
+    if not isinstance(recorded, tuple):
+        return
+    call.by_run = None  # once
+    run, rt = call.run, call.runtime
+    if cost_usd is None and rt is not None:
+        cost_usd = rt.prices.cost(
+            response_model or call.model, usage.input, usage.output, usage.cached_input, usage.cache_write
+        )
+    before_in, before_out, before_usd = recorded
+    more_in, more_out = max(usage.input - before_in, 0), max(usage.output - before_out, 0)
+    more_usd = max((cost_usd or 0.0) - before_usd, 0.0)
+    if not (more_in or more_out or more_usd):
+        return
+    with run.ledger.lock:
+        run.input_tokens += more_in
+        run.output_tokens += more_out
+        run.cost_usd += more_usd
+    if rt is None:
+        return
+    added = _late_usage(run, more_in, more_out, more_usd)
+    added["step_id"] = call.step_id
+    request: dict[str, Any] = {
+        "model": response_model or call.model,
+        "input_tokens": usage.input,
+        "output_tokens": usage.output,
+    }
+    if usage.cached_input:
+        request["cached_input_tokens"] = usage.cached_input
+    if usage.cache_write:
+        request["cache_write_tokens"] = usage.cache_write
+    if cost_usd is not None:
+        request["cost_usd"] = cost_usd
+    added["usage"] = request  # the request's own usage, in place of the one its event was stored with
+    rt.pipeline.emit("run_usage", added)
+
+
+def _late_usage(run: Run, input_tokens: int, output_tokens: int, cost_usd: float | None) -> dict[str, Any]:
+    """The record of usage that reached ``run`` after its stop (a request in flight on another thread or
+    task when the run stopped): the store adds it to the stopped run's row, and to the spend its
+    summaries hold, so that ``runs``, ``show`` and ``stats`` count what the run cost. Its span and the
+    ``agent_spend_per_run_usd`` histogram, recorded at the stop, keep the totals of the stop."""
+    return {
+        "run_id": run.run_id,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": float(cost_usd or 0.0),
+        "ts_ms": time.time_ns() // 1_000_000,
+    }
 
 
 # An error type given as text: a code or a class name (`rate_limit_exceeded`, `ThrottlingException`, `429`).

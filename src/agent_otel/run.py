@@ -49,7 +49,14 @@ from agent_otel.steps import (
     release_run_span,
     unbind_run,
 )
-from agent_otel.stop import AgentStopped, StopReason, StopResult, is_time_limit
+from agent_otel.stop import (
+    HARD_TIME_LIMIT_DETAIL,
+    AgentStopped,
+    StopReason,
+    StopResult,
+    is_hard_time_limit,
+    is_time_limit,
+)
 from agent_otel.tools import (
     active_tool_call,
     call_async,
@@ -146,6 +153,9 @@ class Run:
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_usd = 0.0
+        #: (input tokens, output tokens, spend) as the run's stop recorded them: what an LLM request that
+        #: ends after the stop adds is recorded apart, as late usage (llm._complete, "run_usage" records).
+        self.final_usage: tuple[int, int, float] | None = None
         self.created_at_ms = 0
         self._deadline_ms: int | None = None
         self._start_ns = self._start_wall_ns = 0
@@ -306,6 +316,8 @@ class Run:
             return StopReason.INTERRUPTED if self.paused is not None else StopReason.COMPLETED
         if isinstance(exc, AgentStopped):
             return exc.result.stop_reason
+        if is_hard_time_limit(exc):  # a Celery task's hard limit: billiard's SIGTERM, as SystemExit
+            return StopReason.TIMEOUT
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit) or is_cancelled(exc):
             return StopReason.CANCELLED
         if is_time_limit(exc):  # the task queue's deadline for the task (Celery's soft time limit)
@@ -321,6 +333,8 @@ class Run:
             return f"sub-agent run {child.run_id} stopped ({child.stop_reason.value}){why}"
         if exc is not None and is_time_limit(exc):  # (not the run's own max_duration_s)
             return f"the task's time limit ({type(exc).__name__})"
+        if is_hard_time_limit(exc):
+            return HARD_TIME_LIMIT_DETAIL
         return None
 
     def __call__(self, fn: Any) -> Any:
@@ -455,7 +469,11 @@ class Run:
                 return self.result
             self._duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
             self._ended = True
-            self.result = result = StopResult(reason, self.run_id, self.usage, detail)
+            with self.ledger.lock:  # what a request ending from now on adds is late (llm._complete)
+                self.final_usage = (self.input_tokens, self.output_tokens, self.cost_usd)
+                usage = self.usage
+            self.result = result = StopResult(reason, self.run_id, usage, detail)
+        input_tokens, output_tokens, cost_usd = self.final_usage
         _open_runs.discard(self)
         rt = self._rt or runtime.current()
         span = self.span
@@ -465,9 +483,9 @@ class Run:
                 c.STOP_REASON: value,
                 c.TOOL_CALLS: self.tool_calls,
                 c.STEPS: self.steps,
-                c.USAGE_INPUT_TOKENS: self.input_tokens,
-                c.USAGE_OUTPUT_TOKENS: self.output_tokens,
-                c.COST_USD: self.cost_usd,
+                c.USAGE_INPUT_TOKENS: input_tokens,
+                c.USAGE_OUTPUT_TOKENS: output_tokens,
+                c.COST_USD: cost_usd,
             }
             if self.model is not None:
                 attributes[c.GEN_AI_REQUEST_MODEL] = self.model  # set at start, or by the first request
@@ -581,6 +599,7 @@ class Run:
         if self._deadline_ms is not None:
             record["deadline_ms"] = self._deadline_ms
         if ended and self.result is not None:
+            input_tokens, output_tokens, cost_usd = self.final_usage or (0, 0, 0.0)
             record.update(
                 status=self.result.stop_reason.stop_class,
                 stop_reason=self.result.stop_reason.value,
@@ -590,9 +609,9 @@ class Run:
                 steps=self.steps,
                 llm_calls=self.llm_calls,
                 retries=self.retries,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cost_usd=self.cost_usd,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd,
                 detail=self.result.detail,
             )
         return record
@@ -609,8 +628,9 @@ _ids = random.Random()
 os.register_at_fork(after_in_child=_ids.seed)
 
 
-def end_open_runs(detail: str) -> None:
-    """Stop every run still open ``cancelled`` with ``detail``: the process is being ended on purpose
+def end_open_runs(detail: str, reason: StopReason = StopReason.CANCELLED) -> None:
+    """Stop every run still open ``cancelled`` (or ``reason``: ``timeout`` when a Celery task's hard time
+    limit is what ends the process) with ``detail``: the process is being ended on purpose
     (SIGTERM, which agent-otel's handler turns into a flush and the default disposition). As an
     application's own handler calling ``sys.exit()`` would have it: the same stop reason, the run span
     exported and the stop counted, instead of a row left ``running`` that reads ``abandoned`` (what
@@ -631,7 +651,7 @@ def end_open_runs(detail: str) -> None:
         r._lock.release()
         try:
             r.ledger.left = True  # a step the agent makes after this runs untraced, as after its block
-            r._finish(StopReason.CANCELLED, None, detail)
+            r._finish(reason, None, detail)
         except Exception as exc:
             internal_error("stopping a run at SIGTERM", exc)
 

@@ -825,6 +825,11 @@ def shutdown(timeout_s: float | None = None) -> None:
     API, and setup() may be called again. What could not be delivered within the bound is counted, and
     everything dropped during the process is summed up in one WARNING line.
     """
+    _close(timeout_s, at_exit=False)
+
+
+def _close(timeout_s: float | None, at_exit: bool) -> None:
+    """shutdown(); ``at_exit``: the process is ending normally (see _shutdown)."""
     global _installed
     with _lock:
         inst, _installed = _installed, None
@@ -834,7 +839,7 @@ def shutdown(timeout_s: float | None = None) -> None:
 
     with sigterm.shutting_down():
         try:
-            _shutdown(inst, timeout_s)
+            _shutdown(inst, timeout_s, at_exit)
         finally:
             if inst.sigterm:
                 # Removed once the last records are delivered: a SIGTERM meanwhile waits for them.
@@ -844,9 +849,13 @@ def shutdown(timeout_s: float | None = None) -> None:
 _METRICS_SHARE = 0.25  # of the shutdown bound, kept for the last metric export (see _shutdown)
 
 
-def _shutdown(inst: Installation, timeout_s: float | None) -> None:
+def _shutdown(inst: Installation, timeout_s: float | None, at_exit: bool = False) -> None:
+    """``at_exit``: the process is ending normally (interpreter exit, a multiprocessing or Celery worker's
+    end): past the bound, the events still wait for a run store that is connecting or writing, up to the
+    store's own bound (:data:`agent_otel.store.sink.EXIT_WRITE_S`); not at SIGTERM, which has its own."""
     timeout = inst.config.get("exporter.shutdown_timeout_s") if timeout_s is None else timeout_s
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     if inst.integrations:
         from agent_otel import integrations
 
@@ -888,7 +897,7 @@ def _shutdown(inst: Installation, timeout_s: float | None) -> None:
         inst.events_closed = True  # (no collection of its own for a new series: the last export has it)
         inst.pipeline.feed_fast()
         later += _start_metrics_shutdown(inst, deadline, spawn)
-    inst.pipeline.stop(max(deadline - time.monotonic(), 0.05))
+    inst.pipeline.stop(max(deadline - time.monotonic(), 0.05), grace_from=started if at_exit else None)
     if not inst.events_closed:
         inst.events_closed = True
         later += _start_metrics_shutdown(inst, deadline, spawn)
@@ -944,9 +953,9 @@ def _shutdown_reader(provider: Any, reader: Any, timeout_ms: float) -> None:
         sdk_export_logger.removeFilter(quiet)
 
 
-def _shutdown_at_exit() -> None:
+def _shutdown_at_exit(at_exit: bool = True) -> None:
     try:
-        shutdown()
+        _close(None, at_exit)
     except Exception as exc:  # never turn interpreter exit into a traceback
         logger.debug("agent-otel: shutdown at exit failed: %s", exc)
 
@@ -955,12 +964,16 @@ def _shutdown_at_sigterm() -> None:
     """The process is being ended on purpose: the runs still open stop ``cancelled`` (see
     run.end_open_runs), then everything is flushed."""
     try:
+        from agent_otel import stop
         from agent_otel.run import end_open_runs
 
-        end_open_runs("the process received SIGTERM")
+        if stop.hard_time_limit_reached():  # (setup() in a task: billiard's handler was there before)
+            end_open_runs(stop.HARD_TIME_LIMIT_DETAIL, stop.StopReason.TIMEOUT)
+        else:
+            end_open_runs("the process received SIGTERM")
     except Exception as exc:
         logger.debug("agent-otel: stopping the open runs at SIGTERM failed: %s", exc)
-    _shutdown_at_exit()
+    _shutdown_at_exit(at_exit=False)  # within SIGTERM's bound: no wait past it for the store
 
 
 # --- multiprocessing's children --------------------------------------------------------------------------
@@ -1038,12 +1051,26 @@ def _hook_celery() -> None:
         from celery import signals
 
         signals.worker_process_shutdown.connect(_on_celery_child_exit, weak=False, dispatch_uid="agent_otel")
+        signals.task_prerun.connect(_on_celery_task_start, weak=False, dispatch_uid="agent_otel")
+        signals.task_postrun.connect(_on_celery_task_end, weak=False, dispatch_uid="agent_otel")
     except Exception as exc:  # an unexpected Celery: its recycled children keep what their pipes flushed
         logger.debug("agent-otel: cannot hook Celery's worker_process_shutdown: %s", exc)
 
 
 def _on_celery_child_exit(*args: Any, **kwargs: Any) -> None:
     _shutdown_at_exit()
+
+
+def _on_celery_task_start(*args: Any, task: Any = None, **kwargs: Any) -> None:
+    from agent_otel import stop
+
+    stop.task_started(task)  # what tells a hard time limit's end from a cold shutdown's (stop.py)
+
+
+def _on_celery_task_end(*args: Any, **kwargs: Any) -> None:
+    from agent_otel import stop
+
+    stop.task_ended()
 
 
 if hasattr(os, "register_at_fork"):

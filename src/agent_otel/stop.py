@@ -9,6 +9,8 @@ human, whose resume is a new run of the same conversation).
 from __future__ import annotations
 
 import enum
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +76,50 @@ def is_time_limit(exc: BaseException) -> bool:
     retried: the task would otherwise go on past its limit. Recognised by class, nothing is imported."""
     cls = type(exc)
     return cls.__name__ in TIME_LIMIT_TYPES and cls.__module__.startswith(("billiard.", "celery."))
+
+
+# A Celery task's hard time limit (``time_limit``, ``task_time_limit``): billiard's master raises
+# TimeLimitExceeded on its side and ends the pool child with SIGTERM (SIGKILL 0.1 s later). In the child
+# billiard's own handler turns that SIGTERM into SystemExit, as it does a cold shutdown's
+# (``Pool.terminate()``): the task running, and since when, tell the two apart, so that a run the limit cut
+# short reads ``timeout`` (as a soft limit's does), not ``cancelled``. Set from Celery's task_prerun and
+# task_postrun signals (agent_otel.sdk), in the process that runs the task.
+_task: tuple[float, Any] | None = None  # (monotonic start, task) of the Celery task running here
+_LIMIT_SLACK_S = 0.25  # the master's clock starts as the child takes the job, a little before task_prerun
+HARD_TIME_LIMIT_DETAIL = "the task's hard time limit (TimeLimitExceeded)"
+
+
+def task_started(task: Any) -> None:
+    """A prefork child runs its task on its main thread; tasks of the ``threads`` pool (which has no time
+    limits) are not followed, nor would one global say which of them is meant."""
+    global _task
+    if threading.current_thread() is threading.main_thread():
+        _task = (time.monotonic(), task)
+
+
+def task_ended() -> None:
+    global _task
+    if threading.current_thread() is threading.main_thread():
+        _task = None
+
+
+def hard_time_limit_reached() -> bool:
+    """Whether the Celery task running in this process has reached its hard time limit."""
+    current = _task
+    if current is None:
+        return False
+    started, task = current
+    try:
+        given = getattr(task.request, "timelimit", None) or (None, None)
+        hard = given[0] or task.time_limit or task.app.conf.task_time_limit
+        return bool(hard) and time.monotonic() - started + _LIMIT_SLACK_S >= float(hard)
+    except Exception:  # an unexpected Celery: the exit reads as the SIGTERM it is (cancelled)
+        return False
+
+
+def is_hard_time_limit(exc: BaseException | None) -> bool:
+    """``exc`` (SystemExit: billiard's SIGTERM handler) ends a Celery task at its hard time limit."""
+    return _task is not None and isinstance(exc, SystemExit) and hard_time_limit_reached()
 
 
 @dataclass(frozen=True, slots=True)

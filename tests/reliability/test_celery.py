@@ -10,6 +10,7 @@ task per child, 7 of 12 with three.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -18,7 +19,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,6 +111,16 @@ TASKS = textwrap.dedent(
     def limited(seconds):
         with agent_otel.run("limited"):
             return slow(seconds)
+
+    @app.task(time_limit=2)
+    def hard_limited(seconds):
+        with agent_otel.run("hard-limited"):
+            return slow(seconds)
+
+    @app.task
+    def long(seconds):
+        with agent_otel.run("long"):
+            return slow(seconds)
     """
 )
 
@@ -118,6 +132,13 @@ CLIENT = textwrap.dedent(
             print(tasks.limited.delay(4).get(timeout=60), flush=True)
         except Exception as exc:
             print(type(exc).__name__, flush=True)
+    elif sys.argv[1] == "hard_limited":
+        try:
+            print(tasks.hard_limited.delay(30).get(timeout=60), flush=True)
+        except Exception as exc:
+            print(type(exc).__name__, flush=True)
+    elif sys.argv[1] == "long":
+        print(tasks.long.delay(60).id, flush=True)  # sent; the worker is stopped while it runs
     else:
         results = [tasks.work.delay(i) for i in range(int(sys.argv[1]))]
         print(sorted(r.get(timeout=120) for r in results), flush=True)
@@ -261,3 +282,121 @@ def test_with_celerys_opentelemetry_instrumentation_each_run_links_to_its_task_s
     runs = [(parent, links) for name, _, parent, links in app_spans if name == "invoke_agent worker"]
     assert len(runs) == 3, app_spans
     assert all(parent is None and len(links) == 1 and links[0] in tasks for parent, links in runs), runs
+
+
+def start_worker(tmp_path: Path, endpoint: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``celery worker`` (prefork, ``setup()`` in ``worker_process_init``) in a session of its own, and the
+    environment of its client: the caller ends the session (see stop_worker)."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    (tmp_path / "client.py").write_text(CLIENT)
+    for d in ("broker", "results"):
+        (tmp_path / d).mkdir()
+    env = script_env(
+        tmp_path,
+        PYTHONPATH=str(tmp_path),
+        BROKER_DIR=str(tmp_path / "broker"),
+        RESULTS_DIR=str(tmp_path / "results"),
+        STORE=str(tmp_path / "runs.db"),
+        ENDPOINT=endpoint,
+        SETUP="signal",
+        MAX_TASKS="0",
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "--pool",
+            "prefork",
+            "-c",
+            "1",
+            "-l",
+            "INFO",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return worker, env
+
+
+def stop_worker(worker: subprocess.Popen[str]) -> str:
+    """End the worker's whole session (master and pool children) and return its log. Celery's master at
+    times never finishes its own shutdown after a child killed under it (billiard's pool cleanup, with or
+    without agent-otel), so the tests judge the store within their window and
+    end the worker themselves."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)
+    log, _ = worker.communicate(timeout=30)
+    return log
+
+
+def stored_rows(store: Path, agent: str) -> list[tuple[str | None, str | None]]:
+    if not store.exists():
+        return []
+    with sqlite3.connect(store) as conn:
+        try:
+            return conn.execute(
+                "SELECT stop_reason, detail FROM agent_runs WHERE agent = ?", (agent,)
+            ).fetchall()
+        except sqlite3.OperationalError:  # no table yet
+            return []
+
+
+def wait_for_row(store: Path, agent: str, done: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    rows = stored_rows(store, agent)
+    while not done(rows) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rows = stored_rows(store, agent)
+    return rows
+
+
+def test_a_hard_time_limit_ends_the_run_timeout(tmp_path, receiver):
+    """``time_limit``: billiard's master raises TimeLimitExceeded for the task and ends the pool child with
+    SIGTERM, then SIGKILL 0.1 s later. The run the limit cut short is the run's ``timeout``, as a soft
+    limit's is, with a detail naming the hard limit, and it is stored before the SIGKILL (it read
+    ``cancelled``, as if the worker had been stopped: billiard's handler in the child turns the SIGTERM
+    into SystemExit, as for a cold shutdown)."""
+    worker, env = start_worker(tmp_path, receiver.endpoint)
+    try:
+        client = subprocess.run(
+            [sys.executable, "client.py", "hard_limited"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        rows = wait_for_row(tmp_path / "runs.db", "hard-limited", lambda rows: rows and rows[0][0], 10)
+    finally:
+        log = stop_worker(worker)
+    assert client.stdout.strip() == "TimeLimitExceeded", (client.stdout, client.stderr, log)
+    assert rows == [("timeout", "the task's hard time limit (TimeLimitExceeded)")], log
+    (run,) = [s for s in receiver.spans if s.name == "invoke_agent hard-limited"]
+    assert run.status.message == "", run.status  # a limit, not a failure: status UNSET
+
+
+def test_a_cold_shutdown_of_the_worker_ends_its_running_task_run_cancelled(tmp_path, receiver):
+    """SIGQUIT to the master (Celery's cold shutdown: running tasks are not waited for) terminates the pool
+    children with SIGTERM, which billiard's handler there turns into SystemExit: the run of the task that
+    was running is ``cancelled`` (not the ``timeout`` of a hard time limit, which ends a child the same
+    way), stored and exported, not left ``running`` (``abandoned`` once the worker is gone)."""
+    worker, env = start_worker(tmp_path, receiver.endpoint)
+    try:
+        client = subprocess.run(
+            [sys.executable, "client.py", "long"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr
+        running = wait_for_row(tmp_path / "runs.db", "long", lambda rows: bool(rows), 60)
+        assert running == [(None, None)], running
+        time.sleep(0.5)  # in the tool's sleep
+        worker.send_signal(signal.SIGQUIT)
+        rows = wait_for_row(tmp_path / "runs.db", "long", lambda rows: rows and rows[0][0], 20)
+    finally:
+        log = stop_worker(worker)
+    assert [reason for reason, _ in rows] == ["cancelled"], (rows, log)
+    assert "invoke_agent long" in receiver.span_names(), log

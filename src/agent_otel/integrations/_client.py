@@ -286,7 +286,8 @@ class Watch:
             internal_error("reading usage from a stream event", exc)
 
     def end(self) -> None:
-        if not self.call.done:
+        # (a step its run's stop ended takes the final usage of a stream read on: LLMCall.finish)
+        if not self.call.done or isinstance(self.call.by_run, tuple):
             finish(self.call, self.reply)
 
     def error(self, exc: BaseException) -> None:

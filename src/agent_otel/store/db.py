@@ -479,17 +479,19 @@ class Store:
         runs: Sequence[dict[str, Any]],
         events: Sequence[dict[str, Any]],
         snapshots: Sequence[dict[str, Any]] = (),
+        usage: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Upsert run rows, insert events and replay snapshots in one transaction
-        (:mod:`agent_otel.store.writes`).
+        """Upsert run rows, insert events and replay snapshots, add late usage to stopped runs' rows, in
+        one transaction (:mod:`agent_otel.store.writes`).
 
         A run's start record inserts the row with status ``running``; its end record fills it in. A row
-        that has ended is never overwritten, so a duplicate or late record cannot undo a stop.
+        that has ended is never overwritten, so a duplicate or late record cannot undo a stop; only the
+        usage of a request that ended after the stop (``run_usage`` records) is added to it.
         """
         from agent_otel.store import writes
 
         try:
-            writes.write(self, runs, events, snapshots)
+            writes.write(self, runs, events, snapshots, usage)
         except Exception as exc:
             error = classify(exc)
             hint = self.privilege_hint(error)

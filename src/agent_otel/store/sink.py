@@ -42,8 +42,16 @@ GC_INTERVAL_S = 86_400.0
 MAX_PENDING = 50_000
 MAX_PENDING_BYTES = 32 << 20  # records kept while the store is busy, in bytes (estimated)
 _RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, its keys, short strings
-_WRITTEN = ("run", "event", "snapshot")
+# run_usage: usage of a request that ended after its run's stop, added to the stopped run's row
+_WRITTEN = ("run", "event", "snapshot", "run_usage")
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
+# At a normal interpreter exit, how long (from the exit's start) it waits for a PostgreSQL store that is
+# still connecting or writing to take what is queued, past exporter.shutdown_timeout_s: a short-lived
+# process (a script, a cron job, a task worker) ends right after its runs, often before its first
+# connection and migration are done (8 scripts started at once lost runs to a 1 s bound). Not a store in
+# its back-off (its server refused or is down: only close()'s last, short try), nor at SIGTERM (its own
+# bound), nor SQLite (it writes in milliseconds, or is locked, which waiting here would not cure).
+EXIT_WRITE_S = 5.0
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
 UNDEFINED_TABLE = "42P01"  # PostgreSQL: a table the write needs does not exist (dropped under the writer)
 # PostgreSQL: an earlier statement of the transaction failed and was not raised (a meta read that found no
@@ -129,7 +137,7 @@ class StoreSink:
     ) -> None:
         self.target = target
         # logging.events.enabled: false keeps unified events out of the store; run rows are still written.
-        self._types = _WRITTEN if events else ("run", "snapshot")
+        self._types = _WRITTEN if events else ("run", "snapshot", "run_usage")
         self.retention = dict(retention or {})
         self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self.gc_interval_s = gc_interval_s
@@ -163,6 +171,8 @@ class StoreSink:
         self._lock = threading.Lock()
         self._fork_locked = False  # _lock held across a fork by _before_fork
         liveness.identity()  # computed now, while the process can still read what it needs
+        if target.kind == "postgresql":
+            _import_psycopg()
         _live.add(self)
 
     # --- the internal back-dating hook (used by `agent-otel demo --backdate` only) -------------------
@@ -251,7 +261,7 @@ class StoreSink:
         reused = self._store is not None
         try:
             store = self._open()
-            store.write(runs, by_type.get("event", ()), by_type["snapshot"])
+            store.write(runs, by_type.get("event", ()), by_type["snapshot"], by_type["run_usage"])
         except Exception as exc:
             self._in_flight = 0
             # The k-th stored record of each type in the batch is the k-th of its list.
@@ -295,6 +305,16 @@ class StoreSink:
             self._store = None
         finally:
             self._lock.release()
+
+    def exit_grace_s(self) -> float:
+        """How long past the shutdown bound (from the exit's start) an exit waits for this sink's write in
+        progress (:func:`agent_otel.events.exit_grace_s`): :data:`EXIT_WRITE_S` for a PostgreSQL store
+        that is connecting or writing, 0 for one in its back-off, off, closed, or SQLite."""
+        if self.target.kind != "postgresql" or self._disabled or self._closed:
+            return 0.0
+        if time.monotonic() < self._retry_at:  # refused or down a moment ago: the exit does not wait
+            return 0.0
+        return EXIT_WRITE_S
 
     def _lost_at_exit(self, pending: int, in_flight: bool) -> None:
         """Records that will never reach the store: say so, once, rather than lose runs silently."""
@@ -391,11 +411,11 @@ class StoreSink:
         batch, and never the store. Any other error propagates with what was written already removed.
         """
         records = self._pending[:n]
-        by_type: dict[str, list[dict[str, Any]]] = {"run": [], "event": [], "snapshot": []}
+        by_type: dict[str, list[dict[str, Any]]] = {"run": [], "event": [], "snapshot": [], "run_usage": []}
         for t, p, _ in records:
             by_type[t].append(p)
         try:
-            store.write(by_type["run"], by_type["event"], by_type["snapshot"])
+            store.write(by_type["run"], by_type["event"], by_type["snapshot"], by_type["run_usage"])
         except Exception as exc:
             err = classify(exc)
             if not err.bad_data:
@@ -564,6 +584,19 @@ class StoreSink:
             return retention.overdue(store, self.retention, int(time.time() * 1000), slack_ms)
         except Exception:  # the gc can wait for its day
             return False
+
+
+def _import_psycopg() -> None:
+    """Import psycopg (and the parts the sink uses) now, on the thread that creates the sink. Its first
+    import otherwise happened on the pipeline's thread, on the first connection, which at a short
+    script's exit ran at the same time as the main thread's import for close()'s last try
+    (:func:`_answers`): two threads importing the same package as the interpreter finalizes broke one of
+    them (a module half-initialized, an import lock deadlock detected) and lost the process's runs."""
+    with contextlib.suppress(ImportError):  # open() says what to install, once, on the pipeline's thread
+        import psycopg
+        import psycopg.conninfo
+        import psycopg.pq
+        import psycopg.types.json  # noqa: F401
 
 
 def _answers(target: Target) -> bool:

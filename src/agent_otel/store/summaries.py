@@ -545,6 +545,55 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
     return out if out.hours else None
 
 
+def usage_deltas(
+    store: Store,
+    added: dict[str, tuple[int, int, float]],
+    requests: Sequence[tuple[str, int, dict[str, Any]]],
+    into: Deltas | None,
+) -> Deltas | None:
+    """Add to ``into`` what late usage (``{run_id: (input, output, spend)}``, see writes.late_usage)
+    changes in the summaries: the spend of each stopped run it goes to, and that run's place in the spend
+    histogram; and for ``requests`` (``(run_id, step_id, usage)``: a stream's final usage after its run's
+    stop ended it) the tokens of the request, whose event was summarized with the usage known at the
+    stop. Read before the rows are updated, after the batch's own rows went in. (A request that ended
+    after the stop has an event of its own, with its usage, counted as any.)"""
+    covered = covered_from(store)
+    if covered is None:
+        return into
+    out = into if into is not None else Deltas()
+    for run_id, step_id, usage in requests:
+        found = store.execute(
+            "SELECT e.usage, r.created_at, r.agent, r.replay_of FROM agent_events e "
+            "JOIN agent_runs r ON r.run_id = e.run_id "
+            "WHERE e.run_id = ? AND e.step_id = ? AND e.kind = 'llm_result'",
+            (run_id, step_id),
+        ).fetchone()
+        if found is None or found[3] or (store._ms(found[1]) or 0) < covered:
+            continue
+        s = out.at(store._ms(found[1]) or 0, found[2] or "")
+        had, has = request_tokens(found[0]), request_tokens(usage)
+        if had is not None:
+            s.tokens -= had
+            _add(s.tokens_hist, log_key(had), -1)
+        if has is not None:
+            s.tokens += has
+            _add(s.tokens_hist, log_key(has))
+    sql = "SELECT run_id, created_at, agent, replay_of, status, cost_usd FROM agent_runs WHERE run_id IN ({})"
+    for run_id, created, agent, replay, status, cost in store.in_chunks(sql, list(added)) if added else ():
+        spend = added[run_id][2]
+        created_ms = store._ms(created) or 0
+        if not spend or replay or (status or "running") == "running" or created_ms < covered:
+            continue
+        before = float(cost or 0.0)
+        s = out.at(created_ms, agent or "")
+        s.spend += spend
+        old, new = log_key(before), log_key(before + spend)
+        if old != new:
+            _add(s.spend_hist, old, -1)
+            _add(s.spend_hist, new)
+    return out if out.hours else None
+
+
 def _lock(store: Store, exclusive: bool) -> None:
     """PostgreSQL: writers adding deltas share a lock that rebuilding takes alone, so that a rebuild reads
     every committed write and no write lands between its read and its replace. (SQLite writers are

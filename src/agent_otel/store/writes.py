@@ -22,6 +22,7 @@ What makes it cheap (``benchmarks/store_throughput.py`` measures it):
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -102,25 +103,97 @@ def write(
     runs: Sequence[dict[str, Any]],
     events: Sequence[dict[str, Any]],
     snapshots: Sequence[dict[str, Any]] = (),
+    usage: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Upsert run rows, insert events and replay snapshots (and keep the summaries) in one transaction."""
+    """Upsert run rows, insert events and replay snapshots, add late usage to the rows of stopped runs
+    (and keep the summaries) in one transaction."""
     from agent_otel.store import snapshots as snapshot_tables
     from agent_otel.store.db import classify
 
     prepared = snapshot_tables.prepare(snapshots) if snapshots else None
     runs = collapse(runs)
-    if not runs and not events and not prepared:
+    added = late_usage(usage) if usage else {}
+    requests = late_requests(usage) if usage else []
+    if not runs and not events and not prepared and not added and not requests:
         return
+    late = (added, requests)
     try:
-        _write(store, runs, events, prepared, safe=False)
+        _write(store, runs, events, prepared, safe=False, late=late)
     except Exception as exc:
         if not classify(exc).bad_data:
             raise
-        _write(store, runs, events, prepared, safe=True)  # what fails now is refused for good
+        _write(store, runs, events, prepared, safe=True, late=late)  # what fails now is refused for good
+
+
+def late_usage(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int, float]]:
+    """``run_usage`` records summed per run: ``{run_id: (input tokens, output tokens, spend)}``. Values
+    that are not numbers count as 0 (a record must not cost the batch)."""
+    out: dict[str, tuple[int, int, float]] = {}
+    for r in records:
+        run_id = r.get("run_id")
+        if not run_id:
+            continue
+        i, o, usd = out.get(run_id, (0, 0, 0.0))
+        out[run_id] = (
+            i + _int(r.get("input_tokens")),
+            o + _int(r.get("output_tokens")),
+            usd + _float(r.get("cost_usd")),
+        )
+    return out
+
+
+def late_requests(records: Sequence[dict[str, Any]]) -> list[tuple[str, int, dict[str, Any]]]:
+    """``(run_id, step_id, usage)`` of the requests whose final usage came after their run's stop ended
+    them (a stream read on to its end): their stored event takes that usage."""
+    return [
+        (r["run_id"], r["step_id"], r["usage"])
+        for r in records
+        if r.get("run_id") and type(r.get("step_id")) is int and isinstance(r.get("usage"), dict)
+    ]
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int and -(1 << 62) < value < (1 << 62) else 0
+
+
+def _float(value: Any) -> float:
+    return float(value) if type(value) in (int, float) and math.isfinite(value) and abs(value) < 1e15 else 0.0
+
+
+def _add_usage(store: Store, added: dict[str, tuple[int, int, float]]) -> None:
+    """Add late usage to the rows of stopped runs (a row not written, or dropped, takes nothing)."""
+    rows = [(i, o, usd, run_id) for run_id, (i, o, usd) in added.items()]
+    store.conn.cursor().executemany(
+        store.sql(
+            "UPDATE agent_runs SET input_tokens = coalesce(input_tokens, 0) + ?, "
+            "output_tokens = coalesce(output_tokens, 0) + ?, cost_usd = coalesce(cost_usd, 0) + ? "
+            "WHERE run_id = ?"
+        ),
+        rows,
+    )
+
+
+def _set_request_usage(store: Store, requests: list[tuple[str, int, dict[str, Any]]], safe: bool) -> None:
+    """The stored ``llm_result`` event of each request takes its final usage."""
+    rows = [
+        (store.param(store._json(usage)) if safe else store._json(usage), run_id, step_id)
+        for run_id, step_id, usage in requests
+    ]
+    store.conn.cursor().executemany(
+        store.sql(
+            "UPDATE agent_events SET usage = ? WHERE run_id = ? AND step_id = ? AND kind = 'llm_result'"
+        ),
+        rows,
+    )
 
 
 def _write(
-    store: Store, runs: list[dict[str, Any]], events: Sequence[dict[str, Any]], prepared: Any, safe: bool
+    store: Store,
+    runs: list[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    prepared: Any,
+    safe: bool,
+    late: tuple[dict[str, tuple[int, int, float]], list[tuple[str, int, dict[str, Any]]]] = ({}, []),
 ) -> None:
     from agent_otel.store import snapshots as snapshot_tables
 
@@ -140,6 +213,14 @@ def _write(
                         copy.write_row(values[i : i + width])
             else:
                 insert(store, "agent_events", EVENT_COLUMNS, values)
+        added, requests = late
+        if added or requests:  # after the batch's own rows: a run's end and its late usage may share one
+            if store.summarized:
+                delta = summaries.usage_deltas(store, added, requests, delta)
+            if added:
+                _add_usage(store, added)
+            if requests:
+                _set_request_usage(store, requests, safe)
         if delta is not None:
             summaries.apply(store, delta)
 
