@@ -9,6 +9,7 @@ a batch interval.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -437,7 +438,9 @@ def test_a_store_locked_at_exit_holds_up_neither_the_exit_nor_the_metrics(tmp_pa
     stderr = proc.stderr.read()
     assert rc == 0, stderr
     assert elapsed < 6, stderr  # the shutdown bound, not SQLite's 5 s busy timeout per try
-    assert "was busy at exit" in stderr and "store records (store unavailable)" in stderr, stderr
+    # one record or many, depending on how the event thread's first batch fell
+    assert "was busy at exit" in stderr, stderr
+    assert re.search(r"\b[1-9]\d* store records? \(store unavailable\)", stderr), stderr
     assert receiver.span_names().count("invoke_agent quick") == 20
     assert sum(stop_counts(receiver).values()) == 20, stderr
 
