@@ -102,7 +102,7 @@ def test_a_tool_that_pauses_for_a_human_is_interrupted_and_so_is_its_run(telemet
     with agent_otel.run("refunds", conversation_id="t-1") as resumed:
         pass
     assert resumed.result.stop_reason is StopReason.COMPLETED
-    second = [s for s in telemetry.spans_named("invoke_agent") if s is not root][0]
+    second = next(s for s in telemetry.spans_named("invoke_agent") if s is not root)
     assert second.attributes[c.RESUME_OF] == run.run_id
 
 
