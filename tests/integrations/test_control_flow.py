@@ -301,3 +301,38 @@ def test_pydantic_ai_async_approval_with_a_retried_tool_body(telemetry, instrume
     assert (
         one(ours(telemetry.spans()), "invoke_agent janitor").attributes["agent.stop_reason"] == "interrupted"
     )
+
+
+def test_langgraph_a_drained_graph_is_cancelled_not_completed(telemetry, instrument):
+    """``RunControl.request_drain()`` (a worker shutting down) stops the graph at the next step boundary
+    with ``GraphDrained``: the run was cancelled, it did not finish."""
+    InMemorySaver, StateGraph, START, END, _, _ = _langgraph()
+    from langgraph.errors import GraphDrained
+    from langgraph.runtime import RunControl
+
+    instrument("langgraph", "langchain")
+    control = RunControl()
+    ran: list[str] = []
+
+    def first(state: State) -> State:
+        ran.append("first")
+        control.request_drain("sigterm")
+        return {"answer": "half"}
+
+    def second(state: State) -> State:
+        ran.append("second")
+        return {"answer": "all"}
+
+    g = StateGraph(State)
+    g.add_node("first", first)
+    g.add_node("second", second)
+    g.add_edge(START, "first")
+    g.add_edge("first", "second")
+    g.add_edge("second", END)
+    graph = g.compile(checkpointer=InMemorySaver(), name="drained")
+    with pytest.raises(GraphDrained):
+        graph.invoke({"request": "x"}, config("d-1"), control=control)
+    assert ran == ["first"]
+    root = one(ours(telemetry.spans()), "invoke_agent drained")
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code.name == "UNSET"
