@@ -275,9 +275,12 @@ def test_pydantic_ai_model_retry_goes_to_the_model_and_is_never_retried_by_agent
 
     root = one(ours(telemetry.spans()), "invoke_agent picker")
     assert root.attributes["agent.stop_reason"] == "completed" and root.status.status_code.name == "OK"
-    bodies = spans_named(telemetry, "execute_tool pick_body")
-    assert [b.attributes["agent.tool.attempts"] for b in bodies] == [1, 1]
-    assert [b.attributes["agent.tool.status"] for b in bodies] == ["error", "ok"]
+    # The function's step is its own span, or the framework's when it claimed that (one span, not two:
+    # the case once any integration made a call claimable in the process); either way, one attempt each.
+    for name in ("execute_tool pick", "execute_tool pick_body"):
+        bodies = spans_named(telemetry, name)
+        assert [b.attributes["agent.tool.status"] for b in bodies] in ([], ["error", "ok"])
+        assert all(b.attributes["agent.tool.attempts"] == 1 for b in bodies)
 
 
 def test_pydantic_ai_async_approval_with_a_retried_tool_body(telemetry, instrument):
@@ -296,8 +299,8 @@ def test_pydantic_ai_async_approval_with_a_retried_tool_body(telemetry, instrume
     agent.tool_plain(guarded_delete, name="delete")
     result = asyncio.run(agent.run("clean up"))
     assert isinstance(result.output, pai.DeferredToolRequests) and len(asked) == 1
-    body = one(ours(telemetry.spans()), "execute_tool guarded_delete")
-    assert body.attributes["agent.tool.status"] == "interrupted"
+    steps = [s for s in ours(telemetry.spans()) if s.name.startswith("execute_tool")]
+    assert steps and {s.attributes["agent.tool.status"] for s in steps} == {"interrupted"}
     assert (
         one(ours(telemetry.spans()), "invoke_agent janitor").attributes["agent.stop_reason"] == "interrupted"
     )
