@@ -101,6 +101,10 @@ CONTROL_FLOW: dict[str, Flow] = {
     "pydantic_ai.exceptions.ModelRetry": Flow.TO_MODEL,
     "pydantic_ai.exceptions.ToolRetryError": Flow.TO_MODEL,  # ModelRetry as PydanticAI's hooks see it
     "strands.interrupt.InterruptException": Flow.PAUSE,
+    # Microsoft Agent Framework: a tool (an ``Agent.as_tool()`` sub-agent) that needs the user's input.
+    "agent_framework.exceptions.UserInputRequiredException": Flow.PAUSE,
+    # CrewAI flows: a human-feedback provider pausing the flow (``kickoff()`` returns it).
+    "crewai.flow.async_feedback.types.HumanFeedbackPending": Flow.PAUSE,
 }
 
 _flows: dict[type, Flow | None] = {}  # per class, after the walk of its MRO; cleared on registration

@@ -339,3 +339,27 @@ def test_langgraph_a_drained_graph_is_cancelled_not_completed(telemetry, instrum
     root = one(ours(telemetry.spans()), "invoke_agent drained")
     assert root.attributes["agent.stop_reason"] == "cancelled"
     assert root.status.status_code.name == "UNSET"
+
+
+# --- Microsoft Agent Framework -------------------------------------------------------------------------
+
+
+def test_agent_framework_user_input_required_is_a_pause_never_retried(telemetry):
+    """``UserInputRequiredException`` (a tool, e.g. an ``Agent.as_tool()`` sub-agent, that needs the user's
+    input) is Agent Framework's pause: an ``@agent_otel.tool`` raising it is not retried and is
+    ``interrupted``, and so is the run it leaves."""
+    pytest.importorskip("agent_framework")
+    from agent_framework.exceptions import UserInputRequiredException
+
+    asked: list[int] = []
+
+    @agent_otel.tool(name="delegate", retry=NO_WAIT)
+    def delegate() -> None:
+        asked.append(1)
+        raise UserInputRequiredException(contents=[], message="needs the user's approval")
+
+    with pytest.raises(UserInputRequiredException), agent_otel.run("front-desk") as run:
+        delegate()
+    assert asked == [1] and run.result.stop_reason == "interrupted"
+    tool = one(ours(telemetry.spans()), "execute_tool delegate")
+    assert tool.attributes["agent.tool.status"] == "interrupted"
