@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Mapping
 
 logger = logging.getLogger("agent_otel")
@@ -29,6 +30,13 @@ class DropCounter:
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._announced: set[tuple[str, str]] = set()
+        _live.add(self)
+
+    def forget(self) -> None:
+        """Start again from nothing, in a forked child (see :func:`forget_in_child`)."""
+        self._counts = {}
+        self._announced = set()
+        self._lock = threading.Lock()  # another thread of the parent may have held it at the fork
 
     def add(self, signal: str, reason: str, n: int = 1, announce: bool = True) -> None:
         """Count ``n`` dropped items; the first drop of a kind is logged once (unless at shutdown, where
@@ -54,6 +62,18 @@ class DropCounter:
 
     def summary(self) -> str | None:
         return drop_summary(self.snapshot())
+
+
+_live: weakref.WeakSet[DropCounter] = weakref.WeakSet()
+
+
+def forget_in_child() -> None:
+    """Called in a forked child (by agent_otel.export's fork hook). The drops counted so far are the
+    parent's: a child reporting them again in its own ``agent_otel_telemetry_dropped_total`` series and
+    exit summary counted every one of them once per worker. Its first drop of a kind is announced
+    again: the warning the parent logged is not the child's."""
+    for counter in list(_live):
+        counter.forget()
 
 
 def drop_summary(counts: Mapping[tuple[str, str], int]) -> str | None:

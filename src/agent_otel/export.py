@@ -16,6 +16,11 @@ reach the exporter is counted (:mod:`agent_otel.drops`) by reason, including wha
 flight when the shutdown bound is reached. :class:`NonBlockingMetricExporter` gives the metric reader the
 same properties. Both log one line when export starts failing and one when it recovers, instead of one per
 attempt.
+
+A fork (a pre-fork server's workers, ``multiprocessing`` with ``fork``, Celery's prefork pool) is handled
+here, in one place (:func:`_before_fork` and the two after it): the parent's exports in flight are waited
+for (bounded), the child starts with its own queues, locks, connections and drop counts, and gRPC is not
+used in a child where it cannot work.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -40,8 +47,9 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agent_otel import drops as drops_mod
+from agent_otel import otlp
 from agent_otel.drops import DropCounter
-from agent_otel.events import after_fork_in_child
 from agent_otel.otlp import Batch, Outcome, Reply
 
 logger = logging.getLogger("agent_otel")
@@ -154,6 +162,7 @@ class ExporterTransport:
 
     def send(self, batch: Batch) -> Reply:
         try:
+            _renew_channel(self._exporter)
             result = self._exporter.export(batch.payload)
         except Exception as exc:
             return Reply(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
@@ -167,7 +176,19 @@ class ExporterTransport:
     def estimate(self, spans: Sequence[ReadableSpan]) -> int:
         return sum(_span_object_bytes(s) for s in spans)
 
+    @property
+    def grpc(self) -> bool:
+        return _is_grpc(self._exporter)
+
+    def forked(self, idle: bool) -> None:
+        renew_connections(self._exporter, idle)
+
+    def cancel(self) -> None:
+        cancel_grpc(self._exporter)
+
     def shutdown(self) -> None:
+        if self.grpc and otlp.grpc_blocked is not None:
+            return  # closing its channel would call into gRPC (otlp.GrpcSender.forked)
         self._exporter.shutdown()
 
 
@@ -259,19 +280,59 @@ class BufferedSpanProcessor(SpanProcessor):
         self._pid = os.getpid()
         self.exported = 0
         self._set_queue_limit()
-        after_fork_in_child(self, "_after_fork")
+        # Held while a batch is encoded or sent: a fork waits for it (_before_fork), so that no thread of
+        # the parent is inside the encoder, an import or the HTTP/gRPC client when the child is made.
+        self._send_lock = threading.Lock()
+        self._fork_idle = False  # _send_lock taken by _before_fork
+        _forkable.add(self)
 
-    def _after_fork(self) -> None:
-        """A forked child exports only its own spans; the queued ones are the parent's."""
+    @property
+    def grpc(self) -> bool:
+        """Sends over gRPC (see otlp.grpc_blocked)."""
+        return bool(getattr(self._transport, "grpc", False))
+
+    def _fork_prepare(self, deadline: float) -> None:
+        # Shut down, it sends nothing more: not waited for, but a send it left in flight still counts.
+        wait = 0.0 if self._closed else max(deadline - time.monotonic(), 0.0)
+        self._fork_idle = self._send_lock.acquire(timeout=wait) if wait else self._send_lock.acquire(False)
+
+    def _fork_parent(self) -> None:
+        if self._fork_idle:
+            self._fork_idle = False
+            self._send_lock.release()
+
+    def _fork_cancel(self) -> None:
+        cancel = getattr(self._transport, "cancel", None)
+        if cancel is not None:
+            cancel()
+
+    def _fork_child(self) -> None:
+        """A forked child exports only its own spans; the queued ones, the retry buffer and the batch in
+        flight are the parent's, which delivers them (the child sending them too duplicated them at the
+        collector). Its worker thread did not survive the fork, and any lock it held stays held: every
+        lock is a new one. It sends on connections of its own (the transport's ``forked``)."""
+        idle, self._fork_idle = self._fork_idle, False
         self._queue = deque()
         self._retry = deque()
         self._retry_bytes = 0
         self._inflight = []
+        self._full = False
+        self._backoff_until = 0.0
+        self._failures = 0
         self._wake = threading.Event()
         self._state = threading.Condition()
+        self._send_lock = threading.Lock()
         self._busy = False
+        self._flush_requested = False
         self._thread = None
         self._pid = os.getpid()
+        self.exported = 0
+        self._warned = set()
+        self._health = _Health(self._name)
+        self._set_queue_limit()
+        forked = getattr(self._transport, "forked", None)
+        if forked is not None:
+            forked(idle)
 
     # --- SpanProcessor ----------------------------------------------------------------------------------
 
@@ -304,7 +365,7 @@ class BufferedSpanProcessor(SpanProcessor):
             self._drops.add("spans", reason, dropped)
         _drop_empty_lists(span)
         queue.append(span)
-        if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per span
+        if self._thread is None:  # not started yet, or forked (_fork_child): no getpid() per span
             self._start()
         elif len(queue) == self._batch_size:
             self._wake.set()
@@ -386,6 +447,9 @@ class BufferedSpanProcessor(SpanProcessor):
                     self._state.notify_all()
 
     def _export_pending(self) -> None:
+        if otlp.grpc_blocked is not None and self.grpc:
+            self._drop_unsendable()
+            return
         if self._retry and time.monotonic() < self._backoff_until and not self._flush_requested:
             # The collector refused recently: keep queueing, but don't hammer it.
             self._park_queue()
@@ -422,6 +486,18 @@ class BufferedSpanProcessor(SpanProcessor):
             self._health.failed(self._last_refusal)
             self._park_queue()
 
+    def _drop_unsendable(self) -> None:
+        """gRPC cannot be used in this forked child (otlp.grpc_blocked): what would go out is counted as
+        rejected, without encoding it, and said once (_warn_grpc_blocked)."""
+        with self._state:
+            n = len(self._queue) + sum(b.count for b in self._retry)
+            self._queue.clear()
+            self._retry.clear()
+            self._retry_bytes = 0
+        if n:
+            _warn_grpc_blocked()
+            self._drops.add("spans", "rejected", n, announce=False)
+
     def _take(self, queue: deque[ReadableSpan]) -> list[ReadableSpan]:
         spans: list[ReadableSpan] = []
         try:
@@ -433,9 +509,10 @@ class BufferedSpanProcessor(SpanProcessor):
 
     def _prepare(self, spans: list[ReadableSpan]) -> list[Batch]:
         try:
-            if self._scrub is not None:
-                spans = self._scrub(spans)
-            batches, too_large = self._transport.prepare(spans)
+            with self._send_lock:
+                if self._scrub is not None:
+                    spans = self._scrub(spans)
+                batches, too_large = self._transport.prepare(spans)
         except Exception as exc:  # a span the encoder cannot take must not stop every later one
             self._drop_once("spans", "unencodable", len(spans), f"{type(exc).__name__}: {exc}")
             return []
@@ -463,7 +540,8 @@ class BufferedSpanProcessor(SpanProcessor):
                 return False
             self._inflight = [batch]
         try:
-            reply = self._transport.send(batch)
+            with self._send_lock:
+                reply = self._transport.send(batch)
         except Exception as exc:  # a transport must not kill the worker
             reply = Reply(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
         now = time.monotonic()
@@ -497,6 +575,9 @@ class BufferedSpanProcessor(SpanProcessor):
                     for rest in smaller[i + 1 :]:
                         self._retain(rest)
                     return False
+            return True
+        if reply.detail == otlp.FORK_CANCELLED:  # not the collector's refusal: sent again, no back-off
+            self._retain(batch)
             return True
         # Refused for now: back off, keep the batch, and stop this round.
         self._failures += 1
@@ -588,19 +669,64 @@ class BufferedSpanProcessor(SpanProcessor):
         return self._retry_bytes
 
 
-def forget_connections(exporter: Any) -> None:
-    """In a forked child: drop the HTTP connections an OTLP/HTTP exporter kept open to the collector. They
-    are the parent's sockets: a child's request and the parent's went down the same connection and each
-    read the other's reply or none (a pre-fork master lost its last metric batches to read timeouts). The
-    session opens new ones at its next request. (gRPC channels are gRPC's own business: see README.)"""
-    sessions = [
-        getattr(getattr(getattr(exporter, "_client", None), "_transport", None), "_session", None),
+def _is_grpc(exporter: Any) -> bool:
+    """An SDK exporter (or the application's) that sends over gRPC."""
+    return ".grpc" in type(exporter).__module__ or hasattr(exporter, "_initialize_channel_and_stub")
+
+
+def renew_connections(exporter: Any, idle: bool) -> None:
+    """In a forked child: an SDK OTLP exporter's connections of its own. HTTP: new connection pools
+    (otlp.renew_connections). gRPC: a new channel at its next export (``_renew_channel``); the parent's is
+    the parent's, and gRPC closes it in the child when its fork support is on."""
+    transport = getattr(getattr(exporter, "_client", None), "_transport", None)
+    for client in (
+        getattr(transport, "_session", None),  # the requests transport (the default)
+        getattr(transport, "_pool", None),  # the urllib3 one
         getattr(exporter, "_session", None),  # SDKs before the transport layer
-    ]
-    for session in sessions:
-        if session is not None and hasattr(session, "close"):
-            with contextlib.suppress(Exception):
-                session.close()
+    ):
+        if client is not None:
+            otlp.renew_connections(client, idle)
+    if _is_grpc(exporter) and getattr(exporter, "_channel", None) is not None:
+        exporter._agent_otel_renew_channel = True
+
+
+def cancel_grpc(exporter: Any) -> None:
+    """Before a fork with gRPC's fork handling on (see _before_fork): end an SDK gRPC exporter's call in
+    flight by closing its channel, and its retries by setting its shutdown event until the fork is over
+    (resume_grpc); the batch fails and is sent again, on a new channel (_renew_channel)."""
+    if not _is_grpc(exporter):
+        return
+    event = getattr(exporter, "_shutdown_in_progress", None)
+    shut = getattr(exporter, "_shutdown", False)
+    if isinstance(event, threading.Event) and not event.is_set() and not shut:
+        event.set()
+        exporter._agent_otel_resume = True
+    channel = getattr(exporter, "_channel", None)
+    if channel is not None:
+        exporter._agent_otel_renew_channel = "closed"  # in the parent, closed here: freed once replaced
+        with contextlib.suppress(Exception):
+            channel.close()
+
+
+def resume_grpc(exporter: Any) -> None:
+    if getattr(exporter, "_agent_otel_resume", False):
+        exporter._agent_otel_resume = False
+        exporter._shutdown_in_progress.clear()
+
+
+def _renew_channel(exporter: Any) -> None:
+    """A new channel for an SDK gRPC exporter in a forked child, before its first export there (not in the
+    fork hook: making a channel is work the fork of a child that never exports need not pay)."""
+    renew = getattr(exporter, "_agent_otel_renew_channel", False)
+    if not renew:
+        return
+    exporter._agent_otel_renew_channel = False
+    if renew is True:  # the parent's, in a child: never closed nor freed (see otlp.GrpcSender.forked)
+        otlp.keep_inherited(getattr(exporter, "_channel", None))
+    try:
+        exporter._initialize_channel_and_stub()
+    except Exception as exc:
+        logger.debug("agent-otel: cannot open a new gRPC channel after a fork: %s", exc)
 
 
 class NonBlockingMetricExporter(MetricExporter):
@@ -642,19 +768,40 @@ class NonBlockingMetricExporter(MetricExporter):
         )
         # Told of each batch the reader collected (Metrics.collected: a new series is out, see there).
         self.on_export: Callable[[], None] | None = None
-        after_fork_in_child(self, "_after_fork")
+        self._send_lock = threading.Lock()  # held while the SDK's exporter encodes and sends: see _forkable
+        self._fork_idle = False
+        self.grpc = _is_grpc(exporter)
+        _forkable.add(self)
 
-    def _after_fork(self) -> None:
+    def _fork_prepare(self, deadline: float) -> None:
+        # Shut down, it sends nothing more: not waited for, but a send it left in flight still counts.
+        wait = 0.0 if self._closed else max(deadline - time.monotonic(), 0.0)
+        self._fork_idle = self._send_lock.acquire(timeout=wait) if wait else self._send_lock.acquire(False)
+
+    def _fork_parent(self) -> None:
+        if self._fork_idle:
+            self._fork_idle = False
+            self._send_lock.release()
+        resume_grpc(self._exporter)
+
+    def _fork_cancel(self) -> None:
+        cancel_grpc(self._exporter)
+
+    def _fork_child(self) -> None:
         """A forked child sends only its own batches; the pending ones are the parent's (its resource, its
         counts), which the parent sends. Its sender thread did not survive the fork, and may have held the
         condition's lock: the child's first export then waited for it forever (a pre-fork worker hung in
         its first collection)."""
+        idle, self._fork_idle = self._fork_idle, False
         self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
         self._pending = deque()
         self._busy = False
         self._failures = 0
         self._thread = None
-        forget_connections(self._exporter)
+        self._health = _Health("metrics")
+        resume_grpc(self._exporter)
+        renew_connections(self._exporter, idle)
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -692,10 +839,15 @@ class NonBlockingMetricExporter(MetricExporter):
                     self._drops.add("metric_batches", "collector_unavailable", superseded)
                 batch = self._pending[0]
                 self._busy = True
+            if self.grpc and otlp.grpc_blocked is not None:
+                self._drop_unsendable(batch)
+                continue
             thread = threading.current_thread().name
             _last_exporter_log.pop(thread, None)
             try:
-                result = self._exporter.export(batch)
+                with self._send_lock:
+                    _renew_channel(self._exporter)
+                    result = self._exporter.export(batch)
             except Exception as exc:
                 result = MetricExportResult.FAILURE
                 detail = f"{type(exc).__name__}: {exc}"
@@ -715,6 +867,16 @@ class NonBlockingMetricExporter(MetricExporter):
                 if result is not MetricExportResult.SUCCESS:
                     self._cond.wait(min(0.25 * 2 ** min(self._failures, 5), 5.0))
 
+    def _drop_unsendable(self, batch: MetricsData) -> None:
+        """See BufferedSpanProcessor._drop_unsendable."""
+        with self._cond:
+            self._busy = False
+            if self._pending and self._pending[0] is batch:
+                self._pending.popleft()
+            self._cond.notify_all()
+        _warn_grpc_blocked()
+        self._drops.add("metric_batches", "rejected", announce=False)
+
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         deadline = time.monotonic() + min(timeout_millis / 1000, self._shutdown_timeout)
         with self._cond:
@@ -729,6 +891,8 @@ class NonBlockingMetricExporter(MetricExporter):
         deadline = time.monotonic() + self._shutdown_timeout
         self.force_flush(self._shutdown_timeout * 1000)
         self.abandon()
+        if self.grpc and otlp.grpc_blocked is not None:
+            return  # closing its channel would call into gRPC (otlp.GrpcSender.forked)
         _run_bounded(self._exporter.shutdown, deadline - time.monotonic(), "metrics-exporter-shutdown")
 
     def abandon(self) -> int:
@@ -773,3 +937,96 @@ def quiet_exporter_logs() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, QuietExporterLogs) for f in log.filters):
             log.addFilter(QuietExporterLogs())
+
+
+# --- fork ------------------------------------------------------------------------------------------------
+
+# At most this long a fork waits for the exports in flight (every span processor's and metric exporter's
+# together; the run store's sink waits on its own, agent_otel.store.sink._FORK_WAIT_S).
+FORK_WAIT_S = 1.0
+CANCEL_WAIT_S = 0.5  # then, for gRPC calls ended because gRPC's own fork handling is on
+
+# The span processors and metric exporters of this process, for the fork hooks below.
+_forkable: weakref.WeakSet[BufferedSpanProcessor | NonBlockingMetricExporter] = weakref.WeakSet()
+_grpc_warned = False
+
+
+def _before_fork() -> None:
+    """Take every exporter's send lock, waiting at most FORK_WAIT_S in all for the batches being encoded
+    and sent. Without it the child inherited a lock or an HTTP/gRPC client a thread of the parent was
+    using, copied mid-use: its exports waited on that lock or connection forever (about 1 fork in 20 of
+    a busy process left a worker whose spans and metrics all went unsent), and a gRPC call in flight
+    made gRPC skip its own fork handling. A send that takes longer is left running: its exporter is not
+    idle, and the child does not touch what that send was using (see _after_fork_in_child)."""
+    deadline = time.monotonic() + FORK_WAIT_S
+    objs = list(_forkable)
+    for obj in objs:
+        with contextlib.suppress(Exception):  # a fork never fails because of telemetry
+            obj._fork_prepare(deadline)
+    stuck = [obj for obj in objs if obj.grpc and not obj._fork_idle]
+    if stuck and not otlp.grpc_fork_support_off():
+        # A gRPC call still in flight: gRPC then skips its fork handling ("Other threads are currently
+        # calling into gRPC, skipping fork() handlers") and the child cannot use gRPC at all (with
+        # GRPC_ENABLE_FORK_SUPPORT=1 its own handler even waits for that call forever in the child). The
+        # calls are ended now (CANCELLED: their batches are kept and sent again after the fork, so one
+        # the collector had taken arrives twice) and the locks taken once they return.
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        for obj in stuck:
+            with contextlib.suppress(Exception):
+                obj._fork_cancel()
+        for obj in stuck:
+            with contextlib.suppress(Exception):
+                obj._fork_prepare(deadline)
+
+
+def _after_fork_in_parent() -> None:
+    for obj in list(_forkable):
+        with contextlib.suppress(Exception):
+            obj._fork_parent()
+
+
+def _after_fork_in_child() -> None:
+    """The child's own exports: gRPC blocked where it cannot work, drop counts from zero, then each
+    exporter's own state (``_fork_child``)."""
+    global _grpc_warned
+    objs = list(_forkable)
+    try:
+        _grpc_warned = False
+        if "grpc" in sys.modules and otlp.grpc_blocked is None:
+            if otlp.grpc_fork_support_off():
+                otlp.block_grpc(
+                    "gRPC's fork support is off (GRPC_ENABLE_FORK_SUPPORT="
+                    f"{os.environ.get('GRPC_ENABLE_FORK_SUPPORT')}) and this process was forked from one "
+                    "that used gRPC"
+                )
+            elif any(obj.grpc and not obj._fork_idle for obj in objs):
+                otlp.block_grpc(
+                    "this process was forked while its parent was sending over gRPC (a fork waits at most "
+                    f"{FORK_WAIT_S:g} s for a send to finish)"
+                )
+        drops_mod.forget_in_child()
+    except Exception:  # telemetry never breaks the child
+        pass
+    for obj in objs:
+        with contextlib.suppress(Exception):
+            obj._fork_child()
+
+
+def _warn_grpc_blocked() -> None:
+    """The one warning of a child where gRPC cannot be used; its drops are counted without another."""
+    global _grpc_warned
+    if _grpc_warned:
+        return
+    _grpc_warned = True
+    logger.warning(
+        "agent-otel: spans and metrics of this process are not sent: %s, and gRPC calls in such a child "
+        "hang or abort. They are counted in agent_otel_telemetry_dropped_total (rejected). Export over "
+        "OTLP/HTTP (exporter.protocol: http/protobuf), or leave GRPC_ENABLE_FORK_SUPPORT unset",
+        otlp.grpc_blocked,
+    )
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )

@@ -24,11 +24,9 @@ spans into :class:`Batch` es of encoded requests and sends them with a :class:`G
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import logging
 import os
-import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +50,7 @@ _GRPC_RETRYABLE = (
     "DATA_LOSS",
 )
 _HTTP_RETRYABLE = (408, 429)
+FORK_CANCELLED = "cancelled for a fork"  # Reply.detail of a call ended by GrpcSender.cancel
 
 
 class Outcome(Enum):
@@ -197,6 +196,27 @@ class GrpcSender:
         )
         self._channel: Any = None
         self._call: Any = None
+        self._cancels = 0
+
+    def forked(self, idle: bool) -> None:
+        """In a forked child: the parent's channel is not the child's (gRPC closes it there when its fork
+        support is on, and it is the parent's connection otherwise); the next send opens a new one. The
+        old one is kept, never closed nor freed: with gRPC unusable here (:data:`grpc_blocked`) that
+        would call into gRPC, and closing it there broke the parent's own channels."""
+        if self._channel is not None:
+            _inherited.append(self._channel)
+        self._channel = self._call = None
+
+    def cancel(self) -> None:
+        """Before a fork, when a call has been in flight too long (see export._before_fork): closing the
+        channel ends the call at once (CANCELLED: the batch is kept and sent again, on a new channel)."""
+        self._cancels += 1
+        channel, self._channel, self._call = self._channel, None, None
+        if channel is not None:
+            try:
+                channel.close()
+            except Exception as exc:
+                logger.debug("agent-otel: closing the gRPC channel failed: %s", exc)
 
     def _connect(self) -> Any:
         if self._call is None:
@@ -222,12 +242,17 @@ class GrpcSender:
         return self._call
 
     def send(self, payload: bytes) -> Reply:
+        if grpc_blocked is not None:
+            return Reply(Outcome.REJECTED, grpc_blocked)
         grpc = self._grpc
+        cancels = self._cancels
         try:
             response = self._connect()(payload, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             name = getattr(code, "name", "UNKNOWN")
+            if name == "CANCELLED" and self._cancels != cancels:
+                return Reply(Outcome.RETRY, FORK_CANCELLED)
             details = (err.details() if hasattr(err, "details") else None) or ""
             detail = f"gRPC {name}: {details}".rstrip(": ")
             if name == "UNAVAILABLE":
@@ -244,11 +269,75 @@ class GrpcSender:
 
     def close(self) -> None:
         channel, self._channel, self._call = self._channel, None, None
+        if grpc_blocked is not None:
+            return  # not even closing: see forked()
         if channel is not None:
             try:
                 channel.close()
             except Exception as exc:
                 logger.debug("agent-otel: closing the gRPC channel failed: %s", exc)
+
+
+# --- forked children ------------------------------------------------------------------------------------
+
+# Why gRPC must not be used in this process (a forked child), or None. Set by agent_otel.export's fork hook
+# in a child of a process that had imported grpc, when gRPC's fork support is off or a gRPC call of
+# agent-otel was still in flight at the fork. Either way gRPC's state in the child is a copy of the
+# parent's mid-use (its threads did not survive): a call in such a child hung for the whole timeout, then
+# the child aborted in gRPC's code (SIGABRT), and the parent's own calls timed out from the fork on.
+grpc_blocked: str | None = None
+_inherited: list[Any] = []  # objects of the parent's gRPC and HTTP connections: never used, never freed
+
+
+def keep_inherited(obj: Any) -> None:
+    """Keep ``obj`` (a connection object of the parent, in a forked child) for the life of the process:
+    never used again, and never freed, since freeing it would close it, which may call into gRPC or take
+    a lock the parent's thread held at the fork."""
+    _inherited.append(obj)
+
+
+def grpc_fork_support_off() -> bool:
+    """``GRPC_ENABLE_FORK_SUPPORT`` set to false. Unset, grpcio's core handles a fork of a process whose
+    gRPC threads are idle (its Python layer reports fork support off, yet a child's calls work)."""
+    return os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").strip().lower() in ("0", "false", "no", "off")
+
+
+def block_grpc(reason: str) -> None:
+    global grpc_blocked
+    grpc_blocked = reason
+
+
+def renew_connections(session: Any, idle: bool) -> None:
+    """Give a forked child's HTTP client (a ``requests.Session``, a urllib3 ``PoolManager``) pools of its
+    own. The kept-alive connections in the pools are the parent's sockets: a child's request and the
+    parent's went down the same connection and each read the other's reply or none (a pre-fork master
+    lost its last metric batches to read timeouts).
+
+    ``idle``: no request of agent-otel was in flight at the fork (its send lock was free), so no thread
+    of the parent held the pools' locks: they are closed, which closes the child's copies of the sockets
+    only (a socket shared with another process stays open for it). Otherwise the pools' locks may be
+    held by a thread that does not exist in the child: new pools replace them, the old ones are kept
+    untouched."""
+    adapters = getattr(session, "adapters", None)
+    try:
+        if idle:
+            if hasattr(session, "close"):
+                session.close()
+            elif hasattr(session, "clear"):
+                session.clear()
+            return
+        if isinstance(adapters, dict):  # requests
+            for adapter in adapters.values():
+                _inherited.append((adapter.poolmanager, dict(getattr(adapter, "proxy_manager", {}))))
+                pools = (adapter._pool_connections, adapter._pool_maxsize, adapter._pool_block)
+                adapter.init_poolmanager(*pools)
+                adapter.proxy_manager = {}
+        elif hasattr(session, "pools") and hasattr(session, "connection_pool_kw"):  # urllib3.PoolManager
+            fresh = type(session)(headers=session.headers, **session.connection_pool_kw)
+            _inherited.append(session.pools)
+            session.pools = fresh.pools
+    except Exception as exc:  # an HTTP client of another shape: it keeps what it has
+        logger.debug("agent-otel: cannot renew HTTP connections after a fork: %s", exc)
 
 
 def _retry_info(err: Any) -> float | None:
@@ -265,16 +354,6 @@ def _retry_info(err: Any) -> float | None:
         return None
 
 
-def _closer(ref: weakref.ref[Any]) -> Any:
-    def close() -> None:
-        session = ref()
-        if session is not None:
-            with contextlib.suppress(Exception):
-                session.close()
-
-    return close
-
-
 class HttpSender:
     """One POST of ``application/x-protobuf`` per request."""
 
@@ -284,9 +363,6 @@ class HttpSender:
         self._url = url
         self._timeout = timeout_s
         self._session = requests.Session()
-        # A forked child must not share the parent's connections (see export.forget_connections).
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_closer(weakref.ref(self._session)))
         self._headers = {"content-type": "application/x-protobuf", **_headers()}
         self._compression = _compression()
         if self._compression != "none":
@@ -330,6 +406,10 @@ class HttpSender:
         if status in _HTTP_RETRYABLE or status >= 500:
             return Reply(Outcome.RETRY, detail, _retry_after(response.headers.get("retry-after")))
         return Reply(Outcome.REJECTED, detail)
+
+    def forked(self, idle: bool) -> None:
+        """In a forked child: connections of its own (see :func:`renew_connections`)."""
+        renew_connections(self._session, idle)
 
     def close(self) -> None:
         self._session.close()
@@ -402,6 +482,18 @@ class OTLPTransport:
 
     def estimate(self, spans: Sequence[Any]) -> int:
         return int(self._bytes_per_span * len(spans)) + _ENVELOPE_BYTES
+
+    @property
+    def grpc(self) -> bool:
+        return isinstance(self._sender, GrpcSender)
+
+    def forked(self, idle: bool) -> None:
+        self._sender.forked(idle)
+
+    def cancel(self) -> None:
+        cancel = getattr(self._sender, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     def shutdown(self) -> None:
         self._sender.close()

@@ -7,6 +7,10 @@ block, as the CLI sends them), a ``PreToolUse`` hook callback to the SDK before 
 answer means the tool does not run; ``continue: false`` ends the turn), ``PostToolUse`` /
 ``PostToolUseFailure`` after it, the ``tool_result`` user message, and the ``result``. It appends what the
 tools "ran" to ``FAKE_CLAUDE_LOG`` so tests can tell whether a tool was executed. No network, no model.
+A tool with ``"sdk": "<server>"`` is a tool of an in-process SDK MCP server (``create_sdk_mcp_server``),
+named ``mcp__<server>__<tool>``: the CLI calls it as Claude Code does, through ``mcp_message`` control
+requests to the SDK (``initialize`` once, then ``tools/call``); its result is the MCP result's content.
+``"no_hooks": true`` skips the ``PreToolUse`` hook of a tool (a CLI that does not ask).
 
 Script: ``{"model": ..., "session_id": ..., "prompts": [{"turns": [...], "result": {...}}], "exit_code": 0}``
 where a turn is ``{"id": "msg_1", "text": "...", "tool": {"id", "name", "input", "result", "is_error"},
@@ -29,6 +33,7 @@ MODEL = SCRIPT.get("model", "claude-sonnet-4-5")
 SESSION = SCRIPT.get("session_id", "session-1")
 hooks: dict[str, list[str]] = {}
 _counter = 0
+_initialized: set[str] = set()
 
 
 def send(obj: dict[str, Any]) -> None:
@@ -104,6 +109,52 @@ def call_hooks(event: str, payload: dict[str, Any], tool_use_id: str) -> list[di
     return answers
 
 
+def control(body: dict[str, Any]) -> dict[str, Any]:
+    """Send a control request to the SDK and return its response (answering the SDK's own meanwhile)."""
+    global _counter
+    _counter += 1
+    request_id = f"cli_req_{_counter}"
+    send({"type": "control_request", "request_id": request_id, "request": body})
+    while True:
+        message = read()
+        if message is None:
+            return {}
+        if message.get("type") == "control_response" and message["response"].get("request_id") == request_id:
+            return message["response"].get("response") or {}
+        if message.get("type") == "control_request":
+            answer(message)
+
+
+def mcp(server: str, method: str, params: dict[str, Any], notify: bool = False) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if not notify:
+        message["id"] = _counter + 1
+    body = {"subtype": "mcp_message", "server_name": server, "message": message}
+    return control(body).get("mcp_response") or {}
+
+
+def call_sdk_tool(tool: dict[str, Any]) -> tuple[Any, bool]:
+    """An in-process SDK MCP server's tool, called as Claude Code calls it: (content, is_error)."""
+    server = tool["sdk"]
+    if server not in _initialized:
+        _initialized.add(server)
+        hello = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "fake", "version": "1"},
+        }
+        mcp(server, "initialize", hello)
+        mcp(server, "notifications/initialized", {}, notify=True)
+    name = tool["name"].split("__", 2)[2]
+    params = {"name": name, "arguments": tool["input"], "_meta": {"claudecode/toolUseId": tool["id"]}}
+    response = mcp(server, "tools/call", params)
+    result = response.get("result")
+    if not isinstance(result, dict):
+        error = (response.get("error") or {}).get("message", "MCP error")
+        return f"Error: {error}", True
+    return result.get("content", []), bool(result.get("isError"))
+
+
 def assistant(turn: dict[str, Any], block: dict[str, Any]) -> None:
     event = {
         "type": "assistant",
@@ -145,10 +196,16 @@ def play(prompt: dict[str, Any]) -> None:
             continue
         assistant(turn, {"type": "tool_use", "id": tool["id"], "name": tool["name"], "input": tool["input"]})
         payload = {"tool_name": tool["name"], "tool_input": tool["input"], "tool_use_id": tool["id"]}
-        answers = call_hooks("PreToolUse", payload, tool["id"])
+        answers = [] if tool.get("no_hooks") else call_hooks("PreToolUse", payload, tool["id"])
         decisions = [a.get("hookSpecificOutput", {}).get("permissionDecision") for a in answers]
         if "deny" in decisions:
             content, is_error = "denied by a PreToolUse hook", True
+        elif tool.get("sdk"):  # the SDK runs it, in its own process
+            content, is_error = call_sdk_tool(tool)
+            if is_error:
+                call_hooks("PostToolUseFailure", {**payload, "error": json.dumps(content)}, tool["id"])
+            else:
+                call_hooks("PostToolUse", {**payload, "tool_response": content}, tool["id"])
         else:
             if LOG:
                 with open(LOG, "a") as log:

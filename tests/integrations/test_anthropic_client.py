@@ -325,3 +325,67 @@ def test_a_stream_left_unfinished_ends_its_step_with_the_run(
     chat = chat_span(telemetry, tracing, run.run_id)
     assert chat.attributes["gen_ai.usage.input_tokens"] == 5
     assert len(telemetry.events("llm_result")) == 1
+
+
+def tool_runner_reply(content: list[dict], stop_reason: str, msg_id: str) -> dict:
+    body = message(30, 7)
+    body.update(id=msg_id, content=content, stop_reason=stop_reason)
+    return body
+
+
+def test_a_tool_runner_function_is_a_tool_step_and_a_guard_stops_it_before_it_runs(
+    guarded, instrument, fake_api, client, tracing
+):
+    """The tool runner runs ``@beta_tool`` functions itself: each call is a tool step begun before the
+    function runs, so a denied one does not run and the stop leaves the runner (nothing more is sent)."""
+    from anthropic import beta_tool
+
+    ran: list[str] = []
+
+    @beta_tool
+    def lookup(city: str) -> str:
+        """Look a city up.
+
+        Args:
+            city: the city's name
+        """
+        ran.append(city)
+        return f"found {city}"
+
+    @beta_tool
+    def delete_city(city: str) -> str:
+        """Delete a city.
+
+        Args:
+            city: the city's name
+        """
+        ran.append(f"deleted {city}")
+        return "deleted"
+
+    telemetry = guarded({"policy": {"deny": {"*": ["delete_city"]}}})
+    instrument("anthropic")
+
+    def use(name: str, tool_id: str) -> Reply:
+        block = {"type": "tool_use", "id": tool_id, "name": name, "input": {"city": "Paris"}}
+        return Reply(tool_runner_reply([block], "tool_use", f"msg_{tool_id}"))
+
+    fake_api.reply(use("lookup", "toolu_1"), use("delete_city", "toolu_2"))
+    with pytest.raises(agent_otel.AgentStopped) as stopped, agent_otel.run("claude-tools") as run:
+        runner = client(fake_api).beta.messages.tool_runner(
+            model=MODEL,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Paris"}],
+            tools=[lookup, delete_city],
+        )
+        runner.until_done()
+    assert stopped.value.stop_reason == "policy_denied"
+    assert ran == ["Paris"]  # the denied function never ran
+    assert len(fake_api.requests) == 2  # nothing was sent after the stop
+    (event,) = telemetry.events("tool_result")
+    assert (event["tool"], event["status"], event["step_id"]) == ("lookup", "ok", 2)
+    assert event["args_sha"] is not None and event["result_sha"] is not None
+    spans = telemetry.spans()
+    tool_spans = [s for s in spans if s.attributes.get("agent.step_id") == 2]
+    assert len(tool_spans) == 1  # one span for the call: the client's own when its tracing is on
+    assert tool_spans[0].attributes["gen_ai.tool.call.id"] == "toolu_1"
+    assert run.result.usage["tool_calls"] == 1

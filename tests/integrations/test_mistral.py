@@ -1190,3 +1190,41 @@ def test_a_streamed_mistralai_extra_run_is_steps_with_the_usage_of_each_turn(tel
     )
     steps_seen = [(e["kind"], e["step_id"], e["tool"]) for e in telemetry.events() if e["kind"] != "stop"]
     assert steps_seen == [("llm_result", 1, None), ("tool_result", 2, "get_weather"), ("llm_result", 3, None)]
+
+
+def test_a_guard_stops_a_mistralai_extra_run_function_before_it_runs(guarded, fake_api, tracing):
+    """``mistralai.extra.run`` runs the local functions itself: each call is a tool step begun before the
+    function runs, so a denied one does not run, and the stop leaves ``run_async`` as itself."""
+    from mistralai.extra.run.context import RunContext
+
+    guarded({"policy": {"deny": {"*": ["send_email"]}}})
+    call = {
+        "type": "function.call",
+        "object": "entry",
+        "tool_call_id": "call_1",
+        "name": "send_email",
+        "arguments": '{"to": "bob@example.com"}',
+        "id": "fc_1",
+    }
+    fake_api.reply(turn([call], (50, 5)), turn([message("Sent.")], (80, 20)))
+    sent: list[str] = []
+
+    def send_email(to: str) -> str:
+        """Send an e-mail.
+
+        Args:
+            to: the address
+        """
+        sent.append(to)
+        return "sent"
+
+    async def ask() -> Any:
+        async with RunContext(model=AGENT_MODEL, continue_on_fn_error=True) as ctx:
+            ctx.register_func(send_email)
+            return await client(fake_api).beta.conversations.run_async(run_ctx=ctx, inputs="Mail Bob")
+
+    with pytest.raises(agent_otel.AgentStopped) as stopped, agent_otel.run("assistant"):
+        asyncio.run(ask())
+    assert stopped.value.stop_reason == "policy_denied"
+    assert sent == []  # the denied function never ran
+    assert len(fake_api.requests) == 1  # and nothing was sent after the stop

@@ -145,7 +145,7 @@ class Unservable(Exception):
 Serve = Callable[[RecordedOutcome], Any]
 
 
-def _refuse(call: ToolCall, why: str, cause: BaseException | None = None) -> NoReturn:
+def refuse(call: ToolCall, why: str, cause: BaseException | None = None) -> NoReturn:
     """A replay never executes a real tool: what cannot be served is refused, so nothing is sent twice."""
     error = ReplayError(f"tool {call.name!r} {why}; not executing it during a replay")
     unserved(call, why)
@@ -155,7 +155,7 @@ def _refuse(call: ToolCall, why: str, cause: BaseException | None = None) -> NoR
 
 def _refuse_under_replay(call: ToolCall) -> None:
     if call.replay is not None:
-        _refuse(call, "is executed by the framework and cannot be served from the recording")
+        refuse(call, "is executed by the framework and cannot be served from the recording")
 
 
 def _recorded(call: ToolCall, serve: Serve | None) -> RecordedOutcome:
@@ -164,14 +164,14 @@ def _recorded(call: ToolCall, serve: Serve | None) -> RecordedOutcome:
         _refuse_under_replay(call)
     outcome = recorded(call)
     if outcome.result_type is not None:
-        _refuse(
+        refuse(
             call,
             f"returned a {outcome.result_type} when recorded; the recording keeps only its JSON form, "
             "not the object the framework received",
         )
     error = outcome.error
     if isinstance(error, RecordedToolError):
-        _refuse(
+        refuse(
             call,
             f"raised {error.module}.{error.error_type} when recorded, a class this process has not "
             "loaded, so the framework cannot be given that error",
@@ -239,7 +239,7 @@ def call_or_serve(
     try:
         return serve(outcome)
     except Unservable as why:
-        _refuse(call, str(why))
+        refuse(call, str(why))
 
 
 async def await_or_serve(
@@ -254,7 +254,7 @@ async def await_or_serve(
         result = serve(outcome)
         return await result if inspect.isawaitable(result) else result
     except Unservable as why:
-        _refuse(call, str(why))
+        refuse(call, str(why))
 
 
 def call_with_timeout(call: ToolCall, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -11,13 +11,16 @@ anthropic 2.x emits its own ``anthropic.messages.create`` CLIENT span for every 
 ``gen_ai.usage.*``) unless its tracing is off (``ANTHROPIC_OPEN_TELEMETRY=false`` or the client's
 ``open_telemetry`` option): agent-otel then adopts that span as the step's span instead of adding a
 second ``chat`` span (see :mod:`agent_otel.native`).
+
+The functions the SDK's tool runner runs itself (``@beta_tool``, toolset members) are tool steps begun
+before they run and served by a replay, never run again: :mod:`agent_otel.integrations._anthropic_tools`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import _content
+from . import _anthropic_tools, _content
 from ._common import as_int, usage_value
 from ._stainless import Api, Response, StainlessIntegration, Usage
 
@@ -113,3 +116,11 @@ class AnthropicIntegration(StainlessIntegration):
     name = "anthropic"
     packages = ("anthropic",)
     api = AnthropicApi
+
+    def instrument(self) -> None:
+        super().instrument()
+        _anthropic_tools.instrument(self._patcher)  # the tool runner's own calls of the application's tools
+
+    def uninstrument(self) -> None:
+        _anthropic_tools.uninstrument()
+        super().uninstrument()

@@ -28,8 +28,15 @@ to the options of every query and client (the user's own hooks stay and run too)
   message with ``error``) -> ``model_error``; an interrupted turn -> ``cancelled``; any other error result
   -> ``error``. A run a guard stopped raises :class:`~agent_otel.AgentStopped` to the consumer once the
   CLI has finished the turn (after the ``ResultMessage`` of ``query()`` / ``receive_response()``).
-* Replay: the CLI runs the tools, and a hook cannot hand it a result instead, so a replayed run's tool
-  uses are refused (denied, and ``ReplayError`` is raised to the consumer): nothing runs twice.
+* Replay: the CLI runs its own tools (Bash, Edit, external MCP servers...), and a hook cannot hand it a
+  result instead, so a replayed run's tool uses are refused (denied, and ``ReplayError`` is raised to the
+  consumer): nothing runs twice. The tools of an in-process SDK MCP server (``create_sdk_mcp_server``)
+  run in this process, where the CLI asks for them through ``mcp_message`` control requests: the
+  recording keeps the MCP result the server answered (``ToolCall.snapshot_json``, or on the recorded
+  ``ToolUseError``), and a replay lets the tool use go ahead and answers the CLI's ``tools/call`` with
+  that result instead of calling the server, so the tool function does not run and the CLI gets what it
+  got then. A tool use recorded before the MCP result was kept is refused, as is a ``tools/call`` of a
+  replayed run that matches no tool use agent-otel saw.
 
 The hooks need the SDK's streaming control protocol, which ``query()`` and ``ClaudeSDKClient`` always use. A
 custom ``transport=`` that does not answer hook callbacks leaves tool uses unrecorded (model turns still are).
@@ -48,15 +55,16 @@ from typing import Any
 from agent_otel import llm
 from agent_otel.conventions import GEN_AI_CONVERSATION_ID
 from agent_otel.guards import ToolDenied
+from agent_otel.hashing import canonical_json, sha
 from agent_otel.llm import LLMCall
-from agent_otel.replay import ReplayError
+from agent_otel.replay import ReplayError, recorded
 from agent_otel.run import MISSING, FrameworkRun, enter_run, exit_run
 from agent_otel.steps import internal_error
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
-from ._common import Patcher, as_int, call_or_serve, start_tool, token_count, usage_value
+from ._common import Patcher, as_int, call_or_serve, refuse, start_tool, token_count, usage_value
 
 AGENT = "claude-agent"
 _RESULT_REASONS = {
@@ -67,10 +75,23 @@ _RESULT_REASONS = {
 _CANCELLED = ("aborted_streaming", "aborted_tools", "interrupted")
 #: Where a client keeps its holder, and the mark on agent-otel's hook callbacks naming theirs.
 _HOLDER_ATTR = "_agent_otel_turns"
+#: The key under which a recorded SDK MCP tool use keeps the MCP result its server answered.
+MCP_RESULT = "$mcp_result"
+#: Where Claude Code names the tool use in a ``tools/call`` to an SDK MCP server.
+_TOOL_USE_META = "claudecode/toolUseId"
+#: Whether the SDK MCP servers' messages go through agent-otel's hook (else a replay refuses their tools).
+_mcp_hooked = False
 
 
 class ToolUseError(Exception):
-    """A tool use the CLI reported as failed (``PostToolUseFailure``, or an ``is_error`` tool result)."""
+    """A tool use the CLI reported as failed (``PostToolUseFailure``, or an ``is_error`` tool result).
+
+    ``mcp_result``: for a tool of an in-process SDK MCP server, the MCP result the server answered (kept
+    with the recorded error, so that a replay answers the CLI the same)."""
+
+    def __init__(self, message: str, mcp_result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.mcp_result = mcp_result
 
 
 class ModelResponseError(Exception):
@@ -115,6 +136,9 @@ class _Turn:
         self.provider = _provider(options)
         self.session_id = conversation
         self.tools: dict[str, ToolCall] = {}
+        self.sdk_servers = _sdk_servers(options)
+        self.mcp_results: dict[str, dict[str, Any]] = {}  # tool_use_id -> what its SDK MCP server answered
+        self.serving: dict[str, dict[str, Any]] = {}  # tool_use_id -> the recorded MCP result to answer
         self.agents: dict[str | None, _Responses] = {None: _Responses()}
         self.began: dict[str, tuple[int, int]] = {}  # when each tool use in flight began (a Task's subagent)
         self.model_error = False
@@ -144,7 +168,10 @@ class _Turn:
                 run, name, data.get("tool_input"), call_id=tool_use_id, attach=False, tool_type=kind
             )
             if call is not None and call.replay is not None:
-                call_or_serve(call, None, _nothing)  # refuses: the CLI runs the tool, it cannot be served
+                if _mcp_hooked and self._sdk_tool(name):
+                    self.serving[tool_use_id or ""] = _recorded_mcp_result(call)
+                else:
+                    call_or_serve(call, None, _nothing)  # refuses: the CLI runs the tool, it cannot be served
         except ToolDenied as exc:  # on_deny: raise: this tool is refused, the agent carries on
             return _deny(str(exc), stop=False)
         except (AgentStopped, ReplayError) as exc:
@@ -159,12 +186,36 @@ class _Turn:
     def post_tool(self, tool_use_id: str | None, result: Any = None, error: str | None = None) -> None:
         call = self.tools.pop(tool_use_id or "", None)
         self.began.pop(tool_use_id or "", None)
+        self.serving.pop(tool_use_id or "", None)
+        mcp_result = self.mcp_results.pop(tool_use_id or "", None)
         if call is None:
             return
         if error is None:
+            if mcp_result is not None:  # served by a replay from what is recorded: the CLI's result is hashed
+                call.snapshot_json = canonical_json({MCP_RESULT: mcp_result})
             call.ok(result)
         else:
-            call.fail(ToolUseError(error))
+            call.fail(ToolUseError(error, mcp_result))
+
+    # --- in-process SDK MCP servers ------------------------------------------------------------------
+
+    def _sdk_tool(self, name: str) -> bool:
+        """Whether ``name`` is a tool of an in-process SDK MCP server (``mcp__<server>__<tool>``)."""
+        return any(name.startswith(f"mcp__{server}__") for server in self.sdk_servers)
+
+    def mcp_call(self, server: str, params: dict[str, Any]) -> tuple[str | None, ToolCall | None]:
+        """The tool use a ``tools/call`` to an SDK MCP server answers: named in its ``_meta`` (Claude
+        Code does), else the first tool use in flight of that tool and arguments."""
+        name = f"mcp__{server}__{params.get('name')}"
+        meta = params.get("_meta")
+        named = meta.get(_TOOL_USE_META) if isinstance(meta, dict) else None
+        if isinstance(named, str) and named in self.tools:
+            return named, self.tools[named]
+        args_sha = sha(params.get("arguments") if params.get("arguments") is not None else {})
+        for tool_use_id, call in self.tools.items():
+            if call.name == name and call.args_sha == args_sha and tool_use_id not in self.mcp_results:
+                return tool_use_id, call
+        return None, None
 
     # --- messages (read by the SDK's reader task, in the order the CLI sent them) -------------------
 
@@ -321,6 +372,37 @@ class _Turn:
 
 def _nothing() -> None:
     return None
+
+
+def _sdk_servers(options: Any) -> tuple[str, ...]:
+    """The names of the in-process SDK MCP servers among the options' ``mcp_servers``."""
+    servers = getattr(options, "mcp_servers", None)
+    if not isinstance(servers, dict):
+        return ()
+    return tuple(
+        str(name)
+        for name, config in servers.items()
+        if isinstance(config, dict) and config.get("type") == "sdk"
+    )
+
+
+def _recorded_mcp_result(call: ToolCall) -> dict[str, Any]:
+    """The MCP result a replayed SDK MCP tool use is answered with: what its server answered when the
+    call was recorded. A recording without it (made before it was kept) is refused."""
+    outcome = recorded(call)
+    error = outcome.error
+    if error is not None:
+        kept = getattr(error, "mcp_result", None) if isinstance(error, ToolUseError) else None
+    else:
+        value = outcome.value
+        kept = value.get(MCP_RESULT) if isinstance(value, dict) else None
+    if not isinstance(kept, dict):
+        refuse(
+            call,
+            "is a tool of an in-process SDK MCP server whose result was recorded by an agent-otel that did "
+            "not keep the MCP result the server answered, so it cannot be answered from the recording",
+        )
+    return kept
 
 
 def _provider(options: Any) -> str:
@@ -594,6 +676,51 @@ def _make_start(original: Callable[..., Any]) -> Callable[..., Any]:
     return start
 
 
+def _make_handle_sdk_mcp_request(original: Callable[..., Any]) -> Callable[..., Any]:
+    """An in-process SDK MCP server's ``tools/call``: its MCP result kept for the recording, or, under a
+    replay, answered from the recording without calling the server."""
+
+    @functools.wraps(original)
+    async def _handle_sdk_mcp_request(
+        self: Any, server_name: str, message: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        holder = _holder_of(self)
+        turn = holder.turn if holder is not None else None
+        params = message.get("params") if isinstance(message, dict) else None
+        if turn is None or not isinstance(params, dict) or message.get("method") != "tools/call":
+            return await original(self, server_name, message, *args, **kwargs)
+        tool_use_id, call = _safely("matching an SDK MCP tool call", turn.mcp_call, server_name, params) or (
+            None,
+            None,
+        )
+        run = turn.run
+        if call is not None and tool_use_id is not None and call.replay is not None:
+            served = turn.serving.pop(tool_use_id, None)
+            if served is not None:
+                turn.mcp_results[tool_use_id] = served
+                return {"jsonrpc": "2.0", "id": message.get("id"), "result": served}
+        if (call is None or call.replay is not None) and run is not None and getattr(run, "is_replay", False):
+            # Not a tool use agent-otel began and matched: during a replay it is not executed.
+            refusal = ReplayError(
+                f"tool {params.get('name')!r} of the SDK MCP server {server_name!r} matches no tool use of "
+                "the recording; not executing it during a replay"
+            )
+            if turn.stopped is None:
+                turn.stopped = refusal
+            return {
+                "jsonrpc": "2.0",
+                "id": message.get("id"),
+                "error": {"code": -32603, "message": str(refusal)},
+            }
+        response = await original(self, server_name, message, *args, **kwargs)
+        result = response.get("result") if isinstance(response, dict) else None
+        if call is not None and tool_use_id is not None and isinstance(result, dict):
+            turn.mcp_results[tool_use_id] = {k: v for k, v in result.items() if k != "_meta"}
+        return response
+
+    return _handle_sdk_mcp_request
+
+
 class ClaudeAgentSDKIntegration(Integration):
     """Adds agent-otel's tool hooks to every query and client and reads their messages."""
 
@@ -626,6 +753,12 @@ class ClaudeAgentSDKIntegration(Integration):
                 )
         for owner, attr, make in targets:
             self._patcher.wrap(owner, attr, make)
+        global _mcp_hooked
+        _mcp_hooked = hasattr(internal_query.Query, "_handle_sdk_mcp_request")
+        if _mcp_hooked:  # an SDK that routes in-process MCP servers' messages there: replays serve them
+            self._patcher.wrap(internal_query.Query, "_handle_sdk_mcp_request", _make_handle_sdk_mcp_request)
 
     def uninstrument(self) -> None:
+        global _mcp_hooked
+        _mcp_hooked = False
         self._patcher.restore()

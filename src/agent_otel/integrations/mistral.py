@@ -32,6 +32,9 @@ on, with the request's and the response's messages).
 
 Outside any run, and inside an LLM call a framework integration records itself (``_client.begin``),
 requests pass through untouched, as with the other client integrations.
+
+The local functions ``mistralai.extra.run`` runs between a conversation's turns are tool steps begun
+before they run and served by a replay, never run again: :mod:`agent_otel.integrations._mistral_run`.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from agent_otel.replay import unserved
 from agent_otel.steps import active_run, internal_error, span_binding
 from agent_otel.tools import ToolCall, ToolOptions
 
-from . import Integration, _client, _content
+from . import Integration, _client, _content, _mistral_run
 from ._client import Reply, Watch
 from ._common import Patcher, as_int, parse_json_args, usage_value
 
@@ -668,6 +671,11 @@ class MistralIntegration(Integration):
             for method, turn, stream in methods:
                 self._patcher.wrap(owner, method, _wrap(turn, stream))
                 self._patcher.wrap(owner, f"{method}_async", _wrap_async(turn, stream))
+        conversations = importlib.import_module("mistralai.client.conversations").Conversations
+        for method in ("run_async", "run_stream_async"):  # mistralai.extra.run's local functions
+            if hasattr(conversations, method):
+                self._patcher.wrap(conversations, method, _mistral_run.wrap_run(self._patcher))
+        _mistral_run.patch(self._patcher)
         streams = importlib.import_module("mistralai.client.utils.eventstreaming")
         self._patcher.wrap(streams.EventStream, "close", _client.wrap_close)
         self._patcher.wrap(streams.EventStreamAsync, "close", _client.wrap_aclose)

@@ -101,6 +101,10 @@ def _after_fork_in_child() -> None:
         sink._in_flight = 0
         sink._timer = None  # the parent's retry timer did not fork with it
         sink._gc = None  # the parent carries on with its own gc
+        # The records the parent could not write are the parent's drops: the child counting them again in
+        # its agent_otel_telemetry_dropped_total and exit summary counted each once per worker.
+        sink.dropped = sink.rejected = 0
+        sink.written = 0
 
 
 if hasattr(os, "register_at_fork"):

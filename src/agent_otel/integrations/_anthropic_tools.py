@@ -1,0 +1,209 @@
+"""The Anthropic SDK's tool runner (``client.beta.messages.tool_runner``): the functions it runs itself.
+
+The tool runner calls the ``@beta_tool`` / ``@beta_async_tool`` functions (and built-in function tools such
+as the memory tool) itself, each through ``_run_tool(tool, tool_use)``, and each member of a toolset
+through the toolset's ``tool_result(tool_use)``, streamed runners (``stream=True``, ``run_tools_eagerly``)
+included. Seen only through the SDK's own ``anthropic.custom_tool_use`` span (when its tracing is on), a
+call would be recorded after it ran and a replay could not keep it from running again. So each call is a
+tool step begun here, before the function runs (guards first), on the SDK's span when there is one:
+
+* a function tool's step ends with the function's own return value or exception, from a stand-in for the
+  tool that the runner calls as it would call the tool; under a replay the stand-in returns the recorded
+  value (or raises the recorded error) instead of calling the function, and the runner makes of it the
+  ``tool_result`` block it made then (its error text included), so the model gets the same answer;
+* a toolset member's step (``tool_result(tool_use)`` of the SDK's toolset classes, which the runner calls
+  and an application driving ``messages.create`` itself may call too) ends with the ``tool_result`` block
+  the toolset answered, which a replay hands back instead of asking the toolset. A toolset that overrides
+  ``tool_result`` itself (the SDK's contract is ``call``) is seen through the SDK's span only.
+
+What cannot be served (another call than the recorded one in lenient mode, a result that was an object,
+an error of a class not loaded) is refused with ``ReplayError``, raised to the caller as itself: the
+runner would otherwise make a tool error of it and go on asking the model. The runner's span scope is
+registered with the bridge (:func:`agent_otel.bridge.register_hooks`), so its tool spans wait for these
+hooks instead of becoming steps of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from agent_otel import bridge
+from agent_otel.replay import ReplayError
+from agent_otel.stop import AgentStopped
+from agent_otel.tools import ToolCall
+
+from ._common import (
+    Patcher,
+    await_or_serve,
+    await_with_timeout,
+    begin_hooked_tool,
+    call_or_serve,
+    end_tool_step,
+    never_run,
+    served,
+)
+
+FRAMEWORK = "Anthropic tool runner"
+#: The SDK's tracer scopes: ``com.anthropic.sdk.python``, and the platform clients' (``..._otel_platform``).
+SCOPE = "com.anthropic.sdk.python"
+SCOPES = (SCOPE, *(f"{SCOPE}.{p}" for p in ("aws", "bedrock", "foundry", "google_cloud", "vertex")))
+
+
+def _begin(tool_use: Any, description: Any = None) -> ToolCall | None:
+    call_id = getattr(tool_use, "id", None)
+    return begin_hooked_tool(
+        str(getattr(tool_use, "name", None) or "tool"),
+        getattr(tool_use, "input", None),
+        call_id if isinstance(call_id, str) and call_id else None,
+        FRAMEWORK,
+        description if isinstance(description, str) and description else None,
+    )
+
+
+class _StandIn:
+    """What the runner calls in place of a tool: the tool itself (timed, its outcome the step's), or,
+    under a replay, the recorded outcome."""
+
+    def __init__(self, tool: Any, call: ToolCall, is_async: bool) -> None:
+        self.tool = tool
+        self.name = getattr(tool, "name", call.name)
+        self.step = call
+        self.is_async = is_async
+        self.refused: BaseException | None = None
+
+    def call(self, input: object) -> Any:
+        return self._acall(input) if self.is_async else self._call(input)
+
+    def _call(self, input: object) -> Any:
+        call = self.step
+        try:
+            value = call_or_serve(call, served, self.tool.call, input)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        end_tool_step(call, value, None, FRAMEWORK)
+        return value
+
+    async def _acall(self, input: object) -> Any:
+        call = self.step
+        try:
+            if call.replay is not None:
+                value = await await_or_serve(call, served, never_run)
+            else:
+                value = await await_with_timeout(call, self.tool.call, input)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        end_tool_step(call, value, None, FRAMEWORK)
+        return value
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, (AgentStopped, ReplayError)):
+            self.refused = exc  # the runner would make a tool error of it: raised as itself instead
+        end_tool_step(self.step, None, exc, FRAMEWORK)
+
+    def outcome(self, result: Any) -> Any:
+        if self.refused is not None:
+            raise self.refused
+        return result
+
+
+def _make_run_tool(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _run_tool(self: Any, tool: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin(tool_use, getattr(tool, "description", None))
+        if call is None:
+            return original(self, tool, tool_use, *args, **kwargs)
+        stand_in = _StandIn(tool, call, is_async=False)
+        try:
+            result = original(self, stand_in, tool_use, *args, **kwargs)
+        except BaseException as exc:
+            end_tool_step(call, None, exc, FRAMEWORK)
+            raise
+        return stand_in.outcome(result)
+
+    return _run_tool
+
+
+def _make_arun_tool(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def _run_tool(self: Any, tool: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin(tool_use, getattr(tool, "description", None))
+        if call is None:
+            return await original(self, tool, tool_use, *args, **kwargs)
+        stand_in = _StandIn(tool, call, is_async=True)
+        try:
+            result = await original(self, stand_in, tool_use, *args, **kwargs)
+        except BaseException as exc:
+            end_tool_step(call, None, exc, FRAMEWORK)
+            raise
+        return stand_in.outcome(result)
+
+    return _run_tool
+
+
+def _make_member_result(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def tool_result(self: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin(tool_use)
+        if call is None:
+            return original(self, tool_use, *args, **kwargs)
+        try:
+            result = call_or_serve(call, served, original, self, tool_use, *args, **kwargs)
+        except BaseException as exc:
+            end_tool_step(call, None, exc, FRAMEWORK)
+            raise
+        end_tool_step(call, result, None, FRAMEWORK)
+        return result
+
+    return tool_result
+
+
+def _make_amember_result(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def tool_result(self: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin(tool_use)
+        if call is None:
+            return await original(self, tool_use, *args, **kwargs)
+        try:
+            if call.replay is not None:
+                result = await await_or_serve(call, served, never_run)
+            else:
+                result = await await_with_timeout(call, original, self, tool_use, *args, **kwargs)
+        except BaseException as exc:
+            end_tool_step(call, None, exc, FRAMEWORK)
+            raise
+        end_tool_step(call, result, None, FRAMEWORK)
+        return result
+
+    return tool_result
+
+
+def instrument(patcher: Patcher) -> None:
+    """Hook the tool runners of this anthropic version, if it has them (no-op before the tool runner)."""
+    try:
+        from anthropic.lib.tools import _beta_runner as runner
+    except ImportError:
+        return
+    try:
+        from anthropic.lib.tools._toolsets import _runnable as toolsets
+    except ImportError:  # an anthropic without toolsets
+        toolsets = None
+    hooks = (
+        (getattr(runner, "BaseSyncToolRunner", None), "_run_tool", _make_run_tool),
+        (getattr(runner, "BaseAsyncToolRunner", None), "_run_tool", _make_arun_tool),
+        (getattr(toolsets, "BetaRunnableToolset", None), "tool_result", _make_member_result),
+        (getattr(toolsets, "BetaAsyncRunnableToolset", None), "tool_result", _make_amember_result),
+    )
+    for owner, attr, make in hooks:
+        if owner is not None and hasattr(owner, attr):
+            patcher.wrap(owner, attr, make)
+    for scope in SCOPES:
+        bridge.register_hooks(scope)
+
+
+def uninstrument() -> None:
+    for scope in SCOPES:
+        bridge.register_hooks(scope, on=False)
