@@ -245,3 +245,20 @@ def test_a_generator_closed_early_is_cancelled_not_an_error(telemetry):
     assert run.result.stop_reason is StopReason.COMPLETED
     (tool,) = tool_spans(telemetry)
     assert tool.attributes[c.TOOL_STATUS] == "cancelled" and tool.status.status_code.name == "UNSET"
+
+
+def test_agent_stopped_stays_an_exception_that_application_error_handling_catches(telemetry):
+    """Users and frameworks catch it with ``except Exception`` (README: why it is not a BaseException)."""
+
+    @agent_otel.tool(name="loop")
+    def loop() -> None:
+        agent_otel.current_run().stop("loop_detected")  # the next step is refused with AgentStopped
+
+    caught = None
+    try:
+        with agent_otel.run("stoppable"):
+            loop()
+            loop()
+    except Exception as exc:  # an application's generic handler
+        caught = exc
+    assert isinstance(caught, AgentStopped) and caught.stop_reason is StopReason.LOOP_DETECTED
