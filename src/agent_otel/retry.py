@@ -46,10 +46,8 @@ class Retry:
         """Whether attempt number ``attempt`` (1-based), which raised ``exc``, gets another try."""
         if attempt >= self.max_attempts or not isinstance(exc, Exception):
             return False  # never retry cancellation, KeyboardInterrupt or SystemExit
-        from agent_otel.stop import AgentStopped, is_time_limit
-
-        if isinstance(exc, AgentStopped) or is_time_limit(exc):
-            return False  # (a task queue's time limit: retrying would take the task past it)
+        if never_retried(exc):
+            return False
         if callable(self.retry_on) and not isinstance(self.retry_on, tuple):
             return bool(self.retry_on(exc))
         return isinstance(exc, self.retry_on)
@@ -62,3 +60,16 @@ class Retry:
         if self.jitter == "equal":
             return bound / 2 + _rng.uniform(0.0, bound / 2)
         return bound
+
+
+def never_retried(exc: BaseException) -> bool:
+    """Exceptions no ``retry_on`` can make a retry of, because they are decisions, not failures.
+
+    A guard's stop (AgentStopped) or refusal (ToolDenied, a replay's ReplayError): a retry would run what
+    was refused. A task queue's time limit: a retry would take the task past it. A framework's control
+    flow (agent_otel.stop.CONTROL_FLOW: an interrupt, a handoff, ModelRetry): a retry would run again a
+    tool that asked a human, or answer the model's framework with a second result it did not ask for.
+    """
+    from agent_otel.stop import AgentStopped, Refusal, control_flow, is_time_limit
+
+    return isinstance(exc, AgentStopped | Refusal) or is_time_limit(exc) or control_flow(exc) is not None

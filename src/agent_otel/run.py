@@ -52,8 +52,10 @@ from agent_otel.steps import (
 from agent_otel.stop import (
     HARD_TIME_LIMIT_DETAIL,
     AgentStopped,
+    Flow,
     StopReason,
     StopResult,
+    control_flow,
     is_hard_time_limit,
     is_time_limit,
 )
@@ -322,7 +324,15 @@ class Run:
             return StopReason.CANCELLED
         if is_time_limit(exc):  # the task queue's deadline for the task (Celery's soft time limit)
             return StopReason.TIMEOUT
-        return self.ledger.failure_reason(exc) or self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
+        noted = self.ledger.failure_reason(exc)
+        if noted is not None:
+            return noted
+        flow = control_flow(exc)
+        if flow is Flow.PAUSE:  # the agent waits for a human: its resume is the next run
+            return StopReason.INTERRUPTED
+        if flow is not None:  # a handoff, or feedback for the model: the run did its part
+            return StopReason.COMPLETED
+        return self.ledger.unnoted_failure(self.steps) or StopReason.ERROR
 
     def _detail_for(self, exc: BaseException | None) -> str | None:
         """A sub-agent's stop that ends this run too says so: the reason is the sub-agent's, not a limit
@@ -553,6 +563,8 @@ class Run:
         """``error.type`` of the stop (the span's with ``reason``, the stop event's without)."""
         if exc is None or isinstance(exc, AgentStopped) or reason is StopReason.COMPLETED:
             return None
+        if reason in (None, StopReason.INTERRUPTED) and control_flow(exc) is not None:
+            return None  # a pause is not an error
         return type(exc).__name__
 
     def _end_span(

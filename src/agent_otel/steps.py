@@ -75,7 +75,14 @@ from agent_otel import runtime
 from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
 from agent_otel.runtime import Runtime
-from agent_otel.stop import TIME_LIMIT_TYPES, AgentStopped, StopReason, StopResult, is_time_limit
+from agent_otel.stop import (
+    TIME_LIMIT_TYPES,
+    AgentStopped,
+    Refusal,  # noqa: F401  (defined below Retry's layer; policies import it here)
+    StopReason,
+    StopResult,
+    is_time_limit,
+)
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
@@ -279,17 +286,23 @@ def is_cancelled(exc: BaseException) -> bool:
 
 
 #: The ``error.type`` of a step that was cancelled rather than failed (a span read after the fact names it).
-CANCELLATION_TYPES = frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit"}) | TIME_LIMIT_TYPES
+CANCELLATION_TYPES = (
+    frozenset({"CancelledError", "KeyboardInterrupt", "SystemExit", "GeneratorExit"}) | TIME_LIMIT_TYPES
+)
 
 
 def is_cancellation(exc: BaseException | str) -> bool:
     """Whether ``exc`` (an exception, or an error type read from a span) cancelled a step rather than
-    failed it: asyncio's cancellation, KeyboardInterrupt, SystemExit or a task queue's time limit (Celery's
-    soft one). A cancelled step ends ``cancelled``, not ``error``, whether it is a tool call or an LLM
-    request."""
+    failed it: asyncio's cancellation, KeyboardInterrupt, SystemExit, a task queue's time limit (Celery's
+    soft one), or a generator closed before its end (GeneratorExit: its consumer went away). A cancelled
+    step ends ``cancelled``, not ``error``, whether it is a tool call or an LLM request."""
     if isinstance(exc, str):
         return exc in CANCELLATION_TYPES
-    return isinstance(exc, KeyboardInterrupt | SystemExit) or is_cancelled(exc) or is_time_limit(exc)
+    return (
+        isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit)
+        or is_cancelled(exc)
+        or is_time_limit(exc)
+    )
 
 
 # --- telemetry failures ------------------------------------------------------------------------------
@@ -312,15 +325,6 @@ def internal_error(what: str, exc: BaseException) -> None:
 
 
 # --- policies ----------------------------------------------------------------------------------------
-
-
-class Refusal(Exception):
-    """Base of the exceptions a policy raises into agent code *on purpose* instead of stopping the run:
-    a guard's ``ToolDenied`` (``guards.policy.on_deny: raise``), a replay's ``ReplayError``.
-
-    Integrations let these (and :class:`~agent_otel.AgentStopped`) through to the framework and treat
-    every other exception from a step's start as a telemetry failure; a refused step never runs.
-    """
 
 
 class RunPolicy:

@@ -122,6 +122,81 @@ def is_hard_time_limit(exc: BaseException | None) -> bool:
     return _task is not None and isinstance(exc, SystemExit) and hard_time_limit_reached()
 
 
+class Flow(enum.Enum):
+    """What a framework means by an exception that is control flow, not a failure."""
+
+    #: The agent waits for a human (or another system): the step is ``interrupted``, the run
+    #: ``interrupted`` (LangGraph ``interrupt()``, PydanticAI ``ApprovalRequired``, Strands interrupts).
+    PAUSE = "pause"
+    #: Control passes to another graph or agent: the step ends ``ok`` and the run ``completed``
+    #: (LangGraph ``Command(graph=Command.PARENT)``, raised as ``ParentCommand``).
+    HANDOFF = "handoff"
+    #: The tool asks the model to try again (PydanticAI ``ModelRetry``): the tool span is ``error`` (the
+    #: call did not succeed), but the run has not failed: the model answers it.
+    TO_MODEL = "to_model"
+
+
+#: Exception classes that are control flow, by qualified name (``module.QualName`` of the class that
+#: defines it), so that no framework is imported to know them. A subclass inherits its base's flow.
+CONTROL_FLOW: dict[str, Flow] = {
+    "langgraph.errors.GraphInterrupt": Flow.PAUSE,
+    "langgraph.errors.NodeInterrupt": Flow.PAUSE,
+    "langgraph.errors.ParentCommand": Flow.HANDOFF,
+    "pydantic_ai.exceptions.ApprovalRequired": Flow.PAUSE,
+    "pydantic_ai.exceptions.CallDeferred": Flow.PAUSE,
+    "pydantic_ai.exceptions.ModelRetry": Flow.TO_MODEL,
+    "pydantic_ai.exceptions.ToolRetryError": Flow.TO_MODEL,  # ModelRetry as PydanticAI's hooks see it
+    "strands.interrupt.InterruptException": Flow.PAUSE,
+    # Microsoft Agent Framework: a tool (an ``Agent.as_tool()`` sub-agent) that needs the user's input.
+    "agent_framework.exceptions.UserInputRequiredException": Flow.PAUSE,
+    # CrewAI flows: a human-feedback provider pausing the flow (``kickoff()`` returns it).
+    "crewai.flow.async_feedback.types.HumanFeedbackPending": Flow.PAUSE,
+}
+
+_flows: dict[type, Flow | None] = {}  # per class, after the walk of its MRO; cleared on registration
+
+
+def register_control_flow(exc_type: type[BaseException] | str, flow: Flow) -> None:
+    """Make ``exc_type`` (a class, or its qualified name ``module.QualName``) control flow meaning ``flow``
+    for the steps and runs it leaves and for :class:`~agent_otel.Retry`."""
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a Flow, not {flow!r}")
+    name = exc_type if isinstance(exc_type, str) else _qualified(exc_type)
+    CONTROL_FLOW[name] = flow
+    _flows.clear()
+
+
+def control_flow(exc: BaseException | None) -> Flow | None:
+    """The :class:`Flow` ``exc`` stands for, or None for an exception that is a real failure."""
+    if exc is None:
+        return None
+    cls = type(exc)
+    try:
+        return _flows[cls]
+    except KeyError:
+        pass
+    found = None
+    for base in cls.__mro__:
+        found = CONTROL_FLOW.get(_qualified(base))
+        if found is not None:
+            break
+    if len(_flows) < 1024:  # (classes made on the fly must not grow it without bound)
+        _flows[cls] = found
+    return found
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def handoff_result(exc: BaseException) -> Any:
+    """What a step that handed over returned: the framework's command or result the exception carries."""
+    result = getattr(exc, "result", None)
+    if result is not None:
+        return result
+    return exc.args[0] if len(exc.args) == 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class StopResult(Mapping[str, Any]):
     """What the caller (and its UI) receives when a run stops.
@@ -172,3 +247,13 @@ class AgentStopped(Exception):
     @property
     def stop_reason(self) -> StopReason:
         return self.result.stop_reason
+
+
+class Refusal(Exception):
+    """Base of the exceptions a policy raises into agent code *on purpose* instead of stopping the run:
+    a guard's ``ToolDenied`` (``guards.policy.on_deny: raise``), a replay's ``ReplayError``.
+
+    Integrations let these (and :class:`~agent_otel.AgentStopped`) through to the framework and treat
+    every other exception from a step's start as a telemetry failure; a refused step never runs, and
+    :class:`~agent_otel.Retry` never runs it again.
+    """

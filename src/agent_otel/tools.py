@@ -30,7 +30,7 @@ from agent_otel import conventions as c
 from agent_otel import steps
 from agent_otel.hashing import canonical_json, sha, sha_bytes
 from agent_otel.steps import Step, active_run, internal_error, is_cancelled, note_failure
-from agent_otel.stop import AgentStopped, StopReason
+from agent_otel.stop import AgentStopped, Flow, StopReason, control_flow, handoff_result
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
@@ -206,11 +206,20 @@ class ToolCall(Step):
         A cancellation (asyncio's, KeyboardInterrupt, SystemExit) is not the tool failing: the call ends
         ``cancelled``, span status UNSET (as a ``cancelled`` run's), with ``error.type`` naming what
         cancelled it. Its note still lets the agent's own deadline around it end the run ``tool_timeout``.
+        Nor is a framework's control flow (agent_otel.stop.Flow): an interrupt ends the call
+        ``interrupted``, a handoff ``ok``; a request to the model to try again (``ModelRetry``) is an
+        ``error`` of the call that does not make the run's stop ``tool_error``.
         """
+        flow = control_flow(exc)
+        if flow is Flow.PAUSE:
+            return self.interrupted()
+        if flow is Flow.HANDOFF:
+            return self.ok(handoff_result(exc))
         if not self.claim_end():
             return
-        reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
-        note_failure(self.run, exc, reason)
+        if flow is None:  # (ModelRetry is answered by the model: the call failed, the run did not)
+            reason = StopReason.TOOL_TIMEOUT if _is_timeout(exc) else StopReason.TOOL_ERROR
+            note_failure(self.run, exc, reason)
         cancelled = steps.is_cancellation(exc)
         try:
             if cancelled:  # the span's status stays UNSET

@@ -8,7 +8,9 @@ tool call (a graph used as a tool, or a subgraph called from a tool) it is a sub
 run; a subgraph running as a node of its parent graph joins the parent's run.
 
 Stop reasons: ``GraphRecursionError`` -> ``max_steps``; a guard's ``AgentStopped`` -> the guard's
-reason; a consumer that stops iterating ``stream()`` early -> ``cancelled``; other exceptions follow
+reason; a consumer that stops iterating ``stream()`` early, or a drain (``GraphDrained``: the run was
+asked to stop at a step boundary, at shutdown) -> ``cancelled``; a subgraph's handoff to its parent
+(``ParentCommand``) -> ``completed``; other exceptions follow
 the run's usual rules (``tool_error`` when a tool raised, ``model_error`` when a model call failed).
 
 Human in the loop: a graph that pauses (``interrupt()``, ``interrupt_before``/``interrupt_after``) ends
@@ -49,6 +51,9 @@ def _reason(exc: BaseException) -> StopReason | None:
 
     if isinstance(exc, GraphRecursionError):
         return StopReason.MAX_STEPS
+    drained = getattr(sys.modules.get("langgraph.errors"), "GraphDrained", None)  # (langgraph 1.2+)
+    if drained is not None and isinstance(exc, drained):  # a drain at shutdown (RunControl.request_drain)
+        return StopReason.CANCELLED
     if isinstance(exc, GraphInterrupt):  # a nested graph pausing: it bubbles up to the graph the caller ran
         return StopReason.INTERRUPTED
     if isinstance(exc, GraphBubbleUp):  # Command(graph=Command.PARENT): control goes to the parent graph

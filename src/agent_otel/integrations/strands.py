@@ -28,6 +28,7 @@ span's ``finish_reason`` says ``limit_turns`` (``max_steps``), ``limit_output_to
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -190,6 +191,8 @@ async def _execute_tool(context: Any, next_fn: Callable[[Any], AsyncIterator[Any
     """Finish the step while Strands' tool span is open; under a replay, answer without running the tool."""
     from strands.types._events import ToolResultEvent
 
+    interrupt_event = getattr(sys.modules.get("strands.types._events"), "ToolInterruptEvent", None)
+
     call = _calls.get(context.agent, _tool_use_id(context.tool_use))
     if call is not None and call.replay is not None:
         outcome = recorded(call)
@@ -198,8 +201,14 @@ async def _execute_tool(context: Any, next_fn: Callable[[Any], AsyncIterator[Any
         yield ToolResultEvent(served)
         return
     async for event in next_fn(context):
-        if call is not None and not call.done and isinstance(event, ToolResultEvent):
-            _finish(call, event.tool_result, event.exception)
+        if call is not None and not call.done:
+            if isinstance(event, ToolResultEvent):
+                _finish(call, event.tool_result, event.exception)
+            elif interrupt_event is not None and isinstance(event, interrupt_event):
+                # The tool asked for human input (tool_context.interrupt()): it has no result, and Strands
+                # skips the after-hook; the step is interrupted, not a tool that answered.
+                call.interrupted()
+                _calls.pop(context.agent, _tool_use_id(context.tool_use))
         yield event
 
 

@@ -1,0 +1,62 @@
+"""Strands interrupts under agent-otel (``tool_context.interrupt()``, raised as ``InterruptException``): the
+agent pauses and resumes as it does without agent-otel, the tool that asked is ``interrupted`` (not
+``error``), an ``agent_otel.Retry`` on its body never asks the human again, and the run is ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import agent_otel
+from tests.envs.strands.fake_model import FakeModel, text, tool_use
+
+pytest.importorskip("strands")
+
+from opentelemetry.trace import StatusCode
+from strands import Agent, ToolContext, tool
+
+MODEL = "claude-3-5-haiku-20241022"
+
+
+def approval_agent(asked: list[int]) -> Any:
+    contexts: list[ToolContext] = []  # (the context holds the agent: not an argument to hash)
+
+    @agent_otel.tool(name="ask_human", retry=agent_otel.Retry(max_attempts=3, base_delay_s=0))
+    def ask_human(amount: int) -> str:
+        asked.append(amount)
+        return contexts[-1].interrupt("approval", reason={"amount": amount})
+
+    @tool(context=True)
+    def refund(amount: int, tool_context: ToolContext) -> str:
+        """Refund, once a human approved it."""
+        contexts.append(tool_context)
+        return f"refund {amount}: {ask_human(amount)}"
+
+    model = FakeModel(tool_use("refund", {"amount": 500}, "t1"), text("refunded"), model_id=MODEL)
+    return Agent(model=model, tools=[refund], name="refunder", callback_handler=None)
+
+
+def test_an_interrupt_pauses_the_run_and_the_resume_completes(telemetry, instrument):
+    instrument("strands")
+    asked: list[int] = []
+    agent = approval_agent(asked)
+    paused = agent("refund 500")
+    assert paused.stop_reason == "interrupt" and asked == [500]
+    (interrupt,) = paused.interrupts
+    done = agent([{"interruptResponse": {"interruptId": interrupt.id, "response": "approved"}}])
+    assert str(done).strip() == "refunded" and asked == [500, 500]
+
+    spans = telemetry.spans()
+    runs = sorted([s for s in spans if "agent.stop_reason" in s.attributes], key=lambda s: s.start_time)
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["interrupted", "completed"]
+    # (Strands' own agent span is the run: Strands sets its status, OK for an interrupt; not an error)
+    assert runs[0].status.status_code is not StatusCode.ERROR and "error.type" not in runs[0].attributes
+    bodies = sorted([s for s in spans if s.name == "execute_tool ask_human"], key=lambda s: s.start_time)
+    assert [b.attributes["agent.tool.status"] for b in bodies] == ["interrupted", "ok"]
+    assert [b.attributes["agent.tool.attempts"] for b in bodies] == [1, 1]
+    assert bodies[0].status.status_code is StatusCode.UNSET and "error.type" not in bodies[0].attributes
+    refunds = sorted([s for s in spans if s.name == "execute_tool refund"], key=lambda s: s.start_time)
+    assert refunds[0].attributes["agent.tool.status"] == "interrupted"
+    assert "error.type" not in refunds[0].attributes
