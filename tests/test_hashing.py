@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 import uuid
 
 import pydantic
@@ -496,3 +497,48 @@ def test_a_tool_given_distinct_callbacks_is_not_a_loop(telemetry):
             transform([1.25], fn)
     assert run.result.stop_reason.value == "completed"
     assert len({e["args_sha"] for e in telemetry.events("tool_result")}) == 4
+
+
+class _Shared:
+    """A link of a chain in which every object holds the next one twice (two tools holding one client)."""
+
+    def __init__(self, child: _Shared | None, name: str) -> None:
+        self.name = name
+        self.left = child
+        self.right = child
+
+
+def _shared_chain(depth: int, top: str = "top") -> _Shared:
+    node = None
+    for i in range(depth):
+        node = _Shared(node, f"n{i}")
+    node.name = top
+    return node
+
+
+def test_an_object_graph_with_shared_parts_is_hashed_in_bounded_time_and_apart():
+    """orjson and json expand a shared object once per path to it: 2**40 expansions for this chain (a tool
+    given a framework's context object, which holds the agent, its tools and their common client, spent
+    over a minute in hashing on the agent's thread). Past a count of expansions the hash is made from a
+    copy cut at a bounded size instead: still deterministic, and graphs that differ near the top apart."""
+    start = time.monotonic()
+    first = sha(_shared_chain(40))
+    again = sha(_shared_chain(40))
+    other = sha(_shared_chain(40, top="other"))
+    elapsed = time.monotonic() - start
+    assert elapsed < 30, elapsed  # (it never finished before; about 0.3 s each on a quiet machine)
+    assert first == again
+    assert first != other
+
+
+def test_a_small_graph_with_shared_parts_keeps_the_hash_it_always_had():
+    """Below the count of expansions nothing changes: the hash is still the seed's json.dumps of the tree."""
+    value = _shared_chain(8)
+
+    def tree(node: _Shared | None) -> object:
+        if node is None:
+            return None
+        return {"$type": "_Shared", "name": node.name, "left": tree(node.left), "right": tree(node.right)}
+
+    text = json.dumps(tree(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert sha(value) == hashlib.sha256(text.encode()).hexdigest()[:24]

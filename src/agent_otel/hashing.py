@@ -24,6 +24,7 @@ import json
 import marshal
 import math
 import re
+import threading
 import types
 import uuid
 from collections.abc import Mapping
@@ -157,7 +158,36 @@ def _cached_properties(cls: type) -> frozenset[str]:
 
 def _encode(obj: Any) -> str:
     """Canonical JSON of a single set element, used only to sort sets deterministically."""
-    return canonical_json(obj).decode("utf-8", "surrogatepass")
+    return _canonical(obj).decode("utf-8", "surrogatepass")  # (counts on with the value it is part of)
+
+
+# An object graph with shared parts (an agent whose tools all hold the same client, a framework's context
+# object holding the agent) is a tree to orjson and json: each path to a shared object expands it again, so
+# the work doubles with every level of sharing (a chain of 18 objects each holding the next one twice took
+# 10 s, and a tool given Strands' ToolContext over 60 s, on the agent's thread). So the values that
+# _default expands are counted per hash; past _MAX_EXPANSIONS the encoders give up and the value is hashed
+# from a copy cut at _FALLBACK_CHARS characters of JSON, in time proportional to that. Below the count
+# nothing changes: the hashes of every value that took less are the ones they always were.
+_MAX_EXPANSIONS = 10_000
+_FALLBACK_CHARS = 500_000
+
+
+class _Expansions(threading.local):
+    n = 0
+
+
+_expansions = _Expansions()
+
+
+class _TooManyObjects(Exception):
+    pass
+
+
+def _counted(obj: Any) -> Any:
+    count = _expansions.n = _expansions.n + 1
+    if count > _MAX_EXPANSIONS:
+        raise _TooManyObjects
+    return _default(obj)
 
 
 def _may_hold_nonfinite(obj: Any) -> bool:
@@ -236,9 +266,18 @@ def canonical_json(obj: Any) -> bytes:
     so every path falls through to a sanitised copy and, at worst, to the object's type name.
     """
     try:
-        out = orjson.dumps(obj, default=_default, option=_ORJSON_OPTS)
+        return _canonical(obj)
+    finally:
+        if _expansions.n:
+            _expansions.n = 0
+
+
+def _canonical(obj: Any) -> bytes:
+    try:
+        out = orjson.dumps(obj, default=_counted, option=_ORJSON_OPTS)
     except Exception:
-        pass
+        if _expansions.n > _MAX_EXPANSIONS:
+            return _cut_copy(obj)
     else:
         if len(out) < _SHORT:  # a few dozen bytes: bytes searches cost less than calling re
             if (
@@ -250,8 +289,10 @@ def canonical_json(obj: Any) -> bytes:
         elif not _orjson_may_differ(out) and not (_NULL.search(out) and _may_hold_nonfinite(obj)):
             return out
     try:
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_counted)
     except Exception:
+        if _expansions.n > _MAX_EXPANSIONS:
+            return _cut_copy(obj)
         # Cycles, mixed-type keys, a raising model_dump or __repr__: encode a sanitised copy instead.
         try:
             text = json.dumps(
@@ -260,6 +301,27 @@ def canonical_json(obj: Any) -> bytes:
         except Exception:
             text = json.dumps({"$type": _type_name(obj)}, separators=(",", ":"))
     return text.encode("utf-8", "surrogatepass")
+
+
+def _cut_copy(obj: Any) -> bytes:
+    """The JSON of a copy of ``obj`` cut at ``_FALLBACK_CHARS`` (see ``_MAX_EXPANSIONS``)."""
+    try:
+        copy = _sanitise(obj, 0, set(), _Budget(_FALLBACK_CHARS, 0))
+        text = json.dumps(_finished(copy), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except Exception:
+        text = json.dumps({"$type": _type_name(obj)}, separators=(",", ":"))
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _finished(value: Any) -> Any:
+    """The copy with its cut strings ending in their marker (a cut string is a different value)."""
+    if isinstance(value, Cut):
+        return value.finish()
+    if isinstance(value, dict):
+        return {_finished(k): _finished(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finished(v) for v in value]
+    return value
 
 
 def _type_name(obj: Any) -> str:
