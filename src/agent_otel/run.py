@@ -26,10 +26,10 @@ from typing import Any, ParamSpec, TypeVar, overload
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
 from agent_otel import conventions as c
-from agent_otel import runtime
+from agent_otel import runtime, span_attributes
 from agent_otel.events import new_event
 from agent_otel.hashing import canonical_json, sha_bytes
 from agent_otel.llm import record
@@ -296,12 +296,14 @@ class Run:
         self, rt: runtime.Runtime, attributes: dict[str, Any], parent_ctx: Context | None, links: Any
     ) -> Span:
         """The run's span (a subclass may adopt a framework's span instead, agent_otel.bridge)."""
-        return rt.tracer.start_span(
+        return span_attributes.start_span(
+            rt.tracer,
             c.run_span_name(self.agent),
-            context=parent_ctx,
-            attributes=attributes,
-            links=links,
-            start_time=self._start_wall_ns,
+            parent_ctx,
+            SpanKind.INTERNAL,
+            attributes,
+            links,
+            self._start_wall_ns,
         )
 
     def _exit(self, exc: BaseException | None) -> None:
@@ -506,7 +508,7 @@ class Run:
             error_type = self._error_type(exc, reason)
             if error_type:
                 attributes[c.ERROR_TYPE] = error_type
-            span.set_attributes(attributes)
+            span_attributes.set_attributes(span, attributes)
             if getattr(span, "dropped_attributes", 0):  # a span attribute limit: keep what runs are found by
                 keep_essential(span, self._essential(attributes))
             event_attrs: dict[str, Any] = {c.STOP_REASON: value, "stop_class": stop_class}

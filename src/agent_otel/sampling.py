@@ -29,13 +29,23 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SynchronousMultiSpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from agent_otel import native
+from agent_otel import native, span_attributes
+from agent_otel.span_attributes import handover
 from agent_otel.steps import context_binding
+
+span_attributes.enable()
 
 
 class RecordForRuns(Sampler):
@@ -75,6 +85,78 @@ class RecordForRuns(Sampler):
         if name == "sampler":  # not set yet (copy, pickle): no recursion
             raise AttributeError(name)
         return getattr(self.sampler, name)
+
+
+class HandOver(Sampler):
+    """The sampler of agent-otel's own tracer where the application's is made of the SDK's samplers
+    (:func:`handing_over`): it samples as the application's does, and takes the attributes
+    agent_otel.span_attributes hands over out of the result, for the processor list to put on the span
+    before its processors see it, so that the span's constructor does not clean them again."""
+
+    hands_over = True  # what agent_otel.span_attributes.start_span looks for
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        result = self.sampler.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        if attributes is not None and attributes is handover.given:
+            handover.given = None
+            if result.decision is not Decision.DROP:
+                # The SDK's samplers make a new result per call, holding exactly these attributes.
+                handover.placing = attributes
+                result.attributes = _NO_ATTRIBUTES
+        return result
+
+    def get_description(self) -> str:
+        return self.sampler.get_description()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "sampler":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.sampler, name)
+
+
+def handing_over(sampler: Any) -> Any:
+    """``sampler``, wrapped in :class:`HandOver` when that is exact (the SDK's samplers only)."""
+    return HandOver(sampler) if _echoes(sampler) else sampler
+
+
+_NO_ATTRIBUTES: Any = SamplingResult(Decision.DROP).attributes  # an empty read-only mapping
+_ECHOING = (StaticSampler.should_sample, TraceIdRatioBased.should_sample)
+_PARENT_BASED_DELEGATES = (
+    "_root",
+    "_remote_parent_sampled",
+    "_remote_parent_not_sampled",
+    "_local_parent_sampled",
+    "_local_parent_not_sampled",
+)
+
+
+def _echoes(sampler: Any, depth: int = 0) -> bool:
+    """Whether ``sampler`` is made of the SDK's samplers only (their own ``should_sample``, not a
+    subclass's): a decision that does not depend on the attributes, and, when it records, a new result
+    whose attributes are exactly those given (the SDK's span constructor then cleans them)."""
+    method = getattr(type(sampler), "should_sample", None)
+    if method in _ECHOING:
+        return True
+    if method is ParentBased.should_sample and depth < 4:
+        try:
+            return all(_echoes(getattr(sampler, name), depth + 1) for name in _PARENT_BASED_DELEGATES)
+        except AttributeError:  # another SDK layout
+            return False
+    return False
 
 
 def _needed(parent_context: Context | None, name: str, attributes: Attributes) -> bool:
@@ -185,7 +267,13 @@ class _SynchronousHiding(SynchronousMultiSpanProcessor):
     processors that ask for it (``sees_recorded_for_runs``: the bridge), not to the application's. The
     loops are the base class's, inline: this runs for every span of the provider."""
 
+    places_handed_over = True  # agent_otel.span_attributes: on_start puts them on the span first
+
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        placing = handover.placing
+        if placing is not None:
+            handover.placing = None
+            span_attributes.place(span, placing)
         processors = self._span_processors
         if _starting.forced:
             _starting.forced = False
@@ -214,7 +302,13 @@ class _ConcurrentHiding(ConcurrentMultiSpanProcessor):
     """The same for the SDK's concurrent processor list (an application's choice): a hidden span's own
     processors are called on the calling thread."""
 
+    places_handed_over = True
+
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        placing = handover.placing
+        if placing is not None:
+            handover.placing = None
+            span_attributes.place(span, placing)
         if _starting.forced:
             _starting.forced = False
             if _hide(span):

@@ -241,12 +241,20 @@ def _own_tracer(provider: Any) -> Any:
     """agent-otel's tracer, sampled by the application's sampler as it is: its runs and steps are counted
     whatever the sampler says, so a span of theirs in a dropped trace need not be recorded (other
     libraries' spans are, see agent_otel.sampling)."""
-    from agent_otel.sampling import RecordForRuns
+    from agent_otel.sampling import HandOver, RecordForRuns, handing_over
 
     tracer = provider.get_tracer(runtime_mod.SCOPE, __version__)
     sampler = getattr(tracer, "sampler", None)
     if isinstance(sampler, RecordForRuns):
-        tracer.sampler = sampler.sampler
+        tracer.sampler = sampler = sampler.sampler
+    if (
+        sampler is not None
+        and not isinstance(sampler, HandOver)
+        and getattr(getattr(tracer, "span_processor", None), "places_handed_over", False) is True
+    ):
+        # Its spans' own attributes are put on them without cleaning them again, where the application's
+        # sampler is made of the SDK's and the processor list places them (agent_otel.span_attributes).
+        tracer.sampler = handing_over(sampler)
     return tracer
 
 

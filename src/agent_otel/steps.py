@@ -71,7 +71,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent_otel import conventions as c
-from agent_otel import runtime
+from agent_otel import runtime, span_attributes
 from agent_otel.events import new_event
 from agent_otel.redaction import record_exception
 from agent_otel.runtime import Runtime
@@ -647,12 +647,9 @@ class Step:
     def start_span(self, rt: Runtime, parent: Any, start_time_ns: int | None) -> Span:
         """The step's span, started now as a child of ``parent`` (None: the current context). A kind may
         defer it or use another library's span of the same call instead (``agent_otel.llm``)."""
-        return rt.tracer.start_span(
-            self.span_name(),
-            context=parent,
-            kind=self.span_kind,
-            attributes=self.start_attributes(rt),
-            start_time=start_time_ns,
+        attributes = self.start_attributes(rt)
+        return span_attributes.start_span(
+            rt.tracer, self.span_name(), parent, self.span_kind, attributes, None, start_time_ns
         )
 
     def back_date(self, duration_ms: float) -> None:
@@ -687,7 +684,7 @@ class Step:
         span = self.span
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         try:
-            span.set_attributes(attributes)
+            span_attributes.set_attributes(span, attributes)
             if getattr(span, "dropped_attributes", 0) and self.runtime is not None:
                 keep_essential(span, {**self.start_attributes(self.runtime), **attributes})
             if exc is not None:
