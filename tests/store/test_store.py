@@ -133,6 +133,37 @@ def test_a_run_is_stored_while_it_runs_and_its_end_is_never_undone(tmp_path):
     assert [tuple(r) for r in got] == [("success", "completed", end[1]["tool_calls"])]
 
 
+def test_values_left_empty_by_some_records_or_by_a_whole_batch_read_back_as_written(tmp_path):
+    """The write path leaves out of its statements the columns every row of a batch leaves empty (binding
+    None is slow): a value set in one row of a batch, a column empty in every row, an end record whose
+    empty columns clear what its start record set, all read back as the records hold them."""
+    path = str(tmp_path / "s.db")
+    now = seed.now_ms()
+    failed = seed.run_records(now, failing=("http.get", "Timeout"), conversation_id="conv-1")
+    quiet = seed.run_records(now + 1)  # no error, no conversation: those columns are empty in its batch
+    quiet[-1][1]["model"] = None  # the end record's empty model replaces the start record's
+    seed.write(path, failed + quiet[:-1])
+    seed.write(path, quiet[-1:])
+    events = [p for t, p in failed + quiet if t == "event"]
+    got = rows(path, "SELECT * FROM agent_events ORDER BY id")
+    assert len(got) == len(events)
+    for row, event in zip(got, events, strict=True):
+        for column in ("run_id", "kind", "ts_ms", "step_id", "tool", "status", "error", "stop_reason"):
+            assert row[column] == event.get(column), (column, dict(row), event)
+        assert (row["usage"] is None) == (event.get("usage") is None)
+        assert row["args"] is None and row["result"] is None and row["attempts"] is None
+    assert sum(r["error"] == "Timeout" for r in got) == 1
+    runs = {r["run_id"]: r for r in rows(path, "SELECT * FROM agent_runs")}
+    end_failed, end_quiet = failed[-1][1], quiet[-1][1]
+    assert runs[end_failed["run_id"]]["conversation_id"] == "conv-1"
+    assert runs[end_failed["run_id"]]["model"] == "gpt-4o"
+    assert runs[end_quiet["run_id"]]["conversation_id"] is None
+    assert runs[end_quiet["run_id"]]["model"] is None
+    assert runs[end_quiet["run_id"]]["status"] == "success"
+    for run in runs.values():
+        assert run["parent_run_id"] is None and run["replay_of"] is None and run["detail"] is None
+
+
 def test_seed_records_match_the_sdk(telemetry):
     """The synthetic runs other tests seed have the same shape as what a real run emits."""
     one_run()

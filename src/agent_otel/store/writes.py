@@ -25,6 +25,7 @@ import functools
 import math
 import time
 from collections.abc import Sequence
+from itertools import compress, cycle
 from typing import TYPE_CHECKING, Any
 
 from agent_otel.store import schema, summaries
@@ -76,8 +77,9 @@ def insert(store: Store, table: str, columns: Sequence[str], values: list[Any], 
         rows = [values[i : i + width] for i in range(0, len(values), width)]
         store.conn.cursor().executemany(store.sql(_statement(table, tuple(columns), tail, 1)), rows)
         return
-    per = max(1, min(_MAX_ROWS, store.max_params // width))
     total = len(values) // width
+    columns, width, values = _without_nulls(columns, width, total, values)
+    per = max(1, min(_MAX_ROWS, store.max_params // width))
     execute = store.conn.execute
     i = 0
     while i < total:
@@ -88,6 +90,23 @@ def insert(store: Store, table: str, columns: Sequence[str], values: list[Any], 
         text = store.sql(_statement(table, tuple(columns), tail, n))
         execute(text, values if n == total else values[i * width : (i + n) * width])
         i += n
+
+
+def _without_nulls(
+    columns: Sequence[str], width: int, rows: int, values: list[Any]
+) -> tuple[Sequence[str], int, list[Any]]:
+    """``columns`` less those NULL in every row, and the values without them: an omitted column gets
+    NULL (no column the store writes has a default), but the sqlite3 module binds None about ten times
+    slower than an int or a short string (None is not one of the types it binds directly: it looks up an
+    adapter for it, then asks the protocol type for ``__adapt__``, an AttributeError each time).
+    Most rows leave the same columns empty (an event's error, raw args and result; a run's parent,
+    replay and conversation), so a batch drops them for all its rows and the statements stay few."""
+    empty = [c for c in range(width) if values[c::width].count(None) == rows]
+    if not empty or len(empty) == width:
+        return columns, width, values
+    keep = [c not in empty for c in range(width)]
+    kept = tuple(c for c, k in zip(columns, keep, strict=True) if k)
+    return kept, len(kept), list(compress(values, cycle(keep)))
 
 
 @functools.lru_cache(maxsize=256)
