@@ -258,6 +258,7 @@ class Store:
         self.summarized = False  # the schema has run summaries (6+): writes keep them up to date
         self._summary_runs: dict[str, tuple[int, str, bool]] = {}  # see summaries.deltas
         self._summary_orphans: dict[str, None] = {}  # runs with events but no row yet: summaries.deltas
+        self._summary_rows: dict[Any, tuple[str, Any]] = {}  # summary rows this writer wrote last: _add_rows
 
     # --- dialect hooks -------------------------------------------------------------------------------
 

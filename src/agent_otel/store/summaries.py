@@ -618,8 +618,13 @@ def apply(store: Store, d: Deltas) -> None:
 
 
 def _add_rows(store: Store, rows: dict[tuple[int, int, str], Summary]) -> None:
-    """Merge ``rows`` into the stored ones (locked row by row in PostgreSQL, in key order)."""
+    """Merge ``rows`` into the stored ones (locked row by row in PostgreSQL, in key order).
+
+    A row is read back every time (another process may have added to it), but parsed only when it is not
+    the text this writer stored last: a writer's batches mostly add to the same hour and day rows, whose
+    histograms grow over the day, and parsing them was much of a small batch's cost."""
     lock = " FOR UPDATE" if store.kind == "postgresql" else ""
+    last, store._summary_rows = store._summary_rows, {}
     for key in sorted(rows):
         delta = rows[key]
         if store.kind == "postgresql":
@@ -631,18 +636,25 @@ def _add_rows(store: Store, rows: dict[tuple[int, int, str], Summary]) -> None:
         found = store.execute(
             f"SELECT data FROM {TABLE} WHERE span_ms = ? AND bucket_ms = ? AND agent = ?{lock}", key
         ).fetchone()
-        total = Summary.loads(found[0] if found else None)
+        text = found[0] if found else None
+        mine = last.get(key)
+        # The Summary this writer stored as exactly this text (a failed transaction's rows are not read
+        # back: the text differs, and is parsed).
+        total = mine[1] if mine is not None and text is not None and mine[0] == text else Summary.loads(text)
         total.merge(delta)
-        _put(store, key, total)
+        store._summary_rows[key] = (_put(store, key, total), total)
 
 
-def _put(store: Store, key: tuple[int, int, str], s: Summary) -> None:
+def _put(store: Store, key: tuple[int, int, str], s: Summary) -> str:
+    """Store ``s`` as the row of ``key``; the text stored."""
+    text = s.dumps()
     store.execute(
         f"INSERT INTO {TABLE} (span_ms, bucket_ms, agent, runs, events, data) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (span_ms, bucket_ms, agent) DO UPDATE SET runs = excluded.runs, "
         "events = excluded.events, data = excluded.data",
-        (*key, s.runs, s.events, s.dumps()),
+        (*key, s.runs, s.events, text),
     )
+    return text
 
 
 # --- rebuilding from the raw tables -------------------------------------------------------------------
