@@ -218,3 +218,30 @@ def test_exact_and_summarized_figures_agree_with_python_over_every_row(location)
         assert (everything["runs"], everything["abandoned"], everything["running"]) == (890, 10, 0)
     finally:
         store.close()
+
+
+def test_two_writers_adding_to_the_same_hours_keep_the_summaries_whole(location):
+    """Each writer reuses the summary rows it stored last without parsing them again; one that another
+    writer added to since must be read anew, or its additions would be overwritten and lost."""
+    now = seed.now_ms()
+    records = generated(now, n=240, days=0.1, rng_seed=11)  # a few hours: every batch adds to the same rows
+    first = StoreSink(target(location), {"logs_days": 0, "tool_snapshot_days": 0})
+    second = StoreSink(target(location), {"logs_days": 0, "tool_snapshot_days": 0})
+    try:
+        for n, i in enumerate(range(0, len(records), 100)):
+            sink = first if n % 3 else second  # first, first, second: each sees the other's rows change
+            sink.write(records[i : i + 100])
+            assert sink.error is None, sink.error
+    finally:
+        first.close()
+        second.close()
+    store = open_store(target(location), create=False)
+    try:
+        # whole hours only: what SUMMARIZED reads from the summary rows
+        since, until = summaries.floor_to(now - DAY, HOUR), summaries.floor_to(now, HOUR) + HOUR
+        want = reference(store, since, until, None)
+        assert want["runs"] > 200
+        summed = periods.period(store, since, until, None, method=periods.SUMMARIZED)
+        assert_agrees(summed, want, rel=summaries.ACCURACY)
+    finally:
+        store.close()
