@@ -294,6 +294,57 @@ def test_a_forked_child_does_not_resend_the_parents_queued_events(tmp_path):
     assert run_ids == ["child", "parent-0", "parent-1", "parent-2"]
 
 
+def test_a_fork_while_the_event_file_is_being_written_leaves_the_child_a_writable_file(tmp_path):
+    """The parent's pipeline thread is inside the file's write (a pipe nobody reads yet) when the
+    application forks. The child's copy of the stream's lock was taken for good: its events never reached
+    the file and its flush timed out. The fork now waits (at most 1 s) for the write in progress."""
+    from agent_otel.events import Pipeline
+
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    sink = JsonLinesSink(str(fifo), include=["run_id"])
+    pipeline = Pipeline([sink], interval_s=60)
+    big = "p" * 300_000  # more than the pipe holds: the write waits for a reader
+    pipeline.emit("event", new_event("stop", big, "a", None, None))
+    deadline = time.monotonic() + 5
+    while not pipeline._busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert pipeline._busy  # the pipeline's thread is in the write
+    received = bytearray()
+    stop = threading.Event()
+
+    def drain() -> None:
+        time.sleep(0.3)  # the fork below is already waiting
+        while not stop.is_set():
+            try:
+                chunk = os.read(reader, 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            received.extend(chunk)
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            pipeline.emit("event", new_event("stop", "child", "a", None, None))
+            os._exit(0 if pipeline.flush(5) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert pipeline.flush(5)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        drainer.join(5)
+        os.close(reader)
+        pipeline.close()
+    run_ids = sorted(json.loads(line)["run_id"] for line in bytes(received).splitlines())
+    assert run_ids == ["child", big]
+
+
 @pytest.fixture
 def batch_job(monkeypatch, tmp_path):
     """A short-lived process's setup(): OTLP metrics every 60 s to a real receiver, which the test reads

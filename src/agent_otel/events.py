@@ -133,6 +133,11 @@ class JsonLinesSink:
                 raise
             self._stream = os.fdopen(fd, "ab")
             self._owned = True
+        # Held while the stream is written (see _before_fork): a fork while the pipeline's thread is in
+        # the stream's write leaves the child a stream whose internal lock nobody will ever release.
+        self._lock = threading.Lock()
+        self._fork_locked = False
+        _json_sinks.add(self)
 
     def write(self, batch: list[Record]) -> None:
         fields = self._fields
@@ -149,12 +154,45 @@ class JsonLinesSink:
             except TypeError:  # an int beyond 64 bits, a non-string key, a lone surrogate: this line only
                 lines.append(orjson.dumps(json_safe(line)))
         if lines:
-            self._stream.write(b"\n".join(lines) + b"\n")
-            self._stream.flush()
+            with self._lock:
+                self._stream.write(b"\n".join(lines) + b"\n")
+                self._stream.flush()
 
     def close(self) -> None:
         if self._owned:
             self._stream.close()
+
+
+_json_sinks: weakref.WeakSet[JsonLinesSink] = weakref.WeakSet()
+_FORK_WAIT_S = 1.0  # how long a fork waits for a JSON lines write in progress (then forks regardless)
+
+
+def _before_fork() -> None:
+    """A fork waits for a write in progress to finish, so that no stream is mid-write in the child: its
+    buffered writer's lock would stay taken there, and the child's first event write (or its exit's
+    close) would wait for it forever."""
+    deadline = time.monotonic() + _FORK_WAIT_S
+    for sink in list(_json_sinks):
+        sink._fork_locked = sink._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+
+
+def _after_fork_in_parent() -> None:
+    for sink in list(_json_sinks):
+        if sink._fork_locked:
+            sink._fork_locked = False
+            sink._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_json_sinks):
+        sink._lock = threading.Lock()
+        sink._fork_locked = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 def after_fork_in_child(obj: object, method: str) -> None:
