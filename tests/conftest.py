@@ -22,12 +22,23 @@ import agent_otel
 from agent_otel import sdk
 from tests.helpers import IN_CI, metric_points
 
-
 # With CI=true nothing skips: a skip there is a prerequisite CI failed to install (a framework missing
 # from the extras makes `pytest.importorskip` skip a whole module), so it is reported as a failure.
+#
+# One exception: scripts/test-pythons.sh runs the core suite on the other Python versions in environments
+# that deliberately hold no agent framework (AGENT_OTEL_CORE_ONLY=1). A test there that imports a module
+# the environment lacks skips: pip installed every core extra, so the module is a framework's, and .venv
+# (which has them all, and where this exception does not apply) runs the same test with CI=true. The
+# script's list of framework folders alone failed CI when framework tests were added to tests/replay and
+# tests/store.
+_CORE_ONLY = os.environ.get("AGENT_OTEL_CORE_ONLY") == "1"
+
+
 def _fail_skip_in_ci(report: Any) -> None:
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         why = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if _CORE_ONLY and "could not import '" in why:
+            return
         report.outcome = "failed"
         report.longrepr = f"skipped with CI=true, where every prerequisite must be present: {why}"
 
