@@ -17,7 +17,8 @@ import pydantic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_otel.hashing import canonical_json, sha
+from agent_otel.hashing import canonical_json, json_safe, jsonable, sha
+from agent_otel.snapshots import error_document
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -529,6 +530,54 @@ def test_an_object_graph_with_shared_parts_is_hashed_in_bounded_time_and_apart()
     assert elapsed < 30, elapsed  # (it never finished before; about 0.4 s each under load)
     assert first == again
     assert first != other
+
+
+def test_a_cyclic_graph_with_shared_parts_is_hashed_in_bounded_time_and_apart():
+    """A cycle sends the hash to a sanitised copy (orjson and json refuse cycles), which expanded every path
+    to a shared object as well: a chain of 30 links whose last holds the first never finished."""
+
+    def cyclic(top: str) -> _Shared:
+        head = _shared_chain(30, top)
+        node = head
+        while node.left is not None:
+            node = node.left
+        node.left = head  # the client's pool holds the agent that holds the client
+        return head
+
+    start = time.monotonic()
+    first, again, other = sha(cyclic("top")), sha(cyclic("top")), sha(cyclic("other"))
+    assert time.monotonic() - start < 30
+    assert first == again
+    assert first != other
+
+
+def test_a_whole_copy_of_a_graph_with_shared_parts_is_cut_in_bounded_time():
+    """The JSON copies that redaction, an exception's recording and a store's fallback make had no bound:
+    an exception holding a client whose parts share their parts stalled the thread that recorded it."""
+    error = RuntimeError("pool exhausted")
+    error.client = _shared_chain(40)  # type: ignore[attr-defined]
+    start = time.monotonic()
+    copy = jsonable(_shared_chain(40))
+    document = json.loads(error_document(error))
+    safe = json_safe({"client": _shared_chain(40)})
+    assert time.monotonic() - start < 30
+    text = json.dumps(copy)
+    assert copy["name"] == "top" and "[truncated" in text
+    assert len(text) < 1_000_000  # the fallback's 500,000 characters and the markers
+    assert document["message"] == "pool exhausted" and document["attrs"]["client"]["name"] == "top"
+    assert safe["client"]["name"] == "top"
+
+
+def test_a_whole_copy_below_the_count_is_the_whole_value():
+    """Below the count of conversions a whole copy is exactly the value's tree, with no marker."""
+    value = _shared_chain(8)
+
+    def tree(node: _Shared | None) -> object:
+        if node is None:
+            return None
+        return {"$type": "_Shared", "name": node.name, "left": tree(node.left), "right": tree(node.right)}
+
+    assert jsonable(value) == tree(value)
 
 
 def test_a_small_graph_with_shared_parts_keeps_the_hash_it_always_had():

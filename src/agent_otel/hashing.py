@@ -184,10 +184,14 @@ class _TooManyObjects(Exception):
 
 
 def _counted(obj: Any) -> Any:
+    _counted_expansion()
+    return _default(obj)
+
+
+def _counted_expansion() -> None:
     count = _expansions.n = _expansions.n + 1
     if count > _MAX_EXPANSIONS:
         raise _TooManyObjects
-    return _default(obj)
 
 
 def _may_hold_nonfinite(obj: Any) -> bool:
@@ -298,6 +302,8 @@ def _canonical(obj: Any) -> bytes:
             text = json.dumps(
                 _sanitise(obj, 0, set()), sort_keys=True, separators=(",", ":"), ensure_ascii=False
             )
+        except _TooManyObjects:  # a cyclic graph with shared parts: the copy counts on (see _sanitise)
+            return _cut_copy(obj)
         except Exception:
             text = json.dumps({"$type": _type_name(obj)}, separators=(",", ":"))
     return text.encode("utf-8", "surrogatepass")
@@ -368,7 +374,11 @@ def _sanitise(obj: Any, depth: int, seen: set[int], budget: _Budget | None = Non
                 if budget is None:
                     return [_sanitise(v, depth + 1, seen) for v in obj]
                 return _bounded_list(obj, depth, seen, budget)
+            if budget is None:  # whole copies count the objects they convert (see jsonable)
+                _counted_expansion()
             converted = _default(obj)
+        except _TooManyObjects:
+            raise
         except Exception:  # a user object whose model_dump, __repr__, items() or __iter__ raises
             converted = _fallback(obj)
         return _sanitise(converted, depth + 1, seen, budget)
@@ -445,8 +455,22 @@ def jsonable(obj: Any, max_chars: int | None = None, slack: int = 0) -> Any:
     ``obj``: containers end with a marker saying how much was left out, and a string that does not fit
     is a :class:`Cut` (its first ``keep`` characters plus ``slack`` more, so that a redactor sees a
     secret that straddles the cut whole before the cut is made).
+
+    Without it the copy is whole, unless the objects it converts pass ``_MAX_EXPANSIONS``: a graph with
+    shared parts (an exception holding a client, which holds its pool, ...) doubles the work with every
+    level of sharing, as for the hashes, so past that count the copy is the one cut at
+    ``_FALLBACK_CHARS`` characters, with its markers.
     """
-    return _sanitise(obj, 0, set(), None if max_chars is None else _Budget(max_chars, slack))
+    if max_chars is not None:
+        return _sanitise(obj, 0, set(), _Budget(max_chars, slack))
+    outer = _expansions.n  # (a copy made while a hash counts keeps that count)
+    _expansions.n = 0
+    try:
+        return _sanitise(obj, 0, set())
+    except _TooManyObjects:
+        return _finished(_sanitise(obj, 0, set(), _Budget(_FALLBACK_CHARS, 0)))
+    finally:
+        _expansions.n = outer
 
 
 class Cut(str):
