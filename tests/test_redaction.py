@@ -304,10 +304,10 @@ def test_a_long_unbroken_string_is_redacted_in_linear_time():
     import time
 
     blob = "x" * 200_000
-    start = time.perf_counter()
+    start = time.thread_time()  # (CPU of this thread: a loaded machine's waits do not count)
     assert Redactor().redact_text(blob) == blob
     assert Redactor().redact_text(f"{blob}@example.com") == "[EMAIL]"
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
 
 
 def test_a_huge_argument_is_cut_then_redacted_once_and_nothing_downstream_exceeds_the_limit(

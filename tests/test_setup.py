@@ -275,20 +275,26 @@ def test_interpreter_exit_is_bounded_with_the_collector_down(collector):
     try:
         proc, elapsed = run_script(
             """
+            import time
             import agent_otel
             agent_otel.setup("svc", store=False, instrument=False)
             with agent_otel.run("a") as run:
                 for i in range(1000):
                     run.call_tool("t", lambda i: i, {"i": i})
             print(run.result.stop_reason)
+            print(time.monotonic())  # (the system's clock: the test reads it too)
         """,
             env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint},
         )
+        exited = time.monotonic()
     finally:
         if hole:
             hole.close()
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "completed"
+    reason, finished = proc.stdout.split()
+    assert reason == "completed"
     assert "Traceback" not in proc.stderr
-    # interpreter start + 1000 calls + a 1 s bounded shutdown; the SDK alone would take 7-40 s here
-    assert elapsed < 6, (elapsed, proc.stderr)
+    # From the script's last line to the process gone: a 1 s bounded shutdown (the SDK alone would take
+    # 7-40 s here). Timed from there, not from the start, so that a loaded machine's slow interpreter
+    # start and 1000 calls do not count.
+    assert exited - float(finished) < 3, (exited - float(finished), elapsed, proc.stderr)
