@@ -185,7 +185,7 @@ class BridgedToolCall(ToolCall):
     """A tool step whose span is a framework's ``execute_tool`` span, or will be (``deferred``: an
     integration's hook began it before the framework started the span)."""
 
-    __slots__ = ("checked", "deferred", "ends_with_fn", "native", "span_ms", "start_time_ns", "unmatched")
+    __slots__ = ("checked", "deferred", "ends_with_fn", "native", "refused", "span_ms", "start_time_ns", "unmatched")
 
     def __init__(self, run: Run, options: ToolOptions, args: Any, call_id: str | None) -> None:
         super().__init__(run, options, args, sha(args), call_id, None)
@@ -195,6 +195,7 @@ class BridgedToolCall(ToolCall):
         self.ends_with_fn = False  # begun from its span alone: a claiming @tool function's outcome ends it
         self.unmatched = False  # begun before its arguments were known: a replay matches it later
         self.claimable = True  # an @agent_otel.tool function the framework calls is this call
+        self.refused = False  # a policy refused it (ToolDenied): its framework span is not a step
         self.start_time_ns = time.time_ns()
         self.span_ms: float | None = None  # the span's own duration, when its library ends it at a time
 
@@ -442,6 +443,13 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
     elif op == c.OP_EXECUTE_TOOL:
         pending_tool = _pending_tool.get()
         if (
+            pending_tool is not None
+            and pending_tool.refused
+            and pending_tool.run is run
+            and (attributes.get(c.GEN_AI_TOOL_NAME) or native.named(span, op)) == pending_tool.name
+        ):
+            _pending_tool.set(None)  # the framework's span of the call the hook refused: no step, no checks
+        elif (
             pending_tool is not None
             and pending_tool.run is run
             and pending_tool.native is None
@@ -980,17 +988,24 @@ def begin_tool(
         binding.fill(run, call)  # the hook came: whatever the guards say, no step after the fact
     else:
         call.deferred = True
+    from agent_otel.guards import ToolDenied
     from agent_otel.steps import begin
 
     begun = None
     try:
         begun = begin(call, attach=False)
         return begun  # type: ignore[return-value]
+    except ToolDenied:
+        # on_deny: raise: an integration may hand the refusal to the framework's own error path, which
+        # may start its span of the call next: that span is the refused call's, not one to check again
+        # (a second trigger for one call, and a warning about a failed check).
+        call.refused = True
+        raise
     finally:
         if begun is None:  # stopped by a guard, refused, or telemetry failed: no step to record
             call.claim_end()
             if call.deferred:
-                _pending_tool.set(None)
+                _pending_tool.set(call if call.refused else None)
 
 
 def check_llm(run: Run, model: str | None = None) -> None:

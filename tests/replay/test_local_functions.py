@@ -720,3 +720,136 @@ def test_anthropic_tool_runner_outside_a_run_is_a_run_whose_functions_a_replay_s
     assert RAN["get_weather"] == 1
     assert bodies(fake_api) == recorded
     assert rp.report.served == 1 and not rp.report.divergence, str(rp.report)
+
+
+# --- a policy refusal under on_deny: raise, in the runners that call functions themselves ---------------
+# ToolDenied is for the agent to carry on from: it takes the runner's own error path, as a tool that raised
+# it would (the model is told), where a guard's stop and a replay's refusal are raised as themselves.
+
+DENY_WEATHER = {"policy": {"deny": {"*": ["get_weather", "navigate"]}, "on_deny": "raise"}}
+
+
+class Denials:
+    """The policy triggers counted while a test runs (agent-otel's counters live as long as the process)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.before = self.counts()
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        from tests.helpers import metric_points
+
+        points = metric_points(self.reader).get("agent.guard.triggers", [])
+        return {(a["agent"], a["guard"]): p.value for a, p in points}
+
+    def new(self) -> dict[tuple[str, str], int]:
+        now = self.counts()
+        return {k: v - self.before.get(k, 0) for k, v in now.items() if v != self.before.get(k, 0)}
+
+
+@pytest.fixture
+def denying(rig: Any) -> Iterator[Any]:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from agent_otel import integrations
+
+    def start(*names: str) -> Denials:
+        reader = InMemoryMetricReader()
+        rig.start(readers=(reader,), guards=DENY_WEATHER)
+        integrations.instrument(list(names))
+        started.extend(names)
+        return Denials(reader)
+
+    started: list[str] = []
+    yield start
+    integrations.uninstrument(started)
+
+
+def assert_denied_once(rig: Any, denials: Denials, agent: str) -> None:
+    """The agent carried on (its run completed), the refusal counted once, and no step of the refused call
+    (as the manual API records it: the function did not run)."""
+    from agent_otel import sdk
+
+    assert sdk.flush(5.0)
+    run_id = rig.last_run_id(agent)
+    assert rig.run_row(run_id)["stop_reason"] == "completed"
+    assert denials.new() == {(agent, "policy"): 1}
+    assert rig.tool_events(run_id) == []
+
+
+def test_mistral_a_function_refused_under_on_deny_raise_is_the_functions_error_never_run(
+    rig, denying, fake_api, mistral_agent
+):
+    reader = denying("mistral")
+    fake_api.reply(
+        mistral_turn([mistral_call("Paris")], (50, 5)), mistral_turn([mistral_answer("No weather.")], (80, 9))
+    )
+    assert mistral_agent("Weather in Paris?", continue_on_fn_error=True) == "No weather."
+    assert RAN["get_weather"] == 0
+    told = bodies(fake_api)[1]
+    assert "Error while executing get_weather" in told and "blocked by policy" in told
+    assert_denied_once(rig, reader, "mistral-weather")
+
+
+def test_mistral_a_function_refused_under_on_deny_raise_without_continue_is_the_sdks_run_error(
+    rig, denying, fake_api, mistral_agent
+):
+    from mistralai.extra.exceptions import RunException
+
+    denying("mistral")
+    fake_api.reply(mistral_turn([mistral_call("Paris")], (50, 5)))
+    with pytest.raises(RunException) as raised:
+        mistral_agent("Weather in Paris?")
+    assert isinstance(raised.value.__cause__, agent_otel.ToolDenied)  # as for a function that raised it
+    assert RAN["get_weather"] == 0 and len(fake_api.requests) == 1
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async", "stream"])
+def test_anthropic_tool_runner_a_function_refused_under_on_deny_raise_is_its_error_result_never_run(
+    rig, denying, fake_api, claude_agent, flavour
+):
+    reader = denying("anthropic")
+    wrap = claude_stream if flavour.startswith("stream") else (lambda r: r)
+    fake_api.reply(wrap(claude_tool_use("Paris")), wrap(claude_answer("No weather.")))
+    assert claude_agent("Weather in Paris?", flavour) == "No weather."
+    assert RAN["get_weather"] == 0
+    (result,) = [m for m in json.loads(bodies(fake_api)[1])["messages"] if m["role"] == "user"][-1]["content"]
+    assert result["is_error"] is True and "blocked by policy" in result["content"]
+    assert_denied_once(rig, reader, "claude-weather")
+
+
+def test_anthropic_toolset_member_refused_under_on_deny_raise_is_its_error_result_never_run(
+    rig, denying, fake_api
+):
+    anthropic = pytest.importorskip("anthropic")
+    from anthropic.lib.tools._toolsets._runnable import BetaRunnableToolset
+
+    class Browser(BetaRunnableToolset):
+        toolset_name = "browser"  # type: ignore[assignment]
+
+        def to_dict(self) -> Any:
+            return {"type": "browser_toolset_20260801"}
+
+        def call(self, context: Any, name: str, input: Any) -> str:
+            RAN[name] += 1
+            return f"opened {input['url']}"
+
+    reader = denying("anthropic")
+    block = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "navigate",
+        "input": {"url": "https://example.com"},
+        "toolset_name": "browser",
+    }
+    fake_api.reply(claude_message([block], "tool_use", "msg_1"), claude_answer("Could not open it."))
+    with agent_otel.run("claude-browser", input="Open example.com"):
+        client = anthropic.Anthropic(base_url=fake_api.base_url, api_key="k", max_retries=0)
+        runner = client.beta.messages.tool_runner(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": "Open"}], tools=[Browser()]
+        )
+        assert runner.until_done().content[0].text == "Could not open it."
+    assert RAN["navigate"] == 0
+    told = bodies(fake_api)[1]
+    assert '"is_error": true' in told and "blocked by policy" in told
+    assert_denied_once(rig, reader, "claude-browser")

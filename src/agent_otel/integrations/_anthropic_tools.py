@@ -18,7 +18,10 @@ tool step begun here, before the function runs (guards first), on the SDK's span
 
 What cannot be served (another call than the recorded one in lenient mode, a result that was an object,
 an error of a class not loaded) is refused with ``ReplayError``, raised to the caller as itself: the
-runner would otherwise make a tool error of it and go on asking the model. The runner's span scope is
+runner would otherwise make a tool error of it and go on asking the model. A guard's stop is raised as
+itself too. A call the policy refuses under ``on_deny: raise`` (``ToolDenied``, which the agent is meant
+to carry on from) takes the runner's own error path instead, as a tool that raised it would: the model gets
+the refusal as the tool's error result, and the function never runs. The runner's span scope is
 registered with the bridge (:func:`agent_otel.bridge.register_hooks`), so its tool spans wait for these
 hooks instead of becoming steps of their own.
 """
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_otel import bridge
+from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall
@@ -60,6 +64,34 @@ def _begin(tool_use: Any, description: Any = None) -> ToolCall | None:
         FRAMEWORK,
         description if isinstance(description, str) and description else None,
     )
+
+
+class _Denied:
+    """What the runner calls in place of a tool the policy refused (``on_deny: raise``): it raises the
+    ``ToolDenied``, so the runner answers the model with its own error result for it."""
+
+    def __init__(self, tool: Any, denied: ToolDenied, is_async: bool) -> None:
+        self.name = getattr(tool, "name", "tool")
+        self.denied = denied
+        self.is_async = is_async
+
+    def call(self, input: object) -> Any:
+        return self._acall() if self.is_async else self._raise()
+
+    def _raise(self) -> Any:
+        raise self.denied
+
+    async def _acall(self) -> Any:
+        raise self.denied
+
+
+def _denied_member_result(tool_use: Any, denied: ToolDenied) -> Any:
+    """The ``tool_result`` block a toolset answers for a member whose ``call`` raised ``denied``."""
+    try:
+        from anthropic.lib.tools._toolsets._runnable import member_error_result
+    except ImportError:  # a toolset module without it: the refusal is raised, as before toolsets
+        raise denied from None
+    return member_error_result(tool_use, denied)
 
 
 class _StandIn:
@@ -113,7 +145,10 @@ class _StandIn:
 def _make_run_tool(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _run_tool(self: Any, tool: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _begin(tool_use, getattr(tool, "description", None))
+        try:
+            call = _begin(tool_use, getattr(tool, "description", None))
+        except ToolDenied as denied:
+            return original(self, _Denied(tool, denied, is_async=False), tool_use, *args, **kwargs)
         if call is None:
             return original(self, tool, tool_use, *args, **kwargs)
         stand_in = _StandIn(tool, call, is_async=False)
@@ -130,7 +165,10 @@ def _make_run_tool(original: Callable[..., Any]) -> Callable[..., Any]:
 def _make_arun_tool(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def _run_tool(self: Any, tool: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _begin(tool_use, getattr(tool, "description", None))
+        try:
+            call = _begin(tool_use, getattr(tool, "description", None))
+        except ToolDenied as denied:
+            return await original(self, _Denied(tool, denied, is_async=True), tool_use, *args, **kwargs)
         if call is None:
             return await original(self, tool, tool_use, *args, **kwargs)
         stand_in = _StandIn(tool, call, is_async=True)
@@ -147,7 +185,10 @@ def _make_arun_tool(original: Callable[..., Any]) -> Callable[..., Any]:
 def _make_member_result(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def tool_result(self: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _begin(tool_use)
+        try:
+            call = _begin(tool_use)
+        except ToolDenied as denied:
+            return _denied_member_result(tool_use, denied)
         if call is None:
             return original(self, tool_use, *args, **kwargs)
         try:
@@ -164,7 +205,10 @@ def _make_member_result(original: Callable[..., Any]) -> Callable[..., Any]:
 def _make_amember_result(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def tool_result(self: Any, tool_use: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _begin(tool_use)
+        try:
+            call = _begin(tool_use)
+        except ToolDenied as denied:
+            return _denied_member_result(tool_use, denied)
         if call is None:
             return await original(self, tool_use, *args, **kwargs)
         try:

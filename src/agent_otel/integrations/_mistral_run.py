@@ -10,7 +10,11 @@ the function's own return value or exception while that span is open, and under 
 recording: the SDK gets the recorded value (or the recorded error) from a stand-in for the function and
 makes of it what it made of the function's, so the model gets the same answer and the function does not
 run. What cannot be served is refused with ``ReplayError``, which reaches the caller as itself (not as
-the SDK's ``RunException``, nor as an error message for the model with ``continue_on_fn_error``).
+the SDK's ``RunException``, nor as an error message for the model with ``continue_on_fn_error``), and so
+is a guard's stop. A call the policy refuses under ``on_deny: raise`` (``ToolDenied``, which the agent is
+meant to carry on from) takes the SDK's own error path, as a function that raised it would: with
+``continue_on_fn_error`` the model gets the refusal as the function's error result, else the run raises the
+SDK's ``RunException`` from it. The function never runs.
 
 ``mistralai.extra.run.context`` is imported by the application (it builds the ``RunContext``), not by
 ``mistralai.client``: it is patched when ``instrument()`` finds it imported, else at the first
@@ -26,6 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError
 from agent_otel.stop import AgentStopped
 from agent_otel.tools import ToolCall
@@ -73,13 +78,24 @@ def _wrap_function_result(original: Callable[..., Any]) -> Callable[..., Any]:
 
         name = str(getattr(function_call, "name", None) or "tool")
         call_id = getattr(function_call, "tool_call_id", None)
-        call = begin_hooked_tool(
-            name,
-            parse_json_args(getattr(function_call, "arguments", None)),
-            call_id if isinstance(call_id, str) and call_id else None,
-            "Mistral",
-            _description(run_tool),
-        )
+        try:
+            call = begin_hooked_tool(
+                name,
+                parse_json_args(getattr(function_call, "arguments", None)),
+                call_id if isinstance(call_id, str) and call_id else None,
+                "Mistral",
+                _description(run_tool),
+            )
+        except ToolDenied as denied:  # on_deny: raise: the SDK's own error path, as if the function raised it
+            refusal = denied  # (the except clause unbinds its name at its end)
+
+            async def refuse(**arguments: Any) -> Any:
+                raise refusal
+
+            stand_in = RunCoroutine(
+                name=getattr(run_tool, "name", name), awaitable=refuse, tool=run_tool.tool
+            )
+            return await original(function_call, stand_in, continue_on_fn_error, *args, **kwargs)
         if call is None:  # outside any run, or telemetry failed: the SDK runs the function as it is
             return await original(function_call, run_tool, continue_on_fn_error, *args, **kwargs)
         refused: list[BaseException] = []
