@@ -31,22 +31,16 @@ def test_with_ci_a_skip_for_a_missing_prerequisite_is_a_failure(
     assert "skipped with CI=true" in report.longrepr and "make prereqs" in report.longrepr
 
 
-def test_with_ci_a_missing_framework_fails_in_the_environment_that_has_the_frameworks(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("core_only, outcome", [(False, "failed"), (True, "skipped")])
+def test_with_ci_a_missing_framework_fails_except_in_a_core_only_environment(
+    monkeypatch: pytest.MonkeyPatch, core_only: bool, outcome: str
 ) -> None:
+    """.venv has every framework (a missing one is a failed install); the core-only ones have none."""
     monkeypatch.setattr(conftest, "IN_CI", True)
-    monkeypatch.setattr(conftest, "_CORE_ONLY", False)
+    monkeypatch.setattr(conftest, "_CORE_ONLY", core_only)
     report = _skipped("could not import 'anthropic': No module named 'anthropic'")
     conftest._fail_skip_in_ci(report)
-    assert report.outcome == "failed"
-
-
-def test_a_missing_framework_skips_in_a_core_only_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conftest, "IN_CI", True)
-    monkeypatch.setattr(conftest, "_CORE_ONLY", True)
-    report = _skipped("could not import 'anthropic': No module named 'anthropic'")
-    conftest._fail_skip_in_ci(report)
-    assert report.outcome == "skipped"
+    assert report.outcome == outcome
 
 
 def test_without_ci_a_skip_stays_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:

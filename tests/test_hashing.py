@@ -517,6 +517,13 @@ def _shared_chain(depth: int, top: str = "top") -> _Shared:
     return node
 
 
+def _tree(node: _Shared | None) -> object:
+    """The chain as the JSON tree its hash is made of below the count of expansions."""
+    if node is None:
+        return None
+    return {"$type": "_Shared", "name": node.name, "left": _tree(node.left), "right": _tree(node.right)}
+
+
 def test_an_object_graph_with_shared_parts_is_hashed_in_bounded_time_and_apart():
     """orjson and json expand a shared object once per path to it: 2**40 expansions for this chain (a tool
     given a framework's context object, which holds the agent, its tools and their common client, spent
@@ -572,22 +579,12 @@ def test_a_whole_copy_below_the_count_is_the_whole_value():
     """Below the count of conversions a whole copy is exactly the value's tree, with no marker."""
     value = _shared_chain(8)
 
-    def tree(node: _Shared | None) -> object:
-        if node is None:
-            return None
-        return {"$type": "_Shared", "name": node.name, "left": tree(node.left), "right": tree(node.right)}
-
-    assert jsonable(value) == tree(value)
+    assert jsonable(value) == _tree(value)
 
 
 def test_a_small_graph_with_shared_parts_keeps_the_hash_it_always_had():
     """Below the count of expansions nothing changes: the hash is still the seed's json.dumps of the tree."""
     value = _shared_chain(8)
 
-    def tree(node: _Shared | None) -> object:
-        if node is None:
-            return None
-        return {"$type": "_Shared", "name": node.name, "left": tree(node.left), "right": tree(node.right)}
-
-    text = json.dumps(tree(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(_tree(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert sha(value) == hashlib.sha256(text.encode()).hexdigest()[:24]

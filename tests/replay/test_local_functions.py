@@ -411,10 +411,20 @@ def test_anthropic_tool_runner_a_call_the_recording_lacks_is_refused_and_never_r
     assert len(fake_api.requests) == 3
 
 
-def test_anthropic_tool_runner_toolset_members_are_recorded_and_served_never_run(
-    rig, instrument, fake_api, claude_tracing
-):
-    anthropic = pytest.importorskip("anthropic")
+def claude_navigate() -> Reply:
+    """The model's call of the browser toolset's ``navigate`` member."""
+    block = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "navigate",
+        "input": {"url": "https://example.com"},
+        "toolset_name": "browser",
+    }
+    return claude_message([block], "tool_use", "msg_1")
+
+
+def browser_toolset() -> Any:
+    """A toolset (the SDK's class) of one member, ``navigate``, whose calls RAN counts."""
     from anthropic.lib.tools._toolsets._runnable import BetaRunnableToolset
 
     class Browser(BetaRunnableToolset):
@@ -427,6 +437,13 @@ def test_anthropic_tool_runner_toolset_members_are_recorded_and_served_never_run
             RAN[name] += 1
             return f"opened {input['url']}"
 
+    return Browser()
+
+
+def test_anthropic_tool_runner_toolset_members_are_recorded_and_served_never_run(
+    rig, instrument, fake_api, claude_tracing
+):
+    anthropic = pytest.importorskip("anthropic")
     instrument("anthropic")
     options = {} if claude_tracing == "native" else {"open_telemetry": False}
 
@@ -437,19 +454,12 @@ def test_anthropic_tool_runner_toolset_members_are_recorded_and_served_never_run
                 model=CLAUDE,
                 max_tokens=100,
                 messages=[{"role": "user", "content": question}],
-                tools=[Browser()],
+                tools=[browser_toolset()],
             )
             return str(runner.until_done().content[0].text)
 
     def script() -> None:
-        block = {
-            "type": "tool_use",
-            "id": "toolu_1",
-            "name": "navigate",
-            "input": {"url": "https://example.com"},
-            "toolset_name": "browser",
-        }
-        fake_api.reply(claude_message([block], "tool_use", "msg_1"), claude_answer("Opened."))
+        fake_api.reply(claude_navigate(), claude_answer("Opened."))
 
     script()
     assert agent("Open example.com") == "Opened."
@@ -822,31 +832,15 @@ def test_anthropic_toolset_member_refused_under_on_deny_raise_is_its_error_resul
     rig, denying, fake_api
 ):
     anthropic = pytest.importorskip("anthropic")
-    from anthropic.lib.tools._toolsets._runnable import BetaRunnableToolset
-
-    class Browser(BetaRunnableToolset):
-        toolset_name = "browser"  # type: ignore[assignment]
-
-        def to_dict(self) -> Any:
-            return {"type": "browser_toolset_20260801"}
-
-        def call(self, context: Any, name: str, input: Any) -> str:
-            RAN[name] += 1
-            return f"opened {input['url']}"
-
     reader = denying("anthropic")
-    block = {
-        "type": "tool_use",
-        "id": "toolu_1",
-        "name": "navigate",
-        "input": {"url": "https://example.com"},
-        "toolset_name": "browser",
-    }
-    fake_api.reply(claude_message([block], "tool_use", "msg_1"), claude_answer("Could not open it."))
+    fake_api.reply(claude_navigate(), claude_answer("Could not open it."))
     with agent_otel.run("claude-browser", input="Open example.com"):
         client = anthropic.Anthropic(base_url=fake_api.base_url, api_key="k", max_retries=0)
         runner = client.beta.messages.tool_runner(
-            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": "Open"}], tools=[Browser()]
+            model=CLAUDE,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Open"}],
+            tools=[browser_toolset()],
         )
         assert runner.until_done().content[0].text == "Could not open it."
     assert RAN["navigate"] == 0
