@@ -427,7 +427,11 @@ def test_a_new_series_first_sample_holds_one_run_when_the_export_thread_is_late(
     assert export_soon is not None
 
     def late() -> None:
-        time.sleep(0.2)  # the export thread waiting for a busy CPU
+        # The export thread waiting for a busy CPU: long enough for all 30 runs (a few ms) to be recorded
+        # without the hold, short enough that the hold's two passes (a series created while a pass is under
+        # way waits for the next one, and each pass waits for its send) stay within NEW_SERIES_WAIT_S (0.5
+        # s). At 0.2 s the two passes and a slow first send on Python 3.12 went past it ([30, 30]).
+        time.sleep(0.1)
         export_soon()
 
     metrics.export_soon = late
