@@ -185,7 +185,16 @@ class BridgedToolCall(ToolCall):
     """A tool step whose span is a framework's ``execute_tool`` span, or will be (``deferred``: an
     integration's hook began it before the framework started the span)."""
 
-    __slots__ = ("checked", "deferred", "ends_with_fn", "native", "refused", "span_ms", "start_time_ns", "unmatched")
+    __slots__ = (
+        "checked",
+        "deferred",
+        "ends_with_fn",
+        "native",
+        "refused",
+        "span_ms",
+        "start_time_ns",
+        "unmatched",
+    )
 
     def __init__(self, run: Run, options: ToolOptions, args: Any, call_id: str | None) -> None:
         super().__init__(run, options, args, sha(args), call_id, None)
