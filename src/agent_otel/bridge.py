@@ -60,6 +60,7 @@ from opentelemetry.trace import Span, StatusCode
 from agent_otel import conventions as c
 from agent_otel import native, runtime
 from agent_otel.genai import guess_provider, strings
+from agent_otel.guards import ToolDenied
 from agent_otel.hashing import sha
 from agent_otel.llm import USAGE_BELOW, LLMCall, usage_above_ends
 from agent_otel.replay import not_compared, unserved
@@ -997,7 +998,6 @@ def begin_tool(
         binding.fill(run, call)  # the hook came: whatever the guards say, no step after the fact
     else:
         call.deferred = True
-    from agent_otel.guards import ToolDenied
     from agent_otel.steps import begin
 
     begun = None

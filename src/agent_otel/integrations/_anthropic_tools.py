@@ -76,12 +76,11 @@ class _Denied:
         self.is_async = is_async
 
     def call(self, input: object) -> Any:
-        return self._acall() if self.is_async else self._raise()
-
-    def _raise(self) -> Any:
+        if self.is_async:
+            return self._refuse()  # the runner awaits it
         raise self.denied
 
-    async def _acall(self) -> Any:
+    async def _refuse(self) -> Any:
         raise self.denied
 
 
