@@ -97,6 +97,7 @@ import agent_otel
 from agent_otel import sdk
 
 endpoint, protocol, children, parent_flush = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+in_flight = sys.argv[5]  # a file the receiver creates when the parent's spans reach it ("": no wait)
 agent_otel.setup("fork", endpoint=endpoint, store=False, instrument=False,
                  config={"exporter": {"protocol": protocol, "probe_local": False, "shutdown_timeout_s": 5}})
 installation = sdk.installation()
@@ -109,10 +110,18 @@ def runs(agent, n):
 def drops():
     return {f"{s}/{r}": n for (s, r), n in sdk._all_drops(installation).items()}
 
+def say(*parts):
+    # One write per line: the children and the parent write to one pipe at once, and print() writes each
+    # part on its own when stdout is unbuffered (PYTHONUNBUFFERED, as in CI): "CHILDCHILD  10  {}{}".
+    os.write(1, (" ".join(map(str, parts)) + "\n").encode())
+
 runs("doomed", 1)  # the receiver rejects it: a drop of the parent's
 assert sdk.flush(10)
 runs("parent", 3)
 sdk.flush(parent_flush)  # 0: the parent's spans are queued at the fork; short: their send is in flight
+deadline = time.monotonic() + 10
+while in_flight and not os.path.exists(in_flight) and time.monotonic() < deadline:
+    time.sleep(0.005)  # (a busy machine may start the send after flush's short wait has ended)
 workers = []
 for k in range(children):
     started = time.monotonic()
@@ -120,16 +129,16 @@ for k in range(children):
     if pid == 0:
         runs(f"child{k}", 2)
         agent_otel.shutdown()
-        print("CHILD", k, json.dumps(drops()), flush=True)
+        say("CHILD", k, json.dumps(drops()))
         os._exit(0)
-    print("FORK", k, time.monotonic() - started, flush=True)
+    say("FORK", k, time.monotonic() - started)
     workers.append((pid, time.monotonic()))
 for k, (pid, started) in enumerate(workers):
     status = os.waitpid(pid, 0)[1]
-    print("EXIT", k, os.waitstatus_to_exitcode(status), time.monotonic() - started, flush=True)
+    say("EXIT", k, os.waitstatus_to_exitcode(status), time.monotonic() - started)
 runs("parent-after", 1)
 agent_otel.shutdown()
-print("PARENT", json.dumps(drops()), flush=True)
+say("PARENT", json.dumps(drops()))
 """
 
 
@@ -139,29 +148,40 @@ class _Slow:
     def __init__(self, rejected: Any, delay_s: float = 0.0) -> None:
         self.rejected = rejected
         self.delay_s = delay_s
+        self.in_flight = ""  # a file created as the parent's spans arrive: the script forks after it
 
     def __call__(self, spans: list[Any]) -> Any:
         names = {s.name for s in spans}
         if "invoke_agent doomed" in names:
             return self.rejected
         if "invoke_agent parent" in names:
+            if self.in_flight:
+                open(self.in_flight, "w").close()
             time.sleep(self.delay_s)
         return None
 
 
 def _receiver(protocol: str, delay_s: float = 0.0) -> Any:
     if protocol == "grpc":
-        return OTLPReceiver(answer=_Slow(grpc.StatusCode.INVALID_ARGUMENT, delay_s)).start()
-    return HTTPReceiver(answer=_Slow(400, delay_s))
+        slow = _Slow(grpc.StatusCode.INVALID_ARGUMENT, delay_s)
+        receiver: Any = OTLPReceiver(answer=slow).start()
+    else:
+        slow = _Slow(400, delay_s)
+        receiver = HTTPReceiver(answer=slow)
+    receiver.slow = slow
+    return receiver
 
 
 def _fork(protocol: str, receiver: Any, tmp_path: Any, *, parent_flush: float = 0.0, **env: str) -> Any:
     """Run _FORKING with two children against ``receiver``; its output, parsed."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_", "GRPC_"))}
     full.update(AGENT_OTEL_HOME=str(tmp_path), **env)
+    in_flight = ""
+    if parent_flush:  # the fork must happen while the parent's send is in flight: wait until it is
+        in_flight = receiver.slow.in_flight = str(tmp_path / "in-flight")
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", _FORKING, receiver.endpoint, protocol, "2", str(parent_flush)],
+        [sys.executable, "-c", _FORKING, receiver.endpoint, protocol, "2", str(parent_flush), in_flight],
         env=full,
         capture_output=True,
         text=True,
@@ -183,6 +203,9 @@ def _fork(protocol: str, receiver: Any, tmp_path: Any, *, parent_flush: float = 
         elif kind == "PARENT":
             out["parent"] = json.loads(rest)
     assert proc.returncode == 0 and "parent" in out, (proc.stdout, proc.stderr)
+    # Every child reports what it counted and how it ended; the whole output when one did not (a child
+    # that exits 0 without its report is a defect of its own, not "nothing dropped").
+    assert set(out["exit"]) == set(out["child"]) == {0, 1}, (proc.stdout, proc.stderr)
     return out
 
 
