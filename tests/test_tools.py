@@ -105,6 +105,66 @@ def test_positional_and_keyword_calls_hash_the_same(telemetry):
     assert first.attributes[c.TOOL_ARGS_SHA] == second.attributes[c.TOOL_ARGS_SHA]
 
 
+class _Session:
+    """A context object as frameworks pass one: different in every run (its own id and history)."""
+
+    def __init__(self, n: int) -> None:
+        self.run_id = f"run-{n}"
+        self.messages = [f"message {i}" for i in range(n)]
+
+
+def test_a_framework_context_parameter_is_not_hashed_as_an_argument(telemetry):
+    """A framework hands a tool its run's context (PydanticAI's RunContext, Strands' ToolContext, ...):
+    the model's arguments are what a call is, for the loop guard and for replay. The context still
+    reaches the function. Annotations read as text that do not resolve (imported under TYPE_CHECKING)
+    are recognised by the framework class's name; tests/integrations/test_tool_context.py uses the real
+    classes of each framework."""
+    seen = []
+
+    @agent_otel.tool(name="lookup")
+    def lookup(ctx: RunContext[dict], q: str) -> str:  # noqa: F821 (a name that does not resolve)
+        seen.append(ctx.run_id)
+        return q.upper()
+
+    @agent_otel.tool(name="reply")
+    async def reply(q: str, *, tool_context: "ToolContext | None" = None) -> str:  # noqa: F821, UP037
+        seen.append(tool_context.run_id if tool_context else None)
+        return q
+
+    with agent_otel.run("a"):
+        assert lookup(_Session(1), "otel") == "OTEL"
+        assert lookup(ctx=_Session(2), q="otel") == "OTEL"
+        assert asyncio.run(reply("hi", tool_context=_Session(3))) == "hi"
+        assert asyncio.run(reply(q="hi")) == "hi"
+    assert seen == ["run-1", "run-2", "run-3", None]
+    shas = [(s.name, s.attributes[c.TOOL_ARGS_SHA]) for s in tool_spans(telemetry)]
+    assert shas == [
+        ("execute_tool lookup", sha({"q": "otel"})),
+        ("execute_tool lookup", sha({"q": "otel"})),
+        ("execute_tool reply", sha({"q": "hi"})),
+        ("execute_tool reply", sha({"q": "hi"})),
+    ]
+
+
+def test_a_parameter_of_the_users_own_context_class_is_an_argument(telemetry):
+    """Only frameworks' context classes are left out: a class of one's own named Context (a generic name)
+    is what the tool was asked, and two calls that differ only there are two different calls."""
+
+    class Context:
+        def __init__(self, customer: str) -> None:
+            self.customer = customer
+
+    @agent_otel.tool(name="refund")
+    def refund(ctx: Context, amount: int) -> int:
+        return amount
+
+    with agent_otel.run("a"):
+        refund(Context("alice"), 5)
+        refund(Context("bob"), 5)
+    first, second = (s.attributes[c.TOOL_ARGS_SHA] for s in tool_spans(telemetry))
+    assert first != second and sha({"amount": 5}) not in (first, second)
+
+
 def test_outside_a_run_a_tool_is_just_a_function(telemetry):
     assert send_email("a@example.com", "hi") == "queued for a@example.com"
     assert asyncio.run(search("q", limit=1)) == ["q"]

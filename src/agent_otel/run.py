@@ -59,6 +59,7 @@ from agent_otel.stop import (
     is_hard_time_limit,
     is_time_limit,
 )
+from agent_otel.tool_context import context_parameters
 from agent_otel.tools import (
     active_tool_call,
     call_async,
@@ -719,7 +720,14 @@ def run(
     )
 
 
-def _bound_input(sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _bound_input(
+    sig: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    context: frozenset[str] = frozenset(),
+) -> Any:
+    """``context``: parameters a framework fills with its own context (a LangGraph node's
+    ``config: RunnableConfig``): not what the agent was asked (see agent_otel.tool_context)."""
     if sig is None:
         return {"args": list(args), "kwargs": kwargs}
     try:
@@ -729,6 +737,8 @@ def _bound_input(sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: d
     arguments = dict(bound.arguments)
     arguments.pop("self", None)
     arguments.pop("cls", None)
+    for name in context:
+        arguments.pop(name, None)
     if len(arguments) == 1:
         return next(iter(arguments.values()))
     return arguments
@@ -773,6 +783,7 @@ def agent(
             sig: inspect.Signature | None = inspect.signature(func)
         except (TypeError, ValueError):
             sig = None
+        context = context_parameters(func, list(sig.parameters.values())) if sig is not None else frozenset()
 
         def make_run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
             return Run(
@@ -780,7 +791,7 @@ def agent(
                 model=model,
                 prompt_version=prompt_version,
                 tools_version=tools_version,
-                input=_bound_input(sig, args, kwargs),
+                input=_bound_input(sig, args, kwargs, context),
                 budget=budget,
             )
 

@@ -31,6 +31,7 @@ from agent_otel import steps
 from agent_otel.hashing import canonical_json, sha, sha_bytes
 from agent_otel.steps import Step, active_run, internal_error, is_cancelled, note_failure
 from agent_otel.stop import AgentStopped, Flow, StopReason, control_flow, handoff_result
+from agent_otel.tool_context import context_parameters
 
 if TYPE_CHECKING:
     from agent_otel.run import Run
@@ -733,9 +734,13 @@ def call_with_deadline(
 
 
 class _ArgBinder:
-    """Maps a call's positional and keyword args to ``{parameter: value}`` without inspect.bind's cost."""
+    """Maps a call's positional and keyword args to ``{parameter: value}`` without inspect.bind's cost.
 
-    __slots__ = ("names", "skip_first", "var_positional")
+    A framework's context parameter (see :mod:`agent_otel.tool_context`) is left out: it is the
+    framework's, not the model's, and differs from one run (or turn) to the next.
+    """
+
+    __slots__ = ("context", "names", "skip_first", "var_positional")
 
     def __init__(self, func: Callable[..., Any]) -> None:
         try:
@@ -749,8 +754,11 @@ class _ArgBinder:
         self.var_positional = next(
             (p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), "args"
         )
+        self.context = context_parameters(func, params)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.context:
+            return self._without_context(args, kwargs)
         if not args:
             return kwargs  # a call by keyword: ``**kwargs`` made a fresh dict for this call already
         if self.skip_first:
@@ -761,6 +769,19 @@ class _ArgBinder:
             bound[self.var_positional] = list(args[len(names) :])
         if kwargs:
             bound.update(kwargs)
+        return bound
+
+    def _without_context(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        # A new dict, also for a call by keyword: ``kwargs`` is what the function is called with.
+        if self.skip_first:
+            args = args[1:]
+        names, context = self.names, self.context
+        bound = {name: value for name, value in zip(names, args, strict=False) if name not in context}
+        if len(args) > len(names):
+            bound[self.var_positional] = list(args[len(names) :])
+        for name, value in kwargs.items():
+            if name not in context:
+                bound[name] = value
         return bound
 
 

@@ -278,3 +278,30 @@ def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Calla
     agent_otel.shutdown()
     for provider in providers:
         provider.shutdown(timeout_millis=1000)
+
+
+class Session:
+    """Stands in for the context object a framework passes its tool (tests/integrations/test_tool_context.py):
+    different in every call."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.history = [f"message {i}" for i in range(n)]
+
+
+def assert_context_left_out(telemetry: Any, call: Callable[[Session], Any]) -> None:
+    """``call(context)`` calls an ``@agent_otel.tool`` function ``(q="x", <its context>)`` and returns
+    its result: the context reaches the function, and both calls hash as ``{"q": "x"}``."""
+    import asyncio
+
+    import agent_otel
+    from agent_otel import conventions as c
+    from agent_otel.hashing import sha
+
+    with agent_otel.run("a"):
+        for n in (1, 2):
+            result = call(Session(n))
+            result = asyncio.run(result) if asyncio.iscoroutine(result) else result
+            assert result == f"x:{n}", result
+    spans = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
+    assert [s.attributes[c.TOOL_ARGS_SHA] for s in spans] == [sha({"q": "x"})] * 2

@@ -14,7 +14,7 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
 from tests.envs.adk.fake_model import FakeModel, call, text
-from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.conftest import assert_context_left_out, children, ours, steps, stop_event
 
 pytest.importorskip("google.adk")
 
@@ -23,6 +23,7 @@ from google.adk.agents.invocation_context import LlmCallsLimitExceededError
 from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import InMemoryRunner
+from google.adk.tools import ToolContext
 from google.genai import types
 from opentelemetry.trace import StatusCode
 
@@ -509,3 +510,14 @@ async def test_a_replay_serves_an_agent_otel_tool_once(rig, instrument):
         await run_async(runner_with(find, *script))
     assert SENT == {"find": 1}
     assert rp.report.matched and not rp.report.diverged and rp.report.served == 1, str(rp.report)
+
+
+@agent_otel.tool(name="remember")
+def remember_with_context(q: str, tool_context: ToolContext) -> str:
+    return f"{q}:{tool_context.n}"
+
+
+def test_an_adk_tool_context_is_not_one_of_the_tools_arguments(telemetry):
+    """ADK hands a function tool its ToolContext by the parameter's name: not an argument of the call
+    (tests/integrations/test_tool_context.py has the other frameworks)."""
+    assert_context_left_out(telemetry, lambda s: remember_with_context(q="x", tool_context=s))

@@ -14,7 +14,7 @@ import pytest
 
 import agent_otel
 from tests.integrations import sample_tools
-from tests.integrations.conftest import Reply, children, ours, steps, stop_event
+from tests.integrations.conftest import Reply, assert_context_left_out, children, ours, steps, stop_event
 from tests.integrations.openai_replies import answer, tool_call
 from tests.integrations.sample_tools import SENT, broken, fresh_sent, lookup  # noqa: F401
 from tests.replay.conftest import rig  # noqa: F401
@@ -22,6 +22,7 @@ from tests.replay.conftest import rig  # noqa: F401
 pytest.importorskip("autogen_agentchat")
 
 from autogen_agentchat.agents import AssistantAgent
+from autogen_core import CancellationToken
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from opentelemetry.trace import StatusCode
 
@@ -513,3 +514,14 @@ async def test_with_the_integration_an_engaged_kill_switch_stops_the_first_reque
     assert fake_api.requests == [] and SENT == {}
     (root,) = autogen_spans(telemetry.spans(), "invoke_agent helper")
     assert root.attributes["agent.stop_reason"] == "kill_switch"
+
+
+@agent_otel.tool(name="slow_lookup")
+async def lookup_with_token(q: str, cancellation_token: CancellationToken) -> str:
+    return f"{q}:{cancellation_token.n}"
+
+
+def test_a_cancellation_token_is_not_one_of_the_tools_arguments(telemetry):
+    """AutoGen hands a function tool that asks for one its CancellationToken: not an argument of the call
+    (tests/integrations/test_tool_context.py has the other frameworks)."""
+    assert_context_left_out(telemetry, lambda s: lookup_with_token(q="x", cancellation_token=s))

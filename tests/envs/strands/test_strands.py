@@ -14,7 +14,7 @@ from agent_otel.hashing import sha
 from agent_otel.replay import ReplayError
 from tests.envs.strands.fake_model import FakeModel, text, tool_use, tool_uses
 from tests.integrations import sample_tools
-from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.conftest import assert_context_left_out, children, ours, steps, stop_event
 from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
 
 pytest.importorskip("strands")
@@ -495,3 +495,14 @@ def test_parallel_tool_calls_in_one_response_are_each_a_step_of_the_run(telemetr
     assert {s.parent.span_id for s in tools} == {asked.parent.span_id}
     assert sorted(s.attributes["agent.step_id"] for s in tools) == [2, 3, 4]
     assert root.attributes["agent.tool_calls"] == 3 and root.attributes["agent.stop_reason"] == "completed"
+
+
+@agent_otel.tool(name="ask_human")
+def ask_with_context(q: str, tool_context: ToolContext) -> str:
+    return f"{q}:{tool_context.n}"
+
+
+def test_a_strands_tool_context_is_not_one_of_the_tools_arguments(telemetry):
+    """``@tool(context=True)`` hands the function Strands' ToolContext: not an argument of the call
+    (tests/integrations/test_tool_context.py has the other frameworks)."""
+    assert_context_left_out(telemetry, lambda s: ask_with_context(q="x", tool_context=s))
