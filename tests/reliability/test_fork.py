@@ -113,7 +113,7 @@ def drops():
 def say(*parts):
     # One write per line: the children and the parent write to one pipe at once, and print() writes each
     # part on its own when stdout is unbuffered (PYTHONUNBUFFERED, as in CI): "CHILDCHILD  10  {}{}".
-    os.write(1, (" ".join(map(str, parts)) + "\n").encode())
+    os.write(1, (" ".join(map(str, parts)) + "\\n").encode())
 
 runs("doomed", 1)  # the receiver rejects it: a drop of the parent's
 assert sdk.flush(10)
