@@ -28,7 +28,9 @@ capability to every run (by wrapping ``Agent._resolve_run_capabilities``, the on
   as it did. Results that were objects (not JSON values) are refused.
 
 Stop reasons: ``UsageLimitExceeded`` (``UsageLimits`` request, token and tool-call limits) ->
-``budget_exceeded``; ``RunTimedOut`` -> ``timeout``; model API errors -> ``model_error``.
+``budget_exceeded``; ``RunTimedOut`` -> ``timeout``; model API errors and ``UnexpectedModelBehavior``
+(output retries exhausted, a content filter, a cut-off tool call) -> ``model_error``; a function tool's
+``ModelRetry`` past its retries (also ``UnexpectedModelBehavior``) -> ``tool_error``, from its failed step.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def _classify(exc: BaseException) -> StopReason | None:
     run_timed_out = getattr(e, "RunTimedOut", None)
     if run_timed_out is not None and isinstance(exc, run_timed_out):
         return StopReason.TIMEOUT
+    if isinstance(exc, e.UnexpectedModelBehavior):
+        # PydanticAI's verdict that the model ended the run: its output failed validation past the output
+        # retries (an output validator's or output function's ``ModelRetry``), a content filter, a cut-off
+        # tool call (``ContentFilterError``, ``IncompleteToolCall``).
+        # The Agents SDK's ``ModelBehaviorError`` / ``ModelRefusalError`` are ``model_error`` too; read as
+        # ``error`` it looked like a bug in the agent's own code on the stop-reason dashboard.
+        return StopReason.MODEL_ERROR
     return None
 
 
@@ -239,7 +248,9 @@ def _capability_class() -> type:
             try:
                 result = await await_or_serve(tool_call, _server(ctx, tool_call), handler, args)
             except BaseException as exc:
-                note_failure(run, exc, _classify(exc))
+                reason = _classify(exc)
+                if reason is not StopReason.MODEL_ERROR:  # a tool past its retries failed: tool_error
+                    note_failure(run, exc, reason)
                 tool_call.fail(exc)
                 raise
             tool_call.ok(result)
