@@ -22,6 +22,9 @@
   the responding model, response id and finish reasons). The step's ``gen_ai.agent.name`` is the agent
   that made the call (the one handed to, after a handoff), with the ``ModelSettings`` of that agent
   (temperature, top_p, max_tokens...), the response id and the tool call ids the model asked for.
+* Approvals: a run that returns ``interruptions`` (tools with ``needs_approval``) ends ``interrupted``; a
+  sub-agent's (``as_tool()``) pause ends the tool call that ran it ``interrupted`` (not ``ok``: the SDK
+  invokes it again when the run resumes).
 * Handoffs: each handoff is an ``agent.handoff`` event on the run span naming the agent handed from and
   to (``from_agent``, ``to_agent``) and the model's tool call id; the run stays one run.
 * Conversation: ``gen_ai.conversation.id`` is ``Runner.run(conversation_id=...)`` (the OpenAI
@@ -152,8 +155,16 @@ def _approvals(frun: FrameworkRun | None, result: Any) -> None:
         if items:
             ids = [usage_value(i, "raw_item", "call_id") for i in items]
             pause(frun.run, len(items), [i for i in ids if isinstance(i, str)])
+            paused = _paused_in_tool.get()
+            if paused is not None and frun.owned:
+                paused.append(frun.run.run_id)  # a sub-agent (``as_tool()``): its tool call paused too
     except Exception as exc:
         internal_error("recording the tool approvals a run waits for", exc)
+
+
+#: In a function tool's invocation, the run ids of sub-agents (``as_tool()``) that paused in it for a
+#: tool approval. A list shared by reference, so a sub-agent run in a task of its own reports there too.
+_paused_in_tool: ContextVar[list[str] | None] = ContextVar("agent_otel_agents_paused_in_tool", default=None)
 
 
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -282,13 +293,21 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
             return await _refused(function_tool, context, denied)
         if call is None:
             return await original(*args, **kwargs)
+        paused: list[str] = []
+        token = _paused_in_tool.set(paused)
         try:
             result = await await_or_serve(call, _server(original, args, kwargs), original, *args, **kwargs)
         except BaseException as exc:
             note_failure(run, exc, _classify(exc))
             call.fail(exc)
             raise
-        if getattr(result, "is_sdk_generated_error", False) and not call.done:
+        finally:
+            _paused_in_tool.reset(token)
+        if paused:
+            # The agent behind the tool waits for a tool approval: the SDK pauses this run too and invokes
+            # the tool again on resume. Neither done nor failed, as a LangGraph tool that interrupts.
+            call.interrupted()
+        elif getattr(result, "is_sdk_generated_error", False) and not call.done:
             # Not a handled tool error (those were failed by _record_failure): the SDK's default
             # message for a tool that ran past its timeout_seconds.
             call.fail(_timeout_error(function_tool))
