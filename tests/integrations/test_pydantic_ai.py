@@ -244,6 +244,41 @@ def test_a_model_that_keeps_failing_validation_stops_with_model_error(telemetry,
     assert [e["stop_reason"] for e in telemetry.events("stop")] == [reason]
 
 
+def test_a_streamed_answer_its_validator_rejects_keeps_the_requests_usage(telemetry, instrument):
+    """``run_stream`` cannot retry an output its validator rejects: the consumer raises and PydanticAI
+    cancels the request's task, after the model answered and PydanticAI counted the usage. The step had
+    no tokens (the run's usage and cost 0, PydanticAI's 50 + 2); it has what PydanticAI counted."""
+    instrument("pydantic_ai")
+
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        yield "bad "
+        yield "answer"
+
+    agent = Agent(FunctionModel(stream_function=answer, model_name="gpt-4o"), name="validated")
+
+    @agent.output_validator
+    def never(output: str) -> str:
+        raise ModelRetry("not good enough")
+
+    async def main() -> Any:
+        async with agent.run_stream("go") as result:
+            await result.get_output()
+
+    with pytest.raises(UnexpectedModelBehavior):
+        asyncio.run(main())
+    spans = ours(telemetry.spans())
+    chat, root = one(spans, "chat gpt-4o"), one(spans, "invoke_agent validated")
+    billed = (chat.attributes["gen_ai.usage.input_tokens"], chat.attributes["gen_ai.usage.output_tokens"])
+    assert billed == (50, 2)  # FunctionModel's estimate, as PydanticAI's run usage says
+    assert (
+        root.attributes["agent.usage.input_tokens"],
+        root.attributes["agent.usage.output_tokens"],
+    ) == billed
+    assert root.attributes["agent.cost_usd"] > 0
+    assert chat.attributes["error.type"] == "CancelledError"  # the request was cut, not failed by the API
+    assert root.attributes["agent.stop_reason"] == "model_error"
+
+
 def test_run_inside_a_user_run_joins_it(telemetry, instrument):
     instrument("pydantic_ai")
     agent = agent_with_lookup(script(tool_call("lookup", {"q": "a"}, "c1"), text("ok")), "inner")

@@ -203,7 +203,7 @@ def _capability_class() -> type:
                 response = await handler(request_context)
             except BaseException as exc:
                 note_failure(run, exc, _classify(exc))
-                call.fail(exc)
+                call.fail(exc, **_billed(request_context))
                 raise
             finally:
                 otel_context.detach(carried)
@@ -279,6 +279,36 @@ def _function_of(ctx: Any, name: str) -> Callable[..., Any] | None:
         return inspect.unwrap(fn) if callable(fn) else None
     except Exception:  # a PydanticAI whose internals moved: the tool is a read, as before
         return None
+
+
+def _billed(request_context: Any) -> dict[str, Any]:
+    """The usage PydanticAI counted for a request that did not return a response to this hook.
+
+    A ``run_stream`` whose consumer stops the stream by raising (an output validator's ``ModelRetry``,
+    which streaming cannot retry: ``UnexpectedModelBehavior``; a ``UsageLimits`` token limit crossed
+    mid-stream) cancels the request's task after the model answered: PydanticAI still counts the
+    response's usage in the run's, and leaves it on the request context for its own ``chat`` span
+    (``_unrejected_usage_responses``, which its Instrumentation capability reads). Without it the step
+    had no tokens and the run's usage and cost undercounted PydanticAI's. Empty where this PydanticAI
+    has no such record, or none was billed.
+    """
+    try:
+        responses = getattr(request_context, "_unrejected_usage_responses", None)
+        if not responses:
+            return {}
+        usages = [getattr(r, "usage", None) for r in responses]
+        usages = [u for u in usages if u is not None and not usage_value(u, "unmeasured_requests")]
+        if not usages:  # no usage reported: unknown, not 0 tokens
+            return {}
+        return {
+            "input_tokens": sum(token_count(usage_value(u, "input_tokens")) or 0 for u in usages),
+            "output_tokens": sum(token_count(usage_value(u, "output_tokens")) or 0 for u in usages),
+            "cached_input_tokens": sum(as_int(usage_value(u, "cache_read_tokens")) for u in usages),
+            "cache_write_tokens": sum(as_int(usage_value(u, "cache_write_tokens")) for u in usages),
+        }
+    except Exception as exc:
+        internal_error("reading the usage PydanticAI counted for a request", exc)
+        return {}
 
 
 def _provider(model: Any, name: str | None) -> str | None:
