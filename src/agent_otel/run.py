@@ -132,6 +132,10 @@ class Run:
         self.budget = budget
         self.replay_of = replay_of
         self.conversation_id = None if conversation_id is None else str(conversation_id)
+        #: Where there is no conversation id: a framework's key for what this run pauses on and its resume
+        #: names (the Agents SDK's approval call ids, carried by the RunState it resumes from), so the resume
+        #: links to the paused run (agent.resume_of) as a conversation's does. Never exported.
+        self.resume_key: str | None = None
         self.provider: str | None = None  # gen_ai.provider.name, once an LLM request says it
         # Set by an integration when the agent paused for a human (LangGraph interrupt()): leaving the
         # run then means "interrupted", not "completed". A resume in the same run clears it.
@@ -227,7 +231,7 @@ class Run:
             self.parent_run_id = self.parent.run_id
             if self.conversation_id is None:
                 self.conversation_id = self.parent.conversation_id  # a sub-agent: the same conversation
-        resumes = _take_pause(self.conversation_id)
+        resumes = _take_pause(self.conversation_id or self.resume_key)
         # Both clocks at once: the span starts at this wall time and lasts what the store and the latency
         # histogram say (the time agent-otel takes opening and closing it is the run's, on all three).
         self._start_wall_ns = time.time_ns()
@@ -536,10 +540,11 @@ class Run:
             status=stop_class,
         )
         event["_sampled"] = span.get_span_context().trace_flags.sampled
-        if reason is StopReason.INTERRUPTED and self.conversation_id is not None:
+        pause_key = self.conversation_id or self.resume_key
+        if reason is StopReason.INTERRUPTED and pause_key is not None:
             span_context = span.get_span_context()
             if span_context.is_valid:
-                _remember_pause(self.conversation_id, span_context, self.run_id)
+                _remember_pause(pause_key, span_context, self.run_id)
         record = self._run_record(ended=True)
         if record is None:
             rt.pipeline.emit("event", event)
@@ -916,6 +921,7 @@ def enter_run(
     model: str | None = None,
     input: Any = MISSING,
     conversation_id: str | None = None,
+    resume_key: str | None = None,
 ) -> FrameworkRun | None:
     """Find or start the run a framework invocation belongs to; None if telemetry failed.
 
@@ -923,7 +929,8 @@ def enter_run(
     calls become steps of that run (the user's budget and stop reason apply); inside a *tool call* of a
     run (an agent used as a tool) the framework run becomes a sub-agent; otherwise it is a new run.
     ``conversation_id`` is the framework's thread / session / conversation id (``gen_ai.conversation.id``);
-    a user's run without one takes it. A run started here is a framework run (``Run.framework``): guards
+    a user's run without one takes it; ``resume_key`` (see ``Run.resume_key``) links a resume where there is
+    none. A run started here is a framework run (``Run.framework``): guards
     the user did not configure only observe in it (agent_otel.guards).
     """
     try:
@@ -936,6 +943,7 @@ def enter_run(
                     current.span.set_attribute(c.GEN_AI_CONVERSATION_ID, current.conversation_id)
                 return FrameworkRun(current, owned=False)
         run = Run(agent or "agent", model=model, input=input, conversation_id=conversation_id or None)
+        run.resume_key = resume_key or None
         run.framework = True
         run._start()
         return FrameworkRun(run, owned=True)

@@ -151,6 +151,9 @@ CONTROL_FLOW: dict[str, Flow] = {
     "agent_framework.exceptions.UserInputRequiredException": Flow.PAUSE,
     # CrewAI flows: a human-feedback provider pausing the flow (``kickoff()`` returns it).
     "crewai.flow.async_feedback.types.HumanFeedbackPending": Flow.PAUSE,
+    # LlamaIndex workflows (llama-index-workflows >= 2.9): ``ctx.wait_for_event()`` in a step or a tool
+    # before the event arrived; the step worker adds a waiter and runs the step again once it does.
+    "workflows.runtime.types.results.WaitingForEvent": Flow.PAUSE,
 }
 
 _flows: dict[type, Flow | None] = {}  # per class, after the walk of its MRO; cleared on registration

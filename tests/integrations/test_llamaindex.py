@@ -27,6 +27,8 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetad
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
+from workflows import Context
+from workflows.events import HumanResponseEvent, InputRequiredEvent
 
 CALLS: list[str] = []
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5}
@@ -230,6 +232,54 @@ async def test_tool_error_is_an_error_output_and_the_run_goes_on(telemetry, inst
     assert [s.attributes["agent.tool.status"] for s in flaky_spans] == ["error", "ok"]
     assert flaky_spans[0].attributes["error.type"] == "ValueError"
     assert one(spans, "invoke_agent li-agent").attributes["agent.stop_reason"] == "completed"
+
+
+async def test_a_tool_waiting_for_a_human_is_interrupted_then_runs_not_a_failed_call(telemetry, instrument):
+    """Human in the loop: a tool that calls ``ctx.wait_for_event()`` raises the workflow's
+    ``WaitingForEvent`` until the event arrives; the step worker waits for it and calls the tool again. The
+    first call was recorded as a failed tool call (span ERROR, ``error.type=WaitingForEvent``, an error in
+    the tool metrics) though nothing failed; it is ``interrupted`` (as a LangGraph ``interrupt()``), the
+    call after the human's answer ``ok``, and the run completes."""
+    instrument("llamaindex")
+
+    async def close_account(ctx: Context, user: str) -> str:
+        """Close an account once a human confirms."""
+        answer = await ctx.wait_for_event(
+            HumanResponseEvent, waiter_id=user, waiter_event=InputRequiredEvent(prefix=f"close {user}?")
+        )
+        CALLS.append(f"{user}: {answer.response}")
+        return "closed" if answer.response == "yes" else "kept"
+
+    # LlamaIndex finds the context parameter by its annotation, a string under this module's
+    # ``from __future__ import annotations``: the class itself, as in a module without it.
+    close_account.__annotations__["ctx"] = Context
+
+    handler = FunctionAgent(
+        name="closer",
+        llm=script(call("close_account", {"user": "bob"}, "call_1"), text("closed it")),
+        tools=[FunctionTool.from_defaults(async_fn=close_account)],
+    ).run(user_msg="close bob")
+    async for event in handler.stream_events():
+        if isinstance(event, InputRequiredEvent):
+            handler.ctx.send_event(HumanResponseEvent(response="yes"))
+    assert str(await handler) == "closed it"
+    assert CALLS == ["bob: yes"]
+
+    spans = ours(telemetry.spans())
+    root = one(spans, "invoke_agent closer")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    calls = sorted(
+        [s for s in spans if s.name == "execute_tool close_account"],
+        key=lambda s: s.attributes["agent.step_id"],
+    )
+    assert [(t.attributes["agent.tool.status"], t.status.status_code.name) for t in calls] == [
+        ("interrupted", "UNSET"),
+        ("ok", "UNSET"),
+    ]
+    assert ["error.type" in t.attributes for t in calls] == [False, False]
+    assert [e["status"] for e in telemetry.events("tool_result")] == ["interrupted", "ok"]
+    statuses = {p[0]["status"] for p in telemetry.metrics()["agent.tool.invocations"] if p[1].value}
+    assert "error" not in statuses
 
 
 async def test_model_error_stops_with_model_error(telemetry, instrument):

@@ -939,13 +939,94 @@ def test_a_streamed_run_waiting_for_approval_is_interrupted(telemetry, instrumen
     assert root.attributes["agent.stop_reason"] == "interrupted"
 
 
-async def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument):
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_sub_agent_waiting_for_approval_leaves_its_tool_call_interrupted_not_ok(
+    telemetry, instrument, streamed
+):
+    """An ``as_tool()`` agent whose tool needs approval pauses, and the SDK pauses the calling run with the
+    sub-agent's approval item; on resume it invokes the tool again. The tool call that ran the sub-agent
+    was recorded ``ok`` (a result that was not one: the SDK's placeholder ``None``); it is ``interrupted``,
+    as a LangGraph tool that calls ``interrupt()``, and the resume's call of it is ``ok``."""
+    instrument("openai_agents")
+    APPROVED.clear()
+    sub = Agent(name="closer", model=approval_script(), tools=[close_account])
+    top = Agent(
+        name="support",
+        model=Scripted(
+            [
+                step(function_call("closer", {"input": "close bob"}, call_id="t1")),
+                step(assistant_message("ok")),
+            ]
+        ),
+        tools=[sub.as_tool("closer", "Closes accounts.")],
+    )
+
+    async def go(input: Any) -> Any:
+        if not streamed:
+            return await Runner.run(top, input)
+        result = Runner.run_streamed(top, input)
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    paused = await go("close bob's account")
+    assert [i.raw_item.call_id for i in paused.interruptions] == ["call_a"] and APPROVED == []
+    resumed = await go(approve_all(paused))
+    assert resumed.final_output == "ok" and APPROVED == ["bob"]
+
+    spans = ours(telemetry.spans())
+    first, second = sorted(by_name(spans, "invoke_agent support"), key=lambda s: s.start_time)
+    assert first.attributes["agent.stop_reason"] == "interrupted"
+    calls = sorted(by_name(spans, "execute_tool closer"), key=lambda s: s.start_time)
+    assert [parent_of(t, spans) for t in calls] == [first, second]
+    assert [t.attributes["agent.tool.status"] for t in calls] == ["interrupted", "ok"]
+    assert calls[0].status.status_code.name == "UNSET" and "agent.tool.result_sha" not in calls[0].attributes
+    assert [e["status"] for e in telemetry.events("tool_result") if e["tool"] == "closer"] == [
+        "interrupted",
+        "ok",
+    ]
+
+
+async def drained(agent: Any, input: Any) -> Any:
+    result = Runner.run_streamed(agent, input)
+    async for _ in result.stream_events():
+        pass
+    return result
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument, streamed):
+    """A streamed resume hands the SDK's loop the state's original input and the ``RunState`` apart: it
+    was not seen as a resume, and your run ended ``interrupted`` though the agent had finished."""
     instrument("openai_agents")
     agent = Agent(name="admin", model=approval_script(), tools=[close_account])
+    go = drained if streamed else Runner.run
     async with agent_otel.run("support") as run:
-        paused = await Runner.run(agent, "close bob's account")
-        await Runner.run(agent, approve_all(paused))
+        paused = await go(agent, "close bob's account")
+        assert (await go(agent, approve_all(paused))).final_output == "done"
     assert run.result.stop_reason == "completed"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_resume_from_the_run_state_without_a_session_links_to_the_paused_run(
+    telemetry, instrument, streamed
+):
+    """The SDK's own human-in-the-loop pattern has no session: ``result.to_state()``, approve,
+    ``Runner.run(agent, state)``. Nothing linked the resume to the paused run (two unrelated runs, one
+    ``interrupted``); the approval call ids the state carries do, as a session does."""
+    instrument("openai_agents")
+    agent = Agent(name="admin", model=approval_script(), tools=[close_account])
+    go = drained if streamed else Runner.run
+    paused = await go(agent, "close bob's account")
+    assert (await go(agent, approve_all(paused))).final_output == "done"
+
+    spans = ours(telemetry.spans())
+    first, second = sorted(by_name(spans, "invoke_agent admin"), key=lambda s: s.start_time)
+    assert first.attributes["agent.stop_reason"] == "interrupted"
+    assert second.attributes["agent.stop_reason"] == "completed"
+    assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"]
+    assert [link.context.span_id for link in second.links] == [first.context.span_id]
+    assert "gen_ai.conversation.id" not in second.attributes  # the key is not a conversation
 
 
 def test_an_async_agent_otel_tool_keeps_its_retry_and_timeout_under_the_sdk(telemetry, instrument):

@@ -22,11 +22,20 @@ from tests.integrations.conftest import (
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent, ModelRetry, RunContext, Tool, UsageLimitExceeded, UsageLimits
+from pydantic_ai import (
+    Agent,
+    ModelRetry,
+    RunContext,
+    Tool,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+    UsageLimits,
+)
 from pydantic_ai.exceptions import RunTimedOut
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.output import ToolOutput
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
@@ -171,6 +180,103 @@ def test_failing_model_stops_with_model_error(telemetry, instrument):
     spans = ours(telemetry.spans())
     assert one(spans, "chat gpt-4o").attributes["error.type"] == "ConnectionError"
     assert one(spans, "invoke_agent offline").attributes["agent.stop_reason"] == "model_error"
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("output_validator", "model_error"),
+        ("output_function", "model_error"),
+        ("run_stream", "model_error"),
+        ("tool", "tool_error"),
+    ],
+)
+def test_a_model_that_keeps_failing_validation_stops_with_model_error(telemetry, instrument, where, reason):
+    """PydanticAI ends a run whose model keeps answering what an output validator or output function
+    rejects (``ModelRetry``) past its retries with ``UnexpectedModelBehavior``; so does ``run_stream`` for
+    an output that fails validation. The model ended the run: ``model_error``, as the Agents SDK's
+    ``ModelBehaviorError`` (it read ``error``, a bug in the agent's own code). A function tool that kept
+    refusing the model's arguments failed its steps: ``tool_error``, as before. The caller's exception is
+    unchanged."""
+    instrument("pydantic_ai")
+    if where == "tool":
+        agent = Agent(script(tool_call("picky", {"n": 1}, "p")), name="stubborn", retries=1)
+
+        @agent.tool_plain
+        def picky(n: int) -> str:
+            """Wants 2."""
+            raise ModelRetry("use 2")
+
+    elif where == "output_function":
+
+        def finish(value: int) -> int:
+            """The final answer."""
+            raise ModelRetry("positive please")
+
+        agent = Agent(
+            script(tool_call("finish", {"value": -1}, "f")),
+            name="stubborn",
+            retries=1,
+            output_type=ToolOutput(finish, name="finish"),
+        )
+
+    else:
+
+        async def stream_bad(messages: list[ModelMessage], info: AgentInfo) -> Any:
+            yield "bad"
+
+        model = FunctionModel(lambda m, i: text("bad"), stream_function=stream_bad, model_name="gpt-4o")
+        agent = Agent(model, name="stubborn", retries=1)
+
+        @agent.output_validator
+        def never(output: str) -> str:
+            raise ModelRetry("not good enough")
+
+    async def streamed() -> None:
+        async with agent.run_stream("go") as result:
+            await result.get_output()
+
+    with pytest.raises(UnexpectedModelBehavior):
+        asyncio.run(streamed()) if where == "run_stream" else agent.run_sync("go")
+    root = one(ours(telemetry.spans()), "invoke_agent stubborn")
+    assert root.attributes["agent.stop_reason"] == reason
+    assert root.attributes["error.type"] == "UnexpectedModelBehavior"
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == [reason]
+
+
+def test_a_streamed_answer_its_validator_rejects_keeps_the_requests_usage(telemetry, instrument):
+    """``run_stream`` cannot retry an output its validator rejects: the consumer raises and PydanticAI
+    cancels the request's task, after the model answered and PydanticAI counted the usage. The step had
+    no tokens (the run's usage and cost 0, PydanticAI's 50 + 2); it has what PydanticAI counted."""
+    instrument("pydantic_ai")
+
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        yield "bad "
+        yield "answer"
+
+    agent = Agent(FunctionModel(stream_function=answer, model_name="gpt-4o"), name="validated")
+
+    @agent.output_validator
+    def never(output: str) -> str:
+        raise ModelRetry("not good enough")
+
+    async def main() -> Any:
+        async with agent.run_stream("go") as result:
+            await result.get_output()
+
+    with pytest.raises(UnexpectedModelBehavior):
+        asyncio.run(main())
+    spans = ours(telemetry.spans())
+    chat, root = one(spans, "chat gpt-4o"), one(spans, "invoke_agent validated")
+    billed = (chat.attributes["gen_ai.usage.input_tokens"], chat.attributes["gen_ai.usage.output_tokens"])
+    assert billed == (50, 2)  # FunctionModel's estimate, as PydanticAI's run usage says
+    assert (
+        root.attributes["agent.usage.input_tokens"],
+        root.attributes["agent.usage.output_tokens"],
+    ) == billed
+    assert root.attributes["agent.cost_usd"] > 0
+    assert chat.attributes["error.type"] == "CancelledError"  # the request was cut, not failed by the API
+    assert root.attributes["agent.stop_reason"] == "model_error"
 
 
 def test_run_inside_a_user_run_joins_it(telemetry, instrument):

@@ -23,6 +23,7 @@ from tests.integrations.conftest import (
 pytest.importorskip("smolagents")
 
 from smolagents import CodeAgent, Tool, ToolCallingAgent, tool
+from smolagents.memory import FinalAnswerStep
 from smolagents.models import (
     ChatMessage,
     ChatMessageStreamDelta,
@@ -245,6 +246,39 @@ def test_consumer_leaving_a_stream_cancels_the_run(telemetry, instrument):
     stream.close()
     root = one(ours(telemetry.spans()), "invoke_agent smol")
     assert root.attributes["agent.stop_reason"] == "cancelled"
+
+
+@pytest.mark.parametrize(("max_steps", "reason"), [(5, "completed"), (1, "max_steps")])
+@pytest.mark.parametrize("stream_outputs", [False, True])
+def test_a_consumer_that_stops_at_the_final_answer_has_not_cancelled_the_run(
+    telemetry, instrument, max_steps, reason, stream_outputs
+):
+    """``for step in agent.run(task, stream=True): if isinstance(step, FinalAnswerStep): break``: the
+    ``FinalAnswerStep`` is the last item smolagents' loop yields, after the run is over. The run ended
+    ``cancelled`` (the consumer closing the generator); it is ``completed`` (``max_steps`` if smolagents
+    reached it and asked the model for the answer), a CodeAgent streaming its model's output too."""
+    instrument("smolagents")
+    model_class = StreamingModel if stream_outputs else ScriptedModel
+    model = model_class(code('lookup(q="a")'), code('final_answer(lookup(q="z"))'))
+    coder = CodeAgent(
+        tools=[lookup],
+        model=model,
+        name="coder",
+        verbosity_level=LogLevel.OFF,
+        stream_outputs=stream_outputs,
+        max_steps=max_steps,
+    )
+    answer = None
+    for item in coder.run("go", stream=True):
+        if isinstance(item, FinalAnswerStep):
+            answer = item.output
+            break
+    # (past max_steps, the answer is what the model says when smolagents asks it for one)
+    assert answer == ("Z" if reason == "completed" else model.script[-1].content)
+    root = one(ours(telemetry.spans()), "invoke_agent coder")
+    assert root.attributes["agent.stop_reason"] == reason
+    assert "error.type" not in root.attributes
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == [reason]
 
 
 def test_tool_error_is_an_observation_and_the_run_goes_on(telemetry, instrument):

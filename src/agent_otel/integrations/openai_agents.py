@@ -22,6 +22,10 @@
   the responding model, response id and finish reasons). The step's ``gen_ai.agent.name`` is the agent
   that made the call (the one handed to, after a handoff), with the ``ModelSettings`` of that agent
   (temperature, top_p, max_tokens...), the response id and the tool call ids the model asked for.
+* Approvals: a run that returns ``interruptions`` (tools with ``needs_approval``) ends ``interrupted``; a
+  sub-agent's (``as_tool()``) pause ends the tool call that ran it ``interrupted`` (not ``ok``: the SDK
+  invokes it again when the run resumes). A run resumed from the ``RunState`` (``Runner.run`` and the
+  streaming loop) links to the paused run: by the session, else by the approval call ids it carries.
 * Handoffs: each handoff is an ``agent.handoff`` event on the run span naming the agent handed from and
   to (``from_agent``, ``to_agent``) and the model's tool call id; the run stays one run.
 * Conversation: ``gen_ai.conversation.id`` is ``Runner.run(conversation_id=...)`` (the OpenAI
@@ -111,16 +115,43 @@ def _conversation(conversation_id: Any, session: Any) -> str | None:
     return str(session_id) if session_id else None
 
 
-def _enter(agent: Any, input: Any, conversation_id: str | None = None) -> FrameworkRun | None:
+def _enter(
+    agent: Any, input: Any, conversation_id: str | None = None, state: Any = None
+) -> FrameworkRun | None:
+    """Enter the run of ``agent``; ``state`` is the ``RunState`` it resumes (``input`` itself for
+    ``Runner.run``; the streaming loop is handed the state's original input and the state apart)."""
     name = getattr(agent, "name", None) or "agent"
     model = getattr(agent, "model", None)
     run_input = input if isinstance(input, str | list) else MISSING
-    return enter_run(
+    frun = enter_run(
         str(name),
         model=model_name(model) if model is not None else None,
         input=run_input,
         conversation_id=conversation_id,
+        resume_key=_resumed_key(state) if conversation_id is None else None,
     )
+    if frun is not None and state is not None:
+        frun.run.paused = None  # resuming inside the same agent-otel run: it is not paused any more
+    return frun
+
+
+def _approval_key(call_ids: list[str]) -> str | None:
+    """What a run paused for approvals and its resume from the ``RunState`` both name: the call ids
+    waiting. The SDK's own human-in-the-loop pattern (``result.to_state()``, approve, ``Runner.run(agent,
+    state)``) has no session, so no conversation links the two runs; these ids do."""
+    return "openai_agents approvals " + " ".join(sorted(call_ids)) if call_ids else None
+
+
+def _resumed_key(state: Any) -> str | None:
+    """The approval key of the paused run a ``RunState`` resumes (None: not a resume)."""
+    if state is None:
+        return None
+    try:
+        ids = [usage_value(i, "raw_item", "call_id") for i in state.get_interruptions()]
+    except Exception as exc:
+        internal_error("reading the approvals a RunState resumes", exc)
+        return None
+    return _approval_key([i for i in ids if isinstance(i, str)])
 
 
 def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
@@ -136,12 +167,6 @@ def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
     return None
 
 
-def _resuming(frun: FrameworkRun | None, input: Any) -> None:
-    """Resuming a paused run (a ``RunState``) inside the same agent-otel run: it is not paused any more."""
-    if frun is not None and type(input).__name__ == "RunState":
-        frun.run.paused = None
-
-
 def _approvals(frun: FrameworkRun | None, result: Any) -> None:
     """A run that returns to ask for tool approvals (``needs_approval``) paused for a human: its run ends
     ``interrupted`` with an ``agent.interrupt`` event naming the tool calls waiting for approval."""
@@ -150,19 +175,31 @@ def _approvals(frun: FrameworkRun | None, result: Any) -> None:
     try:
         items = list(getattr(result, "interruptions", None) or ())
         if items:
-            ids = [usage_value(i, "raw_item", "call_id") for i in items]
-            pause(frun.run, len(items), [i for i in ids if isinstance(i, str)])
+            ids = [i for i in (usage_value(i, "raw_item", "call_id") for i in items) if isinstance(i, str)]
+            pause(frun.run, len(items), ids)
+            if frun.owned and frun.run.conversation_id is None:
+                frun.run.resume_key = _approval_key(ids)  # its resume from the RunState links to it
+            paused = _paused_in_tool.get()
+            if paused is not None and frun.owned:
+                paused.append(frun.run.run_id)  # a sub-agent (``as_tool()``): its tool call paused too
     except Exception as exc:
         internal_error("recording the tool approvals a run waits for", exc)
+
+
+#: In a function tool's invocation, the run ids of sub-agents (``as_tool()``) that paused in it for a
+#: tool approval. A list shared by reference, so a sub-agent run in a task of its own reports there too.
+_paused_in_tool: ContextVar[list[str] | None] = ContextVar("agent_otel_agents_paused_in_tool", default=None)
 
 
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run(self: Any, starting_agent: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
         frun = _enter(
-            starting_agent, input, _conversation(kwargs.get("conversation_id"), kwargs.get("session"))
+            starting_agent,
+            input,
+            _conversation(kwargs.get("conversation_id"), kwargs.get("session")),
+            input if type(input).__name__ == "RunState" else None,
         )
-        _resuming(frun, input)
         try:
             result = await original(self, starting_agent, input, *args, **kwargs)
         except BaseException as exc:
@@ -222,8 +259,10 @@ def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
             kwargs.get("starting_agent"),
             kwargs.get("starting_input"),
             _conversation(kwargs.get("conversation_id"), kwargs.get("session")),
+            # A resume: the loop gets the state's original input, and the state as run_state (which a new
+            # run has too, made from its input): only is_resumed_state tells them apart.
+            kwargs.get("run_state") if kwargs.get("is_resumed_state") else None,
         )
-        _resuming(frun, kwargs.get("starting_input"))
         try:
             result = await original(*args, **kwargs)
         except BaseException as exc:
@@ -282,13 +321,21 @@ def _make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
             return await _refused(function_tool, context, denied)
         if call is None:
             return await original(*args, **kwargs)
+        paused: list[str] = []
+        token = _paused_in_tool.set(paused)
         try:
             result = await await_or_serve(call, _server(original, args, kwargs), original, *args, **kwargs)
         except BaseException as exc:
             note_failure(run, exc, _classify(exc))
             call.fail(exc)
             raise
-        if getattr(result, "is_sdk_generated_error", False) and not call.done:
+        finally:
+            _paused_in_tool.reset(token)
+        if paused:
+            # The agent behind the tool waits for a tool approval: the SDK pauses this run too and invokes
+            # the tool again on resume. Neither done nor failed, as a LangGraph tool that interrupts.
+            call.interrupted()
+        elif getattr(result, "is_sdk_generated_error", False) and not call.done:
             # Not a handled tool error (those were failed by _record_failure): the SDK's default
             # message for a tool that ran past its timeout_seconds.
             call.fail(_timeout_error(function_tool))

@@ -28,7 +28,9 @@ capability to every run (by wrapping ``Agent._resolve_run_capabilities``, the on
   as it did. Results that were objects (not JSON values) are refused.
 
 Stop reasons: ``UsageLimitExceeded`` (``UsageLimits`` request, token and tool-call limits) ->
-``budget_exceeded``; ``RunTimedOut`` -> ``timeout``; model API errors -> ``model_error``.
+``budget_exceeded``; ``RunTimedOut`` -> ``timeout``; model API errors and ``UnexpectedModelBehavior``
+(output retries exhausted, a content filter, a cut-off tool call) -> ``model_error``; a function tool's
+``ModelRetry`` past its retries (also ``UnexpectedModelBehavior``) -> ``tool_error``, from its failed step.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def _classify(exc: BaseException) -> StopReason | None:
     run_timed_out = getattr(e, "RunTimedOut", None)
     if run_timed_out is not None and isinstance(exc, run_timed_out):
         return StopReason.TIMEOUT
+    if isinstance(exc, e.UnexpectedModelBehavior):
+        # PydanticAI's verdict that the model ended the run: its output failed validation past the output
+        # retries (an output validator's or output function's ``ModelRetry``), a content filter, a cut-off
+        # tool call (``ContentFilterError``, ``IncompleteToolCall``).
+        # The Agents SDK's ``ModelBehaviorError`` / ``ModelRefusalError`` are ``model_error`` too; read as
+        # ``error`` it looked like a bug in the agent's own code on the stop-reason dashboard.
+        return StopReason.MODEL_ERROR
     return None
 
 
@@ -194,7 +203,7 @@ def _capability_class() -> type:
                 response = await handler(request_context)
             except BaseException as exc:
                 note_failure(run, exc, _classify(exc))
-                call.fail(exc)
+                call.fail(exc, **_billed(request_context))
                 raise
             finally:
                 otel_context.detach(carried)
@@ -239,7 +248,9 @@ def _capability_class() -> type:
             try:
                 result = await await_or_serve(tool_call, _server(ctx, tool_call), handler, args)
             except BaseException as exc:
-                note_failure(run, exc, _classify(exc))
+                reason = _classify(exc)
+                if reason is not StopReason.MODEL_ERROR:  # a tool past its retries failed: tool_error
+                    note_failure(run, exc, reason)
                 tool_call.fail(exc)
                 raise
             tool_call.ok(result)
@@ -268,6 +279,36 @@ def _function_of(ctx: Any, name: str) -> Callable[..., Any] | None:
         return inspect.unwrap(fn) if callable(fn) else None
     except Exception:  # a PydanticAI whose internals moved: the tool is a read, as before
         return None
+
+
+def _billed(request_context: Any) -> dict[str, Any]:
+    """The usage PydanticAI counted for a request that did not return a response to this hook.
+
+    A ``run_stream`` whose consumer stops the stream by raising (an output validator's ``ModelRetry``,
+    which streaming cannot retry: ``UnexpectedModelBehavior``; a ``UsageLimits`` token limit crossed
+    mid-stream) cancels the request's task after the model answered: PydanticAI still counts the
+    response's usage in the run's, and leaves it on the request context for its own ``chat`` span
+    (``_unrejected_usage_responses``, which its Instrumentation capability reads). Without it the step
+    had no tokens and the run's usage and cost undercounted PydanticAI's. Empty where this PydanticAI
+    has no such record, or none was billed.
+    """
+    try:
+        responses = getattr(request_context, "_unrejected_usage_responses", None)
+        if not responses:
+            return {}
+        usages = [getattr(r, "usage", None) for r in responses]
+        usages = [u for u in usages if u is not None and not usage_value(u, "unmeasured_requests")]
+        if not usages:  # no usage reported: unknown, not 0 tokens
+            return {}
+        return {
+            "input_tokens": sum(token_count(usage_value(u, "input_tokens")) or 0 for u in usages),
+            "output_tokens": sum(token_count(usage_value(u, "output_tokens")) or 0 for u in usages),
+            "cached_input_tokens": sum(as_int(usage_value(u, "cache_read_tokens")) for u in usages),
+            "cache_write_tokens": sum(as_int(usage_value(u, "cache_write_tokens")) for u in usages),
+        }
+    except Exception as exc:
+        internal_error("reading the usage PydanticAI counted for a request", exc)
+        return {}
 
 
 def _provider(model: Any, name: str | None) -> str | None:

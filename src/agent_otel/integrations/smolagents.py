@@ -23,7 +23,9 @@
   A managed agent's recorded answer is served the same way, so the managed agent does not run.
 
 Stop reasons: reaching ``max_steps`` -> ``max_steps`` (smolagents then asks the model for a final answer
-and returns it); ``agent.interrupt()`` -> ``cancelled``; a model error -> ``model_error``.
+and returns it); ``agent.interrupt()`` -> ``cancelled``; a model error -> ``model_error``; a
+``run(stream=True)`` its consumer closes -> ``cancelled``, unless right after the ``FinalAnswerStep``
+(the loop's last item: the run was over).
 
 The hooks are ``MultiStepAgent._run_stream``, ``Tool.__call__``, ``MultiStepAgent.__call__``, the model
 class's ``generate`` / ``generate_stream``, and a ToolCallingAgent's ``process_tool_calls`` /
@@ -107,27 +109,44 @@ def _make_run_stream(models: _Models) -> Callable[[Callable[..., Any]], Callable
             if frun is None:
                 yield from inner
                 return
+            last: Any = None
             try:
                 for item in inner:
+                    last = item
                     yield item
                     # smolagents turns a guard's AgentStopped into an observation: end the loop here.
                     check_pending(frun.run)
             except BaseException as exc:
+                if isinstance(exc, GeneratorExit) and _is_answer(last):
+                    # The consumer stopped at the answer (``FinalAnswerStep``, the loop's last item:
+                    # ``for step in agent.run(task, stream=True): if isinstance(step, FinalAnswerStep):
+                    # ... break``). Nothing was left to run: the run ended as it would have, not cancelled.
+                    inner.close()
+                    _end_run(self, frun)
+                    raise
                 _end(inner, exc)
                 exit_run(frun, exc, _classify(self, exc))
                 stopped = wrapped_cause(exc)
                 if stopped is not None and stopped is not exc:
                     raise stopped from None
                 raise
-            if frun.owned and _max_steps_reached(self):
-                _stop(
-                    frun, StopReason.MAX_STEPS, f"smolagents reached max_steps after {self.step_number - 1}"
-                )
-            exit_run(frun, None)
+            _end_run(self, frun)
 
         return _run_stream
 
     return make
+
+
+def _is_answer(item: Any) -> bool:
+    """Whether ``item`` is the ``FinalAnswerStep`` smolagents' loop yields last, after the run is done."""
+    return type(item).__name__ == "FinalAnswerStep"
+
+
+def _end_run(agent: Any, frun: FrameworkRun) -> None:
+    """The loop is over: ``max_steps`` if smolagents reached it (then asked the model for an answer)."""
+    if frun.owned and _max_steps_reached(agent):
+        _stop(frun, StopReason.MAX_STEPS, f"smolagents reached max_steps after {agent.step_number - 1}")
+    exit_run(frun, None)
 
 
 def _end(inner: Any, exc: BaseException) -> None:
