@@ -570,6 +570,38 @@ def test_an_llm_error_given_as_text_leaves_as_a_redacted_description_not_as_erro
     )
 
 
+def test_a_stops_detail_leaves_the_process_redacted_and_the_caller_gets_it_whole(telemetry):
+    """``run.stop(reason, detail)`` and an ``AgentStopped`` of a sub-agent carry free text, often built
+    from an exception or the values at hand; it went onto the run span's ``agent.stop`` event as it was,
+    while the same text as an exception message left redacted."""
+    detail = f"CRM refused {EMAIL}: login failed with password {PASSWORD} (key {API_KEY})"
+    with agent_otel.run("first") as run:
+        result = run.stop("error", detail)
+    assert result.detail == detail  # the caller's StopResult, in the process, is not touched
+
+    @agent_otel.tool(name="delegate")
+    def delegate() -> None:
+        with agent_otel.run("child") as child:
+            raise agent_otel.AgentStopped(child.stop("error", detail))
+
+    with pytest.raises(agent_otel.AgentStopped):
+        with agent_otel.run("parent"):
+            delegate()
+    masked = "CRM refused [EMAIL]: login failed with password [REDACTED] (key [API_KEY])"
+    details = {
+        s.attributes["gen_ai.agent.name"]: e.attributes["detail"]
+        for s in telemetry.spans_named("invoke_agent")
+        for e in s.events
+        if e.name == "agent.stop"
+    }
+    assert details["first"] == details["child"] == masked
+    assert details["parent"].startswith("sub-agent run ") and details["parent"].endswith(f"(error): {masked}")
+    everything = json.dumps([json.loads(s.to_json()) for s in telemetry.spans()])
+    everything += json.dumps(telemetry.events())
+    for raw in (EMAIL, PASSWORD, API_KEY):
+        assert raw not in everything, raw
+
+
 def test_argument_hashes_can_be_kept_off_spans_and_still_serve_the_store(monkeypatch, tmp_path):
     """``args_sha`` is an unkeyed hash, so it gives a low-entropy argument away to whoever can guess it (a
     PIN: ten thousand tries). ``store_args_hash: false`` keeps the tool and input hashes off the spans;

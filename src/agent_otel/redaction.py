@@ -406,6 +406,15 @@ def for_config(config: Any = None) -> Redactor:
     return redactor
 
 
+def redacted_message(text: str, config: Any = None) -> str:
+    """Free text about how something ended (an exception's message, a stop's ``detail``) as it may leave
+    the process, whatever ``store_args`` says: code often builds it from values (``run.stop("error",
+    f"CRM refused {email}: {exc}")``). Redacted before it is cut to ``redaction.max_chars``, so that a
+    secret across the cut is masked whole."""
+    redactor = for_config(config)
+    return redactor.redact_text(text[: redactor.max_chars + CUT_SLACK])[: redactor.max_chars]
+
+
 def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, str]:
     """The attributes of OpenTelemetry's ``exception`` span event, with nothing raw in them by default:
     the class, the message through the redactor, and the stack trace per ``redaction.stacktrace``
@@ -414,12 +423,7 @@ def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, st
     kind = type(exc)
     module = getattr(kind, "__module__", "")
     name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
-    attributes = {
-        "exception.type": name,
-        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars + CUT_SLACK])[
-            : redactor.max_chars
-        ],
-    }
+    attributes = {"exception.type": name, "exception.message": redacted_message(_message(exc), config)}
     mode = _stack_mode(config)
     if mode != "off":
         try:
