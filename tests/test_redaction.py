@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -600,6 +601,27 @@ def test_a_stops_detail_leaves_the_process_redacted_and_the_caller_gets_it_whole
     everything += json.dumps(telemetry.events())
     for raw in (EMAIL, PASSWORD, API_KEY):
         assert raw not in everything, raw
+
+
+def test_agent_otels_own_warnings_quote_a_failure_redacted(telemetry, monkeypatch, caplog):
+    """agent-otel reports a failure of its own once and carries on; the failure often quotes the value it
+    was handling (Python's ``int()`` and ``KeyError`` do), and the warning printed it as it was."""
+    from agent_otel import steps
+
+    monkeypatch.setattr(steps, "_reported", set())  # "reported once" is per process
+    caplog.set_level(logging.WARNING, "agent_otel")
+    try:
+        int(f"Bearer {API_KEY}")
+    except ValueError as exc:
+        steps.internal_error("reading an LLM request", exc)
+    steps.internal_error("reading an LLM response", KeyError(EMAIL))
+    assert API_KEY not in caplog.text and EMAIL not in caplog.text
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first == (
+        "agent-otel: error while reading an LLM request (ValueError: invalid literal for int() with base 10: "
+        "'Bearer [API_KEY]'); telemetry continues without it"
+    )
+    assert "(KeyError: '[EMAIL]')" in second
 
 
 def test_argument_hashes_can_be_kept_off_spans_and_still_serve_the_store(monkeypatch, tmp_path):

@@ -415,6 +415,15 @@ def redacted_message(text: str, config: Any = None) -> str:
     return redactor.redact_text(text[: redactor.max_chars + CUT_SLACK])[: redactor.max_chars]
 
 
+def error_text(exc: BaseException, config: Any = None) -> str:
+    """``Class: message`` of an exception for agent-otel's own log lines, the message redacted as on a span:
+    what fails while agent-otel handles a tool's result, a request or an argument often quotes the value
+    (``invalid literal for int() with base 10: 'sk-...'``, a ``KeyError`` of an e-mail, an exception whose
+    ``__str__`` fails while rendering its data), and logs leave the process too (a log shipper, an
+    OpenTelemetry logging handler)."""
+    return f"{type(exc).__name__}: {redacted_message(_message(exc), config)}"
+
+
 def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, str]:
     """The attributes of OpenTelemetry's ``exception`` span event, with nothing raw in them by default:
     the class, the message through the redactor, and the stack trace per ``redaction.stacktrace``
