@@ -557,7 +557,7 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
     of other libraries' GenAI spans (one with a ``gen_ai.*`` or ``openinference.*`` attribute or one of
     ``LIBRARY_CONTENT_KEYS``) but their names and ids (``LIBRARY_IDENTITY_KEYS``, agent-otel's ``agent.*``),
     on the export thread (a copy of the span: the application's own processors see it unchanged). Their
-    events named ``gen_ai.*`` (content events) have every string masked;
+    events (content events: ``gen_ai.*``, Strands' ``memory.content``...) have every string masked;
     ``exception`` events their message, and their stack trace as ``redaction.stacktrace`` says; the span's
     status description too. Other spans (the application's own) are left to the collector's redaction.
     """
@@ -576,9 +576,9 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
             stack = changed.pop("exception.stacktrace", None)
             if stack is not None and stack_mode != "off":
                 changed["exception.stacktrace"] = _stack(stack, stack_mode, redactor)
-        elif event.name.startswith("gen_ai."):
+        elif not event.name.startswith("agent."):  # content events, whatever their name
             changed = {k: _redacted_value(redactor, v) for k, v in attributes.items()}
-        else:
+        else:  # agent-otel's own (agent.stop, agent.guard on a span it adopted): nothing raw in them
             return event
         from opentelemetry.sdk.trace import Event
 
@@ -601,7 +601,7 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
             if masked != (tuple(value) if isinstance(value, list) else value):
                 changed[key] = masked
         events = span.events
-        event_hit = any(e.name == "exception" or e.name.startswith("gen_ai.") for e in events)
+        event_hit = any(not e.name.startswith("agent.") for e in events)
         description = span.status.description
         if not changed and not event_hit and not description:
             return span

@@ -222,6 +222,7 @@ def test_content_under_a_librarys_own_attribute_names_reaches_the_collector_reda
                 "gcp.vertex.agent.tool_response": json.dumps({"api_key": API_KEY}),
             }
         )
+        span.add_event("memory.content", {"content": PROMPT})  # Strands' memory events, not gen_ai.*
     spans = received(receiver, 2)
     wire = "".join(str(s) for s in spans.values())
     for raw in (EMAIL, PASSWORD, API_KEY):
@@ -237,6 +238,9 @@ def test_content_under_a_librarys_own_attribute_names_reaches_the_collector_reda
     args = json.loads(tool["gcp.vertex.agent.tool_call_args"])
     assert args == {"user": "[EMAIL]", "password": "[REDACTED]"}
     assert tool["gen_ai.tool.name"] == "reset_password" and tool["gen_ai.tool.call.id"] == "call-1"
+    (memory,) = spans["execute_tool reset_password"].events
+    masked = "reset the account of [EMAIL], the admin password: [REDACTED]"
+    assert memory.attributes[0].value.string_value == masked
 
 
 def test_pydantic_ais_own_spans_carry_its_run_history_redacted(exported):
