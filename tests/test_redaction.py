@@ -233,6 +233,30 @@ def test_secret_key_value_pairs_in_free_text_are_masked(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An object or a list under a secret key, in JSON held in a string (a library's captured messages,
+        # a tool call's arguments): only its opening bracket was masked, its contents kept and the JSON
+        # broken (`"secret":[REDACTED]"answer":"blue-42"}`).
+        (
+            '{"user":"bob","secret":{"question":"pet}","answer":"blue-42"},"n":1}',
+            '{"user":"bob","secret":"[REDACTED]","n":1}',
+        ),
+        ('{"credentials": ["bob", "hunter-two"], "n": 1}', '{"credentials": "[REDACTED]", "n": 1}'),
+        ('{"password": {"a": "b\\"}"}, "k": 2}', '{"password": "[REDACTED]", "k": 2}'),
+        ('x={\\"token\\":{\\"v\\":\\"abc\\"},\\"n\\":1}', 'x={\\"token\\":\\"[REDACTED]\\",\\"n\\":1}'),
+        ('{"token": {"a": "cut sho', '{"token": "[REDACTED]"'),  # never closed: to the end
+        ("password=[abc] ok", "password=[REDACTED] ok"),
+    ],
+)
+def test_an_object_or_list_under_a_secret_key_in_text_is_masked_whole(text, expected):
+    masked = Redactor().redact_text(text)
+    assert masked == expected
+    if text.startswith("{") and not text.endswith("sho"):
+        json.loads(masked)  # still JSON
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "max_tokens: 1024, token_count=5, tokens_used: 9",

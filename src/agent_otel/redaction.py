@@ -146,6 +146,33 @@ _PHONE = re.compile(
 )
 
 
+def _closing(text: str, start: int, quote: str) -> int:
+    """The end of the JSON object or list that opens at ``text[start]`` (``{`` or ``[``): past its matching
+    bracket, brackets inside its strings not counted; the end of the text if it is never closed (a value
+    cut short). ``quote`` is how the key before it was quoted: ``\\"`` for JSON encoded twice, whose
+    strings are delimited by ``\\"``. Linear in what it reads."""
+    delimiter = '\\"' if quote == '\\"' else '"'
+    depth = 0
+    i = start
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if text.startswith(delimiter, i):  # a string: skip to its closing delimiter
+            i += len(delimiter)
+            while i < n and not text.startswith(delimiter, i):
+                i += 2 if text[i] == "\\" and delimiter == '"' else 1
+            i += len(delimiter)
+            continue
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
 def _luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -274,6 +301,13 @@ class Redactor:
             if not self.is_secret_key(m.group("key")):
                 out.append(text[pos : m.end("sep")])
                 pos = m.end("sep")
+                continue
+            bare = m.group("bare")
+            if bare is not None and bare[0] in "{[":  # an object or a list held in text: all of it
+                end = _closing(text, m.start("bare"), m.group("q"))
+                quote = m.group("q") if m.group("q") in ('"', '\\"') else ""  # stays valid JSON
+                out.append(text[pos : m.start("bare")] + quote + MASK + quote)
+                pos = end
                 continue
             quoted = (("eq", "ev"), ("dq", "dv"), ("sq", "sv"))
             inner = next((v for q, v in quoted if m.group(q) is not None), "bare")
