@@ -159,6 +159,34 @@ def test_the_applications_otlp_exporter_to_the_same_collector_gets_each_span_and
         rx.stop()
 
 
+def test_the_log_line_naming_the_applications_exporter_leaves_out_the_password_of_its_url(
+    home, monkeypatch, caplog
+):
+    """setup() says at INFO which exporter of the application its spans go through, with that exporter's
+    URL; a collector behind basic auth has its password in the URL's user info, which the line printed."""
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    caplog.set_level(logging.INFO, "agent_otel")
+    rx = HTTPReceiver()
+    try:
+        endpoint = rx.endpoint.replace("http://", "http://collector:s3cr3t-pw@")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        agent_otel.setup("svc", tracer_provider=provider, store=False, instrument=False)
+        agent_otel.shutdown()
+        provider.shutdown()
+    finally:
+        rx.stop()
+    (line,) = [r.getMessage() for r in caplog.records if "already sends to" in r.getMessage()]
+    assert "//***@127.0.0.1" in line
+    assert "s3cr3t-pw" not in caplog.text
+
+
 def test_an_application_that_sets_its_providers_after_setup_is_told_where_its_telemetry_goes():
     """setup() first installs agent-otel's providers; the application's own set_tracer_provider /
     set_meter_provider afterwards is refused by OpenTelemetry (the first one stays), so what is traced

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -229,6 +230,30 @@ def test_user_entries_match_a_segment_run_or_the_whole_key():
 )
 def test_secret_key_value_pairs_in_free_text_are_masked(text, expected):
     assert Redactor().redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An object or a list under a secret key, in JSON held in a string (a library's captured messages,
+        # a tool call's arguments): only its opening bracket was masked, its contents kept and the JSON
+        # broken (`"secret":[REDACTED]"answer":"blue-42"}`).
+        (
+            '{"user":"bob","secret":{"question":"pet}","answer":"blue-42"},"n":1}',
+            '{"user":"bob","secret":"[REDACTED]","n":1}',
+        ),
+        ('{"credentials": ["bob", "hunter-two"], "n": 1}', '{"credentials": "[REDACTED]", "n": 1}'),
+        ('{"password": {"a": "b\\"}"}, "k": 2}', '{"password": "[REDACTED]", "k": 2}'),
+        ('x={\\"token\\":{\\"v\\":\\"abc\\"},\\"n\\":1}', 'x={\\"token\\":\\"[REDACTED]\\",\\"n\\":1}'),
+        ('{"token": {"a": "cut sho', '{"token": "[REDACTED]"'),  # never closed: to the end
+        ("password=[abc] ok", "password=[REDACTED] ok"),
+    ],
+)
+def test_an_object_or_list_under_a_secret_key_in_text_is_masked_whole(text, expected):
+    masked = Redactor().redact_text(text)
+    assert masked == expected
+    if text.startswith("{") and not text.endswith("sho"):
+        json.loads(masked)  # still JSON
 
 
 @pytest.mark.parametrize(
@@ -568,6 +593,59 @@ def test_an_llm_error_given_as_text_leaves_as_a_redacted_description_not_as_erro
         and API_KEY not in everything
         and "quota for" not in everything.replace(failed.status.description, "")
     )
+
+
+def test_a_stops_detail_leaves_the_process_redacted_and_the_caller_gets_it_whole(telemetry):
+    """``run.stop(reason, detail)`` and an ``AgentStopped`` of a sub-agent carry free text, often built
+    from an exception or the values at hand; it went onto the run span's ``agent.stop`` event as it was,
+    while the same text as an exception message left redacted."""
+    detail = f"CRM refused {EMAIL}: login failed with password {PASSWORD} (key {API_KEY})"
+    with agent_otel.run("first") as run:
+        result = run.stop("error", detail)
+    assert result.detail == detail  # the caller's StopResult, in the process, is not touched
+
+    @agent_otel.tool(name="delegate")
+    def delegate() -> None:
+        with agent_otel.run("child") as child:
+            raise agent_otel.AgentStopped(child.stop("error", detail))
+
+    with pytest.raises(agent_otel.AgentStopped):
+        with agent_otel.run("parent"):
+            delegate()
+    masked = "CRM refused [EMAIL]: login failed with password [REDACTED] (key [API_KEY])"
+    details = {
+        s.attributes["gen_ai.agent.name"]: e.attributes["detail"]
+        for s in telemetry.spans_named("invoke_agent")
+        for e in s.events
+        if e.name == "agent.stop"
+    }
+    assert details["first"] == details["child"] == masked
+    assert details["parent"].startswith("sub-agent run ") and details["parent"].endswith(f"(error): {masked}")
+    everything = json.dumps([json.loads(s.to_json()) for s in telemetry.spans()])
+    everything += json.dumps(telemetry.events())
+    for raw in (EMAIL, PASSWORD, API_KEY):
+        assert raw not in everything, raw
+
+
+def test_agent_otels_own_warnings_quote_a_failure_redacted(telemetry, monkeypatch, caplog):
+    """agent-otel reports a failure of its own once and carries on; the failure often quotes the value it
+    was handling (Python's ``int()`` and ``KeyError`` do), and the warning printed it as it was."""
+    from agent_otel import steps
+
+    monkeypatch.setattr(steps, "_reported", set())  # "reported once" is per process
+    caplog.set_level(logging.WARNING, "agent_otel")
+    try:
+        int(f"Bearer {API_KEY}")
+    except ValueError as exc:
+        steps.internal_error("reading an LLM request", exc)
+    steps.internal_error("reading an LLM response", KeyError(EMAIL))
+    assert API_KEY not in caplog.text and EMAIL not in caplog.text
+    first, second = (r.getMessage() for r in caplog.records)
+    assert first == (
+        "agent-otel: error while reading an LLM request (ValueError: invalid literal for int() with base 10: "
+        "'Bearer [API_KEY]'); telemetry continues without it"
+    )
+    assert "(KeyError: '[EMAIL]')" in second
 
 
 def test_argument_hashes_can_be_kept_off_spans_and_still_serve_the_store(monkeypatch, tmp_path):

@@ -120,17 +120,17 @@ def _check_endpoint(value: str) -> str | None:
         parts = urlsplit(value if "://" in value else f"http://{value}")
         port = parts.port
     except ValueError as exc:  # an unclosed [IPv6 bracket, a port of 99999 or "abc"
-        return f"is not a valid URL ({exc}): {_masked(value)!r}"
+        return f"is not a valid URL ({exc}): {masked_url(value)!r}"
     if not parts.hostname or port == 0:
-        return f"needs a host and a port from 1 to 65535: {_masked(value)!r}"
+        return f"needs a host and a port from 1 to 65535: {masked_url(value)!r}"
     if parts.scheme.lower() not in ("http", "https"):  # `htps://`, `grpc://` were sent as plain gRPC
         scheme = f"{parts.scheme}://"
-        return f"has the scheme {scheme!r}; OTLP endpoints are http:// or https://: {_masked(value)!r}"
+        return f"has the scheme {scheme!r}; OTLP endpoints are http:// or https://: {masked_url(value)!r}"
     return None
 
 
-def _masked(url: str) -> str:
-    """``url`` without its user info (which may hold a password), for an error message."""
+def masked_url(url: str) -> str:
+    """``url`` without its user info (which may hold a password), for an error message or a log line."""
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 

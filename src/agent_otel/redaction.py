@@ -146,6 +146,33 @@ _PHONE = re.compile(
 )
 
 
+def _closing(text: str, start: int, quote: str) -> int:
+    """The end of the JSON object or list that opens at ``text[start]`` (``{`` or ``[``): past its matching
+    bracket, brackets inside its strings not counted; the end of the text if it is never closed (a value
+    cut short). ``quote`` is how the key before it was quoted: ``\\"`` for JSON encoded twice, whose
+    strings are delimited by ``\\"``. Linear in what it reads."""
+    delimiter = '\\"' if quote == '\\"' else '"'
+    depth = 0
+    i = start
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if text.startswith(delimiter, i):  # a string: skip to its closing delimiter
+            i += len(delimiter)
+            while i < n and not text.startswith(delimiter, i):
+                i += 2 if text[i] == "\\" and delimiter == '"' else 1
+            i += len(delimiter)
+            continue
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
 def _luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -274,6 +301,13 @@ class Redactor:
             if not self.is_secret_key(m.group("key")):
                 out.append(text[pos : m.end("sep")])
                 pos = m.end("sep")
+                continue
+            bare = m.group("bare")
+            if bare is not None and bare[0] in "{[":  # an object or a list held in text: all of it
+                end = _closing(text, m.start("bare"), m.group("q"))
+                quote = m.group("q") if m.group("q") in ('"', '\\"') else ""  # stays valid JSON
+                out.append(text[pos : m.start("bare")] + quote + MASK + quote)
+                pos = end
                 continue
             quoted = (("eq", "ev"), ("dq", "dv"), ("sq", "sv"))
             inner = next((v for q, v in quoted if m.group(q) is not None), "bare")
@@ -406,6 +440,24 @@ def for_config(config: Any = None) -> Redactor:
     return redactor
 
 
+def redacted_message(text: str, config: Any = None) -> str:
+    """Free text about how something ended (an exception's message, a stop's ``detail``) as it may leave
+    the process, whatever ``store_args`` says: code often builds it from values (``run.stop("error",
+    f"CRM refused {email}: {exc}")``). Redacted before it is cut to ``redaction.max_chars``, so that a
+    secret across the cut is masked whole."""
+    redactor = for_config(config)
+    return redactor.redact_text(text[: redactor.max_chars + CUT_SLACK])[: redactor.max_chars]
+
+
+def error_text(exc: BaseException, config: Any = None) -> str:
+    """``Class: message`` of an exception for agent-otel's own log lines, the message redacted as on a span:
+    what fails while agent-otel handles a tool's result, a request or an argument often quotes the value
+    (``invalid literal for int() with base 10: 'sk-...'``, a ``KeyError`` of an e-mail, an exception whose
+    ``__str__`` fails while rendering its data), and logs leave the process too (a log shipper, an
+    OpenTelemetry logging handler)."""
+    return f"{type(exc).__name__}: {redacted_message(_message(exc), config)}"
+
+
 def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, str]:
     """The attributes of OpenTelemetry's ``exception`` span event, with nothing raw in them by default:
     the class, the message through the redactor, and the stack trace per ``redaction.stacktrace``
@@ -414,12 +466,7 @@ def exception_attributes(exc: BaseException, config: Any = None) -> dict[str, st
     kind = type(exc)
     module = getattr(kind, "__module__", "")
     name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
-    attributes = {
-        "exception.type": name,
-        "exception.message": redactor.redact_text(_message(exc)[: redactor.max_chars + CUT_SLACK])[
-            : redactor.max_chars
-        ],
-    }
+    attributes = {"exception.type": name, "exception.message": redacted_message(_message(exc), config)}
     mode = _stack_mode(config)
     if mode != "off":
         try:
@@ -480,8 +527,50 @@ LIBRARY_CONTENT_PREFIXES = (
 )
 
 
+#: Attributes of another library's GenAI span that name or identify something and never hold content: left
+#: as written (agent-otel's own spans carry them raw too, so that they join). Every other string is
+#: redacted, since libraries also put content under names of their own (PydanticAI's
+#: ``pydantic_ai.all_messages`` and ``final_result``, Google ADK's ``gcp.vertex.agent.llm_request`` and
+#: ``tool_call_args``) that no list of content names keeps up with.
+LIBRARY_IDENTITY_KEYS = frozenset(
+    {
+        c.GEN_AI_OPERATION_NAME,
+        c.GEN_AI_PROVIDER_NAME,
+        "gen_ai.system",
+        c.GEN_AI_REQUEST_MODEL,
+        c.GEN_AI_RESPONSE_MODEL,
+        c.GEN_AI_RESPONSE_ID,
+        c.GEN_AI_RESPONSE_FINISH_REASONS,
+        c.GEN_AI_TOOL_NAME,
+        c.GEN_AI_TOOL_CALL_ID,
+        c.GEN_AI_TOOL_TYPE,
+        "gen_ai.tool.description",  # the tools the developer wrote, not what the model or a user said
+        "gen_ai.tool.definitions",
+        c.GEN_AI_AGENT_NAME,
+        "gen_ai.agent.id",
+        c.GEN_AI_CONVERSATION_ID,
+        c.ERROR_TYPE,
+        "server.address",
+        "openinference.span.kind",
+    }
+)
+#: A span with an attribute of one of these prefixes (or a content attribute) is a GenAI span.
+_GENAI_PREFIXES = ("gen_ai.", "openinference.")
+
+
 def _content_key(key: str) -> bool:
     return key in LIBRARY_CONTENT_KEYS or key.startswith(LIBRARY_CONTENT_PREFIXES)
+
+
+def _redacted_key(key: str, value: Any) -> bool:
+    """Whether the attribute ``key`` of another library's GenAI span goes through the redactor: every
+    string (or sequence of strings) but agent-otel's own ``agent.*`` (hashes and ids) and the names and
+    ids of ``LIBRARY_IDENTITY_KEYS``."""
+    if key in LIBRARY_IDENTITY_KEYS or key.startswith("agent."):
+        return False
+    if isinstance(value, str):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value)
 
 
 def _redacted_value(redactor: Redactor, value: Any) -> Any:
@@ -497,10 +586,12 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
 
     A library whose content capture is on (Mistral's SDK, AG2's middleware, a framework's instrumentation)
     writes prompts, answers, tool arguments and results, and the text of its exceptions, onto its spans as
-    they are. agent-otel's own spans never carry raw values, and the exporters agent-otel runs apply the
-    same redactor to those attributes of other libraries' GenAI spans (a ``gen_ai.operation.name`` or one
-    of those attributes), on the export thread (a copy of the span: the application's own processors see
-    it unchanged). Their events named ``gen_ai.*`` (content events) have every string masked;
+    they are, under the conventions' names and under names of their own. agent-otel's own spans never
+    carry raw values, and the exporters agent-otel runs apply the same redactor to every string attribute
+    of other libraries' GenAI spans (one with a ``gen_ai.*`` or ``openinference.*`` attribute or one of
+    ``LIBRARY_CONTENT_KEYS``) but their names and ids (``LIBRARY_IDENTITY_KEYS``, agent-otel's ``agent.*``),
+    on the export thread (a copy of the span: the application's own processors see it unchanged). Their
+    events (content events: ``gen_ai.*``, Strands' ``memory.content``...) have every string masked;
     ``exception`` events their message, and their stack trace as ``redaction.stacktrace`` says; the span's
     status description too. Other spans (the application's own) are left to the collector's redaction.
     """
@@ -519,9 +610,9 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
             stack = changed.pop("exception.stacktrace", None)
             if stack is not None and stack_mode != "off":
                 changed["exception.stacktrace"] = _stack(stack, stack_mode, redactor)
-        elif event.name.startswith("gen_ai."):
+        elif not event.name.startswith("agent."):  # content events, whatever their name
             changed = {k: _redacted_value(redactor, v) for k, v in attributes.items()}
-        else:
+        else:  # agent-otel's own (agent.stop, agent.guard on a span it adopted): nothing raw in them
             return event
         from opentelemetry.sdk.trace import Event
 
@@ -532,20 +623,26 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
         if scope is None or scope.name == own_scope:
             return span
         attributes = span.attributes or {}
-        keys = [k for k in attributes if _content_key(k)]
-        if not keys and c.GEN_AI_OPERATION_NAME not in attributes:
+        if not any(k.startswith(_GENAI_PREFIXES) or _content_key(k) for k in attributes):
             return span  # not a GenAI span: the application's own, left to the collector's redaction
+        keys = [k for k, v in attributes.items() if _redacted_key(k, v)]
+        # A copy only where the redactor changed something: most strings of a span (a model name, a
+        # finish reason, an id a library names its own way) come back as they were.
+        changed: dict[str, Any] = {}
+        for key in keys:
+            value = attributes[key]
+            masked = _redacted_value(redactor, value)
+            if masked != (tuple(value) if isinstance(value, list) else value):
+                changed[key] = masked
         events = span.events
-        event_hit = any(e.name == "exception" or e.name.startswith("gen_ai.") for e in events)
+        event_hit = any(not e.name.startswith("agent.") for e in events)
         description = span.status.description
-        if not keys and not event_hit and not description:
+        if not changed and not event_hit and not description:
             return span
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import Status
 
-        new_attributes = dict(attributes)
-        for key in keys:
-            new_attributes[key] = _redacted_value(redactor, attributes[key])
+        new_attributes = {**attributes, **changed}
         status = span.status
         if description:
             status = Status(status.status_code, redactor.redact_text(description))

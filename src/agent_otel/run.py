@@ -33,7 +33,7 @@ from agent_otel import runtime, span_attributes
 from agent_otel.events import new_event
 from agent_otel.hashing import canonical_json, sha_bytes
 from agent_otel.llm import record
-from agent_otel.redaction import record_exception
+from agent_otel.redaction import record_exception, redacted_message
 from agent_otel.steps import (
     Ledger,
     SpanBinding,
@@ -517,8 +517,8 @@ class Run:
             if getattr(span, "dropped_attributes", 0):  # a span attribute limit: keep what runs are found by
                 keep_essential(span, self._essential(attributes))
             event_attrs: dict[str, Any] = {c.STOP_REASON: value, "stop_class": stop_class}
-            if detail:
-                event_attrs["detail"] = detail
+            if detail:  # the caller's StopResult keeps it whole; what leaves the process is redacted
+                event_attrs["detail"] = redacted_message(detail, rt.config)
             elif reason is StopReason.INTERRUPTED and self.paused:
                 event_attrs.update(self.paused)
             span.add_event(c.EVENT_STOP, event_attrs)

@@ -666,7 +666,7 @@ def _already_exported(
             "(no second OTLP %s exporter)",
             same[1],
             signal,
-            same[0],
+            config_mod.masked_url(same[0]),  # a collector behind basic auth: its password is not printed
             signal,
             signal,
         )

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from agent_otel import runtime
 from agent_otel.events import QUEUED_BLOB
 from agent_otel.hashing import canonical_json, jsonable, sha_bytes
+from agent_otel.redaction import error_text
 from agent_otel.snapshot_outcomes import ERROR, EXCLUDED, INTERRUPTED, OK, TOO_LARGE, warn_once
 from agent_otel.snapshot_outcomes import PLAIN as PLAIN  # re-exported: the encodings of stored data
 from agent_otel.snapshot_outcomes import SEALED as SEALED
@@ -384,9 +385,8 @@ class Recorder(Policy, RunPolicy):
                     _queue_blob(record, run.input_sha, plain, self.sealer)
             self.pipeline.emit("snapshot", record)
         except Exception as exc:
-            warn_once(
-                "serialize", "recording a run input for replay failed (%s: %s)", type(exc).__name__, exc
-            )
+            why = error_text(exc, runtime.current().config)  # redacted: it may quote the input
+            warn_once("serialize", "recording a run input for replay failed (%s)", why)
 
     def tool_finished(self, call: ToolCall, result: Any, exc: BaseException | None) -> tuple[str, Any] | None:
         """The snapshot record of a finished tool call's result or error, ``("snapshot", record)`` to queue
@@ -474,9 +474,8 @@ class Recorder(Policy, RunPolicy):
                 _queue_blob(record, blob_sha, blob_plain, self.sealer)
             return ("snapshot", record)
         except Exception as err:
-            warn_once(
-                "serialize", "recording a tool result for replay failed (%s: %s)", type(err).__name__, err
-            )
+            why = error_text(err, runtime.current().config)  # redacted: it may quote the result or error
+            warn_once("serialize", "recording a tool result for replay failed (%s)", why)
             return None
 
 

@@ -73,7 +73,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from agent_otel import conventions as c
 from agent_otel import runtime, span_attributes
 from agent_otel.events import new_event
-from agent_otel.redaction import record_exception
+from agent_otel.redaction import error_text, record_exception
 from agent_otel.runtime import Runtime
 from agent_otel.stop import (
     TIME_LIMIT_TYPES,
@@ -315,11 +315,14 @@ def internal_error(what: str, exc: BaseException) -> None:
     key = f"{what}:{type(exc).__name__}"
     if key not in _reported:
         _reported.add(key)
+        try:
+            config = runtime.current().config
+        except Exception:  # reporting a failure must not fail: the built-in secret keys, then
+            config = None
         logger.warning(
-            "agent-otel: error while %s (%s: %s); telemetry continues without it",
+            "agent-otel: error while %s (%s); telemetry continues without it",
             what,
-            type(exc).__name__,
-            exc,
+            error_text(exc, config),  # redacted: the failure may quote the value being handled
             exc_info=logger.isEnabledFor(logging.DEBUG),
         )
 

@@ -192,3 +192,87 @@ def test_the_applications_own_spans_are_left_to_the_collectors_redaction(exporte
         span.set_status(Status(StatusCode.ERROR, f"card declined for {EMAIL}"))
     spans = received(receiver, 1)
     assert spans["billing.charge"].status.message == f"card declined for {EMAIL}"
+
+
+def test_content_under_a_librarys_own_attribute_names_reaches_the_collector_redacted(exported):
+    """Libraries also put content under names of their own, which no list of names keeps up with: Google
+    ADK's `gcp.vertex.agent.llm_request` / `tool_call_args` (on its older `call_llm` span, with
+    `gen_ai.system` but no `gen_ai.operation.name`), PydanticAI's `pydantic_ai.all_messages` and
+    `final_result`. Every string of another library's GenAI span goes through the redactor; its names and
+    ids stay as written."""
+    receiver = exported({})
+    tracer = trace.get_tracer("google.adk")
+    with tracer.start_as_current_span("call_llm") as span:
+        span.set_attributes(
+            {
+                "gen_ai.system": "gcp.vertex.agent",
+                "gen_ai.request.model": "gemini-2.5-flash",
+                "gcp.vertex.agent.llm_request": json.dumps({"contents": [{"parts": [{"text": PROMPT}]}]}),
+                "gcp.vertex.agent.session_id": "session-7",
+                "gcp.vertex.agent.tags": (f"owner:{EMAIL}", "tier:gold"),
+            }
+        )
+    with tracer.start_as_current_span("execute_tool reset_password") as span:
+        span.set_attributes(
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "reset_password",
+                "gen_ai.tool.call.id": "call-1",
+                "gcp.vertex.agent.tool_call_args": json.dumps({"user": EMAIL, "password": PASSWORD}),
+                "gcp.vertex.agent.tool_response": json.dumps({"api_key": API_KEY}),
+            }
+        )
+        span.add_event("memory.content", {"content": PROMPT})  # Strands' memory events, not gen_ai.*
+    spans = received(receiver, 2)
+    wire = "".join(str(s) for s in spans.values())
+    for raw in (EMAIL, PASSWORD, API_KEY):
+        assert raw not in wire, raw
+    llm = spans["call_llm"]
+    carried = attrs(llm)
+    assert "the admin password: [REDACTED]" in carried["gcp.vertex.agent.llm_request"]
+    assert carried["gen_ai.request.model"] == "gemini-2.5-flash"
+    assert carried["gcp.vertex.agent.session_id"] == "session-7"
+    (tags,) = [kv.value.array_value for kv in llm.attributes if kv.key == "gcp.vertex.agent.tags"]
+    assert [v.string_value for v in tags.values] == ["owner:[EMAIL]", "tier:gold"]
+    tool = attrs(spans["execute_tool reset_password"])
+    args = json.loads(tool["gcp.vertex.agent.tool_call_args"])
+    assert args == {"user": "[EMAIL]", "password": "[REDACTED]"}
+    assert tool["gen_ai.tool.name"] == "reset_password" and tool["gen_ai.tool.call.id"] == "call-1"
+    (memory,) = spans["execute_tool reset_password"].events
+    masked = "reset the account of [EMAIL], the admin password: [REDACTED]"
+    assert memory.attributes[0].value.string_value == masked
+
+
+def test_pydantic_ais_own_spans_carry_its_run_history_redacted(exported):
+    """The real case: PydanticAI's instrumentation (`Agent.instrument = True`, content on by default) puts
+    the whole conversation on its agent run span as `pydantic_ai.all_messages` and the answer as
+    `final_result`, names of its own."""
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            call = ToolCallPart(tool_name="lookup", args={"user": EMAIL}, tool_call_id="c1")
+            return ModelResponse(parts=[call])
+        return ModelResponse(parts=[TextPart(f"the key of {EMAIL} is {API_KEY}")])
+
+    agent = Agent(FunctionModel(respond, model_name="gpt-4o"), name="support")
+    agent.instrument = True
+
+    @agent.tool_plain
+    def lookup(user: str) -> str:
+        return f"password={PASSWORD}"
+
+    receiver = exported({})
+    output = agent.run_sync(PROMPT).output
+    assert API_KEY in output  # what the application gets is untouched
+    spans = received(receiver, 4)
+    run = spans["invoke_agent support"]
+    carried = attrs(run)
+    assert "[EMAIL]" in carried["pydantic_ai.all_messages"]  # PydanticAI did capture the conversation
+    assert carried["final_result"] == "the key of [EMAIL] is [API_KEY]"
+    wire = "".join(str(s) for s in spans.values())
+    for raw in (EMAIL, PASSWORD, API_KEY):
+        assert raw not in wire, raw

@@ -202,6 +202,40 @@ def test_a_failing_snapshot_write_is_warned_once_and_never_reaches_the_agent(
     assert len(messages) == 1 and "disk full" in messages[0]
 
 
+class _CrmError(Exception):
+    """An exception whose message fails to render, quoting the data it was rendering (a real class of bug:
+    a ``__str__`` over a response body)."""
+
+    def __init__(self, body: dict) -> None:
+        super().__init__()
+        self.body = body
+
+    def __str__(self) -> str:
+        raise ValueError(f"cannot render the CRM error for {self.body['email']} (key {self.body['key']})")
+
+
+def test_a_snapshot_that_cannot_be_recorded_is_warned_about_with_the_failure_redacted(rig, caplog):
+    """The recorder's warning quoted the failure as it was: here the e-mail and API key the tool's error
+    held, on stderr and in any log shipper, by default (``replay.record`` is on with the local store)."""
+    email, key = "carol.customer@example.com", "sk-proj-AbCdEfGhIjKlMnOpQrStUv"
+    caplog.set_level(logging.WARNING, "agent_otel")
+    rig.start()
+
+    @agent_otel.tool(name="crm.update")
+    def update() -> None:
+        raise _CrmError({"email": email, "key": key})
+
+    try:
+        with agent_otel.run("crm-agent"):
+            update()
+    except _CrmError:
+        pass
+    rig.flush()
+    (message,) = [r.getMessage() for r in caplog.records if "for replay failed" in r.getMessage()]
+    assert "ValueError: cannot render the CRM error for [EMAIL] (key [API_KEY])" in message
+    assert email not in caplog.text and key not in caplog.text
+
+
 def test_tool_snapshots_and_events_keep_one_shape_and_the_result_as_the_tool_returned_it(rig):
     """A tool step's event and snapshot have the same keys in the same order whichever way the snapshot
     is made (a result recorded whole, a nested call naming its enclosing step), and hold the values as they

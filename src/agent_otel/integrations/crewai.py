@@ -113,17 +113,26 @@ _current_tool: ContextVar[ToolCall | None] = ContextVar("agent_otel_crewai_tool"
 _tool_errors: ContextVar[BaseException | None] = ContextVar("agent_otel_crewai_tool_error", default=None)
 
 
+def _template(obj: Any, attr: str) -> str | None:
+    """``obj.attr`` as the developer wrote it. A kickoff writes its ``inputs`` into each agent's role and
+    each task's description (``"Answer {email}"`` becomes ``"Answer alice@..."``), keeping the template as
+    ``_original_<attr>``; the run's input leaves the process only as ``agent.input_sha``, so a label on a
+    span must be the template, not the text the inputs were written into."""
+    for value in (getattr(obj, f"_original_{attr}", None), getattr(obj, attr, None)):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def _role(agent: Any) -> str | None:
-    role = getattr(agent, "role", None)
-    return role if isinstance(role, str) and role else None
+    return _template(agent, "role")
 
 
 def _task_name(task: Any) -> str | None:
-    for attr in ("name", "description"):
-        value = getattr(task, attr, None)
-        if isinstance(value, str) and value:
-            return value[:256]
-    return None
+    value = getattr(task, "name", None)  # a name is not interpolated
+    if not (isinstance(value, str) and value):
+        value = _template(task, "description")
+    return value[:256] if value else None
 
 
 def _label(span: Any, agent: Any, task: Any = None) -> None:

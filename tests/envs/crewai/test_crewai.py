@@ -85,6 +85,43 @@ def crew(api, *tools: Any, name: str = "research-crew", **agent_kwargs: Any) -> 
     return Crew(agents=[agent], tasks=[task], name=name)
 
 
+def test_kickoff_inputs_interpolated_into_a_task_or_a_role_do_not_leave_the_process(
+    telemetry, instrument, fake_api
+):
+    """CrewAI writes the kickoff inputs into each task's description and each agent's role ("Answer
+    {email}" becomes "Answer alice@..."); the run's input is only hashed (agent.input_sha), but the task's
+    description (a task without a name) and the role were put on spans and span events as they were then.
+    They are labelled by their templates, as the developer wrote them."""
+    instrument("crewai")
+    email = "carol.customer@example.com"
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("OTEL"))
+    llm = LLM(model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test-key", max_retries=0)
+    agent = Agent(
+        role="Support for {email}",
+        goal="Answer {email}",
+        backstory="Helps.",
+        llm=llm,
+        tools=[lookup],
+        verbose=False,
+    )
+    task = Task(description="Answer {email} about {topic}.", expected_output="an answer", agent=agent)
+    support = Crew(agents=[agent], tasks=[task], name="support")
+    result = support.kickoff(inputs={"email": email, "topic": "otel"})
+    assert result.raw == "OTEL"
+    assert email in task.description and email in agent.role  # CrewAI's own objects, as CrewAI made them
+
+    spans = telemetry.spans()
+    root = one(ours(spans), "invoke_agent support")
+    task_events = [dict(e.attributes) for e in root.events if e.name.startswith("crewai.task.")]
+    assert task_events[0] == {
+        "crewai.task.name": "Answer {email} about {topic}.",
+        "crewai.agent.role": "Support for {email}",
+    }
+    assert one(ours(spans), "execute_tool lookup").attributes["crewai.agent.role"] == "Support for {email}"
+    everything = json.dumps([json.loads(s.to_json()) for s in spans]) + json.dumps(telemetry.events())
+    assert email not in everything
+
+
 def test_kickoff_with_a_tool_call(telemetry, instrument, fake_api):
     # The openai client CrewAI's provider uses is instrumented too: each request is still counted once.
     assert instrument("crewai", "openai") == ["crewai", "openai"]
