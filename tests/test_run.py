@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 import inspect
 import json
 import logging
@@ -17,6 +16,7 @@ from opentelemetry.trace import StatusCode
 import agent_otel
 from agent_otel import conventions as c
 from agent_otel.hashing import sha
+from tests.store.conftest import run_python
 
 
 def by_name(spans, prefix):
@@ -473,39 +473,65 @@ def test_run_ids_are_uuid4_and_stay_unique_across_random_seed_and_fork() -> None
     assert len(child) == 32 and child != run_id()
 
 
-def test_a_finished_run_is_freed_without_the_cyclic_collector(telemetry):
+_CYCLES = """
+import gc, json
+import agent_otel
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+class Sink:
+    def __init__(self):
+        self.records = []
+    def write(self, batch):
+        self.records.extend(batch)
+    def close(self):
+        pass
+
+exporter = InMemorySpanExporter()
+agent_otel.setup("t", span_exporters=[exporter], event_sinks=[Sink()], store=False, instrument=False,
+                 meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+                 config={"exporter": {"probe_local": False}})
+
+@agent_otel.tool
+def lookup(query: str) -> dict:
+    return {"hits": [query]}
+
+def one_run(i):
+    with agent_otel.run("support-agent", model="gpt-4o", input={"ticket": i}) as run:
+        run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5)
+        lookup(query=f"q{i}")
+        lookup(query=f"r{i}")
+        run.record_llm(model="gpt-4o", input_tokens=20, output_tokens=5)
+
+one_run(0)  # first-use work (metric series, caches) is not a run's
+while gc.collect():
+    pass
+gc.disable()
+gc.set_debug(gc.DEBUG_SAVEALL)
+for i in range(1, 4):
+    one_run(i)
+unreachable = gc.collect()
+found = sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage})
+gc.set_debug(0)
+gc.garbage.clear()
+gc.enable()
+agent_otel.shutdown(5)
+spans = sum(s.name.startswith("invoke_agent") for s in exporter.get_finished_spans())
+print(json.dumps({"unreachable": unreachable, "types": found, "runs": spans}))
+"""
+
+
+def test_a_finished_run_is_freed_without_the_cyclic_collector():
     """A finished run leaves no reference cycle (run, its guards' state, its span and the span's binding):
     what a cycle holds waits for the cyclic garbage collector, which then walks and frees it on the agent's
-    thread, at every run."""
-
-    @agent_otel.tool
-    def lookup(query: str) -> dict:
-        return {"hits": [query]}
-
-    def one_run(i: int) -> None:
-        with agent_otel.run("support-agent", model="gpt-4o", input={"ticket": i}) as run:
-            run.record_llm(model="gpt-4o", input_tokens=10, output_tokens=5)
-            lookup(query=f"q{i}")
-            lookup(query=f"r{i}")
-            run.record_llm(model="gpt-4o", input_tokens=20, output_tokens=5)
-
-    one_run(0)  # first-use work (metric series, caches) is not a run's
-    # The heap must hold no cyclic garbage before the runs, or the count below is another test's: one
-    # collection is not enough when what it frees runs finalizers that let go of further cycles (a
-    # Mistral client's weakref.finalize releases its HTTP clients, themselves a cycle with the send
-    # method its tracing wraps, only when the collector has freed the client).
-    for _ in range(10):
-        if gc.collect() == 0:
-            break
-    gc.disable()
-    try:
-        for i in range(1, 4):
-            one_run(i)
-        unreachable = gc.collect()
-    finally:
-        gc.enable()
-    assert unreachable == 0
-    assert len(by_name(telemetry.spans(), "invoke_agent")) == 4
+    thread, at every run. Counted in a process of its own: in the test process another test's server
+    thread, ending meanwhile, left cyclic garbage of its own (its handler class) in the count."""
+    proc = run_python(_CYCLES)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["unreachable"] == 0, out["types"]
+    assert out["runs"] == 4
 
 
 def test_run_used_as_a_decorator_says_to_use_agent(telemetry):
