@@ -20,7 +20,9 @@ integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (t
   before ``setup()`` has no plugin, and its agents are seen through their spans only.
 
 Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; the consumer
-closing ``run_async``'s event stream before the end -> ``cancelled`` (ADK ends its spans normally); an
+closing ``run_async``'s event stream before the end -> ``cancelled`` (ADK ends its spans normally), but not
+one that stops at the final response of an LLM agent that nothing runs after (ADK's own samples ``break``
+there: the invocation is over); an
 invocation ADK pauses on a long-running tool call -> ``interrupted`` (``after_run_callback``); a model
 error that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
 ``tool_error``.
@@ -173,18 +175,20 @@ def _make_run_async(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run_async(self: Any, *args: Any, **kwargs: Any) -> Any:
         invocation: str | None = None
+        last: Any = None
         try:
             async for event in stream(self, *args, **kwargs):
                 found = getattr(event, "invocation_id", None)
                 if isinstance(found, str):
                     invocation = found
+                last = event
                 yield event
         except GeneratorExit:
             with _invocations_lock:
                 run = _invocations.pop(invocation, None) if invocation else None
             if run is not None and run.result is None:
                 try:
-                    run.stop(StopReason.CANCELLED, "the consumer closed ADK's event stream before the end")
+                    _closed(self, run, last)
                 except Exception as exc:
                     internal_error("cancelling an ADK invocation", exc)
             raise
@@ -194,6 +198,36 @@ def _make_run_async(original: Callable[..., Any]) -> Callable[..., Any]:
                     _invocations.pop(invocation, None)
 
     return run_async
+
+
+def _closed(runner: Any, run: Run, last: Any) -> None:
+    """The consumer closed the event stream of ``run``'s invocation: cancelled, unless ``last``, the event
+    it stopped at, ended the invocation; then ADK, which still ends it as usual (its after-run callbacks,
+    its spans), ends the run as it would have: completed, or interrupted by a long-running tool call."""
+    if not _ends_invocation(runner, last):
+        run.stop(StopReason.CANCELLED, "the consumer closed ADK's event stream before the end")
+
+
+def _ends_invocation(runner: Any, event: Any) -> bool:
+    """Whether nothing follows ``event`` in its invocation: the final response (ADK's
+    ``is_final_response()``) of an LLM agent with no workflow agent above it (a ``SequentialAgent`` or
+    ``LoopAgent`` runs another agent after one's final response; an LLM agent's sub-agent that it
+    transferred to ends the invocation as the agent itself would)."""
+    is_final = getattr(event, "is_final_response", None)
+    if not callable(is_final) or not is_final():
+        return False
+    from google.adk.agents import LlmAgent
+
+    root = getattr(runner, "agent", None)
+    find = getattr(root, "find_agent", None)
+    agent = find(getattr(event, "author", None) or "") if callable(find) else None
+    if agent is None:
+        return False
+    while agent is not None:
+        if not isinstance(agent, LlmAgent):
+            return False
+        agent = agent.parent_agent
+    return True
 
 
 def _open_call() -> ToolCall | None:
