@@ -259,6 +259,40 @@ async def test_a_consumer_that_stops_at_the_final_response_does_not_cancel_the_r
     assert [e["stop_reason"] for e in telemetry.events("stop")] == ["completed", "interrupted", "cancelled"]
 
 
+def test_a_sync_consumer_leaving_early_cancels_the_run(telemetry, instrument):
+    """``Runner.run`` (sync: ``run_async`` in a thread of its own) left while its tool is running: ADK
+    cancels its thread's task and ends the invocation normally, which read ``completed`` though the agent
+    never answered. Now ``cancelled`` (without stopping the run at once, which would refuse a step ADK's
+    thread still takes, as it does without agent-otel). One that stops at the final response completes."""
+
+    async def slow_lookup(q: str) -> dict[str, Any]:
+        """Look something up, slowly."""
+        SENT["slow_lookup"] += 1
+        await asyncio.sleep(5)
+        SENT["slow_lookup done"] += 1
+        return {"answer": q}
+
+    instrument("google_adk")
+    model = FakeModel(model=MODEL, script=[call("slow_lookup", {"q": "otel"}, "c1"), text("done")])
+    runner = InMemoryRunner(agent=LlmAgent(name="helper", model=model, tools=[slow_lookup]), app_name="app")
+    asyncio.run(runner.session_service.create_session(app_name="app", user_id="u", session_id="s1"))
+    for _ in runner.run(user_id="u", session_id="s1", new_message=message()):
+        break
+    assert SENT["slow_lookup done"] == 0  # (it was cancelled, by ADK)
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_workflow helper"]
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code is StatusCode.UNSET
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["cancelled"]
+
+    runner = make_runner(*one_tool_script())
+    asyncio.run(runner.session_service.create_session(app_name="app", user_id="u", session_id="s1"))
+    for event in runner.run(user_id="u", session_id="s1", new_message=message()):
+        if event.is_final_response():
+            break
+    assert event.content.parts[0].text == "done"
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["cancelled", "completed"]
+
+
 def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
     asyncio.run(run_async(make_runner(*one_tool_script())))
     spans = telemetry.spans()
