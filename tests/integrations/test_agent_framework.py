@@ -370,3 +370,50 @@ async def test_with_the_integration_an_engaged_kill_switch_stops_the_first_reque
     assert root.attributes["agent.stop_reason"] == "kill_switch"
     guards = [dict(e.attributes) for e in root.events if e.name == "agent.guard"]
     assert [(g["guard"], g["enforced"]) for g in guards] == [("kill_switch", True)], guards
+
+
+@tool(approval_mode="always_require")
+def refund(amount: int) -> str:
+    """Refund, once a human approved it."""
+    SENT["refund"] += 1
+    return f"refunded {amount}"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_with_the_integration_a_run_waiting_for_a_tool_approval_is_interrupted(
+    telemetry, instrument, stream
+):
+    """``approval_mode="always_require"``: the framework ends the agent run with the model's call
+    unanswered and its approval request in ``user_input_requests``. That run paused for a human; it read
+    ``completed`` (with no tool call). Now ``interrupted``, with an ``agent.interrupt`` event naming the
+    call; the approved call runs in the next run, which completes."""
+    from agent_framework import Message
+
+    instrument("agent_framework")
+    agent = Agent(
+        client=FakeClient(tool_call("refund", {"amount": 5}), text("done")), name="helper", tools=[refund]
+    )
+    SENT.clear()
+    session = agent.create_session()
+    if stream:
+        response = await agent.run("refund 5", stream=True, session=session).get_final_response()
+    else:
+        response = await agent.run("refund 5", session=session)
+    (request,) = response.user_input_requests
+    assert SENT == {}  # waiting for the human
+    answer = Message(role="user", contents=[request.to_function_approval_response(True)])
+    approved = await agent.run(answer, session=session)
+    assert approved.text == "done" and SENT == {"refund": 1}
+
+    runs = sorted(
+        (s for s in telemetry.spans() if s.name == "invoke_agent helper"), key=lambda s: s.start_time
+    )
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["interrupted", "completed"]
+    paused = runs[0]
+    assert paused.status.status_code is StatusCode.UNSET and "error.type" not in paused.attributes
+    (interrupt,) = [dict(e.attributes) for e in paused.events if e.name == "agent.interrupt"]
+    assert (interrupt["interrupts"], list(interrupt["interrupt_ids"])) == (1, ["c1"])
+    assert [(e["stop_reason"], e["status"]) for e in telemetry.events("stop")] == [
+        ("interrupted", "pause"),
+        ("completed", "success"),
+    ]

@@ -9,6 +9,7 @@ span is agent-otel's ``chat`` span. Either way a request's usage is on exactly o
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import pytest
 
@@ -389,3 +390,63 @@ def test_a_tool_runner_function_is_a_tool_step_and_a_guard_stops_it_before_it_ru
     assert len(tool_spans) == 1  # one span for the call: the client's own when its tracing is on
     assert tool_spans[0].attributes["gen_ai.tool.call.id"] == "toolu_1"
     assert run.result.usage["tool_calls"] == 1
+
+
+def test_a_tool_runner_closed_before_its_last_answer_is_cancelled(telemetry, instrument, fake_api):
+    """Outside a run of yours the runner's own span is the run. The SDK ends it unset when the runner is
+    closed (``close()``, or collected after its consumer left the loop), which read ``completed`` though
+    the model's tool call never ran; now ``cancelled``. A consumer that stops at the final answer (the
+    runner closed after it) completes."""
+    from anthropic import beta_tool
+
+    ran: list[str] = []
+
+    @beta_tool
+    def lookup(city: str) -> str:
+        """Look a city up.
+
+        Args:
+            city: the city's name
+        """
+        ran.append(city)
+        return f"found {city}"
+
+    def use(tool_id: str) -> Reply:
+        block = {"type": "tool_use", "id": tool_id, "name": "lookup", "input": {"city": "Paris"}}
+        return Reply(tool_runner_reply([block], "tool_use", f"msg_{tool_id}"))
+
+    final = Reply(tool_runner_reply([{"type": "text", "text": "done"}], "end_turn", "msg_final"))
+    instrument("anthropic")
+    api = anthropic.Anthropic(base_url=fake_api.base_url, api_key="test-key", max_retries=0)
+
+    def runner() -> Any:
+        return api.beta.messages.tool_runner(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Paris"}], tools=[lookup]
+        )
+
+    fake_api.reply(use("toolu_1"))
+    closed = runner()
+    assert next(iter(closed)).stop_reason == "tool_use"
+    closed.close()
+
+    fake_api.reply(use("toolu_2"))
+    left = runner()
+    for _ in left:
+        break  # the consumer leaves the loop and drops the runner
+    del left
+    gc.collect()
+
+    fake_api.reply(use("toolu_3"), final)
+    finished = runner()
+    for message in finished:
+        if message.stop_reason == "end_turn":
+            break
+    finished.close()
+    assert ran == ["Paris"]  # only the finished runner's call ran
+
+    runs = sorted(
+        (s for s in telemetry.spans() if s.name == "anthropic.messages.tool_runner"),
+        key=lambda s: s.start_time,
+    )
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["cancelled", "cancelled", "completed"]
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["cancelled", "cancelled", "completed"]

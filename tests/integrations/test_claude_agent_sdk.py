@@ -291,6 +291,27 @@ async def test_client_disconnecting_before_the_result_cancels_the_turn(telemetry
     assert root.attributes["agent.stop_reason"] == "cancelled"
 
 
+async def test_a_query_consumer_that_stops_at_the_result_message_completes(telemetry, instrument, cli):
+    """``query()`` read up to its ``ResultMessage`` (the turn is over) and left there (``break``): closing
+    the generator ended the run ``cancelled``, though Claude Code had finished. Now the ResultMessage
+    ends the run, as it does for ``ClaudeSDKClient``, before the consumer gets it."""
+    instrument("claude_agent_sdk")
+    options = cli.options({"turns": [tool_turn("Bash", {"command": "ls"}, "a"), final_turn()]})
+    async for message in query(prompt="go", options=options):
+        if isinstance(message, ResultMessage):
+            break
+    assert not message.is_error and cli.ran() == [{"tool": "Bash", "input": {"command": "ls"}}]
+    root = one(ours(telemetry.spans()), "invoke_agent claude-agent")
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.usage.input_tokens"] == 360
+    (stop,) = telemetry.events("stop")
+    assert (stop["stop_reason"], stop["usage"]["tool_calls"], stop["usage"]["llm_calls"]) == (
+        "completed",
+        1,
+        2,
+    )
+
+
 def test_uninstrument_restores_the_sdk(instrument):
     from claude_agent_sdk._internal.client import InternalClient
 

@@ -24,18 +24,29 @@ to carry on from) takes the runner's own error path instead, as a tool that rais
 the refusal as the tool's error result, and the function never runs. The runner's span scope is
 registered with the bridge (:func:`agent_otel.bridge.register_hooks`), so its tool spans wait for these
 hooks instead of becoming steps of their own.
+
+Outside a run of yours, the runner's own span (``anthropic.messages.tool_runner``) is the run. The SDK
+sets its status OK when the loop finishes and leaves it unset when the runner is closed (``close()``, or
+the garbage collector finalizing a runner its consumer left): closed before the model's last answer (no
+answer yet, or one asking for tools the runner never ran), that run is ``cancelled``, not ``completed``.
+A runner closed after the final answer (a consumer that stops at it) completed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+from opentelemetry.trace import StatusCode
 
 from agent_otel import bridge
 from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError
-from agent_otel.stop import AgentStopped
+from agent_otel.steps import internal_error
+from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from ._common import (
@@ -224,6 +235,84 @@ def _make_amember_result(original: Callable[..., Any]) -> Callable[..., Any]:
     return tool_result
 
 
+#: The last answer each runner span's loop handed out (``None``: none yet), by span (weak: with its span).
+_answers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+RUNNER_SPAN = "anthropic.messages.tool_runner"
+
+
+class _Noting:
+    """The runner's ``_handle_request`` context: notes the answer it hands out under the runner's span (the
+    runner itself may be gone when its span ends: a runner its consumer left ends when collected)."""
+
+    def __init__(self, manager: Any, span: Any) -> None:
+        self._manager = manager
+        self._span = span
+
+    def __enter__(self) -> Any:
+        item = self._manager.__enter__()
+        with contextlib.suppress(TypeError):  # a span that cannot be weakly referenced: read as before
+            _answers[self._span] = item
+        return item
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._manager.__exit__(*exc)
+
+    async def __aenter__(self) -> Any:  # the async runner's
+        item = await self._manager.__aenter__()
+        with contextlib.suppress(TypeError):
+            _answers[self._span] = item
+        return item
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._manager.__aexit__(*exc)
+
+
+def _make_start_span(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _start_tool_runner_span(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = original(self, *args, **kwargs)
+        if span is not None:
+            with contextlib.suppress(TypeError):
+                _answers[span] = None
+        return span
+
+    return _start_tool_runner_span
+
+
+def _make_handle_request(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        manager = original(self, *args, **kwargs)
+        span = getattr(self, "_tool_runner_span", None)
+        return manager if span is None else _Noting(manager, span)
+
+    return _handle_request
+
+
+def _classify(span: Any) -> StopReason | None:
+    """``cancelled`` for a runner span the SDK ended unset (the runner closed) before the last answer."""
+    if getattr(span, "name", None) != RUNNER_SPAN or span.status.status_code is not StatusCode.UNSET:
+        return None
+    try:
+        if span not in _answers:  # started before instrumenting: read as before
+            return None
+        message = _answers.get(span)
+        if message is None:  # closed before the first answer
+            return StopReason.CANCELLED
+        from anthropic.lib.tools._beta_runner import _determine_next_step_from_stop_reason
+
+        stop_reason = getattr(message, "stop_reason", "")  # (a streamed runner's item is a stream: as before)
+        if stop_reason == "":
+            return None
+        step = _determine_next_step_from_stop_reason(stop_reason)
+        asked = any(getattr(b, "type", None) == "tool_use" for b in getattr(message, "content", None) or ())
+        if step == "resume" or (step == "run_tools" and asked):
+            return StopReason.CANCELLED  # the turn was to go on: the runner was closed before its end
+    except Exception as exc:
+        internal_error("reading whether an Anthropic tool runner finished", exc)
+    return None
+
+
 def instrument(patcher: Patcher) -> None:
     """Hook the tool runners of this anthropic version, if it has them (no-op before the tool runner)."""
     try:
@@ -240,13 +329,20 @@ def instrument(patcher: Patcher) -> None:
         (getattr(toolsets, "BetaRunnableToolset", None), "tool_result", _make_member_result),
         (getattr(toolsets, "BetaAsyncRunnableToolset", None), "tool_result", _make_amember_result),
     )
+    hooks += (
+        (getattr(runner, "BaseToolRunner", None), "_start_tool_runner_span", _make_start_span),
+        (getattr(runner, "BetaToolRunner", None), "_handle_request", _make_handle_request),
+        (getattr(runner, "BetaAsyncToolRunner", None), "_handle_request", _make_handle_request),
+    )
     for owner, attr, make in hooks:
         if owner is not None and hasattr(owner, attr):
             patcher.wrap(owner, attr, make)
     for scope in SCOPES:
         bridge.register_hooks(scope)
+        bridge.register_stops(scope, _classify)
 
 
 def uninstrument() -> None:
     for scope in SCOPES:
         bridge.register_hooks(scope, on=False)
+        bridge.register_stops(scope, None)

@@ -29,6 +29,14 @@ the framework's span and calls the function; this integration wraps it:
   was an object when recorded, or an error whose class this process has not loaded, is refused with
   ``ReplayError`` (the framework tells the model; the tool does not run either);
 * ``guards.tool_timeout_s`` applies to the call.
+
+Human in the loop: a tool with ``approval_mode="always_require"`` (or a hosted tool's approval) makes the
+framework end the agent run with the model's call unanswered, its ``function_approval_request`` in the
+response's ``user_input_requests``; that run paused for a human (``interrupted``, an ``agent.interrupt``
+event naming the call ids), it did not complete. The framework's agent span reads the response
+(``observability._get_response_attributes``) and records it on the span (``_capture_response``) just
+before it ends, in the same context: the first wrapper notes the requests, the second pauses the span's
+run.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from ._common import (
     begin_hooked_tool,
     end_tool_step,
     never_run,
+    pause,
     served,
 )
 
@@ -178,6 +187,54 @@ def _make_get_response(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_response
 
 
+#: The approval requests of the agent response whose span attributes are being read (``id`` of the
+#: attributes dict the framework passes on to ``_capture_response``, and the requests' call ids).
+_requests: ContextVar[tuple[int, list[str]] | None] = ContextVar("agent_otel_af_requests", default=None)
+
+
+def _make_response_attributes(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _get_response_attributes(attributes: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        found = original(attributes, response, *args, **kwargs)
+        try:
+            from agent_framework import AgentResponse
+
+            requests = response.user_input_requests if isinstance(response, AgentResponse) else None
+            if requests:
+                _requests.set((id(found), [_request_id(r) for r in requests]))
+        except Exception as exc:
+            internal_error("reading an Agent Framework response's approval requests", exc)
+        return found
+
+    return _get_response_attributes
+
+
+def _request_id(request: Any) -> str:
+    call = getattr(request, "function_call", None)
+    return str(getattr(call, "call_id", None) or getattr(request, "id", None) or "")
+
+
+def _make_capture_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _capture_response(*args: Any, **kwargs: Any) -> Any:
+        noted = _requests.get()
+        if noted is not None:
+            try:
+                span, attributes = kwargs.get("span"), kwargs.get("attributes")
+                if id(attributes) == noted[0]:
+                    _requests.set(None)
+                    binding = span_binding(span)
+                    run = binding.run if binding is not None else None
+                    if run is not None and getattr(run, "native", None) is span and run.result is None:
+                        ids = sorted(i for i in noted[1] if i)
+                        pause(run, len(noted[1]), ids)  # the run's span: its run waits for a human
+            except Exception as exc:
+                internal_error("pausing an Agent Framework run for approval", exc)
+        return original(*args, **kwargs)
+
+    return _capture_response
+
+
 class AgentFrameworkIntegration(Integration):
     name = "agent_framework"
     packages = ("agent_framework",)
@@ -188,9 +245,11 @@ class AgentFrameworkIntegration(Integration):
     def instrument(self) -> None:
         if self._patcher.applied:
             return
-        from agent_framework import BaseChatClient, FunctionTool
+        from agent_framework import BaseChatClient, FunctionTool, observability
 
         self._patcher.wrap(FunctionTool, "invoke", _make_invoke)
+        self._patcher.wrap(observability, "_get_response_attributes", _make_response_attributes)
+        self._patcher.wrap(observability, "_capture_response", _make_capture_response)
         self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
         self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
         bridge.register_hooks(SCOPE)

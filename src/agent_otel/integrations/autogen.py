@@ -32,6 +32,11 @@ decorated with ``@agent_otel.tool`` the executor runs it inside a copy of the ca
 claims the step (its ``retry=``, ``timeout_s=`` and declared write applied once). Other functions run as
 AutoGen runs them (their threads see no context of the caller's, as before). Streaming tools
 (``run_json_stream``) are seen through their spans only.
+
+An agent's ``run_stream`` (``autogen_agentchat``'s ``BaseChatAgent``, patched once that module is
+imported) closed by its consumer before its ``TaskResult`` (the stream's last item) ends the run
+``cancelled``: AutoGen ends its ``invoke_agent`` span normally then (the ``GeneratorExit`` is no
+``Exception`` to it), which alone read ``completed`` though the agent never answered.
 """
 
 from __future__ import annotations
@@ -40,10 +45,15 @@ import contextvars
 import copy
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry import trace
+
 from agent_otel import bridge
+from agent_otel.steps import internal_error, span_binding
+from agent_otel.stop import StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
@@ -59,6 +69,8 @@ from ._common import (
 
 #: The instrumentation scope of AutoGen's tracer (``autogen_core._telemetry``).
 SCOPE = "autogen-core"
+#: The module of ``BaseChatAgent`` (``run_stream``), imported by the application, not by autogen_core.
+_CHAT_AGENT = "autogen_agentchat.agents._base_chat_agent"
 
 
 def _is_agent_otel_tool(func: Any) -> bool:
@@ -135,6 +147,41 @@ def _make_run_json(original: Callable[..., Any]) -> Callable[..., Any]:
     return run_json
 
 
+def _make_run_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def run_stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = original(self, *args, **kwargs)
+        run: Any = None
+        finished = False
+        try:
+            async for item in inner:
+                if run is None:
+                    run = _own_run()
+                finished = type(item).__name__ == "TaskResult"
+                yield item
+        except GeneratorExit:
+            if not finished and run is not None and run.result is None:
+                try:
+                    run.stop(StopReason.CANCELLED, "the consumer closed run_stream before its TaskResult")
+                except Exception as exc:
+                    internal_error("cancelling an AutoGen run", exc)
+            raise
+        finally:
+            await inner.aclose()  # AutoGen's own cleanup now (a no-op for a stream that ended)
+
+    return run_stream
+
+
+def _own_run() -> Any:
+    """The run whose span is AutoGen's ``invoke_agent`` span of this ``run_stream`` (current in the
+    consumer's context while the stream is suspended: AutoGen's generator entered it there); None inside
+    a run of yours, which the agent's stream does not end."""
+    span = trace.get_current_span()
+    binding = span_binding(span)
+    run = binding.run if binding is not None else None
+    return run if run is not None and getattr(run, "native", None) is span else None
+
+
 class AutoGenIntegration(Integration):
     name = "autogen"
     packages = ("autogen_core",)
@@ -142,14 +189,19 @@ class AutoGenIntegration(Integration):
     def __init__(self) -> None:
         self._patcher = Patcher()
 
-    def instrument(self) -> None:
-        if self._patcher.applied:
-            return
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        return ("autogen_core", _CHAT_AGENT)
+
+    def instrument(self) -> None:  # (again once autogen_agentchat is imported; each wrap is done once)
         from autogen_core.tools import BaseTool, FunctionTool
 
         self._patcher.wrap(BaseTool, "run_json", _make_run_json)
         self._patcher.wrap(FunctionTool, "run", _make_run)
         bridge.register_hooks(SCOPE)
+        chat_agent = sys.modules.get(_CHAT_AGENT)
+        if chat_agent is not None and hasattr(chat_agent, "BaseChatAgent"):
+            self._patcher.wrap(chat_agent.BaseChatAgent, "run_stream", _make_run_stream)
 
     def uninstrument(self) -> None:
         bridge.register_hooks(SCOPE, on=False)

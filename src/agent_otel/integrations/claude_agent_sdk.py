@@ -538,8 +538,14 @@ def _make_process_query(original: Callable[..., Any]) -> Callable[..., Any]:
             async for message in original(self, prompt, options, *args, **kwargs):
                 yield message
             return
+        # A str prompt is one turn: its ResultMessage ends the run, before the consumer gets it (one that
+        # stops there, the turn being over, closes this generator: not a cancelled run). A stream of
+        # prompts is one run over its turns, ended when the query ends.
+        one_turn = isinstance(prompt, str)
         try:
             async for message in original(self, prompt, options, *args, **kwargs):
+                if one_turn and not turn.ended and type(message).__name__ == "ResultMessage":
+                    turn.end(None)
                 yield message
         except BaseException as exc:
             turn.end(exc)

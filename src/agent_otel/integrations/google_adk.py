@@ -20,10 +20,11 @@ integration adds one ADK plugin to every ``Runner`` created after ``setup()`` (t
   before ``setup()`` has no plugin, and its agents are seen through their spans only.
 
 Stop reasons: ``LlmCallsLimitExceededError`` (``RunConfig.max_llm_calls``) -> ``max_steps``; the consumer
-closing ``run_async``'s event stream before the end -> ``cancelled`` (ADK ends its spans normally); an
-invocation ADK pauses on a long-running tool call -> ``interrupted`` (``after_run_callback``); a model
-error that ends the invocation -> ``model_error``; a tool exception that ADK raises to the caller ->
-``tool_error``.
+closing ``run_async``'s (or ``run``'s) event stream before the end -> ``cancelled`` (ADK ends its spans
+normally), but not one that stops at the final response of an LLM agent that nothing runs after (ADK's
+own samples ``break`` there: the invocation is over); an invocation ADK pauses on a long-running tool
+call -> ``interrupted`` (``after_run_callback``); a model error that ends the invocation ->
+``model_error``; a tool exception that ADK raises to the caller -> ``tool_error``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_otel import bridge
+from agent_otel import conventions as c
 from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError, recorded, unserved
 from agent_otel.run import Run
@@ -46,6 +48,8 @@ from . import Integration
 from ._common import Patcher, pause, refuse_outside_run, unwrapping_stream
 
 PLUGIN_NAME = "agent_otel"
+#: The instrumentation scope of ADK's tracer (``google.adk.telemetry.tracing``).
+SCOPE = "gcp.vertex.agent"
 
 
 def _plugin_class() -> type:
@@ -173,18 +177,20 @@ def _make_run_async(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run_async(self: Any, *args: Any, **kwargs: Any) -> Any:
         invocation: str | None = None
+        last: Any = None
         try:
             async for event in stream(self, *args, **kwargs):
                 found = getattr(event, "invocation_id", None)
                 if isinstance(found, str):
                     invocation = found
+                last = event
                 yield event
         except GeneratorExit:
             with _invocations_lock:
                 run = _invocations.pop(invocation, None) if invocation else None
             if run is not None and run.result is None:
                 try:
-                    run.stop(StopReason.CANCELLED, "the consumer closed ADK's event stream before the end")
+                    _closed(self, run, last)
                 except Exception as exc:
                     internal_error("cancelling an ADK invocation", exc)
             raise
@@ -194,6 +200,89 @@ def _make_run_async(original: Callable[..., Any]) -> Callable[..., Any]:
                     _invocations.pop(invocation, None)
 
     return run_async
+
+
+def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Runner.run`` (the sync form: ``run_async`` in a thread of its own) whose consumer stopping before
+    the end makes the invocation's run end ``cancelled``. ADK then cancels its thread's task, which ends
+    the invocation normally (its after-run callbacks run): alone, that read ``completed`` though the agent
+    never finished."""
+
+    @functools.wraps(original)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = original(self, *args, **kwargs)
+        invocation: str | None = None
+        last: Any = None
+        try:
+            for event in inner:
+                found = getattr(event, "invocation_id", None)
+                if isinstance(found, str):
+                    invocation = found
+                last = event
+                yield event
+        except GeneratorExit:
+            with _invocations_lock:  # (the invocation's thread is still running it: its run is open)
+                found_run = _invocations.get(invocation) if invocation else None
+            try:
+                if found_run is not None and found_run.result is None and not _ends_invocation(self, last):
+                    # Not stopped now: ADK's thread goes on until its task sees the cancellation (a tool
+                    # call in flight still runs, as it does without agent-otel), then ends its spans.
+                    _cancel_at_end(found_run)
+            except Exception as exc:
+                internal_error("cancelling an ADK invocation", exc)
+            raise
+        finally:
+            inner.close()  # ADK's own cleanup now: it cancels the invocation's task and joins its thread
+
+    return run
+
+
+#: Runs whose consumer left a sync ``Runner.run`` early: they end ``cancelled`` when ADK ends their span.
+_closed_early: OrderedDict[str, None] = OrderedDict()
+
+
+def _cancel_at_end(run: Run) -> None:
+    with _invocations_lock:
+        _closed_early[run.run_id] = None
+        while len(_closed_early) > _MAX_INVOCATIONS:
+            _closed_early.popitem(last=False)
+
+
+def _classify(span: Any) -> StopReason | None:
+    """``cancelled`` for the run of an invocation whose sync consumer left early (ADK ends it normally)."""
+    run_id = (span.attributes or {}).get(c.RUN_ID)
+    with _invocations_lock:
+        return StopReason.CANCELLED if run_id in _closed_early else None
+
+
+def _closed(runner: Any, run: Run, last: Any) -> None:
+    """The consumer closed the event stream of ``run``'s invocation: cancelled, unless ``last``, the event
+    it stopped at, ended the invocation; then ADK, which still ends it as usual (its after-run callbacks,
+    its spans), ends the run as it would have: completed, or interrupted by a long-running tool call."""
+    if not _ends_invocation(runner, last):
+        run.stop(StopReason.CANCELLED, "the consumer closed ADK's event stream before the end")
+
+
+def _ends_invocation(runner: Any, event: Any) -> bool:
+    """Whether nothing follows ``event`` in its invocation: the final response (ADK's
+    ``is_final_response()``) of an LLM agent with no workflow agent above it (a ``SequentialAgent`` or
+    ``LoopAgent`` runs another agent after one's final response; an LLM agent's sub-agent that it
+    transferred to ends the invocation as the agent itself would)."""
+    is_final = getattr(event, "is_final_response", None)
+    if not callable(is_final) or not is_final():
+        return False
+    from google.adk.agents import LlmAgent
+
+    root = getattr(runner, "agent", None)
+    find = getattr(root, "find_agent", None)
+    agent = find(getattr(event, "author", None) or "") if callable(find) else None
+    if agent is None:
+        return False
+    while agent is not None:
+        if not isinstance(agent, LlmAgent):
+            return False
+        agent = agent.parent_agent
+    return True
 
 
 def _open_call() -> ToolCall | None:
@@ -251,6 +340,9 @@ class GoogleADKIntegration(Integration):
 
         self._patcher.wrap(PluginManager, "__init__", _make_init(_plugin_class()()))
         self._patcher.wrap(Runner, "run_async", _make_run_async)
+        self._patcher.wrap(Runner, "run", _make_run)
+        bridge.register_stops(SCOPE, _classify)
 
     def uninstrument(self) -> None:
+        bridge.register_stops(SCOPE, None)
         self._patcher.restore()

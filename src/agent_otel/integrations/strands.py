@@ -22,7 +22,10 @@ points:
 
 Stop reasons: besides the span's status (a model error that ends the loop: ``model_error``), the agent
 span's ``finish_reason`` says ``limit_turns`` (``max_steps``), ``limit_output_tokens`` /
-``limit_total_tokens`` (``budget_exceeded``), ``cancelled`` and ``interrupt`` (``interrupted``).
+``limit_total_tokens`` (``budget_exceeded``), ``cancelled`` and ``interrupt`` (``interrupted``). A
+``stream_async`` consumer that stops at the ``result`` event (the stream's last item: the invocation is
+over) makes Strands end its span as cancelled (``strands.cancellation.type``, the ``GeneratorExit`` of
+the closed stream); the run's stop is then the result's own stop reason, not ``cancelled``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -81,6 +85,11 @@ class _Calls:
 
 
 _calls = _Calls()
+
+#: Strands agent spans whose invocation handed its caller the ``result`` event, with that result's stop
+#: reason (weak: an entry goes with its span).
+_delivered: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_delivered_lock = threading.Lock()
 
 
 def _tool_use_id(tool_use: Any) -> str:
@@ -218,12 +227,49 @@ async def _execute_tool(context: Any, next_fn: Callable[[Any], AsyncIterator[Any
 def _classify(span: Any) -> StopReason | None:
     """The stop Strands' agent span names: its finish reason (cancellation, interrupts, its own limits)."""
     if (span.attributes or {}).get("strands.cancellation.type"):
-        return StopReason.CANCELLED
+        with _delivered_lock:
+            delivered = _delivered.pop(span, None)
+        if delivered is None:  # closed before the invocation was over
+            return StopReason.CANCELLED
+        # The consumer stopped at the result event: the invocation was over, its result says how it ended
+        # (None: the bridge reads the span, completed, or interrupted by a tool that paused it).
+        return FINISH_STOPS.get(delivered)
     for event in getattr(span, "events", ()) or ():
         reason = (event.attributes or {}).get("finish_reason")
         if isinstance(reason, str) and reason in FINISH_STOPS:
             return FINISH_STOPS[reason]
     return None
+
+
+def _stream_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Agent.stream_async`` as :func:`unwrapping_stream` wraps it, noting on Strands' agent span that its
+    ``result`` event reached the caller: a consumer that stops there (``break`` on the result, then the
+    stream closed) is not a cancelled invocation, although Strands ends its span as one."""
+    streamed = unwrapping_stream(original)
+
+    @functools.wraps(original)
+    async def stream_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = streamed(self, *args, **kwargs)
+        try:
+            async for event in inner:
+                if isinstance(event, dict) and "result" in event:
+                    _note_result(self, event["result"])
+                yield event
+        finally:
+            await inner.aclose()  # closes Strands' stream now (a no-op for a stream that ended)
+
+    return stream_async
+
+
+def _note_result(agent: Any, result: Any) -> None:
+    span = getattr(agent, "trace_span", None)
+    if span is None:
+        return
+    try:
+        with _delivered_lock:
+            _delivered[span] = str(getattr(result, "stop_reason", "") or "")
+    except TypeError:  # a span that cannot be weakly referenced: the close reads as cancelled, as before
+        return
 
 
 def _make_init(original: Callable[..., None]) -> Callable[..., None]:
@@ -263,7 +309,7 @@ class StrandsIntegration(Integration):
         from strands.agent.agent import Agent
 
         self._patcher.wrap(Agent, "__init__", _make_init)
-        self._patcher.wrap(Agent, "stream_async", unwrapping_stream)
+        self._patcher.wrap(Agent, "stream_async", _stream_async)
         bridge.register_stops(SCOPE, _classify)
 
     def uninstrument(self) -> None:

@@ -203,6 +203,96 @@ async def test_a_consumer_closing_the_event_stream_early_cancels_the_run(telemet
     assert second.attributes["agent.stop_reason"] == "completed"
 
 
+async def read_to_final(runner: InMemoryRunner, content: types.Content | None = None) -> Any:
+    """ADK's own samples: read the events up to the final response, and stop there (``break``)."""
+    if await runner.session_service.get_session(app_name="app", user_id="u", session_id="s1") is None:
+        await runner.session_service.create_session(app_name="app", user_id="u", session_id="s1")
+    final = None
+    async for event in runner.run_async(user_id="u", session_id="s1", new_message=content or message()):
+        if event.is_final_response():
+            final = event
+            break
+    return final
+
+
+async def invocations(telemetry: Any, name: str, count: int) -> list[Any]:
+    for _ in range(500):  # ADK cancels its node task and ends its spans on a later turn of the loop
+        roots = [s for s in telemetry.spans() if s.name == name]
+        if len(roots) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return sorted(roots, key=lambda s: s.start_time)
+
+
+async def test_a_consumer_that_stops_at_the_final_response_does_not_cancel_the_run(telemetry, instrument):
+    """``if event.is_final_response(): ...; break``, as ADK's own samples read a run: the invocation is
+    over, yet the consumer closing the stream made the run ``cancelled``. Now it is the run it was:
+    completed, or, when the final event is a long-running tool call waiting for its answer,
+    interrupted. Where a workflow agent would run another agent after the one that answered, stopping
+    there still cancels."""
+    from google.adk.agents import SequentialAgent
+    from google.adk.tools import LongRunningFunctionTool
+
+    instrument("google_adk")
+    final = await read_to_final(make_runner(*one_tool_script()))
+    assert final.content.parts[0].text == "done" and SENT == {"lookup": 1}
+    (root,) = await invocations(telemetry, "invoke_workflow helper", 1)
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.usage.input_tokens"] == 30
+
+    model = FakeModel(model=MODEL, script=[call("ask_approval", {"amount": 5}, "c1")])
+    waiting = LlmAgent(name="approver", model=model, tools=[LongRunningFunctionTool(func=ask_approval)])
+    final = await read_to_final(InMemoryRunner(agent=waiting, app_name="app"))
+    assert final.long_running_tool_ids == {"c1"}
+    (paused,) = await invocations(telemetry, "invoke_workflow approver", 1)
+    assert paused.attributes["agent.stop_reason"] == "interrupted"
+    (interrupt,) = [dict(e.attributes) for e in paused.events if e.name == "agent.interrupt"]
+    assert list(interrupt["interrupt_ids"]) == ["c1"]
+
+    first = LlmAgent(name="first", model=FakeModel(model=MODEL, script=[text("one")]))
+    second = LlmAgent(name="second", model=FakeModel(model=MODEL, script=[text("two")]))
+    pipeline = SequentialAgent(name="pipeline", sub_agents=[first, second])
+    final = await read_to_final(InMemoryRunner(agent=pipeline, app_name="app"))
+    assert final.author == "first"  # the second agent never ran
+    (cut,) = await invocations(telemetry, "invoke_workflow pipeline", 1)
+    assert cut.attributes["agent.stop_reason"] == "cancelled"
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["completed", "interrupted", "cancelled"]
+
+
+def test_a_sync_consumer_leaving_early_cancels_the_run(telemetry, instrument):
+    """``Runner.run`` (sync: ``run_async`` in a thread of its own) left while its tool is running: ADK
+    cancels its thread's task and ends the invocation normally, which read ``completed`` though the agent
+    never answered. Now ``cancelled`` (without stopping the run at once, which would refuse a step ADK's
+    thread still takes, as it does without agent-otel). One that stops at the final response completes."""
+
+    async def slow_lookup(q: str) -> dict[str, Any]:
+        """Look something up, slowly."""
+        SENT["slow_lookup"] += 1
+        await asyncio.sleep(5)
+        SENT["slow_lookup done"] += 1
+        return {"answer": q}
+
+    instrument("google_adk")
+    model = FakeModel(model=MODEL, script=[call("slow_lookup", {"q": "otel"}, "c1"), text("done")])
+    runner = InMemoryRunner(agent=LlmAgent(name="helper", model=model, tools=[slow_lookup]), app_name="app")
+    asyncio.run(runner.session_service.create_session(app_name="app", user_id="u", session_id="s1"))
+    for _ in runner.run(user_id="u", session_id="s1", new_message=message()):
+        break
+    assert SENT["slow_lookup done"] == 0  # (it was cancelled, by ADK)
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_workflow helper"]
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code is StatusCode.UNSET
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["cancelled"]
+
+    runner = make_runner(*one_tool_script())
+    asyncio.run(runner.session_service.create_session(app_name="app", user_id="u", session_id="s1"))
+    for event in runner.run(user_id="u", session_id="s1", new_message=message()):
+        if event.is_final_response():
+            break
+    assert event.content.parts[0].text == "done"
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["cancelled", "completed"]
+
+
 def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
     asyncio.run(run_async(make_runner(*one_tool_script())))
     spans = telemetry.spans()

@@ -144,6 +144,42 @@ async def test_an_agent_inside_a_user_run_is_part_of_it(telemetry, instrument, f
     }
 
 
+async def test_a_run_stream_closed_before_its_task_result_is_cancelled(telemetry, instrument, fake_api):
+    """``run_stream`` left by its consumer at the model's tool call request (a client that went away):
+    AutoGen ends its span normally, which read ``completed`` though the tool never ran and the agent never
+    answered. Now ``cancelled``. A consumer that reads up to the TaskResult (the last item) and stops
+    there completes."""
+    from autogen_agentchat.base import TaskResult
+
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}))
+    stream = make_agent(fake_api).run_stream(task="hi")
+    async for message in stream:
+        if type(message).__name__ == "ToolCallRequestEvent":
+            break
+    await stream.aclose()
+    assert SENT == {}  # the tool never ran: AutoGen stopped there (so it does without agent-otel)
+
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("done"))
+    stream = make_agent(fake_api, "second").run_stream(task="hi")
+    async for message in stream:
+        if isinstance(message, TaskResult):
+            break
+    await stream.aclose()
+    assert message.messages[-1].to_text() == "done" and SENT == {"lookup": 1}
+
+    spans = telemetry.spans()
+    (cut,) = autogen_spans(spans, "invoke_agent helper")
+    assert cut.attributes["agent.stop_reason"] == "cancelled"
+    assert steps(cut, spans) == [(1, "chat gpt-4o")]
+    (done,) = autogen_spans(spans, "invoke_agent second")
+    assert done.attributes["agent.stop_reason"] == "completed"
+    assert [(e["agent"], e["stop_reason"]) for e in telemetry.events("stop")] == [
+        ("helper", "cancelled"),
+        ("second", "completed"),
+    ]
+
+
 async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, instrument, fake_api):
     """AutoGen traces each agent's turn in a team, not the team: each turn is a run of its own, unless the
     team runs inside a run of the user's, which every turn then joins."""

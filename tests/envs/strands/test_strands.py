@@ -414,6 +414,51 @@ async def test_a_stream_closed_early_ends_the_run_and_its_request_step(telemetry
     assert [e["step_id"] for e in telemetry.events("llm_result")] == [1]
 
 
+async def test_a_stream_consumer_that_stops_at_the_result_does_not_cancel_the_run(telemetry, instrument):
+    """The caller reads ``stream_async`` up to its ``result`` event (the invocation is over) and stops
+    there (``break``, then the stream is closed). Strands ends its agent span as cancelled then
+    (``strands.cancellation.type``: the ``GeneratorExit`` of the closed stream), and the run ended
+    ``cancelled`` though the agent finished: now its stop is the result's (``completed``; ``interrupted``
+    for an invocation that paused for a human)."""
+
+    @tool(context=True)
+    def approve(amount: int, tool_context: ToolContext) -> str:
+        """Needs a human's approval."""
+        return f"approved: {tool_context.interrupt('approval', reason={'amount': amount})}"
+
+    async def read_to_result(agent: Agent, prompt: Any) -> Any:
+        stream = agent.stream_async(prompt)
+        async for event in stream:
+            if "result" in event:
+                result = event["result"]
+                break
+        await stream.aclose()
+        return result
+
+    instrument("strands")
+    done = await read_to_result(make_agent(*one_tool_script()), "hi")
+    assert str(done).strip() == "done" and done.stop_reason == "end_turn"
+    paused = await read_to_result(
+        make_agent(tool_use("approve", {"amount": 5}, "t1"), name="approver", tools=[approve]), "refund"
+    )
+    assert paused.stop_reason == "interrupt"
+    spans = strands_spans(telemetry.spans())
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "completed"
+    assert root.attributes["agent.usage.input_tokens"] == 30  # its usage as a finished run's
+    (paused_root,) = [s for s in spans if s.name == "invoke_agent approver"]
+    assert paused_root.attributes["agent.stop_reason"] == "interrupted"
+    assert [(e["agent"], e["stop_reason"]) for e in telemetry.events("stop")] == [
+        ("helper", "completed"),
+        ("approver", "interrupted"),
+    ]
+    stops = telemetry.metrics()["agent.stop"]
+    assert sorted((a["agent"], a["stop_reason"]) for a, p in stops if p.value) == [
+        ("approver", "interrupted"),
+        ("helper", "completed"),
+    ]
+
+
 search = tool(sample_tools.search)
 wipe = tool(sample_tools.wipe)
 
