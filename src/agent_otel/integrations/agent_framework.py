@@ -194,11 +194,13 @@ _requests: ContextVar[tuple[int, list[str]] | None] = ContextVar("agent_otel_af_
 
 def _make_response_attributes(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    def _get_response_attributes(attributes: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
-        found = original(attributes, response, *args, **kwargs)
+    def _get_response_attributes(*args: Any, **kwargs: Any) -> Any:
+        # Any signature passes through: a private function's parameters may change in any release.
+        found = original(*args, **kwargs)
         try:
             from agent_framework import AgentResponse
 
+            response = kwargs.get("response", args[1] if len(args) > 1 else None)
             requests = response.user_input_requests if isinstance(response, AgentResponse) else None
             if requests:
                 _requests.set((id(found), [_request_id(r) for r in requests]))
@@ -248,8 +250,11 @@ class AgentFrameworkIntegration(Integration):
         from agent_framework import BaseChatClient, FunctionTool, observability
 
         self._patcher.wrap(FunctionTool, "invoke", _make_invoke)
-        self._patcher.wrap(observability, "_get_response_attributes", _make_response_attributes)
-        self._patcher.wrap(observability, "_capture_response", _make_capture_response)
+        # Private functions (a run waiting for approval): where a release lacks them, runs waiting for
+        # approval read completed again, and nothing else of the integration is lost.
+        if hasattr(observability, "_get_response_attributes") and hasattr(observability, "_capture_response"):
+            self._patcher.wrap(observability, "_get_response_attributes", _make_response_attributes)
+            self._patcher.wrap(observability, "_capture_response", _make_capture_response)
         self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
         self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
         bridge.register_hooks(SCOPE)
