@@ -757,10 +757,10 @@ class _ArgBinder:
         self.context = context_parameters(func, params)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.context:
-            return self._without_context(args, kwargs)
         if not args:
-            return kwargs  # a call by keyword: ``**kwargs`` made a fresh dict for this call already
+            # A call by keyword: ``**kwargs`` made a fresh dict for this call already (but the function is
+            # called with it: a framework's context is left out of a copy).
+            return self._without_context(kwargs) if self.context else kwargs
         if self.skip_first:
             args = args[1:]
         names = self.names
@@ -769,20 +769,11 @@ class _ArgBinder:
             bound[self.var_positional] = list(args[len(names) :])
         if kwargs:
             bound.update(kwargs)
-        return bound
+        return self._without_context(bound) if self.context else bound
 
-    def _without_context(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        # A new dict, also for a call by keyword: ``kwargs`` is what the function is called with.
-        if self.skip_first:
-            args = args[1:]
-        names, context = self.names, self.context
-        bound = {name: value for name, value in zip(names, args, strict=False) if name not in context}
-        if len(args) > len(names):
-            bound[self.var_positional] = list(args[len(names) :])
-        for name, value in kwargs.items():
-            if name not in context:
-                bound[name] = value
-        return bound
+    def _without_context(self, bound: dict[str, Any]) -> dict[str, Any]:
+        context = self.context
+        return {name: value for name, value in bound.items() if name not in context}
 
 
 def _name_of(func: Callable[..., Any]) -> str:
