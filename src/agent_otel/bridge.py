@@ -115,6 +115,11 @@ _USAGE_KEYS = (
     "gen_ai.usage.cache_write_input_tokens",
 )
 
+#: Frameworks that end every request span they start, a stream's included, whenever their consumer lets
+#: go of it: the Agent Framework (a weakref finalizer ends the span of a stream that was never read to its
+#: end, in whatever order the garbage collector takes the streams). The run's stop ends such a span's step,
+#: never the span itself.
+_ENDS_OWN_SPANS = frozenset({"agent_framework"})
 # Stop classifiers of integrations, by instrumentation scope (register_stops).
 _classifiers: dict[str, Callable[[Any], StopReason | None]] = {}
 #: A tool step an integration's hook began before the framework started the tool's span (Strands).
@@ -580,9 +585,15 @@ def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLM
             internal_error("checking a framework model call", exc)
         return None
     if begun is not None:
-        # A framework that never ends its request span (Strands' stream closed by its consumer mid-request):
-        # the span ends, and the step with it, when the run stops (before the run's span).
-        begun.end_with_run(lambda: begun.done or not span.is_recording() or span.end())
+        if _scope(span) in _ENDS_OWN_SPANS:
+            # The framework ends this span itself, a dropped stream's too (the Agent Framework's weakref
+            # finalizer), maybe after the run's span: ending it here as well ended it twice (the SDK's
+            # "Calling end() on an ended span"). The step ends with the run; the span when its owner says.
+            begun.end_with_run(lambda: begun.done or not span.is_recording() or _end_llm(span, begun))
+        else:
+            # A framework that never ends its request span (Strands' stream closed by its consumer
+            # mid-request): the span ends, and the step with it, when the run stops (before the run's span).
+            begun.end_with_run(lambda: begun.done or not span.is_recording() or span.end())
     return begun  # type: ignore[no-any-return]
 
 

@@ -6,6 +6,8 @@ telemetry layers over ``BaseChatClient``), answering from a script: no network.
 
 from __future__ import annotations
 
+import gc
+import logging
 from collections import Counter
 from typing import Any
 
@@ -417,3 +419,75 @@ async def test_with_the_integration_a_run_waiting_for_a_tool_approval_is_interru
         ("interrupted", "pause"),
         ("completed", "success"),
     ]
+
+
+# --- a streamed run its consumer leaves before the end ----------------------------------------------------
+
+
+def _collect(order: str) -> None:
+    """Collect the dropped streams: the framework's weakref finalizers end their spans in the order the
+    collector takes the streams, which depends on the generations they sit in."""
+    if order == "young_first":
+        gc.collect(0)
+        gc.collect(1)
+    gc.collect()
+
+
+@pytest.mark.parametrize("order", ["full", "young_first"])
+async def test_with_the_integration_a_stream_dropped_after_its_first_update_is_cancelled(
+    telemetry, instrument, caplog, order
+):
+    """The consumer reads the model's tool call and drops the stream: the tool never ran, the agent never
+    answered. The framework's finalizers end its spans, its agent span with its status unset; the run
+    read ``completed`` (status OK), and when the agent span's finalizer came first agent-otel ended the
+    request span the framework still owned, which the framework then ended again (the SDK's "Calling
+    end() on an ended span"). Now ``cancelled``, whichever finalizer comes first, and the request span
+    is ended once, by the framework, with its step's id."""
+    instrument("agent_framework")
+    caplog.set_level(logging.WARNING, logger="opentelemetry")
+
+    async def first_update() -> list[str]:
+        stream = make_agent(tool_call("lookup", {"q": "x"}), text("done")).run("hi", stream=True)
+        async for update in stream:
+            return [content.type for content in update.contents]
+        return []
+
+    assert await first_update() == ["function_call"]
+    _collect(order)
+    assert "Calling end() on an ended span" not in caplog.text
+    assert SENT == {}
+    spans = telemetry.spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code is StatusCode.UNSET and "error.type" not in root.attributes
+    assert stop_event(root)["agent.stop_reason"] == "cancelled"
+    (request,) = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert request.attributes["agent.step_id"] == 1
+    assert [(e["kind"], e["step_id"]) for e in telemetry.events()] == [("llm_result", 1), ("stop", None)]
+    assert [(e["stop_reason"], e["status"]) for e in telemetry.events("stop")] == [("cancelled", "limit")]
+    metrics = telemetry.metrics()
+    assert [(a["stop_reason"], p.value) for a, p in metrics["agent.stop"] if p.value] == [("cancelled", 1)]
+
+
+@pytest.mark.parametrize("read", [1, 4, None], ids=["tool_call", "answer", "to_the_end"])
+async def test_with_the_integration_a_stream_closed_before_its_end_is_cancelled(telemetry, instrument, read):
+    """``async with agent.run(stream=True) as stream`` left by a ``break``: the framework's cleanup builds
+    a response from the updates read so far and ends its agent span normally, which read ``completed``
+    though the agent was cut short (after the model's tool call, the tool never ran; or in its answer,
+    before the stream's end). Read to its end, the same block completes."""
+    instrument("agent_framework")
+    agent = make_agent(tool_call("lookup", {"q": "x"}), text("done"))
+    seen = 0
+    async with agent.run("hi", stream=True) as stream:
+        async for _ in stream:
+            seen += 1
+            if seen == read:
+                break
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    if read is None:
+        assert_normal_run(telemetry)
+        return
+    assert dict(SENT) == ({} if read == 1 else {"lookup": 1})
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code is StatusCode.UNSET
+    assert [(e["stop_reason"], e["status"]) for e in telemetry.events("stop")] == [("cancelled", "limit")]

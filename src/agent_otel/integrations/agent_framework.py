@@ -37,20 +37,31 @@ event naming the call ids), it did not complete. The framework's agent span read
 (``observability._get_response_attributes``) and records it on the span (``_capture_response``) just
 before it ends, in the same context: the first wrapper notes the requests, the second pauses the span's
 run.
+
+A streamed run (``agent.run(stream=True)``) its consumer leaves before the stream's end did not finish:
+the framework ends its agent span with its status unset either way, from the stream's cleanup when the
+stream is closed (``async with`` left by a ``break``, ``close()``) or from a weakref finalizer when it is
+collected, and the bridge read ``completed``. The agent span of a run that finished has its response
+recorded (``_capture_response``) by the framework's own cleanup, not while a ``ResponseStream.close()``
+cuts the stream short: such a run, with no error and no pause, ends ``cancelled``. That is a fact of the
+run itself, so it holds whichever of the framework's finalizers the collector runs first.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
-from agent_otel import bridge
+from agent_otel import bridge, native
+from agent_otel import conventions as c
 from agent_otel.steps import active_run, check_pending, internal_error, span_binding
-from agent_otel.stop import AgentStopped
+from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from . import Integration
@@ -216,9 +227,62 @@ def _request_id(request: Any) -> str:
     return str(getattr(call, "call_id", None) or getattr(request, "id", None) or "")
 
 
+#: Set while a ``ResponseStream.close()`` cuts a stream short (before its end): the cleanup it runs
+#: records the agent's response, but the agent did not finish.
+_closing_early: ContextVar[bool] = ContextVar("agent_otel_af_closing_early", default=False)
+#: The runs whose agent span had its response recorded by the framework's cleanup: True if they finished,
+#: False if a ``close()`` cut their stream short.
+_answered: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _make_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Not consumed yet and no error given: the consumer (or a stream above it) stops reading early. A
+        # release without ``_consumed`` reads as consumed: nothing is cut short then.
+        exc = kwargs.get("exc", args[0] if args else None)
+        if exc is not None or getattr(self, "_consumed", True):
+            return await original(self, *args, **kwargs)
+        token = _closing_early.set(True)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            _closing_early.reset(token)
+
+    return close
+
+
+def _note_answer(span: Any) -> None:
+    """The framework records an agent span's response: the run finished, unless its stream is being cut
+    short."""
+    binding = span_binding(span)
+    run = binding.run if binding is not None else None
+    if run is not None and getattr(run, "native", None) is span:
+        _answered[run] = not _closing_early.get()
+
+
+def _stop(span: Any) -> StopReason | None:
+    """The stop of an agent span that ends without an error or a pause: ``cancelled`` if its stream was
+    left before the agent finished (no response recorded, or recorded as the stream was cut short)."""
+    binding = span_binding(span)
+    run = binding.run if binding is not None else None
+    if run is None or getattr(run, "native", None) is not span or native.operation(span) != c.OP_INVOKE_AGENT:
+        return None
+    status = getattr(getattr(span, "status", None), "status_code", None)
+    events = getattr(span, "events", ()) or ()
+    failed = status is StatusCode.ERROR or any(e.name == "exception" for e in events)
+    if failed or run.paused is not None or _answered.get(run, False):
+        return None
+    return StopReason.CANCELLED
+
+
 def _make_capture_response(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _capture_response(*args: Any, **kwargs: Any) -> Any:
+        try:
+            _note_answer(kwargs.get("span", args[0] if args else None))
+        except Exception as exc:
+            internal_error("reading an Agent Framework run's end", exc)
         noted = _requests.get()
         if noted is not None:
             try:
@@ -247,18 +311,21 @@ class AgentFrameworkIntegration(Integration):
     def instrument(self) -> None:
         if self._patcher.applied:
             return
-        from agent_framework import BaseChatClient, FunctionTool, observability
+        from agent_framework import BaseChatClient, FunctionTool, ResponseStream, observability
 
         self._patcher.wrap(FunctionTool, "invoke", _make_invoke)
-        # Private functions (a run waiting for approval): where a release lacks them, runs waiting for
-        # approval read completed again, and nothing else of the integration is lost.
+        # Private functions (a run waiting for approval, a stream left before its end): where a release
+        # lacks them, such runs read completed again, and nothing else of the integration is lost.
         if hasattr(observability, "_get_response_attributes") and hasattr(observability, "_capture_response"):
             self._patcher.wrap(observability, "_get_response_attributes", _make_response_attributes)
             self._patcher.wrap(observability, "_capture_response", _make_capture_response)
+            self._patcher.wrap(ResponseStream, "close", _make_close)
+            bridge.register_stops(SCOPE, _stop)
         self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
         self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
         bridge.register_hooks(SCOPE)
 
     def uninstrument(self) -> None:
         bridge.register_hooks(SCOPE, on=False)
+        bridge.register_stops(SCOPE, None)
         self._patcher.restore()
