@@ -204,6 +204,35 @@ async def test_a_team_is_a_run_per_turn_or_one_run_inside_a_user_run(telemetry, 
     assert run.result.usage["llm_calls"] == 2 and run.result.stop_reason == "completed"
 
 
+async def test_a_team_stream_closed_early_leaves_each_turn_as_autogen_ends_it(
+    telemetry, instrument, fake_api
+):
+    """A team's ``run_stream`` closed by its consumer at the first agent's tool call request: unlike an
+    agent's ``run_stream``, closing it does not cut the turns short. The team's embedded runtime runs until
+    idle as the stream closes (AutoGen's ``stop_when_idle``, so it does without agent-otel): the tool runs,
+    the writer answers, the critic takes its turn. AutoGen traces no span of the team, so there is no team
+    run to cancel, and each turn's run ends as it did, ``completed``: not ``cancelled``, which would say
+    the agents did not finish."""
+    from autogen_agentchat.teams import RoundRobinGroupChat
+
+    instrument("openai", "autogen")
+    fake_api.reply(tool_call("lookup", {"q": "otel"}), answer("drafted"), answer("fine"))
+    team = RoundRobinGroupChat([make_agent(fake_api, "writer"), make_agent(fake_api, "critic")], max_turns=2)
+    stream = team.run_stream(task="draft")
+    async for message in stream:
+        if type(message).__name__ == "ToolCallRequestEvent":
+            break
+    await stream.aclose()
+    assert SENT == {"lookup": 1} and len(fake_api.requests) == 3  # AutoGen ran the turns to their end
+    spans = telemetry.spans()
+    (writer,) = autogen_spans(spans, "invoke_agent writer")
+    assert steps(writer, spans) == [(1, "chat gpt-4o"), (2, "execute_tool lookup"), (3, "chat gpt-4o")]
+    assert [(e["agent"], e["stop_reason"]) for e in telemetry.events("stop")] == [
+        ("writer", "completed"),
+        ("critic", "completed"),
+    ]
+
+
 def agent_with(fake_api: Any, tool: Any) -> AssistantAgent:
     client = OpenAIChatCompletionClient(
         model="gpt-4o", base_url=fake_api.base_url + "/v1", api_key="test", max_retries=0
