@@ -450,3 +450,93 @@ def test_a_tool_runner_closed_before_its_last_answer_is_cancelled(telemetry, ins
     )
     assert [r.attributes["agent.stop_reason"] for r in runs] == ["cancelled", "cancelled", "completed"]
     assert [e["stop_reason"] for e in telemetry.events("stop")] == ["cancelled", "cancelled", "completed"]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_streamed_tool_runner_closed_at_its_final_answer_completed(
+    telemetry, instrument, fake_api, flavour
+):
+    """``tool_runner(stream=True)`` hands out each reply as a stream. A consumer that reads the final
+    reply to its end and stops there (the runner closed after it) read ``cancelled``, as if the agent had
+    not answered: the runner's item, a stream, has no stop reason of its own. Now its answer is what the
+    consumer read of the stream: ``completed`` there, ``cancelled`` for a runner closed in the middle of a
+    reply (its stop reason not read yet, here the model's tool call: the tool never ran)."""
+    import asyncio
+
+    from anthropic import beta_async_tool, beta_tool
+
+    from tests.replay.test_local_functions import claude_stream
+
+    ran: list[str] = []
+
+    @beta_tool
+    def lookup(city: str) -> str:
+        """Look a city up.
+
+        Args:
+            city: the city's name
+        """
+        ran.append(city)
+        return f"found {city}"
+
+    @beta_async_tool(name="lookup")
+    async def alookup(city: str) -> str:
+        """Look a city up.
+
+        Args:
+            city: the city's name
+        """
+        ran.append(city)
+        return f"found {city}"
+
+    def use(tool_id: str) -> Reply:
+        block = {"type": "tool_use", "id": tool_id, "name": "lookup", "input": {"city": "Paris"}}
+        return claude_stream(Reply(tool_runner_reply([block], "tool_use", f"msg_{tool_id}")))
+
+    final = claude_stream(Reply(tool_runner_reply([{"type": "text", "text": "done"}], "end_turn", "msg_2")))
+    instrument("anthropic")
+    params: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Paris"}],
+        "stream": True,
+    }
+    if flavour == "sync":
+        api = anthropic.Anthropic(base_url=fake_api.base_url, api_key="test-key", max_retries=0)
+        fake_api.reply(use("toolu_1"), final)
+        finished = api.beta.messages.tool_runner(tools=[lookup], **params)
+        for reply in finished:
+            if reply.get_final_message().stop_reason == "end_turn":
+                break
+        finished.close()
+        fake_api.reply(use("toolu_2"))
+        cut = api.beta.messages.tool_runner(tools=[lookup], **params)
+        for reply in cut:
+            next(iter(reply))  # message_start only: the reply has no stop reason yet
+            break
+        cut.close()
+    else:
+
+        async def consume() -> None:
+            api = anthropic.AsyncAnthropic(base_url=fake_api.base_url, api_key="test-key", max_retries=0)
+            fake_api.reply(use("toolu_1"), final)
+            finished = api.beta.messages.tool_runner(tools=[alookup], **params)
+            async for reply in finished:
+                if (await reply.get_final_message()).stop_reason == "end_turn":
+                    break
+            await finished.close()
+            fake_api.reply(use("toolu_2"))
+            cut = api.beta.messages.tool_runner(tools=[alookup], **params)
+            async for reply in cut:
+                await reply.__aiter__().__anext__()
+                break
+            await cut.close()
+
+        asyncio.run(consume())
+    assert ran == ["Paris"]  # the finished runner's call; the cut one's never ran
+    runs = sorted(
+        (s for s in telemetry.spans() if s.name == "anthropic.messages.tool_runner"),
+        key=lambda s: s.start_time,
+    )
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["completed", "cancelled"]
+    assert [e["stop_reason"] for e in telemetry.events("stop")] == ["completed", "cancelled"]

@@ -29,7 +29,9 @@ Outside a run of yours, the runner's own span (``anthropic.messages.tool_runner`
 sets its status OK when the loop finishes and leaves it unset when the runner is closed (``close()``, or
 the garbage collector finalizing a runner its consumer left): closed before the model's last answer (no
 answer yet, or one asking for tools the runner never ran), that run is ``cancelled``, not ``completed``.
-A runner closed after the final answer (a consumer that stops at it) completed.
+A runner closed after the final answer (a consumer that stops at it) completed. A streamed runner's item is
+the reply's stream: its answer is what the consumer read of it (the stream's snapshot, whose stop reason
+comes with the reply's last events), never read further here; a reply cut before its end is no answer.
 """
 
 from __future__ import annotations
@@ -297,11 +299,15 @@ def _classify(span: Any) -> StopReason | None:
         if span not in _answers:  # started before instrumenting: read as before
             return None
         message = _answers.get(span)
+        if hasattr(type(message), "current_message_snapshot"):  # a streamed runner's: the reply read so far
+            message = _read_so_far(message)
+            if message is None or message.stop_reason is None:
+                return StopReason.CANCELLED  # closed before the reply's end: no answer yet
         if message is None:  # closed before the first answer
             return StopReason.CANCELLED
         from anthropic.lib.tools._beta_runner import _determine_next_step_from_stop_reason
 
-        stop_reason = getattr(message, "stop_reason", "")  # (a streamed runner's item is a stream: as before)
+        stop_reason = getattr(message, "stop_reason", "")
         if stop_reason == "":
             return None
         step = _determine_next_step_from_stop_reason(stop_reason)
@@ -311,6 +317,15 @@ def _classify(span: Any) -> StopReason | None:
     except Exception as exc:
         internal_error("reading whether an Anthropic tool runner finished", exc)
     return None
+
+
+def _read_so_far(stream: Any) -> Any:
+    """The message a streamed runner's reply has built from the events its consumer read (its
+    ``stop_reason`` comes with the reply's last events), without reading more of it; None before any."""
+    try:
+        return stream.current_message_snapshot
+    except AssertionError:  # not one event read
+        return None
 
 
 def instrument(patcher: Patcher) -> None:
@@ -333,6 +348,8 @@ def instrument(patcher: Patcher) -> None:
         (getattr(runner, "BaseToolRunner", None), "_start_tool_runner_span", _make_start_span),
         (getattr(runner, "BetaToolRunner", None), "_handle_request", _make_handle_request),
         (getattr(runner, "BetaAsyncToolRunner", None), "_handle_request", _make_handle_request),
+        (getattr(runner, "BetaStreamingToolRunner", None), "_handle_request", _make_handle_request),
+        (getattr(runner, "BetaAsyncStreamingToolRunner", None), "_handle_request", _make_handle_request),
     )
     for owner, attr, make in hooks:
         if owner is not None and hasattr(owner, attr):
