@@ -1228,3 +1228,90 @@ def test_a_guard_stops_a_mistralai_extra_run_function_before_it_runs(guarded, fa
     assert stopped.value.stop_reason == "policy_denied"
     assert sent == []  # the denied function never ran
     assert len(fake_api.requests) == 1  # and nothing was sent after the stop
+
+
+@pytest.mark.parametrize("leave", [None, "at_the_result", "at_the_tool_call", "dropped"])
+def test_outside_a_run_a_streamed_mistralai_extra_run_is_one_run(telemetry, fake_api, tracing, caplog, leave):
+    """``run_stream_async`` outside a run of yours: ``run_async`` is one run (the SDK's ``conversation``
+    span), but the streamed loop has no such span, so it was no run at all with the SDK's tracing off (no
+    stop, the function call unrecorded), and with it on each turn a run of its own (``completed`` even when
+    the consumer left in the middle of it) and the function in none. Now one run of its turns and the
+    function: ``completed`` at its ``RunResult`` (a consumer that stops there too), ``cancelled`` for a
+    consumer that leaves before (closing the stream, or dropping it unclosed), with no warning added."""
+    import gc
+    import logging
+
+    from mistralai.extra.run.context import RunContext
+
+    caplog.set_level(logging.WARNING)
+    begun = (
+        "conversation.response.started",
+        {"type": "conversation.response.started", "conversation_id": "c1"},
+    )
+    call = {
+        "type": "function.call.delta",
+        "id": "fc_1",
+        "name": "get_weather",
+        "tool_call_id": "call_1",
+        "arguments": '{"city": "Paris"}',
+        **MESSAGE_IDS,
+    }
+    answer = {"type": "message.output.delta", "id": "m", "content": "Sunny", **MESSAGE_IDS}
+
+    def done(prompt: int, completion: int) -> tuple[str, dict[str, Any]]:
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+        return ("conversation.response.done", {"type": "conversation.response.done", "usage": usage})
+
+    fake_api.reply(
+        Reply(stream=[begun, ("function.call.delta", call), done(50, 5)]),
+        Reply(stream=[begun, ("message.output.delta", answer), done(80, 20)]),
+    )
+    ran: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: the city's name
+        """
+        ran.append(city)
+        return f"sunny in {city}"
+
+    async def ask() -> list[str]:
+        async with RunContext(model=AGENT_MODEL) as ctx:
+            ctx.register_func(get_weather)
+            events = await client(fake_api).beta.conversations.run_stream_async(
+                run_ctx=ctx, inputs="Weather?"
+            )
+            seen: list[str] = []
+            async for event in events:
+                seen.append(getattr(event, "event", None) or type(event).__name__)
+                if (leave == "at_the_result" and seen[-1] == "RunResult") or (
+                    leave in ("at_the_tool_call", "dropped") and seen[-1] == "function.call.delta"
+                ):
+                    break
+            if leave == "dropped":
+                del events
+                gc.collect()
+                await asyncio.sleep(0)  # the loop closes the dropped stream
+            elif leave is not None:
+                await events.aclose()
+            return seen
+
+    seen = asyncio.run(ask())
+    assert "ended span" not in caplog.text
+    (stop,) = telemetry.events("stop")
+    usage = stop["usage"]
+    if leave in (None, "at_the_result"):
+        assert seen[-1] == "RunResult" and ran == ["Paris"]
+        assert (stop["stop_reason"], stop["status"]) == ("completed", "success")
+        assert (usage["llm_calls"], usage["tool_calls"], usage["input_tokens"]) == (2, 1, 130)
+        expected = [("llm_result", 1, None), ("tool_result", 2, "get_weather"), ("llm_result", 3, None)]
+    else:
+        assert ran == []  # the function never ran: the loop was left at the model's call
+        assert (stop["stop_reason"], stop["status"]) == ("cancelled", "limit")
+        expected = [("llm_result", 1, None)]
+    steps_seen = [(e["kind"], e["step_id"], e["tool"]) for e in telemetry.events() if e["kind"] != "stop"]
+    assert steps_seen == expected
+    (run_span,) = [s for s in telemetry.spans() if "agent.stop_reason" in s.attributes]
+    assert run_span.attributes["agent.stop_reason"] == stop["stop_reason"]

@@ -19,6 +19,15 @@ SDK's ``RunException`` from it. The function never runs.
 ``mistralai.extra.run.context`` is imported by the application (it builds the ``RunContext``), not by
 ``mistralai.client``: it is patched when ``instrument()`` finds it imported, else at the first
 ``run_async`` / ``run_stream_async``.
+
+Outside a run of yours, ``run_async`` is one run: the SDK wraps its loop in a ``conversation`` span (the
+bridge's run), whatever its telemetry setting. ``run_stream_async`` has no such span: its turns and
+functions were no run at all (with the SDK's tracing on, each turn a run of its own, ``completed`` even
+when its consumer left in the middle of it, and the functions in none). So its stream is made one run
+here (named ``agent``, as the bridge names ``run_async``'s; its input the conversation's ``inputs``),
+current while the SDK's loop runs, not in the consumer's code between events: ``completed`` once the
+loop yielded its ``RunResult`` (a consumer that stops there too), ``cancelled`` if the consumer closes
+the stream or drops it before.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from typing import Any
 
 from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError
-from agent_otel.stop import AgentStopped
+from agent_otel.run import agent
+from agent_otel.steps import current_run, internal_error
+from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
 from ._common import (
@@ -145,19 +156,49 @@ def patch(patcher: Patcher) -> None:
 
 def wrap_run(patcher: Patcher) -> Callable[[Any], Any]:
     """``Conversations.run_async`` / ``run_stream_async``: patch the run context's module before the
-    first run (the application imported it to build its ``RunContext``)."""
+    first run (the application imported it to build its ``RunContext``); outside a run, make
+    ``run_stream_async``'s stream one run (see the module's docstring)."""
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        streamed = original.__name__ == "run_stream_async"
+
         @functools.wraps(original)
         async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 patch(patcher)
             except Exception as exc:
-                from agent_otel.steps import internal_error
-
                 internal_error("instrumenting mistralai.extra.run", exc)
-            return await original(self, *args, **kwargs)
+            result = await original(self, *args, **kwargs)
+            if not streamed or current_run() is not None or not hasattr(result, "__anext__"):
+                return result
+            try:
+                return _one_run(result, kwargs.get("inputs", args[1] if len(args) > 1 else None))
+            except Exception as exc:
+                internal_error("making a run of mistralai.extra.run's stream", exc)
+                return result
 
         return run
 
     return make
+
+
+def _one_run(stream: Any, inputs: Any) -> Any:
+    """``stream`` (``run_stream_async``'s events, then its ``RunResult``) as one run."""
+
+    @agent("agent")
+    async def conversation(inputs: Any) -> Any:
+        finished = False
+        try:
+            async for item in stream:
+                finished = type(item).__name__ == "RunResult"
+                yield item
+        except GeneratorExit:
+            if finished:  # the consumer stopped at the RunResult: the loop was over
+                run = current_run()
+                if run is not None:
+                    run.stop(StopReason.COMPLETED)
+            raise
+        finally:
+            await stream.aclose()
+
+    return conversation(inputs)
