@@ -500,3 +500,35 @@ async def test_with_the_integration_a_stream_closed_before_its_end_is_cancelled(
     assert root.attributes["agent.stop_reason"] == "cancelled"
     assert root.status.status_code is StatusCode.UNSET
     assert [(e["stop_reason"], e["status"]) for e in telemetry.events("stop")] == [("cancelled", "limit")]
+
+
+async def test_with_the_integration_a_run_whose_task_is_cancelled_is_cancelled(telemetry, instrument):
+    """``agent.run()`` (not streamed) whose task is cancelled while a tool runs: the framework ends its
+    agent span without the error (``CancelledError`` is no ``Exception`` to it) and without a response,
+    which read ``completed`` (status OK). Now ``cancelled``: the agent never answered."""
+    import asyncio
+
+    called, release = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def slow(q: str) -> str:
+        """Waits for a backend."""
+        called.set()
+        await release.wait()
+        return q
+
+    agent = Agent(client=FakeClient(tool_call("slow", {"q": "x"}), text("done")), name="helper", tools=[slow])
+    instrument("agent_framework")
+    task = asyncio.create_task(agent.run("hi"))
+    await asyncio.wait_for(called.wait(), 5)  # the model asked for the tool, which now waits
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (root,) = [s for s in telemetry.spans() if s.name == "invoke_agent helper"]
+    assert root.attributes["agent.stop_reason"] == "cancelled"
+    assert root.status.status_code is StatusCode.UNSET
+    (step,) = [s for s in telemetry.spans() if s.name == "execute_tool slow"]
+    assert (step.attributes["agent.tool.status"], step.attributes["error.type"]) == (
+        "cancelled",
+        "CancelledError",
+    )
