@@ -306,6 +306,28 @@ def test_small_floats_in_large_outputs_are_written_like_the_seed():
     assert sha(text) == seed_sha(text)
 
 
+# Outputs past a few hundred bytes are checked by other searches than short ones: floats of every
+# magnitude next to text full of minus signs, exponents and zeros, with and without a decimal point
+# anywhere (``1e-7`` has none), with and without nulls.
+_large_parts = st.lists(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e-5, 5e-5, 1e-7, -2.5e-9, 1.5e-6, 3e-300, -0.0, 1e16, 0.0001])
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.text(alphabet="0123456789e-.+ null", max_size=12)
+    | st.none(),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_large_parts, st.sampled_from(["x" * 300, "a-b 2026-01-02 " * 20, "e-" * 150]))
+def test_large_outputs_with_floats_and_text_hash_exactly_like_the_seed(parts, padding):
+    value = {"pad": padding, "parts": parts, "copy": [parts, {"k": parts[::-1]}]}
+    assert len(canonical_json(value)) > 300
+    assert sha(value) == seed_sha(value)
+
+
 def test_a_path_hashes_its_text_before_and_after_it_is_printed():
     """A path's attributes are caches: the first ``str()`` fills them, and Python 3.12 has other ones than
     3.11. Hashed as attributes, one path argument had two ``args_sha`` (the loop guard saw two calls, a

@@ -469,7 +469,8 @@ def test_a_run_id_prefix_finds_the_run_case_aside_and_says_when_it_is_ambiguous(
 def test_reading_commands_import_neither_the_sdk_nor_the_write_path(busy_store):
     code = (
         "import sys, json; from agent_otel.cli import main; main(sys.argv[2:]); "
-        "mods = [m for m in sys.modules if m.startswith(('agent_otel', 'opentelemetry'))]; "
+        "mods = [m for m in sys.modules if m.split('.')[0] in "
+        "('agent_otel', 'opentelemetry', 'rich', 'psycopg', 'orjson', 'yaml')]; "
         "print(json.dumps(mods), file=sys.stderr)"
     )
     for argv in (["--version"], ["runs", "--store", busy_store.target.location]):
@@ -485,6 +486,11 @@ def test_reading_commands_import_neither_the_sdk_nor_the_write_path(busy_store):
             "agent_otel.store.sink",
             "agent_otel.hashing",
         }
+        # psycopg alone takes ~100 ms to import: only a postgresql:// store loads it; nor does a SQLite
+        # store's table need the JSON or YAML libraries.
+        assert not loaded & {"psycopg", "orjson", "yaml"}, loaded
+        if argv == ["--version"]:  # answered before the parser, the config, the store or rich are loaded
+            assert loaded == {"agent_otel", "agent_otel._version", "agent_otel.cli"}, loaded
 
 
 def test_the_public_names_are_the_api_whatever_was_imported_first():

@@ -103,22 +103,31 @@ def fit(
 
     ``reserve``: the rows to come are not known yet (``tail``), so every column keeps at least its
     ``nominal`` width."""
+    # Every cell's forms once, and each (column, form) width once: the search below asks for the total
+    # width after every step, and measuring every cell again each time cost `runs` ~8 ms of CPU for 20
+    # rows of 11 columns (under 1 ms now).
+    forms = [[_forms(r[i]) for r in rows] for i in range(len(columns))]
     n_forms = [
         max(
             [2 if col.short else 1, len(col.nominal) if isinstance(col.nominal, tuple) else 1]
-            + [len(_forms(r[i])) for r in rows]
+            + [len(f) for f in forms[i]]
         )
         for i, col in enumerate(columns)
     ]
+    widths: dict[tuple[int, int], int] = {}
 
     def col_width(i: int, form: int) -> int:
+        known = widths.get((i, form))
+        if known is not None:
+            return known
         col = columns[i]
         header = col.short if form and col.short else col.header
-        cells = [_forms(r[i]) for r in rows]
         nominal = col.nominal if isinstance(col.nominal, tuple) else (col.nominal,)
         reserved = nominal[min(form, len(nominal) - 1)] if reserve else 0
-        w = max([len(header), reserved] + [f[min(form, len(f) - 1)].cell_len for f in cells])
-        return min(w, max(col.max_width, len(header))) if col.max_width else w
+        w = max([len(header), reserved] + [f[min(form, len(f) - 1)].cell_len for f in forms[i]])
+        w = min(w, max(col.max_width, len(header))) if col.max_width else w
+        widths[i, form] = w
+        return w
 
     state = {i: 0 for i in range(len(columns))}  # column index -> form
 
@@ -132,9 +141,9 @@ def fit(
             if total() <= width:
                 break
             col = columns[i]
-            if col.drop_if_constant and col.priority and len({_forms(r[i])[0].plain for r in rows}) == 1:
+            if col.drop_if_constant and col.priority and len({f[0].plain for f in forms[i]}) == 1:
                 del state[i]
-                constant.append((col.header, _forms(rows[0][i])[0].plain))
+                constant.append((col.header, forms[i][0][0].plain))
     for i in by_weakness:
         while i in state and total() > width and state[i] < n_forms[i] - 1:
             state[i] += 1
