@@ -126,6 +126,23 @@ _classifiers: dict[str, Callable[[Any], StopReason | None]] = {}
 _pending_tool: ContextVar[BridgedToolCall | None] = ContextVar("agent_otel_pending_tool", default=None)
 
 
+#: A resume key (``Run.resume_key``) an integration read from a framework invocation's input (the answers
+#: to a pause) before the framework starts its agent span: the first run the bridge starts in this context
+#: takes it, and empties the list, so an agent started later inside that invocation does not.
+_resume_next: ContextVar[list[str] | None] = ContextVar("agent_otel_resume_next", default=None)
+
+
+def resume_next(key: str) -> list[str]:
+    """The next run the bridge starts in this context resumes the paused run ``key`` names (the key the
+    paused run's integration set as its ``resume_key``): it links to it (``agent.resume_of``), as a
+    conversation's resume does. Call it before the framework starts its agent span; returns the pending
+    key's holder, which the caller clears when the invocation has started (a list: emptied, not reset,
+    since a framework's stream may be read on in another context than the one that set it)."""
+    holder = [key]
+    _resume_next.set(holder)
+    return holder
+
+
 def register_stops(scope: str, classify: Callable[[Any], StopReason | None] | None) -> None:
     """How an integration reads a run's stop from its framework's agent span (None: forget it).
 
@@ -408,11 +425,15 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
     if run is not None and run.ledger.runtime is None:
         run = None
     tool = active_tool_call(parent_context) if run is not None else None
+    # The invocation an integration saw answer a pause (resume_next) takes its key, whether it is a run or
+    # joins one: an agent it invokes later is not the resume.
+    pending = _resume_next.get() if op in _INVOCATIONS else None
+    resume_key = pending.pop() if pending else None
     if op in _INVOCATIONS and (run is None or (tool is not None and tool.run is run)):
         # A run, or a sub-agent of the run whose tool runs it. A workflow's invocation is the run, and
         # the agents it invokes join it: an agent that transfers to another (ADK's transfer_to_agent)
         # ends its span before the next starts, and one call of the caller is one run.
-        _start_run(span, run, op=op)
+        _start_run(span, run, op=op, resume_key=resume_key)
         return
     if run is None:
         return
@@ -541,7 +562,11 @@ def _status(span: Any) -> StatusCode:
 
 
 def _start_run(
-    span: Any, parent: Run | None, owner: _Watched | None = None, op: str = c.OP_INVOKE_AGENT
+    span: Any,
+    parent: Run | None,
+    owner: _Watched | None = None,
+    op: str = c.OP_INVOKE_AGENT,
+    resume_key: str | None = None,
 ) -> None:
     attributes = span.attributes or {}
     name = (
@@ -558,6 +583,7 @@ def _start_run(
         model if isinstance(model, str) and model else None,
     )
     run.stoppable = _hooked(span)
+    run.resume_key = resume_key
     binding = SpanBinding(run, None, hooked=run.stoppable)
     bind_span(span, binding)  # before the run starts: spans its policies start belong to it
     run.begin(parent)

@@ -41,7 +41,7 @@ from typing import Any
 from agent_otel import bridge
 from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError, recorded, unserved
-from agent_otel.steps import active_run, internal_error
+from agent_otel.steps import active_run, internal_error, span_binding
 from agent_otel.stop import AgentStopped, StopReason
 from agent_otel.tools import ToolCall
 
@@ -249,27 +249,75 @@ def _stream_async(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     async def stream_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+        key = _resumed_key(self, kwargs.get("prompt", args[0] if args else None))
         inner = streamed(self, *args, **kwargs)
+        # Strands starts its agent span when the stream is first read, in the reader's context.
+        pending = bridge.resume_next(key) if key is not None else None
         try:
             async for event in inner:
+                if pending:
+                    pending.clear()
                 if isinstance(event, dict) and "result" in event:
                     _note_result(self, event["result"])
                 yield event
         finally:
+            if pending:
+                pending.clear()
             await inner.aclose()  # closes Strands' stream now (a no-op for a stream that ended)
 
     return stream_async
+
+
+def _interrupt_key(agent: Any, ids: list[str]) -> str | None:
+    """What an invocation that paused on interrupts and the invocation answering them both name: the
+    agent and the interrupt ids (Strands has no conversation id of its own, so nothing else links the
+    two runs)."""
+    ids = sorted(i for i in ids if isinstance(i, str) and i)
+    return f"strands interrupts {getattr(agent, 'name', '')} " + " ".join(ids) if ids else None
+
+
+def _resumed_key(agent: Any, prompt: Any) -> str | None:
+    """The interrupt key of the paused invocation ``prompt`` answers (a list of ``interruptResponse``
+    blocks; None: not a resume)."""
+    if not isinstance(prompt, list) or not prompt:
+        return None
+    try:
+        ids = [
+            block["interruptResponse"].get("interruptId")
+            for block in prompt
+            if isinstance(block, dict) and isinstance(block.get("interruptResponse"), dict)
+        ]
+        return _interrupt_key(agent, ids)
+    except Exception as exc:
+        internal_error("reading the interrupts a Strands invocation answers", exc)
+        return None
 
 
 def _note_result(agent: Any, result: Any) -> None:
     span = getattr(agent, "trace_span", None)
     if span is None:
         return
+    stop_reason = str(getattr(result, "stop_reason", "") or "")
+    if stop_reason == "interrupt":
+        _note_interrupts(agent, span, result)
     try:
         with _delivered_lock:
-            _delivered[span] = str(getattr(result, "stop_reason", "") or "")
+            _delivered[span] = stop_reason
     except TypeError:  # a span that cannot be weakly referenced: the close reads as cancelled, as before
         return
+
+
+def _note_interrupts(agent: Any, span: Any, result: Any) -> None:
+    """The invocation paused on interrupts: its run (the agent span's) is the one the invocation answering
+    them resumes."""
+    try:
+        binding = span_binding(span)
+        run = binding.run if binding is not None else None
+        if run is None or getattr(run, "native", None) is not span or run.conversation_id is not None:
+            return
+        run.resume_key = _interrupt_key(agent, [getattr(i, "id", None) for i in result.interrupts or ()])
+    except Exception as exc:
+        internal_error("reading the interrupts a Strands invocation paused on", exc)
 
 
 def _make_init(original: Callable[..., None]) -> Callable[..., None]:

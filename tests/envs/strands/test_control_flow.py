@@ -60,3 +60,41 @@ def test_an_interrupt_pauses_the_run_and_the_resume_completes(telemetry, instrum
     refunds = sorted([s for s in spans if s.name == "execute_tool refund"], key=lambda s: s.start_time)
     assert refunds[0].attributes["agent.tool.status"] == "interrupted"
     assert "error.type" not in refunds[0].attributes
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream_async"])
+async def test_the_invocation_answering_an_interrupt_links_to_the_paused_run(telemetry, instrument, streamed):
+    """Strands has no conversation id: the invocation that answers an interrupt (``interruptResponse``
+    blocks) was a run unrelated to the paused one. The interrupt ids it answers link it, as a LangGraph
+    resume on the same thread is linked (``agent.resume_of`` and a span link); an invocation after it
+    with a new prompt is not a resume."""
+    instrument("strands")
+    asked: list[int] = []
+    agent = approval_agent(asked)
+
+    async def invoke(prompt: Any) -> Any:
+        if not streamed:
+            return await agent.invoke_async(prompt)
+        async for event in agent.stream_async(prompt):
+            if "result" in event:
+                result = event["result"]
+        return result
+
+    paused = await invoke("refund 500")
+    (interrupt,) = paused.interrupts
+    done = await invoke([{"interruptResponse": {"interruptId": interrupt.id, "response": "approved"}}])
+    assert str(done).strip() == "refunded" and asked == [500, 500]
+    agent.model.script.append(text("nothing to refund"))  # (a new prompt: not a resume)
+    assert str(await invoke("anything else?")).strip() == "nothing to refund"
+
+    runs = sorted(
+        [s for s in telemetry.spans() if "agent.stop_reason" in s.attributes], key=lambda s: s.start_time
+    )
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["interrupted", "completed", "completed"]
+    first, second, third = runs
+    assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"]
+    assert [(link.context.span_id, dict(link.attributes)) for link in second.links] == [
+        (first.context.span_id, {"agent.run_id": first.attributes["agent.run_id"]})
+    ]
+    assert "agent.resume_of" not in third.attributes and not third.links
+    assert "gen_ai.conversation.id" not in second.attributes  # the key is not a conversation
