@@ -422,6 +422,43 @@ async def test_with_the_integration_a_run_waiting_for_a_tool_approval_is_interru
     ]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_with_the_integration_the_run_given_the_approval_links_to_the_paused_run(
+    telemetry, instrument, stream
+):
+    """The framework's human-in-the-loop pattern answers the approval request in the next ``agent.run``
+    on the same session, and a local session has no conversation id: the two runs were unrelated. The
+    answered call ids link the run given the approval to the paused run (``agent.resume_of`` and a span
+    link), as a LangGraph resume on the same thread is linked; a run after it is not a resume."""
+    from agent_framework import Message
+
+    instrument("agent_framework")
+    client = FakeClient(tool_call("refund", {"amount": 5}, "call_9"), text("done"), text("anything else"))
+    agent = Agent(client=client, name="helper", tools=[refund])
+    SENT.clear()
+    session = agent.create_session()
+    response = await agent.run("refund 5", session=session)
+    (request,) = response.user_input_requests
+    answer = Message(role="user", contents=[request.to_function_approval_response(True)])
+    if stream:
+        approved = await agent.run(answer, stream=True, session=session).get_final_response()
+    else:
+        approved = await agent.run(answer, session=session)
+    assert approved.text == "done" and SENT == {"refund": 1}
+    assert (await agent.run("what else?", session=session)).text == "anything else"
+
+    runs = sorted(
+        (s for s in telemetry.spans() if s.name == "invoke_agent helper"), key=lambda s: s.start_time
+    )
+    assert [r.attributes["agent.stop_reason"] for r in runs] == ["interrupted", "completed", "completed"]
+    paused, resumed, after = runs
+    assert resumed.attributes["agent.resume_of"] == paused.attributes["agent.run_id"]
+    assert [(link.context.span_id, dict(link.attributes)) for link in resumed.links] == [
+        (paused.context.span_id, {"agent.run_id": paused.attributes["agent.run_id"]})
+    ]
+    assert "agent.resume_of" not in after.attributes and not after.links
+
+
 # --- a streamed run its consumer leaves before the end ----------------------------------------------------
 
 

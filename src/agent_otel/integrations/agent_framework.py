@@ -36,7 +36,10 @@ response's ``user_input_requests``; that run paused for a human (``interrupted``
 event naming the call ids), it did not complete. The framework's agent span reads the response
 (``observability._get_response_attributes``) and records it on the span (``_capture_response``) just
 before it ends, in the same context: the first wrapper notes the requests, the second pauses the span's
-run.
+run. The run given the answers (``to_function_approval_response()`` in the next ``agent.run``) links to
+it by the agent and the call ids (``Run.resume_key``): a local session has no conversation id. A wrapper
+of ``AgentTelemetryLayer._trace_agent_invocation`` reads them from the input before the framework starts
+its agent span (:func:`agent_otel.bridge.resume_next`).
 
 A streamed run (``agent.run(stream=True)``) its consumer leaves before the stream's end did not finish:
 the framework ends its agent span with its status unset either way, from the stream's cleanup when the
@@ -294,11 +297,69 @@ def _make_capture_response(original: Callable[..., Any]) -> Callable[..., Any]:
                     if run is not None and getattr(run, "native", None) is span and run.result is None:
                         ids = sorted(i for i in noted[1] if i)
                         pause(run, len(noted[1]), ids)  # the run's span: its run waits for a human
+                        if run.conversation_id is None:
+                            run.resume_key = _approval_key(run.agent, ids)  # the answering run links to it
             except Exception as exc:
                 internal_error("pausing an Agent Framework run for approval", exc)
         return original(*args, **kwargs)
 
     return _capture_response
+
+
+def _approval_key(agent: str, call_ids: list[str]) -> str | None:
+    """What a run paused for approvals and the run given the answers both name: the agent and the call
+    ids. The framework's own human-in-the-loop pattern (the request and its
+    ``to_function_approval_response()`` sent in the next ``agent.run``) needs no session, and a local
+    session has no conversation id: nothing else links the two runs."""
+    ids = sorted(i for i in call_ids if i)
+    return f"agent_framework approvals {c.nfc(agent)} " + " ".join(ids) if ids else None
+
+
+def _answered_key(agent: Any, messages: Any) -> str | None:
+    """The approval key of the paused run whose approval requests ``messages`` answer (None: none)."""
+    from agent_framework import Content, Message
+
+    items = messages if isinstance(messages, list | tuple) else [messages]
+    ids = []
+    for item in items:
+        contents = item.contents if isinstance(item, Message) else [item] if isinstance(item, Content) else ()
+        ids.extend(
+            _request_id(x) for x in contents or () if getattr(x, "type", None) == "function_approval_response"
+        )
+    name = getattr(agent, "name", None) or getattr(agent, "id", None) or "agent"
+    return _approval_key(str(name), ids)
+
+
+def _make_trace_invocation(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _trace_agent_invocation(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            key = _answered_key(self, kwargs.get("messages"))
+        except Exception as exc:
+            internal_error("reading the approvals an Agent Framework run answers", exc)
+            key = None
+        if key is None:
+            return original(self, *args, **kwargs)
+        if kwargs.get("stream"):
+            # The framework starts a streamed run's agent span right here, in the caller's context.
+            pending = bridge.resume_next(key)
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                pending.clear()
+        return _resumed(original(self, *args, **kwargs), key)
+
+    return _trace_agent_invocation
+
+
+async def _resumed(invocation: Any, key: str) -> Any:
+    """Await the framework's run, whose agent span starts in the awaiting context, as the resume ``key``
+    names."""
+    pending = bridge.resume_next(key)
+    try:
+        return await invocation
+    finally:
+        pending.clear()
 
 
 class AgentFrameworkIntegration(Integration):
@@ -321,6 +382,11 @@ class AgentFrameworkIntegration(Integration):
             self._patcher.wrap(observability, "_capture_response", _make_capture_response)
             self._patcher.wrap(ResponseStream, "close", _make_close)
             bridge.register_stops(SCOPE, _stop)
+        if hasattr(observability.AgentTelemetryLayer, "_trace_agent_invocation"):
+            # (private too: where a release lacks it, a run given approvals is not linked to the paused run)
+            self._patcher.wrap(
+                observability.AgentTelemetryLayer, "_trace_agent_invocation", _make_trace_invocation
+            )
         self._patcher.wrap(BaseChatClient, "get_response", _make_get_response)
         self._patcher.wrap(FunctionTool, "_invoke_function", _make_invoke_function)
         bridge.register_hooks(SCOPE)
