@@ -987,6 +987,39 @@ async def test_a_sub_agent_waiting_for_approval_leaves_its_tool_call_interrupted
     ]
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_sub_agents_resume_links_to_the_paused_sub_agent(telemetry, instrument, streamed):
+    """On resume the SDK runs the ``as_tool()`` agent again from its own ``RunState``, inside the resumed
+    tool call. Its run had no ``agent.resume_of`` (the calling run's resume took the link, both having
+    paused on the same approval call ids); each is now linked to its own paused run."""
+    instrument("openai_agents")
+    APPROVED.clear()
+    sub = Agent(name="closer", model=approval_script(), tools=[close_account])
+    top = Agent(
+        name="support",
+        model=Scripted(
+            [
+                step(function_call("closer", {"input": "close bob"}, call_id="t1")),
+                step(assistant_message("ok")),
+            ]
+        ),
+        tools=[sub.as_tool("closer", "Closes accounts.")],
+    )
+    go = drained if streamed else Runner.run
+    paused = await go(top, "close bob's account")
+    assert (await go(top, approve_all(paused))).final_output == "ok" and APPROVED == ["bob"]
+
+    spans = ours(telemetry.spans())
+    for name in ("support", "closer"):
+        first, second = sorted(by_name(spans, f"invoke_agent {name}"), key=lambda s: s.start_time)
+        assert (first.attributes["agent.stop_reason"], second.attributes["agent.stop_reason"]) == (
+            "interrupted",
+            "completed",
+        )
+        assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"], name
+        assert [link.context.span_id for link in second.links] == [first.context.span_id], name
+
+
 async def drained(agent: Any, input: Any) -> Any:
     result = Runner.run_streamed(agent, input)
     async for _ in result.stream_events():

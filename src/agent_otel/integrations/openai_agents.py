@@ -25,7 +25,8 @@
 * Approvals: a run that returns ``interruptions`` (tools with ``needs_approval``) ends ``interrupted``; a
   sub-agent's (``as_tool()``) pause ends the tool call that ran it ``interrupted`` (not ``ok``: the SDK
   invokes it again when the run resumes). A run resumed from the ``RunState`` (``Runner.run`` and the
-  streaming loop) links to the paused run: by the session, else by the approval call ids it carries.
+  streaming loop) links to the paused run: by the session, else by the approval call ids it carries (and,
+  for an ``as_tool()`` agent the SDK runs again from its own state, the id of the tool call it runs in).
 * Handoffs: each handoff is an ``agent.handoff`` event on the run span naming the agent handed from and
   to (``from_agent``, ``to_agent``) and the model's tool call id; the run stays one run.
 * Conversation: ``gen_ai.conversation.id`` is ``Runner.run(conversation_id=...)`` (the OpenAI
@@ -115,11 +116,25 @@ def _conversation(conversation_id: Any, session: Any) -> str | None:
     return str(session_id) if session_id else None
 
 
+def _tool_scope() -> str | None:
+    """The call id of the SDK function tool call an agent starting now runs in (an ``as_tool()`` agent,
+    whose pause the SDK hands to the calling run and which it invokes again on resume), if any. Not a
+    tool of your own (``@agent_otel.tool``, ``run.call_tool``) outside the SDK's: a resume there may come
+    in another call."""
+    if _paused_in_tool.get() is None:
+        return None
+    call = active_tool_call()
+    if call is None or call.run is not active_run():
+        return None
+    return call.call_id or call.name
+
+
 def _enter(
-    agent: Any, input: Any, conversation_id: str | None = None, state: Any = None
+    agent: Any, input: Any, conversation_id: str | None = None, state: Any = None, scope: str | None = None
 ) -> FrameworkRun | None:
     """Enter the run of ``agent``; ``state`` is the ``RunState`` it resumes (``input`` itself for
-    ``Runner.run``; the streaming loop is handed the state's original input and the state apart)."""
+    ``Runner.run``; the streaming loop is handed the state's original input and the state apart); ``scope``
+    the tool call it runs in (:func:`_tool_scope`)."""
     name = getattr(agent, "name", None) or "agent"
     model = getattr(agent, "model", None)
     run_input = input if isinstance(input, str | list) else MISSING
@@ -128,21 +143,26 @@ def _enter(
         model=model_name(model) if model is not None else None,
         input=run_input,
         conversation_id=conversation_id,
-        resume_key=_resumed_key(state) if conversation_id is None else None,
+        resume_key=_resumed_key(state, scope) if conversation_id is None else None,
     )
     if frun is not None and state is not None:
         frun.run.paused = None  # resuming inside the same agent-otel run: it is not paused any more
     return frun
 
 
-def _approval_key(call_ids: list[str]) -> str | None:
+def _approval_key(call_ids: list[str], scope: str | None = None) -> str | None:
     """What a run paused for approvals and its resume from the ``RunState`` both name: the call ids
     waiting. The SDK's own human-in-the-loop pattern (``result.to_state()``, approve, ``Runner.run(agent,
-    state)``) has no session, so no conversation links the two runs; these ids do."""
-    return "openai_agents approvals " + " ".join(sorted(call_ids)) if call_ids else None
+    state)``) has no session, so no conversation links the two runs; these ids do. An ``as_tool()`` agent
+    pauses on the same ids as the run calling it (the SDK surfaces its approval items there), so its key
+    also names the tool call it runs in (``scope``), which the SDK invokes again on resume."""
+    if not call_ids:
+        return None
+    key = "openai_agents approvals " + " ".join(sorted(call_ids))
+    return key if scope is None else f"{key} in {scope}"
 
 
-def _resumed_key(state: Any) -> str | None:
+def _resumed_key(state: Any, scope: str | None = None) -> str | None:
     """The approval key of the paused run a ``RunState`` resumes (None: not a resume)."""
     if state is None:
         return None
@@ -151,7 +171,7 @@ def _resumed_key(state: Any) -> str | None:
     except Exception as exc:
         internal_error("reading the approvals a RunState resumes", exc)
         return None
-    return _approval_key([i for i in ids if isinstance(i, str)])
+    return _approval_key([i for i in ids if isinstance(i, str)], scope)
 
 
 def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
@@ -167,7 +187,7 @@ def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:
     return None
 
 
-def _approvals(frun: FrameworkRun | None, result: Any) -> None:
+def _approvals(frun: FrameworkRun | None, result: Any, scope: str | None = None) -> None:
     """A run that returns to ask for tool approvals (``needs_approval``) paused for a human: its run ends
     ``interrupted`` with an ``agent.interrupt`` event naming the tool calls waiting for approval."""
     if frun is None:
@@ -178,7 +198,7 @@ def _approvals(frun: FrameworkRun | None, result: Any) -> None:
             ids = [i for i in (usage_value(i, "raw_item", "call_id") for i in items) if isinstance(i, str)]
             pause(frun.run, len(items), ids)
             if frun.owned and frun.run.conversation_id is None:
-                frun.run.resume_key = _approval_key(ids)  # its resume from the RunState links to it
+                frun.run.resume_key = _approval_key(ids, scope)  # its resume from the RunState links to it
             paused = _paused_in_tool.get()
             if paused is not None and frun.owned:
                 paused.append(frun.run.run_id)  # a sub-agent (``as_tool()``): its tool call paused too
@@ -194,11 +214,13 @@ _paused_in_tool: ContextVar[list[str] | None] = ContextVar("agent_otel_agents_pa
 def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def run(self: Any, starting_agent: Any, input: Any, *args: Any, **kwargs: Any) -> Any:
+        scope = _tool_scope()
         frun = _enter(
             starting_agent,
             input,
             _conversation(kwargs.get("conversation_id"), kwargs.get("session")),
             input if type(input).__name__ == "RunState" else None,
+            scope,
         )
         try:
             result = await original(self, starting_agent, input, *args, **kwargs)
@@ -210,7 +232,7 @@ def _make_run(original: Callable[..., Any]) -> Callable[..., Any]:
                 # (ReplayError), as from any other agent code.
                 raise stopped from None
             raise
-        _approvals(frun, result)
+        _approvals(frun, result, scope)
         exit_run(frun, None)
         return result
 
@@ -255,6 +277,7 @@ def _cancelled_after_turn(frun: FrameworkRun | None, streamed_result: Any) -> No
 def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def start_streaming(*args: Any, **kwargs: Any) -> Any:
+        scope = _tool_scope()
         frun = _enter(
             kwargs.get("starting_agent"),
             kwargs.get("starting_input"),
@@ -262,6 +285,7 @@ def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
             # A resume: the loop gets the state's original input, and the state as run_state (which a new
             # run has too, made from its input): only is_resumed_state tells them apart.
             kwargs.get("run_state") if kwargs.get("is_resumed_state") else None,
+            scope,
         )
         try:
             result = await original(*args, **kwargs)
@@ -273,7 +297,7 @@ def _make_start_streaming(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         stored = _stored_error(kwargs.get("streamed_result"))
         if stored is None:
-            _approvals(frun, kwargs.get("streamed_result"))
+            _approvals(frun, kwargs.get("streamed_result"), scope)
             _cancelled_after_turn(frun, kwargs.get("streamed_result"))
         exit_run(frun, stored, _classify(stored) if stored is not None else None)
         return result
