@@ -132,9 +132,10 @@ class Run:
         self.budget = budget
         self.replay_of = replay_of
         self.conversation_id = None if conversation_id is None else str(conversation_id)
-        #: Where there is no conversation id: a framework's key for what this run pauses on and its resume
-        #: names (the Agents SDK's approval call ids, carried by the RunState it resumes from), so the resume
-        #: links to the paused run (agent.resume_of) as a conversation's does. Never exported.
+        #: Where there is no conversation id of its own: a framework's key for what this run pauses on and
+        #: its resume names (the Agents SDK's approval call ids, carried by the RunState it resumes from), so
+        #: the resume links to the paused run (agent.resume_of) as a conversation's does. Looked up before
+        #: the conversation (a sub-agent shares its caller's). Never exported.
         self.resume_key: str | None = None
         self.provider: str | None = None  # gen_ai.provider.name, once an LLM request says it
         # Set by an integration when the agent paused for a human (LangGraph interrupt()): leaving the
@@ -231,7 +232,8 @@ class Run:
             self.parent_run_id = self.parent.run_id
             if self.conversation_id is None:
                 self.conversation_id = self.parent.conversation_id  # a sub-agent: the same conversation
-        resumes = _take_pause(self.conversation_id or self.resume_key)
+        # The resume key first: a sub-agent's conversation is its caller's, whose own pause and resume use it.
+        resumes = _take_pause(self.resume_key) or _take_pause(self.conversation_id)
         # Both clocks at once: the span starts at this wall time and lasts what the store and the latency
         # histogram say (the time agent-otel takes opening and closing it is the run's, on all three).
         self._start_wall_ns = time.time_ns()
@@ -540,7 +542,7 @@ class Run:
             status=stop_class,
         )
         event["_sampled"] = span.get_span_context().trace_flags.sampled
-        pause_key = self.conversation_id or self.resume_key
+        pause_key = self.resume_key or self.conversation_id
         if reason is StopReason.INTERRUPTED and pause_key is not None:
             span_context = span.get_span_context()
             if span_context.is_valid:

@@ -987,11 +987,15 @@ async def test_a_sub_agent_waiting_for_approval_leaves_its_tool_call_interrupted
     ]
 
 
+@pytest.mark.parametrize("session", [False, True], ids=["no_session", "session"])
 @pytest.mark.parametrize("streamed", [False, True])
-async def test_a_sub_agents_resume_links_to_the_paused_sub_agent(telemetry, instrument, streamed):
+async def test_a_sub_agents_resume_links_to_the_paused_sub_agent(telemetry, instrument, streamed, session):
     """On resume the SDK runs the ``as_tool()`` agent again from its own ``RunState``, inside the resumed
     tool call. Its run had no ``agent.resume_of`` (the calling run's resume took the link, both having
-    paused on the same approval call ids); each is now linked to its own paused run."""
+    paused on the same approval call ids, or in the same conversation: a sub-agent's is the caller's);
+    each is now linked to its own paused run."""
+    from agents import SQLiteSession
+
     instrument("openai_agents")
     APPROVED.clear()
     sub = Agent(name="closer", model=approval_script(), tools=[close_account])
@@ -1005,9 +1009,18 @@ async def test_a_sub_agents_resume_links_to_the_paused_sub_agent(telemetry, inst
         ),
         tools=[sub.as_tool("closer", "Closes accounts.")],
     )
-    go = drained if streamed else Runner.run
-    paused = await go(top, "close bob's account")
-    assert (await go(top, approve_all(paused))).final_output == "ok" and APPROVED == ["bob"]
+    kwargs = {"session": SQLiteSession("conv-sub")} if session else {}
+
+    async def go(input: Any) -> Any:
+        if not streamed:
+            return await Runner.run(top, input, **kwargs)
+        result = Runner.run_streamed(top, input, **kwargs)
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    paused = await go("close bob's account")
+    assert (await go(approve_all(paused))).final_output == "ok" and APPROVED == ["bob"]
 
     spans = ours(telemetry.spans())
     for name in ("support", "closer"):

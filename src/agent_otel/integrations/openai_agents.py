@@ -197,7 +197,8 @@ def _approvals(frun: FrameworkRun | None, result: Any, scope: str | None = None)
         if items:
             ids = [i for i in (usage_value(i, "raw_item", "call_id") for i in items) if isinstance(i, str)]
             pause(frun.run, len(items), ids)
-            if frun.owned and frun.run.conversation_id is None:
+            # (a sub-agent's conversation is its caller's, which the caller's pause and resume use)
+            if frun.owned and (frun.run.conversation_id is None or scope is not None):
                 frun.run.resume_key = _approval_key(ids, scope)  # its resume from the RunState links to it
             paused = _paused_in_tool.get()
             if paused is not None and frun.owned:

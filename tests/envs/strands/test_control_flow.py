@@ -51,6 +51,7 @@ def test_an_interrupt_pauses_the_run_and_the_resume_completes(telemetry, instrum
     spans = telemetry.spans()
     runs = sorted([s for s in spans if "agent.stop_reason" in s.attributes], key=lambda s: s.start_time)
     assert [r.attributes["agent.stop_reason"] for r in runs] == ["interrupted", "completed"]
+    assert runs[1].attributes["agent.resume_of"] == runs[0].attributes["agent.run_id"]  # agent(): linked too
     # (Strands' own agent span is the run: Strands sets its status, OK for an interrupt; not an error)
     assert runs[0].status.status_code is not StatusCode.ERROR and "error.type" not in runs[0].attributes
     bodies = sorted([s for s in spans if s.name == "execute_tool ask_human"], key=lambda s: s.start_time)
