@@ -231,6 +231,8 @@ class BridgedToolCall(ToolCall):
         attributes: dict[str, Any],
         exc: BaseException | str | None = None,
         description: str | None = None,
+        end_span: bool = True,
+        checked: bool = False,
     ) -> tuple[float, Any]:
         span = self.native
         if span is None:
@@ -242,7 +244,7 @@ class BridgedToolCall(ToolCall):
                     self.span = super().start_span(self.runtime, None, self.start_time_ns)
                 except Exception as err:
                     internal_error("starting a tool span", err)
-            return super().end(attributes, exc, description)
+            return super().end(attributes, exc, description, end_span, checked)
         duration_ms = self.span_ms
         if duration_ms is None:
             duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
