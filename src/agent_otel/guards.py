@@ -503,7 +503,12 @@ class RunGuards(RunPolicy):
     # --- checks --------------------------------------------------------------------------------------
 
     def _kill_switch(self, run: Run, tool: str | None, side_effects: bool) -> None:
-        scope, source = self.guards.kill_switch.scope(run.agent, self._outer)
+        switch = self.guards.kill_switch
+        if switch.path is None and _kill_switch_fn is None:  # only the variable (by default): read it here
+            env = switch._env
+            if env is None or not env():
+                return  # disengaged: what scope() answers for an unset or empty variable
+        scope, source = switch.scope(run.agent, self._outer)
         if scope is None:
             return
         if scope == "all":
