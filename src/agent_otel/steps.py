@@ -767,7 +767,13 @@ class Step:
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None
         if token is not None:
-            _leave(token)
+            if type(token) is Token and token.var is _CONTEXT:  # _leave(token), inline: attached by begin()
+                try:  # noqa: SIM105
+                    _CONTEXT.reset(token)
+                except (ValueError, RuntimeError):  # created in a different Context (see _leave)
+                    pass
+            else:
+                _leave(token)
         return duration_ms, span.get_span_context()
 
     def event(

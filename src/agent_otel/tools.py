@@ -197,7 +197,7 @@ class ToolCall(Step):
             and type(self.run.run_id) is str
         )
         return span_attributes.start_span(
-            rt.tracer, self.span_name(), parent, self.span_kind, attributes, None, start_time_ns, checked
+            rt.tracer, options.span_name, parent, self.span_kind, attributes, None, start_time_ns, checked
         )
 
     def start_attributes(self, rt: Runtime) -> dict[str, Any]:
