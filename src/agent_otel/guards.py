@@ -413,7 +413,10 @@ class RunGuards(RunPolicy):
         self, run: Run, options: ToolOptions, args_sha: str, step: ToolCall | None = None
     ) -> None:
         name = options.name
-        self._kill_switch(run, name, options.side_effects)
+        switch = self.guards.kill_switch  # (not asked when surely disengaged, as in _kill_switch: per call)
+        env = switch._env
+        if switch.path is not None or _kill_switch_fn is not None or (env is not None and env()):
+            self._kill_switch(run, name, options.side_effects)
         if self._limits:  # (also checked inside: this runs before every tool call)
             self._budget_before_step(run, tool=True)
         guards = self.guards

@@ -327,14 +327,14 @@ class ToolCall(Step):
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
-        event = self.event(
+        event = self.event(  # (positional: no keyword matching per call)
             c.KIND_TOOL_RESULT,
             span_ctx,
             round(duration_ms, 3),
             status,
             error_type or None,
-            tool=self.options.name,
-            result_sha=result_sha,
+            self.options.name,
+            result_sha,
         )
         if self.attempts > 1:
             event["attempts"] = self.attempts
