@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
@@ -671,3 +671,61 @@ def test_a_sampler_the_application_assigns_after_setup_still_drops_no_run(home):
     assert app_spans.get_finished_spans() == ()  # the application's sampler still decides what is exported
     agent_otel.shutdown()
     provider.shutdown()
+
+
+class _EveryHook(SpanProcessor):
+    """An application's processor that overrides the three hooks of a span's life."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.calls.append(("start", span.name))
+
+    def _on_ending(self, span) -> None:
+        self.calls.append(("ending", span.name))
+
+    def on_end(self, span) -> None:
+        self.calls.append(("end", span.name))
+
+
+def test_every_hook_an_applications_processor_overrides_or_is_given_is_called_for_every_span(home):
+    """The provider's processor list does not call the hooks that do nothing (the SDK's base class's, an
+    exporter's processor at a span's start, the bridge at its end: three Python calls a span), and it
+    notices processors added while spans are made: each hook an application's processor has, by its class
+    or set on the instance before it is added, is called once per span, before and after setup()'s own
+    processors."""
+    before, after, own = _EveryHook(), _EveryHook(), SpanProcessor()
+    given: list[str] = []
+    provider = TracerProvider()
+    provider.add_span_processor(before)
+    agent_otel.setup(
+        "svc",
+        tracer_provider=provider,
+        span_exporters=[InMemorySpanExporter()],
+        store=False,
+        instrument=False,
+    )
+
+    @agent_otel.tool
+    def lookup(q: str) -> str:
+        return q
+
+    def one_run() -> None:
+        with agent_otel.run("agent") as run:
+            lookup("a")
+            run.record_llm(model="gpt-4o", input_tokens=3, output_tokens=1)
+
+    one_run()
+    own.on_end = lambda span: given.append(span.name)  # a hook of the instance's own, set before adding it
+    provider.add_span_processor(after)  # added while spans were already being made
+    provider.add_span_processor(own)
+    one_run()
+    names = ["execute_tool lookup", "chat gpt-4o", "invoke_agent agent"]
+    expected = Counter((hook, name) for name in names for hook in ("start", "ending", "end"))
+    assert Counter(before.calls) == expected + expected  # every hook, once per span
+    assert Counter(after.calls) == expected  # the second run's spans
+    for calls in (before.calls, after.calls):
+        assert calls[0] == ("start", "invoke_agent agent")
+        assert calls[-1] == ("end", "invoke_agent agent")
+    assert given == names

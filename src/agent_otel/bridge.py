@@ -66,6 +66,7 @@ from agent_otel.llm import USAGE_BELOW, LLMCall, usage_above_ends
 from agent_otel.replay import not_compared, unserved
 from agent_otel.run import Run
 from agent_otel.steps import (
+    SPAN_BINDING,
     Policy,
     Refusal,
     RunPolicy,
@@ -252,6 +253,8 @@ class BridgedToolCall(ToolCall):
         attributes: dict[str, Any],
         exc: BaseException | str | None = None,
         description: str | None = None,
+        end_span: bool = True,
+        checked: bool = False,
     ) -> tuple[float, Any]:
         span = self.native
         if span is None:
@@ -263,7 +266,7 @@ class BridgedToolCall(ToolCall):
                     self.span = super().start_span(self.runtime, None, self.start_time_ns)
                 except Exception as err:
                     internal_error("starting a tool span", err)
-            return super().end(attributes, exc, description)
+            return super().end(attributes, exc, description, end_span, checked)
         duration_ms = self.span_ms
         if duration_ms is None:
             duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
@@ -378,22 +381,29 @@ class Bridge:
         try:
             parent = context_binding(parent_context)
             # The scope is looked at once: agent-otel's own spans (most spans in a run) are never GenAI
-            # spans of another library, nor foreign (see native.is_native_genai).
+            # spans of another library, nor foreign (see native.is_native_genai), nor a late agent (a
+            # library's: native.late_agent), so they are only bound, under a bound span.
             scope = getattr(span, "instrumentation_scope", None)
-            foreign = scope is not None and scope.name != native.SCOPE
-            op = native.operation(span) if foreign else None
+            if scope is None or scope.name == native.SCOPE:
+                if parent is not None:  # bind_span(), inline: a started span is never INVALID_SPAN
+                    binding = SpanBinding(parent.run, parent.step, hooked=parent.hooked)
+                    try:  # noqa: SIM105
+                        setattr(span, SPAN_BINDING, binding)
+                    except (AttributeError, TypeError):  # a non-SDK span with slots
+                        pass
+                return
+            op = native.operation(span)
             if op is not None:
                 _genai(span, op, parent, trace.get_current_span(parent_context), parent_context)
             elif parent is not None:
                 binding = SpanBinding(parent.run, parent.step, hooked=parent.hooked)
                 bind_span(span, binding)
-                if foreign:
-                    # A library may say only later that the span is a GenAI request (Mistral's SDK starts
-                    # it named after the API operation and labels it from the request): checked at its end.
-                    # Under a request step's span it can only be that request again (LiteLLM's own
-                    # `litellm_request` span under the litellm integration's): joined to it, not counted.
-                    enclosing = _request_step_id(parent, trace.get_current_span(parent_context))
-                    _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
+                # A library may say only later that the span is a GenAI request (Mistral's SDK starts it
+                # named after the API operation and labels it from the request): checked at its end.
+                # Under a request step's span it can only be that request again (LiteLLM's own
+                # `litellm_request` span under the litellm integration's): joined to it, not counted.
+                enclosing = _request_step_id(parent, trace.get_current_span(parent_context))
+                _watch(span, binding, _UNLABELLED if enclosing is None else _InRequest(enclosing))
             elif native.late_agent(span) and active_run() is None:
                 # An agent invocation, outside any run, that its library labels only later (Mistral's
                 # conversation turn, or the loop of mistralai.extra.run): a run, as it would be labelled.
@@ -401,11 +411,14 @@ class Bridge:
         except Exception as exc:  # a span processor must never raise into the code starting a span
             internal_error("recognising a GenAI span", exc)
 
-    def _on_ending(self, span: Any) -> None:
-        usage_above_ends(span)  # an LLM span of agent-otel's may wait for this one to end
+    #: An LLM span of agent-otel's may wait for the span ending to end (agent_otel.llm): the function itself,
+    #: called by the processor list with the span (one call per span, not two).
+    _on_ending = staticmethod(usage_above_ends)
 
     def on_end(self, span: Any) -> None:
         pass
+
+    on_end._agent_otel_does_nothing = True  # type: ignore[attr-defined]  # skipped by agent_otel.sampling
 
     def shutdown(self) -> None:
         pass

@@ -397,33 +397,53 @@ class Pipeline:
         else:  # an event without raw values, a run row: what record_size gives them (this runs per record)
             size = RECORD_OVERHEAD
         queue = self._queue
-        with self._lock:
-            queue.append(payload)
-            self._types.append(rtype)
-            self._sizes.append(size)
-            if more:
+        if len(more) == 2:  # a step's event and its snapshot (per tool call): sized before the lock
+            extra = record_size(more[1])
+            with self._lock:
+                queue.append(payload)
+                queue.append(more[1])
+                types = self._types
+                types.append(rtype)
+                types.append(more[0])
+                sizes = self._sizes
+                sizes.append(size)
+                sizes.append(extra)
+                queued_bytes = self._queued_bytes = self._queued_bytes + size + extra
+                queued = len(queue)
+                if (
+                    queued > self._max_queue or queued_bytes > self._max_bytes
+                ):  # over a bound: shed the oldest
+                    dropped = self._shed()
+                    queued = len(queue)
+                else:
+                    dropped = 0
+            n = 2
+        else:
+            with self._lock:
+                queue.append(payload)
+                self._types.append(rtype)
+                self._sizes.append(size)
                 for i in range(0, len(more), 2):
                     extra = record_size(more[i + 1])
                     queue.append(more[i + 1])
                     self._types.append(more[i])
                     self._sizes.append(extra)
                     size += extra
-            queued_bytes = self._queued_bytes = self._queued_bytes + size
-            queued = len(queue)
-            if queued > self._max_queue or queued_bytes > self._max_bytes:  # over a bound: drop the oldest
-                dropped = self._shed()
+                queued_bytes = self._queued_bytes = self._queued_bytes + size
                 queued = len(queue)
-            else:
-                dropped = 0
+                if (
+                    queued > self._max_queue or queued_bytes > self._max_bytes
+                ):  # over a bound: shed the oldest
+                    dropped = self._shed()
+                    queued = len(queue)
+                else:
+                    dropped = 0
+            n = 1 + len(more) // 2
         if dropped:
             self._drop("queue_full", dropped)
         if self._thread is None:  # not started yet, or forked (_after_fork): no getpid() per record
             self._start()
-        elif more:
-            n = 1 + len(more) // 2
-            if queued == n or queued - n < self._batch_size <= queued:  # into an empty queue, or a full batch
-                self._wake.set()
-        elif queued == 1 or queued == self._batch_size:
+        elif queued == n or queued - n < self._batch_size <= queued:  # into an empty queue, or a full batch
             self._wake.set()
 
     def _shed(self) -> int:

@@ -37,15 +37,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
     MetricExportResult,
     MetricsData,
 )
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from agent_otel import drops as drops_mod
 from agent_otel import otlp
@@ -195,26 +195,27 @@ class ExporterTransport:
 # --- the span processor ---------------------------------------------------------------------------------
 
 
-def _drop_empty_lists(span: ReadableSpan) -> None:
-    """Let a queued span stop holding its empty event and link lists.
+# A queued span lets go of its empty event and link lists (BufferedSpanProcessor.on_end). The SDK gives each
+# span two ``BoundedList``s (a list, a deque and a lock each: six of the dozen objects a finished span holds
+# that the garbage collector tracks), and most spans end with both empty. A span waits in the queue long
+# enough to be promoted to the collector's oldest generation, and those promotions are what trigger full
+# collections, which stall every thread: halving them halves the full collections (27 -> 15 with the
+# collector up, 15 -> 8 during the outage, in the 200,000-call drill). An empty tuple is what the SDK's own
+# ReadableSpan holds when it has none, and ``events``, ``links`` and the dropped counts read the same; the
+# live span keeps its lists. Nothing is done if the SDK's internals differ (they are private).
 
-    The SDK gives each span two ``BoundedList``s (a list, a deque and a lock each: six of the dozen objects
-    a finished span holds that the garbage collector tracks), and most spans end with both empty. A span
-    waits in the queue long enough to be promoted to the collector's oldest generation, and those
-    promotions are what trigger full collections, which stall every thread: halving them halves the full
-    collections (27 -> 15 with the collector up, 15 -> 8 during the outage, in the 200,000-call drill).
-    An empty tuple is what the SDK's own ReadableSpan holds when it has none, and ``events``, ``links`` and
-    the dropped counts read the same; the live span keeps its lists. Nothing is done if the SDK's
-    internals differ (they are private).
-    """
+
+def _context_items() -> bool:
+    """Whether a SpanContext is the tuple whose items its ``span_id`` and ``trace_flags`` properties read
+    (OpenTelemetry's API since 1.0): a span's end reads them without two property calls."""
+    probe = SpanContext(0x1F, 0x2E, False, TraceFlags(TraceFlags.SAMPLED))
     try:
-        events, links = span._events, span._links
-        if not events and not events.dropped:
-            span._events = ()
-        if not links and not links.dropped:
-            span._links = ()
-    except AttributeError:
-        pass
+        return isinstance(probe, tuple) and probe[1] == probe.span_id and probe[3] is probe.trace_flags
+    except Exception:  # pragma: no cover - another API layout
+        return False
+
+
+_CONTEXT_ITEMS = _context_items()
 
 
 # A batch the collector refuses (retryably) this many times while it accepts other requests is poison for
@@ -336,19 +337,22 @@ class BufferedSpanProcessor(SpanProcessor):
 
     # --- SpanProcessor ----------------------------------------------------------------------------------
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
+    # (on_start: the base class's, which does nothing and which agent_otel.sampling does not call)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
-        if self._closed or not context.trace_flags.sampled:
+        if type(context) is SpanContext and _CONTEXT_ITEMS:  # its properties read these items (per span)
+            flags, span_id = context[3], context[1]
+        else:
+            flags, span_id = context.trace_flags, context.span_id
+        if self._closed or not flags & TraceFlags.SAMPLED:
             return
         if self._full:
             self._drops.add("spans", "retry_buffer_full")
             return
         # Span ids are random: one span in SIZE_SAMPLE, whatever the queue's length (a full queue stays at
         # one length, which sampled by length would size every span).
-        if not context.span_id % SIZE_SAMPLE:
+        if not span_id % SIZE_SAMPLE:
             self._sample(span)
         queue = self._queue
         queued = len(queue)
@@ -363,7 +367,14 @@ class BufferedSpanProcessor(SpanProcessor):
             # Beyond max_queue, or beyond the retry buffer's room: the budget that bounded them says why.
             reason = "queue_full" if self._queue_limit >= self._max_queue else "retry_buffer_full"
             self._drops.add("spans", reason, dropped)
-        _drop_empty_lists(span)
+        try:  # its empty event and link lists go (see above)
+            events, links = span._events, span._links  # type: ignore[attr-defined]
+            if not events._dq and not events.dropped:  # BoundedList's deque: its __len__ is Python code
+                span._events = ()  # type: ignore[attr-defined]
+            if not links._dq and not links.dropped:
+                span._links = ()  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
         queue.append(span)
         if self._thread is None:  # not started yet, or forked (_fork_child): no getpid() per span
             self._start()

@@ -413,7 +413,10 @@ class RunGuards(RunPolicy):
         self, run: Run, options: ToolOptions, args_sha: str, step: ToolCall | None = None
     ) -> None:
         name = options.name
-        self._kill_switch(run, name, options.side_effects)
+        switch = self.guards.kill_switch  # (not asked when surely disengaged, as in _kill_switch: per call)
+        env = switch._env
+        if switch.path is not None or _kill_switch_fn is not None or (env is not None and env()):
+            self._kill_switch(run, name, options.side_effects)
         if self._limits:  # (also checked inside: this runs before every tool call)
             self._budget_before_step(run, tool=True)
         guards = self.guards
@@ -503,7 +506,12 @@ class RunGuards(RunPolicy):
     # --- checks --------------------------------------------------------------------------------------
 
     def _kill_switch(self, run: Run, tool: str | None, side_effects: bool) -> None:
-        scope, source = self.guards.kill_switch.scope(run.agent, self._outer)
+        switch = self.guards.kill_switch
+        if switch.path is None and _kill_switch_fn is None:  # only the variable (by default): read it here
+            env = switch._env
+            if env is None or not env():
+                return  # disengaged: what scope() answers for an unset or empty variable
+        scope, source = switch.scope(run.agent, self._outer)
         if scope is None:
             return
         if scope == "all":

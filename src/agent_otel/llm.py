@@ -450,13 +450,8 @@ def _complete(
             event_usage["cache_write_tokens"] = usage.cache_write
         if cost_usd is not None:
             event_usage["cost_usd"] = cost_usd
-        event = call.event(
-            c.KIND_LLM_RESULT,
-            span_ctx,
-            round(duration_ms, 3),
-            status,
-            error_type,
-            usage=event_usage,
+        event = call.event(  # (positional: no keyword matching per call)
+            c.KIND_LLM_RESULT, span_ctx, round(duration_ms, 3), status, error_type, None, None, event_usage
         )
         # For the GenAI client metrics (agent_otel.metrics); not part of the stored event. A library that
         # records those metrics for the requests it traces itself is not counted twice.

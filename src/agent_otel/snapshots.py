@@ -397,12 +397,6 @@ class Recorder(Policy, RunPolicy):
             return None
         try:
             tool = call.options.name
-            outcome = OK
-            result_sha: str | None = None
-            error_type: str | None = None
-            result_type: str | None = None
-            blob_plain: bytes | None = None  # queued as plain values (_queue_blob), a Blob once taken
-            blob_sha: str | None = None
             plain = call.result_json
             digest = call.result_sha  # computed with the span's agent.tool.result_sha: not again
             if (
@@ -412,11 +406,38 @@ class Recorder(Policy, RunPolicy):
                 and len(plain) <= self.max_bytes
                 and self._excluded.get(tool) is False
                 and call.snapshot_json is None
-            ):  # the common case, decided in one test: a result recorded whole, under its result_sha
-                blob_plain, blob_sha = plain, digest
-                if type(result) not in _NATIVE:
-                    result_type = type_name(result)
-            elif exc is None and call.snapshot_json is not None:
+            ):
+                # The common case, decided in one test: a result recorded whole, under its result_sha. The
+                # record below, in one display with its blob queued as _queue_blob queues it.
+                run = call.run
+                sealer = self.sealer
+                return (
+                    "snapshot",
+                    {
+                        "kind": "tool",
+                        "run_id": run.run_id,
+                        "step_id": call.step_id,
+                        "parent_step": _enclosing_step(run, call),
+                        "tool": tool,
+                        "args_sha": call.args_sha,
+                        "outcome": OK,
+                        "result_sha": None,
+                        "error_type": None,
+                        "result_type": None if type(result) in _NATIVE else type_name(result),
+                        "created_at_ms": int(time.time() * 1000),
+                        "blob": None,
+                        QUEUED_BLOB: plain,
+                        _BLOB_SHA: digest,
+                        _BLOB_KEY: sealer.key_id if sealer is not None else None,
+                    },
+                )
+            outcome = OK
+            result_sha: str | None = None
+            error_type: str | None = None
+            result_type: str | None = None
+            blob_plain: bytes | None = None  # queued as plain values (_queue_blob), a Blob once taken
+            blob_sha: str | None = None
+            if exc is None and call.snapshot_json is not None:
                 # What a replay serves differs from what result_sha hashes: stored under its own hash.
                 result_sha, plain = digest, call.snapshot_json
                 if self._is_excluded(tool):

@@ -87,9 +87,13 @@ def plain(attributes: Any) -> bool:
     )
 
 
-def set_attributes(span: Any, attributes: dict[str, Any]) -> None:
-    """``span.set_attributes(attributes)``, through the direct path where it is exact."""
-    if type(span) is _span_type and plain(attributes):
+def set_attributes(span: Any, attributes: dict[str, Any], checked: bool = False) -> bool:
+    """``span.set_attributes(attributes)``, through the direct path where it is exact. True when it was,
+    and the span has dropped no attribute (its ``dropped_attributes`` is 0, read here without the
+    property: the step engine asks as it ends every step); False says nothing either way. ``checked``:
+    the caller made ``attributes`` of values :func:`plain` accepts (a plain dict of str keys and values
+    of exactly str, int, bool or float), so it is not asked again."""
+    if type(span) is _span_type and (checked or plain(attributes)):
         try:
             with span._lock:
                 bounded = span._attributes
@@ -107,10 +111,11 @@ def set_attributes(span: Any, attributes: dict[str, Any]) -> None:
                                 for key in attributes:  # set again: moved to the end, as the SDK does
                                     held.pop(key, None)
                             held.update(attributes)
-                        return
+                        return not bounded.dropped
         except AttributeError:  # pragma: no cover - another SDK layout
             pass
     span.set_attributes(attributes)
+    return False
 
 
 class _Handover(threading.local):
@@ -131,13 +136,15 @@ def start_span(
     attributes: dict[str, Any],
     links: Sequence[Any] | None = None,
     start_time: int | None = None,
+    checked: bool = False,
 ) -> Any:
     """``tracer.start_span(...)``, with the attributes handed over (module docstring) where that is exact.
 
     Only a tracer whose sampler is agent_otel.sampling's ``HandOver`` takes them (agent-otel's own, when the
     application's sampler is made of the SDK's and the provider's processor list places them); any other
-    tracer leaves them where they are, on their way into the span's constructor."""
-    if _span_type is None or not plain(attributes):
+    tracer leaves them where they are, on their way into the span's constructor. ``checked``: as for
+    :func:`set_attributes`."""
+    if _span_type is None or not (checked or plain(attributes)):
         return tracer.start_span(
             name, context=context, kind=kind, attributes=attributes, links=links, start_time=start_time
         )

@@ -68,11 +68,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 from agent_otel import conventions as c
 from agent_otel import runtime, span_attributes
-from agent_otel.events import new_event
 from agent_otel.redaction import error_text, record_exception
 from agent_otel.runtime import Runtime
 from agent_otel.stop import (
@@ -115,6 +122,54 @@ def keep_essential(span: Any, values: dict[str, Any]) -> None:
 (_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
 
 
+def _context_var() -> ContextVar[Any] | None:
+    """The ContextVar OpenTelemetry keeps the current context in, where its runtime context is the default
+    one (``OTEL_PYTHON_CONTEXT`` unset). ``otel_context.get_current()`` and ``attach()`` are two Python
+    calls each around this variable's ``get()`` and ``set()``; the step engine reads it once per step and
+    hands the context to the span's start, where the SDK (three times: the parent span, the sampler, the
+    parent's trace state) and the bridge would each have read the current context again. Another runtime
+    context goes through the public functions."""
+    try:
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        runtime_context = otel_context._RUNTIME_CONTEXT
+        var = runtime_context._current_context  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):  # pragma: no cover - another API layout
+        return None
+    return var if type(runtime_context) is ContextVarsRuntimeContext and type(var) is ContextVar else None
+
+
+_CONTEXT: ContextVar[Any] | None = _context_var()
+
+
+def _context_items() -> bool:
+    """Whether a SpanContext is the tuple ``(trace_id, span_id, is_remote, trace_flags, trace_state,
+    is_valid)`` its properties read (OpenTelemetry's API since 1.0): a step's event then reads the items,
+    not three properties."""
+    probe = SpanContext(0x1F, 0x2E, False, TraceFlags(TraceFlags.SAMPLED))
+    try:
+        return (
+            isinstance(probe, tuple)
+            and len(probe) == 6
+            and probe[1] == probe.span_id == 0x2E
+            and probe[3] is probe.trace_flags
+            and probe[5] is probe.is_valid is True
+            and (probe[3] & 1) == 1
+            and probe.trace_flags.sampled is True
+            and INVALID_SPAN_CONTEXT[5] is INVALID_SPAN_CONTEXT.is_valid is False
+        )
+    except Exception:  # pragma: no cover - another API layout
+        return False
+
+
+_CONTEXT_ITEMS = _context_items()
+
+
+def current_context() -> otel_context.Context:
+    """``otel_context.get_current()``, read from its ContextVar directly where that is what it does."""
+    return _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
+
+
 # --- the run of the calling context ------------------------------------------------------------------
 
 
@@ -134,7 +189,7 @@ def current_run() -> Run | None:
 
 def active_run() -> Run | None:
     """The run of the calling context if it has started (steps can be recorded on it), else None."""
-    run = current_run()
+    run = current_run() if _bound_refs else _current.get()  # current_run(), inlined (every tool call)
     return run if run is not None and run.ledger.runtime is not None else None
 
 
@@ -221,8 +276,9 @@ def context_binding(context: Any = None) -> SpanBinding | None:
     """The binding of the span current in ``context`` (None: the calling context), read straight from the
     context: ``trace.get_current_span`` adds an isinstance check against an ABC (about 0.5 us), and the
     bridge asks this at every span start in a run."""
-    span = (otel_context.get_current() if context is None else context).get(_SPAN_KEY)
-    return getattr(span, SPAN_BINDING, None)
+    if context is None:
+        context = _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
+    return getattr(context.get(_SPAN_KEY), SPAN_BINDING, None)
 
 
 def bind_span(span: Any, binding: SpanBinding) -> None:
@@ -678,17 +734,22 @@ class Step:
         exc: BaseException | str | None = None,
         description: str | None = None,
         end_span: bool = True,
+        checked: bool = False,
     ) -> tuple[float, Any]:
         """End the span with ``attributes`` (ERROR status with ``description`` when failed with ``exc``;
         without one, ``Class: <redacted message>``) and leave its context. Returns ``(duration_ms, span
         context)`` for the step's event. The exception's message and stack trace leave only redacted.
         ``end_span`` False leaves the span itself open: its ender ends it (``llm``, usage held back).
+        ``checked``: the attributes are plain ones (``span_attributes.set_attributes``).
         """
         span = self.span
         duration_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         try:
-            span_attributes.set_attributes(span, attributes)
-            if getattr(span, "dropped_attributes", 0) and self.runtime is not None:
+            if (
+                not span_attributes.set_attributes(span, attributes, checked)
+                and getattr(span, "dropped_attributes", 0)
+                and self.runtime is not None
+            ):
                 keep_essential(span, {**self.start_attributes(self.runtime), **attributes})
             if exc is not None:
                 if isinstance(exc, BaseException):
@@ -706,7 +767,13 @@ class Step:
             internal_error(f"ending a {self.kind} span", err)
         token, self._token = self._token, None
         if token is not None:
-            _leave(token)
+            if type(token) is Token and token.var is _CONTEXT:  # _leave(token), inline: attached by begin()
+                try:  # noqa: SIM105
+                    _CONTEXT.reset(token)
+                except (ValueError, RuntimeError):  # created in a different Context (see _leave)
+                    pass
+            else:
+                _leave(token)
         return duration_ms, span.get_span_context()
 
     def event(
@@ -720,25 +787,34 @@ class Step:
         result_sha: str | None = None,
         usage: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in)."""
+        """The step's unified event (``step_id``, ``args_sha`` and the run's ids filled in): the fields of
+        ``events.new_event``, in its order, and ``_sampled``, built in one display (this runs per step)."""
         run = self.run
-        event = new_event(
-            event_kind,
-            run.run_id,
-            run.agent,
-            run.trace_id,
-            format(span_ctx.span_id, "016x") if span_ctx.is_valid else None,
-            self.step_id,
-            tool,
-            self.args_sha,
-            result_sha,
-            duration_ms,
-            status,
-            error,
-            None,
-            usage,
-        )
-        event["_sampled"] = span_ctx.trace_flags.sampled
+        if _CONTEXT_ITEMS and type(span_ctx) is SpanContext:  # its properties read these items
+            span_id = format(span_ctx[1], "016x") if span_ctx[5] else None
+            sampled = (span_ctx[3] & 1) == 1  # TraceFlags.sampled
+        else:
+            span_id = format(span_ctx.span_id, "016x") if span_ctx.is_valid else None
+            sampled = span_ctx.trace_flags.sampled
+        # Fifteen items: a display of more is compiled to an insert per item, not one presized build.
+        event = {
+            "run_id": run.run_id,
+            "kind": event_kind,
+            "ts_ms": int(time.time() * 1000),
+            "step_id": self.step_id,
+            "tool": tool,
+            "args_sha": self.args_sha,
+            "result_sha": result_sha,
+            "duration_ms": duration_ms,
+            "status": status,
+            "error": error,
+            "stop_reason": None,
+            "usage": usage,
+            "trace_id": run.trace_id,
+            "span_id": span_id,
+            "agent": run.agent,
+        }
+        event["_sampled"] = sampled
         return event
 
     def after(
@@ -823,17 +899,24 @@ def begin(
                 run.llm_calls += 1
             step.step_id = run.steps
         # The parent is whatever is current when this run is the current run (a tool span when tools
-        # nest); a run driven from a thread that did not copy the context still parents to its run span.
+        # nest), handed to the span's start as it is (see _context_var); a run driven from a thread that
+        # did not copy the context still parents to its run span.
         bound = current_run() if _bound_refs else _current.get()  # current_run(), inlined (hot path)
-        parent = None if bound is run else trace.set_span_in_context(run.span)
+        if bound is not run:
+            parent = trace.set_span_in_context(run.span)
+        elif _CONTEXT is not None:
+            parent = _CONTEXT.get()
+        else:
+            parent = otel_context.get_current()
         span = step.span = step.start_span(rt, parent, start_time_ns)
         if attach:
             # One new Context holding the span (and the step, for its kind's key): set_span_in_context
             # followed by set_value would copy the context twice.
-            values = {**(otel_context.get_current() if parent is None else parent), _SPAN_KEY: span}
+            values = {**parent, _SPAN_KEY: span}
             if step.context_key is not None:
                 values[step.context_key] = step
-            step._token = otel_context.attach(otel_context.Context(values))
+            context = otel_context.Context(values)
+            step._token = _CONTEXT.set(context) if _CONTEXT is not None else otel_context.attach(context)
         if start_time_ns is None:
             step._start_ns = time.perf_counter_ns()
         return step

@@ -20,14 +20,14 @@ import time
 import types
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from agent_otel import conventions as c
-from agent_otel import steps
+from agent_otel import span_attributes, steps
 from agent_otel.hashing import canonical_json, sha, sha_bytes
 from agent_otel.steps import Step, active_run, internal_error, is_cancelled, note_failure
 from agent_otel.stop import AgentStopped, Flow, StopReason, control_flow, handoff_result
@@ -50,6 +50,9 @@ _claims_seen = False
 #: a framework tool's ``fn``). A framework that calls such a function as its tool opens the step without
 #: knowing it writes; :func:`begin` looks here, so the kill switch's ``writes`` scope blocks it too.
 _writes: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+# Its set of references, tested for emptiness instead of the WeakSet (whose __len__ is Python code, and
+# which begin() tests at every call): it is never iterated, so the two are empty together.
+_write_refs = _writes.data
 
 #: The claimable call an integration opened without making its span current (``attach=False``: CrewAI's
 #: hooks run before and after a tool, not around it). An ``@tool`` function the framework then runs in
@@ -69,6 +72,17 @@ class ToolOptions:
     #: external service the agent calls, such as an MCP server; datastore).
     description: str | None = None
     type: str = "function"
+    #: The span name of the tool's calls (``execute_tool {name}``), made once (a call reads it).
+    span_name: str = field(init=False, repr=False, compare=False)
+    #: Whether the tool's own attributes at a call's start (name, type, description) are values the SDK's
+    #: attribute cleaning leaves as they are (exactly str): then, with agent-otel's own ids, so are all of
+    #: a call's start attributes, and agent_otel.span_attributes need not check them per call.
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "span_name", c.tool_span_name(self.name))
+        described = self.description is None or type(self.description) is str
+        object.__setattr__(self, "plain", type(self.name) is str and type(self.type) is str and described)
 
 
 def describe(fn: Callable[..., Any] | None) -> str | None:
@@ -156,7 +170,7 @@ class ToolCall(Step):
         self._claimable = value
 
     def span_name(self) -> str:
-        return c.tool_span_name(self.options.name)
+        return self.options.span_name
 
     def args_found(self, args: Any) -> None:
         """The arguments of a call begun without them (a framework's span that does not carry them), as
@@ -168,6 +182,23 @@ class ToolCall(Step):
                 self.span.set_attribute(c.TOOL_ARGS_SHA, self.args_sha)
             except Exception as exc:
                 internal_error("recording a claimed tool call's arguments", exc)
+
+    def start_span(self, rt: Runtime, parent: Any, start_time_ns: int | None) -> Any:
+        """As ``Step.start_span``, telling agent_otel.span_attributes when the attributes are known to be
+        plain (the tool's own are, its options say; the run id is unless the caller chose a non-str one;
+        the step id and args hash are agent-otel's; a call id or the redacted arguments are checked)."""
+        options = self.options
+        attributes = self.start_attributes(rt)
+        checked = (
+            options.plain
+            and self.call_id is None
+            and rt.redactor is None
+            and self.args_sha is not None
+            and type(self.run.run_id) is str
+        )
+        return span_attributes.start_span(
+            rt.tracer, options.span_name, parent, self.span_kind, attributes, None, start_time_ns, checked
+        )
 
     def start_attributes(self, rt: Runtime) -> dict[str, Any]:
         options = self.options
@@ -289,18 +320,21 @@ class ToolCall(Step):
                 result_redacted, attributes[c.GEN_AI_TOOL_CALL_RESULT] = redactor.bounded(result)
             except Exception as err:
                 internal_error("recording a tool span's outcome", err)
-        duration_ms, span_ctx = self.end(attributes, failed)
+        # A result's outcome is plain (agent-otel's status, attempt count and hash: str, int, str); an error's
+        # type and the redacted values are checked.
+        checked = exc is None and redactor is None
+        duration_ms, span_ctx = self.end(attributes, failed, None, True, checked)
         if rt is None:
             return
         # Always emitted: the per-tool metrics are recorded from this event on the pipeline's thread.
-        event = self.event(
+        event = self.event(  # (positional: no keyword matching per call)
             c.KIND_TOOL_RESULT,
             span_ctx,
             round(duration_ms, 3),
             status,
             error_type or None,
-            tool=self.options.name,
-            result_sha=result_sha,
+            self.options.name,
+            result_sha,
         )
         if self.attempts > 1:
             event["attempts"] = self.attempts
@@ -365,7 +399,7 @@ def begin(
     unrecorded call raises, before any step or span exists (``agent_otel.replay``); a matched call has
     ``call.replay`` set and must be served, not run.
     """
-    if fn is not None and _writes and not options.side_effects and _declared_write(fn):
+    if fn is not None and _write_refs and not options.side_effects and _declared_write(fn):
         options = replace(options, side_effects=True)
     call = ToolCall(run, options, args, sha(args), call_id, fn)
     if claimable:
@@ -389,7 +423,7 @@ def active_tool_call(context: otel_context.Context | None = None) -> ToolCall | 
     Integrations use it to avoid double spans. A framework's tool span that the GenAI span bridge made a
     step of (or a span under it) counts too: it cannot carry the step in the context.
     """
-    value = (otel_context.get_current() if context is None else context).get(_TOOL_KEY)  # get_value inlined
+    value = (steps.current_context() if context is None else context).get(_TOOL_KEY)  # get_value inlined
     if isinstance(value, ToolCall):
         return value
     if not steps.steps_bound():  # no span's binding names a step (no bridged step was ever made)
@@ -413,8 +447,14 @@ def call_sync(
         return fn(*args, **kwargs)
     if call.replay is not None:
         return call.replay.serve(call)  # the recorded result (or error); fn is not called
+    options = call.options
+    # timeout_for(call), inlined: a tool with neither a deadline nor retries is called right here.
+    timeout_s = call.timeout(options.timeout_s) if run.ledger.hooks.timeout else options.timeout_s or None
     try:
-        result = _attempt_sync(call, fn, args, kwargs, timeout_for(call))
+        if timeout_s is None and options.retry is None:
+            result = fn(*args, **kwargs)
+        else:
+            result = _attempt_sync(call, fn, args, kwargs, timeout_s)
     except BaseException as exc:
         call.fail(exc)
         raise

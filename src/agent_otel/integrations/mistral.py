@@ -183,13 +183,15 @@ class ServiceToolCall(ToolCall):
         attributes: dict[str, Any],
         exc: BaseException | str | None = None,
         description: str | None = None,
+        end_span: bool = True,
+        checked: bool = False,
     ) -> tuple[float, Any]:
         if self.end_ns is None:
-            return super().end(attributes, exc, description)
+            return super().end(attributes, exc, description, end_span, checked)
         span = self.span
         self.span = _EndsAt(span, self.end_ns)
         try:
-            return super().end(attributes, exc, description)
+            return super().end(attributes, exc, description, end_span, checked)
         finally:
             self.span = span
 
