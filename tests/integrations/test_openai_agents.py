@@ -1081,15 +1081,19 @@ async def test_a_resume_from_the_run_state_without_a_session_links_to_the_paused
     assert "gen_ai.conversation.id" not in second.attributes  # the key is not a conversation
 
 
+@pytest.mark.parametrize("serialized", [False, True], ids=["state", "from_string"])
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_the_resumed_run_records_what_the_human_decided_about_each_call(
-    telemetry, instrument, streamed
+    telemetry, instrument, streamed, serialized
 ):
     """A human approves one waiting call and rejects the other (``state.reject``, with a message for the
     model). The resumed run showed only the approved call running, and nothing of the rejection: it is
     not a tool call the SDK makes. Now its span has an ``agent.approval`` event per decision, in the
     order the calls waited; the rejected call is no tool step and no tool error, and the human's
-    message is nowhere in the telemetry."""
+    message is nowhere in the telemetry. The same when the decided state was stored and read back
+    (``to_string`` / ``RunState.from_string``: the human answers in another process)."""
+    from agents import RunState
+
     instrument("openai_agents")
     APPROVED.clear()
     model = Scripted(
@@ -1108,6 +1112,8 @@ async def test_the_resumed_run_records_what_the_human_decided_about_each_call(
     bob, eve = paused.interruptions
     state.approve(bob)
     state.reject(eve, rejection_message="eve is a key account, call +1 555 0100 first")
+    if serialized:
+        state = await RunState.from_string(agent, state.to_string())
     assert (await go(agent, state)).final_output == "done" and APPROVED == ["bob"]
 
     spans = ours(telemetry.spans())
