@@ -187,7 +187,7 @@ USAGE_INPUT_TOKENS: Final = "agent.usage.input_tokens"
 USAGE_OUTPUT_TOKENS: Final = "agent.usage.output_tokens"
 # The run this one resumes (a paused run of the same conversation); the span also links to it.
 RESUME_OF: Final = "agent.resume_of"
-# On an agent.approval event: the human's decision, one of APPROVAL_DECISIONS (a closed set).
+# On an agent.approval event: the human's decision, APPROVED or REJECTED (a closed set).
 APPROVAL_DECISION: Final = "agent.approval.decision"
 # Tool call ids the model asked for in its response (on the chat span).
 LLM_TOOL_CALL_IDS: Final = "agent.llm.tool_call_ids"
@@ -229,7 +229,6 @@ STATUS_INTERRUPTED: Final = "interrupted"  # a tool call that paused the agent f
 STATUS_CANCELLED: Final = "cancelled"  # a tool call cancelled (asyncio, KeyboardInterrupt, SystemExit)
 APPROVED: Final = "approved"  # agent.approval.decision: the call may run
 REJECTED: Final = "rejected"  # agent.approval.decision: the call does not run; the model is told
-APPROVAL_DECISIONS: Final = (APPROVED, REJECTED)
 
 # --- unified event kinds (DESIGN.md "Unified event schema") ----------------------------------------
 
