@@ -128,20 +128,34 @@ _pending_tool: ContextVar[BridgedToolCall | None] = ContextVar("agent_otel_pendi
 
 
 #: A resume key (``Run.resume_key``) an integration read from a framework invocation's input (the answers
-#: to a pause) before the framework starts its agent span: the first run the bridge starts in this context
-#: takes it, and empties the list, so an agent started later inside that invocation does not.
-_resume_next: ContextVar[list[str] | None] = ContextVar("agent_otel_resume_next", default=None)
+#: to a pause) before the framework starts its agent span, with what to record on the resuming run: the
+#: first run the bridge starts in this context takes it, and empties the list, so an agent started later
+#: inside that invocation does not.
+_resume_next: ContextVar[list[tuple[str, Callable[[Run], None] | None]] | None] = ContextVar(
+    "agent_otel_resume_next", default=None
+)
 
 
-def resume_next(key: str) -> list[str]:
+def resume_next(key: str, then: Callable[[Run], None] | None = None) -> list[Any]:
     """The next run the bridge starts in this context resumes the paused run ``key`` names (the key the
     paused run's integration set as its ``resume_key``): it links to it (``agent.resume_of``), as a
-    conversation's resume does. Call it before the framework starts its agent span; returns the pending
-    key's holder, which the caller clears when the invocation has started (a list: emptied, not reset,
-    since a framework's stream may be read on in another context than the one that set it)."""
-    holder = [key]
+    conversation's resume does; ``then(run)`` records on it what the answers say (the human's decisions),
+    on the run it joins if the invocation is part of a run already. Call it before the framework starts
+    its agent span; returns the pending key's holder, which the caller clears when the invocation has
+    started (a list: emptied, not reset, since a framework's stream may be read on in another context
+    than the one that set it)."""
+    holder: list[tuple[str, Callable[[Run], None] | None]] = [(key, then)]
     _resume_next.set(holder)
     return holder
+
+
+def _resumed(then: Callable[[Run], None] | None, run: Run | None) -> None:
+    if then is None or run is None:
+        return
+    try:
+        then(run)
+    except Exception as exc:  # a span processor must never raise into the code starting a span
+        internal_error("recording what resumed a paused run", exc)
 
 
 def register_stops(scope: str, classify: Callable[[Any], StopReason | None] | None) -> None:
@@ -441,15 +455,16 @@ def _genai(span: Any, op: str, parent: SpanBinding | None, parent_span: Any, par
     # The invocation an integration saw answer a pause (resume_next) takes its key, whether it is a run or
     # joins one: an agent it invokes later is not the resume.
     pending = _resume_next.get() if op in _INVOCATIONS else None
-    resume_key = pending.pop() if pending else None
+    resume_key, then = pending.pop() if pending else (None, None)
     if op in _INVOCATIONS and (run is None or (tool is not None and tool.run is run)):
         # A run, or a sub-agent of the run whose tool runs it. A workflow's invocation is the run, and
         # the agents it invokes join it: an agent that transfers to another (ADK's transfer_to_agent)
         # ends its span before the next starts, and one call of the caller is one run.
-        _start_run(span, run, op=op, resume_key=resume_key)
+        _resumed(then, _start_run(span, run, op=op, resume_key=resume_key))
         return
     if run is None:
         return
+    _resumed(then, run)
     if (
         parent is not None
         and parent.owner is _UNLABELLED
@@ -580,7 +595,7 @@ def _start_run(
     owner: _Watched | None = None,
     op: str = c.OP_INVOKE_AGENT,
     resume_key: str | None = None,
-) -> None:
+) -> BridgedRun:
     attributes = span.attributes or {}
     name = (
         attributes.get(c.GEN_AI_AGENT_NAME)
@@ -603,6 +618,7 @@ def _start_run(
     track_bound_run(run, True)
     _watch(span, binding, owner or _WATCHED)
     bind_span(span, binding)
+    return run
 
 
 def _begin_llm(run: Run, span: Any, attributes: Any, checks: bool) -> BridgedLLMCall | None:

@@ -187,6 +187,8 @@ USAGE_INPUT_TOKENS: Final = "agent.usage.input_tokens"
 USAGE_OUTPUT_TOKENS: Final = "agent.usage.output_tokens"
 # The run this one resumes (a paused run of the same conversation); the span also links to it.
 RESUME_OF: Final = "agent.resume_of"
+# On an agent.approval event: the human's decision, APPROVED or REJECTED (a closed set).
+APPROVAL_DECISION: Final = "agent.approval.decision"
 # Tool call ids the model asked for in its response (on the chat span).
 LLM_TOOL_CALL_IDS: Final = "agent.llm.tool_call_ids"
 # true on the run span of a run its metrics' exemplars link to: the bundled collector keeps that trace
@@ -215,6 +217,8 @@ EVENT_STOP: Final = "agent.stop"
 EVENT_GUARD: Final = "agent.guard"
 EVENT_RETRY: Final = "agent.tool.retry"
 EVENT_INTERRUPT: Final = "agent.interrupt"
+# What a human decided about a tool call a paused run waited for, on the run given the decision.
+EVENT_APPROVAL: Final = "agent.approval"
 EVENT_HANDOFF: Final = "agent.handoff"
 
 # --- values ----------------------------------------------------------------------------------------
@@ -223,6 +227,8 @@ STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
 STATUS_INTERRUPTED: Final = "interrupted"  # a tool call that paused the agent for human input
 STATUS_CANCELLED: Final = "cancelled"  # a tool call cancelled (asyncio, KeyboardInterrupt, SystemExit)
+APPROVED: Final = "approved"  # agent.approval.decision: the call may run
+REJECTED: Final = "rejected"  # agent.approval.decision: the call does not run; the model is told
 
 # --- unified event kinds (DESIGN.md "Unified event schema") ----------------------------------------
 

@@ -25,6 +25,7 @@ NO_SNAPSHOTS = {
     "agent_snapshot_runs": 0,
     "agent_snapshot_blobs": 0,
     "agent_snapshot_data": 0,
+    "agent_snapshot_packs": 0,
 }
 
 

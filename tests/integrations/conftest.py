@@ -139,6 +139,26 @@ def stop_event(run_span: ReadableSpan) -> dict[str, Any]:
     return dict(events[0].attributes)
 
 
+def approval_events(run_span: ReadableSpan) -> list[dict[str, Any]]:
+    """The ``agent.approval`` events on a run span, in order, with all their attributes."""
+    return [dict(e.attributes) for e in run_span.events if e.name == "agent.approval"]
+
+
+def approval(call_id: str, tool: str, decision: str) -> dict[str, Any]:
+    """An ``agent.approval`` event's attributes, as the README documents them."""
+    return {"gen_ai.tool.call.id": call_id, "gen_ai.tool.name": tool, "agent.approval.decision": decision}
+
+
+def anywhere(spans: list[ReadableSpan], text: str) -> bool:
+    """Whether ``text`` is in any attribute value of the spans, their events or links (a privacy check)."""
+    values: list[Any] = []
+    for span in spans:
+        values.extend((span.attributes or {}).values())
+        for part in (*span.events, *span.links):
+            values.extend((part.attributes or {}).values())
+    return any(text in str(v) for v in values)
+
+
 # --- a fake OpenAI / Anthropic API on 127.0.0.1 ------------------------------------------------------
 
 

@@ -17,7 +17,14 @@ import pytest
 import agent_otel
 from agent_otel.hashing import sha
 from tests.integrations import sample_tools
-from tests.integrations.conftest import children, ours, steps, stop_event
+from tests.integrations.conftest import (
+    approval,
+    approval_events,
+    children,
+    ours,
+    steps,
+    stop_event,
+)
 from tests.integrations.sample_tools import fresh_sent  # noqa: F401 (an autouse fixture)
 
 pytest.importorskip("agent_framework")
@@ -62,6 +69,8 @@ class FakeClient(FunctionInvocationLayer, ChatTelemetryLayer, BaseChatClient):  
         kind, payload, usage = step
         if kind == "tool":
             contents = [Content.from_function_call(call_id=payload[2], name=payload[0], arguments=payload[1])]
+        elif kind == "tools":  # parallel calls in one response
+            contents = [Content.from_function_call(call_id=c, name=n, arguments=a) for n, a, c in payload]
         else:
             contents = [Content.from_text(payload)]
         details = {
@@ -105,6 +114,10 @@ def broken(q: str) -> str:
 
 def tool_call(name: str, args: dict[str, Any], call_id: str = "c1") -> tuple[Any, ...]:
     return ("tool", (name, args, call_id), (10, 5))
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any], str]) -> tuple[Any, ...]:
+    return ("tools", calls, (10, 5))
 
 
 def text(content: str) -> tuple[Any, ...]:
@@ -457,6 +470,69 @@ async def test_with_the_integration_the_run_given_the_approval_links_to_the_paus
         (paused.context.span_id, {"agent.run_id": paused.attributes["agent.run_id"]})
     ]
     assert "agent.resume_of" not in after.attributes and not after.links
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_with_the_integration_the_run_given_the_answers_records_each_decision(
+    telemetry, instrument, stream
+):
+    """A human approves one waiting call and rejects the other (``to_function_approval_response(False)``).
+    The framework never invokes a rejected tool (it answers the model "rejected by user"), so the run given
+    the answers showed only the approved call running. Now its span has an ``agent.approval`` event per
+    answered call; the rejected call is no tool step and no tool error."""
+    from agent_framework import Message
+
+    instrument("agent_framework")
+    client = FakeClient(
+        tool_calls(("refund", {"amount": 5}, "c_bob"), ("refund", {"amount": 900}, "c_eve")), text("done")
+    )
+    agent = Agent(client=client, name="helper", tools=[refund])
+    SENT.clear()
+    session = agent.create_session()
+    response = await agent.run("refund bob and eve", session=session)
+    bob, eve = response.user_input_requests
+    answer = Message(
+        role="user",
+        contents=[bob.to_function_approval_response(True), eve.to_function_approval_response(False)],
+    )
+    if stream:
+        resumed_response = await agent.run(answer, stream=True, session=session).get_final_response()
+    else:
+        resumed_response = await agent.run(answer, session=session)
+    assert resumed_response.text == "done" and SENT == {"refund": 1}
+
+    spans = telemetry.spans()
+    paused, resumed = sorted(
+        (s for s in spans if s.name == "invoke_agent helper"), key=lambda s: s.start_time
+    )
+    assert [r.attributes["agent.stop_reason"] for r in (paused, resumed)] == ["interrupted", "completed"]
+    assert approval_events(paused) == []
+    assert approval_events(resumed) == [
+        approval("c_bob", "refund", "approved"),
+        approval("c_eve", "refund", "rejected"),
+    ]
+    assert [name for _, name in steps(resumed, spans)] == ["execute_tool refund", "chat gpt-4o"]
+    invocations = telemetry.metrics()["agent.tool.invocations"]
+    assert [(a["tool"], a["status"], p.value) for a, p in invocations] == [("refund", "ok", 1)]
+
+
+async def test_with_the_integration_answers_given_inside_your_run_are_recorded_on_it(telemetry, instrument):
+    """Inside your ``agent_otel.run`` the framework's agent joins your run: the decisions are on its span."""
+    from agent_framework import Message
+
+    instrument("agent_framework")
+    agent = Agent(
+        client=FakeClient(tool_call("refund", {"amount": 5}), text("done")), name="helper", tools=[refund]
+    )
+    SENT.clear()
+    session = agent.create_session()
+    async with agent_otel.run("support") as run:
+        (request,) = (await agent.run("refund 5", session=session)).user_input_requests
+        answer = Message(role="user", contents=[request.to_function_approval_response(False)])
+        assert (await agent.run(answer, session=session)).text == "done" and SENT == {}
+    assert run.result.stop_reason == "completed"
+    (root,) = [s for s in ours(telemetry.spans()) if s.name == "invoke_agent support"]
+    assert approval_events(root) == [approval("c1", "refund", "rejected")]
 
 
 # --- a streamed run its consumer leaves before the end ----------------------------------------------------

@@ -464,7 +464,7 @@ def test_a_tool_step_without_its_arguments_on_the_span_is_stored_without_a_snaps
     run_id = rig.last_run_id("quiet")
     assert rig.run_row(run_id)["tool_calls"] == 1
     assert [e["args_sha"] for e in rig.tool_events(run_id)] == [None]
-    assert rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ?", (run_id,)) == []
+    assert rig.snapshots(run_id) == []
     agent_otel.shutdown()
     assert "refused" not in caplog.text and "dropped" not in caplog.text
 

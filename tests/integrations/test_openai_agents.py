@@ -12,6 +12,9 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
 from tests.integrations.conftest import (
+    anywhere,
+    approval,
+    approval_events,
     assert_unknown_then_zero_usage,
     by_name,
     chat_tokens,
@@ -1051,6 +1054,9 @@ async def test_approval_given_inside_your_own_run_completes_it(telemetry, instru
         paused = await go(agent, "close bob's account")
         assert (await go(agent, approve_all(paused))).final_output == "done"
     assert run.result.stop_reason == "completed"
+    # the decision is on the run the agent went on in: yours
+    root = one(ours(telemetry.spans()), "invoke_agent support")
+    assert approval_events(root) == [approval("call_a", "close_account", "approved")]
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -1073,6 +1079,86 @@ async def test_a_resume_from_the_run_state_without_a_session_links_to_the_paused
     assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"]
     assert [link.context.span_id for link in second.links] == [first.context.span_id]
     assert "gen_ai.conversation.id" not in second.attributes  # the key is not a conversation
+
+
+@pytest.mark.parametrize("serialized", [False, True], ids=["state", "from_string"])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_the_resumed_run_records_what_the_human_decided_about_each_call(
+    telemetry, instrument, streamed, serialized
+):
+    """A human approves one waiting call and rejects the other (``state.reject``, with a message for the
+    model). The resumed run showed only the approved call running, and nothing of the rejection: it is
+    not a tool call the SDK makes. Now its span has an ``agent.approval`` event per decision, in the
+    order the calls waited; the rejected call is no tool step and no tool error, and the human's
+    message is nowhere in the telemetry. The same when the decided state was stored and read back
+    (``to_string`` / ``RunState.from_string``: the human answers in another process)."""
+    from agents import RunState
+
+    instrument("openai_agents")
+    APPROVED.clear()
+    model = Scripted(
+        [
+            step(
+                function_call("close_account", {"user": "bob"}, call_id="call_a"),
+                function_call("close_account", {"user": "eve"}, call_id="call_b"),
+            ),
+            step(assistant_message("done")),
+        ]
+    )
+    agent = Agent(name="admin", model=model, tools=[close_account])
+    go = drained if streamed else Runner.run
+    paused = await go(agent, "close bob's and eve's accounts")
+    state = paused.to_state()
+    bob, eve = paused.interruptions
+    state.approve(bob)
+    state.reject(eve, rejection_message="eve is a key account, call +1 555 0100 first")
+    if serialized:
+        state = await RunState.from_string(agent, state.to_string())
+    assert (await go(agent, state)).final_output == "done" and APPROVED == ["bob"]
+
+    spans = ours(telemetry.spans())
+    first, second = sorted(by_name(spans, "invoke_agent admin"), key=lambda s: s.start_time)
+    assert first.attributes["agent.stop_reason"] == "interrupted" and approval_events(first) == []
+    assert second.attributes["agent.stop_reason"] == "completed"
+    assert approval_events(second) == [
+        approval("call_a", "close_account", "approved"),
+        approval("call_b", "close_account", "rejected"),
+    ]
+    assert steps(second, spans) == [(1, "execute_tool close_account"), (2, "chat gpt-4o")]
+    invocations = telemetry.metrics()["agent.tool.invocations"]
+    assert [(a["tool"], a["status"], p.value) for a, p in invocations] == [("close_account", "ok", 1)]
+    assert not anywhere(spans, "key account")
+
+
+async def test_a_sub_agents_rejected_call_is_recorded_on_the_sub_agents_resumed_run(telemetry, instrument):
+    """An ``as_tool()`` agent's waiting call is decided in the sub-agent's own ``RunState``: its resumed
+    run (which the SDK runs again inside the resumed tool call) records the decision, the calling run
+    does not claim it."""
+    instrument("openai_agents")
+    APPROVED.clear()
+    sub = Agent(name="closer", model=approval_script(), tools=[close_account])
+    top = Agent(
+        name="support",
+        model=Scripted(
+            [
+                step(function_call("closer", {"input": "close bob"}, call_id="t1")),
+                step(assistant_message("ok")),
+            ]
+        ),
+        tools=[sub.as_tool("closer", "Closes accounts.")],
+    )
+    paused = await Runner.run(top, "close bob's account")
+    state = paused.to_state()
+    (item,) = paused.interruptions
+    state.reject(item)
+    assert (await Runner.run(top, state)).final_output == "ok" and APPROVED == []
+
+    spans = ours(telemetry.spans())
+    closer = sorted(by_name(spans, "invoke_agent closer"), key=lambda s: s.start_time)
+    support = sorted(by_name(spans, "invoke_agent support"), key=lambda s: s.start_time)
+    assert [approval_events(s) for s in closer] == [[], [approval("call_a", "close_account", "rejected")]]
+    assert [approval_events(s) for s in support] == [[], []]
+    assert not by_name(spans, "execute_tool close_account")
 
 
 def test_an_async_agent_otel_tool_keeps_its_retry_and_timeout_under_the_sdk(telemetry, instrument):

@@ -11,6 +11,9 @@ import agent_otel
 from agent_otel.hashing import sha
 from agent_otel.tools import ToolTimeout
 from tests.integrations.conftest import (
+    anywhere,
+    approval,
+    approval_events,
     assert_unknown_then_zero_usage,
     children,
     one,
@@ -543,6 +546,64 @@ def test_a_run_deferring_a_tool_for_approval_is_interrupted_and_its_resume_links
     assert [name for _, name in steps(second, spans)] == ["execute_tool close_account", "chat test"]
 
 
+@pytest.mark.parametrize("mode", ["run", "iter"])
+def test_the_resumed_run_records_what_the_human_decided_about_each_call(telemetry, instrument, mode):
+    """A human approves one deferred call and denies the other (``ToolDenied``, with a message for the
+    model). The resumed run showed only the approved call running: a denied call never runs. Now its
+    span has an ``agent.approval`` event per decision, in the order the model asked for the calls; the
+    denied call is no tool step and no tool error, and the human's message is nowhere in the telemetry."""
+    from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolDenied
+
+    instrument("pydantic_ai")
+    closed: list[str] = []
+    both = ModelResponse(
+        parts=[
+            ToolCallPart(tool_name="close_account", args={"user": "bob"}, tool_call_id="c_bob"),
+            ToolCallPart(tool_name="close_account", args={"user": "eve"}, tool_call_id="c_eve"),
+        ],
+        usage=RequestUsage(input_tokens=10, output_tokens=5),
+    )
+    agent = Agent(script(both, text("done")), name="admin", output_type=[str, DeferredToolRequests])
+
+    @agent.tool_plain(requires_approval=True)
+    def close_account(user: str) -> str:
+        closed.append(user)
+        return "closed " + user
+
+    paused = agent.run_sync("close bob's and eve's accounts")
+    assert [c.tool_call_id for c in paused.output.approvals] == ["c_bob", "c_eve"]
+    answers = DeferredToolResults(
+        approvals={"c_eve": ToolDenied("eve is a key account, call +1 555 0100 first"), "c_bob": True}
+    )
+    resume = {"message_history": paused.all_messages(), "deferred_tool_results": answers}
+    if mode == "run":
+        assert agent.run_sync(**resume).output == "done"
+    else:
+
+        async def iterated() -> str:
+            async with agent.iter(**resume) as agent_run:
+                async for _ in agent_run:
+                    pass
+            assert agent_run.result is not None
+            return agent_run.result.output
+
+        assert asyncio.run(iterated()) == "done"
+    assert closed == ["bob"]
+
+    spans = ours(telemetry.spans())
+    first, second = sorted([s for s in spans if s.name == "invoke_agent admin"], key=lambda s: s.start_time)
+    assert first.attributes["agent.stop_reason"] == "interrupted" and approval_events(first) == []
+    assert second.attributes["agent.stop_reason"] == "completed"
+    assert approval_events(second) == [
+        approval("c_bob", "close_account", "approved"),
+        approval("c_eve", "close_account", "rejected"),
+    ]
+    assert [name for _, name in steps(second, spans)] == ["execute_tool close_account", "chat gpt-4o"]
+    invocations = telemetry.metrics()["agent.tool.invocations"]
+    assert [(a["tool"], a["status"], p.value) for a, p in invocations] == [("close_account", "ok", 1)]
+    assert not anywhere(spans, "key account")
+
+
 def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument):
     instrument("pydantic_ai")
     agent = approval_agent([])
@@ -550,6 +611,11 @@ def test_approval_given_inside_your_own_run_completes_it(telemetry, instrument):
         paused = agent.run_sync("close bob's account")
         agent.run_sync(message_history=paused.all_messages(), deferred_tool_results=approve(paused))
     assert run.result.stop_reason == "completed"
+    # the decision is on the run the agent went on in: yours
+    root = one(ours(telemetry.spans()), "invoke_agent support")
+    assert approval_events(root) == [
+        approval("pyd_ai_tool_call_id__close_account", "close_account", "approved")
+    ]
 
 
 def test_a_write_declared_with_agent_otel_tool_is_blocked_by_the_writes_kill_switch(

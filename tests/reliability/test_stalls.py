@@ -16,6 +16,8 @@ from typing import Any
 
 import agent_otel
 from agent_otel import sdk
+from agent_otel.store import Target, open_store
+from agent_otel.store.snapshots import tool_snapshots
 from tests.helpers import attached_span_processor
 from tests.otlp_receiver import OTLPReceiver, free_port
 from tests.reliability.conftest import tool_calls
@@ -66,20 +68,22 @@ def test_records_waiting_in_the_event_queue_are_not_tracked_and_sinks_still_get_
     assert not any(k.startswith("_blob") for _, p in sink.records for k in p)
     agent_otel.shutdown()
     with sqlite3.connect(db) as conn:
-        # Small data has a row of its own (agent_snapshot_data), larger data is in the blob table.
-        stored = conn.execute(
-            "SELECT count(*) FROM agent_tool_snapshots s WHERE s.run_id = ? AND ("
-            "EXISTS (SELECT 1 FROM agent_snapshot_data d WHERE d.id = s.data_id) OR "
-            "EXISTS (SELECT 1 FROM agent_snapshot_blobs b WHERE b.sha = s.blob_sha))",
-            (run.run_id,),
-        ).fetchone()[0]
+        # Small data is stored with its snapshot (the calls' in their run's packs, the input in the run's
+        # row), larger data in the blob table.
         (inputs,) = conn.execute(
-            "SELECT count(*) FROM agent_snapshot_runs r WHERE r.run_id = ? AND ("
-            "EXISTS (SELECT 1 FROM agent_snapshot_data d WHERE d.id = r.input_data_id) OR "
+            "SELECT count(*) FROM agent_snapshot_runs r WHERE r.run_id = ? AND (r.input_data IS NOT NULL OR "
             "EXISTS (SELECT 1 FROM agent_snapshot_blobs b WHERE b.sha = r.input_sha))",
             (run.run_id,),
         ).fetchone()
-    assert (stored, inputs) == (50, 1)
+    store = open_store(Target("sqlite", str(db)), writer=False)
+    try:
+        data: dict = {}
+        calls = tool_snapshots(store, [run.run_id], data)[run.run_id]
+        blobs = {r["sha"] for r in store.query("SELECT sha FROM agent_snapshot_blobs")}
+    finally:
+        store.close()
+    stored = [c for c in calls if c["blob_sha"] in data or c["blob_sha"] in blobs]
+    assert (len(calls), len(stored), inputs) == (50, 50, 1)
 
 
 def test_spans_ending_while_the_retry_buffer_is_full_are_dropped_at_once_not_held(rig):

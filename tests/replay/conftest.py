@@ -82,6 +82,26 @@ class Rig:
             "SELECT * FROM agent_events WHERE run_id = ? AND kind = 'tool_result' ORDER BY step_id", (run_id,)
         )
 
+    def snapshots(self, run_id: str) -> list[dict[str, Any]]:
+        """The recorded tool calls of ``run_id`` in step order, as the store's reader gives them (a row of
+        agent_tool_snapshots each, whichever form they are stored in: rows, or packs since schema 8)."""
+        return self.snapshots_and_data(run_id)[0]
+
+    def snapshots_and_data(
+        self, run_id: str
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str, bytes]]]:
+        """:meth:`snapshots`, and the data stored with them: ``{blob_sha: (encoding, key_id, data)}``."""
+        from agent_otel.store import Target, open_store
+        from agent_otel.store import snapshots as tables
+
+        self.flush()
+        store = open_store(Target("sqlite", self.db), writer=False)
+        try:
+            data: dict[str, tuple[str, str, bytes]] = {}
+            return tables.tool_snapshots(store, [run_id], data)[run_id], data
+        finally:
+            store.close()
+
     def last_run_id(self, agent: str | None = None) -> str:
         where, params = ("WHERE agent = ?", (agent,)) if agent else ("", ())
         return self.rows(f"SELECT run_id FROM agent_runs {where} ORDER BY created_at DESC LIMIT 1", params)[

@@ -1,6 +1,8 @@
 """A store recorded before schema migration 7 (every result, error and input in agent_snapshot_blobs) is
 migrated in place, its rows untouched, and replays as before; runs recorded after it keep their small data
-in agent_snapshot_data, and a replay of either serves the same bytes. SQLite and PostgreSQL."""
+with their snapshots (a pack of calls per run, migration 8; the input in the run's row), and a replay of
+either serves the same bytes. SQLite and PostgreSQL. (Stores written by the code of schema 7 itself:
+tests/store/test_upgrade.py.)"""
 
 from __future__ import annotations
 
@@ -16,13 +18,29 @@ from agent_otel.store import schema as store_schema
 from agent_otel.store import snapshots as store_snapshots
 from tests.replay import support_agent
 
-# What migration 7 added, taken away again: the store as agent-otel wrote it at schema version 6.
+# What migrations 7 and 8 added, taken away again: the store as agent-otel wrote it at schema version 6.
 TO_V6 = [
+    "DROP TABLE agent_snapshot_packs",
+    "ALTER TABLE agent_snapshot_runs DROP COLUMN input_key_id",
+    "ALTER TABLE agent_snapshot_runs DROP COLUMN input_data",
     "DROP TABLE agent_snapshot_data",
     "ALTER TABLE agent_tool_snapshots DROP COLUMN data_id",
     "ALTER TABLE agent_snapshot_runs DROP COLUMN input_data_id",
     "UPDATE agent_otel_meta SET value = '6' WHERE key = 'schema_version'",
 ]
+V6_CALL = (
+    "run_id",
+    "step_id",
+    "parent_step",
+    "tool",
+    "args_sha",
+    "outcome",
+    "result_sha",
+    "blob_sha",
+    "error_type",
+    "result_type",
+    "created_at_ms",
+)
 SNAPSHOT_ROWS = {
     "agent_snapshot_blobs": "SELECT sha, encoding, key_id, size, data, last_used_ms "
     "FROM agent_snapshot_blobs",
@@ -78,7 +96,14 @@ def test_a_v6_store_with_snapshots_migrates_in_place_and_replays_runs_recorded_b
     agent_otel.shutdown()
     with closing(open_store(target)) as store:
         old = store.query("SELECT run_id FROM agent_snapshot_runs")[0]["run_id"]
+        calls = store_snapshots.tool_snapshots(store, [old])[old]
         with store.transaction():
+            for call in calls:  # a row each, as schema 6 wrote them
+                store.execute(
+                    f"INSERT INTO agent_tool_snapshots ({', '.join(V6_CALL)}) "
+                    f"VALUES ({', '.join('?' for _ in V6_CALL)})",
+                    [call[c] for c in V6_CALL],
+                )
             for statement in TO_V6:
                 store.execute(statement)
         before = _snapshot_rows(store)
@@ -98,7 +123,7 @@ def test_a_v6_store_with_snapshots_migrates_in_place_and_replays_runs_recorded_b
 
     assert store_snapshots.INLINE_MAX_BYTES > 0
     with closing(open_store(target)) as store:  # opening migrates
-        assert store.schema_version() == store_schema.LATEST_VERSION >= 7
+        assert store.schema_version() == store_schema.LATEST_VERSION >= 8
         assert _snapshot_rows(store) == before  # nothing rewritten, nothing lost
         assert [r["data_id"] for r in store.query("SELECT data_id FROM agent_tool_snapshots")] == [None] * 3
 
@@ -108,25 +133,27 @@ def test_a_v6_store_with_snapshots_migrates_in_place_and_replays_runs_recorded_b
         assert support_agent.handle(rp.input)["accepted"] == [support_agent.CUSTOMERS[0]["email"]]
     assert rp.report.matched and support_agent.CALLS["send_email"] == 1  # served, not sent again
 
-    # A run recorded now, with the same input and results: its data in agent_snapshot_data.
+    # A run recorded now, with the same input and results: its calls in a pack, its data with them.
     support_agent.reset()
     support_agent.handle(dict(support_agent.TICKET))
     rig.flush()
     with closing(open_store(target)) as store:
         new = store.query(
-            "SELECT run_id FROM agent_snapshot_runs WHERE run_id <> ? AND input_data_id IS NOT NULL", (old,)
+            "SELECT run_id FROM agent_snapshot_runs WHERE run_id <> ? AND input_data IS NOT NULL", (old,)
         )[0]["run_id"]
-        small = store.query(
-            "SELECT count(*) AS n FROM agent_tool_snapshots WHERE run_id = ? AND data_id IS NOT NULL", (new,)
-        )
-        assert small == [{"n": 3}]
+        packs = store.query("SELECT calls, items, data FROM agent_snapshot_packs WHERE run_id = ?", (new,))
+        assert sum(p["calls"] for p in packs) == sum(p["items"] for p in packs) == 3
+        assert store.query("SELECT * FROM agent_tool_snapshots WHERE run_id = ?", (new,)) == []
         assert len(store.query("SELECT sha FROM agent_snapshot_blobs")) == 4  # the blob table as it was
-        # doctor counts the stored results and inputs of both forms: 4 blobs and the new run's 4 rows.
+        # doctor counts the snapshots and the stored results and inputs of both forms: 3 calls each, 4
+        # blobs and the new run's 3 results and input.
         counts = store.counts()
+        assert (counts["tool_snapshots"], counts["snapshot_runs"]) == (6, 2)
         assert counts["snapshot_blobs"] == 8 and counts["encrypted_blobs"] == 0
         stored = [
             *store.query("SELECT data FROM agent_snapshot_blobs"),
-            *store.query("SELECT data FROM agent_snapshot_data"),
+            *packs,
+            *store.query("SELECT input_data AS data FROM agent_snapshot_runs WHERE run_id = ?", (new,)),
         ]
         assert counts["snapshot_bytes"] == sum(len(bytes(r["data"])) for r in stored) > 0
     with agent_otel.replay(new) as rp:

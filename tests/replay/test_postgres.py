@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import pytest
 
 import agent_otel
+from agent_otel.store import Target, open_store
 from agent_otel.store import snapshots as store_snapshots
+from agent_otel.store.snapshots import tool_snapshots
 from tests.replay import support_agent
 
 pytestmark = pytest.mark.e2e
 psycopg = pytest.importorskip("psycopg")
 
 
-@pytest.mark.parametrize("placement", ["small data in agent_snapshot_data", "every result in the blob table"])
+@pytest.mark.parametrize("placement", ["small data with the snapshots", "every result in the blob table"])
 def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig, monkeypatch, placement):
     if (
         placement == "every result in the blob table"
@@ -35,13 +39,14 @@ def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig, monke
         original = conn.execute("SELECT run_id FROM agent_runs ORDER BY created_at DESC LIMIT 1").fetchone()[
             0
         ]
-        outcomes = conn.execute(
-            "SELECT tool, outcome FROM agent_tool_snapshots WHERE run_id = %s ORDER BY step_id", (original,)
-        ).fetchall()
-        assert outcomes == [("crm.search", "ok"), ("orders.get", "ok"), ("send_email", "ok")]
-        (data,) = conn.execute("SELECT count(*) FROM agent_snapshot_data").fetchone()
+    with closing(open_store(Target("postgresql", url), writer=False)) as store:
+        outcomes = [(s["tool"], s["outcome"]) for s in tool_snapshots(store, [original])[original]]
+    assert outcomes == [("crm.search", "ok"), ("orders.get", "ok"), ("send_email", "ok")]
+    with psycopg.connect(url) as conn:
+        (items,) = conn.execute("SELECT coalesce(sum(items), 0) FROM agent_snapshot_packs").fetchone()
+        (inputs,) = conn.execute("SELECT count(input_data) FROM agent_snapshot_runs").fetchone()
         (blobs,) = conn.execute("SELECT count(*) FROM agent_snapshot_blobs").fetchone()
-        assert (data, blobs) == ((4, 0) if placement.startswith("small") else (0, 4))  # input, 3 results
+        assert (items, inputs, blobs) == ((3, 1, 0) if placement.startswith("small") else (0, 0, 4))
 
     with agent_otel.replay(original) as rp:
         support_agent.handle_fixed(rp.input)
@@ -60,6 +65,7 @@ def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig, monke
             "agent_tool_snapshots",
             "agent_snapshot_blobs",
             "agent_snapshot_data",
+            "agent_snapshot_packs",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT count(*) FROM {table}")
@@ -71,6 +77,7 @@ def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig, monke
             ("agent_tool_snapshots", "created_at_ms"),
             ("agent_snapshot_blobs", "last_used_ms"),
             ("agent_snapshot_data", "created_at_ms"),
+            ("agent_snapshot_packs", "created_at_ms"),
         ):
             conn.execute(f"UPDATE {table} SET {column} = {column} - 15 * 86400000")
     proc = rig.cli("gc", "--json", env={"AGENT_OTEL_STORE": url})
@@ -81,5 +88,6 @@ def test_snapshots_in_postgresql_replay_and_stay_owner_only(postgres, rig, monke
             "agent_tool_snapshots",
             "agent_snapshot_blobs",
             "agent_snapshot_data",
+            "agent_snapshot_packs",
         ):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table

@@ -43,7 +43,7 @@ def test_a_run_records_input_versions_and_every_tool_outcome(rig, recorded):
     )
     assert run["input_sha"] == sha(support_agent.TICKET) == rig.run_row(run_id)["input_sha"]
 
-    snaps = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run_id,))
+    snaps, data = rig.snapshots_and_data(run_id)
     events = rig.tool_events(run_id)
     assert [(s["step_id"], s["tool"], s["args_sha"], s["result_sha"]) for s in snaps] == [
         (e["step_id"], e["tool"], e["args_sha"], e["result_sha"]) for e in events
@@ -52,16 +52,21 @@ def test_a_run_records_input_versions_and_every_tool_outcome(rig, recorded):
     assert {s["outcome"] for s in snaps} == {"ok"}
 
     # The stored data is the canonical JSON the result_sha was computed over; results and inputs this
-    # small get a row of their own in agent_snapshot_data (in the clear: no key), not the blob table.
+    # small are stored with their snapshots (in the clear: no key), not in the blob table: the calls of
+    # the run in packs (a row per run and write, schema 8), the input in the run's row.
     send = snaps[2]
     assert send["blob_sha"] == send["result_sha"]
-    [data] = rig.rows("SELECT * FROM agent_snapshot_data WHERE id = ?", (send["data_id"],))
-    assert data["key_id"] == "" and data["created_at_ms"] == send["created_at_ms"]
     receipt = {"message_id": "M-1", "accepted": [WRONG]}
-    assert bytes(data["data"]) == canonical_json(receipt) and sha(receipt) == send["result_sha"]
-    [inp] = rig.rows("SELECT data FROM agent_snapshot_data WHERE id = ?", (run["input_data_id"],))
-    assert json.loads(inp["data"]) == support_agent.TICKET
-    assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
+    assert (
+        data[send["blob_sha"]] == ("json", "", canonical_json(receipt)) and sha(receipt) == send["result_sha"]
+    )
+    packs = rig.rows("SELECT * FROM agent_snapshot_packs WHERE run_id = ? ORDER BY id", (run_id,))
+    assert sum(p["calls"] for p in packs) == sum(p["items"] for p in packs) == 3
+    assert {p["key_id"] for p in packs} == {""} and packs[0]["created_at_ms"] == snaps[0]["created_at_ms"]
+    assert canonical_json(receipt) in b"".join(bytes(p["data"]) for p in packs)
+    assert run["input_key_id"] == "" and json.loads(run["input_data"]) == support_agent.TICKET
+    for table in ("agent_snapshot_blobs", "agent_snapshot_data", "agent_tool_snapshots"):
+        assert rig.rows(f"SELECT * FROM {table}") == [], table
 
 
 def test_raw_results_stay_in_the_store_never_in_spans_events_or_other_sinks(rig, recorded):
@@ -104,12 +109,13 @@ def test_large_results_are_stored_once(rig):
         with agent_otel.run("exporter", input={"i": i}):
             for part in range(3):
                 dump(part)
-    snaps = rig.rows("SELECT blob_sha, args_sha FROM agent_tool_snapshots WHERE tool = 'warehouse.dump'")
+    runs = rig.rows("SELECT run_id FROM agent_runs WHERE agent = 'exporter'")
+    snaps = [s for r in runs for s in rig.snapshots(r["run_id"]) if s["tool"] == "warehouse.dump"]
     assert len(snaps) == 6 and len({s["args_sha"] for s in snaps}) == 3
     assert {s["blob_sha"] for s in snaps} == {sha(big)}
     [blob] = rig.rows("SELECT size, length(data) AS n FROM agent_snapshot_blobs WHERE sha = ?", (sha(big),))
     assert blob["size"] == blob["n"] == len(canonical_json(big)) > 2_000_000
-    assert rig.rows("SELECT id FROM agent_snapshot_data WHERE length(data) > 1000") == []
+    assert rig.rows("SELECT id FROM agent_snapshot_packs WHERE length(data) > 1000") == []
 
 
 def test_results_up_to_the_inline_size_get_their_own_row_larger_ones_are_stored_once_by_hash(rig):
@@ -127,34 +133,28 @@ def test_results_up_to_the_inline_size_get_their_own_row_larger_ones_are_stored_
     with agent_otel.run("sizes") as run:
         for which in ("at", "over", "over", "at"):
             fetch(which)
-    snaps = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run.run_id,))
+    snaps = rig.snapshots(run.run_id)
     assert [s["blob_sha"] for s in snaps] == [sha(at), sha(over), sha(over), sha(at)]
-    assert [s["data_id"] is None for s in snaps] == [False, True, True, False]
-    # A small result repeated gets a row per call (each goes with its own snapshot); the large one is
-    # stored once.
-    small = rig.rows("SELECT id, data FROM agent_snapshot_data WHERE length(data) > 1000 ORDER BY id")
-    assert [bytes(d["data"]) for d in small] == [canonical_json(at)] * 2
-    assert [d["id"] for d in small] == [snaps[0]["data_id"], snaps[3]["data_id"]]
+    # A small result repeated is stored with each call (each goes with its own snapshot, in the run's pack);
+    # the large one is stored once.
+    packs = rig.rows("SELECT calls, items, data FROM agent_snapshot_packs WHERE run_id = ?", (run.run_id,))
+    assert sum(p["calls"] for p in packs) == 4 and sum(p["items"] for p in packs) == 2
+    assert b"".join(bytes(p["data"]) for p in packs) == canonical_json(at) * 2
     [blob] = rig.rows("SELECT sha, data FROM agent_snapshot_blobs")
     assert (blob["sha"], bytes(blob["data"])) == (sha(over), canonical_json(over))
     with agent_otel.replay(run.run_id) as rp, agent_otel.run("sizes"):
         assert [fetch(w) for w in ("at", "over", "over", "at")] == [at, over, over, at]
     assert rp.report.matched
-    # In SQLite the data row at the limit fits its page: no overflow page.
-    overflow = rig.rows(
-        "SELECT count(*) AS n FROM dbstat WHERE name = 'agent_snapshot_data' AND pagetype = 'overflow'"
-    )
-    assert overflow == [{"n": 0}]
 
 
 def test_recording_can_be_switched_off_globally_and_per_tool(rig, recorded):
     off = recorded(replay={"record": False})
-    assert rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ?", (off,)) == []
+    assert rig.snapshots(off) == []
     assert rig.rows("SELECT * FROM agent_snapshot_runs WHERE run_id = ?", (off,)) == []
     assert rig.run_row(off)["stop_reason"] == "completed"  # the run itself is stored as always
 
     partial = recorded(replay={"exclude": ["send_*"]})
-    snaps = rig.rows("SELECT tool, outcome, blob_sha FROM agent_tool_snapshots WHERE run_id = ?", (partial,))
+    snaps = rig.snapshots(partial)
     assert [(s["tool"], s["outcome"], s["blob_sha"] is None) for s in snaps] == [
         ("crm.search", "ok", False),
         ("orders.get", "ok", False),
@@ -169,9 +169,7 @@ def test_recording_can_be_switched_off_globally_and_per_tool(rig, recorded):
 def test_results_over_the_size_limit_are_not_recorded_and_say_so(rig, recorded, caplog):
     caplog.set_level(logging.WARNING, "agent_otel")
     run_id = recorded(replay={"max_result_mb": 0.0001})  # ~100 bytes: the CRM answer is larger
-    outcomes = rig.rows(
-        "SELECT tool, outcome FROM agent_tool_snapshots WHERE run_id = ? ORDER BY step_id", (run_id,)
-    )
+    outcomes = rig.snapshots(run_id)
     assert [o["outcome"] for o in outcomes] == ["too_large", "ok", "ok"]
     warnings = [r.getMessage() for r in caplog.records if "replay.max_result_mb" in r.getMessage()]
     assert len(warnings) == 1 and "'crm.search'" in warnings[0]
@@ -193,13 +191,33 @@ def test_a_failing_snapshot_write_is_warned_once_and_never_reaches_the_agent(
     for run_id in (first, second):
         assert rig.run_row(run_id)["stop_reason"] == "completed"
         assert len(rig.tool_events(run_id)) == 3  # runs and events are stored as usual
-        outcomes = rig.rows("SELECT outcome FROM agent_tool_snapshots WHERE run_id = ?", (run_id,))
+        outcomes = rig.snapshots(run_id)
         assert [o["outcome"] for o in outcomes] == ["write_failed"] * 3
     assert snapshots.counters["seal"] - before == 8  # 2 inputs + 6 results
     messages = [
         r.getMessage() for r in caplog.records if "sealing a replay snapshot failed" in r.getMessage()
     ]
     assert len(messages) == 1 and "disk full" in messages[0]
+
+
+def test_snapshots_the_store_refuses_are_dropped_and_the_batchs_runs_and_events_kept(rig, recorded, caplog):
+    """The store refuses the snapshots for a reason of its own (here their table dropped by hand under the
+    running agent; in PostgreSQL a role without privileges on them): the batch is written again without
+    them, so its runs and events are stored, and the drop is counted and warned about once."""
+    caplog.set_level(logging.WARNING, "agent_otel")
+    first = recorded()
+    assert len(rig.snapshots(first)) == 3
+    rig.execute("DROP TABLE agent_snapshot_packs")
+    before = snapshots.counters["write"]
+    second = recorded(support_agent.handle_fixed)
+    third = recorded(support_agent.handle_fixed)
+    for run_id in (second, third):
+        assert rig.run_row(run_id)["stop_reason"] == "completed"
+        assert len(rig.tool_events(run_id)) == 3
+        assert rig.rows("SELECT * FROM agent_snapshot_runs WHERE run_id = ?", (run_id,)) == []
+    assert snapshots.counters["write"] - before >= 2  # a batch or more of each run
+    messages = [r.getMessage() for r in caplog.records if "writing replay snapshots" in r.getMessage()]
+    assert len(messages) == 1 and "no such table: agent_snapshot_packs" in messages[0], messages
 
 
 class _CrmError(Exception):
@@ -289,6 +307,6 @@ def test_tool_snapshots_and_events_keep_one_shape_and_the_result_as_the_tool_ret
     assert event["result_sha"] == span.attributes["agent.tool.result_sha"] == first["blob"].sha
     assert event["span_id"] == format(span.context.span_id, "016x") and event["trace_id"] == run.trace_id
     assert event["args_sha"] == first["args_sha"] == sha({"q": "a"})
-    [row] = rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ? AND step_id = 1", (run.run_id,))
-    [stored] = rig.rows("SELECT data FROM agent_snapshot_data WHERE id = ?", (row["data_id"],))
-    assert bytes(stored["data"]) == returned  # a small result: a row of its own, in the clear
+    rows, data = rig.snapshots_and_data(run.run_id)
+    [row] = [r for r in rows if r["step_id"] == 1]
+    assert data[row["blob_sha"]] == ("json", "", returned)  # a small result: with its snapshot, in the clear

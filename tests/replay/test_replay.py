@@ -70,7 +70,7 @@ def test_an_unchanged_replay_takes_the_same_path_and_sends_nothing(rig, recorded
     run_span = next(s for s in exporter.get_finished_spans() if s.name == "invoke_agent support-agent")
     assert run_span.attributes[c.REPLAY_OF] == original
     # A replay is not recorded again.
-    assert rig.rows("SELECT * FROM agent_tool_snapshots WHERE run_id = ?", (replay_id,)) == []
+    assert rig.snapshots(replay_id) == []
 
 
 def test_the_fixed_agent_diverges_at_send_email_strict_stops_there(rig, recorded):
@@ -561,7 +561,7 @@ def test_interrupted_calls_are_matched_but_never_served_or_executed(rig):
         batch(3)
     original = rig.last_run_id()
     assert rig.run_row(original)["stop_reason"] == "cancelled"
-    [snap] = rig.rows("SELECT outcome, error_type FROM agent_tool_snapshots WHERE run_id = ?", (original,))
+    [snap] = rig.snapshots(original)
     assert (snap["outcome"], snap["error_type"]) == ("interrupted", "CancelledError")
     with agent_otel.replay(original) as rp:
         with pytest.raises(

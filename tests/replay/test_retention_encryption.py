@@ -42,25 +42,38 @@ def age_everything(rig, days: int) -> None:
         f"UPDATE agent_tool_snapshots SET created_at_ms = created_at_ms - {ms}",
         f"UPDATE agent_snapshot_blobs SET last_used_ms = last_used_ms - {ms}",
         f"UPDATE agent_snapshot_data SET created_at_ms = created_at_ms - {ms}",
+        f"UPDATE agent_snapshot_packs SET created_at_ms = created_at_ms - {ms}",
     ):
         rig.execute(sql)
 
 
-@pytest.fixture(params=["in their rows", "in the blob table"])
+@pytest.fixture(params=["with their snapshots", "in the blob table"])
 def placement(request, monkeypatch) -> str:
-    """Where the (small) snapshot data goes: each snapshot's own row (the default), or the blob table, as
-    results larger than INLINE_MAX_BYTES do and every result recorded before schema migration 7 did."""
+    """Where the (small) snapshot data goes: with its snapshot (the default: a run's calls in its pack, its
+    input in its row), or the blob table, as results larger than INLINE_MAX_BYTES do and every result
+    recorded before schema migration 7 did."""
     if request.param == "in the blob table":
         monkeypatch.setattr(store_snapshots, "INLINE_MAX_BYTES", 0)
     return request.param
 
 
 def stored_data(rig) -> list[dict]:
-    """Every stored result, error and input, wherever it is: ``{"encoding", "key_id", "data"}``."""
+    """Every stored result, error and input, wherever it is: ``{"encoding", "key_id", "data"}``: in the blob
+    table, a row of agent_snapshot_data (schema 7), a run's pack or its snapshot row (schema 8)."""
     small = "CASE WHEN key_id <> '' THEN 'fernet+json' ELSE 'json' END AS encoding, key_id, data"
+    inputs = (
+        "SELECT CASE WHEN input_key_id <> '' THEN 'fernet+json' ELSE 'json' END AS encoding, "
+        "input_key_id AS key_id, input_data AS data FROM agent_snapshot_runs WHERE input_data IS NOT NULL"
+    )
+    packed = []
+    for pack in rig.rows("SELECT DISTINCT run_id FROM agent_snapshot_packs WHERE items > 0"):
+        _, data = rig.snapshots_and_data(pack["run_id"])
+        packed += [{"encoding": e, "key_id": k, "data": d} for e, k, d in data.values()]
     return [
         *rig.rows("SELECT encoding, key_id, data FROM agent_snapshot_blobs"),
         *rig.rows(f"SELECT {small} FROM agent_snapshot_data"),
+        *rig.rows(inputs),
+        *packed,
     ]
 
 
@@ -72,6 +85,8 @@ def replay_matches(run_id: str, **kwargs) -> bool:
 
 def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded, placement):
     old = recorded()
+    old_packs = len(rig.rows("SELECT id FROM agent_snapshot_packs WHERE run_id = ?", (old,)))
+    assert old_packs >= 1  # the run's three calls, a pack per write that carried some
     age_everything(rig, 15)  # recorded 15 days ago; retention.tool_snapshot_days is 14 by default
     fresh = recorded()  # same CRM and order answers as the old run: in the blob table, those are shared
 
@@ -86,12 +101,16 @@ def test_snapshots_expire_after_the_retention_and_gc_deletes_them(rig, recorded,
     proc = rig.cli("gc", "--json")
     assert proc.returncode == 0, proc.stderr
     deleted = json.loads(proc.stdout)["deleted"]
-    assert deleted["agent_snapshot_runs"] == 1 and deleted["agent_tool_snapshots"] == 3
+    assert deleted["agent_snapshot_runs"] == 1 and deleted["agent_snapshot_packs"] == old_packs
+    assert deleted["agent_tool_snapshots"] == deleted["agent_snapshot_data"] == 0  # the forms before schema 8
     if placement == "in the blob table":
         # Only the old run's own e-mail receipt goes; the CRM/order answers and the input are still used.
         assert deleted["agent_snapshot_blobs"] == 1
-    else:  # the old run's data rows went with its snapshots; the fresh run has rows of its own
-        assert deleted["agent_snapshot_blobs"] == 0 and deleted["agent_snapshot_data"] == 4
+    else:  # the old run's data went with its pack and its row; the fresh run has its own
+        assert deleted["agent_snapshot_blobs"] == 0
+    assert rig.rows("SELECT run_id FROM agent_snapshot_packs") == [{"run_id": fresh}] * len(
+        rig.rows("SELECT id FROM agent_snapshot_packs")
+    )
     assert len(stored_data(rig)) == 4  # the fresh run's input and three results, nothing of the old run
     assert deleted["agent_runs"] == 0  # runs are kept 30 days (retention.logs_days)
 
@@ -171,15 +190,23 @@ def test_a_run_recorded_with_a_key_stores_its_own_rows_sealed(rig, recorded, mon
     rig.start()
     support_agent.reset()
     sealed_run = recorded()  # the same input and results as plain_run: small data, a row per snapshot
-    data = rig.rows(
-        "SELECT s.run_id, d.key_id, d.data FROM agent_tool_snapshots s "
-        "JOIN agent_snapshot_data d ON d.id = s.data_id UNION ALL "
-        "SELECT r.run_id, d.key_id, d.data FROM agent_snapshot_runs r "
-        "JOIN agent_snapshot_data d ON d.id = r.input_data_id"
+    data = [
+        {"run_id": run_id, "key_id": k, "data": d}
+        for run_id in (plain_run, sealed_run)
+        for _, k, d in rig.snapshots_and_data(run_id)[1].values()
+    ]
+    data += rig.rows(
+        "SELECT run_id, input_key_id AS key_id, input_data AS data FROM agent_snapshot_runs "
+        "WHERE input_data IS NOT NULL"
     )
     assert sorted((d["run_id"], d["key_id"]) for d in data) == sorted(
         [(plain_run, "")] * 4 + [(sealed_run, key_id(key.encode()))] * 4
     )
+    packs = rig.rows("SELECT run_id, key_id, items FROM agent_snapshot_packs")
+    assert {(p["run_id"], p["key_id"]) for p in packs} == {
+        (plain_run, ""),
+        (sealed_run, key_id(key.encode())),
+    }
     assert not any(WRONG.encode() in bytes(d["data"]) for d in data if d["run_id"] == sealed_run)
     assert rig.rows("SELECT sha FROM agent_snapshot_blobs") == []
     assert replay_matches(plain_run) and replay_matches(sealed_run)
@@ -188,7 +215,9 @@ def test_a_run_recorded_with_a_key_stores_its_own_rows_sealed(rig, recorded, mon
 def test_encryption_can_be_required(rig, recorded, monkeypatch, caplog):
     caplog.set_level(logging.WARNING, "agent_otel")
     run_id = recorded(replay={"require_encryption": True})
-    assert rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    assert (
+        rig.rows("SELECT * FROM agent_snapshot_packs") == rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    )
     assert any(
         "not recorded: replay.require_encryption is true and AGENT_OTEL_SNAPSHOT_KEY is not set"
         in r.getMessage()
@@ -199,14 +228,18 @@ def test_encryption_can_be_required(rig, recorded, monkeypatch, caplog):
     monkeypatch.setenv(KEY_ENV, "not-a-key")
     caplog.clear()
     recorded(replay={"require_encryption": False})
-    assert rig.rows("SELECT * FROM agent_tool_snapshots") == []  # not stored in the clear instead
+    assert (
+        rig.rows("SELECT * FROM agent_snapshot_packs") == rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    )  # not stored in the clear instead
     assert any(f"{KEY_ENV} does not hold Fernet keys" in r.getMessage() for r in caplog.records)
 
     monkeypatch.setenv(KEY_ENV, fernet_key())
     monkeypatch.setitem(sys.modules, "cryptography.fernet", None)  # as if the crypto extra were missing
     caplog.clear()
     recorded(replay={"require_encryption": False})
-    assert rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    assert (
+        rig.rows("SELECT * FROM agent_snapshot_packs") == rig.rows("SELECT * FROM agent_tool_snapshots") == []
+    )
     assert any("pip install 'agent-otel[crypto]'" in r.getMessage() for r in caplog.records)
 
 

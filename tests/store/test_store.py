@@ -678,7 +678,7 @@ def migrate_an_old_store_from_two_versions_at_once(target: Target, count_rows) -
         ("support-agent", 1),
         ("writer-agent", 2 * count),
     ]
-    assert count_rows("SELECT count(*) FROM agent_tool_snapshots") == [(2 * 2 * count,)]
+    assert count_rows("SELECT sum(calls) FROM agent_snapshot_packs") == [(2 * 2 * count,)]
 
 
 def test_two_versions_migrating_an_old_sqlite_store_at_once(tmp_path):

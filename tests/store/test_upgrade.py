@@ -3,8 +3,10 @@ a store of a schema newer than this code, and migrations cut short."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -170,7 +172,13 @@ def test_runs_an_older_writer_adds_after_the_upgrade_are_counted_in_the_summarie
 STORES = Path(__file__).parent.parent / "data" / "stores"
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
+def _with_stores() -> str:
+    """PYTHONPATH for `agent-otel replay --call agent:handle`: the stores' agent, before the agent-otel the
+    tests run (a checkout's ``src`` on PYTHONPATH, else the installed one)."""
+    return os.pathsep.join(p for p in (str(STORES), os.environ.get("PYTHONPATH")) if p)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6, 7])
 def test_a_store_written_by_an_older_version_reads_the_same_after_the_upgrade(version, tmp_path):
     """A store each earlier schema's agent-otel wrote (tests/data/stores/schema*.sql, a dump of what the
     last commit of main at that schema stored: 7 runs, 28 events, replay snapshots from schema 2) opened by
@@ -223,7 +231,7 @@ def test_a_store_written_by_an_older_version_reads_the_same_after_the_upgrade(ve
         path,
         "--call",
         "agent:handle",
-        env={"PYTHONPATH": str(STORES)},
+        env={"PYTHONPATH": _with_stores()},
     )
     if version == 1:  # no replay recording before schema 2: said so
         assert replayed.returncode == 2 and "by an agent-otel without replay" in replayed.stderr
@@ -484,3 +492,86 @@ def test_snapshot_data_an_older_versions_gc_leaves_is_purged_without_waiting_for
         assert int(store.meta("last_gc_ms") or 0) >= now
     finally:
         store.close()
+
+
+def test_a_schema7_store_recorded_on_after_the_upgrade_replays_both_forms_and_gc_deletes_both(tmp_path):
+    """A store the agent-otel of schema 7 recorded (tests/data/stores/schema7.sql: a row per call in
+    agent_tool_snapshots, small data in agent_snapshot_data) goes on being recorded by this version, whose
+    calls go into packs (agent_snapshot_packs, schema 8) and inputs into their runs' rows. A replay serves
+    the runs of either form; doctor counts both; gc, past retention.tool_snapshot_days, deletes both, and
+    then a replay says so."""
+    import json
+    import sqlite3
+
+    from agent_otel.store import open_store
+    from agent_otel.store.location import Target
+    from tests.cli.conftest import CLI
+
+    path = str(tmp_path / "agent-otel.db")
+    with sqlite3.connect(path) as conn:
+        conn.executescript((STORES / "schema7.sql").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(AGENT_OTEL_HOME=str(tmp_path / "home"), AGENT_OTEL_PROBE_LOCAL="false")
+    proc = subprocess.run(  # four runs recorded by this version into the store it migrates
+        [sys.executable, str(STORES / "agent.py"), path, "4", "v8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cli = CLI(tmp_path / "home")
+    day = sqlite3.connect(path).execute("SELECT substr(min(created_at), 1, 10) FROM agent_runs").fetchone()[0]
+    listed = cli("runs", "--store", path, "--since", day, "--json")
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    old = next(r["run_id"] for r in runs if r["agent"] == "agent-v7" and r["tool_calls"] == 3)
+    new = next(r["run_id"] for r in runs if r["agent"] == "agent-v8" and r["tool_calls"] == 3)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM agent_tool_snapshots WHERE run_id = ?", (old,)
+        ).fetchone() == (3,)
+        assert conn.execute(
+            "SELECT count(*) FROM agent_snapshot_packs WHERE run_id = ?", (old,)
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM agent_tool_snapshots WHERE run_id = ?", (new,)
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT sum(calls) FROM agent_snapshot_packs WHERE run_id = ?", (new,)
+        ).fetchone() == (3,)
+    for run_id in (old, new):
+        replayed = cli(
+            "replay", run_id, "--store", path, "--call", "agent:handle", env={"PYTHONPATH": _with_stores()}
+        )
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        assert "matched in order 3   served from snapshots 3" in replayed.stdout, replayed.stdout
+
+    store = open_store(Target("sqlite", path))
+    try:
+        counts = store.counts()
+        # 7 runs of schema 7 (15 calls) and 5 of this version (10 calls: 2, 2, 3, 2 and a sub-agent's 1)
+        assert (counts["tool_snapshots"], counts["snapshot_runs"]) == (15 + 10, 7 + 5)
+        later = seed.now_ms() + 15 * seed.DAY_MS  # past the 14 days of retention.tool_snapshot_days
+        retention = {"logs_days": 0, "tool_snapshot_days": 14}
+        would = store.gc(retention, now_ms=later, dry_run=True)
+        deleted = store.gc(retention, now_ms=later)
+        assert would == deleted
+        assert deleted["agent_tool_snapshots"] == 15 and deleted["agent_snapshot_data"] == 22
+        assert deleted["agent_snapshot_runs"] == 12 and deleted["agent_snapshot_packs"] >= 5
+        for table in (
+            "agent_tool_snapshots",
+            "agent_snapshot_data",
+            "agent_snapshot_packs",
+            "agent_snapshot_runs",
+        ):
+            assert store.query(f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
+    finally:
+        store.close()
+    replayed = cli(
+        "replay", new, "--store", path, "--call", "agent:handle", env={"PYTHONPATH": _with_stores()}
+    )
+    assert replayed.returncode == 2 and "have expired and were deleted by gc" in replayed.stderr, (
+        replayed.stderr
+    )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
@@ -430,3 +430,27 @@ def pause(run: Run, count: int, ids: list[str], *, checkpoint_id: Any = None, st
         run.span.add_event(c.EVENT_INTERRUPT, event)
     except Exception as exc:
         internal_error("recording a pause for human input", exc)
+
+
+def record_approvals(run: Run, decisions: Iterable[tuple[Any, Any, bool]]) -> None:
+    """Record on ``run``'s span what a human decided about tool calls a paused run waited for, as the
+    framework hands the decisions to the run resuming it: one ``agent.approval`` event per call
+    (``gen_ai.tool.call.id``, ``gen_ai.tool.name`` when known, ``agent.approval.decision`` ``approved`` or
+    ``rejected``). A rejected call never runs, so it is no tool step and no tool error; without the event
+    the resumed run showed nothing of the rejection, and an approval only as the tool running.
+
+    ``decisions`` are ``(call_id, tool_name, approved)``; a call without an id is left out (it names
+    nothing the paused run's ``agent.interrupt`` named). The human's reason for a rejection is not
+    recorded: it is free text a person wrote about the case (a customer, an account), and the decision is
+    what the operator asks for."""
+    try:
+        for call_id, tool, approved in decisions:
+            if not isinstance(call_id, str) or not call_id:
+                continue
+            event: dict[str, Any] = {c.GEN_AI_TOOL_CALL_ID: call_id}
+            if isinstance(tool, str) and tool:
+                event[c.GEN_AI_TOOL_NAME] = tool
+            event[c.APPROVAL_DECISION] = c.APPROVED if approved else c.REJECTED
+            run.span.add_event(c.EVENT_APPROVAL, event)
+    except Exception as exc:
+        internal_error("recording a human's tool approval", exc)

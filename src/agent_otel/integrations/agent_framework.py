@@ -39,7 +39,9 @@ before it ends, in the same context: the first wrapper notes the requests, the s
 run. The run given the answers (``to_function_approval_response()`` in the next ``agent.run``) links to
 it by the agent and the call ids (``Run.resume_key``): a local session has no conversation id. A wrapper
 of ``AgentTelemetryLayer._trace_agent_invocation`` reads them from the input before the framework starts
-its agent span (:func:`agent_otel.bridge.resume_next`).
+its agent span (:func:`agent_otel.bridge.resume_next`), with the human's decisions, which become an
+``agent.approval`` event per call on that run's span (``approved``, or ``rejected``: a call the framework
+then never invokes, answering the model that the user rejected it).
 
 A streamed run (``agent.run(stream=True)``) its consumer leaves before the stream's end did not finish:
 the framework ends its agent span with its status unset either way, from the stream's cleanup when the
@@ -76,6 +78,7 @@ from ._common import (
     end_tool_step,
     never_run,
     pause,
+    record_approvals,
     served,
 )
 
@@ -315,47 +318,62 @@ def _approval_key(agent: str, call_ids: list[str]) -> str | None:
     return f"agent_framework approvals {c.nfc(agent)} " + " ".join(ids) if ids else None
 
 
-def _answered_key(agent: Any, messages: Any) -> str | None:
-    """The approval key of the paused run whose approval requests ``messages`` answer (None: none)."""
+def _answers(agent: Any, messages: Any) -> tuple[str | None, list[tuple[Any, Any, bool]]]:
+    """The approval key of the paused run whose approval requests ``messages`` answer (None: none), and
+    the decisions they carry: ``(call_id, tool_name, approved)`` per ``function_approval_response``,
+    approved only when ``approved`` is ``True``, as the framework reads it (anything else rejects the
+    call: the framework answers the model "rejected by user" and never invokes the tool)."""
     from agent_framework import Content, Message
 
     items = messages if isinstance(messages, list | tuple) else [messages]
-    ids = []
+    responses = []
     for item in items:
         contents = item.contents if isinstance(item, Message) else [item] if isinstance(item, Content) else ()
-        ids.extend(
-            _request_id(x) for x in contents or () if getattr(x, "type", None) == "function_approval_response"
+        responses.extend(
+            x for x in contents or () if getattr(x, "type", None) == "function_approval_response"
         )
     name = getattr(agent, "name", None) or getattr(agent, "id", None) or "agent"
-    return _approval_key(str(name), ids)
+    decisions = [
+        (
+            _request_id(x),
+            getattr(getattr(x, "function_call", None), "name", None),
+            getattr(x, "approved", None) is True,
+        )
+        for x in responses
+    ]
+    return _approval_key(str(name), [_request_id(x) for x in responses]), decisions
 
 
 def _make_trace_invocation(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def _trace_agent_invocation(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            key = _answered_key(self, kwargs.get("messages"))
+            key, decisions = _answers(self, kwargs.get("messages"))
         except Exception as exc:
             internal_error("reading the approvals an Agent Framework run answers", exc)
-            key = None
+            key, decisions = None, []
         if key is None:
             return original(self, *args, **kwargs)
+
+        def then(run: Any) -> None:
+            record_approvals(run, decisions)  # on the run given the answers (or the run it is part of)
+
         if kwargs.get("stream"):
             # The framework starts a streamed run's agent span right here, in the caller's context.
-            pending = bridge.resume_next(key)
+            pending = bridge.resume_next(key, then)
             try:
                 return original(self, *args, **kwargs)
             finally:
                 pending.clear()
-        return _resumed(original(self, *args, **kwargs), key)
+        return _resumed(original(self, *args, **kwargs), key, then)
 
     return _trace_agent_invocation
 
 
-async def _resumed(invocation: Any, key: str) -> Any:
+async def _resumed(invocation: Any, key: str, then: Callable[[Any], None]) -> Any:
     """Await the framework's run, whose agent span starts in the awaiting context, as the resume ``key``
-    names."""
-    pending = bridge.resume_next(key)
+    names; ``then`` records the decisions on it."""
+    pending = bridge.resume_next(key, then)
     try:
         return await invocation
     finally:

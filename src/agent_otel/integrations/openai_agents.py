@@ -77,6 +77,7 @@ from ._common import (
     model_name,
     parse_json_args,
     pause,
+    record_approvals,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -138,15 +139,17 @@ def _enter(
     name = getattr(agent, "name", None) or "agent"
     model = getattr(agent, "model", None)
     run_input = input if isinstance(input, str | list) else MISSING
+    waiting = _interruptions(state)
     frun = enter_run(
         str(name),
         model=model_name(model) if model is not None else None,
         input=run_input,
         conversation_id=conversation_id,
-        resume_key=_resumed_key(state, scope) if conversation_id is None else None,
+        resume_key=_resumed_key(waiting, scope) if conversation_id is None else None,
     )
     if frun is not None and state is not None:
         frun.run.paused = None  # resuming inside the same agent-otel run: it is not paused any more
+        record_approvals(frun.run, _decisions(state, waiting))
     return frun
 
 
@@ -162,16 +165,47 @@ def _approval_key(call_ids: list[str], scope: str | None = None) -> str | None:
     return key if scope is None else f"{key} in {scope}"
 
 
-def _resumed_key(state: Any, scope: str | None = None) -> str | None:
-    """The approval key of the paused run a ``RunState`` resumes (None: not a resume)."""
+def _interruptions(state: Any) -> list[Any] | None:
+    """The approval items a ``RunState`` resumes (the SDK's copies of them); None: not a resume."""
     if state is None:
         return None
     try:
-        ids = [usage_value(i, "raw_item", "call_id") for i in state.get_interruptions()]
+        return list(state.get_interruptions())
     except Exception as exc:
         internal_error("reading the approvals a RunState resumes", exc)
         return None
+
+
+def _resumed_key(waiting: list[Any] | None, scope: str | None = None) -> str | None:
+    """The approval key of the paused run a ``RunState`` resumes, from its approval items (None: not a
+    resume)."""
+    if not waiting:
+        return None
+    ids = [usage_value(i, "raw_item", "call_id") for i in waiting]
     return _approval_key([i for i in ids if isinstance(i, str)], scope)
+
+
+def _decisions(state: Any, waiting: list[Any] | None) -> list[tuple[Any, Any, bool]]:
+    """What the human decided (``state.approve`` / ``state.reject``) about the calls the resumed run waited
+    for, as the SDK reads it on resume: ``(call_id, tool_name, approved)``; a call left undecided (the SDK
+    pauses on it again) is not in it. Read with the context's ``is_tool_approved``, which changes nothing;
+    an ``as_tool()`` agent's call is decided in its own state, so its own resumed run records it."""
+    check = getattr(getattr(state, "_context", None), "is_tool_approved", None)
+    if not waiting or not callable(check):
+        return []
+    found: list[tuple[Any, Any, bool]] = []
+    try:
+        for item in waiting:
+            call_id = usage_value(item, "raw_item", "call_id")
+            tool = getattr(item, "tool_name", None) or usage_value(item, "raw_item", "name")
+            if not isinstance(call_id, str) or not isinstance(tool, str):
+                continue
+            decided = check(tool, call_id)
+            if isinstance(decided, bool):
+                found.append((call_id, tool, decided))
+    except Exception as exc:
+        internal_error("reading the tool approvals a RunState resumes with", exc)
+    return found
 
 
 def _stopped_cause(exc: BaseException) -> AgentStopped | ReplayError | None:

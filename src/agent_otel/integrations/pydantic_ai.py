@@ -21,6 +21,9 @@ capability to every run (by wrapping ``Agent._resolve_run_capabilities``, the on
 * each tool execution goes through :func:`agent_otel.tools.begin` (guards first), with the model's
   tool call id and arguments; ``ModelRetry`` raised by a tool marks the span ``error`` and the run goes
   on, as PydanticAI sends the retry prompt back to the model.
+* a run given ``deferred_tool_results`` (the answers to a paused run's ``DeferredToolRequests``) has an
+  ``agent.approval`` event per call a human approved or denied (``True`` / ``ToolApproved``, ``False`` /
+  ``ToolDenied``); a denied call never runs, so it is no tool step;
 * under replay, a tool execution is not run: the hook returns the recorded result (PydanticAI counts the
   tool call in its usage as for a tool that returned), raises the recorded error, and turns a recorded
   retry (``ToolRetryError``) or failure (``ToolFailedError``) back into the ``ModelRetry`` /
@@ -62,6 +65,7 @@ from ._common import (
     framework_llm,
     model_name,
     pause,
+    record_approvals,
     refuse_outside_run,
     reset_framework_llm,
     start_tool,
@@ -125,6 +129,38 @@ def _deferred(frun: FrameworkRun | None, result: Any) -> None:
         internal_error("recording the tool calls a PydanticAI run waits for", exc)
 
 
+def _decided(node: Any) -> None:
+    """A run given ``deferred_tool_results`` starts at the response whose calls waited, with the results
+    by call id (``CallToolsNode.tool_call_results``): what the human decided about each call that needed
+    approval (``True`` / ``ToolApproved``, ``False`` / ``ToolDenied``) is an ``agent.approval`` event on
+    the run's span. A denied call never runs (PydanticAI answers the model with the denial), so the
+    resumed run showed nothing of it. Results of external calls are no decision and are left out."""
+    run = active_run()
+    if run is None:
+        return
+    try:
+        from pydantic_ai import ToolApproved, ToolDenied
+
+        response = getattr(node, "model_response", None)
+        names = {
+            getattr(part, "tool_call_id", None): getattr(part, "tool_name", None)
+            for part in getattr(response, "tool_calls", None) or ()
+        }
+        order = list(names)  # the order the model asked for the calls, as the pause named them
+        decisions = sorted(
+            (
+                (call_id, names.get(call_id), isinstance(result, ToolApproved))
+                for call_id, result in node.tool_call_results.items()
+                if isinstance(result, ToolApproved | ToolDenied)
+            ),
+            key=lambda d: order.index(d[0]) if d[0] in order else len(order),
+        )
+    except Exception as exc:
+        internal_error("reading the tool approvals a PydanticAI run is given", exc)
+        return
+    record_approvals(run, decisions)
+
+
 def _capability_class() -> type:
     from pydantic_ai.capabilities import AbstractCapability
 
@@ -162,6 +198,11 @@ def _capability_class() -> type:
             _deferred(frun, result)
             exit_run(frun, None)
             return result
+
+        async def before_node_run(self, ctx: Any, *, node: Any) -> Any:
+            if getattr(node, "tool_call_results", None):  # the first node of a run given deferred results
+                _decided(node)
+            return node
 
         async def wrap_model_request(self, ctx: Any, *, request_context: Any, handler: Any) -> Any:
             run = active_run()

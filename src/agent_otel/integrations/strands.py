@@ -26,11 +26,17 @@ span's ``finish_reason`` says ``limit_turns`` (``max_steps``), ``limit_output_to
 ``stream_async`` consumer that stops at the ``result`` event (the stream's last item: the invocation is
 over) makes Strands end its span as cancelled (``strands.cancellation.type``, the ``GeneratorExit`` of
 the closed stream); the run's stop is then the result's own stop reason, not ``cancelled``.
+
+Resumes: Strands has no conversation id, so the invocation answering interrupts (``interruptResponse``
+blocks) links to the paused run by the interrupt ids: an agent's (``Agent.stream_async``, behind
+``agent(...)`` and ``invoke_async``), and a ``Swarm``'s or ``Graph``'s (their ``stream_async``), whose
+run is their own span, not the interrupting agent's.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import threading
 import weakref
@@ -38,7 +44,9 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from agent_otel import bridge
+from opentelemetry import trace
+
+from agent_otel import bridge, native
 from agent_otel.guards import ToolDenied
 from agent_otel.replay import ReplayError, recorded, unserved
 from agent_otel.steps import active_run, internal_error, span_binding
@@ -249,7 +257,7 @@ def _stream_async(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     async def stream_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-        key = _resumed_key(self, kwargs.get("prompt", args[0] if args else None))
+        key = _resumed_key(_agent_label(self), kwargs.get("prompt", args[0] if args else None))
         inner = streamed(self, *args, **kwargs)
         # Strands starts its agent span when the stream is first read, in the reader's context.
         pending = bridge.resume_next(key) if key is not None else None
@@ -268,15 +276,74 @@ def _stream_async(original: Callable[..., Any]) -> Callable[..., Any]:
     return stream_async
 
 
-def _interrupt_key(agent: Any, ids: list[str]) -> str | None:
+def _multi_agent_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Swarm.stream_async`` / ``Graph.stream_async`` (behind ``swarm(task)`` and ``invoke_async`` too).
+
+    A swarm or graph whose agent interrupted pauses, and is resumed by invoking it with the
+    ``interruptResponse`` blocks. Its run is Strands' ``invoke_swarm`` / ``invoke_graph`` span (its agents'
+    spans join it), not an agent's, so the agent's interrupt key (:func:`_note_interrupts`) never named
+    it, and the resume was a run unrelated to the paused one. The interrupts the invocation pauses on
+    (its ``multiagent_node_interrupt`` events, while its span is still open) now key its run, and the
+    invocation answering them hands the same key to the span Strands starts when the stream is first
+    read (:func:`agent_otel.bridge.resume_next`)."""
+
+    @functools.wraps(original)
+    async def stream_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+        label = _multi_agent_label(self)
+        key = _resumed_key(label, kwargs.get("task", args[0] if args else None))
+        inner = original(self, *args, **kwargs)
+        pending = bridge.resume_next(key) if key is not None else None
+        paused_on: list[Any] = []
+        try:
+            async for event in inner:
+                if pending:
+                    pending.clear()
+                if isinstance(event, dict) and event.get("type") == "multiagent_node_interrupt":
+                    paused_on.extend(getattr(i, "id", None) for i in event.get("interrupts") or ())
+                    _key_multi_agent_pause(label, paused_on)
+                yield event
+        finally:
+            if pending:
+                pending.clear()
+            await inner.aclose()  # closes Strands' stream now (a no-op for a stream that ended)
+
+    return stream_async
+
+
+def _key_multi_agent_pause(label: str, ids: list[Any]) -> None:
+    """A swarm's or graph's node paused on interrupts: the run of the invocation (the multi-agent span
+    the current span belongs to; a swarm inside a graph keys the graph's run, whose own pause event
+    comes next and keys it by the graph) is the one the invocation answering them resumes."""
+    try:
+        binding = span_binding(trace.get_current_span())
+        run = binding.run if binding is not None else None
+        if run is None or run.conversation_id is not None:
+            return
+        if native.operation(getattr(run, "native", None)) not in native.MULTI_AGENT_OPERATIONS:
+            return  # not Strands' own multi-agent run (your agent_otel.run, say): no resume to link
+        run.resume_key = _interrupt_key(label, ids)
+    except Exception as exc:
+        internal_error("reading the interrupts a Strands swarm or graph paused on", exc)
+
+
+def _agent_label(agent: Any) -> str:
+    return str(getattr(agent, "name", "") or "")
+
+
+def _multi_agent_label(owner: Any) -> str:
+    """A swarm or graph in an interrupt key: its kind and id (it has no name), never an agent's name."""
+    return f"{type(owner).__name__.lower()}:{getattr(owner, 'id', '') or ''}"
+
+
+def _interrupt_key(label: str, ids: list[Any]) -> str | None:
     """What an invocation that paused on interrupts and the invocation answering them both name: the
-    agent and the interrupt ids (Strands has no conversation id of its own, so nothing else links the
-    two runs)."""
+    agent (or swarm, graph) and the interrupt ids (Strands has no conversation id of its own, so nothing
+    else links the two runs)."""
     ids = sorted(i for i in ids if isinstance(i, str) and i)
-    return f"strands interrupts {getattr(agent, 'name', '')} " + " ".join(ids) if ids else None
+    return f"strands interrupts {label} " + " ".join(ids) if ids else None
 
 
-def _resumed_key(agent: Any, prompt: Any) -> str | None:
+def _resumed_key(label: str, prompt: Any) -> str | None:
     """The interrupt key of the paused invocation ``prompt`` answers (a list of ``interruptResponse``
     blocks; None: not a resume)."""
     if not isinstance(prompt, list) or not prompt:
@@ -287,7 +354,7 @@ def _resumed_key(agent: Any, prompt: Any) -> str | None:
             for block in prompt
             if isinstance(block, dict) and isinstance(block.get("interruptResponse"), dict)
         ]
-        return _interrupt_key(agent, ids)
+        return _interrupt_key(label, ids)
     except Exception as exc:
         internal_error("reading the interrupts a Strands invocation answers", exc)
         return None
@@ -315,7 +382,8 @@ def _note_interrupts(agent: Any, span: Any, result: Any) -> None:
         run = binding.run if binding is not None else None
         if run is None or getattr(run, "native", None) is not span or run.conversation_id is not None:
             return
-        run.resume_key = _interrupt_key(agent, [getattr(i, "id", None) for i in result.interrupts or ()])
+        ids = [getattr(i, "id", None) for i in result.interrupts or ()]
+        run.resume_key = _interrupt_key(_agent_label(agent), ids)
     except Exception as exc:
         internal_error("reading the interrupts a Strands invocation paused on", exc)
 
@@ -358,6 +426,13 @@ class StrandsIntegration(Integration):
 
         self._patcher.wrap(Agent, "__init__", _make_init)
         self._patcher.wrap(Agent, "stream_async", _stream_async)
+        for module, name in (("strands.multiagent.swarm", "Swarm"), ("strands.multiagent.graph", "Graph")):
+            try:
+                owner = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError):  # a Strands without it: the rest is instrumented
+                continue
+            if hasattr(owner, "stream_async"):
+                self._patcher.wrap(owner, "stream_async", _multi_agent_stream)
         bridge.register_stops(SCOPE, _classify)
 
     def uninstrument(self) -> None:

@@ -39,10 +39,27 @@ WAL_CHECKPOINT_PAGES = 8000  # ... its automatic checkpoint, in pages of 4 KB (S
 WAL_LIMIT_MB = 64  # ... and the size the WAL file is truncated back to after a checkpoint
 _PG_LOCK_ID = 0x6167_6F74  # "agot": serialises migrations between processes
 SUMMARIES_VERSION = 6  # the schema version that added agent_run_summaries
-SNAPSHOT_DATA_TABLES = (*SNAPSHOT_TABLES, "agent_snapshot_data")  # owner-only in PostgreSQL
+SNAPSHOT_DATA_TABLES = (*SNAPSHOT_TABLES, "agent_snapshot_data", "agent_snapshot_packs")  # owner-only in PG
 _SNAPSHOT_FIGURES = ("tool_snapshots", "snapshot_runs", "snapshot_blobs", "snapshot_bytes", "encrypted_blobs")
 COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond
 _SAMPLE_ROWS = 2_000
+_SEALED = "CASE WHEN key_id <> '' THEN {} ELSE 0 END"
+#: Where doctor finds recorded snapshots: per table, its rows' tool calls, stored results/errors/inputs
+#: ("items"), their bytes, and how many of those are sealed.
+_SNAPSHOT_SOURCES = (
+    ("agent_snapshot_blobs", f"0 AS calls, 1 AS items, size AS bytes, {_SEALED.format(1)} AS sealed"),
+    ("agent_snapshot_data", f"0 AS calls, 1 AS items, length(data) AS bytes, {_SEALED.format(1)} AS sealed"),
+    (
+        "agent_snapshot_packs",
+        f"calls, items, length(data) AS bytes, {_SEALED.format('items')} AS sealed",
+    ),
+    (
+        "agent_snapshot_runs",
+        "0 AS calls, CASE WHEN input_data IS NULL THEN 0 ELSE 1 END AS items, "
+        "coalesce(length(input_data), 0) AS bytes, "
+        "CASE WHEN input_key_id <> '' THEN 1 ELSE 0 END AS sealed",
+    ),
+)
 
 logger = logging.getLogger("agent_otel")
 
@@ -700,37 +717,52 @@ class Store:
         if hidden:  # raw tool results are owner-only: an analysts' role may well not read them
             out.update(dict.fromkeys(_SNAPSHOT_FIGURES), snapshots_hidden=hidden)
             return self._run_span(out, estimated)
-        out |= {
-            "tool_snapshots": count(
-                "agent_tool_snapshots", "tool_snapshots", "SELECT count(*) AS n FROM agent_tool_snapshots"
-            ),
-        }
-        out["snapshot_runs"] = (
-            count("agent_snapshot_runs", "snapshot_runs", "SELECT count(*) AS n FROM agent_snapshot_runs")
-            if "tool_snapshots" in estimated
-            else int(self.query("SELECT count(DISTINCT run_id) AS n FROM agent_tool_snapshots")[0]["n"] or 0)
+        # Tool calls: a row each in agent_tool_snapshots (schemas 2 to 7), packed a run's write to a row
+        # since migration 8. Results, errors and inputs: distinct large ones in the blob table, small ones in
+        # agent_snapshot_data (migration 7), in packs and in the runs' own rows (migration 8). Figures of a
+        # large table from a sample of its rows.
+        calls = count(
+            "agent_tool_snapshots", "tool_snapshots", "SELECT count(*) AS n FROM agent_tool_snapshots"
         )
-        # Results, errors and inputs: distinct large ones in the blob table, small ones in
-        # agent_snapshot_data (schema migration 7). Sizes and sealing of a large table from a sample.
-        totals = {"rows": 0.0, "bytes": 0.0, "sealed": 0.0}
-        for table, size in (("agent_snapshot_blobs", "size"), ("agent_snapshot_data", "length(data)")):
+        totals = {"calls": 0.0, "items": 0.0, "bytes": 0.0, "sealed": 0.0}
+        for table, figures in _SNAPSHOT_SOURCES:
+            if table == "agent_snapshot_packs" and not self.has_table(table):
+                continue  # a store of a later schema, read-only here, may be one without it
             rows = count(table, table, f"SELECT count(*) AS n FROM {table}")
-            sample = f" LIMIT {_SAMPLE_ROWS}" if table in estimated else ""
+            # A sample of a large table; else every row (as many as counted: a bound all the same)
+            sample = f" LIMIT {_SAMPLE_ROWS if table in estimated else max(rows, exact_up_to)}"
             row = self.query(
-                "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, "
-                "sum(CASE WHEN key_id <> '' THEN 1 ELSE 0 END) AS sealed "
-                f"FROM (SELECT {size} AS size, key_id FROM {table}{sample}) t"
+                "SELECT count(*) AS n, coalesce(sum(calls), 0) AS calls, coalesce(sum(items), 0) AS items, "
+                "coalesce(sum(bytes), 0) AS bytes, coalesce(sum(sealed), 0) AS sealed "
+                f"FROM (SELECT {figures} FROM {table}{sample}) t"
             )[0]
-            scale = rows / int(row["n"]) if sample and row["n"] else 1
-            totals["rows"] += rows
-            totals["bytes"] += int(row["bytes"]) * scale
-            totals["sealed"] += int(row["sealed"] or 0) * scale
+            scale = rows / int(row["n"]) if table in estimated and row["n"] else 1
+            for key in totals:
+                totals[key] += int(row[key] or 0) * scale
             if table in estimated:
                 estimated.remove(table)
-                estimated += [
-                    f for f in ("snapshot_blobs", "snapshot_bytes", "encrypted_blobs") if f not in estimated
-                ]
-        out["snapshot_blobs"] = round(totals["rows"])
+                about = ["snapshot_blobs", "snapshot_bytes", "encrypted_blobs"]
+                if table == "agent_snapshot_packs":
+                    about.append("tool_snapshots")
+                estimated += [f for f in about if f not in estimated]
+        out["tool_snapshots"] = calls + round(totals["calls"])
+        if "tool_snapshots" in estimated:
+            out["snapshot_runs"] = count(
+                "agent_snapshot_runs", "snapshot_runs", "SELECT count(*) AS n FROM agent_snapshot_runs"
+            )
+        else:  # the runs with recorded tool calls, in either form
+            packed = (
+                " UNION SELECT run_id FROM agent_snapshot_packs"
+                if self.has_table("agent_snapshot_packs")
+                else ""
+            )
+            out["snapshot_runs"] = int(
+                self.query(f"SELECT count(*) AS n FROM (SELECT run_id FROM agent_tool_snapshots{packed}) t")[
+                    0
+                ]["n"]
+                or 0
+            )
+        out["snapshot_blobs"] = round(totals["items"])
         out["snapshot_bytes"] = round(totals["bytes"])
         out["encrypted_blobs"] = round(totals["sealed"])
         return self._run_span(out, estimated)
@@ -936,6 +968,10 @@ class SQLiteStore(Store):
             self.conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MB * 1024}")
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self.conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_MB << 20}")
+            # A statement journal (what a statement that may fail midway keeps to undo its own rows: an
+            # upsert of several run rows) in memory: SQLite writes one to a temporary file once over 64 KB,
+            # page by page, where the write's own pages already cost their WAL frames.
+            self.conn.execute("PRAGMA temp_store = MEMORY")
 
     def purge_deleted(self) -> None:
         """Copy gc's zeroed pages into the database file and empty the WAL, whose older frames still hold

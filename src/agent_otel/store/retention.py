@@ -62,6 +62,11 @@ RETENTION_RULES: list[RetentionRule] = [
     RetentionRule(
         "agent_snapshot_data", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="id", since=7
     ),
+    # The tool calls of a run recorded in one write, with their small data (migration 8): the earliest
+    # call's created_at_ms.
+    RetentionRule(
+        "agent_snapshot_packs", "created_at_ms", "tool_snapshot_days", epoch_ms=True, key="id", since=8
+    ),
 ]
 
 

@@ -285,6 +285,33 @@ def _snapshot_data(blob: str, ms: str, key: str) -> list[str]:
     ]
 
 
+# Migration 8: the tool calls of a run recorded in one write go into one row of agent_snapshot_packs (see
+# agent_otel.store.snapshots): ``steps``, JSON text with an array per call (snapshots.PACK_FIELDS), and
+# ``data``, the calls' small data one after another; ``calls`` and ``items``: how many calls, and how many
+# data of them it holds; ``key_id``: the key its data is sealed with, '' in the clear; ``created_at_ms``:
+# its earliest call's, what retention deletes it by. A run's small input goes into its agent_snapshot_runs
+# row (``input_data``, sealed with ``input_key_id``). A row per call in agent_tool_snapshots, and one per
+# datum in agent_snapshot_data, with the index entries of each, were most of what recording a run cost.
+# Only a table and nullable columns are added: snapshots already stored stay where they are and replay.
+def _snapshot_packs(blob: str, ms: str, key: str) -> list[str]:
+    return [
+        f"""CREATE TABLE agent_snapshot_packs (
+    id {key} PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    created_at_ms {ms} NOT NULL,
+    calls INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    key_id TEXT NOT NULL,
+    steps TEXT NOT NULL,
+    data {blob} NOT NULL
+)""",
+        "CREATE INDEX agent_snapshot_packs_run ON agent_snapshot_packs (run_id)",
+        "CREATE INDEX agent_snapshot_packs_created ON agent_snapshot_packs (created_at_ms)",
+        "ALTER TABLE agent_snapshot_runs ADD COLUMN input_key_id TEXT",
+        f"ALTER TABLE agent_snapshot_runs ADD COLUMN input_data {blob}",
+    ]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (
@@ -301,6 +328,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (5, _CONVERSATION),
         (6, _summaries("INTEGER", " WITHOUT ROWID", _SQLITE_NEXT_HOUR)),
         (7, _snapshot_data("BLOB", "INTEGER", "INTEGER")),
+        (8, _snapshot_packs("BLOB", "INTEGER", "INTEGER")),
     ],
     "postgresql": [
         (
@@ -317,6 +345,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (5, _CONVERSATION),
         (6, _summaries("BIGINT", "", _PG_NEXT_HOUR)),
         (7, [*_snapshot_data("BYTEA", "BIGINT", "BIGSERIAL"), _owner_only(("agent_snapshot_data",))]),
+        (8, [*_snapshot_packs("BYTEA", "BIGINT", "BIGSERIAL"), _owner_only(("agent_snapshot_packs",))]),
     ],
 }
 

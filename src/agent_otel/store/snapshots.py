@@ -1,23 +1,39 @@
-"""The snapshot tables (schema migrations 2 and 7): writing what the recorder sends, reading a recording back.
+"""The snapshot tables (schema migrations 2, 7 and 8): writing what the recorder sends, reading a recording
+back.
 
 ``("snapshot", {...})`` records come from the replay recorder (``agent_otel.snapshots``) with ``kind`` ``run``
-(a run's input and versions) or ``tool`` (one tool call's outcome). The data (a result, error or input)
-of at most :data:`INLINE_MAX_BYTES` as stored (sealed, if a key is set) gets a row of its own in
-``agent_snapshot_data``, named by the snapshot's ``data_id`` (a run's ``input_data_id``): appended under
-an increasing integer key, and deleted by retention with its snapshot (they share ``created_at_ms``).
+(a run's input and versions) or ``tool`` (one tool call's outcome). Since migration 8 a write stores:
+
+* a run's record as a row of ``agent_snapshot_runs``, with its input in the row itself (``input_data``,
+  ``input_key_id``) when it is at most :data:`INLINE_MAX_BYTES` as stored (sealed, if a key is set);
+* the tool calls of one run in one write as **one** row of ``agent_snapshot_packs`` (a *pack*): ``steps``,
+  JSON text, one array per call of the fields :data:`PACK_FIELDS`, and ``data``, the calls' small data
+  (results and errors of at most :data:`INLINE_MAX_BYTES` as stored) one after another, each call's
+  ``size`` bytes in that order. A run's calls written over several batches make several packs, read
+  together in step order. One row a run instead of a row per call and per datum: the per-row and
+  per-index-entry work of the database, and the pages its indexes take, were most of what recording cost
+  (``benchmarks/store_throughput.py capacity``/``frames``). The calls' data is sealed one by one, as
+  before, all with the key of the pack's ``key_id`` (a write whose calls were sealed with different keys
+  makes a pack per key); names, hashes and step ids stay readable, as in the events.
+
 Larger data is stored once per content hash in ``agent_snapshot_blobs``, where repeating a large result
 costs nothing; each write of a known blob only refreshes its ``last_used_ms``, which is what retention
 looks at, so a blob lives as long as the newest snapshot using it. A blob recorded in the clear is
 re-sealed the next time it is recorded with a key, and one sealed with an older key is re-sealed with the
-current one; a sealed blob is never replaced by a clear one. Rows of ``agent_snapshot_data`` are
-written once and never re-sealed: small data recorded before a key was set stays in the clear until
-retention removes it with its snapshot. ``blob_sha`` and ``input_sha`` are the
-content's hash in both forms (a result's is its ``result_sha``); snapshots recorded before migration 7
-have their data in the blob table, and :func:`load_tree` reads both.
+current one; a sealed blob is never replaced by a clear one. Data in a pack or a run's row is written once
+and never re-sealed: small data recorded before a key was set stays in the clear until retention removes it
+with its snapshot. ``blob_sha`` and ``input_sha`` are the content's hash in both forms (a result's is its
+``result_sha``).
+
+Snapshots recorded before migration 8 stay where they were written and replay as before: a row per call in
+``agent_tool_snapshots``, small data (migration 7) in ``agent_snapshot_data`` named by ``data_id`` and
+``input_data_id``, and before migration 7 everything in the blob table. :func:`load_tree` and
+:func:`tool_snapshots` read every form.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +56,27 @@ RUN_COLUMNS = (
     "input_sha",
     "created_at_ms",
     "input_type",
-    "input_data_id",
+    "input_key_id",
+    "input_data",
 )
+#: The fields of a call in a pack's ``steps``, in this order (a later version may append fields; a reader
+#: takes those it knows). ``blob_sha``: the content hash of the call's data, as in the rows of
+#: ``agent_tool_snapshots``; ``size``: the bytes of that data in the pack's ``data``, after those of the
+#: calls before it (null: the data is in ``agent_snapshot_blobs`` under ``blob_sha``, or there is none).
+PACK_FIELDS = (
+    "step_id",
+    "parent_step",
+    "tool",
+    "args_sha",
+    "outcome",
+    "result_sha",
+    "error_type",
+    "result_type",
+    "blob_sha",
+    "size",
+)
+PACK_COLUMNS = ("run_id", "created_at_ms", "calls", "items", "key_id", "steps", "data")
+#: What a row of agent_tool_snapshots (schema 2 to 7) holds; the calls of packs are read into the same form.
 TOOL_COLUMNS = (
     "run_id",
     "step_id",
@@ -57,46 +92,49 @@ TOOL_COLUMNS = (
     "data_id",
 )
 _CHUNK = 500
-_BLOB_SHA, _OUTCOME, _RESULT_SHA = (TOOL_COLUMNS.index(c) for c in ("blob_sha", "outcome", "result_sha"))
-_DATA_ID, _RUN_DATA_ID = TOOL_COLUMNS.index("data_id"), RUN_COLUMNS.index("input_data_id")
-_RUN_CREATED, _TOOL_CREATED = RUN_COLUMNS.index("created_at_ms"), TOOL_COLUMNS.index("created_at_ms")
-#: The largest data (in bytes as stored: sealed, if a key is set) stored in agent_snapshot_data; larger
-#: data goes to agent_snapshot_blobs, once per content hash. Up to this size a data row (the data and
-#: 20 to 40 bytes more) fits one 4 KB SQLite page (a table leaf holds at most 4,061 bytes of a row before it
-#: continues on overflow pages), and storing a repeated result again costs at most that page.
-#: ``benchmarks/store_throughput.py frames --result-bytes N --inline-max 0`` compares the two forms.
+_RUN_KEY, _RUN_DATA = RUN_COLUMNS.index("input_key_id"), RUN_COLUMNS.index("input_data")
+#: The largest data (in bytes as stored: sealed, if a key is set) kept with its snapshot (in its pack, or a
+#: run's row); larger data goes to agent_snapshot_blobs, once per content hash, where a large result that
+#: many calls return (a 2 MB answer 100 times) is stored once. ``benchmarks/store_throughput.py frames
+#: --result-bytes N --inline-max 0`` compares the two forms.
 INLINE_MAX_BYTES = 4_000
+_PACK_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode  # ASCII: any text is safe
 
 
 @dataclass
 class Prepared:
     """Snapshot records ready for one transaction: rows, and blobs already sealed."""
 
-    #: The rows' values one after another (RUN_COLUMNS, TOOL_COLUMNS), as the inserts bind them.
+    #: The rows' values one after another (RUN_COLUMNS, PACK_COLUMNS), as the inserts bind them.
     runs: list[Any] = field(default_factory=list)
-    tools: list[Any] = field(default_factory=list)
+    packs: list[Any] = field(default_factory=list)
     blobs: dict[str, tuple[str, str, int, bytes]] = field(default_factory=dict)
-    #: Small data for agent_snapshot_data: (whether a run's, where its row starts in runs or tools, key
-    #: id, data).
-    data: list[tuple[bool, int, str, bytes]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.tools)
+        return bool(self.runs or self.packs)
+
+
+_OUTCOME, _RESULT_SHA = PACK_FIELDS.index("outcome"), PACK_FIELDS.index("result_sha")
+_BLOB_SHA, _SIZE = PACK_FIELDS.index("blob_sha"), PACK_FIELDS.index("size")
 
 
 def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
-    """Seal the blobs (outside the write transaction). A blob that cannot be sealed is not stored: its
-    tool call is recorded as ``write_failed`` (counted and warned once), never raised."""
+    """Seal the data (outside the write transaction) and pack each run's tool calls. Data that cannot be
+    sealed is not stored: its tool call is recorded as ``write_failed`` (counted and warned once), never
+    raised."""
     out = Prepared()
     small: dict[str, tuple[str, bytes]] = {}  # this batch's small data by hash, sealed once each
     limit = INLINE_MAX_BYTES
-    runs, tools, data = out.runs, out.tools, out.data
+    runs, blobs = out.runs, out.blobs
+    # (run_id, key_id) -> [created_at_ms of its earliest call, its calls' fields, their data]
+    packs: dict[tuple[Any, str], list[Any]] = {}
     for rec in records:
-        blob = rec.get("blob")
+        get = rec.get
+        blob = get("blob")
         stored = sha = here = None
         if blob is not None:
             sha = blob.sha
-            if sha in out.blobs:
+            if sha in blobs:
                 stored = sha
             elif sha in small:
                 stored, here = sha, small[sha]
@@ -106,27 +144,43 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
                     if len(sealed_data) <= limit:
                         here = small[sha] = (kid, sealed_data)
                     else:
-                        out.blobs[sha] = sealed
+                        blobs[sha] = sealed
                     stored = sha
                 except Exception as exc:
                     warn_once("seal", "sealing a replay snapshot failed (%s: %s)", type(exc).__name__, exc)
-        get = rec.get
         if get("kind") == "run":
             base = len(runs)
             runs.extend(map(get, RUN_COLUMNS))
-            if here is not None:
-                data.append((True, base, *here))
+            runs[base + _RUN_KEY], runs[base + _RUN_DATA] = here if here is not None else (None, None)
             continue
-        base = len(tools)
-        tools.extend(map(get, TOOL_COLUMNS))
-        tools[base + _BLOB_SHA] = stored
+        call = list(map(get, PACK_FIELDS))  # blob_sha and size are no keys of a record: None
         if blob is not None:
-            if tools[base + _OUTCOME] == OK and tools[base + _RESULT_SHA] is None:
-                tools[base + _RESULT_SHA] = sha  # the content address of a result is its result_sha
+            if call[_OUTCOME] == OK and call[_RESULT_SHA] is None:
+                call[_RESULT_SHA] = sha  # the content address of a result is its result_sha
             if stored is None:
-                tools[base + _OUTCOME] = WRITE_FAILED
+                call[_OUTCOME] = WRITE_FAILED
+            call[_BLOB_SHA] = stored
+        created = get("created_at_ms")
+        key = (get("run_id"), here[0] if here is not None else "")
+        pack = packs.get(key)
+        if pack is None:
+            pack = packs[key] = [created, [], []]
+        elif type(created) is int and (type(pack[0]) is not int or created < pack[0]):
+            pack[0] = created  # the earliest call's: retention deletes the pack with it
+        pack[1].append(call)
         if here is not None:
-            data.append((False, base, *here))
+            call[_SIZE] = len(here[1])
+            pack[2].append(here[1])
+    values = out.packs
+    now_ms = None
+    for (run_id, kid), (created, calls, data) in packs.items():
+        try:
+            steps = _PACK_JSON(calls)
+        except (TypeError, ValueError, RecursionError):  # the recorder sends none: its text, not a lost batch
+            steps = json.dumps(calls, separators=(",", ":"), default=repr)
+        if type(created) is not int:
+            created = now_ms = now_ms or int(time.time() * 1000)
+        values += (run_id, created, len(calls), len(data), kid, steps, b"".join(data))
     return out
 
 
@@ -138,34 +192,52 @@ def write(store: Store, prepared: Prepared, now_ms: int | None = None, safe: boo
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if prepared.blobs:
         _write_blobs(store, prepared.blobs, now_ms)
-    if prepared.data:
-        _write_data(store, prepared, now_ms)
-    runs, tools = prepared.runs, prepared.tools
+    runs, packs = prepared.runs, prepared.packs
     if safe:
-        runs, tools = list(map(store.param, runs)), list(map(store.param, tools))
+        runs, packs = list(map(store.param, runs)), list(map(store.param, packs))
     insert(store, "agent_snapshot_runs", RUN_COLUMNS, runs, "ON CONFLICT (run_id) DO NOTHING")
-    insert(store, "agent_tool_snapshots", TOOL_COLUMNS, tools, "ON CONFLICT (run_id, step_id) DO NOTHING")
+    if not packs:
+        return
+    if store.kind == "postgresql":  # only ever appended, as the events: one binary COPY for the batch
+        # (binary: the data as it is, where text would send and parse it hex-encoded, twice its size)
+        width = len(PACK_COLUMNS)
+        with store.conn.cursor().copy(_PG_COPY_PACKS) as copy:
+            copy.set_types(["text", "int8", "int4", "int4", "text", "text", "bytea"])
+            for i in range(0, len(packs), width):
+                copy.write_row(packs[i : i + width])
+        return
+    insert(store, "agent_snapshot_packs", PACK_COLUMNS, packs)
 
 
-def write_isolated(store: Store, prepared: Prepared, safe: bool = True) -> None:
-    """:func:`write` inside a savepoint of the store's transaction: a snapshot that cannot be written is
-    dropped (counted, warned once) without losing the runs and events of the same batch. A store that is
-    busy (transient) fails the whole batch, which the sink then retries; values the database refuses
-    (bad_data) fail it too, so that the sink's split finds and drops only the records holding them."""
+_PG_COPY_PACKS = f"COPY agent_snapshot_packs ({', '.join(PACK_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+class Refused(Exception):
+    """The store refused the snapshots of a write for a reason of its own (their table dropped by hand, a
+    PostgreSQL role without privileges on them): the write is done again without them (see
+    :func:`agent_otel.store.writes.write`), so that the runs and events of the batch are not lost."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def write_checked(store: Store, prepared: Prepared, safe: bool = True) -> None:
+    """:func:`write`, raising :class:`Refused` for a failure that is neither transient (a busy store fails
+    the whole batch, which the sink then retries) nor the values' fault (bad_data fails it too, so that the
+    sink's split finds and drops only the records holding them). No savepoint: one made every page a
+    write changed after it opened go to SQLite's statement journal, a temporary file, first (1.2 pages a
+    run of the loop of ``benchmarks/store_throughput.py``); the rare refusal costs the batch's transaction
+    done again instead."""
     from agent_otel.store.db import classify
 
-    store.execute("SAVEPOINT agent_otel_snapshots")
     try:
         write(store, prepared, safe=safe)
     except Exception as exc:
         err = classify(exc)
-        store.execute("ROLLBACK TO SAVEPOINT agent_otel_snapshots")
-        store.execute("RELEASE SAVEPOINT agent_otel_snapshots")
         if err.transient or err.bad_data:
             raise
-        warn_once("write", "writing replay snapshots to the run store failed (%s); they are dropped", err)
-        return
-    store.execute("RELEASE SAVEPOINT agent_otel_snapshots")
+        raise Refused(err) from None
 
 
 def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], now_ms: int) -> None:
@@ -211,44 +283,6 @@ def _write_blobs(store: Store, blobs: dict[str, tuple[str, str, int, bytes]], no
     )
 
 
-_PG_NEXT_IDS = (
-    "SELECT nextval(pg_get_serial_sequence('agent_snapshot_data', 'id')) FROM generate_series(1, ?)"
-)
-
-
-_DATA_COLUMNS = ("id", "created_at_ms", "key_id", "data")
-_PG_COPY_DATA = f"COPY agent_snapshot_data ({', '.join(_DATA_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-
-
-def _write_data(store: Store, prepared: Prepared, now_ms: int) -> None:
-    """Append the small data with new ids, and name each in its snapshot's row (``data_id``)."""
-    from agent_otel.store.writes import insert
-
-    n = len(prepared.data)
-    if store.kind == "postgresql":  # other writers take ids at the same time: from the sequence
-        ids = [r[0] for r in store.execute(_PG_NEXT_IDS, (n,)).fetchall()]
-    else:  # the transaction holds SQLite's write lock: nobody else appends meanwhile
-        top = store.execute("SELECT coalesce(max(id), 0) FROM agent_snapshot_data").fetchone()[0]
-        ids = list(range(top + 1, top + 1 + n))
-    values: list[Any] = []
-    for new_id, (is_run, base, kid, data) in zip(ids, prepared.data, strict=True):
-        if is_run:
-            prepared.runs[base + _RUN_DATA_ID] = new_id
-            created = prepared.runs[base + _RUN_CREATED]
-        else:
-            prepared.tools[base + _DATA_ID] = new_id
-            created = prepared.tools[base + _TOOL_CREATED]
-        values += (new_id, int(created) if created is not None else now_ms, kid, data)
-    if store.kind == "postgresql":  # only ever appended, as the events: one binary COPY for the batch
-        # (binary: the data as it is, where text would send and parse it hex-encoded, twice its size)
-        with store.conn.cursor().copy(_PG_COPY_DATA) as copy:
-            copy.set_types(["int8", "int8", "text", "bytea"])
-            for i in range(0, len(values), 4):
-                copy.write_row(values[i : i + 4])
-        return
-    insert(store, "agent_snapshot_data", _DATA_COLUMNS, values)
-
-
 # --- reading -----------------------------------------------------------------------------------------
 
 
@@ -270,7 +304,7 @@ def load_tree(
     store: Store, root: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, tuple[str, str, bytes]]]:
     """The recorded run ``root`` and its recorded sub-agent runs (root first), their tool snapshots in
-    step order, and the blobs they use: ``{sha: (encoding, key_id, data)}``."""
+    step order, and the data they use: ``{sha: (encoding, key_id, data)}``."""
     runs = [root]
     frontier = [root["run_id"]]
     seen = {root["run_id"]}
@@ -280,27 +314,31 @@ def load_tree(
         frontier = [c["run_id"] for c in children if c["run_id"] not in seen]
         seen.update(frontier)
         runs += [c for c in children if c["run_id"] in frontier]
-    steps: dict[str, list[dict[str, Any]]] = {r["run_id"]: [] for r in runs}
-    for row in _in(
-        store, "SELECT * FROM agent_tool_snapshots WHERE run_id IN ({}) ORDER BY run_id, step_id", list(steps)
-    ):
-        steps[row["run_id"]].append(row)
-    # Small data from agent_snapshot_data (migration 7), the rest from the blob table.
+    blobs: dict[str, tuple[str, str, bytes]] = {}
+    steps = tool_snapshots(store, [r["run_id"] for r in runs], blobs)
+    for r in runs:  # a small input in the run's own row (migration 8)
+        data = r.pop("input_data", None)
+        if data is not None and r.get("input_sha"):
+            kid = r.get("input_key_id") or ""
+            blobs[r["input_sha"]] = (SEALED if kid else PLAIN, kid, bytes(data))
+    # Small data of snapshots recorded under migration 7, in agent_snapshot_data; the rest in the blob table.
     named = [(r["input_data_id"], r["input_sha"]) for r in runs if r.get("input_data_id") is not None]
     named += [
         (s["data_id"], s["blob_sha"]) for rows in steps.values() for s in rows if s.get("data_id") is not None
     ]
-    found = {
-        d["id"]: d
-        for d in _in(
-            store, "SELECT id, key_id, data FROM agent_snapshot_data WHERE id IN ({})", {i for i, _ in named}
-        )
-    }
-    blobs: dict[str, tuple[str, str, bytes]] = {}
-    for data_id, sha in named:
-        d = found.get(data_id)
-        if d is not None and sha:
-            blobs[sha] = (SEALED if d["key_id"] else PLAIN, d["key_id"], bytes(d["data"]))
+    if named:
+        found = {
+            d["id"]: d
+            for d in _in(
+                store,
+                "SELECT id, key_id, data FROM agent_snapshot_data WHERE id IN ({})",
+                {i for i, _ in named},
+            )
+        }
+        for data_id, sha in named:
+            d = found.get(data_id)
+            if d is not None and sha:
+                blobs[sha] = (SEALED if d["key_id"] else PLAIN, d["key_id"], bytes(d["data"]))
     wanted = {r["input_sha"] for r in runs if r.get("input_sha")}
     wanted |= {s["blob_sha"] for rows in steps.values() for s in rows if s.get("blob_sha")}
     rows_found = _in(
@@ -310,6 +348,59 @@ def load_tree(
     )
     blobs.update((b["sha"], (b["encoding"], b["key_id"], bytes(b["data"]))) for b in rows_found)
     return runs, steps, blobs
+
+
+def tool_snapshots(
+    store: Store, run_ids: Sequence[str], data: dict[str, tuple[str, str, bytes]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The recorded tool calls of ``run_ids``, in step order, each as a row of ``agent_tool_snapshots``
+    (:data:`TOOL_COLUMNS`) whichever form it was stored in: rows of that table (schemas 2 to 7) or packs
+    (migration 8). A step recorded twice keeps its first record, as the table's primary key did. ``data``:
+    if given, receives the packs' data, ``{blob_sha: (encoding, key_id, data)}``."""
+    out: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    if not out:
+        return out
+    for row in _in(
+        store, "SELECT * FROM agent_tool_snapshots WHERE run_id IN ({}) ORDER BY run_id, step_id", list(out)
+    ):
+        out[row["run_id"]].append(row)
+    if store.has_table("agent_snapshot_packs"):
+        packs = _in(
+            store,
+            "SELECT run_id, created_at_ms, key_id, steps, data FROM agent_snapshot_packs "
+            "WHERE run_id IN ({}) ORDER BY id",
+            list(out),
+        )
+        known = {run_id: {r["step_id"] for r in rows} for run_id, rows in out.items()}
+        for pack in packs:
+            out[pack["run_id"]] += _unpack(pack, known[pack["run_id"]], data)
+        for rows in out.values():
+            rows.sort(key=lambda r: (r["step_id"] is None, r["step_id"] or 0))
+    return out
+
+
+def _unpack(
+    pack: dict[str, Any], known: set[Any], data: dict[str, tuple[str, str, bytes]] | None
+) -> list[dict[str, Any]]:
+    """The calls of one pack as rows of :data:`TOOL_COLUMNS`, less the steps in ``known``."""
+    kid = pack["key_id"] or ""
+    encoding = SEALED if kid else PLAIN
+    blob = bytes(pack["data"])
+    at = 0
+    rows: list[dict[str, Any]] = []
+    for values in json.loads(pack["steps"]):
+        call = dict(zip(PACK_FIELDS, values, strict=False))
+        size = call.pop("size", None)
+        if size is not None:
+            if data is not None and call.get("blob_sha"):
+                data[call["blob_sha"]] = (encoding, kid, blob[at : at + size])
+            at += size
+        if call["step_id"] in known:
+            continue
+        known.add(call["step_id"])
+        call.update(run_id=pack["run_id"], created_at_ms=pack["created_at_ms"], data_id=None)
+        rows.append(call)
+    return rows
 
 
 def _in(store: Store, text: str, values: Iterable[Any]) -> list[dict[str, Any]]:

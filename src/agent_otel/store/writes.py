@@ -80,6 +80,11 @@ def insert(store: Store, table: str, columns: Sequence[str], values: list[Any], 
     total = len(values) // width
     columns, width, values = _without_nulls(columns, width, total, values)
     per = max(1, min(_MAX_ROWS, store.max_params // width))
+    # SQLite: a statement of several rows that may fail a constraint midway (ABORT, the default) keeps a
+    # copy of every page it changes in a statement journal, to undo its own rows: a temporary file once
+    # over 64 KB, 7 pages a run of the issue's loop. OR FAIL keeps the rows it wrote, and the write's
+    # transaction is rolled back whole on any error anyway.
+    conflict = "OR FAIL " if store.kind == "sqlite" else ""
     execute = store.conn.execute
     i = 0
     while i < total:
@@ -87,7 +92,7 @@ def insert(store: Store, table: str, columns: Sequence[str], values: list[Any], 
         # which the driver's statement cache keeps compiled (one per row count would fill it).
         left = total - i
         n = per if left >= per else 1 << (left.bit_length() - 1)
-        text = store.sql(_statement(table, tuple(columns), tail, n))
+        text = store.sql(_statement(table, tuple(columns), tail, n, conflict))
         execute(text, values if n == total else values[i * width : (i + n) * width])
         i += n
 
@@ -110,11 +115,11 @@ def _without_nulls(
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(table: str, columns: tuple[str, ...], tail: str, n: int) -> str:
+def _statement(table: str, columns: tuple[str, ...], tail: str, n: int, conflict: str = "") -> str:
     """``INSERT INTO table (columns) VALUES (?, ...) x n tail``, built once: the same string each time
     also spares the driver's statement cache hashing a new one of a few KB per statement."""
     one = "(" + ", ".join("?" for _ in columns) + ")"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * n)} {tail}"
+    return f"INSERT {conflict}INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * n)} {tail}"
 
 
 def write(
@@ -126,6 +131,7 @@ def write(
 ) -> None:
     """Upsert run rows, insert events and replay snapshots, add late usage to the rows of stopped runs
     (and keep the summaries) in one transaction."""
+    from agent_otel.snapshot_outcomes import warn_once
     from agent_otel.store import snapshots as snapshot_tables
     from agent_otel.store.db import classify
 
@@ -136,12 +142,20 @@ def write(
     if not runs and not events and not prepared and not added and not requests:
         return
     late = (added, requests)
-    try:
-        _write(store, runs, events, prepared, safe=False, late=late)
-    except Exception as exc:
-        if not classify(exc).bad_data:
-            raise
-        _write(store, runs, events, prepared, safe=True, late=late)  # what fails now is refused for good
+    safe = False
+    while True:
+        try:
+            _write(store, runs, events, prepared, safe=safe, late=late)
+            return
+        except snapshot_tables.Refused as refused:  # the batch again, without its snapshots
+            warn_once(
+                "write", "writing replay snapshots to the run store failed (%s); they are dropped", refused
+            )
+            prepared = None
+        except Exception as exc:
+            if safe or not classify(exc).bad_data:
+                raise  # with safe values, what fails is refused for good
+            safe = True
 
 
 def late_usage(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int, float]]:
@@ -218,7 +232,7 @@ def _write(
 
     with store.transaction():
         if prepared:
-            snapshot_tables.write_isolated(store, prepared, safe=safe)
+            snapshot_tables.write_checked(store, prepared, safe=safe)
         delta = summaries.deltas(store, runs, events) if store.summarized and (runs or events) else None
         if runs:
             columns = schema.RUN_COLUMNS

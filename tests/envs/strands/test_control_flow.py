@@ -99,3 +99,79 @@ async def test_the_invocation_answering_an_interrupt_links_to_the_paused_run(tel
     ]
     assert "agent.resume_of" not in third.attributes and not third.links
     assert "gen_ai.conversation.id" not in second.attributes  # the key is not a conversation
+
+
+@tool(context=True)
+def approve(amount: int, tool_context: ToolContext) -> str:
+    """Needs a human's approval."""
+    return f"approved: {tool_context.interrupt('approval', reason={'amount': amount})}"
+
+
+def paused_multi_agent(kind: str) -> Any:
+    """A Swarm (a router handing over to the expert) or a Graph (the expert alone) whose expert asks a
+    human before it answers."""
+    from strands.multiagent import GraphBuilder, Swarm
+
+    expert = Agent(
+        model=FakeModel(tool_use("approve", {"amount": 5}, "t1"), text("done"), model_id=MODEL),
+        tools=[approve],
+        name="expert",
+        callback_handler=None,
+    )
+    if kind == "graph":
+        builder = GraphBuilder()
+        builder.add_node(expert, "expert")
+        builder.set_max_node_executions(5)
+        return builder.build()
+    router = Agent(
+        model=FakeModel(
+            tool_use("handoff_to_agent", {"agent_name": "expert", "message": "yours"}, "h1"),
+            text("handed over"),
+            model_id=MODEL,
+        ),
+        tools=[],
+        name="router",
+        callback_handler=None,
+    )
+    return Swarm([router, expert], entry_point=router)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream_async"])
+@pytest.mark.parametrize("kind", ["swarm", "graph"])
+async def test_a_swarm_or_graph_answering_an_interrupt_links_to_the_paused_run(
+    telemetry, instrument, kind, streamed
+):
+    """A Swarm or Graph whose agent interrupted is resumed by invoking it with the ``interruptResponse``
+    blocks. Its run (Strands' ``invoke_swarm`` / ``invoke_graph`` span; the agents' spans join it) was
+    unrelated to the paused one: only an agent's own run was keyed by the interrupts it paused on. Now
+    the interrupt ids link the multi-agent resume too (``agent.resume_of`` and a span link); an
+    invocation after it with a new task is not a resume."""
+    instrument("strands")
+    multi = paused_multi_agent(kind)
+
+    async def invoke(task: Any) -> Any:
+        if not streamed:
+            return await multi.invoke_async(task)
+        async for event in multi.stream_async(task):
+            if "result" in event:
+                result = event["result"]
+        return result
+
+    paused = await invoke("refund 5")
+    assert paused.status.value == "interrupted"
+    (interrupt,) = paused.interrupts
+    done = await invoke([{"interruptResponse": {"interruptId": interrupt.id, "response": "yes"}}])
+    assert done.status.value == "completed"
+
+    runs = sorted(
+        [s for s in telemetry.spans() if "agent.stop_reason" in s.attributes], key=lambda s: s.start_time
+    )
+    assert [(r.name, r.attributes["agent.stop_reason"]) for r in runs] == [
+        (f"invoke_{kind}", "interrupted"),
+        (f"invoke_{kind}", "completed"),
+    ]
+    first, second = runs
+    assert second.attributes["agent.resume_of"] == first.attributes["agent.run_id"]
+    assert [(link.context.span_id, dict(link.attributes)) for link in second.links] == [
+        (first.context.span_id, {"agent.run_id": first.attributes["agent.run_id"]})
+    ]
