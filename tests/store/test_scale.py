@@ -503,3 +503,28 @@ def test_the_public_names_are_the_api_whatever_was_imported_first():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_events_stored_before_their_run_are_summarized_when_the_runs_write_is_tried_again(tmp_path):
+    """A run's events written before its row (its start record dropped or late) are added to the summaries
+    when the row comes. Before, a write of that row that the database refused once (a value it could not
+    encode, then stored escaped) forgot them on its second try: the first try had already taken the run
+    off the list of runs waiting for their row, and `stats` over the summaries missed its events."""
+    path = str(tmp_path / "agent-otel.db")
+    _start, *events, end = seed.run_records(seed.now_ms() - 3 * HOUR)
+    end[1]["prompt_version"] = "v\udcff"  # refused by sqlite3 (a lone surrogate), then stored escaped
+    sink = StoreSink(target(path), {"logs_days": 0, "tool_snapshot_days": 0})
+    try:
+        sink.write(events)
+        assert sink.error is None, sink.error
+        sink.write([end])
+        assert sink.error is None, sink.error
+    finally:
+        sink.close()
+    db = sqlite3.connect(path)
+    stored = db.execute("SELECT count(*) FROM agent_events").fetchone()[0]
+    assert stored == len(events)
+    summarized = db.execute(
+        "SELECT sum(runs), sum(events) FROM agent_run_summaries WHERE span_ms = ?", (HOUR,)
+    )
+    assert summarized.fetchone() == (1, stored)

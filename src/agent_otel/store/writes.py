@@ -143,19 +143,30 @@ def write(
         return
     late = (added, requests)
     safe = False
+    # summaries.deltas takes a run whose events came before its row off the waiting list as it computes a
+    # write's deltas; a write rolled back adopted nothing, so its second try must find the list as it was.
+    waiting = store._summary_orphans
+    kept = dict(waiting)
     while True:
         try:
             _write(store, runs, events, prepared, safe=safe, late=late)
             return
         except snapshot_tables.Refused as refused:  # the batch again, without its snapshots
+            _restore(waiting, kept)
             warn_once(
                 "write", "writing replay snapshots to the run store failed (%s); they are dropped", refused
             )
             prepared = None
-        except Exception as exc:
-            if safe or not classify(exc).bad_data:
+        except BaseException as exc:
+            _restore(waiting, kept)
+            if safe or not isinstance(exc, Exception) or not classify(exc).bad_data:
                 raise  # with safe values, what fails is refused for good
             safe = True
+
+
+def _restore(table: dict[str, None], kept: dict[str, None]) -> None:
+    table.clear()
+    table.update(kept)
 
 
 def late_usage(records: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int, float]]:
