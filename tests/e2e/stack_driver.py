@@ -135,7 +135,7 @@ class Driver:
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
 
-    def _record(self, run: Any, planted: bool = False) -> None:
+    def _record(self, run: Any, planted: bool = False, decided: bool = False) -> None:
         result = run.result
         self.runs.append(
             {
@@ -144,6 +144,7 @@ class Driver:
                 "agent": run.agent,
                 "stop_reason": str(result.stop_reason) if result is not None else None,
                 "planted": planted,
+                "decided": decided,
             }
         )
 
@@ -222,6 +223,18 @@ class Driver:
             run.stop("interrupted")
         self._record(run)
 
+    def decided(self, agent: str, n: int) -> None:
+        """The resume of a paused run: a human rejected one waiting call and approved another, as a
+        framework integration hands the decisions to the run (an agent.approval event each); it completes."""
+        from agent_otel.integrations._common import record_approvals
+
+        with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
+            decisions = [(f"call-{n}-a", "payments.refund", False), (f"call-{n}-b", "search", True)]
+            record_approvals(run, decisions)
+            run.call_tool("search", _search, {"query": f"approved {n}"})
+            run.record_llm(model="gpt-4o", input_tokens=400, output_tokens=50)
+        self._record(run, decided=True)
+
     def retried(self, agent: str, n: int) -> None:
         with agent_otel.run(agent, model="gpt-4o", input={"ticket": n}) as run:
             run.call_tool(
@@ -246,6 +259,7 @@ class Driver:
             self.kill_switch(agent, base + 25, planted=(k == 0))
             self.step_budget(agent, base + 26)
             self.interrupted(agent, base + 27)
+            self.decided(agent, base + 28)
 
 
 def in_flight(manifest: str, resume_file: str, before: int, after: int) -> None:

@@ -263,8 +263,20 @@ def test_tail_sampling_keeps_every_run_not_completed_and_a_share_of_the_rest(
     for run in not_completed:
         trace = kept.get(run["trace_id"].lower())
         assert trace is not None and root_of(trace) is not None, f"{run['stop_reason']} run was not kept"
-    # Completed runs without an error are kept only by the 10% probabilistic policy: out of 20 or more,
-    # some must have been dropped (all kept would happen by chance with probability 1e-20).
+    # A completed run in which a human approved or rejected a tool call is kept whole, with its decisions.
+    decided = [r for r in completed if r.get("decided")]
+    assert len(decided) >= 2
+    for run in decided:
+        trace = kept.get(run["trace_id"].lower())
+        assert trace is not None, "a completed run with a human's decision was not kept"
+        root = root_of(trace)
+        assert root is not None, "a kept run with a human's decision lost its run span"
+        approvals = [attrs for name, attrs in root["events"] if name == "agent.approval"]
+        decisions = sorted(a["agent.approval.decision"] for a in approvals)
+        assert decisions == ["approved", "rejected"], root["events"]
+    # Completed runs without an error or a decision are kept only by the 10% probabilistic policy: out of
+    # 20 or more, some must have been dropped (all kept would happen by chance with probability 1e-20).
+    completed = [r for r in completed if not r.get("decided")]
     clean = [r for r in completed if not any(s["status"] == 2 for s in kept.get(r["trace_id"].lower(), []))]
     dropped = [r for r in clean if r["trace_id"].lower() not in kept]
     assert dropped, f"all {len(clean)} completed runs were kept: the probabilistic share is not applied"

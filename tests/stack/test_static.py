@@ -349,7 +349,14 @@ def test_collector_pipelines() -> None:
 
 def test_tail_sampling_policies() -> None:
     ts = COLLECTOR["processors"]["tail_sampling"]
-    policies = {p["type"]: p for p in ts["policies"]}
+    by_name = {p["name"]: p for p in ts["policies"]}
+    assert len(by_name) == len(ts["policies"]), "policy names are unique"
+    # every run in which a human approved or rejected a tool call (conventions.EVENT_APPROVAL)
+    decided = by_name.pop("runs-with-a-human-decision")
+    assert decided["type"] == "ottl_condition"
+    assert decided["ottl_condition"]["spanevent"] == [f'spanevent.name == "{conventions.EVENT_APPROVAL}"']
+    policies = {p["type"]: p for p in by_name.values()}
+    assert len(policies) == len(by_name)
     assert set(policies) == {
         "status_code",
         "ottl_condition",
