@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(ROOT))  # tests.store.pg, after an explicit PYTHONPATH
 
 CACHE = Path(os.environ.get("AGENT_OTEL_BENCH_CACHE", Path.home() / ".cache" / "agent-otel" / "bench"))
-GENERATOR = 1  # bump when the generated data changes: cached stores of another generator are not reused
+GENERATOR = 2  # bump when the generated data changes: cached stores of another generator are not reused
 DAY_MS = 86_400_000
 SPAN_DAYS = 30
 SNAPSHOT_DAYS = 15
@@ -104,13 +104,15 @@ class Generator:
         rng = self.rng
         step = SPAN_DAYS * DAY_MS / self.n
         for first in range(0, self.n, size):
-            out: dict[str, list[tuple[Any, ...]]] = {"runs": [], "events": [], "snap_runs": [], "tools": []}
+            out: dict[str, list[tuple[Any, ...]]] = {"runs": [], "events": [], "snap_runs": [], "packs": []}
             for i in range(first, min(first + size, self.n)):
                 created = int(self.start_ms + i * step + rng.random() * step)
                 self._run(rng, created, out)
             yield out
 
     def _run(self, rng: random.Random, created: int, out: dict[str, list[tuple[Any, ...]]]) -> None:
+        from agent_otel.store.snapshots import PACK_FIELDS
+
         run_id, trace_id = _hex(rng, 32), _hex(rng, 32)
         if self.sample_run is None and created > self.now_ms - DAY_MS:
             self.sample_run = run_id
@@ -210,6 +212,7 @@ class Generator:
                     "created_at_ms": created,
                 }
             )
+        calls: list[list[Any]] = []  # the run's tool snapshots, as agent-otel writes them (one pack a run)
         for e in events:
             args_sha = _hex(rng, 24) if e["kind"] == "tool_result" else None
             blob_sha = None
@@ -236,20 +239,32 @@ class Generator:
                 }
             )
             if snap and e["kind"] == "tool_result":
-                out["tools"].append(
-                    {
-                        "run_id": run_id,
-                        "step_id": e["step"],
-                        "tool": e["tool"],
-                        "args_sha": args_sha,
-                        "outcome": "ok" if blob_sha else "error",
-                        "result_sha": blob_sha,
-                        "blob_sha": blob_sha,
-                        "error_type": e.get("error"),
-                        "result_type": "dict" if blob_sha else None,
-                        "created_at_ms": e["ts"],
-                    }
-                )
+                call = {
+                    "step_id": e["step"],
+                    "parent_step": None,
+                    "tool": e["tool"],
+                    "args_sha": args_sha,
+                    "outcome": "ok" if blob_sha else "error",
+                    "result_sha": blob_sha,
+                    "error_type": e.get("error"),
+                    "result_type": "dict" if blob_sha else None,
+                    "blob_sha": blob_sha,  # the ~2 KB results are shared blobs of the pool (size: none here)
+                    "size": None,
+                    "created_at_ms": e["ts"],
+                }
+                calls.append(call)
+        if calls:
+            out["packs"].append(
+                {
+                    "run_id": run_id,
+                    "created_at_ms": min(c["created_at_ms"] for c in calls),
+                    "calls": len(calls),
+                    "items": 0,
+                    "key_id": "",
+                    "steps": json.dumps([[c[f] for f in PACK_FIELDS] for c in calls], separators=(",", ":")),
+                    "data": b"",
+                }
+            )
 
 
 def _blob(rng: random.Random) -> bytes:
@@ -278,10 +293,10 @@ def generate(target: Any, n: int, now_ms: int, log: Any) -> str:
     store = open_store(target, create=True, writer=True)
     gen = Generator(n, now_ms)
     try:
-        cols = {t: _columns(store, t) for t in ("agent_runs", "agent_events", "agent_tool_snapshots")}
+        cols = {t: _columns(store, t) for t in ("agent_runs", "agent_events")}
         run_cols = [c for c in cols["agent_runs"]]
         event_cols = [c for c in cols["agent_events"] if c != "id"]
-        tool_cols = [c for c in cols["agent_tool_snapshots"]]
+        from agent_otel.store.snapshots import PACK_COLUMNS as pack_cols
         from agent_otel.store.snapshots import RUN_COLUMNS as snap_cols
 
         writer = _SQLiteWriter(store) if store.kind == "sqlite" else _PostgresWriter(store)
@@ -292,13 +307,13 @@ def generate(target: Any, n: int, now_ms: int, log: Any) -> str:
             runs = [tuple(_run_value(store, r, c) for c in run_cols) for r in chunk["runs"]]
             events = [tuple(_event_value(store, e, c) for c in event_cols) for e in chunk["events"]]
             snaps = [tuple(s.get(c) for c in snap_cols) for s in chunk["snap_runs"]]
-            tools = [tuple(t.get(c) for c in tool_cols) for t in chunk["tools"]]
+            packs = [tuple(p[c] for c in pack_cols) for p in chunk["packs"]]
             writer.write(
                 [
                     ("agent_runs", run_cols, runs),
                     ("agent_events", event_cols, events),
                     ("agent_snapshot_runs", snap_cols, snaps),
-                    ("agent_tool_snapshots", tool_cols, tools),
+                    ("agent_snapshot_packs", list(pack_cols), packs),
                 ]
             )
             done += len(runs)
