@@ -386,3 +386,27 @@ def test_show_cuts_a_huge_tool_or_model_name_to_one_line(cli):
     out = cli("show", records[0][1]["run_id"], env={"COLUMNS": "200"}).stdout
     assert "T" * 159 + "…" in out and "M" * 159 + "…" in out
     assert len(out.splitlines()) < 40, len(out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # beyond 64 bits a count reached SQLite's LIMIT: `IntegrityError: datatype mismatch`
+        (("runs", "--last", "99999999999999999999"), "at most 1,000,000,000"),
+        (("drift", "--min-runs", "99999999999999999999"), "at most 1,000,000,000"),
+        (("tail", "--last", "99999999999999999999"), "--last must be from 0 to 1,000,000,000"),
+        # NaN and centuries reached time.sleep after the header: ValueError, OverflowError
+        (("tail", "--interval", "nan"), "--interval above 0 and at most 86,400"),
+        (("tail", "--interval", "1e300"), "--interval above 0 and at most 86,400"),
+        # the 24 hours before year 1: `ValueError: year 0 is out of range`
+        (("stats", "--until", "0001-01-01"), "before 1970, when no run can start"),
+        (("drift", "--until", "0001-01-01"), "before 1970, when no run can start"),
+        (("runs", "--since", "1969-12-31"), "before 1970, when no run can start"),
+        # Python's own words were `offset must be a timedelta strictly between -timedelta(hours=24) ...`
+        (("runs", "--since", "2026-11-24T17:00+25:00"), "its zone offset must be under 24 hours"),
+    ],
+)
+def test_out_of_range_counts_and_times_are_a_bad_option_not_an_internal_error(cli, args, says):
+    seed.write(cli.db, seed.run_records(seed.now_ms() - MIN))  # a store, so only the option can fail
+    line = one_line_error(cli(*args))
+    assert says in line and "Error" not in line, line

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from agent_otel.cli.common import CLIError, Context, now_ms, reader_gone
+from agent_otel.cli.common import MAX_COUNT, CLIError, Context, now_ms, reader_gone
 from agent_otel.cli.layout import fit
 from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
 from agent_otel.store import StoreError, open_store
@@ -28,6 +28,7 @@ HELP = "follow runs as they end (same filters as runs); Ctrl-C to stop"
 
 SLACK_MS = 5_000
 LOOKBACK_MS = 86_400_000
+_MAX_INTERVAL_S = 86_400  # a day: far beyond any use, and within what time.sleep takes
 #: ``tail`` shows when a run ended, where ``runs`` shows when it started.
 TAIL_COLUMNS = tuple(dataclasses.replace(c, header="ENDED") if c.header == "STARTED" else c for c in COLUMNS)
 
@@ -56,8 +57,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CLIError(
             f"tail follows runs as they end; use `agent-otel runs --stop-reason {where['stop_reason']}`"
         )
-    if args.last < 0 or args.interval <= 0:
-        raise CLIError("--last must be at least 0 and --interval above 0")
+    # A NaN or an interval of centuries, or a --last beyond 64 bits, reached time.sleep or SQLite's
+    # LIMIT and ended in a ValueError or an IntegrityError after the header, not as a bad option.
+    if not (0 <= args.last <= MAX_COUNT and 0 < args.interval <= _MAX_INTERVAL_S):
+        raise CLIError(
+            f"--last must be from 0 to {MAX_COUNT:,} and --interval above 0 and at most {_MAX_INTERVAL_S:,}"
+        )
     console = ctx.console
     layout = fit(TAIL_COLUMNS, [], console.width, reserve=True)
     try:
