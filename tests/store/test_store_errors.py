@@ -214,3 +214,33 @@ def test_a_wal_file_another_user_created_first_gets_nothing_of_the_store(setup_a
     agent_otel.shutdown()
     assert sqlite3.connect(db).execute("SELECT count(*) FROM agent_runs").fetchone() == (1,)
     assert not wal.exists() or wal.stat().st_uid == 0
+
+
+def test_a_postgresql_url_libpq_cannot_parse_or_a_short_password_is_reported_without_the_password(
+    setup_agent, cli, caplog
+):
+    """libpq quotes a URL it cannot parse whole (an unclosed IPv6 bracket), and Python cannot split it
+    either: its password was printed by the CLI, ``doctor --json`` and the SDK's warning. A password
+    is masked where it stands as a word: replacing every occurrence of `p` made `***ort 1 failed`, and
+    a port beyond 65535 came out as `ValueError: Port out of range 0-65535`, naming no URL."""
+    from tests.otlp_receiver import free_port
+
+    port = free_port()
+    malformed = f"postgresql://app:{PG_PASSWORD}@[::1/agents"
+    with caplog.at_level(logging.DEBUG, logger="agent_otel"):
+        setup_agent(store=malformed)
+        one_run(1)
+        sdk.flush(2)
+        agent_otel.shutdown()
+    printed = [r.getMessage() for r in caplog.records]
+    assert store_warnings(caplog), printed
+    for args in (("doctor",), ("doctor", "--json"), ("runs",)):
+        proc = cli("--store", malformed, *args)
+        printed += [proc.stdout, proc.stderr]
+        assert "IPv6" in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
+    assert not [m for m in printed if PG_PASSWORD in m]
+
+    line = one_line_error(cli("--store", f"postgresql://app:p@127.0.0.1:{port}/agents", "runs"))
+    assert f'"127.0.0.1", port {port} failed' in line and "***@127.0.0.1" in line, line
+    line = one_line_error(cli("--store", f"postgresql://app:{PG_PASSWORD}@127.0.0.1:99999/agents", "runs"))
+    assert "postgresql://app:***@127.0.0.1:99999/agents" in line and PG_PASSWORD not in line, line
