@@ -244,3 +244,32 @@ def test_a_postgresql_url_libpq_cannot_parse_or_a_short_password_is_reported_wit
     assert f'"127.0.0.1", port {port} failed' in line and "***@127.0.0.1" in line, line
     line = one_line_error(cli("--store", f"postgresql://app:{PG_PASSWORD}@127.0.0.1:99999/agents", "runs"))
     assert "postgresql://app:***@127.0.0.1:99999/agents" in line and PG_PASSWORD not in line, line
+
+
+def test_doctor_agrees_with_the_sdk_on_a_home_that_is_a_file_or_whose_parents_are_missing(
+    setup_agent, cli, tmp_path, monkeypatch
+):
+    """The SDK makes its home with every missing parent (``os.makedirs``), and cannot when the home is a
+    file. doctor said the opposite of both: a home under a directory not made yet was `cannot be created`
+    (exit 1), and a home that is a file, where every run is dropped, `not created yet: created by the
+    first run` (exit 0); `runs` called that file a directory that `does not exist`."""
+    a_file = tmp_path / "home-file"
+    a_file.write_text("not a directory")
+    doctor = cli("doctor", "--json", env={"AGENT_OTEL_HOME": str(a_file)})
+    store = json.loads(doctor.stdout)["store"]
+    assert doctor.returncode == 1 and store["ok"] is False, doctor.stdout
+    assert store["error"].startswith(f"cannot be created: {a_file} is a file, not a directory"), store
+    line = one_line_error(cli("runs", env={"AGENT_OTEL_HOME": str(a_file)}))
+    assert f"{a_file} is a file, not a directory" in line, line
+
+    deep = tmp_path / "srv" / "agent-otel" / "home"
+    doctor = cli("doctor", "--json", env={"AGENT_OTEL_HOME": str(deep)})
+    store = json.loads(doctor.stdout)["store"]
+    assert doctor.returncode == 0 and store["ok"] is True and store["exists"] is False, doctor.stdout
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(deep))
+    setup_agent()
+    run_id = one_run(1)
+    assert sdk.flush(5)
+    assert [
+        r["run_id"] for r in json.loads(cli("runs", "--json", env={"AGENT_OTEL_HOME": str(deep)}).stdout)
+    ] == [run_id]

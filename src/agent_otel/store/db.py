@@ -857,6 +857,8 @@ class SQLiteStore(Store):
         if not os.path.exists(path):
             if not create:
                 parent = os.path.dirname(path)
+                if parent and os.path.exists(parent) and not os.path.isdir(parent):
+                    raise StoreError(f"no run store at {path}: {parent} is a file, not a directory")
                 if parent and not os.path.isdir(parent):
                     raise StoreError(f"no run store at {path}: the directory {parent} does not exist")
                 raise StoreError(
