@@ -190,6 +190,31 @@ def test_an_invalid_yaml_config_is_one_clear_line(cli):
     )
 
 
+def test_a_key_given_twice_in_the_config_file_is_refused_not_the_last_one_kept(cli):
+    """PyYAML keeps the last of two equal keys without a word: a second ``retention`` mapping (or
+    ``logs_days`` twice in one) made gc delete by the value further down, and a second ``redaction:``
+    section dropped the first's keys. A key a merge (``<<``) brings in may still be overridden."""
+    seed.write(cli.db, seed.run_records(seed.now_ms() - 3 * 86_400_000))  # a run 3 days old
+    twice = cli.home / "twice.yaml"
+    twice.write_text(
+        "retention:\n  logs_days: 30\nlogging:\n  events: {store_args: false}\nretention:\n  logs_days: 1\n"
+    )
+    line = one_line_error(cli("gc", "--config", str(twice)))
+    assert line == (
+        f"agent-otel: error: agent-otel config file {twice} is not valid YAML: line 5, column 1: the key "
+        "'retention' is given twice (first at line 1) (while constructing a mapping at line 1)"
+    )
+    inline = cli.home / "inline.yaml"
+    inline.write_text("retention: {logs_days: 30, logs_days: 1}\n")
+    assert "the key 'logs_days' is given twice" in one_line_error(cli("gc", "--config", str(inline)))
+    assert len(json.loads(cli("runs", "--json").stdout)) == 1  # nothing was deleted
+
+    merged = cli.home / "merged.yaml"
+    merged.write_text("retention:\n  <<: {logs_days: 1, tool_snapshot_days: 2}\n  logs_days: 30\n")
+    dry = json.loads(cli("gc", "--dry-run", "--json", "--config", str(merged)).stdout)
+    assert dry["retention_days"] == {"logs_days": 30, "tool_snapshot_days": 2}
+
+
 def _reader(proc: subprocess.Popen[str]) -> queue.Queue[str]:
     """Lines of the process's stdout as they come (a thread, so a test can wait with a deadline)."""
     lines: queue.Queue[str] = queue.Queue()
