@@ -76,19 +76,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _wait_for_store(ctx: Context, interval: float) -> Any:
-    """The store, once it exists: `agent-otel tail` is often started before the first agent run (or
-    `agent-otel demo --live`) creates it. Any other error is one line and exit 2, as everywhere."""
-    said = False
+    """The store, once it exists and answers: `agent-otel tail` is often started before the first agent
+    run (or `agent-otel demo --live`) creates it, or, as a service, while PostgreSQL is still starting or
+    restarting: that is waited out as while following (it ended `tail` with exit 2 at once, where the
+    same outage a second later was waited out). Any other error is one line and exit 2, as everywhere."""
+    target = ctx.require_target()
+    said = down = False
     while not reader_gone():
         try:
-            return ctx.store()
-        except CLIError as exc:
-            if "no run store at" not in str(exc):
-                raise
-            if not said:
-                said = True
-                sys.stderr.write(f"agent-otel tail: {exc}; waiting for it (Ctrl-C to stop)\n")
-                sys.stderr.flush()
+            store = open_store(target, create=False, writer=False)
+        except StoreError as exc:
+            if "no run store at" in str(exc):
+                if not said:
+                    said = True
+                    _say(f"{exc}; waiting for it (Ctrl-C to stop)")
+            elif exc.transient:
+                if not down:
+                    down = True
+                    _say(f"the run store cannot be read right now ({exc}); trying again every {interval:g} s")
+            else:
+                raise CLIError(f"cannot open the run store at {target.display}: {exc}") from None
+        else:
+            ctx.opened.append(store)
+            if down:
+                _say("the run store can be read again")
+            return store
         time.sleep(interval)
     return None
 
