@@ -801,9 +801,43 @@ def _read_yaml(path: str) -> Any:
             f"agent-otel config file {path} is not UTF-8 text (byte {exc.start}); is it the YAML file?"
         ) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())  # a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"agent-otel config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def _unique_key_loader() -> Any:
+    """PyYAML's SafeLoader, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys without a word: a second ``redaction:`` section further down
+    a long file silently replaced the first, its ``keys`` and ``patterns`` gone, and a second
+    ``logs_days`` in one mapping decided what gc deletes. A key a merge (``<<: *base``) brings in may still
+    be overridden, as YAML means it to be."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: the constructor says so itself
+                        continue
+                    if first is not None:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"the key {key!r} is given twice (first at line {first})",
+                            key_node.start_mark,
+                        )
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def _yaml_problem(exc: Exception) -> str:

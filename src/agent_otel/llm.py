@@ -22,6 +22,7 @@ second span, so the request's usage is on one span only.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -257,6 +258,7 @@ class LLMCall(Step):
         A stream its run's stop ended (:meth:`end_with_run`) that is read on to its end finishes again
         with its final usage: what that adds to what the step recorded at the stop is late usage."""
         usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+        cost_usd = _finite(cost_usd)
         if not self.claim_end():
             if isinstance(self.by_run, tuple) and usage.known:
                 _late_stream_usage(self, usage, cost_usd, response_model)
@@ -318,11 +320,40 @@ class _Usage:
     __slots__ = ("cache_write", "cached_input", "input", "known", "output")
 
     def __init__(self, input_tokens: Any, output_tokens: Any, cached_input: Any, cache_write: Any) -> None:
+        input_tokens, output_tokens = _count(input_tokens), _count(output_tokens)
         self.known = input_tokens is not None or output_tokens is not None
-        self.input = max(int(input_tokens or 0), 0)
-        self.output = max(int(output_tokens or 0), 0)
-        self.cached_input = max(int(cached_input or 0), 0)
-        self.cache_write = max(int(cache_write or 0), 0)
+        self.input = max(input_tokens or 0, 0)
+        self.output = max(output_tokens or 0, 0)
+        self.cached_input = max(_count(cached_input) or 0, 0)
+        self.cache_write = max(_count(cache_write) or 0, 0)
+
+
+def _count(value: Any) -> int | None:
+    """A token count as an int, or None (unknown) for what cannot be one: NaN, an infinity, text that is
+    no number. A NaN from the caller's own arithmetic raised ValueError out of ``record_llm`` into the
+    agent; telemetry must not, and an unknown count is what such a value says."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _finite(number: Any) -> float | None:
+    """A reported spend (or duration) as a finite float, or None: unknown (a spend is then computed from
+    the prices, if any).
+
+    A NaN or infinite ``cost_usd`` (0/0 in the caller's price arithmetic) made the run's total NaN, and
+    the run store refused the run's end record: the run read ``abandoned`` for ever, its stop reason,
+    counts and usage lost. A value that is no number at all is unknown too, rather than an error."""
+    if number is None:
+        return None
+    try:
+        value = float(number)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def begin(
@@ -660,7 +691,10 @@ def record(
         return
     pending = run.ledger.pending
     start_ns = None
-    if duration_ms is not None and duration_ms >= 0:
+    duration_ms = _finite(duration_ms)  # a NaN raised ValueError here, into the agent
+    if duration_ms is not None and duration_ms < 0:
+        duration_ms = None
+    if duration_ms is not None:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
     call = begin(
         run,

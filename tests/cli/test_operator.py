@@ -190,6 +190,31 @@ def test_an_invalid_yaml_config_is_one_clear_line(cli):
     )
 
 
+def test_a_key_given_twice_in_the_config_file_is_refused_not_the_last_one_kept(cli):
+    """PyYAML keeps the last of two equal keys without a word: a second ``retention`` mapping (or
+    ``logs_days`` twice in one) made gc delete by the value further down, and a second ``redaction:``
+    section dropped the first's keys. A key a merge (``<<``) brings in may still be overridden."""
+    seed.write(cli.db, seed.run_records(seed.now_ms() - 3 * 86_400_000))  # a run 3 days old
+    twice = cli.home / "twice.yaml"
+    twice.write_text(
+        "retention:\n  logs_days: 30\nlogging:\n  events: {store_args: false}\nretention:\n  logs_days: 1\n"
+    )
+    line = one_line_error(cli("gc", "--config", str(twice)))
+    assert line == (
+        f"agent-otel: error: agent-otel config file {twice} is not valid YAML: line 5, column 1: the key "
+        "'retention' is given twice (first at line 1) (while constructing a mapping at line 1)"
+    )
+    inline = cli.home / "inline.yaml"
+    inline.write_text("retention: {logs_days: 30, logs_days: 1}\n")
+    assert "the key 'logs_days' is given twice" in one_line_error(cli("gc", "--config", str(inline)))
+    assert len(json.loads(cli("runs", "--json").stdout)) == 1  # nothing was deleted
+
+    merged = cli.home / "merged.yaml"
+    merged.write_text("retention:\n  <<: {logs_days: 1, tool_snapshot_days: 2}\n  logs_days: 30\n")
+    dry = json.loads(cli("gc", "--dry-run", "--json", "--config", str(merged)).stdout)
+    assert dry["retention_days"] == {"logs_days": 30, "tool_snapshot_days": 2}
+
+
 def _reader(proc: subprocess.Popen[str]) -> queue.Queue[str]:
     """Lines of the process's stdout as they come (a thread, so a test can wait with a deadline)."""
     lines: queue.Queue[str] = queue.Queue()
@@ -386,3 +411,27 @@ def test_show_cuts_a_huge_tool_or_model_name_to_one_line(cli):
     out = cli("show", records[0][1]["run_id"], env={"COLUMNS": "200"}).stdout
     assert "T" * 159 + "…" in out and "M" * 159 + "…" in out
     assert len(out.splitlines()) < 40, len(out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # beyond 64 bits a count reached SQLite's LIMIT: `IntegrityError: datatype mismatch`
+        (("runs", "--last", "99999999999999999999"), "at most 1,000,000,000"),
+        (("drift", "--min-runs", "99999999999999999999"), "at most 1,000,000,000"),
+        (("tail", "--last", "99999999999999999999"), "--last must be from 0 to 1,000,000,000"),
+        # NaN and centuries reached time.sleep after the header: ValueError, OverflowError
+        (("tail", "--interval", "nan"), "--interval above 0 and at most 86,400"),
+        (("tail", "--interval", "1e300"), "--interval above 0 and at most 86,400"),
+        # the 24 hours before year 1: `ValueError: year 0 is out of range`
+        (("stats", "--until", "0001-01-01"), "before 1970, when no run can start"),
+        (("drift", "--until", "0001-01-01"), "before 1970, when no run can start"),
+        (("runs", "--since", "1969-12-31"), "before 1970, when no run can start"),
+        # Python's own words were `offset must be a timedelta strictly between -timedelta(hours=24) ...`
+        (("runs", "--since", "2026-11-24T17:00+25:00"), "its zone offset must be under 24 hours"),
+    ],
+)
+def test_out_of_range_counts_and_times_are_a_bad_option_not_an_internal_error(cli, args, says):
+    seed.write(cli.db, seed.run_records(seed.now_ms() - MIN))  # a store, so only the option can fail
+    line = one_line_error(cli(*args))
+    assert says in line and "Error" not in line, line

@@ -328,3 +328,17 @@ def test_replaying_an_abandoned_run_does_not_report_a_match(tmp_path):
     assert (report["matched"], report["steps_matched"], report["served"]) == (False, 1, 1)
     assert report["stop_reason"] == {"then": None, "now": "completed"}
     assert report["status_then"] == "abandoned"
+
+
+def test_a_run_id_prefix_typed_in_capitals_replays_as_show_finds_it(rig, recorded, tmp_path):
+    """``show`` and ``export`` find a run from a prefix in capitals (ids are lower-case hex); ``replay``
+    found the run too, then looked its recording up by the prefix as typed and said it had none
+    (`recorded with replay.record: false ...`, exit 2)."""
+    original = recorded()
+    agent_otel.shutdown()
+    env = {"AGENT_OTEL_TEST_OUTBOX": str(tmp_path / "outbox.jsonl")}
+    assert json.loads(rig.cli("show", original[:10].upper(), "--json").stdout)["run"]["run_id"] == original
+    for given in (original[:10].upper(), original.upper()):
+        same = rig.cli("replay", given, "--call", f"{AGENT}:handle", env=env)
+        assert same.returncode == 0, same.stderr
+        assert f"replay of {original}" in same.stdout and "matched in order 3" in same.stdout

@@ -206,3 +206,34 @@ def test_a_batch_the_locked_store_could_not_take_is_stored_later_whole_and_in_it
     ended = {p["run_id"] for t, p in records if t == "run" and p["status"] != "running"}
     stored_ended = rows(path, "SELECT run_id FROM agent_runs WHERE status <> 'running'")
     assert {r["run_id"] for r in stored_ended} == ended
+
+
+def test_a_nan_spend_token_count_or_duration_from_the_agent_neither_raises_nor_loses_the_run(
+    setup_agent, tmp_path, caplog
+):
+    """Numbers the agent computes itself can be NaN (0/0 in its price arithmetic) or infinite. Before,
+    a NaN or infinite ``cost_usd`` made the run's spend NaN and the store refused the run's end: the run
+    read ``abandoned`` for ever, its stop reason, counts and usage lost; a NaN token count or
+    ``duration_ms`` raised ValueError out of ``record_llm`` into the agent. Such a value is unknown: a
+    spend is then computed from the prices, as when none is given."""
+    setup_agent()
+    nan, inf = float("nan"), float("inf")
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        with agent_otel.run("pricing-agent", model="gpt-4o") as odd:
+            odd.record_llm(model="gpt-4o", input_tokens=800, output_tokens=90, cost_usd=nan)
+            odd.record_llm(model="gpt-4o", input_tokens=800, output_tokens=90, cost_usd=inf)
+            odd.record_llm(model="gpt-4o", input_tokens=nan, output_tokens=90, duration_ms=nan)
+            odd.record_llm(model="gpt-4o", input_tokens=inf, output_tokens=90, duration_ms=inf)
+        with agent_otel.run("pricing-agent", model="gpt-4o") as plain:
+            plain.record_llm(model="gpt-4o", input_tokens=800, output_tokens=90)
+            plain.record_llm(model="gpt-4o", input_tokens=800, output_tokens=90)
+            plain.record_llm(model="gpt-4o", output_tokens=90)
+            plain.record_llm(model="gpt-4o", output_tokens=90)
+        assert sdk.flush(5)
+    assert store_warnings(caplog) == []
+    db = str(tmp_path / "home" / "agent-otel.db")
+    stored = {r["run_id"]: r for r in rows(db, "SELECT * FROM agent_runs")}
+    got, want = stored[odd.run_id], stored[plain.run_id]
+    assert (got["status"], got["stop_reason"], got["llm_calls"]) == ("success", "completed", 4)
+    assert (got["input_tokens"], got["output_tokens"]) == (1600, 360)
+    assert want["cost_usd"] > 0 and got["cost_usd"] == pytest.approx(want["cost_usd"])

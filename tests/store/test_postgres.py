@@ -288,6 +288,42 @@ def test_tail_keeps_following_through_a_server_restart():
         server.stop()
 
 
+def test_tail_started_while_the_server_is_down_waits_for_it():
+    """`agent-otel tail` started as a service before PostgreSQL is up (or during a restart): one line on
+    stderr, then the runs that end once it answers. It ended at once with exit 2 (`Connection refused`),
+    though the same outage a second later is waited out."""
+    from tests.cli.conftest import COMMAND, wait_for_line
+
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.new_database()
+        server.halt()
+        tail = subprocess.Popen(
+            [*COMMAND, "tail", "--store", url, "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1.0)  # several tries fail meanwhile
+            assert tail.poll() is None, tail.communicate(timeout=10)
+            server.resume()
+            seed.write(url, seed.run_records(seed.now_ms(), run_id="c" * 32))
+            found = wait_for_line(tail, "c" * 12)
+            assert tail.poll() is None, "tail ended"
+            assert found, "tail did not show the run that ended once the server was up"
+        finally:
+            tail.terminate()
+            _, err = tail.communicate(timeout=30)
+        lines = err.splitlines()
+        assert len(lines) == 2 and "Traceback" not in err, err
+        assert "cannot be read right now" in lines[0] and "Connection refused" in lines[0], err
+        assert lines[1] == "agent-otel tail: the run store can be read again", err
+    finally:
+        server.stop()
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_warning(caplog):
     """A DBA's idle_session_timeout (or a proxy's idle limit) closes the sink's connection while the
     agent is idle. The next batch goes in over a new connection at once: no "cannot take writes" warning

@@ -214,3 +214,62 @@ def test_a_wal_file_another_user_created_first_gets_nothing_of_the_store(setup_a
     agent_otel.shutdown()
     assert sqlite3.connect(db).execute("SELECT count(*) FROM agent_runs").fetchone() == (1,)
     assert not wal.exists() or wal.stat().st_uid == 0
+
+
+def test_a_postgresql_url_libpq_cannot_parse_or_a_short_password_is_reported_without_the_password(
+    setup_agent, cli, caplog
+):
+    """libpq quotes a URL it cannot parse whole (an unclosed IPv6 bracket), and Python cannot split it
+    either: its password was printed by the CLI, ``doctor --json`` and the SDK's warning. A password
+    is masked where it stands as a word: replacing every occurrence of `p` made `***ort 1 failed`, and
+    a port beyond 65535 came out as `ValueError: Port out of range 0-65535`, naming no URL."""
+    from tests.otlp_receiver import free_port
+
+    port = free_port()
+    malformed = f"postgresql://app:{PG_PASSWORD}@[::1/agents"
+    with caplog.at_level(logging.DEBUG, logger="agent_otel"):
+        setup_agent(store=malformed)
+        one_run(1)
+        sdk.flush(2)
+        agent_otel.shutdown()
+    printed = [r.getMessage() for r in caplog.records]
+    assert store_warnings(caplog), printed
+    for args in (("doctor",), ("doctor", "--json"), ("runs",)):
+        proc = cli("--store", malformed, *args)
+        printed += [proc.stdout, proc.stderr]
+        assert "IPv6" in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
+    assert not [m for m in printed if PG_PASSWORD in m]
+
+    line = one_line_error(cli("--store", f"postgresql://app:p@127.0.0.1:{port}/agents", "runs"))
+    assert f'"127.0.0.1", port {port} failed' in line and "***@127.0.0.1" in line, line
+    line = one_line_error(cli("--store", f"postgresql://app:{PG_PASSWORD}@127.0.0.1:99999/agents", "runs"))
+    assert "postgresql://app:***@127.0.0.1:99999/agents" in line and PG_PASSWORD not in line, line
+
+
+def test_doctor_agrees_with_the_sdk_on_a_home_that_is_a_file_or_whose_parents_are_missing(
+    setup_agent, cli, tmp_path, monkeypatch
+):
+    """The SDK makes its home with every missing parent (``os.makedirs``), and cannot when the home is a
+    file. doctor said the opposite of both: a home under a directory not made yet was `cannot be created`
+    (exit 1), and a home that is a file, where every run is dropped, `not created yet: created by the
+    first run` (exit 0); `runs` called that file a directory that `does not exist`."""
+    a_file = tmp_path / "home-file"
+    a_file.write_text("not a directory")
+    doctor = cli("doctor", "--json", env={"AGENT_OTEL_HOME": str(a_file)})
+    store = json.loads(doctor.stdout)["store"]
+    assert doctor.returncode == 1 and store["ok"] is False, doctor.stdout
+    assert store["error"].startswith(f"cannot be created: {a_file} is a file, not a directory"), store
+    line = one_line_error(cli("runs", env={"AGENT_OTEL_HOME": str(a_file)}))
+    assert f"{a_file} is a file, not a directory" in line, line
+
+    deep = tmp_path / "srv" / "agent-otel" / "home"
+    doctor = cli("doctor", "--json", env={"AGENT_OTEL_HOME": str(deep)})
+    store = json.loads(doctor.stdout)["store"]
+    assert doctor.returncode == 0 and store["ok"] is True and store["exists"] is False, doctor.stdout
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(deep))
+    setup_agent()
+    run_id = one_run(1)
+    assert sdk.flush(5)
+    assert [
+        r["run_id"] for r in json.loads(cli("runs", "--json", env={"AGENT_OTEL_HOME": str(deep)}).stdout)
+    ] == [run_id]

@@ -88,13 +88,20 @@ def parse_duration(text: str) -> int:
     return int(value)
 
 
+MAX_COUNT = 1_000_000_000
+
+
 def positive_int(text: str) -> int:
+    """A count from 1 to a billion (argparse type): beyond 64 bits a count reached SQLite's LIMIT and
+    came back as ``IntegrityError: datatype mismatch``, not as a bad option."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text} is too large; at most {MAX_COUNT:,}")
     return value
 
 
@@ -129,9 +136,14 @@ def parse_when(text: str) -> When:
     try:
         parsed = dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"invalid time {text!r}: {exc}") from None
+        why = "its zone offset must be under 24 hours" if "offset" in str(exc) else str(exc)
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: {why}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
+    if parsed.year < 1970:
+        # No run starts before the epoch its times count from; and a period reaching back from year 1
+        # (stats' 24 hours before --until 0001-01-01) ended in `ValueError: year 0 is out of range`.
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: before 1970, when no run can start")
     return When(int(parsed.timestamp() * 1000), value)
 
 

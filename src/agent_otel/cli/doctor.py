@@ -120,17 +120,23 @@ def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
 
 def _cannot_create(path: str) -> str | None:
     """Why the SDK could not create a SQLite store at ``path``, or None: it creates the file, and of the
-    directories only the agent-otel home (a missing directory elsewhere is taken for a typo)."""
+    directories only those inside the agent-otel home, with every missing parent of the home (as
+    ``os.makedirs``); a missing directory elsewhere is taken for a typo.
+
+    Before, a home whose parent did not exist yet (``AGENT_OTEL_HOME=/srv/agent-otel/home``) was called
+    impossible (exit 1) though the first run creates it, and a home naming a file (where the SDK drops
+    every run) was called fine, "created by the first run", exit 0."""
     directory = os.path.dirname(os.path.abspath(path))
     agent_home = home()
+    inside_home = os.path.commonpath([agent_home, directory]) == agent_home
     while not os.path.isdir(directory):
-        if directory != agent_home:
+        if os.path.exists(directory):
+            return f"{directory} is a file, not a directory"
+        if not inside_home:
             return (
                 f"the directory {directory} does not exist (agent-otel creates only its home, {agent_home})"
             )
         directory = os.path.dirname(directory)
-        if os.path.exists(directory) and not os.path.isdir(directory):
-            return f"{directory} is not a directory"
     if not os.access(directory, os.W_OK | os.X_OK):
         why = "read-only file system" if _read_only_mount(directory) else "no write permission"
         return f"{directory} is not writable ({why})"

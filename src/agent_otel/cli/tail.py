@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from agent_otel.cli.common import CLIError, Context, now_ms, reader_gone
+from agent_otel.cli.common import MAX_COUNT, CLIError, Context, now_ms, reader_gone
 from agent_otel.cli.layout import fit
 from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
 from agent_otel.store import StoreError, open_store
@@ -28,6 +28,7 @@ HELP = "follow runs as they end (same filters as runs); Ctrl-C to stop"
 
 SLACK_MS = 5_000
 LOOKBACK_MS = 86_400_000
+_MAX_INTERVAL_S = 86_400  # a day: far beyond any use, and within what time.sleep takes
 #: ``tail`` shows when a run ended, where ``runs`` shows when it started.
 TAIL_COLUMNS = tuple(dataclasses.replace(c, header="ENDED") if c.header == "STARTED" else c for c in COLUMNS)
 
@@ -56,8 +57,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CLIError(
             f"tail follows runs as they end; use `agent-otel runs --stop-reason {where['stop_reason']}`"
         )
-    if args.last < 0 or args.interval <= 0:
-        raise CLIError("--last must be at least 0 and --interval above 0")
+    # A NaN or an interval of centuries, or a --last beyond 64 bits, reached time.sleep or SQLite's
+    # LIMIT and ended in a ValueError or an IntegrityError after the header, not as a bad option.
+    if not (0 <= args.last <= MAX_COUNT and 0 < args.interval <= _MAX_INTERVAL_S):
+        raise CLIError(
+            f"--last must be from 0 to {MAX_COUNT:,} and --interval above 0 and at most {_MAX_INTERVAL_S:,}"
+        )
     console = ctx.console
     layout = fit(TAIL_COLUMNS, [], console.width, reserve=True)
     try:
@@ -71,19 +76,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _wait_for_store(ctx: Context, interval: float) -> Any:
-    """The store, once it exists: `agent-otel tail` is often started before the first agent run (or
-    `agent-otel demo --live`) creates it. Any other error is one line and exit 2, as everywhere."""
-    said = False
+    """The store, once it exists and answers: `agent-otel tail` is often started before the first agent
+    run (or `agent-otel demo --live`) creates it, or, as a service, while PostgreSQL is still starting or
+    restarting: that is waited out as while following (it ended `tail` with exit 2 at once, where the
+    same outage a second later was waited out). Any other error is one line and exit 2, as everywhere."""
+    target = ctx.require_target()
+    said = down = False
     while not reader_gone():
         try:
-            return ctx.store()
-        except CLIError as exc:
-            if "no run store at" not in str(exc):
-                raise
-            if not said:
-                said = True
-                sys.stderr.write(f"agent-otel tail: {exc}; waiting for it (Ctrl-C to stop)\n")
-                sys.stderr.flush()
+            store = open_store(target, create=False, writer=False)
+        except StoreError as exc:
+            if "no run store at" in str(exc):
+                if not said:
+                    said = True
+                    _say(f"{exc}; waiting for it (Ctrl-C to stop)")
+            elif exc.transient:
+                if not down:
+                    down = True
+                    _say(f"the run store cannot be read right now ({exc}); trying again every {interval:g} s")
+            else:
+                raise CLIError(f"cannot open the run store at {target.display}: {exc}") from None
+        else:
+            ctx.opened.append(store)
+            if down:
+                _say("the run store can be read again")
+            return store
         time.sleep(interval)
     return None
 

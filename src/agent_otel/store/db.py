@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import sqlite3
 import stat
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agent_otel.store import liveness
-from agent_otel.store.location import Target, home
+from agent_otel.store.location import Target, home, redact_url
 from agent_otel.store.schema import (
     JSON_EVENT_COLUMNS,
     META_TABLE,
@@ -807,9 +808,36 @@ class Store:
 def _url_password(url: str) -> str | None:
     try:
         password = urllib.parse.urlsplit(url).password
-    except ValueError:
-        return None
+    except ValueError:  # a URL Python cannot split (`[::1` unclosed): its user info all the same
+        found = _USER_INFO.match(url)
+        password = found.group(2) if found else None
     return urllib.parse.unquote(password) if password else None
+
+
+# `scheme://user:password@`: how libpq reads the user info of a URL Python's urlsplit refuses.
+_USER_INFO = re.compile(r"[^:/?#]+://([^@/?#:]*):([^@/?#]*)@")
+
+
+def _without_password(message: str, url: str) -> str:
+    """``message`` (a connection error) with the URL's password masked, and nothing else.
+
+    libpq quotes a URL it cannot parse whole (`... in IPv6 host address in URI: "postgresql://app:secret@[::1"`),
+    which printed the password; it is replaced by the URL as agent-otel prints it. Elsewhere the password is
+    masked where it stands as a word of its own: replacing every occurrence of it also masked the words
+    that happen to contain it (a password `p` made `***ort 5432 failed`) or equal the user name (the
+    docker default `postgres:postgres` read `role "***" does not exist`), which the URL shows anyway."""
+    message = message.replace(url, redact_url(url))
+    password = _url_password(url)
+    if not password:
+        return message
+    try:
+        user = urllib.parse.unquote(urllib.parse.urlsplit(url).username or "")
+    except ValueError:
+        found = _USER_INFO.match(url)
+        user = urllib.parse.unquote(found.group(1)) if found else ""
+    for form in {password, urllib.parse.quote(password, safe="")} - {user}:  # libpq may quote either
+        message = re.sub(rf"(?<!\w){re.escape(form)}(?!\w)", "***", message)
+    return message
 
 
 def _cannot_write(exc: BaseException) -> bool:
@@ -861,6 +889,8 @@ class SQLiteStore(Store):
         if not os.path.exists(path):
             if not create:
                 parent = os.path.dirname(path)
+                if parent and os.path.exists(parent) and not os.path.isdir(parent):
+                    raise StoreError(f"no run store at {path}: {parent} is a file, not a directory")
                 if parent and not os.path.isdir(parent):
                     raise StoreError(f"no run store at {path}: the directory {parent} does not exist")
                 raise StoreError(
@@ -1147,9 +1177,9 @@ class PostgresStore(Store):
                 self.conn.execute(f"SELECT {_PLANNER_SETTINGS.format(local='false')}")
         except Exception as exc:
             error = classify(exc)
-            password = _url_password(self.target.location)
-            if password and password in str(error):  # libpq quotes a malformed one: "unexpected spaces..."
-                error = StoreError(str(error).replace(password, "***"), error.transient, error.bad_data)
+            masked = _without_password(str(error), self.target.location)
+            if masked != str(error):
+                error = StoreError(masked, error.transient, error.bad_data)
             raise error from None
 
     @contextlib.contextmanager

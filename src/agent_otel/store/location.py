@@ -58,11 +58,9 @@ def redact_url(url: str) -> str:
         return "postgresql://***"
     netloc, query = parts.netloc, parts.query
     if parts.password is not None:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        netloc = f"{user}:***@{host}"
+        # The host and port as given: `parts.port` raises ValueError for a port beyond 65535, which
+        # reached the operator as `ValueError: Port out of range 0-65535`, naming no URL.
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
     if "password" in query.lower():
         query = _QUERY_PASSWORD.sub(r"\1=***", query)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

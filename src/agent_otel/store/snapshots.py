@@ -294,6 +294,12 @@ def find_run(store: Store, prefix: str) -> dict[str, Any] | None:
     if exact:
         return exact[0]
     rows = store.query(*prefix_query("SELECT * FROM agent_snapshot_runs", "run_id", prefix, limit=6))
+    if not rows and prefix.lower() != prefix:
+        # Ids are lower-case hex, and a prefix typed in capitals finds its run (Store.find_run): here
+        # it did not, so `replay` said the run had no snapshots, recorded with replay.record: false.
+        rows = store.query(
+            *prefix_query("SELECT * FROM agent_snapshot_runs", "run_id", prefix.lower(), limit=6)
+        )
     if len(rows) > 1:
         shown = ", ".join(r["run_id"][:16] for r in rows[:5])
         raise StoreError(f"run id prefix {prefix!r} is ambiguous ({shown}{', ...' if len(rows) > 5 else ''})")
