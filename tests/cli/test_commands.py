@@ -13,7 +13,7 @@ import statistics
 import pytest
 
 from agent_otel.config import EVENT_FIELDS
-from agent_otel.store import LATEST_VERSION
+from agent_otel.store import LATEST_VERSION, Target, open_store
 from tests.cli.conftest import CLI, one_line_error
 from tests.store import seed
 from tests.store.test_upgrade import STORES
@@ -468,6 +468,14 @@ def test_drift_of_an_agent_the_store_never_saw_is_a_bad_option_not_missing_data(
     proc = little("drift", "--agent", "support-agent", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["enough_data"] is False
 
+    # A store without any run yet (a cron job set up before the agent's first run) knows no agent to
+    # compare with: not enough data, exit 0, as without --agent.
+    fresh = make_cli("fresh")
+    os.makedirs(fresh.home)
+    open_store(Target("sqlite", fresh.db), create=True).close()
+    proc = fresh("drift", "--agent", "support-agent")
+    assert proc.returncode == 0 and "not enough data" in proc.stdout and proc.stderr == ""
+
     # The list of known agents is bounded.
     many = make_cli("many")
     records = []
@@ -492,3 +500,17 @@ def test_runs_and_stats_of_an_unknown_agent_say_so_on_stderr(cli, seeded):
     assert proc.returncode == 0 and proc.stderr == ""
     proc = cli("runs", "--agent", "triage-agent", "--since", "1m")
     assert proc.returncode == 0 and proc.stderr == "" and "no runs match" in proc.stdout
+
+
+def test_an_unknown_agent_is_named_from_a_postgresql_store_too(cli, postgres):
+    """The known agents are listed by a walk of the (agent, created_at) index, in SQL both databases run."""
+    url = postgres.new_database()
+    records = []
+    for name in ("triage-agent", "support-agent", "billing-agent"):
+        records += seed.run_records(seed.now_ms() - HOUR, agent=name)
+    seed.write(url, records)
+    line = one_line_error(cli("--store", url, "drift", "--agent", "suport-agent"))
+    assert "its agents: billing-agent, support-agent, triage-agent" in line, line
+    proc = cli("--store", url, "runs", "--agent", "suport-agent")
+    assert proc.returncode == 0 and "its agents: billing-agent, support-agent" in proc.stderr
+    assert cli("--store", url, "drift", "--agent", "support-agent").returncode == 0  # known: too few runs

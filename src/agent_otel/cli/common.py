@@ -397,7 +397,8 @@ KNOWN_AGENTS_SHOWN = 10
 
 
 def unknown_agent(store: Store, agent: str | None) -> str | None:
-    """None when ``agent`` has runs in the store (or no ``--agent`` was given); else one line naming it and
+    """None when ``agent`` has runs in the store (or no ``--agent`` was given, or the store has no runs at
+    all); else one line naming it and
     the agents the store does know. A misspelt ``--agent`` otherwise reads as an agent with no runs: drift
     said "not enough data" and exited 0, so a cron job watching a typo never alerted. Called only when a
     command found nothing, so a normal answer costs no query."""
@@ -416,8 +417,8 @@ def unknown_agent(store: Store, agent: str | None) -> str | None:
         f"LIMIT {KNOWN_AGENTS_SHOWN + 1}"
     )
     names = [printable(str(r["name"])) for r in rows]
-    if not names:
-        return f"no run of agent {printable(agent)!r} in the store, which holds no runs yet"
+    if not names:  # a new store, before its first run: no agent is known, so none is misspelt
+        return None
     listed = ", ".join(names[:KNOWN_AGENTS_SHOWN]) + (", ..." if len(names) > KNOWN_AGENTS_SHOWN else "")
     return f"no run of agent {printable(agent)!r} in the store; its agents: {listed}"
 
