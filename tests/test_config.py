@@ -179,6 +179,11 @@ BINARY = bytes(range(256)) * 4  # not UTF-8, as a config path pointing at a bina
         # Became a SQLite file named after the password, in the working directory.
         ({"store": "host=db dbname=agents user=app password=secret"}, {}, "libpq keyword/value"),
         ({}, {"AGENT_OTEL_STORE": "dbname=agents password=secret"}, "libpq keyword/value"),
+        # An empty store used the default one (an argument, the config file) or none at all (the variable,
+        # as `AGENT_OTEL_STORE=$STORE` leaves it when $STORE is unset), without a word.
+        ({"store": ""}, {}, "'store' \\(from argument\\) is empty"),
+        ({}, {"AGENT_OTEL_STORE": ""}, "'store' \\(from env:AGENT_OTEL_STORE\\) is empty"),
+        ({}, {"AGENT_OTEL_STORE": " "}, "is empty; give a SQLite path"),
     ],
 )
 def test_setup_raises_only_config_error_for_bad_configuration(monkeypatch, tmp_path, kwargs, env, says):

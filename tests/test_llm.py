@@ -37,6 +37,26 @@ def test_usage_and_spend_add_up_on_the_run(telemetry):
     assert [e["usage"]["input_tokens"] for e in llm_events] == [1000, 2000, 10, 1]
 
 
+def test_a_negative_cost_is_unknown_and_the_price_table_gives_the_spend(telemetry):
+    """A negative ``cost_usd`` (a refund or a sign slip in the caller's arithmetic) was taken as spend:
+    the run showed ``$-1.00`` and lowered its spend budget's count. Like a NaN, it is no spend a request
+    can have: unknown, so the price table prices the request, and a model without a price adds nothing."""
+    with agent_otel.run("a", model="gpt-4o") as run:
+        run.record_llm(model="gpt-4o", input_tokens=1000, output_tokens=100, cost_usd=-1.0)
+        run.record_llm(model="in-house-llm", input_tokens=10, output_tokens=5, cost_usd=-0.5)
+    expected = (1000 * 2.5 + 100 * 10) / 1e6
+    assert run.cost_usd == pytest.approx(expected)
+    spans = sorted(telemetry.spans_named("chat"), key=lambda s: s.attributes[c.STEP_ID])
+    assert spans[0].attributes[c.COST_USD] == pytest.approx(expected)
+    assert c.COST_USD not in spans[1].attributes
+    (stop,) = telemetry.events("stop")
+    assert stop["usage"]["cost_usd"] == pytest.approx(expected)
+    assert [e["usage"].get("cost_usd") for e in telemetry.events("llm_result")] == [
+        pytest.approx(expected),
+        None,
+    ]
+
+
 def test_duration_back_dates_the_span(telemetry):
     with agent_otel.run("a") as run:
         run.record_llm(model="gpt-4o", input_tokens=1, output_tokens=1, duration_ms=1500)

@@ -96,7 +96,9 @@ def _env_capture(value: str) -> bool:
 
 
 def _env_store(value: str) -> Any:
-    return False if value.strip().lower() in ("false", "off", "none", "0", "") else value
+    # An empty AGENT_OTEL_STORE is kept as it is, for _check_store to refuse: it switched the store off
+    # without a word (a `AGENT_OTEL_STORE=$STORE` whose variable was unset lost every run).
+    return False if value.strip().lower() in ("false", "off", "none", "0") else value
 
 
 def _env_ms_to_s(value: str) -> float:
@@ -145,6 +147,11 @@ def _check_store(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
+    if not text:  # `--store ''`, `AGENT_OTEL_STORE=`: the default store (or none) was used without a word
+        return (
+            "is empty; give a SQLite path, a postgresql:// URL or false, "
+            "or leave it unset for $AGENT_OTEL_HOME/agent-otel.db"
+        )
     scheme, sep, _ = text.partition("://")
     if not sep and _LIBPQ_KEYWORDS.match(text):  # (the value is not echoed: it may hold a password)
         return (
@@ -504,7 +511,7 @@ SCHEMA: dict[str, Any] = {
         (str, bool),
         None,
         "Local run store: a SQLite path, a postgresql:// URL, or false. "
-        "Unset means $AGENT_OTEL_HOME/agent-otel.db.",
+        "Unset means $AGENT_OTEL_HOME/agent-otel.db; empty is an error.",
         env=("AGENT_OTEL_STORE",),
         env_parse=_env_store,
         nullable=True,

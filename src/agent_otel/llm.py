@@ -341,19 +341,21 @@ def _count(value: Any) -> int | None:
 
 
 def _finite(number: Any) -> float | None:
-    """A reported spend (or duration) as a finite float, or None: unknown (a spend is then computed from
-    the prices, if any).
+    """A reported spend (or duration) as a finite float not below 0, or None: unknown (a spend is then
+    computed from the prices, if any).
 
     A NaN or infinite ``cost_usd`` (0/0 in the caller's price arithmetic) made the run's total NaN, and
     the run store refused the run's end record: the run read ``abandoned`` for ever, its stop reason,
-    counts and usage lost. A value that is no number at all is unknown too, rather than an error."""
+    counts and usage lost. A negative one (a sign slip) was taken as spend: the run showed ``$-1.00`` and
+    took it off its spend budget's count. A value that is no number at all is unknown too, rather than
+    an error. Like these, a negative value is not warned about: the request is recorded, priced."""
     if number is None:
         return None
     try:
         value = float(number)
     except (TypeError, ValueError, OverflowError):
         return None
-    return value if math.isfinite(value) else None
+    return value + 0.0 if math.isfinite(value) and value >= 0 else None  # + 0.0: -0.0 is 0
 
 
 def begin(
@@ -691,9 +693,7 @@ def record(
         return
     pending = run.ledger.pending
     start_ns = None
-    duration_ms = _finite(duration_ms)  # a NaN raised ValueError here, into the agent
-    if duration_ms is not None and duration_ms < 0:
-        duration_ms = None
+    duration_ms = _finite(duration_ms)  # a NaN raised ValueError here, into the agent; < 0 is None too
     if duration_ms is not None:
         start_ns = time.time_ns() - int(duration_ms * 1e6)
     call = begin(

@@ -13,7 +13,7 @@ import statistics
 import pytest
 
 from agent_otel.config import EVENT_FIELDS
-from agent_otel.store import LATEST_VERSION
+from agent_otel.store import LATEST_VERSION, Target, open_store
 from tests.cli.conftest import CLI, one_line_error
 from tests.store import seed
 from tests.store.test_upgrade import STORES
@@ -451,3 +451,66 @@ def test_gc_dry_run_changes_nothing_and_says_what_it_cannot_know(cli, tmp_path, 
         ]
         assert "tables it added are not counted" in text.stdout
         assert "newer than this agent-otel supports" in one_line_error(cli("--store", path, "gc"))
+
+
+def test_drift_of_an_agent_the_store_never_saw_is_a_bad_option_not_missing_data(cli, make_cli):
+    """A cron job running `drift --agent` with a misspelt name got "not enough data" and exit 0 forever."""
+    _drift_store(cli, window_tool_calls=12)
+    line = one_line_error(cli("drift", "--agent", "suport-agent"))
+    assert "'suport-agent'" in line and "its agents: support-agent" in line
+    proc = cli("drift", "--agent", "suport-agent", "--json")
+    assert proc.returncode == 2 and proc.stdout == "" and "its agents: support-agent" in proc.stderr
+    assert cli("drift", "--agent", "support-agent", "--json").returncode == 1  # the agent itself drifts
+
+    # An agent that exists with too few runs keeps its documented answer: not enough data, exit 0.
+    little = make_cli("little")
+    seed.write(little.db, seed.run_records(seed.now_ms() - HOUR))
+    proc = little("drift", "--agent", "support-agent", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["enough_data"] is False
+
+    # A store without any run yet (a cron job set up before the agent's first run) knows no agent to
+    # compare with: not enough data, exit 0, as without --agent.
+    fresh = make_cli("fresh")
+    os.makedirs(fresh.home)
+    open_store(Target("sqlite", fresh.db), create=True).close()
+    proc = fresh("drift", "--agent", "support-agent")
+    assert proc.returncode == 0 and "not enough data" in proc.stdout and proc.stderr == ""
+
+    # The list of known agents is bounded.
+    many = make_cli("many")
+    records = []
+    for i in range(14):
+        records += seed.run_records(seed.now_ms() - HOUR, agent=f"agent-{i:02d}")
+    seed.write(many.db, records)
+    line = one_line_error(many("drift", "--agent", "agent-99"))
+    assert "agent-00, agent-01" in line and "agent-09, ..." in line and "agent-10" not in line
+
+
+def test_runs_and_stats_of_an_unknown_agent_say_so_on_stderr(cli, seeded):
+    """An empty listing is a right answer, but for a misspelt agent the user learns it is unknown."""
+    for command in (("runs",), ("runs", "--json"), ("stats",), ("stats", "--json")):
+        proc = cli(*command, "--agent", "triage-agnet")
+        assert proc.returncode == 0, proc.stderr
+        assert "note: no run of agent 'triage-agnet'" in proc.stderr, command
+        assert "its agents: support-agent, triage-agent" in proc.stderr
+        if "--json" in command:
+            json.loads(proc.stdout)  # stdout stays what a script parses
+    # A known agent with nothing in the period: no note.
+    proc = cli("stats", "--agent", "triage-agent", "--since", "1m")
+    assert proc.returncode == 0 and proc.stderr == ""
+    proc = cli("runs", "--agent", "triage-agent", "--since", "1m")
+    assert proc.returncode == 0 and proc.stderr == "" and "no runs match" in proc.stdout
+
+
+def test_an_unknown_agent_is_named_from_a_postgresql_store_too(cli, postgres):
+    """The known agents are listed by a walk of the (agent, created_at) index, in SQL both databases run."""
+    url = postgres.new_database()
+    records = []
+    for name in ("triage-agent", "support-agent", "billing-agent"):
+        records += seed.run_records(seed.now_ms() - HOUR, agent=name)
+    seed.write(url, records)
+    line = one_line_error(cli("--store", url, "drift", "--agent", "suport-agent"))
+    assert "its agents: billing-agent, support-agent, triage-agent" in line, line
+    proc = cli("--store", url, "runs", "--agent", "suport-agent")
+    assert proc.returncode == 0 and "its agents: billing-agent, support-agent" in proc.stderr
+    assert cli("--store", url, "drift", "--agent", "support-agent").returncode == 0  # known: too few runs

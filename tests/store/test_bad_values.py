@@ -19,6 +19,7 @@ import agent_otel
 from agent_otel import sdk
 from agent_otel.events import JsonLinesSink
 from agent_otel.store import StoreSink, Target, open_store
+from agent_otel.store.summaries import log_key
 from tests.store import seed
 from tests.store.conftest import one_run
 from tests.store.test_store import rows, store_warnings
@@ -237,3 +238,48 @@ def test_a_nan_spend_token_count_or_duration_from_the_agent_neither_raises_nor_l
     assert (got["status"], got["stop_reason"], got["llm_calls"]) == ("success", "completed", 4)
     assert (got["input_tokens"], got["output_tokens"]) == (1600, 360)
     assert want["cost_usd"] > 0 and got["cost_usd"] == pytest.approx(want["cost_usd"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_spend_or_duration_reaching_the_store_by_another_path_keeps_the_run_end(
+    tmp_path, caplog, bad
+):
+    """``record_llm`` cleans NaN and infinities, but an end record can be built from a framework's usage
+    dict: before, the summaries' histogram key of a NaN or infinite ``cost_usd`` raised, the store refused
+    the run's end, and the run read ``abandoned`` for ever with its stop reason and counts lost. Such a
+    number is unknown: stored as NULL, counted as no spend in the figures."""
+    path = str(tmp_path / "store.db")
+    odd = seed.run_records(seed.now_ms() - 60_000, cost_usd=0.02)
+    odd[-1][1].update(cost_usd=bad, duration_ms=bad)  # the end record
+    odd[-2][1]["usage"].update(cost_usd=bad)  # and the stop event's usage
+    plain = seed.run_records(seed.now_ms() - 30_000, cost_usd=0.02)
+    sink = StoreSink(Target("sqlite", path))
+    with caplog.at_level(logging.WARNING, logger="agent_otel"):
+        sink.write(odd + plain)
+        sink.close()
+    assert store_warnings(caplog) == [] and (sink.rejected, sink.dropped) == (0, 0)
+    stored = {r["run_id"]: r for r in rows(path, "SELECT * FROM agent_runs")}
+    got = stored[odd[0][1]["run_id"]]
+    assert (got["status"], got["stop_reason"], got["tool_calls"]) == ("success", "completed", 4)
+    assert (got["cost_usd"], got["duration_ms"]) == (None, None)
+    want = _hour_figures(path)
+    assert (want["n"], want["usd"], want["usdh"]) == (2, pytest.approx(0.02), {"z": 1, log_key(0.02): 1})
+    assert sum(want["dur"].values()) == 1  # the plain run's duration; the odd one's is unknown
+
+    # A row holding an infinity (SQLite keeps one as REAL; PostgreSQL keeps NaN too), as a writer that
+    # did not clean it left it: rebuilding the summaries from the rows counts it as unknown, not raise.
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE agent_runs SET cost_usd = 9e999, retries = 9e999 WHERE cost_usd IS NULL")
+    store = open_store(Target("sqlite", path), create=False)
+    try:
+        store.rebuild_summaries()
+    finally:
+        store.close()
+    assert _hour_figures(path) == want
+
+
+def _hour_figures(path: str) -> dict:
+    """The hourly summary of the store's one hour of runs (the figures `stats` reads for long periods)."""
+    found = rows(path, "SELECT data FROM agent_run_summaries WHERE span_ms = 3600000")
+    assert len(found) == 1, found
+    return json.loads(found[0]["data"])

@@ -79,6 +79,11 @@ def test_a_store_that_cannot_be_what_the_user_meant_is_one_clear_line(cli, tmp_p
         line = one_line_error(cli("--store", store, "runs"))
         assert says in line, line
         assert ":pw@" not in line
+    # An empty store location is a bad option, not the default store (nor, from the variable, no store).
+    for args, env in ((("--store", ""), {}), (("--store", " "), {}), ((), {"AGENT_OTEL_STORE": ""})):
+        line = one_line_error(cli(*args, "runs", env=env))
+        assert "is empty; give a SQLite path, a postgresql:// URL or false" in line, line
+    assert not os.path.exists(cli.db)
     # The demo, which creates a store, does not create a mistyped directory either.
     line = one_line_error(cli("--store", str(tmp_path / "typo-dir" / "agent-otel.db"), "demo", "--runs", "1"))
     assert f"the directory {tmp_path / 'typo-dir'} does not exist" in line

@@ -390,3 +390,41 @@ def agent_name(value: str) -> str:
 
 def store_error(exc: StoreError) -> CLIError:
     return CLIError(str(exc))
+
+
+#: How many of the store's agent names the line about an unknown ``--agent`` lists.
+KNOWN_AGENTS_SHOWN = 10
+
+
+def unknown_agent(store: Store, agent: str | None) -> str | None:
+    """None when ``agent`` has runs in the store (or no ``--agent`` was given, or the store has no runs at
+    all); else one line naming it and
+    the agents the store does know. A misspelt ``--agent`` otherwise reads as an agent with no runs: drift
+    said "not enough data" and exited 0, so a cron job watching a typo never alerted. Called only when a
+    command found nothing, so a normal answer costs no query."""
+    if agent is None or store.query("SELECT 1 AS hit FROM agent_runs WHERE agent = ? LIMIT 1", [agent]):
+        return None
+    if store.has_table("agent_run_summaries") and store.query(
+        "SELECT 1 AS hit FROM agent_run_summaries WHERE agent = ? LIMIT 1", [agent]
+    ):
+        return None  # its runs were deleted by retention, their hourly figures are still there
+    # The distinct names by a walk of the (agent, created_at) index, one look-up per name: DISTINCT would
+    # read every run of the first agents at a million runs.
+    rows = store.query(
+        "WITH RECURSIVE names(name) AS (SELECT min(agent) FROM agent_runs UNION ALL "
+        "SELECT (SELECT min(agent) FROM agent_runs WHERE agent > names.name) FROM names "
+        f"WHERE names.name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL "
+        f"LIMIT {KNOWN_AGENTS_SHOWN + 1}"
+    )
+    names = [printable(str(r["name"])) for r in rows]
+    if not names:  # a new store, before its first run: no agent is known, so none is misspelt
+        return None
+    listed = ", ".join(names[:KNOWN_AGENTS_SHOWN]) + (", ..." if len(names) > KNOWN_AGENTS_SHOWN else "")
+    return f"no run of agent {printable(agent)!r} in the store; its agents: {listed}"
+
+
+def note_unknown_agent(store: Store, agent: str | None) -> None:
+    """An empty listing is a right answer for a known agent; for a misspelt one, say so on stderr (stdout,
+    the listing or its JSON, stays what scripts parse)."""
+    if unknown := unknown_agent(store, agent):
+        sys.stderr.write(f"agent-otel: note: {unknown}\n")

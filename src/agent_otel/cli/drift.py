@@ -17,6 +17,7 @@ from agent_otel.cli.analysis import DEFAULT_MIN_RUNS, Signal, compare, enough_ru
 from agent_otel.cli.common import (
     EXIT_DRIFT,
     EXIT_OK,
+    CLIError,
     Context,
     add_agent,
     add_json,
@@ -31,6 +32,7 @@ from agent_otel.cli.common import (
     positive_int,
     print_json,
     shown,
+    unknown_agent,
     utc_time,
 )
 from agent_otel.cli.layout import Column, print_table
@@ -86,6 +88,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         window["ahead"] = ahead
     baseline = period(store, start - args.baseline, start, args.agent)
     enough = enough_runs(window, args.min_runs) and enough_runs(baseline, args.min_runs)
+    if not enough and (unknown := unknown_agent(store, args.agent)):
+        raise CLIError(unknown)  # exit 2, a bad option: "not enough data" would exit 0 on a typo forever
     signals = compare(window, baseline) if enough else []
     drifted = [s for s in signals if s.drift]
     result = {

@@ -22,6 +22,7 @@ from agent_otel.cli.common import (
     fmt_num,
     fmt_usd,
     jsonable_run,
+    note_unknown_agent,
     parse_duration,
     positive_int,
     print_json,
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     where = filters(args)
     since, until = time_range(args)
     rows = ctx.store().runs(since_ms=since, until_ms=until, limit=args.last, **where)
+    if not rows:
+        note_unknown_agent(ctx.store(), args.agent)
     if args.json:
         print_json([jsonable_run(r) for r in rows])
         return 0

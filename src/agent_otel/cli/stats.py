@@ -17,6 +17,7 @@ from agent_otel.cli.common import (
     fmt_span,
     fmt_usd,
     iso,
+    note_unknown_agent,
     now_ms,
     parse_duration,
     plural,
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     s = period(store, since or 0, end, args.agent)
     if ahead is not None:
         s["ahead"] = ahead
+    if not s["runs"] and not s["running"] and not s.get("abandoned"):
+        note_unknown_agent(store, args.agent)
     if args.json:
         print_json(s)
         return 0

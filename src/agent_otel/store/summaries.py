@@ -166,11 +166,14 @@ class Summary:
     def add_run(self, r: dict[str, Any], created_ms: int) -> None:
         """One ended run (a row of ``agent_runs`` or an end record)."""
         self.runs += 1
-        calls = float(r.get("tool_calls") or 0)
-        spend = float(r.get("cost_usd") or 0.0)
+        # _number: a NaN or infinite figure (an end record built from a framework's usage, a row a
+        # PostgreSQL of an older version holds) is unknown, counted as 0 like a missing one; log_key(nan)
+        # raised, and with it the write of the run's end.
+        calls = _number(r.get("tool_calls"))
+        spend = _number(r.get("cost_usd"))
         self.tool_calls += calls
         self.spend += spend
-        self.retries += float(r.get("retries") or 0)
+        self.retries += _number(r.get("retries"))
         reason = r.get("stop_reason") or "unknown"
         stop = self.stops.get(reason)
         if stop is None:
@@ -179,7 +182,7 @@ class Summary:
             stop[0] += 1
             stop[1] = min(stop[1], created_ms)
         duration = r.get("duration_ms")
-        if duration is not None and math.isfinite(float(duration)):
+        if isinstance(duration, int | float) and math.isfinite(duration):
             _add(self.durations, log_key(float(duration)))
         _add(self.tool_calls_hist, exact_key(calls))
         _add(self.spend_hist, log_key(spend))
@@ -201,7 +204,7 @@ class Summary:
     def add_request(self, usage: Any) -> None:
         """One LLM request (``usage``: its dict, or the JSON text of it, or its tokens)."""
         self.requests += 1
-        tokens = float(usage) if isinstance(usage, int | float) else request_tokens(usage)
+        tokens = _number(usage) if isinstance(usage, int | float) else request_tokens(usage)
         if tokens is None:  # usage unknown: a request, but not one of 0 tokens
             return
         self.tokens += tokens
@@ -584,7 +587,7 @@ def usage_deltas(
         created_ms = store._ms(created) or 0
         if not spend or replay or (status or "running") == "running" or created_ms < covered:
             continue
-        before = float(cost or 0.0)
+        before = _number(cost)
         s = out.at(created_ms, agent or "")
         s.spend += spend
         old, new = log_key(before), log_key(before + spend)

@@ -61,7 +61,19 @@ def collapse(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         kept = chosen.get(run_id)
         if kept is None or (kept.get("status") or "running") == "running":
             chosen[run_id] = r
-    return list(chosen.values())
+    return [_finite(r) for r in chosen.values()]
+
+
+def _finite(run: dict[str, Any]) -> dict[str, Any]:
+    """``run`` with a NaN or infinite number as None (unknown): ``record_llm`` cleans the figures it is
+    given, but an end record can be built from a framework's usage dict, and such a value failed the
+    summaries and the timestamps (SQLite stores NaN as NULL anyway; PostgreSQL would keep it), so the
+    store refused the run's end and the run read abandoned for ever. The record itself is not changed:
+    other sinks hold it too."""
+    bad = [k for k, v in run.items() if type(v) is float and not math.isfinite(v)]
+    if not bad:
+        return run
+    return {**run, **dict.fromkeys(bad)}
 
 
 def insert(store: Store, table: str, columns: Sequence[str], values: list[Any], tail: str = "") -> None:
