@@ -239,6 +239,8 @@ def load(
     _flush_recording()
     if isinstance(store, Store):
         return _load(store, run_id, cfg, now_ms)
+    if isinstance(store, str) and not store.strip():  # as every configuration path says of a blank store
+        raise ReplayError("store is empty; give a SQLite path or a postgresql:// URL (or leave it out)")
     target = resolve(cfg.get("store") if store is None else store)
     if target is None:
         raise ReplayError("the run store is disabled (store: false); replay reads its snapshots from it")

@@ -342,3 +342,17 @@ def test_a_run_id_prefix_typed_in_capitals_replays_as_show_finds_it(rig, recorde
         same = rig.cli("replay", given, "--call", f"{AGENT}:handle", env=env)
         assert same.returncode == 0, same.stderr
         assert f"replay of {original}" in same.stdout and "matched in order 3" in same.stdout
+
+
+def test_a_blank_store_given_to_replay_is_an_error_not_the_default_store(tmp_path, monkeypatch):
+    """Every configuration path refuses a blank store (a variable that was not set: ``store=$STORE``);
+    ``agent_otel.replay(run_id, store="")`` read the default store instead, a run of another store."""
+    monkeypatch.setenv("AGENT_OTEL_HOME", str(tmp_path / "home"))
+    for blank in ("", "  "):
+        try:
+            with agent_otel.replay("0123abcd", store=blank):
+                pass
+        except agent_otel.ReplayError as exc:
+            assert "store is empty" in str(exc)
+        else:
+            raise AssertionError(f"replay(store={blank!r}) did not refuse the blank store")
