@@ -488,18 +488,22 @@ def test_drift_of_an_agent_the_store_never_saw_is_a_bad_option_not_missing_data(
 
 def test_runs_and_stats_of_an_unknown_agent_say_so_on_stderr(cli, seeded):
     """An empty listing is a right answer, but for a misspelt agent the user learns it is unknown."""
-    for command in (("runs",), ("runs", "--json"), ("stats",), ("stats", "--json")):
+    for command in (("runs",), ("runs", "--json"), ("stats",), ("stats", "--json"), ("export",)):
         proc = cli(*command, "--agent", "triage-agnet")
         assert proc.returncode == 0, proc.stderr
         assert "note: no run of agent 'triage-agnet'" in proc.stderr, command
         assert "its agents: support-agent, triage-agent" in proc.stderr
         if "--json" in command:
             json.loads(proc.stdout)  # stdout stays what a script parses
+        if command == ("export",):
+            assert proc.stdout == ""  # no event lines: the note is on stderr only
     # A known agent with nothing in the period: no note.
     proc = cli("stats", "--agent", "triage-agent", "--since", "1m")
     assert proc.returncode == 0 and proc.stderr == ""
     proc = cli("runs", "--agent", "triage-agent", "--since", "1m")
     assert proc.returncode == 0 and proc.stderr == "" and "no runs match" in proc.stdout
+    proc = cli("export", "--agent", "triage-agent", "--since", "1m")
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == ""
 
 
 def test_an_unknown_agent_is_named_from_a_postgresql_store_too(cli, postgres):

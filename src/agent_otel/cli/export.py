@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import orjson
 
-from agent_otel.cli.common import CLIError, Context, add_agent, add_time_range, time_range
+from agent_otel.cli.common import CLIError, Context, add_agent, add_time_range, note_unknown_agent, time_range
 from agent_otel.config import EVENT_FIELDS
 
 HELP = "write unified events as JSON lines (stdout or --output FILE)"
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         if args.output:
             stream.close()
+    if not count:
+        note_unknown_agent(store, args.agent)
     if args.output:
         sys.stderr.write(f"wrote {count} events to {args.output}\n")
     return 0
