@@ -302,6 +302,28 @@ def test_tail_started_before_the_first_run_waits_for_the_store(cli):
     assert "waiting" in err and "Traceback" not in err, err
 
 
+def test_tail_of_an_agent_the_store_never_saw_says_so_and_goes_on_following(cli):
+    """`tail --agent suport-agent` waited for ever without a word; it now says the agent is unknown (and
+    which agents the store knows) and follows all the same: a new agent's first run still shows."""
+    seed.write(cli.db, seed.run_records(seed.now_ms() - MIN))
+    proc = cli.popen("tail", "--interval", "0.1", "--agent", "new-agent")
+    seen: list[str] = []
+    try:
+        lines = _reader(proc)
+        assert _wait_for(lines, seen, "RUN"), seen
+        run_id = uuid.uuid4().hex
+        first = seed.run_records(seed.now_ms(), run_id=run_id, agent="new-agent", duration_ms=100.0)
+        seed.write(cli.db, first)
+        assert _wait_for(lines, seen, run_id[:12]), seen
+        err = _interrupt(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "note: no run of agent 'new-agent' in the store; its agents: support-agent" in err, err
+    assert err.count("note:") == 1, err
+
+
 def test_tail_refuses_running_runs(cli):
     seed.write(cli.db, seed.run_records(seed.now_ms()))
     assert "tail follows runs as they end" in one_line_error(cli("tail", "--stop-reason", "running"))

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from agent_otel.cli.common import MAX_COUNT, CLIError, Context, now_ms, reader_gone
+from agent_otel.cli.common import MAX_COUNT, CLIError, Context, now_ms, reader_gone, unknown_agent
 from agent_otel.cli.layout import fit
 from agent_otel.cli.runs import COLUMNS, add_filters, cells, filters
 from agent_otel.store import StoreError, open_store
@@ -120,6 +120,9 @@ def _follow(
                 seen[r["run_id"]] = _end(r)
                 cursor = max(cursor, _end(r))
 
+    if args.agent is not None and (unknown := unknown_agent(store, args.agent)):
+        # A misspelt --agent otherwise waits for ever without a word; a new agent's first run still shows.
+        _say(f"note: {unknown}; following it all the same")
     if args.last:
         since = cursor - LOOKBACK_MS
         emit(store.runs(limit=args.last, since_ms=since, ended_since_ms=since, **where))
