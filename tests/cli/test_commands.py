@@ -332,7 +332,9 @@ def test_doctor_on_a_corrupt_store_says_so_and_exits_1(cli):
     assert proc.returncode == 1
     store = json.loads(proc.stdout)["store"]
     assert store["ok"] is False and "not a database" in store["error"]
-    assert "cannot open the run store" in one_line_error(cli("runs"))
+    assert "move it aside and the next run starts a new store there" in store["error"]
+    line = one_line_error(cli("runs"))
+    assert "cannot open the run store" in line and "move it aside" in line
 
 
 def test_a_store_of_a_newer_schema_fails_doctor_and_gc_leaves_it_alone(cli):

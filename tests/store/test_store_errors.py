@@ -57,6 +57,10 @@ def test_doctor_finds_damaged_pages_that_make_runs_fail(cli):
 
     listing = cli("runs", "--last", "1000")
     assert listing.returncode == 2 and "malformed" in listing.stderr  # what the user ran into
+    # ... as one line that says what it means and where to go, not an internal error's type and traceback hint
+    assert listing.stderr.count("\n") == 1 and "AGENT_OTEL_DEBUG" not in listing.stderr
+    assert f"reading the run store at {cli.db} failed" in listing.stderr
+    assert "damaged: `agent-otel doctor` checks it" in listing.stderr
     doctor = cli("doctor", "--json")
     store = json.loads(doctor.stdout)["store"]
     assert doctor.returncode == 1 and store["ok"] is False

@@ -144,6 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stderr.write(f"{PROG}: error: {database_error(exc, ctx.target)}\n")
             return EXIT_ERROR
+        if type(exc).__module__ == "sqlite3":  # a damaged page met while reading, as one line with advice
+            from agent_otel.cli.common import damage_hint
+
+            where = ctx.target.display if ctx.target is not None else "the run store"
+            line = f"reading the run store at {where} failed ({exc}){damage_hint(str(exc), ctx.target)}"
+            sys.stderr.write(f"{PROG}: error: {line}\n")
+            return EXIT_ERROR
         sys.stderr.write(
             f"{PROG}: error: {type(exc).__name__}: {exc} (set AGENT_OTEL_DEBUG=1 for a traceback)\n"
         )

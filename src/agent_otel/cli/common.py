@@ -26,6 +26,30 @@ EXIT_DRIFT = 1
 EXIT_ERROR = 2
 
 
+# What SQLite says of a file it cannot read as a database, and what to do about it. A reading command met
+# "database disk image is malformed" as an internal error ("DatabaseError: ...", set AGENT_OTEL_DEBUG) and
+# a file that is no store at all as a bare "file is not a database": neither said what an operator can do.
+_SQLITE_DAMAGED = "database disk image is malformed"
+_SQLITE_NOT_A_STORE = "file is not a database"
+
+
+def damage_hint(error: str, target: Target | None) -> str:
+    """The advice to append to a SQLite error that means the store's file is damaged ('' for any other)."""
+    if target is None or target.kind != "sqlite":
+        return ""
+    if _SQLITE_DAMAGED in error:
+        return (
+            "; the store's file is damaged: `agent-otel doctor` checks it and says how to salvage what is "
+            "left"
+        )
+    if _SQLITE_NOT_A_STORE in error:
+        return (
+            "; the file is not a SQLite database, or its first page is damaged: move it aside and the next "
+            "run starts a new store there"
+        )
+    return ""
+
+
 class _Stdout:
     """stdout for a reader that may go away (`agent-otel drift | head -3`): once it has, the rest of the
     output goes to /dev/null and the command finishes, so its exit status is its own (drift 1, a healthy
@@ -346,7 +370,8 @@ class Context:
             except StoreError as exc:
                 if "no run store at" in str(exc):
                     raise CLIError(str(exc)) from None
-                raise CLIError(f"cannot open the run store at {target.display}: {exc}") from None
+                hint = damage_hint(str(exc), target)
+                raise CLIError(f"cannot open the run store at {target.display}: {exc}{hint}") from None
             self.opened.append(self._store)
         return self._store
 

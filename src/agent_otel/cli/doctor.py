@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from agent_otel._version import __version__
-from agent_otel.cli.common import Context, add_json, local_time, print_json
+from agent_otel.cli.common import Context, add_json, damage_hint, local_time, print_json
 from agent_otel.store import StoreError, home, open_store, retention_from_config
 
 HELP = "show the effective config with sources, whether OTLP answers, and the store's state"
@@ -76,7 +76,7 @@ def check_store(ctx: Context, check_s: float = QUICK_CHECK_S) -> dict[str, Any]:
         store = open_store(target, create=False, writer=False)  # tightens the modes it may (owner_only)
     except StoreError as exc:
         out["ok"] = False
-        out["error"] = str(exc)
+        out["error"] = f"{exc}{damage_hint(str(exc), target)}"
         return out
     finally:
         if target.kind == "sqlite":
