@@ -396,6 +396,11 @@ def test_a_cold_shutdown_of_the_worker_ends_its_running_task_run_cancelled(tmp_p
         time.sleep(0.5)  # in the tool's sleep
         worker.send_signal(signal.SIGQUIT)
         rows = wait_for_row(tmp_path / "runs.db", "long", lambda rows: rows and rows[0][0], 20)
+        # The child exports the run's span as it exits, next to (not before) the store write just seen:
+        # wait for it before the test ends the worker's session (which no cold shutdown does to a child).
+        deadline = time.monotonic() + 20
+        while "invoke_agent long" not in receiver.span_names() and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         log = stop_worker(worker)
     assert [reason for reason, _ in rows] == ["cancelled"], (rows, log)

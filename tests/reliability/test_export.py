@@ -55,10 +55,11 @@ def test_a_collector_with_a_lower_limit_gets_smaller_requests(rig, caplog):
     receiver = OTLPReceiver(max_message_bytes=256 << 10).start()
     try:
         with caplog.at_level(logging.WARNING, logger="agent_otel"):
-            rig.setup(
-                receiver.endpoint, {"logging.events.store_args": True, "exporter.schedule_delay_s": 0.2}
-            )
+            # One batch of all the spans at the flush (the timer is far away: a slow machine producing them
+            # for longer than a short delay sent small batches that fit, and nothing was refused).
+            rig.setup(receiver.endpoint, {"logging.events.store_args": True, "exporter.schedule_delay_s": 30})
             spans = tool_calls("big", "fetch", 300, arg="y" * 3000)  # ~3.5 KB per span: ~1 MB in all
+            sdk.flush()
             assert receiver.wait_for(spans, 60) == spans
         # grpcio refuses oversized messages before the service sees them: what arrived is what fit.
         assert max(size for size, _, _ in receiver.requests) <= 256 << 10
