@@ -217,15 +217,14 @@ def _aggregate_at_once(aggregation: Any, values: list[float], instrument: Any) -
         if counts is None:
             counts = aggregation._value = aggregation._get_empty_bucket_counts()
         total = aggregation._sum
+        bounds = aggregation._boundaries
         for value in values:
             total += value
+            counts[bisect_left(bounds, value)] += 1
         aggregation._sum = total
         if aggregation._record_min_max:
             aggregation._min = min(aggregation._min, min(values))
             aggregation._max = max(aggregation._max, max(values))
-        bounds = aggregation._boundaries
-        for value in values:
-            counts[bisect_left(bounds, value)] += 1
 
 
 # Values of the probe: bucket edges and both sides of them, ints and floats (the sum's type follows them),
