@@ -185,7 +185,8 @@ class ToolCounts:
 
     def add(self, key: tuple[str, str, str, str | None], retries: int) -> None:
         results = self._results
-        results[key, retries] = results.get((key, retries), 0) + 1
+        counted = (key, retries)
+        results[counted] = results.get(counted, 0) + 1
 
     def apply(self, metrics: Metrics) -> None:
         invocations: dict[tuple[Any, ...], float] = {}
