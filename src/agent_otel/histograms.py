@@ -79,7 +79,8 @@ except ImportError:  # pragma: no cover - another SDK layout
 class Series:
     """One histogram series (instrument + attribute set) with the direct path of the module docstring.
 
-    ``direct`` (for tests and benchmarks) tells whether the last measurement took the direct path.
+    ``direct`` (for tests and benchmarks) tells whether the last measurement took the direct path (or was
+    held for it in a :class:`Pending`).
     ``look_up=False``: always the public path (a series used once, not worth its look-up).
     """
 
