@@ -7,8 +7,10 @@ LLM request) with agent-otel's default settings or ``store=False``, in fresh pro
 * **sink CPU**: the thread CPU of each sink's ``write()`` per run, as ``overhead.py`` counts it;
 * **replay**: the records the in-memory sinks (the metrics) were handed, captured and written to them again
   in batches of the same size, many times over in the measuring process's main thread with nothing else
-  running in it; the fastest repetition, in us per run. It moves far less with the machine's load than the
-  sink CPU of a live run, which shares the GIL with the agent's thread;
+  running in it; the fastest repetition, in us per run, which moves far less with the machine's load than
+  the sink CPU of a live run (that shares the GIL with the agent's thread), and the Python bytecodes one
+  more repetition executes per run (as hot_breakdown.py counts them), which the load does not move at all
+  (what C code does inside a bytecode is not counted);
 * **profile**: the functions the sinks' writes spent the most time in, over as many runs again (own time,
   cProfile with a thread CPU clock, which inflates Python calls: compare functions with each other, not
   with the figures above).
@@ -49,6 +51,31 @@ def where(filename: str, name: str) -> str:
     return name if filename == "~" else f"{os.path.basename(filename)}:{name}"
 
 
+def bytecodes(write: Any, batches: list[list[Any]]) -> int:
+    """Python bytecodes writing ``batches`` executes on this thread (as hot_breakdown.py counts them): a
+    figure the machine's load does not move; 0 where the interpreter sends no opcode events (3.12.1)."""
+    count = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "opcode":
+            count += 1
+        return local
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace = local
+        return local
+
+    sys.settrace(trace)
+    try:
+        for batch in batches:
+            write(batch)
+    finally:
+        sys.settrace(None)
+    return count
+
+
 def child(case: str, runs: int, top: int) -> dict[str, Any]:
     from agent_otel import runtime
 
@@ -87,7 +114,8 @@ def child(case: str, runs: int, top: int) -> dict[str, Any]:
         profiling = True
         subject.run(runs)  # the same number of runs again, profiled
         subject.flush()
-        replay_us = {}
+        replay_us: dict[str, float] = {}
+        replay_bytecodes: dict[str, float] = {}
         for sink in pipeline.sinks():
             name = type(sink).__name__
             batches = captured.get(name)
@@ -101,12 +129,14 @@ def child(case: str, runs: int, top: int) -> dict[str, Any]:
                     write(batch)
                 best = min(best, time.thread_time() - start)
             replay_us[name] = best / runs * 1e6
+            replay_bytecodes[name] = bytecodes(write, batches) / runs
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     own = sorted(((v[2], where(k[0], k[2])) for k, v in stats.items()), reverse=True)[:top]
     return {
         "case": case,
         "sinks_us": sinks_us,
         "replay_us": replay_us,
+        "replay_bytecodes": replay_bytecodes,
         "profile": [(name, t / runs * 1e6) for t, name in own],
     }
 
@@ -163,7 +193,9 @@ def main() -> int:
         )
         replayed = sorted({n for r in rows for n in r["replay_us"]})
         replay = ", ".join(
-            f"{n} {statistics.median(r['replay_us'][n] for r in rows):.1f} us" for n in replayed
+            f"{n} {statistics.median(r['replay_us'][n] for r in rows):.1f} us, "
+            f"{statistics.median(r['replay_bytecodes'][n] for r in rows):,.0f} bytecodes"
+            for n in replayed
         )
         print(f"\n{case}{suffix}: sink CPU {sinks}; replay (fastest of {REPLAY_REPETITIONS}) {replay}")
         print("  own time per run under cProfile (inflated; first process):")
