@@ -44,6 +44,7 @@ import inspect
 import math
 import threading
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from time import time_ns
 from typing import Any
@@ -54,6 +55,7 @@ from opentelemetry.context import Context
 # A context whose span is invalid: the exemplar filter declines it. An empty Context() would not do: it
 # is falsy, and the SDK then takes the current context instead, whose span may be one to exemplify.
 NO_EXEMPLAR = trace.set_span_in_context(trace.INVALID_SPAN, Context())
+_INF = math.inf  # (a global, not a module attribute, looked up per measurement)
 
 try:  # the private names the direct path needs; without them every series takes the public path
     from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
@@ -107,13 +109,9 @@ class Series:
         ``pending``: a value that may take the direct path is held there until its ``apply()`` (the end
         of the caller's batch) instead of being aggregated now."""
         found = self._found
-        if context is None and found is not None and 0 <= value < math.inf:
+        if context is None and found is not None and 0 <= value < _INF:
             if pending is not None:
-                held = pending.values.get(self)
-                if held is None:
-                    pending.values[self] = [value]
-                else:
-                    held.append(value)
+                pending.values[self].append(value)
                 self.direct = True
                 return
             consumer, storages, aggregations, enabled = found
@@ -193,11 +191,11 @@ class Pending:
     __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.values: dict[Series, list[float]] = {}
+        self.values: defaultdict[Series, list[float]] = defaultdict(list)
 
     def apply(self) -> None:
         """Aggregate everything held, series by series (each series' values in the order recorded)."""
-        values, self.values = self.values, {}
+        values, self.values = self.values, defaultdict(list)
         for series, held in values.items():
             series._apply(held)
 
