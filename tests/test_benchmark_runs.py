@@ -121,3 +121,15 @@ def test_hot_breakdown_counts_bytecodes_by_module_and_the_bare_spans_run_no_agen
     rows = {ln[:48].strip(): [float(v.replace(",", "")) for v in ln[48:].split()] for ln in lines[6:]}
     assert rows["agent_otel/steps.py"][0] == 0 and rows["agent_otel/steps.py"][2] > 0
     assert rows["agent_otel/snapshots.py"][1] == 0 < rows["agent_otel/snapshots.py"][2]
+
+
+def test_event_thread_prints_each_sinks_cpu_its_replay_and_where_it_goes():
+    proc = run("event_thread.py", "--runs", "3", "--processes", "1", "--top", "5")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = proc.stdout
+    default = next(ln for ln in out.splitlines() if ln.startswith("default: "))
+    store_off = next(ln for ln in out.splitlines() if ln.startswith("store_off: "))
+    assert "MetricsSink" in default and "StoreSink" in default and "StoreSink" not in store_off
+    # only the in-memory sink is replayed (writing the store's records again would not be the same work)
+    assert "replay (fastest of" in store_off and "StoreSink" not in default.split("replay")[1]
+    assert "agent_otel/metrics.py:" in out

@@ -25,7 +25,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 import agent_otel
 from agent_otel import histograms, runtime, sdk
 from agent_otel import metrics as metrics_mod
-from agent_otel.histograms import NO_EXEMPLAR, Series
+from agent_otel.histograms import NO_EXEMPLAR, Pending, Series
 
 # What the installed SDK does (the floor, 1.45.0/1.45.1, differs from 1.45.2): from 1.45.2 a delta reader's
 # aggregations are discarded at each collection, and a series past the cardinality limit goes to overflow.
@@ -131,6 +131,100 @@ def test_a_measurement_that_may_carry_an_exemplar_takes_the_public_path_and_gets
     [point] = points(reader)
     assert point["count"] == 4
     assert point["exemplars"] == [(60, 0xABC, {})]
+
+
+# A batch as the event thread records it: direct-path values held, refused ones (public path, warned) and
+# measurements carrying an exemplar among them. 1.0 + 1.0 + 1e16 and 1e16 + 1.0 + 1.0 are different floats:
+# a sum added up in another order than measured, or an exemplar's value added before the values held ahead
+# of it, changes the exported sum.
+BATCH = [0.1, 0.2, 0.3, 5, 5.0, 1.0, 1.0, ("exemplar", 1e16), 1.0, 1.0, -1, 7, math.inf, 42, ("exemplar", 7)]
+BATCH += [100, 5.0001, 0, math.nan, 0.25, 1e9, 10, 3, 99.5, 250]
+
+
+def record_batches(batches: list[list[Any]], collect_between: bool = True):
+    """``batches`` through a Series with a Pending per batch, and value by value through the public path."""
+    direct_reader, public_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    _, direct_hist = provider(direct_reader)
+    _, public_hist = provider(public_reader)
+    series = Series(direct_hist, ATTRS)
+    taken, collected = [], []
+    for batch in batches:
+        pending = Pending()
+        for item in batch:
+            value, context = (
+                (item[1], sampled_context(0xE0 + int(item[1]) % 7))
+                if isinstance(item, tuple)
+                else (item, None)
+            )
+            series.record(value, context, pending)
+            taken.append(series.direct)
+            public_hist.record(value, ATTRS, context=NO_EXEMPLAR if context is None else context)
+        pending.apply()
+        if collect_between:
+            collected.append((points(direct_reader), points(public_reader)))
+    return collected or [(points(direct_reader), points(public_reader))], taken
+
+
+def test_a_batch_held_in_pending_exports_exactly_what_the_public_path_does_value_by_value():
+    """The sum (bit for bit), count, bucket counts, min, max and exemplars of held values, applied at the
+    end of each batch, equal those of the same values recorded one at a time, with collections between
+    batches (cumulative) and the exemplars' measurements and refused values among the held ones."""
+    assert histograms._aggregate_all is histograms._aggregate_at_once  # the installed SDK passes the probe
+    collected, taken = record_batches([BATCH[:1], BATCH, list(reversed(BATCH)), BATCH[3:9]])
+    for direct, public in collected:
+        assert direct == public
+    [point] = collected[-1][0]
+    valid = [v[1] if isinstance(v, tuple) else v for v in BATCH]
+    valid = [v for v in valid if 0 <= v < math.inf]
+    assert point["count"] == 1 + 2 * len(valid) + 6
+    assert {e[0] for e in point["exemplars"]} == {1e16}  # the last batch's (the reservoir starts anew)
+    assert {e[0] for e in collected[1][0][0]["exemplars"]} == {1e16, 7}
+    assert taken.count(True) > len(BATCH)  # the held values went the direct path
+
+
+def test_values_held_for_a_series_go_first_when_one_takes_the_public_path():
+    """Without it, 1.0 + 1.0 + 1e16 (as measured) would be summed as 1e16 + 1.0 + 1.0."""
+    [(direct, public)], _ = record_batches([[1.0], [1.0, 1.0, ("exemplar", 1e16)]], collect_between=False)
+    assert direct == public and direct[0]["sum"] == 1.0 + 1.0 + 1.0 + 1e16 != 1e16 + 1.0 + 1.0 + 1.0
+
+
+def test_the_probe_refuses_an_aggregation_it_does_not_reproduce(monkeypatch):
+    """If aggregating a batch at once left an aggregation in another state than the SDK's aggregate() (an
+    SDK that keeps another field, or sums differently), the values go through aggregate() one by one."""
+    assert histograms._probe_aggregate_at_once() is histograms._aggregate_at_once
+
+    def sums_all_at_once(aggregation: Any, values: list[float], instrument: Any) -> None:
+        with aggregation._lock:
+            aggregation._value = aggregation._value or aggregation._get_empty_bucket_counts()
+            aggregation._sum += math.fsum(values)  # another rounding than value by value
+            for v in values:
+                aggregation._value[histograms.bisect_left(aggregation._boundaries, v)] += 1
+            aggregation._min = min(aggregation._min, *values)
+            aggregation._max = max(aggregation._max, *values)
+
+    monkeypatch.setattr(histograms, "_aggregate_at_once", sums_all_at_once)
+    assert histograms._probe_aggregate_at_once() is histograms._aggregate_each
+    monkeypatch.setattr(histograms, "_aggregate_all", histograms._aggregate_each)
+    collected, _ = record_batches([BATCH, BATCH[::-1]])
+    for direct, public in collected:
+        assert direct == public
+
+
+def test_held_values_of_a_series_whose_readers_changed_take_the_public_path():
+    first, second = InMemoryMetricReader(), InMemoryMetricReader()
+    mp, hist = provider(first)
+    series = Series(hist, ATTRS)
+    series.record(1)
+    pending = Pending()
+    series.record(2, None, pending)
+    series.record(3, None, pending)
+    if not hasattr(mp, "add_metric_reader"):
+        pytest.skip("this opentelemetry-sdk cannot add readers to a provider")
+    mp.add_metric_reader(second)  # between the measurements and the end of their batch
+    pending.apply()
+    assert [p["count"] for p in points(first)] == [3]
+    [point] = points(second)
+    assert point["count"] == 2 and point["sum"] == 5
 
 
 def test_cumulative_sums_stay_right_across_collections():

@@ -526,3 +526,117 @@ def test_the_pipeline_hands_sinks_every_record_once_in_order_in_batches_of_at_mo
     assert batches == [[0], [1, 101, 2], [3, 103, 4], [5, 105, 6], [7, 107]]
     assert pipeline.queued_bytes == 0 and pipeline.delivered == 12
     pipeline.close()
+
+
+def exported(reader) -> list[tuple]:
+    """Everything a reader exports, but timestamps: every point's attributes and values (histograms:
+    count, sum, bucket counts, bounds, min, max, exemplars with their trace and span), in a stable order."""
+    from tests.helpers import metric_points
+
+    out = []
+    for name, points in metric_points(reader).items():
+        for attrs, p in points:
+            if hasattr(p, "bucket_counts"):
+                exemplars = [
+                    (e.value, e.trace_id, e.span_id, dict(e.filtered_attributes or {})) for e in p.exemplars
+                ]
+                value = (
+                    p.count,
+                    p.sum,
+                    tuple(p.bucket_counts),
+                    tuple(p.explicit_bounds),
+                    p.min,
+                    p.max,
+                    exemplars,
+                )
+            else:
+                value = (p.value,)
+            out.append((name, sorted(attrs.items(), key=repr), value))
+    return sorted(out, key=repr)
+
+
+def test_a_batch_exports_exactly_what_its_events_recorded_one_by_one_through_the_public_path(
+    telemetry, monkeypatch
+):
+    """MetricsSink aggregates a batch before it reaches the SDK (counter increments per series, direct-path
+    histogram values per series, the span context of the last exemplar per bucket only). Recorded from the
+    events of real runs (two agents, exemplar runs, failed and retried tool calls, failed requests and
+    requests without usage, a run that failed, one stopped at its step limit) in one batch and in several,
+    the exported data equals what recording each event on its own through the SDK's public
+    Histogram.record(), offering every eligible exemplar, exports: a lost bucket count or exemplar fails
+    this (a sum added in another order: test_histograms.py)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from agent_otel import metrics as metrics_mod
+    from agent_otel import runtime
+    from agent_otel.metrics import Metrics, MetricsSink
+
+    flaky = iter([TimeoutError(), "ok"] * 10)
+
+    def sometimes(q: str) -> str:
+        outcome = next(flaky)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    retry = agent_otel.Retry(max_attempts=2, base_delay_s=0.001, jitter="none", retry_on=(Exception,))
+    for i in range(6):
+        try:
+            with agent_otel.run("support" if i % 3 else "billing", model="gpt-4o") as run:
+                for k in range(3):
+                    run.call_tool("search", lambda q: [q] * len(q), {"q": "x" * (k + i)})
+                run.call_tool("lookup", sometimes, {"q": str(i)}, retry=retry)
+                try:
+                    run.call_tool("http.get", lambda u: (_ for _ in ()).throw(ConnectionError()), {"u": "u"})
+                except ConnectionError:
+                    pass
+                run.record_llm(
+                    input_tokens=100 * i + 1,
+                    output_tokens=7 * i,
+                    duration_ms=0.1 + 12.5 * i,
+                    provider="openai",
+                )
+                run.record_llm(input_tokens=3, output_tokens=1, duration_ms=30, error="RateLimitError")
+                run.record_llm(duration_ms=250 * i)  # a stream without usage
+                if i == 4:
+                    raise TimeoutError("the run failed")
+                if i == 5:
+                    run.stop(agent_otel.StopReason.MAX_STEPS)
+        except TimeoutError:
+            pass
+    telemetry.flush()
+    records = list(telemetry.sink.records)
+    events = [p for t, p in records if t == "event"]
+    assert {e["kind"] for e in events} == {"tool_result", "llm_result", "stop"}
+    assert len({e["stop_reason"] for e in events if e["kind"] == "stop"}) == 3
+    exemplar_runs = runtime.current().metrics._exemplar_runs
+    assert exemplar_runs  # the first run of each agent
+
+    def fresh() -> tuple[Metrics, InMemoryMetricReader]:
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+        metrics = Metrics(
+            provider.get_meter("agent_otel"), track=runtime.current().config.get("metrics.track")
+        )
+        metrics._exemplar_runs.update(exemplar_runs)
+        return metrics, reader
+
+    # the reference: event by event, every histogram measurement through the public path (no series is
+    # cached past _MAX_SERIES = 0, so none takes the direct path), every eligible event offering an exemplar
+    reference, reference_reader = fresh()
+    with monkeypatch.context() as patch:
+        patch.setattr(metrics_mod, "_MAX_SERIES", 0)
+        for event in events:
+            reference.record_event(event, reference.exemplar_eligible(event))
+    expected = exported(reference_reader)
+    assert any(value[-1] for _, _, value in expected if len(value) > 1)  # exemplars among them
+
+    for size in (len(records), 7, 1):
+        batched, reader = fresh()
+        sink = MetricsSink(batched)
+        for start in range(0, len(records), size):
+            sink.write(records[start : start + size])
+        assert exported(reader) == expected, size
+        # held values took the direct path (a series' first value and an exemplar's take the public one)
+        assert sum(s.direct for s in batched._series_cache.values()) >= 6

@@ -487,13 +487,20 @@ class Pipeline:
     def _take(self) -> tuple[list[Record], int, int]:
         """The next batch, its bytes (which stay in queued_bytes until the sinks are done with it), and how
         many of its first records the fast sinks already have (feed_fast)."""
-        batch: list[Record] = []
-        taken = 0
         with self._lock:
             queue, types, sizes = self._queue, self._types, self._sizes
-            for _ in range(min(self._batch_size, len(queue))):
-                batch.append((types.popleft(), queue.popleft()))
-                taken += sizes.popleft()
+            if len(queue) <= self._batch_size:  # all of it (nearly always): in bulk, ~3x cheaper a record
+                batch = list(zip(types, queue, strict=True))
+                taken = sum(sizes)
+                queue.clear()
+                types.clear()
+                sizes.clear()
+            else:
+                batch = []
+                taken = 0
+                for _ in range(self._batch_size):
+                    batch.append((types.popleft(), queue.popleft()))
+                    taken += sizes.popleft()
             had = min(self._ahead, len(batch))
             self._ahead -= had
         self._prepare(batch)

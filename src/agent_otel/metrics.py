@@ -35,7 +35,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
 from agent_otel.events import after_fork_in_child
-from agent_otel.histograms import Series, forget_series
+from agent_otel.histograms import Pending, Series, forget_series
 from agent_otel.stop import StopReason
 
 # At most one exemplar run per agent this often: bounds the traces kept only because an exemplar links
@@ -62,6 +62,14 @@ def _exemplar(event: dict[str, Any]) -> Context | None:
     return trace.set_span_in_context(NonRecordingSpan(span_context), Context())
 
 
+# Constants the per-event code compares with (a global's look-up, not a module attribute's; the plain
+# string of StopReason.COMPLETED, which a str compares equal to without the enum's __eq__).
+_ERROR = c.STATUS_ERROR
+_CANCELLED = c.STATUS_CANCELLED
+_CHAT = c.OP_CHAT
+_OPERATION = c.GEN_AI_OPERATION_NAME
+_COMPLETED = StopReason.COMPLETED.value
+_INPUT, _OUTPUT = "input_tokens", "output_tokens"
 _MS_BOUNDS = c.M_TOOL_DURATION.buckets
 _TOKEN_BOUNDS = c.M_TOKENS_PER_REQUEST.buckets
 _TOOL_GEN_AI_KEYS = (c.GEN_AI_OPERATION_NAME, c.GEN_AI_AGENT_NAME, c.ERROR_TYPE)
@@ -75,7 +83,8 @@ class MetricsSink:
     """Turns unified events into the per-call metrics on the event pipeline's thread.
 
     Recording the histograms here keeps their cost off the agent's thread; the counters of a batch are
-    added up first and applied once per series (one lock instead of one per event).
+    added up first and applied once per series (one lock instead of one per event), and so are the
+    histogram measurements that take the direct path (agent_otel.histograms.Pending).
     """
 
     def __init__(self, metrics: Metrics) -> None:
@@ -97,8 +106,12 @@ class MetricsSink:
         keep = set(last.values())
         record = self.metrics.record_event
         counts = ToolCounts()
-        for i, event in enumerate(events):
-            record(event, i in keep, counts)
+        pending = Pending()
+        try:
+            for i, event in enumerate(events):
+                record(event, i in keep, counts, pending)
+        finally:  # what was recorded before a failure is recorded, as without the batching
+            pending.apply()
         counts.apply(metrics)
 
     def close(self) -> None:
@@ -172,7 +185,8 @@ class ToolCounts:
 
     def add(self, key: tuple[str, str, str, str | None], retries: int) -> None:
         results = self._results
-        results[key, retries] = results.get((key, retries), 0) + 1
+        counted = (key, retries)
+        results[counted] = results.get(counted, 0) + 1
 
     def apply(self, metrics: Metrics) -> None:
         invocations: dict[tuple[Any, ...], float] = {}
@@ -260,9 +274,10 @@ class Metrics:
         self._replays: OrderedDict[str, None] = OrderedDict()
         self._replays_lock = threading.Lock()
         # Agents seen in this process -> when their next exemplar run may start (monotonic seconds);
-        # trace ids of exemplar runs. See run_started().
+        # trace ids of exemplar runs, in the events' form (32 hex digits: one set look-up per event, not a
+        # parse of its id). See run_started().
         self._agents: dict[str, float] = {}
-        self._exemplar_runs: OrderedDict[int, None] = OrderedDict()
+        self._exemplar_runs: OrderedDict[str, None] = OrderedDict()
         self._runs_lock = threading.Lock()
         # Set by setup(): collect and export now. Called on a thread of our own when series appear (see
         # run_started and _new_series), coalesced so that a burst of new series costs one or two exports.
@@ -492,10 +507,15 @@ class Metrics:
         return run_id in self._replays
 
     def record_event(
-        self, event: dict[str, Any], exemplar: bool = True, counts: ToolCounts | None = None
+        self,
+        event: dict[str, Any],
+        exemplar: bool = True,
+        counts: ToolCounts | None = None,
+        pending: Pending | None = None,
     ) -> None:
-        """Record one unified event's metrics; ``counts`` collects the tool counters' increments (the
-        caller applies them), without it they are applied at once."""
+        """Record one unified event's metrics; ``counts`` collects the tool counters' increments and
+        ``pending`` the histogram measurements (the caller applies both), without them they are recorded
+        at once."""
         kind = event["kind"]
         if kind == "tool_result":
             if not self.tools_enabled:
@@ -513,8 +533,8 @@ class Metrics:
             elif self._fresh and id(series[0]) in self._fresh:
                 self._settle()
             duration_ms = event["duration_ms"]
-            series[0].record(duration_ms, _exemplar(event) if exemplar else None)
-            series[1].record(duration_ms / 1000.0)
+            series[0].record(duration_ms, _exemplar(event) if exemplar else None, pending)
+            series[1].record(duration_ms / 1000.0, None, pending)
             return
         if kind == "stop":
             usage = event["usage"] or {}
@@ -525,10 +545,11 @@ class Metrics:
                 usage.get("tool_calls", 0),
                 usage.get("cost_usd", 0.0),
                 _exemplar(event) if self._run_exemplar_kept(event) else None,
+                pending,
             )
             return
         if kind == "llm_result":
-            self._gen_ai(event, event.get("_genai"))
+            self._gen_ai(event, event.get("_genai"), pending)
         if kind == "llm_result" and self.track_tokens:
             usage = event["usage"] or {}
             if "input_tokens" in usage or "output_tokens" in usage:  # absent: usage unknown, not 0
@@ -537,9 +558,11 @@ class Metrics:
                     self.tokens_per_request,
                     (event["agent"], usage.get("model", "unknown")),
                     ("agent", "model"),
-                ).record(tokens, _exemplar(event) if exemplar else None)
+                ).record(tokens, _exemplar(event) if exemplar else None, pending)
 
-    def _gen_ai(self, event: dict[str, Any], genai: dict[str, Any] | None) -> None:
+    def _gen_ai(
+        self, event: dict[str, Any], genai: dict[str, Any] | None, pending: Pending | None = None
+    ) -> None:
         """The GenAI client metrics (gen_ai.client.operation.duration, gen_ai.client.token.usage) of one
         chat request, with gen_ai.agent.name = the run's agent (tool executions: record_event)."""
         if not genai or genai.get("skip"):
@@ -553,21 +576,20 @@ class Metrics:
             series = self._genai_series_of(genai, event["agent"])
             if key is not None and len(self._genai_series) < _MAX_SERIES:
                 self._genai_series[key] = series
-        duration, tokens = series
+        duration, (input_tokens, output_tokens) = series
         duration_ms = event.get("duration_ms")
         status = event.get("status")
         # A cancelled request (its task, Ctrl-C) is neither a provider error nor a completed request's
         # latency: it stays out of the duration, whose error.type makes the provider's error rate.
-        if duration_ms is not None and status != c.STATUS_CANCELLED:
-            duration.record(duration_ms / 1000.0)
-        if genai.get(c.GEN_AI_OPERATION_NAME) != c.OP_CHAT or status == c.STATUS_ERROR:
+        if duration_ms is not None and status != _CANCELLED:
+            duration.record(duration_ms / 1000.0, None, pending)
+        if genai.get(_OPERATION) != _CHAT or status == _ERROR:
             return
         usage = event.get("usage") or {}
-        if "input_tokens" not in usage and "output_tokens" not in usage:
+        if _INPUT not in usage and _OUTPUT not in usage:
             return  # no usage reported (a stream without include_usage): unknown, not a request of 0
-        counts = (usage.get("input_tokens") or 0, usage.get("output_tokens") or 0)
-        for token_series, count in zip(tokens, counts, strict=True):
-            token_series.record(count)
+        input_tokens.record(usage.get(_INPUT) or 0, None, pending)
+        output_tokens.record(usage.get(_OUTPUT) or 0, None, pending)
 
     def _tool_series_of(self, key: tuple[str, str, str, str | None]) -> tuple[Series, Series]:
         """A tool result's series: agent.tool.duration_ms, and gen_ai.client.operation.duration."""
@@ -605,18 +627,20 @@ class Metrics:
         tool_calls: int,
         cost_usd: float,
         ctx: Context | None,
+        pending: Pending | None = None,
     ) -> None:
-        """``ctx``: the run span's context for exemplars (None: none; see _run_exemplar_kept)."""
+        """``ctx``: the run span's context for exemplars (None: none; see _run_exemplar_kept); ``pending``:
+        see record_event."""
         if self.track_stop:
             self.stops.add((agent, stop_reason))
         if self.track_latency:
             self._series(self.run_latency, (agent, stop_reason), ("agent", "stop_reason")).record(
-                duration_ms, ctx
+                duration_ms, ctx, pending
             )
         if self.track_tool_calls:
-            self._series(self.tool_calls, (agent,), ("agent",)).record(tool_calls, ctx)
+            self._series(self.tool_calls, (agent,), ("agent",)).record(tool_calls, ctx, pending)
         if self.track_spend:
-            self._series(self.spend_per_run, (agent,), ("agent",)).record(cost_usd, ctx)
+            self._series(self.spend_per_run, (agent,), ("agent",)).record(cost_usd, ctx, pending)
         series = (agent, stop_reason)
         if series not in self._run_series and len(self._run_series) < 10_000:
             self._run_series.add(series)  # its stop count, even with no histogram tracked
@@ -654,7 +678,7 @@ class Metrics:
                 exemplar = due is not None and now >= due and span_context.trace_flags.sampled
                 if exemplar:
                     self._agents[agent] = now + EXEMPLAR_INTERVAL_S
-                    self._exemplar_runs[span_context.trace_id] = None
+                    self._exemplar_runs[format(span_context.trace_id, "032x")] = None  # as run.py writes it
                     if len(self._exemplar_runs) > _MAX_EXEMPLAR_RUNS:
                         self._exemplar_runs.popitem(last=False)
             if new and self.track_stop:
@@ -668,11 +692,11 @@ class Metrics:
     def _run_exemplar_kept(self, event: dict[str, Any]) -> bool:
         """A run's histograms link to its trace only if the collector keeps that trace: a run that did
         not complete, or an exemplar run (checked before building the exemplar's context, ~2 us)."""
-        if event["stop_reason"] != StopReason.COMPLETED:
+        if event["stop_reason"] != _COMPLETED:
             return True
         try:
-            return int(event["trace_id"], 16) in self._exemplar_runs
-        except (KeyError, TypeError, ValueError):
+            return event.get("trace_id") in self._exemplar_runs
+        except TypeError:  # not a string: no run of ours
             return False
 
     def exemplar_eligible(self, event: dict[str, Any]) -> bool:
@@ -680,9 +704,9 @@ class Metrics:
         tool call (its span's status is ERROR) or a call made by an exemplar run."""
         if not event.get("_sampled"):
             return False
-        if event.get("status") == c.STATUS_ERROR:
+        if event.get("status") == _ERROR:
             return True
         try:
-            return int(event["trace_id"], 16) in self._exemplar_runs
-        except (KeyError, TypeError, ValueError):
+            return event.get("trace_id") in self._exemplar_runs
+        except TypeError:  # not a string: no run of ours
             return False

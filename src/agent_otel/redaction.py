@@ -661,7 +661,25 @@ def library_span_scrubber(config: Any, own_scope: str) -> Callable[[list[Any]], 
             instrumentation_scope=scope,
         )
 
+    # The scope object of agent-otel's own spans, once seen: they all share their tracer's, so one identity
+    # check (not two SDK properties and a string comparison) passes each of them, nearly every span.
+    own: list[Any] = [None]
+
     def scrub_all(spans: list[Any]) -> list[Any]:
-        return [scrub(span) for span in spans]
+        known = own[0]
+        scrubbed = spans
+        for i, span in enumerate(spans):
+            scope = span.instrumentation_scope
+            if scope is known and known is not None:
+                continue
+            if scope is not None and scope.name == own_scope:
+                own[0] = known = scope
+                continue
+            new = scrub(span)
+            if new is not span:
+                if scrubbed is spans:
+                    scrubbed = list(spans)
+                scrubbed[i] = new
+        return scrubbed
 
     return scrub_all
