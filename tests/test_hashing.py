@@ -368,6 +368,14 @@ def test_a_series_of_negative_ints_with_gaps_hashes_like_the_seed_and_a_hidden_n
             assert "NaN" in canonical_json(value).decode() or "Infinity" in canonical_json(value).decode()
 
 
+def test_a_nan_summed_with_a_complex_is_still_found():
+    """A complex (hashed by its repr) next to a NaN makes a list's sum a complex, whose NaN part says
+    nothing about the float: the list is walked, and the NaN is written as json writes it."""
+    for value in ([[1j, float("nan")], None], [_series(3_000), [2 + 0j, -math.inf, -1], None]):
+        text = canonical_json(value).decode()
+        assert ("NaN" in text or "-Infinity" in text) and text.count("null") == 1, text[-80:]
+
+
 def test_numbers_whose_sum_overflows_or_cancels_hash_like_the_seed():
     """The exact check sums lists of numbers: an overflow to infinity (no non-finite float at all) and an
     infinity next to its negative (a NaN sum) only cost the json fallback, never a wrong hash."""

@@ -229,7 +229,8 @@ def _holds_nonfinite(obj: Any) -> bool:
     The marshal check's false alarms come from dense numbers (a time series of negative ints with a gap
     was hashed by json, at 50 times the floor), so a list of numbers is summed in C: the sum of a list
     holding a NaN or an infinity is not finite (an overflow to infinity only costs the json fallback);
-    anything else is walked. Always cheaper than json, which it spares or precedes.
+    anything else (a complex among the numbers too) is walked. Always cheaper than json, which it spares
+    or precedes.
     """
     stack = [obj]
     while stack:
@@ -245,9 +246,12 @@ def _holds_nonfinite(obj: Any) -> bool:
                 total = sum(value)
             except (TypeError, OverflowError):  # not only numbers: each item on its own
                 stack.extend(value)
-            else:
-                if type(total) is float and not math.isfinite(total):
+                continue
+            if type(total) is float:
+                if not math.isfinite(total):
                     return True
+            elif type(total) is not int:  # a complex among them: its sum hides a float's NaN
+                stack.extend(value)
         elif kind is set or kind is frozenset:
             stack.extend(value)
     return False
