@@ -368,6 +368,24 @@ def test_a_series_of_negative_ints_with_gaps_hashes_like_the_seed_and_a_hidden_n
             assert "NaN" in canonical_json(value).decode() or "Infinity" in canonical_json(value).decode()
 
 
+@pytest.mark.parametrize("bad", _NONFINITE)
+@pytest.mark.parametrize("where", [0, 1, 4_999])
+def test_series_of_points_and_of_small_dicts_with_gaps_hide_no_nan(bad, where):
+    """The exact check sums a list of ``[timestamp, value]`` points, or of dicts of numbers, in one go
+    (gaps, zeros and empty values left out): a NaN or an infinity in any point or dict is still found,
+    including the first, and mixed lists are walked."""
+    points = [[1_767_225_600 + 60 * i, None if i % 100 == 7 else 150 - i % 300] for i in range(5_000)]
+    assert sha(points) == seed_sha(points)
+    points[where][1] = bad
+    assert sha(points) == seed_sha(points)
+    rows = [{"a": -i, "b": None, "c": 0, "d": ""} for i in range(5_000)]
+    assert sha(rows) == seed_sha(rows)
+    rows[where]["c"] = bad
+    assert sha(rows) == seed_sha(rows)
+    mixed = [[-1, -2]] * 10 + [{"x": -1, "y": bad}] + [[-3, None]] * 10
+    assert sha(mixed) == seed_sha(mixed)
+
+
 def test_a_nan_summed_with_a_complex_is_still_found():
     """A complex (hashed by its repr) next to a NaN makes a list's sum a complex, whose NaN part says
     nothing about the float: the list is walked, and the NaN is written as json writes it."""

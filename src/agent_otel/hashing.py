@@ -29,6 +29,7 @@ import types
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import chain
 from pathlib import PurePath
 from typing import Any
 
@@ -70,10 +71,12 @@ def _orjson_may_differ(out: bytes) -> bool:
 
 
 def _minus_is_dense(out: bytes) -> bool:
-    """Whether four 1 KB samples of ``out`` hold more than ``_DENSE_MINUS`` minus signs per KB (only
-    which search runs depends on it, never the answer)."""
-    step = max(len(out) // 4, 1024)
-    return sum(out.count(b"-", i, i + 1024) for i in range(0, len(out), step)) > _DENSE_MINUS * 4
+    """Whether four 1 KB samples of a large ``out`` hold more than ``_DENSE_MINUS`` minus signs per KB
+    (only which search runs depends on it, never the answer; below 64 KB the sampling costs more)."""
+    if len(out) < 65_536:
+        return False
+    step = len(out) // 4
+    return sum(out.count(b"-", i, i + 1024) for i in range(0, 4 * step, step)) > _DENSE_MINUS * 4
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -205,14 +208,15 @@ def _counted_expansion() -> None:
         raise _TooManyObjects
 
 
-def _may_hold_nonfinite(obj: Any) -> bool:
+def _may_hold_nonfinite(obj: Any, size: int) -> bool:
     """Whether orjson's ``null`` may stand for a NaN or infinity in ``obj`` (json writes ``NaN``).
 
     Only asked when the output contains ``null``. A value of the exact built-in types (what parsed JSON
     and most tool arguments are) is answered in C: marshal writes each float as a tag byte and its 8
     IEEE 754 bytes, so a non-finite float shows as an exponent of all ones 8 bytes after a float tag
     (:func:`_nonfinite_in_marshal`). Those bytes also occur inside other values (in a list of negative
-    ints, at every item), so a hit there is settled by :func:`_holds_nonfinite` before json is asked.
+    ints, at every item), so a hit there is settled by :func:`_holds_nonfinite` before json is asked, in
+    at most about ``size`` (the output's length) / 128 steps of Python.
     Anything else (a model, a dataclass, a subclass: marshal refuses them without calling their code) is
     walked, and the first object that is not JSON-native answers True: json decides.
     """
@@ -220,20 +224,24 @@ def _may_hold_nonfinite(obj: Any) -> bool:
         data = marshal.dumps(obj)
     except (ValueError, TypeError, RecursionError):  # not only built-in types, or too deep
         return _walk_may_hold_nonfinite(obj)
-    return _nonfinite_in_marshal(data) and _holds_nonfinite(obj)
+    return _nonfinite_in_marshal(data) and _holds_nonfinite(obj, max(_MIN_STEPS, size >> 7))
 
 
-def _holds_nonfinite(obj: Any) -> bool:
-    """Exactly whether ``obj``, of built-in types only (marshal took it), holds a NaN or an infinity.
+def _holds_nonfinite(obj: Any, steps: int) -> bool:
+    """Whether ``obj``, of built-in types only (marshal took it), may hold a NaN or an infinity: False
+    only when it holds none; True when it does, or after ``steps`` values looked at one by one.
 
-    The marshal check's false alarms come from dense numbers (a time series of negative ints with a gap
-    was hashed by json, at 50 times the floor), so a list of numbers is summed in C: the sum of a list
-    holding a NaN or an infinity is not finite (an overflow to infinity only costs the json fallback);
-    anything else (a complex among the numbers too) is walked. Always cheaper than json, which it spares
-    or precedes.
+    The marshal check's false alarms come from dense numbers (a metrics series of negative ints with a
+    gap was hashed by json, at 20 to 45 times the floor), and a list's numbers are summed in C
+    (:func:`_sum_of_numbers`): a sum over a NaN or an infinity is not finite (an overflow to infinity only
+    costs the json fallback). The rest is walked, one value at a time, at about json's cost per value:
+    hence the bound, past which json decides (as it did before this check).
     """
     stack = [obj]
     while stack:
+        steps -= 1
+        if steps < 0:
+            return True
         value = stack.pop()
         kind = type(value)
         if kind is float:
@@ -242,19 +250,44 @@ def _holds_nonfinite(obj: Any) -> bool:
         elif kind is dict:
             stack.extend(value.values())
         elif kind is list or kind is tuple:
-            try:
-                total = sum(value)
-            except (TypeError, OverflowError):  # not only numbers: each item on its own
-                stack.extend(value)
-                continue
+            total = _sum_of_numbers(value)
             if type(total) is float:
                 if not math.isfinite(total):
                     return True
-            elif type(total) is not int:  # a complex among them: its sum hides a float's NaN
+            elif type(total) is not int:  # not only numbers, or a complex (its sum hides a float's NaN)
                 stack.extend(value)
         elif kind is set or kind is frozenset:
             stack.extend(value)
     return False
+
+
+_MIN_STEPS = 1024
+
+
+def _sum_of_numbers(items: list[Any] | tuple[Any, ...]) -> Any:
+    """The sum, in C, of the numbers in ``items`` or, by its first item, in its lists (a series of
+    ``[timestamp, value]`` points) or its dicts' values; None when something else is there, or when
+    ``items`` is short (walking a few items costs less than the exception).
+
+    Falsy values are left out (``filter(None, ...)``): None, zeros, empty strings and containers hold
+    no NaN or infinity, and both are truthy. Whatever else is not a number stops the sum (TypeError).
+    """
+    if len(items) < _SUMMED:
+        return None
+    first = type(items[0])
+    if first is list or first is tuple:
+        numbers: Any = chain.from_iterable(items)
+    elif first is dict:
+        numbers = chain.from_iterable(map(dict.values, items))
+    else:
+        numbers = items
+    try:
+        return sum(filter(None, numbers))
+    except (TypeError, OverflowError):
+        return None
+
+
+_SUMMED = 8
 
 
 # marshal's float tags: TYPE_BINARY_FLOAT ('g') and the same with FLAG_REF (0x80); a complex is two
@@ -267,7 +300,9 @@ _NONFINITE_FLOAT_AT_TAIL = tuple(
     re.compile(tail + rb"(?<=[g\xe7][\x00-\xff]{6}[\xf0-\xff]" + tail + rb")", re.DOTALL)
     for tail in _NONFINITE_TAIL
 )
-_MIN_CANDIDATES = 4096
+# A candidate costs a Python iteration, about what the two regexes cost over 500 bytes; 4,096 at least
+# (as before) made a 100 KB series of negative ints spend 1.8 ms here, 30 times sha256's cost.
+_MIN_CANDIDATES = 16
 
 
 def _nonfinite_in_marshal(data: bytes) -> bool:
@@ -278,7 +313,7 @@ def _nonfinite_in_marshal(data: bytes) -> bool:
     marshal data (negative ints, some lengths), so the candidates are found with memchr and checked;
     data with many of them (long lists of negative ints) is searched by regular expressions instead.
     """
-    budget = max(_MIN_CANDIDATES, len(data) >> 8)  # denser than one in 256 bytes: the regex is cheaper
+    budget = _MIN_CANDIDATES + (len(data) >> 9)  # denser than one in 512 bytes: the regexes cost less
     for tail in _NONFINITE_TAIL:
         i = data.find(tail, 8)
         while i != -1:
@@ -338,10 +373,10 @@ def _canonical(obj: Any) -> bytes:
             if (
                 b"0.0000" not in out
                 and not (b"e-" in out and _SMALL_EXPONENT.search(out))
-                and (b"null" not in out or not _may_hold_nonfinite(obj))
+                and (b"null" not in out or not _may_hold_nonfinite(obj, len(out)))
             ):
                 return out
-        elif not _orjson_may_differ(out) and not (_NULL.search(out) and _may_hold_nonfinite(obj)):
+        elif not _orjson_may_differ(out) and not (_NULL.search(out) and _may_hold_nonfinite(obj, len(out))):
             return out
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_counted)
