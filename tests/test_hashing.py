@@ -302,6 +302,10 @@ def test_dense_negative_ints_and_lengths_do_not_hide_a_non_finite_float():
     for bad in (-math.inf, -float("nan")):
         tail = [-(i % 15) - 6 for i in range(30_000)] + [None, bad]
         assert sha(tail) == seed_sha(tail), bad
+        # Not numbers only, and too long to walk to its first item: only the full scan finds it.
+        mixed = [bad, None] + ["s", -7, -8] * 30_000
+        assert sha(mixed) == seed_sha(mixed), bad
+        assert sha(mixed[1:]) == seed_sha(mixed[1:])
 
 
 def test_small_floats_in_large_outputs_are_written_like_the_seed():

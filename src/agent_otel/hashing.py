@@ -215,8 +215,9 @@ def _may_hold_nonfinite(obj: Any, size: int) -> bool:
     and most tool arguments are) is answered in C: marshal writes each float as a tag byte and its 8
     IEEE 754 bytes, so a non-finite float shows as an exponent of all ones 8 bytes after a float tag
     (:func:`_nonfinite_in_marshal`). Those bytes also occur inside other values (in a list of negative
-    ints, at every item), so a hit there is settled by :func:`_holds_nonfinite` before json is asked, in
-    at most about ``size`` (the output's length) / 128 steps of Python.
+    ints, at every item), so a hit, or too many candidates, is settled by :func:`_holds_nonfinite` in at
+    most about ``size`` (the output's length) / 128 steps of Python; where that is not enough, the hit
+    stands (json decides), or regular expressions look at all the candidates.
     Anything else (a model, a dataclass, a subclass: marshal refuses them without calling their code) is
     walked, and the first object that is not JSON-native answers True: json decides.
     """
@@ -224,24 +225,30 @@ def _may_hold_nonfinite(obj: Any, size: int) -> bool:
         data = marshal.dumps(obj)
     except (ValueError, TypeError, RecursionError):  # not only built-in types, or too deep
         return _walk_may_hold_nonfinite(obj)
-    return _nonfinite_in_marshal(data) and _holds_nonfinite(obj, max(_MIN_STEPS, size >> 7))
+    found = _nonfinite_in_marshal(data)
+    if found is False:
+        return False
+    held = _holds_nonfinite(obj, max(_MIN_STEPS, size >> 7))
+    if held is not None:
+        return held
+    return found or any(p.search(data) is not None for p in _NONFINITE_FLOAT_AT_TAIL)
 
 
-def _holds_nonfinite(obj: Any, steps: int) -> bool:
-    """Whether ``obj``, of built-in types only (marshal took it), may hold a NaN or an infinity: False
-    only when it holds none; True when it does, or after ``steps`` values looked at one by one.
+def _holds_nonfinite(obj: Any, steps: int) -> bool | None:
+    """Whether ``obj``, of built-in types only (marshal took it), holds a NaN or an infinity, exactly;
+    None when that takes more than ``steps`` values looked at one by one.
 
     The marshal check's false alarms come from dense numbers (a metrics series of negative ints with a
     gap was hashed by json, at 20 to 45 times the floor), and a list's numbers are summed in C
     (:func:`_sum_of_numbers`): a sum over a NaN or an infinity is not finite (an overflow to infinity only
     costs the json fallback). The rest is walked, one value at a time, at about json's cost per value:
-    hence the bound, past which json decides (as it did before this check).
+    hence the bound, past which the byte-level check decides (as it did before this check).
     """
     stack = [obj]
     while stack:
         steps -= 1
         if steps < 0:
-            return True
+            return None
         value = stack.pop()
         kind = type(value)
         if kind is float:
@@ -300,20 +307,24 @@ _NONFINITE_FLOAT_AT_TAIL = tuple(
     re.compile(tail + rb"(?<=[g\xe7][\x00-\xff]{6}[\xf0-\xff]" + tail + rb")", re.DOTALL)
     for tail in _NONFINITE_TAIL
 )
-# A candidate costs a Python iteration, about what the two regexes cost over 500 bytes; 4,096 at least
-# (as before) made a 100 KB series of negative ints spend 1.8 ms here, 30 times sha256's cost.
+# A candidate costs a Python iteration, about what the two regexes cost over 300 bytes; 4,096 at least
+# (as before) made a 100 KB series of negative ints spend 1.8 ms here, 30 times sha256's cost, and one
+# in 512 bytes sent 1 MB of records with nulls (one in 490) to the regexes after most of the loop.
 _MIN_CANDIDATES = 16
 
 
-def _nonfinite_in_marshal(data: bytes) -> bool:
-    """Whether marshal ``data`` may hold a non-finite float (never False when it does).
+def _nonfinite_in_marshal(data: bytes) -> bool | None:
+    """Whether marshal ``data`` may hold a non-finite float (never False when it does); None when it
+    has too many candidates to look at one by one.
 
     Each float is a tag byte and 8 little-endian bytes; it is NaN or infinite when its exponent bits are
     all ones: the last byte is 0x7f or 0xff and the one before it at least 0xf0. Those bytes are rare in
-    marshal data (negative ints, some lengths), so the candidates are found with memchr and checked;
-    data with many of them (long lists of negative ints) is searched by regular expressions instead.
+    marshal data (negative ints, some lengths), so the candidates are found with memchr and checked.
+    Data with many of them (long lists of negative ints) is left to the exact check, and where that
+    gives up, to regular expressions (see :func:`_may_hold_nonfinite`): in such data a float tag 8 bytes
+    before them is common (a false alarm), and each regex candidate costs about 30 ns.
     """
-    budget = _MIN_CANDIDATES + (len(data) >> 9)  # denser than one in 512 bytes: the regexes cost less
+    budget = _MIN_CANDIDATES + (len(data) >> 8)  # denser than one in 256 bytes: the regexes cost less
     for tail in _NONFINITE_TAIL:
         i = data.find(tail, 8)
         while i != -1:
@@ -321,7 +332,7 @@ def _nonfinite_in_marshal(data: bytes) -> bool:
                 return True
             budget -= 1
             if not budget:
-                return any(p.search(data) is not None for p in _NONFINITE_FLOAT_AT_TAIL)
+                return None
             i = data.find(tail, i + 1)
     return False
 
