@@ -216,7 +216,7 @@ def _may_hold_nonfinite(obj: Any, size: int) -> bool:
     IEEE 754 bytes, so a non-finite float shows as an exponent of all ones 8 bytes after a float tag
     (:func:`_nonfinite_in_marshal`). Those bytes also occur inside other values (in a list of negative
     ints, at every item), so a hit, or too many candidates, is settled by :func:`_holds_nonfinite` in at
-    most about ``size`` (the output's length) / 128 steps of Python; where that is not enough, the hit
+    most about ``size`` (the output's length) / 512 steps of Python; where that is not enough, the hit
     stands (json decides), or regular expressions look at all the candidates.
     Anything else (a model, a dataclass, a subclass: marshal refuses them without calling their code) is
     walked, and the first object that is not JSON-native answers True: json decides.
@@ -228,7 +228,7 @@ def _may_hold_nonfinite(obj: Any, size: int) -> bool:
     found = _nonfinite_in_marshal(data)
     if found is False:
         return False
-    held = _holds_nonfinite(obj, max(_MIN_STEPS, size >> 7))
+    held = _holds_nonfinite(obj, max(_MIN_STEPS, size >> 9))
     if held is not None:
         return held
     return found or any(p.search(data) is not None for p in _NONFINITE_FLOAT_AT_TAIL)
@@ -268,7 +268,7 @@ def _holds_nonfinite(obj: Any, steps: int) -> bool | None:
     return False
 
 
-_MIN_STEPS = 1024
+_MIN_STEPS = 256
 
 
 def _sum_of_numbers(items: list[Any] | tuple[Any, ...]) -> Any:
