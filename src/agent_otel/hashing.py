@@ -324,7 +324,7 @@ def _nonfinite_in_marshal(data: bytes) -> bool | None:
     gives up, to regular expressions (see :func:`_may_hold_nonfinite`): in such data a float tag 8 bytes
     before them is common (a false alarm), and each regex candidate costs about 30 ns.
     """
-    budget = _MIN_CANDIDATES + (len(data) >> 8)  # denser than one in 256 bytes: the regexes cost less
+    budget = _MIN_CANDIDATES + (len(data) >> 8)  # denser than one in 256 bytes: left to the exact check
     for tail in _NONFINITE_TAIL:
         i = data.find(tail, 8)
         while i != -1:
