@@ -11,8 +11,10 @@ Three ways to the same 24-hex digest of a JSON value, on payloads of 1 KB to 10 
 
 Payloads are what tool results look like: ``records``, a list of small records (short strings, ints,
 floats, a nested list and object: the most work per byte for a serialiser), clean and with a ``null`` in
-every record (JSON's ``null`` is where a NaN could hide, see agent_otel.hashing); and ``text``, search hits
-with a text snippet each. The three methods run
+every record (JSON's ``null`` is where a NaN could hide, see agent_otel.hashing); ``text``, search hits
+with a text snippet each; and ``series``, metrics points ``[timestamp, value]`` with negative values and a
+gap (``null``) in one point of a hundred (dense negative ints look like a NaN to the first, byte-level
+check). The three methods run
 interleaved, round by round; each figure is the median over the rounds of the thread's CPU time per
 call. Every method's digest is checked to be the same.
 
@@ -65,7 +67,13 @@ def record(i: int, nulls: bool) -> dict[str, Any]:
     return item
 
 
-SHAPES = {"records": record, "text": document}
+def point(i: int, nulls: bool) -> list[Any]:
+    """A metrics point, ``[timestamp, value]``: the value goes negative, and with ``nulls`` one in a
+    hundred is missing (a gap, as metrics APIs return it)."""
+    return [1_767_225_600 + 60 * i, None if nulls and i % 100 == 7 else 150 - i % 300]
+
+
+SHAPES = {"records": record, "text": document, "series": point}
 
 
 def payload(size: int, nulls: bool, shape: str = "records") -> dict[str, Any]:
@@ -98,7 +106,7 @@ def per_call_us(fn: Callable[[], Any], n: int) -> float:
 
 def measure(rounds: int, sizes: tuple[tuple[str, int], ...] = SIZES) -> list[dict[str, Any]]:
     rows = []
-    for shape, nulls in (("records", False), ("records", True), ("text", False)):
+    for shape, nulls in (("records", False), ("records", True), ("text", False), ("series", True)):
         for label, size in sizes:
             obj = payload(size, nulls, shape)
             data = canonical_json(obj)

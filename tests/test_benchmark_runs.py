@@ -101,7 +101,7 @@ def test_hashing_table_runs_and_agrees_with_the_seed():
     rows = json.loads(proc.stdout)
     assert [(r["size"], r["shape"], r["nulls"]) for r in rows] == [
         (size, shape, nulls)
-        for shape, nulls in (("records", False), ("records", True), ("text", False))
+        for shape, nulls in (("records", False), ("records", True), ("text", False), ("series", True))
         for size in ("1 KB", "100 KB")
     ]
     assert all(

@@ -14,6 +14,7 @@ import time
 import uuid
 
 import pydantic
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -296,6 +297,15 @@ def test_dense_negative_ints_and_lengths_do_not_hide_a_non_finite_float():
     dense = [-1, -255, -(2**40)] * 40_000 + ["x" * 127, None, float("nan")]
     assert sha(dense) == seed_sha(dense)
     assert sha(dense[:-1]) == seed_sha(dense[:-1])
+    # Ints from -6 to -20 put three 0xff bytes each (the last byte of a negative infinity) into marshal
+    # data and never a float tag 8 bytes before one: only the full scan past them finds the infinity.
+    for bad in (-math.inf, -float("nan")):
+        tail = [-(i % 15) - 6 for i in range(30_000)] + [None, bad]
+        assert sha(tail) == seed_sha(tail), bad
+        # Not numbers only, and too long to walk to its first item: only the full scan finds it.
+        mixed = [bad, None] + ["s", -7, -8] * 30_000
+        assert sha(mixed) == seed_sha(mixed), bad
+        assert sha(mixed[1:]) == seed_sha(mixed[1:])
 
 
 def test_small_floats_in_large_outputs_are_written_like_the_seed():
@@ -325,6 +335,123 @@ _large_parts = st.lists(
 def test_large_outputs_with_floats_and_text_hash_exactly_like_the_seed(parts, padding):
     value = {"pad": padding, "parts": parts, "copy": [parts, {"k": parts[::-1]}]}
     assert len(canonical_json(value)) > 300
+    assert sha(value) == seed_sha(value)
+
+
+def _series(n: int) -> list:
+    """Negative ints, dense: every item puts bytes of a non-finite exponent into marshal data, and its
+    output is full of minus signs (the other search for exponents)."""
+    return [-(i % 300) for i in range(n)]
+
+
+_NONFINITE = (float("nan"), math.inf, -math.inf, -float("nan"))
+
+
+def test_a_series_of_negative_ints_with_gaps_hashes_like_the_seed_and_a_hidden_nan_is_found():
+    """A series with ``null`` gaps sets off marshal's non-finite check (its int bytes look like a float's
+    exponent), which is then settled exactly: nothing non-finite, the orjson bytes; a NaN or an infinity
+    anywhere (a plain list of numbers, after a None, in a tuple, a dict, a set's neighbour), json's."""
+    clean = {"t": list(range(50_000)), "v": _series(50_000), "gap": None, "w": [_series(300), None, (-1, -2)]}
+    assert sha(clean) == seed_sha(clean)
+    for bad in _NONFINITE:
+        for place in ("v0", "v-1", "after_none", "tuple", "dict", "nested"):
+            value = {"t": list(range(20_000)), "v": _series(20_000), "gap": None, "w": [None, -1]}
+            if place == "v0":
+                value["v"][0] = bad
+            elif place == "v-1":
+                value["v"][-1] = bad
+            elif place == "after_none":
+                value["w"].append(bad)
+            elif place == "tuple":
+                value["w"].append((-1, bad, -3))
+            elif place == "dict":
+                value["w"].append({"x": -1, "y": bad})
+            else:
+                value["w"].append([[-5, [bad]], {"s": [1, None]}])
+            assert sha(value) == seed_sha(value), (bad, place)
+            assert "NaN" in canonical_json(value).decode() or "Infinity" in canonical_json(value).decode()
+
+
+@pytest.mark.parametrize("bad", _NONFINITE)
+@pytest.mark.parametrize("where", [0, 1, 4_999])
+def test_series_of_points_and_of_small_dicts_with_gaps_hide_no_nan(bad, where):
+    """The exact check sums a list of ``[timestamp, value]`` points, or of dicts of numbers, in one go
+    (gaps, zeros and empty values left out): a NaN or an infinity in any point or dict is still found,
+    including the first, and mixed lists are walked."""
+    points = [[1_767_225_600 + 60 * i, None if i % 100 == 7 else 150 - i % 300] for i in range(5_000)]
+    assert sha(points) == seed_sha(points)
+    points[where][1] = bad
+    assert sha(points) == seed_sha(points)
+    rows = [{"a": -i, "b": None, "c": 0, "d": ""} for i in range(5_000)]
+    assert sha(rows) == seed_sha(rows)
+    rows[where]["c"] = bad
+    assert sha(rows) == seed_sha(rows)
+    mixed = [[-1, -2]] * 10 + [{"x": -1, "y": bad}] + [[-3, None]] * 10
+    assert sha(mixed) == seed_sha(mixed)
+
+
+def test_a_nan_summed_with_a_complex_is_still_found():
+    """A complex (hashed by its repr) next to a NaN makes a list's sum a complex, whose NaN part says
+    nothing about the float: the list is walked, and the NaN is written as json writes it."""
+    for value in ([[1j, float("nan")], None], [_series(3_000), [2 + 0j, -math.inf, -1], None]):
+        text = canonical_json(value).decode()
+        assert ("NaN" in text or "-Infinity" in text) and text.count("null") == 1, text[-80:]
+
+
+def test_numbers_whose_sum_overflows_or_cancels_hash_like_the_seed():
+    """The exact check sums lists of numbers: an overflow to infinity (no non-finite float at all) and an
+    infinity next to its negative (a NaN sum) only cost the json fallback, never a wrong hash."""
+    for value in (
+        [1e308, 1e308, -1] * 2000 + [None],
+        [math.inf, -math.inf, -1] * 2000 + [None],
+        [_series(5000), [1.5, -(2**62), True, None], -0.0],
+    ):
+        assert sha(value) == seed_sha(value)
+
+
+@pytest.mark.parametrize(
+    "tiny",
+    [1e-5, 5e-5, 1e-7, -1.5e-7, 2.5e-9, -9.99e-6, 5e-324, 1e-10, -0.0, 1e-4, 1e16, 1.7976931348623157e308],
+)
+def test_small_floats_among_dense_minus_signs_are_written_like_the_seed(tiny):
+    """Outputs dense with minus signs are searched for exponents from ``e-`` instead of ``-``; sparse ones
+    from ``-``: a small float is found either way, wherever it is, and its look-alikes in strings only
+    cost the fallback."""
+    for body in (_series(20_000), ["2026-01-02 e-mail"] * 2_000):
+        for where in (0, len(body) // 2, len(body)):
+            value = list(body)
+            value.insert(where, tiny)
+            assert sha(value) == seed_sha(value), (tiny, where, body[0])
+            value.insert(0, [None, "1e-7", "0.00001"])
+            assert sha(value) == seed_sha(value), (tiny, where, body[0])
+
+
+def test_large_outputs_with_huge_ints_lone_surrogates_and_non_str_keys_hash_like_the_seed():
+    """What orjson refuses (ints beyond 64 bits, lone surrogates, non-string keys) goes to json at any
+    size, next to dense minus signs and nulls."""
+    for odd in (2**64 + 1, -(2**70), "lone \ud800 surrogate", {1: "int key"}, {"k": {2.5: "float key"}}):
+        value = [_series(10_000), None, odd, 1e-7]
+        seed = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert canonical_json(value) == seed.encode("utf-8", "surrogatepass"), odd
+
+
+_dense_parts = st.lists(
+    st.integers(min_value=-(2**31), max_value=-1)
+    | st.sampled_from([None, 1e-5, -1e-7, 5e-324, -0.0, 1e-9, 1e-10, float("nan"), math.inf, -math.inf])
+    | st.floats()
+    | st.tuples(st.integers(max_value=-1), st.floats()),
+    min_size=1,
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_dense_parts, st.integers(min_value=0, max_value=3_000))
+def test_dense_negative_numbers_with_any_float_hash_exactly_like_the_seed(parts, at):
+    """Generated floats (NaN and infinities among them) and nulls placed in a long series of negative
+    ints: every path of the non-finite and exponent checks for dense data against the seed."""
+    series = _series(3_000)
+    value = series[:at] + [parts] + series[at:]
     assert sha(value) == seed_sha(value)
 
 

@@ -29,6 +29,7 @@ import types
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import chain
 from pathlib import PurePath
 from typing import Any
 
@@ -49,6 +50,11 @@ _SMALL_EXPONENT = re.compile(rb"[0-9]e-[1-9](?![0-9])")
 # The same, searched from its minus sign (the literal re runs to: ``e`` is in every English word, ``-``
 # mostly in dates) and checked behind it, in C instead of a Python loop over candidates.
 _SMALL_EXPONENT_AT_MINUS = re.compile(rb"-(?<=[0-9]e-)[1-9](?![0-9])")
+# Where minus signs are dense (negative numbers: a time series, coordinates, deltas), re's check behind
+# each of them costs more than the scan: 2.3 times sha256's cost over a series of negative ints, where
+# searching from ``e-`` costs 0.5 (and 0.8 over English text, where searching from ``-`` costs 0.65).
+_SMALL_EXPONENT_AT_E = re.compile(rb"e-(?<=[0-9]e-)[1-9](?![0-9])")
+_DENSE_MINUS = 16  # minus signs per 1 KB sampled (in English text with dates: about 4)
 _PLAIN_SMALL = re.compile(rb"0\.0000")
 _NULL = re.compile(rb"null")
 _SHORT = 128  # bytes of output below which plain bytes searches are cheaper than calling re
@@ -58,7 +64,19 @@ def _orjson_may_differ(out: bytes) -> bool:
     """The float check of all but the shortest outputs (those are checked inline in canonical_json)."""
     if b"." in out and _PLAIN_SMALL.search(out) is not None:
         return True
-    return b"-" in out and _SMALL_EXPONENT_AT_MINUS.search(out) is not None
+    if b"-" not in out:
+        return False
+    search = _SMALL_EXPONENT_AT_E if _minus_is_dense(out) else _SMALL_EXPONENT_AT_MINUS
+    return search.search(out) is not None
+
+
+def _minus_is_dense(out: bytes) -> bool:
+    """Whether four 1 KB samples of a large ``out`` hold more than ``_DENSE_MINUS`` minus signs per KB
+    (only which search runs depends on it, never the answer; below 64 KB the sampling costs more)."""
+    if len(out) < 65_536:
+        return False
+    step = len(out) // 4
+    return sum(out.count(b"-", i, i + 1024) for i in range(0, 4 * step, step)) > _DENSE_MINUS * 4
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -190,40 +208,123 @@ def _counted_expansion() -> None:
         raise _TooManyObjects
 
 
-def _may_hold_nonfinite(obj: Any) -> bool:
+def _may_hold_nonfinite(obj: Any, size: int) -> bool:
     """Whether orjson's ``null`` may stand for a NaN or infinity in ``obj`` (json writes ``NaN``).
 
     Only asked when the output contains ``null``. A value of the exact built-in types (what parsed JSON
     and most tool arguments are) is answered in C: marshal writes each float as a tag byte and its 8
     IEEE 754 bytes, so a non-finite float shows as an exponent of all ones 8 bytes after a float tag
-    (:func:`_nonfinite_in_marshal`). Anything else (a model, a dataclass, a subclass: marshal refuses
-    them without calling their code) is walked, and the first object that is not JSON-native answers
-    True: json decides.
+    (:func:`_nonfinite_in_marshal`). Those bytes also occur inside other values (in a list of negative
+    ints, at every item), so a hit, or too many candidates, is settled by :func:`_holds_nonfinite` in at
+    most about ``size`` (the output's length) / 512 steps of Python; where that is not enough, the hit
+    stands (json decides), or regular expressions look at all the candidates.
+    Anything else (a model, a dataclass, a subclass: marshal refuses them without calling their code) is
+    walked, and the first object that is not JSON-native answers True: json decides.
     """
     try:
         data = marshal.dumps(obj)
     except (ValueError, TypeError, RecursionError):  # not only built-in types, or too deep
         return _walk_may_hold_nonfinite(obj)
-    return _nonfinite_in_marshal(data)
+    found = _nonfinite_in_marshal(data)
+    if found is False:
+        return False
+    held = _holds_nonfinite(obj, max(_MIN_STEPS, size >> 9))
+    if held is not None:
+        return held
+    return found or any(p.search(data) is not None for p in _NONFINITE_FLOAT_AT_TAIL)
+
+
+def _holds_nonfinite(obj: Any, steps: int) -> bool | None:
+    """Whether ``obj``, of built-in types only (marshal took it), holds a NaN or an infinity, exactly;
+    None when that takes more than ``steps`` values looked at one by one.
+
+    The marshal check's false alarms come from dense numbers (a metrics series of negative ints with a
+    gap was hashed by json, at 20 to 45 times the floor), and a list's numbers are summed in C
+    (:func:`_sum_of_numbers`): a sum over a NaN or an infinity is not finite (an overflow to infinity only
+    costs the json fallback). The rest is walked, one value at a time, at about json's cost per value:
+    hence the bound, past which the byte-level check decides (as it did before this check).
+    """
+    stack = [obj]
+    while stack:
+        steps -= 1
+        if steps < 0:
+            return None
+        value = stack.pop()
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return True
+        elif kind is dict:
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            total = _sum_of_numbers(value)
+            if type(total) is float:
+                if not math.isfinite(total):
+                    return True
+            elif type(total) is not int:  # not only numbers, or a complex (its sum hides a float's NaN)
+                stack.extend(value)
+        elif kind is set or kind is frozenset:
+            stack.extend(value)
+    return False
+
+
+_MIN_STEPS = 256
+
+
+def _sum_of_numbers(items: list[Any] | tuple[Any, ...]) -> Any:
+    """The sum, in C, of the numbers in ``items`` or, by its first item, in its lists (a series of
+    ``[timestamp, value]`` points) or its dicts' values; None when something else is there, or when
+    ``items`` is short (walking a few items costs less than the exception).
+
+    Falsy values are left out (``filter(None, ...)``): None, zeros, empty strings and containers hold
+    no NaN or infinity, and both are truthy. Whatever else is not a number stops the sum (TypeError).
+    """
+    if len(items) < _SUMMED:
+        return None
+    first = type(items[0])
+    if first is list or first is tuple:
+        numbers: Any = chain.from_iterable(items)
+    elif first is dict:
+        numbers = chain.from_iterable(map(dict.values, items))
+    else:
+        numbers = items
+    try:
+        return sum(filter(None, numbers))
+    except (TypeError, OverflowError):
+        return None
+
+
+_SUMMED = 8
 
 
 # marshal's float tags: TYPE_BINARY_FLOAT ('g') and the same with FLAG_REF (0x80); a complex is two
 # floats ('y'), whose parts are found by the same test or not at all (then: a harmless fallback).
 _FLOAT_TAGS = (0x67, 0xE7)
 _NONFINITE_TAIL = (b"\x7f", b"\xff")  # the last (most significant) byte of an all-ones exponent
-_NONFINITE_FLOAT = re.compile(rb"[g\xe7][\x00-\xff]{6}[\xf0-\xff][\x7f\xff]", re.DOTALL)
-_MIN_CANDIDATES = 4096
+# The same test in C, searched from the last byte (a literal: re runs to it, where an expression that
+# starts with the tag's two alternatives tries a match at every byte, ten times slower), one per tail.
+_NONFINITE_FLOAT_AT_TAIL = tuple(
+    re.compile(tail + rb"(?<=[g\xe7][\x00-\xff]{6}[\xf0-\xff]" + tail + rb")", re.DOTALL)
+    for tail in _NONFINITE_TAIL
+)
+# A candidate costs a Python iteration, about what the two regexes cost over 300 bytes; 4,096 at least
+# (as before) made a 100 KB series of negative ints spend 1.8 ms here, 30 times sha256's cost, and one
+# in 512 bytes sent 1 MB of records with nulls (one in 490) to the regexes after most of the loop.
+_MIN_CANDIDATES = 16
 
 
-def _nonfinite_in_marshal(data: bytes) -> bool:
-    """Whether marshal ``data`` may hold a non-finite float (never False when it does).
+def _nonfinite_in_marshal(data: bytes) -> bool | None:
+    """Whether marshal ``data`` may hold a non-finite float (never False when it does); None when it
+    has too many candidates to look at one by one.
 
     Each float is a tag byte and 8 little-endian bytes; it is NaN or infinite when its exponent bits are
     all ones: the last byte is 0x7f or 0xff and the one before it at least 0xf0. Those bytes are rare in
-    marshal data (negative ints, some lengths), so the candidates are found with memchr and checked;
-    data with many of them (long lists of negative ints) is scanned by a regular expression instead.
+    marshal data (negative ints, some lengths), so the candidates are found with memchr and checked.
+    Data with many of them (long lists of negative ints) is left to the exact check, and where that
+    gives up, to regular expressions (see :func:`_may_hold_nonfinite`): in such data a float tag 8 bytes
+    before them is common (a false alarm), and each regex candidate costs about 30 ns.
     """
-    budget = max(_MIN_CANDIDATES, len(data) >> 8)  # denser than one in 256 bytes: the regex is cheaper
+    budget = _MIN_CANDIDATES + (len(data) >> 8)  # denser than one in 256 bytes: left to the exact check
     for tail in _NONFINITE_TAIL:
         i = data.find(tail, 8)
         while i != -1:
@@ -231,7 +332,7 @@ def _nonfinite_in_marshal(data: bytes) -> bool:
                 return True
             budget -= 1
             if not budget:
-                return _NONFINITE_FLOAT.search(data) is not None
+                return None
             i = data.find(tail, i + 1)
     return False
 
@@ -283,10 +384,10 @@ def _canonical(obj: Any) -> bytes:
             if (
                 b"0.0000" not in out
                 and not (b"e-" in out and _SMALL_EXPONENT.search(out))
-                and (b"null" not in out or not _may_hold_nonfinite(obj))
+                and (b"null" not in out or not _may_hold_nonfinite(obj, len(out)))
             ):
                 return out
-        elif not _orjson_may_differ(out) and not (_NULL.search(out) and _may_hold_nonfinite(obj)):
+        elif not _orjson_may_differ(out) and not (_NULL.search(out) and _may_hold_nonfinite(obj, len(out))):
             return out
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_counted)
