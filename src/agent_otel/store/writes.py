@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 _EVENT_JSON = tuple(EVENT_COLUMNS.index(c) for c in JSON_EVENT_COLUMNS)
 _EVENT_TS = EVENT_COLUMNS.index("ts_ms")
 _EVENT_PLAIN = tuple(i for i in range(len(EVENT_COLUMNS)) if i not in _EVENT_JSON and i != _EVENT_TS)
+# Where a row's usage, args, result and ts_ms are, counted from the end of the values (its last row).
+_LAST_USAGE, _LAST_ARGS, _LAST_RESULT, _LAST_TS = (
+    EVENT_COLUMNS.index(c) - len(EVENT_COLUMNS) for c in ("usage", "args", "result", "ts_ms")
+)
 #: How rows go in (``benchmarks/store_throughput.py --methods`` compares them): ``values`` (multi-row
 #: ``INSERT ... VALUES``), ``executemany`` (a statement per row; psycopg pipelines them into a few round
 #: trips), and for PostgreSQL's events ``copy``. The defaults are the fastest measured.
@@ -325,11 +329,11 @@ def event_values(store: Store, events: Sequence[dict[str, Any]], safe: bool) -> 
     out: list[Any] = []
     extend = out.extend
     for e in events:
-        get = e.get
-        extend(map(get, EVENT_COLUMNS))
-        # Most events hold no JSON value (an LLM request's usage is one) and their time is an int.
-        plain = get("usage") is None and get("args") is None and get("result") is None
-        if plain and type(get("ts_ms")) is int:
+        extend(map(e.get, EVENT_COLUMNS))
+        # Most events hold no JSON value (an LLM request's usage is one) and their time is an int: read
+        # from the row just added (a list index, where the record would take a dict lookup each).
+        plain = out[_LAST_USAGE] is None and out[_LAST_ARGS] is None and out[_LAST_RESULT] is None
+        if plain and type(out[_LAST_TS]) is int:
             if safe:
                 base = len(out) - width
                 for i in _EVENT_PLAIN:
