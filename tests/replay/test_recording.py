@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import stat
+from typing import Any
 
 import agent_otel
 from agent_otel import runtime, snapshots
@@ -310,3 +311,48 @@ def test_tool_snapshots_and_events_keep_one_shape_and_the_result_as_the_tool_ret
     rows, data = rig.snapshots_and_data(run.run_id)
     [row] = [r for r in rows if r["step_id"] == 1]
     assert data[row["blob_sha"]] == ("json", "", returned)  # a small result: with its snapshot, in the clear
+
+
+def test_a_batch_packs_each_runs_calls_in_their_order_whatever_runs_interleave():
+    """The pack builder keeps the pack of the run of the call before (most batches: a run's calls one after
+    another); calls of runs interleaved, and of one run sealed with two keys, still go one pack per run
+    and key, in their order, with the earliest call's time, as the rows they were written as before."""
+    from agent_otel.snapshots import Blob
+    from agent_otel.store import snapshots as store_snapshots
+
+    class Sealer:
+        key_id = "k2"
+
+        def seal(self, plain: bytes) -> bytes:
+            return b"sealed:" + plain
+
+    def call(run: str, step: int, at: int, data: bytes | None, sealer: Any = None) -> dict[str, Any]:
+        blob = Blob(None, data, sealer) if data is not None else None
+        return {"kind": "tool", "run_id": run, "step_id": step, "tool": "t", "args_sha": f"a{step}",
+                "outcome": "ok" if blob else "error", "error_type": None if blob else "E",
+                "created_at_ms": at, "blob": blob}  # fmt: skip
+
+    records = [
+        call("r1", 1, 30, b"one"),
+        call("r2", 1, 20, b"two"),
+        call("r1", 2, 10, None),
+        call("r1", 3, 40, b"three", Sealer()),
+        call("r1", 4, 50, b"four"),
+    ]
+    packs = store_snapshots.prepare(records).packs
+    width = len(store_snapshots.PACK_COLUMNS)
+    rows = [
+        dict(zip(store_snapshots.PACK_COLUMNS, packs[i : i + width], strict=True))
+        for i in range(0, len(packs), width)
+    ]
+    got = [
+        (r["run_id"], r["key_id"], r["created_at_ms"], [c[0] for c in json.loads(r["steps"])], r["data"])
+        for r in rows
+    ]
+    assert got == [
+        ("r1", "", 10, [1, 2, 4], b"onefour"),
+        ("r2", "", 20, [1], b"two"),
+        ("r1", "k2", 40, [3], b"sealed:three"),
+    ]
+    steps = {(r["run_id"], r["key_id"]): json.loads(r["steps"]) for r in rows}
+    assert [c[store_snapshots.PACK_FIELDS.index("size")] for c in steps[("r1", "")]] == [3, None, 4]

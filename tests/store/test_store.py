@@ -162,6 +162,35 @@ def test_values_left_empty_by_some_records_or_by_a_whole_batch_read_back_as_writ
     assert runs[end_quiet["run_id"]]["status"] == "success"
     for run in runs.values():
         assert run["parent_run_id"] is None and run["replay_of"] is None and run["detail"] is None
+    # SQLite: a column some rows of a batch leave empty is bound as NaN there, which SQLite stores as NULL
+    # (no REAL value in a text column, none in a number column either).
+    [counts] = rows(
+        path,
+        "SELECT sum(typeof(tool) = 'real') AS tool, sum(typeof(stop_reason) = 'real') AS stop, "
+        "sum(typeof(usage) = 'real') AS usage, sum(typeof(step_id) = 'real') AS step, "
+        "sum(stop_reason IS NULL) AS no_stop FROM agent_events",
+    )
+    assert dict(counts) == {"tool": 0, "stop": 0, "usage": 0, "step": 0, "no_stop": len(events) - 2}
+    assert rows(path, "SELECT count(*) AS n FROM agent_runs WHERE typeof(model) = 'real'")[0]["n"] == 0
+
+
+def test_a_batch_binds_empty_values_as_nan_in_sqlite_only_and_leaves_the_callers_values_as_they_were():
+    """Binding None costs the sqlite3 module an adapter lookup per value; a NaN, which SQLite stores as
+    NULL, is bound directly. PostgreSQL would store the NaN, so its values keep their None."""
+    import math
+
+    from agent_otel.store.writes import _without_nulls
+
+    values = ["a", None, None, 1, "b", None, 2, None]
+    kept = list(values)
+    for nan in (True, False):
+        columns, width, out = _without_nulls(("w", "x", "y", "z"), 4, 2, values, nan)
+        assert (columns, width) == (("w", "y", "z"), 3) and values == kept
+        empty = "float" if nan else "NoneType"
+        assert [type(v).__name__ for v in out] == ["str", empty, "int", "str", "int", empty]
+        assert all(math.isnan(v) for v in out if type(v) is float) and out[0::3] == ["a", "b"]
+    _, _, out = _without_nulls(("x", "y"), 2, 2, kept[:4], True)  # no column empty in every row
+    assert out is not kept and kept[:4] == ["a", None, None, 1] and math.isnan(out[1]) and math.isnan(out[2])
 
 
 def test_seed_records_match_the_sdk(telemetry):

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -98,7 +98,26 @@ _RUN_KEY, _RUN_DATA = RUN_COLUMNS.index("input_key_id"), RUN_COLUMNS.index("inpu
 #: many calls return (a 2 MB answer 100 times) is stored once. ``benchmarks/store_throughput.py frames
 #: --result-bytes N --inline-max 0`` compares the two forms.
 INLINE_MAX_BYTES = 4_000
-_PACK_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode  # ASCII: any text is safe
+
+
+def _pack_json() -> Callable[[Any], str]:
+    """Compact ASCII JSON (any text is safe) of a pack's calls: ``json.JSONEncoder(separators=(",", ":"),
+    check_circular=False).encode``, whose every call makes a new C encoder (a fifth of the encoding of a
+    run's 8 calls); here it is made once. Anything JSON cannot encode raises TypeError, as there."""
+    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without json's C accelerator
+        return encode
+
+    def refuse(value: Any) -> Any:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    chunks = make(None, refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_PACK_JSON = _pack_json()
+_NO_RUN = object()  # prepare's last run before the first call
 
 
 @dataclass
@@ -121,23 +140,29 @@ _BLOB_SHA, _SIZE = PACK_FIELDS.index("blob_sha"), PACK_FIELDS.index("size")
 def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
     """Seal the data (outside the write transaction) and pack each run's tool calls. Data that cannot be
     sealed is not stored: its tool call is recorded as ``write_failed`` (counted and warned once), never
-    raised."""
+    raised.
+
+    The store sink's thread runs this for every tool call recorded (``benchmarks/store_throughput.py``):
+    each call's fields are read straight into its list (no ``map`` over PACK_FIELDS), and consecutive calls
+    of one run, the usual order, go to its pack without a key tuple and a dict lookup each."""
     out = Prepared()
     small: dict[str, tuple[str, bytes]] = {}  # this batch's small data by hash, sealed once each
     limit = INLINE_MAX_BYTES
     runs, blobs = out.runs, out.blobs
     # (run_id, key_id) -> [created_at_ms of its earliest call, its calls' fields, their data]
     packs: dict[tuple[Any, str], list[Any]] = {}
+    last_run: Any = _NO_RUN
+    last_kid = ""
+    pack: list[Any] = []
     for rec in records:
         get = rec.get
         blob = get("blob")
-        stored = sha = here = None
+        stored = here = None
         if blob is not None:
             sha = blob.sha
-            if sha in blobs:
+            here = small.get(sha)
+            if here is not None or sha in blobs:
                 stored = sha
-            elif sha in small:
-                stored, here = sha, small[sha]
             else:
                 try:
                     _, kid, _, sealed_data = sealed = blob.sealed()
@@ -153,23 +178,40 @@ def prepare(records: Iterable[dict[str, Any]]) -> Prepared:
             runs.extend(map(get, RUN_COLUMNS))
             runs[base + _RUN_KEY], runs[base + _RUN_DATA] = here if here is not None else (None, None)
             continue
-        call = list(map(get, PACK_FIELDS))  # blob_sha and size are no keys of a record: None
+        outcome, result_sha = get("outcome"), get("result_sha")
         if blob is not None:
-            if call[_OUTCOME] == OK and call[_RESULT_SHA] is None:
-                call[_RESULT_SHA] = sha  # the content address of a result is its result_sha
+            if outcome == OK and result_sha is None:
+                result_sha = sha  # the content address of a result is its result_sha
             if stored is None:
-                call[_OUTCOME] = WRITE_FAILED
-            call[_BLOB_SHA] = stored
+                outcome = WRITE_FAILED
+        else:
+            stored = get("blob_sha")  # no key of a record: None
+        call = [
+            get("step_id"),
+            get("parent_step"),
+            get("tool"),
+            get("args_sha"),
+            outcome,
+            result_sha,
+            get("error_type"),
+            get("result_type"),
+            stored,
+            get("size") if here is None else len(here[1]),
+        ]
         created = get("created_at_ms")
-        key = (get("run_id"), here[0] if here is not None else "")
-        pack = packs.get(key)
-        if pack is None:
-            pack = packs[key] = [created, [], []]
-        elif type(created) is int and (type(pack[0]) is not int or created < pack[0]):
+        run_id, kid = get("run_id"), here[0] if here is not None else ""
+        if run_id != last_run or kid != last_kid:
+            key = (run_id, kid)
+            found = packs.get(key)
+            if found is None:
+                packs[key] = pack = [created, [], []]
+            else:
+                pack = found
+            last_run, last_kid = run_id, kid
+        if pack[1] and type(created) is int and (type(pack[0]) is not int or created < pack[0]):
             pack[0] = created  # the earliest call's: retention deletes the pack with it
         pack[1].append(call)
         if here is not None:
-            call[_SIZE] = len(here[1])
             pack[2].append(here[1])
     values = out.packs
     now_ms = None

@@ -534,16 +534,28 @@ def deltas(store: Store, runs: Sequence[dict[str, Any]], events: Sequence[dict[s
             cache[row[0]] = (store._ms(row[1]) or 0, row[2] or "", bool(row[3]))
         orphans.update((i, None) for i in unknown if i not in cache)  # counted when their run row comes
     of_run: dict[str, Summary | None] = {}  # the summary each run's events go to (None: not summarized)
+    last_id: Any = None
+    summary: Summary | None = None
     for e in events:
-        run_id = e.get("run_id") or ""
-        if run_id in of_run:
-            summary = of_run[run_id]
+        get = e.get
+        run_id = get("run_id") or ""
+        if run_id != last_id:  # a run's events mostly come one after another
+            last_id = run_id
+            if run_id in of_run:
+                summary = of_run[run_id]
+            else:
+                info = cache.get(run_id)
+                # no run row (yet), a replay, or a run of hours the summaries do not cover: None
+                summary = None if info is None or info[2] or info[0] < covered else out.at(info[0], info[1])
+                of_run[run_id] = summary
+        if summary is None:
+            continue
+        if get("kind") == "tool_result" and get("status") != "error":  # most events: add_event, inlined
+            summary.events += 1
+            name = get("tool") or "?"
+            tools = summary.tools
+            tools[name] = tools.get(name, 0) + 1
         else:
-            info = cache.get(run_id)
-            # no run row (yet), a replay, or a run of hours the summaries do not cover: None
-            summary = None if info is None or info[2] or info[0] < covered else out.at(info[0], info[1])
-            of_run[run_id] = summary
-        if summary is not None:
             summary.add_event(e)
     return out if out.hours else None
 
