@@ -450,6 +450,59 @@ def test_doctor_counts_exactly_when_small_and_estimates_large_tables(busy_store)
     assert estimated["runs"] == 930 and estimated["events"] == exact["events"]  # no holes in the row ids
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_doctor_weighs_a_packs_table_by_its_tool_calls(request, tmp_path, kind):
+    """Since migration 8 a run's tool calls are one row of agent_snapshot_packs: 300 packs of 7 calls are
+    the 2,100 rows of agent_tool_snapshots schema 7 wrote, and doctor estimates them as it estimated those,
+    from a sample, instead of reading every pack (it did, up to ``exact_up_to`` packs)."""
+    if kind == "sqlite":
+        location = str(tmp_path / "agent-otel.db")
+    else:
+        location = request.getfixturevalue("postgres").new_database()
+    store = open_store(Target(kind, location), create=True, writer=True)
+    now = seed.now_ms()
+    steps = json.dumps([[i + 1, None, "search", f"{i:024x}", "ok"] for i in range(7)])
+    with store.transaction():
+        for i in range(300):
+            store.execute(
+                "INSERT INTO agent_snapshot_packs (run_id, created_at_ms, calls, items, key_id, steps, data) "
+                "VALUES (?, ?, 7, 0, '', ?, ?)",
+                (f"{i:032x}", now - i * HOUR, steps, b""),
+            )
+            store.execute(
+                "INSERT INTO agent_snapshot_runs (run_id, agent, created_at_ms) VALUES (?, 'a', ?)",
+                (f"{i:032x}", now - i * HOUR),
+            )
+    try:
+        if kind == "postgresql":
+            store.execute("ANALYZE")  # the planner's row counts, which autovacuum keeps on a live store
+        exact = store.counts()
+        assert not exact["estimated"]
+        assert (exact["tool_snapshots"], exact["snapshot_runs"]) == (2100, 300)
+        # 300 packs are fewer rows than 1,000 but hold 2,100 calls: estimated, from the first 2,000 packs
+        # (here all of them: the estimate is exact), as 2,100 rows of agent_tool_snapshots were
+        queries: list[str] = []
+        query = store.query
+
+        def traced(text: str, params: Any = ()) -> Any:
+            queries.append(text)
+            return query(text, params)
+
+        store.query = traced  # type: ignore[method-assign]
+        try:
+            estimated = store.counts(exact_up_to=1000)
+        finally:
+            del store.query
+        assert "tool_snapshots" in estimated["estimated"]
+        assert (estimated["tool_snapshots"], estimated["snapshot_runs"]) == (2100, 300)
+        reads = [t for t in queries if "agent_snapshot_packs" in t and "LIMIT" not in t]
+        assert not [t for t in reads if "count(*)" in t or "UNION" in t], reads  # no pack read in full
+        # A small table of packs is still counted exactly
+        assert not store.counts(exact_up_to=2100)["estimated"]
+    finally:
+        store.close()
+
+
 def test_a_run_id_prefix_finds_the_run_case_aside_and_says_when_it_is_ambiguous(busy_store):
     store = busy_store
     ids = [r["run_id"] for r in store.query("SELECT run_id FROM agent_runs ORDER BY run_id")]

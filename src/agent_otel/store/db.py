@@ -700,12 +700,13 @@ class Store:
     def counts(self, exact_up_to: int = COUNT_EXACT_UP_TO) -> dict[str, Any]:
         """Row counts for ``doctor``: exact for tables of up to ``exact_up_to`` rows, estimated beyond
         (:meth:`estimate`; the figures estimated are listed under ``estimated``), so that it stays quick
-        at any size. Oldest and newest run come from the ``created_at`` index."""
+        at any size. The packs table is weighed by its tool calls (:meth:`_calls_per_row`). Oldest and
+        newest run come from the ``created_at`` index."""
         estimated: list[str] = []
 
-        def count(table: str, figure: str, exact: str) -> int:
+        def count(table: str, figure: str, exact: str, weight: float = 1.0) -> int:
             guess = self.estimate(table)
-            if guess is not None and guess > exact_up_to:
+            if guess is not None and guess * weight > exact_up_to:
                 estimated.append(figure)
                 return guess
             return int(self.query(exact)[0]["n"] or 0)
@@ -729,7 +730,7 @@ class Store:
         for table, figures in _SNAPSHOT_SOURCES:
             if table == "agent_snapshot_packs" and not self.has_table(table):
                 continue  # a store of a later schema, read-only here, may be one without it
-            rows = count(table, table, f"SELECT count(*) AS n FROM {table}")
+            rows = count(table, table, f"SELECT count(*) AS n FROM {table}", self._calls_per_row(table))
             # A sample of a large table; else every row (as many as counted: a bound all the same)
             sample = f" LIMIT {_SAMPLE_ROWS if table in estimated else max(rows, exact_up_to)}"
             row = self.query(
@@ -767,6 +768,18 @@ class Store:
         out["snapshot_bytes"] = round(totals["bytes"])
         out["encrypted_blobs"] = round(totals["sealed"])
         return self._run_span(out, estimated)
+
+    def _calls_per_row(self, table: str) -> float:
+        """How many rows of the schema-7 layout a row of ``table`` stands for, as :meth:`counts` weighs a
+        table's size: a pack holds a run's tool calls (each a row of agent_tool_snapshots before migration 8)
+        in a row of ~1 KB, so a packs table of 50,000 rows is as large as 350,000 rows of that table. Counted
+        by rows, doctor read every pack (twice on PostgreSQL: sums, then distinct runs) up to 200,000 packs,
+        where the same calls in agent_tool_snapshots were long estimated. The mean from the first rows (a
+        sample, as doctor takes of a large table); 1 for other tables."""
+        if table != "agent_snapshot_packs" or not self.estimate(table):
+            return 1.0
+        row = self.query(f"SELECT avg(calls) AS n FROM (SELECT calls FROM {table} LIMIT {_SAMPLE_ROWS}) t")[0]
+        return max(float(row["n"] or 1), 1.0)
 
     def _run_span(self, out: dict[str, Any], estimated: list[str]) -> dict[str, Any]:
         oldest = self.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"]
