@@ -121,3 +121,15 @@ def test_hot_breakdown_counts_bytecodes_by_module_and_the_bare_spans_run_no_agen
     rows = {ln[:48].strip(): [float(v.replace(",", "")) for v in ln[48:].split()] for ln in lines[6:]}
     assert rows["agent_otel/steps.py"][0] == 0 and rows["agent_otel/steps.py"][2] > 0
     assert rows["agent_otel/snapshots.py"][1] == 0 < rows["agent_otel/snapshots.py"][2]
+
+
+def test_hot_breakdown_by_function_names_the_functions_and_adds_up_to_the_same_totals():
+    proc = run("hot_breakdown.py", "--runs", "2", "--top", "400", "--by", "function")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    lines = proc.stdout.splitlines()
+    totals = dict(part.rsplit(" ", 1) for part in lines[1].removeprefix("case totals: ").split(", "))
+    assert float(totals["default"].replace(",", "")) > float(totals["bare"].replace(",", "")) > 0
+    assert lines[4].split()[0] == "function"
+    names = {ln.rsplit(None, 3)[0] for ln in lines[6:]}
+    assert "agent_otel/steps.py:begin" in names
+    assert "agent_otel/llm.py:record" in names
