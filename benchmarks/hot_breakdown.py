@@ -12,7 +12,8 @@ unreachable after runs made with the collector off): objects in a reference cycl
 last user lets go, and the collections that free them run on whichever thread allocates, mostly the
 agent's, walking them first. Like the bytecodes, the count does not move with the machine's load.
 
-Run: ``python benchmarks/hot_breakdown.py`` (``--runs``, ``--top``).
+Run: ``python benchmarks/hot_breakdown.py`` (``--runs``, ``--top``; ``--by function`` counts by function,
+``module:qualified name``, instead of by module: where in a module the bytecodes go).
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ def module_of(filename: str) -> str:
     return os.path.basename(filename)
 
 
-def count(case: str, runs: int) -> collections.Counter[str]:
-    """Bytecodes per module for ``runs`` runs of ``case``, in a fresh process (setup is one per process)."""
+def count(case: str, runs: int, by: str = "module") -> collections.Counter[str]:
+    """Bytecodes per module (or function) for ``runs`` runs of ``case``, in a fresh process (setup is one
+    per process)."""
     out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--child", case, "--runs", str(runs)],
+        [sys.executable, os.path.abspath(__file__), "--child", case, "--runs", str(runs), "--by", by],
         capture_output=True,
         text=True,
         check=True,
@@ -58,7 +60,7 @@ def count(case: str, runs: int) -> collections.Counter[str]:
     return counts
 
 
-def child(case: str, runs: int) -> None:
+def child(case: str, runs: int, by: str = "module") -> None:
     overhead.scrub_environment()
     work = overhead.Workload(64)
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +74,8 @@ def child(case: str, runs: int) -> None:
 
         def trace(frame: Any, event: str, arg: Any) -> Any:
             frame.f_trace_opcodes = True
-            key = frame.f_code.co_filename
+            code = frame.f_code
+            key = (code.co_filename, code.co_qualname if by == "function" else "")
 
             def local(frame: Any, event: str, arg: Any) -> Any:
                 if event == "opcode":
@@ -97,9 +100,9 @@ def child(case: str, runs: int) -> None:
         finally:
             gc.enable()
     by_module: collections.Counter[str] = collections.Counter()
-    for filename, n in counts.items():
+    for (filename, function), n in counts.items():
         if filename != overhead.__file__:  # the loop itself
-            by_module[module_of(filename)] += n
+            by_module[module_of(filename) + (f":{function}" if function else "")] += n
     for module, n in by_module.items():
         print(n, module)
     print(cyclic, CYCLIC)
@@ -108,13 +111,14 @@ def child(case: str, runs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="traced runs per case")
-    parser.add_argument("--top", type=int, default=14, help="modules listed")
+    parser.add_argument("--top", type=int, default=14, help="modules (or functions) listed")
+    parser.add_argument("--by", choices=("module", "function"), default="module", help="what counts are by")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.runs)
+        child(args.child, args.runs, args.by)
         return 0
-    results = {case: count(case, args.runs) for case in CASES}
+    results = {case: count(case, args.runs, args.by) for case in CASES}
     cyclic = {case: results[case].pop(CYCLIC, 0) / args.runs for case in CASES}
     per_run = {case: {m: n / args.runs for m, n in c.items()} for case, c in results.items()}
     totals = {case: sum(v.values()) for case, v in per_run.items()}
@@ -133,13 +137,14 @@ def main() -> int:
         "garbage collector: " + ", ".join(f"{case} {cyclic[case]:,.1f}" for case in CASES) + "\n"
     )
     modules = sorted(per_run["default"], key=lambda m: -per_run["default"][m])[: args.top]
-    print(f"{'module':48s} {'bare':>8s} {'store_off':>10s} {'default':>8s}")
+    print(f"{args.by:48s} {'bare':>8s} {'store_off':>10s} {'default':>8s}")
     print("-" * 77)
     for module in modules:
         row = [per_run[case].get(module, 0.0) for case in CASES]
         print(f"{module:48s} {row[0]:8,.0f} {row[1]:10,.0f} {row[2]:8,.0f}")
     rest = [totals[case] - sum(per_run[case].get(m, 0.0) for m in modules) for case in CASES]
-    print(f"{'(other modules)':48s} {rest[0]:8,.0f} {rest[1]:10,.0f} {rest[2]:8,.0f}")
+    other = f"(other {args.by}s)"
+    print(f"{other:48s} {rest[0]:8,.0f} {rest[1]:10,.0f} {rest[2]:8,.0f}")
     return 0
 
 

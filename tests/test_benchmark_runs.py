@@ -133,3 +133,15 @@ def test_event_thread_prints_each_sinks_cpu_its_replay_and_where_it_goes():
     # only the in-memory sink is replayed (writing the store's records again would not be the same work)
     assert "replay (fastest of" in store_off and "StoreSink" not in default.split("replay")[1]
     assert "agent_otel/metrics.py:" in out
+
+
+def test_hot_breakdown_by_function_names_the_functions_and_adds_up_to_the_same_totals():
+    proc = run("hot_breakdown.py", "--runs", "2", "--top", "400", "--by", "function")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    lines = proc.stdout.splitlines()
+    totals = dict(part.rsplit(" ", 1) for part in lines[1].removeprefix("case totals: ").split(", "))
+    assert float(totals["default"].replace(",", "")) > float(totals["bare"].replace(",", "")) > 0
+    assert lines[4].split()[0] == "function"
+    names = {ln.rsplit(None, 3)[0] for ln in lines[6:]}
+    assert "agent_otel/steps.py:begin" in names
+    assert "agent_otel/llm.py:record" in names

@@ -225,8 +225,10 @@ def test_the_direct_path_is_taken_with_the_installed_sdk_and_makes_the_spans_of_
     assert events == public[1]  # the unified events (what the store and metrics get) too
     assert seen_normalized(seen) == seen_normalized(public[3])  # what processors see at on_start
     # The public path cleans agent-otel's attributes; the direct path does not (but for the list of
-    # finish reasons, which needs cleaning, and the span events: their mappings go the public way).
+    # finish reasons, which needs cleaning, and the exception events: their mappings go the public way).
+    # The run's stop event ("stop_class" is only there) goes the direct way too.
     own = {c.GEN_AI_OPERATION_NAME, c.STEP_ID, c.TOOL_STATUS, c.TOOL_RESULT_SHA, c.STEPS, c.TOOL_CALLS}
+    own.add("stop_class")
     assert own <= set(public[2])
     assert not own & set(cleaned), sorted(own & set(cleaned))
     assert c.GEN_AI_RESPONSE_FINISH_REASONS in cleaned
@@ -406,3 +408,58 @@ def test_another_tracers_start_leaves_the_attributes_to_the_span_constructor(mon
     assert list(span.attributes.items()) == [("k", "v"), ("n", 2)]
     assert cleaned.keys == ["k", "n"]
     assert span_attributes.handover.given is None and span_attributes.handover.placing is None
+
+
+EVENT_ATTRIBUTES = [
+    {"agent.stop_reason": "completed", "stop_class": "success"},
+    {"a": "1", "b": 2, "c": 3.5, "d": True},
+    {"list": ["a", "b"], "k": 1},
+    {"none": None, "k": "v"},
+    {"sub": Str("s")},
+    {"": "empty key", "k": 1},
+    {},
+]
+
+
+@pytest.mark.parametrize("attributes", EVENT_ATTRIBUTES, ids=lambda a: ",".join(map(str, a)) or "empty")
+@pytest.mark.parametrize(
+    "limits", [{}, {"max_event_attributes": 1}, {"max_attribute_length": 2}, {"max_event_attributes": 0}]
+)
+def test_add_event_makes_what_the_public_call_makes(attributes, limits):
+    direct, public = two_spans(**limits)
+    span_attributes.add_event(direct, "agent.stop", dict(attributes))
+    public.add_event("agent.stop", dict(attributes))
+    (made,), (expected,) = direct.events, public.events
+    assert made.name == expected.name
+    assert list(map(repr, made.attributes.items())) == list(map(repr, expected.attributes.items()))
+    assert made.dropped_attributes == expected.dropped_attributes
+    with pytest.raises(TypeError):  # immutable, as the SDK's
+        made.attributes["late"] = 1  # type: ignore[index]
+
+
+def test_add_event_takes_the_direct_path_only_where_cleaning_would_change_nothing(monkeypatch):
+    direct, _ = two_spans()
+    cleaned = Cleaned(monkeypatch)
+    span_attributes.add_event(direct, "e", {"k": "v", "n": 1})
+    assert cleaned.keys == []
+    span_attributes.add_event(direct, "e", {"k": ["v"]})
+    assert cleaned.keys == ["k"]
+    span_attributes.disable()
+    try:
+        span_attributes.add_event(direct, "e", {"p": "v"})
+        assert cleaned.keys == ["k", "p"]
+    finally:
+        span_attributes.enable()
+    assert [dict(e.attributes) for e in direct.events] == [{"k": "v", "n": 1}, {"k": ("v",)}, {"p": "v"}]
+
+
+def test_an_ended_span_gets_no_event_and_the_sdks_warning_is_logged(caplog):
+    direct, public = two_spans()
+    direct.end()
+    public.end()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):
+        span_attributes.add_event(direct, "late", {"k": 1})
+        public.add_event("late", {"k": 1})
+    assert direct.events == public.events == ()
+    assert len(caplog.records) == 2
+    assert caplog.records[0].getMessage() == caplog.records[1].getMessage()

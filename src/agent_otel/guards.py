@@ -363,14 +363,17 @@ class RunGuards(RunPolicy):
         #: What this run's sub-agents used, once one started under a budget of this run (see _Tree).
         self._tree: _Tree | None = None
         #: The enclosing runs with a budget, each with its guards: a sub-agent's steps count toward theirs.
-        self._above: tuple[tuple[Run, RunGuards], ...] = _register_under_budgets(self, run)
+        #: (A run of its own, no sub-agent, has none: nor any agent above it, below.)
+        self._above: tuple[tuple[Run, RunGuards], ...] = (
+            () if run.parent is None else _register_under_budgets(self, run)
+        )
         if self._above:
             self._limits = True
         #: After this sub-agent stopped: the budgets above it and what of its usage their sums hold, so a
         #: request that was in flight at its stop and ends after it still counts there.
         self._left: tuple[tuple[tuple[Run, RunGuards], ...], list[Any]] | None = None
         #: The agents of the runs above this one (innermost first): a kill switch scoped to one covers it.
-        self._outer = _outer_agents(run)
+        self._outer = () if run.parent is None else _outer_agents(run)
 
     # --- the step engine's hooks --------------------------------------------------------------------
 
@@ -438,10 +441,16 @@ class RunGuards(RunPolicy):
         (the step is one of ``run.steps``); a token or spend budget this usage crossed stops the run at
         the next step, as after any LLM usage.
         """
-        self._kill_switch(run, None, False)
-        self._budget_before_step(run, tool=False, recorded=True)
+        switch = self.guards.kill_switch  # (not asked when surely disengaged, as in before_tool)
+        env = switch._env
+        if switch.path is not None or _kill_switch_fn is not None or (env is not None and env()):
+            self._kill_switch(run, None, False)
+        if self._limits:
+            self._budget_before_step(run, tool=False, recorded=True)
 
     def after_usage(self, run: Run) -> None:
+        if not self._limits:  # no token or spend budget here, none above (this runs after every request)
+            return
         if run.ledger.pending is None and run.result is None:
             crossed = self._usage_crossed(self._totals(run))
             if crossed is not None:

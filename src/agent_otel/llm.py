@@ -257,8 +257,14 @@ class LLMCall(Step):
 
         A stream its run's stop ended (:meth:`end_with_run`) that is read on to its end finishes again
         with its final usage: what that adds to what the step recorded at the stop is late usage."""
-        usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
-        cost_usd = _finite(cost_usd)
+        self._finished(
+            _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens),
+            _finite(cost_usd),
+            response_model,
+        )
+
+    def _finished(self, usage: _Usage, cost_usd: float | None, response_model: str | None) -> None:
+        """:meth:`finish` with its arguments made what they are recorded as."""
         if not self.claim_end():
             if isinstance(self.by_run, tuple) and usage.known:
                 _late_stream_usage(self, usage, cost_usd, response_model)
@@ -320,12 +326,23 @@ class _Usage:
     __slots__ = ("cache_write", "cached_input", "input", "known", "output")
 
     def __init__(self, input_tokens: Any, output_tokens: Any, cached_input: Any, cache_write: Any) -> None:
-        input_tokens, output_tokens = _count(input_tokens), _count(output_tokens)
-        self.known = input_tokens is not None or output_tokens is not None
-        self.input = max(input_tokens or 0, 0)
-        self.output = max(output_tokens or 0, 0)
-        self.cached_input = max(_count(cached_input) or 0, 0)
-        self.cache_write = max(_count(cache_write) or 0, 0)
+        # Counts that are ints already (nearly always) are taken as they are: what _count and max() make of
+        # them, without the calls (this runs per request). ``type() is int``: not a bool, not a subclass.
+        if type(input_tokens) is int and type(output_tokens) is int:
+            self.known = True
+            self.input = input_tokens if input_tokens > 0 else 0
+            self.output = output_tokens if output_tokens > 0 else 0
+        else:
+            input_tokens, output_tokens = _count(input_tokens), _count(output_tokens)
+            self.known = input_tokens is not None or output_tokens is not None
+            self.input = max(input_tokens or 0, 0)
+            self.output = max(output_tokens or 0, 0)
+        if type(cached_input) is int and type(cache_write) is int:
+            self.cached_input = cached_input if cached_input > 0 else 0
+            self.cache_write = cache_write if cache_write > 0 else 0
+        else:
+            self.cached_input = max(_count(cached_input) or 0, 0)
+            self.cache_write = max(_count(cache_write) or 0, 0)
 
 
 def _count(value: Any) -> int | None:
@@ -435,10 +452,12 @@ def _complete(
         run.provider = call.provider
     error_type = description = None
     status = c.STATUS_OK
-    if isinstance(error, BaseException):
+    if error is None:
+        pass
+    elif isinstance(error, BaseException):
         error_type = type(error).__name__
         status = c.STATUS_CANCELLED if steps.is_cancellation(error) else c.STATUS_ERROR
-    elif error is not None:  # a code, or a cancellation named by a span bridged after the fact
+    else:  # a code, or a cancellation named by a span bridged after the fact
         error_type, description = _text_error(str(error), rt)
         status = c.STATUS_CANCELLED if steps.is_cancellation(error_type) else c.STATUS_ERROR
     if call.native is None:
@@ -447,7 +466,12 @@ def _complete(
             if usage.known
             else {}
         )
-        attributes.update(call.attributes)
+        # Values all made here (ints, a float, the error's type name) unless the integration gave some
+        # (call.attributes) or named the response's model: then the span cleans them as it would.
+        checked = response_model is None
+        if call.attributes:
+            attributes.update(call.attributes)
+            checked = False
         if usage.cached_input:
             attributes[c.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input
         if usage.cache_write:
@@ -463,20 +487,22 @@ def _complete(
         below = getattr(call.span, USAGE_BELOW, None)
         held = _usage_below(below, attributes) if below is not None else None
         if status == c.STATUS_CANCELLED:  # the span's status stays UNSET, as a cancelled tool call's
-            duration_ms, span_ctx = call.end(attributes, end_span=held is None)
-        else:
+            duration_ms, span_ctx = call.end(attributes, None, None, held is None, checked)
+        else:  # (positional: no keyword matching per request)
             duration_ms, span_ctx = call.end(
-                attributes, error, description or error_type, end_span=held is None
+                attributes, error, description or error_type, held is None, checked
             )
         if held is not None:
             _UsageAbove(call, below, held)
     else:
         duration_ms, span_ctx = _end_adopted(call, cost_usd)
     if rt is not None:  # always emitted: tokens_per_request is recorded from this event
-        event_usage: dict[str, Any] = {"model": response_model or call.model}
-        if usage.known:  # unknown usage: no token counts at all, rather than 0
-            event_usage["input_tokens"] = input_tokens
-            event_usage["output_tokens"] = output_tokens
+        model = response_model or call.model
+        event_usage: dict[str, Any] = (  # unknown usage: no token counts at all, rather than 0
+            {"model": model, "input_tokens": input_tokens, "output_tokens": output_tokens}
+            if usage.known
+            else {"model": model}
+        )
         if usage.cached_input:
             event_usage["cached_input_tokens"] = usage.cached_input
         if usage.cache_write:
@@ -668,6 +694,22 @@ def usage_above_ends(span: Any) -> None:
             above.end(span)
 
 
+# The provider guessed from each model name record_llm was given (a model names few providers, and
+# guess_provider lower-cases and splits the name at every request). Bounded: model names come from callers.
+_providers: dict[str, str | None] = {}
+
+
+def _provider_of(model: str) -> str | None:
+    """``guess_provider(model)``, remembered per model name."""
+    try:
+        return _providers[model]
+    except KeyError:
+        provider = guess_provider(model)
+        if len(_providers) < 1024:
+            _providers[model] = provider
+        return provider
+
+
 def record(
     run: Run,
     model: str,
@@ -703,16 +745,22 @@ def record(
         attach=False,
         start_time_ns=start_ns,
         checks=False,
-        provider=provider or guess_provider(model),
+        provider=provider or _provider_of(model),
     )
     if call is not None:
         if duration_ms is not None:
             call.back_date(duration_ms)
-        cache = {"cached_input_tokens": cached_input_tokens, "cache_write_tokens": cache_write_tokens}
         if error is not None:
-            call.fail(error, input_tokens, output_tokens, **cache)
-        else:
-            call.finish(input_tokens, output_tokens, cost_usd=cost_usd, **cache)
+            call.fail(
+                error,
+                input_tokens,
+                output_tokens,
+                cached_input_tokens=cached_input_tokens,
+                cache_write_tokens=cache_write_tokens,
+            )
+        else:  # (what finish() does, without its keyword arguments)
+            usage = _Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+            call._finished(usage, _finite(cost_usd), None)
     if pending is not None:  # a stop decided before this request: it ends the run now, usage included
         check_pending(run)
     # The checks of the step, judged as it stood before the request when its step was counted; when

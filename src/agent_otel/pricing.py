@@ -165,9 +165,21 @@ class PriceTable:
         The cache counts are clamped to the input total, so a provider's inconsistent report never
         produces a negative uncached remainder (or spend beyond what the tokens can cost).
         """
-        price = self.price(model)
+        try:  # price(), its cache inlined (this runs per request)
+            price = self._cache[model]
+        except KeyError:
+            price = self.price(model)
         if price is None:
             return None
+        if type(input_tokens) is int and cached_input_tokens == 0 == cache_write_tokens:
+            # No cache tokens (the usual request): the very sum below, term for term, without the int() and
+            # clamping calls that only the cache counts need.
+            return (
+                (input_tokens if input_tokens > 0 else 0) * price.input
+                + 0 * price.cached_input
+                + 0 * price.cache_write
+                + output_tokens * price.output
+            ) / 1_000_000
         total = max(int(input_tokens), 0)
         cached = min(max(int(cached_input_tokens), 0), total)
         written = min(max(int(cache_write_tokens), 0), total - cached)

@@ -38,6 +38,7 @@ from agent_otel.steps import (
     Ledger,
     SpanBinding,
     active_run,
+    attach_span,
     bind_run,
     bind_span,
     current_run,
@@ -51,6 +52,7 @@ from agent_otel.steps import (
 )
 from agent_otel.stop import (
     HARD_TIME_LIMIT_DETAIL,
+    STOP_CLASS,
     AgentStopped,
     Flow,
     StopReason,
@@ -86,6 +88,8 @@ _paused_lock = threading.Lock()
 #: daemon thread or a generator never finished, is not kept alive by this).
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 _MAX_PAUSED = 4096
+#: A successful run's span status (one object: the SDK keeps a span's Status as given, never changes it).
+_STATUS_OK = Status(StatusCode.OK)
 
 
 def _hex_ids(span: Span) -> tuple[str | None, str | None]:
@@ -104,6 +108,53 @@ class Run:
     ``tool_timeout`` / ``model_error`` when the exception came out of a tool or LLM call of this run, and
     ``error`` otherwise. Exceptions always continue to the caller unchanged.
     """
+
+    # What every run starts with, as class attributes: a run sets only what differs (about 30 attribute
+    # stores fewer at every run start). Each is set on the instance when it changes; none is mutable.
+    #: Where there is no conversation id of its own: a framework's key for what this run pauses on and
+    #: its resume names (the Agents SDK's approval call ids, carried by the RunState it resumes from), so
+    #: the resume links to the paused run (agent.resume_of) as a conversation's does. Looked up before
+    #: the conversation (a sub-agent shares its caller's). Never exported.
+    resume_key: str | None = None
+    #: The input's canonical JSON, what ``input_sha`` hashes (the snapshot recorder stores these bytes).
+    input_json: bytes | None = None
+    input_sha: str | None = None
+    provider: str | None = None  # gen_ai.provider.name, once an LLM request says it
+    # Set by an integration when the agent paused for a human (LangGraph interrupt()): leaving the
+    # run then means "interrupted", not "completed". A resume in the same run clears it.
+    paused: dict[str, Any] | None = None
+    # True for runs an integration started around a framework (not the user's agent_otel.run):
+    # guards the user did not configure only observe in them (agent_otel.guards).
+    framework = False
+    # False for a run the GenAI span bridge follows only through a framework's spans, with no hook
+    # before a step where a guard could stop it: guards observe there (agent_otel.guards).
+    stoppable = True
+    is_replay = False  # set by a replay policy: not traffic, so no agent_* series
+    parent: Run | None = None
+    parent_run_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    span: Span = trace.INVALID_SPAN
+    result: StopResult | None = None
+    steps = 0
+    tool_calls = 0
+    llm_calls = 0
+    retries = 0
+    input_tokens = 0
+    output_tokens = 0
+    cost_usd = 0.0
+    #: (input tokens, output tokens, spend) as the run's stop recorded them: what an LLM request that
+    #: ends after the stop adds is recorded apart, as late usage (llm._complete, "run_usage" records).
+    final_usage: tuple[int, int, float] | None = None
+    created_at_ms = 0
+    _deadline_ms: int | None = None
+    _start_ns = 0
+    _start_wall_ns = 0
+    _duration_ms = 0.0
+    _ended = False
+    _rt: runtime.Runtime | None = None
+    _tokens: tuple[Token[Context], Token[Run | None]] | None = None
+    _ended_ambient: SpanContext | None = None  # the span of a run ended elsewhere, see _start
 
     def __init__(
         self,
@@ -125,54 +176,16 @@ class Run:
         self.model = model
         self.prompt_version = None if prompt_version is None else str(prompt_version)
         self.tools_version = None if tools_version is None else str(tools_version)
-        self.input = None if input is MISSING else input
-        #: The input's canonical JSON, what ``input_sha`` hashes (the snapshot recorder stores these bytes).
-        self.input_json: bytes | None = None if input is MISSING else canonical_json(input)
-        self.input_sha: str | None = None if self.input_json is None else sha_bytes(self.input_json)
+        if input is MISSING:
+            self.input = None
+        else:
+            self.input = input
+            self.input_json = canonical_json(input)
+            self.input_sha = sha_bytes(self.input_json)
         self.budget = budget
         self.replay_of = replay_of
         self.conversation_id = None if conversation_id is None else str(conversation_id)
-        #: Where there is no conversation id of its own: a framework's key for what this run pauses on and
-        #: its resume names (the Agents SDK's approval call ids, carried by the RunState it resumes from), so
-        #: the resume links to the paused run (agent.resume_of) as a conversation's does. Looked up before
-        #: the conversation (a sub-agent shares its caller's). Never exported.
-        self.resume_key: str | None = None
-        self.provider: str | None = None  # gen_ai.provider.name, once an LLM request says it
-        # Set by an integration when the agent paused for a human (LangGraph interrupt()): leaving the
-        # run then means "interrupted", not "completed". A resume in the same run clears it.
-        self.paused: dict[str, Any] | None = None
-        # True for runs an integration started around a framework (not the user's agent_otel.run):
-        # guards the user did not configure only observe in them (agent_otel.guards).
-        self.framework = False
-        # False for a run the GenAI span bridge follows only through a framework's spans, with no hook
-        # before a step where a guard could stop it: guards observe there (agent_otel.guards).
-        self.stoppable = True
-        self.is_replay = False  # set by a replay policy: not traffic, so no agent_* series
-        self.parent: Run | None = None
-        self.parent_run_id: str | None = None
-        self.trace_id: str | None = None
-        self.span_id: str | None = None
-        self.span: Span = trace.INVALID_SPAN
-        self.result: StopResult | None = None
-        self.steps = 0
-        self.tool_calls = 0
-        self.llm_calls = 0
-        self.retries = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cost_usd = 0.0
-        #: (input tokens, output tokens, spend) as the run's stop recorded them: what an LLM request that
-        #: ends after the stop adds is recorded apart, as late usage (llm._complete, "run_usage" records).
-        self.final_usage: tuple[int, int, float] | None = None
-        self.created_at_ms = 0
-        self._deadline_ms: int | None = None
-        self._start_ns = self._start_wall_ns = 0
-        self._duration_ms = 0.0
-        self._ended = False
         self._lock = threading.Lock()
-        self._rt: runtime.Runtime | None = None
-        self._tokens: tuple[Token[Context], Token[Run | None]] | None = None
-        self._ended_ambient: SpanContext | None = None  # the span of a run ended elsewhere, see _start
         #: The step engine's state of this run: its policies, failures and a pending stop (steps.Ledger).
         self.ledger = Ledger()
 
@@ -209,8 +222,11 @@ class Run:
     def _attach(self) -> None:
         """Make the run (and its span) current in the calling context."""
         span = self.span
-        ctx = otel_context.get_current() if span is trace.INVALID_SPAN else trace.set_span_in_context(span)
-        self._tokens = (otel_context.attach(ctx), bind_run(self))
+        if span is trace.INVALID_SPAN:
+            token = otel_context.attach(otel_context.get_current())
+        else:
+            token = attach_span(span)
+        self._tokens = (token, bind_run(self))
 
     def _detach(self) -> None:
         """Leave the calling context as it was before :meth:`_attach` (the run goes on)."""
@@ -243,7 +259,7 @@ class Run:
         # store tell a run whose process it cannot check from one that is still going.
         limit = getattr(self.budget, "max_duration_s", None)
         if limit is None:
-            limit = rt.config.get("guards.budget.max_duration_s")
+            limit = _configured_max_duration(rt.config)
         if limit is not None:
             self._deadline_ms = self.created_at_ms + int(limit * 1000)
         # A sub-agent is stopped by the deadline of a run above it too (agent_otel.guards), so its row
@@ -496,7 +512,7 @@ class Run:
         _open_runs.discard(self)
         rt = self._rt or runtime.current()
         span = self.span
-        value, stop_class = reason.value, reason.stop_class
+        value, stop_class = reason._value_, STOP_CLASS[reason]  # (.value and .stop_class: Python properties)
         try:
             attributes: dict[str, Any] = {
                 c.STOP_REASON: value,
@@ -523,23 +539,27 @@ class Run:
                 event_attrs["detail"] = redacted_message(detail, rt.config)
             elif reason is StopReason.INTERRUPTED and self.paused:
                 event_attrs.update(self.paused)
-            span.add_event(c.EVENT_STOP, event_attrs)
+            span_attributes.add_event(span, c.EVENT_STOP, event_attrs)
             self._end_span(span, reason, exc, rt)
         except Exception as err:
             internal_error("recording the stop", err)
         # The run's metrics are recorded from this event on the pipeline's thread (MetricsSink), like the
         # steps': the SDK's histogram path costs the agent nothing there. A replay's are not (not traffic).
-        event = new_event(
+        event = new_event(  # (positional: no keyword matching)
             c.KIND_STOP,
             self.run_id,
             self.agent,
             self.trace_id,
             self.span_id,
-            error=self._error_type(exc, None),
-            stop_reason=value,
-            usage=result.usage,
-            duration_ms=round(self._duration_ms, 3),
-            status=stop_class,
+            None,
+            None,
+            None,
+            None,
+            round(self._duration_ms, 3),
+            stop_class,
+            self._error_type(exc, None),
+            value,
+            result.usage,
         )
         event["_sampled"] = span.get_span_context().trace_flags.sampled
         pause_key = self.resume_key or self.conversation_id
@@ -581,12 +601,13 @@ class Run:
         self, span: Span, reason: StopReason, exc: BaseException | None, rt: runtime.Runtime
     ) -> None:
         """Set the run span's status from the stop and end it (a framework's span: see agent_otel.bridge)."""
-        if reason.stop_class == "failure":
+        stop_class = STOP_CLASS[reason]
+        if stop_class == "failure":
             if exc is not None and not isinstance(exc, AgentStopped):
                 record_exception(span, exc, rt.config)  # redacted: the message may hold secrets
-            span.set_status(Status(StatusCode.ERROR, reason.value))
-        elif reason.stop_class == "success":
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(Status(StatusCode.ERROR, reason._value_))
+        elif stop_class == "success":
+            span.set_status(_STATUS_OK)
         span.end(end_time=self._start_wall_ns + round(self._duration_ms * 1e6))
 
     def _emit_run_record(self, ended: bool) -> None:
@@ -599,6 +620,15 @@ class Run:
         rt = self._rt
         if rt is None or not rt.pipeline.active:
             return None
+        result = self.result if ended else None
+        if result is None:
+            status = "running"
+            stop_reason = ended_at_ms = duration_ms = None
+        else:
+            reason = result.stop_reason
+            status, stop_reason = STOP_CLASS[reason], reason._value_
+            ended_at_ms = self.created_at_ms + int(self._duration_ms)
+            duration_ms = round(self._duration_ms, 3)
         record: dict[str, Any] = {
             "run_id": self.run_id,
             "trace_id": self.trace_id,
@@ -613,29 +643,23 @@ class Run:
             "service": rt.service,
             "replay_of": self.replay_of,
             "conversation_id": self.conversation_id,
-            "status": "running",
-            "stop_reason": None,
-            "ended_at_ms": None,
-            "duration_ms": None,
+            "status": status,
+            "stop_reason": stop_reason,
+            "ended_at_ms": ended_at_ms,
+            "duration_ms": duration_ms,
         }
         if self._deadline_ms is not None:
             record["deadline_ms"] = self._deadline_ms
-        if ended and self.result is not None:
+        if result is not None:  # (the keys in the order record.update() gave them)
             input_tokens, output_tokens, cost_usd = self.final_usage or (0, 0, 0.0)
-            record.update(
-                status=self.result.stop_reason.stop_class,
-                stop_reason=self.result.stop_reason.value,
-                ended_at_ms=self.created_at_ms + int(self._duration_ms),
-                duration_ms=round(self._duration_ms, 3),
-                tool_calls=self.tool_calls,
-                steps=self.steps,
-                llm_calls=self.llm_calls,
-                retries=self.retries,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost_usd,
-                detail=self.result.detail,
-            )
+            record["tool_calls"] = self.tool_calls
+            record["steps"] = self.steps
+            record["llm_calls"] = self.llm_calls
+            record["retries"] = self.retries
+            record["input_tokens"] = input_tokens
+            record["output_tokens"] = output_tokens
+            record["cost_usd"] = cost_usd
+            record["detail"] = result.detail
         return record
 
 
@@ -676,6 +700,21 @@ def end_open_runs(detail: str, reason: StopReason = StopReason.CANCELLED) -> Non
             r._finish(reason, None, detail)
         except Exception as exc:
             internal_error("stopping a run at SIGTERM", exc)
+
+
+# The configuration whose guards.budget.max_duration_s was read last, and that value: a Config is immutable,
+# so every run of one runtime reads the same (Config.get splits and walks the key: ~60 bytecodes a run).
+_max_duration: tuple[Any, Any] = (None, None)
+
+
+def _configured_max_duration(config: Any) -> Any:
+    """``config.get("guards.budget.max_duration_s")``, read once per configuration."""
+    global _max_duration
+    read_from, limit = _max_duration
+    if read_from is not config:
+        limit = config.get("guards.budget.max_duration_s")
+        _max_duration = (config, limit)
+    return limit
 
 
 def new_run_id() -> str:

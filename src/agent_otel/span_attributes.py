@@ -50,15 +50,16 @@ _STR = frozenset((str,))
 # The SDK's span and attribute classes (enable()); None: every call takes the public path.
 _span_type: type | None = None
 _bounded_type: type | None = None
+_event_type: type | None = None
 
 
 def enable() -> None:
     """Find the SDK's span and attribute classes. Called where the SDK is imported anyway (setup(), by
     agent_otel.sampling), so that importing agent_otel does not import the SDK."""
-    global _span_type, _bounded_type
+    global _span_type, _bounded_type, _event_type
     try:
         from opentelemetry.attributes import BoundedAttributes
-        from opentelemetry.sdk.trace import _Span
+        from opentelemetry.sdk.trace import Event, _Span
 
         probe = BoundedAttributes(2, {"a": "b"}, immutable=False)
         if probe._dict != {"a": "b"} or probe.maxlen != 2 or probe.max_value_len is not None:
@@ -67,13 +68,13 @@ def enable() -> None:
             probe._immutable  # noqa: B018 - present, or the AttributeError below
     except (ImportError, AttributeError, TypeError):  # pragma: no cover - another SDK layout
         return
-    _span_type, _bounded_type = _Span, BoundedAttributes
+    _span_type, _bounded_type, _event_type = _Span, BoundedAttributes, Event
 
 
 def disable() -> None:
     """Every span attribute takes the public path (tests compare the two)."""
-    global _span_type, _bounded_type
-    _span_type = _bounded_type = None
+    global _span_type, _bounded_type, _event_type
+    _span_type = _bounded_type = _event_type = None
 
 
 def plain(attributes: Any) -> bool:
@@ -176,3 +177,26 @@ def place(span: Any, attributes: dict[str, Any]) -> None:
         except AttributeError:  # pragma: no cover - another SDK layout
             pass
     span.set_attributes(attributes)
+
+
+def add_event(span: Any, name: str, attributes: dict[str, Any]) -> None:
+    """``span.add_event(name, attributes)``, through the direct path where it is exact: the SDK builds the
+    event's ``BoundedAttributes`` by cleaning each value (as for span attributes, module docstring), which
+    leaves plain values as they are. Here the same mapping, immutable, holds the same objects in the same
+    order, when no value length limit is set and the event attribute count limit drops none; the event
+    is appended as the SDK's ``_add_event`` does (not on an ended span: the public path warns there)."""
+    if type(span) is _span_type and plain(attributes):
+        try:
+            limits = span._limits
+            maxlen = limits.max_event_attributes
+            if limits.max_attribute_length is None and (maxlen is None or len(attributes) <= maxlen):
+                bounded = _bounded_type(maxlen, None, immutable=True)  # type: ignore[misc]
+                bounded._dict.update(attributes)
+                event = _event_type(name, bounded)  # type: ignore[misc]
+                with span._lock:
+                    if span._end_time is None:
+                        span._events.append(event)
+                        return
+        except AttributeError:  # pragma: no cover - another SDK layout
+            pass
+    span.add_event(name, attributes)

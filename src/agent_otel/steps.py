@@ -170,6 +170,15 @@ def current_context() -> otel_context.Context:
     return _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
 
 
+def attach_span(span: Any) -> Any:
+    """``otel_context.attach(trace.set_span_in_context(span))``: make ``span`` the current span of the
+    calling context; returns the token for ``otel_context.detach``. With the default runtime context, one
+    new Context set on its variable (the public calls copy the context, then make a second one of it)."""
+    if _CONTEXT is not None:
+        return _CONTEXT.set(otel_context.Context({**_CONTEXT.get(), _SPAN_KEY: span}))
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
 # --- the run of the calling context ------------------------------------------------------------------
 
 
@@ -469,18 +478,19 @@ class Hooks:
     __slots__ = ("after", "after_by_kind", "before", "policies", "retry", "serve", "stop", "timeout")
 
     def __init__(self, policies: tuple[RunPolicy, ...] = ()) -> None:
+        # Built at every run start: a hook no policy overrides (most of them) costs no comprehension.
         self.policies = policies
-        before, serve, after, retry, timeout, stop, *by_kind = _overriding(tuple([type(p) for p in policies]))
-        self.before = tuple([policies[i].before_step for i in before])
-        self.serve = tuple([policies[i].serve for i in serve])
-        self.after = tuple([policies[i].after_step for i in after])
-        self.after_by_kind: dict[str, tuple[Any, ...]] = {
-            kind: tuple([policies[i].after_step for i in found])
-            for kind, found in zip(_STEP_KINDS, by_kind, strict=True)
+        before, serve, after, retry, timeout, stop, tool, llm = _overriding(tuple(map(type, policies)))
+        self.before = tuple([policies[i].before_step for i in before]) if before else ()
+        self.serve = tuple([policies[i].serve for i in serve]) if serve else ()
+        self.after = tuple([policies[i].after_step for i in after]) if after else ()
+        self.after_by_kind: dict[str, tuple[Any, ...]] = {  # (_STEP_KINDS)
+            "tool": tuple([policies[i].after_step for i in tool]) if tool else (),
+            "llm": tuple([policies[i].after_step for i in llm]) if llm else (),
         }
-        self.retry = tuple([policies[i].before_retry for i in retry])
-        self.timeout = tuple([policies[i].step_timeout for i in timeout])
-        self.stop = tuple([policies[i].run_stopped for i in stop])
+        self.retry = tuple([policies[i].before_retry for i in retry]) if retry else ()
+        self.timeout = tuple([policies[i].step_timeout for i in timeout]) if timeout else ()
+        self.stop = tuple([policies[i].run_stopped for i in stop]) if stop else ()
 
 
 NO_HOOKS = Hooks()
@@ -560,7 +570,12 @@ class Ledger:
     def start(self, run: Run, rt: Runtime) -> None:
         """Ask the runtime's policies for their part in ``run`` (before its span exists)."""
         parts = [p.start_run(run) for p in rt.policies]
-        self.hooks = Hooks(tuple([p for p in parts if p is not None])) if parts else NO_HOOKS
+        if parts:
+            if None in parts:  # (a RunPolicy's __eq__ is identity)
+                parts = [p for p in parts if p is not None]
+            self.hooks = Hooks(tuple(parts))
+        else:
+            self.hooks = NO_HOOKS
         self.runtime = rt
 
     def failure_reason(self, exc: BaseException) -> StopReason | None:
@@ -949,6 +964,7 @@ __all__ = [
     "SpanBinding",
     "Step",
     "active_run",
+    "attach_span",
     "begin",
     "bind_run",
     "bind_span",

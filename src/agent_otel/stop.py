@@ -34,7 +34,7 @@ class StopReason(enum.StrEnum):
     @property
     def stop_class(self) -> str:
         """``success``, ``limit``, ``failure`` or ``pause``."""
-        return _CLASS[self]
+        return STOP_CLASS[self]
 
     @classmethod
     def parse(cls, value: str | StopReason) -> StopReason:
@@ -48,7 +48,8 @@ class StopReason(enum.StrEnum):
             raise ValueError(f"unknown stop_reason {value!r}; valid reasons: {valid}") from None
 
 
-_CLASS = {
+#: ``stop_class`` of each reason (read here directly where it runs per run: the property is Python code).
+STOP_CLASS = {
     StopReason.COMPLETED: "success",
     StopReason.MAX_STEPS: "limit",
     StopReason.BUDGET_EXCEEDED: "limit",
