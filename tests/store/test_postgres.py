@@ -305,8 +305,17 @@ def test_tail_started_while_the_server_is_down_waits_for_it():
             stderr=subprocess.PIPE,
             text=True,
         )
+        first: list[str] = []
         try:
-            time.sleep(1.0)  # several tries fail meanwhile
+            # Its first failed try said so (a fixed sleep here was over before a loaded machine had started
+            # the command and imported psycopg: nothing had failed yet), then a few more fail meanwhile.
+            stderr = tail.stderr
+            assert stderr is not None
+            reader = threading.Thread(target=lambda: first.append(stderr.readline()), daemon=True)
+            reader.start()
+            reader.join(60)
+            assert first and "cannot be read right now" in first[0], first
+            time.sleep(0.6)
             assert tail.poll() is None, tail.communicate(timeout=10)
             server.resume()
             seed.write(url, seed.run_records(seed.now_ms(), run_id="c" * 32))
@@ -316,6 +325,7 @@ def test_tail_started_while_the_server_is_down_waits_for_it():
         finally:
             tail.terminate()
             _, err = tail.communicate(timeout=30)
+        err = "".join(first) + err
         lines = err.splitlines()
         assert len(lines) == 2 and "Traceback" not in err, err
         assert "cannot be read right now" in lines[0] and "Connection refused" in lines[0], err
