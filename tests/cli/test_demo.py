@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_otel.cli import demo_agent
-from tests.cli.conftest import CLI
+from tests.cli.conftest import CLI, one_line_error
 
 DEMOS = {
     "normal": ("--scenario", "normal", "--runs", "8"),
@@ -196,3 +196,30 @@ def test_demo_on_a_corrupt_store_is_one_error_line_and_writes_nothing(cli):
     assert lines[0].startswith(f"agent-otel: error: the run store at {cli.db} cannot be used: ")
     assert "not a database" in lines[0]
     assert Path(cli.db).read_bytes() == b"garbage" * 200
+
+
+def test_demo_backdated_past_the_retention_is_refused_and_the_default_fits_a_short_one(make_cli, tmp_path):
+    """`demo --backdate 60` stored runs the next daily gc deletes by the default 30-day retention (half the
+    demo gone the day after; `--backdate 100000` put every run in the 1750s): a bad option now, before any
+    run. With a retention shorter than the default 14 days, the default back-dates within it."""
+    cli = make_cli("past-retention")
+    line = one_line_error(cli("demo", "--runs", "2", "--backdate", "60"))
+    assert "--backdate 60 reaches past the store's retention (retention.logs_days: 30)" in line
+    assert "pass at most 30" in line and not Path(cli.db).exists()
+    assert cli("demo", "--runs", "2", "--backdate", "30", "--workers", "2").returncode == 0
+
+    config = tmp_path / "short.yaml"
+    config.write_text("retention: {logs_days: 7}\n")
+    short = make_cli("short-retention")
+    proc = short("demo", "--runs", "6", "--workers", "6", env={"AGENT_OTEL_CONFIG": str(config)})
+    assert proc.returncode == 0, proc.stderr
+    assert "back-dated over 7 days" in proc.stdout
+    stored = runs(short)
+    assert max(stored[0]["created_at_ms"] - r["created_at_ms"] for r in stored) < 7 * 86_400_000
+    # kept for ever (0): no bound
+    forever = tmp_path / "forever.yaml"
+    forever.write_text("retention: {logs_days: 0}\n")
+    proc = make_cli("forever")(
+        "demo", "--runs", "2", "--backdate", "60", env={"AGENT_OTEL_CONFIG": str(forever)}
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -123,6 +123,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if ctx.config_path:
         os.environ["AGENT_OTEL_CONFIG"] = ctx.config_path
+    keep = int(ctx.config.get("retention.logs_days") or 0)  # 0: runs are kept for ever
+    if args.backdate is not None and 0 < keep < args.backdate:
+        # Runs back-dated past the retention are deleted by the store's next daily gc: half of the demo
+        # gone the day after `--backdate 60`, all of it after `--backdate 100000` (runs of the 1750s).
+        raise CLIError(
+            f"--backdate {args.backdate} reaches past the store's retention (retention.logs_days: {keep}): "
+            f"gc would delete those runs; pass at most {keep}, or raise retention.logs_days"
+        )
     _check_store(ctx)
     setup_kwargs: dict[str, Any] = {}
     if ctx.store_arg is not None:
@@ -148,7 +156,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if days is not None and sink is None:
         raise CLIError("--backdate needs the run store, which is disabled (store: false)")
     if days is None and not args.live and sink is not None:
-        days = BACKDATE_DAYS
+        days = min(BACKDATE_DAYS, keep) if keep > 0 else BACKDATE_DAYS
     if days:
         for run_id, offset in zip(
             run_ids, offsets(scenarios, days, args.seed, args.scenario == "all"), strict=True
