@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 import agent_otel
-from agent_otel import sdk
+from agent_otel import otlp_endpoint, sdk
 from tests.helpers import metric_points
 from tests.otlp_receiver import HTTPReceiver, free_port
 from tests.test_setup import clean, run_script  # noqa: F401  (clean: a fixture)
@@ -374,8 +374,8 @@ def test_a_collector_found_by_probing_is_not_a_second_destination_for_the_applic
     chosen, found = HTTPReceiver(), HTTPReceiver()
     try:
         monkeypatch.setenv("AGENT_OTEL_PROBE_LOCAL", "true")
-        monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", found.port)
-        monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", free_port())  # nothing there
+        monkeypatch.setattr(otlp_endpoint, "LOCAL_HTTP_PORT", found.port)
+        monkeypatch.setattr(otlp_endpoint, "LOCAL_GRPC_PORT", free_port())  # nothing there
         provider = TracerProvider()
         provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=chosen.endpoint + "/v1/traces"))

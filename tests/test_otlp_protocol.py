@@ -1,8 +1,9 @@
 """Which OTLP transport setup() picks, and what it says when gRPC is asked for without the grpc extra.
 
 The base install has only the http/protobuf exporter (the OTLP specification's default); gRPC is the
-``grpc`` extra. Here the extra's absence is simulated in-process (``sdk.grpc_available``); the test that
-installs the wheel into a fresh venv (tests/test_packaging.py) checks the same with the real absence.
+``grpc`` extra. Here the extra's absence is simulated in-process (``otlp_endpoint.grpc_available``); the
+test that installs the wheel into a fresh venv (tests/test_packaging.py) checks the same with the real
+absence.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import pytest
 
 import agent_otel
-from agent_otel import sdk
+from agent_otel import otlp_endpoint, sdk
 from tests.otlp_receiver import HTTPReceiver, OTLPReceiver, free_port
 from tests.test_setup import clean  # noqa: F401 (the fixture)
 
@@ -28,16 +29,16 @@ PATIENT = {"exporter": {"shutdown_timeout_s": 30}}
 
 @pytest.fixture
 def no_grpc(monkeypatch):
-    monkeypatch.setattr(sdk, "grpc_available", lambda: False)
+    monkeypatch.setattr(otlp_endpoint, "grpc_available", lambda: False)
 
 
 def test_grpc_available_asks_for_the_extra_without_importing_it(monkeypatch):
-    assert sdk.grpc_available()  # the test venv has the grpc extra
+    assert otlp_endpoint.grpc_available()  # the test venv has the grpc extra
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a)
     )
-    assert not sdk.grpc_available()
+    assert not otlp_endpoint.grpc_available()
 
 
 @pytest.mark.parametrize(
@@ -116,8 +117,8 @@ def test_with_the_extra_another_port_still_means_grpc():
 
 def test_the_local_probe_without_the_extra_uses_4318_and_explains_4317(no_grpc, monkeypatch, caplog):
     grpc_port, http_port = free_port(), free_port()
-    monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", grpc_port)
-    monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", http_port)
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_GRPC_PORT", grpc_port)
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_HTTP_PORT", http_port)
     with socket.socket() as listener:  # something answers on the "gRPC" port only
         listener.bind(("127.0.0.1", grpc_port))
         listener.listen()
@@ -130,7 +131,7 @@ def test_the_local_probe_without_the_extra_uses_4318_and_explains_4317(no_grpc, 
     assert "agent-otel[grpc]" in record.getMessage()
     receiver = HTTPReceiver()
     try:
-        monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", receiver.port)
+        monkeypatch.setattr(otlp_endpoint, "LOCAL_HTTP_PORT", receiver.port)
         agent_otel.setup("svc", store=False, instrument=False)
         assert sdk.installation().otlp == f"http/protobuf http://127.0.0.1:{receiver.port}"
     finally:

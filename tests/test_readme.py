@@ -450,12 +450,12 @@ def test_the_install_sections_warning_for_grpc_without_the_extra_is_the_one_user
     extra's absence simulated as tests/test_otlp_protocol.py does)."""
     import logging
 
-    from agent_otel import sdk
+    from agent_otel import otlp_endpoint
 
     quoted = README.split("**Which OTLP exporter.**", 1)[1].split("```\n", 2)[1].strip()
     endpoint = re.search(r"endpoint (\S+) means", quoted)
     assert endpoint, quoted
-    monkeypatch.setattr(sdk, "grpc_available", lambda: False)
+    monkeypatch.setattr(otlp_endpoint, "grpc_available", lambda: False)
     with caplog.at_level(logging.INFO, logger="agent_otel"):
         agent_otel.setup("svc", endpoint=endpoint.group(1), store=str(tmp_path / "runs.db"), instrument=False)
         agent_otel.shutdown()

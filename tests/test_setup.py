@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agent_otel
-from agent_otel import sdk
+from agent_otel import otlp_endpoint, sdk
 from tests.otlp_receiver import Blackhole, HTTPReceiver, OTLPReceiver, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def test_installs_providers_with_a_resource_when_none_exist():
 
 def test_probe_exports_to_a_local_collector_when_one_answers(clean, monkeypatch):
     receiver = OTLPReceiver().start()
-    monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", receiver.port)
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_GRPC_PORT", receiver.port)
     try:
         agent_otel.setup("svc", store=False, instrument=False)
         assert sdk.installation().otlp == f"grpc http://127.0.0.1:{receiver.port}"
@@ -178,8 +178,8 @@ def test_probe_exports_to_a_local_collector_when_one_answers(clean, monkeypatch)
 
 
 def test_without_a_collector_otlp_is_off_and_says_so_once(clean, monkeypatch, caplog):
-    monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", free_port())
-    monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", free_port())
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_GRPC_PORT", free_port())
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_HTTP_PORT", free_port())
     with caplog.at_level(logging.DEBUG, logger="agent_otel"):
         start = time.monotonic()
         agent_otel.setup("svc", store=False, instrument=False)
@@ -195,8 +195,8 @@ def test_without_a_collector_otlp_is_off_and_says_so_once(clean, monkeypatch, ca
 
 
 def test_with_the_local_store_the_otlp_off_notice_is_quiet(clean, monkeypatch, caplog, tmp_path):
-    monkeypatch.setattr(sdk, "LOCAL_GRPC_PORT", free_port())
-    monkeypatch.setattr(sdk, "LOCAL_HTTP_PORT", free_port())
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_GRPC_PORT", free_port())
+    monkeypatch.setattr(otlp_endpoint, "LOCAL_HTTP_PORT", free_port())
     with caplog.at_level(logging.DEBUG, logger="agent_otel"):
         agent_otel.setup("svc", store=str(tmp_path / "runs.db"), instrument=False)
         agent_otel.shutdown()

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -32,16 +31,14 @@ from urllib.parse import urlparse
 from agent_otel import bridge, guards, replay, snapshots  # noqa: F401  (their policies register with the runtime)
 from agent_otel import config as config_mod
 from agent_otel import conventions as c
+from agent_otel import otlp_endpoint as endpoint_mod
 from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
 from agent_otel.events import JsonLinesSink, Pipeline, Sink
+from agent_otel.otlp_endpoint import with_scheme
 
 logger = logging.getLogger("agent_otel")
-
-LOCAL_GRPC_PORT = 4317
-LOCAL_HTTP_PORT = 4318
-_PROBE_TIMEOUT_S = 0.2
 
 
 @dataclass
@@ -188,7 +185,7 @@ def _install(
         )
         inst = Installation(cfg, rt, pipeline, drops, otlp, note, args=args)
     else:
-        otlp_protocol, otlp_endpoint, note = resolve_otlp(cfg)
+        otlp_protocol, otlp_endpoint, note = endpoint_mod.resolve_otlp(cfg)
         otlp = f"{otlp_protocol} {otlp_endpoint}" if otlp_endpoint else None
         if otlp is None:
             # With the local store (or an event sink or exporter of the application's) the runs are
@@ -197,7 +194,7 @@ def _install(
             recorded = bool(pipeline.sinks()) or bool(span_exporters)
             # A configured endpoint that is not used (gRPC without the grpc extra) is always a warning.
             unused = bool(cfg.get("exporter.endpoint")) or (
-                cfg.get("exporter.protocol") == "grpc" and not grpc_available()
+                cfg.get("exporter.protocol") == "grpc" and not endpoint_mod.grpc_available()
             )
             logger.log(
                 logging.INFO if recorded and not unused else logging.WARNING,
@@ -311,82 +308,6 @@ def _resource(cfg: Config) -> Any:
         if value is not None:
             attributes[attr] = value
     return Resource.create(attributes)
-
-
-def _probe(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=_PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
-def grpc_available() -> bool:
-    """Whether OTLP/gRPC can be used: the ``grpc`` extra (``pip install 'agent-otel[grpc]'``) is installed.
-
-    The base install exports OTLP over http/protobuf only, the OTLP specification's default transport."""
-    from importlib.util import find_spec
-
-    try:
-        return all(find_spec(name) is not None for name in ("grpc", "opentelemetry.exporter.otlp.proto.grpc"))
-    except (ImportError, ValueError):
-        return False
-
-
-_NO_GRPC = (
-    "the OTLP/gRPC exporter is not installed (pip install 'agent-otel[grpc]'); or use OTLP/HTTP, which "
-    "the base install has: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and the collector's port 4318"
-)
-
-
-def resolve_otlp(cfg: Config) -> tuple[str, str | None, str]:
-    """Decide protocol and endpoint; returns (protocol, endpoint or None, a note saying why).
-
-    Without ``exporter.protocol``: port 4318 means http/protobuf, port 4317 grpc, any other port grpc
-    when the ``grpc`` extra is installed and http/protobuf otherwise. gRPC without the extra turns OTLP
-    off with a note saying how to fix it, rather than sending HTTP to a gRPC port or raising ImportError.
-    """
-    endpoint = cfg.get("exporter.endpoint")
-    protocol = cfg.get("exporter.protocol")
-    grpc = grpc_available()
-    if endpoint:
-        why = f"exporter.protocol from {cfg.source('exporter.protocol')}"
-        if protocol is None:
-            port = urlparse(with_scheme(endpoint)).port
-            if port == LOCAL_HTTP_PORT or (port != LOCAL_GRPC_PORT and not grpc):
-                protocol = "http/protobuf"
-            else:
-                protocol, why = "grpc", f"port {port}"
-        if protocol == "grpc" and not grpc:
-            return protocol, None, f"endpoint {endpoint} means OTLP/gRPC ({why}), but {_NO_GRPC}"
-        return protocol, endpoint, f"configured ({cfg.source('exporter.endpoint')})"
-    default = protocol or ("grpc" if grpc else "http/protobuf")
-    if protocol == "grpc" and not grpc:
-        return (
-            protocol,
-            None,
-            f"exporter.protocol is grpc (from {cfg.source('exporter.protocol')}), but {_NO_GRPC}",
-        )
-    if not cfg.get("exporter.probe_local"):
-        return default, None, "no endpoint configured and exporter.probe_local is false"
-    if protocol != "http/protobuf" and grpc and _probe(LOCAL_GRPC_PORT):
-        return "grpc", f"http://127.0.0.1:{LOCAL_GRPC_PORT}", "found a collector on localhost:4317"
-    if protocol != "grpc" and _probe(LOCAL_HTTP_PORT):
-        return "http/protobuf", f"http://127.0.0.1:{LOCAL_HTTP_PORT}", "found a collector on localhost:4318"
-    if not grpc and protocol is None and _probe(LOCAL_GRPC_PORT):
-        return default, None, f"a collector answers on localhost:4317 (OTLP/gRPC), but {_NO_GRPC}"
-    return (
-        default,
-        None,
-        (
-            "no endpoint configured and no collector answers on localhost:4317 or :4318 "
-            "(set OTEL_EXPORTER_OTLP_ENDPOINT, or start the local stack: `agent-otel stack init DIR`)"
-        ),
-    )
-
-
-def with_scheme(endpoint: str) -> str:
-    return endpoint if "://" in endpoint else f"http://{endpoint}"
 
 
 def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> str:

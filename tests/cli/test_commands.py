@@ -9,6 +9,8 @@ import socket
 import sqlite3
 import stat
 import statistics
+import subprocess
+import sys
 
 import pytest
 
@@ -296,6 +298,42 @@ def test_doctor_reports_sources_otlp_and_the_store(cli, seeded):
     assert text.returncode == 1  # the listener is gone: the configured endpoint does not answer
     assert "does not answer" in text.stdout and f"schema version {LATEST_VERSION}" in text.stdout
     assert f"file:{config}" in text.stdout
+
+
+def test_doctor_resolves_and_probes_otlp_without_importing_the_sdk(cli, seeded):
+    """Doctor names the OTLP endpoint as setup() would and probes it, through agent_otel.otlp_endpoint.
+    Before, it imported agent_otel.sdk for that, and with it the OpenTelemetry SDK and the whole
+    instrumentation core: ~130 ms of a command that should answer in well under a second."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    code = (
+        "import sys, json; from agent_otel.cli import main; code = main(sys.argv[1:]); "
+        "print(json.dumps([code, sorted(sys.modules)]), file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENT_OTEL_"))}
+    env.update(
+        AGENT_OTEL_HOME=str(cli.home),
+        AGENT_OTEL_STORE=cli.db,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{listener.getsockname()[1]}",
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "doctor"], capture_output=True, text=True, env=env, timeout=120
+        )
+    finally:
+        listener.close()
+    assert "answers" in proc.stdout and "8 runs" in proc.stdout, proc.stdout + proc.stderr
+    status, loaded = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert status == 0, proc.stdout + proc.stderr
+    heavy = [
+        m
+        for m in loaded
+        if m in ("agent_otel.sdk", "agent_otel.runtime", "agent_otel.metrics")
+        or m.startswith(("opentelemetry.sdk", "opentelemetry.trace", "opentelemetry.metrics"))
+    ]
+    assert heavy == []
+    assert "agent_otel.otlp_endpoint" in loaded
 
 
 def test_doctor_flags_a_store_other_users_can_read_without_failing(cli, tmp_path):

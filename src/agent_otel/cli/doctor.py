@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_otlp(cfg: Any) -> dict[str, Any]:
-    from agent_otel.sdk import resolve_otlp, with_scheme
+    # Not from agent_otel.sdk, which would load the OpenTelemetry SDK just to name an endpoint.
+    from agent_otel.otlp_endpoint import resolve_otlp, with_scheme
 
     protocol, endpoint, note = resolve_otlp(cfg)
     from agent_otel.store.location import redact_url
