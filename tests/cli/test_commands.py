@@ -558,3 +558,29 @@ def test_an_unknown_agent_is_named_from_a_postgresql_store_too(cli, postgres):
     proc = cli("--store", url, "runs", "--agent", "suport-agent")
     assert proc.returncode == 0 and "its agents: billing-agent, support-agent" in proc.stderr
     assert cli("--store", url, "drift", "--agent", "support-agent").returncode == 0  # known: too few runs
+
+
+def test_doctor_says_not_encrypted_only_from_a_count():
+    """A blob table summed from a sample (doctor on a large store) may hide sealed results past the sample:
+    an estimated 0 is printed as "~0 encrypted", not as the count's "not encrypted"."""
+    from rich.console import Console
+
+    from agent_otel.cli import doctor
+
+    def line(estimated: list[str]) -> str:
+        store = {
+            "tool_snapshots": 35,
+            "snapshot_runs": 5,
+            "snapshot_blobs": 2500,
+            "snapshot_bytes": 2_500_000,
+            "encrypted_blobs": 0,
+            "estimated": estimated,
+        }
+        console = Console(record=True, width=200, color_system=None)
+        about = set(estimated)
+        doctor._snapshot_line(console, store, lambda k: f"~{store[k]:,}" if k in about else f"{store[k]:,}")
+        return console.export_text().strip()
+
+    assert line([]).endswith("2,500 results and inputs stored (2.4 MiB, not encrypted)")
+    sampled = line(["snapshot_bytes", "encrypted_blobs"])
+    assert sampled.endswith("2,500 results and inputs stored (~2.4 MiB, ~0 encrypted)")

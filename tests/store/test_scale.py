@@ -7,6 +7,7 @@ Nothing here is timed (benchmarks/cli_scaling.py and benchmarks/store_throughput
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -499,6 +500,45 @@ def test_doctor_weighs_a_packs_table_by_its_tool_calls(request, tmp_path, kind):
         assert not [t for t in reads if "count(*)" in t or "UNION" in t], reads  # no pack read in full
         # A small table of packs is still counted exactly
         assert not store.counts(exact_up_to=2100)["estimated"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_doctor_sums_a_blob_table_of_many_bytes_from_a_sample_and_counts_its_rows_exactly(
+    tmp_path, request, dialect
+):
+    """A stored result is ~2 KB: doctor summed every blob up to ``exact_up_to`` rows, 43 MB (82 MB of
+    pages) for the bench store's 20,000. Now a blob table of more than ``exact_up_to`` x 80 bytes is summed
+    from its first 2,000 rows, its size and encrypted count marked as estimates; its number of results
+    (count(*), an index) stays exact, and a small table is summed exactly as before."""
+    if dialect == "postgresql":
+        where = Target("postgresql", request.getfixturevalue("postgres").new_database())
+    else:
+        where = Target("sqlite", str(tmp_path / "agent-otel.db"))
+    store = open_store(where, create=True, writer=True)
+    now = seed.now_ms()
+    with store.transaction():
+        for i in range(2500):
+            store.execute(
+                "INSERT INTO agent_snapshot_blobs (sha, encoding, key_id, size, data, last_used_ms) "
+                "VALUES (?, 'json', ?, 1000, ?, ?)",
+                (f"{i:064x}", "k1" if i % 5 == 0 else "", b"x" * 1000, now - i),
+            )
+    try:
+        exact = store.counts()  # 2.5 MB: summed exactly
+        assert not exact["estimated"]
+        figures = (exact["snapshot_blobs"], exact["snapshot_bytes"], exact["encrypted_blobs"])
+        assert figures == (2500, 2_500_000, 500)
+        with Traced(store) if dialect == "sqlite" else contextlib.nullcontext() as traced:
+            sampled = store.counts(exact_up_to=10_000)  # 800 KB of results at most: a sample
+        assert set(sampled["estimated"]) == {"snapshot_bytes", "encrypted_blobs"}
+        # here a uniform table: the sample's figures, scaled to the exact count, are the exact ones
+        assert (sampled["snapshot_blobs"], sampled["snapshot_bytes"], sampled["encrypted_blobs"]) == figures
+        if traced is None:
+            return
+        reads = [t for t in traced.sql if "FROM agent_snapshot_blobs" in t and ("sum(" in t or "avg(" in t)]
+        assert reads and all("LIMIT 2000" in t for t in reads), reads  # no blob read in full
     finally:
         store.close()
 

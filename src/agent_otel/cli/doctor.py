@@ -328,8 +328,9 @@ def _snapshot_line(console: Any, store: dict[str, Any], n: Callable[[str], str])
         f"{n('snapshot_runs')} runs, {n('snapshot_blobs')} results and inputs stored "
         f"({size}"
         + (
+            # "not encrypted" only from a count: a sample without a sealed result says "~0 encrypted"
             f", {n('encrypted_blobs')} encrypted"
-            if sealed
+            if sealed or "encrypted_blobs" in about
             else ", not encrypted"
             if store["snapshot_blobs"]
             else ""

@@ -44,6 +44,11 @@ SNAPSHOT_DATA_TABLES = (*SNAPSHOT_TABLES, "agent_snapshot_data", "agent_snapshot
 _SNAPSHOT_FIGURES = ("tool_snapshots", "snapshot_runs", "snapshot_blobs", "snapshot_bytes", "encrypted_blobs")
 COUNT_EXACT_UP_TO = 200_000  # doctor counts rows exactly up to this many, estimates beyond
 _SAMPLE_ROWS = 2_000
+#: The bytes of stored results doctor sums exactly, per row it counts exactly (``exact_up_to``): 16 MB at
+#: the default, tens of milliseconds of reading; a larger blob table is summed from a sample of its first
+#: rows. Counted in rows alone, doctor summed up to 200,000 blobs of any size: the bench store's 20,000
+#: results of ~2 KB (benchmarks/cli_scaling.py) are 43 MB of data, 82 MB of SQLite pages (a page each).
+_EXACT_BYTES_PER_ROW = 80
 _SEALED = "CASE WHEN key_id <> '' THEN {} ELSE 0 END"
 #: Where doctor finds recorded snapshots: per table, its rows' tool calls, stored results/errors/inputs
 #: ("items"), their bytes, and how many of those are sealed.
@@ -700,8 +705,10 @@ class Store:
     def counts(self, exact_up_to: int = COUNT_EXACT_UP_TO) -> dict[str, Any]:
         """Row counts for ``doctor``: exact for tables of up to ``exact_up_to`` rows, estimated beyond
         (:meth:`estimate`; the figures estimated are listed under ``estimated``), so that it stays quick
-        at any size. The packs table is weighed by its tool calls (:meth:`_calls_per_row`). Oldest and
-        newest run come from the ``created_at`` index."""
+        at any size. The packs table is weighed by its tool calls (:meth:`_calls_per_row`); the blob table
+        is counted by its rows but summed by its bytes (:meth:`_bytes_per_row`): past ``exact_up_to`` x
+        ``_EXACT_BYTES_PER_ROW`` bytes its size and encrypted count come from a sample, its number of
+        results stays exact. Oldest and newest run come from the ``created_at`` index."""
         estimated: list[str] = []
 
         def count(table: str, figure: str, exact: str, weight: float = 1.0) -> int:
@@ -731,19 +738,33 @@ class Store:
             if table == "agent_snapshot_packs" and not self.has_table(table):
                 continue  # a store of a later schema, read-only here, may be one without it
             rows = count(table, table, f"SELECT count(*) AS n FROM {table}", self._calls_per_row(table))
+            # Rows counted exactly (an index serves count(*)), but too many bytes to sum them all: the sums
+            # from a sample, scaled to the exact count
+            heavy = (
+                table not in estimated
+                and rows > _SAMPLE_ROWS
+                and rows * self._bytes_per_row(table) > exact_up_to * _EXACT_BYTES_PER_ROW
+            )
+            sampled = table in estimated or heavy
             # A sample of a large table; else every row (as many as counted: a bound all the same)
-            sample = f" LIMIT {_SAMPLE_ROWS if table in estimated else max(rows, exact_up_to)}"
+            sample = f" LIMIT {_SAMPLE_ROWS if sampled else max(rows, exact_up_to)}"
             row = self.query(
                 "SELECT count(*) AS n, coalesce(sum(calls), 0) AS calls, coalesce(sum(items), 0) AS items, "
                 "coalesce(sum(bytes), 0) AS bytes, coalesce(sum(sealed), 0) AS sealed "
                 f"FROM (SELECT {figures} FROM {table}{sample}) t"
             )[0]
-            scale = rows / int(row["n"]) if table in estimated and row["n"] else 1
+            scale = rows / int(row["n"]) if sampled and row["n"] else 1
             for key in totals:
                 totals[key] += int(row[key] or 0) * scale
-            if table in estimated:
-                estimated.remove(table)
-                about = ["snapshot_blobs", "snapshot_bytes", "encrypted_blobs"]
+            if sampled:
+                # A blob row is one item: counted exactly, their number is exact; their bytes are not
+                about = (
+                    ["snapshot_bytes", "encrypted_blobs"]
+                    if heavy
+                    else ["snapshot_blobs", "snapshot_bytes", "encrypted_blobs"]
+                )
+                if table in estimated:
+                    estimated.remove(table)
                 if table == "agent_snapshot_packs":
                     about.append("tool_snapshots")
                 estimated += [f for f in about if f not in estimated]
@@ -780,6 +801,18 @@ class Store:
             return 1.0
         row = self.query(f"SELECT avg(calls) AS n FROM (SELECT calls FROM {table} LIMIT {_SAMPLE_ROWS}) t")[0]
         return max(float(row["n"] or 1), 1.0)
+
+    def _bytes_per_row(self, table: str) -> float:
+        """The mean stored bytes of a row of the blob table, from its first rows (those doctor's sample
+        reads next), 0 for other tables: what weighs a blob table in :meth:`counts` is its bytes (a result
+        is ~2 KB, a page of its own in SQLite), not its rows. ``length()`` of a blob needs the record's
+        header, not the blob (SQLite; in PostgreSQL, the TOAST pointer)."""
+        if table != "agent_snapshot_blobs":
+            return 0.0
+        row = self.query(
+            f"SELECT avg(length(data)) AS n FROM (SELECT data FROM {table} LIMIT {_SAMPLE_ROWS}) t"
+        )[0]
+        return float(row["n"] or 0)
 
     def _run_span(self, out: dict[str, Any], estimated: list[str]) -> dict[str, Any]:
         oldest = self.query("SELECT min(created_at) AS t FROM agent_runs")[0]["t"]
