@@ -737,3 +737,37 @@ def test_a_small_graph_with_shared_parts_keeps_the_hash_it_always_had():
 
     text = json.dumps(_tree(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert sha(value) == hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+_OLD_ORJSON = """
+import json, hashlib, logging, re, sys
+import orjson
+real = orjson.dumps
+def dumps(obj, default=None, option=None):  # orjson 3.9 to 3.11: large floats without the exponent's sign
+    return re.sub(rb"([0-9])e\\+", rb"\\1e", real(obj, default=default, option=option))
+orjson.dumps = dumps
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+from agent_otel.hashing import canonical_json, sha
+value = {"amount": 1e16, "points": [[1.7e9, 2.5e20], [1.8e9, -1.5e300]], "note": "ok"}
+seed = hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+print(sha(value) == seed.hexdigest()[:24], canonical_json(value) == json.dumps(
+    value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+"""
+
+
+def test_an_orjson_that_writes_floats_unlike_json_is_not_trusted():
+    """orjson 3.9 to 3.11 (which pyproject allowed) write ``1e16`` where json writes ``1e+16``: every value
+    holding a float of 1e16 or more hashed unlike the seed's definition and unlike agent-otel beside a newer
+    orjson. A probe at import finds such an orjson and hashes with json instead, saying so once."""
+    proc = subprocess.run([sys.executable, "-c", _OLD_ORJSON], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "True True", proc.stdout
+    assert any("writes JSON unlike json.dumps (upgrade it to 3.12 or later)" in line for line in lines), lines
+
+
+def test_the_installed_orjson_agrees_with_json_on_the_probe():
+    from agent_otel import hashing
+
+    assert hashing._ORJSON_AGREES, "the orjson installed here writes the probe's values unlike json"
+    assert hashing._orjson_agrees(lambda value, option: b"1e16") is False

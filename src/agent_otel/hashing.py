@@ -9,7 +9,9 @@ raising inside an agent.
 orjson is ~10x faster than json on realistic payloads, and the two agree byte for byte except for floats
 below 1e-4 (orjson writes ``0.00001`` and ``1e-5`` where Python writes ``1e-05``), integers beyond 64 bits,
 lone surrogates and non-string keys. We take the orjson bytes only when none of those can be present and
-otherwise fall back to json; tests/test_hashing.py checks the equivalence on generated data.
+otherwise fall back to json; tests/test_hashing.py checks the equivalence on generated data. orjson before
+3.12 also wrote large floats unlike json (``1e16`` for ``1e+16``): a probe at import (_orjson_agrees) hands
+every value to json when the installed orjson writes any of its values differently.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import enum
 import functools
 import hashlib
 import json
+import logging
 import marshal
 import math
 import re
@@ -38,6 +41,40 @@ import orjson
 SHA_HEX_CHARS = 24
 
 _ORJSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+# Values whose orjson bytes the checks below take as they are, so orjson must write them exactly as json
+# does. orjson before 3.12 writes large floats without the exponent's sign (``1e16``, ``2.5e20``, where
+# json writes ``1e+16``): every value holding a float of 1e16 or more hashed differently from the seed's
+# definition, and from agent-otel beside a newer orjson (loop detection, replay and drift compare hashes
+# across processes). pyproject asks for orjson >= 3.12; this probe keeps the hashes right whatever orjson
+# is installed (a pinned environment, a future change): if it disagrees, every value goes through json.
+_AGREEMENT_PROBE: tuple[Any, ...] = (
+    0.1, 0.5, 1.5, 100.0, 0.0001, 0.00012345, 3.141592653589793, 123456789.123, -0.0, 1e15, 1e16, 1e17,
+    2.5e20, 1e22, -1.5e300, 1.7976931348623157e308, 2**53, 2**63 - 1, -(2**63), 2**64 - 1, True, None,
+    "\u00e9\u2028\U0001f600", "\x00\x1f\"\\/", {"b": 1, "a": [1, 2], "A": None, "\u00e9": False}, [], {},
+)  # fmt: skip
+
+
+def _orjson_agrees(dumps: Any = None) -> bool:
+    """Whether ``dumps`` (orjson's) writes every value of the probe as the seed's json.dumps does."""
+    dumps = dumps or orjson.dumps
+    try:
+        for value in (*_AGREEMENT_PROBE, list(_AGREEMENT_PROBE)):
+            theirs = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            if dumps(value, option=_ORJSON_OPTS) != theirs.encode("utf-8"):
+                return False
+    except Exception:
+        return False
+    return True
+
+
+_ORJSON_AGREES = _orjson_agrees()
+if not _ORJSON_AGREES:
+    logging.getLogger("agent_otel").warning(
+        "agent-otel: orjson %s writes JSON unlike json.dumps (upgrade it to 3.12 or later); hashes of tool "
+        "arguments and results are made with json, which is slower",
+        getattr(orjson, "__version__", "?"),
+    )
 
 # Where orjson's float formatting can differ from repr(): a plain decimal with four leading zeros
 # (``0.00001``: floats in [1e-5, 1e-4)) or a single-digit negative exponent (``1.5e-7``). A match inside a
@@ -374,21 +411,24 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def _canonical(obj: Any) -> bytes:
-    try:
-        out = orjson.dumps(obj, default=_counted, option=_ORJSON_OPTS)
-    except Exception:
-        if _expansions.n > _MAX_EXPANSIONS:
-            return _cut_copy(obj)
-    else:
-        if len(out) < _SHORT:  # a few dozen bytes: bytes searches cost less than calling re
-            if (
-                b"0.0000" not in out
-                and not (b"e-" in out and _SMALL_EXPONENT.search(out))
-                and (b"null" not in out or not _may_hold_nonfinite(obj, len(out)))
+    if _ORJSON_AGREES:
+        try:
+            out = orjson.dumps(obj, default=_counted, option=_ORJSON_OPTS)
+        except Exception:
+            if _expansions.n > _MAX_EXPANSIONS:
+                return _cut_copy(obj)
+        else:
+            if len(out) < _SHORT:  # a few dozen bytes: bytes searches cost less than calling re
+                if (
+                    b"0.0000" not in out
+                    and not (b"e-" in out and _SMALL_EXPONENT.search(out))
+                    and (b"null" not in out or not _may_hold_nonfinite(obj, len(out)))
+                ):
+                    return out
+            elif not _orjson_may_differ(out) and not (
+                _NULL.search(out) and _may_hold_nonfinite(obj, len(out))
             ):
                 return out
-        elif not _orjson_may_differ(out) and not (_NULL.search(out) and _may_hold_nonfinite(obj, len(out))):
-            return out
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_counted)
     except Exception:
