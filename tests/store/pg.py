@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -239,3 +240,88 @@ class PgBouncer:
                 self.process.kill()
                 self.process.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CommitCutter:
+    """A TCP relay on a free loopback port in front of a server that, once :meth:`arm`-ed, cuts both sides
+    of the connection at the COMMIT of the next transaction that writes events (``COPY agent_events``
+    or an ``INSERT`` into it): ``after`` relays the COMMIT, lets the server commit, and never relays its
+    answer (what a restart, a failover or a network cut at that moment does); ``before`` never relays
+    the COMMIT (the transaction is aborted when the server sees the connection gone). New connections
+    are relayed normally."""
+
+    def __init__(self, server_port: int) -> None:
+        self.server_port = server_port
+        self.port = _free_port()
+        self.cuts = 0
+        self._mode: str | None = None
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._stopped = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, database_url: str) -> str:
+        return database_url.replace(f":{self.server_port}/", f":{self.port}/")
+
+    def arm(self, mode: str) -> None:
+        assert mode in ("after", "before")
+        with self._lock:
+            self._mode = mode
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.server_port), timeout=10)
+            client.settimeout(None)
+            server.settimeout(None)
+            self._sockets += [client, server]
+            state = {"writes": False, "cut": False}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, state: dict[str, bool]) -> None:
+        """Client to server: watches for the events' write, then its COMMIT."""
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if b"agent_events" in data and (b"COPY" in data or b"INSERT" in data):
+                    state["writes"] = True
+                mode = self._mode
+                if mode is not None and state["writes"] and b"COMMIT" in data:
+                    with self._lock:
+                        self._mode = None
+                        self.cuts += 1
+                    state["cut"] = True  # the server's answer is not relayed
+                    if mode == "after":
+                        server.sendall(data)
+                        time.sleep(0.3)  # the server commits
+                    self._close(client, server)
+                    return
+                server.sendall(data)
+                if b"COMMIT" in data:
+                    state["writes"] = False
+
+    def _down(self, server: socket.socket, client: socket.socket, state: dict[str, bool]) -> None:
+        with contextlib.suppress(OSError):
+            while (data := server.recv(65536)) and not state["cut"]:
+                client.sendall(data)
+        if state["cut"]:
+            self._close(client, server)
+
+    @staticmethod
+    def _close(*socks: socket.socket) -> None:
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._close(self._listener, *self._sockets)

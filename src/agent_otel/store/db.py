@@ -340,6 +340,18 @@ class Store:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    #: The transaction id of the last write_transaction() whose COMMIT failed (see commit_status).
+    unsure_xid: int | None = None
+
+    def write_transaction(self) -> contextlib.AbstractContextManager[None]:
+        """The transaction of a write of records (:mod:`agent_otel.store.writes`): as transaction(); a
+        server store also remembers, when the COMMIT itself fails, which transaction it was."""
+        return self.transaction()
+
+    def commit_status(self, xid: int) -> str | None:
+        """``committed``, ``aborted``, ``in progress`` or None (not known) for ``unsure_xid``."""
+        return None
+
     def size_bytes(self) -> int | None:
         raise NotImplementedError
 
@@ -1232,6 +1244,35 @@ class PostgresStore(Store):
     def transaction(self) -> Iterator[None]:
         with self.conn.transaction():
             yield
+
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """A COMMIT whose answer never came (the connection cut by a restart, a failover or the network
+        between the server's commit and its reply) may have committed: retrying the write then stored
+        its events, snapshot packs and late usage twice. The transaction's id, taken just before the
+        COMMIT, is kept in ``unsure_xid`` when the COMMIT fails, and the store sink asks the server
+        (commit_status) before writing those records again."""
+        self.unsure_xid = None
+        xid: int | None = None
+        try:
+            with self.conn.transaction():
+                yield
+                xid = int(self.conn.execute("SELECT txid_current()").fetchone()[0])
+        except BaseException:
+            self.unsure_xid = xid  # None unless the body ran to its end and the COMMIT failed
+            raise
+
+    def commit_status(self, xid: int) -> str | None:
+        """What became of transaction ``xid`` (PostgreSQL's ``txid_status``): None when the server cannot
+        say (an id from before a failover to another server, or too old). A lost connection raises."""
+        try:
+            row = self.conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()
+        except Exception as exc:
+            err = classify(exc)
+            if err.transient:
+                raise err from None
+            return None
+        return str(row[0]) if row and row[0] is not None else None
 
     def _idle(self) -> bool:
         from psycopg.pq import TransactionStatus

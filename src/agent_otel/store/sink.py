@@ -44,6 +44,9 @@ MAX_PENDING_BYTES = 32 << 20  # records kept while the store is busy, in bytes (
 _RECORD_BYTES = 512  # what a record costs beyond its large values: the dict, its keys, short strings
 # run_usage: usage of a request that ended after its run's stop, added to the stopped run's row
 _WRITTEN = ("run", "event", "snapshot", "run_usage")
+# How long a write whose COMMIT failed may read "in progress" before its records are written again (see
+# StoreSink._settle_unsure): a COMMIT the server received ends in milliseconds.
+_UNSURE_WAIT_S = 30.0
 _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write in flight, then gives up
 # At a normal interpreter exit, how long (from the exit's start) it waits for a PostgreSQL store that is
 # still connecting or writing to take what is queued, past exporter.shutdown_timeout_s: a short-lived
@@ -167,6 +170,10 @@ class StoreSink:
         self._maintain_at = 0.0  # monotonic: no maintenance slice before this
         self._shifts: dict[str, int] = {}
         self._retry_at = 0.0  # after a transient failure: no new try before this (monotonic) time
+        # A write whose COMMIT failed, which the server may have committed all the same: (its transaction
+        # id, the payloads it held, which wait in _pending, until when an "in progress" answer is waited
+        # for). See _settle_unsure.
+        self._unsure: tuple[int, list[dict[str, Any]], float] | None = None
         self._backoff_s = 0.0
         self._lock = threading.Lock()
         self._fork_locked = False  # _lock held across a fork by _before_fork
@@ -267,6 +274,7 @@ class StoreSink:
             # The k-th stored record of each type in the batch is the k-th of its list.
             each = {t: iter(records) for t, records in by_type.items()}
             self._queue((rtype, next(each[rtype])) for rtype, _ in batch if rtype in each)
+            self._note_unsure([p for _, p, _ in self._pending])
             err = classify(exc)
             if err.bad_data:
                 self._flush_pending()  # again from the buffer, split until the refused records are found
@@ -366,6 +374,7 @@ class StoreSink:
         reused = self._store is not None
         try:
             store = self._open()
+            self._settle_unsure(store)
             self._write_front(store, len(self._pending))
         except Exception as exc:
             err = classify(exc)
@@ -374,6 +383,7 @@ class StoreSink:
                 return
             try:
                 store = self._open()
+                self._settle_unsure(store)
                 self._write_front(store, len(self._pending))
             except Exception as again:
                 self._failed(classify(again))
@@ -419,6 +429,7 @@ class StoreSink:
         except Exception as exc:
             err = classify(exc)
             if not err.bad_data:
+                self._note_unsure([p for _, p, _ in records])
                 raise err from None
             if n > 1:
                 half = n // 2
@@ -431,6 +442,42 @@ class StoreSink:
             self.written += n
         self._pending_bytes -= sum(size for _, _, size in self._pending[:n])
         del self._pending[:n]
+
+    def _note_unsure(self, payloads: list[dict[str, Any]]) -> None:
+        """After a failed write of ``payloads`` (now at the front of _pending): if its COMMIT failed,
+        remember the transaction, to ask the server what became of it before writing them again."""
+        store = self._store
+        xid = store.unsure_xid if store is not None else None
+        if xid is not None:
+            store.unsure_xid = None
+            self._unsure = (xid, payloads, time.monotonic() + _UNSURE_WAIT_S)
+
+    def _settle_unsure(self, store: Store) -> None:
+        """Before writing the buffer again over a new connection: the records of a write whose COMMIT
+        failed but was committed are taken off it, counted as written, not stored a second time. Still
+        ``in progress`` (the server finishing that COMMIT): the try waits, as after an outage, up to
+        _UNSURE_WAIT_S; a COMMIT that never reached the server stays in progress only until the server
+        notices the connection is gone and aborts it, so past that the records are written again.
+        Unknown (no answer the server can give) or aborted: written again, as before."""
+        if self._unsure is None:
+            return
+        xid, payloads, wait_until = self._unsure
+        status = store.commit_status(xid)  # a lost connection raises: the next try asks again
+        if status == "in progress" and time.monotonic() < wait_until:
+            raise StoreError("a write whose connection was lost is still being committed", transient=True)
+        self._unsure = None
+        if status != "committed":
+            logger.debug("agent-otel: a write whose COMMIT failed was %s; writing it again", status)
+            return
+        done = {id(p) for p in payloads}
+        kept = [r for r in self._pending if id(r[1]) not in done]
+        taken = len(self._pending) - len(kept)
+        self._pending_bytes -= sum(size for _, p, size in self._pending if id(p) in done)
+        self._pending = kept
+        self.written += taken
+        logger.debug(
+            "agent-otel: a write whose COMMIT failed was committed; %d records not written again", taken
+        )
 
     def _reject(self, rtype: str, err: StoreError) -> None:
         self.rejected += 1

@@ -274,7 +274,7 @@ def _write(
 ) -> None:
     from agent_otel.store import snapshots as snapshot_tables
 
-    with store.transaction():
+    with store.write_transaction():
         if prepared:
             snapshot_tables.write_checked(store, prepared, safe=safe)
         delta = summaries.deltas(store, runs, events) if store.summarized and (runs or events) else None
