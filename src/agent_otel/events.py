@@ -564,6 +564,12 @@ class Pipeline:
                     self.delivered += len(batch)
                 with self._lock:
                     self._queued_bytes -= taken  # every sink is done with the batch
+                    queued = len(self._queue)
+                # What arrived while the batch was written waits for the interval (_run), unless a flush or
+                # the close asks for it or a full batch is there: taken at once, it was a second, small
+                # batch after nearly every batch, a transaction of the run store each.
+                if queued < self._batch_size and not (self._flush_requested or self._closed):
+                    break
         finally:
             self._writing = None
             with self._idle:
