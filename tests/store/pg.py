@@ -247,8 +247,10 @@ class CommitCutter:
     of the connection at the COMMIT of the next transaction that writes events (``COPY agent_events``
     or an ``INSERT`` into it): ``after`` relays the COMMIT, lets the server commit, and never relays its
     answer (what a restart, a failover or a network cut at that moment does); ``before`` never relays
-    the COMMIT (the transaction is aborted when the server sees the connection gone). New connections
-    are relayed normally."""
+    the COMMIT (the transaction is aborted when the server sees the connection gone); ``hold`` cuts the
+    client's side only and keeps the COMMIT and the server's side until :meth:`release` (the transaction
+    is "in progress" meanwhile, as for a COMMIT the server is slow to finish). New connections are
+    relayed normally."""
 
     def __init__(self, server_port: int) -> None:
         self.server_port = server_port
@@ -260,13 +262,14 @@ class CommitCutter:
         self._listener.settimeout(0.2)
         self._stopped = threading.Event()
         self._sockets: list[socket.socket] = []
+        self._held: tuple[socket.socket, bytes] | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, database_url: str) -> str:
         return database_url.replace(f":{self.server_port}/", f":{self.port}/")
 
     def arm(self, mode: str) -> None:
-        assert mode in ("after", "before")
+        assert mode in ("after", "before", "hold")
         with self._lock:
             self._mode = mode
 
@@ -298,6 +301,10 @@ class CommitCutter:
                         self._mode = None
                         self.cuts += 1
                     state["cut"] = True  # the server's answer is not relayed
+                    if mode == "hold":
+                        self._held = (server, data)
+                        self._close(client)
+                        return
                     if mode == "after":
                         server.sendall(data)
                         time.sleep(0.3)  # the server commits
@@ -311,8 +318,19 @@ class CommitCutter:
         with contextlib.suppress(OSError):
             while (data := server.recv(65536)) and not state["cut"]:
                 client.sendall(data)
-        if state["cut"]:
+        if state["cut"] and (self._held is None or self._held[0] is not server):
             self._close(client, server)
+
+    def release(self, commit: bool) -> None:
+        """A held transaction: ``commit`` relays its COMMIT late (the server commits), else it is cut (the
+        server aborts it)."""
+        assert self._held is not None
+        server, data = self._held
+        if commit:
+            server.sendall(data)
+            time.sleep(0.3)
+        self._held = None
+        self._close(server)
 
     @staticmethod
     def _close(*socks: socket.socket) -> None:

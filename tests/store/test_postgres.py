@@ -535,6 +535,62 @@ def test_tables_missing_while_a_restore_runs_are_waited_out(postgres, caplog):
     assert runs == 3
 
 
+def _cut_runs(n: int) -> None:
+    for i in range(n):
+        with agent_otel.run("cut") as run:
+            run.record_llm(model="gpt-4o", input_tokens=100, output_tokens=10)
+            for q in range(3):
+                run.call_tool("lookup", lambda q: {"answer": q * 2}, {"q": f"{i}-{q}"})
+
+
+def _assert_each_run_once(url: str, runs: int) -> None:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT run_id, status, input_tokens FROM agent_runs").fetchall()
+        assert len(rows) == runs and {(s, t) for _, s, t in rows} == {("success", 100)}
+        twice = conn.execute(
+            "SELECT run_id, step_id, kind, count(*) FROM agent_events GROUP BY 1, 2, 3 HAVING count(*) > 1"
+        ).fetchall()
+        assert twice == []
+        per_run = conn.execute("SELECT run_id, count(*) FROM agent_events GROUP BY 1").fetchall()
+        assert len(per_run) == runs and len({n for _, n in per_run}) == 1  # every run's events, once
+        calls = conn.execute("SELECT run_id, sum(calls) FROM agent_snapshot_packs GROUP BY 1").fetchall()
+        assert len(calls) == runs and {n for _, n in calls} == {3}
+
+
+@pytest.mark.parametrize("outcome", ["committed", "aborted"])
+def test_a_commit_still_in_progress_is_waited_for_before_its_records_are_written_again(
+    postgres, fresh, outcome
+):
+    """The connection to the sink cut while the server still holds the write's transaction open, its
+    COMMIT not done (a slow commit, a backend that has not noticed its client is gone): the server
+    answers "in progress", and the records wait (bounded, as in an outage) for its outcome. Before, the
+    retry wrote them at once, waited on the held transaction's row locks, and stored the events again
+    once it committed."""
+    from tests.store.pg import CommitCutter
+
+    url = postgres.new_database()
+    cutter = CommitCutter(postgres.port)
+    try:
+        agent_otel.setup(
+            "svc", store=cutter.url(url), instrument=False, config={"exporter": {"probe_local": False}}
+        )
+        _cut_runs(3)
+        assert sdk.flush(10)
+        cutter.arm("hold")
+        _cut_runs(3)
+        assert sdk.flush(10)
+        assert cutter.cuts == 1
+        time.sleep(1.0)
+        with psycopg.connect(url) as conn:  # the held transaction's runs are not visible yet
+            assert _count(conn, "agent_runs") == 3
+        cutter.release(commit=outcome == "committed")
+        _cut_runs(2)
+        agent_otel.shutdown(timeout_s=10)
+    finally:
+        cutter.stop()
+    _assert_each_run_once(url, 8)
+
+
 @pytest.mark.parametrize("cut", ["after", "before"])
 def test_a_commit_whose_answer_was_lost_is_stored_once(postgres, fresh, cut):
     """The connection cut at a write's COMMIT (a restart, a failover, the network): ``after`` the server
@@ -545,36 +601,18 @@ def test_a_commit_whose_answer_was_lost_is_stored_once(postgres, fresh, cut):
 
     url = postgres.new_database()
     cutter = CommitCutter(postgres.port)
-
-    def runs(n: int) -> None:
-        for i in range(n):
-            with agent_otel.run("cut") as run:
-                run.record_llm(model="gpt-4o", input_tokens=100, output_tokens=10)
-                for q in range(3):
-                    run.call_tool("lookup", lambda q: {"answer": q * 2}, {"q": f"{i}-{q}"})
-
     try:
         agent_otel.setup(
             "svc", store=cutter.url(url), instrument=False, config={"exporter": {"probe_local": False}}
         )
-        runs(3)
+        _cut_runs(3)
         assert sdk.flush(10)
         cutter.arm(cut)
-        runs(3)
+        _cut_runs(3)
         assert sdk.flush(10)
-        runs(2)
+        _cut_runs(2)
         agent_otel.shutdown(timeout_s=10)
         assert cutter.cuts == 1
     finally:
         cutter.stop()
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT run_id, status, input_tokens FROM agent_runs").fetchall()
-        assert len(rows) == 8 and {(s, t) for _, s, t in rows} == {("success", 100)}
-        twice = conn.execute(
-            "SELECT run_id, step_id, kind, count(*) FROM agent_events GROUP BY 1, 2, 3 HAVING count(*) > 1"
-        ).fetchall()
-        assert twice == []
-        per_run = conn.execute("SELECT run_id, count(*) FROM agent_events GROUP BY 1").fetchall()
-        assert len(per_run) == 8 and len({n for _, n in per_run}) == 1  # every run's events, once
-        calls = conn.execute("SELECT run_id, sum(calls) FROM agent_snapshot_packs GROUP BY 1").fetchall()
-        assert len(calls) == 8 and {n for _, n in calls} == {3}
+    _assert_each_run_once(url, 8)
