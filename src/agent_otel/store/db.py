@@ -1254,10 +1254,12 @@ class PostgresStore(Store):
         (commit_status) before writing those records again."""
         self.unsure_xid = None
         xid: int | None = None
+        track = self.conn.info.server_version >= 100000  # txid_status() came with PostgreSQL 10
         try:
             with self.conn.transaction():
                 yield
-                xid = int(self.conn.execute("SELECT txid_current()").fetchone()[0])
+                if track:
+                    xid = int(self.conn.execute("SELECT txid_current()").fetchone()[0])
         except BaseException:
             self.unsure_xid = xid  # None unless the body ran to its end and the COMMIT failed
             raise
