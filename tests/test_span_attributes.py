@@ -50,14 +50,26 @@ class Cleaned:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.keys: list[str] = []
-        real = otel_attributes._clean_attribute_value
+        if hasattr(otel_attributes, "_clean_attribute_value"):  # SDK 1.45 and later: a mapping at a time
+            real = otel_attributes._clean_attribute_value
 
-        def counting(value: Any, max_len: Any) -> Any:
-            if isinstance(value, Mapping):
-                self.keys.extend(value)
-            return real(value, max_len)
+            def counting(value: Any, max_len: Any) -> Any:
+                if isinstance(value, Mapping):
+                    self.keys.extend(value)
+                return real(value, max_len)
 
-        monkeypatch.setattr(otel_attributes, "_clean_attribute_value", counting)
+            monkeypatch.setattr(otel_attributes, "_clean_attribute_value", counting)
+            return
+        # SDK 1.44 (pyproject's floor): a key at a time, extended attributes (log records, nested
+        # mappings) through their own function
+        for name in ("_clean_attribute", "_clean_extended_attribute"):
+            original = getattr(otel_attributes, name)
+
+            def by_key(key: str, value: Any, max_len: Any, _real: Any = original) -> Any:
+                self.keys.append(key)
+                return _real(key, value, max_len)
+
+            monkeypatch.setattr(otel_attributes, name, by_key)
 
 
 class OnStart(SpanProcessor):
