@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -557,6 +558,29 @@ def _assert_each_run_once(url: str, runs: int) -> None:
         assert len(calls) == runs and {n for _, n in calls} == {3}
 
 
+@contextlib.contextmanager
+def _cut_at_a_commit(postgres: PostgresServer, mode: str) -> Iterator[tuple[str, Any]]:
+    """An agent storing through a CommitCutter: 3 runs stored, then 3 more whose write ``mode`` cuts at
+    its COMMIT; yields the database's URL and the cutter, which is stopped afterwards."""
+    from tests.store.pg import CommitCutter
+
+    url = postgres.new_database()
+    cutter = CommitCutter(postgres.port)
+    try:
+        agent_otel.setup(
+            "svc", store=cutter.url(url), instrument=False, config={"exporter": {"probe_local": False}}
+        )
+        _cut_runs(3)
+        assert sdk.flush(10)
+        cutter.arm(mode)
+        _cut_runs(3)
+        assert sdk.flush(10)
+        assert cutter.cuts == 1
+        yield url, cutter
+    finally:
+        cutter.stop()
+
+
 @pytest.mark.parametrize("outcome", ["committed", "aborted"])
 def test_a_commit_still_in_progress_is_waited_for_before_its_records_are_written_again(
     postgres, fresh, outcome
@@ -566,28 +590,13 @@ def test_a_commit_still_in_progress_is_waited_for_before_its_records_are_written
     answers "in progress", and the records wait (bounded, as in an outage) for its outcome. Before, the
     retry wrote them at once, waited on the held transaction's row locks, and stored the events again
     once it committed."""
-    from tests.store.pg import CommitCutter
-
-    url = postgres.new_database()
-    cutter = CommitCutter(postgres.port)
-    try:
-        agent_otel.setup(
-            "svc", store=cutter.url(url), instrument=False, config={"exporter": {"probe_local": False}}
-        )
-        _cut_runs(3)
-        assert sdk.flush(10)
-        cutter.arm("hold")
-        _cut_runs(3)
-        assert sdk.flush(10)
-        assert cutter.cuts == 1
+    with _cut_at_a_commit(postgres, "hold") as (url, cutter):
         time.sleep(1.0)
         with psycopg.connect(url) as conn:  # the held transaction's runs are not visible yet
             assert _count(conn, "agent_runs") == 3
         cutter.release(commit=outcome == "committed")
         _cut_runs(2)
         agent_otel.shutdown(timeout_s=10)
-    finally:
-        cutter.stop()
     _assert_each_run_once(url, 8)
 
 
@@ -597,22 +606,7 @@ def test_a_commit_whose_answer_was_lost_is_stored_once(postgres, fresh, cut):
     committed, its answer lost, the write's retry stored its events and snapshot packs a second time and
     added its late usage twice; the sink now asks the server what became of that transaction first.
     ``before`` the COMMIT reached the server: written again, nothing lost."""
-    from tests.store.pg import CommitCutter
-
-    url = postgres.new_database()
-    cutter = CommitCutter(postgres.port)
-    try:
-        agent_otel.setup(
-            "svc", store=cutter.url(url), instrument=False, config={"exporter": {"probe_local": False}}
-        )
-        _cut_runs(3)
-        assert sdk.flush(10)
-        cutter.arm(cut)
-        _cut_runs(3)
-        assert sdk.flush(10)
+    with _cut_at_a_commit(postgres, cut) as (url, _):
         _cut_runs(2)
         agent_otel.shutdown(timeout_s=10)
-        assert cutter.cuts == 1
-    finally:
-        cutter.stop()
     _assert_each_run_once(url, 8)

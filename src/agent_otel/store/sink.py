@@ -470,11 +470,15 @@ class StoreSink:
             logger.debug("agent-otel: a write whose COMMIT failed was %s; writing it again", status)
             return
         done = {id(p) for p in payloads}
-        kept = [r for r in self._pending if id(r[1]) not in done]
+        kept = []
+        for record in self._pending:
+            if id(record[1]) in done:
+                self._pending_bytes -= record[2]
+                self.written += 1
+            else:
+                kept.append(record)
         taken = len(self._pending) - len(kept)
-        self._pending_bytes -= sum(size for _, p, size in self._pending if id(p) in done)
         self._pending = kept
-        self.written += taken
         logger.debug(
             "agent-otel: a write whose COMMIT failed was committed; %d records not written again", taken
         )
