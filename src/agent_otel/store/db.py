@@ -1201,6 +1201,35 @@ _PLANNER_SETTINGS = (
 )
 
 
+# A partition that drops packets without a reset (a host gone, a firewall's state lost, a route flapping)
+# left a session waiting on its socket: ~15 min of TCP retransmissions while a write was unacknowledged,
+# the OS keepalive's 2 h while it waited for an answer. The store sink's thread, which also feeds the
+# metrics and any event sink, waited with it. With these, such a session fails within ~30 s and the sink
+# buffers and reconnects as after a refused connection; a server that is merely slow still answers the
+# probes and keeps its session. A setting the URL gives wins.
+_TCP_SETTINGS = {
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",  # ms; libpq 12 and later
+}
+
+
+def _tcp_settings(location: str) -> dict[str, str]:
+    """The settings of ``_TCP_SETTINGS`` the URL does not set itself."""
+    from psycopg import conninfo, pq
+
+    try:
+        given = conninfo.conninfo_to_dict(location)
+    except Exception:  # a malformed URL: connect() reports it as it did
+        return {}
+    settings = {k: v for k, v in _TCP_SETTINGS.items() if k not in given}
+    if pq.version() < 120000:
+        settings.pop("tcp_user_timeout", None)
+    return settings
+
+
 class PostgresStore(Store):
     kind = "postgresql"
     placeholder = "%s"
@@ -1220,7 +1249,11 @@ class PostgresStore(Store):
             ) from None
         try:
             self.conn = psycopg.connect(
-                self.target.location, autocommit=True, connect_timeout=5, application_name="agent-otel"
+                self.target.location,
+                autocommit=True,
+                connect_timeout=5,
+                application_name="agent-otel",
+                **_tcp_settings(self.target.location),
             )
             # Behind a pooler (PgBouncer, pgcat, RDS Proxy) the connection announced a backend of the
             # pooler's making; in transaction pooling each transaction may run in another server session,
