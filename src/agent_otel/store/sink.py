@@ -111,6 +111,7 @@ def _after_fork_in_child() -> None:
         sink._pending_bytes = 0
         sink._in_flight = 0
         sink._timer = None  # the parent's retry timer did not fork with it
+        sink._connecting = False
         sink._gc = None  # the parent carries on with its own gc
         # The records the parent could not write are the parent's drops: the child counting them again in
         # its agent_otel_telemetry_dropped_total and exit summary counted each once per worker.
@@ -156,6 +157,7 @@ class StoreSink:
         self._pending_bytes = 0
         self._in_flight = 0  # records of the batch being written without going through _pending
         self._timer: threading.Timer | None = None
+        self._connecting = False  # the retry timer is connecting to a PostgreSQL store, without the lock
         self._warned_rejected = False
         self._disabled = False
         self._opened = False  # a connection succeeded once: the database existed
@@ -214,14 +216,20 @@ class StoreSink:
             if self._disabled or self._closed:
                 self.dropped += sum(1 for t, _ in batch if t in self._types)
                 return
-            if not self._pending and time.monotonic() >= self._retry_at:
+            waiting = time.monotonic() < self._retry_at or self._reconnecting()
+            if not self._pending and not waiting:
                 self._write_batch(batch)  # the common case: nothing waits, the store takes writes
                 return
             self._queue(self._records(batch))
-            if time.monotonic() < self._retry_at:
+            if waiting:
                 self._trim_pending()
                 return
             self._flush_pending()
+
+    def _reconnecting(self) -> bool:
+        """A PostgreSQL store failed and the retry timer owns the next connection (see _retry): a batch
+        arriving meanwhile waits in the buffer instead of connecting on the pipeline's thread."""
+        return self._connecting or (self._timer is not None and self.target.kind == "postgresql")
 
     def _records(self, batch: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
         """The records of ``batch`` this sink stores, as it stores them (shifted, run rows with their
@@ -347,16 +355,21 @@ class StoreSink:
             self._store = None
         if self._store is None:
             self._pid = os.getpid()
-            self._store = open_store(
-                self.target, create=True, writer=True, busy_timeout_s=self.busy_timeout_s
-            )
-            self._store.for_streaming_writes()
-            self._opened = True
-            last = self._store.meta("last_gc_ms")
-            self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
-            if self._next_gc_ms > time.time() * 1000 and self._gc_overdue(self._store):
-                self._next_gc_ms = 0
+            self._store = self._connect()
+            self._prepare(self._store)
         return self._store
+
+    def _connect(self) -> Store:
+        return open_store(self.target, create=True, writer=True, busy_timeout_s=self.busy_timeout_s)
+
+    def _prepare(self, store: Store) -> None:
+        """A new connection's settings for the sink's writes, and when its gc is due."""
+        store.for_streaming_writes()
+        self._opened = True
+        last = store.meta("last_gc_ms")
+        self._next_gc_ms = (int(last) if last else 0) + int(self.gc_interval_s * 1000)
+        if self._next_gc_ms > time.time() * 1000 and self._gc_overdue(store):
+            self._next_gc_ms = 0
 
     def _last_try(self) -> None:
         """One last, short try at exit: shutdown is bounded, a locked store must not hold the exit, nor
@@ -563,6 +576,37 @@ class StoreSink:
                 return
             if time.monotonic() < self._retry_at:  # a write tried (and failed) meanwhile
                 self._retry_later(self._retry_at - time.monotonic())
+                return
+            if self.target.kind != "postgresql" or self._store is not None:
+                self._flush_pending()
+                return
+            self._connecting = True
+        # A PostgreSQL server that is gone without a word (a host down, a partition: no reset) lets a
+        # connection attempt wait out its connect_timeout (5 s). Under the lock, the pipeline's thread,
+        # which also feeds the metrics and every other sink, waited with it at each try of the back-off;
+        # without it, its batches go to the buffer meanwhile (write(): _reconnecting).
+        store: Store | None = None
+        error: StoreError | None = None
+        try:
+            store = self._connect()
+        except Exception as exc:
+            error = classify(exc)
+        with self._lock:
+            self._connecting = False
+            if self._closed or self._disabled or self._store is not None or self._pid != os.getpid():
+                if store is not None:
+                    with contextlib.suppress(Exception):
+                        store.close()
+                return
+            if store is None:
+                assert error is not None
+                self._failed(error)
+                return
+            self._store = store
+            try:
+                self._prepare(store)
+            except Exception as exc:
+                self._failed(classify(exc))
                 return
             self._flush_pending()
 
