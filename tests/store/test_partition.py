@@ -144,7 +144,7 @@ def _network_namespace() -> None:
     if not ok:
         missing_prerequisite(
             "a network namespace of the test's own (root, `unshare -n` from util-linux, `ip` from iproute2)",
-            "run the tests as root on a machine with util-linux and iproute2 (apt-get install iproute2)",
+            "scripts/prereqs.d/55-iproute2.sh (apt-get install iproute2), and run the tests as root",
         )
 
 
