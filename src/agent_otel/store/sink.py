@@ -591,6 +591,9 @@ class StoreSink:
             store = self._connect()
         except Exception as exc:
             error = classify(exc)
+        except BaseException:
+            self._connecting = False  # or no write would ever try again
+            raise
         with self._lock:
             self._connecting = False
             if self._closed or self._disabled or self._store is not None or self._pid != os.getpid():
