@@ -111,6 +111,45 @@ def test_the_applications_sampler_drops_no_run_and_exports_only_what_it_keeps(ho
             )
 
 
+@pytest.mark.parametrize("sampler", [ALWAYS_OFF, ParentBased(TraceIdRatioBased(0.5))], ids=["off", "ratio"])
+def test_a_framework_run_in_a_dropped_trace_keeps_what_its_spans_started_with(home, sampler):
+    """A framework names its agent, model and conversation in its spans' start attributes. In a trace
+    the application's sampler dropped, those spans were recorded for the run without them (a dropping
+    sampler's result holds no attributes): stored and counted as agent "agent", no model, no conversation,
+    for every run the sampler did not keep."""
+    reader = InMemoryMetricReader()
+    provider = TracerProvider(sampler=sampler)
+    store = str(home / "runs.db")
+    agent_otel.setup(
+        "svc",
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        store=store,
+        instrument=False,
+    )
+    framework = provider.get_tracer("some.framework")
+    n = 20
+    for i in range(n):
+        started = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"}
+        started |= {"gen_ai.request.model": "m-1", "gen_ai.conversation.id": f"conv-{i}"}
+        with framework.start_as_current_span("invoke_agent", attributes=started):
+            chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m-2"}
+            with framework.start_as_current_span("chat", attributes=chat) as span:
+                span.set_attribute("gen_ai.usage.input_tokens", 3)
+            tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"}
+            with framework.start_as_current_span("execute_tool", attributes=tool):
+                pass
+    assert sdk.flush(5)
+    stops = {a["agent"]: p.value for a, p in metric_points(reader)["agent.stop"] if p.value}
+    assert stops == {"triage": n}
+    agent_otel.shutdown()
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        rows = db.execute("SELECT agent, model, conversation_id, steps FROM agent_runs").fetchall()
+        tools = db.execute("SELECT tool FROM agent_events WHERE kind = 'tool_result'").fetchall()
+    assert sorted(rows) == sorted(("triage", "m-1", f"conv-{i}", 2) for i in range(n))
+    assert tools == [("lookup",)] * n
+
+
 def _receiver_names(rx) -> tuple[Counter, Counter]:
     metrics: Counter = Counter()
     for batch in rx.metric_batches:

@@ -74,7 +74,11 @@ class RecordForRuns(Sampler):
         )
         _starting.forced = forced  # read by the provider's processor list as the span starts
         if forced:
-            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+            # A dropping sampler's result holds no attributes, and the SDK gives the span only the
+            # result's: the bridge then read a framework's run without the name, model and conversation
+            # it was started with (stored and counted as agent "agent"). The span's own come first.
+            given = {**attributes, **result.attributes} if attributes else result.attributes
+            return SamplingResult(Decision.RECORD_ONLY, given, result.trace_state)
         return result
 
     def get_description(self) -> str:
