@@ -307,6 +307,48 @@ def test_the_spans_alone_make_the_run_without_the_integration(telemetry):
     assert root.attributes["agent.stop_reason"] == "completed"
 
 
+_SAMPLED_SCRIPT = """
+import asyncio, json, sqlite3, sys
+import agent_otel
+from tests.envs.adk.test_google_adk import make_runner, one_tool_script, run_async
+
+agent_otel.setup("svc", store=sys.argv[1], instrument=sys.argv[2] == "hooks")
+for _ in range(3):
+    asyncio.run(run_async(make_runner(*one_tool_script())))
+agent_otel.shutdown()
+db = sqlite3.connect(sys.argv[1])
+runs = db.execute("SELECT agent, model, conversation_id, steps, stop_reason FROM agent_runs").fetchall()
+tools = db.execute("SELECT tool FROM agent_events WHERE kind = 'tool_result'").fetchall()
+print(json.dumps({"runs": runs, "tools": tools}))
+"""
+
+
+@pytest.mark.parametrize("hooks", ["hooks", "spans"])
+@pytest.mark.parametrize("sampler", ["always_on", "always_off"])
+def test_the_applications_sampler_changes_nothing_the_store_keeps_of_a_run(tmp_path, hooks, sampler):
+    """``OTEL_TRACES_SAMPLER=always_off`` (or a ratio's dropped traces): ADK's session id, which it gives
+    its spans as they start, was lost from the run in a dropped trace (conversation None), with the
+    spans alone and with the integration's hooks."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import script_env
+
+    env = script_env(tmp_path, OTEL_TRACES_SAMPLER=sampler, AGENT_OTEL_PROBE_LOCAL="false")
+    store = str(tmp_path / "runs.db")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    done = subprocess.run(
+        [sys.executable, "-c", _SAMPLED_SCRIPT, store, hooks],
+        capture_output=True, text=True, env=env, cwd=root, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [tuple(r) for r in got["runs"]] == [("helper", MODEL, "s1", 3, "completed")] * 3
+    assert got["tools"] == [["lookup"]] * 3
+
+
 async def test_a_transfer_to_a_sub_agent_stays_in_the_one_run(telemetry, instrument):
     """``transfer_to_agent``: the root agent's span ends and the sub-agent's starts, both inside ADK's
     workflow span. The caller made one call: one run, its steps in order across both agents."""
