@@ -136,7 +136,7 @@ class JsonLinesSink:
         # Held while the stream is written (see _before_fork): a fork while the pipeline's thread is in
         # the stream's write leaves the child a stream whose internal lock nobody will ever release.
         self._lock = threading.Lock()
-        self._fork_locked = False
+        self._fork_hold = ForkHold()
         _json_sinks.add(self)
 
     def write(self, batch: list[Record]) -> None:
@@ -173,26 +173,58 @@ def _before_fork() -> None:
     close) would wait for it forever."""
     deadline = time.monotonic() + _FORK_WAIT_S
     for sink in list(_json_sinks):
-        sink._fork_locked = sink._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+        sink._fork_hold.take(sink._lock, max(deadline - time.monotonic(), 0.0))
 
 
 def _after_fork_in_parent() -> None:
     for sink in list(_json_sinks):
-        if sink._fork_locked:
-            sink._fork_locked = False
-            sink._lock.release()
+        sink._fork_hold.release(sink._lock)
 
 
 def _after_fork_in_child() -> None:
     for sink in list(_json_sinks):
         sink._lock = threading.Lock()
-        sink._fork_locked = False
+        sink._fork_hold = ForkHold()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
     )
+
+
+class ForkHold:
+    """Which thread's fork holds a lock that a fork's hook takes, so that no thread of the parent is
+    mid-use of what it guards when the child is made.
+
+    Two threads may fork at once, and each one's hook waits for the lock until its deadline. The one that
+    timed out wrote "not taken" over the other's "taken", and that fork then never gave the lock back: an
+    exporter, the JSON-lines sink or the run store waited for it for the life of the process (two threads
+    forking 0.2 s apart while the collector took 3 s over a request: in 1 run of 6, no span nor metric of
+    the process was sent again). The lock's holder is a thread id, which the child keeps too (the forking
+    thread is the child's only one)."""
+
+    __slots__ = ("_holder",)
+
+    def __init__(self) -> None:
+        self._holder: int | None = None
+
+    def take(self, lock: threading.Lock, wait_s: float) -> bool:
+        """Take ``lock`` for this thread's fork, waiting at most ``wait_s``; whether this fork holds it."""
+        me = threading.get_ident()
+        if self._holder != me and (lock.acquire(timeout=wait_s) if wait_s > 0 else lock.acquire(False)):
+            self._holder = me
+        return self._holder == me
+
+    def held(self) -> bool:
+        """Whether this thread's fork holds the lock (in the parent, or in the child it made)."""
+        return self._holder == threading.get_ident()
+
+    def release(self, lock: threading.Lock) -> None:
+        """In the parent after this thread's fork: give ``lock`` back if this fork took it."""
+        if self._holder == threading.get_ident():
+            self._holder = None
+            lock.release()
 
 
 def after_fork_in_child(obj: object, method: str) -> None:

@@ -50,6 +50,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from agent_otel import drops as drops_mod
 from agent_otel import otlp
 from agent_otel.drops import DropCounter
+from agent_otel.events import ForkHold
 from agent_otel.otlp import Batch, Outcome, Reply
 
 logger = logging.getLogger("agent_otel")
@@ -284,7 +285,7 @@ class BufferedSpanProcessor(SpanProcessor):
         # Held while a batch is encoded or sent: a fork waits for it (_before_fork), so that no thread of
         # the parent is inside the encoder, an import or the HTTP/gRPC client when the child is made.
         self._send_lock = threading.Lock()
-        self._fork_idle = False  # _send_lock taken by _before_fork
+        self._fork_hold = ForkHold()  # _send_lock taken by _before_fork
         _forkable.add(self)
 
     @property
@@ -295,12 +296,10 @@ class BufferedSpanProcessor(SpanProcessor):
     def _fork_prepare(self, deadline: float) -> None:
         # Shut down, it sends nothing more: not waited for, but a send it left in flight still counts.
         wait = 0.0 if self._closed else max(deadline - time.monotonic(), 0.0)
-        self._fork_idle = self._send_lock.acquire(timeout=wait) if wait else self._send_lock.acquire(False)
+        self._fork_hold.take(self._send_lock, wait)
 
     def _fork_parent(self) -> None:
-        if self._fork_idle:
-            self._fork_idle = False
-            self._send_lock.release()
+        self._fork_hold.release(self._send_lock)
 
     def _fork_cancel(self) -> None:
         cancel = getattr(self._transport, "cancel", None)
@@ -312,7 +311,7 @@ class BufferedSpanProcessor(SpanProcessor):
         flight are the parent's, which delivers them (the child sending them too duplicated them at the
         collector). Its worker thread did not survive the fork, and any lock it held stays held: every
         lock is a new one. It sends on connections of its own (the transport's ``forked``)."""
-        idle, self._fork_idle = self._fork_idle, False
+        idle, self._fork_hold = self._fork_hold.held(), ForkHold()
         self._queue = deque()
         self._retry = deque()
         self._retry_bytes = 0
@@ -780,19 +779,17 @@ class NonBlockingMetricExporter(MetricExporter):
         # Told of each batch the reader collected (Metrics.collected: a new series is out, see there).
         self.on_export: Callable[[], None] | None = None
         self._send_lock = threading.Lock()  # held while the SDK's exporter encodes and sends: see _forkable
-        self._fork_idle = False
+        self._fork_hold = ForkHold()
         self.grpc = _is_grpc(exporter)
         _forkable.add(self)
 
     def _fork_prepare(self, deadline: float) -> None:
         # Shut down, it sends nothing more: not waited for, but a send it left in flight still counts.
         wait = 0.0 if self._closed else max(deadline - time.monotonic(), 0.0)
-        self._fork_idle = self._send_lock.acquire(timeout=wait) if wait else self._send_lock.acquire(False)
+        self._fork_hold.take(self._send_lock, wait)
 
     def _fork_parent(self) -> None:
-        if self._fork_idle:
-            self._fork_idle = False
-            self._send_lock.release()
+        self._fork_hold.release(self._send_lock)
         resume_grpc(self._exporter)
 
     def _fork_cancel(self) -> None:
@@ -803,7 +800,7 @@ class NonBlockingMetricExporter(MetricExporter):
         counts), which the parent sends. Its sender thread did not survive the fork, and may have held the
         condition's lock: the child's first export then waited for it forever (a pre-fork worker hung in
         its first collection)."""
-        idle, self._fork_idle = self._fork_idle, False
+        idle, self._fork_hold = self._fork_hold.held(), ForkHold()
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
         self._pending = deque()
@@ -974,7 +971,7 @@ def _before_fork() -> None:
     for obj in objs:
         with contextlib.suppress(Exception):  # a fork never fails because of telemetry
             obj._fork_prepare(deadline)
-    stuck = [obj for obj in objs if obj.grpc and not obj._fork_idle]
+    stuck = [obj for obj in objs if obj.grpc and not obj._fork_hold.held()]
     if stuck and not otlp.grpc_fork_support_off():
         # A gRPC call still in flight: gRPC then skips its fork handling ("Other threads are currently
         # calling into gRPC, skipping fork() handlers") and the child cannot use gRPC at all (with
@@ -1010,7 +1007,7 @@ def _after_fork_in_child() -> None:
                     f"{os.environ.get('GRPC_ENABLE_FORK_SUPPORT')}) and this process was forked from one "
                     "that used gRPC"
                 )
-            elif any(obj.grpc and not obj._fork_idle for obj in objs):
+            elif any(obj.grpc and not obj._fork_hold.held() for obj in objs):
                 otlp.block_grpc(
                     "this process was forked while its parent was sending over gRPC (a fork waits at most "
                     f"{FORK_WAIT_S:g} s for a send to finish)"

@@ -430,3 +430,102 @@ def test_exporters_shut_down_before_a_new_setup_do_not_keep_a_child_from_grpc(tm
     assert proc.returncode == 0, proc.stderr
     assert arrived == {"first": 1, "parent": 1, "child": 2}, (arrived, proc.stderr)
     assert _BLOCKED not in proc.stderr, proc.stderr
+
+
+_TWO_THREADS = """
+import json, os, sqlite3, sys, threading, time
+# Imported before agent-otel, as most applications do: its own fork hook (a lock, taken without a
+# timeout) runs after agent-otel's, so the second fork's hooks wait for agent-otel's locks first.
+from concurrent.futures import ThreadPoolExecutor
+
+def held():  # the application's own fork hook, registered first so that it runs after agent-otel's
+    if threading.current_thread().name == "slow-fork":
+        time.sleep(5)  # a slow fork: a big process, a hook of its own that waits for something
+
+os.register_at_fork(before=held)
+import agent_otel
+from agent_otel import sdk
+
+endpoint, protocol, events, store = sys.argv[1:5]
+exporter = {"probe_local": False, "schedule_delay_s": 0.05, "metric_interval_s": 0.5}
+agent_otel.setup("svc", endpoint=endpoint, protocol=protocol, store=store, events=events, instrument=False,
+                 config={"exporter": exporter})
+
+def runs(name, n):
+    for _ in range(n):
+        with agent_otel.run(name) as run:
+            run.call_tool("lookup", lambda: 1)
+
+runs("before", 2)
+assert sdk.flush(10)
+took = {}
+
+def fork():
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    took[threading.current_thread().name] = time.monotonic() - started
+
+slow = threading.Thread(target=fork, name="slow-fork")
+other = threading.Thread(target=fork, name="fork")
+slow.start()
+time.sleep(0.2)
+other.start()
+slow.join()
+other.join()
+runs("after", 3)
+flushed = sdk.flush(10)
+time.sleep(1.5)  # two metric intervals
+agent_otel.shutdown()
+with open(events) as fh:
+    lines = [json.loads(line) for line in fh]
+db = sqlite3.connect(store)
+stored = db.execute("SELECT agent, count(*) FROM agent_runs GROUP BY agent ORDER BY agent").fetchall()
+print(json.dumps({"took": took, "flushed": flushed, "stored": stored,
+                  "event_lines_after": sum(1 for e in lines if e.get("agent") == "after")}))
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_two_threads_forking_at_once_leave_every_export_and_sink_working(tmp_path, protocol):
+    """Two threads fork 0.2 s apart, and the first one's fork is slow (5 s in the application's own
+    fork hook, which runs after agent-otel's). The second fork's hooks waited for the locks the first had
+    taken, gave up after 1 s, and wrote "not taken" over the first fork's "taken": the first fork then
+    never gave its locks back. Nothing of the process was exported again (spans, metrics), and the
+    JSON-lines sink's lock held the event pipeline's thread for good (no event line, no store row)."""
+    receiver = _receiver(protocol)
+    try:
+        proc = run_python(
+            _TWO_THREADS,
+            receiver.endpoint,
+            protocol,
+            str(tmp_path / "events.jsonl"),
+            str(tmp_path / "runs.db"),
+            env={"AGENT_OTEL_HOME": str(tmp_path), "AGENT_OTEL_PROBE_LOCAL": "false"},
+            timeout=120,
+        )
+        arrived = _arrived(receiver)
+        metric_batches = list(receiver.metric_batches)
+    finally:
+        receiver.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["took"]["slow-fork"] >= 5 and out["took"]["fork"] < 10, out
+    assert arrived == {"before": 2, "after": 3}, (arrived, proc.stderr[-3000:])
+    assert out["flushed"] is True, (out, proc.stderr[-3000:])
+    assert out["stored"] == [["after", 3], ["before", 2]], (out, proc.stderr[-3000:])
+    assert out["event_lines_after"] == 6, out  # each run's tool call and stop
+    agents = {
+        a.value.string_value
+        for batch in metric_batches
+        for rm in batch.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "agent.stop"
+        for point in metric.sum.data_points
+        for a in point.attributes
+        if a.key == "agent"
+    }
+    assert "after" in agents, proc.stderr[-3000:]

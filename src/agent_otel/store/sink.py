@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agent_otel.events import ForkHold
 from agent_otel.store import db, liveness, retention, summaries
 from agent_otel.store.db import DATABASE_MISSING, Store, StoreError, classify, open_store
 from agent_otel.store.location import Target
@@ -82,9 +83,8 @@ def _before_fork() -> None:
     connection in the child ends the parent's session. The sink's lock is held across the fork, so no
     batch is mid-write in it."""
     for sink in list(_live):
-        if not sink._lock.acquire(timeout=_FORK_WAIT_S):
+        if not sink._fork_hold.take(sink._lock, _FORK_WAIT_S):
             continue  # a write is stuck; the child keeps that connection untouched (_after_fork_in_child)
-        sink._fork_locked = True
         if sink._store is not None and sink._pid == os.getpid():
             with contextlib.suppress(Exception):
                 sink._store.close()
@@ -94,16 +94,14 @@ def _before_fork() -> None:
 
 def _after_fork_in_parent() -> None:
     for sink in list(_live):
-        if sink._fork_locked:
-            sink._fork_locked = False
-            sink._lock.release()
+        sink._fork_hold.release(sink._lock)
 
 
 def _after_fork_in_child() -> None:
     """A forked worker (gunicorn, multiprocessing) starts with fresh locks and its own connection."""
     for sink in list(_live):
         sink._lock = threading.Lock()
-        sink._fork_locked = False
+        sink._fork_hold = ForkHold()
         if sink._store is not None:
             _inherited.append(sink._store)  # the parent's connection is not the child's to use or close
         sink._store = None
@@ -178,7 +176,7 @@ class StoreSink:
         self._unsure: tuple[int, list[dict[str, Any]], float] | None = None
         self._backoff_s = 0.0
         self._lock = threading.Lock()
-        self._fork_locked = False  # _lock held across a fork by _before_fork
+        self._fork_hold = ForkHold()  # _lock held across a fork by _before_fork
         liveness.identity()  # computed now, while the process can still read what it needs
         if target.kind == "postgresql":
             _import_psycopg()
