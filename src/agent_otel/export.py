@@ -522,13 +522,44 @@ class BufferedSpanProcessor(SpanProcessor):
             with self._send_lock:
                 if self._scrub is not None:
                     spans = self._scrub(spans)
-                batches, too_large = self._transport.prepare(spans)
+                _encoding.armed, _encoding.left_out = True, False
+                try:
+                    batches, too_large = self._transport.prepare(spans)
+                    encoded = not _encoding.left_out
+                except Exception:
+                    encoded = False
+                finally:
+                    _encoding.armed = False
+                if not encoded:
+                    batches, too_large = self._transport.prepare(self._encodable(spans))
         except Exception as exc:  # a span the encoder cannot take must not stop every later one
             self._drop_once("spans", "unencodable", len(spans), f"{type(exc).__name__}: {exc}")
             return []
         if too_large:
             self._drop_once("spans", "too_large", too_large, "a span alone exceeds exporter.max_request_mb")
         return batches
+
+    def _encodable(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
+        """A batch the encoder refused, or in which it left out an attribute: its spans with their text
+        made encodable (otlp.encodable_span). A lone surrogate in one span's name cost the whole batch,
+        every other run's spans in it too; in an attribute's value, that attribute. A span the encoder
+        still refuses on its own is dropped and counted, alone."""
+        try:
+            copies = [otlp.encodable_span(span) for span in spans]
+            self._transport.prepare(copies)
+            return copies
+        except Exception:
+            pass
+        kept: list[ReadableSpan] = []
+        for span in spans:
+            try:
+                copy = otlp.encodable_span(span)
+                self._transport.prepare([copy])
+            except Exception as exc:
+                self._drop_once("spans", "unencodable", 1, f"{type(exc).__name__}: {exc}")
+                continue
+            kept.append(copy)
+        return kept
 
     def _park_queue(self) -> None:
         # While the collector refuses, spans wait in the retry buffer (bounded in bytes) rather than the
@@ -931,6 +962,24 @@ class QuietExporterLogs(logging.Filter):
         return False
 
 
+# Armed while a span processor encodes a batch (BufferedSpanProcessor._prepare): see EncoderLog.
+_encoding = threading.local()
+
+
+class EncoderLog(logging.Filter):
+    """The OTLP encoder leaves out an attribute whose value it cannot encode (a lone surrogate) and logs
+    the error with its traceback, for every span and export. While agent-otel encodes spans, that is
+    noted instead, and the batch is encoded again with its text made encodable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_encoding, "armed", False):
+            _encoding.left_out = True
+            return False
+        return True
+
+
+_ENCODER_LOGGER = "opentelemetry.exporter.otlp.proto.common._internal"
+
 _QUIET_LOGGERS: Sequence[str] = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
@@ -945,6 +994,9 @@ def quiet_exporter_logs() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, QuietExporterLogs) for f in log.filters):
             log.addFilter(QuietExporterLogs())
+    log = logging.getLogger(_ENCODER_LOGGER)
+    if not any(isinstance(f, EncoderLog) for f in log.filters):
+        log.addFilter(EncoderLog())
 
 
 # --- fork ------------------------------------------------------------------------------------------------

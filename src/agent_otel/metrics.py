@@ -35,6 +35,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
 from agent_otel.events import after_fork_in_child
+from agent_otel.hashing import safe_text
 from agent_otel.histograms import Pending, Series, forget_series
 from agent_otel.stop import StopReason
 
@@ -124,6 +125,17 @@ _OVERFLOW = ("otel.metric.overflow",)  # the overflow series' key (no label tupl
 _OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
 
 
+def _attributes(names: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    """A series' attributes. A label value with a lone surrogate (an agent or tool named from
+    ``os.fsdecode`` of a file name that is not UTF-8) becomes its backslash escape, as in the run store:
+    the OTLP encoder left such a label out (the series then summed into another, agent-less one) and
+    logged the error with its traceback at every export."""
+    return {
+        name: safe_text(value) if isinstance(value, str) and not value.isascii() else value
+        for name, value in zip(names, values, strict=True)
+    }
+
+
 class CounterSet:
     """Cumulative counts keyed by label tuples, observed by an ObservableCounter at collection time.
 
@@ -169,7 +181,7 @@ class CounterSet:
             items = list(self._counts.items())
         labels = self._labels
         return [
-            Observation(v, _OVERFLOW_ATTRIBUTES if k is _OVERFLOW else dict(zip(labels, k, strict=True)))
+            Observation(v, _OVERFLOW_ATTRIBUTES if k is _OVERFLOW else _attributes(labels, k))
             for k, v in items
         ]
 
@@ -428,7 +440,7 @@ class Metrics:
         series = self._series_cache.get((histogram, values))
         if series is None:
             cached = len(self._series_cache) < _MAX_SERIES
-            series = Series(histogram, dict(zip(names, values, strict=True)), look_up=cached)
+            series = Series(histogram, _attributes(names, values), look_up=cached)
             if cached:
                 self._series_cache[(histogram, values)] = series
                 if export:

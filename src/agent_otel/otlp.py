@@ -34,6 +34,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlparse
 
+from agent_otel.hashing import safe_text
+
 logger = logging.getLogger("agent_otel")
 
 TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -89,6 +91,48 @@ def encode(spans: Sequence[Any], max_bytes: int) -> tuple[list[tuple[bytes, int]
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     return split(encode_spans(spans), max_bytes)
+
+
+def encodable_span(span: Any) -> Any:
+    """A copy of ``span`` whose text every UTF-8 encoder takes: lone surrogates (``os.fsdecode`` of a
+    file name that is not UTF-8, a header decoded with ``surrogateescape``) in its name, attributes,
+    events, links, status or resource become their backslash escape, as in the run store. The encoder
+    refused such a span, and with it the whole request it was in: the other runs' spans too."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import Link, Status
+
+    status = span.status
+    if status is not None and status.description:
+        status = Status(status.status_code, safe_text(status.description))
+    resource = span.resource
+    return ReadableSpan(
+        name=safe_text(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=Resource(_encodable(resource.attributes), resource.schema_url) if resource else resource,
+        attributes=_encodable(span.attributes),
+        events=[Event(safe_text(e.name), _encodable(e.attributes), e.timestamp) for e in span.events],
+        links=[Link(link.context, _encodable(link.attributes)) for link in span.links],
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _encodable(attributes: Any) -> dict[str, Any] | None:
+    if attributes is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if isinstance(value, str):
+            value = safe_text(value)
+        elif isinstance(value, tuple | list):
+            value = tuple(safe_text(v) if isinstance(v, str) else v for v in value)
+        out[safe_text(key)] = value
+    return out
 
 
 def split(request: Any, max_bytes: int) -> tuple[list[tuple[bytes, int]], int]:

@@ -432,3 +432,54 @@ def test_a_certificate_file_that_cannot_be_read_is_one_warning_line_for_grpc_met
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     (line,) = [r.getMessage() for r in caplog.records if "metrics are exported" in r.getMessage()]
     assert str(path) in line and "OTEL_EXPORTER_OTLP_CERTIFICATE" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_names_that_are_not_utf8_cost_no_span_of_the_batch_and_no_metric_series(fresh, protocol, capfd):
+    """An agent, tool or model named from bytes that are not UTF-8 (``os.fsdecode`` of a file name): the
+    OTLP encoder refused the span's name, and so the whole batch (the other runs' spans too: 0 of 5
+    arrived); it left out such a value as an attribute or a metric label (the series summed into an
+    agent-less one) and logged a traceback at every export. Now they go out as their backslash escape,
+    as the run store keeps them."""
+    import os
+
+    if protocol == "grpc":
+        receiver: Any = OTLPReceiver().start()
+    else:
+        receiver = HTTPReceiver()
+    agent, tool, model = (os.fsdecode(b"agent-\xff"), os.fsdecode(b"tool-\xfd"), os.fsdecode(b"m-\xfe"))
+    try:
+        _setup_fast_metrics(receiver.endpoint, protocol, {"exporter.schedule_delay_s": 0.05})
+        with agent_otel.run(agent, model=model) as run:
+            run.call_tool(tool, lambda x: x, {"x": 1})
+            run.record_llm(model=model, input_tokens=3, output_tokens=2)
+        with agent_otel.run("plain") as run:
+            run.call_tool("lookup", lambda: 1)
+        assert sdk.flush(10)
+        names = {"invoke_agent agent-\\udcff", "execute_tool tool-\\udcfd", "chat m-\\udcfe"}
+        names |= {"invoke_agent plain", "execute_tool lookup"}
+        assert poll(lambda: {s.name for s in receiver.spans} == names, 10.0), [s.name for s in receiver.spans]
+        by_name = {s.name: {a.key: a.value.string_value for a in s.attributes} for s in receiver.spans}
+        assert by_name["execute_tool tool-\\udcfd"]["gen_ai.tool.name"] == "tool-\\udcfd"
+        assert by_name["chat m-\\udcfe"]["gen_ai.request.model"] == "m-\\udcfe"
+        assert by_name["invoke_agent agent-\\udcff"]["gen_ai.agent.name"] == "agent-\\udcff"
+
+        def stop_agents() -> set[str]:
+            """The agent label of every run counted (the process's earlier tests' agents too)."""
+            return {
+                {a.key: a.value.string_value for a in point.attributes}.get("agent", "(none)")
+                for batch in list(receiver.metric_batches)
+                for rm in batch.resource_metrics
+                for sm in rm.scope_metrics
+                for metric in sm.metrics
+                if metric.name == "agent.stop"
+                for point in metric.sum.data_points
+                if point.as_int
+            }
+
+        assert poll(lambda: {"agent-\\udcff", "plain"} <= stop_agents(), 10.0), stop_agents()
+        assert "(none)" not in stop_agents()
+    finally:
+        agent_otel.shutdown()
+        receiver.stop()
+    assert "Traceback" not in capfd.readouterr().err
