@@ -34,7 +34,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlparse
 
-from agent_otel.hashing import safe_text
+from agent_otel.hashing import safe_int, safe_text
 
 logger = logging.getLogger("agent_otel")
 
@@ -125,14 +125,18 @@ def encodable_span(span: Any) -> Any:
 def _encodable(attributes: Any) -> dict[str, Any] | None:
     if attributes is None:
         return None
-    out: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if isinstance(value, str):
-            value = safe_text(value)
-        elif isinstance(value, tuple | list):
-            value = tuple(safe_text(v) if isinstance(v, str) else v for v in value)
-        out[safe_text(key)] = value
-    return out
+    return {safe_text(key): _encodable_value(value) for key, value in attributes.items()}
+
+
+def _encodable_value(value: Any) -> Any:
+    """Text through safe_text; an int beyond 64 bits (which OTLP cannot hold) as its decimal text."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return safe_int(value)
+    if isinstance(value, tuple | list):
+        return tuple(_encodable_value(v) for v in value)
+    return value
 
 
 def split(request: Any, max_bytes: int) -> tuple[list[tuple[bytes, int]], int]:

@@ -439,8 +439,9 @@ def test_names_that_are_not_utf8_cost_no_span_of_the_batch_and_no_metric_series(
     """An agent, tool or model named from bytes that are not UTF-8 (``os.fsdecode`` of a file name): the
     OTLP encoder refused the span's name, and so the whole batch (the other runs' spans too: 0 of 5
     arrived); it left out such a value as an attribute or a metric label (the series summed into an
-    agent-less one) and logged a traceback at every export. Now they go out as their backslash escape,
-    as the run store keeps them."""
+    agent-less one), as it did an application's int attribute beyond 64 bits, and logged a traceback at
+    every export. Now the text goes out as its backslash escape, as the run store keeps it, and the int
+    as its decimal text."""
     import os
 
     if protocol == "grpc":
@@ -455,14 +456,20 @@ def test_names_that_are_not_utf8_cost_no_span_of_the_batch_and_no_metric_series(
             run.record_llm(model=model, input_tokens=3, output_tokens=2)
         with agent_otel.run("plain") as run:
             run.call_tool("lookup", lambda: 1)
+        from opentelemetry import trace
+
+        # an int beyond OTLP's 64 bits: the encoder left the attribute out, with a traceback
+        with trace.get_tracer("app").start_as_current_span("app-span", attributes={"big": 2**70}):
+            pass
         assert sdk.flush(10)
-        names = {"invoke_agent agent-\\udcff", "execute_tool tool-\\udcfd", "chat m-\\udcfe"}
+        names = {"invoke_agent agent-\\udcff", "execute_tool tool-\\udcfd", "chat m-\\udcfe", "app-span"}
         names |= {"invoke_agent plain", "execute_tool lookup"}
         assert poll(lambda: {s.name for s in receiver.spans} == names, 10.0), [s.name for s in receiver.spans]
         by_name = {s.name: {a.key: a.value.string_value for a in s.attributes} for s in receiver.spans}
         assert by_name["execute_tool tool-\\udcfd"]["gen_ai.tool.name"] == "tool-\\udcfd"
         assert by_name["chat m-\\udcfe"]["gen_ai.request.model"] == "m-\\udcfe"
         assert by_name["invoke_agent agent-\\udcff"]["gen_ai.agent.name"] == "agent-\\udcff"
+        assert by_name["app-span"]["big"] == str(2**70)
 
         def stop_agents() -> set[str]:
             """The agent label of every run counted (the process's earlier tests' agents too)."""
