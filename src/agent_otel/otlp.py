@@ -106,14 +106,17 @@ def encodable_span(span: Any) -> Any:
     if status is not None and status.description:
         status = Status(status.status_code, safe_text(status.description))
     resource = span.resource
+    if resource is not None:
+        resource = Resource(encodable_attributes(resource.attributes), resource.schema_url)
+    events = [Event(safe_text(e.name), encodable_attributes(e.attributes), e.timestamp) for e in span.events]
     return ReadableSpan(
         name=safe_text(span.name),
         context=span.context,
         parent=span.parent,
-        resource=Resource(_encodable(resource.attributes), resource.schema_url) if resource else resource,
-        attributes=_encodable(span.attributes),
-        events=[Event(safe_text(e.name), _encodable(e.attributes), e.timestamp) for e in span.events],
-        links=[Link(link.context, _encodable(link.attributes)) for link in span.links],
+        resource=resource,
+        attributes=encodable_attributes(span.attributes),
+        events=events,
+        links=[Link(link.context, encodable_attributes(link.attributes)) for link in span.links],
         kind=span.kind,
         status=status,
         start_time=span.start_time,
@@ -122,7 +125,8 @@ def encodable_span(span: Any) -> Any:
     )
 
 
-def _encodable(attributes: Any) -> dict[str, Any] | None:
+def encodable_attributes(attributes: Any) -> dict[str, Any] | None:
+    """``attributes`` with every value OTLP can carry (see _encodable_value)."""
     if attributes is None:
         return None
     return {safe_text(key): _encodable_value(value) for key, value in attributes.items()}

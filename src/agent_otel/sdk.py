@@ -298,6 +298,8 @@ def _build_pipeline(cfg: Config, event_sinks: list[Sink], drops: Any = None) -> 
 def _resource(cfg: Config) -> Any:
     from opentelemetry.sdk.resources import Resource
 
+    from agent_otel import otlp
+
     attributes: dict[str, Any] = {c.AGENT_OTEL_VERSION: __version__}
     for key, attr in (
         ("service.name", c.SERVICE_NAME),
@@ -307,7 +309,14 @@ def _resource(cfg: Config) -> Any:
         value = cfg.get(key)
         if value is not None:
             attributes[attr] = value
-    return Resource.create(attributes)
+    resource = Resource.create(attributes)
+    # A value that is not UTF-8 (OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES read from bytes that are
+    # not, a process detector's command line): the OTLP encoder left it out of every metric export, with
+    # a traceback, and refused every span batch as it was (see otlp.encodable_span).
+    encodable = otlp.encodable_attributes(resource.attributes) or {}
+    if encodable != dict(resource.attributes):
+        resource = Resource(encodable, resource.schema_url)
+    return resource
 
 
 def _signal_endpoint(cfg: Config, endpoint: str, protocol: str, signal: str) -> str:

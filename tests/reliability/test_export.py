@@ -490,3 +490,41 @@ def test_names_that_are_not_utf8_cost_no_span_of_the_batch_and_no_metric_series(
         agent_otel.shutdown()
         receiver.stop()
     assert "Traceback" not in capfd.readouterr().err
+
+
+_NOT_UTF8_SERVICE = """
+import os, sys, agent_otel
+agent_otel.setup(os.fsdecode(b"svc-\\xff"), endpoint=sys.argv[1], protocol=sys.argv[2], store=False,
+                 instrument=False, config={"exporter": {"probe_local": False}})
+with agent_otel.run("a") as run:
+    run.call_tool("t", lambda: 1)
+agent_otel.shutdown(timeout_s=10)
+"""
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_service_name_that_is_not_utf8_reaches_the_collector_escaped(protocol):
+    """``OTEL_SERVICE_NAME`` read from bytes that are not UTF-8 (or a name given so): the encoder refused
+    every span batch and left ``service.name`` out of every metric export, with a traceback each time."""
+    from tests.store.conftest import run_python
+
+    receiver: Any = OTLPReceiver().start() if protocol == "grpc" else HTTPReceiver()
+    try:
+        proc = run_python(
+            _NOT_UTF8_SERVICE, receiver.endpoint, protocol, env={"AGENT_OTEL_PROBE_LOCAL": "false"}
+        )
+        time.sleep(0.2)  # (the receiver's handler threads)
+        spans = [s.name for s in receiver.spans]
+        services = {
+            a.value.string_value
+            for batch in list(receiver.metric_batches)
+            for rm in batch.resource_metrics
+            for a in rm.resource.attributes
+            if a.key == "service.name"
+        }
+    finally:
+        receiver.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(spans) == ["execute_tool t", "invoke_agent a"], proc.stderr
+    assert services == {"svc-\\udcff"}, proc.stderr
+    assert "Traceback" not in proc.stderr
