@@ -34,6 +34,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlparse
 
+from agent_otel import green
 from agent_otel.hashing import safe_int, safe_text
 
 logger = logging.getLogger("agent_otel")
@@ -276,6 +277,9 @@ class GrpcSender:
 
             from agent_otel._version import __version__
 
+            # Before the channel, not in __init__: a worker forked from a master that ran setup() (gunicorn
+            # --preload) is patched by gevent after the fork, and opens its channel then.
+            green.prepare_grpc()
             options = [("grpc.primary_user_agent", f"agent-otel/{__version__}")]
             grpc = self._grpc
             if self._secure:

@@ -36,6 +36,7 @@ from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
 from agent_otel.events import JsonLinesSink, Pipeline, Sink
+from agent_otel.green import prepare_grpc
 from agent_otel.otlp_endpoint import with_scheme
 
 logger = logging.getLogger("agent_otel")
@@ -361,6 +362,7 @@ def _otlp_metric_exporter(cfg: Config, protocol: str, endpoint: str) -> Any:
     # spec's own "none", the HTTP one only log a bad value.
     compression = config_mod.compression(os.environ, "metrics")
     if protocol == "grpc":
+        prepare_grpc()  # before the exporter's channel: see agent_otel.green
         import grpc
 
         insecure = True if urlparse(with_scheme(url)).scheme == "http" else None

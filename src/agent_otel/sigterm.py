@@ -30,6 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from agent_otel import green
+
 logger = logging.getLogger("agent_otel")
 
 _MAIN_GRACE_S = 0.2  # how long the watcher lets the main thread get to the handler by itself
@@ -62,7 +64,9 @@ def install(flush: Callable[[], None], bound_s: float) -> bool:
         logger.debug("agent-otel: not handling SIGTERM: %s", exc)
         return False
     _flush, _bound_s = flush, bound_s
-    if _watch is None and hasattr(signal, "pthread_kill"):
+    # Under gevent the watcher would be a greenlet, and its blocking read of the wakeup pipe would stop
+    # every greenlet of the process (agent_otel.green): the handler alone, which gevent's hub runs.
+    if _watch is None and hasattr(signal, "pthread_kill") and not green.patched():
         _watch = _Watcher.start()
     return True
 
@@ -160,6 +164,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
         return  # the watcher is already flushing, and will end the process
     if _defer():
         return  # the shutdown under way (perhaps the one this handler interrupted) ends the process
+    if green.in_hub() and green.spawn(_flush_and_terminate):
+        return  # gevent's event loop ran the handler, where nothing may block (agent_otel.green)
+    _flush_and_terminate()
+
+
+def _flush_and_terminate() -> None:
     _flush_bounded()
     _terminate()
 

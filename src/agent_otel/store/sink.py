@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from agent_otel import green
 from agent_otel.events import ForkHold
 from agent_otel.store import db, liveness, retention, summaries
 from agent_otel.store.db import DATABASE_MISSING, Store, StoreError, classify, open_store
@@ -57,6 +58,7 @@ _CLOSE_WAIT_S = 0.2  # shutdown is bounded: close() waits this long for a write 
 # bound), nor SQLite (it writes in milliseconds, or is locked, which waiting here would not cure).
 EXIT_WRITE_S = 5.0
 _DEGRADED_BUSY_S = 0.1  # SQLite busy timeout while the store is known to be locked
+GREEN_BUSY_TIMEOUT_S = 0.05  # ... and always in a gevent process (see StoreSink.__init__, agent_otel.green)
 UNDEFINED_TABLE = "42P01"  # PostgreSQL: a table the write needs does not exist (dropped under the writer)
 # PostgreSQL: an earlier statement of the transaction failed and was not raised (a meta read that found no
 # table); what failed is unknown, so a new connection is tried at once, where it surfaces if it stays.
@@ -141,7 +143,14 @@ class StoreSink:
         # logging.events.enabled: false keeps unified events out of the store; run rows are still written.
         self._types = _WRITTEN if events else ("run", "snapshot", "run_usage")
         self.retention = dict(retention or {})
-        self.busy_timeout_s = db.DEFAULT_BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        if busy_timeout_s is None:
+            # Under gevent, SQLite's wait for another process's write lock holds the one OS thread every
+            # greenlet runs on: a store locked for 3 s (an `agent-otel gc`, another worker's transaction)
+            # stopped the whole application for 3 s. A short wait there, and the records wait in the buffer
+            # for the back-off's next try, as they do for a store locked longer than the usual wait.
+            green_sqlite = green.patched() and target.kind == "sqlite"
+            busy_timeout_s = GREEN_BUSY_TIMEOUT_S if green_sqlite else db.DEFAULT_BUSY_TIMEOUT_S
+        self.busy_timeout_s = busy_timeout_s
         self.gc_interval_s = gc_interval_s
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
@@ -537,7 +546,8 @@ class StoreSink:
                     self._store = None
             elif self._store is not None:
                 with contextlib.suppress(Exception):
-                    self._store.set_busy_timeout(_DEGRADED_BUSY_S)  # type: ignore[attr-defined]
+                    degraded = min(_DEGRADED_BUSY_S, self.busy_timeout_s)
+                    self._store.set_busy_timeout(degraded)  # type: ignore[attr-defined]
             self._backoff_s = min(max(self._backoff_s * 2, 0.5), 30.0)
             self._retry_at = time.monotonic() + self._backoff_s
             self._retry_later(self._backoff_s)
