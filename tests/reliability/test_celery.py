@@ -225,6 +225,7 @@ def run_worker(
         ("prefork", "import", 3),
         ("threads", "import", 0),
         ("solo", "import", 0),
+        ("gevent", "import", 0),  # Celery patches the worker with gevent before it imports the tasks
     ],
 )
 def test_every_task_run_of_a_celery_worker_is_stored_and_exported(tmp_path, receiver, pool, setup, max_tasks):
