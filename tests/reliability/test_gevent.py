@@ -93,8 +93,13 @@ CHILD = textwrap.dedent(
             assert locker.stdout.readline() == "locked\\n"
         gevent.joinall([gevent.spawn(agent, done + k) for k in range(10)])
         done += 10
+        if mode == "pg-stalled":
+            gevent.sleep(0.05)  # ~150 runs/s: the event queue holds what a 3 s stall keeps back
+        if mode == "pg-stalled" and locker is None and time.monotonic() - start > 1:
+            print("stall", flush=True)  # the test stops the PostgreSQL server's processes for 3 s
+            locker = sys.stdin.readline()
     report = {"runs": done, "max_gap_s": max(gaps), "elapsed_s": time.monotonic() - start}
-    if locker is not None:
+    if mode == "locked":
         locker.wait()
     print(json.dumps(report), flush=True)
     if mode == "sigterm":
@@ -119,13 +124,17 @@ def _gevent() -> None:
         missing_prerequisite("gevent", "make install-dev (the dev extra)")
 
 
-def _start(tmp_path: Path, mode: str, protocol: str, endpoint: str, seconds: float) -> subprocess.Popen:
+def _start(
+    tmp_path: Path, mode: str, protocol: str, endpoint: str, seconds: float, store: str | None = None
+) -> subprocess.Popen:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    env = script_env(tmp_path, ENDPOINT=endpoint, STORE=str(tmp_path / "runs.db"), SECONDS=str(seconds))
+    store = store or str(tmp_path / "runs.db")
+    env = script_env(tmp_path, ENDPOINT=endpoint, STORE=store, SECONDS=str(seconds))
     return subprocess.Popen(
         [sys.executable, str(script), mode, protocol],
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -322,3 +331,45 @@ def test_gunicorn_gevent_workers_answer_at_their_pace_while_the_collector_does_n
     with sqlite3.connect(tmp_path / "runs.db") as conn:
         (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
     assert n == len(latencies) + 1, stderr[-3000:]
+
+
+def test_a_postgresql_store_that_stops_answering_does_not_stop_a_gevent_application(tmp_path, postgres):
+    """psycopg waits through gevent (it notices the patching): a PostgreSQL server whose processes are
+    stopped for 3 s (SIGSTOP: connections open, nothing answers) costs the application's other greenlets
+    no more than a turn, and every run is stored once the server answers again."""
+    import psutil
+
+    url = postgres.new_database()
+    hole = Blackhole()  # (OTLP goes nowhere: this is about the store)
+    try:
+        proc = _start(tmp_path, "pg-stalled", "http/protobuf", hole.endpoint, seconds=6, store=url)
+        lines = _lines(proc)
+        assert _line(lines) == "stall\n", _finish(proc, 0)
+        server = psutil.Process(int(Path(postgres.data, "postmaster.pid").read_text().split()[0]))
+        stopped = [server, *server.children(recursive=True)]
+        for p in stopped:
+            p.suspend()
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            time.sleep(3)
+        finally:
+            for p in stopped:
+                p.resume()
+        pace = json.loads(_line(lines, 60) or "{}")
+        shutdown = json.loads(_line(lines, 60) or "{}")
+        rc = proc.wait(30)
+        err = proc.stderr.read() if proc.stderr is not None else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hole.close()
+    assert rc == 0, (rc, err[-3000:])
+    assert pace["max_gap_s"] < 1.0, pace
+    assert shutdown["shutdown_s"] < 10.0, shutdown
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        (stored,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
+    assert stored == pace["runs"], err[-3000:]
