@@ -21,16 +21,19 @@ code without yielding to gevent's hub blocks all of them at once. Four did:
   worker's transaction): SQLite waits in C, up to its 5 s busy timeout, and a store locked for 3 s stopped
   the whole application for 3 s (the sink waits 50 ms there instead: agent_otel.store.sink).
 
-This module tells whether the process is such a one (the watcher is then not started), runs the SIGTERM
+This module tells whether the process is such a one (the watcher then runs on a real OS thread, and only
+ends a process whose main thread is stuck in C past the bound), runs the SIGTERM
 flush in a greenlet of its own when the hub runs the handler, and makes gRPC cooperate before agent-otel
 creates its first channel. It imports neither gevent nor grpc unless the application already has.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("agent_otel")
 
@@ -44,6 +47,18 @@ def patched() -> bool:
         return bool(monkey.is_module_patched("threading"))
     except Exception:
         return False
+
+
+def native(module: str, name: str) -> Any:
+    """The standard library's own ``module.name``, as it was before gevent patched it: what code that must
+    run on a real OS thread uses (the SIGTERM watcher: a blocking read there stops no greenlet)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and patched():
+        try:
+            return monkey.get_original(module, name)
+        except Exception:
+            pass
+    return getattr(importlib.import_module(module), name)
 
 
 def prepare_grpc() -> None:

@@ -64,9 +64,7 @@ def install(flush: Callable[[], None], bound_s: float) -> bool:
         logger.debug("agent-otel: not handling SIGTERM: %s", exc)
         return False
     _flush, _bound_s = flush, bound_s
-    # Under gevent the watcher would be a greenlet, and its blocking read of the wakeup pipe would stop
-    # every greenlet of the process (agent_otel.green): the handler alone, which gevent's hub runs.
-    if _watch is None and hasattr(signal, "pthread_kill") and not green.patched():
+    if _watch is None and hasattr(signal, "pthread_kill"):
         _watch = _Watcher.start()
     return True
 
@@ -189,20 +187,40 @@ def _terminate() -> None:
             logger.debug("agent-otel: cannot restore SIGTERM's default disposition: %s", exc)
             os._exit(128 + int(signal.SIGTERM))
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(1.0)  # delivery is asynchronous; if we are still here, SIGTERM is blocked everywhere
+    # Delivery is asynchronous; if we are still here, SIGTERM is blocked everywhere. (The stdlib's sleep:
+    # on the gevent watcher's OS thread, gevent's would need a hub of its own.)
+    green.native("time", "sleep")(1.0)
     os._exit(128 + int(signal.SIGTERM))
 
 
 class _Watcher:
-    """Reads the signal numbers CPython writes to the wakeup fd, on a daemon thread."""
+    """Reads the signal numbers CPython writes to the wakeup fd, on a daemon thread.
+
+    Under gevent (agent_otel.green) a thread is a greenlet of the main thread, and this one's blocking read
+    stopped every greenlet for good: there it runs on a real OS thread (gevent's originals), and does
+    only what needs no greenlet: past the bound, it ends a process whose main thread never ran the
+    handler (busy in C code, where gevent's hub cannot run it), without a flush, as SIGTERM's default
+    disposition would have at once. Everything else is the handler's, which gevent's hub runs."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._read_fd, self._write_fd = read_fd, write_fd
         self._stopping = False
+        self._native = green.patched()
         # Guards the two descriptors: once closed (-1), their numbers belong to the next file opened, such
         # as the run store, and a wake-up byte written there would land at its offset 0.
-        self._fds_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="agent-otel-sigterm-watch", daemon=True)
+        self._fds_lock = self._new_lock()
+        self._thread = None
+        if not self._native:
+            self._thread = threading.Thread(target=self._run, name="agent-otel-sigterm-watch", daemon=True)
+
+    def _new_lock(self) -> threading.Lock:
+        return green.native("_thread", "allocate_lock")() if self._native else threading.Lock()  # type: ignore[no-any-return]
+
+    def _begin(self) -> None:
+        if self._thread is not None:
+            self._thread.start()
+        else:
+            green.native("_thread", "start_new_thread")(self._run, ())
 
     @classmethod
     def start(cls) -> _Watcher | None:
@@ -219,7 +237,7 @@ class _Watcher:
             os.close(write_fd)
             return None
         watcher = cls(read_fd, write_fd)
-        watcher._thread.start()
+        watcher._begin()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=watcher._forked)
         return watcher
@@ -255,7 +273,7 @@ class _Watcher:
         handler, though, so it gets a watcher of its own: without one, ``Pool.terminate()`` waited for a
         worker busy in C code to finish its computation (12 s in the probe) instead of ending it at once."""
         global _watch
-        self._fds_lock = threading.Lock()  # a thread of the parent may have held it at the fork
+        self._fds_lock = self._new_lock()  # a thread of the parent may have held it at the fork
         if self._read_fd < 0:
             return
         self._release_wakeup_fd()
@@ -271,11 +289,21 @@ class _Watcher:
                 if not data or self._stopping:
                     break
                 if int(signal.SIGTERM) in data:
-                    self._on_sigterm()
+                    if self._native:
+                        self._on_sigterm_native()
+                    else:
+                        self._on_sigterm()
         except OSError:
             pass
         finally:
             self._close_fds()
+
+    def _on_sigterm_native(self) -> None:
+        """Under gevent: the handler flushes and ends the process within its bound; if the process is still
+        here after that, its main thread is busy in C code, and SIGTERM ends it, unflushed."""
+        green.native("time", "sleep")(_MAIN_GRACE_S + _bound_s + 1.0)
+        if installed() and not self._stopping:
+            _terminate()
 
     def _on_sigterm(self) -> None:
         time.sleep(_MAIN_GRACE_S)

@@ -106,6 +106,12 @@ CHILD = textwrap.dedent(
         print("ready", flush=True)
         with agent_otel.run("slow") as run:
             run.call_tool("sleep", gevent.sleep, {"seconds": 60})
+    elif mode == "busy-in-c":
+        import hashlib
+
+        gevent.sleep(0.5)  # the pipeline's greenlet writes the runs
+        print("ready", flush=True)
+        hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 500_000_000)  # minutes in C: no greenlet runs
     tick.kill()
     start = time.monotonic()
     agent_otel.shutdown()
@@ -373,3 +379,28 @@ def test_a_postgresql_store_that_stops_answering_does_not_stop_a_gevent_applicat
     with psycopg.connect(url) as conn:
         (stored,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
     assert stored == pace["runs"], err[-3000:]
+
+
+def test_sigterm_ends_a_gevent_process_busy_in_c_code_promptly(tmp_path):
+    """The main thread is in one long C call: gevent's hub cannot run the handler until it returns. Without
+    agent-otel SIGTERM's default disposition ends the process at once; with it, the watcher (a real OS
+    thread under gevent) ends it past the flush's bound, unflushed, rather than minutes later."""
+    hole = Blackhole()
+    try:
+        proc = _start(tmp_path, "busy-in-c", "http/protobuf", hole.endpoint, seconds=0)
+        lines = _lines(proc)
+        assert _line(lines), _finish(proc, 0)
+        assert _line(lines) == "ready\n", _finish(proc, 0)
+        time.sleep(0.3)  # computing now
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = None
+        took = time.monotonic() - start
+    finally:
+        hole.close()
+    assert rc == -signal.SIGTERM, rc
+    assert took < 10, took  # the bound (1 s) plus the watcher's grace; not the minutes of the computation
