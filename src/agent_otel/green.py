@@ -52,10 +52,9 @@ def patched() -> bool:
 def native(module: str, name: str) -> Any:
     """The standard library's own ``module.name``, as it was before gevent patched it: what code that must
     run on a real OS thread uses (the SIGTERM watcher: a blocking read there stops no greenlet)."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and patched():
+    if patched():
         try:
-            return monkey.get_original(module, name)
+            return sys.modules["gevent.monkey"].get_original(module, name)
         except Exception:
             pass
     return getattr(importlib.import_module(module), name)

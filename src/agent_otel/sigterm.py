@@ -208,13 +208,11 @@ class _Watcher:
         self._native = green.patched()
         # Guards the two descriptors: once closed (-1), their numbers belong to the next file opened, such
         # as the run store, and a wake-up byte written there would land at its offset 0.
-        self._fds_lock = self._new_lock()
+        # (The stdlib's own lock: under gevent, threading.Lock is gevent's, and the watcher a real thread.)
+        self._fds_lock = green.native("_thread", "allocate_lock")()
         self._thread = None
         if not self._native:
             self._thread = threading.Thread(target=self._run, name="agent-otel-sigterm-watch", daemon=True)
-
-    def _new_lock(self) -> threading.Lock:
-        return green.native("_thread", "allocate_lock")() if self._native else threading.Lock()  # type: ignore[no-any-return]
 
     def _begin(self) -> None:
         if self._thread is not None:
@@ -273,7 +271,7 @@ class _Watcher:
         handler, though, so it gets a watcher of its own: without one, ``Pool.terminate()`` waited for a
         worker busy in C code to finish its computation (12 s in the probe) instead of ending it at once."""
         global _watch
-        self._fds_lock = self._new_lock()  # a thread of the parent may have held it at the fork
+        self._fds_lock = green.native("_thread", "allocate_lock")()  # a parent's thread may have held it
         if self._read_fd < 0:
             return
         self._release_wakeup_fd()

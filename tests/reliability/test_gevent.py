@@ -180,6 +180,21 @@ def _line(lines: queue.Queue[str], timeout_s: float = 60.0) -> str:
         return ""
 
 
+def _terminated(proc: subprocess.Popen, timeout_s: float = 30.0) -> int | None:
+    """The status of a child sent SIGTERM; None (and the child killed) if it had not ended in time."""
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None
+
+
+def _completed_runs(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
+    return int(n)
+
+
 def _receiver(protocol: str) -> Any:
     return OTLPReceiver().start() if protocol == "grpc" else HTTPReceiver()
 
@@ -204,9 +219,7 @@ def test_an_agent_under_gevent_keeps_its_pace_while_the_collector_does_not_answe
     assert pace["runs"] >= 200, pace  # ~5,000 in 4 s here; 10 before the fix
     assert shutdown["shutdown_s"] < 4.0, shutdown  # exporter.shutdown_timeout_s is 1 s
     assert "Traceback" not in err, err[-3000:]
-    with sqlite3.connect(tmp_path / "runs.db") as conn:
-        (stored,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
-    assert stored == pace["runs"]
+    assert _completed_runs(tmp_path) == pace["runs"]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -224,11 +237,7 @@ def test_sigterm_under_gevent_flushes_the_runs_and_ends_the_process_by_sigterm(t
         assert _line(lines) == "ready\n", _finish(proc, 0)
         time.sleep(0.5)  # the slow run's tool sleeps in gevent now (the line is printed just before it)
         proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = None
+        rc = _terminated(proc)
         err = proc.stderr.read() if proc.stderr is not None else ""
         assert rc == -signal.SIGTERM, (rc, err[-3000:])
         assert "Traceback" not in err, err[-3000:]
@@ -264,9 +273,7 @@ def test_a_sqlite_store_another_process_locks_does_not_stop_a_gevent_application
     pace, _ = (json.loads(line) for line in out.splitlines())
     assert pace["max_gap_s"] < 1.0, pace
     assert "cannot take writes right now" in err  # the lock was met, and said once
-    with sqlite3.connect(tmp_path / "runs.db") as conn:
-        (stored,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
-    assert stored == pace["runs"], err[-3000:]
+    assert _completed_runs(tmp_path) == pace["runs"], err[-3000:]
 
 
 GUNICORN_APP = textwrap.dedent(
@@ -334,9 +341,7 @@ def test_gunicorn_gevent_workers_answer_at_their_pace_while_the_collector_does_n
     stderr = master.stderr.read()
     assert rc == 0, stderr[-3000:]
     assert max(latencies) < 2.0, (max(latencies), len(latencies))  # not the exports' 10 s (20 s seen)
-    with sqlite3.connect(tmp_path / "runs.db") as conn:
-        (n,) = conn.execute("SELECT count(*) FROM agent_runs WHERE stop_reason = 'completed'").fetchone()
-    assert n == len(latencies) + 1, stderr[-3000:]
+    assert _completed_runs(tmp_path) == len(latencies) + 1, stderr[-3000:]
 
 
 def test_a_postgresql_store_that_stops_answering_does_not_stop_a_gevent_application(tmp_path, postgres):
@@ -394,11 +399,7 @@ def test_sigterm_ends_a_gevent_process_busy_in_c_code_promptly(tmp_path):
         time.sleep(0.3)  # computing now
         start = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = None
+        rc = _terminated(proc)
         took = time.monotonic() - start
     finally:
         hole.close()
