@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from agent_otel import green
 from agent_otel.config import EVENT_FIELDS
 from agent_otel.hashing import json_safe
 
@@ -356,6 +357,19 @@ class Pipeline:
         self.sink_errors = 0
         self._pid = os.getpid()
         after_fork_in_child(self, "_after_fork")
+        green.after_patch(self._after_patch)
+
+    def _renew_locks(self) -> None:
+        """New locks: in a forked child (a thread of the parent may have held them), and in one gevent
+        patched after its fork (agent_otel.green: the fork's were the OS's)."""
+        self._fast_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+
+    def _after_patch(self) -> None:
+        if self._thread is None:  # (a fork leaves none; one started since keeps what it has)
+            self._renew_locks()
 
     def _after_fork(self) -> None:
         """A forked child starts empty: the queued records are the parent's, which will write them."""
@@ -364,11 +378,8 @@ class Pipeline:
         self._sizes = deque()
         self._queued_bytes = 0
         self._ahead = 0
-        self._fast_lock = threading.Lock()
         self._current, self._current_fed = [], True
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
+        self._renew_locks()
         self._busy = False
         self._writing = None
         self._thread = None

@@ -48,7 +48,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from agent_otel import drops as drops_mod
-from agent_otel import otlp
+from agent_otel import green, otlp
 from agent_otel.drops import DropCounter
 from agent_otel.events import ForkHold
 from agent_otel.otlp import Batch, Outcome, Reply
@@ -306,6 +306,13 @@ class BufferedSpanProcessor(SpanProcessor):
         if cancel is not None:
             cancel()
 
+    def _renew_locks(self) -> None:
+        """New locks: in a forked child (a thread of the parent may have held them), and in one that gevent
+        patched after its fork (agent_otel.green: the fork's were the OS's)."""
+        self._wake = threading.Event()
+        self._state = threading.Condition()
+        self._send_lock = threading.Lock()
+
     def _fork_child(self) -> None:
         """A forked child exports only its own spans; the queued ones, the retry buffer and the batch in
         flight are the parent's, which delivers them (the child sending them too duplicated them at the
@@ -319,9 +326,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self._full = False
         self._backoff_until = 0.0
         self._failures = 0
-        self._wake = threading.Event()
-        self._state = threading.Condition()
-        self._send_lock = threading.Lock()
+        self._renew_locks()
         self._busy = False
         self._flush_requested = False
         self._thread = None
@@ -764,6 +769,7 @@ def _renew_channel(exporter: Any) -> None:
     exporter._agent_otel_renew_channel = False
     if renew is True:  # the parent's, in a child: never closed nor freed (see otlp.GrpcSender.forked)
         otlp.keep_inherited(getattr(exporter, "_channel", None))
+    green.prepare_grpc()  # a child gevent patched after its fork (gunicorn -k gevent --preload)
     try:
         exporter._initialize_channel_and_stub()
     except Exception as exc:
@@ -826,14 +832,18 @@ class NonBlockingMetricExporter(MetricExporter):
     def _fork_cancel(self) -> None:
         cancel_grpc(self._exporter)
 
+    def _renew_locks(self) -> None:
+        """New locks: in a forked child, and in one gevent patched after its fork (agent_otel.green)."""
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+
     def _fork_child(self) -> None:
         """A forked child sends only its own batches; the pending ones are the parent's (its resource, its
         counts), which the parent sends. Its sender thread did not survive the fork, and may have held the
         condition's lock: the child's first export then waited for it forever (a pre-fork worker hung in
         its first collection)."""
         idle, self._fork_hold = self._fork_hold.held(), ForkHold()
-        self._cond = threading.Condition()
-        self._send_lock = threading.Lock()
+        self._renew_locks()
         self._pending = deque()
         self._busy = False
         self._failures = 0
@@ -1086,6 +1096,16 @@ def _warn_grpc_blocked() -> None:
     )
 
 
+def _after_patch() -> None:
+    """gevent patched this child after its fork: the locks the fork made are the OS's (agent_otel.green).
+    No exporter's thread runs yet (a fork leaves none); one that does keeps what it has."""
+    for obj in list(_forkable):
+        if obj._thread is None:
+            with contextlib.suppress(Exception):
+                obj._renew_locks()
+
+
+green.after_patch(_after_patch)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child

@@ -21,6 +21,14 @@ code without yielding to gevent's hub blocks all of them at once. Four did:
   worker's transaction): SQLite waits in C, up to its 5 s busy timeout, and a store locked for 3 s stopped
   the whole application for 3 s (the sink waits 50 ms there instead: agent_otel.store.sink).
 
+A pre-fork server can also fork before gevent patches: ``gunicorn -k gevent --preload`` runs ``setup()`` in
+the master, unpatched, and each worker patches itself right after its fork. The locks agent-otel's fork
+hooks made there are the OS's, and the SDK's metric reader restarted its thread there as a real OS thread;
+gevent does not support either once it has patched (a real lock a greenlet holds across a yield stops the
+OS thread for good when another greenlet takes it). The worker raised ``cannot notify on un-acquired lock``
+at each metric export, sent no metric, and did not stop within gunicorn's 30 s graceful timeout. Such a
+child renews them when gevent patches it (``after_patch``).
+
 This module tells whether the process is such a one (the watcher then runs on a real OS thread, and only
 ends a process whose main thread is stuck in C past the bound), runs the SIGTERM
 flush in a greenlet of its own when the hub runs the handler, and makes gRPC cooperate before agent-otel
@@ -31,7 +39,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -113,3 +123,75 @@ def spawn(fn: Callable[[], None]) -> bool:
         logger.debug("agent-otel: cannot start a greenlet: %s", exc)
         return False
     return True
+
+
+# Called when gevent patches threading in a child forked while gevent was loaded and unpatched: weak
+# references to bound methods (an object that is gone needs nothing), plain functions as they are.
+_after_patch: list[Any] = []
+_renew_at_patch = False  # this process was forked from one where gevent was loaded and had not patched
+_subscribed = False
+
+
+def patch_pending() -> bool:
+    """gevent is loaded and has not patched ``threading``: a child forked now may patch itself (gunicorn's
+    master with ``-k gevent`` and ``--preload``; its workers patch themselves right after the fork)."""
+    return "gevent" in sys.modules and not patched()
+
+
+def after_patch(fn: Callable[[], Any]) -> None:
+    """Have ``fn`` renew what it made before gevent patched this process, in a child forked while the patch
+    was pending: its locks are the OS's, and its threads real OS threads. A bound method is held weakly."""
+    _after_patch[:] = [e for e in _after_patch if not isinstance(e, weakref.WeakMethod) or e() is not None]
+    try:
+        _after_patch.append(weakref.WeakMethod(fn))  # type: ignore[arg-type]
+    except TypeError:
+        _after_patch.append(fn)
+
+
+def watch_patch() -> None:
+    """Listen for gevent patching ``threading`` from now on (gevent is loaded: ``patch_pending``)."""
+    global _subscribed
+    if _subscribed:
+        return
+    try:
+        from gevent import events
+
+        events.subscribers.append(_on_gevent_event)
+        _subscribed = True
+    except Exception as exc:  # a gevent without its events: such a child stays as gevent leaves it
+        logger.debug("agent-otel: cannot listen for gevent's patching: %s", exc)
+
+
+def _on_gevent_event(event: Any) -> None:
+    """gevent's subscriber: an exception here would stop gevent's patching itself, so none leaves."""
+    try:
+        if getattr(event, "module_name", "") != "threading" or "DidPatch" not in type(event).__name__:
+            return
+        if not _renew_at_patch:
+            logger.warning(
+                "agent-otel: gevent patched threading after agent_otel.setup() in this process: agent-otel's "
+                "threads and locks were made before and may block every greenlet. Call setup() after "
+                "gevent's monkey.patch_all()"
+            )
+            return
+        for entry in list(_after_patch):
+            fn = entry() if isinstance(entry, weakref.WeakMethod) else entry
+            if fn is None:
+                continue
+            try:
+                fn()
+            except Exception as exc:
+                logger.debug("agent-otel: cannot renew %r after gevent's patching: %s", fn, exc)
+    except Exception:
+        pass
+
+
+def _forked() -> None:
+    global _renew_at_patch
+    _renew_at_patch = patch_pending()
+    if _renew_at_patch:
+        watch_patch()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)

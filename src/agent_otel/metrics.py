@@ -34,6 +34,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agent_otel import conventions as c
+from agent_otel import green
 from agent_otel.events import after_fork_in_child
 from agent_otel.hashing import safe_text
 from agent_otel.histograms import Pending, Series, forget_series
@@ -335,6 +336,7 @@ class Metrics:
             )
         )
         after_fork_in_child(self, "_after_fork")
+        green.after_patch(self._after_patch)
 
     def _after_fork(self) -> None:
         """A forked child (a pre-fork server's worker, a multiprocessing fork) is a process of its own: the
@@ -365,14 +367,21 @@ class Metrics:
             self._exemplar_runs.clear()
             self._run_series.clear()
             self._fresh.clear()
-            # Locks another thread of the parent may have held at the fork; no export thread runs here.
-            self._runs_lock = threading.Lock()
-            self._replays_lock = threading.Lock()
-            self._export_lock = threading.Lock()
-            self._collected_cond = threading.Condition()
+            self._renew_locks()  # another thread of the parent may have held them; no export thread runs here
             self._exporting = self._export_again = False
         except Exception:  # telemetry never breaks the child
             pass
+
+    def _renew_locks(self) -> None:
+        """New locks: in a forked child, and in one gevent patched after its fork (agent_otel.green)."""
+        self._runs_lock = threading.Lock()
+        self._replays_lock = threading.Lock()
+        self._export_lock = threading.Lock()
+        self._collected_cond = threading.Condition()
+
+    def _after_patch(self) -> None:
+        if not self._exporting:  # (a fork leaves no export thread; one started since keeps what it has)
+            self._renew_locks()
 
     def _histograms(self, meter: Meter) -> None:
         """Create (or, from the meter that now serves them, take again) the histograms; the series looked

@@ -36,7 +36,7 @@ from agent_otel import runtime as runtime_mod
 from agent_otel._version import __version__
 from agent_otel.config import Config
 from agent_otel.events import JsonLinesSink, Pipeline, Sink
-from agent_otel.green import prepare_grpc
+from agent_otel.green import after_patch, patch_pending, prepare_grpc, spawn, watch_patch
 from agent_otel.otlp_endpoint import with_scheme
 
 logger = logging.getLogger("agent_otel")
@@ -148,6 +148,8 @@ def setup(
             _atexit_registered = True
         _hook_multiprocessing()
         _hook_celery()
+        if patch_pending():  # gevent loaded, not patched: see _defer_tickers
+            watch_patch()
         if cfg.get("exporter.handle_sigterm"):
             from agent_otel import sigterm
 
@@ -971,6 +973,67 @@ def _after_fork_in_child() -> None:
     if _installed is not None:
         _hook_multiprocessing()
         _hook_celery()
+        _defer_tickers(_installed)
+
+
+# --- a child that gevent patches after its fork ----------------------------------------------------------
+#
+# gunicorn -k gevent --preload: setup() runs in the unpatched master, and each worker patches itself right
+# after its fork. The SDK's metric reader restarts its thread in the fork hook, before the patch: a real OS
+# thread, which then exported through locks gevent had made greenlet-only ("cannot notify on un-acquired
+# lock" at each export, no metric sent, and a worker that did not stop within gunicorn's 30 s). In such a
+# child the reader's thread waits as its first tick would and, once gevent has patched, leaves the ticking
+# to a greenlet; in a child that is not patched by then it ticks as the SDK's own.
+
+_deferred: list[tuple[Any, Any]] = []  # (reader, lock: taken by whoever ticks from now on)
+
+
+def _defer_tickers(inst: Installation) -> None:
+    _deferred.clear()
+    try:
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    except ImportError:
+        return
+    pending = patch_pending()
+    for reader in inst.metric_readers:
+        if not isinstance(reader, PeriodicExportingMetricReader):
+            continue
+        reader.__dict__.pop("_ticker", None)  # (one the parent's own fork set: not this child's)
+        if pending and getattr(reader, "_daemon_thread", None) is not None:
+            claim = threading.Lock()
+            reader._ticker = functools.partial(_first_tick, reader, claim)  # the thread the SDK starts next
+            _deferred.append((reader, claim))
+
+
+def _first_tick(reader: Any, claim: Any) -> None:
+    stop = reader._shutdown_event.wait(reader._export_interval_millis / 1e3)
+    if not claim.acquire(False):
+        # gevent patched this child, and a greenlet ticks (_tick_in_greenlet). A real thread that ends in a
+        # patched process prints a KeyError from threading's bookkeeping at exit: this one waits, in C, for
+        # a lock nobody gives back, and ends with the process.
+        claim.acquire()
+        return
+    reader.__dict__.pop("_ticker", None)
+    if not stop:
+        with contextlib.suppress(Exception):
+            reader.collect(timeout_millis=reader._export_timeout_millis)
+    reader._ticker()  # the SDK's own loop from here
+
+
+def _after_patch() -> None:
+    for reader, claim in _deferred:
+        if claim.acquire(False):
+            spawn(functools.partial(_tick_in_greenlet, reader))
+    _deferred.clear()
+
+
+def _tick_in_greenlet(reader: Any) -> None:
+    reader.__dict__.pop("_ticker", None)
+    if not reader._shutdown_event.is_set():
+        reader._at_fork_reinit()  # the SDK's ticker, on a thread that is a greenlet now
+
+
+after_patch(_after_patch)
 
 
 # --- Celery's pool children ------------------------------------------------------------------------------

@@ -322,3 +322,15 @@ class _Watcher:
             # The handler runs; it ends the process within its bound, or we do.
             time.sleep(_bound_s + 1.0)
             _terminate()
+
+
+def _after_patch() -> None:
+    """gevent patched this child after its fork (agent_otel.green): the watcher the fork started is a real
+    OS thread, as under gevent it must be, and from now on does only what one may there (``_native``): it
+    flushing through gevent's locks would fail. (Stopped and made again, its thread ending in a patched
+    process printed a KeyError from threading's bookkeeping.)"""
+    if _watch is not None:
+        _watch._native = True
+
+
+green.after_patch(_after_patch)

@@ -285,7 +285,7 @@ GUNICORN_APP = textwrap.dedent(
     import agent_otel
 
     agent_otel.setup("web", endpoint=os.environ["ENDPOINT"], store=os.environ["STORE"], instrument=False,
-                     protocol="grpc", config={"exporter.probe_local": False})
+                     protocol=os.environ["PROTOCOL"], config={"exporter.probe_local": False})
 
 
     def app(environ, start_response):
@@ -297,51 +297,115 @@ GUNICORN_APP = textwrap.dedent(
 )
 
 
-def test_gunicorn_gevent_workers_answer_at_their_pace_while_the_collector_does_not_answer(tmp_path):
-    """gunicorn ``-k gevent``: the worker patches itself, then imports the application. Every request runs
-    an agent; OTLP/gRPC goes to a collector that never answers. No request waits for an export (before:
-    requests waited for the exports' 10 s timeout). (With ``--preload`` the master runs ``setup()`` before
-    gevent patches the worker, which gevent does not support for threads already made: see the README.)"""
-    import urllib.request
+class _Gunicorn:
+    """A real gunicorn master with gevent workers running GUNICORN_APP; its log goes to a file (a pipe
+    nobody reads fills, and then the master waits on it)."""
 
-    from tests.otlp_receiver import free_port
+    def __init__(self, tmp_path: Path, endpoint: str, protocol: str, *, preload: bool, workers: int) -> None:
+        from tests.otlp_receiver import free_port
 
-    (tmp_path / "app.py").write_text(GUNICORN_APP)
-    hole = Blackhole()
-    port = free_port()
-    env = script_env(
-        tmp_path, STORE=str(tmp_path / "runs.db"), ENDPOINT=hole.endpoint, PYTHONPATH=str(tmp_path)
-    )
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}"]
-    args += ["--no-control-socket", "app:app"]
-    master = subprocess.Popen(
-        args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    latencies = []
-    try:
+        (tmp_path / "app.py").write_text(GUNICORN_APP)
+        self.port = free_port()
+        self.log = tmp_path / "gunicorn.log"
+        env = script_env(
+            tmp_path,
+            STORE=str(tmp_path / "runs.db"),
+            ENDPOINT=endpoint,
+            PROTOCOL=protocol,
+            PYTHONPATH=str(tmp_path),
+        )
+        args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers)]
+        args += ["-b", f"127.0.0.1:{self.port}", "--no-control-socket", *(["--preload"] if preload else [])]
+        with self.log.open("w") as log:
+            self.master = subprocess.Popen([*args, "app:app"], env=env, cwd=tmp_path, stdout=log, stderr=log)
+
+    def get(self) -> float:
+        """One request (an agent's run); how long it took to be answered."""
+        import urllib.request
+
+        start = time.monotonic()
+        assert urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=30).read() == b"ok"
+        return time.monotonic() - start
+
+    def wait_up(self) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
-                break
+                self.get()
+                return
             except OSError:
-                assert master.poll() is None and time.monotonic() < deadline, master.stderr.read()
+                assert self.master.poll() is None and time.monotonic() < deadline, self.log.read_text()
                 time.sleep(0.1)
+
+    def stop(self) -> tuple[int | None, float]:
+        """SIGTERM to the master: its status (None if it had not ended in 60 s) and how long it took."""
+        start = time.monotonic()
+        self.master.send_signal(signal.SIGTERM)
+        try:
+            return self.master.wait(60), time.monotonic() - start
+        except subprocess.TimeoutExpired:
+            return None, time.monotonic() - start
+
+    def kill(self) -> None:
+        if self.master.poll() is None:
+            self.master.kill()
+            self.master.wait()
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
+def test_gunicorn_gevent_workers_answer_at_their_pace_while_the_collector_does_not_answer(tmp_path, preload):
+    """gunicorn ``-k gevent``: the worker patches itself, then imports the application (with ``--preload``
+    the master imports it, unpatched, before the fork). Every request runs an agent; OTLP/gRPC goes to a
+    collector that never answers. No request waits for an export (before: requests waited for the exports'
+    10 s timeout)."""
+    hole = Blackhole()
+    server = _Gunicorn(tmp_path, hole.endpoint, "grpc", preload=preload, workers=1)
+    latencies = []
+    try:
+        server.wait_up()
         end = time.monotonic() + 12  # past the first exports' 10 s timeout
         while time.monotonic() < end:
-            start = time.monotonic()
-            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read() == b"ok"
-            latencies.append(time.monotonic() - start)
-        master.send_signal(signal.SIGTERM)
-        rc = master.wait(60)
+            latencies.append(server.get())
+        rc, _ = server.stop()
     finally:
-        if master.poll() is None:
-            master.kill()
+        server.kill()
         hole.close()
-    stderr = master.stderr.read()
-    assert rc == 0, stderr[-3000:]
+    log = server.log.read_text()
+    assert rc == 0, log[-3000:]
     assert max(latencies) < 2.0, (max(latencies), len(latencies))  # not the exports' 10 s (20 s seen)
-    assert _completed_runs(tmp_path) == len(latencies) + 1, stderr[-3000:]
+    assert _completed_runs(tmp_path) == len(latencies) + 1, log[-3000:]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_gunicorn_gevent_preload_workers_export_their_metrics_and_stop_promptly(tmp_path, protocol):
+    """``gunicorn -k gevent --preload``: setup() runs in the unpatched master, and each worker patches itself
+    right after its fork, so the locks and the metric reader's thread that agent-otel and the SDK renew at
+    the fork were made before gevent patched (agent_otel.green renews them once it has). Before: each metric
+    export failed with ``cannot notify on un-acquired lock`` (no metric reached the collector) and the
+    workers did not stop within gunicorn's 30 s graceful timeout. Now every worker's runs are counted in the
+    metrics the collector receives, and SIGTERM stops the master in seconds, without a traceback."""
+    from tests.otlp_receiver import stop_counts
+
+    receiver = _receiver(protocol)
+    server = _Gunicorn(tmp_path, receiver.endpoint, protocol, preload=True, workers=2)
+    try:
+        server.wait_up()
+        requests = 1
+        for _ in range(40):
+            server.get()
+            requests += 1
+        rc, took = server.stop()
+        log = server.log.read_text()
+        assert rc == 0, log[-3000:]
+        assert took < 15, (took, log[-3000:])  # gunicorn's graceful timeout is 30 s
+        assert "Traceback" not in log, log[-3000:]
+        assert _completed_runs(tmp_path) == requests
+        assert len(receiver.spans) == 2 * requests  # a run and its tool call each
+        counts = stop_counts(receiver)
+        assert sum(counts.values()) == requests, counts  # the workers' series (one each)
+    finally:
+        server.kill()
+        receiver.stop()
 
 
 def test_a_postgresql_store_that_stops_answering_does_not_stop_a_gevent_application(tmp_path, postgres):
@@ -405,3 +469,23 @@ def test_sigterm_ends_a_gevent_process_busy_in_c_code_promptly(tmp_path):
         hole.close()
     assert rc == -signal.SIGTERM, rc
     assert took < 10, took  # the bound (1 s) plus the watcher's grace; not the minutes of the computation
+
+
+@pytest.mark.parametrize("order", ["patch-then-setup", "setup-then-patch"])
+def test_gevent_patching_a_process_after_its_setup_is_warned_about(tmp_path, order):
+    """gevent patching a process whose agent-otel threads already run is not supported (no fork between,
+    nothing to renew them at): a warning says to call setup() after ``monkey.patch_all()``. The supported
+    order gets none."""
+    setup = (
+        "agent_otel.setup('late', store=False, instrument=False, endpoint=None, "
+        "config={'exporter.probe_local': False})"
+    )
+    patch = "from gevent import monkey; monkey.patch_all()"
+    steps = [patch, setup] if order == "patch-then-setup" else [setup, patch]
+    script = "\n".join(["import gevent", "import agent_otel", *steps, "agent_otel.shutdown()", "print('ok')"])
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=script_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-3000:]
+    warned = "gevent patched threading after agent_otel.setup() in this process" in proc.stderr
+    assert warned == (order == "setup-then-patch"), proc.stderr[-3000:]

@@ -119,6 +119,16 @@ def _after_fork_in_child() -> None:
         sink.written = 0
 
 
+def _after_patch() -> None:
+    """gevent patched this child after its fork (agent_otel.green): the sinks' locks the fork made are the
+    OS's, and one a greenlet holds across a PostgreSQL write (psycopg yields to gevent) would stop the OS
+    thread for good when another greenlet takes it."""
+    for sink in list(_live):
+        if sink._timer is None:  # (a fork leaves no retry timer; one started since keeps what it has)
+            sink._lock = threading.Lock()
+
+
+green.after_patch(_after_patch)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
